@@ -1,0 +1,49 @@
+package dev.jvllm.engine;
+
+import java.util.Arrays;
+
+/**
+ * One forward pass over a flattened mixed batch: the new tokens of every scheduled sequence
+ * (prefill chunks and single decode tokens alike) laid end to end.
+ *
+ * @param tokenIds       the T new tokens
+ * @param positions      each token's position in its sequence
+ * @param slotMapping    the KV-cache slot each token's key and value are written to
+ * @param queryStarts    S + 1 offsets: sequence s owns tokens [queryStarts[s], queryStarts[s+1])
+ * @param contextLengths per sequence, the tokens in its context once this step's are added
+ * @param blockTables    per sequence, the cache blocks holding its context in order
+ * @param blockSize      token slots per block
+ * @param logitRows      the tokens (indices into the T) whose logits the caller wants, in order
+ */
+public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
+                           int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows) {
+
+    public ForwardBatch {
+        int t = tokenIds.length;
+        if (positions.length != t || slotMapping.length != t) {
+            throw new IllegalArgumentException("token ids, positions and slot mapping differ in length");
+        }
+        int s = contextLengths.length;
+        if (queryStarts.length != s + 1 || blockTables.length != s || queryStarts[s] != t || queryStarts[0] != 0) {
+            throw new IllegalArgumentException("sequence offsets do not cover the " + t + " tokens");
+        }
+    }
+
+    public int numTokens() {
+        return tokenIds.length;
+    }
+
+    public int numSequences() {
+        return contextLengths.length;
+    }
+
+    public int queryLength(int sequence) {
+        return queryStarts[sequence + 1] - queryStarts[sequence];
+    }
+
+    @Override
+    public String toString() {
+        return "ForwardBatch[tokens=" + numTokens() + ", sequences=" + numSequences()
+                + ", contexts=" + Arrays.toString(contextLengths) + "]";
+    }
+}

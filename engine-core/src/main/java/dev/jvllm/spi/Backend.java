@@ -1,0 +1,82 @@
+package dev.jvllm.spi;
+
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.weights.WeightTensor;
+
+/**
+ * The compute kernels a model is written against. A backend owns its tensors (CPU memory or
+ * device memory); model classes call only these methods, so the same model runs on every backend.
+ * Activations are in the backend's compute type ({@link #activationType()}); weights keep their
+ * checkpoint type and are widened inside the kernels.
+ *
+ * <p>Found through {@link java.util.ServiceLoader} via {@link BackendProvider}.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** "cpu", "cuda", ... */
+    String name();
+
+    dev.jvllm.weights.DType activationType();
+
+    // ---- memory ----------------------------------------------------------------------------
+
+    /** Makes a checkpoint tensor usable by kernels, as {@code rows × cols} where cols is the last dimension. */
+    Tensor weight(WeightTensor source);
+
+    /** A weight given by value (computed tables such as rotary cos/sin), {@code rows × cols} float32. */
+    Tensor constant(float[] values, int rows, int cols);
+
+    /** Scratch activations, {@code rows × cols} of the activation type; contents undefined. */
+    Tensor allocate(int rows, int cols);
+
+    /** Integer data for kernels (token ids, positions, row indices) as a 1 × n tensor. */
+    Tensor indices(int[] values);
+
+    /** Copies a tensor's elements to the heap as float32, row-major. */
+    float[] toFloatArray(Tensor t);
+
+    KvCache allocateKvCache(KvCacheSpec spec);
+
+    // ---- kernels ----------------------------------------------------------------------------
+
+    /** {@code out[i] = table[ids[i]]}; out is [ids, table.cols]. */
+    void embedding(Tensor table, Tensor ids, Tensor out);
+
+    /** {@code out = x · weightᵀ (+ bias)}: x [T, in], weight [outFeatures, in], bias [1, outFeatures] or null. */
+    void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
+
+    /** Row-wise RMS normalization: {@code out = x / rms(x) * (weight + weightOffset)}. */
+    void rmsNorm(Tensor x, Tensor weight, float eps, float weightOffset, Tensor out);
+
+    /** Row-wise layer normalization with optional bias. */
+    void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);
+
+    /** {@code out = a + b} elementwise (out may be a or b). */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** {@code out = silu(gate) * up} elementwise. */
+    void siluMul(Tensor gate, Tensor up, Tensor out);
+
+    /**
+     * Rotates, in place, the first {@code rotaryDim} features of every head of x ([T, heads × headDim])
+     * by the angle of its token's position. cosSin is [maxPositions, rotaryDim] (rotaryDim/2 cosines
+     * then rotaryDim/2 sines per row). {@code neoxStyle}: pairs are (i, i + rotaryDim/2); otherwise
+     * adjacent pairs (2i, 2i+1) as in GPT-J.
+     */
+    void rotary(Tensor x, int heads, int headDim, int rotaryDim, boolean neoxStyle, Tensor cosSin, Tensor positions);
+
+    /**
+     * Writes this step's keys and values ([T, kvHeads × headDim]) into the cache slots of
+     * {@code batch.slotMapping()}, then computes causal attention of q ([T, heads × headDim]) for each
+     * sequence over its whole context read through its block table; result into out (like q).
+     */
+    void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, ForwardBatch batch,
+                   AttentionParams params, Tensor out);
+
+    /** {@code out[i] = x[rows[i]]}. */
+    void gatherRows(Tensor x, Tensor rows, Tensor out);
+
+    @Override
+    default void close() {
+    }
+}

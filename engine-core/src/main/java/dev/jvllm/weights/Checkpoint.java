@@ -1,0 +1,27 @@
+package dev.jvllm.weights;
+
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * The tensors of a model directory (one safetensors file or a sharded set), memory-mapped and
+ * validated when opened. Closing unmaps everything.
+ */
+public interface Checkpoint extends AutoCloseable {
+
+    /** Opens {@code model.safetensors}, or the shards listed in {@code model.safetensors.index.json}, in a directory. */
+    static Checkpoint open(Path modelDirectory) {
+        return SafetensorsCheckpoint.open(modelDirectory);
+    }
+
+    Set<String> names();
+
+    Optional<WeightTensor> find(String name);
+
+    /** The tensor, or a {@link WeightsException} naming it and the checkpoint. */
+    WeightTensor get(String name);
+
+    @Override
+    void close();
+}
