@@ -1,0 +1,133 @@
+package dev.jvllm.models.layers;
+
+import dev.jvllm.config.ConfigException;
+import dev.jvllm.config.RopeConfig;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+
+/**
+ * Rotary position embedding (RoFormer, arXiv:2104.09864) with the context-extension schemes of
+ * config.json: linear interpolation, dynamic NTK, Llama 3's frequency smoothing and YaRN
+ * (arXiv:2309.00071). Produces the cos/sin table the backends' rotary kernel reads.
+ */
+public final class RotaryEmbedding {
+
+    private final Tensor cosSin;
+    private final int rotaryDim;
+    private final boolean neoxStyle;
+
+    private RotaryEmbedding(Tensor cosSin, int rotaryDim, boolean neoxStyle) {
+        this.cosSin = cosSin;
+        this.rotaryDim = rotaryDim;
+        this.neoxStyle = neoxStyle;
+    }
+
+    /**
+     * @param maxPositions positions the table covers (the engine's max model length)
+     * @param neoxStyle    rotate pairs (i, i + d/2) as Llama does; false for GPT-J's adjacent pairs
+     */
+    public static RotaryEmbedding create(Backend backend, RopeConfig rope, int headDim, int maxPositions, boolean neoxStyle) {
+        int dim = rope.rotaryDim(headDim);
+        double[] invFreq = inverseFrequencies(rope, dim, maxPositions);
+        double magnitude = attentionScaling(rope);
+        int half = dim / 2;
+        float[] table = new float[maxPositions * dim];
+        for (int p = 0; p < maxPositions; p++) {
+            for (int i = 0; i < half; i++) {
+                double angle = p * invFreq[i];
+                table[p * dim + i] = (float) (Math.cos(angle) * magnitude);
+                table[p * dim + half + i] = (float) (Math.sin(angle) * magnitude);
+            }
+        }
+        return new RotaryEmbedding(backend.constant(table, maxPositions, dim), dim, neoxStyle);
+    }
+
+    /** Rotates the heads of x ([T, heads × headDim]) in place by their tokens' positions. */
+    public void apply(Backend backend, Tensor x, int heads, int headDim, Tensor positions) {
+        backend.rotary(x, heads, headDim, rotaryDim, neoxStyle, cosSin, positions);
+    }
+
+    static double[] inverseFrequencies(RopeConfig rope, int dim, int maxPositions) {
+        double base = rope.theta();
+        double factor = rope.factor();
+        double[] inv = new double[dim / 2];
+        if (rope.type().equals("dynamic")) {
+            // vLLM's static form of dynamic NTK: the base is stretched once for the longest context.
+            double original = rope.originalMaxPositions();
+            double maxLen = Math.max(original * factor, maxPositions);
+            base = base * Math.pow(factor * maxLen / original - (factor - 1), dim / (dim - 2.0));
+        }
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = 1.0 / Math.pow(base, (2.0 * i) / dim);
+        }
+        switch (rope.type()) {
+            case "default", "dynamic" -> { }
+            case "linear" -> scale(inv, 1.0 / factor);
+            case "llama3" -> llama3(inv, rope);
+            case "yarn" -> yarn(inv, rope, dim);
+            default -> throw new ConfigException("rope type '" + rope.type() + "' is not supported yet "
+                    + "(supported: default, linear, dynamic, llama3, yarn)");
+        }
+        return inv;
+    }
+
+    private static void scale(double[] inv, double by) {
+        for (int i = 0; i < inv.length; i++) inv[i] *= by;
+    }
+
+    /** Llama 3.1: long wavelengths are divided by the factor, short ones kept, the band between blended. */
+    private static void llama3(double[] inv, RopeConfig rope) {
+        double factor = rope.factor();
+        double low = rope.param("low_freq_factor", 1.0);
+        double high = rope.param("high_freq_factor", 4.0);
+        double original = rope.originalMaxPositions();
+        double lowFreqWavelen = original / low;
+        double highFreqWavelen = original / high;
+        for (int i = 0; i < inv.length; i++) {
+            double wavelen = 2 * Math.PI / inv[i];
+            if (wavelen > lowFreqWavelen) {
+                inv[i] = inv[i] / factor;
+            } else if (wavelen >= highFreqWavelen) {
+                double smooth = (original / wavelen - low) / (high - low);
+                inv[i] = (1 - smooth) * inv[i] / factor + smooth * inv[i];
+            }
+        }
+    }
+
+    /** YaRN: interpolate low frequencies, extrapolate high ones, with a linear ramp between. */
+    private static void yarn(double[] inv, RopeConfig rope, int dim) {
+        double factor = rope.factor();
+        double base = rope.theta();
+        double original = rope.originalMaxPositions();
+        double low = Math.max(Math.floor(correctionDim(rope.param("beta_fast", 32), dim, base, original)), 0);
+        double high = Math.min(Math.ceil(correctionDim(rope.param("beta_slow", 1), dim, base, original)), dim - 1);
+        if (low == high) high += 0.001;
+        for (int i = 0; i < inv.length; i++) {
+            double ramp = Math.clamp((i - low) / (high - low), 0.0, 1.0);
+            double extrapolationWeight = 1 - ramp;
+            inv[i] = (inv[i] / factor) * (1 - extrapolationWeight) + inv[i] * extrapolationWeight;
+        }
+    }
+
+    private static double correctionDim(double rotations, int dim, double base, double maxPositions) {
+        return dim * Math.log(maxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(base));
+    }
+
+    /** YaRN scales cos and sin (and so the attention logits) by its "mscale". */
+    static double attentionScaling(RopeConfig rope) {
+        if (!rope.type().equals("yarn")) return 1.0;
+        double given = rope.param("attention_factor", Double.NaN);
+        if (!Double.isNaN(given)) return given;
+        double factor = rope.factor();
+        double mscale = rope.param("mscale", Double.NaN);
+        double mscaleAllDim = rope.param("mscale_all_dim", Double.NaN);
+        if (!Double.isNaN(mscale) && !Double.isNaN(mscaleAllDim) && mscale != 0 && mscaleAllDim != 0) {
+            return yarnMscale(factor, mscale) / yarnMscale(factor, mscaleAllDim);
+        }
+        return yarnMscale(factor, 1.0);
+    }
+
+    private static double yarnMscale(double scale, double mscale) {
+        return scale <= 1 ? 1.0 : 0.1 * mscale * Math.log(scale) + 1.0;
+    }
+}
