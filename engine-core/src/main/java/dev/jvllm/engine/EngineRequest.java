@@ -1,16 +1,23 @@
 package dev.jvllm.engine;
 
+import dev.jvllm.FinishReason;
+import dev.jvllm.Logprob;
+import dev.jvllm.sampling.SequenceSamplingState;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
- * One sequence the engine generates: its tokens (prompt, then output), how many of them are in
- * the KV cache, and the blocks holding them. A request with n > 1 runs as n of these.
+ * One sequence the engine generates: its tokens (prompt, then output), how many are in the KV
+ * cache and the blocks holding them, and its output so far. A request with n > 1 runs as n of
+ * these, which share the prompt's cached blocks.
  */
 final class EngineRequest {
 
-    private final String id;
+    private final RequestGroup group;
+    private final int index;
     private final long arrival;
     private final int promptLength;
     private final String cacheSalt;
@@ -20,17 +27,33 @@ final class EngineRequest {
     private final List<Integer> blockTable = new ArrayList<>();
     private final List<PrefixCacheKey> blockKeys = new ArrayList<>();
 
-    EngineRequest(String id, long arrival, int[] promptTokenIds, int maxTokens, String cacheSalt) {
-        this.id = id;
+    final SequenceSamplingState sampling;
+    final TextAccumulator text;
+    final List<Map<Integer, Logprob>> logprobs;
+    FinishReason finishReason;
+    Object stopReason;
+
+    EngineRequest(RequestGroup group, int index, long arrival, SequenceSamplingState sampling, TextAccumulator text,
+                  String cacheSalt) {
+        this.group = group;
+        this.index = index;
         this.arrival = arrival;
-        this.promptLength = promptTokenIds.length;
+        int[] prompt = group.promptTokenIds();
+        this.promptLength = prompt.length;
         this.cacheSalt = cacheSalt;
-        this.tokens = Arrays.copyOf(promptTokenIds, promptTokenIds.length + Math.min(maxTokens, 256));
-        this.numTokens = promptTokenIds.length;
+        this.tokens = Arrays.copyOf(prompt, prompt.length + 16);
+        this.numTokens = prompt.length;
+        this.sampling = sampling;
+        this.text = text;
+        this.logprobs = sampling.params().logprobs().isPresent() ? new ArrayList<>() : null;
     }
 
-    String id() {
-        return id;
+    RequestGroup group() {
+        return group;
+    }
+
+    int index() {
+        return index;
     }
 
     long arrival() {
@@ -57,17 +80,12 @@ final class EngineRequest {
         return tokens[index];
     }
 
-    /** The tokens [from, to) as a fresh array. */
-    int[] tokens(int from, int to) {
-        return Arrays.copyOfRange(tokens, from, to);
-    }
-
     int[] outputTokens() {
-        return tokens(promptLength, numTokens);
+        return Arrays.copyOfRange(tokens, promptLength, numTokens);
     }
 
-    int[] promptTokens() {
-        return tokens(0, promptLength);
+    boolean finished() {
+        return finishReason != null;
     }
 
     void appendToken(int token) {
@@ -102,11 +120,13 @@ final class EngineRequest {
     }
 
     int[] blockTableArray() {
-        return blockTable.stream().mapToInt(Integer::intValue).toArray();
+        int[] table = new int[blockTable.size()];
+        for (int i = 0; i < table.length; i++) table[i] = blockTable.get(i);
+        return table;
     }
 
     @Override
     public String toString() {
-        return "Request[" + id + ", tokens=" + numTokens + ", computed=" + numComputed + "]";
+        return "Request[" + group.requestId() + "#" + index + ", tokens=" + numTokens + ", computed=" + numComputed + "]";
     }
 }

@@ -1,0 +1,36 @@
+package dev.jvllm;
+
+/**
+ * Engine settings, vLLM's engine arguments in Java form; built by {@link LLM.Builder}.
+ *
+ * @param maxModelLen          longest sequence (prompt + output); 0 = the model's max_position_embeddings
+ * @param blockSize            tokens per KV-cache block
+ * @param kvCacheMemoryBytes   memory for the KV cache on the CPU backend
+ * @param maxNumSeqs           most sequences in one step
+ * @param maxNumBatchedTokens  most tokens in one step (prompts longer than this are chunked)
+ * @param enablePrefixCaching  reuse KV blocks of identical prompt prefixes
+ * @param seed                 seed of the engine's random source (requests without their own seed)
+ * @param device               "auto", "cpu" or "cuda"
+ * @param threads              CPU kernel threads, 0 = all processors
+ */
+public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
+                           int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,
+                           int threads) {
+
+    public static EngineConfig defaults() {
+        return new EngineConfig(0, 16, 1L << 30, 256, 2048, true, null, "auto", 0);
+    }
+
+    public EngineConfig {
+        check(maxModelLen >= 0, "maxModelLen", maxModelLen);
+        check(blockSize > 0 && blockSize <= 1024, "blockSize", blockSize);
+        check(kvCacheMemoryBytes > 0, "kvCacheMemoryBytes", kvCacheMemoryBytes);
+        check(maxNumSeqs > 0, "maxNumSeqs", maxNumSeqs);
+        check(maxNumBatchedTokens > 0, "maxNumBatchedTokens", maxNumBatchedTokens);
+        check(threads >= 0, "threads", threads);
+    }
+
+    private static void check(boolean ok, String field, Object value) {
+        if (!ok) throw new IllegalArgumentException("engine option " + field + " out of range: " + value);
+    }
+}

@@ -1,0 +1,298 @@
+package dev.jvllm;
+
+import dev.jvllm.config.GenerationConfig;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.EngineMetrics;
+import dev.jvllm.engine.LLMEngine;
+import dev.jvllm.hub.ModelResolver;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.ModelArchitecture;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.tokenizer.HfTokenizer;
+import dev.jvllm.tokenizer.IncrementalDetokenizer;
+import dev.jvllm.weights.Checkpoint;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.IntFunction;
+
+/**
+ * Offline inference, as vLLM's {@code LLM}: load a model once, then {@link #generate} for many
+ * prompts at a time (all of a call's prompts are batched by the engine).
+ *
+ * <pre>{@code
+ * try (LLM llm = new LLM("meta-llama/Llama-3.2-1B")) {
+ *     RequestOutput out = llm.generate("The capital of France is",
+ *             SamplingParams.builder().temperature(0.8).topP(0.95).maxTokens(32).build());
+ *     System.out.println(out.text());
+ * }
+ * }</pre>
+ *
+ * <p>The model is a local directory, a Hugging Face id found in the HF cache, or (with
+ * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time.
+ */
+public final class LLM implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(LLM.class);
+
+    private final Path modelDirectory;
+    private final ModelConfig config;
+    private final GenerationConfig generationConfig;
+    private final HfTokenizer tokenizer;
+    private final Checkpoint checkpoint;
+    private final Backend backend;
+    private final CausalLM model;
+    private final LLMEngine engine;
+    private long nextRequestId;
+
+    /** Loads a model (local path or Hugging Face id) with default options. */
+    public LLM(String model) {
+        this(builder().model(model));
+    }
+
+    private LLM(Builder b) {
+        long start = System.nanoTime();
+        EngineConfig engineConfig = b.engineConfig();
+        Objects.requireNonNull(b.model, "model");
+        this.modelDirectory = ModelResolver.fromEnvironment().resolve(b.model, b.revision);
+        this.config = ModelConfig.load(modelDirectory);
+        if (config.bool("trust_remote_code", false) || config.raw().has("auto_map")) {
+            log.info("{} ships custom code (auto_map); jvllm never runs it and uses its native class", b.model);
+        }
+        ModelArchitecture architecture = ModelRegistry.find(config);
+        this.generationConfig = GenerationConfig.load(modelDirectory, config);
+        this.tokenizer = Files.isRegularFile(modelDirectory.resolve("tokenizer.json")) ? HfTokenizer.load(modelDirectory) : null;
+        if (tokenizer == null) log.info("{} has no tokenizer.json: prompts must be token ids", modelDirectory);
+        int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
+        this.checkpoint = Checkpoint.open(modelDirectory);
+        Backend chosen = null;
+        CausalLM loaded = null;
+        try {
+            chosen = Backends.create(engineConfig.device(), new BackendOptions(engineConfig.threads()));
+            loaded = architecture.load(new ModelContext(config, checkpoint, chosen, maxModelLen));
+            this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer),
+                    eosIds(), maxModelLen, engineConfig);
+        } catch (RuntimeException e) {
+            if (loaded != null) loaded.close();
+            if (chosen != null) chosen.close();
+            checkpoint.close();
+            if (tokenizer != null) tokenizer.close();
+            throw e;
+        }
+        this.backend = chosen;
+        this.model = loaded;
+        log.info("loaded {} ({}) on {} in {} ms", b.model, config.architectures(), backend.name(),
+                (System.nanoTime() - start) / 1_000_000);
+    }
+
+    private List<Integer> eosIds() {
+        List<Integer> ids = new ArrayList<>(generationConfig.eosTokenIds());
+        if (ids.isEmpty() && tokenizer != null) tokenizer.eosTokenId().ifPresent(ids::add);
+        return ids;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The {@code architectures} names of config.json that jvllm can load. */
+    public static List<String> supportedArchitectures() {
+        return ModelRegistry.supportedArchitectures();
+    }
+
+    /** Generates from one text prompt. */
+    public RequestOutput generate(String prompt, SamplingParams params) {
+        return generate(List.of(prompt), params).getFirst();
+    }
+
+    /** Generates from text prompts, batched together; outputs in the prompts' order. */
+    public List<RequestOutput> generate(List<String> prompts, SamplingParams params) {
+        return generatePrompts(prompts.stream().map(Prompt::text).toList(), params);
+    }
+
+    /** Generates from a prompt given as token ids. */
+    public RequestOutput generate(int[] promptTokenIds, SamplingParams params) {
+        return generatePrompts(List.of(Prompt.tokens(promptTokenIds)), params).getFirst();
+    }
+
+    /** Generates from text or token-id prompts, batched together; outputs in the prompts' order. */
+    public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params) {
+        Objects.requireNonNull(params, "params");
+        Map<String, RequestOutput> results = new LinkedHashMap<>();
+        List<String> ids = new ArrayList<>();
+        try {
+            for (Prompt prompt : prompts) {
+                String id = Long.toString(nextRequestId++);
+                switch (prompt) {
+                    case Prompt.Text t -> engine.addRequest(id, t.text(), params);
+                    case Prompt.Tokens t -> engine.addRequest(id, t.tokenIds(), params);
+                }
+                ids.add(id);
+            }
+            while (engine.hasUnfinishedRequests()) {
+                for (RequestOutput out : engine.step()) {
+                    if (out.finished()) results.put(out.requestId(), out);
+                }
+            }
+        } catch (RuntimeException e) {
+            ids.forEach(engine::abort);
+            throw e;
+        }
+        return ids.stream().map(results::get).toList();
+    }
+
+    /** The tokenizer, or null when the model directory has none. */
+    public HfTokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    /** The engine below this LLM, for step-by-step use. */
+    public LLMEngine engine() {
+        return engine;
+    }
+
+    public EngineMetrics metrics() {
+        return engine.metrics();
+    }
+
+    public ModelConfig modelConfig() {
+        return config;
+    }
+
+    public Path modelDirectory() {
+        return modelDirectory;
+    }
+
+    @Override
+    public void close() {
+        engine.close();
+        model.close();
+        backend.close();
+        checkpoint.close();
+        if (tokenizer != null) tokenizer.close();
+    }
+
+    /** Options for {@link LLM}, vLLM's keyword arguments; unset options take {@link EngineConfig#defaults()}. */
+    public static final class Builder {
+        private static final EngineConfig DEFAULTS = EngineConfig.defaults();
+        private String model;
+        private String revision = ModelResolver.DEFAULT_REVISION;
+        private int maxModelLen = DEFAULTS.maxModelLen();
+        private int blockSize = DEFAULTS.blockSize();
+        private long kvCacheMemoryBytes = DEFAULTS.kvCacheMemoryBytes();
+        private int maxNumSeqs = DEFAULTS.maxNumSeqs();
+        private int maxNumBatchedTokens = DEFAULTS.maxNumBatchedTokens();
+        private boolean enablePrefixCaching = DEFAULTS.enablePrefixCaching();
+        private Long seed = DEFAULTS.seed();
+        private String device = DEFAULTS.device();
+        private int threads = DEFAULTS.threads();
+
+        private Builder() {
+        }
+
+        /** A local directory or a Hugging Face id. */
+        public Builder model(String model) {
+            this.model = model;
+            return this;
+        }
+
+        /** A branch, tag or commit of the Hugging Face cache (default "main"). */
+        public Builder revision(String revision) {
+            this.revision = revision;
+            return this;
+        }
+
+        /** Longest sequence, prompt plus output (default: the model's max_position_embeddings). */
+        public Builder maxModelLen(int maxModelLen) {
+            this.maxModelLen = maxModelLen;
+            return this;
+        }
+
+        /** Tokens per KV-cache block (default 16). */
+        public Builder blockSize(int blockSize) {
+            this.blockSize = blockSize;
+            return this;
+        }
+
+        /** Memory for the KV cache on the CPU backend (default 1 GiB). */
+        public Builder kvCacheMemoryBytes(long bytes) {
+            this.kvCacheMemoryBytes = bytes;
+            return this;
+        }
+
+        /** Most sequences in one step (default 256). */
+        public Builder maxNumSeqs(int maxNumSeqs) {
+            this.maxNumSeqs = maxNumSeqs;
+            return this;
+        }
+
+        /** Most tokens in one step; longer prompts are prefilled in chunks (default 2048). */
+        public Builder maxNumBatchedTokens(int tokens) {
+            this.maxNumBatchedTokens = tokens;
+            return this;
+        }
+
+        /** Reuse the KV cache of identical prompt prefixes (default on). */
+        public Builder enablePrefixCaching(boolean enable) {
+            this.enablePrefixCaching = enable;
+            return this;
+        }
+
+        /** Seed of the engine's random source, for requests without a seed of their own. */
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        /** "auto" (default), "cpu" or "cuda". */
+        public Builder device(String device) {
+            this.device = device;
+            return this;
+        }
+
+        /** CPU threads for kernels (default 0: all processors). */
+        public Builder threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        /** Loads the model. */
+        public LLM build() {
+            return new LLM(this);
+        }
+
+        EngineConfig engineConfig() {
+            return new EngineConfig(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens,
+                    enablePrefixCaching, seed, device, threads);
+        }
+    }
+
+    private record TokenizerCodec(HfTokenizer tokenizer) implements LLMEngine.TextCodec {
+        @Override
+        public int[] encode(String prompt) {
+            return tokenizer.encode(prompt, true);
+        }
+
+        @Override
+        public IntFunction<String> newDetokenizer(int[] promptTokenIds, SamplingParams params) {
+            IncrementalDetokenizer d = new IncrementalDetokenizer(tokenizer, promptTokenIds, params.skipSpecialTokens());
+            return d::accept;
+        }
+
+        @Override
+        public String tokenText(int tokenId) {
+            return tokenizer.tokenText(tokenId);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+package dev.jvllm.engine;
+
+/**
+ * Counters of an engine at one moment.
+ *
+ * @param running              sequences being generated
+ * @param waiting              sequences queued (new or preempted)
+ * @param kvBlocksTotal        KV-cache blocks in the pool
+ * @param kvBlocksFree         blocks not held by any sequence (cached prefixes included)
+ * @param prefixCacheQueries   prompt tokens looked up in the prefix cache
+ * @param prefixCacheHits      of those, tokens found cached
+ * @param preemptions          sequences preempted so far
+ * @param promptTokensComputed prompt tokens run through the model
+ * @param generatedTokens      tokens sampled
+ * @param steps                forward passes run
+ */
+public record EngineMetrics(int running, int waiting, int kvBlocksTotal, int kvBlocksFree, long prefixCacheQueries,
+                            long prefixCacheHits, long preemptions, long promptTokensComputed, long generatedTokens,
+                            long steps) {
+
+    public int kvBlocksUsed() {
+        return kvBlocksTotal - kvBlocksFree;
+    }
+}

@@ -1,0 +1,310 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.EngineConfig;
+import dev.jvllm.FinishReason;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.JvllmException;
+import dev.jvllm.Logprob;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.sampling.RandomSource;
+import dev.jvllm.sampling.SampledToken;
+import dev.jvllm.sampling.Sampler;
+import dev.jvllm.sampling.SequenceSamplingState;
+import dev.jvllm.sampling.TokenLogprobs;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.Tensor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.IntFunction;
+
+/**
+ * vLLM's engine loop, one {@link #step()} at a time: the scheduler picks the tokens of this step,
+ * one forward pass runs them all as a flattened batch over the paged KV cache, the sampler picks
+ * next tokens, and finished sequences release their blocks. Not thread-safe; {@link AsyncLLMEngine}
+ * drives one from its own thread.
+ */
+public final class LLMEngine implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(LLMEngine.class);
+
+    /** Turns the model's text side on: encoding prompts and decoding outputs. Null when token ids only. */
+    public interface TextCodec {
+        int[] encode(String prompt);
+
+        /** A fresh incremental decoder for one output sequence following {@code promptTokenIds}. */
+        IntFunction<String> newDetokenizer(int[] promptTokenIds, SamplingParams params);
+
+        String tokenText(int tokenId);
+    }
+
+    private final CausalLM model;
+    private final Backend backend;
+    private final TextCodec codec;
+    private final List<Integer> eosTokenIds;
+    private final int maxModelLen;
+    private final KvCache kvCache;
+    private final KvCacheManager kv;
+    private final Scheduler scheduler;
+    private final Sampler sampler = new Sampler();
+    private final RandomSource random;
+    private final Map<String, RequestGroup> groups = new LinkedHashMap<>();
+    private long arrivals;
+    private long promptTokensComputed;
+    private long generatedTokens;
+    private long steps;
+
+    public LLMEngine(CausalLM model, Backend backend, TextCodec codec, List<Integer> eosTokenIds,
+                     int maxModelLen, EngineConfig config) {
+        this.model = model;
+        this.backend = backend;
+        this.codec = codec;
+        this.eosTokenIds = List.copyOf(eosTokenIds);
+        this.maxModelLen = maxModelLen;
+        int blockSize = config.blockSize();
+        long bytesPerToken = model.kvCacheSpec(1, blockSize).bytesPerToken(4);
+        long capacityBlocks = (long) config.maxNumSeqs() * ((maxModelLen + blockSize - 1) / blockSize);
+        long budgetBlocks = config.kvCacheMemoryBytes() / (bytesPerToken * blockSize);
+        int numBlocks = (int) Math.min(Integer.MAX_VALUE, Math.min(capacityBlocks, budgetBlocks));
+        if ((long) numBlocks * blockSize < maxModelLen) {
+            throw new JvllmException("max model length " + maxModelLen + " needs " + maxModelLen * bytesPerToken
+                    + " bytes of KV cache but kvCacheMemoryBytes is " + config.kvCacheMemoryBytes()
+                    + "; the largest length that fits is " + (long) numBlocks * blockSize
+                    + " (lower maxModelLen or raise kvCacheMemoryBytes)");
+        }
+        this.kvCache = backend.allocateKvCache(model.kvCacheSpec(numBlocks, blockSize));
+        this.kv = new KvCacheManager(numBlocks, blockSize, config.enablePrefixCaching());
+        this.scheduler = new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs());
+        this.random = config.seed() == null ? RandomSource.unseeded() : RandomSource.seeded(config.seed());
+        log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
+                numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
+    }
+
+    public int maxModelLen() {
+        return maxModelLen;
+    }
+
+    /** Queues a text prompt (needs a tokenizer). */
+    public void addRequest(String requestId, String prompt, SamplingParams params) {
+        if (codec == null) {
+            throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
+        }
+        if (prompt == null) throw new InvalidRequestException("prompt", "prompt is null");
+        add(requestId, prompt, codec.encode(prompt), params);
+    }
+
+    /** Queues a prompt given as token ids. */
+    public void addRequest(String requestId, int[] promptTokenIds, SamplingParams params) {
+        add(requestId, null, promptTokenIds.clone(), params);
+    }
+
+    private void add(String requestId, String prompt, int[] ids, SamplingParams params) {
+        if (groups.containsKey(requestId)) {
+            throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
+        }
+        if (ids.length == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
+        if (ids.length >= maxModelLen) {
+            throw new InvalidRequestException("prompt", "the prompt has " + ids.length
+                    + " tokens, the maximum model length is " + maxModelLen + " (prompt plus at least one output token)");
+        }
+        if (params.promptLogprobs().isPresent() && ids.length < 2) {
+            throw new InvalidRequestException("promptLogprobs", "prompt logprobs need a prompt of at least 2 tokens");
+        }
+        RequestGroup group = new RequestGroup(requestId, prompt, ids, params);
+        List<EngineRequest> created = new ArrayList<>();
+        for (int i = 0; i < params.n(); i++) {
+            SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIds, model.vocabSize(),
+                    random.generatorFor(params, i));
+            TextAccumulator text = new TextAccumulator(codec == null ? null : codec.newDetokenizer(ids, params),
+                    params.stop(), params.includeStopStrInOutput());
+            // Prompt logprobs must see every prompt position, so such requests bypass the prefix cache.
+            String salt = params.promptLogprobs().isPresent() ? requestId : null;
+            created.add(new EngineRequest(group, i, arrivals++, state, text, salt));
+        }
+        group.sequences.addAll(created);
+        groups.put(requestId, group);
+        created.forEach(scheduler::add);
+    }
+
+    /** Aborts a request: its sequences finish with reason "abort" and their blocks are freed at once. */
+    public boolean abort(String requestId) {
+        RequestGroup group = groups.remove(requestId);
+        if (group == null) return false;
+        for (EngineRequest s : group.sequences) {
+            if (!s.finished()) {
+                scheduler.remove(s);
+                s.finishReason = FinishReason.ABORT;
+            }
+        }
+        return true;
+    }
+
+    public boolean hasUnfinishedRequests() {
+        return scheduler.hasUnfinished();
+    }
+
+    /** Runs one step; returns the requests that made progress (finished ones for the last time). */
+    public List<RequestOutput> step() {
+        List<Scheduler.Scheduled> scheduled = scheduler.schedule();
+        if (scheduled.isEmpty()) {
+            if (scheduler.hasUnfinished()) {
+                throw new IllegalStateException("scheduler made no progress with requests pending: " + metrics());
+            }
+            return List.of();
+        }
+        ForwardBatch batch = buildBatch(scheduled);
+        Tensor logits;
+        try {
+            logits = model.forward(batch, kvCache);
+        } catch (RuntimeException e) {
+            abortAll();
+            throw new JvllmException("forward pass failed; all requests were aborted: " + e.getMessage(), e);
+        }
+        float[] flat = backend.toFloatArray(logits);
+        int vocab = logits.cols();
+        steps++;
+
+        Set<RequestGroup> touched = new LinkedHashSet<>();
+        int row = 0;
+        for (Scheduler.Scheduled s : scheduled) {
+            EngineRequest r = s.request();
+            int start = r.numComputedTokens();
+            int promptRows = promptLogprobRows(r, start, s.numTokens());
+            if (promptRows > 0) {
+                recordPromptLogprobs(r, start, flat, row, promptRows, vocab);
+                row += promptRows;
+            }
+            r.advanceComputed(s.numTokens());
+            promptTokensComputed += Math.max(0, Math.min(r.promptLength(), start + s.numTokens()) - Math.min(r.promptLength(), start));
+            kv.cacheFullBlocks(r);
+            if (r.numComputedTokens() == r.numTokens()) {
+                float[] rowLogits = new float[vocab];
+                System.arraycopy(flat, row * vocab, rowLogits, 0, vocab);
+                row++;
+                SampledToken token = sampler.sample(r.sampling, rowLogits);
+                accept(r, token);
+                touched.add(r.group());
+            }
+        }
+        List<RequestOutput> outputs = new ArrayList<>(touched.size());
+        for (RequestGroup g : touched) {
+            outputs.add(g.toOutput());
+            if (g.finished()) groups.remove(g.requestId());
+        }
+        return outputs;
+    }
+
+    private int promptLogprobRows(EngineRequest r, int start, int count) {
+        if (r.group().promptLogprobs == null || r.index() != 0) return 0;
+        int end = Math.min(start + count, r.promptLength() - 1);
+        return Math.max(0, end - start);
+    }
+
+    private void recordPromptLogprobs(EngineRequest r, int start, float[] flat, int row, int rows, int vocab) {
+        float[][] rowsLogits = new float[rows][vocab];
+        for (int i = 0; i < rows; i++) System.arraycopy(flat, (row + i) * vocab, rowsLogits[i], 0, vocab);
+        int topN = r.group().params().promptLogprobs().getAsInt();
+        List<Map<Integer, Logprob>> target = r.group().promptLogprobs;
+        if (target.size() > start + 1) return; // recomputed after preemption: already recorded
+        for (TokenLogprobs lp : sampler.promptLogprobs(r.group().promptTokenIds(), start, rowsLogits, topN)) {
+            target.add(asMap(lp, r.group().promptTokenIds()[target.size()]));
+        }
+    }
+
+    private void accept(EngineRequest r, SampledToken token) {
+        int id = token.tokenId();
+        r.appendToken(id);
+        generatedTokens++;
+        token.logprobs().ifPresent(lp -> r.logprobs.add(asMap(lp, id)));
+        String stop = r.text.append(id);
+        SamplingParams p = r.sampling.params();
+        int produced = r.numOutputTokens();
+        if (produced >= p.minTokens()) {
+            if (!p.ignoreEos() && eosTokenIds.contains(id)) {
+                finish(r, FinishReason.STOP, null);
+            } else if (p.stopTokenIds().contains(id)) {
+                finish(r, FinishReason.STOP, id);
+            } else if (stop != null) {
+                finish(r, FinishReason.STOP, stop);
+            }
+        }
+        if (!r.finished() && (produced >= p.maxTokens().orElse(Integer.MAX_VALUE) || r.numTokens() >= maxModelLen)) {
+            finish(r, FinishReason.LENGTH, null);
+        }
+    }
+
+    private Map<Integer, Logprob> asMap(TokenLogprobs lp, int tokenId) {
+        Map<Integer, Logprob> map = new LinkedHashMap<>();
+        map.put(tokenId, decorate(tokenId, lp.token()));
+        lp.top().forEach((id, l) -> map.putIfAbsent(id, decorate(id, l)));
+        return map;
+    }
+
+    private Logprob decorate(int tokenId, Logprob l) {
+        return codec == null ? l : l.withDecodedToken(codec.tokenText(tokenId));
+    }
+
+    private void finish(EngineRequest r, FinishReason reason, Object stopReason) {
+        r.finishReason = reason;
+        r.stopReason = stopReason;
+        scheduler.remove(r);
+    }
+
+    private ForwardBatch buildBatch(List<Scheduler.Scheduled> scheduled) {
+        int total = scheduled.stream().mapToInt(Scheduler.Scheduled::numTokens).sum();
+        int n = scheduled.size();
+        int[] ids = new int[total], positions = new int[total], slots = new int[total];
+        int[] starts = new int[n + 1], contexts = new int[n];
+        int[][] tables = new int[n][];
+        List<Integer> logitRows = new ArrayList<>();
+        int blockSize = kv.blockSize();
+        int t = 0;
+        for (int i = 0; i < n; i++) {
+            EngineRequest r = scheduled.get(i).request();
+            int start = r.numComputedTokens();
+            int count = scheduled.get(i).numTokens();
+            starts[i] = t;
+            int promptRows = promptLogprobRows(r, start, count);
+            for (int k = 0; k < promptRows; k++) logitRows.add(t + k);
+            for (int k = 0; k < count; k++, t++) {
+                int pos = start + k;
+                ids[t] = r.token(pos);
+                positions[t] = pos;
+                slots[t] = r.slot(pos, blockSize);
+            }
+            contexts[i] = start + count;
+            tables[i] = r.blockTableArray();
+            if (start + count == r.numTokens()) logitRows.add(t - 1);
+        }
+        starts[n] = t;
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize,
+                logitRows.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    private void abortAll() {
+        for (String id : new ArrayList<>(groups.keySet())) abort(id);
+    }
+
+    /** A snapshot of the engine's counters. */
+    public EngineMetrics metrics() {
+        return new EngineMetrics(scheduler.numRunning(), scheduler.numWaiting(), kv.numBlocks(), kv.freeBlocks(),
+                kv.prefixQueryTokens(), kv.prefixHitTokens(), scheduler.preemptions(), promptTokensComputed,
+                generatedTokens, steps);
+    }
+
+    @Override
+    public void close() {
+        abortAll();
+        kvCache.close();
+    }
+}

@@ -1,0 +1,50 @@
+package dev.jvllm.engine;
+
+import java.util.List;
+import java.util.function.IntFunction;
+
+/**
+ * The text of one output sequence, grown token by token through an incremental detokenizer, and
+ * the stop-string check over it: a stop string ends the sequence and is cut from the text (kept
+ * when {@code includeStop}).
+ */
+final class TextAccumulator {
+
+    private final IntFunction<String> detokenizer;
+    private final List<String> stops;
+    private final boolean includeStop;
+    private final int longestStop;
+    private final StringBuilder text = new StringBuilder();
+
+    /** @param detokenizer the text a new token adds, or null when the engine has no tokenizer */
+    TextAccumulator(IntFunction<String> detokenizer, List<String> stops, boolean includeStop) {
+        this.detokenizer = detokenizer;
+        this.stops = stops;
+        this.includeStop = includeStop;
+        this.longestStop = stops.stream().mapToInt(String::length).max().orElse(0);
+    }
+
+    /** Adds a token's text; returns the stop string it completed, or null. */
+    String append(int token) {
+        if (detokenizer == null) return null;
+        int before = text.length();
+        text.append(detokenizer.apply(token));
+        if (stops.isEmpty() || text.length() == before) return null;
+        int searchFrom = Math.max(0, before - longestStop + 1);
+        int bestAt = -1;
+        String best = null;
+        for (String stop : stops) {
+            int at = text.indexOf(stop, searchFrom);
+            if (at >= 0 && (bestAt < 0 || at < bestAt)) {
+                bestAt = at;
+                best = stop;
+            }
+        }
+        if (best != null) text.setLength(includeStop ? bestAt + best.length() : bestAt);
+        return best;
+    }
+
+    String text() {
+        return text.toString();
+    }
+}

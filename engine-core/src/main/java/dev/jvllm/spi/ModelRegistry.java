@@ -1,0 +1,58 @@
+package dev.jvllm.spi;
+
+import dev.jvllm.JvllmException;
+import dev.jvllm.config.ModelConfig;
+
+import java.util.List;
+import java.util.Map;
+import java.util.ServiceLoader;
+import java.util.TreeMap;
+
+/** The architectures found on the class path through {@link ServiceLoader}, by config.json name. */
+public final class ModelRegistry {
+
+    /** Thrown when config.json names no architecture jvllm has. */
+    public static final class UnsupportedArchitectureException extends JvllmException {
+        public UnsupportedArchitectureException(String message) {
+            super(message);
+        }
+    }
+
+    private static volatile Map<String, ModelArchitecture> byName;
+
+    private ModelRegistry() {
+    }
+
+    private static Map<String, ModelArchitecture> registry() {
+        Map<String, ModelArchitecture> map = byName;
+        if (map == null) {
+            map = new TreeMap<>();
+            for (ModelArchitecture arch : ServiceLoader.load(ModelArchitecture.class)) {
+                for (String name : arch.architectureNames()) map.putIfAbsent(name, arch);
+            }
+            byName = map;
+        }
+        return map;
+    }
+
+    /** Every architecture name served, sorted. */
+    public static List<String> supportedArchitectures() {
+        return List.copyOf(registry().keySet());
+    }
+
+    /** The architecture for the first of config.json's {@code architectures} that is served. */
+    public static ModelArchitecture find(ModelConfig config) {
+        List<String> wanted = config.architectures();
+        if (wanted.isEmpty()) {
+            throw new UnsupportedArchitectureException(config.source()
+                    + ": no 'architectures' field, so the model class cannot be chosen");
+        }
+        for (String name : wanted) {
+            ModelArchitecture arch = registry().get(name);
+            if (arch != null) return arch;
+        }
+        String hint = registry().isEmpty() ? " (none: is jvllm-model-zoo on the class path?)" : "";
+        throw new UnsupportedArchitectureException("model architecture " + wanted + " of " + config.source()
+                + " is not supported; supported architectures" + hint + ": " + String.join(", ", registry().keySet()));
+    }
+}
