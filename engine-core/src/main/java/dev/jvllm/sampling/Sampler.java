@@ -1,0 +1,148 @@
+package dev.jvllm.sampling;
+
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.SamplingParams;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.random.RandomGenerator;
+
+/**
+ * Chooses the next token of each sequence from its row of logits, in vLLM v1's order:
+ * <ol>
+ *   <li>allowed token ids, min-tokens masking of stop and end-of-sequence ids, logit bias;</li>
+ *   <li>repetition penalty over prompt and output, frequency and presence penalties over the output;</li>
+ *   <li>the argmax when the temperature is 0 (ties to the lowest id); otherwise temperature, then
+ *       min-p, top-k and top-p, then one draw from the softmax with the sequence's own generator.</li>
+ * </ol>
+ * Logprobs, when asked for, come from the log-softmax of the logits as the model produced them,
+ * before any of these steps (vLLM's default {@code logprobs_mode}, {@code raw_logprobs}).
+ *
+ * <p>Each logits row is used as scratch space and holds no meaningful values afterwards. The
+ * sampler keeps no state of its own: distinct sequences may be sampled from several threads.
+ */
+public final class Sampler {
+
+    /**
+     * Samples one token for each sequence and appends it to that sequence's state.
+     *
+     * @param logits {@code logits[i]} is the row of {@code sequences.get(i)}, one float per vocabulary entry
+     * @return the chosen tokens, in the order of {@code sequences}
+     */
+    public List<SampledToken> sample(List<SequenceSamplingState> sequences, float[][] logits) {
+        if (logits.length != sequences.size()) {
+            throw new IllegalArgumentException(sequences.size() + " sequences but " + logits.length + " logits rows");
+        }
+        List<SampledToken> sampled = new ArrayList<>(sequences.size());
+        for (int i = 0; i < logits.length; i++) {
+            sampled.add(sample(sequences.get(i), logits[i]));
+        }
+        return sampled;
+    }
+
+    /** Samples one token for {@code sequence} from its row of {@code logits} and appends it to the state. */
+    public SampledToken sample(SequenceSamplingState sequence, float[] logits) {
+        requireVocabularyWidth(sequence, logits);
+        SamplingParams params = sequence.params();
+        float[] rawLogits = params.logprobs().isPresent() ? logits.clone() : null;
+        processLogits(sequence, logits);
+        int tokenId = params.isGreedy()
+                ? LogitsProcessors.argmax(logits)
+                : sampleFromSoftmax(logits, params, sequence.generator());
+        Optional<TokenLogprobs> logprobs = rawLogits == null
+                ? Optional.empty()
+                : Optional.of(LogSoftmax.tokenLogprobs(rawLogits, tokenId, params.logprobs().getAsInt()));
+        sequence.append(tokenId, logprobs);
+        return new SampledToken(tokenId, logprobs);
+    }
+
+    /**
+     * Logprobs of prompt tokens, for {@link SamplingParams#promptLogprobs()}. The logits at prompt
+     * position {@code p} predict the token at {@code p + 1}, so the first prompt token has none.
+     * Works chunk by chunk: {@code logitsRows[i]} holds the logits at position {@code firstPosition + i}.
+     *
+     * @return for each row, the logprobs of prompt token {@code firstPosition + i + 1}
+     */
+    public List<TokenLogprobs> promptLogprobs(int[] promptTokenIds, int firstPosition, float[][] logitsRows, int topN) {
+        if (firstPosition < 0 || firstPosition + logitsRows.length > promptTokenIds.length - 1) {
+            throw new IllegalArgumentException("rows for positions [" + firstPosition + ", "
+                    + (firstPosition + logitsRows.length) + ") do not each precede a token of a "
+                    + promptTokenIds.length + "-token prompt");
+        }
+        if (topN < 0) {
+            throw new IllegalArgumentException("topN must not be negative, got " + topN);
+        }
+        List<TokenLogprobs> logprobs = new ArrayList<>(logitsRows.length);
+        for (int i = 0; i < logitsRows.length; i++) {
+            int tokenId = promptTokenIds[firstPosition + i + 1];
+            if (tokenId < 0 || tokenId >= logitsRows[i].length) {
+                throw new InvalidRequestException("promptTokenIds", "promptTokenIds holds token id " + tokenId
+                        + ", outside the vocabulary [0, " + logitsRows[i].length + ")");
+            }
+            logprobs.add(LogSoftmax.tokenLogprobs(logitsRows[i], tokenId, topN));
+        }
+        return logprobs;
+    }
+
+    /** Steps 1 and 2: the constraints and penalties that can change even the argmax. */
+    void processLogits(SequenceSamplingState sequence, float[] logits) {
+        SamplingParams params = sequence.params();
+        if (sequence.allowedTokenIds() != null) {
+            LogitsProcessors.keepOnly(logits, sequence.allowedTokenIds());
+        }
+        LogitsProcessors.mask(logits, sequence.tokensMaskedByMinTokens());
+        LogitsProcessors.addBias(logits, sequence.biasedTokenIds(), sequence.biases());
+        if (sequence.promptAndOutputTokens() != null) {
+            LogitsProcessors.applyRepetitionPenalty(logits, sequence.promptAndOutputTokens(),
+                    (float) params.repetitionPenalty());
+        }
+        if (params.frequencyPenalty() != 0 || params.presencePenalty() != 0) {
+            LogitsProcessors.applyFrequencyAndPresencePenalties(logits, sequence.outputCounts(),
+                    (float) params.frequencyPenalty(), (float) params.presencePenalty());
+        }
+    }
+
+    /** Step 3 for a temperature above 0: the row becomes weights, is truncated, and one token is drawn. */
+    private static int sampleFromSoftmax(float[] logits, SamplingParams params, RandomGenerator generator) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (float x : logits) {
+            if (x > max) {
+                max = x;
+            }
+        }
+        if (max == Float.NEGATIVE_INFINITY || max == Float.POSITIVE_INFINITY) {
+            return LogitsProcessors.argmax(logits); // nothing finite to weigh: every token masked, or an overflow
+        }
+        toWeights(logits, max, (float) params.temperature());
+        if (params.minP() > 0) {
+            DistributionTruncation.applyMinP(logits, (float) params.minP());
+        }
+        if (params.topK() > 0) {
+            DistributionTruncation.applyTopK(logits, params.topK());
+        }
+        if (params.topP() < 1) {
+            DistributionTruncation.applyTopP(logits, params.topP());
+        }
+        return DistributionTruncation.draw(logits, generator.nextDouble());
+    }
+
+    /**
+     * Replaces each logit x by {@code exp((x - max) / temperature)}: the softmax of
+     * {@code logits / temperature} up to its normalizer, with the largest weight exactly 1.
+     * NaN and -inf logits get weight 0.
+     */
+    private static void toWeights(float[] logits, float max, float temperature) {
+        for (int i = 0; i < logits.length; i++) {
+            float w = (float) Math.exp((logits[i] - max) / temperature);
+            logits[i] = w > 0 ? w : 0f;
+        }
+    }
+
+    private static void requireVocabularyWidth(SequenceSamplingState sequence, float[] logits) {
+        if (logits.length != sequence.vocabSize()) {
+            throw new IllegalArgumentException("logits row has " + logits.length + " entries, expected the vocabulary's "
+                    + sequence.vocabSize());
+        }
+    }
+}

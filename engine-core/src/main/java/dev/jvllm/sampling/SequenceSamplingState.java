@@ -1,0 +1,151 @@
+package dev.jvllm.sampling;
+
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.SamplingParams;
+
+import java.util.Collection;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.Set;
+import java.util.random.RandomGenerator;
+
+/**
+ * What the {@link Sampler} remembers about one output sequence between steps: its request's
+ * parameters, already checked against the vocabulary and turned into arrays, its random generator,
+ * and the token counts the penalties need, updated as each sampled token is appended.
+ *
+ * <p>Create one per sequence when its request is admitted; a bad token id then fails that request
+ * alone, before its logits share a batch with others. Not thread-safe: one sampling step at a time.
+ */
+public final class SequenceSamplingState {
+
+    private static final int[] NO_TOKENS = new int[0];
+
+    private final SamplingParams params;
+    private final int vocabSize;
+    private final RandomGenerator generator;
+    /** Null when every token is allowed. */
+    private final int[] allowedTokenIds;
+    private final int[] biasedTokenIds;
+    private final float[] biases;
+    /** Stop token ids and end-of-sequence ids, masked while the output is shorter than min_tokens. */
+    private final int[] stopTokenIdsWithEos;
+    private final TokenCounts outputCounts = new TokenCounts();
+    /** Distinct tokens of prompt and output, for the repetition penalty; null when it is off. */
+    private final TokenCounts promptAndOutputTokens;
+    private int outputLength;
+    private double cumulativeLogprob;
+
+    /**
+     * @param params         the request's sampling parameters
+     * @param promptTokenIds the prompt, for the repetition penalty
+     * @param eosTokenIds    the model's end-of-sequence ids (generation_config), masked together
+     *                       with the stop token ids until {@link SamplingParams#minTokens()}
+     * @param vocabSize      the width of a logits row
+     * @param generator      this sequence's generator, usually from {@link RandomSource#generatorFor}
+     * @throws InvalidRequestException if the prompt or the parameters name a token id outside the vocabulary
+     */
+    public SequenceSamplingState(SamplingParams params, int[] promptTokenIds, List<Integer> eosTokenIds,
+                                 int vocabSize, RandomGenerator generator) {
+        params.validateTokenIds(vocabSize);
+        for (int id : promptTokenIds) {
+            if (id < 0 || id >= vocabSize) {
+                throw new InvalidRequestException("promptTokenIds", "promptTokenIds holds token id " + id
+                        + ", outside the vocabulary [0, " + vocabSize + ")");
+            }
+        }
+        for (int id : eosTokenIds) {
+            if (id < 0 || id >= vocabSize) {
+                throw new IllegalArgumentException("end-of-sequence id " + id + " outside the vocabulary [0, " + vocabSize + ")");
+            }
+        }
+        this.params = params;
+        this.vocabSize = vocabSize;
+        this.generator = generator;
+        this.allowedTokenIds = params.allowedTokenIds().map(SequenceSamplingState::toArray).orElse(null);
+        Map<Integer, Float> bias = params.logitBias();
+        this.biasedTokenIds = toArray(bias.keySet());
+        this.biases = new float[biasedTokenIds.length];
+        for (int i = 0; i < biases.length; i++) {
+            biases[i] = bias.get(biasedTokenIds[i]);
+        }
+        // vLLM masks EOS during min_tokens even with ignore_eos; EOS cannot stop such a sequence anyway.
+        Set<Integer> stopIds = new LinkedHashSet<>(params.stopTokenIds());
+        stopIds.addAll(eosTokenIds);
+        this.stopTokenIdsWithEos = toArray(stopIds);
+        if (params.repetitionPenalty() != 1.0) {
+            promptAndOutputTokens = new TokenCounts();
+            for (int id : promptTokenIds) {
+                promptAndOutputTokens.increment(id);
+            }
+        } else {
+            promptAndOutputTokens = null;
+        }
+    }
+
+    public SamplingParams params() {
+        return params;
+    }
+
+    /** The width of a logits row this sequence accepts. */
+    public int vocabSize() {
+        return vocabSize;
+    }
+
+    /** Tokens sampled so far. */
+    public int outputLength() {
+        return outputLength;
+    }
+
+    /** Sum of the sampled tokens' logprobs; present when the request asked for {@link SamplingParams#logprobs()}. */
+    public OptionalDouble cumulativeLogprob() {
+        return params.logprobs().isPresent() ? OptionalDouble.of(cumulativeLogprob) : OptionalDouble.empty();
+    }
+
+    /** Records a sampled token: counts for the penalties, length for min_tokens, cumulative logprob. */
+    void append(int tokenId, Optional<TokenLogprobs> logprobs) {
+        outputLength++;
+        outputCounts.increment(tokenId);
+        if (promptAndOutputTokens != null) {
+            promptAndOutputTokens.increment(tokenId);
+        }
+        logprobs.ifPresent(l -> cumulativeLogprob += l.token().logprob());
+    }
+
+    RandomGenerator generator() {
+        return generator;
+    }
+
+    int[] allowedTokenIds() {
+        return allowedTokenIds;
+    }
+
+    int[] biasedTokenIds() {
+        return biasedTokenIds;
+    }
+
+    float[] biases() {
+        return biases;
+    }
+
+    /** The ids to mask now: stop and end-of-sequence ids while min_tokens is not reached, else none. */
+    int[] tokensMaskedByMinTokens() {
+        return outputLength < params.minTokens() ? stopTokenIdsWithEos : NO_TOKENS;
+    }
+
+    TokenCounts outputCounts() {
+        return outputCounts;
+    }
+
+    /** Null when the repetition penalty is off. */
+    TokenCounts promptAndOutputTokens() {
+        return promptAndOutputTokens;
+    }
+
+    private static int[] toArray(Collection<Integer> ids) {
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+}
