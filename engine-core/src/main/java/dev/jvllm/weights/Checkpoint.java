@@ -10,7 +10,12 @@ import java.util.Set;
  */
 public interface Checkpoint extends AutoCloseable {
 
-    /** Opens {@code model.safetensors}, or the shards listed in {@code model.safetensors.index.json}, in a directory. */
+    /**
+     * Opens {@code model.safetensors}, else the shards listed in {@code model.safetensors.index.json},
+     * else the only {@code *.safetensors} file of a directory, validating every file.
+     *
+     * @throws WeightsException naming the file (and tensor) that is missing, malformed or inconsistent
+     */
     static Checkpoint open(Path modelDirectory) {
         return SafetensorsCheckpoint.open(modelDirectory);
     }

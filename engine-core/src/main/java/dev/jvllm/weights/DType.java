@@ -24,13 +24,17 @@ public enum DType {
         return ordinal() <= F8_E5M2.ordinal();
     }
 
-    /** The type a safetensors header names ("F32", "BF16", "F8_E4M3", ...), if known. */
+    /**
+     * The type a safetensors header names ("F32", "BF16", "F8_E4M3", ...), if known. The match is
+     * exact, as in the reference reader, so that no file means one thing here and another there.
+     */
     public static Optional<DType> fromSafetensorsName(String name) {
-        try {
-            return Optional.of(valueOf(name.toUpperCase(Locale.ROOT)));
-        } catch (IllegalArgumentException unknown) {
-            return Optional.empty();
+        for (DType type : values()) {
+            if (type.name().equals(name)) {
+                return Optional.of(type);
+            }
         }
+        return Optional.empty();
     }
 
     /** The type a {@code torch_dtype}/{@code dtype} field of config.json names ("bfloat16", "float32", ...). */

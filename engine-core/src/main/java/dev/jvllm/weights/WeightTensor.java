@@ -6,7 +6,8 @@ import java.util.Arrays;
 
 /**
  * One tensor of a checkpoint: its bytes stay in the memory-mapped file ({@code data} is a slice of
- * the mapping, little-endian, not necessarily aligned).
+ * the mapping, little-endian, not necessarily aligned: read it with the {@code *_UNALIGNED} value
+ * layouts in {@link java.nio.ByteOrder#LITTLE_ENDIAN} order).
  */
 public record WeightTensor(String name, DType dtype, long[] shape, MemorySegment data, Path file) {
 

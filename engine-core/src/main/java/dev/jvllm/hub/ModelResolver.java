@@ -1,0 +1,197 @@
+package dev.jvllm.hub;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Finds the local directory of a model reference, without any network access:
+ * <ol>
+ *   <li>an existing directory, absolute, relative to the working directory or starting with
+ *       {@code ~/}, wins;</li>
+ *   <li>else, when {@code VLLM_USE_MODELSCOPE} or {@code JVLLM_USE_MODELSCOPE} is {@code true} or
+ *       {@code 1}, a model id {@code org/name} is looked up in the ModelScope cache
+ *       ({@code MODELSCOPE_CACHE}, else {@code ~/.cache/modelscope/hub}), in both the layout
+ *       {@code models/org/name} of current ModelScope releases and the older {@code org/name}, each
+ *       with the name as given and with {@code .} spelled {@code ___}, as ModelScope stores it;</li>
+ *   <li>else (and after a ModelScope miss) the id is looked up in the Hugging Face cache
+ *       ({@code HF_HUB_CACHE}, else {@code HUGGINGFACE_HUB_CACHE}, else {@code HF_HOME/hub}, else
+ *       {@code $XDG_CACHE_HOME/huggingface/hub}, else {@code ~/.cache/huggingface/hub}): the file
+ *       {@code models--org--name/refs/<revision>} holds a commit hash naming the directory
+ *       {@code snapshots/<hash>}; a revision that is itself a commit hash names its snapshot directly.</li>
+ * </ol>
+ * The environment and home directory are injected, so that resolution is reproducible in tests;
+ * {@link #fromEnvironment()} uses the process's.
+ */
+public final class ModelResolver {
+
+    /** The revision looked up when none is given. */
+    public static final String DEFAULT_REVISION = "main";
+
+    // As the Hub validates ids: [org/]name, word characters, '-' and '.', starting and ending with a word character.
+    private static final String ID_PART = "\\w(?:[\\w.-]*\\w)?";
+    private static final Pattern MODEL_ID = Pattern.compile("(?:" + ID_PART + "/)?" + ID_PART);
+    private static final int MAX_MODEL_ID_LENGTH = 96;
+    private static final Pattern REVISION = Pattern.compile("[\\w.-]+(?:/[\\w.-]+)*");
+    private static final Pattern COMMIT_HASH = Pattern.compile("[0-9a-f]{40}");
+    private static final int MAX_REF_FILE_BYTES = 1024;
+
+    private final Map<String, String> env;
+    private final Path home;
+
+    /**
+     * @param env  environment variables to read ({@code HF_HUB_CACHE}, {@code MODELSCOPE_CACHE}, ...)
+     * @param home the user's home directory, for the default cache locations and {@code ~} in variables
+     */
+    public ModelResolver(Map<String, String> env, Path home) {
+        this.env = Map.copyOf(env);
+        this.home = home.toAbsolutePath().normalize();
+    }
+
+    /** A resolver reading this process's environment and the {@code user.home} directory. */
+    public static ModelResolver fromEnvironment() {
+        return new ModelResolver(System.getenv(), Path.of(System.getProperty("user.home")));
+    }
+
+    /** Resolves {@code model} at the {@linkplain #DEFAULT_REVISION default revision}; see {@link #resolve(String, String)}. */
+    public Path resolve(String model) {
+        return resolve(model, DEFAULT_REVISION);
+    }
+
+    /**
+     * The absolute directory of {@code model}: a local directory, or the cached snapshot of a model
+     * id at {@code revision} (a branch, tag or commit hash; ModelScope's cache keeps one revision
+     * per model, so there it is not consulted).
+     *
+     * @throws ModelNotFoundException   when nothing matches; the message lists every place looked at
+     * @throws IllegalArgumentException when {@code model} is blank or {@code revision} is not a
+     *                                  plausible branch, tag or commit hash
+     */
+    public Path resolve(String model, String revision) {
+        if (model.isBlank()) {
+            throw new IllegalArgumentException("empty model reference");
+        }
+        if (!REVISION.matcher(revision).matches() || revision.contains("..")) {
+            throw new IllegalArgumentException("invalid revision '" + revision + "'");
+        }
+        List<String> lookedAt = new ArrayList<>();
+        Optional<Path> local = path(model);
+        if (local.isPresent() && Files.isDirectory(local.get())) {
+            return local.get();
+        }
+        lookedAt.add("local directory " + local.map(Path::toString).orElse(model) + " (absent)");
+        if (!isModelId(model)) {
+            throw new ModelNotFoundException(model, "is neither a local directory nor a valid model id (org/name)",
+                    lookedAt);
+        }
+        if (modelScopeEnabled()) {
+            for (Path candidate : modelScopeCandidates(model)) {
+                if (Files.isDirectory(candidate)) {
+                    return candidate;
+                }
+                lookedAt.add("ModelScope cache " + candidate + " (absent)");
+            }
+        }
+        return huggingFaceSnapshot(model, revision, lookedAt)
+                .orElseThrow(() -> new ModelNotFoundException(model, "was not found", lookedAt));
+    }
+
+    /** An id the Hub could have issued: also keeps {@code ..}, absolute and drive paths out of cache paths. */
+    private static boolean isModelId(String model) {
+        return model.length() <= MAX_MODEL_ID_LENGTH && MODEL_ID.matcher(model).matches()
+                && !model.contains("..") && !model.contains("--") && !model.endsWith(".git");
+    }
+
+    private boolean modelScopeEnabled() {
+        return isTrue(env.get("VLLM_USE_MODELSCOPE")) || isTrue(env.get("JVLLM_USE_MODELSCOPE"));
+    }
+
+    private static boolean isTrue(String value) {
+        return value != null && (value.strip().equals("1") || value.strip().equalsIgnoreCase("true"));
+    }
+
+    private List<Path> modelScopeCandidates(String model) {
+        int slash = model.indexOf('/');
+        if (slash < 0) {
+            return List.of(); // ModelScope ids always name their owner
+        }
+        String org = model.substring(0, slash);
+        String name = model.substring(slash + 1);
+        Path cache = variable("MODELSCOPE_CACHE").orElse(home.resolve(".cache/modelscope/hub"));
+        Set<Path> candidates = new LinkedHashSet<>();
+        for (Path root : List.of(cache.resolve("models"), cache)) {
+            candidates.add(root.resolve(org).resolve(name.replace(".", "___")));
+            candidates.add(root.resolve(org).resolve(name));
+        }
+        return List.copyOf(candidates);
+    }
+
+    private Optional<Path> huggingFaceSnapshot(String model, String revision, List<String> lookedAt) {
+        Path repo = huggingFaceCache().resolve("models--" + model.replace("/", "--"));
+        String commit = revision;
+        String via = "";
+        if (!COMMIT_HASH.matcher(revision).matches()) {
+            Path ref = repo.resolve("refs").resolve(revision);
+            Optional<String> hash = commitHashIn(ref);
+            if (hash.isEmpty()) {
+                lookedAt.add("Hugging Face cache ref " + ref + (Files.isRegularFile(ref)
+                        ? " (does not hold a commit hash)" : " (absent)"));
+                return Optional.empty();
+            }
+            commit = hash.get();
+            via = ", named by " + ref;
+        }
+        Path snapshot = repo.resolve("snapshots").resolve(commit);
+        if (Files.isDirectory(snapshot)) {
+            return Optional.of(snapshot);
+        }
+        lookedAt.add("Hugging Face cache snapshot " + snapshot + " (absent" + via + ")");
+        return Optional.empty();
+    }
+
+    private static Optional<String> commitHashIn(Path ref) {
+        try {
+            if (!Files.isRegularFile(ref) || Files.size(ref) > MAX_REF_FILE_BYTES) {
+                return Optional.empty();
+            }
+            String hash = Files.readString(ref, StandardCharsets.UTF_8).strip();
+            return COMMIT_HASH.matcher(hash).matches() ? Optional.of(hash) : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** The hub cache, with huggingface_hub's precedence of variables. */
+    private Path huggingFaceCache() {
+        return variable("HF_HUB_CACHE")
+                .or(() -> variable("HUGGINGFACE_HUB_CACHE"))
+                .or(() -> variable("HF_HOME").map(hfHome -> hfHome.resolve("hub")))
+                .or(() -> variable("XDG_CACHE_HOME").map(cache -> cache.resolve("huggingface/hub")))
+                .orElse(home.resolve(".cache/huggingface/hub"));
+    }
+
+    /** A path-valued variable; unset when empty. */
+    private Optional<Path> variable(String name) {
+        String value = env.get(name);
+        return value == null || value.isBlank() ? Optional.empty() : path(value);
+    }
+
+    /** The absolute path {@code text} names, a leading {@code ~} meaning the home directory; empty if no path. */
+    private Optional<Path> path(String text) {
+        try {
+            Path path = text.equals("~") ? home : text.startsWith("~/") ? home.resolve(text.substring(2)) : Path.of(text);
+            return Optional.of(path.toAbsolutePath().normalize());
+        } catch (InvalidPathException e) {
+            return Optional.empty();
+        }
+    }
+}
