@@ -1,10 +1,9 @@
 package dev.jvllm.config;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalDouble;
 import java.util.OptionalInt;
@@ -22,42 +21,37 @@ public record GenerationConfig(List<Integer> eosTokenIds, OptionalInt bosTokenId
                 OptionalInt.empty(), OptionalDouble.empty(), OptionalInt.empty());
     }
 
-    /** Reads {@code generation_config.json} of a model directory, falling back to config.json's eos/bos ids. */
+    /**
+     * Reads {@code generation_config.json} of a model directory; the eos and bos ids fall back to
+     * config.json's when the file lacks them (or is absent).
+     */
     public static GenerationConfig load(Path modelDirectory, ModelConfig modelConfig) {
         Path file = modelDirectory.resolve("generation_config.json");
-        JsonNode gen = Files.isRegularFile(file) ? ModelConfig.readJson(file) : null;
-        JsonNode cfg = modelConfig.raw();
-        JsonNode eos = gen != null && gen.has("eos_token_id") ? gen.get("eos_token_id") : cfg.get("eos_token_id");
-        JsonNode bos = gen != null && gen.has("bos_token_id") ? gen.get("bos_token_id") : cfg.get("bos_token_id");
-        return new GenerationConfig(ids(eos, file), optInt(bos), optDouble(gen, "temperature"), optDouble(gen, "top_p"),
-                optInt(gen == null ? null : gen.get("top_k")), optDouble(gen, "repetition_penalty"),
-                optInt(gen == null ? null : gen.get("max_new_tokens")));
+        ConfigFields gen = Files.exists(file) ? new ConfigFields(ModelConfig.readJson(file), file.toString())
+                : new ConfigFields(JsonNodeFactory.instance.objectNode(), file.toString());
+        ConfigFields model = modelConfig.fields();
+        ConfigFields eosSource = gen.has("eos_token_id") ? gen : model;
+        ConfigFields bosSource = gen.has("bos_token_id") ? gen : model;
+        return new GenerationConfig(tokenIds(eosSource, "eos_token_id"), tokenId(bosSource, "bos_token_id"),
+                gen.number("temperature"), gen.number("top_p"), gen.integer("top_k"),
+                gen.number("repetition_penalty"), gen.integer("max_new_tokens"));
     }
 
-    private static List<Integer> ids(JsonNode node, Path file) {
-        List<Integer> ids = new ArrayList<>();
-        if (node == null || node.isNull()) return ids;
-        if (node.isArray()) {
-            node.forEach(n -> ids.add(checkedId(n, file)));
-        } else {
-            ids.add(checkedId(node, file));
+    private static List<Integer> tokenIds(ConfigFields fields, String field) {
+        List<Integer> ids = fields.integers(field);
+        for (int id : ids) {
+            if (id < 0) {
+                throw fields.invalid(field, "must hold non-negative token ids, got " + id);
+            }
         }
-        return List.copyOf(ids);
+        return ids;
     }
 
-    private static int checkedId(JsonNode n, Path file) {
-        if (!n.canConvertToInt() || n.asInt() < 0) {
-            throw new ConfigException(file + ": 'eos_token_id' must hold non-negative integers, got " + n);
+    private static OptionalInt tokenId(ConfigFields fields, String field) {
+        OptionalInt id = fields.integer(field);
+        if (id.isPresent() && id.getAsInt() < 0) {
+            throw fields.invalid(field, "must be a non-negative token id, got " + id.getAsInt());
         }
-        return n.asInt();
-    }
-
-    private static OptionalInt optInt(JsonNode n) {
-        return n == null || n.isNull() || !n.canConvertToInt() ? OptionalInt.empty() : OptionalInt.of(n.asInt());
-    }
-
-    private static OptionalDouble optDouble(JsonNode gen, String field) {
-        JsonNode n = gen == null ? null : gen.get(field);
-        return n == null || !n.isNumber() ? OptionalDouble.empty() : OptionalDouble.of(n.asDouble());
+        return id;
     }
 }

@@ -1,6 +1,8 @@
 package dev.jvllm.config;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvllm.weights.DType;
@@ -12,6 +14,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
 
 /**
  * A Hugging Face {@code config.json}, with typed accessors for the fields every decoder shares
@@ -21,15 +25,19 @@ public final class ModelConfig {
 
     private static final long MAX_CONFIG_BYTES = 16L << 20;
 
+    private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(64).maxStringLength(1 << 20).build())
+            .build())
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
     private final JsonNode raw;
     private final String source;
+    private final ConfigFields fields;
 
     private ModelConfig(JsonNode raw, String source) {
-        if (!raw.isObject()) {
-            throw new ConfigException(source + ": expected a JSON object");
-        }
-        this.raw = raw;
+        this.raw = requireObject(raw, source);
         this.source = source;
+        this.fields = new ConfigFields(raw, source);
     }
 
     /** Reads {@code config.json} of a model directory. */
@@ -41,30 +49,31 @@ public final class ModelConfig {
     /** A config from JSON text (tests, tools). */
     public static ModelConfig parse(String json) {
         try {
-            return new ModelConfig(mapper().readTree(json), "config.json");
+            return new ModelConfig(JSON.readTree(json), "config.json");
         } catch (IOException e) {
             throw new ConfigException("config.json: not valid JSON: " + e.getMessage(), e);
         }
     }
 
-    static ObjectMapper mapper() {
-        ObjectMapper m = new ObjectMapper();
-        m.getFactory().setStreamReadConstraints(StreamReadConstraints.builder()
-                .maxNestingDepth(64).maxStringLength(1 << 20).build());
-        return m;
-    }
-
+    /** The JSON object in {@code file}. */
     static JsonNode readJson(Path file) {
         try {
             if (Files.size(file) > MAX_CONFIG_BYTES) {
                 throw new ConfigException(file + ": larger than " + MAX_CONFIG_BYTES + " bytes");
             }
-            return mapper().readTree(file.toFile());
+            return requireObject(JSON.readTree(file.toFile()), file.toString());
         } catch (NoSuchFileException e) {
             throw new ConfigException(file + ": not found");
         } catch (IOException e) {
             throw new ConfigException(file + ": not valid JSON: " + e.getMessage(), e);
         }
+    }
+
+    private static JsonNode requireObject(JsonNode json, String source) {
+        if (json == null || !json.isObject()) {
+            throw new ConfigException(source + ": expected a JSON object");
+        }
+        return json;
     }
 
     public JsonNode raw() {
@@ -76,6 +85,10 @@ public final class ModelConfig {
         return source;
     }
 
+    ConfigFields fields() {
+        return fields;
+    }
+
     public List<String> architectures() {
         List<String> names = new ArrayList<>();
         raw.path("architectures").forEach(n -> names.add(n.asText()));
@@ -83,37 +96,54 @@ public final class ModelConfig {
     }
 
     public String modelType() {
-        return raw.path("model_type").asText("");
+        return fields.text("model_type").orElse("");
     }
 
     public int hiddenSize() {
-        return requireInt("hidden_size", "n_embd", "d_model");
+        return requirePositive("hidden_size", "n_embd", "d_model");
     }
 
     public int intermediateSize() {
-        return requireInt("intermediate_size", "n_inner", "ffn_dim");
+        return requirePositive("intermediate_size", "n_inner", "ffn_dim");
     }
 
     public int numLayers() {
-        return requireInt("num_hidden_layers", "n_layer", "num_layers");
+        return requirePositive("num_hidden_layers", "n_layer", "num_layers");
     }
 
     public int numHeads() {
-        return requireInt("num_attention_heads", "n_head", "num_heads");
+        return requirePositive("num_attention_heads", "n_head", "num_heads");
     }
 
+    /** Key/value heads (grouped-query attention); as many as query heads when not given. */
     public int numKvHeads() {
-        return intOr(numHeads(), "num_key_value_heads", "multi_query_group_num", "num_kv_heads");
+        int heads = numHeads();
+        int kvHeads = positive("num_key_value_heads", intOr(heads, "num_key_value_heads", "multi_query_group_num",
+                "num_kv_heads"));
+        if (heads % kvHeads != 0) {
+            throw new ConfigException(source + ": num_attention_heads (" + heads
+                    + ") must be a multiple of num_key_value_heads (" + kvHeads + ")");
+        }
+        return kvHeads;
     }
 
-    /** Explicit {@code head_dim}, else hidden size over heads. */
+    /** Explicit {@code head_dim}, else hidden size over heads (which must divide it). */
     public int headDim() {
-        JsonNode n = raw.get("head_dim");
-        return n != null && !n.isNull() ? positive("head_dim", n.asInt()) : hiddenSize() / numHeads();
+        OptionalInt explicit = fields.integer("head_dim");
+        if (explicit.isPresent()) {
+            return positive("head_dim", explicit.getAsInt());
+        }
+        int hidden = hiddenSize();
+        int heads = numHeads();
+        if (hidden % heads != 0) {
+            throw new ConfigException(source + ": hidden_size (" + hidden + ") is not a multiple of "
+                    + "num_attention_heads (" + heads + ") and no head_dim is given");
+        }
+        return hidden / heads;
     }
 
     public int vocabSize() {
-        return requireInt("vocab_size", "padded_vocab_size");
+        return requirePositive("vocab_size", "padded_vocab_size");
     }
 
     public int maxPositionEmbeddings() {
@@ -129,17 +159,28 @@ public final class ModelConfig {
     }
 
     public String hiddenAct() {
-        return raw.has("hidden_act") ? raw.get("hidden_act").asText() : raw.path("activation_function").asText("silu");
+        return fields.text("hidden_act")
+                .or(() -> fields.text("hidden_activation"))
+                .or(() -> fields.text("activation_function"))
+                .orElse("silu");
     }
 
     public RopeConfig rope() {
-        return RopeConfig.from(raw, maxPositionEmbeddings());
+        return RopeConfig.from(fields, maxPositionEmbeddings());
     }
 
     /** {@code torch_dtype} or its newer name {@code dtype}. */
     public Optional<DType> dtype() {
-        JsonNode n = raw.has("dtype") && !raw.get("dtype").isNull() ? raw.get("dtype") : raw.get("torch_dtype");
-        return n == null || n.isNull() ? Optional.empty() : DType.fromTorchName(n.asText());
+        return fields.text("dtype").or(() -> fields.text("torch_dtype")).flatMap(DType::fromTorchName);
+    }
+
+    /**
+     * Whether config.json asks for code from the model repository: an {@code auto_map}, or
+     * {@code trust_remote_code: true}. jvllm never runs or fetches such code; it uses its own
+     * implementation of the architecture, which callers may want to tell the user.
+     */
+    public boolean hasRemoteCode() {
+        return fields.has("auto_map") || raw.path("trust_remote_code").asBoolean(false);
     }
 
     public boolean bool(String field, boolean defaultValue) {
@@ -149,43 +190,42 @@ public final class ModelConfig {
     /** The first of the named fields present, else the default. */
     public int intOr(int defaultValue, String... names) {
         for (String name : names) {
-            JsonNode n = raw.get(name);
-            if (n != null && !n.isNull()) {
-                if (!n.canConvertToInt()) {
-                    throw new ConfigException(source + ": field '" + name + "' must be an integer, got " + n);
-                }
-                return n.asInt();
+            OptionalInt value = fields.integer(name);
+            if (value.isPresent()) {
+                return value.getAsInt();
             }
         }
         return defaultValue;
     }
 
+    /** The first of the named fields present, else the default. */
     public double doubleOr(double defaultValue, String... names) {
         for (String name : names) {
-            JsonNode n = raw.get(name);
-            if (n != null && !n.isNull()) {
-                if (!n.isNumber()) {
-                    throw new ConfigException(source + ": field '" + name + "' must be a number, got " + n);
-                }
-                return n.asDouble();
+            OptionalDouble value = fields.number(name);
+            if (value.isPresent()) {
+                return value.getAsDouble();
             }
         }
         return defaultValue;
     }
 
-    private int requireInt(String... names) {
-        int v = intOr(Integer.MIN_VALUE, names);
-        if (v == Integer.MIN_VALUE) {
-            throw new ConfigException(source + ": required field '" + names[0] + "' is missing");
+    /** The first of the named fields present, which must be positive. */
+    private int requirePositive(String... names) {
+        for (String name : names) {
+            OptionalInt value = fields.integer(name);
+            if (value.isPresent()) {
+                return positive(name, value.getAsInt());
+            }
         }
-        return positive(names[0], v);
+        String others = names.length == 1 ? "" : " (nor " + String.join(", ", List.of(names).subList(1, names.length)) + ")";
+        throw new ConfigException(source + ": required field '" + names[0] + "'" + others + " is missing");
     }
 
-    private int positive(String name, int v) {
-        if (v <= 0) {
-            throw new ConfigException(source + ": field '" + name + "' must be positive, got " + v);
+    private int positive(String name, int value) {
+        if (value <= 0) {
+            throw fields.invalid(name, "must be positive, got " + value);
         }
-        return v;
+        return value;
     }
 
     @Override

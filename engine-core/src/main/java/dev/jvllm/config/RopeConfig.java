@@ -1,7 +1,6 @@
 package dev.jvllm.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 
 import java.util.Locale;
 
@@ -25,41 +24,54 @@ public record RopeConfig(double theta, String type, double factor, int originalM
         return d - (d % 2);
     }
 
+    /** A numeric field of the scaling object (such as llama3's {@code low_freq_factor}), else the default. */
     public double param(String name, double defaultValue) {
         JsonNode n = parameters.get(name);
-        return n == null || n.isNull() ? defaultValue : n.asDouble();
+        if (n == null || n.isNull()) {
+            return defaultValue;
+        }
+        if (!n.isNumber()) {
+            throw new ConfigException("rope parameter '" + name + "' must be a number, got " + n);
+        }
+        return n.doubleValue();
     }
 
-    static RopeConfig from(JsonNode config, int maxPositions) {
-        JsonNode params = config.get("rope_parameters");
-        if (params != null && params.isObject() && !params.has("rope_type") && !params.has("rope_theta")
-                && params.has("full_attention")) {
-            params = params.get("full_attention"); // per-layer-type parameters: the global layers' set
+    static RopeConfig from(ConfigFields config, int maxPositions) {
+        ConfigFields params = config.object("rope_parameters").map(RopeConfig::globalLayers)
+                .or(() -> config.object("rope_scaling"))
+                .orElseGet(() -> config.absent("rope_scaling"));
+        // rope_theta, original_max_position_embeddings and partial_rotary_factor may sit at the top instead.
+        ConfigFields thetaAt = params.has("rope_theta") ? params : config;
+        ConfigFields originalAt = params.has("original_max_position_embeddings") ? params : config;
+        ConfigFields partialAt = params.has("partial_rotary_factor") ? params : config;
+        double theta = thetaAt.number("rope_theta").orElse(10000.0);
+        String type = params.text("rope_type").or(() -> params.text("type")).orElse("default").toLowerCase(Locale.ROOT);
+        if (type.equals("su")) {
+            type = "longrope"; // its name before Transformers 4.43
         }
-        if (params == null || params.isNull()) {
-            params = config.get("rope_scaling");
+        double factor = params.number("factor").orElse(1.0);
+        int original = originalAt.integer("original_max_position_embeddings").orElse(maxPositions);
+        double partial = partialAt.number("partial_rotary_factor").orElse(1.0);
+        if (!(theta > 0)) {
+            throw thetaAt.invalid("rope_theta", "must be positive, got " + theta);
         }
-        if (params == null || params.isNull()) {
-            params = JsonNodeFactory.instance.objectNode();
+        if (!(factor > 0)) {
+            throw params.invalid("factor", "must be positive, got " + factor);
         }
-        if (!params.isObject()) {
-            throw new ConfigException("config.json: 'rope_scaling'/'rope_parameters' must be an object, got " + params);
+        if (original <= 0) {
+            throw originalAt.invalid("original_max_position_embeddings", "must be positive, got " + original);
         }
-        double theta = params.has("rope_theta") ? params.get("rope_theta").asDouble()
-                : config.path("rope_theta").asDouble(10000.0);
-        String type = params.has("rope_type") ? params.get("rope_type").asText()
-                : params.path("type").asText("default");
-        type = type.toLowerCase(Locale.ROOT);
-        if (type.equals("su")) type = "longrope";
-        double factor = params.path("factor").asDouble(1.0);
-        int original = params.path("original_max_position_embeddings")
-                .asInt(config.path("original_max_position_embeddings").asInt(maxPositions));
-        double partial = params.has("partial_rotary_factor") ? params.get("partial_rotary_factor").asDouble()
-                : config.path("partial_rotary_factor").asDouble(1.0);
-        if (!(theta > 0) || !(factor > 0) || !(partial > 0 && partial <= 1)) {
-            throw new ConfigException("config.json: rope settings out of range (theta=" + theta + ", factor="
-                    + factor + ", partial_rotary_factor=" + partial + ")");
+        if (!(partial > 0 && partial <= 1)) {
+            throw partialAt.invalid("partial_rotary_factor", "must be in (0, 1], got " + partial);
         }
-        return new RopeConfig(theta, type, factor, original, partial, params);
+        return new RopeConfig(theta, type, factor, original, partial, params.node());
+    }
+
+    /** Of per-layer-type parameters ({@code {"full_attention": {...}, "sliding_attention": {...}}}), the global layers' set. */
+    private static ConfigFields globalLayers(ConfigFields params) {
+        if (params.has("rope_type") || params.has("rope_theta")) {
+            return params;
+        }
+        return params.object("full_attention").orElse(params);
     }
 }

@@ -54,7 +54,7 @@ final class SafetensorsCheckpoint implements Checkpoint {
         Arena arena = Arena.ofShared();
         try {
             return new SafetensorsCheckpoint(directory, arena, loader.apply(arena));
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             arena.close();
             throw e;
         }
@@ -64,6 +64,7 @@ final class SafetensorsCheckpoint implements Checkpoint {
         List<Path> found = new ArrayList<>();
         try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "*.safetensors")) {
             files.forEach(found::add);
+            found.sort(null);
         } catch (IOException e) {
             throw new WeightsException(directory + ": cannot be listed: " + e.getMessage(), e);
         }
