@@ -1,0 +1,426 @@
+package dev.jvllm.cpu;
+
+import dev.jvllm.JvllmException;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.WeightTensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The CPU backend: float32 activations on the Java heap, weights read in place from the
+ * memory-mapped checkpoint (F32, BF16 or F16, widened inside the kernels), a paged KV cache in
+ * native memory, and kernels split over a fixed pool of threads.
+ *
+ * <p>The arithmetic runs on the Vector API when the {@code jdk.incubator.vector} module is present
+ * and on scalar loops otherwise (see {@link InnerLoops#select()}). One thread drives a backend at
+ * a time; kernels called from several threads are serialized by the worker pool.
+ */
+public final class CpuBackend implements Backend {
+
+    private static final int ELEMENTWISE_GRAIN = 1 << 15;
+
+    private final WorkerPool pool;
+    private final InnerLoops loops;
+    private final LinearKernel linear;
+    private final PagedAttentionKernel attention;
+
+    /** A backend with {@code options.threads()} workers (0: all available processors). */
+    public CpuBackend(BackendOptions options) {
+        this(options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors(), InnerLoops.select());
+    }
+
+    CpuBackend(int threads, InnerLoops loops) {
+        this.pool = new WorkerPool(threads);
+        this.loops = loops;
+        this.linear = new LinearKernel(loops, pool);
+        this.attention = new PagedAttentionKernel(loops, pool);
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public DType activationType() {
+        return DType.F32;
+    }
+
+    /** Which inner loops this backend runs, e.g. "Vector API, 512-bit vectors of 16 float lanes". */
+    public String kernelDescription() {
+        return loops.description();
+    }
+
+    /** The number of threads kernels are split over, the caller included. */
+    public int threads() {
+        return pool.size();
+    }
+
+    // ---- memory ----------------------------------------------------------------------------
+
+    @Override
+    public Tensor weight(WeightTensor source) {
+        DType type = source.dtype();
+        if (type != DType.F32 && type != DType.BF16 && type != DType.F16) {
+            throw new JvllmException("tensor '" + source.name() + "' is " + type
+                    + "; the CPU backend reads F32, BF16 and F16 weights");
+        }
+        long cols = source.rank() == 0 ? 1 : source.dim(-1);
+        long rows = cols == 0 ? 0 : source.elementCount() / cols;
+        if (rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
+            throw new JvllmException("tensor '" + source.name() + "' has " + rows + " × " + cols
+                    + " elements; the CPU backend needs both below 2^31");
+        }
+        long bytes = source.elementCount() * type.byteSize();
+        if (source.data().byteSize() != bytes) {
+            throw new JvllmException("tensor '" + source.name() + "' has " + source.data().byteSize()
+                    + " bytes of data but its shape needs " + bytes);
+        }
+        return new CpuTensor(source.data(), type, (int) rows, (int) cols, source.name());
+    }
+
+    @Override
+    public Tensor constant(float[] values, int rows, int cols) {
+        if ((long) rows * cols != values.length) {
+            throw new IllegalArgumentException(values.length + " values do not fill " + rows + " × " + cols);
+        }
+        return new CpuTensor(MemorySegment.ofArray(values.clone()), DType.F32, rows, cols, "constant");
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        long count = (long) rows * cols;
+        if (rows < 0 || cols < 0 || count > Integer.MAX_VALUE - 8) {
+            throw new JvllmException("cannot allocate " + rows + " × " + cols
+                    + " activations: the CPU backend holds at most 2^31 - 9 floats per tensor");
+        }
+        return new CpuTensor(MemorySegment.ofArray(new float[(int) count]), DType.F32, rows, cols, "activation");
+    }
+
+    @Override
+    public Tensor indices(int[] values) {
+        return new CpuTensor(MemorySegment.ofArray(values.clone()), DType.I32, 1, values.length, "indices");
+    }
+
+    @Override
+    public float[] toFloatArray(Tensor tensor) {
+        CpuTensor t = cpu(tensor, "toFloatArray", "tensor");
+        long count = t.elementCount();
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new JvllmException(t + " is too large for a Java array");
+        }
+        int n = (int) count;
+        return switch (t.dtype()) {
+            case F32 -> t.data().toArray(Elements.FLOAT);
+            case BF16, F16 -> {
+                float[] result = new float[n];
+                loops.weights(t.dtype()).widen(t.data(), 0, result, 0, n);
+                yield result;
+            }
+            case I32 -> {
+                float[] result = new float[n];
+                for (int i = 0; i < n; i++) {
+                    result[i] = Elements.getInt(t.data(), i);
+                }
+                yield result;
+            }
+            default -> throw new IllegalStateException("unexpected tensor type " + t.dtype());
+        };
+    }
+
+    @Override
+    public KvCache allocateKvCache(KvCacheSpec spec) {
+        return CpuKvCache.allocate(spec);
+    }
+
+    // ---- kernels ----------------------------------------------------------------------------
+
+    @Override
+    public void embedding(Tensor table, Tensor ids, Tensor out) {
+        copyRows("embedding", cpu(table, "embedding", "table"), cpu(ids, "embedding", "ids"), cpu(out, "embedding", "out"));
+    }
+
+    @Override
+    public void gatherRows(Tensor x, Tensor rows, Tensor out) {
+        copyRows("gatherRows", cpu(x, "gatherRows", "x"), cpu(rows, "gatherRows", "rows"), cpu(out, "gatherRows", "out"));
+    }
+
+    /** {@code out[i] = source[indices[i]]} widened to float32. */
+    private void copyRows(String kernel, CpuTensor source, CpuTensor indices, CpuTensor out) {
+        requireType(kernel, "indices", indices, DType.I32);
+        requireWeightType(kernel, "source", source);
+        requireActivation(kernel, "out", out);
+        int count = (int) indices.elementCount();
+        int cols = source.cols();
+        if (out.rows() != count || out.cols() != cols) {
+            throw new IllegalArgumentException(kernel + ": out is " + out + " but " + count + " rows of " + cols
+                    + " were asked for");
+        }
+        WeightLoops rows = loops.weights(source.dtype());
+        pool.forEach(count, Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, cols)), (first, end, worker) -> {
+            float[] buffer = pool.scratch(worker).weights(cols);
+            for (int i = first; i < end; i++) {
+                int row = Elements.getInt(indices.data(), i);
+                if (row < 0 || row >= source.rows()) {
+                    throw new IndexOutOfBoundsException(kernel + ": index " + row + " at " + i + " is outside the "
+                            + source.rows() + " rows of " + source);
+                }
+                rows.widen(source.data(), source.rowStart(row), buffer, 0, cols);
+                MemorySegment.copy(buffer, 0, out.data(), Elements.FLOAT, out.rowStart(i) * Float.BYTES, cols);
+            }
+        });
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        CpuTensor input = cpu(x, "linear", "x");
+        CpuTensor w = cpu(weight, "linear", "weight");
+        CpuTensor b = bias == null ? null : cpu(bias, "linear", "bias");
+        CpuTensor output = cpu(out, "linear", "out");
+        requireActivation("linear", "x", input);
+        requireActivation("linear", "out", output);
+        requireWeightType("linear", "weight", w);
+        if (input.cols() != w.cols()) {
+            throw new IllegalArgumentException("linear: x " + input + " has " + input.cols()
+                    + " features but weight " + w + " takes " + w.cols());
+        }
+        if (output.rows() != input.rows() || output.cols() != w.rows()) {
+            throw new IllegalArgumentException("linear: out is " + output + " but x · weightᵀ is "
+                    + input.rows() + " × " + w.rows());
+        }
+        if (b != null) {
+            requireWeightType("linear", "bias", b);
+            if (b.elementCount() != w.rows()) {
+                throw new IllegalArgumentException("linear: bias " + b + " does not have " + w.rows() + " elements");
+            }
+        }
+        if (input.data().asOverlappingSlice(output.data()).isPresent()) {
+            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
+        }
+        linear.run(input, w, b, output);
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float eps, float weightOffset, Tensor out) {
+        CpuTensor input = cpu(x, "rmsNorm", "x");
+        CpuTensor scale = cpu(weight, "rmsNorm", "weight");
+        CpuTensor output = cpu(out, "rmsNorm", "out");
+        int n = input.cols();
+        checkRowwise("rmsNorm", input, scale, null, output);
+        WeightLoops scaleLoops = loops.weights(scale.dtype());
+        pool.forEach(input.rows(), Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, n)), (first, end, worker) -> {
+            float[] w = pool.scratch(worker).weights(n);
+            scaleLoops.widen(scale.data(), 0, w, 0, n);
+            if (weightOffset != 0f) {
+                for (int i = 0; i < n; i++) {
+                    w[i] += weightOffset;
+                }
+            }
+            for (int row = first; row < end; row++) {
+                float meanSquare = loops.sumOfSquares(input.data(), input.rowStart(row), n, 0f) / n;
+                float inverseRms = (float) (1.0 / Math.sqrt(meanSquare + eps));
+                loops.normalize(input.data(), input.rowStart(row), 0f, inverseRms, w, null,
+                        output.data(), output.rowStart(row), n);
+            }
+        });
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        CpuTensor input = cpu(x, "layerNorm", "x");
+        CpuTensor scale = cpu(weight, "layerNorm", "weight");
+        CpuTensor shift = bias == null ? null : cpu(bias, "layerNorm", "bias");
+        CpuTensor output = cpu(out, "layerNorm", "out");
+        int n = input.cols();
+        checkRowwise("layerNorm", input, scale, shift, output);
+        pool.forEach(input.rows(), Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, n)), (first, end, worker) -> {
+            WorkerScratch scratch = pool.scratch(worker);
+            float[] w = scratch.weights(n);
+            loops.weights(scale.dtype()).widen(scale.data(), 0, w, 0, n);
+            float[] b = null;
+            if (shift != null) {
+                b = scratch.accumulator(n);
+                loops.weights(shift.dtype()).widen(shift.data(), 0, b, 0, n);
+            }
+            for (int row = first; row < end; row++) {
+                long at = input.rowStart(row);
+                float mean = loops.sum(input.data(), at, n) / n;
+                float variance = loops.sumOfSquares(input.data(), at, n, mean) / n;
+                float inverseStd = (float) (1.0 / Math.sqrt(variance + eps));
+                loops.normalize(input.data(), at, mean, inverseStd, w, b, output.data(), output.rowStart(row), n);
+            }
+        });
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        CpuTensor left = cpu(a, "add", "a");
+        CpuTensor right = cpu(b, "add", "b");
+        CpuTensor output = cpu(out, "add", "out");
+        checkElementwise("add", left, right, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                loops.add(left.data(), first, right.data(), first, output.data(), first, end - first));
+    }
+
+    @Override
+    public void siluMul(Tensor gate, Tensor up, Tensor out) {
+        CpuTensor g = cpu(gate, "siluMul", "gate");
+        CpuTensor u = cpu(up, "siluMul", "up");
+        CpuTensor output = cpu(out, "siluMul", "out");
+        checkElementwise("siluMul", g, u, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                loops.siluMul(g.data(), first, u.data(), first, output.data(), first, end - first));
+    }
+
+    @Override
+    public void rotary(Tensor x, int heads, int headDim, int rotaryDim, boolean neoxStyle, Tensor cosSin,
+                       Tensor positions) {
+        CpuTensor input = cpu(x, "rotary", "x");
+        CpuTensor table = cpu(cosSin, "rotary", "cosSin");
+        CpuTensor pos = cpu(positions, "rotary", "positions");
+        requireActivation("rotary", "x", input);
+        requireWeightType("rotary", "cosSin", table);
+        requireType("rotary", "positions", pos, DType.I32);
+        if (input.cols() != heads * headDim) {
+            throw new IllegalArgumentException("rotary: x " + input + " is not " + heads + " heads of " + headDim);
+        }
+        if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0 || table.cols() != rotaryDim) {
+            throw new IllegalArgumentException("rotary: rotary dim " + rotaryDim + " must be even, at most head dim "
+                    + headDim + ", and the width of cosSin " + table);
+        }
+        if (pos.elementCount() != input.rows()) {
+            throw new IllegalArgumentException("rotary: " + pos.elementCount() + " positions for " + input.rows() + " tokens");
+        }
+        int half = rotaryDim / 2;
+        // Pairs are (i, i + half) in the GPT-NeoX layout and (2i, 2i + 1) in the GPT-J layout.
+        int pairStride = neoxStyle ? 1 : 2;
+        int partnerOffset = neoxStyle ? half : 1;
+        MemorySegment data = input.data();
+        pool.forEach(input.rows(), Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, input.cols())), (first, end, worker) -> {
+            for (int t = first; t < end; t++) {
+                int position = Elements.getInt(pos.data(), t);
+                if (position < 0 || position >= table.rows()) {
+                    throw new IndexOutOfBoundsException("rotary: position " + position + " of token " + t
+                            + " is outside the " + table.rows() + " rows of " + table);
+                }
+                long tableRow = table.rowStart(position);
+                for (int h = 0; h < heads; h++) {
+                    long head = input.rowStart(t) + (long) h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        float cos = Elements.get(table.dtype(), table.data(), tableRow + i);
+                        float sin = Elements.get(table.dtype(), table.data(), tableRow + half + i);
+                        long a = head + (long) i * pairStride;
+                        long b = a + partnerOffset;
+                        float x1 = Elements.getFloat(data, a);
+                        float x2 = Elements.getFloat(data, b);
+                        Elements.setFloat(data, a, x1 * cos - x2 * sin);
+                        Elements.setFloat(data, b, x2 * cos + x1 * sin);
+                    }
+                }
+            }
+        });
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, ForwardBatch batch,
+                          AttentionParams params, Tensor out) {
+        CpuTensor query = cpu(q, "attention", "q");
+        CpuTensor key = cpu(k, "attention", "k");
+        CpuTensor value = cpu(v, "attention", "v");
+        CpuTensor output = cpu(out, "attention", "out");
+        if (!(cache instanceof CpuKvCache pages)) {
+            throw new IllegalArgumentException("attention: the KV cache " + cache + " was not made by the CPU backend");
+        }
+        for (CpuTensor t : new CpuTensor[]{query, key, value, output}) {
+            requireActivation("attention", "input", t);
+        }
+        KvCacheSpec spec = pages.spec();
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim();
+        int kvWidth = params.numKvHeads() * params.headDim();
+        if (query.rows() != tokens || query.cols() != qWidth || output.rows() != tokens || output.cols() != qWidth) {
+            throw new IllegalArgumentException("attention: q " + query + " and out " + output + " must be "
+                    + tokens + " × " + qWidth);
+        }
+        if (key.rows() != tokens || key.cols() != kvWidth || value.rows() != tokens || value.cols() != kvWidth) {
+            throw new IllegalArgumentException("attention: k " + key + " and v " + value + " must be "
+                    + tokens + " × " + kvWidth);
+        }
+        if (spec.kvHeads() != params.numKvHeads() || spec.headDim() != params.headDim()
+                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
+            throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
+                    + batch.blockSize() + " does not fit the cache " + spec);
+        }
+        if (params.alibiSlopes() != null && params.alibiSlopes().length < params.numHeads()) {
+            throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
+                    + params.numHeads() + " heads");
+        }
+        if (query.data().asOverlappingSlice(output.data()).isPresent()) {
+            throw new IllegalArgumentException("attention: out " + output + " overlaps q");
+        }
+        attention.run(query, key, value, pages, layer, batch, params, output);
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+
+    // ---- checks -----------------------------------------------------------------------------
+
+    private static CpuTensor cpu(Tensor tensor, String kernel, String role) {
+        if (tensor instanceof CpuTensor t) {
+            return t;
+        }
+        throw new IllegalArgumentException(kernel + ": " + role + " (" + tensor + ") was not made by the CPU backend");
+    }
+
+    private static void requireType(String kernel, String role, CpuTensor t, DType type) {
+        if (t.dtype() != type) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be " + type);
+        }
+    }
+
+    private static void requireActivation(String kernel, String role, CpuTensor t) {
+        requireType(kernel, role, t, DType.F32);
+    }
+
+    private static void requireWeightType(String kernel, String role, CpuTensor t) {
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be F32, BF16 or F16");
+        }
+    }
+
+    private static void checkRowwise(String kernel, CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
+        requireActivation(kernel, "x", x);
+        requireActivation(kernel, "out", out);
+        requireWeightType(kernel, "weight", weight);
+        if (weight.elementCount() != x.cols() || (bias != null && bias.elementCount() != x.cols())) {
+            throw new IllegalArgumentException(kernel + ": weight " + weight + (bias == null ? "" : " and bias " + bias)
+                    + " must have one element per feature of x " + x);
+        }
+        if (bias != null) {
+            requireWeightType(kernel, "bias", bias);
+        }
+        if (out.rows() != x.rows() || out.cols() != x.cols()) {
+            throw new IllegalArgumentException(kernel + ": out " + out + " must have the shape of x " + x);
+        }
+    }
+
+    private static void checkElementwise(String kernel, CpuTensor a, CpuTensor b, CpuTensor out) {
+        requireActivation(kernel, "first input", a);
+        requireActivation(kernel, "second input", b);
+        requireActivation(kernel, "out", out);
+        if (a.elementCount() != out.elementCount() || b.elementCount() != out.elementCount()) {
+            throw new IllegalArgumentException(kernel + ": " + a + ", " + b + " and out " + out
+                    + " must have as many elements");
+        }
+    }
+}

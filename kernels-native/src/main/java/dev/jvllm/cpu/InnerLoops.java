@@ -1,0 +1,104 @@
+package dev.jvllm.cpu;
+
+import dev.jvllm.weights.DType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The arithmetic inner loops of the CPU kernels, over float32 vectors in memory segments
+ * (positions are element indices). The kernels in {@link CpuBackend} decide what to compute and
+ * split the work between threads; these loops do the per-element arithmetic, with the Vector API
+ * when the {@code jdk.incubator.vector} module is present ({@code VectorLoops}) and plainly
+ * otherwise ({@link ScalarLoops}).
+ */
+interface InnerLoops {
+
+    /** Forces the scalar loops even when the Vector API is available (for tests of both paths). */
+    String FORCE_SCALAR_PROPERTY = "jvllm.cpu.scalar";
+
+    /** Which implementation this is, for logs ("Vector API, 16 float lanes ..."). */
+    String description();
+
+    /** The loops that read weights of {@code type} (F32, BF16 or F16). */
+    WeightLoops weights(DType type);
+
+    /** {@code Σ a[aIndex + i] · b[bIndex + i]} over {@code i < n}. */
+    float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int n);
+
+    /** {@code y[i] += alpha · x[xIndex + i]} for {@code i < n}. */
+    void addScaled(float alpha, MemorySegment x, long xIndex, float[] y, int n);
+
+    /** {@code Σ x[i]} over the n elements at {@code index}. */
+    float sum(MemorySegment x, long index, int n);
+
+    /** {@code Σ (x[i] - center)²} over the n elements at {@code index}. */
+    float sumOfSquares(MemorySegment x, long index, int n, float center);
+
+    /** {@code out[i] = (x[i] - center) · scale · weight[i] (+ bias[i])}; bias may be null. */
+    void normalize(MemorySegment x, long xIndex, float center, float scale, float[] weight, float[] bias,
+                   MemorySegment out, long outIndex, int n);
+
+    /** {@code out[i] = a[i] + b[i]}. */
+    void add(MemorySegment a, long aIndex, MemorySegment b, long bIndex, MemorySegment out, long outIndex, int n);
+
+    /** {@code out[i] = silu(gate[i]) · up[i]} with {@code silu(g) = g / (1 + e^-g)}. */
+    void siluMul(MemorySegment gate, long gateIndex, MemorySegment up, long upIndex, MemorySegment out,
+                 long outIndex, int n);
+
+    /** {@code max(a[0..n))}. */
+    float max(float[] a, int n);
+
+    /** {@code a[i] = e^(a[i] - shift)} in place; returns {@code Σ a[i]}. */
+    float expShiftedAndSum(float[] a, int n, float shift);
+
+    /** {@code out[outIndex + i] = y[i] · scale}. */
+    void storeScaled(float[] y, float scale, MemorySegment out, long outIndex, int n);
+
+    /**
+     * The loops to use here: the Vector API ones when the {@code jdk.incubator.vector} module is
+     * in the boot layer and {@code -Djvllm.cpu.scalar=true} is not set, the scalar ones otherwise.
+     * The choice is logged once.
+     */
+    static InnerLoops select() {
+        InnerLoops loops;
+        if (Boolean.getBoolean(FORCE_SCALAR_PROPERTY)) {
+            loops = new ScalarLoops("forced by -D" + FORCE_SCALAR_PROPERTY + "=true");
+        } else if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            loops = new ScalarLoops("module jdk.incubator.vector is absent; add --add-modules jdk.incubator.vector for SIMD");
+        } else {
+            loops = Selection.loadVectorLoops();
+        }
+        Selection.logOnce(loops);
+        return loops;
+    }
+
+    /** Loading and logging behind {@link #select()}. */
+    final class Selection {
+        private static final Logger LOG = LoggerFactory.getLogger(CpuBackend.class);
+        private static final Set<String> LOGGED = ConcurrentHashMap.newKeySet();
+        private static final String VECTOR_LOOPS = "dev.jvllm.cpu.VectorLoops";
+
+        private Selection() {
+        }
+
+        /** By name, so that no class of the Vector API is linked unless the module is there. */
+        static InnerLoops loadVectorLoops() {
+            try {
+                return Class.forName(VECTOR_LOOPS).asSubclass(InnerLoops.class).getDeclaredConstructor().newInstance();
+            } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
+                LOG.warn("CPU backend cannot use the Vector API ({}); using scalar loops", e.toString());
+                return new ScalarLoops("the Vector API failed to load: " + e);
+            }
+        }
+
+        static void logOnce(InnerLoops loops) {
+            if (LOGGED.add(loops.description())) {
+                LOG.info("CPU backend kernels: {}", loops.description());
+            }
+        }
+    }
+}

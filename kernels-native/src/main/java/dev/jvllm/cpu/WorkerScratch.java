@@ -1,0 +1,38 @@
+package dev.jvllm.cpu;
+
+/**
+ * Buffers one worker reuses across kernel calls; each grows to the largest size asked for and is
+ * then kept, so steady-state kernels allocate nothing. Contents are undefined on return.
+ */
+final class WorkerScratch {
+
+    private float[] weights = new float[0];
+    private float[] scores = new float[0];
+    private float[] accumulator = new float[0];
+    /** Per-row or per-token dot products of one microkernel call. */
+    final float[] dots = new float[8];
+
+    /** A widened weight vector (norm scales and biases). */
+    float[] weights(int length) {
+        if (weights.length < length) {
+            weights = new float[length];
+        }
+        return weights;
+    }
+
+    /** Attention scores of one query over its context. */
+    float[] scores(int length) {
+        if (scores.length < length) {
+            scores = new float[Math.max(length, scores.length * 3 / 2)];
+        }
+        return scores;
+    }
+
+    /** Attention output of one head, or a second widened vector. */
+    float[] accumulator(int length) {
+        if (accumulator.length < length) {
+            accumulator = new float[length];
+        }
+        return accumulator;
+    }
+}
