@@ -20,6 +20,11 @@ public interface Checkpoint extends AutoCloseable {
         return SafetensorsCheckpoint.open(modelDirectory);
     }
 
+    /** Opens one safetensors file (validated like a checkpoint's). */
+    static Checkpoint openFile(Path file) {
+        return SafetensorsCheckpoint.openFile(file);
+    }
+
     Set<String> names();
 
     Optional<WeightTensor> find(String name);

@@ -50,6 +50,10 @@ final class SafetensorsCheckpoint implements Checkpoint {
         return mapped(directory, arena -> SafetensorsFile.map(only, arena));
     }
 
+    static Checkpoint openFile(Path file) {
+        return mapped(file.toAbsolutePath().getParent(), arena -> SafetensorsFile.map(file, arena));
+    }
+
     private static Checkpoint mapped(Path directory, Function<Arena, Map<String, WeightTensor>> loader) {
         Arena arena = Arena.ofShared();
         try {
