@@ -1,0 +1,371 @@
+package dev.jvllm.tokenizer;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.Set;
+import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A Hugging Face "fast" tokenizer loaded from a model directory: {@code tokenizer.json} (required)
+ * runs through the Rust {@code tokenizers} library (via DJL), and {@code tokenizer_config.json}
+ * (optional) supplies the BOS/EOS tokens, {@code add_bos_token}/{@code add_eos_token} and the chat
+ * template.
+ *
+ * <p>Behaviour follows {@code transformers.AutoTokenizer}:
+ *
+ * <ul>
+ *   <li>No truncation and no padding: a prompt of any length encodes to all of its tokens.
+ *   <li>{@code encode(text, true)} adds what the {@code tokenizer.json} post-processor adds, and
+ *       also a BOS (EOS) when {@code tokenizer_config.json} says {@code add_bos_token}
+ *       ({@code add_eos_token}) and the post-processor did not add it, as the transformers
+ *       Llama-family tokenizers do.
+ *   <li>{@code decode} returns the decoder's text without {@code clean_up_tokenization_spaces}
+ *       (which is lossy: it would turn {@code "a ,b"} into {@code "a,b"}), so decoding and
+ *       streaming ({@link IncrementalDetokenizer}) agree.
+ * </ul>
+ *
+ * <p>Loading never touches the network. DJL's start-up telemetry (which probes the EC2 metadata
+ * address) is switched off and the CPU build of the native library, shipped inside the DJL jar, is
+ * used: see {@link #load(Path)}.
+ *
+ * <p>Instances are thread-safe for encoding and decoding; {@link #close()} releases the native
+ * tokenizer and must not race with other calls.
+ */
+public final class HfTokenizer implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(HfTokenizer.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final HuggingFaceTokenizer native_;
+    private final Path directory;
+    private final Map<String, Integer> idsByToken;
+    private final String[] tokensById;
+    private final Set<Integer> specialTokenIds;
+    private final Integer bosTokenId;
+    private final Integer eosTokenId;
+    private final boolean addBosToken;
+    private final boolean addEosToken;
+    private final ChatTemplate chatTemplate;
+
+    private HfTokenizer(
+            HuggingFaceTokenizer native_,
+            Path directory,
+            Vocabulary vocabulary,
+            SpecialTokensConfig config,
+            ChatTemplate chatTemplate) {
+        this.native_ = native_;
+        this.directory = directory;
+        this.idsByToken = vocabulary.idsByToken();
+        this.tokensById = vocabulary.tokensById();
+        this.specialTokenIds = vocabulary.specialIds();
+        this.bosTokenId = config.bosToken() == null ? null : idsByToken.get(config.bosToken());
+        this.eosTokenId = config.eosToken() == null ? null : idsByToken.get(config.eosToken());
+        this.addBosToken = config.addBosToken();
+        this.addEosToken = config.addEosToken();
+        this.chatTemplate = chatTemplate;
+    }
+
+    /**
+     * Loads the tokenizer of a model directory.
+     *
+     * <p>Before the first load this sets two DJL system properties unless the application set them:
+     * {@code OPT_OUT_TRACKING=true} (DJL otherwise sends a telemetry request and probes
+     * {@code 169.254.169.254} on tokenizer creation) and {@code RUST_FLAVOR=cpu} (on a CUDA machine
+     * DJL otherwise tries to download a CUDA build of the tokenizers library). The native library
+     * is extracted from the DJL jar into DJL's cache directory ({@code ~/.djl.ai}, or
+     * {@code DJL_CACHE_DIR}).
+     *
+     * @param modelDirectory a directory holding {@code tokenizer.json} and, optionally,
+     *     {@code tokenizer_config.json}
+     * @throws TokenizerException when {@code tokenizer.json} is missing or cannot be parsed, or
+     *     {@code tokenizer_config.json} is malformed; the message names the file
+     */
+    public static HfTokenizer load(Path modelDirectory) {
+        Path tokenizerJson = modelDirectory.resolve("tokenizer.json");
+        Path configJson = modelDirectory.resolve("tokenizer_config.json");
+        if (!Files.isRegularFile(tokenizerJson)) {
+            throw new TokenizerException("No tokenizer file: " + tokenizerJson + " does not exist");
+        }
+        JsonNode tokenizerTree = readJson(tokenizerJson);
+        Vocabulary vocabulary = Vocabulary.from(tokenizerTree, tokenizerJson);
+        JsonNode configTree = Files.isRegularFile(configJson) ? readJson(configJson) : null;
+        SpecialTokensConfig config = SpecialTokensConfig.from(configTree, configJson);
+        ChatTemplate template = null;
+        if (configTree != null) {
+            Optional<String> source = ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
+            if (source.isPresent()) {
+                Map<String, Object> tokens = new LinkedHashMap<>();
+                putIfNotNull(tokens, "bos_token", config.bosToken());
+                putIfNotNull(tokens, "eos_token", config.eosToken());
+                putIfNotNull(tokens, "unk_token", config.unkToken());
+                putIfNotNull(tokens, "pad_token", config.padToken());
+                template = ChatTemplate.compile(source.get(), tokens);
+            }
+        }
+        HuggingFaceTokenizer nativeTokenizer = buildNative(tokenizerJson);
+        log.debug("Loaded tokenizer {} ({} tokens)", tokenizerJson, vocabulary.tokensById().length);
+        return new HfTokenizer(nativeTokenizer, modelDirectory, vocabulary, config, template);
+    }
+
+    private static HuggingFaceTokenizer buildNative(Path tokenizerJson) {
+        DjlOfflineSettings.apply();
+        try {
+            // Pointing at the file, not the directory, keeps DJL from applying its own reading of
+            // tokenizer_config.json (lower-casing, prefix spaces, clean-up) on top of ours.
+            return HuggingFaceTokenizer.builder()
+                    .optTokenizerPath(tokenizerJson)
+                    .optAddSpecialTokens(false)
+                    .optTruncation(false)
+                    .optPadding(false)
+                    .build();
+        } catch (IOException | RuntimeException e) {
+            throw new TokenizerException(
+                    "Cannot load tokenizer " + tokenizerJson + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static JsonNode readJson(Path file) {
+        try {
+            return JSON.readTree(file.toFile());
+        } catch (IOException e) {
+            throw new TokenizerException("Malformed JSON in " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void putIfNotNull(Map<String, Object> map, String key, String value) {
+        if (value != null) {
+            map.put(key, value);
+        }
+    }
+
+    /**
+     * Encodes text to token ids.
+     *
+     * @param addSpecialTokens whether to add the model's special tokens (typically a BOS) as
+     *     {@code transformers} does with {@code add_special_tokens=True}
+     */
+    public int[] encode(String text, boolean addSpecialTokens) {
+        long[] ids;
+        try {
+            ids = native_.encode(text, addSpecialTokens, false).getIds();
+        } catch (RuntimeException e) {
+            throw new TokenizerException("Encoding failed with " + directory + ": " + e, e);
+        }
+        int[] result = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            result[i] = Math.toIntExact(ids[i]);
+        }
+        if (addSpecialTokens) {
+            result = addConfiguredBosEos(result);
+        }
+        return result;
+    }
+
+    private int[] addConfiguredBosEos(int[] ids) {
+        boolean prependBos = addBosToken && bosTokenId != null && (ids.length == 0 || ids[0] != bosTokenId);
+        boolean appendEos =
+                addEosToken && eosTokenId != null && (ids.length == 0 || ids[ids.length - 1] != eosTokenId);
+        if (!prependBos && !appendEos) {
+            return ids;
+        }
+        int[] result = new int[ids.length + (prependBos ? 1 : 0) + (appendEos ? 1 : 0)];
+        int at = 0;
+        if (prependBos) {
+            result[at++] = bosTokenId;
+        }
+        System.arraycopy(ids, 0, result, at, ids.length);
+        if (appendEos) {
+            result[result.length - 1] = eosTokenId;
+        }
+        return result;
+    }
+
+    /**
+     * Decodes token ids to text. Incomplete UTF-8 sequences at the end (bytes of a character split
+     * over tokens) come out as U+FFFD, as in Hugging Face's decoder.
+     *
+     * @param skipSpecialTokens whether special tokens (BOS, EOS, chat markers) are left out
+     * @throws TokenizerException when an id is outside {@code [0, vocabSize())}
+     */
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        long[] longIds = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            checkId(ids[i]);
+            longIds[i] = ids[i];
+        }
+        try {
+            return native_.decode(longIds, skipSpecialTokens);
+        } catch (RuntimeException e) {
+            throw new TokenizerException("Decoding failed with " + directory + ": " + e, e);
+        }
+    }
+
+    /**
+     * The vocabulary entry of a token id as written in {@code tokenizer.json}, e.g. {@code "Ġthe"}
+     * (byte-level BPE) or {@code "▁the"} (SentencePiece), or the content of an added token.
+     *
+     * @throws TokenizerException when the id is outside {@code [0, vocabSize())} or unused
+     */
+    public String tokenText(int id) {
+        checkId(id);
+        String token = tokensById[id];
+        if (token == null) {
+            throw new TokenizerException("Token id " + id + " has no entry in " + directory.resolve("tokenizer.json"));
+        }
+        return token;
+    }
+
+    /** The id of a vocabulary entry or added token, written as in {@code tokenizer.json}. */
+    public OptionalInt idOf(String token) {
+        Integer id = idsByToken.get(token);
+        return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+    }
+
+    /**
+     * Number of token ids: the model vocabulary plus added tokens (one more than the largest id),
+     * as {@code len(tokenizer)} in transformers. The model's embedding table may be larger.
+     */
+    public int vocabSize() {
+        return tokensById.length;
+    }
+
+    /** Ids of the added tokens marked {@code "special": true} in {@code tokenizer.json}. */
+    public Set<Integer> specialTokenIds() {
+        return specialTokenIds;
+    }
+
+    /** The id of {@code bos_token} from {@code tokenizer_config.json}, if it names a known token. */
+    public OptionalInt bosTokenId() {
+        return bosTokenId == null ? OptionalInt.empty() : OptionalInt.of(bosTokenId);
+    }
+
+    /** The id of {@code eos_token} from {@code tokenizer_config.json}, if it names a known token. */
+    public OptionalInt eosTokenId() {
+        return eosTokenId == null ? OptionalInt.empty() : OptionalInt.of(eosTokenId);
+    }
+
+    /**
+     * The chat template of {@code tokenizer_config.json} ({@code chat_template}, or its entry named
+     * "default" when it is a list), bound to this tokenizer's {@code bos_token}, {@code eos_token},
+     * {@code unk_token} and {@code pad_token}. Empty when the config has none.
+     */
+    public Optional<ChatTemplate> chatTemplate() {
+        return Optional.ofNullable(chatTemplate);
+    }
+
+    /** The directory this tokenizer was loaded from. */
+    public Path directory() {
+        return directory;
+    }
+
+    private void checkId(int id) {
+        if (id < 0 || id >= tokensById.length) {
+            throw new TokenizerException(
+                    "Token id " + id + " is outside the vocabulary [0, " + tokensById.length + ") of " + directory);
+        }
+    }
+
+    /** Releases the native tokenizer. */
+    @Override
+    public void close() {
+        native_.close();
+    }
+
+    /** Token strings and ids from {@code model.vocab} and {@code added_tokens} of tokenizer.json. */
+    private record Vocabulary(Map<String, Integer> idsByToken, String[] tokensById, Set<Integer> specialIds) {
+
+        static Vocabulary from(JsonNode root, Path file) {
+            JsonNode model = root.path("model");
+            JsonNode vocab = model.path("vocab");
+            Map<String, Integer> ids = new HashMap<>();
+            if (vocab.isObject()) {
+                // BPE, WordPiece, WordLevel: {"token": id}
+                for (Map.Entry<String, JsonNode> e : vocab.properties()) {
+                    ids.put(e.getKey(), e.getValue().asInt());
+                }
+            } else if (vocab.isArray()) {
+                // Unigram: [["token", score], ...], id = position
+                for (int i = 0; i < vocab.size(); i++) {
+                    ids.put(vocab.get(i).path(0).asText(), i);
+                }
+            } else {
+                throw new TokenizerException("No model.vocab in " + file + " (is it a Hugging Face tokenizer.json?)");
+            }
+            Set<Integer> special = new TreeSet<>();
+            Map<Integer, String> addedById = new HashMap<>();
+            for (JsonNode added : root.path("added_tokens")) {
+                int id = added.path("id").asInt(-1);
+                String content = added.path("content").asText(null);
+                if (id < 0 || content == null) {
+                    throw new TokenizerException("Malformed entry in added_tokens of " + file + ": " + added);
+                }
+                ids.put(content, id);
+                addedById.put(id, content);
+                if (added.path("special").asBoolean(false)) {
+                    special.add(id);
+                }
+            }
+            int size = ids.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
+            String[] tokens = new String[size];
+            for (Map.Entry<String, Integer> e : ids.entrySet()) {
+                tokens[e.getValue()] = e.getKey();
+            }
+            // An added token may share its id with a vocab entry; the added content wins, as in tokenizers.
+            addedById.forEach((id, content) -> tokens[id] = content);
+            return new Vocabulary(Map.copyOf(ids), tokens, Collections.unmodifiableSet(special));
+        }
+    }
+
+    /** The special-token settings of tokenizer_config.json that encoding and templates use. */
+    private record SpecialTokensConfig(
+            String bosToken,
+            String eosToken,
+            String unkToken,
+            String padToken,
+            boolean addBosToken,
+            boolean addEosToken) {
+
+        static SpecialTokensConfig from(JsonNode config, Path file) {
+            if (config == null) {
+                return new SpecialTokensConfig(null, null, null, null, false, false);
+            }
+            if (!config.isObject()) {
+                throw new TokenizerException("Expected a JSON object in " + file);
+            }
+            return new SpecialTokensConfig(
+                    tokenContent(config.get("bos_token"), "bos_token", file),
+                    tokenContent(config.get("eos_token"), "eos_token", file),
+                    tokenContent(config.get("unk_token"), "unk_token", file),
+                    tokenContent(config.get("pad_token"), "pad_token", file),
+                    config.path("add_bos_token").asBoolean(false),
+                    config.path("add_eos_token").asBoolean(false));
+        }
+
+        /** A special token is written as a string or as an AddedToken object {"content": ...}. */
+        private static String tokenContent(JsonNode node, String key, Path file) {
+            if (node == null || node.isNull()) {
+                return null;
+            }
+            if (node.isTextual()) {
+                return node.asText();
+            }
+            if (node.isObject() && node.path("content").isTextual()) {
+                return node.get("content").asText();
+            }
+            throw new TokenizerException(
+                    key + " in " + file + " must be a string or an object with \"content\", not " + node);
+        }
+    }
+}
