@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 
 import torch
@@ -110,8 +111,8 @@ def main():
     train_ids, val_ids = encode(train_docs), encode(val_docs)
     print(f"tokens: train {len(train_ids)}, validation {len(val_ids)}")
 
-    config = LlamaConfig(vocab_size=args.vocab, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
-                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
+    config = LlamaConfig(vocab_size=args.vocab, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512, attention_dropout=0.1,
                          rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
                          bos_token_id=1, eos_token_id=2, pad_token_id=0)
     model = LlamaForCausalLM(config).cuda()
@@ -136,7 +137,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        if step % 200 == 0:
+        if step % (25 if step <= 1500 else 250) == 0:
             val, _ = mean_nll(model, val_ids, 40, torch.bfloat16)
             log.append({"step": step, "train_loss": round(loss.item(), 4), "val_loss": round(val, 4),
                         "seconds": round(args.minutes * 60 - (deadline - time.time()), 1)})
@@ -144,6 +145,7 @@ def main():
             if val < best[0]:
                 best = (val, {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])
+    model.config.attention_dropout = 0.0
     model = model.to(torch.bfloat16)
     model.generation_config.eos_token_id = 2
     model.generation_config.bos_token_id = 1
@@ -169,6 +171,9 @@ def main():
                    "heldout_mean_nll": val_nll, "heldout_perplexity": math.exp(val_nll),
                    "heldout_tokens_scored": val_tokens, "transformers": transformers.__version__,
                    "torch": torch.__version__}, f)
+    words = sorted({w for d in train_docs for w in re.findall(r"[a-z]+", d.lower())})
+    with open(os.path.join(args.out, "vocabulary.txt"), "w") as f:
+        f.write("\n".join(words) + "\n")
     with open(os.path.join(args.out, "train_log.json"), "w") as f:
         json.dump({"parameters": params, "steps": step, "train_tokens": len(train_ids),
                    "validation_tokens": len(val_ids), "curve": log,
