@@ -32,21 +32,31 @@ def case_text(case):
     return case["text"] * case.get("repeat", 1)
 
 
-def load(folder):
-    """AutoTokenizer as a user would call it; PreTrainedTokenizerFast only if that fails."""
+def load(folder, texts):
+    """AutoTokenizer as a user would call it, unless its ids differ from tokenizer.json's own.
+
+    transformers v5 routes tokenizer_class "LlamaTokenizerFast" to a LlamaTokenizer that replaces
+    the pre-tokenizer and decoder of tokenizer.json with SentencePiece's Metaspace, which drops
+    every space for byte-level files such as DeepSeek-V3's (transformers#45488; vLLM loads those
+    with TokenizersBackend instead). When AutoTokenizer's ids disagree with the raw tokenizers
+    library on any case, this falls back to PreTrainedTokenizerFast, which keeps tokenizer.json's
+    pipeline, and records why.
+    """
+    raw = tokenizers.Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    problem = None
     try:
-        return AutoTokenizer.from_pretrained(folder, local_files_only=True), "AutoTokenizer", None
+        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        differing = [t["name"] for t in texts
+                     if tok(case_text(t), add_special_tokens=False)["input_ids"]
+                     != raw.encode(case_text(t), add_special_tokens=False).ids]
+        if not differing:
+            return tok, raw, "AutoTokenizer", None
+        problem = (f"AutoTokenizer ({type(tok).__name__}) ids differ from tokenizer.json's pipeline on "
+                   f"{len(differing)} cases: {', '.join(differing[:8])}")
     except Exception as e:  # noqa: BLE001 - record why, then fall back
-        reason = f"{type(e).__name__}: {e}"
-        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-        tok = PreTrainedTokenizerFast(
-            tokenizer_file=os.path.join(folder, "tokenizer.json"),
-            **{k: v for k, v in config.items() if k in (
-                "bos_token", "eos_token", "unk_token", "pad_token", "chat_template",
-                "add_bos_token", "add_eos_token", "model_max_length")},
-        )
-        return tok, "PreTrainedTokenizerFast", reason
+        problem = f"AutoTokenizer failed: {type(e).__name__}: {e}"
+    tok = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+    return tok, raw, "PreTrainedTokenizerFast", problem
 
 
 def text_entry(tok, raw, case):
@@ -110,11 +120,10 @@ def main():
         if not os.path.isfile(os.path.join(folder, "tokenizer.json")):
             continue
         try:
-            tok, loader, load_error = load(folder)
-            raw = tokenizers.Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+            tok, raw, loader, problem = load(folder, cases["texts"])
             entry = {
                 "loader": loader,
-                "auto_tokenizer_error": load_error,
+                "auto_tokenizer_problem": problem,
                 "tokenizer_class": type(tok).__name__,
                 "vocab_size": len(tok),
                 "bos_token_id": tok.bos_token_id,
@@ -149,6 +158,9 @@ def main():
     print(f"transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
     for line in summary:
         print(line)
+    for name, entry in result["tokenizers"].items():
+        if entry["auto_tokenizer_problem"]:
+            print(f"note: {name}: {entry['auto_tokenizer_problem']}")
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")
     return 1 if failed or not result["tokenizers"] else 0
 

@@ -48,7 +48,7 @@ public final class HfTokenizer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(HfTokenizer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final HuggingFaceTokenizer native_;
+    private final HuggingFaceTokenizer nativeTokenizer;
     private final Path directory;
     private final Map<String, Integer> idsByToken;
     private final String[] tokensById;
@@ -58,14 +58,16 @@ public final class HfTokenizer implements AutoCloseable {
     private final boolean addBosToken;
     private final boolean addEosToken;
     private final ChatTemplate chatTemplate;
+    private final ChatTemplateException chatTemplateError;
 
     private HfTokenizer(
-            HuggingFaceTokenizer native_,
+            HuggingFaceTokenizer nativeTokenizer,
             Path directory,
             Vocabulary vocabulary,
             SpecialTokensConfig config,
-            ChatTemplate chatTemplate) {
-        this.native_ = native_;
+            ChatTemplate chatTemplate,
+            ChatTemplateException chatTemplateError) {
+        this.nativeTokenizer = nativeTokenizer;
         this.directory = directory;
         this.idsByToken = vocabulary.idsByToken();
         this.tokensById = vocabulary.tokensById();
@@ -75,6 +77,7 @@ public final class HfTokenizer implements AutoCloseable {
         this.addBosToken = config.addBosToken();
         this.addEosToken = config.addEosToken();
         this.chatTemplate = chatTemplate;
+        this.chatTemplateError = chatTemplateError;
     }
 
     /**
@@ -103,6 +106,7 @@ public final class HfTokenizer implements AutoCloseable {
         JsonNode configTree = Files.isRegularFile(configJson) ? readJson(configJson) : null;
         SpecialTokensConfig config = SpecialTokensConfig.from(configTree, configJson);
         ChatTemplate template = null;
+        ChatTemplateException templateError = null;
         if (configTree != null) {
             Optional<String> source = ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
             if (source.isPresent()) {
@@ -111,12 +115,18 @@ public final class HfTokenizer implements AutoCloseable {
                 putIfNotNull(tokens, "eos_token", config.eosToken());
                 putIfNotNull(tokens, "unk_token", config.unkToken());
                 putIfNotNull(tokens, "pad_token", config.padToken());
-                template = ChatTemplate.compile(source.get(), tokens);
+                try {
+                    template = ChatTemplate.compile(source.get(), tokens);
+                } catch (ChatTemplateException e) {
+                    // Encoding and decoding still work; asking for the template reports this.
+                    templateError = new ChatTemplateException(e.reason(), "chat_template in " + configJson + ": " + e.getMessage(), e);
+                    log.warn("{}", templateError.getMessage());
+                }
             }
         }
         HuggingFaceTokenizer nativeTokenizer = buildNative(tokenizerJson);
         log.debug("Loaded tokenizer {} ({} tokens)", tokenizerJson, vocabulary.tokensById().length);
-        return new HfTokenizer(nativeTokenizer, modelDirectory, vocabulary, config, template);
+        return new HfTokenizer(nativeTokenizer, modelDirectory, vocabulary, config, template, templateError);
     }
 
     private static HuggingFaceTokenizer buildNative(Path tokenizerJson) {
@@ -159,7 +169,7 @@ public final class HfTokenizer implements AutoCloseable {
     public int[] encode(String text, boolean addSpecialTokens) {
         long[] ids;
         try {
-            ids = native_.encode(text, addSpecialTokens, false).getIds();
+            ids = nativeTokenizer.encode(text, addSpecialTokens, false).getIds();
         } catch (RuntimeException e) {
             throw new TokenizerException("Encoding failed with " + directory + ": " + e, e);
         }
@@ -206,7 +216,7 @@ public final class HfTokenizer implements AutoCloseable {
             longIds[i] = ids[i];
         }
         try {
-            return native_.decode(longIds, skipSpecialTokens);
+            return nativeTokenizer.decode(longIds, skipSpecialTokens);
         } catch (RuntimeException e) {
             throw new TokenizerException("Decoding failed with " + directory + ": " + e, e);
         }
@@ -260,8 +270,14 @@ public final class HfTokenizer implements AutoCloseable {
      * The chat template of {@code tokenizer_config.json} ({@code chat_template}, or its entry named
      * "default" when it is a list), bound to this tokenizer's {@code bos_token}, {@code eos_token},
      * {@code unk_token} and {@code pad_token}. Empty when the config has none.
+     *
+     * @throws ChatTemplateException when the config has a template that could not be compiled
+     *     (the message names the file); encoding and decoding are not affected
      */
     public Optional<ChatTemplate> chatTemplate() {
+        if (chatTemplateError != null) {
+            throw new ChatTemplateException(chatTemplateError.reason(), chatTemplateError.getMessage(), chatTemplateError);
+        }
         return Optional.ofNullable(chatTemplate);
     }
 
@@ -280,7 +296,7 @@ public final class HfTokenizer implements AutoCloseable {
     /** Releases the native tokenizer. */
     @Override
     public void close() {
-        native_.close();
+        nativeTokenizer.close();
     }
 
     /** Token strings and ids from {@code model.vocab} and {@code added_tokens} of tokenizer.json. */

@@ -76,4 +76,7 @@ final class JinjaAst {
     record Conditional(Expr condition, Expr then, Expr otherwise, int line) implements Expr {}
 
     record Concat(List<Expr> parts, int line) implements Expr {}
+
+    /** {@code *args} or {@code **kwargs} in a call's argument list. */
+    record Starred(Expr value, boolean keywords, int line) implements Expr {}
 }

@@ -400,9 +400,7 @@ final class JinjaInterpreter {
             case Filter f -> applyFilter(f.call(), eval(f.value(), scope), scope);
             case Test t -> {
                 List<Object> args = new ArrayList<>();
-                for (Expr a : t.args()) {
-                    args.add(eval(a, scope));
-                }
+                evalArguments(t.args(), List.of(), List.of(), scope, args, new LinkedHashMap<>());
                 boolean result = builtins.test(t.name(), eval(t.value(), scope), args);
                 yield t.negated() != result;
             }
@@ -412,6 +410,7 @@ final class JinjaInterpreter {
             case Conditional c -> PyValues.truthy(eval(c.condition(), scope))
                     ? eval(c.then(), scope)
                     : c.otherwise() == null ? PyValues.undefined("the inline if-expression evaluated to false and no else section was defined") : eval(c.otherwise(), scope);
+            case JinjaAst.Starred s -> throw new PyError("'*' is only allowed in call arguments");
             case Concat c -> {
                 StringBuilder sb = new StringBuilder();
                 for (Expr part : c.parts()) {
@@ -430,13 +429,8 @@ final class JinjaInterpreter {
     private Object call(Call c, Scope scope) {
         Object callee = eval(c.callee(), scope);
         List<Object> args = new ArrayList<>();
-        for (Expr a : c.args()) {
-            args.add(eval(a, scope));
-        }
         Map<String, Object> kwargs = new LinkedHashMap<>();
-        for (int k = 0; k < c.kwNames().size(); k++) {
-            kwargs.put(c.kwNames().get(k), eval(c.kwValues().get(k), scope));
-        }
+        evalArguments(c.args(), c.kwNames(), c.kwValues(), scope, args, kwargs);
         if (callee instanceof Undefined u) {
             throw new PyError(u.hint);
         }
@@ -447,15 +441,31 @@ final class JinjaInterpreter {
         return checkResult(f.call(args, kwargs));
     }
 
+    private void evalArguments(List<Expr> argExprs, List<String> kwNames, List<Expr> kwValues, Scope scope,
+            List<Object> args, Map<String, Object> kwargs) {
+        for (Expr a : argExprs) {
+            if (a instanceof JinjaAst.Starred starred) {
+                Object value = eval(starred.value(), scope);
+                if (!starred.keywords()) {
+                    args.addAll(PyValues.iterate(value));
+                } else if (value instanceof Map<?, ?> map) {
+                    map.forEach((k, v) -> kwargs.put(PyValues.str(k), v));
+                } else {
+                    throw new PyError("argument after ** must be a mapping, not " + PyValues.typeName(value));
+                }
+            } else {
+                args.add(eval(a, scope));
+            }
+        }
+        for (int k = 0; k < kwNames.size(); k++) {
+            kwargs.put(kwNames.get(k), eval(kwValues.get(k), scope));
+        }
+    }
+
     private Object applyFilter(FilterCall filter, Object value, Scope scope) {
         List<Object> args = new ArrayList<>();
-        for (Expr a : filter.args()) {
-            args.add(eval(a, scope));
-        }
         Map<String, Object> kwargs = new LinkedHashMap<>();
-        for (int k = 0; k < filter.kwNames().size(); k++) {
-            kwargs.put(filter.kwNames().get(k), eval(filter.kwValues().get(k), scope));
-        }
+        evalArguments(filter.args(), filter.kwNames(), filter.kwValues(), scope, args, kwargs);
         step();
         return checkResult(builtins.filter(filter.name(), value, args, kwargs));
     }

@@ -113,15 +113,14 @@ final class JinjaLexer {
         }
     }
 
-    /** lstrip_blocks: spaces and tabs between a line start and a block tag are dropped. */
+    /** lstrip_blocks: whitespace between a line start and a block tag or comment is dropped. */
     private static String lstripBlock(String text, boolean textStartsLine) {
         int lineStart = text.lastIndexOf('\n') + 1;
         if (lineStart == 0 && !textStartsLine) {
             return text;
         }
         for (int i = lineStart; i < text.length(); i++) {
-            char c = text.charAt(i);
-            if (c != ' ' && c != '\t') {
+            if (!PyValues.isPyWhitespace(text.charAt(i))) {
                 return text;
             }
         }

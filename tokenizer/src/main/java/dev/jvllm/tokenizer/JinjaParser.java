@@ -583,7 +583,10 @@ final class JinjaParser {
                 }
             }
             first = false;
-            if (peek().type() == Type.NAME && peek(1).isOperator("=")) {
+            if (peek().isOperator("*") || peek().isOperator("**")) {
+                Token star = next();
+                args.add(new JinjaAst.Starred(parseExpression(true), star.text().equals("**"), star.line()));
+            } else if (peek().type() == Type.NAME && peek(1).isOperator("=")) {
                 kwNames.add(next().text());
                 next();
                 kwValues.add(parseExpression(true));

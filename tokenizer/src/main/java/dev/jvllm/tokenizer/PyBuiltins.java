@@ -43,10 +43,19 @@ final class PyBuiltins {
             case "namespace" -> (PyCallable) (args, kwargs) -> {
                 Namespace ns = new Namespace();
                 for (Object a : args) {
-                    if (!(a instanceof Map<?, ?> m)) {
-                        throw new PyError("namespace() positional argument must be a dict");
+                    if (a instanceof Map<?, ?> m) {
+                        m.forEach((k, v) -> ns.attributes.put(PyValues.str(k), v));
+                    } else if (a instanceof List<?> pairs) {
+                        for (Object pair : pairs) {
+                            List<Object> kv = PyValues.iterate(pair);
+                            if (kv.size() != 2) {
+                                throw new PyError("namespace() sequence element has length " + kv.size() + "; 2 is required");
+                            }
+                            ns.attributes.put(PyValues.str(kv.get(0)), kv.get(1));
+                        }
+                    } else {
+                        throw new PyError("namespace() positional argument must be a mapping or a list of pairs");
                     }
-                    m.forEach((k, v) -> ns.attributes.put(PyValues.str(k), v));
                 }
                 ns.attributes.putAll(kwargs);
                 return ns;
@@ -828,11 +837,8 @@ final class PyBuiltins {
                 return parts;
             }
             if (maxsplit >= 0 && parts.size() == maxsplit) {
-                int end = n;
-                while (end > i && PyValues.isPyWhitespace(s.charAt(end - 1))) {
-                    end--;
-                }
-                parts.add(s.substring(i, end));
+                // Python keeps the remainder's trailing whitespace: ' a b '.split(None, 1) == ['a', 'b ']
+                parts.add(s.substring(i));
                 return parts;
             }
             int start = i;

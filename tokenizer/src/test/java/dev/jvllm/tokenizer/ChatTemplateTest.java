@@ -60,6 +60,12 @@ class ChatTemplateTest {
         }
 
         @Test
+        void namespaceAcceptsMappingsPairsAndKeywordUnpacking() {
+            assertEquals("1 2 3", render("{% set d = {'a': 1} %}{% set ns = namespace(**d) %}{% set p = namespace([['b', 2]]) %}"
+                    + "{% set q = namespace(d, c=3) %}{{ ns.a }} {{ p.b }} {{ q.c }}"));
+        }
+
+        @Test
         void loopVariablesDescribeThePosition() {
             String template = "{% for m in messages %}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }} {% endfor %}";
             assertEquals("0TrueFalse3 1FalseFalse3 2FalseTrue3 ", render(template));
@@ -81,6 +87,7 @@ class ChatTemplateTest {
             assertEquals("['a', 'b,c']|['a,b', 'c']|['x', 'y']|think", render(
                     "{{ 'a,b,c'.split(',', 1) }}|{{ 'a,b,c'.rsplit(',', 1) }}|{{ '  x \\n y '.split() }}|"
                             + "{{ '\\n\\nthink\\n'.strip('\\n') }}"));
+            assertEquals("['1', '2 3 ']|[' 1 2', '3']", render("{{ ' 1 2 3 '.split(none, 1) }}|{{ ' 1 2 3 '.rsplit(none, 1) }}"));
             assertEquals("Hello World|HELLO|a-b|3", render(
                     "{{ 'hello world'.title() }}|{{ 'hello'.upper() }}|{{ '-'.join(['a', 'b']) }}|{{ 'a🦙b' | length }}"));
         }

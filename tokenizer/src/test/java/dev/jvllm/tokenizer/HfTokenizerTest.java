@@ -55,6 +55,18 @@ class HfTokenizerTest {
     }
 
     @Test
+    void brokenChatTemplateFailsOnlyWhenTheTemplateIsAskedFor(@TempDir Path dir) throws IOException {
+        Files.copy(ReferenceTokenizers.directory("qwen3").resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"eos_token\": \"<|im_end|>\", \"chat_template\": \"{% if %}\"}");
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            assertEquals("Hello", tokenizer.decode(tokenizer.encode("Hello", false), false));
+            ChatTemplateException e = assertThrows(ChatTemplateException.class, tokenizer::chatTemplate);
+            assertEquals(ChatTemplateException.Reason.SYNTAX, e.reason());
+            assertTrue(e.getMessage().contains(dir.resolve("tokenizer_config.json").toString()), e.getMessage());
+        }
+    }
+
+    @Test
     void worksWithoutTokenizerConfig(@TempDir Path dir) throws IOException {
         Files.copy(ReferenceTokenizers.directory("qwen3").resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
         try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
