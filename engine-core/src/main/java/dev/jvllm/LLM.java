@@ -129,7 +129,6 @@ public final class LLM implements AutoCloseable {
     /** Generates from text or token-id prompts, batched together; outputs in the prompts' order. */
     public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params) {
         Objects.requireNonNull(params, "params");
-        Map<String, RequestOutput> results = new LinkedHashMap<>();
         List<String> ids = new ArrayList<>();
         try {
             for (Prompt prompt : prompts) {
@@ -140,6 +139,16 @@ public final class LLM implements AutoCloseable {
                 }
                 ids.add(id);
             }
+        } catch (RuntimeException e) {
+            ids.forEach(engine::abort);
+            throw e;
+        }
+        return runToCompletion(ids);
+    }
+
+    private List<RequestOutput> runToCompletion(List<String> ids) {
+        Map<String, RequestOutput> results = new LinkedHashMap<>();
+        try {
             while (engine.hasUnfinishedRequests()) {
                 for (RequestOutput out : engine.step()) {
                     if (out.finished()) results.put(out.requestId(), out);
@@ -150,6 +159,33 @@ public final class LLM implements AutoCloseable {
             throw e;
         }
         return ids.stream().map(results::get).toList();
+    }
+
+    /**
+     * Generates the reply to a conversation: the model's chat template (from its tokenizer files)
+     * renders the messages with the generation prompt appended, as vLLM's {@code LLM.chat} does.
+     *
+     * @throws InvalidRequestException when the model has no tokenizer or no chat template
+     */
+    public RequestOutput chat(List<ChatMessage> messages, SamplingParams params) {
+        return generate(renderChat(messages), params, false);
+    }
+
+    /** The prompt text {@link #chat} sends for these messages. */
+    public String renderChat(List<ChatMessage> messages) {
+        if (tokenizer == null) {
+            throw new InvalidRequestException("messages", modelDirectory + " has no tokenizer, so it has no chat template");
+        }
+        var template = tokenizer.chatTemplate().orElseThrow(() -> new InvalidRequestException("messages",
+                modelDirectory + " has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja)"));
+        return template.render(messages.stream().map(ChatMessage::asTemplateValue).toList(), true);
+    }
+
+    private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens) {
+        int[] ids = tokenizer.encode(prompt, addSpecialTokens);
+        String id = Long.toString(nextRequestId++);
+        engine.addRequest(id, prompt, ids, params);
+        return runToCompletion(List.of(id)).getFirst();
     }
 
     /** The tokenizer, or null when the model directory has none. */

@@ -103,6 +103,11 @@ public final class LLMEngine implements AutoCloseable {
         add(requestId, prompt, codec.encode(prompt), params);
     }
 
+    /** Queues a prompt already tokenized, keeping its text for the output. */
+    public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params) {
+        add(requestId, prompt, promptTokenIds.clone(), params);
+    }
+
     /** Queues a prompt given as token ids. */
     public void addRequest(String requestId, int[] promptTokenIds, SamplingParams params) {
         add(requestId, null, promptTokenIds.clone(), params);

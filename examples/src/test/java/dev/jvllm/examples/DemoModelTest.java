@@ -103,6 +103,15 @@ class DemoModelTest {
         assertTrue(known >= 0.9 * words, known + " of " + words + " generated words appear in the training corpus");
     }
 
+    @Test
+    void chatRendersTheModelsTemplateAndAnswers() {
+        List<dev.jvllm.ChatMessage> conversation = List.of(dev.jvllm.ChatMessage.user("What is the Commission doing?"));
+        assertEquals("<|user|>\nWhat is the Commission doing?</s>\n<|assistant|>\n", llm.renderChat(conversation));
+        RequestOutput reply = llm.chat(conversation, SamplingParams.builder().temperature(0).maxTokens(12).build());
+        assertEquals(llm.renderChat(conversation), reply.prompt());
+        assertTrue(reply.outputs().getFirst().tokenIds().size() > 0);
+    }
+
     private static int[] ints(JsonNode array) {
         int[] out = new int[array.size()];
         for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();

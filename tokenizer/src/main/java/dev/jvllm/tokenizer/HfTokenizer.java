@@ -107,26 +107,44 @@ public final class HfTokenizer implements AutoCloseable {
         SpecialTokensConfig config = SpecialTokensConfig.from(configTree, configJson);
         ChatTemplate template = null;
         ChatTemplateException templateError = null;
-        if (configTree != null) {
-            Optional<String> source = ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
-            if (source.isPresent()) {
-                Map<String, Object> tokens = new LinkedHashMap<>();
-                putIfNotNull(tokens, "bos_token", config.bosToken());
-                putIfNotNull(tokens, "eos_token", config.eosToken());
-                putIfNotNull(tokens, "unk_token", config.unkToken());
-                putIfNotNull(tokens, "pad_token", config.padToken());
-                try {
-                    template = ChatTemplate.compile(source.get(), tokens);
-                } catch (ChatTemplateException e) {
-                    // Encoding and decoding still work; asking for the template reports this.
-                    templateError = new ChatTemplateException(e.reason(), "chat_template in " + configJson + ": " + e.getMessage(), e);
-                    log.warn("{}", templateError.getMessage());
-                }
+        Optional<String> source = configTree == null ? Optional.empty()
+                : ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
+        Path templateFile = source.isPresent() ? configJson : modelDirectory.resolve(CHAT_TEMPLATE_FILE);
+        if (source.isEmpty() && Files.isRegularFile(templateFile)) {
+            source = Optional.of(readTemplateFile(templateFile));
+        }
+        if (source.isPresent()) {
+            Map<String, Object> tokens = new LinkedHashMap<>();
+            putIfNotNull(tokens, "bos_token", config.bosToken());
+            putIfNotNull(tokens, "eos_token", config.eosToken());
+            putIfNotNull(tokens, "unk_token", config.unkToken());
+            putIfNotNull(tokens, "pad_token", config.padToken());
+            try {
+                template = ChatTemplate.compile(source.get(), tokens);
+            } catch (ChatTemplateException e) {
+                // Encoding and decoding still work; asking for the template reports this.
+                templateError = new ChatTemplateException(e.reason(), "chat template in " + templateFile + ": " + e.getMessage(), e);
+                log.warn("{}", templateError.getMessage());
             }
         }
         HuggingFaceTokenizer nativeTokenizer = buildNative(tokenizerJson);
         log.debug("Loaded tokenizer {} ({} tokens)", tokenizerJson, vocabulary.tokensById().length);
         return new HfTokenizer(nativeTokenizer, modelDirectory, vocabulary, config, template, templateError);
+    }
+
+    /** Transformers 5 saves the template beside tokenizer_config.json rather than inside it. */
+    private static final String CHAT_TEMPLATE_FILE = "chat_template.jinja";
+    private static final long MAX_TEMPLATE_BYTES = 1 << 20;
+
+    private static String readTemplateFile(Path file) {
+        try {
+            if (Files.size(file) > MAX_TEMPLATE_BYTES) {
+                throw new TokenizerException(file + ": larger than " + MAX_TEMPLATE_BYTES + " bytes");
+            }
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new TokenizerException(file + ": cannot be read: " + e.getMessage(), e);
+        }
     }
 
     private static HuggingFaceTokenizer buildNative(Path tokenizerJson) {
