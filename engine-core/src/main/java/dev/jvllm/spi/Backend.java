@@ -23,6 +23,12 @@ public interface Backend extends AutoCloseable {
     /** Makes a checkpoint tensor usable by kernels, as {@code rows × cols} where cols is the last dimension. */
     Tensor weight(WeightTensor source);
 
+    /**
+     * A checkpoint matrix stored as [in, out] (GPT-2's Conv1D) made usable as a [out, in] weight;
+     * may copy.
+     */
+    Tensor transposedWeight(WeightTensor source);
+
     /** A weight given by value (computed tables such as rotary cos/sin), {@code rows × cols} float32. */
     Tensor constant(float[] values, int rows, int cols);
 
@@ -56,6 +62,18 @@ public interface Backend extends AutoCloseable {
 
     /** {@code out = silu(gate) * up} elementwise. */
     void siluMul(Tensor gate, Tensor up, Tensor out);
+
+    /** {@code out = fn(x)} elementwise (out may be x). */
+    void activation(Activation fn, Tensor x, Tensor out);
+
+    /** {@code out = fn(gate) * up} elementwise (GeGLU, SwiGLU with other functions; out may be gate). */
+    void gatedActivation(Activation fn, Tensor gate, Tensor up, Tensor out);
+
+    /** {@code out = x * factor} elementwise (out may be x). */
+    void scale(Tensor x, float factor, Tensor out);
+
+    /** {@code out = cap * tanh(x / cap)} elementwise: Gemma 2's logit soft-capping (out may be x). */
+    void softcap(Tensor x, float cap, Tensor out);
 
     /**
      * Rotates, in place, the first {@code rotaryDim} features of every head of x ([T, heads × headDim])

@@ -2,6 +2,7 @@ package dev.jvllm.cpu;
 
 import dev.jvllm.JvllmException;
 import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
@@ -277,6 +278,48 @@ public final class CpuBackend implements Backend {
         checkElementwise("siluMul", g, u, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
                 loops.siluMul(g.data(), first, u.data(), first, output.data(), first, end - first));
+    }
+
+    @Override
+    public void activation(Activation fn, Tensor x, Tensor out) {
+        CpuTensor input = cpu(x, "activation", "x");
+        CpuTensor output = cpu(out, "activation", "out");
+        checkElementwise("activation", input, input, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                PointwiseKernels.activation(fn, input.data(), output.data(), first, end));
+    }
+
+    @Override
+    public void gatedActivation(Activation fn, Tensor gate, Tensor up, Tensor out) {
+        CpuTensor g = cpu(gate, "gatedActivation", "gate");
+        CpuTensor u = cpu(up, "gatedActivation", "up");
+        CpuTensor output = cpu(out, "gatedActivation", "out");
+        checkElementwise("gatedActivation", g, u, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                PointwiseKernels.gated(fn, g.data(), u.data(), output.data(), first, end));
+    }
+
+    @Override
+    public void scale(Tensor x, float factor, Tensor out) {
+        CpuTensor input = cpu(x, "scale", "x");
+        CpuTensor output = cpu(out, "scale", "out");
+        checkElementwise("scale", input, input, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                PointwiseKernels.scale(input.data(), factor, output.data(), first, end));
+    }
+
+    @Override
+    public void softcap(Tensor x, float cap, Tensor out) {
+        CpuTensor input = cpu(x, "softcap", "x");
+        CpuTensor output = cpu(out, "softcap", "out");
+        checkElementwise("softcap", input, input, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                PointwiseKernels.softcap(input.data(), cap, output.data(), first, end));
+    }
+
+    @Override
+    public Tensor transposedWeight(WeightTensor source) {
+        return PointwiseKernels.transposed(source);
     }
 
     @Override
