@@ -3,6 +3,10 @@ Transformers, and HF's own float32 outputs on fixed prompts, for the Java tests 
 
 Run on the GPU machine (Transformers 5.17, no network):
     python3 tools/reference/make_goldens.py --out OUTDIR [--only NAME ...]
+Cases: CASES below (Llama) and every tools/reference/cases/*.py module's CASES dict, same shape:
+name -> (config class name, model class name, config kwargs[, repack]) where the optional
+repack(model, out_dir) rewrites a saved native checkpoint into a family's own layout (for
+families whose Hub code Transformers does not ship: Baichuan, InternLM, ChatGLM).
 Each case becomes OUTDIR/<name>/ with config.json, generation_config.json, model.safetensors
 (float32), logits.safetensors (tensor "prompt<i>" = logits at every prompt position, [len, vocab])
 and goldens.json (prompts, 16 greedy tokens each, library versions).
@@ -62,9 +66,21 @@ def prompts(seed):
     return [torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in lengths]
 
 
+def all_cases():
+    import importlib.util
+    import pathlib
+    cases = dict(CASES)
+    for path in sorted(pathlib.Path(__file__).with_name("cases").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cases.update(module.CASES)
+    return cases
+
+
 @torch.no_grad()
-def run_case(name, out_root, extra_cases):
-    cfg_cls, model_cls, kwargs = (CASES | extra_cases)[name]
+def run_case(name, out_root, cases):
+    cfg_cls, model_cls, kwargs, *repack = cases[name]
     torch.manual_seed(zlib.crc32(name.encode()))
     config = getattr(transformers, cfg_cls)(bos_token_id=1, eos_token_id=2, pad_token_id=0, **kwargs)
     model = getattr(transformers, model_cls)(config).to(torch.float32).eval()
@@ -74,6 +90,8 @@ def run_case(name, out_root, extra_cases):
         p.add_(torch.randn_like(p) * 0.02)
     out = os.path.join(out_root, name)
     model.save_pretrained(out)
+    if repack:
+        repack[0](model, out)
     tensors, records = {}, []
     for i, ids in enumerate(prompts(zlib.crc32(name.encode()) % 1000)):
         x = torch.tensor([ids])
@@ -87,7 +105,7 @@ def run_case(name, out_root, extra_cases):
         records.append({"prompt_token_ids": ids, "greedy_token_ids": greedy})
     save_file(tensors, os.path.join(out, "logits.safetensors"))
     with open(os.path.join(out, "goldens.json"), "w") as f:
-        json.dump({"case": name, "architecture": model_cls, "transformers": transformers.__version__,
+        json.dump({"case": name, "architecture": model_cls, "repacked": bool(repack), "transformers": transformers.__version__,
                    "torch": torch.__version__, "prompts": records}, f, indent=1)
     print(f"{name}: {sum(p.numel() for p in model.parameters())} params, "
           f"prompt lengths {[len(r['prompt_token_ids']) for r in records]}")
@@ -99,8 +117,9 @@ def main():
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
     torch.use_deterministic_algorithms(True)
-    for name in args.only or CASES:
-        run_case(name, args.out, {})
+    cases = all_cases()
+    for name in args.only or cases:
+        run_case(name, args.out, cases)
 
 
 if __name__ == "__main__":
