@@ -54,6 +54,33 @@ class WorkerPoolTest {
     }
 
     @Test
+    void callsFromSeveralThreadsAreSerialized() throws InterruptedException {
+        try (WorkerPool pool = new WorkerPool(2)) {
+            java.util.concurrent.atomic.AtomicInteger inside = new java.util.concurrent.atomic.AtomicInteger();
+            java.util.concurrent.atomic.AtomicInteger overlaps = new java.util.concurrent.atomic.AtomicInteger();
+            Runnable caller = () -> {
+                for (int job = 0; job < 300; job++) {
+                    // a single chunk, run inline on worker 0's scratch
+                    pool.forEach(4, 8, (start, end, worker) -> {
+                        if (inside.incrementAndGet() > 1) {
+                            overlaps.incrementAndGet();
+                        }
+                        Thread.onSpinWait();
+                        inside.decrementAndGet();
+                    });
+                }
+            };
+            Thread a = new Thread(caller);
+            Thread b = new Thread(caller);
+            a.start();
+            b.start();
+            a.join();
+            b.join();
+            assertEquals(0, overlaps.get());
+        }
+    }
+
+    @Test
     void nestedCallsRunOnTheCallingWorker() {
         try (WorkerPool pool = new WorkerPool(2)) {
             AtomicIntegerArray visits = new AtomicIntegerArray(64);
@@ -63,6 +90,7 @@ class WorkerPoolTest {
                     pool.forEach(8, 1, (s, e, w) -> {
                         assertEquals(0, s);
                         assertEquals(8, e);
+                        assertEquals(worker, w, "nested work keeps the worker's scratch");
                         for (int i = s; i < e; i++) {
                             visits.incrementAndGet(base + i);
                         }
