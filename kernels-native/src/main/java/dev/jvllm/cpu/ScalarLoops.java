@@ -140,12 +140,27 @@ final class ScalarLoops implements InnerLoops {
         @Override
         public void dotTwoRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1,
                                          int x2, int x3, int n, float[] dots) {
-            int[] starts = {x0, x1, x2, x3};
-            for (int r = 0; r < 2; r++) {
-                for (int t = 0; t < 4; t++) {
-                    dots[r * 4 + t] = dot(w, wIndex + r * rowStride, x, starts[t], n);
-                }
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+            for (int i = 0; i < n; i++) {
+                float wa = Elements.get(type, w, wIndex + i);
+                float wb = Elements.get(type, w, wIndex + rowStride + i);
+                a0 += wa * x[x0 + i];
+                a1 += wa * x[x1 + i];
+                a2 += wa * x[x2 + i];
+                a3 += wa * x[x3 + i];
+                b0 += wb * x[x0 + i];
+                b1 += wb * x[x1 + i];
+                b2 += wb * x[x2 + i];
+                b3 += wb * x[x3 + i];
             }
+            dots[0] = a0;
+            dots[1] = a1;
+            dots[2] = a2;
+            dots[3] = a3;
+            dots[4] = b0;
+            dots[5] = b1;
+            dots[6] = b2;
+            dots[7] = b3;
         }
 
         @Override

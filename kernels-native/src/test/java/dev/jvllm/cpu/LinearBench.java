@@ -45,6 +45,10 @@ public final class LinearBench {
                     matrixVector(backend, readers, arena, type, shape[0], shape[1]);
                 }
             }
+            // Other decode shapes of common models (Llama 3 8B attention and MLP down projection).
+            for (int[] shape : new int[][]{{4096, 4096}, {4096, 14336}}) {
+                matrixVector(backend, readers, arena, DType.BF16, shape[0], shape[1]);
+            }
             for (int tokens : new int[]{4, 16, 64}) {
                 batched(backend, arena, DType.BF16, 2048, 8192, tokens);
             }
