@@ -63,6 +63,7 @@ public final class LLMEngine implements AutoCloseable {
     private long promptTokensComputed;
     private long generatedTokens;
     private long steps;
+    private boolean closed;
 
     public LLMEngine(CausalLM model, Backend backend, TextCodec codec, List<Integer> eosTokenIds,
                      int maxModelLen, EngineConfig config) {
@@ -321,8 +322,11 @@ public final class LLMEngine implements AutoCloseable {
                 generatedTokens, steps);
     }
 
+    /** Aborts every request and releases the KV cache. Idempotent. */
     @Override
     public void close() {
+        if (closed) return;
+        closed = true;
         abortAll();
         kvCache.close();
     }
