@@ -2,6 +2,7 @@ package dev.jvllm;
 
 import dev.jvllm.config.GenerationConfig;
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.LLMEngine;
 import dev.jvllm.hub.ModelResolver;
@@ -306,6 +307,15 @@ public final class LLM implements AutoCloseable {
         /** Loads the model. */
         public LLM build() {
             return new LLM(this);
+        }
+
+        /**
+         * Loads the model and serves it from an {@link AsyncLLMEngine} on its own thread, for
+         * concurrent callers and streaming; closing the async engine closes the model.
+         */
+        public AsyncLLMEngine buildAsync() {
+            LLM llm = build();
+            return new AsyncLLMEngine(llm.engine, llm);
         }
 
         EngineConfig engineConfig() {
