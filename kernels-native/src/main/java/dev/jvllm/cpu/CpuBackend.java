@@ -277,7 +277,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "activation", "out");
         checkElementwise("activation", input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.activation(fn, input.data(), output.data(), first, end));
+                PointwiseKernels.activation(fn, input, output, first, end));
     }
 
     @Override
@@ -287,7 +287,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "gatedActivation", "out");
         checkElementwise("gatedActivation", g, u, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.gated(fn, g.data(), u.data(), output.data(), first, end));
+                PointwiseKernels.gated(fn, g, u, output, first, end));
     }
 
     @Override
@@ -296,7 +296,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "scale", "out");
         checkElementwise("scale", input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.scale(input.data(), factor, output.data(), first, end));
+                PointwiseKernels.scale(input, factor, output, first, end));
     }
 
     @Override
@@ -305,7 +305,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "softcap", "out");
         checkElementwise("softcap", input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.softcap(input.data(), cap, output.data(), first, end));
+                PointwiseKernels.softcap(input, cap, output, first, end));
     }
 
     @Override
