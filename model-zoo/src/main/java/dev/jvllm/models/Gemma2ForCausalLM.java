@@ -1,9 +1,11 @@
 package dev.jvllm.models;
 
-import dev.jvllm.config.ModelConfig;
 import dev.jvllm.models.layers.DecoderOptions;
+import dev.jvllm.models.layers.DecoderOptions.Feature;
 import dev.jvllm.models.layers.PreNormArchitecture;
 import dev.jvllm.models.layers.SlidingWindows;
+
+import java.util.List;
 
 import static dev.jvllm.models.layers.ConfigValues.numberOrOff;
 
@@ -12,26 +14,15 @@ import static dev.jvllm.models.layers.ConfigValues.numberOrOff;
  * {@code query_pre_attn_scalar}^-½ and tanh soft-capped, sliding-window and global layers
  * alternating, and soft-capped final logits.
  */
-public final class Gemma2ForCausalLM {
+public final class Gemma2ForCausalLM extends PreNormArchitecture {
 
-    private Gemma2ForCausalLM() {
-    }
-
-    /** The registry entry. */
-    public static final class Architecture extends PreNormArchitecture {
-        public Architecture() {
-            super("Gemma2ForCausalLM");
-        }
-
-        @Override
-        protected DecoderOptions options(ModelConfig config) {
-            double queryScalar = numberOrOff(config, "query_pre_attn_scalar", 256);
-            return GemmaForCausalLM.gemma(config)
-                    .sandwichNorms()
-                    .attentionScores((float) (1 / Math.sqrt(queryScalar)), (float) numberOrOff(config, "attn_logit_softcapping", 50))
-                    .slidingWindows(SlidingWindows.alternating(config))
-                    .finalLogitSoftcap((float) numberOrOff(config, "final_logit_softcapping", 30))
-                    .build();
-        }
+    public Gemma2ForCausalLM() {
+        super(List.of("Gemma2ForCausalLM"), config -> GemmaForCausalLM.gemma(config)
+                .with(Feature.SANDWICH_NORMS)
+                .attentionScores((float) (1 / Math.sqrt(numberOrOff(config, "query_pre_attn_scalar", 256))),
+                        (float) numberOrOff(config, "attn_logit_softcapping", 50))
+                .slidingWindows(SlidingWindows.alternating(config))
+                .finalLogitSoftcap((float) numberOrOff(config, "final_logit_softcapping", 30))
+                .build());
     }
 }

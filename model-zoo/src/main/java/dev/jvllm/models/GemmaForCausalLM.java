@@ -6,25 +6,16 @@ import dev.jvllm.models.layers.PreNormArchitecture;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 
+import java.util.List;
+
 /**
  * Gemma: Llama with (1 + w) RMSNorm weights, a GeGLU MLP (tanh-approximated GELU), embeddings
  * scaled by √hidden, an explicit head_dim and tied embeddings.
  */
-public final class GemmaForCausalLM {
+public final class GemmaForCausalLM extends PreNormArchitecture {
 
-    private GemmaForCausalLM() {
-    }
-
-    /** The registry entry. */
-    public static final class Architecture extends PreNormArchitecture {
-        public Architecture() {
-            super("GemmaForCausalLM");
-        }
-
-        @Override
-        protected DecoderOptions options(ModelConfig config) {
-            return gemma(config).build();
-        }
+    public GemmaForCausalLM() {
+        super(List.of("GemmaForCausalLM"), config -> gemma(config).build());
     }
 
     /** Gemma's differences from Llama, which Gemma 2 keeps. */

@@ -29,12 +29,12 @@ class DecoderFamiliesTest {
     @Test
     void everyFamilyIsFoundByItsArchitectureName() {
         Map<String, Class<? extends ModelArchitecture>> expected = Map.of(
-                "Qwen2ForCausalLM", Qwen2ForCausalLM.Architecture.class,
-                "Qwen3ForCausalLM", Qwen3ForCausalLM.Architecture.class,
-                "MistralForCausalLM", MistralForCausalLM.Architecture.class,
-                "GemmaForCausalLM", GemmaForCausalLM.Architecture.class,
-                "Gemma2ForCausalLM", Gemma2ForCausalLM.Architecture.class,
-                "Phi3ForCausalLM", Phi3ForCausalLM.Architecture.class);
+                "Qwen2ForCausalLM", Qwen2ForCausalLM.class,
+                "Qwen3ForCausalLM", Qwen3ForCausalLM.class,
+                "MistralForCausalLM", MistralForCausalLM.class,
+                "GemmaForCausalLM", GemmaForCausalLM.class,
+                "Gemma2ForCausalLM", Gemma2ForCausalLM.class,
+                "Phi3ForCausalLM", Phi3ForCausalLM.class);
         expected.forEach((name, type) -> assertInstanceOf(type,
                 ModelRegistry.find(ModelConfig.parse("{\"architectures\": [\"" + name + "\"]}")), name));
     }
@@ -48,8 +48,8 @@ class DecoderFamiliesTest {
         String deepSeek = """
                 {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
                  "num_attention_heads": 32, "num_key_value_heads": 32, "rope_theta": 10000.0, "vocab_size": 102400}""";
-        assertInstanceOf(LlamaForCausalLM.Architecture.class, ModelRegistry.find(ModelConfig.parse(yi)));
-        assertInstanceOf(LlamaForCausalLM.Architecture.class, ModelRegistry.find(ModelConfig.parse(deepSeek)));
+        assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(ModelConfig.parse(yi)));
+        assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(ModelConfig.parse(deepSeek)));
     }
 
     @Test

@@ -4,6 +4,10 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+
 /**
  * What tells the Llama-shaped families apart, as data for {@link PreNormDecoder}.
  *
@@ -12,9 +16,7 @@ import dev.jvllm.spi.AttentionParams;
  * @param qkvBias           biases on the q, k and v projections
  * @param outputBias        bias on the attention output projection
  * @param mlpBias           biases on the MLP projections
- * @param qkNorm            RMSNorm on each query and key head before rotary (Qwen3)
- * @param sandwichNorms     norms after attention and MLP as well as before (Gemma 2)
- * @param fusedProjections  {@code qkv_proj} and {@code gate_up_proj} instead of separate matrices (Phi-3)
+ * @param features          structural switches turned on
  * @param embeddingScale    factor on the token embeddings (Gemma: √hidden)
  * @param attentionScale    factor on q·k; 0 for 1/√headDim
  * @param attentionSoftcap  tanh soft-capping of attention scores; 0 for none
@@ -22,9 +24,22 @@ import dev.jvllm.spi.AttentionParams;
  * @param finalLogitSoftcap tanh soft-capping of the output logits; 0 for none
  */
 public record DecoderOptions(float normWeightOffset, Activation mlpActivation, boolean qkvBias, boolean outputBias,
-                             boolean mlpBias, boolean qkNorm, boolean sandwichNorms, boolean fusedProjections,
-                             float embeddingScale, float attentionScale, float attentionSoftcap, int[] slidingWindows,
-                             float finalLogitSoftcap) {
+                             boolean mlpBias, Set<Feature> features, float embeddingScale, float attentionScale,
+                             float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap) {
+
+    /** Structural switches a family turns on. */
+    public enum Feature {
+        /** RMSNorm on each query and key head before rotary (Qwen3). */
+        QK_NORM,
+        /** Norms after attention and MLP as well as before (Gemma 2). */
+        SANDWICH_NORMS,
+        /** {@code qkv_proj} and {@code gate_up_proj} instead of separate matrices (Phi-3). */
+        FUSED_PROJECTIONS
+    }
+
+    public boolean has(Feature feature) {
+        return features.contains(feature);
+    }
 
     /** Llama's choices as config.json states them: hidden_act, attention_bias (all four projections), mlp_bias. */
     public static Builder builder(ModelConfig config) {
@@ -46,9 +61,7 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         private boolean qkvBias;
         private boolean outputBias;
         private boolean mlpBias;
-        private boolean qkNorm;
-        private boolean sandwichNorms;
-        private boolean fusedProjections;
+        private final Set<Feature> features = EnumSet.noneOf(Feature.class);
         private float embeddingScale = 1f;
         private float attentionScale;
         private float attentionSoftcap;
@@ -77,18 +90,8 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
             return this;
         }
 
-        public Builder qkNorm() {
-            qkNorm = true;
-            return this;
-        }
-
-        public Builder sandwichNorms() {
-            sandwichNorms = true;
-            return this;
-        }
-
-        public Builder fusedProjections() {
-            fusedProjections = true;
+        public Builder with(Feature... switchedOn) {
+            features.addAll(List.of(switchedOn));
             return this;
         }
 
@@ -114,8 +117,8 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         }
 
         public DecoderOptions build() {
-            return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias, qkNorm,
-                    sandwichNorms, fusedProjections, embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
+            return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias,
+                    Set.copyOf(features), embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
                     finalLogitSoftcap);
         }
     }

@@ -6,18 +6,25 @@ import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 
 import java.util.List;
+import java.util.function.Function;
 
-/** The registry entry of a family built as a {@link PreNormDecoder}: its names and its {@link DecoderOptions}. */
+/**
+ * The registry entry of a family built as a {@link PreNormDecoder}: its config.json architecture
+ * names and how it differs from Llama.
+ */
 public abstract class PreNormArchitecture implements ModelArchitecture {
 
     private final List<String> names;
+    private final Function<ModelConfig, DecoderOptions> options;
 
-    protected PreNormArchitecture(String... architectureNames) {
-        this.names = List.of(architectureNames);
+    /**
+     * @param names   the {@code architectures} names served
+     * @param options the family's differences for the model a config describes
+     */
+    protected PreNormArchitecture(List<String> names, Function<ModelConfig, DecoderOptions> options) {
+        this.names = List.copyOf(names);
+        this.options = options;
     }
-
-    /** How this family differs from Llama, for the model {@code config} describes. */
-    protected abstract DecoderOptions options(ModelConfig config);
 
     @Override
     public List<String> architectureNames() {
@@ -26,6 +33,6 @@ public abstract class PreNormArchitecture implements ModelArchitecture {
 
     @Override
     public CausalLM load(ModelContext context) {
-        return new PreNormDecoder(context, options(context.config()));
+        return new PreNormDecoder(context, options.apply(context.config()));
     }
 }

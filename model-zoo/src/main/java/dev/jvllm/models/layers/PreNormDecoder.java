@@ -2,6 +2,7 @@ package dev.jvllm.models.layers;
 
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.models.layers.DecoderOptions.Feature;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
@@ -54,17 +55,17 @@ public final class PreNormDecoder implements CausalLM {
     private DecoderLayer loadLayer(WeightScope layer, int index) {
         WeightScope attentionScope = layer.child("self_attn");
         var params = options.attentionParams(config, index);
-        SelfAttention attention = options.fusedProjections()
+        SelfAttention attention = options.has(Feature.FUSED_PROJECTIONS)
                 ? SelfAttention.loadFused(attentionScope, "qkv_proj", hidden, params, rotary, index)
                 : SelfAttention.load(attentionScope, hidden, params, options.qkvBias(), options.outputBias(), rotary, index);
-        if (options.qkNorm()) {
+        if (options.has(Feature.QK_NORM)) {
             attention = attention.withHeadNorms(attentionScope, config.rmsNormEps());
         }
         WeightScope mlpScope = layer.child("mlp");
-        GatedMlp mlp = options.fusedProjections()
+        GatedMlp mlp = options.has(Feature.FUSED_PROJECTIONS)
                 ? GatedMlp.loadFused(mlpScope, "gate_up_proj", hidden, config.intermediateSize(), options.mlpActivation())
                 : GatedMlp.load(mlpScope, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
-        if (options.sandwichNorms()) {
+        if (options.has(Feature.SANDWICH_NORMS)) {
             return new DecoderLayer(norm(layer, "input_layernorm"), attention, norm(layer, "post_attention_layernorm"),
                     norm(layer, "pre_feedforward_layernorm"), mlp, norm(layer, "post_feedforward_layernorm"));
         }
