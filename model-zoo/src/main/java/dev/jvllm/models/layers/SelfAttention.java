@@ -6,7 +6,10 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 
-/** Multi-head / grouped-query self-attention with rotary positions over the paged KV cache. */
+/**
+ * Multi-head / grouped-query self-attention over the paged KV cache, with rotary positions (or none,
+ * when rotary is null: ALiBi models carry their positions in {@code params}).
+ */
 public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RotaryEmbedding rotary,
                             AttentionParams params, int layerIndex) {
 
@@ -33,8 +36,10 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RotaryEmbedd
         q.apply(backend, x, qs);
         k.apply(backend, x, ks);
         v.apply(backend, x, vs);
-        rotary.apply(backend, qs, params.numHeads(), params.headDim(), positions);
-        rotary.apply(backend, ks, params.numKvHeads(), params.headDim(), positions);
+        if (rotary != null) {
+            rotary.apply(backend, qs, params.numHeads(), params.headDim(), positions);
+            rotary.apply(backend, ks, params.numKvHeads(), params.headDim(), positions);
+        }
         backend.attention(qs, ks, vs, cache, layerIndex, batch, params, context);
         o.apply(backend, context, out);
     }
