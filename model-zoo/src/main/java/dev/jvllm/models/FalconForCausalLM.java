@@ -45,12 +45,13 @@ public final class FalconForCausalLM implements ModelArchitecture {
         int headDim = hidden / heads;
         double eps = config.doubleOr(1e-5, "layer_norm_epsilon");
         boolean bias = config.bool("bias", false);
-        boolean newArchitecture = config.bool("new_decoder_architecture", false);
+        // The remote-code configs (RWForCausalLM) say "RefinedWeb" for the 40B decoder and name kv heads n_head_kv.
+        boolean newArchitecture = config.bool("new_decoder_architecture", config.modelType().equals("RefinedWeb"));
         boolean parallel = config.bool("parallel_attn", true);
         int kvHeads;
         PackedQkv layout;
         if (newArchitecture) {
-            kvHeads = config.intOr(heads, "num_kv_heads");
+            kvHeads = config.intOr(heads, "num_kv_heads", "n_head_kv");
             layout = PackedQkv.perKvHead(kvHeads, heads / kvHeads, headDim);
         } else if (config.bool("multi_query", true)) {
             kvHeads = 1;
