@@ -67,11 +67,12 @@ public final class PreNormDecoder implements CausalLM {
                 : GatedMlp.load(mlpScope, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
         if (options.has(Feature.SANDWICH_NORMS)) {
             return new DecoderLayer(norm(layer, "input_layernorm"), attention, norm(layer, "post_attention_layernorm"),
-                    norm(layer, "pre_feedforward_layernorm"), mlp, norm(layer, "post_feedforward_layernorm"));
+                    norm(layer, "pre_feedforward_layernorm"), mlp, norm(layer, "post_feedforward_layernorm"),
+                    DecoderLayer.Residual.SEQUENTIAL);
         }
         // Llama's "post_attention_layernorm" is the norm before the MLP.
-        return new DecoderLayer(norm(layer, "input_layernorm"), attention, null,
-                norm(layer, "post_attention_layernorm"), mlp, null);
+        return new DecoderLayer(norm(layer, "input_layernorm"), attention,
+                norm(layer, "post_attention_layernorm"), mlp, DecoderLayer.Residual.SEQUENTIAL);
     }
 
     private Norm norm(WeightScope scope, String name) {

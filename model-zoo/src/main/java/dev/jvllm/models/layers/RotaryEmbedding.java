@@ -38,7 +38,15 @@ public final class RotaryEmbedding {
      * @param neoxStyle    rotate pairs (i, i + d/2) as Llama does; false for GPT-J's adjacent pairs
      */
     public static RotaryEmbedding create(Backend backend, RopeConfig rope, int headDim, int maxPositions, boolean neoxStyle) {
-        int dim = rope.rotaryDim(headDim);
+        return create(backend, rope, rope.rotaryDim(headDim), maxPositions, neoxStyle, headDim);
+    }
+
+    /** As above, rotating the first {@code dim} features of each head (GPT-J's rotary_dim, ChatGLM's half). */
+    public static RotaryEmbedding create(Backend backend, RopeConfig rope, int dim, int maxPositions, boolean neoxStyle,
+                                         int headDim) {
+        if (dim <= 0 || dim > headDim || dim % 2 != 0) {
+            throw new ConfigException("rotary dimension " + dim + " must be even and at most the head size " + headDim);
+        }
         double magnitude = attentionScaling(rope);
         if (rope.type().equals("longrope")) {
             // Two tables stacked: short-context frequencies, then long-context ones (see tableRows).

@@ -7,9 +7,9 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 
 /**
- * Multi-head / grouped-query self-attention with rotary positions over the paged KV cache.
- * {@code qNorm}/{@code kNorm}, when present, normalize each head of the queries and keys before
- * the rotation (Qwen3's QK-norm).
+ * Multi-head / grouped-query self-attention over the paged KV cache, with rotary positions (or none,
+ * when rotary is null: ALiBi models carry their positions in {@code params}). {@code qNorm}/{@code kNorm},
+ * when present, normalize each head of the queries and keys before the rotation (Qwen3's QK-norm).
  */
 public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNorm, RmsNorm kNorm,
                             RotaryEmbedding rotary, AttentionParams params, int layerIndex) {
@@ -67,8 +67,10 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         v.apply(backend, x, vs);
         Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
         Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
-        rotary.apply(backend, queries, params.numHeads(), params.headDim(), positions);
-        rotary.apply(backend, keys, params.numKvHeads(), params.headDim(), positions);
+        if (rotary != null) {
+            rotary.apply(backend, queries, params.numHeads(), params.headDim(), positions);
+            rotary.apply(backend, keys, params.numKvHeads(), params.headDim(), positions);
+        }
         backend.attention(queries, keys, vs, cache, layerIndex, batch, params, context);
         o.apply(backend, context, out);
     }
