@@ -52,12 +52,15 @@ public final class CudaBackend implements Backend {
     private final Map<float[], CudaTensor> alibiSlopes = new WeakHashMap<>();
     private CudaTensor narrowInput;
     private ForwardBatch uploadedBatch;
+    private CudaKvCache uploadedFor;
     private BatchOnDevice uploadedBatchData;
     private boolean closed;
 
     /** A backend on CUDA device {@code ordinal}; fails with the reason when there is none. */
     public static CudaBackend open(int ordinal) {
-        return new CudaBackend(CudaContext.open(ordinal), Nvrtc.get(), Cublas.get(), KernelCompiler.defaultCacheDirectory());
+        Nvrtc nvrtc = Nvrtc.get();
+        Cublas cublas = Cublas.get();
+        return new CudaBackend(CudaContext.open(ordinal), nvrtc, cublas, KernelCompiler.defaultCacheDirectory());
     }
 
     private CudaBackend(CudaContext context, Nvrtc nvrtc, Cublas cublas, java.nio.file.Path kernelCache) {
@@ -524,12 +527,14 @@ public final class CudaBackend implements Backend {
 
     /**
      * The batch's positions, slots and block tables on the device. Every layer of a forward pass
-     * gets the same batch, so it is checked and uploaded once, on the first layer's call.
+     * gets the same batch, so it is checked and uploaded once, on the first layer's call (a
+     * ForwardBatch is taken as immutable: one whose arrays change between calls is not seen anew).
      */
     private BatchOnDevice batchOnDevice(ForwardBatch batch, CudaKvCache cache) {
-        if (batch != uploadedBatch) {
+        if (batch != uploadedBatch || cache != uploadedFor) {
             uploadedBatchData = BatchOnDevice.upload(batch, cache.spec(), this::indices);
             uploadedBatch = batch;
+            uploadedFor = cache;
         }
         return uploadedBatchData;
     }
