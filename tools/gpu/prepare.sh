@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Run HERE (the build machine, with Java 25 and Maven): builds what tools/gpu/run-gpu-tests.sh
 # needs on the GPU machine, which has CUDA but no Java, into .gpu/ (ignored by git):
-#   .gpu/jre.txz            a jlinked Java 25 runtime (shared/gpu/pack-jre.sh), made once
+#   .gpu/jre.txz            a jlinked Java 25 runtime with the modules the tests need, made once
 #   .gpu/lib/*.jar          the modules' jars and their runtime and test dependencies
 #   .gpu/console/*.jar      the JUnit platform console launcher
-#   .gpu/test-classes/M/    the compiled tests (and test resources: the goldens) of kernels-native and model-zoo
+#   .gpu/test-classes/M/    the compiled tests of kernels-native and model-zoo (their resources stay in src/test/resources)
 # Usage: tools/gpu/prepare.sh   (then carry .gpu to the device run)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 out=.gpu
-limit_mb=60
+limit_mb=28
 
 rm -rf "$out/lib" "$out/console" "$out/test-classes"
 mkdir -p "$out/lib" "$out/console" "$out/test-classes"
@@ -25,8 +25,11 @@ for module in tokenizer engine-core kernels-native model-zoo; do
   find "$module/target" -maxdepth 1 -name "jvllm-$module-*.jar" ! -name '*-tests.jar' ! -name '*-sources.jar' \
     -exec cp {} "$out/lib/" \;
 done
+# Test resources (the goldens, ~25 MB) travel with the repository itself: run-gpu-tests.sh puts
+# each module's src/test/resources on the class path, so only compiled classes are copied here.
 for module in kernels-native model-zoo; do
-  cp -r "$module/target/test-classes" "$out/test-classes/$module"
+  mkdir -p "$out/test-classes/$module"
+  (cd "$module/target/test-classes" && find . -name '*.class' -exec cp --parents {} "$root/$out/test-classes/$module/" \;)
 done
 
 # The launcher of the JUnit platform that matches the project's JUnit (Jupiter 5.x.y runs on platform 1.x.y).
@@ -36,13 +39,19 @@ version=1.${jupiter#5.}
 mvn -B -ntp -q dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$version" \
   -DoutputDirectory="$root/$out/console"
 
+# The repository (~35 MB with the goldens) travels too, under a 64 MB limit: keep .gpu small.
+# The GPU tests load no tokenizer, so DJL's native libraries (45 MB for four platforms) stay behind,
+# and the runtime holds only the modules the tests use.
+for jar in "$out"/lib/tokenizers-*.jar; do
+  [[ -f $jar ]] && zip -q -d "$jar" 'native/lib/*' >/dev/null || true
+done
 if [[ ! -f $out/jre.txz ]]; then
-  pack=""
-  for candidate in "$root/shared/gpu/pack-jre.sh" /work/shared/gpu/pack-jre.sh; do
-    [[ -f $candidate ]] && { pack=$candidate; break; }
-  done
-  [[ -n $pack ]] || { echo "prepare: shared/gpu/pack-jre.sh not found; make $out/jre.txz with it" >&2; exit 1; }
-  bash "$pack" "$out"
+  jdk=$JAVA_HOME
+  tmp=$(mktemp -d)
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported \
+    --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre" 2>/dev/null
+  tar cJf "$out/jre.txz" -C "$tmp/jre" .
+  rm -rf "$tmp"
 fi
 
 size_mb=$(du -sm "$out" | cut -f1)
