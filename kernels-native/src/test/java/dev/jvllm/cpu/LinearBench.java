@@ -24,7 +24,7 @@ import java.util.SplittableRandom;
  * <pre>
  * mvn -q -pl kernels-native -am test-compile dependency:build-classpath -Dmdep.outputFile=/tmp/cp.txt
  * java --add-modules jdk.incubator.vector -cp kernels-native/target/test-classes:kernels-native/target/classes:\
- *     engine-core/target/classes:$(cat /tmp/cp.txt) dev.jvllm.cpu.LinearBench [threads]
+ *     engine-core/target/classes:$(cat /tmp/cp.txt) dev.jvllm.cpu.LinearBench [threads] [BF16,F32,F16]
  * </pre>
  */
 public final class LinearBench {
@@ -37,10 +37,12 @@ public final class LinearBench {
 
     public static void main(String[] args) {
         int threads = args.length > 0 ? Integer.parseInt(args[0]) : Runtime.getRuntime().availableProcessors();
+        DType[] types = Arrays.stream((args.length > 1 ? args[1] : "BF16,F32,F16").split(","))
+                .map(DType::valueOf).toArray(DType[]::new);
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads, InnerLoops.select());
              WorkerPool readers = new WorkerPool(threads)) {
             System.out.printf("%s, %d threads%n", backend.kernelDescription(), backend.threads());
-            for (DType type : new DType[]{DType.BF16, DType.F32, DType.F16}) {
+            for (DType type : types) {
                 for (int[] shape : new int[][]{{2048, 8192}, {8192, 2048}}) {
                     matrixVector(backend, readers, arena, type, shape[0], shape[1]);
                 }
