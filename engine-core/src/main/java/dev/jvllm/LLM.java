@@ -41,7 +41,9 @@ import java.util.function.IntFunction;
  * }</pre>
  *
  * <p>The model is a local directory, a Hugging Face id found in the HF cache, or (with
- * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time.
+ * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time;
+ * for concurrent callers and streaming, {@link Builder#buildAsync()} serves the model from an
+ * {@link AsyncLLMEngine}.
  */
 public final class LLM implements AutoCloseable {
 

@@ -31,6 +31,7 @@ final class BenchmarkOptions {
               --no-prefix-caching         turn the prefix cache off
               --threads N                 CPU threads (default: all)
               --seed N                    seed of the random prompts (default 0)
+              --warmup-seconds S          untimed small batches first, for the JIT (default 5; 0: none)
               --output-json PATH          where to write the result (default benchmarks/results/NAME.json)
             """;
 
@@ -48,6 +49,7 @@ final class BenchmarkOptions {
     boolean prefixCaching = true;
     int threads;
     long seed;
+    double warmupSeconds = 5;
     Path outputJson;
     final List<String> arguments;
 
@@ -85,6 +87,7 @@ final class BenchmarkOptions {
                     case "--kv-cache-memory" -> o.kvCacheMemory = bytes(value);
                     case "--threads" -> o.threads = Integer.parseInt(value);
                     case "--seed" -> o.seed = Long.parseLong(value);
+                    case "--warmup-seconds" -> o.warmupSeconds = Double.parseDouble(value);
                     case "--output-json" -> o.outputJson = Path.of(value);
                     default -> throw new IllegalArgumentException("unknown option " + option);
                 }
@@ -137,6 +140,7 @@ final class BenchmarkOptions {
         m.put("enable_prefix_caching", prefixCaching);
         m.put("threads", threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
         m.put("seed", seed);
+        m.put("warmup_seconds", warmupSeconds);
         return m;
     }
 

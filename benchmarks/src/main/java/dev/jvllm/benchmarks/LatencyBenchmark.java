@@ -32,6 +32,7 @@ public final class LatencyBenchmark {
         Path model = options.modelDirectory();
         try (LLM llm = options.load(model)) {
             int vocab = llm.modelConfig().vocabSize();
+            Warmup.run(llm, options);
             List<Double> latencies = new ArrayList<>();
             List<Double> ttft = new ArrayList<>();
             List<Double> tpot = new ArrayList<>();

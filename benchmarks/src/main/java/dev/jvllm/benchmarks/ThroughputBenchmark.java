@@ -28,9 +28,7 @@ public final class ThroughputBenchmark {
         Path model = options.modelDirectory();
         try (LLM llm = options.load(model)) {
             int vocab = llm.modelConfig().vocabSize();
-            // Untimed: lets the JIT compile the kernels before the clock starts.
-            TimedRun.run(llm.engine(), BenchmarkOptions.randomPrompts(2, Math.min(options.inputLen, 16), vocab, -1),
-                    options.samplingParams(Math.min(options.outputLen, 4)), "warmup-");
+            Warmup.run(llm, options);
             EngineMetrics before = llm.metrics();
             TimedRun.Result run = TimedRun.run(llm.engine(),
                     BenchmarkOptions.randomPrompts(options.numPrompts, options.inputLen, vocab, options.seed),
