@@ -139,6 +139,9 @@ def chatglm(architecture):
         assert rope.get("partial_rotary_factor", config.get("partial_rotary_factor")) == 0.5, rope
         assert model.model.rotary_emb.inv_freq.numel() == head_dim // 4, model.model.rotary_emb.inv_freq.shape
         assert rope.get("rope_type", "default") == "default", rope
+        # ChatGLM has no output or MLP biases (add_bias_linear false); neither may the reference.
+        assert not [n for n in tensors if n.endswith(".bias") and "_proj.bias" in n and "self_attn.o_proj" in n
+                    or n.endswith(".bias") and ".mlp." in n], sorted(tensors)
         tensors = pack_qkv(tensors, "self_attn.q_proj", "self_attention.query_key_value")
         tensors = rename(tensors, [
             ("model.embed_tokens.", "transformer.embedding.word_embeddings."),
