@@ -17,6 +17,7 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.spi.Tensor;
 
 import java.util.ArrayList;
@@ -39,6 +40,12 @@ public final class LlamaForCausalLM implements CausalLM {
         public CausalLM load(ModelContext context) {
             return new LlamaForCausalLM(context);
         }
+
+        /** As vLLM's pooling runner on a causal LM: the decoder without its head, last-token pooled. */
+        @Override
+        public PoolingModel loadPooling(ModelContext context) {
+            return new LlamaModel(new LlamaForCausalLM(context, "model", false, false), context.maxModelLen());
+        }
     }
 
     private record Layer(RmsNorm inputNorm, SelfAttention attention, RmsNorm postAttentionNorm, GatedMlp mlp) {
@@ -47,6 +54,7 @@ public final class LlamaForCausalLM implements CausalLM {
     private final Backend backend;
     private final ModelConfig config;
     private final int hidden;
+    private final int vocab;
     private final Tensor embedTokens;
     private final List<Layer> layers = new ArrayList<>();
     private final RmsNorm finalNorm;
@@ -54,20 +62,30 @@ public final class LlamaForCausalLM implements CausalLM {
     private final Scratch scratch;
 
     public LlamaForCausalLM(ModelContext context) {
+        this(context, "model", true, false);
+    }
+
+    /**
+     * @param prefix  where the decoder's weights live: "model", or "" in checkpoints saved without their head
+     * @param withHead whether to load the language-model head ({@link #forward} needs it)
+     * @param qkvBias  whether q/k/v projections have biases when config.json does not say (Qwen2)
+     */
+    LlamaForCausalLM(ModelContext context, String prefix, boolean withHead, boolean qkvBias) {
         this.backend = context.backend();
         this.config = context.config();
         if (!config.hiddenAct().equals("silu")) {
             throw new ConfigException(config.source() + ": hidden_act '" + config.hiddenAct() + "' is not supported by Llama (expected silu)");
         }
         this.hidden = config.hiddenSize();
-        int vocab = config.vocabSize();
+        this.vocab = config.vocabSize();
         double eps = config.rmsNormEps();
-        boolean attentionBias = config.bool("attention_bias", false);
+        boolean attentionBias = config.bool("attention_bias", qkvBias);
         boolean mlpBias = config.bool("mlp_bias", false);
         AttentionParams attention = AttentionParams.causal(config.numHeads(), config.numKvHeads(), config.headDim());
         RotaryEmbedding rotary = RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(), true);
 
-        WeightScope model = WeightScope.root(context.checkpoint(), backend).child("model");
+        WeightScope root = WeightScope.root(context.checkpoint(), backend);
+        WeightScope model = prefix.isEmpty() ? root : root.child(prefix);
         this.embedTokens = model.child("embed_tokens").tensor("weight", vocab, hidden);
         for (int i = 0; i < config.numLayers(); i++) {
             WeightScope layer = model.child("layers").child(Integer.toString(i));
@@ -78,8 +96,7 @@ public final class LlamaForCausalLM implements CausalLM {
                     GatedMlp.load(layer.child("mlp"), hidden, config.intermediateSize(), mlpBias)));
         }
         this.finalNorm = RmsNorm.load(model, "norm", hidden, eps);
-        WeightScope root = WeightScope.root(context.checkpoint(), backend);
-        this.lmHead = config.tieWordEmbeddings() || !root.has("lm_head.weight")
+        this.lmHead = !withHead ? null : config.tieWordEmbeddings() || !root.has("lm_head.weight")
                 ? new Linear(embedTokens, null, hidden, vocab)
                 : Linear.load(root, "lm_head", hidden, vocab, false);
         this.scratch = new Scratch(backend);
@@ -92,11 +109,36 @@ public final class LlamaForCausalLM implements CausalLM {
 
     @Override
     public int vocabSize() {
-        return lmHead.outFeatures();
+        return vocab;
+    }
+
+    int hiddenSize() {
+        return hidden;
+    }
+
+    /** The final-normed hidden state of every token of the batch, [tokens, hidden]. */
+    Tensor hiddenStates(ForwardBatch batch, KvCache cache) {
+        Tensor x = decode(batch, cache);
+        Tensor normed = scratch.get("normed", batch.numTokens(), hidden);
+        finalNorm.apply(backend, x, normed);
+        return normed;
     }
 
     @Override
     public Tensor forward(ForwardBatch batch, KvCache cache) {
+        Tensor x = decode(batch, cache);
+        int wanted = batch.logitRows().length;
+        Tensor last = scratch.get("last", wanted, hidden);
+        backend.gatherRows(x, backend.indices(batch.logitRows()), last);
+        Tensor lastNormed = scratch.get("last.normed", wanted, hidden);
+        finalNorm.apply(backend, last, lastNormed);
+        Tensor logits = scratch.get("logits", wanted, vocabSize());
+        lmHead.apply(backend, lastNormed, logits);
+        return logits;
+    }
+
+    /** The residual stream after the last layer (before the final norm). */
+    private Tensor decode(ForwardBatch batch, KvCache cache) {
         int tokens = batch.numTokens();
         Tensor positions = backend.indices(batch.positions());
         Tensor x = scratch.get("residual", tokens, hidden);
@@ -111,13 +153,6 @@ public final class LlamaForCausalLM implements CausalLM {
             layer.mlp().forward(backend, h, scratch, branch);
             backend.add(x, branch, x);
         }
-        int wanted = batch.logitRows().length;
-        Tensor last = scratch.get("last", wanted, hidden);
-        backend.gatherRows(x, backend.indices(batch.logitRows()), last);
-        Tensor lastNormed = scratch.get("last.normed", wanted, hidden);
-        finalNorm.apply(backend, last, lastNormed);
-        Tensor logits = scratch.get("logits", wanted, vocabSize());
-        lmHead.apply(backend, lastNormed, logits);
-        return logits;
+        return x;
     }
 }
