@@ -16,7 +16,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import java.util.function.Consumer;
 
 /**
  * Sentences per second for BAAI bge-small-en-v1.5 on the CPU: jvllm against ONNX Runtime Java on
@@ -43,6 +42,8 @@ public final class EmbeddingBenchmark {
         report.put("java", System.getProperty("java.vm.name") + " " + Runtime.version());
         report.put("onnxruntime", "1.29.0, ORT_ENABLE_ALL, intra-op threads = threads");
         report.put("seconds_per_case", seconds);
+        report.put("timing", "alternating slices of jvllm and ONNX Runtime after a warm-up of each");
+        report.put("load_average_at_start", loadAverage());
         ArrayNode cases = report.putArray("cases");
         try (LLM llm = LLM.builder().model(model.toString()).task(Task.EMBED).threads(threads).build();
              OnnxBertReference onnx = new OnnxBertReference(model.resolve("model.onnx"), threads)) {
@@ -50,8 +51,9 @@ public final class EmbeddingBenchmark {
                 for (int batch : new int[]{1, 32}) {
                     List<int[]> inputs = inputs(batch, length);
                     List<Prompt> prompts = inputs.stream().map(a -> Prompt.tokens(a)).toList();
-                    double ours = throughput(batch, seconds, n -> llm.encode(prompts, PoolingParams.defaults()));
-                    double theirs = throughput(batch, seconds, n -> onnx.embed(inputs));
+                    double[] rates = interleaved(batch, seconds,
+                            () -> llm.encode(prompts, PoolingParams.defaults()), () -> onnx.embed(inputs));
+                    double ours = rates[0], theirs = rates[1];
                     ObjectNode c = cases.addObject();
                     c.put("tokens", length);
                     c.put("batch", batch);
@@ -68,18 +70,30 @@ public final class EmbeddingBenchmark {
         System.out.println("wrote " + out);
     }
 
-    /** Runs {@code call} (one batch) for warm-up, then for {@code seconds}; sentences per second. */
-    private static double throughput(int batch, double seconds, Consumer<Integer> call) {
-        long warmUntil = System.nanoTime() + (long) (seconds * 0.3e9);
-        while (System.nanoTime() < warmUntil) call.accept(batch);
-        int calls = 0;
-        long start = System.nanoTime();
-        long end = start + (long) (seconds * 1e9);
-        while (System.nanoTime() < end || calls < 3) {
-            call.accept(batch);
-            calls++;
+    /**
+     * Sentences per second of two runners, timed in alternating slices of about a second each
+     * (after a warm-up of both), so that load from other processes falls on both alike.
+     */
+    private static double[] interleaved(int batch, double seconds, Runnable first, Runnable second) {
+        Runnable[] runners = {first, second};
+        for (Runnable r : runners) {
+            long warmUntil = System.nanoTime() + (long) (seconds * 0.2e9);
+            do r.run(); while (System.nanoTime() < warmUntil);
         }
-        return (double) calls * batch / ((System.nanoTime() - start) / 1e9);
+        long[] nanos = new long[2];
+        long[] calls = new long[2];
+        int slices = (int) Math.max(2, Math.round(seconds));
+        for (int s = 0; s < slices; s++) {
+            for (int i = 0; i < 2; i++) {
+                long start = System.nanoTime();
+                do {
+                    runners[i].run();
+                    calls[i]++;
+                } while (System.nanoTime() - start < seconds * 1e9 / (2.0 * slices));
+                nanos[i] += System.nanoTime() - start;
+            }
+        }
+        return new double[]{calls[0] * batch / (nanos[0] / 1e9), calls[1] * batch / (nanos[1] / 1e9)};
     }
 
     /** {@code batch} inputs of exactly {@code length} tokens: [CLS], random word pieces, [SEP]. */
@@ -98,6 +112,14 @@ public final class EmbeddingBenchmark {
 
     private static double round(double v) {
         return Math.round(v * 100) / 100.0;
+    }
+
+    private static String loadAverage() {
+        try {
+            return Files.readString(Path.of("/proc/loadavg")).trim();
+        } catch (Exception e) {
+            return "unknown";
+        }
     }
 
     private static String cpuName() {
