@@ -3,6 +3,7 @@ package dev.jvllm;
 import dev.jvllm.config.GenerationConfig;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.config.PoolingConfig;
+import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EmbeddingEngine;
 import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.LLMEngine;
@@ -43,7 +44,9 @@ import java.util.function.IntFunction;
  * }</pre>
  *
  * <p>The model is a local directory, a Hugging Face id found in the HF cache, or (with
- * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time.
+ * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time;
+ * for concurrent callers and streaming, {@link Builder#buildAsync()} serves the model from an
+ * {@link AsyncLLMEngine}.
  *
  * <p>Built with {@link Task#EMBED} (or {@link Task#AUTO} on an encoder), it embeds instead:
  * <pre>{@code
@@ -404,6 +407,23 @@ public final class LLM implements AutoCloseable {
         /** Loads the model. */
         public LLM build() {
             return new LLM(this);
+        }
+
+        /**
+         * Loads the model and serves it from an {@link AsyncLLMEngine} on its own thread, for
+         * concurrent callers and streaming; closing the async engine closes the model.
+         *
+         * @throws InvalidRequestException when the model is loaded for {@link Task#EMBED} (the async
+         *                                 engine generates; embed with {@link #build()})
+         */
+        public AsyncLLMEngine buildAsync() {
+            LLM llm = build();
+            if (llm.task != Task.GENERATE) {
+                llm.close();
+                throw new InvalidRequestException("task", "buildAsync serves generation, but this model was loaded for task "
+                        + llm.task + "; use build() and embed()");
+            }
+            return new AsyncLLMEngine(llm.engine, llm);
         }
 
         EngineConfig engineConfig() {

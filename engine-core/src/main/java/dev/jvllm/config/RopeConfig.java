@@ -49,8 +49,9 @@ public record RopeConfig(double theta, String type, double factor, int originalM
         if (type.equals("su")) {
             type = "longrope"; // its name before Transformers 4.43
         }
-        double factor = params.number("factor").orElse(1.0);
         int original = originalAt.integer("original_max_position_embeddings").orElse(maxPositions);
+        // LongRoPE without a factor takes the context extension itself (Phi-3's configs name none).
+        double factor = params.number("factor").orElse(type.equals("longrope") ? (double) maxPositions / original : 1.0);
         double partial = partialAt.number("partial_rotary_factor").orElse(1.0);
         if (!(theta > 0)) {
             throw thetaAt.invalid("rope_theta", "must be positive, got " + theta);

@@ -82,4 +82,25 @@ final class BlockPool {
     int cachedCount() {
         return cached.size();
     }
+
+    /**
+     * Verifies that nothing holds a block: every block is in the free queue with reference count 0,
+     * and the prefix cache names only free blocks that carry its key.
+     *
+     * @throws IllegalStateException naming the first block that is still held or inconsistent
+     */
+    void checkAllFree() {
+        for (int block = 0; block < numBlocks; block++) {
+            if (refCount[block] != 0 || !free.contains(block)) {
+                throw new IllegalStateException("KV block " + block + " is still held (reference count "
+                        + refCount[block] + ", " + (free.contains(block) ? "" : "not ") + "in the free queue)");
+            }
+        }
+        for (Map.Entry<PrefixCacheKey, Integer> e : cached.entrySet()) {
+            if (!e.getKey().equals(keyOf[e.getValue()])) {
+                throw new IllegalStateException("prefix cache entry " + e.getKey() + " names block " + e.getValue()
+                        + ", which holds " + keyOf[e.getValue()]);
+            }
+        }
+    }
 }

@@ -4,11 +4,19 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Gives requests KV blocks: reuses the longest cached prefix of a new request, grows block tables
- * as tokens are scheduled, records full blocks in the prefix cache, and frees everything a
- * finished, aborted or preempted request held.
+ * Gives requests KV blocks: starts a new request on blocks that already hold a prefix of its
+ * tokens, grows block tables as tokens are scheduled, records full blocks in the prefix cache, and
+ * frees everything a finished, aborted or preempted request held.
  */
 final class KvCacheManager {
+
+    /**
+     * Blocks that already hold the first {@code blocks.size() × blockSize} tokens of a request, and
+     * what the prefix-cache lookup behind them found (for the hit counters).
+     */
+    record PrefixMatch(List<Integer> blocks, int queriedTokens, int cacheHitTokens) {
+        static final PrefixMatch NONE = new PrefixMatch(List.of(), 0, 0);
+    }
 
     private final BlockPool pool;
     private final int blockSize;
@@ -41,44 +49,62 @@ final class KvCacheManager {
     }
 
     /**
-     * For a request with nothing computed yet: the cached blocks covering the longest prefix of its
-     * tokens, leaving at least one token to compute (its logits are needed).
+     * For a request with nothing computed: the longest run of blocks already holding a prefix of its
+     * tokens, leaving at least one token to compute (its logits are needed). Two sources: the prefix
+     * cache, and for sequence i > 0 of an n > 1 request the full prompt blocks its first sequence has
+     * computed, so the n sequences share the prompt even with prefix caching off.
      */
-    List<Integer> findCachedPrefix(EngineRequest request) {
-        List<Integer> hits = new ArrayList<>();
-        if (!pool.prefixCaching()) return hits;
+    PrefixMatch findSharedPrefix(EngineRequest request) {
         int usable = (request.numTokens() - 1) / blockSize;
+        List<Integer> fromLeader = leaderPromptBlocks(request, usable);
+        if (!pool.prefixCaching()) return new PrefixMatch(fromLeader, 0, 0);
+        List<Integer> fromCache = new ArrayList<>();
         PrefixCacheKey parent = null;
         for (int b = 0; b < usable; b++) {
             PrefixCacheKey key = request.blockKey(b, parent, blockSize);
             Integer block = pool.lookup(key);
             if (block == null) break;
-            hits.add(block);
+            fromCache.add(block);
             parent = key;
         }
-        prefixQueries += request.numTokens();
-        prefixHits += (long) hits.size() * blockSize;
-        return hits;
+        List<Integer> longer = fromLeader.size() > fromCache.size() ? fromLeader : fromCache;
+        return new PrefixMatch(longer, request.numTokens(), fromCache.size() * blockSize);
+    }
+
+    /** The prompt blocks of the request's first sequence that it could take over, at most {@code usable}. */
+    private List<Integer> leaderPromptBlocks(EngineRequest request, int usable) {
+        EngineRequest leader = request.group().leader();
+        if (leader == request || leader.finished()) return List.of();
+        int computedPromptBlocks = Math.min(request.promptLength(), leader.numComputedTokens()) / blockSize;
+        int count = Math.min(usable, Math.min(computedPromptBlocks, leader.blockTable().size()));
+        return List.copyOf(leader.blockTable().subList(0, count));
     }
 
     /**
-     * Makes room for {@code newTokens} more tokens of the request (after taking {@code cachedPrefix}
-     * blocks); false, with nothing changed, when too few blocks are free.
+     * Starts a waiting request: takes the blocks of {@code prefix} (those tokens count as computed)
+     * and makes room for {@code newTokens} more. False, with nothing changed, when too few blocks are free.
      */
-    boolean allocate(EngineRequest request, int newTokens, List<Integer> cachedPrefix) {
-        int have = request.blockTable().size() + cachedPrefix.size();
-        int computed = request.numComputedTokens() + cachedPrefix.size() * blockSize;
-        int needed = Math.max(0, ceilDiv(computed + newTokens, blockSize) - have);
-        int cachedFromFree = 0;
-        for (int block : cachedPrefix) if (pool.refCount(block) == 0) cachedFromFree++;
-        if (needed + cachedFromFree > pool.freeCount()) return false;
-        for (int block : cachedPrefix) {
+    boolean admit(EngineRequest request, int newTokens, PrefixMatch prefix) {
+        List<Integer> shared = prefix.blocks();
+        int computed = request.numComputedTokens() + shared.size() * blockSize;
+        int needed = ceilDiv(computed + newTokens, blockSize) - request.blockTable().size() - shared.size();
+        int sharedFromFree = 0;
+        for (int block : shared) if (pool.refCount(block) == 0) sharedFromFree++;
+        if (Math.max(0, needed) + sharedFromFree > pool.freeCount()) return false;
+        for (int block : shared) {
             pool.share(block);
             request.blockTable().add(block);
         }
-        if (!cachedPrefix.isEmpty()) request.advanceComputed(cachedPrefix.size() * blockSize);
+        request.advanceComputed(shared.size() * blockSize);
         for (int i = 0; i < needed; i++) request.blockTable().add(pool.allocate());
+        prefixQueries += prefix.queriedTokens();
+        prefixHits += prefix.cacheHitTokens();
         return true;
+    }
+
+    /** Makes room for {@code newTokens} more tokens of a running request; false, with nothing changed, when blocks run out. */
+    boolean grow(EngineRequest request, int newTokens) {
+        return admit(request, newTokens, PrefixMatch.NONE);
     }
 
     /** After a step computed tokens up to {@code request.numComputedTokens()}: caches newly full blocks. */
@@ -99,6 +125,11 @@ final class KvCacheManager {
         for (int i = table.size() - 1; i >= 0; i--) pool.release(table.get(i));
         table.clear();
         request.blockKeys().clear();
+    }
+
+    /** @see BlockPool#checkAllFree() */
+    void checkAllFree() {
+        pool.checkAllFree();
     }
 
     private static int ceilDiv(int a, int b) {

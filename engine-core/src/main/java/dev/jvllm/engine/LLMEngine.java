@@ -63,6 +63,7 @@ public final class LLMEngine implements AutoCloseable {
     private long promptTokensComputed;
     private long generatedTokens;
     private long steps;
+    private boolean closed;
 
     public LLMEngine(CausalLM model, Backend backend, TextCodec codec, List<Integer> eosTokenIds,
                      int maxModelLen, EngineConfig config) {
@@ -141,17 +142,22 @@ public final class LLMEngine implements AutoCloseable {
         created.forEach(scheduler::add);
     }
 
-    /** Aborts a request: its sequences finish with reason "abort" and their blocks are freed at once. */
+    /**
+     * Aborts a request: its unfinished sequences finish with reason "abort" and their blocks are freed
+     * at once. False when no request of that id is unfinished.
+     */
     public boolean abort(String requestId) {
+        return abortWithOutput(requestId) != null;
+    }
+
+    /** {@link #abort}, returning the request's final output (null when the id is unknown). */
+    RequestOutput abortWithOutput(String requestId) {
         RequestGroup group = groups.remove(requestId);
-        if (group == null) return false;
+        if (group == null) return null;
         for (EngineRequest s : group.sequences) {
-            if (!s.finished()) {
-                scheduler.remove(s);
-                s.finishReason = FinishReason.ABORT;
-            }
+            if (!s.finished()) finish(s, FinishReason.ABORT, null);
         }
-        return true;
+        return group.toOutput();
     }
 
     public boolean hasUnfinishedRequests() {
@@ -296,8 +302,22 @@ public final class LLMEngine implements AutoCloseable {
                 logitRows.stream().mapToInt(Integer::intValue).toArray());
     }
 
-    private void abortAll() {
+    /** Aborts every request. */
+    void abortAll() {
         for (String id : new ArrayList<>(groups.keySet())) abort(id);
+    }
+
+    /**
+     * Verifies that no request state is left and every KV block is back in the free pool with
+     * reference count 0; call once all requests have finished or been aborted.
+     *
+     * @throws IllegalStateException describing what is still held
+     */
+    void checkNoLeaks() {
+        if (!groups.isEmpty() || scheduler.hasUnfinished()) {
+            throw new IllegalStateException("requests left: " + groups.keySet() + ", scheduler holds " + scheduler.all());
+        }
+        kv.checkAllFree();
     }
 
     /** A snapshot of the engine's counters. */
@@ -307,8 +327,11 @@ public final class LLMEngine implements AutoCloseable {
                 generatedTokens, steps);
     }
 
+    /** Aborts every request and releases the KV cache. Idempotent. */
     @Override
     public void close() {
+        if (closed) return;
+        closed = true;
         abortAll();
         kvCache.close();
     }

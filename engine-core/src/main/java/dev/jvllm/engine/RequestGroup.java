@@ -44,6 +44,11 @@ final class RequestGroup {
         return params;
     }
 
+    /** The first sequence, whose prompt blocks the others share. */
+    EngineRequest leader() {
+        return sequences.getFirst();
+    }
+
     boolean finished() {
         return sequences.stream().allMatch(EngineRequest::finished);
     }
@@ -53,7 +58,7 @@ final class RequestGroup {
         for (EngineRequest s : sequences) {
             List<Integer> ids = Arrays.stream(s.outputTokens()).boxed().toList();
             double cumulative = s.sampling.cumulativeLogprob().orElse(Double.NaN);
-            outs.add(new CompletionOutput(s.index(), s.text.text(), ids, cumulative, s.logprobs,
+            outs.add(new CompletionOutput(s.index(), s.text.text(s.finished()), ids, cumulative, s.logprobs,
                     s.finishReason, s.stopReason));
         }
         return new RequestOutput(requestId, prompt, Arrays.stream(promptTokenIds).boxed().toList(),

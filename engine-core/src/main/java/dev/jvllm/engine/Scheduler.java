@@ -11,6 +11,9 @@ import java.util.List;
  * sequence limit allow. Prompts longer than the budget are split over steps (chunked prefill). When
  * KV blocks run out, the most recently admitted running request is preempted: its blocks are freed
  * and it is recomputed later from its tokens, so it finishes with the output it would have had.
+ *
+ * <p>The sequences of an n > 1 request wait behind their first one until it has computed the
+ * prompt, then start on its full prompt blocks; only the partial last block is computed again.
  */
 final class Scheduler {
 
@@ -59,7 +62,7 @@ final class Scheduler {
             EngineRequest request = running.get(i);
             int tokens = Math.min(request.numTokens() - request.numComputedTokens(), budget);
             if (tokens <= 0) continue;
-            while (!kv.allocate(request, tokens, List.of())) {
+            while (!kv.grow(request, tokens)) {
                 EngineRequest victim = running.removeLast();
                 preempt(victim);
                 preempted = true;
@@ -74,16 +77,25 @@ final class Scheduler {
         }
         while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < maxNumSeqs) {
             EngineRequest request = waiting.peekFirst();
-            List<Integer> cached = request.numComputedTokens() == 0 ? kv.findCachedPrefix(request) : List.of();
-            int remaining = request.numTokens() - request.numComputedTokens() - cached.size() * kv.blockSize();
+            if (waitsForLeader(request)) break;
+            KvCacheManager.PrefixMatch prefix = kv.findSharedPrefix(request);
+            int remaining = request.numTokens() - request.numComputedTokens() - prefix.blocks().size() * kv.blockSize();
             int tokens = Math.min(remaining, budget);
-            if (!kv.allocate(request, tokens, cached)) break;
+            if (!kv.admit(request, tokens, prefix)) break;
             waiting.removeFirst();
             running.add(request);
             out.add(new Scheduled(request, tokens));
             budget -= tokens;
         }
         return out;
+    }
+
+    /** A fresh sibling of an n > 1 request whose first sequence is running but has not yet computed the shareable prompt. */
+    private boolean waitsForLeader(EngineRequest request) {
+        EngineRequest leader = request.group().leader();
+        if (leader == request || request.numOutputTokens() > 0) return false;
+        int shareable = (request.promptLength() - 1) / kv.blockSize() * kv.blockSize();
+        return shareable > 0 && leader.numComputedTokens() < shareable && running.contains(leader);
     }
 
     private void preempt(EngineRequest request) {

@@ -44,7 +44,14 @@ final class TextAccumulator {
         return best;
     }
 
-    String text() {
-        return text.toString();
+    /**
+     * The text so far. While the sequence runs, its last (longest stop string − 1) characters are
+     * held back, since a stop string completed by a later token would take them back; so the text
+     * of successive outputs only ever grows and streamed deltas concatenate to the final text.
+     */
+    String text(boolean finished) {
+        int visible = finished ? text.length() : Math.max(0, text.length() - Math.max(0, longestStop - 1));
+        if (visible > 0 && visible < text.length() && Character.isHighSurrogate(text.charAt(visible - 1))) visible--;
+        return text.substring(0, visible);
     }
 }

@@ -86,7 +86,7 @@ public final class CpuBackend implements Backend {
             throw new JvllmException("tensor '" + source.name() + "' has " + source.data().byteSize()
                     + " bytes of data but its shape needs " + bytes);
         }
-        return new CpuTensor(source.data(), type, (int) rows, (int) cols, source.name());
+        return CpuTensor.ofSegment(source.data(), type, (int) rows, (int) cols, source.name());
     }
 
     @Override
@@ -94,7 +94,7 @@ public final class CpuBackend implements Backend {
         if ((long) rows * cols != values.length) {
             throw new IllegalArgumentException(values.length + " values do not fill " + rows + " × " + cols);
         }
-        return new CpuTensor(MemorySegment.ofArray(values.clone()), DType.F32, rows, cols, "constant");
+        return CpuTensor.ofFloats(values.clone(), 0, rows, cols, "constant");
     }
 
     @Override
@@ -104,12 +104,12 @@ public final class CpuBackend implements Backend {
             throw new JvllmException("cannot allocate " + rows + " × " + cols
                     + " activations: the CPU backend holds at most 2^31 - 9 floats per tensor");
         }
-        return new CpuTensor(MemorySegment.ofArray(new float[(int) count]), DType.F32, rows, cols, "activation");
+        return CpuTensor.ofFloats(new float[(int) count], 0, rows, cols, "activation");
     }
 
     @Override
     public Tensor indices(int[] values) {
-        return new CpuTensor(MemorySegment.ofArray(values.clone()), DType.I32, 1, values.length, "indices");
+        return CpuTensor.ofSegment(MemorySegment.ofArray(values.clone()), DType.I32, 1, values.length, "indices");
     }
 
     @Override
@@ -120,22 +120,15 @@ public final class CpuBackend implements Backend {
             throw new JvllmException(t + " is too large for a Java array");
         }
         int n = (int) count;
-        return switch (t.dtype()) {
-            case F32 -> t.data().toArray(Elements.FLOAT);
-            case BF16, F16 -> {
-                float[] result = new float[n];
-                loops.weights(t.dtype()).widen(t.data(), 0, result, 0, n);
-                yield result;
+        float[] result = new float[n];
+        if (t.dtype() == DType.I32) {
+            for (int i = 0; i < n; i++) {
+                result[i] = t.index(i);
             }
-            case I32 -> {
-                float[] result = new float[n];
-                for (int i = 0; i < n; i++) {
-                    result[i] = Elements.getInt(t.data(), i);
-                }
-                yield result;
-            }
-            default -> throw new IllegalStateException("unexpected tensor type " + t.dtype());
-        };
+        } else {
+            widen(t, 0, result, 0, n);
+        }
+        return result;
     }
 
     @Override
@@ -166,17 +159,14 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException(kernel + ": out is " + out + " but " + count + " rows of " + cols
                     + " were asked for");
         }
-        WeightLoops rows = loops.weights(source.dtype());
         pool.forEach(count, Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, cols)), (first, end, worker) -> {
-            float[] buffer = pool.scratch(worker).weights(cols);
             for (int i = first; i < end; i++) {
-                int row = Elements.getInt(indices.data(), i);
+                int row = indices.index(i);
                 if (row < 0 || row >= source.rows()) {
                     throw new IndexOutOfBoundsException(kernel + ": index " + row + " at " + i + " is outside the "
                             + source.rows() + " rows of " + source);
                 }
-                rows.widen(source.data(), source.rowStart(row), buffer, 0, cols);
-                MemorySegment.copy(buffer, 0, out.data(), Elements.FLOAT, out.rowStart(i) * Float.BYTES, cols);
+                widen(source, source.rowStart(row), out.floats(), out.arrayIndex(i), cols);
             }
         });
     }
@@ -204,7 +194,7 @@ public final class CpuBackend implements Backend {
                 throw new IllegalArgumentException("linear: bias " + b + " does not have " + w.rows() + " elements");
             }
         }
-        if (input.data().asOverlappingSlice(output.data()).isPresent()) {
+        if (overlap(input, output)) {
             throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
         }
         linear.run(input, w, b, output);
@@ -217,20 +207,19 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "rmsNorm", "out");
         int n = input.cols();
         checkRowwise("rmsNorm", input, scale, null, output);
-        WeightLoops scaleLoops = loops.weights(scale.dtype());
         pool.forEach(input.rows(), Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, n)), (first, end, worker) -> {
             float[] w = pool.scratch(worker).weights(n);
-            scaleLoops.widen(scale.data(), 0, w, 0, n);
+            widen(scale, 0, w, 0, n);
             if (weightOffset != 0f) {
                 for (int i = 0; i < n; i++) {
                     w[i] += weightOffset;
                 }
             }
             for (int row = first; row < end; row++) {
-                float meanSquare = loops.sumOfSquares(input.data(), input.rowStart(row), n, 0f) / n;
+                float meanSquare = loops.sumOfSquares(input.floats(), input.arrayIndex(row), n, 0f) / n;
                 float inverseRms = (float) (1.0 / Math.sqrt(meanSquare + eps));
-                loops.normalize(input.data(), input.rowStart(row), 0f, inverseRms, w, null,
-                        output.data(), output.rowStart(row), n);
+                loops.normalize(input.floats(), input.arrayIndex(row), 0f, inverseRms, w, null,
+                        output.floats(), output.arrayIndex(row), n);
             }
         });
     }
@@ -246,18 +235,18 @@ public final class CpuBackend implements Backend {
         pool.forEach(input.rows(), Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, n)), (first, end, worker) -> {
             WorkerScratch scratch = pool.scratch(worker);
             float[] w = scratch.weights(n);
-            loops.weights(scale.dtype()).widen(scale.data(), 0, w, 0, n);
+            widen(scale, 0, w, 0, n);
             float[] b = null;
             if (shift != null) {
                 b = scratch.accumulator(n);
-                loops.weights(shift.dtype()).widen(shift.data(), 0, b, 0, n);
+                widen(shift, 0, b, 0, n);
             }
             for (int row = first; row < end; row++) {
-                long at = input.rowStart(row);
-                float mean = loops.sum(input.data(), at, n) / n;
-                float variance = loops.sumOfSquares(input.data(), at, n, mean) / n;
+                int at = input.arrayIndex(row);
+                float mean = loops.sum(input.floats(), at, n) / n;
+                float variance = loops.sumOfSquares(input.floats(), at, n, mean) / n;
                 float inverseStd = (float) (1.0 / Math.sqrt(variance + eps));
-                loops.normalize(input.data(), at, mean, inverseStd, w, b, output.data(), output.rowStart(row), n);
+                loops.normalize(input.floats(), at, mean, inverseStd, w, b, output.floats(), output.arrayIndex(row), n);
             }
         });
     }
@@ -269,7 +258,8 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "add", "out");
         checkElementwise("add", left, right, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                loops.add(left.data(), first, right.data(), first, output.data(), first, end - first));
+                loops.add(left.floats(), left.offset() + first, right.floats(), right.offset() + first,
+                        output.floats(), output.offset() + first, end - first));
     }
 
     @Override
@@ -279,7 +269,8 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "siluMul", "out");
         checkElementwise("siluMul", g, u, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                loops.siluMul(g.data(), first, u.data(), first, output.data(), first, end - first));
+                loops.siluMul(g.floats(), g.offset() + first, u.floats(), u.offset() + first,
+                        output.floats(), output.offset() + first, end - first));
     }
 
     @Override
@@ -288,7 +279,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "activation", "out");
         checkElementwise("activation", input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.activation(fn, input.data(), output.data(), first, end));
+                PointwiseKernels.activation(fn, input, output, first, end));
     }
 
     @Override
@@ -298,7 +289,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "gatedActivation", "out");
         checkElementwise("gatedActivation", g, u, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.gated(fn, g.data(), u.data(), output.data(), first, end));
+                PointwiseKernels.gated(fn, g, u, output, first, end));
     }
 
     @Override
@@ -307,7 +298,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "scale", "out");
         checkElementwise("scale", input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.scale(input.data(), factor, output.data(), first, end));
+                PointwiseKernels.scale(input, factor, output, first, end));
     }
 
     @Override
@@ -316,7 +307,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "softcap", "out");
         checkElementwise("softcap", input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.softcap(input.data(), cap, output.data(), first, end));
+                PointwiseKernels.softcap(input, cap, output, first, end));
     }
 
     @Override
@@ -347,26 +338,26 @@ public final class CpuBackend implements Backend {
         // Pairs are (i, i + half) in the GPT-NeoX layout and (2i, 2i + 1) in the GPT-J layout.
         int pairStride = neoxStyle ? 1 : 2;
         int partnerOffset = neoxStyle ? half : 1;
-        MemorySegment data = input.data();
+        float[] data = input.floats();
         pool.forEach(input.rows(), Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, input.cols())), (first, end, worker) -> {
             for (int t = first; t < end; t++) {
-                int position = Elements.getInt(pos.data(), t);
+                int position = pos.index(t);
                 if (position < 0 || position >= table.rows()) {
                     throw new IndexOutOfBoundsException("rotary: position " + position + " of token " + t
                             + " is outside the " + table.rows() + " rows of " + table);
                 }
                 long tableRow = table.rowStart(position);
                 for (int h = 0; h < heads; h++) {
-                    long head = input.rowStart(t) + (long) h * headDim;
+                    int head = input.arrayIndex(t) + h * headDim;
                     for (int i = 0; i < half; i++) {
-                        float cos = Elements.get(table.dtype(), table.data(), tableRow + i);
-                        float sin = Elements.get(table.dtype(), table.data(), tableRow + half + i);
-                        long a = head + (long) i * pairStride;
-                        long b = a + partnerOffset;
-                        float x1 = Elements.getFloat(data, a);
-                        float x2 = Elements.getFloat(data, b);
-                        Elements.setFloat(data, a, x1 * cos - x2 * sin);
-                        Elements.setFloat(data, b, x2 * cos + x1 * sin);
+                        float cos = table.get(tableRow + i);
+                        float sin = table.get(tableRow + half + i);
+                        int a = head + i * pairStride;
+                        int b = a + partnerOffset;
+                        float x1 = data[a];
+                        float x2 = data[b];
+                        data[a] = x1 * cos - x2 * sin;
+                        data[b] = x2 * cos + x1 * sin;
                     }
                 }
             }
@@ -407,7 +398,7 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
                     + params.numHeads() + " heads");
         }
-        if (query.data().asOverlappingSlice(output.data()).isPresent()) {
+        if (overlap(query, output)) {
             throw new IllegalArgumentException("attention: out " + output + " overlaps q");
         }
         attention.run(query, key, value, pages, layer, batch, params, output);
@@ -433,8 +424,8 @@ public final class CpuBackend implements Backend {
         if (params.alibiSlopes() != null || params.slidingWindow() > 0) {
             throw new IllegalArgumentException("encoderAttention: ALiBi and sliding windows are not supported: " + params);
         }
-        if (query.data().asOverlappingSlice(output.data()).isPresent()) {
-            throw new IllegalArgumentException("encoderAttention: out " + output + " overlaps q");
+        if (overlap(query, output) || overlap(key, output) || overlap(value, output)) {
+            throw new IllegalArgumentException("encoderAttention: out " + output + " overlaps q, k or v");
         }
         encoderAttention.run(query, key, value, batch, params, output);
     }
@@ -459,8 +450,26 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    /** Activations are float32 held in arrays (made by allocate or constant). */
     private static void requireActivation(String kernel, String role, CpuTensor t) {
-        requireType(kernel, role, t, DType.F32);
+        if (!t.inArray()) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t
+                    + " must be an activation tensor (allocate or constant), not a weight");
+        }
+    }
+
+    private static boolean overlap(CpuTensor a, CpuTensor b) {
+        return a.floats() == b.floats()
+                && a.offset() < b.offset() + b.elementCount() && b.offset() < a.offset() + a.elementCount();
+    }
+
+    /** Copies n elements of any floating tensor from element {@code index} into dst, as float32. */
+    private void widen(CpuTensor source, long index, float[] dst, int dstIndex, int n) {
+        if (source.inArray()) {
+            System.arraycopy(source.floats(), source.offset() + (int) index, dst, dstIndex, n);
+        } else {
+            loops.weights(source.dtype()).widen(source.segment(), index, dst, dstIndex, n);
+        }
     }
 
     private static void requireWeightType(String kernel, String role, CpuTensor t) {

@@ -37,15 +37,13 @@ final class EncoderAttentionKernel {
         int kvHead = head / (params.numHeads() / params.numKvHeads());
         int first = batch.queryStarts()[sequence];
         int count = batch.queryStarts()[sequence + 1] - first;
-        int qWidth = q.cols();
-        int kvWidth = k.cols();
         float cap = params.logitSoftcap();
-        long kvOffset = (long) kvHead * headDim;
+        int kvOffset = kvHead * headDim;
         for (int t = first; t < first + count; t++) {
-            long queryIndex = (long) t * qWidth + (long) head * headDim;
+            int queryIndex = q.arrayIndex(t) + head * headDim;
             float[] scores = scratch.scores(count);
             for (int j = 0; j < count; j++) {
-                float score = params.scale() * loops.dot(q.data(), queryIndex, k.data(), (first + j) * (long) kvWidth + kvOffset, headDim);
+                float score = params.scale() * loops.dot(q.floats(), queryIndex, k.floats(), k.arrayIndex(first + j) + kvOffset, headDim);
                 scores[j] = cap > 0f ? cap * (float) Math.tanh(score / cap) : score;
             }
             float max = loops.max(scores, count);
@@ -53,9 +51,9 @@ final class EncoderAttentionKernel {
             float[] weighted = scratch.accumulator(headDim);
             Arrays.fill(weighted, 0, headDim, 0f);
             for (int j = 0; j < count; j++) {
-                loops.addScaled(scores[j], v.data(), (first + j) * (long) kvWidth + kvOffset, weighted, headDim);
+                loops.addScaled(scores[j], v.floats(), v.arrayIndex(first + j) + kvOffset, weighted, headDim);
             }
-            loops.storeScaled(weighted, 1f / sum, out.data(), queryIndex, headDim);
+            loops.storeScaled(weighted, 1f / sum, out.floats(), out.arrayIndex(t) + head * headDim, headDim);
         }
     }
 }

@@ -9,8 +9,8 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The arithmetic inner loops of the CPU kernels, over float32 vectors in memory segments
- * (positions are element indices). The kernels in {@link CpuBackend} decide what to compute and
+ * The arithmetic inner loops of the CPU kernels: float32 activations in arrays, weights and
+ * cached keys and values in memory segments (positions are element indices). The kernels in {@link CpuBackend} decide what to compute and
  * split the work between threads; these loops do the per-element arithmetic, with the Vector API
  * when the {@code jdk.incubator.vector} module is present ({@code VectorLoops}) and plainly
  * otherwise ({@link ScalarLoops}).
@@ -26,37 +26,42 @@ interface InnerLoops {
     /** The loops that read weights of {@code type} (F32, BF16 or F16). */
     WeightLoops weights(DType type);
 
-    /** {@code Σ a[aIndex + i] · b[bIndex + i]} over {@code i < n}. */
-    float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int n);
+    /** {@code Σ k[kIndex + i] · q[qIndex + i]}: a query against a cached key. */
+    float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n);
 
-    /** {@code y[i] += alpha · x[xIndex + i]} for {@code i < n}. */
-    void addScaled(float alpha, MemorySegment x, long xIndex, float[] y, int n);
+    /** {@code y[i] += alpha · v[vIndex + i]} for {@code i < n}: a weighted cached value. */
+    void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n);
+
+    /** {@code Σ a[aIndex + i] · b[bIndex + i]}: a query against a key of the same step (encoder attention). */
+    float dot(float[] a, int aIndex, float[] b, int bIndex, int n);
+
+    /** {@code y[i] += alpha · x[xIndex + i]} for {@code i < n}: a weighted value of the same step. */
+    void addScaled(float alpha, float[] x, int xIndex, float[] y, int n);
 
     /** {@code Σ x[i]} over the n elements at {@code index}. */
-    float sum(MemorySegment x, long index, int n);
+    float sum(float[] x, int index, int n);
 
     /** {@code Σ (x[i] - center)²} over the n elements at {@code index}. */
-    float sumOfSquares(MemorySegment x, long index, int n, float center);
+    float sumOfSquares(float[] x, int index, int n, float center);
 
     /** {@code out[i] = (x[i] - center) · scale · weight[i] (+ bias[i])}; bias may be null. */
-    void normalize(MemorySegment x, long xIndex, float center, float scale, float[] weight, float[] bias,
-                   MemorySegment out, long outIndex, int n);
+    void normalize(float[] x, int xIndex, float center, float scale, float[] weight, float[] bias,
+                   float[] out, int outIndex, int n);
 
     /** {@code out[i] = a[i] + b[i]}. */
-    void add(MemorySegment a, long aIndex, MemorySegment b, long bIndex, MemorySegment out, long outIndex, int n);
+    void add(float[] a, int aIndex, float[] b, int bIndex, float[] out, int outIndex, int n);
 
     /** {@code out[i] = silu(gate[i]) · up[i]} with {@code silu(g) = g / (1 + e^-g)}. */
-    void siluMul(MemorySegment gate, long gateIndex, MemorySegment up, long upIndex, MemorySegment out,
-                 long outIndex, int n);
+    void siluMul(float[] gate, int gateIndex, float[] up, int upIndex, float[] out, int outIndex, int n);
 
     /** {@code max(a[0..n))}. */
     float max(float[] a, int n);
 
-    /** {@code a[i] = e^(a[i] - shift)} in place; returns {@code Σ a[i]}. */
+    /** {@code a[i] = e^(a[i] - shift)} in place for {@code i < n}; returns {@code Σ a[i]}. */
     float expShiftedAndSum(float[] a, int n, float shift);
 
-    /** {@code out[outIndex + i] = y[i] · scale}. */
-    void storeScaled(float[] y, float scale, MemorySegment out, long outIndex, int n);
+    /** {@code out[outIndex + i] = y[i] · scale} for {@code i < n}. */
+    void storeScaled(float[] y, float scale, float[] out, int outIndex, int n);
 
     /**
      * The loops to use here: the Vector API ones when the {@code jdk.incubator.vector} module is

@@ -9,11 +9,12 @@ import java.lang.foreign.MemorySegment;
  * <p>One token (a decode step) is a matrix-vector product bound by memory bandwidth: each weight
  * row is streamed once. While x fits the L1 cache beside the stream, one row at a time is
  * fastest (one long sequential stream); once x is wider, eight rows share each load of x, which
- * keeps x traffic from throttling the weight stream (measured on Zen 4: 8192-wide BF16 rows go
- * from 20 to 31 GB/s of a 33 GB/s read ceiling on two threads, while 2048-wide rows are best one
- * at a time).
+ * keeps x traffic from throttling the weight stream (measured on Zen 4 with 32 KiB of L1: for
+ * 8192-wide BF16 rows, one row at a time reaches about half of a plain read of the same bytes
+ * and eight rows about 95%, while 2048-wide rows are fastest one at a time).
  *
- * <p>Several tokens read each weight row once per block of four tokens, and the rows of a tile
+ * <p>Several tokens are taken in blocks of four against pairs of weight rows (eight sums in
+ * registers: each weight load serves four tokens, each x load two rows), and the rows of a tile
  * of about {@value #ROW_TILE_BYTES} bytes are reused from cache by every token block, so weights
  * come from memory once per call however many tokens there are.
  */
@@ -36,15 +37,19 @@ final class LinearKernel {
 
     void run(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         if (x.rows() == 1) {
-            matrixVector(x.data(), weight, bias, out.data());
+            matrixVector(x, weight, bias, out);
         } else {
             matrixMatrix(x, weight, bias, out);
         }
     }
 
-    private void matrixVector(MemorySegment x, CpuTensor weight, CpuTensor bias, MemorySegment out) {
+    private void matrixVector(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         WeightLoops rows = loops.weights(weight.dtype());
-        MemorySegment w = weight.data();
+        MemorySegment w = weight.segment();
+        float[] xs = x.floats();
+        int xAt = x.offset();
+        float[] outs = out.floats();
+        int outAt = out.offset();
         int in = weight.cols();
         int outFeatures = weight.rows();
         int blocks = (outFeatures + 7) / 8;
@@ -56,28 +61,28 @@ final class LinearKernel {
             int end = Math.min(outFeatures, endBlock * 8);
             if (wide) {
                 for (; row + 8 <= end; row += 8) {
-                    rows.dotEightRows(w, (long) row * in, in, x, 0, in, dots);
+                    rows.dotEightRows(w, (long) row * in, in, xs, xAt, in, dots);
                     for (int r = 0; r < 8; r++) {
-                        Elements.setFloat(out, row + r, dots[r] + biasAt(bias, row + r));
+                        outs[outAt + row + r] = dots[r] + biasAt(bias, row + r);
                     }
                 }
             }
             for (; row < end; row++) {
-                Elements.setFloat(out, row, rows.dot(w, (long) row * in, x, 0, in) + biasAt(bias, row));
+                outs[outAt + row] = rows.dot(w, (long) row * in, xs, xAt, in) + biasAt(bias, row);
             }
         });
     }
 
     private void matrixMatrix(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         WeightLoops rows = loops.weights(weight.dtype());
-        MemorySegment w = weight.data();
-        MemorySegment xs = x.data();
-        MemorySegment outs = out.data();
+        MemorySegment w = weight.segment();
+        float[] xs = x.floats();
+        float[] outs = out.floats();
         int tokens = x.rows();
         int in = weight.cols();
         int outFeatures = weight.rows();
         long rowBytes = (long) in * weight.dtype().byteSize();
-        int tileRows = (int) Math.clamp(ROW_TILE_BYTES / Math.max(1, rowBytes), 1, 64);
+        int tileRows = Math.clamp(ROW_TILE_BYTES / Math.max(1, rowBytes), 2, 64) & ~1;
         int tiles = (outFeatures + tileRows - 1) / tileRows;
         pool.forEach(tiles, 1, (firstTile, endTile, worker) -> {
             float[] dots = pool.scratch(worker).dots;
@@ -88,15 +93,18 @@ final class LinearKernel {
                 for (int t = 0; t < tokens; t += TOKEN_BLOCK) {
                     int count = Math.min(TOKEN_BLOCK, tokens - t);
                     // A short last block repeats its last token; the extra results are dropped.
-                    long x0 = (long) t * in;
-                    long x1 = (long) (t + Math.min(1, count - 1)) * in;
-                    long x2 = (long) (t + Math.min(2, count - 1)) * in;
-                    long x3 = (long) (t + Math.min(3, count - 1)) * in;
-                    for (int row = tileStart; row < tileEnd; row++) {
-                        rows.dotFourTokens(w, (long) row * in, xs, x0, x1, x2, x3, in, dots);
-                        float b = biasAt(bias, row);
-                        for (int k = 0; k < count; k++) {
-                            Elements.setFloat(outs, (long) (t + k) * outFeatures + row, dots[k] + b);
+                    int x0 = x.arrayIndex(t);
+                    int x1 = x.arrayIndex(t + Math.min(1, count - 1));
+                    int x2 = x.arrayIndex(t + Math.min(2, count - 1));
+                    int x3 = x.arrayIndex(t + Math.min(3, count - 1));
+                    for (int row = tileStart; row < tileEnd; row += 2) {
+                        boolean pair = row + 1 < tileEnd;
+                        rows.dotTwoRowsFourTokens(w, (long) row * in, pair ? in : 0, xs, x0, x1, x2, x3, in, dots);
+                        for (int r = 0; r < (pair ? 2 : 1); r++) {
+                            float b = biasAt(bias, row + r);
+                            for (int k = 0; k < count; k++) {
+                                outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
+                            }
                         }
                     }
                 }
@@ -105,6 +113,6 @@ final class LinearKernel {
     }
 
     private static float biasAt(CpuTensor bias, int index) {
-        return bias == null ? 0f : Elements.get(bias.dtype(), bias.data(), index);
+        return bias == null ? 0f : bias.get(index);
     }
 }

@@ -45,7 +45,8 @@ final class PagedAttentionKernel {
 
     /** Copies each token's key and value row into its slot; a negative slot means "do not cache". */
     private static void writeStep(CpuTensor k, CpuTensor v, CpuKvCache cache, int layer, ForwardBatch batch) {
-        long slotBytes = (long) cache.slotWidth() * Float.BYTES;
+        int width = cache.slotWidth();
+        long slotBytes = (long) width * Float.BYTES;
         int[] slotMapping = batch.slotMapping();
         for (int t = 0; t < slotMapping.length; t++) {
             int slot = slotMapping[t];
@@ -56,8 +57,8 @@ final class PagedAttentionKernel {
                 throw new IllegalArgumentException("token " + t + " maps to slot " + slot + " but the cache has "
                         + cache.slots() + " slots");
             }
-            MemorySegment.copy(k.data(), t * slotBytes, cache.keys(layer), slot * slotBytes, slotBytes);
-            MemorySegment.copy(v.data(), t * slotBytes, cache.values(layer), slot * slotBytes, slotBytes);
+            MemorySegment.copy(k.floats(), k.arrayIndex(t), cache.keys(layer), Elements.FLOAT, slot * slotBytes, width);
+            MemorySegment.copy(v.floats(), v.arrayIndex(t), cache.values(layer), Elements.FLOAT, slot * slotBytes, width);
         }
     }
 
@@ -99,17 +100,16 @@ final class PagedAttentionKernel {
         int window = params.slidingWindow();
         float cap = params.logitSoftcap();
         float slope = params.alibiSlopes() == null ? 0f : params.alibiSlopes()[head];
-        int qWidth = q.cols();
         for (int t = batch.queryStarts()[sequence]; t < batch.queryStarts()[sequence + 1]; t++) {
             int position = batch.positions()[t];
             int firstKey = window > 0 ? Math.max(0, position - window + 1) : 0;
             int count = position - firstKey + 1;
-            long queryIndex = (long) t * qWidth + (long) head * headDim;
+            int queryIndex = q.arrayIndex(t) + head * headDim;
             float[] scores = scratch.scores(count);
             for (int j = 0; j < count; j++) {
                 int keyPosition = firstKey + j;
                 long keyIndex = slotOf(blockTable, blockSize, keyPosition) * slotWidth + (long) kvHead * headDim;
-                float score = params.scale() * loops.dot(q.data(), queryIndex, keys, keyIndex, headDim);
+                float score = params.scale() * loops.dot(keys, keyIndex, q.floats(), queryIndex, headDim);
                 if (cap > 0f) {
                     score = cap * (float) Math.tanh(score / cap);
                 }
@@ -123,7 +123,7 @@ final class PagedAttentionKernel {
                 long valueIndex = slotOf(blockTable, blockSize, firstKey + j) * slotWidth + (long) kvHead * headDim;
                 loops.addScaled(scores[j], values, valueIndex, weighted, headDim);
             }
-            loops.storeScaled(weighted, 1f / sum, out.data(), queryIndex, headDim);
+            loops.storeScaled(weighted, 1f / sum, out.floats(), out.arrayIndex(t) + head * headDim, headDim);
         }
     }
 

@@ -29,27 +29,32 @@ final class PointwiseKernels {
         };
     }
 
-    static void activation(Activation fn, MemorySegment x, MemorySegment out, long first, long end) {
-        for (long i = first; i < end; i++) {
-            out.setAtIndex(F32, i, apply(fn, x.getAtIndex(F32, i)));
+    static void activation(Activation fn, CpuTensor x, CpuTensor out, int first, int end) {
+        float[] in = x.floats(), o = out.floats();
+        for (int i = first, xi = x.offset() + first, oi = out.offset() + first; i < end; i++) {
+            o[oi++] = apply(fn, in[xi++]);
         }
     }
 
-    static void gated(Activation fn, MemorySegment gate, MemorySegment up, MemorySegment out, long first, long end) {
-        for (long i = first; i < end; i++) {
-            out.setAtIndex(F32, i, apply(fn, gate.getAtIndex(F32, i)) * up.getAtIndex(F32, i));
+    static void gated(Activation fn, CpuTensor gate, CpuTensor up, CpuTensor out, int first, int end) {
+        float[] g = gate.floats(), u = up.floats(), o = out.floats();
+        int gi = gate.offset() + first, ui = up.offset() + first, oi = out.offset() + first;
+        for (int i = first; i < end; i++) {
+            o[oi++] = apply(fn, g[gi++]) * u[ui++];
         }
     }
 
-    static void scale(MemorySegment x, float factor, MemorySegment out, long first, long end) {
-        for (long i = first; i < end; i++) {
-            out.setAtIndex(F32, i, x.getAtIndex(F32, i) * factor);
+    static void scale(CpuTensor x, float factor, CpuTensor out, int first, int end) {
+        float[] in = x.floats(), o = out.floats();
+        for (int i = first, xi = x.offset() + first, oi = out.offset() + first; i < end; i++) {
+            o[oi++] = in[xi++] * factor;
         }
     }
 
-    static void softcap(MemorySegment x, float cap, MemorySegment out, long first, long end) {
-        for (long i = first; i < end; i++) {
-            out.setAtIndex(F32, i, cap * (float) Math.tanh(x.getAtIndex(F32, i) / cap));
+    static void softcap(CpuTensor x, float cap, CpuTensor out, int first, int end) {
+        float[] in = x.floats(), o = out.floats();
+        for (int i = first, xi = x.offset() + first, oi = out.offset() + first; i < end; i++) {
+            o[oi++] = cap * (float) Math.tanh(in[xi++] / cap);
         }
     }
 
@@ -69,7 +74,7 @@ final class PointwiseKernels {
                 values[(int) (o * in + i)] = read(data, source.dtype(), i * out + o, source.name());
             }
         }
-        return new CpuTensor(MemorySegment.ofArray(values), DType.F32, (int) out, (int) in, source.name() + "ᵀ");
+        return CpuTensor.ofFloats(values, 0, (int) out, (int) in, source.name() + "ᵀ");
     }
 
     private static float read(MemorySegment data, DType type, long index, String name) {

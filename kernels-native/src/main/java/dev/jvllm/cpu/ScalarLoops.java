@@ -5,7 +5,6 @@ import dev.jvllm.weights.DType;
 import java.lang.foreign.MemorySegment;
 
 import static dev.jvllm.cpu.Elements.getFloat;
-import static dev.jvllm.cpu.Elements.setFloat;
 
 /**
  * Plain-Java inner loops: the fallback when the Vector API module is absent, and the
@@ -38,58 +37,73 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int n) {
-        return f32.dot(a, aIndex, b, bIndex, n);
+    public float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n) {
+        return f32.dot(k, kIndex, q, qIndex, n);
     }
 
     @Override
-    public void addScaled(float alpha, MemorySegment x, long xIndex, float[] y, int n) {
+    public void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n) {
         for (int i = 0; i < n; i++) {
-            y[i] += alpha * getFloat(x, xIndex + i);
+            y[i] += alpha * getFloat(v, vIndex + i);
         }
     }
 
     @Override
-    public float sum(MemorySegment x, long index, int n) {
+    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
         float sum = 0;
         for (int i = 0; i < n; i++) {
-            sum += getFloat(x, index + i);
+            sum += a[aIndex + i] * b[bIndex + i];
         }
         return sum;
     }
 
     @Override
-    public float sumOfSquares(MemorySegment x, long index, int n, float center) {
+    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
+        for (int i = 0; i < n; i++) {
+            y[i] += alpha * x[xIndex + i];
+        }
+    }
+
+    @Override
+    public float sum(float[] x, int index, int n) {
         float sum = 0;
         for (int i = 0; i < n; i++) {
-            float d = getFloat(x, index + i) - center;
+            sum += x[index + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public float sumOfSquares(float[] x, int index, int n, float center) {
+        float sum = 0;
+        for (int i = 0; i < n; i++) {
+            float d = x[index + i] - center;
             sum += d * d;
         }
         return sum;
     }
 
     @Override
-    public void normalize(MemorySegment x, long xIndex, float center, float scale, float[] weight, float[] bias,
-                          MemorySegment out, long outIndex, int n) {
+    public void normalize(float[] x, int xIndex, float center, float scale, float[] weight, float[] bias,
+                          float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
-            float v = (getFloat(x, xIndex + i) - center) * scale * weight[i];
-            setFloat(out, outIndex + i, bias == null ? v : v + bias[i]);
+            float v = (x[xIndex + i] - center) * scale * weight[i];
+            out[outIndex + i] = bias == null ? v : v + bias[i];
         }
     }
 
     @Override
-    public void add(MemorySegment a, long aIndex, MemorySegment b, long bIndex, MemorySegment out, long outIndex, int n) {
+    public void add(float[] a, int aIndex, float[] b, int bIndex, float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
-            setFloat(out, outIndex + i, getFloat(a, aIndex + i) + getFloat(b, bIndex + i));
+            out[outIndex + i] = a[aIndex + i] + b[bIndex + i];
         }
     }
 
     @Override
-    public void siluMul(MemorySegment gate, long gateIndex, MemorySegment up, long upIndex, MemorySegment out,
-                        long outIndex, int n) {
+    public void siluMul(float[] gate, int gateIndex, float[] up, int upIndex, float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
-            float g = getFloat(gate, gateIndex + i);
-            setFloat(out, outIndex + i, g / (1f + (float) Math.exp(-g)) * getFloat(up, upIndex + i));
+            float g = gate[gateIndex + i];
+            out[outIndex + i] = g / (1f + (float) Math.exp(-g)) * up[upIndex + i];
         }
     }
 
@@ -113,9 +127,9 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public void storeScaled(float[] y, float scale, MemorySegment out, long outIndex, int n) {
+    public void storeScaled(float[] y, float scale, float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
-            setFloat(out, outIndex + i, y[i] * scale);
+            out[outIndex + i] = y[i] * scale;
         }
     }
 
@@ -123,16 +137,16 @@ final class ScalarLoops implements InnerLoops {
     private record ScalarWeightLoops(DType type) implements WeightLoops {
 
         @Override
-        public float dot(MemorySegment w, long wIndex, MemorySegment x, long xIndex, int n) {
+        public float dot(MemorySegment w, long wIndex, float[] x, int xIndex, int n) {
             float sum = 0;
             for (int i = 0; i < n; i++) {
-                sum += Elements.get(type, w, wIndex + i) * getFloat(x, xIndex + i);
+                sum += Elements.get(type, w, wIndex + i) * x[xIndex + i];
             }
             return sum;
         }
 
         @Override
-        public void dotEightRows(MemorySegment w, long wIndex, long rowStride, MemorySegment x, long xIndex, int n,
+        public void dotEightRows(MemorySegment w, long wIndex, long rowStride, float[] x, int xIndex, int n,
                                  float[] dots) {
             for (int r = 0; r < 8; r++) {
                 dots[r] = dot(w, wIndex + r * rowStride, x, xIndex, n);
@@ -140,20 +154,29 @@ final class ScalarLoops implements InnerLoops {
         }
 
         @Override
-        public void dotFourTokens(MemorySegment w, long wIndex, MemorySegment x, long x0, long x1, long x2, long x3,
-                                  int n, float[] dots) {
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        public void dotTwoRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1,
+                                         int x2, int x3, int n, float[] dots) {
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
             for (int i = 0; i < n; i++) {
-                float wi = Elements.get(type, w, wIndex + i);
-                s0 += wi * getFloat(x, x0 + i);
-                s1 += wi * getFloat(x, x1 + i);
-                s2 += wi * getFloat(x, x2 + i);
-                s3 += wi * getFloat(x, x3 + i);
+                float wa = Elements.get(type, w, wIndex + i);
+                float wb = Elements.get(type, w, wIndex + rowStride + i);
+                a0 += wa * x[x0 + i];
+                a1 += wa * x[x1 + i];
+                a2 += wa * x[x2 + i];
+                a3 += wa * x[x3 + i];
+                b0 += wb * x[x0 + i];
+                b1 += wb * x[x1 + i];
+                b2 += wb * x[x2 + i];
+                b3 += wb * x[x3 + i];
             }
-            dots[0] = s0;
-            dots[1] = s1;
-            dots[2] = s2;
-            dots[3] = s3;
+            dots[0] = a0;
+            dots[1] = a1;
+            dots[2] = a2;
+            dots[3] = a3;
+            dots[4] = b0;
+            dots[5] = b1;
+            dots[6] = b2;
+            dots[7] = b3;
         }
 
         @Override

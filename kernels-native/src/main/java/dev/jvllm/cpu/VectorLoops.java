@@ -6,12 +6,9 @@ import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
-import static dev.jvllm.cpu.Elements.getFloat;
-import static dev.jvllm.cpu.Elements.setFloat;
 import static dev.jvllm.cpu.VectorShapes.FLOATS;
 import static dev.jvllm.cpu.VectorShapes.LANES;
 import static dev.jvllm.cpu.VectorShapes.floats;
-import static dev.jvllm.cpu.VectorShapes.store;
 
 /**
  * Inner loops on the Vector API, width-agnostic (see {@link VectorShapes}). Loaded only by name
@@ -41,23 +38,55 @@ final class VectorLoops implements InnerLoops {
     }
 
     @Override
-    public float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int n) {
-        return f32.dot(a, aIndex, b, bIndex, n);
+    public float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n) {
+        return f32.dot(k, kIndex, q, qIndex, n);
     }
 
     @Override
-    public void addScaled(float alpha, MemorySegment x, long xIndex, float[] y, int n) {
+    public void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n) {
+        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            floats(x, xIndex + i).fma(FloatVector.broadcast(FLOATS, alpha), FloatVector.fromArray(FLOATS, y, i)).intoArray(y, i);
+            FloatVector.fromMemorySegment(FLOATS, v, (vIndex + i) * Float.BYTES, VectorShapes.LE)
+                    .fma(a, floats(y, i)).intoArray(y, i);
         }
         for (; i < n; i++) {
-            y[i] += alpha * getFloat(x, xIndex + i);
+            y[i] += alpha * Elements.getFloat(v, vIndex + i);
         }
     }
 
     @Override
-    public float sum(MemorySegment x, long index, int n) {
+    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
+        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
+        int i = 0;
+        for (; i <= n - 2 * LANES; i += 2 * LANES) {
+            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
+            s1 = floats(a, aIndex + i + LANES).fma(floats(b, bIndex + i + LANES), s1);
+        }
+        for (; i <= n - LANES; i += LANES) {
+            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
+        }
+        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            sum += a[aIndex + i] * b[bIndex + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
+        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
+        int i = 0;
+        for (; i <= n - LANES; i += LANES) {
+            floats(x, xIndex + i).fma(a, floats(y, i)).intoArray(y, i);
+        }
+        for (; i < n; i++) {
+            y[i] += alpha * x[xIndex + i];
+        }
+    }
+
+    @Override
+    public float sum(float[] x, int index, int n) {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
         int i = 0;
         for (; i <= n - 2 * LANES; i += 2 * LANES) {
@@ -69,13 +98,13 @@ final class VectorLoops implements InnerLoops {
         }
         float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            sum += getFloat(x, index + i);
+            sum += x[index + i];
         }
         return sum;
     }
 
     @Override
-    public float sumOfSquares(MemorySegment x, long index, int n, float center) {
+    public float sumOfSquares(float[] x, int index, int n, float center) {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
         int i = 0;
         for (; i <= n - 2 * LANES; i += 2 * LANES) {
@@ -90,52 +119,51 @@ final class VectorLoops implements InnerLoops {
         }
         float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            float d = getFloat(x, index + i) - center;
+            float d = x[index + i] - center;
             sum += d * d;
         }
         return sum;
     }
 
     @Override
-    public void normalize(MemorySegment x, long xIndex, float center, float scale, float[] weight, float[] bias,
-                          MemorySegment out, long outIndex, int n) {
+    public void normalize(float[] x, int xIndex, float center, float scale, float[] weight, float[] bias,
+                          float[] out, int outIndex, int n) {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            FloatVector v = floats(x, xIndex + i).sub(center).mul(scale).mul(FloatVector.fromArray(FLOATS, weight, i));
+            FloatVector v = floats(x, xIndex + i).sub(center).mul(scale).mul(floats(weight, i));
             if (bias != null) {
-                v = v.add(FloatVector.fromArray(FLOATS, bias, i));
+                v = v.add(floats(bias, i));
             }
-            store(v, out, outIndex + i);
+            v.intoArray(out, outIndex + i);
         }
         for (; i < n; i++) {
-            float v = (getFloat(x, xIndex + i) - center) * scale * weight[i];
-            setFloat(out, outIndex + i, bias == null ? v : v + bias[i]);
+            float v = (x[xIndex + i] - center) * scale * weight[i];
+            out[outIndex + i] = bias == null ? v : v + bias[i];
         }
     }
 
     @Override
-    public void add(MemorySegment a, long aIndex, MemorySegment b, long bIndex, MemorySegment out, long outIndex, int n) {
+    public void add(float[] a, int aIndex, float[] b, int bIndex, float[] out, int outIndex, int n) {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            store(floats(a, aIndex + i).add(floats(b, bIndex + i)), out, outIndex + i);
+            floats(a, aIndex + i).add(floats(b, bIndex + i)).intoArray(out, outIndex + i);
         }
         for (; i < n; i++) {
-            setFloat(out, outIndex + i, getFloat(a, aIndex + i) + getFloat(b, bIndex + i));
+            out[outIndex + i] = a[aIndex + i] + b[bIndex + i];
         }
     }
 
     @Override
-    public void siluMul(MemorySegment gate, long gateIndex, MemorySegment up, long upIndex, MemorySegment out,
-                        long outIndex, int n) {
+    public void siluMul(float[] gate, int gateIndex, float[] up, int upIndex, float[] out, int outIndex, int n) {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
             FloatVector g = floats(gate, gateIndex + i);
             FloatVector silu = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
-            store(silu.mul(floats(up, upIndex + i)), out, outIndex + i);
+            silu.mul(floats(up, upIndex + i)).intoArray(out, outIndex + i);
         }
         for (; i < n; i++) {
-            float g = getFloat(gate, gateIndex + i);
-            setFloat(out, outIndex + i, g / (1f + (float) Math.exp(-g)) * getFloat(up, upIndex + i));
+            float g = gate[gateIndex + i];
+            out[outIndex + i] = g / (1f + (float) Math.exp(-g)) * up[upIndex + i];
         }
     }
 
@@ -144,7 +172,7 @@ final class VectorLoops implements InnerLoops {
         FloatVector m = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            m = m.max(FloatVector.fromArray(FLOATS, a, i));
+            m = m.max(floats(a, i));
         }
         float max = m.reduceLanes(VectorOperators.MAX);
         for (; i < n; i++) {
@@ -158,7 +186,7 @@ final class VectorLoops implements InnerLoops {
         FloatVector s = FloatVector.zero(FLOATS);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            FloatVector e = FloatVector.fromArray(FLOATS, a, i).sub(shift).lanewise(VectorOperators.EXP);
+            FloatVector e = floats(a, i).sub(shift).lanewise(VectorOperators.EXP);
             e.intoArray(a, i);
             s = s.add(e);
         }
@@ -171,13 +199,13 @@ final class VectorLoops implements InnerLoops {
     }
 
     @Override
-    public void storeScaled(float[] y, float scale, MemorySegment out, long outIndex, int n) {
+    public void storeScaled(float[] y, float scale, float[] out, int outIndex, int n) {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            store(FloatVector.fromArray(FLOATS, y, i).mul(scale), out, outIndex + i);
+            floats(y, i).mul(scale).intoArray(out, outIndex + i);
         }
         for (; i < n; i++) {
-            setFloat(out, outIndex + i, y[i] * scale);
+            out[outIndex + i] = y[i] * scale;
         }
     }
 }

@@ -28,26 +28,22 @@ final class VectorShapes {
     private VectorShapes() {
     }
 
-    /** The float32 vector at element {@code index} of an activation segment. */
-    static FloatVector floats(MemorySegment x, long index) {
-        return FloatVector.fromMemorySegment(FLOATS, x, index * Float.BYTES, LE);
+    /** The float32 vector at {@code index} of an activation array. */
+    static FloatVector floats(float[] x, int index) {
+        return FloatVector.fromArray(FLOATS, x, index);
     }
 
-    static void store(FloatVector v, MemorySegment out, long index) {
-        v.intoMemorySegment(out, index * Float.BYTES, LE);
-    }
-
-    /** The 16-bit elements at {@code index} sign-extended into int lanes, for widening. */
-    static IntVector halves(MemorySegment w, long index) {
-        return (IntVector) ShortVector.fromMemorySegment(SHORTS, w, index * Short.BYTES, LE)
+    /** The 16-bit elements at {@code byteOffset} sign-extended into int lanes, for widening. */
+    static IntVector halves(MemorySegment w, long byteOffset) {
+        return (IntVector) ShortVector.fromMemorySegment(SHORTS, w, byteOffset, LE)
                 .convertShape(jdk.incubator.vector.VectorOperators.S2I, INTS, 0);
     }
 
     /** {@code Σ w[wIndex + i] · x[xIndex + i]} for {@code from <= i < n}: the tail a vector loop leaves. */
-    static float tailDot(DType type, MemorySegment w, long wIndex, MemorySegment x, long xIndex, int from, int n) {
+    static float tailDot(DType type, MemorySegment w, long wIndex, float[] x, int xIndex, int from, int n) {
         float sum = 0;
         for (int i = from; i < n; i++) {
-            sum += Elements.get(type, w, wIndex + i) * Elements.getFloat(x, xIndex + i);
+            sum += Elements.get(type, w, wIndex + i) * x[xIndex + i];
         }
         return sum;
     }

@@ -3,8 +3,9 @@ package dev.jvllm.cpu;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The inner loops that read weights of one element type (F32, BF16 or F16), widening each
- * element to float32 as it is used. Segment positions are element indices; {@code x} is float32.
+ * The inner loops that read weights of one element type (F32, BF16 or F16) from a memory
+ * segment, widening each element to float32 as it is used, against float32 activations in
+ * arrays. Weight positions are element indices into the segment.
  *
  * <p>The loops come in shapes that trade weight reads against activation reads: a decode step
  * (one token) streams each weight row once, and several tokens share each weight row read.
@@ -12,22 +13,24 @@ import java.lang.foreign.MemorySegment;
 interface WeightLoops {
 
     /** {@code Σ w[wIndex + i] · x[xIndex + i]} over {@code i < n}. */
-    float dot(MemorySegment w, long wIndex, MemorySegment x, long xIndex, int n);
+    float dot(MemorySegment w, long wIndex, float[] x, int xIndex, int n);
 
     /**
      * The dot products of eight consecutive weight rows, the first at {@code wIndex} and each
      * {@code rowStride} elements after the previous, with one x vector: {@code dots[0..8)}.
      * Each x element is loaded once for the eight rows.
      */
-    void dotEightRows(MemorySegment w, long wIndex, long rowStride, MemorySegment x, long xIndex, int n, float[] dots);
+    void dotEightRows(MemorySegment w, long wIndex, long rowStride, float[] x, int xIndex, int n, float[] dots);
 
     /**
-     * The dot products of one weight row with four x vectors (tokens) starting at
-     * {@code x0..x3}: {@code dots[0..4)}. Each weight element is loaded and widened once for the
-     * four tokens. The x starts may repeat (padding a short block).
+     * The dot products of two weight rows (at {@code wIndex} and {@code rowStride} elements
+     * further; a stride of 0 repeats the row) with four x vectors (tokens) starting at
+     * {@code x0..x3}: {@code dots[r × 4 + t]} for row r and token t. Each weight element is
+     * widened once for four tokens and each x element loaded once for two rows. The x starts may
+     * repeat (padding a short block).
      */
-    void dotFourTokens(MemorySegment w, long wIndex, MemorySegment x, long x0, long x1, long x2, long x3, int n,
-                       float[] dots);
+    void dotTwoRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2, int x3,
+                              int n, float[] dots);
 
     /** {@code dst[dstIndex + i] = w[wIndex + i]} as float32, for {@code i < n}. */
     void widen(MemorySegment w, long wIndex, float[] dst, int dstIndex, int n);

@@ -14,7 +14,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * small kernel. Chunks are claimed dynamically, which absorbs uneven progress between cores.
  *
  * <p>Each worker owns a {@link WorkerScratch}; a task uses the scratch of the worker index it is
- * given, so kernels allocate nothing per call once the buffers have grown.
+ * given, so kernels allocate nothing per call once the buffers have grown. Jobs from several
+ * calling threads run one after another; a job started from inside a task runs inline.
  */
 final class WorkerPool implements AutoCloseable {
 
@@ -71,20 +72,30 @@ final class WorkerPool implements AutoCloseable {
     /**
      * Runs {@code task} over {@code [0, count)} in chunks of at least {@code grain} indices and
      * returns when all are done; the first failure of any chunk is rethrown. Small ranges, and
-     * calls made from inside a task, run on the calling thread alone.
+     * calls made from inside a task, run on the calling thread alone (with its worker index).
      */
     void forEach(int count, int grain, RangeTask task) {
         if (count <= 0) {
             return;
         }
         int minChunk = Math.max(1, grain);
-        if (size == 1 || count <= minChunk || isWorkerThread() || callerLock.isHeldByCurrentThread()) {
-            task.run(0, count, 0);
+        int worker = workerIndexOf(Thread.currentThread());
+        if (worker > 0) {
+            task.run(0, count, worker); // nested in a task on a pool thread: stay there
             return;
         }
+        if (callerLock.isHeldByCurrentThread()) {
+            task.run(0, count, 0); // nested in a task on the calling thread, which is worker 0
+            return;
+        }
+        // Held even for work run inline: it uses worker 0's scratch, which a concurrent caller would share.
         callerLock.lock();
         try {
-            runJob(count, minChunk, task);
+            if (size == 1 || count <= minChunk) {
+                task.run(0, count, 0);
+            } else {
+                runJob(count, minChunk, task);
+            }
         } finally {
             callerLock.unlock();
         }
@@ -165,14 +176,14 @@ final class WorkerPool implements AutoCloseable {
         }
     }
 
-    private boolean isWorkerThread() {
-        Thread current = Thread.currentThread();
-        for (Thread t : threads) {
-            if (t == current) {
-                return true;
+    /** The worker index of a pool thread, or 0 for any other thread. */
+    private int workerIndexOf(Thread thread) {
+        for (int i = 0; i < threads.length; i++) {
+            if (threads[i] == thread) {
+                return i + 1;
             }
         }
-        return false;
+        return 0;
     }
 
     @Override

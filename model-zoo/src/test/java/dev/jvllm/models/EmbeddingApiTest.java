@@ -93,6 +93,14 @@ class EmbeddingApiTest {
     }
 
     @Test
+    void theAsyncEngineRefusesAnEmbeddingModel() throws IOException {
+        tinyBert("", Task.EMBED).close();
+        InvalidRequestException e = assertThrows(InvalidRequestException.class,
+                () -> LLM.builder().model(dir.toString()).threads(1).buildAsync());
+        assertEquals("task", e.field());
+    }
+
+    @Test
     void inputsLongerThanTheModelAreRefusedUnlessTruncated() throws IOException {
         try (LLM llm = tinyBert("", Task.EMBED)) {
             int[] longInput = new int[POSITIONS + 3];

@@ -110,26 +110,44 @@ class EmbeddingGoldenTest {
     /** As vLLM's pooling runner on a causal LM: the last token's final state times lm_head gives Transformers' last logits. */
     @TestFactory
     Stream<DynamicTest> llamaForCausalLmEmbedsWithTheStateItsHeadReads() {
-        return Golden.cases("llama-plain").map(golden -> DynamicTest.dynamicTest(golden.name(), () -> {
-            try (LLM llm = LLM.builder().model(golden.directory().toString()).task(Task.EMBED).maxModelLen(128).build();
-                 Checkpoint weights = Checkpoint.open(golden.directory())) {
-                WeightTensor head = weights.get("lm_head.weight");
-                int vocab = (int) head.dim(0), hidden = (int) head.dim(1);
-                for (Golden.Prompt prompt : golden.prompts()) {
-                    float[] state = llm.embed(prompt.tokenIds(), PoolingParams.builder().normalize(false).build()).embedding();
-                    float[] logits = new float[vocab];
-                    for (int v = 0; v < vocab; v++) {
-                        double dot = 0;
-                        for (int h = 0; h < hidden; h++) {
-                            dot += state[h] * head.data().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, (long) v * hidden + h);
-                        }
-                        logits[v] = (float) dot;
+        return Golden.cases("llama-plain").map(golden -> DynamicTest.dynamicTest(golden.name(), () -> embedsWithTheStateItsHeadReads(golden)));
+    }
+
+    /**
+     * The other families on the shared pre-norm decoder embed through the same forward: sliding
+     * windows (Mistral, Qwen2), q/k biases and norms (Qwen2, Qwen3), Gemma's embedding scale and
+     * (1 + w) norms, Phi-3's fused projections, Gemma 2's sandwich norms (its logits soft-capped).
+     */
+    @TestFactory
+    Stream<DynamicTest> preNormFamiliesEmbedWithTheStateTheirHeadReads() {
+        return Stream.of("mistral-sliding", "qwen2-sliding", "qwen2-tied", "qwen3-qk-norm", "gemma-plain",
+                        "gemma2-softcap", "phi3-fused")
+                .flatMap(Golden::cases)
+                .map(golden -> DynamicTest.dynamicTest(golden.name(), () -> embedsWithTheStateItsHeadReads(golden)));
+    }
+
+    private static void embedsWithTheStateItsHeadReads(Golden golden) throws IOException {
+        ModelConfig config = ModelConfig.load(golden.directory());
+        double softcap = config.raw().path("final_logit_softcapping").asDouble(0);
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).task(Task.EMBED).maxModelLen(128).build();
+             Checkpoint weights = Checkpoint.open(golden.directory())) {
+            WeightTensor head = weights.names().contains("lm_head.weight") && !config.tieWordEmbeddings()
+                    ? weights.get("lm_head.weight") : weights.get("model.embed_tokens.weight");
+            int vocab = (int) head.dim(0), hidden = (int) head.dim(1);
+            for (Golden.Prompt prompt : golden.prompts()) {
+                float[] state = llm.embed(prompt.tokenIds(), PoolingParams.builder().normalize(false).build()).embedding();
+                float[] logits = new float[vocab];
+                for (int v = 0; v < vocab; v++) {
+                    double dot = 0;
+                    for (int h = 0; h < hidden; h++) {
+                        dot += state[h] * head.data().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, (long) v * hidden + h);
                     }
-                    float[] wanted = prompt.logits()[prompt.tokenIds().length - 1];
-                    assertTrue(relativeError(logits, wanted) < 1e-4, "relative error " + relativeError(logits, wanted));
+                    logits[v] = (float) (softcap > 0 ? softcap * Math.tanh(dot / softcap) : dot);
                 }
+                float[] wanted = prompt.logits()[prompt.tokenIds().length - 1];
+                assertTrue(relativeError(logits, wanted) < 1e-4, golden.name() + ": relative error " + relativeError(logits, wanted));
             }
-        }));
+        }
     }
 
     private static double relativeError(float[] actual, float[] expected) {

@@ -14,7 +14,7 @@ class RegistryTest {
     @Test
     void architecturesFieldPicksTheModelClass() {
         ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"]}");
-        assertInstanceOf(LlamaForCausalLM.Architecture.class, ModelRegistry.find(config));
+        assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(config));
         assertTrue(LLM.supportedArchitectures().contains("LlamaForCausalLM"));
     }
 

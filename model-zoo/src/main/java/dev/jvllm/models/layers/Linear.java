@@ -3,6 +3,8 @@ package dev.jvllm.models.layers;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
+import java.util.Arrays;
+
 /** {@code y = x · Wᵀ + b}: weight [out, in], optional bias. */
 public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures) {
 
@@ -10,6 +12,21 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
     public static Linear load(WeightScope scope, String name, int in, int out, boolean withBias) {
         WeightScope s = scope.child(name);
         return new Linear(s.tensor("weight", out, in), withBias ? s.tensor("bias", out) : null, in, out);
+    }
+
+    /**
+     * A fused projection ({@code qkv_proj}, {@code gate_up_proj}): {@code <name>.weight} holds the
+     * blocks' rows one after another. Each block is a row view of the loaded weight, nothing copied.
+     */
+    public static Linear[] loadRowBlocks(WeightScope scope, String name, int in, int... outs) {
+        Tensor fused = scope.child(name).tensor("weight", Arrays.stream(outs).asLongStream().sum(), in);
+        Linear[] blocks = new Linear[outs.length];
+        int start = 0;
+        for (int i = 0; i < outs.length; i++) {
+            blocks[i] = new Linear(fused.rows(start, outs[i]), null, in, outs[i]);
+            start += outs[i];
+        }
+        return blocks;
     }
 
     public void apply(Backend backend, Tensor x, Tensor out) {

@@ -1,25 +1,36 @@
 package dev.jvllm.models.layers;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.RopeConfig;
+import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
+import java.util.Arrays;
+
 /**
  * Rotary position embedding (RoFormer, arXiv:2104.09864) with the context-extension schemes of
- * config.json: linear interpolation, dynamic NTK, Llama 3's frequency smoothing and YaRN
- * (arXiv:2309.00071). Produces the cos/sin table the backends' rotary kernel reads.
+ * config.json: linear interpolation, dynamic NTK, Llama 3's frequency smoothing, YaRN
+ * (arXiv:2309.00071) and Phi-3's LongRoPE (arXiv:2402.13753). Produces the cos/sin table the
+ * backends' rotary kernel reads.
  */
 public final class RotaryEmbedding {
 
     private final Tensor cosSin;
     private final int rotaryDim;
     private final boolean neoxStyle;
+    /** LongRoPE: the first row of the long-context table (0 when there is one table). */
+    private final int longRowsStart;
+    /** LongRoPE: sequences longer than this use the long-context table. */
+    private final int shortContextLimit;
 
-    private RotaryEmbedding(Tensor cosSin, int rotaryDim, boolean neoxStyle) {
+    private RotaryEmbedding(Tensor cosSin, int rotaryDim, boolean neoxStyle, int longRowsStart, int shortContextLimit) {
         this.cosSin = cosSin;
         this.rotaryDim = rotaryDim;
         this.neoxStyle = neoxStyle;
+        this.longRowsStart = longRowsStart;
+        this.shortContextLimit = shortContextLimit;
     }
 
     /**
@@ -27,10 +38,33 @@ public final class RotaryEmbedding {
      * @param neoxStyle    rotate pairs (i, i + d/2) as Llama does; false for GPT-J's adjacent pairs
      */
     public static RotaryEmbedding create(Backend backend, RopeConfig rope, int headDim, int maxPositions, boolean neoxStyle) {
-        int dim = rope.rotaryDim(headDim);
-        double[] invFreq = inverseFrequencies(rope, dim, maxPositions);
+        return create(backend, rope, rope.rotaryDim(headDim), maxPositions, neoxStyle, headDim);
+    }
+
+    /** As above, rotating the first {@code dim} features of each head (GPT-J's rotary_dim, ChatGLM's half). */
+    public static RotaryEmbedding create(Backend backend, RopeConfig rope, int dim, int maxPositions, boolean neoxStyle,
+                                         int headDim) {
+        if (dim <= 0 || dim > headDim || dim % 2 != 0) {
+            throw new ConfigException("rotary dimension " + dim + " must be even and at most the head size " + headDim);
+        }
         double magnitude = attentionScaling(rope);
-        int half = dim / 2;
+        if (rope.type().equals("longrope")) {
+            // Two tables stacked: short-context frequencies, then long-context ones (see tableRows).
+            float[] shortRows = table(longRopeFrequencies(rope, dim, "short_factor"), magnitude, maxPositions);
+            float[] longRows = table(longRopeFrequencies(rope, dim, "long_factor"), magnitude, maxPositions);
+            float[] both = Arrays.copyOf(shortRows, 2 * shortRows.length);
+            System.arraycopy(longRows, 0, both, shortRows.length, longRows.length);
+            return new RotaryEmbedding(backend.constant(both, 2 * maxPositions, dim), dim, neoxStyle, maxPositions,
+                    rope.originalMaxPositions());
+        }
+        float[] table = table(inverseFrequencies(rope, dim, maxPositions), magnitude, maxPositions);
+        return new RotaryEmbedding(backend.constant(table, maxPositions, dim), dim, neoxStyle, 0, Integer.MAX_VALUE);
+    }
+
+    /** Rows of (dim/2 cosines, dim/2 sines) for positions 0 .. maxPositions-1, scaled by magnitude. */
+    private static float[] table(double[] invFreq, double magnitude, int maxPositions) {
+        int half = invFreq.length;
+        int dim = 2 * half;
         float[] table = new float[maxPositions * dim];
         for (int p = 0; p < maxPositions; p++) {
             for (int i = 0; i < half; i++) {
@@ -39,10 +73,30 @@ public final class RotaryEmbedding {
                 table[p * dim + half + i] = (float) (Math.sin(angle) * magnitude);
             }
         }
-        return new RotaryEmbedding(backend.constant(table, maxPositions, dim), dim, neoxStyle);
+        return table;
     }
 
-    /** Rotates the heads of x ([T, heads × headDim]) in place by their tokens' positions. */
+    /**
+     * The table row of each token of the batch, for {@link #apply}: its position. With LongRoPE, every
+     * token of a sequence longer than the original context reads the long-context rows, as
+     * Transformers switches the whole sequence once it is longer.
+     */
+    public Tensor tableRows(Backend backend, ForwardBatch batch) {
+        int[] rows = batch.positions();
+        if (longRowsStart > 0) {
+            rows = rows.clone();
+            for (int s = 0; s < batch.numSequences(); s++) {
+                if (batch.contextLengths()[s] > shortContextLimit) {
+                    for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) {
+                        rows[t] += longRowsStart;
+                    }
+                }
+            }
+        }
+        return backend.indices(rows);
+    }
+
+    /** Rotates the heads of x ([T, heads × headDim]) in place by their tokens' {@link #tableRows}. */
     public void apply(Backend backend, Tensor x, int heads, int headDim, Tensor positions) {
         backend.rotary(x, heads, headDim, rotaryDim, neoxStyle, cosSin, positions);
     }
@@ -66,7 +120,7 @@ public final class RotaryEmbedding {
             case "llama3" -> llama3(inv, rope);
             case "yarn" -> yarn(inv, rope, dim);
             default -> throw new ConfigException("rope type '" + rope.type() + "' is not supported yet "
-                    + "(supported: default, linear, dynamic, llama3, yarn)");
+                    + "(supported: default, linear, dynamic, llama3, yarn, longrope)");
         }
         return inv;
     }
@@ -113,12 +167,29 @@ public final class RotaryEmbedding {
         return dim * Math.log(maxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(base));
     }
 
-    /** YaRN scales cos and sin (and so the attention logits) by its "mscale". */
+    /** LongRoPE: each frequency divided by its rescale factor, listed per pair of features. */
+    static double[] longRopeFrequencies(RopeConfig rope, int dim, String factorsField) {
+        JsonNode factors = rope.parameters().get(factorsField);
+        if (factors == null || !factors.isArray() || factors.size() != dim / 2) {
+            throw new ConfigException("longrope rope scaling needs '" + factorsField + "': a list of " + dim / 2
+                    + " numbers (one per pair of rotated features), got " + factors);
+        }
+        double[] inv = new double[dim / 2];
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = 1.0 / (factors.get(i).asDouble() * Math.pow(rope.theta(), (2.0 * i) / dim));
+        }
+        return inv;
+    }
+
+    /** YaRN and LongRoPE scale cos and sin (and so the attention logits) by an attention factor. */
     static double attentionScaling(RopeConfig rope) {
-        if (!rope.type().equals("yarn")) return 1.0;
+        if (!rope.type().equals("yarn") && !rope.type().equals("longrope")) return 1.0;
         double given = rope.param("attention_factor", Double.NaN);
         if (!Double.isNaN(given)) return given;
         double factor = rope.factor();
+        if (rope.type().equals("longrope")) {
+            return factor <= 1 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(rope.originalMaxPositions()));
+        }
         double mscale = rope.param("mscale", Double.NaN);
         double mscaleAllDim = rope.param("mscale_all_dim", Double.NaN);
         if (!Double.isNaN(mscale) && !Double.isNaN(mscaleAllDim) && mscale != 0 && mscaleAllDim != 0) {

@@ -6,21 +6,53 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 
-/** Multi-head / grouped-query self-attention with rotary positions over the paged KV cache. */
-public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RotaryEmbedding rotary,
-                            AttentionParams params, int layerIndex) {
+/**
+ * Multi-head / grouped-query self-attention over the paged KV cache, with rotary positions (or none,
+ * when rotary is null: ALiBi models carry their positions in {@code params}). {@code qNorm}/{@code kNorm},
+ * when present, normalize each head of the queries and keys before the rotation (Qwen3's QK-norm).
+ */
+public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNorm, RmsNorm kNorm,
+                            RotaryEmbedding rotary, AttentionParams params, int layerIndex) {
 
-    /** Llama-style projections {@code q_proj, k_proj, v_proj, o_proj} under {@code scope}. */
+    /** Without QK-norm. */
+    public SelfAttention(Linear q, Linear k, Linear v, Linear o, RotaryEmbedding rotary, AttentionParams params,
+                         int layerIndex) {
+        this(q, k, v, o, null, null, rotary, params, layerIndex);
+    }
+
+    /** Llama-style projections {@code q_proj, k_proj, v_proj, o_proj} under {@code scope}; bias on q, k and v. */
     public static SelfAttention load(WeightScope scope, int hidden, AttentionParams params, boolean bias,
                                      RotaryEmbedding rotary, int layerIndex) {
+        return load(scope, hidden, params, bias, false, rotary, layerIndex);
+    }
+
+    /** Llama-style projections, with biases on q, k, v ({@code qkvBias}) and on o ({@code outputBias}). */
+    public static SelfAttention load(WeightScope scope, int hidden, AttentionParams params, boolean qkvBias,
+                                     boolean outputBias, RotaryEmbedding rotary, int layerIndex) {
         int qSize = params.numHeads() * params.headDim();
         int kvSize = params.numKvHeads() * params.headDim();
         return new SelfAttention(
-                Linear.load(scope, "q_proj", hidden, qSize, bias),
-                Linear.load(scope, "k_proj", hidden, kvSize, bias),
-                Linear.load(scope, "v_proj", hidden, kvSize, bias),
-                Linear.load(scope, "o_proj", qSize, hidden, false),
+                Linear.load(scope, "q_proj", hidden, qSize, qkvBias),
+                Linear.load(scope, "k_proj", hidden, kvSize, qkvBias),
+                Linear.load(scope, "v_proj", hidden, kvSize, qkvBias),
+                Linear.load(scope, "o_proj", qSize, hidden, outputBias),
                 rotary, params, layerIndex);
+    }
+
+    /** A fused {@code <fusedName>} holding the q, k and v rows in that order (Phi-3's qkv_proj), and {@code o_proj}; no biases. */
+    public static SelfAttention loadFused(WeightScope scope, String fusedName, int hidden, AttentionParams params,
+                                          RotaryEmbedding rotary, int layerIndex) {
+        int qSize = params.numHeads() * params.headDim();
+        int kvSize = params.numKvHeads() * params.headDim();
+        Linear[] qkv = Linear.loadRowBlocks(scope, fusedName, hidden, qSize, kvSize, kvSize);
+        return new SelfAttention(qkv[0], qkv[1], qkv[2], Linear.load(scope, "o_proj", qSize, hidden, false),
+                rotary, params, layerIndex);
+    }
+
+    /** This attention with {@code q_norm} and {@code k_norm} (one weight per head feature) under {@code scope}. */
+    public SelfAttention withHeadNorms(WeightScope scope, double eps) {
+        return new SelfAttention(q, k, v, o, RmsNorm.load(scope, "q_norm", params.headDim(), eps),
+                RmsNorm.load(scope, "k_norm", params.headDim(), eps), rotary, params, layerIndex);
     }
 
     public void forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch,
@@ -33,9 +65,24 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RotaryEmbedd
         q.apply(backend, x, qs);
         k.apply(backend, x, ks);
         v.apply(backend, x, vs);
-        rotary.apply(backend, qs, params.numHeads(), params.headDim(), positions);
-        rotary.apply(backend, ks, params.numKvHeads(), params.headDim(), positions);
-        backend.attention(qs, ks, vs, cache, layerIndex, batch, params, context);
+        Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
+        Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
+        if (rotary != null) {
+            rotary.apply(backend, queries, params.numHeads(), params.headDim(), positions);
+            rotary.apply(backend, keys, params.numKvHeads(), params.headDim(), positions);
+        }
+        backend.attention(queries, keys, vs, cache, layerIndex, batch, params, context);
         o.apply(backend, context, out);
+    }
+
+    /** x when there is no norm; else each head of x normalized on its own, in a scratch buffer. */
+    private Tensor normalizeHeads(Backend backend, RmsNorm norm, Tensor x, int heads, Scratch scratch, String name) {
+        if (norm == null) {
+            return x;
+        }
+        int perHeadRows = x.rows() * heads;
+        Tensor out = scratch.get(name, x.rows(), x.cols());
+        norm.apply(backend, x.reshape(perHeadRows, params.headDim()), out.reshape(perHeadRows, params.headDim()));
+        return out;
     }
 }

@@ -1,0 +1,78 @@
+package dev.jvllm.benchmarks;
+
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The dimensions of a Llama checkpoint, for random-weight benchmark models.
+ *
+ * @param hidden         hidden_size
+ * @param intermediate   intermediate_size of the SwiGLU MLP
+ * @param layers         num_hidden_layers
+ * @param heads          num_attention_heads
+ * @param kvHeads        num_key_value_heads
+ * @param vocab          vocab_size
+ * @param tiedEmbeddings whether the LM head reuses the token embeddings
+ * @param llama3Rope     llama3 rotary scaling (factor 32, as Llama 3.2) instead of plain rotary
+ */
+public record LlamaShape(int hidden, int intermediate, int layers, int heads, int kvHeads, int vocab,
+                         boolean tiedEmbeddings, boolean llama3Rope) {
+
+    /** meta-llama/Llama-3.2-1B. */
+    public static final LlamaShape LLAMA_3_2_1B = new LlamaShape(2048, 8192, 16, 32, 8, 128256, true, true);
+
+    public LlamaShape {
+        if (hidden <= 0 || intermediate <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0
+                || hidden % heads != 0 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException("not a Llama shape: " + this);
+        }
+    }
+
+    public int headDim() {
+        return hidden / heads;
+    }
+
+    /** Parameters of the checkpoint (the LM head counted only when untied). */
+    public long parameters() {
+        long attention = (long) hidden * headDim() * (heads + 2L * kvHeads) + (long) heads * headDim() * hidden;
+        long mlp = 3L * hidden * intermediate;
+        long perLayer = attention + mlp + 2L * hidden;
+        return (long) vocab * hidden * (tiedEmbeddings ? 1 : 2) + layers * perLayer + hidden;
+    }
+
+    /**
+     * This shape with fields overridden by {@code spec}, comma-separated {@code key=value} pairs with
+     * keys hidden, intermediate, layers, heads, kv-heads, vocab, tied (true/false), llama3-rope (true/false).
+     */
+    public LlamaShape with(String spec) {
+        Map<String, String> v = new LinkedHashMap<>();
+        for (String pair : spec.split(",")) {
+            if (pair.isBlank()) continue;
+            String[] kv = pair.split("=", 2);
+            if (kv.length != 2) throw new IllegalArgumentException("shape field '" + pair + "' is not key=value");
+            v.put(kv[0].trim().toLowerCase(Locale.ROOT), kv[1].trim());
+        }
+        LlamaShape s = new LlamaShape(intOr(v, "hidden", hidden), intOr(v, "intermediate", intermediate),
+                intOr(v, "layers", layers), intOr(v, "heads", heads), intOr(v, "kv-heads", kvHeads),
+                intOr(v, "vocab", vocab), boolOr(v, "tied", tiedEmbeddings), boolOr(v, "llama3-rope", llama3Rope));
+        if (!v.isEmpty()) throw new IllegalArgumentException("unknown shape fields " + v.keySet());
+        return s;
+    }
+
+    /** A directory name that tells shapes apart. */
+    public String directoryName() {
+        return "llama-h" + hidden + "-i" + intermediate + "-l" + layers + "-a" + heads + "-kv" + kvHeads + "-v" + vocab
+                + (tiedEmbeddings ? "-tied" : "") + (llama3Rope ? "-rope3" : "");
+    }
+
+    private static int intOr(Map<String, String> values, String key, int fallback) {
+        String v = values.remove(key);
+        return v == null ? fallback : Integer.parseInt(v);
+    }
+
+    private static boolean boolOr(Map<String, String> values, String key, boolean fallback) {
+        String v = values.remove(key);
+        return v == null ? fallback : Boolean.parseBoolean(v);
+    }
+}

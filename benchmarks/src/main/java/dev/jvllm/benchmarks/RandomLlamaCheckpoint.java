@@ -1,0 +1,190 @@
+package dev.jvllm.benchmarks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Writes a Llama checkpoint of random BF16 weights (config.json, generation_config.json,
+ * model.safetensors) for benchmarks that need a real model's size but not its answers. Weights are
+ * uniform with the standard deviation of Transformers' initializer (0.02); norms are 1. Written into
+ * a temporary directory and moved into place, so an interrupted write never leaves a checkpoint
+ * behind; an existing one is reused.
+ *
+ * <pre>
+ * ./jvllm java dev.jvllm.benchmarks.RandomLlamaCheckpoint [--shape hidden=..,layers=..] [--cache DIR]
+ * </pre>
+ */
+public final class RandomLlamaCheckpoint {
+
+    /** Where checkpoints are cached unless told otherwise: never inside the repository. */
+    public static final Path DEFAULT_CACHE = Path.of(System.getProperty("user.home"), ".cache", "jvllm", "bench");
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final float INIT_STD = 0.02f;
+
+    private record Tensor(String name, long rows, long cols, boolean ones) {
+        long bytes() {
+            return rows * cols * 2;
+        }
+    }
+
+    private RandomLlamaCheckpoint() {
+    }
+
+    public static void main(String[] args) {
+        LlamaShape shape = LlamaShape.LLAMA_3_2_1B;
+        Path cache = DEFAULT_CACHE;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--shape" -> shape = shape.with(args[++i]);
+                case "--cache" -> cache = Path.of(args[++i]);
+                default -> throw new IllegalArgumentException("unknown option " + args[i] + " (--shape SPEC, --cache DIR)");
+            }
+        }
+        System.out.println(ensure(shape, cache));
+    }
+
+    /** The checkpoint of {@code shape} under {@code cache}, written first if missing. */
+    public static Path ensure(LlamaShape shape, Path cache) {
+        Path dir = cache.resolve(shape.directoryName());
+        if (Files.isRegularFile(dir.resolve("model.safetensors")) && Files.isRegularFile(dir.resolve("config.json"))) {
+            return dir;
+        }
+        try {
+            Files.createDirectories(cache);
+            Path partial = Files.createTempDirectory(cache, shape.directoryName() + ".incomplete-");
+            long start = System.nanoTime();
+            Files.writeString(partial.resolve("config.json"), config(shape).toPrettyString());
+            Files.writeString(partial.resolve("generation_config.json"), "{\"bos_token_id\": 1, \"eos_token_id\": 2}\n");
+            writeWeights(shape, partial.resolve("model.safetensors"));
+            Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
+            System.err.printf("wrote %,d random parameters to %s in %.1f s%n", shape.parameters(), dir,
+                    (System.nanoTime() - start) / 1e9);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write a random checkpoint into " + cache, e);
+        }
+    }
+
+    private static ObjectNode config(LlamaShape s) {
+        ObjectNode c = JSON.createObjectNode();
+        c.putArray("architectures").add("LlamaForCausalLM");
+        c.put("model_type", "llama");
+        c.put("hidden_size", s.hidden());
+        c.put("intermediate_size", s.intermediate());
+        c.put("num_hidden_layers", s.layers());
+        c.put("num_attention_heads", s.heads());
+        c.put("num_key_value_heads", s.kvHeads());
+        c.put("head_dim", s.headDim());
+        c.put("vocab_size", s.vocab());
+        c.put("max_position_embeddings", 131072);
+        c.put("rms_norm_eps", 1e-5);
+        c.put("hidden_act", "silu");
+        c.put("tie_word_embeddings", s.tiedEmbeddings());
+        c.put("bos_token_id", 1);
+        c.put("eos_token_id", 2);
+        c.put("torch_dtype", "bfloat16");
+        ObjectNode rope = c.putObject("rope_parameters");
+        rope.put("rope_theta", 500000.0);
+        if (s.llama3Rope()) {
+            rope.put("rope_type", "llama3");
+            rope.put("factor", 32.0);
+            rope.put("low_freq_factor", 1.0);
+            rope.put("high_freq_factor", 4.0);
+            rope.put("original_max_position_embeddings", 8192);
+        } else {
+            rope.put("rope_type", "default");
+        }
+        return c;
+    }
+
+    private static List<Tensor> tensors(LlamaShape s) {
+        int h = s.hidden(), d = s.headDim();
+        List<Tensor> t = new ArrayList<>();
+        t.add(new Tensor("model.embed_tokens.weight", s.vocab(), h, false));
+        for (int i = 0; i < s.layers(); i++) {
+            String p = "model.layers." + i + ".";
+            t.add(new Tensor(p + "input_layernorm.weight", 1, h, true));
+            t.add(new Tensor(p + "self_attn.q_proj.weight", (long) s.heads() * d, h, false));
+            t.add(new Tensor(p + "self_attn.k_proj.weight", (long) s.kvHeads() * d, h, false));
+            t.add(new Tensor(p + "self_attn.v_proj.weight", (long) s.kvHeads() * d, h, false));
+            t.add(new Tensor(p + "self_attn.o_proj.weight", h, (long) s.heads() * d, false));
+            t.add(new Tensor(p + "post_attention_layernorm.weight", 1, h, true));
+            t.add(new Tensor(p + "mlp.gate_proj.weight", s.intermediate(), h, false));
+            t.add(new Tensor(p + "mlp.up_proj.weight", s.intermediate(), h, false));
+            t.add(new Tensor(p + "mlp.down_proj.weight", h, s.intermediate(), false));
+        }
+        t.add(new Tensor("model.norm.weight", 1, h, true));
+        if (!s.tiedEmbeddings()) t.add(new Tensor("lm_head.weight", s.vocab(), h, false));
+        return t;
+    }
+
+    private static void writeWeights(LlamaShape shape, Path file) throws IOException {
+        List<Tensor> tensors = tensors(shape);
+        ObjectNode header = JSON.createObjectNode();
+        long offset = 0;
+        for (Tensor t : tensors) {
+            ObjectNode info = header.putObject(t.name());
+            info.put("dtype", "BF16");
+            if (t.rows() == 1) info.putArray("shape").add(t.cols());
+            else info.putArray("shape").add(t.rows()).add(t.cols());
+            info.putArray("data_offsets").add(offset).add(offset + t.bytes());
+            offset += t.bytes();
+        }
+        byte[] json = header.toString().getBytes(StandardCharsets.UTF_8);
+        byte[] padded = Arrays.copyOf(json, (json.length + 7) / 8 * 8);
+        Arrays.fill(padded, json.length, padded.length, (byte) ' ');
+        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ByteBuffer prefix = ByteBuffer.allocate(8 + padded.length).order(ByteOrder.LITTLE_ENDIAN);
+            prefix.putLong(padded.length).put(padded).flip();
+            writeFully(out, prefix);
+            ByteBuffer chunk = ByteBuffer.allocateDirect(1 << 22).order(ByteOrder.LITTLE_ENDIAN);
+            long state = 0x9E3779B97F4A7C15L;
+            // Uniform on [-a, a] has standard deviation a / sqrt(3).
+            float scale = INIT_STD * (float) Math.sqrt(3) / (1 << 23);
+            short one = bf16(1f);
+            for (Tensor t : tensors) {
+                for (long left = t.rows() * t.cols(); left > 0; ) {
+                    int n = (int) Math.min(left, chunk.capacity() / 2);
+                    chunk.clear();
+                    for (int i = 0; i < n; i++) {
+                        if (t.ones()) {
+                            chunk.putShort(one);
+                        } else {
+                            state ^= state << 13; // xorshift64: fast, and plenty for weights nobody reads
+                            state ^= state >>> 7;
+                            state ^= state << 17;
+                            chunk.putShort(bf16(((int) (state >>> 40) - (1 << 23)) * scale));
+                        }
+                    }
+                    chunk.flip();
+                    writeFully(out, chunk);
+                    left -= n;
+                }
+            }
+        }
+    }
+
+    private static short bf16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16); // round to nearest even
+    }
+
+    private static void writeFully(FileChannel out, ByteBuffer buffer) throws IOException {
+        while (buffer.hasRemaining()) out.write(buffer);
+    }
+}

@@ -1,0 +1,112 @@
+package dev.jvllm.engine;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static dev.jvllm.engine.TestSequences.group;
+import static dev.jvllm.engine.TestSequences.requests;
+import static dev.jvllm.engine.TestSequences.run;
+import static dev.jvllm.engine.TestSequences.sequence;
+import static dev.jvllm.engine.TestSequences.tokenCounts;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SchedulerTest {
+
+    @Test
+    void runningRequestsDecodeBeforeWaitingOnesPrefill() {
+        KvCacheManager kv = new KvCacheManager(32, 4, true);
+        Scheduler scheduler = new Scheduler(kv, 8, 16);
+        EngineRequest old = sequence("old", 0, 5);
+        scheduler.add(old);
+        run(scheduler.schedule(), kv);
+        EngineRequest late = sequence("late", 50, 20);
+        scheduler.add(late);
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(old, late), requests(step));
+        assertEquals(List.of(1, 7), tokenCounts(step), "one decode token, then the budget's rest of the prompt");
+    }
+
+    @Test
+    void promptLongerThanTheBudgetIsPrefilledInChunks() {
+        KvCacheManager kv = new KvCacheManager(32, 4, true);
+        Scheduler scheduler = new Scheduler(kv, 6, 16);
+        EngineRequest r = sequence("r", 0, 15);
+        scheduler.add(r);
+        int steps = 0;
+        while (r.numOutputTokens() == 0) {
+            List<Scheduler.Scheduled> step = scheduler.schedule();
+            assertTrue(tokenCounts(step).getFirst() <= 6);
+            run(step, kv);
+            steps++;
+        }
+        assertEquals(3, steps, "6 + 6 + 3 prompt tokens");
+    }
+
+    @Test
+    void newestRunningRequestIsPreemptedWhenBlocksRunOutAndLaterRecomputed() {
+        KvCacheManager kv = new KvCacheManager(4, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        EngineRequest older = sequence("older", 0, 8);
+        EngineRequest newer = sequence("newer", 20, 8);
+        scheduler.add(older);
+        scheduler.add(newer);
+        run(scheduler.schedule(), kv);
+        assertEquals(0, kv.freeBlocks());
+        // Both now need a third block: the newer one gives its blocks up.
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(older), requests(step));
+        assertEquals(1, scheduler.preemptions());
+        assertEquals(List.of(), newer.blockTable());
+        assertEquals(0, newer.numComputedTokens());
+        assertEquals(1, scheduler.numWaiting());
+        run(step, kv);
+        scheduler.remove(older);
+        List<Scheduler.Scheduled> again = scheduler.schedule();
+        assertEquals(List.of(newer), requests(again));
+        assertEquals(List.of(9), tokenCounts(again), "prompt and its output token, recomputed");
+    }
+
+    @Test
+    void requestAtTheHeadThatDoesNotFitWaitsWithoutCountingItsPrefixLookupAgain() {
+        KvCacheManager kv = new KvCacheManager(4, 4, true);
+        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        EngineRequest running = sequence("running", 0, 12);
+        scheduler.add(running);
+        run(scheduler.schedule(), kv);
+        EngineRequest blocked = sequence("blocked", 40, 8);
+        scheduler.add(blocked);
+        for (int i = 0; i < 3; i++) run(scheduler.schedule(), kv);
+        assertEquals(1, scheduler.numWaiting());
+        scheduler.remove(running);
+        run(scheduler.schedule(), kv);
+        assertEquals(12 + 8, kv.prefixQueryTokens(), "each request's lookup counted once, when admitted");
+    }
+
+    @Test
+    void siblingsWaitForTheFirstSequenceThenStartOnItsPromptBlocks() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        RequestGroup group = group("n3", 0, 10, 3);
+        group.sequences.forEach(scheduler::add);
+        List<Scheduler.Scheduled> first = scheduler.schedule();
+        assertEquals(List.of(group.leader()), requests(first));
+        run(first, kv);
+        List<Scheduler.Scheduled> second = scheduler.schedule();
+        assertEquals(List.of(1, 2, 2), tokenCounts(second), "leader decodes; siblings compute the last block's 2 tokens");
+        for (EngineRequest sibling : group.sequences.subList(1, 3)) {
+            assertEquals(group.leader().blockTable().subList(0, 2), sibling.blockTable().subList(0, 2));
+        }
+    }
+
+    @Test
+    void noMoreThanMaxNumSeqsRunAtOnce() {
+        KvCacheManager kv = new KvCacheManager(32, 4, true);
+        Scheduler scheduler = new Scheduler(kv, 64, 2);
+        for (int i = 0; i < 3; i++) scheduler.add(sequence("r" + i, 10 * i, 3));
+        assertEquals(2, scheduler.schedule().size());
+        assertEquals(2, scheduler.numRunning());
+        assertEquals(1, scheduler.numWaiting());
+    }
+}

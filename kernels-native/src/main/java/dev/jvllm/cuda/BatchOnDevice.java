@@ -1,0 +1,86 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.Tensor;
+
+import java.util.function.Function;
+
+/**
+ * What the attention kernels need of a {@link ForwardBatch}, checked on the host and uploaded in
+ * one copy: per token its position, its sequence and its cache slot, and the block tables padded
+ * to one row per sequence.
+ *
+ * @param data             holds the arrays end to end (kept so that they stay allocated)
+ * @param blockTableStride entries per block-table row
+ */
+record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride) {
+
+    static BatchOnDevice upload(ForwardBatch batch, KvCacheSpec spec, Function<int[], Tensor> indices) {
+        check(batch, spec);
+        int tokens = batch.numTokens();
+        int sequences = batch.numSequences();
+        int stride = 1;
+        for (int[] table : batch.blockTables()) stride = Math.max(stride, table.length);
+        int[] packed = new int[3 * tokens + sequences * stride];
+        System.arraycopy(batch.positions(), 0, packed, 0, tokens);
+        for (int s = 0; s < sequences; s++) {
+            for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) packed[tokens + t] = s;
+            int[] table = batch.blockTables()[s];
+            System.arraycopy(table, 0, packed, 3 * tokens + s * stride, table.length);
+        }
+        System.arraycopy(batch.slotMapping(), 0, packed, 2 * tokens, tokens);
+        return new BatchOnDevice((CudaTensor) indices.apply(packed), tokens, stride);
+    }
+
+    long positions() {
+        return data.address();
+    }
+
+    long tokenSequences() {
+        return data.address() + (long) tokens * Integer.BYTES;
+    }
+
+    long slots() {
+        return data.address() + 2L * tokens * Integer.BYTES;
+    }
+
+    long blockTables() {
+        return data.address() + 3L * tokens * Integer.BYTES;
+    }
+
+    /** The checks the CPU kernel makes: the kernels trust every index they are given. */
+    private static void check(ForwardBatch batch, KvCacheSpec spec) {
+        long slots = (long) spec.numBlocks() * spec.blockSize();
+        int[] slotMapping = batch.slotMapping();
+        for (int t = 0; t < slotMapping.length; t++) {
+            if (slotMapping[t] >= slots) {
+                throw new IllegalArgumentException("token " + t + " maps to slot " + slotMapping[t]
+                        + " but the cache has " + slots + " slots");
+            }
+        }
+        int blockSize = spec.blockSize();
+        for (int s = 0; s < batch.numSequences(); s++) {
+            int context = batch.contextLengths()[s];
+            int[] table = batch.blockTables()[s];
+            int needed = (context + blockSize - 1) / blockSize;
+            if (table.length < needed) {
+                throw new IllegalArgumentException("sequence " + s + " has " + context + " tokens of context but "
+                        + table.length + " blocks of " + blockSize + " in its table");
+            }
+            for (int b = 0; b < needed; b++) {
+                if (table[b] < 0 || table[b] >= spec.numBlocks()) {
+                    throw new IllegalArgumentException("sequence " + s + " names block " + table[b]
+                            + " but the cache has " + spec.numBlocks() + " blocks");
+                }
+            }
+            for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) {
+                int position = batch.positions()[t];
+                if (position < 0 || position >= context) {
+                    throw new IllegalArgumentException("token " + t + " of sequence " + s + " is at position "
+                            + position + ", outside its context of " + context);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+package dev.jvllm.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/** cuBLAS ({@code libcublas.so.13}): the matrix products of the linear layers. Column-major, as BLAS is. */
+final class Cublas {
+
+    static final int OP_N = 0;
+    static final int OP_T = 1;
+    /** cudaDataType values. */
+    static final int R_32F = 0;
+    static final int R_16F = 2;
+    static final int R_16BF = 14;
+    /** Plain float32 arithmetic: no TF32, so results match a float32 reference to rounding. */
+    static final int COMPUTE_32F = 68;
+    static final int GEMM_DEFAULT = -1;
+
+    private static final class Loaded {
+        static final Cublas CUBLAS;
+        static final CudaException FAILURE;
+
+        static {
+            Cublas cublas = null;
+            CudaException failure = null;
+            try {
+                cublas = new Cublas(NativeLibrary.open("libcublas.so.13"));
+            } catch (CudaException e) {
+                failure = e;
+            }
+            CUBLAS = cublas;
+            FAILURE = failure;
+        }
+    }
+
+    static Cublas get() {
+        if (Loaded.CUBLAS == null) throw Loaded.FAILURE;
+        return Loaded.CUBLAS;
+    }
+
+    private final MethodHandle cublasCreate;
+    private final MethodHandle cublasDestroy;
+    private final MethodHandle cublasSetStream;
+    private final MethodHandle cublasGemmEx;
+    private final MethodHandle cublasGetStatusName;
+    private final MethodHandle cublasGetStatusString;
+
+    private Cublas(NativeLibrary lib) {
+        cublasCreate = lib.function("cublasCreate_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cublasDestroy = lib.function("cublasDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cublasSetStream = lib.function("cublasSetStream_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cublasGemmEx = lib.function("cublasGemmEx", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT,
+                ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+        cublasGetStatusName = lib.function("cublasGetStatusName", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        cublasGetStatusString = lib.function("cublasGetStatusString", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    }
+
+    /** A handle whose work goes to {@code stream}. */
+    MemorySegment create(MemorySegment stream) {
+        MemorySegment handle;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check("cublasCreate_v2", call(cublasCreate, out));
+            handle = out.get(ADDRESS, 0);
+        }
+        check("cublasSetStream_v2", call(cublasSetStream, handle, stream));
+        return handle;
+    }
+
+    void destroy(MemorySegment handle) {
+        check("cublasDestroy_v2", call(cublasDestroy, handle));
+    }
+
+    /**
+     * {@code C = alpha · op(A) · op(B) + beta · C} in column-major order; alpha and beta point to
+     * host floats (the default pointer mode). A, B and C are device pointers.
+     */
+    void gemm(MemorySegment handle, int transA, int transB, int m, int n, int k, MemorySegment alpha,
+              long a, int aType, int lda, long b, int bType, int ldb, MemorySegment beta,
+              long c, int cType, int ldc, int computeType) {
+        int status;
+        try {
+            status = (int) cublasGemmEx.invokeExact(handle, transA, transB, m, n, k, alpha, a, aType, lda, b, bType,
+                    ldb, beta, c, cType, ldc, computeType, GEMM_DEFAULT);
+        } catch (Throwable t) {
+            throw t instanceof RuntimeException r ? r : new IllegalStateException(t);
+        }
+        check("cublasGemmEx", status);
+    }
+
+    private void check(String call, int status) {
+        if (status == 0) return;
+        throw new CudaException(call, text(cublasGetStatusName, status, "CUBLAS status " + status),
+                text(cublasGetStatusString, status, ""));
+    }
+
+    private static String text(MethodHandle function, int status, String fallback) {
+        try {
+            return ((MemorySegment) function.invokeExact(status)).reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            return fallback;
+        }
+    }
+
+    private static int call(MethodHandle function, Object... arguments) {
+        try {
+            return (int) function.invokeWithArguments(arguments);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+}

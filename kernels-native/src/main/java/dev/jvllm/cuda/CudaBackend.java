@@ -1,0 +1,632 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.JvllmException;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.WeightTensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Map;
+import java.util.WeakHashMap;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+/**
+ * The CUDA backend: tensors in device memory, kernels from the {@code .cu} sources compiled by
+ * NVRTC for the device, linear layers through cuBLAS, all queued in order on one stream; the host
+ * waits only when it reads a result ({@link #toFloatArray}).
+ *
+ * <p>This first version computes in float32 throughout so that it matches the CPU backend and
+ * Hugging Face's float32 outputs to rounding: activations and the KV cache are F32. Weights keep
+ * their checkpoint type (F32, BF16 or F16) in device memory; a linear layer with 16-bit weights
+ * rounds its input activations to the weight type so that cuBLAS can take both (16-bit products,
+ * float32 sums), and the other kernels widen 16-bit weights as they read them.
+ *
+ * <p>One thread drives a backend at a time, as with the CPU backend.
+ */
+public final class CudaBackend implements Backend {
+
+    private static final int ELEMENTWISE_THREADS = 256;
+    private static final int MAX_BLOCKS = 1 << 20;
+    private static final int ATTENTION_THREADS = 128;
+    private static final int MAX_HEAD_DIM = 256;
+
+    private final CudaContext context;
+    private final DeviceMemory memory;
+    private final KernelLauncher kernels;
+    private final Cublas cublas;
+    private final MemorySegment cublasHandle;
+    private final Arena hostArena = Arena.ofShared();
+    private final MemorySegment one;
+    private final MemorySegment zero;
+    private final DeviceErrors errors;
+    private final Map<float[], CudaTensor> alibiSlopes = new WeakHashMap<>();
+    private CudaTensor narrowInput;
+    private ForwardBatch uploadedBatch;
+    private CudaKvCache uploadedFor;
+    private BatchOnDevice uploadedBatchData;
+    private boolean closed;
+
+    /** A backend on CUDA device {@code ordinal}; fails with the reason when there is none. */
+    public static CudaBackend open(int ordinal) {
+        Nvrtc nvrtc = Nvrtc.get();
+        Cublas cublas = Cublas.get();
+        return new CudaBackend(CudaContext.open(ordinal), nvrtc, cublas, KernelCompiler.defaultCacheDirectory());
+    }
+
+    private CudaBackend(CudaContext context, Nvrtc nvrtc, Cublas cublas, java.nio.file.Path kernelCache) {
+        this.context = context;
+        try {
+            this.memory = new DeviceMemory(context);
+            this.kernels = new KernelLauncher(context.driver,
+                    new KernelCompiler(nvrtc, context.architecture(), kernelCache), context.stream);
+            this.cublas = cublas;
+            this.cublasHandle = cublas.create(context.stream);
+            this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
+            this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
+            this.errors = new DeviceErrors(context, memory);
+        } catch (RuntimeException e) {
+            context.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public DType activationType() {
+        return DType.F32;
+    }
+
+    /** The device, e.g. "NVIDIA H100 80GB HBM3 (compute capability 9.0, 132 multiprocessors, 81080 MiB)". */
+    public String deviceDescription() {
+        return context.toString();
+    }
+
+    /** Free and total bytes of device memory, as the driver reports them now. */
+    public long[] memoryInfo() {
+        context.makeCurrent();
+        return context.driver.memoryInfo();
+    }
+
+    /** Waits for all queued work, then reports any out-of-range index a kernel met. */
+    public void synchronize() {
+        errors.synchronizeAndCheck();
+    }
+
+    /** Device time of the work {@code work} queues, in milliseconds (measured with events on the stream). */
+    public float timeMillis(Runnable work) {
+        context.makeCurrent();
+        CudaDriver driver = context.driver;
+        MemorySegment start = driver.createEvent();
+        MemorySegment end = driver.createEvent();
+        try {
+            driver.record(start, context.stream);
+            work.run();
+            context.makeCurrent();
+            driver.record(end, context.stream);
+            return driver.elapsedMillis(start, end);
+        } finally {
+            driver.destroyEvent(start);
+            driver.destroyEvent(end);
+        }
+    }
+
+    // ---- memory ----------------------------------------------------------------------------
+
+    @Override
+    public Tensor weight(WeightTensor source) {
+        DType type = source.dtype();
+        requireWeightType(source.name(), type);
+        long cols = source.rank() == 0 ? 1 : source.dim(-1);
+        long rows = cols == 0 ? 0 : source.elementCount() / cols;
+        if (rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
+            throw new JvllmException("tensor '" + source.name() + "' has " + rows + " × " + cols
+                    + " elements; the CUDA backend needs both below 2^31");
+        }
+        long bytes = source.elementCount() * type.byteSize();
+        if (source.data().byteSize() != bytes) {
+            throw new JvllmException("tensor '" + source.name() + "' has " + source.data().byteSize()
+                    + " bytes of data but its shape needs " + bytes);
+        }
+        return upload(source.data(), type, (int) rows, (int) cols, source.name(), DeviceMemory.Kind.PERSISTENT);
+    }
+
+    @Override
+    public Tensor transposedWeight(WeightTensor source) {
+        if (source.rank() != 2) {
+            throw new JvllmException("tensor '" + source.name() + "' must be 2-dimensional to be transposed");
+        }
+        DType type = source.dtype();
+        requireWeightType(source.name(), type);
+        long in = source.dim(0), out = source.dim(1);
+        int size = type.byteSize();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment transposed = arena.allocate(in * out * size);
+            MemorySegment data = source.data();
+            for (long i = 0; i < in; i++) {
+                for (long o = 0; o < out; o++) {
+                    MemorySegment.copy(data, (i * out + o) * size, transposed, (o * in + i) * size, size);
+                }
+            }
+            return upload(transposed, type, Math.toIntExact(out), Math.toIntExact(in), source.name() + "ᵀ",
+                    DeviceMemory.Kind.PERSISTENT);
+        }
+    }
+
+    @Override
+    public Tensor constant(float[] values, int rows, int cols) {
+        if ((long) rows * cols != values.length) {
+            throw new IllegalArgumentException(values.length + " values do not fill " + rows + " × " + cols);
+        }
+        return upload(MemorySegment.ofArray(values), DType.F32, rows, cols, "constant", DeviceMemory.Kind.PERSISTENT);
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException("cannot allocate " + rows + " × " + cols + " activations");
+        }
+        DType type = activationType();
+        DeviceBuffer buffer = memory.allocate((long) rows * cols * type.byteSize(), DeviceMemory.Kind.STREAM_ORDERED);
+        return new CudaTensor(buffer, 0, type, rows, cols, "activation");
+    }
+
+    @Override
+    public Tensor indices(int[] values) {
+        return upload(MemorySegment.ofArray(values), DType.I32, 1, values.length, "indices",
+                DeviceMemory.Kind.STREAM_ORDERED);
+    }
+
+    /** Copies host data (heap or native) into a new device buffer; the host side may change after return. */
+    private CudaTensor upload(MemorySegment data, DType type, int rows, int cols, String name, DeviceMemory.Kind kind) {
+        long bytes = (long) rows * cols * type.byteSize();
+        DeviceBuffer buffer = memory.allocate(bytes, kind);
+        CudaTensor tensor = new CudaTensor(buffer, 0, type, rows, cols, name);
+        copyToDevice(data, tensor.address(), bytes);
+        return tensor;
+    }
+
+    private void copyToDevice(MemorySegment data, long address, long bytes) {
+        if (bytes == 0) return;
+        context.makeCurrent();
+        if (data.isNative()) {
+            context.driver.copyToDevice(address, data, bytes, context.stream);
+            return;
+        }
+        // The driver can only read native memory; pageable sources are staged before the call returns.
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment staged = arena.allocate(bytes, 16);
+            MemorySegment.copy(data, 0, staged, 0, bytes);
+            context.driver.copyToDevice(address, staged, bytes, context.stream);
+        }
+    }
+
+    @Override
+    public float[] toFloatArray(Tensor tensor) {
+        CudaTensor t = cuda(tensor, "toFloatArray", "tensor");
+        if (t.elementCount() > Integer.MAX_VALUE - 8) {
+            throw new JvllmException(t + " is too large for a Java array");
+        }
+        int n = (int) t.elementCount();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(Math.max(1, t.byteSize()), 16);
+            context.makeCurrent();
+            if (n > 0) context.driver.copyToHost(host, t.address(), t.byteSize(), context.stream);
+            errors.synchronizeAndCheck();
+            float[] result = new float[n];
+            for (int i = 0; i < n; i++) {
+                result[i] = switch (t.dtype()) {
+                    case F32 -> host.getAtIndex(JAVA_FLOAT, i);
+                    case BF16 -> Float.intBitsToFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i) << 16);
+                    case F16 -> Float.float16ToFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
+                    case I32 -> host.getAtIndex(JAVA_INT, i);
+                    default -> throw new IllegalStateException("unexpected tensor type " + t.dtype());
+                };
+            }
+            return result;
+        }
+    }
+
+    @Override
+    public KvCache allocateKvCache(KvCacheSpec spec) {
+        DType type = activationType();
+        long poolBytes;
+        long totalBytes;
+        try {
+            long slotBytes = Math.multiplyExact((long) spec.kvHeads() * spec.headDim(), type.byteSize());
+            poolBytes = Math.multiplyExact(Math.multiplyExact((long) spec.numBlocks(), spec.blockSize()), slotBytes);
+            totalBytes = Math.multiplyExact(poolBytes, 2L * spec.layers());
+        } catch (ArithmeticException overflow) {
+            throw new JvllmException("KV cache " + spec + " is too large to address");
+        }
+        long free = memoryInfo()[0];
+        if (totalBytes > free) {
+            throw new JvllmException("KV cache " + spec + " needs " + (totalBytes >> 20) + " MiB but "
+                    + context.deviceName + " has " + (free >> 20) + " MiB free; use fewer blocks");
+        }
+        DeviceBuffer storage = memory.allocate(totalBytes, DeviceMemory.Kind.PERSISTENT);
+        // Zeroed so that a read of a slot nothing wrote gives 0, as on the CPU, not old data.
+        context.driver.fill(storage.address(), (byte) 0, totalBytes, context.stream);
+        return new CudaKvCache(spec, type, memory, storage, poolBytes);
+    }
+
+    // ---- kernels ----------------------------------------------------------------------------
+
+    @Override
+    public void embedding(Tensor table, Tensor ids, Tensor out) {
+        gather("embedding", cuda(table, "embedding", "table"), cuda(ids, "embedding", "ids"), cuda(out, "embedding", "out"));
+    }
+
+    @Override
+    public void gatherRows(Tensor x, Tensor rows, Tensor out) {
+        gather("gatherRows", cuda(x, "gatherRows", "x"), cuda(rows, "gatherRows", "rows"), cuda(out, "gatherRows", "out"));
+    }
+
+    private void gather(String kernel, CudaTensor source, CudaTensor indices, CudaTensor out) {
+        requireType(kernel, "indices", indices, DType.I32);
+        requireWeightType(kernel, "source", source);
+        requireActivation(kernel, "out", out);
+        int count = (int) indices.elementCount();
+        if (out.rows() != count || out.cols() != source.cols()) {
+            throw new IllegalArgumentException(kernel + ": out is " + out + " but " + count + " rows of "
+                    + source.cols() + " were asked for");
+        }
+        context.makeCurrent();
+        kernels.launch(Kernel.GATHER_ROWS, count, rowThreads(source.cols()),
+                source, source.typeCode(), source.rows(), source.cols(), indices, out, errors.buffer());
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        CudaTensor input = cuda(x, "linear", "x");
+        CudaTensor w = cuda(weight, "linear", "weight");
+        CudaTensor b = bias == null ? null : cuda(bias, "linear", "bias");
+        CudaTensor output = cuda(out, "linear", "out");
+        requireActivation("linear", "x", input);
+        requireActivation("linear", "out", output);
+        requireWeightType("linear", "weight", w);
+        if (input.cols() != w.cols()) {
+            throw new IllegalArgumentException("linear: x " + input + " has " + input.cols()
+                    + " features but weight " + w + " takes " + w.cols());
+        }
+        if (output.rows() != input.rows() || output.cols() != w.rows()) {
+            throw new IllegalArgumentException("linear: out is " + output + " but x · weightᵀ is "
+                    + input.rows() + " × " + w.rows());
+        }
+        if (b != null) {
+            requireWeightType("linear", "bias", b);
+            if (b.elementCount() != w.rows()) {
+                throw new IllegalArgumentException("linear: bias " + b + " does not have " + w.rows() + " elements");
+            }
+        }
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
+        }
+        int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
+        if (tokens == 0 || outFeatures == 0) return;
+        context.makeCurrent();
+        CudaTensor operand = input;
+        if (w.dtype() != DType.F32) {
+            operand = narrowInput(input, w.dtype());
+        }
+        // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
+        cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
+                w.address(), cudaDataType(w.dtype()), in, operand.address(), cudaDataType(operand.dtype()), in,
+                zero, output.address(), Cublas.R_32F, outFeatures, Cublas.COMPUTE_32F);
+        if (b != null) {
+            long n = output.elementCount();
+            kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
+                    output, b, b.typeCode(), outFeatures, n);
+        }
+    }
+
+    /** x rounded to {@code type} in a buffer kept for the purpose (safe to reuse: one stream orders its users). */
+    private CudaTensor narrowInput(CudaTensor x, DType type) {
+        long n = x.elementCount();
+        if (narrowInput == null || narrowInput.elementCount() < n) {
+            if (narrowInput != null) memory.free(narrowInput.buffer());
+            DeviceBuffer buffer = memory.allocate(n * 2, DeviceMemory.Kind.STREAM_ORDERED);
+            narrowInput = new CudaTensor(buffer, 0, DType.BF16, 1, (int) n, "16-bit linear input");
+        }
+        CudaTensor narrow = new CudaTensor(narrowInput.buffer(), 0, type, x.rows(), x.cols(), "16-bit linear input");
+        kernels.launch(Kernel.CONVERT_FLOAT, elementwiseBlocks(n), ELEMENTWISE_THREADS, x, narrow, narrow.typeCode(), n);
+        return narrow;
+    }
+
+    private static int cudaDataType(DType type) {
+        return switch (type) {
+            case F32 -> Cublas.R_32F;
+            case F16 -> Cublas.R_16F;
+            case BF16 -> Cublas.R_16BF;
+            default -> throw new IllegalArgumentException("cuBLAS takes no " + type + " operands here");
+        };
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float eps, float weightOffset, Tensor out) {
+        CudaTensor input = cuda(x, "rmsNorm", "x");
+        CudaTensor scale = cuda(weight, "rmsNorm", "weight");
+        CudaTensor output = cuda(out, "rmsNorm", "out");
+        checkRowwise("rmsNorm", input, scale, null, output);
+        context.makeCurrent();
+        kernels.launch(Kernel.RMS_NORM, input.rows(), rowThreads(input.cols()),
+                input, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+        CudaTensor input = cuda(x, "layerNorm", "x");
+        CudaTensor scale = cuda(weight, "layerNorm", "weight");
+        CudaTensor shift = bias == null ? null : cuda(bias, "layerNorm", "bias");
+        CudaTensor output = cuda(out, "layerNorm", "out");
+        checkRowwise("layerNorm", input, scale, shift, output);
+        context.makeCurrent();
+        kernels.launch(Kernel.LAYER_NORM, input.rows(), rowThreads(input.cols()),
+                input, scale, scale.typeCode(), shift, shift == null ? 0 : shift.typeCode(), eps, output, input.cols());
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        CudaTensor left = cuda(a, "add", "a");
+        CudaTensor right = cuda(b, "add", "b");
+        CudaTensor output = cuda(out, "add", "out");
+        checkElementwise("add", left, right, output);
+        elementwise(Kernel.ADD, output, left, right, output, output.elementCount());
+    }
+
+    @Override
+    public void siluMul(Tensor gate, Tensor up, Tensor out) {
+        CudaTensor g = cuda(gate, "siluMul", "gate");
+        CudaTensor u = cuda(up, "siluMul", "up");
+        CudaTensor output = cuda(out, "siluMul", "out");
+        checkElementwise("siluMul", g, u, output);
+        elementwise(Kernel.SILU_MUL, output, g, u, output, output.elementCount());
+    }
+
+    @Override
+    public void activation(Activation fn, Tensor x, Tensor out) {
+        CudaTensor input = cuda(x, "activation", "x");
+        CudaTensor output = cuda(out, "activation", "out");
+        checkElementwise("activation", input, input, output);
+        elementwise(Kernel.ACTIVATION, output, activationCode(fn), input, output, output.elementCount());
+    }
+
+    @Override
+    public void gatedActivation(Activation fn, Tensor gate, Tensor up, Tensor out) {
+        CudaTensor g = cuda(gate, "gatedActivation", "gate");
+        CudaTensor u = cuda(up, "gatedActivation", "up");
+        CudaTensor output = cuda(out, "gatedActivation", "out");
+        checkElementwise("gatedActivation", g, u, output);
+        elementwise(Kernel.GATED_ACTIVATION, output, activationCode(fn), g, u, output, output.elementCount());
+    }
+
+    @Override
+    public void scale(Tensor x, float factor, Tensor out) {
+        CudaTensor input = cuda(x, "scale", "x");
+        CudaTensor output = cuda(out, "scale", "out");
+        checkElementwise("scale", input, input, output);
+        elementwise(Kernel.SCALE, output, input, factor, output, output.elementCount());
+    }
+
+    @Override
+    public void softcap(Tensor x, float cap, Tensor out) {
+        CudaTensor input = cuda(x, "softcap", "x");
+        CudaTensor output = cuda(out, "softcap", "out");
+        checkElementwise("softcap", input, input, output);
+        elementwise(Kernel.SOFTCAP, output, input, cap, output, output.elementCount());
+    }
+
+    private void elementwise(Kernel kernel, CudaTensor out, Object... arguments) {
+        context.makeCurrent();
+        kernels.launch(kernel, elementwiseBlocks(out.elementCount()), ELEMENTWISE_THREADS, arguments);
+    }
+
+    /** Function codes shared with the kernels (common.cuh's JV_SILU ...). */
+    private static int activationCode(Activation fn) {
+        return switch (fn) {
+            case SILU -> 0;
+            case GELU -> 1;
+            case GELU_TANH -> 2;
+            case QUICK_GELU -> 3;
+            case RELU -> 4;
+        };
+    }
+
+    @Override
+    public void rotary(Tensor x, int heads, int headDim, int rotaryDim, boolean neoxStyle, Tensor cosSin,
+                       Tensor positions) {
+        CudaTensor input = cuda(x, "rotary", "x");
+        CudaTensor table = cuda(cosSin, "rotary", "cosSin");
+        CudaTensor pos = cuda(positions, "rotary", "positions");
+        requireActivation("rotary", "x", input);
+        requireWeightType("rotary", "cosSin", table);
+        requireType("rotary", "positions", pos, DType.I32);
+        if (input.cols() != heads * headDim) {
+            throw new IllegalArgumentException("rotary: x " + input + " is not " + heads + " heads of " + headDim);
+        }
+        if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0 || table.cols() != rotaryDim) {
+            throw new IllegalArgumentException("rotary: rotary dim " + rotaryDim + " must be even, at most head dim "
+                    + headDim + ", and the width of cosSin " + table);
+        }
+        if (pos.elementCount() != input.rows()) {
+            throw new IllegalArgumentException("rotary: " + pos.elementCount() + " positions for " + input.rows() + " tokens");
+        }
+        context.makeCurrent();
+        kernels.launch(Kernel.ROTARY, input.rows(), rowThreads(heads * rotaryDim / 2),
+                input, heads, headDim, rotaryDim, neoxStyle ? 1 : 0, table, table.typeCode(), table.rows(), pos,
+                errors.buffer());
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, ForwardBatch batch,
+                          AttentionParams params, Tensor out) {
+        CudaTensor query = cuda(q, "attention", "q");
+        CudaTensor key = cuda(k, "attention", "k");
+        CudaTensor value = cuda(v, "attention", "v");
+        CudaTensor output = cuda(out, "attention", "out");
+        if (!(cache instanceof CudaKvCache pages)) {
+            throw new IllegalArgumentException("attention: the KV cache " + cache + " was not made by the CUDA backend");
+        }
+        for (CudaTensor t : new CudaTensor[]{query, key, value, output}) {
+            requireActivation("attention", "input", t);
+        }
+        KvCacheSpec spec = pages.spec();
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim();
+        int kvWidth = params.numKvHeads() * params.headDim();
+        if (query.rows() != tokens || query.cols() != qWidth || output.rows() != tokens || output.cols() != qWidth) {
+            throw new IllegalArgumentException("attention: q " + query + " and out " + output + " must be "
+                    + tokens + " × " + qWidth);
+        }
+        if (key.rows() != tokens || key.cols() != kvWidth || value.rows() != tokens || value.cols() != kvWidth) {
+            throw new IllegalArgumentException("attention: k " + key + " and v " + value + " must be "
+                    + tokens + " × " + kvWidth);
+        }
+        if (spec.kvHeads() != params.numKvHeads() || spec.headDim() != params.headDim()
+                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
+            throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
+                    + batch.blockSize() + " does not fit the cache " + spec);
+        }
+        if (params.headDim() > MAX_HEAD_DIM) {
+            throw new JvllmException("attention: head dim " + params.headDim() + " is above the "
+                    + MAX_HEAD_DIM + " the CUDA attention kernel supports");
+        }
+        if (params.alibiSlopes() != null && params.alibiSlopes().length < params.numHeads()) {
+            throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
+                    + params.numHeads() + " heads");
+        }
+        if (query.overlaps(output)) {
+            throw new IllegalArgumentException("attention: out " + output + " overlaps q");
+        }
+        if (tokens == 0) return;
+        BatchOnDevice metadata = batchOnDevice(batch, pages);
+        CudaTensor slopes = params.alibiSlopes() == null ? null
+                : alibiSlopes.computeIfAbsent(params.alibiSlopes(), s -> (CudaTensor) constant(s, 1, s.length));
+        context.makeCurrent();
+        kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
+                key, value, metadata.slots(), kvWidth, pages.keys(layer), pages.values(layer));
+        kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+                query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
+                metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
+                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
+                params.logitSoftcap(), slopes);
+    }
+
+    /**
+     * The batch's positions, slots and block tables on the device. Every layer of a forward pass
+     * gets the same batch, so it is checked and uploaded once, on the first layer's call (a
+     * ForwardBatch is taken as immutable: one whose arrays change between calls is not seen anew).
+     */
+    private BatchOnDevice batchOnDevice(ForwardBatch batch, CudaKvCache cache) {
+        if (batch != uploadedBatch || cache != uploadedFor) {
+            uploadedBatchData = BatchOnDevice.upload(batch, cache.spec(), this::indices);
+            uploadedBatch = batch;
+            uploadedFor = cache;
+        }
+        return uploadedBatchData;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
+        try {
+            context.makeCurrent();
+            context.driver.synchronize(context.stream);
+            cublas.destroy(cublasHandle);
+            kernels.close();
+            alibiSlopes.clear();
+            memory.close();
+        } finally {
+            hostArena.close();
+            context.close();
+        }
+    }
+
+    // ---- launch shapes ----------------------------------------------------------------------
+
+    private static int elementwiseBlocks(long n) {
+        return (int) Math.min(MAX_BLOCKS, (n + ELEMENTWISE_THREADS - 1) / ELEMENTWISE_THREADS);
+    }
+
+    /** Threads for a block that walks a row of {@code width}: whole warps, at most 1024. */
+    private static int rowThreads(int width) {
+        return Math.clamp((width + 31) / 32 * 32, 32, 1024);
+    }
+
+    // ---- checks -----------------------------------------------------------------------------
+
+    private static CudaTensor cuda(Tensor tensor, String kernel, String role) {
+        if (tensor instanceof CudaTensor t) {
+            return t;
+        }
+        throw new IllegalArgumentException(kernel + ": " + role + " (" + tensor + ") was not made by the CUDA backend");
+    }
+
+    private static void requireType(String kernel, String role, CudaTensor t, DType type) {
+        if (t.dtype() != type) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be " + type);
+        }
+    }
+
+    private void requireActivation(String kernel, String role, CudaTensor t) {
+        requireType(kernel, role, t, activationType());
+    }
+
+    private static void requireWeightType(String kernel, String role, CudaTensor t) {
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be F32, BF16 or F16");
+        }
+    }
+
+    private static void requireWeightType(String name, DType type) {
+        if (type != DType.F32 && type != DType.BF16 && type != DType.F16) {
+            throw new JvllmException("tensor '" + name + "' is " + type
+                    + "; the CUDA backend reads F32, BF16 and F16 weights");
+        }
+    }
+
+    private void checkRowwise(String kernel, CudaTensor x, CudaTensor weight, CudaTensor bias, CudaTensor out) {
+        requireActivation(kernel, "x", x);
+        requireActivation(kernel, "out", out);
+        requireWeightType(kernel, "weight", weight);
+        if (weight.elementCount() != x.cols() || (bias != null && bias.elementCount() != x.cols())) {
+            throw new IllegalArgumentException(kernel + ": weight " + weight + (bias == null ? "" : " and bias " + bias)
+                    + " must have one element per feature of x " + x);
+        }
+        if (bias != null) {
+            requireWeightType(kernel, "bias", bias);
+        }
+        if (out.rows() != x.rows() || out.cols() != x.cols()) {
+            throw new IllegalArgumentException(kernel + ": out " + out + " must have the shape of x " + x);
+        }
+    }
+
+    private void checkElementwise(String kernel, CudaTensor a, CudaTensor b, CudaTensor out) {
+        requireActivation(kernel, "first input", a);
+        requireActivation(kernel, "second input", b);
+        requireActivation(kernel, "out", out);
+        if (a.elementCount() != out.elementCount() || b.elementCount() != out.elementCount()) {
+            throw new IllegalArgumentException(kernel + ": " + a + ", " + b + " and out " + out
+                    + " must have as many elements");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "CUDA backend on " + context;
+    }
+}

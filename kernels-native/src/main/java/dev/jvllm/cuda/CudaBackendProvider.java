@@ -1,0 +1,45 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.BackendProvider;
+
+/**
+ * Registers the {@link CudaBackend} as "cuda", preferred by "auto" where a CUDA device and the
+ * driver, NVRTC and cuBLAS libraries are found. The backend runs on device 0.
+ */
+public final class CudaBackendProvider implements BackendProvider {
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public int priority() {
+        return 100;
+    }
+
+    @Override
+    public Availability availability() {
+        try {
+            CudaDriver driver = CudaDriver.get();
+            if (driver.deviceCount() == 0) {
+                return Availability.no("no CUDA device");
+            }
+            Nvrtc.get();
+            Cublas.get();
+            return Availability.yes();
+        } catch (CudaException e) {
+            return Availability.no(e.getMessage());
+        } catch (UnsatisfiedLinkError | IllegalCallerException e) {
+            return Availability.no("native access is not allowed (" + e.getMessage()
+                    + "); run with --enable-native-access=ALL-UNNAMED");
+        }
+    }
+
+    @Override
+    public Backend create(BackendOptions options) {
+        return CudaBackend.open(0);
+    }
+}

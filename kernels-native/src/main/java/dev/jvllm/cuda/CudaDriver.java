@@ -1,0 +1,381 @@
+package dev.jvllm.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The CUDA driver API ({@code libcuda.so.1}), the calls jvllm makes and no more. Device pointers
+ * ({@code CUdeviceptr}) are longs; handles (contexts, streams, modules, functions, events) are
+ * addresses. Every call's result is checked: a failure is a {@link CudaException} naming the call
+ * and the driver's name for the error.
+ */
+final class CudaDriver {
+
+    static final int ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
+    static final int ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
+    static final int ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+    private static final int STREAM_NON_BLOCKING = 1;
+    private static final int MEMPOOL_ATTRIBUTE_RELEASE_THRESHOLD = 4;
+
+    private static final class Loaded {
+        static final CudaDriver DRIVER;
+        static final CudaException FAILURE;
+
+        static {
+            CudaDriver driver = null;
+            CudaException failure = null;
+            try {
+                driver = new CudaDriver(NativeLibrary.open("libcuda.so.1"));
+                driver.check("cuInit", driver.call(driver.cuInit, 0));
+            } catch (CudaException e) {
+                failure = e;
+                driver = null;
+            }
+            DRIVER = driver;
+            FAILURE = failure;
+        }
+    }
+
+    /** The driver, loaded and initialized once; throws the reason when it cannot be. */
+    static CudaDriver get() {
+        if (Loaded.DRIVER == null) throw Loaded.FAILURE;
+        return Loaded.DRIVER;
+    }
+
+    private final MethodHandle cuInit;
+    private final MethodHandle cuDriverGetVersion;
+    private final MethodHandle cuGetErrorName;
+    private final MethodHandle cuGetErrorString;
+    private final MethodHandle cuDeviceGetCount;
+    private final MethodHandle cuDeviceGet;
+    private final MethodHandle cuDeviceGetName;
+    private final MethodHandle cuDeviceGetAttribute;
+    private final MethodHandle cuDeviceTotalMem;
+    private final MethodHandle cuDevicePrimaryCtxRetain;
+    private final MethodHandle cuDevicePrimaryCtxRelease;
+    private final MethodHandle cuCtxSetCurrent;
+    private final MethodHandle cuMemGetInfo;
+    private final MethodHandle cuMemAlloc;
+    private final MethodHandle cuMemFree;
+    private final MethodHandle cuMemAllocAsync;
+    private final MethodHandle cuMemFreeAsync;
+    private final MethodHandle cuDeviceGetDefaultMemPool;
+    private final MethodHandle cuMemPoolSetAttribute;
+    private final MethodHandle cuMemcpyHtoDAsync;
+    private final MethodHandle cuMemcpyDtoHAsync;
+    private final MethodHandle cuMemcpyDtoDAsync;
+    private final MethodHandle cuMemsetD8Async;
+    private final MethodHandle cuModuleLoadData;
+    private final MethodHandle cuModuleUnload;
+    private final MethodHandle cuModuleGetFunction;
+    private final MethodHandle cuLaunchKernel;
+    private final MethodHandle cuStreamCreate;
+    private final MethodHandle cuStreamSynchronize;
+    private final MethodHandle cuStreamDestroy;
+    private final MethodHandle cuEventCreate;
+    private final MethodHandle cuEventRecord;
+    private final MethodHandle cuEventSynchronize;
+    private final MethodHandle cuEventElapsedTime;
+    private final MethodHandle cuEventDestroy;
+
+    private CudaDriver(NativeLibrary lib) {
+        cuInit = lib.function("cuInit", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        cuDriverGetVersion = lib.function("cuDriverGetVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuGetErrorName = lib.function("cuGetErrorName", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        cuGetErrorString = lib.function("cuGetErrorString", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        cuDeviceGetCount = lib.function("cuDeviceGetCount", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuDeviceGet = lib.function("cuDeviceGet", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuDeviceGetName = lib.function("cuDeviceGetName", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+        cuDeviceGetAttribute = lib.function("cuDeviceGetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+        cuDeviceTotalMem = lib.function("cuDeviceTotalMem_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuDevicePrimaryCtxRetain = lib.function("cuDevicePrimaryCtxRetain", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuDevicePrimaryCtxRelease = lib.function("cuDevicePrimaryCtxRelease_v2", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        cuCtxSetCurrent = lib.function("cuCtxSetCurrent", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuMemGetInfo = lib.function("cuMemGetInfo_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuMemAlloc = lib.function("cuMemAlloc_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+        cuMemFree = lib.function("cuMemFree_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG));
+        cuMemAllocAsync = lib.function("cuMemAllocAsync", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
+        cuMemFreeAsync = lib.function("cuMemFreeAsync", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS));
+        cuDeviceGetDefaultMemPool = lib.function("cuDeviceGetDefaultMemPool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuMemPoolSetAttribute = lib.function("cuMemPoolSetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
+        cuMemcpyHtoDAsync = lib.function("cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS));
+        cuMemcpyDtoHAsync = lib.function("cuMemcpyDtoHAsync_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
+        cuMemcpyDtoDAsync = lib.function("cuMemcpyDtoDAsync_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
+        cuMemsetD8Async = lib.function("cuMemsetD8Async", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_BYTE, JAVA_LONG, ADDRESS));
+        cuModuleLoadData = lib.function("cuModuleLoadData", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuModuleUnload = lib.function("cuModuleUnload", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuModuleGetFunction = lib.function("cuModuleGetFunction", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        cuLaunchKernel = lib.function("cuLaunchKernel", FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        cuStreamCreate = lib.function("cuStreamCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuStreamSynchronize = lib.function("cuStreamSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuStreamDestroy = lib.function("cuStreamDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuEventCreate = lib.function("cuEventCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuEventRecord = lib.function("cuEventRecord", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuEventSynchronize = lib.function("cuEventSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuEventElapsedTime = lib.function("cuEventElapsedTime_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        cuEventDestroy = lib.function("cuEventDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+    }
+
+    // ---- devices and contexts ---------------------------------------------------------------
+
+    /** The driver's CUDA version, e.g. 13000 for 13.0. */
+    int driverVersion() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment version = arena.allocate(JAVA_INT);
+            check("cuDriverGetVersion", call(cuDriverGetVersion, version));
+            return version.get(JAVA_INT, 0);
+        }
+    }
+
+    int deviceCount() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(JAVA_INT);
+            check("cuDeviceGetCount", call(cuDeviceGetCount, count));
+            return count.get(JAVA_INT, 0);
+        }
+    }
+
+    int device(int ordinal) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment device = arena.allocate(JAVA_INT);
+            check("cuDeviceGet", call(cuDeviceGet, device, ordinal));
+            return device.get(JAVA_INT, 0);
+        }
+    }
+
+    String deviceName(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocate(256);
+            check("cuDeviceGetName", call(cuDeviceGetName, name, 256, device));
+            return name.getString(0);
+        }
+    }
+
+    int attribute(int device, int attribute) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocate(JAVA_INT);
+            check("cuDeviceGetAttribute", call(cuDeviceGetAttribute, value, attribute, device));
+            return value.get(JAVA_INT, 0);
+        }
+    }
+
+    long totalMemory(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment bytes = arena.allocate(JAVA_LONG);
+            check("cuDeviceTotalMem_v2", call(cuDeviceTotalMem, bytes, device));
+            return bytes.get(JAVA_LONG, 0);
+        }
+    }
+
+    MemorySegment retainPrimaryContext(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment context = arena.allocate(ADDRESS);
+            check("cuDevicePrimaryCtxRetain", call(cuDevicePrimaryCtxRetain, context, device));
+            return context.get(ADDRESS, 0);
+        }
+    }
+
+    void releasePrimaryContext(int device) {
+        check("cuDevicePrimaryCtxRelease_v2", call(cuDevicePrimaryCtxRelease, device));
+    }
+
+    void setCurrentContext(MemorySegment context) {
+        check("cuCtxSetCurrent", call(cuCtxSetCurrent, context));
+    }
+
+    /** Free and total bytes of the current context's device. */
+    long[] memoryInfo() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(JAVA_LONG);
+            MemorySegment total = arena.allocate(JAVA_LONG);
+            check("cuMemGetInfo_v2", call(cuMemGetInfo, free, total));
+            return new long[]{free.get(JAVA_LONG, 0), total.get(JAVA_LONG, 0)};
+        }
+    }
+
+    // ---- memory -----------------------------------------------------------------------------
+
+    long allocate(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pointer = arena.allocate(JAVA_LONG);
+            check("cuMemAlloc_v2", call(cuMemAlloc, pointer, bytes), bytes);
+            return pointer.get(JAVA_LONG, 0);
+        }
+    }
+
+    void free(long pointer) {
+        check("cuMemFree_v2", call(cuMemFree, pointer));
+    }
+
+    /** Stream-ordered allocation from the device's default pool: usable by work queued after it. */
+    long allocateAsync(long bytes, MemorySegment stream) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pointer = arena.allocate(JAVA_LONG);
+            check("cuMemAllocAsync", call(cuMemAllocAsync, pointer, bytes, stream), bytes);
+            return pointer.get(JAVA_LONG, 0);
+        }
+    }
+
+    void freeAsync(long pointer, MemorySegment stream) {
+        check("cuMemFreeAsync", call(cuMemFreeAsync, pointer, stream));
+    }
+
+    /** Lets the default pool keep up to {@code bytes} of freed memory instead of returning it at each sync. */
+    void setPoolReleaseThreshold(int device, long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pool = arena.allocate(ADDRESS);
+            check("cuDeviceGetDefaultMemPool", call(cuDeviceGetDefaultMemPool, pool, device));
+            MemorySegment value = arena.allocate(JAVA_LONG);
+            value.set(JAVA_LONG, 0, bytes);
+            check("cuMemPoolSetAttribute", call(cuMemPoolSetAttribute, pool.get(ADDRESS, 0),
+                    MEMPOOL_ATTRIBUTE_RELEASE_THRESHOLD, value));
+        }
+    }
+
+    /** Queues a copy from host memory; pageable source memory may be reused as soon as this returns. */
+    void copyToDevice(long destination, MemorySegment source, long bytes, MemorySegment stream) {
+        check("cuMemcpyHtoDAsync_v2", call(cuMemcpyHtoDAsync, destination, source, bytes, stream));
+    }
+
+    /** Queues a copy to host memory, complete only after the stream is synchronized. */
+    void copyToHost(MemorySegment destination, long source, long bytes, MemorySegment stream) {
+        check("cuMemcpyDtoHAsync_v2", call(cuMemcpyDtoHAsync, destination, source, bytes, stream));
+    }
+
+    void copyOnDevice(long destination, long source, long bytes, MemorySegment stream) {
+        check("cuMemcpyDtoDAsync_v2", call(cuMemcpyDtoDAsync, destination, source, bytes, stream));
+    }
+
+    void fill(long destination, byte value, long bytes, MemorySegment stream) {
+        check("cuMemsetD8Async", call(cuMemsetD8Async, destination, value, bytes, stream));
+    }
+
+    // ---- modules and launches ---------------------------------------------------------------
+
+    MemorySegment loadModule(byte[] image) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(image.length + 1L);
+            MemorySegment.copy(image, 0, data, JAVA_BYTE, 0, image.length);
+            MemorySegment module = arena.allocate(ADDRESS);
+            check("cuModuleLoadData", call(cuModuleLoadData, module, data));
+            return module.get(ADDRESS, 0);
+        }
+    }
+
+    void unloadModule(MemorySegment module) {
+        check("cuModuleUnload", call(cuModuleUnload, module));
+    }
+
+    MemorySegment function(MemorySegment module, String name) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment function = arena.allocate(ADDRESS);
+            int code = call(cuModuleGetFunction, function, module, arena.allocateFrom(name));
+            check("cuModuleGetFunction(" + name + ")", code);
+            return function.get(ADDRESS, 0);
+        }
+    }
+
+    /** {@code parameters} holds one pointer per kernel parameter, each to the parameter's value. */
+    void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
+                int sharedBytes, MemorySegment stream, MemorySegment parameters) {
+        int code;
+        try {
+            code = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, blockZ,
+                    sharedBytes, stream, parameters, MemorySegment.NULL);
+        } catch (Throwable t) {
+            throw unexpected(t);
+        }
+        check("cuLaunchKernel", code);
+    }
+
+    // ---- streams and events -----------------------------------------------------------------
+
+    MemorySegment createStream() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stream = arena.allocate(ADDRESS);
+            check("cuStreamCreate", call(cuStreamCreate, stream, STREAM_NON_BLOCKING));
+            return stream.get(ADDRESS, 0);
+        }
+    }
+
+    void synchronize(MemorySegment stream) {
+        check("cuStreamSynchronize", call(cuStreamSynchronize, stream));
+    }
+
+    void destroyStream(MemorySegment stream) {
+        check("cuStreamDestroy_v2", call(cuStreamDestroy, stream));
+    }
+
+    MemorySegment createEvent() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment event = arena.allocate(ADDRESS);
+            check("cuEventCreate", call(cuEventCreate, event, 0));
+            return event.get(ADDRESS, 0);
+        }
+    }
+
+    void record(MemorySegment event, MemorySegment stream) {
+        check("cuEventRecord", call(cuEventRecord, event, stream));
+    }
+
+    /** Milliseconds between two recorded events, waiting for the second. */
+    float elapsedMillis(MemorySegment start, MemorySegment end) {
+        check("cuEventSynchronize", call(cuEventSynchronize, end));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment millis = arena.allocate(JAVA_FLOAT);
+            check("cuEventElapsedTime_v2", call(cuEventElapsedTime, millis, start, end));
+            return millis.get(JAVA_FLOAT, 0);
+        }
+    }
+
+    void destroyEvent(MemorySegment event) {
+        check("cuEventDestroy_v2", call(cuEventDestroy, event));
+    }
+
+    // ---- errors -----------------------------------------------------------------------------
+
+    private void check(String call, int code) {
+        if (code != 0) throw error(call, code, "");
+    }
+
+    private void check(String call, int code, long bytes) {
+        if (code != 0) throw error(call, code, " of " + bytes + " bytes");
+    }
+
+    private CudaException error(String call, int code, String detail) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocate(ADDRESS);
+            MemorySegment text = arena.allocate(ADDRESS);
+            String errorName = call(cuGetErrorName, code, name) == 0
+                    ? name.get(ADDRESS, 0).reinterpret(256).getString(0) : "CUDA error " + code;
+            String description = call(cuGetErrorString, code, text) == 0
+                    ? text.get(ADDRESS, 0).reinterpret(1024).getString(0) : "";
+            return new CudaException(call + detail, errorName, description);
+        }
+    }
+
+    private int call(MethodHandle function, Object... arguments) {
+        try {
+            return (int) function.invokeWithArguments(arguments);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw unexpected(t);
+        }
+    }
+
+    private static RuntimeException unexpected(Throwable t) {
+        if (t instanceof RuntimeException r) return r;
+        if (t instanceof Error e) throw e;
+        return new IllegalStateException(t);
+    }
+}

@@ -1,0 +1,119 @@
+package dev.jvllm.cuda;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Turns the {@code .cu} kernel sources kept beside this class ({@code dev/jvllm/cuda/*.cu}) into
+ * cubins for one GPU architecture with NVRTC, caching each on disk under
+ * {@code ~/.cache/jvllm/cuda} (or {@code $JVLLM_CACHE_DIR/cuda}) by the SHA-256 of its source,
+ * its headers, the architecture, the options and the NVRTC version, so a source is compiled once
+ * per machine.
+ */
+final class KernelCompiler {
+
+    private static final Logger log = LoggerFactory.getLogger(KernelCompiler.class);
+    static final String RESOURCE_DIRECTORY = "/dev/jvllm/cuda/";
+    /** The modules, one per .cu file. */
+    static final List<String> MODULES = List.of("elementwise", "norms", "gather", "rotary", "attention");
+    private static final List<String> HEADERS = List.of("common.cuh");
+
+    private final Nvrtc nvrtc;
+    private final String architecture;
+    private final Path cacheDirectory;
+
+    /** @param architecture a real architecture such as "sm_90" */
+    KernelCompiler(Nvrtc nvrtc, String architecture, Path cacheDirectory) {
+        this.nvrtc = nvrtc;
+        this.architecture = architecture;
+        this.cacheDirectory = cacheDirectory;
+    }
+
+    static Path defaultCacheDirectory() {
+        String configured = System.getenv("JVLLM_CACHE_DIR");
+        Path root = configured != null && !configured.isBlank()
+                ? Path.of(configured) : Path.of(System.getProperty("user.home"), ".cache", "jvllm");
+        return root.resolve("cuda");
+    }
+
+    /** The cubin of {@code module}, from the cache or freshly compiled. */
+    byte[] cubin(String module) {
+        String source = resource(module + ".cu");
+        Map<String, String> headers = headers();
+        List<String> options = options();
+        Path cached = cacheDirectory.resolve(module + "-" + key(source, headers, options) + ".cubin");
+        if (Files.isRegularFile(cached)) {
+            try {
+                return Files.readAllBytes(cached);
+            } catch (IOException e) {
+                log.warn("cannot read cached kernel module {}: {}; compiling it again", cached, e.toString());
+            }
+        }
+        long start = System.nanoTime();
+        Nvrtc.Output output = nvrtc.compile(module + ".cu", source, headers, options, true);
+        log.debug("compiled {}.cu for {} in {} ms{}", module, architecture, (System.nanoTime() - start) / 1_000_000,
+                output.log().isEmpty() ? "" : ":\n" + output.log());
+        store(cached, output.image());
+        return output.image();
+    }
+
+    List<String> options() {
+        return List.of("--gpu-architecture=" + architecture, "--std=c++17", "-default-device", "-lineinfo");
+    }
+
+    Map<String, String> headers() {
+        Map<String, String> headers = new java.util.LinkedHashMap<>();
+        for (String header : HEADERS) headers.put(header, resource(header));
+        return headers;
+    }
+
+    private String key(String source, Map<String, String> headers, List<String> options) {
+        try {
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            sha.update(source.getBytes(StandardCharsets.UTF_8));
+            for (Map.Entry<String, String> header : headers.entrySet()) {
+                sha.update(header.getKey().getBytes(StandardCharsets.UTF_8));
+                sha.update(header.getValue().getBytes(StandardCharsets.UTF_8));
+            }
+            sha.update(String.join(" ", options).getBytes(StandardCharsets.UTF_8));
+            sha.update(("nvrtc " + nvrtc.version()).getBytes(StandardCharsets.UTF_8));
+            return HexFormat.of().formatHex(sha.digest(), 0, 16);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Writes through a temporary file so that a concurrent reader never sees half a cubin. */
+    private static void store(Path target, byte[] image) {
+        try {
+            Files.createDirectories(target.getParent());
+            Path temporary = Files.createTempFile(target.getParent(), target.getFileName().toString(), ".tmp");
+            Files.write(temporary, image);
+            Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException | UnsupportedOperationException e) {
+            log.warn("cannot cache kernel module at {}: {}", target, e.toString());
+        }
+    }
+
+    static String resource(String name) {
+        try (InputStream in = KernelCompiler.class.getResourceAsStream(RESOURCE_DIRECTORY + name)) {
+            if (in == null) throw new IllegalStateException("kernel source " + RESOURCE_DIRECTORY + name + " is missing");
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

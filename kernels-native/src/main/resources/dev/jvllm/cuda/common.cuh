@@ -1,0 +1,100 @@
+// Shared by every kernel module. Self-contained (no CUDA headers) so that NVRTC compiles it
+// without an include path; the element conversions use PTX instead of cuda_fp16.h/cuda_bf16.h.
+#pragma once
+
+// Element types, as CudaTensor.typeCode() numbers them.
+#define JV_F32 0
+#define JV_F16 1
+#define JV_BF16 2
+
+// Activation functions, as CudaBackend.activationCode() numbers them.
+#define JV_SILU 0
+#define JV_GELU 1
+#define JV_GELU_TANH 2
+#define JV_QUICK_GELU 3
+#define JV_RELU 4
+
+// Device-side errors, as DeviceErrors reads them back.
+#define JV_ERROR_ROW_INDEX 1
+#define JV_ERROR_POSITION 2
+
+typedef long long i64;
+
+__device__ __forceinline__ float jv_infinity() {
+    return __int_as_float(0x7f800000);
+}
+
+__device__ __forceinline__ float bf16_to_float(unsigned short bits) {
+    return __uint_as_float(((unsigned int) bits) << 16);
+}
+
+__device__ __forceinline__ float f16_to_float(unsigned short bits) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(bits));
+    return f;
+}
+
+// Round to nearest even, as PyTorch converts; NaN stays a quiet NaN.
+__device__ __forceinline__ unsigned short float_to_bf16(float f) {
+    unsigned int bits = __float_as_uint(f);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) {
+        return (unsigned short) ((bits >> 16) | 0x40);
+    }
+    return (unsigned short) ((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+__device__ __forceinline__ unsigned short float_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+// Element i of a tensor of any floating type, widened to float.
+__device__ __forceinline__ float load_element(const void* data, int type, i64 i) {
+    switch (type) {
+        case JV_F16: return f16_to_float(((const unsigned short*) data)[i]);
+        case JV_BF16: return bf16_to_float(((const unsigned short*) data)[i]);
+        default: return ((const float*) data)[i];
+    }
+}
+
+__device__ __forceinline__ void store_element(void* data, int type, i64 i, float value) {
+    switch (type) {
+        case JV_F16: ((unsigned short*) data)[i] = float_to_f16(value); break;
+        case JV_BF16: ((unsigned short*) data)[i] = float_to_bf16(value); break;
+        default: ((float*) data)[i] = value;
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, offset);
+    }
+    return v;
+}
+
+// Sum over the block, returned to every thread; blockDim.x must be a multiple of 32.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float partial[32];
+    int lane = threadIdx.x & 31;
+    int warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();  // partial may still be read by a previous call
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    int warps = blockDim.x >> 5;
+    float total = lane < warps ? partial[lane] : 0.0f;
+    return warp_sum(total);
+}
+
+// Records the first out-of-range index a launch met; the host reads it at its next sync point.
+__device__ __forceinline__ void report_error(int* error, int kind, int value, int at, int limit) {
+    if (atomicCAS(error, 0, kind) == 0) {
+        error[1] = value;
+        error[2] = at;
+        error[3] = limit;
+    }
+}
+
+#define GRID_STRIDE_LOOP(i, n) \
+    for (i64 i = (i64) blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64) blockDim.x * gridDim.x)

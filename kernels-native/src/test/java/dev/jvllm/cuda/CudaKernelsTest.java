@@ -1,0 +1,441 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.cpu.CpuBackend;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.BackendProvider;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.WeightTensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Every kernel of the CUDA backend against the CPU backend's, on seeded random data of odd sizes.
+ * Float32 kernels agree to rounding (relative error under 1e-5); the 16-bit weight paths are
+ * compared with the CPU given the same rounded operands. Skipped where no GPU is found.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class CudaKernelsTest {
+
+    private static final double TOLERANCE = 1e-5;
+
+    private final Arena arena = Arena.ofShared();
+    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
+    private Backend cpu;
+    private CudaBackend gpu;
+
+    @BeforeAll
+    void openBackends() {
+        if (availability.available()) {
+            gpu = CudaBackend.open(0);
+            cpu = new CpuBackend(new BackendOptions(2));
+        }
+    }
+
+    /** Each test reports itself skipped, with the reason, where there is no GPU. */
+    @BeforeEach
+    void requireGpu() {
+        assumeTrue(availability.available(), "no GPU: " + availability.reason());
+    }
+
+    @AfterAll
+    void closeBackends() {
+        if (gpu != null) gpu.close();
+        if (cpu != null) cpu.close();
+        arena.close();
+    }
+
+    // ---- gathers ----------------------------------------------------------------------------
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
+    void embeddingMatchesCpu(DType type) {
+        WeightTensor table = weight("embed", type, random(37 * 29, 1), 37, 29);
+        int[] ids = {0, 36, 5, 5, 17, 2, 33, 1, 0, 20, 9};
+        assertMatches("embedding " + type, run(b -> {
+            Tensor out = b.allocate(ids.length, 29);
+            b.embedding(b.weight(table), b.indices(ids), out);
+            return out;
+        }));
+    }
+
+    @Test
+    void gatherRowsMatchesCpu() {
+        float[] x = random(13 * 41, 2);
+        int[] rows = {12, 0, 7};
+        assertMatches("gatherRows", run(b -> {
+            Tensor out = b.allocate(rows.length, 41);
+            b.gatherRows(b.constant(x, 13, 41), b.indices(rows), out);
+            return out;
+        }));
+    }
+
+    @Test
+    void outOfRangeIdIsReportedAtTheNextReadAndTheBackendGoesOn() {
+        Tensor table = gpu.constant(random(7 * 5, 3), 7, 5);
+        Tensor out = gpu.allocate(2, 5);
+        gpu.embedding(table, gpu.indices(new int[]{1, 7}), out);
+        IndexOutOfBoundsException e = assertThrows(IndexOutOfBoundsException.class, () -> gpu.toFloatArray(out));
+        assertTrue(e.getMessage().contains("index 7 at 1"), e.getMessage());
+        gpu.embedding(table, gpu.indices(new int[]{1, 6}), out);
+        assertEquals(10, gpu.toFloatArray(out).length);
+    }
+
+    // ---- linear -----------------------------------------------------------------------------
+
+    @ParameterizedTest
+    @CsvSource({"F32, 1, false", "F32, 7, true", "F32, 33, false", "BF16, 1, true", "BF16, 9, false", "F16, 5, true"})
+    void linearMatchesCpu(DType type, int tokens, boolean withBias) {
+        int in = 203, out = 45;
+        WeightTensor w = weight("w", type, random(out * in, 4), out, in);
+        WeightTensor bias = weight("b", type, random(out, 5), 1, out);
+        // cuBLAS takes 16-bit weights with 16-bit inputs, so the CPU gets the same rounded inputs.
+        float[] x = roundTo(type, random(tokens * in, 6));
+        assertMatches("linear " + type, run(b -> {
+            Tensor y = b.allocate(tokens, out);
+            b.linear(b.constant(x, tokens, in), b.weight(w), withBias ? b.weight(bias) : null, y);
+            return y;
+        }));
+    }
+
+    @Test
+    void linearOfAModelSizedLayerMatchesCpu() {
+        int tokens = 19, in = 1024, out = 768;
+        WeightTensor w = weight("w", DType.F32, random(out * in, 7), out, in);
+        float[] x = random(tokens * in, 8);
+        assertMatches("linear 1024→768", run(b -> {
+            Tensor y = b.allocate(tokens, out);
+            b.linear(b.constant(x, tokens, in), b.weight(w), null, y);
+            return y;
+        }));
+    }
+
+    @Test
+    void transposedWeightMatchesCpu() {
+        WeightTensor inByOut = weight("c_attn", DType.BF16, random(21 * 13, 9), 21, 13);
+        float[] x = roundTo(DType.BF16, random(3 * 21, 10));
+        assertMatches("transposed linear", run(b -> {
+            Tensor y = b.allocate(3, 13);
+            b.linear(b.constant(x, 3, 21), b.transposedWeight(inByOut), null, y);
+            return y;
+        }));
+    }
+
+    // ---- norms ------------------------------------------------------------------------------
+
+    @ParameterizedTest
+    @CsvSource({"F32, 0, 1", "BF16, 1, 5", "F16, 0, 3", "F32, 0, 4096"})
+    void rmsNormMatchesCpu(DType type, float weightOffset, int cols) {
+        WeightTensor weight = weight("norm", type, random(cols, 11), 1, cols);
+        float[] x = random(9 * cols, 12);
+        assertMatches("rmsNorm", run(b -> {
+            Tensor out = b.allocate(9, cols);
+            b.rmsNorm(b.constant(x, 9, cols), b.weight(weight), 1e-5f, weightOffset, out);
+            return out;
+        }));
+    }
+
+    @Test
+    void rmsNormInPlaceMatchesCpu() {
+        WeightTensor weight = weight("norm", DType.F32, random(131, 13), 1, 131);
+        float[] x = random(4 * 131, 14);
+        assertMatches("rmsNorm in place", run(b -> {
+            Tensor t = b.allocate(4, 131);
+            b.add(b.constant(x, 4, 131), b.constant(new float[4 * 131], 4, 131), t);
+            b.rmsNorm(t, b.weight(weight), 1e-6f, 0f, t);
+            return t;
+        }));
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void layerNormMatchesCpu(boolean withBias) {
+        WeightTensor weight = weight("ln", DType.BF16, random(77, 15), 1, 77);
+        WeightTensor bias = weight("ln.b", DType.F32, random(77, 16), 1, 77);
+        float[] x = shift(random(6 * 77, 17), 3f);
+        assertMatches("layerNorm", run(b -> {
+            Tensor out = b.allocate(6, 77);
+            b.layerNorm(b.constant(x, 6, 77), b.weight(weight), withBias ? b.weight(bias) : null, 1e-5f, out);
+            return out;
+        }));
+    }
+
+    // ---- elementwise ------------------------------------------------------------------------
+
+    @Test
+    void addSiluMulScaleAndSoftcapMatchCpu() {
+        float[] a = random(5 * 1031, 18);
+        float[] c = random(5 * 1031, 19);
+        assertMatches("add", run(b -> {
+            Tensor out = b.allocate(5, 1031);
+            b.add(b.constant(a, 5, 1031), b.constant(c, 5, 1031), out);
+            return out;
+        }));
+        assertMatches("siluMul", run(b -> {
+            Tensor out = b.allocate(5, 1031);
+            b.siluMul(b.constant(a, 5, 1031), b.constant(c, 5, 1031), out);
+            return out;
+        }));
+        assertMatches("scale", run(b -> {
+            Tensor out = b.allocate(5, 1031);
+            b.scale(b.constant(a, 5, 1031), 0.37f, out);
+            return out;
+        }));
+        assertMatches("softcap", run(b -> {
+            Tensor out = b.allocate(5, 1031);
+            b.softcap(b.constant(a, 5, 1031), 2.5f, out);
+            return out;
+        }));
+    }
+
+    @Test
+    void addInPlaceMatchesCpu() {
+        float[] a = random(3 * 17, 20);
+        float[] c = random(3 * 17, 21);
+        assertMatches("add in place", run(b -> {
+            Tensor x = b.allocate(3, 17);
+            b.scale(b.constant(a, 3, 17), 1f, x);
+            b.add(x, b.constant(c, 3, 17), x);
+            return x;
+        }));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Activation.class)
+    void activationsMatchCpu(Activation fn) {
+        float[] x = random(7 * 123, 22);
+        float[] up = random(7 * 123, 23);
+        assertMatches(fn + "", run(b -> {
+            Tensor out = b.allocate(7, 123);
+            b.activation(fn, b.constant(x, 7, 123), out);
+            return out;
+        }));
+        assertMatches(fn + " gated", run(b -> {
+            Tensor out = b.allocate(7, 123);
+            b.gatedActivation(fn, b.constant(x, 7, 123), b.constant(up, 7, 123), out);
+            return out;
+        }));
+    }
+
+    // ---- rotary -----------------------------------------------------------------------------
+
+    @ParameterizedTest
+    @CsvSource({"true, 3, 10, 10", "false, 3, 10, 10", "true, 4, 16, 8", "false, 2, 12, 6", "true, 32, 128, 128"})
+    void rotaryMatchesCpu(boolean neox, int heads, int headDim, int rotaryDim) {
+        int tokens = 11, maxPositions = 50;
+        float[] x = random(tokens * heads * headDim, 24);
+        float[] table = random(maxPositions * rotaryDim, 25);
+        int[] positions = {0, 1, 2, 49, 7, 7, 30, 3, 4, 5, 12};
+        assertMatches("rotary", run(b -> {
+            Tensor t = b.allocate(tokens, heads * headDim);
+            b.scale(b.constant(x, tokens, heads * headDim), 1f, t);
+            b.rotary(t, heads, headDim, rotaryDim, neox, b.constant(table, maxPositions, rotaryDim), b.indices(positions));
+            return t;
+        }));
+    }
+
+    @Test
+    void rotaryPositionPastTheTableIsReported() {
+        Tensor x = gpu.allocate(2, 8);
+        gpu.rotary(x, 1, 8, 8, true, gpu.constant(new float[4 * 8], 4, 8), gpu.indices(new int[]{0, 4}));
+        assertThrows(IndexOutOfBoundsException.class, gpu::synchronize);
+    }
+
+    // ---- attention --------------------------------------------------------------------------
+
+    /**
+     * Two steps over one cache: first two prefills (one sequence's blocks out of order), then a
+     * decode token of the first sequence beside a second chunk of the other, which must see the
+     * first chunk's keys through the cache.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "6, 2, 24, 0, 0, false",
+            "4, 1, 128, 0, 0, false",
+            "2, 2, 256, 0, 0, false",
+            "8, 8, 64, 3, 0, false",
+            "4, 2, 32, 0, 5, false",
+            "4, 4, 40, 0, 0, true"})
+    void pagedAttentionMatchesCpuForPrefillAndDecode(int heads, int kvHeads, int headDim, int window, float softcap,
+                                                     boolean alibi) {
+        float[] slopes = alibi ? new float[]{0.5f, 0.25f, 0.125f, 0.0625f} : null;
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
+                window, softcap, slopes);
+        KvCacheSpec spec = new KvCacheSpec(2, 12, 4, kvHeads, headDim);
+        int[][] tables = {{3, 7, 9}, {1, 0, 5, 11}};
+        ForwardBatch prefill = batch(tables, new int[]{7, 5}, new int[]{0, 0}, new int[]{7, 5});
+        ForwardBatch mixed = batch(tables, new int[]{8, 10}, new int[]{7, 5}, new int[]{1, 5});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[] first = attend(b, cache, prefill, params, 1, 30);
+                float[] second = attend(b, cache, mixed, params, 1, 40);
+                results[i] = concat(first, second);
+            }
+        }
+        assertClose("paged attention " + params, results[0], results[1]);
+    }
+
+    private float[] attend(Backend b, KvCache cache, ForwardBatch batch, AttentionParams params, int layer, long seed) {
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim(), kvWidth = params.numKvHeads() * params.headDim();
+        Tensor out = b.allocate(tokens, qWidth);
+        b.attention(b.constant(random(tokens * qWidth, seed), tokens, qWidth),
+                b.constant(random(tokens * kvWidth, seed + 1), tokens, kvWidth),
+                b.constant(random(tokens * kvWidth, seed + 2), tokens, kvWidth),
+                cache, layer, batch, params, out);
+        return b.toFloatArray(out);
+    }
+
+    /** Sequences of {@code queryLengths} new tokens after {@code cached} tokens already in the cache. */
+    private static ForwardBatch batch(int[][] tables, int[] contexts, int[] cached, int[] queryLengths) {
+        int total = Arrays.stream(queryLengths).sum();
+        int[] ids = new int[total], positions = new int[total], slots = new int[total];
+        int[] starts = new int[queryLengths.length + 1];
+        int t = 0;
+        for (int s = 0; s < queryLengths.length; s++) {
+            starts[s] = t;
+            for (int i = 0; i < queryLengths[s]; i++, t++) {
+                int position = cached[s] + i;
+                positions[t] = position;
+                slots[t] = tables[s][position / 4] * 4 + position % 4;
+            }
+        }
+        starts[queryLengths.length] = total;
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, 4, new int[]{total - 1});
+    }
+
+    // ---- memory -----------------------------------------------------------------------------
+
+    @Test
+    void toFloatArrayWidensWeightsAndIndices() {
+        float[] values = roundTo(DType.BF16, random(3 * 5, 26));
+        assertArrayEquals(values, gpu.toFloatArray(gpu.weight(weight("w", DType.BF16, values, 3, 5))));
+        assertArrayEquals(new float[]{4, -1, 7}, gpu.toFloatArray(gpu.indices(new int[]{4, -1, 7})));
+    }
+
+    @Test
+    void rowViewsAndReshapesSeeTheSameStorage() {
+        float[] x = random(6 * 4, 27);
+        Tensor t = gpu.constant(x, 6, 4);
+        assertArrayEquals(Arrays.copyOfRange(x, 8, 16), gpu.toFloatArray(t.rows(2, 2)));
+        assertArrayEquals(x, gpu.toFloatArray(t.reshape(3, 8)));
+    }
+
+    @Test
+    void eventTimingAndMemoryInfoWork() {
+        Tensor x = gpu.allocate(1024, 1024);
+        float millis = gpu.timeMillis(() -> gpu.scale(x, 2f, x));
+        assertTrue(millis >= 0 && millis < 10_000, "timed " + millis + " ms");
+        long[] info = gpu.memoryInfo();
+        assertTrue(info[0] > 0 && info[0] <= info[1], Arrays.toString(info));
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------
+
+    private interface Computation {
+        Tensor on(Backend backend);
+    }
+
+    /** The same computation on the CPU (index 0) and on the GPU (index 1), read back. */
+    private float[][] run(Computation computation) {
+        return new float[][]{cpu.toFloatArray(computation.on(cpu)), gpu.toFloatArray(computation.on(gpu))};
+    }
+
+    private static void assertMatches(String what, float[][] cpuThenGpu) {
+        assertClose(what, cpuThenGpu[0], cpuThenGpu[1]);
+    }
+
+    private static void assertClose(String what, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double err = 0, norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            if (Float.isNaN(actual[i])) fail(what + ": NaN at " + i);
+            err += Math.pow(actual[i] - expected[i], 2);
+            norm += Math.pow(expected[i], 2);
+        }
+        double relative = Math.sqrt(err / Math.max(norm, 1e-30));
+        assertTrue(relative < TOLERANCE, what + ": relative error " + relative);
+    }
+
+    private static float[] random(int n, long seed) {
+        Random r = new Random(seed);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian();
+        return v;
+    }
+
+    private static float[] shift(float[] v, float by) {
+        for (int i = 0; i < v.length; i++) v[i] += by;
+        return v;
+    }
+
+    private static float[] concat(float[] a, float[] b) {
+        float[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    /** The values as {@code type} holds them (round to nearest even), widened back to float. */
+    private static float[] roundTo(DType type, float[] values) {
+        float[] out = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            out[i] = switch (type) {
+                case F32 -> values[i];
+                case F16 -> Float.float16ToFloat(Float.floatToFloat16(values[i]));
+                case BF16 -> Float.intBitsToFloat(bf16Bits(values[i]) << 16);
+                default -> throw new IllegalArgumentException(type.toString());
+            };
+        }
+        return out;
+    }
+
+    private static short bf16Bits(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    /** A checkpoint-like tensor of {@code type} in native memory, as a memory-mapped file would give. */
+    private WeightTensor weight(String name, DType type, float[] values, int rows, int cols) {
+        MemorySegment data = arena.allocate((long) values.length * type.byteSize());
+        for (int i = 0; i < values.length; i++) {
+            switch (type) {
+                case F32 -> data.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, values[i]);
+                case F16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(values[i]));
+                case BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, bf16Bits(values[i]));
+                default -> throw new IllegalArgumentException(type.toString());
+            }
+        }
+        long[] shape = rows == 1 ? new long[]{cols} : new long[]{rows, cols};
+        return new WeightTensor(name, type, shape, data, Path.of("random.safetensors"));
+    }
+}

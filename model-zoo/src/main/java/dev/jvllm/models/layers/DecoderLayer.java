@@ -1,0 +1,82 @@
+package dev.jvllm.models.layers;
+
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.Tensor;
+
+/**
+ * A decoder layer: self-attention and a feed-forward block joined to the residual stream in one of
+ * the ways the families differ by.
+ *
+ * @param mlpNorm             null when the feed-forward block reads the attention's normalized input (GPT-J, Phi)
+ * @param attentionOutputNorm normalizes the attention branch before it joins the residual (Gemma 2's
+ *                            "sandwich" norms); null for most families, and only with {@link Residual#SEQUENTIAL}
+ * @param mlpOutputNorm       the same for the feed-forward branch
+ */
+public record DecoderLayer(Norm attentionNorm, SelfAttention attention, Norm attentionOutputNorm, Norm mlpNorm,
+                           FeedForward mlp, Norm mlpOutputNorm, Residual residual) {
+
+    public enum Residual {
+        /** Pre-norm (Llama, GPT-2): {@code x += attn(n1(x)); x += mlp(n2(x))}. */
+        SEQUENTIAL,
+        /** GPT-J, GPT-NeoX, Phi, Falcon: {@code x += attn(n1(x)) + mlp(n2(x))}. */
+        PARALLEL,
+        /** Post-norm, as in the original transformer (OPT-350m): {@code x = n1(x + attn(x)); x = n2(x + mlp(x))}. */
+        POST_NORM
+    }
+
+    public DecoderLayer {
+        if ((attentionOutputNorm != null || mlpOutputNorm != null) && residual != Residual.SEQUENTIAL) {
+            throw new IllegalArgumentException("branch output norms need the sequential residual form");
+        }
+    }
+
+    /** A layer without branch output norms. */
+    public DecoderLayer(Norm attentionNorm, SelfAttention attention, Norm mlpNorm, FeedForward mlp, Residual residual) {
+        this(attentionNorm, attention, null, mlpNorm, mlp, null, residual);
+    }
+
+    /** Runs the layer on the residual stream x ([T, hidden]), in place. */
+    public void forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch, Scratch scratch) {
+        int tokens = x.rows();
+        Tensor normed = scratch.get("layer.normed", tokens, x.cols());
+        Tensor branch = scratch.get("layer.branch", tokens, x.cols());
+        switch (residual) {
+            case SEQUENTIAL -> {
+                attentionNorm.apply(backend, x, normed);
+                attention.forward(backend, normed, positions, cache, batch, scratch, branch);
+                addToResidual(backend, x, branch, attentionOutputNorm, normed);
+                mlpNorm.apply(backend, x, normed);
+                mlp.forward(backend, normed, scratch, branch);
+                addToResidual(backend, x, branch, mlpOutputNorm, normed);
+            }
+            case PARALLEL -> {
+                attentionNorm.apply(backend, x, normed);
+                attention.forward(backend, normed, positions, cache, batch, scratch, branch);
+                if (mlpNorm != null) {
+                    mlpNorm.apply(backend, x, normed);
+                }
+                backend.add(x, branch, x);
+                mlp.forward(backend, normed, scratch, branch);
+                backend.add(x, branch, x);
+            }
+            case POST_NORM -> {
+                attention.forward(backend, x, positions, cache, batch, scratch, branch);
+                backend.add(x, branch, normed);
+                attentionNorm.apply(backend, normed, x);
+                mlp.forward(backend, x, scratch, branch);
+                backend.add(x, branch, normed);
+                mlpNorm.apply(backend, normed, x);
+            }
+        }
+    }
+
+    private static void addToResidual(Backend backend, Tensor x, Tensor branch, Norm outputNorm, Tensor spare) {
+        if (outputNorm != null) {
+            outputNorm.apply(backend, branch, spare);
+            branch = spare;
+        }
+        backend.add(x, branch, x);
+    }
+}

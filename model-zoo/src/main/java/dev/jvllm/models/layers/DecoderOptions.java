@@ -1,0 +1,125 @@
+package dev.jvllm.models.layers;
+
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * What tells the Llama-shaped families apart, as data for {@link PreNormDecoder}.
+ *
+ * @param normWeightOffset  added to every RMSNorm weight: 0, or 1 for Gemma's (1 + w)
+ * @param mlpActivation     of the gated MLP: SiLU (SwiGLU) or a GELU (GeGLU)
+ * @param qkvBias           biases on the q, k and v projections
+ * @param outputBias        bias on the attention output projection
+ * @param mlpBias           biases on the MLP projections
+ * @param features          structural switches turned on
+ * @param embeddingScale    factor on the token embeddings (Gemma: √hidden)
+ * @param attentionScale    factor on q·k; 0 for 1/√headDim
+ * @param attentionSoftcap  tanh soft-capping of attention scores; 0 for none
+ * @param slidingWindows    per layer, the attention window (0 = whole context); null for none anywhere
+ * @param finalLogitSoftcap tanh soft-capping of the output logits; 0 for none
+ */
+public record DecoderOptions(float normWeightOffset, Activation mlpActivation, boolean qkvBias, boolean outputBias,
+                             boolean mlpBias, Set<Feature> features, float embeddingScale, float attentionScale,
+                             float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap) {
+
+    /** Structural switches a family turns on. */
+    public enum Feature {
+        /** RMSNorm on each query and key head before rotary (Qwen3). */
+        QK_NORM,
+        /** Norms after attention and MLP as well as before (Gemma 2). */
+        SANDWICH_NORMS,
+        /** {@code qkv_proj} and {@code gate_up_proj} instead of separate matrices (Phi-3). */
+        FUSED_PROJECTIONS
+    }
+
+    public boolean has(Feature feature) {
+        return features.contains(feature);
+    }
+
+    /** Llama's choices as config.json states them: hidden_act, attention_bias (all four projections), mlp_bias. */
+    public static Builder builder(ModelConfig config) {
+        return new Builder(config);
+    }
+
+    /** The attention settings of layer {@code layer}. */
+    public AttentionParams attentionParams(ModelConfig config, int layer) {
+        int headDim = config.headDim();
+        float scale = attentionScale > 0 ? attentionScale : (float) (1.0 / Math.sqrt(headDim));
+        int window = slidingWindows == null ? 0 : slidingWindows[layer];
+        return new AttentionParams(config.numHeads(), config.numKvHeads(), headDim, scale, window, attentionSoftcap, null);
+    }
+
+    /** Starts from Llama; each method states one difference. */
+    public static final class Builder {
+        private float normWeightOffset;
+        private Activation mlpActivation;
+        private boolean qkvBias;
+        private boolean outputBias;
+        private boolean mlpBias;
+        private final Set<Feature> features = EnumSet.noneOf(Feature.class);
+        private float embeddingScale = 1f;
+        private float attentionScale;
+        private float attentionSoftcap;
+        private int[] slidingWindows;
+        private float finalLogitSoftcap;
+
+        private Builder(ModelConfig config) {
+            mlpActivation = Activation.fromConfig(config.hiddenAct());
+            qkvBias = outputBias = config.bool("attention_bias", false);
+            mlpBias = config.bool("mlp_bias", false);
+        }
+
+        public Builder normWeightOffset(float offset) {
+            normWeightOffset = offset;
+            return this;
+        }
+
+        public Builder mlpActivation(Activation activation) {
+            mlpActivation = activation;
+            return this;
+        }
+
+        public Builder attentionBiases(boolean onQkv, boolean onOutput) {
+            qkvBias = onQkv;
+            outputBias = onOutput;
+            return this;
+        }
+
+        public Builder with(Feature... switchedOn) {
+            features.addAll(List.of(switchedOn));
+            return this;
+        }
+
+        public Builder embeddingScale(float scale) {
+            embeddingScale = scale;
+            return this;
+        }
+
+        public Builder attentionScores(float scale, float softcap) {
+            attentionScale = scale;
+            attentionSoftcap = softcap;
+            return this;
+        }
+
+        public Builder slidingWindows(int[] windows) {
+            slidingWindows = windows.clone();
+            return this;
+        }
+
+        public Builder finalLogitSoftcap(float cap) {
+            finalLogitSoftcap = cap;
+            return this;
+        }
+
+        public DecoderOptions build() {
+            return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias,
+                    Set.copyOf(features), embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
+                    finalLogitSoftcap);
+        }
+    }
+}

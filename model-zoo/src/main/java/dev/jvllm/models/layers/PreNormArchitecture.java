@@ -1,0 +1,53 @@
+package dev.jvllm.models.layers;
+
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.ModelArchitecture;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.PoolingModel;
+
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * The registry entry of a family built as a {@link PreNormDecoder}: its config.json architecture
+ * names and how it differs from Llama. Such a checkpoint also embeds ({@link #loadPooling}).
+ */
+public abstract class PreNormArchitecture implements ModelArchitecture {
+
+    private final List<String> names;
+    private final Function<ModelConfig, DecoderOptions> options;
+
+    /**
+     * @param names   the {@code architectures} names served
+     * @param options the family's differences for the model a config describes
+     */
+    protected PreNormArchitecture(List<String> names, Function<ModelConfig, DecoderOptions> options) {
+        this.names = List.copyOf(names);
+        this.options = options;
+    }
+
+    @Override
+    public List<String> architectureNames() {
+        return names;
+    }
+
+    /** The family's differences for the model a config describes. */
+    public DecoderOptions optionsFor(ModelConfig config) {
+        return options.apply(config);
+    }
+
+    @Override
+    public CausalLM load(ModelContext context) {
+        return new PreNormDecoder(context, optionsFor(context.config()));
+    }
+
+    /**
+     * As vLLM's pooling runner on a causal LM: the same decoder without its LM head, its final-normed
+     * states pooled (the last token's unless the checkpoint's sentence-transformers files say otherwise).
+     */
+    @Override
+    public PoolingModel loadPooling(ModelContext context) {
+        return new PreNormDecoder(context, optionsFor(context.config()), "model", false);
+    }
+}

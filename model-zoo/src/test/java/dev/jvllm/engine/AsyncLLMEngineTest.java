@@ -1,0 +1,275 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.CompletionOutput;
+import dev.jvllm.EngineConfig;
+import dev.jvllm.FinishReason;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LLM;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.Checkpoint;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Collectors;
+
+import static dev.jvllm.engine.TinyLlamas.aloneOutputs;
+import static dev.jvllm.engine.TinyLlamas.builder;
+import static dev.jvllm.engine.TinyLlamas.greedy;
+import static dev.jvllm.engine.TinyLlamas.kvBytesForBlocks;
+import static dev.jvllm.engine.TinyLlamas.randomPrompts;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The engine on its own thread: concurrent submission, streaming, aborts, shutdown and death. */
+class AsyncLLMEngineTest {
+
+    private static final Path DEMO = Path.of("../models/jvllm-demo");
+    private static final SamplingParams GREEDY = greedy(16);
+
+    @Test
+    void eightThreadsSubmittingWithRandomAbortsGetTheirGreedyOutputsAndLeakNothing() throws Exception {
+        int threads = 8, perThread = 6;
+        List<int[]> prompts = randomPrompts(30, new Random(31).ints(threads * perThread, 1, 70).toArray());
+        List<List<Integer>> alone = aloneOutputs("llama-plain", 128, prompts, GREEDY);
+        // A pool of 20 blocks also forces preemptions while requests come and go.
+        try (AsyncLLMEngine engine = builder("llama-plain", 128)
+                .kvCacheMemoryBytes(kvBytesForBlocks("llama-plain", 20)).buildAsync()) {
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            List<Future<Integer>> aborted = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int thread = t;
+                aborted.add(pool.submit(() -> submitAndMaybeAbort(engine, thread, perThread, prompts, alone)));
+            }
+            pool.shutdown();
+            int abortedCount = 0;
+            for (Future<Integer> f : aborted) abortedCount += f.get(60, TimeUnit.SECONDS);
+            assertTrue(abortedCount > 0, "some requests were aborted");
+            engine.checkNoLeaks();
+            assertEquals(0, engine.metrics().kvBlocksUsed());
+        }
+    }
+
+    /** Submits this thread's share of the prompts, aborts some at random moments; returns how many ended aborted. */
+    private static int submitAndMaybeAbort(AsyncLLMEngine engine, int thread, int count, List<int[]> prompts,
+                                           List<List<Integer>> alone) throws Exception {
+        Random random = new Random(thread);
+        Map<Integer, RequestStream> streams = new ConcurrentHashMap<>();
+        for (int i = 0; i < count; i++) {
+            int p = thread * count + i;
+            streams.put(p, engine.submit("t" + thread + "-" + i, prompts.get(p), GREEDY));
+            if (random.nextInt(3) == 0) {
+                Thread.sleep(random.nextInt(4));
+                streams.get(p).abort();
+            }
+        }
+        int abortedCount = 0;
+        for (var e : streams.entrySet()) {
+            CompletionOutput out = e.getValue().result().get(60, TimeUnit.SECONDS).outputs().getFirst();
+            List<Integer> expected = alone.get(e.getKey());
+            if (out.finishReason() == FinishReason.ABORT) {
+                abortedCount++;
+                assertEquals(expected.subList(0, out.tokenIds().size()), out.tokenIds(), "aborted output is a prefix");
+            } else {
+                assertEquals(expected, out.tokenIds(), "prompt " + e.getKey());
+            }
+        }
+        return abortedCount;
+    }
+
+    @Test
+    void streamedDeltasConcatenateToTheFinalOutput() throws Exception {
+        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(40).build();
+        String reference;
+        try (LLM llm = LLM.builder().model(DEMO.toString()).maxModelLen(256).build()) {
+            reference = llm.generate("Once upon a time", params).text();
+        }
+        // A stop string from the middle of the reference: streaming must hold back text it may take away.
+        String stop = reference.substring(reference.length() / 2, reference.length() / 2 + 3);
+        SamplingParams stopping = SamplingParams.builder().temperature(0).maxTokens(40).stop(stop).build();
+        try (AsyncLLMEngine engine = LLM.builder().model(DEMO.toString()).maxModelLen(256).buildAsync()) {
+            for (SamplingParams p : List.of(params, stopping)) {
+                RequestStream stream = engine.submit("story-" + p.stop().size(), "Once upon a time", p);
+                CollectingSubscriber subscriber = new CollectingSubscriber();
+                stream.subscribe(subscriber);
+                List<RequestOutput> deltas = subscriber.done.get(60, TimeUnit.SECONDS);
+                RequestOutput last = stream.result().get();
+                assertTrue(deltas.size() > 1, "output arrived in pieces");
+                assertEquals(last.text(), deltas.stream().map(RequestOutput::text).collect(Collectors.joining()));
+                assertEquals(last.outputs().getFirst().tokenIds(),
+                        deltas.stream().flatMap(d -> d.outputs().stream()).flatMap(c -> c.tokenIds().stream()).toList());
+                assertTrue(deltas.getLast().finished());
+                assertEquals(p == params ? reference : reference.substring(0, reference.indexOf(stop)), last.text());
+            }
+        }
+    }
+
+    @Test
+    void cancellingTheSubscriptionAbortsTheRequest() throws Exception {
+        try (AsyncLLMEngine engine = builder("llama-gqa", 256).buildAsync()) {
+            RequestStream stream = engine.submit("cancelled", randomPrompts(32, 10).getFirst(), greedy(200));
+            CollectingSubscriber subscriber = new CollectingSubscriber(2);
+            stream.subscribe(subscriber);
+            subscriber.done.get(60, TimeUnit.SECONDS);
+            RequestOutput last = stream.result().get(60, TimeUnit.SECONDS);
+            assertEquals(FinishReason.ABORT, last.outputs().getFirst().finishReason());
+            assertTrue(last.outputs().getFirst().tokenIds().size() < 200);
+            engine.checkNoLeaks();
+        }
+    }
+
+    @Test
+    void cancellingTheResultAbortsTheRequest() throws Exception {
+        try (AsyncLLMEngine engine = builder("llama-gqa", 256).buildAsync()) {
+            RequestStream stream = engine.submit("cancelled", randomPrompts(33, 10).getFirst(), greedy(200));
+            CollectingSubscriber subscriber = new CollectingSubscriber();
+            stream.subscribe(subscriber);
+            stream.result().cancel(true);
+            List<RequestOutput> deltas = subscriber.done.get(60, TimeUnit.SECONDS);
+            assertTrue(deltas.isEmpty() || deltas.getLast().outputs().getFirst().finishReason() == FinishReason.ABORT);
+            engine.checkNoLeaks();
+        }
+    }
+
+    @Test
+    void closeFailsRequestsInFlightFreesEverythingAndRefusesNewOnes() throws Exception {
+        AsyncLLMEngine engine = builder("llama-gqa", 256).buildAsync();
+        List<RequestStream> streams = new ArrayList<>();
+        List<CollectingSubscriber> subscribers = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            RequestStream stream = engine.submit("r" + i, randomPrompts(34 + i, 20).getFirst(), greedy(230));
+            CollectingSubscriber subscriber = new CollectingSubscriber();
+            stream.subscribe(subscriber);
+            streams.add(stream);
+            subscribers.add(subscriber);
+        }
+        subscribers.getFirst().done.orTimeout(60, TimeUnit.SECONDS);
+        while (subscribers.getFirst().items.isEmpty()) Thread.sleep(1);
+        engine.close();
+        for (int i = 0; i < 4; i++) {
+            RequestStream stream = streams.get(i);
+            var e = assertThrows(ExecutionException.class, () -> stream.result().get(60, TimeUnit.SECONDS));
+            assertInstanceOf(EngineClosedException.class, e.getCause());
+            CollectingSubscriber subscriber = subscribers.get(i);
+            var streamed = assertThrows(ExecutionException.class, () -> subscriber.done.get(60, TimeUnit.SECONDS));
+            assertInstanceOf(EngineClosedException.class, streamed.getCause());
+        }
+        assertFalse(engine.isRunning());
+        assertThrows(EngineClosedException.class, () -> engine.submit("late", new int[]{1, 2, 3}, GREEDY));
+        engine.checkNoLeaks();
+    }
+
+    @Test
+    void rejectedRequestFailsAloneAndTheOthersFinish() throws Exception {
+        List<int[]> prompts = randomPrompts(40, 12, 30);
+        List<List<Integer>> alone = aloneOutputs("llama-tied", 64, prompts, GREEDY);
+        try (AsyncLLMEngine engine = builder("llama-tied", 64).buildAsync()) {
+            RequestStream a = engine.submit("a", prompts.get(0), GREEDY);
+            RequestStream tooLong = engine.submit("too-long", randomPrompts(41, 70).getFirst(), GREEDY);
+            RequestStream outOfVocabulary = engine.submit("oov", new int[]{1, 600}, GREEDY);
+            RequestStream b = engine.submit("b", prompts.get(1), GREEDY);
+            assertThrows(InvalidRequestException.class, () -> engine.submit("a", prompts.get(0), GREEDY),
+                    "request id in use");
+            for (RequestStream rejected : List.of(tooLong, outOfVocabulary)) {
+                var e = assertThrows(CompletionException.class, rejected.result()::join);
+                assertInstanceOf(InvalidRequestException.class, e.getCause());
+            }
+            assertEquals(alone.get(0), a.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds());
+            assertEquals(alone.get(1), b.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds());
+            assertTrue(engine.isRunning());
+            engine.checkNoLeaks();
+        }
+    }
+
+    @Test
+    void failingStepFailsEveryRequestAsEngineDeadRefusesNewOnesAndReleasesResources() throws Exception {
+        Path dir = TinyLlamas.checkpoint("llama-plain");
+        ModelConfig config = ModelConfig.load(dir);
+        Checkpoint checkpoint = Checkpoint.open(dir);
+        Backend backend = Backends.create("cpu", new BackendOptions(1));
+        CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 128));
+        FailingModel failing = new FailingModel(model);
+        AtomicBoolean released = new AtomicBoolean();
+        EngineConfig engineConfig = new EngineConfig(128, 16, 1 << 20, 256, 2048, true, null, "cpu", 1);
+        LLMEngine inner = new LLMEngine(failing, backend, null, List.of(), 128, engineConfig);
+        AsyncLLMEngine engine = new AsyncLLMEngine(inner, () -> {
+            model.close();
+            backend.close();
+            checkpoint.close();
+            released.set(true);
+        });
+        List<RequestStream> streams = new ArrayList<>();
+        for (int i = 0; i < 3; i++) streams.add(engine.submit("r" + i, randomPrompts(50 + i, 9).getFirst(), greedy(50)));
+        failing.failNow();
+        for (RequestStream stream : streams) {
+            var e = assertThrows(ExecutionException.class, () -> stream.result().get(60, TimeUnit.SECONDS));
+            assertInstanceOf(EngineDeadException.class, e.getCause());
+            assertTrue(e.getCause().getMessage().startsWith("engine dead"), e.getCause().getMessage());
+        }
+        var refused = assertThrows(EngineDeadException.class, () -> engine.submit("late", new int[]{1, 2}, GREEDY));
+        assertTrue(refused.getCause().getMessage().contains("injected failure"), refused.getCause().getMessage());
+        engine.close();
+        assertTrue(released.get(), "model, backend and checkpoint closed");
+        engine.checkNoLeaks();
+    }
+
+    /** A model whose forward pass waits until {@link #failNow()} and then throws. */
+    private static final class FailingModel implements CausalLM {
+        private final CausalLM model;
+        private final CountDownLatch failing = new CountDownLatch(1);
+
+        FailingModel(CausalLM model) {
+            this.model = model;
+        }
+
+        void failNow() {
+            failing.countDown();
+        }
+
+        @Override
+        public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
+            return model.kvCacheSpec(numBlocks, blockSize);
+        }
+
+        @Override
+        public int vocabSize() {
+            return model.vocabSize();
+        }
+
+        @Override
+        public Tensor forward(ForwardBatch batch, KvCache cache) {
+            try {
+                failing.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            throw new IllegalStateException("injected failure");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.LLM;
+import dev.jvllm.SamplingParams;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.FieldSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.List;
+
+import static dev.jvllm.engine.TinyLlamas.aloneOutputs;
+import static dev.jvllm.engine.TinyLlamas.asPrompts;
+import static dev.jvllm.engine.TinyLlamas.builder;
+import static dev.jvllm.engine.TinyLlamas.greedy;
+import static dev.jvllm.engine.TinyLlamas.kvBytesForBlocks;
+import static dev.jvllm.engine.TinyLlamas.randomPrompts;
+import static dev.jvllm.engine.TinyLlamas.tokens;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Batching never changes greedy output: prompts run together, under a KV pool so small that
+ * requests are preempted and recomputed, or prefilled in small chunks, give exactly the tokens each
+ * gives alone; and afterwards every block is free again.
+ */
+class ContinuousBatchingTest {
+
+    private static final SamplingParams GREEDY = greedy(24);
+
+    @ParameterizedTest(name = "{0}")
+    @FieldSource("dev.jvllm.engine.TinyLlamas#CASES")
+    void promptsOfDifferentLengthsGeneratedTogetherGiveWhatEachGivesAlone(String model) {
+        List<int[]> prompts = randomPrompts(1, 1, 7, 45, 3, 20, 33, 64, 16);
+        List<List<Integer>> alone = aloneOutputs(model, 128, prompts, GREEDY);
+        try (LLM llm = builder(model, 128).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), GREEDY)));
+            llm.engine().checkNoLeaks();
+        }
+    }
+
+    @ParameterizedTest(name = "prefix caching {0}")
+    @ValueSource(booleans = {true, false})
+    void preemptedRequestsFinishWithTheTokensTheyGiveAlone(boolean prefixCaching) {
+        // Each request grows to 3 to 6 blocks; 8 blocks cannot hold them all at once.
+        List<int[]> prompts = randomPrompts(2, 20, 60, 33, 41, 27, 52);
+        SamplingParams params = greedy(32);
+        List<List<Integer>> alone = aloneOutputs("llama-gqa", 96, prompts, params);
+        try (LLM llm = builder("llama-gqa", 96).kvCacheMemoryBytes(kvBytesForBlocks("llama-gqa", 8))
+                .enablePrefixCaching(prefixCaching).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
+            assertTrue(llm.metrics().preemptions() > 0, "no request was preempted: " + llm.metrics());
+            llm.engine().checkNoLeaks();
+        }
+    }
+
+    @ParameterizedTest(name = "budget of {0} tokens")
+    @ValueSource(ints = {1, 5, 16})
+    void chunkedPrefillWithASmallTokenBudgetEqualsUnchunked(int budget) {
+        List<int[]> prompts = randomPrompts(3, 45, 64, 7, 30);
+        List<List<Integer>> unchunked = aloneOutputs("llama3-rope", 128, prompts, GREEDY);
+        try (LLM llm = builder("llama3-rope", 128).maxNumBatchedTokens(budget).build()) {
+            assertEquals(unchunked, tokens(llm.generatePrompts(asPrompts(prompts), GREEDY)));
+            llm.engine().checkNoLeaks();
+        }
+    }
+
+    @ParameterizedTest(name = "prefix caching {0}")
+    @ValueSource(booleans = {true, false})
+    void preemptionUnderChunkedPrefillStillGivesTheSameTokens(boolean prefixCaching) {
+        List<int[]> prompts = randomPrompts(4, 50, 35, 62, 18, 44);
+        SamplingParams params = greedy(30);
+        List<List<Integer>> alone = aloneOutputs("llama-tied", 96, prompts, params);
+        try (LLM llm = builder("llama-tied", 96).kvCacheMemoryBytes(kvBytesForBlocks("llama-tied", 7))
+                .maxNumBatchedTokens(12).enablePrefixCaching(prefixCaching).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
+            assertTrue(llm.metrics().preemptions() > 0, "no request was preempted: " + llm.metrics());
+            llm.engine().checkNoLeaks();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Run HERE (the build machine, with Java 25 and Maven): builds what tools/gpu/run-gpu-tests.sh
+# needs on the GPU machine, which has CUDA but no Java, into .gpu/ (ignored by git):
+#   .gpu/jre.txz            a jlinked Java 25 runtime with the modules the tests need, made once
+#   .gpu/lib/*.jar          the modules' jars and their runtime and test dependencies
+#   .gpu/console/*.jar      the JUnit platform console launcher
+#   .gpu/test-classes/M/    the compiled tests of kernels-native and model-zoo (their resources stay in src/test/resources)
+# Usage: tools/gpu/prepare.sh   (then carry .gpu to the device run)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+out=.gpu
+limit_mb=28
+
+rm -rf "$out/lib" "$out/console" "$out/test-classes"
+mkdir -p "$out/lib" "$out/console" "$out/test-classes"
+
+# JUnit's own jars are left out: the console launcher bundles them, and two copies of an engine
+# on the class path stop the launcher.
+mvn -B -ntp -q -pl model-zoo -am package dependency:copy-dependencies -DskipTests \
+  -DincludeScope=test -DoutputDirectory="$root/$out/lib" \
+  -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian
+for module in tokenizer engine-core kernels-native model-zoo; do
+  find "$module/target" -maxdepth 1 -name "jvllm-$module-*.jar" ! -name '*-tests.jar' ! -name '*-sources.jar' \
+    -exec cp {} "$out/lib/" \;
+done
+# Test resources (the goldens, ~25 MB) travel with the repository itself: run-gpu-tests.sh puts
+# each module's src/test/resources on the class path, so only compiled classes are copied here.
+for module in kernels-native model-zoo; do
+  mkdir -p "$out/test-classes/$module"
+  (cd "$module/target/test-classes" && find . -name '*.class' -exec cp --parents {} "$root/$out/test-classes/$module/" \;)
+done
+
+# The launcher of the JUnit platform that matches the project's JUnit (Jupiter 5.x.y runs on platform 1.x.y).
+jupiter=$(sed -n 's:.*<junit.version>\(.*\)</junit.version>.*:\1:p' pom.xml)
+[[ $jupiter == 5.* ]] || { echo "prepare: cannot read junit.version 5.x from pom.xml (got '$jupiter')" >&2; exit 1; }
+version=1.${jupiter#5.}
+mvn -B -ntp -q dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$version" \
+  -DoutputDirectory="$root/$out/console"
+
+# The repository (~35 MB with the goldens) travels too, under a 64 MB limit: keep .gpu small.
+# The GPU tests load no tokenizer, so DJL's native libraries (45 MB for four platforms) stay behind,
+# and the runtime holds only the modules the tests use.
+for jar in "$out"/lib/tokenizers-*.jar; do
+  [[ -f $jar ]] && zip -q -d "$jar" 'native/lib/*' >/dev/null || true
+done
+if [[ ! -f $out/jre.txz ]]; then
+  jdk=$JAVA_HOME
+  tmp=$(mktemp -d)
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported \
+    --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre" 2>/dev/null
+  tar cJf "$out/jre.txz" -C "$tmp/jre" .
+  rm -rf "$tmp"
+fi
+
+size_mb=$(du -sm "$out" | cut -f1)
+echo "prepare: $out is ${size_mb} MB ($(ls "$out/lib" | wc -l) jars, console $(ls "$out/console"))"
+if (( size_mb > limit_mb )); then
+  echo "prepare: $out is over ${limit_mb} MB" >&2
+  exit 1
+fi
