@@ -2,7 +2,9 @@ package dev.jvllm;
 
 import dev.jvllm.config.GenerationConfig;
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.config.PoolingConfig;
 import dev.jvllm.engine.AsyncLLMEngine;
+import dev.jvllm.engine.EmbeddingEngine;
 import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.LLMEngine;
 import dev.jvllm.hub.ModelResolver;
@@ -13,6 +15,7 @@ import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.tokenizer.HfTokenizer;
 import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.Checkpoint;
@@ -44,6 +47,13 @@ import java.util.function.IntFunction;
  * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time;
  * for concurrent callers and streaming, {@link Builder#buildAsync()} serves the model from an
  * {@link AsyncLLMEngine}.
+ *
+ * <p>Built with {@link Task#EMBED} (or {@link Task#AUTO} on an encoder), it embeds instead:
+ * <pre>{@code
+ * try (LLM llm = LLM.builder().model("BAAI/bge-small-en-v1.5").task(Task.EMBED).build()) {
+ *     float[] v = llm.embed("What is the capital of France?").embedding();
+ * }
+ * }</pre>
  */
 public final class LLM implements AutoCloseable {
 
@@ -57,6 +67,9 @@ public final class LLM implements AutoCloseable {
     private final Backend backend;
     private final CausalLM model;
     private final LLMEngine engine;
+    private final Task task;
+    private final PoolingModel poolingModel;
+    private final EmbeddingEngine embedder;
     private long nextRequestId;
 
     /** Loads a model (local path or Hugging Face id) with default options. */
@@ -79,14 +92,26 @@ public final class LLM implements AutoCloseable {
         if (tokenizer == null) log.info("{} has no tokenizer.json: prompts must be token ids", modelDirectory);
         int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
         this.checkpoint = Checkpoint.open(modelDirectory);
+        this.task = b.task == Task.AUTO ? (architecture.generates() ? Task.GENERATE : Task.EMBED) : b.task;
         Backend chosen = null;
         CausalLM loaded = null;
+        PoolingModel pooled = null;
         try {
             chosen = Backends.create(engineConfig.device(), new BackendOptions(engineConfig.threads()));
-            loaded = architecture.load(new ModelContext(config, checkpoint, chosen, maxModelLen));
-            this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer),
-                    eosIds(), maxModelLen, engineConfig);
+            if (task == Task.EMBED) {
+                pooled = architecture.loadPooling(new ModelContext(config, checkpoint, chosen, maxModelLen));
+                int maxInput = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : pooled.maxInputLength();
+                this.embedder = new EmbeddingEngine(pooled, chosen,
+                        PoolingConfig.load(modelDirectory, config, pooled.defaultPooling()), maxInput, engineConfig);
+                this.engine = null;
+            } else {
+                loaded = architecture.load(new ModelContext(config, checkpoint, chosen, maxModelLen));
+                this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer),
+                        eosIds(), maxModelLen, engineConfig);
+                this.embedder = null;
+            }
         } catch (RuntimeException e) {
+            if (pooled != null) pooled.close();
             if (loaded != null) loaded.close();
             if (chosen != null) chosen.close();
             checkpoint.close();
@@ -95,6 +120,7 @@ public final class LLM implements AutoCloseable {
         }
         this.backend = chosen;
         this.model = loaded;
+        this.poolingModel = pooled;
         log.info("loaded {} ({}) on {} in {} ms", b.model, config.architectures(), backend.name(),
                 (System.nanoTime() - start) / 1_000_000);
     }
@@ -132,6 +158,7 @@ public final class LLM implements AutoCloseable {
     /** Generates from text or token-id prompts, batched together; outputs in the prompts' order. */
     public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params) {
         Objects.requireNonNull(params, "params");
+        requireTask(Task.GENERATE);
         List<String> ids = new ArrayList<>();
         try {
             for (Prompt prompt : prompts) {
@@ -185,10 +212,71 @@ public final class LLM implements AutoCloseable {
     }
 
     private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens) {
+        requireTask(Task.GENERATE);
         int[] ids = tokenizer.encode(prompt, addSpecialTokens);
         String id = Long.toString(nextRequestId++);
         engine.addRequest(id, prompt, ids, params);
         return runToCompletion(List.of(id)).getFirst();
+    }
+
+    /** Embeds one text with the model's default pooling. */
+    public EmbeddingOutput embed(String text) {
+        return embed(List.of(text), PoolingParams.defaults()).getFirst();
+    }
+
+    /** Embeds one text. */
+    public EmbeddingOutput embed(String text, PoolingParams params) {
+        return embed(List.of(text), params).getFirst();
+    }
+
+    /** Embeds texts, batched together; outputs in the texts' order. */
+    public List<EmbeddingOutput> embed(List<String> texts, PoolingParams params) {
+        return encode(texts.stream().map(Prompt::text).toList(), params);
+    }
+
+    /** Embeds an input given as token ids (special tokens included as given). */
+    public EmbeddingOutput embed(int[] tokenIds, PoolingParams params) {
+        return encode(List.of(Prompt.tokens(tokenIds)), params).getFirst();
+    }
+
+    /**
+     * Embeds text or token-id inputs, batched together, as vLLM's {@code LLM.encode}/{@code embed}:
+     * texts are tokenized with the model's special tokens ([CLS] … [SEP] for BERT).
+     *
+     * @throws InvalidRequestException when this LLM was not built for {@link Task#EMBED}, an input is
+     *                                 longer than the maximum model length (without truncatePromptTokens),
+     *                                 or {@code dimensions} is set for a model without Matryoshka support
+     */
+    public List<EmbeddingOutput> encode(List<Prompt> inputs, PoolingParams params) {
+        Objects.requireNonNull(params, "params");
+        requireTask(Task.EMBED);
+        List<int[]> ids = new ArrayList<>(inputs.size());
+        List<String> requestIds = new ArrayList<>(inputs.size());
+        for (Prompt input : inputs) {
+            ids.add(switch (input) {
+                case Prompt.Text t -> {
+                    if (tokenizer == null) {
+                        throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer: give inputs as token ids");
+                    }
+                    yield tokenizer.encode(Objects.requireNonNull(t.text(), "text"), true);
+                }
+                case Prompt.Tokens t -> t.tokenIds();
+            });
+            requestIds.add("embd-" + nextRequestId++);
+        }
+        return embedder.embed(requestIds, ids, params);
+    }
+
+    /** What this LLM was built for: {@link Task#GENERATE} or {@link Task#EMBED}. */
+    public Task task() {
+        return task;
+    }
+
+    private void requireTask(Task wanted) {
+        if (task != wanted) {
+            throw new InvalidRequestException("task", "this LLM was built for task " + task + " and cannot "
+                    + (wanted == Task.EMBED ? "embed; build it with task(Task.EMBED)" : "generate; build it with task(Task.GENERATE)"));
+        }
     }
 
     /** The tokenizer, or null when the model directory has none. */
@@ -196,12 +284,13 @@ public final class LLM implements AutoCloseable {
         return tokenizer;
     }
 
-    /** The engine below this LLM, for step-by-step use. */
+    /** The engine below this LLM, for step-by-step use; null when built for {@link Task#EMBED}. */
     public LLMEngine engine() {
         return engine;
     }
 
     public EngineMetrics metrics() {
+        requireTask(Task.GENERATE);
         return engine.metrics();
     }
 
@@ -215,8 +304,10 @@ public final class LLM implements AutoCloseable {
 
     @Override
     public void close() {
-        engine.close();
-        model.close();
+        if (engine != null) engine.close();
+        if (model != null) model.close();
+        if (embedder != null) embedder.close();
+        if (poolingModel != null) poolingModel.close();
         backend.close();
         checkpoint.close();
         if (tokenizer != null) tokenizer.close();
@@ -236,6 +327,7 @@ public final class LLM implements AutoCloseable {
         private Long seed = DEFAULTS.seed();
         private String device = DEFAULTS.device();
         private int threads = DEFAULTS.threads();
+        private Task task = Task.AUTO;
 
         private Builder() {
         }
@@ -306,6 +398,12 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
+        /** What to load the model for (default {@link Task#AUTO}: embedding for encoders, else generation). */
+        public Builder task(Task task) {
+            this.task = Objects.requireNonNull(task, "task");
+            return this;
+        }
+
         /** Loads the model. */
         public LLM build() {
             return new LLM(this);
@@ -314,9 +412,17 @@ public final class LLM implements AutoCloseable {
         /**
          * Loads the model and serves it from an {@link AsyncLLMEngine} on its own thread, for
          * concurrent callers and streaming; closing the async engine closes the model.
+         *
+         * @throws InvalidRequestException when the model is loaded for {@link Task#EMBED} (the async
+         *                                 engine generates; embed with {@link #build()})
          */
         public AsyncLLMEngine buildAsync() {
             LLM llm = build();
+            if (llm.task != Task.GENERATE) {
+                llm.close();
+                throw new InvalidRequestException("task", "buildAsync serves generation, but this model was loaded for task "
+                        + llm.task + "; use build() and embed()");
+            }
             return new AsyncLLMEngine(llm.engine, llm);
         }
 

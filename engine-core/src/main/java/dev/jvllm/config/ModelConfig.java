@@ -57,11 +57,18 @@ public final class ModelConfig {
 
     /** The JSON object in {@code file}. */
     static JsonNode readJson(Path file) {
+        return requireObject(readJsonValue(file), file.toString());
+    }
+
+    /** Any JSON value in {@code file}, under the size and nesting limits of config files. */
+    static JsonNode readJsonValue(Path file) {
         try {
             if (Files.size(file) > MAX_CONFIG_BYTES) {
                 throw new ConfigException(file + ": larger than " + MAX_CONFIG_BYTES + " bytes");
             }
-            return requireObject(JSON.readTree(file.toFile()), file.toString());
+            JsonNode json = JSON.readTree(file.toFile());
+            if (json == null) throw new ConfigException(file + ": empty");
+            return json;
         } catch (NoSuchFileException e) {
             throw new ConfigException(file + ": not found");
         } catch (IOException e) {

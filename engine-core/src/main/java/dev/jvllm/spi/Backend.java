@@ -91,6 +91,15 @@ public interface Backend extends AutoCloseable {
     void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, ForwardBatch batch,
                    AttentionParams params, Tensor out);
 
+    /**
+     * Bidirectional (encoder) attention without a cache: each query token of q ([T, heads × headDim])
+     * attends over the keys and values ([T, kvHeads × headDim]) of every token of its own sequence,
+     * the sequences given by {@code batch.queryStarts()}; result into out (like q).
+     */
+    default void encoderAttention(Tensor q, Tensor k, Tensor v, ForwardBatch batch, AttentionParams params, Tensor out) {
+        throw new UnsupportedOperationException("the " + name() + " backend has no encoder attention");
+    }
+
     /** {@code out[i] = x[rows[i]]}. */
     void gatherRows(Tensor x, Tensor rows, Tensor out);
 

@@ -1,5 +1,7 @@
 package dev.jvllm.spi;
 
+import dev.jvllm.JvllmException;
+
 import java.util.List;
 
 /**
@@ -14,4 +16,18 @@ public interface ModelArchitecture {
 
     /** Builds the model: reads its weights from the context's checkpoint onto its backend. */
     CausalLM load(ModelContext context);
+
+    /** Whether {@link #load} gives a generator; false for encoders and decoders saved without their head. */
+    default boolean generates() {
+        return true;
+    }
+
+    /**
+     * Builds the model as an embedder (its final hidden states, no language-model head).
+     *
+     * @throws JvllmException when this architecture cannot embed
+     */
+    default PoolingModel loadPooling(ModelContext context) {
+        throw new JvllmException("architecture " + architectureNames() + " cannot be used for embeddings");
+    }
 }

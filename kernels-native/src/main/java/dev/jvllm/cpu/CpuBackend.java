@@ -31,6 +31,7 @@ public final class CpuBackend implements Backend {
     private final InnerLoops loops;
     private final LinearKernel linear;
     private final PagedAttentionKernel attention;
+    private final EncoderAttentionKernel encoderAttention;
 
     /** A backend with {@code options.threads()} workers (0: all available processors). */
     public CpuBackend(BackendOptions options) {
@@ -42,6 +43,7 @@ public final class CpuBackend implements Backend {
         this.loops = loops;
         this.linear = new LinearKernel(loops, pool);
         this.attention = new PagedAttentionKernel(loops, pool);
+        this.encoderAttention = new EncoderAttentionKernel(loops, pool);
     }
 
     @Override
@@ -400,6 +402,32 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("attention: out " + output + " overlaps q");
         }
         attention.run(query, key, value, pages, layer, batch, params, output);
+    }
+
+    @Override
+    public void encoderAttention(Tensor q, Tensor k, Tensor v, ForwardBatch batch, AttentionParams params, Tensor out) {
+        CpuTensor query = cpu(q, "encoderAttention", "q");
+        CpuTensor key = cpu(k, "encoderAttention", "k");
+        CpuTensor value = cpu(v, "encoderAttention", "v");
+        CpuTensor output = cpu(out, "encoderAttention", "out");
+        for (CpuTensor t : new CpuTensor[]{query, key, value, output}) {
+            requireActivation("encoderAttention", "input", t);
+        }
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim();
+        int kvWidth = params.numKvHeads() * params.headDim();
+        if (query.rows() != tokens || query.cols() != qWidth || output.rows() != tokens || output.cols() != qWidth
+                || key.rows() != tokens || key.cols() != kvWidth || value.rows() != tokens || value.cols() != kvWidth) {
+            throw new IllegalArgumentException("encoderAttention: q " + query + " and out " + output + " must be "
+                    + tokens + " × " + qWidth + ", k " + key + " and v " + value + " " + tokens + " × " + kvWidth);
+        }
+        if (params.alibiSlopes() != null || params.slidingWindow() > 0) {
+            throw new IllegalArgumentException("encoderAttention: ALiBi and sliding windows are not supported: " + params);
+        }
+        if (overlap(query, output) || overlap(key, output) || overlap(value, output)) {
+            throw new IllegalArgumentException("encoderAttention: out " + output + " overlaps q, k or v");
+        }
+        encoderAttention.run(query, key, value, batch, params, output);
     }
 
     @Override

@@ -32,6 +32,12 @@ interface InnerLoops {
     /** {@code y[i] += alpha · v[vIndex + i]} for {@code i < n}: a weighted cached value. */
     void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n);
 
+    /** {@code Σ a[aIndex + i] · b[bIndex + i]}: a query against a key of the same step (encoder attention). */
+    float dot(float[] a, int aIndex, float[] b, int bIndex, int n);
+
+    /** {@code y[i] += alpha · x[xIndex + i]} for {@code i < n}: a weighted value of the same step. */
+    void addScaled(float alpha, float[] x, int xIndex, float[] y, int n);
+
     /** {@code Σ x[i]} over the n elements at {@code index}. */
     float sum(float[] x, int index, int n);
 

@@ -22,7 +22,7 @@ final class PointwiseKernels {
     static float apply(Activation fn, float x) {
         return switch (fn) {
             case SILU -> x / (1f + (float) Math.exp(-x));
-            case GELU -> (float) (0.5 * x * (1 + Activation.erf(x / Math.sqrt(2))));
+            case GELU -> GeluApproximation.gelu(x);
             case GELU_TANH -> 0.5f * x * (1f + (float) Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
             case QUICK_GELU -> x / (1f + (float) Math.exp(-1.702 * x));
             case RELU -> Math.max(x, 0f);

@@ -49,6 +49,22 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
+    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
+        float sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += a[aIndex + i] * b[bIndex + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
+        for (int i = 0; i < n; i++) {
+            y[i] += alpha * x[xIndex + i];
+        }
+    }
+
+    @Override
     public float sum(float[] x, int index, int n) {
         float sum = 0;
         for (int i = 0; i < n; i++) {

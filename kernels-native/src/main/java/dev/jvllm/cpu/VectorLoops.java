@@ -56,6 +56,36 @@ final class VectorLoops implements InnerLoops {
     }
 
     @Override
+    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
+        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
+        int i = 0;
+        for (; i <= n - 2 * LANES; i += 2 * LANES) {
+            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
+            s1 = floats(a, aIndex + i + LANES).fma(floats(b, bIndex + i + LANES), s1);
+        }
+        for (; i <= n - LANES; i += LANES) {
+            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
+        }
+        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            sum += a[aIndex + i] * b[bIndex + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
+        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
+        int i = 0;
+        for (; i <= n - LANES; i += LANES) {
+            floats(x, xIndex + i).fma(a, floats(y, i)).intoArray(y, i);
+        }
+        for (; i < n; i++) {
+            y[i] += alpha * x[xIndex + i];
+        }
+    }
+
+    @Override
     public float sum(float[] x, int index, int n) {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
         int i = 0;

@@ -25,7 +25,10 @@
  *       each building its parameter array through the FFM);</li>
  *   <li>fused kernels (residual add + RMSNorm, rotary + cache write), sized KV pool from a
  *       profiling forward under a memory-utilization share, device selection beyond device 0;</li>
- *   <li>the side-by-side benchmark of issue 4.</li>
+ *   <li>the side-by-side benchmark of issue 4;</li>
+ *   <li>encoder (bidirectional, cache-free) attention: {@code Backend.encoderAttention} keeps its
+ *       default here, which throws, so BERT and XLM-RoBERTa embedders run on the CPU backend only
+ *       (decoder embedders use the paged attention and need nothing new).</li>
  * </ul>
  */
 package dev.jvllm.cuda;

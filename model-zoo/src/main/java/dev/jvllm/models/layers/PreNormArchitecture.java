@@ -4,6 +4,7 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.PoolingModel;
 
 import java.util.List;
 import java.util.function.Function;
@@ -11,7 +12,7 @@ import java.util.function.UnaryOperator;
 
 /**
  * The registry entry of a family built as a {@link PreNormDecoder}: its config.json architecture
- * names and how it differs from Llama.
+ * names and how it differs from Llama. Such a checkpoint also embeds ({@link #loadPooling}).
  */
 public abstract class PreNormArchitecture implements ModelArchitecture {
 
@@ -45,10 +46,28 @@ public abstract class PreNormArchitecture implements ModelArchitecture {
         return names;
     }
 
+    /** The family's differences for the model a config describes. */
+    public DecoderOptions optionsFor(ModelConfig config) {
+        return options.apply(llamaFields.apply(config));
+    }
+
     @Override
     public CausalLM load(ModelContext context) {
-        ModelConfig config = llamaFields.apply(context.config());
-        return new PreNormDecoder(new ModelContext(config, context.checkpoint(), context.backend(), context.maxModelLen()),
-                options.apply(config));
+        return new PreNormDecoder(restated(context), optionsFor(context.config()));
+    }
+
+    /**
+     * As vLLM's pooling runner on a causal LM: the same decoder without its LM head, its final-normed
+     * states pooled (the last token's unless the checkpoint's sentence-transformers files say otherwise).
+     */
+    @Override
+    public PoolingModel loadPooling(ModelContext context) {
+        return new PreNormDecoder(restated(context), optionsFor(context.config()), "model", false);
+    }
+
+    /** The context with its config restated in the field names {@link PreNormDecoder} reads. */
+    protected ModelContext restated(ModelContext context) {
+        return new ModelContext(llamaFields.apply(context.config()), context.checkpoint(), context.backend(),
+                context.maxModelLen());
     }
 }

@@ -4,11 +4,13 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.DecoderOptions.Feature;
 import dev.jvllm.models.layers.DecoderOptions.Positions;
+import dev.jvllm.pooling.PoolingType;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.spi.Tensor;
 
 import java.util.ArrayList;
@@ -19,37 +21,58 @@ import java.util.List;
  * blocks of rotary (or ALiBi) grouped-query attention and a gated MLP, a final RMSNorm and the LM
  * head (the embedding matrix when tied). What a family changes, its checkpoint names included
  * ({@link WeightNames}), is stated by its {@link DecoderOptions}.
+ *
+ * <p>The same forward serves as an embedder ({@link PoolingModel}, as vLLM's pooling runner on a
+ * decoder): {@link #hiddenStates} stops before the LM head and returns every token's final-normed
+ * state, pooled by the engine (the last token's by default). Loaded without its head, it also reads
+ * checkpoints saved by Transformers' headless classes ({@code MistralModel}: no {@code model.} prefix).
  */
-public final class PreNormDecoder implements CausalLM {
+public final class PreNormDecoder implements CausalLM, PoolingModel {
 
     private final Backend backend;
     private final ModelConfig config;
     private final DecoderOptions options;
     private final int hidden;
+    private final int vocab;
+    private final int maxModelLen;
     private final Tensor embedTokens;
     private final RotaryEmbedding rotary;
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final Norm finalNorm;
+    /** Null when loaded without its head (only {@link #hiddenStates} runs). */
     private final Linear lmHead;
     private final Scratch scratch;
 
+    /** The causal LM of a {@code *ForCausalLM} checkpoint: decoder under {@code model.}, and the LM head. */
     public PreNormDecoder(ModelContext context, DecoderOptions options) {
+        this(context, options, "model", true);
+    }
+
+    /**
+     * @param prefix   where the decoder's weights live: "model", or "" in checkpoints saved without
+     *                 their head (Transformers' {@code LlamaModel}, {@code MistralModel}, {@code Qwen2Model})
+     * @param withHead whether to load the LM head; {@link #forward} needs it, {@link #hiddenStates} does not
+     */
+    public PreNormDecoder(ModelContext context, DecoderOptions options, String prefix, boolean withHead) {
         this.backend = context.backend();
         this.config = context.config();
         this.options = options;
         this.hidden = config.hiddenSize();
-        int vocab = config.vocabSize();
+        this.vocab = config.vocabSize();
+        this.maxModelLen = context.maxModelLen();
         this.rotary = options.positions() == Positions.ALIBI ? null
                 : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(),
                         options.positions() == Positions.ROTARY);
-        WeightNames names = options.names();
+        WeightNames names = prefix.isEmpty() ? options.names().withoutModelPrefix() : options.names();
         WeightScope root = WeightScope.root(context.checkpoint(), backend);
         this.embedTokens = root.child(names.embedTokens()).tensor("weight", vocab, hidden);
         for (int i = 0; i < config.numLayers(); i++) {
             layers.add(loadLayer(root.child(names.layers()).child(Integer.toString(i)), i));
         }
         this.finalNorm = norm(root, names.finalNorm());
-        if (config.tieWordEmbeddings() || !root.has(names.lmHead() + ".weight")) {
+        if (!withHead) {
+            this.lmHead = null;
+        } else if (config.tieWordEmbeddings() || !root.has(names.lmHead() + ".weight")) {
             this.lmHead = new Linear(embedTokens, null, hidden, vocab);
         } else if (options.unitLmHeadRows()) {
             this.lmHead = Linear.loadUnitRows(root, names.lmHead(), hidden, vocab);
@@ -88,20 +111,40 @@ public final class PreNormDecoder implements CausalLM {
 
     @Override
     public int vocabSize() {
-        return lmHead.outFeatures();
+        return vocab;
+    }
+
+    @Override
+    public int hiddenSize() {
+        return hidden;
+    }
+
+    @Override
+    public int maxInputLength() {
+        return maxModelLen;
+    }
+
+    /** A decoder embeds with its last token's state: the only one that has seen the whole input. */
+    @Override
+    public PoolingType defaultPooling() {
+        return PoolingType.LAST;
+    }
+
+    /** The final-normed hidden state of every token of the batch, [tokens, hidden]: what the LM head reads. */
+    @Override
+    public Tensor hiddenStates(ForwardBatch batch, KvCache cache) {
+        Tensor x = decode(batch, cache);
+        Tensor normed = scratch.get("final.normed", batch.numTokens(), hidden);
+        finalNorm.apply(backend, x, normed);
+        return normed;
     }
 
     @Override
     public Tensor forward(ForwardBatch batch, KvCache cache) {
-        Tensor positions = rotary == null ? backend.indices(batch.positions()) : rotary.tableRows(backend, batch);
-        Tensor x = scratch.get("residual", batch.numTokens(), hidden);
-        backend.embedding(embedTokens, backend.indices(batch.tokenIds()), x);
-        if (options.embeddingScale() != 1f) {
-            backend.scale(x, options.embeddingScale(), x);
+        if (lmHead == null) {
+            throw new IllegalStateException("this decoder was loaded without its LM head (for embeddings) and cannot give logits");
         }
-        for (DecoderLayer layer : layers) {
-            layer.forward(backend, x, positions, cache, batch, scratch);
-        }
+        Tensor x = decode(batch, cache);
         int wanted = batch.logitRows().length;
         Tensor last = scratch.get("last", wanted, hidden);
         backend.gatherRows(x, backend.indices(batch.logitRows()), last);
@@ -113,5 +156,23 @@ public final class PreNormDecoder implements CausalLM {
             backend.softcap(logits, options.finalLogitSoftcap(), logits);
         }
         return logits;
+    }
+
+    /** Embeddings and every layer: the residual stream before the final norm, [tokens, hidden]. */
+    private Tensor decode(ForwardBatch batch, KvCache cache) {
+        Tensor positions = rotary == null ? backend.indices(batch.positions()) : rotary.tableRows(backend, batch);
+        Tensor x = scratch.get("residual", batch.numTokens(), hidden);
+        backend.embedding(embedTokens, backend.indices(batch.tokenIds()), x);
+        if (options.embeddingScale() != 1f) {
+            backend.scale(x, options.embeddingScale(), x);
+        }
+        for (DecoderLayer layer : layers) {
+            layer.forward(backend, x, positions, cache, batch, scratch);
+        }
+        return x;
+    }
+
+    @Override
+    public void close() {
     }
 }

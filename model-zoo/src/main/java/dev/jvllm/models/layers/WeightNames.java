@@ -43,6 +43,18 @@ public record WeightNames(String embedTokens, String layers, String finalNorm, S
     }
 
     /** These names with the model-level ones replaced. */
+    /**
+     * The names as saved by Transformers' headless classes ({@code LlamaModel}, {@code MistralModel}):
+     * the same, without the leading {@code model.}.
+     */
+    public WeightNames withoutModelPrefix() {
+        return model(strip(embedTokens), strip(layers), strip(finalNorm), lmHead);
+    }
+
+    private static String strip(String name) {
+        return name.startsWith("model.") ? name.substring("model.".length()) : name;
+    }
+
     public WeightNames model(String embedTokens, String layers, String finalNorm, String lmHead) {
         return new WeightNames(embedTokens, layers, finalNorm, lmHead, attentionNorm, mlpNorm, attention, output,
                 qkvLayout, qkv, mlp, down, gateUp);

@@ -1,0 +1,45 @@
+package dev.jvllm.spi;
+
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.pooling.PoolingType;
+
+/**
+ * A loaded model used for its hidden states rather than its next-token logits: an encoder (BERT,
+ * XLM-RoBERTa) or a decoder without its language-model head (e5-mistral). One forward over a
+ * flattened batch of whole inputs returns the final hidden state of every token; pooling them
+ * into one vector per input is the engine's work ({@link dev.jvllm.pooling.Pooler}).
+ */
+public interface PoolingModel extends AutoCloseable {
+
+    /** Width of a hidden state. */
+    int hiddenSize();
+
+    /** Token ids run from 0 to this, exclusive. */
+    int vocabSize();
+
+    /** The longest input, in tokens, its position embeddings cover. */
+    int maxInputLength();
+
+    /** The pooling this architecture uses when the checkpoint has no sentence-transformers files. */
+    PoolingType defaultPooling();
+
+    /**
+     * The cache a decoder needs for {@code numBlocks} blocks of {@code blockSize} tokens; null for
+     * encoders, whose bidirectional attention runs on the step's own keys and values.
+     */
+    default KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
+        return null;
+    }
+
+    /**
+     * Runs the batch (every sequence complete, positions from 0) and returns the final hidden
+     * state of every token as a [tokens, hiddenSize] tensor of the backend, valid until the next call.
+     *
+     * @param cacheOrNull the cache of {@link #kvCacheSpec}, null for encoders
+     */
+    Tensor hiddenStates(ForwardBatch batch, KvCache cacheOrNull);
+
+    @Override
+    default void close() {
+    }
+}

@@ -1,0 +1,61 @@
+package dev.jvllm.models.layers;
+
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+
+/**
+ * One post-norm Transformer encoder layer as BERT lays it out (arXiv:1810.04805):
+ * {@code x = LN(x + O(attention(Qx, Kx, Vx)))}, then {@code x = LN(x + W2 act(W1 x))}, with
+ * bidirectional attention over each sequence. Weight names are BERT's
+ * ({@code attention.self.query}, {@code attention.output.dense}, {@code intermediate.dense}, ...),
+ * which RoBERTa and XLM-RoBERTa keep.
+ */
+public record BertLayer(Linear query, Linear key, Linear value, Linear attentionOutput, LayerNorm attentionNorm,
+                        Linear intermediate, Linear output, LayerNorm outputNorm, AttentionParams params,
+                        Activation activation) {
+
+    public static BertLayer load(WeightScope layer, int hidden, int intermediateSize, AttentionParams params,
+                                 Activation activation, double eps) {
+        WeightScope attention = layer.child("attention");
+        WeightScope self = attention.child("self");
+        WeightScope attentionOut = attention.child("output");
+        WeightScope out = layer.child("output");
+        return new BertLayer(
+                Linear.load(self, "query", hidden, hidden, true),
+                Linear.load(self, "key", hidden, hidden, true),
+                Linear.load(self, "value", hidden, hidden, true),
+                Linear.load(attentionOut, "dense", hidden, hidden, true),
+                LayerNorm.load(attentionOut, "LayerNorm", hidden, eps),
+                Linear.load(layer.child("intermediate"), "dense", hidden, intermediateSize, true),
+                Linear.load(out, "dense", intermediateSize, hidden, true),
+                LayerNorm.load(out, "LayerNorm", hidden, eps),
+                params, activation);
+    }
+
+    /** Updates the hidden states x ([tokens, hidden]) in place. */
+    public void forward(Backend backend, Tensor x, ForwardBatch batch, Scratch scratch) {
+        int tokens = x.rows();
+        int hidden = x.cols();
+        Tensor q = scratch.get("bert.q", tokens, hidden);
+        Tensor k = scratch.get("bert.k", tokens, hidden);
+        Tensor v = scratch.get("bert.v", tokens, hidden);
+        Tensor context = scratch.get("bert.context", tokens, hidden);
+        Tensor branch = scratch.get("bert.branch", tokens, hidden);
+        query.apply(backend, x, q);
+        key.apply(backend, x, k);
+        value.apply(backend, x, v);
+        backend.encoderAttention(q, k, v, batch, params, context);
+        attentionOutput.apply(backend, context, branch);
+        backend.add(x, branch, branch);
+        attentionNorm.apply(backend, branch, x);
+        Tensor inner = scratch.get("bert.intermediate", tokens, intermediate.outFeatures());
+        intermediate.apply(backend, x, inner);
+        backend.activation(activation, inner, inner);
+        output.apply(backend, inner, branch);
+        backend.add(x, branch, branch);
+        outputNorm.apply(backend, branch, x);
+    }
+}
