@@ -22,10 +22,13 @@ import java.util.Set;
  * @param attentionSoftcap  tanh soft-capping of attention scores; 0 for none
  * @param slidingWindows    per layer, the attention window (0 = whole context); null for none anywhere
  * @param finalLogitSoftcap tanh soft-capping of the output logits; 0 for none
+ * @param attention         builds each layer's attention; null for Llama's {@link SelfAttention}
+ * @param feedForward       builds each layer's feed-forward block; null for Llama's {@link GatedMlp}
  */
 public record DecoderOptions(float normWeightOffset, Activation mlpActivation, boolean qkvBias, boolean outputBias,
                              boolean mlpBias, Set<Feature> features, float embeddingScale, float attentionScale,
-                             float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap) {
+                             float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap,
+                             LayerPartLoader<Attention> attention, LayerPartLoader<FeedForward> feedForward) {
 
     /** Structural switches a family turns on. */
     public enum Feature {
@@ -67,6 +70,8 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         private float attentionSoftcap;
         private int[] slidingWindows;
         private float finalLogitSoftcap;
+        private LayerPartLoader<Attention> attention;
+        private LayerPartLoader<FeedForward> feedForward;
 
         private Builder(ModelConfig config) {
             mlpActivation = Activation.fromConfig(config.hiddenAct());
@@ -116,10 +121,22 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
             return this;
         }
 
+        /** Each layer's attention from {@code loader} instead of Llama's (DeepSeek's latent attention). */
+        public Builder attention(LayerPartLoader<Attention> loader) {
+            attention = loader;
+            return this;
+        }
+
+        /** Each layer's feed-forward block from {@code loader} instead of Llama's MLP (mixtures of experts). */
+        public Builder feedForward(LayerPartLoader<FeedForward> loader) {
+            feedForward = loader;
+            return this;
+        }
+
         public DecoderOptions build() {
             return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias,
                     Set.copyOf(features), embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
-                    finalLogitSoftcap);
+                    finalLogitSoftcap, attention, feedForward);
         }
     }
 }

@@ -21,6 +21,7 @@ import java.util.List;
  */
 public final class PreNormDecoder implements CausalLM {
 
+    private final ModelContext context;
     private final Backend backend;
     private final ModelConfig config;
     private final DecoderOptions options;
@@ -33,12 +34,15 @@ public final class PreNormDecoder implements CausalLM {
     private final Scratch scratch;
 
     public PreNormDecoder(ModelContext context, DecoderOptions options) {
+        this.context = context;
         this.backend = context.backend();
         this.config = context.config();
         this.options = options;
         this.hidden = config.hiddenSize();
         int vocab = config.vocabSize();
-        this.rotary = RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(), true);
+        // A family with its own attention brings its own positions (DeepSeek's decoupled rotary key).
+        this.rotary = options.attention() != null ? null
+                : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(), true);
         WeightScope root = WeightScope.root(context.checkpoint(), backend);
         WeightScope model = root.child("model");
         this.embedTokens = model.child("embed_tokens").tensor("weight", vocab, hidden);
@@ -53,18 +57,12 @@ public final class PreNormDecoder implements CausalLM {
     }
 
     private DecoderLayer loadLayer(WeightScope layer, int index) {
-        WeightScope attentionScope = layer.child("self_attn");
-        var params = options.attentionParams(config, index);
-        SelfAttention attention = options.has(Feature.FUSED_PROJECTIONS)
-                ? SelfAttention.loadFused(attentionScope, "qkv_proj", hidden, params, rotary, index)
-                : SelfAttention.load(attentionScope, hidden, params, options.qkvBias(), options.outputBias(), rotary, index);
-        if (options.has(Feature.QK_NORM)) {
-            attention = attention.withHeadNorms(attentionScope, config.rmsNormEps());
-        }
-        WeightScope mlpScope = layer.child("mlp");
-        GatedMlp mlp = options.has(Feature.FUSED_PROJECTIONS)
-                ? GatedMlp.loadFused(mlpScope, "gate_up_proj", hidden, config.intermediateSize(), options.mlpActivation())
-                : GatedMlp.load(mlpScope, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
+        Attention attention = options.attention() != null
+                ? options.attention().load(context, layer, index)
+                : loadSelfAttention(layer.child("self_attn"), index);
+        FeedForward mlp = options.feedForward() != null
+                ? options.feedForward().load(context, layer, index)
+                : loadMlp(layer.child("mlp"));
         if (options.has(Feature.SANDWICH_NORMS)) {
             return new DecoderLayer(norm(layer, "input_layernorm"), attention, norm(layer, "post_attention_layernorm"),
                     norm(layer, "pre_feedforward_layernorm"), mlp, norm(layer, "post_feedforward_layernorm"),
@@ -75,13 +73,30 @@ public final class PreNormDecoder implements CausalLM {
                 norm(layer, "post_attention_layernorm"), mlp, DecoderLayer.Residual.SEQUENTIAL);
     }
 
+    private SelfAttention loadSelfAttention(WeightScope attentionScope, int index) {
+        var params = options.attentionParams(config, index);
+        SelfAttention attention = options.has(Feature.FUSED_PROJECTIONS)
+                ? SelfAttention.loadFused(attentionScope, "qkv_proj", hidden, params, rotary, index)
+                : SelfAttention.load(attentionScope, hidden, params, options.qkvBias(), options.outputBias(), rotary, index);
+        if (options.has(Feature.QK_NORM)) {
+            attention = attention.withHeadNorms(attentionScope, config.rmsNormEps());
+        }
+        return attention;
+    }
+
+    private GatedMlp loadMlp(WeightScope mlpScope) {
+        return options.has(Feature.FUSED_PROJECTIONS)
+                ? GatedMlp.loadFused(mlpScope, "gate_up_proj", hidden, config.intermediateSize(), options.mlpActivation())
+                : GatedMlp.load(mlpScope, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
+    }
+
     private Norm norm(WeightScope scope, String name) {
         return RmsNorm.load(scope, name, hidden, config.rmsNormEps(), options.normWeightOffset());
     }
 
     @Override
     public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
-        return new KvCacheSpec(layers.size(), numBlocks, blockSize, config.numKvHeads(), config.headDim());
+        return layers.getFirst().attention().cacheSpec(layers.size(), numBlocks, blockSize);
     }
 
     @Override
@@ -91,7 +106,7 @@ public final class PreNormDecoder implements CausalLM {
 
     @Override
     public Tensor forward(ForwardBatch batch, KvCache cache) {
-        Tensor positions = rotary.tableRows(backend, batch);
+        Tensor positions = rotary != null ? rotary.tableRows(backend, batch) : backend.indices(batch.positions());
         Tensor x = scratch.get("residual", batch.numTokens(), hidden);
         backend.embedding(embedTokens, backend.indices(batch.tokenIds()), x);
         if (options.embeddingScale() != 1f) {
