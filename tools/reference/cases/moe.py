@@ -9,17 +9,14 @@ is a field of the Transformers 5.17 config class. Tiny shapes: hidden 64, 2 laye
 model-zoo's MoeGoldenTest reads the case names from this file.
 """
 
-VOCAB = 512
-ROPE = dict(rope_type="default", rope_theta=10000.0)
+import importlib.util
+import pathlib
 
-
-def tiny(**overrides):
-    """The common tiny shape: 2 layers, hidden 64, 4 query heads over 2 key/value heads."""
-    kwargs = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  rms_norm_eps=1e-6, rope_parameters=dict(ROPE), tie_word_embeddings=False)
-    kwargs.update(overrides)
-    return kwargs
+# The common tiny shape (2 layers, hidden 64, 4 query heads over 2 key/value heads) is part_a's.
+_part_a_spec = importlib.util.spec_from_file_location("part_a", pathlib.Path(__file__).with_name("part_a.py"))
+_part_a = importlib.util.module_from_spec(_part_a_spec)
+_part_a_spec.loader.exec_module(_part_a)
+tiny = _part_a.tiny
 
 
 def deepseek(**overrides):

@@ -7,6 +7,7 @@ import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
@@ -456,12 +457,9 @@ public final class CpuBackend implements Backend {
         requireActivation(kernel, "out", output);
         requireType(kernel, "rows", indices, DType.I32);
         requireWeightType(kernel, "weights", scale);
+        KernelShapes.checkScatterAddRows(src, indices, scale, output);
         int count = src.rows();
         int cols = src.cols();
-        if (indices.elementCount() != count || scale.elementCount() != count || output.cols() != cols) {
-            throw new IllegalArgumentException(kernel + ": " + src + " needs one row index and one weight per row ("
-                    + indices + ", " + scale + ") and out " + output + " of " + cols + " columns");
-        }
         if (overlap(src, output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps source");
         }
@@ -492,16 +490,8 @@ public final class CpuBackend implements Backend {
         requireActivation(kernel, "x", input);
         requireActivation(kernel, "out", output);
         requireWeightType(kernel, "weight", w);
-        if (heads <= 0 || input.cols() % heads != 0 || w.rows() % heads != 0) {
-            throw new IllegalArgumentException(kernel + ": x " + input + " and weight " + w + " do not split into "
-                    + heads + " heads");
-        }
+        int outPerHead = KernelShapes.checkHeadwiseLinear(input, w, heads, output);
         int in = input.cols() / heads;
-        int outPerHead = w.rows() / heads;
-        if (w.cols() != in || output.rows() != input.rows() || output.cols() != heads * outPerHead) {
-            throw new IllegalArgumentException(kernel + ": weight " + w + " must take " + in + " features per head and out "
-                    + output + " be " + input.rows() + " × " + heads * outPerHead);
-        }
         if (overlap(input, output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
         }

@@ -83,31 +83,21 @@ final class PagedAttentionKernel {
                              int slotWidth) {
     }
 
-    /** Copies each token's key and value row into its slot; a negative slot means "do not cache". */
+    /** Copies each token's key and value rows into their slots; a negative slot means "do not cache". */
     private static void writeStep(CpuTensor k, CpuTensor v, CpuKvCache cache, int layer, ForwardBatch batch) {
-        int width = cache.slotWidth();
-        long slotBytes = (long) width * Float.BYTES;
-        int[] slotMapping = batch.slotMapping();
-        for (int t = 0; t < slotMapping.length; t++) {
-            int slot = slotMapping[t];
-            if (slot < 0) {
-                continue;
-            }
-            if (slot >= cache.slots()) {
-                throw new IllegalArgumentException("token " + t + " maps to slot " + slot + " but the cache has "
-                        + cache.slots() + " slots");
-            }
-            MemorySegment.copy(k.floats(), k.arrayIndex(t), cache.keys(layer), Elements.FLOAT, slot * slotBytes, width);
-            MemorySegment.copy(v.floats(), v.arrayIndex(t), cache.values(layer), Elements.FLOAT, slot * slotBytes, width);
-        }
+        writeSlots(cache, cache.keys(layer), batch, k);
+        writeSlots(cache, cache.values(layer), batch, v);
     }
 
     /** Copies each token's latent row and rotary key, side by side, into its slot. */
     private static void writeLatentStep(CpuTensor latent, CpuTensor keyRope, CpuKvCache cache, int layer,
                                         ForwardBatch batch) {
-        int width = cache.slotWidth();
-        int rank = latent.cols();
-        long slotBytes = (long) width * Float.BYTES;
+        writeSlots(cache, cache.keys(layer), batch, latent, keyRope);
+    }
+
+    /** Writes token t's rows of {@code parts}, one after another, into its slot of {@code pool}. */
+    private static void writeSlots(CpuKvCache cache, MemorySegment pool, ForwardBatch batch, CpuTensor... parts) {
+        long slotBytes = (long) cache.slotWidth() * Float.BYTES;
         int[] slotMapping = batch.slotMapping();
         for (int t = 0; t < slotMapping.length; t++) {
             int slot = slotMapping[t];
@@ -119,9 +109,10 @@ final class PagedAttentionKernel {
                         + cache.slots() + " slots");
             }
             long at = slot * slotBytes;
-            MemorySegment.copy(latent.floats(), latent.arrayIndex(t), cache.keys(layer), Elements.FLOAT, at, rank);
-            MemorySegment.copy(keyRope.floats(), keyRope.arrayIndex(t), cache.keys(layer), Elements.FLOAT,
-                    at + (long) rank * Float.BYTES, keyRope.cols());
+            for (CpuTensor part : parts) {
+                MemorySegment.copy(part.floats(), part.arrayIndex(t), pool, Elements.FLOAT, at, part.cols());
+                at += (long) part.cols() * Float.BYTES;
+            }
         }
     }
 

@@ -6,6 +6,7 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.UnsupportedKernelException;
 import dev.jvllm.spi.Tensor;
@@ -546,11 +547,8 @@ public final class CudaBackend implements Backend {
         requireActivation(kernel, "out", output);
         requireType(kernel, "rows", indices, DType.I32);
         requireWeightType(kernel, "weights", scale);
+        KernelShapes.checkScatterAddRows(src, indices, scale, output);
         int count = src.rows();
-        if (indices.elementCount() != count || scale.elementCount() != count || output.cols() != src.cols()) {
-            throw new IllegalArgumentException(kernel + ": " + src + " needs one row index and one weight per row ("
-                    + indices + ", " + scale + ") and out " + output + " of " + src.cols() + " columns");
-        }
         if (src.overlaps(output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps source");
         }
@@ -569,16 +567,8 @@ public final class CudaBackend implements Backend {
         requireActivation(kernel, "x", input);
         requireActivation(kernel, "out", output);
         requireWeightType(kernel, "weight", w);
-        if (heads <= 0 || input.cols() % heads != 0 || w.rows() % heads != 0) {
-            throw new IllegalArgumentException(kernel + ": x " + input + " and weight " + w + " do not split into "
-                    + heads + " heads");
-        }
+        int outPerHead = KernelShapes.checkHeadwiseLinear(input, w, heads, output);
         int in = input.cols() / heads;
-        int outPerHead = w.rows() / heads;
-        if (w.cols() != in || output.rows() != input.rows() || output.cols() != heads * outPerHead) {
-            throw new IllegalArgumentException(kernel + ": weight " + w + " must take " + in + " features per head and out "
-                    + output + " be " + input.rows() + " × " + heads * outPerHead);
-        }
         if (input.overlaps(output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
         }
