@@ -8,9 +8,11 @@ import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.WeightsException;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Function;
 import java.util.function.IntPredicate;
 
 /**
@@ -136,7 +138,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
         sharedExpert.forward(backend, x, scratch, shared);
         float[] scale = new float[tokens];
         if (sharedExpertGate == null) {
-            java.util.Arrays.fill(scale, 1f);
+            Arrays.fill(scale, 1f);
         } else {
             Tensor gate = scratch.get("moe.shared.gate", tokens, 1);
             sharedExpertGate.apply(backend, x, gate);
@@ -202,7 +204,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
      * @param routing the family's router for a sparse layer's {@code mlp.gate} scope
      */
     public static LayerPartLoader<FeedForward> deepSeek(ModelConfig config,
-                                                        java.util.function.Function<WeightScope, ExpertRouter> routing) {
+                                                        Function<WeightScope, ExpertRouter> routing) {
         int routed = config.intOr(0, "n_routed_experts");
         int firstSparse = config.intOr(0, "first_k_dense_replace");
         int frequency = config.intOr(1, "moe_layer_freq");
@@ -220,13 +222,8 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
         };
     }
 
-    static int required(ModelConfig config, String field) {
-        int value = config.intOr(-1, field);
-        if (value <= 0) {
-            throw new ConfigException(config.source() + ": field '" + field + "' must be a positive integer for a "
-                    + "mixture of experts, got " + config.raw().get(field));
-        }
-        return value;
+    private static int required(ModelConfig config, String field) {
+        return ConfigValues.positiveInt(config, field, "a mixture of experts");
     }
 
     private static Set<Integer> layerList(ModelConfig config, String field) {

@@ -9,6 +9,9 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightsException;
+
+import java.util.Arrays;
 
 /**
  * Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434 §2.1): keys and values of every head
@@ -46,9 +49,12 @@ public record MultiHeadLatentAttention(Linear qDown, RmsNorm qDownNorm, Linear q
                         boolean bias) {
 
         public static Shape of(ModelConfig config) {
+            String feature = "multi-head latent attention";
             return new Shape(config.hiddenSize(), config.numHeads(), config.intOr(0, "q_lora_rank"),
-                    MixtureOfExperts.required(config, "kv_lora_rank"), MixtureOfExperts.required(config, "qk_nope_head_dim"),
-                    MixtureOfExperts.required(config, "qk_rope_head_dim"), MixtureOfExperts.required(config, "v_head_dim"),
+                    ConfigValues.positiveInt(config, "kv_lora_rank", feature),
+                    ConfigValues.positiveInt(config, "qk_nope_head_dim", feature),
+                    ConfigValues.positiveInt(config, "qk_rope_head_dim", feature),
+                    ConfigValues.positiveInt(config, "v_head_dim", feature),
                     config.bool("attention_bias", false));
         }
 
@@ -118,9 +124,13 @@ public record MultiHeadLatentAttention(Linear qDown, RmsNorm qDownNorm, Linear q
      * part, regrouped as one contiguous matrix per part ([heads × rows_part, in]).
      */
     private static Tensor[] perHeadBlocks(WeightScope scope, String name, int heads, int in, int... rowsPerHead) {
-        int perHead = java.util.Arrays.stream(rowsPerHead).sum();
+        int perHead = Arrays.stream(rowsPerHead).sum();
         WeightTensor t = scope.checkpoint().get(scope.prefix() + name + ".weight");
-        scope.child(name).tensor("weight", (long) heads * perHead, in); // checks the shape, naming the tensor
+        long[] expected = {(long) heads * perHead, in};
+        if (!Arrays.equals(t.shape(), expected)) {
+            throw new WeightsException("tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape())
+                    + ", expected " + Arrays.toString(expected));
+        }
         float[] all = WeightValues.floats(t);
         Tensor[] parts = new Tensor[rowsPerHead.length];
         int offset = 0;
