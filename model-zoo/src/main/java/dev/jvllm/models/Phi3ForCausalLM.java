@@ -1,9 +1,10 @@
 package dev.jvllm.models;
 
 import dev.jvllm.models.layers.DecoderOptions;
-import dev.jvllm.models.layers.DecoderOptions.Feature;
 import dev.jvllm.models.layers.PreNormArchitecture;
 import dev.jvllm.models.layers.SlidingWindows;
+import dev.jvllm.models.layers.WeightNames;
+import dev.jvllm.models.layers.WeightNames.QkvLayout;
 
 import java.util.List;
 
@@ -16,7 +17,8 @@ public final class Phi3ForCausalLM extends PreNormArchitecture {
 
     public Phi3ForCausalLM() {
         super(List.of("Phi3ForCausalLM"), config -> DecoderOptions.builder(config)
-                .with(Feature.FUSED_PROJECTIONS)
+                .names(WeightNames.LLAMA.attention("self_attn", "o_proj", QkvLayout.BLOCKS, "qkv_proj")
+                        .mlp("mlp", "down_proj", "gate_up_proj"))
                 .slidingWindows(SlidingWindows.everyLayer(config, 0))
                 .build());
     }

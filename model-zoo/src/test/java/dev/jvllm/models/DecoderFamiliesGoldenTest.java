@@ -2,12 +2,11 @@ package dev.jvllm.models;
 
 /**
  * Qwen2, Qwen3, Mistral, Gemma, Gemma 2, Phi-3, Yi and DeepSeek-LLM against Transformers' float32
- * outputs: every case of tools/reference/cases/part_a.py.
+ * outputs: every case of tools/reference/cases/part_a.py, whose golden directories must exist.
  */
-class DecoderFamiliesGoldenTest extends CaseModuleGoldenTest {
+class DecoderFamiliesGoldenTest extends GoldenCaseFileTest {
 
-    @Override
-    String casesModule() {
-        return "part_a.py";
+    DecoderFamiliesGoldenTest() {
+        super("part_a.py");
     }
 }

@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -31,47 +30,6 @@ record Golden(String name, Path directory, List<Prompt> prompts) {
         } catch (URISyntaxException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    /** A CASES entry of a tools/reference/cases module: {@code "name": ("ConfigClass", ...}. */
-    private static final Pattern CASE = Pattern.compile("^\\s*\"([a-z0-9.-]+)\":\\s*\\(\"\\w+Config\"", Pattern.MULTILINE);
-
-    /** The case names that tools/reference/cases/{@code module} defines (found above the test resources). */
-    static List<String> caseNamesIn(String module) {
-        Path file = casesFile(Path.of("tools", "reference", "cases", module));
-        try {
-            List<String> names = CASE.matcher(Files.readString(file)).results().map(r -> r.group(1)).toList();
-            if (names.isEmpty()) {
-                throw new IllegalStateException("no cases found in " + file);
-            }
-            return names;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    /** The generated cases among {@code names}, loaded. */
-    static Stream<Golden> existing(List<String> names) {
-        return names.stream().map(name -> root().resolve(name)).filter(Files::isDirectory).map(Golden::load);
-    }
-
-    /** Fails, listing them and how to make them, when any of the named cases has no golden directory. */
-    static void requireDirectories(List<String> names) {
-        List<String> missing = names.stream().filter(name -> !Files.isDirectory(root().resolve(name))).toList();
-        if (!missing.isEmpty()) {
-            throw new AssertionError("golden directories missing under model-zoo/src/test/resources/goldens/ for "
-                    + missing + ": generate them with `python3 tools/reference/make_goldens.py --out DIR --only "
-                    + String.join(" ", missing) + "` (Transformers 5.17) and commit DIR/<name>/");
-        }
-    }
-
-    private static Path casesFile(Path relative) {
-        for (Path dir = root().toAbsolutePath(); dir != null; dir = dir.getParent()) {
-            if (Files.isRegularFile(dir.resolve(relative))) {
-                return dir.resolve(relative);
-            }
-        }
-        throw new IllegalStateException(relative + " not found above " + root());
     }
 
     /** Every case whose name starts with {@code prefix}. */

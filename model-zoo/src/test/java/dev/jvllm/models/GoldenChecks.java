@@ -15,6 +15,8 @@ import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
 
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.IntStream;
 
@@ -44,32 +46,45 @@ final class GoldenChecks {
      * relative (L2) error of the logits against the golden ones.
      */
     static double[][] relativeLogitErrors(Golden golden) {
-        ModelConfig config = ModelConfig.load(golden.directory());
-        try (Checkpoint checkpoint = Checkpoint.open(golden.directory());
+        float[][][] actual = prefillLogits(golden.directory(), golden.prompts());
+        double[][] errors = new double[actual.length][];
+        for (int i = 0; i < errors.length; i++) {
+            float[][] expected = golden.prompts().get(i).logits();
+            errors[i] = new double[actual[i].length];
+            for (int p = 0; p < actual[i].length; p++) {
+                double err = 0, norm = 0;
+                for (int v = 0; v < actual[i][p].length; v++) {
+                    err += Math.pow(actual[i][p][v] - expected[p][v], 2);
+                    norm += (double) expected[p][v] * expected[p][v];
+                }
+                errors[i][p] = Math.sqrt(err / norm);
+            }
+        }
+        return errors;
+    }
+
+    /** The logits [prompt][position][vocab] of one CPU prefill per prompt of the checkpoint in {@code directory}. */
+    static float[][][] prefillLogits(Path directory, List<Golden.Prompt> prompts) {
+        ModelConfig config = ModelConfig.load(directory);
+        try (Checkpoint checkpoint = Checkpoint.open(directory);
              Backend backend = Backends.create("cpu", BackendOptions.defaults());
              CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256));
              KvCache cache = backend.allocateKvCache(model.kvCacheSpec(8, 16))) {
-            double[][] errors = new double[golden.prompts().size()][];
-            for (int i = 0; i < errors.length; i++) {
-                Golden.Prompt prompt = golden.prompts().get(i);
-                int n = prompt.tokenIds().length;
+            float[][][] out = new float[prompts.size()][][];
+            for (int i = 0; i < out.length; i++) {
+                int[] tokens = prompts.get(i).tokenIds();
+                int n = tokens.length;
                 int[] all = IntStream.range(0, n).toArray();
-                ForwardBatch batch = new ForwardBatch(prompt.tokenIds(), all, all, new int[]{0, n}, new int[]{n},
+                ForwardBatch batch = new ForwardBatch(tokens, all, all, new int[]{0, n}, new int[]{n},
                         new int[][]{{0, 1, 2, 3}}, 16, all);
                 float[] logits = backend.toFloatArray(model.forward(batch, cache));
                 int vocab = model.vocabSize();
-                errors[i] = new double[n];
+                out[i] = new float[n][];
                 for (int p = 0; p < n; p++) {
-                    double err = 0, norm = 0;
-                    for (int v = 0; v < vocab; v++) {
-                        double expected = prompt.logits()[p][v];
-                        err += Math.pow(logits[p * vocab + v] - expected, 2);
-                        norm += expected * expected;
-                    }
-                    errors[i][p] = Math.sqrt(err / norm);
+                    out[i][p] = Arrays.copyOfRange(logits, p * vocab, (p + 1) * vocab);
                 }
             }
-            return errors;
+            return out;
         }
     }
 

@@ -5,10 +5,9 @@ package dev.jvllm.models;
  * every case of tools/reference/cases/moe.py (top-1 and top-2 routing, grouped and biased routing,
  * shared experts on and off, latent attention with and without low-rank queries, YaRN with mscale).
  */
-class MoeGoldenTest extends CaseModuleGoldenTest {
+class MoeGoldenTest extends GoldenCaseFileTest {
 
-    @Override
-    String casesModule() {
-        return "moe.py";
+    MoeGoldenTest() {
+        super("moe.py");
     }
 }

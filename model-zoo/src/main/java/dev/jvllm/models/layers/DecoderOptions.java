@@ -22,22 +22,34 @@ import java.util.Set;
  * @param attentionSoftcap  tanh soft-capping of attention scores; 0 for none
  * @param slidingWindows    per layer, the attention window (0 = whole context); null for none anywhere
  * @param finalLogitSoftcap tanh soft-capping of the output logits; 0 for none
+ * @param names             where the weights sit in the checkpoint
+ * @param positions         how attention learns token positions
+ * @param unitLmHeadRows    each LM head row scaled to unit length at load (Baichuan 2's NormHead)
  * @param attention         builds each layer's attention; null for Llama's {@link SelfAttention}
  * @param feedForward       builds each layer's feed-forward block; null for Llama's {@link GatedMlp}
  */
 public record DecoderOptions(float normWeightOffset, Activation mlpActivation, boolean qkvBias, boolean outputBias,
                              boolean mlpBias, Set<Feature> features, float embeddingScale, float attentionScale,
-                             float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap,
-                             LayerPartLoader<Attention> attention, LayerPartLoader<FeedForward> feedForward) {
+                             float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap, WeightNames names,
+                             Positions positions, boolean unitLmHeadRows, LayerPartLoader<Attention> attention,
+                             LayerPartLoader<FeedForward> feedForward) {
+
+    /** How attention learns token positions. */
+    public enum Positions {
+        /** Rotary on pairs (i, i + d/2), as Llama rotates them. */
+        ROTARY,
+        /** Rotary on adjacent pairs (2i, 2i + 1), as GPT-J and ChatGLM rotate them. */
+        ROTARY_INTERLEAVED,
+        /** No rotation; ALiBi biases with the paper's slopes ({@link Alibi#slopes}). */
+        ALIBI
+    }
 
     /** Structural switches a family turns on. */
     public enum Feature {
         /** RMSNorm on each query and key head before rotary (Qwen3). */
         QK_NORM,
         /** Norms after attention and MLP as well as before (Gemma 2). */
-        SANDWICH_NORMS,
-        /** {@code qkv_proj} and {@code gate_up_proj} instead of separate matrices (Phi-3). */
-        FUSED_PROJECTIONS
+        SANDWICH_NORMS
     }
 
     public boolean has(Feature feature) {
@@ -54,7 +66,8 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         int headDim = config.headDim();
         float scale = attentionScale > 0 ? attentionScale : (float) (1.0 / Math.sqrt(headDim));
         int window = slidingWindows == null ? 0 : slidingWindows[layer];
-        return new AttentionParams(config.numHeads(), config.numKvHeads(), headDim, scale, window, attentionSoftcap, null);
+        return new AttentionParams(config.numHeads(), config.numKvHeads(), headDim, scale, window, attentionSoftcap,
+                positions == Positions.ALIBI ? Alibi.slopes(config.numHeads()) : null);
     }
 
     /** Starts from Llama; each method states one difference. */
@@ -70,6 +83,9 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         private float attentionSoftcap;
         private int[] slidingWindows;
         private float finalLogitSoftcap;
+        private WeightNames names = WeightNames.LLAMA;
+        private Positions positions = Positions.ROTARY;
+        private boolean unitLmHeadRows;
         private LayerPartLoader<Attention> attention;
         private LayerPartLoader<FeedForward> feedForward;
 
@@ -121,6 +137,21 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
             return this;
         }
 
+        public Builder names(WeightNames checkpointNames) {
+            names = checkpointNames;
+            return this;
+        }
+
+        public Builder positions(Positions kind) {
+            positions = kind;
+            return this;
+        }
+
+        public Builder unitLmHeadRows(boolean normalized) {
+            unitLmHeadRows = normalized;
+            return this;
+        }
+
         /** Each layer's attention from {@code loader} instead of Llama's (DeepSeek's latent attention). */
         public Builder attention(LayerPartLoader<Attention> loader) {
             attention = loader;
@@ -136,7 +167,7 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         public DecoderOptions build() {
             return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias,
                     Set.copyOf(features), embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
-                    finalLogitSoftcap, attention, feedForward);
+                    finalLogitSoftcap, names, positions, unitLmHeadRows, attention, feedForward);
         }
     }
 }

@@ -15,26 +15,6 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
         this(gate, up, down, Activation.SILU);
     }
 
-    /** Llama-style SwiGLU {@code gate_proj, up_proj, down_proj} under {@code scope}. */
-    public static GatedMlp load(WeightScope scope, int hidden, int intermediate, boolean bias) {
-        return load(scope, hidden, intermediate, bias, Activation.SILU);
-    }
-
-    /** Llama-style {@code gate_proj, up_proj, down_proj} under {@code scope}. */
-    public static GatedMlp load(WeightScope scope, int hidden, int intermediate, boolean bias, Activation activation) {
-        return new GatedMlp(
-                Linear.load(scope, "gate_proj", hidden, intermediate, bias),
-                Linear.load(scope, "up_proj", hidden, intermediate, bias),
-                Linear.load(scope, "down_proj", intermediate, hidden, bias),
-                activation);
-    }
-
-    /** Phi-3's fused {@code gate_up_proj} (gate rows, then up rows) and {@code down_proj}, without biases. */
-    public static GatedMlp loadFused(WeightScope scope, String fusedName, int hidden, int intermediate, Activation activation) {
-        Linear[] gateUp = Linear.loadRowBlocks(scope, fusedName, hidden, intermediate, intermediate);
-        return new GatedMlp(gateUp[0], gateUp[1], Linear.load(scope, "down_proj", intermediate, hidden, false), activation);
-    }
-
     @Override
     public void forward(Backend backend, Tensor x, Scratch scratch, Tensor out) {
         int tokens = x.rows();

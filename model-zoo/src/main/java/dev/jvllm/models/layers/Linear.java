@@ -45,6 +45,22 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
         return blocks;
     }
 
+    /**
+     * {@code <name>.weight} [out, in] with each row scaled to unit L2 norm at load: Baichuan 2's
+     * NormHead, whose logits are {@code x · normalize(W)ᵀ}.
+     */
+    public static Linear loadUnitRows(WeightScope scope, String name, int in, int out) {
+        float[] w = scope.child(name).floats("weight", out, in);
+        for (int r = 0; r < out; r++) {
+            double sumSquares = 0;
+            for (int c = 0; c < in; c++) sumSquares += (double) w[r * in + c] * w[r * in + c];
+            // torch.nn.functional.normalize: divide by max(norm, 1e-12).
+            float scale = (float) (1 / Math.max(Math.sqrt(sumSquares), 1e-12));
+            for (int c = 0; c < in; c++) w[r * in + c] *= scale;
+        }
+        return new Linear(scope.backend().constant(w, out, in), null, in, out);
+    }
+
     public void apply(Backend backend, Tensor x, Tensor out) {
         backend.linear(x, weight, bias, out);
     }

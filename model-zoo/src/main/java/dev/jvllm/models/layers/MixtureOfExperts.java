@@ -3,6 +3,7 @@ package dev.jvllm.models.layers;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.WeightsException;
@@ -74,7 +75,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
                 experts.add(new GatedMlp(
                         new Linear(gateUp.rows(first, intermediate), null, hidden, intermediate),
                         new Linear(gateUp.rows(first + intermediate, intermediate), null, hidden, intermediate),
-                        new Linear(down.rows(hidden * e, hidden), null, intermediate, hidden)));
+                        new Linear(down.rows(hidden * e, hidden), null, intermediate, hidden), Activation.SILU));
             }
             return experts;
         }
@@ -83,13 +84,18 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
                     + "gate_up_proj' nor '" + scope.prefix() + "0." + names.gate() + ".weight' is in the checkpoint");
         }
         for (int e = 0; e < count; e++) {
-            WeightScope expert = scope.child(Integer.toString(e));
-            experts.add(new GatedMlp(
-                    Linear.load(expert, names.gate(), hidden, intermediate, false),
-                    Linear.load(expert, names.up(), hidden, intermediate, false),
-                    Linear.load(expert, names.down(), intermediate, hidden, false)));
+            experts.add(loadExpert(scope.child(Integer.toString(e)), hidden, intermediate, names));
         }
         return experts;
+    }
+
+    /** One SwiGLU expert (routed or shared) under {@code expert}, without biases. */
+    public static GatedMlp loadExpert(WeightScope expert, int hidden, int intermediate, ExpertNames names) {
+        return new GatedMlp(
+                Linear.load(expert, names.gate(), hidden, intermediate, false),
+                Linear.load(expert, names.up(), hidden, intermediate, false),
+                Linear.load(expert, names.down(), intermediate, hidden, false),
+                Activation.SILU);
     }
 
     /** This block with an always-on shared expert, scaled per token by {@code sigmoid(gate · x)} when gate is given. */
@@ -182,7 +188,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
         return (model, layer, index) -> {
             WeightScope block = layer.child("mlp");
             if (!sparse.test(index)) {
-                return GatedMlp.load(block, hidden, config.intermediateSize(), false);
+                return WeightNames.LLAMA.loadMlp(layer, hidden, config.intermediateSize(), false, Activation.SILU);
             }
             ExpertRouter routing = ExpertRouter.softmaxTopK(numExperts, required(config, "num_experts_per_tok"),
                     config.bool("norm_topk_prob", false));
@@ -190,7 +196,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
             if (sharedIntermediate <= 0) {
                 return moe;
             }
-            return moe.withSharedExpert(GatedMlp.load(block.child("shared_expert"), hidden, sharedIntermediate, false),
+            return moe.withSharedExpert(loadExpert(block.child("shared_expert"), hidden, sharedIntermediate, ExpertNames.LLAMA),
                     Linear.load(block, "shared_expert_gate", hidden, 1, false));
         };
     }
@@ -213,12 +219,12 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
         return (model, layer, index) -> {
             WeightScope block = layer.child("mlp");
             if (routed <= 0 || index < firstSparse || index % frequency != 0) {
-                return GatedMlp.load(block, hidden, config.intermediateSize(), false);
+                return WeightNames.LLAMA.loadMlp(layer, hidden, config.intermediateSize(), false, Activation.SILU);
             }
             int intermediate = required(config, "moe_intermediate_size");
             MixtureOfExperts moe = load(block, routing.apply(block.child("gate")), hidden, intermediate, ExpertNames.LLAMA);
             return shared <= 0 ? moe
-                    : moe.withSharedExpert(GatedMlp.load(block.child("shared_experts"), hidden, shared * intermediate, false), null);
+                    : moe.withSharedExpert(loadExpert(block.child("shared_experts"), hidden, shared * intermediate, ExpertNames.LLAMA), null);
         };
     }
 

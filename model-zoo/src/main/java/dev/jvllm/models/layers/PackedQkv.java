@@ -1,10 +1,6 @@
 package dev.jvllm.models.layers;
 
 import dev.jvllm.spi.Tensor;
-import dev.jvllm.weights.WeightTensor;
-import dev.jvllm.weights.WeightsException;
-
-import java.util.Arrays;
 
 /**
  * The row order of a fused query/key/value projection: {@code groups} repetitions of a block of
@@ -64,13 +60,7 @@ public record PackedQkv(int groups, int qRows, int kRows, int vRows) {
 
     /** q, k and v of {@code name} gathered group by group into three contiguous matrices. */
     private Tensor[] reordered(WeightScope scope, String name, int cols, boolean vector) {
-        WeightTensor t = scope.checkpoint().get(scope.prefix() + name);
-        long[] expected = vector ? new long[]{rows()} : new long[]{rows(), cols};
-        if (!Arrays.equals(t.shape(), expected)) {
-            throw new WeightsException("tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape())
-                    + ", expected " + Arrays.toString(expected));
-        }
-        float[] all = WeightValues.floats(t);
+        float[] all = vector ? scope.floats(name, rows()) : scope.floats(name, rows(), cols);
         int[] perGroup = {qRows, kRows, vRows};
         Tensor[] out = new Tensor[3];
         int offset = 0;

@@ -7,6 +7,7 @@ import dev.jvllm.spi.ModelContext;
 
 import java.util.List;
 import java.util.function.Function;
+import java.util.function.UnaryOperator;
 
 /**
  * The registry entry of a family built as a {@link PreNormDecoder}: its config.json architecture
@@ -15,6 +16,7 @@ import java.util.function.Function;
 public abstract class PreNormArchitecture implements ModelArchitecture {
 
     private final List<String> names;
+    private final UnaryOperator<ModelConfig> llamaFields;
     private final Function<ModelConfig, DecoderOptions> options;
 
     /**
@@ -22,7 +24,19 @@ public abstract class PreNormArchitecture implements ModelArchitecture {
      * @param options the family's differences for the model a config describes
      */
     protected PreNormArchitecture(List<String> names, Function<ModelConfig, DecoderOptions> options) {
+        this(names, UnaryOperator.identity(), options);
+    }
+
+    /**
+     * For a family whose config.json names its hyperparameters in its own way.
+     *
+     * @param llamaFields the config restated in the field names {@link PreNormDecoder} reads (Llama's)
+     * @param options     the family's differences, read from the restated config
+     */
+    protected PreNormArchitecture(List<String> names, UnaryOperator<ModelConfig> llamaFields,
+                                  Function<ModelConfig, DecoderOptions> options) {
         this.names = List.copyOf(names);
+        this.llamaFields = llamaFields;
         this.options = options;
     }
 
@@ -33,6 +47,8 @@ public abstract class PreNormArchitecture implements ModelArchitecture {
 
     @Override
     public CausalLM load(ModelContext context) {
-        return new PreNormDecoder(context, options.apply(context.config()));
+        ModelConfig config = llamaFields.apply(context.config());
+        return new PreNormDecoder(new ModelContext(config, context.checkpoint(), context.backend(), context.maxModelLen()),
+                options.apply(config));
     }
 }

@@ -3,6 +3,7 @@ package dev.jvllm.models.layers;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.DecoderOptions.Feature;
+import dev.jvllm.models.layers.DecoderOptions.Positions;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
@@ -15,9 +16,9 @@ import java.util.List;
 
 /**
  * The decoder-only transformer of Llama and the families that vary it: token embedding, pre-norm
- * blocks of rotary grouped-query attention and a gated MLP, a final RMSNorm and the LM head (the
- * embedding matrix when tied). Checkpoint names are Llama's ({@code model.layers.N.self_attn.q_proj},
- * ...); what a family changes is stated by its {@link DecoderOptions}.
+ * blocks of rotary (or ALiBi) grouped-query attention and a gated MLP, a final RMSNorm and the LM
+ * head (the embedding matrix when tied). What a family changes, its checkpoint names included
+ * ({@link WeightNames}), is stated by its {@link DecoderOptions}.
  */
 public final class PreNormDecoder implements CausalLM {
 
@@ -40,54 +41,54 @@ public final class PreNormDecoder implements CausalLM {
         this.options = options;
         this.hidden = config.hiddenSize();
         int vocab = config.vocabSize();
-        // A family with its own attention brings its own positions (DeepSeek's decoupled rotary key).
-        this.rotary = options.attention() != null ? null
-                : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(), true);
+        // ALiBi families have no rotary table; a family with its own attention brings its own
+        // positions (DeepSeek's decoupled rotary key).
+        this.rotary = options.positions() == Positions.ALIBI || options.attention() != null ? null
+                : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(),
+                        options.positions() == Positions.ROTARY);
+        WeightNames names = options.names();
         WeightScope root = WeightScope.root(context.checkpoint(), backend);
-        WeightScope model = root.child("model");
-        this.embedTokens = model.child("embed_tokens").tensor("weight", vocab, hidden);
+        this.embedTokens = root.child(names.embedTokens()).tensor("weight", vocab, hidden);
         for (int i = 0; i < config.numLayers(); i++) {
-            layers.add(loadLayer(model.child("layers").child(Integer.toString(i)), i));
+            layers.add(loadLayer(root.child(names.layers()).child(Integer.toString(i)), i));
         }
-        this.finalNorm = norm(model, "norm");
-        this.lmHead = config.tieWordEmbeddings() || !root.has("lm_head.weight")
-                ? new Linear(embedTokens, null, hidden, vocab)
-                : Linear.load(root, "lm_head", hidden, vocab, false);
+        this.finalNorm = norm(root, names.finalNorm());
+        if (config.tieWordEmbeddings() || !root.has(names.lmHead() + ".weight")) {
+            this.lmHead = new Linear(embedTokens, null, hidden, vocab);
+        } else if (options.unitLmHeadRows()) {
+            this.lmHead = Linear.loadUnitRows(root, names.lmHead(), hidden, vocab);
+        } else {
+            this.lmHead = Linear.load(root, names.lmHead(), hidden, vocab, false);
+        }
         this.scratch = new Scratch(backend);
     }
 
     private DecoderLayer loadLayer(WeightScope layer, int index) {
+        WeightNames names = options.names();
         Attention attention = options.attention() != null
                 ? options.attention().load(context, layer, index)
-                : loadSelfAttention(layer.child("self_attn"), index);
+                : loadSelfAttention(layer, index);
         FeedForward mlp = options.feedForward() != null
                 ? options.feedForward().load(context, layer, index)
-                : loadMlp(layer.child("mlp"));
+                : names.loadMlp(layer, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
         if (options.has(Feature.SANDWICH_NORMS)) {
             return new DecoderLayer(norm(layer, "input_layernorm"), attention, norm(layer, "post_attention_layernorm"),
                     norm(layer, "pre_feedforward_layernorm"), mlp, norm(layer, "post_feedforward_layernorm"),
                     DecoderLayer.Residual.SEQUENTIAL);
         }
         // Llama's "post_attention_layernorm" is the norm before the MLP.
-        return new DecoderLayer(norm(layer, "input_layernorm"), attention,
-                norm(layer, "post_attention_layernorm"), mlp, DecoderLayer.Residual.SEQUENTIAL);
+        return new DecoderLayer(norm(layer, names.attentionNorm()), attention, norm(layer, names.mlpNorm()), mlp,
+                DecoderLayer.Residual.SEQUENTIAL);
     }
 
-    private SelfAttention loadSelfAttention(WeightScope attentionScope, int index) {
-        var params = options.attentionParams(config, index);
-        SelfAttention attention = options.has(Feature.FUSED_PROJECTIONS)
-                ? SelfAttention.loadFused(attentionScope, "qkv_proj", hidden, params, rotary, index)
-                : SelfAttention.load(attentionScope, hidden, params, options.qkvBias(), options.outputBias(), rotary, index);
+    private SelfAttention loadSelfAttention(WeightScope layer, int index) {
+        WeightNames names = options.names();
+        SelfAttention attention = names.loadAttention(layer, hidden, options.attentionParams(config, index),
+                options.qkvBias(), options.outputBias(), rotary, index);
         if (options.has(Feature.QK_NORM)) {
-            attention = attention.withHeadNorms(attentionScope, config.rmsNormEps());
+            attention = attention.withHeadNorms(layer.child(names.attention()), config.rmsNormEps());
         }
         return attention;
-    }
-
-    private GatedMlp loadMlp(WeightScope mlpScope) {
-        return options.has(Feature.FUSED_PROJECTIONS)
-                ? GatedMlp.loadFused(mlpScope, "gate_up_proj", hidden, config.intermediateSize(), options.mlpActivation())
-                : GatedMlp.load(mlpScope, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
     }
 
     private Norm norm(WeightScope scope, String name) {
@@ -106,7 +107,7 @@ public final class PreNormDecoder implements CausalLM {
 
     @Override
     public Tensor forward(ForwardBatch batch, KvCache cache) {
-        Tensor positions = rotary != null ? rotary.tableRows(backend, batch) : backend.indices(batch.positions());
+        Tensor positions = rotary == null ? backend.indices(batch.positions()) : rotary.tableRows(backend, batch);
         Tensor x = scratch.get("residual", batch.numTokens(), hidden);
         backend.embedding(embedTokens, backend.indices(batch.tokenIds()), x);
         if (options.embeddingScale() != 1f) {

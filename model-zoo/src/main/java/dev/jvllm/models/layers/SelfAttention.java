@@ -21,35 +21,6 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         this(q, k, v, o, null, null, rotary, params, layerIndex);
     }
 
-    /** Llama-style projections {@code q_proj, k_proj, v_proj, o_proj} under {@code scope}; bias on q, k and v. */
-    public static SelfAttention load(WeightScope scope, int hidden, AttentionParams params, boolean bias,
-                                     RotaryEmbedding rotary, int layerIndex) {
-        return load(scope, hidden, params, bias, false, rotary, layerIndex);
-    }
-
-    /** Llama-style projections, with biases on q, k, v ({@code qkvBias}) and on o ({@code outputBias}). */
-    public static SelfAttention load(WeightScope scope, int hidden, AttentionParams params, boolean qkvBias,
-                                     boolean outputBias, RotaryEmbedding rotary, int layerIndex) {
-        int qSize = params.numHeads() * params.headDim();
-        int kvSize = params.numKvHeads() * params.headDim();
-        return new SelfAttention(
-                Linear.load(scope, "q_proj", hidden, qSize, qkvBias),
-                Linear.load(scope, "k_proj", hidden, kvSize, qkvBias),
-                Linear.load(scope, "v_proj", hidden, kvSize, qkvBias),
-                Linear.load(scope, "o_proj", qSize, hidden, outputBias),
-                rotary, params, layerIndex);
-    }
-
-    /** A fused {@code <fusedName>} holding the q, k and v rows in that order (Phi-3's qkv_proj), and {@code o_proj}; no biases. */
-    public static SelfAttention loadFused(WeightScope scope, String fusedName, int hidden, AttentionParams params,
-                                          RotaryEmbedding rotary, int layerIndex) {
-        int qSize = params.numHeads() * params.headDim();
-        int kvSize = params.numKvHeads() * params.headDim();
-        Linear[] qkv = Linear.loadRowBlocks(scope, fusedName, hidden, qSize, kvSize, kvSize);
-        return new SelfAttention(qkv[0], qkv[1], qkv[2], Linear.load(scope, "o_proj", qSize, hidden, false),
-                rotary, params, layerIndex);
-    }
-
     /** This attention with {@code q_norm} and {@code k_norm} (one weight per head feature) under {@code scope}. */
     public SelfAttention withHeadNorms(WeightScope scope, double eps) {
         return new SelfAttention(q, k, v, o, RmsNorm.load(scope, "q_norm", params.headDim(), eps),

@@ -27,6 +27,11 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
         return backend.weight(check(checkpoint.get(prefix + name), shape));
     }
 
+    /** The elements of {@code prefix + name}, checked to have {@code shape}, as float32 on the heap (see {@link WeightValues}). */
+    public float[] floats(String name, long... shape) {
+        return WeightValues.floats(check(checkpoint.get(prefix + name), shape));
+    }
+
     public Optional<Tensor> optional(String name, long... shape) {
         return checkpoint.find(prefix + name).map(t -> backend.weight(check(t, shape)));
     }

@@ -58,7 +58,7 @@ class MixtureOfExpertsTest {
     }
 
     private GatedMlp mlp(String prefix) {
-        return GatedMlp.load(scope().child(prefix), HIDDEN, INTERMEDIATE, false);
+        return MixtureOfExperts.loadExpert(scope().child(prefix), HIDDEN, INTERMEDIATE, ExpertNames.LLAMA);
     }
 
     @Test
