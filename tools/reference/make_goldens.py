@@ -88,6 +88,10 @@ def run_case(name, out_root, cases):
     # one influences the result and a loader that skips it fails the comparison.
     for p in model.parameters():
         p.add_(torch.randn_like(p) * 0.02)
+    # DeepSeek-V3's expert-choice bias is a buffer, zero at init: perturb it too, so that it decides.
+    for buffer_name, buffer in model.named_buffers():
+        if buffer_name.endswith("e_score_correction_bias"):
+            buffer.add_(torch.randn_like(buffer) * 0.05)
     out = os.path.join(out_root, name)
     model.save_pretrained(out)
     if repack:

@@ -100,8 +100,34 @@ public interface Backend extends AutoCloseable {
         throw new UnsupportedOperationException("the " + name() + " backend has no encoder attention");
     }
 
+    /**
+     * Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434) over a {@link KvCacheSpec.Layout#LATENT}
+     * cache, with the key and value up-projections absorbed into the query and the output. Writes each
+     * token's slot {@code [latent ; keyRope]} (latent [T, r], keyRope [T, d_R], the rotated decoupled key)
+     * into {@code batch.slotMapping()}; then for head h of a token at position p the score of key
+     * position j is {@code scale · (qLatent_h · latent_j + qRope_h · keyRope_j)} over j ≤ p, and out_h
+     * is the softmax-weighted sum of {@code latent_j}. qLatent is [T, heads × r], qRope [T, heads × d_R],
+     * out [T, heads × r]; {@code params.headDim()} is r and {@code params.numKvHeads()} is 1.
+     */
+    void latentAttention(Tensor qLatent, Tensor qRope, Tensor latent, Tensor keyRope, KvCache cache, int layer,
+                         ForwardBatch batch, AttentionParams params, Tensor out);
+
     /** {@code out[i] = x[rows[i]]}. */
     void gatherRows(Tensor x, Tensor rows, Tensor out);
+
+    /**
+     * {@code out[rows[i]] += weights[i] · source[i]} for each row i of source: the combine step of a
+     * mixture of experts. source is [n, cols], rows 1 × n indices, weights 1 × n, out [m, cols].
+     */
+    void scatterAddRows(Tensor source, Tensor rows, Tensor weights, Tensor out);
+
+    /**
+     * A different matrix per head: {@code out[t, h] = weight_h · x[t, h]} where x is [T, heads × in],
+     * weight is [heads × outPerHead, in] (head h's rows h·outPerHead ..) and out is [T, heads × outPerHead].
+     * Multi-head latent attention maps each query head into the latent space and each latent output
+     * back to a value head with it.
+     */
+    void headwiseLinear(Tensor x, Tensor weight, int heads, Tensor out);
 
     @Override
     default void close() {

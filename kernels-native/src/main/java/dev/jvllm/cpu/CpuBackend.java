@@ -7,6 +7,7 @@ import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
@@ -389,8 +390,9 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("attention: k " + key + " and v " + value + " must be "
                     + tokens + " × " + kvWidth);
         }
-        if (spec.kvHeads() != params.numKvHeads() || spec.headDim() != params.headDim()
-                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
+        if (spec.layout() != KvCacheSpec.Layout.KEYS_AND_VALUES || spec.kvHeads() != params.numKvHeads()
+                || spec.headDim() != params.headDim() || batch.blockSize() != spec.blockSize()
+                || layer < 0 || layer >= spec.layers()) {
             throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
                     + batch.blockSize() + " does not fit the cache " + spec);
         }
@@ -428,6 +430,111 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("encoderAttention: out " + output + " overlaps q, k or v");
         }
         encoderAttention.run(query, key, value, batch, params, output);
+    }
+
+    @Override
+    public void latentAttention(Tensor qLatent, Tensor qRope, Tensor latent, Tensor keyRope, KvCache cache, int layer,
+                                ForwardBatch batch, AttentionParams params, Tensor out) {
+        String kernel = "latentAttention";
+        CpuTensor ql = cpu(qLatent, kernel, "qLatent");
+        CpuTensor qr = cpu(qRope, kernel, "qRope");
+        CpuTensor c = cpu(latent, kernel, "latent");
+        CpuTensor kr = cpu(keyRope, kernel, "keyRope");
+        CpuTensor output = cpu(out, kernel, "out");
+        if (!(cache instanceof CpuKvCache pages)) {
+            throw new IllegalArgumentException(kernel + ": the KV cache " + cache + " was not made by the CPU backend");
+        }
+        for (CpuTensor t : new CpuTensor[]{ql, qr, c, kr, output}) {
+            requireActivation(kernel, "input", t);
+        }
+        KvCacheSpec spec = pages.spec();
+        int tokens = batch.numTokens();
+        int heads = params.numHeads();
+        int rank = params.headDim();
+        int ropeDim = kr.cols();
+        if (c.rows() != tokens || c.cols() != rank || kr.rows() != tokens) {
+            throw new IllegalArgumentException(kernel + ": latent " + c + " must be " + tokens + " × " + rank
+                    + " and keyRope " + kr + " have " + tokens + " rows");
+        }
+        if (ql.rows() != tokens || ql.cols() != heads * rank || output.rows() != tokens || output.cols() != heads * rank) {
+            throw new IllegalArgumentException(kernel + ": qLatent " + ql + " and out " + output + " must be "
+                    + tokens + " × " + heads * rank);
+        }
+        if (qr.rows() != tokens || qr.cols() != heads * ropeDim) {
+            throw new IllegalArgumentException(kernel + ": qRope " + qr + " must be " + tokens + " × " + heads * ropeDim);
+        }
+        if (spec.layout() != KvCacheSpec.Layout.LATENT || spec.headDim() != rank + ropeDim
+                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
+            throw new IllegalArgumentException(kernel + ": layer " + layer + " with latent rows of " + rank + " + "
+                    + ropeDim + " and block size " + batch.blockSize() + " does not fit the cache " + spec);
+        }
+        if (overlap(ql, output) || overlap(qr, output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps a query");
+        }
+        attention.runLatent(ql, qr, c, kr, pages, layer, batch, params, output);
+    }
+
+    @Override
+    public void scatterAddRows(Tensor source, Tensor rows, Tensor weights, Tensor out) {
+        String kernel = "scatterAddRows";
+        CpuTensor src = cpu(source, kernel, "source");
+        CpuTensor indices = cpu(rows, kernel, "rows");
+        CpuTensor scale = cpu(weights, kernel, "weights");
+        CpuTensor output = cpu(out, kernel, "out");
+        requireActivation(kernel, "source", src);
+        requireActivation(kernel, "out", output);
+        requireType(kernel, "rows", indices, DType.I32);
+        requireWeightType(kernel, "weights", scale);
+        KernelShapes.checkScatterAddRows(src, indices, scale, output);
+        int count = src.rows();
+        int cols = src.cols();
+        if (overlap(src, output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps source");
+        }
+        float[] in = src.floats();
+        float[] acc = output.floats();
+        // Rows are added one after another: several source rows may name the same out row.
+        for (int i = 0; i < count; i++) {
+            int row = indices.index(i);
+            if (row < 0 || row >= output.rows()) {
+                throw new IndexOutOfBoundsException(kernel + ": row index " + row + " at " + i + " is outside the "
+                        + output.rows() + " rows of " + output);
+            }
+            float w = scale.get(i);
+            int from = src.arrayIndex(i);
+            int to = output.arrayIndex(row);
+            for (int c = 0; c < cols; c++) {
+                acc[to + c] += w * in[from + c];
+            }
+        }
+    }
+
+    @Override
+    public void headwiseLinear(Tensor x, Tensor weight, int heads, Tensor out) {
+        String kernel = "headwiseLinear";
+        CpuTensor input = cpu(x, kernel, "x");
+        CpuTensor w = cpu(weight, kernel, "weight");
+        CpuTensor output = cpu(out, kernel, "out");
+        requireActivation(kernel, "x", input);
+        requireActivation(kernel, "out", output);
+        requireWeightType(kernel, "weight", w);
+        int outPerHead = KernelShapes.checkHeadwiseLinear(input, w, heads, output);
+        int in = input.cols() / heads;
+        if (overlap(input, output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
+        }
+        WeightLoops rowsOf = loops.weights(w.dtype());
+        MemorySegment data = w.segment();
+        pool.forEach(input.rows() * heads, 1, (first, end, worker) -> {
+            for (int unit = first; unit < end; unit++) {
+                int t = unit / heads, h = unit % heads;
+                int xIndex = input.arrayIndex(t) + h * in;
+                int outIndex = output.arrayIndex(t) + h * outPerHead;
+                for (int o = 0; o < outPerHead; o++) {
+                    output.floats()[outIndex + o] = rowsOf.dot(data, w.rowStart(h * outPerHead + o), input.floats(), xIndex, in);
+                }
+            }
+        });
     }
 
     @Override

@@ -10,7 +10,8 @@ import java.lang.management.ManagementFactory;
 
 /**
  * The paged KV cache in native memory: per layer a key pool and a value pool of
- * {@code numBlocks × blockSize} slots, each slot {@code kvHeads × headDim} float32 values.
+ * {@code numBlocks × blockSize} slots, each slot {@code kvHeads × headDim} float32 values; or, for a
+ * {@link KvCacheSpec.Layout#LATENT} spec, only the one pool of latent rows (held as the "keys").
  * Slot {@code s} of a pool is its row {@code s}.
  */
 final class CpuKvCache implements KvCache {
@@ -29,7 +30,7 @@ final class CpuKvCache implements KvCache {
         this.keys = keys;
         this.values = values;
         this.slots = spec.numBlocks() * spec.blockSize();
-        this.slotWidth = spec.kvHeads() * spec.headDim();
+        this.slotWidth = spec.slotWidth();
     }
 
     /** Allocates (and zeroes) the pools, or explains why they cannot be had. */
@@ -43,7 +44,7 @@ final class CpuKvCache implements KvCache {
             }
             long slotBytes = Math.multiplyExact(Math.multiplyExact((long) spec.kvHeads(), spec.headDim()), Float.BYTES);
             poolBytes = Math.multiplyExact(slotCount, slotBytes);
-            totalBytes = Math.multiplyExact(poolBytes, 2L * spec.layers());
+            totalBytes = Math.multiplyExact(poolBytes, (long) spec.poolsPerLayer() * spec.layers());
         } catch (ArithmeticException overflow) {
             throw new JvllmException("KV cache " + spec + " is too large to address (" + overflow.getMessage() + ")");
         }
@@ -58,7 +59,7 @@ final class CpuKvCache implements KvCache {
             MemorySegment[] values = new MemorySegment[spec.layers()];
             for (int layer = 0; layer < spec.layers(); layer++) {
                 keys[layer] = arena.allocate(poolBytes, 64);
-                values[layer] = arena.allocate(poolBytes, 64);
+                values[layer] = spec.poolsPerLayer() == 2 ? arena.allocate(poolBytes, 64) : null;
             }
             return new CpuKvCache(spec, arena, keys, values);
         } catch (OutOfMemoryError | IllegalArgumentException e) {
@@ -92,6 +93,7 @@ final class CpuKvCache implements KvCache {
         return keys[layer];
     }
 
+    /** The value pool; null in a latent cache, whose rows are read through {@link #keys}. */
     MemorySegment values(int layer) {
         return values[layer];
     }

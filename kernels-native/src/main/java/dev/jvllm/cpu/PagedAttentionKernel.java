@@ -5,6 +5,7 @@ import dev.jvllm.spi.AttentionParams;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.function.IntFunction;
 
 /**
  * Causal attention over a paged KV cache for a flattened batch of sequences (prefill chunks and
@@ -16,6 +17,9 @@ import java.util.Arrays;
  * <p>Scores are {@code scale · q·k}, then optionally soft-capped ({@code cap · tanh(s / cap)},
  * Gemma 2) and ALiBi-biased ({@code + slope[h] · (keyPos − p)}, Press et al. 2022); the softmax
  * subtracts the maximum before exponentiating, all in float32.
+ *
+ * <p>A latent cache (multi-head latent attention) is read the same way with one shared slot row per
+ * token: the first {@code r} features are both the latent key and the value, the rest the rotary key.
  */
 final class PagedAttentionKernel {
 
@@ -32,21 +36,68 @@ final class PagedAttentionKernel {
         writeStep(k, v, cache, layer, batch);
         checkBlockTables(cache, batch);
         int heads = params.numHeads();
-        int sequences = batch.numSequences();
-        MemorySegment keys = cache.keys(layer);
-        MemorySegment values = cache.values(layer);
-        pool.forEach(sequences * heads, 1, (first, end, worker) -> {
+        int headDim = params.headDim();
+        int queriesPerKv = heads / params.numKvHeads();
+        attendAll(batch, params, out, head -> new HeadReads(q, head * headDim, null, 0, 0,
+                cache.keys(layer), (long) (head / queriesPerKv) * headDim, cache.values(layer),
+                (long) (head / queriesPerKv) * headDim, headDim, cache.slotWidth()));
+    }
+
+    /**
+     * Multi-head latent attention over a latent cache: writes each token's {@code [latent ; keyRope]}
+     * row, then every head scores its latent query against the latent part of each cached row and
+     * its rotary query against the rotary part, and averages the latent parts (the values).
+     */
+    void runLatent(CpuTensor qLatent, CpuTensor qRope, CpuTensor latent, CpuTensor keyRope, CpuKvCache cache,
+                   int layer, ForwardBatch batch, AttentionParams params, CpuTensor out) {
+        writeLatentStep(latent, keyRope, cache, layer, batch);
+        checkBlockTables(cache, batch);
+        int rank = latent.cols();
+        int ropeDim = keyRope.cols();
+        MemorySegment rows = cache.keys(layer);
+        attendAll(batch, params, out, head -> new HeadReads(qLatent, head * rank, qRope, head * ropeDim, ropeDim,
+                rows, 0, rows, 0, rank, cache.slotWidth()));
+    }
+
+    /** Each (sequence, query head) pair is a unit of parallel work. */
+    private void attendAll(ForwardBatch batch, AttentionParams params, CpuTensor out,
+                           IntFunction<HeadReads> readsOfHead) {
+        int heads = params.numHeads();
+        pool.forEach(batch.numSequences() * heads, 1, (first, end, worker) -> {
             WorkerScratch scratch = pool.scratch(worker);
             for (int unit = first; unit < end; unit++) {
-                attendHead(unit / heads, unit % heads, q, keys, values, cache, batch, params, out, scratch);
+                int head = unit % heads;
+                attendHead(unit / heads, head, readsOfHead.apply(head), batch, params, out, scratch);
             }
         });
     }
 
-    /** Copies each token's key and value row into its slot; a negative slot means "do not cache". */
+    /**
+     * Where one query head reads: its query (and an optional second query part scored against the
+     * features of the slot after the first {@code dim}), and where in each cached slot its key and
+     * value start. {@code dim} is the width of the first query part, of the key part it meets and of
+     * the value (and so of the head's output).
+     */
+    private record HeadReads(CpuTensor query, int queryOffset, CpuTensor ropeQuery, int ropeQueryOffset, int ropeDim,
+                             MemorySegment keys, long keyOffset, MemorySegment values, long valueOffset, int dim,
+                             int slotWidth) {
+    }
+
+    /** Copies each token's key and value rows into their slots; a negative slot means "do not cache". */
     private static void writeStep(CpuTensor k, CpuTensor v, CpuKvCache cache, int layer, ForwardBatch batch) {
-        int width = cache.slotWidth();
-        long slotBytes = (long) width * Float.BYTES;
+        writeSlots(cache, cache.keys(layer), batch, k);
+        writeSlots(cache, cache.values(layer), batch, v);
+    }
+
+    /** Copies each token's latent row and rotary key, side by side, into its slot. */
+    private static void writeLatentStep(CpuTensor latent, CpuTensor keyRope, CpuKvCache cache, int layer,
+                                        ForwardBatch batch) {
+        writeSlots(cache, cache.keys(layer), batch, latent, keyRope);
+    }
+
+    /** Writes token t's rows of {@code parts}, one after another, into its slot of {@code pool}. */
+    private static void writeSlots(CpuKvCache cache, MemorySegment pool, ForwardBatch batch, CpuTensor... parts) {
+        long slotBytes = (long) cache.slotWidth() * Float.BYTES;
         int[] slotMapping = batch.slotMapping();
         for (int t = 0; t < slotMapping.length; t++) {
             int slot = slotMapping[t];
@@ -57,8 +108,11 @@ final class PagedAttentionKernel {
                 throw new IllegalArgumentException("token " + t + " maps to slot " + slot + " but the cache has "
                         + cache.slots() + " slots");
             }
-            MemorySegment.copy(k.floats(), k.arrayIndex(t), cache.keys(layer), Elements.FLOAT, slot * slotBytes, width);
-            MemorySegment.copy(v.floats(), v.arrayIndex(t), cache.values(layer), Elements.FLOAT, slot * slotBytes, width);
+            long at = slot * slotBytes;
+            for (CpuTensor part : parts) {
+                MemorySegment.copy(part.floats(), part.arrayIndex(t), pool, Elements.FLOAT, at, part.cols());
+                at += (long) part.cols() * Float.BYTES;
+            }
         }
     }
 
@@ -89,27 +143,31 @@ final class PagedAttentionKernel {
         }
     }
 
-    private void attendHead(int sequence, int head, CpuTensor q, MemorySegment keys, MemorySegment values,
-                            CpuKvCache cache, ForwardBatch batch, AttentionParams params, CpuTensor out,
-                            WorkerScratch scratch) {
-        int headDim = params.headDim();
-        int kvHead = head / (params.numHeads() / params.numKvHeads());
-        int slotWidth = cache.slotWidth();
+    private void attendHead(int sequence, int head, HeadReads reads, ForwardBatch batch, AttentionParams params,
+                            CpuTensor out, WorkerScratch scratch) {
+        int dim = reads.dim();
         int blockSize = batch.blockSize();
         int[] blockTable = batch.blockTables()[sequence];
         int window = params.slidingWindow();
         float cap = params.logitSoftcap();
         float slope = params.alibiSlopes() == null ? 0f : params.alibiSlopes()[head];
+        CpuTensor q = reads.query();
+        CpuTensor ropeQuery = reads.ropeQuery();
         for (int t = batch.queryStarts()[sequence]; t < batch.queryStarts()[sequence + 1]; t++) {
             int position = batch.positions()[t];
             int firstKey = window > 0 ? Math.max(0, position - window + 1) : 0;
             int count = position - firstKey + 1;
-            int queryIndex = q.arrayIndex(t) + head * headDim;
+            int queryIndex = q.arrayIndex(t) + reads.queryOffset();
             float[] scores = scratch.scores(count);
             for (int j = 0; j < count; j++) {
                 int keyPosition = firstKey + j;
-                long keyIndex = slotOf(blockTable, blockSize, keyPosition) * slotWidth + (long) kvHead * headDim;
-                float score = params.scale() * loops.dot(keys, keyIndex, q.floats(), queryIndex, headDim);
+                long slotStart = slotOf(blockTable, blockSize, keyPosition) * reads.slotWidth();
+                float dot = loops.dot(reads.keys(), slotStart + reads.keyOffset(), q.floats(), queryIndex, dim);
+                if (ropeQuery != null) {
+                    dot += loops.dot(reads.keys(), slotStart + reads.keyOffset() + dim, ropeQuery.floats(),
+                            ropeQuery.arrayIndex(t) + reads.ropeQueryOffset(), reads.ropeDim());
+                }
+                float score = params.scale() * dot;
                 if (cap > 0f) {
                     score = cap * (float) Math.tanh(score / cap);
                 }
@@ -117,13 +175,13 @@ final class PagedAttentionKernel {
             }
             float max = loops.max(scores, count);
             float sum = loops.expShiftedAndSum(scores, count, max);
-            float[] weighted = scratch.accumulator(headDim);
-            Arrays.fill(weighted, 0, headDim, 0f);
+            float[] weighted = scratch.accumulator(dim);
+            Arrays.fill(weighted, 0, dim, 0f);
             for (int j = 0; j < count; j++) {
-                long valueIndex = slotOf(blockTable, blockSize, firstKey + j) * slotWidth + (long) kvHead * headDim;
-                loops.addScaled(scores[j], values, valueIndex, weighted, headDim);
+                long valueIndex = slotOf(blockTable, blockSize, firstKey + j) * reads.slotWidth() + reads.valueOffset();
+                loops.addScaled(scores[j], reads.values(), valueIndex, weighted, dim);
             }
-            loops.storeScaled(weighted, 1f / sum, out.floats(), out.arrayIndex(t) + head * headDim, headDim);
+            loops.storeScaled(weighted, 1f / sum, out.floats(), out.arrayIndex(t) + head * dim, dim);
         }
     }
 

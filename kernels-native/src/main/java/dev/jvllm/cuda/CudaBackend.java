@@ -6,7 +6,9 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.UnsupportedKernelException;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
@@ -248,7 +250,7 @@ public final class CudaBackend implements Backend {
         try {
             long slotBytes = Math.multiplyExact((long) spec.kvHeads() * spec.headDim(), type.byteSize());
             poolBytes = Math.multiplyExact(Math.multiplyExact((long) spec.numBlocks(), spec.blockSize()), slotBytes);
-            totalBytes = Math.multiplyExact(poolBytes, 2L * spec.layers());
+            totalBytes = Math.multiplyExact(poolBytes, (long) spec.poolsPerLayer() * spec.layers());
         } catch (ArithmeticException overflow) {
             throw new JvllmException("KV cache " + spec + " is too large to address");
         }
@@ -495,8 +497,9 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("attention: k " + key + " and v " + value + " must be "
                     + tokens + " × " + kvWidth);
         }
-        if (spec.kvHeads() != params.numKvHeads() || spec.headDim() != params.headDim()
-                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
+        if (spec.layout() != KvCacheSpec.Layout.KEYS_AND_VALUES || spec.kvHeads() != params.numKvHeads()
+                || spec.headDim() != params.headDim() || batch.blockSize() != spec.blockSize()
+                || layer < 0 || layer >= spec.layers()) {
             throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
                     + batch.blockSize() + " does not fit the cache " + spec);
         }
@@ -523,6 +526,56 @@ public final class CudaBackend implements Backend {
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
                 params.logitSoftcap(), slopes);
+    }
+
+    /** Not on the GPU yet: MLA decode over the latent cache is the GPU half of issue 7. */
+    @Override
+    public void latentAttention(Tensor qLatent, Tensor qRope, Tensor latent, Tensor keyRope, KvCache cache, int layer,
+                                ForwardBatch batch, AttentionParams params, Tensor out) {
+        throw new UnsupportedKernelException(name(), "latentAttention",
+                "multi-head latent attention (DeepSeek-V2/V3) runs on the CPU backend only for now");
+    }
+
+    @Override
+    public void scatterAddRows(Tensor source, Tensor rows, Tensor weights, Tensor out) {
+        String kernel = "scatterAddRows";
+        CudaTensor src = cuda(source, kernel, "source");
+        CudaTensor indices = cuda(rows, kernel, "rows");
+        CudaTensor scale = cuda(weights, kernel, "weights");
+        CudaTensor output = cuda(out, kernel, "out");
+        requireActivation(kernel, "source", src);
+        requireActivation(kernel, "out", output);
+        requireType(kernel, "rows", indices, DType.I32);
+        requireWeightType(kernel, "weights", scale);
+        KernelShapes.checkScatterAddRows(src, indices, scale, output);
+        int count = src.rows();
+        if (src.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps source");
+        }
+        if (count == 0) return;
+        context.makeCurrent();
+        kernels.launch(Kernel.SCATTER_ADD_ROWS, count, rowThreads(src.cols()),
+                src, indices, scale, scale.typeCode(), output.rows(), src.cols(), output, errors.buffer());
+    }
+
+    @Override
+    public void headwiseLinear(Tensor x, Tensor weight, int heads, Tensor out) {
+        String kernel = "headwiseLinear";
+        CudaTensor input = cuda(x, kernel, "x");
+        CudaTensor w = cuda(weight, kernel, "weight");
+        CudaTensor output = cuda(out, kernel, "out");
+        requireActivation(kernel, "x", input);
+        requireActivation(kernel, "out", output);
+        requireWeightType(kernel, "weight", w);
+        int outPerHead = KernelShapes.checkHeadwiseLinear(input, w, heads, output);
+        int in = input.cols() / heads;
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
+        }
+        if (input.rows() == 0) return;
+        context.makeCurrent();
+        kernels.launchGrid(Kernel.HEADWISE_LINEAR, input.rows(), heads, rowThreads(outPerHead),
+                input, w, w.typeCode(), heads, in, outPerHead, output);
     }
 
     /**

@@ -7,7 +7,8 @@ import dev.jvllm.weights.DType;
 /**
  * The paged KV cache in one device allocation: for each layer a key pool then a value pool of
  * {@code numBlocks × blockSize} slots, each slot {@code kvHeads × headDim} elements of
- * {@code dtype}. Slot {@code s} of a pool is its row {@code s}.
+ * {@code dtype} (a {@link KvCacheSpec.Layout#LATENT} spec has only the first pool per layer).
+ * Slot {@code s} of a pool is its row {@code s}.
  */
 final class CudaKvCache implements KvCache {
 
@@ -36,10 +37,13 @@ final class CudaKvCache implements KvCache {
     }
 
     long keys(int layer) {
-        return storage.address() + 2L * layer * poolBytes;
+        return storage.address() + (long) spec.poolsPerLayer() * layer * poolBytes;
     }
 
     long values(int layer) {
+        if (spec.poolsPerLayer() != 2) {
+            throw new IllegalStateException("a latent KV cache has no value pool");
+        }
         return storage.address() + (2L * layer + 1) * poolBytes;
     }
 

@@ -13,6 +13,8 @@ enum Kernel {
     RMS_NORM("norms", "rms_norm"),
     LAYER_NORM("norms", "layer_norm"),
     GATHER_ROWS("gather", "gather_rows"),
+    SCATTER_ADD_ROWS("gather", "scatter_add_rows"),
+    HEADWISE_LINEAR("gather", "headwise_linear"),
     ROTARY("rotary", "rotary"),
     WRITE_KV_CACHE("attention", "write_kv_cache"),
     PAGED_ATTENTION("attention", "paged_attention");

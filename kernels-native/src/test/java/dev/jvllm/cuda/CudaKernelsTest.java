@@ -98,6 +98,39 @@ class CudaKernelsTest {
     }
 
     @Test
+    void scatterAddRowsMatchesCpuWithRepeatedTargetRows() {
+        float[] base = random(9 * 37, 21);
+        float[] source = random(5 * 37, 22);
+        int[] rows = {3, 0, 8, 3, 5};
+        float[] weights = {0.5f, -1.25f, 2f, 0.75f, 1f};
+        assertMatches("scatterAddRows", run(b -> {
+            Tensor out = b.constant(base, 9, 37);
+            b.scatterAddRows(b.constant(source, 5, 37), b.indices(rows), b.constant(weights, 1, 5), out);
+            return out;
+        }));
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void headwiseLinearMatchesCpu(DType type) {
+        int tokens = 5, heads = 3, in = 19, outPerHead = 23;
+        WeightTensor w = weight("w", type, random(heads * outPerHead * in, 23), heads * outPerHead, in);
+        float[] x = random(tokens * heads * in, 24);
+        assertMatches("headwiseLinear " + type, run(b -> {
+            Tensor y = b.allocate(tokens, heads * outPerHead);
+            b.headwiseLinear(b.constant(x, tokens, heads * in), b.weight(w), heads, y);
+            return y;
+        }));
+    }
+
+    @Test
+    void latentAttentionIsATypedUnsupportedKernel() {
+        var e = assertThrows(dev.jvllm.spi.UnsupportedKernelException.class, () -> gpu.latentAttention(
+                null, null, null, null, null, 0, null, null, null));
+        assertEquals("latentAttention", e.kernel());
+    }
+
+    @Test
     void outOfRangeIdIsReportedAtTheNextReadAndTheBackendGoesOn() {
         Tensor table = gpu.constant(random(7 * 5, 3), 7, 5);
         Tensor out = gpu.allocate(2, 5);

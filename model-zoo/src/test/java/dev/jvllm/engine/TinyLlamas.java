@@ -39,10 +39,16 @@ final class TinyLlamas {
         return LLM.builder().model(checkpoint(name).toString()).blockSize(BLOCK_SIZE).maxModelLen(maxModelLen).threads(1);
     }
 
-    /** Bytes of KV cache that hold exactly {@code blocks} blocks of {@code name}. */
+    /**
+     * Bytes of KV cache that hold exactly {@code blocks} blocks of {@code name}: keys and values per
+     * token, or one latent row of {@code kv_lora_rank + qk_rope_head_dim} for latent attention.
+     */
     static long kvBytesForBlocks(String name, int blocks) {
         ModelConfig config = ModelConfig.load(checkpoint(name));
-        return 2L * config.numLayers() * config.numKvHeads() * config.headDim() * Float.BYTES * BLOCK_SIZE * blocks;
+        long perLayer = config.intOr(0, "kv_lora_rank") > 0
+                ? config.intOr(0, "kv_lora_rank") + config.intOr(0, "qk_rope_head_dim")
+                : 2L * config.numKvHeads() * config.headDim();
+        return perLayer * config.numLayers() * Float.BYTES * BLOCK_SIZE * blocks;
     }
 
     /** Prompts of the given lengths, of token ids drawn from a generator seeded with {@code seed}. */

@@ -27,4 +27,14 @@ public final class ConfigValues {
         }
         return value.doubleValue();
     }
+
+    /** The positive integer in {@code field}, which {@code feature} needs; a ConfigException naming the field otherwise. */
+    public static int positiveInt(ModelConfig config, String field, String feature) {
+        int value = config.intOr(-1, field);
+        if (value <= 0) {
+            throw new ConfigException(config.source() + ": field '" + field + "' must be a positive integer for "
+                    + feature + ", got " + config.raw().get(field));
+        }
+        return value;
+    }
 }

@@ -14,7 +14,7 @@ import dev.jvllm.spi.Tensor;
  *                            "sandwich" norms); null for most families, and only with {@link Residual#SEQUENTIAL}
  * @param mlpOutputNorm       the same for the feed-forward branch
  */
-public record DecoderLayer(Norm attentionNorm, SelfAttention attention, Norm attentionOutputNorm, Norm mlpNorm,
+public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attentionOutputNorm, Norm mlpNorm,
                            FeedForward mlp, Norm mlpOutputNorm, Residual residual) {
 
     public enum Residual {
@@ -33,7 +33,7 @@ public record DecoderLayer(Norm attentionNorm, SelfAttention attention, Norm att
     }
 
     /** A layer without branch output norms. */
-    public DecoderLayer(Norm attentionNorm, SelfAttention attention, Norm mlpNorm, FeedForward mlp, Residual residual) {
+    public DecoderLayer(Norm attentionNorm, Attention attention, Norm mlpNorm, FeedForward mlp, Residual residual) {
         this(attentionNorm, attention, null, mlpNorm, mlp, null, residual);
     }
 

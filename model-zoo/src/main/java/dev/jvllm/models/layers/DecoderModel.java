@@ -1,7 +1,6 @@
 package dev.jvllm.models.layers;
 
 import dev.jvllm.engine.ForwardBatch;
-import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
@@ -40,8 +39,7 @@ public record DecoderModel(Backend backend, int hidden, Embeddings embeddings, L
 
     @Override
     public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
-        AttentionParams params = layers.getFirst().attention().params();
-        return new KvCacheSpec(layers.size(), numBlocks, blockSize, params.numKvHeads(), params.headDim());
+        return layers.getFirst().attention().cacheSpec(layers.size(), numBlocks, blockSize);
     }
 
     @Override

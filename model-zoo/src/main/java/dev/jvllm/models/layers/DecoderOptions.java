@@ -25,11 +25,14 @@ import java.util.Set;
  * @param names             where the weights sit in the checkpoint
  * @param positions         how attention learns token positions
  * @param unitLmHeadRows    each LM head row scaled to unit length at load (Baichuan 2's NormHead)
+ * @param attention         builds each layer's attention; null for Llama's {@link SelfAttention}
+ * @param feedForward       builds each layer's feed-forward block; null for Llama's {@link GatedMlp}
  */
 public record DecoderOptions(float normWeightOffset, Activation mlpActivation, boolean qkvBias, boolean outputBias,
                              boolean mlpBias, Set<Feature> features, float embeddingScale, float attentionScale,
                              float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap, WeightNames names,
-                             Positions positions, boolean unitLmHeadRows) {
+                             Positions positions, boolean unitLmHeadRows, LayerPartLoader<Attention> attention,
+                             LayerPartLoader<FeedForward> feedForward) {
 
     /** How attention learns token positions. */
     public enum Positions {
@@ -83,6 +86,8 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         private WeightNames names = WeightNames.LLAMA;
         private Positions positions = Positions.ROTARY;
         private boolean unitLmHeadRows;
+        private LayerPartLoader<Attention> attention;
+        private LayerPartLoader<FeedForward> feedForward;
 
         private Builder(ModelConfig config) {
             mlpActivation = Activation.fromConfig(config.hiddenAct());
@@ -147,10 +152,22 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
             return this;
         }
 
+        /** Each layer's attention from {@code loader} instead of Llama's (DeepSeek's latent attention). */
+        public Builder attention(LayerPartLoader<Attention> loader) {
+            attention = loader;
+            return this;
+        }
+
+        /** Each layer's feed-forward block from {@code loader} instead of Llama's MLP (mixtures of experts). */
+        public Builder feedForward(LayerPartLoader<FeedForward> loader) {
+            feedForward = loader;
+            return this;
+        }
+
         public DecoderOptions build() {
             return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias,
                     Set.copyOf(features), embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
-                    finalLogitSoftcap, names, positions, unitLmHeadRows);
+                    finalLogitSoftcap, names, positions, unitLmHeadRows, attention, feedForward);
         }
     }
 }

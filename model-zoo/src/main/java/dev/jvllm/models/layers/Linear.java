@@ -29,6 +29,22 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
         return blocks;
     }
 
+    /** As {@link #loadRowBlocks(WeightScope, String, int, int...)}, with {@code <name>.bias} split the same way when {@code withBias}. */
+    public static Linear[] loadRowBlocks(WeightScope scope, String name, int in, boolean withBias, int... outs) {
+        Linear[] blocks = loadRowBlocks(scope, name, in, outs);
+        if (!withBias) {
+            return blocks;
+        }
+        int total = Arrays.stream(outs).sum();
+        Tensor bias = scope.child(name).tensor("bias", total).reshape(total, 1);
+        int start = 0;
+        for (int i = 0; i < outs.length; i++) {
+            blocks[i] = new Linear(blocks[i].weight(), bias.rows(start, outs[i]).reshape(1, outs[i]), in, outs[i]);
+            start += outs[i];
+        }
+        return blocks;
+    }
+
     /**
      * {@code <name>.weight} [out, in] with each row scaled to unit L2 norm at load: Baichuan 2's
      * NormHead, whose logits are {@code x · normalize(W)ᵀ}.

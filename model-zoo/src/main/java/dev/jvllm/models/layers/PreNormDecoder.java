@@ -29,6 +29,7 @@ import java.util.List;
  */
 public final class PreNormDecoder implements CausalLM, PoolingModel {
 
+    private final ModelContext context;
     private final Backend backend;
     private final ModelConfig config;
     private final DecoderOptions options;
@@ -54,13 +55,16 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
      * @param withHead whether to load the LM head; {@link #forward} needs it, {@link #hiddenStates} does not
      */
     public PreNormDecoder(ModelContext context, DecoderOptions options, String prefix, boolean withHead) {
+        this.context = context;
         this.backend = context.backend();
         this.config = context.config();
         this.options = options;
         this.hidden = config.hiddenSize();
         this.vocab = config.vocabSize();
         this.maxModelLen = context.maxModelLen();
-        this.rotary = options.positions() == Positions.ALIBI ? null
+        // ALiBi families have no rotary table; a family with its own attention brings its own
+        // positions (DeepSeek's decoupled rotary key).
+        this.rotary = options.positions() == Positions.ALIBI || options.attention() != null ? null
                 : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(),
                         options.positions() == Positions.ROTARY);
         WeightNames names = prefix.isEmpty() ? options.names().withoutModelPrefix() : options.names();
@@ -84,12 +88,12 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
 
     private DecoderLayer loadLayer(WeightScope layer, int index) {
         WeightNames names = options.names();
-        SelfAttention attention = names.loadAttention(layer, hidden, options.attentionParams(config, index),
-                options.qkvBias(), options.outputBias(), rotary, index);
-        if (options.has(Feature.QK_NORM)) {
-            attention = attention.withHeadNorms(layer.child(names.attention()), config.rmsNormEps());
-        }
-        GatedMlp mlp = names.loadMlp(layer, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
+        Attention attention = options.attention() != null
+                ? options.attention().load(context, layer, index)
+                : loadSelfAttention(layer, index);
+        FeedForward mlp = options.feedForward() != null
+                ? options.feedForward().load(context, layer, index)
+                : names.loadMlp(layer, hidden, config.intermediateSize(), options.mlpBias(), options.mlpActivation());
         if (options.has(Feature.SANDWICH_NORMS)) {
             return new DecoderLayer(norm(layer, "input_layernorm"), attention, norm(layer, "post_attention_layernorm"),
                     norm(layer, "pre_feedforward_layernorm"), mlp, norm(layer, "post_feedforward_layernorm"),
@@ -100,13 +104,23 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
                 DecoderLayer.Residual.SEQUENTIAL);
     }
 
+    private SelfAttention loadSelfAttention(WeightScope layer, int index) {
+        WeightNames names = options.names();
+        SelfAttention attention = names.loadAttention(layer, hidden, options.attentionParams(config, index),
+                options.qkvBias(), options.outputBias(), rotary, index);
+        if (options.has(Feature.QK_NORM)) {
+            attention = attention.withHeadNorms(layer.child(names.attention()), config.rmsNormEps());
+        }
+        return attention;
+    }
+
     private Norm norm(WeightScope scope, String name) {
         return RmsNorm.load(scope, name, hidden, config.rmsNormEps(), options.normWeightOffset());
     }
 
     @Override
     public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
-        return new KvCacheSpec(layers.size(), numBlocks, blockSize, config.numKvHeads(), config.headDim());
+        return layers.getFirst().attention().cacheSpec(layers.size(), numBlocks, blockSize);
     }
 
     @Override

@@ -4,6 +4,7 @@ import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 
 /**
@@ -12,7 +13,7 @@ import dev.jvllm.spi.Tensor;
  * when present, normalize each head of the queries and keys before the rotation (Qwen3's QK-norm).
  */
 public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNorm, RmsNorm kNorm,
-                            RotaryEmbedding rotary, AttentionParams params, int layerIndex) {
+                            RotaryEmbedding rotary, AttentionParams params, int layerIndex) implements Attention {
 
     /** Without QK-norm. */
     public SelfAttention(Linear q, Linear k, Linear v, Linear o, RotaryEmbedding rotary, AttentionParams params,
@@ -26,6 +27,12 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
                 RmsNorm.load(scope, "k_norm", params.headDim(), eps), rotary, params, layerIndex);
     }
 
+    @Override
+    public KvCacheSpec cacheSpec(int layers, int numBlocks, int blockSize) {
+        return new KvCacheSpec(layers, numBlocks, blockSize, params.numKvHeads(), params.headDim());
+    }
+
+    @Override
     public void forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch,
                         Scratch scratch, Tensor out) {
         int tokens = x.rows();
