@@ -17,10 +17,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 class LinearKernelTest {
 
     static Stream<Arguments> cases() {
-        // Odd widths leave vector tails; 4099 takes the eight-row decode loop (wider than 4096)
-        // with 19 rows, not a multiple of eight; 1, 2, 5 and 9 tokens cover decode, a short
-        // token block and several blocks with a remainder.
-        int[][] shapes = {{37, 13}, {133, 37}, {4099, 19}, {16, 8}};
+        // Odd widths leave vector tails; the widest takes the eight-row decode loop with 19 rows,
+        // not a multiple of eight; 1, 2, 5 and 9 tokens cover decode, a short token block and
+        // several blocks with a remainder.
+        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}};
         int[] tokenCounts = {1, 2, 5, 9};
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {
