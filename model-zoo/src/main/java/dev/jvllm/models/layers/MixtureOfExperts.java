@@ -176,7 +176,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
      * {@code intermediate_size} MLPs.
      */
     public static LayerPartLoader<FeedForward> qwen(ModelConfig config) {
-        int numExperts = config.intOr(0, "num_experts");
+        int numExperts = config.intOr(0, "num_experts", "num_local_experts");
         int step = config.intOr(1, "decoder_sparse_step");
         if (step <= 0) {
             throw new ConfigException(config.source() + ": field 'decoder_sparse_step' must be positive, got " + step);
