@@ -101,6 +101,15 @@ def main():
     fast.chat_template = CHAT_TEMPLATE
     fast.model_max_length = 512
     fast.save_pretrained(model_dir)
+    # One place for the template: inside tokenizer_config.json, as older Transformers wrote it.
+    template_file = os.path.join(model_dir, "chat_template.jinja")
+    if os.path.exists(template_file):
+        os.remove(template_file)
+        with open(os.path.join(model_dir, "tokenizer_config.json")) as f:
+            tokenizer_config = json.load(f)
+        tokenizer_config["chat_template"] = CHAT_TEMPLATE
+        with open(os.path.join(model_dir, "tokenizer_config.json"), "w") as f:
+            json.dump(tokenizer_config, f, indent=2)
 
     def encode(texts):
         out = []
