@@ -67,4 +67,8 @@ CASES = {
     "mpt-six-heads": ("MptConfig", "MptForCausalLM", dict(
         vocab_size=VOCAB, d_model=48, n_heads=6, n_layers=2, expansion_ratio=4, max_seq_len=256,
         attn_config=dict(alibi=True, alibi_bias_max=8))),
+    # clip_qkv small enough that many of the fused Wqkv outputs are clamped.
+    "mpt-clip-qkv": ("MptConfig", "MptForCausalLM", dict(
+        vocab_size=VOCAB, d_model=64, n_heads=4, n_layers=2, expansion_ratio=4, max_seq_len=256,
+        attn_config=dict(alibi=True, alibi_bias_max=8, clip_qkv=0.05))),
 }

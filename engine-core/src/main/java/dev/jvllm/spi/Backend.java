@@ -72,6 +72,9 @@ public interface Backend extends AutoCloseable {
     /** {@code out = x * factor} elementwise (out may be x). */
     void scale(Tensor x, float factor, Tensor out);
 
+    /** {@code out = min(max(x, -limit), limit)} elementwise: MPT's clip_qkv (out may be x). */
+    void clamp(Tensor x, float limit, Tensor out);
+
     /** {@code out = cap * tanh(x / cap)} elementwise: Gemma 2's logit soft-capping (out may be x). */
     void softcap(Tensor x, float cap, Tensor out);
 

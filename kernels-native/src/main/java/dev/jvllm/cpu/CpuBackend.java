@@ -303,6 +303,15 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void clamp(Tensor x, float limit, Tensor out) {
+        CpuTensor input = cpu(x, "clamp", "x");
+        CpuTensor output = cpu(out, "clamp", "out");
+        checkElementwise("clamp", input, input, output);
+        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
+                PointwiseKernels.clamp(input, limit, output, first, end));
+    }
+
+    @Override
     public void softcap(Tensor x, float cap, Tensor out) {
         CpuTensor input = cpu(x, "softcap", "x");
         CpuTensor output = cpu(out, "softcap", "out");

@@ -51,6 +51,13 @@ final class PointwiseKernels {
         }
     }
 
+    static void clamp(CpuTensor x, float limit, CpuTensor out, int first, int end) {
+        float[] in = x.floats(), o = out.floats();
+        for (int i = first, xi = x.offset() + first, oi = out.offset() + first; i < end; i++) {
+            o[oi++] = Math.clamp(in[xi++], -limit, limit);
+        }
+    }
+
     static void softcap(CpuTensor x, float cap, CpuTensor out, int first, int end) {
         float[] in = x.floats(), o = out.floats();
         for (int i = first, xi = x.offset() + first, oi = out.offset() + first; i < end; i++) {

@@ -424,6 +424,14 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void clamp(Tensor x, float limit, Tensor out) {
+        CudaTensor input = cuda(x, "clamp", "x");
+        CudaTensor output = cuda(out, "clamp", "out");
+        checkElementwise("clamp", input, input, output);
+        elementwise(Kernel.CLAMP, output, input, limit, output, output.elementCount());
+    }
+
+    @Override
     public void softcap(Tensor x, float cap, Tensor out) {
         CudaTensor input = cuda(x, "softcap", "x");
         CudaTensor output = cuda(out, "softcap", "out");

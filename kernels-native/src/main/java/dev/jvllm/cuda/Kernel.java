@@ -8,6 +8,7 @@ enum Kernel {
     GATED_ACTIVATION("elementwise", "gated_activation"),
     SCALE("elementwise", "scale"),
     SOFTCAP("elementwise", "softcap"),
+    CLAMP("elementwise", "clamp_values"),
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
     CONVERT_FLOAT("elementwise", "convert_float"),
     RMS_NORM("norms", "rms_norm"),

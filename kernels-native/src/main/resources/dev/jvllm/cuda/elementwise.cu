@@ -49,6 +49,12 @@ extern "C" __global__ void softcap(const float* x, float cap, float* out, i64 n)
     }
 }
 
+extern "C" __global__ void clamp_values(const float* x, float limit, float* out, i64 n) {
+    GRID_STRIDE_LOOP(i, n) {
+        out[i] = fminf(fmaxf(x[i], -limit), limit);
+    }
+}
+
 // out[r, c] += bias[c] for a [rows, cols] matrix: the bias of a linear layer after its GEMM.
 extern "C" __global__ void add_bias_rows(float* out, const void* bias, int biasType, int cols, i64 n) {
     GRID_STRIDE_LOOP(i, n) {

@@ -54,16 +54,19 @@ class PointwiseKernelsTest {
     }
 
     @Test
-    void scaleAndSoftcap() {
+    void scaleSoftcapAndClamp() {
         float[] x = random(50, 3);
         Tensor out = backend.allocate(1, 50);
         backend.scale(backend.constant(x, 1, 50), 0.5f, out);
         float[] scaled = backend.toFloatArray(out);
         backend.softcap(backend.constant(x, 1, 50), 2f, out);
         float[] capped = backend.toFloatArray(out);
+        backend.clamp(backend.constant(x, 1, 50), 1.5f, out);
+        float[] clamped = backend.toFloatArray(out);
         for (int i = 0; i < x.length; i++) {
             assertEquals(x[i] * 0.5f, scaled[i], 1e-6);
             assertEquals(2 * Math.tanh(x[i] / 2), capped[i], 1e-6);
+            assertEquals(Math.max(-1.5f, Math.min(1.5f, x[i])), clamped[i]);
         }
     }
 

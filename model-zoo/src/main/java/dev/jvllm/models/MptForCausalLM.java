@@ -39,9 +39,11 @@ public final class MptForCausalLM implements ModelArchitecture {
     public CausalLM load(ModelContext context) {
         ModelConfig config = context.config();
         JsonNode attnConfig = config.raw().path("attn_config");
-        if (!attnConfig.path("clip_qkv").isMissingNode() && !attnConfig.path("clip_qkv").isNull()) {
-            throw new ConfigException(config.source() + ": MPT with attn_config.clip_qkv is not supported");
+        JsonNode clip = attnConfig.path("clip_qkv");
+        if (!clip.isMissingNode() && !clip.isNull() && (!clip.isNumber() || clip.doubleValue() <= 0)) {
+            throw new ConfigException(config.source() + ": attn_config.clip_qkv must be a positive number, got " + clip);
         }
+        float clipQkv = clip.isNumber() ? clip.floatValue() : 0f;
         int hidden = config.intOr(-1, "d_model", "hidden_size");
         int heads = config.intOr(-1, "n_heads", "num_attention_heads");
         if (hidden <= 0 || heads <= 0 || hidden % heads != 0) {
@@ -64,6 +66,10 @@ public final class MptForCausalLM implements ModelArchitecture {
             WeightScope block = model.child("blocks").child(Integer.toString(i));
             WeightScope attn = block.child("attn");
             Linear[] qkv = PackedQkv.blocks(hidden, hidden, hidden).load(attn, "Wqkv", hidden, bias);
+            if (clipQkv > 0) {
+                // Clamping the fused Wqkv output is clamping each of its row blocks.
+                for (int p = 0; p < qkv.length; p++) qkv[p] = qkv[p].clamped(clipQkv);
+            }
             SelfAttention attention = new SelfAttention(qkv[0], qkv[1], qkv[2],
                     Linear.load(attn, "out_proj", hidden, hidden, bias), null, params, i);
             layers.add(new DecoderLayer(LayerNorm.load(block, "norm_1", hidden, eps, bias), attention,

@@ -5,8 +5,20 @@ import dev.jvllm.spi.Tensor;
 
 import java.util.Arrays;
 
-/** {@code y = x · Wᵀ + b}: weight [out, in], optional bias. */
-public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures) {
+/**
+ * {@code y = x · Wᵀ + b}: weight [out, in], optional bias; with {@code clampLimit > 0} the output
+ * is clamped to [-limit, limit] (MPT's clip_qkv).
+ */
+public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures, float clampLimit) {
+
+    public Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures) {
+        this(weight, bias, inFeatures, outFeatures, 0f);
+    }
+
+    /** The same projection with its output clamped to [-limit, limit]. */
+    public Linear clamped(float limit) {
+        return new Linear(weight, bias, inFeatures, outFeatures, limit);
+    }
 
     /** Loads {@code <name>.weight} (and {@code <name>.bias} when {@code withBias}). */
     public static Linear load(WeightScope scope, String name, int in, int out, boolean withBias) {
@@ -63,5 +75,8 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
 
     public void apply(Backend backend, Tensor x, Tensor out) {
         backend.linear(x, weight, bias, out);
+        if (clampLimit > 0) {
+            backend.clamp(out, clampLimit, out);
+        }
     }
 }
