@@ -1,16 +1,135 @@
 package dev.jvllm.spi;
 
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.weights.DType;
+
 /**
- * The shape rules of the {@link Backend} kernels that every backend checks the same way, so that a
- * wrong call fails with the same message on each.
+ * The shape and element-type rules of the {@link Backend} kernels that every backend checks the
+ * same way, so that a wrong call fails with the same message on each. What makes a tensor an
+ * activation, whether its storage overlaps another's, and which backend made it are each
+ * backend's own checks, made before these.
  */
 public final class KernelShapes {
 
     private KernelShapes() {
     }
 
+    public static void requireType(String kernel, String role, Tensor t, DType type) {
+        if (t.dtype() != type) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be " + type);
+        }
+    }
+
+    /** Weights may be F32, BF16 or F16. */
+    public static void requireWeightType(String kernel, String role, Tensor t) {
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be F32, BF16 or F16");
+        }
+    }
+
+    /** {@link Backend#embedding} and {@link Backend#gatherRows}: {@code out[i] = source[indices[i]]}. */
+    public static void checkGather(String kernel, Tensor source, Tensor indices, Tensor out) {
+        requireType(kernel, "indices", indices, DType.I32);
+        requireWeightType(kernel, "source", source);
+        int count = (int) indices.elementCount();
+        if (out.rows() != count || out.cols() != source.cols()) {
+            throw new IllegalArgumentException(kernel + ": out is " + out + " but " + count + " rows of "
+                    + source.cols() + " were asked for");
+        }
+    }
+
+    /** {@link Backend#linear}: out [T, N] = x [T, K] · weight [N, K]ᵀ + bias [N]. */
+    public static void checkLinear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        requireWeightType("linear", "weight", weight);
+        if (x.cols() != weight.cols()) {
+            throw new IllegalArgumentException("linear: x " + x + " has " + x.cols()
+                    + " features but weight " + weight + " takes " + weight.cols());
+        }
+        if (out.rows() != x.rows() || out.cols() != weight.rows()) {
+            throw new IllegalArgumentException("linear: out is " + out + " but x · weightᵀ is "
+                    + x.rows() + " × " + weight.rows());
+        }
+        if (bias != null) {
+            requireWeightType("linear", "bias", bias);
+            if (bias.elementCount() != weight.rows()) {
+                throw new IllegalArgumentException("linear: bias " + bias + " does not have " + weight.rows() + " elements");
+            }
+        }
+    }
+
+    /** {@link Backend#rmsNorm} and {@link Backend#layerNorm}: one weight (and bias) per feature, out shaped as x. */
+    public static void checkRowwise(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        requireWeightType(kernel, "weight", weight);
+        if (weight.elementCount() != x.cols() || (bias != null && bias.elementCount() != x.cols())) {
+            throw new IllegalArgumentException(kernel + ": weight " + weight + (bias == null ? "" : " and bias " + bias)
+                    + " must have one element per feature of x " + x);
+        }
+        if (bias != null) {
+            requireWeightType(kernel, "bias", bias);
+        }
+        if (out.rows() != x.rows() || out.cols() != x.cols()) {
+            throw new IllegalArgumentException(kernel + ": out " + out + " must have the shape of x " + x);
+        }
+    }
+
+    /** The elementwise kernels: both inputs have as many elements as out. */
+    public static void checkElementwise(String kernel, Tensor a, Tensor b, Tensor out) {
+        if (a.elementCount() != out.elementCount() || b.elementCount() != out.elementCount()) {
+            throw new IllegalArgumentException(kernel + ": " + a + ", " + b + " and out " + out
+                    + " must have as many elements");
+        }
+    }
+
+    /** {@link Backend#rotary}: x [T, heads × headDim], cosSin [positions, rotaryDim], one position per token. */
+    public static void checkRotary(Tensor x, int heads, int headDim, int rotaryDim, Tensor cosSin, Tensor positions) {
+        requireWeightType("rotary", "cosSin", cosSin);
+        requireType("rotary", "positions", positions, DType.I32);
+        if (x.cols() != heads * headDim) {
+            throw new IllegalArgumentException("rotary: x " + x + " is not " + heads + " heads of " + headDim);
+        }
+        if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0 || cosSin.cols() != rotaryDim) {
+            throw new IllegalArgumentException("rotary: rotary dim " + rotaryDim + " must be even, at most head dim "
+                    + headDim + ", and the width of cosSin " + cosSin);
+        }
+        if (positions.elementCount() != x.rows()) {
+            throw new IllegalArgumentException("rotary: " + positions.elementCount() + " positions for " + x.rows() + " tokens");
+        }
+    }
+
+    /**
+     * {@link Backend#attention}: q and out [T, heads × headDim], k and v [T, kvHeads × headDim], a
+     * key-and-value cache of the same heads and block size holding {@code layer}, and an ALiBi slope
+     * per head when there are slopes.
+     */
+    public static void checkAttention(Tensor q, Tensor k, Tensor v, KvCacheSpec spec, int layer, ForwardBatch batch,
+                                      AttentionParams params, Tensor out) {
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim();
+        int kvWidth = params.numKvHeads() * params.headDim();
+        if (q.rows() != tokens || q.cols() != qWidth || out.rows() != tokens || out.cols() != qWidth) {
+            throw new IllegalArgumentException("attention: q " + q + " and out " + out + " must be "
+                    + tokens + " × " + qWidth);
+        }
+        if (k.rows() != tokens || k.cols() != kvWidth || v.rows() != tokens || v.cols() != kvWidth) {
+            throw new IllegalArgumentException("attention: k " + k + " and v " + v + " must be "
+                    + tokens + " × " + kvWidth);
+        }
+        if (spec.layout() != KvCacheSpec.Layout.KEYS_AND_VALUES || spec.kvHeads() != params.numKvHeads()
+                || spec.headDim() != params.headDim() || batch.blockSize() != spec.blockSize()
+                || layer < 0 || layer >= spec.layers()) {
+            throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
+                    + batch.blockSize() + " does not fit the cache " + spec);
+        }
+        if (params.alibiSlopes() != null && params.alibiSlopes().length < params.numHeads()) {
+            throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
+                    + params.numHeads() + " heads");
+        }
+    }
+
     /** {@link Backend#scatterAddRows}: one row index and one weight per source row, out as wide as source. */
     public static void checkScatterAddRows(Tensor source, Tensor rows, Tensor weights, Tensor out) {
+        requireType("scatterAddRows", "rows", rows, DType.I32);
+        requireWeightType("scatterAddRows", "weights", weights);
         int count = source.rows();
         if (rows.elementCount() != count || weights.elementCount() != count || out.cols() != source.cols()) {
             throw new IllegalArgumentException("scatterAddRows: " + source + " needs one row index and one weight per row ("
@@ -20,6 +139,7 @@ public final class KernelShapes {
 
     /** {@link Backend#headwiseLinear}: x and weight split into heads, out [T, heads × outPerHead]; returns outPerHead. */
     public static int checkHeadwiseLinear(Tensor x, Tensor weight, int heads, Tensor out) {
+        requireWeightType("headwiseLinear", "weight", weight);
         if (heads <= 0 || x.cols() % heads != 0 || weight.rows() % heads != 0) {
             throw new IllegalArgumentException("headwiseLinear: x " + x + " and weight " + weight
                     + " do not split into " + heads + " heads");

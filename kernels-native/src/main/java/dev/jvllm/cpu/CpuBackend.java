@@ -151,15 +151,10 @@ public final class CpuBackend implements Backend {
 
     /** {@code out[i] = source[indices[i]]} widened to float32. */
     private void copyRows(String kernel, CpuTensor source, CpuTensor indices, CpuTensor out) {
-        requireType(kernel, "indices", indices, DType.I32);
-        requireWeightType(kernel, "source", source);
         requireActivation(kernel, "out", out);
+        KernelShapes.checkGather(kernel, source, indices, out);
         int count = (int) indices.elementCount();
         int cols = source.cols();
-        if (out.rows() != count || out.cols() != cols) {
-            throw new IllegalArgumentException(kernel + ": out is " + out + " but " + count + " rows of " + cols
-                    + " were asked for");
-        }
         pool.forEach(count, Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, cols)), (first, end, worker) -> {
             for (int i = first; i < end; i++) {
                 int row = indices.index(i);
@@ -180,21 +175,7 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, "linear", "out");
         requireActivation("linear", "x", input);
         requireActivation("linear", "out", output);
-        requireWeightType("linear", "weight", w);
-        if (input.cols() != w.cols()) {
-            throw new IllegalArgumentException("linear: x " + input + " has " + input.cols()
-                    + " features but weight " + w + " takes " + w.cols());
-        }
-        if (output.rows() != input.rows() || output.cols() != w.rows()) {
-            throw new IllegalArgumentException("linear: out is " + output + " but x · weightᵀ is "
-                    + input.rows() + " × " + w.rows());
-        }
-        if (b != null) {
-            requireWeightType("linear", "bias", b);
-            if (b.elementCount() != w.rows()) {
-                throw new IllegalArgumentException("linear: bias " + b + " does not have " + w.rows() + " elements");
-            }
-        }
+        KernelShapes.checkLinear(input, w, b, output);
         if (overlap(input, output)) {
             throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
         }
@@ -332,18 +313,7 @@ public final class CpuBackend implements Backend {
         CpuTensor table = cpu(cosSin, "rotary", "cosSin");
         CpuTensor pos = cpu(positions, "rotary", "positions");
         requireActivation("rotary", "x", input);
-        requireWeightType("rotary", "cosSin", table);
-        requireType("rotary", "positions", pos, DType.I32);
-        if (input.cols() != heads * headDim) {
-            throw new IllegalArgumentException("rotary: x " + input + " is not " + heads + " heads of " + headDim);
-        }
-        if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0 || table.cols() != rotaryDim) {
-            throw new IllegalArgumentException("rotary: rotary dim " + rotaryDim + " must be even, at most head dim "
-                    + headDim + ", and the width of cosSin " + table);
-        }
-        if (pos.elementCount() != input.rows()) {
-            throw new IllegalArgumentException("rotary: " + pos.elementCount() + " positions for " + input.rows() + " tokens");
-        }
+        KernelShapes.checkRotary(input, heads, headDim, rotaryDim, table, pos);
         int half = rotaryDim / 2;
         // Pairs are (i, i + half) in the GPT-NeoX layout and (2i, 2i + 1) in the GPT-J layout.
         int pairStride = neoxStyle ? 1 : 2;
@@ -387,28 +357,7 @@ public final class CpuBackend implements Backend {
         for (CpuTensor t : new CpuTensor[]{query, key, value, output}) {
             requireActivation("attention", "input", t);
         }
-        KvCacheSpec spec = pages.spec();
-        int tokens = batch.numTokens();
-        int qWidth = params.numHeads() * params.headDim();
-        int kvWidth = params.numKvHeads() * params.headDim();
-        if (query.rows() != tokens || query.cols() != qWidth || output.rows() != tokens || output.cols() != qWidth) {
-            throw new IllegalArgumentException("attention: q " + query + " and out " + output + " must be "
-                    + tokens + " × " + qWidth);
-        }
-        if (key.rows() != tokens || key.cols() != kvWidth || value.rows() != tokens || value.cols() != kvWidth) {
-            throw new IllegalArgumentException("attention: k " + key + " and v " + value + " must be "
-                    + tokens + " × " + kvWidth);
-        }
-        if (spec.layout() != KvCacheSpec.Layout.KEYS_AND_VALUES || spec.kvHeads() != params.numKvHeads()
-                || spec.headDim() != params.headDim() || batch.blockSize() != spec.blockSize()
-                || layer < 0 || layer >= spec.layers()) {
-            throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
-                    + batch.blockSize() + " does not fit the cache " + spec);
-        }
-        if (params.alibiSlopes() != null && params.alibiSlopes().length < params.numHeads()) {
-            throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
-                    + params.numHeads() + " heads");
-        }
+        KernelShapes.checkAttention(query, key, value, pages.spec(), layer, batch, params, output);
         if (overlap(query, output)) {
             throw new IllegalArgumentException("attention: out " + output + " overlaps q");
         }
@@ -492,8 +441,6 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, kernel, "out");
         requireActivation(kernel, "source", src);
         requireActivation(kernel, "out", output);
-        requireType(kernel, "rows", indices, DType.I32);
-        requireWeightType(kernel, "weights", scale);
         KernelShapes.checkScatterAddRows(src, indices, scale, output);
         int count = src.rows();
         int cols = src.cols();
@@ -526,7 +473,6 @@ public final class CpuBackend implements Backend {
         CpuTensor output = cpu(out, kernel, "out");
         requireActivation(kernel, "x", input);
         requireActivation(kernel, "out", output);
-        requireWeightType(kernel, "weight", w);
         int outPerHead = KernelShapes.checkHeadwiseLinear(input, w, heads, output);
         int in = input.cols() / heads;
         if (overlap(input, output)) {
@@ -560,12 +506,6 @@ public final class CpuBackend implements Backend {
         throw new IllegalArgumentException(kernel + ": " + role + " (" + tensor + ") was not made by the CPU backend");
     }
 
-    private static void requireType(String kernel, String role, CpuTensor t, DType type) {
-        if (t.dtype() != type) {
-            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be " + type);
-        }
-    }
-
     /** Activations are float32 held in arrays (made by allocate or constant). */
     private static void requireActivation(String kernel, String role, CpuTensor t) {
         if (!t.inArray()) {
@@ -588,35 +528,16 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    private static void requireWeightType(String kernel, String role, CpuTensor t) {
-        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
-            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be F32, BF16 or F16");
-        }
-    }
-
     private static void checkRowwise(String kernel, CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         requireActivation(kernel, "x", x);
         requireActivation(kernel, "out", out);
-        requireWeightType(kernel, "weight", weight);
-        if (weight.elementCount() != x.cols() || (bias != null && bias.elementCount() != x.cols())) {
-            throw new IllegalArgumentException(kernel + ": weight " + weight + (bias == null ? "" : " and bias " + bias)
-                    + " must have one element per feature of x " + x);
-        }
-        if (bias != null) {
-            requireWeightType(kernel, "bias", bias);
-        }
-        if (out.rows() != x.rows() || out.cols() != x.cols()) {
-            throw new IllegalArgumentException(kernel + ": out " + out + " must have the shape of x " + x);
-        }
+        KernelShapes.checkRowwise(kernel, x, weight, bias, out);
     }
 
     private static void checkElementwise(String kernel, CpuTensor a, CpuTensor b, CpuTensor out) {
         requireActivation(kernel, "first input", a);
         requireActivation(kernel, "second input", b);
         requireActivation(kernel, "out", out);
-        if (a.elementCount() != out.elementCount() || b.elementCount() != out.elementCount()) {
-            throw new IllegalArgumentException(kernel + ": " + a + ", " + b + " and out " + out
-                    + " must have as many elements");
-        }
+        KernelShapes.checkElementwise(kernel, a, b, out);
     }
 }

@@ -278,14 +278,9 @@ public final class CudaBackend implements Backend {
     }
 
     private void gather(String kernel, CudaTensor source, CudaTensor indices, CudaTensor out) {
-        requireType(kernel, "indices", indices, DType.I32);
-        requireWeightType(kernel, "source", source);
         requireActivation(kernel, "out", out);
+        KernelShapes.checkGather(kernel, source, indices, out);
         int count = (int) indices.elementCount();
-        if (out.rows() != count || out.cols() != source.cols()) {
-            throw new IllegalArgumentException(kernel + ": out is " + out + " but " + count + " rows of "
-                    + source.cols() + " were asked for");
-        }
         context.makeCurrent();
         kernels.launch(Kernel.GATHER_ROWS, count, rowThreads(source.cols()),
                 source, source.typeCode(), source.rows(), source.cols(), indices, out, errors.buffer());
@@ -299,21 +294,7 @@ public final class CudaBackend implements Backend {
         CudaTensor output = cuda(out, "linear", "out");
         requireActivation("linear", "x", input);
         requireActivation("linear", "out", output);
-        requireWeightType("linear", "weight", w);
-        if (input.cols() != w.cols()) {
-            throw new IllegalArgumentException("linear: x " + input + " has " + input.cols()
-                    + " features but weight " + w + " takes " + w.cols());
-        }
-        if (output.rows() != input.rows() || output.cols() != w.rows()) {
-            throw new IllegalArgumentException("linear: out is " + output + " but x · weightᵀ is "
-                    + input.rows() + " × " + w.rows());
-        }
-        if (b != null) {
-            requireWeightType("linear", "bias", b);
-            if (b.elementCount() != w.rows()) {
-                throw new IllegalArgumentException("linear: bias " + b + " does not have " + w.rows() + " elements");
-            }
-        }
+        KernelShapes.checkLinear(input, w, b, output);
         if (input.overlaps(output)) {
             throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
         }
@@ -462,18 +443,7 @@ public final class CudaBackend implements Backend {
         CudaTensor table = cuda(cosSin, "rotary", "cosSin");
         CudaTensor pos = cuda(positions, "rotary", "positions");
         requireActivation("rotary", "x", input);
-        requireWeightType("rotary", "cosSin", table);
-        requireType("rotary", "positions", pos, DType.I32);
-        if (input.cols() != heads * headDim) {
-            throw new IllegalArgumentException("rotary: x " + input + " is not " + heads + " heads of " + headDim);
-        }
-        if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0 || table.cols() != rotaryDim) {
-            throw new IllegalArgumentException("rotary: rotary dim " + rotaryDim + " must be even, at most head dim "
-                    + headDim + ", and the width of cosSin " + table);
-        }
-        if (pos.elementCount() != input.rows()) {
-            throw new IllegalArgumentException("rotary: " + pos.elementCount() + " positions for " + input.rows() + " tokens");
-        }
+        KernelShapes.checkRotary(input, heads, headDim, rotaryDim, table, pos);
         context.makeCurrent();
         kernels.launch(Kernel.ROTARY, input.rows(), rowThreads(heads * rotaryDim / 2),
                 input, heads, headDim, rotaryDim, neoxStyle ? 1 : 0, table, table.typeCode(), table.rows(), pos,
@@ -494,31 +464,13 @@ public final class CudaBackend implements Backend {
             requireActivation("attention", "input", t);
         }
         KvCacheSpec spec = pages.spec();
-        int tokens = batch.numTokens();
-        int qWidth = params.numHeads() * params.headDim();
-        int kvWidth = params.numKvHeads() * params.headDim();
-        if (query.rows() != tokens || query.cols() != qWidth || output.rows() != tokens || output.cols() != qWidth) {
-            throw new IllegalArgumentException("attention: q " + query + " and out " + output + " must be "
-                    + tokens + " × " + qWidth);
-        }
-        if (key.rows() != tokens || key.cols() != kvWidth || value.rows() != tokens || value.cols() != kvWidth) {
-            throw new IllegalArgumentException("attention: k " + key + " and v " + value + " must be "
-                    + tokens + " × " + kvWidth);
-        }
-        if (spec.layout() != KvCacheSpec.Layout.KEYS_AND_VALUES || spec.kvHeads() != params.numKvHeads()
-                || spec.headDim() != params.headDim() || batch.blockSize() != spec.blockSize()
-                || layer < 0 || layer >= spec.layers()) {
-            throw new IllegalArgumentException("attention: layer " + layer + " with " + params + " and block size "
-                    + batch.blockSize() + " does not fit the cache " + spec);
-        }
+        KernelShapes.checkAttention(query, key, value, spec, layer, batch, params, output);
         if (params.headDim() > MAX_HEAD_DIM) {
             throw new JvllmException("attention: head dim " + params.headDim() + " is above the "
                     + MAX_HEAD_DIM + " the CUDA attention kernel supports");
         }
-        if (params.alibiSlopes() != null && params.alibiSlopes().length < params.numHeads()) {
-            throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
-                    + params.numHeads() + " heads");
-        }
+        int tokens = batch.numTokens();
+        int kvWidth = params.numKvHeads() * params.headDim();
         if (query.overlaps(output)) {
             throw new IllegalArgumentException("attention: out " + output + " overlaps q");
         }
@@ -553,8 +505,6 @@ public final class CudaBackend implements Backend {
         CudaTensor output = cuda(out, kernel, "out");
         requireActivation(kernel, "source", src);
         requireActivation(kernel, "out", output);
-        requireType(kernel, "rows", indices, DType.I32);
-        requireWeightType(kernel, "weights", scale);
         KernelShapes.checkScatterAddRows(src, indices, scale, output);
         int count = src.rows();
         if (src.overlaps(output)) {
@@ -574,7 +524,6 @@ public final class CudaBackend implements Backend {
         CudaTensor output = cuda(out, kernel, "out");
         requireActivation(kernel, "x", input);
         requireActivation(kernel, "out", output);
-        requireWeightType(kernel, "weight", w);
         int outPerHead = KernelShapes.checkHeadwiseLinear(input, w, heads, output);
         int in = input.cols() / heads;
         if (input.overlaps(output)) {
@@ -637,20 +586,8 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException(kernel + ": " + role + " (" + tensor + ") was not made by the CUDA backend");
     }
 
-    private static void requireType(String kernel, String role, CudaTensor t, DType type) {
-        if (t.dtype() != type) {
-            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be " + type);
-        }
-    }
-
     private void requireActivation(String kernel, String role, CudaTensor t) {
-        requireType(kernel, role, t, activationType());
-    }
-
-    private static void requireWeightType(String kernel, String role, CudaTensor t) {
-        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
-            throw new IllegalArgumentException(kernel + ": " + role + " " + t + " must be F32, BF16 or F16");
-        }
+        KernelShapes.requireType(kernel, role, t, activationType());
     }
 
     private static void requireWeightType(String name, DType type) {
@@ -663,27 +600,14 @@ public final class CudaBackend implements Backend {
     private void checkRowwise(String kernel, CudaTensor x, CudaTensor weight, CudaTensor bias, CudaTensor out) {
         requireActivation(kernel, "x", x);
         requireActivation(kernel, "out", out);
-        requireWeightType(kernel, "weight", weight);
-        if (weight.elementCount() != x.cols() || (bias != null && bias.elementCount() != x.cols())) {
-            throw new IllegalArgumentException(kernel + ": weight " + weight + (bias == null ? "" : " and bias " + bias)
-                    + " must have one element per feature of x " + x);
-        }
-        if (bias != null) {
-            requireWeightType(kernel, "bias", bias);
-        }
-        if (out.rows() != x.rows() || out.cols() != x.cols()) {
-            throw new IllegalArgumentException(kernel + ": out " + out + " must have the shape of x " + x);
-        }
+        KernelShapes.checkRowwise(kernel, x, weight, bias, out);
     }
 
     private void checkElementwise(String kernel, CudaTensor a, CudaTensor b, CudaTensor out) {
         requireActivation(kernel, "first input", a);
         requireActivation(kernel, "second input", b);
         requireActivation(kernel, "out", out);
-        if (a.elementCount() != out.elementCount() || b.elementCount() != out.elementCount()) {
-            throw new IllegalArgumentException(kernel + ": " + a + ", " + b + " and out " + out
-                    + " must have as many elements");
-        }
+        KernelShapes.checkElementwise(kernel, a, b, out);
     }
 
     @Override
