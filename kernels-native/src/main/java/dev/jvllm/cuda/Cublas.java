@@ -5,6 +5,7 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
+import static dev.jvllm.cuda.NativeLibrary.call;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -22,26 +23,12 @@ final class Cublas {
     static final int COMPUTE_32F = 68;
     static final int GEMM_DEFAULT = -1;
 
-    private static final class Loaded {
-        static final Cublas CUBLAS;
-        static final CudaException FAILURE;
+    private static final NativeLibrary.LazyBinding<Cublas> BINDING =
+            new NativeLibrary.LazyBinding<>(() -> new Cublas(NativeLibrary.open("libcublas.so.13")));
 
-        static {
-            Cublas cublas = null;
-            CudaException failure = null;
-            try {
-                cublas = new Cublas(NativeLibrary.open("libcublas.so.13"));
-            } catch (CudaException e) {
-                failure = e;
-            }
-            CUBLAS = cublas;
-            FAILURE = failure;
-        }
-    }
-
+    /** cuBLAS, loaded once; throws the reason when it cannot be. */
     static Cublas get() {
-        if (Loaded.CUBLAS == null) throw Loaded.FAILURE;
-        return Loaded.CUBLAS;
+        return BINDING.get();
     }
 
     private final MethodHandle cublasCreate;
@@ -90,7 +77,7 @@ final class Cublas {
             status = (int) cublasGemmEx.invokeExact(handle, transA, transB, m, n, k, alpha, a, aType, lda, b, bType,
                     ldb, beta, c, cType, ldc, computeType, GEMM_DEFAULT);
         } catch (Throwable t) {
-            throw t instanceof RuntimeException r ? r : new IllegalStateException(t);
+            throw NativeLibrary.unexpected(t);
         }
         check("cublasGemmEx", status);
     }
@@ -106,16 +93,6 @@ final class Cublas {
             return ((MemorySegment) function.invokeExact(status)).reinterpret(256).getString(0);
         } catch (Throwable t) {
             return fallback;
-        }
-    }
-
-    private static int call(MethodHandle function, Object... arguments) {
-        try {
-            return (int) function.invokeWithArguments(arguments);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
     }
 }

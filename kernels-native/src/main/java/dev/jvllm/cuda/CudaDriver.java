@@ -5,6 +5,7 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
+import static dev.jvllm.cuda.NativeLibrary.call;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -25,29 +26,15 @@ final class CudaDriver {
     private static final int STREAM_NON_BLOCKING = 1;
     private static final int MEMPOOL_ATTRIBUTE_RELEASE_THRESHOLD = 4;
 
-    private static final class Loaded {
-        static final CudaDriver DRIVER;
-        static final CudaException FAILURE;
-
-        static {
-            CudaDriver driver = null;
-            CudaException failure = null;
-            try {
-                driver = new CudaDriver(NativeLibrary.open("libcuda.so.1"));
-                driver.check("cuInit", driver.call(driver.cuInit, 0));
-            } catch (CudaException e) {
-                failure = e;
-                driver = null;
-            }
-            DRIVER = driver;
-            FAILURE = failure;
-        }
-    }
+    private static final NativeLibrary.LazyBinding<CudaDriver> BINDING = new NativeLibrary.LazyBinding<>(() -> {
+        CudaDriver driver = new CudaDriver(NativeLibrary.open("libcuda.so.1"));
+        driver.check("cuInit", call(driver.cuInit, 0));
+        return driver;
+    });
 
     /** The driver, loaded and initialized once; throws the reason when it cannot be. */
     static CudaDriver get() {
-        if (Loaded.DRIVER == null) throw Loaded.FAILURE;
-        return Loaded.DRIVER;
+        return BINDING.get();
     }
 
     private final MethodHandle cuInit;
@@ -292,7 +279,7 @@ final class CudaDriver {
             code = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, blockZ,
                     sharedBytes, stream, parameters, MemorySegment.NULL);
         } catch (Throwable t) {
-            throw unexpected(t);
+            throw NativeLibrary.unexpected(t);
         }
         check("cuLaunchKernel", code);
     }
@@ -361,21 +348,5 @@ final class CudaDriver {
                     ? text.get(ADDRESS, 0).reinterpret(1024).getString(0) : "";
             return new CudaException(call + detail, errorName, description);
         }
-    }
-
-    private int call(MethodHandle function, Object... arguments) {
-        try {
-            return (int) function.invokeWithArguments(arguments);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw unexpected(t);
-        }
-    }
-
-    private static RuntimeException unexpected(Throwable t) {
-        if (t instanceof RuntimeException r) return r;
-        if (t instanceof Error e) throw e;
-        return new IllegalStateException(t);
     }
 }

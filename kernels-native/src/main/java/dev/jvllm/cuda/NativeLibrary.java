@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
 /**
  * A shared library opened once for the life of the process, and its functions as method handles.
@@ -65,5 +66,51 @@ final class NativeLibrary {
 
     String name() {
         return name;
+    }
+
+    /**
+     * Calls a function that returns a status code, with boxed arguments (for the calls that are
+     * not hot; those use {@code invokeExact}).
+     */
+    static int call(MethodHandle function, Object... arguments) {
+        try {
+            return (int) function.invokeWithArguments(arguments);
+        } catch (Throwable t) {
+            throw unexpected(t);
+        }
+    }
+
+    /** A throwable from a downcall, as the unchecked exception to throw (errors are rethrown as they are). */
+    static RuntimeException unexpected(Throwable t) {
+        if (t instanceof RuntimeException r) return r;
+        if (t instanceof Error e) throw e;
+        return new IllegalStateException(t);
+    }
+
+    /**
+     * The binding to a library ({@link CudaDriver}, {@link Nvrtc}, {@link Cublas}), made on first
+     * use and kept; when it cannot be made, the reason is kept and thrown on every use.
+     */
+    static final class LazyBinding<T> {
+
+        private final Supplier<T> bind;
+        private T binding;
+        private CudaException failure;
+
+        LazyBinding(Supplier<T> bind) {
+            this.bind = bind;
+        }
+
+        synchronized T get() {
+            if (binding == null && failure == null) {
+                try {
+                    binding = bind.get();
+                } catch (CudaException e) {
+                    failure = e;
+                }
+            }
+            if (binding == null) throw failure;
+            return binding;
+        }
     }
 }

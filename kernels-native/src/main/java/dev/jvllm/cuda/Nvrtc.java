@@ -7,6 +7,7 @@ import java.lang.invoke.MethodHandle;
 import java.util.List;
 import java.util.Map;
 
+import static dev.jvllm.cuda.NativeLibrary.call;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -15,26 +16,12 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 /** NVRTC ({@code libnvrtc.so.13}): CUDA C++ compiled to a cubin at run time. Needs no GPU. */
 final class Nvrtc {
 
-    private static final class Loaded {
-        static final Nvrtc NVRTC;
-        static final CudaException FAILURE;
+    private static final NativeLibrary.LazyBinding<Nvrtc> BINDING =
+            new NativeLibrary.LazyBinding<>(() -> new Nvrtc(NativeLibrary.open("libnvrtc.so.13")));
 
-        static {
-            Nvrtc nvrtc = null;
-            CudaException failure = null;
-            try {
-                nvrtc = new Nvrtc(NativeLibrary.open("libnvrtc.so.13"));
-            } catch (CudaException e) {
-                failure = e;
-            }
-            NVRTC = nvrtc;
-            FAILURE = failure;
-        }
-    }
-
+    /** NVRTC, loaded once; throws the reason when it cannot be. */
     static Nvrtc get() {
-        if (Loaded.NVRTC == null) throw Loaded.FAILURE;
-        return Loaded.NVRTC;
+        return BINDING.get();
     }
 
     private final MethodHandle nvrtcVersion;
@@ -141,16 +128,6 @@ final class Nvrtc {
             return text.reinterpret(256).getString(0);
         } catch (Throwable t) {
             return "NVRTC error " + code;
-        }
-    }
-
-    private static int call(MethodHandle function, Object... arguments) {
-        try {
-            return (int) function.invokeWithArguments(arguments);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
     }
 }
