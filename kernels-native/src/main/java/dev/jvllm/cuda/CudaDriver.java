@@ -2,6 +2,7 @@ package dev.jvllm.cuda;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
@@ -116,27 +117,15 @@ final class CudaDriver {
 
     /** The driver's CUDA version, e.g. 13000 for 13.0. */
     int driverVersion() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment version = arena.allocate(JAVA_INT);
-            check("cuDriverGetVersion", call(cuDriverGetVersion, version));
-            return version.get(JAVA_INT, 0);
-        }
+        return intResult("cuDriverGetVersion", cuDriverGetVersion);
     }
 
     int deviceCount() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment count = arena.allocate(JAVA_INT);
-            check("cuDeviceGetCount", call(cuDeviceGetCount, count));
-            return count.get(JAVA_INT, 0);
-        }
+        return intResult("cuDeviceGetCount", cuDeviceGetCount);
     }
 
     int device(int ordinal) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment device = arena.allocate(JAVA_INT);
-            check("cuDeviceGet", call(cuDeviceGet, device, ordinal));
-            return device.get(JAVA_INT, 0);
-        }
+        return intResult("cuDeviceGet", cuDeviceGet, ordinal);
     }
 
     String deviceName(int device) {
@@ -148,27 +137,15 @@ final class CudaDriver {
     }
 
     int attribute(int device, int attribute) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment value = arena.allocate(JAVA_INT);
-            check("cuDeviceGetAttribute", call(cuDeviceGetAttribute, value, attribute, device));
-            return value.get(JAVA_INT, 0);
-        }
+        return intResult("cuDeviceGetAttribute", cuDeviceGetAttribute, attribute, device);
     }
 
     long totalMemory(int device) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment bytes = arena.allocate(JAVA_LONG);
-            check("cuDeviceTotalMem_v2", call(cuDeviceTotalMem, bytes, device));
-            return bytes.get(JAVA_LONG, 0);
-        }
+        return longResult("cuDeviceTotalMem_v2", cuDeviceTotalMem, device);
     }
 
     MemorySegment retainPrimaryContext(int device) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment context = arena.allocate(ADDRESS);
-            check("cuDevicePrimaryCtxRetain", call(cuDevicePrimaryCtxRetain, context, device));
-            return context.get(ADDRESS, 0);
-        }
+        return addressResult("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain, device);
     }
 
     void releasePrimaryContext(int device) {
@@ -218,13 +195,10 @@ final class CudaDriver {
 
     /** Lets the default pool keep up to {@code bytes} of freed memory instead of returning it at each sync. */
     void setPoolReleaseThreshold(int device, long bytes) {
+        MemorySegment pool = addressResult("cuDeviceGetDefaultMemPool", cuDeviceGetDefaultMemPool, device);
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment pool = arena.allocate(ADDRESS);
-            check("cuDeviceGetDefaultMemPool", call(cuDeviceGetDefaultMemPool, pool, device));
-            MemorySegment value = arena.allocate(JAVA_LONG);
-            value.set(JAVA_LONG, 0, bytes);
-            check("cuMemPoolSetAttribute", call(cuMemPoolSetAttribute, pool.get(ADDRESS, 0),
-                    MEMPOOL_ATTRIBUTE_RELEASE_THRESHOLD, value));
+            check("cuMemPoolSetAttribute", call(cuMemPoolSetAttribute, pool,
+                    MEMPOOL_ATTRIBUTE_RELEASE_THRESHOLD, arena.allocateFrom(JAVA_LONG, bytes)));
         }
     }
 
@@ -287,11 +261,7 @@ final class CudaDriver {
     // ---- streams and events -----------------------------------------------------------------
 
     MemorySegment createStream() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment stream = arena.allocate(ADDRESS);
-            check("cuStreamCreate", call(cuStreamCreate, stream, STREAM_NON_BLOCKING));
-            return stream.get(ADDRESS, 0);
-        }
+        return addressResult("cuStreamCreate", cuStreamCreate, STREAM_NON_BLOCKING);
     }
 
     void synchronize(MemorySegment stream) {
@@ -303,11 +273,7 @@ final class CudaDriver {
     }
 
     MemorySegment createEvent() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment event = arena.allocate(ADDRESS);
-            check("cuEventCreate", call(cuEventCreate, event, 0));
-            return event.get(ADDRESS, 0);
-        }
+        return addressResult("cuEventCreate", cuEventCreate, 0);
     }
 
     void record(MemorySegment event, MemorySegment stream) {
@@ -328,7 +294,39 @@ final class CudaDriver {
         check("cuEventDestroy_v2", call(cuEventDestroy, event));
     }
 
-    // ---- errors -----------------------------------------------------------------------------
+    // ---- calls and errors -------------------------------------------------------------------
+
+    // Most driver calls return what they make through a pointer in the first argument, as in
+    // cuDeviceGet(&device, ordinal). These call function(&result, arguments...), check its
+    // status under the call's name, and return the result.
+
+    private int intResult(String name, MethodHandle function, Object... arguments) {
+        try (Arena arena = Arena.ofConfined()) {
+            return result(arena, JAVA_INT, name, function, arguments).get(JAVA_INT, 0);
+        }
+    }
+
+    private long longResult(String name, MethodHandle function, Object... arguments) {
+        try (Arena arena = Arena.ofConfined()) {
+            return result(arena, JAVA_LONG, name, function, arguments).get(JAVA_LONG, 0);
+        }
+    }
+
+    private MemorySegment addressResult(String name, MethodHandle function, Object... arguments) {
+        try (Arena arena = Arena.ofConfined()) {
+            return result(arena, ADDRESS, name, function, arguments).get(ADDRESS, 0);
+        }
+    }
+
+    private MemorySegment result(Arena arena, MemoryLayout layout, String name, MethodHandle function,
+                                 Object... arguments) {
+        MemorySegment result = arena.allocate(layout);
+        Object[] all = new Object[arguments.length + 1];
+        all[0] = result;
+        System.arraycopy(arguments, 0, all, 1, arguments.length);
+        check(name, call(function, all));
+        return result;
+    }
 
     private void check(String call, int code) {
         if (code != 0) throw error(call, code, "");
