@@ -109,10 +109,18 @@ final class BenchmarkOptions {
         return Path.of(model);
     }
 
-    LLM load(Path modelDirectory) {
-        return LLM.builder().model(modelDirectory.toString()).maxModelLen(maxModelLen).maxNumSeqs(maxNumSeqs)
+    /** The model of {@link #modelDirectory()} loaded with these options, then warmed up ({@link Warmup}). */
+    LLM loadWarmedUp() {
+        LLM llm = LLM.builder().model(modelDirectory().toString()).maxModelLen(maxModelLen).maxNumSeqs(maxNumSeqs)
                 .maxNumBatchedTokens(maxNumBatchedTokens).kvCacheMemoryBytes(kvCacheMemory)
                 .enablePrefixCaching(prefixCaching).threads(threads).build();
+        try {
+            Warmup.run(llm, this);
+            return llm;
+        } catch (RuntimeException | Error e) {
+            llm.close();
+            throw e;
+        }
     }
 
     /** Every request generates exactly {@code outputLen} tokens (vLLM's ignore_eos), greedily. */

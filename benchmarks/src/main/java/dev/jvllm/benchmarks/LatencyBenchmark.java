@@ -29,10 +29,8 @@ public final class LatencyBenchmark {
 
     public static void main(String[] args) {
         BenchmarkOptions options = BenchmarkOptions.parse(args, USAGE);
-        Path model = options.modelDirectory();
-        try (LLM llm = options.load(model)) {
+        try (LLM llm = options.loadWarmedUp()) {
             int vocab = llm.modelConfig().vocabSize();
-            Warmup.run(llm, options);
             List<Double> latencies = new ArrayList<>();
             List<Double> ttft = new ArrayList<>();
             List<Double> tpot = new ArrayList<>();

@@ -25,10 +25,8 @@ public final class ThroughputBenchmark {
 
     public static void main(String[] args) {
         BenchmarkOptions options = BenchmarkOptions.parse(args, USAGE);
-        Path model = options.modelDirectory();
-        try (LLM llm = options.load(model)) {
+        try (LLM llm = options.loadWarmedUp()) {
             int vocab = llm.modelConfig().vocabSize();
-            Warmup.run(llm, options);
             EngineMetrics before = llm.metrics();
             TimedRun.Result run = TimedRun.run(llm.engine(),
                     BenchmarkOptions.randomPrompts(options.numPrompts, options.inputLen, vocab, options.seed),
