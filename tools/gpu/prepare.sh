@@ -16,11 +16,12 @@ limit_mb=28
 rm -rf "$out/lib" "$out/console" "$out/test-classes"
 mkdir -p "$out/lib" "$out/console" "$out/test-classes"
 
-# JUnit's own jars are left out: the console launcher bundles them, and two copies of an engine
+# The embedding tests' ONNX Runtime and bge-small model (130 MB) stay behind: the GPU run selects
+# the CUDA, golden and engine tests. JUnit's own jars are left out: the console launcher bundles them, and two copies of an engine
 # on the class path stop the launcher.
 mvn -B -ntp -q -pl model-zoo -am package dependency:copy-dependencies -DskipTests \
   -DincludeScope=test -DoutputDirectory="$root/$out/lib" \
-  -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian
+  -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,com.microsoft.onnxruntime,dev.langchain4j
 for module in tokenizer engine-core kernels-native model-zoo; do
   find "$module/target" -maxdepth 1 -name "jvllm-$module-*.jar" ! -name '*-tests.jar' ! -name '*-sources.jar' \
     -exec cp {} "$out/lib/" \;
