@@ -46,6 +46,9 @@ import java.util.stream.Stream;
  */
 public final class CpuBenchmark {
 
+    /** A constant species: the Vector API compiles to vector instructions only for constant species. */
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+
     private static final String USAGE = """
             usage: ./jvllm bench-cpu [options]
               --model M                   checkpoint directory or random[:KEY=V,...] (default random: Llama-3.2-1B shape, BF16)
@@ -211,9 +214,17 @@ public final class CpuBenchmark {
         r.put("decode_floor_tok_s", round(floor));
         r.put("decode_share_of_floor", round(decode / floor));
         r.put("decode_effective_gb_s", round(decode * weightBytes / 1e9));
+        var c = llm.modelConfig();
+        long kvPerToken = (long) c.numLayers() * 2 * c.numKvHeads() * (c.hiddenSize() / c.numHeads()) * Float.BYTES;
+        long kvAllocated = Math.min(kvBytes / (kvPerToken * 16) * 16 * kvPerToken,
+                (long) Math.max(concurrent, 1) * ((engine.maxModelLen() + 15) / 16) * 16 * kvPerToken);
+        long budget = weightBytes + kvAllocated + (300L << 20);
         r.put("rss_mid_decode_bytes", single.rssMidDecode);
-        r.put("rss_budget_bytes", weightBytes + kvBytes + (300L << 20));
-        r.put("rss_within_budget", single.rssMidDecode <= weightBytes + kvBytes + (300L << 20));
+        r.put("java_heap_committed_mid_decode_bytes", single.heapCommitted);
+        r.put("java_heap_used_mid_decode_bytes", single.heapUsed);
+        r.put("kv_cache_allocated_bytes", kvAllocated);
+        r.put("rss_budget_bytes", budget);
+        r.put("rss_within_budget", single.rssMidDecode <= budget);
         System.out.printf("jvllm %d thread(s): prefill %.1f tok/s, decode %.2f tok/s (%.0f%% of floor %.2f), RSS %d MB%n",
                 threads, prefill, decode, 100 * decode / floor, floor, single.rssMidDecode >> 20);
 
@@ -230,7 +241,8 @@ public final class CpuBenchmark {
     }
 
     /** A stepped run's timings: seconds from submission until every request had its first token, and until the end. */
-    private record Stepped(double allFirstTokenS, double endS, long decodeTokens, int decodeSteps, long rssMidDecode) {
+    private record Stepped(double allFirstTokenS, double endS, long decodeTokens, int decodeSteps, long rssMidDecode,
+                           long heapCommitted, long heapUsed) {
     }
 
     /**
@@ -245,7 +257,7 @@ public final class CpuBenchmark {
         double allFirst = -1;
         long tokensAtAllFirst = 0;
         int decodeSteps = 0;
-        long rss = 0;
+        long rss = 0, heapCommitted = 0, heapUsed = 0;
         while (engine.hasUnfinishedRequests()) {
             List<RequestOutput> outputs = engine.step();
             for (RequestOutput out : outputs) {
@@ -258,18 +270,23 @@ public final class CpuBenchmark {
                 }
             } else {
                 decodeSteps++;
-                if (decodeSteps == outputTokens / 2) rss = rssBytes();
+                if (decodeSteps == outputTokens / 2) {
+                    rss = rssBytes();
+                    var heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+                    heapCommitted = heap.getCommitted();
+                    heapUsed = heap.getUsed();
+                }
             }
         }
         double end = (System.nanoTime() - start) / 1e9;
         long total = tokens.values().stream().mapToLong(Integer::longValue).sum();
-        return new Stepped(allFirst, end, total - tokensAtAllFirst, decodeSteps, rss);
+        return new Stepped(allFirst, end, total - tokensAtAllFirst, decodeSteps, rss, heapCommitted, heapUsed);
     }
 
     /** GB/s of a Vector-API read of {@code mib} MiB off-heap on {@code threads} threads; best of 5 passes. */
     static double readBandwidth(int mib, int threads) throws InterruptedException {
         long bytes = (long) mib << 20;
-        VectorSpecies<Float> species = FloatVector.SPECIES_PREFERRED;
+        VectorSpecies<Float> species = SPECIES;
         try (Arena arena = Arena.ofShared()) {
             MemorySegment seg = arena.allocate(bytes, 64);
             for (long o = 0; o < bytes; o += 4) seg.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o, (o & 1023) * 1e-3f);
@@ -281,7 +298,7 @@ public final class CpuBenchmark {
                 long t0 = System.nanoTime();
                 for (int t = 0; t < threads; t++) {
                     final int id = t;
-                    workers[t] = new Thread(() -> sink[id] = sum(seg, id * chunk, chunk, species));
+                    workers[t] = new Thread(() -> sink[id] = sum(seg, id * chunk, chunk));
                     workers[t].start();
                 }
                 for (Thread w : workers) w.join();
@@ -293,7 +310,8 @@ public final class CpuBenchmark {
         }
     }
 
-    private static float sum(MemorySegment seg, long from, long length, VectorSpecies<Float> species) {
+    private static float sum(MemorySegment seg, long from, long length) {
+        VectorSpecies<Float> species = SPECIES;
         FloatVector a = FloatVector.zero(species), b = a, c = a, d = a;
         long step = species.vectorByteSize();
         long end = from + length - 4 * step;
@@ -413,8 +431,9 @@ public final class CpuBenchmark {
                     ((Number) r.get("rss_mid_decode_bytes")).longValue() / 1e9);
         }
         for (Map<String, Object> r : (List<Map<String, Object>>) json.get("jlama")) {
-            System.out.printf(Locale.ROOT, "| Jlama 0.8.4 | %s | %s | %s | | %s s | | %s |%n", r.get("threads"),
-                    r.get("prefill_tok_s"), r.get("decode_tok_s"), r.get("load_to_first_forward_s"), r.get("rss_bytes_after"));
+            System.out.printf(Locale.ROOT, "| Jlama 0.8.4 | %s | %s | %s | | %s s (first in its JVM) | | %s |%n", r.get("threads"),
+                    r.get("prefill_tok_s"), r.get("decode_tok_s"), r.get("load_to_first_forward_first_in_process_s"),
+                    r.get("rss_bytes_after") == null ? "" : String.format(Locale.ROOT, "%.2f GB", ((Number) r.get("rss_bytes_after")).longValue() / 1e9));
         }
         System.out.printf(Locale.ROOT, "FMA peak estimate %.0f GFLOP/s (%s)%n", peak, machine.get("fma_peak_how"));
     }

@@ -38,7 +38,7 @@ public final class JlamaRun {
         AbstractModel model = ModelSupport.loadModel(dir, DType.F32, DType.F32);
         // A short generation (Jlama's limit counts the prompt): time from the load call to the first forward, as for jvllm.
         model.generate(UUID.randomUUID(), PromptContext.of("Hello"), 0f, 8, (s, f) -> { });
-        out.put("load_to_first_forward_s", (System.nanoTime() - start) / 1e9);
+        out.put("load_to_first_forward_first_in_process_s", CpuBenchmark.round((System.nanoTime() - start) / 1e9));
         String prompt = promptOf(model, inputLen);
         // Jlama's token limit counts the prompt (generation runs to position promptTokens + outputLen).
         int promptTokens = model.getTokenizer().encode(prompt).length;
@@ -50,8 +50,8 @@ public final class JlamaRun {
         out.put("finish_reason", String.valueOf(r.finishReason));
         out.put("prompt_time_ms", r.promptTimeMs);
         out.put("generate_time_ms", r.generateTimeMs);
-        out.put("prefill_tok_s", r.promptTokens / (r.promptTimeMs / 1e3));
-        out.put("decode_tok_s", r.generatedTokens / (r.generateTimeMs / 1e3));
+        out.put("prefill_tok_s", CpuBenchmark.round(r.promptTokens / (r.promptTimeMs / 1e3)));
+        out.put("decode_tok_s", CpuBenchmark.round(r.generatedTokens / (r.generateTimeMs / 1e3)));
         out.put("rss_bytes_after", CpuBenchmark.rssBytes());
         System.out.println("JLAMA_RESULT " + new ObjectMapper().writeValueAsString(out));
         System.out.flush();
