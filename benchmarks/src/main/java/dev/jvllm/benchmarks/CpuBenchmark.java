@@ -67,6 +67,10 @@ public final class CpuBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
+        if (args.length == 3 && args[0].equals("--bandwidth-child")) {
+            System.out.println("BANDWIDTH " + readBandwidth(Integer.parseInt(args[1]), Integer.parseInt(args[2])));
+            System.exit(0);
+        }
         String modelName = "random";
         int inputLen = 128, outputLen = 128, concurrent = 16, concurrentOut = 32, bandwidthMib = 2048;
         long kvBytes = 1L << 30;
@@ -131,7 +135,7 @@ public final class CpuBenchmark {
         Map<String, Object> bandwidth = new LinkedHashMap<>();
         int cores = Runtime.getRuntime().availableProcessors();
         for (int t : new int[]{1, cores}) {
-            double gbs = readBandwidth(bandwidthMib, t);
+            double gbs = bandwidthInChild(bandwidthMib, t);
             bandwidth.put(t + "_threads_gb_s", round(gbs));
             System.out.printf("read bandwidth, %d thread(s): %.1f GB/s (floor %.2f tok/s)%n", t, gbs, gbs * 1e9 / weightBytes);
         }
@@ -154,7 +158,8 @@ public final class CpuBenchmark {
                 if (firstLoad && load == 0) llm.close();
                 else {
                     try {
-                        measure(llm, threads, inputLen, outputLen, concurrent, concurrentOut, weightBytes, kvBytes, bandwidth, r);
+                        measure(llm, threads, inputLen, outputLen, concurrent, concurrentOut, weightBytes, kvBytes, bandwidth, r,
+                                bandwidthMib);
                     } finally {
                         llm.close();
                     }
@@ -194,18 +199,33 @@ public final class CpuBenchmark {
 
     /** Warm-up, batch-1 prefill and decode (with RSS mid-decode), then the concurrent aggregate. */
     private static void measure(LLM llm, int threads, int inputLen, int outputLen, int concurrent, int concurrentOut,
-                                long weightBytes, long kvBytes, Map<String, Object> bandwidth, Map<String, Object> r) {
+                                long weightBytes, long kvBytes, Map<String, Object> bandwidth, Map<String, Object> r,
+                                int bandwidthMib) throws Exception {
         int vocab = llm.modelConfig().vocabSize();
         LLMEngine engine = llm.engine();
         // JIT warm-up at the measured shapes: one prompt of inputLen, a few decode steps, a small batch.
         stepAll(engine, BenchmarkOptions.randomPrompts(1, inputLen, vocab, 77), 16, "warm-a-" + threads);
         stepAll(engine, BenchmarkOptions.randomPrompts(4, 16, vocab, 78), 8, "warm-b-" + threads);
 
-        Stepped single = stepAll(engine, BenchmarkOptions.randomPrompts(1, inputLen, vocab, 1), outputLen, "single-" + threads);
+        // This VM's bandwidth and clock drift between minutes (other tenants): the floor is taken from
+        // a bandwidth read just before the decode it judges, and the hypervisor's steal time is recorded.
+        double adjacent = bandwidthInChild(bandwidthMib, threads);
+        long[] cpu0 = procStat();
+        // Two runs; the faster is reported (both are in the JSON): outside load only ever slows a run.
+        Stepped single = null;
+        List<String> runs = new ArrayList<>();
+        for (int rep = 0; rep < 2; rep++) {
+            Stepped s = stepAll(engine, BenchmarkOptions.randomPrompts(1, inputLen, vocab, 1 + rep), outputLen, "single-" + threads + "-" + rep);
+            runs.add(String.format(Locale.ROOT, "prefill %.2f tok/s, decode %.3f tok/s", inputLen / s.allFirstTokenS,
+                    s.decodeTokens / (s.endS - s.allFirstTokenS)));
+            if (single == null || s.endS < single.endS) single = s;
+        }
+        r.put("single_stream_runs", runs);
+        r.put("steal_fraction_single", round(steal(cpu0, procStat())));
+        r.put("read_bandwidth_just_before_gb_s", round(adjacent));
         double prefill = inputLen / single.allFirstTokenS;
         double decode = single.decodeTokens / (single.endS - single.allFirstTokenS);
-        double gbs = ((Number) bandwidth.getOrDefault(threads + "_threads_gb_s",
-                bandwidth.get(Runtime.getRuntime().availableProcessors() + "_threads_gb_s"))).doubleValue();
+        double gbs = adjacent;
         double floor = gbs * 1e9 / weightBytes;
         r.put("prefill_tok_s", round(prefill));
         r.put("ttft_s", round(single.allFirstTokenS));
@@ -229,9 +249,11 @@ public final class CpuBenchmark {
                 threads, prefill, decode, 100 * decode / floor, floor, single.rssMidDecode >> 20);
 
         if (concurrent > 1) {
+            cpu0 = procStat();
             Stepped many = stepAll(engine, BenchmarkOptions.randomPrompts(concurrent, inputLen, vocab, 2), concurrentOut,
                     "many-" + threads);
             double aggregate = many.decodeTokens / (many.endS - many.allFirstTokenS);
+            r.put("steal_fraction_concurrent", round(steal(cpu0, procStat())));
             r.put("concurrent_prefill_s", round(many.allFirstTokenS));
             r.put("concurrent_aggregate_decode_tok_s", round(aggregate));
             r.put("concurrent_decode_step_ms", round(1e3 * (many.endS - many.allFirstTokenS) / many.decodeSteps));
@@ -325,6 +347,22 @@ public final class CpuBenchmark {
         return a.add(b).add(c).add(d).reduceLanes(VectorOperators.ADD);
     }
 
+    /**
+     * The bandwidth read in a child JVM: in the benchmark's own JVM, its vector loads over an
+     * anonymous segment share the Vector API's and memory-segment code with the kernels' loads over
+     * the mapped weights, and the mixed type profiles halved jvllm's speed in a trial run.
+     */
+    private static double bandwidthInChild(int mib, int threads) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"),
+                CpuBenchmark.class.getName(), "--bandwidth-child", String.valueOf(mib), String.valueOf(threads)));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        p.waitFor();
+        return out.lines().filter(l -> l.startsWith("BANDWIDTH ")).map(l -> Double.parseDouble(l.substring(10))).findFirst()
+                .orElseThrow(() -> new IllegalStateException("bandwidth child failed: " + out));
+    }
+
     /** Runs {@link JlamaRun} in a child JVM (same class path and flags) and parses its result line. */
     private static Map<String, Object> runJlama(Path dir, int threads, int inputLen, int outputLen) throws Exception {
         List<String> cmd = new ArrayList<>();
@@ -367,6 +405,23 @@ public final class CpuBenchmark {
             return;
         }
         Files.copy(cached.resolve("tokenizer.json"), dir.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /** The aggregate "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal. */
+    private static long[] procStat() {
+        try (Stream<String> lines = Files.lines(Path.of("/proc/stat"))) {
+            String cpu = lines.filter(l -> l.startsWith("cpu ")).findFirst().orElse("cpu 0");
+            return Stream.of(cpu.trim().split("\\s+")).skip(1).mapToLong(Long::parseLong).toArray();
+        } catch (IOException | UncheckedIOException e) {
+            return new long[0];
+        }
+    }
+
+    private static double steal(long[] before, long[] after) {
+        if (before.length < 8 || after.length < 8) return Double.NaN;
+        long total = 0;
+        for (int i = 0; i < 8; i++) total += after[i] - before[i];
+        return total == 0 ? 0 : (after[7] - before[7]) / (double) total;
     }
 
     /** VmRSS from /proc/self/status, in bytes (0 where there is none). */
