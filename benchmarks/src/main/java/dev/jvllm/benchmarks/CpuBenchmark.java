@@ -152,8 +152,19 @@ public final class CpuBenchmark {
             for (int load = 0; load < (firstLoad ? 2 : 1); load++) {
                 long t0 = System.nanoTime();
                 LLM llm = build(dir, threads, inputLen + Math.max(outputLen, concurrentOut), concurrent, kvBytes);
+                long t1 = System.nanoTime();
                 llm.generate(new int[]{128000, 9906}, one);
                 double s = (System.nanoTime() - t0) / 1e9;
+                if (!(firstLoad && load == 0)) {
+                    // Where the load time goes: the constructor (of which the tokenizer, timed alone) and the first forward.
+                    r.put("load_constructor_s", round((t1 - t0) / 1e9));
+                    r.put("load_first_forward_s", round(s - (t1 - t0) / 1e9));
+                    if (Files.exists(dir.resolve("tokenizer.json"))) {
+                        long k0 = System.nanoTime();
+                        dev.jvllm.tokenizer.HfTokenizer.load(dir).close();
+                        r.put("load_tokenizer_alone_s", round((System.nanoTime() - k0) / 1e9));
+                    }
+                }
                 r.put(firstLoad && load == 0 ? "load_to_first_forward_first_in_process_s" : "load_to_first_forward_warm_s", round(s));
                 if (firstLoad && load == 0) llm.close();
                 else {
