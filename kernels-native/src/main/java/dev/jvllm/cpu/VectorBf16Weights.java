@@ -139,10 +139,16 @@ final class VectorBf16Weights implements WeightLoops {
         }
     }
 
+    /**
+     * {@code -Djvllm.cpu.fourRowTiles=false} keeps the two-row tile, to compare the two in one
+     * session (as the machine's speed drifts between minutes, only back-to-back runs compare).
+     */
+    private static final boolean FOUR_ROW_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cpu.fourRowTiles", "true"));
+
     /** 16 sums, 4 weights and an x vector in registers: only with 32 of them (AVX-512); AVX2 has 16. */
     @Override
     public boolean fourRowTiles() {
-        return LANES >= 16;
+        return FOUR_ROW_TILES && LANES >= 16;
     }
 
     @Override
