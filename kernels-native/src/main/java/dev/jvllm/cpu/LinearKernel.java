@@ -15,8 +15,8 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Several tokens are taken in blocks of four against pairs of weight rows (eight sums in
  * registers: each weight load serves four tokens, each x load two rows), or against four rows
- * (sixteen sums) where the loops say the registers allow it (BF16 with AVX-512: measured 1.3-1.4x
- * the GFLOP/s of pairs for 4-64 tokens on Zen 4), and the rows of a tile
+ * (sixteen sums) where the loops ask for it (BF16 with AVX-512 and -Djvllm.cpu.fourRowTiles=true:
+ * faster in LinearBench, slower in the engine's prefill so far), and the rows of a tile
  * of about {@value #ROW_TILE_BYTES} bytes are reused from cache by every token block, so weights
  * come from memory once per call however many tokens there are.
  */

@@ -140,10 +140,12 @@ final class VectorBf16Weights implements WeightLoops {
     }
 
     /**
-     * {@code -Djvllm.cpu.fourRowTiles=false} keeps the two-row tile, to compare the two in one
-     * session (as the machine's speed drifts between minutes, only back-to-back runs compare).
+     * Off unless {@code -Djvllm.cpu.fourRowTiles=true}: the 4×4 tile is 1.3-1.5x the two-row tile in
+     * {@code LinearBench} (2048×8192, 4-64 tokens) but 0.8x in the engine's 128-token prefill of
+     * the 1B shape, measured back to back on Zen 4 (benchmarks/results/README.md); until the
+     * engine gains, the two-row tile stays the default.
      */
-    private static final boolean FOUR_ROW_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cpu.fourRowTiles", "true"));
+    private static final boolean FOUR_ROW_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cpu.fourRowTiles", "false"));
 
     /** 16 sums, 4 weights and an x vector in registers: only with 32 of them (AVX-512); AVX2 has 16. */
     @Override
