@@ -14,7 +14,9 @@ import java.lang.foreign.MemorySegment;
  * and eight rows about 95%, while 2048-wide rows are fastest one at a time).
  *
  * <p>Several tokens are taken in blocks of four against pairs of weight rows (eight sums in
- * registers: each weight load serves four tokens, each x load two rows), and the rows of a tile
+ * registers: each weight load serves four tokens, each x load two rows), or against four rows
+ * (sixteen sums) where the loops ask for it (BF16 with AVX-512 and -Djvllm.cpu.fourRowTiles=true:
+ * faster in LinearBench, slower in the engine's prefill so far), and the rows of a tile
  * of about {@value #ROW_TILE_BYTES} bytes are reused from cache by every token block, so weights
  * come from memory once per call however many tokens there are.
  */
@@ -79,6 +81,7 @@ final class LinearKernel {
 
     private void matrixMatrix(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         WeightLoops rows = loops.weights(weight.dtype());
+        boolean fourRows = rows.fourRowTiles();
         MemorySegment w = weight.segment();
         float[] xs = x.floats();
         float[] outs = out.floats();
@@ -101,7 +104,19 @@ final class LinearKernel {
                     int x1 = x.arrayIndex(t + Math.min(1, count - 1));
                     int x2 = x.arrayIndex(t + Math.min(2, count - 1));
                     int x3 = x.arrayIndex(t + Math.min(3, count - 1));
-                    for (int row = tileStart; row < tileEnd; row += 2) {
+                    int row = tileStart;
+                    if (fourRows) {
+                        for (; row + 4 <= tileEnd; row += 4) {
+                            rows.dotFourRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);
+                            for (int r = 0; r < 4; r++) {
+                                float b = biasAt(bias, row + r);
+                                for (int k = 0; k < count; k++) {
+                                    outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
+                                }
+                            }
+                        }
+                    }
+                    for (; row < tileEnd; row += 2) {
                         boolean pair = row + 1 < tileEnd;
                         rows.dotTwoRowsFourTokens(w, (long) row * in, pair ? in : 0, xs, x0, x1, x2, x3, in, dots);
                         for (int r = 0; r < (pair ? 2 : 1); r++) {

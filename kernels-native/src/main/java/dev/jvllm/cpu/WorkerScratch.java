@@ -10,7 +10,7 @@ final class WorkerScratch {
     private float[] scores = new float[0];
     private float[] accumulator = new float[0];
     /** Per-row or per-token dot products of one microkernel call. */
-    final float[] dots = new float[8];
+    final float[] dots = new float[16];
 
     /** A widened weight vector (norm scales and biases). */
     float[] weights(int length) {

@@ -42,18 +42,21 @@ public final class LinearBench {
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads, InnerLoops.select());
              WorkerPool readers = new WorkerPool(threads)) {
             System.out.printf("%s, %d threads%n", backend.kernelDescription(), backend.threads());
-            for (DType type : types) {
+            for (DType type : Boolean.getBoolean("batchedOnly") ? new DType[0] : types) {
                 for (int[] shape : new int[][]{{2048, 8192}, {8192, 2048}}) {
                     matrixVector(backend, readers, arena, type, shape[0], shape[1]);
                 }
             }
             // Other decode shapes of common models (Llama 3 8B attention and MLP down projection).
-            for (int[] shape : new int[][]{{4096, 4096}, {4096, 14336}}) {
+            for (int[] shape : Boolean.getBoolean("batchedOnly") ? new int[0][] : new int[][]{{4096, 4096}, {4096, 14336}}) {
                 matrixVector(backend, readers, arena, DType.BF16, shape[0], shape[1]);
             }
             for (int tokens : new int[]{4, 16, 64}) {
                 batched(backend, arena, DType.BF16, 2048, 8192, tokens);
             }
+            // The 1B model's prefill shapes (128 tokens): gate/up (8192 x 2048) and down (2048 x 8192).
+            batched(backend, arena, DType.BF16, 8192, 2048, 128);
+            batched(backend, arena, DType.BF16, 2048, 8192, 128);
         }
     }
 
