@@ -257,11 +257,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void activation(Activation fn, Tensor x, Tensor out) {
-        CpuTensor input = cpu(x, "activation", "x");
-        CpuTensor output = cpu(out, "activation", "out");
-        checkElementwise("activation", input, input, output);
-        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.activation(fn, input, output, first, end));
+        unary("activation", x, out, (input, output, first, end) -> PointwiseKernels.activation(fn, input, output, first, end));
     }
 
     @Override
@@ -276,29 +272,32 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void scale(Tensor x, float factor, Tensor out) {
-        CpuTensor input = cpu(x, "scale", "x");
-        CpuTensor output = cpu(out, "scale", "out");
-        checkElementwise("scale", input, input, output);
-        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.scale(input, factor, output, first, end));
+        unary("scale", x, out, (input, output, first, end) -> PointwiseKernels.scale(input, factor, output, first, end));
     }
 
     @Override
     public void clamp(Tensor x, float limit, Tensor out) {
-        CpuTensor input = cpu(x, "clamp", "x");
-        CpuTensor output = cpu(out, "clamp", "out");
-        checkElementwise("clamp", input, input, output);
-        pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.clamp(input, limit, output, first, end));
+        unary("clamp", x, out, (input, output, first, end) -> PointwiseKernels.clamp(input, limit, output, first, end));
     }
 
     @Override
     public void softcap(Tensor x, float cap, Tensor out) {
-        CpuTensor input = cpu(x, "softcap", "x");
-        CpuTensor output = cpu(out, "softcap", "out");
-        checkElementwise("softcap", input, input, output);
+        unary("softcap", x, out, (input, output, first, end) -> PointwiseKernels.softcap(input, cap, output, first, end));
+    }
+
+    /** One elementwise pass of x into out (out may be x), checked and split over the workers. */
+    private void unary(String kernel, Tensor x, Tensor out, UnaryRange range) {
+        CpuTensor input = cpu(x, kernel, "x");
+        CpuTensor output = cpu(out, kernel, "out");
+        checkElementwise(kernel, input, input, output);
         pool.forEach((int) output.elementCount(), ELEMENTWISE_GRAIN, (first, end, worker) ->
-                PointwiseKernels.softcap(input, cap, output, first, end));
+                range.run(input, output, first, end));
+    }
+
+    /** An elementwise kernel over elements [first, end) of its input and output. */
+    @FunctionalInterface
+    private interface UnaryRange {
+        void run(CpuTensor input, CpuTensor output, int first, int end);
     }
 
     @Override
