@@ -79,10 +79,6 @@ final class BlockPool {
         return refCount[block];
     }
 
-    int cachedCount() {
-        return cached.size();
-    }
-
     /**
      * Verifies that nothing holds a block: every block is in the free queue with reference count 0,
      * and the prefix cache names only free blocks that carry its key.

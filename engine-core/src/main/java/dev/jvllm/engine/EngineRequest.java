@@ -18,7 +18,6 @@ final class EngineRequest {
 
     private final RequestGroup group;
     private final int index;
-    private final long arrival;
     private final int promptLength;
     private final String cacheSalt;
     private int[] tokens;
@@ -33,11 +32,10 @@ final class EngineRequest {
     FinishReason finishReason;
     Object stopReason;
 
-    EngineRequest(RequestGroup group, int index, long arrival, SequenceSamplingState sampling, TextAccumulator text,
+    EngineRequest(RequestGroup group, int index, SequenceSamplingState sampling, TextAccumulator text,
                   String cacheSalt) {
         this.group = group;
         this.index = index;
-        this.arrival = arrival;
         int[] prompt = group.promptTokenIds();
         this.promptLength = prompt.length;
         this.cacheSalt = cacheSalt;
@@ -54,10 +52,6 @@ final class EngineRequest {
 
     int index() {
         return index;
-    }
-
-    long arrival() {
-        return arrival;
     }
 
     int promptLength() {

@@ -59,7 +59,6 @@ public final class LLMEngine implements AutoCloseable {
     private final Sampler sampler = new Sampler();
     private final RandomSource random;
     private final Map<String, RequestGroup> groups = new LinkedHashMap<>();
-    private long arrivals;
     private long promptTokensComputed;
     private long generatedTokens;
     private long steps;
@@ -135,7 +134,7 @@ public final class LLMEngine implements AutoCloseable {
                     params.stop(), params.includeStopStrInOutput());
             // Prompt logprobs must see every prompt position, so such requests bypass the prefix cache.
             String salt = params.promptLogprobs().isPresent() ? requestId : null;
-            created.add(new EngineRequest(group, i, arrivals++, state, text, salt));
+            created.add(new EngineRequest(group, i, state, text, salt));
         }
         group.sequences.addAll(created);
         groups.put(requestId, group);

@@ -60,12 +60,6 @@ public record KvCacheSpec(int layers, int numBlocks, int blockSize, int kvHeads,
         return (long) poolsPerLayer() * layers * slotWidth() * elementBytes;
     }
 
-    /** How many blocks a byte budget holds for keys and values of {@code kvHeads × headDim}. */
-    public static int blocksFor(long budgetBytes, int layers, int blockSize, int kvHeads, int headDim, int elementBytes) {
-        long perBlock = 2L * layers * blockSize * kvHeads * headDim * elementBytes;
-        return (int) Math.min(Integer.MAX_VALUE, budgetBytes / perBlock);
-    }
-
     @Override
     public String toString() {
         return "KvCacheSpec[" + layers + " layers, " + numBlocks + " blocks of " + blockSize + " tokens, "

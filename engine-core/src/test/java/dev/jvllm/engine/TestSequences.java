@@ -11,7 +11,6 @@ import java.util.stream.IntStream;
 final class TestSequences {
 
     static final int VOCAB = 100;
-    private static long arrivals;
 
     private TestSequences() {
     }
@@ -31,7 +30,7 @@ final class TestSequences {
         for (int i = 0; i < n; i++) {
             SequenceSamplingState state = new SequenceSamplingState(params, prompt, List.of(), VOCAB,
                     random.generatorFor(params, i));
-            group.sequences.add(new EngineRequest(group, i, arrivals++, state,
+            group.sequences.add(new EngineRequest(group, i, state,
                     new TextAccumulator(null, List.of(), false), cacheSalt));
         }
         return group;
