@@ -22,7 +22,9 @@ mkdir -p "$out/lib" "$out/console" "$out/test-classes"
 mvn -B -ntp -q -pl model-zoo -am package dependency:copy-dependencies -DskipTests \
   -DincludeScope=test -DoutputDirectory="$root/$out/lib" \
   -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,com.microsoft.onnxruntime,dev.langchain4j
-for module in tokenizer engine-core kernels-native model-zoo; do
+# The benchmarks jar alone: GpuBenchmark needs only the modules above; Jlama and ONNX Runtime stay behind.
+mvn -B -ntp -q -pl benchmarks package -DskipTests
+for module in tokenizer engine-core kernels-native model-zoo benchmarks; do
   find "$module/target" -maxdepth 1 -name "jvllm-$module-*.jar" ! -name '*-tests.jar' ! -name '*-sources.jar' \
     -exec cp {} "$out/lib/" \;
 done
@@ -32,6 +34,11 @@ for module in kernels-native model-zoo; do
   mkdir -p "$out/test-classes/$module"
   (cd "$module/target/test-classes" && find . -name '*.class' -exec cp --parents {} "$root/$out/test-classes/$module/" \;)
 done
+
+# The GPU benchmark's anchors (../shared does not travel) and the revision the jars were built from.
+rm -rf "$out/anchors" && mkdir -p "$out/anchors"
+cp "$root"/../shared/anchors/*.py "$out/anchors/" 2>/dev/null || echo "prepare: ../shared/anchors not found; bench-8b.sh --no-anchors only" >&2
+git rev-parse --short HEAD > "$out/git-revision"
 
 # The launcher of the JUnit platform that matches the project's JUnit (Jupiter 5.x.y runs on platform 1.x.y).
 jupiter=$(sed -n 's:.*<junit.version>\(.*\)</junit.version>.*:\1:p' pom.xml)

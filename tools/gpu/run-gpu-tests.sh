@@ -16,31 +16,7 @@ note() { echo "$*" | tee -a "$summary"; }
 
 [[ -f .gpu/jre.txz && -d .gpu/lib && -d .gpu/test-classes ]] || {
   note "run-gpu-tests: .gpu/ is incomplete; run tools/gpu/prepare.sh on the build machine and carry .gpu"; exit 1; }
-java=/tmp/jre/bin/java
-if [[ ! -x $java ]]; then
-  mkdir -p /tmp/jre && tar xJf .gpu/jre.txz -C /tmp/jre
-fi
-
-note "== device"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$summary"
-note "java: $($java -version 2>&1 | head -n 1)"
-
-# NVRTC and cuBLAS: the toolkit's, else the ones PyTorch's wheels bring.
-libdirs=()
-for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [[ -d $dir ]] && libdirs+=("$dir")
-done
-note "libcuda.so.1: $(ldconfig -p 2>/dev/null | grep -m1 -o '/.*libcuda.so.1$' || echo 'not in the loader cache')"
-for lib in libnvrtc.so.13 libcublas.so.13; do
-  found=$(for d in "${libdirs[@]}"; do [[ -e $d/$lib ]] && echo "$d/$lib"; done | head -n 1)
-  if [[ -z $found ]]; then
-    found=$(find /opt /usr/local /usr/lib -name "$lib" 2>/dev/null | head -n 1)
-    [[ -n $found ]] && libdirs+=("$(dirname "$found")")
-  fi
-  note "$lib: ${found:-NOT FOUND}"
-done
-export LD_LIBRARY_PATH="$(IFS=:; echo "${libdirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export JVLLM_CACHE_DIR=/tmp/jvllm-cache
+source tools/gpu/env.sh
 
 note "== nvcc sm_90 build of the kernel sources"
 if command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; then

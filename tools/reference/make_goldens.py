@@ -8,7 +8,8 @@ name -> (config class name, model class name, config kwargs[, repack]) where the
 repack(model, out_dir) rewrites a saved native checkpoint into a family's own layout (for
 families whose Hub code Transformers does not ship: Baichuan, InternLM, ChatGLM).
 Each case becomes OUTDIR/<name>/ with config.json, generation_config.json, model.safetensors
-(float32), logits.safetensors (tensor "prompt<i>" = logits at every prompt position, [len, vocab])
+(weights rounded to bfloat16 values and stored as BF16, to keep the repository small; the
+reference runs in float32 on exactly those values, config.json says float32), logits.safetensors (tensor "prompt<i>" = logits at every prompt position, [len, vocab])
 and goldens.json (prompts, 16 greedy tokens each, library versions).
 """
 import argparse
@@ -18,7 +19,7 @@ import zlib
 
 import torch
 import transformers
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 GREEDY_TOKENS = 16
 VOCAB = 512
@@ -92,10 +93,18 @@ def run_case(name, out_root, cases):
     for buffer_name, buffer in model.named_buffers():
         if buffer_name.endswith("e_score_correction_bias"):
             buffer.add_(torch.randn_like(buffer) * 0.05)
+    # Weights hold bfloat16 values (stored as BF16 below, half the bytes); the reference still runs
+    # in float32 on exactly those values.
+    for p in model.parameters():
+        p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    for buffer_name, buffer in model.named_buffers():
+        if buffer_name.endswith("e_score_correction_bias"):
+            buffer.copy_(buffer.to(torch.bfloat16).to(torch.float32))
     out = os.path.join(out_root, name)
     model.save_pretrained(out)
     if repack:
         repack[0](model, out)
+    store_as_bf16(out)
     tensors, records = {}, []
     for i, ids in enumerate(prompts(zlib.crc32(name.encode()) % 1000)):
         x = torch.tensor([ids])
@@ -113,6 +122,19 @@ def run_case(name, out_root, cases):
                    "torch": torch.__version__, "prompts": records}, f, indent=1)
     print(f"{name}: {sum(p.numel() for p in model.parameters())} params, "
           f"prompt lengths {[len(r['prompt_token_ids']) for r in records]}")
+
+
+def store_as_bf16(directory):
+    """Rewrites every float32 tensor of the checkpoint whose values bfloat16 holds exactly as BF16."""
+    for file in sorted(os.listdir(directory)):
+        if not (file.startswith("model") and file.endswith(".safetensors")):
+            continue
+        path = os.path.join(directory, file)
+        tensors = load_file(path)
+        for key, t in tensors.items():
+            if t.dtype == torch.float32 and torch.equal(t.to(torch.bfloat16).to(torch.float32), t):
+                tensors[key] = t.to(torch.bfloat16)
+        save_file(tensors, path, metadata={"format": "pt"})
 
 
 def main():

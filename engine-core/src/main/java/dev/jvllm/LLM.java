@@ -19,6 +19,7 @@ import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.tokenizer.HfTokenizer;
 import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.DType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -29,6 +30,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.function.IntFunction;
 
 /**
@@ -97,7 +99,8 @@ public final class LLM implements AutoCloseable {
         CausalLM loaded = null;
         PoolingModel pooled = null;
         try {
-            chosen = Backends.create(engineConfig.device(), new BackendOptions(engineConfig.threads()));
+            chosen = Backends.create(engineConfig.device(),
+                    new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));
             if (task == Task.EMBED) {
                 pooled = architecture.loadPooling(new ModelContext(config, checkpoint, chosen, maxModelLen));
                 int maxInput = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : pooled.maxInputLength();
@@ -123,6 +126,21 @@ public final class LLM implements AutoCloseable {
         this.poolingModel = pooled;
         log.info("loaded {} ({}) on {} in {} ms", b.model, config.architectures(), backend.name(),
                 (System.nanoTime() - start) / 1_000_000);
+    }
+
+    /**
+     * The type to compute in for {@link Builder#dtype}: "auto" takes the checkpoint's own type
+     * (config.json's {@code dtype}/{@code torch_dtype}; float32 when absent).
+     */
+    static DType computeType(String dtype, Optional<DType> checkpointType) {
+        return switch (dtype) {
+            case "auto" -> checkpointType.filter(t -> t == DType.BF16 || t == DType.F16).orElse(DType.F32);
+            case "float32", "float" -> DType.F32;
+            case "bfloat16" -> DType.BF16;
+            case "float16", "half" -> DType.F16;
+            default -> throw new IllegalArgumentException("dtype must be auto, float32, bfloat16 or float16, not '"
+                    + dtype + "'");
+        };
     }
 
     private List<Integer> eosIds() {
@@ -328,6 +346,7 @@ public final class LLM implements AutoCloseable {
         private String device = DEFAULTS.device();
         private int threads = DEFAULTS.threads();
         private Task task = Task.AUTO;
+        private String dtype = "auto";
 
         private Builder() {
         }
@@ -395,6 +414,18 @@ public final class LLM implements AutoCloseable {
         /** CPU threads for kernels (default 0: all processors). */
         public Builder threads(int threads) {
             this.threads = threads;
+            return this;
+        }
+
+        /**
+         * The type activations and the KV cache are computed in, as vLLM's {@code dtype}: "auto"
+         * (default: the checkpoint's type from config.json), "float32", "bfloat16" or "float16".
+         * The CUDA backend honours it (16-bit types use tensor cores and half the memory); the CPU
+         * backend always computes in float32, whatever the weights' type.
+         */
+        public Builder dtype(String dtype) {
+            computeType(Objects.requireNonNull(dtype, "dtype"), Optional.empty());
+            this.dtype = dtype;
             return this;
         }
 

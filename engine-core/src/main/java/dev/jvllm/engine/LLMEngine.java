@@ -72,7 +72,7 @@ public final class LLMEngine implements AutoCloseable {
         this.eosTokenIds = List.copyOf(eosTokenIds);
         this.maxModelLen = maxModelLen;
         int blockSize = config.blockSize();
-        long bytesPerToken = model.kvCacheSpec(1, blockSize).bytesPerToken(4);
+        long bytesPerToken = model.kvCacheSpec(1, blockSize).bytesPerToken(backend.activationType().byteSize());
         long capacityBlocks = (long) config.maxNumSeqs() * ((maxModelLen + blockSize - 1) / blockSize);
         long budgetBlocks = config.kvCacheMemoryBytes() / (bytesPerToken * blockSize);
         int numBlocks = (int) Math.min(Integer.MAX_VALUE, Math.min(capacityBlocks, budgetBlocks));
@@ -180,7 +180,19 @@ public final class LLMEngine implements AutoCloseable {
             abortAll();
             throw new JvllmException("forward pass failed; all requests were aborted: " + e.getMessage(), e);
         }
-        float[] flat = backend.toFloatArray(logits);
+        // Plain greedy rows need only the argmax, found where the logits are; anything else copies them back.
+        boolean argmaxOnly = true;
+        for (Scheduler.Scheduled s : scheduled) {
+            EngineRequest r = s.request();
+            boolean samples = r.numComputedTokens() + s.numTokens() == r.numTokens();
+            if (promptLogprobRows(r, r.numComputedTokens(), s.numTokens()) > 0
+                    || samples && !sampler.choosesArgmax(r.sampling)) {
+                argmaxOnly = false;
+                break;
+            }
+        }
+        int[] argmax = argmaxOnly ? backend.argmaxRows(logits) : null;
+        float[] flat = argmaxOnly ? null : backend.toFloatArray(logits);
         int vocab = logits.cols();
         steps++;
 
@@ -198,10 +210,15 @@ public final class LLMEngine implements AutoCloseable {
             promptTokensComputed += Math.max(0, Math.min(r.promptLength(), start + s.numTokens()) - Math.min(r.promptLength(), start));
             kv.cacheFullBlocks(r);
             if (r.numComputedTokens() == r.numTokens()) {
-                float[] rowLogits = new float[vocab];
-                System.arraycopy(flat, row * vocab, rowLogits, 0, vocab);
+                SampledToken token;
+                if (argmax != null) {
+                    token = sampler.acceptArgmax(r.sampling, argmax[row]);
+                } else {
+                    float[] rowLogits = new float[vocab];
+                    System.arraycopy(flat, row * vocab, rowLogits, 0, vocab);
+                    token = sampler.sample(r.sampling, rowLogits);
+                }
                 row++;
-                SampledToken token = sampler.sample(r.sampling, rowLogits);
                 accept(r, token);
                 touched.add(r.group());
             }

@@ -41,6 +41,30 @@ public final class Sampler {
         return sampled;
     }
 
+    /**
+     * Whether the token {@link #sample} would choose for {@code sequence} is the plain argmax of its
+     * logits row: greedy, with no constraint, bias or penalty that changes the row and no logprobs
+     * to report. The engine then lets the backend find the argmax where the logits are
+     * ({@link dev.jvllm.spi.Backend#argmaxRows}) instead of copying the row back.
+     */
+    public boolean choosesArgmax(SequenceSamplingState sequence) {
+        SamplingParams params = sequence.params();
+        return params.isGreedy() && params.logprobs().isEmpty() && sequence.allowedTokenIds() == null
+                && sequence.tokensMaskedByMinTokens().length == 0 && sequence.biasedTokenIds().length == 0
+                && sequence.promptAndOutputTokens() == null
+                && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
+    }
+
+    /** Appends {@code tokenId}, the argmax found for a sequence that {@link #choosesArgmax}. */
+    public SampledToken acceptArgmax(SequenceSamplingState sequence, int tokenId) {
+        if (tokenId < 0 || tokenId >= sequence.vocabSize()) {
+            throw new IllegalArgumentException("argmax token " + tokenId + " is outside the vocabulary of "
+                    + sequence.vocabSize());
+        }
+        sequence.append(tokenId, Optional.empty());
+        return new SampledToken(tokenId, Optional.empty());
+    }
+
     /** Samples one token for {@code sequence} from its row of {@code logits} and appends it to the state. */
     public SampledToken sample(SequenceSamplingState sequence, float[] logits) {
         requireVocabularyWidth(sequence, logits);

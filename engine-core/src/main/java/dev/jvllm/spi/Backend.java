@@ -43,6 +43,27 @@ public interface Backend extends AutoCloseable {
 
     KvCache allocateKvCache(KvCacheSpec spec);
 
+    /**
+     * For each row, the index of its largest value: the first on ties, NaN never chosen, 0 when
+     * no value is above negative infinity (greedy sampling without copying logits to the heap).
+     */
+    default int[] argmaxRows(Tensor t) {
+        float[] flat = toFloatArray(t);
+        int rows = t.rows(), cols = t.cols();
+        int[] best = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            float bestValue = Float.NEGATIVE_INFINITY;
+            for (int c = 0; c < cols; c++) {
+                float v = flat[r * cols + c];
+                if (v > bestValue) {
+                    bestValue = v;
+                    best[r] = c;
+                }
+            }
+        }
+        return best;
+    }
+
     // ---- kernels ----------------------------------------------------------------------------
 
     /** {@code out[i] = table[ids[i]]}; out is [ids, table.cols]. */

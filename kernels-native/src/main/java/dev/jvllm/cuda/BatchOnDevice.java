@@ -8,13 +8,22 @@ import java.util.function.Function;
 
 /**
  * What the attention kernels need of a {@link ForwardBatch}, checked on the host and uploaded in
- * one copy: per token its position, its sequence and its cache slot, and the block tables padded
- * to one row per sequence.
+ * one copy: per token its position, its sequence and its cache slot, the block tables padded
+ * to one row per sequence, and the split the 16-bit attention path uses: prompt chunks cut into
+ * tiles of up to {@link #TILE_TOKENS} consecutive tokens (first token, count) for flash_prefill,
+ * and the remaining single tokens (decodes) for paged_attention.
  *
  * @param data             holds the arrays end to end (kept so that they stay allocated)
  * @param blockTableStride entries per block-table row
+ * @param tileCount        prompt tiles
+ * @param singleCount      tokens outside the tiles
+ * @param longestSingleContext the most key positions one of the single tokens attends to
  */
-record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride) {
+record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride, int sequences, int tileCount,
+                     int singleCount, int longestSingleContext) {
+
+    /** Query tokens per flash_prefill block (FLASH_QUERIES in attention.cu). */
+    static final int TILE_TOKENS = 64;
 
     static BatchOnDevice upload(ForwardBatch batch, KvCacheSpec spec, Function<int[], Tensor> indices) {
         check(batch, spec);
@@ -22,7 +31,28 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride) {
         int sequences = batch.numSequences();
         int stride = 1;
         for (int[] table : batch.blockTables()) stride = Math.max(stride, table.length);
-        int[] packed = new int[3 * tokens + sequences * stride];
+        int[] tiles = new int[2 * tokens];
+        int[] singles = new int[tokens];
+        int tileCount = 0;
+        int singleCount = 0;
+        int longestSingleContext = 0;
+        for (int s = 0; s < sequences; s++) {
+            int start = batch.queryStarts()[s];
+            int end = batch.queryStarts()[s + 1];
+            if (end - start >= 2 && consecutivePositions(batch.positions(), start, end)) {
+                for (int first = start; first < end; first += TILE_TOKENS) {
+                    tiles[2 * tileCount] = first;
+                    tiles[2 * tileCount + 1] = Math.min(TILE_TOKENS, end - first);
+                    tileCount++;
+                }
+            } else {
+                for (int t = start; t < end; t++) {
+                    singles[singleCount++] = t;
+                    longestSingleContext = Math.max(longestSingleContext, batch.positions()[t] + 1);
+                }
+            }
+        }
+        int[] packed = new int[3 * tokens + sequences * stride + 2 * tileCount + singleCount];
         System.arraycopy(batch.positions(), 0, packed, 0, tokens);
         for (int s = 0; s < sequences; s++) {
             for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) packed[tokens + t] = s;
@@ -30,7 +60,18 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride) {
             System.arraycopy(table, 0, packed, 3 * tokens + s * stride, table.length);
         }
         System.arraycopy(batch.slotMapping(), 0, packed, 2 * tokens, tokens);
-        return new BatchOnDevice((CudaTensor) indices.apply(packed), tokens, stride);
+        int tilesAt = 3 * tokens + sequences * stride;
+        System.arraycopy(tiles, 0, packed, tilesAt, 2 * tileCount);
+        System.arraycopy(singles, 0, packed, tilesAt + 2 * tileCount, singleCount);
+        return new BatchOnDevice((CudaTensor) indices.apply(packed), tokens, stride, sequences, tileCount, singleCount,
+                longestSingleContext);
+    }
+
+    private static boolean consecutivePositions(int[] positions, int start, int end) {
+        for (int t = start + 1; t < end; t++) {
+            if (positions[t] != positions[t - 1] + 1) return false;
+        }
+        return true;
     }
 
     long positions() {
@@ -47,6 +88,14 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride) {
 
     long blockTables() {
         return data.address() + 3L * tokens * Integer.BYTES;
+    }
+
+    long tiles() {
+        return blockTables() + (long) sequences * blockTableStride * Integer.BYTES;
+    }
+
+    long singles() {
+        return tiles() + 2L * tileCount * Integer.BYTES;
     }
 
     /** The checks the CPU kernel makes: the kernels trust every index they are given. */

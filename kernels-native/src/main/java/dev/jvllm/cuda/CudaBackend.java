@@ -27,11 +27,11 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * NVRTC for the device, linear layers through cuBLAS, all queued in order on one stream; the host
  * waits only when it reads a result ({@link #toFloatArray}).
  *
- * <p>This first version computes in float32 throughout so that it matches the CPU backend and
- * Hugging Face's float32 outputs to rounding: activations and the KV cache are F32. Weights keep
- * their checkpoint type (F32, BF16 or F16) in device memory; a linear layer with 16-bit weights
- * rounds its input activations to the weight type so that cuBLAS can take both (16-bit products,
- * float32 sums), and the other kernels widen 16-bit weights as they read them.
+ * <p>It computes in one activation type chosen when it is opened: F32 (matches the CPU backend
+ * and Hugging Face's float32 outputs to rounding), or BF16/F16 (half the memory traffic, tensor
+ * cores). Activations and the KV cache are of that type; checkpoint weights are converted to it
+ * as they are uploaded, as vLLM casts a model to its {@code dtype}, so every cuBLAS product takes
+ * two operands of one type and sums in float32. Kernels keep float32 registers and sums.
  *
  * <p>One thread drives a backend at a time, as with the CPU backend.
  */
@@ -40,9 +40,15 @@ public final class CudaBackend implements Backend {
     private static final int ELEMENTWISE_THREADS = 256;
     private static final int MAX_BLOCKS = 1 << 20;
     private static final int ATTENTION_THREADS = 128;
+    private static final int FLASH_THREADS = 128;
+    /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
+    private static final int DECODE_THREADS = 128;
+    private static final int DECODE_PARTITION = 256;
+    private static final int DECODE_MAX_GROUP = 8;
     private static final int MAX_HEAD_DIM = 256;
 
     private final CudaContext context;
+    private final DType activationType;
     private final DeviceMemory memory;
     private final KernelLauncher kernels;
     private final Cublas cublas;
@@ -52,25 +58,39 @@ public final class CudaBackend implements Backend {
     private final MemorySegment zero;
     private final DeviceErrors errors;
     private final Map<float[], CudaTensor> alibiSlopes = new WeakHashMap<>();
-    private CudaTensor narrowInput;
+    private final Map<CudaTensor, CudaTensor> convertedWeights = new WeakHashMap<>();
     private ForwardBatch uploadedBatch;
     private CudaKvCache uploadedFor;
     private BatchOnDevice uploadedBatchData;
     private boolean closed;
 
-    /** A backend on CUDA device {@code ordinal}; fails with the reason when there is none. */
+    /** A float32 backend on CUDA device {@code ordinal}; fails with the reason when there is none. */
     public static CudaBackend open(int ordinal) {
-        Nvrtc nvrtc = Nvrtc.get();
-        Cublas cublas = Cublas.get();
-        return new CudaBackend(CudaContext.open(ordinal), nvrtc, cublas, KernelCompiler.defaultCacheDirectory());
+        return open(ordinal, DType.F32);
     }
 
-    private CudaBackend(CudaContext context, Nvrtc nvrtc, Cublas cublas, java.nio.file.Path kernelCache) {
+    /**
+     * A backend on CUDA device {@code ordinal} computing in {@code activationType} (F32, BF16 or
+     * F16); fails with the reason when there is no device.
+     */
+    public static CudaBackend open(int ordinal, DType activationType) {
+        if (activationType != DType.F32 && activationType != DType.BF16 && activationType != DType.F16) {
+            throw new JvllmException("the CUDA backend computes in float32, bfloat16 or float16, not " + activationType);
+        }
+        Nvrtc nvrtc = Nvrtc.get();
+        Cublas cublas = Cublas.get();
+        return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas,
+                KernelCompiler.defaultCacheDirectory());
+    }
+
+    private CudaBackend(CudaContext context, DType activationType, Nvrtc nvrtc, Cublas cublas,
+                        java.nio.file.Path kernelCache) {
         this.context = context;
+        this.activationType = activationType;
         try {
             this.memory = new DeviceMemory(context);
             this.kernels = new KernelLauncher(context.driver,
-                    new KernelCompiler(nvrtc, context.architecture(), kernelCache), context.stream);
+                    new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream);
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
             this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
@@ -89,7 +109,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public DType activationType() {
-        return DType.F32;
+        return activationType;
     }
 
     /** The device, e.g. "NVIDIA H100 80GB HBM3 (compute capability 9.0, 132 multiprocessors, 81080 MiB)". */
@@ -143,7 +163,7 @@ public final class CudaBackend implements Backend {
             throw new JvllmException("tensor '" + source.name() + "' has " + source.data().byteSize()
                     + " bytes of data but its shape needs " + bytes);
         }
-        return upload(source.data(), type, (int) rows, (int) cols, source.name(), DeviceMemory.Kind.PERSISTENT);
+        return uploadWeight(source.data(), type, (int) rows, (int) cols, source.name());
     }
 
     @Override
@@ -163,8 +183,7 @@ public final class CudaBackend implements Backend {
                     MemorySegment.copy(data, (i * out + o) * size, transposed, (o * in + i) * size, size);
                 }
             }
-            return upload(transposed, type, Math.toIntExact(out), Math.toIntExact(in), source.name() + "ᵀ",
-                    DeviceMemory.Kind.PERSISTENT);
+            return uploadWeight(transposed, type, Math.toIntExact(out), Math.toIntExact(in), source.name() + "ᵀ");
         }
     }
 
@@ -190,6 +209,28 @@ public final class CudaBackend implements Backend {
     public Tensor indices(int[] values) {
         return upload(MemorySegment.ofArray(values), DType.I32, 1, values.length, "indices",
                 DeviceMemory.Kind.STREAM_ORDERED);
+    }
+
+    /** A checkpoint tensor in device memory, converted on the device to the activation type. */
+    private CudaTensor uploadWeight(MemorySegment data, DType type, int rows, int cols, String name) {
+        if (type == activationType) {
+            return upload(data, type, rows, cols, name, DeviceMemory.Kind.PERSISTENT);
+        }
+        CudaTensor raw = upload(data, type, rows, cols, name, DeviceMemory.Kind.STREAM_ORDERED);
+        CudaTensor converted = converted(raw, name);
+        memory.free(raw.buffer());
+        return converted;
+    }
+
+    /** A persistent copy of {@code source} in the activation type. */
+    private CudaTensor converted(CudaTensor source, String name) {
+        long n = source.elementCount();
+        DeviceBuffer buffer = memory.allocate(n * activationType.byteSize(), DeviceMemory.Kind.PERSISTENT);
+        CudaTensor target = new CudaTensor(buffer, 0, activationType, source.rows(), source.cols(), name);
+        context.makeCurrent();
+        kernels.launch(Kernel.CONVERT_ELEMENTS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
+                source, source.typeCode(), target, target.typeCode(), n);
+        return target;
     }
 
     /** Copies host data (heap or native) into a new device buffer; the host side may change after return. */
@@ -239,6 +280,26 @@ public final class CudaBackend implements Backend {
                 };
             }
             return result;
+        }
+    }
+
+    /** The argmax of each row on the device: only one int per row comes back, not the row. */
+    @Override
+    public int[] argmaxRows(Tensor tensor) {
+        CudaTensor t = cuda(tensor, "argmaxRows", "tensor");
+        requireActivation("argmaxRows", "tensor", t);
+        int rows = t.rows();
+        if (rows == 0) return new int[0];
+        context.makeCurrent();
+        DeviceBuffer result = memory.allocate((long) rows * Integer.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        try (Arena arena = Arena.ofConfined()) {
+            kernels.launch(Kernel.ARGMAX_ROWS, rows, rowThreads(Math.min(t.cols(), 1024)), t, t.cols(), result);
+            MemorySegment host = arena.allocate((long) rows * Integer.BYTES, 16);
+            context.driver.copyToHost(host, result.address(), (long) rows * Integer.BYTES, context.stream);
+            errors.synchronizeAndCheck();
+            return host.toArray(JAVA_INT);
+        } finally {
+            memory.free(result);
         }
     }
 
@@ -301,32 +362,20 @@ public final class CudaBackend implements Backend {
         int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
         if (tokens == 0 || outFeatures == 0) return;
         context.makeCurrent();
-        CudaTensor operand = input;
-        if (w.dtype() != DType.F32) {
-            operand = narrowInput(input, w.dtype());
+        if (w.dtype() != activationType) {
+            // A weight made from values (constant()) rather than uploaded from a checkpoint.
+            w = convertedWeights.computeIfAbsent(w, original -> converted(original, original.toString()));
         }
+        int type = cudaDataType(activationType);
         // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
         cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
-                w.address(), cudaDataType(w.dtype()), in, operand.address(), cudaDataType(operand.dtype()), in,
-                zero, output.address(), Cublas.R_32F, outFeatures, Cublas.COMPUTE_32F);
+                w.address(), type, in, input.address(), type, in,
+                zero, output.address(), type, outFeatures, Cublas.COMPUTE_32F);
         if (b != null) {
             long n = output.elementCount();
             kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
                     output, b, b.typeCode(), outFeatures, n);
         }
-    }
-
-    /** x rounded to {@code type} in a buffer kept for the purpose (safe to reuse: one stream orders its users). */
-    private CudaTensor narrowInput(CudaTensor x, DType type) {
-        long n = x.elementCount();
-        if (narrowInput == null || narrowInput.elementCount() < n) {
-            if (narrowInput != null) memory.free(narrowInput.buffer());
-            DeviceBuffer buffer = memory.allocate(n * 2, DeviceMemory.Kind.STREAM_ORDERED);
-            narrowInput = new CudaTensor(buffer, 0, DType.BF16, 1, (int) n, "16-bit linear input");
-        }
-        CudaTensor narrow = new CudaTensor(narrowInput.buffer(), 0, type, x.rows(), x.cols(), "16-bit linear input");
-        kernels.launch(Kernel.CONVERT_FLOAT, elementwiseBlocks(n), ELEMENTWISE_THREADS, x, narrow, narrow.typeCode(), n);
-        return narrow;
     }
 
     private static int cudaDataType(DType type) {
@@ -481,11 +530,60 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
                 key, value, metadata.slots(), kvWidth, pages.keys(layer), pages.values(layer));
-        kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+        Kernel flash = flashPrefill(params.headDim());
+        Kernel decode = pagedDecode(params);
+        if (flash == null || decode == null) {
+            kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+                    query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
+                    metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
+                    params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
+                    params.logitSoftcap(), slopes, null);
+            return;
+        }
+        kernels.launchGrid(flash, metadata.tileCount(), params.numHeads(), FLASH_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
-                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
-                params.logitSoftcap(), slopes);
+                params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
+                params.logitSoftcap(), slopes, metadata.tiles());
+        int singles = metadata.singleCount();
+        if (singles == 0) return;
+        int partitions = (metadata.longestSingleContext() + DECODE_PARTITION - 1) / DECODE_PARTITION;
+        DeviceBuffer partials = partitions == 1 ? null : memory.allocate(
+                (long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES,
+                DeviceMemory.Kind.STREAM_ORDERED);
+        kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
+                query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
+                metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
+                params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
+                params.logitSoftcap(), slopes, metadata.singles(), partials);
+        if (partials != null) {
+            kernels.launchGrid(Kernel.PAGED_DECODE_COMBINE, singles, params.numHeads(), params.headDim(),
+                    partials, output, metadata.singles(), params.numHeads(), partitions, params.headDim());
+            memory.free(partials);
+        }
+    }
+
+    /**
+     * The decode kernel that reads each key once for a group of query heads, or null where
+     * paged_attention takes the decode tokens (other head sizes, groups above 8).
+     */
+    private static Kernel pagedDecode(AttentionParams params) {
+        if (params.numHeads() / params.numKvHeads() > DECODE_MAX_GROUP) return null;
+        return switch (params.headDim()) {
+            case 64 -> Kernel.PAGED_DECODE_64;
+            case 128 -> Kernel.PAGED_DECODE_128;
+            default -> null;
+        };
+    }
+
+    /** The tensor-core prefill kernel for this head size, or null where paged_attention takes every token. */
+    private Kernel flashPrefill(int headDim) {
+        if (activationType == DType.F32) return null;
+        return switch (headDim) {
+            case 64 -> Kernel.FLASH_PREFILL_64;
+            case 128 -> Kernel.FLASH_PREFILL_128;
+            default -> null;
+        };
     }
 
     /** Not on the GPU yet: MLA decode over the latent cache is the GPU half of issue 7. */

@@ -3,10 +3,12 @@ package dev.jvllm.cuda;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.BackendProvider;
+import dev.jvllm.weights.DType;
 
 /**
  * Registers the {@link CudaBackend} as "cuda", preferred by "auto" where a CUDA device and the
- * driver, NVRTC and cuBLAS libraries are found. The backend runs on device 0.
+ * driver, NVRTC and cuBLAS libraries are found. The backend runs on device 0, in the activation
+ * type of its options (float32 when none is given).
  */
 public final class CudaBackendProvider implements BackendProvider {
 
@@ -40,6 +42,6 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public Backend create(BackendOptions options) {
-        return CudaBackend.open(0);
+        return CudaBackend.open(0, options.activationType() == null ? DType.F32 : options.activationType());
     }
 }

@@ -1,5 +1,7 @@
 package dev.jvllm.cuda;
 
+import dev.jvllm.weights.DType;
+
 /** The kernels of the {@code .cu} modules, by module and function name. */
 enum Kernel {
     ADD("elementwise", "add"),
@@ -10,21 +12,38 @@ enum Kernel {
     SOFTCAP("elementwise", "softcap"),
     CLAMP("elementwise", "clamp_values"),
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
-    CONVERT_FLOAT("elementwise", "convert_float"),
+    CONVERT_ELEMENTS("elementwise", "convert_elements"),
     RMS_NORM("norms", "rms_norm"),
     LAYER_NORM("norms", "layer_norm"),
     GATHER_ROWS("gather", "gather_rows"),
     SCATTER_ADD_ROWS("gather", "scatter_add_rows"),
     HEADWISE_LINEAR("gather", "headwise_linear"),
+    ARGMAX_ROWS("gather", "argmax_rows"),
     ROTARY("rotary", "rotary"),
     WRITE_KV_CACHE("attention", "write_kv_cache"),
-    PAGED_ATTENTION("attention", "paged_attention");
+    PAGED_ATTENTION("attention", "paged_attention"),
+    PAGED_DECODE_64("attention", "paged_decode_64"),
+    PAGED_DECODE_128("attention", "paged_decode_128"),
+    PAGED_DECODE_COMBINE("attention", "paged_decode_combine"),
+    FLASH_PREFILL_64("attention", "flash_prefill_64", true),
+    FLASH_PREFILL_128("attention", "flash_prefill_128", true);
 
     final String module;
     final String function;
+    /** Built only where activations are 16-bit (tensor-core kernels). */
+    final boolean sixteenBitOnly;
 
     Kernel(String module, String function) {
+        this(module, function, false);
+    }
+
+    Kernel(String module, String function, boolean sixteenBitOnly) {
         this.module = module;
         this.function = function;
+        this.sixteenBitOnly = sixteenBitOnly;
+    }
+
+    boolean builtFor(DType activationType) {
+        return !sixteenBitOnly || activationType != DType.F32;
     }
 }

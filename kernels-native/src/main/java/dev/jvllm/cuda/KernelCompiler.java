@@ -1,5 +1,6 @@
 package dev.jvllm.cuda;
 
+import dev.jvllm.weights.DType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -21,7 +22,7 @@ import java.util.Map;
  * cubins for one GPU architecture with NVRTC, caching each on disk under
  * {@code ~/.cache/jvllm/cuda} (or {@code $JVLLM_CACHE_DIR/cuda}) by the SHA-256 of its source,
  * its headers, the architecture, the options and the NVRTC version, so a source is compiled once
- * per machine.
+ * per machine. Each module is built once per activation type (common.cuh's {@code JV_ACT_TYPE}).
  */
 final class KernelCompiler {
 
@@ -49,11 +50,11 @@ final class KernelCompiler {
         return root.resolve("cuda");
     }
 
-    /** The cubin of {@code module}, from the cache or freshly compiled. */
-    byte[] cubin(String module) {
+    /** The cubin of {@code module} for activations of {@code activationType}, from the cache or freshly compiled. */
+    byte[] cubin(String module, DType activationType) {
         String source = resource(module + ".cu");
         Map<String, String> headers = headers();
-        List<String> options = options();
+        List<String> options = options(activationType);
         Path cached = cacheDirectory.resolve(module + "-" + key(source, headers, options) + ".cubin");
         if (Files.isRegularFile(cached)) {
             try {
@@ -70,8 +71,9 @@ final class KernelCompiler {
         return output.image();
     }
 
-    List<String> options() {
-        return List.of("--gpu-architecture=" + architecture, "--std=c++17", "-default-device", "-lineinfo");
+    List<String> options(DType activationType) {
+        return List.of("--gpu-architecture=" + architecture, "--std=c++17", "-default-device", "-lineinfo",
+                "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType));
     }
 
     Map<String, String> headers() {

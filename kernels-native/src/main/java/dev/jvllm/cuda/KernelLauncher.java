@@ -1,5 +1,7 @@
 package dev.jvllm.cuda;
 
+import dev.jvllm.weights.DType;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.EnumMap;
@@ -12,21 +14,28 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * Loads the kernel modules into the current context on first use and launches their kernels on
- * one stream. Arguments are given in the kernel's parameter order: {@link Integer} for int,
+ * Loads the kernel modules, built for one activation type, into the current context on first use
+ * and launches their kernels on one stream. Arguments are given in the kernel's parameter order: {@link Integer} for int,
  * {@link Long} for long long, {@link Float} for float, a {@link CudaTensor} (or null) for a pointer.
  */
 final class KernelLauncher implements AutoCloseable {
 
+    private static final int MAX_ARGUMENTS = 32;
+
     private final CudaDriver driver;
     private final KernelCompiler compiler;
+    private final DType activationType;
     private final MemorySegment stream;
     private final Map<String, MemorySegment> modules = new HashMap<>();
     private final Map<Kernel, MemorySegment> functions = new EnumMap<>(Kernel.class);
+    /** Argument values and the pointers to them, reused by every launch (one thread launches at a time). */
+    private final MemorySegment values = Arena.ofAuto().allocate(8L * MAX_ARGUMENTS, 8);
+    private final MemorySegment pointers = Arena.ofAuto().allocate(ADDRESS, MAX_ARGUMENTS);
 
-    KernelLauncher(CudaDriver driver, KernelCompiler compiler, MemorySegment stream) {
+    KernelLauncher(CudaDriver driver, KernelCompiler compiler, DType activationType, MemorySegment stream) {
         this.driver = driver;
         this.compiler = compiler;
+        this.activationType = activationType;
         this.stream = stream;
     }
 
@@ -37,31 +46,35 @@ final class KernelLauncher implements AutoCloseable {
 
     /** A two-dimensional grid of {@code gridX × gridY} blocks. */
     void launchGrid(Kernel kernel, int gridX, int gridY, int threads, Object... arguments) {
-        if (gridX == 0 || gridY == 0) return;
+        launchVolume(kernel, gridX, gridY, 1, threads, arguments);
+    }
+
+    /** A three-dimensional grid of {@code gridX × gridY × gridZ} blocks. */
+    void launchVolume(Kernel kernel, int gridX, int gridY, int gridZ, int threads, Object... arguments) {
+        if (gridX == 0 || gridY == 0 || gridZ == 0) return;
         MemorySegment function = functions.computeIfAbsent(kernel, this::resolve);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment values = arena.allocate(8L * Math.max(1, arguments.length), 8);
-            MemorySegment pointers = arena.allocate(ADDRESS, Math.max(1, arguments.length));
-            for (int i = 0; i < arguments.length; i++) {
-                MemorySegment value = values.asSlice(8L * i, 8);
-                switch (arguments[i]) {
-                    case null -> value.set(JAVA_LONG, 0, 0L);
-                    case Integer v -> value.set(JAVA_INT, 0, v);
-                    case Long v -> value.set(JAVA_LONG, 0, v);
-                    case Float v -> value.set(JAVA_FLOAT, 0, v);
-                    case CudaTensor t -> value.set(JAVA_LONG, 0, t.address());
-                    case DeviceBuffer b -> value.set(JAVA_LONG, 0, b.address());
-                    default -> throw new IllegalArgumentException(kernel + ": argument " + i + " of type "
-                            + arguments[i].getClass().getSimpleName() + " cannot be passed to a kernel");
-                }
-                pointers.setAtIndex(ADDRESS, i, value);
-            }
-            driver.launch(function, gridX, gridY, 1, threads, 1, 1, 0, stream, pointers);
+        if (arguments.length > MAX_ARGUMENTS) {
+            throw new IllegalArgumentException(kernel + ": " + arguments.length + " arguments, at most " + MAX_ARGUMENTS);
         }
+        for (int i = 0; i < arguments.length; i++) {
+            MemorySegment value = values.asSlice(8L * i, 8);
+            switch (arguments[i]) {
+                case null -> value.set(JAVA_LONG, 0, 0L);
+                case Integer v -> value.set(JAVA_INT, 0, v);
+                case Long v -> value.set(JAVA_LONG, 0, v);
+                case Float v -> value.set(JAVA_FLOAT, 0, v);
+                case CudaTensor t -> value.set(JAVA_LONG, 0, t.address());
+                case DeviceBuffer b -> value.set(JAVA_LONG, 0, b.address());
+                default -> throw new IllegalArgumentException(kernel + ": argument " + i + " of type "
+                        + arguments[i].getClass().getSimpleName() + " cannot be passed to a kernel");
+            }
+            pointers.setAtIndex(ADDRESS, i, value);
+        }
+        driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
     }
 
     private MemorySegment resolve(Kernel kernel) {
-        MemorySegment module = modules.computeIfAbsent(kernel.module, name -> driver.loadModule(compiler.cubin(name)));
+        MemorySegment module = modules.computeIfAbsent(kernel.module, name -> driver.loadModule(compiler.cubin(name, activationType)));
         return driver.function(module, kernel.function);
     }
 

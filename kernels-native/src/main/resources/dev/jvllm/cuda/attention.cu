@@ -8,15 +8,15 @@
 
 // keyCache[slots[t]] = k[t], valueCache[slots[t]] = v[t]; a negative slot means "do not cache".
 // The host has checked every slot against the cache size. One block per token.
-extern "C" __global__ void write_kv_cache(const float* k, const float* v, const int* slots, int width,
-                                          float* keyCache, float* valueCache) {
+extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const int* slots, int width,
+                                          act_t* keyCache, act_t* valueCache) {
     int t = blockIdx.x;
     int slot = slots[t];
     if (slot < 0) return;
-    const float* key = k + (i64) t * width;
-    const float* value = v + (i64) t * width;
-    float* keyTarget = keyCache + (i64) slot * width;
-    float* valueTarget = valueCache + (i64) slot * width;
+    const act_t* key = k + (i64) t * width;
+    const act_t* value = v + (i64) t * width;
+    act_t* keyTarget = keyCache + (i64) slot * width;
+    act_t* valueTarget = valueCache + (i64) slot * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
         keyTarget[i] = key[i];
         valueTarget[i] = value[i];
@@ -30,14 +30,15 @@ extern "C" __global__ void write_kv_cache(const float* k, const float* v, const 
 // (Press et al. 2022), in float32, matching the CPU kernel.
 //
 // Correct for any mix of prefill and decode, but each (token, head) re-reads its context and the
-// query heads of a KV group read it separately: flash-style tiles on tensor cores for prefill and
-// a context split for long decodes are the way to speed.
+// query heads of a KV group read it separately: it serves decode tokens, and every token in
+// float32 mode; flash_prefill below takes the prompt chunks of 16-bit models. tokenList (or null
+// for "block x is token x") names the token of each block.
 extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
-paged_attention(const float* q, float* out, const float* keyCache, const float* valueCache,
+paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache,
                 const int* positions, const int* tokenSequences, const int* blockTables, int blockTableStride,
                 int blockSize, int numHeads, int numKvHeads, int headDim, float scale, int slidingWindow,
-                float logitSoftcap, const float* alibiSlopes) {
-    int t = blockIdx.x;
+                float logitSoftcap, const float* alibiSlopes, const int* tokenList) {
+    int t = tokenList == nullptr ? blockIdx.x : tokenList[blockIdx.x];
     int head = blockIdx.y;
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
@@ -46,14 +47,14 @@ paged_attention(const float* q, float* out, const float* keyCache, const float* 
     int kvHead = head / (numHeads / numKvHeads);
     int slotWidth = numKvHeads * headDim;
     const int* blockTable = blockTables + (i64) sequence * blockTableStride;
-    const float* query = q + ((i64) t * numHeads + head) * headDim;
+    const act_t* query = q + ((i64) t * numHeads + head) * headDim;
 
     float queryPart[HEAD_DIM_PER_LANE];
     float accumulator[HEAD_DIM_PER_LANE];
 #pragma unroll
     for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
         int d = c * 32 + lane;
-        queryPart[c] = d < headDim ? query[d] : 0.0f;
+        queryPart[c] = d < headDim ? act_to_float(query[d]) : 0.0f;
         accumulator[c] = 0.0f;
     }
     float slope = alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
@@ -63,13 +64,13 @@ paged_attention(const float* q, float* out, const float* keyCache, const float* 
     for (int j = firstKey + warp; j <= position; j += ATTENTION_WARPS) {
         i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
         i64 offset = slot * slotWidth + (i64) kvHead * headDim;
-        const float* key = keyCache + offset;
-        const float* value = valueCache + offset;
+        const act_t* key = keyCache + offset;
+        const act_t* value = valueCache + offset;
         float dot = 0.0f;
 #pragma unroll
         for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
             int d = c * 32 + lane;
-            if (d < headDim) dot += queryPart[c] * key[d];
+            if (d < headDim) dot += queryPart[c] * act_to_float(key[d]);
         }
         float score = scale * warp_sum(dot);
         if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
@@ -81,7 +82,7 @@ paged_attention(const float* q, float* out, const float* keyCache, const float* 
 #pragma unroll
         for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
             int d = c * 32 + lane;
-            if (d < headDim) accumulator[c] = accumulator[c] * correction + weight * value[d];
+            if (d < headDim) accumulator[c] = accumulator[c] * correction + weight * act_to_float(value[d]);
         }
         runningMax = newMax;
     }
@@ -109,11 +110,421 @@ paged_attention(const float* q, float* out, const float* keyCache, const float* 
         factors[w] = expf(warpMax[w] - overallMax);
         total += warpSum[w] * factors[w];
     }
-    float* target = out + ((i64) t * numHeads + head) * headDim;
+    act_t* target = out + ((i64) t * numHeads + head) * headDim;
     for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
         float weighted = 0.0f;
 #pragma unroll
         for (int w = 0; w < ATTENTION_WARPS; w++) weighted += warpAccumulator[w][d] * factors[w];
-        target[d] = weighted / total;
+        target[d] = float_to_act(weighted / total);
     }
 }
+
+// ---- paged_decode: one query token per sequence, the query heads of a KV head together ------
+//
+// A block takes one token, one KV head with its group of query heads (GQA: the group reads each
+// key and value once) and one partition of DECODE_PARTITION key positions, so that a long context
+// is spread over many blocks (flash-decoding; vLLM's paged attention v2). Scores: each lane owns a
+// key and reads its whole row (no shuffles), the group's queries broadcast from shared memory.
+// Softmax per head over the partition, then P·V with the lanes splitting the head dimension and
+// the warps the keys. With one partition the block writes the output; with several it writes
+// (max, sum, unnormalized output) per head and paged_decode_combine merges them.
+#define DECODE_WARPS 4
+#define DECODE_PARTITION 256
+#define DECODE_MAX_GROUP 8
+
+__device__ __forceinline__ void load_row_part(const act_t* source, float* target, int count) {
+    for (int i = 0; i < count; i++) target[i] = act_to_float(source[i]);
+}
+
+template <int D>
+__device__ __forceinline__ void paged_decode_block(
+        const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
+        const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
+        int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
+        const int* tokenList, float* partials) {
+    constexpr int PER_LANE = D / 32;
+    constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
+    __shared__ float queries[DECODE_MAX_GROUP][D];
+    __shared__ float scores[DECODE_MAX_GROUP][DECODE_PARTITION];
+    __shared__ float headMax[DECODE_MAX_GROUP];
+    __shared__ float headSum[DECODE_MAX_GROUP];
+    __shared__ float warpOutput[DECODE_WARPS][DECODE_MAX_GROUP][D];
+
+    int t = tokenList[blockIdx.x];
+    int kvHead = blockIdx.y;
+    int partition = blockIdx.z;
+    int partitions = gridDim.z;
+    int group = numHeads / numKvHeads;
+    int firstHead = kvHead * group;
+    int position = positions[t];
+    int firstKey = slidingWindow > 0 ? max(0, position - slidingWindow + 1) : 0;
+    int base = partition * DECODE_PARTITION;
+    int begin = max(firstKey, base);
+    int end = min(position + 1, base + DECODE_PARTITION);
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    const int stride = D + 2;
+
+    if (begin >= end) {  // a partition before the sliding window or past the context: an empty part
+        for (int i = threadIdx.x; i < group * stride; i += blockDim.x) {
+            int g = i / stride, e = i % stride;
+            float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
+            part[e] = e == 0 ? -jv_infinity() : 0.0f;
+        }
+        return;
+    }
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+        int g = i / D;
+        queries[g][i % D] = act_to_float(q[((i64) t * numHeads + firstHead) * D + i]);
+    }
+    __syncthreads();
+
+    const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
+    i64 slotWidth = (i64) numKvHeads * D;
+    for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
+        i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
+        const act_t* key = keyCache + slot * slotWidth + (i64) kvHead * D;
+        float dots[DECODE_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < DECODE_MAX_GROUP; g++) dots[g] = 0.0f;
+#pragma unroll 4
+        for (int c = 0; c < D; c += PIECE) {
+            act_t piece[PIECE];
+            *(uint4*) piece = *(const uint4*) (key + c);
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) {
+                float k = act_to_float(piece[e]);
+#pragma unroll
+                for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+                    if (g < group) dots[g] += queries[g][c + e] * k;
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+            if (g >= group) break;
+            float s = scale * dots[g];
+            if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
+            if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
+            scores[g][j - base] = s;
+        }
+    }
+    __syncthreads();
+
+    for (int g = warp; g < group; g += DECODE_WARPS) {
+        float m = -jv_infinity();
+        for (int j = begin + lane; j < end; j += 32) m = fmaxf(m, scores[g][j - base]);
+        for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+        float sum = 0.0f;
+        for (int j = begin + lane; j < end; j += 32) {
+            float p = expf(scores[g][j - base] - m);
+            scores[g][j - base] = p;
+            sum += p;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+            headMax[g] = m;
+            headSum[g] = sum;
+        }
+    }
+    __syncthreads();
+
+    float accumulator[DECODE_MAX_GROUP][PER_LANE];
+#pragma unroll
+    for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++) accumulator[g][i] = 0.0f;
+    }
+#pragma unroll 4
+    for (int j = begin + warp; j < end; j += DECODE_WARPS) {
+        i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
+        float v[PER_LANE];
+        load_row_part(valueCache + slot * slotWidth + (i64) kvHead * D + lane * PER_LANE, v, PER_LANE);
+#pragma unroll
+        for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+            if (g >= group) break;
+            float p = scores[g][j - base];
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++) accumulator[g][i] += p * v[i];
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+        if (g >= group) break;
+#pragma unroll
+        for (int i = 0; i < PER_LANE; i++) warpOutput[warp][g][lane * PER_LANE + i] = accumulator[g][i];
+    }
+    __syncthreads();
+
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+        int g = i / D, d = i % D;
+        float total = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; w++) total += warpOutput[w][g][d];
+        if (partitions == 1) {
+            out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(total / headSum[g]);
+        } else {
+            float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
+            if (d == 0) {
+                part[0] = headMax[g];
+                part[1] = headSum[g];
+            }
+            part[2 + d] = total;
+        }
+    }
+}
+
+#define PAGED_DECODE(D)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) paged_decode_##D(                           \
+            const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
+            const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
+            int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
+            const float* alibiSlopes, const int* tokenList, float* partials) {                                    \
+        paged_decode_block<D>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
+                              blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
+                              logitSoftcap, alibiSlopes, tokenList, partials);                                   \
+    }
+PAGED_DECODE(64)
+PAGED_DECODE(128)
+
+// Merges paged_decode's partitions: one block of headDim threads per (token, head).
+extern "C" __global__ void paged_decode_combine(const float* partials, act_t* out, const int* tokenList,
+                                                int numHeads, int partitions, int headDim) {
+    int x = blockIdx.x;
+    int head = blockIdx.y;
+    int d = threadIdx.x;
+    int stride = headDim + 2;
+    const float* parts = partials + ((i64) x * numHeads + head) * partitions * stride;
+    float m = -jv_infinity();
+    for (int p = 0; p < partitions; p++) m = fmaxf(m, parts[p * stride]);
+    float total = 0.0f, weighted = 0.0f;
+    for (int p = 0; p < partitions; p++) {
+        float factor = expf(parts[p * stride] - m);
+        total += parts[p * stride + 1] * factor;
+        weighted += parts[p * stride + 2 + d] * factor;
+    }
+    out[((i64) tokenList[x] * numHeads + head) * headDim + d] = float_to_act(weighted / total);
+}
+
+#if JV_ACT_TYPE != JV_F32
+// ---- flash_prefill: causal attention of prompt chunks on tensor cores ----------------------
+//
+// FlashAttention-2 (Dao 2023) over the paged cache. A block of four warps takes a tile of up to
+// 64 consecutive query tokens of one sequence and one head; each warp owns 16 of the tokens. Key
+// and value tiles of FLASH_KEYS positions are gathered from the cache pages into shared memory;
+// S = Q·Kᵀ and O += P·V run as mma.sync m16n8k16 (16-bit inputs, float32 sums), and the online
+// softmax works on the accumulator registers in place, using the PTX ISA's fragment layouts:
+// lane = 4·group + quad; a row-major A fragment holds rows (group, group+8) × columns
+// (2·quad, 2·quad+1, 2·quad+8, 2·quad+9); a column-major B fragment holds rows (2·quad, 2·quad+1,
+// 2·quad+8, 2·quad+9) of column group; a C fragment holds rows (group, group+8) × columns
+// (2·quad, 2·quad+1).
+#define FLASH_WARPS 4
+#define FLASH_ROWS_PER_WARP 16
+#define FLASH_QUERIES (FLASH_WARPS * FLASH_ROWS_PER_WARP)
+#define FLASH_KEYS 32
+
+__device__ __forceinline__ void mma_16816(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
+#if JV_ACT_TYPE == JV_BF16
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+__device__ __forceinline__ unsigned int pack_pair(act_t low, act_t high) {
+    return (unsigned int) low | ((unsigned int) high << 16);
+}
+
+__device__ __forceinline__ unsigned int load_pair(const act_t* p) {
+    return *(const unsigned int*) p;
+}
+
+// Max (or sum) over the four lanes of a fragment row group.
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+template <int D>
+__device__ __forceinline__ void flash_prefill_tile(
+        const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
+        const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
+        int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
+        const int* tiles) {
+    constexpr int STRIDE = D + 8;  // padding spreads a tile's rows over the shared-memory banks
+    __shared__ __align__(16) act_t keys[FLASH_KEYS * STRIDE];
+    __shared__ __align__(16) act_t values[FLASH_KEYS * STRIDE];
+
+    int firstToken = tiles[2 * blockIdx.x];
+    int tileTokens = tiles[2 * blockIdx.x + 1];
+    int head = blockIdx.y;
+    int kvHead = head / (numHeads / numKvHeads);
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    int group = lane >> 2;
+    int quad = lane & 3;
+    int sequence = tokenSequences[firstToken];
+    const int* blockTable = blockTables + (i64) sequence * blockTableStride;
+    int firstPosition = positions[firstToken];
+    int lastPosition = positions[firstToken + tileTokens - 1];
+    int slotWidth = numKvHeads * D;
+    float slope = alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
+
+    // The two query rows of this lane; rows past the tile repeat its last token and are not written.
+    int row0 = warp * FLASH_ROWS_PER_WARP + group;
+    int row1 = row0 + 8;
+    int token0 = firstToken + min(row0, tileTokens - 1);
+    int token1 = firstToken + min(row1, tileTokens - 1);
+    int position0 = positions[token0];
+    int position1 = positions[token1];
+
+    unsigned int queryFragments[D / 16][4];
+    const act_t* query0 = q + ((i64) token0 * numHeads + head) * D;
+    const act_t* query1 = q + ((i64) token1 * numHeads + head) * D;
+#pragma unroll
+    for (int c = 0; c < D / 16; c++) {
+        int d = c * 16 + 2 * quad;
+        queryFragments[c][0] = load_pair(query0 + d);
+        queryFragments[c][1] = load_pair(query1 + d);
+        queryFragments[c][2] = load_pair(query0 + d + 8);
+        queryFragments[c][3] = load_pair(query1 + d + 8);
+    }
+
+    float output[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) output[n][0] = output[n][1] = output[n][2] = output[n][3] = 0.0f;
+    float max0 = -jv_infinity(), max1 = -jv_infinity();
+    float sum0 = 0.0f, sum1 = 0.0f;
+
+    int firstKey = slidingWindow > 0 ? max(0, firstPosition - slidingWindow + 1) : 0;
+    for (int keyStart = firstKey; keyStart <= lastPosition; keyStart += FLASH_KEYS) {
+        __syncthreads();  // the previous tile is no longer read
+        constexpr int CHUNKS = D / 8;  // 16-byte pieces per row
+        for (int i = threadIdx.x; i < FLASH_KEYS * CHUNKS; i += blockDim.x) {
+            int r = i / CHUNKS;
+            int piece = i % CHUNKS;
+            int j = keyStart + r;
+            uint4 k4 = make_uint4(0, 0, 0, 0), v4 = make_uint4(0, 0, 0, 0);
+            if (j <= lastPosition) {
+                i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
+                i64 offset = slot * slotWidth + (i64) kvHead * D + piece * 8;
+                k4 = *(const uint4*) (keyCache + offset);
+                v4 = *(const uint4*) (valueCache + offset);
+            }
+            *(uint4*) (keys + r * STRIDE + piece * 8) = k4;
+            *(uint4*) (values + r * STRIDE + piece * 8) = v4;
+        }
+        __syncthreads();
+
+        float scores[FLASH_KEYS / 8][4];
+#pragma unroll
+        for (int n = 0; n < FLASH_KEYS / 8; n++) {
+            scores[n][0] = scores[n][1] = scores[n][2] = scores[n][3] = 0.0f;
+            const act_t* keyRow = keys + (n * 8 + group) * STRIDE + 2 * quad;
+#pragma unroll
+            for (int c = 0; c < D / 16; c++) {
+                mma_16816(scores[n], queryFragments[c], load_pair(keyRow + c * 16), load_pair(keyRow + c * 16 + 8));
+            }
+        }
+
+        float tileMax0 = -jv_infinity(), tileMax1 = -jv_infinity();
+#pragma unroll
+        for (int n = 0; n < FLASH_KEYS / 8; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int key = keyStart + n * 8 + 2 * quad + (e & 1);
+                int position = e < 2 ? position0 : position1;
+                float s = scale * scores[n][e];
+                if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
+                s += slope * (float) (key - position);
+                bool visible = key <= position && (slidingWindow <= 0 || key > position - slidingWindow);
+                s = visible ? s : -jv_infinity();
+                scores[n][e] = s;
+                if (e < 2) tileMax0 = fmaxf(tileMax0, s); else tileMax1 = fmaxf(tileMax1, s);
+            }
+        }
+        float newMax0 = fmaxf(max0, quad_max(tileMax0));
+        float newMax1 = fmaxf(max1, quad_max(tileMax1));
+        // A row that has seen no visible key yet keeps a max of -inf: exponentiate against 0 so
+        // that its weights are 0, not NaN.
+        float base0 = newMax0 == -jv_infinity() ? 0.0f : newMax0;
+        float base1 = newMax1 == -jv_infinity() ? 0.0f : newMax1;
+        float correction0 = expf(max0 - base0);
+        float correction1 = expf(max1 - base1);
+        max0 = newMax0;
+        max1 = newMax1;
+        sum0 *= correction0;
+        sum1 *= correction1;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            output[n][0] *= correction0;
+            output[n][1] *= correction0;
+            output[n][2] *= correction1;
+            output[n][3] *= correction1;
+        }
+        unsigned int weights[FLASH_KEYS / 16][4];
+#pragma unroll
+        for (int n = 0; n < FLASH_KEYS / 8; n++) {
+            float p0 = expf(scores[n][0] - base0), p1 = expf(scores[n][1] - base0);
+            float p2 = expf(scores[n][2] - base1), p3 = expf(scores[n][3] - base1);
+            sum0 += p0 + p1;
+            sum1 += p2 + p3;
+            // Keys 0-7 of a 16-key step are A columns 2·quad.., keys 8-15 columns 2·quad+8..
+            weights[n / 2][(n & 1) * 2 + 0] = pack_pair(float_to_act(p0), float_to_act(p1));
+            weights[n / 2][(n & 1) * 2 + 1] = pack_pair(float_to_act(p2), float_to_act(p3));
+        }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            const act_t* valueColumn = values + n * 8 + group;
+#pragma unroll
+            for (int step = 0; step < FLASH_KEYS / 16; step++) {
+                int k = step * 16 + 2 * quad;
+                unsigned int b0 = pack_pair(valueColumn[k * STRIDE], valueColumn[(k + 1) * STRIDE]);
+                unsigned int b1 = pack_pair(valueColumn[(k + 8) * STRIDE], valueColumn[(k + 9) * STRIDE]);
+                mma_16816(output[n], weights[step], b0, b1);
+            }
+        }
+    }
+
+    float total0 = quad_sum(sum0);
+    float total1 = quad_sum(sum1);
+    act_t* target0 = out + ((i64) token0 * numHeads + head) * D;
+    act_t* target1 = out + ((i64) token1 * numHeads + head) * D;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        int d = n * 8 + 2 * quad;
+        if (row0 < tileTokens) {
+            *(unsigned int*) (target0 + d) = pack_pair(float_to_act(output[n][0] / total0),
+                                                       float_to_act(output[n][1] / total0));
+        }
+        if (row1 < tileTokens) {
+            *(unsigned int*) (target1 + d) = pack_pair(float_to_act(output[n][2] / total1),
+                                                       float_to_act(output[n][3] / total1));
+        }
+    }
+}
+
+#define FLASH_PREFILL(D)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS) flash_prefill_##D(                           \
+            const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
+            const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
+            int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
+            const float* alibiSlopes, const int* tiles) {                                                         \
+        flash_prefill_tile<D>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
+                              blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
+                              logitSoftcap, alibiSlopes, tiles);                                                 \
+    }
+FLASH_PREFILL(64)
+FLASH_PREFILL(128)
+#endif

@@ -20,6 +20,18 @@
 
 typedef long long i64;
 
+// The activation (and KV cache) element type, fixed per compiled module: KernelCompiler builds
+// every module once per type the backend computes in, with -DJV_ACT_TYPE=JV_F32/JV_BF16/JV_F16.
+// Kernels keep float32 registers and sums whatever the storage type.
+#ifndef JV_ACT_TYPE
+#define JV_ACT_TYPE JV_F32
+#endif
+#if JV_ACT_TYPE == JV_F32
+typedef float act_t;
+#else
+typedef unsigned short act_t;
+#endif
+
 __device__ __forceinline__ float jv_infinity() {
     return __int_as_float(0x7f800000);
 }
@@ -64,6 +76,45 @@ __device__ __forceinline__ void store_element(void* data, int type, i64 i, float
         case JV_BF16: ((unsigned short*) data)[i] = float_to_bf16(value); break;
         default: ((float*) data)[i] = value;
     }
+}
+
+__device__ __forceinline__ float act_to_float(act_t v) {
+#if JV_ACT_TYPE == JV_BF16
+    return bf16_to_float(v);
+#elif JV_ACT_TYPE == JV_F16
+    return f16_to_float(v);
+#else
+    return v;
+#endif
+}
+
+__device__ __forceinline__ act_t float_to_act(float v) {
+#if JV_ACT_TYPE == JV_BF16
+    return float_to_bf16(v);
+#elif JV_ACT_TYPE == JV_F16
+    return float_to_f16(v);
+#else
+    return v;
+#endif
+}
+
+// Adds v to a stored activation atomically (a 16-bit element through a compare-and-swap of its
+// aligned 32-bit word).
+__device__ __forceinline__ void atomic_add_act(act_t* target, float v) {
+#if JV_ACT_TYPE == JV_F32
+    atomicAdd(target, v);
+#else
+    unsigned int* word = (unsigned int*) ((unsigned long long) target & ~3ull);
+    int shift = ((unsigned long long) target & 2ull) ? 16 : 0;
+    unsigned int old = *word, assumed;
+    do {
+        assumed = old;
+        act_t current = (act_t) ((assumed >> shift) & 0xffffu);
+        unsigned int updated = float_to_act(act_to_float(current) + v);
+        unsigned int replaced = (assumed & ~(0xffffu << shift)) | (updated << shift);
+        old = atomicCAS(word, assumed, replaced);
+    } while (old != assumed);
+#endif
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -1,4 +1,5 @@
-// Elementwise kernels over float32 activations; every one tolerates out aliasing an input.
+// Elementwise kernels over activations (act_t, float32 arithmetic); every one tolerates out
+// aliasing an input.
 #include "common.cuh"
 
 __device__ __forceinline__ float apply_activation(int fn, float x) {
@@ -11,60 +12,60 @@ __device__ __forceinline__ float apply_activation(int fn, float x) {
     }
 }
 
-extern "C" __global__ void add(const float* a, const float* b, float* out, i64 n) {
+extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] = a[i] + b[i];
+        out[i] = float_to_act(act_to_float(a[i]) + act_to_float(b[i]));
     }
 }
 
-extern "C" __global__ void silu_mul(const float* gate, const float* up, float* out, i64 n) {
+extern "C" __global__ void silu_mul(const act_t* gate, const act_t* up, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+        float g = act_to_float(gate[i]);
+        out[i] = float_to_act(g / (1.0f + expf(-g)) * act_to_float(up[i]));
     }
 }
 
-extern "C" __global__ void activation(int fn, const float* x, float* out, i64 n) {
+extern "C" __global__ void activation(int fn, const act_t* x, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] = apply_activation(fn, x[i]);
+        out[i] = float_to_act(apply_activation(fn, act_to_float(x[i])));
     }
 }
 
-extern "C" __global__ void gated_activation(int fn, const float* gate, const float* up, float* out, i64 n) {
+extern "C" __global__ void gated_activation(int fn, const act_t* gate, const act_t* up, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] = apply_activation(fn, gate[i]) * up[i];
+        out[i] = float_to_act(apply_activation(fn, act_to_float(gate[i])) * act_to_float(up[i]));
     }
 }
 
-extern "C" __global__ void scale(const float* x, float factor, float* out, i64 n) {
+extern "C" __global__ void scale(const act_t* x, float factor, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] = x[i] * factor;
+        out[i] = float_to_act(act_to_float(x[i]) * factor);
     }
 }
 
 // Gemma 2's logit soft-capping: cap * tanh(x / cap).
-extern "C" __global__ void softcap(const float* x, float cap, float* out, i64 n) {
+extern "C" __global__ void softcap(const act_t* x, float cap, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] = cap * tanhf(x[i] / cap);
+        out[i] = float_to_act(cap * tanhf(act_to_float(x[i]) / cap));
     }
 }
 
-extern "C" __global__ void clamp_values(const float* x, float limit, float* out, i64 n) {
+extern "C" __global__ void clamp_values(const act_t* x, float limit, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] = fminf(fmaxf(x[i], -limit), limit);
+        out[i] = float_to_act(fminf(fmaxf(act_to_float(x[i]), -limit), limit));
     }
 }
 
 // out[r, c] += bias[c] for a [rows, cols] matrix: the bias of a linear layer after its GEMM.
-extern "C" __global__ void add_bias_rows(float* out, const void* bias, int biasType, int cols, i64 n) {
+extern "C" __global__ void add_bias_rows(act_t* out, const void* bias, int biasType, int cols, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        out[i] += load_element(bias, biasType, i % cols);
+        out[i] = float_to_act(act_to_float(out[i]) + load_element(bias, biasType, i % cols));
     }
 }
 
-// Rounds float32 activations to a narrower type, so cuBLAS can take them with 16-bit weights.
-extern "C" __global__ void convert_float(const float* x, void* out, int outType, i64 n) {
+// Converts n elements between floating types: weights to the compute type as they are uploaded.
+extern "C" __global__ void convert_elements(const void* x, int inType, void* out, int outType, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
-        store_element(out, outType, i, x[i]);
+        store_element(out, outType, i, load_element(x, inType, i));
     }
 }

@@ -4,7 +4,7 @@
 // Rotates the first rotaryDim features of each head of x[t] by the angle of positions[t].
 // cosSin is [maxPositions, rotaryDim]: rotaryDim/2 cosines then rotaryDim/2 sines per row.
 // neox: pairs (i, i + rotaryDim/2) as GPT-NeoX and Llama; otherwise adjacent pairs (2i, 2i+1) as GPT-J.
-extern "C" __global__ void rotary(float* x, int heads, int headDim, int rotaryDim, int neox,
+extern "C" __global__ void rotary(act_t* x, int heads, int headDim, int rotaryDim, int neox,
                                   const void* cosSin, int cosSinType, int maxPositions,
                                   const int* positions, int* error) {
     int t = blockIdx.x;
@@ -16,18 +16,18 @@ extern "C" __global__ void rotary(float* x, int heads, int headDim, int rotaryDi
     int half = rotaryDim / 2;
     int pairStride = neox ? 1 : 2;
     int partnerOffset = neox ? half : 1;
-    float* token = x + (i64) t * heads * headDim;
+    act_t* token = x + (i64) t * heads * headDim;
     i64 tableRow = (i64) position * rotaryDim;
     for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
         int head = p / half;
         int i = p % half;
         float cosine = load_element(cosSin, cosSinType, tableRow + i);
         float sine = load_element(cosSin, cosSinType, tableRow + half + i);
-        float* a = token + head * headDim + i * pairStride;
-        float* b = a + partnerOffset;
-        float x1 = *a;
-        float x2 = *b;
-        *a = x1 * cosine - x2 * sine;
-        *b = x2 * cosine + x1 * sine;
+        act_t* a = token + head * headDim + i * pairStride;
+        act_t* b = a + partnerOffset;
+        float x1 = act_to_float(*a);
+        float x2 = act_to_float(*b);
+        *a = float_to_act(x1 * cosine - x2 * sine);
+        *b = float_to_act(x2 * cosine + x1 * sine);
     }
 }

@@ -367,6 +367,22 @@ class CudaKernelsTest {
         return new ForwardBatch(ids, positions, slots, starts, contexts, tables, 4, new int[]{total - 1});
     }
 
+    @Test
+    void argmaxRowsMatchesTheCpuSamplersRuleOnTiesNanAndMaskedRows() {
+        int cols = 3001;
+        float[] x = random(4 * cols, 28);
+        x[5] = 9f;
+        x[2000] = 9f;                                   // row 0: a tie, the first wins
+        x[cols + 7] = Float.NaN;
+        x[cols + 8] = 50f;                              // row 1: NaN is never chosen
+        Arrays.fill(x, 2 * cols, 3 * cols, Float.NEGATIVE_INFINITY);  // row 2: everything masked
+        x[3 * cols + cols - 1] = 1e30f;                 // row 3: the last column
+        Tensor logits = gpu.constant(x, 4, cols);
+        int[] expected = cpu.argmaxRows(cpu.constant(x, 4, cols));
+        assertArrayEquals(new int[]{5, 8, 0, cols - 1}, expected);
+        assertArrayEquals(expected, gpu.argmaxRows(logits));
+    }
+
     // ---- memory -----------------------------------------------------------------------------
 
     @Test

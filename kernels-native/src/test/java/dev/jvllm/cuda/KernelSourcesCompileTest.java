@@ -1,5 +1,6 @@
 package dev.jvllm.cuda;
 
+import dev.jvllm.weights.DType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -37,15 +38,19 @@ class KernelSourcesCompileTest {
     }
 
     @Test
-    void everyModuleCompilesForSm90AndDefinesItsKernels(@TempDir Path cache) {
+    void everyModuleCompilesForSm90AndDefinesItsKernelsForEachActivationType(@TempDir Path cache) {
         KernelCompiler compiler = new KernelCompiler(nvrtc, "sm_90", cache);
-        for (String module : KernelCompiler.MODULES) {
-            byte[] cubin = compiler.cubin(module);
-            assertArrayEquals(new byte[]{0x7f, 'E', 'L', 'F'}, Arrays.copyOf(cubin, 4), module + " is not an ELF cubin");
-            String symbols = new String(cubin, StandardCharsets.ISO_8859_1);
-            for (Kernel kernel : Kernel.values()) {
-                if (kernel.module.equals(module)) {
-                    assertTrue(symbols.contains(kernel.function + "\0"), module + " does not define " + kernel.function);
+        for (DType activations : List.of(DType.F32, DType.BF16, DType.F16)) {
+            for (String module : KernelCompiler.MODULES) {
+                byte[] cubin = compiler.cubin(module, activations);
+                String build = module + " for " + activations;
+                assertArrayEquals(new byte[]{0x7f, 'E', 'L', 'F'}, Arrays.copyOf(cubin, 4), build + " is not an ELF cubin");
+                String symbols = new String(cubin, StandardCharsets.ISO_8859_1);
+                for (Kernel kernel : Kernel.values()) {
+                    if (kernel.module.equals(module)) {
+                        assertEquals(kernel.builtFor(activations), symbols.contains(kernel.function + "\0"),
+                                build + " defines " + kernel.function + ": expected " + kernel.builtFor(activations));
+                    }
                 }
             }
         }
@@ -54,7 +59,7 @@ class KernelSourcesCompileTest {
     @Test
     void compiledModulesAreCachedOnDiskAndReused(@TempDir Path cache) throws Exception {
         KernelCompiler compiler = new KernelCompiler(nvrtc, "sm_90", cache);
-        byte[] first = compiler.cubin("norms");
+        byte[] first = compiler.cubin("norms", DType.F32);
         List<Path> files;
         try (var listing = Files.list(cache)) {
             files = listing.toList();
@@ -62,14 +67,14 @@ class KernelSourcesCompileTest {
         assertEquals(1, files.size(), "one cached cubin: " + files);
         assertTrue(files.getFirst().getFileName().toString().matches("norms-[0-9a-f]{32}\\.cubin"), files.toString());
         Files.write(files.getFirst(), new byte[]{1, 2, 3});
-        assertArrayEquals(new byte[]{1, 2, 3}, compiler.cubin("norms"), "the cached file is what is loaded");
+        assertArrayEquals(new byte[]{1, 2, 3}, compiler.cubin("norms", DType.F32), "the cached file is what is loaded");
         assertTrue(first.length > 100);
     }
 
     @Test
     void architectureIsPartOfTheCacheKey(@TempDir Path cache) throws Exception {
-        new KernelCompiler(nvrtc, "sm_90", cache).cubin("gather");
-        new KernelCompiler(nvrtc, "sm_80", cache).cubin("gather");
+        new KernelCompiler(nvrtc, "sm_90", cache).cubin("gather", DType.F32);
+        new KernelCompiler(nvrtc, "sm_80", cache).cubin("gather", DType.F32);
         try (var listing = Files.list(cache)) {
             assertEquals(2, listing.count());
         }

@@ -126,6 +126,15 @@ class EmbeddingGoldenTest {
                 .map(golden -> DynamicTest.dynamicTest(golden.name(), () -> embedsWithTheStateItsHeadReads(golden)));
     }
 
+    /** Element i of a golden weight: the goldens store float32 or (bfloat16-exact values as) BF16. */
+    private static float element(WeightTensor t, long i) {
+        return switch (t.dtype()) {
+            case F32 -> t.data().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+            case BF16 -> Float.intBitsToFloat(t.data().getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i) << 16);
+            default -> throw new IllegalArgumentException(t.name() + " is " + t.dtype());
+        };
+    }
+
     private static void embedsWithTheStateItsHeadReads(Golden golden) throws IOException {
         ModelConfig config = ModelConfig.load(golden.directory());
         double softcap = config.raw().path("final_logit_softcapping").asDouble(0);
@@ -140,7 +149,7 @@ class EmbeddingGoldenTest {
                 for (int v = 0; v < vocab; v++) {
                     double dot = 0;
                     for (int h = 0; h < hidden; h++) {
-                        dot += state[h] * head.data().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, (long) v * hidden + h);
+                        dot += state[h] * element(head, (long) v * hidden + h);
                     }
                     logits[v] = (float) (softcap > 0 ? softcap * Math.tanh(dot / softcap) : dot);
                 }

@@ -1,0 +1,139 @@
+package dev.jvllm.benchmarks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * Issue 4's GPU benchmark, one JSON line per measurement on stdout, in the form of
+ * {@code ../shared/anchors/gpu_hf_baseline.py}'s lines so that the two sit side by side:
+ * <ol>
+ *   <li>decode at batch 1: a 512-token prompt, then 256 tokens; TTFT is a 1-token run, TPOT the
+ *       difference to a 257-token run over 256 (the anchor's method);</li>
+ *   <li>offline throughput: N requests of 512 random prompt tokens and 128 output tokens, EOS
+ *       ignored, greedy, all submitted at once.</li>
+ * </ol>
+ * The model is a random-weight Llama-3-8B-shaped BF16 checkpoint written by
+ * {@link RandomLlamaCheckpoint} (weights' values do not change the speed with EOS ignored).
+ *
+ * <pre>
+ * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000]
+ *          [--kv-cache-gib 40] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
+ * </pre>
+ */
+public final class GpuBenchmark {
+
+    /** meta-llama/Meta-Llama-3-8B's dimensions. */
+    static final LlamaShape LLAMA_3_8B = new LlamaShape(4096, 14336, 32, 32, 8, 128256, false, true);
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private GpuBenchmark() {
+    }
+
+    public static void main(String[] args) {
+        Path cache = RandomLlamaCheckpoint.DEFAULT_CACHE;
+        LlamaShape shape = LLAMA_3_8B;
+        List<Integer> requestCounts = List.of(256, 1000);
+        long kvCacheGib = 40;
+        int maxNumSeqs = 256;
+        int maxNumBatchedTokens = 8192;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--cache" -> cache = Path.of(args[++i]);
+                case "--shape" -> shape = shape.with(args[++i]);
+                case "--requests" -> requestCounts = java.util.Arrays.stream(args[++i].split(","))
+                        .map(String::trim).map(Integer::valueOf).toList();
+                case "--kv-cache-gib" -> kvCacheGib = Long.parseLong(args[++i]);
+                case "--max-num-seqs" -> maxNumSeqs = Integer.parseInt(args[++i]);
+                case "--max-num-batched-tokens" -> maxNumBatchedTokens = Integer.parseInt(args[++i]);
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        long start = System.nanoTime();
+        Path model = RandomLlamaCheckpoint.ensure(shape, cache);
+        emit("checkpoint", "path", model.toString(), "parameters_b", shape.parameters() / 1e9,
+                "weight_gb", shape.parameters() * 2 / 1e9, "seconds", seconds(start));
+
+        start = System.nanoTime();
+        try (LLM llm = LLM.builder().model(model.toString()).device("cuda").dtype("auto").maxModelLen(1024)
+                .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
+                .enablePrefixCaching(false).build()) {
+            emit("load", "impl", "jvllm", "seconds", seconds(start));
+            Random random = new Random(0);
+            // Warm-up: the JIT, the kernel modules, cuBLAS's heuristics for every shape used below.
+            generate(llm, prompts(random, 8, 512), 4);
+            generate(llm, prompts(random, 1, 512), 16);
+
+            List<Prompt> one = prompts(random, 1, 512);
+            double best1 = Double.MAX_VALUE, bestN = Double.MAX_VALUE;
+            for (int run = 0; run < 3; run++) {
+                best1 = Math.min(best1, generate(llm, one, 1));
+                bestN = Math.min(bestN, generate(llm, one, 257));
+            }
+            double tpot = (bestN - best1) / 256;
+            emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
+                    "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
+
+            for (int count : requestCounts) {
+                List<Prompt> prompts = prompts(random, count, 512);
+                double t = generate(llm, prompts, 128);
+                emit("offline_throughput", "impl", "jvllm", "prompts", count, "input", 512, "output", 128,
+                        "seconds", round(t), "output_tok_s", round(count * 128 / t),
+                        "total_tok_s", round(count * 640 / t));
+            }
+        }
+    }
+
+    private static List<Prompt> prompts(Random random, int count, int length) {
+        List<Prompt> prompts = new ArrayList<>(count);
+        for (int p = 0; p < count; p++) {
+            int[] ids = new int[length];
+            for (int i = 0; i < length; i++) ids[i] = 1000 + random.nextInt(119_000);
+            prompts.add(Prompt.tokens(ids));
+        }
+        return prompts;
+    }
+
+    /** Seconds to generate exactly {@code tokens} tokens (greedy, EOS ignored) for every prompt. */
+    private static double generate(LLM llm, List<Prompt> prompts, int tokens) {
+        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(tokens).ignoreEos(true).build();
+        long start = System.nanoTime();
+        List<RequestOutput> outputs = llm.generatePrompts(prompts, params);
+        double seconds = (System.nanoTime() - start) / 1e9;
+        for (RequestOutput out : outputs) {
+            int generated = out.outputs().getFirst().tokenIds().size();
+            if (generated != tokens) {
+                throw new IllegalStateException("request " + out.requestId() + " generated " + generated
+                        + " tokens, not " + tokens);
+            }
+        }
+        return seconds;
+    }
+
+    private static double seconds(long startNanos) {
+        return round((System.nanoTime() - startNanos) / 1e9);
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 100) / 100.0;
+    }
+
+    private static void emit(String what, Object... fields) {
+        ObjectNode line = JSON.createObjectNode();
+        line.put("what", what);
+        for (int i = 0; i < fields.length; i += 2) {
+            line.putPOJO((String) fields[i], fields[i + 1]);
+        }
+        System.out.println(line);
+        System.out.flush();
+    }
+}

@@ -1,0 +1,299 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.cpu.CpuBackend;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.BackendProvider;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.WeightTensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The CUDA backend computing in bfloat16 and float16 against the CPU backend in float32 on the
+ * same (rounded) inputs: within the precision of a 16-bit result. The attention cases send prompt
+ * chunks longer than one 64-token tile and one 32-key tile through the tensor-core flash_prefill
+ * kernel beside decode tokens through paged_attention. Skipped where no GPU is found.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class CudaSixteenBitKernelsTest {
+
+    /** Relative L2 error allowed: a few units of bf16's 2^-8 rounding after sums of rounded terms. */
+    private static final double TOLERANCE = 2e-2;
+
+    private final Arena arena = Arena.ofShared();
+    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
+    private final Map<DType, CudaBackend> gpus = new EnumMap<>(DType.class);
+    private Backend cpu;
+
+    @BeforeAll
+    void openBackends() {
+        if (availability.available()) {
+            gpus.put(DType.BF16, CudaBackend.open(0, DType.BF16));
+            gpus.put(DType.F16, CudaBackend.open(0, DType.F16));
+            cpu = new CpuBackend(new BackendOptions(2));
+        }
+    }
+
+    @BeforeEach
+    void requireGpu() {
+        assumeTrue(availability.available(), "no GPU: " + availability.reason());
+    }
+
+    @AfterAll
+    void closeBackends() {
+        gpus.values().forEach(CudaBackend::close);
+        if (cpu != null) cpu.close();
+        arena.close();
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16", "F16"})
+    void weightsOfAnotherTypeAreConvertedToTheActivationTypeOnUpload(DType type) {
+        CudaBackend gpu = gpus.get(type);
+        float[] values = random(7 * 9, 1);
+        Tensor uploaded = gpu.weight(weight("w", DType.F32, values, 7, 9));
+        assertEquals(type, uploaded.dtype());
+        assertArrayEquals(roundTo(type, values), gpu.toFloatArray(uploaded));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"BF16, 1", "BF16, 37", "F16, 5"})
+    void linearRmsNormSiluMulAndAddMatchCpu(DType type, int tokens) {
+        CudaBackend gpu = gpus.get(type);
+        int in = 203, out = 90;
+        WeightTensor w = weight("w", type, random(out * in, 2), out, in);
+        WeightTensor norm = weight("norm", DType.F32, random(in, 3), 1, in);
+        float[] x = roundTo(type, random(tokens * in, 4));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor input = activations(b, x, tokens, in);
+            Tensor normed = b.allocate(tokens, in);
+            b.rmsNorm(input, b.weight(norm), 1e-5f, 0f, normed);
+            b.add(normed, input, normed);
+            Tensor y = b.allocate(tokens, out);
+            b.linear(normed, b.weight(w), null, y);
+            Tensor gated = b.allocate(tokens, out / 2);
+            b.siluMul(y.reshape(tokens * 2, out / 2).rows(0, tokens), y.reshape(tokens * 2, out / 2).rows(tokens, tokens), gated);
+            results[i] = concat(b.toFloatArray(y), b.toFloatArray(gated));
+        }
+        assertClose(type + " linear, rmsNorm, add, siluMul", results[0], results[1]);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16", "F16"})
+    void scatterAddRowsWithRepeatedTargetsMatchesCpu(DType type) {
+        CudaBackend gpu = gpus.get(type);
+        float[] base = roundTo(type, random(9 * 38, 5));
+        float[] source = roundTo(type, random(6 * 38, 6));
+        int[] rows = {3, 0, 8, 3, 5, 3};
+        float[] weights = {0.5f, -1.25f, 2f, 0.75f, 1f, -0.5f};
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor out = activations(b, base, 9, 38);
+            b.scatterAddRows(activations(b, source, 6, 38), b.indices(rows), b.constant(weights, 1, 6), out);
+            results[i] = b.toFloatArray(out);
+        }
+        assertClose(type + " scatterAddRows", results[0], results[1]);
+    }
+
+    /**
+     * Step one prefills two prompts (100 and 37 tokens: two and one query tiles, several key
+     * tiles, one sequence's blocks out of order); step two decodes one token of the first beside
+     * a 70-token second chunk of the other, which must see its first chunk through the cache.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "BF16, 8, 2, 128, 0, 0, false",
+            "BF16, 4, 4, 64, 0, 0, false",
+            "BF16, 4, 1, 128, 40, 0, false",
+            "BF16, 4, 2, 64, 0, 30, false",
+            "BF16, 4, 4, 64, 0, 0, true",
+            "BF16, 2, 2, 96, 0, 0, false",
+            "F16, 8, 2, 128, 0, 0, false"})
+    void attentionMatchesCpuThroughFlashPrefillAndDecode(DType type, int heads, int kvHeads, int headDim, int window,
+                                                         float softcap, boolean alibi) {
+        CudaBackend gpu = gpus.get(type);
+        float[] slopes = alibi ? new float[]{0.5f, 0.25f, 0.125f, 0.0625f} : null;
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
+                window, softcap, slopes);
+        int blockSize = 16;
+        KvCacheSpec spec = new KvCacheSpec(2, 24, blockSize, kvHeads, headDim);
+        int[][] tables = {{3, 7, 9, 2, 4, 6, 8}, {1, 0, 5, 11, 13, 12, 10}};
+        ForwardBatch prefill = batch(tables, blockSize, new int[]{100, 37}, new int[]{0, 0}, new int[]{100, 37});
+        ForwardBatch mixed = batch(tables, blockSize, new int[]{101, 107}, new int[]{100, 37}, new int[]{1, 70});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[] first = attend(b, type, cache, prefill, params, 30);
+                float[] second = attend(b, type, cache, mixed, params, 40);
+                results[i] = concat(first, second);
+            }
+        }
+        assertClose(type + " attention " + params, results[0], results[1]);
+    }
+
+    /**
+     * Decode tokens over contexts that span several 256-key partitions of paged_decode (merged by
+     * paged_decode_combine), with a sliding window that leaves the first partitions empty.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "BF16, 8, 2, 128, 0",
+            "BF16, 4, 4, 64, 0",
+            "BF16, 8, 1, 128, 100",
+            "F16, 4, 2, 128, 0"})
+    void decodeOverContextsOfSeveralPartitionsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
+                window, 0f, null);
+        int blockSize = 16;
+        KvCacheSpec spec = new KvCacheSpec(1, 80, blockSize, kvHeads, headDim);
+        int[][] tables = new int[3][];
+        int[] lengths = {600, 300, 40};
+        int next = 0;
+        for (int s = 0; s < 3; s++) {
+            tables[s] = new int[(lengths[s] + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 79 - next++;
+        }
+        ForwardBatch prefill = batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths);
+        ForwardBatch decode = batch(tables, blockSize, new int[]{601, 301, 41}, lengths, new int[]{1, 1, 1});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                attend(b, type, cache, prefill, params, 0, 50);
+                results[i] = attend(b, type, cache, decode, params, 0, 60);
+            }
+        }
+        assertClose(type + " decode " + params, results[0], results[1]);
+    }
+
+    private float[] attend(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params, long seed) {
+        return attend(b, type, cache, batch, params, 1, seed);
+    }
+
+    private float[] attend(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params, int layer,
+                           long seed) {
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim(), kvWidth = params.numKvHeads() * params.headDim();
+        Tensor out = b.allocate(tokens, qWidth);
+        b.attention(activations(b, roundTo(type, random(tokens * qWidth, seed)), tokens, qWidth),
+                activations(b, roundTo(type, random(tokens * kvWidth, seed + 1)), tokens, kvWidth),
+                activations(b, roundTo(type, random(tokens * kvWidth, seed + 2)), tokens, kvWidth),
+                cache, layer, batch, params, out);
+        return b.toFloatArray(out);
+    }
+
+    /** Sequences of {@code queryLengths} new tokens after {@code cached} tokens already in the cache. */
+    private static ForwardBatch batch(int[][] tables, int blockSize, int[] contexts, int[] cached, int[] queryLengths) {
+        int total = Arrays.stream(queryLengths).sum();
+        int[] ids = new int[total], positions = new int[total], slots = new int[total];
+        int[] starts = new int[queryLengths.length + 1];
+        int t = 0;
+        for (int s = 0; s < queryLengths.length; s++) {
+            starts[s] = t;
+            for (int i = 0; i < queryLengths[s]; i++, t++) {
+                int position = cached[s] + i;
+                positions[t] = position;
+                slots[t] = tables[s][position / blockSize] * blockSize + position % blockSize;
+            }
+        }
+        starts[queryLengths.length] = total;
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, new int[]{total - 1});
+    }
+
+    /** Values as activations of the backend's type (the embedding lookup converts them). */
+    private static Tensor activations(Backend b, float[] values, int rows, int cols) {
+        int[] ids = new int[rows];
+        Arrays.setAll(ids, i -> i);
+        Tensor out = b.allocate(rows, cols);
+        b.embedding(b.constant(values, rows, cols), b.indices(ids), out);
+        return out;
+    }
+
+    private static void assertClose(String what, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double err = 0, norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            if (!Float.isFinite(actual[i])) fail(what + ": " + actual[i] + " at " + i);
+            err += Math.pow(actual[i] - expected[i], 2);
+            norm += Math.pow(expected[i], 2);
+        }
+        double relative = Math.sqrt(err / Math.max(norm, 1e-30));
+        assertTrue(relative < TOLERANCE, what + ": relative error " + relative);
+    }
+
+    private static float[] random(int n, long seed) {
+        Random r = new Random(seed);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian();
+        return v;
+    }
+
+    private static float[] concat(float[] a, float[] b) {
+        float[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    private static float[] roundTo(DType type, float[] values) {
+        float[] out = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            out[i] = type == DType.F16 ? Float.float16ToFloat(Float.floatToFloat16(values[i]))
+                    : Float.intBitsToFloat(bf16Bits(values[i]) << 16);
+        }
+        return out;
+    }
+
+    private static short bf16Bits(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    private WeightTensor weight(String name, DType type, float[] values, int rows, int cols) {
+        MemorySegment data = arena.allocate((long) values.length * type.byteSize());
+        for (int i = 0; i < values.length; i++) {
+            switch (type) {
+                case F32 -> data.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, values[i]);
+                case F16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(values[i]));
+                case BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, bf16Bits(values[i]));
+                default -> throw new IllegalArgumentException(type.toString());
+            }
+        }
+        long[] shape = rows == 1 ? new long[]{cols} : new long[]{rows, cols};
+        return new WeightTensor(name, type, shape, data, Path.of("random.safetensors"));
+    }
+}
