@@ -56,7 +56,7 @@ done
 if [[ ! -f $out/jre.txz ]]; then
   jdk=$JAVA_HOME
   tmp=$(mktemp -d)
-  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported \
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported,jdk.jfr \
     --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre" 2>/dev/null
   tar cJf "$out/jre.txz" -C "$tmp/jre" .
   rm -rf "$tmp"

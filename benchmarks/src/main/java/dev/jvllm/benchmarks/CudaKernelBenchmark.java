@@ -1,0 +1,198 @@
+package dev.jvllm.benchmarks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.cuda.CudaBackend;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.WeightTensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.Random;
+
+/**
+ * The kernels of one Llama-3-8B decoder layer on the CUDA backend in bfloat16, each timed alone
+ * with CUDA events after warm-up, against its floor (bytes it must move over the copy bandwidth
+ * measured here, or FLOPs over the bf16 tensor-core peak): where the GPU time of a decode step
+ * goes, and how far each kernel is from what the card allows. One JSON line per kernel.
+ *
+ * <pre>java ... dev.jvllm.benchmarks.CudaKernelBenchmark</pre>
+ */
+public final class CudaKernelBenchmark {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int HIDDEN = 4096, INTERMEDIATE = 14336, HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128;
+    private static final int VOCAB = 128256;
+    private static final int REPEATS = 20;
+
+    private CudaKernelBenchmark() {
+    }
+
+    public static void main(String[] args) {
+        try (CudaBackend gpu = CudaBackend.open(0, DType.BF16); Arena arena = Arena.ofShared()) {
+            emit("device", "name", gpu.deviceDescription());
+            double bandwidth = copyBandwidth(gpu);
+            emit("copy_bandwidth", "gb_s", round(bandwidth / 1e9));
+            Random random = new Random(0);
+            Tensor qkv = weight(gpu, arena, random, (HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN);
+            Tensor o = weight(gpu, arena, random, HIDDEN, HEADS * HEAD_DIM);
+            Tensor gateUp = weight(gpu, arena, random, 2 * INTERMEDIATE, HIDDEN);
+            Tensor down = weight(gpu, arena, random, HIDDEN, INTERMEDIATE);
+            Tensor head = weight(gpu, arena, random, VOCAB, HIDDEN);
+            for (int tokens : new int[]{1, 8, 64, 256, 4096}) {
+                linear(gpu, "qkv", qkv, tokens, bandwidth);
+                linear(gpu, "o", o, tokens, bandwidth);
+                linear(gpu, "gate_up", gateUp, tokens, bandwidth);
+                linear(gpu, "down", down, tokens, bandwidth);
+                if (tokens <= 256) linear(gpu, "lm_head", head, tokens, bandwidth);
+            }
+            Tensor norm = gpu.constant(new float[HIDDEN], 1, HIDDEN);
+            for (int tokens : new int[]{1, 256}) {
+                Tensor x = gpu.allocate(tokens, HIDDEN);
+                Tensor y = gpu.allocate(tokens, HIDDEN);
+                long bytes = 2L * tokens * HIDDEN * 2;
+                timed(gpu, "rms_norm", tokens, bytes, bandwidth, () -> gpu.rmsNorm(x, norm, 1e-5f, 0f, y));
+                timed(gpu, "add", tokens, 3 * bytes / 2, bandwidth, () -> gpu.add(x, y, y));
+                Tensor gate = gpu.allocate(tokens, INTERMEDIATE);
+                Tensor up = gpu.allocate(tokens, INTERMEDIATE);
+                timed(gpu, "silu_mul", tokens, 3L * tokens * INTERMEDIATE * 2, bandwidth, () -> gpu.siluMul(gate, up, gate));
+            }
+            for (int sequences : new int[]{1, 64, 256}) {
+                attention(gpu, sequences, 512, bandwidth);
+            }
+            prefillAttention(gpu, 8, 512);
+        }
+    }
+
+    private static void linear(CudaBackend gpu, String name, Tensor w, int tokens, double bandwidth) {
+        Tensor x = gpu.allocate(tokens, w.cols());
+        Tensor y = gpu.allocate(tokens, w.rows());
+        long bytes = 2L * w.rows() * w.cols() + 2L * tokens * (w.rows() + w.cols());
+        double flops = 2.0 * tokens * w.rows() * w.cols();
+        double millis = time(gpu, () -> gpu.linear(x, w, null, y));
+        double floorMillis = Math.max(bytes / bandwidth, flops / 790e12) * 1e3;
+        emit("linear", "name", name, "tokens", tokens, "out", w.rows(), "in", w.cols(), "us", round(millis * 1e3),
+                "gb_s", round(bytes / (millis / 1e3) / 1e9), "tflops", round(flops / (millis / 1e3) / 1e12),
+                "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis));
+    }
+
+    private static void timed(CudaBackend gpu, String name, int tokens, long bytes, double bandwidth, Runnable work) {
+        double millis = time(gpu, work);
+        double floorMillis = bytes / bandwidth * 1e3;
+        emit(name, "tokens", tokens, "us", round(millis * 1e3), "gb_s", round(bytes / (millis / 1e3) / 1e9),
+                "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis));
+    }
+
+    /** Decode attention of {@code sequences} tokens, each over {@code context} cached positions. */
+    private static void attention(CudaBackend gpu, int sequences, int context, double bandwidth) {
+        int blockSize = 16;
+        int blocksPerSequence = (context + blockSize) / blockSize;
+        KvCacheSpec spec = new KvCacheSpec(1, sequences * blocksPerSequence, blockSize, KV_HEADS, HEAD_DIM);
+        try (KvCache cache = gpu.allocateKvCache(spec)) {
+            int[][] tables = new int[sequences][blocksPerSequence];
+            int[] positions = new int[sequences], slots = new int[sequences], starts = new int[sequences + 1];
+            int[] contexts = new int[sequences], ids = new int[sequences];
+            for (int s = 0; s < sequences; s++) {
+                for (int b = 0; b < blocksPerSequence; b++) tables[s][b] = s * blocksPerSequence + b;
+                positions[s] = context;
+                slots[s] = tables[s][context / blockSize] * blockSize + context % blockSize;
+                starts[s + 1] = s + 1;
+                contexts[s] = context + 1;
+            }
+            int[] logitRows = new int[sequences];
+            java.util.Arrays.setAll(logitRows, i -> i);
+            ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows);
+            AttentionParams params = new AttentionParams(HEADS, KV_HEADS, HEAD_DIM, (float) (1 / Math.sqrt(HEAD_DIM)),
+                    0, 0f, null);
+            Tensor q = gpu.allocate(sequences, HEADS * HEAD_DIM);
+            Tensor k = gpu.allocate(sequences, KV_HEADS * HEAD_DIM);
+            Tensor v = gpu.allocate(sequences, KV_HEADS * HEAD_DIM);
+            Tensor out = gpu.allocate(sequences, HEADS * HEAD_DIM);
+            long bytes = 2L * sequences * (context + 1) * KV_HEADS * HEAD_DIM * 2;
+            timed(gpu, "decode_attention", sequences, bytes, bandwidth,
+                    () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
+        }
+    }
+
+    /** Causal attention of {@code sequences} prompts of {@code length} tokens (the flash_prefill kernel). */
+    private static void prefillAttention(CudaBackend gpu, int sequences, int length) {
+        int blockSize = 16;
+        int blocksPerSequence = (length + blockSize - 1) / blockSize;
+        KvCacheSpec spec = new KvCacheSpec(1, sequences * blocksPerSequence, blockSize, KV_HEADS, HEAD_DIM);
+        try (KvCache cache = gpu.allocateKvCache(spec)) {
+            int tokens = sequences * length;
+            int[][] tables = new int[sequences][blocksPerSequence];
+            int[] positions = new int[tokens], slots = new int[tokens], starts = new int[sequences + 1];
+            int[] contexts = new int[sequences];
+            for (int s = 0; s < sequences; s++) {
+                for (int b = 0; b < blocksPerSequence; b++) tables[s][b] = s * blocksPerSequence + b;
+                for (int i = 0; i < length; i++) {
+                    positions[s * length + i] = i;
+                    slots[s * length + i] = tables[s][i / blockSize] * blockSize + i % blockSize;
+                }
+                starts[s + 1] = (s + 1) * length;
+                contexts[s] = length;
+            }
+            ForwardBatch batch = new ForwardBatch(new int[tokens], positions, slots, starts, contexts, tables, blockSize,
+                    new int[]{tokens - 1});
+            AttentionParams params = new AttentionParams(HEADS, KV_HEADS, HEAD_DIM, (float) (1 / Math.sqrt(HEAD_DIM)),
+                    0, 0f, null);
+            Tensor q = gpu.allocate(tokens, HEADS * HEAD_DIM);
+            Tensor k = gpu.allocate(tokens, KV_HEADS * HEAD_DIM);
+            Tensor v = gpu.allocate(tokens, KV_HEADS * HEAD_DIM);
+            Tensor out = gpu.allocate(tokens, HEADS * HEAD_DIM);
+            double flops = 4.0 * sequences * HEADS * HEAD_DIM * (length * (length + 1) / 2.0);
+            double millis = time(gpu, () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
+            emit("prefill_attention", "sequences", sequences, "length", length, "us", round(millis * 1e3),
+                    "tflops", round(flops / (millis / 1e3) / 1e12));
+        }
+    }
+
+    /** Mean device milliseconds of {@code work} over REPEATS runs after two warm-up runs. */
+    private static double time(CudaBackend gpu, Runnable work) {
+        work.run();
+        work.run();
+        gpu.synchronize();
+        float millis = gpu.timeMillis(() -> {
+            for (int i = 0; i < REPEATS; i++) work.run();
+        });
+        gpu.synchronize();
+        return millis / REPEATS;
+    }
+
+    /** Device-to-device copy of 1 GiB: bytes read plus bytes written per second, as the anchors count reads. */
+    private static double copyBandwidth(CudaBackend gpu) {
+        int rows = 1 << 15, cols = 1 << 14;  // 2^29 bf16 elements = 1 GiB
+        Tensor a = gpu.allocate(rows, cols);
+        Tensor b = gpu.allocate(rows, cols);
+        double millis = time(gpu, () -> gpu.scale(a, 1f, b));
+        return 2.0 * rows * cols * 2 / (millis / 1e3);
+    }
+
+    private static Tensor weight(CudaBackend gpu, Arena arena, Random random, int rows, int cols) {
+        MemorySegment data = arena.allocate((long) rows * cols * 2, 16);
+        for (long i = 0; i < (long) rows * cols; i += 4096) {
+            data.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (random.nextInt() & 0x3fff));
+        }
+        return gpu.weight(new WeightTensor("w", DType.BF16, new long[]{rows, cols}, data, Path.of("random")));
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+
+    private static void emit(String what, Object... fields) {
+        ObjectNode line = JSON.createObjectNode();
+        line.put("what", what);
+        for (int i = 0; i < fields.length; i += 2) line.putPOJO((String) fields[i], fields[i + 1]);
+        System.out.println(line);
+        System.out.flush();
+    }
+}
