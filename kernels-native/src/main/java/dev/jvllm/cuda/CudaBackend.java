@@ -41,6 +41,9 @@ public final class CudaBackend implements Backend {
     private static final int MAX_BLOCKS = 1 << 20;
     private static final int ATTENTION_THREADS = 128;
     private static final int FLASH_THREADS = 128;
+    /** GEMV_MAX_ROWS and GEMV_WARPS of linear.cu: decode-sized products skip cuBLAS. */
+    private static final int GEMV_MAX_ROWS = 8;
+    private static final int GEMV_WARPS = 4;
     /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
     private static final int DECODE_PARTITION = 256;
@@ -366,16 +369,26 @@ public final class CudaBackend implements Backend {
             // A weight made from values (constant()) rather than uploaded from a checkpoint.
             w = convertedWeights.computeIfAbsent(w, original -> converted(original, original.toString()));
         }
-        int type = cudaDataType(activationType);
-        // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
-        cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
-                w.address(), type, in, input.address(), type, in,
-                zero, output.address(), type, outFeatures, Cublas.COMPUTE_32F);
+        if (tokens <= GEMV_MAX_ROWS && activationType != DType.F32 && in % 8 == 0
+                && w.address() % 16 == 0 && input.address() % 16 == 0) {
+            kernels.launch(Kernel.GEMV_ROWS, (outFeatures + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
+                    w, input, output, tokens, outFeatures, in);
+        } else {
+            gemm(input, w, output, tokens, in, outFeatures);
+        }
         if (b != null) {
             long n = output.elementCount();
             kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
                     output, b, b.typeCode(), outFeatures, n);
         }
+    }
+
+    private void gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
+        int type = cudaDataType(activationType);
+        // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
+        cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
+                w.address(), type, in, input.address(), type, in,
+                zero, output.address(), type, outFeatures, Cublas.COMPUTE_32F);
     }
 
     private static int cudaDataType(DType type) {

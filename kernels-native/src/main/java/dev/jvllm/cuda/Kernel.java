@@ -13,6 +13,7 @@ enum Kernel {
     CLAMP("elementwise", "clamp_values"),
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
     CONVERT_ELEMENTS("elementwise", "convert_elements"),
+    GEMV_ROWS("linear", "gemv_rows"),
     RMS_NORM("norms", "rms_norm"),
     LAYER_NORM("norms", "layer_norm"),
     GATHER_ROWS("gather", "gather_rows"),

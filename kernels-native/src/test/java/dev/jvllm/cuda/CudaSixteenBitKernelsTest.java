@@ -82,11 +82,12 @@ class CudaSixteenBitKernelsTest {
         assertArrayEquals(roundTo(type, values), gpu.toFloatArray(uploaded));
     }
 
+    /** Inputs of up to 8 rows with a width a multiple of 8 take gemv_rows, the others cuBLAS. */
     @ParameterizedTest
-    @CsvSource({"BF16, 1", "BF16, 37", "F16, 5"})
-    void linearRmsNormSiluMulAndAddMatchCpu(DType type, int tokens) {
+    @CsvSource({"BF16, 1, 203", "BF16, 37, 203", "F16, 5, 203", "BF16, 1, 4096", "BF16, 8, 520", "F16, 3, 264"})
+    void linearRmsNormSiluMulAndAddMatchCpu(DType type, int tokens, int in) {
         CudaBackend gpu = gpus.get(type);
-        int in = 203, out = 90;
+        int out = 90;
         WeightTensor w = weight("w", type, random(out * in, 2), out, in);
         WeightTensor norm = weight("norm", DType.F32, random(in, 3), 1, in);
         float[] x = roundTo(type, random(tokens * in, 4));
