@@ -30,7 +30,8 @@ public final class CudaKernelBenchmark {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int HIDDEN = 4096, INTERMEDIATE = 14336, HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128;
     private static final int VOCAB = 128256;
-    private static final int REPEATS = 20;
+    private static final int REPEATS = 100;
+    private static final int WARMUP = 300;
 
     private CudaKernelBenchmark() {
     }
@@ -46,7 +47,7 @@ public final class CudaKernelBenchmark {
             Tensor gateUp = weight(gpu, arena, random, 2 * INTERMEDIATE, HIDDEN);
             Tensor down = weight(gpu, arena, random, HIDDEN, INTERMEDIATE);
             Tensor head = weight(gpu, arena, random, VOCAB, HIDDEN);
-            for (int tokens : new int[]{1, 8, 64, 256, 4096}) {
+            for (int tokens : new int[]{1, 2, 4, 8, 64, 256, 4096}) {
                 linear(gpu, "qkv", qkv, tokens, bandwidth);
                 linear(gpu, "o", o, tokens, bandwidth);
                 linear(gpu, "gate_up", gateUp, tokens, bandwidth);
@@ -155,10 +156,13 @@ public final class CudaKernelBenchmark {
         }
     }
 
-    /** Mean device milliseconds of {@code work} over REPEATS runs after two warm-up runs. */
+    /**
+     * Mean device milliseconds of {@code work} over REPEATS runs, after WARMUP runs that let the JIT
+     * compile the launch path (interpreted, a launch costs the host tens of microseconds, and a
+     * small kernel would time the host rather than the GPU).
+     */
     private static double time(CudaBackend gpu, Runnable work) {
-        work.run();
-        work.run();
+        for (int i = 0; i < WARMUP; i++) work.run();
         gpu.synchronize();
         float millis = gpu.timeMillis(() -> {
             for (int i = 0; i < REPEATS; i++) work.run();

@@ -123,18 +123,15 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
 //
 // A block takes one token, one KV head with its group of query heads (GQA: the group reads each
 // key and value once) and one partition of DECODE_PARTITION key positions, so that a long context
-// is spread over many blocks (flash-decoding; vLLM's paged attention v2). Scores: each lane owns a
-// key and reads its whole row (no shuffles), the group's queries broadcast from shared memory.
-// Softmax per head over the partition, then P·V with the lanes splitting the head dimension and
-// the warps the keys. With one partition the block writes the output; with several it writes
+// is spread over many blocks (flash-decoding; vLLM's paged attention v2). Scores: each thread owns
+// a key and reads its whole row (no shuffles), the group's queries broadcast from shared memory,
+// and notes the key's cache slot. Softmax per head over the partition, then P·V: a thread takes
+// one 16-byte piece of a value row, DECODE_KEY_LANES keys are read at once, and their partial sums
+// meet in shared memory. With one partition the block writes the output; with several it writes
 // (max, sum, unnormalized output) per head and paged_decode_combine merges them.
 #define DECODE_WARPS 4
 #define DECODE_PARTITION 256
 #define DECODE_MAX_GROUP 8
-
-__device__ __forceinline__ void load_row_part(const act_t* source, float* target, int count) {
-    for (int i = 0; i < count; i++) target[i] = act_to_float(source[i]);
-}
 
 template <int D>
 __device__ __forceinline__ void paged_decode_block(
@@ -142,13 +139,15 @@ __device__ __forceinline__ void paged_decode_block(
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
         const int* tokenList, float* partials) {
-    constexpr int PER_LANE = D / 32;
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
+    constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
+    constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
     __shared__ float queries[DECODE_MAX_GROUP][D];
     __shared__ float scores[DECODE_MAX_GROUP][DECODE_PARTITION];
+    __shared__ int slots[DECODE_PARTITION];
     __shared__ float headMax[DECODE_MAX_GROUP];
     __shared__ float headSum[DECODE_MAX_GROUP];
-    __shared__ float warpOutput[DECODE_WARPS][DECODE_MAX_GROUP][D];
+    __shared__ float laneOutput[KEY_LANES][DECODE_MAX_GROUP][D];
 
     int t = tokenList[blockIdx.x];
     int kvHead = blockIdx.y;
@@ -182,8 +181,9 @@ __device__ __forceinline__ void paged_decode_block(
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
     i64 slotWidth = (i64) numKvHeads * D;
     for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
-        i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
-        const act_t* key = keyCache + slot * slotWidth + (i64) kvHead * D;
+        int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
+        slots[j - base] = slot;
+        const act_t* key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
         float dots[DECODE_MAX_GROUP];
 #pragma unroll
         for (int g = 0; g < DECODE_MAX_GROUP; g++) dots[g] = 0.0f;
@@ -229,30 +229,31 @@ __device__ __forceinline__ void paged_decode_block(
     }
     __syncthreads();
 
-    float accumulator[DECODE_MAX_GROUP][PER_LANE];
+    int piece = threadIdx.x % PIECES;
+    int keyLane = threadIdx.x / PIECES;
+    float accumulator[DECODE_MAX_GROUP][PIECE];
 #pragma unroll
     for (int g = 0; g < DECODE_MAX_GROUP; g++) {
 #pragma unroll
-        for (int i = 0; i < PER_LANE; i++) accumulator[g][i] = 0.0f;
+        for (int e = 0; e < PIECE; e++) accumulator[g][e] = 0.0f;
     }
 #pragma unroll 4
-    for (int j = begin + warp; j < end; j += DECODE_WARPS) {
-        i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
-        float v[PER_LANE];
-        load_row_part(valueCache + slot * slotWidth + (i64) kvHead * D + lane * PER_LANE, v, PER_LANE);
+    for (int j = begin + keyLane; j < end; j += KEY_LANES) {
+        act_t v[PIECE];
+        *(uint4*) v = *(const uint4*) (valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
 #pragma unroll
         for (int g = 0; g < DECODE_MAX_GROUP; g++) {
             if (g >= group) break;
             float p = scores[g][j - base];
 #pragma unroll
-            for (int i = 0; i < PER_LANE; i++) accumulator[g][i] += p * v[i];
+            for (int e = 0; e < PIECE; e++) accumulator[g][e] += p * act_to_float(v[e]);
         }
     }
 #pragma unroll
     for (int g = 0; g < DECODE_MAX_GROUP; g++) {
         if (g >= group) break;
 #pragma unroll
-        for (int i = 0; i < PER_LANE; i++) warpOutput[warp][g][lane * PER_LANE + i] = accumulator[g][i];
+        for (int e = 0; e < PIECE; e++) laneOutput[keyLane][g][piece * PIECE + e] = accumulator[g][e];
     }
     __syncthreads();
 
@@ -260,7 +261,7 @@ __device__ __forceinline__ void paged_decode_block(
         int g = i / D, d = i % D;
         float total = 0.0f;
 #pragma unroll
-        for (int w = 0; w < DECODE_WARPS; w++) total += warpOutput[w][g][d];
+        for (int l = 0; l < KEY_LANES; l++) total += laneOutput[l][g][d];
         if (partitions == 1) {
             out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(total / headSum[g]);
         } else {

@@ -7,7 +7,7 @@
 
 #define GEMV_WARPS 4
 #define GEMV_MAX_ROWS 8
-#define GEMV_UNROLL 4
+#define GEMV_UNROLL 8
 
 // W is [n, k] row-major, x is [m, k], out is [m, n]; k is a multiple of 8 and rows are 16-byte aligned.
 extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS)
