@@ -6,6 +6,7 @@ import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.engine.EngineMetrics;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -75,6 +76,7 @@ public final class GpuBenchmark {
 
             List<Prompt> one = prompts(random, 1, 512);
             double best1 = Double.MAX_VALUE, bestN = Double.MAX_VALUE;
+            EngineMetrics before = llm.metrics();
             for (int run = 0; run < 3; run++) {
                 best1 = Math.min(best1, generate(llm, one, 1));
                 bestN = Math.min(bestN, generate(llm, one, 257));
@@ -82,15 +84,33 @@ public final class GpuBenchmark {
             double tpot = (bestN - best1) / 256;
             emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
                     "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
+            emitHostShare("decode_bs1", before, llm.metrics());
 
             for (int count : requestCounts) {
                 List<Prompt> prompts = prompts(random, count, 512);
+                before = llm.metrics();
                 double t = generate(llm, prompts, 128);
                 emit("offline_throughput", "impl", "jvllm", "prompts", count, "input", 512, "output", 128,
                         "seconds", round(t), "output_tok_s", round(count * 128 / t),
                         "total_tok_s", round(count * 640 / t));
+                emitHostShare("offline_throughput", before, llm.metrics());
             }
         }
+    }
+
+    /**
+     * Where the engine's thread spent the steps between two metrics: issuing the forward passes
+     * (host work: the kernels run asynchronously), waiting for their results (the device still
+     * busy), and the rest (scheduling, batch building, sampling, outputs).
+     */
+    private static void emitHostShare(String phase, EngineMetrics before, EngineMetrics after) {
+        long steps = after.steps() - before.steps();
+        double step = (after.stepNanos() - before.stepNanos()) / 1e6;
+        double forward = (after.forwardNanos() - before.forwardNanos()) / 1e6;
+        double result = (after.resultNanos() - before.resultNanos()) / 1e6;
+        emit("engine_time", "phase", phase, "steps", steps, "step_ms", round(step), "issue_forward_ms", round(forward),
+                "wait_result_ms", round(result), "other_ms", round(step - forward - result),
+                "issue_forward_us_per_step", round(forward * 1e3 / Math.max(1, steps)));
     }
 
     private static List<Prompt> prompts(Random random, int count, int length) {

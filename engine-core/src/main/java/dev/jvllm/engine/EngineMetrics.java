@@ -13,10 +13,15 @@ package dev.jvllm.engine;
  * @param promptTokensComputed prompt tokens run through the model
  * @param generatedTokens      tokens sampled
  * @param steps                forward passes run
+ * @param stepNanos            wall time spent in steps
+ * @param forwardNanos         of that, time the engine's thread spent issuing forward passes (on a
+ *                             GPU the kernels run asynchronously: this is the host's share)
+ * @param resultNanos          of that, time spent getting the logits or their argmax back (on a GPU:
+ *                             waiting for the device to finish the step)
  */
 public record EngineMetrics(int running, int waiting, int kvBlocksTotal, int kvBlocksFree, long prefixCacheQueries,
                             long prefixCacheHits, long preemptions, long promptTokensComputed, long generatedTokens,
-                            long steps) {
+                            long steps, long stepNanos, long forwardNanos, long resultNanos) {
 
     public int kvBlocksUsed() {
         return kvBlocksTotal - kvBlocksFree;

@@ -62,6 +62,9 @@ public final class LLMEngine implements AutoCloseable {
     private long promptTokensComputed;
     private long generatedTokens;
     private long steps;
+    private long stepNanos;
+    private long forwardNanos;
+    private long resultNanos;
     private boolean closed;
 
     public LLMEngine(CausalLM model, Backend backend, TextCodec codec, List<Integer> eosTokenIds,
@@ -172,8 +175,10 @@ public final class LLMEngine implements AutoCloseable {
             }
             return List.of();
         }
+        long stepStart = System.nanoTime();
         ForwardBatch batch = buildBatch(scheduled);
         Tensor logits;
+        long forwardStart = System.nanoTime();
         try {
             logits = model.forward(batch, kvCache);
         } catch (RuntimeException e) {
@@ -191,8 +196,11 @@ public final class LLMEngine implements AutoCloseable {
                 break;
             }
         }
+        long resultStart = System.nanoTime();
+        forwardNanos += resultStart - forwardStart;
         int[] argmax = argmaxOnly ? backend.argmaxRows(logits) : null;
         float[] flat = argmaxOnly ? null : backend.toFloatArray(logits);
+        resultNanos += System.nanoTime() - resultStart;
         int vocab = logits.cols();
         steps++;
 
@@ -228,6 +236,7 @@ public final class LLMEngine implements AutoCloseable {
             outputs.add(g.toOutput());
             if (g.finished()) groups.remove(g.requestId());
         }
+        stepNanos += System.nanoTime() - stepStart;
         return outputs;
     }
 
@@ -340,7 +349,7 @@ public final class LLMEngine implements AutoCloseable {
     public EngineMetrics metrics() {
         return new EngineMetrics(scheduler.numRunning(), scheduler.numWaiting(), kv.numBlocks(), kv.freeBlocks(),
                 kv.prefixQueryTokens(), kv.prefixHitTokens(), scheduler.preemptions(), promptTokensComputed,
-                generatedTokens, steps);
+                generatedTokens, steps, stepNanos, forwardNanos, resultNanos);
     }
 
     /** Aborts every request and releases the KV cache. Idempotent. */

@@ -42,11 +42,12 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_THREADS = 128;
     private static final int FLASH_THREADS = 128;
     /**
-     * Products of at most this many rows take gemv_rows (linear.cu; it takes up to 8): measured on
-     * an H100 with Llama-3-8B's layers, it reads the weights faster than cuBLAS at 1 row, and
-     * slower at 8, where every weight piece meets 8 rows of x (benchmarks/results).
+     * One-row products with rows of at most this many weights take gemv_rows (linear.cu), the rest
+     * cuBLAS. Measured on an H100 with Llama-3-8B's layers (CudaKernelBenchmark): at one row
+     * cuBLAS reads the 4096-wide weights at 1.0-1.6 TB/s and gemv_rows at 2.0-2.8 TB/s, while
+     * for the 14336-wide down projection, and from two rows on, cuBLAS is the faster.
      */
-    private static final int GEMV_ROWS_BELOW_CUBLAS = 2;
+    private static final int GEMV_LONGEST_ROW = 8192;
     private static final int GEMV_WARPS = 4;
     /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
@@ -373,7 +374,7 @@ public final class CudaBackend implements Backend {
             // A weight made from values (constant()) rather than uploaded from a checkpoint.
             w = convertedWeights.computeIfAbsent(w, original -> converted(original, original.toString()));
         }
-        if (tokens <= GEMV_ROWS_BELOW_CUBLAS && activationType != DType.F32 && in % 8 == 0
+        if (tokens == 1 && in <= GEMV_LONGEST_ROW && activationType != DType.F32 && in % 8 == 0
                 && w.address() % 16 == 0 && input.address() % 16 == 0) {
             kernels.launch(Kernel.GEMV_ROWS, (outFeatures + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
                     w, input, output, tokens, outFeatures, in);
