@@ -5,26 +5,40 @@ package dev.jvllm;
  *
  * @param maxModelLen          longest sequence (prompt + output); 0 = the model's max_position_embeddings
  * @param blockSize            tokens per KV-cache block
- * @param kvCacheMemoryBytes   memory for the KV cache on the CPU backend
+ * @param kvCacheMemoryBytes   memory for the KV cache; 0 = automatic: 1 GiB on the CPU backend, and on a
+ *                             GPU what {@code gpuMemoryUtilization} leaves after the weights and a
+ *                             profiling forward pass of the largest step
  * @param maxNumSeqs           most sequences in one step
  * @param maxNumBatchedTokens  most tokens in one step (prompts longer than this are chunked)
  * @param enablePrefixCaching  reuse KV blocks of identical prompt prefixes
  * @param seed                 seed of the engine's random source (requests without their own seed)
  * @param device               "auto", "cpu" or "cuda"
  * @param threads              CPU kernel threads, 0 = all processors
+ * @param gpuMemoryUtilization share of a GPU's memory the engine may use (weights, activations and KV cache)
  */
 public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
                            int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,
-                           int threads) {
+                           int threads, double gpuMemoryUtilization) {
+
+    /** The KV cache on the CPU backend when kvCacheMemoryBytes is 0 (automatic). */
+    public static final long DEFAULT_CPU_KV_CACHE_BYTES = 1L << 30;
 
     public static EngineConfig defaults() {
-        return new EngineConfig(0, 16, 1L << 30, 256, 2048, true, null, "auto", 0);
+        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9);
+    }
+
+    /** The settings without the GPU share (0.9), as before it existed. */
+    public EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                        boolean enablePrefixCaching, Long seed, String device, int threads) {
+        this(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens, enablePrefixCaching, seed,
+                device, threads, 0.9);
     }
 
     public EngineConfig {
         check(maxModelLen >= 0, "maxModelLen", maxModelLen);
         check(blockSize > 0 && blockSize <= 1024, "blockSize", blockSize);
-        check(kvCacheMemoryBytes > 0, "kvCacheMemoryBytes", kvCacheMemoryBytes);
+        check(kvCacheMemoryBytes >= 0, "kvCacheMemoryBytes", kvCacheMemoryBytes);
+        check(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1, "gpuMemoryUtilization", gpuMemoryUtilization);
         check(maxNumSeqs > 0, "maxNumSeqs", maxNumSeqs);
         check(maxNumBatchedTokens > 0, "maxNumBatchedTokens", maxNumBatchedTokens);
         check(threads >= 0, "threads", threads);

@@ -345,6 +345,7 @@ public final class LLM implements AutoCloseable {
         private Long seed = DEFAULTS.seed();
         private String device = DEFAULTS.device();
         private int threads = DEFAULTS.threads();
+        private double gpuMemoryUtilization = DEFAULTS.gpuMemoryUtilization();
         private Task task = Task.AUTO;
         private String dtype = "auto";
 
@@ -375,7 +376,10 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
-        /** Memory for the KV cache on the CPU backend (default 1 GiB). */
+        /**
+         * Memory for the KV cache (default 0, automatic: 1 GiB on the CPU backend; on a GPU what
+         * {@link #gpuMemoryUtilization} leaves after the weights and a profiling forward pass).
+         */
         public Builder kvCacheMemoryBytes(long bytes) {
             this.kvCacheMemoryBytes = bytes;
             return this;
@@ -408,6 +412,15 @@ public final class LLM implements AutoCloseable {
         /** "auto" (default), "cpu" or "cuda". */
         public Builder device(String device) {
             this.device = device;
+            return this;
+        }
+
+        /**
+         * The share of the GPU's memory the engine may use for weights, activations and the KV
+         * cache, as vLLM's {@code gpu_memory_utilization} (default 0.9); ignored on the CPU.
+         */
+        public Builder gpuMemoryUtilization(double share) {
+            this.gpuMemoryUtilization = share;
             return this;
         }
 
@@ -459,7 +472,7 @@ public final class LLM implements AutoCloseable {
 
         EngineConfig engineConfig() {
             return new EngineConfig(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens,
-                    enablePrefixCaching, seed, device, threads);
+                    enablePrefixCaching, seed, device, threads, gpuMemoryUtilization);
         }
     }
 

@@ -27,7 +27,7 @@ import java.util.Random;
  *
  * <pre>
  * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000]
- *          [--kv-cache-gib 40] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
+ *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  * </pre>
  */
 public final class GpuBenchmark {
@@ -44,7 +44,7 @@ public final class GpuBenchmark {
         Path cache = RandomLlamaCheckpoint.DEFAULT_CACHE;
         LlamaShape shape = LLAMA_3_8B;
         List<Integer> requestCounts = List.of(256, 1000);
-        long kvCacheGib = 40;
+        long kvCacheGib = 0;  // 0: gpuMemoryUtilization (0.9) after a profiling pass
         int maxNumSeqs = 256;
         int maxNumBatchedTokens = 8192;
         for (int i = 0; i < args.length; i++) {
@@ -52,7 +52,7 @@ public final class GpuBenchmark {
                 case "--cache" -> cache = Path.of(args[++i]);
                 case "--shape" -> shape = shape.with(args[++i]);
                 case "--requests" -> requestCounts = java.util.Arrays.stream(args[++i].split(","))
-                        .map(String::trim).map(Integer::valueOf).toList();
+                        .map(String::trim).filter(v -> !v.isEmpty() && !v.equals("none")).map(Integer::valueOf).toList();
                 case "--kv-cache-gib" -> kvCacheGib = Long.parseLong(args[++i]);
                 case "--max-num-seqs" -> maxNumSeqs = Integer.parseInt(args[++i]);
                 case "--max-num-batched-tokens" -> maxNumBatchedTokens = Integer.parseInt(args[++i]);

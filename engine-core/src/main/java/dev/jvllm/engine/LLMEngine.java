@@ -14,6 +14,7 @@ import dev.jvllm.sampling.SequenceSamplingState;
 import dev.jvllm.sampling.TokenLogprobs;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.DeviceMemory;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 import org.slf4j.Logger;
@@ -77,13 +78,17 @@ public final class LLMEngine implements AutoCloseable {
         int blockSize = config.blockSize();
         long bytesPerToken = model.kvCacheSpec(1, blockSize).bytesPerToken(backend.activationType().byteSize());
         long capacityBlocks = (long) config.maxNumSeqs() * ((maxModelLen + blockSize - 1) / blockSize);
-        long budgetBlocks = config.kvCacheMemoryBytes() / (bytesPerToken * blockSize);
+        long kvBytes = kvCacheBudget(model, backend, config, maxModelLen, bytesPerToken);
+        long budgetBlocks = kvBytes / (bytesPerToken * blockSize);
         int numBlocks = (int) Math.min(Integer.MAX_VALUE, Math.min(capacityBlocks, budgetBlocks));
         if ((long) numBlocks * blockSize < maxModelLen) {
             throw new JvllmException("max model length " + maxModelLen + " needs " + maxModelLen * bytesPerToken
-                    + " bytes of KV cache but kvCacheMemoryBytes is " + config.kvCacheMemoryBytes()
+                    + " bytes of KV cache but only " + kvBytes + " are available for it"
+                    + (config.kvCacheMemoryBytes() > 0 ? " (kvCacheMemoryBytes)" : backend.deviceMemory().isPresent()
+                    ? " (gpuMemoryUtilization " + config.gpuMemoryUtilization() + " of the device, after the weights"
+                    + " and a forward pass of " + config.maxNumBatchedTokens() + " tokens)" : "")
                     + "; the largest length that fits is " + (long) numBlocks * blockSize
-                    + " (lower maxModelLen or raise kvCacheMemoryBytes)");
+                    + " (lower maxModelLen, maxNumBatchedTokens or maxNumSeqs, or give the KV cache more memory)");
         }
         this.kvCache = backend.allocateKvCache(model.kvCacheSpec(numBlocks, blockSize));
         this.kv = new KvCacheManager(numBlocks, blockSize, config.enablePrefixCaching());
@@ -95,6 +100,71 @@ public final class LLMEngine implements AutoCloseable {
 
     public int maxModelLen() {
         return maxModelLen;
+    }
+
+    /**
+     * Bytes for the KV cache: kvCacheMemoryBytes when given; on the CPU 1 GiB; on a device, as vLLM
+     * does, its memory times gpuMemoryUtilization less what is in use after the weights are loaded
+     * and a forward pass of the largest step has sized the activation buffers (the models keep
+     * them between passes), less a margin for the step's transient buffers.
+     */
+    private static long kvCacheBudget(CausalLM model, Backend backend, EngineConfig config, int maxModelLen,
+                                      long bytesPerToken) {
+        if (config.kvCacheMemoryBytes() > 0) return config.kvCacheMemoryBytes();
+        if (backend.deviceMemory().isEmpty()) return EngineConfig.DEFAULT_CPU_KV_CACHE_BYTES;
+        profileLargestStep(model, backend, config, maxModelLen);
+        DeviceMemory memory = backend.deviceMemory().orElseThrow();
+        long used = memory.total() - memory.free();
+        long allowed = (long) (memory.total() * config.gpuMemoryUtilization());
+        long budget = allowed - used - PROFILE_MARGIN_BYTES;
+        log.info("device memory: {} MiB in use after weights and profiling, {} MiB allowed ({} of {} MiB): "
+                        + "{} MiB for the KV cache", used >> 20, allowed >> 20, config.gpuMemoryUtilization(),
+                memory.total() >> 20, Math.max(0, budget) >> 20);
+        if (budget <= 0) {
+            throw new JvllmException("the model does not fit: " + (used >> 20) + " MiB of the device's "
+                    + (memory.total() >> 20) + " MiB are in use after loading the weights and a forward pass of "
+                    + config.maxNumBatchedTokens() + " tokens, above gpuMemoryUtilization " + config.gpuMemoryUtilization()
+                    + " (" + (allowed >> 20) + " MiB); raise gpuMemoryUtilization, lower maxNumBatchedTokens, or use a"
+                    + " quantized or smaller model");
+        }
+        return budget;
+    }
+
+    /** Room left for buffers a step allocates and frees (batch metadata, attention partials). */
+    private static final long PROFILE_MARGIN_BYTES = 256L << 20;
+
+    /**
+     * One forward pass of the largest step the scheduler can make (maxNumBatchedTokens tokens over
+     * up to maxNumSeqs sequences) on dummy tokens, through a temporary cache just large enough.
+     */
+    private static void profileLargestStep(CausalLM model, Backend backend, EngineConfig config, int maxModelLen) {
+        int blockSize = config.blockSize();
+        int tokens = (int) Math.min(config.maxNumBatchedTokens(), (long) config.maxNumSeqs() * maxModelLen);
+        int sequences = Math.min(config.maxNumSeqs(), tokens);
+        int[] ids = new int[tokens], positions = new int[tokens], slots = new int[tokens];
+        int[] starts = new int[sequences + 1], contexts = new int[sequences], logitRows = new int[sequences];
+        int[][] tables = new int[sequences][];
+        int nextBlock = 0, t = 0;
+        for (int s = 0; s < sequences; s++) {
+            int length = tokens / sequences + (s < tokens % sequences ? 1 : 0);
+            starts[s] = t;
+            tables[s] = new int[(length + blockSize - 1) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = nextBlock++;
+            for (int i = 0; i < length; i++, t++) {
+                positions[t] = i;
+                slots[t] = tables[s][i / blockSize] * blockSize + i % blockSize;
+            }
+            contexts[s] = length;
+            logitRows[s] = t - 1;
+        }
+        starts[sequences] = t;
+        ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows);
+        long start = System.nanoTime();
+        try (KvCache cache = backend.allocateKvCache(model.kvCacheSpec(Math.max(1, nextBlock), blockSize))) {
+            backend.argmaxRows(model.forward(batch, cache));
+        }
+        log.info("profiled a forward pass of {} tokens in {} sequences in {} ms", tokens, sequences,
+                (System.nanoTime() - start) / 1_000_000);
     }
 
     /** Queues a text prompt (needs a tokenizer). */

@@ -44,6 +44,15 @@ public interface Backend extends AutoCloseable {
     KvCache allocateKvCache(KvCacheSpec spec);
 
     /**
+     * The device memory this backend allocates from, once all queued work is done; empty where
+     * tensors live in the Java process's memory (the CPU backend), whose KV cache is sized by
+     * {@code kvCacheMemoryBytes} instead of by a share of the device.
+     */
+    default java.util.Optional<DeviceMemory> deviceMemory() {
+        return java.util.Optional.empty();
+    }
+
+    /**
      * For each row, the index of its largest value: the first on ties, NaN never chosen, 0 when
      * no value is above negative infinity (greedy sampling without copying logits to the heap).
      */

@@ -40,6 +40,7 @@ public final class CudaBackend implements Backend {
     private static final int ELEMENTWISE_THREADS = 256;
     private static final int MAX_BLOCKS = 1 << 20;
     private static final int ATTENTION_THREADS = 128;
+    private static final long STAGING_BYTES = 8L << 20;
     private static final int FLASH_THREADS = 128;
     /**
      * One-row products with rows of at most this many weights take gemv_rows (linear.cu), the rest
@@ -65,6 +66,9 @@ public final class CudaBackend implements Backend {
     private final MemorySegment one;
     private final MemorySegment zero;
     private final DeviceErrors errors;
+    /** Page-locked staging for small uploads (batch metadata, indices), reused after each drain. */
+    private final MemorySegment staging;
+    private long stagingUsed;
     private final Map<float[], CudaTensor> alibiSlopes = new WeakHashMap<>();
     private final Map<CudaTensor, CudaTensor> convertedWeights = new WeakHashMap<>();
     private ForwardBatch uploadedBatch;
@@ -104,6 +108,7 @@ public final class CudaBackend implements Backend {
             this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
             this.errors = new DeviceErrors(context, memory);
+            this.staging = context.driver.allocateHost(STAGING_BYTES);
         } catch (RuntimeException e) {
             context.close();
             throw e;
@@ -133,7 +138,16 @@ public final class CudaBackend implements Backend {
 
     /** Waits for all queued work, then reports any out-of-range index a kernel met. */
     public void synchronize() {
-        errors.synchronizeAndCheck();
+        drain();
+    }
+
+    /** Waits for the stream (the staged uploads with it), then reports device-side index errors. */
+    private void drain() {
+        try {
+            errors.synchronizeAndCheck();
+        } finally {
+            stagingUsed = 0;
+        }
     }
 
     /** Device time of the work {@code work} queues, in milliseconds (measured with events on the stream). */
@@ -250,9 +264,22 @@ public final class CudaBackend implements Backend {
         return tensor;
     }
 
+    /**
+     * Queues a copy of host data to the device. Small ones go through the page-locked staging
+     * area and do not wait for the stream; others are copied from pageable memory, which the
+     * driver does only after the work queued before has finished.
+     */
     private void copyToDevice(MemorySegment data, long address, long bytes) {
         if (bytes == 0) return;
         context.makeCurrent();
+        if (bytes <= STAGING_BYTES - stagingUsed) {
+            MemorySegment slot = staging.asSlice(stagingUsed, bytes);
+            MemorySegment.copy(data, 0, slot, 0, bytes);
+            context.driver.copyToDevice(address, slot, bytes, context.stream);
+            stagingUsed = (stagingUsed + bytes + 15) & ~15L;
+            return;
+        }
+        stagingUsed = 0;  // a copy from pageable memory drains the stream first: earlier staged copies are done
         if (data.isNative()) {
             context.driver.copyToDevice(address, data, bytes, context.stream);
             return;
@@ -276,7 +303,7 @@ public final class CudaBackend implements Backend {
             MemorySegment host = arena.allocate(Math.max(1, t.byteSize()), 16);
             context.makeCurrent();
             if (n > 0) context.driver.copyToHost(host, t.address(), t.byteSize(), context.stream);
-            errors.synchronizeAndCheck();
+            drain();
             float[] result = new float[n];
             for (int i = 0; i < n; i++) {
                 result[i] = switch (t.dtype()) {
@@ -289,6 +316,13 @@ public final class CudaBackend implements Backend {
             }
             return result;
         }
+    }
+
+    @Override
+    public java.util.Optional<dev.jvllm.spi.DeviceMemory> deviceMemory() {
+        synchronize();
+        long[] info = memoryInfo();
+        return java.util.Optional.of(new dev.jvllm.spi.DeviceMemory(info[0], info[1]));
     }
 
     /** The argmax of each row on the device: only one int per row comes back, not the row. */
@@ -304,7 +338,7 @@ public final class CudaBackend implements Backend {
             kernels.launch(Kernel.ARGMAX_ROWS, rows, rowThreads(Math.min(t.cols(), 1024)), t, t.cols(), result);
             MemorySegment host = arena.allocate((long) rows * Integer.BYTES, 16);
             context.driver.copyToHost(host, result.address(), (long) rows * Integer.BYTES, context.stream);
-            errors.synchronizeAndCheck();
+            drain();
             return host.toArray(JAVA_INT);
         } finally {
             memory.free(result);
@@ -676,6 +710,7 @@ public final class CudaBackend implements Backend {
             kernels.close();
             alibiSlopes.clear();
             memory.close();
+            context.driver.freeHost(staging);
         } finally {
             hostArena.close();
             context.close();

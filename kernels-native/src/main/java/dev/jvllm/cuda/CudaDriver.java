@@ -57,6 +57,8 @@ final class CudaDriver {
     private final MethodHandle cuMemFreeAsync;
     private final MethodHandle cuDeviceGetDefaultMemPool;
     private final MethodHandle cuMemPoolSetAttribute;
+    private final MethodHandle cuMemAllocHost;
+    private final MethodHandle cuMemFreeHost;
     private final MethodHandle cuMemcpyHtoDAsync;
     private final MethodHandle cuMemcpyDtoHAsync;
     private final MethodHandle cuMemcpyDtoDAsync;
@@ -94,6 +96,8 @@ final class CudaDriver {
         cuMemFreeAsync = lib.function("cuMemFreeAsync", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS));
         cuDeviceGetDefaultMemPool = lib.function("cuDeviceGetDefaultMemPool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         cuMemPoolSetAttribute = lib.function("cuMemPoolSetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
+        cuMemAllocHost = lib.function("cuMemAllocHost_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+        cuMemFreeHost = lib.function("cuMemFreeHost", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         cuMemcpyHtoDAsync = lib.function("cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS));
         cuMemcpyDtoHAsync = lib.function("cuMemcpyDtoHAsync_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         cuMemcpyDtoDAsync = lib.function("cuMemcpyDtoDAsync_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
@@ -178,6 +182,22 @@ final class CudaDriver {
 
     void free(long pointer) {
         check("cuMemFree_v2", call(cuMemFree, pointer));
+    }
+
+    /**
+     * Page-locked host memory: a copy from it to the device is truly asynchronous, where one from
+     * pageable memory waits for the stream to drain first.
+     */
+    MemorySegment allocateHost(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pointer = arena.allocate(ADDRESS);
+            check("cuMemAllocHost_v2", call(cuMemAllocHost, pointer, bytes), bytes);
+            return pointer.get(ADDRESS, 0).reinterpret(bytes);
+        }
+    }
+
+    void freeHost(MemorySegment memory) {
+        check("cuMemFreeHost", call(cuMemFreeHost, memory));
     }
 
     /** Stream-ordered allocation from the device's default pool: usable by work queued after it. */
