@@ -81,14 +81,16 @@ public final class CudaKernelBenchmark {
         double floorMillis = Math.max(bytes / bandwidth, flops / 790e12) * 1e3;
         emit("linear", "name", name, "tokens", tokens, "out", w.rows(), "in", w.cols(), "us", round(millis * 1e3),
                 "gb_s", round(bytes / (millis / 1e3) / 1e9), "tflops", round(flops / (millis / 1e3) / 1e12),
-                "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis));
+                "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis),
+                "host_us", round(lastHostMicros));
     }
 
     private static void timed(CudaBackend gpu, String name, int tokens, long bytes, double bandwidth, Runnable work) {
         double millis = time(gpu, work);
         double floorMillis = bytes / bandwidth * 1e3;
         emit(name, "tokens", tokens, "us", round(millis * 1e3), "gb_s", round(bytes / (millis / 1e3) / 1e9),
-                "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis));
+                "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis),
+                "host_us", round(lastHostMicros));
     }
 
     /** Decode attention of {@code sequences} tokens, each over {@code context} cached positions. */
@@ -152,7 +154,7 @@ public final class CudaKernelBenchmark {
             double flops = 4.0 * sequences * HEADS * HEAD_DIM * (length * (length + 1) / 2.0);
             double millis = time(gpu, () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
             emit("prefill_attention", "sequences", sequences, "length", length, "us", round(millis * 1e3),
-                    "tflops", round(flops / (millis / 1e3) / 1e12));
+                    "tflops", round(flops / (millis / 1e3) / 1e12), "host_us", round(lastHostMicros));
         }
     }
 
@@ -164,12 +166,22 @@ public final class CudaKernelBenchmark {
     private static double time(CudaBackend gpu, Runnable work) {
         for (int i = 0; i < WARMUP; i++) work.run();
         gpu.synchronize();
+        long[] hostNanos = new long[1];
         float millis = gpu.timeMillis(() -> {
+            long start = System.nanoTime();
             for (int i = 0; i < REPEATS; i++) work.run();
+            hostNanos[0] = System.nanoTime() - start;
         });
         gpu.synchronize();
+        lastHostMicros = hostNanos[0] / 1e3 / REPEATS;
         return millis / REPEATS;
     }
+
+    /**
+     * Host time per call of the last {@link #time}: the Java side plus the driver's launch. Where it
+     * is above the device time, the device waited for the host and the device time is the host's.
+     */
+    private static double lastHostMicros;
 
     /** Device-to-device copy of 1 GiB: bytes read plus bytes written per second, as the anchors count reads. */
     private static double copyBandwidth(CudaBackend gpu) {

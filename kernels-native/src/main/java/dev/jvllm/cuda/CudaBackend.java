@@ -41,6 +41,7 @@ public final class CudaBackend implements Backend {
     private static final int MAX_BLOCKS = 1 << 20;
     private static final int ATTENTION_THREADS = 128;
     private static final long STAGING_BYTES = 8L << 20;
+    private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
     private static final int FLASH_THREADS = 128;
     /**
      * One-row products with rows of at most this many weights take gemv_rows (linear.cu), the rest
@@ -105,6 +106,8 @@ public final class CudaBackend implements Backend {
                     new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream);
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
+            DeviceBuffer workspace = memory.allocate(CUBLAS_WORKSPACE_BYTES, DeviceMemory.Kind.PERSISTENT);
+            cublas.setWorkspace(cublasHandle, workspace.address(), CUBLAS_WORKSPACE_BYTES);
             this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
             this.errors = new DeviceErrors(context, memory);
@@ -620,10 +623,12 @@ public final class CudaBackend implements Backend {
      * paged_attention takes the decode tokens (other head sizes, groups above 8).
      */
     private static Kernel pagedDecode(AttentionParams params) {
-        if (params.numHeads() / params.numKvHeads() > DECODE_MAX_GROUP) return null;
+        int group = params.numHeads() / params.numKvHeads();
+        if (group > DECODE_MAX_GROUP) return null;
+        boolean small = group <= 4;
         return switch (params.headDim()) {
-            case 64 -> Kernel.PAGED_DECODE_64;
-            case 128 -> Kernel.PAGED_DECODE_128;
+            case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
+            case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
             default -> null;
         };
     }

@@ -23,8 +23,10 @@ enum Kernel {
     ROTARY("rotary", "rotary"),
     WRITE_KV_CACHE("attention", "write_kv_cache"),
     PAGED_ATTENTION("attention", "paged_attention"),
-    PAGED_DECODE_64("attention", "paged_decode_64"),
-    PAGED_DECODE_128("attention", "paged_decode_128"),
+    PAGED_DECODE_64_G4("attention", "paged_decode_64_g4"),
+    PAGED_DECODE_64_G8("attention", "paged_decode_64_g8"),
+    PAGED_DECODE_128_G4("attention", "paged_decode_128_g4"),
+    PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
     PAGED_DECODE_COMBINE("attention", "paged_decode_combine"),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),
     FLASH_PREFILL_128("attention", "flash_prefill_128", true);

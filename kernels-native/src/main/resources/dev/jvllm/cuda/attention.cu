@@ -126,14 +126,15 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
 // is spread over many blocks (flash-decoding; vLLM's paged attention v2). Scores: each thread owns
 // a key and reads its whole row (no shuffles), the group's queries broadcast from shared memory,
 // and notes the key's cache slot. Softmax per head over the partition, then P·V: a thread takes
-// one 16-byte piece of a value row, DECODE_KEY_LANES keys are read at once, and their partial sums
+// one 16-byte piece of a value row, KEY_LANES keys are read at once, and their partial sums
 // meet in shared memory. With one partition the block writes the output; with several it writes
 // (max, sum, unnormalized output) per head and paged_decode_combine merges them.
 #define DECODE_WARPS 4
 #define DECODE_PARTITION 256
-#define DECODE_MAX_GROUP 8
 
-template <int D>
+// GROUP is the most query heads per KV head the build serves (4 or 8): it sizes the registers
+// and shared memory, so the common group of 4 does not pay for 8.
+template <int D, int GROUP>
 __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
@@ -142,12 +143,12 @@ __device__ __forceinline__ void paged_decode_block(
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
-    __shared__ float queries[DECODE_MAX_GROUP][D];
-    __shared__ float scores[DECODE_MAX_GROUP][DECODE_PARTITION];
+    __shared__ float queries[GROUP][D];
+    __shared__ float scores[GROUP][DECODE_PARTITION];
     __shared__ int slots[DECODE_PARTITION];
-    __shared__ float headMax[DECODE_MAX_GROUP];
-    __shared__ float headSum[DECODE_MAX_GROUP];
-    __shared__ float laneOutput[KEY_LANES][DECODE_MAX_GROUP][D];
+    __shared__ float headMax[GROUP];
+    __shared__ float headSum[GROUP];
+    __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
 
     int t = tokenList[blockIdx.x];
     int kvHead = blockIdx.y;
@@ -184,9 +185,9 @@ __device__ __forceinline__ void paged_decode_block(
         int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
         slots[j - base] = slot;
         const act_t* key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
-        float dots[DECODE_MAX_GROUP];
+        float dots[GROUP];
 #pragma unroll
-        for (int g = 0; g < DECODE_MAX_GROUP; g++) dots[g] = 0.0f;
+        for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
 #pragma unroll 4
         for (int c = 0; c < D; c += PIECE) {
             act_t piece[PIECE];
@@ -195,13 +196,13 @@ __device__ __forceinline__ void paged_decode_block(
             for (int e = 0; e < PIECE; e++) {
                 float k = act_to_float(piece[e]);
 #pragma unroll
-                for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+                for (int g = 0; g < GROUP; g++) {
                     if (g < group) dots[g] += queries[g][c + e] * k;
                 }
             }
         }
 #pragma unroll
-        for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+        for (int g = 0; g < GROUP; g++) {
             if (g >= group) break;
             float s = scale * dots[g];
             if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
@@ -231,9 +232,9 @@ __device__ __forceinline__ void paged_decode_block(
 
     int piece = threadIdx.x % PIECES;
     int keyLane = threadIdx.x / PIECES;
-    float accumulator[DECODE_MAX_GROUP][PIECE];
+    float accumulator[GROUP][PIECE];
 #pragma unroll
-    for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+    for (int g = 0; g < GROUP; g++) {
 #pragma unroll
         for (int e = 0; e < PIECE; e++) accumulator[g][e] = 0.0f;
     }
@@ -242,18 +243,23 @@ __device__ __forceinline__ void paged_decode_block(
         act_t v[PIECE];
         *(uint4*) v = *(const uint4*) (valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
 #pragma unroll
-        for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+        for (int g = 0; g < GROUP; g++) {
             if (g >= group) break;
             float p = scores[g][j - base];
 #pragma unroll
             for (int e = 0; e < PIECE; e++) accumulator[g][e] += p * act_to_float(v[e]);
         }
     }
+    // The key lanes of a warp hold partial sums of the same pieces: fold them, then one per warp writes.
 #pragma unroll
-    for (int g = 0; g < DECODE_MAX_GROUP; g++) {
+    for (int g = 0; g < GROUP; g++) {
         if (g >= group) break;
 #pragma unroll
-        for (int e = 0; e < PIECE; e++) laneOutput[keyLane][g][piece * PIECE + e] = accumulator[g][e];
+        for (int e = 0; e < PIECE; e++) {
+            float v = accumulator[g][e];
+            for (int offset = PIECES; offset < 32; offset <<= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+            if (lane < PIECES) warpOutput[warp][g][piece * PIECE + e] = v;
+        }
     }
     __syncthreads();
 
@@ -261,7 +267,7 @@ __device__ __forceinline__ void paged_decode_block(
         int g = i / D, d = i % D;
         float total = 0.0f;
 #pragma unroll
-        for (int l = 0; l < KEY_LANES; l++) total += laneOutput[l][g][d];
+        for (int w = 0; w < DECODE_WARPS; w++) total += warpOutput[w][g][d];
         if (partitions == 1) {
             out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(total / headSum[g]);
         } else {
@@ -275,18 +281,20 @@ __device__ __forceinline__ void paged_decode_block(
     }
 }
 
-#define PAGED_DECODE(D)                                                                                         \
-    extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) paged_decode_##D(                           \
+#define PAGED_DECODE(D, GROUP)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) paged_decode_##D##_g##GROUP(                \
             const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
             const float* alibiSlopes, const int* tokenList, float* partials) {                                    \
-        paged_decode_block<D>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
+        paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
                               logitSoftcap, alibiSlopes, tokenList, partials);                                   \
     }
-PAGED_DECODE(64)
-PAGED_DECODE(128)
+PAGED_DECODE(64, 4)
+PAGED_DECODE(64, 8)
+PAGED_DECODE(128, 4)
+PAGED_DECODE(128, 8)
 
 // Merges paged_decode's partitions: one block of headDim threads per (token, head).
 extern "C" __global__ void paged_decode_combine(const float* partials, act_t* out, const int* tokenList,

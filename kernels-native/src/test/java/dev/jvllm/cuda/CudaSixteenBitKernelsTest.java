@@ -174,6 +174,7 @@ class CudaSixteenBitKernelsTest {
             "BF16, 8, 2, 128, 0",
             "BF16, 4, 4, 64, 0",
             "BF16, 8, 1, 128, 100",
+            "BF16, 8, 1, 64, 0",
             "F16, 4, 2, 128, 0"})
     void decodeOverContextsOfSeveralPartitionsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window) {
         CudaBackend gpu = gpus.get(type);
