@@ -63,6 +63,8 @@ public final class CudaBackend implements Backend {
     private final KernelLauncher kernels;
     private final Cublas cublas;
     private final MemorySegment cublasHandle;
+    /** Held here: a buffer nothing references is freed (DeviceMemory), and cuBLAS keeps only its address. */
+    private final DeviceBuffer cublasWorkspace;
     private final Arena hostArena = Arena.ofShared();
     private final MemorySegment one;
     private final MemorySegment zero;
@@ -106,8 +108,8 @@ public final class CudaBackend implements Backend {
                     new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream);
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
-            DeviceBuffer workspace = memory.allocate(CUBLAS_WORKSPACE_BYTES, DeviceMemory.Kind.PERSISTENT);
-            cublas.setWorkspace(cublasHandle, workspace.address(), CUBLAS_WORKSPACE_BYTES);
+            this.cublasWorkspace = memory.allocate(CUBLAS_WORKSPACE_BYTES, DeviceMemory.Kind.PERSISTENT);
+            cublas.setWorkspace(cublasHandle, cublasWorkspace.address(), CUBLAS_WORKSPACE_BYTES);
             this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
             this.errors = new DeviceErrors(context, memory);
