@@ -19,6 +19,8 @@ import java.util.Random;
  * <ol>
  *   <li>decode at batch 1: a 512-token prompt, then 256 tokens; TTFT is a 1-token run, TPOT the
  *       difference to a 257-token run over 256 (the anchor's method);</li>
+ *   <li>decode steps at batch 64 and 256 over 512-token contexts, and a prefill of 8 × 512 tokens
+ *       (the compiled-PyTorch anchor's rows);</li>
  *   <li>offline throughput: N requests of 512 random prompt tokens and 128 output tokens, EOS
  *       ignored, greedy, all submitted at once.</li>
  * </ol>
@@ -26,7 +28,7 @@ import java.util.Random;
  * {@link RandomLlamaCheckpoint} (weights' values do not change the speed with EOS ignored).
  *
  * <pre>
- * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000]
+ * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000] [--decode-batches 64,256]
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  * </pre>
  */
@@ -47,11 +49,14 @@ public final class GpuBenchmark {
         long kvCacheGib = 0;  // 0: gpuMemoryUtilization (0.9) after a profiling pass
         int maxNumSeqs = 256;
         int maxNumBatchedTokens = 8192;
+        List<Integer> decodeBatches = List.of(64, 256);
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--cache" -> cache = Path.of(args[++i]);
                 case "--shape" -> shape = shape.with(args[++i]);
                 case "--requests" -> requestCounts = java.util.Arrays.stream(args[++i].split(","))
+                        .map(String::trim).filter(v -> !v.isEmpty() && !v.equals("none")).map(Integer::valueOf).toList();
+                case "--decode-batches" -> decodeBatches = java.util.Arrays.stream(args[++i].split(","))
                         .map(String::trim).filter(v -> !v.isEmpty() && !v.equals("none")).map(Integer::valueOf).toList();
                 case "--kv-cache-gib" -> kvCacheGib = Long.parseLong(args[++i]);
                 case "--max-num-seqs" -> maxNumSeqs = Integer.parseInt(args[++i]);
@@ -85,6 +90,22 @@ public final class GpuBenchmark {
             emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
                     "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
             emitHostShare("decode_bs1", before, llm.metrics());
+
+            // The compiled-PyTorch anchor's rows: decode steps at batch 64 and 256 over 512-token
+            // contexts (the step time is that of 33 tokens less that of 1, over 32), and a prefill of 8 × 512.
+            for (int batch : decodeBatches) {
+                List<Prompt> prompts = prompts(random, batch, 512);
+                double first = generate(llm, prompts, 1);
+                double more = generate(llm, prompts, 33);
+                double step = (more - first) / 32;
+                emit("decode", "impl", "jvllm", "batch", batch, "context", 512, "tpot_ms", round(step * 1e3),
+                        "tok_s", round(batch / step));
+            }
+            List<Prompt> eight = prompts(random, 8, 512);
+            generate(llm, eight, 1);
+            double prefill = generate(llm, eight, 1);
+            emit("prefill", "impl", "jvllm", "batch", 8, "tokens", 512, "seconds", round(prefill),
+                    "tok_s", round(8 * 512 / prefill));
 
             for (int count : requestCounts) {
                 List<Prompt> prompts = prompts(random, count, 512);
