@@ -126,6 +126,57 @@ public final class KernelShapes {
         }
     }
 
+    /**
+     * {@link Backend#encoderAttention}: q and out [T, heads × headDim], k and v [T, kvHeads × headDim];
+     * no ALiBi and no sliding window (every token sees its whole sequence).
+     */
+    public static void checkEncoderAttention(Tensor q, Tensor k, Tensor v, ForwardBatch batch, AttentionParams params,
+                                             Tensor out) {
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim();
+        int kvWidth = params.numKvHeads() * params.headDim();
+        if (q.rows() != tokens || q.cols() != qWidth || out.rows() != tokens || out.cols() != qWidth
+                || k.rows() != tokens || k.cols() != kvWidth || v.rows() != tokens || v.cols() != kvWidth) {
+            throw new IllegalArgumentException("encoderAttention: q " + q + " and out " + out + " must be "
+                    + tokens + " × " + qWidth + ", k " + k + " and v " + v + " " + tokens + " × " + kvWidth);
+        }
+        if (params.alibiSlopes() != null || params.slidingWindow() > 0) {
+            throw new IllegalArgumentException("encoderAttention: ALiBi and sliding windows are not supported: " + params);
+        }
+    }
+
+    /**
+     * {@link Backend#latentAttention}: latent [T, r] with r = {@code params.headDim()}, keyRope
+     * [T, d_R], qLatent and out [T, heads × r], qRope [T, heads × d_R], and a latent cache of rows
+     * r + d_R and the batch's block size holding {@code layer}.
+     */
+    public static void checkLatentAttention(Tensor qLatent, Tensor qRope, Tensor latent, Tensor keyRope,
+                                            KvCacheSpec spec, int layer, ForwardBatch batch, AttentionParams params,
+                                            Tensor out) {
+        String kernel = "latentAttention";
+        int tokens = batch.numTokens();
+        int heads = params.numHeads();
+        int rank = params.headDim();
+        int ropeDim = keyRope.cols();
+        if (latent.rows() != tokens || latent.cols() != rank || keyRope.rows() != tokens) {
+            throw new IllegalArgumentException(kernel + ": latent " + latent + " must be " + tokens + " × " + rank
+                    + " and keyRope " + keyRope + " have " + tokens + " rows");
+        }
+        if (qLatent.rows() != tokens || qLatent.cols() != heads * rank || out.rows() != tokens
+                || out.cols() != heads * rank) {
+            throw new IllegalArgumentException(kernel + ": qLatent " + qLatent + " and out " + out + " must be "
+                    + tokens + " × " + heads * rank);
+        }
+        if (qRope.rows() != tokens || qRope.cols() != heads * ropeDim) {
+            throw new IllegalArgumentException(kernel + ": qRope " + qRope + " must be " + tokens + " × " + heads * ropeDim);
+        }
+        if (spec.layout() != KvCacheSpec.Layout.LATENT || spec.headDim() != rank + ropeDim
+                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
+            throw new IllegalArgumentException(kernel + ": layer " + layer + " with latent rows of " + rank + " + "
+                    + ropeDim + " and block size " + batch.blockSize() + " does not fit the cache " + spec);
+        }
+    }
+
     /** {@link Backend#scatterAddRows}: one row index and one weight per source row, out as wide as source. */
     public static void checkScatterAddRows(Tensor source, Tensor rows, Tensor weights, Tensor out) {
         requireType("scatterAddRows", "rows", rows, DType.I32);

@@ -372,17 +372,7 @@ public final class CpuBackend implements Backend {
         for (CpuTensor t : new CpuTensor[]{query, key, value, output}) {
             requireActivation("encoderAttention", "input", t);
         }
-        int tokens = batch.numTokens();
-        int qWidth = params.numHeads() * params.headDim();
-        int kvWidth = params.numKvHeads() * params.headDim();
-        if (query.rows() != tokens || query.cols() != qWidth || output.rows() != tokens || output.cols() != qWidth
-                || key.rows() != tokens || key.cols() != kvWidth || value.rows() != tokens || value.cols() != kvWidth) {
-            throw new IllegalArgumentException("encoderAttention: q " + query + " and out " + output + " must be "
-                    + tokens + " × " + qWidth + ", k " + key + " and v " + value + " " + tokens + " × " + kvWidth);
-        }
-        if (params.alibiSlopes() != null || params.slidingWindow() > 0) {
-            throw new IllegalArgumentException("encoderAttention: ALiBi and sliding windows are not supported: " + params);
-        }
+        KernelShapes.checkEncoderAttention(query, key, value, batch, params, output);
         if (overlap(query, output) || overlap(key, output) || overlap(value, output)) {
             throw new IllegalArgumentException("encoderAttention: out " + output + " overlaps q, k or v");
         }
@@ -404,27 +394,7 @@ public final class CpuBackend implements Backend {
         for (CpuTensor t : new CpuTensor[]{ql, qr, c, kr, output}) {
             requireActivation(kernel, "input", t);
         }
-        KvCacheSpec spec = pages.spec();
-        int tokens = batch.numTokens();
-        int heads = params.numHeads();
-        int rank = params.headDim();
-        int ropeDim = kr.cols();
-        if (c.rows() != tokens || c.cols() != rank || kr.rows() != tokens) {
-            throw new IllegalArgumentException(kernel + ": latent " + c + " must be " + tokens + " × " + rank
-                    + " and keyRope " + kr + " have " + tokens + " rows");
-        }
-        if (ql.rows() != tokens || ql.cols() != heads * rank || output.rows() != tokens || output.cols() != heads * rank) {
-            throw new IllegalArgumentException(kernel + ": qLatent " + ql + " and out " + output + " must be "
-                    + tokens + " × " + heads * rank);
-        }
-        if (qr.rows() != tokens || qr.cols() != heads * ropeDim) {
-            throw new IllegalArgumentException(kernel + ": qRope " + qr + " must be " + tokens + " × " + heads * ropeDim);
-        }
-        if (spec.layout() != KvCacheSpec.Layout.LATENT || spec.headDim() != rank + ropeDim
-                || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
-            throw new IllegalArgumentException(kernel + ": layer " + layer + " with latent rows of " + rank + " + "
-                    + ropeDim + " and block size " + batch.blockSize() + " does not fit the cache " + spec);
-        }
+        KernelShapes.checkLatentAttention(ql, qr, c, kr, pages.spec(), layer, batch, params, output);
         if (overlap(ql, output) || overlap(qr, output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps a query");
         }

@@ -8,7 +8,6 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
-import dev.jvllm.spi.UnsupportedKernelException;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
@@ -33,6 +32,10 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * as they are uploaded, as vLLM casts a model to its {@code dtype}, so every cuBLAS product takes
  * two operands of one type and sums in float32. Kernels keep float32 registers and sums.
  *
+ * <p>Every {@link Backend} kernel runs here, including multi-head latent attention over a latent
+ * cache (DeepSeek-V2/V3) and cache-free encoder attention (BERT, XLM-RoBERTa); those two take one
+ * block per (token, head) ({@code attention.cu}), correct for any batch but not tuned for speed.
+ *
  * <p>One thread drives a backend at a time, as with the CPU backend.
  */
 public final class CudaBackend implements Backend {
@@ -56,6 +59,9 @@ public final class CudaBackend implements Backend {
     private static final int DECODE_PARTITION = 256;
     private static final int DECODE_MAX_GROUP = 8;
     private static final int MAX_HEAD_DIM = 256;
+    /** MAX_LATENT_RANK and MAX_LATENT_ROPE_DIM of attention.cu: DeepSeek-V2/V3 use 512 and 64. */
+    private static final int MAX_LATENT_RANK = 512;
+    private static final int MAX_LATENT_ROPE_DIM = 128;
 
     private final CudaContext context;
     private final DType activationType;
@@ -77,6 +83,8 @@ public final class CudaBackend implements Backend {
     private ForwardBatch uploadedBatch;
     private CudaKvCache uploadedFor;
     private BatchOnDevice uploadedBatchData;
+    private ForwardBatch encoderBatch;
+    private CudaTensor encoderSequences;
     private boolean closed;
 
     /** A float32 backend on CUDA device {@code ordinal}; fails with the reason when there is none. */
@@ -645,12 +653,90 @@ public final class CudaBackend implements Backend {
         };
     }
 
-    /** Not on the GPU yet: MLA decode over the latent cache is the GPU half of issue 7. */
+    @Override
+    public void encoderAttention(Tensor q, Tensor k, Tensor v, ForwardBatch batch, AttentionParams params, Tensor out) {
+        String kernel = "encoderAttention";
+        CudaTensor query = cuda(q, kernel, "q");
+        CudaTensor key = cuda(k, kernel, "k");
+        CudaTensor value = cuda(v, kernel, "v");
+        CudaTensor output = cuda(out, kernel, "out");
+        for (CudaTensor t : new CudaTensor[]{query, key, value, output}) {
+            requireActivation(kernel, "input", t);
+        }
+        KernelShapes.checkEncoderAttention(query, key, value, batch, params, output);
+        if (params.headDim() > MAX_HEAD_DIM) {
+            throw new JvllmException(kernel + ": head dim " + params.headDim() + " is above the "
+                    + MAX_HEAD_DIM + " the CUDA encoder attention kernel supports");
+        }
+        if (query.overlaps(output) || key.overlaps(output) || value.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps q, k or v");
+        }
+        int tokens = batch.numTokens();
+        if (tokens == 0) return;
+        CudaTensor sequences = encoderSequences(batch);
+        context.makeCurrent();
+        kernels.launchGrid(Kernel.ENCODER_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+                query, key, value, output, sequences.address(), sequences.address() + (long) tokens * Integer.BYTES,
+                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.logitSoftcap());
+    }
+
+    /**
+     * Each token's sequence, then the batch's queryStarts, on the device: what encoder_attention
+     * reads. Uploaded once per batch, as every layer gets the same one.
+     */
+    private CudaTensor encoderSequences(ForwardBatch batch) {
+        if (batch != encoderBatch) {
+            int tokens = batch.numTokens();
+            int sequences = batch.numSequences();
+            int[] packed = new int[tokens + sequences + 1];
+            for (int s = 0; s < sequences; s++) {
+                for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) packed[t] = s;
+            }
+            System.arraycopy(batch.queryStarts(), 0, packed, tokens, sequences + 1);
+            encoderSequences = (CudaTensor) indices(packed);
+            encoderBatch = batch;
+        }
+        return encoderSequences;
+    }
+
     @Override
     public void latentAttention(Tensor qLatent, Tensor qRope, Tensor latent, Tensor keyRope, KvCache cache, int layer,
                                 ForwardBatch batch, AttentionParams params, Tensor out) {
-        throw new UnsupportedKernelException(name(), "latentAttention",
-                "multi-head latent attention (DeepSeek-V2/V3) runs on the CPU backend only for now");
+        String kernel = "latentAttention";
+        CudaTensor ql = cuda(qLatent, kernel, "qLatent");
+        CudaTensor qr = cuda(qRope, kernel, "qRope");
+        CudaTensor c = cuda(latent, kernel, "latent");
+        CudaTensor kr = cuda(keyRope, kernel, "keyRope");
+        CudaTensor output = cuda(out, kernel, "out");
+        if (!(cache instanceof CudaKvCache pages)) {
+            throw new IllegalArgumentException(kernel + ": the KV cache " + cache + " was not made by the CUDA backend");
+        }
+        for (CudaTensor t : new CudaTensor[]{ql, qr, c, kr, output}) {
+            requireActivation(kernel, "input", t);
+        }
+        KvCacheSpec spec = pages.spec();
+        KernelShapes.checkLatentAttention(ql, qr, c, kr, spec, layer, batch, params, output);
+        int rank = params.headDim();
+        int ropeDim = kr.cols();
+        if (rank > MAX_LATENT_RANK || ropeDim > MAX_LATENT_ROPE_DIM) {
+            throw new JvllmException(kernel + ": latent rows of " + rank + " + " + ropeDim + " are above the "
+                    + MAX_LATENT_RANK + " + " + MAX_LATENT_ROPE_DIM + " the CUDA latent attention kernel supports");
+        }
+        if (ql.overlaps(output) || qr.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps a query");
+        }
+        int tokens = batch.numTokens();
+        if (tokens == 0) return;
+        BatchOnDevice metadata = batchOnDevice(batch, pages);
+        CudaTensor slopes = params.alibiSlopes() == null ? null
+                : alibiSlopes.computeIfAbsent(params.alibiSlopes(), s -> (CudaTensor) constant(s, 1, s.length));
+        context.makeCurrent();
+        kernels.launch(Kernel.WRITE_LATENT_CACHE, tokens, rowThreads(rank + ropeDim),
+                c, kr, metadata.slots(), rank, ropeDim, pages.keys(layer));
+        kernels.launchGrid(Kernel.LATENT_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+                ql, qr, output, pages.keys(layer), metadata.positions(), metadata.tokenSequences(),
+                metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(), params.numHeads(), rank, ropeDim,
+                params.scale(), params.slidingWindow(), params.logitSoftcap(), slopes);
     }
 
     @Override

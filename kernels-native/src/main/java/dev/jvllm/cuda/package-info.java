@@ -26,9 +26,9 @@
  *   <li>fused kernels (residual add + RMSNorm, rotary + cache write), sized KV pool from a
  *       profiling forward under a memory-utilization share, device selection beyond device 0;</li>
  *   <li>the side-by-side benchmark of issue 4;</li>
- *   <li>encoder (bidirectional, cache-free) attention: {@code Backend.encoderAttention} keeps its
- *       default here, which throws, so BERT and XLM-RoBERTa embedders run on the CPU backend only
- *       (decoder embedders use the paged attention and need nothing new).</li>
+ *   <li>faster multi-head latent attention and encoder attention: both run one block per
+ *       (token, head) that re-reads the keys, where the query heads could share each read (the
+ *       latent row is the same for every head) and prompts could take tensor cores.</li>
  * </ul>
  */
 package dev.jvllm.cuda;

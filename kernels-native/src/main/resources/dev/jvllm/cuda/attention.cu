@@ -1,10 +1,15 @@
 // Attention over the paged KV cache: the cache write through the slot mapping, and causal
-// attention for a flattened batch of prefill chunks and decode tokens.
+// attention for a flattened batch of prefill chunks and decode tokens; multi-head latent
+// attention over a latent cache; and cache-free bidirectional attention for encoders.
 #include "common.cuh"
 
 #define MAX_HEAD_DIM 256
 #define HEAD_DIM_PER_LANE (MAX_HEAD_DIM / 32)
 #define ATTENTION_WARPS 4
+#define MAX_LATENT_RANK 512
+#define LATENT_PER_LANE (MAX_LATENT_RANK / 32)
+#define MAX_LATENT_ROPE_DIM 128
+#define LATENT_ROPE_PER_LANE (MAX_LATENT_ROPE_DIM / 32)
 
 // keyCache[slots[t]] = k[t], valueCache[slots[t]] = v[t]; a negative slot means "do not cache".
 // The host has checked every slot against the cache size. One block per token.
@@ -23,16 +28,122 @@ extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const 
     }
 }
 
-// One block of four warps per (query token, head): the warps take every fourth key position of
-// the token's window, each keeps a running max, sum and weighted value (online softmax, Milakov &
-// Gimelshein 2018), and the four partial results are merged at the end. The lanes of a warp split
-// the head dimension. Scores are scale·q·k, optionally soft-capped (Gemma 2) and ALiBi-biased
-// (Press et al. 2022), in float32, matching the CPU kernel.
+// cache[slots[t]] = [latent[t] ; keyRope[t]]: multi-head latent attention's one row per token.
+// A negative slot means "do not cache"; the host has checked the others. One block per token.
+extern "C" __global__ void write_latent_cache(const act_t* latent, const act_t* keyRope, const int* slots, int rank,
+                                              int ropeDim, act_t* cache) {
+    int t = blockIdx.x;
+    int slot = slots[t];
+    if (slot < 0) return;
+    int width = rank + ropeDim;
+    act_t* target = cache + (i64) slot * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        target[i] = i < rank ? latent[(i64) t * rank + i] : keyRope[(i64) t * ropeDim + (i - rank)];
+    }
+}
+
+// ---- one block of four warps per (query token, head) ----------------------------------------
 //
-// Correct for any mix of prefill and decode, but each (token, head) re-reads its context and the
-// query heads of a KV group read it separately: it serves decode tokens, and every token in
-// float32 mode; flash_prefill below takes the prompt chunks of 16-bit models. tokenList (or null
-// for "block x is token x") names the token of each block.
+// The warps take every fourth key position, each keeps a running max, sum and weighted value
+// (online softmax, Milakov & Gimelshein 2018), and the four partial results are merged at the
+// end. The lanes of a warp split the head dimension: lane l holds features l, l + 32, ... in
+// PER_LANE registers. Simple and correct for any mix of tokens; the kernels below that need speed
+// have their own layouts.
+
+// This lane's features of a row of dim ≤ 32·PER_LANE, as float (0 past dim).
+template <int PER_LANE>
+__device__ __forceinline__ void load_lane_features(float (&part)[PER_LANE], const act_t* row, int dim, int lane) {
+#pragma unroll
+    for (int c = 0; c < PER_LANE; c++) {
+        int d = c * 32 + lane;
+        part[c] = d < dim ? act_to_float(row[d]) : 0.0f;
+    }
+}
+
+// This lane's share of query·key; warp_sum completes it.
+template <int PER_LANE>
+__device__ __forceinline__ float lane_dot(const float (&queryPart)[PER_LANE], const act_t* key, int dim, int lane) {
+    float dot = 0.0f;
+#pragma unroll
+    for (int c = 0; c < PER_LANE; c++) {
+        int d = c * 32 + lane;
+        if (d < dim) dot += queryPart[c] * act_to_float(key[d]);
+    }
+    return dot;
+}
+
+// One warp's online softmax over the keys it has seen.
+template <int PER_LANE>
+struct WarpSoftmax {
+    float max;
+    float sum;
+    float accumulator[PER_LANE];
+
+    __device__ __forceinline__ void start() {
+        max = -jv_infinity();
+        sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < PER_LANE; c++) accumulator[c] = 0.0f;
+    }
+
+    __device__ __forceinline__ void add(float score, const act_t* value, int dim, int lane) {
+        float newMax = fmaxf(max, score);
+        float correction = expf(max - newMax);
+        float weight = expf(score - newMax);
+        sum = sum * correction + weight;
+#pragma unroll
+        for (int c = 0; c < PER_LANE; c++) {
+            int d = c * 32 + lane;
+            if (d < dim) accumulator[c] = accumulator[c] * correction + weight * act_to_float(value[d]);
+        }
+        max = newMax;
+    }
+};
+
+// Merges the ATTENTION_WARPS warps' softmax states and writes the normalized output row of dim
+// features. Warp 0 must have seen at least one key (the kernels give it the first), so that the
+// overall max is finite.
+template <int PER_LANE>
+__device__ __forceinline__ void merge_warps_and_store(const WarpSoftmax<PER_LANE>& state, int dim, act_t* target) {
+    __shared__ float warpMax[ATTENTION_WARPS];
+    __shared__ float warpSum[ATTENTION_WARPS];
+    __shared__ float warpAccumulator[ATTENTION_WARPS][32 * PER_LANE];
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    if (lane == 0) {
+        warpMax[warp] = state.max;
+        warpSum[warp] = state.sum;
+    }
+#pragma unroll
+    for (int c = 0; c < PER_LANE; c++) {
+        int d = c * 32 + lane;
+        if (d < dim) warpAccumulator[warp][d] = state.accumulator[c];
+    }
+    __syncthreads();
+    float overallMax = warpMax[0];
+    for (int w = 1; w < ATTENTION_WARPS; w++) overallMax = fmaxf(overallMax, warpMax[w]);
+    float total = 0.0f;
+    float factors[ATTENTION_WARPS];
+#pragma unroll
+    for (int w = 0; w < ATTENTION_WARPS; w++) {
+        factors[w] = expf(warpMax[w] - overallMax);
+        total += warpSum[w] * factors[w];
+    }
+    for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+        float weighted = 0.0f;
+#pragma unroll
+        for (int w = 0; w < ATTENTION_WARPS; w++) weighted += warpAccumulator[w][d] * factors[w];
+        target[d] = float_to_act(weighted / total);
+    }
+}
+
+// Causal attention over the paged cache. Scores are scale·q·k, optionally soft-capped (Gemma 2)
+// and ALiBi-biased (Press et al. 2022), in float32, matching the CPU kernel.
+//
+// Each (token, head) re-reads its context and the query heads of a KV group read it separately:
+// it serves decode tokens the paged_decode kernels do not take, and every token in float32 mode;
+// flash_prefill below takes the prompt chunks of 16-bit models. tokenList (or null for "block x
+// is token x") names the token of each block.
 extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
 paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache,
                 const int* positions, const int* tokenSequences, const int* blockTables, int blockTableStride,
@@ -47,76 +158,89 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
     int kvHead = head / (numHeads / numKvHeads);
     int slotWidth = numKvHeads * headDim;
     const int* blockTable = blockTables + (i64) sequence * blockTableStride;
-    const act_t* query = q + ((i64) t * numHeads + head) * headDim;
 
     float queryPart[HEAD_DIM_PER_LANE];
-    float accumulator[HEAD_DIM_PER_LANE];
-#pragma unroll
-    for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
-        int d = c * 32 + lane;
-        queryPart[c] = d < headDim ? act_to_float(query[d]) : 0.0f;
-        accumulator[c] = 0.0f;
-    }
+    load_lane_features(queryPart, q + ((i64) t * numHeads + head) * headDim, headDim, lane);
     float slope = alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
     int firstKey = slidingWindow > 0 ? max(0, position - slidingWindow + 1) : 0;
-    float runningMax = -jv_infinity();
-    float runningSum = 0.0f;
+    WarpSoftmax<HEAD_DIM_PER_LANE> softmax;
+    softmax.start();
     for (int j = firstKey + warp; j <= position; j += ATTENTION_WARPS) {
         i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
         i64 offset = slot * slotWidth + (i64) kvHead * headDim;
-        const act_t* key = keyCache + offset;
-        const act_t* value = valueCache + offset;
-        float dot = 0.0f;
-#pragma unroll
-        for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
-            int d = c * 32 + lane;
-            if (d < headDim) dot += queryPart[c] * act_to_float(key[d]);
-        }
+        float score = scale * warp_sum(lane_dot(queryPart, keyCache + offset, headDim, lane));
+        if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
+        score += slope * (float) (j - position);
+        softmax.add(score, valueCache + offset, headDim, lane);
+    }
+    merge_warps_and_store(softmax, headDim, out + ((i64) t * numHeads + head) * headDim);
+}
+
+// Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434) with the key and value
+// up-projections absorbed: each cache row is [latent (rank) ; rotary key (ropeDim)], the score of
+// key position j is scale·(qLatent·latent_j + qRope·keyRope_j), and the value is latent_j itself.
+// Soft-capping, ALiBi and the sliding window apply as in paged_attention, as on the CPU.
+extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
+latent_attention(const act_t* qLatent, const act_t* qRope, act_t* out, const act_t* cache, const int* positions,
+                 const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,
+                 int numHeads, int rank, int ropeDim, float scale, int slidingWindow, float logitSoftcap,
+                 const float* alibiSlopes) {
+    int t = blockIdx.x;
+    int head = blockIdx.y;
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    int position = positions[t];
+    int slotWidth = rank + ropeDim;
+    const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
+
+    float latentQuery[LATENT_PER_LANE];
+    float ropeQuery[LATENT_ROPE_PER_LANE];
+    load_lane_features(latentQuery, qLatent + ((i64) t * numHeads + head) * rank, rank, lane);
+    load_lane_features(ropeQuery, qRope + ((i64) t * numHeads + head) * ropeDim, ropeDim, lane);
+    float slope = alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
+    int firstKey = slidingWindow > 0 ? max(0, position - slidingWindow + 1) : 0;
+    WarpSoftmax<LATENT_PER_LANE> softmax;
+    softmax.start();
+    for (int j = firstKey + warp; j <= position; j += ATTENTION_WARPS) {
+        i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
+        const act_t* row = cache + slot * slotWidth;
+        float dot = lane_dot(latentQuery, row, rank, lane) + lane_dot(ropeQuery, row + rank, ropeDim, lane);
         float score = scale * warp_sum(dot);
         if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
         score += slope * (float) (j - position);
-        float newMax = fmaxf(runningMax, score);
-        float correction = expf(runningMax - newMax);
-        float weight = expf(score - newMax);
-        runningSum = runningSum * correction + weight;
-#pragma unroll
-        for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
-            int d = c * 32 + lane;
-            if (d < headDim) accumulator[c] = accumulator[c] * correction + weight * act_to_float(value[d]);
-        }
-        runningMax = newMax;
+        softmax.add(score, row, rank, lane);
     }
+    merge_warps_and_store(softmax, rank, out + ((i64) t * numHeads + head) * rank);
+}
 
-    __shared__ float warpMax[ATTENTION_WARPS];
-    __shared__ float warpSum[ATTENTION_WARPS];
-    __shared__ float warpAccumulator[ATTENTION_WARPS][MAX_HEAD_DIM];
-    if (lane == 0) {
-        warpMax[warp] = runningMax;
-        warpSum[warp] = runningSum;
+// Bidirectional attention for encoders (BERT, XLM-RoBERTa): token t attends over the step's own
+// keys and values of every token of its sequence, [sequenceStarts[s], sequenceStarts[s + 1]).
+// Scores are scale·q·k, optionally soft-capped, as on the CPU.
+extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
+encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,
+                  const int* sequenceStarts, int numHeads, int numKvHeads, int headDim, float scale,
+                  float logitSoftcap) {
+    int t = blockIdx.x;
+    int head = blockIdx.y;
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    int sequence = tokenSequences[t];
+    int first = sequenceStarts[sequence];
+    int end = sequenceStarts[sequence + 1];
+    i64 kvWidth = (i64) numKvHeads * headDim;
+    int kvOffset = head / (numHeads / numKvHeads) * headDim;
+
+    float queryPart[HEAD_DIM_PER_LANE];
+    load_lane_features(queryPart, q + ((i64) t * numHeads + head) * headDim, headDim, lane);
+    WarpSoftmax<HEAD_DIM_PER_LANE> softmax;
+    softmax.start();
+    for (int j = first + warp; j < end; j += ATTENTION_WARPS) {
+        i64 offset = j * kvWidth + kvOffset;
+        float score = scale * warp_sum(lane_dot(queryPart, k + offset, headDim, lane));
+        if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
+        softmax.add(score, v + offset, headDim, lane);
     }
-#pragma unroll
-    for (int c = 0; c < HEAD_DIM_PER_LANE; c++) {
-        int d = c * 32 + lane;
-        if (d < headDim) warpAccumulator[warp][d] = accumulator[c];
-    }
-    __syncthreads();
-    // Warp 0 always saw the token's own position, so the overall max is finite.
-    float overallMax = warpMax[0];
-    for (int w = 1; w < ATTENTION_WARPS; w++) overallMax = fmaxf(overallMax, warpMax[w]);
-    float total = 0.0f;
-    float factors[ATTENTION_WARPS];
-#pragma unroll
-    for (int w = 0; w < ATTENTION_WARPS; w++) {
-        factors[w] = expf(warpMax[w] - overallMax);
-        total += warpSum[w] * factors[w];
-    }
-    act_t* target = out + ((i64) t * numHeads + head) * headDim;
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-        float weighted = 0.0f;
-#pragma unroll
-        for (int w = 0; w < ATTENTION_WARPS; w++) weighted += warpAccumulator[w][d] * factors[w];
-        target[d] = float_to_act(weighted / total);
-    }
+    merge_warps_and_store(softmax, headDim, out + ((i64) t * numHeads + head) * headDim);
 }
 
 // ---- paged_decode: one query token per sequence, the query heads of a KV head together ------

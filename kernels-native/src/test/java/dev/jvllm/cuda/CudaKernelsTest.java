@@ -1,5 +1,6 @@
 package dev.jvllm.cuda;
 
+import dev.jvllm.JvllmException;
 import dev.jvllm.cpu.CpuBackend;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.Activation;
@@ -121,13 +122,6 @@ class CudaKernelsTest {
             b.headwiseLinear(b.constant(x, tokens, heads * in), b.weight(w), heads, y);
             return y;
         }));
-    }
-
-    @Test
-    void latentAttentionIsATypedUnsupportedKernel() {
-        var e = assertThrows(dev.jvllm.spi.UnsupportedKernelException.class, () -> gpu.latentAttention(
-                null, null, null, null, null, 0, null, null, null));
-        assertEquals("latentAttention", e.kernel());
     }
 
     @Test
@@ -347,6 +341,117 @@ class CudaKernelsTest {
                 b.constant(random(tokens * kvWidth, seed + 2), tokens, kvWidth),
                 cache, layer, batch, params, out);
         return b.toFloatArray(out);
+    }
+
+    /**
+     * Three steps over one latent cache: prefills of 7 and 5 tokens (blocks out of order, contexts
+     * of several blocks), then a decode token of the first beside a 5-token second chunk of the
+     * other, then a decode token of each; the later steps read the earlier rows through the cache.
+     * The scores use both halves of each row ([latent ; keyRope]) and the values its latent half.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "4, 16, 4, 0, 0, false",      // the tiny DeepSeek of LatentKvCacheEngineTest
+            "4, 32, 16, 0, 0, false",
+            "3, 512, 64, 0, 0, false",    // DeepSeek-V2/V3: kv_lora_rank 512, qk_rope_head_dim 64
+            "16, 512, 64, 0, 0, false",
+            "2, 40, 8, 3, 5, true"})      // the CPU kernel's window, soft-cap and ALiBi apply too
+    void latentAttentionMatchesCpuForPrefillAndDecode(int heads, int rank, int ropeDim, int window, float softcap,
+                                                      boolean alibi) {
+        float[] slopes = alibi ? new float[]{0.5f, 0.25f} : null;
+        AttentionParams params = new AttentionParams(heads, 1, rank, (float) (1 / Math.sqrt(rank + ropeDim)),
+                window, softcap, slopes);
+        KvCacheSpec spec = KvCacheSpec.latent(2, 12, 4, rank + ropeDim);
+        int[][] tables = {{3, 7, 9}, {1, 0, 5, 11}};
+        ForwardBatch prefill = batch(tables, new int[]{7, 5}, new int[]{0, 0}, new int[]{7, 5});
+        ForwardBatch mixed = batch(tables, new int[]{8, 10}, new int[]{7, 5}, new int[]{1, 5});
+        ForwardBatch decode = batch(tables, new int[]{9, 11}, new int[]{8, 10}, new int[]{1, 1});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[] first = attendLatent(b, cache, prefill, params, ropeDim, 50);
+                float[] second = attendLatent(b, cache, mixed, params, ropeDim, 60);
+                float[] third = attendLatent(b, cache, decode, params, ropeDim, 70);
+                results[i] = concat(concat(first, second), third);
+            }
+        }
+        assertClose("latent attention " + params + " rope " + ropeDim, results[0], results[1]);
+    }
+
+    private float[] attendLatent(Backend b, KvCache cache, ForwardBatch batch, AttentionParams params, int ropeDim,
+                                 long seed) {
+        int tokens = batch.numTokens();
+        int heads = params.numHeads(), rank = params.headDim();
+        Tensor out = b.allocate(tokens, heads * rank);
+        b.latentAttention(b.constant(random(tokens * heads * rank, seed), tokens, heads * rank),
+                b.constant(random(tokens * heads * ropeDim, seed + 1), tokens, heads * ropeDim),
+                b.constant(random(tokens * rank, seed + 2), tokens, rank),
+                b.constant(random(tokens * ropeDim, seed + 3), tokens, ropeDim),
+                cache, 1, batch, params, out);
+        return b.toFloatArray(out);
+    }
+
+    @Test
+    void latentAttentionRefusesRowsWiderThanItsKernel() {
+        AttentionParams params = new AttentionParams(1, 1, 544, 1f, 0, 0f, null);
+        ForwardBatch one = batch(new int[][]{{0}}, new int[]{1}, new int[]{0}, new int[]{1});
+        try (KvCache cache = gpu.allocateKvCache(KvCacheSpec.latent(1, 1, 4, 544 + 64))) {
+            var e = assertThrows(JvllmException.class, () -> gpu.latentAttention(gpu.allocate(1, 544),
+                    gpu.allocate(1, 64), gpu.allocate(1, 544), gpu.allocate(1, 64), cache, 0, one, params,
+                    gpu.allocate(1, 544)));
+            assertTrue(e.getMessage().contains("544 + 64"), e.getMessage());
+        }
+    }
+
+    /**
+     * Sequences of 1, 7, 70, 2 and 1 tokens side by side: every token attends over all the keys of
+     * its own sequence, before and after it, and over no other's.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "4, 4, 32, 0",
+            "12, 12, 64, 0",     // BERT-base and XLM-R-base heads
+            "8, 2, 64, 0",
+            "3, 3, 40, 0",
+            "2, 2, 64, 2"})
+    void encoderAttentionMatchesCpu(int heads, int kvHeads, int headDim, float softcap) {
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
+                0, softcap, null);
+        ForwardBatch batch = encoderBatch(1, 7, 70, 2, 1);
+        int tokens = batch.numTokens();
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+        float[] q = random(tokens * qWidth, 80), k = random(tokens * kvWidth, 81), v = random(tokens * kvWidth, 82);
+        assertMatches("encoder attention " + params, run(b -> {
+            Tensor out = b.allocate(tokens, qWidth);
+            b.encoderAttention(b.constant(q, tokens, qWidth), b.constant(k, tokens, kvWidth),
+                    b.constant(v, tokens, kvWidth), batch, params, out);
+            return out;
+        }));
+    }
+
+    @Test
+    void encoderAttentionRefusesAlibiAsTheCpuDoes() {
+        AttentionParams params = new AttentionParams(2, 2, 8, 1f, 0, 0f, new float[]{0.5f, 0.25f});
+        Tensor x = gpu.allocate(3, 16);
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.encoderAttention(x, x, x, encoderBatch(3), params, gpu.allocate(3, 16)));
+        assertTrue(e.getMessage().startsWith("encoderAttention: ALiBi"), e.getMessage());
+    }
+
+    /** An encoder batch: sequences of the given lengths end to end, no cache. */
+    static ForwardBatch encoderBatch(int... lengths) {
+        int total = Arrays.stream(lengths).sum();
+        int[] starts = new int[lengths.length + 1];
+        int[] positions = new int[total];
+        for (int s = 0; s < lengths.length; s++) {
+            starts[s + 1] = starts[s] + lengths[s];
+            for (int p = 0; p < lengths[s]; p++) positions[starts[s] + p] = p;
+        }
+        int[] zeros = new int[total];
+        return new ForwardBatch(zeros, positions, zeros, starts, lengths.clone(), new int[lengths.length][], 16,
+                new int[0]);
     }
 
     /** Sequences of {@code queryLengths} new tokens after {@code cached} tokens already in the cache. */

@@ -38,7 +38,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * The CUDA backend computing in bfloat16 and float16 against the CPU backend in float32 on the
  * same (rounded) inputs: within the precision of a 16-bit result. The attention cases send prompt
  * chunks longer than one 64-token tile and one 32-key tile through the tensor-core flash_prefill
- * kernel beside decode tokens through paged_attention. Skipped where no GPU is found.
+ * kernel beside decode tokens through paged_attention; latent and encoder attention run on 16-bit
+ * caches and activations. Skipped where no GPU is found.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class CudaSixteenBitKernelsTest {
@@ -201,6 +202,74 @@ class CudaSixteenBitKernelsTest {
             }
         }
         assertClose(type + " decode " + params, results[0], results[1]);
+    }
+
+    /**
+     * Multi-head latent attention over a 16-bit latent cache: prompts of 100 and 37 tokens (blocks
+     * out of order), then a decode token of the first beside a 70-token second chunk of the other.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "BF16, 4, 512, 64",    // DeepSeek-V2/V3's kv_lora_rank and qk_rope_head_dim
+            "BF16, 8, 32, 16",
+            "F16, 4, 512, 64"})
+    void latentAttentionMatchesCpuForPrefillAndDecode(DType type, int heads, int rank, int ropeDim) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = new AttentionParams(heads, 1, rank, (float) (1 / Math.sqrt(rank + ropeDim)),
+                0, 0f, null);
+        int blockSize = 16;
+        KvCacheSpec spec = KvCacheSpec.latent(2, 24, blockSize, rank + ropeDim);
+        int[][] tables = {{3, 7, 9, 2, 4, 6, 8}, {1, 0, 5, 11, 13, 12, 10}};
+        ForwardBatch prefill = batch(tables, blockSize, new int[]{100, 37}, new int[]{0, 0}, new int[]{100, 37});
+        ForwardBatch mixed = batch(tables, blockSize, new int[]{101, 107}, new int[]{100, 37}, new int[]{1, 70});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[] first = attendLatent(b, type, cache, prefill, params, ropeDim, 70);
+                float[] second = attendLatent(b, type, cache, mixed, params, ropeDim, 80);
+                results[i] = concat(first, second);
+            }
+        }
+        assertClose(type + " latent attention " + params + " rope " + ropeDim, results[0], results[1]);
+    }
+
+    private float[] attendLatent(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params,
+                                 int ropeDim, long seed) {
+        int tokens = batch.numTokens();
+        int heads = params.numHeads(), rank = params.headDim();
+        Tensor out = b.allocate(tokens, heads * rank);
+        b.latentAttention(activations(b, roundTo(type, random(tokens * heads * rank, seed)), tokens, heads * rank),
+                activations(b, roundTo(type, random(tokens * heads * ropeDim, seed + 1)), tokens, heads * ropeDim),
+                activations(b, roundTo(type, random(tokens * rank, seed + 2)), tokens, rank),
+                activations(b, roundTo(type, random(tokens * ropeDim, seed + 3)), tokens, ropeDim),
+                cache, 1, batch, params, out);
+        return b.toFloatArray(out);
+    }
+
+    /** Encoder sequences of 1, 100, 7 and 33 tokens, each attending over its own keys only. */
+    @ParameterizedTest
+    @CsvSource({"BF16, 12, 12, 64", "BF16, 4, 2, 32", "F16, 8, 8, 64"})
+    void encoderAttentionMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = AttentionParams.causal(heads, kvHeads, headDim);
+        ForwardBatch batch = CudaKernelsTest.encoderBatch(1, 100, 7, 33);
+        int tokens = batch.numTokens();
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+        float[] q = roundTo(type, random(tokens * qWidth, 90));
+        float[] k = roundTo(type, random(tokens * kvWidth, 91));
+        float[] v = roundTo(type, random(tokens * kvWidth, 92));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor out = b.allocate(tokens, qWidth);
+            b.encoderAttention(activations(b, q, tokens, qWidth), activations(b, k, tokens, kvWidth),
+                    activations(b, v, tokens, kvWidth), batch, params, out);
+            results[i] = b.toFloatArray(out);
+        }
+        assertClose(type + " encoder attention " + params, results[0], results[1]);
     }
 
     private float[] attend(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params, long seed) {

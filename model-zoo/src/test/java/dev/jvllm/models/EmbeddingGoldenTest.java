@@ -59,18 +59,19 @@ class EmbeddingGoldenTest {
         }
         for (String name : CASES) {
             if (missing.contains(name)) continue;
-            tests.add(DynamicTest.dynamicTest(name + " hidden states", () -> hiddenStatesMatch(root().resolve(name))));
-            tests.add(DynamicTest.dynamicTest(name + " pooled vectors", () -> pooledVectorsMatch(root().resolve(name))));
+            tests.add(DynamicTest.dynamicTest(name + " hidden states", () -> hiddenStatesMatch(root().resolve(name), "cpu")));
+            tests.add(DynamicTest.dynamicTest(name + " pooled vectors", () -> pooledVectorsMatch(root().resolve(name), "cpu")));
         }
         return tests.stream();
     }
 
-    private static void hiddenStatesMatch(Path dir) throws IOException {
+    /** The last hidden states of one forward per input on {@code backendName}, against Transformers'. */
+    static void hiddenStatesMatch(Path dir, String backendName) throws IOException {
         JsonNode goldens = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
         ModelConfig config = ModelConfig.load(dir);
         try (Checkpoint checkpoint = Checkpoint.open(dir);
              Checkpoint expected = Checkpoint.openFile(dir.resolve("hidden.safetensors"));
-             Backend backend = Backends.create("cpu", BackendOptions.defaults());
+             Backend backend = Backends.create(backendName, BackendOptions.defaults());
              PoolingModel model = ModelRegistry.find(config).loadPooling(new ModelContext(config, checkpoint, backend, 128))) {
             KvCacheSpec spec = model.kvCacheSpec(8, 16);
             try (KvCache cache = spec == null ? null : backend.allocateKvCache(spec)) {
@@ -92,9 +93,11 @@ class EmbeddingGoldenTest {
         }
     }
 
-    private static void pooledVectorsMatch(Path dir) throws IOException {
+    /** The pooled, normalized vectors of the engine on {@code device}, against Transformers'. */
+    static void pooledVectorsMatch(Path dir, String device) throws IOException {
         JsonNode goldens = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
-        try (LLM llm = LLM.builder().model(dir.toString()).task(Task.EMBED).maxModelLen(128).threads(2).build()) {
+        try (LLM llm = LLM.builder().model(dir.toString()).device(device).task(Task.EMBED).maxModelLen(128).threads(2)
+                .build()) {
             List<Prompt> prompts = new ArrayList<>();
             goldens.get("inputs").forEach(in -> prompts.add(Prompt.tokens(ints(in.get("token_ids")))));
             List<EmbeddingOutput> outputs = llm.encode(prompts, PoolingParams.defaults());

@@ -32,7 +32,12 @@ final class GoldenChecks {
 
     /** One prefill per prompt on the CPU: relative logit error below 1e-4 at every position. */
     static void logitsMatchAtEveryPosition(Golden golden) {
-        double[][] errors = relativeLogitErrors(golden);
+        logitsMatchAtEveryPosition(golden, "cpu");
+    }
+
+    /** One prefill per prompt on {@code backend} ("cpu", "cuda"): relative logit error below 1e-4 at every position. */
+    static void logitsMatchAtEveryPosition(Golden golden, String backend) {
+        double[][] errors = relativeLogitErrors(golden, backend);
         for (int i = 0; i < errors.length; i++) {
             for (int p = 0; p < errors[i].length; p++) {
                 assertTrue(errors[i][p] < 1e-4, golden + " prompt of " + errors[i].length + " tokens, position " + p
@@ -42,11 +47,15 @@ final class GoldenChecks {
     }
 
     /**
-     * Prefills each prompt of the case's checkpoint on the CPU; per prompt and position, the
-     * relative (L2) error of the logits against the golden ones.
+     * Prefills each prompt of the case's checkpoint on the CPU (or {@code backend}); per prompt and
+     * position, the relative (L2) error of the logits against the golden ones.
      */
     static double[][] relativeLogitErrors(Golden golden) {
-        float[][][] actual = prefillLogits(golden.directory(), golden.prompts());
+        return relativeLogitErrors(golden, "cpu");
+    }
+
+    static double[][] relativeLogitErrors(Golden golden, String backend) {
+        float[][][] actual = prefillLogits(golden.directory(), golden.prompts(), backend);
         double[][] errors = new double[actual.length][];
         for (int i = 0; i < errors.length; i++) {
             float[][] expected = golden.prompts().get(i).logits();
@@ -63,11 +72,15 @@ final class GoldenChecks {
         return errors;
     }
 
-    /** The logits [prompt][position][vocab] of one CPU prefill per prompt of the checkpoint in {@code directory}. */
+    /** The logits [prompt][position][vocab] of one prefill per prompt of the checkpoint in {@code directory}. */
     static float[][][] prefillLogits(Path directory, List<Golden.Prompt> prompts) {
+        return prefillLogits(directory, prompts, "cpu");
+    }
+
+    static float[][][] prefillLogits(Path directory, List<Golden.Prompt> prompts, String backendName) {
         ModelConfig config = ModelConfig.load(directory);
         try (Checkpoint checkpoint = Checkpoint.open(directory);
-             Backend backend = Backends.create("cpu", BackendOptions.defaults());
+             Backend backend = Backends.create(backendName, BackendOptions.defaults());
              CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256));
              KvCache cache = backend.allocateKvCache(model.kvCacheSpec(8, 16))) {
             float[][][] out = new float[prompts.size()][][];
@@ -90,8 +103,17 @@ final class GoldenChecks {
 
     /** 16 greedy tokens per prompt through {@link LLM}: the same as Transformers'. */
     static void greedyTokensMatch(Golden golden) {
+        greedyTokensMatch(golden, LLM.builder());
+    }
+
+    /** As {@link #greedyTokensMatch(Golden)} on {@code device} ("cpu", "cuda"). */
+    static void greedyTokensMatch(Golden golden, String device) {
+        greedyTokensMatch(golden, LLM.builder().device(device));
+    }
+
+    private static void greedyTokensMatch(Golden golden, LLM.Builder builder) {
         SamplingParams greedy = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+        try (LLM llm = builder.model(golden.directory().toString()).maxModelLen(128).build()) {
             List<Prompt> prompts = golden.prompts().stream().map(p -> Prompt.tokens(p.tokenIds())).toList();
             List<RequestOutput> outputs = llm.generatePrompts(prompts, greedy);
             for (int i = 0; i < prompts.size(); i++) {
