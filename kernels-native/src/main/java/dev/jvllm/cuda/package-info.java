@@ -15,20 +15,19 @@
  *       {@code CudaTensor} is a typed view of a device buffer.</li>
  * </ul>
  *
- * <p>What this first version leaves for later, roughly in order of what it would gain:
+ * <p>What it leaves for later, roughly in order of what it would gain (measurements in
+ * benchmarks/results/README.md):
  * <ul>
- *   <li>bf16 activations and KV cache (the tensor type is a field; kernels read float32 now), so
- *       that cuBLAS runs bf16 × bf16 without the rounding pass in front of each linear layer;</li>
- *   <li>flash-style prefill attention on tensor cores, and a context split for long decodes
- *       ({@code attention.cu} runs one block per query token and head);</li>
- *   <li>CUDA graphs per padded decode batch size (a decode step is some 10 launches per layer,
- *       each building its parameter array through the FFM);</li>
- *   <li>fused kernels (residual add + RMSNorm, rotary + cache write), sized KV pool from a
- *       profiling forward under a memory-utilization share, device selection beyond device 0;</li>
- *   <li>the side-by-side benchmark of issue 4;</li>
+ *   <li>CUDA graphs per padded decode batch size: a decode step issues some 14 operations per layer,
+ *       each costing the host 5-10 µs through the FFM and the driver;</li>
+ *   <li>fused kernels (residual add + RMSNorm, rotary + cache write, SiLU × up into the down
+ *       projection's input), device selection beyond device 0;</li>
+ *   <li>a flash_prefill with asynchronous copies and more warps (it reaches 18% occupancy at 167
+ *       registers), and a decode kernel nearer the bandwidth at large batches;</li>
  *   <li>faster multi-head latent attention and encoder attention: both run one block per
  *       (token, head) that re-reads the keys, where the query heads could share each read (the
- *       latent row is the same for every head) and prompts could take tensor cores.</li>
+ *       latent row is the same for every head) and prompts could take tensor cores;</li>
+ *   <li>a grouped expert matmul (mixture-of-experts layers run one product per expert).</li>
  * </ul>
  */
 package dev.jvllm.cuda;

@@ -44,8 +44,14 @@ class EmbeddingGoldenTest {
     static final List<String> CASES = List.of("bert-tiny", "xlm-roberta-tiny", "mistral-embedder-tiny");
     static final String COMMAND = "python3 tools/reference/make_embedding_goldens.py --out model-zoo/src/test/resources/embedding-goldens";
 
-    private static Path root() {
-        return Path.of("src", "test", "resources", "embedding-goldens");
+    /** The goldens on the test class path (the module's resources, wherever the tests run from). */
+    static Path root() {
+        try {
+            java.net.URL url = EmbeddingGoldenTest.class.getResource("/embedding-goldens");
+            return url != null ? Path.of(url.toURI()) : Path.of("src", "test", "resources", "embedding-goldens");
+        } catch (java.net.URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @TestFactory
