@@ -15,16 +15,28 @@ import java.util.Map;
  * @param vocab          vocab_size
  * @param tiedEmbeddings whether the LM head reuses the token embeddings
  * @param llama3Rope     llama3 rotary scaling (factor 32, as Llama 3.2) instead of plain rotary
+ * @param experts        0 for a dense MLP; else a Mixtral mixture of this many experts of
+ *                       {@code intermediate} each (written as MixtralForCausalLM)
+ * @param expertsPerToken experts each token is routed to (Mixtral: 2)
  */
 public record LlamaShape(int hidden, int intermediate, int layers, int heads, int kvHeads, int vocab,
-                         boolean tiedEmbeddings, boolean llama3Rope) {
+                         boolean tiedEmbeddings, boolean llama3Rope, int experts, int expertsPerToken) {
+
+    public LlamaShape(int hidden, int intermediate, int layers, int heads, int kvHeads, int vocab,
+                      boolean tiedEmbeddings, boolean llama3Rope) {
+        this(hidden, intermediate, layers, heads, kvHeads, vocab, tiedEmbeddings, llama3Rope, 0, 0);
+    }
+
+    /** mistralai/Mixtral-8x7B-v0.1. */
+    public static final LlamaShape MIXTRAL_8X7B = new LlamaShape(4096, 14336, 32, 32, 8, 32000, false, false, 8, 2);
 
     /** meta-llama/Llama-3.2-1B. */
     public static final LlamaShape LLAMA_3_2_1B = new LlamaShape(2048, 8192, 16, 32, 8, 128256, true, true);
 
     public LlamaShape {
         if (hidden <= 0 || intermediate <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0
-                || hidden % heads != 0 || heads % kvHeads != 0) {
+                || hidden % heads != 0 || heads % kvHeads != 0 || experts < 0
+                || (experts > 0 && (expertsPerToken <= 0 || expertsPerToken > experts))) {
             throw new IllegalArgumentException("not a Llama shape: " + this);
         }
     }
@@ -36,14 +48,15 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
     /** Parameters of the checkpoint (the LM head counted only when untied). */
     public long parameters() {
         long attention = (long) hidden * headDim() * (heads + 2L * kvHeads) + (long) heads * headDim() * hidden;
-        long mlp = 3L * hidden * intermediate;
+        long mlp = 3L * hidden * intermediate * Math.max(1, experts) + (long) experts * hidden;
         long perLayer = attention + mlp + 2L * hidden;
         return (long) vocab * hidden * (tiedEmbeddings ? 1 : 2) + layers * perLayer + hidden;
     }
 
     /**
      * This shape with fields overridden by {@code spec}, comma-separated {@code key=value} pairs with
-     * keys hidden, intermediate, layers, heads, kv-heads, vocab, tied (true/false), llama3-rope (true/false).
+     * keys hidden, intermediate, layers, heads, kv-heads, vocab, tied (true/false), llama3-rope (true/false),
+     * experts, experts-per-token.
      */
     public LlamaShape with(String spec) {
         Map<String, String> v = new LinkedHashMap<>();
@@ -55,7 +68,8 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
         }
         LlamaShape s = new LlamaShape(intOr(v, "hidden", hidden), intOr(v, "intermediate", intermediate),
                 intOr(v, "layers", layers), intOr(v, "heads", heads), intOr(v, "kv-heads", kvHeads),
-                intOr(v, "vocab", vocab), boolOr(v, "tied", tiedEmbeddings), boolOr(v, "llama3-rope", llama3Rope));
+                intOr(v, "vocab", vocab), boolOr(v, "tied", tiedEmbeddings), boolOr(v, "llama3-rope", llama3Rope),
+                intOr(v, "experts", experts), intOr(v, "experts-per-token", expertsPerToken));
         if (!v.isEmpty()) throw new IllegalArgumentException("unknown shape fields " + v.keySet());
         return s;
     }
@@ -63,7 +77,8 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
     /** A directory name that tells shapes apart. */
     public String directoryName() {
         return "llama-h" + hidden + "-i" + intermediate + "-l" + layers + "-a" + heads + "-kv" + kvHeads + "-v" + vocab
-                + (tiedEmbeddings ? "-tied" : "") + (llama3Rope ? "-rope3" : "");
+                + (tiedEmbeddings ? "-tied" : "") + (llama3Rope ? "-rope3" : "")
+                + (experts > 0 ? "-e" + experts + "k" + expertsPerToken : "");
     }
 
     private static int intOr(Map<String, String> values, String key, int fallback) {

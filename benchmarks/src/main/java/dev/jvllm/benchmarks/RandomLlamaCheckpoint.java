@@ -82,8 +82,13 @@ public final class RandomLlamaCheckpoint {
 
     private static ObjectNode config(LlamaShape s) {
         ObjectNode c = JSON.createObjectNode();
-        c.putArray("architectures").add("LlamaForCausalLM");
-        c.put("model_type", "llama");
+        boolean moe = s.experts() > 0;
+        c.putArray("architectures").add(moe ? "MixtralForCausalLM" : "LlamaForCausalLM");
+        c.put("model_type", moe ? "mixtral" : "llama");
+        if (moe) {
+            c.put("num_local_experts", s.experts());
+            c.put("num_experts_per_tok", s.expertsPerToken());
+        }
         c.put("hidden_size", s.hidden());
         c.put("intermediate_size", s.intermediate());
         c.put("num_hidden_layers", s.layers());
@@ -99,7 +104,7 @@ public final class RandomLlamaCheckpoint {
         c.put("eos_token_id", 2);
         c.put("torch_dtype", "bfloat16");
         ObjectNode rope = c.putObject("rope_parameters");
-        rope.put("rope_theta", 500000.0);
+        rope.put("rope_theta", s.experts() > 0 ? 1_000_000.0 : 500000.0);
         if (s.llama3Rope()) {
             rope.put("rope_type", "llama3");
             rope.put("factor", 32.0);
@@ -124,9 +129,19 @@ public final class RandomLlamaCheckpoint {
             t.add(new Tensor(p + "self_attn.v_proj.weight", (long) s.kvHeads() * d, h, false));
             t.add(new Tensor(p + "self_attn.o_proj.weight", h, (long) s.heads() * d, false));
             t.add(new Tensor(p + "post_attention_layernorm.weight", 1, h, true));
-            t.add(new Tensor(p + "mlp.gate_proj.weight", s.intermediate(), h, false));
-            t.add(new Tensor(p + "mlp.up_proj.weight", s.intermediate(), h, false));
-            t.add(new Tensor(p + "mlp.down_proj.weight", h, s.intermediate(), false));
+            if (s.experts() > 0) {
+                t.add(new Tensor(p + "block_sparse_moe.gate.weight", s.experts(), h, false));
+                for (int e = 0; e < s.experts(); e++) {
+                    String x = p + "block_sparse_moe.experts." + e + ".";
+                    t.add(new Tensor(x + "w1.weight", s.intermediate(), h, false));
+                    t.add(new Tensor(x + "w3.weight", s.intermediate(), h, false));
+                    t.add(new Tensor(x + "w2.weight", h, s.intermediate(), false));
+                }
+            } else {
+                t.add(new Tensor(p + "mlp.gate_proj.weight", s.intermediate(), h, false));
+                t.add(new Tensor(p + "mlp.up_proj.weight", s.intermediate(), h, false));
+                t.add(new Tensor(p + "mlp.down_proj.weight", h, s.intermediate(), false));
+            }
         }
         t.add(new Tensor("model.norm.weight", 1, h, true));
         if (!s.tiedEmbeddings()) t.add(new Tensor("lm_head.weight", s.vocab(), h, false));
