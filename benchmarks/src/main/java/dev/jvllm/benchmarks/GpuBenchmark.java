@@ -76,10 +76,10 @@ public final class GpuBenchmark {
             emit("load", "impl", "jvllm", "seconds", seconds(start));
             Random random = new Random(0);
             // Warm-up: the JIT, the kernel modules, cuBLAS's heuristics for every shape used below.
-            generate(llm, prompts(random, 8, 512), 4);
-            generate(llm, prompts(random, 1, 512), 16);
+            generate(llm, prompts(random, shape.vocab(), 8, 512), 4);
+            generate(llm, prompts(random, shape.vocab(), 1, 512), 16);
 
-            List<Prompt> one = prompts(random, 1, 512);
+            List<Prompt> one = prompts(random, shape.vocab(), 1, 512);
             double best1 = Double.MAX_VALUE, bestN = Double.MAX_VALUE;
             EngineMetrics before = llm.metrics();
             for (int run = 0; run < 3; run++) {
@@ -94,21 +94,21 @@ public final class GpuBenchmark {
             // The compiled-PyTorch anchor's rows: decode steps at batch 64 and 256 over 512-token
             // contexts (the step time is that of 33 tokens less that of 1, over 32), and a prefill of 8 × 512.
             for (int batch : decodeBatches) {
-                List<Prompt> prompts = prompts(random, batch, 512);
+                List<Prompt> prompts = prompts(random, shape.vocab(), batch, 512);
                 double first = generate(llm, prompts, 1);
                 double more = generate(llm, prompts, 33);
                 double step = (more - first) / 32;
                 emit("decode", "impl", "jvllm", "batch", batch, "context", 512, "tpot_ms", round(step * 1e3),
                         "tok_s", round(batch / step));
             }
-            List<Prompt> eight = prompts(random, 8, 512);
+            List<Prompt> eight = prompts(random, shape.vocab(), 8, 512);
             generate(llm, eight, 1);
             double prefill = generate(llm, eight, 1);
             emit("prefill", "impl", "jvllm", "batch", 8, "tokens", 512, "seconds", round(prefill),
                     "tok_s", round(8 * 512 / prefill));
 
             for (int count : requestCounts) {
-                List<Prompt> prompts = prompts(random, count, 512);
+                List<Prompt> prompts = prompts(random, shape.vocab(), count, 512);
                 before = llm.metrics();
                 double t = generate(llm, prompts, 128);
                 emit("offline_throughput", "impl", "jvllm", "prompts", count, "input", 512, "output", 128,
@@ -134,11 +134,12 @@ public final class GpuBenchmark {
                 "issue_forward_us_per_step", round(forward * 1e3 / Math.max(1, steps)));
     }
 
-    private static List<Prompt> prompts(Random random, int count, int length) {
+    /** Random prompts of ids in [1000, min(vocab, 120000)), as the anchors draw theirs. */
+    private static List<Prompt> prompts(Random random, int vocab, int count, int length) {
         List<Prompt> prompts = new ArrayList<>(count);
         for (int p = 0; p < count; p++) {
             int[] ids = new int[length];
-            for (int i = 0; i < length; i++) ids[i] = 1000 + random.nextInt(119_000);
+            for (int i = 0; i < length; i++) ids[i] = 1000 + random.nextInt(Math.min(vocab, 120_000) - 1000);
             prompts.add(Prompt.tokens(ids));
         }
         return prompts;
