@@ -26,6 +26,9 @@ interface InnerLoops {
     /** The loops that read weights of {@code type} (F32, BF16 or F16). */
     WeightLoops weights(DType type);
 
+    /** The register-tiled microkernel of matrix-matrix products against packed panels. */
+    PanelLoops panels();
+
     /** {@code Σ k[kIndex + i] · q[qIndex + i]}: a query against a cached key. */
     float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n);
 

@@ -16,6 +16,7 @@ final class ScalarLoops implements InnerLoops {
     private final WeightLoops f32 = new ScalarWeightLoops(DType.F32);
     private final WeightLoops bf16 = new ScalarWeightLoops(DType.BF16);
     private final WeightLoops f16 = new ScalarWeightLoops(DType.F16);
+    private final PanelLoops panels = new ScalarPanelLoops();
 
     ScalarLoops(String reason) {
         this.reason = reason;
@@ -24,6 +25,11 @@ final class ScalarLoops implements InnerLoops {
     @Override
     public String description() {
         return "scalar loops (" + reason + ")";
+    }
+
+    @Override
+    public PanelLoops panels() {
+        return panels;
     }
 
     @Override

@@ -21,10 +21,16 @@ final class VectorLoops implements InnerLoops {
     private final VectorF32Weights f32 = new VectorF32Weights();
     private final VectorBf16Weights bf16 = new VectorBf16Weights();
     private final VectorF16Weights f16 = new VectorF16Weights();
+    private final PanelLoops panels = new VectorPanelLoops();
 
     @Override
     public String description() {
         return VectorShapes.describe();
+    }
+
+    @Override
+    public PanelLoops panels() {
+        return panels;
     }
 
     @Override

@@ -18,10 +18,12 @@ class LinearKernelTest {
 
     static Stream<Arguments> cases() {
         // Odd widths leave vector tails; the widest takes the eight-row decode loop with 19 rows,
-        // not a multiple of eight; 1, 2, 5 and 9 tokens cover decode, a short token block and
-        // several blocks with a remainder.
-        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}};
-        int[] tokenCounts = {1, 2, 5, 9};
+        // not a multiple of eight; 1, 2 and 5 tokens cover decode, a short token block and
+        // several blocks with a remainder. From PANEL_MIN_TOKENS on, F32 weights take the packed
+        // panels: 9 tokens (one six-row tile and a short one), 103 (two row blocks, the second
+        // short); 133 outputs leave a partial last panel, 70 need several panels whatever the width.
+        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}, {29, 133}, {64, 70}};
+        int[] tokenCounts = {1, 2, 5, LinearKernel.PANEL_MIN_TOKENS, 9, LinearKernel.ROW_BLOCK + 7};
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {
             for (DType type : new DType[]{DType.F32, DType.BF16, DType.F16}) {

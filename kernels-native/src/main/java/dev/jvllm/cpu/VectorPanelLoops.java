@@ -1,0 +1,81 @@
+package dev.jvllm.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+import static dev.jvllm.cpu.VectorShapes.FLOATS;
+import static dev.jvllm.cpu.VectorShapes.LANES;
+
+/**
+ * {@link PanelLoops} on the Vector API: panels two vectors wide (32 columns with AVX-512, 16 with
+ * AVX2), six rows of x, twelve vector sums. Per depth step: two panel loads, six broadcasts and
+ * twelve FMAs, so the FMA unit rather than loads bounds it.
+ */
+final class VectorPanelLoops implements PanelLoops {
+
+    private static final int WIDTH = 2 * LANES;
+
+    @Override
+    public int width() {
+        return WIDTH;
+    }
+
+    @Override
+    public void multiply(float[] panel, int panelAt, int depth, float[] x, int xAt, int xStride, int rows,
+                         float[] init, int initAt, float[] out, int outAt, int outStride, int cols) {
+        FloatVector low = init == null ? FloatVector.zero(FLOATS) : FloatVector.fromArray(FLOATS, init, initAt);
+        FloatVector high = init == null ? low : FloatVector.fromArray(FLOATS, init, initAt + LANES);
+        FloatVector s0a = low, s0b = high, s1a = low, s1b = high, s2a = low, s2b = high;
+        FloatVector s3a = low, s3b = high, s4a = low, s4b = high, s5a = low, s5b = high;
+        // Missing rows repeat the last one; their sums are dropped.
+        int last = rows - 1;
+        int x0 = xAt;
+        int x1 = xAt + Math.min(1, last) * xStride;
+        int x2 = xAt + Math.min(2, last) * xStride;
+        int x3 = xAt + Math.min(3, last) * xStride;
+        int x4 = xAt + Math.min(4, last) * xStride;
+        int x5 = xAt + Math.min(5, last) * xStride;
+        for (int k = 0; k < depth; k++) {
+            int p = panelAt + k * WIDTH;
+            FloatVector a = FloatVector.fromArray(FLOATS, panel, p);
+            FloatVector b = FloatVector.fromArray(FLOATS, panel, p + LANES);
+            FloatVector v = FloatVector.broadcast(FLOATS, x[x0 + k]);
+            s0a = a.fma(v, s0a);
+            s0b = b.fma(v, s0b);
+            v = FloatVector.broadcast(FLOATS, x[x1 + k]);
+            s1a = a.fma(v, s1a);
+            s1b = b.fma(v, s1b);
+            v = FloatVector.broadcast(FLOATS, x[x2 + k]);
+            s2a = a.fma(v, s2a);
+            s2b = b.fma(v, s2b);
+            v = FloatVector.broadcast(FLOATS, x[x3 + k]);
+            s3a = a.fma(v, s3a);
+            s3b = b.fma(v, s3b);
+            v = FloatVector.broadcast(FLOATS, x[x4 + k]);
+            s4a = a.fma(v, s4a);
+            s4b = b.fma(v, s4b);
+            v = FloatVector.broadcast(FLOATS, x[x5 + k]);
+            s5a = a.fma(v, s5a);
+            s5b = b.fma(v, s5b);
+        }
+        store(s0a, s0b, out, outAt, cols);
+        if (rows > 1) store(s1a, s1b, out, outAt + outStride, cols);
+        if (rows > 2) store(s2a, s2b, out, outAt + 2 * outStride, cols);
+        if (rows > 3) store(s3a, s3b, out, outAt + 3 * outStride, cols);
+        if (rows > 4) store(s4a, s4b, out, outAt + 4 * outStride, cols);
+        if (rows > 5) store(s5a, s5b, out, outAt + 5 * outStride, cols);
+    }
+
+    /** The first {@code cols} of the two vectors at {@code out[at]}. */
+    private static void store(FloatVector low, FloatVector high, float[] out, int at, int cols) {
+        if (cols == WIDTH) {
+            low.intoArray(out, at);
+            high.intoArray(out, at + LANES);
+        } else if (cols > LANES) {
+            low.intoArray(out, at);
+            high.intoArray(out, at + LANES, VectorMask.fromLong(FLOATS, (1L << (cols - LANES)) - 1));
+        } else {
+            low.intoArray(out, at, VectorMask.fromLong(FLOATS, (1L << cols) - 1));
+        }
+    }
+}
