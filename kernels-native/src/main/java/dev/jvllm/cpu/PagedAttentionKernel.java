@@ -173,8 +173,8 @@ final class PagedAttentionKernel {
                 }
                 scores[j] = score + slope * (keyPosition - position);
             }
-            float max = loops.max(scores, count);
-            float sum = loops.expShiftedAndSum(scores, count, max);
+            float max = loops.max(scores, 0, count);
+            float sum = loops.expShiftedAndSum(scores, 0, count, max);
             float[] weighted = scratch.accumulator(dim);
             Arrays.fill(weighted, 0, dim, 0f);
             for (int j = 0; j < count; j++) {

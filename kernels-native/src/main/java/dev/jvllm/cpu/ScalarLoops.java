@@ -55,22 +55,6 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
-        float sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += a[aIndex + i] * b[bIndex + i];
-        }
-        return sum;
-    }
-
-    @Override
-    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
-        for (int i = 0; i < n; i++) {
-            y[i] += alpha * x[xIndex + i];
-        }
-    }
-
-    @Override
     public float sum(float[] x, int index, int n) {
         float sum = 0;
         for (int i = 0; i < n; i++) {
@@ -114,18 +98,18 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public float max(float[] a, int n) {
+    public float max(float[] a, int index, int n) {
         float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
+        for (int i = index; i < index + n; i++) {
             max = Math.max(max, a[i]);
         }
         return max;
     }
 
     @Override
-    public float expShiftedAndSum(float[] a, int n, float shift) {
+    public float expShiftedAndSum(float[] a, int index, int n, float shift) {
         float sum = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = index; i < index + n; i++) {
             a[i] = (float) Math.exp(a[i] - shift);
             sum += a[i];
         }

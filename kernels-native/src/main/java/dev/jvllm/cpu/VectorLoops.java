@@ -62,36 +62,6 @@ final class VectorLoops implements InnerLoops {
     }
 
     @Override
-    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
-        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
-        int i = 0;
-        for (; i <= n - 2 * LANES; i += 2 * LANES) {
-            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
-            s1 = floats(a, aIndex + i + LANES).fma(floats(b, bIndex + i + LANES), s1);
-        }
-        for (; i <= n - LANES; i += LANES) {
-            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
-        }
-        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            sum += a[aIndex + i] * b[bIndex + i];
-        }
-        return sum;
-    }
-
-    @Override
-    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
-        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
-        int i = 0;
-        for (; i <= n - LANES; i += LANES) {
-            floats(x, xIndex + i).fma(a, floats(y, i)).intoArray(y, i);
-        }
-        for (; i < n; i++) {
-            y[i] += alpha * x[xIndex + i];
-        }
-    }
-
-    @Override
     public float sum(float[] x, int index, int n) {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
         int i = 0;
@@ -174,32 +144,32 @@ final class VectorLoops implements InnerLoops {
     }
 
     @Override
-    public float max(float[] a, int n) {
+    public float max(float[] a, int index, int n) {
         FloatVector m = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            m = m.max(floats(a, i));
+            m = m.max(floats(a, index + i));
         }
         float max = m.reduceLanes(VectorOperators.MAX);
         for (; i < n; i++) {
-            max = Math.max(max, a[i]);
+            max = Math.max(max, a[index + i]);
         }
         return max;
     }
 
     @Override
-    public float expShiftedAndSum(float[] a, int n, float shift) {
+    public float expShiftedAndSum(float[] a, int index, int n, float shift) {
         FloatVector s = FloatVector.zero(FLOATS);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            FloatVector e = floats(a, i).sub(shift).lanewise(VectorOperators.EXP);
-            e.intoArray(a, i);
+            FloatVector e = floats(a, index + i).sub(shift).lanewise(VectorOperators.EXP);
+            e.intoArray(a, index + i);
             s = s.add(e);
         }
         float sum = s.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            a[i] = (float) Math.exp(a[i] - shift);
-            sum += a[i];
+            a[index + i] = (float) Math.exp(a[index + i] - shift);
+            sum += a[index + i];
         }
         return sum;
     }
