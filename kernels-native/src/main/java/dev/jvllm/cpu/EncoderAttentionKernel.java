@@ -49,9 +49,11 @@ final class EncoderAttentionKernel {
         int keyPanels = (count + width - 1) / width;
         int valuePanels = (headDim + width - 1) / width;
         int scoreStride = keyPanels * width;
+        int contextStride = valuePanels * width;
         float[] keys = scratch.keyPanels(keyPanels * width * headDim);
         float[] values = scratch.valuePanels(valuePanels * width * count);
         float[] scores = scratch.scores(PanelLoops.ROWS * scoreStride);
+        float[] context = scratch.tile(PanelLoops.ROWS * contextStride);
         packKeys(k, first, count, kvOffset, headDim, params.scale(), width, keys);
         packValues(v, first, count, kvOffset, headDim, width, values);
         float cap = params.logitSoftcap();
@@ -60,7 +62,7 @@ final class EncoderAttentionKernel {
             int queryAt = q.arrayIndex(t) + head * headDim;
             for (int p = 0; p < keyPanels; p++) {
                 tile.multiply(keys, p * width * headDim, headDim, q.floats(), queryAt, q.cols(), rows,
-                        null, 0, scores, p * width, scoreStride, Math.min(width, count - p * width));
+                        null, 0, scores, p * width, scoreStride);
             }
             float[] inverseSums = scratch.accumulator(rows);
             for (int r = 0; r < rows; r++) {
@@ -73,15 +75,14 @@ final class EncoderAttentionKernel {
                 float max = loops.max(scores, row, count);
                 inverseSums[r] = 1f / loops.expShiftedAndSum(scores, row, count, max);
             }
-            int outAt = out.arrayIndex(t) + head * headDim;
             for (int p = 0; p < valuePanels; p++) {
                 tile.multiply(values, p * width * count, count, scores, 0, scoreStride, rows,
-                        null, 0, out.floats(), outAt + p * width, out.cols(), Math.min(width, headDim - p * width));
+                        null, 0, context, p * width, contextStride);
             }
             for (int r = 0; r < rows; r++) {
-                int at = outAt + r * out.cols();
+                int at = out.arrayIndex(t + r) + head * headDim;
                 for (int d = 0; d < headDim; d++) {
-                    out.floats()[at + d] *= inverseSums[r];
+                    out.floats()[at + d] = context[r * contextStride + d] * inverseSums[r];
                 }
             }
         }

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,6 +51,9 @@ interface InnerLoops {
 
     /** {@code out[i] = silu(gate[i]) · up[i]} with {@code silu(g) = g / (1 + e^-g)}. */
     void siluMul(float[] gate, int gateIndex, float[] up, int upIndex, float[] out, int outIndex, int n);
+
+    /** {@code out[outIndex + i] = fn(x[xIndex + i])} for {@code i < n}. */
+    void activation(Activation fn, float[] x, int xIndex, float[] out, int outIndex, int n);
 
     /** {@code max(a[index..index + n))}. */
     float max(float[] a, int index, int n);

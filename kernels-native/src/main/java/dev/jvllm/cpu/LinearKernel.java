@@ -101,15 +101,25 @@ final class LinearKernel {
                 int endPanel = Math.min(panelCount, firstPanel + panelsPerBlock);
                 int firstRow = unit % rowBlocks * ROW_BLOCK;
                 int endRow = Math.min(tokens, firstRow + ROW_BLOCK);
-                float[] init = bias == null ? null
-                        : paddedBias(bias, firstPanel * width, endPanel * width, outFeatures, pool.scratch(worker));
+                WorkerScratch scratch = pool.scratch(worker);
+                float[] init = bias == null ? null : paddedBias(bias, firstPanel * width, endPanel * width, outFeatures, scratch);
                 for (int row = firstRow; row < endRow; row += PanelLoops.ROWS) {
                     int rows = Math.min(PanelLoops.ROWS, endRow - row);
                     for (int p = firstPanel; p < endPanel; p++) {
                         int column = p * width;
-                        tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
-                                init, column - firstPanel * width, outs, out.arrayIndex(row) + column, out.cols(),
-                                Math.min(width, outFeatures - column));
+                        int columns = Math.min(width, outFeatures - column);
+                        int initAt = column - firstPanel * width;
+                        if (columns == width) {
+                            tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
+                                    init, initAt, outs, out.arrayIndex(row) + column, out.cols());
+                        } else {
+                            float[] partial = scratch.tile(PanelLoops.ROWS * width);
+                            tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
+                                    init, initAt, partial, 0, width);
+                            for (int r = 0; r < rows; r++) {
+                                System.arraycopy(partial, r * width, outs, out.arrayIndex(row + r) + column, columns);
+                            }
+                        }
                     }
                 }
             }

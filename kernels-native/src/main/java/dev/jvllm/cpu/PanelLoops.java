@@ -21,13 +21,15 @@ interface PanelLoops {
 
     /**
      * {@code out[r][j] = init[j] + Σ_{k < depth} x[r][k] · panel[k × width + j]} for
-     * {@code r < rows} and {@code j < cols}, where row r of x starts at {@code xAt + r × xStride},
-     * row r of out at {@code outAt + r × outStride}, and the panel at {@code panelAt}.
+     * {@code r < rows} and all {@code j < width}, where row r of x starts at {@code xAt + r × xStride},
+     * row r of out at {@code outAt + r × outStride}, and the panel at {@code panelAt}. Whole rows
+     * of {@code width} are stored: a caller whose output is narrower multiplies into a scratch
+     * tile. (Masked partial stores made the vector method too large for C2 to inline all of its
+     * vector operations, and the ones left out allocate per call.)
      *
-     * @param init  {@code width} starting values from {@code initAt} (a bias, padded), or null for zeros
-     * @param rows  1 to {@link #ROWS}
-     * @param cols  1 to {@link #width()}; columns past it are computed and dropped
+     * @param init {@code width} starting values from {@code initAt} (a bias, padded), or null for zeros
+     * @param rows 1 to {@link #ROWS}; missing rows are computed and dropped
      */
     void multiply(float[] panel, int panelAt, int depth, float[] x, int xAt, int xStride, int rows,
-                  float[] init, int initAt, float[] out, int outAt, int outStride, int cols);
+                  float[] init, int initAt, float[] out, int outAt, int outStride);
 }

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 
 import java.lang.foreign.MemorySegment;
@@ -94,6 +95,13 @@ final class ScalarLoops implements InnerLoops {
         for (int i = 0; i < n; i++) {
             float g = gate[gateIndex + i];
             out[outIndex + i] = g / (1f + (float) Math.exp(-g)) * up[upIndex + i];
+        }
+    }
+
+    @Override
+    public void activation(Activation fn, float[] x, int xIndex, float[] out, int outIndex, int n) {
+        for (int i = 0; i < n; i++) {
+            out[outIndex + i] = PointwiseKernels.apply(fn, x[xIndex + i]);
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -141,6 +142,31 @@ final class VectorLoops implements InnerLoops {
             float g = gate[gateIndex + i];
             out[outIndex + i] = g / (1f + (float) Math.exp(-g)) * up[upIndex + i];
         }
+    }
+
+    /** GELU (BERT's activation) on vectors; the others, rarer, element by element. */
+    @Override
+    public void activation(Activation fn, float[] x, int xIndex, float[] out, int outIndex, int n) {
+        int i = 0;
+        if (fn == Activation.GELU) {
+            for (; i <= n - LANES; i += LANES) {
+                FloatVector v = floats(x, xIndex + i);
+                v.mul(0.5f).mul(erf(v.mul(GeluApproximation.INVERSE_SQRT2)).add(1f)).intoArray(out, outIndex + i);
+            }
+        }
+        for (; i < n; i++) {
+            out[outIndex + i] = PointwiseKernels.apply(fn, x[xIndex + i]);
+        }
+    }
+
+    /** {@link GeluApproximation#erf} lane by lane. */
+    private static FloatVector erf(FloatVector x) {
+        FloatVector a = x.abs();
+        FloatVector t = FloatVector.broadcast(FLOATS, 1f).div(a.fma(GeluApproximation.P, 1f));
+        FloatVector poly = t.fma(GeluApproximation.A5, GeluApproximation.A4).mul(t).add(GeluApproximation.A3)
+                .mul(t).add(GeluApproximation.A2).mul(t).add(GeluApproximation.A1).mul(t);
+        FloatVector y = poly.mul(a.mul(a).neg().lanewise(VectorOperators.EXP)).neg().add(1f);
+        return y.neg().blend(y, x.compare(VectorOperators.GE, 0f));
     }
 
     @Override

@@ -1,7 +1,6 @@
 package dev.jvllm.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 import static dev.jvllm.cpu.VectorShapes.FLOATS;
 import static dev.jvllm.cpu.VectorShapes.LANES;
@@ -22,7 +21,7 @@ final class VectorPanelLoops implements PanelLoops {
 
     @Override
     public void multiply(float[] panel, int panelAt, int depth, float[] x, int xAt, int xStride, int rows,
-                         float[] init, int initAt, float[] out, int outAt, int outStride, int cols) {
+                         float[] init, int initAt, float[] out, int outAt, int outStride) {
         FloatVector low = init == null ? FloatVector.zero(FLOATS) : FloatVector.fromArray(FLOATS, init, initAt);
         FloatVector high = init == null ? low : FloatVector.fromArray(FLOATS, init, initAt + LANES);
         FloatVector s0a = low, s0b = high, s1a = low, s1b = high, s2a = low, s2b = high;
@@ -58,24 +57,27 @@ final class VectorPanelLoops implements PanelLoops {
             s5a = a.fma(v, s5a);
             s5b = b.fma(v, s5b);
         }
-        store(s0a, s0b, out, outAt, cols);
-        if (rows > 1) store(s1a, s1b, out, outAt + outStride, cols);
-        if (rows > 2) store(s2a, s2b, out, outAt + 2 * outStride, cols);
-        if (rows > 3) store(s3a, s3b, out, outAt + 3 * outStride, cols);
-        if (rows > 4) store(s4a, s4b, out, outAt + 4 * outStride, cols);
-        if (rows > 5) store(s5a, s5b, out, outAt + 5 * outStride, cols);
-    }
-
-    /** The first {@code cols} of the two vectors at {@code out[at]}. */
-    private static void store(FloatVector low, FloatVector high, float[] out, int at, int cols) {
-        if (cols == WIDTH) {
-            low.intoArray(out, at);
-            high.intoArray(out, at + LANES);
-        } else if (cols > LANES) {
-            low.intoArray(out, at);
-            high.intoArray(out, at + LANES, VectorMask.fromLong(FLOATS, (1L << (cols - LANES)) - 1));
-        } else {
-            low.intoArray(out, at, VectorMask.fromLong(FLOATS, (1L << cols) - 1));
+        s0a.intoArray(out, outAt);
+        s0b.intoArray(out, outAt + LANES);
+        if (rows > 1) {
+            s1a.intoArray(out, outAt + outStride);
+            s1b.intoArray(out, outAt + outStride + LANES);
+        }
+        if (rows > 2) {
+            s2a.intoArray(out, outAt + 2 * outStride);
+            s2b.intoArray(out, outAt + 2 * outStride + LANES);
+        }
+        if (rows > 3) {
+            s3a.intoArray(out, outAt + 3 * outStride);
+            s3b.intoArray(out, outAt + 3 * outStride + LANES);
+        }
+        if (rows > 4) {
+            s4a.intoArray(out, outAt + 4 * outStride);
+            s4b.intoArray(out, outAt + 4 * outStride + LANES);
+        }
+        if (rows > 5) {
+            s5a.intoArray(out, outAt + 5 * outStride);
+            s5b.intoArray(out, outAt + 5 * outStride + LANES);
         }
     }
 }

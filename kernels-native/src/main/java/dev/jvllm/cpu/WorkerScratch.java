@@ -11,6 +11,7 @@ final class WorkerScratch {
     private float[] accumulator = new float[0];
     private float[] keyPanels = new float[0];
     private float[] valuePanels = new float[0];
+    private float[] tile = new float[0];
     /** Per-row or per-token dot products of one microkernel call. */
     final float[] dots = new float[16];
 
@@ -44,6 +45,14 @@ final class WorkerScratch {
             valuePanels = new float[length];
         }
         return valuePanels;
+    }
+
+    /** A tile of panel products whose destination is narrower than the panel. */
+    float[] tile(int length) {
+        if (tile.length < length) {
+            tile = new float[length];
+        }
+        return tile;
     }
 
     /** Attention output of one head, a second widened vector, or per-row factors. */
