@@ -107,15 +107,15 @@ final class CpuTensor implements Tensor {
     }
 
     /**
-     * This weight's panels of {@code width} columns, packed by {@code pack} on the first call and
-     * kept for the tensor's lifetime (views made by {@link #rows} have their own).
+     * This weight's panels, packed by {@code pack} on the first call that gets some (it may
+     * decline with null) and kept for the tensor's lifetime; views made by {@link #rows} have their own.
      */
-    WeightPanels panels(int width, Supplier<WeightPanels> pack) {
+    WeightPanels panels(Supplier<WeightPanels> pack) {
         WeightPanels made = panels;
-        if (made == null || made.width() != width) {
+        if (made == null) {
             synchronized (this) {
                 made = panels;
-                if (made == null || made.width() != width) {
+                if (made == null) {
                     made = pack.get();
                     panels = made;
                 }

@@ -4,6 +4,7 @@ import dev.jvllm.weights.DType;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@code out = x · Wᵀ (+ bias)} with x [T, in] float32 and W [outFeatures, in] in F32, BF16 or
@@ -27,9 +28,10 @@ import java.util.Arrays;
  * ({@link WeightPanels}) and multiplied by a register-tiled outer-product microkernel
  * ({@link PanelLoops}): about 200 GFLOP/s on two Zen 4 cores at bge-small's shapes (384 × 384 to
  * 1536, 16 to 2048 tokens) against 20-60 for the tiles above, whose horizontal sums per output
- * and x reloads per row pair dominate at narrow widths. The packed copy costs as much memory as the
- * F32 weight again, so BF16 and F16 weights (LLM checkpoints, where it would double or triple
- * the resident size) keep the in-place tiles.
+ * and x reloads per row pair dominate at narrow widths. The packed copy costs as much heap as the
+ * F32 weight again (bge-small: 85 MB), so it is capped at a quarter of the maximum heap per
+ * kernel, and BF16 and F16 weights (LLM checkpoints, where a float copy would triple the resident
+ * size) keep the in-place tiles.
  */
 final class LinearKernel {
 
@@ -53,21 +55,51 @@ final class LinearKernel {
 
     private final InnerLoops loops;
     private final WorkerPool pool;
+    /** Most bytes of packed panels this kernel keeps; weights past it use the in-place tiles. */
+    private final long panelBudget;
+    private final AtomicLong panelBytes = new AtomicLong();
 
+    /** A kernel whose packed panels may take up to a quarter of the maximum heap. */
     LinearKernel(InnerLoops loops, WorkerPool pool) {
+        this(loops, pool, Runtime.getRuntime().maxMemory() / 4);
+    }
+
+    LinearKernel(InnerLoops loops, WorkerPool pool, long panelBudget) {
         this.loops = loops;
         this.pool = pool;
+        this.panelBudget = panelBudget;
     }
 
     void run(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         if (x.rows() == 1) {
             matrixVector(x, weight, bias, out);
-        } else if (x.rows() >= PANEL_MIN_TOKENS && weight.dtype() == DType.F32
-                && WeightPanels.fits(weight.rows(), weight.cols(), loops.panels().width())) {
-            panelProduct(x, weight, bias, out);
+            return;
+        }
+        WeightPanels panels = x.rows() >= PANEL_MIN_TOKENS && weight.dtype() == DType.F32 ? panels(weight) : null;
+        if (panels != null) {
+            panelProduct(x, panels, bias, out);
         } else {
             matrixMatrix(x, weight, bias, out);
         }
+    }
+
+    /**
+     * The weight's panels, packed on first use if they fit one array and the budget (an F32
+     * model far larger than bge-small, e.g. an LLM stored in F32, would otherwise double its
+     * footprint on the heap); null if not.
+     */
+    private WeightPanels panels(CpuTensor weight) {
+        int width = loops.panels().width();
+        return weight.panels(() -> {
+            long bytes = WeightPanels.bytes(weight.rows(), weight.cols(), width);
+            if (bytes > WeightPanels.MAX_BYTES || panelBytes.addAndGet(bytes) > panelBudget) {
+                if (bytes <= WeightPanels.MAX_BYTES) {
+                    panelBytes.addAndGet(-bytes);
+                }
+                return null;
+            }
+            return WeightPanels.pack(weight, width, loops.weights(weight.dtype()), pool);
+        });
     }
 
     /**
@@ -76,13 +108,12 @@ final class LinearKernel {
      * bytes, which stays in L2 while the block's tokens pass over it six at a time (each group of
      * six token rows stays in L1 across the run).
      */
-    private void panelProduct(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
+    private void panelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out) {
         PanelLoops tile = loops.panels();
         int width = tile.width();
-        WeightPanels panels = weight.panels(width, () -> WeightPanels.pack(weight, width, loops.weights(weight.dtype()), pool));
         int tokens = x.rows();
-        int depth = weight.cols();
-        int outFeatures = weight.rows();
+        int depth = panels.depth();
+        int outFeatures = panels.columns();
         int panelCount = panels.count();
         int rowBlocks = (tokens + ROW_BLOCK - 1) / ROW_BLOCK;
         long panelBytes = (long) width * depth * Float.BYTES;

@@ -8,9 +8,12 @@ package dev.jvllm.cpu;
  */
 record WeightPanels(float[] values, int width, int depth, int columns) {
 
-    /** Whether the panels of a {@code rows × cols} weight fit one Java array. */
-    static boolean fits(int rows, int cols, int width) {
-        return (long) panelCount(rows, width) * width * cols <= Integer.MAX_VALUE - 8;
+    /** The most bytes of panels one Java array holds. */
+    static final long MAX_BYTES = (Integer.MAX_VALUE - 8L) * Float.BYTES;
+
+    /** Bytes of the panels of a {@code rows × cols} weight. */
+    static long bytes(int rows, int cols, int width) {
+        return (long) panelCount(rows, width) * width * cols * Float.BYTES;
     }
 
     /** Packs {@code weight}, its panels split over the workers. */
