@@ -80,10 +80,8 @@ final class EncoderAttentionKernel {
                         null, 0, context, p * width, contextStride);
             }
             for (int r = 0; r < rows; r++) {
-                int at = out.arrayIndex(t + r) + head * headDim;
-                for (int d = 0; d < headDim; d++) {
-                    out.floats()[at + d] = context[r * contextStride + d] * inverseSums[r];
-                }
+                loops.storeScaled(context, r * contextStride, inverseSums[r], out.floats(),
+                        out.arrayIndex(t + r) + head * headDim, headDim);
             }
         }
     }

@@ -61,8 +61,8 @@ interface InnerLoops {
     /** {@code a[i] = e^(a[i] - shift)} in place for {@code index <= i < index + n}; returns {@code Σ a[i]}. */
     float expShiftedAndSum(float[] a, int index, int n, float shift);
 
-    /** {@code out[outIndex + i] = y[i] · scale} for {@code i < n}. */
-    void storeScaled(float[] y, float scale, float[] out, int outIndex, int n);
+    /** {@code out[outIndex + i] = y[yIndex + i] · scale} for {@code i < n}. */
+    void storeScaled(float[] y, int yIndex, float scale, float[] out, int outIndex, int n);
 
     /**
      * The loops to use here: the Vector API ones when the {@code jdk.incubator.vector} module is

@@ -181,7 +181,7 @@ final class PagedAttentionKernel {
                 long valueIndex = slotOf(blockTable, blockSize, firstKey + j) * reads.slotWidth() + reads.valueOffset();
                 loops.addScaled(scores[j], reads.values(), valueIndex, weighted, dim);
             }
-            loops.storeScaled(weighted, 1f / sum, out.floats(), out.arrayIndex(t) + head * dim, dim);
+            loops.storeScaled(weighted, 0, 1f / sum, out.floats(), out.arrayIndex(t) + head * dim, dim);
         }
     }
 

@@ -125,9 +125,9 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public void storeScaled(float[] y, float scale, float[] out, int outIndex, int n) {
+    public void storeScaled(float[] y, int yIndex, float scale, float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
-            out[outIndex + i] = y[i] * scale;
+            out[outIndex + i] = y[yIndex + i] * scale;
         }
     }
 

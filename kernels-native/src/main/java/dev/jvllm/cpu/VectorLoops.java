@@ -201,13 +201,13 @@ final class VectorLoops implements InnerLoops {
     }
 
     @Override
-    public void storeScaled(float[] y, float scale, float[] out, int outIndex, int n) {
+    public void storeScaled(float[] y, int yIndex, float scale, float[] out, int outIndex, int n) {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            floats(y, i).mul(scale).intoArray(out, outIndex + i);
+            floats(y, yIndex + i).mul(scale).intoArray(out, outIndex + i);
         }
         for (; i < n; i++) {
-            out[outIndex + i] = y[i] * scale;
+            out[outIndex + i] = y[yIndex + i] * scale;
         }
     }
 }
