@@ -92,10 +92,11 @@ final class LinearKernel {
         int width = loops.panels().width();
         return weight.panels(() -> {
             long bytes = WeightPanels.bytes(weight.rows(), weight.cols(), width);
-            if (bytes > WeightPanels.MAX_BYTES || panelBytes.addAndGet(bytes) > panelBudget) {
-                if (bytes <= WeightPanels.MAX_BYTES) {
-                    panelBytes.addAndGet(-bytes);
-                }
+            if (bytes > WeightPanels.MAX_BYTES) {
+                return null;
+            }
+            if (panelBytes.addAndGet(bytes) > panelBudget) {
+                panelBytes.addAndGet(-bytes);
                 return null;
             }
             return WeightPanels.pack(weight, width, loops.weights(weight.dtype()), pool);
@@ -116,8 +117,8 @@ final class LinearKernel {
         int outFeatures = panels.columns();
         int panelCount = panels.count();
         int rowBlocks = (tokens + ROW_BLOCK - 1) / ROW_BLOCK;
-        long panelBytes = (long) width * depth * Float.BYTES;
-        int perBlock = (int) Math.clamp(PANEL_BLOCK_BYTES / panelBytes, 1, panelCount);
+        long bytesPerPanel = (long) width * depth * Float.BYTES;
+        int perBlock = (int) Math.clamp(PANEL_BLOCK_BYTES / bytesPerPanel, 1, panelCount);
         // Small products get shorter runs, so every worker has several blocks to balance with.
         while (perBlock > 1 && rowBlocks * ((panelCount + perBlock - 1) / perBlock) < 4 * pool.size()) {
             perBlock = (perBlock + 1) / 2;

@@ -9,7 +9,7 @@ package dev.jvllm.cpu;
  * contiguous floats: the outer-product form, where every loaded panel vector serves
  * {@link #ROWS} rows of x (broadcast one element at a time) and no horizontal sums are needed.
  * The sums of a {@code ROWS × width} tile stay in registers across the whole depth (BLIS,
- * Van Zee and van de Geijn 2015; the same shape as ONNX Runtime's MLAS kernels).
+ * Van Zee and van de Geijn 2015).
  */
 interface PanelLoops {
 
