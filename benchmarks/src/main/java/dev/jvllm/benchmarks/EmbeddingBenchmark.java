@@ -65,6 +65,7 @@ public final class EmbeddingBenchmark {
                 }
             }
         }
+        report.put("load_average_at_end", loadAverage());
         Files.createDirectories(out.toAbsolutePath().getParent());
         Files.writeString(out, report.toPrettyString() + "\n");
         System.out.println("wrote " + out);

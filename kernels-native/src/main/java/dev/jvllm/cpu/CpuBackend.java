@@ -257,7 +257,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void activation(Activation fn, Tensor x, Tensor out) {
-        unary("activation", x, out, (input, output, first, end) -> PointwiseKernels.activation(fn, input, output, first, end));
+        unary("activation", x, out, (input, output, first, end) -> loops.activation(fn, input.floats(),
+                input.offset() + first, output.floats(), output.offset() + first, end - first));
     }
 
     @Override

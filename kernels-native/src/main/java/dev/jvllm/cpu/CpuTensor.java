@@ -4,6 +4,7 @@ import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 
 import java.lang.foreign.MemorySegment;
+import java.util.function.Supplier;
 
 /**
  * A CPU tensor: a row-major {@code rows × cols} matrix held in one of two ways.
@@ -26,6 +27,8 @@ final class CpuTensor implements Tensor {
     private final float[] floats;
     private final int offset;
     private final MemorySegment segment;
+    /** This weight rearranged for the matrix-matrix kernel ({@link WeightPanels}), made on first use. */
+    private volatile WeightPanels panels;
 
     private CpuTensor(DType dtype, int rows, int cols, String name, float[] floats, int offset, MemorySegment segment) {
         if (rows < 0 || cols < 0) {
@@ -101,6 +104,24 @@ final class CpuTensor implements Tensor {
             return segment;
         }
         return MemorySegment.ofArray(floats).asSlice((long) offset * Float.BYTES, elementCount() * Float.BYTES);
+    }
+
+    /**
+     * This weight's panels, packed by {@code pack} on the first call that gets some (it may
+     * decline with null) and kept for the tensor's lifetime; views made by {@link #rows} have their own.
+     */
+    WeightPanels panels(Supplier<WeightPanels> pack) {
+        WeightPanels made = panels;
+        if (made == null) {
+            synchronized (this) {
+                made = panels;
+                if (made == null) {
+                    made = pack.get();
+                    panels = made;
+                }
+            }
+        }
+        return made;
     }
 
     /** Element index of the first element of row {@code row} (relative to the storage start). */

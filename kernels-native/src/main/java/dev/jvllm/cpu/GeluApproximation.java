@@ -8,17 +8,26 @@ package dev.jvllm.cpu;
  */
 final class GeluApproximation {
 
+    static final float INVERSE_SQRT2 = 0.70710678f;
+    /** erf(x) ≈ 1 - (A1 t + A2 t² + A3 t³ + A4 t⁴ + A5 t⁵) e^(-x²) with t = 1 / (1 + P x), x ≥ 0. */
+    static final float P = 0.3275911f;
+    static final float A1 = 0.254829592f;
+    static final float A2 = -0.284496736f;
+    static final float A3 = 1.421413741f;
+    static final float A4 = -1.453152027f;
+    static final float A5 = 1.061405429f;
+
     private GeluApproximation() {
     }
 
     static float gelu(float x) {
-        return 0.5f * x * (1f + erf(x * 0.70710678f));
+        return 0.5f * x * (1f + erf(x * INVERSE_SQRT2));
     }
 
     static float erf(float x) {
         float a = Math.abs(x);
-        float t = 1f / (1f + 0.3275911f * a);
-        float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+        float t = 1f / (1f + P * a);
+        float poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
         float y = 1f - poly * (float) Math.exp(-a * a);
         return Math.copySign(y, x);
     }

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,17 +27,14 @@ interface InnerLoops {
     /** The loops that read weights of {@code type} (F32, BF16 or F16). */
     WeightLoops weights(DType type);
 
+    /** The register-tiled microkernel of matrix-matrix products against packed panels. */
+    PanelLoops panels();
+
     /** {@code Σ k[kIndex + i] · q[qIndex + i]}: a query against a cached key. */
     float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n);
 
     /** {@code y[i] += alpha · v[vIndex + i]} for {@code i < n}: a weighted cached value. */
     void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n);
-
-    /** {@code Σ a[aIndex + i] · b[bIndex + i]}: a query against a key of the same step (encoder attention). */
-    float dot(float[] a, int aIndex, float[] b, int bIndex, int n);
-
-    /** {@code y[i] += alpha · x[xIndex + i]} for {@code i < n}: a weighted value of the same step. */
-    void addScaled(float alpha, float[] x, int xIndex, float[] y, int n);
 
     /** {@code Σ x[i]} over the n elements at {@code index}. */
     float sum(float[] x, int index, int n);
@@ -54,14 +52,17 @@ interface InnerLoops {
     /** {@code out[i] = silu(gate[i]) · up[i]} with {@code silu(g) = g / (1 + e^-g)}. */
     void siluMul(float[] gate, int gateIndex, float[] up, int upIndex, float[] out, int outIndex, int n);
 
-    /** {@code max(a[0..n))}. */
-    float max(float[] a, int n);
+    /** {@code out[outIndex + i] = fn(x[xIndex + i])} for {@code i < n}. */
+    void activation(Activation fn, float[] x, int xIndex, float[] out, int outIndex, int n);
 
-    /** {@code a[i] = e^(a[i] - shift)} in place for {@code i < n}; returns {@code Σ a[i]}. */
-    float expShiftedAndSum(float[] a, int n, float shift);
+    /** {@code max(a[index..index + n))}. */
+    float max(float[] a, int index, int n);
 
-    /** {@code out[outIndex + i] = y[i] · scale} for {@code i < n}. */
-    void storeScaled(float[] y, float scale, float[] out, int outIndex, int n);
+    /** {@code a[i] = e^(a[i] - shift)} in place for {@code index <= i < index + n}; returns {@code Σ a[i]}. */
+    float expShiftedAndSum(float[] a, int index, int n, float shift);
+
+    /** {@code out[outIndex + i] = y[yIndex + i] · scale} for {@code i < n}. */
+    void storeScaled(float[] y, int yIndex, float scale, float[] out, int outIndex, int n);
 
     /**
      * The loops to use here: the Vector API ones when the {@code jdk.incubator.vector} module is

@@ -173,15 +173,15 @@ final class PagedAttentionKernel {
                 }
                 scores[j] = score + slope * (keyPosition - position);
             }
-            float max = loops.max(scores, count);
-            float sum = loops.expShiftedAndSum(scores, count, max);
+            float max = loops.max(scores, 0, count);
+            float sum = loops.expShiftedAndSum(scores, 0, count, max);
             float[] weighted = scratch.accumulator(dim);
             Arrays.fill(weighted, 0, dim, 0f);
             for (int j = 0; j < count; j++) {
                 long valueIndex = slotOf(blockTable, blockSize, firstKey + j) * reads.slotWidth() + reads.valueOffset();
                 loops.addScaled(scores[j], reads.values(), valueIndex, weighted, dim);
             }
-            loops.storeScaled(weighted, 1f / sum, out.floats(), out.arrayIndex(t) + head * dim, dim);
+            loops.storeScaled(weighted, 0, 1f / sum, out.floats(), out.arrayIndex(t) + head * dim, dim);
         }
     }
 

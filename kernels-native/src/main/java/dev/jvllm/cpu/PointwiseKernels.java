@@ -9,7 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The less frequent elementwise kernels (activations other than SiLU×up, scaling, soft-capping)
+ * The less frequent elementwise kernels (gated activations other than SiLU×up, scaling, soft-capping)
  * and the transposed-weight copy: scalar loops over float32 activations, parallelized by the caller.
  */
 final class PointwiseKernels {
@@ -27,13 +27,6 @@ final class PointwiseKernels {
             case QUICK_GELU -> x / (1f + (float) Math.exp(-1.702 * x));
             case RELU -> Math.max(x, 0f);
         };
-    }
-
-    static void activation(Activation fn, CpuTensor x, CpuTensor out, int first, int end) {
-        float[] in = x.floats(), o = out.floats();
-        for (int i = first, xi = x.offset() + first, oi = out.offset() + first; i < end; i++) {
-            o[oi++] = apply(fn, in[xi++]);
-        }
     }
 
     static void gated(Activation fn, CpuTensor gate, CpuTensor up, CpuTensor out, int first, int end) {

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 
 import java.lang.foreign.MemorySegment;
@@ -16,6 +17,7 @@ final class ScalarLoops implements InnerLoops {
     private final WeightLoops f32 = new ScalarWeightLoops(DType.F32);
     private final WeightLoops bf16 = new ScalarWeightLoops(DType.BF16);
     private final WeightLoops f16 = new ScalarWeightLoops(DType.F16);
+    private final PanelLoops panels = new ScalarPanelLoops();
 
     ScalarLoops(String reason) {
         this.reason = reason;
@@ -24,6 +26,11 @@ final class ScalarLoops implements InnerLoops {
     @Override
     public String description() {
         return "scalar loops (" + reason + ")";
+    }
+
+    @Override
+    public PanelLoops panels() {
+        return panels;
     }
 
     @Override
@@ -45,22 +52,6 @@ final class ScalarLoops implements InnerLoops {
     public void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n) {
         for (int i = 0; i < n; i++) {
             y[i] += alpha * getFloat(v, vIndex + i);
-        }
-    }
-
-    @Override
-    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
-        float sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += a[aIndex + i] * b[bIndex + i];
-        }
-        return sum;
-    }
-
-    @Override
-    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
-        for (int i = 0; i < n; i++) {
-            y[i] += alpha * x[xIndex + i];
         }
     }
 
@@ -108,18 +99,25 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public float max(float[] a, int n) {
-        float max = Float.NEGATIVE_INFINITY;
+    public void activation(Activation fn, float[] x, int xIndex, float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
+            out[outIndex + i] = PointwiseKernels.apply(fn, x[xIndex + i]);
+        }
+    }
+
+    @Override
+    public float max(float[] a, int index, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = index; i < index + n; i++) {
             max = Math.max(max, a[i]);
         }
         return max;
     }
 
     @Override
-    public float expShiftedAndSum(float[] a, int n, float shift) {
+    public float expShiftedAndSum(float[] a, int index, int n, float shift) {
         float sum = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = index; i < index + n; i++) {
             a[i] = (float) Math.exp(a[i] - shift);
             sum += a[i];
         }
@@ -127,9 +125,9 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public void storeScaled(float[] y, float scale, float[] out, int outIndex, int n) {
+    public void storeScaled(float[] y, int yIndex, float scale, float[] out, int outIndex, int n) {
         for (int i = 0; i < n; i++) {
-            out[outIndex + i] = y[i] * scale;
+            out[outIndex + i] = y[yIndex + i] * scale;
         }
     }
 

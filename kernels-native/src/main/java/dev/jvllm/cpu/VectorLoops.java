@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -21,10 +22,16 @@ final class VectorLoops implements InnerLoops {
     private final VectorF32Weights f32 = new VectorF32Weights();
     private final VectorBf16Weights bf16 = new VectorBf16Weights();
     private final VectorF16Weights f16 = new VectorF16Weights();
+    private final PanelLoops panels = new VectorPanelLoops();
 
     @Override
     public String description() {
         return VectorShapes.describe();
+    }
+
+    @Override
+    public PanelLoops panels() {
+        return panels;
     }
 
     @Override
@@ -52,36 +59,6 @@ final class VectorLoops implements InnerLoops {
         }
         for (; i < n; i++) {
             y[i] += alpha * Elements.getFloat(v, vIndex + i);
-        }
-    }
-
-    @Override
-    public float dot(float[] a, int aIndex, float[] b, int bIndex, int n) {
-        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;
-        int i = 0;
-        for (; i <= n - 2 * LANES; i += 2 * LANES) {
-            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
-            s1 = floats(a, aIndex + i + LANES).fma(floats(b, bIndex + i + LANES), s1);
-        }
-        for (; i <= n - LANES; i += LANES) {
-            s0 = floats(a, aIndex + i).fma(floats(b, bIndex + i), s0);
-        }
-        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            sum += a[aIndex + i] * b[bIndex + i];
-        }
-        return sum;
-    }
-
-    @Override
-    public void addScaled(float alpha, float[] x, int xIndex, float[] y, int n) {
-        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
-        int i = 0;
-        for (; i <= n - LANES; i += LANES) {
-            floats(x, xIndex + i).fma(a, floats(y, i)).intoArray(y, i);
-        }
-        for (; i < n; i++) {
-            y[i] += alpha * x[xIndex + i];
         }
     }
 
@@ -167,45 +144,70 @@ final class VectorLoops implements InnerLoops {
         }
     }
 
+    /** GELU (BERT's activation) on vectors; the others, rarer, element by element. */
     @Override
-    public float max(float[] a, int n) {
+    public void activation(Activation fn, float[] x, int xIndex, float[] out, int outIndex, int n) {
+        int i = 0;
+        if (fn == Activation.GELU) {
+            for (; i <= n - LANES; i += LANES) {
+                FloatVector v = floats(x, xIndex + i);
+                v.mul(0.5f).mul(erf(v.mul(GeluApproximation.INVERSE_SQRT2)).add(1f)).intoArray(out, outIndex + i);
+            }
+        }
+        for (; i < n; i++) {
+            out[outIndex + i] = PointwiseKernels.apply(fn, x[xIndex + i]);
+        }
+    }
+
+    /** {@link GeluApproximation#erf} lane by lane. */
+    private static FloatVector erf(FloatVector x) {
+        FloatVector a = x.abs();
+        FloatVector t = FloatVector.broadcast(FLOATS, 1f).div(a.fma(GeluApproximation.P, 1f));
+        FloatVector poly = t.fma(GeluApproximation.A5, GeluApproximation.A4).mul(t).add(GeluApproximation.A3)
+                .mul(t).add(GeluApproximation.A2).mul(t).add(GeluApproximation.A1).mul(t);
+        FloatVector y = poly.mul(a.mul(a).neg().lanewise(VectorOperators.EXP)).neg().add(1f);
+        return y.neg().blend(y, x.compare(VectorOperators.GE, 0f));
+    }
+
+    @Override
+    public float max(float[] a, int index, int n) {
         FloatVector m = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            m = m.max(floats(a, i));
+            m = m.max(floats(a, index + i));
         }
         float max = m.reduceLanes(VectorOperators.MAX);
         for (; i < n; i++) {
-            max = Math.max(max, a[i]);
+            max = Math.max(max, a[index + i]);
         }
         return max;
     }
 
     @Override
-    public float expShiftedAndSum(float[] a, int n, float shift) {
+    public float expShiftedAndSum(float[] a, int index, int n, float shift) {
         FloatVector s = FloatVector.zero(FLOATS);
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            FloatVector e = floats(a, i).sub(shift).lanewise(VectorOperators.EXP);
-            e.intoArray(a, i);
+            FloatVector e = floats(a, index + i).sub(shift).lanewise(VectorOperators.EXP);
+            e.intoArray(a, index + i);
             s = s.add(e);
         }
         float sum = s.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            a[i] = (float) Math.exp(a[i] - shift);
-            sum += a[i];
+            a[index + i] = (float) Math.exp(a[index + i] - shift);
+            sum += a[index + i];
         }
         return sum;
     }
 
     @Override
-    public void storeScaled(float[] y, float scale, float[] out, int outIndex, int n) {
+    public void storeScaled(float[] y, int yIndex, float scale, float[] out, int outIndex, int n) {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
-            floats(y, i).mul(scale).intoArray(out, outIndex + i);
+            floats(y, yIndex + i).mul(scale).intoArray(out, outIndex + i);
         }
         for (; i < n; i++) {
-            out[outIndex + i] = y[i] * scale;
+            out[outIndex + i] = y[yIndex + i] * scale;
         }
     }
 }

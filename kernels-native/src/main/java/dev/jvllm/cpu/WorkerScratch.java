@@ -9,6 +9,9 @@ final class WorkerScratch {
     private float[] weights = new float[0];
     private float[] scores = new float[0];
     private float[] accumulator = new float[0];
+    private float[] keyPanels = new float[0];
+    private float[] valuePanels = new float[0];
+    private float[] tile = new float[0];
     /** Per-row or per-token dot products of one microkernel call. */
     final float[] dots = new float[16];
 
@@ -28,7 +31,31 @@ final class WorkerScratch {
         return scores;
     }
 
-    /** Attention output of one head, or a second widened vector. */
+    /** One head's keys packed for encoder attention. */
+    float[] keyPanels(int length) {
+        if (keyPanels.length < length) {
+            keyPanels = new float[length];
+        }
+        return keyPanels;
+    }
+
+    /** One head's values packed for encoder attention. */
+    float[] valuePanels(int length) {
+        if (valuePanels.length < length) {
+            valuePanels = new float[length];
+        }
+        return valuePanels;
+    }
+
+    /** A tile of panel products whose destination is narrower than the panel. */
+    float[] tile(int length) {
+        if (tile.length < length) {
+            tile = new float[length];
+        }
+        return tile;
+    }
+
+    /** Attention output of one head, a second widened vector, or per-row factors. */
     float[] accumulator(int length) {
         if (accumulator.length < length) {
             accumulator = new float[length];

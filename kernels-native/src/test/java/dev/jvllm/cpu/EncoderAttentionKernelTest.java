@@ -6,6 +6,8 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.Tensor;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.Random;
 
@@ -13,8 +15,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 class EncoderAttentionKernelTest {
-
-    private final Backend backend = new CpuBackendProvider().create(new BackendOptions(2));
 
     private static float[] random(int n, long seed) {
         Random r = new Random(seed);
@@ -76,41 +76,56 @@ class EncoderAttentionKernelTest {
         return out;
     }
 
-    private void check(AttentionParams params, int... lengths) {
+    private static void check(String path, AttentionParams params, int... lengths) {
         int total = 0;
         for (int l : lengths) total += l;
         int qWidth = params.numHeads() * params.headDim(), kvWidth = params.numKvHeads() * params.headDim();
         float[] q = random(total * qWidth, 1), k = random(total * kvWidth, 2), v = random(total * kvWidth, 3);
-        Tensor out = backend.allocate(total, qWidth);
-        backend.encoderAttention(backend.constant(q, total, qWidth), backend.constant(k, total, kvWidth),
-                backend.constant(v, total, kvWidth), batch(lengths), params, out);
-        float[] actual = backend.toFloatArray(out);
+        float[] actual;
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor out = backend.allocate(total, qWidth);
+            backend.encoderAttention(backend.constant(q, total, qWidth), backend.constant(k, total, kvWidth),
+                    backend.constant(v, total, kvWidth), batch(lengths), params, out);
+            actual = backend.toFloatArray(out);
+        }
         double[] expected = reference(q, k, v, lengths, params);
         for (int i = 0; i < expected.length; i++) {
             assertEquals(expected[i], actual[i], 1e-5 * (1 + Math.abs(expected[i])), "element " + i);
         }
     }
 
-    @Test
-    void everyTokenAttendsToEveryTokenOfItsOwnSequenceOnly() {
-        check(AttentionParams.causal(4, 4, 16), 1, 7, 33);
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void everyTokenAttendsToEveryTokenOfItsOwnSequenceOnly(String path) {
+        check(path, AttentionParams.causal(4, 4, 16), 1, 7, 33);
     }
 
-    @Test
-    void groupedQueryHeadsShareTheirKeyValueHead() {
-        check(AttentionParams.causal(8, 2, 12), 5, 20);
+    /** 70 and 131 keys fill several key panels and leave a partial one; 40 dimensions need two value panels. */
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void longSequencesAndWideHeadsSpanSeveralPanels(String path) {
+        check(path, AttentionParams.causal(3, 3, 40), 70, 2, 131);
     }
 
-    @Test
-    void softcappedScoresFollowTheReference() {
-        check(new AttentionParams(2, 2, 8, 0.9f, 0, 3f, null), 9, 4);
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void groupedQueryHeadsShareTheirKeyValueHead(String path) {
+        check(path, AttentionParams.causal(8, 2, 12), 5, 20);
+    }
+
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void softcappedScoresFollowTheReference(String path) {
+        check(path, new AttentionParams(2, 2, 8, 0.9f, 0, 3f, null), 9, 4);
     }
 
     @Test
     void mismatchedShapesAreRefusedNamingTheTensors() {
-        Tensor q = backend.allocate(3, 8);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.encoderAttention(
-                q, backend.allocate(3, 4), backend.allocate(3, 8), batch(3), AttentionParams.causal(2, 2, 4), backend.allocate(3, 8)));
-        assertEquals(true, e.getMessage().contains("encoderAttention"), e.getMessage());
+        try (Backend backend = new CpuBackendProvider().create(new BackendOptions(2))) {
+            Tensor q = backend.allocate(3, 8);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.encoderAttention(
+                    q, backend.allocate(3, 4), backend.allocate(3, 8), batch(3), AttentionParams.causal(2, 2, 4), backend.allocate(3, 8)));
+            assertEquals(true, e.getMessage().contains("encoderAttention"), e.getMessage());
+        }
     }
 }

@@ -42,6 +42,15 @@ public final class LinearBench {
         try (Arena arena = Arena.ofShared(); CpuBackend backend = new CpuBackend(threads, InnerLoops.select());
              WorkerPool readers = new WorkerPool(threads)) {
             System.out.printf("%s, %d threads%n", backend.kernelDescription(), backend.threads());
+            if (Boolean.getBoolean("encoderShapes")) {
+                // bge-small-en-v1.5 (hidden 384, intermediate 1536, F32) at 16, 256, 512 and 2048 tokens (the engine runs batches of up to 2048).
+                for (int tokens : new int[]{16, 256, 512, 2048}) {
+                    for (int[] shape : new int[][]{{384, 384}, {1536, 384}, {384, 1536}}) {
+                        batched(backend, arena, DType.F32, shape[0], shape[1], tokens);
+                    }
+                }
+                return;
+            }
             for (DType type : Boolean.getBoolean("batchedOnly") ? new DType[0] : types) {
                 for (int[] shape : new int[][]{{2048, 8192}, {8192, 2048}}) {
                     matrixVector(backend, readers, arena, type, shape[0], shape[1]);

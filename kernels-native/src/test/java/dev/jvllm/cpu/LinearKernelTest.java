@@ -18,10 +18,12 @@ class LinearKernelTest {
 
     static Stream<Arguments> cases() {
         // Odd widths leave vector tails; the widest takes the eight-row decode loop with 19 rows,
-        // not a multiple of eight; 1, 2, 5 and 9 tokens cover decode, a short token block and
-        // several blocks with a remainder.
-        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}};
-        int[] tokenCounts = {1, 2, 5, 9};
+        // not a multiple of eight; 1, 2 and 5 tokens cover decode, a short token block and
+        // several blocks with a remainder. From PANEL_MIN_TOKENS on, F32 weights take the packed
+        // panels: 9 tokens (one six-row tile and a short one), 103 (two row blocks, the second
+        // short); 133 outputs leave a partial last panel, 70 need several panels whatever the width.
+        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}, {29, 133}, {64, 70}};
+        int[] tokenCounts = {1, 2, 5, LinearKernel.PANEL_MIN_TOKENS, 9, LinearKernel.ROW_BLOCK + 7};
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {
             for (DType type : new DType[]{DType.F32, DType.BF16, DType.F16}) {
@@ -68,22 +70,36 @@ class LinearKernelTest {
         }
     }
 
-    @ParameterizedTest
-    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
-    void writesIntoRowViewsOfLargerTensors(String path) {
+    static Stream<Arguments> rowViewCases() {
+        // 3 rows take the in-place tiles, 11 rows of F32 the packed panels.
+        Stream.Builder<Arguments> cases = Stream.builder();
+        KernelPaths.paths().forEach(path -> {
+            for (DType type : new DType[]{DType.BF16, DType.F32}) {
+                for (int rows : new int[]{3, 11}) {
+                    cases.add(Arguments.of(path, type, rows));
+                }
+            }
+        });
+        return cases.build();
+    }
+
+    @ParameterizedTest(name = "{0} {1} rows={2}")
+    @MethodSource("rowViewCases")
+    void writesIntoRowViewsOfLargerTensors(String path, DType type, int rows) {
         SplittableRandom random = new SplittableRandom(5);
         int in = 41;
         int out = 23;
-        KernelPaths.TestWeight w = KernelPaths.weight("w", DType.BF16, gaussian(random, out * in), out, in);
-        float[] x = gaussian(random, 6 * in);
+        int total = rows + 3;
+        KernelPaths.TestWeight w = KernelPaths.weight("w", type, gaussian(random, out * in), out, in);
+        float[] x = gaussian(random, total * in);
         try (CpuBackend backend = KernelPaths.backend(path)) {
-            Tensor all = backend.allocate(6, out);
-            Tensor input = backend.constant(x, 6, in);
-            backend.linear(input.rows(2, 3), backend.weight(w.tensor()), null, all.rows(1, 3));
+            Tensor all = backend.allocate(total, out);
+            Tensor input = backend.constant(x, total, in);
+            backend.linear(input.rows(2, rows), backend.weight(w.tensor()), null, all.rows(1, rows));
             float[] result = backend.toFloatArray(all);
-            double[] expected = new double[6 * out];
-            double[] magnitude = new double[6 * out];
-            for (int t = 0; t < 3; t++) {
+            double[] expected = new double[total * out];
+            double[] magnitude = new double[total * out];
+            for (int t = 0; t < rows; t++) {
                 for (int o = 0; o < out; o++) {
                     for (int i = 0; i < in; i++) {
                         double term = w.values()[o * in + i] * x[(t + 2) * in + i];
@@ -92,7 +108,36 @@ class LinearKernelTest {
                     }
                 }
             }
-            assertClose(expected, result, magnitude, "linear into rows 1..3 of 6");
+            assertClose(expected, result, magnitude, "linear into rows 1.." + rows + " of " + total);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void weightsPastThePanelBudgetKeepTheInPlaceTiles(String path) {
+        SplittableRandom random = new SplittableRandom(7);
+        int in = 53;
+        int out = 45;
+        int tokens = 20;
+        KernelPaths.TestWeight w = KernelPaths.weight("w", DType.F32, gaussian(random, out * in), out, in);
+        KernelPaths.TestWeight b = KernelPaths.weight("b", DType.F32, gaussian(random, out), out);
+        float[] x = gaussian(random, tokens * in);
+        try (CpuBackend backend = KernelPaths.backend(path); WorkerPool pool = new WorkerPool(2)) {
+            InnerLoops loops = path.equals("vector") ? InnerLoops.Selection.loadVectorLoops() : new ScalarLoops("test");
+            CpuTensor weight = (CpuTensor) backend.weight(w.tensor());
+            CpuTensor bias = (CpuTensor) backend.weight(b.tensor());
+            CpuTensor input = (CpuTensor) backend.constant(x, tokens, in);
+            CpuTensor packed = (CpuTensor) backend.allocate(tokens, out);
+            CpuTensor inPlace = (CpuTensor) backend.allocate(tokens, out);
+            new LinearKernel(loops, pool).run(input, weight, bias, packed);
+            new LinearKernel(loops, pool, 0).run(input, (CpuTensor) backend.weight(w.tensor()), bias, inPlace);
+            float[] a = backend.toFloatArray(packed);
+            float[] c = backend.toFloatArray(inPlace);
+            double[] expected = new double[a.length];
+            for (int i = 0; i < a.length; i++) {
+                expected[i] = a[i];
+            }
+            assertClose(expected, c, "in-place tiles against packed panels");
         }
     }
 
