@@ -32,6 +32,15 @@ public interface Backend extends AutoCloseable {
     /** A weight given by value (computed tables such as rotary cos/sin), {@code rows × cols} float32. */
     Tensor constant(float[] values, int rows, int cols);
 
+    /**
+     * Float32 values used by this step only (routing weights, per-token scales): as
+     * {@link #constant}, but a device backend may keep them in memory that is cheap to allocate and
+     * free in stream order, where a constant is long-lived.
+     */
+    default Tensor stepValues(float[] values, int rows, int cols) {
+        return constant(values, rows, cols);
+    }
+
     /** Scratch activations, {@code rows × cols} of the activation type; contents undefined. */
     Tensor allocate(int rows, int cols);
 

@@ -230,6 +230,15 @@ public final class CudaBackend implements Backend {
         return upload(MemorySegment.ofArray(values), DType.F32, rows, cols, "constant", DeviceMemory.Kind.PERSISTENT);
     }
 
+    /** Stream-ordered, through the page-locked staging: no cuMemAlloc, and no cuMemFree (a device-wide sync) later. */
+    @Override
+    public Tensor stepValues(float[] values, int rows, int cols) {
+        if ((long) rows * cols != values.length) {
+            throw new IllegalArgumentException(values.length + " values do not fill " + rows + " × " + cols);
+        }
+        return upload(MemorySegment.ofArray(values), DType.F32, rows, cols, "step values", DeviceMemory.Kind.STREAM_ORDERED);
+    }
+
     @Override
     public Tensor allocate(int rows, int cols) {
         if (rows < 0 || cols < 0) {

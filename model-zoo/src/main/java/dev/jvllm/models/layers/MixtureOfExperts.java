@@ -134,7 +134,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
             Tensor result = scratch.get("moe.expert.out", n, hidden);
             backend.gatherRows(x, rowIndices, routed);
             experts.get(e).forward(backend, routed, scratch, result);
-            backend.scatterAddRows(result, rowIndices, backend.constant(weights, 1, n), out);
+            backend.scatterAddRows(result, rowIndices, backend.stepValues(weights, 1, n), out);
         }
     }
 
@@ -153,7 +153,7 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
         }
         int[] rows = new int[tokens];
         for (int t = 0; t < tokens; t++) rows[t] = t;
-        backend.scatterAddRows(shared, backend.indices(rows), backend.constant(scale, 1, tokens), out);
+        backend.scatterAddRows(shared, backend.indices(rows), backend.stepValues(scale, 1, tokens), out);
     }
 
     // ---- the families' blocks ---------------------------------------------------------------
