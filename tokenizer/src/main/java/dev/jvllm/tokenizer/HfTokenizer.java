@@ -1,6 +1,7 @@
 package dev.jvllm.tokenizer;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -52,6 +53,14 @@ public final class HfTokenizer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(HfTokenizer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * For tokenizer.json, whose vocabulary is 100k+ distinct object keys: Jackson's default keeps
+     * every key in its symbol table and interns it, which took most of the vocabulary's read time.
+     */
+    private static final ObjectMapper VOCABULARY_JSON = new ObjectMapper(JsonFactory.builder()
+            .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
+            .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
+            .build());
 
     private final HuggingFaceTokenizer nativeTokenizer;
     private final Path directory;
@@ -374,7 +383,7 @@ public final class HfTokenizer implements AutoCloseable {
         static Vocabulary read(Path file) {
             Map<String, Integer> ids = null;
             JsonNode addedTokens = null;
-            try (JsonParser p = JSON.createParser(file.toFile())) {
+            try (JsonParser p = VOCABULARY_JSON.createParser(file.toFile())) {
                 if (p.nextToken() != JsonToken.START_OBJECT) {
                     throw new TokenizerException("Expected a JSON object in " + file);
                 }
