@@ -31,6 +31,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import java.util.function.IntFunction;
 
 /**
@@ -90,42 +92,107 @@ public final class LLM implements AutoCloseable {
         }
         ModelArchitecture architecture = ModelRegistry.find(config);
         this.generationConfig = GenerationConfig.load(modelDirectory, config);
-        this.tokenizer = Files.isRegularFile(modelDirectory.resolve("tokenizer.json")) ? HfTokenizer.load(modelDirectory) : null;
-        if (tokenizer == null) log.info("{} has no tokenizer.json: prompts must be token ids", modelDirectory);
-        int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
-        this.checkpoint = Checkpoint.open(modelDirectory);
         this.task = b.task == Task.AUTO ? (architecture.generates() ? Task.GENERATE : Task.EMBED) : b.task;
+        int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
+        long tConfig = System.nanoTime();
+        // The tokenizer is most of a load from the page cache (its native build parses all of
+        // tokenizer.json), so it loads on its own thread while the weights are mapped and wrapped.
+        FutureTask<HfTokenizer> tokenizerLoad = null;
+        if (Files.isRegularFile(modelDirectory.resolve("tokenizer.json"))) {
+            Path directory = modelDirectory;
+            tokenizerLoad = new FutureTask<>(() -> HfTokenizer.load(directory));
+            Thread.ofPlatform().daemon().name("jvllm-tokenizer-load").start(tokenizerLoad);
+        } else {
+            log.info("{} has no tokenizer.json: prompts must be token ids", modelDirectory);
+        }
+        HfTokenizer loadedTokenizer = null;
+        Checkpoint opened = null;
         Backend chosen = null;
         CausalLM loaded = null;
         PoolingModel pooled = null;
+        long tCheckpoint = 0, tBackend = 0, tModel = 0, tTokenizer = 0;
         try {
+            opened = Checkpoint.open(modelDirectory);
+            // Map every weight page now, beside the tokenizer, rather than page by page in the first forward.
+            opened.loadIntoMemory();
+            tCheckpoint = System.nanoTime();
             chosen = Backends.create(engineConfig.device(),
                     new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));
+            tBackend = System.nanoTime();
+            ModelContext context = new ModelContext(config, opened, chosen, maxModelLen);
             if (task == Task.EMBED) {
-                pooled = architecture.loadPooling(new ModelContext(config, checkpoint, chosen, maxModelLen));
+                pooled = architecture.loadPooling(context);
+            } else {
+                loaded = architecture.load(context);
+            }
+            tModel = System.nanoTime();
+            loadedTokenizer = tokenizerLoad == null ? null : join(tokenizerLoad);
+            tTokenizer = System.nanoTime();
+            this.tokenizer = loadedTokenizer;
+            if (task == Task.EMBED) {
                 int maxInput = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : pooled.maxInputLength();
                 this.embedder = new EmbeddingEngine(pooled, chosen,
                         PoolingConfig.load(modelDirectory, config, pooled.defaultPooling()), maxInput, engineConfig);
                 this.engine = null;
             } else {
-                loaded = architecture.load(new ModelContext(config, checkpoint, chosen, maxModelLen));
                 this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer),
                         eosIds(), maxModelLen, engineConfig);
                 this.embedder = null;
             }
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (pooled != null) pooled.close();
             if (loaded != null) loaded.close();
             if (chosen != null) chosen.close();
-            checkpoint.close();
-            if (tokenizer != null) tokenizer.close();
+            if (opened != null) opened.close();
+            if (loadedTokenizer != null) {
+                loadedTokenizer.close();
+            } else if (tokenizerLoad != null) {
+                closeWhenLoaded(tokenizerLoad);
+            }
             throw e;
         }
+        this.checkpoint = opened;
         this.backend = chosen;
         this.model = loaded;
         this.poolingModel = pooled;
-        log.info("loaded {} ({}) on {} in {} ms", b.model, config.architectures(), backend.name(),
-                (System.nanoTime() - start) / 1_000_000);
+        long end = System.nanoTime();
+        log.info("loaded {} ({}) on {} in {} ms", b.model, config.architectures(), backend.name(), (end - start) / 1_000_000);
+        log.debug("load phases (ms): configs {}, checkpoint mapped and paged in {}, backend {}, model {}, "
+                        + "then waiting for the tokenizer {}, engine {}", ms(tConfig - start), ms(tCheckpoint - tConfig),
+                ms(tBackend - tCheckpoint), ms(tModel - tBackend), ms(tTokenizer - tModel), ms(end - tTokenizer));
+    }
+
+    /** The tokenizer loaded on its own thread; its failure is rethrown as it was thrown. */
+    private static HfTokenizer join(FutureTask<HfTokenizer> load) {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    return load.get();
+                } catch (InterruptedException e) {
+                    interrupted = true; // a half-loaded tokenizer's native memory must still be freed
+                }
+            }
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new JvllmException("cannot load the tokenizer: " + e.getCause(), e.getCause());
+        } finally {
+            if (interrupted) Thread.currentThread().interrupt();
+        }
+    }
+
+    /** After a failure elsewhere: closes the tokenizer once its load ends. */
+    private static void closeWhenLoaded(FutureTask<HfTokenizer> load) {
+        try {
+            join(load).close();
+        } catch (RuntimeException | Error ignored) {
+            // the tokenizer failed as well; the first failure is the one reported
+        }
+    }
+
+    private static long ms(long nanos) {
+        return nanos / 1_000_000;
     }
 
     /**

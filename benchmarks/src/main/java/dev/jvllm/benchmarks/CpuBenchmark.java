@@ -37,7 +37,8 @@ import java.util.stream.Stream;
 
 /**
  * Issue 10's CPU benchmark in one run: the machine's read bandwidth (so the decode floor, weight
- * bytes / bandwidth), then for each thread count jvllm's prefill and batch-1 decode of a
+ * bytes / bandwidth), then for each thread count, in a child JVM started with the benchmark's own
+ * JVM flags (a fresh process, as a user's), jvllm's prefill and batch-1 decode of a
  * {@code --input-len} prompt and {@code --output-len} greedy tokens (EOS ignored), aggregate decode
  * of {@code --concurrent} requests through the engine, the time from {@code new LLM} to the first
  * forward (first and second load in the process), and the resident set size during decode; then
@@ -69,6 +70,13 @@ public final class CpuBenchmark {
     public static void main(String[] args) throws Exception {
         if (args.length == 3 && args[0].equals("--bandwidth-child")) {
             System.out.println("BANDWIDTH " + readBandwidth(Integer.parseInt(args[1]), Integer.parseInt(args[2])));
+            System.exit(0);
+        }
+        if (args.length == 10 && args[0].equals("--jvllm-child")) {
+            Map<String, Object> r = jvllmRun(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]),
+                    Integer.parseInt(args[4]), Integer.parseInt(args[5]), Integer.parseInt(args[6]), Long.parseLong(args[7]),
+                    Long.parseLong(args[8]), Integer.parseInt(args[9]));
+            System.out.println("JVLLM_RESULT " + new ObjectMapper().writeValueAsString(r));
             System.exit(0);
         }
         String modelName = "random";
@@ -142,41 +150,12 @@ public final class CpuBenchmark {
         json.put("read_bandwidth", bandwidth);
         json.put("load_average_1m_after_bandwidth", loadAverage());
 
-        // 2. jvllm per thread count.
-        SamplingParams one = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(1).build();
+        // 2. jvllm per thread count, each in a child JVM with this JVM's flags: a fresh process, as a
+        // user's, so one thread count's heap and native memory never count against the next one's.
         List<Map<String, Object>> jvllm = new ArrayList<>();
-        boolean firstLoad = true;
         for (int threads : threadCounts) {
-            Map<String, Object> r = new LinkedHashMap<>();
-            r.put("threads", threads);
-            for (int load = 0; load < (firstLoad ? 2 : 1); load++) {
-                long t0 = System.nanoTime();
-                LLM llm = build(dir, threads, inputLen + Math.max(outputLen, concurrentOut), concurrent, kvBytes);
-                long t1 = System.nanoTime();
-                llm.generate(new int[]{128000, 9906}, one);
-                double s = (System.nanoTime() - t0) / 1e9;
-                if (!(firstLoad && load == 0)) {
-                    // Where the load time goes: the constructor (of which the tokenizer, timed alone) and the first forward.
-                    r.put("load_constructor_s", round((t1 - t0) / 1e9));
-                    r.put("load_first_forward_s", round(s - (t1 - t0) / 1e9));
-                    if (Files.exists(dir.resolve("tokenizer.json"))) {
-                        long k0 = System.nanoTime();
-                        dev.jvllm.tokenizer.HfTokenizer.load(dir).close();
-                        r.put("load_tokenizer_alone_s", round((System.nanoTime() - k0) / 1e9));
-                    }
-                }
-                r.put(firstLoad && load == 0 ? "load_to_first_forward_first_in_process_s" : "load_to_first_forward_warm_s", round(s));
-                if (firstLoad && load == 0) llm.close();
-                else {
-                    try {
-                        measure(llm, threads, inputLen, outputLen, concurrent, concurrentOut, weightBytes, kvBytes, bandwidth, r,
-                                bandwidthMib);
-                    } finally {
-                        llm.close();
-                    }
-                }
-            }
-            firstLoad = false;
+            Map<String, Object> r = jvllmInChild(dir, threads, inputLen, outputLen, concurrent, concurrentOut, kvBytes,
+                    weightBytes, bandwidthMib);
             r.put("load_average_1m", loadAverage());
             jvllm.add(r);
             System.out.println("jvllm " + r);
@@ -203,6 +182,83 @@ public final class CpuBenchmark {
         System.exit(0);
     }
 
+    /**
+     * In the child JVM: two loads (the first in the process, then a warm one, split into constructor
+     * and first forward), {@link #measure} on the second, then the tokenizer's load timed alone.
+     */
+    private static Map<String, Object> jvllmRun(Path dir, int threads, int inputLen, int outputLen, int concurrent,
+                                                int concurrentOut, long kvBytes, long weightBytes, int bandwidthMib)
+            throws Exception {
+        SamplingParams one = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(1).build();
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("threads", threads);
+        for (int load = 0; load < 2; load++) {
+            long t0 = System.nanoTime();
+            LLM llm = build(dir, threads, inputLen + Math.max(outputLen, concurrentOut), concurrent, kvBytes);
+            long t1 = System.nanoTime();
+            llm.generate(new int[]{128000, 9906}, one);
+            double s = (System.nanoTime() - t0) / 1e9;
+            if (load == 0) {
+                r.put("load_to_first_forward_first_in_process_s", round(s));
+                llm.close();
+                continue;
+            }
+            // Where the warm load's time goes: the constructor and the first forward.
+            r.put("load_constructor_s", round((t1 - t0) / 1e9));
+            r.put("load_first_forward_s", round(s - (t1 - t0) / 1e9));
+            r.put("load_to_first_forward_warm_s", round(s));
+            try {
+                measure(llm, threads, inputLen, outputLen, concurrent, concurrentOut, weightBytes, kvBytes, r, bandwidthMib);
+            } finally {
+                llm.close();
+            }
+        }
+        // Last: a second tokenizer's native memory, freed but kept by the C allocator, would count in the RSS above.
+        if (Files.exists(dir.resolve("tokenizer.json"))) {
+            long k0 = System.nanoTime();
+            dev.jvllm.tokenizer.HfTokenizer.load(dir).close();
+            r.put("load_tokenizer_alone_s", round((System.nanoTime() - k0) / 1e9));
+        }
+        return r;
+    }
+
+    /** {@link #jvllmRun} in a child JVM started with this JVM's own flags; its result line parsed. */
+    private static Map<String, Object> jvllmInChild(Path dir, int threads, int inputLen, int outputLen, int concurrent,
+                                                    int concurrentOut, long kvBytes, long weightBytes, int bandwidthMib)
+            throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), CpuBenchmark.class.getName(), "--jvllm-child",
+                dir.toString(), String.valueOf(threads), String.valueOf(inputLen), String.valueOf(outputLen),
+                String.valueOf(concurrent), String.valueOf(concurrentOut), String.valueOf(kvBytes), String.valueOf(weightBytes),
+                String.valueOf(bandwidthMib)));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String result = null;
+        List<String> tail = new ArrayList<>();
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            for (String line; (line = in.readLine()) != null; ) {
+                if (line.startsWith("JVLLM_RESULT ")) {
+                    result = line.substring(13);
+                } else {
+                    System.out.println("  " + line);
+                    tail.add(line);
+                    if (tail.size() > 30) tail.remove(0);
+                }
+            }
+        }
+        int rc = p.waitFor();
+        if (result == null) {
+            throw new IllegalStateException("jvllm child JVM (" + threads + " threads) exited with " + rc + ":\n"
+                    + String.join("\n", tail));
+        }
+        @SuppressWarnings("unchecked") Map<String, Object> parsed = new ObjectMapper().readValue(result, LinkedHashMap.class);
+        Map<String, Object> r = new LinkedHashMap<>(parsed);
+        r.put("jvm_flags", ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+                .filter(a -> !a.startsWith("-Djvllm.command")).toList());
+        return r;
+    }
+
     private static LLM build(Path dir, int threads, int maxModelLen, int maxSeqs, long kvBytes) {
         return LLM.builder().model(dir.toString()).threads(threads).maxModelLen(maxModelLen).maxNumSeqs(Math.max(maxSeqs, 1))
                 .maxNumBatchedTokens(Math.max(2048, maxSeqs * maxModelLen)).kvCacheMemoryBytes(kvBytes).build();
@@ -210,8 +266,7 @@ public final class CpuBenchmark {
 
     /** Warm-up, batch-1 prefill and decode (with RSS mid-decode), then the concurrent aggregate. */
     private static void measure(LLM llm, int threads, int inputLen, int outputLen, int concurrent, int concurrentOut,
-                                long weightBytes, long kvBytes, Map<String, Object> bandwidth, Map<String, Object> r,
-                                int bandwidthMib) throws Exception {
+                                long weightBytes, long kvBytes, Map<String, Object> r, int bandwidthMib) throws Exception {
         int vocab = llm.modelConfig().vocabSize();
         LLMEngine engine = llm.engine();
         // JIT warm-up at the measured shapes: one prompt of inputLen, a few decode steps, a small batch.

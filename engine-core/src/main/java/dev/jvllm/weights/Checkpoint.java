@@ -1,5 +1,6 @@
 package dev.jvllm.weights;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Optional;
 import java.util.Set;
@@ -31,6 +32,20 @@ public interface Checkpoint extends AutoCloseable {
 
     /** The tensor, or a {@link WeightsException} naming it and the checkpoint. */
     WeightTensor get(String name);
+
+    /**
+     * Brings every tensor's pages into memory and into this process's page tables, reading them from
+     * disk where the page cache lacks them: a forward pass would otherwise fault them in one by one
+     * (on a 2.5 GB checkpoint already in the page cache that costs about 0.15 s of CPU).
+     */
+    default void loadIntoMemory() {
+        for (String name : names()) {
+            MemorySegment data = get(name).data();
+            if (data.isMapped()) {
+                data.load();
+            }
+        }
+    }
 
     @Override
     void close();

@@ -33,7 +33,7 @@ final class CpuKvCache implements KvCache {
         this.slotWidth = spec.slotWidth();
     }
 
-    /** Allocates (and zeroes) the pools, or explains why they cannot be had. */
+    /** Allocates the pools, zeroed, or explains why they cannot be had. */
     static CpuKvCache allocate(KvCacheSpec spec) {
         long poolBytes;
         long totalBytes;
@@ -55,11 +55,19 @@ final class CpuKvCache implements KvCache {
         }
         Arena arena = Arena.ofShared();
         try {
+            // One block for all pools, zeroed lazily: its pages cost memory only once a KV block is used.
+            long stride = (poolBytes + 63) & -64L;
+            MemorySegment all = ZeroedNativeMemory.allocate(stride * spec.poolsPerLayer() * spec.layers(), 64, arena);
             MemorySegment[] keys = new MemorySegment[spec.layers()];
             MemorySegment[] values = new MemorySegment[spec.layers()];
+            long offset = 0;
             for (int layer = 0; layer < spec.layers(); layer++) {
-                keys[layer] = arena.allocate(poolBytes, 64);
-                values[layer] = spec.poolsPerLayer() == 2 ? arena.allocate(poolBytes, 64) : null;
+                keys[layer] = all.asSlice(offset, poolBytes);
+                offset += stride;
+                if (spec.poolsPerLayer() == 2) {
+                    values[layer] = all.asSlice(offset, poolBytes);
+                    offset += stride;
+                }
             }
             return new CpuKvCache(spec, arena, keys, values);
         } catch (OutOfMemoryError | IllegalArgumentException e) {

@@ -1,8 +1,12 @@
 package dev.jvllm.tokenizer;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.MissingNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -14,6 +18,8 @@ import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,6 +53,14 @@ public final class HfTokenizer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(HfTokenizer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * For tokenizer.json, whose vocabulary is 100k+ distinct object keys: Jackson's default keeps
+     * every key in its symbol table and interns it, which took most of the vocabulary's read time.
+     */
+    private static final ObjectMapper VOCABULARY_JSON = new ObjectMapper(JsonFactory.builder()
+            .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
+            .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
+            .build());
 
     private final HuggingFaceTokenizer nativeTokenizer;
     private final Path directory;
@@ -101,8 +115,21 @@ public final class HfTokenizer implements AutoCloseable {
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new TokenizerException("No tokenizer file: " + tokenizerJson + " does not exist");
         }
-        JsonNode tokenizerTree = readJson(tokenizerJson);
-        Vocabulary vocabulary = Vocabulary.from(tokenizerTree, tokenizerJson);
+        // The native build (Rust tokenizers parsing the whole file, merges included) takes most of
+        // the load; the vocabulary and the config files are read meanwhile on this thread.
+        FutureTask<HuggingFaceTokenizer> nativeBuild = new FutureTask<>(() -> buildNative(tokenizerJson));
+        Thread.ofPlatform().daemon().name("jvllm-tokenizer-build").start(nativeBuild);
+        try {
+            return load(modelDirectory, tokenizerJson, configJson, nativeBuild);
+        } catch (RuntimeException | Error e) {
+            closeWhenBuilt(nativeBuild);
+            throw e;
+        }
+    }
+
+    private static HfTokenizer load(Path modelDirectory, Path tokenizerJson, Path configJson,
+                                    FutureTask<HuggingFaceTokenizer> nativeBuild) {
+        Vocabulary vocabulary = Vocabulary.read(tokenizerJson);
         JsonNode configTree = Files.isRegularFile(configJson) ? readJson(configJson) : null;
         SpecialTokensConfig config = SpecialTokensConfig.from(configTree, configJson);
         ChatTemplate template = null;
@@ -127,7 +154,7 @@ public final class HfTokenizer implements AutoCloseable {
                 log.warn("{}", templateError.getMessage());
             }
         }
-        HuggingFaceTokenizer nativeTokenizer = buildNative(tokenizerJson);
+        HuggingFaceTokenizer nativeTokenizer = join(nativeBuild);
         log.debug("Loaded tokenizer {} ({} tokens)", tokenizerJson, vocabulary.tokensById().length);
         return new HfTokenizer(nativeTokenizer, modelDirectory, vocabulary, config, template, templateError);
     }
@@ -144,6 +171,34 @@ public final class HfTokenizer implements AutoCloseable {
             return Files.readString(file);
         } catch (IOException e) {
             throw new TokenizerException(file + ": cannot be read: " + e.getMessage(), e);
+        }
+    }
+
+    private static HuggingFaceTokenizer join(FutureTask<HuggingFaceTokenizer> build) {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    return build.get();
+                } catch (InterruptedException e) {
+                    interrupted = true; // the build cannot be abandoned half-way: its native memory must be freed
+                }
+            }
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new TokenizerException("Cannot load tokenizer: " + e.getCause(), e.getCause());
+        } finally {
+            if (interrupted) Thread.currentThread().interrupt();
+        }
+    }
+
+    /** After a failure elsewhere: frees the native tokenizer once its build ends. */
+    private static void closeWhenBuilt(FutureTask<HuggingFaceTokenizer> build) {
+        try {
+            join(build).close();
+        } catch (RuntimeException | Error ignored) {
+            // the build failed as well; the first failure is the one reported
         }
     }
 
@@ -317,29 +372,83 @@ public final class HfTokenizer implements AutoCloseable {
         nativeTokenizer.close();
     }
 
-    /** Token strings and ids from {@code model.vocab} and {@code added_tokens} of tokenizer.json. */
+    /**
+     * Token strings and ids from {@code model.vocab} and {@code added_tokens} of tokenizer.json,
+     * read with the streaming parser: everything else is skipped unparsed, and reading stops once
+     * both are read, so the merges (hundreds of thousands of pairs, after the vocabulary in files
+     * that Hugging Face writes) are never tokenized.
+     */
     private record Vocabulary(Map<String, Integer> idsByToken, String[] tokensById, Set<Integer> specialIds) {
 
-        static Vocabulary from(JsonNode root, Path file) {
-            JsonNode model = root.path("model");
-            JsonNode vocab = model.path("vocab");
-            Map<String, Integer> ids = new HashMap<>();
-            if (vocab.isObject()) {
-                // BPE, WordPiece, WordLevel: {"token": id}
-                for (Map.Entry<String, JsonNode> e : vocab.properties()) {
-                    ids.put(e.getKey(), e.getValue().asInt());
+        static Vocabulary read(Path file) {
+            Map<String, Integer> ids = null;
+            JsonNode addedTokens = null;
+            try (JsonParser p = VOCABULARY_JSON.createParser(file.toFile())) {
+                if (p.nextToken() != JsonToken.START_OBJECT) {
+                    throw new TokenizerException("Expected a JSON object in " + file);
                 }
-            } else if (vocab.isArray()) {
-                // Unigram: [["token", score], ...], id = position
-                for (int i = 0; i < vocab.size(); i++) {
-                    ids.put(vocab.get(i).path(0).asText(), i);
+                while ((ids == null || addedTokens == null) && p.nextToken() == JsonToken.FIELD_NAME) {
+                    String field = p.currentName();
+                    p.nextToken();
+                    if (field.equals("model") && p.currentToken() == JsonToken.START_OBJECT) {
+                        ids = readModelVocab(p, addedTokens != null);
+                    } else if (field.equals("added_tokens")) {
+                        addedTokens = p.readValueAsTree();
+                    } else {
+                        p.skipChildren();
+                    }
                 }
-            } else {
+            } catch (IOException e) {
+                throw new TokenizerException("Malformed JSON in " + file + ": " + e.getMessage(), e);
+            }
+            if (ids == null) {
                 throw new TokenizerException("No model.vocab in " + file + " (is it a Hugging Face tokenizer.json?)");
             }
+            return from(ids, addedTokens == null ? MissingNode.getInstance() : addedTokens, file);
+        }
+
+        /**
+         * The vocabulary of the {@code model} object the parser is at; stops right after it when
+         * {@code last} (the parser is then left inside the object), else reads to the object's end.
+         * Null when the object has no vocabulary.
+         */
+        private static Map<String, Integer> readModelVocab(JsonParser p, boolean last) throws IOException {
+            Map<String, Integer> ids = null;
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                JsonToken value = p.nextToken();
+                if (!field.equals("vocab")) {
+                    p.skipChildren();
+                } else if (value == JsonToken.START_OBJECT) {
+                    // BPE, WordPiece, WordLevel: {"token": id}
+                    ids = new HashMap<>(1 << 18);
+                    while (p.nextToken() == JsonToken.FIELD_NAME) {
+                        String token = p.currentName();
+                        p.nextToken();
+                        ids.put(token, p.getValueAsInt());
+                        p.skipChildren();
+                    }
+                } else if (value == JsonToken.START_ARRAY) {
+                    // Unigram: [["token", score], ...], id = position
+                    ids = new HashMap<>(1 << 18);
+                    for (int i = 0; p.nextToken() != JsonToken.END_ARRAY; i++) {
+                        JsonNode entry = p.readValueAsTree();
+                        ids.put(entry.path(0).asText(), i);
+                    }
+                } else {
+                    p.skipChildren();
+                }
+                if (ids != null && last) {
+                    return ids;
+                }
+            }
+            return ids;
+        }
+
+        private static Vocabulary from(Map<String, Integer> ids, JsonNode addedTokens, Path file) {
             Set<Integer> special = new TreeSet<>();
             Map<Integer, String> addedById = new HashMap<>();
-            for (JsonNode added : root.path("added_tokens")) {
+            for (JsonNode added : addedTokens) {
                 int id = added.path("id").asInt(-1);
                 String content = added.path("content").asText(null);
                 if (id < 0 || content == null) {

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -137,6 +139,31 @@ class HfTokenizerTest {
         // 151,643 BPE entries + 26 added tokens, the last of which is </think>
         assertEquals(151669, qwen3.vocabSize());
         assertEquals("</think>", qwen3.tokenText(qwen3.vocabSize() - 1));
+    }
+
+    @Test
+    void vocabularyIsReadWhateverTheOrderOfKeys(@TempDir Path dir) throws IOException {
+        // Hugging Face writes added_tokens first and the merges after the vocabulary; a file written
+        // the other way round must give the same vocabulary.
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode original = (ObjectNode) json.readTree(ReferenceTokenizers.directory("qwen3").resolve("tokenizer.json").toFile());
+        ObjectNode model = (ObjectNode) original.get("model");
+        ObjectNode reorderedModel = json.createObjectNode();
+        reorderedModel.set("merges", model.get("merges"));
+        model.properties().forEach(e -> reorderedModel.set(e.getKey(), e.getValue()));
+        ObjectNode reordered = json.createObjectNode();
+        reordered.set("model", reorderedModel);
+        original.properties().forEach(e -> reordered.set(e.getKey(), e.getValue()));
+        reordered.set("added_tokens", reordered.remove("added_tokens"));
+        json.writeValue(dir.resolve("tokenizer.json").toFile(), reordered);
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            assertEquals(qwen3.vocabSize(), tokenizer.vocabSize());
+            for (int id = 0; id < qwen3.vocabSize(); id++) {
+                assertEquals(qwen3.tokenText(id), tokenizer.tokenText(id));
+            }
+            assertEquals(qwen3.specialTokenIds(), tokenizer.specialTokenIds());
+            assertEquals(qwen3.idOf("<|im_start|>"), tokenizer.idOf("<|im_start|>"));
+        }
     }
 
     @Test
