@@ -24,17 +24,13 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Random;
 
+import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -454,24 +450,6 @@ class CudaKernelsTest {
                 new int[0]);
     }
 
-    /** Sequences of {@code queryLengths} new tokens after {@code cached} tokens already in the cache. */
-    private static ForwardBatch batch(int[][] tables, int[] contexts, int[] cached, int[] queryLengths) {
-        int total = Arrays.stream(queryLengths).sum();
-        int[] ids = new int[total], positions = new int[total], slots = new int[total];
-        int[] starts = new int[queryLengths.length + 1];
-        int t = 0;
-        for (int s = 0; s < queryLengths.length; s++) {
-            starts[s] = t;
-            for (int i = 0; i < queryLengths[s]; i++, t++) {
-                int position = cached[s] + i;
-                positions[t] = position;
-                slots[t] = tables[s][position / 4] * 4 + position % 4;
-            }
-        }
-        starts[queryLengths.length] = total;
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, 4, new int[]{total - 1});
-    }
-
     @Test
     void argmaxRowsMatchesTheCpuSamplersRuleOnTiesNanAndMaskedRows() {
         int cols = 3001;
@@ -529,67 +507,21 @@ class CudaKernelsTest {
         assertClose(what, cpuThenGpu[0], cpuThenGpu[1]);
     }
 
-    private static void assertClose(String what, float[] expected, float[] actual) {
-        assertEquals(expected.length, actual.length, what + ": length");
-        double err = 0, norm = 0;
-        for (int i = 0; i < expected.length; i++) {
-            if (Float.isNaN(actual[i])) fail(what + ": NaN at " + i);
-            err += Math.pow(actual[i] - expected[i], 2);
-            norm += Math.pow(expected[i], 2);
-        }
-        double relative = Math.sqrt(err / Math.max(norm, 1e-30));
-        assertTrue(relative < TOLERANCE, what + ": relative error " + relative);
-    }
-
-    private static float[] random(int n, long seed) {
-        Random r = new Random(seed);
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian();
-        return v;
-    }
-
     private static float[] shift(float[] v, float by) {
         for (int i = 0; i < v.length; i++) v[i] += by;
         return v;
     }
 
-    private static float[] concat(float[] a, float[] b) {
-        float[] out = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, out, a.length, b.length);
-        return out;
+    /** Sequences over blocks of 4 tokens. */
+    private static ForwardBatch batch(int[][] tables, int[] contexts, int[] cached, int[] queryLengths) {
+        return CudaTestData.batch(tables, 4, contexts, cached, queryLengths);
     }
 
-    /** The values as {@code type} holds them (round to nearest even), widened back to float. */
-    private static float[] roundTo(DType type, float[] values) {
-        float[] out = new float[values.length];
-        for (int i = 0; i < values.length; i++) {
-            out[i] = switch (type) {
-                case F32 -> values[i];
-                case F16 -> Float.float16ToFloat(Float.floatToFloat16(values[i]));
-                case BF16 -> Float.intBitsToFloat(bf16Bits(values[i]) << 16);
-                default -> throw new IllegalArgumentException(type.toString());
-            };
-        }
-        return out;
+    private static void assertClose(String what, float[] expected, float[] actual) {
+        CudaTestData.assertClose(what, expected, actual, TOLERANCE);
     }
 
-    private static short bf16Bits(float value) {
-        int bits = Float.floatToRawIntBits(value);
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-    }
-
-    /** A checkpoint-like tensor of {@code type} in native memory, as a memory-mapped file would give. */
     private WeightTensor weight(String name, DType type, float[] values, int rows, int cols) {
-        MemorySegment data = arena.allocate((long) values.length * type.byteSize());
-        for (int i = 0; i < values.length; i++) {
-            switch (type) {
-                case F32 -> data.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, values[i]);
-                case F16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(values[i]));
-                case BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, bf16Bits(values[i]));
-                default -> throw new IllegalArgumentException(type.toString());
-            }
-        }
-        long[] shape = rows == 1 ? new long[]{cols} : new long[]{rows, cols};
-        return new WeightTensor(name, type, shape, data, Path.of("random.safetensors"));
+        return CudaTestData.weight(arena, name, type, values, rows, cols);
     }
 }
