@@ -86,7 +86,10 @@ public final class CudaKernelBenchmark {
     }
 
     private static void timed(CudaBackend gpu, String name, int tokens, long bytes, double bandwidth, Runnable work) {
-        double millis = time(gpu, work);
+        reportBandwidth(name, tokens, bytes, bandwidth, time(gpu, work));
+    }
+
+    private static void reportBandwidth(String name, int tokens, long bytes, double bandwidth, double millis) {
         double floorMillis = bytes / bandwidth * 1e3;
         emit(name, "tokens", tokens, "us", round(millis * 1e3), "gb_s", round(bytes / (millis / 1e3) / 1e9),
                 "floor_us", round(floorMillis * 1e3), "share_of_floor", round(floorMillis / millis),
@@ -95,66 +98,52 @@ public final class CudaKernelBenchmark {
 
     /** Decode attention of {@code sequences} tokens, each over {@code context} cached positions. */
     private static void attention(CudaBackend gpu, int sequences, int context, double bandwidth) {
-        int blockSize = 16;
-        int blocksPerSequence = (context + blockSize) / blockSize;
-        KvCacheSpec spec = new KvCacheSpec(1, sequences * blocksPerSequence, blockSize, KV_HEADS, HEAD_DIM);
-        try (KvCache cache = gpu.allocateKvCache(spec)) {
-            int[][] tables = new int[sequences][blocksPerSequence];
-            int[] positions = new int[sequences], slots = new int[sequences], starts = new int[sequences + 1];
-            int[] contexts = new int[sequences], ids = new int[sequences];
-            for (int s = 0; s < sequences; s++) {
-                for (int b = 0; b < blocksPerSequence; b++) tables[s][b] = s * blocksPerSequence + b;
-                positions[s] = context;
-                slots[s] = tables[s][context / blockSize] * blockSize + context % blockSize;
-                starts[s + 1] = s + 1;
-                contexts[s] = context + 1;
-            }
-            int[] logitRows = new int[sequences];
-            java.util.Arrays.setAll(logitRows, i -> i);
-            ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows);
-            AttentionParams params = new AttentionParams(HEADS, KV_HEADS, HEAD_DIM, (float) (1 / Math.sqrt(HEAD_DIM)),
-                    0, 0f, null);
-            Tensor q = gpu.allocate(sequences, HEADS * HEAD_DIM);
-            Tensor k = gpu.allocate(sequences, KV_HEADS * HEAD_DIM);
-            Tensor v = gpu.allocate(sequences, KV_HEADS * HEAD_DIM);
-            Tensor out = gpu.allocate(sequences, HEADS * HEAD_DIM);
-            long bytes = 2L * sequences * (context + 1) * KV_HEADS * HEAD_DIM * 2;
-            timed(gpu, "decode_attention", sequences, bytes, bandwidth,
-                    () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
-        }
+        double millis = attentionMillis(gpu, sequences, context, 1);
+        long bytes = 2L * sequences * (context + 1) * KV_HEADS * HEAD_DIM * 2;
+        reportBandwidth("decode_attention", sequences, bytes, bandwidth, millis);
     }
 
     /** Causal attention of {@code sequences} prompts of {@code length} tokens (the flash_prefill kernel). */
     private static void prefillAttention(CudaBackend gpu, int sequences, int length) {
+        double millis = attentionMillis(gpu, sequences, 0, length);
+        double flops = 4.0 * sequences * HEADS * HEAD_DIM * (length * (length + 1) / 2.0);
+        emit("prefill_attention", "sequences", sequences, "length", length, "us", round(millis * 1e3),
+                "tflops", round(flops / (millis / 1e3) / 1e12), "host_us", round(lastHostMicros));
+    }
+
+    /**
+     * Device milliseconds of one layer's attention for {@code sequences} sequences, each of
+     * {@code queryLength} new tokens after {@code cached} cached ones, in a run of blocks of its own.
+     */
+    private static double attentionMillis(CudaBackend gpu, int sequences, int cached, int queryLength) {
         int blockSize = 16;
-        int blocksPerSequence = (length + blockSize - 1) / blockSize;
+        int blocksPerSequence = (cached + queryLength + blockSize - 1) / blockSize;
+        int tokens = sequences * queryLength;
+        int[][] tables = new int[sequences][blocksPerSequence];
+        int[] positions = new int[tokens], slots = new int[tokens], starts = new int[sequences + 1];
+        int[] contexts = new int[sequences], logitRows = new int[sequences];
+        for (int s = 0; s < sequences; s++) {
+            for (int b = 0; b < blocksPerSequence; b++) tables[s][b] = s * blocksPerSequence + b;
+            for (int i = 0; i < queryLength; i++) {
+                int t = s * queryLength + i, position = cached + i;
+                positions[t] = position;
+                slots[t] = tables[s][position / blockSize] * blockSize + position % blockSize;
+            }
+            starts[s + 1] = (s + 1) * queryLength;
+            contexts[s] = cached + queryLength;
+            logitRows[s] = starts[s + 1] - 1;
+        }
+        ForwardBatch batch = new ForwardBatch(new int[tokens], positions, slots, starts, contexts, tables, blockSize,
+                logitRows);
+        AttentionParams params = new AttentionParams(HEADS, KV_HEADS, HEAD_DIM, (float) (1 / Math.sqrt(HEAD_DIM)),
+                0, 0f, null);
         KvCacheSpec spec = new KvCacheSpec(1, sequences * blocksPerSequence, blockSize, KV_HEADS, HEAD_DIM);
         try (KvCache cache = gpu.allocateKvCache(spec)) {
-            int tokens = sequences * length;
-            int[][] tables = new int[sequences][blocksPerSequence];
-            int[] positions = new int[tokens], slots = new int[tokens], starts = new int[sequences + 1];
-            int[] contexts = new int[sequences];
-            for (int s = 0; s < sequences; s++) {
-                for (int b = 0; b < blocksPerSequence; b++) tables[s][b] = s * blocksPerSequence + b;
-                for (int i = 0; i < length; i++) {
-                    positions[s * length + i] = i;
-                    slots[s * length + i] = tables[s][i / blockSize] * blockSize + i % blockSize;
-                }
-                starts[s + 1] = (s + 1) * length;
-                contexts[s] = length;
-            }
-            ForwardBatch batch = new ForwardBatch(new int[tokens], positions, slots, starts, contexts, tables, blockSize,
-                    new int[]{tokens - 1});
-            AttentionParams params = new AttentionParams(HEADS, KV_HEADS, HEAD_DIM, (float) (1 / Math.sqrt(HEAD_DIM)),
-                    0, 0f, null);
             Tensor q = gpu.allocate(tokens, HEADS * HEAD_DIM);
             Tensor k = gpu.allocate(tokens, KV_HEADS * HEAD_DIM);
             Tensor v = gpu.allocate(tokens, KV_HEADS * HEAD_DIM);
             Tensor out = gpu.allocate(tokens, HEADS * HEAD_DIM);
-            double flops = 4.0 * sequences * HEADS * HEAD_DIM * (length * (length + 1) / 2.0);
-            double millis = time(gpu, () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
-            emit("prefill_attention", "sequences", sequences, "length", length, "us", round(millis * 1e3),
-                    "tflops", round(flops / (millis / 1e3) / 1e12), "host_us", round(lastHostMicros));
+            return time(gpu, () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
         }
     }
 

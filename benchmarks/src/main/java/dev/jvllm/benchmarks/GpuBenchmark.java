@@ -54,10 +54,8 @@ public final class GpuBenchmark {
             switch (args[i]) {
                 case "--cache" -> cache = Path.of(args[++i]);
                 case "--shape" -> shape = shape.with(args[++i]);
-                case "--requests" -> requestCounts = java.util.Arrays.stream(args[++i].split(","))
-                        .map(String::trim).filter(v -> !v.isEmpty() && !v.equals("none")).map(Integer::valueOf).toList();
-                case "--decode-batches" -> decodeBatches = java.util.Arrays.stream(args[++i].split(","))
-                        .map(String::trim).filter(v -> !v.isEmpty() && !v.equals("none")).map(Integer::valueOf).toList();
+                case "--requests" -> requestCounts = counts(args[++i]);
+                case "--decode-batches" -> decodeBatches = counts(args[++i]);
                 case "--kv-cache-gib" -> kvCacheGib = Long.parseLong(args[++i]);
                 case "--max-num-seqs" -> maxNumSeqs = Integer.parseInt(args[++i]);
                 case "--max-num-batched-tokens" -> maxNumBatchedTokens = Integer.parseInt(args[++i]);
@@ -117,6 +115,12 @@ public final class GpuBenchmark {
                 emitHostShare("offline_throughput", before, llm.metrics());
             }
         }
+    }
+
+    /** A comma-separated list of counts ("256,1000"); "none" or "" for none. */
+    private static List<Integer> counts(String list) {
+        return java.util.Arrays.stream(list.split(",")).map(String::trim)
+                .filter(v -> !v.isEmpty() && !v.equals("none")).map(Integer::valueOf).toList();
     }
 
     /**
