@@ -224,19 +224,20 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor constant(float[] values, int rows, int cols) {
-        if ((long) rows * cols != values.length) {
-            throw new IllegalArgumentException(values.length + " values do not fill " + rows + " × " + cols);
-        }
-        return upload(MemorySegment.ofArray(values), DType.F32, rows, cols, "constant", DeviceMemory.Kind.PERSISTENT);
+        return uploadValues(values, rows, cols, "constant", DeviceMemory.Kind.PERSISTENT);
     }
 
     /** Stream-ordered, through the page-locked staging: no cuMemAlloc, and no cuMemFree (a device-wide sync) later. */
     @Override
     public Tensor stepValues(float[] values, int rows, int cols) {
+        return uploadValues(values, rows, cols, "step values", DeviceMemory.Kind.STREAM_ORDERED);
+    }
+
+    private CudaTensor uploadValues(float[] values, int rows, int cols, String name, DeviceMemory.Kind kind) {
         if ((long) rows * cols != values.length) {
             throw new IllegalArgumentException(values.length + " values do not fill " + rows + " × " + cols);
         }
-        return upload(MemorySegment.ofArray(values), DType.F32, rows, cols, "step values", DeviceMemory.Kind.STREAM_ORDERED);
+        return upload(MemorySegment.ofArray(values), DType.F32, rows, cols, name, kind);
     }
 
     @Override
@@ -521,26 +522,25 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void scale(Tensor x, float factor, Tensor out) {
-        CudaTensor input = cuda(x, "scale", "x");
-        CudaTensor output = cuda(out, "scale", "out");
-        checkElementwise("scale", input, input, output);
-        elementwise(Kernel.SCALE, output, input, factor, output, output.elementCount());
+        unaryWithParameter("scale", Kernel.SCALE, x, factor, out);
     }
 
     @Override
     public void clamp(Tensor x, float limit, Tensor out) {
-        CudaTensor input = cuda(x, "clamp", "x");
-        CudaTensor output = cuda(out, "clamp", "out");
-        checkElementwise("clamp", input, input, output);
-        elementwise(Kernel.CLAMP, output, input, limit, output, output.elementCount());
+        unaryWithParameter("clamp", Kernel.CLAMP, x, limit, out);
     }
 
     @Override
     public void softcap(Tensor x, float cap, Tensor out) {
-        CudaTensor input = cuda(x, "softcap", "x");
-        CudaTensor output = cuda(out, "softcap", "out");
-        checkElementwise("softcap", input, input, output);
-        elementwise(Kernel.SOFTCAP, output, input, cap, output, output.elementCount());
+        unaryWithParameter("softcap", Kernel.SOFTCAP, x, cap, out);
+    }
+
+    /** The kernels of the form {@code kernel(const act_t* x, float parameter, act_t* out, i64 n)}. */
+    private void unaryWithParameter(String name, Kernel kernel, Tensor x, float parameter, Tensor out) {
+        CudaTensor input = cuda(x, name, "x");
+        CudaTensor output = cuda(out, name, "out");
+        checkElementwise(name, input, input, output);
+        elementwise(kernel, output, input, parameter, output, output.elementCount());
     }
 
     private void elementwise(Kernel kernel, CudaTensor out, Object... arguments) {

@@ -28,7 +28,10 @@ final class KernelLauncher implements AutoCloseable {
     private final MemorySegment stream;
     private final Map<String, MemorySegment> modules = new HashMap<>();
     private final Map<Kernel, MemorySegment> functions = new EnumMap<>(Kernel.class);
-    /** Argument values and the pointers to them, reused by every launch (one thread launches at a time). */
+    /**
+     * Argument values, 8 bytes each, and the array of pointers to them that cuLaunchKernel reads:
+     * both reused by every launch (one thread launches at a time), the pointers set once.
+     */
     private final MemorySegment values = Arena.ofAuto().allocate(8L * MAX_ARGUMENTS, 8);
     private final MemorySegment pointers = Arena.ofAuto().allocate(ADDRESS, MAX_ARGUMENTS);
 
@@ -36,6 +39,7 @@ final class KernelLauncher implements AutoCloseable {
         this.driver = driver;
         this.compiler = compiler;
         this.activationType = activationType;
+        for (int i = 0; i < MAX_ARGUMENTS; i++) pointers.setAtIndex(ADDRESS, i, values.asSlice(8L * i, 8));
         this.stream = stream;
     }
 
@@ -57,18 +61,17 @@ final class KernelLauncher implements AutoCloseable {
             throw new IllegalArgumentException(kernel + ": " + arguments.length + " arguments, at most " + MAX_ARGUMENTS);
         }
         for (int i = 0; i < arguments.length; i++) {
-            MemorySegment value = values.asSlice(8L * i, 8);
+            long at = 8L * i;
             switch (arguments[i]) {
-                case null -> value.set(JAVA_LONG, 0, 0L);
-                case Integer v -> value.set(JAVA_INT, 0, v);
-                case Long v -> value.set(JAVA_LONG, 0, v);
-                case Float v -> value.set(JAVA_FLOAT, 0, v);
-                case CudaTensor t -> value.set(JAVA_LONG, 0, t.address());
-                case DeviceBuffer b -> value.set(JAVA_LONG, 0, b.address());
+                case null -> values.set(JAVA_LONG, at, 0L);
+                case Integer v -> values.set(JAVA_INT, at, v);
+                case Long v -> values.set(JAVA_LONG, at, v);
+                case Float v -> values.set(JAVA_FLOAT, at, v);
+                case CudaTensor t -> values.set(JAVA_LONG, at, t.address());
+                case DeviceBuffer b -> values.set(JAVA_LONG, at, b.address());
                 default -> throw new IllegalArgumentException(kernel + ": argument " + i + " of type "
                         + arguments[i].getClass().getSimpleName() + " cannot be passed to a kernel");
             }
-            pointers.setAtIndex(ADDRESS, i, value);
         }
         driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
     }
