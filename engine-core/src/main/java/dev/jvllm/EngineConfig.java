@@ -15,16 +15,24 @@ package dev.jvllm;
  * @param device               "auto", "cpu" or "cuda"
  * @param threads              CPU kernel threads, 0 = all processors
  * @param gpuMemoryUtilization share of a GPU's memory the engine may use (weights, activations and KV cache)
+ * @param enforceEager         never record forward passes as CUDA graphs: every kernel is launched one by one
  */
 public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
                            int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,
-                           int threads, double gpuMemoryUtilization) {
+                           int threads, double gpuMemoryUtilization, boolean enforceEager) {
 
     /** The KV cache on the CPU backend when kvCacheMemoryBytes is 0 (automatic). */
     public static final long DEFAULT_CPU_KV_CACHE_BYTES = 1L << 30;
 
     public static EngineConfig defaults() {
-        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9);
+        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false);
+    }
+
+    /** The settings with CUDA graphs allowed, as before {@code enforceEager} existed. */
+    public EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                        boolean enablePrefixCaching, Long seed, String device, int threads, double gpuMemoryUtilization) {
+        this(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens, enablePrefixCaching, seed,
+                device, threads, gpuMemoryUtilization, false);
     }
 
     /** The settings without the GPU share (0.9), as before it existed. */

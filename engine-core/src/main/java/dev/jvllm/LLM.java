@@ -413,6 +413,7 @@ public final class LLM implements AutoCloseable {
         private String device = DEFAULTS.device();
         private int threads = DEFAULTS.threads();
         private double gpuMemoryUtilization = DEFAULTS.gpuMemoryUtilization();
+        private boolean enforceEager = DEFAULTS.enforceEager();
         private Task task = Task.AUTO;
         private String dtype = "auto";
 
@@ -491,6 +492,17 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Launch every kernel of every step one by one, as vLLM's {@code enforce_eager} (default
+         * off): otherwise, on a GPU, decode steps are padded to a few batch sizes and each size's
+         * forward pass is recorded once as a CUDA graph and replayed, which saves the host most of
+         * the cost of launching hundreds of kernels per step.
+         */
+        public Builder enforceEager(boolean enforceEager) {
+            this.enforceEager = enforceEager;
+            return this;
+        }
+
         /** CPU threads for kernels (default 0: all processors). */
         public Builder threads(int threads) {
             this.threads = threads;
@@ -539,7 +551,7 @@ public final class LLM implements AutoCloseable {
 
         EngineConfig engineConfig() {
             return new EngineConfig(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens,
-                    enablePrefixCaching, seed, device, threads, gpuMemoryUtilization);
+                    enablePrefixCaching, seed, device, threads, gpuMemoryUtilization, enforceEager);
         }
     }
 

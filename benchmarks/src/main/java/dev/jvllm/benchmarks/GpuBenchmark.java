@@ -50,6 +50,7 @@ public final class GpuBenchmark {
         int maxNumSeqs = 256;
         int maxNumBatchedTokens = 8192;
         List<Integer> decodeBatches = List.of(64, 256);
+        boolean enforceEager = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--cache" -> cache = Path.of(args[++i]);
@@ -59,6 +60,7 @@ public final class GpuBenchmark {
                 case "--kv-cache-gib" -> kvCacheGib = Long.parseLong(args[++i]);
                 case "--max-num-seqs" -> maxNumSeqs = Integer.parseInt(args[++i]);
                 case "--max-num-batched-tokens" -> maxNumBatchedTokens = Integer.parseInt(args[++i]);
+                case "--enforce-eager" -> enforceEager = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -70,8 +72,8 @@ public final class GpuBenchmark {
         start = System.nanoTime();
         try (LLM llm = LLM.builder().model(model.toString()).device("cuda").dtype("auto").maxModelLen(1024)
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
-                .enablePrefixCaching(false).build()) {
-            emit("load", "impl", "jvllm", "seconds", seconds(start));
+                .enablePrefixCaching(false).enforceEager(enforceEager).build()) {
+            emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager);
             Random random = new Random(0);
             // Warm-up: the JIT, the kernel modules, cuBLAS's heuristics for every shape used below.
             generate(llm, prompts(random, shape.vocab(), 8, 512), 4);

@@ -58,6 +58,7 @@ public final class LLMEngine implements AutoCloseable {
     private final KvCacheManager kv;
     private final Scheduler scheduler;
     private final Sampler sampler = new Sampler();
+    private final CapturedDecode capturedDecode;
     private final RandomSource random;
     private final Map<String, RequestGroup> groups = new LinkedHashMap<>();
     private long promptTokensComputed;
@@ -72,6 +73,7 @@ public final class LLMEngine implements AutoCloseable {
                      int maxModelLen, EngineConfig config) {
         this.model = model;
         this.backend = backend;
+        this.capturedDecode = new CapturedDecode(backend, config);
         this.codec = codec;
         this.eosTokenIds = List.copyOf(eosTokenIds);
         this.maxModelLen = maxModelLen;
@@ -250,7 +252,7 @@ public final class LLMEngine implements AutoCloseable {
         Tensor logits;
         long forwardStart = System.nanoTime();
         try {
-            logits = model.forward(batch, kvCache);
+            logits = capturedDecode.forward(batch, b -> model.forward(b, kvCache));
         } catch (RuntimeException e) {
             abortAll();
             throw new JvllmException("forward pass failed; all requests were aborted: " + e.getMessage(), e);

@@ -84,6 +84,26 @@ public interface Backend extends AutoCloseable {
 
     // ---- kernels ----------------------------------------------------------------------------
 
+    /**
+     * Runs a forward pass, given as {@code pass}, in a way the backend may speed up by recording
+     * it: the CUDA backend captures the pass's device work as a CUDA graph the first time
+     * {@code shape} is seen and launches that graph for later passes of the shape. Passes of one
+     * shape should launch the same work on the same buffers and differ only in the values they
+     * upload (token ids, positions, block tables: a decode batch padded to a fixed size); the
+     * backend checks that as the pass runs and runs it eagerly where it does not hold. The
+     * default runs the pass.
+     *
+     * @param shape equal for passes expected to launch the same work (used as a map key)
+     */
+    default Tensor runCaptured(Object shape, java.util.function.Supplier<Tensor> pass) {
+        return pass.get();
+    }
+
+    /** Whether {@link #runCaptured} records passes, so that batches are worth padding to a few shapes. */
+    default boolean capturesGraphs() {
+        return false;
+    }
+
     /** {@code out[i] = table[ids[i]]}; out is [ids, table.cols]. */
     void embedding(Tensor table, Tensor ids, Tensor out);
 

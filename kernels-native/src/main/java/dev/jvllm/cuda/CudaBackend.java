@@ -17,6 +17,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Map;
 import java.util.WeakHashMap;
+import java.util.function.Supplier;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -85,6 +86,11 @@ public final class CudaBackend implements Backend {
     private BatchOnDevice uploadedBatchData;
     private ForwardBatch encoderBatch;
     private CudaTensor encoderSequences;
+    /** paged_decode's per-partition results, grown as needed and kept (graphs hold the one they captured). */
+    private DeviceBuffer decodePartials;
+    private final CudaGraphs graphs;
+    /** The graph being captured or replayed, or null. */
+    private GraphRecording recording;
     private boolean closed;
 
     /** A float32 backend on CUDA device {@code ordinal}; fails with the reason when there is none. */
@@ -122,6 +128,7 @@ public final class CudaBackend implements Backend {
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
             this.errors = new DeviceErrors(context, memory);
             this.staging = context.driver.allocateHost(STAGING_BYTES);
+            this.graphs = new CudaGraphs(context, memory);
         } catch (RuntimeException e) {
             context.close();
             throw e;
@@ -156,6 +163,10 @@ public final class CudaBackend implements Backend {
 
     /** Waits for the stream (the staged uploads with it), then reports device-side index errors. */
     private void drain() {
+        if (recording != null) {
+            throw new GraphRecording.Abort("the pass waits for the device (it reads a result back)",
+                    GraphRecording.Abort.Remedy.NEVER);
+        }
         try {
             errors.synchronizeAndCheck();
         } finally {
@@ -179,6 +190,89 @@ public final class CudaBackend implements Backend {
             driver.destroyEvent(start);
             driver.destroyEvent(end);
         }
+    }
+
+    // ---- CUDA graphs ------------------------------------------------------------------------
+
+    @Override
+    public boolean capturesGraphs() {
+        return true;
+    }
+
+    /**
+     * Launches the graph captured for {@code shape} when the pass matches it ({@link GraphRecording}
+     * says how that is checked), captures one on the shape's first pass, and otherwise runs the
+     * pass eagerly.
+     */
+    @Override
+    public Tensor runCaptured(Object shape, Supplier<Tensor> pass) {
+        context.makeCurrent();
+        CudaGraphs.Graph graph = graphs.get(shape);
+        if (graph != null) {
+            graphs.awaitLastLaunch(graph);
+            graph.recording().startReplay();
+            Tensor result;
+            try {
+                result = recorded(graph.recording(), pass);
+            } catch (GraphRecording.Abort mismatch) {
+                graphs.drop(shape, mismatch);
+                return pass.get();
+            }
+            graphs.launch(graph);
+            return result;
+        }
+        if (!graphs.mayCapture(shape)) {
+            return pass.get();
+        }
+        GraphRecording capture = graphs.startCapture(shape);
+        context.driver.beginCapture(context.stream);
+        Tensor result;
+        try {
+            result = recorded(capture, pass);
+        } catch (RuntimeException failure) {
+            context.driver.abandonCapture(context.stream);
+            graphs.captureFailed(shape, capture, failure);
+            return pass.get();
+        }
+        graphs.launch(graphs.finishCapture(shape, capture, context.driver.endCapture(context.stream)));
+        return result;
+    }
+
+    /** The CUDA graphs kept now, one per pass shape. */
+    public int capturedGraphs() {
+        return graphs.size();
+    }
+
+    /** Passes run as a graph launch so far (captures included). */
+    public long graphLaunches() {
+        return graphs.launches();
+    }
+
+    /** Runs the pass with {@code recording} noting (or checking) its calls. */
+    private Tensor recorded(GraphRecording recording, Supplier<Tensor> pass) {
+        this.recording = recording;
+        kernels.setRecording(recording);
+        memory.setRecording(true);
+        forgetUploadedBatches();
+        try {
+            Tensor result = pass.get();
+            if (recording.replaying()) recording.finishReplay();
+            return result;
+        } finally {
+            this.recording = null;
+            kernels.setRecording(null);
+            memory.setRecording(false);
+            forgetUploadedBatches();
+        }
+    }
+
+    /** The batch metadata uploaded for a pass stays with that pass: a recorded one lives in its graph's area. */
+    private void forgetUploadedBatches() {
+        uploadedBatch = null;
+        uploadedFor = null;
+        uploadedBatchData = null;
+        encoderBatch = null;
+        encoderSequences = null;
     }
 
     // ---- memory ----------------------------------------------------------------------------
@@ -246,6 +340,11 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("cannot allocate " + rows + " × " + cols + " activations");
         }
         DType type = activationType();
+        if (recording != null) {
+            // Activation buffers outlive the pass (the models keep them): they are made by an eager pass.
+            throw new GraphRecording.Abort("the pass allocates new activation buffers",
+                    GraphRecording.Abort.Remedy.RETRY);
+        }
         DeviceBuffer buffer = memory.allocate((long) rows * cols * type.byteSize(), DeviceMemory.Kind.STREAM_ORDERED);
         return new CudaTensor(buffer, 0, type, rows, cols, "activation");
     }
@@ -281,7 +380,8 @@ public final class CudaBackend implements Backend {
     /** Copies host data (heap or native) into a new device buffer; the host side may change after return. */
     private CudaTensor upload(MemorySegment data, DType type, int rows, int cols, String name, DeviceMemory.Kind kind) {
         long bytes = (long) rows * cols * type.byteSize();
-        DeviceBuffer buffer = memory.allocate(bytes, kind);
+        DeviceBuffer buffer = recording != null && kind == DeviceMemory.Kind.STREAM_ORDERED
+                ? recording.allocate(bytes) : memory.allocate(bytes, kind);
         CudaTensor tensor = new CudaTensor(buffer, 0, type, rows, cols, name);
         copyToDevice(data, tensor.address(), bytes);
         return tensor;
@@ -295,6 +395,11 @@ public final class CudaBackend implements Backend {
     private void copyToDevice(MemorySegment data, long address, long bytes) {
         if (bytes == 0) return;
         context.makeCurrent();
+        if (recording != null) {
+            MemorySegment slot = recording.upload(data, address, bytes);
+            if (!recording.replaying()) context.driver.copyToDevice(address, slot, bytes, context.stream);
+            return;
+        }
         if (bytes <= STAGING_BYTES - stagingUsed) {
             MemorySegment slot = staging.asSlice(stagingUsed, bytes);
             MemorySegment.copy(data, 0, slot, 0, bytes);
@@ -318,6 +423,7 @@ public final class CudaBackend implements Backend {
     @Override
     public float[] toFloatArray(Tensor tensor) {
         CudaTensor t = cuda(tensor, "toFloatArray", "tensor");
+        requireNotRecording("reads a tensor back");
         if (t.elementCount() > Integer.MAX_VALUE - 8) {
             throw new JvllmException(t + " is too large for a Java array");
         }
@@ -353,6 +459,7 @@ public final class CudaBackend implements Backend {
     public int[] argmaxRows(Tensor tensor) {
         CudaTensor t = cuda(tensor, "argmaxRows", "tensor");
         requireActivation("argmaxRows", "tensor", t);
+        requireNotRecording("reads an argmax back");
         int rows = t.rows();
         if (rows == 0) return new int[0];
         context.makeCurrent();
@@ -446,6 +553,12 @@ public final class CudaBackend implements Backend {
     }
 
     private void gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
+        if (recording != null) {
+            recording.hold(input.buffer());
+            recording.hold(w.buffer());
+            recording.hold(output.buffer());
+            if (!recording.product(tokens, in, outFeatures, w.address(), input.address(), output.address())) return;
+        }
         int type = cudaDataType(activationType);
         // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
         cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
@@ -621,10 +734,11 @@ public final class CudaBackend implements Backend {
                 params.logitSoftcap(), slopes, metadata.tiles());
         int singles = metadata.singleCount();
         if (singles == 0) return;
-        int partitions = (metadata.longestSingleContext() + DECODE_PARTITION - 1) / DECODE_PARTITION;
-        DeviceBuffer partials = partitions == 1 ? null : memory.allocate(
-                (long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES,
-                DeviceMemory.Kind.STREAM_ORDERED);
+        // A graph serves every context its block tables can hold, so it splits over all of them.
+        int span = recording != null ? metadata.blockTableStride() * spec.blockSize() : metadata.longestSingleContext();
+        int partitions = (span + DECODE_PARTITION - 1) / DECODE_PARTITION;
+        DeviceBuffer partials = partitions == 1 ? null
+                : decodePartials((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
@@ -633,8 +747,19 @@ public final class CudaBackend implements Backend {
         if (partials != null) {
             kernels.launchGrid(Kernel.PAGED_DECODE_COMBINE, singles, params.numHeads(), params.headDim(),
                     partials, output, metadata.singles(), params.numHeads(), partitions, params.headDim());
-            memory.free(partials);
         }
+    }
+
+    /**
+     * At least {@code bytes} for paged_decode's partitions. One buffer serves every layer: the
+     * stream runs each layer's combine before the next layer's decode writes it.
+     */
+    private DeviceBuffer decodePartials(long bytes) {
+        if (decodePartials == null || decodePartials.bytes() < bytes) {
+            long grown = decodePartials == null ? bytes : Math.max(bytes, decodePartials.bytes() * 2);
+            decodePartials = memory.allocate(grown, DeviceMemory.Kind.PERSISTENT);
+        }
+        return decodePartials;
     }
 
     /**
@@ -808,6 +933,7 @@ public final class CudaBackend implements Backend {
         try {
             context.makeCurrent();
             context.driver.synchronize(context.stream);
+            graphs.close();
             cublas.destroy(cublasHandle);
             kernels.close();
             alibiSlopes.clear();
@@ -831,6 +957,10 @@ public final class CudaBackend implements Backend {
     }
 
     // ---- checks -----------------------------------------------------------------------------
+
+    private void requireNotRecording(String what) {
+        if (recording != null) throw new GraphRecording.Abort("the pass " + what, GraphRecording.Abort.Remedy.NEVER);
+    }
 
     private static CudaTensor cuda(Tensor tensor, String kernel, String role) {
         if (tensor instanceof CudaTensor t) {

@@ -26,6 +26,7 @@ final class CudaDriver {
     static final int ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
     private static final int STREAM_NON_BLOCKING = 1;
     private static final int MEMPOOL_ATTRIBUTE_RELEASE_THRESHOLD = 4;
+    private static final int STREAM_CAPTURE_MODE_RELAXED = 2;
 
     private static final NativeLibrary.LazyBinding<CudaDriver> BINDING = new NativeLibrary.LazyBinding<>(() -> {
         CudaDriver driver = new CudaDriver(NativeLibrary.open("libcuda.so.1"));
@@ -75,6 +76,12 @@ final class CudaDriver {
     private final MethodHandle cuEventSynchronize;
     private final MethodHandle cuEventElapsedTime;
     private final MethodHandle cuEventDestroy;
+    private final MethodHandle cuStreamBeginCapture;
+    private final MethodHandle cuStreamEndCapture;
+    private final MethodHandle cuGraphInstantiateWithFlags;
+    private final MethodHandle cuGraphLaunch;
+    private final MethodHandle cuGraphDestroy;
+    private final MethodHandle cuGraphExecDestroy;
 
     private CudaDriver(NativeLibrary lib) {
         cuInit = lib.function("cuInit", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
@@ -115,6 +122,13 @@ final class CudaDriver {
         cuEventSynchronize = lib.function("cuEventSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         cuEventElapsedTime = lib.function("cuEventElapsedTime_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         cuEventDestroy = lib.function("cuEventDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuStreamBeginCapture = lib.function("cuStreamBeginCapture_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuStreamEndCapture = lib.function("cuStreamEndCapture", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuGraphInstantiateWithFlags = lib.function("cuGraphInstantiateWithFlags",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG));
+        cuGraphLaunch = lib.function("cuGraphLaunch", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuGraphDestroy = lib.function("cuGraphDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuGraphExecDestroy = lib.function("cuGraphExecDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
     }
 
     // ---- devices and contexts ---------------------------------------------------------------
@@ -312,6 +326,57 @@ final class CudaDriver {
 
     void destroyEvent(MemorySegment event) {
         check("cuEventDestroy_v2", call(cuEventDestroy, event));
+    }
+
+    /** Waits until the work before the event's last record has finished. */
+    void waitFor(MemorySegment event) {
+        check("cuEventSynchronize", call(cuEventSynchronize, event));
+    }
+
+    // ---- graphs -----------------------------------------------------------------------------
+
+    /**
+     * From here on, work queued on the stream is recorded into a graph instead of run. Relaxed
+     * mode: calls that are not stream work (loading a module the first time a kernel is used)
+     * stay allowed while the stream records.
+     */
+    void beginCapture(MemorySegment stream) {
+        check("cuStreamBeginCapture_v2", call(cuStreamBeginCapture, stream, STREAM_CAPTURE_MODE_RELAXED));
+    }
+
+    /** Ends the recording; the graph of the work queued since {@link #beginCapture}. */
+    MemorySegment endCapture(MemorySegment stream) {
+        return addressResult("cuStreamEndCapture", cuStreamEndCapture, stream);
+    }
+
+    /**
+     * Ends a recording that failed part way, discarding what it holds; the stream runs work again.
+     * Its own failure is not reported: the recording's failure is the one that matters.
+     */
+    void abandonCapture(MemorySegment stream) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment graph = arena.allocate(ADDRESS);
+            if (call(cuStreamEndCapture, stream, graph) == 0 && !graph.get(ADDRESS, 0).equals(MemorySegment.NULL)) {
+                call(cuGraphDestroy, graph.get(ADDRESS, 0));
+            }
+        }
+    }
+
+    /** An executable graph made from {@code graph}, which may then be destroyed. */
+    MemorySegment instantiate(MemorySegment graph) {
+        return addressResult("cuGraphInstantiateWithFlags", cuGraphInstantiateWithFlags, graph, 0L);
+    }
+
+    void launchGraph(MemorySegment executable, MemorySegment stream) {
+        check("cuGraphLaunch", call(cuGraphLaunch, executable, stream));
+    }
+
+    void destroyGraph(MemorySegment graph) {
+        check("cuGraphDestroy", call(cuGraphDestroy, graph));
+    }
+
+    void destroyExecutableGraph(MemorySegment executable) {
+        check("cuGraphExecDestroy", call(cuGraphExecDestroy, executable));
     }
 
     // ---- calls and errors -------------------------------------------------------------------

@@ -37,7 +37,22 @@ final class DeviceMemory implements AutoCloseable {
         this.context = context;
     }
 
+    /**
+     * Set while a forward pass is captured into a CUDA graph or replayed: the pass may not allocate
+     * (the graph would use memory gone by its next launch), and nothing is freed, since a free on
+     * the stream would be recorded too.
+     */
+    private boolean recording;
+
+    void setRecording(boolean recording) {
+        this.recording = recording;
+    }
+
     DeviceBuffer allocate(long bytes, Kind kind) {
+        if (recording) {
+            throw new GraphRecording.Abort("the pass allocates " + bytes + " bytes of device memory",
+                    GraphRecording.Abort.Remedy.RETRY);
+        }
         context.makeCurrent();
         releaseUnreachable();
         // A zero-byte request still gets a distinct, valid pointer.
@@ -65,6 +80,7 @@ final class DeviceMemory implements AutoCloseable {
     }
 
     void releaseUnreachable() {
+        if (recording) return;
         Long id;
         while ((id = unreachable.poll()) != null) {
             release(id);

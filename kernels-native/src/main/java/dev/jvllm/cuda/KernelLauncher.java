@@ -9,8 +9,6 @@ import java.util.HashMap;
 import java.util.Map;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
@@ -34,6 +32,8 @@ final class KernelLauncher implements AutoCloseable {
      */
     private final MemorySegment values = Arena.ofAuto().allocate(8L * MAX_ARGUMENTS, 8);
     private final MemorySegment pointers = Arena.ofAuto().allocate(ADDRESS, MAX_ARGUMENTS);
+    /** The graph being captured or replayed, or null when launches simply run. */
+    private GraphRecording recording;
 
     KernelLauncher(CudaDriver driver, KernelCompiler compiler, DType activationType, MemorySegment stream) {
         this.driver = driver;
@@ -41,6 +41,10 @@ final class KernelLauncher implements AutoCloseable {
         this.activationType = activationType;
         for (int i = 0; i < MAX_ARGUMENTS; i++) pointers.setAtIndex(ADDRESS, i, values.asSlice(8L * i, 8));
         this.stream = stream;
+    }
+
+    void setRecording(GraphRecording recording) {
+        this.recording = recording;
     }
 
     /** A one-dimensional grid. */
@@ -64,14 +68,24 @@ final class KernelLauncher implements AutoCloseable {
             long at = 8L * i;
             switch (arguments[i]) {
                 case null -> values.set(JAVA_LONG, at, 0L);
-                case Integer v -> values.set(JAVA_INT, at, v);
+                // Whole 8-byte slots, so that no bytes of an earlier launch remain (a graph replay compares them).
+                case Integer v -> values.set(JAVA_LONG, at, v & 0xFFFF_FFFFL);
                 case Long v -> values.set(JAVA_LONG, at, v);
-                case Float v -> values.set(JAVA_FLOAT, at, v);
-                case CudaTensor t -> values.set(JAVA_LONG, at, t.address());
-                case DeviceBuffer b -> values.set(JAVA_LONG, at, b.address());
+                case Float v -> values.set(JAVA_LONG, at, Float.floatToRawIntBits(v) & 0xFFFF_FFFFL);
+                case CudaTensor t -> {
+                    values.set(JAVA_LONG, at, t.address());
+                    if (recording != null) recording.hold(t.buffer());
+                }
+                case DeviceBuffer b -> {
+                    values.set(JAVA_LONG, at, b.address());
+                    if (recording != null) recording.hold(b);
+                }
                 default -> throw new IllegalArgumentException(kernel + ": argument " + i + " of type "
                         + arguments[i].getClass().getSimpleName() + " cannot be passed to a kernel");
             }
+        }
+        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
+            return;
         }
         driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
     }

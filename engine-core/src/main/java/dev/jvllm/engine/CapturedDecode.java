@@ -1,0 +1,101 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.EngineConfig;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+
+import java.util.Arrays;
+import java.util.function.Function;
+
+/**
+ * Runs decode steps through {@link Backend#runCaptured}, as vLLM runs them through CUDA graphs: a
+ * step whose sequences each add one token is padded to the next of a few batch sizes (1, 2, 4,
+ * then multiples of 8 up to 256 and of 16 up to 512), and its block tables to the next power of
+ * two of entries, so that the steps of one padded shape launch the same work and one recording
+ * serves them all. Padding sequences write no KV-cache slot (slot -1) and their logits are cut off.
+ *
+ * <p>Prompt steps, steps of more sequences than the largest size, and every step with
+ * {@link EngineConfig#enforceEager} or on a backend that records nothing run as they are.
+ */
+final class CapturedDecode {
+
+    static final int LARGEST_BATCH = 512;
+
+    /** The padded shape of a decode step: what one recording serves. */
+    record Shape(int sequences, int blockTableEntries) {
+        @Override
+        public String toString() {
+            return "decode of " + sequences + " sequences with block tables of " + blockTableEntries + " blocks";
+        }
+    }
+
+    private final Backend backend;
+    private final boolean enabled;
+    private final int largestBatch;
+
+    CapturedDecode(Backend backend, EngineConfig config) {
+        this.backend = backend;
+        this.enabled = !config.enforceEager() && backend.capturesGraphs();
+        this.largestBatch = Math.min(LARGEST_BATCH, paddedSize(config.maxNumSeqs()));
+    }
+
+    /** The logits of {@code batch}'s logit rows, from {@code pass} run on the batch or on its padded form. */
+    Tensor forward(ForwardBatch batch, Function<ForwardBatch, Tensor> pass) {
+        if (!enabled || !decodeOnly(batch) || batch.numSequences() > largestBatch) {
+            return pass.apply(batch);
+        }
+        int sequences = batch.numSequences();
+        ForwardBatch padded = padded(batch, paddedSize(sequences), tableEntries(batch));
+        Shape shape = new Shape(padded.numSequences(), padded.blockTables()[0].length);
+        return backend.runCaptured(shape, () -> pass.apply(padded)).rows(0, sequences);
+    }
+
+    /** One new token per sequence, each wanting its logits, in order. */
+    static boolean decodeOnly(ForwardBatch batch) {
+        int n = batch.numSequences();
+        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n) return false;
+        for (int s = 0; s < n; s++) {
+            if (batch.logitRows()[s] != s) return false;
+        }
+        return true;
+    }
+
+    /** The batch size a step of {@code sequences} is padded to. */
+    static int paddedSize(int sequences) {
+        if (sequences <= 2) return Math.max(1, sequences);
+        if (sequences <= 4) return 4;
+        if (sequences <= 256) return (sequences + 7) / 8 * 8;
+        return (sequences + 15) / 16 * 16;
+    }
+
+    private static int tableEntries(ForwardBatch batch) {
+        int longest = 1;
+        for (int[] table : batch.blockTables()) longest = Math.max(longest, table.length);
+        return longest == 1 ? 1 : Integer.highestOneBit(longest - 1) << 1;
+    }
+
+    /**
+     * {@code batch} with padding sequences up to {@code size} (token 0 at position 0, written
+     * nowhere, reading block 0) and every block table {@code entries} long.
+     */
+    static ForwardBatch padded(ForwardBatch batch, int size, int entries) {
+        int n = batch.numSequences();
+        int[] ids = Arrays.copyOf(batch.tokenIds(), size);
+        int[] positions = Arrays.copyOf(batch.positions(), size);
+        int[] slots = Arrays.copyOf(batch.slotMapping(), size);
+        int[] starts = new int[size + 1];
+        int[] contexts = Arrays.copyOf(batch.contextLengths(), size);
+        int[][] tables = new int[size][];
+        int[] logitRows = new int[size];
+        for (int s = 0; s < size; s++) {
+            starts[s + 1] = s + 1;
+            logitRows[s] = s;
+            tables[s] = s < n ? Arrays.copyOf(batch.blockTables()[s], entries) : new int[entries];
+            if (s >= n) {
+                slots[s] = -1;
+                contexts[s] = 1;
+            }
+        }
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, batch.blockSize(), logitRows);
+    }
+}

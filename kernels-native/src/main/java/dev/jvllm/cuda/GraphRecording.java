@@ -1,0 +1,182 @@
+package dev.jvllm.cuda;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The device work of one forward pass as a CUDA graph replays it, and what the backend must do
+ * differently while a pass is recorded or replayed.
+ *
+ * <p>While the pass is <em>captured</em>, the backend's calls run as usual but the stream records
+ * them instead of running them; the recording notes, in order, each kernel launch (kernel, grid,
+ * argument values), each matrix product, each upload and each transient allocation. Transient
+ * buffers (index tensors, batch metadata) are cut from the graph's own device area, and uploads
+ * are copied from the graph's own page-locked area, so both keep their addresses for the graph's
+ * life.
+ *
+ * <p>To <em>replay</em>, the backend runs the same Java forward pass again without launching
+ * anything: each call is compared with the recording (a difference aborts the replay, and the pass
+ * runs eagerly), each transient allocation gets the buffer it got when captured, and each upload
+ * only writes its new values into its page-locked slot, where the graph's copy reads them. Then
+ * the graph is launched. So the graph is used only when the pass would have launched exactly the
+ * work it holds, on the same buffers; only uploaded values differ.
+ *
+ * <p>The recording holds every buffer the captured work reads or writes, so none is freed while
+ * the graph may still run.
+ */
+final class GraphRecording {
+
+    /** Why a pass could not be captured or replayed; the pass then runs eagerly. */
+    static final class Abort extends RuntimeException {
+
+        enum Remedy {
+            /** A later pass of the shape may be captured (e.g. once its activation buffers exist). */
+            RETRY,
+            /** A later capture of the shape needs larger transient and upload areas. */
+            MORE_ROOM,
+            /** No pass of this model can be captured (it reads results back mid-pass). */
+            NEVER
+        }
+
+        final Remedy remedy;
+
+        Abort(String reason, Remedy remedy) {
+            super(reason, null, false, false);
+            this.remedy = remedy;
+        }
+    }
+
+    private static final long LAUNCH = 1, PRODUCT = 2, UPLOAD = 3, ALLOCATION = 4;
+    private static final int ALIGNMENT = 256;
+
+    private final DeviceBuffer deviceArea;
+    private final MemorySegment hostArea;
+    private final Map<DeviceBuffer, Boolean> held = new IdentityHashMap<>();
+    private long[] tape = new long[1024];
+    private int length;
+    private boolean replaying;
+    private int cursor;
+    private long deviceUsed;
+    private long hostUsed;
+
+    /**
+     * @param deviceArea where transient buffers are cut from
+     * @param hostArea   page-locked memory the uploads are copied from
+     */
+    GraphRecording(DeviceBuffer deviceArea, MemorySegment hostArea) {
+        this.deviceArea = deviceArea;
+        this.hostArea = hostArea;
+        held.put(deviceArea, Boolean.TRUE);
+    }
+
+    boolean replaying() {
+        return replaying;
+    }
+
+    /** Starts a replay: the calls from here on are compared with the captured ones. */
+    void startReplay() {
+        replaying = true;
+        cursor = 0;
+        deviceUsed = 0;
+        hostUsed = 0;
+    }
+
+    /** Checks that the replayed pass made every call the captured one made. */
+    void finishReplay() {
+        if (cursor != length) {
+            throw new Abort("the pass made fewer calls than the captured one", Abort.Remedy.RETRY);
+        }
+    }
+
+    /** Keeps {@code buffer} allocated while the graph exists. */
+    void hold(DeviceBuffer buffer) {
+        if (!replaying) held.put(buffer, Boolean.TRUE);
+    }
+
+    /**
+     * A kernel launch with {@code argumentCount} 8-byte argument values in {@code values}: noted
+     * when capturing, compared when replaying. Returns whether the launch is to be made.
+     */
+    boolean launch(int kernel, int gridX, int gridY, int gridZ, int threads, MemorySegment values, int argumentCount) {
+        long shape = ((long) kernel << 40) ^ ((long) threads << 24) ^ argumentCount;
+        step(LAUNCH, shape, gridX, gridY, gridZ);
+        for (int i = 0; i < argumentCount; i++) {
+            step(values.getAtIndex(JAVA_LONG, i));
+        }
+        return !replaying;
+    }
+
+    /** A matrix product by its shape and operand addresses; returns whether it is to be run. */
+    boolean product(long... operands) {
+        step(PRODUCT, operands.length, 0, 0, 0);
+        for (long operand : operands) step(operand);
+        return !replaying;
+    }
+
+    /**
+     * A transient buffer of {@code bytes}, cut from the graph's device area in call order, so that
+     * a replay gets the same one as the capture.
+     */
+    DeviceBuffer allocate(long bytes) {
+        long at = deviceUsed;
+        long end = at + Math.max(bytes, 1);
+        if (end > deviceArea.bytes()) {
+            throw new Abort("the pass needs more than the " + deviceArea.bytes() + " bytes of transient memory"
+                    + " set aside for its graph", Abort.Remedy.MORE_ROOM);
+        }
+        deviceUsed = (end + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+        step(ALLOCATION, at, bytes, 0, 0);
+        // Not an allocation of its own: freeing it (DeviceMemory.free) does nothing.
+        return new DeviceBuffer(-1, deviceArea.address() + at, bytes);
+    }
+
+    /**
+     * The page-locked slot an upload of {@code bytes} to {@code address} is copied from, with the
+     * data written into it; when capturing the caller then queues the copy from it.
+     */
+    MemorySegment upload(MemorySegment data, long address, long bytes) {
+        long at = hostUsed;
+        if (at + bytes > hostArea.byteSize()) {
+            throw new Abort("the pass uploads more than the " + hostArea.byteSize() + " bytes set aside for its graph",
+                    Abort.Remedy.MORE_ROOM);
+        }
+        hostUsed = (at + bytes + 15) & ~15L;
+        step(UPLOAD, address, bytes, at, 0);
+        MemorySegment slot = hostArea.asSlice(at, bytes);
+        MemorySegment.copy(data, 0, slot, 0, bytes);
+        return slot;
+    }
+
+    /** Device memory the graph holds itself (its transient area), in bytes. */
+    long deviceBytes() {
+        return deviceArea.bytes();
+    }
+
+    MemorySegment hostArea() {
+        return hostArea;
+    }
+
+    private void step(long kind, long a, long b, long c, long d) {
+        step(kind);
+        step(a);
+        step(b);
+        step(c);
+        step(d);
+    }
+
+    private void step(long value) {
+        if (replaying) {
+            if (cursor >= length || tape[cursor] != value) {
+                throw new Abort("the pass differs from the captured one at its call record " + cursor, Abort.Remedy.RETRY);
+            }
+            cursor++;
+            return;
+        }
+        if (length == tape.length) tape = Arrays.copyOf(tape, length * 2);
+        tape[length++] = value;
+    }
+}

@@ -1,0 +1,170 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.EngineConfig;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.Checkpoint;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Supplier;
+
+import static dev.jvllm.engine.TinyLlamas.greedy;
+import static dev.jvllm.engine.TinyLlamas.randomPrompts;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Decode steps on a backend that records passes (CUDA graphs) are padded to a few batch shapes.
+ * Here the backend is the CPU one claiming to record, so the padded passes really run: their
+ * tokens must be the unpadded passes' tokens.
+ */
+class CapturedDecodeTest {
+
+    private static final int MAX_MODEL_LEN = 160;
+    private static final int BLOCK = 16;
+
+    private Backend cpu;
+    private Checkpoint checkpoint;
+    private ModelConfig config;
+    private final List<CapturedDecode.Shape> shapes = new ArrayList<>();
+
+    @BeforeEach
+    void open() {
+        Path dir = TinyLlamas.checkpoint("llama-gqa");
+        config = ModelConfig.load(dir);
+        checkpoint = Checkpoint.open(dir);
+        cpu = Backends.create("cpu", new BackendOptions(1));
+    }
+
+    @AfterEach
+    void close() {
+        checkpoint.close();
+        cpu.close();
+    }
+
+    /** The CPU backend, saying that it records passes and noting the shape of each pass it is given. */
+    private Backend recordingBackend() {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
+                (proxy, method, args) -> {
+                    if (method.getName().equals("capturesGraphs")) return true;
+                    if (method.getName().equals("runCaptured")) {
+                        shapes.add((CapturedDecode.Shape) args[0]);
+                        return ((Supplier<?>) args[1]).get();
+                    }
+                    try {
+                        return method.invoke(cpu, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+    }
+
+    private Map<String, List<Integer>> generate(Backend backend, boolean enforceEager, List<int[]> prompts,
+                                                 SamplingParams params) {
+        CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
+        EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, BLOCK, 1 << 20, 256, 64, false, 0L, "cpu", 1, 0.9,
+                enforceEager);
+        LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
+        for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), params);
+        Map<String, List<Integer>> tokens = new TreeMap<>();
+        while (engine.hasUnfinishedRequests()) {
+            for (RequestOutput output : engine.step()) {
+                if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
+            }
+        }
+        engine.checkNoLeaks();
+        return tokens;
+    }
+
+    @Test
+    void paddedDecodeStepsGiveTheTokensOfUnpaddedOnes() {
+        // Five requests (padded to 8), finishing at different steps (padded to 4, 2, 1), with
+        // contexts crossing block boundaries (tables padded to 2, 4, 8 blocks).
+        List<int[]> prompts = randomPrompts(3, 1, 7, 45, 3, 20);
+        Map<String, List<Integer>> alone = new TreeMap<>();
+        for (int i = 0; i < prompts.size(); i++) {
+            alone.putAll(prefixed(i, generate(cpu, true, List.of(prompts.get(i)), greedy(20 + 15 * i))));
+        }
+        assertEquals(alone, generateEachWithItsLength(prompts));
+        assertFalse(shapes.isEmpty(), "decode steps went through runCaptured");
+        for (CapturedDecode.Shape shape : shapes) {
+            assertTrue(List.of(1, 2, 4, 8).contains(shape.sequences()), shape::toString);
+            assertEquals(1, Integer.bitCount(shape.blockTableEntries()), shape::toString);
+        }
+        assertTrue(shapes.stream().anyMatch(s -> s.sequences() == 8), "five sequences were padded to eight");
+        assertTrue(shapes.stream().anyMatch(s -> s.blockTableEntries() == 8), "tables of five blocks were padded to eight");
+    }
+
+    /** All prompts in one engine, prompt i generating 20 + 15 i tokens, keyed as {@link #prefixed}. */
+    private Map<String, List<Integer>> generateEachWithItsLength(List<int[]> prompts) {
+        Backend backend = recordingBackend();
+        CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
+        EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, BLOCK, 1 << 20, 256, 64, false, 0L, "cpu", 1, 0.9, false);
+        LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
+        for (int i = 0; i < prompts.size(); i++) engine.addRequest(i + "/r0", prompts.get(i), greedy(20 + 15 * i));
+        Map<String, List<Integer>> tokens = new TreeMap<>();
+        while (engine.hasUnfinishedRequests()) {
+            for (RequestOutput output : engine.step()) {
+                if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
+            }
+        }
+        engine.checkNoLeaks();
+        return tokens;
+    }
+
+    private static Map<String, List<Integer>> prefixed(int prompt, Map<String, List<Integer>> outputs) {
+        Map<String, List<Integer>> renamed = new TreeMap<>();
+        outputs.forEach((id, tokens) -> renamed.put(prompt + "/" + id, tokens));
+        return renamed;
+    }
+
+    @Test
+    void enforceEagerRunsEveryStepAsItIs() {
+        List<int[]> prompts = randomPrompts(4, 5, 9, 12);
+        Map<String, List<Integer>> eager = generate(recordingBackend(), true, prompts, greedy(10));
+        assertTrue(shapes.isEmpty(), "no step went through runCaptured: " + shapes);
+        assertEquals(generate(cpu, true, prompts, greedy(10)), eager);
+    }
+
+    @Test
+    void onlyDecodeStepsArePaddedAndTheirLogitsAreTheRealSequencesOnly() {
+        List<Tensor> logits = new ArrayList<>();
+        Backend backend = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
+                (proxy, method, args) -> {
+                    if (method.getName().equals("capturesGraphs")) return true;
+                    if (method.getName().equals("runCaptured")) {
+                        shapes.add((CapturedDecode.Shape) args[0]);
+                        Tensor result = (Tensor) ((Supplier<?>) args[1]).get();
+                        logits.add(result);
+                        return result;
+                    }
+                    try {
+                        return method.invoke(cpu, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        generate(backend, false, randomPrompts(5, 30, 3, 17), greedy(6));
+        // Three sequences: a prompt step, then five decode steps padded to four.
+        assertEquals(5, shapes.size(), shapes::toString);
+        for (Tensor t : logits) assertEquals(4, t.rows(), "the padded pass computes four rows of logits");
+    }
+}

@@ -1,0 +1,97 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.EngineConfig;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.cuda.CudaBackend;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.BackendProvider;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.DType;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.ServiceLoader;
+import java.util.TreeMap;
+
+import static dev.jvllm.engine.TinyLlamas.greedy;
+import static dev.jvllm.engine.TinyLlamas.randomPrompts;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Decode steps replayed as CUDA graphs give the tokens eager steps give, in float32 (where the
+ * kernels are exact enough for greedy tokens to agree), as batches shrink, grow and their
+ * contexts cross block-table sizes. Skipped, with the reason, where there is no GPU.
+ */
+class CudaGraphsTest {
+
+    private static final BackendProvider.Availability CUDA = ServiceLoader.load(BackendProvider.class).stream()
+            .map(ServiceLoader.Provider::get).filter(p -> p.name().equals("cuda")).findFirst()
+            .map(BackendProvider::availability)
+            .orElse(BackendProvider.Availability.no("no \"cuda\" backend on the class path"));
+    private static final int MAX_MODEL_LEN = 256;
+
+    @BeforeEach
+    void requireGpu() {
+        assumeTrue(CUDA.available(), "no GPU: " + CUDA.reason());
+    }
+
+    private record Run(Map<String, List<Integer>> tokens, int graphs, long launches) {
+    }
+
+    /** Prompt i generates 10 + 12 i tokens, so the batch shrinks as the run goes on. */
+    private static Run generate(String name, boolean enforceEager, List<int[]> prompts) {
+        Path dir = TinyLlamas.checkpoint(name);
+        ModelConfig config = ModelConfig.load(dir);
+        try (Checkpoint checkpoint = Checkpoint.open(dir);
+             Backend backend = Backends.create("cuda", new BackendOptions(0, DType.F32))) {
+            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
+            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 8L << 20, 256, 256, false, 0L, "cuda", 0, 0.9,
+                    enforceEager);
+            LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
+            for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(10 + 12 * i));
+            Map<String, List<Integer>> tokens = new TreeMap<>();
+            while (engine.hasUnfinishedRequests()) {
+                for (RequestOutput output : engine.step()) {
+                    if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
+                }
+            }
+            engine.checkNoLeaks();
+            CudaBackend cuda = (CudaBackend) backend;
+            return new Run(tokens, cuda.capturedGraphs(), cuda.graphLaunches());
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"llama-gqa", "llama3-rope", "mistral-sliding", "gemma2-softcap", "falcon-alibi"})
+    void graphReplaysGiveTheTokensOfEagerSteps(String name) {
+        List<int[]> prompts = randomPrompts(7, 3, 40, 17, 9, 60, 1, 25);
+        Run eager = generate(name, true, prompts);
+        Run graphs = generate(name, false, prompts);
+        assertEquals(0, eager.launches(), "enforceEager launched no graph");
+        assertEquals(eager.tokens(), graphs.tokens());
+        assertTrue(graphs.graphs() >= 3, "decode batches of 8, 4, 2 and 1 sequences were captured: " + graphs.graphs());
+        assertTrue(graphs.launches() > 50, "most decode steps ran as graph launches: " + graphs.launches());
+    }
+
+    @Test
+    void aModelThatReadsBackMidPassRunsEagerlyWithTheSameTokens() {
+        List<int[]> prompts = randomPrompts(8, 5, 12, 30);
+        Run eager = generate("deepseek-v2-grouped", true, prompts);
+        Run graphs = generate("deepseek-v2-grouped", false, prompts);
+        assertEquals(eager.tokens(), graphs.tokens());
+    }
+}
