@@ -756,8 +756,12 @@ public final class CudaBackend implements Backend {
      */
     private DeviceBuffer decodePartials(long bytes) {
         if (decodePartials == null || decodePartials.bytes() < bytes) {
+            if (recording != null && recording.replaying()) {
+                throw new GraphRecording.Abort("the decode partials buffer was replaced", GraphRecording.Abort.Remedy.RETRY);
+            }
             long grown = decodePartials == null ? bytes : Math.max(bytes, decodePartials.bytes() * 2);
-            decodePartials = memory.allocate(grown, DeviceMemory.Kind.PERSISTENT);
+            // The buffer it replaces stays allocated while a graph holds it.
+            decodePartials = memory.allocateKept(grown);
         }
         return decodePartials;
     }

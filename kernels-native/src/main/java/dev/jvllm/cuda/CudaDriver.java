@@ -346,7 +346,11 @@ final class CudaDriver {
 
     /** Ends the recording; the graph of the work queued since {@link #beginCapture}. */
     MemorySegment endCapture(MemorySegment stream) {
-        return addressResult("cuStreamEndCapture", cuStreamEndCapture, stream);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment graph = arena.allocate(ADDRESS);  // the graph comes back through the second argument
+            check("cuStreamEndCapture", call(cuStreamEndCapture, stream, graph));
+            return graph.get(ADDRESS, 0);
+        }
     }
 
     /**

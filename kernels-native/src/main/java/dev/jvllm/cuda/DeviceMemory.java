@@ -55,6 +55,19 @@ final class DeviceMemory implements AutoCloseable {
         }
         context.makeCurrent();
         releaseUnreachable();
+        return allocateNow(bytes, kind);
+    }
+
+    /**
+     * Persistent memory for a buffer the backend keeps across passes (decode partials), allowed
+     * while a graph is captured: cuMemAlloc is not stream work, so the capture does not record it.
+     */
+    DeviceBuffer allocateKept(long bytes) {
+        context.makeCurrent();
+        return allocateNow(bytes, Kind.PERSISTENT);
+    }
+
+    private DeviceBuffer allocateNow(long bytes, Kind kind) {
         // A zero-byte request still gets a distinct, valid pointer.
         long size = Math.max(bytes, 16);
         long address = kind == Kind.PERSISTENT
