@@ -110,8 +110,47 @@ public interface Backend extends AutoCloseable {
     /** {@code out = x · weightᵀ (+ bias)}: x [T, in], weight [outFeatures, in], bias [1, outFeatures] or null. */
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
 
+    /**
+     * Several products of one input, {@code outs[i] = x · weights[i]ᵀ (+ biases[i])} (a layer's Q, K
+     * and V), in one call so that a backend may run them as one kernel; a bias may be null. The
+     * default runs {@link #linear} for each.
+     */
+    default void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        if (weights.length != biases.length || weights.length != outs.length) {
+            throw new IllegalArgumentException("linears: " + weights.length + " weights, " + biases.length
+                    + " biases and " + outs.length + " outputs");
+        }
+        for (int i = 0; i < weights.length; i++) linear(x, weights[i], biases[i], outs[i]);
+    }
+
+    /**
+     * A gated MLP's first half, {@code out = fn(x · gateᵀ) * (x · upᵀ)} (no biases), in one call so
+     * that a backend may run it as one kernel. {@code upScratch} ([x.rows, up.rows]) may be used
+     * for the up product; its contents are undefined after. The default runs two {@link #linear}
+     * calls and {@link #siluMul} or {@link #gatedActivation}.
+     */
+    default void gatedLinear(Activation fn, Tensor x, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
+        linear(x, gate, null, out);
+        linear(x, up, null, upScratch);
+        if (fn == Activation.SILU) {
+            siluMul(out, upScratch, out);
+        } else {
+            gatedActivation(fn, out, upScratch, out);
+        }
+    }
+
     /** Row-wise RMS normalization: {@code out = x / rms(x) * (weight + weightOffset)}. */
     void rmsNorm(Tensor x, Tensor weight, float eps, float weightOffset, Tensor out);
+
+    /**
+     * {@code x += delta}, then {@code out = rmsNorm(x)}: a pre-norm layer's residual add and the
+     * norm after it, in one call so that a backend may make one pass. The default runs
+     * {@link #add} and {@link #rmsNorm}.
+     */
+    default void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, float weightOffset, Tensor out) {
+        add(x, delta, x);
+        rmsNorm(x, weight, eps, weightOffset, out);
+    }
 
     /** Row-wise layer normalization with optional bias. */
     void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);

@@ -538,8 +538,7 @@ public final class CudaBackend implements Backend {
             // A weight made from values (constant()) rather than uploaded from a checkpoint.
             w = convertedWeights.computeIfAbsent(w, original -> converted(original, original.toString()));
         }
-        if (tokens == 1 && in <= GEMV_LONGEST_ROW && activationType != DType.F32 && in % 8 == 0
-                && w.address() % 16 == 0 && input.address() % 16 == 0) {
+        if (gemvFits(input, w)) {
             kernels.launch(Kernel.GEMV_ROWS, (outFeatures + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
                     w, input, output, tokens, outFeatures, in);
         } else {
@@ -550,6 +549,78 @@ public final class CudaBackend implements Backend {
             kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
                     output, b, b.typeCode(), outFeatures, n);
         }
+    }
+
+    /** One gemv_rows3 launch for up to three one-row products of x; otherwise each product on its own. */
+    @Override
+    public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        CudaTensor input = cuda(x, "linears", "x");
+        if (weights.length != biases.length || weights.length != outs.length) {
+            throw new IllegalArgumentException("linears: " + weights.length + " weights, " + biases.length
+                    + " biases and " + outs.length + " outputs");
+        }
+        CudaTensor[] w = new CudaTensor[3], b = new CudaTensor[3], o = new CudaTensor[3];
+        boolean fused = weights.length >= 1 && weights.length <= 3;
+        for (int i = 0; i < weights.length && fused; i++) {
+            w[i] = cuda(weights[i], "linears", "weight");
+            b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
+            o[i] = cuda(outs[i], "linears", "out");
+            requireActivation("linears", "x", input);
+            requireActivation("linears", "out", o[i]);
+            KernelShapes.checkLinear(input, w[i], b[i], o[i]);
+            if (input.overlaps(o[i])) {
+                throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
+            }
+            fused = gemvFits(input, w[i]);
+        }
+        if (!fused) {
+            for (int i = 0; i < weights.length; i++) linear(x, weights[i], biases[i], outs[i]);
+            return;
+        }
+        context.makeCurrent();
+        int rows = 0;
+        for (CudaTensor weight : w) rows += weight == null ? 0 : weight.rows();
+        kernels.launch(Kernel.GEMV_ROWS3, (rows + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
+                w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]), o[0], o[1], o[2],
+                rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.rows(), input.cols());
+    }
+
+    /** One gemv_gated launch for a one-row input; otherwise the default composition. */
+    @Override
+    public void gatedLinear(Activation fn, Tensor x, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
+        CudaTensor input = cuda(x, "gatedLinear", "x");
+        CudaTensor g = cuda(gate, "gatedLinear", "gate");
+        CudaTensor u = cuda(up, "gatedLinear", "up");
+        CudaTensor output = cuda(out, "gatedLinear", "out");
+        if (!gemvFits(input, g) || !gemvFits(input, u) || g.rows() != u.rows()) {
+            Backend.super.gatedLinear(fn, x, gate, up, upScratch, out);
+            return;
+        }
+        requireActivation("gatedLinear", "x", input);
+        requireActivation("gatedLinear", "out", output);
+        KernelShapes.checkLinear(input, g, null, output);
+        KernelShapes.checkLinear(input, u, null, output);
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
+        }
+        context.makeCurrent();
+        kernels.launch(Kernel.GEMV_GATED, (g.rows() + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
+                g, u, input, output, activationCode(fn), input.rows(), g.rows(), input.cols());
+    }
+
+    /** Whether gemv_rows-style kernels take this product: one row, a checkpoint weight of the activation type, aligned. */
+    private boolean gemvFits(CudaTensor input, CudaTensor w) {
+        return input.rows() == 1 && w.cols() == input.cols() && w.cols() <= GEMV_LONGEST_ROW
+                && activationType != DType.F32 && w.dtype() == activationType && input.dtype() == activationType
+                && w.cols() % 8 == 0 && w.address() % 16 == 0 && input.address() % 16 == 0;
+    }
+
+    private static int typeCode(CudaTensor t) {
+        return t == null ? 0 : t.typeCode();
+    }
+
+    private static int rowCount(CudaTensor t) {
+        return t == null ? 0 : t.rows();
     }
 
     private void gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
@@ -584,6 +655,22 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         kernels.launch(Kernel.RMS_NORM, input.rows(), rowThreads(input.cols()),
                 input, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
+    }
+
+    @Override
+    public void addRmsNorm(Tensor x, Tensor delta, Tensor weight, float eps, float weightOffset, Tensor out) {
+        CudaTensor input = cuda(x, "addRmsNorm", "x");
+        CudaTensor added = cuda(delta, "addRmsNorm", "delta");
+        CudaTensor scale = cuda(weight, "addRmsNorm", "weight");
+        CudaTensor output = cuda(out, "addRmsNorm", "out");
+        checkElementwise("addRmsNorm", input, added, input);
+        checkRowwise("addRmsNorm", input, scale, null, output);
+        if (output.overlaps(input) || output.overlaps(added)) {
+            throw new IllegalArgumentException("addRmsNorm: out " + output + " overlaps x or delta");
+        }
+        context.makeCurrent();
+        kernels.launch(Kernel.ADD_RMS_NORM, input.rows(), rowThreads(input.cols()),
+                input, added, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
     }
 
     @Override

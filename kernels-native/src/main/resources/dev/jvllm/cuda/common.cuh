@@ -117,6 +117,17 @@ __device__ __forceinline__ void atomic_add_act(act_t* target, float v) {
 #endif
 }
 
+// The activation functions by code (JV_SILU ...).
+__device__ __forceinline__ float apply_activation(int fn, float x) {
+    switch (fn) {
+        case JV_SILU: return x / (1.0f + expf(-x));
+        case JV_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+        case JV_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+        case JV_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
+        default: return fmaxf(x, 0.0f);
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) {
         v += __shfl_xor_sync(0xffffffffu, v, offset);

@@ -2,16 +2,6 @@
 // aliasing an input.
 #include "common.cuh"
 
-__device__ __forceinline__ float apply_activation(int fn, float x) {
-    switch (fn) {
-        case JV_SILU: return x / (1.0f + expf(-x));
-        case JV_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
-        case JV_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-        case JV_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
-        default: return fmaxf(x, 0.0f);
-    }
-}
-
 extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n) {
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(act_to_float(a[i]) + act_to_float(b[i]));

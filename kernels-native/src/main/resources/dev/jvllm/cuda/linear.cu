@@ -9,15 +9,11 @@
 #define GEMV_MAX_ROWS 8
 #define GEMV_UNROLL 8
 
-// W is [n, k] row-major, x is [m, k], out is [m, n]; k is a multiple of 8 and rows are 16-byte aligned.
-extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS)
-gemv_rows(const act_t* w, const act_t* x, act_t* out, int m, int n, int k) {
+// One lane's share of the dots of W's row `weights` ([k]) with the m rows of x ([m, k]): the lane
+// streams every 32nd 16-byte piece of the row. k is a multiple of 8; rows are 16-byte aligned.
+__device__ __forceinline__ void row_dots(const act_t* weights, const act_t* x, int m, int k, int lane,
+                                         float sums[GEMV_MAX_ROWS]) {
     constexpr int PIECE = 16 / sizeof(act_t);
-    int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (row >= n) return;
-    const act_t* weights = w + (i64) row * k;
-    float sums[GEMV_MAX_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMV_MAX_ROWS; r++) sums[r] = 0.0f;
     int pieces = k / PIECE;
@@ -46,10 +42,73 @@ gemv_rows(const act_t* w, const act_t* x, act_t* out, int m, int n, int k) {
             }
         }
     }
+}
+
+// W is [n, k] row-major, x is [m, k], out is [m, n]; k is a multiple of 8 and rows are 16-byte aligned.
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS)
+gemv_rows(const act_t* w, const act_t* x, act_t* out, int m, int n, int k) {
+    int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= n) return;
+    float sums[GEMV_MAX_ROWS];
+    row_dots(w + (i64) row * k, x, m, k, lane, sums);
 #pragma unroll
     for (int r = 0; r < GEMV_MAX_ROWS; r++) {
         if (r >= m) break;
         float total = warp_sum(sums[r]);
         if (lane == 0) out[(i64) r * n + row] = float_to_act(total);
+    }
+}
+
+// Up to three products of one x in one launch (a layer's Q, K and V): out_i = x · W_iᵀ (+ b_i),
+// W_i [n_i, k]; the grid covers n0 + n1 + n2 rows in that order. A bias may be null (its type code
+// as for load_element).
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS)
+gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const void* b0, const void* b1, const void* b2,
+           int biasType0, int biasType1, int biasType2, act_t* out0, act_t* out1, act_t* out2,
+           int n0, int n1, int n2, const act_t* x, int m, int k) {
+    int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    const act_t* w = w0;
+    const void* bias = b0;
+    int biasType = biasType0;
+    act_t* out = out0;
+    int n = n0;
+    if (row >= n0) {
+        row -= n0;
+        w = w1, bias = b1, biasType = biasType1, out = out1, n = n1;
+        if (row >= n1) {
+            row -= n1;
+            w = w2, bias = b2, biasType = biasType2, out = out2, n = n2;
+            if (row >= n2) return;
+        }
+    }
+    float sums[GEMV_MAX_ROWS];
+    row_dots(w + (i64) row * k, x, m, k, lane, sums);
+    float shift = bias == nullptr ? 0.0f : load_element(bias, biasType, row);
+#pragma unroll
+    for (int r = 0; r < GEMV_MAX_ROWS; r++) {
+        if (r >= m) break;
+        float total = warp_sum(sums[r]);
+        if (lane == 0) out[(i64) r * n + row] = float_to_act(total + shift);
+    }
+}
+
+// A gated MLP's first half in one launch: out[r, j] = fn(gate_j · x_r) * (up_j · x_r), gate and up
+// [n, k]; each warp reads gate row j, then up row j.
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS)
+gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int fn, int m, int n, int k) {
+    int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= n) return;
+    float gateSums[GEMV_MAX_ROWS], upSums[GEMV_MAX_ROWS];
+    row_dots(gate + (i64) row * k, x, m, k, lane, gateSums);
+    row_dots(up + (i64) row * k, x, m, k, lane, upSums);
+#pragma unroll
+    for (int r = 0; r < GEMV_MAX_ROWS; r++) {
+        if (r >= m) break;
+        float g = warp_sum(gateSums[r]);
+        float u = warp_sum(upSums[r]);
+        if (lane == 0) out[(i64) r * n + row] = float_to_act(apply_activation(fn, g) * u);
     }
 }

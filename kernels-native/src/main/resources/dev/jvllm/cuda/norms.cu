@@ -18,6 +18,26 @@ extern "C" __global__ void rms_norm(const act_t* x, const void* weight, int weig
     }
 }
 
+// x += delta, then out = rms_norm(x): a pre-norm layer's residual add and the next norm in one pass.
+// The sum is rounded to act_t before it is squared, as the two kernels apart would.
+extern "C" __global__ void add_rms_norm(act_t* x, const act_t* delta, const void* weight, int weightType, float eps,
+                                        float weightOffset, act_t* out, int cols) {
+    act_t* row = x + (i64) blockIdx.x * cols;
+    const act_t* added = delta + (i64) blockIdx.x * cols;
+    act_t* target = out + (i64) blockIdx.x * cols;
+    float squares = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        act_t sum = float_to_act(act_to_float(row[i]) + act_to_float(added[i]));
+        row[i] = sum;
+        float v = act_to_float(sum);
+        squares += v * v;
+    }
+    float inverseRms = 1.0f / sqrtf(block_sum(squares) / cols + eps);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        target[i] = float_to_act(act_to_float(row[i]) * inverseRms * (load_element(weight, weightType, i) + weightOffset));
+    }
+}
+
 // out = (x - mean) / sqrt(var + eps) * weight (+ bias); two passes over the row for a stable variance.
 extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int weightType, const void* bias,
                                       int biasType, float eps, act_t* out, int cols) {

@@ -3,6 +3,7 @@ package dev.jvllm.cuda;
 import dev.jvllm.cpu.CpuBackend;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.BackendProvider;
@@ -101,6 +102,43 @@ class CudaSixteenBitKernelsTest {
             results[i] = concat(b.toFloatArray(y), b.toFloatArray(gated));
         }
         assertClose(type + " linear, rmsNorm, add, siluMul", results[0], results[1]);
+    }
+
+    /**
+     * Q, K and V of one input in one call, with and without biases, and a gated MLP's first half
+     * (gemv_rows3 and gemv_gated at one row; the cuBLAS products at several).
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 1, 256", "BF16, 3, 256", "F16, 1, 136", "BF16, 1, 4104", "BF16, 1, 8200"})
+    void fusedProjectionsMatchCpu(DType type, int tokens, int in) {
+        CudaBackend gpu = gpus.get(type);
+        int[] outs = {96, 40, 40};
+        WeightTensor[] w = new WeightTensor[3];
+        for (int i = 0; i < 3; i++) w[i] = weight("w" + i, type, random(outs[i] * in, 10 + i), outs[i], in);
+        WeightTensor bias = weight("b", DType.F32, random(40, 13), 1, 40);
+        WeightTensor gate = weight("gate", type, random(72 * in, 14), 72, in);
+        WeightTensor up = weight("up", type, random(72 * in, 15), 72, in);
+        float[] x = roundTo(type, random(tokens * in, 16));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor input = activations(b, x, tokens, in);
+            Tensor[] products = new Tensor[3];
+            for (int j = 0; j < 3; j++) products[j] = b.allocate(tokens, outs[j]);
+            b.linears(input, new Tensor[]{b.weight(w[0]), b.weight(w[1]), b.weight(w[2])},
+                    new Tensor[]{null, b.weight(bias), null}, products);
+            Tensor single = b.allocate(tokens, outs[0]);
+            b.linears(input, new Tensor[]{b.weight(w[0])}, new Tensor[]{null}, new Tensor[]{single});
+            Tensor gated = b.allocate(tokens, 72);
+            Tensor gelu = b.allocate(tokens, 72);
+            b.gatedLinear(Activation.SILU, input, b.weight(gate), b.weight(up), b.allocate(tokens, 72), gated);
+            b.gatedLinear(Activation.GELU_TANH, input, b.weight(gate), b.weight(up), b.allocate(tokens, 72), gelu);
+            results[i] = concat(concat(b.toFloatArray(products[0]), b.toFloatArray(products[1])),
+                    concat(concat(b.toFloatArray(products[2]), b.toFloatArray(single)),
+                            concat(b.toFloatArray(gated), b.toFloatArray(gelu))));
+        }
+        assertClose(type + " linears and gatedLinear, " + tokens + " × " + in, results[0], results[1]);
     }
 
     @ParameterizedTest

@@ -46,8 +46,12 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
             case SEQUENTIAL -> {
                 attentionNorm.apply(backend, x, normed);
                 attention.forward(backend, normed, positions, cache, batch, scratch, branch);
-                addToResidual(backend, x, branch, attentionOutputNorm, normed);
-                mlpNorm.apply(backend, x, normed);
+                if (attentionOutputNorm == null) {
+                    mlpNorm.addThenApply(backend, x, branch, normed);
+                } else {
+                    addToResidual(backend, x, branch, attentionOutputNorm, normed);
+                    mlpNorm.apply(backend, x, normed);
+                }
                 mlp.forward(backend, normed, scratch, branch);
                 addToResidual(backend, x, branch, mlpOutputNorm, normed);
             }

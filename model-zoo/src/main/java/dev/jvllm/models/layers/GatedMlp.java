@@ -20,12 +20,16 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
         int tokens = x.rows();
         Tensor g = scratch.get("mlp.gate", tokens, gate.outFeatures());
         Tensor u = scratch.get("mlp.up", tokens, up.outFeatures());
-        gate.apply(backend, x, g);
-        up.apply(backend, x, u);
-        if (activation == Activation.SILU) {
-            backend.siluMul(g, u, g);
+        if (gate.plain() && up.plain()) {
+            backend.gatedLinear(activation, x, gate.weight(), up.weight(), u, g);
         } else {
-            backend.gatedActivation(activation, g, u, g);
+            gate.apply(backend, x, g);
+            up.apply(backend, x, u);
+            if (activation == Activation.SILU) {
+                backend.siluMul(g, u, g);
+            } else {
+                backend.gatedActivation(activation, g, u, g);
+            }
         }
         down.apply(backend, g, out);
     }

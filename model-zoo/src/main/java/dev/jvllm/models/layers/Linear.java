@@ -79,4 +79,23 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
             backend.clamp(out, clampLimit, out);
         }
     }
+
+    /** {@code outs[i] = linears[i](x)}, handed to the backend as one call ({@link Backend#linears}). */
+    public static void applyAll(Backend backend, Tensor x, Linear[] linears, Tensor[] outs) {
+        Tensor[] weights = new Tensor[linears.length];
+        Tensor[] biases = new Tensor[linears.length];
+        for (int i = 0; i < linears.length; i++) {
+            weights[i] = linears[i].weight;
+            biases[i] = linears[i].bias;
+        }
+        backend.linears(x, weights, biases, outs);
+        for (int i = 0; i < linears.length; i++) {
+            if (linears[i].clampLimit > 0) backend.clamp(outs[i], linears[i].clampLimit, outs[i]);
+        }
+    }
+
+    /** Whether this is a plain product: no bias, no clamp. */
+    boolean plain() {
+        return bias == null && clampLimit <= 0;
+    }
 }

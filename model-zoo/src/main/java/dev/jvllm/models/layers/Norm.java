@@ -8,4 +8,10 @@ import dev.jvllm.spi.Tensor;
 public interface Norm {
 
     void apply(Backend backend, Tensor x, Tensor out);
+
+    /** {@code x += delta}, then {@code out = norm(x)}; a backend may do both in one pass. */
+    default void addThenApply(Backend backend, Tensor x, Tensor delta, Tensor out) {
+        backend.add(x, delta, x);
+        apply(backend, x, out);
+    }
 }

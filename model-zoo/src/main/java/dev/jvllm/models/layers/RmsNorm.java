@@ -18,4 +18,9 @@ public record RmsNorm(Tensor weight, float eps, float weightOffset) implements N
     public void apply(Backend backend, Tensor x, Tensor out) {
         backend.rmsNorm(x, weight, eps, weightOffset, out);
     }
+
+    @Override
+    public void addThenApply(Backend backend, Tensor x, Tensor delta, Tensor out) {
+        backend.addRmsNorm(x, delta, weight, eps, weightOffset, out);
+    }
 }

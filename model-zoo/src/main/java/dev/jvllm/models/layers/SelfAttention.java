@@ -40,9 +40,7 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         Tensor ks = scratch.get("attn.k", tokens, k.outFeatures());
         Tensor vs = scratch.get("attn.v", tokens, v.outFeatures());
         Tensor context = scratch.get("attn.context", tokens, q.outFeatures());
-        q.apply(backend, x, qs);
-        k.apply(backend, x, ks);
-        v.apply(backend, x, vs);
+        Linear.applyAll(backend, x, new Linear[]{q, k, v}, new Tensor[]{qs, ks, vs});
         Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
         Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
         if (rotary != null) {
