@@ -37,6 +37,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * <p>Every {@link Backend} kernel runs here, including multi-head latent attention over a latent
  * cache (DeepSeek-V2/V3) and cache-free encoder attention (BERT, XLM-RoBERTa); those two take one
  * block per (token, head) ({@code attention.cu}), correct for any batch but not tuned for speed.
+ * Mixture-of-experts layers route and run their experts without the host ({@link CudaExperts}).
  *
  * <p>One thread drives a backend at a time, as with the CPU backend.
  */
