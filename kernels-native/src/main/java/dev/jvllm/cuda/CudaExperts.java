@@ -63,6 +63,7 @@ final class CudaExperts {
     private final KernelLauncher kernels;
     private final DeviceErrors errors;
     private final DType activationType;
+    private DeviceBuffer work;
 
     CudaExperts(CudaContext context, DeviceMemory memory, KernelLauncher kernels, DeviceErrors errors,
                 DType activationType) {
@@ -119,11 +120,15 @@ final class CudaExperts {
         int count = experts.count(), hidden = experts.hidden(), intermediate = experts.intermediate();
         if (tokens == 0) return;
         context.makeCurrent();
+        // One kept work area for every layer and step (all on one stream), so that a captured
+        // pass replays on the same buffers: starts, order, intermediate rows, expert outputs.
         long element = activationType.byteSize();
-        DeviceBuffer starts = memory.allocate((count + 1L) * Integer.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
-        DeviceBuffer order = memory.allocate((long) choices * Integer.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
-        DeviceBuffer activated = memory.allocate((long) choices * intermediate * element, DeviceMemory.Kind.STREAM_ORDERED);
-        DeviceBuffer results = memory.allocate((long) choices * hidden * element, DeviceMemory.Kind.STREAM_ORDERED);
+        long startsAt = 0;
+        long orderAt = align(startsAt + (count + 1L) * Integer.BYTES);
+        long activatedAt = align(orderAt + (long) choices * Integer.BYTES);
+        long resultsAt = align(activatedAt + (long) choices * intermediate * element);
+        long base = workArea(resultsAt + (long) choices * hidden * element);
+        long starts = base + startsAt, order = base + orderAt, activated = base + activatedAt, results = base + resultsAt;
         kernels.launch(Kernel.MOE_GROUP_BY_EXPERT, 1, GROUPING_THREADS,
                 expertIds, choices, count, starts, order, errors.buffer());
         boolean vectorized = experts.aligned() && x.address() % 16 == 0;
@@ -142,7 +147,19 @@ final class CudaExperts {
         }
         kernels.launch(Kernel.MOE_COMBINE, tokens, CudaBackend.rowThreads(hidden),
                 results, expertIds, weights, weights.typeCode(), count, topK, hidden, out);
-        for (DeviceBuffer buffer : new DeviceBuffer[]{starts, order, activated, results}) memory.free(buffer);
+    }
+
+    private static long align(long offset) {
+        return (offset + 15) & ~15L;
+    }
+
+    /** The work area's address, grown (doubling; the old one freed in stream order) when smaller than {@code bytes}. */
+    private long workArea(long bytes) {
+        if (work == null || work.bytes() < bytes) {
+            if (work != null) memory.free(work);
+            work = memory.allocate(work == null ? bytes : Math.max(bytes, 2 * work.bytes()), DeviceMemory.Kind.STREAM_ORDERED);
+        }
+        return work.address();
     }
 
     void addSigmoidGatedRows(CudaTensor source, CudaTensor gate, CudaTensor out) {
