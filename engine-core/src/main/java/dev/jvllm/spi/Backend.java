@@ -3,6 +3,8 @@ package dev.jvllm.spi;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.weights.WeightTensor;
 
+import java.util.List;
+
 /**
  * The compute kernels a model is written against. A backend owns its tensors (CPU memory or
  * device memory); model classes call only these methods, so the same model runs on every backend.
@@ -229,6 +231,45 @@ public interface Backend extends AutoCloseable {
      * back to a value head with it.
      */
     void headwiseLinear(Tensor x, Tensor weight, int heads, Tensor out);
+
+    /** Integer data a kernel writes (the experts {@link #routeSoftmaxTopK} chooses), {@code rows × cols}; contents undefined. */
+    default Tensor allocateIndices(int rows, int cols) {
+        return indices(new int[Math.multiplyExact(rows, cols)]).reshape(rows, cols);
+    }
+
+    /**
+     * Softmax top-k routing where the logits are (Mixtral, Qwen-MoE), so that nothing is read back:
+     * for each row t of {@code logits} [T, E], the k experts of largest logit (the first on ties,
+     * as {@code ExpertRouter} chooses: the softmax keeps the order) go to {@code experts[t, 0..k)}
+     * (I32, best first) and their softmax probabilities over all E experts to
+     * {@code weights[t, 0..k)} (the activation type), divided by their sum when {@code normalize}.
+     * DeepSeek's grouped and sigmoid routers are not here: they route on the host.
+     */
+    void routeSoftmaxTopK(Tensor logits, int topK, boolean normalize, Tensor experts, Tensor weights);
+
+    /**
+     * Prepares the routed experts of one mixture layer for {@link #expertFeedForward}: expert e's
+     * gate and up projections {@code gates.get(e)}, {@code ups.get(e)} [I, H] and down projection
+     * {@code downs.get(e)} [H, I], weights of this backend (row views of a stacked tensor
+     * included). Called once at load.
+     */
+    ExpertWeights expertWeights(List<Tensor> gates, List<Tensor> ups, List<Tensor> downs);
+
+    /**
+     * The routed experts of a mixture, grouped by expert rather than run one after another:
+     * {@code out[t] = Σ_j weights[t, j] · down_e(silu(gate_e · x[t]) ⊙ (up_e · x[t]))} over the k
+     * choices {@code e = experts[t, j]} of token t, summed in the order of j. x and out are [T, H]
+     * of the activation type, experts [T, k] I32 (each in [0, E)), weights [T, k] of any floating
+     * type (from {@link #routeSoftmaxTopK}, or {@link #stepValues} of a host router's weights).
+     */
+    void expertFeedForward(Tensor x, ExpertWeights experts, Tensor expertIds, Tensor weights, Tensor out);
+
+    /**
+     * {@code out[t] += sigmoid(gate[t]) · source[t]} for each row t: Qwen-MoE's gated shared
+     * expert, without reading the gate back. source and out are [T, H], gate [T, 1], all of the
+     * activation type.
+     */
+    void addSigmoidGatedRows(Tensor source, Tensor gate, Tensor out);
 
     @Override
     default void close() {

@@ -3,6 +3,8 @@ package dev.jvllm.spi;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.weights.DType;
 
+import java.util.List;
+
 /**
  * The shape and element-type rules of the {@link Backend} kernels that every backend checks the
  * same way, so that a wrong call fails with the same message on each. What makes a tensor an
@@ -202,5 +204,65 @@ public final class KernelShapes {
                     + " features per head and out " + out + " be " + x.rows() + " × " + heads * outPerHead);
         }
         return outPerHead;
+    }
+
+    /** {@link Backend#routeSoftmaxTopK}: logits [T, E], experts and weights [T, k] with 0 < k ≤ E. */
+    public static void checkRouting(Tensor logits, int topK, Tensor experts, Tensor weights) {
+        requireType("routeSoftmaxTopK", "experts", experts, DType.I32);
+        if (topK <= 0 || topK > logits.cols()) {
+            throw new IllegalArgumentException("routeSoftmaxTopK: cannot choose " + topK + " of " + logits.cols() + " experts");
+        }
+        if (experts.rows() != logits.rows() || experts.cols() != topK || weights.rows() != logits.rows()
+                || weights.cols() != topK) {
+            throw new IllegalArgumentException("routeSoftmaxTopK: experts " + experts + " and weights " + weights
+                    + " must both be " + logits.rows() + " × " + topK);
+        }
+    }
+
+    /** {@link Backend#expertWeights}: E experts, each gate and up [I, H], down [H, I]. */
+    public static void checkExpertWeights(List<? extends Tensor> gates, List<? extends Tensor> ups,
+                                          List<? extends Tensor> downs) {
+        if (gates.isEmpty() || gates.size() != ups.size() || gates.size() != downs.size()) {
+            throw new IllegalArgumentException("expertWeights: " + gates.size() + " gate, " + ups.size() + " up and "
+                    + downs.size() + " down projections do not make a set of experts");
+        }
+        int intermediate = gates.getFirst().rows(), hidden = gates.getFirst().cols();
+        for (int e = 0; e < gates.size(); e++) {
+            Tensor gate = gates.get(e), up = ups.get(e), down = downs.get(e);
+            requireWeightType("expertWeights", "gate", gate);
+            requireWeightType("expertWeights", "up", up);
+            requireWeightType("expertWeights", "down", down);
+            if (gate.rows() != intermediate || gate.cols() != hidden || up.rows() != intermediate
+                    || up.cols() != hidden || down.rows() != hidden || down.cols() != intermediate) {
+                throw new IllegalArgumentException("expertWeights: expert " + e + " (gate " + gate + ", up " + up
+                        + ", down " + down + ") is not of [" + intermediate + ", " + hidden + "] and ["
+                        + hidden + ", " + intermediate + "] projections like expert 0");
+            }
+        }
+    }
+
+    /** {@link Backend#expertFeedForward}: x and out [T, H], expert ids and weights [T, k]. */
+    public static void checkExpertFeedForward(Tensor x, ExpertWeights experts, Tensor expertIds, Tensor weights,
+                                              Tensor out) {
+        requireType("expertFeedForward", "expert ids", expertIds, DType.I32);
+        requireWeightType("expertFeedForward", "weights", weights);
+        if (x.cols() != experts.hidden() || out.rows() != x.rows() || out.cols() != x.cols()) {
+            throw new IllegalArgumentException("expertFeedForward: x " + x + " and out " + out
+                    + " must both be [T, " + experts.hidden() + "]");
+        }
+        if (expertIds.rows() != x.rows() || weights.rows() != x.rows() || weights.cols() != expertIds.cols()
+                || expertIds.cols() <= 0) {
+            throw new IllegalArgumentException("expertFeedForward: expert ids " + expertIds + " and weights " + weights
+                    + " must both be " + x.rows() + " × k");
+        }
+    }
+
+    /** {@link Backend#addSigmoidGatedRows}: source and out alike, one gate value per row. */
+    public static void checkSigmoidGatedRows(Tensor source, Tensor gate, Tensor out) {
+        if (out.rows() != source.rows() || out.cols() != source.cols() || gate.rows() != source.rows()
+                || gate.cols() != 1) {
+            throw new IllegalArgumentException("addSigmoidGatedRows: source " + source + ", gate " + gate + " and out "
+                    + out + " must be [T, H], [T, 1] and [T, H]");
+        }
     }
 }

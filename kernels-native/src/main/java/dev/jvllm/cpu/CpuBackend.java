@@ -6,6 +6,7 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.ExpertWeights;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
@@ -14,6 +15,7 @@ import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * The CPU backend: float32 activations on the Java heap, weights read in place from the
@@ -33,6 +35,7 @@ public final class CpuBackend implements Backend {
     private final LinearKernel linear;
     private final PagedAttentionKernel attention;
     private final EncoderAttentionKernel encoderAttention;
+    private final ExpertKernels expertKernels;
 
     /** A backend with {@code options.threads()} workers (0: all available processors). */
     public CpuBackend(BackendOptions options) {
@@ -45,6 +48,7 @@ public final class CpuBackend implements Backend {
         this.linear = new LinearKernel(loops, pool);
         this.attention = new PagedAttentionKernel(loops, pool);
         this.encoderAttention = new EncoderAttentionKernel(loops, pool);
+        this.expertKernels = new ExpertKernels(loops, pool, linear);
     }
 
     @Override
@@ -460,6 +464,62 @@ public final class CpuBackend implements Backend {
                 }
             }
         });
+    }
+
+    @Override
+    public void routeSoftmaxTopK(Tensor logits, int topK, boolean normalize, Tensor experts, Tensor weights) {
+        String kernel = "routeSoftmaxTopK";
+        CpuTensor scores = cpu(logits, kernel, "logits");
+        CpuTensor ids = cpu(experts, kernel, "experts");
+        CpuTensor chosen = cpu(weights, kernel, "weights");
+        requireActivation(kernel, "logits", scores);
+        requireActivation(kernel, "weights", chosen);
+        KernelShapes.checkRouting(scores, topK, ids, chosen);
+        expertKernels.routeSoftmaxTopK(scores, topK, normalize, ids, chosen);
+    }
+
+    @Override
+    public ExpertWeights expertWeights(List<Tensor> gates, List<Tensor> ups, List<Tensor> downs) {
+        KernelShapes.checkExpertWeights(gates, ups, downs);
+        return new ExpertKernels.Experts(gates.stream().map(t -> cpu(t, "expertWeights", "gate")).toList(),
+                ups.stream().map(t -> cpu(t, "expertWeights", "up")).toList(),
+                downs.stream().map(t -> cpu(t, "expertWeights", "down")).toList(),
+                gates.getFirst().cols(), gates.getFirst().rows());
+    }
+
+    @Override
+    public void expertFeedForward(Tensor x, ExpertWeights experts, Tensor expertIds, Tensor weights, Tensor out) {
+        String kernel = "expertFeedForward";
+        CpuTensor input = cpu(x, kernel, "x");
+        CpuTensor ids = cpu(expertIds, kernel, "expert ids");
+        CpuTensor chosen = cpu(weights, kernel, "weights");
+        CpuTensor output = cpu(out, kernel, "out");
+        if (!(experts instanceof ExpertKernels.Experts set)) {
+            throw new IllegalArgumentException(kernel + ": the experts " + experts + " were not made by the CPU backend");
+        }
+        requireActivation(kernel, "x", input);
+        requireActivation(kernel, "out", output);
+        KernelShapes.checkExpertFeedForward(input, set, ids, chosen, output);
+        if (overlap(input, output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
+        }
+        expertKernels.feedForward(input, set, ids, chosen, output);
+    }
+
+    @Override
+    public void addSigmoidGatedRows(Tensor source, Tensor gate, Tensor out) {
+        String kernel = "addSigmoidGatedRows";
+        CpuTensor src = cpu(source, kernel, "source");
+        CpuTensor g = cpu(gate, kernel, "gate");
+        CpuTensor output = cpu(out, kernel, "out");
+        requireActivation(kernel, "source", src);
+        requireActivation(kernel, "gate", g);
+        requireActivation(kernel, "out", output);
+        KernelShapes.checkSigmoidGatedRows(src, g, output);
+        if (overlap(src, output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps source");
+        }
+        expertKernels.addSigmoidGatedRows(src, g, output);
     }
 
     @Override

@@ -5,6 +5,7 @@ import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.ExpertWeights;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
@@ -15,6 +16,7 @@ import dev.jvllm.weights.WeightTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.function.Supplier;
@@ -36,6 +38,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * <p>Every {@link Backend} kernel runs here, including multi-head latent attention over a latent
  * cache (DeepSeek-V2/V3) and cache-free encoder attention (BERT, XLM-RoBERTa); those two take one
  * block per (token, head) ({@code attention.cu}), correct for any batch but not tuned for speed.
+ * Mixture-of-experts layers route and run their experts without the host ({@link CudaExperts}).
  *
  * <p>One thread drives a backend at a time, as with the CPU backend.
  */
@@ -1043,7 +1046,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Threads for a block that walks a row of {@code width}: whole warps, at most 1024. */
-    private static int rowThreads(int width) {
+    static int rowThreads(int width) {
         return Math.clamp((width + 31) / 32 * 32, 32, 1024);
     }
 
@@ -1087,5 +1090,77 @@ public final class CudaBackend implements Backend {
     @Override
     public String toString() {
         return "CUDA backend on " + context;
+    }
+
+    // ---- mixtures of experts (CudaExperts, moe.cu) -------------------------------------------
+
+    private CudaExperts mixtures;
+
+    private CudaExperts mixtures() {
+        if (mixtures == null) mixtures = new CudaExperts(context, memory, kernels, errors, activationType);
+        return mixtures;
+    }
+
+    @Override
+    public Tensor allocateIndices(int rows, int cols) {
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException("cannot allocate " + rows + " × " + cols + " indices");
+        }
+        DeviceBuffer buffer = memory.allocate((long) rows * cols * Integer.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        return new CudaTensor(buffer, 0, DType.I32, rows, cols, "indices");
+    }
+
+    @Override
+    public void routeSoftmaxTopK(Tensor logits, int topK, boolean normalize, Tensor experts, Tensor weights) {
+        String kernel = "routeSoftmaxTopK";
+        CudaTensor scores = cuda(logits, kernel, "logits");
+        CudaTensor ids = cuda(experts, kernel, "experts");
+        CudaTensor chosen = cuda(weights, kernel, "weights");
+        requireActivation(kernel, "logits", scores);
+        requireActivation(kernel, "weights", chosen);
+        KernelShapes.checkRouting(scores, topK, ids, chosen);
+        mixtures().route(scores, topK, normalize, ids, chosen);
+    }
+
+    @Override
+    public ExpertWeights expertWeights(List<Tensor> gates, List<Tensor> ups, List<Tensor> downs) {
+        KernelShapes.checkExpertWeights(gates, ups, downs);
+        return mixtures().prepare(gates.stream().map(t -> cuda(t, "expertWeights", "gate")).toList(),
+                ups.stream().map(t -> cuda(t, "expertWeights", "up")).toList(),
+                downs.stream().map(t -> cuda(t, "expertWeights", "down")).toList());
+    }
+
+    @Override
+    public void expertFeedForward(Tensor x, ExpertWeights experts, Tensor expertIds, Tensor weights, Tensor out) {
+        String kernel = "expertFeedForward";
+        CudaTensor input = cuda(x, kernel, "x");
+        CudaTensor ids = cuda(expertIds, kernel, "expert ids");
+        CudaTensor chosen = cuda(weights, kernel, "weights");
+        CudaTensor output = cuda(out, kernel, "out");
+        if (!(experts instanceof CudaExperts.Experts set)) {
+            throw new IllegalArgumentException(kernel + ": the experts " + experts + " were not made by the CUDA backend");
+        }
+        requireActivation(kernel, "x", input);
+        requireActivation(kernel, "out", output);
+        KernelShapes.checkExpertFeedForward(input, set, ids, chosen, output);
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
+        }
+        mixtures().feedForward(input, set, ids, chosen, output);
+    }
+
+    @Override
+    public void addSigmoidGatedRows(Tensor source, Tensor gate, Tensor out) {
+        String kernel = "addSigmoidGatedRows";
+        CudaTensor src = cuda(source, kernel, "source");
+        CudaTensor g = cuda(gate, kernel, "gate");
+        CudaTensor output = cuda(out, kernel, "out");
+        checkElementwise(kernel, src, src, output);
+        requireActivation(kernel, "gate", g);
+        KernelShapes.checkSigmoidGatedRows(src, g, output);
+        if (src.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps source");
+        }
+        mixtures().addSigmoidGatedRows(src, g, output);
     }
 }

@@ -35,7 +35,15 @@ enum Kernel {
     PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
     PAGED_DECODE_COMBINE("attention", "paged_decode_combine"),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),
-    FLASH_PREFILL_128("attention", "flash_prefill_128", true);
+    FLASH_PREFILL_128("attention", "flash_prefill_128", true),
+    MOE_ROUTE_SOFTMAX_TOPK("moe", "moe_route_softmax_topk"),
+    MOE_GROUP_BY_EXPERT("moe", "moe_group_by_expert"),
+    MOE_GATE_UP_ROWS("moe", "moe_gate_up_rows"),
+    MOE_DOWN_ROWS("moe", "moe_down_rows"),
+    MOE_GATE_UP_TILES("moe", "moe_gate_up_tiles", true),
+    MOE_DOWN_TILES("moe", "moe_down_tiles", true),
+    MOE_COMBINE("moe", "moe_combine"),
+    ADD_SIGMOID_GATED_ROWS("moe", "add_sigmoid_gated_rows");
 
     final String module;
     final String function;

@@ -456,26 +456,8 @@ extern "C" __global__ void paged_decode_combine(const float* partials, act_t* ou
 #define FLASH_QUERIES (FLASH_WARPS * FLASH_ROWS_PER_WARP)
 #define FLASH_KEYS 32
 
-__device__ __forceinline__ void mma_16816(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
-#if JV_ACT_TYPE == JV_BF16
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
-}
-
 __device__ __forceinline__ unsigned int pack_pair(act_t low, act_t high) {
     return (unsigned int) low | ((unsigned int) high << 16);
-}
-
-__device__ __forceinline__ unsigned int load_pair(const act_t* p) {
-    return *(const unsigned int*) p;
 }
 
 // Max (or sum) over the four lanes of a fragment row group.

@@ -160,3 +160,28 @@ __device__ __forceinline__ void report_error(int* error, int kind, int value, in
 
 #define GRID_STRIDE_LOOP(i, n) \
     for (i64 i = (i64) blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64) blockDim.x * gridDim.x)
+
+#if JV_ACT_TYPE != JV_F32
+// D += A·B on tensor cores for 16-bit activations: mma.sync m16n8k16, A row-major, B column-major,
+// float32 sums (PTX ISA fragment layouts: lane = 4·group + quad; an A fragment holds rows
+// (group, group+8) × columns (2·quad, 2·quad+1, 2·quad+8, 2·quad+9), a B fragment rows (2·quad,
+// 2·quad+1, 2·quad+8, 2·quad+9) of column group, a C fragment rows (group, group+8) × columns
+// (2·quad, 2·quad+1)).
+__device__ __forceinline__ void mma_16816(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
+#if JV_ACT_TYPE == JV_BF16
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+__device__ __forceinline__ unsigned int load_pair(const act_t* p) {
+    return *(const unsigned int*) p;
+}
+#endif

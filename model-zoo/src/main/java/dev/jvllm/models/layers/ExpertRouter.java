@@ -52,6 +52,14 @@ public record ExpertRouter(int numExperts, int topK, Scoring scoring, int groups
         return new ExpertRouter(numExperts, topK, Scoring.SOFTMAX, 1, 1, GroupScore.BEST, null, normalize, 1f);
     }
 
+    /**
+     * Whether this is plain softmax top-k over all experts (no groups, bias or scaling), which
+     * {@link dev.jvllm.spi.Backend#routeSoftmaxTopK} computes where the logits are.
+     */
+    public boolean isPlainSoftmaxTopK() {
+        return scoring == Scoring.SOFTMAX && groupsKept == groups && correctionBias == null && scalingFactor == 1f;
+    }
+
     /** The experts chosen for each of a batch's tokens: token t's j-th choice is at {@code t · topK + j}. */
     public record Routes(int topK, int[] experts, float[] weights) {
     }

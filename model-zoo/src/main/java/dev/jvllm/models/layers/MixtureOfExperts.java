@@ -5,11 +5,11 @@ import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.ExpertWeights;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.WeightsException;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -23,16 +23,21 @@ import java.util.function.IntPredicate;
  * outputs, plus an always-on shared expert when the family has one (DeepSeekMoE, arXiv:2401.06066;
  * Qwen-MoE gates it by {@code sigmoid(shared_expert_gate · x)}).
  *
- * <p>Routing happens on the host, from the router logits read back; then each expert runs once,
- * over the rows of the tokens routed to it (gather, expert MLP, weighted scatter-add).
+ * <p>Nothing is read back to the host for the softmax top-k routers (Mixtral, Qwen-MoE):
+ * {@link Backend#routeSoftmaxTopK} routes where the logits are, and
+ * {@link Backend#expertFeedForward} runs every routed expert in one grouped pass (tokens grouped
+ * by expert, each expert's weights read once per layer), and Qwen's shared-expert gate is applied
+ * by {@link Backend#addSigmoidGatedRows}; on a GPU the layer is a fixed sequence of launches. DeepSeek's
+ * group-limited and sigmoid routers run on the host from the logits read back, and their routes
+ * are uploaded for the same grouped pass.
  *
+ * @param experts          the routed experts' weights, prepared by {@link Backend#expertWeights}
  * @param sharedExpert     null when none
  * @param sharedExpertGate [1, hidden]: the shared expert's output is scaled by the sigmoid of its
  *                         product with x; null to add it as it is (DeepSeek)
- * @param zeroRow          [1, hidden] of zeros, gathered to clear the output
  */
-public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMlp> experts, GatedMlp sharedExpert,
-                               Linear sharedExpertGate, Tensor zeroRow) implements FeedForward {
+public record MixtureOfExperts(Linear router, ExpertRouter routing, ExpertWeights experts, GatedMlp sharedExpert,
+                               Linear sharedExpertGate) implements FeedForward {
 
     /** The checkpoint names of an expert's gate, up and down projections. */
     public record ExpertNames(String gate, String up, String down) {
@@ -43,10 +48,9 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
     }
 
     public MixtureOfExperts {
-        experts = List.copyOf(experts);
-        if (experts.size() != routing.numExperts() || router.outFeatures() != routing.numExperts()) {
+        if (experts.count() != routing.numExperts() || router.outFeatures() != routing.numExperts()) {
             throw new IllegalArgumentException("a router of " + router.outFeatures() + " outputs and "
-                    + experts.size() + " experts for routing over " + routing.numExperts());
+                    + experts.count() + " experts for routing over " + routing.numExperts());
         }
     }
 
@@ -59,34 +63,34 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
     public static MixtureOfExperts load(WeightScope block, ExpertRouter routing, int hidden, int intermediate,
                                         ExpertNames names) {
         Linear router = Linear.load(block, "gate", hidden, routing.numExperts(), false);
-        List<GatedMlp> experts = loadExperts(block.child("experts"), routing.numExperts(), hidden, intermediate, names);
-        Tensor zeroRow = block.backend().constant(new float[hidden], 1, hidden);
-        return new MixtureOfExperts(router, routing, experts, null, null, zeroRow);
+        ExpertWeights experts = loadExperts(block.child("experts"), routing.numExperts(), hidden, intermediate, names);
+        return new MixtureOfExperts(router, routing, experts, null, null);
     }
 
-    private static List<GatedMlp> loadExperts(WeightScope scope, int count, int hidden, int intermediate,
-                                              ExpertNames names) {
-        List<GatedMlp> experts = new ArrayList<>(count);
+    private static ExpertWeights loadExperts(WeightScope scope, int count, int hidden, int intermediate,
+                                             ExpertNames names) {
+        List<Tensor> gates = new ArrayList<>(count), ups = new ArrayList<>(count), downs = new ArrayList<>(count);
         if (scope.has("gate_up_proj")) {
             Tensor gateUp = scope.tensor("gate_up_proj", count, 2L * intermediate, hidden);
             Tensor down = scope.tensor("down_proj", count, hidden, intermediate);
             for (int e = 0; e < count; e++) {
                 int first = 2 * intermediate * e;
-                experts.add(new GatedMlp(
-                        new Linear(gateUp.rows(first, intermediate), null, hidden, intermediate),
-                        new Linear(gateUp.rows(first + intermediate, intermediate), null, hidden, intermediate),
-                        new Linear(down.rows(hidden * e, hidden), null, intermediate, hidden), Activation.SILU));
+                gates.add(gateUp.rows(first, intermediate));
+                ups.add(gateUp.rows(first + intermediate, intermediate));
+                downs.add(down.rows(hidden * e, hidden));
             }
-            return experts;
-        }
-        if (!scope.has("0." + names.gate() + ".weight")) {
+        } else if (!scope.has("0." + names.gate() + ".weight")) {
             throw new WeightsException("no experts under '" + scope.prefix() + "': neither '" + scope.prefix()
                     + "gate_up_proj' nor '" + scope.prefix() + "0." + names.gate() + ".weight' is in the checkpoint");
+        } else {
+            for (int e = 0; e < count; e++) {
+                GatedMlp expert = loadExpert(scope.child(Integer.toString(e)), hidden, intermediate, names);
+                gates.add(expert.gate().weight());
+                ups.add(expert.up().weight());
+                downs.add(expert.down().weight());
+            }
         }
-        for (int e = 0; e < count; e++) {
-            experts.add(loadExpert(scope.child(Integer.toString(e)), hidden, intermediate, names));
-        }
-        return experts;
+        return scope.backend().expertWeights(gates, ups, downs);
     }
 
     /** One SwiGLU expert (routed or shared) under {@code expert}, without biases. */
@@ -100,60 +104,38 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, List<GatedMl
 
     /** This block with an always-on shared expert, scaled per token by {@code sigmoid(gate · x)} when gate is given. */
     public MixtureOfExperts withSharedExpert(GatedMlp expert, Linear gate) {
-        return new MixtureOfExperts(router, routing, experts, expert, gate, zeroRow);
+        return new MixtureOfExperts(router, routing, experts, expert, gate);
     }
 
     @Override
     public void forward(Backend backend, Tensor x, Scratch scratch, Tensor out) {
         int tokens = x.rows();
-        int hidden = x.cols();
+        int k = routing.topK();
         Tensor logits = scratch.get("moe.router", tokens, routing.numExperts());
         router.apply(backend, x, logits);
-        ExpertRouter.Routes routes = routing.route(backend.toFloatArray(logits), tokens);
-        backend.gatherRows(zeroRow, backend.indices(new int[tokens]), out);
-        if (sharedExpert != null) {
-            addSharedExpert(backend, x, scratch, out);
-        }
-        int k = routes.topK();
-        int[] routedCount = new int[experts.size()];
-        for (int expert : routes.experts()) routedCount[expert]++;
-        for (int e = 0; e < experts.size(); e++) {
-            int n = routedCount[e];
-            if (n == 0) continue;
-            int[] rows = new int[n];
-            float[] weights = new float[n];
-            int at = 0;
-            for (int i = 0; i < routes.experts().length; i++) {
-                if (routes.experts()[i] == e) {
-                    rows[at] = i / k;
-                    weights[at++] = routes.weights()[i];
-                }
-            }
-            Tensor rowIndices = backend.indices(rows);
-            Tensor routed = scratch.get("moe.expert.in", n, hidden);
-            Tensor result = scratch.get("moe.expert.out", n, hidden);
-            backend.gatherRows(x, rowIndices, routed);
-            experts.get(e).forward(backend, routed, scratch, result);
-            backend.scatterAddRows(result, rowIndices, backend.stepValues(weights, 1, n), out);
-        }
-    }
-
-    private void addSharedExpert(Backend backend, Tensor x, Scratch scratch, Tensor out) {
-        int tokens = x.rows();
-        Tensor shared = scratch.get("moe.shared", tokens, x.cols());
-        sharedExpert.forward(backend, x, scratch, shared);
-        float[] scale = new float[tokens];
-        if (sharedExpertGate == null) {
-            Arrays.fill(scale, 1f);
+        Tensor expertIds;
+        Tensor weights;
+        if (routing.isPlainSoftmaxTopK()) {
+            expertIds = scratch.indices("moe.experts", tokens, k);
+            weights = scratch.get("moe.weights", tokens, k);
+            backend.routeSoftmaxTopK(logits, k, routing.normalize(), expertIds, weights);
         } else {
-            Tensor gate = scratch.get("moe.shared.gate", tokens, 1);
-            sharedExpertGate.apply(backend, x, gate);
-            float[] g = backend.toFloatArray(gate);
-            for (int t = 0; t < tokens; t++) scale[t] = (float) (1 / (1 + Math.exp(-g[t])));
+            ExpertRouter.Routes routes = routing.route(backend.toFloatArray(logits), tokens);
+            expertIds = backend.indices(routes.experts()).reshape(tokens, k);
+            weights = backend.stepValues(routes.weights(), tokens, k);
         }
-        int[] rows = new int[tokens];
-        for (int t = 0; t < tokens; t++) rows[t] = t;
-        backend.scatterAddRows(shared, backend.indices(rows), backend.stepValues(scale, 1, tokens), out);
+        backend.expertFeedForward(x, experts, expertIds, weights, out);
+        if (sharedExpert != null) {
+            Tensor shared = scratch.get("moe.shared", tokens, x.cols());
+            sharedExpert.forward(backend, x, scratch, shared);
+            if (sharedExpertGate == null) {
+                backend.add(out, shared, out);
+            } else {
+                Tensor gate = scratch.get("moe.shared.gate", tokens, 1);
+                sharedExpertGate.apply(backend, x, gate);
+                backend.addSigmoidGatedRows(shared, gate, out);
+            }
+        }
     }
 
     // ---- the families' blocks ---------------------------------------------------------------
