@@ -127,8 +127,12 @@ final class CudaExperts {
         long orderAt = align(startsAt + (count + 1L) * Integer.BYTES);
         long activatedAt = align(orderAt + (long) choices * Integer.BYTES);
         long resultsAt = align(activatedAt + (long) choices * intermediate * element);
-        long base = workArea(resultsAt + (long) choices * hidden * element);
-        long starts = base + startsAt, order = base + orderAt, activated = base + activatedAt, results = base + resultsAt;
+        DeviceBuffer area = workArea(resultsAt + (long) choices * hidden * element);
+        // Views, not raw addresses: a graph captured with them holds the area they view.
+        CudaTensor starts = view(area, startsAt, DType.I32, count + 1, "expert starts");
+        CudaTensor order = view(area, orderAt, DType.I32, choices, "choices by expert");
+        CudaTensor activated = view(area, activatedAt, activationType, (long) choices * intermediate, "expert activations");
+        CudaTensor results = view(area, resultsAt, activationType, (long) choices * hidden, "expert outputs");
         kernels.launch(Kernel.MOE_GROUP_BY_EXPERT, 1, GROUPING_THREADS,
                 expertIds, choices, count, starts, order, errors.buffer());
         boolean vectorized = experts.aligned() && x.address() % 16 == 0;
@@ -153,13 +157,20 @@ final class CudaExperts {
         return (offset + 15) & ~15L;
     }
 
-    /** The work area's address, grown (doubling; the old one freed in stream order) when smaller than {@code bytes}. */
-    private long workArea(long bytes) {
+    /**
+     * The work area, grown (doubling) when smaller than {@code bytes}. A replaced area is freed
+     * once unreachable: a CUDA graph captured on it keeps it. Growing is allowed while a graph is
+     * captured (cuMemAlloc is not stream work).
+     */
+    private DeviceBuffer workArea(long bytes) {
         if (work == null || work.bytes() < bytes) {
-            if (work != null) memory.free(work);
-            work = memory.allocate(work == null ? bytes : Math.max(bytes, 2 * work.bytes()), DeviceMemory.Kind.STREAM_ORDERED);
+            work = memory.allocateKept(work == null ? bytes : Math.max(bytes, 2 * work.bytes()));
         }
-        return work.address();
+        return work;
+    }
+
+    private static CudaTensor view(DeviceBuffer area, long offset, DType type, long elements, String name) {
+        return new CudaTensor(area, offset, type, 1, Math.toIntExact(elements), name);
     }
 
     void addSigmoidGatedRows(CudaTensor source, CudaTensor gate, CudaTensor out) {
