@@ -25,7 +25,7 @@ import java.util.List;
  * behind; an existing one is reused.
  *
  * <pre>
- * ./jvllm java dev.jvllm.benchmarks.RandomLlamaCheckpoint [--shape hidden=..,layers=..] [--cache DIR]
+ * ./jvllm java dev.jvllm.benchmarks.RandomLlamaCheckpoint [--shape hidden=..,layers=..] [--cache DIR] [--sparse]
  * </pre>
  */
 public final class RandomLlamaCheckpoint {
@@ -48,19 +48,33 @@ public final class RandomLlamaCheckpoint {
     public static void main(String[] args) {
         LlamaShape shape = LlamaShape.LLAMA_3_2_1B;
         Path cache = DEFAULT_CACHE;
+        boolean sparse = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--shape" -> shape = shape.with(args[++i]);
                 case "--cache" -> cache = Path.of(args[++i]);
-                default -> throw new IllegalArgumentException("unknown option " + args[i] + " (--shape SPEC, --cache DIR)");
+                case "--sparse" -> sparse = true;
+                default -> throw new IllegalArgumentException("unknown option " + args[i]
+                        + " (--shape SPEC, --cache DIR, --sparse)");
             }
         }
-        System.out.println(ensure(shape, cache));
+        System.out.println(ensure(shape, cache, sparse));
     }
 
     /** The checkpoint of {@code shape} under {@code cache}, written first if missing. */
     public static Path ensure(LlamaShape shape, Path cache) {
-        Path dir = cache.resolve(shape.directoryName());
+        return ensure(shape, cache, false);
+    }
+
+    /**
+     * The checkpoint of {@code shape}, written first if missing; with {@code sparse}, only the
+     * weights that steer the work are written (the embeddings, the norms and the experts' routers,
+     * so that tokens spread over the experts as with real weights) and every other weight is left
+     * a hole of the file, read as zeros: a checkpoint larger than the disk (Mixtral-8x7B's 94 GB
+     * on a 64 GiB disk) for timing, where a product costs the same whatever its values.
+     */
+    public static Path ensure(LlamaShape shape, Path cache, boolean sparse) {
+        Path dir = cache.resolve(shape.directoryName() + (sparse ? "-sparse" : ""));
         if (Files.isRegularFile(dir.resolve("model.safetensors")) && Files.isRegularFile(dir.resolve("config.json"))) {
             return dir;
         }
@@ -70,7 +84,7 @@ public final class RandomLlamaCheckpoint {
             long start = System.nanoTime();
             Files.writeString(partial.resolve("config.json"), config(shape).toPrettyString());
             Files.writeString(partial.resolve("generation_config.json"), "{\"bos_token_id\": 1, \"eos_token_id\": 2}\n");
-            writeWeights(shape, partial.resolve("model.safetensors"));
+            writeWeights(shape, partial.resolve("model.safetensors"), sparse);
             Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
             System.err.printf("wrote %,d random parameters to %s in %.1f s%n", shape.parameters(), dir,
                     (System.nanoTime() - start) / 1e9);
@@ -148,7 +162,7 @@ public final class RandomLlamaCheckpoint {
         return t;
     }
 
-    private static void writeWeights(LlamaShape shape, Path file) throws IOException {
+    private static void writeWeights(LlamaShape shape, Path file, boolean sparse) throws IOException {
         List<Tensor> tensors = tensors(shape);
         ObjectNode header = JSON.createObjectNode();
         long offset = 0;
@@ -173,6 +187,10 @@ public final class RandomLlamaCheckpoint {
             float scale = INIT_STD * (float) Math.sqrt(3) / (1 << 23);
             short one = bf16(1f);
             for (Tensor t : tensors) {
+                if (sparse && !steersWork(t)) {
+                    out.position(out.position() + t.bytes());
+                    continue;
+                }
                 for (long left = t.rows() * t.cols(); left > 0; ) {
                     int n = (int) Math.min(left, chunk.capacity() / 2);
                     chunk.clear();
@@ -191,10 +209,18 @@ public final class RandomLlamaCheckpoint {
                     left -= n;
                 }
             }
+            long end = 8 + padded.length + offset;
+            if (out.size() < end) {
+                out.write(ByteBuffer.wrap(new byte[1]), end - 1);  // a hole up to the end of the file
+            }
         }
     }
 
-    private static short bf16(float value) {
+    private static boolean steersWork(Tensor t) {
+        return t.ones() || t.name().equals("model.embed_tokens.weight") || t.name().endsWith("block_sparse_moe.gate.weight");
+    }
+
+        private static short bf16(float value) {
         int bits = Float.floatToRawIntBits(value);
         return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16); // round to nearest even
     }
