@@ -1146,7 +1146,79 @@ public final class CudaBackend implements Backend {
         if (input.overlaps(output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
         }
+        if (recording == null && input.rows() > EXPERT_KERNELS_MAX_EAGER_TOKENS && !expertTilesForLargeBatches) {
+            expertsByProducts(input, set, ids, chosen, output);
+            return;
+        }
         mixtures().feedForward(input, set, ids, chosen, output);
+    }
+
+    /**
+     * Batches of more tokens than this, outside a CUDA graph (prompt chunks), run each expert's
+     * products through cuBLAS: on an H200, moe.cu's tensor-core tiles ran a 4096-token Mixtral
+     * prefill at about 80 TFLOP/s, where cuBLAS runs these shapes at 800 and more.
+     */
+    private static final int EXPERT_KERNELS_MAX_EAGER_TOKENS = 64;
+    private boolean expertTilesForLargeBatches;
+
+    /** For tests: large batches take moe.cu's tensor-core tiles, as inside a CUDA graph. */
+    void useExpertTilesForLargeBatches(boolean tiles) {
+        this.expertTilesForLargeBatches = tiles;
+    }
+
+    /**
+     * The grouped feed-forward with per-expert cuBLAS products: the choices grouped by expert on
+     * the device and read back (one wait a layer, small beside a prompt chunk's work), the rows
+     * gathered in expert order, each expert's gate, up and down products on its rows, then the
+     * rows put back in choice order for moe_combine.
+     */
+    private void expertsByProducts(CudaTensor x, CudaExperts.Experts set, CudaTensor ids, CudaTensor weights,
+                                   CudaTensor out) {
+        int tokens = x.rows(), topK = ids.cols(), choices = tokens * topK;
+        int count = set.count(), hidden = set.hidden(), intermediate = set.intermediate();
+        CudaTensor grouping = (CudaTensor) allocateIndices(1, count + 1 + choices);
+        CudaTensor starts = (CudaTensor) grouping.reshape(count + 1 + choices, 1).rows(0, count + 1);
+        CudaTensor order = (CudaTensor) grouping.reshape(count + 1 + choices, 1).rows(count + 1, choices);
+        context.makeCurrent();
+        kernels.launch(Kernel.MOE_GROUP_BY_EXPERT, 1, 1024, ids, choices, count, starts, order, errors.buffer());
+        float[] grouped = toFloatArray(grouping);
+        int routed = (int) grouped[count];
+        int[] tokenOfRow = new int[routed];
+        int[] rowOfChoice = new int[choices];
+        for (int row = 0; row < routed; row++) {
+            int choice = (int) grouped[count + 1 + row];
+            tokenOfRow[row] = choice / topK;
+            rowOfChoice[choice] = row;
+        }
+        CudaTensor results = (CudaTensor) allocate(choices, hidden);
+        if (routed > 0) {
+            productsByExpert(x, set, grouped, tokenOfRow, rowOfChoice, results);
+        }
+        kernels.launch(Kernel.MOE_COMBINE, tokens, rowThreads(hidden),
+                results, ids, weights, weights.typeCode(), count, topK, hidden, out);
+    }
+
+    /** Each routed row's expert output, into {@code results} in choice order. */
+    private void productsByExpert(CudaTensor x, CudaExperts.Experts set, float[] grouped, int[] tokenOfRow,
+                                  int[] rowOfChoice, CudaTensor results) {
+        int count = set.count(), hidden = set.hidden(), intermediate = set.intermediate();
+        int routed = tokenOfRow.length;
+        CudaTensor sortedInput = (CudaTensor) allocate(routed, hidden);
+        gather("expertFeedForward", x, (CudaTensor) indices(tokenOfRow), sortedInput);
+        CudaTensor sortedOutput = (CudaTensor) allocate(routed, hidden);
+        List<CudaTensor> w = set.weights();
+        for (int e = 0; e < count; e++) {
+            int first = (int) grouped[e], rows = (int) grouped[e + 1] - first;
+            if (rows == 0) continue;
+            Tensor expertInput = sortedInput.rows(first, rows);
+            Tensor gate = allocate(rows, intermediate);
+            Tensor up = allocate(rows, intermediate);
+            linear(expertInput, w.get(e), null, gate);
+            linear(expertInput, w.get(count + e), null, up);
+            siluMul(gate, up, gate);
+            linear(gate, w.get(2 * count + e), null, sortedOutput.rows(first, rows));
+        }
+        gather("expertFeedForward", sortedOutput, (CudaTensor) indices(rowOfChoice), results);
     }
 
     @Override

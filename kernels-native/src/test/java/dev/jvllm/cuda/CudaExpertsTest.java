@@ -122,10 +122,14 @@ class CudaExpertsTest {
         cpu.routeSoftmaxTopK(cpu.constant(logits, tokens, experts), topK, true, chosen, routeWeights);
         int[] ids = toInts(cpu.toFloatArray(chosen));
         float[] weights = cpu.toFloatArray(routeWeights);
-        float[][] results = new float[2][];
-        Backend[] backends = {cpu, gpus.get(type)};
-        for (int i = 0; i < 2; i++) {
+        // The GPU twice: large batches by per-expert cuBLAS products (eager passes), then by
+        // moe.cu's tensor-core tiles (what a CUDA graph captures).
+        float[][] results = new float[3][];
+        CudaBackend gpu = gpus.get(type);
+        Backend[] backends = {cpu, gpu, gpu};
+        for (int i = 0; i < 3; i++) {
             Backend b = backends[i];
+            gpu.useExpertTilesForLargeBatches(i == 2);
             Tensor stackedGateUp = b.weight(weight(arena, "gate_up", type, gateUp, experts * 2 * intermediate, hidden));
             Tensor stackedDown = b.weight(weight(arena, "down", type, down, experts * hidden, intermediate));
             List<Tensor> gates = new ArrayList<>(), ups = new ArrayList<>(), downs = new ArrayList<>();
@@ -140,7 +144,10 @@ class CudaExpertsTest {
                     b.stepValues(weights, tokens, topK), out);
             results[i] = b.toFloatArray(out);
         }
+        gpu.useExpertTilesForLargeBatches(false);
         assertClose(type + " grouped experts of " + tokens + " tokens", results[0], results[1], tolerance(type));
+        assertClose(type + " grouped experts of " + tokens + " tokens, tensor-core tiles", results[0], results[2],
+                tolerance(type));
     }
 
     @ParameterizedTest
