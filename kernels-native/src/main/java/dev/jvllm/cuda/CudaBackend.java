@@ -1161,6 +1161,17 @@ public final class CudaBackend implements Backend {
     private static final int EXPERT_KERNELS_MAX_EAGER_TOKENS = 64;
     private boolean expertTilesForLargeBatches;
 
+    private DeviceBuffer expertProducts;
+
+    /** The kept area of the per-expert products, grown when smaller than {@code bytes}. */
+    private DeviceBuffer expertProducts(long bytes) {
+        if (expertProducts == null || expertProducts.bytes() < bytes) {
+            expertProducts = null;  // the old area is freed once unreachable
+            expertProducts = memory.allocate(bytes, DeviceMemory.Kind.PERSISTENT);
+        }
+        return expertProducts;
+    }
+
     /** For tests: large batches take moe.cu's tensor-core tiles, as inside a CUDA graph. */
     void useExpertTilesForLargeBatches(boolean tiles) {
         this.expertTilesForLargeBatches = tiles;
@@ -1190,9 +1201,14 @@ public final class CudaBackend implements Backend {
             tokenOfRow[row] = choice / topK;
             rowOfChoice[choice] = row;
         }
-        CudaTensor results = (CudaTensor) allocate(choices, hidden);
+        // Kept between passes, as the models keep their activations: the profiling pass of the
+        // largest step sizes it, so the KV cache is sized with it already taken.
+        long element = activationType.byteSize();
+        long rowBytes = (3L * hidden + 2L * intermediate) * element;
+        DeviceBuffer area = expertProducts((long) choices * rowBytes);
+        CudaTensor results = new CudaTensor(area, 0, activationType, choices, hidden, "expert outputs");
         if (routed > 0) {
-            productsByExpert(x, set, grouped, tokenOfRow, rowOfChoice, results);
+            productsByExpert(x, set, grouped, tokenOfRow, rowOfChoice, results, area, (long) choices * hidden * element);
         }
         kernels.launch(Kernel.MOE_COMBINE, tokens, rowThreads(hidden),
                 results, ids, weights, weights.typeCode(), count, topK, hidden, out);
@@ -1200,19 +1216,25 @@ public final class CudaBackend implements Backend {
 
     /** Each routed row's expert output, into {@code results} in choice order. */
     private void productsByExpert(CudaTensor x, CudaExperts.Experts set, float[] grouped, int[] tokenOfRow,
-                                  int[] rowOfChoice, CudaTensor results) {
+                                  int[] rowOfChoice, CudaTensor results, DeviceBuffer area, long at) {
         int count = set.count(), hidden = set.hidden(), intermediate = set.intermediate();
         int routed = tokenOfRow.length;
-        CudaTensor sortedInput = (CudaTensor) allocate(routed, hidden);
+        long element = activationType.byteSize();
+        CudaTensor sortedInput = new CudaTensor(area, at, activationType, routed, hidden, "expert inputs");
+        at += (long) routed * hidden * element;
+        CudaTensor sortedOutput = new CudaTensor(area, at, activationType, routed, hidden, "expert outputs by expert");
+        at += (long) routed * hidden * element;
+        CudaTensor gates = new CudaTensor(area, at, activationType, routed, intermediate, "expert gates");
+        at += (long) routed * intermediate * element;
+        CudaTensor ups = new CudaTensor(area, at, activationType, routed, intermediate, "expert ups");
         gather("expertFeedForward", x, (CudaTensor) indices(tokenOfRow), sortedInput);
-        CudaTensor sortedOutput = (CudaTensor) allocate(routed, hidden);
         List<CudaTensor> w = set.weights();
         for (int e = 0; e < count; e++) {
             int first = (int) grouped[e], rows = (int) grouped[e + 1] - first;
             if (rows == 0) continue;
             Tensor expertInput = sortedInput.rows(first, rows);
-            Tensor gate = allocate(rows, intermediate);
-            Tensor up = allocate(rows, intermediate);
+            Tensor gate = gates.rows(0, rows);
+            Tensor up = ups.rows(0, rows);
             linear(expertInput, w.get(e), null, gate);
             linear(expertInput, w.get(count + e), null, up);
             siluMul(gate, up, gate);
