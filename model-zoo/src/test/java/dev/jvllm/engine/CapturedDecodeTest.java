@@ -23,6 +23,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 import static dev.jvllm.engine.TinyLlamas.greedy;
@@ -62,12 +63,19 @@ class CapturedDecodeTest {
 
     /** The CPU backend, saying that it records passes and noting the shape of each pass it is given. */
     private Backend recordingBackend() {
+        return recordingBackend(new ArrayList<>());
+    }
+
+    /** As {@link #recordingBackend()}, also noting each recorded pass's result in {@code results}. */
+    private Backend recordingBackend(List<Tensor> results) {
         return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
                 (proxy, method, args) -> {
                     if (method.getName().equals("capturesGraphs")) return true;
                     if (method.getName().equals("runCaptured")) {
                         shapes.add((CapturedDecode.Shape) args[0]);
-                        return ((Supplier<?>) args[1]).get();
+                        Tensor result = (Tensor) ((Supplier<?>) args[1]).get();
+                        results.add(result);
+                        return result;
                     }
                     try {
                         return method.invoke(cpu, args);
@@ -79,11 +87,17 @@ class CapturedDecodeTest {
 
     private Map<String, List<Integer>> generate(Backend backend, boolean enforceEager, List<int[]> prompts,
                                                  SamplingParams params) {
+        return generate(backend, enforceEager, prompts, i -> params, "r");
+    }
+
+    /** Request i (named prefix + i) generates with {@code params.apply(i)}; its tokens by name. */
+    private Map<String, List<Integer>> generate(Backend backend, boolean enforceEager, List<int[]> prompts,
+                                                IntFunction<SamplingParams> params, String prefix) {
         CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
         EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, BLOCK, 1 << 20, 256, 64, false, 0L, "cpu", 1, 0.9,
                 enforceEager);
         LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
-        for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), params);
+        for (int i = 0; i < prompts.size(); i++) engine.addRequest(prefix + i, prompts.get(i), params.apply(i));
         Map<String, List<Integer>> tokens = new TreeMap<>();
         while (engine.hasUnfinishedRequests()) {
             for (RequestOutput output : engine.step()) {
@@ -103,7 +117,10 @@ class CapturedDecodeTest {
         for (int i = 0; i < prompts.size(); i++) {
             alone.putAll(prefixed(i, generate(cpu, true, List.of(prompts.get(i)), greedy(20 + 15 * i))));
         }
-        assertEquals(alone, generateEachWithItsLength(prompts));
+        Map<String, List<Integer>> together = new TreeMap<>();
+        generate(recordingBackend(), false, prompts, i -> greedy(20 + 15 * i), "r")
+                .forEach((id, tokens) -> together.put(id.substring(1) + "/r0", tokens));
+        assertEquals(alone, together);
         assertFalse(shapes.isEmpty(), "decode steps went through runCaptured");
         for (CapturedDecode.Shape shape : shapes) {
             assertTrue(List.of(1, 2, 4, 8).contains(shape.sequences()), shape::toString);
@@ -111,23 +128,6 @@ class CapturedDecodeTest {
         }
         assertTrue(shapes.stream().anyMatch(s -> s.sequences() == 8), "five sequences were padded to eight");
         assertTrue(shapes.stream().anyMatch(s -> s.blockTableEntries() == 8), "tables of five blocks were padded to eight");
-    }
-
-    /** All prompts in one engine, prompt i generating 20 + 15 i tokens, keyed as {@link #prefixed}. */
-    private Map<String, List<Integer>> generateEachWithItsLength(List<int[]> prompts) {
-        Backend backend = recordingBackend();
-        CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
-        EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, BLOCK, 1 << 20, 256, 64, false, 0L, "cpu", 1, 0.9, false);
-        LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
-        for (int i = 0; i < prompts.size(); i++) engine.addRequest(i + "/r0", prompts.get(i), greedy(20 + 15 * i));
-        Map<String, List<Integer>> tokens = new TreeMap<>();
-        while (engine.hasUnfinishedRequests()) {
-            for (RequestOutput output : engine.step()) {
-                if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
-            }
-        }
-        engine.checkNoLeaks();
-        return tokens;
     }
 
     private static Map<String, List<Integer>> prefixed(int prompt, Map<String, List<Integer>> outputs) {
@@ -147,21 +147,7 @@ class CapturedDecodeTest {
     @Test
     void onlyDecodeStepsArePaddedAndTheirLogitsAreTheRealSequencesOnly() {
         List<Tensor> logits = new ArrayList<>();
-        Backend backend = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
-                (proxy, method, args) -> {
-                    if (method.getName().equals("capturesGraphs")) return true;
-                    if (method.getName().equals("runCaptured")) {
-                        shapes.add((CapturedDecode.Shape) args[0]);
-                        Tensor result = (Tensor) ((Supplier<?>) args[1]).get();
-                        logits.add(result);
-                        return result;
-                    }
-                    try {
-                        return method.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        Backend backend = recordingBackend(logits);
         generate(backend, false, randomPrompts(5, 30, 3, 17), greedy(6));
         // Three sequences: a prompt step, then five decode steps padded to four.
         assertEquals(5, shapes.size(), shapes::toString);
