@@ -96,11 +96,13 @@ public final class LLM implements AutoCloseable {
         int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
         long tConfig = System.nanoTime();
         // The tokenizer is most of a load from the page cache (its native build parses all of
-        // tokenizer.json), so it loads on its own thread while the weights are mapped and wrapped.
+        // tokenizer.json): its vocabulary is read on its own thread while the weights are mapped
+        // and wrapped, and the native build goes on past the constructor, beside a first forward
+        // pass, until the first encode or decode needs it.
         FutureTask<HfTokenizer> tokenizerLoad = null;
         if (Files.isRegularFile(modelDirectory.resolve("tokenizer.json"))) {
             Path directory = modelDirectory;
-            tokenizerLoad = new FutureTask<>(() -> HfTokenizer.load(directory));
+            tokenizerLoad = new FutureTask<>(() -> HfTokenizer.loadBuildingInBackground(directory));
             Thread.ofPlatform().daemon().name("jvllm-tokenizer-load").start(tokenizerLoad);
         } else {
             log.info("{} has no tokenizer.json: prompts must be token ids", modelDirectory);

@@ -22,7 +22,11 @@ class LinearKernelTest {
         // several blocks with a remainder. From PANEL_MIN_TOKENS on, F32 weights take the packed
         // panels: 9 tokens (one six-row tile and a short one), 103 (two row blocks, the second
         // short); 133 outputs leave a partial last panel, 70 need several panels whatever the width.
-        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}, {29, 133}, {64, 70}};
+        // Other weights take token panels from a panel's width of tokens on (103 tokens: several
+        // panels, the last partial), the input in chunks of DEPTH_CHUNK (the two widest inputs here:
+        // several chunks, the last short).
+        int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}, {29, 133}, {64, 70},
+                {2 * LinearKernel.DEPTH_CHUNK + 6, 11}};
         int[] tokenCounts = {1, 2, 5, LinearKernel.PANEL_MIN_TOKENS, 9, LinearKernel.ROW_BLOCK + 7};
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {

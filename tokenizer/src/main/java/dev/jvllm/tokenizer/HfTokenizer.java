@@ -62,7 +62,8 @@ public final class HfTokenizer implements AutoCloseable {
             .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
             .build());
 
-    private final HuggingFaceTokenizer nativeTokenizer;
+    /** DJL's tokenizer, built on its own thread; encode and decode wait for it. */
+    private final FutureTask<HuggingFaceTokenizer> nativeBuild;
     private final Path directory;
     private final Map<String, Integer> idsByToken;
     private final String[] tokensById;
@@ -75,13 +76,13 @@ public final class HfTokenizer implements AutoCloseable {
     private final ChatTemplateException chatTemplateError;
 
     private HfTokenizer(
-            HuggingFaceTokenizer nativeTokenizer,
+            FutureTask<HuggingFaceTokenizer> nativeBuild,
             Path directory,
             Vocabulary vocabulary,
             SpecialTokensConfig config,
             ChatTemplate chatTemplate,
             ChatTemplateException chatTemplateError) {
-        this.nativeTokenizer = nativeTokenizer;
+        this.nativeBuild = nativeBuild;
         this.directory = directory;
         this.idsByToken = vocabulary.idsByToken();
         this.tokensById = vocabulary.tokensById();
@@ -110,13 +111,30 @@ public final class HfTokenizer implements AutoCloseable {
      *     {@code tokenizer_config.json} is malformed; the message names the file
      */
     public static HfTokenizer load(Path modelDirectory) {
+        HfTokenizer tokenizer = loadBuildingInBackground(modelDirectory);
+        try {
+            tokenizer.nativeTokenizer();
+            return tokenizer;
+        } catch (RuntimeException | Error e) {
+            tokenizer.close();
+            throw e;
+        }
+    }
+
+    /**
+     * As {@link #load(Path)}, but returns once the vocabulary and {@code tokenizer_config.json} are
+     * read, while DJL's native build (Rust tokenizers parsing the whole file, merges included: most
+     * of a load) goes on on its own thread. {@link #encode} and {@link #decode} wait for the build;
+     * a {@code tokenizer.json} the native library rejects is reported by them, or by
+     * {@link #awaitNativeBuild()}, rather than here. Lets a model load overlap the build with the
+     * weights and a first forward pass of token ids.
+     */
+    public static HfTokenizer loadBuildingInBackground(Path modelDirectory) {
         Path tokenizerJson = modelDirectory.resolve("tokenizer.json");
         Path configJson = modelDirectory.resolve("tokenizer_config.json");
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new TokenizerException("No tokenizer file: " + tokenizerJson + " does not exist");
         }
-        // The native build (Rust tokenizers parsing the whole file, merges included) takes most of
-        // the load; the vocabulary and the config files are read meanwhile on this thread.
         FutureTask<HuggingFaceTokenizer> nativeBuild = new FutureTask<>(() -> buildNative(tokenizerJson));
         Thread.ofPlatform().daemon().name("jvllm-tokenizer-build").start(nativeBuild);
         try {
@@ -154,9 +172,21 @@ public final class HfTokenizer implements AutoCloseable {
                 log.warn("{}", templateError.getMessage());
             }
         }
-        HuggingFaceTokenizer nativeTokenizer = join(nativeBuild);
-        log.debug("Loaded tokenizer {} ({} tokens)", tokenizerJson, vocabulary.tokensById().length);
-        return new HfTokenizer(nativeTokenizer, modelDirectory, vocabulary, config, template, templateError);
+        log.debug("Read tokenizer {} ({} tokens)", tokenizerJson, vocabulary.tokensById().length);
+        return new HfTokenizer(nativeBuild, modelDirectory, vocabulary, config, template, templateError);
+    }
+
+    /**
+     * Waits for the native tokenizer's build (see {@link #loadBuildingInBackground}).
+     *
+     * @throws TokenizerException when the native library rejected {@code tokenizer.json}
+     */
+    public void awaitNativeBuild() {
+        nativeTokenizer();
+    }
+
+    private HuggingFaceTokenizer nativeTokenizer() {
+        return join(nativeBuild);
     }
 
     /** Transformers 5 saves the template beside tokenizer_config.json rather than inside it. */
@@ -242,7 +272,7 @@ public final class HfTokenizer implements AutoCloseable {
     public int[] encode(String text, boolean addSpecialTokens) {
         long[] ids;
         try {
-            ids = nativeTokenizer.encode(text, addSpecialTokens, false).getIds();
+            ids = nativeTokenizer().encode(text, addSpecialTokens, false).getIds();
         } catch (RuntimeException e) {
             throw new TokenizerException("Encoding failed with " + directory + ": " + e, e);
         }
@@ -289,7 +319,7 @@ public final class HfTokenizer implements AutoCloseable {
             longIds[i] = ids[i];
         }
         try {
-            return nativeTokenizer.decode(longIds, skipSpecialTokens);
+            return nativeTokenizer().decode(longIds, skipSpecialTokens);
         } catch (RuntimeException e) {
             throw new TokenizerException("Decoding failed with " + directory + ": " + e, e);
         }
@@ -366,10 +396,10 @@ public final class HfTokenizer implements AutoCloseable {
         }
     }
 
-    /** Releases the native tokenizer. */
+    /** Releases the native tokenizer, once built. */
     @Override
     public void close() {
-        nativeTokenizer.close();
+        closeWhenBuilt(nativeBuild);
     }
 
     /**

@@ -49,6 +49,30 @@ class HfTokenizerTest {
     }
 
     @Test
+    void tokenizerLoadedInBackgroundEncodesAndDecodesAsLoadedInFull(@TempDir Path dir) throws IOException {
+        Files.copy(ReferenceTokenizers.directory("qwen3").resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+        try (HfTokenizer tokenizer = HfTokenizer.loadBuildingInBackground(dir)) {
+            assertEquals(qwen3.vocabSize(), tokenizer.vocabSize());
+            int[] ids = tokenizer.encode("Hello world, again", false);
+            assertArrayEquals(qwen3.encode("Hello world, again", false), ids);
+            assertEquals("Hello world, again", tokenizer.decode(ids, false));
+        }
+    }
+
+    @Test
+    void tokenizerJsonTheNativeLibraryRejectsFailsAtFirstEncodeWhenLoadedInBackground(@TempDir Path dir) throws IOException {
+        // A readable vocabulary in a model DJL's tokenizers does not know.
+        Files.writeString(dir.resolve("tokenizer.json"), "{\"model\": {\"type\": \"NoSuchModel\", \"vocab\": {\"a\": 0}}}");
+        try (HfTokenizer tokenizer = HfTokenizer.loadBuildingInBackground(dir)) {
+            assertEquals(1, tokenizer.vocabSize());
+            TokenizerException e = assertThrows(TokenizerException.class, () -> tokenizer.encode("a", false));
+            assertTrue(e.getMessage().contains(dir.resolve("tokenizer.json").toString()), e.getMessage());
+            assertThrows(TokenizerException.class, tokenizer::awaitNativeBuild);
+        }
+        assertThrows(TokenizerException.class, () -> HfTokenizer.load(dir));
+    }
+
+    @Test
     void malformedTokenizerConfigFailsNamingTheFile(@TempDir Path dir) throws IOException {
         Files.copy(ReferenceTokenizers.directory("qwen3").resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
         Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": [1, 2]}");
