@@ -90,6 +90,24 @@ public interface Backend extends AutoCloseable {
     /** {@code out = x · weightᵀ (+ bias)}: x [T, in], weight [outFeatures, in], bias [1, outFeatures] or null. */
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
 
+    /**
+     * {@code out = fn(x · weightᵀ (+ bias))}: a linear layer and its activation in one kernel, so a
+     * backend can apply the function while the products are still in cache.
+     */
+    default void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        linear(x, weight, bias, out);
+        activation(fn, out, out);
+    }
+
+    /**
+     * {@code out = x · weightᵀ (+ bias) + residual}: a linear layer whose output joins a residual
+     * stream, in one kernel. residual is like out and must not overlap it or x.
+     */
+    default void linearResidual(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor out) {
+        linear(x, weight, bias, out);
+        add(out, residual, out);
+    }
+
     /** Row-wise RMS normalization: {@code out = x / rms(x) * (weight + weightOffset)}. */
     void rmsNorm(Tensor x, Tensor weight, float eps, float weightOffset, Tensor out);
 

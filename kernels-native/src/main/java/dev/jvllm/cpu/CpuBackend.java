@@ -169,17 +169,41 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
-        CpuTensor input = cpu(x, "linear", "x");
-        CpuTensor w = cpu(weight, "linear", "weight");
-        CpuTensor b = bias == null ? null : cpu(bias, "linear", "bias");
-        CpuTensor output = cpu(out, "linear", "out");
-        requireActivation("linear", "x", input);
-        requireActivation("linear", "out", output);
+        linear("linear", x, weight, bias, out, null);
+    }
+
+    @Override
+    public void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        linear("linearActivation", x, weight, bias, out,
+                (row, column, values, at, n) -> loops.activation(fn, values, at, values, at, n));
+    }
+
+    @Override
+    public void linearResidual(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor out) {
+        String kernel = "linearResidual";
+        CpuTensor stream = cpu(residual, kernel, "residual");
+        CpuTensor output = cpu(out, kernel, "out");
+        checkElementwise(kernel, stream, stream, output);
+        if (overlap(stream, output) || overlap(stream, cpu(x, kernel, "x"))) {
+            throw new IllegalArgumentException(kernel + ": residual " + stream + " overlaps out or x");
+        }
+        float[] added = stream.floats();
+        linear(kernel, x, weight, bias, out, (row, column, values, at, n) ->
+                loops.add(values, at, added, stream.arrayIndex(row) + column, values, at, n));
+    }
+
+    private void linear(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out, LinearKernel.Epilogue epilogue) {
+        CpuTensor input = cpu(x, kernel, "x");
+        CpuTensor w = cpu(weight, kernel, "weight");
+        CpuTensor b = bias == null ? null : cpu(bias, kernel, "bias");
+        CpuTensor output = cpu(out, kernel, "out");
+        requireActivation(kernel, "x", input);
+        requireActivation(kernel, "out", output);
         KernelShapes.checkLinear(input, w, b, output);
         if (overlap(input, output)) {
-            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
         }
-        linear.run(input, w, b, output);
+        linear.run(input, w, b, output, epilogue);
     }
 
     @Override

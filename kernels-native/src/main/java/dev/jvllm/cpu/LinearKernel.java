@@ -70,16 +70,40 @@ final class LinearKernel {
         this.panelBudget = panelBudget;
     }
 
+    /**
+     * Work on a finished block of output, done by the thread that computed it while the block is
+     * still in cache (an activation, a residual addition): the elementwise pass after a product
+     * then costs no extra trip through memory and no extra hand-off between threads.
+     */
+    @FunctionalInterface
+    interface Epilogue {
+        /** Transforms {@code out[at, at + n)}: output row {@code row}, columns {@code [column, column + n)}. */
+        void apply(int row, int column, float[] out, int at, int n);
+    }
+
     void run(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
-        if (x.rows() == 1) {
-            matrixVector(x, weight, bias, out);
-            return;
-        }
+        run(x, weight, bias, out, null);
+    }
+
+    /** {@code out = x · Wᵀ (+ bias)}, then {@code epilogue} (if not null) over all of out. */
+    void run(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out, Epilogue epilogue) {
         WeightPanels panels = x.rows() >= PANEL_MIN_TOKENS && weight.dtype() == DType.F32 ? panels(weight) : null;
         if (panels != null) {
-            panelProduct(x, panels, bias, out);
+            panelProduct(x, panels, bias, out, epilogue);
+            return;
+        }
+        if (x.rows() == 1) {
+            matrixVector(x, weight, bias, out);
         } else {
             matrixMatrix(x, weight, bias, out);
+        }
+        if (epilogue != null) {
+            int cols = out.cols();
+            pool.forEach(out.rows(), Math.max(1, MIN_CHUNK_ELEMENTS / Math.max(1, cols)), (first, end, worker) -> {
+                for (int row = first; row < end; row++) {
+                    epilogue.apply(row, 0, out.floats(), out.arrayIndex(row), cols);
+                }
+            });
         }
     }
 
@@ -109,7 +133,7 @@ final class LinearKernel {
      * bytes, which stays in L2 while the block's tokens pass over it six at a time (each group of
      * six token rows stays in L1 across the run).
      */
-    private void panelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out) {
+    private void panelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out, Epilogue epilogue) {
         PanelLoops tile = loops.panels();
         int width = tile.width();
         int tokens = x.rows();
@@ -151,6 +175,13 @@ final class LinearKernel {
                             for (int r = 0; r < rows; r++) {
                                 System.arraycopy(partial, r * width, outs, out.arrayIndex(row + r) + column, columns);
                             }
+                        }
+                    }
+                    if (epilogue != null) {
+                        int column = firstPanel * width;
+                        int columns = Math.min(outFeatures, endPanel * width) - column;
+                        for (int r = row; r < row + rows; r++) {
+                            epilogue.apply(r, column, outs, out.arrayIndex(r) + column, columns);
                         }
                     }
                 }

@@ -1,5 +1,6 @@
 package dev.jvllm.models.layers;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
@@ -77,6 +78,26 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
         backend.linear(x, weight, bias, out);
         if (clampLimit > 0) {
             backend.clamp(out, clampLimit, out);
+        }
+    }
+
+    /** {@code out = fn(y)}, in one kernel where the output is not clamped. */
+    public void applyActivated(Backend backend, Activation fn, Tensor x, Tensor out) {
+        if (clampLimit > 0) {
+            apply(backend, x, out);
+            backend.activation(fn, out, out);
+        } else {
+            backend.linearActivation(fn, x, weight, bias, out);
+        }
+    }
+
+    /** {@code out = y + residual}, in one kernel where the output is not clamped. */
+    public void applyPlusResidual(Backend backend, Tensor x, Tensor residual, Tensor out) {
+        if (clampLimit > 0) {
+            apply(backend, x, out);
+            backend.add(out, residual, out);
+        } else {
+            backend.linearResidual(x, weight, bias, residual, out);
         }
     }
 }
