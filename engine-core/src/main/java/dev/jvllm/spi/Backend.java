@@ -91,6 +91,17 @@ public interface Backend extends AutoCloseable {
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
 
     /**
+     * Several linear layers over the same x, {@code outs[i] = x · weights[i]ᵀ (+ biases[i])} (an
+     * attention layer's query, key and value projections), in one kernel where a backend can.
+     * A bias may be null; the outs must not overlap x or each other.
+     */
+    default void linearsOfSameInput(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        for (int i = 0; i < weights.length; i++) {
+            linear(x, weights[i], biases[i], outs[i]);
+        }
+    }
+
+    /**
      * {@code out = fn(x · weightᵀ (+ bias))}: a linear layer and its activation in one kernel, so a
      * backend can apply the function while the products are still in cache.
      */

@@ -173,6 +173,36 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void linearsOfSameInput(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        String kernel = "linearsOfSameInput";
+        if (biases.length != weights.length || outs.length != weights.length) {
+            throw new IllegalArgumentException(kernel + ": " + weights.length + " weights, " + biases.length
+                    + " biases and " + outs.length + " outputs");
+        }
+        CpuTensor input = cpu(x, kernel, "x");
+        requireActivation(kernel, "x", input);
+        CpuTensor[] w = new CpuTensor[weights.length];
+        CpuTensor[] b = new CpuTensor[weights.length];
+        CpuTensor[] output = new CpuTensor[weights.length];
+        for (int i = 0; i < weights.length; i++) {
+            w[i] = cpu(weights[i], kernel, "weight");
+            b[i] = biases[i] == null ? null : cpu(biases[i], kernel, "bias");
+            output[i] = cpu(outs[i], kernel, "out");
+            requireActivation(kernel, "out", output[i]);
+            KernelShapes.checkLinear(input, w[i], b[i], output[i]);
+            if (overlap(input, output[i])) {
+                throw new IllegalArgumentException(kernel + ": out " + output[i] + " overlaps its input x");
+            }
+            for (int j = 0; j < i; j++) {
+                if (overlap(output[j], output[i])) {
+                    throw new IllegalArgumentException(kernel + ": outs " + output[j] + " and " + output[i] + " overlap");
+                }
+            }
+        }
+        linear.runAll(input, w, b, output);
+    }
+
+    @Override
     public void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
         linear("linearActivation", x, weight, bias, out,
                 (row, column, values, at, n) -> loops.activation(fn, values, at, values, at, n));

@@ -156,6 +156,32 @@ class LinearKernelTest {
         }
     }
 
+    /** Three projections of different widths (the last with a partial panel, one without bias) in one kernel. */
+    @ParameterizedTest(name = "{0} {1} T={2}")
+    @MethodSource("fusedCases")
+    void projectionsOfOneInputEqualSeparateLinears(String path, DType type, int tokens) {
+        SplittableRandom random = new SplittableRandom(tokens * 17L + type.ordinal());
+        int in = 37;
+        int[] widths = {64, 32, 45};
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor input = backend.constant(gaussian(random, tokens * in), tokens, in);
+            Tensor[] weights = new Tensor[widths.length];
+            Tensor[] biases = new Tensor[widths.length];
+            Tensor[] together = new Tensor[widths.length];
+            for (int i = 0; i < widths.length; i++) {
+                weights[i] = backend.weight(KernelPaths.weight("w" + i, type, gaussian(random, widths[i] * in), widths[i], in).tensor());
+                biases[i] = i == 1 ? null : backend.weight(KernelPaths.weight("b" + i, type, gaussian(random, widths[i]), widths[i]).tensor());
+                together[i] = backend.allocate(tokens, widths[i]);
+            }
+            backend.linearsOfSameInput(input, weights, biases, together);
+            for (int i = 0; i < widths.length; i++) {
+                Tensor alone = backend.allocate(tokens, widths[i]);
+                backend.linear(input, weights[i], biases[i], alone);
+                assertClose(widened(backend.toFloatArray(alone)), backend.toFloatArray(together[i]), "projection " + i);
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
     void aResidualOverlappingTheOutputIsRefused(String path) {

@@ -64,9 +64,7 @@ public record BertLayer(Linear query, Linear key, Linear value, Linear attention
         Tensor k = scratch.get("bert.k", tokens, hidden);
         Tensor v = scratch.get("bert.v", tokens, hidden);
         Tensor context = scratch.get("bert.context", tokens, hidden);
-        query.apply(backend, x, q);
-        key.apply(backend, x, k);
-        value.apply(backend, x, v);
+        Linear.applyEach(backend, x, new Linear[]{query, key, value}, new Tensor[]{q, k, v});
         backend.encoderAttention(q, k, v, batch, params, context);
         return context;
     }

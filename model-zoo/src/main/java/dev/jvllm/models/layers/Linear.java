@@ -81,6 +81,18 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
         }
     }
 
+    /** Each projection of x into its out ({@code outs[i] = projections[i](x)}), in one kernel where none is clamped. */
+    public static void applyEach(Backend backend, Tensor x, Linear[] projections, Tensor[] outs) {
+        if (Arrays.stream(projections).anyMatch(p -> p.clampLimit > 0)) {
+            for (int i = 0; i < projections.length; i++) {
+                projections[i].apply(backend, x, outs[i]);
+            }
+        } else {
+            backend.linearsOfSameInput(x, Arrays.stream(projections).map(Linear::weight).toArray(Tensor[]::new),
+                    Arrays.stream(projections).map(Linear::bias).toArray(Tensor[]::new), outs);
+        }
+    }
+
     /** {@code out = fn(y)}, in one kernel where the output is not clamped. */
     public void applyActivated(Backend backend, Activation fn, Tensor x, Tensor out) {
         if (clampLimit > 0) {
