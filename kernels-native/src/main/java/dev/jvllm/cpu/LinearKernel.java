@@ -146,7 +146,7 @@ final class LinearKernel {
             products[i] = new PanelProduct(x, panels, biases[i], outs[i], null);
             firstUnits[i + 1] = firstUnits[i] + products[i].units();
         }
-        pool.forEach(firstUnits[weights.length], 1, (first, end, worker) -> {
+        pool.forEachBlock(firstUnits[weights.length], (first, end, worker) -> {
             int product = 0;
             for (int unit = first; unit < end; unit++) {
                 while (unit >= firstUnits[product + 1]) {
@@ -159,7 +159,7 @@ final class LinearKernel {
 
     private void panelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out, Epilogue epilogue) {
         PanelProduct product = new PanelProduct(x, panels, bias, out, epilogue);
-        pool.forEach(product.units(), 1, (first, end, worker) -> {
+        pool.forEachBlock(product.units(), (first, end, worker) -> {
             for (int unit = first; unit < end; unit++) {
                 product.run(unit, pool.scratch(worker));
             }
