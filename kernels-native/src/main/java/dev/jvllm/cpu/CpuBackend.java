@@ -179,27 +179,21 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException(kernel + ": " + weights.length + " weights, " + biases.length
                     + " biases and " + outs.length + " outputs");
         }
-        CpuTensor input = cpu(x, kernel, "x");
-        requireActivation(kernel, "x", input);
         CpuTensor[] w = new CpuTensor[weights.length];
         CpuTensor[] b = new CpuTensor[weights.length];
         CpuTensor[] output = new CpuTensor[weights.length];
         for (int i = 0; i < weights.length; i++) {
-            w[i] = cpu(weights[i], kernel, "weight");
-            b[i] = biases[i] == null ? null : cpu(biases[i], kernel, "bias");
-            output[i] = cpu(outs[i], kernel, "out");
-            requireActivation(kernel, "out", output[i]);
-            KernelShapes.checkLinear(input, w[i], b[i], output[i]);
-            if (overlap(input, output[i])) {
-                throw new IllegalArgumentException(kernel + ": out " + output[i] + " overlaps its input x");
-            }
+            LinearOperands operands = linearOperands(kernel, x, weights[i], biases[i], outs[i]);
+            w[i] = operands.weight();
+            b[i] = operands.bias();
+            output[i] = operands.out();
             for (int j = 0; j < i; j++) {
                 if (overlap(output[j], output[i])) {
                     throw new IllegalArgumentException(kernel + ": outs " + output[j] + " and " + output[i] + " overlap");
                 }
             }
         }
-        linear.runAll(input, w, b, output);
+        linear.runAll(cpu(x, kernel, "x"), w, b, output);
     }
 
     @Override
@@ -223,6 +217,15 @@ public final class CpuBackend implements Backend {
     }
 
     private void linear(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out, LinearKernel.Epilogue epilogue) {
+        LinearOperands operands = linearOperands(kernel, x, weight, bias, out);
+        linear.run(operands.x(), operands.weight(), operands.bias(), operands.out(), epilogue);
+    }
+
+    /** The operands of one linear layer, checked: CPU tensors of matching shapes, out apart from x. */
+    private record LinearOperands(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
+    }
+
+    private static LinearOperands linearOperands(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out) {
         CpuTensor input = cpu(x, kernel, "x");
         CpuTensor w = cpu(weight, kernel, "weight");
         CpuTensor b = bias == null ? null : cpu(bias, kernel, "bias");
@@ -233,7 +236,7 @@ public final class CpuBackend implements Backend {
         if (overlap(input, output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
         }
-        linear.run(input, w, b, output, epilogue);
+        return new LinearOperands(input, w, b, output);
     }
 
     @Override
