@@ -165,19 +165,21 @@ public final class EmbeddingEngine implements AutoCloseable {
         }
         starts[n] = t;
         ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, lengths, tables, blockSize, poolRows);
-        Tensor states = model.hiddenStates(batch, cache);
-        forwardPasses++;
-        int hidden = states.cols();
+        int hidden = model.hiddenSize();
         List<float[]> pooled = new ArrayList<>(n);
         if (type == PoolingType.MEAN) {
-            float[] all = backend.toFloatArray(states);
+            float[] all = backend.toFloatArray(model.hiddenStates(batch, cache));
             for (int s = 0; s < n; s++) pooled.add(Pooler.pool(type, all, starts[s], lengths[s], hidden));
         } else {
-            Tensor rows = backend.allocate(n, hidden);
-            backend.gatherRows(states, backend.indices(poolRows), rows);
+            Tensor rows = model.pooledRowStates(batch, cache).orElseGet(() -> {
+                Tensor picked = backend.allocate(n, hidden);
+                backend.gatherRows(model.hiddenStates(batch, cache), backend.indices(poolRows), picked);
+                return picked;
+            });
             float[] picked = backend.toFloatArray(rows);
             for (int s = 0; s < n; s++) pooled.add(Pooler.pool(PoolingType.CLS, picked, s, 1, hidden));
         }
+        forwardPasses++;
         return pooled;
     }
 

@@ -114,8 +114,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Several products of one input, {@code outs[i] = x · weights[i]ᵀ (+ biases[i])} (a layer's Q, K
-     * and V), in one call so that a backend may run them as one kernel; a bias may be null. The
-     * default runs {@link #linear} for each.
+     * and V), in one call so that a backend may run them as one kernel or one hand-off; a bias may
+     * be null, and the outs must not overlap x or each other. The default runs {@link #linear} for each.
      */
     default void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         if (weights.length != biases.length || weights.length != outs.length) {
@@ -139,6 +139,24 @@ public interface Backend extends AutoCloseable {
         } else {
             gatedActivation(fn, out, upScratch, out);
         }
+    }
+
+    /**
+     * {@code out = fn(x · weightᵀ (+ bias))}: a linear layer and its activation in one kernel, so a
+     * backend can apply the function while the products are still in cache.
+     */
+    default void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        linear(x, weight, bias, out);
+        activation(fn, out, out);
+    }
+
+    /**
+     * {@code out = x · weightᵀ (+ bias) + residual}: a linear layer whose output joins a residual
+     * stream, in one kernel. residual is like out and must not overlap it or x.
+     */
+    default void linearResidual(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor out) {
+        linear(x, weight, bias, out);
+        add(out, residual, out);
     }
 
     /** Row-wise RMS normalization: {@code out = x / rms(x) * (weight + weightOffset)}. */

@@ -3,6 +3,8 @@ package dev.jvllm.spi;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.pooling.PoolingType;
 
+import java.util.Optional;
+
 /**
  * A loaded model used for its hidden states rather than its next-token logits: an encoder (BERT,
  * XLM-RoBERTa) or a decoder without its language-model head (e5-mistral). One forward over a
@@ -38,6 +40,16 @@ public interface PoolingModel extends AutoCloseable {
      * @param cacheOrNull the cache of {@link #kvCacheSpec}, null for encoders
      */
     Tensor hiddenStates(ForwardBatch batch, KvCache cacheOrNull);
+
+    /**
+     * Runs the batch as {@link #hiddenStates} does but returns only the final hidden states of the
+     * tokens {@code batch.logitRows()}, [rows, hiddenSize] in their order: all that pooling by one
+     * token per input (CLS, LAST) reads. Empty where the model has no shorter way than computing
+     * every token's state; the caller then picks the rows from {@link #hiddenStates}.
+     */
+    default Optional<Tensor> pooledRowStates(ForwardBatch batch, KvCache cacheOrNull) {
+        return Optional.empty();
+    }
 
     @Override
     default void close() {

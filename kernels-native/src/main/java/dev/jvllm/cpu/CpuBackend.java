@@ -173,17 +173,74 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
-        CpuTensor input = cpu(x, "linear", "x");
-        CpuTensor w = cpu(weight, "linear", "weight");
-        CpuTensor b = bias == null ? null : cpu(bias, "linear", "bias");
-        CpuTensor output = cpu(out, "linear", "out");
-        requireActivation("linear", "x", input);
-        requireActivation("linear", "out", output);
+        linear("linear", x, weight, bias, out, null);
+    }
+
+    @Override
+    public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        String kernel = "linears";
+        if (biases.length != weights.length || outs.length != weights.length) {
+            throw new IllegalArgumentException(kernel + ": " + weights.length + " weights, " + biases.length
+                    + " biases and " + outs.length + " outputs");
+        }
+        CpuTensor[] w = new CpuTensor[weights.length];
+        CpuTensor[] b = new CpuTensor[weights.length];
+        CpuTensor[] output = new CpuTensor[weights.length];
+        for (int i = 0; i < weights.length; i++) {
+            LinearOperands operands = linearOperands(kernel, x, weights[i], biases[i], outs[i]);
+            w[i] = operands.weight();
+            b[i] = operands.bias();
+            output[i] = operands.out();
+            for (int j = 0; j < i; j++) {
+                if (overlap(output[j], output[i])) {
+                    throw new IllegalArgumentException(kernel + ": outs " + output[j] + " and " + output[i] + " overlap");
+                }
+            }
+        }
+        linear.runAll(cpu(x, kernel, "x"), w, b, output);
+    }
+
+    @Override
+    public void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        linear("linearActivation", x, weight, bias, out,
+                (row, column, values, at, n) -> loops.activation(fn, values, at, values, at, n));
+    }
+
+    @Override
+    public void linearResidual(Tensor x, Tensor weight, Tensor bias, Tensor residual, Tensor out) {
+        String kernel = "linearResidual";
+        CpuTensor stream = cpu(residual, kernel, "residual");
+        CpuTensor output = cpu(out, kernel, "out");
+        checkElementwise(kernel, stream, stream, output);
+        if (overlap(stream, output) || overlap(stream, cpu(x, kernel, "x"))) {
+            throw new IllegalArgumentException(kernel + ": residual " + stream + " overlaps out or x");
+        }
+        float[] added = stream.floats();
+        linear(kernel, x, weight, bias, out, (row, column, values, at, n) ->
+                loops.add(values, at, added, stream.arrayIndex(row) + column, values, at, n));
+    }
+
+    private void linear(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out, LinearKernel.Epilogue epilogue) {
+        LinearOperands operands = linearOperands(kernel, x, weight, bias, out);
+        linear.run(operands.x(), operands.weight(), operands.bias(), operands.out(), epilogue);
+    }
+
+    /** The operands of one linear layer, checked: CPU tensors of matching shapes, out apart from x. */
+    private record LinearOperands(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
+    }
+
+    private static LinearOperands linearOperands(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        CpuTensor input = cpu(x, kernel, "x");
+        CpuTensor w = cpu(weight, kernel, "weight");
+        CpuTensor b = bias == null ? null : cpu(bias, kernel, "bias");
+        CpuTensor output = cpu(out, kernel, "out");
+        requireActivation(kernel, "x", input);
+        requireActivation(kernel, "out", output);
         KernelShapes.checkLinear(input, w, b, output);
         if (overlap(input, output)) {
-            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
         }
-        linear.run(input, w, b, output);
+        return new LinearOperands(input, w, b, output);
     }
 
     @Override

@@ -30,7 +30,7 @@ final class EncoderAttentionKernel {
 
     void run(CpuTensor q, CpuTensor k, CpuTensor v, ForwardBatch batch, AttentionParams params, CpuTensor out) {
         int heads = params.numHeads();
-        pool.forEach(batch.numSequences() * heads, 1, (first, end, worker) -> {
+        pool.forEachBlock(batch.numSequences() * heads, (first, end, worker) -> {
             WorkerScratch scratch = pool.scratch(worker);
             for (int unit = first; unit < end; unit++) {
                 attendHead(unit / heads, unit % heads, q, k, v, batch, params, out, scratch);

@@ -48,7 +48,7 @@ final class LinearKernel {
     static final int TOKEN_BLOCK = 4;
     static final long ROW_TILE_BYTES = 256 * 1024;
     /**
-     * From this many tokens F32 weights are packed into panels ({@link #panelProduct}); fewer
+     * From this many tokens F32 weights are packed into panels ({@link PanelProduct}); fewer
      * read the checkpoint's rows in place.
      */
     static final int PANEL_MIN_TOKENS = 8;
@@ -81,18 +81,42 @@ final class LinearKernel {
         this.panelBudget = panelBudget;
     }
 
+    /**
+     * Work on a finished block of output, done by the thread that computed it while the block is
+     * still in cache (an activation, a residual addition): the elementwise pass after a product
+     * then costs no extra trip through memory and no extra hand-off between threads.
+     */
+    @FunctionalInterface
+    interface Epilogue {
+        /** Transforms {@code out[at, at + n)}: output row {@code row}, columns {@code [column, column + n)}. */
+        void apply(int row, int column, float[] out, int at, int n);
+    }
+
     void run(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
-        if (x.rows() == 1) {
-            matrixVector(x, weight, bias, out);
-            return;
-        }
+        run(x, weight, bias, out, null);
+    }
+
+    /** {@code out = x · Wᵀ (+ bias)}, then {@code epilogue} (if not null) over all of out. */
+    void run(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out, Epilogue epilogue) {
         WeightPanels panels = x.rows() >= PANEL_MIN_TOKENS && weight.dtype() == DType.F32 ? panels(weight) : null;
         if (panels != null) {
-            panelProduct(x, panels, bias, out);
+            panelProduct(x, panels, bias, out, epilogue);
+            return;
+        }
+        if (x.rows() == 1) {
+            matrixVector(x, weight, bias, out);
         } else if (TOKEN_PANELS && x.rows() >= tokenPanelMinTokens()) {
             tokenPanelProduct(x, weight, bias, out);
         } else {
             matrixMatrix(x, weight, bias, out);
+        }
+        if (epilogue != null) {
+            int cols = out.cols();
+            pool.forEach(out.rows(), Math.max(1, MIN_CHUNK_ELEMENTS / Math.max(1, cols)), (first, end, worker) -> {
+                for (int row = first; row < end; row++) {
+                    epilogue.apply(row, 0, out.floats(), out.arrayIndex(row), cols);
+                }
+            });
         }
     }
 
@@ -222,58 +246,121 @@ final class LinearKernel {
     }
 
     /**
-     * x · Wᵀ on panels of W packed once (see {@link WeightPanels}): the work is split into blocks
-     * of up to {@value #ROW_BLOCK} tokens × a run of panels of about {@value #PANEL_BLOCK_BYTES}
-     * bytes, which stays in L2 while the block's tokens pass over it six at a time (each group of
-     * six token rows stays in L1 across the run).
+     * Several products over the same x ({@code outs[i] = x · weights[i]ᵀ (+ biases[i])}, e.g. an
+     * attention layer's query, key and value), their blocks of work shared out in one hand-off
+     * between the workers where every weight has panels; one after another otherwise.
      */
-    private void panelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out) {
-        PanelLoops tile = loops.panels();
-        int width = tile.width();
-        int tokens = x.rows();
-        int depth = panels.depth();
-        int outFeatures = panels.columns();
-        int panelCount = panels.count();
-        int rowBlocks = (tokens + ROW_BLOCK - 1) / ROW_BLOCK;
-        long bytesPerPanel = (long) width * depth * Float.BYTES;
-        int perBlock = (int) Math.clamp(PANEL_BLOCK_BYTES / bytesPerPanel, 1, panelCount);
-        // Small products get shorter runs, so every worker has several blocks to balance with.
-        while (perBlock > 1 && rowBlocks * ((panelCount + perBlock - 1) / perBlock) < 4 * pool.size()) {
-            perBlock = (perBlock + 1) / 2;
+    void runAll(CpuTensor x, CpuTensor[] weights, CpuTensor[] biases, CpuTensor[] outs) {
+        PanelProduct[] products = new PanelProduct[weights.length];
+        int[] firstUnits = new int[weights.length + 1];
+        for (int i = 0; i < weights.length; i++) {
+            WeightPanels panels = x.rows() >= PANEL_MIN_TOKENS && weights[i].dtype() == DType.F32 ? panels(weights[i]) : null;
+            if (panels == null) {
+                for (int j = 0; j < weights.length; j++) {
+                    run(x, weights[j], biases[j], outs[j]);
+                }
+                return;
+            }
+            products[i] = new PanelProduct(x, panels, biases[i], outs[i], null);
+            firstUnits[i + 1] = firstUnits[i] + products[i].units();
         }
-        int panelsPerBlock = perBlock;
-        int panelBlocks = (panelCount + panelsPerBlock - 1) / panelsPerBlock;
-        float[] xs = x.floats();
-        float[] outs = out.floats();
-        pool.forEach(rowBlocks * panelBlocks, 1, (first, end, worker) -> {
+        pool.forEachBlock(firstUnits[weights.length], (first, end, worker) -> {
+            int product = 0;
             for (int unit = first; unit < end; unit++) {
-                int firstPanel = unit / rowBlocks * panelsPerBlock;
-                int endPanel = Math.min(panelCount, firstPanel + panelsPerBlock);
-                int firstRow = unit % rowBlocks * ROW_BLOCK;
-                int endRow = Math.min(tokens, firstRow + ROW_BLOCK);
-                WorkerScratch scratch = pool.scratch(worker);
-                float[] init = bias == null ? null : paddedBias(bias, firstPanel * width, endPanel * width, outFeatures, scratch);
-                for (int row = firstRow; row < endRow; row += PanelLoops.ROWS) {
-                    int rows = Math.min(PanelLoops.ROWS, endRow - row);
-                    for (int p = firstPanel; p < endPanel; p++) {
-                        int column = p * width;
-                        int columns = Math.min(width, outFeatures - column);
-                        int initAt = column - firstPanel * width;
-                        if (columns == width) {
-                            tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
-                                    init, initAt, outs, out.arrayIndex(row) + column, out.cols());
-                        } else {
-                            float[] partial = scratch.tile(PanelLoops.ROWS * width);
-                            tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
-                                    init, initAt, partial, 0, width);
-                            for (int r = 0; r < rows; r++) {
-                                System.arraycopy(partial, r * width, outs, out.arrayIndex(row + r) + column, columns);
-                            }
+                while (unit >= firstUnits[product + 1]) {
+                    product++;
+                }
+                products[product].run(unit - firstUnits[product], pool.scratch(worker));
+            }
+        });
+    }
+
+    private void panelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out, Epilogue epilogue) {
+        PanelProduct product = new PanelProduct(x, panels, bias, out, epilogue);
+        pool.forEachBlock(product.units(), (first, end, worker) -> {
+            for (int unit = first; unit < end; unit++) {
+                product.run(unit, pool.scratch(worker));
+            }
+        });
+    }
+
+    /**
+     * x · Wᵀ on panels of W packed once (see {@link WeightPanels}), in units of work of up to
+     * {@value #ROW_BLOCK} tokens × a run of panels of about {@value #PANEL_BLOCK_BYTES} bytes,
+     * which stays in L2 while the unit's tokens pass over it six at a time (each group of six
+     * token rows stays in L1 across the run).
+     */
+    private final class PanelProduct {
+        private final CpuTensor x;
+        private final WeightPanels panels;
+        private final CpuTensor bias;
+        private final CpuTensor out;
+        private final Epilogue epilogue;
+        private final PanelLoops tile = loops.panels();
+        private final int rowBlocks;
+        private final int panelsPerBlock;
+        private final int panelBlocks;
+
+        PanelProduct(CpuTensor x, WeightPanels panels, CpuTensor bias, CpuTensor out, Epilogue epilogue) {
+            this.x = x;
+            this.panels = panels;
+            this.bias = bias;
+            this.out = out;
+            this.epilogue = epilogue;
+            int panelCount = panels.count();
+            this.rowBlocks = (x.rows() + ROW_BLOCK - 1) / ROW_BLOCK;
+            long bytesPerPanel = (long) tile.width() * panels.depth() * Float.BYTES;
+            int perBlock = (int) Math.clamp(PANEL_BLOCK_BYTES / bytesPerPanel, 1, panelCount);
+            // Small products get shorter runs, so every worker has several units to balance with.
+            while (perBlock > 1 && rowBlocks * ((panelCount + perBlock - 1) / perBlock) < 4 * pool.size()) {
+                perBlock = (perBlock + 1) / 2;
+            }
+            this.panelsPerBlock = perBlock;
+            this.panelBlocks = (panelCount + perBlock - 1) / perBlock;
+        }
+
+        int units() {
+            return rowBlocks * panelBlocks;
+        }
+
+        void run(int unit, WorkerScratch scratch) {
+            int width = tile.width();
+            int depth = panels.depth();
+            int outFeatures = panels.columns();
+            float[] xs = x.floats();
+            float[] outs = out.floats();
+            int firstPanel = unit / rowBlocks * panelsPerBlock;
+            int endPanel = Math.min(panels.count(), firstPanel + panelsPerBlock);
+            int firstRow = unit % rowBlocks * ROW_BLOCK;
+            int endRow = Math.min(x.rows(), firstRow + ROW_BLOCK);
+            float[] init = bias == null ? null : paddedBias(bias, firstPanel * width, endPanel * width, outFeatures, scratch);
+            for (int row = firstRow; row < endRow; row += PanelLoops.ROWS) {
+                int rows = Math.min(PanelLoops.ROWS, endRow - row);
+                for (int p = firstPanel; p < endPanel; p++) {
+                    int column = p * width;
+                    int columns = Math.min(width, outFeatures - column);
+                    int initAt = column - firstPanel * width;
+                    if (columns == width) {
+                        tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
+                                init, initAt, outs, out.arrayIndex(row) + column, out.cols());
+                    } else {
+                        float[] partial = scratch.tile(PanelLoops.ROWS * width);
+                        tile.multiply(panels.values(), panels.offset(p), depth, xs, x.arrayIndex(row), x.cols(), rows,
+                                init, initAt, partial, 0, width);
+                        for (int r = 0; r < rows; r++) {
+                            System.arraycopy(partial, r * width, outs, out.arrayIndex(row + r) + column, columns);
                         }
                     }
                 }
+                if (epilogue != null) {
+                    int column = firstPanel * width;
+                    int columns = Math.min(outFeatures, endPanel * width) - column;
+                    for (int r = row; r < row + rows; r++) {
+                        epilogue.apply(r, column, outs, out.arrayIndex(r) + column, columns);
+                    }
+                }
             }
-        });
+        }
     }
 
     /** The bias of columns {@code [from, to)} as floats, zero past {@code columns}, in the worker's scratch. */

@@ -75,10 +75,24 @@ final class WorkerPool implements AutoCloseable {
      * calls made from inside a task, run on the calling thread alone (with its worker index).
      */
     void forEach(int count, int grain, RangeTask task) {
+        int minChunk = Math.max(1, grain);
+        // About four chunks per worker: few enough to keep claiming cheap, enough to balance.
+        run(count, minChunk, Math.max(minChunk, (count + 4 * size - 1) / (4 * size)), task);
+    }
+
+    /**
+     * As {@link #forEach} for indices that are each a block of work worth a claim of its own
+     * (microseconds or more, e.g. a tile of a matrix product): workers take them one at a time, so
+     * the first to run out of work waits for at most one block of the other's.
+     */
+    void forEachBlock(int count, RangeTask task) {
+        run(count, 1, 1, task);
+    }
+
+    private void run(int count, int minChunk, int chunk, RangeTask task) {
         if (count <= 0) {
             return;
         }
-        int minChunk = Math.max(1, grain);
         int worker = workerIndexOf(Thread.currentThread());
         if (worker > 0) {
             task.run(0, count, worker); // nested in a task on a pool thread: stay there
@@ -94,16 +108,14 @@ final class WorkerPool implements AutoCloseable {
             if (size == 1 || count <= minChunk) {
                 task.run(0, count, 0);
             } else {
-                runJob(count, minChunk, task);
+                runJob(count, chunk, task);
             }
         } finally {
             callerLock.unlock();
         }
     }
 
-    private void runJob(int count, int minChunk, RangeTask job) {
-        // About four chunks per worker: few enough to keep claiming cheap, enough to balance.
-        int chunk = Math.max(minChunk, (count + 4 * size - 1) / (4 * size));
+    private void runJob(int count, int chunk, RangeTask job) {
         this.task = job;
         this.jobEnd = count;
         this.chunkSize = chunk;

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -116,6 +117,96 @@ class LinearKernelTest {
         }
     }
 
+    static Stream<Arguments> fusedCases() {
+        Stream.Builder<Arguments> cases = Stream.builder();
+        for (String path : new String[]{"vector", "scalar"}) {
+            for (DType type : new DType[]{DType.F32, DType.BF16}) {
+                for (int tokens : new int[]{1, 5, LinearKernel.PANEL_MIN_TOKENS + 1, LinearKernel.ROW_BLOCK + 7}) {
+                    cases.add(Arguments.of(path, type, tokens));
+                }
+            }
+        }
+        return cases.build();
+    }
+
+    /** 133 outputs leave a partial last panel, whose padding columns must not reach the epilogue's rows. */
+    @ParameterizedTest(name = "{0} {1} T={2}")
+    @MethodSource("fusedCases")
+    void fusedActivationAndResidualEqualTheSeparateKernels(String path, DType type, int tokens) {
+        SplittableRandom random = new SplittableRandom(tokens * 13L + type.ordinal());
+        int in = 37;
+        int out = 133;
+        KernelPaths.TestWeight w = KernelPaths.weight("w", type, gaussian(random, out * in), out, in);
+        KernelPaths.TestWeight b = KernelPaths.weight("b", type, gaussian(random, out), out);
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor weight = backend.weight(w.tensor());
+            Tensor bias = backend.weight(b.tensor());
+            Tensor input = backend.constant(gaussian(random, tokens * in), tokens, in);
+            Tensor residual = backend.constant(gaussian(random, tokens * out), tokens, out);
+            Tensor separate = backend.allocate(tokens, out);
+            backend.linear(input, weight, bias, separate);
+            Tensor activated = backend.allocate(tokens, out);
+            backend.activation(Activation.GELU, separate, activated);
+            Tensor added = backend.allocate(tokens, out);
+            backend.add(separate, residual, added);
+
+            Tensor fusedActivated = backend.allocate(tokens, out);
+            backend.linearActivation(Activation.GELU, input, weight, bias, fusedActivated);
+            Tensor fusedAdded = backend.allocate(tokens, out);
+            backend.linearResidual(input, weight, bias, residual, fusedAdded);
+
+            assertClose(widened(backend.toFloatArray(activated)), backend.toFloatArray(fusedActivated), "linear then GELU");
+            assertClose(widened(backend.toFloatArray(added)), backend.toFloatArray(fusedAdded), "linear plus residual");
+        }
+    }
+
+    /** Three projections of different widths (the last with a partial panel, one without bias) in one kernel. */
+    @ParameterizedTest(name = "{0} {1} T={2}")
+    @MethodSource("fusedCases")
+    void projectionsOfOneInputEqualSeparateLinears(String path, DType type, int tokens) {
+        SplittableRandom random = new SplittableRandom(tokens * 17L + type.ordinal());
+        int in = 37;
+        int[] widths = {64, 32, 45};
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor input = backend.constant(gaussian(random, tokens * in), tokens, in);
+            Tensor[] weights = new Tensor[widths.length];
+            Tensor[] biases = new Tensor[widths.length];
+            Tensor[] together = new Tensor[widths.length];
+            for (int i = 0; i < widths.length; i++) {
+                weights[i] = backend.weight(KernelPaths.weight("w" + i, type, gaussian(random, widths[i] * in), widths[i], in).tensor());
+                biases[i] = i == 1 ? null : backend.weight(KernelPaths.weight("b" + i, type, gaussian(random, widths[i]), widths[i]).tensor());
+                together[i] = backend.allocate(tokens, widths[i]);
+            }
+            backend.linears(input, weights, biases, together);
+            for (int i = 0; i < widths.length; i++) {
+                Tensor alone = backend.allocate(tokens, widths[i]);
+                backend.linear(input, weights[i], biases[i], alone);
+                assertClose(widened(backend.toFloatArray(alone)), backend.toFloatArray(together[i]), "projection " + i);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void aResidualOverlappingTheOutputIsRefused(String path) {
+        SplittableRandom random = new SplittableRandom(8);
+        KernelPaths.TestWeight w = KernelPaths.weight("w", DType.F32, gaussian(random, 4 * 4), 4, 4);
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor x = backend.constant(gaussian(random, 2 * 4), 2, 4);
+            Tensor out = backend.allocate(2, 4);
+            assertThrows(IllegalArgumentException.class,
+                    () -> backend.linearResidual(x, backend.weight(w.tensor()), null, out, out));
+        }
+    }
+
+    private static double[] widened(float[] values) {
+        double[] result = new double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            result[i] = values[i];
+        }
+        return result;
+    }
+
     @ParameterizedTest
     @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
     void weightsPastThePanelBudgetKeepTheInPlaceTiles(String path) {
@@ -135,13 +226,8 @@ class LinearKernelTest {
             CpuTensor inPlace = (CpuTensor) backend.allocate(tokens, out);
             new LinearKernel(loops, pool).run(input, weight, bias, packed);
             new LinearKernel(loops, pool, 0).run(input, (CpuTensor) backend.weight(w.tensor()), bias, inPlace);
-            float[] a = backend.toFloatArray(packed);
-            float[] c = backend.toFloatArray(inPlace);
-            double[] expected = new double[a.length];
-            for (int i = 0; i < a.length; i++) {
-                expected[i] = a[i];
-            }
-            assertClose(expected, c, "in-place tiles against packed panels");
+            assertClose(widened(backend.toFloatArray(packed)), backend.toFloatArray(inPlace),
+                    "in-place tiles against packed panels");
         }
     }
 

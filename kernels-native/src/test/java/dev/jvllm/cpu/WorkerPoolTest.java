@@ -32,6 +32,22 @@ class WorkerPoolTest {
     }
 
     @Test
+    void blocksAreHandedOutOneAtATimeAndEachRunsOnce() {
+        try (WorkerPool pool = new WorkerPool(3)) {
+            for (int count = 1; count < 100; count += 7) {
+                AtomicIntegerArray visits = new AtomicIntegerArray(count);
+                pool.forEachBlock(count, (start, end, worker) -> {
+                    assertEquals(start + 1, end, "one block per claim");
+                    visits.incrementAndGet(start);
+                });
+                for (int i = 0; i < count; i++) {
+                    assertEquals(1, visits.get(i), "block " + i + " of " + count);
+                }
+            }
+        }
+    }
+
+    @Test
     void aFailingChunkFailsTheCall() {
         try (WorkerPool pool = new WorkerPool(2)) {
             IllegalStateException boom = new IllegalStateException("boom");

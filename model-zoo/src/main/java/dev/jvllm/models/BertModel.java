@@ -22,6 +22,7 @@ import dev.jvllm.weights.WeightsException;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * BERT (arXiv:1810.04805) as an embedder: BAAI bge-*-en-v1.5, Snowflake arctic-embed. Word,
@@ -145,6 +146,29 @@ public final class BertModel implements PoolingModel {
 
     @Override
     public Tensor hiddenStates(ForwardBatch batch, KvCache cacheOrNull) {
+        Tensor x = embed(batch);
+        for (BertLayer layer : layers) {
+            layer.forward(backend, x, batch, scratch);
+        }
+        return x;
+    }
+
+    /** All layers but the last for every token; the last only for the pooled ones. */
+    @Override
+    public Optional<Tensor> pooledRowStates(ForwardBatch batch, KvCache cacheOrNull) {
+        if (layers.isEmpty()) {
+            return Optional.empty();
+        }
+        Tensor x = embed(batch);
+        for (BertLayer layer : layers.subList(0, layers.size() - 1)) {
+            layer.forward(backend, x, batch, scratch);
+        }
+        int[] rows = batch.logitRows();
+        return Optional.of(layers.getLast().forwardRows(backend, x, batch, backend.indices(rows), rows.length, scratch));
+    }
+
+    /** The layer-normed sum of word, position and token-type embeddings, [tokens, hidden]. */
+    private Tensor embed(ForwardBatch batch) {
         int tokens = batch.numTokens();
         Tensor x = scratch.get("hidden", tokens, hidden);
         Tensor sum = scratch.get("embedded", tokens, hidden);
@@ -152,9 +176,6 @@ public final class BertModel implements PoolingModel {
         backend.embedding(positionAndType, backend.indices(batch.positions()), sum);
         backend.add(x, sum, sum);
         embeddingNorm.apply(backend, sum, x);
-        for (BertLayer layer : layers) {
-            layer.forward(backend, x, batch, scratch);
-        }
         return x;
     }
 }

@@ -37,25 +37,47 @@ public record BertLayer(Linear query, Linear key, Linear value, Linear attention
 
     /** Updates the hidden states x ([tokens, hidden]) in place. */
     public void forward(Backend backend, Tensor x, ForwardBatch batch, Scratch scratch) {
+        Tensor context = attend(backend, x, batch, scratch);
+        finish(backend, x, context, scratch);
+    }
+
+    /**
+     * The layer's output for the tokens listed in {@code rows} only ([count, hidden], from scratch):
+     * every token of x still serves as a key and value, but past attention each token is on its
+     * own, so a last layer whose other outputs are pooled away skips their projections and FFN.
+     */
+    public Tensor forwardRows(Backend backend, Tensor x, ForwardBatch batch, Tensor rows, int count, Scratch scratch) {
+        Tensor context = attend(backend, x, batch, scratch);
+        Tensor picked = scratch.get("bert.picked", count, x.cols());
+        Tensor pickedContext = scratch.get("bert.pickedContext", count, x.cols());
+        backend.gatherRows(x, rows, picked);
+        backend.gatherRows(context, rows, pickedContext);
+        finish(backend, picked, pickedContext, scratch);
+        return picked;
+    }
+
+    /** The attention of every token of x over its sequence, before the output projection. */
+    private Tensor attend(Backend backend, Tensor x, ForwardBatch batch, Scratch scratch) {
         int tokens = x.rows();
         int hidden = x.cols();
         Tensor q = scratch.get("bert.q", tokens, hidden);
         Tensor k = scratch.get("bert.k", tokens, hidden);
         Tensor v = scratch.get("bert.v", tokens, hidden);
         Tensor context = scratch.get("bert.context", tokens, hidden);
-        Tensor branch = scratch.get("bert.branch", tokens, hidden);
-        query.apply(backend, x, q);
-        key.apply(backend, x, k);
-        value.apply(backend, x, v);
+        Linear.applyAll(backend, x, new Linear[]{query, key, value}, new Tensor[]{q, k, v});
         backend.encoderAttention(q, k, v, batch, params, context);
-        attentionOutput.apply(backend, context, branch);
-        backend.add(x, branch, branch);
+        return context;
+    }
+
+    /** The rest of the layer, token by token, on x in place: the output projection and the FFN with their norms. */
+    private void finish(Backend backend, Tensor x, Tensor context, Scratch scratch) {
+        int tokens = x.rows();
+        Tensor branch = scratch.get("bert.branch", tokens, x.cols());
+        attentionOutput.applyPlusResidual(backend, context, x, branch);
         attentionNorm.apply(backend, branch, x);
         Tensor inner = scratch.get("bert.intermediate", tokens, intermediate.outFeatures());
-        intermediate.apply(backend, x, inner);
-        backend.activation(activation, inner, inner);
-        output.apply(backend, inner, branch);
-        backend.add(x, branch, branch);
+        intermediate.applyActivated(backend, activation, x, inner);
+        output.applyPlusResidual(backend, inner, x, branch);
         outputNorm.apply(backend, branch, x);
     }
 }

@@ -1,5 +1,6 @@
 package dev.jvllm.models.layers;
 
+import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
@@ -97,5 +98,25 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
     /** Whether this is a plain product: no bias, no clamp. */
     boolean plain() {
         return bias == null && clampLimit <= 0;
+    }
+
+    /** {@code out = fn(y)}, in one kernel where the output is not clamped. */
+    public void applyActivated(Backend backend, Activation fn, Tensor x, Tensor out) {
+        if (clampLimit > 0) {
+            apply(backend, x, out);
+            backend.activation(fn, out, out);
+        } else {
+            backend.linearActivation(fn, x, weight, bias, out);
+        }
+    }
+
+    /** {@code out = y + residual}, in one kernel where the output is not clamped. */
+    public void applyPlusResidual(Backend backend, Tensor x, Tensor residual, Tensor out) {
+        if (clampLimit > 0) {
+            apply(backend, x, out);
+            backend.add(out, residual, out);
+        } else {
+            backend.linearResidual(x, weight, bias, residual, out);
+        }
     }
 }
