@@ -68,6 +68,7 @@ public final class SamplingParams {
     private final Integer promptLogprobs;
     private final boolean skipSpecialTokens;
     private final boolean spacesBetweenSpecialTokens;
+    private final boolean detokenize;
     private final Map<Integer, Float> logitBias;
     private final List<Integer> allowedTokenIds;
 
@@ -92,6 +93,7 @@ public final class SamplingParams {
         promptLogprobs = b.promptLogprobs;
         skipSpecialTokens = b.skipSpecialTokens;
         spacesBetweenSpecialTokens = b.spacesBetweenSpecialTokens;
+        detokenize = b.detokenize;
         this.logitBias = Collections.unmodifiableMap(new LinkedHashMap<>(logitBias));
         allowedTokenIds = b.allowedTokenIds == null ? null : List.copyOf(b.allowedTokenIds);
     }
@@ -128,6 +130,7 @@ public final class SamplingParams {
         b.promptLogprobs = promptLogprobs;
         b.skipSpecialTokens = skipSpecialTokens;
         b.spacesBetweenSpecialTokens = spacesBetweenSpecialTokens;
+        b.detokenize = detokenize;
         b.logitBias = new LinkedHashMap<>(logitBias);
         b.allowedTokenIds = allowedTokenIds == null ? null : new ArrayList<>(allowedTokenIds);
         return b;
@@ -239,6 +242,15 @@ public final class SamplingParams {
         return spacesBetweenSpecialTokens;
     }
 
+    /**
+     * Whether the output is decoded to text (default true), as vLLM's {@code detokenize}: without
+     * it the outputs carry token ids and empty text, and no request waits for the tokenizer (stop
+     * strings then cannot be given).
+     */
+    public boolean detokenize() {
+        return detokenize;
+    }
+
     /** Added to the logits of the given token ids before sampling, each within plus or minus 100. */
     public Map<Integer, Float> logitBias() {
         return logitBias;
@@ -288,6 +300,7 @@ public final class SamplingParams {
                 && Objects.equals(maxTokens, p.maxTokens) && minTokens == p.minTokens
                 && Objects.equals(logprobs, p.logprobs) && Objects.equals(promptLogprobs, p.promptLogprobs)
                 && skipSpecialTokens == p.skipSpecialTokens && spacesBetweenSpecialTokens == p.spacesBetweenSpecialTokens
+                && detokenize == p.detokenize
                 && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds);
     }
 
@@ -295,7 +308,7 @@ public final class SamplingParams {
     public int hashCode() {
         return Objects.hash(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
                 seed, stop, stopTokenIds, includeStopStrInOutput, ignoreEos, maxTokens, minTokens, logprobs,
-                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, logitBias, allowedTokenIds);
+                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds);
     }
 
     @Override
@@ -307,6 +320,7 @@ public final class SamplingParams {
                 + ", ignoreEos=" + ignoreEos + ", maxTokens=" + maxTokens + ", minTokens=" + minTokens
                 + ", logprobs=" + logprobs + ", promptLogprobs=" + promptLogprobs
                 + ", skipSpecialTokens=" + skipSpecialTokens + ", spacesBetweenSpecialTokens=" + spacesBetweenSpecialTokens
+                + ", detokenize=" + detokenize
                 + ", logitBias=" + logitBias + ", allowedTokenIds=" + allowedTokenIds + "]";
     }
 
@@ -334,6 +348,7 @@ public final class SamplingParams {
         private Integer promptLogprobs;
         private boolean skipSpecialTokens = true;
         private boolean spacesBetweenSpecialTokens = true;
+        private boolean detokenize = true;
         private Map<Integer, Float> logitBias = new LinkedHashMap<>();
         private List<Integer> allowedTokenIds;
 
@@ -470,6 +485,12 @@ public final class SamplingParams {
             return this;
         }
 
+        /** See {@link SamplingParams#detokenize()}. */
+        public Builder detokenize(boolean detokenize) {
+            this.detokenize = detokenize;
+            return this;
+        }
+
         /** See {@link SamplingParams#logitBias()}; biases beyond plus or minus 100 are clamped; {@code null} for none. */
         public Builder logitBias(Map<Integer, Float> logitBias) {
             this.logitBias = logitBias == null ? new LinkedHashMap<>() : new LinkedHashMap<>(logitBias);
@@ -526,6 +547,9 @@ public final class SamplingParams {
                 requireInRange("promptLogprobs", promptLogprobs, 0, MAX_LOGPROBS);
             }
             checkStopStrings();
+            if (!detokenize && !stop.isEmpty()) {
+                throw new InvalidRequestException("stop", "stop strings are matched in the decoded text; they need detokenize");
+            }
             List<Integer> distinctStopIds = List.copyOf(new LinkedHashSet<>(requireTokenIds("stopTokenIds", stopTokenIds)));
             requireTokenIds("logitBias", logitBias.keySet());
             if (allowedTokenIds != null) {

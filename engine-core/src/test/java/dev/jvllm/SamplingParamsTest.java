@@ -98,6 +98,15 @@ class SamplingParamsTest {
         return Arguments.of(field, valueInMessage, change);
     }
 
+    @Test
+    void stopStringsWithoutDetokenizingAreRefusedNamingStop() {
+        InvalidRequestException e = assertThrows(InvalidRequestException.class,
+                () -> SamplingParams.builder().stop("\n").detokenize(false).build());
+        assertEquals("stop", e.field());
+        assertTrue(SamplingParams.builder().build().detokenize(), "detokenize is on by default");
+        assertFalse(SamplingParams.builder().detokenize(false).build().toBuilder().build().detokenize());
+    }
+
     @ParameterizedTest(name = "{0} = {1}")
     @MethodSource("invalidValues")
     void outOfRangeValueIsRejectedNamingFieldAndValue(String field, String valueInMessage,

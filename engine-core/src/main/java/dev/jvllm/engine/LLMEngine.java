@@ -205,7 +205,8 @@ public final class LLMEngine implements AutoCloseable {
         for (int i = 0; i < params.n(); i++) {
             SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIds, model.vocabSize(),
                     random.generatorFor(params, i));
-            TextAccumulator text = new TextAccumulator(codec == null ? null : codec.newDetokenizer(ids, params),
+            TextAccumulator text = new TextAccumulator(codec == null || !params.detokenize() ? null
+                    : codec.newDetokenizer(ids, params),
                     params.stop(), params.includeStopStrInOutput());
             // Prompt logprobs must see every prompt position, so such requests bypass the prefix cache.
             String salt = params.promptLogprobs().isPresent() ? requestId : null;
@@ -325,7 +326,7 @@ public final class LLMEngine implements AutoCloseable {
         List<Map<Integer, Logprob>> target = r.group().promptLogprobs;
         if (target.size() > start + 1) return; // recomputed after preemption: already recorded
         for (TokenLogprobs lp : sampler.promptLogprobs(r.group().promptTokenIds(), start, rowsLogits, topN)) {
-            target.add(asMap(lp, r.group().promptTokenIds()[target.size()]));
+            target.add(asMap(lp, r.group().promptTokenIds()[target.size()], r.group().params().detokenize()));
         }
     }
 
@@ -333,7 +334,7 @@ public final class LLMEngine implements AutoCloseable {
         int id = token.tokenId();
         r.appendToken(id);
         generatedTokens++;
-        token.logprobs().ifPresent(lp -> r.logprobs.add(asMap(lp, id)));
+        token.logprobs().ifPresent(lp -> r.logprobs.add(asMap(lp, id, r.group().params().detokenize())));
         String stop = r.text.append(id);
         SamplingParams p = r.sampling.params();
         int produced = r.numOutputTokens();
@@ -351,15 +352,15 @@ public final class LLMEngine implements AutoCloseable {
         }
     }
 
-    private Map<Integer, Logprob> asMap(TokenLogprobs lp, int tokenId) {
+    private Map<Integer, Logprob> asMap(TokenLogprobs lp, int tokenId, boolean detokenize) {
         Map<Integer, Logprob> map = new LinkedHashMap<>();
-        map.put(tokenId, decorate(tokenId, lp.token()));
-        lp.top().forEach((id, l) -> map.putIfAbsent(id, decorate(id, l)));
+        map.put(tokenId, decorate(tokenId, lp.token(), detokenize));
+        lp.top().forEach((id, l) -> map.putIfAbsent(id, decorate(id, l, detokenize)));
         return map;
     }
 
-    private Logprob decorate(int tokenId, Logprob l) {
-        return codec == null ? l : l.withDecodedToken(codec.tokenText(tokenId));
+    private Logprob decorate(int tokenId, Logprob l, boolean detokenize) {
+        return codec == null || !detokenize ? l : l.withDecodedToken(codec.tokenText(tokenId));
     }
 
     private void finish(EngineRequest r, FinishReason reason, Object stopReason) {
