@@ -118,10 +118,7 @@ public interface Backend extends AutoCloseable {
      * be null, and the outs must not overlap x or each other. The default runs {@link #linear} for each.
      */
     default void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
-        if (weights.length != biases.length || weights.length != outs.length) {
-            throw new IllegalArgumentException("linears: " + weights.length + " weights, " + biases.length
-                    + " biases and " + outs.length + " outputs");
-        }
+        KernelShapes.checkLinears(weights, biases, outs);
         for (int i = 0; i < weights.length; i++) linear(x, weights[i], biases[i], outs[i]);
     }
 

@@ -41,6 +41,14 @@ public final class KernelShapes {
     }
 
     /** {@link Backend#linear}: out [T, N] = x [T, K] · weight [N, K]ᵀ + bias [N]. */
+    /** The arrays of {@link Backend#linears}: one bias (or null) and one output per weight. */
+    public static void checkLinears(Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        if (weights.length != biases.length || weights.length != outs.length) {
+            throw new IllegalArgumentException("linears: " + weights.length + " weights, " + biases.length
+                    + " biases and " + outs.length + " outputs");
+        }
+    }
+
     public static void checkLinear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
         requireWeightType("linear", "weight", weight);
         if (x.cols() != weight.cols()) {

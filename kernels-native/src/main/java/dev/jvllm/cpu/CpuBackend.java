@@ -179,10 +179,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         String kernel = "linears";
-        if (biases.length != weights.length || outs.length != weights.length) {
-            throw new IllegalArgumentException(kernel + ": " + weights.length + " weights, " + biases.length
-                    + " biases and " + outs.length + " outputs");
-        }
+        KernelShapes.checkLinears(weights, biases, outs);
         CpuTensor[] w = new CpuTensor[weights.length];
         CpuTensor[] b = new CpuTensor[weights.length];
         CpuTensor[] output = new CpuTensor[weights.length];

@@ -89,8 +89,11 @@ public final class CudaBackend implements Backend {
     private BatchOnDevice uploadedBatchData;
     private ForwardBatch encoderBatch;
     private CudaTensor encoderSequences;
-    /** paged_decode's per-partition results, grown as needed and kept (graphs hold the one they captured). */
-    private DeviceBuffer decodePartials;
+    /**
+     * paged_decode's per-partition results. One buffer serves every layer: the stream runs each
+     * layer's combine before the next layer's decode writes it.
+     */
+    private final KeptBuffer decodePartials;
     private final CudaGraphs graphs;
     /** The graph being captured or replayed, or null. */
     private GraphRecording recording;
@@ -132,6 +135,7 @@ public final class CudaBackend implements Backend {
             this.errors = new DeviceErrors(context, memory);
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);
+            this.decodePartials = new KeptBuffer(memory);
         } catch (RuntimeException e) {
             context.close();
             throw e;
@@ -255,7 +259,7 @@ public final class CudaBackend implements Backend {
     private Tensor recorded(GraphRecording recording, Supplier<Tensor> pass) {
         this.recording = recording;
         kernels.setRecording(recording);
-        memory.setRecording(true);
+        memory.setRecording(true, recording.replaying());
         forgetUploadedBatches();
         try {
             Tensor result = pass.get();
@@ -264,7 +268,7 @@ public final class CudaBackend implements Backend {
         } finally {
             this.recording = null;
             kernels.setRecording(null);
-            memory.setRecording(false);
+            memory.setRecording(false, false);
             forgetUploadedBatches();
         }
     }
@@ -558,17 +562,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         CudaTensor input = cuda(x, "linears", "x");
-        if (weights.length != biases.length || weights.length != outs.length) {
-            throw new IllegalArgumentException("linears: " + weights.length + " weights, " + biases.length
-                    + " biases and " + outs.length + " outputs");
-        }
+        KernelShapes.checkLinears(weights, biases, outs);
+        requireActivation("linears", "x", input);
         CudaTensor[] w = new CudaTensor[3], b = new CudaTensor[3], o = new CudaTensor[3];
         boolean fused = weights.length >= 1 && weights.length <= 3;
         for (int i = 0; i < weights.length && fused; i++) {
             w[i] = cuda(weights[i], "linears", "weight");
             b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
             o[i] = cuda(outs[i], "linears", "out");
-            requireActivation("linears", "x", input);
             requireActivation("linears", "out", o[i]);
             KernelShapes.checkLinear(input, w[i], b[i], o[i]);
             if (input.overlaps(o[i])) {
@@ -828,7 +829,7 @@ public final class CudaBackend implements Backend {
         int span = recording != null ? metadata.blockTableStride() * spec.blockSize() : metadata.longestSingleContext();
         int partitions = (span + DECODE_PARTITION - 1) / DECODE_PARTITION;
         DeviceBuffer partials = partitions == 1 ? null
-                : decodePartials((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
+                : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
@@ -840,21 +841,6 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /**
-     * At least {@code bytes} for paged_decode's partitions. One buffer serves every layer: the
-     * stream runs each layer's combine before the next layer's decode writes it.
-     */
-    private DeviceBuffer decodePartials(long bytes) {
-        if (decodePartials == null || decodePartials.bytes() < bytes) {
-            if (recording != null && recording.replaying()) {
-                throw new GraphRecording.Abort("the decode partials buffer was replaced", GraphRecording.Abort.Remedy.RETRY);
-            }
-            long grown = decodePartials == null ? bytes : Math.max(bytes, decodePartials.bytes() * 2);
-            // The buffer it replaces stays allocated while a graph holds it.
-            decodePartials = memory.allocateKept(grown);
-        }
-        return decodePartials;
-    }
 
     /**
      * The decode kernel that reads each key once for a group of query heads, or null where
@@ -1187,11 +1173,9 @@ public final class CudaBackend implements Backend {
                                    CudaTensor out) {
         int tokens = x.rows(), topK = ids.cols(), choices = tokens * topK;
         int count = set.count(), hidden = set.hidden(), intermediate = set.intermediate();
-        CudaTensor grouping = (CudaTensor) allocateIndices(1, count + 1 + choices);
-        CudaTensor starts = (CudaTensor) grouping.reshape(count + 1 + choices, 1).rows(0, count + 1);
-        CudaTensor order = (CudaTensor) grouping.reshape(count + 1 + choices, 1).rows(count + 1, choices);
-        context.makeCurrent();
-        kernels.launch(Kernel.MOE_GROUP_BY_EXPERT, 1, 1024, ids, choices, count, starts, order, errors.buffer());
+        CudaTensor grouping = (CudaTensor) allocateIndices(count + 1 + choices, 1);
+        mixtures().group(ids, choices, count, (CudaTensor) grouping.rows(0, count + 1),
+                (CudaTensor) grouping.rows(count + 1, choices));
         float[] grouped = toFloatArray(grouping);
         int routed = (int) grouped[count];
         int[] tokenOfRow = new int[routed];
@@ -1210,8 +1194,7 @@ public final class CudaBackend implements Backend {
         if (routed > 0) {
             productsByExpert(x, set, grouped, tokenOfRow, rowOfChoice, results, area, (long) choices * hidden * element);
         }
-        kernels.launch(Kernel.MOE_COMBINE, tokens, rowThreads(hidden),
-                results, ids, weights, weights.typeCode(), count, topK, hidden, out);
+        mixtures().combine(results, ids, weights, count, hidden, out);
     }
 
     /** Each routed row's expert output, into {@code results} in choice order. */
@@ -1233,12 +1216,9 @@ public final class CudaBackend implements Backend {
             int first = (int) grouped[e], rows = (int) grouped[e + 1] - first;
             if (rows == 0) continue;
             Tensor expertInput = sortedInput.rows(first, rows);
-            Tensor gate = gates.rows(0, rows);
-            Tensor up = ups.rows(0, rows);
-            linear(expertInput, w.get(e), null, gate);
-            linear(expertInput, w.get(count + e), null, up);
-            siluMul(gate, up, gate);
-            linear(gate, w.get(2 * count + e), null, sortedOutput.rows(first, rows));
+            Tensor activated = gates.rows(0, rows);
+            gatedLinear(Activation.SILU, expertInput, w.get(e), w.get(count + e), ups.rows(0, rows), activated);
+            linear(activated, w.get(2 * count + e), null, sortedOutput.rows(first, rows));
         }
         gather("expertFeedForward", sortedOutput, (CudaTensor) indices(rowOfChoice), results);
     }

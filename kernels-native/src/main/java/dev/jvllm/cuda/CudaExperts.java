@@ -63,7 +63,8 @@ final class CudaExperts {
     private final KernelLauncher kernels;
     private final DeviceErrors errors;
     private final DType activationType;
-    private DeviceBuffer work;
+    /** One work area for every layer and step, so that a captured pass replays on the same buffers. */
+    private final KeptBuffer work;
 
     CudaExperts(CudaContext context, DeviceMemory memory, KernelLauncher kernels, DeviceErrors errors,
                 DType activationType) {
@@ -72,6 +73,7 @@ final class CudaExperts {
         this.kernels = kernels;
         this.errors = errors;
         this.activationType = activationType;
+        this.work = new KeptBuffer(memory);
     }
 
     /** Uploads the table of the experts' weight addresses (shapes already checked). */
@@ -127,14 +129,13 @@ final class CudaExperts {
         long orderAt = align(startsAt + (count + 1L) * Integer.BYTES);
         long activatedAt = align(orderAt + (long) choices * Integer.BYTES);
         long resultsAt = align(activatedAt + (long) choices * intermediate * element);
-        DeviceBuffer area = workArea(resultsAt + (long) choices * hidden * element);
+        DeviceBuffer area = work.atLeast(resultsAt + (long) choices * hidden * element);
         // Views, not raw addresses: a graph captured with them holds the area they view.
         CudaTensor starts = view(area, startsAt, DType.I32, count + 1, "expert starts");
         CudaTensor order = view(area, orderAt, DType.I32, choices, "choices by expert");
         CudaTensor activated = view(area, activatedAt, activationType, (long) choices * intermediate, "expert activations");
         CudaTensor results = view(area, resultsAt, activationType, (long) choices * hidden, "expert outputs");
-        kernels.launch(Kernel.MOE_GROUP_BY_EXPERT, 1, GROUPING_THREADS,
-                expertIds, choices, count, starts, order, errors.buffer());
+        group(expertIds, choices, count, starts, order);
         boolean vectorized = experts.aligned() && x.address() % 16 == 0;
         if (activationType != DType.F32 && vectorized && tokens > MATRIX_VECTOR_MAX_TOKENS) {
             int tiles = (tokens + TILE - 1) / TILE;
@@ -149,24 +150,24 @@ final class CudaExperts {
             kernels.launchGrid(Kernel.MOE_DOWN_ROWS, (hidden + WARPS - 1) / WARPS, count, 32 * WARPS,
                     activated, experts.downs(), starts, order, hidden, intermediate, pieces, results);
         }
-        kernels.launch(Kernel.MOE_COMBINE, tokens, CudaBackend.rowThreads(hidden),
-                results, expertIds, weights, weights.typeCode(), count, topK, hidden, out);
+        combine(results, expertIds, weights, count, hidden, out);
+    }
+
+    /** The choices of expertIds grouped by expert: per-expert {@code starts} ([E + 1]) and the choices in that {@code order}. */
+    void group(CudaTensor expertIds, int choices, int count, CudaTensor starts, CudaTensor order) {
+        context.makeCurrent();
+        kernels.launch(Kernel.MOE_GROUP_BY_EXPERT, 1, GROUPING_THREADS,
+                expertIds, choices, count, starts, order, errors.buffer());
+    }
+
+    /** out[t] = Σ_j weights[t, j] · results[t·k + j], in the order of j (results in choice order). */
+    void combine(CudaTensor results, CudaTensor expertIds, CudaTensor weights, int count, int hidden, CudaTensor out) {
+        kernels.launch(Kernel.MOE_COMBINE, expertIds.rows(), CudaBackend.rowThreads(hidden),
+                results, expertIds, weights, weights.typeCode(), count, expertIds.cols(), hidden, out);
     }
 
     private static long align(long offset) {
         return (offset + 15) & ~15L;
-    }
-
-    /**
-     * The work area, grown (doubling) when smaller than {@code bytes}. A replaced area is freed
-     * once unreachable: a CUDA graph captured on it keeps it. Growing is allowed while a graph is
-     * captured (cuMemAlloc is not stream work).
-     */
-    private DeviceBuffer workArea(long bytes) {
-        if (work == null || work.bytes() < bytes) {
-            work = memory.allocateKept(work == null ? bytes : Math.max(bytes, 2 * work.bytes()));
-        }
-        return work;
     }
 
     private static CudaTensor view(DeviceBuffer area, long offset, DType type, long elements, String name) {

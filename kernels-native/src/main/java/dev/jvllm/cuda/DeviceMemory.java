@@ -43,9 +43,12 @@ final class DeviceMemory implements AutoCloseable {
      * the stream would be recorded too.
      */
     private boolean recording;
+    /** Set while a pass is replayed: it launches nothing, so a kept buffer it grew would differ from the graph's. */
+    private boolean replaying;
 
-    void setRecording(boolean recording) {
+    void setRecording(boolean recording, boolean replaying) {
         this.recording = recording;
+        this.replaying = replaying;
     }
 
     DeviceBuffer allocate(long bytes, Kind kind) {
@@ -63,6 +66,10 @@ final class DeviceMemory implements AutoCloseable {
      * while a graph is captured: cuMemAlloc is not stream work, so the capture does not record it.
      */
     DeviceBuffer allocateKept(long bytes) {
+        if (replaying) {
+            throw new GraphRecording.Abort("a kept buffer of the pass grows to " + bytes + " bytes",
+                    GraphRecording.Abort.Remedy.RETRY);
+        }
         context.makeCurrent();
         return allocateNow(bytes, Kind.PERSISTENT);
     }
