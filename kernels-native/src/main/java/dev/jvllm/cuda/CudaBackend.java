@@ -234,14 +234,18 @@ public final class CudaBackend implements Backend {
         GraphRecording capture = graphs.startCapture(shape);
         context.driver.beginCapture(context.stream);
         Tensor result;
+        CudaGraphs.Graph made;
         try {
             result = recorded(capture, pass);
+            made = graphs.finishCapture(shape, capture, context.driver.endCapture(context.stream));
         } catch (RuntimeException failure) {
+            // Also when ending the capture or instantiating fails (a call the capture could not
+            // record invalidates it): nothing of the pass ran, so it runs eagerly.
             context.driver.abandonCapture(context.stream);
             graphs.captureFailed(shape, capture, failure);
             return pass.get();
         }
-        graphs.launch(graphs.finishCapture(shape, capture, context.driver.endCapture(context.stream)));
+        graphs.launch(made);
         return result;
     }
 
