@@ -16,8 +16,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -68,21 +66,14 @@ class CapturedDecodeTest {
 
     /** As {@link #recordingBackend()}, also noting each recorded pass's result in {@code results}. */
     private Backend recordingBackend(List<Tensor> results) {
-        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
-                (proxy, method, args) -> {
-                    if (method.getName().equals("capturesGraphs")) return true;
-                    if (method.getName().equals("runCaptured")) {
-                        shapes.add((CapturedDecode.Shape) args[0]);
-                        Tensor result = (Tensor) ((Supplier<?>) args[1]).get();
-                        results.add(result);
-                        return result;
-                    }
-                    try {
-                        return method.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        return TinyLlamas.withOverrides(cpu, Map.of(
+                "capturesGraphs", args -> true,
+                "runCaptured", args -> {
+                    shapes.add((CapturedDecode.Shape) args[0]);
+                    Tensor result = (Tensor) ((Supplier<?>) args[1]).get();
+                    results.add(result);
+                    return result;
+                }));
     }
 
     private Map<String, List<Integer>> generate(Backend backend, boolean enforceEager, List<int[]> prompts,

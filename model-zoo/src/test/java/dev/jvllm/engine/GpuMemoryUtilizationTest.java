@@ -10,15 +10,15 @@ import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.DeviceMemory;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.Checkpoint;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -58,16 +58,12 @@ class GpuMemoryUtilizationTest {
 
     /** The CPU backend, claiming to allocate from a device with {@code free} of {@code total} bytes free. */
     private Backend device(long free, long total) {
-        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
-                (proxy, method, args) -> {
-                    if (method.getName().equals("deviceMemory")) return Optional.of(new DeviceMemory(free, total));
-                    if (method.getName().equals("argmaxRows")) argmaxCalls.incrementAndGet();
-                    try {
-                        return method.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        return TinyLlamas.withOverrides(cpu, Map.of(
+                "deviceMemory", args -> Optional.of(new DeviceMemory(free, total)),
+                "argmaxRows", args -> {
+                    argmaxCalls.incrementAndGet();
+                    return cpu.argmaxRows((Tensor) args[0]);
+                }));
     }
 
     private LLMEngine engine(Backend backend, double utilization) {

@@ -5,12 +5,17 @@ import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.Backend;
 
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.function.Function;
 
 /**
  * The golden tiny Llama checkpoints (vocabulary 512, random weights) as engines for tests: builders
@@ -79,5 +84,22 @@ final class TinyLlamas {
             for (int[] prompt : prompts) outputs.add(llm.generate(prompt, params).outputs().getFirst().tokenIds());
             return outputs;
         }
+    }
+
+    /**
+     * {@code base}, with the calls named in {@code overrides} answered by them instead (method name
+     * to the answer for the call's arguments): a CPU backend posing as a device, for engine tests.
+     */
+    static Backend withOverrides(Backend base, Map<String, Function<Object[], Object>> overrides) {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
+                (proxy, method, args) -> {
+                    Function<Object[], Object> override = overrides.get(method.getName());
+                    if (override != null) return override.apply(args);
+                    try {
+                        return method.invoke(base, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
     }
 }
