@@ -56,7 +56,13 @@ public final class CudaBackend implements Backend {
      * cuBLAS reads the 4096-wide weights at 1.0-1.6 TB/s and gemv_rows at 2.0-2.8 TB/s, while
      * for the 14336-wide down projection, and from two rows on, cuBLAS is the faster.
      */
-    private static final int GEMV_LONGEST_ROW = 8192;
+    private static final int GEMV_LONGEST_ROW = Integer.getInteger("jvllm.cuda.gemvLongestRow", 16384);
+    /**
+     * Kernels start while the kernel before them finishes (programmatic dependent launch, on
+     * compute capability 9.0 and later), unless {@code -Djvllm.cuda.programmaticLaunches=false}.
+     */
+    private static final boolean PROGRAMMATIC_LAUNCHES =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "true"));
     private static final int GEMV_WARPS = 4;
     /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
@@ -125,7 +131,8 @@ public final class CudaBackend implements Backend {
         try {
             this.memory = new DeviceMemory(context);
             this.kernels = new KernelLauncher(context.driver,
-                    new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream);
+                    new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream,
+                    context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES);
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
             this.cublasWorkspace = memory.allocate(CUBLAS_WORKSPACE_BYTES, DeviceMemory.Kind.PERSISTENT);

@@ -68,6 +68,7 @@ final class CudaDriver {
     private final MethodHandle cuModuleUnload;
     private final MethodHandle cuModuleGetFunction;
     private final MethodHandle cuLaunchKernel;
+    private final MethodHandle cuLaunchKernelEx;
     private final MethodHandle cuStreamCreate;
     private final MethodHandle cuStreamSynchronize;
     private final MethodHandle cuStreamDestroy;
@@ -114,6 +115,7 @@ final class CudaDriver {
         cuModuleGetFunction = lib.function("cuModuleGetFunction", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         cuLaunchKernel = lib.function("cuLaunchKernel", FunctionDescriptor.of(JAVA_INT, ADDRESS,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        cuLaunchKernelEx = lib.function("cuLaunchKernelEx", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
         cuStreamCreate = lib.function("cuStreamCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         cuStreamSynchronize = lib.function("cuStreamSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         cuStreamDestroy = lib.function("cuStreamDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
@@ -290,6 +292,46 @@ final class CudaDriver {
             throw NativeLibrary.unexpected(t);
         }
         check("cuLaunchKernel", code);
+    }
+
+    /** Sizes and offsets of CUlaunchConfig and CUlaunchAttribute (cuda.h, CUDA 12 and 13). */
+    static final long LAUNCH_CONFIG_BYTES = 56, LAUNCH_ATTRIBUTE_BYTES = 72;
+    private static final long CONFIG_STREAM = 32, CONFIG_ATTRIBUTES = 40, CONFIG_ATTRIBUTE_COUNT = 48;
+    private static final int LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
+    /**
+     * Fills {@code config} (LAUNCH_CONFIG_BYTES, then LAUNCH_ATTRIBUTE_BYTES for its one attribute)
+     * for launches on {@code stream} that may start before the kernel ahead of them in the stream
+     * has finished (programmatic dependent launch, compute capability 9.0 and later): the kernel
+     * waits for it with griddepcontrol.wait before it touches its results. The grid is set per
+     * launch by {@link #launchProgrammatic}.
+     */
+    static void prepareProgrammaticLaunch(MemorySegment config, MemorySegment stream) {
+        config.fill((byte) 0);
+        MemorySegment attribute = config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES);
+        attribute.set(JAVA_INT, 0, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+        attribute.set(JAVA_INT, 8, 1);
+        config.set(ADDRESS, CONFIG_STREAM, stream);
+        config.set(ADDRESS, CONFIG_ATTRIBUTES, attribute);
+        config.set(JAVA_INT, CONFIG_ATTRIBUTE_COUNT, 1);
+    }
+
+    /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block set here. */
+    void launchProgrammatic(MemorySegment function, MemorySegment config, int gridX, int gridY, int gridZ, int blockX,
+                            MemorySegment parameters) {
+        config.set(JAVA_INT, 0, gridX);
+        config.set(JAVA_INT, 4, gridY);
+        config.set(JAVA_INT, 8, gridZ);
+        config.set(JAVA_INT, 12, blockX);
+        config.set(JAVA_INT, 16, 1);
+        config.set(JAVA_INT, 20, 1);
+        int code;
+        try {
+            code = (int) cuLaunchKernelEx.invokeExact(config, function, parameters, MemorySegment.NULL);
+        } catch (Throwable t) {
+            throw NativeLibrary.unexpected(t);
+        }
+        check("cuLaunchKernelEx", code);
     }
 
     // ---- streams and events -----------------------------------------------------------------

@@ -34,7 +34,7 @@ final class CudaExperts {
      * Batches of at most this many tokens (decode) take the matrix-vector kernels, whose cost is
      * reading the chosen experts' weights once; larger 16-bit ones the tensor-core tiles.
      */
-    private static final int MATRIX_VECTOR_MAX_TOKENS = 64;
+    private static final int MATRIX_VECTOR_MAX_TOKENS = Integer.getInteger("jvllm.cuda.expertRowsMaxTokens", 64);
 
     /**
      * The experts as one device table of 3E weight addresses (gates, ups, downs), the weights kept

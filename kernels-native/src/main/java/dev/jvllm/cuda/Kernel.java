@@ -12,7 +12,7 @@ enum Kernel {
     SOFTCAP("elementwise", "softcap"),
     CLAMP("elementwise", "clamp_values"),
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
-    CONVERT_ELEMENTS("elementwise", "convert_elements"),
+    CONVERT_ELEMENTS("elementwise", "convert_elements", false, true),
     GEMV_ROWS("linear", "gemv_rows"),
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),
@@ -49,15 +49,22 @@ enum Kernel {
     final String function;
     /** Built only where activations are 16-bit (tensor-core kernels). */
     final boolean sixteenBitOnly;
+    /** Writes weights (a conversion at upload): the kernel after it must not start early, as gemv kernels prefetch weights. */
+    final boolean writesWeights;
 
     Kernel(String module, String function) {
         this(module, function, false);
     }
 
     Kernel(String module, String function, boolean sixteenBitOnly) {
+        this(module, function, sixteenBitOnly, false);
+    }
+
+    Kernel(String module, String function, boolean sixteenBitOnly, boolean writesWeights) {
         this.module = module;
         this.function = function;
         this.sixteenBitOnly = sixteenBitOnly;
+        this.writesWeights = writesWeights;
     }
 
     boolean builtFor(DType activationType) {

@@ -34,13 +34,33 @@ final class KernelLauncher implements AutoCloseable {
     private final MemorySegment pointers = Arena.ofAuto().allocate(ADDRESS, MAX_ARGUMENTS);
     /** The graph being captured or replayed, or null when launches simply run. */
     private GraphRecording recording;
+    /**
+     * The launch configuration of programmatic dependent launches (every kernel may start while
+     * the one before it finishes; common.cuh says how kernels wait), or null where the device
+     * predates them (compute capability below 9.0) or they are turned off.
+     */
+    private final MemorySegment programmaticConfig;
+    /** The next launch waits for the kernel before it in full: that kernel wrote weights, which gemv kernels prefetch. */
+    private boolean nextLaunchSerialized;
 
-    KernelLauncher(CudaDriver driver, KernelCompiler compiler, DType activationType, MemorySegment stream) {
+    KernelLauncher(CudaDriver driver, KernelCompiler compiler, DType activationType, MemorySegment stream,
+                   boolean programmaticLaunches) {
         this.driver = driver;
         this.compiler = compiler;
         this.activationType = activationType;
         for (int i = 0; i < MAX_ARGUMENTS; i++) pointers.setAtIndex(ADDRESS, i, values.asSlice(8L * i, 8));
         this.stream = stream;
+        if (programmaticLaunches) {
+            programmaticConfig = Arena.ofAuto().allocate(CudaDriver.LAUNCH_CONFIG_BYTES + CudaDriver.LAUNCH_ATTRIBUTE_BYTES, 8);
+            CudaDriver.prepareProgrammaticLaunch(programmaticConfig, stream);
+        } else {
+            programmaticConfig = null;
+        }
+    }
+
+    /** Whether kernels are launched to start early (programmatic dependent launch). */
+    boolean programmaticLaunches() {
+        return programmaticConfig != null;
     }
 
     void setRecording(GraphRecording recording) {
@@ -87,7 +107,12 @@ final class KernelLauncher implements AutoCloseable {
         if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
             return;
         }
-        driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
+        if (programmaticConfig != null && !nextLaunchSerialized) {
+            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
+        } else {
+            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
+        }
+        nextLaunchSerialized = kernel.writesWeights;
     }
 
     private MemorySegment resolve(Kernel kernel) {

@@ -15,6 +15,7 @@
 // The host has checked every slot against the cache size. One block per token.
 extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const int* slots, int width,
                                           act_t* keyCache, act_t* valueCache) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int slot = slots[t];
     if (slot < 0) return;
@@ -32,6 +33,7 @@ extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const 
 // A negative slot means "do not cache"; the host has checked the others. One block per token.
 extern "C" __global__ void write_latent_cache(const act_t* latent, const act_t* keyRope, const int* slots, int rank,
                                               int ropeDim, act_t* cache) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int slot = slots[t];
     if (slot < 0) return;
@@ -149,6 +151,7 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
                 const int* positions, const int* tokenSequences, const int* blockTables, int blockTableStride,
                 int blockSize, int numHeads, int numKvHeads, int headDim, float scale, int slidingWindow,
                 float logitSoftcap, const float* alibiSlopes, const int* tokenList) {
+    JV_DEPENDENT_PROLOGUE();
     int t = tokenList == nullptr ? blockIdx.x : tokenList[blockIdx.x];
     int head = blockIdx.y;
     int warp = threadIdx.x >> 5;
@@ -185,6 +188,7 @@ latent_attention(const act_t* qLatent, const act_t* qRope, act_t* out, const act
                  const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,
                  int numHeads, int rank, int ropeDim, float scale, int slidingWindow, float logitSoftcap,
                  const float* alibiSlopes) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int head = blockIdx.y;
     int warp = threadIdx.x >> 5;
@@ -220,6 +224,7 @@ extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
 encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,
                   const int* sequenceStarts, int numHeads, int numKvHeads, int headDim, float scale,
                   float logitSoftcap) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int head = blockIdx.y;
     int warp = threadIdx.x >> 5;
@@ -411,6 +416,7 @@ __device__ __forceinline__ void paged_decode_block(
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
             const float* alibiSlopes, const int* tokenList, float* partials) {                                    \
+        JV_DEPENDENT_PROLOGUE();                                                                                \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
                               logitSoftcap, alibiSlopes, tokenList, partials);                                   \
@@ -423,6 +429,7 @@ PAGED_DECODE(128, 8)
 // Merges paged_decode's partitions: one block of headDim threads per (token, head).
 extern "C" __global__ void paged_decode_combine(const float* partials, act_t* out, const int* tokenList,
                                                 int numHeads, int partitions, int headDim) {
+    JV_DEPENDENT_PROLOGUE();
     int x = blockIdx.x;
     int head = blockIdx.y;
     int d = threadIdx.x;
@@ -636,6 +643,7 @@ __device__ __forceinline__ void flash_prefill_tile(
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
             const float* alibiSlopes, const int* tiles) {                                                         \
+        JV_DEPENDENT_PROLOGUE();                                                                                \
         flash_prefill_tile<D>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
                               logitSoftcap, alibiSlopes, tiles);                                                 \

@@ -3,12 +3,14 @@
 #include "common.cuh"
 
 extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(act_to_float(a[i]) + act_to_float(b[i]));
     }
 }
 
 extern "C" __global__ void silu_mul(const act_t* gate, const act_t* up, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         float g = act_to_float(gate[i]);
         out[i] = float_to_act(g / (1.0f + expf(-g)) * act_to_float(up[i]));
@@ -16,18 +18,21 @@ extern "C" __global__ void silu_mul(const act_t* gate, const act_t* up, act_t* o
 }
 
 extern "C" __global__ void activation(int fn, const act_t* x, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(apply_activation(fn, act_to_float(x[i])));
     }
 }
 
 extern "C" __global__ void gated_activation(int fn, const act_t* gate, const act_t* up, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(apply_activation(fn, act_to_float(gate[i])) * act_to_float(up[i]));
     }
 }
 
 extern "C" __global__ void scale(const act_t* x, float factor, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(act_to_float(x[i]) * factor);
     }
@@ -35,12 +40,14 @@ extern "C" __global__ void scale(const act_t* x, float factor, act_t* out, i64 n
 
 // Gemma 2's logit soft-capping: cap * tanh(x / cap).
 extern "C" __global__ void softcap(const act_t* x, float cap, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(cap * tanhf(act_to_float(x[i]) / cap));
     }
 }
 
 extern "C" __global__ void clamp_values(const act_t* x, float limit, act_t* out, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(fminf(fmaxf(act_to_float(x[i]), -limit), limit));
     }
@@ -48,6 +55,7 @@ extern "C" __global__ void clamp_values(const act_t* x, float limit, act_t* out,
 
 // out[r, c] += bias[c] for a [rows, cols] matrix: the bias of a linear layer after its GEMM.
 extern "C" __global__ void add_bias_rows(act_t* out, const void* bias, int biasType, int cols, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(act_to_float(out[i]) + load_element(bias, biasType, i % cols));
     }
@@ -55,6 +63,7 @@ extern "C" __global__ void add_bias_rows(act_t* out, const void* bias, int biasT
 
 // Converts n elements between floating types: weights to the compute type as they are uploaded.
 extern "C" __global__ void convert_elements(const void* x, int inType, void* out, int outType, i64 n) {
+    JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
         store_element(out, outType, i, load_element(x, inType, i));
     }

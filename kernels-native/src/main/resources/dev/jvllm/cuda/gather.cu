@@ -4,6 +4,7 @@
 // out[r] = source[indices[r]] in the activation type; one block per output row.
 extern "C" __global__ void gather_rows(const void* source, int sourceType, int sourceRows, int cols,
                                        const int* indices, act_t* out, int* error) {
+    JV_DEPENDENT_PROLOGUE();
     int r = blockIdx.x;
     int index = indices[r];
     act_t* target = out + (i64) r * cols;
@@ -22,6 +23,7 @@ extern "C" __global__ void gather_rows(const void* source, int sourceType, int s
 // source row. Atomic, since several source rows may name the same out row.
 extern "C" __global__ void scatter_add_rows(const act_t* source, const int* rows, const void* weights,
                                             int weightType, int outRows, int cols, act_t* out, int* error) {
+    JV_DEPENDENT_PROLOGUE();
     int i = blockIdx.x;
     int row = rows[i];
     if (row < 0 || row >= outRows) {
@@ -41,6 +43,7 @@ extern "C" __global__ void scatter_add_rows(const act_t* source, const int* rows
 // projections are small next to the expert matmuls.
 extern "C" __global__ void headwise_linear(const act_t* x, const void* weight, int weightType, int heads, int in,
                                            int outPerHead, act_t* out) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int h = blockIdx.y;
     const act_t* xs = x + (i64) t * heads * in + (i64) h * in;
@@ -56,6 +59,7 @@ extern "C" __global__ void headwise_linear(const act_t* x, const void* weight, i
 // out[r] = the column of row r's largest value: the first on ties, NaN never chosen, 0 when no
 // value is above -inf (the CPU sampler's argmax). One block per row.
 extern "C" __global__ void argmax_rows(const act_t* x, int cols, int* out) {
+    JV_DEPENDENT_PROLOGUE();
     const int none = 0x7fffffff;
     const act_t* row = x + (i64) blockIdx.x * cols;
     float best = -jv_infinity();

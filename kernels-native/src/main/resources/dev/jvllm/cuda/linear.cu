@@ -1,18 +1,33 @@
-// Matrix-vector products for decode steps: out[m] = W · x[m] for a few rows x (M ≤ GEMV_MAX_ROWS),
+// Matrix-vector products for one-token decode steps: out[m] = W · x[m] for m ≤ GEMV_MAX_ROWS rows x,
 // where cuBLAS's general GEMM reads narrow weights (a few thousand rows) at a third to a half of
-// the memory bandwidth. Reading W once at full bandwidth is the whole cost, so each warp streams
+// the memory bandwidth. GEMV_MAX_ROWS is 1: the host takes cuBLAS from two rows on, and each
+// further row costs registers that one row needs for loads in flight. Reading W once at full bandwidth is the whole cost, so each warp streams
 // one row of W in 16-byte pieces, several pieces in flight per lane, and dots it with every x row
 // (which stays in L1/L2: it is a few KB). Weights and x are act_t; sums in float32.
 #include "common.cuh"
 
 #define GEMV_WARPS 4
-#define GEMV_MAX_ROWS 8
+#define GEMV_MAX_ROWS 1
 #define GEMV_UNROLL 8
 
+// The first GEMV_UNROLL of this lane's 16-byte pieces of a weight row ([k]): loaded before
+// griddep_wait, while the kernel before this one finishes, since no kernel writes weights (the
+// host launches the kernel after a weight conversion without an early start).
+__device__ __forceinline__ void prefetch_row(const act_t* weights, int k, int lane, uint4 first[GEMV_UNROLL]) {
+    constexpr int PIECE = 16 / sizeof(act_t);
+    int pieces = k / PIECE;
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL; u++) {
+        int p = u * 32 + lane;
+        first[u] = p < pieces ? *(const uint4*) (weights + (i64) p * PIECE) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 // One lane's share of the dots of W's row `weights` ([k]) with the m rows of x ([m, k]): the lane
-// streams every 32nd 16-byte piece of the row. k is a multiple of 8; rows are 16-byte aligned.
-__device__ __forceinline__ void row_dots(const act_t* weights, const act_t* x, int m, int k, int lane,
-                                         float sums[GEMV_MAX_ROWS]) {
+// streams every 32nd 16-byte piece of the row, its first GEMV_UNROLL pieces already in `first`.
+// k is a multiple of 8; rows are 16-byte aligned.
+__device__ __forceinline__ void row_dots(const act_t* weights, const uint4 first[GEMV_UNROLL], const act_t* x, int m,
+                                         int k, int lane, float sums[GEMV_MAX_ROWS]) {
     constexpr int PIECE = 16 / sizeof(act_t);
 #pragma unroll
     for (int r = 0; r < GEMV_MAX_ROWS; r++) sums[r] = 0.0f;
@@ -22,7 +37,11 @@ __device__ __forceinline__ void row_dots(const act_t* weights, const act_t* x, i
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
             int p = base + u * 32 + lane;
-            loaded[u] = p < pieces ? *(const uint4*) (weights + (i64) p * PIECE) : make_uint4(0, 0, 0, 0);
+            if (base == 0) {
+                loaded[u] = first[u];
+            } else {
+                loaded[u] = p < pieces ? *(const uint4*) (weights + (i64) p * PIECE) : make_uint4(0, 0, 0, 0);
+            }
         }
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
@@ -50,8 +69,11 @@ gemv_rows(const act_t* w, const act_t* x, act_t* out, int m, int n, int k) {
     int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= n) return;
+    uint4 first[GEMV_UNROLL];
+    prefetch_row(w + (i64) row * k, k, lane, first);
+    JV_DEPENDENT_PROLOGUE();
     float sums[GEMV_MAX_ROWS];
-    row_dots(w + (i64) row * k, x, m, k, lane, sums);
+    row_dots(w + (i64) row * k, first, x, m, k, lane, sums);
 #pragma unroll
     for (int r = 0; r < GEMV_MAX_ROWS; r++) {
         if (r >= m) break;
@@ -83,8 +105,11 @@ gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const void* b0, co
             if (row >= n2) return;
         }
     }
+    uint4 first[GEMV_UNROLL];
+    prefetch_row(w + (i64) row * k, k, lane, first);
+    JV_DEPENDENT_PROLOGUE();
     float sums[GEMV_MAX_ROWS];
-    row_dots(w + (i64) row * k, x, m, k, lane, sums);
+    row_dots(w + (i64) row * k, first, x, m, k, lane, sums);
     float shift = bias == nullptr ? 0.0f : load_element(bias, biasType, row);
 #pragma unroll
     for (int r = 0; r < GEMV_MAX_ROWS; r++) {
@@ -101,9 +126,13 @@ gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int f
     int row = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= n) return;
+    uint4 first[GEMV_UNROLL];
+    prefetch_row(gate + (i64) row * k, k, lane, first);
+    JV_DEPENDENT_PROLOGUE();
     float gateSums[GEMV_MAX_ROWS], upSums[GEMV_MAX_ROWS];
-    row_dots(gate + (i64) row * k, x, m, k, lane, gateSums);
-    row_dots(up + (i64) row * k, x, m, k, lane, upSums);
+    row_dots(gate + (i64) row * k, first, x, m, k, lane, gateSums);
+    prefetch_row(up + (i64) row * k, k, lane, first);
+    row_dots(up + (i64) row * k, first, x, m, k, lane, upSums);
 #pragma unroll
     for (int r = 0; r < GEMV_MAX_ROWS; r++) {
         if (r >= m) break;

@@ -22,6 +22,7 @@
 // their softmax probabilities over all E experts, divided by their sum when normalize.
 extern "C" __global__ void __launch_bounds__(32)
 moe_route_softmax_topk(const act_t* logits, int numExperts, int topK, int normalize, int* experts, act_t* weights) {
+    JV_DEPENDENT_PROLOGUE();
     constexpr int PER_LANE = MOE_MAX_EXPERTS / 32;
     const int none = 0x7fffffff;
     int t = blockIdx.x;
@@ -82,6 +83,7 @@ moe_route_softmax_topk(const act_t* logits, int numExperts, int topK, int normal
 // [0, E) is reported and its choice left out (moe_combine skips it too).
 extern "C" __global__ void moe_group_by_expert(const int* experts, int choices, int numExperts, int* starts,
                                                int* order, int* error) {
+    JV_DEPENDENT_PROLOGUE();
     __shared__ int next[MOE_MAX_EXPERTS + 1];
     for (int e = threadIdx.x; e <= numExperts; e += blockDim.x) next[e] = 0;
     __syncthreads();
@@ -227,6 +229,7 @@ __device__ __forceinline__ void gate_up_rows(const act_t* x, const i64* gates, c
 extern "C" __global__ void __launch_bounds__(32 * MOE_WARPS)
 moe_gate_up_rows(const act_t* x, const i64* gates, const i64* ups, const int* starts, const int* order, int topK,
                  int hidden, int intermediate, int vectorized, act_t* activated) {
+    JV_DEPENDENT_PROLOGUE();
     if (vectorized) {
         gate_up_rows<true>(x, gates, ups, starts, order, topK, hidden, intermediate, activated);
     } else {
@@ -269,6 +272,7 @@ __device__ __forceinline__ void down_rows(const act_t* activated, const i64* dow
 extern "C" __global__ void __launch_bounds__(32 * MOE_WARPS)
 moe_down_rows(const act_t* activated, const i64* downs, const int* starts, const int* order, int hidden,
               int intermediate, int vectorized, act_t* results) {
+    JV_DEPENDENT_PROLOGUE();
     if (vectorized) {
         down_rows<true>(activated, downs, starts, order, hidden, intermediate, results);
     } else {
@@ -281,6 +285,7 @@ moe_down_rows(const act_t* activated, const i64* downs, const int* starts, const
 // out[t] = Σ_j weights[t, j] · results[t·k + j] in the order of j; one block per token.
 extern "C" __global__ void moe_combine(const act_t* results, const int* experts, const void* weights, int weightType,
                                        int numExperts, int topK, int hidden, act_t* out) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     for (int h = threadIdx.x; h < hidden; h += blockDim.x) {
         float sum = 0.0f;
@@ -296,6 +301,7 @@ extern "C" __global__ void moe_combine(const act_t* results, const int* experts,
 
 // out[t] += sigmoid(gate[t]) · source[t]: Qwen-MoE's gated shared expert; one block per row.
 extern "C" __global__ void add_sigmoid_gated_rows(const act_t* source, const act_t* gate, int cols, act_t* out) {
+    JV_DEPENDENT_PROLOGUE();
     i64 first = (i64) blockIdx.x * cols;
     float scale = 1.0f / (1.0f + expf(-act_to_float(gate[blockIdx.x])));
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
@@ -406,6 +412,7 @@ __device__ __forceinline__ void grouped_tile(const act_t* input, int inputDiviso
 extern "C" __global__ void __launch_bounds__(32 * MOE_WARPS)
 moe_gate_up_tiles(const act_t* x, const i64* gates, const i64* ups, const int* starts, const int* order, int topK,
                   int tilesPerExpert, int hidden, int intermediate, act_t* activated) {
+    JV_DEPENDENT_PROLOGUE();
     grouped_tile<true>(x, topK, gates, ups, starts, order, tilesPerExpert, hidden, intermediate, activated);
 }
 
@@ -413,6 +420,7 @@ moe_gate_up_tiles(const act_t* x, const i64* gates, const i64* ups, const int* s
 extern "C" __global__ void __launch_bounds__(32 * MOE_WARPS)
 moe_down_tiles(const act_t* activated, const i64* downs, const int* starts, const int* order, int tilesPerExpert,
                int hidden, int intermediate, act_t* results) {
+    JV_DEPENDENT_PROLOGUE();
     grouped_tile<false>(activated, 1, downs, nullptr, starts, order, tilesPerExpert, intermediate, hidden, results);
 }
 #endif

@@ -5,6 +5,7 @@
 // out = x / sqrt(mean(x²) + eps) * (weight + weightOffset)   (Zhang & Sennrich 2019; Gemma's offset of 1)
 extern "C" __global__ void rms_norm(const act_t* x, const void* weight, int weightType, float eps,
                                     float weightOffset, act_t* out, int cols) {
+    JV_DEPENDENT_PROLOGUE();
     const act_t* row = x + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
     float squares = 0.0f;
@@ -22,6 +23,7 @@ extern "C" __global__ void rms_norm(const act_t* x, const void* weight, int weig
 // The sum is rounded to act_t before it is squared, as the two kernels apart would.
 extern "C" __global__ void add_rms_norm(act_t* x, const act_t* delta, const void* weight, int weightType, float eps,
                                         float weightOffset, act_t* out, int cols) {
+    JV_DEPENDENT_PROLOGUE();
     act_t* row = x + (i64) blockIdx.x * cols;
     const act_t* added = delta + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
@@ -41,6 +43,7 @@ extern "C" __global__ void add_rms_norm(act_t* x, const act_t* delta, const void
 // out = (x - mean) / sqrt(var + eps) * weight (+ bias); two passes over the row for a stable variance.
 extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int weightType, const void* bias,
                                       int biasType, float eps, act_t* out, int cols) {
+    JV_DEPENDENT_PROLOGUE();
     const act_t* row = x + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
     float sum = 0.0f;

@@ -7,6 +7,7 @@
 extern "C" __global__ void rotary(act_t* x, int heads, int headDim, int rotaryDim, int neox,
                                   const void* cosSin, int cosSinType, int maxPositions,
                                   const int* positions, int* error) {
+    JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int position = positions[t];
     if (position < 0 || position >= maxPositions) {
