@@ -56,17 +56,21 @@ public final class CudaBackend implements Backend {
      * cuBLAS reads the 4096-wide weights at 1.0-1.6 TB/s and gemv_rows at 2.0-2.8 TB/s, while
      * for the 14336-wide down projection, and from two rows on, cuBLAS is the faster.
      */
-    private static final int GEMV_LONGEST_ROW = Integer.getInteger("jvllm.cuda.gemvLongestRow", 16384);
+    private static final int GEMV_LONGEST_ROW = Integer.getInteger("jvllm.cuda.gemvLongestRow", 8192);
+    /** Longer one-row products take gemv_long_rows (a block per row), unless {@code -Djvllm.cuda.gemvLongRows=false} (cuBLAS). */
+    private static final boolean GEMV_LONG_ROWS = Boolean.parseBoolean(System.getProperty("jvllm.cuda.gemvLongRows", "true"));
     /**
      * Kernels start while the kernel before them finishes (programmatic dependent launch, on
      * compute capability 9.0 and later), unless {@code -Djvllm.cuda.programmaticLaunches=false}.
      */
     private static final boolean PROGRAMMATIC_LAUNCHES =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "true"));
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
     private static final int GEMV_WARPS = 4;
     /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
     private static final int DECODE_PARTITION = 256;
+    private static final int DECODE_SHORTEST_PARTITION = Integer.getInteger("jvllm.cuda.decodeShortestPartition", 32);
+    private static final int DECODE_BLOCKS_PER_MULTIPROCESSOR = 4;
     private static final int DECODE_MAX_GROUP = 8;
     private static final int MAX_HEAD_DIM = 256;
     /** MAX_LATENT_RANK and MAX_LATENT_ROPE_DIM of attention.cu: DeepSeek-V2/V3 use 512 and 64. */
@@ -559,6 +563,8 @@ public final class CudaBackend implements Backend {
         if (gemvFits(input, w)) {
             kernels.launch(Kernel.GEMV_ROWS, (outFeatures + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
                     w, input, output, tokens, outFeatures, in);
+        } else if (longGemvFits(input, w)) {
+            kernels.launch(Kernel.GEMV_LONG_ROWS, outFeatures, 32 * GEMV_WARPS, w, input, output, outFeatures, in);
         } else {
             gemm(input, w, output, tokens, in, outFeatures);
         }
@@ -628,6 +634,13 @@ public final class CudaBackend implements Backend {
         return input.rows() == 1 && w.cols() == input.cols() && w.cols() <= GEMV_LONGEST_ROW
                 && activationType != DType.F32 && w.dtype() == activationType && input.dtype() == activationType
                 && w.cols() % 8 == 0 && w.address() % 16 == 0 && input.address() % 16 == 0;
+    }
+
+    /** Whether gemv_long_rows takes this product: as {@link #gemvFits} but for rows longer than GEMV_LONGEST_ROW. */
+    private boolean longGemvFits(CudaTensor input, CudaTensor w) {
+        return GEMV_LONG_ROWS && input.rows() == 1 && w.cols() == input.cols() && w.cols() > GEMV_LONGEST_ROW
+                && activationType != DType.F32 && w.dtype() == activationType && input.dtype() == activationType
+                && w.cols() % (8 * GEMV_WARPS) == 0 && w.address() % 16 == 0 && input.address() % 16 == 0;
     }
 
     private static int typeCode(CudaTensor t) {
@@ -838,18 +851,34 @@ public final class CudaBackend implements Backend {
         if (singles == 0) return;
         // A graph serves every context its block tables can hold, so it splits over all of them.
         int span = recording != null ? metadata.blockTableStride() * spec.blockSize() : metadata.longestSingleContext();
-        int partitions = (span + DECODE_PARTITION - 1) / DECODE_PARTITION;
+        int partitionSize = decodePartitionSize(singles * params.numKvHeads(), span);
+        int partitions = (span + partitionSize - 1) / partitionSize;
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
-                params.logitSoftcap(), slopes, metadata.singles(), partials);
+                params.logitSoftcap(), slopes, metadata.singles(), partials, partitionSize);
         if (partials != null) {
             kernels.launchGrid(Kernel.PAGED_DECODE_COMBINE, singles, params.numHeads(), params.headDim(),
                     partials, output, metadata.singles(), params.numHeads(), partitions, params.headDim());
         }
+    }
+
+    /**
+     * The key positions a paged_decode block takes: DECODE_PARTITION, halved down to
+     * DECODE_SHORTEST_PARTITION while the batch's (token, KV head) pairs times the partitions of
+     * {@code span} positions give fewer blocks than DECODE_BLOCKS_PER_MULTIPROCESSOR per SM. At
+     * batch 1 a 256-position partition is a long serial read for one block while most SMs idle.
+     */
+    private int decodePartitionSize(int tokenHeadPairs, int span) {
+        int size = DECODE_PARTITION;
+        long wanted = (long) DECODE_BLOCKS_PER_MULTIPROCESSOR * context.multiprocessors;
+        while (size > DECODE_SHORTEST_PARTITION && (long) tokenHeadPairs * ((span + size - 1) / size) < wanted) {
+            size /= 2;
+        }
+        return size;
     }
 
 

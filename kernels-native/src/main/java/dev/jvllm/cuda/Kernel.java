@@ -14,6 +14,7 @@ enum Kernel {
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
     CONVERT_ELEMENTS("elementwise", "convert_elements", false, true),
     GEMV_ROWS("linear", "gemv_rows"),
+    GEMV_LONG_ROWS("linear", "gemv_long_rows"),
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),
     RMS_NORM("norms", "rms_norm"),

@@ -251,8 +251,9 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // ---- paged_decode: one query token per sequence, the query heads of a KV head together ------
 //
 // A block takes one token, one KV head with its group of query heads (GQA: the group reads each
-// key and value once) and one partition of DECODE_PARTITION key positions, so that a long context
-// is spread over many blocks (flash-decoding; vLLM's paged attention v2). Scores: each thread owns
+// key and value once) and one partition of partitionSize (at most DECODE_PARTITION) key positions,
+// so that a long context is spread over many blocks (flash-decoding; vLLM's paged attention v2);
+// the host shortens the partitions when a batch has too few tokens to fill the GPU otherwise. Scores: each thread owns
 // a key and reads its whole row (no shuffles), the group's queries broadcast from shared memory,
 // and notes the key's cache slot. Softmax per head over the partition, then P·V: a thread takes
 // one 16-byte piece of a value row, KEY_LANES keys are read at once, and their partial sums
@@ -268,7 +269,7 @@ __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tokenList, float* partials) {
+        const int* tokenList, float* partials, int partitionSize) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
@@ -287,9 +288,9 @@ __device__ __forceinline__ void paged_decode_block(
     int firstHead = kvHead * group;
     int position = positions[t];
     int firstKey = slidingWindow > 0 ? max(0, position - slidingWindow + 1) : 0;
-    int base = partition * DECODE_PARTITION;
+    int base = partition * partitionSize;
     int begin = max(firstKey, base);
-    int end = min(position + 1, base + DECODE_PARTITION);
+    int end = min(position + 1, base + partitionSize);
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
     const int stride = D + 2;
@@ -415,11 +416,11 @@ __device__ __forceinline__ void paged_decode_block(
             const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
-            const float* alibiSlopes, const int* tokenList, float* partials) {                                    \
+            const float* alibiSlopes, const int* tokenList, float* partials, int partitionSize) {                 \
         JV_DEPENDENT_PROLOGUE();                                                                                \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
-                              logitSoftcap, alibiSlopes, tokenList, partials);                                   \
+                              logitSoftcap, alibiSlopes, tokenList, partials, partitionSize);                    \
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)

@@ -82,6 +82,33 @@ gemv_rows(const act_t* w, const act_t* x, act_t* out, int m, int n, int k) {
     }
 }
 
+// As gemv_rows for long rows (the down projection's 14336): a block per row, each of its warps
+// dotting one GEMV_WARPS-th of it, so that a warp's serial chain of loads stays as short as for
+// the 4096-wide rows. k is a multiple of 8 * GEMV_WARPS.
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS)
+gemv_long_rows(const act_t* w, const act_t* x, act_t* out, int n, int k) {
+    __shared__ float warpSums[GEMV_WARPS];
+    int row = blockIdx.x;
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    int part = k / GEMV_WARPS;
+    const act_t* weights = w + (i64) row * k + (i64) warp * part;
+    uint4 first[GEMV_UNROLL];
+    prefetch_row(weights, part, lane, first);
+    JV_DEPENDENT_PROLOGUE();
+    float sums[GEMV_MAX_ROWS];
+    row_dots(weights, first, x + (i64) warp * part, 1, part, lane, sums);
+    float total = warp_sum(sums[0]);
+    if (lane == 0) warpSums[warp] = total;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int i = 0; i < GEMV_WARPS; i++) sum += warpSums[i];
+        out[row] = float_to_act(sum);
+    }
+}
+
 // Up to three products of one x in one launch (a layer's Q, K and V): out_i = x · W_iᵀ (+ b_i),
 // W_i [n_i, k]; the grid covers n0 + n1 + n2 rows in that order. A bias may be null (its type code
 // as for load_element).

@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * The mixture-of-experts kernels (moe.cu) against the CPU backend's: routing, the grouped experts
  * through the matrix-vector kernels (decode batches, any type; unaligned widths element by
- * element) and through the tensor-core tiles (16-bit batches above 64 tokens), and the gated
+ * element) and through the tensor-core tiles (16-bit batches above 8 tokens), and the gated
  * shared-expert add. Float32 within 1e-5, 16-bit types within 2e-2, on the same rounded inputs.
  * Skipped where no GPU is found.
  */
@@ -86,13 +86,14 @@ class CudaExpertsTest {
     }
 
     /**
-     * Up to 64 tokens take the matrix-vector kernels (hidden 20 is not a whole number of 16-byte
-     * pieces: element by element); 16-bit batches above take the tiles, hidden 72 and intermediate
-     * 136 leaving partial tiles.
+     * Up to 8 tokens take the matrix-vector kernels (hidden 20 is not a whole number of 16-byte
+     * pieces: element by element), and float32 batches of any size; 16-bit batches above take the
+     * tiles, hidden 72 and intermediate 136 leaving partial tiles.
      */
     @ParameterizedTest
     @CsvSource({"F32, 1, 8, 2, 64, 96", "F32, 6, 4, 2, 20, 12", "F32, 130, 8, 2, 64, 40",
             "BF16, 1, 8, 2, 64, 96", "F16, 37, 6, 3, 64, 40", "BF16, 5, 4, 1, 20, 12",
+            "BF16, 8, 8, 2, 64, 96", "BF16, 9, 8, 2, 64, 96",
             "BF16, 200, 8, 2, 72, 136", "F16, 150, 4, 3, 64, 64"})
     void groupedExpertsMatchCpu(DType type, int tokens, int experts, int topK, int hidden, int intermediate) {
         float[] logits = random(tokens * experts, 21);

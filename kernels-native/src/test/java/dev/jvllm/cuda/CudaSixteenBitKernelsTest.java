@@ -78,9 +78,13 @@ class CudaSixteenBitKernelsTest {
         assertArrayEquals(roundTo(type, values), gpu.toFloatArray(uploaded));
     }
 
-    /** Inputs of up to 8 rows with a width a multiple of 8 take gemv_rows, the others cuBLAS. */
+    /**
+     * One-row inputs with a width a multiple of 8 take gemv_rows up to 8192, gemv_long_rows beyond
+     * when the width is a multiple of 32 (14336: Llama-3-8B's down projection); the others cuBLAS.
+     */
     @ParameterizedTest
-    @CsvSource({"BF16, 1, 203", "BF16, 37, 203", "F16, 5, 203", "BF16, 1, 4096", "F16, 1, 264", "BF16, 8, 520", "F16, 3, 264"})
+    @CsvSource({"BF16, 1, 203", "BF16, 37, 203", "F16, 5, 203", "BF16, 1, 4096", "F16, 1, 264", "BF16, 8, 520",
+            "F16, 3, 264", "BF16, 1, 14336", "F16, 1, 8224", "BF16, 1, 8200"})
     void linearRmsNormSiluMulAndAddMatchCpu(DType type, int tokens, int in) {
         CudaBackend gpu = gpus.get(type);
         int out = 90;
