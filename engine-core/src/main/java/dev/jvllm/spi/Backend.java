@@ -202,6 +202,17 @@ public interface Backend extends AutoCloseable {
     void rotary(Tensor x, int heads, int headDim, int rotaryDim, boolean neoxStyle, Tensor cosSin, Tensor positions);
 
     /**
+     * {@link #rotary} of a layer's queries ({@code qHeads} heads) and keys ({@code kHeads} heads),
+     * which share the head size, table and positions: one launch where a backend can (a decode
+     * step spends as long launching a small kernel as running it).
+     */
+    default void rotaryPair(Tensor q, int qHeads, Tensor k, int kHeads, int headDim, int rotaryDim, boolean neoxStyle,
+                            Tensor cosSin, Tensor positions) {
+        rotary(q, qHeads, headDim, rotaryDim, neoxStyle, cosSin, positions);
+        rotary(k, kHeads, headDim, rotaryDim, neoxStyle, cosSin, positions);
+    }
+
+    /**
      * Writes this step's keys and values ([T, kvHeads × headDim]) into the cache slots of
      * {@code batch.slotMapping()}, then computes causal attention of q ([T, heads × headDim]) for each
      * sequence over its whole context read through its block table; result into out (like q).

@@ -51,17 +51,19 @@ public final class CudaBackend implements Backend {
     private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
     private static final int FLASH_THREADS = 128;
     /**
-     * One-row products with rows of at most this many weights take gemv_rows (linear.cu), the rest
-     * cuBLAS. Measured on an H100 with Llama-3-8B's layers (CudaKernelBenchmark): at one row
-     * cuBLAS reads the 4096-wide weights at 1.0-1.6 TB/s and gemv_rows at 2.0-2.8 TB/s, while
-     * for the 14336-wide down projection, and from two rows on, cuBLAS is the faster.
+     * One-row products with rows of at most this many weights take the gemv kernels (linear.cu),
+     * the rest cuBLAS. Measured on an H100 with Llama-3-8B's layers (CudaKernelBenchmark): at one
+     * row cuBLAS reads the 4096-wide weights at 1.0-1.6 TB/s and the 14336-wide down projection
+     * at 2.5 TB/s; from two rows on, cuBLAS is the faster.
      */
-    private static final int GEMV_LONGEST_ROW = Integer.getInteger("jvllm.cuda.gemvLongestRow", 8192);
-    /** Longer one-row products take gemv_long_rows (a block per row), unless {@code -Djvllm.cuda.gemvLongRows=false} (cuBLAS). */
-    private static final boolean GEMV_LONG_ROWS = Boolean.parseBoolean(System.getProperty("jvllm.cuda.gemvLongRows", "true"));
+    private static final int GEMV_LONGEST_ROW = 16384;
+    private static final int GEMV_SHORTEST_PART = 2048;
     /**
-     * Kernels start while the kernel before them finishes (programmatic dependent launch, on
-     * compute capability 9.0 and later), unless {@code -Djvllm.cuda.programmaticLaunches=false}.
+     * With {@code -Djvllm.cuda.programmaticLaunches=true}, kernels start while the kernel before
+     * them finishes (programmatic dependent launch, compute capability 9.0 and later). Off by
+     * default: on an H100, batch-1 decode under CUDA graphs measured 2.5-5% slower with it
+     * (138.7 against 135.3 tok/s) and then the same (148.2 against 148.1) once decode attention
+     * was split finer; graphs already hide most of the launch latency it targets.
      */
     private static final boolean PROGRAMMATIC_LAUNCHES =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
@@ -485,17 +487,41 @@ public final class CudaBackend implements Backend {
         int rows = t.rows();
         if (rows == 0) return new int[0];
         context.makeCurrent();
+        int slices = argmaxSlices(rows, t.cols());
         DeviceBuffer result = memory.allocate((long) rows * Integer.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        DeviceBuffer candidates = slices == 1 ? null
+                : memory.allocate((long) rows * slices * (Float.BYTES + Integer.BYTES), DeviceMemory.Kind.STREAM_ORDERED);
         try (Arena arena = Arena.ofConfined()) {
-            kernels.launch(Kernel.ARGMAX_ROWS, rows, rowThreads(Math.min(t.cols(), 1024)), t, t.cols(), result);
+            long bestValues = candidates == null ? 0 : candidates.address();
+            long bestColumns = candidates == null ? 0 : candidates.address() + (long) rows * slices * Float.BYTES;
+            kernels.launchGrid(Kernel.ARGMAX_ROWS, rows, slices, rowThreads(Math.min(t.cols(), 1024)),
+                    t, t.cols(), slices, bestValues, bestColumns, result);
+            if (candidates != null) {
+                kernels.launch(Kernel.ARGMAX_COMBINE, rows, 32, bestValues, bestColumns, slices, result);
+            }
             MemorySegment host = arena.allocate((long) rows * Integer.BYTES, 16);
             context.driver.copyToHost(host, result.address(), (long) rows * Integer.BYTES, context.stream);
             drain();
             return host.toArray(JAVA_INT);
         } finally {
             memory.free(result);
+            if (candidates != null) memory.free(candidates);
         }
     }
+
+    /**
+     * Column slices per row of argmax_rows: enough blocks for two per SM, each slice at least
+     * ARGMAX_SHORTEST_SLICE columns. One block per row left most of the GPU idle at batch 1: a
+     * 128k-column row took 49 µs on an H100.
+     */
+    private int argmaxSlices(int rows, int cols) {
+        int bySize = Math.max(1, cols / ARGMAX_SHORTEST_SLICE);
+        int byBlocks = Math.max(1, (2 * context.multiprocessors + rows - 1) / rows);
+        return Math.min(bySize, Math.min(byBlocks, ARGMAX_MAX_SLICES));
+    }
+
+    private static final int ARGMAX_SHORTEST_SLICE = 2048;
+    private static final int ARGMAX_MAX_SLICES = 256;
 
     @Override
     public KvCache allocateKvCache(KvCacheSpec spec) {
@@ -561,10 +587,9 @@ public final class CudaBackend implements Backend {
             w = convertedWeights.computeIfAbsent(w, original -> converted(original, original.toString()));
         }
         if (gemvFits(input, w)) {
-            kernels.launch(Kernel.GEMV_ROWS, (outFeatures + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
-                    w, input, output, tokens, outFeatures, in);
-        } else if (longGemvFits(input, w)) {
-            kernels.launch(Kernel.GEMV_LONG_ROWS, outFeatures, 32 * GEMV_WARPS, w, input, output, outFeatures, in);
+            int split = gemvSplit(in);
+            kernels.launch(Kernel.GEMV_ROWS, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
+                    w, input, output, outFeatures, in, split);
         } else {
             gemm(input, w, output, tokens, in, outFeatures);
         }
@@ -601,9 +626,10 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         int rows = 0;
         for (CudaTensor weight : w) rows += weight == null ? 0 : weight.rows();
-        kernels.launch(Kernel.GEMV_ROWS3, (rows + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
+        int split = gemvSplit(input.cols());
+        kernels.launch(Kernel.GEMV_ROWS3, gemvBlocks(rows, split), 32 * GEMV_WARPS,
                 w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]), o[0], o[1], o[2],
-                rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.rows(), input.cols());
+                rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split);
     }
 
     /** One gemv_gated launch for a one-row input; otherwise the default composition. */
@@ -625,8 +651,9 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
         }
         context.makeCurrent();
-        kernels.launch(Kernel.GEMV_GATED, (g.rows() + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS,
-                g, u, input, output, activationCode(fn), input.rows(), g.rows(), input.cols());
+        int split = gemvSplit(input.cols());
+        kernels.launch(Kernel.GEMV_GATED, gemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
+                g, u, input, output, activationCode(fn), g.rows(), input.cols(), split);
     }
 
     /** Whether gemv_rows-style kernels take this product: one row, a checkpoint weight of the activation type, aligned. */
@@ -636,11 +663,23 @@ public final class CudaBackend implements Backend {
                 && w.cols() % 8 == 0 && w.address() % 16 == 0 && input.address() % 16 == 0;
     }
 
-    /** Whether gemv_long_rows takes this product: as {@link #gemvFits} but for rows longer than GEMV_LONGEST_ROW. */
-    private boolean longGemvFits(CudaTensor input, CudaTensor w) {
-        return GEMV_LONG_ROWS && input.rows() == 1 && w.cols() == input.cols() && w.cols() > GEMV_LONGEST_ROW
-                && activationType != DType.F32 && w.dtype() == activationType && input.dtype() == activationType
-                && w.cols() % (8 * GEMV_WARPS) == 0 && w.address() % 16 == 0 && input.address() % 16 == 0;
+    /**
+     * Warps sharing each weight row in the gemv kernels (linear.cu): halved rows while each part
+     * keeps at least GEMV_SHORTEST_PART weights and a whole number of 16-byte pieces, up to a block's
+     * GEMV_WARPS. Measured on an H100 (Llama-3-8B, ncu): one warp per 4096-wide row read the o and
+     * qkv projections at 1.9-2.2 TB/s, as 1024 and 1536 blocks left a partial last wave.
+     */
+    static int gemvSplit(int width) {
+        int split = 1;
+        while (split < GEMV_WARPS && width / (2 * split) >= GEMV_SHORTEST_PART && width % (16 * split) == 0) {
+            split *= 2;
+        }
+        return split;
+    }
+
+    private static int gemvBlocks(int rows, int split) {
+        int rowsPerBlock = GEMV_WARPS / split;
+        return (rows + rowsPerBlock - 1) / rowsPerBlock;
     }
 
     private static int typeCode(CudaTensor t) {
@@ -799,6 +838,26 @@ public final class CudaBackend implements Backend {
         kernels.launch(Kernel.ROTARY, input.rows(), rowThreads(heads * rotaryDim / 2),
                 input, heads, headDim, rotaryDim, neoxStyle ? 1 : 0, table, table.typeCode(), table.rows(), pos,
                 errors.buffer());
+    }
+
+    @Override
+    public void rotaryPair(Tensor q, int qHeads, Tensor k, int kHeads, int headDim, int rotaryDim, boolean neoxStyle,
+                           Tensor cosSin, Tensor positions) {
+        CudaTensor queries = cuda(q, "rotaryPair", "q");
+        CudaTensor keys = cuda(k, "rotaryPair", "k");
+        CudaTensor table = cuda(cosSin, "rotaryPair", "cosSin");
+        CudaTensor pos = cuda(positions, "rotaryPair", "positions");
+        requireActivation("rotaryPair", "q", queries);
+        requireActivation("rotaryPair", "k", keys);
+        KernelShapes.checkRotary(queries, qHeads, headDim, rotaryDim, table, pos);
+        KernelShapes.checkRotary(keys, kHeads, headDim, rotaryDim, table, pos);
+        if (queries.overlaps(keys)) {
+            throw new IllegalArgumentException("rotaryPair: q " + queries + " overlaps k " + keys);
+        }
+        context.makeCurrent();
+        kernels.launchGrid(Kernel.ROTARY_PAIR, queries.rows(), 2, rowThreads(Math.max(qHeads, kHeads) * rotaryDim / 2),
+                queries, qHeads, keys, kHeads, headDim, rotaryDim, neoxStyle ? 1 : 0, table, table.typeCode(),
+                table.rows(), pos, errors.buffer());
     }
 
     @Override

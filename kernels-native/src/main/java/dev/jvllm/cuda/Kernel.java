@@ -12,9 +12,8 @@ enum Kernel {
     SOFTCAP("elementwise", "softcap"),
     CLAMP("elementwise", "clamp_values"),
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
-    CONVERT_ELEMENTS("elementwise", "convert_elements", false, true),
+    CONVERT_ELEMENTS("elementwise", "convert_elements"),
     GEMV_ROWS("linear", "gemv_rows"),
-    GEMV_LONG_ROWS("linear", "gemv_long_rows"),
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),
     RMS_NORM("norms", "rms_norm"),
@@ -24,7 +23,9 @@ enum Kernel {
     SCATTER_ADD_ROWS("gather", "scatter_add_rows"),
     HEADWISE_LINEAR("gather", "headwise_linear"),
     ARGMAX_ROWS("gather", "argmax_rows"),
+    ARGMAX_COMBINE("gather", "argmax_combine"),
     ROTARY("rotary", "rotary"),
+    ROTARY_PAIR("rotary", "rotary_pair"),
     WRITE_KV_CACHE("attention", "write_kv_cache"),
     WRITE_LATENT_CACHE("attention", "write_latent_cache"),
     LATENT_ATTENTION("attention", "latent_attention"),
@@ -50,22 +51,15 @@ enum Kernel {
     final String function;
     /** Built only where activations are 16-bit (tensor-core kernels). */
     final boolean sixteenBitOnly;
-    /** Writes weights (a conversion at upload): the kernel after it must not start early, as gemv kernels prefetch weights. */
-    final boolean writesWeights;
 
     Kernel(String module, String function) {
         this(module, function, false);
     }
 
     Kernel(String module, String function, boolean sixteenBitOnly) {
-        this(module, function, sixteenBitOnly, false);
-    }
-
-    Kernel(String module, String function, boolean sixteenBitOnly, boolean writesWeights) {
         this.module = module;
         this.function = function;
         this.sixteenBitOnly = sixteenBitOnly;
-        this.writesWeights = writesWeights;
     }
 
     boolean builtFor(DType activationType) {

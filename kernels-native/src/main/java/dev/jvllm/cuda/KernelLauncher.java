@@ -40,8 +40,6 @@ final class KernelLauncher implements AutoCloseable {
      * predates them (compute capability below 9.0) or they are turned off.
      */
     private final MemorySegment programmaticConfig;
-    /** The next launch waits for the kernel before it in full: that kernel wrote weights, which gemv kernels prefetch. */
-    private boolean nextLaunchSerialized;
 
     KernelLauncher(CudaDriver driver, KernelCompiler compiler, DType activationType, MemorySegment stream,
                    boolean programmaticLaunches) {
@@ -107,12 +105,11 @@ final class KernelLauncher implements AutoCloseable {
         if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
             return;
         }
-        if (programmaticConfig != null && !nextLaunchSerialized) {
+        if (programmaticConfig != null) {
             driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
         } else {
             driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
         }
-        nextLaunchSerialized = kernel.writesWeights;
     }
 
     private MemorySegment resolve(Kernel kernel) {

@@ -20,13 +20,12 @@
 
 typedef long long i64;
 
-// Programmatic dependent launch (sm_90 and later). The host launches every kernel so that it may
-// start while the kernel before it in the stream is still running: its blocks become resident and
-// can prefetch what no earlier kernel writes (weights) before griddep_wait, which returns once the
-// earlier kernel has finished and its writes are visible. So every kernel waits before it reads an
-// activation or writes anything (JV_DEPENDENT_PROLOGUE as its first statement, or griddep_wait
-// after a prefetch of weights), and lets its own successor be launched early. Without such a launch
-// (or before sm_90) both are no-ops. KernelSourcesTest checks that every kernel does this.
+// Programmatic dependent launch (sm_90 and later), off by default (CudaBackend says why): launched
+// so, a kernel may start while the kernel before it in the stream is still running, and
+// griddep_wait returns once that kernel has finished and its writes are visible. So every kernel
+// begins with JV_DEPENDENT_PROLOGUE: it waits before it reads or writes anything, then lets its own
+// successor be launched early. Without such a launch (or before sm_90) both are no-ops.
+// KernelSourcesTest checks that every kernel does this.
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");

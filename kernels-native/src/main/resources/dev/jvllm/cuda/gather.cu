@@ -56,15 +56,22 @@ extern "C" __global__ void headwise_linear(const act_t* x, const void* weight, i
     }
 }
 
-// out[r] = the column of row r's largest value: the first on ties, NaN never chosen, 0 when no
-// value is above -inf (the CPU sampler's argmax). One block per row.
-extern "C" __global__ void argmax_rows(const act_t* x, int cols, int* out) {
-    JV_DEPENDENT_PROLOGUE();
-    const int none = 0x7fffffff;
-    const act_t* row = x + (i64) blockIdx.x * cols;
-    float best = -jv_infinity();
-    int index = none;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+#define ARGMAX_NONE 0x7fffffff
+
+// Keeps the better of two (value, column) candidates: the larger value, the first column on ties.
+__device__ __forceinline__ void better_of(float& best, int& index, float otherBest, int otherIndex) {
+    if (otherBest > best || (otherBest == best && otherIndex < index)) {
+        best = otherBest;
+        index = otherIndex;
+    }
+}
+
+// The largest value of row[begin, end) and its column, in thread 0 of the block: the first on ties,
+// NaN never chosen, column ARGMAX_NONE when no value is above -inf.
+__device__ __forceinline__ void block_argmax(const act_t* row, int begin, int end, float& best, int& index) {
+    best = -jv_infinity();
+    index = ARGMAX_NONE;
+    for (int c = begin + threadIdx.x; c < end; c += blockDim.x) {
         float v = act_to_float(row[c]);
         if (v > best) {
             best = v;
@@ -77,12 +84,7 @@ extern "C" __global__ void argmax_rows(const act_t* x, int cols, int* out) {
     int warp = threadIdx.x >> 5;
     for (int round = 0; round < 2; round++) {
         for (int offset = 16; offset > 0; offset >>= 1) {
-            float otherBest = __shfl_xor_sync(0xffffffffu, best, offset);
-            int otherIndex = __shfl_xor_sync(0xffffffffu, index, offset);
-            if (otherBest > best || (otherBest == best && otherIndex < index)) {
-                best = otherBest;
-                index = otherIndex;
-            }
+            better_of(best, index, __shfl_xor_sync(0xffffffffu, best, offset), __shfl_xor_sync(0xffffffffu, index, offset));
         }
         if (round == 1) break;
         if (lane == 0) {
@@ -92,7 +94,41 @@ extern "C" __global__ void argmax_rows(const act_t* x, int cols, int* out) {
         __syncthreads();
         int warps = blockDim.x >> 5;
         best = lane < warps ? warpBest[lane] : -jv_infinity();
-        index = lane < warps ? warpIndex[lane] : none;
+        index = lane < warps ? warpIndex[lane] : ARGMAX_NONE;
     }
-    if (threadIdx.x == 0) out[blockIdx.x] = index == none ? 0 : index;
+}
+
+// out[r] = the column of row r's largest value: the first on ties, NaN never chosen, 0 when no
+// value is above -inf (the CPU sampler's argmax). Block (r, s) takes the s-th of `slices` equal
+// column ranges; with one slice it writes out[r], otherwise its candidate for argmax_combine.
+extern "C" __global__ void argmax_rows(const act_t* x, int cols, int slices, float* sliceBest, int* sliceIndex,
+                                       int* out) {
+    JV_DEPENDENT_PROLOGUE();
+    int width = (cols + slices - 1) / slices;
+    int begin = blockIdx.y * width;
+    int end = min(cols, begin + width);
+    float best;
+    int index;
+    block_argmax(x + (i64) blockIdx.x * cols, begin, end, best, index);
+    if (threadIdx.x != 0) return;
+    if (slices == 1) {
+        out[blockIdx.x] = index == ARGMAX_NONE ? 0 : index;
+    } else {
+        sliceBest[blockIdx.x * slices + blockIdx.y] = best;
+        sliceIndex[blockIdx.x * slices + blockIdx.y] = index;
+    }
+}
+
+// The argmax of each row from its slices' candidates (argmax_rows): a warp per row.
+extern "C" __global__ void argmax_combine(const float* sliceBest, const int* sliceIndex, int slices, int* out) {
+    JV_DEPENDENT_PROLOGUE();
+    float best = -jv_infinity();
+    int index = ARGMAX_NONE;
+    for (int s = threadIdx.x; s < slices; s += 32) {
+        better_of(best, index, sliceBest[blockIdx.x * slices + s], sliceIndex[blockIdx.x * slices + s]);
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        better_of(best, index, __shfl_xor_sync(0xffffffffu, best, offset), __shfl_xor_sync(0xffffffffu, index, offset));
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = index == ARGMAX_NONE ? 0 : index;
 }

@@ -1,14 +1,12 @@
 // Rotary position embedding (RoFormer, arXiv:2104.09864), in place, one block per token.
 #include "common.cuh"
 
-// Rotates the first rotaryDim features of each head of x[t] by the angle of positions[t].
+// Rotates the first rotaryDim features of each head of token t of x by the angle of positions[t].
 // cosSin is [maxPositions, rotaryDim]: rotaryDim/2 cosines then rotaryDim/2 sines per row.
 // neox: pairs (i, i + rotaryDim/2) as GPT-NeoX and Llama; otherwise adjacent pairs (2i, 2i+1) as GPT-J.
-extern "C" __global__ void rotary(act_t* x, int heads, int headDim, int rotaryDim, int neox,
-                                  const void* cosSin, int cosSinType, int maxPositions,
-                                  const int* positions, int* error) {
-    JV_DEPENDENT_PROLOGUE();
-    int t = blockIdx.x;
+__device__ __forceinline__ void rotate_token(act_t* x, int t, int heads, int headDim, int rotaryDim, int neox,
+                                             const void* cosSin, int cosSinType, int maxPositions,
+                                             const int* positions, int* error) {
     int position = positions[t];
     if (position < 0 || position >= maxPositions) {
         if (threadIdx.x == 0) report_error(error, JV_ERROR_POSITION, position, t, maxPositions);
@@ -31,4 +29,22 @@ extern "C" __global__ void rotary(act_t* x, int heads, int headDim, int rotaryDi
         *a = float_to_act(x1 * cosine - x2 * sine);
         *b = float_to_act(x2 * cosine + x1 * sine);
     }
+}
+
+// One block per token of x ([T, heads * headDim]), in place.
+extern "C" __global__ void rotary(act_t* x, int heads, int headDim, int rotaryDim, int neox,
+                                  const void* cosSin, int cosSinType, int maxPositions,
+                                  const int* positions, int* error) {
+    JV_DEPENDENT_PROLOGUE();
+    rotate_token(x, blockIdx.x, heads, headDim, rotaryDim, neox, cosSin, cosSinType, maxPositions, positions, error);
+}
+
+// A layer's queries (blockIdx.y 0, qHeads heads) and keys (blockIdx.y 1, kHeads heads) in one launch.
+extern "C" __global__ void rotary_pair(act_t* q, int qHeads, act_t* k, int kHeads, int headDim, int rotaryDim,
+                                       int neox, const void* cosSin, int cosSinType, int maxPositions,
+                                       const int* positions, int* error) {
+    JV_DEPENDENT_PROLOGUE();
+    bool keys = blockIdx.y == 1;
+    rotate_token(keys ? k : q, blockIdx.x, keys ? kHeads : qHeads, headDim, rotaryDim, neox, cosSin, cosSinType,
+                 maxPositions, positions, error);
 }

@@ -284,6 +284,36 @@ class CudaKernelsTest {
         }));
     }
 
+    /** A layer's queries and keys in one call rotate as two rotary calls do. */
+    @ParameterizedTest
+    @CsvSource({"true, 32, 8, 128, 128", "false, 4, 2, 16, 8", "true, 3, 3, 10, 10"})
+    void rotaryPairMatchesTwoRotaryCalls(boolean neox, int qHeads, int kHeads, int headDim, int rotaryDim) {
+        int tokens = 5, maxPositions = 40;
+        float[] q = random(tokens * qHeads * headDim, 30);
+        float[] k = random(tokens * kHeads * headDim, 31);
+        float[] table = random(maxPositions * rotaryDim, 32);
+        int[] positions = {0, 39, 7, 7, 12};
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor queries = b.allocate(tokens, qHeads * headDim);
+            Tensor keys = b.allocate(tokens, kHeads * headDim);
+            b.scale(b.constant(q, tokens, qHeads * headDim), 1f, queries);
+            b.scale(b.constant(k, tokens, kHeads * headDim), 1f, keys);
+            Tensor cosSin = b.constant(table, maxPositions, rotaryDim);
+            Tensor pos = b.indices(positions);
+            if (b == cpu) {
+                b.rotary(queries, qHeads, headDim, rotaryDim, neox, cosSin, pos);
+                b.rotary(keys, kHeads, headDim, rotaryDim, neox, cosSin, pos);
+            } else {
+                b.rotaryPair(queries, qHeads, keys, kHeads, headDim, rotaryDim, neox, cosSin, pos);
+            }
+            results[i] = concat(b.toFloatArray(queries), b.toFloatArray(keys));
+        }
+        assertClose("rotaryPair", results[0], results[1]);
+    }
+
     @Test
     void rotaryPositionPastTheTableIsReported() {
         Tensor x = gpu.allocate(2, 8);
@@ -464,6 +494,22 @@ class CudaKernelsTest {
         int[] expected = cpu.argmaxRows(cpu.constant(x, 4, cols));
         assertArrayEquals(new int[]{5, 8, 0, cols - 1}, expected);
         assertArrayEquals(expected, gpu.argmaxRows(logits));
+    }
+
+    /** Vocabulary-sized rows are split over many blocks: the rule holds across the slices' borders. */
+    @Test
+    void argmaxOfVocabularySizedRowsKeepsTheRuleAcrossSlices() {
+        int cols = 128256;
+        float[] x = random(3 * cols, 29);
+        x[100] = 7f;
+        x[100_000] = 7f;                                // row 0: a tie far apart, the first wins
+        x[cols + 4095] = Float.NaN;
+        x[cols + 4096] = 40f;                           // row 1: at a slice border, beside a NaN
+        Arrays.fill(x, 2 * cols, 3 * cols, Float.NEGATIVE_INFINITY);  // row 2: everything masked
+        int[] expected = cpu.argmaxRows(cpu.constant(x, 3, cols));
+        assertArrayEquals(new int[]{100, 4096, 0}, expected);
+        assertArrayEquals(expected, gpu.argmaxRows(gpu.constant(x, 3, cols)));
+        assertArrayEquals(new int[]{100}, gpu.argmaxRows(gpu.constant(Arrays.copyOf(x, cols), 1, cols)));
     }
 
     // ---- memory -----------------------------------------------------------------------------

@@ -79,12 +79,13 @@ class CudaSixteenBitKernelsTest {
     }
 
     /**
-     * One-row inputs with a width a multiple of 8 take gemv_rows up to 8192, gemv_long_rows beyond
-     * when the width is a multiple of 32 (14336: Llama-3-8B's down projection); the others cuBLAS.
+     * One-row inputs with a width a multiple of 8, up to 16384, take gemv_rows: a warp per row
+     * (264, 8200), or rows split over 2 or 4 warps (4096, 8224, 14336: Llama-3-8B's down
+     * projection); the others cuBLAS.
      */
     @ParameterizedTest
     @CsvSource({"BF16, 1, 203", "BF16, 37, 203", "F16, 5, 203", "BF16, 1, 4096", "F16, 1, 264", "BF16, 8, 520",
-            "F16, 3, 264", "BF16, 1, 14336", "F16, 1, 8224", "BF16, 1, 8200"})
+            "F16, 3, 264", "BF16, 1, 14336", "F16, 1, 8224", "BF16, 1, 8200", "BF16, 1, 16392"})
     void linearRmsNormSiluMulAndAddMatchCpu(DType type, int tokens, int in) {
         CudaBackend gpu = gpus.get(type);
         int out = 90;
@@ -113,7 +114,8 @@ class CudaSixteenBitKernelsTest {
      * (gemv_rows3 and gemv_gated at one row; the cuBLAS products at several).
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 1, 256", "BF16, 3, 256", "F16, 1, 136", "BF16, 1, 4104", "BF16, 1, 8200"})
+    @CsvSource({"BF16, 1, 256", "BF16, 3, 256", "F16, 1, 136", "BF16, 1, 4104", "BF16, 1, 8200", "BF16, 1, 4096",
+            "F16, 1, 8192"})
     void fusedProjectionsMatchCpu(DType type, int tokens, int in) {
         CudaBackend gpu = gpus.get(type);
         int[] outs = {96, 40, 40};

@@ -101,6 +101,12 @@ public final class RotaryEmbedding {
         backend.rotary(x, heads, headDim, rotaryDim, neoxStyle, cosSin, positions);
     }
 
+    /** {@link #apply} to a layer's queries and keys, in one backend call. */
+    public void applyToBoth(Backend backend, Tensor queries, int queryHeads, Tensor keys, int keyHeads, int headDim,
+                            Tensor positions) {
+        backend.rotaryPair(queries, queryHeads, keys, keyHeads, headDim, rotaryDim, neoxStyle, cosSin, positions);
+    }
+
     static double[] inverseFrequencies(RopeConfig rope, int dim, int maxPositions) {
         double base = rope.theta();
         double factor = rope.factor();

@@ -44,8 +44,7 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
         Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
         if (rotary != null) {
-            rotary.apply(backend, queries, params.numHeads(), params.headDim(), positions);
-            rotary.apply(backend, keys, params.numKvHeads(), params.headDim(), positions);
+            rotary.applyToBoth(backend, queries, params.numHeads(), keys, params.numKvHeads(), params.headDim(), positions);
         }
         backend.attention(queries, keys, vs, cache, layerIndex, batch, params, context);
         o.apply(backend, context, out);
