@@ -74,8 +74,9 @@ final class EngineRequest {
         return tokens[index];
     }
 
-    int[] outputTokens() {
-        return Arrays.copyOfRange(tokens, promptLength, numTokens);
+    /** The output tokens so far, without copying them (later tokens go past this list's end). */
+    TokenIdList outputTokenIds() {
+        return new TokenIdList(tokens, promptLength, numTokens);
     }
 
     boolean finished() {
