@@ -132,6 +132,7 @@ public final class EngineHostBenchmark {
                 "step_us_p50", round(Percentiles.percentile(sorted, 50)),
                 "step_us_mean", round(Arrays.stream(sorted).average().orElse(Double.NaN)),
                 "step_us_p90", round(Percentiles.percentile(sorted, 90)),
+                "step_us_p99", round(Percentiles.percentile(sorted, 99)), "step_us_max", round(sorted[sorted.length - 1]),
                 "engine_step_us", round(stepUs), "issue_forward_us", round(forwardUs), "wait_result_us", round(resultUs),
                 "other_us", round(stepUs - forwardUs - resultUs),
                 "allocated_kb_per_step", round(allocated / 1024.0 / Math.max(1, timedSteps)));
