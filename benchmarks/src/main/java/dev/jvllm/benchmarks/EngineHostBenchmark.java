@@ -34,16 +34,18 @@ import java.util.function.Supplier;
  * device idles through all of it.
  *
  * <p>Per batch size: that many requests of {@code --context} random prompt tokens are prefilled
- * in one step, then {@code --steps} decode steps are timed one by one (contexts context to context + steps),
- * in {@code --rounds} rounds on one engine; the first round warms the JIT and is not reported.
- * One JSON line per batch size: the median, mean and p90 of a step's wall time over the reported
- * rounds, the engine's own split of it ({@link EngineMetrics}: issuing the pass, getting the
- * argmax back, the rest; scheduling comes before the engine's step clock starts), and the bytes
+ * in one step, then {@code --steps} decode steps are timed one by one (contexts context to
+ * context + steps); {@code --warmup} rounds of that warm the JIT, then {@code --rounds} are
+ * reported, all on one engine. One JSON line per batch size: percentiles and mean of a step's
+ * wall time (p50 is the typical step; the mean also carries the garbage collections and, on a
+ * shared machine, the preemptions that land in a step), the engine's own split of its step time
+ * ({@link EngineMetrics}: issuing the pass, getting the argmax back, the rest, as GpuBenchmark's
+ * {@code engine_time}; before commit 2c320bf that clock left scheduling out), and the bytes
  * allocated per step.
  *
  * <pre>
  * ./jvllm java dev.jvllm.benchmarks.EngineHostBenchmark [--sequences 64,256] [--context 512] [--steps 128]
- *          [--rounds 6] [--block-size 16] [--eager] [--prefix-caching] [--text]
+ *          [--warmup 2] [--rounds 10] [--block-size 16] [--eager] [--prefix-caching] [--text]
  * </pre>
  * {@code --text} gives the engine a stand-in tokenizer (each token decodes to a few characters)
  * so that the outputs carry text; {@code --eager} turns the padding for recorded passes off.
@@ -60,13 +62,14 @@ public final class EngineHostBenchmark {
 
     public static void main(String[] args) {
         List<Integer> batches = List.of(64, 256);
-        int context = 512, steps = 128, rounds = 6, blockSize = 16;
+        int context = 512, steps = 128, warmup = 2, rounds = 10, blockSize = 16;
         boolean eager = false, prefixCaching = false, text = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--sequences" -> batches = Arrays.stream(args[++i].split(",")).map(String::trim).map(Integer::valueOf).toList();
                 case "--context" -> context = Integer.parseInt(args[++i]);
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
+                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--rounds" -> rounds = Integer.parseInt(args[++i]);
                 case "--block-size" -> blockSize = Integer.parseInt(args[++i]);
                 case "--eager" -> eager = true;
@@ -77,11 +80,11 @@ public final class EngineHostBenchmark {
         }
         if (context + steps + 1 > MAX_MODEL_LEN) throw new IllegalArgumentException("context + steps must stay under " + MAX_MODEL_LEN);
         for (int batch : batches) {
-            run(batch, context, steps, rounds, blockSize, eager, prefixCaching, text);
+            run(batch, context, steps, warmup, rounds, blockSize, eager, prefixCaching, text);
         }
     }
 
-    private static void run(int batch, int context, int steps, int rounds, int blockSize, boolean eager,
+    private static void run(int batch, int context, int steps, int warmup, int rounds, int blockSize, boolean eager,
                             boolean prefixCaching, boolean text) {
         HostOnlyModel model = new HostOnlyModel();
         long kvBytes = (long) batch * MAX_MODEL_LEN * model.kvCacheSpec(1, blockSize).bytesPerToken(2);
@@ -95,13 +98,13 @@ public final class EngineHostBenchmark {
         try (LLMEngine engine = new LLMEngine(model, hostOnlyBackend(), text ? new StandInCodec() : null, List.of(2),
                 MAX_MODEL_LEN, config)) {
             SamplingParams params = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(steps + 1).build();
-            for (int round = 0; round < rounds; round++) {
+            for (int round = 0; round < warmup + rounds; round++) {
                 for (int r = 0; r < batch; r++) {
                     engine.addRequest(round + "-" + r, random.ints(context, 1000, 120_000).toArray(), params);
                 }
                 engine.step();  // the prefill, sampling every sequence's first token
                 if (engine.metrics().running() != batch) throw new IllegalStateException("not all sequences run: " + engine.metrics());
-                boolean reported = round > 0;
+                boolean reported = round >= warmup;
                 if (reported && first == null) first = engine.metrics();
                 long allocBefore = allocatedBytes();
                 int finished = 0;
