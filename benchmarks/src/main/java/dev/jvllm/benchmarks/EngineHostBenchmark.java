@@ -94,7 +94,7 @@ public final class EngineHostBenchmark {
         Random random = new Random(0);
         List<Double> stepMicros = new ArrayList<>();
         long allocated = 0, timedSteps = 0;
-        EngineMetrics first = null, last = null;
+        long engineSteps = 0, stepNanos = 0, forwardNanos = 0, resultNanos = 0;  // of the timed decode steps
         try (LLMEngine engine = new LLMEngine(model, hostOnlyBackend(), text ? new StandInCodec() : null, List.of(2),
                 MAX_MODEL_LEN, config)) {
             SamplingParams params = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(steps + 1).build();
@@ -105,7 +105,7 @@ public final class EngineHostBenchmark {
                 engine.step();  // the prefill, sampling every sequence's first token
                 if (engine.metrics().running() != batch) throw new IllegalStateException("not all sequences run: " + engine.metrics());
                 boolean reported = round >= warmup;
-                if (reported && first == null) first = engine.metrics();
+                EngineMetrics before = engine.metrics();
                 long allocBefore = allocatedBytes();
                 int finished = 0;
                 for (int s = 0; s < steps; s++) {
@@ -118,7 +118,11 @@ public final class EngineHostBenchmark {
                 if (reported) {
                     allocated += allocatedBytes() - allocBefore;
                     timedSteps += steps;
-                    last = engine.metrics();
+                    EngineMetrics after = engine.metrics();
+                    engineSteps += after.steps() - before.steps();
+                    stepNanos += after.stepNanos() - before.stepNanos();
+                    forwardNanos += after.forwardNanos() - before.forwardNanos();
+                    resultNanos += after.resultNanos() - before.resultNanos();
                 }
                 if (finished != batch || engine.hasUnfinishedRequests()) {
                     throw new IllegalStateException(finished + " of " + batch + " requests finished: " + engine.metrics());
@@ -126,10 +130,9 @@ public final class EngineHostBenchmark {
             }
         }
         double[] sorted = stepMicros.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        long engineSteps = last.steps() - first.steps();
-        double stepUs = (last.stepNanos() - first.stepNanos()) / 1e3 / engineSteps;
-        double forwardUs = (last.forwardNanos() - first.forwardNanos()) / 1e3 / engineSteps;
-        double resultUs = (last.resultNanos() - first.resultNanos()) / 1e3 / engineSteps;
+        double stepUs = stepNanos / 1e3 / engineSteps;
+        double forwardUs = forwardNanos / 1e3 / engineSteps;
+        double resultUs = resultNanos / 1e3 / engineSteps;
         emit("engine_host_step", "sequences", batch, "context", context + "-" + (context + steps), "block_size", blockSize,
                 "graphs_padding", !eager, "prefix_caching", prefixCaching, "text", text, "timed_steps", sorted.length,
                 "step_us_p50", round(Percentiles.percentile(sorted, 50)),
