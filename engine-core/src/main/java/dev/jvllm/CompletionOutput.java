@@ -1,5 +1,7 @@
 package dev.jvllm;
 
+import dev.jvllm.engine.TokenIdList;
+
 import java.util.List;
 import java.util.Map;
 
@@ -18,7 +20,7 @@ public record CompletionOutput(int index, String text, List<Integer> tokenIds, d
                                List<Map<Integer, Logprob>> logprobs, FinishReason finishReason, Object stopReason) {
 
     public CompletionOutput {
-        tokenIds = List.copyOf(tokenIds);
+        tokenIds = tokenIds instanceof TokenIdList ? tokenIds : List.copyOf(tokenIds);
         logprobs = logprobs == null ? null : List.copyOf(logprobs);
     }
 
@@ -28,6 +30,6 @@ public record CompletionOutput(int index, String text, List<Integer> tokenIds, d
 
     /** The token ids as an array. */
     public int[] tokenIdArray() {
-        return tokenIds.stream().mapToInt(Integer::intValue).toArray();
+        return tokenIds instanceof TokenIdList ids ? ids.toIntArray() : tokenIds.stream().mapToInt(Integer::intValue).toArray();
     }
 }

@@ -1,5 +1,7 @@
 package dev.jvllm;
 
+import dev.jvllm.engine.TokenIdList;
+
 import java.util.List;
 import java.util.Map;
 
@@ -18,7 +20,7 @@ public record RequestOutput(String requestId, String prompt, List<Integer> promp
                             boolean finished) {
 
     public RequestOutput {
-        promptTokenIds = List.copyOf(promptTokenIds);
+        promptTokenIds = promptTokenIds instanceof TokenIdList ? promptTokenIds : List.copyOf(promptTokenIds);
         outputs = List.copyOf(outputs);
     }
 

@@ -1,7 +1,6 @@
 package dev.jvllm.engine;
 
 import java.util.HashMap;
-import java.util.LinkedHashSet;
 import java.util.Map;
 
 /**
@@ -11,10 +10,21 @@ import java.util.Map;
  */
 final class BlockPool {
 
+    private static final int NONE = -1;
+
     private final int numBlocks;
     private final int[] refCount;
     private final PrefixCacheKey[] keyOf;
-    private final LinkedHashSet<Integer> free = new LinkedHashSet<>();
+    /**
+     * The free queue, a doubly linked list through two arrays (block to neighbour, {@link #NONE} at
+     * the ends), so that taking the head, appending and unlinking any block cost O(1) without
+     * boxing. A block is in it exactly when its reference count is 0.
+     */
+    private final int[] previousFree;
+    private final int[] nextFree;
+    private int firstFree = NONE;
+    private int lastFree = NONE;
+    private int freeCount;
     private final Map<PrefixCacheKey, Integer> cached = new HashMap<>();
     private final boolean prefixCaching;
 
@@ -23,7 +33,27 @@ final class BlockPool {
         this.refCount = new int[numBlocks];
         this.keyOf = new PrefixCacheKey[numBlocks];
         this.prefixCaching = prefixCaching;
-        for (int i = 0; i < numBlocks; i++) free.add(i);
+        this.previousFree = new int[numBlocks];
+        this.nextFree = new int[numBlocks];
+        for (int i = 0; i < numBlocks; i++) appendFree(i);
+    }
+
+    private void appendFree(int block) {
+        previousFree[block] = lastFree;
+        nextFree[block] = NONE;
+        if (lastFree == NONE) firstFree = block;
+        else nextFree[lastFree] = block;
+        lastFree = block;
+        freeCount++;
+    }
+
+    private void unlinkFree(int block) {
+        int previous = previousFree[block], next = nextFree[block];
+        if (previous == NONE) firstFree = next;
+        else nextFree[previous] = next;
+        if (next == NONE) lastFree = previous;
+        else previousFree[next] = previous;
+        freeCount--;
     }
 
     int numBlocks() {
@@ -32,7 +62,7 @@ final class BlockPool {
 
     /** Blocks that can be handed out now (unreferenced, cached or not). */
     int freeCount() {
-        return free.size();
+        return freeCount;
     }
 
     boolean prefixCaching() {
@@ -41,10 +71,9 @@ final class BlockPool {
 
     /** Takes the least recently freed block, evicting its cached prefix if it held one. */
     int allocate() {
-        var it = free.iterator();
-        if (!it.hasNext()) throw new IllegalStateException("no free KV block");
-        int block = it.next();
-        it.remove();
+        if (firstFree == NONE) throw new IllegalStateException("no free KV block");
+        int block = firstFree;
+        unlinkFree(block);
         PrefixCacheKey key = keyOf[block];
         if (key != null) {
             cached.remove(key, block);
@@ -61,12 +90,12 @@ final class BlockPool {
 
     /** Takes one more reference to a cached block (a prefix-cache hit). */
     void share(int block) {
-        if (refCount[block]++ == 0) free.remove(block);
+        if (refCount[block]++ == 0) unlinkFree(block);
     }
 
     void release(int block) {
         if (refCount[block] <= 0) throw new IllegalStateException("block " + block + " released twice");
-        if (--refCount[block] == 0) free.add(block);
+        if (--refCount[block] == 0) appendFree(block);
     }
 
     /** Records that a full block now holds the prefix {@code key}; the first holder of a key keeps it. */
@@ -86,11 +115,20 @@ final class BlockPool {
      * @throws IllegalStateException naming the first block that is still held or inconsistent
      */
     void checkAllFree() {
+        boolean[] queued = new boolean[numBlocks];
+        int walked = 0;
+        for (int block = firstFree; block != NONE && walked <= numBlocks; block = nextFree[block], walked++) {
+            queued[block] = true;
+        }
         for (int block = 0; block < numBlocks; block++) {
-            if (refCount[block] != 0 || !free.contains(block)) {
+            if (refCount[block] != 0 || !queued[block]) {
                 throw new IllegalStateException("KV block " + block + " is still held (reference count "
-                        + refCount[block] + ", " + (free.contains(block) ? "" : "not ") + "in the free queue)");
+                        + refCount[block] + ", " + (queued[block] ? "" : "not ") + "in the free queue)");
             }
+        }
+        if (walked != numBlocks || freeCount != numBlocks) {
+            throw new IllegalStateException("the free queue holds " + walked + " links and counts " + freeCount
+                    + " blocks, not " + numBlocks);
         }
         for (Map.Entry<PrefixCacheKey, Integer> e : cached.entrySet()) {
             if (!e.getKey().equals(keyOf[e.getValue()])) {

@@ -32,6 +32,13 @@ final class CapturedDecode {
     private final Backend backend;
     private final boolean enabled;
     private final int largestBatch;
+    /**
+     * By row, the block tables of the last padded step and their padded copies: a sequence's table
+     * array changes only when it gains a block (see {@link BlockTable#toArray}), so most rows reuse
+     * their copy instead of copying every table at every step.
+     */
+    private int[][] copiedTables = new int[0][];
+    private int[][] paddedTables = new int[0][];
 
     CapturedDecode(Backend backend, EngineConfig config) {
         this.backend = backend;
@@ -78,7 +85,7 @@ final class CapturedDecode {
      * {@code batch} with padding sequences up to {@code size} (token 0 at position 0, written
      * nowhere, reading block 0) and every block table {@code entries} long.
      */
-    static ForwardBatch padded(ForwardBatch batch, int size, int entries) {
+    ForwardBatch padded(ForwardBatch batch, int size, int entries) {
         int n = batch.numSequences();
         int[] ids = Arrays.copyOf(batch.tokenIds(), size);
         int[] positions = Arrays.copyOf(batch.positions(), size);
@@ -87,10 +94,24 @@ final class CapturedDecode {
         int[] contexts = Arrays.copyOf(batch.contextLengths(), size);
         int[][] tables = new int[size][];
         int[] logitRows = new int[size];
+        if (copiedTables.length < size) {
+            copiedTables = Arrays.copyOf(copiedTables, size);
+            paddedTables = Arrays.copyOf(paddedTables, size);
+        }
+        int[] paddingTable = new int[entries];  // one array for every padding sequence: nothing writes a batch's arrays
         for (int s = 0; s < size; s++) {
             starts[s + 1] = s + 1;
             logitRows[s] = s;
-            tables[s] = s < n ? Arrays.copyOf(batch.blockTables()[s], entries) : new int[entries];
+            int[] table = s < n ? batch.blockTables()[s] : paddingTable;
+            if (table.length == entries) {
+                tables[s] = table;
+            } else if (copiedTables[s] == table && paddedTables[s].length == entries) {
+                tables[s] = paddedTables[s];
+            } else {
+                tables[s] = Arrays.copyOf(table, entries);
+                copiedTables[s] = table;
+                paddedTables[s] = tables[s];
+            }
             if (s >= n) {
                 slots[s] = -1;
                 contexts[s] = 1;

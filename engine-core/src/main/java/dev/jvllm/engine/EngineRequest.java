@@ -23,7 +23,7 @@ final class EngineRequest {
     private int[] tokens;
     private int numTokens;
     private int numComputed;
-    private final List<Integer> blockTable = new ArrayList<>();
+    private final BlockTable blockTable = new BlockTable();
     private final List<PrefixCacheKey> blockKeys = new ArrayList<>();
 
     final SequenceSamplingState sampling;
@@ -31,6 +31,8 @@ final class EngineRequest {
     final List<Map<Integer, Logprob>> logprobs;
     FinishReason finishReason;
     Object stopReason;
+    /** Whether the scheduler holds it among its running requests (written by the scheduler only). */
+    boolean running;
 
     EngineRequest(RequestGroup group, int index, SequenceSamplingState sampling, TextAccumulator text,
                   String cacheSalt) {
@@ -74,8 +76,9 @@ final class EngineRequest {
         return tokens[index];
     }
 
-    int[] outputTokens() {
-        return Arrays.copyOfRange(tokens, promptLength, numTokens);
+    /** The output tokens so far, without copying them (later tokens go past this list's end). */
+    TokenIdList outputTokenIds() {
+        return new TokenIdList(tokens, promptLength, numTokens);
     }
 
     boolean finished() {
@@ -96,7 +99,7 @@ final class EngineRequest {
         numComputed = 0;
     }
 
-    List<Integer> blockTable() {
+    BlockTable blockTable() {
         return blockTable;
     }
 
@@ -111,12 +114,6 @@ final class EngineRequest {
     /** The cache slot of token {@code position}. */
     int slot(int position, int blockSize) {
         return blockTable.get(position / blockSize) * blockSize + position % blockSize;
-    }
-
-    int[] blockTableArray() {
-        int[] table = new int[blockTable.size()];
-        for (int i = 0; i < table.length; i++) table[i] = blockTable.get(i);
-        return table;
     }
 
     @Override

@@ -1,6 +1,6 @@
 package dev.jvllm.engine;
 
-import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -14,8 +14,8 @@ final class KvCacheManager {
      * Blocks that already hold the first {@code blocks.size() × blockSize} tokens of a request, and
      * what the prefix-cache lookup behind them found (for the hit counters).
      */
-    record PrefixMatch(List<Integer> blocks, int queriedTokens, int cacheHitTokens) {
-        static final PrefixMatch NONE = new PrefixMatch(List.of(), 0, 0);
+    record PrefixMatch(int[] blocks, int queriedTokens, int cacheHitTokens) {
+        static final PrefixMatch NONE = new PrefixMatch(new int[0], 0, 0);
     }
 
     private final BlockPool pool;
@@ -56,28 +56,29 @@ final class KvCacheManager {
      */
     PrefixMatch findSharedPrefix(EngineRequest request) {
         int usable = (request.numTokens() - 1) / blockSize;
-        List<Integer> fromLeader = leaderPromptBlocks(request, usable);
+        int[] fromLeader = leaderPromptBlocks(request, usable);
         if (!pool.prefixCaching()) return new PrefixMatch(fromLeader, 0, 0);
-        List<Integer> fromCache = new ArrayList<>();
+        int[] fromCache = new int[usable];
+        int cached = 0;
         PrefixCacheKey parent = null;
         for (int b = 0; b < usable; b++) {
             PrefixCacheKey key = request.blockKey(b, parent, blockSize);
             Integer block = pool.lookup(key);
             if (block == null) break;
-            fromCache.add(block);
+            fromCache[cached++] = block;
             parent = key;
         }
-        List<Integer> longer = fromLeader.size() > fromCache.size() ? fromLeader : fromCache;
-        return new PrefixMatch(longer, request.numTokens(), fromCache.size() * blockSize);
+        int[] longer = fromLeader.length > cached ? fromLeader : Arrays.copyOf(fromCache, cached);
+        return new PrefixMatch(longer, request.numTokens(), cached * blockSize);
     }
 
     /** The prompt blocks of the request's first sequence that it could take over, at most {@code usable}. */
-    private List<Integer> leaderPromptBlocks(EngineRequest request, int usable) {
+    private int[] leaderPromptBlocks(EngineRequest request, int usable) {
         EngineRequest leader = request.group().leader();
-        if (leader == request || leader.finished()) return List.of();
+        if (leader == request || leader.finished()) return PrefixMatch.NONE.blocks();
         int computedPromptBlocks = Math.min(request.promptLength(), leader.numComputedTokens()) / blockSize;
         int count = Math.min(usable, Math.min(computedPromptBlocks, leader.blockTable().size()));
-        return List.copyOf(leader.blockTable().subList(0, count));
+        return leader.blockTable().prefix(count);
     }
 
     /**
@@ -85,9 +86,9 @@ final class KvCacheManager {
      * and makes room for {@code newTokens} more. False, with nothing changed, when too few blocks are free.
      */
     boolean admit(EngineRequest request, int newTokens, PrefixMatch prefix) {
-        List<Integer> shared = prefix.blocks();
-        int computed = request.numComputedTokens() + shared.size() * blockSize;
-        int needed = ceilDiv(computed + newTokens, blockSize) - request.blockTable().size() - shared.size();
+        int[] shared = prefix.blocks();
+        int computed = request.numComputedTokens() + shared.length * blockSize;
+        int needed = ceilDiv(computed + newTokens, blockSize) - request.blockTable().size() - shared.length;
         int sharedFromFree = 0;
         for (int block : shared) if (pool.refCount(block) == 0) sharedFromFree++;
         if (Math.max(0, needed) + sharedFromFree > pool.freeCount()) return false;
@@ -95,7 +96,7 @@ final class KvCacheManager {
             pool.share(block);
             request.blockTable().add(block);
         }
-        request.advanceComputed(shared.size() * blockSize);
+        request.advanceComputed(shared.length * blockSize);
         for (int i = 0; i < needed; i++) request.blockTable().add(pool.allocate());
         prefixQueries += prefix.queriedTokens();
         prefixHits += prefix.cacheHitTokens();
@@ -121,7 +122,7 @@ final class KvCacheManager {
 
     /** Releases every block of the request, tail first so a shared prefix outlives its continuations. */
     void free(EngineRequest request) {
-        List<Integer> table = request.blockTable();
+        BlockTable table = request.blockTable();
         for (int i = table.size() - 1; i >= 0; i--) pool.release(table.get(i));
         table.clear();
         request.blockKeys().clear();

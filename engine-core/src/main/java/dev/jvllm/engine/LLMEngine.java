@@ -23,10 +23,8 @@ import org.slf4j.LoggerFactory;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.function.IntFunction;
 
 /**
@@ -52,7 +50,8 @@ public final class LLMEngine implements AutoCloseable {
     private final CausalLM model;
     private final Backend backend;
     private final TextCodec codec;
-    private final List<Integer> eosTokenIds;
+    private final List<Integer> eosTokenIdList;
+    private final int[] eosTokenIds;
     private final int maxModelLen;
     private final KvCache kvCache;
     private final KvCacheManager kv;
@@ -75,7 +74,8 @@ public final class LLMEngine implements AutoCloseable {
         this.backend = backend;
         this.capturedDecode = new CapturedDecode(backend, config);
         this.codec = codec;
-        this.eosTokenIds = List.copyOf(eosTokenIds);
+        this.eosTokenIdList = List.copyOf(eosTokenIds);
+        this.eosTokenIds = this.eosTokenIdList.stream().mapToInt(Integer::intValue).toArray();
         this.maxModelLen = maxModelLen;
         int blockSize = config.blockSize();
         long bytesPerToken = model.kvCacheSpec(1, blockSize).bytesPerToken(backend.activationType().byteSize());
@@ -203,7 +203,7 @@ public final class LLMEngine implements AutoCloseable {
         RequestGroup group = new RequestGroup(requestId, prompt, ids, params);
         List<EngineRequest> created = new ArrayList<>();
         for (int i = 0; i < params.n(); i++) {
-            SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIds, model.vocabSize(),
+            SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIdList, model.vocabSize(),
                     random.generatorFor(params, i));
             TextAccumulator text = new TextAccumulator(codec == null || !params.detokenize() ? null
                     : codec.newDetokenizer(ids, params),
@@ -241,6 +241,7 @@ public final class LLMEngine implements AutoCloseable {
 
     /** Runs one step; returns the requests that made progress (finished ones for the last time). */
     public List<RequestOutput> step() {
+        long stepStart = System.nanoTime();
         List<Scheduler.Scheduled> scheduled = scheduler.schedule();
         if (scheduled.isEmpty()) {
             if (scheduler.hasUnfinished()) {
@@ -248,7 +249,6 @@ public final class LLMEngine implements AutoCloseable {
             }
             return List.of();
         }
-        long stepStart = System.nanoTime();
         ForwardBatch batch = buildBatch(scheduled);
         Tensor logits;
         long forwardStart = System.nanoTime();
@@ -277,7 +277,7 @@ public final class LLMEngine implements AutoCloseable {
         int vocab = logits.cols();
         steps++;
 
-        Set<RequestGroup> touched = new LinkedHashSet<>();
+        List<RequestGroup> touched = new ArrayList<>();
         int row = 0;
         for (Scheduler.Scheduled s : scheduled) {
             EngineRequest r = s.request();
@@ -301,7 +301,10 @@ public final class LLMEngine implements AutoCloseable {
                 }
                 row++;
                 accept(r, token);
-                touched.add(r.group());
+                if (r.group().lastOutputStep != steps) {
+                    r.group().lastOutputStep = steps;
+                    touched.add(r.group());
+                }
             }
         }
         List<RequestOutput> outputs = new ArrayList<>(touched.size());
@@ -339,7 +342,7 @@ public final class LLMEngine implements AutoCloseable {
         SamplingParams p = r.sampling.params();
         int produced = r.numOutputTokens();
         if (produced >= p.minTokens()) {
-            if (!p.ignoreEos() && eosTokenIds.contains(id)) {
+            if (!p.ignoreEos() && isEos(id)) {
                 finish(r, FinishReason.STOP, null);
             } else if (p.stopTokenIds().contains(id)) {
                 finish(r, FinishReason.STOP, id);
@@ -350,6 +353,13 @@ public final class LLMEngine implements AutoCloseable {
         if (!r.finished() && (produced >= p.maxTokens().orElse(Integer.MAX_VALUE) || r.numTokens() >= maxModelLen)) {
             finish(r, FinishReason.LENGTH, null);
         }
+    }
+
+    private boolean isEos(int tokenId) {
+        for (int eos : eosTokenIds) {
+            if (eos == tokenId) return true;
+        }
+        return false;
     }
 
     private Map<Integer, Logprob> asMap(TokenLogprobs lp, int tokenId, boolean detokenize) {
@@ -369,22 +379,28 @@ public final class LLMEngine implements AutoCloseable {
         scheduler.remove(r);
     }
 
+    /** The step's tokens end to end; block tables are the sequences' own arrays (see {@link BlockTable#toArray}). */
     private ForwardBatch buildBatch(List<Scheduler.Scheduled> scheduled) {
-        int total = scheduled.stream().mapToInt(Scheduler.Scheduled::numTokens).sum();
         int n = scheduled.size();
+        int total = 0, logitCount = 0;
+        for (Scheduler.Scheduled s : scheduled) {
+            EngineRequest r = s.request();
+            int start = r.numComputedTokens();
+            total += s.numTokens();
+            logitCount += promptLogprobRows(r, start, s.numTokens()) + (start + s.numTokens() == r.numTokens() ? 1 : 0);
+        }
         int[] ids = new int[total], positions = new int[total], slots = new int[total];
-        int[] starts = new int[n + 1], contexts = new int[n];
+        int[] starts = new int[n + 1], contexts = new int[n], logitRows = new int[logitCount];
         int[][] tables = new int[n][];
-        List<Integer> logitRows = new ArrayList<>();
         int blockSize = kv.blockSize();
-        int t = 0;
+        int t = 0, logit = 0;
         for (int i = 0; i < n; i++) {
             EngineRequest r = scheduled.get(i).request();
             int start = r.numComputedTokens();
             int count = scheduled.get(i).numTokens();
             starts[i] = t;
             int promptRows = promptLogprobRows(r, start, count);
-            for (int k = 0; k < promptRows; k++) logitRows.add(t + k);
+            for (int k = 0; k < promptRows; k++) logitRows[logit++] = t + k;
             for (int k = 0; k < count; k++, t++) {
                 int pos = start + k;
                 ids[t] = r.token(pos);
@@ -392,12 +408,11 @@ public final class LLMEngine implements AutoCloseable {
                 slots[t] = r.slot(pos, blockSize);
             }
             contexts[i] = start + count;
-            tables[i] = r.blockTableArray();
-            if (start + count == r.numTokens()) logitRows.add(t - 1);
+            tables[i] = r.blockTable().toArray();
+            if (start + count == r.numTokens()) logitRows[logit++] = t - 1;
         }
         starts[n] = t;
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize,
-                logitRows.stream().mapToInt(Integer::intValue).toArray());
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows);
     }
 
     /** Aborts every request. */

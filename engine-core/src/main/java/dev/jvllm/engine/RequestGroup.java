@@ -6,7 +6,6 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -18,14 +17,20 @@ final class RequestGroup {
     private final String prompt;
     private final int[] promptTokenIds;
     private final SamplingParams params;
+    private final TokenIdList promptTokenList;
     final List<EngineRequest> sequences = new ArrayList<>();
     List<Map<Integer, Logprob>> promptLogprobs;
+    /** The last outputs' copy of {@link #promptLogprobs}, reused while nothing was added to it. */
+    private List<Map<Integer, Logprob>> promptLogprobsCopy;
+    /** The engine step that last added this request to its outputs (written by the engine only). */
+    long lastOutputStep = -1;
 
     RequestGroup(String requestId, String prompt, int[] promptTokenIds, SamplingParams params) {
         this.requestId = requestId;
         this.prompt = prompt;
         this.promptTokenIds = promptTokenIds;
         this.params = params;
+        this.promptTokenList = new TokenIdList(promptTokenIds, 0, promptTokenIds.length);
         if (params.promptLogprobs().isPresent()) {
             promptLogprobs = new ArrayList<>();
             promptLogprobs.add(null);
@@ -50,19 +55,30 @@ final class RequestGroup {
     }
 
     boolean finished() {
-        return sequences.stream().allMatch(EngineRequest::finished);
+        for (EngineRequest s : sequences) {
+            if (!s.finished()) return false;
+        }
+        return true;
     }
 
+    /** The request's output so far; the token ids are views, not copies (see {@link TokenIdList}). */
     RequestOutput toOutput() {
-        List<CompletionOutput> outs = new ArrayList<>(sequences.size());
-        for (EngineRequest s : sequences) {
-            List<Integer> ids = Arrays.stream(s.outputTokens()).boxed().toList();
+        CompletionOutput[] outs = new CompletionOutput[sequences.size()];
+        for (int i = 0; i < outs.length; i++) {
+            EngineRequest s = sequences.get(i);
             double cumulative = s.sampling.cumulativeLogprob().orElse(Double.NaN);
-            outs.add(new CompletionOutput(s.index(), s.text.text(s.finished()), ids, cumulative, s.logprobs,
-                    s.finishReason, s.stopReason));
+            outs[i] = new CompletionOutput(s.index(), s.text.text(s.finished()), s.outputTokenIds(), cumulative,
+                    s.logprobs, s.finishReason, s.stopReason);
         }
-        return new RequestOutput(requestId, prompt, Arrays.stream(promptTokenIds).boxed().toList(),
-                promptLogprobs == null ? null : Collections.unmodifiableList(new ArrayList<>(promptLogprobs)),
-                outs, finished());
+        // List.of, which RequestOutput keeps as it is rather than copying.
+        return new RequestOutput(requestId, prompt, promptTokenList, promptLogprobsSoFar(), List.of(outs), finished());
+    }
+
+    private List<Map<Integer, Logprob>> promptLogprobsSoFar() {
+        if (promptLogprobs == null) return null;
+        if (promptLogprobsCopy == null || promptLogprobsCopy.size() != promptLogprobs.size()) {
+            promptLogprobsCopy = Collections.unmodifiableList(new ArrayList<>(promptLogprobs));
+        }
+        return promptLogprobsCopy;
     }
 }

@@ -15,6 +15,11 @@ final class TextAccumulator {
     private final boolean includeStop;
     private final int longestStop;
     private final StringBuilder text = new StringBuilder();
+    /**
+     * The last {@link #text} returned. The text only grows or is cut short, so its first n
+     * characters never change: a call wanting as many as last time returns the same string.
+     */
+    private String shown = "";
 
     /** @param detokenizer the text a new token adds, or null when the engine has no tokenizer */
     TextAccumulator(IntFunction<String> detokenizer, List<String> stops, boolean includeStop) {
@@ -52,6 +57,7 @@ final class TextAccumulator {
     String text(boolean finished) {
         int visible = finished ? text.length() : Math.max(0, text.length() - Math.max(0, longestStop - 1));
         if (visible > 0 && visible < text.length() && Character.isHighSurrogate(text.charAt(visible - 1))) visible--;
-        return text.substring(0, visible);
+        if (visible != shown.length()) shown = text.substring(0, visible);
+        return shown;
     }
 }

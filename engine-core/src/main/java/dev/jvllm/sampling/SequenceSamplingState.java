@@ -33,7 +33,8 @@ public final class SequenceSamplingState {
     private final float[] biases;
     /** Stop token ids and end-of-sequence ids, masked while the output is shorter than min_tokens. */
     private final int[] stopTokenIdsWithEos;
-    private final TokenCounts outputCounts = new TokenCounts();
+    /** Output tokens' counts, for the frequency and presence penalties; null when both are off. */
+    private final TokenCounts outputCounts;
     /** Distinct tokens of prompt and output, for the repetition penalty; null when it is off. */
     private final TokenCounts promptAndOutputTokens;
     private int outputLength;
@@ -76,6 +77,7 @@ public final class SequenceSamplingState {
         Set<Integer> stopIds = new LinkedHashSet<>(params.stopTokenIds());
         stopIds.addAll(eosTokenIds);
         this.stopTokenIdsWithEos = toArray(stopIds);
+        this.outputCounts = params.frequencyPenalty() != 0 || params.presencePenalty() != 0 ? new TokenCounts() : null;
         if (params.repetitionPenalty() != 1.0) {
             promptAndOutputTokens = new TokenCounts();
             for (int id : promptTokenIds) {
@@ -108,7 +110,9 @@ public final class SequenceSamplingState {
     /** Records a sampled token: counts for the penalties, length for min_tokens, cumulative logprob. */
     void append(int tokenId, Optional<TokenLogprobs> logprobs) {
         outputLength++;
-        outputCounts.increment(tokenId);
+        if (outputCounts != null) {
+            outputCounts.increment(tokenId);
+        }
         if (promptAndOutputTokens != null) {
             promptAndOutputTokens.increment(tokenId);
         }
@@ -136,6 +140,7 @@ public final class SequenceSamplingState {
         return outputLength < params.minTokens() ? stopTokenIdsWithEos : NO_TOKENS;
     }
 
+    /** Null when the frequency and presence penalties are off. */
     TokenCounts outputCounts() {
         return outputCounts;
     }

@@ -53,6 +53,25 @@ class BlockPoolTest {
     }
 
     @Test
+    void sharingABlockFromTheMiddleOfTheFreeQueueKeepsTheOthersInOrder() {
+        BlockPool pool = new BlockPool(4, true);
+        int a = pool.allocate(), b = pool.allocate(), c = pool.allocate(), d = pool.allocate();
+        pool.markCached(c, key(3));
+        pool.release(d);
+        pool.release(c);
+        pool.release(a);
+        pool.release(b);
+        pool.share(c);
+        assertEquals(3, pool.freeCount());
+        assertEquals(d, pool.allocate());
+        assertEquals(a, pool.allocate());
+        pool.release(c);
+        assertEquals(b, pool.allocate());
+        assertEquals(c, pool.allocate());
+        assertThrows(IllegalStateException.class, pool::allocate, "no free KV block");
+    }
+
+    @Test
     void releasingAFreeBlockIsAnError() {
         BlockPool pool = new BlockPool(1, true);
         int block = pool.allocate();

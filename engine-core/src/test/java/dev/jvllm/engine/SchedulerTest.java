@@ -9,7 +9,9 @@ import static dev.jvllm.engine.TestSequences.requests;
 import static dev.jvllm.engine.TestSequences.run;
 import static dev.jvllm.engine.TestSequences.sequence;
 import static dev.jvllm.engine.TestSequences.tokenCounts;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class SchedulerTest {
@@ -58,7 +60,7 @@ class SchedulerTest {
         List<Scheduler.Scheduled> step = scheduler.schedule();
         assertEquals(List.of(older), requests(step));
         assertEquals(1, scheduler.preemptions());
-        assertEquals(List.of(), newer.blockTable());
+        assertEquals(0, newer.blockTable().size());
         assertEquals(0, newer.numComputedTokens());
         assertEquals(1, scheduler.numWaiting());
         run(step, kv);
@@ -96,8 +98,28 @@ class SchedulerTest {
         List<Scheduler.Scheduled> second = scheduler.schedule();
         assertEquals(List.of(1, 2, 2), tokenCounts(second), "leader decodes; siblings compute the last block's 2 tokens");
         for (EngineRequest sibling : group.sequences.subList(1, 3)) {
-            assertEquals(group.leader().blockTable().subList(0, 2), sibling.blockTable().subList(0, 2));
+            assertArrayEquals(group.leader().blockTable().prefix(2), sibling.blockTable().prefix(2));
         }
+    }
+
+    @Test
+    void removedRunningRequestsLeaveAtOnceAndTheRestKeepTheirOrder() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        List<EngineRequest> all = List.of(sequence("a", 0, 3), sequence("b", 10, 3), sequence("c", 20, 3),
+                sequence("d", 30, 3));
+        all.forEach(scheduler::add);
+        run(scheduler.schedule(), kv);
+        scheduler.remove(all.get(1));
+        scheduler.remove(all.get(3));
+        assertEquals(2, scheduler.numRunning());
+        assertEquals(32 - 2, kv.freeBlocks(), "the removed requests' blocks are freed at once");
+        assertEquals(List.of(all.get(0), all.get(2)), scheduler.all());
+        assertEquals(List.of(all.get(0), all.get(2)), requests(scheduler.schedule()));
+        scheduler.remove(all.get(0));
+        scheduler.remove(all.get(2));
+        assertFalse(scheduler.hasUnfinished());
+        assertEquals(List.of(), scheduler.schedule());
     }
 
     @Test

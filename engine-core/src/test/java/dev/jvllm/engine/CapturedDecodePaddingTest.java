@@ -1,0 +1,68 @@
+package dev.jvllm.engine;
+
+import dev.jvllm.EngineConfig;
+import dev.jvllm.spi.Backend;
+import org.junit.jupiter.api.Test;
+
+import java.lang.reflect.Proxy;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+/** The padded form of decode batches (the recorded passes' runs on a real model are in model-zoo's CapturedDecodeTest). */
+class CapturedDecodePaddingTest {
+
+    private static final int BLOCK = 4;
+
+    private static CapturedDecode capturedDecode() {
+        Backend recording = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
+                (proxy, method, args) -> {
+                    if (method.getName().equals("capturesGraphs")) return true;
+                    throw new UnsupportedOperationException(method.getName());
+                });
+        return new CapturedDecode(recording, new EngineConfig(64, BLOCK, 1 << 20, 8, 64, false, 0L, "cpu", 1));
+    }
+
+    /** A decode step of one token per sequence, at each sequence's last position. */
+    private static ForwardBatch decode(int[]... tables) {
+        int n = tables.length;
+        int[] ids = new int[n], positions = new int[n], slots = new int[n], starts = new int[n + 1];
+        int[] contexts = new int[n], logitRows = new int[n];
+        for (int s = 0; s < n; s++) {
+            positions[s] = tables[s].length * BLOCK - 1;
+            slots[s] = tables[s][tables[s].length - 1] * BLOCK + BLOCK - 1;
+            starts[s + 1] = s + 1;
+            contexts[s] = positions[s] + 1;
+            logitRows[s] = s;
+        }
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, BLOCK, logitRows);
+    }
+
+    @Test
+    void paddingSequencesWriteNothingAndTablesGrowToTheGivenLength() {
+        ForwardBatch padded = capturedDecode().padded(decode(new int[]{1}, new int[]{2, 3}, new int[]{4, 5, 6}), 4, 4);
+        assertEquals(4, padded.numSequences());
+        assertArrayEquals(new int[]{1, 0, 0, 0}, padded.blockTables()[0]);
+        assertArrayEquals(new int[]{4, 5, 6, 0}, padded.blockTables()[2]);
+        assertArrayEquals(new int[]{0, 0, 0, 0}, padded.blockTables()[3]);
+        assertEquals(-1, padded.slotMapping()[3]);
+        assertEquals(1, padded.contextLengths()[3]);
+    }
+
+    @Test
+    void aTableThatGainedABlockIsCopiedAgainAndAnUnchangedOneIsNot() {
+        CapturedDecode captured = capturedDecode();
+        int[] a = {1}, b = {2, 3};
+        ForwardBatch first = captured.padded(decode(a, b), 2, 4);
+        int[] bGrown = {2, 3, 8};
+        ForwardBatch second = captured.padded(decode(a, bGrown), 2, 4);
+        assertSame(first.blockTables()[0], second.blockTables()[0], "the same table, padded once");
+        assertArrayEquals(new int[]{2, 3, 8, 0}, second.blockTables()[1]);
+        assertArrayEquals(new int[]{2, 3, 0, 0}, first.blockTables()[1], "an earlier batch is left as it was");
+        // Another sequence in row 0, and longer tables for all.
+        ForwardBatch third = captured.padded(decode(b, a), 2, 8);
+        assertArrayEquals(new int[]{2, 3, 0, 0, 0, 0, 0, 0}, third.blockTables()[0]);
+        assertArrayEquals(new int[]{1, 0, 0, 0, 0, 0, 0, 0}, third.blockTables()[1]);
+    }
+}

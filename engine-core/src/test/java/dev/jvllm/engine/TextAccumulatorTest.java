@@ -1,0 +1,40 @@
+package dev.jvllm.engine;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+class TextAccumulatorTest {
+
+    private static final Map<Integer, String> PIECES = Map.of(1, "ab", 2, "c", 3, "EN", 4, "D!", 5, "");
+
+    private static TextAccumulator withStop(String stop) {
+        return new TextAccumulator(PIECES::get, List.of(stop), false);
+    }
+
+    @Test
+    void textHoldsBackWhatAStopStringCouldStillTakeAndShowsItOnceFinished() {
+        TextAccumulator text = withStop("END");
+        assertNull(text.append(1));
+        assertNull(text.append(2));
+        assertEquals("a", text.text(false), "the last two characters could begin END");
+        assertNull(text.append(5));
+        assertEquals("a", text.text(false));
+        assertEquals("abc", text.text(true));
+    }
+
+    @Test
+    void stopStringIsCutAndTheTextBeforeItKept() {
+        TextAccumulator text = withStop("END");
+        text.append(1);
+        String before = text.text(false);
+        text.append(3);
+        assertEquals("END", text.append(4));
+        assertEquals("ab", text.text(true));
+        assertEquals("", before);
+    }
+}
