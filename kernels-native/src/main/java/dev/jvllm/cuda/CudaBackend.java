@@ -102,10 +102,12 @@ public final class CudaBackend implements Backend {
     private ForwardBatch encoderBatch;
     private CudaTensor encoderSequences;
     /**
-     * paged_decode's per-partition results. One buffer serves every layer: the stream runs each
-     * layer's combine before the next layer's decode writes it.
+     * paged_decode's per-partition results. One buffer serves every layer: each layer's decode
+     * launch has merged them (its last blocks) before the next layer's writes them.
      */
     private final KeptBuffer decodePartials;
+    private final KeptBuffer decodeCounterBuffer;
+    private DeviceBuffer zeroedDecodeCounters;
     private final CudaGraphs graphs;
     /** The graph being captured or replayed, or null. */
     private GraphRecording recording;
@@ -149,6 +151,7 @@ public final class CudaBackend implements Backend {
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);
             this.decodePartials = new KeptBuffer(memory);
+            this.decodeCounterBuffer = new KeptBuffer(memory);
         } catch (RuntimeException e) {
             context.close();
             throw e;
@@ -720,7 +723,7 @@ public final class CudaBackend implements Backend {
         CudaTensor output = cuda(out, "rmsNorm", "out");
         checkRowwise("rmsNorm", input, scale, null, output);
         context.makeCurrent();
-        kernels.launch(Kernel.RMS_NORM, input.rows(), rowThreads(input.cols()),
+        kernels.launch(Kernel.RMS_NORM, input.rows(), normThreads(input.cols()),
                 input, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
     }
 
@@ -736,7 +739,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("addRmsNorm: out " + output + " overlaps x or delta");
         }
         context.makeCurrent();
-        kernels.launch(Kernel.ADD_RMS_NORM, input.rows(), rowThreads(input.cols()),
+        kernels.launch(Kernel.ADD_RMS_NORM, input.rows(), normThreads(input.cols()),
                 input, added, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
     }
 
@@ -914,15 +917,26 @@ public final class CudaBackend implements Backend {
         int partitions = (span + partitionSize - 1) / partitionSize;
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
+        DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
         kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
-                params.logitSoftcap(), slopes, metadata.singles(), partials, partitionSize);
-        if (partials != null) {
-            kernels.launchGrid(Kernel.PAGED_DECODE_COMBINE, singles, params.numHeads(), params.headDim(),
-                    partials, output, metadata.singles(), params.numHeads(), partitions, params.headDim());
+                params.logitSoftcap(), slopes, metadata.singles(), partials, counters, partitionSize);
+    }
+
+    /**
+     * paged_decode's per-(token, KV head) counters of finished partitions, zero between launches
+     * (the last block of each resets its own): zeroed when the kept buffer is made or grown. A
+     * graph captured while it grew holds the zeroing too, which then runs on counters already zero.
+     */
+    private DeviceBuffer decodeCounters(long bytes) {
+        DeviceBuffer counters = decodeCounterBuffer.atLeast(bytes);
+        if (counters != zeroedDecodeCounters) {
+            context.driver.fill(counters.address(), (byte) 0, counters.bytes(), context.stream);
+            zeroedDecodeCounters = counters;
         }
+        return counters;
     }
 
     /**
@@ -1131,6 +1145,15 @@ public final class CudaBackend implements Backend {
     }
 
     /** Threads for a block that walks a row of {@code width}: whole warps, at most 1024. */
+    /**
+     * Threads of an RMSNorm block: one 16-byte piece of the row each where the row is whole pieces
+     * and fits (norms.cu keeps it in registers then), otherwise as {@link #rowThreads}.
+     */
+    private int normThreads(int width) {
+        int piece = 16 / activationType.byteSize();
+        return width % piece == 0 && width <= piece * 1024 ? rowThreads(width / piece) : rowThreads(width);
+    }
+
     static int rowThreads(int width) {
         return Math.clamp((width + 31) / 32 * 32, 32, 1024);
     }

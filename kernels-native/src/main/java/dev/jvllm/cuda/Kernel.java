@@ -35,7 +35,6 @@ enum Kernel {
     PAGED_DECODE_64_G8("attention", "paged_decode_64_g8"),
     PAGED_DECODE_128_G4("attention", "paged_decode_128_g4"),
     PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
-    PAGED_DECODE_COMBINE("attention", "paged_decode_combine"),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),
     FLASH_PREFILL_128("attention", "flash_prefill_128", true),
     MOE_ROUTE_SOFTMAX_TOPK("moe", "moe_route_softmax_topk"),

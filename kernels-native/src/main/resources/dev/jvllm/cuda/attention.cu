@@ -258,9 +258,44 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // and notes the key's cache slot. Softmax per head over the partition, then P·V: a thread takes
 // one 16-byte piece of a value row, KEY_LANES keys are read at once, and their partial sums
 // meet in shared memory. With one partition the block writes the output; with several it writes
-// (max, sum, unnormalized output) per head and paged_decode_combine merges them.
+// (max, sum, unnormalized output) per head and the last of them merges all (merge_parts_if_last).
 #define DECODE_WARPS 4
 #define DECODE_PARTITION 256
+
+// With several partitions, each block writes its part (max, sum, unnormalized output per head) and
+// the block that finishes last for its (token, KV head) merges all parts into out and resets the
+// counter to zero for the next launch: flash-decoding's reduction without a second launch.
+template <int D>
+__device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
+                                                    int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
+                                                    int partitions) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned int* counter = counters + (i64) blockIdx.x * numKvHeads + kvHead;
+        last = atomicAdd(counter, 1u) == (unsigned int) partitions - 1;
+        if (last) *counter = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const int stride = D + 2;
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+        int g = i / D, d = i % D;
+        // volatile: other blocks' parts, read past this SM's L1
+        const volatile float* parts = partials + ((i64) blockIdx.x * numHeads + firstHead + g) * partitions * stride;
+        float m = -jv_infinity();
+        for (int p = 0; p < partitions; p++) m = fmaxf(m, parts[p * stride]);
+        float total = 0.0f, weighted = 0.0f;
+        for (int p = 0; p < partitions; p++) {
+            float factor = expf(parts[p * stride] - m);
+            total += parts[p * stride + 1] * factor;
+            weighted += parts[p * stride + 2 + d] * factor;
+        }
+        out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(weighted / total);
+    }
+}
 
 // GROUP is the most query heads per KV head the build serves (4 or 8): it sizes the registers
 // and shared memory, so the common group of 4 does not pay for 8.
@@ -269,7 +304,7 @@ __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tokenList, float* partials, int partitionSize) {
+        const int* tokenList, float* partials, unsigned int* counters, int partitionSize) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
@@ -300,6 +335,9 @@ __device__ __forceinline__ void paged_decode_block(
             int g = i / stride, e = i % stride;
             float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
             part[e] = e == 0 ? -jv_infinity() : 0.0f;
+        }
+        if (partitions > 1) {
+            merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions);
         }
         return;
     }
@@ -409,6 +447,9 @@ __device__ __forceinline__ void paged_decode_block(
             part[2 + d] = total;
         }
     }
+    if (partitions > 1) {
+        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions);
+    }
 }
 
 #define PAGED_DECODE(D, GROUP)                                                                                  \
@@ -416,36 +457,17 @@ __device__ __forceinline__ void paged_decode_block(
             const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
-            const float* alibiSlopes, const int* tokenList, float* partials, int partitionSize) {                 \
+            const float* alibiSlopes, const int* tokenList, float* partials, unsigned int* counters,               \
+            int partitionSize) {                                                                                  \
         JV_DEPENDENT_PROLOGUE();                                                                                \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
-                              logitSoftcap, alibiSlopes, tokenList, partials, partitionSize);                    \
+                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize);          \
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)
 PAGED_DECODE(128, 4)
 PAGED_DECODE(128, 8)
-
-// Merges paged_decode's partitions: one block of headDim threads per (token, head).
-extern "C" __global__ void paged_decode_combine(const float* partials, act_t* out, const int* tokenList,
-                                                int numHeads, int partitions, int headDim) {
-    JV_DEPENDENT_PROLOGUE();
-    int x = blockIdx.x;
-    int head = blockIdx.y;
-    int d = threadIdx.x;
-    int stride = headDim + 2;
-    const float* parts = partials + ((i64) x * numHeads + head) * partitions * stride;
-    float m = -jv_infinity();
-    for (int p = 0; p < partitions; p++) m = fmaxf(m, parts[p * stride]);
-    float total = 0.0f, weighted = 0.0f;
-    for (int p = 0; p < partitions; p++) {
-        float factor = expf(parts[p * stride] - m);
-        total += parts[p * stride + 1] * factor;
-        weighted += parts[p * stride + 2 + d] * factor;
-    }
-    out[((i64) tokenList[x] * numHeads + head) * headDim + d] = float_to_act(weighted / total);
-}
 
 #if JV_ACT_TYPE != JV_F32
 // ---- flash_prefill: causal attention of prompt chunks on tensor cores ----------------------

@@ -2,10 +2,62 @@
 // any floating type.
 #include "common.cuh"
 
+// The form of rms_norm and add_rms_norm for rows of whole 16-byte pieces, at most one piece a
+// thread (the host sizes the block so): each thread keeps its piece in registers between the sum
+// of squares and the scaling, and loads its weights before the block's sum, so that a decode
+// step's norm waits on memory once rather than three times. False (nothing done) when the row
+// does not fit; the decision is the same in every thread of the block.
+template <bool ADD>
+__device__ __forceinline__ bool norm_row_in_registers(act_t* x, const act_t* delta, const void* weight, int weightType,
+                                                      float eps, float weightOffset, act_t* out, int cols) {
+    constexpr int PIECE = 16 / sizeof(act_t);
+    act_t* row = x + (i64) blockIdx.x * cols;
+    act_t* target = out + (i64) blockIdx.x * cols;
+    const act_t* added = ADD ? delta + (i64) blockIdx.x * cols : nullptr;
+    if (cols % PIECE != 0 || cols > PIECE * (int) blockDim.x || ((i64) row & 15) != 0 || ((i64) target & 15) != 0
+        || (ADD && ((i64) added & 15) != 0)) {
+        return false;
+    }
+    int first = threadIdx.x * PIECE;
+    bool mine = first < cols;
+    float scales[PIECE], values[PIECE];
+    float squares = 0.0f;
+    if (mine) {
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) scales[e] = load_element(weight, weightType, first + e) + weightOffset;
+        uint4 raw = *(const uint4*) (row + first);
+        act_t* elements = (act_t*) &raw;
+        if (ADD) {
+            uint4 rawDelta = *(const uint4*) (added + first);
+            const act_t* deltas = (const act_t*) &rawDelta;
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) elements[e] = float_to_act(act_to_float(elements[e]) + act_to_float(deltas[e]));
+            *(uint4*) (row + first) = raw;
+        }
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) {
+            values[e] = act_to_float(elements[e]);
+            squares += values[e] * values[e];
+        }
+    }
+    float inverseRms = 1.0f / sqrtf(block_sum(squares) / cols + eps);
+    if (mine) {
+        uint4 result;
+        act_t* results = (act_t*) &result;
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) results[e] = float_to_act(values[e] * inverseRms * scales[e]);
+        *(uint4*) (target + first) = result;
+    }
+    return true;
+}
+
 // out = x / sqrt(mean(x²) + eps) * (weight + weightOffset)   (Zhang & Sennrich 2019; Gemma's offset of 1)
 extern "C" __global__ void rms_norm(const act_t* x, const void* weight, int weightType, float eps,
                                     float weightOffset, act_t* out, int cols) {
     JV_DEPENDENT_PROLOGUE();
+    if (norm_row_in_registers<false>(const_cast<act_t*>(x), nullptr, weight, weightType, eps, weightOffset, out, cols)) {
+        return;
+    }
     const act_t* row = x + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
     float squares = 0.0f;
@@ -24,6 +76,9 @@ extern "C" __global__ void rms_norm(const act_t* x, const void* weight, int weig
 extern "C" __global__ void add_rms_norm(act_t* x, const act_t* delta, const void* weight, int weightType, float eps,
                                         float weightOffset, act_t* out, int cols) {
     JV_DEPENDENT_PROLOGUE();
+    if (norm_row_in_registers<true>(x, delta, weight, weightType, eps, weightOffset, out, cols)) {
+        return;
+    }
     act_t* row = x + (i64) blockIdx.x * cols;
     const act_t* added = delta + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;

@@ -205,8 +205,8 @@ class CudaSixteenBitKernelsTest {
     }
 
     /**
-     * Decode tokens over contexts that span several 256-key partitions of paged_decode (merged by
-     * paged_decode_combine), with a sliding window that leaves the first partitions empty.
+     * Decode tokens over contexts that span several partitions of paged_decode (merged by the last
+     * block of each), with a sliding window that leaves the first partitions empty.
      */
     @ParameterizedTest
     @CsvSource({

@@ -5,6 +5,8 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 
+import java.util.List;
+
 /**
  * A decoder layer: self-attention and a feed-forward block joined to the residual stream in one of
  * the ways the families differ by.
@@ -37,14 +39,35 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
         this(attentionNorm, attention, null, mlpNorm, mlp, null, residual);
     }
 
-    /** Runs the layer on the residual stream x ([T, hidden]), in place. */
-    public void forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch, Scratch scratch) {
+    /** Runs the layers in turn on the residual stream x ([T, hidden]), in place. */
+    public static void forwardAll(List<DecoderLayer> layers, Backend backend, Tensor x, Tensor positions,
+                                  KvCache cache, ForwardBatch batch, Scratch scratch) {
+        boolean inputNormed = false;
+        for (int i = 0; i < layers.size(); i++) {
+            DecoderLayer next = i + 1 < layers.size() ? layers.get(i + 1) : null;
+            inputNormed = layers.get(i).forward(backend, x, positions, cache, batch, scratch, inputNormed, next);
+        }
+    }
+
+    /**
+     * Runs the layer on the residual stream x in place, as the layers of a stack are run in turn.
+     * Where this layer and {@code next} are both pre-norm, this layer's last residual add and the
+     * next layer's input norm are one {@link Norm#addThenApply} (one pass over the stream instead
+     * of two), and the method returns true: the next layer's normalized input is then already in
+     * scratch, which the caller passes on as {@code inputNormed}.
+     *
+     * @param next the layer run after this one, or null for the last
+     */
+    public boolean forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch,
+                           Scratch scratch, boolean inputNormed, DecoderLayer next) {
         int tokens = x.rows();
         Tensor normed = scratch.get("layer.normed", tokens, x.cols());
         Tensor branch = scratch.get("layer.branch", tokens, x.cols());
         switch (residual) {
             case SEQUENTIAL -> {
-                attentionNorm.apply(backend, x, normed);
+                if (!inputNormed) {
+                    attentionNorm.apply(backend, x, normed);
+                }
                 attention.forward(backend, normed, positions, cache, batch, scratch, branch);
                 if (attentionOutputNorm == null) {
                     mlpNorm.addThenApply(backend, x, branch, normed);
@@ -53,6 +76,10 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
                     mlpNorm.apply(backend, x, normed);
                 }
                 mlp.forward(backend, normed, scratch, branch);
+                if (mlpOutputNorm == null && next != null && next.residual == Residual.SEQUENTIAL) {
+                    next.attentionNorm.addThenApply(backend, x, branch, normed);
+                    return true;
+                }
                 addToResidual(backend, x, branch, mlpOutputNorm, normed);
             }
             case PARALLEL -> {
@@ -74,6 +101,7 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
                 mlpNorm.apply(backend, normed, x);
             }
         }
+        return false;
     }
 
     private static void addToResidual(Backend backend, Tensor x, Tensor branch, Norm outputNorm, Tensor spare) {

@@ -52,9 +52,7 @@ public record DecoderModel(Backend backend, int hidden, Embeddings embeddings, L
         Tensor positions = backend.indices(batch.positions());
         Tensor x = scratch.get("residual", batch.numTokens(), hidden);
         embeddings.forward(backend, batch, scratch, x);
-        for (DecoderLayer layer : layers) {
-            layer.forward(backend, x, positions, cache, batch, scratch);
-        }
+        DecoderLayer.forwardAll(layers, backend, x, positions, cache, batch, scratch);
         int wanted = batch.logitRows().length;
         Tensor last = scratch.get("last", wanted, hidden);
         backend.gatherRows(x, backend.indices(batch.logitRows()), last);

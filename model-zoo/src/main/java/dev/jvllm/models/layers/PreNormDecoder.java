@@ -180,9 +180,7 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
         if (options.embeddingScale() != 1f) {
             backend.scale(x, options.embeddingScale(), x);
         }
-        for (DecoderLayer layer : layers) {
-            layer.forward(backend, x, positions, cache, batch, scratch);
-        }
+        DecoderLayer.forwardAll(layers, backend, x, positions, cache, batch, scratch);
         return x;
     }
 
