@@ -1,7 +1,5 @@
 package dev.jvllm.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.cuda.CudaBackend;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.AttentionParams;
@@ -17,6 +15,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Random;
 
+import static dev.jvllm.benchmarks.JsonLines.emit;
+
 /**
  * The kernels of one Llama-3-8B decoder layer on the CUDA backend in bfloat16, each timed alone
  * with CUDA events after warm-up, against its floor (bytes it must move over the copy bandwidth
@@ -27,7 +27,6 @@ import java.util.Random;
  */
 public final class CudaKernelBenchmark {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final int HIDDEN = 4096, INTERMEDIATE = 14336, HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128;
     private static final int VOCAB = 128256;
     private static final int REPEATS = 100;
@@ -193,11 +192,4 @@ public final class CudaKernelBenchmark {
         return Math.round(v * 1000) / 1000.0;
     }
 
-    private static void emit(String what, Object... fields) {
-        ObjectNode line = JSON.createObjectNode();
-        line.put("what", what);
-        for (int i = 0; i < fields.length; i += 2) line.putPOJO((String) fields[i], fields[i + 1]);
-        System.out.println(line);
-        System.out.flush();
-    }
 }

@@ -1,7 +1,5 @@
 package dev.jvllm.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.EngineConfig;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
@@ -24,6 +22,8 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.function.IntFunction;
 import java.util.function.Supplier;
+
+import static dev.jvllm.benchmarks.JsonLines.emit;
 
 /**
  * The engine's host work per decode step, measured without a GPU (issue 4): {@link LLMEngine}
@@ -52,7 +52,6 @@ import java.util.function.Supplier;
  */
 public final class EngineHostBenchmark {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** Llama-3-8B's vocabulary, and its KV cache per token (32 layers, 8 KV heads of 128). */
     private static final int VOCAB = 128256;
     private static final int MAX_MODEL_LEN = 1024;
@@ -240,11 +239,4 @@ public final class EngineHostBenchmark {
         return Math.round(v * 10) / 10.0;
     }
 
-    private static void emit(String what, Object... fields) {
-        ObjectNode line = JSON.createObjectNode();
-        line.put("what", what);
-        for (int i = 0; i < fields.length; i += 2) line.putPOJO((String) fields[i], fields[i + 1]);
-        System.out.println(line);
-        System.out.flush();
-    }
 }

@@ -1,7 +1,5 @@
 package dev.jvllm.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
@@ -12,6 +10,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+
+import static dev.jvllm.benchmarks.JsonLines.emit;
 
 /**
  * Issue 4's GPU benchmark, one JSON line per measurement on stdout, in the form of
@@ -37,7 +37,6 @@ public final class GpuBenchmark {
     /** meta-llama/Meta-Llama-3-8B's dimensions. */
     static final LlamaShape LLAMA_3_8B = new LlamaShape(4096, 14336, 32, 32, 8, 128256, false, true);
 
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private GpuBenchmark() {
     }
@@ -179,13 +178,4 @@ public final class GpuBenchmark {
         return Math.round(v * 100) / 100.0;
     }
 
-    private static void emit(String what, Object... fields) {
-        ObjectNode line = JSON.createObjectNode();
-        line.put("what", what);
-        for (int i = 0; i < fields.length; i += 2) {
-            line.putPOJO((String) fields[i], fields[i + 1]);
-        }
-        System.out.println(line);
-        System.out.flush();
-    }
 }
