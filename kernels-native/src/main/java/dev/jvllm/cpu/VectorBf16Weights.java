@@ -211,6 +211,73 @@ final class VectorBf16Weights implements WeightLoops {
     }
 
     /**
+     * On unless {@code -Djvllm.cpu.threeRowTiles=false}: twelve sums, three widened weights and an x
+     * vector need 16 vector registers beside the loop's own, so only with AVX-512's 32. Measured in
+     * the engine on Zen 4 (benchmarks/results/README.md): a 16-row decode step of the 1B shape at
+     * 0.82x the CPU time of the two-row tile, unlike the four-row tile (sixteen sums), which C2
+     * compiles slower here.
+     */
+    private static final boolean THREE_ROW_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cpu.threeRowTiles", "true"));
+
+    @Override
+    public boolean threeRowTiles() {
+        return THREE_ROW_TILES && LANES >= 16;
+    }
+
+    @Override
+    public void dotThreeRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2,
+                                       int x3, int n, float[] dots) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        long ra = offset(wIndex);
+        long rb = offset(wIndex + rowStride);
+        long rc = offset(wIndex + 2 * rowStride);
+        int vectorized = n - n % LANES;
+        for (int i = 0; i < vectorized; i += LANES) {
+            long at = offset(i);
+            FloatVector wa = load(w, ra + at);
+            FloatVector wb = load(w, rb + at);
+            FloatVector wc = load(w, rc + at);
+            FloatVector xv = floats(x, x0 + i);
+            a0 = wa.fma(xv, a0);
+            b0 = wb.fma(xv, b0);
+            c0 = wc.fma(xv, c0);
+            xv = floats(x, x1 + i);
+            a1 = wa.fma(xv, a1);
+            b1 = wb.fma(xv, b1);
+            c1 = wc.fma(xv, c1);
+            xv = floats(x, x2 + i);
+            a2 = wa.fma(xv, a2);
+            b2 = wb.fma(xv, b2);
+            c2 = wc.fma(xv, c2);
+            xv = floats(x, x3 + i);
+            a3 = wa.fma(xv, a3);
+            b3 = wb.fma(xv, b3);
+            c3 = wc.fma(xv, c3);
+        }
+        dots[0] = a0.reduceLanes(ADD);
+        dots[1] = a1.reduceLanes(ADD);
+        dots[2] = a2.reduceLanes(ADD);
+        dots[3] = a3.reduceLanes(ADD);
+        dots[4] = b0.reduceLanes(ADD);
+        dots[5] = b1.reduceLanes(ADD);
+        dots[6] = b2.reduceLanes(ADD);
+        dots[7] = b3.reduceLanes(ADD);
+        dots[8] = c0.reduceLanes(ADD);
+        dots[9] = c1.reduceLanes(ADD);
+        dots[10] = c2.reduceLanes(ADD);
+        dots[11] = c3.reduceLanes(ADD);
+        if (vectorized < n) {
+            int[] xs = {x0, x1, x2, x3};
+            for (int r = 0; r < 3; r++) {
+                for (int t = 0; t < 4; t++) {
+                    dots[r * 4 + t] += tailDot(TYPE, w, wIndex + r * rowStride, x, xs[t], vectorized, n);
+                }
+            }
+        }
+    }
+
+    /**
      * Off unless {@code -Djvllm.cpu.fourRowTiles=true}: the 4×4 tile is 1.3-1.5x the two-row tile in
      * {@code LinearBench} (2048×8192, 4-64 tokens) but 0.8x in the engine's 128-token prefill of
      * the 1B shape, measured back to back on Zen 4 (benchmarks/results/README.md); until the

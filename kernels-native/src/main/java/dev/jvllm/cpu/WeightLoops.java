@@ -55,6 +55,22 @@ interface WeightLoops {
     void dotTwoRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2, int x3,
                               int n, float[] dots);
 
+    /** Whether {@link #dotThreeRowsFourTokens} is the faster tile (its own loop, enough registers). */
+    default boolean threeRowTiles() {
+        return false;
+    }
+
+    /**
+     * As {@link #dotTwoRowsFourTokens} for three weight rows: {@code dots[r × 4 + t]} for
+     * {@code r < 3}. Twelve sums in registers; each x load serves three rows.
+     */
+    default void dotThreeRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2,
+                                        int x3, int n, float[] dots) {
+        dotTwoRowsFourTokens(w, wIndex + 2 * rowStride, 0, x, x0, x1, x2, x3, n, dots);
+        System.arraycopy(dots, 0, dots, 8, 4);
+        dotTwoRowsFourTokens(w, wIndex, rowStride, x, x0, x1, x2, x3, n, dots);
+    }
+
     /**
      * As {@link #dotTwoRowsFourTokens} for four weight rows (each {@code rowStride} elements after
      * the previous; a stride of 0 repeats a row): {@code dots[r × 4 + t]} for {@code r < 4}. Sixteen
