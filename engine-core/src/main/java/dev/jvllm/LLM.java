@@ -62,6 +62,8 @@ import java.util.function.IntFunction;
 public final class LLM implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(LLM.class);
+    /** Paging in the weights scales to a few threads; past them it only adds threads to start. */
+    private static final int MAX_LOAD_THREADS = 8;
 
     private final Path modelDirectory;
     private final ModelConfig config;
@@ -97,8 +99,8 @@ public final class LLM implements AutoCloseable {
         long tConfig = System.nanoTime();
         // The tokenizer is most of a load from the page cache (its native build parses all of
         // tokenizer.json): its vocabulary is read on its own thread while the weights are mapped
-        // and wrapped, and the native build goes on past the constructor, beside a first forward
-        // pass, until the first encode or decode needs it.
+        // and wrapped, and the native build goes on past the constructor, at the lowest priority
+        // beside a first forward pass, until the first encode or decode needs it.
         FutureTask<HfTokenizer> tokenizerLoad = null;
         if (Files.isRegularFile(modelDirectory.resolve("tokenizer.json"))) {
             Path directory = modelDirectory;
@@ -115,8 +117,10 @@ public final class LLM implements AutoCloseable {
         long tCheckpoint = 0, tBackend = 0, tModel = 0, tTokenizer = 0;
         try {
             opened = Checkpoint.open(modelDirectory);
-            // Map every weight page now, beside the tokenizer, rather than page by page in the first forward.
-            opened.loadIntoMemory();
+            // Map every weight page now, beside the tokenizer, rather than page by page in the first
+            // forward; on as many threads as the kernels will use (the tokenizer's build yields to them).
+            opened.loadIntoMemory(Math.min(MAX_LOAD_THREADS, engineConfig.threads() > 0 ? engineConfig.threads()
+                    : Runtime.getRuntime().availableProcessors()));
             tCheckpoint = System.nanoTime();
             chosen = Backends.create(engineConfig.device(),
                     new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));

@@ -2,8 +2,11 @@ package dev.jvllm.weights;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The tensors of a model directory (one safetensors file or a sharded set), memory-mapped and
@@ -39,11 +42,45 @@ public interface Checkpoint extends AutoCloseable {
      * (on a 2.5 GB checkpoint already in the page cache that costs about 0.15 s of CPU).
      */
     default void loadIntoMemory() {
+        loadIntoMemory(1);
+    }
+
+    /**
+     * {@link #loadIntoMemory()} on {@code threads} threads (the caller and {@code threads - 1}
+     * others), each taking tensors in turn: the page-table work is per page, and the kernel takes
+     * faults of one mapping on several cores at once.
+     */
+    default void loadIntoMemory(int threads) {
+        List<MemorySegment> mapped = new ArrayList<>();
         for (String name : names()) {
             MemorySegment data = get(name).data();
             if (data.isMapped()) {
-                data.load();
+                mapped.add(data);
             }
+        }
+        AtomicInteger next = new AtomicInteger();
+        Runnable load = () -> {
+            for (int i = next.getAndIncrement(); i < mapped.size(); i = next.getAndIncrement()) {
+                mapped.get(i).load();
+            }
+        };
+        List<Thread> helpers = new ArrayList<>();
+        for (int t = 1; t < threads; t++) {
+            helpers.add(Thread.ofPlatform().daemon().name("jvllm-weights-load-" + t).start(load));
+        }
+        load.run();
+        boolean interrupted = false;
+        for (Thread helper : helpers) {
+            while (helper.isAlive()) {
+                try {
+                    helper.join();
+                } catch (InterruptedException e) {
+                    interrupted = true; // the pages are wanted either way; the caller sees the interrupt after
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 

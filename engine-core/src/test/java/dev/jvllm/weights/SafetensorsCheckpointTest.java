@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -127,6 +128,25 @@ class SafetensorsCheckpointTest {
             assertTrue(checkpoint.find("lm_head.weight").isEmpty());
             assertThrowsNaming(WeightsException.class, () -> checkpoint.get("lm_head.weight"), "lm_head.weight",
                     dir.toString());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 7})
+    void loadingIntoMemoryOnSeveralThreadsKeepsEveryValue(int threads) {
+        SafetensorsTestWriter writer = new SafetensorsTestWriter();
+        for (int t = 0; t < 5; t++) {
+            writer.add("w" + t, DType.F32, new long[] {3}, t, -t, 0.5 * t);
+        }
+        writer.write(dir.resolve("model.safetensors"));
+
+        try (Checkpoint checkpoint = Checkpoint.open(dir)) {
+            checkpoint.loadIntoMemory(threads);
+            for (int t = 0; t < 5; t++) {
+                MemorySegment data = checkpoint.get("w" + t).data();
+                assertArrayEquals(new float[] {t, -t, 0.5f * t},
+                        new float[] {data.getAtIndex(F32, 0), data.getAtIndex(F32, 1), data.getAtIndex(F32, 2)});
+            }
         }
     }
 

@@ -18,8 +18,16 @@ import java.util.concurrent.locks.ReentrantLock;
  * 8192-wide BF16 rows, one row at a time reaches about half of a plain read of the same bytes
  * and eight rows about 95%, while 2048-wide rows are fastest one at a time).
  *
- * <p>Several tokens are taken in blocks of four against pairs of weight rows (eight sums in
- * registers: each weight load serves four tokens, each x load two rows), or against four rows
+ * <p>Two tokens (a two-token prompt, a decode step of two sequences) take four weight rows at a
+ * time against both ({@link #twoTokens}): each widened weight serves both tokens and each x load
+ * four rows, so the step stays near the one-token stream instead of computing a padded block of
+ * four tokens (measured on Zen 4, the 1B shape's two-token forward: about 0.7x the CPU time).
+ *
+ * <p>More tokens are taken in blocks of four against pairs of weight rows (eight sums in
+ * registers: each weight load serves four tokens, each x load two rows), against three rows
+ * where the loops have the registers (BF16 with AVX-512: twelve sums, each x load serving three
+ * rows; a 16-sequence decode step of the 1B shape measured about 0.82x the CPU time of the pairs
+ * on Zen 4, -Djvllm.cpu.threeRowTiles=false for comparisons), or against four rows
  * (sixteen sums) where the loops ask for it (BF16 with AVX-512 and -Djvllm.cpu.fourRowTiles=true:
  * faster in LinearBench, slower in the engine's prefill so far), and the rows of a tile
  * of about {@value #ROW_TILE_BYTES} bytes are reused from cache by every token block, so weights
@@ -56,6 +64,8 @@ final class LinearKernel {
     static final long PANEL_BLOCK_BYTES = 256 * 1024;
     /** Inputs of {@link #tokenPanelProduct} are taken this many at a time: six widened rows of them fit L1. */
     static final int DEPTH_CHUNK = 512;
+    /** {@code -Djvllm.cpu.twoTokenRows=false} gives two tokens the four-token tiles, for comparisons. */
+    private static final boolean TWO_TOKEN_ROWS = Boolean.parseBoolean(System.getProperty("jvllm.cpu.twoTokenRows", "true"));
     /** {@code -Djvllm.cpu.tokenPanels=false} keeps the in-place tiles at every token count, for comparisons. */
     private static final boolean TOKEN_PANELS = Boolean.parseBoolean(System.getProperty("jvllm.cpu.tokenPanels", "true"));
     /** Fewer weight elements than this per chunk are not worth a hand-off to another thread. */
@@ -105,6 +115,8 @@ final class LinearKernel {
         }
         if (x.rows() == 1) {
             matrixVector(x, weight, bias, out);
+        } else if (x.rows() == 2 && TWO_TOKEN_ROWS) {
+            twoTokens(x, weight, bias, out);
         } else if (TOKEN_PANELS && x.rows() >= tokenPanelMinTokens()) {
             tokenPanelProduct(x, weight, bias, out);
         } else {
@@ -406,9 +418,49 @@ final class LinearKernel {
         });
     }
 
+    /**
+     * x · Wᵀ for exactly two tokens, four weight rows at a time in one pass over them (the rows
+     * of a tail one at a time): the weights come from memory once, as in a decode step, and the
+     * two x rows stay in cache beside them.
+     */
+    private void twoTokens(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
+        WeightLoops rows = loops.weights(weight.dtype());
+        MemorySegment w = weight.segment();
+        float[] xs = x.floats();
+        int x0 = x.arrayIndex(0);
+        int x1 = x.arrayIndex(1);
+        float[] outs = out.floats();
+        int out0 = out.arrayIndex(0);
+        int out1 = out.arrayIndex(1);
+        int in = weight.cols();
+        int outFeatures = weight.rows();
+        int blocks = (outFeatures + 3) / 4;
+        int grain = Math.max(1, MIN_CHUNK_ELEMENTS / (4 * Math.max(1, in)));
+        pool.forEach(blocks, grain, (firstBlock, endBlock, worker) -> {
+            float[] dots = pool.scratch(worker).dots;
+            int row = firstBlock * 4;
+            int end = Math.min(outFeatures, endBlock * 4);
+            for (; row + 4 <= end; row += 4) {
+                rows.dotFourRowsTwoTokens(w, (long) row * in, in, xs, x0, x1, in, dots);
+                for (int r = 0; r < 4; r++) {
+                    float b = biasAt(bias, row + r);
+                    outs[out0 + row + r] = dots[2 * r] + b;
+                    outs[out1 + row + r] = dots[2 * r + 1] + b;
+                }
+            }
+            for (; row < end; row++) {
+                rows.dotTwoTokens(w, (long) row * in, xs, x0, x1, in, dots);
+                float b = biasAt(bias, row);
+                outs[out0 + row] = dots[0] + b;
+                outs[out1 + row] = dots[1] + b;
+            }
+        });
+    }
+
     private void matrixMatrix(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         WeightLoops rows = loops.weights(weight.dtype());
         boolean fourRows = rows.fourRowTiles();
+        boolean threeRows = !fourRows && rows.threeRowTiles();
         MemorySegment w = weight.segment();
         float[] xs = x.floats();
         float[] outs = out.floats();
@@ -436,6 +488,17 @@ final class LinearKernel {
                         for (; row + 4 <= tileEnd; row += 4) {
                             rows.dotFourRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);
                             for (int r = 0; r < 4; r++) {
+                                float b = biasAt(bias, row + r);
+                                for (int k = 0; k < count; k++) {
+                                    outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
+                                }
+                            }
+                        }
+                    }
+                    if (threeRows) {
+                        for (; row + 3 <= tileEnd; row += 3) {
+                            rows.dotThreeRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);
+                            for (int r = 0; r < 3; r++) {
                                 float b = biasAt(bias, row + r);
                                 for (int k = 0; k < count; k++) {
                                     outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;

@@ -94,6 +94,77 @@ final class VectorBf16Weights implements WeightLoops {
     }
 
     @Override
+    public void dotTwoTokens(MemorySegment w, long wIndex, float[] x, int x0, int x1, int n, float[] dots) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int unrolled = n - n % (4 * LANES);
+        int vectorized = n - n % LANES;
+        long at = offset(wIndex);
+        int i = 0;
+        for (long end = offset(wIndex + unrolled); at < end; at += 4 * STEP, i += 4 * LANES) {
+            FloatVector w0 = load(w, at);
+            FloatVector w1 = load(w, at + STEP);
+            FloatVector w2 = load(w, at + 2 * STEP);
+            FloatVector w3 = load(w, at + 3 * STEP);
+            a0 = w0.fma(floats(x, x0 + i), a0);
+            b0 = w0.fma(floats(x, x1 + i), b0);
+            a1 = w1.fma(floats(x, x0 + i + LANES), a1);
+            b1 = w1.fma(floats(x, x1 + i + LANES), b1);
+            a2 = w2.fma(floats(x, x0 + i + 2 * LANES), a2);
+            b2 = w2.fma(floats(x, x1 + i + 2 * LANES), b2);
+            a3 = w3.fma(floats(x, x0 + i + 3 * LANES), a3);
+            b3 = w3.fma(floats(x, x1 + i + 3 * LANES), b3);
+        }
+        for (long end = offset(wIndex + vectorized); at < end; at += STEP, i += LANES) {
+            FloatVector w0 = load(w, at);
+            a0 = w0.fma(floats(x, x0 + i), a0);
+            b0 = w0.fma(floats(x, x1 + i), b0);
+        }
+        dots[0] = a0.add(a1).add(a2.add(a3)).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x0, vectorized, n);
+        dots[1] = b0.add(b1).add(b2.add(b3)).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x1, vectorized, n);
+    }
+
+    @Override
+    public void dotFourRowsTwoTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int n,
+                                     float[] dots) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        long first = offset(wIndex);
+        long rowBytes = offset(rowStride);
+        int vectorized = n - n % LANES;
+        // Indexed by the int i (not a byte offset) so C2 hoists the bounds checks of the x loads.
+        for (int i = 0; i < vectorized; i += LANES) {
+            long at = first + offset(i);
+            FloatVector xa = floats(x, x0 + i);
+            FloatVector xb = floats(x, x1 + i);
+            FloatVector wv = load(w, at);
+            a0 = wv.fma(xa, a0);
+            b0 = wv.fma(xb, b0);
+            wv = load(w, at + rowBytes);
+            a1 = wv.fma(xa, a1);
+            b1 = wv.fma(xb, b1);
+            wv = load(w, at + 2 * rowBytes);
+            a2 = wv.fma(xa, a2);
+            b2 = wv.fma(xb, b2);
+            wv = load(w, at + 3 * rowBytes);
+            a3 = wv.fma(xa, a3);
+            b3 = wv.fma(xb, b3);
+        }
+        dots[0] = a0.reduceLanes(ADD);
+        dots[1] = b0.reduceLanes(ADD);
+        dots[2] = a1.reduceLanes(ADD);
+        dots[3] = b1.reduceLanes(ADD);
+        dots[4] = a2.reduceLanes(ADD);
+        dots[5] = b2.reduceLanes(ADD);
+        dots[6] = a3.reduceLanes(ADD);
+        dots[7] = b3.reduceLanes(ADD);
+        if (vectorized < n) {
+            for (int r = 0; r < 4; r++) {
+                dots[2 * r] += tailDot(TYPE, w, wIndex + r * rowStride, x, x0, vectorized, n);
+                dots[2 * r + 1] += tailDot(TYPE, w, wIndex + r * rowStride, x, x1, vectorized, n);
+            }
+        }
+    }
+
+    @Override
     public void dotTwoRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2,
                                      int x3, int n, float[] dots) {
         FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
@@ -136,6 +207,73 @@ final class VectorBf16Weights implements WeightLoops {
             dots[5] += tailDot(TYPE, w, other, x, x1, vectorized, n);
             dots[6] += tailDot(TYPE, w, other, x, x2, vectorized, n);
             dots[7] += tailDot(TYPE, w, other, x, x3, vectorized, n);
+        }
+    }
+
+    /**
+     * On unless {@code -Djvllm.cpu.threeRowTiles=false}: twelve sums, three widened weights and an x
+     * vector need 16 vector registers beside the loop's own, so only with AVX-512's 32. Measured in
+     * the engine on Zen 4 (benchmarks/results/README.md): a 16-row decode step of the 1B shape at
+     * 0.82x the CPU time of the two-row tile, unlike the four-row tile (sixteen sums), which C2
+     * compiles slower here.
+     */
+    private static final boolean THREE_ROW_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cpu.threeRowTiles", "true"));
+
+    @Override
+    public boolean threeRowTiles() {
+        return THREE_ROW_TILES && LANES >= 16;
+    }
+
+    @Override
+    public void dotThreeRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2,
+                                       int x3, int n, float[] dots) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        long ra = offset(wIndex);
+        long rb = offset(wIndex + rowStride);
+        long rc = offset(wIndex + 2 * rowStride);
+        int vectorized = n - n % LANES;
+        for (int i = 0; i < vectorized; i += LANES) {
+            long at = offset(i);
+            FloatVector wa = load(w, ra + at);
+            FloatVector wb = load(w, rb + at);
+            FloatVector wc = load(w, rc + at);
+            FloatVector xv = floats(x, x0 + i);
+            a0 = wa.fma(xv, a0);
+            b0 = wb.fma(xv, b0);
+            c0 = wc.fma(xv, c0);
+            xv = floats(x, x1 + i);
+            a1 = wa.fma(xv, a1);
+            b1 = wb.fma(xv, b1);
+            c1 = wc.fma(xv, c1);
+            xv = floats(x, x2 + i);
+            a2 = wa.fma(xv, a2);
+            b2 = wb.fma(xv, b2);
+            c2 = wc.fma(xv, c2);
+            xv = floats(x, x3 + i);
+            a3 = wa.fma(xv, a3);
+            b3 = wb.fma(xv, b3);
+            c3 = wc.fma(xv, c3);
+        }
+        dots[0] = a0.reduceLanes(ADD);
+        dots[1] = a1.reduceLanes(ADD);
+        dots[2] = a2.reduceLanes(ADD);
+        dots[3] = a3.reduceLanes(ADD);
+        dots[4] = b0.reduceLanes(ADD);
+        dots[5] = b1.reduceLanes(ADD);
+        dots[6] = b2.reduceLanes(ADD);
+        dots[7] = b3.reduceLanes(ADD);
+        dots[8] = c0.reduceLanes(ADD);
+        dots[9] = c1.reduceLanes(ADD);
+        dots[10] = c2.reduceLanes(ADD);
+        dots[11] = c3.reduceLanes(ADD);
+        if (vectorized < n) {
+            int[] xs = {x0, x1, x2, x3};
+            for (int r = 0; r < 3; r++) {
+                for (int t = 0; t < 4; t++) {
+                    dots[r * 4 + t] += tailDot(TYPE, w, wIndex + r * rowStride, x, xs[t], vectorized, n);
+                }
+            }
         }
     }
 

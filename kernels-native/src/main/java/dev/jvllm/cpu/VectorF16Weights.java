@@ -80,6 +80,77 @@ final class VectorF16Weights implements WeightLoops {
     }
 
     @Override
+    public void dotTwoTokens(MemorySegment w, long wIndex, float[] x, int x0, int x1, int n, float[] dots) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int unrolled = n - n % (4 * LANES);
+        int vectorized = n - n % LANES;
+        long at = offset(wIndex);
+        int i = 0;
+        for (long end = offset(wIndex + unrolled); at < end; at += 4 * STEP, i += 4 * LANES) {
+            FloatVector w0 = load(w, at);
+            FloatVector w1 = load(w, at + STEP);
+            FloatVector w2 = load(w, at + 2 * STEP);
+            FloatVector w3 = load(w, at + 3 * STEP);
+            a0 = w0.fma(floats(x, x0 + i), a0);
+            b0 = w0.fma(floats(x, x1 + i), b0);
+            a1 = w1.fma(floats(x, x0 + i + LANES), a1);
+            b1 = w1.fma(floats(x, x1 + i + LANES), b1);
+            a2 = w2.fma(floats(x, x0 + i + 2 * LANES), a2);
+            b2 = w2.fma(floats(x, x1 + i + 2 * LANES), b2);
+            a3 = w3.fma(floats(x, x0 + i + 3 * LANES), a3);
+            b3 = w3.fma(floats(x, x1 + i + 3 * LANES), b3);
+        }
+        for (long end = offset(wIndex + vectorized); at < end; at += STEP, i += LANES) {
+            FloatVector w0 = load(w, at);
+            a0 = w0.fma(floats(x, x0 + i), a0);
+            b0 = w0.fma(floats(x, x1 + i), b0);
+        }
+        dots[0] = a0.add(a1).add(a2.add(a3)).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x0, vectorized, n);
+        dots[1] = b0.add(b1).add(b2.add(b3)).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x1, vectorized, n);
+    }
+
+    @Override
+    public void dotFourRowsTwoTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int n,
+                                     float[] dots) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        long first = offset(wIndex);
+        long rowBytes = offset(rowStride);
+        int vectorized = n - n % LANES;
+        // Indexed by the int i (not a byte offset) so C2 hoists the bounds checks of the x loads.
+        for (int i = 0; i < vectorized; i += LANES) {
+            long at = first + offset(i);
+            FloatVector xa = floats(x, x0 + i);
+            FloatVector xb = floats(x, x1 + i);
+            FloatVector wv = load(w, at);
+            a0 = wv.fma(xa, a0);
+            b0 = wv.fma(xb, b0);
+            wv = load(w, at + rowBytes);
+            a1 = wv.fma(xa, a1);
+            b1 = wv.fma(xb, b1);
+            wv = load(w, at + 2 * rowBytes);
+            a2 = wv.fma(xa, a2);
+            b2 = wv.fma(xb, b2);
+            wv = load(w, at + 3 * rowBytes);
+            a3 = wv.fma(xa, a3);
+            b3 = wv.fma(xb, b3);
+        }
+        dots[0] = a0.reduceLanes(ADD);
+        dots[1] = b0.reduceLanes(ADD);
+        dots[2] = a1.reduceLanes(ADD);
+        dots[3] = b1.reduceLanes(ADD);
+        dots[4] = a2.reduceLanes(ADD);
+        dots[5] = b2.reduceLanes(ADD);
+        dots[6] = a3.reduceLanes(ADD);
+        dots[7] = b3.reduceLanes(ADD);
+        if (vectorized < n) {
+            for (int r = 0; r < 4; r++) {
+                dots[2 * r] += tailDot(TYPE, w, wIndex + r * rowStride, x, x0, vectorized, n);
+                dots[2 * r + 1] += tailDot(TYPE, w, wIndex + r * rowStride, x, x1, vectorized, n);
+            }
+        }
+    }
+
+    @Override
     public void dotTwoRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2,
                                      int x3, int n, float[] dots) {
         FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;

@@ -19,8 +19,8 @@ class LinearKernelTest {
 
     static Stream<Arguments> cases() {
         // Odd widths leave vector tails; the widest takes the eight-row decode loop with 19 rows,
-        // not a multiple of eight; 1, 2 and 5 tokens cover decode, a short token block and
-        // several blocks with a remainder. From PANEL_MIN_TOKENS on, F32 weights take the packed
+        // not a multiple of eight; 1, 2 and 5 tokens cover decode, the two-token rows (every output
+        // count here but 8 and 64 leaves rows past the last four) and several blocks with a remainder. From PANEL_MIN_TOKENS on, F32 weights take the packed
         // panels: 9 tokens (one six-row tile and a short one), 103 (two row blocks, the second
         // short); 133 outputs leave a partial last panel, 70 need several panels whatever the width.
         // Other weights take token panels from a panel's width of tokens on (103 tokens: several
@@ -76,11 +76,11 @@ class LinearKernelTest {
     }
 
     static Stream<Arguments> rowViewCases() {
-        // 3 rows take the in-place tiles, 11 rows of F32 the packed panels.
+        // 2 rows take the two-token rows, 3 the in-place tiles, 11 rows of F32 the packed panels.
         Stream.Builder<Arguments> cases = Stream.builder();
         KernelPaths.paths().forEach(path -> {
             for (DType type : new DType[]{DType.BF16, DType.F32}) {
-                for (int rows : new int[]{3, 11}) {
+                for (int rows : new int[]{2, 3, 11}) {
                     cases.add(Arguments.of(path, type, rows));
                 }
             }
@@ -121,7 +121,7 @@ class LinearKernelTest {
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {
             for (DType type : new DType[]{DType.F32, DType.BF16}) {
-                for (int tokens : new int[]{1, 5, LinearKernel.PANEL_MIN_TOKENS + 1, LinearKernel.ROW_BLOCK + 7}) {
+                for (int tokens : new int[]{1, 2, 5, LinearKernel.PANEL_MIN_TOKENS + 1, LinearKernel.ROW_BLOCK + 7}) {
                     cases.add(Arguments.of(path, type, tokens));
                 }
             }

@@ -111,7 +111,7 @@ public final class HfTokenizer implements AutoCloseable {
      *     {@code tokenizer_config.json} is malformed; the message names the file
      */
     public static HfTokenizer load(Path modelDirectory) {
-        HfTokenizer tokenizer = loadBuildingInBackground(modelDirectory);
+        HfTokenizer tokenizer = loadBuilding(modelDirectory, false);
         try {
             tokenizer.nativeTokenizer();
             return tokenizer;
@@ -128,14 +128,31 @@ public final class HfTokenizer implements AutoCloseable {
      * a {@code tokenizer.json} the native library rejects is reported by them, or by
      * {@link #awaitNativeBuild()}, rather than here. Lets a model load overlap the build with the
      * weights and a first forward pass of token ids.
+     *
+     * <p>The build runs at the lowest scheduling priority (on Linux; see {@link BackgroundPriority}),
+     * so that on a machine with few cores it takes only cycles the weights' loading and the forward
+     * passes leave, rather than half of them ({@code -Djvllm.tokenizer.lowPriorityBuild=false} keeps
+     * the normal priority, for comparisons).
      */
     public static HfTokenizer loadBuildingInBackground(Path modelDirectory) {
+        return loadBuilding(modelDirectory, LOW_PRIORITY_BUILD);
+    }
+
+    private static final boolean LOW_PRIORITY_BUILD =
+            Boolean.parseBoolean(System.getProperty("jvllm.tokenizer.lowPriorityBuild", "true"));
+
+    private static HfTokenizer loadBuilding(Path modelDirectory, boolean lowPriority) {
         Path tokenizerJson = modelDirectory.resolve("tokenizer.json");
         Path configJson = modelDirectory.resolve("tokenizer_config.json");
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new TokenizerException("No tokenizer file: " + tokenizerJson + " does not exist");
         }
-        FutureTask<HuggingFaceTokenizer> nativeBuild = new FutureTask<>(() -> buildNative(tokenizerJson));
+        FutureTask<HuggingFaceTokenizer> nativeBuild = new FutureTask<>(() -> {
+            if (lowPriority) {
+                BackgroundPriority.lowerCurrentThread();
+            }
+            return buildNative(tokenizerJson);
+        });
         Thread.ofPlatform().daemon().name("jvllm-tokenizer-build").start(nativeBuild);
         try {
             return load(modelDirectory, tokenizerJson, configJson, nativeBuild);
