@@ -4,7 +4,8 @@
 #   .gpu/jre.txz            a jlinked Java 25 runtime with the modules the tests need, made once
 #   .gpu/lib/*.jar          the modules' jars and their runtime and test dependencies
 #   .gpu/console/*.jar      the JUnit platform console launcher
-#   .gpu/test-classes/M/    the compiled tests of kernels-native and model-zoo (their resources stay in src/test/resources)
+#   .gpu/test-classes/M/    the compiled tests of kernels-native and model-zoo, run there, and of engine-core,
+#                           whose helpers (SafetensorsTestWriter, ...) they use (resources stay in src/test/resources)
 # Usage: tools/gpu/prepare.sh   (then carry .gpu to the device run)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +31,7 @@ for module in tokenizer engine-core kernels-native model-zoo benchmarks; do
 done
 # Test resources (the goldens, ~25 MB) travel with the repository itself: run-gpu-tests.sh puts
 # each module's src/test/resources on the class path, so only compiled classes are copied here.
-for module in kernels-native model-zoo; do
+for module in engine-core kernels-native model-zoo; do
   mkdir -p "$out/test-classes/$module"
   (cd "$module/target/test-classes" && find . -name '*.class' -exec cp --parents {} "$root/$out/test-classes/$module/" \;)
 done

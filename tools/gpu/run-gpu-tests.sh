@@ -26,7 +26,7 @@ else
 fi
 
 note "== tests"
-classpath=$(ls .gpu/lib/*.jar .gpu/console/*.jar | tr '\n' ':').gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:kernels-native/src/test/resources:model-zoo/src/test/resources
+classpath=$(ls .gpu/lib/*.jar .gpu/console/*.jar | tr '\n' ':').gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:.gpu/test-classes/engine-core:kernels-native/src/test/resources:model-zoo/src/test/resources:engine-core/src/test/resources
 start=$(date +%s)
 $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \

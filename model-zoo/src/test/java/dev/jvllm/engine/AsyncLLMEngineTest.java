@@ -50,7 +50,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The engine on its own thread: concurrent submission, streaming, aborts, shutdown and death. */
 class AsyncLLMEngineTest {
 
-    private static final Path DEMO = Path.of("../models/jvllm-demo");
+    private static final Path DEMO = DemoModel.path();
     private static final SamplingParams GREEDY = greedy(16);
 
     @Test

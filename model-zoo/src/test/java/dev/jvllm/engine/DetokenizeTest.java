@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class DetokenizeTest {
 
-    private static final Path DEMO = Path.of("../models/jvllm-demo");
+    private static final Path DEMO = DemoModel.path();
 
     @Test
     void withoutDetokenizingTheTokensAreTheSameAndTheTextIsEmpty() {
