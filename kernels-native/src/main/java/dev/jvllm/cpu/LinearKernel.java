@@ -487,38 +487,38 @@ final class LinearKernel {
                     if (fourRows) {
                         for (; row + 4 <= tileEnd; row += 4) {
                             rows.dotFourRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);
-                            for (int r = 0; r < 4; r++) {
-                                float b = biasAt(bias, row + r);
-                                for (int k = 0; k < count; k++) {
-                                    outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
-                                }
-                            }
+                            storeTile(dots, 4, row, t, count, bias, out, outs);
                         }
                     }
                     if (threeRows) {
                         for (; row + 3 <= tileEnd; row += 3) {
                             rows.dotThreeRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);
-                            for (int r = 0; r < 3; r++) {
-                                float b = biasAt(bias, row + r);
-                                for (int k = 0; k < count; k++) {
-                                    outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
-                                }
-                            }
+                            storeTile(dots, 3, row, t, count, bias, out, outs);
                         }
                     }
                     for (; row < tileEnd; row += 2) {
                         boolean pair = row + 1 < tileEnd;
                         rows.dotTwoRowsFourTokens(w, (long) row * in, pair ? in : 0, xs, x0, x1, x2, x3, in, dots);
-                        for (int r = 0; r < (pair ? 2 : 1); r++) {
-                            float b = biasAt(bias, row + r);
-                            for (int k = 0; k < count; k++) {
-                                outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
-                            }
-                        }
+                        storeTile(dots, pair ? 2 : 1, row, t, count, bias, out, outs);
                     }
                 }
             }
         });
+    }
+
+    /**
+     * Stores a tile's sums, {@code dots[r × 4 + k]} for weight rows {@code row + r} ({@code r <
+     * tileRows}) and tokens {@code t + k} ({@code k < count}; a padded token's sums are dropped),
+     * each plus its row's bias.
+     */
+    private static void storeTile(float[] dots, int tileRows, int row, int t, int count, CpuTensor bias, CpuTensor out,
+                                  float[] outs) {
+        for (int r = 0; r < tileRows; r++) {
+            float b = biasAt(bias, row + r);
+            for (int k = 0; k < count; k++) {
+                outs[out.arrayIndex(t + k) + row + r] = dots[r * 4 + k] + b;
+            }
+        }
     }
 
     private static float biasAt(CpuTensor bias, int index) {
