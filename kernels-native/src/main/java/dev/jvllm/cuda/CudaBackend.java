@@ -491,24 +491,26 @@ public final class CudaBackend implements Backend {
         if (rows == 0) return new int[0];
         context.makeCurrent();
         int slices = argmaxSlices(rows, t.cols());
-        DeviceBuffer result = memory.allocate((long) rows * Integer.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
-        DeviceBuffer candidates = slices == 1 ? null
-                : memory.allocate((long) rows * slices * (Float.BYTES + Integer.BYTES), DeviceMemory.Kind.STREAM_ORDERED);
+        // One buffer: the rows' columns, then with several slices each slice's best value and column.
+        long resultBytes = (long) rows * Integer.BYTES;
+        long candidates = slices == 1 ? 0 : (long) rows * slices;
+        DeviceBuffer buffer = memory.allocate(resultBytes + candidates * (Float.BYTES + Integer.BYTES),
+                DeviceMemory.Kind.STREAM_ORDERED);
         try (Arena arena = Arena.ofConfined()) {
-            long bestValues = candidates == null ? 0 : candidates.address();
-            long bestColumns = candidates == null ? 0 : candidates.address() + (long) rows * slices * Float.BYTES;
+            long result = buffer.address();
+            long bestValues = slices == 1 ? 0 : result + resultBytes;
+            long bestColumns = slices == 1 ? 0 : bestValues + candidates * Float.BYTES;
             kernels.launchGrid(Kernel.ARGMAX_ROWS, rows, slices, rowThreads(Math.min(t.cols(), 1024)),
                     t, t.cols(), slices, bestValues, bestColumns, result);
-            if (candidates != null) {
+            if (slices > 1) {
                 kernels.launch(Kernel.ARGMAX_COMBINE, rows, 32, bestValues, bestColumns, slices, result);
             }
-            MemorySegment host = arena.allocate((long) rows * Integer.BYTES, 16);
-            context.driver.copyToHost(host, result.address(), (long) rows * Integer.BYTES, context.stream);
+            MemorySegment host = arena.allocate(resultBytes, 16);
+            context.driver.copyToHost(host, result, resultBytes, context.stream);
             drain();
             return host.toArray(JAVA_INT);
         } finally {
-            memory.free(result);
-            if (candidates != null) memory.free(candidates);
+            memory.free(buffer);
         }
     }
 

@@ -303,28 +303,28 @@ final class CudaDriver {
      * Fills {@code config} (LAUNCH_CONFIG_BYTES, then LAUNCH_ATTRIBUTE_BYTES for its one attribute)
      * for launches on {@code stream} that may start before the kernel ahead of them in the stream
      * has finished (programmatic dependent launch, compute capability 9.0 and later): the kernel
-     * waits for it with griddepcontrol.wait before it touches its results. The grid is set per
-     * launch by {@link #launchProgrammatic}.
+     * waits for it with griddepcontrol.wait before it touches its results. The grid and the block
+     * width are set per launch by {@link #launchProgrammatic}.
      */
     static void prepareProgrammaticLaunch(MemorySegment config, MemorySegment stream) {
         config.fill((byte) 0);
         MemorySegment attribute = config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES);
         attribute.set(JAVA_INT, 0, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
         attribute.set(JAVA_INT, 8, 1);
+        config.set(JAVA_INT, 16, 1);  // blockDimY and blockDimZ: every kernel here has one-dimensional blocks
+        config.set(JAVA_INT, 20, 1);
         config.set(ADDRESS, CONFIG_STREAM, stream);
         config.set(ADDRESS, CONFIG_ATTRIBUTES, attribute);
         config.set(JAVA_INT, CONFIG_ATTRIBUTE_COUNT, 1);
     }
 
-    /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block set here. */
+    /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block width set here. */
     void launchProgrammatic(MemorySegment function, MemorySegment config, int gridX, int gridY, int gridZ, int blockX,
                             MemorySegment parameters) {
         config.set(JAVA_INT, 0, gridX);
         config.set(JAVA_INT, 4, gridY);
         config.set(JAVA_INT, 8, gridZ);
         config.set(JAVA_INT, 12, blockX);
-        config.set(JAVA_INT, 16, 1);
-        config.set(JAVA_INT, 20, 1);
         int code;
         try {
             code = (int) cuLaunchKernelEx.invokeExact(config, function, parameters, MemorySegment.NULL);

@@ -56,11 +56,6 @@ final class KernelLauncher implements AutoCloseable {
         }
     }
 
-    /** Whether kernels are launched to start early (programmatic dependent launch). */
-    boolean programmaticLaunches() {
-        return programmaticConfig != null;
-    }
-
     void setRecording(GraphRecording recording) {
         this.recording = recording;
     }
