@@ -28,7 +28,7 @@ fi
 note "== tests"
 classpath=$(ls .gpu/lib/*.jar .gpu/console/*.jar | tr '\n' ':').gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:.gpu/test-classes/engine-core:kernels-native/src/test/resources:model-zoo/src/test/resources:engine-core/src/test/resources
 start=$(date +%s)
-$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m \
+$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m ${JVLLM_TEST_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$classpath" org.junit.platform.console.ConsoleLauncher execute \
   --scan-classpath .gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo \

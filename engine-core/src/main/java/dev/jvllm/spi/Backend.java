@@ -213,6 +213,19 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@link #rotaryPair} of q ({@code params.numHeads()} heads) and k, then {@link #attention}: one
+     * call, so that a backend can rotate the keys as it writes them into the cache and the queries
+     * as its attention kernel reads them (on a decode step the two small launches cost about as
+     * much as the attention itself). Afterwards q and k hold either the rotated or the original values.
+     */
+    default void rotaryAttention(Tensor q, Tensor k, Tensor v, int rotaryDim, boolean neoxStyle, Tensor cosSin,
+                                 Tensor positions, KvCache cache, int layer, ForwardBatch batch, AttentionParams params,
+                                 Tensor out) {
+        rotaryPair(q, params.numHeads(), k, params.numKvHeads(), params.headDim(), rotaryDim, neoxStyle, cosSin, positions);
+        attention(q, k, v, cache, layer, batch, params, out);
+    }
+
+    /**
      * Writes this step's keys and values ([T, kvHeads × headDim]) into the cache slots of
      * {@code batch.slotMapping()}, then computes causal attention of q ([T, heads × headDim]) for each
      * sequence over its whole context read through its block table; result into out (like q).

@@ -67,7 +67,16 @@ public final class CudaBackend implements Backend {
      */
     private static final boolean PROGRAMMATIC_LAUNCHES =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
+    /**
+     * Bytes of each warp's part of a weight row that the gemv kernels ask L2 for before waiting on
+     * the kernel ahead of them (linear.cu's prefetch_row_part); only under programmatic launches,
+     * where a product may start while that kernel is still running.
+     */
+    private static final int GEMV_PREFETCH_BYTES = Integer.getInteger("jvllm.cuda.gemvPrefetchBytes", 4096);
     private static final int GEMV_WARPS = 4;
+    /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
+    private static final boolean FUSED_DECODE_ROTARY =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
     /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
     private static final int DECODE_PARTITION = 256;
@@ -83,6 +92,7 @@ public final class CudaBackend implements Backend {
     private final DType activationType;
     private final DeviceMemory memory;
     private final KernelLauncher kernels;
+    private final int gemvPrefetchBytes;
     private final Cublas cublas;
     private final MemorySegment cublasHandle;
     /** Held here: a buffer nothing references is freed (DeviceMemory), and cuBLAS keeps only its address. */
@@ -141,6 +151,7 @@ public final class CudaBackend implements Backend {
             this.kernels = new KernelLauncher(context.driver,
                     new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream,
                     context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES);
+            this.gemvPrefetchBytes = context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES ? GEMV_PREFETCH_BYTES : 0;
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
             this.cublasWorkspace = memory.allocate(CUBLAS_WORKSPACE_BYTES, DeviceMemory.Kind.PERSISTENT);
@@ -594,7 +605,7 @@ public final class CudaBackend implements Backend {
         if (gemvFits(input, w)) {
             int split = gemvSplit(in);
             kernels.launch(Kernel.GEMV_ROWS, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
-                    w, input, output, outFeatures, in, split);
+                    w, input, output, outFeatures, in, split, gemvPrefetchBytes);
         } else {
             gemm(input, w, output, tokens, in, outFeatures);
         }
@@ -634,7 +645,7 @@ public final class CudaBackend implements Backend {
         int split = gemvSplit(input.cols());
         kernels.launch(Kernel.GEMV_ROWS3, gemvBlocks(rows, split), 32 * GEMV_WARPS,
                 w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]), o[0], o[1], o[2],
-                rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split);
+                rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split, gemvPrefetchBytes);
     }
 
     /** One gemv_gated launch for a one-row input; otherwise the default composition. */
@@ -658,7 +669,7 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         int split = gemvSplit(input.cols());
         kernels.launch(Kernel.GEMV_GATED, gemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
-                g, u, input, output, activationCode(fn), g.rows(), input.cols(), split);
+                g, u, input, output, activationCode(fn), g.rows(), input.cols(), split, gemvPrefetchBytes);
     }
 
     /** Whether gemv_rows-style kernels take this product: one row, a checkpoint weight of the activation type, aligned. */
@@ -866,9 +877,44 @@ public final class CudaBackend implements Backend {
                 table.rows(), pos, errors.buffer());
     }
 
+    /**
+     * On a decode step (one token per sequence, all through paged_decode), the rotation and the
+     * cache write run inside paged_decode (its DecodeFusion) instead of as rotary_pair and
+     * write_kv_cache launches: two fewer small kernels a layer. q and k are then left unrotated.
+     * Otherwise rotaryPair, then attention.
+     */
+    @Override
+    public void rotaryAttention(Tensor q, Tensor k, Tensor v, int rotaryDim, boolean neoxStyle, Tensor cosSin,
+                                Tensor positions, KvCache cache, int layer, ForwardBatch batch, AttentionParams params,
+                                Tensor out) {
+        CudaTensor table = cuda(cosSin, "rotaryAttention", "cosSin");
+        CudaTensor pos = cuda(positions, "rotaryAttention", "positions");
+        boolean decodeOnly = FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
+                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
+        if (!decodeOnly) {
+            rotaryPair(q, params.numHeads(), k, params.numKvHeads(), params.headDim(), rotaryDim, neoxStyle, cosSin,
+                    positions);
+            attention(q, k, v, cache, layer, batch, params, out);
+            return;
+        }
+        KernelShapes.checkRotary(cuda(q, "rotaryAttention", "q"), params.numHeads(), params.headDim(), rotaryDim, table, pos);
+        KernelShapes.checkRotary(cuda(k, "rotaryAttention", "k"), params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
+        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos));
+    }
+
+    /** The rotary embedding that paged_decode applies on a fused decode step. */
+    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions) {
+    }
+
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, ForwardBatch batch,
                           AttentionParams params, Tensor out) {
+        attend(q, k, v, cache, layer, batch, params, out, null);
+    }
+
+    /** attention, with paged_decode also rotating and caching this step's keys where rotary is given. */
+    private void attend(Tensor q, Tensor k, Tensor v, KvCache cache, int layer, ForwardBatch batch,
+                        AttentionParams params, Tensor out, DecodeRotary rotary) {
         CudaTensor query = cuda(q, "attention", "q");
         CudaTensor key = cuda(k, "attention", "k");
         CudaTensor value = cuda(v, "attention", "v");
@@ -895,8 +941,10 @@ public final class CudaBackend implements Backend {
         CudaTensor slopes = params.alibiSlopes() == null ? null
                 : alibiSlopes.computeIfAbsent(params.alibiSlopes(), s -> (CudaTensor) constant(s, 1, s.length));
         context.makeCurrent();
-        kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
-                key, value, metadata.slots(), kvWidth, pages.keys(layer), pages.values(layer));
+        if (rotary == null) {
+            kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
+                    key, value, metadata.slots(), kvWidth, pages.keys(layer), pages.values(layer));
+        }
         Kernel flash = flashPrefill(params.headDim());
         Kernel decode = pagedDecode(params);
         if (flash == null || decode == null) {
@@ -925,7 +973,12 @@ public final class CudaBackend implements Backend {
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
-                params.logitSoftcap(), slopes, metadata.singles(), partials, counters, partitionSize);
+                params.logitSoftcap(), slopes, metadata.singles(), partials, counters, partitionSize,
+                rotary == null ? null : key, rotary == null ? null : value, rotary == null ? null : metadata.slots(),
+                rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
+                rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
+                rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
+                errors.buffer());
     }
 
     /**

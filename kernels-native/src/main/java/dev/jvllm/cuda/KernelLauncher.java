@@ -18,7 +18,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 final class KernelLauncher implements AutoCloseable {
 
-    private static final int MAX_ARGUMENTS = 32;
+    private static final int MAX_ARGUMENTS = 40;
 
     private final CudaDriver driver;
     private final KernelCompiler compiler;

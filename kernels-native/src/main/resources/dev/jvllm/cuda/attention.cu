@@ -299,12 +299,42 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
 
 // GROUP is the most query heads per KV head the build serves (4 or 8): it sizes the registers
 // and shared memory, so the common group of 4 does not pay for 8.
+// What a decode step may leave to paged_decode (the host's choice, for steps of one token per
+// sequence): writing the step's keys and values into the cache (keys null: write_kv_cache did it)
+// and the rotary embedding of the queries and those keys (cosSin null: none, or done already).
+struct DecodeFusion {
+    const act_t* keys;    // [T, numKvHeads * D]
+    const act_t* values;  // [T, numKvHeads * D]
+    const int* slots;     // [T], a negative slot: not cached
+    const void* cosSin;   // as rotary.cu's
+    int cosSinType;
+    int rotaryDim;
+    int neox;
+    int maxPositions;
+    const int* ropePositions;  // [T]
+    int* error;
+};
+
+// Element d of one head's row ([D]) as rotary.cu's rotate_token leaves it for this position.
+__device__ __forceinline__ float rotated_element(const act_t* head, int d, const DecodeFusion& fusion, int position) {
+    float x = act_to_float(head[d]);
+    if (fusion.cosSin == nullptr || d >= fusion.rotaryDim || position < 0 || position >= fusion.maxPositions) return x;
+    int half = fusion.rotaryDim / 2;
+    bool first = fusion.neox ? d < half : (d & 1) == 0;
+    int pair = fusion.neox ? (first ? d : d - half) : d >> 1;
+    float partner = act_to_float(head[fusion.neox ? (first ? d + half : d - half) : d ^ 1]);
+    i64 row = (i64) position * fusion.rotaryDim;
+    float cosine = load_element(fusion.cosSin, fusion.cosSinType, row + pair);
+    float sine = load_element(fusion.cosSin, fusion.cosSinType, row + half + pair);
+    return first ? x * cosine - partner * sine : x * cosine + partner * sine;
+}
+
 template <int D, int GROUP>
 __device__ __forceinline__ void paged_decode_block(
-        const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
+        const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tokenList, float* partials, unsigned int* counters, int partitionSize) {
+        const int* tokenList, float* partials, unsigned int* counters, int partitionSize, const DecodeFusion& fusion) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
@@ -329,6 +359,11 @@ __device__ __forceinline__ void paged_decode_block(
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
     const int stride = D + 2;
+    int ropePosition = fusion.cosSin == nullptr ? 0 : fusion.ropePositions[t];
+    if (fusion.cosSin != nullptr && (ropePosition < 0 || ropePosition >= fusion.maxPositions) && threadIdx.x == 0
+        && kvHead == 0 && partition == 0) {
+        report_error(fusion.error, JV_ERROR_POSITION, ropePosition, t, fusion.maxPositions);
+    }
 
     if (begin >= end) {  // a partition before the sliding window or past the context: an empty part
         for (int i = threadIdx.x; i < group * stride; i += blockDim.x) {
@@ -343,12 +378,22 @@ __device__ __forceinline__ void paged_decode_block(
     }
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
-        queries[g][i % D] = act_to_float(q[((i64) t * numHeads + firstHead) * D + i]);
+        queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
+    }
+    i64 slotWidth = (i64) numKvHeads * D;
+    // The block whose partition holds this token's own position caches its key and value first.
+    int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
+    if (newSlot >= 0) {
+        i64 row = ((i64) t * numKvHeads + kvHead) * D;
+        i64 target = (i64) newSlot * slotWidth + (i64) kvHead * D;
+        for (int d = threadIdx.x; d < D; d += blockDim.x) {
+            keyCache[target + d] = float_to_act(rotated_element(fusion.keys + row, d, fusion, ropePosition));
+            valueCache[target + d] = fusion.values[row + d];
+        }
     }
     __syncthreads();
 
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
-    i64 slotWidth = (i64) numKvHeads * D;
     for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
         int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
         slots[j - base] = slot;
@@ -454,15 +499,19 @@ __device__ __forceinline__ void paged_decode_block(
 
 #define PAGED_DECODE(D, GROUP)                                                                                  \
     extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) paged_decode_##D##_g##GROUP(                \
-            const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
+            const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,                \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
             const float* alibiSlopes, const int* tokenList, float* partials, unsigned int* counters,               \
-            int partitionSize) {                                                                                  \
+            int partitionSize, const act_t* newKeys, const act_t* newValues, const int* newSlots,                \
+            const void* cosSin, int cosSinType, int rotaryDim, int neox, int maxPositions,                       \
+            const int* ropePositions, int* error) {                                                              \
         JV_DEPENDENT_PROLOGUE();                                                                                \
+        DecodeFusion fusion = {newKeys, newValues, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
+                               ropePositions, error};                                                             \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
-                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize);          \
+                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, fusion);  \
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)

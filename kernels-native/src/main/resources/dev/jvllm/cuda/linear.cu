@@ -72,16 +72,31 @@ __device__ __forceinline__ void row_totals(float& a, float& b, int split) {
     }
 }
 
+// Asks L2 for the first prefetchBytes of the warp's part of a weight row ([width]), one bulk
+// request from lane 0. Called before JV_DEPENDENT_PROLOGUE: weights never change during a forward
+// pass, so under a programmatic dependent launch the product starts streaming its weights while
+// the kernel ahead of it (often a short, latency-bound one) is still running. A prefetch reads no
+// data into the kernel and so cannot race; the host passes 0 when launches are not programmatic.
+__device__ __forceinline__ void prefetch_row_part(const act_t* part, int width, int prefetchBytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    int bytes = min(width * (int) sizeof(act_t), prefetchBytes) & ~15;
+    if ((threadIdx.x & 31) == 0 && bytes > 0) {
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(part), "r"(bytes) : "memory");
+    }
+#endif
+}
+
 __device__ __forceinline__ bool writes_row(int split) {
     return (threadIdx.x & 31) == 0 && (threadIdx.x >> 5) % split == 0;
 }
 
 // out = W · x for one row x ([k]): W is [n, k] row-major, out [n].
 extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
-gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split) {
-    JV_DEPENDENT_PROLOGUE();
+gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, int prefetchBytes) {
     RowPart part = row_part(k, split);
     bool valid = part.row < n;
+    if (valid) prefetch_row_part(w + (i64) part.row * k + part.offset, part.width, prefetchBytes);
+    JV_DEPENDENT_PROLOGUE();
     float dot = valid ? lane_dot(w + (i64) part.row * k + part.offset, x + part.offset, part.width, threadIdx.x & 31) : 0.0f;
     float unused = 0.0f;
     row_totals(dot, unused, split);
@@ -94,8 +109,7 @@ gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split) {
 extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
 gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const void* b0, const void* b1, const void* b2,
            int biasType0, int biasType1, int biasType2, act_t* out0, act_t* out1, act_t* out2,
-           int n0, int n1, int n2, const act_t* x, int k, int split) {
-    JV_DEPENDENT_PROLOGUE();
+           int n0, int n1, int n2, const act_t* x, int k, int split, int prefetchBytes) {
     RowPart part = row_part(k, split);
     int row = part.row;
     const act_t* w = w0;
@@ -112,6 +126,8 @@ gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const void* b0, co
             valid = row < n2;
         }
     }
+    if (valid) prefetch_row_part(w + (i64) row * k + part.offset, part.width, prefetchBytes);
+    JV_DEPENDENT_PROLOGUE();
     float dot = valid ? lane_dot(w + (i64) row * k + part.offset, x + part.offset, part.width, threadIdx.x & 31) : 0.0f;
     float unused = 0.0f;
     row_totals(dot, unused, split);
@@ -123,12 +139,17 @@ gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const void* b0, co
 // A gated MLP's first half for one row x in one launch: out[j] = fn(gate_j · x) * (up_j · x), gate
 // and up [n, k]; each warp reads its part of gate row j, then of up row j.
 extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
-gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int fn, int n, int k, int split) {
-    JV_DEPENDENT_PROLOGUE();
+gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int fn, int n, int k, int split,
+           int prefetchBytes) {
     RowPart part = row_part(k, split);
     bool valid = part.row < n;
     int lane = threadIdx.x & 31;
     i64 at = (i64) part.row * k + part.offset;
+    if (valid) {
+        prefetch_row_part(gate + at, part.width, prefetchBytes);
+        prefetch_row_part(up + at, part.width, prefetchBytes);
+    }
+    JV_DEPENDENT_PROLOGUE();
     float g = valid ? lane_dot(gate + at, x + part.offset, part.width, lane) : 0.0f;
     float u = valid ? lane_dot(up + at, x + part.offset, part.width, lane) : 0.0f;
     row_totals(g, u, split);

@@ -15,6 +15,7 @@ import dev.jvllm.weights.WeightTensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -27,6 +28,7 @@ import java.util.Map;
 import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -240,6 +242,83 @@ class CudaSixteenBitKernelsTest {
             }
         }
         assertClose(type + " decode " + params, results[0], results[1]);
+    }
+
+    /**
+     * rotaryAttention: a prefill (rotary, cache write and flash_prefill as separate launches) then
+     * two decode steps, where paged_decode rotates the queries and keys itself and caches the keys
+     * and values: the second decode step reads the first's keys back through the cache, over
+     * contexts of several partitions, against the CPU's rotary then attention. The table rows are
+     * offset from the positions, as Phi-3's long-context rows are.
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "BF16, 8, 2, 128, 128, true, 0",
+            "BF16, 4, 4, 64, 32, false, 0",
+            "BF16, 8, 1, 128, 64, true, 100",
+            "F16, 4, 2, 128, 128, true, 0"})
+    void rotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
+                                                boolean neox, int window) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
+                window, 0f, null);
+        int blockSize = 16, tableOffset = 7, maxPositions = 700;
+        KvCacheSpec spec = new KvCacheSpec(1, 80, blockSize, kvHeads, headDim);
+        int[] lengths = {600, 300, 40};
+        int[][] tables = new int[3][];
+        int next = 0;
+        for (int s = 0; s < 3; s++) {
+            tables[s] = new int[(lengths[s] + 2 + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 79 - next++;
+        }
+        float[] cosSin = random(maxPositions * rotaryDim, 70);
+        ForwardBatch prefill = batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths);
+        ForwardBatch first = batch(tables, blockSize, new int[]{601, 301, 41}, lengths, new int[]{1, 1, 1});
+        ForwardBatch second = batch(tables, blockSize, new int[]{602, 302, 42}, new int[]{601, 301, 41},
+                new int[]{1, 1, 1});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor table = b.constant(cosSin, maxPositions, rotaryDim);
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[][] steps = new float[3][];
+                ForwardBatch[] batches = {prefill, first, second};
+                for (int step = 0; step < 3; step++) {
+                    steps[step] = attendRotated(b, type, cache, batches[step], params, table, rotaryDim, neox,
+                            tableOffset, 80 + 10L * step);
+                }
+                results[i] = concat(steps[0], concat(steps[1], steps[2]));
+            }
+        }
+        assertClose(type + " rotary attention " + params, results[0], results[1]);
+    }
+
+    @Test
+    void decodeStepPositionPastTheRotaryTableIsReported() {
+        CudaBackend gpu = gpus.get(DType.BF16);
+        AttentionParams params = AttentionParams.causal(4, 2, 64);
+        KvCacheSpec spec = new KvCacheSpec(1, 4, 16, 2, 64);
+        ForwardBatch decode = batch(new int[][]{{0}, {1}}, 16, new int[]{3, 5}, new int[]{2, 4}, new int[]{1, 1});
+        try (KvCache cache = gpu.allocateKvCache(spec)) {
+            Tensor table = gpu.constant(random(4 * 64, 71), 4, 64);
+            attendRotated(gpu, DType.BF16, cache, decode, params, table, 64, true, 0, 72);
+            assertThrows(IndexOutOfBoundsException.class, gpu::synchronize);
+        }
+    }
+
+    private float[] attendRotated(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params,
+                                  Tensor cosSin, int rotaryDim, boolean neox, int tableOffset, long seed) {
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim(), kvWidth = params.numKvHeads() * params.headDim();
+        int[] rows = batch.positions().clone();
+        for (int t = 0; t < rows.length; t++) rows[t] += tableOffset;
+        Tensor out = b.allocate(tokens, qWidth);
+        b.rotaryAttention(activations(b, roundTo(type, random(tokens * qWidth, seed)), tokens, qWidth),
+                activations(b, roundTo(type, random(tokens * kvWidth, seed + 1)), tokens, kvWidth),
+                activations(b, roundTo(type, random(tokens * kvWidth, seed + 2)), tokens, kvWidth),
+                rotaryDim, neox, cosSin, b.indices(rows), cache, 0, batch, params, out);
+        return b.toFloatArray(out);
     }
 
     /**

@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.RopeConfig;
 import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 
 import java.util.Arrays;
@@ -101,10 +103,14 @@ public final class RotaryEmbedding {
         backend.rotary(x, heads, headDim, rotaryDim, neoxStyle, cosSin, positions);
     }
 
-    /** {@link #apply} to a layer's queries and keys, in one backend call. */
-    public void applyToBoth(Backend backend, Tensor queries, int queryHeads, Tensor keys, int keyHeads, int headDim,
-                            Tensor positions) {
-        backend.rotaryPair(queries, queryHeads, keys, keyHeads, headDim, rotaryDim, neoxStyle, cosSin, positions);
+    /**
+     * {@link #apply} to a layer's queries and keys, then their attention: one backend call
+     * ({@link Backend#rotaryAttention}), which may leave queries and keys unrotated.
+     */
+    public void applyThenAttend(Backend backend, Tensor queries, Tensor keys, Tensor values, Tensor positions,
+                                KvCache cache, int layer, ForwardBatch batch, AttentionParams params, Tensor out) {
+        backend.rotaryAttention(queries, keys, values, rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch,
+                params, out);
     }
 
     static double[] inverseFrequencies(RopeConfig rope, int dim, int maxPositions) {

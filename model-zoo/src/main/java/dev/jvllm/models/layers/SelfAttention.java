@@ -44,9 +44,10 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
         Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
         if (rotary != null) {
-            rotary.applyToBoth(backend, queries, params.numHeads(), keys, params.numKvHeads(), params.headDim(), positions);
+            rotary.applyThenAttend(backend, queries, keys, vs, positions, cache, layerIndex, batch, params, context);
+        } else {
+            backend.attention(queries, keys, vs, cache, layerIndex, batch, params, context);
         }
-        backend.attention(queries, keys, vs, cache, layerIndex, batch, params, context);
         o.apply(backend, context, out);
     }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run ON THE GPU MACHINE from the repository root (.gpu/ carried along): the same GpuBenchmark run
+# under several JVM option sets, one after another in one call on one card, for A/B comparisons
+# of the CUDA backend's switches. Each variant is NAME=OPTIONS (OPTIONS may be empty); the
+# results go to $OUT/ab.jsonl, each line tagged with its variant, and each variant's log to
+# $OUT/ab-NAME.log. Run the list twice (A B A B) when the difference sought is near the noise.
+# Usage: bash tools/gpu/ab-8b.sh 'base=' 'fused=-Djvllm.cuda.x=true' ... -- GpuBenchmark options
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+OUT=${OUT:-$root/.gpu/out}
+mkdir -p "$OUT"
+variants=()
+while [[ $# -gt 0 && $1 != -- ]]; do variants+=("$1"); shift; done
+[[ $# -gt 0 ]] && shift
+: > "$OUT/ab.jsonl"
+for variant in "${variants[@]}"; do
+  name=${variant%%=*}
+  options=${variant#*=}
+  echo "== $name: $options" >&2
+  OUT=/tmp/ab-$name JVLLM_BENCH_JAVA_OPTS="$options" bash tools/gpu/bench-8b.sh --no-anchors -- "$@" 2> "$OUT/ab-$name.log" |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    d=json.loads(line); d["variant"]=sys.argv[1]; print(json.dumps(d), flush=True)' "$name" | tee -a "$OUT/ab.jsonl"
+  tail -n 3 "/tmp/ab-$name/jvllm.log" >> "$OUT/ab-$name.log" 2>/dev/null
+done
