@@ -4,6 +4,7 @@ import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.cuda.KernelTimes;
 import dev.jvllm.engine.EngineMetrics;
 
 import java.nio.file.Path;
@@ -88,6 +89,7 @@ public final class GpuBenchmark {
                 bestN = Math.min(bestN, generate(llm, one, 257));
             }
             double tpot = (bestN - best1) / 256;
+            KernelTimes.reportAndReset("warm-up and decode at batch 1 (3 x 257 tokens)");
             emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
                     "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
             emitHostShare("decode_bs1", before, llm.metrics());
@@ -99,14 +101,18 @@ public final class GpuBenchmark {
             for (int batch : decodeBatches) {
                 List<Prompt> prompts = prompts(random, shape.vocab(), batch, 512);
                 double first = generate(llm, prompts, 1);
+                KernelTimes.reportAndReset("prefill of " + batch + " x 512");
                 double more = generate(llm, prompts, 129);
+                KernelTimes.reportAndReset("prefill of " + batch + " x 512 and 128 decode steps at batch " + batch);
                 double step = (more - first) / 128;
                 emit("decode", "impl", "jvllm", "batch", batch, "context", "512-640", "tpot_ms", round(step * 1e3),
                         "tok_s", round(batch / step));
             }
             List<Prompt> eight = prompts(random, shape.vocab(), 8, 512);
             generate(llm, eight, 1);
+            KernelTimes.reportAndReset("between");
             double prefill = generate(llm, eight, 1);
+            KernelTimes.reportAndReset("prefill of 8 x 512");
             emit("prefill", "impl", "jvllm", "batch", 8, "tokens", 512, "seconds", round(prefill),
                     "tok_s", round(8 * 512 / prefill));
 

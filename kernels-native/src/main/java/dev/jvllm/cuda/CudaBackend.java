@@ -93,6 +93,7 @@ public final class CudaBackend implements Backend {
     private final DeviceMemory memory;
     private final KernelLauncher kernels;
     private final int gemvPrefetchBytes;
+    private KernelTimes.Timer kernelTimer;
     private final Cublas cublas;
     private final MemorySegment cublasHandle;
     /** Held here: a buffer nothing references is freed (DeviceMemory), and cuBLAS keeps only its address. */
@@ -151,6 +152,10 @@ public final class CudaBackend implements Backend {
             this.kernels = new KernelLauncher(context.driver,
                     new KernelCompiler(nvrtc, context.architecture(), kernelCache), activationType, context.stream,
                     context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES);
+            if (KernelTimes.ENABLED) {
+                kernelTimer = new KernelTimes.Timer(context, context.stream);
+                kernels.setTimer(kernelTimer);
+            }
             this.gemvPrefetchBytes = context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES ? GEMV_PREFETCH_BYTES : 0;
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
@@ -715,10 +720,13 @@ public final class CudaBackend implements Backend {
             if (!recording.product(tokens, in, outFeatures, w.address(), input.address(), output.address())) return;
         }
         int type = cudaDataType(activationType);
+        KernelTimes.Timer timing = kernels.eagerTimer();
+        if (timing != null) timing.begin("cublas gemm T=" + tokens + " N=" + outFeatures + " K=" + in);
         // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
         cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
                 w.address(), type, in, input.address(), type, in,
                 zero, output.address(), type, outFeatures, Cublas.COMPUTE_32F);
+        if (timing != null) timing.end();
     }
 
     private static int cudaDataType(DType type) {
@@ -784,7 +792,9 @@ public final class CudaBackend implements Backend {
         CudaTensor u = cuda(up, "siluMul", "up");
         CudaTensor output = cuda(out, "siluMul", "out");
         checkElementwise("siluMul", g, u, output);
-        elementwise(Kernel.SILU_MUL, output, g, u, output, output.elementCount());
+        context.makeCurrent();
+        kernels.launch(Kernel.SILU_MUL, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS, g, u, output,
+                output.elementCount());
     }
 
     @Override
@@ -801,7 +811,9 @@ public final class CudaBackend implements Backend {
         CudaTensor u = cuda(up, "gatedActivation", "up");
         CudaTensor output = cuda(out, "gatedActivation", "out");
         checkElementwise("gatedActivation", g, u, output);
-        elementwise(Kernel.GATED_ACTIVATION, output, activationCode(fn), g, u, output, output.elementCount());
+        context.makeCurrent();
+        kernels.launch(Kernel.GATED_ACTIVATION, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS,
+                activationCode(fn), g, u, output, output.elementCount());
     }
 
     @Override
@@ -1182,6 +1194,7 @@ public final class CudaBackend implements Backend {
         try {
             context.makeCurrent();
             context.driver.synchronize(context.stream);
+            if (kernelTimer != null) kernelTimer.close();
             graphs.close();
             cublas.destroy(cublasHandle);
             kernels.close();
@@ -1195,6 +1208,12 @@ public final class CudaBackend implements Backend {
     }
 
     // ---- launch shapes ----------------------------------------------------------------------
+
+    /** Blocks for n elements taken a 16-byte piece a thread where n is whole pieces (elementwise.cu's gated_pieces). */
+    private int pieceBlocks(long n) {
+        int piece = 16 / activationType.byteSize();
+        return elementwiseBlocks(n % piece == 0 ? n / piece : n);
+    }
 
     private static int elementwiseBlocks(long n) {
         return (int) Math.min(MAX_BLOCKS, (n + ELEMENTWISE_THREADS - 1) / ELEMENTWISE_THREADS);

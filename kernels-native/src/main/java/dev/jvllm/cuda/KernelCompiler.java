@@ -72,9 +72,20 @@ final class KernelCompiler {
     }
 
     List<String> options(DType activationType) {
-        return List.of("--gpu-architecture=" + architecture, "--std=c++17", "-default-device", "-lineinfo",
-                "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType));
+        List<String> options = new java.util.ArrayList<>(List.of("--gpu-architecture=" + architecture, "--std=c++17",
+                "-default-device", "-lineinfo", "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType)));
+        for (String define : EXTRA_DEFINES) options.add("-D" + define);
+        return options;
     }
+
+    /**
+     * Macro definitions added to every module's build, from {@code -Djvllm.cuda.kernelDefines=A=1,B=2}:
+     * for comparing a kernel's tuning constants (those a source leaves to {@code #ifndef}) in one
+     * process per variant, without a rebuild.
+     */
+    private static final List<String> EXTRA_DEFINES = java.util.Arrays.stream(
+                    System.getProperty("jvllm.cuda.kernelDefines", "").split(","))
+            .map(String::trim).filter(d -> d.matches("[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.]+)?")).toList();
 
     Map<String, String> headers() {
         Map<String, String> headers = new java.util.LinkedHashMap<>();

@@ -34,6 +34,7 @@ final class KernelLauncher implements AutoCloseable {
     private final MemorySegment pointers = Arena.ofAuto().allocate(ADDRESS, MAX_ARGUMENTS);
     /** The graph being captured or replayed, or null when launches simply run. */
     private GraphRecording recording;
+    private KernelTimes.Timer timer;
     /**
      * The launch configuration of programmatic dependent launches (every kernel may start while
      * the one before it finishes; common.cuh says how kernels wait), or null where the device
@@ -54,6 +55,16 @@ final class KernelLauncher implements AutoCloseable {
         } else {
             programmaticConfig = null;
         }
+    }
+
+    /** Times eager launches from now on ({@link KernelTimes}). */
+    void setTimer(KernelTimes.Timer timer) {
+        this.timer = timer;
+    }
+
+    /** The timer of eager launches while one is set and no graph is being captured, else null. */
+    KernelTimes.Timer eagerTimer() {
+        return recording == null ? timer : null;
     }
 
     void setRecording(GraphRecording recording) {
@@ -100,11 +111,14 @@ final class KernelLauncher implements AutoCloseable {
         if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
             return;
         }
+        KernelTimes.Timer timing = eagerTimer();
+        if (timing != null) timing.begin(kernel.function);
         if (programmaticConfig != null) {
             driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
         } else {
             driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
         }
+        if (timing != null) timing.end();
     }
 
     private MemorySegment resolve(Kernel kernel) {

@@ -261,6 +261,21 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // (max, sum, unnormalized output) per head and the last of them merges all (merge_parts_if_last).
 #define DECODE_WARPS 4
 #define DECODE_PARTITION 256
+// Loads in flight per thread in the score (key) and output (value) loops; tunable at build time
+// (KernelCompiler's jvllm.cuda.kernelDefines) for comparisons.
+#ifndef DECODE_KEY_UNROLL
+#define DECODE_KEY_UNROLL 4
+#endif
+#ifndef DECODE_VALUE_UNROLL
+#define DECODE_VALUE_UNROLL 4
+#endif
+constexpr int KEY_UNROLL = DECODE_KEY_UNROLL;
+constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
+#ifdef DECODE_MIN_BLOCKS
+#define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS, DECODE_MIN_BLOCKS)
+#else
+#define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS)
+#endif
 
 // With several partitions, each block writes its part (max, sum, unnormalized output per head) and
 // the block that finishes last for its (token, KV head) merges all parts into out and resets the
@@ -401,7 +416,7 @@ __device__ __forceinline__ void paged_decode_block(
         float dots[GROUP];
 #pragma unroll
         for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
-#pragma unroll 4
+#pragma unroll (KEY_UNROLL)
         for (int c = 0; c < D; c += PIECE) {
             act_t piece[PIECE];
             *(uint4*) piece = *(const uint4*) (key + c);
@@ -451,7 +466,7 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll
         for (int e = 0; e < PIECE; e++) accumulator[g][e] = 0.0f;
     }
-#pragma unroll 4
+#pragma unroll (VALUE_UNROLL)
     for (int j = begin + keyLane; j < end; j += KEY_LANES) {
         act_t v[PIECE];
         *(uint4*) v = *(const uint4*) (valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
@@ -498,7 +513,7 @@ __device__ __forceinline__ void paged_decode_block(
 }
 
 #define PAGED_DECODE(D, GROUP)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) paged_decode_##D##_g##GROUP(                \
+    extern "C" __global__ void DECODE_BOUNDS paged_decode_##D##_g##GROUP(                \
             const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,                \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \

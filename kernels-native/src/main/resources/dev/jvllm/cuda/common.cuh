@@ -142,9 +142,29 @@ __device__ __forceinline__ void atomic_add_act(act_t* target, float v) {
 }
 
 // The activation functions by code (JV_SILU ...).
+// e^x and 1/x to about 2^-22 relative (PTX's approximate forms; beyond 16-bit precision).
+__device__ __forceinline__ float fast_exp(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
+    return y;
+}
+
+__device__ __forceinline__ float fast_reciprocal(float x) {
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ float apply_activation(int fn, float x) {
     switch (fn) {
+        // For 16-bit activations a fast exponential and reciprocal (a division of IEEE accuracy
+        // is a multi-instruction sequence with a slow path when x is far below zero and the
+        // denominator overflows); 1/inf is 0, so silu(-inf-ish) stays 0.
+#if JV_ACT_TYPE == JV_F32
         case JV_SILU: return x / (1.0f + expf(-x));
+#else
+        case JV_SILU: return x * fast_reciprocal(1.0f + fast_exp(-x));
+#endif
         case JV_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
         case JV_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
         case JV_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));

@@ -9,11 +9,32 @@ extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n
     }
 }
 
+// fn(gate) * up over 16-byte pieces, which a gated MLP of more than one token runs on two
+// cuBLAS outputs: false (nothing done) unless n is whole pieces and every pointer is 16-byte
+// aligned. Elementwise loads of two bytes ran it at a tenth to a third of the memory bandwidth
+// (an H100, Llama-3-8B's 14336-wide MLP: 104 us at 256 tokens where 10 would do).
+__device__ __forceinline__ bool gated_pieces(int fn, const act_t* gate, const act_t* up, act_t* out, i64 n) {
+    constexpr int PIECE = 16 / sizeof(act_t);
+    if (n % PIECE != 0 || (((i64) gate | (i64) up | (i64) out) & 15) != 0) return false;
+    GRID_STRIDE_LOOP(p, n / PIECE) {
+        uint4 gates = ((const uint4*) gate)[p];
+        uint4 ups = ((const uint4*) up)[p];
+        uint4 result;
+        const act_t* g = (const act_t*) &gates;
+        const act_t* u = (const act_t*) &ups;
+        act_t* r = (act_t*) &result;
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) r[e] = float_to_act(apply_activation(fn, act_to_float(g[e])) * act_to_float(u[e]));
+        ((uint4*) out)[p] = result;
+    }
+    return true;
+}
+
 extern "C" __global__ void silu_mul(const act_t* gate, const act_t* up, act_t* out, i64 n) {
     JV_DEPENDENT_PROLOGUE();
+    if (gated_pieces(JV_SILU, gate, up, out, n)) return;
     GRID_STRIDE_LOOP(i, n) {
-        float g = act_to_float(gate[i]);
-        out[i] = float_to_act(g / (1.0f + expf(-g)) * act_to_float(up[i]));
+        out[i] = float_to_act(apply_activation(JV_SILU, act_to_float(gate[i])) * act_to_float(up[i]));
     }
 }
 
@@ -26,6 +47,7 @@ extern "C" __global__ void activation(int fn, const act_t* x, act_t* out, i64 n)
 
 extern "C" __global__ void gated_activation(int fn, const act_t* gate, const act_t* up, act_t* out, i64 n) {
     JV_DEPENDENT_PROLOGUE();
+    if (gated_pieces(fn, gate, up, out, n)) return;
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(apply_activation(fn, act_to_float(gate[i])) * act_to_float(up[i]));
     }
