@@ -266,9 +266,6 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 #ifndef DECODE_KEY_UNROLL
 #define DECODE_KEY_UNROLL 4
 #endif
-#ifndef DECODE_COALESCED_KEYS
-#define DECODE_COALESCED_KEYS 1
-#endif
 #ifndef DECODE_VALUE_UNROLL
 #define DECODE_VALUE_UNROLL 4
 #endif
@@ -412,53 +409,6 @@ __device__ __forceinline__ void paged_decode_block(
     __syncthreads();
 
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
-#if DECODE_COALESCED_KEYS
-    // PIECES lanes share a key row, each dotting one 16-byte piece with its slice of the group's
-    // queries (held in registers), so that a warp's loads cover whole rows: with a thread to a
-    // row, a warp's load touched 32 rows 2 KB apart and L1 was refilled per piece.
-    {
-        int keyPiece = threadIdx.x % PIECES;
-        float querySlice[GROUP][PIECE];
-#pragma unroll
-        for (int g = 0; g < GROUP; g++) {
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) querySlice[g][e] = g < group ? queries[g][keyPiece * PIECE + e] : 0.0f;
-        }
-#pragma unroll (KEY_UNROLL)
-        for (int first = begin; first < end; first += KEY_LANES) {  // as many turns in every lane: they shuffle
-            int j = first + threadIdx.x / PIECES;
-            bool valid = j < end;
-            int slot = valid ? blockTable[j / blockSize] * blockSize + j % blockSize : 0;
-            act_t piece[PIECE];
-            *(uint4*) piece = valid ? *(const uint4*) (keyCache + (i64) slot * slotWidth + (i64) kvHead * D + keyPiece * PIECE)
-                                    : make_uint4(0, 0, 0, 0);
-            float dots[GROUP];
-#pragma unroll
-            for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) {
-                float k = act_to_float(piece[e]);
-#pragma unroll
-                for (int g = 0; g < GROUP; g++) dots[g] += querySlice[g][e] * k;
-            }
-#pragma unroll
-            for (int g = 0; g < GROUP; g++) {
-                for (int offset = 1; offset < PIECES; offset <<= 1) dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], offset);
-            }
-            if (valid && keyPiece == 0) {
-                slots[j - base] = slot;
-#pragma unroll
-                for (int g = 0; g < GROUP; g++) {
-                    if (g >= group) break;
-                    float s = scale * dots[g];
-                    if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
-                    if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
-                    scores[g][j - base] = s;
-                }
-            }
-        }
-    }
-#else
     for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
         int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
         slots[j - base] = slot;
@@ -488,7 +438,6 @@ __device__ __forceinline__ void paged_decode_block(
             scores[g][j - base] = s;
         }
     }
-#endif
     __syncthreads();
 
     for (int g = warp; g < group; g += DECODE_WARPS) {
