@@ -277,19 +277,20 @@ constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
 #define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS)
 #endif
 
-// With several partitions, each block writes its part (max, sum, unnormalized output per head) and
-// the block that finishes last for its (token, KV head) merges all parts into out and resets the
-// counter to zero for the next launch: flash-decoding's reduction without a second launch.
+// When a token's keys span several partitions, each of their blocks writes its part (max, sum,
+// unnormalized output per head) and the block that finishes last of the `parts` from firstPart on
+// for its (token, KV head) merges them into out and resets the counter to zero for the next
+// launch: flash-decoding's reduction without a second launch.
 template <int D>
 __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
                                                     int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
-                                                    int partitions) {
+                                                    int partitions, int firstPart, int parts) {
     __shared__ bool last;
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
         unsigned int* counter = counters + (i64) blockIdx.x * numKvHeads + kvHead;
-        last = atomicAdd(counter, 1u) == (unsigned int) partitions - 1;
+        last = atomicAdd(counter, 1u) == (unsigned int) parts - 1;
         if (last) *counter = 0;
     }
     __syncthreads();
@@ -299,14 +300,14 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D, d = i % D;
         // volatile: other blocks' parts, read past this SM's L1
-        const volatile float* parts = partials + ((i64) blockIdx.x * numHeads + firstHead + g) * partitions * stride;
+        const volatile float* partial = partials + ((i64) blockIdx.x * numHeads + firstHead + g) * partitions * stride;
         float m = -jv_infinity();
-        for (int p = 0; p < partitions; p++) m = fmaxf(m, parts[p * stride]);
+        for (int p = firstPart; p < firstPart + parts; p++) m = fmaxf(m, partial[p * stride]);
         float total = 0.0f, weighted = 0.0f;
-        for (int p = 0; p < partitions; p++) {
-            float factor = expf(parts[p * stride] - m);
-            total += parts[p * stride + 1] * factor;
-            weighted += parts[p * stride + 2 + d] * factor;
+        for (int p = firstPart; p < firstPart + parts; p++) {
+            float factor = expf(partial[p * stride] - m);
+            total += partial[p * stride + 1] * factor;
+            weighted += partial[p * stride + 2 + d] * factor;
         }
         out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(weighted / total);
     }
@@ -374,23 +375,18 @@ __device__ __forceinline__ void paged_decode_block(
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
     const int stride = D + 2;
+    // The partitions that hold keys of this token: the grid has more where a graph serves every
+    // context its block tables can hold (most of them, at the start of a long table), and those
+    // return at once, neither writing a part nor counting towards the merge.
+    int firstPart = firstKey / partitionSize;
+    int lastPart = position / partitionSize;
+    int parts = lastPart - firstPart + 1;
     int ropePosition = fusion.cosSin == nullptr ? 0 : fusion.ropePositions[t];
     if (fusion.cosSin != nullptr && (ropePosition < 0 || ropePosition >= fusion.maxPositions) && threadIdx.x == 0
-        && kvHead == 0 && partition == 0) {
+        && kvHead == 0 && partition == lastPart) {
         report_error(fusion.error, JV_ERROR_POSITION, ropePosition, t, fusion.maxPositions);
     }
-
-    if (begin >= end) {  // a partition before the sliding window or past the context: an empty part
-        for (int i = threadIdx.x; i < group * stride; i += blockDim.x) {
-            int g = i / stride, e = i % stride;
-            float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
-            part[e] = e == 0 ? -jv_infinity() : 0.0f;
-        }
-        if (partitions > 1) {
-            merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions);
-        }
-        return;
-    }
+    if (partition < firstPart || partition > lastPart) return;
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
         queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
@@ -496,7 +492,7 @@ __device__ __forceinline__ void paged_decode_block(
         float total = 0.0f;
 #pragma unroll
         for (int w = 0; w < DECODE_WARPS; w++) total += warpOutput[w][g][d];
-        if (partitions == 1) {
+        if (parts == 1) {
             out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(total / headSum[g]);
         } else {
             float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
@@ -507,8 +503,9 @@ __device__ __forceinline__ void paged_decode_block(
             part[2 + d] = total;
         }
     }
-    if (partitions > 1) {
-        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions);
+    if (parts > 1) {
+        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
+                               firstPart, parts);
     }
 }
 
