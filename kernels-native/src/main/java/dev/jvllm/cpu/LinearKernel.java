@@ -70,6 +70,14 @@ final class LinearKernel {
     private static final boolean TOKEN_PANELS = Boolean.parseBoolean(System.getProperty("jvllm.cpu.tokenPanels", "true"));
     /** Fewer weight elements than this per chunk are not worth a hand-off to another thread. */
     private static final int MIN_CHUNK_ELEMENTS = 1 << 16;
+    /**
+     * Most bytes of weights a worker claims at a time in a matrix-vector product (a decode step),
+     * so that the first worker to finish a product waits for at most this much of another's. The
+     * pool's default, a quarter of each worker's share, is 1-66 MB per claim on the 1B shape: on
+     * 2 cores of Zen 4 the caller waited 4-12 ms per decode step at the end of the products, and
+     * about 1 ms with claims of 256 KiB (each claim an atomic add, about 10 000 a step).
+     */
+    static final long MATVEC_CHUNK_BYTES = Long.getLong("jvllm.cpu.matvecChunkBytes", 256 * 1024);
 
     private final InnerLoops loops;
     private final WorkerPool pool;
@@ -398,9 +406,14 @@ final class LinearKernel {
         int in = weight.cols();
         int outFeatures = weight.rows();
         int blocks = (outFeatures + 7) / 8;
-        int grain = Math.max(1, MIN_CHUNK_ELEMENTS / (8 * Math.max(1, in)));
+        long blockElements = 8L * Math.max(1, in);
+        int grain = (int) Math.max(1, MIN_CHUNK_ELEMENTS / blockElements);
+        // Small enough that every worker gets some, at most MATVEC_CHUNK_BYTES, at least the grain.
+        long chunkBlocks = Math.min((blocks + pool.size() - 1) / pool.size(),
+                MATVEC_CHUNK_BYTES / (blockElements * weight.dtype().byteSize()));
+        int chunk = (int) Math.max(grain, chunkBlocks);
         boolean wide = in > WIDE_INPUT;
-        pool.forEach(blocks, grain, (firstBlock, endBlock, worker) -> {
+        pool.forEachChunk(blocks, chunk, (firstBlock, endBlock, worker) -> {
             float[] dots = pool.scratch(worker).dots;
             int row = firstBlock * 8;
             int end = Math.min(outFeatures, endBlock * 8);

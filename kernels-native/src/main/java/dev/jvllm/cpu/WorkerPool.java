@@ -81,6 +81,16 @@ final class WorkerPool implements AutoCloseable {
     }
 
     /**
+     * As {@link #forEach} with claims of exactly {@code chunk} indices (the last one shorter): for
+     * work whose chunks should stay small however large the range, so that the first worker to run
+     * out of work waits for little of another's. A range of at most one chunk runs on the caller.
+     */
+    void forEachChunk(int count, int chunk, RangeTask task) {
+        int size = Math.max(1, chunk);
+        run(count, size, size, task);
+    }
+
+    /**
      * As {@link #forEach} for indices that are each a block of work worth a claim of its own
      * (microseconds or more, e.g. a tile of a matrix product): workers take them one at a time, so
      * the first to run out of work waits for at most one block of the other's.

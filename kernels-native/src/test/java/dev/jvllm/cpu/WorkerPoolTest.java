@@ -48,6 +48,28 @@ class WorkerPoolTest {
     }
 
     @Test
+    void chunksAreHandedOutAtTheGivenSizeAndEachIndexRunsOnce() {
+        try (WorkerPool pool = new WorkerPool(3)) {
+            for (int count = 1; count < 300; count += 13) {
+                for (int chunk : new int[]{1, 4, 64, 1000}) {
+                    AtomicIntegerArray visits = new AtomicIntegerArray(count);
+                    int n = count;
+                    pool.forEachChunk(count, chunk, (start, end, worker) -> {
+                        assertTrue(end - start == chunk || end == n || n <= chunk,
+                                "claim [" + start + ", " + end + ") of chunk " + chunk);
+                        for (int i = start; i < end; i++) {
+                            visits.incrementAndGet(i);
+                        }
+                    });
+                    for (int i = 0; i < count; i++) {
+                        assertEquals(1, visits.get(i), "index " + i + " of " + count + " in chunks of " + chunk);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void aFailingChunkFailsTheCall() {
         try (WorkerPool pool = new WorkerPool(2)) {
             IllegalStateException boom = new IllegalStateException("boom");
