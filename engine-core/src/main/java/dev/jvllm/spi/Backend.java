@@ -26,6 +26,18 @@ public interface Backend extends AutoCloseable {
     Tensor weight(WeightTensor source);
 
     /**
+     * The parts (each {@code rows_i × cols}, one cols for all) as one weight of their rows stacked
+     * in order, or null where the backend keeps each part as {@link #weight} makes it (the CPU maps
+     * them in place, and stacking would copy them). A model then uses row views of the stacked
+     * weight, whose products over the same input a backend may run as one ({@link #linears},
+     * {@link #gatedLinear}): one matrix product of many rows reads its weights faster than two or
+     * three narrow ones.
+     */
+    default Tensor stackedWeight(java.util.List<WeightTensor> parts) {
+        return null;
+    }
+
+    /**
      * A checkpoint matrix stored as [in, out] (GPT-2's Conv1D) made usable as a [out, in] weight;
      * may copy.
      */

@@ -74,6 +74,15 @@ public final class CudaBackend implements Backend {
      */
     private static final int GEMV_PREFETCH_BYTES = Integer.getInteger("jvllm.cuda.gemvPrefetchBytes", 4096);
     private static final int GEMV_WARPS = 4;
+    /**
+     * Whether weights read by one input (q/k/v, gate/up) are uploaded stacked ({@link #stackedWeight}),
+     * and up to how many tokens their products then run as one cuBLAS call into a kept buffer
+     * (split back, or gated, by one more kernel); above it the parts' own calls are as fast and
+     * the buffer would hold hundreds of MB.
+     */
+    private static final boolean STACKED_WEIGHTS =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
+    private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -117,6 +126,7 @@ public final class CudaBackend implements Backend {
      * launch has merged them (its last blocks) before the next layer's writes them.
      */
     private final KeptBuffer decodePartials;
+    private final KeptBuffer stackedProducts;
     private final KeptBuffer decodeCounterBuffer;
     private DeviceBuffer zeroedDecodeCounters;
     private final CudaGraphs graphs;
@@ -167,6 +177,7 @@ public final class CudaBackend implements Backend {
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);
             this.decodePartials = new KeptBuffer(memory);
+            this.stackedProducts = new KeptBuffer(memory);
             this.decodeCounterBuffer = new KeptBuffer(memory);
         } catch (RuntimeException e) {
             context.close();
@@ -336,6 +347,35 @@ public final class CudaBackend implements Backend {
                     + " bytes of data but its shape needs " + bytes);
         }
         return uploadWeight(source.data(), type, (int) rows, (int) cols, source.name());
+    }
+
+    /**
+     * The parts in one persistent buffer, their rows in order, where all are 2-D checkpoint
+     * tensors of the activation type with one width (others, converted on upload, stay apart).
+     */
+    @Override
+    public Tensor stackedWeight(List<WeightTensor> parts) {
+        if (!STACKED_WEIGHTS || parts.isEmpty()) return null;
+        WeightTensor first = parts.getFirst();
+        long rows = 0;
+        for (WeightTensor part : parts) {
+            requireWeightType(part.name(), part.dtype());
+            if (part.rank() != 2 || part.dtype() != activationType || part.dim(-1) != first.dim(-1)
+                    || part.data().byteSize() != part.elementCount() * part.dtype().byteSize()) {
+                return null;
+            }
+            rows += part.dim(0);
+        }
+        long cols = first.dim(-1);
+        if (rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) return null;
+        DeviceBuffer buffer = memory.allocate(rows * cols * activationType.byteSize(), DeviceMemory.Kind.PERSISTENT);
+        long offset = 0;
+        for (WeightTensor part : parts) {
+            copyToDevice(part.data(), buffer.address() + offset, part.data().byteSize());
+            offset += part.data().byteSize();
+        }
+        String name = String.join(" + ", parts.stream().map(WeightTensor::name).toList());
+        return new CudaTensor(buffer, 0, activationType, (int) rows, (int) cols, name);
     }
 
     @Override
@@ -614,11 +654,46 @@ public final class CudaBackend implements Backend {
         } else {
             gemm(input, w, output, tokens, in, outFeatures);
         }
-        if (b != null) {
-            long n = output.elementCount();
-            kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
-                    output, b, b.typeCode(), outFeatures, n);
+        addBias(output, b);
+    }
+
+    private void addBias(CudaTensor output, CudaTensor bias) {
+        if (bias == null) return;
+        long n = output.elementCount();
+        kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
+                output, bias, bias.typeCode(), output.cols(), n);
+    }
+
+    /**
+     * The weights' rows as one tensor where they are adjacent row views of one buffer (a stacked
+     * weight's, or a checkpoint's fused qkv or gate/up) of the activation type and the products
+     * over {@code input} are worth running as one (2 to STACKED_PRODUCTS_MAX_TOKENS rows, outputs
+     * of whole 16-byte pieces); else null.
+     */
+    private CudaTensor stackedView(CudaTensor input, CudaTensor[] weights, CudaTensor[] outs) {
+        int tokens = input.rows();
+        if (tokens < 2 || tokens > STACKED_PRODUCTS_MAX_TOKENS || activationType == DType.F32) return null;
+        int piece = 16 / activationType.byteSize();
+        CudaTensor first = weights[0];
+        long end = first.address();
+        int rows = 0;
+        for (int i = 0; i < weights.length; i++) {
+            CudaTensor w = weights[i];
+            if (w.buffer() != first.buffer() || w.address() != end || w.cols() != first.cols()
+                    || w.dtype() != activationType || w.rows() % piece != 0 || outs[i].address() % 16 != 0) {
+                return null;
+            }
+            end += w.byteSize();
+            rows += w.rows();
         }
+        if (input.dtype() != activationType || first.address() % 16 != 0) return null;
+        return new CudaTensor(first.buffer(), first.offset(), activationType, rows, first.cols(), first.name());
+    }
+
+    /** A kept buffer for the [tokens, width] result of a stacked product. */
+    private CudaTensor stackedProduct(int tokens, int width) {
+        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * width * activationType.byteSize());
+        return new CudaTensor(buffer, 0, activationType, tokens, width, "stacked product");
     }
 
     /** One gemv_rows3 launch for up to three one-row products of x; otherwise each product on its own. */
@@ -641,6 +716,7 @@ public final class CudaBackend implements Backend {
             fused = gemvFits(input, w[i]);
         }
         if (!fused) {
+            if (weights.length >= 2 && weights.length <= 3 && stackedLinears(input, weights, biases, outs)) return;
             for (int i = 0; i < weights.length; i++) linear(x, weights[i], biases[i], outs[i]);
             return;
         }
@@ -653,6 +729,34 @@ public final class CudaBackend implements Backend {
                 rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split, gemvPrefetchBytes);
     }
 
+    /** One cuBLAS call over a stacked weight's row views, then split_columns; false (nothing done) where they are not. */
+    private boolean stackedLinears(CudaTensor input, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        CudaTensor[] w = new CudaTensor[weights.length], o = new CudaTensor[weights.length];
+        CudaTensor[] b = new CudaTensor[weights.length];
+        for (int i = 0; i < weights.length; i++) {
+            w[i] = cuda(weights[i], "linears", "weight");
+            o[i] = cuda(outs[i], "linears", "out");
+            b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
+            requireActivation("linears", "out", o[i]);
+            KernelShapes.checkLinear(input, w[i], b[i], o[i]);
+            if (input.overlaps(o[i])) {
+                throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
+            }
+        }
+        CudaTensor stacked = stackedView(input, w, o);
+        if (stacked == null) return false;
+        context.makeCurrent();
+        int tokens = input.rows();
+        CudaTensor product = stackedProduct(tokens, stacked.rows());
+        gemm(input, stacked, product, tokens, input.cols(), stacked.rows());
+        int piece = 16 / activationType.byteSize();
+        kernels.launch(Kernel.SPLIT_COLUMNS, elementwiseBlocks((long) tokens * stacked.rows() / piece), ELEMENTWISE_THREADS,
+                product, (long) tokens, o[0], w[0].rows(), o[1], w[1].rows(), w.length > 2 ? o[2] : null,
+                w.length > 2 ? w[2].rows() : 0);
+        for (int i = 0; i < w.length; i++) addBias(o[i], b[i]);
+        return true;
+    }
+
     /** One gemv_gated launch for a one-row input; otherwise the default composition. */
     @Override
     public void gatedLinear(Activation fn, Tensor x, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
@@ -661,7 +765,24 @@ public final class CudaBackend implements Backend {
         CudaTensor u = cuda(up, "gatedLinear", "up");
         CudaTensor output = cuda(out, "gatedLinear", "out");
         if (!gemvFits(input, g) || !gemvFits(input, u) || g.rows() != u.rows()) {
-            Backend.super.gatedLinear(fn, x, gate, up, upScratch, out);
+            CudaTensor stacked = g.rows() == u.rows() && output.rows() == input.rows() && output.cols() == g.rows()
+                    ? stackedView(input, new CudaTensor[]{g, u}, new CudaTensor[]{output, output}) : null;
+            if (stacked == null) {
+                Backend.super.gatedLinear(fn, x, gate, up, upScratch, out);
+                return;
+            }
+            requireActivation("gatedLinear", "out", output);
+            KernelShapes.checkLinear(input, g, null, output);
+            if (input.overlaps(output)) {
+                throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
+            }
+            context.makeCurrent();
+            int tokens = input.rows();
+            CudaTensor product = stackedProduct(tokens, stacked.rows());
+            gemm(input, stacked, product, tokens, input.cols(), stacked.rows());
+            int piece = 16 / activationType.byteSize();
+            kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / piece), ELEMENTWISE_THREADS,
+                    activationCode(fn), product, (long) tokens, g.rows(), output);
             return;
         }
         requireActivation("gatedLinear", "x", input);

@@ -13,6 +13,8 @@ enum Kernel {
     CLAMP("elementwise", "clamp_values"),
     ADD_BIAS_ROWS("elementwise", "add_bias_rows"),
     CONVERT_ELEMENTS("elementwise", "convert_elements"),
+    SPLIT_COLUMNS("elementwise", "split_columns"),
+    GATED_HALVES("elementwise", "gated_halves"),
     GEMV_ROWS("linear", "gemv_rows"),
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),

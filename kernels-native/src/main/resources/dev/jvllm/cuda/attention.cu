@@ -542,10 +542,39 @@ PAGED_DECODE(128, 8)
 // (2·quad, 2·quad+1, 2·quad+8, 2·quad+9); a column-major B fragment holds rows (2·quad, 2·quad+1,
 // 2·quad+8, 2·quad+9) of column group; a C fragment holds rows (group, group+8) × columns
 // (2·quad, 2·quad+1).
+// FLASH_LDMATRIX 1: the key and value fragments come from shared memory by ldmatrix (four 8×8
+// matrices an instruction, transposed for the values) instead of 16- and 32-bit loads, which
+// took three shared-memory loads per tensor-core instruction. 0 keeps the plain loads, to compare.
+#ifndef FLASH_LDMATRIX
+#define FLASH_LDMATRIX 1
+#endif
 #define FLASH_WARPS 4
+// Three blocks an SM (at most 170 registers a thread): ldmatrix's fragments took 176 otherwise, two blocks.
+#ifndef FLASH_MIN_BLOCKS
+#define FLASH_MIN_BLOCKS 3
+#endif
 #define FLASH_ROWS_PER_WARP 16
 #define FLASH_QUERIES (FLASH_WARPS * FLASH_ROWS_PER_WARP)
 #define FLASH_KEYS 32
+
+__device__ __forceinline__ unsigned int shared_address(const void* p) {
+    unsigned int address;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(p));
+    return address;
+}
+
+// Four 8×8 matrices of 16-bit elements from shared memory: lanes 8i..8i+7 give the addresses of
+// matrix i's rows (16-byte aligned), and each lane receives, for matrix i in r[i], the elements
+// (row lane/4, columns 2·(lane%4) and +1); transposed, (rows 2·(lane%4) and +1, column lane/4).
+__device__ __forceinline__ void load_matrices(unsigned int* r, const act_t* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
+}
+
+__device__ __forceinline__ void load_matrices_transposed(unsigned int* r, const act_t* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
+}
 
 __device__ __forceinline__ unsigned int pack_pair(act_t low, act_t high) {
     return (unsigned int) low | ((unsigned int) high << 16);
@@ -637,11 +666,23 @@ __device__ __forceinline__ void flash_prefill_tile(
 #pragma unroll
         for (int n = 0; n < FLASH_KEYS / 8; n++) {
             scores[n][0] = scores[n][1] = scores[n][2] = scores[n][3] = 0.0f;
+#if FLASH_LDMATRIX
+            // Matrices: keys n·8.. by dims c·16, c·16+8, (c+1)·16, (c+1)·16+8: B fragments of steps c and c+1.
+            const act_t* keyRow = keys + (n * 8 + (lane & 7)) * STRIDE + (lane >> 3) * 8;
+#pragma unroll
+            for (int c = 0; c < D / 16; c += 2) {
+                unsigned int b[4];
+                load_matrices(b, keyRow + c * 16);
+                mma_16816(scores[n], queryFragments[c], b[0], b[1]);
+                mma_16816(scores[n], queryFragments[c + 1], b[2], b[3]);
+            }
+#else
             const act_t* keyRow = keys + (n * 8 + group) * STRIDE + 2 * quad;
 #pragma unroll
             for (int c = 0; c < D / 16; c++) {
                 mma_16816(scores[n], queryFragments[c], load_pair(keyRow + c * 16), load_pair(keyRow + c * 16 + 8));
             }
+#endif
         }
 
         float tileMax0 = -jv_infinity(), tileMax1 = -jv_infinity();
@@ -690,6 +731,21 @@ __device__ __forceinline__ void flash_prefill_tile(
             weights[n / 2][(n & 1) * 2 + 0] = pack_pair(float_to_act(p0), float_to_act(p1));
             weights[n / 2][(n & 1) * 2 + 1] = pack_pair(float_to_act(p2), float_to_act(p3));
         }
+#if FLASH_LDMATRIX
+        // Matrices, transposed: keys step·16.. and step·16+8.. by dims n·8.., then by (n+1)·8..:
+        // B fragments of output columns n and n+1.
+        const act_t* valueRow = values + ((lane & 8) + (lane & 7)) * STRIDE + (lane >> 4) * 8;
+#pragma unroll
+        for (int n = 0; n < D / 8; n += 2) {
+#pragma unroll
+            for (int step = 0; step < FLASH_KEYS / 16; step++) {
+                unsigned int b[4];
+                load_matrices_transposed(b, valueRow + step * 16 * STRIDE + n * 8);
+                mma_16816(output[n], weights[step], b[0], b[1]);
+                mma_16816(output[n + 1], weights[step], b[2], b[3]);
+            }
+        }
+#else
 #pragma unroll
         for (int n = 0; n < D / 8; n++) {
             const act_t* valueColumn = values + n * 8 + group;
@@ -701,6 +757,7 @@ __device__ __forceinline__ void flash_prefill_tile(
                 mma_16816(output[n], weights[step], b0, b1);
             }
         }
+#endif
     }
 
     float total0 = quad_sum(sum0);
@@ -722,7 +779,7 @@ __device__ __forceinline__ void flash_prefill_tile(
 }
 
 #define FLASH_PREFILL(D)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS) flash_prefill_##D(                           \
+    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS, FLASH_MIN_BLOCKS) flash_prefill_##D(                           \
             const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \

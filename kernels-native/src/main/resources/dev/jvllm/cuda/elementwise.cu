@@ -90,3 +90,48 @@ extern "C" __global__ void convert_elements(const void* x, int inType, void* out
         store_element(out, outType, i, load_element(x, inType, i));
     }
 }
+
+// The columns of a stacked product ([tokens, n0 + n1 + n2], one cuBLAS call over row blocks of
+// one weight) back into each projection's output ([tokens, n_i]). Every width is a whole number of
+// 16-byte pieces and every row 16-byte aligned (the host checks); one piece a thread.
+extern "C" __global__ void split_columns(const act_t* stacked, i64 tokens, act_t* out0, int n0, act_t* out1, int n1,
+                                         act_t* out2, int n2) {
+    JV_DEPENDENT_PROLOGUE();
+    constexpr int PIECE = 16 / sizeof(act_t);
+    int width = n0 + n1 + n2;
+    int rowPieces = width / PIECE;
+    GRID_STRIDE_LOOP(p, tokens * rowPieces) {
+        i64 t = p / rowPieces;
+        int c = (int) (p % rowPieces) * PIECE;
+        uint4 piece = *(const uint4*) (stacked + t * width + c);
+        if (c < n0) {
+            *(uint4*) (out0 + t * n0 + c) = piece;
+        } else if (c < n0 + n1) {
+            *(uint4*) (out1 + t * n1 + c - n0) = piece;
+        } else {
+            *(uint4*) (out2 + t * n2 + c - n0 - n1) = piece;
+        }
+    }
+}
+
+// A gated MLP's first half from one stacked product of [gate; up] ([tokens, 2n]):
+// out[t, c] = fn(stacked[t, c]) * stacked[t, n + c]. n is whole 16-byte pieces and the rows
+// aligned (the host checks); one piece a thread.
+extern "C" __global__ void gated_halves(int fn, const act_t* stacked, i64 tokens, int n, act_t* out) {
+    JV_DEPENDENT_PROLOGUE();
+    constexpr int PIECE = 16 / sizeof(act_t);
+    int rowPieces = n / PIECE;
+    GRID_STRIDE_LOOP(p, tokens * rowPieces) {
+        i64 t = p / rowPieces;
+        int c = (int) (p % rowPieces) * PIECE;
+        uint4 gates = *(const uint4*) (stacked + t * 2 * n + c);
+        uint4 ups = *(const uint4*) (stacked + t * 2 * n + n + c);
+        uint4 result;
+        const act_t* g = (const act_t*) &gates;
+        const act_t* u = (const act_t*) &ups;
+        act_t* r = (act_t*) &result;
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) r[e] = float_to_act(apply_activation(fn, act_to_float(g[e])) * act_to_float(u[e]));
+        *(uint4*) (out + t * n + c) = result;
+    }
+}

@@ -23,6 +23,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 import java.lang.foreign.Arena;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 
 import static dev.jvllm.cuda.CudaTestData.*;
@@ -109,6 +110,57 @@ class CudaSixteenBitKernelsTest {
             results[i] = concat(b.toFloatArray(y), b.toFloatArray(gated));
         }
         assertClose(type + " linear, rmsNorm, add, siluMul", results[0], results[1]);
+    }
+
+    /**
+     * Q, K and V, and gate and up, uploaded as one stacked weight each and used as its row views:
+     * one row through the gemv kernels, 3 and 64 rows through one cuBLAS call split by
+     * split_columns or gated by gated_halves, 1100 rows (above the stacked products' limit) through
+     * each view's own call; all as the CPU computes them from the separate weights.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 1", "BF16, 3", "BF16, 64", "F16, 64", "BF16, 1100"})
+    void stackedWeightsRowViewsMatchCpu(DType type, int tokens) {
+        CudaBackend gpu = gpus.get(type);
+        int in = 256;
+        int[] outs = {96, 32, 32};
+        WeightTensor[] w = new WeightTensor[3];
+        for (int i = 0; i < 3; i++) w[i] = weight("w" + i, type, random(outs[i] * in, 20 + i), outs[i], in);
+        WeightTensor bias = weight("b", DType.F32, random(32, 23), 1, 32);
+        WeightTensor gate = weight("gate", type, random(72 * in, 24), 72, in);
+        WeightTensor up = weight("up", type, random(72 * in, 25), 72, in);
+        float[] x = roundTo(type, random(tokens * in, 26));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor[] projections;
+            Tensor gateWeight, upWeight;
+            if (b == gpu) {
+                Tensor qkv = gpu.stackedWeight(List.of(w[0], w[1], w[2]));
+                Tensor gateUp = gpu.stackedWeight(List.of(gate, up));
+                projections = new Tensor[]{qkv.rows(0, 96), qkv.rows(96, 32), qkv.rows(128, 32)};
+                gateWeight = gateUp.rows(0, 72);
+                upWeight = gateUp.rows(72, 72);
+            } else {
+                assertEquals(null, cpu.stackedWeight(List.of(w[0], w[1], w[2])), "the CPU keeps weights mapped apart");
+                projections = new Tensor[]{b.weight(w[0]), b.weight(w[1]), b.weight(w[2])};
+                gateWeight = b.weight(gate);
+                upWeight = b.weight(up);
+            }
+            Tensor input = activations(b, x, tokens, in);
+            Tensor[] products = new Tensor[3];
+            for (int j = 0; j < 3; j++) products[j] = b.allocate(tokens, outs[j]);
+            b.linears(input, projections, new Tensor[]{null, b.weight(bias), null}, products);
+            Tensor[] pair = {b.allocate(tokens, 32), b.allocate(tokens, 32)};
+            b.linears(input, new Tensor[]{projections[1], projections[2]}, new Tensor[]{null, null}, pair);
+            Tensor gated = b.allocate(tokens, 72);
+            b.gatedLinear(Activation.SILU, input, gateWeight, upWeight, b.allocate(tokens, 72), gated);
+            results[i] = concat(concat(b.toFloatArray(products[0]), b.toFloatArray(products[1])),
+                    concat(concat(b.toFloatArray(products[2]), b.toFloatArray(pair[0])),
+                            concat(b.toFloatArray(pair[1]), b.toFloatArray(gated))));
+        }
+        assertClose(type + " stacked weights, " + tokens + " tokens", results[0], results[1]);
     }
 
     /**

@@ -33,13 +33,37 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
      */
     public static Linear[] loadRowBlocks(WeightScope scope, String name, int in, int... outs) {
         Tensor fused = scope.child(name).tensor("weight", Arrays.stream(outs).asLongStream().sum(), in);
+        return rowBlocks(fused, new Tensor[outs.length], in, outs);
+    }
+
+    /** Projections that are consecutive row blocks of one weight ([Σ outs, in]), with their own biases (or nulls). */
+    public static Linear[] rowBlocks(Tensor fused, Tensor[] biases, int in, int... outs) {
         Linear[] blocks = new Linear[outs.length];
         int start = 0;
         for (int i = 0; i < outs.length; i++) {
-            blocks[i] = new Linear(fused.rows(start, outs[i]), null, in, outs[i]);
+            blocks[i] = new Linear(fused.rows(start, outs[i]), biases[i], in, outs[i]);
             start += outs[i];
         }
         return blocks;
+    }
+
+    /**
+     * The projections {@code <name>.weight} (and {@code .bias} when {@code withBias}) of each name,
+     * all reading one input: row blocks of one stacked weight where the backend stacks
+     * ({@link dev.jvllm.spi.Backend#stackedWeight}), else each loaded on its own.
+     */
+    public static Linear[] loadSiblings(WeightScope scope, java.util.List<String> names, int in, boolean withBias,
+                                        int... outs) {
+        long[] rows = Arrays.stream(outs).asLongStream().toArray();
+        Tensor[] biases = new Tensor[names.size()];
+        for (int i = 0; i < names.size() && withBias; i++) biases[i] = scope.child(names.get(i)).tensor("bias", outs[i]);
+        return scope.stackedWeights(names, in, rows)
+                .map(stacked -> rowBlocks(stacked, biases, in, outs))
+                .orElseGet(() -> {
+                    Linear[] each = new Linear[names.size()];
+                    for (int i = 0; i < each.length; i++) each[i] = load(scope, names.get(i), in, outs[i], withBias);
+                    return each;
+                });
     }
 
     /** As {@link #loadRowBlocks(WeightScope, String, int, int...)}, with {@code <name>.bias} split the same way when {@code withBias}. */

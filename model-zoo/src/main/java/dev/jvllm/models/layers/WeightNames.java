@@ -86,9 +86,7 @@ public record WeightNames(String embedTokens, String layers, String finalNorm, S
         int kvSize = params.numKvHeads() * params.headDim();
         Linear[] projections;
         if (qkv.size() == 3) {
-            projections = new Linear[]{Linear.load(scope, qkv.get(0), hidden, qSize, qkvBias),
-                    Linear.load(scope, qkv.get(1), hidden, kvSize, qkvBias),
-                    Linear.load(scope, qkv.get(2), hidden, kvSize, qkvBias)};
+            projections = Linear.loadSiblings(scope, qkv, hidden, qkvBias, qSize, kvSize, kvSize);
         } else {
             PackedQkv layout = switch (qkvLayout) {
                 case BLOCKS -> PackedQkv.blocks(qSize, kvSize, kvSize);
@@ -106,8 +104,7 @@ public record WeightNames(String embedTokens, String layers, String finalNorm, S
         WeightScope scope = layer.child(mlp);
         Linear[] gateAndUp;
         if (gateUp.size() == 2) {
-            gateAndUp = new Linear[]{Linear.load(scope, gateUp.get(0), hidden, intermediate, bias),
-                    Linear.load(scope, gateUp.get(1), hidden, intermediate, bias)};
+            gateAndUp = Linear.loadSiblings(scope, gateUp, hidden, bias, intermediate, intermediate);
         } else if (bias) {
             throw new IllegalArgumentException("a fused gate/up projection with biases is not supported");
         } else {

@@ -6,6 +6,7 @@ import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.WeightTensor;
 import dev.jvllm.weights.WeightsException;
 
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -30,6 +31,18 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
     /** The elements of {@code prefix + name}, checked to have {@code shape}, as float32 on the heap (see {@link WeightValues}). */
     public float[] floats(String name, long... shape) {
         return WeightValues.floats(check(checkpoint.get(prefix + name), shape));
+    }
+
+    /**
+     * {@code <name>.weight} of each name ({@code rows[i] × cols}) stacked into one weight where the
+     * backend stacks ({@link Backend#stackedWeight}), else empty.
+     */
+    public Optional<Tensor> stackedWeights(List<String> names, long cols, long... rows) {
+        List<WeightTensor> parts = new java.util.ArrayList<>();
+        for (int i = 0; i < names.size(); i++) {
+            parts.add(check(checkpoint.get(prefix + names.get(i) + ".weight"), new long[]{rows[i], cols}));
+        }
+        return Optional.ofNullable(backend.stackedWeight(parts));
     }
 
     public Optional<Tensor> optional(String name, long... shape) {
