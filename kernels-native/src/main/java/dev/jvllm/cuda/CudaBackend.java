@@ -985,7 +985,7 @@ public final class CudaBackend implements Backend {
         requireActivation("rotary", "x", input);
         KernelShapes.checkRotary(input, heads, headDim, rotaryDim, table, pos);
         context.makeCurrent();
-        kernels.launch(Kernel.ROTARY, input.rows(), rowThreads(heads * rotaryDim / 2),
+        kernels.launch(Kernel.ROTARY, input.rows(), rotaryThreads(heads, headDim, rotaryDim, neoxStyle),
                 input, heads, headDim, rotaryDim, neoxStyle ? 1 : 0, table, table.typeCode(), table.rows(), pos,
                 errors.buffer());
     }
@@ -1005,7 +1005,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("rotaryPair: q " + queries + " overlaps k " + keys);
         }
         context.makeCurrent();
-        kernels.launchGrid(Kernel.ROTARY_PAIR, queries.rows(), 2, rowThreads(Math.max(qHeads, kHeads) * rotaryDim / 2),
+        kernels.launchGrid(Kernel.ROTARY_PAIR, queries.rows(), 2, rotaryThreads(Math.max(qHeads, kHeads), headDim, rotaryDim, neoxStyle),
                 queries, qHeads, keys, kHeads, headDim, rotaryDim, neoxStyle ? 1 : 0, table, table.typeCode(),
                 table.rows(), pos, errors.buffer());
     }
@@ -1095,10 +1095,14 @@ public final class CudaBackend implements Backend {
                 params.logitSoftcap(), slopes, metadata.tiles());
         int singles = metadata.singleCount();
         if (singles == 0) return;
-        // A graph serves every context its block tables can hold, so it splits over all of them.
+        // Chunks sized for this batch's contexts; blocks enough to fill the GPU, each looping over
+        // its share of the chunks, and no more than the chunks of the longest context served (a
+        // graph serves every context its block tables can hold).
+        int pairs = singles * params.numKvHeads();
+        int partitionSize = decodePartitionSize(pairs, metadata.longestSingleContext());
         int span = recording != null ? metadata.blockTableStride() * spec.blockSize() : metadata.longestSingleContext();
-        int partitionSize = decodePartitionSize(singles * params.numKvHeads(), span);
-        int partitions = (span + partitionSize - 1) / partitionSize;
+        long wanted = (long) DECODE_BLOCKS_PER_MULTIPROCESSOR * context.multiprocessors;
+        int partitions = (int) Math.min((span + partitionSize - 1) / partitionSize, Math.max(1, (wanted + pairs - 1) / pairs));
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
@@ -1129,10 +1133,10 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The key positions a paged_decode block takes: DECODE_PARTITION, halved down to
-     * DECODE_SHORTEST_PARTITION while the batch's (token, KV head) pairs times the partitions of
+     * The key positions of a paged_decode chunk: DECODE_PARTITION, halved down to
+     * DECODE_SHORTEST_PARTITION while the batch's (token, KV head) pairs times the chunks of
      * {@code span} positions give fewer blocks than DECODE_BLOCKS_PER_MULTIPROCESSOR per SM. At
-     * batch 1 a 256-position partition is a long serial read for one block while most SMs idle.
+     * batch 1 a 256-position chunk is a long serial read for one block while most SMs idle.
      */
     private int decodePartitionSize(int tokenHeadPairs, int span) {
         int size = DECODE_PARTITION;
@@ -1348,6 +1352,14 @@ public final class CudaBackend implements Backend {
     private int normThreads(int width) {
         int piece = 16 / activationType.byteSize();
         return width % piece == 0 && width <= piece * 1024 ? rowThreads(width / piece) : rowThreads(width);
+    }
+
+    /** A rotary block's threads: a pair each, or a 16-byte piece of pairs each where rotary.cu's rotates_in_pieces may hold. */
+    private int rotaryThreads(int heads, int headDim, int rotaryDim, boolean neoxStyle) {
+        int piece = 16 / activationType.byteSize();
+        int half = rotaryDim / 2;
+        boolean pieces = neoxStyle && half % piece == 0 && headDim % piece == 0;
+        return rowThreads(heads * half / (pieces ? piece : 1));
     }
 
     static int rowThreads(int width) {

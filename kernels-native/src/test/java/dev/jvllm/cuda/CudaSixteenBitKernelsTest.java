@@ -22,6 +22,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 import java.lang.foreign.Arena;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
@@ -294,6 +295,43 @@ class CudaSixteenBitKernelsTest {
             }
         }
         assertClose(type + " decode " + params, results[0], results[1]);
+    }
+
+    /**
+     * A decode step of 40 sequences of 530-599 positions, 8 KV heads: enough (token, head) pairs
+     * that paged_decode gives each two blocks, which then loop over chunks (block 0 takes chunks
+     * 0 and 2 of 256 positions), with and without a sliding window.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 0", "BF16, 300"})
+    void decodeBlocksLoopingOverSeveralChunksMatchCpu(DType type, int window) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = new AttentionParams(8, 8, 64, 0.125f, window, 0f, null);
+        int blockSize = 16, sequences = 40;
+        int[] lengths = new int[sequences];
+        int[][] tables = new int[sequences][];
+        int next = 0;
+        for (int s = 0; s < sequences; s++) {
+            lengths[s] = 530 + (s * 7) % 70;
+            tables[s] = new int[(lengths[s] + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = next++;
+        }
+        KvCacheSpec spec = new KvCacheSpec(1, next, blockSize, 8, 64);
+        int[] decodeContexts = Arrays.stream(lengths).map(l -> l + 1).toArray();
+        int[] ones = new int[sequences];
+        Arrays.fill(ones, 1);
+        ForwardBatch prefill = batch(tables, blockSize, lengths, new int[sequences], lengths);
+        ForwardBatch decode = batch(tables, blockSize, decodeContexts, lengths, ones);
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                attend(b, type, cache, prefill, params, 0, 100);
+                results[i] = attend(b, type, cache, decode, params, 0, 110);
+            }
+        }
+        assertClose(type + " decode of " + sequences + " sequences " + params, results[0], results[1]);
     }
 
     /**
