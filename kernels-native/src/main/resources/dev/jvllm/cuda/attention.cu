@@ -251,19 +251,14 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // ---- paged_decode: one query token per sequence, the query heads of a KV head together ------
 //
 // A block takes one token, one KV head with its group of query heads (GQA: the group reads each
-// key and value once) and every partitions-th chunk of partitionSize (at most DECODE_PARTITION)
-// key positions, so that a long context is spread over several blocks (flash-decoding; vLLM's
-// paged attention v2) and a big batch over one block each; the host shortens the chunks and adds
-// blocks when a batch has too few tokens to fill the GPU otherwise. Blocks loop over their chunks
-// rather than taking one each so that a CUDA graph, whose grid must serve the longest context its
-// block tables can hold, launches no more blocks than a batch of short contexts needs: a block a
-// chunk, 32 chunks of 256 for 8192 positions, spent about 2 ms of a 256-sequence step on blocks
-// with nothing to do. Scores: each thread owns a key and reads its whole row (no shuffles), the
-// group's queries broadcast from shared memory, and notes the key's cache slot. Softmax per head
-// over the chunk, online across chunks, then P·V: a thread takes one 16-byte piece of a value
-// row, KEY_LANES keys are read at once, and their partial sums meet in shared memory. A token's
-// only block writes the output; several write (max, sum, unnormalized output) per head and the
-// last of them merges all (merge_parts_if_last).
+// key and value once) and one partition of partitionSize (at most DECODE_PARTITION) key positions,
+// so that a long context is spread over many blocks (flash-decoding; vLLM's paged attention v2);
+// the host shortens the partitions when a batch has too few tokens to fill the GPU otherwise. Scores: each thread owns
+// a key and reads its whole row (no shuffles), the group's queries broadcast from shared memory,
+// and notes the key's cache slot. Softmax per head over the partition, then P·V: a thread takes
+// one 16-byte piece of a value row, KEY_LANES keys are read at once, and their partial sums
+// meet in shared memory. With one partition the block writes the output; with several it writes
+// (max, sum, unnormalized output) per head and the last of them merges all (merge_parts_if_last).
 #define DECODE_WARPS 4
 #define DECODE_PARTITION 256
 // Loads in flight per thread in the score (key) and output (value) loops; tunable at build time
@@ -282,14 +277,14 @@ constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
 #define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS)
 #endif
 
-// When a token's keys are spread over several blocks, each of the `parts` blocks writes its part
-// (max, sum, unnormalized output per head) and the one that finishes last for its (token, KV
-// head) merges them into out and resets the counter to zero for the next launch: flash-decoding's
-// reduction without a second launch.
+// When a token's keys span several partitions, each of their blocks writes its part (max, sum,
+// unnormalized output per head) and the block that finishes last of the `parts` from firstPart on
+// for its (token, KV head) merges them into out and resets the counter to zero for the next
+// launch: flash-decoding's reduction without a second launch.
 template <int D>
 __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
                                                     int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
-                                                    int partitions, int parts) {
+                                                    int partitions, int firstPart, int parts) {
     __shared__ bool last;
     __threadfence();
     __syncthreads();
@@ -307,9 +302,9 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
         // volatile: other blocks' parts, read past this SM's L1
         const volatile float* partial = partials + ((i64) blockIdx.x * numHeads + firstHead + g) * partitions * stride;
         float m = -jv_infinity();
-        for (int p = 0; p < parts; p++) m = fmaxf(m, partial[p * stride]);
+        for (int p = firstPart; p < firstPart + parts; p++) m = fmaxf(m, partial[p * stride]);
         float total = 0.0f, weighted = 0.0f;
-        for (int p = 0; p < parts; p++) {
+        for (int p = firstPart; p < firstPart + parts; p++) {
             float factor = expf(partial[p * stride] - m);
             total += partial[p * stride + 1] * factor;
             weighted += partial[p * stride + 2 + d] * factor;
@@ -364,7 +359,6 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ int slots[DECODE_PARTITION];
     __shared__ float headMax[GROUP];
     __shared__ float headSum[GROUP];
-    __shared__ float headRescale[GROUP];
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
 
     int t = tokenList[blockIdx.x];
@@ -375,33 +369,31 @@ __device__ __forceinline__ void paged_decode_block(
     int firstHead = kvHead * group;
     int position = positions[t];
     int firstKey = slidingWindow > 0 ? max(0, position - slidingWindow + 1) : 0;
+    int base = partition * partitionSize;
+    int begin = max(firstKey, base);
+    int end = min(position + 1, base + partitionSize);
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
     const int stride = D + 2;
-    // The token's keys in chunks of partitionSize positions, firstChunk to lastChunk; block z of
-    // the partitions takes chunks z, z + partitions, ... Blocks past the chunks there are (a graph's
-    // grid serves the longest context its block tables hold) return at once, writing no part.
-    int firstChunk = firstKey / partitionSize;
-    int lastChunk = position / partitionSize;
-    int parts = min(partitions, lastChunk - firstChunk + 1);
+    // The partitions that hold keys of this token: the grid has more where a graph serves every
+    // context its block tables can hold (most of them, at the start of a long table), and those
+    // return at once, neither writing a part nor counting towards the merge.
+    int firstPart = firstKey / partitionSize;
+    int lastPart = position / partitionSize;
+    int parts = lastPart - firstPart + 1;
     int ropePosition = fusion.cosSin == nullptr ? 0 : fusion.ropePositions[t];
     if (fusion.cosSin != nullptr && (ropePosition < 0 || ropePosition >= fusion.maxPositions) && threadIdx.x == 0
-        && kvHead == 0 && partition == 0) {
+        && kvHead == 0 && partition == lastPart) {
         report_error(fusion.error, JV_ERROR_POSITION, ropePosition, t, fusion.maxPositions);
     }
-    if (partition >= parts) return;
+    if (partition < firstPart || partition > lastPart) return;
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
         queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
     }
-    if (threadIdx.x < GROUP) {
-        headMax[threadIdx.x] = -jv_infinity();
-        headSum[threadIdx.x] = 0.0f;
-    }
     i64 slotWidth = (i64) numKvHeads * D;
-    // The block that takes the chunk of this token's own position caches its key and value first.
-    bool takesLast = (lastChunk - firstChunk) % partitions == partition;
-    int newSlot = fusion.keys != nullptr && takesLast ? fusion.slots[t] : -1;
+    // The block whose partition holds this token's own position caches its key and value first.
+    int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
     if (newSlot >= 0) {
         i64 row = ((i64) t * numKvHeads + kvHead) * D;
         i64 target = (i64) newSlot * slotWidth + (i64) kvHead * D;
@@ -413,6 +405,55 @@ __device__ __forceinline__ void paged_decode_block(
     __syncthreads();
 
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
+    for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
+        int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
+        slots[j - base] = slot;
+        const act_t* key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
+        float dots[GROUP];
+#pragma unroll
+        for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
+#pragma unroll (KEY_UNROLL)
+        for (int c = 0; c < D; c += PIECE) {
+            act_t piece[PIECE];
+            *(uint4*) piece = *(const uint4*) (key + c);
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) {
+                float k = act_to_float(piece[e]);
+#pragma unroll
+                for (int g = 0; g < GROUP; g++) {
+                    if (g < group) dots[g] += queries[g][c + e] * k;
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < GROUP; g++) {
+            if (g >= group) break;
+            float s = scale * dots[g];
+            if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
+            if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
+            scores[g][j - base] = s;
+        }
+    }
+    __syncthreads();
+
+    for (int g = warp; g < group; g += DECODE_WARPS) {
+        float m = -jv_infinity();
+        for (int j = begin + lane; j < end; j += 32) m = fmaxf(m, scores[g][j - base]);
+        for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+        float sum = 0.0f;
+        for (int j = begin + lane; j < end; j += 32) {
+            float p = expf(scores[g][j - base] - m);
+            scores[g][j - base] = p;
+            sum += p;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+            headMax[g] = m;
+            headSum[g] = sum;
+        }
+    }
+    __syncthreads();
+
     int piece = threadIdx.x % PIECES;
     int keyLane = threadIdx.x / PIECES;
     float accumulator[GROUP][PIECE];
@@ -421,84 +462,17 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll
         for (int e = 0; e < PIECE; e++) accumulator[g][e] = 0.0f;
     }
-    for (int chunk = firstChunk + partition; chunk <= lastChunk; chunk += partitions) {
-        int base = chunk * partitionSize;
-        int begin = max(firstKey, base);
-        int end = min(position + 1, base + partitionSize);
-        for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
-            int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
-            slots[j - base] = slot;
-            const act_t* key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
-            float dots[GROUP];
-#pragma unroll
-            for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
-#pragma unroll (KEY_UNROLL)
-            for (int c = 0; c < D; c += PIECE) {
-                act_t piece[PIECE];
-                *(uint4*) piece = *(const uint4*) (key + c);
-#pragma unroll
-                for (int e = 0; e < PIECE; e++) {
-                    float k = act_to_float(piece[e]);
-#pragma unroll
-                    for (int g = 0; g < GROUP; g++) {
-                        if (g < group) dots[g] += queries[g][c + e] * k;
-                    }
-                }
-            }
-#pragma unroll
-            for (int g = 0; g < GROUP; g++) {
-                if (g >= group) break;
-                float s = scale * dots[g];
-                if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
-                if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
-                scores[g][j - base] = s;
-            }
-        }
-        __syncthreads();
-
-        // Online softmax over the block's chunks: the running max, and the factor that rescales
-        // what was summed under the previous one.
-        for (int g = warp; g < group; g += DECODE_WARPS) {
-            float previous = headMax[g];
-            float m = previous;
-            for (int j = begin + lane; j < end; j += 32) m = fmaxf(m, scores[g][j - base]);
-            for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-            float sum = 0.0f;
-            for (int j = begin + lane; j < end; j += 32) {
-                float p = expf(scores[g][j - base] - m);
-                scores[g][j - base] = p;
-                sum += p;
-            }
-            sum = warp_sum(sum);
-            if (lane == 0) {
-                float rescale = expf(previous - m);
-                headRescale[g] = rescale;
-                headSum[g] = headSum[g] * rescale + sum;
-                headMax[g] = m;
-            }
-        }
-        __syncthreads();
-
+#pragma unroll (VALUE_UNROLL)
+    for (int j = begin + keyLane; j < end; j += KEY_LANES) {
+        act_t v[PIECE];
+        *(uint4*) v = *(const uint4*) (valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
 #pragma unroll
         for (int g = 0; g < GROUP; g++) {
             if (g >= group) break;
-            float rescale = headRescale[g];
+            float p = scores[g][j - base];
 #pragma unroll
-            for (int e = 0; e < PIECE; e++) accumulator[g][e] *= rescale;
+            for (int e = 0; e < PIECE; e++) accumulator[g][e] += p * act_to_float(v[e]);
         }
-#pragma unroll (VALUE_UNROLL)
-        for (int j = begin + keyLane; j < end; j += KEY_LANES) {
-            act_t v[PIECE];
-            *(uint4*) v = *(const uint4*) (valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
-#pragma unroll
-            for (int g = 0; g < GROUP; g++) {
-                if (g >= group) break;
-                float p = scores[g][j - base];
-#pragma unroll
-                for (int e = 0; e < PIECE; e++) accumulator[g][e] += p * act_to_float(v[e]);
-            }
-        }
-        __syncthreads();  // the next chunk rewrites scores and slots
     }
     // The key lanes of a warp hold partial sums of the same pieces: fold them, then one per warp writes.
 #pragma unroll
@@ -531,7 +505,7 @@ __device__ __forceinline__ void paged_decode_block(
     }
     if (parts > 1) {
         merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
-                               parts);
+                               firstPart, parts);
     }
 }
 

@@ -298,13 +298,13 @@ class CudaSixteenBitKernelsTest {
     }
 
     /**
-     * A decode step of 40 sequences of 530-599 positions, 8 KV heads: enough (token, head) pairs
-     * that paged_decode gives each two blocks, which then loop over chunks (block 0 takes chunks
-     * 0 and 2 of 256 positions), with and without a sliding window.
+     * A decode step of 40 sequences of 530-599 positions, 8 KV heads, with and without a sliding
+     * window: the batch shape of a busy server, each (token, head) over three partitions of 256
+     * positions, merged by the last block of each.
      */
     @ParameterizedTest
     @CsvSource({"BF16, 0", "BF16, 300"})
-    void decodeBlocksLoopingOverSeveralChunksMatchCpu(DType type, int window) {
+    void decodeOfManySequencesOverSeveralPartitionsMatchesCpu(DType type, int window) {
         CudaBackend gpu = gpus.get(type);
         AttentionParams params = new AttentionParams(8, 8, 64, 0.125f, window, 0f, null);
         int blockSize = 16, sequences = 40;
