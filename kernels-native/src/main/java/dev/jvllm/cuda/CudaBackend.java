@@ -690,10 +690,14 @@ public final class CudaBackend implements Backend {
         return new CudaTensor(first.buffer(), first.offset(), activationType, rows, first.cols(), first.name());
     }
 
-    /** A kept buffer for the [tokens, width] result of a stacked product. */
-    private CudaTensor stackedProduct(int tokens, int width) {
+    /** input · stackedᵀ ([tokens, stacked rows]) by one cuBLAS call, into a kept buffer. */
+    private CudaTensor stackedProduct(CudaTensor input, CudaTensor stacked) {
+        int tokens = input.rows(), width = stacked.rows();
         DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * width * activationType.byteSize());
-        return new CudaTensor(buffer, 0, activationType, tokens, width, "stacked product");
+        CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, width, "stacked product");
+        context.makeCurrent();
+        gemm(input, stacked, product, tokens, input.cols(), width);
+        return product;
     }
 
     /** One gemv_rows3 launch for up to three one-row products of x; otherwise each product on its own. */
@@ -745,10 +749,8 @@ public final class CudaBackend implements Backend {
         }
         CudaTensor stacked = stackedView(input, w, o);
         if (stacked == null) return false;
-        context.makeCurrent();
         int tokens = input.rows();
-        CudaTensor product = stackedProduct(tokens, stacked.rows());
-        gemm(input, stacked, product, tokens, input.cols(), stacked.rows());
+        CudaTensor product = stackedProduct(input, stacked);
         int piece = 16 / activationType.byteSize();
         kernels.launch(Kernel.SPLIT_COLUMNS, elementwiseBlocks((long) tokens * stacked.rows() / piece), ELEMENTWISE_THREADS,
                 product, (long) tokens, o[0], w[0].rows(), o[1], w[1].rows(), w.length > 2 ? o[2] : null,
@@ -776,10 +778,8 @@ public final class CudaBackend implements Backend {
             if (input.overlaps(output)) {
                 throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
             }
-            context.makeCurrent();
             int tokens = input.rows();
-            CudaTensor product = stackedProduct(tokens, stacked.rows());
-            gemm(input, stacked, product, tokens, input.cols(), stacked.rows());
+            CudaTensor product = stackedProduct(input, stacked);
             int piece = 16 / activationType.byteSize();
             kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / piece), ELEMENTWISE_THREADS,
                     activationCode(fn), product, (long) tokens, g.rows(), output);
