@@ -58,6 +58,13 @@ interface InnerLoops {
     /** {@code max(a[index..index + n))}. */
     float max(float[] a, int index, int n);
 
+    /**
+     * The position (counted from {@code index}) of the first greatest of the n elements at
+     * {@code index}, as a scan that keeps an element only when it is greater than the best so far:
+     * NaN is never chosen, and 0 is returned when no element is greater than negative infinity.
+     */
+    int argmax(float[] a, int index, int n);
+
     /** {@code a[i] = e^(a[i] - shift)} in place for {@code index <= i < index + n}; returns {@code Σ a[i]}. */
     float expShiftedAndSum(float[] a, int index, int n, float shift);
 

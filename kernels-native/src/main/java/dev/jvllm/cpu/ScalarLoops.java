@@ -115,6 +115,25 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
+    public int argmax(float[] a, int index, int n) {
+        return firstGreatest(a, index, n);
+    }
+
+    /** The plain scan {@link InnerLoops#argmax} describes. */
+    static int firstGreatest(float[] a, int index, int n) {
+        int best = 0;
+        float bestValue = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            float v = a[index + i];
+            if (v > bestValue) {
+                bestValue = v;
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    @Override
     public float expShiftedAndSum(float[] a, int index, int n, float shift) {
         float sum = 0;
         for (int i = index; i < index + n; i++) {

@@ -3,6 +3,7 @@ package dev.jvllm.cpu;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
@@ -181,6 +182,32 @@ final class VectorLoops implements InnerLoops {
             max = Math.max(max, a[index + i]);
         }
         return max;
+    }
+
+    /**
+     * Two vector passes over the row: its maximum, then the first element equal to it, which is
+     * where the plain scan ends up. A NaN makes the maximum NaN, which equals nothing; the plain
+     * scan then decides (as it does for a row of negative infinities and NaNs).
+     */
+    @Override
+    public int argmax(float[] a, int index, int n) {
+        float max = max(a, index, n);
+        if (max != max) {
+            return ScalarLoops.firstGreatest(a, index, n);
+        }
+        int i = 0;
+        for (; i <= n - LANES; i += LANES) {
+            VectorMask<Float> equal = floats(a, index + i).compare(VectorOperators.EQ, max);
+            if (equal.anyTrue()) {
+                return i + equal.firstTrue();
+            }
+        }
+        for (; i < n; i++) {
+            if (a[index + i] == max) {
+                return i;
+            }
+        }
+        return ScalarLoops.firstGreatest(a, index, n);
     }
 
     @Override

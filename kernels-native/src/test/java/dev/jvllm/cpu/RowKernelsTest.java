@@ -127,6 +127,48 @@ class RowKernelsTest {
 
     @ParameterizedTest
     @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void argmaxRowsPicksEachRowsFirstGreatestAndNeverNaN(String path) {
+        SplittableRandom random = new SplittableRandom(5);
+        int n = 133; // a tail past any vector width
+        float[][] rows = new float[7][];
+        for (int r = 0; r < rows.length; r++) {
+            rows[r] = gaussian(random, n);
+        }
+        rows[0][n - 1] = 9f;                       // greatest in the tail
+        rows[1][17] = 9f;                          // a tie: the first one counts
+        rows[1][90] = 9f;
+        rows[2][3] = Float.NaN;                    // NaN is never the answer
+        rows[2][40] = 9f;
+        java.util.Arrays.fill(rows[3], Float.NEGATIVE_INFINITY); // nothing greater than -inf: 0
+        rows[3][5] = Float.NaN;
+        rows[4][0] = -0f;                          // -0 before 0 among the greatest: -0's index
+        for (int i = 1; i < n; i++) rows[4][i] = -1f;
+        rows[4][60] = 0f;
+        rows[5][0] = Float.POSITIVE_INFINITY;
+        rows[6][n / 2] = Float.MAX_VALUE;
+        float[] all = new float[rows.length * n];
+        int[] expected = new int[rows.length];
+        for (int r = 0; r < rows.length; r++) {
+            System.arraycopy(rows[r], 0, all, r * n, n);
+            float best = Float.NEGATIVE_INFINITY;
+            for (int i = 0; i < n; i++) {
+                if (rows[r][i] > best) {
+                    best = rows[r][i];
+                    expected[r] = i;
+                }
+            }
+        }
+        assertArrayEquals(new int[]{n - 1, 17, 40, 0, 0, 0, n / 2}, expected, "the test's own reference");
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor logits = backend.constant(all, rows.length, n);
+            assertArrayEquals(expected, backend.argmaxRows(logits));
+            // A view of later rows: the rows are found where the view starts.
+            assertArrayEquals(java.util.Arrays.copyOfRange(expected, 2, 5), backend.argmaxRows(logits.rows(2, 3)));
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
     void siluMulGatesUp(String path) {
         SplittableRandom random = new SplittableRandom(4);
         int rows = 2;
