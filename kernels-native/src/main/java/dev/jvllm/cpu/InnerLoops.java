@@ -36,6 +36,24 @@ interface InnerLoops {
     /** {@code y[i] += alpha · v[vIndex + i]} for {@code i < n}: a weighted cached value. */
     void addScaled(float alpha, MemorySegment v, long vIndex, float[] y, int n);
 
+    /**
+     * Several queries against several cached keys: {@code out[outIndex + h·outStride + j] =
+     * Σ_i k[rows[rowIndex + j] + kOffset + i] · q[qIndex + h·qStride + i]} for {@code h < heads},
+     * {@code j < count}, {@code i < n}. Each key row is read once for all the queries (the query
+     * heads of a grouped-query group).
+     */
+    void rowDots(MemorySegment k, long[] rows, int rowIndex, long kOffset, int count, float[] q, int qIndex, int qStride,
+                 int heads, int n, float[] out, int outIndex, int outStride);
+
+    /**
+     * Several weighted sums of the same cached value rows: {@code out[outIndex + h·outStride + i] =
+     * scales[h] · Σ_j p[pIndex + h·pStride + j] · v[rows[rowIndex + j] + vOffset + i]} for {@code h < heads},
+     * {@code i < n}, summed over {@code j < count} in order. Each value row is read once for all the
+     * heads, and the sums stay in registers across the rows.
+     */
+    void weightedRows(float[] p, int pIndex, int pStride, int heads, MemorySegment v, long[] rows, int rowIndex, long vOffset,
+                      int count, int n, float[] scales, float[] out, int outIndex, int outStride);
+
     /** {@code Σ x[i]} over the n elements at {@code index}. */
     float sum(float[] x, int index, int n);
 

@@ -35,12 +35,7 @@ final class PagedAttentionKernel {
              AttentionParams params, CpuTensor out) {
         writeStep(k, v, cache, layer, batch);
         checkBlockTables(cache, batch);
-        int heads = params.numHeads();
-        int headDim = params.headDim();
-        int queriesPerKv = heads / params.numKvHeads();
-        attendAll(batch, params, out, head -> new HeadReads(q, head * headDim, null, 0, 0,
-                cache.keys(layer), (long) (head / queriesPerKv) * headDim, cache.values(layer),
-                (long) (head / queriesPerKv) * headDim, headDim, cache.slotWidth()));
+        attendGroups(q, cache.keys(layer), cache.values(layer), cache.slotWidth(), batch, params, out);
     }
 
     /**
@@ -59,7 +54,101 @@ final class PagedAttentionKernel {
                 rows, 0, rows, 0, rank, cache.slotWidth()));
     }
 
-    /** Each (sequence, query head) pair is a unit of parallel work. */
+    /**
+     * Each (sequence, group of query heads sharing a KV head) is a unit of parallel work, so every
+     * key and value row is read once for the group while it is in L1; groups are split in halves
+     * while there are fewer units than workers.
+     */
+    private void attendGroups(CpuTensor q, MemorySegment keys, MemorySegment values, int slotWidth,
+                              ForwardBatch batch, AttentionParams params, CpuTensor out) {
+        int heads = params.numHeads();
+        int headsPerUnit = heads / params.numKvHeads();
+        while (headsPerUnit % 2 == 0 && batch.numSequences() * (heads / headsPerUnit) < pool.size()) {
+            headsPerUnit /= 2;
+        }
+        int group = headsPerUnit;
+        int unitsPerSequence = heads / group;
+        pool.forEach(batch.numSequences() * unitsPerSequence, 1, (first, end, worker) -> {
+            WorkerScratch scratch = pool.scratch(worker);
+            for (int unit = first; unit < end; unit++) {
+                attendGroup(unit / unitsPerSequence, (unit % unitsPerSequence) * group, group, q, keys, values,
+                        slotWidth, batch, params, out, scratch);
+            }
+        });
+    }
+
+    /**
+     * Query heads {@code firstHead..firstHead + group} of one sequence, all reading the same KV
+     * head: the start of each key row the sequence's tokens read is found once, then per token all
+     * the group's scores come from one pass over the keys and all its outputs from one pass over the
+     * values.
+     */
+    private void attendGroup(int sequence, int firstHead, int group, CpuTensor q, MemorySegment keys,
+                             MemorySegment values, int slotWidth, ForwardBatch batch, AttentionParams params,
+                             CpuTensor out, WorkerScratch scratch) {
+        int dim = params.headDim();
+        long kvOffset = (long) (firstHead / (params.numHeads() / params.numKvHeads())) * dim;
+        int blockSize = batch.blockSize();
+        int[] blockTable = batch.blockTables()[sequence];
+        int window = params.slidingWindow();
+        float scale = params.scale();
+        float cap = params.logitSoftcap();
+        float[] slopes = params.alibiSlopes();
+        int from = batch.queryStarts()[sequence];
+        int to = batch.queryStarts()[sequence + 1];
+        int lowest = Integer.MAX_VALUE;
+        int highest = -1;
+        for (int t = from; t < to; t++) {
+            int position = batch.positions()[t];
+            lowest = Math.min(lowest, window > 0 ? Math.max(0, position - window + 1) : 0);
+            highest = Math.max(highest, position);
+        }
+        if (highest < 0) {
+            return;
+        }
+        long[] rows = scratch.rows(highest - lowest + 1);
+        for (int position = lowest; position <= highest; ) {
+            int inBlock = position % blockSize;
+            long slot = (long) blockTable[position / blockSize] * blockSize + inBlock;
+            int end = Math.min(highest + 1, position - inBlock + blockSize);
+            for (; position < end; position++, slot++) {
+                rows[position - lowest] = slot * slotWidth;
+            }
+        }
+        float[] inverseSums = scratch.headScales(group);
+        for (int t = from; t < to; t++) {
+            int position = batch.positions()[t];
+            int firstKey = window > 0 ? Math.max(0, position - window + 1) : 0;
+            int count = position - firstKey + 1;
+            int rowIndex = firstKey - lowest;
+            float[] scores = scratch.scores(group * count);
+            loops.rowDots(keys, rows, rowIndex, kvOffset, count, q.floats(), q.arrayIndex(t) + firstHead * dim, dim,
+                    group, dim, scores, 0, count);
+            for (int g = 0; g < group; g++) {
+                int base = g * count;
+                float slope = slopes == null ? 0f : slopes[firstHead + g];
+                if (cap > 0f || slope != 0f) {
+                    for (int j = 0; j < count; j++) {
+                        float score = scale * scores[base + j];
+                        if (cap > 0f) {
+                            score = cap * (float) Math.tanh(score / cap);
+                        }
+                        scores[base + j] = score + slope * (firstKey + j - position);
+                    }
+                } else {
+                    for (int j = 0; j < count; j++) {
+                        scores[base + j] = scale * scores[base + j];
+                    }
+                }
+                float max = loops.max(scores, base, count);
+                inverseSums[g] = 1f / loops.expShiftedAndSum(scores, base, count, max);
+            }
+            loops.weightedRows(scores, 0, count, group, values, rows, rowIndex, kvOffset, count, dim, inverseSums,
+                    out.floats(), out.arrayIndex(t) + firstHead * dim, dim);
+        }
+    }
+
+    /** Each (sequence, query head) pair is a unit of parallel work (latent attention). */
     private void attendAll(ForwardBatch batch, AttentionParams params, CpuTensor out,
                            IntFunction<HeadReads> readsOfHead) {
         int heads = params.numHeads();

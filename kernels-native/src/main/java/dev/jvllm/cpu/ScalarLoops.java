@@ -56,6 +56,32 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
+    public void rowDots(MemorySegment k, long[] rows, int rowIndex, long kOffset, int count, float[] q, int qIndex, int qStride,
+                        int heads, int n, float[] out, int outIndex, int outStride) {
+        for (int h = 0; h < heads; h++) {
+            for (int j = 0; j < count; j++) {
+                out[outIndex + h * outStride + j] = dot(k, rows[rowIndex + j] + kOffset, q, qIndex + h * qStride, n);
+            }
+        }
+    }
+
+    @Override
+    public void weightedRows(float[] p, int pIndex, int pStride, int heads, MemorySegment v, long[] rows, int rowIndex,
+                             long vOffset, int count, int n, float[] scales, float[] out, int outIndex,
+                             int outStride) {
+        for (int h = 0; h < heads; h++) {
+            int o = outIndex + h * outStride;
+            for (int i = 0; i < n; i++) {
+                float sum = 0f;
+                for (int j = 0; j < count; j++) {
+                    sum += p[pIndex + h * pStride + j] * getFloat(v, rows[rowIndex + j] + vOffset + i);
+                }
+                out[o + i] = sum * scales[h];
+            }
+        }
+    }
+
+    @Override
     public float sum(float[] x, int index, int n) {
         float sum = 0;
         for (int i = 0; i < n; i++) {

@@ -63,6 +63,233 @@ final class VectorLoops implements InnerLoops {
         }
     }
 
+    /** Bytes per float vector. */
+    private static final long STEP = (long) LANES * Float.BYTES;
+    /** Sixteen float vectors of sums in registers: only with AVX-512's 32 (16 lanes). */
+    private static final boolean WIDE_VALUE_TILE = LANES >= 16;
+
+    private static FloatVector load(MemorySegment m, long byteOffset) {
+        return FloatVector.fromMemorySegment(FLOATS, m, byteOffset, VectorShapes.LE);
+    }
+
+    /** Query heads four at a time share each loaded key vector; the rest one at a time. */
+    @Override
+    public void rowDots(MemorySegment k, long[] rows, int rowIndex, long kOffset, int count, float[] q, int qIndex, int qStride,
+                        int heads, int n, float[] out, int outIndex, int outStride) {
+        int vectorized = n - n % LANES;
+        int h = 0;
+        for (; h + 4 <= heads; h += 4) {
+            int q0 = qIndex + h * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
+            int o0 = outIndex + h * outStride, o1 = o0 + outStride, o2 = o1 + outStride, o3 = o2 + outStride;
+            for (int j = 0; j < count; j++) {
+                long row = rows[rowIndex + j] + kOffset;
+                long at = row * Float.BYTES;
+                FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0;
+                for (int i = 0; i < vectorized; i += LANES, at += STEP) {
+                    FloatVector kv = load(k, at);
+                    a0 = kv.fma(floats(q, q0 + i), a0);
+                    a1 = kv.fma(floats(q, q1 + i), a1);
+                    a2 = kv.fma(floats(q, q2 + i), a2);
+                    a3 = kv.fma(floats(q, q3 + i), a3);
+                }
+                float d0 = a0.reduceLanes(VectorOperators.ADD), d1 = a1.reduceLanes(VectorOperators.ADD);
+                float d2 = a2.reduceLanes(VectorOperators.ADD), d3 = a3.reduceLanes(VectorOperators.ADD);
+                for (int i = vectorized; i < n; i++) {
+                    float kf = Elements.getFloat(k, row + i);
+                    d0 += kf * q[q0 + i];
+                    d1 += kf * q[q1 + i];
+                    d2 += kf * q[q2 + i];
+                    d3 += kf * q[q3 + i];
+                }
+                out[o0 + j] = d0;
+                out[o1 + j] = d1;
+                out[o2 + j] = d2;
+                out[o3 + j] = d3;
+            }
+        }
+        for (; h < heads; h++) {
+            int q0 = qIndex + h * qStride;
+            int o0 = outIndex + h * outStride;
+            for (int j = 0; j < count; j++) {
+                long row = rows[rowIndex + j] + kOffset;
+                long at = row * Float.BYTES;
+                FloatVector a0 = FloatVector.zero(FLOATS);
+                for (int i = 0; i < vectorized; i += LANES, at += STEP) {
+                    a0 = load(k, at).fma(floats(q, q0 + i), a0);
+                }
+                float d0 = a0.reduceLanes(VectorOperators.ADD);
+                for (int i = vectorized; i < n; i++) {
+                    d0 += Elements.getFloat(k, row + i) * q[q0 + i];
+                }
+                out[o0 + j] = d0;
+            }
+        }
+    }
+
+    /**
+     * Four heads at a time over two vectors of the value width (eight sums held in registers over
+     * all the rows), then one vector, then the scalar tail; leftover heads one at a time.
+     */
+    @Override
+    public void weightedRows(float[] p, int pIndex, int pStride, int heads, MemorySegment v, long[] rows, int rowIndex,
+                             long vOffset, int count, int n, float[] scales, float[] out, int outIndex,
+                             int outStride) {
+        int h = 0;
+        for (; h + 4 <= heads; h += 4) {
+            weightedRowsOfFour(p, pIndex + h * pStride, pStride, v, rows, rowIndex, vOffset, count, n, scales, h, out,
+                    outIndex + h * outStride, outStride);
+        }
+        for (; h < heads; h++) {
+            weightedRowsOfOne(p, pIndex + h * pStride, v, rows, rowIndex, vOffset, count, n, scales[h], out,
+                    outIndex + h * outStride);
+        }
+    }
+
+    private static void weightedRowsOfFour(float[] p, int p0, int pStride, MemorySegment v, long[] rows, int rowIndex,
+                                           long vOffset, int count, int n, float[] scales, int h, float[] out,
+                                           int o0, int outStride) {
+        int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
+        int o1 = o0 + outStride, o2 = o1 + outStride, o3 = o2 + outStride;
+        float s0 = scales[h], s1 = scales[h + 1], s2 = scales[h + 2], s3 = scales[h + 3];
+        int i = 0;
+        // With 32 registers (AVX-512) four vectors of the width fit: one pass over a 64-wide row.
+        for (; WIDE_VALUE_TILE && i + 4 * LANES <= n; i += 4 * LANES) {
+            FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a02 = a00, a03 = a00;
+            FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+            FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            long off = (vOffset + i) * Float.BYTES;
+            for (int j = 0; j < count; j++) {
+                long at = rows[rowIndex + j] * Float.BYTES + off;
+                FloatVector v0 = load(v, at), v1 = load(v, at + STEP), v2 = load(v, at + 2 * STEP),
+                        v3 = load(v, at + 3 * STEP);
+                FloatVector w = FloatVector.broadcast(FLOATS, p[p0 + j]);
+                a00 = v0.fma(w, a00);
+                a01 = v1.fma(w, a01);
+                a02 = v2.fma(w, a02);
+                a03 = v3.fma(w, a03);
+                w = FloatVector.broadcast(FLOATS, p[p1 + j]);
+                a10 = v0.fma(w, a10);
+                a11 = v1.fma(w, a11);
+                a12 = v2.fma(w, a12);
+                a13 = v3.fma(w, a13);
+                w = FloatVector.broadcast(FLOATS, p[p2 + j]);
+                a20 = v0.fma(w, a20);
+                a21 = v1.fma(w, a21);
+                a22 = v2.fma(w, a22);
+                a23 = v3.fma(w, a23);
+                w = FloatVector.broadcast(FLOATS, p[p3 + j]);
+                a30 = v0.fma(w, a30);
+                a31 = v1.fma(w, a31);
+                a32 = v2.fma(w, a32);
+                a33 = v3.fma(w, a33);
+            }
+            a00.mul(s0).intoArray(out, o0 + i);
+            a01.mul(s0).intoArray(out, o0 + i + LANES);
+            a02.mul(s0).intoArray(out, o0 + i + 2 * LANES);
+            a03.mul(s0).intoArray(out, o0 + i + 3 * LANES);
+            a10.mul(s1).intoArray(out, o1 + i);
+            a11.mul(s1).intoArray(out, o1 + i + LANES);
+            a12.mul(s1).intoArray(out, o1 + i + 2 * LANES);
+            a13.mul(s1).intoArray(out, o1 + i + 3 * LANES);
+            a20.mul(s2).intoArray(out, o2 + i);
+            a21.mul(s2).intoArray(out, o2 + i + LANES);
+            a22.mul(s2).intoArray(out, o2 + i + 2 * LANES);
+            a23.mul(s2).intoArray(out, o2 + i + 3 * LANES);
+            a30.mul(s3).intoArray(out, o3 + i);
+            a31.mul(s3).intoArray(out, o3 + i + LANES);
+            a32.mul(s3).intoArray(out, o3 + i + 2 * LANES);
+            a33.mul(s3).intoArray(out, o3 + i + 3 * LANES);
+        }
+        for (; i + 2 * LANES <= n; i += 2 * LANES) {
+            FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a10 = a00, a11 = a00;
+            FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+            long off = (vOffset + i) * Float.BYTES;
+            for (int j = 0; j < count; j++) {
+                long at = rows[rowIndex + j] * Float.BYTES + off;
+                FloatVector v0 = load(v, at), v1 = load(v, at + STEP);
+                FloatVector w = FloatVector.broadcast(FLOATS, p[p0 + j]);
+                a00 = v0.fma(w, a00);
+                a01 = v1.fma(w, a01);
+                w = FloatVector.broadcast(FLOATS, p[p1 + j]);
+                a10 = v0.fma(w, a10);
+                a11 = v1.fma(w, a11);
+                w = FloatVector.broadcast(FLOATS, p[p2 + j]);
+                a20 = v0.fma(w, a20);
+                a21 = v1.fma(w, a21);
+                w = FloatVector.broadcast(FLOATS, p[p3 + j]);
+                a30 = v0.fma(w, a30);
+                a31 = v1.fma(w, a31);
+            }
+            a00.mul(s0).intoArray(out, o0 + i);
+            a01.mul(s0).intoArray(out, o0 + i + LANES);
+            a10.mul(s1).intoArray(out, o1 + i);
+            a11.mul(s1).intoArray(out, o1 + i + LANES);
+            a20.mul(s2).intoArray(out, o2 + i);
+            a21.mul(s2).intoArray(out, o2 + i + LANES);
+            a30.mul(s3).intoArray(out, o3 + i);
+            a31.mul(s3).intoArray(out, o3 + i + LANES);
+        }
+        for (; i + LANES <= n; i += LANES) {
+            FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0;
+            long off = (vOffset + i) * Float.BYTES;
+            for (int j = 0; j < count; j++) {
+                FloatVector v0 = load(v, rows[rowIndex + j] * Float.BYTES + off);
+                a0 = v0.fma(FloatVector.broadcast(FLOATS, p[p0 + j]), a0);
+                a1 = v0.fma(FloatVector.broadcast(FLOATS, p[p1 + j]), a1);
+                a2 = v0.fma(FloatVector.broadcast(FLOATS, p[p2 + j]), a2);
+                a3 = v0.fma(FloatVector.broadcast(FLOATS, p[p3 + j]), a3);
+            }
+            a0.mul(s0).intoArray(out, o0 + i);
+            a1.mul(s1).intoArray(out, o1 + i);
+            a2.mul(s2).intoArray(out, o2 + i);
+            a3.mul(s3).intoArray(out, o3 + i);
+        }
+        for (; i < n; i++) {
+            out[o0 + i] = weightedElement(p, p0, v, rows, rowIndex, vOffset + i, count) * s0;
+            out[o1 + i] = weightedElement(p, p1, v, rows, rowIndex, vOffset + i, count) * s1;
+            out[o2 + i] = weightedElement(p, p2, v, rows, rowIndex, vOffset + i, count) * s2;
+            out[o3 + i] = weightedElement(p, p3, v, rows, rowIndex, vOffset + i, count) * s3;
+        }
+    }
+
+    private static void weightedRowsOfOne(float[] p, int p0, MemorySegment v, long[] rows, int rowIndex, long vOffset, int count,
+                                          int n, float scale, float[] out, int o0) {
+        int i = 0;
+        for (; i + 2 * LANES <= n; i += 2 * LANES) {
+            FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0;
+            long off = (vOffset + i) * Float.BYTES;
+            for (int j = 0; j < count; j++) {
+                long at = rows[rowIndex + j] * Float.BYTES + off;
+                FloatVector w = FloatVector.broadcast(FLOATS, p[p0 + j]);
+                a0 = load(v, at).fma(w, a0);
+                a1 = load(v, at + STEP).fma(w, a1);
+            }
+            a0.mul(scale).intoArray(out, o0 + i);
+            a1.mul(scale).intoArray(out, o0 + i + LANES);
+        }
+        for (; i + LANES <= n; i += LANES) {
+            FloatVector a0 = FloatVector.zero(FLOATS);
+            long off = (vOffset + i) * Float.BYTES;
+            for (int j = 0; j < count; j++) {
+                a0 = load(v, rows[rowIndex + j] * Float.BYTES + off).fma(FloatVector.broadcast(FLOATS, p[p0 + j]), a0);
+            }
+            a0.mul(scale).intoArray(out, o0 + i);
+        }
+        for (; i < n; i++) {
+            out[o0 + i] = weightedElement(p, p0, v, rows, rowIndex, vOffset + i, count) * scale;
+        }
+    }
+
+    /** {@code Σ_j p[p0 + j] · v[rows[rowIndex + j] + index]}, in order: one element of the value width's tail. */
+    private static float weightedElement(float[] p, int p0, MemorySegment v, long[] rows, int rowIndex, long index, int count) {
+        float sum = 0f;
+        for (int j = 0; j < count; j++) {
+            sum += p[p0 + j] * Elements.getFloat(v, rows[rowIndex + j] + index);
+        }
+        return sum;
+    }
+
     @Override
     public float sum(float[] x, int index, int n) {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0;

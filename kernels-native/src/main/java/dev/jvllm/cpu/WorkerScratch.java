@@ -9,6 +9,8 @@ final class WorkerScratch {
     private float[] weights = new float[0];
     private float[] scores = new float[0];
     private float[] accumulator = new float[0];
+    private long[] rows = new long[0];
+    private float[] headScales = new float[0];
     private float[] keyPanels = new float[0];
     private float[] valuePanels = new float[0];
     private float[] tile = new float[0];
@@ -29,6 +31,22 @@ final class WorkerScratch {
             scores = new float[Math.max(length, scores.length * 3 / 2)];
         }
         return scores;
+    }
+
+    /** One factor per query head of an attention unit (the softmax's 1 / Σ). */
+    float[] headScales(int length) {
+        if (headScales.length < length) {
+            headScales = new float[length];
+        }
+        return headScales;
+    }
+
+    /** Where each cached key row of one sequence starts (element index in the cache's pool). */
+    long[] rows(int length) {
+        if (rows.length < length) {
+            rows = new long[Math.max(length, rows.length * 3 / 2)];
+        }
+        return rows;
     }
 
     /** One head's keys packed for encoder attention. */
