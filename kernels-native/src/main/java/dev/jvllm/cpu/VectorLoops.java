@@ -65,8 +65,12 @@ final class VectorLoops implements InnerLoops {
 
     /** Bytes per float vector. */
     private static final long STEP = (long) LANES * Float.BYTES;
-    /** Sixteen float vectors of sums in registers: only with AVX-512's 32 (16 lanes). */
-    private static final boolean WIDE_VALUE_TILE = LANES >= 16;
+    /**
+     * Sixteen float vectors of sums in registers: only with AVX-512's 32 (16 lanes);
+     * {@code -Djvllm.cpu.wideValueTile=false} keeps the 4 × 2 tile, for comparisons.
+     */
+    private static final boolean WIDE_VALUE_TILE = LANES >= 16
+            && Boolean.parseBoolean(System.getProperty("jvllm.cpu.wideValueTile", "true"));
 
     private static FloatVector load(MemorySegment m, long byteOffset) {
         return FloatVector.fromMemorySegment(FLOATS, m, byteOffset, VectorShapes.LE);
