@@ -16,6 +16,7 @@ import dev.jvllm.weights.WeightTensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
@@ -706,9 +707,10 @@ public final class CudaBackend implements Backend {
         CudaTensor input = cuda(x, "linears", "x");
         KernelShapes.checkLinears(weights, biases, outs);
         requireActivation("linears", "x", input);
+        int count = weights.length >= 1 && weights.length <= 3 ? weights.length : 0;
         CudaTensor[] w = new CudaTensor[3], b = new CudaTensor[3], o = new CudaTensor[3];
-        boolean fused = weights.length >= 1 && weights.length <= 3;
-        for (int i = 0; i < weights.length && fused; i++) {
+        boolean oneRow = count > 0;
+        for (int i = 0; i < count; i++) {
             w[i] = cuda(weights[i], "linears", "weight");
             b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
             o[i] = cuda(outs[i], "linears", "out");
@@ -717,10 +719,13 @@ public final class CudaBackend implements Backend {
             if (input.overlaps(o[i])) {
                 throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
             }
-            fused = gemvFits(input, w[i]);
+            oneRow &= gemvFits(input, w[i]);
         }
-        if (!fused) {
-            if (weights.length >= 2 && weights.length <= 3 && stackedLinears(input, weights, biases, outs)) return;
+        if (!oneRow) {
+            if (count >= 2 && stackedLinears(input, Arrays.copyOf(w, count), Arrays.copyOf(b, count),
+                    Arrays.copyOf(o, count))) {
+                return;
+            }
             for (int i = 0; i < weights.length; i++) linear(x, weights[i], biases[i], outs[i]);
             return;
         }
@@ -733,20 +738,11 @@ public final class CudaBackend implements Backend {
                 rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split, gemvPrefetchBytes);
     }
 
-    /** One cuBLAS call over a stacked weight's row views, then split_columns; false (nothing done) where they are not. */
-    private boolean stackedLinears(CudaTensor input, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
-        CudaTensor[] w = new CudaTensor[weights.length], o = new CudaTensor[weights.length];
-        CudaTensor[] b = new CudaTensor[weights.length];
-        for (int i = 0; i < weights.length; i++) {
-            w[i] = cuda(weights[i], "linears", "weight");
-            o[i] = cuda(outs[i], "linears", "out");
-            b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
-            requireActivation("linears", "out", o[i]);
-            KernelShapes.checkLinear(input, w[i], b[i], o[i]);
-            if (input.overlaps(o[i])) {
-                throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
-            }
-        }
+    /**
+     * One cuBLAS call over a stacked weight's row views (checked by {@link #linears}), then
+     * split_columns; false (nothing done) where they are not such views.
+     */
+    private boolean stackedLinears(CudaTensor input, CudaTensor[] w, CudaTensor[] b, CudaTensor[] o) {
         CudaTensor stacked = stackedView(input, w, o);
         if (stacked == null) return false;
         int tokens = input.rows();
@@ -759,30 +755,21 @@ public final class CudaBackend implements Backend {
         return true;
     }
 
-    /** One gemv_gated launch for a one-row input; otherwise the default composition. */
+    /**
+     * One gemv_gated launch for a one-row input; over a stacked [gate; up] weight's row views one
+     * cuBLAS call and gated_halves; otherwise the default composition.
+     */
     @Override
     public void gatedLinear(Activation fn, Tensor x, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
         CudaTensor input = cuda(x, "gatedLinear", "x");
         CudaTensor g = cuda(gate, "gatedLinear", "gate");
         CudaTensor u = cuda(up, "gatedLinear", "up");
         CudaTensor output = cuda(out, "gatedLinear", "out");
-        if (!gemvFits(input, g) || !gemvFits(input, u) || g.rows() != u.rows()) {
-            CudaTensor stacked = g.rows() == u.rows() && output.rows() == input.rows() && output.cols() == g.rows()
-                    ? stackedView(input, new CudaTensor[]{g, u}, new CudaTensor[]{output, output}) : null;
-            if (stacked == null) {
-                Backend.super.gatedLinear(fn, x, gate, up, upScratch, out);
-                return;
-            }
-            requireActivation("gatedLinear", "out", output);
-            KernelShapes.checkLinear(input, g, null, output);
-            if (input.overlaps(output)) {
-                throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
-            }
-            int tokens = input.rows();
-            CudaTensor product = stackedProduct(input, stacked);
-            int piece = 16 / activationType.byteSize();
-            kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / piece), ELEMENTWISE_THREADS,
-                    activationCode(fn), product, (long) tokens, g.rows(), output);
+        boolean oneRow = gemvFits(input, g) && gemvFits(input, u) && g.rows() == u.rows();
+        CudaTensor stacked = oneRow || g.rows() != u.rows() ? null
+                : stackedView(input, new CudaTensor[]{g, u}, new CudaTensor[]{output, output});
+        if (!oneRow && stacked == null) {
+            Backend.super.gatedLinear(fn, x, gate, up, upScratch, out);
             return;
         }
         requireActivation("gatedLinear", "x", input);
@@ -791,6 +778,14 @@ public final class CudaBackend implements Backend {
         KernelShapes.checkLinear(input, u, null, output);
         if (input.overlaps(output)) {
             throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
+        }
+        if (stacked != null) {
+            int tokens = input.rows();
+            CudaTensor product = stackedProduct(input, stacked);
+            int piece = 16 / activationType.byteSize();
+            kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / piece), ELEMENTWISE_THREADS,
+                    activationCode(fn), product, (long) tokens, g.rows(), output);
+            return;
         }
         context.makeCurrent();
         int split = gemvSplit(input.cols());
@@ -909,13 +904,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void siluMul(Tensor gate, Tensor up, Tensor out) {
-        CudaTensor g = cuda(gate, "siluMul", "gate");
-        CudaTensor u = cuda(up, "siluMul", "up");
-        CudaTensor output = cuda(out, "siluMul", "out");
-        checkElementwise("siluMul", g, u, output);
-        context.makeCurrent();
-        kernels.launch(Kernel.SILU_MUL, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS, g, u, output,
-                output.elementCount());
+        gated("siluMul", Activation.SILU, gate, up, out);
     }
 
     @Override
@@ -928,10 +917,15 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void gatedActivation(Activation fn, Tensor gate, Tensor up, Tensor out) {
-        CudaTensor g = cuda(gate, "gatedActivation", "gate");
-        CudaTensor u = cuda(up, "gatedActivation", "up");
-        CudaTensor output = cuda(out, "gatedActivation", "out");
-        checkElementwise("gatedActivation", g, u, output);
+        gated("gatedActivation", fn, gate, up, out);
+    }
+
+    /** out = fn(gate) * up elementwise (gated_activation), checked and named as {@code kernel}. */
+    private void gated(String kernel, Activation fn, Tensor gate, Tensor up, Tensor out) {
+        CudaTensor g = cuda(gate, kernel, "gate");
+        CudaTensor u = cuda(up, kernel, "up");
+        CudaTensor output = cuda(out, kernel, "out");
+        checkElementwise(kernel, g, u, output);
         context.makeCurrent();
         kernels.launch(Kernel.GATED_ACTIVATION, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS,
                 activationCode(fn), g, u, output, output.elementCount());

@@ -5,7 +5,6 @@ import dev.jvllm.weights.DType;
 /** The kernels of the {@code .cu} modules, by module and function name. */
 enum Kernel {
     ADD("elementwise", "add"),
-    SILU_MUL("elementwise", "silu_mul"),
     ACTIVATION("elementwise", "activation"),
     GATED_ACTIVATION("elementwise", "gated_activation"),
     SCALE("elementwise", "scale"),

@@ -33,14 +33,6 @@ __device__ __forceinline__ bool gated_pieces(int fn, const act_t* gate, const ac
     return true;
 }
 
-extern "C" __global__ void silu_mul(const act_t* gate, const act_t* up, act_t* out, i64 n) {
-    JV_DEPENDENT_PROLOGUE();
-    if (gated_pieces(JV_SILU, gate, up, out, n)) return;
-    GRID_STRIDE_LOOP(i, n) {
-        out[i] = float_to_act(apply_activation(JV_SILU, act_to_float(gate[i])) * act_to_float(up[i]));
-    }
-}
-
 extern "C" __global__ void activation(int fn, const act_t* x, act_t* out, i64 n) {
     JV_DEPENDENT_PROLOGUE();
     GRID_STRIDE_LOOP(i, n) {
