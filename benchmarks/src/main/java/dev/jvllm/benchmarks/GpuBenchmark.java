@@ -31,6 +31,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  * <pre>
  * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000] [--decode-batches 64,256]
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
+ *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
  * </pre>
  */
 public final class GpuBenchmark {
@@ -52,6 +53,7 @@ public final class GpuBenchmark {
         List<Integer> decodeBatches = List.of(64, 256);
         boolean enforceEager = false;
         boolean sparseWeights = false;
+        boolean batchOne = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--cache" -> cache = Path.of(args[++i]);
@@ -63,6 +65,7 @@ public final class GpuBenchmark {
                 case "--max-num-batched-tokens" -> maxNumBatchedTokens = Integer.parseInt(args[++i]);
                 case "--enforce-eager" -> enforceEager = true;
                 case "--sparse-weights" -> sparseWeights = true;
+                case "--skip-batch1" -> batchOne = false;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -81,18 +84,20 @@ public final class GpuBenchmark {
             generate(llm, prompts(random, shape.vocab(), 8, 512), 4);
             generate(llm, prompts(random, shape.vocab(), 1, 512), 16);
 
-            List<Prompt> one = prompts(random, shape.vocab(), 1, 512);
-            double best1 = Double.MAX_VALUE, bestN = Double.MAX_VALUE;
-            EngineMetrics before = llm.metrics();
-            for (int run = 0; run < 3; run++) {
-                best1 = Math.min(best1, generate(llm, one, 1));
-                bestN = Math.min(bestN, generate(llm, one, 257));
+            if (batchOne) {
+                List<Prompt> one = prompts(random, shape.vocab(), 1, 512);
+                double best1 = Double.MAX_VALUE, bestN = Double.MAX_VALUE;
+                EngineMetrics before = llm.metrics();
+                for (int run = 0; run < 3; run++) {
+                    best1 = Math.min(best1, generate(llm, one, 1));
+                    bestN = Math.min(bestN, generate(llm, one, 257));
+                }
+                double tpot = (bestN - best1) / 256;
+                KernelTimes.reportAndReset("warm-up and decode at batch 1 (3 x 257 tokens)");
+                emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
+                        "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
+                emitHostShare("decode_bs1", before, llm.metrics());
             }
-            double tpot = (bestN - best1) / 256;
-            KernelTimes.reportAndReset("warm-up and decode at batch 1 (3 x 257 tokens)");
-            emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
-                    "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
-            emitHostShare("decode_bs1", before, llm.metrics());
 
             // The compiled-PyTorch anchor's rows: decode steps at batch 64 and 256 over 512-token
             // contexts, and a prefill of 8 × 512. The step time is that of 129 tokens less that of
@@ -118,7 +123,7 @@ public final class GpuBenchmark {
 
             for (int count : requestCounts) {
                 List<Prompt> prompts = prompts(random, shape.vocab(), count, 512);
-                before = llm.metrics();
+                EngineMetrics before = llm.metrics();
                 double t = generate(llm, prompts, 128);
                 emit("offline_throughput", "impl", "jvllm", "prompts", count, "input", 512, "output", 128,
                         "seconds", round(t), "output_tok_s", round(count * 128 / t),
