@@ -202,6 +202,170 @@ class CudaSixteenBitKernelsTest {
         assertClose(type + " linears and gatedLinear, " + tokens + " × " + in, results[0], results[1]);
     }
 
+    /**
+     * A one-row pre-norm layer with its RMSNorms folded into the products that read them and its
+     * residual adds into the products that end a branch (rms_norm_gemv_rows3, rms_norm_gemv_gated,
+     * gemv_rows_add: one launch per call) against the separate kernels on the same inputs: equal
+     * bit for bit, since the folded norm repeats rms_norm's rounding and its order of summing;
+     * normed is written (by the products' first block) and the residual updated in place.
+     * Llama-3-8B's widths (4096 hidden, 1024-row K and V, 14336 intermediate: the down product's
+     * row split over four warps); rows of 1, 33 and 129 16-byte pieces (rms_norm's last warp
+     * partly empty; this block's warps playing several of its warps); the widest row that folds
+     * (8192: 1024 pieces, 32 warps); with Gemma's weight offset of 1.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 4096, 4096, 1024, 14336, 0", "F16, 4096, 4096, 1024, 14336, 1", "BF16, 8, 16, 8, 16, 1",
+            "BF16, 264, 96, 40, 72, 0", "F16, 1032, 128, 136, 520, 0", "BF16, 8192, 64, 64, 1024, 1"})
+    void oneRowLayerWithFoldedNormsEqualsTheSeparateKernels(DType type, int hidden, int qRows, int kvRows,
+                                                           int intermediate, float weightOffset) {
+        CudaBackend gpu = gpus.get(type);
+        PreNormLayer layer = new PreNormLayer(gpu, type, hidden, qRows, kvRows, intermediate, weightOffset);
+        float[] x = roundTo(type, random(hidden, 51));
+        float[] context = roundTo(type, random(qRows, 52));
+        int[] before = launches(gpu);
+        float[][] folded = layer.run(x, context, 1, true);
+        int[] launched = launchesSince(gpu, before);
+        float[][] separate = layer.run(x, context, 1, false);
+        for (int i = 0; i < separate.length; i++) {
+            assertArrayEquals(separate[i], folded[i], type + " " + hidden + ": " + PreNormLayer.RESULTS[i]);
+        }
+        assertEquals(1, launched[Kernel.RMS_NORM_GEMV_ROWS3.ordinal()], "Q, K and V with their norm: one launch");
+        assertEquals(1, launched[Kernel.RMS_NORM_GEMV_GATED.ordinal()], "gate and up with their norm: one launch");
+        assertEquals(2, launched[Kernel.GEMV_ROWS_ADD.ordinal()], "o and down, each added into the residual");
+        for (Kernel separateKernel : List.of(Kernel.RMS_NORM, Kernel.ADD_RMS_NORM, Kernel.ADD, Kernel.GEMV_ROWS,
+                Kernel.GEMV_ROWS3, Kernel.GEMV_GATED)) {
+            assertEquals(0, launched[separateKernel.ordinal()], separateKernel + " launched by the folded layer");
+        }
+    }
+
+    /**
+     * Where the norm cannot fold (a row of more than 1024 16-byte pieces, or several rows: cuBLAS
+     * products) the same calls run the separate kernels, with the same results, and
+     * linearAddRmsNorm applies the norm itself; linearAdd, which needs no norm, still adds in its
+     * product at one row.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 1, 8200", "BF16, 3, 256", "F16, 2, 4096"})
+    void layersWhoseNormsCannotFoldRunTheSeparateKernels(DType type, int tokens, int hidden) {
+        CudaBackend gpu = gpus.get(type);
+        PreNormLayer layer = new PreNormLayer(gpu, type, hidden, 64, 32, 96, 0f);
+        float[] x = roundTo(type, random(tokens * hidden, 53));
+        float[] context = roundTo(type, random(tokens * 64, 54));
+        int[] before = launches(gpu);
+        float[][] folded = layer.run(x, context, tokens, true);
+        int[] launched = launchesSince(gpu, before);
+        float[][] separate = layer.run(x, context, tokens, false);
+        for (int i = 0; i < separate.length; i++) {
+            assertArrayEquals(separate[i], folded[i], type + " " + tokens + " × " + hidden + ": " + PreNormLayer.RESULTS[i]);
+        }
+        assertEquals(0, launched[Kernel.RMS_NORM_GEMV_ROWS3.ordinal()], "rms_norm_gemv_rows3 launched");
+        assertEquals(0, launched[Kernel.RMS_NORM_GEMV_GATED.ordinal()], "rms_norm_gemv_gated launched");
+        assertEquals(1, launched[Kernel.RMS_NORM.ordinal()], "the attention norm on its own");
+        assertEquals(1, launched[Kernel.ADD_RMS_NORM.ordinal()], "o's residual add and the MLP norm");
+        assertEquals(tokens == 1 ? 1 : 0, launched[Kernel.GEMV_ROWS_ADD.ordinal()], "down added in its product");
+    }
+
+    /**
+     * The calls of a pre-norm layer between its attention's input and its MLP's output, on random
+     * weights of one backend: with {@code folded} as a model makes them (rmsNormLinears,
+     * linearAddRmsNorm, rmsNormGatedLinear, linearAdd; a norm left pending is computed by the
+     * next products), else as the separate calls they stand for.
+     */
+    private final class PreNormLayer {
+
+        static final String[] RESULTS = {"normed by the attention norm", "q", "k (with a bias)", "v",
+                "residual after o", "normed by the MLP norm", "gated MLP hidden", "residual after down"};
+        private static final float EPS = 1e-5f;
+
+        private final CudaBackend gpu;
+        private final int hidden, qRows, kvRows, intermediate;
+        private final float weightOffset;
+        private final Tensor attentionNorm, mlpNorm, kBias, o, gate, up, down;
+        private final Tensor[] qkv;
+
+        PreNormLayer(CudaBackend gpu, DType type, int hidden, int qRows, int kvRows, int intermediate, float weightOffset) {
+            this.gpu = gpu;
+            this.hidden = hidden;
+            this.qRows = qRows;
+            this.kvRows = kvRows;
+            this.intermediate = intermediate;
+            this.weightOffset = weightOffset;
+            attentionNorm = gpu.weight(weight("attention_norm", type, random(hidden, 60), 1, hidden));
+            mlpNorm = gpu.weight(weight("mlp_norm", type, random(hidden, 61), 1, hidden));
+            qkv = new Tensor[]{matrix(type, "q", qRows, hidden, 62), matrix(type, "k", kvRows, hidden, 63),
+                    matrix(type, "v", kvRows, hidden, 64)};
+            kBias = gpu.weight(weight("k_bias", type, random(kvRows, 65), 1, kvRows));
+            o = matrix(type, "o", hidden, qRows, 66);
+            gate = matrix(type, "gate", intermediate, hidden, 67);
+            up = matrix(type, "up", intermediate, hidden, 68);
+            down = matrix(type, "down", hidden, intermediate, 69);
+        }
+
+        /** Random weights scaled by 1/√cols, so that products stay near 1 (well inside float16's range). */
+        private Tensor matrix(DType type, String name, int rows, int cols, long seed) {
+            float[] values = random(rows * cols, seed);
+            float scale = (float) (1 / Math.sqrt(cols));
+            for (int i = 0; i < values.length; i++) values[i] *= scale;
+            return gpu.weight(weight(name, type, values, rows, cols));
+        }
+
+        float[][] run(float[] x, float[] attended, int tokens, boolean folded) {
+            Tensor residual = activations(gpu, x, tokens, hidden);
+            Tensor context = activations(gpu, attended, tokens, qRows);
+            Tensor normed = gpu.allocate(tokens, hidden);
+            Tensor product = gpu.allocate(tokens, hidden);
+            Tensor[] outs = {gpu.allocate(tokens, qRows), gpu.allocate(tokens, kvRows), gpu.allocate(tokens, kvRows)};
+            Tensor[] biases = {null, kBias, null};
+            Tensor h = gpu.allocate(tokens, intermediate);
+            Tensor upScratch = gpu.allocate(tokens, intermediate);
+            float[][] results = new float[RESULTS.length][];
+            if (folded) {
+                gpu.rmsNormLinears(residual, attentionNorm, EPS, weightOffset, normed, qkv, biases, outs);
+            } else {
+                gpu.rmsNorm(residual, attentionNorm, EPS, weightOffset, normed);
+                gpu.linears(normed, qkv, biases, outs);
+            }
+            results[0] = gpu.toFloatArray(normed);
+            for (int i = 0; i < 3; i++) results[1 + i] = gpu.toFloatArray(outs[i]);
+            boolean normApplied;
+            if (folded) {
+                normApplied = gpu.linearAddRmsNorm(context, o, null, product, residual, mlpNorm, EPS, weightOffset, normed);
+                assertEquals(tokens > 1 || hidden > 8192, normApplied, "the norm is left to gate and up where it folds");
+            } else {
+                gpu.linear(context, o, null, product);
+                gpu.addRmsNorm(residual, product, mlpNorm, EPS, weightOffset, normed);
+                normApplied = true;
+            }
+            results[4] = gpu.toFloatArray(residual);
+            if (normApplied) {
+                gpu.gatedLinear(Activation.SILU, normed, gate, up, upScratch, h);
+            } else {
+                gpu.rmsNormGatedLinear(Activation.SILU, residual, mlpNorm, EPS, weightOffset, normed, gate, up,
+                        upScratch, h);
+            }
+            results[5] = gpu.toFloatArray(normed);
+            results[6] = gpu.toFloatArray(h);
+            if (folded) {
+                gpu.linearAdd(h, down, null, product, residual);
+            } else {
+                gpu.linear(h, down, null, product);
+                gpu.add(residual, product, residual);
+            }
+            results[7] = gpu.toFloatArray(residual);
+            return results;
+        }
+    }
+
+    private static int[] launches(CudaBackend gpu) {
+        return Arrays.stream(Kernel.values()).mapToInt(gpu::launches).toArray();
+    }
+
+    private static int[] launchesSince(CudaBackend gpu, int[] before) {
+        int[] now = launches(gpu);
+        for (int i = 0; i < now.length; i++) now[i] -= before[i];
+        return now;
+    }
+
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"BF16", "F16"})
     void scatterAddRowsWithRepeatedTargetsMatchesCpu(DType type) {
