@@ -75,8 +75,6 @@ public final class CudaBackend implements Backend {
      */
     private static final int GEMV_PREFETCH_BYTES = Integer.getInteger("jvllm.cuda.gemvPrefetchBytes", 4096);
     private static final int GEMV_WARPS = 4;
-    /** linear.cu's GEMV_MIN_BLOCKS: gemv blocks resident on an SM at once. */
-    private static final int GEMV_MIN_BLOCKS = 8;
     /**
      * Whether weights read by one input (q/k/v, gate/up) are uploaded stacked ({@link #stackedWeight}),
      * and up to how many tokens their products then run as one cuBLAS call into a kept buffer
@@ -850,16 +848,6 @@ public final class CudaBackend implements Backend {
         return split;
     }
 
-    /**
-     * The grid of the gemv kernels that compute an RMSNorm first: at most one resident wave
-     * (GEMV_MIN_BLOCKS an SM), each block looping over its share of the rows, so that each block
-     * pays for the norm once. With a block per gemvBlocks' rows the norm's latency came once a wave:
-     * on an H100 batch-1 decode fell from 152.0 to 141-143 tok/s.
-     */
-    private int normGemvBlocks(int rows, int split) {
-        return Math.min(gemvBlocks(rows, split), GEMV_MIN_BLOCKS * context.multiprocessors);
-    }
-
     private static int gemvBlocks(int rows, int split) {
         int rowsPerBlock = GEMV_WARPS / split;
         return (rows + rowsPerBlock - 1) / rowsPerBlock;
@@ -947,7 +935,7 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         int split = gemvSplit(input.cols());
         CudaTensor[] w = p.w(), b = p.b(), o = p.o();
-        kernels.launchWithSharedMemory(Kernel.RMS_NORM_GEMV_ROWS3, normGemvBlocks(p.rows(), split), 32 * GEMV_WARPS,
+        kernels.launchWithSharedMemory(Kernel.RMS_NORM_GEMV_ROWS3, gemvBlocks(p.rows(), split), 32 * GEMV_WARPS,
                 rowBytes(input), w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]),
                 o[0], o[1], o[2], rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, scale, scale.typeCode(), eps,
                 weightOffset, normalized, input.cols(), split, gemvPrefetchBytes);
@@ -973,7 +961,7 @@ public final class CudaBackend implements Backend {
         checkGated("rmsNormGatedLinear", input, g, u, output);
         context.makeCurrent();
         int split = gemvSplit(input.cols());
-        kernels.launchWithSharedMemory(Kernel.RMS_NORM_GEMV_GATED, normGemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
+        kernels.launchWithSharedMemory(Kernel.RMS_NORM_GEMV_GATED, gemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
                 rowBytes(input), g, u, input, scale, scale.typeCode(), eps, weightOffset, normalized, output,
                 activationCode(fn), g.rows(), input.cols(), split, gemvPrefetchBytes);
     }

@@ -79,10 +79,10 @@ struct RowPart {
     int width;   // of the part
 };
 
-__device__ __forceinline__ RowPart row_part(int k, int split, int block = blockIdx.x) {
+__device__ __forceinline__ RowPart row_part(int k, int split) {
     int warp = threadIdx.x >> 5;
     int width = k / split;
-    return {block * (GEMV_WARPS / split) + warp / split, (warp % split) * width, width};
+    return {(int) blockIdx.x * (GEMV_WARPS / split) + warp / split, (warp % split) * width, width};
 }
 
 // The whole dots of each of the block's rows from its warps' partial dots (two at once, for a gated
@@ -271,32 +271,20 @@ rms_norm_gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const voi
                     int n0, int n1, int n2, const act_t* x, const void* normWeight, int normWeightType, float eps,
                     float weightOffset, act_t* normed, int k, int split, int prefetchBytes) {
     constexpr int PIECE = 16 / sizeof(act_t);
-    int lane = threadIdx.x & 31;
-    int workBlocks = (n0 + n1 + n2 + GEMV_WARPS / split - 1) / (GEMV_WARPS / split);
-    // The grid is at most one resident wave: each block computes the norm once and then takes
-    // every gridDim.x-th block's rows (a norm per block of rows cost a wave's worth of latency each).
-    RowPart mine = row_part(k, split);
-    Projection own = projection_of(mine.row, w0, w1, w2, b0, b1, b2, biasType0, biasType1, biasType2, out0, out1, out2,
-                                   n0, n1, n2);
-    if (own.valid) prefetch_row_part(own.w + (i64) own.row * k + mine.offset, mine.width, prefetchBytes);
+    RowPart part = row_part(k, split);
+    Projection p = projection_of(part.row, w0, w1, w2, b0, b1, b2, biasType0, biasType1, biasType2, out0, out1, out2,
+                                 n0, n1, n2);
+    const act_t* w = p.w + (i64) p.row * k + part.offset;
+    if (p.valid) prefetch_row_part(w, part.width, prefetchBytes);
     JV_DEPENDENT_PROLOGUE();
-    const act_t* normalized = nullptr;
-    for (int block = blockIdx.x; block < workBlocks; block += gridDim.x) {
-        RowPart part = row_part(k, split, block);
-        Projection p = projection_of(part.row, w0, w1, w2, b0, b1, b2, biasType0, biasType1, biasType2, out0, out1,
-                                     out2, n0, n1, n2);
-        const act_t* w = p.w + (i64) p.row * k + part.offset;
-        uint4 first[GEMV_UNROLL];
-        load_pieces(first, w, p.valid ? part.width / PIECE : 0, 0, lane);
-        if (normalized == nullptr) {
-            normalized = rms_norm_to_shared(x, normWeight, normWeightType, eps, weightOffset, normed, k);
-        }
-        float dot = p.valid ? lane_dot_from(first, w, normalized + part.offset, part.width, lane) : 0.0f;
-        float unused = 0.0f;
-        row_totals(dot, unused, split);
-        write_projection(p, dot, split);
-        __syncthreads();  // row_totals' shared partials are reused by the next rows
-    }
+    int lane = threadIdx.x & 31;
+    uint4 first[GEMV_UNROLL];
+    load_pieces(first, w, p.valid ? part.width / PIECE : 0, 0, lane);
+    const act_t* normalized = rms_norm_to_shared(x, normWeight, normWeightType, eps, weightOffset, normed, k);
+    float dot = p.valid ? lane_dot_from(first, w, normalized + part.offset, part.width, lane) : 0.0f;
+    float unused = 0.0f;
+    row_totals(dot, unused, split);
+    write_projection(p, dot, split);
 }
 
 // gemv_gated of normed = rms_norm(x), as rms_norm_gemv_rows3 computes it (the gate's first weights
@@ -306,30 +294,22 @@ rms_norm_gemv_gated(const act_t* gate, const act_t* up, const act_t* x, const vo
                     float eps, float weightOffset, act_t* normed, act_t* out, int fn, int n, int k, int split,
                     int prefetchBytes) {
     constexpr int PIECE = 16 / sizeof(act_t);
+    RowPart part = row_part(k, split);
+    bool valid = part.row < n;
     int lane = threadIdx.x & 31;
-    int workBlocks = (n + GEMV_WARPS / split - 1) / (GEMV_WARPS / split);
-    RowPart mine = row_part(k, split);
-    if (mine.row < n) {
-        prefetch_row_part(gate + (i64) mine.row * k + mine.offset, mine.width, prefetchBytes);
-        prefetch_row_part(up + (i64) mine.row * k + mine.offset, mine.width, prefetchBytes);
+    i64 at = (i64) part.row * k + part.offset;
+    if (valid) {
+        prefetch_row_part(gate + at, part.width, prefetchBytes);
+        prefetch_row_part(up + at, part.width, prefetchBytes);
     }
     JV_DEPENDENT_PROLOGUE();
-    const act_t* normalized = nullptr;  // as in rms_norm_gemv_rows3: one norm a block, then its rows
-    for (int block = blockIdx.x; block < workBlocks; block += gridDim.x) {
-        RowPart part = row_part(k, split, block);
-        bool valid = part.row < n;
-        i64 at = (i64) part.row * k + part.offset;
-        uint4 first[GEMV_UNROLL];
-        load_pieces(first, gate + at, valid ? part.width / PIECE : 0, 0, lane);
-        if (normalized == nullptr) {
-            normalized = rms_norm_to_shared(x, normWeight, normWeightType, eps, weightOffset, normed, k);
-        }
-        float g = valid ? lane_dot_from(first, gate + at, normalized + part.offset, part.width, lane) : 0.0f;
-        float u = valid ? lane_dot(up + at, normalized + part.offset, part.width, lane) : 0.0f;
-        row_totals(g, u, split);
-        if (valid && writes_row(split)) out[part.row] = float_to_act(apply_activation(fn, g) * u);
-        __syncthreads();  // row_totals' shared partials are reused by the next rows
-    }
+    uint4 first[GEMV_UNROLL];
+    load_pieces(first, gate + at, valid ? part.width / PIECE : 0, 0, lane);
+    const act_t* normalized = rms_norm_to_shared(x, normWeight, normWeightType, eps, weightOffset, normed, k);
+    float g = valid ? lane_dot_from(first, gate + at, normalized + part.offset, part.width, lane) : 0.0f;
+    float u = valid ? lane_dot(up + at, normalized + part.offset, part.width, lane) : 0.0f;
+    row_totals(g, u, split);
+    if (valid && writes_row(split)) out[part.row] = float_to_act(apply_activation(fn, g) * u);
 }
 
 // residual += W · x for one row x ([k]; W [n, k], residual [n]): a branch's last product joining
