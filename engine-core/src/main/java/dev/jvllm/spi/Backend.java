@@ -181,59 +181,6 @@ public interface Backend extends AutoCloseable {
         rmsNorm(x, weight, eps, weightOffset, out);
     }
 
-    /**
-     * {@code normed = rmsNorm(x)}, then {@link #linears} of normed: a pre-norm branch's input norm
-     * and the products that read it (Q, K, V), in one call so that a backend may normalize inside
-     * the products rather than in a kernel of its own (the CUDA backend, for one row: each block
-     * of the products normalizes x itself while its first weights load). normed is written either
-     * way; outs must not overlap x, normed or each other. The default runs {@link #rmsNorm} and
-     * {@link #linears}.
-     */
-    default void rmsNormLinears(Tensor x, Tensor normWeight, float eps, float weightOffset, Tensor normed,
-                                Tensor[] weights, Tensor[] biases, Tensor[] outs) {
-        rmsNorm(x, normWeight, eps, weightOffset, normed);
-        linears(normed, weights, biases, outs);
-    }
-
-    /**
-     * {@code normed = rmsNorm(x)}, then {@link #gatedLinear} of normed, in one call as
-     * {@link #rmsNormLinears}. The default runs {@link #rmsNorm} and {@link #gatedLinear}.
-     */
-    default void rmsNormGatedLinear(Activation fn, Tensor x, Tensor normWeight, float eps, float weightOffset,
-                                    Tensor normed, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
-        rmsNorm(x, normWeight, eps, weightOffset, normed);
-        gatedLinear(fn, normed, gate, up, upScratch, out);
-    }
-
-    /**
-     * {@code residual += x · weightᵀ (+ bias)}: a branch's last projection joining the residual
-     * stream, in one call so that a backend may add each output as it is computed. The sum is
-     * rounded as {@link #linear} then {@link #add} round it. {@code product} ([x.rows, weight.rows],
-     * not overlapping x or residual) may hold the product; its contents are undefined after. The
-     * default runs {@link #linear} into product and {@link #add}.
-     */
-    default void linearAdd(Tensor x, Tensor weight, Tensor bias, Tensor product, Tensor residual) {
-        linear(x, weight, bias, product);
-        add(residual, product, residual);
-    }
-
-    /**
-     * {@link #linearAdd}, then {@code normed = rmsNorm(residual)} (the norm of the next branch) —
-     * or that norm left to the call that reads it. The default runs {@link #linear} into product
-     * and {@link #addRmsNorm}, and returns true. A backend that can normalize inside the next
-     * products ({@link #rmsNormLinears}, {@link #rmsNormGatedLinear}) may instead only add, leave
-     * normed as it was and return false; the caller then passes residual and the norm to one of
-     * those (or runs {@link #rmsNorm}) rather than reading normed.
-     *
-     * @return whether normed now holds the norm
-     */
-    default boolean linearAddRmsNorm(Tensor x, Tensor weight, Tensor bias, Tensor product, Tensor residual,
-                                     Tensor normWeight, float eps, float weightOffset, Tensor normed) {
-        linear(x, weight, bias, product);
-        addRmsNorm(residual, product, normWeight, eps, weightOffset, normed);
-        return true;
-    }
-
     /** Row-wise layer normalization with optional bias. */
     void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);
 

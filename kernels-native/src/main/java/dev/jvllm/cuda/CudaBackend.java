@@ -84,14 +84,6 @@ public final class CudaBackend implements Backend {
     private static final boolean STACKED_WEIGHTS =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
     private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
-    /**
-     * Whether one-row pre-norm layers fold each RMSNorm into the products that read it and add the
-     * o and down products into the residual stream as they are computed ({@link #rmsNormLinears},
-     * {@link #rmsNormGatedLinear}, {@link #linearAdd}, {@link #linearAddRmsNorm}): 5 kernels a
-     * Llama layer instead of 7. False runs add_rms_norm and the plain gemv kernels; an A/B switch.
-     */
-    private static final boolean FUSED_NORMS =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedNorms", "true"));
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -713,53 +705,37 @@ public final class CudaBackend implements Backend {
     @Override
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         CudaTensor input = cuda(x, "linears", "x");
-        Projections p = projections("linears", input, weights, biases, outs);
-        if (!p.oneRow()) {
-            if (p.count() >= 2 && stackedLinears(input, Arrays.copyOf(p.w(), p.count()),
-                    Arrays.copyOf(p.b(), p.count()), Arrays.copyOf(p.o(), p.count()))) {
+        KernelShapes.checkLinears(weights, biases, outs);
+        requireActivation("linears", "x", input);
+        int count = weights.length >= 1 && weights.length <= 3 ? weights.length : 0;
+        CudaTensor[] w = new CudaTensor[3], b = new CudaTensor[3], o = new CudaTensor[3];
+        boolean oneRow = count > 0;
+        for (int i = 0; i < count; i++) {
+            w[i] = cuda(weights[i], "linears", "weight");
+            b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
+            o[i] = cuda(outs[i], "linears", "out");
+            requireActivation("linears", "out", o[i]);
+            KernelShapes.checkLinear(input, w[i], b[i], o[i]);
+            if (input.overlaps(o[i])) {
+                throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
+            }
+            oneRow &= gemvFits(input, w[i]);
+        }
+        if (!oneRow) {
+            if (count >= 2 && stackedLinears(input, Arrays.copyOf(w, count), Arrays.copyOf(b, count),
+                    Arrays.copyOf(o, count))) {
                 return;
             }
             for (int i = 0; i < weights.length; i++) linear(x, weights[i], biases[i], outs[i]);
             return;
         }
         context.makeCurrent();
+        int rows = 0;
+        for (CudaTensor weight : w) rows += weight == null ? 0 : weight.rows();
         int split = gemvSplit(input.cols());
-        CudaTensor[] w = p.w(), b = p.b(), o = p.o();
-        kernels.launch(Kernel.GEMV_ROWS3, gemvBlocks(p.rows(), split), 32 * GEMV_WARPS,
+        kernels.launch(Kernel.GEMV_ROWS3, gemvBlocks(rows, split), 32 * GEMV_WARPS,
                 w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]), o[0], o[1], o[2],
                 rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split, gemvPrefetchBytes);
-    }
-
-    /**
-     * The checked projections of a {@link #linears} call, as gemv_rows3 takes them (three of each,
-     * null past {@code count}; count 0 where there are more than three), and whether they are
-     * one-row products that it takes.
-     */
-    private record Projections(CudaTensor[] w, CudaTensor[] b, CudaTensor[] o, int count, boolean oneRow) {
-
-        int rows() {
-            return rowCount(w[0]) + rowCount(w[1]) + rowCount(w[2]);
-        }
-    }
-
-    private Projections projections(String kernel, CudaTensor input, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
-        KernelShapes.checkLinears(weights, biases, outs);
-        requireActivation(kernel, "x", input);
-        int count = weights.length >= 1 && weights.length <= 3 ? weights.length : 0;
-        CudaTensor[] w = new CudaTensor[3], b = new CudaTensor[3], o = new CudaTensor[3];
-        boolean oneRow = count > 0;
-        for (int i = 0; i < count; i++) {
-            w[i] = cuda(weights[i], kernel, "weight");
-            b[i] = biases[i] == null ? null : cuda(biases[i], kernel, "bias");
-            o[i] = cuda(outs[i], kernel, "out");
-            requireActivation(kernel, "out", o[i]);
-            KernelShapes.checkLinear(input, w[i], b[i], o[i]);
-            if (input.overlaps(o[i])) {
-                throw new IllegalArgumentException(kernel + ": out " + o[i] + " overlaps its input x");
-            }
-            oneRow &= gemvFits(input, w[i]);
-        }
-        return new Projections(w, b, o, count, oneRow);
     }
 
     /**
@@ -789,14 +765,20 @@ public final class CudaBackend implements Backend {
         CudaTensor g = cuda(gate, "gatedLinear", "gate");
         CudaTensor u = cuda(up, "gatedLinear", "up");
         CudaTensor output = cuda(out, "gatedLinear", "out");
-        boolean oneRow = gatedFits(input, g, u);
+        boolean oneRow = gemvFits(input, g) && gemvFits(input, u) && g.rows() == u.rows();
         CudaTensor stacked = oneRow || g.rows() != u.rows() ? null
                 : stackedView(input, new CudaTensor[]{g, u}, new CudaTensor[]{output, output});
         if (!oneRow && stacked == null) {
             Backend.super.gatedLinear(fn, x, gate, up, upScratch, out);
             return;
         }
-        checkGated("gatedLinear", input, g, u, output);
+        requireActivation("gatedLinear", "x", input);
+        requireActivation("gatedLinear", "out", output);
+        KernelShapes.checkLinear(input, g, null, output);
+        KernelShapes.checkLinear(input, u, null, output);
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
+        }
         if (stacked != null) {
             int tokens = input.rows();
             CudaTensor product = stackedProduct(input, stacked);
@@ -809,21 +791,6 @@ public final class CudaBackend implements Backend {
         int split = gemvSplit(input.cols());
         kernels.launch(Kernel.GEMV_GATED, gemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
                 g, u, input, output, activationCode(fn), g.rows(), input.cols(), split, gemvPrefetchBytes);
-    }
-
-    /** Whether gemv_gated takes this gated product: gate and up as {@link #gemvFits}, of as many rows. */
-    private boolean gatedFits(CudaTensor input, CudaTensor g, CudaTensor u) {
-        return gemvFits(input, g) && gemvFits(input, u) && g.rows() == u.rows();
-    }
-
-    private void checkGated(String kernel, CudaTensor input, CudaTensor g, CudaTensor u, CudaTensor output) {
-        requireActivation(kernel, "x", input);
-        requireActivation(kernel, "out", output);
-        KernelShapes.checkLinear(input, g, null, output);
-        KernelShapes.checkLinear(input, u, null, output);
-        if (input.overlaps(output)) {
-            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
-        }
     }
 
     /** Whether gemv_rows-style kernels take this product: one row, a checkpoint weight of the activation type, aligned. */
@@ -912,132 +879,6 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         kernels.launch(Kernel.ADD_RMS_NORM, input.rows(), normThreads(input.cols()),
                 input, added, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
-    }
-
-    // ---- norms and residual adds inside one-row products (FUSED_NORMS; linear.cu) ------------
-
-    /**
-     * One rms_norm_gemv_rows3 launch (each block normalizes x for itself, block 0 writes normed)
-     * where {@link #linears} of the normalized row would take gemv_rows3 and the norm folds into
-     * it ({@link #normFolds}); otherwise rmsNorm and linears.
-     */
-    @Override
-    public void rmsNormLinears(Tensor x, Tensor normWeight, float eps, float weightOffset, Tensor normed,
-                               Tensor[] weights, Tensor[] biases, Tensor[] outs) {
-        CudaTensor input = cuda(x, "rmsNormLinears", "x");
-        CudaTensor scale = cuda(normWeight, "rmsNormLinears", "normWeight");
-        CudaTensor normalized = cuda(normed, "rmsNormLinears", "normed");
-        Projections p = FUSED_NORMS ? projections("rmsNormLinears", input, weights, biases, outs) : null;
-        if (p == null || !p.oneRow() || !normFolds("rmsNormLinears", input, scale, normalized, p.o())) {
-            Backend.super.rmsNormLinears(x, normWeight, eps, weightOffset, normed, weights, biases, outs);
-            return;
-        }
-        context.makeCurrent();
-        int split = gemvSplit(input.cols());
-        CudaTensor[] w = p.w(), b = p.b(), o = p.o();
-        kernels.launchWithSharedMemory(Kernel.RMS_NORM_GEMV_ROWS3, gemvBlocks(p.rows(), split), 32 * GEMV_WARPS,
-                rowBytes(input), w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]),
-                o[0], o[1], o[2], rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, scale, scale.typeCode(), eps,
-                weightOffset, normalized, input.cols(), split, gemvPrefetchBytes);
-    }
-
-    /**
-     * One rms_norm_gemv_gated launch where {@link #gatedLinear} of the normalized row would take
-     * gemv_gated and the norm folds into it; otherwise rmsNorm and gatedLinear.
-     */
-    @Override
-    public void rmsNormGatedLinear(Activation fn, Tensor x, Tensor normWeight, float eps, float weightOffset,
-                                   Tensor normed, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
-        CudaTensor input = cuda(x, "rmsNormGatedLinear", "x");
-        CudaTensor scale = cuda(normWeight, "rmsNormGatedLinear", "normWeight");
-        CudaTensor normalized = cuda(normed, "rmsNormGatedLinear", "normed");
-        CudaTensor g = cuda(gate, "rmsNormGatedLinear", "gate");
-        CudaTensor u = cuda(up, "rmsNormGatedLinear", "up");
-        CudaTensor output = cuda(out, "rmsNormGatedLinear", "out");
-        if (!FUSED_NORMS || !gatedFits(input, g, u) || !normFolds("rmsNormGatedLinear", input, scale, normalized, output)) {
-            Backend.super.rmsNormGatedLinear(fn, x, normWeight, eps, weightOffset, normed, gate, up, upScratch, out);
-            return;
-        }
-        checkGated("rmsNormGatedLinear", input, g, u, output);
-        context.makeCurrent();
-        int split = gemvSplit(input.cols());
-        kernels.launchWithSharedMemory(Kernel.RMS_NORM_GEMV_GATED, gemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
-                rowBytes(input), g, u, input, scale, scale.typeCode(), eps, weightOffset, normalized, output,
-                activationCode(fn), g.rows(), input.cols(), split, gemvPrefetchBytes);
-    }
-
-    /**
-     * Whether the norm of the row x can be computed inside a one-row product (linear.cu's
-     * rms_norm_to_shared): x is one row of rms_norm's one-piece-a-thread form (whole 16-byte
-     * pieces, at most 1024 of them, x and normed aligned), whose order of summing that kernel
-     * repeats, so that normed and the products are those of rmsNorm and the plain products bit
-     * for bit; and normed does not overlap x. Checks the norm's shapes, and that no out overlaps normed.
-     */
-    private boolean normFolds(String kernel, CudaTensor x, CudaTensor weight, CudaTensor normed, CudaTensor... outs) {
-        checkRowwise(kernel, x, weight, null, normed);
-        for (CudaTensor out : outs) {
-            if (out != null && out.overlaps(normed)) {
-                throw new IllegalArgumentException(kernel + ": out " + out + " overlaps normed " + normed);
-            }
-        }
-        int piece = 16 / activationType.byteSize();
-        return x.rows() == 1 && x.cols() % piece == 0 && x.cols() <= piece * 1024 && x.address() % 16 == 0
-                && normed.address() % 16 == 0 && !normed.overlaps(x);
-    }
-
-    /** The dynamic shared memory of a block that holds the normalized row x. */
-    private int rowBytes(CudaTensor x) {
-        return x.cols() * activationType.byteSize();
-    }
-
-    /** One gemv_rows_add launch where the product is one row the gemv kernels take and has no bias; otherwise linear and add. */
-    @Override
-    public void linearAdd(Tensor x, Tensor weight, Tensor bias, Tensor product, Tensor residual) {
-        if (!addedByProduct("linearAdd", x, weight, bias, residual)) {
-            Backend.super.linearAdd(x, weight, bias, product, residual);
-        }
-    }
-
-    /**
-     * One gemv_rows_add launch, the norm left to the products that read the residual next (false),
-     * where {@link #linearAdd} takes one and the norm would fold into them; otherwise linear and
-     * add_rms_norm.
-     */
-    @Override
-    public boolean linearAddRmsNorm(Tensor x, Tensor weight, Tensor bias, Tensor product, Tensor residual,
-                                    Tensor normWeight, float eps, float weightOffset, Tensor normed) {
-        boolean folds = normFolds("linearAddRmsNorm", cuda(residual, "linearAddRmsNorm", "residual"),
-                cuda(normWeight, "linearAddRmsNorm", "normWeight"), cuda(normed, "linearAddRmsNorm", "normed"));
-        if (folds && addedByProduct("linearAddRmsNorm", x, weight, bias, residual)) {
-            return false;
-        }
-        return Backend.super.linearAddRmsNorm(x, weight, bias, product, residual, normWeight, eps, weightOffset, normed);
-    }
-
-    /**
-     * residual += x · weightᵀ by one gemv_rows_add launch, where fused norms are on, there is no
-     * bias and the gemv kernels take the product; returns whether it launched.
-     */
-    private boolean addedByProduct(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor residual) {
-        CudaTensor input = cuda(x, kernel, "x");
-        CudaTensor w = cuda(weight, kernel, "weight");
-        CudaTensor stream = cuda(residual, kernel, "residual");
-        if (!FUSED_NORMS || bias != null || !gemvFits(input, w)) return false;
-        requireActivation(kernel, "residual", stream);
-        KernelShapes.checkLinear(input, w, null, stream);
-        if (stream.overlaps(input)) {
-            throw new IllegalArgumentException(kernel + ": residual " + stream + " overlaps its input x");
-        }
-        context.makeCurrent();
-        int split = gemvSplit(input.cols());
-        kernels.launch(Kernel.GEMV_ROWS_ADD, gemvBlocks(w.rows(), split), 32 * GEMV_WARPS,
-                w, input, stream, w.rows(), input.cols(), split, gemvPrefetchBytes);
-        return true;
-    }
-
-    /** The launches of {@code kernel} on this backend so far, so that tests can tell which kernels a call ran. */
-    int launches(Kernel kernel) {
-        return kernels.launches(kernel);
     }
 
     @Override

@@ -296,15 +296,15 @@ final class CudaDriver {
 
     /** Sizes and offsets of CUlaunchConfig and CUlaunchAttribute (cuda.h, CUDA 12 and 13). */
     static final long LAUNCH_CONFIG_BYTES = 56, LAUNCH_ATTRIBUTE_BYTES = 72;
-    private static final long CONFIG_SHARED_BYTES = 24, CONFIG_STREAM = 32, CONFIG_ATTRIBUTES = 40, CONFIG_ATTRIBUTE_COUNT = 48;
+    private static final long CONFIG_STREAM = 32, CONFIG_ATTRIBUTES = 40, CONFIG_ATTRIBUTE_COUNT = 48;
     private static final int LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 
     /**
      * Fills {@code config} (LAUNCH_CONFIG_BYTES, then LAUNCH_ATTRIBUTE_BYTES for its one attribute)
      * for launches on {@code stream} that may start before the kernel ahead of them in the stream
      * has finished (programmatic dependent launch, compute capability 9.0 and later): the kernel
-     * waits for it with griddepcontrol.wait before it touches its results. The grid, the block
-     * width and the dynamic shared memory are set per launch by {@link #launchProgrammatic}.
+     * waits for it with griddepcontrol.wait before it touches its results. The grid and the block
+     * width are set per launch by {@link #launchProgrammatic}.
      */
     static void prepareProgrammaticLaunch(MemorySegment config, MemorySegment stream) {
         config.fill((byte) 0);
@@ -318,17 +318,13 @@ final class CudaDriver {
         config.set(JAVA_INT, CONFIG_ATTRIBUTE_COUNT, 1);
     }
 
-    /**
-     * cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid, block
-     * width and dynamic shared memory set here.
-     */
+    /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block width set here. */
     void launchProgrammatic(MemorySegment function, MemorySegment config, int gridX, int gridY, int gridZ, int blockX,
-                            int sharedBytes, MemorySegment parameters) {
+                            MemorySegment parameters) {
         config.set(JAVA_INT, 0, gridX);
         config.set(JAVA_INT, 4, gridY);
         config.set(JAVA_INT, 8, gridZ);
         config.set(JAVA_INT, 12, blockX);
-        config.set(JAVA_INT, CONFIG_SHARED_BYTES, sharedBytes);
         int code;
         try {
             code = (int) cuLaunchKernelEx.invokeExact(config, function, parameters, MemorySegment.NULL);

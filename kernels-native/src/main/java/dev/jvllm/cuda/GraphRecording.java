@@ -98,15 +98,12 @@ final class GraphRecording {
     }
 
     /**
-     * A kernel launch with {@code sharedBytes} of dynamic shared memory and {@code argumentCount}
-     * 8-byte argument values in {@code values}: noted when capturing, compared when replaying.
-     * Returns whether the launch is to be made.
+     * A kernel launch with {@code argumentCount} 8-byte argument values in {@code values}: noted
+     * when capturing, compared when replaying. Returns whether the launch is to be made.
      */
-    boolean launch(int kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, MemorySegment values,
-                   int argumentCount) {
+    boolean launch(int kernel, int gridX, int gridY, int gridZ, int threads, MemorySegment values, int argumentCount) {
         long shape = ((long) kernel << 40) ^ ((long) threads << 24) ^ argumentCount;
         step(LAUNCH, shape, gridX, gridY, gridZ);
-        step(sharedBytes);
         for (int i = 0; i < argumentCount; i++) {
             step(values.getAtIndex(JAVA_LONG, i));
         }

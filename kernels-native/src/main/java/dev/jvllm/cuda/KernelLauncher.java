@@ -15,7 +15,6 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * Loads the kernel modules, built for one activation type, into the current context on first use
  * and launches their kernels on one stream. Arguments are given in the kernel's parameter order: {@link Integer} for int,
  * {@link Long} for long long, {@link Float} for float, a {@link CudaTensor} (or null) for a pointer.
- * Counts the launches of each kernel, so that tests can tell which kernels a call ran.
  */
 final class KernelLauncher implements AutoCloseable {
 
@@ -36,7 +35,6 @@ final class KernelLauncher implements AutoCloseable {
     /** The graph being captured or replayed, or null when launches simply run. */
     private GraphRecording recording;
     private KernelTimes.Timer timer;
-    private final int[] launches = new int[Kernel.values().length];
     /**
      * The launch configuration of programmatic dependent launches (every kernel may start while
      * the one before it finishes; common.cuh says how kernels wait), or null where the device
@@ -78,11 +76,6 @@ final class KernelLauncher implements AutoCloseable {
         launchGrid(kernel, blocks, 1, threads, arguments);
     }
 
-    /** A one-dimensional grid whose blocks get {@code sharedBytes} (at most 48 KiB) of dynamic shared memory. */
-    void launchWithSharedMemory(Kernel kernel, int blocks, int threads, int sharedBytes, Object... arguments) {
-        launch(kernel, blocks, 1, 1, threads, sharedBytes, arguments);
-    }
-
     /** A two-dimensional grid of {@code gridX × gridY} blocks. */
     void launchGrid(Kernel kernel, int gridX, int gridY, int threads, Object... arguments) {
         launchVolume(kernel, gridX, gridY, 1, threads, arguments);
@@ -90,15 +83,6 @@ final class KernelLauncher implements AutoCloseable {
 
     /** A three-dimensional grid of {@code gridX × gridY × gridZ} blocks. */
     void launchVolume(Kernel kernel, int gridX, int gridY, int gridZ, int threads, Object... arguments) {
-        launch(kernel, gridX, gridY, gridZ, threads, 0, arguments);
-    }
-
-    /** The launches of {@code kernel} so far (captured ones included, replayed ones not: the graph makes those). */
-    int launches(Kernel kernel) {
-        return launches[kernel.ordinal()];
-    }
-
-    private void launch(Kernel kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, Object... arguments) {
         if (gridX == 0 || gridY == 0 || gridZ == 0) return;
         MemorySegment function = functions.computeIfAbsent(kernel, this::resolve);
         if (arguments.length > MAX_ARGUMENTS) {
@@ -124,17 +108,15 @@ final class KernelLauncher implements AutoCloseable {
                         + arguments[i].getClass().getSimpleName() + " cannot be passed to a kernel");
             }
         }
-        if (recording != null
-                && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, sharedBytes, values, arguments.length)) {
+        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
             return;
         }
-        launches[kernel.ordinal()]++;
         KernelTimes.Timer timing = eagerTimer();
         if (timing != null) timing.begin(kernel.function);
         if (programmaticConfig != null) {
-            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, sharedBytes, pointers);
+            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
         } else {
-            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, sharedBytes, stream, pointers);
+            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
         }
         if (timing != null) timing.end();
     }

@@ -39,7 +39,7 @@ class GraphRecordingTest {
     private static long pass(GraphRecording r, int[] ids, MemorySegment launchArguments) {
         DeviceBuffer buffer = r.allocate((long) ids.length * Integer.BYTES);
         r.upload(MemorySegment.ofArray(ids), buffer.address(), (long) ids.length * Integer.BYTES);
-        r.launch(3, 64, 1, 1, 128, 0, launchArguments, 2);
+        r.launch(3, 64, 1, 1, 128, launchArguments, 2);
         r.product(1, 4096, 6144, 0x1000, buffer.address(), 0x2000);
         return buffer.address();
     }
@@ -60,10 +60,10 @@ class GraphRecordingTest {
     @Test
     void launchesAreMadeWhenCapturingAndNotWhenReplaying() {
         GraphRecording r = recording(1 << 10, 1 << 10);
-        assertTrue(r.launch(1, 2, 1, 1, 32, 0, arguments(7), 1), "captured launches run (into the stream capture)");
+        assertTrue(r.launch(1, 2, 1, 1, 32, arguments(7), 1), "captured launches run (into the stream capture)");
         assertTrue(r.product(1, 2, 3), "captured products run");
         r.startReplay();
-        assertFalse(r.launch(1, 2, 1, 1, 32, 0, arguments(7), 1), "replayed launches are not made: the graph makes them");
+        assertFalse(r.launch(1, 2, 1, 1, 32, arguments(7), 1), "replayed launches are not made: the graph makes them");
         assertFalse(r.product(1, 2, 3));
         r.finishReplay();
     }
@@ -84,14 +84,8 @@ class GraphRecordingTest {
         r.startReplay();
         r.allocate(8);
         r.upload(MemorySegment.ofArray(new int[]{1, 2}), DEVICE_BASE, 8);
-        assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 128, 1, 1, 128, 0, arguments(11, 12), 2),
+        assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 128, 1, 1, 128, arguments(11, 12), 2),
                 "another grid");
-
-        r.startReplay();
-        r.allocate(8);
-        r.upload(MemorySegment.ofArray(new int[]{1, 2}), DEVICE_BASE, 8);
-        assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 64, 1, 1, 128, 4096, arguments(11, 12), 2),
-                "another size of shared memory");
     }
 
     @Test

@@ -42,44 +42,45 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
     /** Runs the layers in turn on the residual stream x ([T, hidden]), in place. */
     public static void forwardAll(List<DecoderLayer> layers, Backend backend, Tensor x, Tensor positions,
                                   KvCache cache, ForwardBatch batch, Scratch scratch) {
-        BranchInput input = null;
+        boolean inputNormed = false;
         for (int i = 0; i < layers.size(); i++) {
             DecoderLayer next = i + 1 < layers.size() ? layers.get(i + 1) : null;
-            input = layers.get(i).forward(backend, x, positions, cache, batch, scratch, input, next);
+            inputNormed = layers.get(i).forward(backend, x, positions, cache, batch, scratch, inputNormed, next);
         }
     }
 
     /**
      * Runs the layer on the residual stream x in place, as the layers of a stack are run in turn.
-     * A pre-norm layer hands each branch the stream under the branch's norm ({@link BranchInput})
-     * and has it add its result back ({@link ResidualJoin}): one backend call joins a branch's
-     * last product, the residual add and the next norm, and a backend may leave that norm to the
-     * products that read it. Where {@code next} is pre-norm too, this layer's last join applies
-     * (or leaves pending) next's attention norm, and the method returns next's attention input,
-     * which the caller passes on as {@code input}.
+     * Where this layer and {@code next} are both pre-norm, this layer's last residual add and the
+     * next layer's input norm are one {@link Norm#addThenApply} (one pass over the stream instead
+     * of two), and the method returns true: the next layer's normalized input is then already in
+     * scratch, which the caller passes on as {@code inputNormed}.
      *
-     * @param input this layer's attention input as the layer before left it, or null
-     * @param next  the layer run after this one, or null for the last
-     * @return next's attention input, or null where next normalizes its input itself
+     * @param next the layer run after this one, or null for the last
      */
-    public BranchInput forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch,
-                               Scratch scratch, BranchInput input, DecoderLayer next) {
+    public boolean forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch,
+                           Scratch scratch, boolean inputNormed, DecoderLayer next) {
         int tokens = x.rows();
         Tensor normed = scratch.get("layer.normed", tokens, x.cols());
         Tensor branch = scratch.get("layer.branch", tokens, x.cols());
         switch (residual) {
             case SEQUENTIAL -> {
-                if (input == null) {
-                    // Gemma 2's branch output norms come between a product and its add: its layers
-                    // normalize and add in steps of their own.
-                    boolean branchOutputNorms = attentionOutputNorm != null || mlpOutputNorm != null;
-                    input = branchOutputNorms ? BranchInput.applied(backend, attentionNorm, x, normed)
-                            : BranchInput.under(backend, attentionNorm, x, normed);
+                if (!inputNormed) {
+                    attentionNorm.apply(backend, x, normed);
                 }
-                Norm nextNorm = next != null && next.residual == Residual.SEQUENTIAL ? next.attentionNorm : null;
-                BranchInput mlpInput = attention.forward(backend, input, positions, cache, batch, scratch,
-                        new ResidualJoin(x, attentionOutputNorm, mlpNorm, normed, branch));
-                return mlp.forward(backend, mlpInput, scratch, new ResidualJoin(x, mlpOutputNorm, nextNorm, normed, branch));
+                attention.forward(backend, normed, positions, cache, batch, scratch, branch);
+                if (attentionOutputNorm == null) {
+                    mlpNorm.addThenApply(backend, x, branch, normed);
+                } else {
+                    addToResidual(backend, x, branch, attentionOutputNorm, normed);
+                    mlpNorm.apply(backend, x, normed);
+                }
+                mlp.forward(backend, normed, scratch, branch);
+                if (mlpOutputNorm == null && next != null && next.residual == Residual.SEQUENTIAL) {
+                    next.attentionNorm.addThenApply(backend, x, branch, normed);
+                    return true;
+                }
+                addToResidual(backend, x, branch, mlpOutputNorm, normed);
             }
             case PARALLEL -> {
                 attentionNorm.apply(backend, x, normed);
@@ -100,6 +101,14 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
                 mlpNorm.apply(backend, normed, x);
             }
         }
-        return null;
+        return false;
+    }
+
+    private static void addToResidual(Backend backend, Tensor x, Tensor branch, Norm outputNorm, Tensor spare) {
+        if (outputNorm != null) {
+            outputNorm.apply(backend, branch, spare);
+            branch = spare;
+        }
+        backend.add(x, branch, x);
     }
 }

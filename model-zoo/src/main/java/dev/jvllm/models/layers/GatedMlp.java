@@ -17,23 +17,12 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
 
     @Override
     public void forward(Backend backend, Tensor x, Scratch scratch, Tensor out) {
-        down.apply(backend, hidden(backend, BranchInput.of(x), scratch), out);
-    }
-
-    @Override
-    public BranchInput forward(Backend backend, BranchInput input, Scratch scratch, ResidualJoin join) {
-        return join.addProjection(backend, down, hidden(backend, input, scratch));
-    }
-
-    /** {@code act(gate(x)) * up(x)} of the input's rows, in a scratch buffer. */
-    private Tensor hidden(Backend backend, BranchInput input, Scratch scratch) {
-        int tokens = input.rows();
+        int tokens = x.rows();
         Tensor g = scratch.get("mlp.gate", tokens, gate.outFeatures());
         Tensor u = scratch.get("mlp.up", tokens, up.outFeatures());
         if (gate.plain() && up.plain()) {
-            input.projectGated(backend, activation, gate, up, u, g);
+            backend.gatedLinear(activation, x, gate.weight(), up.weight(), u, g);
         } else {
-            Tensor x = input.normalized(backend);
             gate.apply(backend, x, g);
             up.apply(backend, x, u);
             if (activation == Activation.SILU) {
@@ -42,6 +31,6 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
                 backend.gatedActivation(activation, g, u, g);
             }
         }
-        return g;
+        down.apply(backend, g, out);
     }
 }

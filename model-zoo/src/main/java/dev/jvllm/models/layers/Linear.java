@@ -5,7 +5,6 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
 import java.util.Arrays;
-import java.util.function.BiConsumer;
 
 /**
  * {@code y = x · Wᵀ + b}: weight [out, in], optional bias; with {@code clampLimit > 0} the output
@@ -108,21 +107,13 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
 
     /** {@code outs[i] = linears[i](x)}, handed to the backend as one call ({@link Backend#linears}). */
     public static void applyAll(Backend backend, Tensor x, Linear[] linears, Tensor[] outs) {
-        applyAll(backend, linears, outs, (weights, biases) -> backend.linears(x, weights, biases, outs));
-    }
-
-    /**
-     * The products of {@code linears} into outs as one backend call, which {@code products} makes
-     * from their weights and biases; then each output clamped where its projection clamps.
-     */
-    static void applyAll(Backend backend, Linear[] linears, Tensor[] outs, BiConsumer<Tensor[], Tensor[]> products) {
         Tensor[] weights = new Tensor[linears.length];
         Tensor[] biases = new Tensor[linears.length];
         for (int i = 0; i < linears.length; i++) {
             weights[i] = linears[i].weight;
             biases[i] = linears[i].bias;
         }
-        products.accept(weights, biases);
+        backend.linears(x, weights, biases, outs);
         for (int i = 0; i < linears.length; i++) {
             if (linears[i].clampLimit > 0) backend.clamp(outs[i], linears[i].clampLimit, outs[i]);
         }

@@ -35,24 +35,12 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
     @Override
     public void forward(Backend backend, Tensor x, Tensor positions, KvCache cache, ForwardBatch batch,
                         Scratch scratch, Tensor out) {
-        o.apply(backend, context(backend, BranchInput.of(x), positions, cache, batch, scratch), out);
-    }
-
-    @Override
-    public BranchInput forward(Backend backend, BranchInput input, Tensor positions, KvCache cache, ForwardBatch batch,
-                               Scratch scratch, ResidualJoin join) {
-        return join.addProjection(backend, o, context(backend, input, positions, cache, batch, scratch));
-    }
-
-    /** The heads' attention results before the o projection, [T, heads × headDim], in a scratch buffer. */
-    private Tensor context(Backend backend, BranchInput input, Tensor positions, KvCache cache, ForwardBatch batch,
-                           Scratch scratch) {
-        int tokens = input.rows();
+        int tokens = x.rows();
         Tensor qs = scratch.get("attn.q", tokens, q.outFeatures());
         Tensor ks = scratch.get("attn.k", tokens, k.outFeatures());
         Tensor vs = scratch.get("attn.v", tokens, v.outFeatures());
         Tensor context = scratch.get("attn.context", tokens, q.outFeatures());
-        input.project(backend, new Linear[]{q, k, v}, new Tensor[]{qs, ks, vs});
+        Linear.applyAll(backend, x, new Linear[]{q, k, v}, new Tensor[]{qs, ks, vs});
         Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
         Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
         if (rotary != null) {
@@ -60,7 +48,7 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         } else {
             backend.attention(queries, keys, vs, cache, layerIndex, batch, params, context);
         }
-        return context;
+        o.apply(backend, context, out);
     }
 
     /** x when there is no norm; else each head of x normalized on its own, in a scratch buffer. */
