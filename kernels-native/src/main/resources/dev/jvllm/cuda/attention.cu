@@ -278,6 +278,27 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 #ifndef DECODE_KEY_THREADS
 #define DECODE_KEY_THREADS 4
 #endif
+// How paged_decode loads the cache's keys and values (each read once a step): 0 plain loads,
+// 1 streaming (ld.global.cs: evict first), 2 without an L1 line (L1::no_allocate). For comparisons.
+#ifndef DECODE_CACHE_LOADS
+#define DECODE_CACHE_LOADS 0
+#endif
+
+__device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
+#if DECODE_CACHE_LOADS == 1
+    uint4 r;
+    asm volatile("ld.global.cs.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+#elif DECODE_CACHE_LOADS == 2
+    uint4 r;
+    asm volatile("ld.global.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+#else
+    return *(const uint4*) p;
+#endif
+}
+
 constexpr int KEY_UNROLL = DECODE_KEY_UNROLL;
 constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
 #ifdef DECODE_MIN_BLOCKS
@@ -433,7 +454,7 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll (KEY_UNROLL)
         for (int c = share * PIECE; c < D; c += KEY_THREADS * PIECE) {
             act_t piece[PIECE];
-            *(uint4*) piece = valid ? *(const uint4*) (key + c) : make_uint4(0, 0, 0, 0);
+            *(uint4*) piece = valid ? load_cache_piece(key + c) : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int e = 0; e < PIECE; e++) {
                 float k = act_to_float(piece[e]);
@@ -490,7 +511,7 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll (VALUE_UNROLL)
     for (int j = begin + keyLane; j < end; j += KEY_LANES) {
         act_t v[PIECE];
-        *(uint4*) v = *(const uint4*) (valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
+        *(uint4*) v = load_cache_piece(valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
 #pragma unroll
         for (int g = 0; g < GROUP; g++) {
             if (g >= group) break;
