@@ -261,10 +261,10 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // (max, sum, unnormalized output) per head and the last of them merges all (merge_parts_if_last).
 #define DECODE_WARPS 4
 #define DECODE_PARTITION 256
-// Loads in flight per thread in the score (key) and output (value) loops; tunable at build time
-// (KernelCompiler's jvllm.cuda.kernelDefines) for comparisons.
-#ifndef DECODE_KEY_UNROLL
-#define DECODE_KEY_UNROLL 4
+// Key rows a thread group loads at once in the score loop, and value loads in flight per thread
+// in the output loop; tunable at build time (KernelCompiler's jvllm.cuda.kernelDefines) for comparisons.
+#ifndef DECODE_KEY_ROWS
+#define DECODE_KEY_ROWS 1
 #endif
 #ifndef DECODE_VALUE_UNROLL
 #define DECODE_VALUE_UNROLL 4
@@ -301,7 +301,6 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #endif
 }
 
-constexpr int KEY_UNROLL = DECODE_KEY_UNROLL;
 constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
 #ifdef DECODE_MIN_BLOCKS
 #define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS, DECODE_MIN_BLOCKS)
@@ -438,48 +437,65 @@ __device__ __forceinline__ void paged_decode_block(
 
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
     constexpr int KEY_THREADS = DECODE_KEY_THREADS;
+    constexpr int SHARE = PIECES / KEY_THREADS;  // 16-byte pieces of a key row per thread
+    constexpr int ROWS = DECODE_KEY_ROWS;
     static_assert(PIECES % KEY_THREADS == 0 && 32 % KEY_THREADS == 0, "key threads must divide a row and a warp");
     int share = threadIdx.x % KEY_THREADS;
-    // Every thread runs the same number of rounds (the shuffles need the whole warp); rows past end are zeros.
-    for (int round = begin; round < end; round += blockDim.x / KEY_THREADS) {
-        int j = round + threadIdx.x / KEY_THREADS;
-        bool valid = j < end;
-        const act_t* key = keyCache;
-        if (valid) {
-            int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
-            if (share == 0) slots[j - base] = slot;
-            key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
+    int rowStride = blockDim.x / KEY_THREADS;
+    // Every thread runs the same number of rounds (the shuffles need the whole warp); rows past end
+    // are zeros. A round loads all of its ROWS rows' pieces before the first multiply.
+    for (int round = begin; round < end; round += ROWS * rowStride) {
+        uint4 loaded[ROWS][SHARE];
+        int js[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            int j = round + r * rowStride + threadIdx.x / KEY_THREADS;
+            js[r] = j;
+            const act_t* key = keyCache;
+            if (j < end) {
+                int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
+                if (share == 0) slots[j - base] = slot;
+                key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
+            }
+#pragma unroll
+            for (int i = 0; i < SHARE; i++) {
+                loaded[r][i] = j < end ? load_cache_piece(key + (i * KEY_THREADS + share) * PIECE) : make_uint4(0, 0, 0, 0);
+            }
         }
-        float dots[GROUP];
 #pragma unroll
-        for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
-#pragma unroll (KEY_UNROLL)
-        for (int c = share * PIECE; c < D; c += KEY_THREADS * PIECE) {
-            act_t piece[PIECE];
-            *(uint4*) piece = valid ? load_cache_piece(key + c) : make_uint4(0, 0, 0, 0);
+        for (int r = 0; r < ROWS; r++) {
+            float dots[GROUP];
 #pragma unroll
-            for (int e = 0; e < PIECE; e++) {
-                float k = act_to_float(piece[e]);
+            for (int g = 0; g < GROUP; g++) dots[g] = 0.0f;
 #pragma unroll
-                for (int g = 0; g < GROUP; g++) {
-                    if (g < group) dots[g] += queries[g][c + e] * k;
+            for (int i = 0; i < SHARE; i++) {
+                const act_t* piece = (const act_t*) &loaded[r][i];
+                int c = (i * KEY_THREADS + share) * PIECE;
+#pragma unroll
+                for (int e = 0; e < PIECE; e++) {
+                    float k = act_to_float(piece[e]);
+#pragma unroll
+                    for (int g = 0; g < GROUP; g++) {
+                        if (g < group) dots[g] += queries[g][c + e] * k;
+                    }
                 }
             }
-        }
 #pragma unroll
-        for (int g = 0; g < GROUP; g++) {
-            for (int offset = 1; offset < KEY_THREADS; offset <<= 1) {
-                dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], offset);
+            for (int g = 0; g < GROUP; g++) {
+                for (int offset = 1; offset < KEY_THREADS; offset <<= 1) {
+                    dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], offset);
+                }
             }
-        }
-        if (!valid || share != 0) continue;
+            int j = js[r];
+            if (j >= end || share != 0) continue;
 #pragma unroll
-        for (int g = 0; g < GROUP; g++) {
-            if (g >= group) break;
-            float s = scale * dots[g];
-            if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
-            if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
-            scores[g][j - base] = s;
+            for (int g = 0; g < GROUP; g++) {
+                if (g >= group) break;
+                float s = scale * dots[g];
+                if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
+                if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
+                scores[g][j - base] = s;
+            }
         }
     }
     __syncthreads();
