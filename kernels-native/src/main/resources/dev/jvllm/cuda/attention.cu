@@ -773,17 +773,21 @@ __device__ __forceinline__ void flash_prefill_tile(
         }
 
         float tileMax0 = -jv_infinity(), tileMax1 = -jv_infinity();
+        // A tile wholly at or before both of this lane's rows (and no sliding window) hides no key.
+        bool masked = slidingWindow > 0 || keyStart + FLASH_KEYS - 1 > min(position0, position1);
 #pragma unroll
         for (int n = 0; n < FLASH_KEYS / 8; n++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int key = keyStart + n * 8 + 2 * quad + (e & 1);
-                int position = e < 2 ? position0 : position1;
                 float s = scale * scores[n][e];
                 if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
-                s += slope * (float) (key - position);
-                bool visible = key <= position && (slidingWindow <= 0 || key > position - slidingWindow);
-                s = visible ? s : -jv_infinity();
+                if (masked || slope != 0.0f) {
+                    int key = keyStart + n * 8 + 2 * quad + (e & 1);
+                    int position = e < 2 ? position0 : position1;
+                    s += slope * (float) (key - position);
+                    bool visible = key <= position && (slidingWindow <= 0 || key > position - slidingWindow);
+                    if (masked && !visible) s = -jv_infinity();
+                }
                 scores[n][e] = s;
                 if (e < 2) tileMax0 = fmaxf(tileMax0, s); else tileMax1 = fmaxf(tileMax1, s);
             }
@@ -794,8 +798,10 @@ __device__ __forceinline__ void flash_prefill_tile(
         // that its weights are 0, not NaN.
         float base0 = newMax0 == -jv_infinity() ? 0.0f : newMax0;
         float base1 = newMax1 == -jv_infinity() ? 0.0f : newMax1;
-        float correction0 = expf(max0 - base0);
-        float correction1 = expf(max1 - base1);
+        // ex2.approx (fast_exp): the weights are rounded to 16 bits for P·V anyway, and the accurate
+        // expf was a dozen instructions for each of a round's 18 exponentials a lane.
+        float correction0 = fast_exp(max0 - base0);
+        float correction1 = fast_exp(max1 - base1);
         max0 = newMax0;
         max1 = newMax1;
         sum0 *= correction0;
@@ -810,8 +816,8 @@ __device__ __forceinline__ void flash_prefill_tile(
         unsigned int weights[FLASH_KEYS / 16][4];
 #pragma unroll
         for (int n = 0; n < FLASH_KEYS / 8; n++) {
-            float p0 = expf(scores[n][0] - base0), p1 = expf(scores[n][1] - base0);
-            float p2 = expf(scores[n][2] - base1), p3 = expf(scores[n][3] - base1);
+            float p0 = fast_exp(scores[n][0] - base0), p1 = fast_exp(scores[n][1] - base0);
+            float p2 = fast_exp(scores[n][2] - base1), p3 = fast_exp(scores[n][3] - base1);
             sum0 += p0 + p1;
             sum1 += p2 + p3;
             // Keys 0-7 of a 16-key step are A columns 2·quad.., keys 8-15 columns 2·quad+8..
