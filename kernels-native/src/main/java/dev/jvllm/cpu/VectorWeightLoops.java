@@ -133,6 +133,10 @@ final class VectorWeightLoops implements WeightLoops {
 
     @Override
     public void dotTwoTokens(MemorySegment w, long wIndex, float[] x, int x0, int x1, int n, float[] dots) {
+        if (WIDENING.fewLoads()) {
+            dotTwoTokensTwoSums(w, wIndex, x, x0, x1, n, dots, 0);
+            return;
+        }
         FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int unrolled = n - n % (4 * LANES);
         int vectorized = n - n % LANES;
@@ -161,9 +165,40 @@ final class VectorWeightLoops implements WeightLoops {
         dots[1] = b0.add(b1).add(b2.add(b3)).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x1, vectorized, n);
     }
 
+    /** {@link #dotTwoTokens} for a widening of {@link VectorWidening#fewLoads few loads}, into {@code dots[at..at + 2)}. */
+    private static void dotTwoTokensTwoSums(MemorySegment w, long wIndex, float[] x, int x0, int x1, int n, float[] dots,
+                                            int at) {
+        FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, b0 = a0, b1 = a0;
+        int unrolled = n - n % (2 * LANES);
+        int vectorized = n - n % LANES;
+        long wAt = offset(wIndex);
+        int i = 0;
+        for (long end = offset(wIndex + unrolled); wAt < end; wAt += 2 * STEP, i += 2 * LANES) {
+            FloatVector w0 = WIDENING.load(w, wAt);
+            FloatVector w1 = WIDENING.load(w, wAt + STEP);
+            a0 = w0.fma(floats(x, x0 + i), a0);
+            b0 = w0.fma(floats(x, x1 + i), b0);
+            a1 = w1.fma(floats(x, x0 + i + LANES), a1);
+            b1 = w1.fma(floats(x, x1 + i + LANES), b1);
+        }
+        for (long end = offset(wIndex + vectorized); wAt < end; wAt += STEP, i += LANES) {
+            FloatVector w0 = WIDENING.load(w, wAt);
+            a0 = w0.fma(floats(x, x0 + i), a0);
+            b0 = w0.fma(floats(x, x1 + i), b0);
+        }
+        dots[at] = a0.add(a1).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x0, vectorized, n);
+        dots[at + 1] = b0.add(b1).reduceLanes(ADD) + tailDot(TYPE, w, wIndex, x, x1, vectorized, n);
+    }
+
     @Override
     public void dotFourRowsTwoTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int n,
                                      float[] dots) {
+        if (WIDENING.fewLoads()) {
+            for (int r = 0; r < 4; r++) {
+                dotTwoTokensTwoSums(w, wIndex + r * rowStride, x, x0, x1, n, dots, 2 * r);
+            }
+            return;
+        }
         FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         long first = offset(wIndex);
         long rowBytes = offset(rowStride);

@@ -89,8 +89,9 @@ enum VectorWidening {
     abstract FloatVector load(MemorySegment w, long byteOffset);
 
     /**
-     * Whether the loops keep to fewer loads per iteration: {@code dot} with two sums, not four, the
-     * eight-row loop one row at a time, and three or four rows as tiles of two.
+     * Whether the loops keep to two loads per iteration: {@code dot} and the two-token loop unrolled
+     * twice, not four times, the eight-row and the four-row two-token loops one row at a time, and
+     * three or four rows as tiles of two.
      */
     boolean fewLoads() {
         return false;
