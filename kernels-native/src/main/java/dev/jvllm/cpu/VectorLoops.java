@@ -20,9 +20,11 @@ import static dev.jvllm.cpu.VectorShapes.floats;
  */
 final class VectorLoops implements InnerLoops {
 
-    private final VectorF32Weights f32 = new VectorF32Weights();
-    private final VectorBf16Weights bf16 = new VectorBf16Weights();
-    private final VectorF16Weights f16 = new VectorF16Weights();
+    /** One copy of the weight loops per type for the whole JVM: each copy is compiled on its own. */
+    private static final WeightLoops F32_WEIGHTS = VectorWidening.F32.loops();
+    private static final WeightLoops BF16_WEIGHTS = VectorWidening.BF16.loops();
+    private static final WeightLoops F16_WEIGHTS = VectorWidening.F16.loops();
+
     private final PanelLoops panels = new VectorPanelLoops();
 
     @Override
@@ -38,16 +40,16 @@ final class VectorLoops implements InnerLoops {
     @Override
     public WeightLoops weights(DType type) {
         return switch (type) {
-            case F32 -> f32;
-            case BF16 -> bf16;
-            case F16 -> f16;
+            case F32 -> F32_WEIGHTS;
+            case BF16 -> BF16_WEIGHTS;
+            case F16 -> F16_WEIGHTS;
             default -> throw new IllegalArgumentException("no weight loops for " + type);
         };
     }
 
     @Override
     public float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n) {
-        return f32.dot(k, kIndex, q, qIndex, n);
+        return F32_WEIGHTS.dot(k, kIndex, q, qIndex, n);
     }
 
     @Override

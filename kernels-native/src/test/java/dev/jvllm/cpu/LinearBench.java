@@ -19,7 +19,7 @@ import java.util.SplittableRandom;
  * 2048×8192 and 8192×2048 weights, reported as GB/s of weights read next to a plain vector read
  * of the same bytes on as many threads (the ceiling). Weights are cycled over enough copies to
  * exceed the last-level cache, so the numbers are memory numbers. Also prints batched (T>1)
- * throughput.
+ * throughput: 2, 4 and 16 tokens for each type, then BF16 prefill shapes.
  *
  * <pre>
  * mvn -q -pl kernels-native -am test-compile dependency:build-classpath -Dmdep.outputFile=/tmp/cp.txt
@@ -60,9 +60,13 @@ public final class LinearBench {
             for (int[] shape : Boolean.getBoolean("batchedOnly") ? new int[0][] : new int[][]{{4096, 4096}, {4096, 14336}}) {
                 matrixVector(backend, readers, arena, DType.BF16, shape[0], shape[1]);
             }
-            for (int tokens : new int[]{4, 16, 64}) {
-                batched(backend, arena, DType.BF16, 2048, 8192, tokens);
+            // Two tokens take the four-row two-token loop, 4 and 16 the in-place tiles of four tokens.
+            for (DType type : types) {
+                for (int tokens : new int[]{2, 4, 16}) {
+                    batched(backend, arena, type, 2048, 8192, tokens);
+                }
             }
+            batched(backend, arena, DType.BF16, 2048, 8192, 64);
             // The 1B model's prefill shapes (128 tokens): gate/up (8192 x 2048) and down (2048 x 8192).
             batched(backend, arena, DType.BF16, 8192, 2048, 128);
             batched(backend, arena, DType.BF16, 2048, 8192, 128);
