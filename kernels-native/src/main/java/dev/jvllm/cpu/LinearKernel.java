@@ -27,9 +27,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * registers: each weight load serves four tokens, each x load two rows), against three rows
  * where the loops have the registers (BF16 with AVX-512: twelve sums, each x load serving three
  * rows; a 16-sequence decode step of the 1B shape measured about 0.82x the CPU time of the pairs
- * on Zen 4, -Djvllm.cpu.threeRowTiles=false for comparisons), or against four rows
- * (sixteen sums) where the loops ask for it (BF16 with AVX-512 and -Djvllm.cpu.fourRowTiles=true:
- * faster in LinearBench, slower in the engine's prefill so far), and the rows of a tile
+ * on Zen 4, -Djvllm.cpu.threeRowTiles=false for comparisons; four rows, sixteen sums, were faster
+ * in LinearBench but slower in the engine's prefill and were removed), and the rows of a tile
  * of about {@value #ROW_TILE_BYTES} bytes are reused from cache by every token block, so weights
  * come from memory once per call however many tokens there are.
  *
@@ -472,8 +471,7 @@ final class LinearKernel {
 
     private void matrixMatrix(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
         WeightLoops rows = loops.weights(weight.dtype());
-        boolean fourRows = rows.fourRowTiles();
-        boolean threeRows = !fourRows && rows.threeRowTiles();
+        boolean threeRows = rows.threeRowTiles();
         MemorySegment w = weight.segment();
         float[] xs = x.floats();
         float[] outs = out.floats();
@@ -497,12 +495,6 @@ final class LinearKernel {
                     int x2 = x.arrayIndex(t + Math.min(2, count - 1));
                     int x3 = x.arrayIndex(t + Math.min(3, count - 1));
                     int row = tileStart;
-                    if (fourRows) {
-                        for (; row + 4 <= tileEnd; row += 4) {
-                            rows.dotFourRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);
-                            storeTile(dots, 4, row, t, count, bias, out, outs);
-                        }
-                    }
                     if (threeRows) {
                         for (; row + 3 <= tileEnd; row += 3) {
                             rows.dotThreeRowsFourTokens(w, (long) row * in, in, xs, x0, x1, x2, x3, in, dots);

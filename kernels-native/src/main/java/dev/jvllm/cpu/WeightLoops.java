@@ -71,24 +71,6 @@ interface WeightLoops {
         dotTwoRowsFourTokens(w, wIndex, rowStride, x, x0, x1, x2, x3, n, dots);
     }
 
-    /**
-     * As {@link #dotTwoRowsFourTokens} for four weight rows (each {@code rowStride} elements after
-     * the previous; a stride of 0 repeats a row): {@code dots[r × 4 + t]} for {@code r < 4}. Sixteen
-     * sums in registers, so each widened weight vector serves four tokens and each x load four
-     * rows; worth it where there are enough vector registers (32 with AVX-512).
-     */
-    /** Whether {@link #dotFourRowsFourTokens} is the faster tile (its own loop, enough registers). */
-    default boolean fourRowTiles() {
-        return false;
-    }
-
-    default void dotFourRowsFourTokens(MemorySegment w, long wIndex, long rowStride, float[] x, int x0, int x1, int x2,
-                                       int x3, int n, float[] dots) {
-        dotTwoRowsFourTokens(w, wIndex + 2 * rowStride, rowStride, x, x0, x1, x2, x3, n, dots);
-        System.arraycopy(dots, 0, dots, 8, 8);
-        dotTwoRowsFourTokens(w, wIndex, rowStride, x, x0, x1, x2, x3, n, dots);
-    }
-
     /** {@code dst[dstIndex + i] = w[wIndex + i]} as float32, for {@code i < n}. */
     void widen(MemorySegment w, long wIndex, float[] dst, int dstIndex, int n);
 }

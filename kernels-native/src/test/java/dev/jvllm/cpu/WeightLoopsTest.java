@@ -68,8 +68,6 @@ class WeightLoopsTest {
         rows.dotThreeRowsFourTokens(w, first + 3 * stride, stride, x, xs[1], xs[0], xs[3], xs[2], n, dots);
         check(weight, x, n, first, stride, new int[]{3, 4, 5}, new int[]{xs[1], xs[0], xs[3], xs[2]}, dots,
                 "dotThreeRowsFourTokens");
-        rows.dotFourRowsFourTokens(w, first + 4 * stride, stride, x, xs[0], xs[1], xs[2], xs[3], n, dots);
-        check(weight, x, n, first, stride, new int[]{4, 5, 6, 7}, xs, dots, "dotFourRowsFourTokens");
 
         float[] widened = new float[n + 2];
         rows.widen(w, first + 7 * stride, widened, 2, n);
