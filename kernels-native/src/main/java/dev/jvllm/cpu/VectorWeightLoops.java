@@ -125,9 +125,7 @@ final class VectorWeightLoops implements WeightLoops {
         dots[6] = s6.reduceLanes(ADD);
         dots[7] = s7.reduceLanes(ADD);
         if (vectorized < n) {
-            for (int r = 0; r < 8; r++) {
-                dots[r] += tailDot(TYPE, w, wIndex + r * rowStride, x, xIndex, vectorized, n);
-            }
+            addTailDots(w, wIndex, rowStride, 8, x, new int[]{xIndex}, vectorized, n, dots);
         }
     }
 
@@ -230,10 +228,7 @@ final class VectorWeightLoops implements WeightLoops {
         dots[6] = a3.reduceLanes(ADD);
         dots[7] = b3.reduceLanes(ADD);
         if (vectorized < n) {
-            for (int r = 0; r < 4; r++) {
-                dots[2 * r] += tailDot(TYPE, w, wIndex + r * rowStride, x, x0, vectorized, n);
-                dots[2 * r + 1] += tailDot(TYPE, w, wIndex + r * rowStride, x, x1, vectorized, n);
-            }
+            addTailDots(w, wIndex, rowStride, 4, x, new int[]{x0, x1}, vectorized, n, dots);
         }
     }
 
@@ -271,15 +266,7 @@ final class VectorWeightLoops implements WeightLoops {
         dots[6] = b2.reduceLanes(ADD);
         dots[7] = b3.reduceLanes(ADD);
         if (vectorized < n) {
-            long other = wIndex + rowStride;
-            dots[0] += tailDot(TYPE, w, wIndex, x, x0, vectorized, n);
-            dots[1] += tailDot(TYPE, w, wIndex, x, x1, vectorized, n);
-            dots[2] += tailDot(TYPE, w, wIndex, x, x2, vectorized, n);
-            dots[3] += tailDot(TYPE, w, wIndex, x, x3, vectorized, n);
-            dots[4] += tailDot(TYPE, w, other, x, x0, vectorized, n);
-            dots[5] += tailDot(TYPE, w, other, x, x1, vectorized, n);
-            dots[6] += tailDot(TYPE, w, other, x, x2, vectorized, n);
-            dots[7] += tailDot(TYPE, w, other, x, x3, vectorized, n);
+            addTailDots(w, wIndex, rowStride, 2, x, new int[]{x0, x1, x2, x3}, vectorized, n, dots);
         }
     }
 
@@ -288,8 +275,8 @@ final class VectorWeightLoops implements WeightLoops {
      * VectorWidening#widerTiles wider tiles}: twelve sums, three widened weights and an x vector
      * need 16 vector registers beside the loop's own, so only with AVX-512's 32. Measured in the
      * engine on Zen 4 (benchmarks/results/README.md): a 16-row decode step of the 1B shape (BF16) at
-     * 0.82x the CPU time of the two-row tile, unlike the four-row tile (sixteen sums), which C2
-     * compiles slower here.
+     * 0.82x the CPU time of the two-row tile (a four-row tile, sixteen sums, was slower in the
+     * engine and is gone).
      */
     private static final boolean THREE_ROW_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cpu.threeRowTiles", "true"));
 
@@ -346,11 +333,20 @@ final class VectorWeightLoops implements WeightLoops {
         dots[10] = c2.reduceLanes(ADD);
         dots[11] = c3.reduceLanes(ADD);
         if (vectorized < n) {
-            int[] xs = {x0, x1, x2, x3};
-            for (int r = 0; r < 3; r++) {
-                for (int t = 0; t < 4; t++) {
-                    dots[r * 4 + t] += tailDot(TYPE, w, wIndex + r * rowStride, x, xs[t], vectorized, n);
-                }
+            addTailDots(w, wIndex, rowStride, 3, x, new int[]{x0, x1, x2, x3}, vectorized, n, dots);
+        }
+    }
+
+    /**
+     * Adds to {@code dots[r × xs.length + t]} the dot of weight row r (rows {@code rowStride} apart)
+     * with token t's x over the elements from {@code vectorized} to {@code n}: what a tile's vector
+     * loop leaves over.
+     */
+    private static void addTailDots(MemorySegment w, long wIndex, long rowStride, int rows, float[] x, int[] xs,
+                                    int vectorized, int n, float[] dots) {
+        for (int r = 0; r < rows; r++) {
+            for (int t = 0; t < xs.length; t++) {
+                dots[r * xs.length + t] += tailDot(TYPE, w, wIndex + r * rowStride, x, xs[t], vectorized, n);
             }
         }
     }

@@ -91,14 +91,14 @@ enum VectorWidening {
     /**
      * Whether the loops keep to two loads per iteration: {@code dot} and the two-token loop unrolled
      * twice, not four times, the eight-row and the four-row two-token loops one row at a time, and
-     * three or four rows as tiles of two.
+     * three rows of four tokens as two two-row tiles.
      */
     boolean fewLoads() {
         return false;
     }
 
     /**
-     * Whether tiles of three and four weight rows are offered (with AVX-512's registers, see
+     * Whether tiles of three weight rows are offered (with AVX-512's registers, see
      * {@link VectorWeightLoops#threeRowTiles}): measured for BF16 only, the type of the LLM
      * checkpoints they were tuned on.
      */

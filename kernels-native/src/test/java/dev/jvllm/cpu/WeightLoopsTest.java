@@ -15,8 +15,8 @@ import static dev.jvllm.cpu.KernelPaths.gaussian;
 
 /**
  * Every tile of {@link WeightLoops}, called directly, against a double-precision reference: the
- * linear kernel reaches some tiles only for some types or under a flag (three and four rows of
- * four tokens), and the vector path's loops are one source compiled per type.
+ * linear kernel reaches some tiles only for some types or under a flag (three rows of four
+ * tokens), and the vector path's loops are one source compiled per type.
  */
 class WeightLoopsTest {
 
