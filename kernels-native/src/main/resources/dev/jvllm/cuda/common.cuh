@@ -228,4 +228,9 @@ __device__ __forceinline__ void mma_16816(float* c, const unsigned int* a, unsig
 __device__ __forceinline__ unsigned int load_pair(const act_t* p) {
     return *(const unsigned int*) p;
 }
+
+// Two 16-bit values as one 32-bit fragment register, the lower index in the lower half.
+__device__ __forceinline__ unsigned int pack_pair(act_t low, act_t high) {
+    return (unsigned int) low | ((unsigned int) high << 16);
+}
 #endif
