@@ -309,7 +309,7 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #endif
 }
 
-constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
+[[maybe_unused]] constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
 #ifdef DECODE_MIN_BLOCKS
 #define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS, DECODE_MIN_BLOCKS)
 #else
@@ -392,10 +392,10 @@ __device__ __forceinline__ void paged_decode_block(
         const int* tokenList, float* partials, unsigned int* counters, int partitionSize, const DecodeFusion& fusion) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
-    constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
+    [[maybe_unused]] constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
     __shared__ float queries[GROUP][D];
-    __shared__ float scores[GROUP][DECODE_PARTITION];
-    __shared__ int slots[DECODE_PARTITION];
+    [[maybe_unused]] __shared__ float scores[GROUP][DECODE_PARTITION];
+    [[maybe_unused]] __shared__ int slots[DECODE_PARTITION];
     __shared__ float headMax[GROUP];
     __shared__ float headSum[GROUP];
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
@@ -444,7 +444,167 @@ __device__ __forceinline__ void paged_decode_block(
     __syncthreads();
 
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
-#if DECODE_MMA && JV_ACT_TYPE != JV_F32
+#if DECODE_MMA == 2 && JV_ACT_TYPE != JV_F32
+    {
+        static_assert(GROUP <= 8, "the group's heads are the A operand's first 8 rows");
+        static_assert(D % 64 == 0, "a lane takes D / 8 value elements in 16-byte pieces");
+        // Each warp takes tiles of 16 keys (tile i of the partition goes to warp i % DECODE_WARPS)
+        // and keeps its own online softmax; a tile's keys and values are all loaded before its
+        // first multiply, so a warp has 8 KB in flight. S = Q·Kᵀ: A = the group's queries (rows
+        // 8-15 zero), B = 8 keys a column. The k index of each 16-element step is mapped so that
+        // a lane loads whole 16-byte pieces: step 2i + h covers elements 32i + 8q + 4h + (0..3) for
+        // quads q, as pairs (0, 1) at k 2q and (2, 3) at k 2q + 8. Oᵀ = Vᵀ·Pᵀ: A = Vᵀ (16 value
+        // dimensions a row), B = Pᵀ straight from S's accumulator layout. Value row m of m-tile mt
+        // is dimension (m % 8)·D/8 + 2·mt + m/8, so that a lane loads D/8 contiguous elements of
+        // each of its four keys' value rows and pairs them by byte permutes.
+        __shared__ float warpMax[DECODE_WARPS][GROUP];
+        __shared__ float warpSum[DECODE_WARPS][GROUP];
+        constexpr int SEGMENT = D / 8;             // value elements a lane takes from each of its keys
+        constexpr int SEGMENT_PIECES = SEGMENT / PIECE;
+        int row = lane >> 2, quad = lane & 3;
+        unsigned int queryFragments[D / 16][2];
+#pragma unroll
+        for (int i = 0; i < D / 32; i++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                int d = 32 * i + 8 * quad + 4 * h;
+                const float* query = queries[min(row, GROUP - 1)];
+                bool head = row < group;
+                queryFragments[2 * i + h][0] = head ? pack_pair(float_to_act(query[d]), float_to_act(query[d + 1])) : 0u;
+                queryFragments[2 * i + h][1] = head ? pack_pair(float_to_act(query[d + 2]), float_to_act(query[d + 3])) : 0u;
+            }
+        }
+        float slope = alibiSlopes != nullptr && row < group ? alibiSlopes[firstHead + row] : 0.0f;
+        float output[D / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < D / 16; mt++) output[mt][0] = output[mt][1] = output[mt][2] = output[mt][3] = 0.0f;
+        float runningMax = -jv_infinity();
+        float runningSum = 0.0f;
+        const act_t* keyBase = keyCache + (i64) kvHead * D;
+        const act_t* valueBase = valueCache + (i64) kvHead * D + row * SEGMENT;
+        for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
+            int keySlots[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int j = first + row + 8 * r;
+                keySlots[r] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
+            }
+            uint4 keys[2][D / 32];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+#pragma unroll
+                for (int i = 0; i < D / 32; i++) {
+                    keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + (i64) keySlots[r] * slotWidth + 32 * i + 8 * quad)
+                                                  : make_uint4(0, 0, 0, 0);
+                }
+            }
+            // This lane's value keys: 2q, 2q + 1, 2q + 8, 2q + 9 of the tile, whose slots lanes 8q and 8q + 4 hold.
+            int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
+                                 __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
+            uint4 values[4][SEGMENT_PIECES];
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+#pragma unroll
+                for (int p = 0; p < SEGMENT_PIECES; p++) {
+                    values[r][p] = valueSlots[r] >= 0 ? load_cache_piece(valueBase + (i64) valueSlots[r] * slotWidth + p * PIECE)
+                                                      : make_uint4(0, 0, 0, 0);
+                }
+            }
+
+            float dots[2][4];
+#pragma unroll
+            for (int n = 0; n < 2; n++) {
+                dots[n][0] = dots[n][1] = dots[n][2] = dots[n][3] = 0.0f;
+#pragma unroll
+                for (int i = 0; i < D / 32; i++) {
+                    unsigned int a0[4] = {queryFragments[2 * i][0], 0u, queryFragments[2 * i][1], 0u};
+                    mma_16816(dots[n], a0, keys[n][i].x, keys[n][i].y);
+                    unsigned int a1[4] = {queryFragments[2 * i + 1][0], 0u, queryFragments[2 * i + 1][1], 0u};
+                    mma_16816(dots[n], a1, keys[n][i].z, keys[n][i].w);
+                }
+            }
+            // dots[n][c]: head `row`, key first + 8n + 2q + c (c < 2; entries 2 and 3 are the zero rows).
+            float tileMax = -jv_infinity();
+#pragma unroll
+            for (int n = 0; n < 2; n++) {
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    int j = first + 8 * n + 2 * quad + c;
+                    float s = scale * dots[n][c];
+                    if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
+                    s += slope * (float) (j - position);
+                    dots[n][c] = j < end ? s : -jv_infinity();
+                    tileMax = fmaxf(tileMax, dots[n][c]);
+                }
+            }
+            float newMax = fmaxf(runningMax, quad_max(tileMax));  // finite: key `first` is in the tile
+            float correction = fast_exp(runningMax - newMax);
+            runningMax = newMax;
+            unsigned int weights[2];
+            float tileSum = 0.0f;
+#pragma unroll
+            for (int n = 0; n < 2; n++) {
+                act_t p0 = float_to_act(fast_exp(dots[n][0] - newMax));
+                act_t p1 = float_to_act(fast_exp(dots[n][1] - newMax));
+                tileSum += act_to_float(p0) + act_to_float(p1);
+                weights[n] = pack_pair(p0, p1);
+            }
+            runningSum = runningSum * correction + tileSum;
+            // Output columns are heads 2q and 2q + 1, whose corrections lanes 8q and 8q + 4 hold.
+            float correction0 = __shfl_sync(0xffffffffu, correction, 8 * quad);
+            float correction1 = __shfl_sync(0xffffffffu, correction, 8 * quad + 4);
+#pragma unroll
+            for (int mt = 0; mt < D / 16; mt++) {
+                const unsigned int* w0 = (const unsigned int*) &values[0][mt / 4];
+                const unsigned int* w1 = (const unsigned int*) &values[1][mt / 4];
+                const unsigned int* w2 = (const unsigned int*) &values[2][mt / 4];
+                const unsigned int* w3 = (const unsigned int*) &values[3][mt / 4];
+                unsigned int a[4] = {__byte_perm(w0[mt % 4], w1[mt % 4], 0x5410), __byte_perm(w0[mt % 4], w1[mt % 4], 0x7632),
+                                     __byte_perm(w2[mt % 4], w3[mt % 4], 0x5410), __byte_perm(w2[mt % 4], w3[mt % 4], 0x7632)};
+                output[mt][0] *= correction0;
+                output[mt][1] *= correction1;
+                output[mt][2] *= correction0;
+                output[mt][3] *= correction1;
+                mma_16816(output[mt], a, weights[0], weights[1]);
+            }
+        }
+        float rowSum = quad_sum(runningSum);
+        if (quad == 0 && row < group) {
+            warpMax[warp][row] = runningMax;
+            warpSum[warp][row] = rowSum;
+        }
+        __syncthreads();
+        // Each warp's output rescaled to the block's max per head, in the layout the merge below reads.
+        float factors[2];
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            int h = min(2 * quad + c, GROUP - 1);
+            float blockMax = -jv_infinity();
+#pragma unroll
+            for (int w = 0; w < DECODE_WARPS; w++) blockMax = fmaxf(blockMax, warpMax[w][h]);
+            factors[c] = fast_exp(warpMax[warp][h] - blockMax);
+        }
+#pragma unroll
+        for (int mt = 0; mt < D / 16; mt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int h = 2 * quad + (e & 1);
+                int d = row * SEGMENT + 2 * mt + (e >> 1);
+                if (h < group) warpOutput[warp][min(h, GROUP - 1)][(d % PIECE) * PIECES + d / PIECE] = output[mt][e] * factors[e & 1];
+            }
+        }
+        if (threadIdx.x < group) {
+            int h = threadIdx.x;
+            float blockMax = -jv_infinity();
+            for (int w = 0; w < DECODE_WARPS; w++) blockMax = fmaxf(blockMax, warpMax[w][h]);
+            float total = 0.0f;
+            for (int w = 0; w < DECODE_WARPS; w++) total += warpSum[w][h] * fast_exp(warpMax[w][h] - blockMax);
+            headMax[h] = blockMax;
+            headSum[h] = total;
+        }
+    }
+#else
+#if DECODE_MMA == 1 && JV_ACT_TYPE != JV_F32
     {
         static_assert(GROUP <= 8, "a B fragment holds 8 query heads");
         static_assert(D % 32 == 0, "rows are taken 32 elements at a time");
@@ -620,6 +780,7 @@ __device__ __forceinline__ void paged_decode_block(
             if (lane < PIECES) warpOutput[warp][g][e * PIECES + piece] = v;
         }
     }
+#endif
     __syncthreads();
 
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
@@ -723,17 +884,6 @@ __device__ __forceinline__ void copy_async_commit() {
 template <int pending>
 __device__ __forceinline__ void copy_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
-}
-
-// Max (or sum) over the four lanes of a fragment row group.
-__device__ __forceinline__ float quad_max(float v) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v) {
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
 template <int D>
