@@ -89,7 +89,11 @@ public final class CudaBackend implements Backend {
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
     /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
-    private static final int DECODE_PARTITION = 256;
+    /**
+     * The longest partition; above 256 only for the tiled kernel (attention.cu's DECODE_MMA=2), as
+     * the others size their shared memory by 256. An A/B switch while the tiled kernel is measured.
+     */
+    private static final int DECODE_PARTITION = Integer.getInteger("jvllm.cuda.decodePartition", 256);
     private static final int DECODE_SHORTEST_PARTITION = Integer.getInteger("jvllm.cuda.decodeShortestPartition", 32);
     private static final int DECODE_BLOCKS_PER_MULTIPROCESSOR = 4;
     private static final int DECODE_MAX_GROUP = 8;
