@@ -87,15 +87,22 @@ public final class CudaBackend implements Backend {
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
-    /** DECODE_WARPS, DECODE_PARTITION and DECODE_MAX_GROUP of attention.cu. */
+    /** DECODE_WARPS and DECODE_MAX_GROUP of attention.cu. */
     private static final int DECODE_THREADS = 128;
     /**
-     * The longest partition; above 256 only for the tiled kernel (attention.cu's DECODE_MMA=2), as
-     * the others size their shared memory by 256. An A/B switch while the tiled kernel is measured.
+     * The scalar paged_decode's longest partition, attention.cu's DECODE_PARTITION: it keeps a
+     * partition's scores and slots in shared memory.
      */
-    private static final int DECODE_PARTITION = Integer.getInteger("jvllm.cuda.decodePartition", 256);
-    private static final int DECODE_SHORTEST_PARTITION = Integer.getInteger("jvllm.cuda.decodeShortestPartition", 32);
-    private static final int DECODE_BLOCKS_PER_MULTIPROCESSOR = 4;
+    private static final int DECODE_SCALAR_PARTITION = 256;
+    /**
+     * The tiled paged_decode's longest partition (16-bit activations): it keeps nothing per key, and
+     * a graph's block tables of up to 64 blocks of 16 then take one partition, with no parts to merge.
+     */
+    private static final int DECODE_TILED_PARTITION = Integer.getInteger("jvllm.cuda.decodePartition", 1024);
+    /** The shortest partitions; a tiled block's four warps take 16 keys each at a time. */
+    private static final int DECODE_SCALAR_SHORTEST_PARTITION = 32;
+    private static final int DECODE_TILED_SHORTEST_PARTITION = Integer.getInteger("jvllm.cuda.decodeShortestPartition", 64);
+    private static final int DECODE_BLOCKS_PER_MULTIPROCESSOR = Integer.getInteger("jvllm.cuda.decodeBlocksPerMultiprocessor", 4);
     private static final int DECODE_MAX_GROUP = 8;
     private static final int MAX_HEAD_DIM = 256;
     /** MAX_LATENT_RANK and MAX_LATENT_ROPE_DIM of attention.cu: DeepSeek-V2/V3 use 512 and 64. */
@@ -1129,15 +1136,17 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The key positions a paged_decode block takes: DECODE_PARTITION, halved down to
-     * DECODE_SHORTEST_PARTITION while the batch's (token, KV head) pairs times the partitions of
+     * The key positions a paged_decode block takes: the longest partition of its form (scalar or
+     * tiled), halved down to the shortest while the batch's (token, KV head) pairs times the partitions of
      * {@code span} positions give fewer blocks than DECODE_BLOCKS_PER_MULTIPROCESSOR per SM. At
      * batch 1 a 256-position partition is a long serial read for one block while most SMs idle.
      */
     private int decodePartitionSize(int tokenHeadPairs, int span) {
-        int size = DECODE_PARTITION;
+        boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32;
+        int size = tiled ? DECODE_TILED_PARTITION : DECODE_SCALAR_PARTITION;
+        int shortest = tiled ? DECODE_TILED_SHORTEST_PARTITION : DECODE_SCALAR_SHORTEST_PARTITION;
         long wanted = (long) DECODE_BLOCKS_PER_MULTIPROCESSOR * context.multiprocessors;
-        while (size > DECODE_SHORTEST_PARTITION && (long) tokenHeadPairs * ((span + size - 1) / size) < wanted) {
+        while (size > shortest && (long) tokenHeadPairs * ((span + size - 1) / size) < wanted) {
             size /= 2;
         }
         return size;

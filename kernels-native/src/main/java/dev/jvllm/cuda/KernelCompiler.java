@@ -74,9 +74,16 @@ final class KernelCompiler {
     List<String> options(DType activationType) {
         List<String> options = new java.util.ArrayList<>(List.of("--gpu-architecture=" + architecture, "--std=c++17",
                 "-default-device", "-lineinfo", "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType)));
+        if (!DECODE_TILES) options.add("-DDECODE_TILES=0");
         for (String define : EXTRA_DEFINES) options.add("-D" + define);
         return options;
     }
+
+    /**
+     * Whether paged_decode takes its tiled, tensor-core form for 16-bit activations (attention.cu's
+     * DECODE_TILES); {@code -Djvllm.cuda.decodeTiles=false} builds the scalar form, for comparisons.
+     */
+    static final boolean DECODE_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeTiles", "true"));
 
     /**
      * Macro definitions added to every module's build, from {@code -Djvllm.cuda.kernelDefines=A=1,B=2}:

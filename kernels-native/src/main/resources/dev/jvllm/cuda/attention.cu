@@ -284,12 +284,6 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // 1 streaming (ld.global.cs: evict first), 2 without an L1 line (L1::no_allocate). One H100, tok/s
 // at batch 64 / 256: plain 6 175 and 6 365 / 12 725 and 13 028, streaming 6 484 / 12 973, no L1
 // line 6 329 / 13 731 (offline 5.36-5.38 s, 5.36, 5.31).
-// 1: paged_decode's scores on tensor cores (16-bit types): each warp takes 16 keys at a time as the
-// A operand of mma.m16n8k16 against the group's queries as B (8 columns: up to 8 query heads), in
-// place of four float multiply-adds per key element. Off until measured.
-#ifndef DECODE_MMA
-#define DECODE_MMA 0
-#endif
 #ifndef DECODE_CACHE_LOADS
 #define DECODE_CACHE_LOADS 2
 #endif
@@ -310,6 +304,17 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 }
 
 [[maybe_unused]] constexpr int VALUE_UNROLL = DECODE_VALUE_UNROLL;
+// The tiled form of paged_decode's body for 16-bit types (DECODE_TILES 0: the scalar form, as for
+// float32; CudaBackend's jvllm.cuda.decodeTiles=false sets it). Its registers are capped for four
+// blocks an SM (128; 150 uncapped, three blocks): a warp waits on its tile's loads, so the number of
+// warps resident is what keeps the memory busy.
+#ifndef DECODE_TILES
+#define DECODE_TILES 1
+#endif
+#define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
+#if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
+#define DECODE_MIN_BLOCKS 4
+#endif
 #ifdef DECODE_MIN_BLOCKS
 #define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS, DECODE_MIN_BLOCKS)
 #else
@@ -444,7 +449,7 @@ __device__ __forceinline__ void paged_decode_block(
     __syncthreads();
 
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
-#if DECODE_MMA == 2 && JV_ACT_TYPE != JV_F32
+#if DECODE_TILED
     {
         static_assert(GROUP <= 8, "the group's heads are the A operand's first 8 rows");
         static_assert(D % 64 == 0, "a lane takes D / 8 value elements in 16-byte pieces");
@@ -604,67 +609,6 @@ __device__ __forceinline__ void paged_decode_block(
         }
     }
 #else
-#if DECODE_MMA == 1 && JV_ACT_TYPE != JV_F32
-    {
-        static_assert(GROUP <= 8, "a B fragment holds 8 query heads");
-        static_assert(D % 32 == 0, "rows are taken 32 elements at a time");
-        // The dot over a row is the same in any order of its elements, so the k index of each
-        // 16-element step is mapped to the row so that every lane loads whole 16-byte pieces: lane
-        // (fragment group r, quad q) holds, for steps 2i and 2i + 1, elements 32i + 8q .. 32i + 8q + 7
-        // of key rows r and r + 8 (elements 0-3 for step 2i, 4-7 for 2i + 1, as A fragments want
-        // (k 2q, 2q+1) then (2q+8, 2q+9)), and the same elements of query head r as B fragments.
-        int row = lane >> 2, quad = lane & 3;
-        unsigned int queryFragments[D / 16][2];
-#pragma unroll
-        for (int i = 0; i < D / 32; i++) {
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                int d = 32 * i + 8 * quad + 4 * h;
-                const float* query = queries[min(row, GROUP - 1)];
-                bool head = row < group;
-                queryFragments[2 * i + h][0] = head ? pack_pair(float_to_act(query[d]), float_to_act(query[d + 1])) : 0u;
-                queryFragments[2 * i + h][1] = head ? pack_pair(float_to_act(query[d + 2]), float_to_act(query[d + 3])) : 0u;
-            }
-        }
-        for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
-            int keys[2] = {first + row, first + row + 8};
-            uint4 pieces[2][D / 32];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int j = keys[r];
-                const act_t* key = keyCache;
-                if (j < end) {
-                    int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
-                    if (quad == 0) slots[j - base] = slot;
-                    key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
-                }
-#pragma unroll
-                for (int i = 0; i < D / 32; i++) {
-                    pieces[r][i] = j < end ? load_cache_piece(key + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
-                }
-            }
-            float dots[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-            for (int i = 0; i < D / 32; i++) {
-                unsigned int a[4] = {pieces[0][i].x, pieces[1][i].x, pieces[0][i].y, pieces[1][i].y};
-                mma_16816(dots, a, queryFragments[2 * i][0], queryFragments[2 * i][1]);
-                unsigned int b[4] = {pieces[0][i].z, pieces[1][i].z, pieces[0][i].w, pieces[1][i].w};
-                mma_16816(dots, b, queryFragments[2 * i + 1][0], queryFragments[2 * i + 1][1]);
-            }
-            // dots[0], dots[1]: key row, heads 2q and 2q + 1; dots[2], dots[3]: key row + 8.
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int g = 2 * quad + (e & 1);
-                int j = keys[e >> 1];
-                if (g >= group || j >= end) continue;
-                float s = scale * dots[e];
-                if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
-                if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
-                scores[min(g, GROUP - 1)][j - base] = s;
-            }
-        }
-    }
-#else
     constexpr int KEY_THREADS = DECODE_KEY_THREADS;
     constexpr int SHARE = PIECES / KEY_THREADS;  // 16-byte pieces of a key row per thread
     constexpr int ROWS = DECODE_KEY_ROWS;
@@ -727,7 +671,6 @@ __device__ __forceinline__ void paged_decode_block(
             }
         }
     }
-#endif
     __syncthreads();
 
     for (int g = warp; g < group; g += DECODE_WARPS) {
