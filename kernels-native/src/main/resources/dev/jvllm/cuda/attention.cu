@@ -467,18 +467,21 @@ __device__ __forceinline__ void paged_decode_block(
         constexpr int SEGMENT = D / 8;             // value elements a lane takes from each of its keys
         constexpr int SEGMENT_PIECES = SEGMENT / PIECE;
         int row = lane >> 2, quad = lane & 3;
-        unsigned int queryFragments[D / 16][2];
+        // The A fragments of the queries, those of steps 2i and 2i + 1 for lane (row, quad) in
+        // queryPieces[i][row][quad] (so that a quarter warp reads 128 contiguous bytes): read at
+        // every tile rather than held, which keeps the kernel within 128 registers without spills.
+        __shared__ uint4 queryPieces[D / 32][8][4];
+        for (int x = threadIdx.x; x < D / 32 * 32; x += blockDim.x) {
+            int i = x / 32, r = (x / 4) % 8, d = 32 * i + 8 * (x % 4);
+            const float* query = queries[min(r, GROUP - 1)];
+            unsigned int words[4] = {0u, 0u, 0u, 0u};
+            if (r < group) {
 #pragma unroll
-        for (int i = 0; i < D / 32; i++) {
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                int d = 32 * i + 8 * quad + 4 * h;
-                const float* query = queries[min(row, GROUP - 1)];
-                bool head = row < group;
-                queryFragments[2 * i + h][0] = head ? pack_pair(float_to_act(query[d]), float_to_act(query[d + 1])) : 0u;
-                queryFragments[2 * i + h][1] = head ? pack_pair(float_to_act(query[d + 2]), float_to_act(query[d + 3])) : 0u;
+                for (int w = 0; w < 4; w++) words[w] = pack_pair(float_to_act(query[d + 2 * w]), float_to_act(query[d + 2 * w + 1]));
             }
+            queryPieces[i][r][x % 4] = make_uint4(words[0], words[1], words[2], words[3]);
         }
+        __syncthreads();
         float slope = alibiSlopes != nullptr && row < group ? alibiSlopes[firstHead + row] : 0.0f;
         float output[D / 16][4];
 #pragma unroll
@@ -522,9 +525,10 @@ __device__ __forceinline__ void paged_decode_block(
                 dots[n][0] = dots[n][1] = dots[n][2] = dots[n][3] = 0.0f;
 #pragma unroll
                 for (int i = 0; i < D / 32; i++) {
-                    unsigned int a0[4] = {queryFragments[2 * i][0], 0u, queryFragments[2 * i][1], 0u};
+                    uint4 query = queryPieces[i][row][quad];
+                    unsigned int a0[4] = {query.x, 0u, query.y, 0u};
                     mma_16816(dots[n], a0, keys[n][i].x, keys[n][i].y);
-                    unsigned int a1[4] = {queryFragments[2 * i + 1][0], 0u, queryFragments[2 * i + 1][1], 0u};
+                    unsigned int a1[4] = {query.z, 0u, query.w, 0u};
                     mma_16816(dots[n], a1, keys[n][i].z, keys[n][i].w);
                 }
             }
