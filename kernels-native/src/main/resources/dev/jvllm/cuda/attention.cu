@@ -311,6 +311,10 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #ifndef DECODE_TILES
 #define DECODE_TILES 1
 #endif
+// 1: each warp of the tiled form asks for its first tile before the block's prologue (see there).
+#ifndef DECODE_EARLY_TILE
+#define DECODE_EARLY_TILE 0
+#endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
 #define DECODE_MIN_BLOCKS 4
@@ -389,6 +393,42 @@ __device__ __forceinline__ float rotated_element(const act_t* head, int d, const
     return first ? x * cosine - partner * sine : x * cosine + partner * sine;
 }
 
+// One warp's tile of 16 keys from `first` for the tiled paged_decode (keys past end are zeros):
+// keys[r][i] = elements 32i + 8q .. 32i + 8q + 7 of key first + row + 8r, and values[k][p] = piece
+// p of elements row·D/8 .. of the value rows of keys first + (2q, 2q + 1, 2q + 8, 2q + 9)[k], for
+// lane (row, q). valueBase points at this lane's first value element of slot 0.
+template <int D>
+__device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* keyBase,
+                                                 const act_t* valueBase, const int* blockTable, int blockSize,
+                                                 i64 slotWidth, int first, int end, int lane) {
+    int row = lane >> 2, quad = lane & 3;
+    int keySlots[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int j = first + row + 8 * r;
+        keySlots[r] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+#pragma unroll
+        for (int i = 0; i < D / 32; i++) {
+            keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + (i64) keySlots[r] * slotWidth + 32 * i + 8 * quad)
+                                          : make_uint4(0, 0, 0, 0);
+        }
+    }
+    // The slots of keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
+    int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
+                         __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+#pragma unroll
+        for (int p = 0; p < D / 64; p++) {
+            values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + (i64) valueSlots[k] * slotWidth + p * 8)
+                                              : make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+
 template <int D, int GROUP>
 __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
@@ -431,11 +471,23 @@ __device__ __forceinline__ void paged_decode_block(
         report_error(fusion.error, JV_ERROR_POSITION, ropePosition, t, fusion.maxPositions);
     }
     if (partition < firstPart || partition > lastPart) return;
+    i64 slotWidth = (i64) numKvHeads * D;
+    const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
+#if DECODE_TILED
+    uint4 tileKeys[2][D / 32];
+    uint4 tileValues[4][D / 64];
+    const act_t* keyBase = keyCache + (i64) kvHead * D;
+    const act_t* valueBase = valueCache + (i64) kvHead * D + (lane >> 2) * (D / 8);
+    // The warp's first tile is asked for before the queries are rotated and the new key cached, so
+    // that those dependent reads overlap its loads; a tile holding the new key is read again below.
+    if (DECODE_EARLY_TILE && begin + 16 * warp < end) {
+        load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, begin + 16 * warp, end, lane);
+    }
+#endif
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
         queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
     }
-    i64 slotWidth = (i64) numKvHeads * D;
     // The block whose partition holds this token's own position caches its key and value first.
     int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
     if (newSlot >= 0) {
@@ -448,7 +500,6 @@ __device__ __forceinline__ void paged_decode_block(
     }
     __syncthreads();
 
-    const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
 #if DECODE_TILED
     {
         static_assert(GROUP <= 8, "the group's heads are the A operand's first 8 rows");
@@ -465,7 +516,6 @@ __device__ __forceinline__ void paged_decode_block(
         __shared__ float warpMax[DECODE_WARPS][GROUP];
         __shared__ float warpSum[DECODE_WARPS][GROUP];
         constexpr int SEGMENT = D / 8;             // value elements a lane takes from each of its keys
-        constexpr int SEGMENT_PIECES = SEGMENT / PIECE;
         int row = lane >> 2, quad = lane & 3;
         // The A fragments of the queries, those of steps 2i and 2i + 1 for lane (row, quad) in
         // queryPieces[i][row][quad] (so that a quarter warp reads 128 contiguous bytes): read at
@@ -488,36 +538,14 @@ __device__ __forceinline__ void paged_decode_block(
         for (int mt = 0; mt < D / 16; mt++) output[mt][0] = output[mt][1] = output[mt][2] = output[mt][3] = 0.0f;
         float runningMax = -jv_infinity();
         float runningSum = 0.0f;
-        const act_t* keyBase = keyCache + (i64) kvHead * D;
-        const act_t* valueBase = valueCache + (i64) kvHead * D + row * SEGMENT;
+        bool preloaded = DECODE_EARLY_TILE;
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
-            int keySlots[2];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int j = first + row + 8 * r;
-                keySlots[r] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
+            if (!preloaded || (newSlot >= 0 && position >= first && position < first + 16)) {
+                load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, first, end, lane);
             }
-            uint4 keys[2][D / 32];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-#pragma unroll
-                for (int i = 0; i < D / 32; i++) {
-                    keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + (i64) keySlots[r] * slotWidth + 32 * i + 8 * quad)
-                                                  : make_uint4(0, 0, 0, 0);
-                }
-            }
-            // This lane's value keys: 2q, 2q + 1, 2q + 8, 2q + 9 of the tile, whose slots lanes 8q and 8q + 4 hold.
-            int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
-                                 __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
-            uint4 values[4][SEGMENT_PIECES];
-#pragma unroll
-            for (int r = 0; r < 4; r++) {
-#pragma unroll
-                for (int p = 0; p < SEGMENT_PIECES; p++) {
-                    values[r][p] = valueSlots[r] >= 0 ? load_cache_piece(valueBase + (i64) valueSlots[r] * slotWidth + p * PIECE)
-                                                      : make_uint4(0, 0, 0, 0);
-                }
-            }
+            preloaded = false;
+            auto& keys = tileKeys;
+            auto& values = tileValues;
 
             float dots[2][4];
 #pragma unroll
