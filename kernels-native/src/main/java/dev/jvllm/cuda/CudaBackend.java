@@ -320,6 +320,9 @@ public final class CudaBackend implements Backend {
             // record invalidates it): nothing of the pass ran, so it runs eagerly.
             context.driver.abandonCapture(context.stream);
             graphs.captureFailed(shape, capture, failure);
+            // The capture may have grown the decode counters, and their zeroing was only recorded;
+            // a capture given up mid-pass (e.g. at a product not yet tuned) must not leave them unzeroed.
+            zeroedDecodeCounters = null;
             return pass.get();
         }
         graphs.launch(made);
