@@ -85,10 +85,10 @@ public final class CudaBackend implements Backend {
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
     private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
     /**
-     * With {@code -Djvllm.cuda.cublasLt=true}, products of 2+ rows (and float32 one-row ones) run
-     * through cuBLASLt with an algorithm timed per shape ({@link TunedProducts}) instead of
-     * cublasGemmEx's default: an experiment for decode batches, where cublasGemmEx reads the
-     * weights at 2.3-2.5 of the H100's ~3.0 TB/s. Off until measured. The search tries
+     * With {@code -Djvllm.cuda.cublasLt=true}, the products that cuBLAS runs (all but the gemv
+     * kernels' one-row ones) go through cuBLASLt with an algorithm timed per shape
+     * ({@link TunedProducts}) instead of cublasGemmEx's default: an experiment for decode batches,
+     * where cublasGemmEx reads the weights at 2.3-2.5 of the H100's ~3.0 TB/s. Off until measured. The search tries
      * {@code cublasLtCandidates} of the heuristic's algorithms, and covers products of up to
      * {@code cublasLtMaxTokens} rows (every padded decode batch): each new row count is a search
      * of a few milliseconds, which prompts of every length would repeat.
