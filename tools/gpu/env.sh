@@ -16,7 +16,7 @@ for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [[ -d $dir ]] && libdirs+=("$dir")
 done
 note "libcuda.so.1: $(ldconfig -p 2>/dev/null | grep -m1 -o '/.*libcuda.so.1$' || echo 'not in the loader cache')"
-for lib in libnvrtc.so.13 libcublas.so.13; do
+for lib in libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13; do
   found=$(for d in "${libdirs[@]}"; do [[ -e $d/$lib ]] && echo "$d/$lib"; done | head -n 1)
   if [[ -z $found ]]; then
     found=$(find /opt /usr/local /usr/lib -name "$lib" 2>/dev/null | head -n 1)

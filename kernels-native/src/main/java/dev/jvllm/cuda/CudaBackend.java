@@ -84,6 +84,18 @@ public final class CudaBackend implements Backend {
     private static final boolean STACKED_WEIGHTS =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
     private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
+    /**
+     * With {@code -Djvllm.cuda.cublasLt=true}, the products that cuBLAS runs (all but the gemv
+     * kernels' one-row ones) go through cuBLASLt with an algorithm timed per shape
+     * ({@link TunedProducts}) instead of cublasGemmEx's default: an experiment for decode batches,
+     * where cublasGemmEx reads the weights at 2.3-2.5 of the H100's ~3.0 TB/s. Off until measured. The search tries
+     * {@code cublasLtCandidates} of the heuristic's algorithms, and covers products of up to
+     * {@code cublasLtMaxTokens} rows (every padded decode batch): each new row count is a search
+     * of a few milliseconds, which prompts of every length would repeat.
+     */
+    private static final boolean CUBLAS_LT = Boolean.parseBoolean(System.getProperty("jvllm.cuda.cublasLt", "false"));
+    private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
+    private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 512);
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -119,6 +131,8 @@ public final class CudaBackend implements Backend {
     private final MemorySegment cublasHandle;
     /** Held here: a buffer nothing references is freed (DeviceMemory), and cuBLAS keeps only its address. */
     private final DeviceBuffer cublasWorkspace;
+    /** The cuBLASLt products with searched algorithms; null where they are off or cuBLASLt is missing. */
+    private final TunedProducts tunedProducts;
     private final Arena hostArena = Arena.ofShared();
     private final MemorySegment one;
     private final MemorySegment zero;
@@ -156,16 +170,21 @@ public final class CudaBackend implements Backend {
      * F16); fails with the reason when there is no device.
      */
     public static CudaBackend open(int ordinal, DType activationType) {
+        return open(ordinal, activationType, CUBLAS_LT);
+    }
+
+    /** As {@link #open(int, DType)}, with the tuned cuBLASLt products on or off whatever {@code jvllm.cuda.cublasLt} says. */
+    static CudaBackend open(int ordinal, DType activationType, boolean tunedProducts) {
         if (activationType != DType.F32 && activationType != DType.BF16 && activationType != DType.F16) {
             throw new JvllmException("the CUDA backend computes in float32, bfloat16 or float16, not " + activationType);
         }
         Nvrtc nvrtc = Nvrtc.get();
         Cublas cublas = Cublas.get();
-        return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas,
+        return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas, tunedProducts,
                 KernelCompiler.defaultCacheDirectory());
     }
 
-    private CudaBackend(CudaContext context, DType activationType, Nvrtc nvrtc, Cublas cublas,
+    private CudaBackend(CudaContext context, DType activationType, Nvrtc nvrtc, Cublas cublas, boolean tunedProducts,
                         java.nio.file.Path kernelCache) {
         this.context = context;
         this.activationType = activationType;
@@ -185,6 +204,9 @@ public final class CudaBackend implements Backend {
             cublas.setWorkspace(cublasHandle, cublasWorkspace.address(), CUBLAS_WORKSPACE_BYTES);
             this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
+            this.tunedProducts = tunedProducts
+                    ? TunedProducts.open(context, memory, activationType, cublasWorkspace, one, zero,
+                    CUBLAS_LT_CANDIDATES) : null;
             this.errors = new DeviceErrors(context, memory);
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);
@@ -298,6 +320,9 @@ public final class CudaBackend implements Backend {
             // record invalidates it): nothing of the pass ran, so it runs eagerly.
             context.driver.abandonCapture(context.stream);
             graphs.captureFailed(shape, capture, failure);
+            // The capture may have grown the decode counters, and their zeroing was only recorded;
+            // a capture given up mid-pass (e.g. at a product not yet tuned) must not leave them unzeroed.
+            zeroedDecodeCounters = null;
             return pass.get();
         }
         graphs.launch(made);
@@ -846,17 +871,37 @@ public final class CudaBackend implements Backend {
             recording.hold(output.buffer());
             if (!recording.product(tokens, in, outFeatures, w.address(), input.address(), output.address())) return;
         }
-        int type = cudaDataType(activationType);
+        // Searched before the timer starts, so that a search's runs are not counted as the product's.
+        TunedProducts.Plan plan = tunedProducts == null || tokens > CUBLAS_LT_MAX_TOKENS ? null
+                : tunedProducts.plan(tokens, in, outFeatures, w.address(), input.address(), output.address(),
+                recording != null, () -> defaultGemm(input, w, output, tokens, in, outFeatures));
         KernelTimes.Timer timing = kernels.eagerTimer();
-        if (timing != null) timing.begin("cublas gemm T=" + tokens + " N=" + outFeatures + " K=" + in);
+        if (timing != null) {
+            timing.begin((plan != null ? "cublasLt gemm T=" : "cublas gemm T=") + tokens + " N=" + outFeatures + " K=" + in);
+        }
+        if (plan != null) {
+            tunedProducts.multiply(plan, w.address(), input.address(), output.address());
+        } else {
+            defaultGemm(input, w, output, tokens, in, outFeatures);
+        }
+        if (timing != null) timing.end();
+    }
+
+    /** The product through cublasGemmEx and its default algorithm. */
+    private void defaultGemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
+        int type = cudaDataType(activationType);
         // Row-major out[T, N] = x[T, K] · W[N, K]ᵀ is column-major outᵀ[N, T] = W[K, N]ᵀ · xᵀ[K, T].
         cublas.gemm(cublasHandle, Cublas.OP_T, Cublas.OP_N, outFeatures, tokens, in, one,
                 w.address(), type, in, input.address(), type, in,
                 zero, output.address(), type, outFeatures, Cublas.COMPUTE_32F);
-        if (timing != null) timing.end();
     }
 
-    private static int cudaDataType(DType type) {
+    /** The tuned cuBLASLt products, or null where they are off. */
+    TunedProducts tunedProducts() {
+        return tunedProducts;
+    }
+
+    static int cudaDataType(DType type) {
         return switch (type) {
             case F32 -> Cublas.R_32F;
             case F16 -> Cublas.R_16F;
@@ -1326,6 +1371,7 @@ public final class CudaBackend implements Backend {
             context.driver.synchronize(context.stream);
             if (kernelTimer != null) kernelTimer.close();
             graphs.close();
+            if (tunedProducts != null) tunedProducts.close();
             cublas.destroy(cublasHandle);
             kernels.close();
             alibiSlopes.clear();

@@ -22,6 +22,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 final class CudaDriver {
 
     static final int ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
+    static final int ATTRIBUTE_L2_CACHE_SIZE = 38;
     static final int ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
     static final int ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
     private static final int STREAM_NON_BLOCKING = 1;

@@ -88,7 +88,7 @@ final class NativeLibrary {
     }
 
     /**
-     * The binding to a library ({@link CudaDriver}, {@link Nvrtc}, {@link Cublas}), made on first
+     * The binding to a library ({@link CudaDriver}, {@link Nvrtc}, {@link Cublas}, {@link CublasLt}), made on first
      * use and kept; when it cannot be made, the reason is kept and thrown on every use.
      */
     static final class LazyBinding<T> {

@@ -4,7 +4,8 @@
  * <ul>
  *   <li>Bindings, one class per library, each loaded once and failing with where it looked:
  *       {@code CudaDriver} ({@code libcuda.so.1}), {@code Nvrtc}
- *       ({@code libnvrtc.so.13}), {@code Cublas} ({@code libcublas.so.13}). Every
+ *       ({@code libnvrtc.so.13}), {@code Cublas} ({@code libcublas.so.13}), {@code CublasLt}
+ *       ({@code libcublasLt.so.13}, for the tuned products of {@code TunedProducts}). Every
  *       result code becomes a {@code CudaException} naming the call and the error.</li>
  *   <li>Kernels: CUDA C++ in {@code resources/dev/jvllm/cuda/*.cu} (one module per file, sharing
  *       {@code common.cuh}), compiled by NVRTC for the device's architecture at first use and

@@ -1,0 +1,332 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.weights.DType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The linear layers' products through cuBLASLt, each product shape with the algorithm that ran
+ * fastest on the device: on a shape's first eager use, up to {@code candidates} algorithms of the
+ * library's heuristic are timed on that product's own operands, and the fastest is kept for every
+ * later product of the shape. cuBLAS's own choice (cublasGemmEx's default algorithm) is timed
+ * beside them for the log only.
+ *
+ * <p>The products are those of {@link CudaBackend}'s gemm: row-major {@code out[T, N] = x[T, K] ·
+ * W[N, K]ᵀ}, issued column-major as {@code outᵀ[N, T] = op_T(W[K, N]) · xᵀ[K, T]}, with float32
+ * sums and alpha = 1, beta = 0 (C is D, and is not read).
+ *
+ * <p>Descriptors are made once per shape and kept until {@link #close()}.
+ */
+final class TunedProducts implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(TunedProducts.class);
+    private static final AtomicBoolean warnedUnavailable = new AtomicBoolean();
+
+    private static final int WARM_UP_RUNS = 2;
+    private static final int TIMED_RUNS = 5;
+    /** The largest pointer alignment the algorithms ask for (cuBLASLt's default assumption). */
+    static final int MAX_ALIGNMENT = 256;
+
+    /**
+     * A product's shape as the search keys it. The operands' alignments (powers of two up to 256
+     * bytes) are part of it: they decide which algorithms may run on them.
+     */
+    record Shape(int tokens, int in, int outFeatures, DType type, int weightAlignment, int inputAlignment,
+                 int outputAlignment) {
+
+        static Shape of(int tokens, int in, int outFeatures, DType type, long weight, long input, long output) {
+            return new Shape(tokens, in, outFeatures, type, alignment(weight), alignment(input), alignment(output));
+        }
+
+        /** The largest power of two up to {@link #MAX_ALIGNMENT} that divides {@code address}. */
+        static int alignment(long address) {
+            return address == 0 ? MAX_ALIGNMENT : (int) Math.min(MAX_ALIGNMENT, Long.lowestOneBit(address));
+        }
+
+        @Override
+        public String toString() {
+            return "T=" + tokens + " N=" + outFeatures + " K=" + in + " " + type + " (aligned " + weightAlignment
+                    + "/" + inputAlignment + "/" + outputAlignment + ")";
+        }
+    }
+
+    /**
+     * A searched shape: its descriptors and chosen algorithm, or (no algorithm) a shape that runs
+     * through cublasGemmEx because no candidate could.
+     */
+    static final class Plan {
+        final Shape shape;
+        private final MemorySegment descriptor, weightLayout, inputLayout, outputLayout;
+        private MemorySegment algorithm;
+
+        private Plan(Shape shape, MemorySegment descriptor, MemorySegment weightLayout, MemorySegment inputLayout,
+                     MemorySegment outputLayout) {
+            this.shape = shape;
+            this.descriptor = descriptor;
+            this.weightLayout = weightLayout;
+            this.inputLayout = inputLayout;
+            this.outputLayout = outputLayout;
+        }
+    }
+
+    private final CublasLt lt;
+    private final MemorySegment handle;
+    private final CudaContext context;
+    private final DeviceMemory memory;
+    private final DType type;
+    private final long workspace;
+    private final long workspaceBytes;
+    private final MemorySegment one;
+    private final MemorySegment zero;
+    private final int candidates;
+    /** Bytes written between timed runs to push the weights out of L2, as the rest of a pass would. */
+    private final long flushBytes;
+    /** Where the chosen algorithms live. */
+    private final Arena arena = Arena.ofShared();
+    private final Map<Shape, Plan> plans = new HashMap<>();
+    private final Set<Shape> abortedCaptures = new HashSet<>();
+    private final MemorySegment[] starts = new MemorySegment[TIMED_RUNS];
+    private final MemorySegment[] ends = new MemorySegment[TIMED_RUNS];
+
+    private TunedProducts(CublasLt lt, CudaContext context, DeviceMemory memory, DType type, DeviceBuffer workspace,
+                          MemorySegment one, MemorySegment zero, int candidates) {
+        this.lt = lt;
+        this.context = context;
+        this.memory = memory;
+        this.type = type;
+        this.workspace = workspace.address();
+        this.workspaceBytes = workspace.bytes();
+        this.one = one;
+        this.zero = zero;
+        this.candidates = candidates;
+        this.flushBytes = 2L * context.driver.attribute(context.device, CudaDriver.ATTRIBUTE_L2_CACHE_SIZE);
+        this.handle = lt.create();
+    }
+
+    /**
+     * Tuned products of operands of {@code type} on {@code context}'s stream, sharing the cuBLAS
+     * workspace (the stream orders its users); alpha and beta are host floats 1 and 0. Null, with a
+     * warning the first time, where cuBLASLt cannot be loaded or started: the products then stay
+     * with cublasGemmEx.
+     */
+    static TunedProducts open(CudaContext context, DeviceMemory memory, DType type, DeviceBuffer workspace,
+                              MemorySegment one, MemorySegment zero, int candidates) {
+        try {
+            return new TunedProducts(CublasLt.get(), context, memory, type, workspace, one, zero, candidates);
+        } catch (CudaException e) {
+            if (!warnedUnavailable.getAndSet(true)) {
+                log.warn("cuBLASLt is not available ({}); the linear layers' products use cublasGemmEx", e.getMessage());
+            }
+            return null;
+        }
+    }
+
+    /**
+     * The plan for the product {@code output[tokens, outFeatures] = input[tokens, in] ·
+     * weight[outFeatures, in]ᵀ} (device addresses), or null where it is to run through cublasGemmEx
+     * ({@code defaultProduct}, which queues exactly that product). An eager pass searches a new
+     * shape here, running its candidates on these operands (each run rewrites the output with the
+     * same product) and waiting for the device.
+     *
+     * <p>A captured pass cannot time anything: its work is only recorded. Meeting a new shape, it
+     * aborts the capture (remedy RETRY) rather than capture cublasGemmEx: the backend then runs the
+     * same pass eagerly, which searches the shape, and the pass shape's next capture takes the tuned
+     * algorithm, so a graph never keeps an untuned product for its life. A shape that aborted a
+     * capture once and is still not searched (its eager pass did not meet the same shape, e.g.
+     * operands aligned differently) falls back to cublasGemmEx in the capture instead, so that
+     * captures are not given up for it.
+     */
+    Plan plan(int tokens, int in, int outFeatures, long weight, long input, long output, boolean capturing,
+              Runnable defaultProduct) {
+        Shape shape = Shape.of(tokens, in, outFeatures, type, weight, input, output);
+        Plan plan = plans.get(shape);
+        if (plan == null) {
+            if (capturing) {
+                if (abortedCaptures.add(shape)) {
+                    throw new GraphRecording.Abort("the pass has a product not yet tuned (" + shape + ")",
+                            GraphRecording.Abort.Remedy.RETRY);
+                }
+                return null;
+            }
+            plan = describe(shape);
+            try {
+                search(plan, weight, input, output, defaultProduct);
+            } catch (RuntimeException e) {
+                release(plan);
+                throw e;
+            }
+            plans.put(shape, plan);
+        }
+        return plan.algorithm == null ? null : plan;
+    }
+
+    /** Queues the product by the plan's algorithm. */
+    void multiply(Plan plan, long weight, long input, long output) {
+        multiply(plan, plan.algorithm, weight, input, output);
+    }
+
+    private void multiply(Plan plan, MemorySegment algorithm, long weight, long input, long output) {
+        lt.matmul(handle, plan.descriptor, one, weight, plan.weightLayout, input, plan.inputLayout, zero, output,
+                plan.outputLayout, output, plan.outputLayout, algorithm, workspace, workspaceBytes, context.stream);
+    }
+
+    /** Shapes searched so far. */
+    int searchedShapes() {
+        return plans.size();
+    }
+
+    boolean searched(Shape shape) {
+        return plans.containsKey(shape);
+    }
+
+    /** Times the candidates for the plan's shape on these operands and keeps the fastest in the plan. */
+    private void search(Plan plan, long weight, long input, long output, Runnable defaultProduct) {
+        long began = System.nanoTime();
+        Shape shape = plan.shape;
+        try (Arena scratch = Arena.ofConfined()) {
+            List<CublasLt.Candidate> offered = heuristic(plan, scratch);
+            if (offered.isEmpty()) {
+                log.debug("cublasLt {}: the heuristic offers no algorithm; cublasGemmEx runs it", shape);
+                return;
+            }
+            DeviceBuffer flush = flushBuffer();
+            float[] millis = new float[offered.size()];
+            float reference;
+            try {
+                reference = time(defaultProduct, flush);
+                for (int i = 0; i < millis.length; i++) {
+                    MemorySegment algorithm = offered.get(i).algorithm();
+                    try {
+                        millis[i] = time(() -> multiply(plan, algorithm, weight, input, output), flush);
+                    } catch (CudaException notRunnable) {
+                        log.debug("cublasLt {}: candidate {} does not run: {}", shape, i, notRunnable.getMessage());
+                        millis[i] = Float.POSITIVE_INFINITY;
+                    }
+                }
+            } finally {
+                if (flush != null) memory.free(flush);
+            }
+            int best = fastest(millis);
+            if (Float.isInfinite(millis[best])) {
+                log.debug("cublasLt {}: none of the {} candidates runs; cublasGemmEx runs it", shape, millis.length);
+                return;
+            }
+            plan.algorithm = arena.allocate(CublasLt.ALGORITHM_BYTES, 8).copyFrom(offered.get(best).algorithm());
+            if (log.isDebugEnabled()) {
+                log.debug("cublasLt {}: candidate {} of {} at {} us, the heuristic's first {} us, cublasGemmEx {} us"
+                                + " (searched in {} ms{})", shape, best, millis.length, micros(millis[best]),
+                        micros(millis[0]), micros(reference), (System.nanoTime() - began) / 1_000_000,
+                        flush == null ? ", L2 not flushed" : "");
+                log.trace("cublasLt {}: candidates' times {} us", shape, Arrays.toString(micros(millis)));
+            }
+        }
+    }
+
+    /** The shape's descriptors: W as stored is K × N (op T), x is K × T, out N × T, all column-major. */
+    private Plan describe(Shape shape) {
+        int dataType = CudaBackend.cudaDataType(shape.type());
+        MemorySegment descriptor = lt.createMatmulDescriptor(Cublas.COMPUTE_32F, Cublas.R_32F);
+        lt.setMatmulAttribute(descriptor, CublasLt.MATMUL_DESC_TRANSA, Cublas.OP_T);
+        lt.setMatmulAttribute(descriptor, CublasLt.MATMUL_DESC_TRANSB, Cublas.OP_N);
+        return new Plan(shape, descriptor,
+                lt.createLayout(dataType, shape.in(), shape.outFeatures(), shape.in()),
+                lt.createLayout(dataType, shape.in(), shape.tokens(), shape.in()),
+                lt.createLayout(dataType, shape.outFeatures(), shape.tokens(), shape.outFeatures()));
+    }
+
+    private List<CublasLt.Candidate> heuristic(Plan plan, Arena scratch) {
+        MemorySegment preference = lt.createPreference();
+        try {
+            lt.setPreferenceAttribute(preference, CublasLt.PREFERENCE_MAX_WORKSPACE_BYTES, workspaceBytes);
+            lt.setPreferenceAttribute(preference, CublasLt.PREFERENCE_MIN_ALIGNMENT_A_BYTES, plan.shape.weightAlignment());
+            lt.setPreferenceAttribute(preference, CublasLt.PREFERENCE_MIN_ALIGNMENT_B_BYTES, plan.shape.inputAlignment());
+            lt.setPreferenceAttribute(preference, CublasLt.PREFERENCE_MIN_ALIGNMENT_C_BYTES, plan.shape.outputAlignment());
+            lt.setPreferenceAttribute(preference, CublasLt.PREFERENCE_MIN_ALIGNMENT_D_BYTES, plan.shape.outputAlignment());
+            return lt.heuristic(handle, plan.descriptor, plan.weightLayout, plan.inputLayout, plan.outputLayout,
+                    plan.outputLayout, preference, candidates, scratch);
+        } finally {
+            lt.destroyPreference(preference);
+        }
+    }
+
+    /**
+     * The median device time of {@code product} in milliseconds, over TIMED_RUNS runs after
+     * WARM_UP_RUNS, each after the L2 flush (when there is one) and bracketed by its own events.
+     */
+    private float time(Runnable product, DeviceBuffer flush) {
+        for (int i = 0; i < WARM_UP_RUNS; i++) product.run();
+        for (int i = 0; i < TIMED_RUNS; i++) {
+            if (flush != null) context.driver.fill(flush.address(), (byte) 0, flush.bytes(), context.stream);
+            context.driver.record(event(starts, i), context.stream);
+            product.run();
+            context.driver.record(event(ends, i), context.stream);
+        }
+        float[] millis = new float[TIMED_RUNS];
+        for (int i = 0; i < TIMED_RUNS; i++) millis[i] = context.driver.elapsedMillis(starts[i], ends[i]);
+        Arrays.sort(millis);
+        return millis[TIMED_RUNS / 2];
+    }
+
+    private MemorySegment event(MemorySegment[] events, int i) {
+        if (events[i] == null) events[i] = context.driver.createEvent();
+        return events[i];
+    }
+
+    /**
+     * A buffer of twice the L2's size for the search's flushes, or null (times then taken with the
+     * weights in L2) where the device has no room for it now.
+     */
+    private DeviceBuffer flushBuffer() {
+        try {
+            return memory.allocate(flushBytes, DeviceMemory.Kind.STREAM_ORDERED);
+        } catch (CudaException noRoom) {
+            return null;
+        }
+    }
+
+    /** The index of the smallest time; candidate 0 (the heuristic's first) where all are equal. */
+    static int fastest(float[] millis) {
+        int best = 0;
+        for (int i = 1; i < millis.length; i++) {
+            if (millis[i] < millis[best]) best = i;
+        }
+        return best;
+    }
+
+    private static String micros(float millis) {
+        return String.format("%.1f", millis * 1000);
+    }
+
+    private static String[] micros(float[] millis) {
+        String[] text = new String[millis.length];
+        for (int i = 0; i < millis.length; i++) text[i] = micros(millis[i]);
+        return text;
+    }
+
+    private void release(Plan plan) {
+        lt.destroyMatmulDescriptor(plan.descriptor);
+        lt.destroyLayout(plan.weightLayout);
+        lt.destroyLayout(plan.inputLayout);
+        lt.destroyLayout(plan.outputLayout);
+    }
+
+    @Override
+    public void close() {
+        for (Plan plan : plans.values()) release(plan);
+        plans.clear();
+        for (MemorySegment event : starts) if (event != null) context.driver.destroyEvent(event);
+        for (MemorySegment event : ends) if (event != null) context.driver.destroyEvent(event);
+        lt.destroy(handle);
+        arena.close();
+    }
+}

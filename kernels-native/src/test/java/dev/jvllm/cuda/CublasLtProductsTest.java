@@ -1,0 +1,184 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.cpu.CpuBackend;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.BackendProvider;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.WeightTensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+import static dev.jvllm.cuda.CudaTestData.activations;
+import static dev.jvllm.cuda.CudaTestData.random;
+import static dev.jvllm.cuda.CudaTestData.roundTo;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The linear layers' products through cuBLASLt with algorithms searched per shape
+ * ({@link TunedProducts}), in bfloat16 and float32, against the CPU backend in float32 on the same
+ * (rounded) inputs: decode-sized and prompt-sized row counts, operands only a few bytes aligned,
+ * and a product met first inside a CUDA graph capture. Skipped where no GPU is found.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class CublasLtProductsTest {
+
+    /** Relative L2 errors allowed, as in CudaSixteenBitKernelsTest and CudaKernelsTest. */
+    private static final Map<DType, Double> TOLERANCES = Map.of(DType.BF16, 2e-2, DType.F32, 1e-5);
+
+    private final Arena arena = Arena.ofShared();
+    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
+    private final Map<DType, CudaBackend> gpus = new EnumMap<>(DType.class);
+    private Backend cpu;
+
+    @BeforeAll
+    void openBackends() {
+        if (availability.available()) {
+            gpus.put(DType.BF16, CudaBackend.open(0, DType.BF16, true));
+            gpus.put(DType.F32, CudaBackend.open(0, DType.F32, true));
+            cpu = new CpuBackend(new BackendOptions(2));
+        }
+    }
+
+    @BeforeEach
+    void requireGpu() {
+        assumeTrue(availability.available(), "no GPU: " + availability.reason());
+    }
+
+    @AfterAll
+    void closeBackends() {
+        gpus.values().forEach(CudaBackend::close);
+        if (cpu != null) cpu.close();
+        arena.close();
+    }
+
+    /** cuBLASLt is loaded and its products are searched (not silently left to cublasGemmEx). */
+    private TunedProducts tuned(CudaBackend gpu) {
+        TunedProducts tuned = gpu.tunedProducts();
+        assertNotNull(tuned, "the tuned cuBLASLt products are on (is libcublasLt.so.13 found?)");
+        return tuned;
+    }
+
+    /** One new shape each: a search on first use, whose chosen algorithm computes the product. */
+    @ParameterizedTest
+    @CsvSource({"F32, 1, 256, 384", "F32, 17, 1024, 2048", "F32, 64, 256, 2048", "F32, 256, 1024, 384",
+            "BF16, 2, 1024, 384", "BF16, 17, 256, 384", "BF16, 64, 1024, 2048", "BF16, 256, 256, 2048",
+            "BF16, 256, 1024, 384"})
+    void aProductOfANewShapeIsSearchedAndMatchesCpu(DType type, int tokens, int in, int out) {
+        CudaBackend gpu = gpus.get(type);
+        int searched = tuned(gpu).searchedShapes();
+        WeightTensor w = weight("w", type, random(out * in, 1), out, in);
+        float[] x = roundTo(type, random(tokens * in, 2));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor y = b.allocate(tokens, out);
+            b.linear(activations(b, x, tokens, in), b.weight(w), null, y);
+            results[i] = b.toFloatArray(y);
+        }
+        assertClose(type + " T=" + tokens + " K=" + in + " N=" + out, results[0], results[1], type);
+        assertEquals(searched + 1, tuned(gpu).searchedShapes(), "the shape was searched");
+    }
+
+    /**
+     * Row views whose addresses are only 2 or 4 bytes aligned (rows of 203 bfloat16 values or 90
+     * outputs, one row in): the search asks only for algorithms that take such operands.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 17", "BF16, 64", "F32, 17"})
+    void rowViewsOfFewBytesAlignmentMatchCpu(DType type, int tokens) {
+        CudaBackend gpu = gpus.get(type);
+        int in = 203, out = 90;
+        WeightTensor w = weight("w", type, random((out + 1) * in, 3), out + 1, in);
+        float[] x = roundTo(type, random((tokens + 1) * in, 4));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor y = b.allocate(tokens + 1, out);
+            b.linear(activations(b, x, tokens + 1, in).rows(1, tokens), b.weight(w).rows(1, out), null,
+                    y.rows(1, tokens));
+            results[i] = Arrays.copyOfRange(b.toFloatArray(y), out, (tokens + 1) * out);
+        }
+        assertClose(type + " row views, T=" + tokens, results[0], results[1], type);
+    }
+
+    /**
+     * A capture that meets a product of a shape not searched yet is given up (nothing can be timed
+     * while the stream records); the pass then runs eagerly, searching the shape, and its result is
+     * right. The next pass of the shape is captured with the tuned algorithm, and a replay of that
+     * graph on new input values is right too.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16", "F32"})
+    void aCaptureMeetingANewProductShapeRunsEagerlyOnceThenCapturesTheTunedProduct(DType type) {
+        CudaBackend gpu = gpus.get(type);
+        TunedProducts tuned = tuned(gpu);
+        int tokens = 48, in = 512, out = 768;
+        WeightTensor weight = weight("w", type, random(out * in, 5), out, in);
+        float[] first = roundTo(type, random(tokens * in, 6));
+        float[] second = roundTo(type, random(tokens * in, 7));
+        Tensor w = gpu.weight(weight);
+        Tensor input = activations(gpu, first, tokens, in);
+        Tensor y = gpu.allocate(tokens, out);
+        Supplier<Tensor> pass = () -> {
+            gpu.linear(input, w, null, y);
+            return y;
+        };
+        Object passShape = "one product, " + type;
+        int graphs = gpu.capturedGraphs();
+        long launches = gpu.graphLaunches();
+        int searched = tuned.searchedShapes();
+
+        assertClose("eager pass after the given-up capture", cpuProduct(first, weight, tokens, in, out),
+                gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
+        assertEquals(graphs, gpu.capturedGraphs(), "the capture was given up");
+        assertEquals(searched + 1, tuned.searchedShapes(), "the eager pass searched the product's shape");
+
+        assertClose("captured pass", cpuProduct(first, weight, tokens, in, out),
+                gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
+        assertEquals(graphs + 1, gpu.capturedGraphs(), "the second pass was captured");
+
+        gpu.embedding(gpu.constant(second, tokens, in), gpu.indices(rowIds(tokens)), input);
+        assertClose("replayed pass", cpuProduct(second, weight, tokens, in, out),
+                gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
+        assertEquals(launches + 2, gpu.graphLaunches(), "the capture and the replay launched the graph");
+        assertEquals(searched + 1, tuned.searchedShapes(), "nothing more was searched");
+    }
+
+    private float[] cpuProduct(float[] x, WeightTensor w, int tokens, int in, int out) {
+        Tensor y = cpu.allocate(tokens, out);
+        cpu.linear(activations(cpu, x, tokens, in), cpu.weight(w), null, y);
+        return cpu.toFloatArray(y);
+    }
+
+    private static int[] rowIds(int rows) {
+        int[] ids = new int[rows];
+        Arrays.setAll(ids, i -> i);
+        return ids;
+    }
+
+    private static void assertClose(String what, float[] expected, float[] actual, DType type) {
+        CudaTestData.assertClose(what, expected, actual, TOLERANCES.get(type));
+    }
+
+    private WeightTensor weight(String name, DType type, float[] values, int rows, int cols) {
+        return CudaTestData.weight(arena, name, type, values, rows, cols);
+    }
+}
