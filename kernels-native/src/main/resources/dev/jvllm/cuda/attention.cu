@@ -312,8 +312,9 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #define DECODE_TILES 1
 #endif
 // 1: each warp of the tiled form asks for its first tile before the block's prologue (see there).
+// One H100, tok/s at batch 64 / 256: 6 553 / 14 550 without, 6 627 / 14 844 with (offline 5.13 / 5.11 s).
 #ifndef DECODE_EARLY_TILE
-#define DECODE_EARLY_TILE 0
+#define DECODE_EARLY_TILE 1
 #endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
