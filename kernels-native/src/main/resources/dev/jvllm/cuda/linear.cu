@@ -155,3 +155,93 @@ gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int f
     row_totals(g, u, split);
     if (valid && writes_row(split)) out[part.row] = float_to_act(apply_activation(fn, g) * u);
 }
+
+#if JV_ACT_TYPE != JV_F32
+// ---- gemm_rows: products of 2 to 64 rows on tensor cores ------------------------------------
+//
+// out[T, N] = x[T, K] · W[N, K]ᵀ for the few rows of a decode batch, where reading W once at full
+// bandwidth is still the whole cost (cuBLAS read it at 2.1-2.4 TB/s for 64 rows on an H100). A
+// block takes 16 rows of W and its four warps split K, each streaming 32-element groups of its 16
+// rows straight into mma.m16n8k16 A fragments (GEMM_ROWS_UNROLL groups in flight), with x's rows
+// as B fragments (8 tokens an n-tile, read through the read-only cache: x is small and every
+// block reads it). The k order within each 32-element group is permuted as in paged_decode's
+// tiles, so that every lane loads whole 16-byte pieces of W and x. The warps' partial sums meet in
+// shared memory.
+#define GEMM_ROWS_WARPS 4
+#ifndef GEMM_ROWS_UNROLL
+#define GEMM_ROWS_UNROLL 8
+#endif
+
+__device__ __forceinline__ uint4 load_weight_piece(const act_t* p) {
+    uint4 r;
+    asm volatile("ld.global.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+// TILES n-tiles of 8 tokens: the launch's tokens are at most 8 · TILES.
+template <int TILES>
+__device__ __forceinline__ void gemm_rows_block(const act_t* w, const act_t* x, act_t* out, int tokens, int n, int k) {
+    __shared__ float partial[GEMM_ROWS_WARPS][16][8 * TILES + 1];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int group = lane >> 2, quad = lane & 3;
+    int firstRow = blockIdx.x * 16;
+    // Rows past n read row n - 1 (their sums are not written); tokens past `tokens` read zeros.
+    const act_t* row0 = w + (i64) min(firstRow + group, n - 1) * k + 8 * quad;
+    const act_t* row1 = w + (i64) min(firstRow + group + 8, n - 1) * k + 8 * quad;
+    float sums[TILES][4];
+#pragma unroll
+    for (int t = 0; t < TILES; t++) sums[t][0] = sums[t][1] = sums[t][2] = sums[t][3] = 0.0f;
+    int groups = k / 32;
+    for (int first = warp * GEMM_ROWS_UNROLL; first < groups; first += GEMM_ROWS_WARPS * GEMM_ROWS_UNROLL) {
+        uint4 a0[GEMM_ROWS_UNROLL], a1[GEMM_ROWS_UNROLL];
+#pragma unroll
+        for (int u = 0; u < GEMM_ROWS_UNROLL; u++) {
+            bool valid = first + u < groups;
+            a0[u] = valid ? load_weight_piece(row0 + 32 * (first + u)) : make_uint4(0, 0, 0, 0);
+            a1[u] = valid ? load_weight_piece(row1 + 32 * (first + u)) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMM_ROWS_UNROLL; u++) {
+            if (first + u >= groups) break;
+            int offset = 32 * (first + u) + 8 * quad;
+#pragma unroll
+            for (int t = 0; t < TILES; t++) {
+                int token = 8 * t + group;
+                uint4 b = token < tokens ? __ldg((const uint4*) (x + (i64) token * k + offset)) : make_uint4(0, 0, 0, 0);
+                unsigned int low[4] = {a0[u].x, a1[u].x, a0[u].y, a1[u].y};
+                mma_16816(sums[t], low, b.x, b.y);
+                unsigned int high[4] = {a0[u].z, a1[u].z, a0[u].w, a1[u].w};
+                mma_16816(sums[t], high, b.z, b.w);
+            }
+        }
+    }
+    // sums[t]: rows (group, group + 8) × tokens (8t + 2q, 8t + 2q + 1).
+#pragma unroll
+    for (int t = 0; t < TILES; t++) {
+        partial[warp][group][8 * t + 2 * quad] = sums[t][0];
+        partial[warp][group][8 * t + 2 * quad + 1] = sums[t][1];
+        partial[warp][group + 8][8 * t + 2 * quad] = sums[t][2];
+        partial[warp][group + 8][8 * t + 2 * quad + 1] = sums[t][3];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 16 * tokens; i += blockDim.x) {
+        int token = i / 16, r = i % 16;
+        if (firstRow + r >= n) continue;
+        float total = 0.0f;
+#pragma unroll
+        for (int v = 0; v < GEMM_ROWS_WARPS; v++) total += partial[v][r][token];
+        out[(i64) token * n + firstRow + r] = float_to_act(total);
+    }
+}
+
+#define GEMM_ROWS(TOKENS)                                                                             \
+    extern "C" __global__ void __launch_bounds__(32 * GEMM_ROWS_WARPS)                                \
+    gemm_rows_t##TOKENS(const act_t* w, const act_t* x, act_t* out, int tokens, int n, int k) {        \
+        JV_DEPENDENT_PROLOGUE();                                                                      \
+        gemm_rows_block<TOKENS / 8>(w, x, out, tokens, n, k);                                         \
+    }
+GEMM_ROWS(16)
+GEMM_ROWS(32)
+GEMM_ROWS(64)
+#endif
