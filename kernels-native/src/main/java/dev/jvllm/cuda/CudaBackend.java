@@ -96,13 +96,6 @@ public final class CudaBackend implements Backend {
     private static final boolean CUBLAS_LT = Boolean.parseBoolean(System.getProperty("jvllm.cuda.cublasLt", "false"));
     private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
     private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 512);
-    /**
-     * Whether products of 2 to 64 rows take linear.cu's gemm_rows instead of cuBLAS (16-bit
-     * activations); an A/B switch until measured.
-     */
-    private static final boolean GEMM_ROWS = Boolean.parseBoolean(System.getProperty("jvllm.cuda.gemmRows", "false"));
-    /** GEMM_ROWS_WARPS of linear.cu. */
-    private static final int GEMM_ROWS_WARPS = 4;
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -872,11 +865,6 @@ public final class CudaBackend implements Backend {
     }
 
     private void gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
-        Kernel fewRows = fewRowsProduct(input, w, tokens, in);
-        if (fewRows != null) {
-            kernels.launch(fewRows, (outFeatures + 15) / 16, 32 * GEMM_ROWS_WARPS, w, input, output, tokens, outFeatures, in);
-            return;
-        }
         if (recording != null) {
             recording.hold(input.buffer());
             recording.hold(w.buffer());
@@ -897,18 +885,6 @@ public final class CudaBackend implements Backend {
             defaultGemm(input, w, output, tokens, in, outFeatures);
         }
         if (timing != null) timing.end();
-    }
-
-    /**
-     * linear.cu's tensor-core product of 2 to 64 rows, for 16-bit activations where K is a multiple of
-     * 32 and W and x start 16-byte aligned; null where cuBLAS takes the product.
-     */
-    private Kernel fewRowsProduct(CudaTensor input, CudaTensor w, int tokens, int in) {
-        if (!GEMM_ROWS || activationType == DType.F32 || tokens < 2 || tokens > 64 || in % 32 != 0
-                || w.address() % 16 != 0 || input.address() % 16 != 0) {
-            return null;
-        }
-        return tokens <= 16 ? Kernel.GEMM_ROWS_T16 : tokens <= 32 ? Kernel.GEMM_ROWS_T32 : Kernel.GEMM_ROWS_T64;
     }
 
     /** The product through cublasGemmEx and its default algorithm. */
