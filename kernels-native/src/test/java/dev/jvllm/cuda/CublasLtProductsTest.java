@@ -1,23 +1,15 @@
 package dev.jvllm.cuda;
 
-import dev.jvllm.cpu.CpuBackend;
 import dev.jvllm.spi.Backend;
-import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.lang.foreign.Arena;
 import java.util.Arrays;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -27,7 +19,6 @@ import static dev.jvllm.cuda.CudaTestData.random;
 import static dev.jvllm.cuda.CudaTestData.roundTo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The linear layers' products through cuBLASLt with algorithms searched per shape
@@ -36,35 +27,20 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * and a product met first inside a CUDA graph capture. Skipped where no GPU is found.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class CublasLtProductsTest {
+class CublasLtProductsTest extends GpuAgainstCpuTest {
 
     /** Relative L2 errors allowed, as in CudaSixteenBitKernelsTest and CudaKernelsTest. */
     private static final Map<DType, Double> TOLERANCES = Map.of(DType.BF16, 2e-2, DType.F32, 1e-5);
 
-    private final Arena arena = Arena.ofShared();
-    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
-    private final Map<DType, CudaBackend> gpus = new EnumMap<>(DType.class);
-    private Backend cpu;
-
-    @BeforeAll
-    void openBackends() {
-        if (availability.available()) {
-            gpus.put(DType.BF16, CudaBackend.open(0, DType.BF16, true));
-            gpus.put(DType.F32, CudaBackend.open(0, DType.F32, true));
-            cpu = new CpuBackend(new BackendOptions(2));
-        }
+    @Override
+    List<DType> activationTypes() {
+        return List.of(DType.BF16, DType.F32);
     }
 
-    @BeforeEach
-    void requireGpu() {
-        assumeTrue(availability.available(), "no GPU: " + availability.reason());
-    }
-
-    @AfterAll
-    void closeBackends() {
-        gpus.values().forEach(CudaBackend::close);
-        if (cpu != null) cpu.close();
-        arena.close();
+    /** With the tuned cuBLASLt products on, whatever jvllm.cuda.cublasLt says. */
+    @Override
+    CudaBackend open(DType type) {
+        return CudaBackend.open(0, type, true);
     }
 
     /** cuBLASLt is loaded and its products are searched (not silently left to cublasGemmEx). */

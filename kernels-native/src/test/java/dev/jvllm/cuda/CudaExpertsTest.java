@@ -1,29 +1,19 @@
 package dev.jvllm.cuda;
 
-import dev.jvllm.cpu.CpuBackend;
 import dev.jvllm.spi.Backend;
-import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.spi.ExpertWeights;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.lang.foreign.Arena;
 import java.util.ArrayList;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
 
 import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The mixture-of-experts kernels (moe.cu) against the CPU backend's: routing, the grouped experts
@@ -33,31 +23,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * Skipped where no GPU is found.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class CudaExpertsTest {
+class CudaExpertsTest extends GpuAgainstCpuTest {
 
-    private final Arena arena = Arena.ofShared();
-    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
-    private final Map<DType, CudaBackend> gpus = new EnumMap<>(DType.class);
-    private Backend cpu;
-
-    @BeforeAll
-    void openBackends() {
-        if (availability.available()) {
-            for (DType type : List.of(DType.F32, DType.BF16, DType.F16)) gpus.put(type, CudaBackend.open(0, type));
-            cpu = new CpuBackend(new BackendOptions(2));
-        }
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        assumeTrue(availability.available(), "no GPU: " + availability.reason());
-    }
-
-    @AfterAll
-    void closeBackends() {
-        gpus.values().forEach(CudaBackend::close);
-        if (cpu != null) cpu.close();
-        arena.close();
+    @Override
+    List<DType> activationTypes() {
+        return List.of(DType.F32, DType.BF16, DType.F16);
     }
 
     private static double tolerance(DType type) {

@@ -1,21 +1,16 @@
 package dev.jvllm.cuda;
 
 import dev.jvllm.JvllmException;
-import dev.jvllm.cpu.CpuBackend;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
-import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,15 +18,14 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.lang.foreign.Arena;
 import java.util.Arrays;
+import java.util.List;
 
 import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Every kernel of the CUDA backend against the CPU backend's, on seeded random data of odd sizes.
@@ -39,34 +33,20 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * compared with the CPU given the same rounded operands. Skipped where no GPU is found.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class CudaKernelsTest {
+class CudaKernelsTest extends GpuAgainstCpuTest {
 
     private static final double TOLERANCE = 1e-5;
 
-    private final Arena arena = Arena.ofShared();
-    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
-    private Backend cpu;
     private CudaBackend gpu;
 
+    @Override
+    List<DType> activationTypes() {
+        return List.of(DType.F32);
+    }
+
     @BeforeAll
-    void openBackends() {
-        if (availability.available()) {
-            gpu = CudaBackend.open(0);
-            cpu = new CpuBackend(new BackendOptions(2));
-        }
-    }
-
-    /** Each test reports itself skipped, with the reason, where there is no GPU. */
-    @BeforeEach
-    void requireGpu() {
-        assumeTrue(availability.available(), "no GPU: " + availability.reason());
-    }
-
-    @AfterAll
-    void closeBackends() {
-        if (gpu != null) gpu.close();
-        if (cpu != null) cpu.close();
-        arena.close();
+    void pickFloat32Backend() {
+        gpu = gpus.get(DType.F32);
     }
 
     // ---- gathers ----------------------------------------------------------------------------

@@ -1,37 +1,27 @@
 package dev.jvllm.cuda;
 
-import dev.jvllm.cpu.CpuBackend;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.Backend;
-import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.lang.foreign.Arena;
 import java.util.Arrays;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
 
 import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The CUDA backend computing in bfloat16 and float16 against the CPU backend in float32 on the
@@ -41,35 +31,14 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * caches and activations. Skipped where no GPU is found.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class CudaSixteenBitKernelsTest {
+class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
 
     /** Relative L2 error allowed: a few units of bf16's 2^-8 rounding after sums of rounded terms. */
     private static final double TOLERANCE = 2e-2;
 
-    private final Arena arena = Arena.ofShared();
-    private final BackendProvider.Availability availability = new CudaBackendProvider().availability();
-    private final Map<DType, CudaBackend> gpus = new EnumMap<>(DType.class);
-    private Backend cpu;
-
-    @BeforeAll
-    void openBackends() {
-        if (availability.available()) {
-            gpus.put(DType.BF16, CudaBackend.open(0, DType.BF16));
-            gpus.put(DType.F16, CudaBackend.open(0, DType.F16));
-            cpu = new CpuBackend(new BackendOptions(2));
-        }
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        assumeTrue(availability.available(), "no GPU: " + availability.reason());
-    }
-
-    @AfterAll
-    void closeBackends() {
-        gpus.values().forEach(CudaBackend::close);
-        if (cpu != null) cpu.close();
-        arena.close();
+    @Override
+    List<DType> activationTypes() {
+        return List.of(DType.BF16, DType.F16);
     }
 
     @ParameterizedTest
