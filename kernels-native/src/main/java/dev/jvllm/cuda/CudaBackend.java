@@ -178,6 +178,10 @@ public final class CudaBackend implements Backend {
         if (activationType != DType.F32 && activationType != DType.BF16 && activationType != DType.F16) {
             throw new JvllmException("the CUDA backend computes in float32, bfloat16 or float16, not " + activationType);
         }
+        if (DECODE_TILED_PARTITION < 1 || DECODE_TILED_SHORTEST_PARTITION < 1) {
+            throw new JvllmException("jvllm.cuda.decodePartition (" + DECODE_TILED_PARTITION
+                    + ") and jvllm.cuda.decodeShortestPartition (" + DECODE_TILED_SHORTEST_PARTITION + ") must be positive");
+        }
         Nvrtc nvrtc = Nvrtc.get();
         Cublas cublas = Cublas.get();
         return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas, tunedProducts,
