@@ -107,11 +107,13 @@ public final class GpuBenchmark {
                 List<Prompt> prompts = prompts(random, shape.vocab(), batch, 512);
                 double first = generate(llm, prompts, 1);
                 KernelTimes.reportAndReset("prefill of " + batch + " x 512");
+                EngineMetrics before = llm.metrics();
                 double more = generate(llm, prompts, 129);
                 KernelTimes.reportAndReset("prefill of " + batch + " x 512 and 128 decode steps at batch " + batch);
                 double step = (more - first) / 128;
                 emit("decode", "impl", "jvllm", "batch", batch, "context", "512-640", "tpot_ms", round(step * 1e3),
                         "tok_s", round(batch / step));
+                emitHostShare("decode_batch_" + batch + "_with_prefill", before, llm.metrics());
             }
             List<Prompt> eight = prompts(random, shape.vocab(), 8, 512);
             generate(llm, eight, 1);
