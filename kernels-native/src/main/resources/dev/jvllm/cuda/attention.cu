@@ -438,10 +438,7 @@ __device__ __forceinline__ void paged_decode_block(
         const int* tokenList, float* partials, unsigned int* counters, int partitionSize, const DecodeFusion& fusion) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
-    [[maybe_unused]] constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
     __shared__ float queries[GROUP][D];
-    [[maybe_unused]] __shared__ float scores[GROUP][DECODE_PARTITION];
-    [[maybe_unused]] __shared__ int slots[DECODE_PARTITION];
     __shared__ float headMax[GROUP];
     __shared__ float headSum[GROUP];
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
@@ -642,6 +639,10 @@ __device__ __forceinline__ void paged_decode_block(
         }
     }
 #else
+    // The scalar form keeps a partition's scores and key slots in shared memory.
+    constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
+    __shared__ float scores[GROUP][DECODE_PARTITION];
+    __shared__ int slots[DECODE_PARTITION];
     constexpr int KEY_THREADS = DECODE_KEY_THREADS;
     constexpr int SHARE = PIECES / KEY_THREADS;  // 16-byte pieces of a key row per thread
     constexpr int ROWS = DECODE_KEY_ROWS;
