@@ -35,6 +35,8 @@ final class KernelLauncher implements AutoCloseable {
     /** The graph being captured or replayed, or null when launches simply run. */
     private GraphRecording recording;
     private KernelTimes.Timer timer;
+    /** The label of the next timed launch ({@link #labelNext}), or null for its kernel's name. */
+    private String nextLabel;
     /**
      * The launch configuration of programmatic dependent launches (every kernel may start while
      * the one before it finishes; common.cuh says how kernels wait), or null where the device
@@ -60,6 +62,14 @@ final class KernelLauncher implements AutoCloseable {
     /** Times eager launches from now on ({@link KernelTimes}). */
     void setTimer(KernelTimes.Timer timer) {
         this.timer = timer;
+    }
+
+    /**
+     * Times the next eager launch under {@code label} instead of its kernel's name (a product's
+     * shape, say), while launches are timed.
+     */
+    void labelNext(String label) {
+        nextLabel = label;
     }
 
     /** The timer of eager launches while one is set and no graph is being captured, else null. */
@@ -112,7 +122,8 @@ final class KernelLauncher implements AutoCloseable {
             return;
         }
         KernelTimes.Timer timing = eagerTimer();
-        if (timing != null) timing.begin(kernel.function);
+        if (timing != null) timing.begin(nextLabel != null ? nextLabel : kernel.function);
+        nextLabel = null;
         if (programmaticConfig != null) {
             driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
         } else {

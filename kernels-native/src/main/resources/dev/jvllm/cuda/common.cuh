@@ -179,6 +179,13 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    }
+    return v;
+}
+
 // Sum over the block, returned to every thread; blockDim.x must be a multiple of 32.
 __device__ __forceinline__ float block_sum(float v) {
     __shared__ float partial[32];
