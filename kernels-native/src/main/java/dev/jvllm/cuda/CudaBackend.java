@@ -306,7 +306,7 @@ public final class CudaBackend implements Backend {
                 graphs.drop(shape, mismatch);
                 return pass.get();
             }
-            graphs.launch(graph);
+            launchTimed(graph, shape);
             return result;
         }
         if (!graphs.mayCapture(shape)) {
@@ -329,8 +329,20 @@ public final class CudaBackend implements Backend {
             zeroedDecodeCounters = null;
             return pass.get();
         }
-        graphs.launch(made);
+        launchTimed(made, shape);
         return result;
+    }
+
+    /**
+     * Launches a graph, timed as {@code graph <shape>} while {@link KernelTimes} is on: with the eager
+     * launches around it timed too, a phase's wall time less its timed device time is the time the
+     * device waited on the host.
+     */
+    private void launchTimed(CudaGraphs.Graph graph, Object shape) {
+        KernelTimes.Timer timing = kernels.eagerTimer();
+        if (timing != null) timing.begin("graph " + shape);
+        graphs.launch(graph);
+        if (timing != null) timing.end();
     }
 
     /** The CUDA graphs kept now, one per pass shape. */

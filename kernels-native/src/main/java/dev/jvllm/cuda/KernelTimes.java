@@ -13,8 +13,9 @@ import java.util.Map;
  * Device time per kernel (and per cuBLAS product shape) of eager launches, to see where a forward
  * pass spends its time at the real clocks and with warm caches, which a profiler replaying each
  * kernel does not give. On with {@code -Djvllm.cuda.kernelTimes=true}; each launch is then
- * bracketed by two stream events, which adds a little time between kernels, and launches captured
- * into CUDA graphs are not timed (use {@code enforceEager}). Off, it costs one branch a launch.
+ * bracketed by two stream events, which adds a little time between kernels. Kernels captured into
+ * CUDA graphs are not timed one by one (use {@code enforceEager} for that); each graph launch is
+ * timed as a whole. Off, it costs one branch a launch.
  * A benchmark calls {@link #reportAndReset} after each phase.
  */
 public final class KernelTimes {
