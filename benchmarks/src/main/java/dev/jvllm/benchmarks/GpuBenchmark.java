@@ -6,10 +6,13 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.cuda.KernelTimes;
 import dev.jvllm.engine.EngineMetrics;
+import dev.jvllm.engine.LLMEngine;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Random;
 
 import static dev.jvllm.benchmarks.JsonLines.emit;
@@ -21,7 +24,10 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *   <li>decode at batch 1: a 512-token prompt, then 256 tokens; TTFT is a 1-token run, TPOT the
  *       difference to a 257-token run over 256 (the anchor's method);</li>
  *   <li>decode steps at batch 64 and 256 over 512-token contexts, and a prefill of 8 × 512 tokens
- *       (the compiled-PyTorch anchor's rows);</li>
+ *       (the compiled-PyTorch anchor's rows): each batch measured twice, as the difference of a
+ *       129-token and a 1-token run (whose steps mix the batch's chunked prefill with the first
+ *       decode steps), and as steady decode steps timed once every prompt is prefilled (the
+ *       anchor's static batch);</li>
  *   <li>offline throughput: N requests of 512 random prompt tokens and 128 output tokens, EOS
  *       ignored, greedy, all submitted at once.</li>
  * </ol>
@@ -32,6 +38,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000] [--decode-batches 64,256]
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
+ *          [--device cuda|cpu (cpu: a smoke run of the benchmark itself with a small --shape)]
  * </pre>
  */
 public final class GpuBenchmark {
@@ -54,6 +61,7 @@ public final class GpuBenchmark {
         boolean enforceEager = false;
         boolean sparseWeights = false;
         boolean batchOne = true;
+        String device = "cuda";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--cache" -> cache = Path.of(args[++i]);
@@ -66,6 +74,7 @@ public final class GpuBenchmark {
                 case "--enforce-eager" -> enforceEager = true;
                 case "--sparse-weights" -> sparseWeights = true;
                 case "--skip-batch1" -> batchOne = false;
+                case "--device" -> device = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -75,7 +84,7 @@ public final class GpuBenchmark {
                 "weight_gb", shape.parameters() * 2 / 1e9, "seconds", seconds(start));
 
         start = System.nanoTime();
-        try (LLM llm = LLM.builder().model(model.toString()).device("cuda").dtype("auto").maxModelLen(1024)
+        try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype("auto").maxModelLen(1024)
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
                 .enablePrefixCaching(false).enforceEager(enforceEager).build()) {
             emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager);
@@ -114,6 +123,11 @@ public final class GpuBenchmark {
                 emit("decode", "impl", "jvllm", "batch", batch, "context", "512-640", "tpot_ms", round(step * 1e3),
                         "tok_s", round(batch / step));
                 emitHostShare("decode_batch_" + batch + "_with_prefill", before, llm.metrics());
+                before = llm.metrics();
+                double steady = steadyDecodeStep(llm, prompts, STEADY_STEPS);
+                emit("decode_steady", "impl", "jvllm", "batch", batch, "context", "513-657", "steps", STEADY_STEPS,
+                        "tpot_ms", round(steady * 1e3), "tok_s", round(batch / steady));
+                emitHostShare("decode_batch_" + batch + "_steady", before, llm.metrics());
             }
             List<Prompt> eight = prompts(random, shape.vocab(), 8, 512);
             generate(llm, eight, 1);
@@ -134,6 +148,46 @@ public final class GpuBenchmark {
             }
         }
     }
+
+    /** Decode steps timed at a steady batch ({@link #steadyDecodeStep}). */
+    private static final int STEADY_STEPS = 128;
+
+    /**
+     * Seconds a decode step takes with every prompt in the batch prefilled, as the anchor's static
+     * batch measures it: the prompts are submitted together (maxTokens leaving room for
+     * {@code steps} more), stepped until each has its first token, then {@code steps} steps are timed
+     * (no request finishes within them: the first to start has at most a chunked prefill's few
+     * steps' tokens before the last starts), and the requests are aborted.
+     */
+    private static double steadyDecodeStep(LLM llm, List<Prompt> prompts, int steps) {
+        LLMEngine engine = llm.engine();
+        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(steps + 32).ignoreEos(true).build();
+        List<String> ids = new ArrayList<>();
+        for (Prompt prompt : prompts) {
+            String id = "steady-" + steadyRequests++;
+            engine.addRequest(id, ((Prompt.Tokens) prompt).tokenIds(), params);
+            ids.add(id);
+        }
+        Set<String> started = new HashSet<>();
+        while (started.size() < ids.size()) {
+            for (RequestOutput out : engine.step()) {
+                if (out.finished()) throw new IllegalStateException("request " + out.requestId() + " finished before the batch was steady");
+                if (!out.outputs().getFirst().tokenIds().isEmpty()) started.add(out.requestId());
+            }
+        }
+        long start = System.nanoTime();
+        for (int i = 0; i < steps; i++) {
+            for (RequestOutput out : engine.step()) {
+                if (out.finished()) throw new IllegalStateException("request " + out.requestId() + " finished inside the timed steps");
+            }
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        ids.forEach(engine::abort);
+        while (engine.hasUnfinishedRequests()) engine.step();
+        return seconds / steps;
+    }
+
+    private static long steadyRequests;
 
     /** A comma-separated list of counts ("256,1000"); "none" or "" for none. */
     private static List<Integer> counts(String list) {
