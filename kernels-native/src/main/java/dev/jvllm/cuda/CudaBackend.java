@@ -66,6 +66,14 @@ public final class CudaBackend implements Backend {
      * (138.7 against 135.3 tok/s) and then the same (148.2 against 148.1) once decode attention
      * was split finer; graphs already hide most of the launch latency it targets.
      */
+    /**
+     * Whether a graph replay is launched once the pass has written its uploads, before the rest of
+     * its calls are checked against the recording (the check then overlaps the device's work
+     * instead of preceding it); an A/B switch, off until it has run on a GPU (covered here by
+     * GraphRecordingTest only).
+     */
+    private static final boolean EARLY_GRAPH_LAUNCH =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.earlyGraphLaunch", "false"));
     private static final boolean PROGRAMMATIC_LAUNCHES =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
     /**
@@ -298,15 +306,25 @@ public final class CudaBackend implements Backend {
         CudaGraphs.Graph graph = graphs.get(shape);
         if (graph != null) {
             graphs.awaitLastLaunch(graph);
-            graph.recording().startReplay();
+            // Launched as soon as the pass has written its uploads (EARLY_GRAPH_LAUNCH), so that the
+            // device runs the graph while the host checks the rest of the pass's calls.
+            boolean[] launched = {false};
+            KernelTimes.Timer timing = kernels.eagerTimer();
+            graph.recording().startReplay(EARLY_GRAPH_LAUNCH ? () -> {
+                launchTimed(graph, shape, timing);
+                launched[0] = true;
+            } : null);
             Tensor result;
             try {
                 result = recorded(graph.recording(), pass);
             } catch (GraphRecording.Abort mismatch) {
+                // A graph launched early ran on the inputs of this pass with the captured calls: it
+                // wrote only buffers the graph holds, and the eager pass, queued after it, writes
+                // the outputs again.
                 graphs.drop(shape, mismatch);
                 return pass.get();
             }
-            launchTimed(graph, shape);
+            if (!launched[0]) launchTimed(graph, shape, timing);
             return result;
         }
         if (!graphs.mayCapture(shape)) {
@@ -329,17 +347,17 @@ public final class CudaBackend implements Backend {
             zeroedDecodeCounters = null;
             return pass.get();
         }
-        launchTimed(made, shape);
+        launchTimed(made, shape, kernels.eagerTimer());
         return result;
     }
 
     /**
-     * Launches a graph, timed as {@code graph <shape>} while {@link KernelTimes} is on: with the eager
+     * Launches a graph, timed as {@code graph <shape>} by {@code timing} (non-null while {@link
+     * KernelTimes} is on; taken before a replay, during which launches are not timed): with the eager
      * launches around it timed too, a phase's wall time less its timed device time is the time the
      * device waited on the host.
      */
-    private void launchTimed(CudaGraphs.Graph graph, Object shape) {
-        KernelTimes.Timer timing = kernels.eagerTimer();
+    private void launchTimed(CudaGraphs.Graph graph, Object shape, KernelTimes.Timer timing) {
         if (timing != null) timing.begin("graph " + shape);
         graphs.launch(graph);
         if (timing != null) timing.end();

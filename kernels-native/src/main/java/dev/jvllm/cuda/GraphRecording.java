@@ -62,6 +62,10 @@ final class GraphRecording {
     private int cursor;
     private long deviceUsed;
     private long hostUsed;
+    /** The tape's length after the captured pass's last upload (0: it uploaded nothing). */
+    private int uploadsEnd;
+    /** Run once in a replay when the pass has written all of the captured pass's uploads, or null. */
+    private Runnable whenUploaded;
 
     /**
      * @param deviceArea where transient buffers are cut from
@@ -79,10 +83,27 @@ final class GraphRecording {
 
     /** Starts a replay: the calls from here on are compared with the captured ones. */
     void startReplay() {
+        startReplay(null);
+    }
+
+    /**
+     * Starts a replay that runs {@code uploaded} once the pass has written the last of the
+     * captured pass's uploads into the upload area (at once if it made none): from then on the
+     * graph's inputs are in place and it may be launched while the rest of the pass is checked.
+     */
+    void startReplay(Runnable uploaded) {
         replaying = true;
         cursor = 0;
         deviceUsed = 0;
         hostUsed = 0;
+        whenUploaded = uploaded;
+        if (uploadsEnd == 0) uploadsDone();
+    }
+
+    private void uploadsDone() {
+        Runnable run = whenUploaded;
+        whenUploaded = null;
+        if (run != null) run.run();
     }
 
     /** Checks that the replayed pass made every call the captured one made. */
@@ -148,6 +169,11 @@ final class GraphRecording {
         step(UPLOAD, address, bytes, at, 0);
         MemorySegment slot = hostArea.asSlice(at, bytes);
         MemorySegment.copy(data, 0, slot, 0, bytes);
+        if (!replaying) {
+            uploadsEnd = length;
+        } else if (cursor == uploadsEnd) {
+            uploadsDone();
+        }
         return slot;
     }
 

@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -116,5 +118,56 @@ class GraphRecordingTest {
         assertTrue(b.address() >= a.address() + 10, "buffers do not overlap");
         assertEquals(0, (b.address() - DEVICE_BASE) % 256, "aligned as cuMemAlloc's are");
         assertEquals(-1, a.id(), "not an allocation of its own: DeviceMemory.free ignores it");
+    }
+
+    /**
+     * A replay says when its graph may be launched: once the last captured upload is written (the
+     * graph's copies then read the replay's values), before the calls after it are checked.
+     */
+    @Test
+    void aReplaySaysOnceWhenItsUploadsAreWrittenBeforeTheCallsAfterThem() {
+        GraphRecording r = recording(1 << 16, 1 << 16);
+        pass(r, new int[]{5, 6, 7}, arguments(11, 12));
+        List<int[]> seen = new ArrayList<>();
+        r.startReplay(() -> seen.add(r.hostArea().asSlice(0, 12).toArray(JAVA_INT)));
+        DeviceBuffer buffer = r.allocate(12);
+        assertTrue(seen.isEmpty(), "not before the upload");
+        r.upload(MemorySegment.ofArray(new int[]{8, 9, 10}), buffer.address(), 12);
+        assertEquals(1, seen.size(), "right after the last upload");
+        assertArrayEquals(new int[]{8, 9, 10}, seen.getFirst(), "with the replay's values in the upload area");
+        r.launch(3, 64, 1, 1, 128, arguments(11, 12), 2);
+        r.product(1, 4096, 6144, 0x1000, buffer.address(), 0x2000);
+        r.finishReplay();
+        assertEquals(1, seen.size(), "once");
+    }
+
+    @Test
+    void aReplayOfAPassWithoutUploadsMayLaunchAtOnce() {
+        GraphRecording r = recording(1 << 10, 1 << 10);
+        r.launch(1, 2, 1, 1, 32, arguments(7), 1);
+        int[] calls = {0};
+        r.startReplay(() -> calls[0]++);
+        assertEquals(1, calls[0]);
+        r.launch(1, 2, 1, 1, 32, arguments(7), 1);
+        r.finishReplay();
+        assertEquals(1, calls[0]);
+    }
+
+    /** A replay that differs before its last upload is written never says it may launch. */
+    @Test
+    void aReplayThatDiffersBeforeItsLastUploadNeverSaysItMayLaunch() {
+        GraphRecording r = recording(1 << 16, 1 << 16);
+        DeviceBuffer first = r.allocate(8);
+        r.upload(MemorySegment.ofArray(new int[]{1, 2}), first.address(), 8);
+        DeviceBuffer second = r.allocate(8);
+        r.upload(MemorySegment.ofArray(new int[]{3, 4}), second.address(), 8);
+        int[] calls = {0};
+        r.startReplay(() -> calls[0]++);
+        r.allocate(8);
+        r.upload(MemorySegment.ofArray(new int[]{1, 2}), first.address(), 8);
+        r.allocate(8);
+        assertThrows(GraphRecording.Abort.class, () -> r.upload(MemorySegment.ofArray(new int[]{3, 4, 5}), second.address(), 12),
+                "an upload of another size");
+        assertEquals(0, calls[0]);
     }
 }
