@@ -58,7 +58,8 @@ public final class CudaBackend implements Backend {
      * at 2.5 TB/s; from two rows on, cuBLAS is the faster.
      */
     private static final int GEMV_LONGEST_ROW = 16384;
-    private static final int GEMV_SHORTEST_PART = 2048;
+    /** The fewest weights of a row a gemv warp takes ({@link #gemvSplit}); an A/B switch. */
+    private static final int GEMV_SHORTEST_PART = Integer.getInteger("jvllm.cuda.gemvShortestPart", 2048);
     /**
      * With {@code -Djvllm.cuda.programmaticLaunches=true}, kernels start while the kernel before
      * them finishes (programmatic dependent launch, compute capability 9.0 and later). Off by
@@ -189,6 +190,9 @@ public final class CudaBackend implements Backend {
         if (DECODE_TILED_PARTITION < 1 || DECODE_TILED_SHORTEST_PARTITION < 1) {
             throw new JvllmException("jvllm.cuda.decodePartition (" + DECODE_TILED_PARTITION
                     + ") and jvllm.cuda.decodeShortestPartition (" + DECODE_TILED_SHORTEST_PARTITION + ") must be positive");
+        }
+        if (GEMV_SHORTEST_PART < 8) {
+            throw new JvllmException("jvllm.cuda.gemvShortestPart (" + GEMV_SHORTEST_PART + ") must be at least 8");
         }
         Nvrtc nvrtc = Nvrtc.get();
         Cublas cublas = Cublas.get();

@@ -6,10 +6,15 @@
 #include "common.cuh"
 
 #define GEMV_WARPS 4
+// Pieces a lane has in flight (both tunable at build time, jvllm.cuda.kernelDefines, for A/B runs).
+#ifndef GEMV_UNROLL
 #define GEMV_UNROLL 8
+#endif
 // Blocks an SM keeps resident: at most 64 registers a thread, so that a 4096-row product's warps
 // (4224 on an H100) are all resident at once instead of leaving a partial second wave.
+#ifndef GEMV_MIN_BLOCKS
 #define GEMV_MIN_BLOCKS 8
+#endif
 
 // One lane's share of the dot of a weight row ([k]) with x ([k]): the lane streams every 32nd
 // 16-byte piece of the row, GEMV_UNROLL pieces in flight. k is a multiple of 8; rows are 16-byte aligned.
