@@ -67,6 +67,8 @@ public final class CudaBackend implements Backend {
      * (138.7 against 135.3 tok/s) and then the same (148.2 against 148.1) once decode attention
      * was split finer; graphs already hide most of the launch latency it targets.
      */
+    private static final boolean PROGRAMMATIC_LAUNCHES =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
     /**
      * Whether a graph replay is launched once the pass has written its uploads, before the rest of
      * its calls are checked against the recording (the check then overlaps the device's work
@@ -75,8 +77,6 @@ public final class CudaBackend implements Backend {
      */
     private static final boolean EARLY_GRAPH_LAUNCH =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.earlyGraphLaunch", "false"));
-    private static final boolean PROGRAMMATIC_LAUNCHES =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
     /**
      * Bytes of each warp's part of a weight row that the gemv kernels ask L2 for before waiting on
      * the kernel ahead of them (linear.cu's prefetch_row_part); only under programmatic launches,

@@ -330,7 +330,7 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 // unnormalized output per head) and the block that finishes last of the `parts` from firstPart on
 // for its (token, KV head) merges them into out and resets the counter to zero for the next
 // launch: flash-decoding's reduction without a second launch.
-template <int D>
+template <int D, int GROUP>
 __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
                                                     int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
                                                     int partitions, int firstPart, int parts) {
@@ -350,7 +350,7 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
     // them), a warp's lanes over the parts for each head's max and sum, then with several loads in
     // flight for the outputs, rather than as volatile loads one after another (on an H100 at batch 1,
     // 160.3 and 157.1 -> 160.4 and 159.9 tok/s in one call: the launch's length is elsewhere).
-    __shared__ float mergeMax[8], mergeTotal[8];  // per query head of the group (paged_decode builds groups of at most 8)
+    __shared__ float mergeMax[GROUP], mergeTotal[GROUP];  // per query head of the group
     const float* tokenParts = partials + ((i64) blockIdx.x * numHeads + firstHead) * partitions * stride;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     for (int g = warp; g < group; g += blockDim.x >> 5) {
@@ -729,7 +729,7 @@ __device__ __forceinline__ void paged_decode_block(
     for (int g = warp; g < group; g += DECODE_WARPS) {
         float m = -jv_infinity();
         for (int j = begin + lane; j < end; j += 32) m = fmaxf(m, scores[g][j - base]);
-        for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+        m = warp_max(m);
         float sum = 0.0f;
         for (int j = begin + lane; j < end; j += 32) {
             float p = expf(scores[g][j - base] - m);
@@ -796,7 +796,7 @@ __device__ __forceinline__ void paged_decode_block(
         }
     }
     if (parts > 1) {
-        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
+        merge_parts_if_last<D, GROUP>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
                                firstPart, parts);
     }
 }

@@ -36,7 +36,7 @@ moe_route_softmax_topk(const act_t* logits, int numExperts, int topK, int normal
         values[i] = e < numExperts ? act_to_float(row[e]) : -jv_infinity();
         max = fmaxf(max, values[i]);
     }
-    for (int offset = 16; offset > 0; offset >>= 1) max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, offset));
+    max = warp_max(max);
     float total = 0.0f;
 #pragma unroll
     for (int i = 0; i < PER_LANE; i++) {
