@@ -71,8 +71,8 @@ final class CudaGraphs implements AutoCloseable {
         }
         Graph made = new Graph(executable, recording, context.driver.createEvent());
         graphs.put(shape, made);
-        log.debug("captured a CUDA graph for {} in {} ms ({} graphs)", shape,
-                (System.nanoTime() - captureNanos) / 1_000_000, graphs.size());
+        log.debug("captured a CUDA graph for {} in {} ms ({} graphs; {})", shape,
+                (System.nanoTime() - captureNanos) / 1_000_000, graphs.size(), recording.uploadsPlace());
         return made;
     }
 

@@ -177,6 +177,11 @@ final class GraphRecording {
         return slot;
     }
 
+    /** How far into the pass (call records, and all of them) its last upload came: how early a replay may launch. */
+    String uploadsPlace() {
+        return "inputs uploaded by call record " + uploadsEnd + " of " + length;
+    }
+
     /** Device memory the graph holds itself (its transient area), in bytes. */
     long deviceBytes() {
         return deviceArea.bytes();

@@ -50,12 +50,13 @@ public record DecoderModel(Backend backend, int hidden, Embeddings embeddings, L
     @Override
     public Tensor forward(ForwardBatch batch, KvCache cache) {
         Tensor positions = backend.indices(batch.positions());
+        Tensor logitRows = backend.indices(batch.logitRows());  // uploaded first: see PreNormDecoder.forward
         Tensor x = scratch.get("residual", batch.numTokens(), hidden);
         embeddings.forward(backend, batch, scratch, x);
         DecoderLayer.forwardAll(layers, backend, x, positions, cache, batch, scratch);
         int wanted = batch.logitRows().length;
         Tensor last = scratch.get("last", wanted, hidden);
-        backend.gatherRows(x, backend.indices(batch.logitRows()), last);
+        backend.gatherRows(x, logitRows, last);
         if (finalNorm != null) {
             Tensor normed = scratch.get("last.normed", wanted, hidden);
             finalNorm.apply(backend, last, normed);

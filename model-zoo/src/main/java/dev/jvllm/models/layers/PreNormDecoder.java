@@ -158,10 +158,13 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
         if (lmHead == null) {
             throw new IllegalStateException("this decoder was loaded without its LM head (for embeddings) and cannot give logits");
         }
+        // Uploaded before the layers, so that a CUDA graph replay has all of its inputs early and may
+        // be launched while the rest of the pass is checked (CudaBackend.runCaptured).
+        Tensor logitRows = backend.indices(batch.logitRows());
         Tensor x = decode(batch, cache);
         int wanted = batch.logitRows().length;
         Tensor last = scratch.get("last", wanted, hidden);
-        backend.gatherRows(x, backend.indices(batch.logitRows()), last);
+        backend.gatherRows(x, logitRows, last);
         Tensor lastNormed = scratch.get("last.normed", wanted, hidden);
         finalNorm.apply(backend, last, lastNormed);
         Tensor logits = scratch.get("logits", wanted, vocabSize());
