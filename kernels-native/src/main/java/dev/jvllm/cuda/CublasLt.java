@@ -69,7 +69,9 @@ final class CublasLt {
     private final MethodHandle cublasLtMatmulPreferenceDestroy;
     private final MethodHandle cublasLtMatmulPreferenceSetAttribute;
     private final MethodHandle cublasLtMatmulAlgoGetHeuristic;
+    private final MethodHandle cublasLtMatmulAlgoCheck;
     private final MethodHandle cublasLtMatmul;
+    private final MethodHandle cublasLtGetVersion;
     private final MethodHandle cublasLtGetStatusName;
     private final MethodHandle cublasLtGetStatusString;
 
@@ -92,6 +94,9 @@ final class CublasLt {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG));
         cublasLtMatmulAlgoGetHeuristic = lib.function("cublasLtMatmulAlgoGetHeuristic", FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
+        cublasLtMatmulAlgoCheck = lib.function("cublasLtMatmulAlgoCheck", FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+        cublasLtGetVersion = lib.function("cublasLtGetVersion", FunctionDescriptor.of(JAVA_LONG));
         cublasLtMatmul = lib.function("cublasLtMatmul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS,
                 ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS,
                 ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
@@ -186,6 +191,28 @@ final class CublasLt {
                     result.get(JAVA_FLOAT, RESULT_WAVES)));
         }
         return candidates;
+    }
+
+    /**
+     * The workspace {@code algorithm} needs for the product, or -1 where the library does not
+     * accept it for these descriptors (e.g. one kept from another cuBLASLt build).
+     */
+    long check(MemorySegment handle, MemorySegment descriptor, MemorySegment a, MemorySegment b, MemorySegment c,
+               MemorySegment d, MemorySegment algorithm) {
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment result = scratch.allocate(HEURISTIC_RESULT_BYTES, 8);
+            int status = call(cublasLtMatmulAlgoCheck, handle, descriptor, a, b, c, d, algorithm, result);
+            return status == STATUS_SUCCESS ? result.get(JAVA_LONG, RESULT_WORKSPACE) : -1;
+        }
+    }
+
+    /** The library's version number (cublasLtGetVersion: major · 10000 + minor · 100 + patch). */
+    long version() {
+        try {
+            return (long) cublasLtGetVersion.invokeExact();
+        } catch (Throwable t) {
+            throw NativeLibrary.unexpected(t);
+        }
     }
 
     /**

@@ -98,10 +98,13 @@ public final class CudaBackend implements Backend {
      * With {@code -Djvllm.cuda.cublasLt=true}, the products that cuBLAS runs (all but the gemv
      * kernels' one-row ones) go through cuBLASLt with an algorithm timed per shape
      * ({@link TunedProducts}) instead of cublasGemmEx's default: an experiment for decode batches,
-     * where cublasGemmEx reads the weights at 2.3-2.5 of the H100's ~3.0 TB/s. Off until measured. The search tries
+     * where cublasGemmEx reads the weights at 2.3-2.5 of the H100's ~3.0 TB/s. The search tries
      * {@code cublasLtCandidates} of the heuristic's algorithms, and covers products of up to
      * {@code cublasLtMaxTokens} rows (every padded decode batch): each new row count is a search
-     * of a few milliseconds, which prompts of every length would repeat.
+     * of 20-250 ms. Off: on an H100 the searched products made steady batch-64 decode 1.7-2.4%
+     * faster, but the searches on the serving path cost far more. The chosen algorithms are kept
+     * beside the compiled kernels ({@link TunedProductsFile}), so that a later run starts with them
+     * (not yet measured on a GPU).
      */
     private static final boolean CUBLAS_LT = Boolean.parseBoolean(System.getProperty("jvllm.cuda.cublasLt", "false"));
     private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
@@ -191,6 +194,14 @@ public final class CudaBackend implements Backend {
 
     /** As {@link #open(int, DType)}, with the tuned cuBLASLt products on or off whatever {@code jvllm.cuda.cublasLt} says. */
     static CudaBackend open(int ordinal, DType activationType, boolean tunedProducts) {
+        return open(ordinal, activationType, tunedProducts, KernelCompiler.defaultCacheDirectory());
+    }
+
+    /**
+     * As {@link #open(int, DType, boolean)}, with the tuned products' chosen algorithms kept in (and
+     * taken from) {@code keptAlgorithms} ({@link TunedProductsFile}), or in no file where it is null.
+     */
+    static CudaBackend open(int ordinal, DType activationType, boolean tunedProducts, java.nio.file.Path keptAlgorithms) {
         if (activationType != DType.F32 && activationType != DType.BF16 && activationType != DType.F16) {
             throw new JvllmException("the CUDA backend computes in float32, bfloat16 or float16, not " + activationType);
         }
@@ -204,11 +215,11 @@ public final class CudaBackend implements Backend {
         Nvrtc nvrtc = Nvrtc.get();
         Cublas cublas = Cublas.get();
         return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas, tunedProducts,
-                KernelCompiler.defaultCacheDirectory());
+                KernelCompiler.defaultCacheDirectory(), keptAlgorithms);
     }
 
     private CudaBackend(CudaContext context, DType activationType, Nvrtc nvrtc, Cublas cublas, boolean tunedProducts,
-                        java.nio.file.Path kernelCache) {
+                        java.nio.file.Path kernelCache, java.nio.file.Path keptAlgorithms) {
         this.context = context;
         this.activationType = activationType;
         try {
@@ -229,7 +240,7 @@ public final class CudaBackend implements Backend {
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
             this.tunedProducts = tunedProducts
                     ? TunedProducts.open(context, memory, activationType, cublasWorkspace, one, zero,
-                    CUBLAS_LT_CANDIDATES) : null;
+                    CUBLAS_LT_CANDIDATES, keptAlgorithms) : null;
             this.errors = new DeviceErrors(context, memory);
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);

@@ -6,13 +6,17 @@ import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * The linear layers' products through cuBLASLt, each product shape with the algorithm that ran
@@ -24,6 +28,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>The products are those of {@link CudaBackend}'s gemm: row-major {@code out[T, N] = x[T, K] ·
  * W[N, K]ᵀ}, issued column-major as {@code outᵀ[N, T] = op_T(W[K, N]) · xᵀ[K, T]}, with float32
  * sums and alpha = 1, beta = 0 (C is D, and is not read).
+ *
+ * <p>The chosen algorithms are kept on disk ({@link TunedProductsFile}, beside the compiled
+ * kernels), so that a later run on the same device and library takes them without a search; a
+ * captured pass that meets a kept shape then needs no eager rerun either.
  *
  * <p>Descriptors are made once per shape and kept until {@link #close()}.
  */
@@ -89,6 +97,8 @@ final class TunedProducts implements AutoCloseable {
     private final MemorySegment one;
     private final MemorySegment zero;
     private final int candidates;
+    /** The algorithms kept from earlier runs, and where this run's are kept; null: none are kept. */
+    private final TunedProductsFile kept;
     /** Bytes written between timed runs to push the weights out of L2, as the rest of a pass would. */
     private final long flushBytes;
     /** Where the chosen algorithms live. */
@@ -99,7 +109,7 @@ final class TunedProducts implements AutoCloseable {
     private final MemorySegment[] ends = new MemorySegment[TIMED_RUNS];
 
     private TunedProducts(CublasLt lt, CudaContext context, DeviceMemory memory, DType type, DeviceBuffer workspace,
-                          MemorySegment one, MemorySegment zero, int candidates) {
+                          MemorySegment one, MemorySegment zero, int candidates, Path keptIn) {
         this.lt = lt;
         this.context = context;
         this.memory = memory;
@@ -111,6 +121,11 @@ final class TunedProducts implements AutoCloseable {
         this.candidates = candidates;
         this.flushBytes = 2L * context.driver.attribute(context.device, CudaDriver.ATTRIBUTE_L2_CACHE_SIZE);
         this.handle = lt.create();
+        this.kept = keptIn == null ? null : TunedProductsFile.open(keptIn, context.deviceName, context.computeMajor,
+                context.computeMinor, lt.version(), type);
+        if (kept != null && kept.size() > 0) {
+            log.debug("cuBLASLt algorithms of {} shapes kept in {}", kept.size(), kept.file());
+        }
     }
 
     /**
@@ -120,9 +135,9 @@ final class TunedProducts implements AutoCloseable {
      * with cublasGemmEx.
      */
     static TunedProducts open(CudaContext context, DeviceMemory memory, DType type, DeviceBuffer workspace,
-                              MemorySegment one, MemorySegment zero, int candidates) {
+                              MemorySegment one, MemorySegment zero, int candidates, Path keptIn) {
         try {
-            return new TunedProducts(CublasLt.get(), context, memory, type, workspace, one, zero, candidates);
+            return new TunedProducts(CublasLt.get(), context, memory, type, workspace, one, zero, candidates, keptIn);
         } catch (CudaException e) {
             if (!warnedUnavailable.getAndSet(true)) {
                 log.warn("cuBLASLt is not available ({}); the linear layers' products use cublasGemmEx", e.getMessage());
@@ -150,6 +165,7 @@ final class TunedProducts implements AutoCloseable {
               Runnable defaultProduct) {
         Shape shape = Shape.of(tokens, in, outFeatures, type, weight, input, output);
         Plan plan = plans.get(shape);
+        if (plan == null) plan = keptPlan(shape);
         if (plan == null) {
             if (capturing) {
                 if (abortedCaptures.add(shape)) {
@@ -166,8 +182,34 @@ final class TunedProducts implements AutoCloseable {
                 throw e;
             }
             plans.put(shape, plan);
+            if (kept != null) kept.keep(shape, plan.algorithm == null ? null : plan.algorithm.toArray(JAVA_BYTE));
         }
         return plan.algorithm == null ? null : plan;
+    }
+
+    /**
+     * The plan of a shape kept from an earlier run, registered, or null where none is kept or the
+     * library no longer accepts the kept algorithm (it is then forgotten, and the shape searched).
+     */
+    private Plan keptPlan(Shape shape) {
+        if (kept == null) return null;
+        Optional<byte[]> bytes = kept.algorithm(shape);
+        if (bytes.isEmpty()) return null;
+        Plan plan = describe(shape);
+        if (bytes.get().length > 0) {
+            MemorySegment algorithm = arena.allocate(CublasLt.ALGORITHM_BYTES, 8).copyFrom(MemorySegment.ofArray(bytes.get()));
+            long needs = lt.check(handle, plan.descriptor, plan.weightLayout, plan.inputLayout, plan.outputLayout,
+                    plan.outputLayout, algorithm);
+            if (needs < 0 || needs > workspaceBytes) {
+                log.debug("cublasLt {}: the kept algorithm is not accepted (workspace {}); searching again", shape, needs);
+                release(plan);
+                kept.forget(shape);
+                return null;
+            }
+            plan.algorithm = algorithm;
+        }
+        plans.put(shape, plan);
+        return plan;
     }
 
     /** Queues the product by the plan's algorithm. */

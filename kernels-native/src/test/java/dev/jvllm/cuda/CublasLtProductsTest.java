@@ -5,10 +5,12 @@ import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.WeightTensor;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -37,10 +39,13 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
         return List.of(DType.BF16, DType.F32);
     }
 
-    /** With the tuned cuBLASLt products on, whatever jvllm.cuda.cublasLt says. */
+    /**
+     * With the tuned cuBLASLt products on, whatever jvllm.cuda.cublasLt says, and no algorithms kept
+     * on disk: every shape is new to a test run, however many ran on the machine before.
+     */
     @Override
     CudaBackend open(DType type) {
-        return CudaBackend.open(0, type, true);
+        return CudaBackend.open(0, type, true, null);
     }
 
     /** cuBLASLt is loaded and its products are searched (not silently left to cublasGemmEx). */
@@ -156,5 +161,37 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
 
     private WeightTensor weight(String name, DType type, float[] values, int rows, int cols) {
         return CudaTestData.weight(arena, name, type, values, rows, cols);
+    }
+
+    /**
+     * The algorithms one backend chose are kept in its file, and a backend opened later on the same
+     * file takes them: a capture that meets a kept shape is captured at once (a new shape's is
+     * given up for a search), and the graph's product is right.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16", "F32"})
+    void algorithmsKeptByOneBackendAreTakenByTheNextWithoutASearch(DType type, @TempDir Path kept) {
+        int tokens = 40, in = 512, out = 640;
+        WeightTensor weight = weight("w", type, random(out * in, 8), out, in);
+        float[] x = roundTo(type, random(tokens * in, 9));
+        float[] expected = cpuProduct(x, weight, tokens, in, out);
+        try (CudaBackend first = CudaBackend.open(0, type, true, kept)) {
+            Tensor y = first.allocate(tokens, out);
+            first.linear(activations(first, x, tokens, in), first.weight(weight), null, y);
+            assertClose("the searching backend's product", expected, first.toFloatArray(y), type);
+        }
+        try (CudaBackend second = CudaBackend.open(0, type, true, kept)) {
+            Tensor w = second.weight(weight);
+            Tensor input = activations(second, x, tokens, in);
+            Tensor y = second.allocate(tokens, out);
+            Supplier<Tensor> pass = () -> {
+                second.linear(input, w, null, y);
+                return y;
+            };
+            assertClose("the captured pass of a kept shape", expected,
+                    second.toFloatArray(second.runCaptured("a kept product, " + type, pass)), type);
+            assertEquals(1, second.capturedGraphs(), "the first capture was kept, not given up for a search");
+            assertEquals(1, tuned(second).searchedShapes(), "the kept shape is the one plan");
+        }
     }
 }
