@@ -118,10 +118,7 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
         Tensor w = gpu.weight(weight);
         Tensor input = activations(gpu, first, tokens, in);
         Tensor y = gpu.allocate(tokens, out);
-        Supplier<Tensor> pass = () -> {
-            gpu.linear(input, w, null, y);
-            return y;
-        };
+        Supplier<Tensor> pass = productPass(gpu, input, w, y);
         Object passShape = "one product, " + type;
         int graphs = gpu.capturedGraphs();
         long launches = gpu.graphLaunches();
@@ -184,14 +181,19 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
             Tensor w = second.weight(weight);
             Tensor input = activations(second, x, tokens, in);
             Tensor y = second.allocate(tokens, out);
-            Supplier<Tensor> pass = () -> {
-                second.linear(input, w, null, y);
-                return y;
-            };
+            Supplier<Tensor> pass = productPass(second, input, w, y);
             assertClose("the captured pass of a kept shape", expected,
                     second.toFloatArray(second.runCaptured("a kept product, " + type, pass)), type);
             assertEquals(1, second.capturedGraphs(), "the first capture was kept, not given up for a search");
             assertEquals(1, tuned(second).searchedShapes(), "the kept shape is the one plan");
         }
+    }
+
+    /** A pass of one product, y = input · wᵀ, as runCaptured takes it. */
+    private static Supplier<Tensor> productPass(Backend backend, Tensor input, Tensor w, Tensor y) {
+        return () -> {
+            backend.linear(input, w, null, y);
+            return y;
+        };
     }
 }
