@@ -561,8 +561,6 @@ __device__ __forceinline__ void paged_decode_block(
                 load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, first, end, lane);
             }
             preloaded = false;
-            auto& keys = tileKeys;
-            auto& values = tileValues;
 
             float dots[2][4];
 #pragma unroll
@@ -572,9 +570,9 @@ __device__ __forceinline__ void paged_decode_block(
                 for (int i = 0; i < D / 32; i++) {
                     uint4 query = queryPieces[i][row][quad];
                     unsigned int a0[4] = {query.x, 0u, query.y, 0u};
-                    mma_16816(dots[n], a0, keys[n][i].x, keys[n][i].y);
+                    mma_16816(dots[n], a0, tileKeys[n][i].x, tileKeys[n][i].y);
                     unsigned int a1[4] = {query.z, 0u, query.w, 0u};
-                    mma_16816(dots[n], a1, keys[n][i].z, keys[n][i].w);
+                    mma_16816(dots[n], a1, tileKeys[n][i].z, tileKeys[n][i].w);
                 }
             }
             // dots[n][c]: head `row`, key first + 8n + 2q + c (c < 2; entries 2 and 3 are the zero rows).
@@ -609,10 +607,10 @@ __device__ __forceinline__ void paged_decode_block(
             float correction1 = __shfl_sync(0xffffffffu, correction, 8 * quad + 4);
 #pragma unroll
             for (int mt = 0; mt < D / 16; mt++) {
-                const unsigned int* w0 = (const unsigned int*) &values[0][mt / 4];
-                const unsigned int* w1 = (const unsigned int*) &values[1][mt / 4];
-                const unsigned int* w2 = (const unsigned int*) &values[2][mt / 4];
-                const unsigned int* w3 = (const unsigned int*) &values[3][mt / 4];
+                const unsigned int* w0 = (const unsigned int*) &tileValues[0][mt / 4];
+                const unsigned int* w1 = (const unsigned int*) &tileValues[1][mt / 4];
+                const unsigned int* w2 = (const unsigned int*) &tileValues[2][mt / 4];
+                const unsigned int* w3 = (const unsigned int*) &tileValues[3][mt / 4];
                 unsigned int a[4] = {__byte_perm(w0[mt % 4], w1[mt % 4], 0x5410), __byte_perm(w0[mt % 4], w1[mt % 4], 0x7632),
                                      __byte_perm(w2[mt % 4], w3[mt % 4], 0x5410), __byte_perm(w2[mt % 4], w3[mt % 4], 0x7632)};
                 output[mt][0] *= correction0;
@@ -628,15 +626,18 @@ __device__ __forceinline__ void paged_decode_block(
             warpSum[warp][row] = rowSum;
         }
         __syncthreads();
+        auto blockMaxOf = [&](int h) {  // head h's max over the block's warps
+            float blockMax = -jv_infinity();
+#pragma unroll
+            for (int w = 0; w < DECODE_WARPS; w++) blockMax = fmaxf(blockMax, warpMax[w][h]);
+            return blockMax;
+        };
         // Each warp's output rescaled to the block's max per head, in the layout the merge below reads.
         float factors[2];
 #pragma unroll
         for (int c = 0; c < 2; c++) {
             int h = min(2 * quad + c, GROUP - 1);
-            float blockMax = -jv_infinity();
-#pragma unroll
-            for (int w = 0; w < DECODE_WARPS; w++) blockMax = fmaxf(blockMax, warpMax[w][h]);
-            factors[c] = fast_exp(warpMax[warp][h] - blockMax);
+            factors[c] = fast_exp(warpMax[warp][h] - blockMaxOf(h));
         }
 #pragma unroll
         for (int mt = 0; mt < D / 16; mt++) {
@@ -649,8 +650,7 @@ __device__ __forceinline__ void paged_decode_block(
         }
         if (threadIdx.x < group) {
             int h = threadIdx.x;
-            float blockMax = -jv_infinity();
-            for (int w = 0; w < DECODE_WARPS; w++) blockMax = fmaxf(blockMax, warpMax[w][h]);
+            float blockMax = blockMaxOf(h);
             float total = 0.0f;
             for (int w = 0; w < DECODE_WARPS; w++) total += warpSum[w][h] * fast_exp(warpMax[w][h] - blockMax);
             headMax[h] = blockMax;

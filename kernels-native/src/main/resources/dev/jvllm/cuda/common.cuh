@@ -186,6 +186,17 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// Max (or sum) over a group of four lanes (4g .. 4g + 3): an mma fragment's row group (below).
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
 // Sum over the block, returned to every thread; blockDim.x must be a multiple of 32.
 __device__ __forceinline__ float block_sum(float v) {
     __shared__ float partial[32];
@@ -218,17 +229,6 @@ __device__ __forceinline__ void report_error(int* error, int kind, int value, in
 // (group, group+8) × columns (2·quad, 2·quad+1, 2·quad+8, 2·quad+9), a B fragment rows (2·quad,
 // 2·quad+1, 2·quad+8, 2·quad+9) of column group, a C fragment rows (group, group+8) × columns
 // (2·quad, 2·quad+1)).
-// Max (or sum) over the four lanes of a fragment row group (lanes 4g .. 4g + 3).
-__device__ __forceinline__ float quad_max(float v) {
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v) {
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
-
 __device__ __forceinline__ void mma_16816(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
 #if JV_ACT_TYPE == JV_BF16
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
