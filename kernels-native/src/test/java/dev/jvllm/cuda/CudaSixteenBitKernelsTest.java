@@ -353,6 +353,74 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         assertClose(type + " rotary attention " + params, results[0], results[1]);
     }
 
+    /**
+     * projectedRotaryAttention over a stacked q/k/v weight: a prefill (linears, rotary and
+     * flash_prefill) then two decode steps, where paged_decode reads the queries, keys and values
+     * straight from the stacked product's rows (q, k and v are left unwritten, which the sentinel in
+     * v shows), against the CPU's linears, then rotary and attention.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 8, 2, 128", "F16, 4, 4, 64", "BF16, 4, 1, 64"})
+    void projectedRotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = AttentionParams.causal(heads, kvHeads, headDim);
+        int in = 64, qWidth = heads * headDim, kvWidth = kvHeads * headDim, blockSize = 16, maxPositions = 400;
+        int[] widths = {qWidth, kvWidth, kvWidth};
+        WeightTensor[] w = new WeightTensor[3];
+        for (int i = 0; i < 3; i++) {
+            float[] values = random(widths[i] * in, 90 + i);
+            for (int j = 0; j < values.length; j++) values[j] /= 8;
+            w[i] = weight("w" + i, type, values, widths[i], in);
+        }
+        int[] lengths = {300, 40, 130};
+        int[][] tables = new int[3][];
+        int next = 0;
+        for (int s = 0; s < 3; s++) {
+            tables[s] = new int[(lengths[s] + 2 + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 59 - next++;
+        }
+        ForwardBatch[] batches = {
+                batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths),
+                batch(tables, blockSize, new int[]{301, 41, 131}, lengths, new int[]{1, 1, 1}),
+                batch(tables, blockSize, new int[]{302, 42, 132}, new int[]{301, 41, 131}, new int[]{1, 1, 1})};
+        float[] cosSin = random(maxPositions * headDim, 95);
+        float sentinel = 3.5f;
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor[] projections;
+            if (b == gpu) {
+                Tensor qkv = gpu.stackedWeight(List.of(w[0], w[1], w[2]));
+                projections = new Tensor[]{qkv.rows(0, qWidth), qkv.rows(qWidth, kvWidth), qkv.rows(qWidth + kvWidth, kvWidth)};
+            } else {
+                projections = new Tensor[]{b.weight(w[0]), b.weight(w[1]), b.weight(w[2])};
+            }
+            Tensor table = b.constant(cosSin, maxPositions, headDim);
+            float[] outputs = new float[0];
+            try (KvCache cache = b.allocateKvCache(new KvCacheSpec(1, 60, blockSize, kvHeads, headDim))) {
+                for (int step = 0; step < 3; step++) {
+                    int tokens = batches[step].numTokens();
+                    Tensor x = activations(b, roundTo(type, random(tokens * in, 96 + step)), tokens, in);
+                    Tensor q = b.allocate(tokens, qWidth), k = b.allocate(tokens, kvWidth);
+                    float[] sentinels = new float[tokens * kvWidth];
+                    Arrays.fill(sentinels, sentinel);
+                    Tensor v = activations(b, sentinels, tokens, kvWidth);
+                    Tensor out = b.allocate(tokens, qWidth);
+                    b.projectedRotaryAttention(x, projections, new Tensor[3], q, k, v, headDim, true, table,
+                            b.indices(batches[step].positions()), cache, 0, batches[step], params, out);
+                    outputs = concat(outputs, b.toFloatArray(out));
+                    if (b == gpu && step > 0) {
+                        float[] left = b.toFloatArray(v);
+                        for (float value : left) assertEquals(sentinel, value, "decode step " + step + ": v was written");
+                    }
+                }
+            }
+            results[i] = outputs;
+        }
+        assertClose(type + " projected rotary attention " + params, results[0], results[1]);
+    }
+
     @Test
     void decodeStepPositionPastTheRotaryTableIsReported() {
         CudaBackend gpu = gpus.get(DType.BF16);
