@@ -238,21 +238,6 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * {@link #linears} of x into q, k and v ({@code weights} and {@code biases} in that order), then
-     * {@link #rotaryAttention} of them: one call, so that a backend that runs the three products as
-     * one may attend straight from that product instead of first copying it apart into q, k and v.
-     * Afterwards q, k and v hold the products (q and k rotated or not), or values the backend left
-     * there; only {@code out} is defined.
-     */
-    default void projectedRotaryAttention(Tensor x, Tensor[] weights, Tensor[] biases, Tensor q, Tensor k, Tensor v,
-                                          int rotaryDim, boolean neoxStyle, Tensor cosSin, Tensor positions,
-                                          KvCache cache, int layer, ForwardBatch batch, AttentionParams params,
-                                          Tensor out) {
-        linears(x, weights, biases, new Tensor[]{q, k, v});
-        rotaryAttention(q, k, v, rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch, params, out);
-    }
-
-    /**
      * Writes this step's keys and values ([T, kvHeads × headDim]) into the cache slots of
      * {@code batch.slotMapping()}, then computes causal attention of q ([T, heads × headDim]) for each
      * sequence over its whole context read through its block table; result into out (like q).

@@ -95,12 +95,6 @@ public final class CudaBackend implements Backend {
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
     private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
     /**
-     * Whether fused decode steps attend straight from the stacked q/k/v product
-     * ({@link #projectedRotaryAttention}) instead of splitting it into q, k and v first; an A/B switch.
-     */
-    private static final boolean STACKED_DECODE_PRODUCTS =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedDecodeProducts", "true"));
-    /**
      * With {@code -Djvllm.cuda.cublasLt=true}, the products that cuBLAS runs (all but the gemv
      * kernels' one-row ones) go through cuBLASLt with an algorithm timed per shape
      * ({@link TunedProducts}) instead of cublasGemmEx's default: an experiment for decode batches,
@@ -1133,91 +1127,23 @@ public final class CudaBackend implements Backend {
     public void rotaryAttention(Tensor q, Tensor k, Tensor v, int rotaryDim, boolean neoxStyle, Tensor cosSin,
                                 Tensor positions, KvCache cache, int layer, ForwardBatch batch, AttentionParams params,
                                 Tensor out) {
-        if (!fusedDecodeStep(batch, params)) {
+        CudaTensor table = cuda(cosSin, "rotaryAttention", "cosSin");
+        CudaTensor pos = cuda(positions, "rotaryAttention", "positions");
+        boolean decodeOnly = FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
+                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
+        if (!decodeOnly) {
             rotaryPair(q, params.numHeads(), k, params.numKvHeads(), params.headDim(), rotaryDim, neoxStyle, cosSin,
                     positions);
             attention(q, k, v, cache, layer, batch, params, out);
             return;
         }
-        attendRotated(cuda(q, "rotaryAttention", "q"), cuda(k, "rotaryAttention", "k"), cuda(v, "rotaryAttention", "v"),
-                rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch, params, out, 0);
-    }
-
-    /**
-     * On a fused decode step ({@link #rotaryAttention}) where q, k and v are the products of one
-     * stacked weight's row views (as {@link #linears} runs them, by one cuBLAS call), paged_decode
-     * reads its queries, keys and values straight from that product's rows, and the split_columns
-     * launch that would copy it into q, k and v is left out: q, k and v are not written. Otherwise
-     * linears, then rotaryAttention.
-     */
-    @Override
-    public void projectedRotaryAttention(Tensor x, Tensor[] weights, Tensor[] biases, Tensor q, Tensor k, Tensor v,
-                                         int rotaryDim, boolean neoxStyle, Tensor cosSin, Tensor positions,
-                                         KvCache cache, int layer, ForwardBatch batch, AttentionParams params,
-                                         Tensor out) {
-        CudaTensor product = STACKED_DECODE_PRODUCTS && weights.length == 3 && biases[0] == null && biases[1] == null
-                && biases[2] == null && fusedDecodeStep(batch, params) ? stackedQkvProduct(x, weights, q, k, v) : null;
-        if (product == null) {
-            Backend.super.projectedRotaryAttention(x, weights, biases, q, k, v, rotaryDim, neoxStyle, cosSin, positions,
-                    cache, layer, batch, params, out);
-            return;
-        }
-        int tokens = product.rows(), qWidth = q.cols(), kvWidth = k.cols();
-        long rowBytes = (long) qWidth * activationType.byteSize(), kvBytes = (long) kvWidth * activationType.byteSize();
-        // Views of the product's columns: row t of each starts product.cols() elements after row t - 1.
-        CudaTensor queries = new CudaTensor(product.buffer(), product.offset(), activationType, tokens, qWidth, "q of " + product.name());
-        CudaTensor keys = new CudaTensor(product.buffer(), product.offset() + rowBytes, activationType, tokens, kvWidth,
-                "k of " + product.name());
-        CudaTensor values = new CudaTensor(product.buffer(), product.offset() + rowBytes + kvBytes, activationType, tokens,
-                kvWidth, "v of " + product.name());
-        attendRotated(queries, keys, values, rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch, params, out,
-                product.cols());
-    }
-
-    /**
-     * The product of x with the three weights as one cuBLAS call where {@link #linears} would run
-     * them so (row views of one stacked weight, 2 to STACKED_PRODUCTS_MAX_TOKENS rows) and q, k and
-     * v are its parts' shapes; else null, and nothing is run.
-     */
-    private CudaTensor stackedQkvProduct(Tensor x, Tensor[] weights, Tensor q, Tensor k, Tensor v) {
-        CudaTensor input = cuda(x, "projectedRotaryAttention", "x");
-        requireActivation("projectedRotaryAttention", "x", input);
-        CudaTensor[] w = new CudaTensor[3];
-        CudaTensor[] o = {cuda(q, "projectedRotaryAttention", "q"), cuda(k, "projectedRotaryAttention", "k"),
-                cuda(v, "projectedRotaryAttention", "v")};
-        for (int i = 0; i < 3; i++) {
-            w[i] = cuda(weights[i], "projectedRotaryAttention", "weight");
-            requireActivation("projectedRotaryAttention", "out", o[i]);
-            KernelShapes.checkLinear(input, w[i], null, o[i]);
-        }
-        if (gemvFits(input, w[0])) return null;
-        CudaTensor stacked = stackedView(input, w, o);
-        return stacked == null ? null : stackedProduct(input, stacked);
-    }
-
-    /** Whether this step's attention is paged_decode's alone, rotating and caching the step's keys itself. */
-    private boolean fusedDecodeStep(ForwardBatch batch, AttentionParams params) {
-        return FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
-                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
-    }
-
-    /**
-     * A fused decode step's attention: queries, keys and values ([T, width] each) with their rows
-     * {@code rowStride} elements apart, or each contiguous where rowStride is 0.
-     */
-    private void attendRotated(CudaTensor q, CudaTensor k, CudaTensor v, int rotaryDim, boolean neoxStyle,
-                               Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
-                               AttentionParams params, Tensor out, int rowStride) {
-        CudaTensor table = cuda(cosSin, "rotaryAttention", "cosSin");
-        CudaTensor pos = cuda(positions, "rotaryAttention", "positions");
-        KernelShapes.checkRotary(q, params.numHeads(), params.headDim(), rotaryDim, table, pos);
-        KernelShapes.checkRotary(k, params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
-        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos, rowStride));
+        KernelShapes.checkRotary(cuda(q, "rotaryAttention", "q"), params.numHeads(), params.headDim(), rotaryDim, table, pos);
+        KernelShapes.checkRotary(cuda(k, "rotaryAttention", "k"), params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
+        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos));
     }
 
     /** The rotary embedding that paged_decode applies on a fused decode step. */
-    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions,
-                                int rowStride) {
+    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions) {
     }
 
     @Override
@@ -1285,15 +1211,12 @@ public final class CudaBackend implements Backend {
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
-        int queryStride = rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : query.cols();
-        int keyStride = rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : key.cols();
         kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
-                query, queryStride, output, pages.keys(layer), pages.values(layer), metadata.positions(),
+                query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
                 params.logitSoftcap(), slopes, metadata.singles(), partials, counters, partitionSize,
-                rotary == null ? null : key, rotary == null ? null : value, keyStride,
-                rotary == null ? null : metadata.slots(),
+                rotary == null ? null : key, rotary == null ? null : value, rotary == null ? null : metadata.slots(),
                 rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),

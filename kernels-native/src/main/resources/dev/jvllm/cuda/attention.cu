@@ -387,9 +387,8 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
 // sequence): writing the step's keys and values into the cache (keys null: write_kv_cache did it)
 // and the rotary embedding of the queries and those keys (cosSin null: none, or done already).
 struct DecodeFusion {
-    const act_t* keys;    // [T, numKvHeads * D], rows rowStride elements apart
-    const act_t* values;  // [T, numKvHeads * D], rows rowStride elements apart
-    int rowStride;
+    const act_t* keys;    // [T, numKvHeads * D]
+    const act_t* values;  // [T, numKvHeads * D]
     const int* slots;     // [T], a negative slot: not cached
     const void* cosSin;   // as rotary.cu's
     int cosSinType;
@@ -452,7 +451,7 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
 
 template <int D, int GROUP>
 __device__ __forceinline__ void paged_decode_block(
-        const act_t* q, int queryStride, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
+        const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
         const int* tokenList, float* partials, unsigned int* counters, int partitionSize, const DecodeFusion& fusion) {
@@ -504,12 +503,12 @@ __device__ __forceinline__ void paged_decode_block(
 #endif
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
-        queries[g][i % D] = rotated_element(q + (i64) t * queryStride + (i64) (firstHead + g) * D, i % D, fusion, ropePosition);
+        queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
     }
     // The block whose partition holds this token's own position caches its key and value first.
     int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
     if (newSlot >= 0) {
-        i64 row = (i64) t * fusion.rowStride + (i64) kvHead * D;
+        i64 row = ((i64) t * numKvHeads + kvHead) * D;
         i64 target = (i64) newSlot * slotWidth + (i64) kvHead * D;
         for (int d = threadIdx.x; d < D; d += blockDim.x) {
             keyCache[target + d] = float_to_act(rotated_element(fusion.keys + row, d, fusion, ropePosition));
@@ -804,19 +803,17 @@ __device__ __forceinline__ void paged_decode_block(
 
 #define PAGED_DECODE(D, GROUP)                                                                                  \
     extern "C" __global__ void DECODE_BOUNDS paged_decode_##D##_g##GROUP(                \
-            const act_t* q, int queryStride, act_t* out, act_t* keyCache, act_t* valueCache,                    \
-            const int* positions,                                                                                \
+            const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,                \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
             const float* alibiSlopes, const int* tokenList, float* partials, unsigned int* counters,               \
-            int partitionSize, const act_t* newKeys, const act_t* newValues, int newRowStride,                   \
-            const int* newSlots,                                                                                 \
+            int partitionSize, const act_t* newKeys, const act_t* newValues, const int* newSlots,                \
             const void* cosSin, int cosSinType, int rotaryDim, int neox, int maxPositions,                       \
             const int* ropePositions, int* error) {                                                              \
         JV_DEPENDENT_PROLOGUE();                                                                                \
-        DecodeFusion fusion = {newKeys, newValues, newRowStride, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
+        DecodeFusion fusion = {newKeys, newValues, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
                                ropePositions, error};                                                             \
-        paged_decode_block<D, GROUP>(q, queryStride, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
+        paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
                               logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, fusion);  \
     }

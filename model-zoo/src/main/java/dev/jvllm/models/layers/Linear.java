@@ -107,30 +107,16 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
 
     /** {@code outs[i] = linears[i](x)}, handed to the backend as one call ({@link Backend#linears}). */
     public static void applyAll(Backend backend, Tensor x, Linear[] linears, Tensor[] outs) {
-        backend.linears(x, weights(linears), biases(linears), outs);
+        Tensor[] weights = new Tensor[linears.length];
+        Tensor[] biases = new Tensor[linears.length];
+        for (int i = 0; i < linears.length; i++) {
+            weights[i] = linears[i].weight;
+            biases[i] = linears[i].bias;
+        }
+        backend.linears(x, weights, biases, outs);
         for (int i = 0; i < linears.length; i++) {
             if (linears[i].clampLimit > 0) backend.clamp(outs[i], linears[i].clampLimit, outs[i]);
         }
-    }
-
-    static Tensor[] weights(Linear[] linears) {
-        Tensor[] weights = new Tensor[linears.length];
-        for (int i = 0; i < linears.length; i++) weights[i] = linears[i].weight;
-        return weights;
-    }
-
-    static Tensor[] biases(Linear[] linears) {
-        Tensor[] biases = new Tensor[linears.length];
-        for (int i = 0; i < linears.length; i++) biases[i] = linears[i].bias;
-        return biases;
-    }
-
-    /** Whether none of the linears clamps its outputs (so their products are only {@link Backend#linears}'s). */
-    static boolean unclamped(Linear[] linears) {
-        for (Linear linear : linears) {
-            if (linear.clampLimit > 0) return false;
-        }
-        return true;
     }
 
     /** Whether this is a plain product: no bias, no clamp. */

@@ -113,18 +113,6 @@ public final class RotaryEmbedding {
                 params, out);
     }
 
-    /**
-     * A layer's query, key and value products of x, then {@link #applyThenAttend}: one backend call
-     * ({@link Backend#projectedRotaryAttention}), which may attend from the products without
-     * writing them into {@code outs} ([q, k, v]).
-     */
-    public void projectThenAttend(Backend backend, Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs,
-                                  Tensor positions, KvCache cache, int layer, ForwardBatch batch,
-                                  AttentionParams params, Tensor out) {
-        backend.projectedRotaryAttention(x, weights, biases, outs[0], outs[1], outs[2], rotaryDim, neoxStyle, cosSin,
-                positions, cache, layer, batch, params, out);
-    }
-
     static double[] inverseFrequencies(RopeConfig rope, int dim, int maxPositions) {
         double base = rope.theta();
         double factor = rope.factor();
