@@ -38,7 +38,8 @@ echo "{\"what\":\"machine\",\"device\":\"$(nvidia-smi --query-gpu=name --format=
 if [[ ,$anchors, == *,hf,* ]]; then
   python3 .gpu/anchors/gpu_hf_baseline.py 2> "$OUT/hf.log" | tag hf-anchor | tee -a "$summary"
 fi
-classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
+# JVLLM_GPU_JARS: a folder of another tree's jvllm jars, put ahead of .gpu/lib's (A/B across branches in one call).
+classpath=$(ls ${JVLLM_GPU_JARS:+$JVLLM_GPU_JARS/*.jar} .gpu/lib/*.jar | tr '\n' ':')
 $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED ${JVLLM_BENCH_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$classpath" dev.jvllm.benchmarks.GpuBenchmark \
   --cache /tmp/jvllm-bench "$@" 2> "$OUT/jvllm.log" | tag jvllm | tee -a "$summary"
