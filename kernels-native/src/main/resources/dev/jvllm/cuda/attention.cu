@@ -937,18 +937,21 @@ __device__ __forceinline__ void flash_prefill_tile(
     int firstKey = slidingWindow > 0 ? max(0, firstPosition - slidingWindow + 1) : 0;
     // Starts copying the tile of keys and values from keyStart into buffer `buffer`; rows past
     // lastPosition are zeros.
+    // Each thread takes one key row (so one block-table lookup a tile) and every ROW_THREADS-th
+    // 16-byte piece of it, so that a warp's copies of one instruction cover whole runs of its rows.
     auto fetch_tile = [&](int keyStart, int buffer) {
         constexpr int CHUNKS = D / 8;  // 16-byte pieces per row
-        for (int i = threadIdx.x; i < FLASH_KEYS * CHUNKS; i += blockDim.x) {
-            int r = i / CHUNKS;
-            int piece = i % CHUNKS;
-            int j = keyStart + r;
-            bool valid = j <= lastPosition;
-            i64 offset = 0;
-            if (valid) {
-                i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
-                offset = slot * slotWidth + (i64) kvHead * D + piece * 8;
-            }
+        constexpr int ROW_THREADS = 32 * FLASH_WARPS / FLASH_KEYS;
+        static_assert(32 * FLASH_WARPS % FLASH_KEYS == 0 && CHUNKS % ROW_THREADS == 0, "a tile's rows split evenly");
+        int r = threadIdx.x / ROW_THREADS;
+        int j = keyStart + r;
+        bool valid = j <= lastPosition;
+        i64 rowOffset = 0;
+        if (valid) rowOffset = ((i64) blockTable[j / blockSize] * blockSize + j % blockSize) * slotWidth + (i64) kvHead * D;
+#pragma unroll
+        for (int k = 0; k < CHUNKS / ROW_THREADS; k++) {
+            int piece = threadIdx.x % ROW_THREADS + k * ROW_THREADS;
+            i64 offset = valid ? rowOffset + piece * 8 : 0;
             copy_async(keyTiles[buffer] + r * STRIDE + piece * 8, keyCache + offset, valid);
             copy_async(valueTiles[buffer] + r * STRIDE + piece * 8, valueCache + offset, valid);
         }
@@ -1016,12 +1019,15 @@ __device__ __forceinline__ void flash_prefill_tile(
         max1 = newMax1;
         sum0 *= correction0;
         sum1 *= correction1;
+        // Once the rows' maxima settle, most rounds change no row's: the warp then skips the rescale.
+        if (__any_sync(0xffffffffu, correction0 != 1.0f || correction1 != 1.0f)) {
 #pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            output[n][0] *= correction0;
-            output[n][1] *= correction0;
-            output[n][2] *= correction1;
-            output[n][3] *= correction1;
+            for (int n = 0; n < D / 8; n++) {
+                output[n][0] *= correction0;
+                output[n][1] *= correction0;
+                output[n][2] *= correction1;
+                output[n][3] *= correction1;
+            }
         }
         unsigned int weights[FLASH_KEYS / 16][4];
 #pragma unroll
