@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# Run ON THE GPU MACHINE from the repository root (needs nvcc there, no Java): builds the
-# microbenchmarks against the kernels' own sources and prints their JSON lines.
-#   mlp_chain: a Llama-3-8B layer's MLP half at batch 1, jvllm's five launches against one
-#   persistent cooperative kernel with grid barriers, with 0, 64 and 256 KB a block asked of L2
-#   before each barrier (see the source's header).
-# Usage: bash tools/gpu/microbench/run.sh [layers, default 8]
+# Run ON THE GPU MACHINE from the repository root (needs nvcc there, no Java): builds microbenchmarks
+# against the kernels' own sources and prints their JSON lines.
+#   mlp   a Llama-3-8B layer's MLP half at batch 1: jvllm's five launches against one persistent
+#         cooperative kernel with grid barriers, with 0, 64 and 256 KB a block asked of L2 before
+#         each barrier (mlp_chain.cu's header).
+#   decode paged_decode alone at batches 1, 64 and 256 (context 577), beside a plain read of the
+#         same bytes; once for each -D set in DECODE_VARIANTS (';'-separated, '' the defaults), e.g.
+#         DECODE_VARIANTS=';-DDECODE_EARLY_TILE=0;-DDECODE_MIN_BLOCKS=3'.
+# Usage: bash tools/gpu/microbench/run.sh mlp|decode ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
 src=kernels-native/src/main/resources/dev/jvllm/cuda
 nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-"$nvcc" -arch=sm_90 -O3 -std=c++17 -DJV_ACT_TYPE=2 -I "$src" tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
-for kb in 0 64 256; do /tmp/mlp_chain "$kb" "${1:-8}" 20; done
+build() { "$nvcc" -arch=sm_90 -O3 -std=c++17 -DJV_ACT_TYPE=2 -I "$src" "$@"; }
+for what in "$@"; do
+  case $what in
+    mlp)
+      build tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
+      for kb in 0 64 256; do /tmp/mlp_chain "$kb" 8 20; done ;;
+    decode)
+      IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"
+      [[ ${#variants[@]} -eq 0 ]] && variants=("")
+      for defines in "${variants[@]}"; do
+        # shellcheck disable=SC2086
+        build $defines tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
+        for batch in 1 64 256; do
+          /tmp/decode_bench "$batch" 577 50 1 | python3 -c 'import json,sys
+for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(d))' "$defines"
+        done
+      done ;;
+    *) echo "unknown microbenchmark $what" >&2; exit 1 ;;
+  esac
+done

@@ -1,0 +1,161 @@
+// paged_decode alone, as a Llama-3-8B decode step launches it (8 KV heads of 128, groups of 4, blocks
+// of 16 slots, the fused rotation and cache write), timed with events, beside a plain read of the
+// same number of bytes: so that decode-attention variants (attention.cu's defines, given to nvcc
+// with -D) are compared in seconds, many in one device call, instead of a benchmark run each.
+// Usage: decode_bench [batch 64] [context 577] [repeats 50] [shuffled blocks 1]
+// Prints one JSON line per measure.
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <cmath>
+#include <cuda_runtime.h>
+
+#include "attention.cu"
+
+#define CHECK(call)                                                                                    \
+    do {                                                                                               \
+        cudaError_t e = (call);                                                                        \
+        if (e != cudaSuccess) {                                                                        \
+            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e)); \
+            std::exit(1);                                                                              \
+        }                                                                                              \
+    } while (0)
+
+constexpr int HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128, BLOCK = 16, SPAN = 1024, MAX_POSITIONS = 2048;
+
+__global__ void fill_random(act_t* p, long long n, unsigned int seed) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        unsigned int h = (unsigned int) i * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = float_to_act((h & 0xFFFF) / 32768.0f - 1.0f);
+    }
+}
+
+// Reads n 16-byte pieces once (as the attention reads its keys and values), so that its time is the
+// card's read bandwidth for that many bytes in one launch.
+__global__ void read_all(const uint4* p, long long n, unsigned int* sink) {
+    unsigned int acc = 0;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        uint4 v;
+        asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p + i));
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9e3779b9u) *sink = acc;
+}
+
+int main(int argc, char** argv) {
+    int batch = argc > 1 ? std::atoi(argv[1]) : 64;
+    int context = argc > 2 ? std::atoi(argv[2]) : 577;
+    int repeats = argc > 3 ? std::atoi(argv[3]) : 50;
+    bool shuffled = argc > 4 ? std::atoi(argv[4]) != 0 : true;
+    cudaDeviceProp prop;
+    CHECK(cudaGetDeviceProperties(&prop, 0));
+    int tableStride = SPAN / BLOCK;
+    int blocksPerSequence = (context + BLOCK - 1) / BLOCK;
+    int numBlocks = batch * tableStride;
+    long long slotWidth = (long long) KV_HEADS * HEAD_DIM;
+    long long cacheElements = (long long) numBlocks * BLOCK * slotWidth;
+
+    // Block tables: each sequence's blocks taken from a shuffled (or an in-order) pool.
+    std::vector<int> pool(numBlocks);
+    std::iota(pool.begin(), pool.end(), 0);
+    if (shuffled) std::shuffle(pool.begin(), pool.end(), std::mt19937(7));
+    std::vector<int> tables((size_t) batch * tableStride, 0), positions(batch), sequences(batch), tokens(batch), slots(batch);
+    for (int s = 0; s < batch; s++) {
+        for (int b = 0; b < blocksPerSequence; b++) tables[(size_t) s * tableStride + b] = pool[(size_t) s * tableStride + b];
+        positions[s] = context - 1;
+        sequences[s] = s;
+        tokens[s] = s;
+        int p = positions[s];
+        slots[s] = tables[(size_t) s * tableStride + p / BLOCK] * BLOCK + p % BLOCK;
+    }
+    // The rotation table as rotary.cu reads it: float32 rows of cos then sin, per position.
+    std::vector<float> cosSin((size_t) MAX_POSITIONS * HEAD_DIM);
+    for (int p = 0; p < MAX_POSITIONS; p++) {
+        for (int i = 0; i < HEAD_DIM / 2; i++) {
+            double angle = p * std::pow(500000.0, -2.0 * i / HEAD_DIM);
+            cosSin[(size_t) p * HEAD_DIM + i] = (float) std::cos(angle);
+            cosSin[(size_t) p * HEAD_DIM + HEAD_DIM / 2 + i] = (float) std::sin(angle);
+        }
+    }
+    auto upload = [](const void* host, size_t bytes) { void* d; CHECK(cudaMalloc(&d, bytes)); CHECK(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice)); return d; };
+    act_t *keys, *values, *q, *out, *newKeys, *newValues;
+    CHECK(cudaMalloc(&keys, 2 * cacheElements * sizeof(act_t)));  // keys, then values: one plain read spans both
+    values = keys + cacheElements;
+    CHECK(cudaMalloc(&q, (size_t) batch * HEADS * HEAD_DIM * sizeof(act_t)));
+    CHECK(cudaMalloc(&out, (size_t) batch * HEADS * HEAD_DIM * sizeof(act_t)));
+    CHECK(cudaMalloc(&newKeys, (size_t) batch * slotWidth * sizeof(act_t)));
+    CHECK(cudaMalloc(&newValues, (size_t) batch * slotWidth * sizeof(act_t)));
+    fill_random<<<2048, 256>>>(keys, cacheElements, 1);
+    fill_random<<<2048, 256>>>(values, cacheElements, 2);
+    fill_random<<<256, 256>>>(q, (long long) batch * HEADS * HEAD_DIM, 3);
+    fill_random<<<256, 256>>>(newKeys, (long long) batch * slotWidth, 4);
+    fill_random<<<256, 256>>>(newValues, (long long) batch * slotWidth, 5);
+    int* dTables = (int*) upload(tables.data(), tables.size() * 4);
+    int* dPositions = (int*) upload(positions.data(), batch * 4);
+    int* dSequences = (int*) upload(sequences.data(), batch * 4);
+    int* dTokens = (int*) upload(tokens.data(), batch * 4);
+    int* dSlots = (int*) upload(slots.data(), batch * 4);
+    float* dCosSin = (float*) upload(cosSin.data(), cosSin.size() * 4);
+    int* dError;
+    CHECK(cudaMalloc(&dError, 64));
+    CHECK(cudaMemset(dError, 0, 64));
+    unsigned int* sink;
+    CHECK(cudaMalloc(&sink, 4));
+
+    // The host's partition choice (CudaBackend.decodePartitionSize, 2 blocks an SM wanted, tiled form).
+    int size = 1024;
+    while (size > 64 && (long long) batch * KV_HEADS * ((SPAN + size - 1) / size) < 2LL * prop.multiProcessorCount) size /= 2;
+    int partitions = (SPAN + size - 1) / size;
+    float* partials;
+    unsigned int* counters;
+    CHECK(cudaMalloc(&partials, (size_t) batch * HEADS * partitions * (HEAD_DIM + 2) * sizeof(float)));
+    CHECK(cudaMalloc(&counters, (size_t) batch * KV_HEADS * sizeof(unsigned int)));
+    CHECK(cudaMemset(counters, 0, (size_t) batch * KV_HEADS * sizeof(unsigned int)));
+    CHECK(cudaDeviceSynchronize());
+
+    cudaEvent_t start, stop;
+    CHECK(cudaEventCreate(&start));
+    CHECK(cudaEventCreate(&stop));
+    auto time = [&](auto&& launch) {
+        for (int i = 0; i < 5; i++) launch();
+        std::vector<float> times;
+        for (int i = 0; i < repeats; i++) {
+            CHECK(cudaEventRecord(start));
+            launch();
+            CHECK(cudaEventRecord(stop));
+            CHECK(cudaEventSynchronize(stop));
+            float ms;
+            CHECK(cudaEventElapsedTime(&ms, start, stop));
+            times.push_back(ms * 1e3f);
+        }
+        CHECK(cudaGetLastError());
+        std::sort(times.begin(), times.end());
+        return std::make_pair(times[times.size() / 2], times[0]);
+    };
+    double bytes = (double) batch * context * KV_HEADS * HEAD_DIM * sizeof(act_t) * 2;
+    auto decode = [&] {
+        paged_decode_128_g4<<<dim3(batch, KV_HEADS, partitions), 128>>>(
+                q, out, keys, values, dPositions, dSequences, dTables, tableStride, BLOCK, HEADS, KV_HEADS,
+                0.08838834764f, 0, 0.0f, nullptr, dTokens, partials, counters, size, newKeys, newValues, dSlots,
+                dCosSin, JV_F32, HEAD_DIM, 1, MAX_POSITIONS, dPositions, dError);
+    };
+    auto [decodeUs, decodeMin] = time(decode);
+    // A plain read of as many bytes from the start of the caches (one launch, all SMs).
+    long long pieces = (long long) (bytes / 16);
+    pieces = std::min(pieces, 2 * cacheElements * (long long) sizeof(act_t) / 16);
+    auto read = [&] { read_all<<<prop.multiProcessorCount * 8, 512>>>((const uint4*) keys, pieces, sink); };
+    auto [readUs, readMin] = time(read);
+    int error = 0;
+    CHECK(cudaMemcpy(&error, dError, 4, cudaMemcpyDeviceToHost));
+    std::printf("{\"what\":\"paged_decode\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"partition\":%d,\"partitions\":%d,"
+                "\"shuffled\":%s,\"us\":%.2f,\"min_us\":%.2f,\"tb_s\":%.3f,\"plain_read_us\":%.2f,\"plain_read_tb_s\":%.3f,"
+                "\"error_flag\":%d}\n",
+                prop.name, batch, context, size, partitions, shuffled ? "true" : "false", decodeUs, decodeMin,
+                bytes / (decodeUs * 1e-6) / 1e12, readUs, pieces * 16.0 / (readUs * 1e-6) / 1e12, error);
+    return 0;
+}
