@@ -7,7 +7,8 @@
 #   decode paged_decode alone at batches 1, 64 and 256 (context 577), beside a plain read of the
 #         same bytes; once for each -D set in DECODE_VARIANTS (';'-separated, '' the defaults), e.g.
 #         DECODE_VARIANTS=';-DDECODE_EARLY_TILE=0;-DDECODE_MIN_BLOCKS=3'.
-# Usage: bash tools/gpu/microbench/run.sh mlp|decode ...
+#   decode-sweep paged_decode at batch 64 over contexts 65-1009: its fixed cost and its per-key cost.
+# Usage: bash tools/gpu/microbench/run.sh mlp|decode|decode-sweep ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -30,6 +31,10 @@ for what in "$@"; do
 for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(d))' "$defines"
         done
       done ;;
+    decode-sweep)
+      # time(context) at batch 64: the intercept is what one launch costs beyond its bytes.
+      build tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
+      for context in 65 161 289 577 865 1009; do /tmp/decode_bench 64 "$context" 50 1; done ;;
     *) echo "unknown microbenchmark $what" >&2; exit 1 ;;
   esac
 done
