@@ -15,14 +15,7 @@
 
 #include "attention.cu"
 
-#define CHECK(call)                                                                                    \
-    do {                                                                                               \
-        cudaError_t e = (call);                                                                        \
-        if (e != cudaSuccess) {                                                                        \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e)); \
-            std::exit(1);                                                                              \
-        }                                                                                              \
-    } while (0)
+#include "check.cuh"
 
 constexpr int HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128, BLOCK = 16, SPAN = 1024, MAX_POSITIONS = 2048;
 

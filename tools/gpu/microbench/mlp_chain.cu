@@ -22,14 +22,7 @@
 #include "linear.cu"
 #include "norms.cu"
 
-#define CHECK(call)                                                                                    \
-    do {                                                                                               \
-        cudaError_t e = (call);                                                                        \
-        if (e != cudaSuccess) {                                                                        \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e)); \
-            std::exit(1);                                                                              \
-        }                                                                                              \
-    } while (0)
+#include "check.cuh"
 
 constexpr int HIDDEN = 4096, INTER = 14336;
 constexpr int CHAIN_WARPS = 32;
@@ -85,30 +78,6 @@ __device__ void block_rows(int n, int& first, int& count) {
     count = (int) ((long long) n * (blockIdx.x + 1) / gridDim.x) - first;
 }
 
-// A lane's share of the dot of w's pieces [p0, p1) with x in shared memory.
-__device__ __forceinline__ float lane_dot_shared(const act_t* w, const act_t* x, int p0, int p1, int lane) {
-    float sum = 0.0f;
-    for (int base = p0; base < p1; base += 32 * GEMV_UNROLL) {
-        uint4 loaded[GEMV_UNROLL];
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            int p = base + u * 32 + lane;
-            loaded[u] = p < p1 ? *(const uint4*) (w + (i64) p * PIECE) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            int p = base + u * 32 + lane;
-            if (p >= p1) break;
-            const act_t* wp = (const act_t*) &loaded[u];
-            uint4 xs = *(const uint4*) (x + p * PIECE);
-            const act_t* xp = (const act_t*) &xs;
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) sum += act_to_float(wp[e]) * act_to_float(xp[e]);
-        }
-    }
-    return sum;
-}
-
 // Sum of squares of v ([n] in shared memory) over the block, then 1/rms.
 __device__ float inverse_rms(const act_t* v, int n, float eps) {
     float squares = 0.0f;
@@ -130,7 +99,7 @@ extern "C" __global__ void __launch_bounds__(32 * CHAIN_WARPS, 1) mlp_chain(Chai
     __syncthreads();
     block_rows(HIDDEN, first, count);
     for (int r = warp; r < count; r += CHAIN_WARPS) {
-        float dot = warp_sum(lane_dot_shared(a.wo + (i64) (first + r) * HIDDEN, x, 0, HIDDEN / PIECE, lane));
+        float dot = warp_sum(lane_dot(a.wo + (i64) (first + r) * HIDDEN, x, HIDDEN, lane));
         if (lane == 0) {
             int row = first + r;
             act_t o = float_to_act(dot);
@@ -153,8 +122,8 @@ extern "C" __global__ void __launch_bounds__(32 * CHAIN_WARPS, 1) mlp_chain(Chai
     __syncthreads();
     for (int r = warp; r < gCount; r += CHAIN_WARPS) {
         i64 at = (i64) (gFirst + r) * HIDDEN;
-        float g = warp_sum(lane_dot_shared(a.wg + at, x, 0, HIDDEN / PIECE, lane));
-        float u = warp_sum(lane_dot_shared(a.wu + at, x, 0, HIDDEN / PIECE, lane));
+        float g = warp_sum(lane_dot(a.wg + at, x, HIDDEN, lane));
+        float u = warp_sum(lane_dot(a.wu + at, x, HIDDEN, lane));
         if (lane == 0) a.act[gFirst + r] = float_to_act(apply_activation(JV_SILU, g) * u);
     }
     int dFirst, dCount;
@@ -169,7 +138,7 @@ extern "C" __global__ void __launch_bounds__(32 * CHAIN_WARPS, 1) mlp_chain(Chai
     constexpr int PART = INTER / PIECE / SPLIT;
     for (int job = warp; job < dCount * SPLIT; job += CHAIN_WARPS) {
         int r = job / SPLIT, part = job % SPLIT;
-        float dot = warp_sum(lane_dot_shared(a.wd + (i64) (dFirst + r) * INTER, x, part * PART, (part + 1) * PART, lane));
+        float dot = warp_sum(lane_dot(a.wd + (i64) (dFirst + r) * INTER + part * PART * PIECE, x + part * PART * PIECE, PART * PIECE, lane));
         if (lane == 0) partials[0][job] = dot;
     }
     __syncthreads();
