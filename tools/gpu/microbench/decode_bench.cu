@@ -2,7 +2,7 @@
 // of 16 slots, the fused rotation and cache write), timed with events, beside a plain read of the
 // same number of bytes: so that decode-attention variants (attention.cu's defines, given to nvcc
 // with -D) are compared in seconds, many in one device call, instead of a benchmark run each.
-// Usage: decode_bench [batch 64] [context 577] [repeats 50] [shuffled blocks 1]
+// Usage: decode_bench [batch 64] [context 577] [repeats 50] [shuffled blocks 1] [partition size, 0: the host's rule]
 // Prints one JSON line per measure.
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     int context = argc > 2 ? std::atoi(argv[2]) : 577;
     int repeats = argc > 3 ? std::atoi(argv[3]) : 50;
     bool shuffled = argc > 4 ? std::atoi(argv[4]) != 0 : true;
+    int partitionOverride = argc > 5 ? std::atoi(argv[5]) : 0;
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
     int tableStride = SPAN / BLOCK;
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
     // The host's partition choice (CudaBackend.decodePartitionSize, 2 blocks an SM wanted, tiled form).
     int size = 1024;
     while (size > 64 && (long long) batch * KV_HEADS * ((SPAN + size - 1) / size) < 2LL * prop.multiProcessorCount) size /= 2;
+    if (partitionOverride > 0) size = partitionOverride;  // e.g. 304 at context 577: two near-equal parts a (token, head)
     int partitions = (SPAN + size - 1) / size;
     float* partials;
     unsigned int* counters;

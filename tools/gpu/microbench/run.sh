@@ -34,7 +34,9 @@ for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(
     decode-sweep)
       # time(context) at batch 64: the intercept is what one launch costs beyond its bytes.
       build tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
-      for context in 65 161 289 577 865 1009; do /tmp/decode_bench 64 "$context" 50 1; done ;;
+      for context in 65 161 289 577 865 1009; do /tmp/decode_bench 64 "$context" 50 1; done
+      # Two near-equal partitions a (token, KV head) at context 577: two waves instead of one.
+      /tmp/decode_bench 64 577 50 1 304 ;;
     *) echo "unknown microbenchmark $what" >&2; exit 1 ;;
   esac
 done
