@@ -15,17 +15,9 @@
 
 #include "attention.cu"
 
-#include "check.cuh"
+#include "bench.cuh"
 
 constexpr int HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128, BLOCK = 16, SPAN = 1024, MAX_POSITIONS = 2048;
-
-__global__ void fill_random(act_t* p, long long n, unsigned int seed) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        unsigned int h = (unsigned int) i * 2654435761u ^ seed;
-        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-        p[i] = float_to_act((h & 0xFFFF) / 32768.0f - 1.0f);
-    }
-}
 
 // Reads n 16-byte pieces once (as the attention reads its keys and values), so that its time is the
 // card's read bandwidth for that many bytes in one launch.

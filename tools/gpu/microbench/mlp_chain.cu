@@ -22,7 +22,7 @@
 #include "linear.cu"
 #include "norms.cu"
 
-#include "check.cuh"
+#include "bench.cuh"
 
 constexpr int HIDDEN = 4096, INTER = 14336;
 constexpr int CHAIN_WARPS = 32;
@@ -167,14 +167,6 @@ static int gemv_split(int width) {
 }
 
 static int gemv_blocks(int rows, int split) { return (rows + GEMV_WARPS / split - 1) / (GEMV_WARPS / split); }
-
-__global__ void fill_random(act_t* p, long long n, unsigned int seed, float scale) {
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        unsigned int h = (unsigned int) i * 2654435761u ^ seed;
-        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-        p[i] = float_to_act(((h & 0xFFFF) / 32768.0f - 1.0f) * scale);
-    }
-}
 
 struct Layer { act_t *wo, *wg, *wu, *wd, *norm2, *normNext; };
 

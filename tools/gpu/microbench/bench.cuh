@@ -1,8 +1,10 @@
-// The microbenchmarks' check of every CUDA runtime call: the file, line, call and error, then exit.
+// What the microbenchmarks share: the check of every CUDA runtime call (the file, line, call and
+// error, then exit), and seeded random activations for their buffers.
 #pragma once
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
+#include "common.cuh"
 
 #define CHECK(call)                                                                                    \
     do {                                                                                               \
@@ -12,3 +14,12 @@
             std::exit(1);                                                                              \
         }                                                                                              \
     } while (0)
+
+// p[i] = a hash of i and seed spread over [-scale, scale), for n elements.
+__global__ void fill_random(act_t* p, long long n, unsigned int seed, float scale = 1.0f) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        unsigned int h = (unsigned int) i * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = float_to_act(((h & 0xFFFF) / 32768.0f - 1.0f) * scale);
+    }
+}
