@@ -81,15 +81,11 @@ final class GraphRecording {
         return replaying;
     }
 
-    /** Starts a replay: the calls from here on are compared with the captured ones. */
-    void startReplay() {
-        startReplay(null);
-    }
-
     /**
-     * Starts a replay that runs {@code uploaded} once the pass has written the last of the
-     * captured pass's uploads into the upload area (at once if it made none): from then on the
-     * graph's inputs are in place and it may be launched while the rest of the pass is checked.
+     * Starts a replay: the calls from here on are compared with the captured ones. {@code uploaded}
+     * (or null) runs once the pass has written the last of the captured pass's uploads into the
+     * upload area (at once if it made none): from then on the graph's inputs are in place and it
+     * may be launched while the rest of the pass is checked.
      */
     void startReplay(Runnable uploaded) {
         replaying = true;

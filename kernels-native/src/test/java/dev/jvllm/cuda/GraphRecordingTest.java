@@ -51,7 +51,7 @@ class GraphRecordingTest {
         GraphRecording r = recording(1 << 16, 1 << 16);
         long captured = pass(r, new int[]{5, 6, 7}, arguments(11, 12));
         assertFalse(r.replaying());
-        r.startReplay();
+        r.startReplay(null);
         long replayed = pass(r, new int[]{8, 9, 10}, arguments(11, 12));
         r.finishReplay();
         assertEquals(captured, replayed, "the replay's transient buffer is the captured one");
@@ -64,7 +64,7 @@ class GraphRecordingTest {
         GraphRecording r = recording(1 << 10, 1 << 10);
         assertTrue(r.launch(1, 2, 1, 1, 32, arguments(7), 1), "captured launches run (into the stream capture)");
         assertTrue(r.product(1, 2, 3), "captured products run");
-        r.startReplay();
+        r.startReplay(null);
         assertFalse(r.launch(1, 2, 1, 1, 32, arguments(7), 1), "replayed launches are not made: the graph makes them");
         assertFalse(r.product(1, 2, 3));
         r.finishReplay();
@@ -74,16 +74,16 @@ class GraphRecordingTest {
     void aDifferentArgumentGridOrSizeAbortsTheReplay() {
         GraphRecording r = recording(1 << 16, 1 << 16);
         pass(r, new int[]{1, 2}, arguments(11, 12));
-        r.startReplay();
+        r.startReplay(null);
         GraphRecording.Abort argument = assertThrows(GraphRecording.Abort.class,
                 () -> pass(r, new int[]{1, 2}, arguments(11, 13)));
         assertEquals(GraphRecording.Abort.Remedy.RETRY, argument.remedy);
 
-        r.startReplay();
+        r.startReplay(null);
         assertThrows(GraphRecording.Abort.class, () -> pass(r, new int[]{1, 2, 3}, arguments(11, 12)),
                 "an upload of another size");
 
-        r.startReplay();
+        r.startReplay(null);
         r.allocate(8);
         r.upload(MemorySegment.ofArray(new int[]{1, 2}), DEVICE_BASE, 8);
         assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 128, 1, 1, 128, arguments(11, 12), 2),
@@ -94,7 +94,7 @@ class GraphRecordingTest {
     void aReplayThatStopsShortAborts() {
         GraphRecording r = recording(1 << 16, 1 << 16);
         pass(r, new int[]{1}, arguments(1, 2));
-        r.startReplay();
+        r.startReplay(null);
         r.allocate(4);
         GraphRecording.Abort shorter = assertThrows(GraphRecording.Abort.class, r::finishReplay);
         assertEquals(GraphRecording.Abort.Remedy.RETRY, shorter.remedy);
