@@ -119,12 +119,25 @@ final class KernelCompiler {
     /** Writes through a temporary file so that a concurrent reader never sees half a cubin. */
     private static void store(Path target, byte[] image) {
         try {
-            Files.createDirectories(target.getParent());
-            Path temporary = Files.createTempFile(target.getParent(), target.getFileName().toString(), ".tmp");
-            Files.write(temporary, image);
-            Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            replaceAtomically(target, image);
         } catch (IOException | UnsupportedOperationException e) {
             log.warn("cannot cache kernel module at {}: {}", target, e.toString());
+        }
+    }
+
+    /**
+     * Replaces {@code target} (its directories made as needed) with {@code content} through a
+     * temporary file beside it, moved into place at once, so that a reader sees the old file or the
+     * new one, never half of one; the temporary file does not outlive a failure.
+     */
+    static void replaceAtomically(Path target, byte[] content) throws IOException {
+        Files.createDirectories(target.getParent());
+        Path temporary = Files.createTempFile(target.getParent(), target.getFileName().toString(), ".tmp");
+        try {
+            Files.write(temporary, content);
+            Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(temporary);
         }
     }
 

@@ -8,13 +8,13 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Collectors;
 
 /**
  * The algorithms {@link TunedProducts} chose, kept on disk between runs, as compiled kernels are:
@@ -160,15 +160,9 @@ final class TunedProductsFile {
         algorithms.forEach((s, bytes) -> lines.add(s.tokens() + " " + s.in() + " " + s.outFeatures() + " "
                 + s.type().name() + " " + s.weightAlignment() + " " + s.inputAlignment() + " " + s.outputAlignment()
                 + " " + (bytes.length == 0 ? "-" : HEX.formatHex(bytes))));
+        String text = lines.stream().map(line -> line + System.lineSeparator()).collect(Collectors.joining());
         try {
-            Files.createDirectories(file.getParent());
-            Path temporary = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
-            try {
-                Files.write(temporary, lines, StandardCharsets.UTF_8);
-                Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } finally {
-                Files.deleteIfExists(temporary);
-            }
+            KernelCompiler.replaceAtomically(file, text.getBytes(StandardCharsets.UTF_8));
         } catch (IOException | RuntimeException e) {
             log.warn("cannot keep the cuBLASLt algorithms in {} ({}); this run's choices are not kept", file, e.toString());
         }
