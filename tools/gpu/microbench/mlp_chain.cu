@@ -10,7 +10,8 @@
 //
 // Both run over LAYERS layers with their own weights (3.1 GB, far past L2), as CUDA graphs, timed
 // with events after warm-up; the chain's outputs are checked against the baseline's.
-// Usage: mlp_chain [prefetch KB a block, default 64] [layers, default 8] [repeats, default 20]
+// Usage: mlp_chain [prefetch KB a block, default 64] [layers, default 8] [repeats, default 20] [all|pdl]
+// (pdl: each kernel alone, and the five launches as programmatic dependent launches)
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -206,13 +207,45 @@ int main(int argc, char** argv) {
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     const float eps = 1e-5f;
 
+    // programmatic: launched as CudaBackend does with jvllm.cuda.programmaticLaunches (each kernel
+    // may start while the one before it ends); gemvPrefetch: the gemv kernels' prefetchBytes.
+    bool programmatic = false;
+    int gemvPrefetch = 0;
+    auto launch = [&](auto kernel, int grid, int block, auto... args) {
+        cudaLaunchConfig_t config = {};
+        config.gridDim = dim3(grid);
+        config.blockDim = dim3(block);
+        config.stream = stream;
+        cudaLaunchAttribute attribute;
+        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attribute.val.programmaticStreamSerializationAllowed = 1;
+        config.attrs = &attribute;
+        config.numAttrs = programmatic ? 1 : 0;
+        CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+    };
+    const int s1 = gemv_split(HIDDEN), s2 = gemv_split(INTER);
+    auto o_projection = [&](const Layer& w) {
+        launch(gemv_rows, gemv_blocks(HIDDEN, s1), 32 * GEMV_WARPS, (const act_t*) w.wo, (const act_t*) attn, o, HIDDEN,
+               HIDDEN, s1, gemvPrefetch);
+    };
+    auto norm_after = [&](act_t* delta, const act_t* weight, act_t* out) {
+        launch(add_rms_norm, 1, 512, residual, (const act_t*) delta, (const void*) weight, (int) JV_BF16, eps, 0.0f, out,
+               HIDDEN);
+    };
+    auto gate_up = [&](const Layer& w) {
+        launch(gemv_gated, gemv_blocks(INTER, s1), 32 * GEMV_WARPS, (const act_t*) w.wg, (const act_t*) w.wu,
+               (const act_t*) h, act, (int) JV_SILU, INTER, HIDDEN, s1, gemvPrefetch);
+    };
+    auto down = [&](const Layer& w) {
+        launch(gemv_rows, gemv_blocks(HIDDEN, s2), 32 * GEMV_WARPS, (const act_t*) w.wd, (const act_t*) act, d, HIDDEN,
+               INTER, s2, gemvPrefetch);
+    };
     auto baseline_layer = [&](const Layer& w) {
-        int s1 = gemv_split(HIDDEN), s2 = gemv_split(INTER);
-        gemv_rows<<<gemv_blocks(HIDDEN, s1), 32 * GEMV_WARPS, 0, stream>>>(w.wo, attn, o, HIDDEN, HIDDEN, s1, 0);
-        add_rms_norm<<<1, 512, 0, stream>>>(residual, o, w.norm2, JV_BF16, eps, 0.0f, h, HIDDEN);
-        gemv_gated<<<gemv_blocks(INTER, s1), 32 * GEMV_WARPS, 0, stream>>>(w.wg, w.wu, h, act, JV_SILU, INTER, HIDDEN, s1, 0);
-        gemv_rows<<<gemv_blocks(HIDDEN, s2), 32 * GEMV_WARPS, 0, stream>>>(w.wd, act, d, HIDDEN, INTER, s2, 0);
-        add_rms_norm<<<1, 512, 0, stream>>>(residual, d, w.normNext, JV_BF16, eps, 0.0f, hNext, HIDDEN);
+        o_projection(w);
+        norm_after(o, w.norm2, h);
+        gate_up(w);
+        down(w);
+        norm_after(d, w.normNext, hNext);
     };
     auto chain_layer = [&](const Layer& w, bool cooperative) {
         ChainArgs args{attn, w.wo, residual, w.norm2, w.wg, w.wu, act, w.wd, w.normNext, hNext, eps, barrier,
@@ -294,6 +327,26 @@ int main(int argc, char** argv) {
     auto baseline_all = [&] { for (int l = 0; l < layers; l++) baseline_layer(weights[l]); };
     auto chain_all = [&] { for (int l = 0; l < layers; l++) chain_layer(weights[l], true); };
     std::printf("{\"what\":\"device\",\"name\":\"%s\",\"sms\":%d,\"chain_blocks_per_sm\":%d}\n", prop.name, sms, perSm);
+    const char* only = argc > 4 ? argv[4] : "all";
+    if (std::strcmp(only, "pdl") == 0) {
+        // Each kernel alone over the layers (what one launch costs inside a graph), then the five
+        // launches as programmatic launches, the gemv kernels' L2 prefetch off and at 4 KB a warp.
+        auto each = [&](auto&& one) { return [&] { for (int l = 0; l < layers; l++) one(weights[l]); }; };
+        time_graph(each(o_projection), "o_only", true);
+        time_graph(each([&](const Layer& w) { norm_after(o, w.norm2, h); }), "norm_only", true);
+        time_graph(each(gate_up), "gate_up_only", true);
+        time_graph(each(down), "down_only", true);
+        time_graph(baseline_all, "baseline_5_launches", true);
+        programmatic = true;
+        time_graph(baseline_all, "programmatic_5_launches", true);
+        gemvPrefetch = 4096;
+        time_graph(baseline_all, "programmatic_5_launches_l2_4kb", true);
+        programmatic = false;
+        gemvPrefetch = 0;
+        time_graph(baseline_all, "baseline_5_launches", true);
+        CHECK(cudaGetLastError());
+        return 0;
+    }
     time_graph(baseline_all, "baseline_5_launches", true);
     time_graph(chain_all, "chain_cooperative", true);
     time_graph(baseline_all, "baseline_5_launches", false);

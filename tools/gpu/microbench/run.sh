@@ -8,7 +8,9 @@
 #         same bytes; once for each -D set in DECODE_VARIANTS (';'-separated, '' the defaults), e.g.
 #         DECODE_VARIANTS=';-DDECODE_EARLY_TILE=0;-DDECODE_MIN_BLOCKS=3'.
 #   decode-sweep paged_decode at batch 64 over contexts 65-1009: its fixed cost and its per-key cost.
-# Usage: bash tools/gpu/microbench/run.sh mlp|decode|decode-sweep ...
+#   mlp-pdl each MLP-half launch alone inside a graph, and the five as programmatic dependent launches
+#         with the gemv kernels' first weight loads before and after their wait (GEMV_PRELOAD).
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -20,6 +22,14 @@ for what in "$@"; do
     mlp)
       build tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
       for kb in 0 64 256; do /tmp/mlp_chain "$kb" 8 20; done ;;
+    mlp-pdl)
+      # In-graph cost of each launch alone, and the five as programmatic dependent launches, with the
+      # gemv kernels' first weight loads before their wait (GEMV_PRELOAD=1) and after it (0).
+      for preload in 1 0; do
+        build -DGEMV_PRELOAD=$preload tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
+        /tmp/mlp_chain 0 8 20 pdl | python3 -c 'import json,sys
+for l in sys.stdin: d=json.loads(l); d["gemv_preload"]=int(sys.argv[1]); print(json.dumps(d))' "$preload"
+      done ;;
     decode)
       IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"
       [[ ${#variants[@]} -eq 0 ]] && variants=("")

@@ -16,31 +16,70 @@
 #define GEMV_MIN_BLOCKS 8
 #endif
 
-// One lane's share of the dot of a weight row ([k]) with x ([k]): the lane streams every 32nd
-// 16-byte piece of the row, GEMV_UNROLL pieces in flight. k is a multiple of 8; rows are 16-byte aligned.
-__device__ __forceinline__ float lane_dot(const act_t* weights, const act_t* x, int k, int lane) {
+// 1: each gemv warp asks for its first GEMV_UNROLL pieces of weights before it waits on the kernel
+// ahead (first_weight_pieces, called ahead of JV_DEPENDENT_PROLOGUE). Weights never change during a
+// forward pass, so under a programmatic dependent launch a product's first loads overlap the end
+// of the kernel before it; without such a launch the wait returns at once. 0: after the wait.
+#ifndef GEMV_PRELOAD
+#define GEMV_PRELOAD 1
+#endif
+
+// One batch of a lane's pieces of a weight row: GEMV_UNROLL 16-byte pieces, every 32nd from `base`.
+struct WeightPieces {
+    uint4 piece[GEMV_UNROLL];
+};
+
+__device__ __forceinline__ WeightPieces weight_pieces(const act_t* weights, int pieces, int base, int lane) {
     constexpr int PIECE = 16 / sizeof(act_t);
-    int pieces = k / PIECE;
+    WeightPieces batch;
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL; u++) {
+        int p = base + u * 32 + lane;
+        batch.piece[u] = p < pieces ? *(const uint4*) (weights + (i64) p * PIECE) : make_uint4(0, 0, 0, 0);
+    }
+    return batch;
+}
+
+// The first batch of a lane's share of a weight row ([k]), for lane_dot; the only memory a gemv
+// kernel may read before JV_DEPENDENT_PROLOGUE (KernelSourcesTest knows the name).
+__device__ __forceinline__ WeightPieces first_weight_pieces(const act_t* weights, int k, int lane) {
+#if !GEMV_PRELOAD
+    griddep_wait();
+#endif
+    return weight_pieces(weights, k / (16 / (int) sizeof(act_t)), 0, lane);
+}
+
+// Adds a batch's pieces dotted with x's matching pieces (which stay in L1/L2: x is a few KB) to sum.
+__device__ __forceinline__ void add_batch_dot(float& sum, const WeightPieces& batch, const act_t* x, int pieces, int base,
+                                              int lane) {
+    constexpr int PIECE = 16 / sizeof(act_t);
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL; u++) {
+        int p = base + u * 32 + lane;
+        if (p >= pieces) break;
+        const act_t* wp = (const act_t*) &batch.piece[u];
+        uint4 xs = *(const uint4*) (x + (i64) p * PIECE);
+        const act_t* xp = (const act_t*) &xs;
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) sum += act_to_float(wp[e]) * act_to_float(xp[e]);
+    }
+}
+
+// One lane's share of the dot of a weight row ([k]) with x ([k]): the lane streams every 32nd
+// 16-byte piece of the row, GEMV_UNROLL pieces in flight, the first batch already asked for
+// (first_weight_pieces). k is a multiple of 8; rows are 16-byte aligned.
+__device__ __forceinline__ float lane_dot(const act_t* weights, const act_t* x, int k, int lane, const WeightPieces& first) {
+    int pieces = k / (16 / (int) sizeof(act_t));
     float sum = 0.0f;
-    for (int base = 0; base < pieces; base += 32 * GEMV_UNROLL) {
-        uint4 loaded[GEMV_UNROLL];
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            int p = base + u * 32 + lane;
-            loaded[u] = p < pieces ? *(const uint4*) (weights + (i64) p * PIECE) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            int p = base + u * 32 + lane;
-            if (p >= pieces) break;
-            const act_t* wp = (const act_t*) &loaded[u];
-            uint4 xs = *(const uint4*) (x + (i64) p * PIECE);
-            const act_t* xp = (const act_t*) &xs;
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) sum += act_to_float(wp[e]) * act_to_float(xp[e]);
-        }
+    add_batch_dot(sum, first, x, pieces, 0, lane);
+    for (int base = 32 * GEMV_UNROLL; base < pieces; base += 32 * GEMV_UNROLL) {
+        add_batch_dot(sum, weight_pieces(weights, pieces, base, lane), x, pieces, base, lane);
     }
     return sum;
+}
+
+__device__ __forceinline__ float lane_dot(const act_t* weights, const act_t* x, int k, int lane) {
+    return lane_dot(weights, x, k, lane, first_weight_pieces(weights, k, lane));
 }
 
 // The part of a weight row a warp dots: a block takes GEMV_WARPS / split rows, and `split`
@@ -100,9 +139,15 @@ extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
 gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, int prefetchBytes) {
     RowPart part = row_part(k, split);
     bool valid = part.row < n;
-    if (valid) prefetch_row_part(w + (i64) part.row * k + part.offset, part.width, prefetchBytes);
+    const act_t* weights = w + (i64) part.row * k + part.offset;
+    int lane = threadIdx.x & 31;
+    WeightPieces first;
+    if (valid) {
+        prefetch_row_part(weights, part.width, prefetchBytes);
+        first = first_weight_pieces(weights, part.width, lane);
+    }
     JV_DEPENDENT_PROLOGUE();
-    float dot = valid ? lane_dot(w + (i64) part.row * k + part.offset, x + part.offset, part.width, threadIdx.x & 31) : 0.0f;
+    float dot = valid ? lane_dot(weights, x + part.offset, part.width, lane, first) : 0.0f;
     float unused = 0.0f;
     row_totals(dot, unused, split);
     if (valid && writes_row(split)) out[part.row] = float_to_act(dot);
@@ -131,9 +176,15 @@ gemv_rows3(const act_t* w0, const act_t* w1, const act_t* w2, const void* b0, co
             valid = row < n2;
         }
     }
-    if (valid) prefetch_row_part(w + (i64) row * k + part.offset, part.width, prefetchBytes);
+    const act_t* weights = w + (i64) row * k + part.offset;
+    int lane = threadIdx.x & 31;
+    WeightPieces first;
+    if (valid) {
+        prefetch_row_part(weights, part.width, prefetchBytes);
+        first = first_weight_pieces(weights, part.width, lane);
+    }
     JV_DEPENDENT_PROLOGUE();
-    float dot = valid ? lane_dot(w + (i64) row * k + part.offset, x + part.offset, part.width, threadIdx.x & 31) : 0.0f;
+    float dot = valid ? lane_dot(weights, x + part.offset, part.width, lane, first) : 0.0f;
     float unused = 0.0f;
     row_totals(dot, unused, split);
     if (valid && writes_row(split)) {
@@ -150,12 +201,14 @@ gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int f
     bool valid = part.row < n;
     int lane = threadIdx.x & 31;
     i64 at = (i64) part.row * k + part.offset;
+    WeightPieces firstGate;
     if (valid) {
         prefetch_row_part(gate + at, part.width, prefetchBytes);
         prefetch_row_part(up + at, part.width, prefetchBytes);
+        firstGate = first_weight_pieces(gate + at, part.width, lane);
     }
     JV_DEPENDENT_PROLOGUE();
-    float g = valid ? lane_dot(gate + at, x + part.offset, part.width, lane) : 0.0f;
+    float g = valid ? lane_dot(gate + at, x + part.offset, part.width, lane, firstGate) : 0.0f;
     float u = valid ? lane_dot(up + at, x + part.offset, part.width, lane) : 0.0f;
     row_totals(g, u, split);
     if (valid && writes_row(split)) out[part.row] = float_to_act(apply_activation(fn, g) * u);

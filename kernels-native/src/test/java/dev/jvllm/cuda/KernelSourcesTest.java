@@ -20,7 +20,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (programmatic dependent launch): a kernel that read an activation or wrote anything before
  * griddep_wait would race with its predecessor and compute on stale data, on a GPU only and only
  * sometimes. So each kernel's body begins with JV_DEPENDENT_PROLOGUE (after shared-memory
- * declarations at most). Checked on the sources, without a GPU.
+ * declarations at most). Checked on the sources, without a GPU. The one exception is weights, which
+ * no kernel writes: the gemv kernels ask for their first pieces (linear.cu's first_weight_pieces)
+ * before they wait, so that those loads overlap the end of the kernel ahead.
  */
 class KernelSourcesTest {
 
