@@ -61,14 +61,16 @@ public final class CudaBackend implements Backend {
     /** The fewest weights of a row a gemv warp takes ({@link #gemvSplit}); an A/B switch. */
     private static final int GEMV_SHORTEST_PART = Integer.getInteger("jvllm.cuda.gemvShortestPart", 2048);
     /**
-     * With {@code -Djvllm.cuda.programmaticLaunches=true}, kernels start while the kernel before
-     * them finishes (programmatic dependent launch, compute capability 9.0 and later). Off by
-     * default: on an H100, batch-1 decode under CUDA graphs measured 2.5-5% slower with it
-     * (138.7 against 135.3 tok/s) and then the same (148.2 against 148.1) once decode attention
-     * was split finer; graphs already hide most of the launch latency it targets.
+     * Kernels start while the kernel before them finishes (programmatic dependent launch, compute
+     * capability 9.0 and later; {@code -Djvllm.cuda.programmaticLaunches=false} turns it off). What
+     * a kernel reads before it waits is what the pass cannot change: the gemv kernels' first weight
+     * pieces and decode attention's first tile of keys cached in earlier steps, so those loads
+     * overlap the end of the kernel ahead. On an H100, batch-1 decode: 162.9 / 166.3 tok/s against
+     * 159.5 / 158.6 without, batches 64 and 256, prefill and offline the same. (Before those early
+     * loads it measured 2.5-5% slower, then the same: graphs already hide the launch latency.)
      */
     private static final boolean PROGRAMMATIC_LAUNCHES =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "false"));
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.programmaticLaunches", "true"));
     /**
      * Whether a graph replay is launched once the pass has written its uploads, before the rest of
      * its calls are checked against the recording, so that the check overlaps the device's work
@@ -80,10 +82,11 @@ public final class CudaBackend implements Backend {
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.earlyGraphLaunch", "true"));
     /**
      * Bytes of each warp's part of a weight row that the gemv kernels ask L2 for before waiting on
-     * the kernel ahead of them (linear.cu's prefetch_row_part); only under programmatic launches,
-     * where a product may start while that kernel is still running.
+     * the kernel ahead of them (linear.cu's prefetch_row_part), beside the first pieces they load
+     * then; only under programmatic launches. None by default: at 4 KB a warp, batch 1 measured
+     * 162.3 / 160.9 tok/s against 164.4 / 162.5 without (one H100, one call).
      */
-    private static final int GEMV_PREFETCH_BYTES = Integer.getInteger("jvllm.cuda.gemvPrefetchBytes", 4096);
+    private static final int GEMV_PREFETCH_BYTES = Integer.getInteger("jvllm.cuda.gemvPrefetchBytes", 0);
     private static final int GEMV_WARPS = 4;
     /**
      * Whether weights read by one input (q/k/v, gate/up) are uploaded stacked ({@link #stackedWeight}),

@@ -483,10 +483,6 @@ __device__ __forceinline__ void paged_decode_block(
     int lastPart = position / partitionSize;
     int parts = lastPart - firstPart + 1;
     int ropePosition = fusion.cosSin == nullptr ? 0 : fusion.ropePositions[t];
-    if (fusion.cosSin != nullptr && (ropePosition < 0 || ropePosition >= fusion.maxPositions) && threadIdx.x == 0
-        && kvHead == 0 && partition == lastPart) {
-        report_error(fusion.error, JV_ERROR_POSITION, ropePosition, t, fusion.maxPositions);
-    }
     if (partition < firstPart || partition > lastPart) return;
     i64 slotWidth = (i64) numKvHeads * D;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
@@ -496,11 +492,18 @@ __device__ __forceinline__ void paged_decode_block(
     const act_t* keyBase = keyCache + (i64) kvHead * D;
     const act_t* valueBase = valueCache + (i64) kvHead * D + (lane >> 2) * (D / 8);
     // The warp's first tile is asked for before the queries are rotated and the new key cached, so
-    // that those dependent reads overlap its loads; a tile holding the new key is read again below.
+    // that those dependent reads overlap its loads, and before waiting for the kernel ahead: the
+    // batch's inputs were uploaded before the pass, and the cache's keys before this token's were
+    // written in earlier steps. The tile holding the token's own position is read again below.
     if (DECODE_EARLY_TILE && begin + 16 * warp < end) {
         load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, begin + 16 * warp, end, lane);
     }
 #endif
+    JV_DEPENDENT_PROLOGUE();
+    if (fusion.cosSin != nullptr && (ropePosition < 0 || ropePosition >= fusion.maxPositions) && threadIdx.x == 0
+        && kvHead == 0 && partition == lastPart) {
+        report_error(fusion.error, JV_ERROR_POSITION, ropePosition, t, fusion.maxPositions);
+    }
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
         queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
@@ -557,7 +560,7 @@ __device__ __forceinline__ void paged_decode_block(
         float runningSum = 0.0f;
         bool preloaded = DECODE_EARLY_TILE;
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
-            if (!preloaded || (newSlot >= 0 && position >= first && position < first + 16)) {
+            if (!preloaded || (position >= first && position < first + 16)) {
                 load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, first, end, lane);
             }
             preloaded = false;
@@ -810,7 +813,7 @@ __device__ __forceinline__ void paged_decode_block(
             int partitionSize, const act_t* newKeys, const act_t* newValues, const int* newSlots,                \
             const void* cosSin, int cosSinType, int rotaryDim, int neox, int maxPositions,                       \
             const int* ropePositions, int* error) {                                                              \
-        JV_DEPENDENT_PROLOGUE();                                                                                \
+        /* JV_DEPENDENT_PROLOGUE in paged_decode_block, after the reads of what the pass cannot change */     \
         DecodeFusion fusion = {newKeys, newValues, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
                                ropePositions, error};                                                             \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
