@@ -20,12 +20,14 @@
 
 typedef long long i64;
 
-// Programmatic dependent launch (sm_90 and later), off by default (CudaBackend says why): launched
-// so, a kernel may start while the kernel before it in the stream is still running, and
-// griddep_wait returns once that kernel has finished and its writes are visible. So every kernel
-// begins with JV_DEPENDENT_PROLOGUE: it waits before it reads or writes anything, then lets its own
-// successor be launched early. Without such a launch (or before sm_90) both are no-ops.
-// KernelSourcesTest checks that every kernel does this.
+// Programmatic dependent launch (sm_90 and later; CudaBackend's jvllm.cuda.programmaticLaunches,
+// on by default): launched so, a kernel may start while the kernel before it in the stream is
+// still running, and griddep_wait returns once that kernel has finished and its writes are
+// visible. So every kernel begins with JV_DEPENDENT_PROLOGUE: it waits before it reads anything
+// the pass writes, or writes anything, then lets its own successor be launched early. Only what
+// the pass cannot change is read before it: the gemv kernels' first weight pieces (linear.cu) and
+// decode attention's first tile of keys cached in earlier steps (attention.cu). Without such a
+// launch (or before sm_90) both are no-ops. KernelSourcesTest checks every kernel's wait.
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
