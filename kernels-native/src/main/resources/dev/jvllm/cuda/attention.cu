@@ -330,7 +330,7 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 // unnormalized output per head) and the block that finishes last of the `parts` from firstPart on
 // for its (token, KV head) merges them into out and resets the counter to zero for the next
 // launch: flash-decoding's reduction without a second launch.
-template <int D, int GROUP>
+template <int D>
 __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
                                                     int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
                                                     int partitions, int firstPart, int parts) {
@@ -803,7 +803,7 @@ __device__ __forceinline__ void paged_decode_block(
         }
     }
     if (parts > 1) {
-        merge_parts_if_last<D, GROUP>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
+        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
                                firstPart, parts);
     }
 }
