@@ -10,7 +10,9 @@
 #   decode-sweep paged_decode at batch 64 over contexts 65-1009: its fixed cost and its per-key cost.
 #   mlp-pdl each MLP-half launch alone inside a graph, and the five as programmatic dependent launches
 #         with the gemv kernels' first weight loads before and after their wait (GEMV_PRELOAD).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep ...
+#   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
+#         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -47,6 +49,9 @@ for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(
       for context in 65 161 289 577 865 1009; do /tmp/decode_bench 64 "$context" 50 1; done
       # Two near-equal partitions a (token, KV head) at context 577: two waves instead of one.
       /tmp/decode_bench 64 577 50 1 304 ;;
+    cublas-pdl)
+      build tools/gpu/microbench/cublas_pdl.cu -lcublas -o /tmp/cublas_pdl
+      /tmp/cublas_pdl 16 20 ;;
     *) echo "unknown microbenchmark $what" >&2; exit 1 ;;
   esac
 done

@@ -38,6 +38,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  * java ... dev.jvllm.benchmarks.GpuBenchmark [--cache DIR] [--shape SPEC] [--requests 256,1000] [--decode-batches 64,256]
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
+ *          [--batch1-prompt N (the batch-1 prompt's length, default 512; ANCHORS.md's batch-1 row uses 128)]
  *          [--device cuda|cpu (cpu: a smoke run of the benchmark itself with a small --shape)]
  * </pre>
  */
@@ -61,6 +62,7 @@ public final class GpuBenchmark {
         boolean enforceEager = false;
         boolean sparseWeights = false;
         boolean batchOne = true;
+        int batchOnePrompt = 512;
         String device = "cuda";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -74,6 +76,7 @@ public final class GpuBenchmark {
                 case "--enforce-eager" -> enforceEager = true;
                 case "--sparse-weights" -> sparseWeights = true;
                 case "--skip-batch1" -> batchOne = false;
+                case "--batch1-prompt" -> batchOnePrompt = Integer.parseInt(args[++i]);
                 case "--device" -> device = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -94,7 +97,7 @@ public final class GpuBenchmark {
             generate(llm, prompts(random, shape.vocab(), 1, 512), 16);
 
             if (batchOne) {
-                List<Prompt> one = prompts(random, shape.vocab(), 1, 512);
+                List<Prompt> one = prompts(random, shape.vocab(), 1, batchOnePrompt);
                 double best1 = Double.MAX_VALUE, bestN = Double.MAX_VALUE;
                 EngineMetrics before = llm.metrics();
                 for (int run = 0; run < 3; run++) {
@@ -103,7 +106,7 @@ public final class GpuBenchmark {
                 }
                 double tpot = (bestN - best1) / 256;
                 KernelTimes.reportAndReset("warm-up and decode at batch 1 (3 x 257 tokens)");
-                emit("decode_bs1", "impl", "jvllm", "prompt", 512, "new", 256, "ttft_ms", round(best1 * 1e3),
+                emit("decode_bs1", "impl", "jvllm", "prompt", batchOnePrompt, "new", 256, "ttft_ms", round(best1 * 1e3),
                         "decode_tok_s", round(1 / tpot), "tpot_ms", round(tpot * 1e3));
                 emitHostShare("decode_bs1", before, llm.metrics());
             }
