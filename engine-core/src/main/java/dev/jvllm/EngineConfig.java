@@ -16,16 +16,28 @@ package dev.jvllm;
  * @param threads              CPU kernel threads, 0 = all processors
  * @param gpuMemoryUtilization share of a GPU's memory the engine may use (weights, activations and KV cache)
  * @param enforceEager         never record forward passes as CUDA graphs: every kernel is launched one by one
+ * @param asyncScheduling      as vLLM's {@code async_scheduling}: launch a decode step before the
+ *                             tokens of the step ahead of it are read back, those tokens taken on
+ *                             the device, so that the device does not wait for the host between steps
+ *                             (greedy steps on a backend that supports it; others run as before)
  */
 public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
                            int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,
-                           int threads, double gpuMemoryUtilization, boolean enforceEager) {
+                           int threads, double gpuMemoryUtilization, boolean enforceEager, boolean asyncScheduling) {
 
     /** The KV cache on the CPU backend when kvCacheMemoryBytes is 0 (automatic). */
     public static final long DEFAULT_CPU_KV_CACHE_BYTES = 1L << 30;
 
     public static EngineConfig defaults() {
-        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false);
+        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, false);
+    }
+
+    /** The settings without async scheduling, as before it existed. */
+    public EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                        boolean enablePrefixCaching, Long seed, String device, int threads, double gpuMemoryUtilization,
+                        boolean enforceEager) {
+        this(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens, enablePrefixCaching, seed,
+                device, threads, gpuMemoryUtilization, enforceEager, false);
     }
 
     /** The settings with CUDA graphs allowed, as before {@code enforceEager} existed. */

@@ -420,6 +420,7 @@ public final class LLM implements AutoCloseable {
         private int threads = DEFAULTS.threads();
         private double gpuMemoryUtilization = DEFAULTS.gpuMemoryUtilization();
         private boolean enforceEager = DEFAULTS.enforceEager();
+        private boolean asyncScheduling = DEFAULTS.asyncScheduling();
         private Task task = Task.AUTO;
         private String dtype = "auto";
 
@@ -509,6 +510,19 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Schedule and launch each decode step before the step ahead of it has been read back, as
+         * vLLM's {@code async_scheduling} (default off): the new tokens of greedy requests go from
+         * one step's argmax to the next step's input on the device, so that the device need not
+         * wait for the host's scheduling and output handling between steps. Outputs are the same
+         * as without it. A request that stops on a token (end of sequence, a stop string) has had
+         * one more step computed for it, which is discarded.
+         */
+        public Builder asyncScheduling(boolean asyncScheduling) {
+            this.asyncScheduling = asyncScheduling;
+            return this;
+        }
+
         /** CPU threads for kernels (default 0: all processors). */
         public Builder threads(int threads) {
             this.threads = threads;
@@ -557,7 +571,8 @@ public final class LLM implements AutoCloseable {
 
         EngineConfig engineConfig() {
             return new EngineConfig(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens,
-                    enablePrefixCaching, seed, device, threads, gpuMemoryUtilization, enforceEager);
+                    enablePrefixCaching, seed, device, threads, gpuMemoryUtilization, enforceEager,
+                    asyncScheduling);
         }
     }
 

@@ -39,6 +39,8 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
  *          [--batch1-prompt N (the batch-1 prompt's length, default 512; ANCHORS.md's batch-1 row uses 128)]
+ *          [--async-scheduling (the engine's async scheduling; also -Djvllm.benchmark.asyncScheduling=true,
+ *          for A/B runs that differ only in JVM options)]
  *          [--device cuda|cpu (cpu: a smoke run of the benchmark itself with a small --shape)]
  * </pre>
  */
@@ -63,6 +65,7 @@ public final class GpuBenchmark {
         boolean sparseWeights = false;
         boolean batchOne = true;
         int batchOnePrompt = 512;
+        boolean asyncScheduling = Boolean.getBoolean("jvllm.benchmark.asyncScheduling");
         String device = "cuda";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -77,6 +80,7 @@ public final class GpuBenchmark {
                 case "--sparse-weights" -> sparseWeights = true;
                 case "--skip-batch1" -> batchOne = false;
                 case "--batch1-prompt" -> batchOnePrompt = Integer.parseInt(args[++i]);
+                case "--async-scheduling" -> asyncScheduling = true;
                 case "--device" -> device = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -89,8 +93,9 @@ public final class GpuBenchmark {
         start = System.nanoTime();
         try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype("auto").maxModelLen(1024)
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
-                .enablePrefixCaching(false).enforceEager(enforceEager).build()) {
-            emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager);
+                .enablePrefixCaching(false).enforceEager(enforceEager).asyncScheduling(asyncScheduling).build()) {
+            emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager,
+                    "async_scheduling", asyncScheduling);
             Random random = new Random(0);
             // Warm-up: the JIT, the kernel modules, cuBLAS's heuristics for every shape used below.
             generate(llm, prompts(random, shape.vocab(), 8, 512), 4);

@@ -21,17 +21,25 @@ final class CapturedDecode {
 
     static final int LARGEST_BATCH = 512;
 
-    /** The padded shape of a decode step: what one recording serves. */
-    record Shape(int sequences, int blockTableEntries) {
+    /**
+     * The padded shape of a decode step: what one recording serves. With async scheduling, steps
+     * take turns between two recordings of each shape ({@code copy} 0 and 1), so that a step can
+     * write its uploads while the recording of the step before it may still be running.
+     */
+    record Shape(int sequences, int blockTableEntries, int copy) {
         @Override
         public String toString() {
-            return "decode of " + sequences + " sequences with block tables of " + blockTableEntries + " blocks";
+            return "decode of " + sequences + " sequences with block tables of " + blockTableEntries + " blocks"
+                    + (copy == 0 ? "" : " (copy " + copy + ")");
         }
     }
 
     private final Backend backend;
     private final boolean enabled;
     private final int largestBatch;
+    /** Whether steps take turns between two recordings per shape (async scheduling). */
+    private final boolean alternating;
+    private int nextCopy;
     /**
      * By row, the block tables of the last padded step and their padded copies: a sequence's table
      * array changes only when it gains a block (see {@link BlockTable#toArray}), so most rows reuse
@@ -44,6 +52,7 @@ final class CapturedDecode {
         this.backend = backend;
         this.enabled = !config.enforceEager() && backend.capturesGraphs();
         this.largestBatch = Math.min(LARGEST_BATCH, paddedSize(config.maxNumSeqs()));
+        this.alternating = config.asyncScheduling() && backend.feedsSampledTokens();
     }
 
     /** The logits of {@code batch}'s logit rows, from {@code pass} run on the batch or on its padded form. */
@@ -53,7 +62,12 @@ final class CapturedDecode {
         }
         int sequences = batch.numSequences();
         ForwardBatch padded = padded(batch, paddedSize(sequences), tableEntries(batch));
-        Shape shape = new Shape(padded.numSequences(), padded.blockTables()[0].length);
+        int copy = 0;
+        if (alternating) {
+            copy = nextCopy;
+            nextCopy ^= 1;
+        }
+        Shape shape = new Shape(padded.numSequences(), padded.blockTables()[0].length, copy);
         return backend.runCaptured(shape, () -> pass.apply(padded)).rows(0, sequences);
     }
 
@@ -83,7 +97,7 @@ final class CapturedDecode {
 
     /**
      * {@code batch} with padding sequences up to {@code size} (token 0 at position 0, written
-     * nowhere, reading block 0) and every block table {@code entries} long.
+     * nowhere, reading block 0, taking no sampled token) and every block table {@code entries} long.
      */
     ForwardBatch padded(ForwardBatch batch, int size, int entries) {
         int n = batch.numSequences();
@@ -117,6 +131,11 @@ final class CapturedDecode {
                 contexts[s] = 1;
             }
         }
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, batch.blockSize(), logitRows);
+        int[] sampledRows = null;
+        if (batch.sampledTokenRows() != null) {
+            sampledRows = Arrays.copyOf(batch.sampledTokenRows(), size);
+            Arrays.fill(sampledRows, n, size, -1);
+        }
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, batch.blockSize(), logitRows, sampledRows);
     }
 }

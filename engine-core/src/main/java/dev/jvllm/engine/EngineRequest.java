@@ -16,6 +16,9 @@ import java.util.Map;
  */
 final class EngineRequest {
 
+    /** The id a pending token has until it is known; never looked up (the device supplies the real one). */
+    static final int PENDING_TOKEN = -1;
+
     private final RequestGroup group;
     private final int index;
     private final int promptLength;
@@ -23,6 +26,8 @@ final class EngineRequest {
     private int[] tokens;
     private int numTokens;
     private int numComputed;
+    /** Whether the last token is a place held for a token still being sampled on the device. */
+    private boolean pendingLast;
     private final BlockTable blockTable = new BlockTable();
     private final List<PrefixCacheKey> blockKeys = new ArrayList<>();
 
@@ -85,9 +90,36 @@ final class EngineRequest {
         return finishReason != null;
     }
 
+    /** Appends a sampled token, or puts it in the place {@link #appendPending} held for it. */
     void appendToken(int token) {
+        if (pendingLast) {
+            tokens[numTokens - 1] = token;
+            pendingLast = false;
+            return;
+        }
         if (numTokens == tokens.length) tokens = Arrays.copyOf(tokens, tokens.length * 2);
         tokens[numTokens++] = token;
+    }
+
+    /**
+     * Holds the place of a token the device is still sampling, so that the next step can be
+     * scheduled (its id taken on the device) before {@link #appendToken} writes it.
+     */
+    void appendPending() {
+        appendToken(PENDING_TOKEN);
+        pendingLast = true;
+    }
+
+    boolean hasPendingToken() {
+        return pendingLast;
+    }
+
+    /** Gives up a held place (the request ends before its token is read). */
+    void dropPendingToken() {
+        if (pendingLast) {
+            numTokens--;
+            pendingLast = false;
+        }
     }
 
     void advanceComputed(int count) {

@@ -14,19 +14,32 @@ import java.util.Arrays;
  * @param blockTables    per sequence, the cache blocks holding its context in order
  * @param blockSize      token slots per block
  * @param logitRows      the tokens (indices into the T) whose logits the caller wants, in order
+ * @param sampledTokenRows null, or per token the row of the last {@link dev.jvllm.spi.Backend#argmaxRowsAsync}
+ *                       result its id is taken from on the device (-1: its id is in tokenIds): the
+ *                       tokens of a step launched before the step ahead was read back (async scheduling)
  */
 public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
-                           int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows) {
+                           int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
+                           int[] sampledTokenRows) {
 
     public ForwardBatch {
         int t = tokenIds.length;
         if (positions.length != t || slotMapping.length != t) {
             throw new IllegalArgumentException("token ids, positions and slot mapping differ in length");
         }
+        if (sampledTokenRows != null && sampledTokenRows.length != t) {
+            throw new IllegalArgumentException("sampled token rows and token ids differ in length");
+        }
         int s = contextLengths.length;
         if (queryStarts.length != s + 1 || blockTables.length != s || queryStarts[s] != t || queryStarts[0] != 0) {
             throw new IllegalArgumentException("sequence offsets do not cover the " + t + " tokens");
         }
+    }
+
+    /** A batch whose token ids are all known on the host. */
+    public ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
+                        int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows) {
+        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows, null);
     }
 
     public int numTokens() {

@@ -21,7 +21,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -67,12 +69,18 @@ public final class LLMEngine implements AutoCloseable {
     private long forwardNanos;
     private long resultNanos;
     private boolean closed;
+    /** Async scheduling on a backend that takes sampled tokens on the device. */
+    private final boolean feedsSampledTokens;
+    /** The step queued ahead of the last one read (async scheduling), or null. */
+    private Launched inFlight;
+    private long stepsLaunchedAhead;
 
     public LLMEngine(CausalLM model, Backend backend, TextCodec codec, List<Integer> eosTokenIds,
                      int maxModelLen, EngineConfig config) {
         this.model = model;
         this.backend = backend;
         this.capturedDecode = new CapturedDecode(backend, config);
+        this.feedsSampledTokens = config.asyncScheduling() && backend.feedsSampledTokens();
         this.codec = codec;
         this.eosTokenIdList = List.copyOf(eosTokenIds);
         this.eosTokenIds = this.eosTokenIdList.stream().mapToInt(Integer::intValue).toArray();
@@ -239,17 +247,87 @@ public final class LLMEngine implements AutoCloseable {
         return scheduler.hasUnfinished();
     }
 
-    /** Runs one step; returns the requests that made progress (finished ones for the last time). */
+    /**
+     * A step whose forward pass is queued and whose tokens are not yet accepted: per scheduled
+     * request, where its tokens started and whether it samples one (as when launched), its logits
+     * and their argmax or their copy on the heap.
+     */
+    private static final class Launched {
+        final List<Scheduler.Scheduled> scheduled;
+        final int[] starts;
+        final boolean[] samples;
+        final int vocab;
+        Backend.SampledRows argmax;
+        float[] flat;
+        /** Whether its tokens were already marked computed, when the next step was launched ahead of it. */
+        boolean computedMarked;
+
+        Launched(List<Scheduler.Scheduled> scheduled, int[] starts, boolean[] samples, int vocab) {
+            this.scheduled = scheduled;
+            this.starts = starts;
+            this.samples = samples;
+            this.vocab = vocab;
+        }
+
+        boolean allFinished() {
+            for (Scheduler.Scheduled s : scheduled) {
+                if (!s.request().finished()) return false;
+            }
+            return true;
+        }
+    }
+
+    /**
+     * Runs one step; returns the requests that made progress (finished ones for the last time).
+     * With async scheduling a step's forward pass may already be queued from the call before, and
+     * the next one is queued before this one's tokens are read back where that is possible
+     * ({@link #mayLaunchAhead}).
+     */
     public List<RequestOutput> step() {
         long stepStart = System.nanoTime();
-        List<Scheduler.Scheduled> scheduled = scheduler.schedule();
-        if (scheduled.isEmpty()) {
-            if (scheduler.hasUnfinished()) {
-                throw new IllegalStateException("scheduler made no progress with requests pending: " + metrics());
+        try {
+            if (inFlight != null && inFlight.allFinished()) {
+                // Every request it ran finished or was aborted while it ran: nothing to report.
+                Launched discarded = inFlight;
+                inFlight = null;
+                complete(discarded);
             }
-            return List.of();
+            Launched current = inFlight;
+            inFlight = null;
+            if (current == null) {
+                List<Scheduler.Scheduled> scheduled = scheduler.schedule();
+                if (scheduled.isEmpty()) {
+                    if (scheduler.hasUnfinished()) {
+                        throw new IllegalStateException("scheduler made no progress with requests pending: " + metrics());
+                    }
+                    return List.of();
+                }
+                current = launch(scheduled, null);
+            }
+            if (mayLaunchAhead(current)) inFlight = launchAhead(current);
+            return complete(current);
+        } finally {
+            stepNanos += System.nanoTime() - stepStart;
         }
-        ForwardBatch batch = buildBatch(scheduled);
+    }
+
+    /** Queues the forward pass of {@code scheduled} and its sampling; {@code ahead}: the step it follows before that one is read. */
+    private Launched launch(List<Scheduler.Scheduled> scheduled, Launched ahead) {
+        int n = scheduled.size();
+        int[] starts = new int[n];
+        boolean[] samples = new boolean[n];
+        boolean argmaxOnly = true;
+        for (int i = 0; i < n; i++) {
+            Scheduler.Scheduled s = scheduled.get(i);
+            EngineRequest r = s.request();
+            starts[i] = r.numComputedTokens();
+            samples[i] = starts[i] + s.numTokens() == r.numTokens();
+            // Plain greedy rows need only the argmax, found where the logits are; anything else copies them back.
+            if (promptLogprobRows(r, starts[i], s.numTokens()) > 0 || samples[i] && !sampler.choosesArgmax(r.sampling)) {
+                argmaxOnly = false;
+            }
+        }
+        ForwardBatch batch = buildBatch(scheduled, ahead);
         Tensor logits;
         long forwardStart = System.nanoTime();
         try {
@@ -258,45 +336,103 @@ public final class LLMEngine implements AutoCloseable {
             abortAll();
             throw new JvllmException("forward pass failed; all requests were aborted: " + e.getMessage(), e);
         }
-        // Plain greedy rows need only the argmax, found where the logits are; anything else copies them back.
-        boolean argmaxOnly = true;
-        for (Scheduler.Scheduled s : scheduled) {
-            EngineRequest r = s.request();
-            boolean samples = r.numComputedTokens() + s.numTokens() == r.numTokens();
-            if (promptLogprobRows(r, r.numComputedTokens(), s.numTokens()) > 0
-                    || samples && !sampler.choosesArgmax(r.sampling)) {
-                argmaxOnly = false;
-                break;
-            }
-        }
         long resultStart = System.nanoTime();
         forwardNanos += resultStart - forwardStart;
-        int[] argmax = argmaxOnly ? backend.argmaxRows(logits) : null;
-        float[] flat = argmaxOnly ? null : backend.toFloatArray(logits);
+        Launched launched = new Launched(scheduled, starts, samples, logits.cols());
+        if (!argmaxOnly) {
+            launched.flat = backend.toFloatArray(logits);
+        } else if (feedsSampledTokens) {
+            launched.argmax = backend.argmaxRowsAsync(logits);
+        } else {
+            int[] rows = backend.argmaxRows(logits);
+            launched.argmax = new Backend.SampledRows() {
+                @Override
+                public int[] await() {
+                    return rows;
+                }
+
+                @Override
+                public boolean feedable() {
+                    return false;
+                }
+            };
+        }
         resultNanos += System.nanoTime() - resultStart;
-        int vocab = logits.cols();
+        return launched;
+    }
+
+    /**
+     * Whether the step after {@code current} can be scheduled and queued before current's tokens
+     * are known: async scheduling on, current's tokens all greedy and left on the device, every
+     * running request in current and sampling a token that cannot end it by length, none waiting
+     * (so the next step is exactly one more token for each), and free blocks for those tokens (so
+     * that scheduling it preempts nothing).
+     */
+    private boolean mayLaunchAhead(Launched current) {
+        if (!feedsSampledTokens || current.argmax == null || !current.argmax.feedable()) return false;
+        if (scheduler.numWaiting() > 0 || scheduler.numRunning() != current.scheduled.size()) return false;
+        int newBlocks = 0;
+        for (int i = 0; i < current.scheduled.size(); i++) {
+            EngineRequest r = current.scheduled.get(i).request();
+            if (!current.samples[i] || r.finished() || !r.running) return false;
+            SamplingParams p = r.sampling.params();
+            if (r.numOutputTokens() + 1 >= p.maxTokens().orElse(Integer.MAX_VALUE) || r.numTokens() + 1 >= maxModelLen) {
+                return false;
+            }
+            // The next step computes position numTokens(), the token being sampled now.
+            if (r.numTokens() / kv.blockSize() >= r.blockTable().size()) newBlocks++;
+        }
+        return newBlocks <= kv.freeBlocks();
+    }
+
+    /**
+     * Marks current's tokens computed, holds the place of each request's token being sampled, and
+     * queues the next step, whose token ids for those places come from current's argmax on the device.
+     */
+    private Launched launchAhead(Launched current) {
+        for (int i = 0; i < current.scheduled.size(); i++) {
+            Scheduler.Scheduled s = current.scheduled.get(i);
+            markComputed(s.request(), current.starts[i], s.numTokens());
+            s.request().appendPending();
+        }
+        current.computedMarked = true;
+        List<Scheduler.Scheduled> next = scheduler.schedule();
+        if (next.isEmpty()) return null;
+        stepsLaunchedAhead++;
+        return launch(next, current);
+    }
+
+    /** Reads a launched step's tokens and accepts them; returns the requests that made progress. */
+    private List<RequestOutput> complete(Launched launched) {
+        long resultStart = System.nanoTime();
+        int[] argmax = launched.argmax == null ? null : launched.argmax.await();
+        resultNanos += System.nanoTime() - resultStart;
         steps++;
 
         List<RequestGroup> touched = new ArrayList<>();
         int row = 0;
-        for (Scheduler.Scheduled s : scheduled) {
+        for (int i = 0; i < launched.scheduled.size(); i++) {
+            Scheduler.Scheduled s = launched.scheduled.get(i);
             EngineRequest r = s.request();
-            int start = r.numComputedTokens();
+            int start = launched.starts[i];
             int promptRows = promptLogprobRows(r, start, s.numTokens());
+            if (r.finished()) {
+                // Stopped or aborted while this step ran (async scheduling): its rows are dropped.
+                row += promptRows + (launched.samples[i] ? 1 : 0);
+                continue;
+            }
             if (promptRows > 0) {
-                recordPromptLogprobs(r, start, flat, row, promptRows, vocab);
+                recordPromptLogprobs(r, start, launched.flat, row, promptRows, launched.vocab);
                 row += promptRows;
             }
-            r.advanceComputed(s.numTokens());
-            promptTokensComputed += Math.max(0, Math.min(r.promptLength(), start + s.numTokens()) - Math.min(r.promptLength(), start));
-            kv.cacheFullBlocks(r);
-            if (r.numComputedTokens() == r.numTokens()) {
+            if (!launched.computedMarked) markComputed(r, start, s.numTokens());
+            if (launched.samples[i]) {
                 SampledToken token;
                 if (argmax != null) {
                     token = sampler.acceptArgmax(r.sampling, argmax[row]);
                 } else {
-                    float[] rowLogits = new float[vocab];
-                    System.arraycopy(flat, row * vocab, rowLogits, 0, vocab);
+                    float[] rowLogits = new float[launched.vocab];
+                    System.arraycopy(launched.flat, row * launched.vocab, rowLogits, 0, launched.vocab);
                     token = sampler.sample(r.sampling, rowLogits);
                 }
                 row++;
@@ -312,8 +448,14 @@ public final class LLMEngine implements AutoCloseable {
             outputs.add(g.toOutput());
             if (g.finished()) groups.remove(g.requestId());
         }
-        stepNanos += System.nanoTime() - stepStart;
         return outputs;
+    }
+
+    /** After a step computed {@code count} tokens of {@code r} from {@code start}: counts them and caches newly full blocks. */
+    private void markComputed(EngineRequest r, int start, int count) {
+        r.advanceComputed(count);
+        promptTokensComputed += Math.max(0, Math.min(r.promptLength(), start + count) - Math.min(r.promptLength(), start));
+        kv.cacheFullBlocks(r);
     }
 
     private int promptLogprobRows(EngineRequest r, int start, int count) {
@@ -374,13 +516,20 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     private void finish(EngineRequest r, FinishReason reason, Object stopReason) {
+        r.dropPendingToken();
         r.finishReason = reason;
         r.stopReason = stopReason;
         scheduler.remove(r);
     }
 
-    /** The step's tokens end to end; block tables are the sequences' own arrays (see {@link BlockTable#toArray}). */
-    private ForwardBatch buildBatch(List<Scheduler.Scheduled> scheduled) {
+    /**
+     * The step's tokens end to end; block tables are the sequences' own arrays (see {@link
+     * BlockTable#toArray}). With async scheduling every batch carries sampled-token rows (so that
+     * a decode shape records the same work whether or not it follows a step not yet read): a
+     * token whose place is held ({@link EngineRequest#appendPending}) takes its id from its
+     * request's row of {@code ahead}'s argmax.
+     */
+    private ForwardBatch buildBatch(List<Scheduler.Scheduled> scheduled, Launched ahead) {
         int n = scheduled.size();
         int total = 0, logitCount = 0;
         for (Scheduler.Scheduled s : scheduled) {
@@ -391,6 +540,13 @@ public final class LLMEngine implements AutoCloseable {
         }
         int[] ids = new int[total], positions = new int[total], slots = new int[total];
         int[] starts = new int[n + 1], contexts = new int[n], logitRows = new int[logitCount];
+        int[] sampledRows = feedsSampledTokens ? new int[total] : null;
+        if (sampledRows != null) Arrays.fill(sampledRows, -1);
+        Map<EngineRequest, Integer> aheadRows = new IdentityHashMap<>();
+        if (ahead != null) {
+            // Every request of a step launched ahead of samples one token, in order, with no prompt logprob rows.
+            for (int i = 0; i < ahead.scheduled.size(); i++) aheadRows.put(ahead.scheduled.get(i).request(), i);
+        }
         int[][] tables = new int[n][];
         int blockSize = kv.blockSize();
         int t = 0, logit = 0;
@@ -406,13 +562,25 @@ public final class LLMEngine implements AutoCloseable {
                 ids[t] = r.token(pos);
                 positions[t] = pos;
                 slots[t] = r.slot(pos, blockSize);
+                if (pos == r.numTokens() - 1 && r.hasPendingToken()) {
+                    Integer row = aheadRows.get(r);
+                    if (row == null || sampledRows == null) {
+                        throw new IllegalStateException(r + " has a token still being sampled outside the step ahead");
+                    }
+                    sampledRows[t] = row;
+                }
             }
             contexts[i] = start + count;
             tables[i] = r.blockTable().toArray();
             if (start + count == r.numTokens()) logitRows[logit++] = t - 1;
         }
         starts[n] = t;
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows);
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows);
+    }
+
+    /** Steps queued before the step ahead of them was read back (async scheduling). */
+    long stepsLaunchedAhead() {
+        return stepsLaunchedAhead;
     }
 
     /** Aborts every request. */
@@ -446,6 +614,8 @@ public final class LLMEngine implements AutoCloseable {
         if (closed) return;
         closed = true;
         abortAll();
+        if (inFlight != null && inFlight.argmax != null) inFlight.argmax.await();
+        inFlight = null;
         kvCache.close();
     }
 }

@@ -96,6 +96,66 @@ public interface Backend extends AutoCloseable {
         return best;
     }
 
+    /** The argmax of a tensor's rows, as {@link #argmaxRowsAsync} queued it. */
+    interface SampledRows {
+        /** The rows' argmax, once the device has computed them (waiting for it if need be). */
+        int[] await();
+
+        /**
+         * Whether {@link #tokenIds} can take a following step's token ids from these rows on the
+         * device, until the next {@link #argmaxRowsAsync}.
+         */
+        boolean feedable();
+    }
+
+    /**
+     * {@link #argmaxRows}, queued behind the work already queued: the host reads the result with
+     * {@link SampledRows#await} and may queue more work first, such as the next decode step, whose
+     * token ids {@link #tokenIds} then takes from these rows where the device holds them. The
+     * default computes the rows at once, not feedable.
+     */
+    default SampledRows argmaxRowsAsync(Tensor t) {
+        int[] rows = argmaxRows(t);
+        return new SampledRows() {
+            @Override
+            public int[] await() {
+                return rows;
+            }
+
+            @Override
+            public boolean feedable() {
+                return false;
+            }
+        };
+    }
+
+    /**
+     * Whether {@link #argmaxRowsAsync} can leave its rows on the device for {@link #tokenIds}, so
+     * that the engine may queue a decode step before reading the step ahead of it (async scheduling).
+     */
+    default boolean feedsSampledTokens() {
+        return false;
+    }
+
+    /**
+     * A batch's token ids as a 1 × T index tensor for the embedding lookup: {@link
+     * ForwardBatch#tokenIds}, except that a token with a {@link ForwardBatch#sampledTokenRows} row
+     * of 0 or more takes its id from that row of the last {@link #argmaxRowsAsync} result, which
+     * must be {@linkplain SampledRows#feedable feedable}. A batch with sampled rows, even none at 0
+     * or more, launches the same work whichever rows it takes, so that one recording serves them all.
+     */
+    default Tensor tokenIds(ForwardBatch batch) {
+        int[] rows = batch.sampledTokenRows();
+        if (rows != null) {
+            for (int row : rows) {
+                if (row >= 0) {
+                    throw new UnsupportedOperationException(getClass().getSimpleName() + " does not feed sampled tokens");
+                }
+            }
+        }
+        return indices(batch.tokenIds());
+    }
+
     // ---- kernels ----------------------------------------------------------------------------
 
     /**

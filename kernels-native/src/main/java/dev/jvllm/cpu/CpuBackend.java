@@ -28,6 +28,9 @@ import java.util.List;
  */
 public final class CpuBackend implements Backend {
 
+    /** The rows of the last {@link #argmaxRowsAsync}, which {@link #tokenIds} feeds from. */
+    private int[] lastSampled;
+
     private static final int ELEMENTWISE_GRAIN = 1 << 15;
 
     private final WorkerPool pool;
@@ -153,6 +156,49 @@ public final class CpuBackend implements Backend {
             best[r] = loops.argmax(t.floats(), t.arrayIndex(r), t.cols());
         }
         return best;
+    }
+
+    /**
+     * The CPU computes a step before its forward pass returns, so a queued argmax is done at once;
+     * it is kept for {@link #tokenIds}, which lets the engine's async scheduling run the same way
+     * here as on a GPU (with nothing to overlap).
+     */
+    @Override
+    public SampledRows argmaxRowsAsync(Tensor tensor) {
+        int[] rows = argmaxRows(tensor);
+        lastSampled = rows;
+        return new SampledRows() {
+            @Override
+            public int[] await() {
+                return rows;
+            }
+
+            @Override
+            public boolean feedable() {
+                return lastSampled == rows;
+            }
+        };
+    }
+
+    @Override
+    public boolean feedsSampledTokens() {
+        return true;
+    }
+
+    @Override
+    public Tensor tokenIds(ForwardBatch batch) {
+        int[] rows = batch.sampledTokenRows();
+        if (rows == null) return indices(batch.tokenIds());
+        int[] ids = batch.tokenIds().clone();
+        for (int t = 0; t < ids.length; t++) {
+            if (rows[t] < 0) continue;
+            if (lastSampled == null || rows[t] >= lastSampled.length) {
+                throw new JvllmException("token " + t + " takes sampled row " + rows[t] + " but the last argmax has "
+                        + (lastSampled == null ? 0 : lastSampled.length) + " rows");
+            }
+            ids[t] = lastSampled[rows[t]];
+        }
+        return CpuTensor.ofSegment(MemorySegment.ofArray(ids), DType.I32, 1, ids.length, "indices");
     }
 
     @Override

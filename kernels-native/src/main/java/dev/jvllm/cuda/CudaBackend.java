@@ -642,27 +642,140 @@ public final class CudaBackend implements Backend {
         int rows = t.rows();
         if (rows == 0) return new int[0];
         context.makeCurrent();
-        int slices = argmaxSlices(rows, t.cols());
-        // One buffer: the rows' columns, then with several slices each slice's best value and column.
         long resultBytes = (long) rows * Integer.BYTES;
-        long candidates = slices == 1 ? 0 : (long) rows * slices;
-        DeviceBuffer buffer = memory.allocate(resultBytes + candidates * (Float.BYTES + Integer.BYTES),
-                DeviceMemory.Kind.STREAM_ORDERED);
+        DeviceBuffer result = memory.allocate(resultBytes, DeviceMemory.Kind.STREAM_ORDERED);
         try (Arena arena = Arena.ofConfined()) {
-            long result = buffer.address();
-            long bestValues = slices == 1 ? 0 : result + resultBytes;
-            long bestColumns = slices == 1 ? 0 : bestValues + candidates * Float.BYTES;
+            queueArgmax(t, result.address());
+            MemorySegment host = arena.allocate(resultBytes, 16);
+            context.driver.copyToHost(host, result.address(), resultBytes, context.stream);
+            drain();
+            return host.toArray(JAVA_INT);
+        } finally {
+            memory.free(result);
+        }
+    }
+
+    /** Queues argmax_rows (and argmax_combine over its slices) of {@code t}'s rows into {@code result} (ints). */
+    private void queueArgmax(CudaTensor t, long result) {
+        int rows = t.rows();
+        int slices = argmaxSlices(rows, t.cols());
+        long candidates = slices == 1 ? 0 : (long) rows * slices;
+        DeviceBuffer best = slices == 1 ? null
+                : memory.allocate(candidates * (Float.BYTES + Integer.BYTES), DeviceMemory.Kind.STREAM_ORDERED);
+        try {
+            long bestValues = best == null ? 0 : best.address();
+            long bestColumns = best == null ? 0 : bestValues + candidates * Float.BYTES;
             kernels.launchGrid(Kernel.ARGMAX_ROWS, rows, slices, rowThreads(Math.min(t.cols(), 1024)),
                     t, t.cols(), slices, bestValues, bestColumns, result);
             if (slices > 1) {
                 kernels.launch(Kernel.ARGMAX_COMBINE, rows, 32, bestValues, bestColumns, slices, result);
             }
-            MemorySegment host = arena.allocate(resultBytes, 16);
-            context.driver.copyToHost(host, result, resultBytes, context.stream);
-            drain();
-            return host.toArray(JAVA_INT);
         } finally {
-            memory.free(buffer);
+            if (best != null) memory.free(best);
+        }
+    }
+
+    /**
+     * The rows' argmax into the kept device buffer {@link #tokenIds} feeds from, and its copy to
+     * one of two page-locked slots (with the kernels' error record) behind an event: the host
+     * reads it when it awaits, and may queue the next step first. Steps of more rows than the
+     * buffer holds are read at once, not feedable.
+     */
+    @Override
+    public SampledRows argmaxRowsAsync(Tensor tensor) {
+        CudaTensor t = cuda(tensor, "argmaxRowsAsync", "tensor");
+        requireActivation("argmaxRowsAsync", "tensor", t);
+        requireNotRecording("reads an argmax back");
+        int rows = t.rows();
+        if (rows == 0 || rows > SAMPLED_ROWS) return Backend.super.argmaxRowsAsync(tensor);
+        context.makeCurrent();
+        SampledSlot slot = sampledSlots()[nextSampledSlot];
+        nextSampledSlot ^= 1;
+        slot.reuse();  // its last result was read before the step after it was queued; this waits only if not
+        queueArgmax(t, sampledTokens.address());
+        context.driver.copyToHost(slot.host, sampledTokens.address(), (long) rows * Integer.BYTES, context.stream);
+        errors.queueCopy(slot.errors);
+        context.driver.record(slot.done, context.stream);
+        SampledRows result = slot.start(rows);
+        lastSampled = result;
+        return result;
+    }
+
+    @Override
+    public boolean feedsSampledTokens() {
+        return true;
+    }
+
+    @Override
+    public Tensor tokenIds(ForwardBatch batch) {
+        Tensor ids = indices(batch.tokenIds());
+        int[] rows = batch.sampledTokenRows();
+        if (rows == null) return ids;
+        sampledSlots();
+        int n = rows.length;
+        kernels.launch(Kernel.TAKE_SAMPLED_TOKENS, (n + ELEMENTWISE_THREADS - 1) / ELEMENTWISE_THREADS,
+                ELEMENTWISE_THREADS, ids, indices(rows), sampledTokens.address(), SAMPLED_ROWS, n);
+        return ids;
+    }
+
+    /** Rows of an argmaxRowsAsync the device keeps for tokenIds: a step's sequences. */
+    private static final int SAMPLED_ROWS = 8192;
+    /** The last argmaxRowsAsync's rows on the device, at an address graphs keep; made on first use. */
+    private DeviceBuffer sampledTokens;
+    private SampledSlot[] sampledSlots;
+    private int nextSampledSlot;
+    private SampledRows lastSampled;
+
+    private SampledSlot[] sampledSlots() {
+        if (sampledSlots == null) {
+            context.makeCurrent();
+            sampledTokens = memory.allocate((long) SAMPLED_ROWS * Integer.BYTES, DeviceMemory.Kind.PERSISTENT);
+            context.driver.fill(sampledTokens.address(), (byte) 0, sampledTokens.bytes(), context.stream);
+            sampledSlots = new SampledSlot[]{new SampledSlot(), new SampledSlot()};
+        }
+        return sampledSlots;
+    }
+
+    /** A page-locked landing place for one argmaxRowsAsync's rows and error record, and the event behind its copy. */
+    private final class SampledSlot {
+        final MemorySegment host = context.driver.allocateHost((long) SAMPLED_ROWS * Integer.BYTES);
+        final MemorySegment errors = context.driver.allocateHost(CudaBackend.this.errors.bytes());
+        final MemorySegment done = context.driver.createEvent();
+        private long generation;
+        private boolean unread;
+
+        void reuse() {
+            if (unread) context.driver.waitFor(done);
+            unread = false;
+        }
+
+        void release() {
+            context.driver.freeHost(host);
+            context.driver.freeHost(errors);
+            context.driver.destroyEvent(done);
+        }
+
+        SampledRows start(int rows) {
+            long mine = ++generation;
+            unread = true;
+            return new SampledRows() {
+                @Override
+                public int[] await() {
+                    if (generation != mine) {
+                        throw new IllegalStateException("an argmax read back after two later ones: its rows were overwritten");
+                    }
+                    context.makeCurrent();
+                    context.driver.waitFor(done);
+                    unread = false;
+                    CudaBackend.this.errors.check(errors);
+                    return host.asSlice(0, (long) rows * Integer.BYTES).toArray(JAVA_INT);
+                }
+
+                @Override
+                public boolean feedable() {
+                    return lastSampled == this;
+                }
+            };
         }
     }
 
@@ -1437,6 +1550,9 @@ public final class CudaBackend implements Backend {
             alibiSlopes.clear();
             memory.close();
             context.driver.freeHost(staging);
+            if (sampledSlots != null) {
+                for (SampledSlot slot : sampledSlots) slot.release();
+            }
         } finally {
             hostArena.close();
             context.close();

@@ -36,19 +36,34 @@ final class DeviceErrors {
         context.makeCurrent();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(buffer.bytes(), 16);
-            context.driver.copyToHost(host, buffer.address(), buffer.bytes(), context.stream);
+            queueCopy(host);
             context.driver.synchronize(context.stream);
-            int kind = host.getAtIndex(JAVA_INT, 0);
-            if (kind == 0) return;
-            context.driver.fill(buffer.address(), (byte) 0, buffer.bytes(), context.stream);
-            int value = host.getAtIndex(JAVA_INT, 1), at = host.getAtIndex(JAVA_INT, 2), limit = host.getAtIndex(JAVA_INT, 3);
-            throw switch (kind) {
-                case ROW_INDEX -> new IndexOutOfBoundsException("embedding/gatherRows: index " + value + " at " + at
-                        + " is outside the " + limit + " rows of the table");
-                case POSITION -> new IndexOutOfBoundsException("rotary: position " + value + " of token " + at
-                        + " is outside the " + limit + " rows of the cos/sin table");
-                default -> new JvllmException("a CUDA kernel reported error " + kind);
-            };
+            check(host);
         }
+    }
+
+    /** Bytes {@link #queueCopy} writes. */
+    long bytes() {
+        return buffer.bytes();
+    }
+
+    /** Queues a copy of the recorded error into {@code host} (page-locked, {@link #bytes} long), for {@link #check}. */
+    void queueCopy(MemorySegment host) {
+        context.driver.copyToHost(host, buffer.address(), buffer.bytes(), context.stream);
+    }
+
+    /** Throws the error a finished {@link #queueCopy} found, if any, and clears it on the device. */
+    void check(MemorySegment host) {
+        int kind = host.getAtIndex(JAVA_INT, 0);
+        if (kind == 0) return;
+        context.driver.fill(buffer.address(), (byte) 0, buffer.bytes(), context.stream);
+        int value = host.getAtIndex(JAVA_INT, 1), at = host.getAtIndex(JAVA_INT, 2), limit = host.getAtIndex(JAVA_INT, 3);
+        throw switch (kind) {
+            case ROW_INDEX -> new IndexOutOfBoundsException("embedding/gatherRows: index " + value + " at " + at
+                    + " is outside the " + limit + " rows of the table");
+            case POSITION -> new IndexOutOfBoundsException("rotary: position " + value + " of token " + at
+                    + " is outside the " + limit + " rows of the cos/sin table");
+            default -> new JvllmException("a CUDA kernel reported error " + kind);
+        };
     }
 }

@@ -25,6 +25,7 @@ enum Kernel {
     HEADWISE_LINEAR("gather", "headwise_linear"),
     ARGMAX_ROWS("gather", "argmax_rows"),
     ARGMAX_COMBINE("gather", "argmax_combine"),
+    TAKE_SAMPLED_TOKENS("gather", "take_sampled_tokens"),
     ROTARY("rotary", "rotary"),
     ROTARY_PAIR("rotary", "rotary_pair"),
     WRITE_KV_CACHE("attention", "write_kv_cache"),

@@ -132,3 +132,11 @@ extern "C" __global__ void argmax_combine(const float* sliceBest, const int* sli
     }
     if (threadIdx.x == 0) out[blockIdx.x] = index == ARGMAX_NONE ? 0 : index;
 }
+
+// ids[t] = sampled[rows[t]] where 0 <= rows[t] < capacity: a decode step's token ids taken from the
+// argmax of the step before it while that is still on the device (the engine's async scheduling).
+extern "C" __global__ void take_sampled_tokens(int* ids, const int* rows, const int* sampled, int capacity, int n) {
+    JV_DEPENDENT_PROLOGUE();
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < n && rows[t] >= 0 && rows[t] < capacity) ids[t] = sampled[rows[t]];
+}

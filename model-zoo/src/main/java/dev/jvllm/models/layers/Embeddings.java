@@ -24,7 +24,7 @@ public record Embeddings(Tensor tokens, Linear projectIn, Tensor positions, int 
     public void forward(Backend backend, ForwardBatch batch, Scratch scratch, Tensor out) {
         int count = batch.numTokens();
         Tensor x = norm == null ? out : scratch.get("embed.unnormed", count, out.cols());
-        Tensor ids = backend.indices(batch.tokenIds());
+        Tensor ids = backend.tokenIds(batch);
         if (projectIn == null) {
             backend.embedding(tokens, ids, x);
         } else {

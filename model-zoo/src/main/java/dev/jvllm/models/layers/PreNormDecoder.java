@@ -179,7 +179,7 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
     private Tensor decode(ForwardBatch batch, KvCache cache) {
         Tensor positions = rotary == null ? backend.indices(batch.positions()) : rotary.tableRows(backend, batch);
         Tensor x = scratch.get("residual", batch.numTokens(), hidden);
-        backend.embedding(embedTokens, backend.indices(batch.tokenIds()), x);
+        backend.embedding(embedTokens, backend.tokenIds(batch), x);
         if (options.embeddingScale() != 1f) {
             backend.scale(x, options.embeddingScale(), x);
         }
