@@ -29,7 +29,7 @@ public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryByt
     public static final long DEFAULT_CPU_KV_CACHE_BYTES = 1L << 30;
 
     public static EngineConfig defaults() {
-        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, false);
+        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, true);
     }
 
     /** The settings without async scheduling, as before it existed. */

@@ -6,7 +6,8 @@ import java.util.Arrays;
  * One forward pass over a flattened mixed batch: the new tokens of every scheduled sequence
  * (prefill chunks and single decode tokens alike) laid end to end.
  *
- * @param tokenIds       the T new tokens
+ * @param tokenIds       the T new tokens; -1 where sampledTokenRows gives a row (models read them
+ *                       through {@link dev.jvllm.spi.Backend#tokenIds}, which fills those in)
  * @param positions      each token's position in its sequence
  * @param slotMapping    the KV-cache slot each token's key and value are written to
  * @param queryStarts    S + 1 offsets: sequence s owns tokens [queryStarts[s], queryStarts[s+1])

@@ -172,7 +172,7 @@ public final class BertModel implements PoolingModel {
         int tokens = batch.numTokens();
         Tensor x = scratch.get("hidden", tokens, hidden);
         Tensor sum = scratch.get("embedded", tokens, hidden);
-        backend.embedding(wordEmbeddings, backend.indices(batch.tokenIds()), x);
+        backend.embedding(wordEmbeddings, backend.tokenIds(batch), x);
         backend.embedding(positionAndType, backend.indices(batch.positions()), sum);
         backend.add(x, sum, sum);
         embeddingNorm.apply(backend, sum, x);
