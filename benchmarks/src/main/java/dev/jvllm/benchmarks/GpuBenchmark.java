@@ -1,5 +1,7 @@
 package dev.jvllm.benchmarks;
 
+import dev.jvllm.EngineConfig;
+
 import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
@@ -39,8 +41,8 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
  *          [--batch1-prompt N (the batch-1 prompt's length, default 512; ANCHORS.md's batch-1 row uses 128)]
- *          [--async-scheduling (the engine's async scheduling; also -Djvllm.benchmark.asyncScheduling=true,
- *          for A/B runs that differ only in JVM options)]
+ *          [--async-scheduling (the engine's async scheduling, on by default; -Djvllm.benchmark.asyncScheduling=false
+ *          or true sets it, for A/B runs that differ only in JVM options)]
  *          [--device cuda|cpu (cpu: a smoke run of the benchmark itself with a small --shape)]
  * </pre>
  */
@@ -65,7 +67,9 @@ public final class GpuBenchmark {
         boolean sparseWeights = false;
         boolean batchOne = true;
         int batchOnePrompt = 512;
-        boolean asyncScheduling = Boolean.getBoolean("jvllm.benchmark.asyncScheduling");
+        String asyncProperty = System.getProperty("jvllm.benchmark.asyncScheduling");
+        boolean asyncScheduling = asyncProperty == null ? EngineConfig.defaults().asyncScheduling()
+                : Boolean.parseBoolean(asyncProperty);
         String device = "cuda";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
