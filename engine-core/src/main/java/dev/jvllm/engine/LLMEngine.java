@@ -344,18 +344,7 @@ public final class LLMEngine implements AutoCloseable {
         } else if (feedsSampledTokens) {
             launched.argmax = backend.argmaxRowsAsync(logits);
         } else {
-            int[] rows = backend.argmaxRows(logits);
-            launched.argmax = new Backend.SampledRows() {
-                @Override
-                public int[] await() {
-                    return rows;
-                }
-
-                @Override
-                public boolean feedable() {
-                    return false;
-                }
-            };
+            launched.argmax = Backend.SampledRows.of(backend.argmaxRows(logits));
         }
         resultNanos += System.nanoTime() - resultStart;
         return launched;

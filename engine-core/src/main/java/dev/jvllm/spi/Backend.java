@@ -106,6 +106,26 @@ public interface Backend extends AutoCloseable {
          * device, until the next {@link #argmaxRowsAsync}.
          */
         boolean feedable();
+
+        /** Rows already on the host, not feedable. */
+        static SampledRows of(int[] rows) {
+            return of(rows, () -> false);
+        }
+
+        /** Rows already on the host, feedable while {@code feedable} says so. */
+        static SampledRows of(int[] rows, java.util.function.BooleanSupplier feedable) {
+            return new SampledRows() {
+                @Override
+                public int[] await() {
+                    return rows;
+                }
+
+                @Override
+                public boolean feedable() {
+                    return feedable.getAsBoolean();
+                }
+            };
+        }
     }
 
     /**
@@ -115,18 +135,7 @@ public interface Backend extends AutoCloseable {
      * default computes the rows at once, not feedable.
      */
     default SampledRows argmaxRowsAsync(Tensor t) {
-        int[] rows = argmaxRows(t);
-        return new SampledRows() {
-            @Override
-            public int[] await() {
-                return rows;
-            }
-
-            @Override
-            public boolean feedable() {
-                return false;
-            }
-        };
+        return SampledRows.of(argmaxRows(t));
     }
 
     /**

@@ -167,17 +167,7 @@ public final class CpuBackend implements Backend {
     public SampledRows argmaxRowsAsync(Tensor tensor) {
         int[] rows = argmaxRows(tensor);
         lastSampled = rows;
-        return new SampledRows() {
-            @Override
-            public int[] await() {
-                return rows;
-            }
-
-            @Override
-            public boolean feedable() {
-                return lastSampled == rows;
-            }
-        };
+        return SampledRows.of(rows, () -> lastSampled == rows);
     }
 
     @Override

@@ -728,6 +728,10 @@ public final class CudaBackend implements Backend {
 
     private SampledSlot[] sampledSlots() {
         if (sampledSlots == null) {
+            if (recording != null) {
+                // Its zeroing would be recorded and replayed with the graph: made by an eager pass first.
+                throw new GraphRecording.Abort("the sampled-token buffer is not made yet", GraphRecording.Abort.Remedy.RETRY);
+            }
             context.makeCurrent();
             sampledTokens = memory.allocate((long) SAMPLED_ROWS * Integer.BYTES, DeviceMemory.Kind.PERSISTENT);
             context.driver.fill(sampledTokens.address(), (byte) 0, sampledTokens.bytes(), context.stream);
