@@ -353,13 +353,13 @@ public final class LLMEngine implements AutoCloseable {
     /**
      * Whether the step after {@code current} can be scheduled and queued before current's tokens
      * are known: async scheduling on, current's tokens all greedy and left on the device, every
-     * running request in current and sampling a token that cannot end it by length, none waiting
-     * (so the next step is exactly one more token for each), and free blocks for those tokens (so
-     * that scheduling it preempts nothing).
+     * running request in current and sampling a token that cannot end it by length, and free
+     * blocks for those tokens (so that scheduling it preempts nothing). Waiting requests may join
+     * that step: their prompts are known, and admitting them never preempts.
      */
     private boolean mayLaunchAhead(Launched current) {
         if (!feedsSampledTokens || current.argmax == null || !current.argmax.feedable()) return false;
-        if (scheduler.numWaiting() > 0 || scheduler.numRunning() != current.scheduled.size()) return false;
+        if (scheduler.numRunning() != current.scheduled.size()) return false;
         int newBlocks = 0;
         for (int i = 0; i < current.scheduled.size(); i++) {
             EngineRequest r = current.scheduled.get(i).request();

@@ -46,6 +46,21 @@ class AsyncSchedulingTest {
         }
     }
 
+    @ParameterizedTest(name = "prefix caching {0}")
+    @ValueSource(booleans = {true, false})
+    void requestsWaitingForASeatJoinStepsQueuedAhead(boolean prefixCaching) {
+        // Two seats for seven requests: the waiting ones are admitted into steps queued ahead.
+        List<int[]> prompts = randomPrompts(17, 5, 40, 18, 33, 9, 27, 50);
+        SamplingParams params = greedy(14);
+        List<List<Integer>> alone = aloneOutputs("llama3-rope", 128, prompts, params);
+        try (LLM llm = builder("llama3-rope", 128).maxNumSeqs(2).enablePrefixCaching(prefixCaching)
+                .asyncScheduling(true).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
+            assertTrue(llm.engine().stepsLaunchedAhead() > 40, "steps launched ahead: " + llm.engine().stepsLaunchedAhead());
+            llm.engine().checkNoLeaks();
+        }
+    }
+
     @Test
     void aRequestThatStopsOnATokenEndsThereWhileTheOthersGoOn() {
         List<int[]> prompts = randomPrompts(12, 9, 26, 14);
