@@ -53,18 +53,19 @@ class CudaGraphsTest {
     }
 
     private static Run generate(String name, boolean enforceEager, List<int[]> prompts) {
-        return generate(name, enforceEager, false, prompts);
+        return generate(name, enforceEager, false, 256, prompts);
     }
 
     /** Prompt i generates 10 + 12 i tokens, so the batch shrinks as the run goes on. */
-    private static Run generate(String name, boolean enforceEager, boolean asyncScheduling, List<int[]> prompts) {
+    private static Run generate(String name, boolean enforceEager, boolean asyncScheduling, int maxNumSeqs,
+                                List<int[]> prompts) {
         Path dir = TinyLlamas.checkpoint(name);
         ModelConfig config = ModelConfig.load(dir);
         try (Checkpoint checkpoint = Checkpoint.open(dir);
              Backend backend = Backends.create("cuda", new BackendOptions(0, DType.F32))) {
             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
-            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 8L << 20, 256, 256, false, 0L, "cuda", 0, 0.9,
-                    enforceEager, asyncScheduling);
+            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 8L << 20, maxNumSeqs, 256, false, 0L, "cuda", 0,
+                    0.9, enforceEager, asyncScheduling);
             LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
             for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(10 + 12 * i));
             Map<String, List<Integer>> tokens = new TreeMap<>();
@@ -95,15 +96,24 @@ class CudaGraphsTest {
     @ValueSource(strings = {"llama-gqa", "llama3-rope", "falcon-alibi"})
     void asyncSchedulingGivesTheTokensOfStepsReadOneByOne(String name) {
         List<int[]> prompts = randomPrompts(9, 3, 40, 17, 9, 60, 1, 25);
-        Run plain = generate(name, false, false, prompts);
-        Run async = generate(name, false, true, prompts);
-        Run asyncEager = generate(name, true, true, prompts);
+        Run plain = generate(name, false, false, 256, prompts);
+        Run async = generate(name, false, true, 256, prompts);
+        Run asyncEager = generate(name, true, true, 256, prompts);
         assertEquals(plain.tokens(), async.tokens());
         assertEquals(plain.tokens(), asyncEager.tokens());
         assertTrue(async.launchedAhead() > 50, "most decode steps were queued ahead: " + async.launchedAhead());
         assertTrue(asyncEager.launchedAhead() > 50, "eager steps too: " + asyncEager.launchedAhead());
         assertTrue(async.launches() > 50, "with graphs replayed, two per shape: " + async.launches() + " launches of "
                 + async.graphs() + " graphs");
+    }
+
+    @Test
+    void requestsWaitingForASeatJoinStepsQueuedAheadWithTheSameTokens() {
+        List<int[]> prompts = randomPrompts(10, 3, 40, 17, 9, 60, 1, 25);
+        Run plain = generate("llama-gqa", false, false, 256, prompts);
+        Run async = generate("llama-gqa", false, true, 3, prompts);
+        assertEquals(plain.tokens(), async.tokens());
+        assertTrue(async.launchedAhead() > 100, "steps queued ahead with requests waiting: " + async.launchedAhead());
     }
 
     @Test
