@@ -188,14 +188,15 @@ class AsyncLLMEngineTest {
     @Test
     void rejectedRequestFailsAloneAndTheOthersFinish() throws Exception {
         List<int[]> prompts = randomPrompts(40, 12, 30);
-        List<List<Integer>> alone = aloneOutputs("llama-tied", 64, prompts, GREEDY);
-        try (AsyncLLMEngine engine = builder("llama-tied", 64).buildAsync()) {
-            // A request that runs for some 50 steps, so that its id is certainly still in use just after.
-            RequestStream held = engine.submit("held", new int[]{1, 5}, GREEDY.toBuilder().maxTokens(60).ignoreEos(true).build());
+        List<List<Integer>> alone = aloneOutputs("llama-tied", 256, prompts, GREEDY);
+        try (AsyncLLMEngine engine = builder("llama-tied", 256).buildAsync()) {
+            // A request that runs for 250 steps, so that its id is still in use just after (with 60
+            // steps, a busy 2-core machine once let the engine finish it before the next line ran).
+            RequestStream held = engine.submit("held", new int[]{1, 5}, GREEDY.toBuilder().maxTokens(250).ignoreEos(true).build());
             assertThrows(InvalidRequestException.class, () -> engine.submit("held", prompts.get(0), GREEDY),
                     "request id in use");
             RequestStream a = engine.submit("a", prompts.get(0), GREEDY);
-            RequestStream tooLong = engine.submit("too-long", randomPrompts(41, 70).getFirst(), GREEDY);
+            RequestStream tooLong = engine.submit("too-long", randomPrompts(41, 300).getFirst(), GREEDY);
             RequestStream outOfVocabulary = engine.submit("oov", new int[]{1, 600}, GREEDY);
             RequestStream b = engine.submit("b", prompts.get(1), GREEDY);
             for (RequestStream rejected : List.of(tooLong, outOfVocabulary)) {
@@ -204,7 +205,7 @@ class AsyncLLMEngineTest {
             }
             assertEquals(alone.get(0), a.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds());
             assertEquals(alone.get(1), b.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds());
-            assertEquals(60, held.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds().size());
+            assertEquals(250, held.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds().size());
             assertTrue(engine.isRunning());
             engine.checkNoLeaks();
         }
