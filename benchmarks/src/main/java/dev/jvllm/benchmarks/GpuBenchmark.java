@@ -41,6 +41,8 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
  *          [--batch1-prompt N (the batch-1 prompt's length, default 512; ANCHORS.md's batch-1 row uses 128)]
+ *          [--temperature T --top-p P (sampled decoding instead of greedy, e.g. 0.8 and 0.95: what a
+ *          sampled token costs where the logits are copied back to the host's sampler)]
  *          [--async-scheduling (the engine's async scheduling, on by default; -Djvllm.benchmark.asyncScheduling=false
  *          or true sets it, for A/B runs that differ only in JVM options)]
  *          [--device cuda|cpu (cpu: a smoke run of the benchmark itself with a small --shape)]
@@ -85,6 +87,8 @@ public final class GpuBenchmark {
                 case "--skip-batch1" -> batchOne = false;
                 case "--batch1-prompt" -> batchOnePrompt = Integer.parseInt(args[++i]);
                 case "--async-scheduling" -> asyncScheduling = true;
+                case "--temperature" -> sampling = sampling.toBuilder().temperature(Double.parseDouble(args[++i])).build();
+                case "--top-p" -> sampling = sampling.toBuilder().topP(Double.parseDouble(args[++i])).build();
                 case "--device" -> device = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -99,7 +103,7 @@ public final class GpuBenchmark {
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
                 .enablePrefixCaching(false).enforceEager(enforceEager).asyncScheduling(asyncScheduling).build()) {
             emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager,
-                    "async_scheduling", asyncScheduling);
+                    "async_scheduling", asyncScheduling, "temperature", sampling.temperature(), "top_p", sampling.topP());
             Random random = new Random(0);
             // Warm-up: the JIT, the kernel modules, cuBLAS's heuristics for every shape used below.
             generate(llm, prompts(random, shape.vocab(), 8, 512), 4);
@@ -184,7 +188,7 @@ public final class GpuBenchmark {
      */
     private static double steadyDecodeStep(LLM llm, List<Prompt> prompts, int steps) {
         LLMEngine engine = llm.engine();
-        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(steps + 32).ignoreEos(true).build();
+        SamplingParams params = sampling.toBuilder().maxTokens(steps + 32).build();
         List<String> ids = new ArrayList<>();
         for (Prompt prompt : prompts) {
             String id = "steady-" + steadyRequests++;
@@ -211,6 +215,8 @@ public final class GpuBenchmark {
     }
 
     private static long steadyRequests;
+    /** How every request samples (greedy unless --temperature / --top-p), EOS ignored; maxTokens set per use. */
+    private static SamplingParams sampling = SamplingParams.builder().temperature(0).ignoreEos(true).build();
 
     /** A comma-separated list of counts ("256,1000"); "none" or "" for none. */
     private static List<Integer> counts(String list) {
@@ -244,9 +250,9 @@ public final class GpuBenchmark {
         return prompts;
     }
 
-    /** Seconds to generate exactly {@code tokens} tokens (greedy, EOS ignored) for every prompt. */
+    /** Seconds to generate exactly {@code tokens} tokens (as {@link #sampling} says, EOS ignored) for every prompt. */
     private static double generate(LLM llm, List<Prompt> prompts, int tokens) {
-        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(tokens).ignoreEos(true).build();
+        SamplingParams params = sampling.toBuilder().maxTokens(tokens).build();
         long start = System.nanoTime();
         List<RequestOutput> outputs = llm.generatePrompts(prompts, params);
         double seconds = (System.nanoTime() - start) / 1e9;

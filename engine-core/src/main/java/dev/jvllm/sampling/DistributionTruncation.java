@@ -51,34 +51,90 @@ final class DistributionTruncation {
     /**
      * Keeps the smallest set of most likely tokens whose probability mass reaches {@code topP}
      * (Holtzman et al. 2020): a token survives when the mass of the tokens ranked above it is still
-     * below {@code topP}, which is vLLM's rule. Ties rank the lower id first. Pops tokens from a
-     * max-heap built in O(V), so the cost is O(V + kept · log V) rather than a sort.
+     * below {@code topP}, which is vLLM's rule. Ties rank the lower id first.
+     *
+     * <p>The last survivor's weight is found by a radix selection on the weights' bits (weights
+     * are non-negative, so their bits order as their values do): a histogram of count and mass per
+     * leading bits finds the bucket where the mass reaches the target, then the next bits within
+     * that bucket, three levels in all, each pass over fewer tokens. A heap popped token by token
+     * cost O(kept · log V): 6 ms a row for a 128k vocabulary whose nucleus held tens of thousands
+     * of tokens (20 ms for the near-flat rows of random weights); this is O(V).
      */
     static void applyTopP(float[] weights, double topP) {
         if (topP >= 1) {
             return;
         }
-        int[] heap = new int[weights.length];
-        int size = 0;
         double total = 0;
-        for (int i = 0; i < weights.length; i++) {
-            if (weights[i] > 0) {
-                heap[size++] = i;
-                total += weights[i];
+        int positive = 0;
+        for (float w : weights) {
+            if (w > 0) {
+                total += w;
+                positive++;
             }
         }
-        for (int i = size / 2 - 1; i >= 0; i--) {
-            siftDown(heap, size, i, weights);
+        if (positive == 0) {
+            return;
         }
         double target = topP * total;
-        double kept = 0;
-        while (size > 0 && kept < target) {
-            kept += weights[heap[0]];
-            heap[0] = heap[--size];
-            siftDown(heap, size, 0, weights);
+        int[] candidates = new int[positive];
+        int count = 0;
+        for (int i = 0; i < weights.length; i++) {
+            if (weights[i] > 0) candidates[count++] = i;
         }
-        for (int i = 0; i < size; i++) {
-            weights[heap[i]] = 0f;
+        // Mass of the tokens known to rank above every remaining candidate.
+        double above = 0;
+        int[] shifts = {21, 10, 0};
+        int[] widths = {11, 11, 10};
+        int prefixBits = 0;  // the bits above the current level's, shared by every candidate
+        for (int level = 0; level < shifts.length && count > 0; level++) {
+            int shift = shifts[level];
+            int buckets = 1 << widths[level];
+            int mask = buckets - 1;
+            int[] counts = new int[buckets];
+            double[] masses = new double[buckets];
+            for (int c = 0; c < count; c++) {
+                int bucket = (Float.floatToRawIntBits(weights[candidates[c]]) >>> shift) & mask;
+                counts[bucket]++;
+                masses[bucket] += weights[candidates[c]];
+            }
+            // From the heaviest bucket down, the one whose mass takes the kept mass to the target;
+            // the buckets above it are kept whole. (Rounding may leave the target unreached: then
+            // the lightest bucket holds the boundary.)
+            int chosen = -1;
+            boolean reached = false;
+            for (int b = buckets - 1; b >= 0; b--) {
+                if (counts[b] == 0) continue;
+                chosen = b;
+                if (above + masses[b] >= target) {
+                    reached = true;
+                    break;
+                }
+                above += masses[b];
+            }
+            if (!reached) above -= masses[chosen];
+            int kept = 0;
+            for (int c = 0; c < count; c++) {
+                if (((Float.floatToRawIntBits(weights[candidates[c]]) >>> shift) & mask) == chosen) {
+                    candidates[kept++] = candidates[c];
+                }
+            }
+            count = kept;
+            prefixBits |= chosen << shift;
+        }
+        // The candidates left all weigh the boundary weight; in id order (as gathered), each survives
+        // while the mass ranked above it is below the target.
+        float boundary = Float.intBitsToFloat(prefixBits);
+        int lastTie = -1;
+        for (int c = 0; c < count; c++) {
+            if (above >= target) break;
+            above += weights[candidates[c]];
+            lastTie = candidates[c];
+        }
+        for (int i = 0; i < weights.length; i++) {
+            float w = weights[i];
+            if (w < boundary || (w == boundary && i > lastTie)) {
+                weights[i] = 0f;
+            }
         }
     }
 
@@ -105,31 +161,5 @@ final class DistributionTruncation {
             }
         }
         return lastCandidate; // only reached through rounding when uniform is just below 1
-    }
-
-    /** Max-heap order on weights, ties to the lower token id. */
-    private static void siftDown(int[] heap, int size, int i, float[] weights) {
-        while (true) {
-            int best = i;
-            int left = 2 * i + 1;
-            int right = left + 1;
-            if (left < size && ranksAbove(heap[left], heap[best], weights)) {
-                best = left;
-            }
-            if (right < size && ranksAbove(heap[right], heap[best], weights)) {
-                best = right;
-            }
-            if (best == i) {
-                return;
-            }
-            int t = heap[i];
-            heap[i] = heap[best];
-            heap[best] = t;
-            i = best;
-        }
-    }
-
-    private static boolean ranksAbove(int a, int b, float[] weights) {
-        return weights[a] > weights[b] || (weights[a] == weights[b] && a < b);
     }
 }

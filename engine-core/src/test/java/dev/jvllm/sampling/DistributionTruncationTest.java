@@ -54,6 +54,44 @@ class DistributionTruncationTest {
         assertEquals(24, kept(w).length);
     }
 
+    /** vLLM's rule by a full sort: rank by weight (ties lower id first), keep while the mass ranked above is below p. */
+    private static int[] referenceTopP(float[] weights, double topP) {
+        double total = 0;
+        for (float w : weights) if (w > 0) total += w;
+        Integer[] order = IntStream.range(0, weights.length).filter(i -> weights[i] > 0).boxed().toArray(Integer[]::new);
+        Arrays.sort(order, (a, b) -> weights[a] != weights[b] ? Float.compare(weights[b], weights[a]) : Integer.compare(a, b));
+        double target = topP * total, above = 0;
+        java.util.List<Integer> kept = new java.util.ArrayList<>();
+        for (int i : order) {
+            if (above >= target) break;
+            kept.add(i);
+            above += weights[i];
+        }
+        return kept.stream().mapToInt(Integer::intValue).sorted().toArray();
+    }
+
+    @Test
+    void topPKeepsWhatAFullSortKeepsOnPeakedFlatAndTiedRows() {
+        java.util.Random random = new java.util.Random(5);
+        for (int row = 0; row < 300; row++) {
+            int vocab = 1 + random.nextInt(row % 3 == 0 ? 20 : 5000);
+            float[] w = new float[vocab];
+            int kind = row % 5;
+            for (int i = 0; i < vocab; i++) {
+                w[i] = switch (kind) {
+                    case 0 -> (float) Math.exp(-8 * random.nextDouble());           // spread over many scales
+                    case 1 -> 1f - 1e-4f * random.nextInt(3);                        // nearly flat, many ties
+                    case 2 -> random.nextInt(4) * 0.25f;                             // coarse ties and zeros
+                    case 3 -> (float) Math.exp(-i * 0.05 * random.nextDouble());     // peaked head
+                    default -> random.nextFloat() < 0.3 ? 0f : random.nextFloat();   // sparse
+                };
+            }
+            double topP = row % 7 == 0 ? 0.999 : 0.05 + 0.9 * random.nextDouble();
+            assertArrayEquals(referenceTopP(w, topP), keptAfterTopP(w, topP), "row " + row + " (kind " + kind
+                    + ", vocab " + vocab + ", top-p " + topP + ")");
+        }
+    }
+
     @Test
     void topKKeepsTheKLargestAndTiesWithTheKth() {
         float[] w = {0.5f, 1f, 0.2f, 0.5f, 0.7f};

@@ -38,6 +38,20 @@ class ContinuousBatchingTest {
         }
     }
 
+    @ParameterizedTest(name = "top-p {0}")
+    @ValueSource(doubles = {1.0, 0.9, 0.5})
+    void seededSampledRequestsDrawnTogetherGiveWhatEachGivesAlone(double topP) {
+        // Rows drawn on the host at once (several threads) must each follow their own generator.
+        List<int[]> prompts = randomPrompts(5, 9, 30, 4, 22, 41, 13, 2, 17);
+        SamplingParams params = SamplingParams.builder().temperature(0.9).topP(topP).seed(11).ignoreEos(true)
+                .maxTokens(20).build();
+        List<List<Integer>> alone = aloneOutputs("llama3-rope", 128, prompts, params);
+        try (LLM llm = builder("llama3-rope", 128).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
+            llm.engine().checkNoLeaks();
+        }
+    }
+
     @ParameterizedTest(name = "prefix caching {0}")
     @ValueSource(booleans = {true, false})
     void preemptedRequestsFinishWithTheTokensTheyGiveAlone(boolean prefixCaching) {
