@@ -319,4 +319,25 @@ class SamplerTest {
         assertTrue(chiSquare < criticalByDegreesOfFreedom[categories - 1],
                 "chi-square " + chiSquare + " over " + categories + " tokens");
     }
+
+    @Test
+    void aLargeVocabularyDrawsWhatSequentialWeightsDraw() {
+        // From 32k entries on, the weights are computed in chunks on several threads.
+        int vocab = 100_003;
+        Random random = new Random(3);
+        SamplingParams p = SamplingParams.builder().temperature(0.7).topP(0.9).seed(5).build();
+        for (int trial = 0; trial < 20; trial++) {
+            float[] logits = new float[vocab];
+            for (int i = 0; i < vocab; i++) logits[i] = (float) (random.nextGaussian() * 3);
+            float max = Float.NEGATIVE_INFINITY;
+            for (float x : logits) max = Math.max(max, x);
+            float[] weights = new float[vocab];
+            for (int i = 0; i < vocab; i++) weights[i] = (float) Math.exp((logits[i] - max) / 0.7f);
+            DistributionTruncation.applyTopP(weights, 0.9);
+            SequenceSamplingState sampled = Sequences.stateWithGeneratorSeed(p, trial, vocab);
+            SequenceSamplingState reference = Sequences.stateWithGeneratorSeed(p, trial, vocab);
+            int expected = DistributionTruncation.draw(weights, reference.generator().nextDouble());
+            assertEquals(expected, new Sampler().sample(sampled, logits.clone()).tokenId(), "trial " + trial);
+        }
+    }
 }
