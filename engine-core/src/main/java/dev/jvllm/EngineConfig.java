@@ -19,7 +19,8 @@ package dev.jvllm;
  * @param asyncScheduling      as vLLM's {@code async_scheduling}: launch a decode step before the
  *                             tokens of the step ahead of it are read back, those tokens taken on
  *                             the device, so that the device does not wait for the host between steps
- *                             (greedy steps on a backend that supports it; others run as before)
+ *                             (greedy steps on a backend that queues its work and supports it, a GPU;
+ *                             others run as before)
  */
 public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
                            int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,

@@ -52,7 +52,7 @@ final class CapturedDecode {
         this.backend = backend;
         this.enabled = !config.enforceEager() && backend.capturesGraphs();
         this.largestBatch = Math.min(LARGEST_BATCH, paddedSize(config.maxNumSeqs()));
-        this.alternating = config.asyncScheduling() && backend.feedsSampledTokens();
+        this.alternating = LLMEngine.schedulesAhead(config, backend);
     }
 
     /** The logits of {@code batch}'s logit rows, from {@code pass} run on the batch or on its padded form. */

@@ -70,8 +70,8 @@ public final class LLMEngine implements AutoCloseable {
     private long forwardNanos;
     private long resultNanos;
     private boolean closed;
-    /** Async scheduling on a backend that takes sampled tokens on the device. */
-    private final boolean feedsSampledTokens;
+    /** Async scheduling on, on a backend that queues work and takes sampled tokens on the device. */
+    private final boolean scheduleAhead;
     /** The step queued ahead of the last one read (async scheduling), or null. */
     private Launched inFlight;
     private long stepsLaunchedAhead;
@@ -81,7 +81,7 @@ public final class LLMEngine implements AutoCloseable {
         this.model = model;
         this.backend = backend;
         this.capturedDecode = new CapturedDecode(backend, config);
-        this.feedsSampledTokens = config.asyncScheduling() && backend.feedsSampledTokens();
+        this.scheduleAhead = schedulesAhead(config, backend);
         this.codec = codec;
         this.eosTokenIdList = List.copyOf(eosTokenIds);
         this.eosTokenIds = this.eosTokenIdList.stream().mapToInt(Integer::intValue).toArray();
@@ -342,7 +342,7 @@ public final class LLMEngine implements AutoCloseable {
         Launched launched = new Launched(scheduled, starts, samples, logits.cols());
         if (!argmaxOnly) {
             launched.flat = backend.toFloatArray(logits);
-        } else if (feedsSampledTokens) {
+        } else if (scheduleAhead) {
             launched.argmax = backend.argmaxRowsAsync(logits);
         } else {
             launched.argmax = Backend.SampledRows.of(backend.argmaxRows(logits));
@@ -359,7 +359,7 @@ public final class LLMEngine implements AutoCloseable {
      * that step: their prompts are known, and admitting them never preempts.
      */
     private boolean mayLaunchAhead(Launched current) {
-        if (!feedsSampledTokens || current.argmax == null || !current.argmax.feedable()) return false;
+        if (!scheduleAhead || current.argmax == null || !current.argmax.feedable()) return false;
         if (scheduler.numRunning() != current.scheduled.size()) return false;
         int newBlocks = 0;
         for (int i = 0; i < current.scheduled.size(); i++) {
@@ -551,7 +551,7 @@ public final class LLMEngine implements AutoCloseable {
         }
         int[] ids = new int[total], positions = new int[total], slots = new int[total];
         int[] starts = new int[n + 1], contexts = new int[n], logitRows = new int[logitCount];
-        int[] sampledRows = feedsSampledTokens ? new int[total] : null;
+        int[] sampledRows = scheduleAhead ? new int[total] : null;
         if (sampledRows != null) Arrays.fill(sampledRows, -1);
         Map<EngineRequest, Integer> aheadRows = new IdentityHashMap<>();
         if (ahead != null) {
@@ -587,6 +587,11 @@ public final class LLMEngine implements AutoCloseable {
         }
         starts[n] = t;
         return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows);
+    }
+
+    /** Whether an engine of {@code config} on {@code backend} queues decode steps ahead (async scheduling). */
+    static boolean schedulesAhead(EngineConfig config, Backend backend) {
+        return config.asyncScheduling() && backend.feedsSampledTokens() && backend.queuesWork();
     }
 
     /** Steps queued before the step ahead of them was read back (async scheduling). */

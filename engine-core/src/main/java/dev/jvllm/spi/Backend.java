@@ -147,6 +147,16 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Whether a forward pass returns once its work is queued rather than done (a GPU's stream), so
+     * that the host's work between steps can overlap the device's. Async scheduling is used only
+     * then: where the pass runs as it is called (the CPU), queuing the next step first would only
+     * hold each step's tokens back until the next step had run.
+     */
+    default boolean queuesWork() {
+        return false;
+    }
+
+    /**
      * A batch's token ids as a 1 × T index tensor for the embedding lookup: {@link
      * ForwardBatch#tokenIds}, except that a token with a {@link ForwardBatch#sampledTokenRows} row
      * of 0 or more takes its id from that row of the last {@link #argmaxRowsAsync} result, which

@@ -160,8 +160,9 @@ public final class CpuBackend implements Backend {
 
     /**
      * The CPU computes a step before its forward pass returns, so a queued argmax is done at once;
-     * it is kept for {@link #tokenIds}, which lets the engine's async scheduling run the same way
-     * here as on a GPU (with nothing to overlap).
+     * it is kept for {@link #tokenIds}. The engine does not schedule ahead here ({@link #queuesWork}
+     * is false: it would only delay each token by a step), but tests that pose this backend as a
+     * queuing one run the engine's async path with it.
      */
     @Override
     public SampledRows argmaxRowsAsync(Tensor tensor) {

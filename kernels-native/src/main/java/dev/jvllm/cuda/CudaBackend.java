@@ -722,6 +722,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public boolean queuesWork() {
+        return true;
+    }
+
+    @Override
     public Tensor tokenIds(ForwardBatch batch) {
         Tensor ids = indices(batch.tokenIds());
         int[] rows = batch.sampledTokenRows();

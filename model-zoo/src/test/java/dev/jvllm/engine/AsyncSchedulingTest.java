@@ -1,15 +1,27 @@
 package dev.jvllm.engine;
 
+import dev.jvllm.EngineConfig;
 import dev.jvllm.LLM;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.weights.Checkpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.FieldSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 
 import static dev.jvllm.engine.TinyLlamas.aloneOutputs;
 import static dev.jvllm.engine.TinyLlamas.asPrompts;
@@ -24,11 +36,42 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Async scheduling (a decode step queued before the tokens of the step ahead are read, those tokens
  * taken from the device's argmax) changes no output: greedy requests give the tokens each gives
- * alone, also when they stop on a token, are preempted, share cached prefixes or are aborted
- * mid-run, and every block is free afterwards. On the CPU the backend feeds the tokens from its
- * last argmax, so the engine's path is the one it takes on a GPU.
+ * alone, also when they stop on a token, are preempted, share cached prefixes, wait for a seat or
+ * are aborted mid-run, and every block is free afterwards. The engine schedules ahead only on a
+ * backend that queues its work (a GPU); here the CPU backend, which feeds sampled tokens from its
+ * last argmax, poses as one, so that the engine takes the path it takes on a GPU.
  */
 class AsyncSchedulingTest {
+
+    /** An engine on the CPU backend posing as one that queues its work. */
+    private record Queuing(Checkpoint checkpoint, Backend backend, CausalLM model, LLMEngine engine)
+            implements AutoCloseable {
+
+        static Queuing of(String name, int maxModelLen, long kvCacheBytes, int maxNumSeqs, boolean prefixCaching) {
+            Path dir = TinyLlamas.checkpoint(name);
+            ModelConfig config = ModelConfig.load(dir);
+            Checkpoint checkpoint = Checkpoint.open(dir);
+            Backend backend = TinyLlamas.withOverrides(Backends.create("cpu", new BackendOptions(1)),
+                    Map.of("queuesWork", args -> true));
+            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, maxModelLen));
+            EngineConfig settings = new EngineConfig(maxModelLen, TinyLlamas.BLOCK_SIZE, kvCacheBytes, maxNumSeqs, 2048,
+                    prefixCaching, null, "cpu", 1, 0.9, false, true);
+            return new Queuing(checkpoint, backend, model,
+                    new LLMEngine(model, backend, null, List.of(), maxModelLen, settings));
+        }
+
+        static Queuing of(String name, int maxModelLen) {
+            return of(name, maxModelLen, 0, 256, true);
+        }
+
+        @Override
+        public void close() {
+            engine.close();
+            model.close();
+            backend.close();
+            checkpoint.close();
+        }
+    }
 
     @ParameterizedTest(name = "{0}")
     @FieldSource("dev.jvllm.engine.TinyLlamas#CASES")
@@ -39,10 +82,10 @@ class AsyncSchedulingTest {
         for (int i = 0; i < prompts.size(); i++) {
             alone.add(aloneOutputs(model, 128, List.of(prompts.get(i)), params.get(i)).getFirst());
         }
-        try (LLM llm = builder(model, 128).asyncScheduling(true).build()) {
-            assertEquals(alone, generate(llm, prompts, params));
-            assertTrue(llm.engine().stepsLaunchedAhead() > 20, "steps launched ahead: " + llm.engine().stepsLaunchedAhead());
-            llm.engine().checkNoLeaks();
+        try (Queuing q = Queuing.of(model, 128)) {
+            assertEquals(alone, generate(q.engine(), prompts, params));
+            assertTrue(q.engine().stepsLaunchedAhead() > 20, "steps launched ahead: " + q.engine().stepsLaunchedAhead());
+            q.engine().checkNoLeaks();
         }
     }
 
@@ -53,19 +96,17 @@ class AsyncSchedulingTest {
         List<int[]> prompts = randomPrompts(17, 5, 40, 18, 33, 9, 27, 50);
         SamplingParams params = greedy(14);
         List<List<Integer>> alone = aloneOutputs("llama3-rope", 128, prompts, params);
-        try (LLM llm = builder("llama3-rope", 128).maxNumSeqs(2).enablePrefixCaching(prefixCaching)
-                .asyncScheduling(true).build()) {
-            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
-            assertTrue(llm.engine().stepsLaunchedAhead() > 40, "steps launched ahead: " + llm.engine().stepsLaunchedAhead());
-            llm.engine().checkNoLeaks();
+        try (Queuing q = Queuing.of("llama3-rope", 128, 0, 2, prefixCaching)) {
+            assertEquals(alone, generate(q.engine(), prompts, Collections.nCopies(prompts.size(), params)));
+            assertTrue(q.engine().stepsLaunchedAhead() > 40, "steps launched ahead: " + q.engine().stepsLaunchedAhead());
+            q.engine().checkNoLeaks();
         }
     }
 
     @Test
     void aRequestThatStopsOnATokenEndsThereWhileTheOthersGoOn() {
         List<int[]> prompts = randomPrompts(12, 9, 26, 14);
-        SamplingParams free = greedy(20);
-        List<List<Integer>> unstopped = aloneOutputs("llama-gqa", 128, prompts, free);
+        List<List<Integer>> unstopped = aloneOutputs("llama-gqa", 128, prompts, greedy(20));
         // Each request stops on the token it gives at its 4th, 9th and 14th output.
         List<SamplingParams> params = new ArrayList<>();
         List<List<Integer>> expected = new ArrayList<>();
@@ -73,25 +114,14 @@ class AsyncSchedulingTest {
         for (int i = 0; i < prompts.size(); i++) {
             List<Integer> tokens = unstopped.get(i);
             int stopToken = tokens.get(stopAt[i]);
-            int first = tokens.indexOf(stopToken);
             params.add(SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(20)
                     .stopTokenIds(List.of(stopToken)).build());
-            expected.add(tokens.subList(0, first + 1));
+            expected.add(tokens.subList(0, tokens.indexOf(stopToken) + 1));
         }
-        try (LLM llm = builder("llama-gqa", 128).asyncScheduling(true).build()) {
-            List<List<Integer>> outputs = generate(llm, prompts, params);
-            for (int i = 0; i < prompts.size(); i++) {
-                List<Integer> got = outputs.get(i);
-                assertEquals(expected.get(i).subList(0, Math.min(expected.get(i).size(), got.size())),
-                        got.subList(0, Math.min(expected.get(i).size(), got.size())));
-            }
-            List<List<Integer>> sync;
-            try (LLM plain = builder("llama-gqa", 128).build()) {
-                sync = generate(plain, prompts, params);
-            }
-            assertEquals(sync, outputs);
-            assertTrue(llm.engine().stepsLaunchedAhead() > 0);
-            llm.engine().checkNoLeaks();
+        try (Queuing q = Queuing.of("llama-gqa", 128)) {
+            assertEquals(expected, generate(q.engine(), prompts, params));
+            assertTrue(q.engine().stepsLaunchedAhead() > 0);
+            q.engine().checkNoLeaks();
         }
     }
 
@@ -101,26 +131,25 @@ class AsyncSchedulingTest {
         List<int[]> prompts = randomPrompts(13, 20, 60, 33, 41, 27, 52);
         SamplingParams params = greedy(32);
         List<List<Integer>> alone = aloneOutputs("llama-gqa", 96, prompts, params);
-        try (LLM llm = builder("llama-gqa", 96).kvCacheMemoryBytes(kvBytesForBlocks("llama-gqa", 8))
-                .enablePrefixCaching(prefixCaching).asyncScheduling(true).build()) {
-            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
-            assertTrue(llm.metrics().preemptions() > 0, "no request was preempted: " + llm.metrics());
-            llm.engine().checkNoLeaks();
+        try (Queuing q = Queuing.of("llama-gqa", 96, kvBytesForBlocks("llama-gqa", 8), 256, prefixCaching)) {
+            assertEquals(alone, generate(q.engine(), prompts, Collections.nCopies(prompts.size(), params)));
+            assertTrue(q.engine().metrics().preemptions() > 0, "no request was preempted: " + q.engine().metrics());
+            q.engine().checkNoLeaks();
         }
     }
 
     @Test
     void aSecondRoundOnTheSamePromptsHitsTheBlocksTheFirstCached() {
         List<int[]> prompts = randomPrompts(14, 40, 37, 50);
-        SamplingParams params = greedy(20);
-        List<List<Integer>> alone = aloneOutputs("llama3-rope", 128, prompts, params);
-        try (LLM llm = builder("llama3-rope", 128).enablePrefixCaching(true).asyncScheduling(true).build()) {
-            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
-            long hitsBefore = llm.metrics().prefixCacheHits();
-            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
-            assertTrue(llm.metrics().prefixCacheHits() - hitsBefore >= 2 * 16 * 3,
-                    "the second round hit " + (llm.metrics().prefixCacheHits() - hitsBefore) + " tokens");
-            llm.engine().checkNoLeaks();
+        List<SamplingParams> params = Collections.nCopies(prompts.size(), greedy(20));
+        List<List<Integer>> alone = aloneOutputs("llama3-rope", 128, prompts, params.getFirst());
+        try (Queuing q = Queuing.of("llama3-rope", 128)) {
+            assertEquals(alone, generate(q.engine(), prompts, params));
+            long hitsBefore = q.engine().metrics().prefixCacheHits();
+            assertEquals(alone, generate(q.engine(), prompts, params));
+            long hits = q.engine().metrics().prefixCacheHits() - hitsBefore;
+            assertTrue(hits >= 2 * 16 * 3, "the second round hit " + hits + " tokens");
+            q.engine().checkNoLeaks();
         }
     }
 
@@ -129,8 +158,8 @@ class AsyncSchedulingTest {
         List<int[]> prompts = randomPrompts(15, 12, 30);
         SamplingParams params = greedy(25);
         List<List<Integer>> alone = aloneOutputs("llama-plain", 128, prompts, params);
-        try (LLM llm = builder("llama-plain", 128).asyncScheduling(true).build()) {
-            LLMEngine engine = llm.engine();
+        try (Queuing q = Queuing.of("llama-plain", 128)) {
+            LLMEngine engine = q.engine();
             engine.addRequest("kept", prompts.get(0), params);
             engine.addRequest("aborted", prompts.get(1), params);
             List<Integer> kept = List.of();
@@ -151,26 +180,35 @@ class AsyncSchedulingTest {
                 greedy(12));
         List<List<Integer>> sync;
         try (LLM llm = builder("llama-tied", 128).build()) {
-            sync = generate(llm, prompts, params);
+            sync = generate(llm.engine(), prompts, params);
         }
-        try (LLM llm = builder("llama-tied", 128).asyncScheduling(true).build()) {
-            assertEquals(sync, generate(llm, prompts, params));
-            llm.engine().checkNoLeaks();
+        try (Queuing q = Queuing.of("llama-tied", 128)) {
+            assertEquals(sync, generate(q.engine(), prompts, params));
+            q.engine().checkNoLeaks();
+        }
+    }
+
+    @Test
+    void onABackendThatRunsEachPassAsItIsCalledNoStepIsQueuedAhead() {
+        // The CPU backend as it is: queuing the next step first would only hold each token back a step.
+        List<int[]> prompts = randomPrompts(18, 12, 30);
+        try (LLM llm = builder("llama-plain", 128).asyncScheduling(true).build()) {
+            assertEquals(aloneOutputs("llama-plain", 128, prompts, greedy(10)),
+                    tokens(llm.generatePrompts(asPrompts(prompts), greedy(10))));
+            assertEquals(0, llm.engine().stepsLaunchedAhead());
         }
     }
 
     /** Each prompt with its own parameters, all added to the engine together; outputs' tokens in order. */
-    private static List<List<Integer>> generate(LLM llm, List<int[]> prompts, List<SamplingParams> params) {
-        LLMEngine engine = llm.engine();
-        List<List<Integer>> outputs = new ArrayList<>();
-        for (int i = 0; i < prompts.size(); i++) {
-            engine.addRequest("r" + i, prompts.get(i), params.get(i));
-            outputs.add(null);
-        }
+    private static List<List<Integer>> generate(LLMEngine engine, List<int[]> prompts, List<SamplingParams> params) {
+        List<List<Integer>> outputs = new ArrayList<>(Collections.nCopies(prompts.size(), null));
+        String round = "g" + System.identityHashCode(outputs) + "-";
+        for (int i = 0; i < prompts.size(); i++) engine.addRequest(round + i, prompts.get(i), params.get(i));
         while (engine.hasUnfinishedRequests()) {
             for (RequestOutput output : engine.step()) {
                 if (output.finished()) {
-                    outputs.set(Integer.parseInt(output.requestId().substring(1)), output.outputs().getFirst().tokenIds());
+                    outputs.set(Integer.parseInt(output.requestId().substring(round.length())),
+                            output.outputs().getFirst().tokenIds());
                 }
             }
         }
