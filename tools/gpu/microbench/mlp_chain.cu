@@ -11,7 +11,8 @@
 // Both run over LAYERS layers with their own weights (3.1 GB, far past L2), as CUDA graphs, timed
 // with events after warm-up; the chain's outputs are checked against the baseline's.
 // Usage: mlp_chain [prefetch KB a block, default 64] [layers, default 8] [repeats, default 20] [all|pdl]
-// (pdl: each kernel alone, and the five launches as programmatic dependent launches)
+// (pdl: each kernel alone, the five launches as programmatic dependent launches, and three
+// programmatic launches with each norm done by the last block of the product before it)
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -169,6 +170,49 @@ static int gemv_split(int width) {
 
 static int gemv_blocks(int rows, int split) { return (rows + GEMV_WARPS / split - 1) / (GEMV_WARPS / split); }
 
+// gemv_rows, then add_rms_norm's work in the grid's last block to finish: residual += out, and
+// normed = residual / rms(residual) * weight (bf16 weight, no offset). The blocks count themselves
+// out on `done` (zero between launches: the last block resets it), so that the norm needs no
+// launch of its own and the next kernel's early weight loads overlap it (the "fused_norms" forms).
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
+gemv_rows_then_add_norm(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, int prefetchBytes,
+                        act_t* residual, const act_t* normWeight, float eps, act_t* normed, unsigned int* done) {
+    // gemv_rows' body (linear.cu)
+    RowPart part = row_part(k, split);
+    bool valid = part.row < n;
+    const act_t* weights = w + (i64) part.row * k + part.offset;
+    int lane = threadIdx.x & 31;
+    WeightPieces first;
+    if (valid) {
+        prefetch_row_part(weights, part.width, prefetchBytes);
+        first = first_weight_pieces(weights, part.width, lane);
+    }
+    JV_DEPENDENT_PROLOGUE();
+    float dot = valid ? lane_dot(weights, x + part.offset, part.width, lane, first) : 0.0f;
+    float unused = 0.0f;
+    row_totals(dot, unused, split);
+    if (valid && writes_row(split)) out[part.row] = float_to_act(dot);
+    __threadfence();
+    __syncthreads();
+    __shared__ bool last;
+    if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    float squares = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        act_t sum = float_to_act(act_to_float(residual[i]) + act_to_float(__ldcg(out + i)));
+        residual[i] = sum;
+        float v = act_to_float(sum);
+        squares += v * v;
+    }
+    float inverseRms = 1.0f / sqrtf(block_sum(squares) / n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        normed[i] = float_to_act(act_to_float(residual[i]) * inverseRms * act_to_float(normWeight[i]));
+    }
+    if (threadIdx.x == 0) *done = 0;
+}
+
 struct Layer { act_t *wo, *wg, *wu, *wd, *norm2, *normNext; };
 
 int main(int argc, char** argv) {
@@ -240,6 +284,20 @@ int main(int argc, char** argv) {
         launch(gemv_rows, gemv_blocks(HIDDEN, s2), 32 * GEMV_WARPS, (const act_t*) w.wd, (const act_t*) act, d, HIDDEN,
                INTER, s2, gemvPrefetch);
     };
+    unsigned int* doneCounters;
+    CHECK(cudaMalloc(&doneCounters, 2 * sizeof(unsigned int)));
+    CHECK(cudaMemset(doneCounters, 0, 2 * sizeof(unsigned int)));
+    // The same layer in three launches: o with the post-attention norm in its last block, gate/up,
+    // and down with the next layer's input norm in its last block.
+    auto fused_norms_layer = [&](const Layer& w) {
+        launch(gemv_rows_then_add_norm, gemv_blocks(HIDDEN, s1), 32 * GEMV_WARPS, (const act_t*) w.wo,
+               (const act_t*) attn, o, HIDDEN, HIDDEN, s1, gemvPrefetch, residual, (const act_t*) w.norm2, eps, h,
+               doneCounters);
+        gate_up(w);
+        launch(gemv_rows_then_add_norm, gemv_blocks(HIDDEN, s2), 32 * GEMV_WARPS, (const act_t*) w.wd,
+               (const act_t*) act, d, HIDDEN, INTER, s2, gemvPrefetch, residual, (const act_t*) w.normNext, eps, hNext,
+               doneCounters + 1);
+    };
     auto baseline_layer = [&](const Layer& w) {
         o_projection(w);
         norm_after(o, w.norm2, h);
@@ -282,6 +340,22 @@ int main(int argc, char** argv) {
     }
     std::printf("{\"what\":\"check\",\"max_abs_diff_residual\":%.5g,\"max_abs_diff_next_norm\":%.5g,\"residual_scale\":%.5g}\n",
                 worst, worstH, scale);
+
+    {
+        std::vector<unsigned short> fused(HIDDEN), fusedH(HIDDEN);
+        CHECK(cudaMemcpyAsync(residual, residual0, HIDDEN * sizeof(act_t), cudaMemcpyDeviceToDevice, stream));
+        fused_norms_layer(weights[0]);
+        CHECK(cudaMemcpyAsync(fused.data(), residual, HIDDEN * 2, cudaMemcpyDeviceToHost, stream));
+        CHECK(cudaMemcpyAsync(fusedH.data(), hNext, HIDDEN * 2, cudaMemcpyDeviceToHost, stream));
+        CHECK(cudaStreamSynchronize(stream));
+        double worstF = 0, worstFH = 0;
+        for (int i = 0; i < HIDDEN; i++) {
+            worstF = std::max(worstF, (double) std::fabs(widen(base[i]) - widen(fused[i])));
+            worstFH = std::max(worstFH, (double) std::fabs(widen(baseH[i]) - widen(fusedH[i])));
+        }
+        std::printf("{\"what\":\"check_fused_norms\",\"max_abs_diff_residual\":%.5g,\"max_abs_diff_next_norm\":%.5g}\n",
+                    worstF, worstFH);
+    }
 
     auto time_graph = [&](auto&& body, const char* name, bool capture) {
         cudaGraphExec_t exec = nullptr;
@@ -339,6 +413,9 @@ int main(int argc, char** argv) {
         time_graph(baseline_all, "baseline_5_launches", true);
         programmatic = true;
         time_graph(baseline_all, "programmatic_5_launches", true);
+        time_graph(each(fused_norms_layer), "programmatic_3_launches_fused_norms", true);
+        time_graph(baseline_all, "programmatic_5_launches", true);
+        time_graph(each(fused_norms_layer), "programmatic_3_launches_fused_norms", true);
         gemvPrefetch = 4096;
         time_graph(baseline_all, "programmatic_5_launches_l2_4kb", true);
         programmatic = false;

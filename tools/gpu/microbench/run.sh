@@ -9,7 +9,9 @@
 #         DECODE_VARIANTS=';-DDECODE_EARLY_TILE=0;-DDECODE_MIN_BLOCKS=3'.
 #   decode-sweep paged_decode at batch 64 over contexts 65-1009: its fixed cost and its per-key cost.
 #   mlp-pdl each MLP-half launch alone inside a graph, and the five as programmatic dependent launches
-#         with the gemv kernels' first weight loads before and after their wait (GEMV_PRELOAD).
+#         with the gemv kernels' first weight loads before and after their wait (GEMV_PRELOAD); beside
+#         them three launches with each norm done by the last block of the product before it
+#         (programmatic_3_launches_fused_norms, and a check_fused_norms line against the five).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
 # Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|cublas-pdl ...
