@@ -48,14 +48,20 @@ class AsyncSchedulingTest {
             implements AutoCloseable {
 
         static Queuing of(String name, int maxModelLen, long kvCacheBytes, int maxNumSeqs, boolean prefixCaching) {
+            return of(name, maxModelLen, kvCacheBytes, maxNumSeqs, 2048, prefixCaching, true);
+        }
+
+        /** {@code queued} false: the CPU backend as it is, whose engine schedules nothing ahead. */
+        static Queuing of(String name, int maxModelLen, long kvCacheBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                          boolean prefixCaching, boolean queued) {
             Path dir = TinyLlamas.checkpoint(name);
             ModelConfig config = ModelConfig.load(dir);
             Checkpoint checkpoint = Checkpoint.open(dir);
             Backend backend = TinyLlamas.withOverrides(Backends.create("cpu", new BackendOptions(1)),
-                    Map.of("queuesWork", args -> true));
+                    Map.of("queuesWork", args -> queued));
             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, maxModelLen));
-            EngineConfig settings = new EngineConfig(maxModelLen, TinyLlamas.BLOCK_SIZE, kvCacheBytes, maxNumSeqs, 2048,
-                    prefixCaching, null, "cpu", 1, 0.9, false, true);
+            EngineConfig settings = new EngineConfig(maxModelLen, TinyLlamas.BLOCK_SIZE, kvCacheBytes, maxNumSeqs,
+                    maxNumBatchedTokens, prefixCaching, 0L, "cpu", 1, 0.9, false, true);
             return new Queuing(checkpoint, backend, model,
                     new LLMEngine(model, backend, null, List.of(), maxModelLen, settings));
         }
@@ -197,6 +203,75 @@ class AsyncSchedulingTest {
                     tokens(llm.generatePrompts(asPrompts(prompts), greedy(10))));
             assertEquals(0, llm.engine().stepsLaunchedAhead());
         }
+    }
+
+    /**
+     * Random workloads run by the engine that schedules ahead and by one that does not, on the
+     * same model and settings: greedy and seeded sampled requests (n of 1 or 2), stop tokens, a
+     * small KV pool (preemption), few seats and a small token budget (waiting, chunked prefill),
+     * prefix caching or not, and one request aborted after a random number of steps. Every
+     * sequence's tokens and finish reason must agree.
+     */
+    @ParameterizedTest(name = "workload {0}")
+    @ValueSource(ints = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+    void randomWorkloadsEndAsTheyDoWithoutIt(int seed) {
+        java.util.Random random = new java.util.Random(1000 + seed);
+        int requests = 3 + random.nextInt(6);
+        List<int[]> prompts = new ArrayList<>();
+        List<SamplingParams> params = new ArrayList<>();
+        for (int i = 0; i < requests; i++) {
+            prompts.add(randomPrompts(random.nextLong(), 1 + random.nextInt(50)).getFirst());
+            SamplingParams.Builder b = SamplingParams.builder().ignoreEos(true).maxTokens(1 + random.nextInt(30));
+            if (random.nextInt(3) == 0) {
+                b.temperature(0.7 + random.nextDouble()).seed(random.nextInt(100)).n(random.nextBoolean() ? 2 : 1);
+                if (random.nextBoolean()) b.topP(0.5 + 0.5 * random.nextDouble());
+                if (random.nextBoolean()) b.topK(1 + random.nextInt(20));
+            } else {
+                b.temperature(0);
+            }
+            if (random.nextInt(3) == 0) b.stopTokenIds(List.of(random.nextInt(TinyLlamas.VOCAB), random.nextInt(TinyLlamas.VOCAB)));
+            params.add(b.build());
+        }
+        String model = TinyLlamas.CASES.get(random.nextInt(TinyLlamas.CASES.size()));
+        long kvBytes = random.nextBoolean() ? 0 : kvBytesForBlocks(model, 9 + random.nextInt(12));
+        int seats = 2 + random.nextInt(7);
+        int budget = random.nextBoolean() ? 2048 : 8 + random.nextInt(40);
+        boolean prefixCaching = random.nextBoolean();
+        int abortAfter = random.nextInt(25);
+        String aborted = "r" + random.nextInt(requests);
+        Map<String, List<String>> plain, ahead;
+        long launchedAhead;
+        try (Queuing q = Queuing.of(model, 96, kvBytes, seats, budget, prefixCaching, false)) {
+            plain = run(q.engine(), prompts, params, aborted, abortAfter);
+        }
+        try (Queuing q = Queuing.of(model, 96, kvBytes, seats, budget, prefixCaching, true)) {
+            ahead = run(q.engine(), prompts, params, aborted, abortAfter);
+            launchedAhead = q.engine().stepsLaunchedAhead();
+        }
+        assertEquals(plain, ahead, "model " + model + ", kv " + kvBytes + ", seats " + seats + ", budget " + budget
+                + ", prefix caching " + prefixCaching + ", " + launchedAhead + " steps queued ahead");
+    }
+
+    /** Each request's sequences as "tokens finish-reason", after running the workload to the end. */
+    private static Map<String, List<String>> run(LLMEngine engine, List<int[]> prompts, List<SamplingParams> params,
+                                                 String aborted, int abortAfter) {
+        Map<String, List<String>> results = new java.util.TreeMap<>();
+        for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), params.get(i));
+        int steps = 0;
+        while (engine.hasUnfinishedRequests()) {
+            List<RequestOutput> outputs = new ArrayList<>(engine.step());
+            if (++steps == abortAfter) {
+                RequestOutput last = engine.abortWithOutput(aborted);
+                if (last != null) outputs.add(last);
+            }
+            for (RequestOutput output : outputs) {
+                if (!output.finished()) continue;
+                results.put(output.requestId(), output.outputs().stream()
+                        .map(c -> c.tokenIds() + " " + c.finishReason()).toList());
+            }
+        }
+        engine.checkNoLeaks();
+        return results;
     }
 
     /** Each prompt with its own parameters, all added to the engine together; outputs' tokens in order. */
