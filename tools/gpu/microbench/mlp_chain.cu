@@ -177,20 +177,9 @@ static int gemv_blocks(int rows, int split) { return (rows + GEMV_WARPS / split 
 extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
 gemv_rows_then_add_norm(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, int prefetchBytes,
                         act_t* residual, const act_t* normWeight, float eps, act_t* normed, unsigned int* done) {
-    // gemv_rows' body (linear.cu)
-    RowPart part = row_part(k, split);
-    bool valid = part.row < n;
-    const act_t* weights = w + (i64) part.row * k + part.offset;
-    int lane = threadIdx.x & 31;
-    WeightPieces first;
-    if (valid) {
-        prefetch_row_part(weights, part.width, prefetchBytes);
-        first = first_weight_pieces(weights, part.width, lane);
-    }
-    JV_DEPENDENT_PROLOGUE();
-    float dot = valid ? lane_dot(weights, x + part.offset, part.width, lane, first) : 0.0f;
-    float unused = 0.0f;
-    row_totals(dot, unused, split);
+    RowPart part;
+    bool valid;
+    float dot = gemv_row_dot(w, x, n, k, split, prefetchBytes, part, valid);  // waits on the kernel ahead
     if (valid && writes_row(split)) out[part.row] = float_to_act(dot);
     __threadfence();
     __syncthreads();
@@ -373,21 +362,7 @@ int main(int argc, char** argv) {
             }
         }
         auto run = [&] { if (exec) CHECK(cudaGraphLaunch(exec, stream)); else body(); };
-        for (int i = 0; i < 3; i++) run();
-        cudaEvent_t start, stop;
-        CHECK(cudaEventCreate(&start));
-        CHECK(cudaEventCreate(&stop));
-        std::vector<float> times;
-        for (int i = 0; i < repeats; i++) {
-            CHECK(cudaEventRecord(start, stream));
-            run();
-            CHECK(cudaEventRecord(stop, stream));
-            CHECK(cudaEventSynchronize(stop));
-            float ms;
-            CHECK(cudaEventElapsedTime(&ms, start, stop));
-            times.push_back(ms);
-        }
-        std::sort(times.begin(), times.end());
+        std::vector<float> times = event_times(stream, 3, repeats, run);
         double perLayerUs = times[times.size() / 2] * 1e3 / layers;
         double bytes = 2.0 * ((double) HIDDEN * HIDDEN + 2.0 * INTER * HIDDEN + (double) HIDDEN * INTER);
         std::printf("{\"what\":\"mlp_half\",\"form\":\"%s\",\"graph\":%s,\"prefetch_kb\":%d,\"layers\":%d,\"us_per_layer\":%.2f,"
@@ -395,8 +370,6 @@ int main(int argc, char** argv) {
                     name, capture ? "true" : "false", prefetchKb, layers, perLayerUs, times[0] * 1e3 / layers,
                     bytes / (perLayerUs * 1e-6) / 1e12);
         if (exec) CHECK(cudaGraphExecDestroy(exec));
-        CHECK(cudaEventDestroy(start));
-        CHECK(cudaEventDestroy(stop));
     };
     auto baseline_all = [&] { for (int l = 0; l < layers; l++) baseline_layer(weights[l]); };
     auto chain_all = [&] { for (int l = 0; l < layers; l++) chain_layer(weights[l], true); };

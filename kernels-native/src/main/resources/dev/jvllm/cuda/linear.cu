@@ -134,11 +134,13 @@ __device__ __forceinline__ bool writes_row(int split) {
     return (threadIdx.x & 31) == 0 && (threadIdx.x >> 5) % split == 0;
 }
 
-// out = W · x for one row x ([k]): W is [n, k] row-major, out [n].
-extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
-gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, int prefetchBytes) {
-    RowPart part = row_part(k, split);
-    bool valid = part.row < n;
+// The whole dot of the warp's row of W ([n, k] row-major) with x ([k]), in the lane that
+// writes_row picks; the warp's part and whether its row exists come back for the write. The first
+// weights are asked for before the wait on the kernel ahead; every thread of the block calls it.
+__device__ __forceinline__ float gemv_row_dot(const act_t* w, const act_t* x, int n, int k, int split, int prefetchBytes,
+                                              RowPart& part, bool& valid) {
+    part = row_part(k, split);
+    valid = part.row < n;
     const act_t* weights = w + (i64) part.row * k + part.offset;
     int lane = threadIdx.x & 31;
     WeightPieces first;
@@ -150,6 +152,16 @@ gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, i
     float dot = valid ? lane_dot(weights, x + part.offset, part.width, lane, first) : 0.0f;
     float unused = 0.0f;
     row_totals(dot, unused, split);
+    return dot;
+}
+
+// out = W · x for one row x ([k]): W is [n, k] row-major, out [n].
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
+gemv_rows(const act_t* w, const act_t* x, act_t* out, int n, int k, int split, int prefetchBytes) {
+    // JV_DEPENDENT_PROLOGUE in gemv_row_dot
+    RowPart part;
+    bool valid;
+    float dot = gemv_row_dot(w, x, n, k, split, prefetchBytes, part, valid);
     if (valid && writes_row(split)) out[part.row] = float_to_act(dot);
 }
 

@@ -102,7 +102,7 @@ class KernelSourcesTest {
     }
 
     private static boolean waitsIn(String source, String function) {
-        Matcher definition = Pattern.compile("void\\s+" + function + "\\s*\\(").matcher(source);
+        Matcher definition = Pattern.compile("__device__[\\w\\s]*\\s" + function + "\\s*\\(").matcher(source);
         if (!definition.find()) return false;
         int body = source.indexOf('{', definition.end());
         int prologue = source.indexOf(PROLOGUE, body);
