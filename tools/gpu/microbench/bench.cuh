@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
+#include <algorithm>
+#include <vector>
 #include "common.cuh"
 
 #define CHECK(call)                                                                                    \
@@ -22,4 +24,29 @@ __global__ void fill_random(act_t* p, long long n, unsigned int seed, float scal
         h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
         p[i] = float_to_act(((h & 0xFFFF) / 32768.0f - 1.0f) * scale);
     }
+}
+
+// Milliseconds of device time of `run` (work it queues on `stream`) over `repeats` runs, each
+// between two events, after `warmups` untimed runs; sorted, so the median is at size() / 2 and
+// the minimum at 0.
+template <typename Run>
+std::vector<float> event_times(cudaStream_t stream, int warmups, int repeats, Run&& run) {
+    for (int i = 0; i < warmups; i++) run();
+    cudaEvent_t start, stop;
+    CHECK(cudaEventCreate(&start));
+    CHECK(cudaEventCreate(&stop));
+    std::vector<float> times;
+    for (int i = 0; i < repeats; i++) {
+        CHECK(cudaEventRecord(start, stream));
+        run();
+        CHECK(cudaEventRecord(stop, stream));
+        CHECK(cudaEventSynchronize(stop));
+        float ms;
+        CHECK(cudaEventElapsedTime(&ms, start, stop));
+        times.push_back(ms);
+    }
+    CHECK(cudaEventDestroy(start));
+    CHECK(cudaEventDestroy(stop));
+    std::sort(times.begin(), times.end());
+    return times;
 }

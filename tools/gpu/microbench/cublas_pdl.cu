@@ -221,27 +221,11 @@ static void gain(cudaStream_t stream, cublasHandle_t blas, int layers, int repea
             int changed = programmatic ? make_programmatic(graph, smalls, false) : 0;
             cudaGraphExec_t exec;
             CHECK(cudaGraphInstantiate(&exec, graph, 0));
-            for (int i = 0; i < 3; i++) CHECK(cudaGraphLaunch(exec, stream));
-            cudaEvent_t start, stop;
-            CHECK(cudaEventCreate(&start));
-            CHECK(cudaEventCreate(&stop));
-            std::vector<float> times;
-            for (int r = 0; r < repeats; r++) {
-                CHECK(cudaEventRecord(start, stream));
-                CHECK(cudaGraphLaunch(exec, stream));
-                CHECK(cudaEventRecord(stop, stream));
-                CHECK(cudaEventSynchronize(stop));
-                float ms;
-                CHECK(cudaEventElapsedTime(&ms, start, stop));
-                times.push_back(ms);
-            }
-            std::sort(times.begin(), times.end());
+            std::vector<float> times = event_times(stream, 3, repeats, [&] { CHECK(cudaGraphLaunch(exec, stream)); });
             std::printf("{\"what\": \"cublas_pdl_gain\", \"layers\": %d, \"small_spin_clocks\": %lld, \"programmatic\": %d, "
                         "\"edges_changed\": %d, \"kernels\": %zu, \"median_us_per_layer\": %.2f, \"min_us_per_layer\": %.2f}\n",
                         layers, spin, programmatic, changed, kernels.size(), 1e3 * times[times.size() / 2] / layers,
                         1e3 * times[0] / layers);
-            CHECK(cudaEventDestroy(start));
-            CHECK(cudaEventDestroy(stop));
             CHECK(cudaGraphExecDestroy(exec));
             CHECK(cudaGraphDestroy(graph));
         }

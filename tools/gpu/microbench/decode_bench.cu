@@ -105,24 +105,10 @@ int main(int argc, char** argv) {
     CHECK(cudaMemset(counters, 0, (size_t) batch * KV_HEADS * sizeof(unsigned int)));
     CHECK(cudaDeviceSynchronize());
 
-    cudaEvent_t start, stop;
-    CHECK(cudaEventCreate(&start));
-    CHECK(cudaEventCreate(&stop));
     auto time = [&](auto&& launch) {
-        for (int i = 0; i < 5; i++) launch();
-        std::vector<float> times;
-        for (int i = 0; i < repeats; i++) {
-            CHECK(cudaEventRecord(start));
-            launch();
-            CHECK(cudaEventRecord(stop));
-            CHECK(cudaEventSynchronize(stop));
-            float ms;
-            CHECK(cudaEventElapsedTime(&ms, start, stop));
-            times.push_back(ms * 1e3f);
-        }
+        std::vector<float> times = event_times(0, 5, repeats, launch);
         CHECK(cudaGetLastError());
-        std::sort(times.begin(), times.end());
-        return std::make_pair(times[times.size() / 2], times[0]);
+        return std::make_pair(times[times.size() / 2] * 1e3f, times[0] * 1e3f);
     };
     double bytes = (double) batch * context * KV_HEADS * HEAD_DIM * sizeof(act_t) * 2;
     auto decode = [&] {
