@@ -189,7 +189,7 @@ public final class CpuBackend implements Backend {
             }
             ids[t] = lastSampled[rows[t]];
         }
-        return CpuTensor.ofSegment(MemorySegment.ofArray(ids), DType.I32, 1, ids.length, "indices");
+        return indices(ids);
     }
 
     @Override
