@@ -250,24 +250,35 @@ public final class LLMEngine implements AutoCloseable {
 
     /**
      * A step whose forward pass is queued and whose tokens are not yet accepted: per scheduled
-     * request, where its tokens started and whether it samples one (as when launched), its logits
-     * and their argmax or their copy on the heap.
+     * request, where its tokens started, whether it samples one, its prompt logprob rows and its
+     * first row of logits (its prompt logprob rows, then its sampled row), all as when launched;
+     * the logits' argmax or their copy on the heap.
      */
     private static final class Launched {
         final List<Scheduler.Scheduled> scheduled;
         final int[] starts;
         final boolean[] samples;
+        final int[] promptRows;
+        final int[] firstRows;
         final int vocab;
         Backend.SampledRows argmax;
         float[] flat;
         /** Whether its tokens were already marked computed, when the next step was launched ahead of it. */
         boolean computedMarked;
 
-        Launched(List<Scheduler.Scheduled> scheduled, int[] starts, boolean[] samples, int vocab) {
+        Launched(List<Scheduler.Scheduled> scheduled, int[] starts, boolean[] samples, int[] promptRows,
+                 int[] firstRows, int vocab) {
             this.scheduled = scheduled;
             this.starts = starts;
             this.samples = samples;
+            this.promptRows = promptRows;
+            this.firstRows = firstRows;
             this.vocab = vocab;
+        }
+
+        /** Request i's row of logits for its sampled token. */
+        int sampledRow(int i) {
+            return firstRows[i] + promptRows[i];
         }
 
         boolean allFinished() {
@@ -315,16 +326,20 @@ public final class LLMEngine implements AutoCloseable {
     /** Queues the forward pass of {@code scheduled} and its sampling; {@code ahead}: the step it follows before that one is read. */
     private Launched launch(List<Scheduler.Scheduled> scheduled, Launched ahead) {
         int n = scheduled.size();
-        int[] starts = new int[n];
+        int[] starts = new int[n], promptRows = new int[n], firstRows = new int[n];
         boolean[] samples = new boolean[n];
         boolean argmaxOnly = true;
+        int row = 0;
         for (int i = 0; i < n; i++) {
             Scheduler.Scheduled s = scheduled.get(i);
             EngineRequest r = s.request();
             starts[i] = r.numComputedTokens();
             samples[i] = starts[i] + s.numTokens() == r.numTokens();
+            promptRows[i] = promptLogprobRows(r, starts[i], s.numTokens());
+            firstRows[i] = row;
+            row += promptRows[i] + (samples[i] ? 1 : 0);
             // Plain greedy rows need only the argmax, found where the logits are; anything else copies them back.
-            if (promptLogprobRows(r, starts[i], s.numTokens()) > 0 || samples[i] && !sampler.choosesArgmax(r.sampling)) {
+            if (promptRows[i] > 0 || samples[i] && !sampler.choosesArgmax(r.sampling)) {
                 argmaxOnly = false;
             }
         }
@@ -339,7 +354,7 @@ public final class LLMEngine implements AutoCloseable {
         }
         long resultStart = System.nanoTime();
         forwardNanos += resultStart - forwardStart;
-        Launched launched = new Launched(scheduled, starts, samples, logits.cols());
+        Launched launched = new Launched(scheduled, starts, samples, promptRows, firstRows, logits.cols());
         if (!argmaxOnly) {
             launched.flat = backend.toFloatArray(logits);
         } else if (scheduleAhead) {
@@ -401,25 +416,19 @@ public final class LLMEngine implements AutoCloseable {
 
         SampledToken[] drawn = argmax == null ? sampleRows(launched) : null;
         List<RequestGroup> touched = new ArrayList<>();
-        int row = 0;
         for (int i = 0; i < launched.scheduled.size(); i++) {
             Scheduler.Scheduled s = launched.scheduled.get(i);
             EngineRequest r = s.request();
             int start = launched.starts[i];
-            int promptRows = promptLogprobRows(r, start, s.numTokens());
-            if (r.finished()) {
-                // Stopped or aborted while this step ran (async scheduling): its rows are dropped.
-                row += promptRows + (launched.samples[i] ? 1 : 0);
-                continue;
-            }
-            if (promptRows > 0) {
-                recordPromptLogprobs(r, start, launched.flat, row, promptRows, launched.vocab);
-                row += promptRows;
+            // Stopped or aborted while this step ran (async scheduling): its rows are dropped.
+            if (r.finished()) continue;
+            if (launched.promptRows[i] > 0) {
+                recordPromptLogprobs(r, start, launched.flat, launched.firstRows[i], launched.promptRows[i], launched.vocab);
             }
             if (!launched.computedMarked) markComputed(r, start, s.numTokens());
             if (launched.samples[i]) {
-                SampledToken token = argmax != null ? sampler.acceptArgmax(r.sampling, argmax[row]) : drawn[i];
-                row++;
+                SampledToken token = argmax != null
+                        ? sampler.acceptArgmax(r.sampling, argmax[launched.sampledRow(i)]) : drawn[i];
                 accept(r, token);
                 if (r.group().lastOutputStep != steps) {
                     r.group().lastOutputStep = steps;
@@ -443,21 +452,13 @@ public final class LLMEngine implements AutoCloseable {
      */
     private SampledToken[] sampleRows(Launched launched) {
         int n = launched.scheduled.size();
-        int[] rows = new int[n];
-        int row = 0;
-        for (int i = 0; i < n; i++) {
-            Scheduler.Scheduled s = launched.scheduled.get(i);
-            EngineRequest r = s.request();
-            row += promptLogprobRows(r, launched.starts[i], s.numTokens());
-            rows[i] = launched.samples[i] && !r.finished() ? row : -1;
-            if (launched.samples[i]) row++;
-        }
         SampledToken[] drawn = new SampledToken[n];
         IntStream.range(0, n).parallel().forEach(i -> {
-            if (rows[i] < 0) return;
+            EngineRequest r = launched.scheduled.get(i).request();
+            if (!launched.samples[i] || r.finished()) return;
             float[] rowLogits = new float[launched.vocab];
-            System.arraycopy(launched.flat, rows[i] * launched.vocab, rowLogits, 0, launched.vocab);
-            drawn[i] = sampler.sample(launched.scheduled.get(i).request().sampling, rowLogits);
+            System.arraycopy(launched.flat, launched.sampledRow(i) * launched.vocab, rowLogits, 0, launched.vocab);
+            drawn[i] = sampler.sample(r.sampling, rowLogits);
         });
         return drawn;
     }
