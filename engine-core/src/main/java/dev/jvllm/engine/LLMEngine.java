@@ -328,7 +328,10 @@ public final class LLMEngine implements AutoCloseable {
         int n = scheduled.size();
         int[] starts = new int[n], promptRows = new int[n], firstRows = new int[n];
         boolean[] samples = new boolean[n];
-        boolean argmaxOnly = true;
+        // Plain greedy rows need only the argmax, found where the logits are; rows drawn with no more
+        // than temperature, min-p, top-k and top-p are drawn there too where the backend can; anything
+        // else copies the logits back.
+        boolean argmaxOnly = true, plainOnly = true;
         int row = 0;
         for (int i = 0; i < n; i++) {
             Scheduler.Scheduled s = scheduled.get(i);
@@ -338,10 +341,8 @@ public final class LLMEngine implements AutoCloseable {
             promptRows[i] = promptLogprobRows(r, starts[i], s.numTokens());
             firstRows[i] = row;
             row += promptRows[i] + (samples[i] ? 1 : 0);
-            // Plain greedy rows need only the argmax, found where the logits are; anything else copies them back.
-            if (promptRows[i] > 0 || samples[i] && !sampler.choosesArgmax(r.sampling)) {
-                argmaxOnly = false;
-            }
+            if (promptRows[i] > 0 || samples[i] && !sampler.choosesArgmax(r.sampling)) argmaxOnly = false;
+            if (promptRows[i] > 0 || samples[i] && !sampler.samplesPlainly(r.sampling)) plainOnly = false;
         }
         ForwardBatch batch = buildBatch(scheduled, ahead);
         Tensor logits;
@@ -355,7 +356,10 @@ public final class LLMEngine implements AutoCloseable {
         long resultStart = System.nanoTime();
         forwardNanos += resultStart - forwardStart;
         Launched launched = new Launched(scheduled, starts, samples, promptRows, firstRows, logits.cols());
-        if (!argmaxOnly) {
+        if (!argmaxOnly && plainOnly && backend.samplesOnDevice()) {
+            launched.argmax = backend.sampleRowsAsync(logits, plainSampling(scheduled, samples));
+            if (!scheduleAhead) launched.argmax = Backend.SampledRows.of(launched.argmax.await());
+        } else if (!argmaxOnly) {
             launched.flat = backend.toFloatArray(logits);
         } else if (scheduleAhead) {
             launched.argmax = backend.argmaxRowsAsync(logits);
@@ -364,6 +368,35 @@ public final class LLMEngine implements AutoCloseable {
         }
         resultNanos += System.nanoTime() - resultStart;
         return launched;
+    }
+
+    /**
+     * How each sampling row of a step is drawn on the device: greedy rows at temperature 0, the
+     * others with their parameters and the next uniform number of their own generator (taken now,
+     * in step order, as the host's draw would take it).
+     */
+    private Backend.PlainSampling plainSampling(List<Scheduler.Scheduled> scheduled, boolean[] samples) {
+        int rows = 0;
+        for (boolean s : samples) if (s) rows++;
+        float[] temperatures = new float[rows], minPs = new float[rows];
+        int[] topKs = new int[rows];
+        double[] topPs = new double[rows], uniforms = new double[rows];
+        int row = 0;
+        for (int i = 0; i < scheduled.size(); i++) {
+            if (!samples[i]) continue;
+            EngineRequest r = scheduled.get(i).request();
+            SamplingParams p = r.sampling.params();
+            topPs[row] = 1;
+            if (!p.isGreedy()) {
+                temperatures[row] = (float) p.temperature();
+                topKs[row] = p.topK();
+                topPs[row] = p.topP();
+                minPs[row] = (float) p.minP();
+                uniforms[row] = sampler.nextUniform(r.sampling);
+            }
+            row++;
+        }
+        return new Backend.PlainSampling(temperatures, topKs, topPs, minPs, uniforms);
     }
 
     /**

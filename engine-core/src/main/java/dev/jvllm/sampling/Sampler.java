@@ -56,6 +56,65 @@ public final class Sampler {
                 && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
     }
 
+    /**
+     * Whether {@link #sample} would draw {@code sequence}'s token from its logits row with nothing
+     * but the temperature, min-p, top-k and top-p ({@link #drawPlainly}): no constraint, bias or
+     * penalty, no logprobs. A backend can then draw it where the logits are, given the uniform
+     * number ({@link #nextUniform}) the draw takes; greedy rows ({@link #choosesArgmax}) too.
+     */
+    public boolean samplesPlainly(SequenceSamplingState sequence) {
+        SamplingParams params = sequence.params();
+        return params.logprobs().isEmpty() && sequence.allowedTokenIds() == null
+                && sequence.tokensMaskedByMinTokens().length == 0 && sequence.biasedTokenIds().length == 0
+                && sequence.promptAndOutputTokens() == null
+                && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
+    }
+
+    /** The uniform number in [0, 1) the sequence's next draw takes, from its own generator. */
+    public double nextUniform(SequenceSamplingState sequence) {
+        return sequence.generator().nextDouble();
+    }
+
+    /**
+     * The token {@link #sample} draws for a row that {@link #samplesPlainly}, with the uniform
+     * number given: the weights {@code exp((x - max) / temperature)}, min-p, top-k, top-p, then the
+     * first token by id whose cumulative weight passes {@code uniform} of the total. The row is
+     * scratch. The argmax where the temperature is 0 or nothing is finite to weigh.
+     */
+    public static int drawPlainly(float[] logits, float temperature, int topK, double topP, float minP, double uniform) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (float x : logits) {
+            if (x > max) {
+                max = x;
+            }
+        }
+        if (temperature == 0 || max == Float.NEGATIVE_INFINITY || max == Float.POSITIVE_INFINITY) {
+            return LogitsProcessors.argmax(logits); // nothing finite to weigh: every token masked, or an overflow
+        }
+        return drawWeighted(logits, max, temperature, topK, topP, minP, uniform);
+    }
+
+    /** {@link #drawPlainly} once the row's finite maximum is known. */
+    private static int drawWeighted(float[] logits, float max, float temperature, int topK, double topP, float minP,
+                                    double uniform) {
+        toWeights(logits, max, temperature);
+        if (minP > 0) {
+            DistributionTruncation.applyMinP(logits, minP);
+        }
+        if (topK > 0) {
+            DistributionTruncation.applyTopK(logits, topK);
+        }
+        if (topP < 1) {
+            DistributionTruncation.applyTopP(logits, topP);
+        }
+        return DistributionTruncation.draw(logits, uniform);
+    }
+
+    /** Appends {@code tokenId}, drawn by a backend for a sequence that {@link #samplesPlainly} (or its argmax). */
+    public SampledToken acceptDrawn(SequenceSamplingState sequence, int tokenId) {
+        return acceptArgmax(sequence, tokenId);
+    }
+
     /** Appends {@code tokenId}, the argmax found for a sequence that {@link #choosesArgmax}. */
     public SampledToken acceptArgmax(SequenceSamplingState sequence, int tokenId) {
         if (tokenId < 0 || tokenId >= sequence.vocabSize()) {
@@ -139,17 +198,8 @@ public final class Sampler {
         if (max == Float.NEGATIVE_INFINITY || max == Float.POSITIVE_INFINITY) {
             return LogitsProcessors.argmax(logits); // nothing finite to weigh: every token masked, or an overflow
         }
-        toWeights(logits, max, (float) params.temperature());
-        if (params.minP() > 0) {
-            DistributionTruncation.applyMinP(logits, (float) params.minP());
-        }
-        if (params.topK() > 0) {
-            DistributionTruncation.applyTopK(logits, params.topK());
-        }
-        if (params.topP() < 1) {
-            DistributionTruncation.applyTopP(logits, params.topP());
-        }
-        return DistributionTruncation.draw(logits, generator.nextDouble());
+        return drawWeighted(logits, max, (float) params.temperature(), params.topK(), params.topP(),
+                (float) params.minP(), generator.nextDouble());
     }
 
     /**

@@ -139,6 +139,43 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Per row of logits, how {@link #sampleRowsAsync} draws its token, as {@link
+     * dev.jvllm.sampling.Sampler#drawPlainly} does: temperature (0: the argmax), top-k (0: off),
+     * top-p (1: off), min-p (0: off), and the uniform number in [0, 1) the draw takes.
+     */
+    record PlainSampling(float[] temperatures, int[] topKs, double[] topPs, float[] minPs, double[] uniforms) {
+        public PlainSampling {
+            int n = temperatures.length;
+            if (topKs.length != n || topPs.length != n || minPs.length != n || uniforms.length != n) {
+                throw new IllegalArgumentException("plain sampling parameters of different lengths");
+            }
+        }
+    }
+
+    /**
+     * One token drawn per row of {@code t} as {@code sampling} says, queued as {@link
+     * #argmaxRowsAsync} is (and feedable as its rows are). The default copies the rows back and
+     * draws them on the host.
+     */
+    default SampledRows sampleRowsAsync(Tensor t, PlainSampling sampling) {
+        int rows = t.rows(), cols = t.cols();
+        if (sampling.temperatures().length != rows) {
+            throw new IllegalArgumentException(rows + " rows but sampling parameters for " + sampling.temperatures().length);
+        }
+        float[] flat = toFloatArray(t);
+        int[] tokens = new int[rows];
+        java.util.stream.IntStream.range(0, rows).parallel().forEach(r -> tokens[r] = dev.jvllm.sampling.Sampler.drawPlainly(
+                java.util.Arrays.copyOfRange(flat, r * cols, (r + 1) * cols), sampling.temperatures()[r],
+                sampling.topKs()[r], sampling.topPs()[r], sampling.minPs()[r], sampling.uniforms()[r]));
+        return SampledRows.of(tokens);
+    }
+
+    /** Whether {@link #sampleRowsAsync} draws where the logits are, so that only a token per row comes back. */
+    default boolean samplesOnDevice() {
+        return false;
+    }
+
+    /**
      * Whether {@link #argmaxRowsAsync} can leave its rows on the device for {@link #tokenIds}, so
      * that the engine may queue a decode step before reading the step ahead of it (async scheduling).
      */

@@ -171,6 +171,14 @@ public final class CpuBackend implements Backend {
         return SampledRows.of(rows, () -> lastSampled == rows);
     }
 
+    /** Drawn on the host as the default does, and kept for {@link #tokenIds} as {@link #argmaxRowsAsync}'s rows are. */
+    @Override
+    public SampledRows sampleRowsAsync(Tensor tensor, PlainSampling sampling) {
+        int[] rows = Backend.super.sampleRowsAsync(tensor, sampling).await();
+        lastSampled = rows;
+        return SampledRows.of(rows, () -> lastSampled == rows);
+    }
+
     @Override
     public boolean feedsSampledTokens() {
         return true;

@@ -704,10 +704,21 @@ public final class CudaBackend implements Backend {
         int rows = t.rows();
         if (rows == 0 || rows > SAMPLED_ROWS) return Backend.super.argmaxRowsAsync(tensor);
         context.makeCurrent();
+        SampledSlot slot = nextSlot();
+        queueArgmax(t, sampledTokens.address());
+        return readBackLater(slot, rows);
+    }
+
+    /** The landing slot for the next result; its last result was read before the step after it was queued (else this waits). */
+    private SampledSlot nextSlot() {
         SampledSlot slot = sampledSlots()[nextSampledSlot];
         nextSampledSlot ^= 1;
-        slot.reuse();  // its last result was read before the step after it was queued; this waits only if not
-        queueArgmax(t, sampledTokens.address());
+        slot.reuse();
+        return slot;
+    }
+
+    /** Queues the copy of the sampled-token buffer's first {@code rows} to {@code slot}, behind its event. */
+    private SampledRows readBackLater(SampledSlot slot, int rows) {
         context.driver.copyToHost(slot.host, sampledTokens.address(), (long) rows * Integer.BYTES, context.stream);
         errors.queueCopy(slot.errors);
         context.driver.record(slot.done, context.stream);
@@ -715,6 +726,55 @@ public final class CudaBackend implements Backend {
         lastSampled = result;
         return result;
     }
+
+    /**
+     * sample_rows (sampling.cu): each row's token drawn where its logits are, a block a row, into
+     * the kept buffer {@link #tokenIds} feeds from; only a token per row comes back.
+     */
+    @Override
+    public SampledRows sampleRowsAsync(Tensor tensor, PlainSampling sampling) {
+        CudaTensor t = cuda(tensor, "sampleRowsAsync", "tensor");
+        requireActivation("sampleRowsAsync", "tensor", t);
+        requireNotRecording("reads sampled tokens back");
+        int rows = t.rows();
+        if (sampling.temperatures().length != rows) {
+            throw new IllegalArgumentException(rows + " rows but sampling parameters for " + sampling.temperatures().length);
+        }
+        if (rows == 0 || rows > SAMPLED_ROWS) return Backend.super.sampleRowsAsync(tensor, sampling);
+        context.makeCurrent();
+        SampledSlot slot = nextSlot();
+        CudaTensor temperatures = upload(MemorySegment.ofArray(sampling.temperatures()), DType.F32, 1, rows,
+                "temperatures", DeviceMemory.Kind.STREAM_ORDERED);
+        CudaTensor topKs = (CudaTensor) indices(sampling.topKs());
+        // Doubles travel as pairs of 32-bit words; the kernel reads them as double.
+        CudaTensor topPs = upload(MemorySegment.ofArray(sampling.topPs()), DType.I32, 1, 2 * rows, "topPs",
+                DeviceMemory.Kind.STREAM_ORDERED);
+        CudaTensor minPs = upload(MemorySegment.ofArray(sampling.minPs()), DType.F32, 1, rows, "minPs",
+                DeviceMemory.Kind.STREAM_ORDERED);
+        CudaTensor uniforms = upload(MemorySegment.ofArray(sampling.uniforms()), DType.I32, 1, 2 * rows, "uniforms",
+                DeviceMemory.Kind.STREAM_ORDERED);
+        DeviceBuffer weights = memory.allocate((long) rows * t.cols() * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        try {
+            kernels.launch(Kernel.SAMPLE_ROWS, rows, SAMPLE_THREADS, t, t.cols(), temperatures, topKs, topPs, minPs,
+                    uniforms, weights.address(), sampledTokens.address());
+        } finally {
+            memory.free(weights);
+            for (CudaTensor upload : List.of(temperatures, topKs, topPs, minPs, uniforms)) memory.free(upload.buffer());
+        }
+        return readBackLater(slot, rows);
+    }
+
+    @Override
+    public boolean samplesOnDevice() {
+        return DEVICE_SAMPLING;
+    }
+
+    /** Off ({@code -Djvllm.cuda.deviceSampling=false}): sampled rows are copied back and drawn on the host, for A/B runs. */
+    private static final boolean DEVICE_SAMPLING =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.deviceSampling", "true"));
+
+    /** sampling.cu's SAMPLE_THREADS: a block a row. */
+    private static final int SAMPLE_THREADS = 1024;
 
     @Override
     public boolean feedsSampledTokens() {

@@ -26,6 +26,7 @@ enum Kernel {
     ARGMAX_ROWS("gather", "argmax_rows"),
     ARGMAX_COMBINE("gather", "argmax_combine"),
     TAKE_SAMPLED_TOKENS("gather", "take_sampled_tokens"),
+    SAMPLE_ROWS("sampling", "sample_rows"),
     ROTARY("rotary", "rotary"),
     ROTARY_PAIR("rotary", "rotary_pair"),
     WRITE_KV_CACHE("attention", "write_kv_cache"),

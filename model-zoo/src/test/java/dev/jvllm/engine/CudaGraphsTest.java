@@ -117,6 +117,43 @@ class CudaGraphsTest {
     }
 
     @Test
+    void seededSampledRequestsDrawTheSameTokensOnTheDeviceAsOnTheHost() {
+        List<SamplingParams> params = List.of(
+                SamplingParams.builder().temperature(0.8).seed(3).ignoreEos(true).maxTokens(18).build(),
+                greedy(12),
+                SamplingParams.builder().temperature(1.1).topP(0.7).seed(4).ignoreEos(true).maxTokens(20).build(),
+                SamplingParams.builder().temperature(0.6).topK(5).minP(0.05f).seed(5).ignoreEos(true).maxTokens(15).build());
+        List<int[]> prompts = randomPrompts(11, 9, 30, 4, 22);
+        Map<String, List<Integer>> host = generateSampled(false, prompts, params);
+        Map<String, List<Integer>> device = generateSampled(true, prompts, params);
+        assertEquals(host, device);
+    }
+
+    /** Request i with params i, on the GPU in float32, its rows drawn on the device or on the host. */
+    private static Map<String, List<Integer>> generateSampled(boolean onDevice, List<int[]> prompts,
+                                                              List<SamplingParams> params) {
+        Path dir = TinyLlamas.checkpoint("llama-gqa");
+        ModelConfig config = ModelConfig.load(dir);
+        try (Checkpoint checkpoint = Checkpoint.open(dir);
+             Backend cuda = Backends.create("cuda", new BackendOptions(0, DType.F32))) {
+            Backend backend = TinyLlamas.withOverrides(cuda, Map.of("samplesOnDevice", args -> onDevice));
+            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
+            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 8L << 20, 256, 256, false, 0L, "cuda", 0, 0.9,
+                    false, true);
+            LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
+            for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), params.get(i));
+            Map<String, List<Integer>> tokens = new TreeMap<>();
+            while (engine.hasUnfinishedRequests()) {
+                for (RequestOutput output : engine.step()) {
+                    if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
+                }
+            }
+            engine.checkNoLeaks();
+            return tokens;
+        }
+    }
+
+    @Test
     void aModelThatReadsBackMidPassRunsEagerlyWithTheSameTokens() {
         List<int[]> prompts = randomPrompts(8, 5, 12, 30);
         Run eager = generate("deepseek-v2-grouped", true, prompts);
