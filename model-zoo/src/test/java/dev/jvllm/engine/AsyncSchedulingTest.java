@@ -54,11 +54,17 @@ class AsyncSchedulingTest {
         /** {@code queued} false: the CPU backend as it is, whose engine schedules nothing ahead. */
         static Queuing of(String name, int maxModelLen, long kvCacheBytes, int maxNumSeqs, int maxNumBatchedTokens,
                           boolean prefixCaching, boolean queued) {
+            return of(name, maxModelLen, kvCacheBytes, maxNumSeqs, maxNumBatchedTokens, prefixCaching, queued, false);
+        }
+
+        /** {@code onDevice}: the backend also poses as one that draws sampled rows where the logits are. */
+        static Queuing of(String name, int maxModelLen, long kvCacheBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                          boolean prefixCaching, boolean queued, boolean onDevice) {
             Path dir = TinyLlamas.checkpoint(name);
             ModelConfig config = ModelConfig.load(dir);
             Checkpoint checkpoint = Checkpoint.open(dir);
             Backend backend = TinyLlamas.withOverrides(Backends.create("cpu", new BackendOptions(1)),
-                    Map.of("queuesWork", args -> queued));
+                    Map.of("queuesWork", args -> queued, "samplesOnDevice", args -> onDevice));
             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, maxModelLen));
             EngineConfig settings = new EngineConfig(maxModelLen, TinyLlamas.BLOCK_SIZE, kvCacheBytes, maxNumSeqs,
                     maxNumBatchedTokens, prefixCaching, 0L, "cpu", 1, 0.9, false, true);
@@ -217,6 +223,17 @@ class AsyncSchedulingTest {
     @ParameterizedTest(name = "workload {0}")
     @ValueSource(ints = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
     void randomWorkloadsEndAsTheyDoWithoutIt(int seed) {
+        randomWorkload(seed, false);
+    }
+
+    /** As above, with sampled rows drawn where the logits are (and so queued ahead too). */
+    @ParameterizedTest(name = "workload {0}")
+    @ValueSource(ints = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+    void randomWorkloadsSampledOnTheDeviceEndAsTheyDoWithoutIt(int seed) {
+        randomWorkload(seed, true);
+    }
+
+    private void randomWorkload(int seed, boolean onDevice) {
         java.util.Random random = new java.util.Random(1000 + seed);
         int requests = 3 + random.nextInt(6);
         List<int[]> prompts = new ArrayList<>();
@@ -246,7 +263,7 @@ class AsyncSchedulingTest {
         try (Queuing q = Queuing.of(model, 96, kvBytes, seats, budget, prefixCaching, false)) {
             plain = run(q.engine(), prompts, params, aborted, abortAfter);
         }
-        try (Queuing q = Queuing.of(model, 96, kvBytes, seats, budget, prefixCaching, true)) {
+        try (Queuing q = Queuing.of(model, 96, kvBytes, seats, budget, prefixCaching, true, onDevice)) {
             ahead = run(q.engine(), prompts, params, aborted, abortAfter);
             launchedAhead = q.engine().stepsLaunchedAhead();
         }
