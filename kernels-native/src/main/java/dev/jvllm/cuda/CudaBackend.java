@@ -753,10 +753,15 @@ public final class CudaBackend implements Backend {
                 DeviceMemory.Kind.STREAM_ORDERED);
         CudaTensor uniforms = upload(MemorySegment.ofArray(sampling.uniforms()), DType.I32, 1, 2 * rows, "uniforms",
                 DeviceMemory.Kind.STREAM_ORDERED);
-        DeviceBuffer weights = memory.allocate((long) rows * t.cols() * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        // Scratch weights for at most SAMPLE_CHUNK_ROWS rows at a time (256 rows of a 128k vocabulary
+        // would take 131 MB), the chunks one after another on the stream.
+        int chunk = Math.min(rows, SAMPLE_CHUNK_ROWS);
+        DeviceBuffer weights = memory.allocate((long) chunk * t.cols() * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
         try {
-            kernels.launch(Kernel.SAMPLE_ROWS, rows, SAMPLE_THREADS, t, t.cols(), temperatures, topKs, topPs, minPs,
-                    uniforms, weights.address(), sampledTokens.address());
+            for (int first = 0; first < rows; first += chunk) {
+                kernels.launch(Kernel.SAMPLE_ROWS, Math.min(chunk, rows - first), SAMPLE_THREADS, t, t.cols(), first,
+                        temperatures, topKs, topPs, minPs, uniforms, weights.address(), sampledTokens.address());
+            }
         } finally {
             memory.free(weights);
             for (CudaTensor upload : List.of(temperatures, topKs, topPs, minPs, uniforms)) memory.free(upload.buffer());
@@ -775,6 +780,8 @@ public final class CudaBackend implements Backend {
 
     /** sampling.cu's SAMPLE_THREADS: a block a row. */
     private static final int SAMPLE_THREADS = 1024;
+    /** Rows sample_rows draws in one launch (its scratch holds their weights). */
+    private static final int SAMPLE_CHUNK_ROWS = 64;
 
     @Override
     public boolean feedsSampledTokens() {

@@ -87,20 +87,20 @@ __device__ float largest_threshold(const float* w, int vocab, double need, bool 
     return __uint_as_float(lo);
 }
 
-// One token per row of logits ([rows, vocab]) into out[row]; per row its temperature (0: the
-// argmax), top-k (0: off), top-p (1: off), min-p (0: off) and uniform number in [0, 1).
-// weights is [rows, vocab] scratch. One block of SAMPLE_THREADS per row.
+// One token per row of logits ([rows, vocab]) into out[row], for the rows firstRow onwards, one
+// block of SAMPLE_THREADS a row; per row its temperature (0: the argmax), top-k (0: off), top-p
+// (1: off), min-p (0: off) and uniform number in [0, 1). weights is scratch of a row per block.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
-sample_rows(const act_t* logits, int vocab, const float* temperatures, const int* topKs, const double* topPs,
-            const float* minPs, const double* uniforms, float* weights, int* out) {
+sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatures, const int* topKs,
+            const double* topPs, const float* minPs, const double* uniforms, float* weights, int* out) {
     JV_DEPENDENT_PROLOGUE();
     __shared__ double masses[32];
     __shared__ int counts[32];
     __shared__ float values[32];
     __shared__ int columns[32];
-    int r = blockIdx.x;
+    int r = firstRow + blockIdx.x;
     const act_t* x = logits + (i64) r * vocab;
-    float* w = weights + (i64) r * vocab;
+    float* w = weights + (i64) blockIdx.x * vocab;
     float temperature = temperatures[r];
 
     float best = -jv_infinity();
