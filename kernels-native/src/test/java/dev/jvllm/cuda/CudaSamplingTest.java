@@ -36,7 +36,7 @@ class CudaSamplingTest extends GpuAgainstCpuTest {
         Random random = new Random(vocab + (long) (spread * 100));
         float[] values = new float[rows * vocab];
         for (int i = 0; i < values.length; i++) values[i] = (float) (random.nextGaussian() * spread);
-        Tensor logits = gpu.constant(values, rows, vocab);
+        Tensor logits = CudaTestData.activations(gpu, values, rows, vocab);  // the activation type, as a model's logits
         float[] onDevice = gpu.toFloatArray(logits);  // the values the kernel reads, rounded to the type
         float[] temperatures = new float[rows], minPs = new float[rows];
         int[] topKs = new int[rows];
