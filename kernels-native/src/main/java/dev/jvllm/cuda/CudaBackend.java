@@ -754,9 +754,11 @@ public final class CudaBackend implements Backend {
         CudaTensor uniforms = upload(MemorySegment.ofArray(sampling.uniforms()), DType.I32, 1, 2 * rows, "uniforms",
                 DeviceMemory.Kind.STREAM_ORDERED);
         // Scratch weights for at most SAMPLE_CHUNK_ROWS rows at a time (256 rows of a 128k vocabulary
-        // would take 131 MB), the chunks one after another on the stream.
+        // would take 131 MB), the chunks one after another on the stream; each row's weights fill a
+        // slab of whole SAMPLE_THREADS-wide rows (sampling.cu's sample_run).
         int chunk = Math.min(rows, SAMPLE_CHUNK_ROWS);
-        DeviceBuffer weights = memory.allocate((long) chunk * t.cols() * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        long slabSlots = (long) ((t.cols() + SAMPLE_THREADS - 1) / SAMPLE_THREADS) * SAMPLE_THREADS;
+        DeviceBuffer weights = memory.allocate(chunk * slabSlots * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
         try {
             for (int first = 0; first < rows; first += chunk) {
                 kernels.launch(Kernel.SAMPLE_ROWS, Math.min(chunk, rows - first), SAMPLE_THREADS, t, t.cols(), first,

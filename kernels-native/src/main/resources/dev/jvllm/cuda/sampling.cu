@@ -57,39 +57,103 @@ __device__ __forceinline__ void block_best(float& best, int& index, float* value
     for (int w = 0; w < (int) (blockDim.x >> 5); w++) keep_better(best, index, valueScratch[w], indexScratch[w]);
 }
 
-// Tokens (count) or mass of the row's weights at or above `threshold`.
-__device__ __forceinline__ int count_at_least(const float* w, int vocab, float threshold, int* scratch) {
-    int n = 0;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) n += w[c] >= threshold ? 1 : 0;
-    return block_count(n, scratch);
+// The row's weights live in a slab of run x SAMPLE_THREADS slots, run = ceil(vocab / SAMPLE_THREADS):
+// token c sits in slot (c % run) * SAMPLE_THREADS + c / run. Thread t's run of ids [t*run, (t+1)*run)
+// is then column t, so the scans in id order (each thread walking its own run) read whole rows of
+// the slab at a time, and the passes that need no order read it as float4s. Slots past the
+// vocabulary hold 0, which no pass counts. (Strided scalar reads of a row in global memory left a
+// block waiting on L2 latency: about 1 ms a row for a 128k vocabulary.)
+__device__ __forceinline__ int sample_run(int vocab) { return (vocab + SAMPLE_THREADS - 1) / SAMPLE_THREADS; }
+
+// For each of three thresholds, the count and the mass of the slab's weights at or above it, in one
+// pass (each thread's sums in a fixed order, then the block's): a superset's sum is never smaller,
+// so mass and count fall as the threshold rises.
+__device__ void tally3(const float* w, int slots, const float (&t)[3], double (&mass)[3], int (&count)[3],
+                       double* masses, int* counts) {
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    int n4 = slots >> 2;
+    double m[3] = {0, 0, 0};
+    int k[3] = {0, 0, 0};
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+        float4 v = w4[i];
+        float xs[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            double d = xs[e];
+#pragma unroll
+            for (int j = 0; j < 3; j++) {
+                bool in = xs[e] >= t[j];
+                m[j] += in ? d : 0.0;
+                k[j] += in ? 1 : 0;
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 3; j++) {
+        mass[j] = block_sum(m[j], masses);
+        count[j] = block_count(k[j], counts);
+    }
 }
 
-__device__ __forceinline__ double mass_at_least(const float* w, int vocab, float threshold, double* scratch) {
-    double m = 0;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-        float x = w[c];
-        if (x >= threshold) m += x;
-    }
-    return block_sum(m, scratch);
+// Count (byMass false) or mass (true) of the weights at or above one threshold.
+__device__ __forceinline__ double at_least(const float* w, int slots, float threshold, bool byMass, double* masses,
+                                           int* counts) {
+    float t[3] = {threshold, threshold, threshold};
+    double mass[3];
+    int count[3];
+    tally3(w, slots, t, mass, count, masses, counts);
+    return byMass ? mass[0] : (double) count[0];
 }
 
 // The largest positive weight t (by bits: non-negative floats order as their bits do, and every
 // weight is at most 1) with count (byMass false) or mass (true) of weights >= t at least `need`.
-__device__ float largest_threshold(const float* w, int vocab, double need, bool byMass, int* counts, double* masses) {
+// Each pass tries three thresholds, so the interval shrinks fourfold a pass (15 passes, not 30).
+__device__ float largest_threshold(const float* w, int slots, double need, bool byMass, int* counts, double* masses) {
     unsigned int lo = 1u, hi = 0x3f800001u;  // the smallest positive float qualifies; above 1, nothing does
     while (hi - lo > 1) {
-        unsigned int mid = lo + (hi - lo) / 2;
-        float t = __uint_as_float(mid);
-        double have = byMass ? mass_at_least(w, vocab, t, masses) : (double) count_at_least(w, vocab, t, counts);
-        if (have >= need) lo = mid;
-        else hi = mid;
+        unsigned int span = hi - lo;
+        unsigned int mids[3] = {lo + span / 4, lo + span / 2, hi - span / 4};
+        float t[3];
+#pragma unroll
+        for (int j = 0; j < 3; j++) t[j] = __uint_as_float(mids[j]);
+        double mass[3];
+        int count[3];
+        tally3(w, slots, t, mass, count, masses, counts);
+        unsigned int newLo = lo, newHi = hi;
+#pragma unroll
+        for (int j = 0; j < 3; j++) {
+            if (mids[j] <= lo || mids[j] >= hi) continue;
+            double have = byMass ? mass[j] : (double) count[j];
+            if (have >= need) newLo = max(newLo, mids[j]);
+            else newHi = min(newHi, mids[j]);
+        }
+        lo = newLo;
+        hi = max(newHi, newLo + 1);
     }
     return __uint_as_float(lo);
 }
 
+// Zeroes the slab's weights below `threshold` (any order).
+__device__ __forceinline__ void drop_below(float* w, int slots, float threshold) {
+    float4* w4 = reinterpret_cast<float4*>(w);
+    int n4 = slots >> 2;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+        float4 v = w4[i];
+        v.x = v.x < threshold ? 0.0f : v.x;
+        v.y = v.y < threshold ? 0.0f : v.y;
+        v.z = v.z < threshold ? 0.0f : v.z;
+        v.w = v.w < threshold ? 0.0f : v.w;
+        w4[i] = v;
+    }
+    __syncthreads();
+}
+
 // One token per row of logits ([rows, vocab]) into out[row], for the rows firstRow onwards, one
 // block of SAMPLE_THREADS a row; per row its temperature (0: the argmax), top-k (0: off), top-p
-// (1: off), min-p (0: off) and uniform number in [0, 1). weights is scratch of a row per block.
+// (1: off), min-p (0: off) and uniform number in [0, 1). weights is scratch of a slab per block
+// (sample_run(vocab) * SAMPLE_THREADS floats).
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatures, const int* topKs,
             const double* topPs, const float* minPs, const double* uniforms, float* weights, int* out) {
@@ -100,11 +164,13 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     __shared__ int columns[32];
     int r = firstRow + blockIdx.x;
     const act_t* x = logits + (i64) r * vocab;
-    float* w = weights + (i64) blockIdx.x * vocab;
+    int run = sample_run(vocab), slots = run * SAMPLE_THREADS;
+    float* w = weights + (i64) blockIdx.x * slots;
     float temperature = temperatures[r];
 
     float best = -jv_infinity();
     int bestColumn = 0x7fffffff;
+#pragma unroll 8
     for (int c = threadIdx.x; c < vocab; c += blockDim.x) keep_better(best, bestColumn, act_to_float(x[c]), c);
     block_best(best, bestColumn, values, columns);
     if (temperature == 0.0f || best == -jv_infinity() || best == jv_infinity()) {
@@ -112,69 +178,65 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
         if (threadIdx.x == 0) out[r] = bestColumn == 0x7fffffff ? 0 : bestColumn;
         return;
     }
-    float max = best;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-        float e = (float) exp((double) ((act_to_float(x[c]) - max) / temperature));
-        w[c] = e > 0.0f ? e : 0.0f;
+    // This thread's run of ids, and its column of the slab.
+    int begin = (int) threadIdx.x * run;
+    float* mine = w + threadIdx.x;
+    float max = best, minP = minPs[r];
+    for (int j = 0; j < run; j++) {
+        int c = begin + j;
+        float e = 0.0f;
+        if (c < vocab) {
+            e = (float) exp((double) ((act_to_float(x[c]) - max) / temperature));
+            if (!(e > 0.0f) || e < minP) e = 0.0f;
+        }
+        mine[j * SAMPLE_THREADS] = e;
     }
     __syncthreads();
 
-    float minP = minPs[r];
-    if (minP > 0.0f) {
-        for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-            if (w[c] < minP) w[c] = 0.0f;
-        }
-        __syncthreads();
-    }
-
     int topK = topKs[r];
-    if (topK > 0 && count_at_least(w, vocab, __uint_as_float(1u), counts) > topK) {
-        float kth = largest_threshold(w, vocab, (double) topK, false, counts, masses);
-        for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
-            if (w[c] < kth) w[c] = 0.0f;
-        }
-        __syncthreads();
+    if (topK > 0 && at_least(w, slots, __uint_as_float(1u), false, masses, counts) > topK) {
+        drop_below(w, slots, largest_threshold(w, slots, (double) topK, false, counts, masses));
     }
 
     double topP = topPs[r];
-    // Each thread owns a contiguous run of the row, for the scans in id order below.
-    int run = (vocab + (int) blockDim.x - 1) / (int) blockDim.x;
-    int begin = min(vocab, (int) threadIdx.x * run), end = min(vocab, begin + run);
     if (topP < 1.0) {
-        double total = mass_at_least(w, vocab, __uint_as_float(1u), masses);
+        double total = at_least(w, slots, __uint_as_float(1u), true, masses, counts);
         if (total > 0) {
             double target = topP * total;
             // The last survivor's weight; all heavier tokens survive, and of the tokens that weigh
             // exactly that, the first ones by id while the mass ranked above them is below target.
-            float boundary = largest_threshold(w, vocab, target, true, counts, masses);
-            double above = mass_at_least(w, vocab, __uint_as_float(__float_as_uint(boundary) + 1u), masses);
-            int ties = count_at_least(w, vocab, boundary, counts)
-                       - count_at_least(w, vocab, __uint_as_float(__float_as_uint(boundary) + 1u), counts);
+            float boundary = largest_threshold(w, slots, target, true, counts, masses);
+            float t[3] = {__uint_as_float(__float_as_uint(boundary) + 1u), boundary, boundary};
+            double mass[3];
+            int count[3];
+            tally3(w, slots, t, mass, count, masses, counts);
+            double above = mass[0];
+            int ties = count[1] - count[0];
             __shared__ int keptTies;
             if (threadIdx.x == 0) {
                 int kept = 0;
-                double mass = above;
-                while (kept < ties && mass < target) {
-                    mass += boundary;
+                double m = above;
+                while (kept < ties && m < target) {
+                    m += boundary;
                     kept++;
                 }
                 keptTies = kept;
             }
             // Ranks of the ties in id order: each thread's count over its run, then a scan.
-            int mine = 0;
-            for (int c = begin; c < end; c++) mine += w[c] == boundary ? 1 : 0;
+            int tiesHere = 0;
+            for (int j = 0; j < run; j++) tiesHere += mine[j * SAMPLE_THREADS] == boundary ? 1 : 0;
             __shared__ int tiesBefore[SAMPLE_THREADS];
-            tiesBefore[threadIdx.x] = mine;
+            tiesBefore[threadIdx.x] = tiesHere;
             __syncthreads();
             int rank = 0;
             for (int t = 0; t < (int) threadIdx.x; t++) rank += tiesBefore[t];
             __syncthreads();
-            for (int c = begin; c < end; c++) {
-                float v = w[c];
+            for (int j = 0; j < run; j++) {
+                float v = mine[j * SAMPLE_THREADS];
                 if (v < boundary) {
-                    w[c] = 0.0f;
+                    mine[j * SAMPLE_THREADS] = 0.0f;
                 } else if (v == boundary) {
-                    if (rank >= keptTies) w[c] = 0.0f;
+                    if (rank >= keptTies) mine[j * SAMPLE_THREADS] = 0.0f;
                     rank++;
                 }
             }
@@ -187,10 +249,11 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     __shared__ int chosen;
     double sum = 0;
     int last = -1;
-    for (int c = begin; c < end; c++) {
-        if (w[c] > 0.0f) {
-            sum += w[c];
-            last = c;
+    for (int j = 0; j < run; j++) {
+        float v = mine[j * SAMPLE_THREADS];
+        if (v > 0.0f) {
+            sum += v;
+            last = begin + j;
         }
     }
     runSums[threadIdx.x] = sum;
@@ -204,11 +267,12 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     double target = uniforms[r] * total;
     if (before + sum > target && sum > 0) {
         double cumulative = 0;
-        for (int c = begin; c < end; c++) {
-            if (w[c] > 0.0f) {
-                cumulative += w[c];
+        for (int j = 0; j < run; j++) {
+            float v = mine[j * SAMPLE_THREADS];
+            if (v > 0.0f) {
+                cumulative += v;
                 if (before + cumulative > target) {
-                    atomicMin(&chosen, c);
+                    atomicMin(&chosen, begin + j);
                     break;
                 }
             }
