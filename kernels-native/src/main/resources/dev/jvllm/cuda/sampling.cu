@@ -109,7 +109,7 @@ __device__ __forceinline__ double at_least(const float* w, int slots, float thre
 // The largest positive weight t (by bits: non-negative floats order as their bits do, and every
 // weight is at most 1) with count (byMass false) or mass (true) of weights >= t at least `need`.
 // Each pass tries three thresholds, so the interval shrinks fourfold a pass (15 passes, not 30).
-__device__ float largest_threshold(const float* w, int slots, double need, bool byMass, int* counts, double* masses) {
+__device__ __noinline__ float largest_threshold(const float* w, int slots, double need, bool byMass, int* counts, double* masses) {
     unsigned int lo = 1u, hi = 0x3f800001u;  // the smallest positive float qualifies; above 1, nothing does
     while (hi - lo > 1) {
         unsigned int span = hi - lo;
@@ -132,6 +132,135 @@ __device__ float largest_threshold(const float* w, int slots, double need, bool 
         hi = max(newHi, newLo + 1);
     }
     return __uint_as_float(lo);
+}
+
+// A weight as a fixed-point mass, w * 2^44 truncated: integer sums are exact in any order (and a
+// weight is at most 1, so 2^19 of them stay below 2^63).
+#define FIXED_ONE 17592186044416.0
+__device__ __forceinline__ unsigned long long fixed_mass(float x) { return (unsigned long long) ((double) x * FIXED_ONE); }
+
+#define RADIX_BUCKETS 1024
+
+struct RadixScratch {
+    unsigned long long mass[RADIX_BUCKETS];
+    unsigned int count[RADIX_BUCKETS];
+    unsigned long long above;
+    int bucket;
+};
+
+// The bits of the largest weight t whose count (byMass false) or fixed-point mass of weights >= t
+// reaches `need`, ten bits a level from the top: a histogram of the next bits of the weights that
+// share the bits decided so far, then the highest bucket that, with the buckets above it, reaches
+// need. Three passes where the threshold search takes fifteen. Exact for counts (integers); for
+// masses a candidate the caller checks with the double sums of tally3, since the fixed-point masses
+// round differently.
+__device__ __noinline__ unsigned int radix_threshold(const float* w, int slots, double need, bool byMass, RadixScratch& scratch) {
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    int n4 = slots >> 2;
+    int lane = threadIdx.x & 31;
+    unsigned int prefix = 0;
+    unsigned long long above = 0;
+    for (int shift = 20; shift >= 0; shift -= 10) {
+        for (int b = threadIdx.x; b < RADIX_BUCKETS; b += blockDim.x) {
+            scratch.mass[b] = 0;
+            scratch.count[b] = 0;
+        }
+        __syncthreads();
+        unsigned int decided = prefix >> (shift + 10);  // all weights at most 1 have bit 30 clear
+#pragma unroll 2
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+            float4 v = w4[i];
+            float xs[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                unsigned int bits = __float_as_uint(xs[e]);
+                bool candidate = xs[e] > 0.0f && (bits >> (shift + 10)) == decided;
+                int bucket = candidate ? (int) ((bits >> shift) & (RADIX_BUCKETS - 1)) : -1;
+                // Lanes with the same bucket add their count once (a flat row puts most in a few buckets).
+                unsigned int peers = __match_any_sync(0xffffffffu, bucket);
+                if (candidate) {
+                    if (lane == __ffs(peers) - 1) atomicAdd(&scratch.count[bucket], (unsigned int) __popc(peers));
+                    if (byMass) atomicAdd(&scratch.mass[bucket], fixed_mass(xs[e]));
+                }
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            // Each lane sums 32 buckets; the lanes' sums from the top down; the highest lane that
+            // reaches need walks its buckets down.
+            unsigned long long laneSum = 0;
+            for (int k = 0; k < 32; k++) {
+                int b = lane * 32 + k;
+                laneSum += byMass ? scratch.mass[b] : scratch.count[b];
+            }
+            unsigned long long fromHere = laneSum;  // this lane's buckets and every higher lane's
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                unsigned long long higher = __shfl_down_sync(0xffffffffu, fromHere, offset);
+                if (lane + offset < 32) fromHere += higher;
+            }
+            double scale = byMass ? 1.0 / FIXED_ONE : 1.0;
+            unsigned int reaching = __ballot_sync(0xffffffffu, (double) (above + fromHere) * scale >= need);
+            int chosenLane = reaching != 0 ? 31 - __clz(reaching) : 0;
+            if (lane == chosenLane) {
+                unsigned long long run = above + fromHere - laneSum;
+                int b = lane * 32 + 31;
+                for (; b > lane * 32; b--) {
+                    unsigned long long here = byMass ? scratch.mass[b] : scratch.count[b];
+                    if ((double) (run + here) * scale >= need) break;
+                    run += here;
+                }
+                scratch.bucket = b;
+                scratch.above = run;
+            }
+        }
+        __syncthreads();
+        prefix |= (unsigned int) scratch.bucket << shift;
+        above = scratch.above;
+        __syncthreads();
+    }
+    return prefix;
+}
+
+// Exclusive prefix of v over the block's threads in order, and the block's total (any order: integers).
+__device__ __forceinline__ int block_exclusive_count(int v, int* scratch, int& total) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int inclusive = v;
+    for (int offset = 1; offset < 32; offset <<= 1) {
+        int lower = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        if (lane >= offset) inclusive += lower;
+    }
+    __syncthreads();
+    if (lane == 31) scratch[warp] = inclusive;
+    __syncthreads();
+    int before = 0;
+    total = 0;
+    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
+        if (w == warp) before = total;
+        total += scratch[w];
+    }
+    return before + inclusive - v;
+}
+
+// The same for doubles, in a fixed order: a scan within each warp, then the warps' totals in order.
+__device__ __forceinline__ double block_exclusive_sum(double v, double* scratch, double& total) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double inclusive = v;
+    for (int offset = 1; offset < 32; offset <<= 1) {
+        double lower = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        if (lane >= offset) inclusive += lower;
+    }
+    double exclusive = __shfl_up_sync(0xffffffffu, inclusive, 1);
+    if (lane == 0) exclusive = 0;
+    __syncthreads();
+    if (lane == 31) scratch[warp] = inclusive;
+    __syncthreads();
+    double before = 0;
+    total = 0;
+    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
+        if (w == warp) before = total;
+        total += scratch[w];
+    }
+    return before + exclusive;
 }
 
 // Zeroes the slab's weights below `threshold` (any order).
@@ -162,6 +291,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     __shared__ int counts[32];
     __shared__ float values[32];
     __shared__ int columns[32];
+    __shared__ RadixScratch radix;
     int r = firstRow + blockIdx.x;
     const act_t* x = logits + (i64) r * vocab;
     int run = sample_run(vocab), slots = run * SAMPLE_THREADS;
@@ -195,7 +325,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
 
     int topK = topKs[r];
     if (topK > 0 && at_least(w, slots, __uint_as_float(1u), false, masses, counts) > topK) {
-        drop_below(w, slots, largest_threshold(w, slots, (double) topK, false, counts, masses));
+        drop_below(w, slots, __uint_as_float(radix_threshold(w, slots, (double) topK, false, radix)));
     }
 
     double topP = topPs[r];
@@ -205,11 +335,19 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
             double target = topP * total;
             // The last survivor's weight; all heavier tokens survive, and of the tokens that weigh
             // exactly that, the first ones by id while the mass ranked above them is below target.
-            float boundary = largest_threshold(w, slots, target, true, counts, masses);
+            // The radix search's candidate, checked with double sums: mass at or above it reaches
+            // target and mass above it does not (else the search by doubles, fourfold a pass).
+            float boundary = __uint_as_float(radix_threshold(w, slots, target, true, radix));
             float t[3] = {__uint_as_float(__float_as_uint(boundary) + 1u), boundary, boundary};
             double mass[3];
             int count[3];
             tally3(w, slots, t, mass, count, masses, counts);
+            if (!(boundary > 0.0f && mass[1] >= target && mass[0] < target)) {
+                boundary = largest_threshold(w, slots, target, true, counts, masses);
+                t[0] = __uint_as_float(__float_as_uint(boundary) + 1u);
+                t[1] = t[2] = boundary;
+                tally3(w, slots, t, mass, count, masses, counts);
+            }
             double above = mass[0];
             int ties = count[1] - count[0];
             __shared__ int keptTies;
@@ -225,12 +363,8 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
             // Ranks of the ties in id order: each thread's count over its run, then a scan.
             int tiesHere = 0;
             for (int j = 0; j < run; j++) tiesHere += mine[j * SAMPLE_THREADS] == boundary ? 1 : 0;
-            __shared__ int tiesBefore[SAMPLE_THREADS];
-            tiesBefore[threadIdx.x] = tiesHere;
-            __syncthreads();
-            int rank = 0;
-            for (int t = 0; t < (int) threadIdx.x; t++) rank += tiesBefore[t];
-            __syncthreads();
+            int tiesInRow;
+            int rank = block_exclusive_count(tiesHere, counts, tiesInRow);
             for (int j = 0; j < run; j++) {
                 float v = mine[j * SAMPLE_THREADS];
                 if (v < boundary) {
@@ -245,7 +379,6 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     }
 
     // The draw: the first token, by id, whose cumulative weight passes uniform * total.
-    __shared__ double runSums[SAMPLE_THREADS];
     __shared__ int chosen;
     double sum = 0;
     int last = -1;
@@ -256,14 +389,9 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
             last = begin + j;
         }
     }
-    runSums[threadIdx.x] = sum;
     if (threadIdx.x == 0) chosen = 0x7fffffff;
-    __syncthreads();
-    double before = 0, total = 0;
-    for (int t = 0; t < (int) blockDim.x; t++) {
-        if (t == (int) threadIdx.x) before = total;
-        total += runSums[t];
-    }
+    double total;
+    double before = block_exclusive_sum(sum, masses, total);
     double target = uniforms[r] * total;
     if (before + sum > target && sum > 0) {
         double cumulative = 0;
