@@ -1,7 +1,6 @@
 package dev.jvllm.engine;
 
 import dev.jvllm.EngineConfig;
-import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.spi.Backend;
@@ -89,12 +88,7 @@ class CapturedDecodeTest {
                 enforceEager);
         LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
         for (int i = 0; i < prompts.size(); i++) engine.addRequest(prefix + i, prompts.get(i), params.apply(i));
-        Map<String, List<Integer>> tokens = new TreeMap<>();
-        while (engine.hasUnfinishedRequests()) {
-            for (RequestOutput output : engine.step()) {
-                if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
-            }
-        }
+        Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
         engine.checkNoLeaks();
         return tokens;
     }

@@ -1,7 +1,6 @@
 package dev.jvllm.engine;
 
 import dev.jvllm.EngineConfig;
-import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.cuda.CudaBackend;
@@ -23,7 +22,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.ServiceLoader;
-import java.util.TreeMap;
 
 import static dev.jvllm.engine.TinyLlamas.greedy;
 import static dev.jvllm.engine.TinyLlamas.randomPrompts;
@@ -68,12 +66,7 @@ class CudaGraphsTest {
                     0.9, enforceEager, asyncScheduling);
             LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
             for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(10 + 12 * i));
-            Map<String, List<Integer>> tokens = new TreeMap<>();
-            while (engine.hasUnfinishedRequests()) {
-                for (RequestOutput output : engine.step()) {
-                    if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
-                }
-            }
+            Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
             engine.checkNoLeaks();
             CudaBackend cuda = (CudaBackend) backend;
             return new Run(tokens, cuda.capturedGraphs(), cuda.graphLaunches(), engine.stepsLaunchedAhead());
@@ -142,12 +135,7 @@ class CudaGraphsTest {
                     false, true);
             LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
             for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), params.get(i));
-            Map<String, List<Integer>> tokens = new TreeMap<>();
-            while (engine.hasUnfinishedRequests()) {
-                for (RequestOutput output : engine.step()) {
-                    if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
-                }
-            }
+            Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
             engine.checkNoLeaks();
             return tokens;
         }

@@ -1,7 +1,6 @@
 package dev.jvllm.engine;
 
 import dev.jvllm.EngineConfig;
-import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.spi.Backend;
@@ -18,7 +17,6 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.function.Function;
 
 import static dev.jvllm.engine.TinyLlamas.greedy;
@@ -58,12 +56,7 @@ class DeviceSamplingTest {
             try (LLMEngine engine = new LLMEngine(model, backend, null, List.of(), 128, settings)) {
                 List<int[]> prompts = randomPrompts(21, 9, 30, 4, 22, 41);
                 for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), PARAMS.get(i));
-                Map<String, List<Integer>> tokens = new TreeMap<>();
-                while (engine.hasUnfinishedRequests()) {
-                    for (RequestOutput output : engine.step()) {
-                        if (output.finished()) tokens.put(output.requestId(), output.outputs().getFirst().tokenIds());
-                    }
-                }
+                Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
                 engine.checkNoLeaks();
                 launchedAhead[0] = engine.stepsLaunchedAhead();
                 return tokens;

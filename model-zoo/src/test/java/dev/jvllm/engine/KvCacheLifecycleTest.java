@@ -11,7 +11,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -91,12 +90,7 @@ class KvCacheLifecycleTest {
                     () -> engine.addRequest("too-long", randomPrompts(24, 64).getFirst(), GREEDY));
             assertTrue(e.getMessage().contains("64 tokens") && e.getMessage().contains("maximum model length is 64"),
                     e.getMessage());
-            Map<String, List<Integer>> finished = new HashMap<>();
-            while (engine.hasUnfinishedRequests()) {
-                for (RequestOutput out : engine.step()) {
-                    if (out.finished()) finished.put(out.requestId(), out.outputs().getFirst().tokenIds());
-                }
-            }
+            Map<String, List<Integer>> finished = EngineRuns.finishedTokens(engine);
             assertEquals(Map.of("a", alone.get(0), "b", alone.get(1)), finished);
             engine.checkNoLeaks();
         }

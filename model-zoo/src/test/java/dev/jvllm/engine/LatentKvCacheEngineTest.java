@@ -1,7 +1,6 @@
 package dev.jvllm.engine;
 
 import dev.jvllm.EngineConfig;
-import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.models.layers.RandomCheckpoint;
@@ -17,7 +16,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -131,12 +129,7 @@ class LatentKvCacheEngineTest {
 
     private static List<List<Integer>> generate(LLMEngine engine, List<int[]> prompts, SamplingParams params) {
         for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), params);
-        Map<String, List<Integer>> done = new HashMap<>();
-        while (engine.hasUnfinishedRequests()) {
-            for (RequestOutput output : engine.step()) {
-                if (output.finished()) done.put(output.requestId(), output.outputs().getFirst().tokenIds());
-            }
-        }
+        Map<String, List<Integer>> done = EngineRuns.finishedTokens(engine);
         List<List<Integer>> outputs = new ArrayList<>();
         for (int i = 0; i < prompts.size(); i++) outputs.add(done.get("r" + i));
         return outputs;
