@@ -754,14 +754,17 @@ public final class CudaBackend implements Backend {
         CudaTensor uniforms = upload(MemorySegment.ofArray(sampling.uniforms()), DType.I32, 1, 2 * rows, "uniforms",
                 DeviceMemory.Kind.STREAM_ORDERED);
         // Scratch weights for at most SAMPLE_CHUNK_ROWS rows at a time (256 rows of a 128k vocabulary
-        // would take 131 MB), the chunks one after another on the stream; each row's weights fill a
-        // slab of whole SAMPLE_THREADS-wide rows (sampling.cu's sample_run).
+        // would take 131 MB), the chunks one after another on the stream. A row is drawn by a cluster
+        // of blocks (sampling.cu's SAMPLE_CLUSTER), each with a slice of the vocabulary in a slab of
+        // whole SAMPLE_THREADS-wide rows (sample_slice, sample_run).
         int chunk = Math.min(rows, SAMPLE_CHUNK_ROWS);
-        long slabSlots = (long) ((t.cols() + SAMPLE_THREADS - 1) / SAMPLE_THREADS) * SAMPLE_THREADS;
-        DeviceBuffer weights = memory.allocate(chunk * slabSlots * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        int cluster = context.computeMajor >= 9 ? SAMPLE_CLUSTER : 1;
+        int slice = (t.cols() + cluster - 1) / cluster;
+        long slabSlots = (long) ((slice + SAMPLE_THREADS - 1) / SAMPLE_THREADS) * SAMPLE_THREADS;
+        DeviceBuffer weights = memory.allocate(chunk * cluster * slabSlots * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
         try {
             for (int first = 0; first < rows; first += chunk) {
-                kernels.launch(Kernel.SAMPLE_ROWS, Math.min(chunk, rows - first), SAMPLE_THREADS, t, t.cols(), first,
+                kernels.launch(Kernel.SAMPLE_ROWS, Math.min(chunk, rows - first) * cluster, SAMPLE_THREADS, t, t.cols(), first,
                         temperatures, topKs, topPs, minPs, uniforms, weights.address(), sampledTokens.address());
             }
         } finally {
@@ -780,8 +783,10 @@ public final class CudaBackend implements Backend {
     private static final boolean DEVICE_SAMPLING =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.deviceSampling", "true"));
 
-    /** sampling.cu's SAMPLE_THREADS: a block a row. */
+    /** sampling.cu's SAMPLE_THREADS, a block's threads. */
     private static final int SAMPLE_THREADS = 1024;
+    /** sampling.cu's SAMPLE_CLUSTER on compute capability 9.0 and later: the blocks that draw a row together. */
+    private static final int SAMPLE_CLUSTER = 8;
     /** Rows sample_rows draws in one launch (its scratch holds their weights). */
     private static final int SAMPLE_CHUNK_ROWS = 64;
 
