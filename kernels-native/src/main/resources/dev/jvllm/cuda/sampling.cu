@@ -52,41 +52,24 @@ __device__ __forceinline__ unsigned int remote_address(const void* local, int ra
 }
 #endif
 
-__device__ __forceinline__ double remote_load(const double* local, int rank) {
+// A 4- or 8-byte value at `local`'s place in the shared memory of block `rank` of the cluster.
+template <typename T>
+__device__ __forceinline__ T remote_load(const T* local, int rank) {
+    static_assert(sizeof(T) == 4 || sizeof(T) == 8, "remote_load reads 4 or 8 bytes");
 #if SAMPLE_CLUSTER > 1
-    double v;
-    asm volatile("ld.shared::cluster.f64 %0, [%1];" : "=d"(v) : "r"(remote_address(local, rank)) : "memory");
-    return v;
-#else
-    return *local;
-#endif
-}
-
-__device__ __forceinline__ unsigned long long remote_load(const unsigned long long* local, int rank) {
-#if SAMPLE_CLUSTER > 1
-    unsigned long long v;
-    asm volatile("ld.shared::cluster.u64 %0, [%1];" : "=l"(v) : "r"(remote_address(local, rank)) : "memory");
-    return v;
-#else
-    return *local;
-#endif
-}
-
-__device__ __forceinline__ int remote_load(const int* local, int rank) {
-#if SAMPLE_CLUSTER > 1
-    int v;
-    asm volatile("ld.shared::cluster.s32 %0, [%1];" : "=r"(v) : "r"(remote_address(local, rank)) : "memory");
-    return v;
-#else
-    return *local;
-#endif
-}
-
-__device__ __forceinline__ unsigned int remote_load(const unsigned int* local, int rank) {
-#if SAMPLE_CLUSTER > 1
-    unsigned int v;
-    asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(remote_address(local, rank)) : "memory");
-    return v;
+    if constexpr (sizeof(T) == 8) {
+        unsigned long long bits;
+        asm volatile("ld.shared::cluster.b64 %0, [%1];" : "=l"(bits) : "r"(remote_address(local, rank)) : "memory");
+        T v;
+        memcpy(&v, &bits, 8);
+        return v;
+    } else {
+        unsigned int bits;
+        asm volatile("ld.shared::cluster.b32 %0, [%1];" : "=r"(bits) : "r"(remote_address(local, rank)) : "memory");
+        T v;
+        memcpy(&v, &bits, 4);
+        return v;
+    }
 #else
     return *local;
 #endif
