@@ -49,11 +49,7 @@ public final class Sampler {
      * ({@link dev.jvllm.spi.Backend#argmaxRows}) instead of copying the row back.
      */
     public boolean choosesArgmax(SequenceSamplingState sequence) {
-        SamplingParams params = sequence.params();
-        return params.isGreedy() && params.logprobs().isEmpty() && sequence.allowedTokenIds() == null
-                && sequence.tokensMaskedByMinTokens().length == 0 && sequence.biasedTokenIds().length == 0
-                && sequence.promptAndOutputTokens() == null
-                && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
+        return sequence.params().isGreedy() && samplesPlainly(sequence);
     }
 
     /**
@@ -110,12 +106,10 @@ public final class Sampler {
         return DistributionTruncation.draw(logits, uniform);
     }
 
-    /** Appends {@code tokenId}, drawn by a backend for a sequence that {@link #samplesPlainly} (or its argmax). */
-    public SampledToken acceptDrawn(SequenceSamplingState sequence, int tokenId) {
-        return acceptArgmax(sequence, tokenId);
-    }
-
-    /** Appends {@code tokenId}, the argmax found for a sequence that {@link #choosesArgmax}. */
+    /**
+     * Appends {@code tokenId}, found by a backend where the logits are: the argmax for a sequence
+     * that {@link #choosesArgmax}, or the token drawn for one that {@link #samplesPlainly}.
+     */
     public SampledToken acceptArgmax(SequenceSamplingState sequence, int tokenId) {
         if (tokenId < 0 || tokenId >= sequence.vocabSize()) {
             throw new IllegalArgumentException("argmax token " + tokenId + " is outside the vocabulary of "
