@@ -252,7 +252,7 @@ public final class LLMEngine implements AutoCloseable {
      * A step whose forward pass is queued and whose tokens are not yet accepted: per scheduled
      * request, where its tokens started, whether it samples one, its prompt logprob rows and its
      * first row of logits (its prompt logprob rows, then its sampled row), all as when launched;
-     * the logits' argmax or their copy on the heap.
+     * its tokens found where the logits are (argmax or drawn), or the logits' copy on the heap.
      */
     private static final class Launched {
         final List<Scheduler.Scheduled> scheduled;
@@ -261,7 +261,7 @@ public final class LLMEngine implements AutoCloseable {
         final int[] promptRows;
         final int[] firstRows;
         final int vocab;
-        Backend.SampledRows argmax;
+        Backend.SampledRows tokens;
         float[] flat;
         /** Whether its tokens were already marked computed, when the next step was launched ahead of it. */
         boolean computedMarked;
@@ -357,14 +357,14 @@ public final class LLMEngine implements AutoCloseable {
         forwardNanos += resultStart - forwardStart;
         Launched launched = new Launched(scheduled, starts, samples, promptRows, firstRows, logits.cols());
         if (!argmaxOnly && plainOnly && backend.samplesOnDevice()) {
-            launched.argmax = backend.sampleRowsAsync(logits, plainSampling(scheduled, samples));
-            if (!scheduleAhead) launched.argmax = Backend.SampledRows.of(launched.argmax.await());
+            launched.tokens = backend.sampleRowsAsync(logits, plainSampling(scheduled, samples));
+            if (!scheduleAhead) launched.tokens = Backend.SampledRows.of(launched.tokens.await());
         } else if (!argmaxOnly) {
             launched.flat = backend.toFloatArray(logits);
         } else if (scheduleAhead) {
-            launched.argmax = backend.argmaxRowsAsync(logits);
+            launched.tokens = backend.argmaxRowsAsync(logits);
         } else {
-            launched.argmax = Backend.SampledRows.of(backend.argmaxRows(logits));
+            launched.tokens = Backend.SampledRows.of(backend.argmaxRows(logits));
         }
         resultNanos += System.nanoTime() - resultStart;
         return launched;
@@ -401,13 +401,13 @@ public final class LLMEngine implements AutoCloseable {
 
     /**
      * Whether the step after {@code current} can be scheduled and queued before current's tokens
-     * are known: async scheduling on, current's tokens all greedy and left on the device, every
+     * are known: async scheduling on, current's tokens all found where the logits are and left there, every
      * running request in current and sampling a token that cannot end it by length, and free
      * blocks for those tokens (so that scheduling it preempts nothing). Waiting requests may join
      * that step: their prompts are known, and admitting them never preempts.
      */
     private boolean mayLaunchAhead(Launched current) {
-        if (!scheduleAhead || current.argmax == null || !current.argmax.feedable()) return false;
+        if (!scheduleAhead || current.tokens == null || !current.tokens.feedable()) return false;
         if (scheduler.numRunning() != current.scheduled.size()) return false;
         int newBlocks = 0;
         for (int i = 0; i < current.scheduled.size(); i++) {
@@ -425,7 +425,7 @@ public final class LLMEngine implements AutoCloseable {
 
     /**
      * Marks current's tokens computed, holds the place of each request's token being sampled, and
-     * queues the next step, whose token ids for those places come from current's argmax on the device.
+     * queues the next step, whose token ids for those places come from current's tokens on the device.
      */
     private Launched launchAhead(Launched current) {
         for (int i = 0; i < current.scheduled.size(); i++) {
@@ -443,11 +443,11 @@ public final class LLMEngine implements AutoCloseable {
     /** Reads a launched step's tokens and accepts them; returns the requests that made progress. */
     private List<RequestOutput> complete(Launched launched) {
         long resultStart = System.nanoTime();
-        int[] argmax = launched.argmax == null ? null : launched.argmax.await();
+        int[] found = launched.tokens == null ? null : launched.tokens.await();
         resultNanos += System.nanoTime() - resultStart;
         steps++;
 
-        SampledToken[] drawn = argmax == null ? sampleRows(launched) : null;
+        SampledToken[] drawn = found == null ? sampleRows(launched) : null;
         List<RequestGroup> touched = new ArrayList<>();
         for (int i = 0; i < launched.scheduled.size(); i++) {
             Scheduler.Scheduled s = launched.scheduled.get(i);
@@ -460,8 +460,8 @@ public final class LLMEngine implements AutoCloseable {
             }
             if (!launched.computedMarked) markComputed(r, start, s.numTokens());
             if (launched.samples[i]) {
-                SampledToken token = argmax != null
-                        ? sampler.acceptArgmax(r.sampling, argmax[launched.sampledRow(i)]) : drawn[i];
+                SampledToken token = found != null
+                        ? sampler.acceptArgmax(r.sampling, found[launched.sampledRow(i)]) : drawn[i];
                 accept(r, token);
                 if (r.group().lastOutputStep != steps) {
                     r.group().lastOutputStep = steps;
@@ -572,7 +572,7 @@ public final class LLMEngine implements AutoCloseable {
      * BlockTable#toArray}). With async scheduling every batch carries sampled-token rows (so that
      * a decode shape records the same work whether or not it follows a step not yet read): a
      * token whose place is held ({@link EngineRequest#appendPending}) takes its id from its
-     * request's row of {@code ahead}'s argmax.
+     * request's row of {@code ahead}'s tokens.
      */
     private ForwardBatch buildBatch(List<Scheduler.Scheduled> scheduled, Launched ahead) {
         int n = scheduled.size();
@@ -664,7 +664,7 @@ public final class LLMEngine implements AutoCloseable {
         if (closed) return;
         closed = true;
         abortAll();
-        if (inFlight != null && inFlight.argmax != null) inFlight.argmax.await();
+        if (inFlight != null && inFlight.tokens != null) inFlight.tokens.await();
         inFlight = null;
         kvCache.close();
     }

@@ -96,14 +96,14 @@ public interface Backend extends AutoCloseable {
         return best;
     }
 
-    /** The argmax of a tensor's rows, as {@link #argmaxRowsAsync} queued it. */
+    /** A token per row of a tensor, as {@link #argmaxRowsAsync} or {@link #sampleRowsAsync} queued them. */
     interface SampledRows {
-        /** The rows' argmax, once the device has computed them (waiting for it if need be). */
+        /** The rows' tokens, once the device has computed them (waiting for it if need be). */
         int[] await();
 
         /**
          * Whether {@link #tokenIds} can take a following step's token ids from these rows on the
-         * device, until the next {@link #argmaxRowsAsync}.
+         * device, until the next {@link #argmaxRowsAsync} or {@link #sampleRowsAsync}.
          */
         boolean feedable();
 
@@ -150,6 +150,13 @@ public interface Backend extends AutoCloseable {
                 throw new IllegalArgumentException("plain sampling parameters of different lengths");
             }
         }
+
+        /** Fails unless these are the parameters of {@code rows} rows. */
+        public void requireRows(int rows) {
+            if (temperatures.length != rows) {
+                throw new IllegalArgumentException(rows + " rows but sampling parameters for " + temperatures.length);
+            }
+        }
     }
 
     /**
@@ -159,9 +166,7 @@ public interface Backend extends AutoCloseable {
      */
     default SampledRows sampleRowsAsync(Tensor t, PlainSampling sampling) {
         int rows = t.rows(), cols = t.cols();
-        if (sampling.temperatures().length != rows) {
-            throw new IllegalArgumentException(rows + " rows but sampling parameters for " + sampling.temperatures().length);
-        }
+        sampling.requireRows(rows);
         float[] flat = toFloatArray(t);
         int[] tokens = new int[rows];
         java.util.stream.IntStream.range(0, rows).parallel().forEach(r -> tokens[r] = dev.jvllm.sampling.Sampler.drawPlainly(
@@ -176,7 +181,7 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * Whether {@link #argmaxRowsAsync} can leave its rows on the device for {@link #tokenIds}, so
+     * Whether {@link #argmaxRowsAsync} and {@link #sampleRowsAsync} can leave their rows on the device for {@link #tokenIds}, so
      * that the engine may queue a decode step before reading the step ahead of it (async scheduling).
      */
     default boolean feedsSampledTokens() {
@@ -196,7 +201,8 @@ public interface Backend extends AutoCloseable {
     /**
      * A batch's token ids as a 1 × T index tensor for the embedding lookup: {@link
      * ForwardBatch#tokenIds}, except that a token with a {@link ForwardBatch#sampledTokenRows} row
-     * of 0 or more takes its id from that row of the last {@link #argmaxRowsAsync} result, which
+     * of 0 or more takes its id from that row of the last {@link #argmaxRowsAsync} or {@link
+     * #sampleRowsAsync} result, which
      * must be {@linkplain SampledRows#feedable feedable}. A batch with sampled rows, even none at 0
      * or more, launches the same work whichever rows it takes, so that one recording serves them all.
      */

@@ -166,15 +166,17 @@ public final class CpuBackend implements Backend {
      */
     @Override
     public SampledRows argmaxRowsAsync(Tensor tensor) {
-        int[] rows = argmaxRows(tensor);
-        lastSampled = rows;
-        return SampledRows.of(rows, () -> lastSampled == rows);
+        return keptForTokenIds(argmaxRows(tensor));
     }
 
     /** Drawn on the host as the default does, and kept for {@link #tokenIds} as {@link #argmaxRowsAsync}'s rows are. */
     @Override
     public SampledRows sampleRowsAsync(Tensor tensor, PlainSampling sampling) {
-        int[] rows = Backend.super.sampleRowsAsync(tensor, sampling).await();
+        return keptForTokenIds(Backend.super.sampleRowsAsync(tensor, sampling).await());
+    }
+
+    /** {@code rows} as the ones {@link #tokenIds} feeds from, feedable until later rows replace them. */
+    private SampledRows keptForTokenIds(int[] rows) {
         lastSampled = rows;
         return SampledRows.of(rows, () -> lastSampled == rows);
     }

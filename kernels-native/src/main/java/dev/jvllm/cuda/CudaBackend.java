@@ -728,7 +728,7 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * sample_rows (sampling.cu): each row's token drawn where its logits are, a block a row, into
+     * sample_rows (sampling.cu): each row's token drawn where its logits are, a cluster of blocks a row, into
      * the kept buffer {@link #tokenIds} feeds from; only a token per row comes back.
      */
     @Override
@@ -737,9 +737,7 @@ public final class CudaBackend implements Backend {
         requireActivation("sampleRowsAsync", "tensor", t);
         requireNotRecording("reads sampled tokens back");
         int rows = t.rows();
-        if (sampling.temperatures().length != rows) {
-            throw new IllegalArgumentException(rows + " rows but sampling parameters for " + sampling.temperatures().length);
-        }
+        sampling.requireRows(rows);
         if (rows == 0 || rows > SAMPLED_ROWS) return Backend.super.sampleRowsAsync(tensor, sampling);
         context.makeCurrent();
         SampledSlot slot = nextSlot();
@@ -812,9 +810,9 @@ public final class CudaBackend implements Backend {
         return ids;
     }
 
-    /** Rows of an argmaxRowsAsync the device keeps for tokenIds: a step's sequences. */
+    /** Rows of an argmaxRowsAsync or sampleRowsAsync the device keeps for tokenIds: a step's sequences. */
     private static final int SAMPLED_ROWS = 8192;
-    /** The last argmaxRowsAsync's rows on the device, at an address graphs keep; made on first use. */
+    /** The last argmaxRowsAsync's or sampleRowsAsync's rows on the device, at an address graphs keep; made on first use. */
     private DeviceBuffer sampledTokens;
     private SampledSlot[] sampledSlots;
     private int nextSampledSlot;
@@ -834,7 +832,7 @@ public final class CudaBackend implements Backend {
         return sampledSlots;
     }
 
-    /** A page-locked landing place for one argmaxRowsAsync's rows and error record, and the event behind its copy. */
+    /** A page-locked landing place for one argmaxRowsAsync's or sampleRowsAsync's rows and error record, and the event behind its copy. */
     private final class SampledSlot {
         final MemorySegment host = context.driver.allocateHost((long) SAMPLED_ROWS * Integer.BYTES);
         final MemorySegment errors = context.driver.allocateHost(CudaBackend.this.errors.bytes());
