@@ -199,6 +199,15 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+// Keeps the better of two (value, column) candidates: the larger value, the first column on ties
+// (a NaN never wins: comparisons with it are false).
+__device__ __forceinline__ void better_of(float& best, int& index, float otherBest, int otherIndex) {
+    if (otherBest > best || (otherBest == best && otherIndex < index)) {
+        best = otherBest;
+        index = otherIndex;
+    }
+}
+
 // Sum over the block, returned to every thread; blockDim.x must be a multiple of 32.
 __device__ __forceinline__ float block_sum(float v) {
     __shared__ float partial[32];

@@ -58,14 +58,6 @@ extern "C" __global__ void headwise_linear(const act_t* x, const void* weight, i
 
 #define ARGMAX_NONE 0x7fffffff
 
-// Keeps the better of two (value, column) candidates: the larger value, the first column on ties.
-__device__ __forceinline__ void better_of(float& best, int& index, float otherBest, int otherIndex) {
-    if (otherBest > best || (otherBest == best && otherIndex < index)) {
-        best = otherBest;
-        index = otherIndex;
-    }
-}
-
 // The largest value of row[begin, end) and its column, in thread 0 of the block: the first on ties,
 // NaN never chosen, column ARGMAX_NONE when no value is above -inf.
 __device__ __forceinline__ void block_argmax(const act_t* row, int begin, int end, float& best, int& index) {

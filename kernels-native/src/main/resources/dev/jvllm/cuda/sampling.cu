@@ -113,39 +113,22 @@ __device__ __forceinline__ void cluster_gather(SampleScratch& s) {
 
 // ---- block reductions in a fixed order (warp trees, then the warps in order) --------------------
 
-__device__ __forceinline__ double block_sum(double v, double* scratch) {
+// The block's total of v (a warp tree, then the warps in order), to every thread.
+template <typename T>
+__device__ __forceinline__ T block_total(T v, T* scratch) {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    double total = 0;
+    T total = 0;
     for (int w = 0; w < (int) (blockDim.x >> 5); w++) total += scratch[w];
     return total;
-}
-
-__device__ __forceinline__ int block_count(int v, int* scratch) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    int total = 0;
-    for (int w = 0; w < (int) (blockDim.x >> 5); w++) total += scratch[w];
-    return total;
-}
-
-// The larger value, the lower column on ties (a NaN never wins: comparisons with it are false).
-__device__ __forceinline__ void keep_better(float& best, int& index, float value, int column) {
-    if (value > best || (value == best && column < index)) {
-        best = value;
-        index = column;
-    }
 }
 
 __device__ __forceinline__ void block_best(float& best, int& index, float* valueScratch, int* indexScratch) {
     for (int offset = 16; offset > 0; offset >>= 1) {
-        keep_better(best, index, __shfl_down_sync(0xffffffffu, best, offset), __shfl_down_sync(0xffffffffu, index, offset));
+        better_of(best, index, __shfl_down_sync(0xffffffffu, best, offset), __shfl_down_sync(0xffffffffu, index, offset));
     }
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads();
@@ -156,7 +139,7 @@ __device__ __forceinline__ void block_best(float& best, int& index, float* value
     __syncthreads();
     best = -jv_infinity();
     index = 0x7fffffff;
-    for (int w = 0; w < (int) (blockDim.x >> 5); w++) keep_better(best, index, valueScratch[w], indexScratch[w]);
+    for (int w = 0; w < (int) (blockDim.x >> 5); w++) better_of(best, index, valueScratch[w], indexScratch[w]);
 }
 
 // The best (value, column) over the cluster: each block's, then the blocks' in rank order.
@@ -169,43 +152,25 @@ __device__ __forceinline__ void cluster_best(float& best, int& index, SampleScra
     cluster_gather(s);
     best = -jv_infinity();
     index = 0x7fffffff;
-    for (int q = 0; q < SAMPLE_CLUSTER; q++) keep_better(best, index, (float) s.gathered[q].d[0], s.gathered[q].k[0]);
+    for (int q = 0; q < SAMPLE_CLUSTER; q++) better_of(best, index, (float) s.gathered[q].d[0], s.gathered[q].k[0]);
 }
 
-// Exclusive prefix of v over the block's threads in order, and the block's total (any order: integers).
-__device__ __forceinline__ int block_exclusive_count(int v, int* scratch, int& total) {
+// Exclusive prefix of v over the block's threads in order, and the block's total, in a fixed order:
+// a scan within each warp, then the warps' totals in order.
+template <typename T>
+__device__ __forceinline__ T block_exclusive(T v, T* scratch, T& total) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int inclusive = v;
+    T inclusive = v;
     for (int offset = 1; offset < 32; offset <<= 1) {
-        int lower = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        T lower = __shfl_up_sync(0xffffffffu, inclusive, offset);
         if (lane >= offset) inclusive += lower;
     }
-    __syncthreads();
-    if (lane == 31) scratch[warp] = inclusive;
-    __syncthreads();
-    int before = 0;
-    total = 0;
-    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
-        if (w == warp) before = total;
-        total += scratch[w];
-    }
-    return before + inclusive - v;
-}
-
-// The same for doubles, in a fixed order: a scan within each warp, then the warps' totals in order.
-__device__ __forceinline__ double block_exclusive_sum(double v, double* scratch, double& total) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    double inclusive = v;
-    for (int offset = 1; offset < 32; offset <<= 1) {
-        double lower = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset) inclusive += lower;
-    }
-    double exclusive = __shfl_up_sync(0xffffffffu, inclusive, 1);
+    T exclusive = __shfl_up_sync(0xffffffffu, inclusive, 1);
     if (lane == 0) exclusive = 0;
     __syncthreads();
     if (lane == 31) scratch[warp] = inclusive;
     __syncthreads();
-    double before = 0;
+    T before = 0;
     total = 0;
     for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
         if (w == warp) before = total;
@@ -249,8 +214,8 @@ __device__ void tally3(const float* w, int slots, const float (&t)[3], double (&
     }
 #pragma unroll
     for (int j = 0; j < 3; j++) {
-        m[j] = block_sum(m[j], s.masses);
-        k[j] = block_count(k[j], s.counts);
+        m[j] = block_total(m[j], s.masses);
+        k[j] = block_total(k[j], s.counts);
     }
     if (threadIdx.x == 0) {
         for (int j = 0; j < 3; j++) {
@@ -433,7 +398,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     float best = -jv_infinity();
     int bestColumn = 0x7fffffff;
 #pragma unroll 8
-    for (int c = sliceBegin + threadIdx.x; c < sliceEnd; c += blockDim.x) keep_better(best, bestColumn, act_to_float(x[c]), c);
+    for (int c = sliceBegin + threadIdx.x; c < sliceEnd; c += blockDim.x) better_of(best, bestColumn, act_to_float(x[c]), c);
     cluster_best(best, bestColumn, s);
     if (temperature == 0.0f || best == -jv_infinity() || best == jv_infinity()) {
         // Greedy, or nothing finite to weigh (the host's sampler takes the argmax then too).
@@ -496,7 +461,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
             int tiesHere = 0;
             for (int j = 0; j < run; j++) tiesHere += mine[j * SAMPLE_THREADS] == boundary ? 1 : 0;
             int tiesInBlock;
-            int tieRank = block_exclusive_count(tiesHere, s.counts, tiesInBlock);
+            int tieRank = block_exclusive(tiesHere, s.counts, tiesInBlock);
             if (threadIdx.x == 0) s.published.k[0] = tiesInBlock;
             cluster_gather(s);
             for (int q = 0; q < rank; q++) tieRank += s.gathered[q].k[0];
@@ -526,7 +491,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     }
     if (threadIdx.x == 0) s.chosen = 0x7fffffff;
     double blockTotal;
-    double before = block_exclusive_sum(sum, s.masses, blockTotal);
+    double before = block_exclusive(sum, s.masses, blockTotal);
     if (threadIdx.x == 0) s.published.d[0] = blockTotal;
     cluster_gather(s);
     double blocksBefore = 0, total = 0;
