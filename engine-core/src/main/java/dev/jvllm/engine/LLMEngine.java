@@ -587,7 +587,7 @@ public final class LLMEngine implements AutoCloseable {
         int[] starts = new int[n + 1], contexts = new int[n], logitRows = new int[logitCount];
         int[] sampledRows = scheduleAhead ? new int[total] : null;
         if (sampledRows != null) Arrays.fill(sampledRows, -1);
-        Map<EngineRequest, Integer> aheadRows = new IdentityHashMap<>();
+        Map<EngineRequest, Integer> aheadRows = ahead == null ? Map.of() : new IdentityHashMap<>();
         if (ahead != null) {
             // Every request of a step launched ahead of samples one token, in order, with no prompt logprob rows.
             for (int i = 0; i < ahead.scheduled.size(); i++) aheadRows.put(ahead.scheduled.get(i).request(), i);
