@@ -751,18 +751,22 @@ public final class CudaBackend implements Backend {
                 DeviceMemory.Kind.STREAM_ORDERED);
         CudaTensor uniforms = upload(MemorySegment.ofArray(sampling.uniforms()), DType.I32, 1, 2 * rows, "uniforms",
                 DeviceMemory.Kind.STREAM_ORDERED);
-        // Scratch weights for at most SAMPLE_CHUNK_ROWS rows at a time (256 rows of a 128k vocabulary
-        // would take 131 MB), the chunks one after another on the stream. A row is drawn by a cluster
-        // of blocks (sampling.cu's SAMPLE_CLUSTER), each with a slice of the vocabulary in a slab of
-        // whole SAMPLE_THREADS-wide rows (sample_slice, sample_run).
+        // At most SAMPLE_CHUNK_ROWS rows a launch (their scratch weights: 256 rows of a 128k
+        // vocabulary would take 131 MB), the launches one after another on the stream. Each row is
+        // drawn by a cluster of blocks, each with a slice of the vocabulary in a slab of whole
+        // SAMPLE_THREADS-wide rows (sampling.cu's sample_slice, sample_run): as many blocks a row as
+        // fill the SMs once, up to SAMPLE_CLUSTER.
         int chunk = Math.min(rows, SAMPLE_CHUNK_ROWS);
-        int cluster = context.computeMajor >= 9 ? SAMPLE_CLUSTER : 1;
-        int slice = (t.cols() + cluster - 1) / cluster;
-        long slabSlots = (long) ((slice + SAMPLE_THREADS - 1) / SAMPLE_THREADS) * SAMPLE_THREADS;
-        DeviceBuffer weights = memory.allocate(chunk * cluster * slabSlots * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
+        long scratchSlots = 0;
+        for (int first = 0; first < rows; first += chunk) {
+            int n = Math.min(chunk, rows - first);
+            scratchSlots = Math.max(scratchSlots, (long) n * sampleCluster(n) * sampleSlabSlots(t.cols(), sampleCluster(n)));
+        }
+        DeviceBuffer weights = memory.allocate(scratchSlots * Float.BYTES, DeviceMemory.Kind.STREAM_ORDERED);
         try {
             for (int first = 0; first < rows; first += chunk) {
-                kernels.launch(Kernel.SAMPLE_ROWS, Math.min(chunk, rows - first) * cluster, SAMPLE_THREADS, t, t.cols(), first,
+                int n = Math.min(chunk, rows - first), cluster = sampleCluster(n);
+                kernels.launchClustered(Kernel.SAMPLE_ROWS, n * cluster, cluster, SAMPLE_THREADS, t, t.cols(), first,
                         temperatures, topKs, topPs, minPs, uniforms, weights.address(), sampledTokens.address());
             }
         } finally {
@@ -783,8 +787,31 @@ public final class CudaBackend implements Backend {
 
     /** sampling.cu's SAMPLE_THREADS, a block's threads. */
     private static final int SAMPLE_THREADS = 1024;
-    /** sampling.cu's SAMPLE_CLUSTER on compute capability 9.0 and later: the blocks that draw a row together. */
+    /** sampling.cu's SAMPLE_CLUSTER on compute capability 9.0 and later: the most blocks that draw a row together. */
     private static final int SAMPLE_CLUSTER = 8;
+
+    /**
+     * Blocks a row for a launch of {@code rows}: the largest power of two up to SAMPLE_CLUSTER with
+     * which the rows' blocks fit the SMs in one wave (one before compute capability 9.0, which has
+     * no clusters). One row takes 8 SMs; 64 rows take two blocks each.
+     */
+    int sampleCluster(int rows) {
+        if (context.computeMajor < 9) return 1;
+        int cluster = SAMPLE_CLUSTER;
+        while (cluster > 1 && (long) rows * cluster > context.multiprocessors) cluster /= 2;
+        return cluster;
+    }
+
+    /** The device this backend runs on (its compute capability and multiprocessors). */
+    CudaContext context() {
+        return context;
+    }
+
+    /** Slots of a block's slab for a vocabulary of {@code vocab} drawn by {@code cluster} blocks (sampling.cu's sample_run). */
+    private static long sampleSlabSlots(int vocab, int cluster) {
+        int slice = (vocab + cluster - 1) / cluster;
+        return (long) ((slice + SAMPLE_THREADS - 1) / SAMPLE_THREADS) * SAMPLE_THREADS;
+    }
     /** Rows sample_rows draws in one launch (its scratch holds their weights). */
     private static final int SAMPLE_CHUNK_ROWS = 64;
 

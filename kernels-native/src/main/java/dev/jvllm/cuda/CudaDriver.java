@@ -299,6 +299,7 @@ final class CudaDriver {
     static final long LAUNCH_CONFIG_BYTES = 56, LAUNCH_ATTRIBUTE_BYTES = 72;
     private static final long CONFIG_STREAM = 32, CONFIG_ATTRIBUTES = 40, CONFIG_ATTRIBUTE_COUNT = 48;
     private static final int LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+    private static final int LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
 
     /**
      * Fills {@code config} (LAUNCH_CONFIG_BYTES, then LAUNCH_ATTRIBUTE_BYTES for its one attribute)
@@ -317,6 +318,36 @@ final class CudaDriver {
         config.set(ADDRESS, CONFIG_STREAM, stream);
         config.set(ADDRESS, CONFIG_ATTRIBUTES, attribute);
         config.set(JAVA_INT, CONFIG_ATTRIBUTE_COUNT, 1);
+    }
+
+    /**
+     * Fills {@code config} (LAUNCH_CONFIG_BYTES, then two LAUNCH_ATTRIBUTE_BYTES attributes) for
+     * launches on {@code stream} whose blocks run in clusters (compute capability 9.0 and later),
+     * programmatic as well where {@code programmatic}: the cluster width is set per launch by
+     * {@link #launchClustered}.
+     */
+    static void prepareClusterLaunch(MemorySegment config, MemorySegment stream, boolean programmatic) {
+        config.fill((byte) 0);
+        MemorySegment cluster = config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES);
+        cluster.set(JAVA_INT, 0, LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION);
+        cluster.set(JAVA_INT, 8, 1);
+        cluster.set(JAVA_INT, 12, 1);
+        cluster.set(JAVA_INT, 16, 1);
+        MemorySegment serialization = config.asSlice(LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES, LAUNCH_ATTRIBUTE_BYTES);
+        serialization.set(JAVA_INT, 0, LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+        serialization.set(JAVA_INT, 8, 1);
+        config.set(JAVA_INT, 16, 1);
+        config.set(JAVA_INT, 20, 1);
+        config.set(ADDRESS, CONFIG_STREAM, stream);
+        config.set(ADDRESS, CONFIG_ATTRIBUTES, cluster);
+        config.set(JAVA_INT, CONFIG_ATTRIBUTE_COUNT, programmatic ? 2 : 1);
+    }
+
+    /** cuLaunchKernelEx with a config made by {@link #prepareClusterLaunch}: {@code gridX} blocks in clusters of {@code clusterX}. */
+    void launchClustered(MemorySegment function, MemorySegment config, int gridX, int blockX, int clusterX,
+                         MemorySegment parameters) {
+        config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES).set(JAVA_INT, 8, clusterX);
+        launchProgrammatic(function, config, gridX, 1, 1, blockX, parameters);
     }
 
     /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block width set here. */

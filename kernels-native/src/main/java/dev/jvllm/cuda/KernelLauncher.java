@@ -43,6 +43,8 @@ final class KernelLauncher implements AutoCloseable {
      * predates them (compute capability below 9.0) or they are turned off.
      */
     private final MemorySegment programmaticConfig;
+    /** The launch configuration of launches in clusters (programmatic too where those are on), made on first use. */
+    private MemorySegment clusterConfig;
 
     KernelLauncher(CudaDriver driver, KernelCompiler compiler, DType activationType, MemorySegment stream,
                    boolean programmaticLaunches) {
@@ -86,6 +88,31 @@ final class KernelLauncher implements AutoCloseable {
         launchGrid(kernel, blocks, 1, threads, arguments);
     }
 
+    /**
+     * A one-dimensional grid of {@code blocks} in clusters of {@code cluster} (a divisor of blocks;
+     * above 1 only on compute capability 9.0 and later), launched eagerly: no graph records
+     * clusters of more than one block.
+     */
+    void launchClustered(Kernel kernel, int blocks, int cluster, int threads, Object... arguments) {
+        if (cluster < 1 || blocks % cluster != 0) {
+            throw new IllegalArgumentException(kernel + ": " + blocks + " blocks in clusters of " + cluster);
+        }
+        if (cluster == 1) {  // every block its own cluster, as a plain launch gives (and the only form before 9.0)
+            launch(kernel, blocks, threads, arguments);
+            return;
+        }
+        if (blocks == 0) return;
+        if (recording != null) throw new IllegalStateException(kernel + ": launches in clusters are not recorded in graphs");
+        MemorySegment function = function(kernel, arguments);
+        if (clusterConfig == null) {
+            clusterConfig = Arena.ofAuto().allocate(CudaDriver.LAUNCH_CONFIG_BYTES + 2 * CudaDriver.LAUNCH_ATTRIBUTE_BYTES, 8);
+            CudaDriver.prepareClusterLaunch(clusterConfig, stream, programmaticConfig != null);
+        }
+        KernelTimes.Timer timing = beginTiming(kernel);
+        driver.launchClustered(function, clusterConfig, blocks, threads, cluster, pointers);
+        if (timing != null) timing.end();
+    }
+
     /** A two-dimensional grid of {@code gridX × gridY} blocks. */
     void launchGrid(Kernel kernel, int gridX, int gridY, int threads, Object... arguments) {
         launchVolume(kernel, gridX, gridY, 1, threads, arguments);
@@ -94,6 +121,29 @@ final class KernelLauncher implements AutoCloseable {
     /** A three-dimensional grid of {@code gridX × gridY × gridZ} blocks. */
     void launchVolume(Kernel kernel, int gridX, int gridY, int gridZ, int threads, Object... arguments) {
         if (gridX == 0 || gridY == 0 || gridZ == 0) return;
+        MemorySegment function = function(kernel, arguments);
+        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
+            return;
+        }
+        KernelTimes.Timer timing = beginTiming(kernel);
+        if (programmaticConfig != null) {
+            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
+        } else {
+            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
+        }
+        if (timing != null) timing.end();
+    }
+
+    /** The eager timer, started for this launch, or null while launches are not timed. */
+    private KernelTimes.Timer beginTiming(Kernel kernel) {
+        KernelTimes.Timer timing = eagerTimer();
+        if (timing != null) timing.begin(nextLabel != null ? nextLabel : kernel.function);
+        nextLabel = null;
+        return timing;
+    }
+
+    /** The kernel's function, its arguments written into the launch's parameter slots. */
+    private MemorySegment function(Kernel kernel, Object[] arguments) {
         MemorySegment function = functions.computeIfAbsent(kernel, this::resolve);
         if (arguments.length > MAX_ARGUMENTS) {
             throw new IllegalArgumentException(kernel + ": " + arguments.length + " arguments, at most " + MAX_ARGUMENTS);
@@ -118,18 +168,7 @@ final class KernelLauncher implements AutoCloseable {
                         + arguments[i].getClass().getSimpleName() + " cannot be passed to a kernel");
             }
         }
-        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
-            return;
-        }
-        KernelTimes.Timer timing = eagerTimer();
-        if (timing != null) timing.begin(nextLabel != null ? nextLabel : kernel.function);
-        nextLabel = null;
-        if (programmaticConfig != null) {
-            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
-        } else {
-            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
-        }
-        if (timing != null) timing.end();
+        return function;
     }
 
     private MemorySegment resolve(Kernel kernel) {

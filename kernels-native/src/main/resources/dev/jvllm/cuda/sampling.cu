@@ -6,28 +6,37 @@
 // order, so a row draws the same token on every run; sums are in double, as the host's are, and
 // may differ from the host's sequential sums only in their last bits.
 //
-// A row is spread over a cluster of SAMPLE_CLUSTER blocks (compute capability 9.0 on; one block
-// before), each taking a slice of the vocabulary: their partial results meet through distributed
-// shared memory, in rank order. One block a row left the other SMs idle while it drew: about
-// 0.5 ms at batch 1 for a 128k vocabulary, where the step itself takes 5.8.
+// A row is spread over a cluster of up to SAMPLE_CLUSTER blocks (compute capability 9.0 on, the
+// launch's cluster width; one block before), each taking a slice of the vocabulary: their partial
+// results meet through distributed shared memory, in rank order. One block a row left the other
+// SMs idle while it drew: about 0.5 ms at batch 1 for a 128k vocabulary, where the step takes 5.8.
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define SAMPLE_CLUSTER 8
-#define SAMPLE_CLUSTER_DIMS __cluster_dims__(SAMPLE_CLUSTER, 1, 1)
 #else
 #define SAMPLE_CLUSTER 1
-#define SAMPLE_CLUSTER_DIMS
 #endif
 #define RADIX_BUCKETS 1024
 
 // ---- the cluster: rank, barrier, loads from another block's shared memory ----------------------
 
+// The launch's cluster width (blocks a row; 1 for a launch without clusters).
+__device__ __forceinline__ int cluster_size() {
+#if SAMPLE_CLUSTER > 1
+    unsigned int size;
+    asm("mov.u32 %0, %%cluster_nctarank;" : "=r"(size));  // constant: the compiler may reuse it
+    return (int) size;
+#else
+    return 1;
+#endif
+}
+
 __device__ __forceinline__ int cluster_rank() {
 #if SAMPLE_CLUSTER > 1
     unsigned int rank;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     return (int) rank;
 #else
     return 0;
@@ -103,7 +112,7 @@ struct SampleScratch {
 // `published` before; every thread calls this.
 __device__ __forceinline__ void cluster_gather(SampleScratch& s) {
     cluster_sync();
-    if (threadIdx.x < SAMPLE_CLUSTER * 8) {
+    if (threadIdx.x < cluster_size() * 8) {
         int q = threadIdx.x >> 3, j = threadIdx.x & 7;
         if (j < 4) s.gathered[q].d[j] = remote_load(&s.published.d[j], q);
         else s.gathered[q].k[j - 4] = remote_load(&s.published.k[j - 4], q);
@@ -152,7 +161,7 @@ __device__ __forceinline__ void cluster_best(float& best, int& index, SampleScra
     cluster_gather(s);
     best = -jv_infinity();
     index = 0x7fffffff;
-    for (int q = 0; q < SAMPLE_CLUSTER; q++) better_of(best, index, (float) s.gathered[q].d[0], s.gathered[q].k[0]);
+    for (int q = 0; q < cluster_size(); q++) better_of(best, index, (float) s.gathered[q].d[0], s.gathered[q].k[0]);
 }
 
 // Exclusive prefix of v over the block's threads in order, and the block's total, in a fixed order:
@@ -185,13 +194,15 @@ __device__ __forceinline__ T block_exclusive(T v, T* scratch, T& total) {
 // read whole rows of the slab at a time, and the passes that need no order read it as float4s.
 // Slots past the vocabulary hold 0, which no pass counts. (Strided scalar reads of a row in global
 // memory left a block waiting on L2 latency: about 1 ms a row for a 128k vocabulary.)
-__device__ __forceinline__ int sample_slice(int vocab) { return (vocab + SAMPLE_CLUSTER - 1) / SAMPLE_CLUSTER; }
-__device__ __forceinline__ int sample_run(int vocab) { return (sample_slice(vocab) + SAMPLE_THREADS - 1) / SAMPLE_THREADS; }
+__device__ __forceinline__ int sample_slice(int vocab, int clusters) { return (vocab + clusters - 1) / clusters; }
+__device__ __forceinline__ int sample_run(int vocab, int clusters) {
+    return (sample_slice(vocab, clusters) + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
+}
 
 // For each of three thresholds, the count and the mass of the row's weights at or above it, in one
 // pass (each thread's sums in a fixed order, then the block's, then the cluster's in rank order): a
 // superset's sum is never smaller, so mass and count fall as the threshold rises.
-__device__ void tally3(const float* w, int slots, const float (&t)[3], double (&mass)[3], int (&count)[3],
+__device__ __noinline__ void tally3(const float* w, int slots, const float (&t)[3], double (&mass)[3], int (&count)[3],
                        SampleScratch& s) {
     const float4* w4 = reinterpret_cast<const float4*>(w);
     int n4 = slots >> 2;
@@ -227,7 +238,7 @@ __device__ void tally3(const float* w, int slots, const float (&t)[3], double (&
     for (int j = 0; j < 3; j++) {
         mass[j] = 0;
         count[j] = 0;
-        for (int q = 0; q < SAMPLE_CLUSTER; q++) {
+        for (int q = 0; q < cluster_size(); q++) {
             mass[j] += s.gathered[q].d[j];
             count[j] += s.gathered[q].k[j];
         }
@@ -317,7 +328,7 @@ __device__ __noinline__ unsigned int radix_threshold(const float* w, int slots, 
         for (int b = threadIdx.x; b < RADIX_BUCKETS; b += blockDim.x) {
             unsigned long long m = 0;
             unsigned int c = 0;
-            for (int q = 0; q < SAMPLE_CLUSTER; q++) {
+            for (int q = 0; q < cluster_size(); q++) {
                 if (byMass) m += remote_load(&s.histogramMass[b], q);
                 c += remote_load(&s.histogramCount[b], q);
             }
@@ -378,19 +389,19 @@ __device__ __forceinline__ void drop_below(float* w, int slots, float threshold)
 }
 
 // One token per row of logits ([rows, vocab]) into out[row], for the rows firstRow onwards, one
-// cluster of SAMPLE_CLUSTER blocks of SAMPLE_THREADS a row (the grid has SAMPLE_CLUSTER blocks a
-// row); per row its temperature (0: the argmax), top-k (0: off), top-p (1: off), min-p (0: off)
-// and uniform number in [0, 1). weights is scratch of a slab per block (sample_run(vocab) *
-// SAMPLE_THREADS floats).
-extern "C" __global__ void SAMPLE_CLUSTER_DIMS __launch_bounds__(SAMPLE_THREADS)
+// cluster of blocks of SAMPLE_THREADS a row (the launch's cluster width, at most SAMPLE_CLUSTER;
+// the grid has that many blocks a row); per row its temperature (0: the argmax), top-k (0: off),
+// top-p (1: off), min-p (0: off) and uniform number in [0, 1). weights is scratch of a slab per
+// block (sample_run(vocab, clusters) * SAMPLE_THREADS floats).
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatures, const int* topKs,
             const double* topPs, const float* minPs, const double* uniforms, float* weights, int* out) {
     JV_DEPENDENT_PROLOGUE();
     __shared__ SampleScratch s;
-    int rank = cluster_rank();
-    int r = firstRow + blockIdx.x / SAMPLE_CLUSTER;
+    int rank = cluster_rank(), clusters = cluster_size();
+    int r = firstRow + blockIdx.x / clusters;
     const act_t* x = logits + (i64) r * vocab;
-    int slice = sample_slice(vocab), run = sample_run(vocab), slots = run * SAMPLE_THREADS;
+    int slice = sample_slice(vocab, clusters), run = sample_run(vocab, clusters), slots = run * SAMPLE_THREADS;
     int sliceBegin = rank * slice, sliceEnd = min(vocab, sliceBegin + slice);
     float* w = weights + (i64) blockIdx.x * slots;
     float temperature = temperatures[r];
@@ -495,7 +506,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     if (threadIdx.x == 0) s.published.d[0] = blockTotal;
     cluster_gather(s);
     double blocksBefore = 0, total = 0;
-    for (int q = 0; q < SAMPLE_CLUSTER; q++) {
+    for (int q = 0; q < clusters; q++) {
         if (q == rank) blocksBefore = total;
         total += s.gathered[q].d[0];
     }
@@ -524,7 +535,7 @@ sample_rows(const act_t* logits, int vocab, int firstRow, const float* temperatu
     }
     cluster_gather(s);
     int chosen = 0x7fffffff, lastInRow = -1;
-    for (int q = 0; q < SAMPLE_CLUSTER; q++) {
+    for (int q = 0; q < clusters; q++) {
         chosen = min(chosen, s.gathered[q].k[0]);
         lastInRow = max(lastInRow, s.gathered[q].k[1]);
     }

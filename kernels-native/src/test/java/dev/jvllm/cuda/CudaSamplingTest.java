@@ -4,6 +4,7 @@ import dev.jvllm.sampling.Sampler;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -12,6 +13,7 @@ import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -29,9 +31,11 @@ class CudaSamplingTest extends GpuAgainstCpuTest {
 
     @ParameterizedTest
     @CsvSource({"BF16, 32000, 3.0, 24", "BF16, 128256, 3.0, 24", "BF16, 128256, 0.05, 24", "F32, 32000, 3.0, 24",
-            "F32, 50000, 0.05, 24", "BF16, 32000, 3.0, 150"})
+            "F32, 50000, 0.05, 24", "BF16, 32000, 3.0, 150", "BF16, 128256, 3.0, 1", "BF16, 128256, 0.05, 6",
+            "F32, 1000, 3.0, 5"})
     void rowsDrawnOnTheDeviceAreThoseTheHostDraws(DType type, int vocab, double spread, int rows) {
-        // 150 rows: three launches of at most 64.
+        // 150 rows: three launches of at most 64, the last with more blocks a row than the first two;
+        // 1-24 rows: clusters of 8 or 4 blocks a row (on compute capability 9.0 and later).
         CudaBackend gpu = gpus.get(type);
         Random random = new Random(vocab + (long) (spread * 100));
         float[] values = new float[rows * vocab];
@@ -58,5 +62,20 @@ class CudaSamplingTest extends GpuAgainstCpuTest {
                     topKs[r], topPs[r], minPs[r], uniforms[r]);
         }
         assertArrayEquals(expected, drawn.await());
+    }
+
+    @Test
+    void aRowTakesAsManyBlocksAsFillTheMultiprocessorsOnce() {
+        CudaBackend gpu = gpus.get(DType.F32);
+        int sms = gpu.context().multiprocessors;
+        for (int rows : new int[] {1, 2, 16, 17, 33, 64, 65, 200}) {
+            int cluster = gpu.sampleCluster(rows);
+            if (gpu.context().computeMajor < 9) {
+                assertEquals(1, cluster, "no clusters before compute capability 9.0");
+                continue;
+            }
+            assertTrue(cluster == 1 || rows * cluster <= sms, rows + " rows, " + cluster + " blocks each, " + sms + " SMs");
+            assertTrue(cluster == 8 || rows * cluster * 2 > sms, rows + " rows could take " + 2 * cluster + " blocks each");
+        }
     }
 }
