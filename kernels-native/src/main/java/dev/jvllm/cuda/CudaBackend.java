@@ -17,6 +17,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
@@ -138,6 +139,12 @@ public final class CudaBackend implements Backend {
      */
     private static final int DECODE_BLOCKS_PER_MULTIPROCESSOR = Integer.getInteger("jvllm.cuda.decodeBlocksPerMultiprocessor", 2);
     private static final int DECODE_MAX_GROUP = 8;
+    /**
+     * Whether paged_decode's partitions of a token run in clusters that merge their parts through
+     * distributed shared memory (attention.cu's merge_cluster_parts) rather than through global
+     * memory and a counter ({@link #decodeCluster}).
+     */
+    private static final boolean DECODE_CLUSTERS = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeClusters", "true"));
     private static final int MAX_HEAD_DIM = 256;
     /** MAX_LATENT_RANK and MAX_LATENT_ROPE_DIM of attention.cu: DeepSeek-V2/V3 use 512 and 64. */
     private static final int MAX_LATENT_RANK = 512;
@@ -148,6 +155,8 @@ public final class CudaBackend implements Backend {
     private final DeviceMemory memory;
     private final KernelLauncher kernels;
     private final int gemvPrefetchBytes;
+    /** Whether each paged_decode kernel may have clusters above 8 blocks, asked once. */
+    private final Map<Kernel, Boolean> largeDecodeClusters = new EnumMap<>(Kernel.class);
     private KernelTimes.Timer kernelTimer;
     private final Cublas cublas;
     private final MemorySegment cublasHandle;
@@ -1447,10 +1456,12 @@ public final class CudaBackend implements Backend {
         int span = recording != null ? metadata.blockTableStride() * spec.blockSize() : metadata.longestSingleContext();
         int partitionSize = decodePartitionSize(singles * params.numKvHeads(), span);
         int partitions = (span + partitionSize - 1) / partitionSize;
+        int cluster = decodeCluster(decode, partitions);
+        partitions = (partitions + cluster - 1) / cluster * cluster;
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
-        kernels.launchVolume(decode, singles, params.numKvHeads(), partitions, DECODE_THREADS,
+        kernels.launchVolumeClustered(decode, singles, params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
@@ -1460,6 +1471,21 @@ public final class CudaBackend implements Backend {
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
                 errors.buffer());
+    }
+
+    /**
+     * How many consecutive partitions of a token run as one cluster of paged_decode blocks, which
+     * merge their parts through distributed shared memory when all of the token's keys lie in
+     * them: a power of two, up to 16 where the kernel may have clusters above 8 (8 otherwise), at
+     * least the partitions (the grid is padded to a whole number of clusters); 1 for one partition,
+     * before compute capability 9.0, or with -Djvllm.cuda.decodeClusters=false.
+     */
+    private int decodeCluster(Kernel decode, int partitions) {
+        if (partitions <= 1 || !DECODE_CLUSTERS || context.computeMajor < 9) return 1;
+        int widest = largeDecodeClusters.computeIfAbsent(decode, kernels::allowLargeClusters) ? 16 : 8;
+        int cluster = 2;
+        while (cluster < partitions && cluster < widest) cluster *= 2;
+        return cluster;
     }
 
     /**

@@ -70,6 +70,7 @@ final class CudaDriver {
     private final MethodHandle cuModuleGetFunction;
     private final MethodHandle cuLaunchKernel;
     private final MethodHandle cuLaunchKernelEx;
+    private final MethodHandle cuFuncSetAttribute;
     private final MethodHandle cuStreamCreate;
     private final MethodHandle cuStreamSynchronize;
     private final MethodHandle cuStreamDestroy;
@@ -117,6 +118,7 @@ final class CudaDriver {
         cuLaunchKernel = lib.function("cuLaunchKernel", FunctionDescriptor.of(JAVA_INT, ADDRESS,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         cuLaunchKernelEx = lib.function("cuLaunchKernelEx", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+        cuFuncSetAttribute = lib.function("cuFuncSetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
         cuStreamCreate = lib.function("cuStreamCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         cuStreamSynchronize = lib.function("cuStreamSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         cuStreamDestroy = lib.function("cuStreamDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
@@ -343,11 +345,29 @@ final class CudaDriver {
         config.set(JAVA_INT, CONFIG_ATTRIBUTE_COUNT, programmatic ? 2 : 1);
     }
 
-    /** cuLaunchKernelEx with a config made by {@link #prepareClusterLaunch}: {@code gridX} blocks in clusters of {@code clusterX}. */
-    void launchClustered(MemorySegment function, MemorySegment config, int gridX, int blockX, int clusterX,
-                         MemorySegment parameters) {
-        config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES).set(JAVA_INT, 8, clusterX);
-        launchProgrammatic(function, config, gridX, 1, 1, blockX, parameters);
+    /**
+     * cuLaunchKernelEx with a config made by {@link #prepareClusterLaunch}: a grid of blocks in
+     * clusters of {@code clusterX × clusterY × clusterZ} (each a divisor of the grid's).
+     */
+    void launchClustered(MemorySegment function, MemorySegment config, int gridX, int gridY, int gridZ, int blockX,
+                         int clusterX, int clusterY, int clusterZ, MemorySegment parameters) {
+        MemorySegment cluster = config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES);
+        cluster.set(JAVA_INT, 8, clusterX);
+        cluster.set(JAVA_INT, 12, clusterY);
+        cluster.set(JAVA_INT, 16, clusterZ);
+        launchProgrammatic(function, config, gridX, gridY, gridZ, blockX, parameters);
+    }
+
+    /** CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED: clusters above 8 blocks (16 on an H100). */
+    static final int FUNCTION_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14;
+
+    /** cuFuncSetAttribute; false where the device or driver refuses the value (nothing is thrown). */
+    boolean trySetAttribute(MemorySegment function, int attribute, int value) {
+        try {
+            return (int) cuFuncSetAttribute.invokeExact(function, attribute, value) == 0;
+        } catch (Throwable t) {
+            throw NativeLibrary.unexpected(t);
+        }
     }
 
     /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block width set here. */

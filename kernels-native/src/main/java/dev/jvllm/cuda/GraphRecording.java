@@ -115,12 +115,15 @@ final class GraphRecording {
     }
 
     /**
-     * A kernel launch with {@code argumentCount} 8-byte argument values in {@code values}: noted
-     * when capturing, compared when replaying. Returns whether the launch is to be made.
+     * A kernel launch with {@code argumentCount} 8-byte argument values in {@code values}, its
+     * blocks in clusters of {@code cluster} (the launcher's encoding of the widths; 0 for a plain
+     * launch): noted when capturing, compared when replaying. Returns whether the launch is to be made.
      */
-    boolean launch(int kernel, int gridX, int gridY, int gridZ, int threads, MemorySegment values, int argumentCount) {
+    boolean launch(int kernel, int gridX, int gridY, int gridZ, int threads, long cluster, MemorySegment values,
+                   int argumentCount) {
         long shape = ((long) kernel << 40) ^ ((long) threads << 24) ^ argumentCount;
         step(LAUNCH, shape, gridX, gridY, gridZ);
+        step(cluster);
         for (int i = 0; i < argumentCount; i++) {
             step(values.getAtIndex(JAVA_LONG, i));
         }

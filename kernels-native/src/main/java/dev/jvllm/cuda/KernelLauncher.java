@@ -90,27 +90,53 @@ final class KernelLauncher implements AutoCloseable {
 
     /**
      * A one-dimensional grid of {@code blocks} in clusters of {@code cluster} (a divisor of blocks;
-     * above 1 only on compute capability 9.0 and later), launched eagerly: no graph records
-     * clusters of more than one block.
+     * above 1 only on compute capability 9.0 and later).
      */
     void launchClustered(Kernel kernel, int blocks, int cluster, int threads, Object... arguments) {
-        if (cluster < 1 || blocks % cluster != 0) {
+        if (blocks % cluster != 0) {
             throw new IllegalArgumentException(kernel + ": " + blocks + " blocks in clusters of " + cluster);
         }
-        if (cluster == 1) {  // every block its own cluster, as a plain launch gives (and the only form before 9.0)
-            launch(kernel, blocks, threads, arguments);
+        launchVolumeClustered(kernel, blocks, 1, 1, cluster, 1, threads, arguments);
+    }
+
+    /**
+     * A three-dimensional grid of {@code gridX × gridY × gridZ} blocks in clusters of {@code
+     * clusterX} along x or {@code clusterZ} along z (divisors of the grid's; above 1 only on compute
+     * capability 9.0 and later). Where a kernel has clusters above 8 blocks, the most a device is
+     * sure to serve, it must have been allowed them ({@link #allowLargeClusters}).
+     */
+    void launchVolumeClustered(Kernel kernel, int gridX, int gridY, int gridZ, int clusterX, int clusterZ, int threads,
+                               Object... arguments) {
+        if (clusterX < 1 || clusterZ < 1 || gridX % clusterX != 0 || gridZ % clusterZ != 0) {
+            throw new IllegalArgumentException(kernel + ": a grid of " + gridX + " × " + gridY + " × " + gridZ
+                    + " blocks in clusters of " + clusterX + " × 1 × " + clusterZ);
+        }
+        if (clusterX == 1 && clusterZ == 1) {  // every block its own cluster, as a plain launch gives (and the only form before 9.0)
+            launchVolume(kernel, gridX, gridY, gridZ, threads, arguments);
             return;
         }
-        if (blocks == 0) return;
-        if (recording != null) throw new IllegalStateException(kernel + ": launches in clusters are not recorded in graphs");
+        if (gridX == 0 || gridY == 0 || gridZ == 0) return;
         MemorySegment function = function(kernel, arguments);
+        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, clusterX | (long) clusterZ << 32,
+                values, arguments.length)) {
+            return;
+        }
         if (clusterConfig == null) {
             clusterConfig = Arena.ofAuto().allocate(CudaDriver.LAUNCH_CONFIG_BYTES + 2 * CudaDriver.LAUNCH_ATTRIBUTE_BYTES, 8);
             CudaDriver.prepareClusterLaunch(clusterConfig, stream, programmaticConfig != null);
         }
         KernelTimes.Timer timing = beginTiming(kernel);
-        driver.launchClustered(function, clusterConfig, blocks, threads, cluster, pointers);
+        driver.launchClustered(function, clusterConfig, gridX, gridY, gridZ, threads, clusterX, 1, clusterZ, pointers);
         if (timing != null) timing.end();
+    }
+
+    /**
+     * Allows {@code kernel} clusters above 8 blocks (up to 16 on an H100); false where the device
+     * refuses, and the kernel's clusters must then stay within 8.
+     */
+    boolean allowLargeClusters(Kernel kernel) {
+        return driver.trySetAttribute(functions.computeIfAbsent(kernel, this::resolve),
+                CudaDriver.FUNCTION_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
     }
 
     /** A two-dimensional grid of {@code gridX × gridY} blocks. */
@@ -122,7 +148,7 @@ final class KernelLauncher implements AutoCloseable {
     void launchVolume(Kernel kernel, int gridX, int gridY, int gridZ, int threads, Object... arguments) {
         if (gridX == 0 || gridY == 0 || gridZ == 0) return;
         MemorySegment function = function(kernel, arguments);
-        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, values, arguments.length)) {
+        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, 0L, values, arguments.length)) {
             return;
         }
         KernelTimes.Timer timing = beginTiming(kernel);

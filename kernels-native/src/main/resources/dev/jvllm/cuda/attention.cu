@@ -385,6 +385,46 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
     }
 }
 
+// The merge when a token's partitions all lie in one cluster of the launch (consecutive
+// partitions, the launch's cluster width): each block left its max and sum per head in headMax and
+// headSum and its unnormalized output in blockOutput (-inf, 0 and zeros for a partition without
+// keys), and the blocks merge through distributed shared memory, each a share of the outputs, in
+// rank order; no part goes through global memory, and no block waits on a counter. Every block of
+// the cluster calls it.
+constexpr int DECODE_MAX_CLUSTER = 16;
+
+template <int D, int GROUP>
+__device__ __forceinline__ void merge_cluster_parts(const float (&headMax)[GROUP], const float (&headSum)[GROUP],
+                                                    const float (&blockOutput)[GROUP][D], act_t* out, int t,
+                                                    int numHeads, int firstHead, int group) {
+    cluster_sync();  // every block's part is in its shared memory
+    int width = cluster_size(), rank = cluster_rank();
+    int share = (group * D + width - 1) / width;
+    for (int i = rank * share + threadIdx.x; i < min((rank + 1) * share, group * D); i += blockDim.x) {
+        int g = i / D, d = i % D;
+        float maxes[DECODE_MAX_CLUSTER], sums[DECODE_MAX_CLUSTER], outputs[DECODE_MAX_CLUSTER];
+#pragma unroll
+        for (int r = 0; r < DECODE_MAX_CLUSTER; r++) {
+            bool in = r < width;
+            maxes[r] = in ? remote_load(&headMax[g], r) : -jv_infinity();
+            sums[r] = in ? remote_load(&headSum[g], r) : 0.0f;
+            outputs[r] = in ? remote_load(&blockOutput[g][d], r) : 0.0f;
+        }
+        float m = -jv_infinity();
+#pragma unroll
+        for (int r = 0; r < DECODE_MAX_CLUSTER; r++) m = fmaxf(m, maxes[r]);
+        float total = 0.0f, weighted = 0.0f;
+#pragma unroll
+        for (int r = 0; r < DECODE_MAX_CLUSTER; r++) {
+            float w = expf(maxes[r] - m);  // 0 for a partition without keys (-inf)
+            total += sums[r] * w;
+            weighted += outputs[r] * w;
+        }
+        out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(weighted / total);
+    }
+    cluster_sync();  // no block leaves while another may still read its shared memory
+}
+
 // GROUP is the most query heads per KV head the build serves (4 or 8): it sizes the registers
 // and shared memory, so the common group of 4 does not pay for 8.
 // What a decode step may leave to paged_decode (the host's choice, for steps of one token per
@@ -465,6 +505,7 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float headMax[GROUP];
     __shared__ float headSum[GROUP];
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
+    __shared__ float blockOutput[GROUP][D];  // the cluster merge's part (merge_cluster_parts)
 
     int t = tokenList[blockIdx.x];
     int kvHead = blockIdx.y;
@@ -487,7 +528,12 @@ __device__ __forceinline__ void paged_decode_block(
     int lastPart = position / partitionSize;
     int parts = lastPart - firstPart + 1;
     int ropePosition = fusion.cosSin == nullptr ? 0 : fusion.ropePositions[t];
-    if (partition < firstPart || partition > lastPart) return;
+    // Where all of the token's parts lie in one cluster of the launch, they merge there, and that
+    // cluster's blocks without keys of the token take part with an empty part; other clusters return.
+    int clusterWidth = cluster_size();
+    bool clusterMerge = parts > 1 && clusterWidth > 1 && firstPart / clusterWidth == lastPart / clusterWidth;
+    bool live = partition >= firstPart && partition <= lastPart;
+    if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
     i64 slotWidth = (i64) numKvHeads * D;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
 #if DECODE_TILED
@@ -793,6 +839,8 @@ __device__ __forceinline__ void paged_decode_block(
         for (int w = 0; w < DECODE_WARPS; w++) total += warpOutput[w][g][(d % PIECE) * PIECES + d / PIECE];
         if (parts == 1) {
             out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(total / headSum[g]);
+        } else if (clusterMerge) {
+            blockOutput[g][d] = live ? total : 0.0f;
         } else {
             float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
             if (d == 0) {
@@ -802,7 +850,13 @@ __device__ __forceinline__ void paged_decode_block(
             part[2 + d] = total;
         }
     }
-    if (parts > 1) {
+    if (clusterMerge) {
+        if (!live && threadIdx.x < group) {
+            headMax[threadIdx.x] = -jv_infinity();
+            headSum[threadIdx.x] = 0.0f;
+        }
+        merge_cluster_parts<D, GROUP>(headMax, headSum, blockOutput, out, t, numHeads, firstHead, group);
+    } else if (parts > 1) {
         merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
                                firstPart, parts);
     }

@@ -46,6 +46,78 @@ __device__ __forceinline__ void griddep_launch_dependents() {
         griddep_launch_dependents(); \
     } while (0)
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define JV_CLUSTERS 1
+#else
+#define JV_CLUSTERS 0
+#endif
+
+// ---- clusters (compute capability 9.0 on): rank, barrier, loads from another block's shared memory
+// A launch without a cluster attribute runs every block as its own cluster of one. Before 9.0 the
+// helpers are those of a lone block.
+
+// The launch's cluster width (1 for a launch without clusters).
+__device__ __forceinline__ int cluster_size() {
+#if JV_CLUSTERS
+    unsigned int size;
+    asm("mov.u32 %0, %%cluster_nctarank;" : "=r"(size));  // constant: the compiler may reuse it
+    return (int) size;
+#else
+    return 1;
+#endif
+}
+
+__device__ __forceinline__ int cluster_rank() {
+#if JV_CLUSTERS
+    unsigned int rank;
+    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    return (int) rank;
+#else
+    return 0;
+#endif
+}
+
+// Every thread of every block of the cluster arrives before any goes on; shared-memory writes
+// before it are seen by loads after it, in any block of the cluster.
+__device__ __forceinline__ void cluster_sync() {
+#if JV_CLUSTERS
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __syncthreads();
+#endif
+}
+
+#if JV_CLUSTERS
+__device__ __forceinline__ unsigned int remote_address(const void* local, int rank) {
+    unsigned int address = (unsigned int) __cvta_generic_to_shared(local), remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
+    return remote;
+}
+#endif
+
+// A 4- or 8-byte value at `local`'s place in the shared memory of block `rank` of the cluster.
+template <typename T>
+__device__ __forceinline__ T remote_load(const T* local, int rank) {
+    static_assert(sizeof(T) == 4 || sizeof(T) == 8, "remote_load reads 4 or 8 bytes");
+#if JV_CLUSTERS
+    if constexpr (sizeof(T) == 8) {
+        unsigned long long bits;
+        asm volatile("ld.shared::cluster.b64 %0, [%1];" : "=l"(bits) : "r"(remote_address(local, rank)) : "memory");
+        T v;
+        memcpy(&v, &bits, 8);
+        return v;
+    } else {
+        unsigned int bits;
+        asm volatile("ld.shared::cluster.b32 %0, [%1];" : "=r"(bits) : "r"(remote_address(local, rank)) : "memory");
+        T v;
+        memcpy(&v, &bits, 4);
+        return v;
+    }
+#else
+    return *local;
+#endif
+}
+
 // The activation (and KV cache) element type, fixed per compiled module: KernelCompiler builds
 // every module once per type the backend computes in, with -DJV_ACT_TYPE=JV_F32/JV_BF16/JV_F16.
 // Kernels keep float32 registers and sums whatever the storage type.

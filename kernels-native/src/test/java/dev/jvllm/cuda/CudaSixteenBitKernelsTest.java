@@ -229,8 +229,9 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * Decode tokens over contexts that span several partitions of paged_decode (merged by the last
-     * block of each), with a sliding window that leaves the first partitions empty.
+     * Decode tokens over contexts that span several partitions of paged_decode (merged within
+     * their cluster of blocks, on compute capability 9.0), with a sliding window that leaves the
+     * first partitions empty.
      */
     @ParameterizedTest
     @CsvSource({
@@ -240,20 +241,40 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 8, 1, 64, 0",
             "F16, 4, 2, 128, 0"})
     void decodeOverContextsOfSeveralPartitionsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window) {
+        decodeMatchesCpu(type, heads, kvHeads, headDim, window, new int[]{600, 300, 40});
+    }
+
+    /**
+     * Decode tokens over contexts of more partitions than a cluster holds: the parts of 2000
+     * positions meet through global memory, and with a window of 500 those of 2000 lie in the
+     * second cluster (the first returns at once) while those of 1100 straddle two.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 0", "BF16, 500"})
+    void decodeOverContextsLongerThanAClusterMatchesCpu(DType type, int window) {
+        decodeMatchesCpu(type, 8, 2, 128, window, new int[]{2000, 1100, 700});
+    }
+
+    private void decodeMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window, int[] lengths) {
         CudaBackend gpu = gpus.get(type);
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
                 window, 0f, null);
         int blockSize = 16;
-        KvCacheSpec spec = new KvCacheSpec(1, 80, blockSize, kvHeads, headDim);
-        int[][] tables = new int[3][];
-        int[] lengths = {600, 300, 40};
+        int sequences = lengths.length;
+        int[][] tables = new int[sequences][];
+        int blocks = 0;
+        for (int length : lengths) blocks += (length + blockSize) / blockSize;
+        KvCacheSpec spec = new KvCacheSpec(1, blocks, blockSize, kvHeads, headDim);
         int next = 0;
-        for (int s = 0; s < 3; s++) {
+        for (int s = 0; s < sequences; s++) {
             tables[s] = new int[(lengths[s] + blockSize) / blockSize];
-            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 79 - next++;
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = blocks - 1 - next++;
         }
-        ForwardBatch prefill = batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths);
-        ForwardBatch decode = batch(tables, blockSize, new int[]{601, 301, 41}, lengths, new int[]{1, 1, 1});
+        int[] decodeContexts = Arrays.stream(lengths).map(l -> l + 1).toArray();
+        int[] ones = new int[sequences];
+        Arrays.fill(ones, 1);
+        ForwardBatch prefill = batch(tables, blockSize, lengths, new int[sequences], lengths);
+        ForwardBatch decode = batch(tables, blockSize, decodeContexts, lengths, ones);
         float[][] results = new float[2][];
         Backend[] backends = {cpu, gpu};
         for (int i = 0; i < 2; i++) {
@@ -263,7 +284,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
                 results[i] = attend(b, type, cache, decode, params, 0, 60);
             }
         }
-        assertClose(type + " decode " + params, results[0], results[1]);
+        assertClose(type + " decode over " + Arrays.toString(lengths) + " " + params, results[0], results[1]);
     }
 
     /**

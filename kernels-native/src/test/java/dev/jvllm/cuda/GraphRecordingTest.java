@@ -41,7 +41,7 @@ class GraphRecordingTest {
     private static long pass(GraphRecording r, int[] ids, MemorySegment launchArguments) {
         DeviceBuffer buffer = r.allocate((long) ids.length * Integer.BYTES);
         r.upload(MemorySegment.ofArray(ids), buffer.address(), (long) ids.length * Integer.BYTES);
-        r.launch(3, 64, 1, 1, 128, launchArguments, 2);
+        r.launch(3, 64, 1, 1, 128, 0L, launchArguments, 2);
         r.product(1, 4096, 6144, 0x1000, buffer.address(), 0x2000);
         return buffer.address();
     }
@@ -62,10 +62,10 @@ class GraphRecordingTest {
     @Test
     void launchesAreMadeWhenCapturingAndNotWhenReplaying() {
         GraphRecording r = recording(1 << 10, 1 << 10);
-        assertTrue(r.launch(1, 2, 1, 1, 32, arguments(7), 1), "captured launches run (into the stream capture)");
+        assertTrue(r.launch(1, 2, 1, 1, 32, 0L, arguments(7), 1), "captured launches run (into the stream capture)");
         assertTrue(r.product(1, 2, 3), "captured products run");
         r.startReplay(null);
-        assertFalse(r.launch(1, 2, 1, 1, 32, arguments(7), 1), "replayed launches are not made: the graph makes them");
+        assertFalse(r.launch(1, 2, 1, 1, 32, 0L, arguments(7), 1), "replayed launches are not made: the graph makes them");
         assertFalse(r.product(1, 2, 3));
         r.finishReplay();
     }
@@ -86,8 +86,14 @@ class GraphRecordingTest {
         r.startReplay(null);
         r.allocate(8);
         r.upload(MemorySegment.ofArray(new int[]{1, 2}), DEVICE_BASE, 8);
-        assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 128, 1, 1, 128, arguments(11, 12), 2),
+        assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 128, 1, 1, 128, 0L, arguments(11, 12), 2),
                 "another grid");
+
+        r.startReplay(null);
+        r.allocate(8);
+        r.upload(MemorySegment.ofArray(new int[]{1, 2}), DEVICE_BASE, 8);
+        assertThrows(GraphRecording.Abort.class, () -> r.launch(3, 64, 1, 1, 128, 16L << 32, arguments(11, 12), 2),
+                "the same grid in clusters");
     }
 
     @Test
@@ -135,7 +141,7 @@ class GraphRecordingTest {
         r.upload(MemorySegment.ofArray(new int[]{8, 9, 10}), buffer.address(), 12);
         assertEquals(1, seen.size(), "right after the last upload");
         assertArrayEquals(new int[]{8, 9, 10}, seen.getFirst(), "with the replay's values in the upload area");
-        r.launch(3, 64, 1, 1, 128, arguments(11, 12), 2);
+        r.launch(3, 64, 1, 1, 128, 0L, arguments(11, 12), 2);
         r.product(1, 4096, 6144, 0x1000, buffer.address(), 0x2000);
         r.finishReplay();
         assertEquals(1, seen.size(), "once");
@@ -144,11 +150,11 @@ class GraphRecordingTest {
     @Test
     void aReplayOfAPassWithoutUploadsMayLaunchAtOnce() {
         GraphRecording r = recording(1 << 10, 1 << 10);
-        r.launch(1, 2, 1, 1, 32, arguments(7), 1);
+        r.launch(1, 2, 1, 1, 32, 0L, arguments(7), 1);
         int[] calls = {0};
         r.startReplay(() -> calls[0]++);
         assertEquals(1, calls[0]);
-        r.launch(1, 2, 1, 1, 32, arguments(7), 1);
+        r.launch(1, 2, 1, 1, 32, 0L, arguments(7), 1);
         r.finishReplay();
         assertEquals(1, calls[0]);
     }
