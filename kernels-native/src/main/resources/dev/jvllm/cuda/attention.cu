@@ -316,6 +316,11 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #ifndef DECODE_EARLY_TILE
 #define DECODE_EARLY_TILE 1
 #endif
+// 1: the tiled form's block that caches the token's own key and value puts them into the tile it
+// read early (patch_decode_tile) rather than reading that tile again after writing them.
+#ifndef DECODE_PATCH_OWN_TILE
+#define DECODE_PATCH_OWN_TILE 1
+#endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
 #define DECODE_MIN_BLOCKS 4
@@ -493,6 +498,26 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
     }
 }
 
+// Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
+// load_decode_tile read before they were cached, for lane (row, q) as it lays them out.
+template <int D>
+__device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* newKey,
+                                                  const act_t* newValue, int first, int position, int lane) {
+    int row = lane >> 2, quad = lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (first + row + 8 * r != position) continue;
+#pragma unroll
+        for (int i = 0; i < D / 32; i++) keys[r][i] = *(const uint4*) (newKey + 32 * i + 8 * quad);
+    }
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        if (first + 2 * quad + (k & 1) + 8 * (k >> 1) != position) continue;
+#pragma unroll
+        for (int p = 0; p < D / 64; p++) values[k][p] = *(const uint4*) (newValue + row * (D / 8) + p * 8);
+    }
+}
+
 template <int D, int GROUP>
 __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
@@ -544,7 +569,7 @@ __device__ __forceinline__ void paged_decode_block(
     // The warp's first tile is asked for before the queries are rotated and the new key cached, so
     // that those dependent reads overlap its loads, and before waiting for the kernel ahead: the
     // batch's inputs were uploaded before the pass, and the cache's keys before this token's were
-    // written in earlier steps. The tile holding the token's own position is read again below.
+    // written in earlier steps. The tile holding the token's own position gets its key and value below.
     if (DECODE_EARLY_TILE && begin + 16 * warp < end) {
         load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, begin + 16 * warp, end, lane);
     }
@@ -560,12 +585,18 @@ __device__ __forceinline__ void paged_decode_block(
     }
     // The block whose partition holds this token's own position caches its key and value first.
     int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
+    __shared__ __align__(16) act_t newKey[D];
+    __shared__ __align__(16) act_t newValue[D];
     if (newSlot >= 0) {
         i64 row = ((i64) t * numKvHeads + kvHead) * D;
         i64 target = (i64) newSlot * slotWidth + (i64) kvHead * D;
         for (int d = threadIdx.x; d < D; d += blockDim.x) {
-            keyCache[target + d] = float_to_act(rotated_element(fusion.keys + row, d, fusion, ropePosition));
-            valueCache[target + d] = fusion.values[row + d];
+            act_t key = float_to_act(rotated_element(fusion.keys + row, d, fusion, ropePosition));
+            act_t value = fusion.values[row + d];
+            keyCache[target + d] = key;
+            valueCache[target + d] = value;
+            newKey[d] = key;
+            newValue[d] = value;
         }
     }
     __syncthreads();
@@ -610,8 +641,11 @@ __device__ __forceinline__ void paged_decode_block(
         float runningSum = 0.0f;
         bool preloaded = DECODE_EARLY_TILE;
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
-            if (!preloaded || (position >= first && position < first + 16)) {
+            bool ownTile = position >= first && position < first + 16;
+            if (!preloaded || (ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
                 load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, first, end, lane);
+            } else if (ownTile) {
+                patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
             preloaded = false;
 
