@@ -59,8 +59,13 @@ public final class CudaBackend implements Backend {
      * at 2.5 TB/s; from two rows on, cuBLAS is the faster.
      */
     private static final int GEMV_LONGEST_ROW = 16384;
-    /** The fewest weights of a row a gemv warp takes ({@link #gemvSplit}); an A/B switch. */
-    private static final int GEMV_SHORTEST_PART = Integer.getInteger("jvllm.cuda.gemvShortestPart", 2048);
+    /**
+     * The fewest weights of a row a gemv warp takes ({@link #gemvSplit}). 1024 (Llama-3-8B's
+     * 4096-wide rows in four parts of 2 KB, the down projection's as before): batch 1 measured
+     * 175.4 / 175.5 tok/s against 172.8 / 172.8 at 2048 and 165.1 / 165.3 at 4096 (one H100, one
+     * call, programmatic launches with early weight loads); sampled, 171.3 against 168.9.
+     */
+    private static final int GEMV_SHORTEST_PART = Integer.getInteger("jvllm.cuda.gemvShortestPart", 1024);
     /**
      * Kernels start while the kernel before them finishes (programmatic dependent launch, compute
      * capability 9.0 and later; {@code -Djvllm.cuda.programmaticLaunches=false} turns it off). What
@@ -1144,9 +1149,10 @@ public final class CudaBackend implements Backend {
     /**
      * Warps sharing each weight row in the gemv kernels (linear.cu): halved rows while each part
      * keeps at least GEMV_SHORTEST_PART weights and a whole number of 16-byte pieces, up to a block's
-     * GEMV_WARPS. Measured on an H100 (Llama-3-8B, ncu, one warp a row before): o 17.9 -> 16.6 µs,
-     * qkv 23.0 -> 22.1, gate/up 80.9 -> 79.2; the 14336-wide down projection, slower than cuBLAS
-     * with a warp a row, matches it (45.4 µs) split over four.
+     * GEMV_WARPS. Measured on an H100 (Llama-3-8B, ncu, eager, one warp a row before): o 17.9 -> 16.6
+     * µs, qkv 23.0 -> 22.1, gate/up 80.9 -> 79.2 in halves; the 14336-wide down projection, slower
+     * than cuBLAS with a warp a row, matches it (45.4 µs) split over four. Under programmatic
+     * launches quarters of the 4096-wide rows are faster still (GEMV_SHORTEST_PART).
      */
     static int gemvSplit(int width) {
         int split = 1;
