@@ -162,9 +162,11 @@ extern "C" __global__ void __launch_bounds__(32 * CHAIN_WARPS, 1) mlp_chain(Chai
     }
 }
 
+// CudaBackend.gemvSplit with its default shortest part (jvllm.cuda.gemvShortestPart, 1024 since the
+// sixteenth session; the results of earlier sessions were measured at 2048).
 static int gemv_split(int width) {
     int split = 1;
-    while (split < GEMV_WARPS && width / (2 * split) >= 2048 && width % (16 * split) == 0) split *= 2;
+    while (split < GEMV_WARPS && width / (2 * split) >= 1024 && width % (16 * split) == 0) split *= 2;
     return split;
 }
 
