@@ -3,6 +3,7 @@
 // same number of bytes: so that decode-attention variants (attention.cu's defines, given to nvcc
 // with -D) are compared in seconds, many in one device call, instead of a benchmark run each.
 // Usage: decode_bench [batch 64] [context 577] [repeats 50] [shuffled blocks 1] [partition size, 0: the host's rule]
+//                     [cluster width, default the host's rule]
 // Prints one JSON line per measure.
 #include <cstdio>
 #include <cstdlib>
@@ -98,6 +99,17 @@ int main(int argc, char** argv) {
     while (size > 64 && (long long) batch * KV_HEADS * ((SPAN + size - 1) / size) < 2LL * prop.multiProcessorCount) size /= 2;
     if (partitionOverride > 0) size = partitionOverride;  // e.g. 304 at context 577: two near-equal parts a (token, head)
     int partitions = (SPAN + size - 1) / size;
+    // The host's cluster rule (CudaBackend.decodeCluster): consecutive partitions of a token in one
+    // cluster, up to 16, where every (token, KV head) pair's cluster fits on the SMs at once.
+    bool large = cudaFuncSetAttribute(paged_decode_128_g4, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
+    int cluster = 1;
+    if (partitions > 1) {
+        cluster = 2;
+        while (cluster < partitions && cluster < (large ? 16 : 8)) cluster *= 2;
+        if ((long long) batch * KV_HEADS * cluster > prop.multiProcessorCount) cluster = 1;
+    }
+    if (argc > 6) cluster = std::atoi(argv[6]);  // 1: the merge through global memory
+    partitions = (partitions + cluster - 1) / cluster * cluster;
     float* partials;
     unsigned int* counters;
     CHECK(cudaMalloc(&partials, (size_t) batch * HEADS * partitions * (HEAD_DIM + 2) * sizeof(float)));
@@ -112,10 +124,21 @@ int main(int argc, char** argv) {
     };
     double bytes = (double) batch * context * KV_HEADS * HEAD_DIM * sizeof(act_t) * 2;
     auto decode = [&] {
-        paged_decode_128_g4<<<dim3(batch, KV_HEADS, partitions), 128>>>(
-                q, out, keys, values, dPositions, dSequences, dTables, tableStride, BLOCK, HEADS, KV_HEADS,
-                0.08838834764f, 0, 0.0f, nullptr, dTokens, partials, counters, size, newKeys, newValues, dSlots,
-                dCosSin, JV_F32, HEAD_DIM, 1, MAX_POSITIONS, dPositions, dError);
+        cudaLaunchConfig_t config = {};
+        config.gridDim = dim3(batch, KV_HEADS, partitions);
+        config.blockDim = dim3(128);
+        cudaLaunchAttribute attribute;
+        attribute.id = cudaLaunchAttributeClusterDimension;
+        attribute.val.clusterDim.x = 1;
+        attribute.val.clusterDim.y = 1;
+        attribute.val.clusterDim.z = cluster;
+        config.attrs = &attribute;
+        config.numAttrs = 1;
+        CHECK(cudaLaunchKernelEx(&config, paged_decode_128_g4,
+                (const act_t*) q, out, keys, values, (const int*) dPositions, (const int*) dSequences, (const int*) dTables,
+                tableStride, BLOCK, HEADS, KV_HEADS, 0.08838834764f, 0, 0.0f, (const float*) nullptr, (const int*) dTokens,
+                partials, counters, size, (const act_t*) newKeys, (const act_t*) newValues, (const int*) dSlots,
+                (const void*) dCosSin, (int) JV_F32, HEAD_DIM, 1, MAX_POSITIONS, (const int*) dPositions, dError));
     };
     auto [decodeUs, decodeMin] = time(decode);
     // A plain read of as many bytes from the start of the caches (one launch, all SMs).
@@ -125,10 +148,10 @@ int main(int argc, char** argv) {
     auto [readUs, readMin] = time(read);
     int error = 0;
     CHECK(cudaMemcpy(&error, dError, 4, cudaMemcpyDeviceToHost));
-    std::printf("{\"what\":\"paged_decode\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"partition\":%d,\"partitions\":%d,"
+    std::printf("{\"what\":\"paged_decode\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"partition\":%d,\"partitions\":%d,\"cluster\":%d,"
                 "\"shuffled\":%s,\"us\":%.2f,\"min_us\":%.2f,\"tb_s\":%.3f,\"plain_read_us\":%.2f,\"plain_read_tb_s\":%.3f,"
                 "\"error_flag\":%d}\n",
-                prop.name, batch, context, size, partitions, shuffled ? "true" : "false", decodeUs, decodeMin,
+                prop.name, batch, context, size, partitions, cluster, shuffled ? "true" : "false", decodeUs, decodeMin,
                 bytes / (decodeUs * 1e-6) / 1e12, readUs, pieces * 16.0 / (readUs * 1e-6) / 1e12, error);
     return 0;
 }
