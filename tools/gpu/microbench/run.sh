@@ -12,9 +12,11 @@
 #         with the gemv kernels' first weight loads before and after their wait (GEMV_PRELOAD); beside
 #         them three launches with each norm done by the last block of the product before it
 #         (programmatic_3_launches_fused_norms, and a check_fused_norms line against the five).
+#   cublas-splitk cuBLAS's batch-64 products of a Llama-3-8B layer as split-K strided-batched
+#         products plus a sum of the partials, against the plain product (cublas_splitk.cu's header).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|cublas-pdl ...
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -51,6 +53,10 @@ for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(
       for context in 65 161 289 577 865 1009; do /tmp/decode_bench 64 "$context" 50 1; done
       # Two near-equal partitions a (token, KV head) at context 577: two waves instead of one.
       /tmp/decode_bench 64 577 50 1 304 ;;
+    cublas-splitk)
+      build tools/gpu/microbench/cublas_splitk.cu -lcublas -o /tmp/cublas_splitk
+      /tmp/cublas_splitk 64 8 20
+      /tmp/cublas_splitk 16 8 20 ;;
     cublas-pdl)
       build tools/gpu/microbench/cublas_pdl.cu -lcublas -o /tmp/cublas_pdl
       /tmp/cublas_pdl 16 20 ;;
