@@ -93,9 +93,6 @@ final class KernelLauncher implements AutoCloseable {
      * above 1 only on compute capability 9.0 and later).
      */
     void launchClustered(Kernel kernel, int blocks, int cluster, int threads, Object... arguments) {
-        if (blocks % cluster != 0) {
-            throw new IllegalArgumentException(kernel + ": " + blocks + " blocks in clusters of " + cluster);
-        }
         launchVolumeClustered(kernel, blocks, 1, 1, cluster, 1, threads, arguments);
     }
 
@@ -111,22 +108,26 @@ final class KernelLauncher implements AutoCloseable {
             throw new IllegalArgumentException(kernel + ": a grid of " + gridX + " × " + gridY + " × " + gridZ
                     + " blocks in clusters of " + clusterX + " × 1 × " + clusterZ);
         }
-        if (clusterX == 1 && clusterZ == 1) {  // every block its own cluster, as a plain launch gives (and the only form before 9.0)
-            launchVolume(kernel, gridX, gridY, gridZ, threads, arguments);
-            return;
-        }
         if (gridX == 0 || gridY == 0 || gridZ == 0) return;
+        // Every block its own cluster is what a plain launch gives (and the only form before 9.0).
+        boolean clustered = clusterX > 1 || clusterZ > 1;
         MemorySegment function = function(kernel, arguments);
-        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, clusterX | (long) clusterZ << 32,
-                values, arguments.length)) {
+        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads,
+                clustered ? clusterX | (long) clusterZ << 32 : 0L, values, arguments.length)) {
             return;
-        }
-        if (clusterConfig == null) {
-            clusterConfig = Arena.ofAuto().allocate(CudaDriver.LAUNCH_CONFIG_BYTES + 2 * CudaDriver.LAUNCH_ATTRIBUTE_BYTES, 8);
-            CudaDriver.prepareClusterLaunch(clusterConfig, stream, programmaticConfig != null);
         }
         KernelTimes.Timer timing = beginTiming(kernel);
-        driver.launchClustered(function, clusterConfig, gridX, gridY, gridZ, threads, clusterX, 1, clusterZ, pointers);
+        if (clustered) {
+            if (clusterConfig == null) {
+                clusterConfig = Arena.ofAuto().allocate(CudaDriver.LAUNCH_CONFIG_BYTES + 2 * CudaDriver.LAUNCH_ATTRIBUTE_BYTES, 8);
+                CudaDriver.prepareClusterLaunch(clusterConfig, stream, programmaticConfig != null);
+            }
+            driver.launchClustered(function, clusterConfig, gridX, gridY, gridZ, threads, clusterX, 1, clusterZ, pointers);
+        } else if (programmaticConfig != null) {
+            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
+        } else {
+            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
+        }
         if (timing != null) timing.end();
     }
 
@@ -146,18 +147,7 @@ final class KernelLauncher implements AutoCloseable {
 
     /** A three-dimensional grid of {@code gridX × gridY × gridZ} blocks. */
     void launchVolume(Kernel kernel, int gridX, int gridY, int gridZ, int threads, Object... arguments) {
-        if (gridX == 0 || gridY == 0 || gridZ == 0) return;
-        MemorySegment function = function(kernel, arguments);
-        if (recording != null && !recording.launch(kernel.ordinal(), gridX, gridY, gridZ, threads, 0L, values, arguments.length)) {
-            return;
-        }
-        KernelTimes.Timer timing = beginTiming(kernel);
-        if (programmaticConfig != null) {
-            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
-        } else {
-            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
-        }
-        if (timing != null) timing.end();
+        launchVolumeClustered(kernel, gridX, gridY, gridZ, 1, 1, threads, arguments);
     }
 
     /** The eager timer, started for this launch, or null while launches are not timed. */
