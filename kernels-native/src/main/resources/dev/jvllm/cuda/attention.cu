@@ -331,6 +331,26 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #define DECODE_BOUNDS __launch_bounds__(32 * DECODE_WARPS)
 #endif
 
+// Folds N parts' maxes, sums and outputs (an empty part: -inf, 0, 0) into a running merge
+// (m, total, weighted), rescaled to the new max; m starts at -inf, and some part must hold keys.
+template <int N>
+__device__ __forceinline__ void fold_parts(const float (&maxes)[N], const float (&sums)[N], const float (&outputs)[N],
+                                           float& m, float& total, float& weighted) {
+    float newMax = m;
+#pragma unroll
+    for (int p = 0; p < N; p++) newMax = fmaxf(newMax, maxes[p]);
+    float rescale = expf(m - newMax);  // 0 on the first fold (m is -inf, newMax finite)
+    total *= rescale;
+    weighted *= rescale;
+#pragma unroll
+    for (int p = 0; p < N; p++) {
+        float w = expf(maxes[p] - newMax);
+        total += sums[p] * w;
+        weighted += outputs[p] * w;
+    }
+    m = newMax;
+}
+
 // When a token's keys span several partitions, each of their blocks writes its part (max, sum,
 // unnormalized output per head) and the block that finishes last of the `parts` from firstPart on
 // for its (token, KV head) merges them into out and resets the counter to zero for the next
@@ -372,19 +392,7 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
                 sums[p] = in ? __ldcg(part + 1) : 0.0f;
                 outputs[p] = in ? __ldcg(part + 2 + d) : 0.0f;
             }
-            float newMax = m;
-#pragma unroll
-            for (int p = 0; p < MAX_PARTS; p++) newMax = fmaxf(newMax, maxes[p]);
-            float rescale = expf(m - newMax);  // 0 on the first round (m is -inf, newMax finite)
-            total *= rescale;
-            weighted *= rescale;
-#pragma unroll
-            for (int p = 0; p < MAX_PARTS; p++) {
-                float w = expf(maxes[p] - newMax);
-                total += sums[p] * w;
-                weighted += outputs[p] * w;
-            }
-            m = newMax;
+            fold_parts(maxes, sums, outputs, m, total, weighted);
         }
         out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(weighted / total);
     }
@@ -415,16 +423,8 @@ __device__ __forceinline__ void merge_cluster_parts(const float (&headMax)[GROUP
             sums[r] = in ? remote_load(&headSum[g], r) : 0.0f;
             outputs[r] = in ? remote_load(&blockOutput[g][d], r) : 0.0f;
         }
-        float m = -jv_infinity();
-#pragma unroll
-        for (int r = 0; r < DECODE_MAX_CLUSTER; r++) m = fmaxf(m, maxes[r]);
-        float total = 0.0f, weighted = 0.0f;
-#pragma unroll
-        for (int r = 0; r < DECODE_MAX_CLUSTER; r++) {
-            float w = expf(maxes[r] - m);  // 0 for a partition without keys (-inf)
-            total += sums[r] * w;
-            weighted += outputs[r] * w;
-        }
+        float m = -jv_infinity(), total = 0.0f, weighted = 0.0f;
+        fold_parts(maxes, sums, outputs, m, total, weighted);
         out[((i64) t * numHeads + firstHead + g) * D + d] = float_to_act(weighted / total);
     }
     cluster_sync();  // no block leaves while another may still read its shared memory
