@@ -24,15 +24,7 @@
 #include <cublas_v2.h>
 
 #include "bench.cuh"
-
-#define CHECK_BLAS(call)                                                                     \
-    do {                                                                                     \
-        cublasStatus_t s = (call);                                                           \
-        if (s != CUBLAS_STATUS_SUCCESS) {                                                    \
-            std::fprintf(stderr, "%s:%d %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int) s); \
-            std::exit(1);                                                                    \
-        }                                                                                    \
-    } while (0)
+#include "blas_check.cuh"
 
 constexpr int ROWS = 64, HIDDEN = 4096, INTER = 14336, QKV = 6144;
 

@@ -13,7 +13,7 @@
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if JV_CLUSTERS
 #define SAMPLE_CLUSTER 8
 #else
 #define SAMPLE_CLUSTER 1
