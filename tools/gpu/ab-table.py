@@ -19,6 +19,8 @@ for path in sys.argv[1:]:
                 cells.append("b%d %.0f" % (d["batch"], d["tok_s"]))
             elif what == "decode_steady":
                 cells.append("b%d steady %.0f" % (d["batch"], d["tok_s"]))
+            elif what == "decode_anchor_window":
+                cells.append("b%d window %.0f" % (d["batch"], d["tok_s"]))
             elif what == "prefill":
                 cells.append("prefill %.0f" % d["tok_s"])
             elif what == "offline_throughput":

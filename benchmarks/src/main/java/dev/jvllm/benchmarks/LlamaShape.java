@@ -37,7 +37,11 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
         if (hidden <= 0 || intermediate <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0
                 || hidden % heads != 0 || heads % kvHeads != 0 || experts < 0
                 || (experts > 0 && (expertsPerToken <= 0 || expertsPerToken > experts))) {
-            throw new IllegalArgumentException("not a Llama shape: " + this);
+            // The fields are not yet assigned in a compact constructor: name the arguments.
+            throw new IllegalArgumentException("not a Llama shape: hidden=" + hidden + ", intermediate=" + intermediate
+                    + ", layers=" + layers + ", heads=" + heads + ", kv-heads=" + kvHeads + ", vocab=" + vocab
+                    + ", experts=" + experts + ", experts-per-token=" + expertsPerToken
+                    + " (hidden must divide by heads, heads by kv-heads)");
         }
     }
 
