@@ -47,6 +47,13 @@ for name, n, k in SHAPES:
     gb = n * k * 2 / 1e9
     us, ref = graph_time(F.linear, weights, x)
     emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="F.linear (cuBLAS)", us=round(us, 2), tb_s=round(gb / us * 1e3, 3))
+    # The same product over the weight stored [K, N] (cuBLAS's NN case instead of TN).
+    transposed = [w.t().contiguous() for w in weights]
+    us3, out3 = graph_time(torch.matmul, transposed, x)
+    emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="x @ W stored [K, N] (cuBLAS NN)", us=round(us3, 2), tb_s=round(gb / us3 * 1e3, 3), max_difference=(out3.float() - ref.float()).abs().max().item())
+    del transposed
+    if os.environ.get("AUTOTUNE", "1") == "0":
+        continue
     torch._dynamo.reset()
     t0 = time.time()
     compiled = torch.compile(lambda a, w: F.linear(a, w), mode="max-autotune-no-cudagraphs", dynamic=False)
