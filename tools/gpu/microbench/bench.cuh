@@ -29,14 +29,16 @@ __global__ void fill_random(act_t* p, long long n, unsigned int seed, float scal
 // Milliseconds of device time of `run` (work it queues on `stream`) over `repeats` runs, each
 // between two events, after `warmups` untimed runs; sorted, so the median is at size() / 2 and
 // the minimum at 0.
-template <typename Run>
-std::vector<float> event_times(cudaStream_t stream, int warmups, int repeats, Run&& run) {
+// `before` runs ahead of each timed run, outside the events (e.g. evicting L2).
+template <typename Run, typename Before>
+std::vector<float> event_times(cudaStream_t stream, int warmups, int repeats, Run&& run, Before&& before) {
     for (int i = 0; i < warmups; i++) run();
     cudaEvent_t start, stop;
     CHECK(cudaEventCreate(&start));
     CHECK(cudaEventCreate(&stop));
     std::vector<float> times;
     for (int i = 0; i < repeats; i++) {
+        before();
         CHECK(cudaEventRecord(start, stream));
         run();
         CHECK(cudaEventRecord(stop, stream));
@@ -49,4 +51,18 @@ std::vector<float> event_times(cudaStream_t stream, int warmups, int repeats, Ru
     CHECK(cudaEventDestroy(stop));
     std::sort(times.begin(), times.end());
     return times;
+}
+
+template <typename Run>
+std::vector<float> event_times(cudaStream_t stream, int warmups, int repeats, Run&& run) {
+    return event_times(stream, warmups, repeats, run, [] {});
+}
+
+// Writes 128 MB, so that L2 (50 MB on an H100) holds none of what ran before: each decode step's
+// weights pass through L2 between one layer's attention and the next step's.
+inline void evict_l2(cudaStream_t stream = 0) {
+    static void* scratch = nullptr;
+    constexpr size_t BYTES = 128u << 20;
+    if (scratch == nullptr) CHECK(cudaMalloc(&scratch, BYTES));
+    CHECK(cudaMemsetAsync(scratch, 0, BYTES, stream));
 }

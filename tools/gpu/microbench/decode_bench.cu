@@ -3,8 +3,8 @@
 // same number of bytes: so that decode-attention variants (attention.cu's defines, given to nvcc
 // with -D) are compared in seconds, many in one device call, instead of a benchmark run each.
 // Usage: decode_bench [batch 64] [context 577] [repeats 50] [shuffled blocks 1] [partition size, 0: the host's rule]
-//                     [cluster width, default the host's rule]
-// Prints one JSON line per measure.
+//                     [cluster width, 0 or default: the host's rule] [table span in positions, default 1024]
+// Each timed run starts with L2 evicted (evict_l2), as in a decode step. Prints one JSON line per measure.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -18,7 +18,7 @@
 
 #include "bench.cuh"
 
-constexpr int HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128, BLOCK = 16, SPAN = 1024, MAX_POSITIONS = 2048;
+constexpr int HEADS = 32, KV_HEADS = 8, HEAD_DIM = 128, BLOCK = 16;
 
 // Reads n 16-byte pieces once (as the attention reads its keys and values), so that its time is the
 // card's read bandwidth for that many bytes in one launch.
@@ -39,6 +39,11 @@ int main(int argc, char** argv) {
     int repeats = argc > 3 ? std::atoi(argv[3]) : 50;
     bool shuffled = argc > 4 ? std::atoi(argv[4]) != 0 : true;
     int partitionOverride = argc > 5 ? std::atoi(argv[5]) : 0;
+    // The positions a sequence's block table holds: a captured graph's table width (a power of two
+    // of blocks, CapturedDecode.tableEntries), which the host's partition rule splits.
+    const int SPAN = argc > 7 ? std::atoi(argv[7]) : 1024;
+    const int MAX_POSITIONS = std::max(2048, SPAN);
+    if (context > SPAN) { std::fprintf(stderr, "context %d is above the table span %d\n", context, SPAN); return 1; }
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
     int tableStride = SPAN / BLOCK;
@@ -108,7 +113,7 @@ int main(int argc, char** argv) {
         while (cluster < partitions && cluster < (large ? 16 : 8)) cluster *= 2;
         if ((long long) batch * KV_HEADS * cluster > prop.multiProcessorCount) cluster = 1;
     }
-    if (argc > 6) cluster = std::atoi(argv[6]);  // 1: the merge through global memory
+    if (argc > 6 && std::atoi(argv[6]) > 0) cluster = std::atoi(argv[6]);  // 1: the merge through global memory
     partitions = (partitions + cluster - 1) / cluster * cluster;
     float* partials;
     unsigned int* counters;
@@ -118,7 +123,7 @@ int main(int argc, char** argv) {
     CHECK(cudaDeviceSynchronize());
 
     auto time = [&](auto&& launch) {
-        std::vector<float> times = event_times(0, 5, repeats, launch);
+        std::vector<float> times = event_times(0, 5, repeats, launch, [] { evict_l2(); });
         CHECK(cudaGetLastError());
         return std::make_pair(times[times.size() / 2] * 1e3f, times[0] * 1e3f);
     };
@@ -126,7 +131,7 @@ int main(int argc, char** argv) {
     auto decode = [&] {
         cudaLaunchConfig_t config = {};
         config.gridDim = dim3(batch, KV_HEADS, partitions);
-        config.blockDim = dim3(128);
+        config.blockDim = dim3(32 * DECODE_WARPS);
         cudaLaunchAttribute attribute;
         attribute.id = cudaLaunchAttributeClusterDimension;
         attribute.val.clusterDim.x = 1;
@@ -148,10 +153,10 @@ int main(int argc, char** argv) {
     auto [readUs, readMin] = time(read);
     int error = 0;
     CHECK(cudaMemcpy(&error, dError, 4, cudaMemcpyDeviceToHost));
-    std::printf("{\"what\":\"paged_decode\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"partition\":%d,\"partitions\":%d,\"cluster\":%d,"
+    std::printf("{\"what\":\"paged_decode\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"partition\":%d,\"partitions\":%d,\"cluster\":%d,\"span\":%d,"
                 "\"shuffled\":%s,\"us\":%.2f,\"min_us\":%.2f,\"tb_s\":%.3f,\"plain_read_us\":%.2f,\"plain_read_tb_s\":%.3f,"
                 "\"error_flag\":%d}\n",
-                prop.name, batch, context, size, partitions, cluster, shuffled ? "true" : "false", decodeUs, decodeMin,
+                prop.name, batch, context, size, partitions, cluster, SPAN, shuffled ? "true" : "false", decodeUs, decodeMin,
                 bytes / (decodeUs * 1e-6) / 1e12, readUs, pieces * 16.0 / (readUs * 1e-6) / 1e12, error);
     return 0;
 }

@@ -12,11 +12,15 @@
 #         with the gemv kernels' first weight loads before and after their wait (GEMV_PRELOAD); beside
 #         them three launches with each norm done by the last block of the product before it
 #         (programmatic_3_launches_fused_norms, and a check_fused_norms line against the five).
+#   decode-long paged_decode at batch 1 over contexts up to 16k (the graph's table spans): the host's
+#         rules, other partition sizes, the merge through global memory (decode_bench's 5th-7th arguments).
+#   decode-rules paged_decode at batch 1 in table spans of 2k-16k positions over partition sizes and
+#         cluster widths, to set the host's rules for long contexts.
 #   cublas-splitk cuBLAS's batch-64 products of a Llama-3-8B layer as split-K strided-batched
 #         products plus a sum of the partials, against the plain product (cublas_splitk.cu's header).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|cublas-splitk|cublas-pdl ...
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -53,6 +57,38 @@ for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(
       for context in 65 161 289 577 865 1009; do /tmp/decode_bench 64 "$context" 50 1; done
       # Two near-equal partitions a (token, KV head) at context 577: two waves instead of one.
       /tmp/decode_bench 64 577 50 1 304 ;;
+    decode-long)
+      # Batch 1 (and 4) at long contexts, in the graph's table spans (a power of two of 16-slot
+      # blocks): the host's partition and cluster rules, other partition sizes, the merge through
+      # global memory (cluster 1); once for each -D set in DECODE_VARIANTS, as for decode.
+      IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"
+      [[ ${#variants[@]} -eq 0 ]] && variants=("")
+      for defines in "${variants[@]}"; do
+        # shellcheck disable=SC2086
+        build $defines tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
+        {
+          for cs in 577:1024 2176:4096 8128:16384 16128:16384; do /tmp/decode_bench 1 "${cs%:*}" 50 1 0 0 "${cs#*:}"; done
+          for pc in 256:1 512:1 1024:1 1024:16; do /tmp/decode_bench 1 16128 50 1 "${pc%:*}" "${pc#*:}" 16384; done
+          for pc in 256:1 512:1 1024:16; do /tmp/decode_bench 1 8128 50 1 "${pc%:*}" "${pc#*:}" 16384; done
+          /tmp/decode_bench 4 16128 50 1 0 0 16384
+          /tmp/decode_bench 64 577 50 1
+        } | python3 -c 'import json,sys
+for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(d))' "$defines"
+      done ;;
+    decode-rules)
+      # Batch 1 in each graph table span from 2k to 16k positions, near both ends of the contexts a
+      # span serves (just over half, and full): the host's rule, then partitions of 64-1024 positions
+      # merged through global memory, and the one cluster of 16 partitions that covers the span.
+      build tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
+      for span in 2048 4096 8192 16384; do
+        for context in $((span / 2 + 64)) $((span - 64)); do
+          /tmp/decode_bench 1 $context 50 1 0 0 $span
+          for partition in 64 128 256 512 1024; do
+            (( span / partition <= 64 && partition < span )) && /tmp/decode_bench 1 $context 50 1 $partition 1 $span
+          done
+          /tmp/decode_bench 1 $context 50 1 $((span / 16)) 16 $span
+        done
+      done ;;
     cublas-splitk)
       build tools/gpu/microbench/cublas_splitk.cu -lcublas -o /tmp/cublas_splitk
       /tmp/cublas_splitk 64 8 20

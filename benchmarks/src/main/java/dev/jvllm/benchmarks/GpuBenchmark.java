@@ -42,6 +42,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *          [--kv-cache-gib N (default: 0.9 of the GPU)] [--max-num-seqs 256] [--max-num-batched-tokens 8192]
  *          [--enforce-eager] [--skip-batch1 (no batch-1 decode, e.g. to profile the larger batches alone)]
  *          [--batch1-prompt N (the batch-1 prompt's length, default 512; ANCHORS.md's batch-1 row uses 128)]
+ *          [--max-model-len N (default 1024; a batch-1 prompt longer than 767 tokens needs more)]
  *          [--temperature T --top-p P (sampled decoding instead of greedy, e.g. 0.8 and 0.95: what a
  *          sampled token costs where the logits are copied back to the host's sampler)]
  *          [--async-scheduling (the engine's async scheduling, on by default; -Djvllm.benchmark.asyncScheduling=false
@@ -70,6 +71,7 @@ public final class GpuBenchmark {
         boolean sparseWeights = false;
         boolean batchOne = true;
         int batchOnePrompt = 512;
+        int maxModelLen = 1024;
         String asyncProperty = System.getProperty("jvllm.benchmark.asyncScheduling");
         boolean asyncScheduling = asyncProperty == null ? EngineConfig.defaults().asyncScheduling()
                 : Boolean.parseBoolean(asyncProperty);
@@ -87,6 +89,7 @@ public final class GpuBenchmark {
                 case "--sparse-weights" -> sparseWeights = true;
                 case "--skip-batch1" -> batchOne = false;
                 case "--batch1-prompt" -> batchOnePrompt = Integer.parseInt(args[++i]);
+                case "--max-model-len" -> maxModelLen = Integer.parseInt(args[++i]);
                 case "--async-scheduling" -> asyncScheduling = true;
                 case "--temperature" -> sampling = sampling.toBuilder().temperature(Double.parseDouble(args[++i])).build();
                 case "--top-p" -> sampling = sampling.toBuilder().topP(Double.parseDouble(args[++i])).build();
@@ -100,7 +103,7 @@ public final class GpuBenchmark {
                 "weight_gb", shape.parameters() * 2 / 1e9, "seconds", seconds(start));
 
         start = System.nanoTime();
-        try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype("auto").maxModelLen(1024)
+        try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype("auto").maxModelLen(maxModelLen)
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
                 .enablePrefixCaching(false).enforceEager(enforceEager).asyncScheduling(asyncScheduling).build()) {
             emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager,

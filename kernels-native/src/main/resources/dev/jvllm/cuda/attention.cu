@@ -259,7 +259,9 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // one 16-byte piece of a value row, KEY_LANES keys are read at once, and their partial sums
 // meet in shared memory. With one partition the block writes the output; with several it writes
 // (max, sum, unnormalized output) per head and the last of them merges all (merge_parts_if_last).
+#ifndef DECODE_WARPS
 #define DECODE_WARPS 4
+#endif
 #define DECODE_PARTITION 256
 // Key rows a thread group loads at once in the score loop, and value loads in flight per thread
 // in the output loop; tunable at build time (KernelCompiler's jvllm.cuda.kernelDefines) for comparisons.

@@ -245,14 +245,25 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * Decode tokens over contexts of more partitions than a cluster holds: the parts of 2000
-     * positions meet through global memory, and with a window of 500 those of 2000 lie in the
-     * second cluster (the first returns at once) while those of 1100 straddle two.
+     * Decode tokens of a small batch over contexts of up to 2000 positions, which it splits into
+     * one cluster's 16 partitions of 128 (merged in the cluster on compute capability 9.0); with a
+     * window of 500, the first partitions of 2000 and 1100 hold no keys.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 0", "BF16, 500"})
+    void decodeOverContextsOfOneClustersPartitionsMatchesCpu(DType type, int window) {
+        decodeMatchesCpu(type, 8, 2, 128, window, new int[]{2000, 1100, 700});
+    }
+
+    /**
+     * Decode tokens over contexts of more partitions than a cluster holds: 9000 positions make 18
+     * partitions of 512, whose parts meet through global memory; with a window of 500 only the
+     * last two of them hold keys of 9000, and the shorter contexts' parts straddle partitions.
      */
     @ParameterizedTest
     @CsvSource({"BF16, 0", "BF16, 500"})
     void decodeOverContextsLongerThanAClusterMatchesCpu(DType type, int window) {
-        decodeMatchesCpu(type, 8, 2, 128, window, new int[]{2000, 1100, 700});
+        decodeMatchesCpu(type, 8, 2, 128, window, new int[]{9000, 1100, 700});
     }
 
     private void decodeMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window, int[] lengths) {
