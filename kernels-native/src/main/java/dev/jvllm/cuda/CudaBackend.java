@@ -146,7 +146,11 @@ public final class CudaBackend implements Backend {
     private static final int DECODE_MAX_GROUP = 8;
     /** The partitions one cluster of paged_decode blocks holds where the kernel allows clusters of 16. */
     private static final int DECODE_CLUSTER_PARTITIONS = 16;
-    /** Off ({@code -Djvllm.cuda.decodeFewPairPartitions=false}): few pairs' partitions halve as many pairs' do; for A/B runs. */
+    /**
+     * Off ({@code -Djvllm.cuda.decodeFewPairPartitions=false}): few pairs' partitions halve as many
+     * pairs' do, and spans of more partitions than a cluster holds still launch in clusters (the
+     * rules before {@link #fewPairsPartitionSize}); for A/B runs.
+     */
     private static final boolean DECODE_FEW_PAIR_PARTITIONS =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeFewPairPartitions", "true"));
     /**
@@ -1501,7 +1505,7 @@ public final class CudaBackend implements Backend {
         // A token's parts then span several clusters and merge through global memory anyway, and
         // clusters only constrain where the blocks run: batch 1 over 16k positions in partitions
         // of 256 took 56.1 µs launched in clusters of 16, 47.8 without (decode_bench, H100).
-        if (partitions > widest) return 1;
+        if (partitions > widest && DECODE_FEW_PAIR_PARTITIONS) return 1;
         int cluster = 2;
         while (cluster < partitions && cluster < widest) cluster *= 2;
         return (long) tokenHeadPairs * cluster <= context.multiprocessors ? cluster : 1;
