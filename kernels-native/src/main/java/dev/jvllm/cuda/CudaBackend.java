@@ -1553,6 +1553,8 @@ public final class CudaBackend implements Backend {
      * (decode_bench, L2 evicted, contexts just over half and near the whole span) this rule took
      * 15.9 / 18.1 µs against 20.6 / 21.9 at a span of 2048, 19.8 / 22.6 against 24.8 / 35.9 at
      * 4096, 26.9 / 30.2 against 29.7 / 41.3 at 8192 and 32.3 / 43.3 against 34.8 / 54.6 at 16384.
+     * Llama-3-8B at batch 1, one call: 152.5 / 152.5 tok/s against 142.9 / 143.0 after a
+     * 16000-token prompt, 155.6 against 154.0 after 8000, 167.9 / 167.6 against 166.9 / 166.9 after 2048.
      */
     static int fewPairsPartitionSize(int span, int shortest, int longest) {
         int size = ceilingPowerOfTwo((span + DECODE_CLUSTER_PARTITIONS - 1) / DECODE_CLUSTER_PARTITIONS);
