@@ -99,16 +99,27 @@ int main(int argc, char** argv) {
     unsigned int* sink;
     CHECK(cudaMalloc(&sink, 4));
 
-    // The host's partition choice (CudaBackend.decodePartitionSize, 2 blocks an SM wanted, tiled form).
+    // The host's partition choice (CudaBackend.decodePartitionSize, tiled form): where each (token,
+    // KV head) pair's cluster of 16 fits on the SMs, a span in 16 partitions of up to 512 positions
+    // (beyond 8192, 32 or more of 512-1024: fewPairsPartitionSize); otherwise halved from 1024
+    // while the grid has fewer than 2 blocks an SM.
+    auto ceilingPowerOfTwo = [](int n) { int p = 1; while (p < n) p *= 2; return p; };
     int size = 1024;
-    while (size > 64 && (long long) batch * KV_HEADS * ((SPAN + size - 1) / size) < 2LL * prop.multiProcessorCount) size /= 2;
+    if ((long long) batch * KV_HEADS * 16 <= prop.multiProcessorCount) {
+        size = ceilingPowerOfTwo((SPAN + 15) / 16);
+        if (size > 512) size = std::max(512, ceilingPowerOfTwo((SPAN + 31) / 32));
+        size = std::min(std::max(size, 64), 1024);
+    } else {
+        while (size > 64 && (long long) batch * KV_HEADS * ((SPAN + size - 1) / size) < 2LL * prop.multiProcessorCount) size /= 2;
+    }
     if (partitionOverride > 0) size = partitionOverride;  // e.g. 304 at context 577: two near-equal parts a (token, head)
     int partitions = (SPAN + size - 1) / size;
     // The host's cluster rule (CudaBackend.decodeCluster): consecutive partitions of a token in one
-    // cluster, up to 16, where every (token, KV head) pair's cluster fits on the SMs at once.
+    // cluster, up to 16, where every (token, KV head) pair's cluster fits on the SMs at once and a
+    // span's partitions fit one cluster.
     bool large = cudaFuncSetAttribute(paged_decode_128_g4, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
     int cluster = 1;
-    if (partitions > 1) {
+    if (partitions > 1 && partitions <= (large ? 16 : 8)) {
         cluster = 2;
         while (cluster < partitions && cluster < (large ? 16 : 8)) cluster *= 2;
         if ((long long) batch * KV_HEADS * cluster > prop.multiProcessorCount) cluster = 1;

@@ -140,7 +140,7 @@ public final class CudaBackend implements Backend {
      * The fewest paged_decode blocks an SM is given before partitions are shortened. 2 rather than
      * 4: at batch 64 (contexts near 600, graph tables of 1024 positions) one partition a (token, KV
      * head) with no merge beat two of 512 by 2.7% a step on an H100 (7,605 / 7,732 against 7,369 /
-     * 7,542 tok/s, one call); batch 1 keeps its shortest partitions either way.
+     * 7,542 tok/s, one call). Batch 1 takes {@link #fewPairsPartitionSize} instead.
      */
     private static final int DECODE_BLOCKS_PER_MULTIPROCESSOR = Integer.getInteger("jvllm.cuda.decodeBlocksPerMultiprocessor", 2);
     private static final int DECODE_MAX_GROUP = 8;
@@ -1528,8 +1528,8 @@ public final class CudaBackend implements Backend {
     /**
      * The key positions a paged_decode block takes: the longest partition of its form (scalar or
      * tiled), halved down to the shortest while the batch's (token, KV head) pairs times the partitions of
-     * {@code span} positions give fewer blocks than DECODE_BLOCKS_PER_MULTIPROCESSOR per SM. At
-     * batch 1 a 256-position partition is a long serial read for one block while most SMs idle.
+     * {@code span} positions give fewer blocks than DECODE_BLOCKS_PER_MULTIPROCESSOR per SM; for the
+     * tiled form and few pairs (batch 1), {@link #fewPairsPartitionSize}.
      */
     private int decodePartitionSize(int tokenHeadPairs, int span) {
         boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32;
@@ -1556,7 +1556,7 @@ public final class CudaBackend implements Backend {
      * Llama-3-8B at batch 1, one call: 152.5 / 152.5 tok/s against 142.9 / 143.0 after a
      * 16000-token prompt, 155.6 against 154.0 after 8000, 167.9 / 167.6 against 166.9 / 166.9 after 2048.
      */
-    static int fewPairsPartitionSize(int span, int shortest, int longest) {
+    private static int fewPairsPartitionSize(int span, int shortest, int longest) {
         int size = ceilingPowerOfTwo((span + DECODE_CLUSTER_PARTITIONS - 1) / DECODE_CLUSTER_PARTITIONS);
         if (size > 512) size = Math.max(512, ceilingPowerOfTwo((span + 31) / 32));
         return Math.clamp(size, shortest, Math.max(shortest, longest));
