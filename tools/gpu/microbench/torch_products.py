@@ -4,7 +4,8 @@ Is there a product kernel faster than cuBLAS's at 64 rows for a Llama-3-8B layer
 product (o, q/k/v, down, gate/up) it times, inside a CUDA graph over LAYERS copies of the weight (so
 that L2 holds none of them, as in a decode step), F.linear through PyTorch's cuBLAS path and the
 kernel torch.compile(mode="max-autotune-no-cudagraphs") picks after benchmarking its Triton
-templates against cuBLAS. One JSON line per (product, form): microseconds a product, TB/s of weights.
+templates against cuBLAS. Also cuBLAS over the weight stored [K, N] (NN) and over [N, K] with the
+operands' roles swapped (W @ xT). One JSON line per (product, form): microseconds a product, TB/s of weights.
 """
 import json, os, sys, time
 import torch
@@ -52,6 +53,10 @@ for name, n, k in SHAPES:
     us3, out3 = graph_time(torch.matmul, transposed, x)
     emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="x @ W stored [K, N] (cuBLAS NN)", us=round(us3, 2), tb_s=round(gb / us3 * 1e3, 3), max_difference=(out3.float() - ref.float()).abs().max().item())
     del transposed
+    # The same weights [N, K] with the operands' roles swapped: W @ xᵀ, the output [N, T] (the
+    # consumer would read it transposed). cuBLAS then sees m = tokens, n = out features.
+    us4, out4 = graph_time(lambda a, w: torch.matmul(w, a.t()), weights, x)
+    emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="W @ xT, output [N, T] (cuBLAS, roles swapped)", us=round(us4, 2), tb_s=round(gb / us4 * 1e3, 3), max_difference=(out4.t().float() - ref.float()).abs().max().item())
     if os.environ.get("AUTOTUNE", "1") == "0":
         continue
     torch._dynamo.reset()
