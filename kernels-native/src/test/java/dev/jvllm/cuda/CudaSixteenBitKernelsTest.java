@@ -256,6 +256,16 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
+     * Decode tokens of a small batch over contexts of up to 5000 positions: ten partitions of 512,
+     * merged in one cluster; with a window of 700 the first partitions of 5000 and 2600 hold no keys.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 0", "BF16, 700"})
+    void decodeOverLongContextsOfOneClustersPartitionsMatchesCpu(DType type, int window) {
+        decodeMatchesCpu(type, 8, 2, 128, window, new int[]{5000, 2600, 40});
+    }
+
+    /**
      * Decode tokens over contexts of more partitions than a cluster holds: 9000 positions make 18
      * partitions of 512, whose parts meet through global memory; with a window of 500 only the
      * last two of them hold keys of 9000, and the shorter contexts' parts straddle partitions.
