@@ -27,6 +27,12 @@ cd "$root"
 src=kernels-native/src/main/resources/dev/jvllm/cuda
 nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 build() { "$nvcc" -arch=sm_90 -O3 -std=c++17 -DJV_ACT_TYPE=2 -I "$src" "$@"; }
+# Copies JSON lines from stdin to stdout with KEY set to VALUE (a number where the third argument is int).
+tag() { python3 -c 'import json,sys
+value = int(sys.argv[2]) if sys.argv[3:] == ["int"] else sys.argv[2]
+for l in sys.stdin: d=json.loads(l); d[sys.argv[1]]=value; print(json.dumps(d))' "$@"; }
+# The -D sets of DECODE_VARIANTS (';'-separated, '' the defaults) into the array variants.
+decode_variants() { IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"; [[ ${#variants[@]} -eq 0 ]] && variants=(""); return 0; }
 for what in "$@"; do
   case $what in
     mlp)
@@ -37,18 +43,15 @@ for what in "$@"; do
       # gemv kernels' first weight loads before their wait (GEMV_PRELOAD=1) and after it (0).
       for preload in 1 0; do
         build -DGEMV_PRELOAD=$preload tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
-        /tmp/mlp_chain 0 8 20 pdl | python3 -c 'import json,sys
-for l in sys.stdin: d=json.loads(l); d["gemv_preload"]=int(sys.argv[1]); print(json.dumps(d))' "$preload"
+        /tmp/mlp_chain 0 8 20 pdl | tag gemv_preload "$preload" int
       done ;;
     decode)
-      IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"
-      [[ ${#variants[@]} -eq 0 ]] && variants=("")
+      decode_variants
       for defines in "${variants[@]}"; do
         # shellcheck disable=SC2086
         build $defines tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
         for batch in 1 64 256; do
-          /tmp/decode_bench "$batch" 577 50 1 | python3 -c 'import json,sys
-for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(d))' "$defines"
+          /tmp/decode_bench "$batch" 577 50 1 | tag defines "$defines"
         done
       done ;;
     decode-sweep)
@@ -61,8 +64,7 @@ for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(
       # Batch 1 (and 4) at long contexts, in the graph's table spans (a power of two of 16-slot
       # blocks): the host's partition and cluster rules, other partition sizes, the merge through
       # global memory (cluster 1); once for each -D set in DECODE_VARIANTS, as for decode.
-      IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"
-      [[ ${#variants[@]} -eq 0 ]] && variants=("")
+      decode_variants
       for defines in "${variants[@]}"; do
         # shellcheck disable=SC2086
         build $defines tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
@@ -72,8 +74,7 @@ for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(
           for pc in 256:1 512:1 1024:16; do /tmp/decode_bench 1 8128 50 1 "${pc%:*}" "${pc#*:}" 16384; done
           /tmp/decode_bench 4 16128 50 1 0 0 16384
           /tmp/decode_bench 64 577 50 1
-        } | python3 -c 'import json,sys
-for l in sys.stdin: d=json.loads(l); d["defines"]=sys.argv[1]; print(json.dumps(d))' "$defines"
+        } | tag defines "$defines"
       done ;;
     decode-rules)
       # Batch 1 in each graph table span from 2k to 16k positions, near both ends of the contexts a

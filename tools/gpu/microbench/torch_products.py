@@ -42,31 +42,38 @@ def emit(**kw): print(json.dumps(kw), flush=True)
 
 import torch._inductor.config as ic
 ic.max_autotune_gemm_backends = "TRITON,ATEN"
+autotune = os.environ.get("AUTOTUNE", "1") != "0"
 for name, n, k in SHAPES:
     weights = [torch.randn(n, k, device=dev, dtype=torch.bfloat16) * 0.02 for _ in range(LAYERS)]
     x = torch.randn(ROWS, k, device=dev, dtype=torch.bfloat16)
     gb = n * k * 2 / 1e9
+
+    def report(form, us, out=None, **extra):
+        """One line for a form: its time a product, the weights' TB/s, and its output against F.linear's."""
+        if out is not None:
+            extra["max_difference"] = (out.float() - ref.float()).abs().max().item()
+        emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k,
+             form=form, us=round(us, 2), tb_s=round(gb / us * 1e3, 3), **extra)
+
     us, ref = graph_time(F.linear, weights, x)
-    emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="F.linear (cuBLAS)", us=round(us, 2), tb_s=round(gb / us * 1e3, 3))
+    report("F.linear (cuBLAS)", us)
     # The same product over the weight stored [K, N] (cuBLAS's NN case instead of TN).
     transposed = [w.t().contiguous() for w in weights]
     us3, out3 = graph_time(torch.matmul, transposed, x)
-    emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="x @ W stored [K, N] (cuBLAS NN)", us=round(us3, 2), tb_s=round(gb / us3 * 1e3, 3), max_difference=(out3.float() - ref.float()).abs().max().item())
+    report("x @ W stored [K, N] (cuBLAS NN)", us3, out3)
     del transposed
     # The same weights [N, K] with the operands' roles swapped: W @ xᵀ, the output [N, T] (the
     # consumer would read it transposed). cuBLAS then sees m = tokens, n = out features.
     us4, out4 = graph_time(lambda a, w: torch.matmul(w, a.t()), weights, x)
-    emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="W @ xT, output [N, T] (cuBLAS, roles swapped)", us=round(us4, 2), tb_s=round(gb / us4 * 1e3, 3), max_difference=(out4.t().float() - ref.float()).abs().max().item())
-    if os.environ.get("AUTOTUNE", "1") == "0":
-        continue
-    torch._dynamo.reset()
-    t0 = time.time()
-    compiled = torch.compile(lambda a, w: F.linear(a, w), mode="max-autotune-no-cudagraphs", dynamic=False)
-    try:
-        us2, out = graph_time(compiled, weights, x)
-        diff = (out.float() - ref.float()).abs().max().item()
-        emit(what="torch_products", device=torch.cuda.get_device_name(), product=name, rows=ROWS, n=n, k=k, form="max-autotune", us=round(us2, 2), tb_s=round(gb / us2 * 1e3, 3), max_difference=diff, tune_s=round(time.time() - t0, 1))
-    except Exception as e:
-        emit(what="torch_products", product=name, form="max-autotune", error=repr(e)[:300])
+    report("W @ xT, output [N, T] (cuBLAS, roles swapped)", us4, out4.t())
+    if autotune:
+        torch._dynamo.reset()
+        t0 = time.time()
+        compiled = torch.compile(lambda a, w: F.linear(a, w), mode="max-autotune-no-cudagraphs", dynamic=False)
+        try:
+            us2, out = graph_time(compiled, weights, x)
+            report("max-autotune", us2, out, tune_s=round(time.time() - t0, 1))
+        except Exception as e:
+            emit(what="torch_products", product=name, form="max-autotune", error=repr(e)[:300])
     del weights
     torch.cuda.empty_cache()
