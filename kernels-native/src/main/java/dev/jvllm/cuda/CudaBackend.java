@@ -104,20 +104,21 @@ public final class CudaBackend implements Backend {
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
     private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
     /**
-     * With {@code -Djvllm.cuda.cublasLt=true}, the products that cuBLAS runs (all but the gemv
-     * kernels' one-row ones) go through cuBLASLt with an algorithm timed per shape
-     * ({@link TunedProducts}) instead of cublasGemmEx's default: an experiment for decode batches,
-     * where cublasGemmEx reads the weights at 2.3-2.5 of the H100's ~3.0 TB/s. The search tries
-     * {@code cublasLtCandidates} of the heuristic's algorithms, and covers products of up to
-     * {@code cublasLtMaxTokens} rows (every padded decode batch): each new row count is a search
-     * of 20-250 ms. Off: on an H100 the searched products made steady batch-64 decode 1.7-2.4%
-     * faster, but the searches on the serving path cost far more. The chosen algorithms are kept
-     * beside the compiled kernels ({@link TunedProductsFile}), so that a later run starts with them
-     * (not yet measured on a GPU).
+     * Which products cuBLAS runs (all but the gemv kernels' one-row ones) go through cuBLASLt with an
+     * algorithm timed per shape ({@link TunedProducts}) instead of cublasGemmEx's default, from
+     * {@code -Djvllm.cuda.cublasLt}: {@code captured} (the default) those of captured passes, the
+     * decode steps' graphs of up to {@code cublasLtMaxTokens} rows, each searched when its graph is
+     * first captured (the capture is given up, the pass runs eagerly and searches); {@code all}
+     * (or {@code true}) also every eager product of up to that many rows, such as a step's mix of
+     * prefill chunks, each new row count a search of 20-250 ms on the serving path; {@code off}
+     * (or {@code false}) none. The chosen algorithms are kept beside the compiled kernels
+     * ({@link TunedProductsFile}), so that a later run starts with them. On an H200, steady batch-64
+     * decode ran 1.9-2.5% faster with the searched products; cublasGemmEx reads a 64-row product's
+     * weights at 2.9-3.8 of its 4.2 TB/s.
      */
-    private static final boolean CUBLAS_LT = Boolean.parseBoolean(System.getProperty("jvllm.cuda.cublasLt", "false"));
+    private static final ProductTuning CUBLAS_LT = ProductTuning.parse(System.getProperty("jvllm.cuda.cublasLt", "captured"));
     private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
-    private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 512);
+    private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 128);
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -218,16 +219,36 @@ public final class CudaBackend implements Backend {
         return open(ordinal, activationType, CUBLAS_LT);
     }
 
-    /** As {@link #open(int, DType)}, with the tuned cuBLASLt products on or off whatever {@code jvllm.cuda.cublasLt} says. */
-    static CudaBackend open(int ordinal, DType activationType, boolean tunedProducts) {
-        return open(ordinal, activationType, tunedProducts, KernelCompiler.defaultCacheDirectory());
+    /** Which products go through the searched cuBLASLt algorithms ({@code jvllm.cuda.cublasLt}). */
+    enum ProductTuning {
+        /** None: every product through cublasGemmEx. */
+        OFF,
+        /** Those of captured passes (decode graphs), searched when a graph is first captured. */
+        CAPTURED,
+        /** Every product of up to cublasLtMaxTokens rows, eager ones searched on first use. */
+        ALL;
+
+        static ProductTuning parse(String value) {
+            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "off", "false" -> OFF;
+                case "captured" -> CAPTURED;
+                case "all", "true" -> ALL;
+                default -> throw new JvllmException("jvllm.cuda.cublasLt is '" + value
+                        + "'; it takes captured (the default), all or off");
+            };
+        }
+    }
+
+    /** As {@link #open(int, DType)}, with the tuned cuBLASLt products as {@code tuning} says, whatever {@code jvllm.cuda.cublasLt} does. */
+    static CudaBackend open(int ordinal, DType activationType, ProductTuning tuning) {
+        return open(ordinal, activationType, tuning, KernelCompiler.defaultCacheDirectory());
     }
 
     /**
-     * As {@link #open(int, DType, boolean)}, with the tuned products' chosen algorithms kept in (and
-     * taken from) {@code keptAlgorithms} ({@link TunedProductsFile}), or in no file where it is null.
+     * As {@link #open(int, DType, ProductTuning)}, with the tuned products' chosen algorithms kept in
+     * (and taken from) {@code keptAlgorithms} ({@link TunedProductsFile}), or in no file where it is null.
      */
-    static CudaBackend open(int ordinal, DType activationType, boolean tunedProducts, java.nio.file.Path keptAlgorithms) {
+    static CudaBackend open(int ordinal, DType activationType, ProductTuning tuning, java.nio.file.Path keptAlgorithms) {
         if (activationType != DType.F32 && activationType != DType.BF16 && activationType != DType.F16) {
             throw new JvllmException("the CUDA backend computes in float32, bfloat16 or float16, not " + activationType);
         }
@@ -240,11 +261,11 @@ public final class CudaBackend implements Backend {
         }
         Nvrtc nvrtc = Nvrtc.get();
         Cublas cublas = Cublas.get();
-        return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas, tunedProducts,
+        return new CudaBackend(CudaContext.open(ordinal), activationType, nvrtc, cublas, tuning,
                 KernelCompiler.defaultCacheDirectory(), keptAlgorithms);
     }
 
-    private CudaBackend(CudaContext context, DType activationType, Nvrtc nvrtc, Cublas cublas, boolean tunedProducts,
+    private CudaBackend(CudaContext context, DType activationType, Nvrtc nvrtc, Cublas cublas, ProductTuning tuning,
                         java.nio.file.Path kernelCache, java.nio.file.Path keptAlgorithms) {
         this.context = context;
         this.activationType = activationType;
@@ -264,9 +285,9 @@ public final class CudaBackend implements Backend {
             cublas.setWorkspace(cublasHandle, cublasWorkspace.address(), CUBLAS_WORKSPACE_BYTES);
             this.one = hostArena.allocateFrom(JAVA_FLOAT, 1f);
             this.zero = hostArena.allocateFrom(JAVA_FLOAT, 0f);
-            this.tunedProducts = tunedProducts
+            this.tunedProducts = tuning != ProductTuning.OFF
                     ? TunedProducts.open(context, memory, activationType, cublasWorkspace, one, zero,
-                    CUBLAS_LT_CANDIDATES, keptAlgorithms) : null;
+                    CUBLAS_LT_CANDIDATES, keptAlgorithms, tuning == ProductTuning.ALL) : null;
             this.errors = new DeviceErrors(context, memory);
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);

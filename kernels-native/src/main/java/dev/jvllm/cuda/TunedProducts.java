@@ -20,7 +20,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * The linear layers' products through cuBLASLt, each product shape with the algorithm that ran
- * fastest on the device: on a shape's first eager use, up to {@code candidates} algorithms of the
+ * fastest on the device: on a shape's first eager use (with {@code searchEagerShapes}; otherwise
+ * only for shapes a capture met first), up to {@code candidates} algorithms of the
  * library's heuristic are timed on that product's own operands, and the fastest is kept for every
  * later product of the shape. cuBLAS's own choice (cublasGemmEx's default algorithm) is timed
  * beside them for the log only.
@@ -97,6 +98,8 @@ final class TunedProducts implements AutoCloseable {
     private final MemorySegment one;
     private final MemorySegment zero;
     private final int candidates;
+    /** Whether an eager product of a new shape is searched; if not, only the shapes of captured passes are. */
+    private final boolean searchEagerShapes;
     /** The algorithms kept from earlier runs, and where this run's are kept; null: none are kept. */
     private final TunedProductsFile kept;
     /** Bytes written between timed runs to push the weights out of L2, as the rest of a pass would. */
@@ -109,7 +112,7 @@ final class TunedProducts implements AutoCloseable {
     private final MemorySegment[] ends = new MemorySegment[TIMED_RUNS];
 
     private TunedProducts(CublasLt lt, CudaContext context, DeviceMemory memory, DType type, DeviceBuffer workspace,
-                          MemorySegment one, MemorySegment zero, int candidates, Path keptIn) {
+                          MemorySegment one, MemorySegment zero, int candidates, Path keptIn, boolean searchEagerShapes) {
         this.lt = lt;
         this.context = context;
         this.memory = memory;
@@ -119,6 +122,7 @@ final class TunedProducts implements AutoCloseable {
         this.one = one;
         this.zero = zero;
         this.candidates = candidates;
+        this.searchEagerShapes = searchEagerShapes;
         this.flushBytes = 2L * context.driver.attribute(context.device, CudaDriver.ATTRIBUTE_L2_CACHE_SIZE);
         this.handle = lt.create();
         this.kept = keptIn == null ? null : TunedProductsFile.open(keptIn, context.deviceName, context.computeMajor,
@@ -132,12 +136,15 @@ final class TunedProducts implements AutoCloseable {
      * Tuned products of operands of {@code type} on {@code context}'s stream, sharing the cuBLAS
      * workspace (the stream orders its users); alpha and beta are host floats 1 and 0. Null, with a
      * warning the first time, where cuBLASLt cannot be loaded or started: the products then stay
-     * with cublasGemmEx.
+     * with cublasGemmEx. Without {@code searchEagerShapes}, an eager product of a shape neither
+     * searched nor kept runs through cublasGemmEx, unless a capture met the shape first.
      */
     static TunedProducts open(CudaContext context, DeviceMemory memory, DType type, DeviceBuffer workspace,
-                              MemorySegment one, MemorySegment zero, int candidates, Path keptIn) {
+                              MemorySegment one, MemorySegment zero, int candidates, Path keptIn,
+                              boolean searchEagerShapes) {
         try {
-            return new TunedProducts(CublasLt.get(), context, memory, type, workspace, one, zero, candidates, keptIn);
+            return new TunedProducts(CublasLt.get(), context, memory, type, workspace, one, zero, candidates, keptIn,
+                    searchEagerShapes);
         } catch (CudaException e) {
             if (!warnedUnavailable.getAndSet(true)) {
                 log.warn("cuBLASLt is not available ({}); the linear layers' products use cublasGemmEx", e.getMessage());
@@ -150,8 +157,8 @@ final class TunedProducts implements AutoCloseable {
      * The plan for the product {@code output[tokens, outFeatures] = input[tokens, in] ·
      * weight[outFeatures, in]ᵀ} (device addresses), or null where it is to run through cublasGemmEx
      * ({@code defaultProduct}, which queues exactly that product). An eager pass searches a new
-     * shape here, running its candidates on these operands (each run rewrites the output with the
-     * same product) and waiting for the device.
+     * shape here (with searchEagerShapes, or after a capture met the shape), running its candidates
+     * on these operands (each run rewrites the output with the same product) and waiting for the device.
      *
      * <p>A captured pass cannot time anything: its work is only recorded. Meeting a new shape, it
      * aborts the capture (remedy RETRY) rather than capture cublasGemmEx: the backend then runs the
@@ -174,6 +181,7 @@ final class TunedProducts implements AutoCloseable {
                 }
                 return null;
             }
+            if (!searchEagerShapes && !abortedCaptures.contains(shape)) return null;
             plan = describe(shape);
             try {
                 search(plan, weight, input, output, defaultProduct);

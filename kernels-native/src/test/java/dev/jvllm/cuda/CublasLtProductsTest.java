@@ -40,12 +40,12 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * With the tuned cuBLASLt products on, whatever jvllm.cuda.cublasLt says, and no algorithms kept
+     * With every product tuned (eager ones too), whatever jvllm.cuda.cublasLt says, and no algorithms kept
      * on disk: every shape is new to a test run, however many ran on the machine before.
      */
     @Override
     CudaBackend open(DType type) {
-        return CudaBackend.open(0, type, true, null);
+        return CudaBackend.open(0, type, CudaBackend.ProductTuning.ALL, null);
     }
 
     /** cuBLASLt is loaded and its products are searched (not silently left to cublasGemmEx). */
@@ -172,12 +172,12 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
         WeightTensor weight = weight("w", type, random(out * in, 8), out, in);
         float[] x = roundTo(type, random(tokens * in, 9));
         float[] expected = cpuProduct(x, weight, tokens, in, out);
-        try (CudaBackend first = CudaBackend.open(0, type, true, kept)) {
+        try (CudaBackend first = CudaBackend.open(0, type, CudaBackend.ProductTuning.ALL, kept)) {
             Tensor y = first.allocate(tokens, out);
             first.linear(activations(first, x, tokens, in), first.weight(weight), null, y);
             assertClose("the searching backend's product", expected, first.toFloatArray(y), type);
         }
-        try (CudaBackend second = CudaBackend.open(0, type, true, kept)) {
+        try (CudaBackend second = CudaBackend.open(0, type, CudaBackend.ProductTuning.ALL, kept)) {
             Tensor w = second.weight(weight);
             Tensor input = activations(second, x, tokens, in);
             Tensor y = second.allocate(tokens, out);
@@ -186,6 +186,39 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
                     second.toFloatArray(second.runCaptured("a kept product, " + type, pass)), type);
             assertEquals(1, second.capturedGraphs(), "the first capture was kept, not given up for a search");
             assertEquals(1, tuned(second).searchedShapes(), "the kept shape is the one plan");
+        }
+    }
+
+    /**
+     * The default tuning searches only the shapes of captured passes (decode graphs): an eager
+     * product of a new shape, such as a step's mix of prefill chunks, runs through cublasGemmEx
+     * at once, with no search on the serving path, while a capture meeting a new shape is given up
+     * for a search and then captures the tuned product. Both results are right.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16", "F32"})
+    void onlyCapturedPassesSearchTheirShapesByDefault(DType type) {
+        int tokens = 24, in = 512, out = 896;
+        WeightTensor weight = weight("w", type, random(out * in, 10), out, in);
+        float[] x = roundTo(type, random(tokens * in, 11));
+        float[] expected = cpuProduct(x, weight, tokens, in, out);
+        try (CudaBackend gpu = CudaBackend.open(0, type, CudaBackend.ProductTuning.CAPTURED, null)) {
+            TunedProducts tuned = tuned(gpu);
+            Tensor w = gpu.weight(weight);
+            Tensor input = activations(gpu, x, tokens, in);
+            Tensor y = gpu.allocate(tokens, out);
+            gpu.linear(input, w, null, y);
+            assertClose("the eager product", expected, gpu.toFloatArray(y), type);
+            assertEquals(0, tuned.searchedShapes(), "an eager product of a new shape is not searched");
+
+            Supplier<Tensor> pass = productPass(gpu, input, w, y);
+            assertClose("the pass whose capture was given up", expected,
+                    gpu.toFloatArray(gpu.runCaptured("one product by default, " + type, pass)), type);
+            assertEquals(0, gpu.capturedGraphs(), "the capture met a new shape and was given up");
+            assertEquals(1, tuned.searchedShapes(), "its eager rerun searched the shape");
+            assertClose("the captured pass", expected,
+                    gpu.toFloatArray(gpu.runCaptured("one product by default, " + type, pass)), type);
+            assertEquals(1, gpu.capturedGraphs(), "the next pass was captured with the tuned product");
         }
     }
 
