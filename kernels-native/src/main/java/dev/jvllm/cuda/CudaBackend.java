@@ -414,7 +414,11 @@ public final class CudaBackend implements Backend {
             // The capture may have grown the decode counters, and their zeroing was only recorded;
             // a capture given up mid-pass (e.g. at a product not yet tuned) must not leave them unzeroed.
             zeroedDecodeCounters = null;
-            return pass.get();
+            try {
+                return pass.get();
+            } finally {
+                if (tunedProducts != null) tunedProducts.rerunEnded();
+            }
         }
         launchTimed(made, shape, kernels.eagerTimer());
         return result;

@@ -100,6 +100,12 @@ final class TunedProducts implements AutoCloseable {
     private final int candidates;
     /** Whether an eager product of a new shape is searched; if not, only the shapes of captured passes are. */
     private final boolean searchEagerShapes;
+    /**
+     * Set when a capture is given up for a shape not yet searched, until the backend's eager rerun of
+     * that pass ends ({@link #rerunEnded}): the rerun searches every new shape it meets, not only the
+     * one that stopped the capture, so that the pass's next capture succeeds.
+     */
+    private boolean rerunningGivenUpCapture;
     /** The algorithms kept from earlier runs, and where this run's are kept; null: none are kept. */
     private final TunedProductsFile kept;
     /** Bytes written between timed runs to push the weights out of L2, as the rest of a pass would. */
@@ -176,12 +182,13 @@ final class TunedProducts implements AutoCloseable {
         if (plan == null) {
             if (capturing) {
                 if (abortedCaptures.add(shape)) {
+                    rerunningGivenUpCapture = true;
                     throw new GraphRecording.Abort("the pass has a product not yet tuned (" + shape + ")",
                             GraphRecording.Abort.Remedy.RETRY);
                 }
                 return null;
             }
-            if (!searchEagerShapes && !abortedCaptures.contains(shape)) return null;
+            if (!searchEagerShapes && !rerunningGivenUpCapture && !abortedCaptures.contains(shape)) return null;
             plan = describe(shape);
             try {
                 search(plan, weight, input, output, defaultProduct);
@@ -218,6 +225,11 @@ final class TunedProducts implements AutoCloseable {
         }
         plans.put(shape, plan);
         return plan;
+    }
+
+    /** The eager rerun of a pass whose capture was given up has been queued (see rerunningGivenUpCapture). */
+    void rerunEnded() {
+        rerunningGivenUpCapture = false;
     }
 
     /** Queues the product by the plan's algorithm. */

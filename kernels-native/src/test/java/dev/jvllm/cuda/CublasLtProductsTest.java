@@ -57,9 +57,9 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
 
     /** One new shape each: a search on first use, whose chosen algorithm computes the product. */
     @ParameterizedTest
-    @CsvSource({"F32, 1, 256, 384", "F32, 17, 1024, 2048", "F32, 64, 256, 2048", "F32, 256, 1024, 384",
-            "BF16, 2, 1024, 384", "BF16, 17, 256, 384", "BF16, 64, 1024, 2048", "BF16, 256, 256, 2048",
-            "BF16, 256, 1024, 384"})
+    @CsvSource({"F32, 1, 256, 384", "F32, 17, 1024, 2048", "F32, 64, 256, 2048", "F32, 128, 1024, 384",
+            "BF16, 2, 1024, 384", "BF16, 17, 256, 384", "BF16, 64, 1024, 2048", "BF16, 128, 256, 2048",
+            "BF16, 100, 1024, 384"})
     void aProductOfANewShapeIsSearchedAndMatchesCpu(DType type, int tokens, int in, int out) {
         CudaBackend gpu = gpus.get(type);
         int searched = tuned(gpu).searchedShapes();
@@ -192,33 +192,42 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
     /**
      * The default tuning searches only the shapes of captured passes (decode graphs): an eager
      * product of a new shape, such as a step's mix of prefill chunks, runs through cublasGemmEx
-     * at once, with no search on the serving path, while a capture meeting a new shape is given up
-     * for a search and then captures the tuned product. Both results are right.
+     * at once, with no search on the serving path. A capture meeting a new shape is given up, and
+     * its eager rerun searches every new shape of the pass (here two), so that the next capture
+     * succeeds with the tuned products. Every result is right.
      */
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"BF16", "F32"})
     void onlyCapturedPassesSearchTheirShapesByDefault(DType type) {
-        int tokens = 24, in = 512, out = 896;
-        WeightTensor weight = weight("w", type, random(out * in, 10), out, in);
+        int tokens = 24, in = 512, hidden = 896, out = 320;
+        WeightTensor first = weight("w1", type, random(hidden * in, 10), hidden, in);
+        WeightTensor second = weight("w2", type, random(out * hidden, 12), out, hidden);
         float[] x = roundTo(type, random(tokens * in, 11));
-        float[] expected = cpuProduct(x, weight, tokens, in, out);
+        float[] expectedHidden = cpuProduct(x, first, tokens, in, hidden);
+        float[] expected = cpuProduct(roundTo(type, expectedHidden), second, tokens, hidden, out);
         try (CudaBackend gpu = CudaBackend.open(0, type, CudaBackend.ProductTuning.CAPTURED, null)) {
             TunedProducts tuned = tuned(gpu);
-            Tensor w = gpu.weight(weight);
+            Tensor w1 = gpu.weight(first), w2 = gpu.weight(second);
             Tensor input = activations(gpu, x, tokens, in);
-            Tensor y = gpu.allocate(tokens, out);
-            gpu.linear(input, w, null, y);
-            assertClose("the eager product", expected, gpu.toFloatArray(y), type);
+            Tensor h = gpu.allocate(tokens, hidden), y = gpu.allocate(tokens, out);
+            gpu.linear(input, w1, null, h);
+            assertClose("the eager product", expectedHidden, gpu.toFloatArray(h), type);
             assertEquals(0, tuned.searchedShapes(), "an eager product of a new shape is not searched");
 
-            Supplier<Tensor> pass = productPass(gpu, input, w, y);
+            Supplier<Tensor> pass = () -> {
+                gpu.linear(input, w1, null, h);
+                gpu.linear(h, w2, null, y);
+                return y;
+            };
             assertClose("the pass whose capture was given up", expected,
-                    gpu.toFloatArray(gpu.runCaptured("one product by default, " + type, pass)), type);
+                    gpu.toFloatArray(gpu.runCaptured("two products by default, " + type, pass)), type);
             assertEquals(0, gpu.capturedGraphs(), "the capture met a new shape and was given up");
-            assertEquals(1, tuned.searchedShapes(), "its eager rerun searched the shape");
+            assertEquals(2, tuned.searchedShapes(), "its eager rerun searched both of the pass's shapes");
             assertClose("the captured pass", expected,
-                    gpu.toFloatArray(gpu.runCaptured("one product by default, " + type, pass)), type);
-            assertEquals(1, gpu.capturedGraphs(), "the next pass was captured with the tuned product");
+                    gpu.toFloatArray(gpu.runCaptured("two products by default, " + type, pass)), type);
+            assertEquals(1, gpu.capturedGraphs(), "the next pass was captured with the tuned products");
+            gpu.linear(y, gpu.weight(weight("w3", type, random(64 * out, 13), 64, out)), null, gpu.allocate(tokens, 64));
+            assertEquals(2, tuned.searchedShapes(), "eager products after the rerun are not searched");
         }
     }
 
