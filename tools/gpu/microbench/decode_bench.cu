@@ -4,7 +4,8 @@
 // with -D) are compared in seconds, many in one device call, instead of a benchmark run each.
 // Usage: decode_bench [batch 64] [context 577] [repeats 50] [shuffled blocks 1] [partition size, 0: the host's rule]
 //                     [cluster width, 0 or default: the host's rule] [table span in positions, default 1024]
-// Each timed run starts with L2 evicted (evict_l2), as in a decode step. Prints one JSON line per measure.
+// Each timed run starts with L2 evicted (evict_l2), as in a decode step. Prints one JSON line per measure;
+// at the host's partition rule also gather_read lines: paged_decode's loads alone, in other layouts.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -29,6 +30,67 @@ __global__ void read_all(const uint4* p, long long n, unsigned int* sink) {
         asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p + i));
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9e3779b9u) *sink = acc;
+}
+
+// The loads of the tiled paged_decode alone: a block a (token, KV head) over the whole context, each
+// of DECODE_WARPS warps taking every DECODE_WARPS-th tile of 16 keys and loading a tile's keys and
+// values with the lanes' addresses of load_decode_tile (whole 16-byte pieces, 8 KB a tile), then
+// folding them into one word: no queries, no products, no softmax. TILES tiles a warp are in flight
+// at once (paged_decode: 1). HEAD_MAJOR reads a cache laid out [block][KV head][slot of the block][D]
+// (each KV head's 16 keys of a block in 4 contiguous KB) instead of jvllm's [slot][KV head][D] (each
+// key's 256 bytes 2 KB from the next); HEADS_FASTEST orders the grid KV heads first, so that the
+// blocks running together read whole cache blocks. What this takes beside paged_decode's time says
+// whether its loads, or what it does between them, hold it back.
+template <bool HEAD_MAJOR, int TILES, bool HEADS_FASTEST>
+__global__ void __launch_bounds__(32 * DECODE_WARPS) gather_read(const act_t* keys, const act_t* values, const int* tables,
+                                                                 int tableStride, int context, unsigned int* sink) {
+    int s = HEADS_FASTEST ? blockIdx.y : blockIdx.x;
+    int head = HEADS_FASTEST ? blockIdx.x : blockIdx.y;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row = lane >> 2, quad = lane & 3;
+    const int* table = tables + (long long) s * tableStride;
+    auto address = [&](int slot) -> long long {
+        if (slot < 0) return -1;
+        return HEAD_MAJOR ? ((long long) (slot / BLOCK) * KV_HEADS + head) * BLOCK * HEAD_DIM + (long long) (slot % BLOCK) * HEAD_DIM
+                          : (long long) slot * KV_HEADS * HEAD_DIM + (long long) head * HEAD_DIM;
+    };
+    unsigned int acc = 0;
+    for (int first = 16 * warp; first < context; first += 16 * DECODE_WARPS * TILES) {
+        uint4 k[TILES][2][HEAD_DIM / 32], v[TILES][4][HEAD_DIM / 64];
+#pragma unroll
+        for (int tile = 0; tile < TILES; tile++) {
+            int base = first + tile * 16 * DECODE_WARPS;
+            long long keyAt[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int j = base + row + 8 * r;
+                keyAt[r] = address(j < context ? table[j / BLOCK] * BLOCK + j % BLOCK : -1);
+#pragma unroll
+                for (int i = 0; i < HEAD_DIM / 32; i++)
+                    k[tile][r][i] = keyAt[r] >= 0 ? load_cache_piece(keys + keyAt[r] + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
+            }
+            long long valueAt[4] = {__shfl_sync(0xffffffffu, keyAt[0], 8 * quad), __shfl_sync(0xffffffffu, keyAt[0], 8 * quad + 4),
+                                    __shfl_sync(0xffffffffu, keyAt[1], 8 * quad), __shfl_sync(0xffffffffu, keyAt[1], 8 * quad + 4)};
+#pragma unroll
+            for (int x = 0; x < 4; x++) {
+#pragma unroll
+                for (int p = 0; p < HEAD_DIM / 64; p++)
+                    v[tile][x][p] = valueAt[x] >= 0 ? load_cache_piece(values + valueAt[x] + row * (HEAD_DIM / 8) + p * 8)
+                                                    : make_uint4(0, 0, 0, 0);
+            }
+        }
+#pragma unroll
+        for (int tile = 0; tile < TILES; tile++) {
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int i = 0; i < HEAD_DIM / 32; i++) acc ^= k[tile][r][i].x ^ k[tile][r][i].y ^ k[tile][r][i].z ^ k[tile][r][i].w;
+#pragma unroll
+            for (int x = 0; x < 4; x++)
+#pragma unroll
+                for (int p = 0; p < HEAD_DIM / 64; p++) acc ^= v[tile][x][p].x ^ v[tile][x][p].y ^ v[tile][x][p].z ^ v[tile][x][p].w;
+        }
     }
     if (acc == 0x9e3779b9u) *sink = acc;
 }
@@ -162,6 +224,28 @@ int main(int argc, char** argv) {
     pieces = std::min(pieces, 2 * cacheElements * (long long) sizeof(act_t) / 16);
     auto read = [&] { read_all<<<prop.multiProcessorCount * 8, 512>>>((const uint4*) keys, pieces, sink); };
     auto [readUs, readMin] = time(read);
+    // paged_decode's loads alone (gather_read), in its layout and grid order and in others; the
+    // head-major form reads the same cache as if laid out that way (the values are random either way).
+    // Unused shared memory holds each to paged_decode's DECODE_MIN_BLOCKS blocks an SM, so that as many
+    // loads are in flight as there.
+    int blocksPerSm = DECODE_TILED ? DECODE_MIN_BLOCKS : 4;
+    int holdBytes = (int) prop.sharedMemPerMultiprocessor / blocksPerSm - 2048;
+    auto gather = [&](auto kernel, bool headsFastest, const char* layout, int tiles) {
+        CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, holdBytes));
+        dim3 grid = headsFastest ? dim3(KV_HEADS, batch) : dim3(batch, KV_HEADS);
+        auto [us, min] = time([&] { kernel<<<grid, 32 * DECODE_WARPS, holdBytes>>>(keys, values, dTables, tableStride, context, sink); });
+        std::printf("{\"what\":\"gather_read\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"layout\":\"%s\","
+                    "\"grid\":\"%s\",\"tiles_in_flight\":%d,\"shuffled\":%s,\"us\":%.2f,\"min_us\":%.2f,\"tb_s\":%.3f}\n",
+                    prop.name, batch, context, layout, headsFastest ? "heads first" : "tokens first", tiles,
+                    shuffled ? "true" : "false", us, min, bytes / (us * 1e-6) / 1e12);
+    };
+    if (partitions == 1 || partitionOverride == 0) {
+        gather(gather_read<false, 1, false>, false, "slot-major", 1);
+        gather(gather_read<false, 2, false>, false, "slot-major", 2);
+        gather(gather_read<false, 1, true>, true, "slot-major", 1);
+        gather(gather_read<true, 1, false>, false, "head-major", 1);
+        gather(gather_read<true, 1, true>, true, "head-major", 1);
+    }
     int error = 0;
     CHECK(cudaMemcpy(&error, dError, 4, cudaMemcpyDeviceToHost));
     std::printf("{\"what\":\"paged_decode\",\"device\":\"%s\",\"batch\":%d,\"context\":%d,\"partition\":%d,\"partitions\":%d,\"cluster\":%d,\"span\":%d,"
