@@ -5,7 +5,8 @@
 #         cooperative kernel with grid barriers, with 0, 64 and 256 KB a block asked of L2 before
 #         each barrier (mlp_chain.cu's header).
 #   decode paged_decode alone at batches 1, 64 and 256 (context 577), beside a plain read of the
-#         same bytes; once for each -D set in DECODE_VARIANTS (';'-separated, '' the defaults), e.g.
+#         same bytes and gather_read lines (its loads alone, in its cache layout and grid order and
+#         in others); once for each -D set in DECODE_VARIANTS (';'-separated, '' the defaults), e.g.
 #         DECODE_VARIANTS=';-DDECODE_EARLY_TILE=0;-DDECODE_MIN_BLOCKS=3'.
 #   decode-sweep paged_decode at batch 64 over contexts 65-1009: its fixed cost and its per-key cost.
 #   mlp-pdl each MLP-half launch alone inside a graph, and the five as programmatic dependent launches
