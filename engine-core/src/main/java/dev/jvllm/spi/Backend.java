@@ -360,6 +360,23 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * The projections of x into queries, keys and values ({@code weights}: q, k, v, no biases) into
+     * {@code qkv}, then {@link #rotaryAttention} over them: one call, so that a backend can run the
+     * three products as one and let its attention read the queries, keys and values straight from
+     * that product's columns. {@code qkv} is then scratch: afterwards its contents are unspecified.
+     */
+    default void projectedRotaryAttention(Tensor x, Tensor[] weights, Tensor[] qkv, int rotaryDim, boolean neoxStyle,
+                                          Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
+                                          AttentionParams params, Tensor out) {
+        if (weights.length != 3 || qkv.length != 3) {
+            throw new IllegalArgumentException("projectedRotaryAttention takes the q, k and v weights and outputs, not "
+                    + weights.length + " and " + qkv.length);
+        }
+        linears(x, weights, new Tensor[3], qkv);
+        rotaryAttention(qkv[0], qkv[1], qkv[2], rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch, params, out);
+    }
+
+    /**
      * Writes this step's keys and values ([T, kvHeads × headDim]) into the cache slots of
      * {@code batch.slotMapping()}, then computes causal attention of q ([T, heads × headDim]) for each
      * sequence over its whole context read through its block table; result into out (like q).

@@ -119,6 +119,12 @@ public final class CudaBackend implements Backend {
     private static final ProductTuning CUBLAS_LT = ProductTuning.parse(System.getProperty("jvllm.cuda.cublasLt", "captured"));
     private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
     private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 128);
+    /**
+     * Whether a fused decode step's paged_decode reads q, k and v from the columns of their one
+     * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns; an A/B switch.
+     */
+    private static final boolean STRIDED_DECODE_QKV =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stridedDecodeQkv", "true"));
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -1417,9 +1423,7 @@ public final class CudaBackend implements Backend {
                                 Tensor out) {
         CudaTensor table = cuda(cosSin, "rotaryAttention", "cosSin");
         CudaTensor pos = cuda(positions, "rotaryAttention", "positions");
-        boolean decodeOnly = FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
-                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
-        if (!decodeOnly) {
+        if (!fusedDecodeStep(batch, params)) {
             rotaryPair(q, params.numHeads(), k, params.numKvHeads(), params.headDim(), rotaryDim, neoxStyle, cosSin,
                     positions);
             attention(q, k, v, cache, layer, batch, params, out);
@@ -1427,11 +1431,64 @@ public final class CudaBackend implements Backend {
         }
         KernelShapes.checkRotary(cuda(q, "rotaryAttention", "q"), params.numHeads(), params.headDim(), rotaryDim, table, pos);
         KernelShapes.checkRotary(cuda(k, "rotaryAttention", "k"), params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
-        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos));
+        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos, 0));
     }
 
-    /** The rotary embedding that paged_decode applies on a fused decode step. */
-    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions) {
+    /** Whether paged_decode rotates and caches this step's keys itself: a step of decode tokens only, in 16 bits. */
+    private boolean fusedDecodeStep(ForwardBatch batch, AttentionParams params) {
+        return FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
+                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
+    }
+
+    /**
+     * On a fused decode step of 2 to STACKED_PRODUCTS_MAX_TOKENS tokens whose q, k and v weights are
+     * adjacent rows of one stacked weight, one product into a kept buffer, and paged_decode reads
+     * the queries, keys and values from its columns: split_columns' launch and its copy are saved,
+     * and {@code qkv} is not written. Otherwise linears, then rotaryAttention.
+     */
+    @Override
+    public void projectedRotaryAttention(Tensor x, Tensor[] weights, Tensor[] qkv, int rotaryDim, boolean neoxStyle,
+                                         Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
+                                         AttentionParams params, Tensor out) {
+        CudaTensor input = cuda(x, "projectedRotaryAttention", "x");
+        if (STRIDED_DECODE_QKV && weights.length == 3 && qkv.length == 3 && fusedDecodeStep(batch, params)) {
+            CudaTensor[] w = new CudaTensor[3], o = new CudaTensor[3];
+            for (int i = 0; i < 3; i++) {
+                w[i] = cuda(weights[i], "projectedRotaryAttention", "weight");
+                o[i] = cuda(qkv[i], "projectedRotaryAttention", "qkv");
+                KernelShapes.checkLinear(input, w[i], null, o[i]);
+            }
+            CudaTensor stacked = stackedView(input, w, o);
+            if (stacked != null) {
+                CudaTensor table = cuda(cosSin, "projectedRotaryAttention", "cosSin");
+                CudaTensor pos = cuda(positions, "projectedRotaryAttention", "positions");
+                CudaTensor product = stackedProduct(input, stacked);
+                // Views of the product's columns: their rows lie product.cols() elements apart, which
+                // only paged_decode is told (DecodeRotary.rowStride); nothing else reads them.
+                CudaTensor[] columns = new CudaTensor[3];
+                long offset = product.offset();
+                for (int i = 0; i < 3; i++) {
+                    columns[i] = new CudaTensor(product.buffer(), offset, activationType, input.rows(), w[i].rows(),
+                            "qkv product columns");
+                    offset += (long) w[i].rows() * activationType.byteSize();
+                }
+                KernelShapes.checkRotary(columns[0], params.numHeads(), params.headDim(), rotaryDim, table, pos);
+                KernelShapes.checkRotary(columns[1], params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
+                attend(columns[0], columns[1], columns[2], cache, layer, batch, params, out,
+                        new DecodeRotary(table, rotaryDim, neoxStyle, pos, product.cols()));
+                return;
+            }
+        }
+        Backend.super.projectedRotaryAttention(x, weights, qkv, rotaryDim, neoxStyle, cosSin, positions, cache, layer,
+                batch, params, out);
+    }
+
+    /**
+     * The rotary embedding that paged_decode applies on a fused decode step; rowStride: elements
+     * between a token's rows of q, k and v where they are columns of one product (0: each its own
+     * contiguous tensor).
+     */
+    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions, int rowStride) {
     }
 
     @Override
@@ -1510,7 +1567,8 @@ public final class CudaBackend implements Backend {
                 rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
-                errors.buffer());
+                errors.buffer(), rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : params.numHeads() * params.headDim(),
+                rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : params.numKvHeads() * params.headDim());
     }
 
     /**

@@ -438,8 +438,8 @@ __device__ __forceinline__ void merge_cluster_parts(const float (&headMax)[GROUP
 // sequence): writing the step's keys and values into the cache (keys null: write_kv_cache did it)
 // and the rotary embedding of the queries and those keys (cosSin null: none, or done already).
 struct DecodeFusion {
-    const act_t* keys;    // [T, numKvHeads * D]
-    const act_t* values;  // [T, numKvHeads * D]
+    const act_t* keys;    // [T, numKvHeads * D], token rows kvStride elements apart
+    const act_t* values;  // [T, numKvHeads * D], token rows kvStride elements apart
     const int* slots;     // [T], a negative slot: not cached
     const void* cosSin;   // as rotary.cu's
     int cosSinType;
@@ -448,6 +448,7 @@ struct DecodeFusion {
     int maxPositions;
     const int* ropePositions;  // [T]
     int* error;
+    i64 kvStride;  // numKvHeads * D, or more where the keys and values are columns of a wider product
 };
 
 // Element d of one head's row ([D]) as rotary.cu's rotate_token leaves it for this position.
@@ -525,7 +526,8 @@ __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tokenList, float* partials, unsigned int* counters, int partitionSize, const DecodeFusion& fusion) {
+        const int* tokenList, float* partials, unsigned int* counters, int partitionSize, i64 qStride,
+        const DecodeFusion& fusion) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     __shared__ float queries[GROUP][D];
@@ -583,14 +585,14 @@ __device__ __forceinline__ void paged_decode_block(
     }
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
-        queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
+        queries[g][i % D] = rotated_element(q + (i64) t * qStride + (i64) (firstHead + g) * D, i % D, fusion, ropePosition);
     }
     // The block whose partition holds this token's own position caches its key and value first.
     int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
     __shared__ __align__(16) act_t newKey[D];
     __shared__ __align__(16) act_t newValue[D];
     if (newSlot >= 0) {
-        i64 row = ((i64) t * numKvHeads + kvHead) * D;
+        i64 row = (i64) t * fusion.kvStride + (i64) kvHead * D;
         i64 target = (i64) newSlot * slotWidth + (i64) kvHead * D;
         for (int d = threadIdx.x; d < D; d += blockDim.x) {
             act_t key = float_to_act(rotated_element(fusion.keys + row, d, fusion, ropePosition));
@@ -906,13 +908,14 @@ __device__ __forceinline__ void paged_decode_block(
             const float* alibiSlopes, const int* tokenList, float* partials, unsigned int* counters,               \
             int partitionSize, const act_t* newKeys, const act_t* newValues, const int* newSlots,                \
             const void* cosSin, int cosSinType, int rotaryDim, int neox, int maxPositions,                       \
-            const int* ropePositions, int* error) {                                                              \
+            const int* ropePositions, int* error, int qStride, int kvStride) {                                   \
         /* JV_DEPENDENT_PROLOGUE in paged_decode_block, after the reads of what the pass cannot change */     \
         DecodeFusion fusion = {newKeys, newValues, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
-                               ropePositions, error};                                                             \
+                               ropePositions, error, kvStride};                                                   \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
-                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, fusion);  \
+                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, qStride,  \
+                              fusion);                                                                           \
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)

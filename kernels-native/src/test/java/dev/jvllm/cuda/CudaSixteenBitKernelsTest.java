@@ -408,6 +408,68 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         }
     }
 
+    /**
+     * projectedRotaryAttention over q, k and v weights stacked in one tensor (as a checkpoint's fused
+     * qkv or the backend's stacked upload), for a prompt of three sequences and then two decode steps
+     * of all three: on a decode step the GPU reads the queries, keys and values from the one
+     * product's columns. Its outputs equal, bit for bit, those of the GPU's linears then
+     * rotaryAttention on a cache of their own, and match the CPU's.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 8, 2, 128, 128, true", "BF16, 4, 4, 64, 32, false", "F16, 8, 1, 128, 64, true"})
+    void projectedRotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
+                                                         boolean neox) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null);
+        int blockSize = 16, hidden = 256, maxPositions = 400;
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim, stackedRows = qWidth + 2 * kvWidth;
+        KvCacheSpec spec = new KvCacheSpec(1, 40, blockSize, kvHeads, headDim);
+        int[] lengths = {300, 130, 20};
+        int[][] tables = new int[3][];
+        int next = 0;
+        for (int s = 0; s < 3; s++) {
+            tables[s] = new int[(lengths[s] + 2 + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 39 - next++;
+        }
+        float[] values = random(stackedRows * hidden, 90);
+        for (int i = 0; i < values.length; i++) values[i] *= 0.1f;
+        WeightTensor stacked = weight("qkv", type, values, stackedRows, hidden);
+        float[] cosSin = random(maxPositions * rotaryDim, 91);
+        ForwardBatch[] steps = {batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths),
+                batch(tables, blockSize, new int[]{301, 131, 21}, lengths, new int[]{1, 1, 1}),
+                batch(tables, blockSize, new int[]{302, 132, 22}, new int[]{301, 131, 21}, new int[]{1, 1, 1})};
+        float[][] results = new float[3][];
+        Backend[] backends = {cpu, gpu, gpu};
+        for (int i = 0; i < 3; i++) {
+            Backend b = backends[i];
+            boolean composed = i == 2;
+            Tensor w = b.weight(stacked);
+            Tensor[] weights = {w.rows(0, qWidth), w.rows(qWidth, kvWidth), w.rows(qWidth + kvWidth, kvWidth)};
+            Tensor table = b.constant(cosSin, maxPositions, rotaryDim);
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[] all = new float[0];
+                for (int step = 0; step < steps.length; step++) {
+                    ForwardBatch batch = steps[step];
+                    int tokens = batch.numTokens();
+                    Tensor x = activations(b, roundTo(type, random(tokens * hidden, 92 + step)), tokens, hidden);
+                    Tensor[] qkv = {b.allocate(tokens, qWidth), b.allocate(tokens, kvWidth), b.allocate(tokens, kvWidth)};
+                    Tensor out = b.allocate(tokens, qWidth);
+                    Tensor rows = b.indices(batch.positions());
+                    if (composed) {
+                        b.linears(x, weights, new Tensor[3], qkv);
+                        b.rotaryAttention(qkv[0], qkv[1], qkv[2], rotaryDim, neox, table, rows, cache, 0, batch, params, out);
+                    } else {
+                        b.projectedRotaryAttention(x, weights, qkv, rotaryDim, neox, table, rows, cache, 0, batch, params, out);
+                    }
+                    all = concat(all, b.toFloatArray(out));
+                }
+                results[i] = all;
+            }
+        }
+        assertClose(type + " projected rotary attention " + params, results[0], results[1]);
+        assertArrayEquals(results[2], results[1], "the GPU's one product read in columns gives what its split gives");
+    }
+
     private float[] attendRotated(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params,
                                   Tensor cosSin, int rotaryDim, boolean neox, int tableOffset, long seed) {
         int tokens = batch.numTokens();
