@@ -360,6 +360,20 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@code residual += input · weightᵀ}, then {@code out = rmsNorm(residual)} scaled by
+     * {@code normWeight + weightOffset}: a linear layer's output joined to the residual stream and
+     * the next norm in one call, so that a backend may split the product over slices of its inner
+     * dimension and sum the slices inside the norm. {@code product} ([T, weight rows]) is scratch for
+     * the default composition, {@link #linear} then {@link #addRmsNorm}; afterwards its contents are
+     * unspecified.
+     */
+    default void linearAddRmsNorm(Tensor input, Tensor weight, Tensor product, Tensor residual, Tensor normWeight,
+                                  float eps, float weightOffset, Tensor out) {
+        linear(input, weight, null, product);
+        addRmsNorm(residual, product, normWeight, eps, weightOffset, out);
+    }
+
+    /**
      * The projections of x into queries, keys and values ({@code weights}: q, k, v, no biases) into
      * {@code qkv}, then {@link #rotaryAttention} over them: one call, so that a backend can run the
      * three products as one and let its attention read the queries, keys and values straight from

@@ -409,6 +409,37 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
+     * linearAddRmsNorm over a deep product (8192 inputs): split over four slices of K with the
+     * slices summed in the norm from 2 to 128 rows, whole beyond; the residual stream and the
+     * normalized output match the CPU's linear then addRmsNorm, with Gemma's weight offset too.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 2, 0", "BF16, 17, 0", "BF16, 64, 1", "BF16, 128, 0", "BF16, 129, 0", "F16, 64, 0"})
+    void linearAddRmsNormOfDeepProductsMatchesCpu(DType type, int tokens, float weightOffset) {
+        CudaBackend gpu = gpus.get(type);
+        int depth = 8192, width = 512;
+        float[] values = random(width * depth, 100);
+        for (int i = 0; i < values.length; i++) values[i] *= 0.02f;
+        WeightTensor weight = weight("down", type, values, width, depth);
+        float[] input = roundTo(type, random(tokens * depth, 101));
+        float[] residual = roundTo(type, random(tokens * width, 102));
+        float[] scale = random(width, 103);
+        float[][] outs = new float[2][], streams = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor stream = activations(b, residual, tokens, width);
+            Tensor out = b.allocate(tokens, width);
+            b.linearAddRmsNorm(activations(b, input, tokens, depth), b.weight(weight), b.allocate(tokens, width), stream,
+                    b.constant(scale, 1, width), 1e-5f, weightOffset, out);
+            outs[i] = b.toFloatArray(out);
+            streams[i] = b.toFloatArray(stream);
+        }
+        assertClose(type + " residual after linearAddRmsNorm, T=" + tokens, streams[0], streams[1]);
+        assertClose(type + " linearAddRmsNorm, T=" + tokens, outs[0], outs[1]);
+    }
+
+    /**
      * projectedRotaryAttention over q, k and v weights stacked in one tensor (as a checkpoint's fused
      * qkv or the backend's stacked upload), for a prompt of three sequences and then two decode steps
      * of all three: on a decode step the GPU reads the queries, keys and values from the one
