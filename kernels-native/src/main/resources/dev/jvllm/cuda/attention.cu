@@ -262,6 +262,11 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 #ifndef DECODE_WARPS
 #define DECODE_WARPS 4
 #endif
+// 1: the grid's x is the KV head and y the token (CudaBackend's jvllm.cuda.decodeHeadsFirst), so
+// that blocks launched one after another read the same cache blocks' other heads; 0: x the token.
+#ifndef DECODE_HEADS_FIRST
+#define DECODE_HEADS_FIRST 0
+#endif
 #define DECODE_PARTITION 256
 // Key rows a thread group loads at once in the score loop, and value loads in flight per thread
 // in the output loop; tunable at build time (KernelCompiler's jvllm.cuda.kernelDefines) for comparisons.
@@ -359,13 +364,13 @@ __device__ __forceinline__ void fold_parts(const float (&maxes)[N], const float 
 // launch: flash-decoding's reduction without a second launch.
 template <int D>
 __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
-                                                    int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
-                                                    int partitions, int firstPart, int parts) {
+                                                    int tokenIndex, int kvHead, int numKvHeads, int numHeads, int firstHead,
+                                                    int group, int partitions, int firstPart, int parts) {
     __shared__ bool last;
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        unsigned int* counter = counters + (i64) blockIdx.x * numKvHeads + kvHead;
+        unsigned int* counter = counters + (i64) tokenIndex * numKvHeads + kvHead;
         last = atomicAdd(counter, 1u) == (unsigned int) parts - 1;
         if (last) *counter = 0;
     }
@@ -378,7 +383,7 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
     // round (the maxes and sums again in each thread: they come from L2 with the rest), then merges
     // them: on an H100 at batch 1, 168.2 against 166.0 tok/s over five A/B pairs in two calls, against
     // the maxes and sums first, then the outputs.
-    const float* tokenParts = partials + ((i64) blockIdx.x * numHeads + firstHead) * partitions * stride;
+    const float* tokenParts = partials + ((i64) tokenIndex * numHeads + firstHead) * partitions * stride;
     constexpr int MAX_PARTS = 16;
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D, d = i % D;
@@ -536,8 +541,11 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
     __shared__ float blockOutput[GROUP][D];  // the cluster merge's part (merge_cluster_parts)
 
-    int t = tokenList[blockIdx.x];
-    int kvHead = blockIdx.y;
+    // The grid is (tokens, KV heads, partitions), or with DECODE_HEADS_FIRST (KV heads, tokens,
+    // partitions), so that the blocks launched together read every KV head of a cache block.
+    int tokenIndex = DECODE_HEADS_FIRST ? blockIdx.y : blockIdx.x;
+    int t = tokenList[tokenIndex];
+    int kvHead = DECODE_HEADS_FIRST ? blockIdx.x : blockIdx.y;
     int partition = blockIdx.z;
     int partitions = gridDim.z;
     int group = numHeads / numKvHeads;
@@ -880,7 +888,7 @@ __device__ __forceinline__ void paged_decode_block(
         } else if (clusterMerge) {
             blockOutput[g][d] = live ? total : 0.0f;
         } else {
-            float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
+            float* part = partials + (((i64) tokenIndex * numHeads + firstHead + g) * partitions + partition) * stride;
             if (d == 0) {
                 part[0] = headMax[g];
                 part[1] = headSum[g];
@@ -895,8 +903,8 @@ __device__ __forceinline__ void paged_decode_block(
         }
         merge_cluster_parts<D, GROUP>(headMax, headSum, blockOutput, out, t, numHeads, firstHead, group);
     } else if (parts > 1) {
-        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
-                               firstPart, parts);
+        merge_parts_if_last<D>(partials, out, counters, t, tokenIndex, kvHead, numKvHeads, numHeads, firstHead, group,
+                               partitions, firstPart, parts);
     }
 }
 
