@@ -282,15 +282,10 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
                 window, 0f, null);
         int blockSize = 16;
         int sequences = lengths.length;
-        int[][] tables = new int[sequences][];
         int blocks = 0;
         for (int length : lengths) blocks += (length + blockSize) / blockSize;
         KvCacheSpec spec = new KvCacheSpec(1, blocks, blockSize, kvHeads, headDim);
-        int next = 0;
-        for (int s = 0; s < sequences; s++) {
-            tables[s] = new int[(lengths[s] + blockSize) / blockSize];
-            for (int b = 0; b < tables[s].length; b++) tables[s][b] = blocks - 1 - next++;
-        }
+        int[][] tables = tablesDownFrom(blocks - 1, blockSize, lengths, 0);
         int[] decodeContexts = Arrays.stream(lengths).map(l -> l + 1).toArray();
         int[] ones = new int[sequences];
         Arrays.fill(ones, 1);
@@ -366,12 +361,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         int blockSize = 16, tableOffset = 7, maxPositions = 700;
         KvCacheSpec spec = new KvCacheSpec(1, 80, blockSize, kvHeads, headDim);
         int[] lengths = {600, 300, 40};
-        int[][] tables = new int[3][];
-        int next = 0;
-        for (int s = 0; s < 3; s++) {
-            tables[s] = new int[(lengths[s] + 2 + blockSize) / blockSize];
-            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 79 - next++;
-        }
+        int[][] tables = tablesDownFrom(79, blockSize, lengths, 2);
         float[] cosSin = random(maxPositions * rotaryDim, 70);
         ForwardBatch prefill = batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths);
         ForwardBatch first = batch(tables, blockSize, new int[]{601, 301, 41}, lengths, new int[]{1, 1, 1});
@@ -456,12 +446,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         int qWidth = heads * headDim, kvWidth = kvHeads * headDim, stackedRows = qWidth + 2 * kvWidth;
         KvCacheSpec spec = new KvCacheSpec(1, 40, blockSize, kvHeads, headDim);
         int[] lengths = {300, 130, 20};
-        int[][] tables = new int[3][];
-        int next = 0;
-        for (int s = 0; s < 3; s++) {
-            tables[s] = new int[(lengths[s] + 2 + blockSize) / blockSize];
-            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 39 - next++;
-        }
+        int[][] tables = tablesDownFrom(39, blockSize, lengths, 2);
         float[] values = random(stackedRows * hidden, 90);
         for (int i = 0; i < values.length; i++) values[i] *= 0.1f;
         WeightTensor stacked = weight("qkv", type, values, stackedRows, hidden);
@@ -499,6 +484,20 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         }
         assertClose(type + " projected rotary attention " + params, results[0], results[1]);
         assertArrayEquals(results[2], results[1], "the GPU's one product read in columns gives what its split gives");
+    }
+
+    /**
+     * Block tables for sequences of these lengths with room for {@code spare} more positions each,
+     * the blocks handed out downwards from {@code lastBlock} (against the pool's order).
+     */
+    private static int[][] tablesDownFrom(int lastBlock, int blockSize, int[] lengths, int spare) {
+        int[][] tables = new int[lengths.length][];
+        int next = lastBlock;
+        for (int s = 0; s < lengths.length; s++) {
+            tables[s] = new int[(lengths[s] + spare + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = next--;
+        }
+        return tables;
     }
 
     private float[] attendRotated(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params,
