@@ -1594,7 +1594,8 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         if (rotary == null) {
             kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
-                    key, value, metadata.slots(), kvWidth, pages.keys(layer), pages.values(layer));
+                    key, value, metadata.slots(), params.numKvHeads(), params.headDim(), spec.blockSize(),
+                    pages.keys(layer), pages.values(layer));
         }
         Kernel flash = flashPrefill(params.headDim());
         Kernel decode = pagedDecode(params);
