@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
     double bytes = (double) batch * context * KV_HEADS * HEAD_DIM * sizeof(act_t) * 2;
     auto decode = [&] {
         cudaLaunchConfig_t config = {};
-        config.gridDim = dim3(batch, KV_HEADS, partitions);
+        config.gridDim = DECODE_HEADS_FIRST ? dim3(KV_HEADS, batch, partitions) : dim3(batch, KV_HEADS, partitions);
         config.blockDim = dim3(32 * DECODE_WARPS);
         cudaLaunchAttribute attribute;
         attribute.id = cudaLaunchAttributeClusterDimension;
@@ -216,7 +216,8 @@ int main(int argc, char** argv) {
                 (const act_t*) q, out, keys, values, (const int*) dPositions, (const int*) dSequences, (const int*) dTables,
                 tableStride, BLOCK, HEADS, KV_HEADS, 0.08838834764f, 0, 0.0f, (const float*) nullptr, (const int*) dTokens,
                 partials, counters, size, (const act_t*) newKeys, (const act_t*) newValues, (const int*) dSlots,
-                (const void*) dCosSin, (int) JV_F32, HEAD_DIM, 1, MAX_POSITIONS, (const int*) dPositions, dError));
+                (const void*) dCosSin, (int) JV_F32, HEAD_DIM, 1, MAX_POSITIONS, (const int*) dPositions, dError,
+                HEADS * HEAD_DIM, (int) slotWidth));
     };
     auto [decodeUs, decodeMin] = time(decode);
     // A plain read of as many bytes from the start of the caches (one launch, all SMs).

@@ -360,6 +360,37 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@code residual += input · weightᵀ}, then {@code out = rmsNorm(residual)} scaled by
+     * {@code normWeight + weightOffset}: a linear layer's output joined to the residual stream and
+     * the next norm in one call, so that a backend may split the product over slices of its inner
+     * dimension and sum the slices inside the norm. {@code product} ([T, weight rows]) is scratch for
+     * the default composition, {@link #linear} then {@link #addRmsNorm}; afterwards its contents are
+     * unspecified.
+     */
+    default void linearAddRmsNorm(Tensor input, Tensor weight, Tensor product, Tensor residual, Tensor normWeight,
+                                  float eps, float weightOffset, Tensor out) {
+        linear(input, weight, null, product);
+        addRmsNorm(residual, product, normWeight, eps, weightOffset, out);
+    }
+
+    /**
+     * The projections of x into queries, keys and values ({@code weights}: q, k, v, no biases) into
+     * {@code qkv}, then {@link #rotaryAttention} over them: one call, so that a backend can run the
+     * three products as one and let its attention read the queries, keys and values straight from
+     * that product's columns. {@code qkv} is then scratch: afterwards its contents are unspecified.
+     */
+    default void projectedRotaryAttention(Tensor x, Tensor[] weights, Tensor[] qkv, int rotaryDim, boolean neoxStyle,
+                                          Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
+                                          AttentionParams params, Tensor out) {
+        if (weights.length != 3 || qkv.length != 3) {
+            throw new IllegalArgumentException("projectedRotaryAttention takes the q, k and v weights and outputs, not "
+                    + weights.length + " and " + qkv.length);
+        }
+        linears(x, weights, new Tensor[3], qkv);
+        rotaryAttention(qkv[0], qkv[1], qkv[2], rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch, params, out);
+    }
+
+    /**
      * Writes this step's keys and values ([T, kvHeads × headDim]) into the cache slots of
      * {@code batch.slotMapping()}, then computes causal attention of q ([T, heads × headDim]) for each
      * sequence over its whole context read through its block table; result into out (like q).

@@ -36,6 +36,7 @@ final class Cublas {
     private final MethodHandle cublasSetStream;
     private final MethodHandle cublasSetWorkspace;
     private final MethodHandle cublasGemmEx;
+    private final MethodHandle cublasGemmStridedBatchedEx;
     private final MethodHandle cublasGetStatusName;
     private final MethodHandle cublasGetStatusString;
 
@@ -47,6 +48,10 @@ final class Cublas {
         cublasGemmEx = lib.function("cublasGemmEx", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT,
                 JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT,
                 ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+        cublasGemmStridedBatchedEx = lib.function("cublasGemmStridedBatchedEx", FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG,
+                JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT,
+                JAVA_INT, JAVA_INT));
         cublasGetStatusName = lib.function("cublasGetStatusName", FunctionDescriptor.of(ADDRESS, JAVA_INT));
         cublasGetStatusString = lib.function("cublasGetStatusString", FunctionDescriptor.of(ADDRESS, JAVA_INT));
     }
@@ -90,6 +95,23 @@ final class Cublas {
             throw NativeLibrary.unexpected(t);
         }
         check("cublasGemmEx", status);
+    }
+
+    /**
+     * {@code batches} products {@code C_i = alpha · op(A_i) · op(B_i) + beta · C_i}, operand i
+     * {@code stride} elements after operand i - 1 of its kind, as {@link #gemm}.
+     */
+    void gemmStridedBatched(MemorySegment handle, int transA, int transB, int m, int n, int k, MemorySegment alpha,
+                            long a, int aType, int lda, long strideA, long b, int bType, int ldb, long strideB,
+                            MemorySegment beta, long c, int cType, int ldc, long strideC, int batches, int computeType) {
+        int status;
+        try {
+            status = (int) cublasGemmStridedBatchedEx.invokeExact(handle, transA, transB, m, n, k, alpha, a, aType, lda,
+                    strideA, b, bType, ldb, strideB, beta, c, cType, ldc, strideC, batches, computeType, GEMM_DEFAULT);
+        } catch (Throwable t) {
+            throw NativeLibrary.unexpected(t);
+        }
+        check("cublasGemmStridedBatchedEx", status);
     }
 
     private void check(String call, int status) {

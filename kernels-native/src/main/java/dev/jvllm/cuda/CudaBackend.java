@@ -119,6 +119,19 @@ public final class CudaBackend implements Backend {
     private static final ProductTuning CUBLAS_LT = ProductTuning.parse(System.getProperty("jvllm.cuda.cublasLt", "captured"));
     private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
     private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 128);
+    /**
+     * Whether a fused decode step's paged_decode reads q, k and v from the columns of their one
+     * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns; an A/B switch.
+     */
+    private static final boolean STRIDED_DECODE_QKV =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stridedDecodeQkv", "true"));
+    /**
+     * {@link #linearAddRmsNorm}'s split of deep products over slices of K for decode batches: the
+     * slices (1: no split), the most rows, and the least depth split.
+     */
+    private static final int SPLIT_PRODUCT_SLICES = Integer.getInteger("jvllm.cuda.splitProductSlices", 4);
+    private static final int SPLIT_PRODUCT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.splitProductMaxTokens", 128);
+    private static final int SPLIT_PRODUCT_MIN_DEPTH = Integer.getInteger("jvllm.cuda.splitProductMinDepth", 8192);
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
     private static final boolean FUSED_DECODE_ROTARY =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.fusedDecodeRotary", "true"));
@@ -199,6 +212,8 @@ public final class CudaBackend implements Backend {
      */
     private final KeptBuffer decodePartials;
     private final KeptBuffer stackedProducts;
+    /** linearAddRmsNorm's partial products, one slice of K each. */
+    private final KeptBuffer splitProductParts;
     private final KeptBuffer decodeCounterBuffer;
     private DeviceBuffer zeroedDecodeCounters;
     private final CudaGraphs graphs;
@@ -293,6 +308,7 @@ public final class CudaBackend implements Backend {
             this.graphs = new CudaGraphs(context, memory);
             this.decodePartials = new KeptBuffer(memory);
             this.stackedProducts = new KeptBuffer(memory);
+            this.splitProductParts = new KeptBuffer(memory);
             this.decodeCounterBuffer = new KeptBuffer(memory);
         } catch (RuntimeException e) {
             context.close();
@@ -1282,6 +1298,62 @@ public final class CudaBackend implements Backend {
                 input, added, scale, scale.typeCode(), eps, weightOffset, output, input.cols());
     }
 
+    /**
+     * For 2 to SPLIT_PRODUCT_MAX_TOKENS rows of a deep product (a Llama-3-8B down projection's
+     * 14336), the product as SPLIT_PRODUCT_SLICES strided-batched products over slices of K into
+     * 16-bit partials, which add_parts_rms_norm sums with the residual add and the norm: cuBLAS's
+     * 64-row products use too few of the SMs for their depth (on an H200 the down projection took
+     * 35.1 µs whole and 30.7 µs in four slices, 32.7 with a separate sum kernel). {@code product}
+     * is then not written. Otherwise linear, then addRmsNorm.
+     */
+    @Override
+    public void linearAddRmsNorm(Tensor input, Tensor weight, Tensor product, Tensor residual, Tensor normWeight,
+                                 float eps, float weightOffset, Tensor out) {
+        CudaTensor x = cuda(input, "linearAddRmsNorm", "input");
+        CudaTensor w = cuda(weight, "linearAddRmsNorm", "weight");
+        CudaTensor scratch = cuda(product, "linearAddRmsNorm", "product");
+        CudaTensor stream = cuda(residual, "linearAddRmsNorm", "residual");
+        CudaTensor scale = cuda(normWeight, "linearAddRmsNorm", "normWeight");
+        CudaTensor output = cuda(out, "linearAddRmsNorm", "out");
+        int tokens = x.rows(), depth = x.cols(), width = w.rows(), slices = SPLIT_PRODUCT_SLICES;
+        int piece = 16 / activationType.byteSize();
+        boolean split = slices > 1 && tokens >= 2 && tokens <= SPLIT_PRODUCT_MAX_TOKENS && depth >= SPLIT_PRODUCT_MIN_DEPTH
+                && depth % (8 * slices) == 0 && activationType != DType.F32 && w.dtype() == activationType
+                && x.dtype() == activationType && w.cols() == depth && width % piece == 0 && width <= piece * 1024
+                && stream.rows() == tokens && stream.cols() == width && stream.address() % 16 == 0
+                && output.address() % 16 == 0 && x.address() % 16 == 0 && w.address() % 16 == 0;
+        if (!split) {
+            Backend.super.linearAddRmsNorm(input, weight, product, residual, normWeight, eps, weightOffset, out);
+            return;
+        }
+        KernelShapes.checkLinear(x, w, null, scratch);
+        checkRowwise("linearAddRmsNorm", stream, scale, null, output);
+        if (output.overlaps(stream) || output.overlaps(x) || stream.overlaps(x)) {
+            throw new IllegalArgumentException("linearAddRmsNorm: out " + output + ", residual " + stream + " and input "
+                    + x + " must not overlap");
+        }
+        long sliceElements = (long) tokens * width;
+        DeviceBuffer parts = splitProductParts.atLeast(slices * sliceElements * activationType.byteSize());
+        context.makeCurrent();
+        if (recording != null) {
+            recording.hold(x.buffer());
+            recording.hold(w.buffer());
+            recording.hold(parts);
+            if (!recording.product(tokens, depth, width, slices, w.address(), x.address(), parts.address())) return;
+        }
+        KernelTimes.Timer timing = kernels.eagerTimer();
+        if (timing != null) timing.begin("cublas split gemm T=" + tokens + " N=" + width + " K=" + depth + " x" + slices);
+        int type = cudaDataType(activationType), slice = depth / slices;
+        // Row-major part p [T, N] = x[:, p·slice ..] · W[:, p·slice ..]ᵀ, column-major as in gemm.
+        cublas.gemmStridedBatched(cublasHandle, Cublas.OP_T, Cublas.OP_N, width, tokens, slice, one,
+                w.address(), type, depth, slice, x.address(), type, depth, slice, zero,
+                parts.address(), type, width, sliceElements, slices, Cublas.COMPUTE_32F);
+        if (timing != null) timing.end();
+        CudaTensor partials = new CudaTensor(parts, 0, activationType, tokens, width, "split product parts");
+        kernels.launch(Kernel.ADD_PARTS_RMS_NORM, tokens, normThreads(width),
+                stream, partials, slices, sliceElements, scale, scale.typeCode(), eps, weightOffset, output, width);
+    }
+
     @Override
     public void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
         CudaTensor input = cuda(x, "layerNorm", "x");
@@ -1417,9 +1489,7 @@ public final class CudaBackend implements Backend {
                                 Tensor out) {
         CudaTensor table = cuda(cosSin, "rotaryAttention", "cosSin");
         CudaTensor pos = cuda(positions, "rotaryAttention", "positions");
-        boolean decodeOnly = FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
-                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
-        if (!decodeOnly) {
+        if (!fusedDecodeStep(batch, params)) {
             rotaryPair(q, params.numHeads(), k, params.numKvHeads(), params.headDim(), rotaryDim, neoxStyle, cosSin,
                     positions);
             attention(q, k, v, cache, layer, batch, params, out);
@@ -1427,11 +1497,64 @@ public final class CudaBackend implements Backend {
         }
         KernelShapes.checkRotary(cuda(q, "rotaryAttention", "q"), params.numHeads(), params.headDim(), rotaryDim, table, pos);
         KernelShapes.checkRotary(cuda(k, "rotaryAttention", "k"), params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
-        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos));
+        attend(q, k, v, cache, layer, batch, params, out, new DecodeRotary(table, rotaryDim, neoxStyle, pos, 0));
     }
 
-    /** The rotary embedding that paged_decode applies on a fused decode step. */
-    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions) {
+    /** Whether paged_decode rotates and caches this step's keys itself: a step of decode tokens only, in 16 bits. */
+    private boolean fusedDecodeStep(ForwardBatch batch, AttentionParams params) {
+        return FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
+                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
+    }
+
+    /**
+     * On a fused decode step of 2 to STACKED_PRODUCTS_MAX_TOKENS tokens whose q, k and v weights are
+     * adjacent rows of one stacked weight, one product into a kept buffer, and paged_decode reads
+     * the queries, keys and values from its columns: split_columns' launch and its copy are saved,
+     * and {@code qkv} is not written. Otherwise linears, then rotaryAttention.
+     */
+    @Override
+    public void projectedRotaryAttention(Tensor x, Tensor[] weights, Tensor[] qkv, int rotaryDim, boolean neoxStyle,
+                                         Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
+                                         AttentionParams params, Tensor out) {
+        CudaTensor input = cuda(x, "projectedRotaryAttention", "x");
+        if (STRIDED_DECODE_QKV && weights.length == 3 && qkv.length == 3 && fusedDecodeStep(batch, params)) {
+            CudaTensor[] w = new CudaTensor[3], o = new CudaTensor[3];
+            for (int i = 0; i < 3; i++) {
+                w[i] = cuda(weights[i], "projectedRotaryAttention", "weight");
+                o[i] = cuda(qkv[i], "projectedRotaryAttention", "qkv");
+                KernelShapes.checkLinear(input, w[i], null, o[i]);
+            }
+            CudaTensor stacked = stackedView(input, w, o);
+            if (stacked != null) {
+                CudaTensor table = cuda(cosSin, "projectedRotaryAttention", "cosSin");
+                CudaTensor pos = cuda(positions, "projectedRotaryAttention", "positions");
+                CudaTensor product = stackedProduct(input, stacked);
+                // Views of the product's columns: their rows lie product.cols() elements apart, which
+                // only paged_decode is told (DecodeRotary.rowStride); nothing else reads them.
+                CudaTensor[] columns = new CudaTensor[3];
+                long offset = product.offset();
+                for (int i = 0; i < 3; i++) {
+                    columns[i] = new CudaTensor(product.buffer(), offset, activationType, input.rows(), w[i].rows(),
+                            "qkv product columns");
+                    offset += (long) w[i].rows() * activationType.byteSize();
+                }
+                KernelShapes.checkRotary(columns[0], params.numHeads(), params.headDim(), rotaryDim, table, pos);
+                KernelShapes.checkRotary(columns[1], params.numKvHeads(), params.headDim(), rotaryDim, table, pos);
+                attend(columns[0], columns[1], columns[2], cache, layer, batch, params, out,
+                        new DecodeRotary(table, rotaryDim, neoxStyle, pos, product.cols()));
+                return;
+            }
+        }
+        Backend.super.projectedRotaryAttention(x, weights, qkv, rotaryDim, neoxStyle, cosSin, positions, cache, layer,
+                batch, params, out);
+    }
+
+    /**
+     * The rotary embedding that paged_decode applies on a fused decode step; rowStride: elements
+     * between a token's rows of q, k and v where they are columns of one product (0: each its own
+     * contiguous tensor).
+     */
+    private record DecodeRotary(CudaTensor cosSin, int rotaryDim, boolean neoxStyle, CudaTensor positions, int rowStride) {
     }
 
     @Override
@@ -1471,7 +1594,8 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         if (rotary == null) {
             kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
-                    key, value, metadata.slots(), kvWidth, pages.keys(layer), pages.values(layer));
+                    key, value, metadata.slots(), params.numKvHeads(), params.headDim(), spec.blockSize(),
+                    pages.keys(layer), pages.values(layer));
         }
         Kernel flash = flashPrefill(params.headDim());
         Kernel decode = pagedDecode(params);
@@ -1501,7 +1625,9 @@ public final class CudaBackend implements Backend {
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
-        kernels.launchVolumeClustered(decode, singles, params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
+        boolean headsFirst = KernelCompiler.DECODE_HEADS_FIRST;
+        kernels.launchVolumeClustered(decode, headsFirst ? params.numKvHeads() : singles,
+                headsFirst ? singles : params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
@@ -1510,7 +1636,8 @@ public final class CudaBackend implements Backend {
                 rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
-                errors.buffer());
+                errors.buffer(), rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : params.numHeads() * params.headDim(),
+                rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : params.numKvHeads() * params.headDim());
     }
 
     /**

@@ -19,6 +19,7 @@ enum Kernel {
     GEMV_GATED("linear", "gemv_gated"),
     RMS_NORM("norms", "rms_norm"),
     ADD_RMS_NORM("norms", "add_rms_norm"),
+    ADD_PARTS_RMS_NORM("norms", "add_parts_rms_norm"),
     LAYER_NORM("norms", "layer_norm"),
     GATHER_ROWS("gather", "gather_rows"),
     SCATTER_ADD_ROWS("gather", "scatter_add_rows"),

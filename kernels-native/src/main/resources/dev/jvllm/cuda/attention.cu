@@ -13,19 +13,19 @@
 
 // keyCache[slots[t]] = k[t], valueCache[slots[t]] = v[t]; a negative slot means "do not cache".
 // The host has checked every slot against the cache size. One block per token.
-extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const int* slots, int width,
-                                          act_t* keyCache, act_t* valueCache) {
+extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const int* slots, int numKvHeads,
+                                          int headDim, int blockSize, act_t* keyCache, act_t* valueCache) {
     JV_DEPENDENT_PROLOGUE();
     int t = blockIdx.x;
     int slot = slots[t];
     if (slot < 0) return;
+    int width = numKvHeads * headDim;
     const act_t* key = k + (i64) t * width;
     const act_t* value = v + (i64) t * width;
-    act_t* keyTarget = keyCache + (i64) slot * width;
-    act_t* valueTarget = valueCache + (i64) slot * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
-        keyTarget[i] = key[i];
-        valueTarget[i] = value[i];
+        i64 target = kv_row_of_slot(slot, i / headDim, numKvHeads, headDim, blockSize) + i % headDim;
+        keyCache[target] = key[i];
+        valueCache[target] = value[i];
     }
 }
 
@@ -159,7 +159,6 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
     int sequence = tokenSequences[t];
     int position = positions[t];
     int kvHead = head / (numHeads / numKvHeads);
-    int slotWidth = numKvHeads * headDim;
     const int* blockTable = blockTables + (i64) sequence * blockTableStride;
 
     float queryPart[HEAD_DIM_PER_LANE];
@@ -169,8 +168,7 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
     WarpSoftmax<HEAD_DIM_PER_LANE> softmax;
     softmax.start();
     for (int j = firstKey + warp; j <= position; j += ATTENTION_WARPS) {
-        i64 slot = (i64) blockTable[j / blockSize] * blockSize + j % blockSize;
-        i64 offset = slot * slotWidth + (i64) kvHead * headDim;
+        i64 offset = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, headDim, blockSize);
         float score = scale * warp_sum(lane_dot(queryPart, keyCache + offset, headDim, lane));
         if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
         score += slope * (float) (j - position);
@@ -261,6 +259,11 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // (max, sum, unnormalized output) per head and the last of them merges all (merge_parts_if_last).
 #ifndef DECODE_WARPS
 #define DECODE_WARPS 4
+#endif
+// 1: the grid's x is the KV head and y the token (CudaBackend's jvllm.cuda.decodeHeadsFirst), so
+// that blocks launched one after another read the same cache blocks' other heads; 0: x the token.
+#ifndef DECODE_HEADS_FIRST
+#define DECODE_HEADS_FIRST 0
 #endif
 #define DECODE_PARTITION 256
 // Key rows a thread group loads at once in the score loop, and value loads in flight per thread
@@ -359,13 +362,13 @@ __device__ __forceinline__ void fold_parts(const float (&maxes)[N], const float 
 // launch: flash-decoding's reduction without a second launch.
 template <int D>
 __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t* out, unsigned int* counters, int t,
-                                                    int kvHead, int numKvHeads, int numHeads, int firstHead, int group,
-                                                    int partitions, int firstPart, int parts) {
+                                                    int tokenIndex, int kvHead, int numKvHeads, int numHeads, int firstHead,
+                                                    int group, int partitions, int firstPart, int parts) {
     __shared__ bool last;
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        unsigned int* counter = counters + (i64) blockIdx.x * numKvHeads + kvHead;
+        unsigned int* counter = counters + (i64) tokenIndex * numKvHeads + kvHead;
         last = atomicAdd(counter, 1u) == (unsigned int) parts - 1;
         if (last) *counter = 0;
     }
@@ -378,7 +381,7 @@ __device__ __forceinline__ void merge_parts_if_last(const float* partials, act_t
     // round (the maxes and sums again in each thread: they come from L2 with the rest), then merges
     // them: on an H100 at batch 1, 168.2 against 166.0 tok/s over five A/B pairs in two calls, against
     // the maxes and sums first, then the outputs.
-    const float* tokenParts = partials + ((i64) blockIdx.x * numHeads + firstHead) * partitions * stride;
+    const float* tokenParts = partials + ((i64) tokenIndex * numHeads + firstHead) * partitions * stride;
     constexpr int MAX_PARTS = 16;
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D, d = i % D;
@@ -438,8 +441,8 @@ __device__ __forceinline__ void merge_cluster_parts(const float (&headMax)[GROUP
 // sequence): writing the step's keys and values into the cache (keys null: write_kv_cache did it)
 // and the rotary embedding of the queries and those keys (cosSin null: none, or done already).
 struct DecodeFusion {
-    const act_t* keys;    // [T, numKvHeads * D]
-    const act_t* values;  // [T, numKvHeads * D]
+    const act_t* keys;    // [T, numKvHeads * D], token rows kvStride elements apart
+    const act_t* values;  // [T, numKvHeads * D], token rows kvStride elements apart
     const int* slots;     // [T], a negative slot: not cached
     const void* cosSin;   // as rotary.cu's
     int cosSinType;
@@ -448,6 +451,7 @@ struct DecodeFusion {
     int maxPositions;
     const int* ropePositions;  // [T]
     int* error;
+    i64 kvStride;  // numKvHeads * D, or more where the keys and values are columns of a wider product
 };
 
 // Element d of one head's row ([D]) as rotary.cu's rotate_token leaves it for this position.
@@ -467,35 +471,33 @@ __device__ __forceinline__ float rotated_element(const act_t* head, int d, const
 // One warp's tile of 16 keys from `first` for the tiled paged_decode (keys past end are zeros):
 // keys[r][i] = elements 32i + 8q .. 32i + 8q + 7 of key first + row + 8r, and values[k][p] = piece
 // p of elements row·D/8 .. of the value rows of keys first + (2q, 2q + 1, 2q + 8, 2q + 9)[k], for
-// lane (row, q). valueBase points at this lane's first value element of slot 0.
+// lane (row, q). valueBase points at this lane's first value element of a cache row (kv_row 0).
 template <int D>
 __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* keyBase,
                                                  const act_t* valueBase, const int* blockTable, int blockSize,
-                                                 i64 slotWidth, int first, int end, int lane) {
+                                                 int kvHead, int numKvHeads, int first, int end, int lane) {
     int row = lane >> 2, quad = lane & 3;
-    int keySlots[2];
+    i64 keyRows[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int j = first + row + 8 * r;
-        keySlots[r] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
+        keyRows[r] = j < end ? kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize) : -1;
     }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
 #pragma unroll
         for (int i = 0; i < D / 32; i++) {
-            keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + (i64) keySlots[r] * slotWidth + 32 * i + 8 * quad)
-                                          : make_uint4(0, 0, 0, 0);
+            keys[r][i] = keyRows[r] >= 0 ? load_cache_piece(keyBase + keyRows[r] + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
         }
     }
-    // The slots of keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
-    int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
-                         __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
+    // The rows of keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
+    i64 valueRows[4] = {__shfl_sync(0xffffffffu, keyRows[0], 8 * quad), __shfl_sync(0xffffffffu, keyRows[0], 8 * quad + 4),
+                        __shfl_sync(0xffffffffu, keyRows[1], 8 * quad), __shfl_sync(0xffffffffu, keyRows[1], 8 * quad + 4)};
 #pragma unroll
     for (int k = 0; k < 4; k++) {
 #pragma unroll
         for (int p = 0; p < D / 64; p++) {
-            values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + (i64) valueSlots[k] * slotWidth + p * 8)
-                                              : make_uint4(0, 0, 0, 0);
+            values[k][p] = valueRows[k] >= 0 ? load_cache_piece(valueBase + valueRows[k] + p * 8) : make_uint4(0, 0, 0, 0);
         }
     }
 }
@@ -525,7 +527,8 @@ __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tokenList, float* partials, unsigned int* counters, int partitionSize, const DecodeFusion& fusion) {
+        const int* tokenList, float* partials, unsigned int* counters, int partitionSize, i64 qStride,
+        const DecodeFusion& fusion) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     __shared__ float queries[GROUP][D];
@@ -534,8 +537,11 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
     __shared__ float blockOutput[GROUP][D];  // the cluster merge's part (merge_cluster_parts)
 
-    int t = tokenList[blockIdx.x];
-    int kvHead = blockIdx.y;
+    // The grid is (tokens, KV heads, partitions), or with DECODE_HEADS_FIRST (KV heads, tokens,
+    // partitions), so that the blocks launched together read every KV head of a cache block.
+    int tokenIndex = DECODE_HEADS_FIRST ? blockIdx.y : blockIdx.x;
+    int t = tokenList[tokenIndex];
+    int kvHead = DECODE_HEADS_FIRST ? blockIdx.x : blockIdx.y;
     int partition = blockIdx.z;
     int partitions = gridDim.z;
     int group = numHeads / numKvHeads;
@@ -561,19 +567,19 @@ __device__ __forceinline__ void paged_decode_block(
     bool clusterMerge = parts > 1 && clusterWidth > 1 && firstPart / clusterWidth == lastPart / clusterWidth;
     bool live = partition >= firstPart && partition <= lastPart;
     if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
-    i64 slotWidth = (i64) numKvHeads * D;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
 #if DECODE_TILED
     uint4 tileKeys[2][D / 32];
     uint4 tileValues[4][D / 64];
-    const act_t* keyBase = keyCache + (i64) kvHead * D;
-    const act_t* valueBase = valueCache + (i64) kvHead * D + (lane >> 2) * (D / 8);
+    const act_t* keyBase = keyCache;
+    const act_t* valueBase = valueCache + (lane >> 2) * (D / 8);
     // The warp's first tile is asked for before the queries are rotated and the new key cached, so
     // that those dependent reads overlap its loads, and before waiting for the kernel ahead: the
     // batch's inputs were uploaded before the pass, and the cache's keys before this token's were
     // written in earlier steps. The tile holding the token's own position gets its key and value below.
     if (DECODE_EARLY_TILE && begin + 16 * warp < end) {
-        load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, begin + 16 * warp, end, lane);
+        load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
+                            begin + 16 * warp, end, lane);
     }
 #endif
     JV_DEPENDENT_PROLOGUE();
@@ -583,15 +589,15 @@ __device__ __forceinline__ void paged_decode_block(
     }
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
         int g = i / D;
-        queries[g][i % D] = rotated_element(q + ((i64) t * numHeads + firstHead + g) * D, i % D, fusion, ropePosition);
+        queries[g][i % D] = rotated_element(q + (i64) t * qStride + (i64) (firstHead + g) * D, i % D, fusion, ropePosition);
     }
     // The block whose partition holds this token's own position caches its key and value first.
     int newSlot = fusion.keys != nullptr && position >= begin && position < end ? fusion.slots[t] : -1;
     __shared__ __align__(16) act_t newKey[D];
     __shared__ __align__(16) act_t newValue[D];
     if (newSlot >= 0) {
-        i64 row = ((i64) t * numKvHeads + kvHead) * D;
-        i64 target = (i64) newSlot * slotWidth + (i64) kvHead * D;
+        i64 row = (i64) t * fusion.kvStride + (i64) kvHead * D;
+        i64 target = kv_row_of_slot(newSlot, kvHead, numKvHeads, D, blockSize);
         for (int d = threadIdx.x; d < D; d += blockDim.x) {
             act_t key = float_to_act(rotated_element(fusion.keys + row, d, fusion, ropePosition));
             act_t value = fusion.values[row + d];
@@ -645,7 +651,8 @@ __device__ __forceinline__ void paged_decode_block(
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
             bool ownTile = position >= first && position < first + 16;
             if (!preloaded || (ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
-                load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, slotWidth, first, end, lane);
+                load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
+                                    first, end, lane);
             } else if (ownTile) {
                 patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
@@ -770,7 +777,7 @@ __device__ __forceinline__ void paged_decode_block(
             if (j < end) {
                 int slot = blockTable[j / blockSize] * blockSize + j % blockSize;
                 if (share == 0) slots[j - base] = slot;
-                key = keyCache + (i64) slot * slotWidth + (i64) kvHead * D;
+                key = keyCache + kv_row_of_slot(slot, kvHead, numKvHeads, D, blockSize);
             }
 #pragma unroll
             for (int i = 0; i < SHARE; i++) {
@@ -844,7 +851,8 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll (VALUE_UNROLL)
     for (int j = begin + keyLane; j < end; j += KEY_LANES) {
         act_t v[PIECE];
-        *(uint4*) v = load_cache_piece(valueCache + (i64) slots[j - base] * slotWidth + (i64) kvHead * D + piece * PIECE);
+        *(uint4*) v = load_cache_piece(valueCache + kv_row_of_slot(slots[j - base], kvHead, numKvHeads, D, blockSize)
+                                       + piece * PIECE);
 #pragma unroll
         for (int g = 0; g < GROUP; g++) {
             if (g >= group) break;
@@ -878,7 +886,7 @@ __device__ __forceinline__ void paged_decode_block(
         } else if (clusterMerge) {
             blockOutput[g][d] = live ? total : 0.0f;
         } else {
-            float* part = partials + (((i64) blockIdx.x * numHeads + firstHead + g) * partitions + partition) * stride;
+            float* part = partials + (((i64) tokenIndex * numHeads + firstHead + g) * partitions + partition) * stride;
             if (d == 0) {
                 part[0] = headMax[g];
                 part[1] = headSum[g];
@@ -893,8 +901,8 @@ __device__ __forceinline__ void paged_decode_block(
         }
         merge_cluster_parts<D, GROUP>(headMax, headSum, blockOutput, out, t, numHeads, firstHead, group);
     } else if (parts > 1) {
-        merge_parts_if_last<D>(partials, out, counters, t, kvHead, numKvHeads, numHeads, firstHead, group, partitions,
-                               firstPart, parts);
+        merge_parts_if_last<D>(partials, out, counters, t, tokenIndex, kvHead, numKvHeads, numHeads, firstHead, group,
+                               partitions, firstPart, parts);
     }
 }
 
@@ -906,13 +914,14 @@ __device__ __forceinline__ void paged_decode_block(
             const float* alibiSlopes, const int* tokenList, float* partials, unsigned int* counters,               \
             int partitionSize, const act_t* newKeys, const act_t* newValues, const int* newSlots,                \
             const void* cosSin, int cosSinType, int rotaryDim, int neox, int maxPositions,                       \
-            const int* ropePositions, int* error) {                                                              \
+            const int* ropePositions, int* error, int qStride, int kvStride) {                                   \
         /* JV_DEPENDENT_PROLOGUE in paged_decode_block, after the reads of what the pass cannot change */     \
         DecodeFusion fusion = {newKeys, newValues, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
-                               ropePositions, error};                                                             \
+                               ropePositions, error, kvStride};                                                   \
         paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
-                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, fusion);  \
+                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, qStride,  \
+                              fusion);                                                                           \
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)
@@ -1002,7 +1011,6 @@ __device__ __forceinline__ void flash_prefill_tile(
     const int* blockTable = blockTables + (i64) sequence * blockTableStride;
     int firstPosition = positions[firstToken];
     int lastPosition = positions[firstToken + tileTokens - 1];
-    int slotWidth = numKvHeads * D;
     float slope = alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
 
     // The two query rows of this lane; rows past the tile repeat its last token and are not written.
@@ -1044,7 +1052,7 @@ __device__ __forceinline__ void flash_prefill_tile(
         int j = keyStart + r;
         bool valid = j <= lastPosition;
         i64 rowOffset = 0;
-        if (valid) rowOffset = ((i64) blockTable[j / blockSize] * blockSize + j % blockSize) * slotWidth + (i64) kvHead * D;
+        if (valid) rowOffset = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize);
 #pragma unroll
         for (int k = 0; k < CHUNKS / ROW_THREADS; k++) {
             int piece = threadIdx.x % ROW_THREADS + k * ROW_THREADS;

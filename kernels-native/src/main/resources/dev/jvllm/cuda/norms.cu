@@ -7,9 +7,12 @@
 // of squares and the scaling, and loads its weights before the block's sum, so that a decode
 // step's norm waits on memory once rather than three times. False (nothing done) when the row
 // does not fit; the decision is the same in every thread of the block.
-template <bool ADD>
+// With PARTS, delta is `parts` slices sliceStride elements apart (a product split over slices of
+// K), summed in float32 and rounded to act_t, as the product unsplit would have been written.
+template <bool ADD, bool PARTS = false>
 __device__ __forceinline__ bool norm_row_in_registers(act_t* x, const act_t* delta, const void* weight, int weightType,
-                                                      float eps, float weightOffset, act_t* out, int cols) {
+                                                      float eps, float weightOffset, act_t* out, int cols,
+                                                      int parts = 1, i64 sliceStride = 0) {
     constexpr int PIECE = 16 / sizeof(act_t);
     act_t* row = x + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
@@ -30,8 +33,21 @@ __device__ __forceinline__ bool norm_row_in_registers(act_t* x, const act_t* del
         if (ADD) {
             uint4 rawDelta = *(const uint4*) (added + first);
             const act_t* deltas = (const act_t*) &rawDelta;
+            float summed[PIECE];
 #pragma unroll
-            for (int e = 0; e < PIECE; e++) elements[e] = float_to_act(act_to_float(elements[e]) + act_to_float(deltas[e]));
+            for (int e = 0; e < PIECE; e++) summed[e] = act_to_float(deltas[e]);
+            if (PARTS) {
+                for (int p = 1; p < parts; p++) {
+                    uint4 rawPart = *(const uint4*) (added + p * sliceStride + first);
+                    const act_t* part = (const act_t*) &rawPart;
+#pragma unroll
+                    for (int e = 0; e < PIECE; e++) summed[e] += act_to_float(part[e]);
+                }
+#pragma unroll
+                for (int e = 0; e < PIECE; e++) summed[e] = act_to_float(float_to_act(summed[e]));
+            }
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) elements[e] = float_to_act(act_to_float(elements[e]) + summed[e]);
             *(uint4*) (row + first) = raw;
         }
 #pragma unroll
@@ -93,6 +109,17 @@ extern "C" __global__ void add_rms_norm(act_t* x, const act_t* delta, const void
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         target[i] = float_to_act(act_to_float(row[i]) * inverseRms * (load_element(weight, weightType, i) + weightOffset));
     }
+}
+
+// add_rms_norm where delta is a product split over slices of K: x += the sum of `count` slices
+// ([T, cols] each, sliceStride elements apart), rounded to act_t, then out = rms_norm(x). Register
+// form only: CudaBackend.linearAddRmsNorm launches it only for rows that fit it (whole 16-byte
+// pieces, one a thread, aligned) and composes the plain kernels otherwise.
+extern "C" __global__ void add_parts_rms_norm(act_t* x, const act_t* parts, int count, long long sliceStride,
+                                              const void* weight, int weightType, float eps, float weightOffset,
+                                              act_t* out, int cols) {
+    JV_DEPENDENT_PROLOGUE();
+    norm_row_in_registers<true, true>(x, parts, weight, weightType, eps, weightOffset, out, cols, count, (i64) sliceStride);
 }
 
 // out = (x - mean) / sqrt(var + eps) * weight (+ bias); two passes over the row for a stable variance.

@@ -282,15 +282,10 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
                 window, 0f, null);
         int blockSize = 16;
         int sequences = lengths.length;
-        int[][] tables = new int[sequences][];
         int blocks = 0;
         for (int length : lengths) blocks += (length + blockSize) / blockSize;
         KvCacheSpec spec = new KvCacheSpec(1, blocks, blockSize, kvHeads, headDim);
-        int next = 0;
-        for (int s = 0; s < sequences; s++) {
-            tables[s] = new int[(lengths[s] + blockSize) / blockSize];
-            for (int b = 0; b < tables[s].length; b++) tables[s][b] = blocks - 1 - next++;
-        }
+        int[][] tables = tablesDownFrom(blocks - 1, blockSize, lengths, 0);
         int[] decodeContexts = Arrays.stream(lengths).map(l -> l + 1).toArray();
         int[] ones = new int[sequences];
         Arrays.fill(ones, 1);
@@ -366,12 +361,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         int blockSize = 16, tableOffset = 7, maxPositions = 700;
         KvCacheSpec spec = new KvCacheSpec(1, 80, blockSize, kvHeads, headDim);
         int[] lengths = {600, 300, 40};
-        int[][] tables = new int[3][];
-        int next = 0;
-        for (int s = 0; s < 3; s++) {
-            tables[s] = new int[(lengths[s] + 2 + blockSize) / blockSize];
-            for (int b = 0; b < tables[s].length; b++) tables[s][b] = 79 - next++;
-        }
+        int[][] tables = tablesDownFrom(79, blockSize, lengths, 2);
         float[] cosSin = random(maxPositions * rotaryDim, 70);
         ForwardBatch prefill = batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths);
         ForwardBatch first = batch(tables, blockSize, new int[]{601, 301, 41}, lengths, new int[]{1, 1, 1});
@@ -406,6 +396,108 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             assertThrows(IndexOutOfBoundsException.class,
                     () -> attendRotated(gpu, DType.BF16, cache, decode, params, table, 64, true, 0, 72));
         }
+    }
+
+    /**
+     * linearAddRmsNorm over a deep product (8192 inputs): split over four slices of K with the
+     * slices summed in the norm from 2 to 128 rows, whole beyond; the residual stream and the
+     * normalized output match the CPU's linear then addRmsNorm, with Gemma's weight offset too.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 2, 0", "BF16, 17, 0", "BF16, 64, 1", "BF16, 128, 0", "BF16, 129, 0", "F16, 64, 0"})
+    void linearAddRmsNormOfDeepProductsMatchesCpu(DType type, int tokens, float weightOffset) {
+        CudaBackend gpu = gpus.get(type);
+        int depth = 8192, width = 512;
+        float[] values = random(width * depth, 100);
+        for (int i = 0; i < values.length; i++) values[i] *= 0.02f;
+        WeightTensor weight = weight("down", type, values, width, depth);
+        float[] input = roundTo(type, random(tokens * depth, 101));
+        float[] residual = roundTo(type, random(tokens * width, 102));
+        float[] scale = random(width, 103);
+        float[][] outs = new float[2][], streams = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor stream = activations(b, residual, tokens, width);
+            Tensor out = b.allocate(tokens, width);
+            b.linearAddRmsNorm(activations(b, input, tokens, depth), b.weight(weight), b.allocate(tokens, width), stream,
+                    b.constant(scale, 1, width), 1e-5f, weightOffset, out);
+            outs[i] = b.toFloatArray(out);
+            streams[i] = b.toFloatArray(stream);
+        }
+        assertClose(type + " residual after linearAddRmsNorm, T=" + tokens, streams[0], streams[1]);
+        assertClose(type + " linearAddRmsNorm, T=" + tokens, outs[0], outs[1]);
+    }
+
+    /**
+     * projectedRotaryAttention over q, k and v weights stacked in one tensor (as a checkpoint's fused
+     * qkv or the backend's stacked upload), for a prompt of three sequences and then two decode steps
+     * of all three: on a decode step the GPU reads the queries, keys and values from the one
+     * product's columns. Its outputs equal, bit for bit, those of the GPU's linears then
+     * rotaryAttention on a cache of their own, and match the CPU's.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 8, 2, 128, 128, true", "BF16, 4, 4, 64, 32, false", "F16, 8, 1, 128, 64, true"})
+    void projectedRotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
+                                                         boolean neox) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null);
+        int blockSize = 16, hidden = 256, maxPositions = 400;
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim, stackedRows = qWidth + 2 * kvWidth;
+        KvCacheSpec spec = new KvCacheSpec(1, 40, blockSize, kvHeads, headDim);
+        int[] lengths = {300, 130, 20};
+        int[][] tables = tablesDownFrom(39, blockSize, lengths, 2);
+        float[] values = random(stackedRows * hidden, 90);
+        for (int i = 0; i < values.length; i++) values[i] *= 0.1f;
+        WeightTensor stacked = weight("qkv", type, values, stackedRows, hidden);
+        float[] cosSin = random(maxPositions * rotaryDim, 91);
+        ForwardBatch[] steps = {batch(tables, blockSize, lengths, new int[]{0, 0, 0}, lengths),
+                batch(tables, blockSize, new int[]{301, 131, 21}, lengths, new int[]{1, 1, 1}),
+                batch(tables, blockSize, new int[]{302, 132, 22}, new int[]{301, 131, 21}, new int[]{1, 1, 1})};
+        float[][] results = new float[3][];
+        Backend[] backends = {cpu, gpu, gpu};
+        for (int i = 0; i < 3; i++) {
+            Backend b = backends[i];
+            boolean composed = i == 2;
+            Tensor w = b.weight(stacked);
+            Tensor[] weights = {w.rows(0, qWidth), w.rows(qWidth, kvWidth), w.rows(qWidth + kvWidth, kvWidth)};
+            Tensor table = b.constant(cosSin, maxPositions, rotaryDim);
+            try (KvCache cache = b.allocateKvCache(spec)) {
+                float[] all = new float[0];
+                for (int step = 0; step < steps.length; step++) {
+                    ForwardBatch batch = steps[step];
+                    int tokens = batch.numTokens();
+                    Tensor x = activations(b, roundTo(type, random(tokens * hidden, 92 + step)), tokens, hidden);
+                    Tensor[] qkv = {b.allocate(tokens, qWidth), b.allocate(tokens, kvWidth), b.allocate(tokens, kvWidth)};
+                    Tensor out = b.allocate(tokens, qWidth);
+                    Tensor rows = b.indices(batch.positions());
+                    if (composed) {
+                        b.linears(x, weights, new Tensor[3], qkv);
+                        b.rotaryAttention(qkv[0], qkv[1], qkv[2], rotaryDim, neox, table, rows, cache, 0, batch, params, out);
+                    } else {
+                        b.projectedRotaryAttention(x, weights, qkv, rotaryDim, neox, table, rows, cache, 0, batch, params, out);
+                    }
+                    all = concat(all, b.toFloatArray(out));
+                }
+                results[i] = all;
+            }
+        }
+        assertClose(type + " projected rotary attention " + params, results[0], results[1]);
+        assertArrayEquals(results[2], results[1], "the GPU's one product read in columns gives what its split gives");
+    }
+
+    /**
+     * Block tables for sequences of these lengths with room for {@code spare} more positions each,
+     * the blocks handed out downwards from {@code lastBlock} (against the pool's order).
+     */
+    private static int[][] tablesDownFrom(int lastBlock, int blockSize, int[] lengths, int spare) {
+        int[][] tables = new int[lengths.length][];
+        int next = lastBlock;
+        for (int s = 0; s < lengths.length; s++) {
+            tables[s] = new int[(lengths[s] + spare + blockSize) / blockSize];
+            for (int b = 0; b < tables[s].length; b++) tables[s][b] = next--;
+        }
+        return tables;
     }
 
     private float[] attendRotated(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params,

@@ -75,11 +75,11 @@ public record DecoderLayer(Norm attentionNorm, Attention attention, Norm attenti
                     addToResidual(backend, x, branch, attentionOutputNorm, normed);
                     mlpNorm.apply(backend, x, normed);
                 }
-                mlp.forward(backend, normed, scratch, branch);
                 if (mlpOutputNorm == null && next != null && next.residual == Residual.SEQUENTIAL) {
-                    next.attentionNorm.addThenApply(backend, x, branch, normed);
+                    mlp.forwardThenAddNorm(backend, normed, scratch, branch, x, next.attentionNorm, normed);
                     return true;
                 }
+                mlp.forward(backend, normed, scratch, branch);
                 addToResidual(backend, x, branch, mlpOutputNorm, normed);
             }
             case PARALLEL -> {

@@ -8,4 +8,15 @@ import dev.jvllm.spi.Tensor;
 public interface FeedForward {
 
     void forward(Backend backend, Tensor x, Scratch scratch, Tensor out);
+
+    /**
+     * forward into the scratch {@code out}, then {@code norm.addThenApply(residual, out, normed)}: the
+     * block's output joined to the residual stream and the next norm. A block whose last step is a
+     * plain product hands it to the norm with the add ({@link Norm#linearThenAddThenApply}).
+     */
+    default void forwardThenAddNorm(Backend backend, Tensor x, Scratch scratch, Tensor out, Tensor residual, Norm norm,
+                                    Tensor normed) {
+        forward(backend, x, scratch, out);
+        norm.addThenApply(backend, residual, out, normed);
+    }
 }

@@ -17,6 +17,24 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
 
     @Override
     public void forward(Backend backend, Tensor x, Scratch scratch, Tensor out) {
+        down.apply(backend, activatedHidden(backend, x, scratch), out);
+    }
+
+    /** With a plain down projection, the product, the residual add and the norm go to the backend together. */
+    @Override
+    public void forwardThenAddNorm(Backend backend, Tensor x, Scratch scratch, Tensor out, Tensor residual, Norm norm,
+                                   Tensor normed) {
+        Tensor hidden = activatedHidden(backend, x, scratch);
+        if (down.plain()) {
+            norm.linearThenAddThenApply(backend, hidden, down.weight(), out, residual, normed);
+        } else {
+            down.apply(backend, hidden, out);
+            norm.addThenApply(backend, residual, out, normed);
+        }
+    }
+
+    /** act(gate(x)) * up(x), in scratch. */
+    private Tensor activatedHidden(Backend backend, Tensor x, Scratch scratch) {
         int tokens = x.rows();
         Tensor g = scratch.get("mlp.gate", tokens, gate.outFeatures());
         Tensor u = scratch.get("mlp.up", tokens, up.outFeatures());
@@ -31,6 +49,6 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
                 backend.gatedActivation(activation, g, u, g);
             }
         }
-        down.apply(backend, g, out);
+        return g;
     }
 }

@@ -14,4 +14,13 @@ public interface Norm {
         backend.add(x, delta, x);
         apply(backend, x, out);
     }
+
+    /**
+     * {@code x += input · weightᵀ} (the product through the scratch {@code product}), then
+     * {@code out = norm(x)}; a backend may do the product with the add and the norm.
+     */
+    default void linearThenAddThenApply(Backend backend, Tensor input, Tensor weight, Tensor product, Tensor x, Tensor out) {
+        backend.linear(input, weight, null, product);
+        addThenApply(backend, x, product, out);
+    }
 }

@@ -23,4 +23,10 @@ public record RmsNorm(Tensor weight, float eps, float weightOffset) implements N
     public void addThenApply(Backend backend, Tensor x, Tensor delta, Tensor out) {
         backend.addRmsNorm(x, delta, weight, eps, weightOffset, out);
     }
+
+    @Override
+    public void linearThenAddThenApply(Backend backend, Tensor input, Tensor linearWeight, Tensor product, Tensor x,
+                                       Tensor out) {
+        backend.linearAddRmsNorm(input, linearWeight, product, x, weight, eps, weightOffset, out);
+    }
 }

@@ -113,6 +113,13 @@ public final class RotaryEmbedding {
                 params, out);
     }
 
+    /** x projected by the q, k and v weights into the scratch qkv, rotated and attended ({@link Backend#projectedRotaryAttention}). */
+    public void projectThenAttend(Backend backend, Tensor x, Tensor[] weights, Tensor[] qkv, Tensor positions,
+                                  KvCache cache, int layer, ForwardBatch batch, AttentionParams params, Tensor out) {
+        backend.projectedRotaryAttention(x, weights, qkv, rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch,
+                params, out);
+    }
+
     static double[] inverseFrequencies(RopeConfig rope, int dim, int maxPositions) {
         double base = rope.theta();
         double factor = rope.factor();

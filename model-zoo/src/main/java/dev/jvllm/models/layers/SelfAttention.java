@@ -40,6 +40,12 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
         Tensor ks = scratch.get("attn.k", tokens, k.outFeatures());
         Tensor vs = scratch.get("attn.v", tokens, v.outFeatures());
         Tensor context = scratch.get("attn.context", tokens, q.outFeatures());
+        if (rotary != null && qNorm == null && kNorm == null && q.plain() && k.plain() && v.plain()) {
+            rotary.projectThenAttend(backend, x, new Tensor[]{q.weight(), k.weight(), v.weight()},
+                    new Tensor[]{qs, ks, vs}, positions, cache, layerIndex, batch, params, context);
+            o.apply(backend, context, out);
+            return;
+        }
         Linear.applyAll(backend, x, new Linear[]{q, k, v}, new Tensor[]{qs, ks, vs});
         Tensor queries = normalizeHeads(backend, qNorm, qs, params.numHeads(), scratch, "attn.q.normed");
         Tensor keys = normalizeHeads(backend, kNorm, ks, params.numKvHeads(), scratch, "attn.k.normed");
