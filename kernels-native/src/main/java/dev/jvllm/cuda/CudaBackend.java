@@ -121,15 +121,17 @@ public final class CudaBackend implements Backend {
     private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 128);
     /**
      * Whether a fused decode step's paged_decode reads q, k and v from the columns of their one
-     * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns; an A/B switch.
+     * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns. Off until
+     * it has run on a GPU (its test and batch-64 A/B are prepared; eighteenth session's results).
      */
     private static final boolean STRIDED_DECODE_QKV =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stridedDecodeQkv", "true"));
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stridedDecodeQkv", "false"));
     /**
      * {@link #linearAddRmsNorm}'s split of deep products over slices of K for decode batches: the
-     * slices (1: no split), the most rows, and the least depth split.
+     * slices (1, the default until it has run on a GPU: no split; 4 measured fastest for the
+     * down projection alone), the most rows, and the least depth split.
      */
-    private static final int SPLIT_PRODUCT_SLICES = Integer.getInteger("jvllm.cuda.splitProductSlices", 4);
+    private static final int SPLIT_PRODUCT_SLICES = Integer.getInteger("jvllm.cuda.splitProductSlices", 1);
     private static final int SPLIT_PRODUCT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.splitProductMaxTokens", 128);
     private static final int SPLIT_PRODUCT_MIN_DEPTH = Integer.getInteger("jvllm.cuda.splitProductMinDepth", 8192);
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
@@ -214,6 +216,12 @@ public final class CudaBackend implements Backend {
     private final KeptBuffer stackedProducts;
     /** linearAddRmsNorm's partial products, one slice of K each. */
     private final KeptBuffer splitProductParts;
+    /**
+     * This backend's STRIDED_DECODE_QKV and SPLIT_PRODUCT_SLICES, which {@link #useDecodeFusions}
+     * sets for tests of the paths that are off by default.
+     */
+    private boolean stridedDecodeQkv = STRIDED_DECODE_QKV;
+    private int splitProductSlices = SPLIT_PRODUCT_SLICES;
     private final KeptBuffer decodeCounterBuffer;
     private DeviceBuffer zeroedDecodeCounters;
     private final CudaGraphs graphs;
@@ -1299,6 +1307,21 @@ public final class CudaBackend implements Backend {
     }
 
     /**
+     * Sets whether {@link #projectedRotaryAttention} reads q, k and v from their stacked product's
+     * columns and how many slices of K {@link #linearAddRmsNorm} splits deep products into (1:
+     * none), whatever the system properties say: for tests, while those paths are off by default.
+     */
+    void useDecodeFusions(boolean stridedQkv, int productSlices) {
+        stridedDecodeQkv = stridedQkv;
+        splitProductSlices = productSlices;
+    }
+
+    /** Back to what the system properties (or their defaults) say. */
+    void resetDecodeFusions() {
+        useDecodeFusions(STRIDED_DECODE_QKV, SPLIT_PRODUCT_SLICES);
+    }
+
+    /**
      * For 2 to SPLIT_PRODUCT_MAX_TOKENS rows of a deep product (a Llama-3-8B down projection's
      * 14336), the product as SPLIT_PRODUCT_SLICES strided-batched products over slices of K into
      * 16-bit partials, which add_parts_rms_norm sums with the residual add and the norm: cuBLAS's
@@ -1315,7 +1338,7 @@ public final class CudaBackend implements Backend {
         CudaTensor stream = cuda(residual, "linearAddRmsNorm", "residual");
         CudaTensor scale = cuda(normWeight, "linearAddRmsNorm", "normWeight");
         CudaTensor output = cuda(out, "linearAddRmsNorm", "out");
-        int tokens = x.rows(), depth = x.cols(), width = w.rows(), slices = SPLIT_PRODUCT_SLICES;
+        int tokens = x.rows(), depth = x.cols(), width = w.rows(), slices = splitProductSlices;
         int piece = 16 / activationType.byteSize();
         boolean split = slices > 1 && tokens >= 2 && tokens <= SPLIT_PRODUCT_MAX_TOKENS && depth >= SPLIT_PRODUCT_MIN_DEPTH
                 && depth % (8 * slices) == 0 && activationType != DType.F32 && w.dtype() == activationType
@@ -1517,7 +1540,7 @@ public final class CudaBackend implements Backend {
                                          Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
                                          AttentionParams params, Tensor out) {
         CudaTensor input = cuda(x, "projectedRotaryAttention", "x");
-        if (STRIDED_DECODE_QKV && weights.length == 3 && qkv.length == 3 && fusedDecodeStep(batch, params)) {
+        if (stridedDecodeQkv && weights.length == 3 && qkv.length == 3 && fusedDecodeStep(batch, params)) {
             CudaTensor[] w = new CudaTensor[3], o = new CudaTensor[3];
             for (int i = 0; i < 3; i++) {
                 w[i] = cuda(weights[i], "projectedRotaryAttention", "weight");

@@ -407,6 +407,15 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     @CsvSource({"BF16, 2, 0", "BF16, 17, 0", "BF16, 64, 1", "BF16, 128, 0", "BF16, 129, 0", "F16, 64, 0"})
     void linearAddRmsNormOfDeepProductsMatchesCpu(DType type, int tokens, float weightOffset) {
         CudaBackend gpu = gpus.get(type);
+        gpu.useDecodeFusions(false, 4);
+        try {
+            linearAddRmsNormMatchesCpu(gpu, type, tokens, weightOffset);
+        } finally {
+            gpu.resetDecodeFusions();
+        }
+    }
+
+    private void linearAddRmsNormMatchesCpu(CudaBackend gpu, DType type, int tokens, float weightOffset) {
         int depth = 8192, width = 512;
         float[] values = random(width * depth, 100);
         for (int i = 0; i < values.length; i++) values[i] *= 0.02f;
@@ -441,6 +450,16 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     void projectedRotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
                                                          boolean neox) {
         CudaBackend gpu = gpus.get(type);
+        gpu.useDecodeFusions(true, 1);
+        try {
+            projectedRotaryAttentionMatchesCpu(gpu, type, heads, kvHeads, headDim, rotaryDim, neox);
+        } finally {
+            gpu.resetDecodeFusions();
+        }
+    }
+
+    private void projectedRotaryAttentionMatchesCpu(CudaBackend gpu, DType type, int heads, int kvHeads, int headDim,
+                                                    int rotaryDim, boolean neox) {
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null);
         int blockSize = 16, hidden = 256, maxPositions = 400;
         int qWidth = heads * headDim, kvWidth = kvHeads * headDim, stackedRows = qWidth + 2 * kvWidth;
