@@ -321,6 +321,11 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #ifndef DECODE_EARLY_TILE
 #define DECODE_EARLY_TILE 1
 #endif
+// 1: each warp of the tiled form asks L2 for its next tile's keys and values (prefetch_decode_tile)
+// before working on the tile it holds; 0: it reads each tile only when it gets to it.
+#ifndef DECODE_PREFETCH_NEXT
+#define DECODE_PREFETCH_NEXT 0
+#endif
 // 1: the tiled form's block that caches the token's own key and value puts them into the tile it
 // read early (patch_decode_tile) rather than reading that tile again after writing them.
 #ifndef DECODE_PATCH_OWN_TILE
@@ -502,6 +507,23 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
     }
 }
 
+// Asks L2 for the key and value rows of the warp's tile of 16 keys from `first` (none past end), so
+// that their DRAM reads overlap the warp's work on the tile before it (DECODE_PREFETCH_NEXT): lane
+// (row, q) takes key first + row + 8·(q / 2) and, of each of its key and value rows, the 128-byte
+// line q % 2 (rows of D = 128; other head sizes ask for the lines from the row's start).
+template <int D>
+__device__ __forceinline__ void prefetch_decode_tile(const act_t* keyCache, const act_t* valueCache, const int* blockTable,
+                                                     int blockSize, int kvHead, int numKvHeads, int first, int end,
+                                                     int lane) {
+    int row = lane >> 2, quad = lane & 3;
+    int j = first + row + 8 * (quad >> 1);
+    if (j >= end) return;
+    i64 at = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize) + (quad & 1) * (128 / sizeof(act_t));
+    if ((quad & 1) * 128 >= D * (int) sizeof(act_t)) return;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(keyCache + at));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(valueCache + at));
+}
+
 // Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
 // load_decode_tile read before they were cached, for lane (row, q) as it lays them out.
 template <int D>
@@ -657,6 +679,10 @@ __device__ __forceinline__ void paged_decode_block(
                 patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
             preloaded = false;
+            if (DECODE_PREFETCH_NEXT) {
+                prefetch_decode_tile<D>(keyCache, valueCache, blockTable, blockSize, kvHead, numKvHeads,
+                                        first + 16 * DECODE_WARPS, end, lane);
+            }
 
             float dots[2][4];
 #pragma unroll
