@@ -321,8 +321,9 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #ifndef DECODE_EARLY_TILE
 #define DECODE_EARLY_TILE 1
 #endif
-// 1: each warp of the tiled form asks L2 for its next tile's keys and values (prefetch_decode_tile)
-// before working on the tile it holds; 0: it reads each tile only when it gets to it.
+// n > 0: each warp of the tiled form asks L2 for the keys and values of its tile n tiles ahead
+// (prefetch_decode_tile) before working on the tile it holds; 0: it reads each tile only when it
+// gets to it.
 #ifndef DECODE_PREFETCH_NEXT
 #define DECODE_PREFETCH_NEXT 0
 #endif
@@ -679,9 +680,9 @@ __device__ __forceinline__ void paged_decode_block(
                 patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
             preloaded = false;
-            if (DECODE_PREFETCH_NEXT) {
+            if (DECODE_PREFETCH_NEXT > 0) {
                 prefetch_decode_tile<D>(keyCache, valueCache, blockTable, blockSize, kvHead, numKvHeads,
-                                        first + 16 * DECODE_WARPS, end, lane);
+                                        first + 16 * DECODE_WARPS * DECODE_PREFETCH_NEXT, end, lane);
             }
 
             float dots[2][4];
