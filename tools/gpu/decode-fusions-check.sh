@@ -3,8 +3,9 @@
 # the eighteenth session's prepared decode work, measured and tested in two calls of under ten
 # minutes each. Copies only a few files to $OUT (the device tool brings back a limited number).
 #   checks  decode_bench in each prepared variant (layouts, grid order, L2 prefetch of later tiles)
-#           beside its gather_read lines, then the GPU tests with defaults and with every new path on
-#           -> $OUT/decode-variants.jsonl, $OUT/gpu-tests.txt, $OUT/gpu-tests-fusions.txt
+#           beside its gather_read lines, the 64-row product kernel against cuBLAS, then the GPU
+#           tests with defaults and with every new path on -> $OUT/decode-variants.jsonl,
+#           $OUT/skinny-gemm.jsonl, $OUT/gpu-tests.txt, $OUT/gpu-tests-fusions.txt
 #   ab      GpuBenchmark at batches 64 and 256, one variant per prepared switch -> $OUT/ab.jsonl;
 #           then batch 1 under other gemv splits and an L2 prefetch -> $OUT/ab-batch1.jsonl
 # Usage: bash tools/gpu/decode-fusions-check.sh checks|ab
@@ -21,6 +22,8 @@ case ${1:-} in
     DECODE_VARIANTS=';-DDECODE_HEADS_FIRST=1;-DKV_HEAD_MAJOR=1;-DDECODE_PREFETCH_NEXT=1;-DDECODE_PREFETCH_NEXT=2' \
       timeout 200 bash tools/gpu/microbench/run.sh decode > "$OUT/decode-variants.jsonl" 2> "$work/decode.err"
     echo "decode variants: exit $?, $(wc -l < "$OUT/decode-variants.jsonl") lines"
+    timeout 90 bash tools/gpu/microbench/run.sh skinny-gemm > "$OUT/skinny-gemm.jsonl" 2> "$work/skinny.err"
+    echo "skinny gemm: exit $?"; cut -c1-260 "$OUT/skinny-gemm.jsonl"; tail -3 "$work/skinny.err"
     OUT=$work/tests timeout 170 bash tools/gpu/run-gpu-tests.sh --include-classname "$classes" > /dev/null 2>&1
     echo "tests with defaults: exit $?"; cp "$work/tests/gpu-tests.txt" "$OUT/gpu-tests.txt"
     OUT=$work/tests-fusions JVLLM_TEST_JAVA_OPTS="$fusions -Djvllm.cuda.kernelDefines=KV_HEAD_MAJOR=1" \
