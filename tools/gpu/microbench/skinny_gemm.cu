@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     int rows = argc > 1 ? std::atoi(argv[1]) : 64;
     int layers = argc > 2 ? std::atoi(argv[2]) : 8;
     int repeats = argc > 3 ? std::atoi(argv[3]) : 20;
-    constexpr int M_TILES = 4, NT = 4;
+    constexpr int M_TILES = 4;
     if (rows < 1 || rows > 16 * M_TILES) { std::fprintf(stderr, "rows must be 1-%d\n", 16 * M_TILES); return 1; }
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
@@ -146,7 +146,8 @@ int main(int argc, char** argv) {
     CHECK(cudaMalloc(&workspace, 64ull << 20));
     CHECK_BLAS(cublasSetWorkspace(blas, workspace, 64ull << 20));
     size_t sharedBytes = (size_t) M_TILES * 16 * STRIDE * sizeof(act_t);
-    CHECK(cudaFuncSetAttribute(skinny_gemm<M_TILES, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) sharedBytes));
+    CHECK(cudaFuncSetAttribute(skinny_gemm<M_TILES, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) sharedBytes));
+    CHECK(cudaFuncSetAttribute(skinny_gemm<M_TILES, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) sharedBytes));
 
     const Shape shapes[] = {{"o", 4096, 4096}, {"qkv", 6144, 4096}, {"down", 4096, 14336}, {"gate_up", 28672, 4096}};
     for (const Shape& shape : shapes) {
@@ -190,12 +191,17 @@ int main(int argc, char** argv) {
         CHECK(cudaMemcpy(expected.data(), reference, expected.size() * sizeof(act_t), cudaMemcpyDeviceToHost));
         long long count = (long long) rows * shape.n;
         int sumBlocks = (int) std::min<long long>((count + 255) / 256, prop.multiProcessorCount * 8);
+        for (int nt : {4, 2})  // 8-column tiles a warp: 128 or 64 output columns a block
         for (int slices : {1, 2, 4, 7, 8, 14, 16}) {
-            if (shape.k % (slices * 32) != 0 || shape.n % (WARPS * NT * 8) != 0) continue;
-            dim3 grid(shape.n / (WARPS * NT * 8), slices);
+            if (shape.k % (slices * 32) != 0 || shape.n % (WARPS * nt * 8) != 0) continue;
+            dim3 grid(shape.n / (WARPS * nt * 8), slices);
             if (grid.x * slices > 8 * prop.multiProcessorCount || grid.x * slices < prop.multiProcessorCount / 2) continue;
             auto product = [&](const act_t* w) {
-                skinny_gemm<M_TILES, NT><<<grid, 32 * WARPS, sharedBytes, stream>>>(x, w, partials, rows, shape.n, shape.k, slices);
+                if (nt == 4) {
+                    skinny_gemm<M_TILES, 4><<<grid, 32 * WARPS, sharedBytes, stream>>>(x, w, partials, rows, shape.n, shape.k, slices);
+                } else {
+                    skinny_gemm<M_TILES, 2><<<grid, 32 * WARPS, sharedBytes, stream>>>(x, w, partials, rows, shape.n, shape.k, slices);
+                }
                 CHECK(cudaGetLastError());
             };
             auto sum = [&] {
@@ -216,9 +222,9 @@ int main(int argc, char** argv) {
             }
             double bytes = (double) weightElements * sizeof(act_t);
             std::printf("{\"what\":\"skinny_gemm\",\"device\":\"%s\",\"product\":\"%s\",\"rows\":%d,\"n\":%d,\"k\":%d,"
-                        "\"slices\":%d,\"blocks\":%d,\"us\":%.2f,\"us_with_sum\":%.2f,\"tb_s\":%.3f,\"cublas_us\":%.2f,"
+                        "\"columns_per_block\":%d,\"slices\":%d,\"blocks\":%d,\"us\":%.2f,\"us_with_sum\":%.2f,\"tb_s\":%.3f,\"cublas_us\":%.2f,"
                         "\"cublas_tb_s\":%.3f,\"max_difference\":%.3g,\"largest_output\":%.3g}\n",
-                        prop.name, shape.name, rows, shape.n, shape.k, slices, grid.x * slices, alone, withSum,
+                        prop.name, shape.name, rows, shape.n, shape.k, WARPS * nt * 8, slices, grid.x * slices, alone, withSum,
                         bytes / (withSum * 1e-6) / 1e12, cublasUs, bytes / (cublasUs * 1e-6) / 1e12, largest, scale);
             std::fflush(stdout);
         }
