@@ -1233,12 +1233,19 @@ public final class CudaBackend implements Backend {
         return t == null ? 0 : t.rows();
     }
 
+    /**
+     * While a pass is recorded: holds the product's buffers and notes the product by its shape and
+     * operands (compared on a replay); returns whether to run it (false on a replay).
+     */
+    private boolean recordProduct(DeviceBuffer[] buffers, long... operands) {
+        for (DeviceBuffer buffer : buffers) recording.hold(buffer);
+        return recording.product(operands);
+    }
+
     private void gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
-        if (recording != null) {
-            recording.hold(input.buffer());
-            recording.hold(w.buffer());
-            recording.hold(output.buffer());
-            if (!recording.product(tokens, in, outFeatures, w.address(), input.address(), output.address())) return;
+        if (recording != null && !recordProduct(new DeviceBuffer[]{input.buffer(), w.buffer(), output.buffer()},
+                tokens, in, outFeatures, w.address(), input.address(), output.address())) {
+            return;
         }
         // Searched before the timer starts, so that a search's runs are not counted as the product's.
         TunedProducts.Plan plan = tunedProducts == null || tokens > CUBLAS_LT_MAX_TOKENS ? null
@@ -1358,20 +1365,18 @@ public final class CudaBackend implements Backend {
         long sliceElements = (long) tokens * width;
         DeviceBuffer parts = splitProductParts.atLeast(slices * sliceElements * activationType.byteSize());
         context.makeCurrent();
-        if (recording != null) {
-            recording.hold(x.buffer());
-            recording.hold(w.buffer());
-            recording.hold(parts);
-            if (!recording.product(tokens, depth, width, slices, w.address(), x.address(), parts.address())) return;
+        // On a replay the product is only compared, and the norm's launch still follows, as captured.
+        if (recording == null || recordProduct(new DeviceBuffer[]{x.buffer(), w.buffer(), parts},
+                tokens, depth, width, slices, w.address(), x.address(), parts.address())) {
+            KernelTimes.Timer timing = kernels.eagerTimer();
+            if (timing != null) timing.begin("cublas split gemm T=" + tokens + " N=" + width + " K=" + depth + " x" + slices);
+            int type = cudaDataType(activationType), slice = depth / slices;
+            // Row-major part p [T, N] = x[:, p·slice ..] · W[:, p·slice ..]ᵀ, column-major as in gemm.
+            cublas.gemmStridedBatched(cublasHandle, Cublas.OP_T, Cublas.OP_N, width, tokens, slice, one,
+                    w.address(), type, depth, slice, x.address(), type, depth, slice, zero,
+                    parts.address(), type, width, sliceElements, slices, Cublas.COMPUTE_32F);
+            if (timing != null) timing.end();
         }
-        KernelTimes.Timer timing = kernels.eagerTimer();
-        if (timing != null) timing.begin("cublas split gemm T=" + tokens + " N=" + width + " K=" + depth + " x" + slices);
-        int type = cudaDataType(activationType), slice = depth / slices;
-        // Row-major part p [T, N] = x[:, p·slice ..] · W[:, p·slice ..]ᵀ, column-major as in gemm.
-        cublas.gemmStridedBatched(cublasHandle, Cublas.OP_T, Cublas.OP_N, width, tokens, slice, one,
-                w.address(), type, depth, slice, x.address(), type, depth, slice, zero,
-                parts.address(), type, width, sliceElements, slices, Cublas.COMPUTE_32F);
-        if (timing != null) timing.end();
         CudaTensor partials = new CudaTensor(parts, 0, activationType, tokens, width, "split product parts");
         kernels.launch(Kernel.ADD_PARTS_RMS_NORM, tokens, normThreads(width),
                 stream, partials, slices, sliceElements, scale, scale.typeCode(), eps, weightOffset, output, width);

@@ -17,6 +17,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Supplier;
 
 import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -436,6 +437,51 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         }
         assertClose(type + " residual after linearAddRmsNorm, T=" + tokens, streams[0], streams[1]);
         assertClose(type + " linearAddRmsNorm, T=" + tokens, outs[0], outs[1]);
+    }
+
+    /**
+     * A captured pass of linearAddRmsNorm's split form: on a replay the product is only compared
+     * with the capture's, and the norm's launch still follows it, so the graph is kept and launched
+     * (not given up for an eager pass), and each run, on new inputs, matches the CPU.
+     */
+    @Test
+    void splitLinearAddRmsNormReplaysAsCaptured() {
+        CudaBackend gpu = gpus.get(DType.BF16);
+        gpu.useDecodeFusions(false, 4);
+        try {
+            int tokens = 64, depth = 8192, width = 512;
+            float[] values = random(width * depth, 110);
+            for (int i = 0; i < values.length; i++) values[i] *= 0.02f;
+            WeightTensor weight = weight("down", DType.BF16, values, width, depth);
+            float[] scale = random(width, 111);
+            Tensor w = gpu.weight(weight), normWeight = gpu.constant(scale, 1, width);
+            Tensor x = gpu.allocate(tokens, depth), stream = gpu.allocate(tokens, width);
+            Tensor product = gpu.allocate(tokens, width), out = gpu.allocate(tokens, width);
+            Supplier<Tensor> pass = () -> {
+                gpu.linearAddRmsNorm(x, w, product, stream, normWeight, 1e-5f, 0f, out);
+                return out;
+            };
+            pass.get();  // eager, so that the partials' buffer is made before the capture
+            int graphs = gpu.capturedGraphs();
+            long launches = gpu.graphLaunches();
+            int[] rows = new int[tokens];
+            Arrays.setAll(rows, i -> i);
+            for (int run = 0; run < 2; run++) {
+                float[] input = roundTo(DType.BF16, random(tokens * depth, 112 + run));
+                float[] residual = roundTo(DType.BF16, random(tokens * width, 114 + run));
+                gpu.embedding(gpu.constant(input, tokens, depth), gpu.indices(rows), x);
+                gpu.embedding(gpu.constant(residual, tokens, width), gpu.indices(rows), stream);
+                float[] got = gpu.toFloatArray(gpu.runCaptured("split linearAddRmsNorm", pass));
+                Tensor cpuStream = activations(cpu, residual, tokens, width), cpuOut = cpu.allocate(tokens, width);
+                cpu.linearAddRmsNorm(activations(cpu, input, tokens, depth), cpu.weight(weight), cpu.allocate(tokens, width),
+                        cpuStream, cpu.constant(scale, 1, width), 1e-5f, 0f, cpuOut);
+                assertClose("split linearAddRmsNorm, " + (run == 0 ? "captured" : "replayed"), cpu.toFloatArray(cpuOut), got);
+            }
+            assertEquals(graphs + 1, gpu.capturedGraphs(), "the pass was captured once and kept");
+            assertEquals(launches + 2, gpu.graphLaunches(), "the capture and the replay launched the graph");
+        } finally {
+            gpu.resetDecodeFusions();
+        }
     }
 
     /**
