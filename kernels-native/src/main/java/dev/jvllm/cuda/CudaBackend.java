@@ -45,6 +45,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * <p>One thread drives a backend at a time, as with the CPU backend.
  */
 public final class CudaBackend implements Backend {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(CudaBackend.class);
 
     private static final int ELEMENTWISE_THREADS = 256;
     private static final int MAX_BLOCKS = 1 << 20;
@@ -60,12 +61,15 @@ public final class CudaBackend implements Backend {
      */
     private static final int GEMV_LONGEST_ROW = 16384;
     /**
-     * The fewest weights of a row a gemv warp takes ({@link #gemvSplit}). 1024 (Llama-3-8B's
-     * 4096-wide rows in four parts of 2 KB, the down projection's as before): batch 1 measured
-     * 175.4 / 175.5 tok/s against 172.8 / 172.8 at 2048 and 165.1 / 165.3 at 4096 (one H100, one
-     * call, programmatic launches with early weight loads); sampled, 171.3 against 168.9.
+     * The fewest weights of a row a gemv warp takes ({@link #gemvSplit}), where
+     * {@code -Djvllm.cuda.gemvShortestPart} does not set it: the best measured for the device's
+     * memory. On an H100 (3.35 TB/s) 1024, Llama-3-8B's 4096-wide rows in four parts of 2 KB:
+     * batch 1 175.4 / 175.5 tok/s against 172.8 / 172.8 at 2048 and 165.1 / 165.3 at 4096 (one
+     * call). On an H200 (4.8 TB/s) 2048, halves: 226.4 against 219.1 at 1024 and 219.2 at 512.
      */
-    private static final int GEMV_SHORTEST_PART = Integer.getInteger("jvllm.cuda.gemvShortestPart", 1024);
+    private static final Integer GEMV_SHORTEST_PART_SET = Integer.getInteger("jvllm.cuda.gemvShortestPart");
+    /** Peak memory bandwidth from which gemv rows split into halves rather than quarters (bytes/s). */
+    private static final double GEMV_HALVES_FROM_BANDWIDTH = 4.0e12;
     /**
      * Kernels start while the kernel before them finishes (programmatic dependent launch, compute
      * capability 9.0 and later; {@code -Djvllm.cuda.programmaticLaunches=false} turns it off). What
@@ -121,17 +125,18 @@ public final class CudaBackend implements Backend {
     private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 128);
     /**
      * Whether a fused decode step's paged_decode reads q, k and v from the columns of their one
-     * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns. Off until
-     * it has run on a GPU (its test and batch-64 A/B are prepared; eighteenth session's results).
+     * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns. With
+     * {@link #SPLIT_PRODUCT_SLICES} at 4, Llama-3-8B on an H200 in one call: batch-64 window
+     * 10 789 tok/s against 10 596 with neither, batch 256 unchanged (20 133 against 20 159).
      */
     private static final boolean STRIDED_DECODE_QKV =
-            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stridedDecodeQkv", "false"));
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.stridedDecodeQkv", "true"));
     /**
      * {@link #linearAddRmsNorm}'s split of deep products over slices of K for decode batches: the
-     * slices (1, the default until it has run on a GPU: no split; 4 measured fastest for the
-     * down projection alone), the most rows, and the least depth split.
+     * slices (1: no split; 4 measured fastest for the down projection alone, 30.7 against 35.1 µs
+     * at 64 rows on an H200), the most rows, and the least depth split.
      */
-    private static final int SPLIT_PRODUCT_SLICES = Integer.getInteger("jvllm.cuda.splitProductSlices", 1);
+    private static final int SPLIT_PRODUCT_SLICES = Integer.getInteger("jvllm.cuda.splitProductSlices", 4);
     private static final int SPLIT_PRODUCT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.splitProductMaxTokens", 128);
     private static final int SPLIT_PRODUCT_MIN_DEPTH = Integer.getInteger("jvllm.cuda.splitProductMinDepth", 8192);
     /** Whether decode steps rotate and cache keys inside paged_decode ({@link #rotaryAttention}); an A/B switch. */
@@ -218,10 +223,12 @@ public final class CudaBackend implements Backend {
     private final KeptBuffer splitProductParts;
     /**
      * This backend's STRIDED_DECODE_QKV and SPLIT_PRODUCT_SLICES, which {@link #useDecodeFusions}
-     * sets for tests of the paths that are off by default.
+     * sets for tests of one path or the other whatever the system properties say.
      */
     private boolean stridedDecodeQkv = STRIDED_DECODE_QKV;
     private int splitProductSlices = SPLIT_PRODUCT_SLICES;
+    /** The fewest weights of a row a gemv warp takes on this device (GEMV_SHORTEST_PART_SET). */
+    private final int gemvShortestPart;
     private final KeptBuffer decodeCounterBuffer;
     private DeviceBuffer zeroedDecodeCounters;
     private final CudaGraphs graphs;
@@ -279,8 +286,8 @@ public final class CudaBackend implements Backend {
             throw new JvllmException("jvllm.cuda.decodePartition (" + DECODE_TILED_PARTITION
                     + ") and jvllm.cuda.decodeShortestPartition (" + DECODE_TILED_SHORTEST_PARTITION + ") must be positive");
         }
-        if (GEMV_SHORTEST_PART < 8) {
-            throw new JvllmException("jvllm.cuda.gemvShortestPart (" + GEMV_SHORTEST_PART + ") must be at least 8");
+        if (GEMV_SHORTEST_PART_SET != null && GEMV_SHORTEST_PART_SET < 8) {
+            throw new JvllmException("jvllm.cuda.gemvShortestPart (" + GEMV_SHORTEST_PART_SET + ") must be at least 8");
         }
         Nvrtc nvrtc = Nvrtc.get();
         Cublas cublas = Cublas.get();
@@ -302,6 +309,9 @@ public final class CudaBackend implements Backend {
                 kernels.setTimer(kernelTimer);
             }
             this.gemvPrefetchBytes = context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES ? GEMV_PREFETCH_BYTES : 0;
+            this.gemvShortestPart = GEMV_SHORTEST_PART_SET != null ? GEMV_SHORTEST_PART_SET
+                    : context.peakMemoryBandwidth() >= GEMV_HALVES_FROM_BANDWIDTH ? 2048 : 1024;
+            log.info("CUDA backend on {}, computing in {}", context, activationType);
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
             this.cublasWorkspace = memory.allocate(CUBLAS_WORKSPACE_BYTES, DeviceMemory.Kind.PERSISTENT);
@@ -1052,7 +1062,7 @@ public final class CudaBackend implements Backend {
             w = convertedWeights.computeIfAbsent(w, original -> converted(original, original.toString()));
         }
         if (gemvFits(input, w)) {
-            int split = gemvSplit(in);
+            int split = gemvSplit(in, gemvShortestPart);
             if (kernels.eagerTimer() != null) kernels.labelNext("gemv_rows N=" + outFeatures + " K=" + in);
             kernels.launch(Kernel.GEMV_ROWS, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
                     w, input, output, outFeatures, in, split, gemvPrefetchBytes);
@@ -1136,7 +1146,7 @@ public final class CudaBackend implements Backend {
         context.makeCurrent();
         int rows = 0;
         for (CudaTensor weight : w) rows += weight == null ? 0 : weight.rows();
-        int split = gemvSplit(input.cols());
+        int split = gemvSplit(input.cols(), gemvShortestPart);
         kernels.launch(Kernel.GEMV_ROWS3, gemvBlocks(rows, split), 32 * GEMV_WARPS,
                 w[0], w[1], w[2], b[0], b[1], b[2], typeCode(b[0]), typeCode(b[1]), typeCode(b[2]), o[0], o[1], o[2],
                 rowCount(w[0]), rowCount(w[1]), rowCount(w[2]), input, input.cols(), split, gemvPrefetchBytes);
@@ -1192,7 +1202,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         context.makeCurrent();
-        int split = gemvSplit(input.cols());
+        int split = gemvSplit(input.cols(), gemvShortestPart);
         kernels.launch(Kernel.GEMV_GATED, gemvBlocks(g.rows(), split), 32 * GEMV_WARPS,
                 g, u, input, output, activationCode(fn), g.rows(), input.cols(), split, gemvPrefetchBytes);
     }
@@ -1206,15 +1216,15 @@ public final class CudaBackend implements Backend {
 
     /**
      * Warps sharing each weight row in the gemv kernels (linear.cu): halved rows while each part
-     * keeps at least GEMV_SHORTEST_PART weights and a whole number of 16-byte pieces, up to a block's
+     * keeps at least shortestPart weights and a whole number of 16-byte pieces, up to a block's
      * GEMV_WARPS. Measured on an H100 (Llama-3-8B, ncu, eager, one warp a row before): o 17.9 -> 16.6
      * µs, qkv 23.0 -> 22.1, gate/up 80.9 -> 79.2 in halves; the 14336-wide down projection, slower
      * than cuBLAS with a warp a row, matches it (45.4 µs) split over four. Under programmatic
-     * launches quarters of the 4096-wide rows are faster still (GEMV_SHORTEST_PART).
+     * launches quarters of the 4096-wide rows are faster still on an H100 (GEMV_SHORTEST_PART_SET).
      */
-    static int gemvSplit(int width) {
+    static int gemvSplit(int width, int shortestPart) {
         int split = 1;
-        while (split < GEMV_WARPS && width / (2 * split) >= GEMV_SHORTEST_PART && width % (16 * split) == 0) {
+        while (split < GEMV_WARPS && width / (2 * split) >= shortestPart && width % (16 * split) == 0) {
             split *= 2;
         }
         return split;
@@ -1316,7 +1326,7 @@ public final class CudaBackend implements Backend {
     /**
      * Sets whether {@link #projectedRotaryAttention} reads q, k and v from their stacked product's
      * columns and how many slices of K {@link #linearAddRmsNorm} splits deep products into (1:
-     * none), whatever the system properties say: for tests, while those paths are off by default.
+     * none), whatever the system properties say: for tests of each path.
      */
     void useDecodeFusions(boolean stridedQkv, int productSlices) {
         stridedDecodeQkv = stridedQkv;

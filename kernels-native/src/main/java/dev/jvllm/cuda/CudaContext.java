@@ -15,6 +15,8 @@ final class CudaContext implements AutoCloseable {
     final int computeMinor;
     final int multiprocessors;
     final long totalMemory;
+    /** Peak clock of the memory in kHz and the width of its bus in bits (0 where the driver does not say). */
+    private final int memoryClockKhz, memoryBusBits;
     final MemorySegment stream;
     private final MemorySegment context;
     private volatile Thread boundThread;
@@ -31,6 +33,8 @@ final class CudaContext implements AutoCloseable {
         this.computeMinor = driver.attribute(device, CudaDriver.ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         this.multiprocessors = driver.attribute(device, CudaDriver.ATTRIBUTE_MULTIPROCESSOR_COUNT);
         this.totalMemory = driver.totalMemory(device);
+        this.memoryClockKhz = driver.attribute(device, CudaDriver.ATTRIBUTE_MEMORY_CLOCK_RATE);
+        this.memoryBusBits = driver.attribute(device, CudaDriver.ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH);
         this.stream = driver.createStream();
         // Activations come and go with every batch shape; keep freed pool memory for reuse.
         driver.setPoolReleaseThreshold(device, Long.MAX_VALUE);
@@ -60,6 +64,11 @@ final class CudaContext implements AutoCloseable {
         return "sm_" + computeMajor + computeMinor;
     }
 
+    /** The memory's peak bandwidth in bytes a second (double data rate), from its clock and bus width. */
+    double peakMemoryBandwidth() {
+        return 2.0 * memoryClockKhz * 1000.0 * memoryBusBits / 8.0;
+    }
+
     void synchronize() {
         makeCurrent();
         driver.synchronize(stream);
@@ -77,6 +86,7 @@ final class CudaContext implements AutoCloseable {
     @Override
     public String toString() {
         return deviceName + " (compute capability " + computeMajor + "." + computeMinor + ", "
-                + multiprocessors + " multiprocessors, " + (totalMemory >> 20) + " MiB)";
+                + multiprocessors + " multiprocessors, " + (totalMemory >> 20) + " MiB, "
+                + String.format(java.util.Locale.ROOT, "%.2f", peakMemoryBandwidth() / 1e12) + " TB/s peak)";
     }
 }

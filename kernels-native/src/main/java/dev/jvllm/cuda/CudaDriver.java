@@ -22,6 +22,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 final class CudaDriver {
 
     static final int ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
+    static final int ATTRIBUTE_MEMORY_CLOCK_RATE = 36;
+    static final int ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH = 37;
     static final int ATTRIBUTE_L2_CACHE_SIZE = 38;
     static final int ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
     static final int ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
