@@ -2,10 +2,9 @@
 # Run ON THE GPU MACHINE from the repository root (.gpu/ from tools/gpu/prepare.sh carried along):
 # the eighteenth session's prepared decode work, measured and tested in two calls of under ten
 # minutes each. Copies only a few files to $OUT (the device tool brings back a limited number).
-#   checks  decode_bench in each prepared variant (layouts, grid order, L2 prefetch of later tiles)
-#           beside its gather_read lines, the 64-row product kernel against cuBLAS, then the GPU
-#           tests with defaults and with every new path on -> $OUT/decode-variants.jsonl,
-#           $OUT/skinny-gemm.jsonl, $OUT/gpu-tests.txt, $OUT/gpu-tests-fusions.txt
+#   checks  decode_bench (its defaults) beside its gather_read lines, then the GPU tests with
+#           defaults and with every new path on -> $OUT/decode-variants.jsonl, $OUT/gpu-tests.txt,
+#           $OUT/gpu-tests-fusions.txt
 #   ab      GpuBenchmark at batches 64 and 256, one variant per prepared switch -> $OUT/ab.jsonl;
 #           then batch 1 under other gemv splits and an L2 prefetch -> $OUT/ab-batch1.jsonl
 # Usage: bash tools/gpu/decode-fusions-check.sh checks|ab
@@ -19,21 +18,17 @@ fusions='-Djvllm.cuda.stridedDecodeQkv=true -Djvllm.cuda.splitProductSlices=4'
 classes='.*(CudaSixteen|CudaGraphs|LlamaGoldenCuda|ContinuousBatching|PrefixCaching|CublasLt).*'
 case ${1:-} in
   checks)
-    DECODE_VARIANTS=';-DDECODE_HEADS_FIRST=1;-DKV_HEAD_MAJOR=1;-DDECODE_PREFETCH_NEXT=1;-DDECODE_PREFETCH_NEXT=2' \
-      timeout 200 bash tools/gpu/microbench/run.sh decode > "$OUT/decode-variants.jsonl" 2> "$work/decode.err"
-    echo "decode variants: exit $?, $(wc -l < "$OUT/decode-variants.jsonl") lines"
-    timeout 90 bash tools/gpu/microbench/run.sh skinny-gemm > "$OUT/skinny-gemm.jsonl" 2> "$work/skinny.err"
-    echo "skinny gemm: exit $?"; cut -c1-260 "$OUT/skinny-gemm.jsonl"; tail -3 "$work/skinny.err"
+    timeout 200 bash tools/gpu/microbench/run.sh decode > "$OUT/decode-variants.jsonl" 2> "$work/decode.err"
+    echo "decode_bench: exit $?, $(wc -l < "$OUT/decode-variants.jsonl") lines"
     OUT=$work/tests timeout 170 bash tools/gpu/run-gpu-tests.sh --include-classname "$classes" > /dev/null 2>&1
     echo "tests with defaults: exit $?"; cp "$work/tests/gpu-tests.txt" "$OUT/gpu-tests.txt"
-    OUT=$work/tests-fusions JVLLM_TEST_JAVA_OPTS="$fusions -Djvllm.cuda.kernelDefines=KV_HEAD_MAJOR=1" \
+    OUT=$work/tests-fusions JVLLM_TEST_JAVA_OPTS="$fusions" \
       timeout 170 bash tools/gpu/run-gpu-tests.sh --include-classname "$classes" > /dev/null 2>&1
-    echo "tests with the fusions and the head-major cache: exit $?"; cp "$work/tests-fusions/gpu-tests.txt" "$OUT/gpu-tests-fusions.txt"
+    echo "tests with the fusions: exit $?"; cp "$work/tests-fusions/gpu-tests.txt" "$OUT/gpu-tests-fusions.txt"
     grep -hE "tests (successful|failed)|\[X\]" "$OUT/gpu-tests.txt" "$OUT/gpu-tests-fusions.txt" | head -30 ;;
   ab)
     OUT=$work/ab timeout 400 bash tools/gpu/ab-8b.sh 'base=' 'qkv=-Djvllm.cuda.stridedDecodeQkv=true' \
-      'split=-Djvllm.cuda.splitProductSlices=4' "both=$fusions" 'heads=-Djvllm.cuda.decodeHeadsFirst=true' \
-      'hnd=-Djvllm.cuda.kernelDefines=KV_HEAD_MAJOR=1' 'prefetch=-Djvllm.cuda.kernelDefines=DECODE_PREFETCH_NEXT=1' \
+      'split=-Djvllm.cuda.splitProductSlices=4' "both=$fusions" \
       -- --skip-batch1 --requests none > "$work/ab-stdout.txt" 2>&1
     echo "ab: exit $?"; grep -v '"request' "$work/ab/ab.jsonl" > "$OUT/ab.jsonl"
     python3 tools/gpu/ab-table.py "$OUT/ab.jsonl"

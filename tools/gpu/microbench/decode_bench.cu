@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
     double bytes = (double) batch * context * KV_HEADS * HEAD_DIM * sizeof(act_t) * 2;
     auto decode = [&] {
         cudaLaunchConfig_t config = {};
-        config.gridDim = DECODE_HEADS_FIRST ? dim3(KV_HEADS, batch, partitions) : dim3(batch, KV_HEADS, partitions);
+        config.gridDim = dim3(batch, KV_HEADS, partitions);
         config.blockDim = dim3(32 * DECODE_WARPS);
         cudaLaunchAttribute attribute;
         attribute.id = cudaLaunchAttributeClusterDimension;

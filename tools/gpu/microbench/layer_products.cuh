@@ -1,4 +1,4 @@
-// What the microbenchmarks of a Llama-3-8B layer's products share (cublas_splitk.cu, skinny_gemm.cu):
+// What the microbenchmarks of a Llama-3-8B layer's products need (cublas_splitk.cu):
 // the four products' shapes, their operands with `layers` copies of the weights (so that L2 holds
 // none of them in a graph over the copies), cuBLAS's product as CudaBackend asks for it (the
 // reference), the timing of a graph over the copies, the sum of partial products, and the

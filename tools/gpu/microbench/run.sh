@@ -21,9 +21,7 @@
 #         products plus a sum of the partials, against the plain product (cublas_splitk.cu's header).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
-#   skinny-gemm a product kernel of our own for 64 rows (mma.sync, weights streamed straight into
-#         fragments, slices of K) against cublasGemmEx, per Llama-3-8B product (skinny_gemm.cu's header).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl|skinny-gemm ...
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -100,9 +98,6 @@ for what in "$@"; do
     cublas-pdl)
       build tools/gpu/microbench/cublas_pdl.cu -lcublas -o /tmp/cublas_pdl
       /tmp/cublas_pdl 16 20 ;;
-    skinny-gemm)
-      build tools/gpu/microbench/skinny_gemm.cu -lcublas -o /tmp/skinny_gemm
-      /tmp/skinny_gemm 64 8 20 ;;
     *) echo "unknown microbenchmark $what" >&2; exit 1 ;;
   esac
 done

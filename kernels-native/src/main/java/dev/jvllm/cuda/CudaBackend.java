@@ -1663,9 +1663,7 @@ public final class CudaBackend implements Backend {
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
-        boolean headsFirst = KernelCompiler.DECODE_HEADS_FIRST;
-        kernels.launchVolumeClustered(decode, headsFirst ? params.numKvHeads() : singles,
-                headsFirst ? singles : params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
+        kernels.launchVolumeClustered(decode, singles, params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),

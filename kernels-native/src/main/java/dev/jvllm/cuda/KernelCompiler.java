@@ -75,7 +75,6 @@ final class KernelCompiler {
         List<String> options = new java.util.ArrayList<>(List.of("--gpu-architecture=" + architecture, "--std=c++17",
                 "-default-device", "-lineinfo", "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType)));
         if (!DECODE_TILES) options.add("-DDECODE_TILES=0");
-        if (DECODE_HEADS_FIRST) options.add("-DDECODE_HEADS_FIRST=1");
         for (String define : EXTRA_DEFINES) options.add("-D" + define);
         return options;
     }
@@ -85,14 +84,6 @@ final class KernelCompiler {
      * DECODE_TILES); {@code -Djvllm.cuda.decodeTiles=false} builds the scalar form, for comparisons.
      */
     static final boolean DECODE_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeTiles", "true"));
-
-    /**
-     * Whether paged_decode's grid is (KV heads, tokens, partitions) rather than (tokens, KV heads,
-     * partitions) (attention.cu's DECODE_HEADS_FIRST; {@code -Djvllm.cuda.decodeHeadsFirst=true}):
-     * an experiment, so that blocks running together at batches of several waves read whole cache
-     * blocks rather than one head's 256 bytes of each 2 KB slot. CudaBackend launches to match.
-     */
-    static final boolean DECODE_HEADS_FIRST = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeHeadsFirst", "false"));
 
     /**
      * Macro definitions added to every module's build, from {@code -Djvllm.cuda.kernelDefines=A=1,B=2}:

@@ -23,11 +23,7 @@ extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const 
     const act_t* key = k + (i64) t * width;
     const act_t* value = v + (i64) t * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
-#if KV_HEAD_MAJOR
-        i64 target = kv_row_of_slot(slot, i / headDim, numKvHeads, headDim, blockSize) + i % headDim;
-#else
         i64 target = (i64) slot * width + i;  // kv_row_of_slot's, without dividing i by headDim
-#endif
         keyCache[target] = key[i];
         valueCache[target] = value[i];
     }
@@ -264,11 +260,6 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 #ifndef DECODE_WARPS
 #define DECODE_WARPS 4
 #endif
-// 1: the grid's x is the KV head and y the token (CudaBackend's jvllm.cuda.decodeHeadsFirst), so
-// that blocks launched one after another read the same cache blocks' other heads; 0: x the token.
-#ifndef DECODE_HEADS_FIRST
-#define DECODE_HEADS_FIRST 0
-#endif
 #define DECODE_PARTITION 256
 // Key rows a thread group loads at once in the score loop, and value loads in flight per thread
 // in the output loop; tunable at build time (KernelCompiler's jvllm.cuda.kernelDefines) for comparisons.
@@ -324,12 +315,6 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 // One H100, tok/s at batch 64 / 256: 6 553 / 14 550 without, 6 627 / 14 844 with (offline 5.13 / 5.11 s).
 #ifndef DECODE_EARLY_TILE
 #define DECODE_EARLY_TILE 1
-#endif
-// n > 0: each warp of the tiled form asks L2 for the keys and values of its tile n tiles ahead
-// (prefetch_decode_tile) before working on the tile it holds; 0: it reads each tile only when it
-// gets to it.
-#ifndef DECODE_PREFETCH_NEXT
-#define DECODE_PREFETCH_NEXT 0
 #endif
 // 1: the tiled form's block that caches the token's own key and value puts them into the tile it
 // read early (patch_decode_tile) rather than reading that tile again after writing them.
@@ -514,23 +499,6 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
     }
 }
 
-// Asks L2 for the key and value rows of the warp's tile of 16 keys from `first` (none past end), so
-// that their DRAM reads overlap the warp's work on the tile before it (DECODE_PREFETCH_NEXT): lane
-// (row, q) takes key first + row + 8·(q / 2) and, of each of its key and value rows, the 128-byte
-// line q % 2 (rows of D = 128; other head sizes ask for the lines from the row's start).
-template <int D>
-__device__ __forceinline__ void prefetch_decode_tile(const act_t* keyCache, const act_t* valueCache, const int* blockTable,
-                                                     int blockSize, int kvHead, int numKvHeads, int first, int end,
-                                                     int lane) {
-    int row = lane >> 2, quad = lane & 3;
-    int j = first + row + 8 * (quad >> 1);
-    if (j >= end) return;
-    i64 at = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize) + (quad & 1) * (128 / sizeof(act_t));
-    if ((quad & 1) * 128 >= D * (int) sizeof(act_t)) return;
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(keyCache + at));
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(valueCache + at));
-}
-
 // Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
 // load_decode_tile read before they were cached, for lane (row, q) as it lays them out.
 template <int D>
@@ -566,11 +534,10 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
     __shared__ float blockOutput[GROUP][D];  // the cluster merge's part (merge_cluster_parts)
 
-    // The grid is (tokens, KV heads, partitions), or with DECODE_HEADS_FIRST (KV heads, tokens,
-    // partitions), so that the blocks launched together read every KV head of a cache block.
-    int tokenIndex = DECODE_HEADS_FIRST ? blockIdx.y : blockIdx.x;
+    // The grid is (tokens, KV heads, partitions).
+    int tokenIndex = blockIdx.x;
     int t = tokenList[tokenIndex];
-    int kvHead = DECODE_HEADS_FIRST ? blockIdx.x : blockIdx.y;
+    int kvHead = blockIdx.y;
     int partition = blockIdx.z;
     int partitions = gridDim.z;
     int group = numHeads / numKvHeads;
@@ -686,10 +653,6 @@ __device__ __forceinline__ void paged_decode_block(
                 patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
             preloaded = false;
-            if (DECODE_PREFETCH_NEXT > 0) {
-                prefetch_decode_tile<D>(keyCache, valueCache, blockTable, blockSize, kvHead, numKvHeads,
-                                        first + 16 * DECODE_WARPS * DECODE_PREFETCH_NEXT, end, lane);
-            }
 
             float dots[2][4];
 #pragma unroll
