@@ -321,11 +321,6 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #ifndef DECODE_PATCH_OWN_TILE
 #define DECODE_PATCH_OWN_TILE 1
 #endif
-// 1: each warp of the tiled form reads its next tile's keys while it works on its tile's values,
-// and the next values while it works on those keys (load_decode_keys, load_decode_values).
-#ifndef DECODE_PIPELINE
-#define DECODE_PIPELINE 1
-#endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
 #define DECODE_MIN_BLOCKS 4
@@ -472,12 +467,12 @@ __device__ __forceinline__ float rotated_element(const act_t* head, int d, const
 // keys[r][i] = elements 32i + 8q .. 32i + 8q + 7 of key first + row + 8r, and values[k][p] = piece
 // p of elements row·D/8 .. of the value rows of keys first + (2q, 2q + 1, 2q + 8, 2q + 9)[k], for
 // lane (row, q). valueBase points at this lane's first value element of a cache row (kv_row 0).
-// The keys' half, which also finds the tile's slots (-1 past end):
 template <int D>
-__device__ __forceinline__ void load_decode_keys(uint4 (&keys)[2][D / 32], int (&keySlots)[2], const act_t* keyBase,
-                                                 const int* blockTable, int blockSize, int kvHead, int numKvHeads,
-                                                 int first, int end, int lane) {
+__device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* keyBase,
+                                                 const act_t* valueBase, const int* blockTable, int blockSize,
+                                                 int kvHead, int numKvHeads, int first, int end, int lane) {
     int row = lane >> 2, quad = lane & 3;
+    int keySlots[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int j = first + row + 8 * r;
@@ -491,12 +486,9 @@ __device__ __forceinline__ void load_decode_keys(uint4 (&keys)[2][D / 32], int (
             keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + at + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
         }
     }
-}
-
-// The value half of load_decode_tile: valueSlots[k] is the slot of key first + (2q, 2q + 1, 2q + 8, 2q + 9)[k].
-template <int D>
-__device__ __forceinline__ void load_decode_values(uint4 (&values)[4][D / 64], const int (&valueSlots)[4], const act_t* valueBase,
-                                                   int blockSize, int kvHead, int numKvHeads) {
+    // The slots of keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
+    int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
+                         __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         i64 at = kv_row_of_slot(valueSlots[k], kvHead, numKvHeads, D, blockSize);
@@ -505,34 +497,6 @@ __device__ __forceinline__ void load_decode_values(uint4 (&values)[4][D / 64], c
             values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
         }
     }
-}
-
-// load_decode_values of the tile from `first`, its slots looked up again in the block table (as
-// the pipelined loop asks for them after its registers held other work).
-template <int D>
-__device__ __forceinline__ void load_decode_values_at(uint4 (&values)[4][D / 64], const act_t* valueBase, const int* blockTable,
-                                                      int blockSize, int kvHead, int numKvHeads, int first, int end, int lane) {
-    int quad = lane & 3;
-    int valueSlots[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        int j = first + 2 * quad + (k & 1) + 8 * (k >> 1);
-        valueSlots[k] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
-    }
-    load_decode_values<D>(values, valueSlots, valueBase, blockSize, kvHead, numKvHeads);
-}
-
-template <int D>
-__device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* keyBase,
-                                                 const act_t* valueBase, const int* blockTable, int blockSize,
-                                                 int kvHead, int numKvHeads, int first, int end, int lane) {
-    int keySlots[2];
-    load_decode_keys<D>(keys, keySlots, keyBase, blockTable, blockSize, kvHead, numKvHeads, first, end, lane);
-    int quad = lane & 3;
-    // The slots of keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
-    int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
-                         __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
-    load_decode_values<D>(values, valueSlots, valueBase, blockSize, kvHead, numKvHeads);
 }
 
 // Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
@@ -679,19 +643,16 @@ __device__ __forceinline__ void paged_decode_block(
         for (int mt = 0; mt < D / 16; mt++) output[mt][0] = output[mt][1] = output[mt][2] = output[mt][3] = 0.0f;
         float runningMax = -jv_infinity();
         float runningSum = 0.0f;
-        // The warp's first tile may have been read before the token's own key was cached (early);
-        // later ones are read a tile ahead (DECODE_PIPELINE), after it was.
-        bool early = DECODE_EARLY_TILE;
-        bool loaded = DECODE_EARLY_TILE;
+        bool preloaded = DECODE_EARLY_TILE;
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
             bool ownTile = position >= first && position < first + 16;
-            if (!loaded || (early && ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
+            if (!preloaded || (ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
                 load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
                                     first, end, lane);
-            } else if (early && ownTile) {
+            } else if (ownTile) {
                 patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
-            early = false;
+            preloaded = false;
 
             float dots[2][4];
 #pragma unroll
@@ -705,14 +666,6 @@ __device__ __forceinline__ void paged_decode_block(
                     unsigned int a1[4] = {query.z, 0u, query.w, 0u};
                     mma_16816(dots[n], a1, tileKeys[n][i].z, tileKeys[n][i].w);
                 }
-            }
-            // The next tile's keys are asked for while this tile's softmax and P·V run, and its values
-            // while the next S runs: half a tile stays in flight through the warp's arithmetic.
-            int next = first + 16 * DECODE_WARPS;
-            bool pipelined = DECODE_PIPELINE && next < end;
-            if (pipelined) {
-                int nextSlots[2];
-                load_decode_keys<D>(tileKeys, nextSlots, keyBase, blockTable, blockSize, kvHead, numKvHeads, next, end, lane);
             }
             // dots[n][c]: head `row`, key first + 8n + 2q + c (c < 2; entries 2 and 3 are the zero rows).
             float tileMax = -jv_infinity();
@@ -758,10 +711,6 @@ __device__ __forceinline__ void paged_decode_block(
                 output[mt][3] *= correction1;
                 mma_16816(output[mt], a, weights[0], weights[1]);
             }
-            if (pipelined) {
-                load_decode_values_at<D>(tileValues, valueBase, blockTable, blockSize, kvHead, numKvHeads, next, end, lane);
-            }
-            loaded = pipelined;
         }
         float rowSum = quad_sum(runningSum);
         if (quad == 0 && row < group) {
