@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
         gather(gather_read<false, 2, false>, false, "slot-major", 2);
         gather(gather_read<false, 1, true>, true, "slot-major", 1);
         gather(gather_read<true, 1, false>, false, "head-major", 1);
+        gather(gather_read<true, 2, false>, false, "head-major", 2);
         gather(gather_read<true, 1, true>, true, "head-major", 1);
     }
     int error = 0;

@@ -23,7 +23,11 @@ extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const 
     const act_t* key = k + (i64) t * width;
     const act_t* value = v + (i64) t * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
+#if KV_HEAD_MAJOR
+        i64 target = kv_row_of_slot(slot, i / headDim, numKvHeads, headDim, blockSize) + i % headDim;
+#else
         i64 target = (i64) slot * width + i;  // kv_row_of_slot's, without dividing i by headDim
+#endif
         keyCache[target] = key[i];
         valueCache[target] = value[i];
     }
@@ -472,6 +476,32 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
                                                  const act_t* valueBase, const int* blockTable, int blockSize,
                                                  int kvHead, int numKvHeads, int first, int end, int lane) {
     int row = lane >> 2, quad = lane & 3;
+#if KV_HEAD_MAJOR
+    // Each key's row is found from its block-table entry, and the value lanes take the rows the key
+    // lanes found, rather than slots that kv_row_of_slot would divide by blockSize again.
+    i64 keyRows[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int j = first + row + 8 * r;
+        keyRows[r] = j < end ? kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize) : -1;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+#pragma unroll
+        for (int i = 0; i < D / 32; i++) {
+            keys[r][i] = keyRows[r] >= 0 ? load_cache_piece(keyBase + keyRows[r] + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
+        }
+    }
+    i64 valueRows[4] = {__shfl_sync(0xffffffffu, keyRows[0], 8 * quad), __shfl_sync(0xffffffffu, keyRows[0], 8 * quad + 4),
+                        __shfl_sync(0xffffffffu, keyRows[1], 8 * quad), __shfl_sync(0xffffffffu, keyRows[1], 8 * quad + 4)};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+#pragma unroll
+        for (int p = 0; p < D / 64; p++) {
+            values[k][p] = valueRows[k] >= 0 ? load_cache_piece(valueBase + valueRows[k] + p * 8) : make_uint4(0, 0, 0, 0);
+        }
+    }
+#else
     int keySlots[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -497,6 +527,7 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
             values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
         }
     }
+#endif
 }
 
 // Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
