@@ -33,11 +33,20 @@ final class CudaContext implements AutoCloseable {
         this.computeMinor = driver.attribute(device, CudaDriver.ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         this.multiprocessors = driver.attribute(device, CudaDriver.ATTRIBUTE_MULTIPROCESSOR_COUNT);
         this.totalMemory = driver.totalMemory(device);
-        this.memoryClockKhz = driver.attribute(device, CudaDriver.ATTRIBUTE_MEMORY_CLOCK_RATE);
-        this.memoryBusBits = driver.attribute(device, CudaDriver.ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH);
+        this.memoryClockKhz = optionalAttribute(driver, device, CudaDriver.ATTRIBUTE_MEMORY_CLOCK_RATE);
+        this.memoryBusBits = optionalAttribute(driver, device, CudaDriver.ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH);
         this.stream = driver.createStream();
         // Activations come and go with every batch shape; keep freed pool memory for reuse.
         driver.setPoolReleaseThreshold(device, Long.MAX_VALUE);
+    }
+
+    /** An attribute only tuning reads: 0 where the driver does not report it, rather than no backend. */
+    private static int optionalAttribute(CudaDriver driver, int device, int attribute) {
+        try {
+            return driver.attribute(device, attribute);
+        } catch (CudaException e) {
+            return 0;
+        }
     }
 
     static CudaContext open(int ordinal) {
