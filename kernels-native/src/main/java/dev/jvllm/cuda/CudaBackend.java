@@ -310,7 +310,7 @@ public final class CudaBackend implements Backend {
             }
             this.gemvPrefetchBytes = context.computeMajor >= 9 && PROGRAMMATIC_LAUNCHES ? GEMV_PREFETCH_BYTES : 0;
             this.gemvShortestPart = GEMV_SHORTEST_PART_SET != null ? GEMV_SHORTEST_PART_SET
-                    : context.peakMemoryBandwidth() >= GEMV_HALVES_FROM_BANDWIDTH ? 2048 : 1024;
+                    : gemvShortestPart(context.peakMemoryBandwidth());
             log.info("CUDA backend on {}, computing in {}", context, activationType);
             this.cublas = cublas;
             this.cublasHandle = cublas.create(context.stream);
@@ -1222,6 +1222,11 @@ public final class CudaBackend implements Backend {
      * than cuBLAS with a warp a row, matches it (45.4 µs) split over four. Under programmatic
      * launches quarters of the 4096-wide rows are faster still on an H100 (GEMV_SHORTEST_PART_SET).
      */
+    /** The fewest weights of a row a gemv warp takes on a card of this peak memory bandwidth (bytes/s). */
+    static int gemvShortestPart(double peakMemoryBandwidth) {
+        return peakMemoryBandwidth >= GEMV_HALVES_FROM_BANDWIDTH ? 2048 : 1024;
+    }
+
     static int gemvSplit(int width, int shortestPart) {
         int split = 1;
         while (split < GEMV_WARPS && width / (2 * split) >= shortestPart && width % (16 * split) == 0) {

@@ -75,6 +75,10 @@ final class CudaContext implements AutoCloseable {
 
     /** The memory's peak bandwidth in bytes a second (double data rate), from its clock and bus width. */
     double peakMemoryBandwidth() {
+        return peakMemoryBandwidth(memoryClockKhz, memoryBusBits);
+    }
+
+    static double peakMemoryBandwidth(int memoryClockKhz, int memoryBusBits) {
         return 2.0 * memoryClockKhz * 1000.0 * memoryBusBits / 8.0;
     }
 
