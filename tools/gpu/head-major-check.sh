@@ -2,7 +2,7 @@
 # Run ON THE GPU MACHINE from the repository root (.gpu/ from tools/gpu/prepare.sh carried along):
 # the head-major KV cache experiment (-Djvllm.cuda.kernelDefines=KV_HEAD_MAJOR=1), measured and
 # tested in two calls of under ten minutes each, copying only a few files to $OUT.
-#   checks  decode_bench with the defaults and head-major (beside gather_read's lines, one and two
+#   checks  decode_bench with the defaults, head-major and three blocks an SM (beside gather_read's lines, one and two
 #           tiles in flight in each layout), then the GPU tests with the head-major cache
 #           -> $OUT/decode-head-major.jsonl, $OUT/gpu-tests-head-major.txt
 #   ab      GpuBenchmark at batches 64 and 256, A B A B, then batch 1 with head-major and with
@@ -17,7 +17,7 @@ mkdir -p "$OUT" "$work"
 hnd='-Djvllm.cuda.kernelDefines=KV_HEAD_MAJOR=1'
 case ${1:-} in
   checks)
-    DECODE_VARIANTS=';-DKV_HEAD_MAJOR=1' timeout 120 bash tools/gpu/microbench/run.sh decode \
+    DECODE_VARIANTS=';-DKV_HEAD_MAJOR=1;-DDECODE_MIN_BLOCKS=3' timeout 160 bash tools/gpu/microbench/run.sh decode \
       > "$OUT/decode-head-major.jsonl" 2> "$work/decode.err"
     echo "decode: exit $?"
     python3 - "$OUT/decode-head-major.jsonl" <<'PY'
