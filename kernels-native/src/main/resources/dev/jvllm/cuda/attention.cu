@@ -476,58 +476,43 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
                                                  const act_t* valueBase, const int* blockTable, int blockSize,
                                                  int kvHead, int numKvHeads, int first, int end, int lane) {
     int row = lane >> 2, quad = lane & 3;
+    // What a key lane finds for each of its keys and the value lanes take from it by shuffles (-1:
+    // past end): slot-major, the key's slot; head-major, its row, found from the block-table entry
+    // rather than from a slot that kv_row_of_slot would divide by blockSize again.
 #if KV_HEAD_MAJOR
-    // Each key's row is found from its block-table entry, and the value lanes take the rows the key
-    // lanes found, rather than slots that kv_row_of_slot would divide by blockSize again.
-    i64 keyRows[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        int j = first + row + 8 * r;
-        keyRows[r] = j < end ? kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize) : -1;
-    }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-#pragma unroll
-        for (int i = 0; i < D / 32; i++) {
-            keys[r][i] = keyRows[r] >= 0 ? load_cache_piece(keyBase + keyRows[r] + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
-        }
-    }
-    i64 valueRows[4] = {__shfl_sync(0xffffffffu, keyRows[0], 8 * quad), __shfl_sync(0xffffffffu, keyRows[0], 8 * quad + 4),
-                        __shfl_sync(0xffffffffu, keyRows[1], 8 * quad), __shfl_sync(0xffffffffu, keyRows[1], 8 * quad + 4)};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-#pragma unroll
-        for (int p = 0; p < D / 64; p++) {
-            values[k][p] = valueRows[k] >= 0 ? load_cache_piece(valueBase + valueRows[k] + p * 8) : make_uint4(0, 0, 0, 0);
-        }
-    }
+    typedef i64 key_place;
+    auto place = [&](int j) { return kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize); };
+    auto row_at = [&](key_place found) { return found; };
 #else
-    int keySlots[2];
+    typedef int key_place;
+    auto place = [&](int j) { return blockTable[j / blockSize] * blockSize + j % blockSize; };
+    auto row_at = [&](key_place found) { return kv_row_of_slot(found, kvHead, numKvHeads, D, blockSize); };
+#endif
+    key_place keyPlaces[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int j = first + row + 8 * r;
-        keySlots[r] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
+        keyPlaces[r] = j < end ? place(j) : -1;
     }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-        i64 at = kv_row_of_slot(keySlots[r], kvHead, numKvHeads, D, blockSize);
+        i64 at = row_at(keyPlaces[r]);
 #pragma unroll
         for (int i = 0; i < D / 32; i++) {
-            keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + at + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
+            keys[r][i] = keyPlaces[r] >= 0 ? load_cache_piece(keyBase + at + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
         }
     }
-    // The slots of keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
-    int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
-                         __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
+    // The keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
+    key_place valuePlaces[4] = {__shfl_sync(0xffffffffu, keyPlaces[0], 8 * quad), __shfl_sync(0xffffffffu, keyPlaces[0], 8 * quad + 4),
+                                __shfl_sync(0xffffffffu, keyPlaces[1], 8 * quad), __shfl_sync(0xffffffffu, keyPlaces[1], 8 * quad + 4)};
 #pragma unroll
     for (int k = 0; k < 4; k++) {
-        i64 at = kv_row_of_slot(valueSlots[k], kvHead, numKvHeads, D, blockSize);
+        i64 at = row_at(valuePlaces[k]);
 #pragma unroll
         for (int p = 0; p < D / 64; p++) {
-            values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
+            values[k][p] = valuePlaces[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
         }
     }
-#endif
 }
 
 // Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
