@@ -1214,6 +1214,11 @@ public final class CudaBackend implements Backend {
                 && w.cols() % 8 == 0 && w.address() % 16 == 0 && input.address() % 16 == 0;
     }
 
+    /** The fewest weights of a row a gemv warp takes on a card of this peak memory bandwidth (bytes/s). */
+    static int gemvShortestPart(double peakMemoryBandwidth) {
+        return peakMemoryBandwidth >= GEMV_HALVES_FROM_BANDWIDTH ? 2048 : 1024;
+    }
+
     /**
      * Warps sharing each weight row in the gemv kernels (linear.cu): halved rows while each part
      * keeps at least shortestPart weights and a whole number of 16-byte pieces, up to a block's
@@ -1222,11 +1227,6 @@ public final class CudaBackend implements Backend {
      * than cuBLAS with a warp a row, matches it (45.4 µs) split over four. Under programmatic
      * launches quarters of the 4096-wide rows are faster still on an H100 (GEMV_SHORTEST_PART_SET).
      */
-    /** The fewest weights of a row a gemv warp takes on a card of this peak memory bandwidth (bytes/s). */
-    static int gemvShortestPart(double peakMemoryBandwidth) {
-        return peakMemoryBandwidth >= GEMV_HALVES_FROM_BANDWIDTH ? 2048 : 1024;
-    }
-
     static int gemvSplit(int width, int shortestPart) {
         int split = 1;
         while (split < GEMV_WARPS && width / (2 * split) >= shortestPart && width % (16 * split) == 0) {
@@ -1668,6 +1668,9 @@ public final class CudaBackend implements Backend {
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
         DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
+        boolean columnsOfOneProduct = rotary != null && rotary.rowStride() > 0;
+        int qStride = columnsOfOneProduct ? rotary.rowStride() : params.numHeads() * params.headDim();
+        int kvStride = columnsOfOneProduct ? rotary.rowStride() : params.numKvHeads() * params.headDim();
         kernels.launchVolumeClustered(decode, singles, params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
@@ -1677,8 +1680,7 @@ public final class CudaBackend implements Backend {
                 rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
-                errors.buffer(), rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : params.numHeads() * params.headDim(),
-                rotary != null && rotary.rowStride() > 0 ? rotary.rowStride() : params.numKvHeads() * params.headDim());
+                errors.buffer(), qStride, kvStride);
     }
 
     /**
