@@ -24,13 +24,11 @@ public record GatedMlp(Linear gate, Linear up, Linear down, Activation activatio
     @Override
     public void forwardThenAddNorm(Backend backend, Tensor x, Scratch scratch, Tensor out, Tensor residual, Norm norm,
                                    Tensor normed) {
-        Tensor hidden = activatedHidden(backend, x, scratch);
-        if (down.plain()) {
-            norm.linearThenAddThenApply(backend, hidden, down.weight(), out, residual, normed);
-        } else {
-            down.apply(backend, hidden, out);
-            norm.addThenApply(backend, residual, out, normed);
+        if (!down.plain()) {
+            FeedForward.super.forwardThenAddNorm(backend, x, scratch, out, residual, norm, normed);
+            return;
         }
+        norm.linearThenAddThenApply(backend, activatedHidden(backend, x, scratch), down.weight(), out, residual, normed);
     }
 
     /** act(gate(x)) * up(x), in scratch. */
