@@ -50,6 +50,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
     /** Null while serving; then why it stopped (an {@link EngineDeadException} or {@link EngineClosedException}). */
     private volatile RuntimeException stopped;
     private boolean closeRequested;
+    /** Runs on the engine thread after every step's outputs are published; tests use it to hold the engine still. */
+    private volatile Runnable afterStep = () -> { };
 
     /** Starts the engine thread; the engine is this object's from now on (do not call it directly). */
     public AsyncLLMEngine(LLMEngine engine) {
@@ -176,6 +178,15 @@ public final class AsyncLLMEngine implements AutoCloseable {
         else engine.checkNoLeaks(); // the thread ended: its last writes are visible after isAlive() returned false
     }
 
+    /**
+     * Runs {@code hook} on the engine thread after each step, once that step's outputs are published.
+     * Commands queued while it runs (submissions, aborts, close) take effect right after it returns,
+     * before the next step: tests make races between a request's end and those commands deterministic.
+     */
+    void afterEachStep(Runnable hook) {
+        afterStep = Objects.requireNonNull(hook, "hook");
+    }
+
     private void run() {
         RuntimeException reason;
         try {
@@ -188,6 +199,7 @@ public final class AsyncLLMEngine implements AutoCloseable {
                 }
                 if (engine.hasUnfinishedRequests()) {
                     for (RequestOutput output : engine.step()) publish(output);
+                    afterStep.run();
                 }
                 metrics = engine.metrics();
             }

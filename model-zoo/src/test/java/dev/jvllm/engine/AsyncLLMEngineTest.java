@@ -133,13 +133,17 @@ class AsyncLLMEngineTest {
     @Test
     void cancellingTheSubscriptionAbortsTheRequest() throws Exception {
         try (AsyncLLMEngine engine = builder("llama-gqa", 256).buildAsync()) {
+            StepHold hold = new StepHold(2);
+            engine.afterEachStep(hold);
             RequestStream stream = engine.submit("cancelled", randomPrompts(32, 10).getFirst(), greedy(200));
             CollectingSubscriber subscriber = new CollectingSubscriber(2);
             stream.subscribe(subscriber);
+            hold.awaitHeld();
             subscriber.done.get(60, TimeUnit.SECONDS);
+            hold.release();
             RequestOutput last = stream.result().get(60, TimeUnit.SECONDS);
             assertEquals(FinishReason.ABORT, last.outputs().getFirst().finishReason());
-            assertTrue(last.outputs().getFirst().tokenIds().size() < 200);
+            assertEquals(2, last.outputs().getFirst().tokenIds().size(), "the tokens of the two steps before the abort");
             engine.checkNoLeaks();
         }
     }
@@ -147,12 +151,18 @@ class AsyncLLMEngineTest {
     @Test
     void cancellingTheResultAbortsTheRequest() throws Exception {
         try (AsyncLLMEngine engine = builder("llama-gqa", 256).buildAsync()) {
+            StepHold hold = new StepHold(3);
+            engine.afterEachStep(hold);
             RequestStream stream = engine.submit("cancelled", randomPrompts(33, 10).getFirst(), greedy(200));
             CollectingSubscriber subscriber = new CollectingSubscriber();
             stream.subscribe(subscriber);
-            stream.result().cancel(true);
+            hold.awaitHeld();
+            assertTrue(stream.result().cancel(true));
+            hold.release();
             List<RequestOutput> deltas = subscriber.done.get(60, TimeUnit.SECONDS);
-            assertTrue(deltas.isEmpty() || deltas.getLast().outputs().getFirst().finishReason() == FinishReason.ABORT);
+            assertEquals(FinishReason.ABORT, deltas.getLast().outputs().getFirst().finishReason());
+            assertEquals(3, deltas.stream().mapToInt(d -> d.outputs().getFirst().tokenIds().size()).sum(),
+                    "the tokens of the three steps before the abort");
             engine.checkNoLeaks();
         }
     }
@@ -160,6 +170,8 @@ class AsyncLLMEngineTest {
     @Test
     void closeFailsRequestsInFlightFreesEverythingAndRefusesNewOnes() throws Exception {
         AsyncLLMEngine engine = builder("llama-gqa", 256).buildAsync();
+        StepHold hold = new StepHold(1);
+        engine.afterEachStep(hold);
         List<RequestStream> streams = new ArrayList<>();
         List<CollectingSubscriber> subscribers = new ArrayList<>();
         for (int i = 0; i < 4; i++) {
@@ -169,9 +181,12 @@ class AsyncLLMEngineTest {
             streams.add(stream);
             subscribers.add(subscriber);
         }
-        subscribers.getFirst().done.orTimeout(60, TimeUnit.SECONDS);
-        while (subscribers.getFirst().items.isEmpty()) Thread.sleep(1);
-        engine.close();
+        hold.awaitHeld();
+        // close() queues its command, then joins the engine thread: release the engine once it waits there.
+        Thread closer = Thread.ofPlatform().name("closer").start(engine::close);
+        while (closer.getState() != Thread.State.WAITING) Thread.sleep(1);
+        hold.release();
+        closer.join(60_000);
         for (int i = 0; i < 4; i++) {
             RequestStream stream = streams.get(i);
             var e = assertThrows(ExecutionException.class, () -> stream.result().get(60, TimeUnit.SECONDS));
@@ -190,22 +205,24 @@ class AsyncLLMEngineTest {
         List<int[]> prompts = randomPrompts(40, 12, 30);
         List<List<Integer>> alone = aloneOutputs("llama-tied", 256, prompts, GREEDY);
         try (AsyncLLMEngine engine = builder("llama-tied", 256).buildAsync()) {
-            // A request that runs for 250 steps, so that its id is still in use just after (with 60
-            // steps, a busy 2-core machine once let the engine finish it before the next line ran).
-            RequestStream held = engine.submit("held", new int[]{1, 5}, GREEDY.toBuilder().maxTokens(250).ignoreEos(true).build());
+            StepHold hold = new StepHold(1);
+            engine.afterEachStep(hold);
+            RequestStream held = engine.submit("held", new int[]{1, 5}, GREEDY.toBuilder().maxTokens(60).ignoreEos(true).build());
+            hold.awaitHeld();
             assertThrows(InvalidRequestException.class, () -> engine.submit("held", prompts.get(0), GREEDY),
                     "request id in use");
             RequestStream a = engine.submit("a", prompts.get(0), GREEDY);
             RequestStream tooLong = engine.submit("too-long", randomPrompts(41, 300).getFirst(), GREEDY);
             RequestStream outOfVocabulary = engine.submit("oov", new int[]{1, 600}, GREEDY);
             RequestStream b = engine.submit("b", prompts.get(1), GREEDY);
+            hold.release();
             for (RequestStream rejected : List.of(tooLong, outOfVocabulary)) {
                 var e = assertThrows(CompletionException.class, rejected.result()::join);
                 assertInstanceOf(InvalidRequestException.class, e.getCause());
             }
             assertEquals(alone.get(0), a.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds());
             assertEquals(alone.get(1), b.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds());
-            assertEquals(250, held.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds().size());
+            assertEquals(60, held.result().get(60, TimeUnit.SECONDS).outputs().getFirst().tokenIds().size());
             assertTrue(engine.isRunning());
             engine.checkNoLeaks();
         }
