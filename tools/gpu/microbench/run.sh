@@ -47,12 +47,18 @@ for what in "$@"; do
         /tmp/mlp_chain 0 8 20 pdl | tag gemv_preload "$preload" int
       done ;;
     decode)
+      # The variants build side by side (nvcc takes longer than a variant's runs), then run one by one.
       decode_variants
-      for defines in "${variants[@]}"; do
+      builds=()
+      for i in "${!variants[@]}"; do
         # shellcheck disable=SC2086
-        build $defines tools/gpu/microbench/decode_bench.cu -o /tmp/decode_bench
+        build ${variants[$i]} tools/gpu/microbench/decode_bench.cu -o "/tmp/decode_bench_$i" &
+        builds+=($!)
+      done
+      for pid in "${builds[@]}"; do wait "$pid"; done
+      for i in "${!variants[@]}"; do
         for batch in 1 64 256; do
-          /tmp/decode_bench "$batch" 577 50 1 | tag defines "$defines"
+          "/tmp/decode_bench_$i" "$batch" 577 50 1 | tag defines "${variants[$i]}"
         done
       done ;;
     decode-sweep)
