@@ -47,8 +47,9 @@ import java.util.function.IntFunction;
  * }
  * }</pre>
  *
- * <p>The model is a local directory, a Hugging Face id found in the HF cache, or (with
- * {@code VLLM_USE_MODELSCOPE=true}) in ModelScope's cache. Not thread-safe: one generate call at a time;
+ * <p>The model is a local directory, a Hugging Face id found in the HF cache or else downloaded from
+ * the Hub into it ({@link dev.jvllm.hub.HubDownloader}; not with {@code HF_HUB_OFFLINE=1}), or (with
+ * {@code VLLM_USE_MODELSCOPE=true}) an id found in ModelScope's cache. Not thread-safe: one generate call at a time;
  * for concurrent callers and streaming, {@link Builder#buildAsync()} serves the model from an
  * {@link AsyncLLMEngine}.
  *
@@ -87,7 +88,7 @@ public final class LLM implements AutoCloseable {
         long start = System.nanoTime();
         EngineConfig engineConfig = b.engineConfig();
         Objects.requireNonNull(b.model, "model");
-        this.modelDirectory = ModelResolver.fromEnvironment().resolve(b.model, b.revision);
+        this.modelDirectory = ModelResolver.fromEnvironment().resolveOrDownload(b.model, b.revision);
         this.config = ModelConfig.load(modelDirectory);
         if (config.bool("trust_remote_code", false) || config.raw().has("auto_map")) {
             log.info("{} ships custom code (auto_map); jvllm never runs it and uses its native class", b.model);
@@ -433,7 +434,7 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
-        /** A branch, tag or commit of the Hugging Face cache (default "main"). */
+        /** A branch, tag or commit of a Hugging Face model, looked up in the cache or downloaded (default "main"). */
         public Builder revision(String revision) {
             this.revision = revision;
             return this;

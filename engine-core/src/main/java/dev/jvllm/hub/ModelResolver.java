@@ -14,7 +14,8 @@ import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
- * Finds the local directory of a model reference, without any network access:
+ * Finds the local directory of a model reference ({@link #resolve}, without any network access;
+ * {@link #resolveOrDownload} also downloads from the Hub what is not found):
  * <ol>
  *   <li>an existing directory, absolute, relative to the working directory or starting with
  *       {@code ~/}, wins;</li>
@@ -105,8 +106,47 @@ public final class ModelResolver {
                 .orElseThrow(() -> new ModelNotFoundException(model, "was not found", lookedAt));
     }
 
+    /**
+     * {@link #resolve(String, String)}, else, for a model id, a download from the Hugging Face Hub into
+     * its cache ({@link HubDownloader#fromEnvironment}), unless {@code HF_HUB_OFFLINE} or
+     * {@code TRANSFORMERS_OFFLINE} is set. A model found in the cache is not checked against the Hub.
+     *
+     * @throws ModelNotFoundException when nothing matches locally and the Hub has no such model
+     * @throws HubDownloadException   when the download fails otherwise
+     */
+    public Path resolveOrDownload(String model, String revision) {
+        try {
+            return resolve(model, revision);
+        } catch (ModelNotFoundException missing) {
+            if (!isModelId(model)) throw missing;
+            List<String> lookedAt = missing.placesLookedAt();
+            if (offline()) {
+                throw new ModelNotFoundException(model, "was not found, and the Hub is not asked (HF_HUB_OFFLINE or "
+                        + "TRANSFORMERS_OFFLINE is set)", lookedAt);
+            }
+            if (modelScopeEnabled()) {
+                throw new ModelNotFoundException(model, "was not found; jvllm does not download from ModelScope (fetch "
+                        + "it with ModelScope's tools, or unset VLLM_USE_MODELSCOPE to download from the Hugging Face Hub)",
+                        lookedAt);
+            }
+            HubDownloader downloader = HubDownloader.fromEnvironment(env, huggingFaceCache(), home);
+            try {
+                return downloader.download(model, revision);
+            } catch (HubDownloadException e) {
+                if (e.status() != 404) throw e;
+                List<String> all = new ArrayList<>(lookedAt);
+                all.add(e.getMessage());
+                throw new ModelNotFoundException(model, "was not found", all);
+            }
+        }
+    }
+
+    private boolean offline() {
+        return isTrue(env.get("HF_HUB_OFFLINE")) || isTrue(env.get("TRANSFORMERS_OFFLINE"));
+    }
+
     /** An id the Hub could have issued: also keeps {@code ..}, absolute and drive paths out of cache paths. */
-    private static boolean isModelId(String model) {
+    static boolean isModelId(String model) {
         return model.length() <= MAX_MODEL_ID_LENGTH && MODEL_ID.matcher(model).matches()
                 && !model.contains("..") && !model.contains("--") && !model.endsWith(".git");
     }
@@ -115,8 +155,9 @@ public final class ModelResolver {
         return isTrue(env.get("VLLM_USE_MODELSCOPE")) || isTrue(env.get("JVLLM_USE_MODELSCOPE"));
     }
 
+    /** As huggingface_hub reads its switches: 1, true, yes or on, in any case. */
     private static boolean isTrue(String value) {
-        return value != null && (value.strip().equals("1") || value.strip().equalsIgnoreCase("true"));
+        return value != null && Set.of("1", "true", "yes", "on").contains(value.strip().toLowerCase(java.util.Locale.ROOT));
     }
 
     private List<Path> modelScopeCandidates(String model) {
