@@ -419,6 +419,9 @@ public final class HubDownloader {
         for (int attempt = 1; attempt <= attempts; attempt++) {
             try {
                 return call.run();
+            } catch (java.net.UnknownHostException e) {
+                throw new HubDownloadException("could not reach the Hub at " + endpoint + " for " + what + " (unknown host "
+                        + e.getMessage() + "); set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror", e);
             } catch (IOException e) {
                 last = e;
                 log.warn("asking the Hub for {} failed ({}); attempt {} of {}", what, e.toString(), attempt, attempts);

@@ -338,6 +338,18 @@ class HubDownloaderTest {
     }
 
     @Test
+    void aHubThatCannotBeReachedFailsAfterItsAttemptsNamingIt() throws Exception {
+        java.net.URI closed;
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closed = java.net.URI.create("http://127.0.0.1:" + socket.getLocalPort());
+        }
+        HubDownloader downloader = HubDownloader.builder(cache).endpoint(closed).attempts(2, Duration.ofMillis(10)).build();
+
+        assertThrowsNaming(HubDownloadException.class, () -> downloader.download(MODEL, "main"),
+                closed.toString(), "failed 2 times", MODEL);
+    }
+
+    @Test
     void aCommitRevisionWritesNoRef() {
         Path snapshot = downloader().build().download(MODEL, COMMIT);
 
