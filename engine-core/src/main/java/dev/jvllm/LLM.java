@@ -88,7 +88,9 @@ public final class LLM implements AutoCloseable {
         long start = System.nanoTime();
         EngineConfig engineConfig = b.engineConfig();
         Objects.requireNonNull(b.model, "model");
-        this.modelDirectory = ModelResolver.fromEnvironment().resolveOrDownload(b.model, b.revision);
+        ModelResolver resolver = b.downloadDir == null ? ModelResolver.fromEnvironment()
+                : ModelResolver.fromEnvironment().withHubCache(b.downloadDir);
+        this.modelDirectory = resolver.resolveOrDownload(b.model, b.revision);
         this.config = ModelConfig.load(modelDirectory);
         if (config.bool("trust_remote_code", false) || config.raw().has("auto_map")) {
             log.info("{} ships custom code (auto_map); jvllm never runs it and uses its native class", b.model);
@@ -410,6 +412,7 @@ public final class LLM implements AutoCloseable {
         private static final EngineConfig DEFAULTS = EngineConfig.defaults();
         private String model;
         private String revision = ModelResolver.DEFAULT_REVISION;
+        private Path downloadDir;
         private int maxModelLen = DEFAULTS.maxModelLen();
         private int blockSize = DEFAULTS.blockSize();
         private long kvCacheMemoryBytes = DEFAULTS.kvCacheMemoryBytes();
@@ -437,6 +440,16 @@ public final class LLM implements AutoCloseable {
         /** A branch, tag or commit of a Hugging Face model, looked up in the cache or downloaded (default "main"). */
         public Builder revision(String revision) {
             this.revision = revision;
+            return this;
+        }
+
+        /**
+         * The Hugging Face cache to find a model id in and download it into, as vLLM's
+         * {@code download_dir} (default: {@code HF_HUB_CACHE}, {@code HF_HOME/hub} or
+         * {@code ~/.cache/huggingface/hub}).
+         */
+        public Builder downloadDir(Path downloadDir) {
+            this.downloadDir = downloadDir;
             return this;
         }
 

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -61,6 +62,16 @@ public final class ModelResolver {
     /** A resolver reading this process's environment and the {@code user.home} directory. */
     public static ModelResolver fromEnvironment() {
         return new ModelResolver(System.getenv(), Path.of(System.getProperty("user.home")));
+    }
+
+    /**
+     * This resolver with {@code hubCache} as the Hugging Face cache, to look in and download into
+     * (vLLM's {@code download_dir}), whatever the environment says.
+     */
+    public ModelResolver withHubCache(Path hubCache) {
+        Map<String, String> changed = new HashMap<>(env);
+        changed.put("HF_HUB_CACHE", hubCache.toAbsolutePath().normalize().toString());
+        return new ModelResolver(changed, home);
     }
 
     /** Resolves {@code model} at the {@linkplain #DEFAULT_REVISION default revision}; see {@link #resolve(String, String)}. */

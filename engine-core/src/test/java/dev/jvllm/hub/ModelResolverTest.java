@@ -39,6 +39,15 @@ class ModelResolverTest {
     }
 
     @Test
+    void aGivenHubCacheReplacesTheEnvironmentsOne() throws Exception {
+        Path elsewhere = home.resolve("elsewhere");
+        cacheSnapshot(home.resolve(".cache/huggingface/hub"), "main", OTHER_COMMIT);
+        Path snapshot = cacheSnapshot(elsewhere, "main", MAIN_COMMIT);
+
+        assertEquals(snapshot, resolver(Map.of("HF_HUB_CACHE", home.resolve("unused").toString())).withHubCache(elsewhere).resolve(MODEL));
+    }
+
+    @Test
     void existingDirectoryWinsOverTheCache() throws Exception {
         Path hub = home.resolve(".cache/huggingface/hub");
         cacheSnapshot(hub, "main", MAIN_COMMIT);
