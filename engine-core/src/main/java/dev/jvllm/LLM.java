@@ -90,7 +90,9 @@ public final class LLM implements AutoCloseable {
         Objects.requireNonNull(b.model, "model");
         ModelResolver resolver = b.downloadDir == null ? ModelResolver.fromEnvironment()
                 : ModelResolver.fromEnvironment().withHubCache(b.downloadDir);
-        this.modelDirectory = resolver.resolveOrDownload(b.model, b.revision);
+        // A download stops before the weights when the config names a model jvllm cannot serve.
+        this.modelDirectory = resolver.resolveOrDownload(b.model, b.revision,
+                snapshot -> ModelRegistry.find(ModelConfig.load(snapshot)));
         this.config = ModelConfig.load(modelDirectory);
         if (config.bool("trust_remote_code", false) || config.raw().has("auto_map")) {
             log.info("{} ships custom code (auto_map); jvllm never runs it and uses its native class", b.model);

@@ -154,6 +154,15 @@ public final class HubDownloader {
      * @throws HubDownloadException when the Hub refuses or fails, or what it sends does not check out
      */
     public Path download(String model, String revision) {
+        return download(model, revision, snapshot -> { });
+    }
+
+    /**
+     * {@link #download(String, String)}, calling {@code beforeWeights} with the snapshot directory once
+     * every other file is there (config.json among them) and before the weights are fetched: it may
+     * throw to refuse a model it cannot serve without downloading its weights.
+     */
+    public Path download(String model, String revision, Consumer<Path> beforeWeights) {
         if (!ModelResolver.isModelId(model)) {
             throw new HubDownloadException("'" + model + "' is not a Hugging Face model id (org/name)");
         }
@@ -165,7 +174,12 @@ public final class HubDownloader {
                 wanted.size());
         try {
             for (String file : wanted) {
-                fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
+                if (!isWeights(file)) fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
+            }
+            Files.createDirectories(snapshot);
+            beforeWeights.accept(snapshot);
+            for (String file : wanted) {
+                if (isWeights(file)) fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
             }
             if (!revision.equals(listing.commit())) {
                 Path ref = repository.resolve("refs").resolve(revision);
@@ -238,6 +252,10 @@ public final class HubDownloader {
                     + (files.size() > 12 ? ", ..." : "") + "); jvllm reads weights in safetensors only");
         }
         return files.stream().filter(HubDownloader::isWanted).toList();
+    }
+
+    private static boolean isWeights(String file) {
+        return file.endsWith(".safetensors");
     }
 
     private static boolean isWanted(String file) {

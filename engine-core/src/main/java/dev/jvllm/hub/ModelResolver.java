@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 
 /**
@@ -126,6 +127,14 @@ public final class ModelResolver {
      * @throws HubDownloadException   when the download fails otherwise
      */
     public Path resolveOrDownload(String model, String revision) {
+        return resolveOrDownload(model, revision, snapshot -> { });
+    }
+
+    /**
+     * {@link #resolveOrDownload(String, String)}; a download calls {@code beforeWeights} with the
+     * snapshot directory when everything but the weights is there, and stops if it throws.
+     */
+    public Path resolveOrDownload(String model, String revision, Consumer<Path> beforeWeights) {
         try {
             return resolve(model, revision);
         } catch (ModelNotFoundException missing) {
@@ -142,7 +151,7 @@ public final class ModelResolver {
             }
             HubDownloader downloader = HubDownloader.fromEnvironment(env, huggingFaceCache(), home);
             try {
-                return downloader.download(model, revision);
+                return downloader.download(model, revision, beforeWeights);
             } catch (HubDownloadException e) {
                 if (e.status() != 404) throw e;
                 List<String> all = new ArrayList<>(lookedAt);

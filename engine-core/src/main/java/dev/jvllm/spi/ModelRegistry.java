@@ -1,5 +1,6 @@
 package dev.jvllm.spi;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.JvllmException;
 import dev.jvllm.config.ModelConfig;
 
@@ -40,8 +41,28 @@ public final class ModelRegistry {
         return List.copyOf(registry().keySet());
     }
 
-    /** The architecture for the first of config.json's {@code architectures} that is served. */
+    /** Thrown when config.json says the weights are quantized, which jvllm does not read yet. */
+    public static final class UnsupportedQuantizationException extends JvllmException {
+        public UnsupportedQuantizationException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * The architecture for the first of config.json's {@code architectures} that is served. A
+     * quantized checkpoint ({@code quantization_config} or compressed-tensors' {@code compression_config})
+     * is refused here, naming its method, rather than later with a missing or mistyped tensor.
+     */
     public static ModelArchitecture find(ModelConfig config) {
+        for (String field : List.of("quantization_config", "compression_config")) {
+            JsonNode quantization = config.raw().get(field);
+            if (quantization != null && !quantization.isNull()) {
+                String method = quantization.path("quant_method").asText(quantization.path("format").asText("unnamed"));
+                throw new UnsupportedQuantizationException(config.source() + ": the weights are quantized ('" + field
+                        + "', quant_method '" + method + "'), and jvllm does not read quantized weights yet; use the "
+                        + "model's unquantized (bf16, fp16 or fp32) checkpoint");
+            }
+        }
         List<String> wanted = config.architectures();
         if (wanted.isEmpty()) {
             throw new UnsupportedArchitectureException(config.source()

@@ -350,6 +350,31 @@ class HubDownloaderTest {
     }
 
     @Test
+    void aModelRefusedOnItsConfigFetchesNoWeights() {
+        IllegalStateException refused = new IllegalStateException("quantized");
+        List<String> seenConfig = new ArrayList<>();
+
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> downloader().build().download(MODEL, "main", snapshot -> {
+                    seenConfig.add(readString(snapshot.resolve("config.json")));
+                    throw refused;
+                }));
+
+        assertEquals(refused, e);
+        assertEquals(List.of(CONFIG), seenConfig);
+        assertEquals(0, hub.bodyRequests("model.safetensors"));
+        assertFalse(Files.exists(repository().resolve("refs/main")));
+    }
+
+    private static String readString(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    @Test
     void aCommitRevisionWritesNoRef() {
         Path snapshot = downloader().build().download(MODEL, COMMIT);
 

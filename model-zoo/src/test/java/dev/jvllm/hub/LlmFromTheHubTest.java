@@ -5,6 +5,7 @@ import dev.jvllm.SamplingParams;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,7 +28,7 @@ class LlmFromTheHubTest {
 
     @Test
     void aModelIdOnlyTheHubHasIsDownloadedThenLoadedAndGeneratesAsTheLocalCopyDoes() throws Exception {
-        Path demo = Files.isDirectory(Path.of("../models/jvllm-demo")) ? Path.of("../models/jvllm-demo") : Path.of("models/jvllm-demo");
+        Path demo = demo();
         String expected;
         try (LLM local = new LLM(demo.toString())) {
             expected = local.generate(PROMPT, SamplingParams.builder().temperature(0).maxTokens(12).build()).text();
@@ -48,7 +49,39 @@ class LlmFromTheHubTest {
         }
     }
 
+    @Test
+    void aQuantizedModelIsRefusedOnItsConfigBeforeItsWeightsAreFetched() throws Exception {
+        Path demo = demo();
+        String config = Files.readString(demo.resolve("config.json")).strip();
+        String quantized = config.substring(0, config.lastIndexOf('}')) + ", \"quantization_config\": {\"quant_method\": \"gptq\"}}";
+        try (FakeHub hub = new FakeHub(MODEL, COMMIT)) {
+            hub.file("config.json", quantized.getBytes(StandardCharsets.UTF_8), false);
+            hub.file("tokenizer.json", Files.readAllBytes(demo.resolve("tokenizer.json")), false);
+            hub.file("model.safetensors", Files.readAllBytes(demo.resolve("model.safetensors")), true);
+
+            Result result = launch(Map.of("HF_ENDPOINT", hub.endpoint().toString(), "HF_HUB_CACHE", home.resolve("hub").toString()));
+
+            assertTrue(result.exitCode() != 0, result.output());
+            assertTrue(result.output().contains("does not read quantized weights yet") && result.output().contains("'gptq'"),
+                    result.output());
+            assertEquals(0, hub.bodyRequests("model.safetensors"));
+        }
+    }
+
+    private static Path demo() {
+        return Files.isDirectory(Path.of("../models/jvllm-demo")) ? Path.of("../models/jvllm-demo") : Path.of("models/jvllm-demo");
+    }
+
+    private record Result(int exitCode, String output) {
+    }
+
     private String run(Map<String, String> env) throws Exception {
+        Result result = launch(env);
+        assertEquals(0, result.exitCode(), result.output());
+        return result.output().lines().filter(line -> line.startsWith("TEXT:")).findFirst().orElse("(no text) " + result.output());
+    }
+
+    private Result launch(Map<String, String> env) throws Exception {
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), GenerateFromAHubId.class.getName(), MODEL, PROMPT));
@@ -58,7 +91,6 @@ class LlmFromTheHubTest {
         Process process = builder.start();
         String output = new String(process.getInputStream().readAllBytes());
         assertTrue(process.waitFor(120, TimeUnit.SECONDS));
-        assertEquals(0, process.exitValue(), output);
-        return output.lines().filter(line -> line.startsWith("TEXT:")).findFirst().orElse("(no text) " + output);
+        return new Result(process.exitValue(), output);
     }
 }

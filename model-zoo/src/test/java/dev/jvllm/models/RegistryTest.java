@@ -27,6 +27,19 @@ class RegistryTest {
     }
 
     @Test
+    void quantizedCheckpointsAreRefusedNamingTheirMethod() {
+        for (String[] quantized : new String[][]{
+                {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4}", "gptq"},
+                {"\"quantization_config\": {\"quant_method\": \"awq\"}", "awq"},
+                {"\"quantization_config\": {\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\"}", "fp8"},
+                {"\"compression_config\": {\"format\": \"int-quantized\"}", "int-quantized"}}) {
+            ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized[0] + "}");
+            var e = assertThrows(ModelRegistry.UnsupportedQuantizationException.class, () -> ModelRegistry.find(config));
+            assertTrue(e.getMessage().contains("'" + quantized[1] + "'") && e.getMessage().contains("unquantized"), e.getMessage());
+        }
+    }
+
+    @Test
     void missingArchitecturesFieldIsNamed() {
         var e = assertThrows(ModelRegistry.UnsupportedArchitectureException.class,
                 () -> ModelRegistry.find(ModelConfig.parse("{\"model_type\": \"llama\"}")));
