@@ -166,6 +166,9 @@ public final class HubDownloader {
         if (!ModelResolver.isModelId(model)) {
             throw new HubDownloadException("'" + model + "' is not a Hugging Face model id (org/name)");
         }
+        if (!ModelResolver.isRevision(revision)) {
+            throw new HubDownloadException("'" + revision + "' is not a branch, tag or commit of a Hugging Face model");
+        }
         Listing listing = list(model, revision);
         List<String> wanted = filesToFetch(model, revision, listing.files());
         Path repository = cache.resolve("models--" + model.replace("/", "--"));
@@ -322,7 +325,8 @@ public final class HubDownloader {
                 String size = Optional.ofNullable(c.getHeaderField("X-Linked-Size")).orElse(c.getHeaderField("Content-Length"));
                 long bytes = parseSize(size);
                 if (bytes < 0) throw new HubDownloadException("the Hub gave " + what + " no size ('" + abbreviate(String.valueOf(size)) + "')");
-                URI location = elsewhere ? redirectTarget(url, c) : url;
+                URI answered = URI.create(c.getURL().toString()); // after redirects within the Hub
+                URI location = elsewhere ? redirectTarget(answered, c) : answered;
                 return new Remote(etag, bytes, location);
             } finally {
                 c.disconnect();

@@ -93,7 +93,7 @@ public final class ModelResolver {
         if (model.isBlank()) {
             throw new IllegalArgumentException("empty model reference");
         }
-        if (!REVISION.matcher(revision).matches() || revision.contains("..")) {
+        if (!isRevision(revision)) {
             throw new IllegalArgumentException("invalid revision '" + revision + "'");
         }
         List<String> lookedAt = new ArrayList<>();
@@ -163,6 +163,11 @@ public final class ModelResolver {
 
     private boolean offline() {
         return isTrue(env.get("HF_HUB_OFFLINE")) || isTrue(env.get("TRANSFORMERS_OFFLINE"));
+    }
+
+    /** A plausible branch, tag or commit: also keeps {@code ..} and absolute paths out of the cache's refs. */
+    static boolean isRevision(String revision) {
+        return REVISION.matcher(revision).matches() && !revision.contains("..");
     }
 
     /** An id the Hub could have issued: also keeps {@code ..}, absolute and drive paths out of cache paths. */

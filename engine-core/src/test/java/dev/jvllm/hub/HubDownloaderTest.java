@@ -374,6 +374,13 @@ class HubDownloaderTest {
         }
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"../../evil", "/abs", "main/../../x", "a b"})
+    void implausibleRevisionsAreRefusedBeforeAnyRequest(String revision) {
+        assertThrowsNaming(HubDownloadException.class, () -> downloader().build().download(MODEL, revision), revision);
+        assertTrue(hub.seen.isEmpty());
+    }
+
     @Test
     void aCommitRevisionWritesNoRef() {
         Path snapshot = downloader().build().download(MODEL, COMMIT);
