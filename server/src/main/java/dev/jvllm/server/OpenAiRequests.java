@@ -1,0 +1,241 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.ChatMessage;
+import dev.jvllm.Prompt;
+import dev.jvllm.SamplingParams;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Reads the fields of OpenAI's request bodies (and vLLM's extra sampling fields) into jvllm's types.
+ * Each field is checked for its JSON type; a wrong one is a 400 naming the field. Fields that would
+ * change the answer but are not served (tools, structured output, echo, suffix, best_of) are refused
+ * rather than ignored; SamplingParams then checks every value's range.
+ */
+final class OpenAiRequests {
+
+    /** Prompts (or inputs) one request may carry: each runs as a request of its own. */
+    static final int MAX_PROMPTS = 256;
+    /** Messages one chat request may carry. */
+    static final int MAX_MESSAGES = 4096;
+
+    private OpenAiRequests() {
+    }
+
+    /**
+     * The prompts of {@code field}: a string, a list of strings, a list of token ids, or a list of
+     * such lists (OpenAI's completions {@code prompt} and embeddings {@code input}).
+     */
+    static List<Prompt> prompts(JsonNode body, String field) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) throw ApiError.invalid(field, "'" + field + "' is required");
+        if (node.isTextual()) return List.of(Prompt.text(node.asText()));
+        if (!node.isArray() || node.isEmpty()) {
+            throw ApiError.invalid(field, "'" + field + "' must be a string, a list of strings, a list of token ids or a list of lists of token ids");
+        }
+        if (node.get(0).isIntegralNumber()) return List.of(Prompt.tokens(tokenIds(node, field)));
+        if (node.size() > MAX_PROMPTS) {
+            throw ApiError.invalid(field, "'" + field + "' holds " + node.size() + " prompts; at most " + MAX_PROMPTS + " a request");
+        }
+        List<Prompt> prompts = new ArrayList<>();
+        for (JsonNode item : node) {
+            if (item.isTextual()) {
+                prompts.add(Prompt.text(item.asText()));
+            } else if (item.isArray() && !item.isEmpty()) {
+                prompts.add(Prompt.tokens(tokenIds(item, field)));
+            } else {
+                throw ApiError.invalid(field, "each item of '" + field + "' must be a string or a non-empty list of token ids");
+            }
+        }
+        return prompts;
+    }
+
+    private static int[] tokenIds(JsonNode list, String field) {
+        int[] ids = new int[list.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode id = list.get(i);
+            if (!id.isIntegralNumber() || !id.canConvertToInt()) {
+                throw ApiError.invalid(field, "'" + field + "' mixes token ids with other values (item " + i + ")");
+            }
+            ids[i] = id.asInt();
+        }
+        return ids;
+    }
+
+    /** A chat request's messages; content is a string or a list of text parts. */
+    static List<ChatMessage> messages(JsonNode body) {
+        JsonNode node = body.get("messages");
+        if (node == null || !node.isArray() || node.isEmpty()) throw ApiError.invalid("messages", "'messages' must be a non-empty list");
+        if (node.size() > MAX_MESSAGES) throw ApiError.invalid("messages", "at most " + MAX_MESSAGES + " messages a request");
+        List<ChatMessage> messages = new ArrayList<>();
+        for (JsonNode message : node) {
+            String role = text(message, "role", null);
+            if (role == null) throw ApiError.invalid("messages", "every message needs a 'role'");
+            JsonNode content = message.get("content");
+            if (content == null || content.isNull()) {
+                messages.add(new ChatMessage(role, ""));
+            } else if (content.isTextual()) {
+                messages.add(new ChatMessage(role, content.asText()));
+            } else if (content.isArray()) {
+                StringBuilder text = new StringBuilder();
+                for (JsonNode part : content) {
+                    if (!"text".equals(part.path("type").asText()) || !part.path("text").isTextual()) {
+                        throw ApiError.invalid("messages", "content parts of type '" + part.path("type").asText()
+                                + "' are not served; only text parts are");
+                    }
+                    text.append(part.get("text").asText());
+                }
+                messages.add(new ChatMessage(role, text.toString()));
+            } else {
+                throw ApiError.invalid("messages", "a message's 'content' must be a string or a list of text parts");
+            }
+        }
+        return messages;
+    }
+
+    /**
+     * The sampling parameters of a completions or chat request. {@code defaultMaxTokens} applies when
+     * the request gives none (OpenAI's completions: 16; chat: null, until the context is full).
+     */
+    static SamplingParams sampling(JsonNode body, Integer defaultMaxTokens, boolean chat) {
+        refuse(body, "tools", "tool calls are not served");
+        refuse(body, "functions", "function calls are not served");
+        refuse(body, "suffix", "'suffix' is not served");
+        if (body.path("echo").asBoolean(false)) throw ApiError.invalid("echo", "'echo' is not served");
+        JsonNode format = body.get("response_format");
+        if (format != null && !format.isNull() && !"text".equals(format.path("type").asText())) {
+            throw ApiError.invalid("response_format", "only response_format {\"type\": \"text\"} is served");
+        }
+        SamplingParams.Builder params = SamplingParams.builder();
+        Integer n = integer(body, "n");
+        if (n != null) params.n(n);
+        Integer bestOf = integer(body, "best_of");
+        if (bestOf != null && bestOf != (n == null ? 1 : n)) throw ApiError.invalid("best_of", "'best_of' other than n is not served");
+        Double temperature = number(body, "temperature");
+        if (temperature != null) params.temperature(temperature);
+        Double topP = number(body, "top_p");
+        if (topP != null) params.topP(topP);
+        Integer topK = integer(body, "top_k");
+        if (topK != null && topK > 0) params.topK(topK); // vLLM: -1 or 0 turn it off
+        Double minP = number(body, "min_p");
+        if (minP != null) params.minP(minP);
+        Double presence = number(body, "presence_penalty");
+        if (presence != null) params.presencePenalty(presence);
+        Double frequency = number(body, "frequency_penalty");
+        if (frequency != null) params.frequencyPenalty(frequency);
+        Double repetition = number(body, "repetition_penalty");
+        if (repetition != null) params.repetitionPenalty(repetition);
+        JsonNode seed = body.get("seed");
+        if (seed != null && !seed.isNull()) {
+            if (!seed.isIntegralNumber() || !seed.canConvertToLong()) throw ApiError.invalid("seed", "'seed' must be an integer");
+            params.seed(seed.asLong());
+        }
+        params.stop(strings(body, "stop"));
+        JsonNode stopIds = body.get("stop_token_ids");
+        if (stopIds != null && !stopIds.isNull()) {
+            if (!stopIds.isArray()) throw ApiError.invalid("stop_token_ids", "'stop_token_ids' must be a list of token ids");
+            List<Integer> ids = new ArrayList<>();
+            for (int id : tokenIds(stopIds, "stop_token_ids")) ids.add(id);
+            params.stopTokenIds(ids);
+        }
+        Boolean ignoreEos = bool(body, "ignore_eos");
+        if (ignoreEos != null) params.ignoreEos(ignoreEos);
+        Boolean skipSpecial = bool(body, "skip_special_tokens");
+        if (skipSpecial != null) params.skipSpecialTokens(skipSpecial);
+        Boolean includeStop = bool(body, "include_stop_str_in_output");
+        if (includeStop != null) params.includeStopStrInOutput(includeStop);
+        Integer maxTokens = chat && body.has("max_completion_tokens") ? integer(body, "max_completion_tokens") : integer(body, "max_tokens");
+        params.maxTokens(maxTokens != null ? maxTokens : defaultMaxTokens);
+        Integer minTokens = integer(body, "min_tokens");
+        if (minTokens != null) params.minTokens(minTokens);
+        Integer logprobs = logprobs(body, chat);
+        if (logprobs != null) params.logprobs(logprobs);
+        JsonNode bias = body.get("logit_bias");
+        if (bias != null && !bias.isNull()) {
+            if (!bias.isObject()) throw ApiError.invalid("logit_bias", "'logit_bias' must map token ids to biases");
+            Map<Integer, Float> biases = new HashMap<>();
+            for (var entry : bias.properties()) {
+                int token;
+                try {
+                    token = Integer.parseInt(entry.getKey());
+                } catch (NumberFormatException e) {
+                    throw ApiError.invalid("logit_bias", "'logit_bias' keys must be token ids, not '" + entry.getKey() + "'");
+                }
+                if (!entry.getValue().isNumber()) throw ApiError.invalid("logit_bias", "'logit_bias' values must be numbers");
+                biases.put(token, entry.getValue().floatValue());
+            }
+            params.logitBias(biases);
+        }
+        return params.build();
+    }
+
+    /** Top log probabilities asked for: completions' {@code logprobs} (a count), chat's {@code logprobs} (true) with {@code top_logprobs}. */
+    private static Integer logprobs(JsonNode body, boolean chat) {
+        if (!chat) return integer(body, "logprobs");
+        Boolean wanted = bool(body, "logprobs");
+        Integer top = integer(body, "top_logprobs");
+        if (top != null && !Boolean.TRUE.equals(wanted)) throw ApiError.invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        return Boolean.TRUE.equals(wanted) ? (top == null ? 0 : top) : null;
+    }
+
+    /** Whether the answer streams, and whether its last chunk before [DONE] carries the usage. */
+    record Streaming(boolean stream, boolean includeUsage) {
+    }
+
+    static Streaming streaming(JsonNode body) {
+        boolean stream = Boolean.TRUE.equals(bool(body, "stream"));
+        JsonNode options = body.get("stream_options");
+        boolean usage = options != null && options.isObject() && options.path("include_usage").asBoolean(false);
+        return new Streaming(stream, usage);
+    }
+
+    private static void refuse(JsonNode body, String field, String why) {
+        JsonNode node = body.get(field);
+        if (node != null && !node.isNull() && !(node.isArray() && node.isEmpty())) throw ApiError.invalid(field, why);
+    }
+
+    static String text(JsonNode body, String field, String otherwise) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) return otherwise;
+        if (!node.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string");
+        return node.asText();
+    }
+
+    private static List<String> strings(JsonNode body, String field) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) return List.of();
+        if (node.isTextual()) return List.of(node.asText());
+        if (!node.isArray()) throw ApiError.invalid(field, "'" + field + "' must be a string or a list of strings");
+        List<String> values = new ArrayList<>();
+        for (JsonNode item : node) {
+            if (!item.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string or a list of strings");
+            values.add(item.asText());
+        }
+        return values;
+    }
+
+    static Integer integer(JsonNode body, String field) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) return null;
+        if (!node.isIntegralNumber() || !node.canConvertToInt()) throw ApiError.invalid(field, "'" + field + "' must be an integer");
+        return node.asInt();
+    }
+
+    private static Double number(JsonNode body, String field) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) return null;
+        if (!node.isNumber()) throw ApiError.invalid(field, "'" + field + "' must be a number");
+        return node.asDouble();
+    }
+
+    static Boolean bool(JsonNode body, String field) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) return null;
+        if (!node.isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
+        return node.asBoolean();
+    }
+}

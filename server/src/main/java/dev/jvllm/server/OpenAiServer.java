@@ -1,0 +1,614 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.jvllm.ChatMessage;
+import dev.jvllm.CompletionOutput;
+import dev.jvllm.EmbeddingOutput;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LLM;
+import dev.jvllm.PoolingParams;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.Task;
+import dev.jvllm.engine.AsyncLLMEngine;
+import dev.jvllm.engine.EngineClosedException;
+import dev.jvllm.engine.EngineDeadException;
+import dev.jvllm.engine.RequestStream;
+import dev.jvllm.tokenizer.ChatTemplateException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.UUID;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Flow;
+import java.util.concurrent.LinkedBlockingQueue;
+
+/**
+ * An OpenAI-compatible HTTP server over one model, as {@code vllm serve}: {@code /v1/models},
+ * {@code /v1/completions} and {@code /v1/chat/completions} (whole or streamed as server-sent events
+ * ending in {@code data: [DONE]}), {@code /v1/embeddings} for a model loaded for {@link Task#EMBED},
+ * and {@code /health}. Requests from all connections share the engine's continuous batching; a client
+ * that goes away mid-stream has its request aborted.
+ *
+ * <p>Sampling fields are OpenAI's and vLLM's ({@code top_k}, {@code min_p}, {@code repetition_penalty},
+ * {@code stop_token_ids}, {@code ignore_eos}, ...); every one given is applied or refused with a 400
+ * naming it, never ignored. Bodies above the size limit get 413; an API key, when set, is compared in
+ * constant time. Errors have OpenAI's shape and no stack traces.
+ *
+ * <pre>{@code
+ * try (OpenAiServer server = OpenAiServer.builder(LLM.builder().model("Qwen/Qwen2.5-0.5B-Instruct").build())
+ *         .port(8000).start()) {
+ *     server.awaitClose();
+ * }
+ * }</pre>
+ */
+public final class OpenAiServer implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(OpenAiServer.class);
+
+    private final LLM llm;
+    private final AsyncLLMEngine engine;
+    private final HttpServer http;
+    private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
+    private final String modelName;
+    private final byte[] apiKey;
+    private final long maxBodyBytes;
+    private final long created = System.currentTimeMillis() / 1000;
+    private final Object embeddingTurn = new Object();
+    private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
+
+    private OpenAiServer(Builder b) throws IOException {
+        this.llm = b.llm;
+        this.modelName = b.servedModelName != null ? b.servedModelName : defaultName(b.llm.modelDirectory());
+        this.apiKey = b.apiKey == null ? null : b.apiKey.getBytes(StandardCharsets.UTF_8);
+        this.maxBodyBytes = b.maxBodyBytes;
+        this.engine = llm.task() == Task.GENERATE ? new AsyncLLMEngine(llm.engine(), llm) : null;
+        this.http = HttpServer.create(new InetSocketAddress(b.host, b.port), 128);
+        http.createContext("/", this::handle);
+        http.setExecutor(handlers);
+        http.start();
+        log.info("serving {} ({}) at {}", modelName, llm.task(), address());
+    }
+
+    /** A server for {@code llm}, which it owns from {@link Builder#start()} on and closes with itself. */
+    public static Builder builder(LLM llm) {
+        return new Builder(llm);
+    }
+
+    /** The port listened on (the one chosen, where 0 was asked for). */
+    public int port() {
+        return http.getAddress().getPort();
+    }
+
+    /** The server's base address, e.g. {@code http://127.0.0.1:8000}. */
+    public URI address() {
+        InetSocketAddress bound = http.getAddress();
+        String host = bound.getAddress().isAnyLocalAddress() ? "127.0.0.1" : bound.getAddress().getHostAddress();
+        return URI.create("http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + bound.getPort());
+    }
+
+    /** The model name clients give in {@code model} and {@code /v1/models} lists. */
+    public String modelName() {
+        return modelName;
+    }
+
+    /** The engine's counters as of its last step (requests running and waiting, KV blocks); empty for an embedding model. */
+    public java.util.Optional<dev.jvllm.engine.EngineMetrics> metrics() {
+        return engine == null ? java.util.Optional.empty() : java.util.Optional.ofNullable(engine.metrics());
+    }
+
+    /** Blocks until {@link #close()} is called (from another thread or a shutdown hook). */
+    public void awaitClose() throws InterruptedException {
+        closed.await();
+    }
+
+    /** Stops listening, fails requests in flight (their streams end with an error) and closes the model. */
+    @Override
+    public void close() {
+        if (closed.getCount() == 0) return;
+        http.stop(0);
+        if (engine != null) engine.close();
+        else llm.close();
+        handlers.shutdownNow();
+        closed.countDown();
+    }
+
+    // ---- routing ----------------------------------------------------------------------------------
+
+    private void handle(HttpExchange exchange) {
+        try (exchange) {
+            String path = exchange.getRequestURI().getPath();
+            String method = exchange.getRequestMethod();
+            try {
+                if (path.startsWith("/v1/")) authorize(exchange);
+                switch (path) {
+                    case "/health" -> {
+                        expect(method, "GET");
+                        exchange.sendResponseHeaders(200, -1);
+                    }
+                    case "/v1/models" -> {
+                        expect(method, "GET");
+                        models(exchange);
+                    }
+                    case "/v1/completions" -> {
+                        expect(method, "POST");
+                        completions(exchange, body(exchange));
+                    }
+                    case "/v1/chat/completions" -> {
+                        expect(method, "POST");
+                        chat(exchange, body(exchange));
+                    }
+                    case "/v1/embeddings" -> {
+                        expect(method, "POST");
+                        embeddings(exchange, body(exchange));
+                    }
+                    default -> throw ApiError.notFound("no route " + path);
+                }
+            } catch (ApiError e) {
+                if (e.status == 405) exchange.getResponseHeaders().set("Allow", e.param);
+                sendError(exchange, e.status, e.type, e.getMessage(), e.status == 405 ? null : e.param);
+            } catch (InvalidRequestException e) {
+                sendError(exchange, 400, "invalid_request_error", e.getMessage(), snakeCase(e.field()));
+            } catch (ChatTemplateException e) {
+                sendError(exchange, 400, "invalid_request_error", "the chat template refused the messages: " + e.getMessage(), "messages");
+            } catch (EngineDeadException | EngineClosedException e) {
+                sendError(exchange, 503, "service_unavailable", e.getMessage(), null);
+            } catch (ClientGone e) {
+                log.debug("a client left before its answer was written: {}", e.getMessage());
+            } catch (RuntimeException e) {
+                log.error("{} {} failed", method, path, e);
+                sendError(exchange, 500, "internal_error", "the server failed on this request: " + e.getClass().getSimpleName(), null);
+            }
+        } catch (IOException e) {
+            log.debug("writing an answer failed: {}", e.toString());
+        }
+    }
+
+    private static void expect(String method, String allowed) {
+        if (!method.equals(allowed)) throw new ApiError(405, "invalid_request_error", method + " is not allowed here; use " + allowed, allowed);
+    }
+
+    private void authorize(HttpExchange exchange) {
+        if (apiKey == null) return;
+        String header = Objects.requireNonNullElse(exchange.getRequestHeaders().getFirst("Authorization"), "");
+        byte[] given = header.startsWith("Bearer ") ? header.substring(7).getBytes(StandardCharsets.UTF_8) : new byte[0];
+        if (!MessageDigest.isEqual(given, apiKey)) {
+            throw new ApiError(401, "authentication_error", "a valid API key is needed (Authorization: Bearer <key>)", null);
+        }
+    }
+
+    /** The request's JSON object, read up to the size limit. */
+    private JsonNode body(HttpExchange exchange) throws IOException {
+        String length = exchange.getRequestHeaders().getFirst("Content-Length");
+        if (length != null && parseLong(length) > maxBodyBytes) throw tooLarge();
+        byte[] bytes;
+        try (InputStream in = exchange.getRequestBody()) {
+            bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, maxBodyBytes + 1));
+        }
+        if (bytes.length > maxBodyBytes) throw tooLarge();
+        JsonNode body;
+        try {
+            body = OpenAiResponses.JSON.readTree(bytes);
+        } catch (JsonProcessingException e) {
+            throw ApiError.invalid(null, "the body is not valid JSON: " + e.getOriginalMessage());
+        }
+        if (body == null || !body.isObject()) throw ApiError.invalid(null, "the body must be a JSON object");
+        String model = OpenAiRequests.text(body, "model", modelName);
+        if (!model.equals(modelName)) throw new ApiError(404, "not_found_error", "the model '" + model + "' does not exist; this server serves '" + modelName + "'", "model");
+        return body;
+    }
+
+    private ApiError tooLarge() {
+        return new ApiError(413, "invalid_request_error", "the body is over this server's limit of " + maxBodyBytes + " bytes", null);
+    }
+
+    private static long parseLong(String value) {
+        try {
+            return Long.parseLong(value.strip());
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    // ---- endpoints --------------------------------------------------------------------------------
+
+    private void models(HttpExchange exchange) throws IOException {
+        ObjectNode list = OpenAiResponses.JSON.createObjectNode().put("object", "list");
+        ObjectNode model = list.putArray("data").addObject();
+        model.put("id", modelName).put("object", "model").put("created", created).put("owned_by", "jvllm")
+                .put("root", llm.modelDirectory().toString());
+        if (engine != null) model.put("max_model_len", llm.engine().maxModelLen());
+        sendJson(exchange, 200, list);
+    }
+
+    private void completions(HttpExchange exchange, JsonNode body) throws IOException {
+        requireGenerating();
+        List<Prompt> prompts = OpenAiRequests.prompts(body, "prompt");
+        SamplingParams params = OpenAiRequests.sampling(body, 16, false);
+        OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
+        var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, modelName);
+        Integer topCount = OpenAiRequests.integer(body, "logprobs");
+        generate(exchange, envelope, prompts, params, streaming, new ChoiceWriter() {
+            final int[] offsets = new int[prompts.size() * params.n()];
+
+            @Override
+            public void whole(ObjectNode choice, CompletionOutput output, int index) {
+                choice.put("text", output.text());
+                putLogprobs(choice, output, index);
+            }
+
+            @Override
+            public void delta(ObjectNode choice, CompletionOutput output, int index) {
+                whole(choice, output, index);
+            }
+
+            private void putLogprobs(ObjectNode choice, CompletionOutput output, int index) {
+                if (topCount == null || output.logprobs() == null) {
+                    choice.putNull("logprobs");
+                    return;
+                }
+                choice.set("logprobs", OpenAiResponses.completionLogprobs(output, OpenAiServer.this::decodeOne, offsets[index]));
+                offsets[index] += output.text().length();
+            }
+        });
+    }
+
+    private void chat(HttpExchange exchange, JsonNode body) throws IOException {
+        requireGenerating();
+        List<ChatMessage> messages = OpenAiRequests.messages(body);
+        SamplingParams params = OpenAiRequests.sampling(body, null, true);
+        OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
+        Integer top = OpenAiRequests.integer(body, "top_logprobs");
+        boolean withLogprobs = Boolean.TRUE.equals(OpenAiRequests.bool(body, "logprobs"));
+        if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
+        String rendered = llm.renderChat(messages);
+        Prompt prompt = Prompt.tokens(llm.tokenizer().encode(rendered, false));
+        var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
+                System.currentTimeMillis() / 1000, modelName);
+        generate(exchange, envelope, List.of(prompt), params, streaming, new ChoiceWriter() {
+            final boolean[] started = new boolean[params.n()];
+
+            @Override
+            public void whole(ObjectNode choice, CompletionOutput output, int index) {
+                choice.putObject("message").put("role", "assistant").put("content", output.text());
+                putLogprobs(choice, output);
+            }
+
+            @Override
+            public void delta(ObjectNode choice, CompletionOutput output, int index) {
+                ObjectNode delta = choice.putObject("delta");
+                if (!started[index]) {
+                    delta.put("role", "assistant");
+                    started[index] = true;
+                }
+                if (!output.text().isEmpty() || output.finishReason() == null) delta.put("content", output.text());
+                putLogprobs(choice, output);
+            }
+
+            private void putLogprobs(ObjectNode choice, CompletionOutput output) {
+                if (!withLogprobs || output.logprobs() == null) choice.putNull("logprobs");
+                else choice.set("logprobs", OpenAiResponses.chatLogprobs(output, OpenAiServer.this::decodeOne, top == null ? 0 : top));
+            }
+        });
+    }
+
+    private void embeddings(HttpExchange exchange, JsonNode body) throws IOException {
+        if (llm.task() != Task.EMBED) {
+            throw ApiError.invalid("model", "'" + modelName + "' is served for generation; embeddings need a model loaded with task embed");
+        }
+        List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
+        String format = OpenAiRequests.text(body, "encoding_format", "float");
+        if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
+        Integer dimensions = OpenAiRequests.integer(body, "dimensions");
+        PoolingParams pooling = dimensions == null ? PoolingParams.defaults() : PoolingParams.builder().dimensions(dimensions).build();
+        List<EmbeddingOutput> outputs;
+        synchronized (embeddingTurn) { // LLM's embedding calls run one at a time
+            outputs = llm.encode(inputs, pooling);
+        }
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("object", "list");
+        ArrayNode data = answer.putArray("data");
+        int tokens = 0;
+        for (int i = 0; i < outputs.size(); i++) {
+            ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
+            float[] vector = outputs.get(i).embedding();
+            if (format.equals("base64")) {
+                ByteBuffer bytes = ByteBuffer.allocate(vector.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                for (float v : vector) bytes.putFloat(v);
+                item.put("embedding", Base64.getEncoder().encodeToString(bytes.array()));
+            } else {
+                ArrayNode values = item.putArray("embedding");
+                for (float v : vector) values.add(v);
+            }
+            tokens += outputs.get(i).promptTokenIds().length;
+        }
+        answer.put("model", modelName);
+        answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        sendJson(exchange, 200, answer);
+    }
+
+    private String decodeOne(int tokenId) {
+        return llm.tokenizer().decode(new int[]{tokenId}, false);
+    }
+
+    private void requireGenerating() {
+        if (engine == null) {
+            throw ApiError.invalid("model", "'" + modelName + "' is served for embeddings (task embed); it does not generate");
+        }
+    }
+
+    // ---- generation, whole or streamed ------------------------------------------------------------
+
+    /** How completions and chat put one output into a choice. */
+    private interface ChoiceWriter {
+        void whole(ObjectNode choice, CompletionOutput output, int index);
+
+        void delta(ObjectNode choice, CompletionOutput output, int index);
+    }
+
+    private void generate(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<Prompt> prompts, SamplingParams params,
+                          OpenAiRequests.Streaming streaming, ChoiceWriter writer) throws IOException {
+        List<RequestStream> streams = new ArrayList<>();
+        try {
+            for (int i = 0; i < prompts.size(); i++) streams.add(engine.submit(envelope.id() + "-" + i, prompts.get(i), params));
+            if (streaming.stream()) {
+                stream(exchange, envelope, streams, params.n(), streaming.includeUsage(), writer);
+            } else {
+                whole(exchange, envelope, streams, params.n(), writer);
+            }
+        } finally {
+            for (RequestStream stream : streams) {
+                if (!stream.result().isDone()) stream.abort();
+            }
+        }
+    }
+
+    private void whole(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<RequestStream> streams, int n,
+                       ChoiceWriter writer) throws IOException {
+        ObjectNode answer = envelope.start();
+        ArrayNode choices = answer.putArray("choices");
+        int promptTokens = 0, completionTokens = 0;
+        for (int i = 0; i < streams.size(); i++) {
+            RequestOutput result = await(streams.get(i));
+            for (CompletionOutput output : result.outputs()) {
+                int index = i * n + output.index();
+                ObjectNode choice = choices.addObject().put("index", index);
+                writer.whole(choice, output, index);
+                choice.put("finish_reason", OpenAiResponses.finishReason(output));
+            }
+            promptTokens += result.promptTokenIds().size();
+            completionTokens += OpenAiResponses.completionTokens(result);
+        }
+        answer.set("usage", OpenAiResponses.usage(promptTokens, completionTokens));
+        sendJson(exchange, 200, answer);
+    }
+
+    private static RequestOutput await(RequestStream stream) {
+        try {
+            return stream.result().get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException cause) throw cause;
+            throw new CompletionException(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new EngineClosedException("the server stopped before the answer was ready");
+        } catch (CancellationException e) {
+            throw new EngineClosedException("the request was cancelled");
+        }
+    }
+
+    private sealed interface Event permits Delta, Ended, Failed {
+    }
+
+    private record Delta(int prompt, RequestOutput output) implements Event {
+    }
+
+    private record Ended(int prompt) implements Event {
+    }
+
+    private record Failed(int prompt, Throwable error) implements Event {
+    }
+
+    private void stream(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<RequestStream> streams, int n,
+                        boolean includeUsage, ChoiceWriter writer) throws IOException {
+        LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
+        for (int i = 0; i < streams.size(); i++) {
+            int prompt = i;
+            streams.get(i).subscribe(new Flow.Subscriber<>() {
+                @Override
+                public void onSubscribe(Flow.Subscription subscription) {
+                    subscription.request(Long.MAX_VALUE);
+                }
+
+                @Override
+                public void onNext(RequestOutput item) {
+                    events.add(new Delta(prompt, item));
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    events.add(new Failed(prompt, error));
+                }
+
+                @Override
+                public void onComplete() {
+                    events.add(new Ended(prompt));
+                }
+            });
+        }
+        exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+        exchange.getResponseHeaders().set("Cache-Control", "no-cache");
+        exchange.sendResponseHeaders(200, 0);
+        OutputStream out = exchange.getResponseBody();
+        int promptTokens = 0, completionTokens = 0;
+        for (int open = streams.size(); open > 0; ) {
+            Event event;
+            try {
+                event = events.take();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            switch (event) {
+                case Delta(int prompt, RequestOutput output) -> {
+                    ObjectNode chunk = envelope.start();
+                    ArrayNode choices = chunk.putArray("choices");
+                    for (CompletionOutput delta : output.outputs()) {
+                        int index = prompt * n + delta.index();
+                        ObjectNode choice = choices.addObject().put("index", index);
+                        writer.delta(choice, delta, index);
+                        choice.put("finish_reason", OpenAiResponses.finishReason(delta));
+                        completionTokens += delta.tokenIds().size();
+                    }
+                    if (output.finished()) promptTokens += output.promptTokenIds().size();
+                    send(out, chunk);
+                }
+                case Ended ended -> open--;
+                case Failed(int prompt, Throwable error) -> {
+                    open--;
+                    ObjectNode failure = OpenAiResponses.JSON.createObjectNode();
+                    boolean invalid = error instanceof InvalidRequestException;
+                    failure.putObject("error").put("message", String.valueOf(error.getMessage()))
+                            .put("type", invalid ? "invalid_request_error" : "service_unavailable")
+                            .put("code", invalid ? 400 : 503);
+                    send(out, failure);
+                }
+            }
+        }
+        if (includeUsage) {
+            ObjectNode last = envelope.start();
+            last.putArray("choices");
+            last.set("usage", OpenAiResponses.usage(promptTokens, completionTokens));
+            send(out, last);
+        }
+        write(out, "data: [DONE]\n\n");
+    }
+
+    /** A client that closed its connection: its requests are aborted and nothing more is written. */
+    private static final class ClientGone extends RuntimeException {
+        ClientGone(IOException cause) {
+            super(cause.toString(), cause, false, false);
+        }
+    }
+
+    private static void send(OutputStream out, JsonNode chunk) {
+        write(out, "data: " + chunk + "\n\n");
+    }
+
+    private static void write(OutputStream out, String text) {
+        try {
+            out.write(text.getBytes(StandardCharsets.UTF_8));
+            out.flush();
+        } catch (IOException e) {
+            throw new ClientGone(e);
+        }
+    }
+
+    // ---- answers ----------------------------------------------------------------------------------
+
+    private static void sendJson(HttpExchange exchange, int status, JsonNode body) throws IOException {
+        byte[] bytes = OpenAiResponses.JSON.writeValueAsBytes(body);
+        exchange.getResponseHeaders().set("Content-Type", "application/json");
+        exchange.sendResponseHeaders(status, bytes.length);
+        exchange.getResponseBody().write(bytes);
+    }
+
+    private static void sendError(HttpExchange exchange, int status, String type, String message, String param) throws IOException {
+        if (exchange.getResponseCode() != -1) return; // headers already sent (a stream): nothing more can be said
+        ObjectNode body = OpenAiResponses.JSON.createObjectNode();
+        ObjectNode error = body.putObject("error").put("message", message).put("type", type).put("code", status);
+        if (param == null) error.putNull("param");
+        else error.put("param", param);
+        sendJson(exchange, status, body);
+    }
+
+    /** A model directory's name, or for a Hugging Face cache snapshot its model id (org/name). */
+    static String defaultName(java.nio.file.Path directory) {
+        java.nio.file.Path parent = directory.getParent();
+        if (parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("snapshots")
+                && parent.getParent() != null && parent.getParent().getFileName().toString().startsWith("models--")) {
+            return parent.getParent().getFileName().toString().substring("models--".length()).replaceFirst("--", "/");
+        }
+        return directory.getFileName() == null ? directory.toString() : directory.getFileName().toString();
+    }
+
+    /** A builder method's name as the request field it comes from: topP → top_p. */
+    static String snakeCase(String field) {
+        if (field == null) return null;
+        return field.replaceAll("([a-z0-9])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
+    }
+
+    /** Options of an {@link OpenAiServer}. */
+    public static final class Builder {
+        private final LLM llm;
+        private String host = "127.0.0.1";
+        private int port = 8000;
+        private String apiKey;
+        private String servedModelName;
+        private long maxBodyBytes = 16L << 20;
+
+        private Builder(LLM llm) {
+            this.llm = Objects.requireNonNull(llm, "llm");
+        }
+
+        /** The address to listen on (default 127.0.0.1; "0.0.0.0" for every interface). */
+        public Builder host(String host) {
+            this.host = Objects.requireNonNull(host, "host");
+            return this;
+        }
+
+        /** The port (default 8000; 0 picks a free one, see {@link #port()}). */
+        public Builder port(int port) {
+            if (port < 0 || port > 65535) throw new IllegalArgumentException("port must be 0-65535: " + port);
+            this.port = port;
+            return this;
+        }
+
+        /** A key every /v1 request must carry as {@code Authorization: Bearer <key>} (default none). */
+        public Builder apiKey(String apiKey) {
+            this.apiKey = apiKey;
+            return this;
+        }
+
+        /** The model's name in requests and /v1/models (default: the model directory's name). */
+        public Builder servedModelName(String name) {
+            this.servedModelName = name;
+            return this;
+        }
+
+        /** The largest request body taken (default 16 MiB); larger ones get 413. */
+        public Builder maxBodyBytes(long bytes) {
+            if (bytes < 1) throw new IllegalArgumentException("maxBodyBytes must be positive: " + bytes);
+            this.maxBodyBytes = bytes;
+            return this;
+        }
+
+        /** Starts listening; the server owns the model from now on. */
+        public OpenAiServer start() throws IOException {
+            return new OpenAiServer(this);
+        }
+    }
+}

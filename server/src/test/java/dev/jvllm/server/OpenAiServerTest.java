@@ -1,0 +1,280 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.ChatMessage;
+import dev.jvllm.LLM;
+import dev.jvllm.SamplingParams;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The OpenAI-compatible server over the demo model, driven by the JDK's HTTP client on loopback. */
+class OpenAiServerTest {
+
+    static final Path DEMO = Files.isDirectory(Path.of("../models/jvllm-demo")) ? Path.of("../models/jvllm-demo") : Path.of("models/jvllm-demo");
+    static final ObjectMapper JSON = new ObjectMapper();
+    private static final String PROMPT = "The European Parliament";
+
+    static OpenAiServer server;
+    static LLM reference;
+    static final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).servedModelName("demo").start();
+        reference = LLM.builder().model(DEMO.toString()).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+        reference.close();
+    }
+
+    record Answer(int status, JsonNode body) {
+    }
+
+    static Answer post(OpenAiServer to, String path, String body) throws Exception {
+        HttpResponse<String> response = client.send(HttpRequest.newBuilder(URI.create(to.address() + path))
+                .POST(HttpRequest.BodyPublishers.ofString(body)).header("Content-Type", "application/json").build(),
+                HttpResponse.BodyHandlers.ofString());
+        return new Answer(response.statusCode(), response.body().isEmpty() ? null : JSON.readTree(response.body()));
+    }
+
+    /** The JSON of each {@code data:} line of a streamed answer, and whether it ended with [DONE]. */
+    static List<JsonNode> stream(String path, String body) throws Exception {
+        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(URI.create(server.address() + path))
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
+        assertEquals(200, response.statusCode());
+        assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
+        List<JsonNode> chunks = new ArrayList<>();
+        boolean done = false;
+        try (BufferedReader lines = new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+            for (String line; (line = lines.readLine()) != null; ) {
+                if (line.isEmpty()) continue;
+                assertTrue(line.startsWith("data: "), line);
+                assertFalse(done, "nothing after [DONE]");
+                if (line.equals("data: [DONE]")) done = true;
+                else chunks.add(JSON.readTree(line.substring(6)));
+            }
+        }
+        assertTrue(done, "the stream ends with data: [DONE]");
+        return chunks;
+    }
+
+    static SamplingParams greedy(int maxTokens) {
+        return SamplingParams.builder().temperature(0).maxTokens(maxTokens).build();
+    }
+
+    @Test
+    void modelsListsTheServedModelAndHealthAnswers() throws Exception {
+        HttpResponse<String> models = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/models")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        JsonNode list = JSON.readTree(models.body());
+        assertEquals("list", list.path("object").asText());
+        assertEquals("demo", list.path("data").get(0).path("id").asText());
+        assertEquals(512, list.path("data").get(0).path("max_model_len").asInt());
+        assertEquals(200, client.send(HttpRequest.newBuilder(URI.create(server.address() + "/health")).build(),
+                HttpResponse.BodyHandlers.discarding()).statusCode());
+    }
+
+    @Test
+    void aCompletionIsTheLibrarysGreedyTextWithItsUsage() throws Exception {
+        Answer answer = post(server, "/v1/completions",
+                "{\"model\": \"demo\", \"prompt\": \"" + PROMPT + "\", \"max_tokens\": 12, \"temperature\": 0}");
+
+        assertEquals(200, answer.status());
+        var expected = reference.generate(PROMPT, greedy(12));
+        JsonNode choice = answer.body().path("choices").get(0);
+        assertEquals("text_completion", answer.body().path("object").asText());
+        assertTrue(answer.body().path("id").asText().startsWith("cmpl-"));
+        assertEquals(expected.text(), choice.path("text").asText());
+        assertEquals(0, choice.path("index").asInt());
+        assertEquals(expected.outputs().getFirst().finishReason().toString(), choice.path("finish_reason").asText());
+        assertEquals(expected.promptTokenIds().size(), answer.body().path("usage").path("prompt_tokens").asInt());
+        assertEquals(expected.outputs().getFirst().tokenIds().size(), answer.body().path("usage").path("completion_tokens").asInt());
+    }
+
+    @Test
+    void aStreamedCompletionConcatenatesToTheWholeOneThenGivesItsUsageAndDone() throws Exception {
+        List<JsonNode> chunks = stream("/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 12, \"temperature\": 0,"
+                + " \"stream\": true, \"stream_options\": {\"include_usage\": true}}");
+
+        var expected = reference.generate(PROMPT, greedy(12));
+        StringBuilder text = new StringBuilder();
+        for (JsonNode chunk : chunks.subList(0, chunks.size() - 1)) text.append(chunk.path("choices").get(0).path("text").asText());
+        assertEquals(expected.text(), text.toString());
+        assertTrue(chunks.size() > 2, "the text came in pieces");
+        JsonNode finishing = chunks.get(chunks.size() - 2).path("choices").get(0);
+        assertEquals(expected.outputs().getFirst().finishReason().toString(), finishing.path("finish_reason").asText());
+        JsonNode usage = chunks.getLast();
+        assertEquals(0, usage.path("choices").size());
+        assertEquals(expected.outputs().getFirst().tokenIds().size(), usage.path("usage").path("completion_tokens").asInt());
+    }
+
+    @Test
+    void aChatIsTheLibrarysChatWhetherWholeOrStreamed() throws Exception {
+        String messages = "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hello\"}]}]";
+        var expected = reference.chat(List.of(ChatMessage.system("Be brief."), ChatMessage.user("Hello")), greedy(10));
+
+        Answer whole = post(server, "/v1/chat/completions", "{\"messages\": " + messages + ", \"max_tokens\": 10, \"temperature\": 0}");
+        assertEquals(200, whole.status());
+        assertEquals("chat.completion", whole.body().path("object").asText());
+        JsonNode message = whole.body().path("choices").get(0).path("message");
+        assertEquals("assistant", message.path("role").asText());
+        assertEquals(expected.text(), message.path("content").asText());
+
+        List<JsonNode> chunks = stream("/v1/chat/completions", "{\"messages\": " + messages
+                + ", \"max_completion_tokens\": 10, \"temperature\": 0, \"stream\": true}");
+        assertEquals("chat.completion.chunk", chunks.getFirst().path("object").asText());
+        assertEquals("assistant", chunks.getFirst().path("choices").get(0).path("delta").path("role").asText());
+        StringBuilder text = new StringBuilder();
+        for (JsonNode chunk : chunks) text.append(chunk.path("choices").get(0).path("delta").path("content").asText(""));
+        assertEquals(expected.text(), text.toString());
+        assertEquals("length", chunks.getLast().path("choices").get(0).path("finish_reason").asText());
+    }
+
+    @Test
+    void eachPromptAndEachOfNSamplesIsAChoiceOfItsOwn() throws Exception {
+        Answer answer = post(server, "/v1/completions",
+                "{\"prompt\": [\"" + PROMPT + "\", [1, 450, 1000]], \"n\": 2, \"max_tokens\": 6, \"temperature\": 0.9, \"seed\": 3}");
+
+        assertEquals(200, answer.status(), String.valueOf(answer.body()));
+        JsonNode choices = answer.body().path("choices");
+        assertEquals(4, choices.size());
+        for (int i = 0; i < 4; i++) assertEquals(i, choices.get(i).path("index").asInt());
+        assertEquals(4 * 6, answer.body().path("usage").path("completion_tokens").asInt());
+    }
+
+    @Test
+    void logprobsComeInEachEndpointsShape() throws Exception {
+        Answer completion = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 5, \"temperature\": 0, \"logprobs\": 2}");
+        JsonNode logprobs = completion.body().path("choices").get(0).path("logprobs");
+        assertEquals(5, logprobs.path("tokens").size());
+        assertEquals(5, logprobs.path("token_logprobs").size());
+        assertEquals(5, logprobs.path("text_offset").size());
+        assertTrue(logprobs.path("top_logprobs").get(0).size() >= 2);
+        StringBuilder tokens = new StringBuilder();
+        logprobs.path("tokens").forEach(t -> tokens.append(t.asText()));
+        assertEquals(completion.body().path("choices").get(0).path("text").asText(), tokens.toString());
+
+        Answer chat = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 4,"
+                + " \"temperature\": 0, \"logprobs\": true, \"top_logprobs\": 2}");
+        JsonNode content = chat.body().path("choices").get(0).path("logprobs").path("content");
+        assertEquals(4, content.size());
+        assertEquals(2, content.get(0).path("top_logprobs").size());
+        assertTrue(content.get(0).path("logprob").asDouble() <= 0);
+    }
+
+    @Test
+    void concurrentRequestsAreBatchedAndEachGetsItsOwnGreedyText() throws Exception {
+        List<String> prompts = List.of("The European Parliament", "Mr President,", "I would like to", "The Commission",
+                "On behalf of", "Ladies and gentlemen", "We must", "This report");
+        ExecutorService pool = Executors.newFixedThreadPool(prompts.size());
+        try {
+            List<Future<Answer>> answers = new ArrayList<>();
+            for (String prompt : prompts) {
+                answers.add(pool.submit(() -> post(server, "/v1/completions",
+                        "{\"prompt\": \"" + prompt + "\", \"max_tokens\": 10, \"temperature\": 0}")));
+            }
+            for (int i = 0; i < prompts.size(); i++) {
+                Answer answer = answers.get(i).get(60, TimeUnit.SECONDS);
+                assertEquals(reference.generate(prompts.get(i), greedy(10)).text(), answer.body().path("choices").get(0).path("text").asText());
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void aClientThatLeavesMidStreamHasItsRequestAborted() throws Exception {
+        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 400, \"ignore_eos\": true,"
+                        + " \"temperature\": 0, \"stream\": true}")).build(), HttpResponse.BodyHandlers.ofInputStream());
+        InputStream body = response.body();
+        assertTrue(body.read() >= 0, "the stream began");
+        body.close();
+
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (server.metrics().orElseThrow().running() + server.metrics().orElseThrow().waiting() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals(0, server.metrics().orElseThrow().running() + server.metrics().orElseThrow().waiting(), "the request was aborted");
+        assertEquals(0, server.metrics().orElseThrow().kvBlocksUsed());
+    }
+
+    @Test
+    void badRequestsGetOpenAiErrorsNamingWhatWasWrong() throws Exception {
+        assertError(post(server, "/v1/completions", "{not json"), 400, null);
+        assertError(post(server, "/v1/completions", "[1, 2]"), 400, null);
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"temperature\": -1}"), 400, "temperature");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"top_p\": \"high\"}"), 400, "top_p");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"n\": 100000}"), 400, "n");
+        assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999]}"), 400, null);
+        assertError(post(server, "/v1/completions", "{}"), 400, "prompt");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"model\": \"gpt-4\"}"), 404, "model");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}"), 400, "tools");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}"), 400, "messages");
+        assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
+        assertError(post(server, "/v1/nothing", "{}"), 404, null);
+        HttpResponse<String> get = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(405, get.statusCode());
+        assertEquals("POST", get.headers().firstValue("Allow").orElse(""));
+    }
+
+    @Test
+    void aBodyOverTheLimitGets413() throws Exception {
+        try (OpenAiServer small = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).maxBodyBytes(1000).start()) {
+            assertError(post(small, "/v1/completions", "{\"prompt\": \"" + "a".repeat(2000) + "\"}"), 413, null);
+            assertEquals(200, post(small, "/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1}").status());
+        }
+    }
+
+    @Test
+    void anApiKeyIsNeededForV1ButNotForHealth() throws Exception {
+        try (OpenAiServer keyed = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).apiKey("s3cret").start()) {
+            URI models = URI.create(keyed.address() + "/v1/models");
+            assertEquals(401, client.send(HttpRequest.newBuilder(models).build(), HttpResponse.BodyHandlers.ofString()).statusCode());
+            assertEquals(401, client.send(HttpRequest.newBuilder(models).header("Authorization", "Bearer wrong").build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode());
+            assertEquals(200, client.send(HttpRequest.newBuilder(models).header("Authorization", "Bearer s3cret").build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode());
+            assertEquals(200, client.send(HttpRequest.newBuilder(URI.create(keyed.address() + "/health")).build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode());
+        }
+    }
+
+    static void assertError(Answer answer, int status, String param) {
+        assertEquals(status, answer.status(), String.valueOf(answer.body()));
+        JsonNode error = answer.body().path("error");
+        assertFalse(error.path("message").asText().isBlank());
+        assertNotEquals("", error.path("type").asText());
+        assertFalse(error.path("message").asText().contains("\tat "), "no stack trace");
+        if (param != null) assertEquals(param, error.path("param").asText(), error.toString());
+    }
+}
