@@ -9,6 +9,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.DoubleConsumer;
 
 /**
  * Reads the fields of OpenAI's request bodies (and vLLM's extra sampling fields) into jvllm's types.
@@ -115,20 +117,14 @@ final class OpenAiRequests {
         if (n != null) params.n(n);
         Integer bestOf = integer(body, "best_of");
         if (bestOf != null && bestOf != (n == null ? 1 : n)) throw ApiError.invalid("best_of", "'best_of' other than n is not served");
-        Double temperature = number(body, "temperature");
-        if (temperature != null) params.temperature(temperature);
-        Double topP = number(body, "top_p");
-        if (topP != null) params.topP(topP);
+        ifNumber(body, "temperature", params::temperature);
+        ifNumber(body, "top_p", params::topP);
         Integer topK = integer(body, "top_k");
         if (topK != null && topK > 0) params.topK(topK); // vLLM: -1 or 0 turn it off
-        Double minP = number(body, "min_p");
-        if (minP != null) params.minP(minP);
-        Double presence = number(body, "presence_penalty");
-        if (presence != null) params.presencePenalty(presence);
-        Double frequency = number(body, "frequency_penalty");
-        if (frequency != null) params.frequencyPenalty(frequency);
-        Double repetition = number(body, "repetition_penalty");
-        if (repetition != null) params.repetitionPenalty(repetition);
+        ifNumber(body, "min_p", params::minP);
+        ifNumber(body, "presence_penalty", params::presencePenalty);
+        ifNumber(body, "frequency_penalty", params::frequencyPenalty);
+        ifNumber(body, "repetition_penalty", params::repetitionPenalty);
         JsonNode seed = body.get("seed");
         if (seed != null && !seed.isNull()) {
             if (!seed.isIntegralNumber() || !seed.canConvertToLong()) throw ApiError.invalid("seed", "'seed' must be an integer");
@@ -142,12 +138,9 @@ final class OpenAiRequests {
             for (int id : tokenIds(stopIds, "stop_token_ids")) ids.add(id);
             params.stopTokenIds(ids);
         }
-        Boolean ignoreEos = bool(body, "ignore_eos");
-        if (ignoreEos != null) params.ignoreEos(ignoreEos);
-        Boolean skipSpecial = bool(body, "skip_special_tokens");
-        if (skipSpecial != null) params.skipSpecialTokens(skipSpecial);
-        Boolean includeStop = bool(body, "include_stop_str_in_output");
-        if (includeStop != null) params.includeStopStrInOutput(includeStop);
+        ifBool(body, "ignore_eos", params::ignoreEos);
+        ifBool(body, "skip_special_tokens", params::skipSpecialTokens);
+        ifBool(body, "include_stop_str_in_output", params::includeStopStrInOutput);
         Integer maxTokens = chat && body.has("max_completion_tokens") ? integer(body, "max_completion_tokens") : integer(body, "max_tokens");
         params.maxTokens(maxTokens != null ? maxTokens : defaultMaxTokens);
         Integer minTokens = integer(body, "min_tokens");
@@ -223,6 +216,16 @@ final class OpenAiRequests {
         if (node == null || node.isNull()) return null;
         if (!node.isIntegralNumber() || !node.canConvertToInt()) throw ApiError.invalid(field, "'" + field + "' must be an integer");
         return node.asInt();
+    }
+
+    private static void ifNumber(JsonNode body, String field, DoubleConsumer apply) {
+        Double value = number(body, field);
+        if (value != null) apply.accept(value);
+    }
+
+    private static void ifBool(JsonNode body, String field, Consumer<Boolean> apply) {
+        Boolean value = bool(body, field);
+        if (value != null) apply.accept(value);
     }
 
     private static Double number(JsonNode body, String field) {

@@ -393,17 +393,23 @@ public final class OpenAiServer implements AutoCloseable {
         int promptTokens = 0, completionTokens = 0;
         for (int i = 0; i < streams.size(); i++) {
             RequestOutput result = await(streams.get(i));
-            for (CompletionOutput output : result.outputs()) {
-                int index = i * n + output.index();
-                ObjectNode choice = choices.addObject().put("index", index);
-                writer.whole(choice, output, index);
-                choice.put("finish_reason", OpenAiResponses.finishReason(output));
-            }
+            addChoices(choices, i, n, result, writer, false);
             promptTokens += result.promptTokenIds().size();
             completionTokens += OpenAiResponses.completionTokens(result);
         }
         answer.set("usage", OpenAiResponses.usage(promptTokens, completionTokens));
         sendJson(exchange, 200, answer);
+    }
+
+    /** The choices of one prompt's output (whole, or a stream's delta): index prompt × n + sample. */
+    private static void addChoices(ArrayNode choices, int prompt, int n, RequestOutput output, ChoiceWriter writer, boolean delta) {
+        for (CompletionOutput sample : output.outputs()) {
+            int index = prompt * n + sample.index();
+            ObjectNode choice = choices.addObject().put("index", index);
+            if (delta) writer.delta(choice, sample, index);
+            else writer.whole(choice, sample, index);
+            choice.put("finish_reason", OpenAiResponses.finishReason(sample));
+        }
     }
 
     private static RequestOutput await(RequestStream stream) {
@@ -475,14 +481,8 @@ public final class OpenAiServer implements AutoCloseable {
             switch (event) {
                 case Delta(int prompt, RequestOutput output) -> {
                     ObjectNode chunk = envelope.start();
-                    ArrayNode choices = chunk.putArray("choices");
-                    for (CompletionOutput delta : output.outputs()) {
-                        int index = prompt * n + delta.index();
-                        ObjectNode choice = choices.addObject().put("index", index);
-                        writer.delta(choice, delta, index);
-                        choice.put("finish_reason", OpenAiResponses.finishReason(delta));
-                        completionTokens += delta.tokenIds().size();
-                    }
+                    addChoices(chunk.putArray("choices"), prompt, n, output, writer, true);
+                    completionTokens += OpenAiResponses.completionTokens(output);
                     if (output.finished()) promptTokens += output.promptTokenIds().size();
                     send(out, chunk);
                 }
