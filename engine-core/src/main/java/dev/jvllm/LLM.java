@@ -380,6 +380,11 @@ public final class LLM implements AutoCloseable {
         return tokenizer;
     }
 
+    /** The model's generation_config.json defaults (end-of-sequence ids and the sampling defaults its authors chose). */
+    public GenerationConfig generationConfig() {
+        return generationConfig;
+    }
+
     /** The engine below this LLM, for step-by-step use; null when built for {@link Task#EMBED}. */
     public LLMEngine engine() {
         return engine;

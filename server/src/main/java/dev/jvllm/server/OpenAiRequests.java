@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.ChatMessage;
 import dev.jvllm.Prompt;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.config.GenerationConfig;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -101,9 +102,11 @@ final class OpenAiRequests {
 
     /**
      * The sampling parameters of a completions or chat request. {@code defaultMaxTokens} applies when
-     * the request gives none (OpenAI's completions: 16; chat: null, until the context is full).
+     * the request gives none (OpenAI's completions: 16; chat: the generation config's max_new_tokens,
+     * else null, until the context is full); temperature, top_p, top_k and repetition_penalty default
+     * to the generation config's.
      */
-    static SamplingParams sampling(JsonNode body, Integer defaultMaxTokens, boolean chat) {
+    static SamplingParams sampling(JsonNode body, Integer defaultMaxTokens, boolean chat, GenerationConfig defaults) {
         refuse(body, "tools", "tool calls are not served");
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
@@ -117,14 +120,16 @@ final class OpenAiRequests {
         if (n != null) params.n(n);
         Integer bestOf = integer(body, "best_of");
         if (bestOf != null && bestOf != (n == null ? 1 : n)) throw ApiError.invalid("best_of", "'best_of' other than n is not served");
-        ifNumber(body, "temperature", params::temperature);
-        ifNumber(body, "top_p", params::topP);
+        // What the request leaves out comes from the model's generation_config.json, as in vLLM.
+        if (!ifNumber(body, "temperature", params::temperature)) defaults.temperature().ifPresent(params::temperature);
+        if (!ifNumber(body, "top_p", params::topP)) defaults.topP().ifPresent(params::topP);
         Integer topK = integer(body, "top_k");
         if (topK != null && topK > 0) params.topK(topK); // vLLM: -1 or 0 turn it off
+        if (topK == null) defaults.topK().ifPresent(k -> { if (k > 0) params.topK(k); });
         ifNumber(body, "min_p", params::minP);
         ifNumber(body, "presence_penalty", params::presencePenalty);
         ifNumber(body, "frequency_penalty", params::frequencyPenalty);
-        ifNumber(body, "repetition_penalty", params::repetitionPenalty);
+        if (!ifNumber(body, "repetition_penalty", params::repetitionPenalty)) defaults.repetitionPenalty().ifPresent(params::repetitionPenalty);
         JsonNode seed = body.get("seed");
         if (seed != null && !seed.isNull()) {
             if (!seed.isIntegralNumber() || !seed.canConvertToLong()) throw ApiError.invalid("seed", "'seed' must be an integer");
@@ -142,6 +147,7 @@ final class OpenAiRequests {
         ifBool(body, "skip_special_tokens", params::skipSpecialTokens);
         ifBool(body, "include_stop_str_in_output", params::includeStopStrInOutput);
         Integer maxTokens = chat && body.has("max_completion_tokens") ? integer(body, "max_completion_tokens") : integer(body, "max_tokens");
+        if (maxTokens == null && chat && defaults.maxNewTokens().isPresent()) maxTokens = defaults.maxNewTokens().getAsInt();
         params.maxTokens(maxTokens != null ? maxTokens : defaultMaxTokens);
         Integer minTokens = integer(body, "min_tokens");
         if (minTokens != null) params.minTokens(minTokens);
@@ -218,9 +224,11 @@ final class OpenAiRequests {
         return node.asInt();
     }
 
-    private static void ifNumber(JsonNode body, String field, DoubleConsumer apply) {
+    /** Applies the field when the request has it; whether it had. */
+    private static boolean ifNumber(JsonNode body, String field, DoubleConsumer apply) {
         Double value = number(body, field);
         if (value != null) apply.accept(value);
+        return value != null;
     }
 
     private static void ifBool(JsonNode body, String field, Consumer<Boolean> apply) {

@@ -92,6 +92,13 @@ public final class OpenAiServer implements AutoCloseable {
         http.setExecutor(handlers);
         http.start();
         log.info("serving {} ({}) at {}", modelName, llm.task(), address());
+        var defaults = llm.generationConfig();
+        if (defaults.temperature().isPresent() || defaults.topP().isPresent() || defaults.topK().isPresent()
+                || defaults.repetitionPenalty().isPresent() || defaults.maxNewTokens().isPresent()) {
+            log.info("requests that leave them out take generation_config.json's temperature {}, top_p {}, top_k {}, "
+                    + "repetition_penalty {}, max_new_tokens {} (chat)", defaults.temperature(), defaults.topP(), defaults.topK(),
+                    defaults.repetitionPenalty(), defaults.maxNewTokens());
+        }
     }
 
     /** A server for {@code llm}, which it owns from {@link Builder#start()} on and closes with itself. */
@@ -248,7 +255,7 @@ public final class OpenAiServer implements AutoCloseable {
     private void completions(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
         List<Prompt> prompts = OpenAiRequests.prompts(body, "prompt");
-        SamplingParams params = OpenAiRequests.sampling(body, 16, false);
+        SamplingParams params = OpenAiRequests.sampling(body, 16, false, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
         var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, modelName);
         Integer topCount = OpenAiRequests.integer(body, "logprobs");
@@ -280,7 +287,7 @@ public final class OpenAiServer implements AutoCloseable {
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
         List<ChatMessage> messages = OpenAiRequests.messages(body);
-        SamplingParams params = OpenAiRequests.sampling(body, null, true);
+        SamplingParams params = OpenAiRequests.sampling(body, null, true, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
         Integer top = OpenAiRequests.integer(body, "top_logprobs");
         boolean withLogprobs = Boolean.TRUE.equals(OpenAiRequests.bool(body, "logprobs"));

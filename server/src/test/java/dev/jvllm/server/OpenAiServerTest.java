@@ -248,6 +248,28 @@ class OpenAiServerTest {
     }
 
     @Test
+    void samplingFieldsARequestLeavesOutComeFromTheGenerationConfig(@org.junit.jupiter.api.io.TempDir Path copy) throws Exception {
+        for (String file : List.of("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")) {
+            Files.copy(DEMO.resolve(file), copy.resolve(file));
+        }
+        // top_k 1 makes every draw the greedy token, whatever the temperature.
+        Files.writeString(copy.resolve("generation_config.json"), "{\"bos_token_id\": 1, \"eos_token_id\": 2, \"top_k\": 1, \"temperature\": 0.7}");
+        String greedyText = reference.generate(PROMPT, greedy(8)).text();
+        try (OpenAiServer configured = OpenAiServer.builder(LLM.builder().model(copy.toString()).build()).port(0).start()) {
+            for (int seed = 0; seed < 3; seed++) {
+                Answer answer = post(configured, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 8, \"seed\": " + seed + "}");
+                assertEquals(greedyText, answer.body().path("choices").get(0).path("text").asText());
+            }
+            List<String> overridden = new ArrayList<>();
+            for (int seed = 0; seed < 3; seed++) {
+                overridden.add(post(configured, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 8, \"top_k\": -1,"
+                        + " \"temperature\": 1.5, \"seed\": " + seed + "}").body().path("choices").get(0).path("text").asText());
+            }
+            assertTrue(overridden.stream().anyMatch(text -> !text.equals(greedyText)), "the request's own top_k and temperature win");
+        }
+    }
+
+    @Test
     void aBodyOverTheLimitGets413() throws Exception {
         try (OpenAiServer small = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).maxBodyBytes(1000).start()) {
             assertError(post(small, "/v1/completions", "{\"prompt\": \"" + "a".repeat(2000) + "\"}"), 413, null);
