@@ -191,7 +191,7 @@ class OpenAiServerTest {
     }
 
     @Test
-    void concurrentRequestsAreBatchedAndEachGetsItsOwnGreedyText() throws Exception {
+    void concurrentCompletionsAndChatsAreBatchedAndEachGetsItsOwnGreedyText() throws Exception {
         List<String> prompts = List.of("The European Parliament", "Mr President,", "I would like to", "The Commission",
                 "On behalf of", "Ladies and gentlemen", "We must", "This report");
         ExecutorService pool = Executors.newFixedThreadPool(prompts.size());
@@ -201,9 +201,17 @@ class OpenAiServerTest {
                 answers.add(pool.submit(() -> post(server, "/v1/completions",
                         "{\"prompt\": \"" + prompt + "\", \"max_tokens\": 10, \"temperature\": 0}")));
             }
+            List<Future<Answer>> chats = new ArrayList<>();
+            for (String prompt : prompts) {
+                chats.add(pool.submit(() -> post(server, "/v1/chat/completions",
+                        "{\"messages\": [{\"role\": \"user\", \"content\": \"" + prompt + "\"}], \"max_tokens\": 10, \"temperature\": 0}")));
+            }
             for (int i = 0; i < prompts.size(); i++) {
                 Answer answer = answers.get(i).get(60, TimeUnit.SECONDS);
                 assertEquals(reference.generate(prompts.get(i), greedy(10)).text(), answer.body().path("choices").get(0).path("text").asText());
+                Answer chat = chats.get(i).get(60, TimeUnit.SECONDS);
+                assertEquals(reference.chat(List.of(ChatMessage.user(prompts.get(i))), greedy(10)).text(),
+                        chat.body().path("choices").get(0).path("message").path("content").asText());
             }
         } finally {
             pool.shutdownNow();
