@@ -472,19 +472,19 @@ public final class OpenAiServer implements AutoCloseable {
                 }
             });
         }
+        // The engine checks a request before its first step: a refusal comes first, and is answered
+        // with a 400 before the stream's headers, as a whole answer's would be.
+        Event first = take(events);
+        if (first instanceof Failed(int prompt, Throwable error) && error instanceof InvalidRequestException refused) throw refused;
         exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
         exchange.getResponseHeaders().set("Cache-Control", "no-cache");
         exchange.sendResponseHeaders(200, 0);
         OutputStream out = exchange.getResponseBody();
         int promptTokens = 0, completionTokens = 0;
         for (int open = streams.size(); open > 0; ) {
-            Event event;
-            try {
-                event = events.take();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            }
+            Event event = first != null ? first : take(events);
+            first = null;
+            if (event == null) return;
             switch (event) {
                 case Delta(int prompt, RequestOutput output) -> {
                     ObjectNode chunk = envelope.start();
@@ -512,6 +512,16 @@ public final class OpenAiServer implements AutoCloseable {
             send(out, last);
         }
         write(out, "data: [DONE]\n\n");
+    }
+
+    /** The next event, or null when the server is stopping. */
+    private static Event take(LinkedBlockingQueue<Event> events) {
+        try {
+            return events.take();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        }
     }
 
     /** A client that closed its connection: its requests are aborted and nothing more is written. */
