@@ -151,7 +151,7 @@ public final class OpenAiServer implements AutoCloseable {
             String path = exchange.getRequestURI().getPath();
             String method = exchange.getRequestMethod();
             try {
-                if (path.startsWith("/v1/")) authorize(exchange);
+                if (!path.equals("/health") && !path.equals("/metrics")) authorize(exchange);
                 switch (path) {
                     case "/health" -> {
                         expect(method, "GET");
@@ -160,6 +160,18 @@ public final class OpenAiServer implements AutoCloseable {
                     case "/v1/models" -> {
                         expect(method, "GET");
                         models(exchange);
+                    }
+                    case "/metrics" -> {
+                        expect(method, "GET");
+                        metrics(exchange);
+                    }
+                    case "/tokenize" -> {
+                        expect(method, "POST");
+                        tokenize(exchange, body(exchange));
+                    }
+                    case "/detokenize" -> {
+                        expect(method, "POST");
+                        detokenize(exchange, body(exchange));
                     }
                     case "/v1/completions" -> {
                         expect(method, "POST");
@@ -250,6 +262,80 @@ public final class OpenAiServer implements AutoCloseable {
                 .put("root", llm.modelDirectory().toString());
         if (engine != null) model.put("max_model_len", llm.engine().maxModelLen());
         sendJson(exchange, 200, list);
+    }
+
+    /** The engine's counters in Prometheus' text format, under vLLM's metric names where it has them. */
+    private void metrics(HttpExchange exchange) throws IOException {
+        StringBuilder text = new StringBuilder();
+        metrics().ifPresent(m -> {
+            String label = "{model_name=\"" + modelName.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}";
+            gauge(text, "vllm:num_requests_running", "Sequences being generated.", label, m.running());
+            gauge(text, "vllm:num_requests_waiting", "Sequences waiting (new or preempted).", label, m.waiting());
+            gauge(text, "vllm:kv_cache_usage_perc", "Share of KV-cache blocks in use (1 = all).", label,
+                    m.kvBlocksTotal() == 0 ? 0 : (double) m.kvBlocksUsed() / m.kvBlocksTotal());
+            counter(text, "vllm:prompt_tokens_total", "Prompt tokens run through the model.", label, m.promptTokensComputed());
+            counter(text, "vllm:generation_tokens_total", "Tokens generated.", label, m.generatedTokens());
+            counter(text, "vllm:num_preemptions_total", "Sequences preempted.", label, m.preemptions());
+            counter(text, "vllm:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.", label, m.prefixCacheQueries());
+            counter(text, "vllm:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.", label, m.prefixCacheHits());
+            counter(text, "jvllm:engine_steps_total", "Forward passes run.", label, m.steps());
+        });
+        byte[] bytes = text.toString().getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        exchange.sendResponseHeaders(200, bytes.length == 0 ? -1 : bytes.length);
+        if (bytes.length > 0) exchange.getResponseBody().write(bytes);
+    }
+
+    private static void gauge(StringBuilder text, String name, String help, String label, double value) {
+        metric(text, name, "gauge", help, label, value);
+    }
+
+    private static void counter(StringBuilder text, String name, String help, String label, double value) {
+        metric(text, name, "counter", help, label, value);
+    }
+
+    private static void metric(StringBuilder text, String name, String type, String help, String label, double value) {
+        text.append("# HELP ").append(name).append(' ').append(help).append('\n')
+                .append("# TYPE ").append(name).append(' ').append(type).append('\n')
+                .append(name).append(label).append(' ').append(value).append('\n');
+    }
+
+    /** vLLM's /tokenize: a prompt (or chat messages, rendered by the template) to token ids. */
+    private void tokenize(HttpExchange exchange, JsonNode body) throws IOException {
+        if (llm.tokenizer() == null) throw ApiError.invalid("prompt", "the model has no tokenizer");
+        int[] ids;
+        if (body.has("messages")) {
+            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body)), false);
+        } else {
+            String prompt = OpenAiRequests.text(body, "prompt", null);
+            if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
+            Boolean special = OpenAiRequests.bool(body, "add_special_tokens");
+            ids = llm.tokenizer().encode(prompt, special == null || special);
+        }
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode();
+        ArrayNode tokens = answer.putArray("tokens");
+        for (int id : ids) tokens.add(id);
+        answer.put("count", ids.length);
+        if (engine != null) answer.put("max_model_len", llm.engine().maxModelLen());
+        sendJson(exchange, 200, answer);
+    }
+
+    /** vLLM's /detokenize: token ids to text. */
+    private void detokenize(HttpExchange exchange, JsonNode body) throws IOException {
+        if (llm.tokenizer() == null) throw ApiError.invalid("tokens", "the model has no tokenizer");
+        JsonNode tokens = body.get("tokens");
+        if (tokens == null || !tokens.isArray()) throw ApiError.invalid("tokens", "'tokens' must be a list of token ids");
+        List<Prompt> asPrompt = tokens.isEmpty() ? List.of(Prompt.tokens()) : OpenAiRequests.prompts(body, "tokens");
+        if (!(asPrompt.getFirst() instanceof Prompt.Tokens(int[] ids)) || asPrompt.size() != 1) {
+            throw ApiError.invalid("tokens", "'tokens' must be a list of token ids");
+        }
+        String text;
+        try {
+            text = llm.tokenizer().decode(ids, false);
+        } catch (dev.jvllm.tokenizer.TokenizerException e) {
+            throw ApiError.invalid("tokens", e.getMessage());
+        }
+        sendJson(exchange, 200, OpenAiResponses.JSON.createObjectNode().put("prompt", text));
     }
 
     private void completions(HttpExchange exchange, JsonNode body) throws IOException {

@@ -279,6 +279,29 @@ class OpenAiServerTest {
     }
 
     @Test
+    void tokenizeAndDetokenizeRoundTripAndMetricsCountTheWork() throws Exception {
+        int[] expected = reference.tokenizer().encode(PROMPT, true);
+        Answer tokens = post(server, "/tokenize", "{\"prompt\": \"" + PROMPT + "\"}");
+        assertEquals(expected.length, tokens.body().path("count").asInt());
+        for (int i = 0; i < expected.length; i++) assertEquals(expected[i], tokens.body().path("tokens").get(i).asInt());
+        Answer text = post(server, "/detokenize", "{\"tokens\": " + tokens.body().path("tokens") + "}");
+        assertEquals(reference.tokenizer().decode(expected, false), text.body().path("prompt").asText());
+        Answer chat = post(server, "/tokenize", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}");
+        assertEquals(reference.tokenizer().encode(reference.renderChat(List.of(ChatMessage.user("Hello"))), false).length,
+                chat.body().path("count").asInt());
+        assertError(post(server, "/detokenize", "{\"tokens\": [1, 999999]}"), 400, "tokens");
+
+        post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 3, \"temperature\": 0}");
+        String metrics = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
+        assertTrue(metrics.contains("# TYPE vllm:generation_tokens_total counter"), metrics);
+        double generated = metrics.lines().filter(l -> l.startsWith("vllm:generation_tokens_total{model_name=\"demo\"}"))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).findFirst().orElse(-1);
+        assertTrue(generated >= 3, metrics);
+        assertTrue(metrics.contains("vllm:num_requests_running{model_name=\"demo\"} 0.0"), metrics);
+    }
+
+    @Test
     void aBodyOverTheLimitGets413() throws Exception {
         try (OpenAiServer small = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).maxBodyBytes(1000).start()) {
             assertError(post(small, "/v1/completions", "{\"prompt\": \"" + "a".repeat(2000) + "\"}"), 413, null);
@@ -287,7 +310,7 @@ class OpenAiServerTest {
     }
 
     @Test
-    void anApiKeyIsNeededForV1ButNotForHealth() throws Exception {
+    void anApiKeyIsNeededForAllButHealthAndMetrics() throws Exception {
         try (OpenAiServer keyed = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).apiKey("s3cret").start()) {
             URI models = URI.create(keyed.address() + "/v1/models");
             assertEquals(401, client.send(HttpRequest.newBuilder(models).build(), HttpResponse.BodyHandlers.ofString()).statusCode());
@@ -297,6 +320,9 @@ class OpenAiServerTest {
                     HttpResponse.BodyHandlers.ofString()).statusCode());
             assertEquals(200, client.send(HttpRequest.newBuilder(URI.create(keyed.address() + "/health")).build(),
                     HttpResponse.BodyHandlers.ofString()).statusCode());
+            assertEquals(200, client.send(HttpRequest.newBuilder(URI.create(keyed.address() + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString()).statusCode());
+            assertEquals(401, post(keyed, "/tokenize", "{\"prompt\": \"x\"}").status());
         }
     }
 
