@@ -69,6 +69,8 @@ import java.util.concurrent.LinkedBlockingQueue;
 public final class OpenAiServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(OpenAiServer.class);
+    /** Sequences (prompts × n) one request may ask for. */
+    static final int MAX_SEQUENCES = 1024;
 
     private final LLM llm;
     private final AsyncLLMEngine engine;
@@ -464,6 +466,10 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void generate(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<Prompt> prompts, SamplingParams params,
                           OpenAiRequests.Streaming streaming, ChoiceWriter writer) throws IOException {
+        if ((long) prompts.size() * params.n() > MAX_SEQUENCES) {
+            throw ApiError.invalid("n", prompts.size() + " prompts × n " + params.n() + " is over the " + MAX_SEQUENCES
+                    + " sequences one request may ask for");
+        }
         List<RequestStream> streams = new ArrayList<>();
         try {
             for (int i = 0; i < prompts.size(); i++) streams.add(engine.submit(envelope.id() + "-" + i, prompts.get(i), params));

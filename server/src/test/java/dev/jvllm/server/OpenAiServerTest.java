@@ -244,6 +244,7 @@ class OpenAiServerTest {
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"n\": 100000}"), 400, "n");
         assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999]}"), 400, null);
         assertError(post(server, "/v1/completions", "{}"), 400, "prompt");
+        assertError(post(server, "/v1/completions", "{\"prompt\": [\"a\", \"b\", \"c\"], \"n\": 400, \"temperature\": 1}"), 400, "n");
         assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999], \"stream\": true}"), 400, "prompt_token_ids");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"model\": \"gpt-4\"}"), 404, "model");
         assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}"), 400, "tools");
