@@ -6,33 +6,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.HttpURLConnection;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.net.URLEncoder;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -73,37 +61,21 @@ public final class HubDownloader {
     private static final int MAX_LISTING_BYTES = 32 << 20;
     private static final int MAX_FILES = 20_000;
     private static final int MAX_FILE_NAME_LENGTH = 1024;
-    private static final int MAX_REDIRECTS = 5;
     private static final int MAX_TOKEN_FILE_BYTES = 4096;
-    private static final long PROGRESS_LOG_INTERVAL_NANOS = 5_000_000_000L;
-    private static final long PROGRESS_LISTENER_INTERVAL_NANOS = 100_000_000L;
     /** Weight formats jvllm does not read: fetching them would only cost time and disk. */
     private static final Set<String> OTHER_WEIGHT_SUFFIXES = Set.of(".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
             ".onnx", ".onnx_data", ".gguf", ".ggml", ".tflite", ".ot", ".npz", ".pb", ".mlmodel", ".pdparams", ".nemo");
-    /** One lock per blob lock file within this process: a {@link FileLock} only keeps other processes out. */
-    private static final Map<Path, ReentrantLock> PROCESS_LOCKS = new ConcurrentHashMap<>();
 
+    private final FileTransfer transfer;
     private final String endpoint;
-    private final String endpointOrigin;
-    private final String token;
     private final Path cache;
-    private final Consumer<DownloadProgress> listener;
-    private final Duration connectTimeout;
-    private final Duration stallTimeout;
-    private final int attempts;
-    private final Duration retryPause;
 
     private HubDownloader(Builder b) {
-        String base = b.endpoint.toString();
-        this.endpoint = base.endsWith("/") ? base.substring(0, base.length() - 1) : base;
-        this.endpointOrigin = origin(b.endpoint);
-        this.token = b.token;
+        FileTransfer.Options o = b.options;
+        this.transfer = new FileTransfer("the Hub", b.endpoint, o.token, o.connectTimeout, o.stallTimeout, o.attempts,
+                o.retryPause, o.listener, "set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror");
+        this.endpoint = transfer.endpoint();
         this.cache = b.cache.toAbsolutePath().normalize();
-        this.listener = b.listener;
-        this.connectTimeout = b.connectTimeout;
-        this.stallTimeout = b.stallTimeout;
-        this.attempts = b.attempts;
-        this.retryPause = b.retryPause;
     }
 
     /** A downloader into the Hugging Face cache directory {@code hubCache} (the directory holding {@code models--*}). */
@@ -205,31 +177,16 @@ public final class HubDownloader {
     private Listing list(String model, String revision) {
         String url = endpoint + "/api/models/" + model + "/revision/" + URLEncoder.encode(revision, StandardCharsets.UTF_8);
         String what = "the file list of " + model + " at " + revision;
-        byte[] body = withRetries(what, () -> {
-            HttpURLConnection c = request(URI.create(url), "GET", Map.of("Accept", "application/json"), true);
-            try {
-                int status = c.getResponseCode();
-                if (status != 200) throw failure(c, status, what, model, revision, null);
-                try (InputStream in = c.getInputStream()) {
-                    byte[] read = in.readNBytes(MAX_LISTING_BYTES + 1);
-                    if (read.length > MAX_LISTING_BYTES) {
-                        throw new HubDownloadException(what + " is over " + (MAX_LISTING_BYTES >> 20) + " MB; refused");
-                    }
-                    return read;
-                }
-            } finally {
-                c.disconnect();
-            }
-        });
+        byte[] body = transfer.getSmall(URI.create(url), what, MAX_LISTING_BYTES, refusal(what, model, revision, null));
         JsonNode root;
         try {
             root = JSON.readTree(body);
         } catch (IOException e) {
-            throw new HubDownloadException(what + " is not JSON: " + abbreviate(String.valueOf(e.getMessage())));
+            throw new HubDownloadException(what + " is not JSON: " + FileTransfer.abbreviate(String.valueOf(e.getMessage())));
         }
         String commit = root.path("sha").asText("");
         if (!COMMIT_HASH.matcher(commit).matches()) {
-            throw new HubDownloadException(what + " names no commit hash ('sha': '" + abbreviate(commit) + "')");
+            throw new HubDownloadException(what + " names no commit hash ('sha': '" + FileTransfer.abbreviate(commit) + "')");
         }
         JsonNode siblings = root.path("siblings");
         if (!siblings.isArray() || siblings.size() > MAX_FILES) {
@@ -239,7 +196,7 @@ public final class HubDownloader {
         for (JsonNode sibling : siblings) {
             String name = sibling.path("rfilename").asText("");
             if (!isSafeFileName(name)) {
-                throw new HubDownloadException(what + " holds the file name '" + abbreviate(name)
+                throw new HubDownloadException(what + " holds the file name '" + FileTransfer.abbreviate(name)
                         + "', which is not a plain relative path; refused");
             }
             files.add(name);
@@ -290,43 +247,35 @@ public final class HubDownloader {
             throws IOException {
         Path link = snapshot.resolve(file).normalize();
         if (!link.startsWith(snapshot)) throw new HubDownloadException("file name '" + file + "' leaves the snapshot");
-        URI url = URI.create(endpoint + "/" + model + "/resolve/" + commit + "/" + encodePath(file));
+        URI url = URI.create(endpoint + "/" + model + "/resolve/" + commit + "/" + FileTransfer.encodePath(file));
         Remote remote = head(model, commit, file, url);
         Path blob = repository.resolve("blobs").resolve(remote.etag());
-        if (!Files.isRegularFile(blob)) {
-            Path lockFile = cache.resolve(".locks").resolve(repository.getFileName()).resolve(remote.etag() + ".lock");
-            Files.createDirectories(lockFile.getParent());
-            Files.createDirectories(blob.getParent());
-            ReentrantLock processLock = PROCESS_LOCKS.computeIfAbsent(lockFile, k -> new ReentrantLock());
-            processLock.lock();
-            try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-                 FileLock ignored = channel.lock()) {
-                if (!Files.isRegularFile(blob)) fetchBlob(model, file, remote, blob);
-            } finally {
-                processLock.unlock();
-            }
-        }
+        Path lockFile = cache.resolve(".locks").resolve(repository.getFileName()).resolve(remote.etag() + ".lock");
+        transfer.fetch(model, file, remote.location(), remote.size(), remote.etag(), blob, lockFile,
+                refusal(file + " of " + model, model, commit, file));
         linkIntoSnapshot(blob, link);
     }
 
     private Remote head(String model, String commit, String file, URI url) {
         String what = file + " of " + model;
-        return withRetries(what, () -> {
-            HttpURLConnection c = request(url, "HEAD", Map.of("Accept-Encoding", "identity"), false);
+        return transfer.withRetries(what, () -> {
+            HttpURLConnection c = transfer.request(url, "HEAD", Map.of("Accept-Encoding", "identity"), false);
             try {
                 int status = c.getResponseCode();
-                boolean elsewhere = isRedirect(status);
-                if (status != 200 && !elsewhere) throw failure(c, status, what, model, commit, file);
+                boolean elsewhere = FileTransfer.isRedirect(status);
+                if (status != 200 && !elsewhere) throw transfer.failure(c, status, what, refusal(what, model, commit, file));
                 String etag = normalizeEtag(Optional.ofNullable(c.getHeaderField("X-Linked-Etag")).orElse(c.getHeaderField("ETag")));
                 if (etag == null || !(SHA256.matcher(etag).matches() || GIT_BLOB_SHA1.matcher(etag).matches())) {
-                    throw new HubDownloadException("the Hub gave " + what + " no usable ETag ('" + abbreviate(String.valueOf(etag))
-                            + "'; expected a sha256 or git sha1)");
+                    throw new HubDownloadException("the Hub gave " + what + " no usable ETag ('"
+                            + FileTransfer.abbreviate(String.valueOf(etag)) + "'; expected a sha256 or git sha1)");
                 }
                 String size = Optional.ofNullable(c.getHeaderField("X-Linked-Size")).orElse(c.getHeaderField("Content-Length"));
-                long bytes = parseSize(size);
-                if (bytes < 0) throw new HubDownloadException("the Hub gave " + what + " no size ('" + abbreviate(String.valueOf(size)) + "')");
+                long bytes = FileTransfer.parseSize(size);
+                if (bytes < 0) {
+                    throw new HubDownloadException("the Hub gave " + what + " no size ('" + FileTransfer.abbreviate(String.valueOf(size)) + "')");
+                }
                 URI answered = URI.create(c.getURL().toString()); // after redirects within the Hub
-                URI location = elsewhere ? redirectTarget(answered, c) : answered;
+                URI location = elsewhere ? transfer.redirectTarget(answered, c) : answered;
                 return new Remote(etag, bytes, location);
             } finally {
                 c.disconnect();
@@ -334,81 +283,20 @@ public final class HubDownloader {
         });
     }
 
-    private void fetchBlob(String model, String file, Remote remote, Path blob) throws IOException {
-        Path partial = blob.resolveSibling(blob.getFileName() + ".incomplete");
-        Progress progress = new Progress(model, file, remote.size());
-        IOException last = null;
-        for (int attempt = 1; attempt <= attempts; attempt++) {
-            long have = Files.isRegularFile(partial) ? Files.size(partial) : 0;
-            if (have > remote.size()) {
-                Files.delete(partial);
-                have = 0;
-            }
-            if (have == remote.size() && Files.exists(partial)) break;
-            try {
-                Map<String, String> headers = have > 0 ? Map.of("Range", "bytes=" + have + "-", "Accept-Encoding", "identity")
-                        : Map.of("Accept-Encoding", "identity");
-                HttpURLConnection c = request(remote.location(), "GET", headers, true);
-                try {
-                    int status = c.getResponseCode();
-                    boolean append;
-                    if (status == 206 && have > 0 && rangeStartsAt(c.getHeaderField("Content-Range"), have)) {
-                        append = true;
-                    } else if (status == 200) {
-                        append = false; // the whole file, whatever was asked
-                    } else if (status == 416 && have == remote.size()) {
-                        break;
-                    } else {
-                        throw failure(c, status, file + " of " + model, model, null, file);
-                    }
-                    if (attempt > 1 || have > 0) {
-                        log.info("{} of {}: {} at byte {}", file, model, append ? "resuming" : "restarting", append ? have : 0);
-                    }
-                    copy(c, partial, append ? have : 0, remote.size(), progress);
-                } finally {
-                    c.disconnect();
-                }
-                break;
-            } catch (IOException e) {
-                last = e; // a server error, a refused or dropped connection, a stall: resume
-            }
-            log.warn("download of {} of {} interrupted ({}); attempt {} of {}", file, model, last.toString(), attempt, attempts);
-            pause(attempt);
-        }
-        long have = Files.isRegularFile(partial) ? Files.size(partial) : 0;
-        if (have != remote.size()) {
-            throw new HubDownloadException("downloading " + file + " of " + model + " failed after " + attempts + " attempts: "
-                    + have + " of " + remote.size() + " bytes" + (last == null ? "" : " (" + last + ")"), last);
-        }
-        String actual = remote.etag().length() == 64 ? sha256(partial) : gitBlobSha1(partial);
-        if (!actual.equals(remote.etag())) {
-            Files.delete(partial);
-            throw new HubDownloadException(file + " of " + model + " does not match its hash: the Hub named " + remote.etag()
-                    + ", the bytes received hash to " + actual + "; the download was deleted");
-        }
-        Files.move(partial, blob, StandardCopyOption.ATOMIC_MOVE);
-        progress.finish();
-    }
-
-    private void copy(HttpURLConnection c, Path partial, long start, long total, Progress progress) throws IOException {
-        try (InputStream in = c.getInputStream();
-             OutputStream out = start > 0
-                     ? Files.newOutputStream(partial, StandardOpenOption.WRITE, StandardOpenOption.APPEND)
-                     : Files.newOutputStream(partial, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                     StandardOpenOption.WRITE)) {
-            byte[] buffer = new byte[1 << 16];
-            long done = start;
-            progress.report(done);
-            for (int n; (n = in.read(buffer)) > 0; ) {
-                if (done + n > total) {
-                    throw new HubDownloadException(progress.file + " of " + progress.model + ": the server sent more than the "
-                            + total + " bytes the Hub announced; refused");
-                }
-                out.write(buffer, 0, n);
-                done += n;
-                progress.report(done);
-            }
-        }
+    /** The Hub's refusals of one request, worded with what the user can do about them. */
+    private FileTransfer.Refusal refusal(String what, String model, String revision, String file) {
+        return (status, code) -> switch (status) {
+            case 401 -> "the Hub refused " + what + " (401): " + model + " is private or gated, or the token is not valid; "
+                    + (transfer.hasToken() ? "check HF_TOKEN" : "set HF_TOKEN to a token that may read it");
+            case 403 -> "the Hub refused " + what + " (403): " + model + " is gated; accept its terms on its Hub page "
+                    + "with the account whose token is in HF_TOKEN";
+            case 404 -> switch (code) {
+                case "RevisionNotFound" -> "the Hub has no revision '" + revision + "' of " + model + " (404)";
+                case "EntryNotFound" -> "the Hub has no file " + file + " in " + model + " (404)";
+                default -> "the Hub at " + endpoint + " has no model " + model + " (404; a private model needs HF_TOKEN)";
+            };
+            default -> null;
+        };
     }
 
     private static void linkIntoSnapshot(Path blob, Path link) throws IOException {
@@ -423,129 +311,6 @@ public final class HubDownloader {
         }
     }
 
-    // ---- HTTP -----------------------------------------------------------------------------------
-
-    /** An answer worth asking again for: a server error, or too many requests. */
-    private static final class RetryableException extends IOException {
-        RetryableException(String message) {
-            super(message);
-        }
-    }
-
-    private interface Call<T> {
-        T run() throws IOException;
-    }
-
-    private <T> T withRetries(String what, Call<T> call) {
-        IOException last = null;
-        for (int attempt = 1; attempt <= attempts; attempt++) {
-            try {
-                return call.run();
-            } catch (java.net.UnknownHostException e) {
-                throw new HubDownloadException("could not reach the Hub at " + endpoint + " for " + what + " (unknown host "
-                        + e.getMessage() + "); set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror", e);
-            } catch (IOException e) {
-                last = e;
-                log.warn("asking the Hub for {} failed ({}); attempt {} of {}", what, e.toString(), attempt, attempts);
-                pause(attempt);
-            }
-        }
-        throw new HubDownloadException("asking the Hub at " + endpoint + " for " + what + " failed " + attempts
-                + " times; last: " + last, last);
-    }
-
-    private void pause(int attempt) {
-        try {
-            Thread.sleep(retryPause.multipliedBy(attempt));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new HubDownloadException("interrupted while waiting to retry a download");
-        }
-    }
-
-    /**
-     * Sends a request, following up to 5 redirects. The token goes only to the endpoint's origin;
-     * with {@code followElsewhere} false, a redirect to another origin is returned unfollowed (its
-     * headers describe the file; the body lives there).
-     */
-    private HttpURLConnection request(URI uri, String method, Map<String, String> headers, boolean followElsewhere)
-            throws IOException {
-        for (int redirects = 0; ; redirects++) {
-            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-            if (!scheme.equals("https") && !scheme.equals("http")) {
-                throw new HubDownloadException("refused to follow the Hub to a " + (scheme.isEmpty() ? "relative" : scheme)
-                        + " address (host " + uri.getHost() + ")");
-            }
-            boolean home = origin(uri).equals(endpointOrigin);
-            HttpURLConnection c = (HttpURLConnection) uri.toURL().openConnection();
-            c.setInstanceFollowRedirects(false);
-            c.setConnectTimeout((int) connectTimeout.toMillis());
-            c.setReadTimeout((int) stallTimeout.toMillis());
-            c.setRequestMethod(method);
-            c.setRequestProperty("User-Agent", "jvllm; java/" + Runtime.version().feature());
-            if (home && token != null) c.setRequestProperty("Authorization", "Bearer " + token);
-            headers.forEach(c::setRequestProperty);
-            int status = c.getResponseCode();
-            if (!isRedirect(status)) return c;
-            URI next = redirectTarget(uri, c);
-            if (!followElsewhere && !origin(next).equals(endpointOrigin)) return c;
-            c.disconnect();
-            if (redirects == MAX_REDIRECTS) {
-                throw new HubDownloadException("the Hub redirected more than " + MAX_REDIRECTS + " times (last to host "
-                        + next.getHost() + ")");
-            }
-            uri = next;
-        }
-    }
-
-    private static boolean isRedirect(int status) {
-        return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-    }
-
-    private static URI redirectTarget(URI from, HttpURLConnection c) throws IOException {
-        String location = c.getHeaderField("Location");
-        if (location == null) throw new IOException("a redirect (" + c.getResponseCode() + ") without a Location");
-        try {
-            return from.resolve(new URI(location));
-        } catch (URISyntaxException e) {
-            throw new HubDownloadException("the Hub redirected to a malformed address");
-        }
-    }
-
-    private static String origin(URI uri) {
-        int port = uri.getPort() >= 0 ? uri.getPort() : "https".equalsIgnoreCase(uri.getScheme()) ? 443 : 80;
-        return String.valueOf(uri.getScheme()).toLowerCase(Locale.ROOT) + "://"
-                + String.valueOf(uri.getHost()).toLowerCase(Locale.ROOT) + ":" + port;
-    }
-
-    /** The error for a refusal: typed and worded by status; server errors and 429 are retried by the caller. */
-    private IOException failure(HttpURLConnection c, int status, String what, String model, String revision, String file)
-            throws IOException {
-        if (status >= 500 || status == 429) return new RetryableException("the Hub answered " + status + " for " + what);
-        String code = Optional.ofNullable(c.getHeaderField("X-Error-Code")).orElse("");
-        String message = switch (status) {
-            case 401 -> "the Hub refused " + what + " (401): " + model + " is private or gated, or the token is not valid; "
-                    + (token == null ? "set HF_TOKEN to a token that may read it" : "check HF_TOKEN");
-            case 403 -> "the Hub refused " + what + " (403): " + model + " is gated; accept its terms on its Hub page "
-                    + "with the account whose token is in HF_TOKEN";
-            case 404 -> switch (code) {
-                case "RevisionNotFound" -> "the Hub has no revision '" + revision + "' of " + model + " (404)";
-                case "EntryNotFound" -> "the Hub has no file " + file + " in " + model + " (404)";
-                default -> "the Hub at " + endpoint + " has no model " + model + " (404; a private model needs HF_TOKEN)";
-            };
-            default -> "the Hub answered " + status + " for " + what;
-        };
-        throw new HubDownloadException(message, status, null);
-    }
-
-    // ---- small pieces ---------------------------------------------------------------------------
-
-    private static String encodePath(String file) {
-        return java.util.Arrays.stream(file.split("/"))
-                .map(part -> URLEncoder.encode(part, StandardCharsets.UTF_8).replace("+", "%20"))
-                .collect(Collectors.joining("/"));
-    }
-
     /** An ETag without quotes or the weak marker, lower case; null stays null. */
     static String normalizeEtag(String etag) {
         if (etag == null) return null;
@@ -555,148 +320,28 @@ public final class HubDownloader {
         return value.toLowerCase(Locale.ROOT);
     }
 
-    private static long parseSize(String size) {
-        if (size == null) return -1;
-        try {
-            return Long.parseLong(size.strip());
-        } catch (NumberFormatException e) {
-            return -1;
-        }
-    }
-
-    private static boolean rangeStartsAt(String contentRange, long start) {
-        return contentRange != null && contentRange.strip().startsWith("bytes " + start + "-");
-    }
-
-    private static String abbreviate(String text) {
-        String printable = text.replaceAll("\\p{Cntrl}", "?");
-        return printable.length() <= 80 ? printable : printable.substring(0, 80) + "...";
-    }
-
-    static String sha256(Path file) throws IOException {
-        return hash(file, "SHA-256", null);
-    }
-
-    /** git's object id of a file's contents: sha1 over "blob <size>\0" and the bytes. */
-    static String gitBlobSha1(Path file) throws IOException {
-        return hash(file, "SHA-1", ("blob " + Files.size(file) + "\0").getBytes(StandardCharsets.US_ASCII));
-    }
-
-    private static String hash(Path file, String algorithm, byte[] prefix) throws IOException {
-        MessageDigest digest;
-        try {
-            digest = MessageDigest.getInstance(algorithm);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(algorithm + " is part of every JDK", e);
-        }
-        if (prefix != null) digest.update(prefix);
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] buffer = new byte[1 << 16];
-            for (int n; (n = in.read(buffer)) > 0; ) digest.update(buffer, 0, n);
-        }
-        return HexFormat.of().formatHex(digest.digest());
-    }
-
-    /** Reports a file's progress to the listener (every 100 ms at most) and the log (every 5 s). */
-    private final class Progress {
-        final String model;
-        final String file;
-        final long total;
-        final long started = System.nanoTime();
-        long lastLogged = started;
-        long lastReported = Long.MIN_VALUE;
-
-        Progress(String model, String file, long total) {
-            this.model = model;
-            this.file = file;
-            this.total = total;
-        }
-
-        void report(long done) {
-            long now = System.nanoTime();
-            if (listener != null && (now - lastReported >= PROGRESS_LISTENER_INTERVAL_NANOS || done == total)) {
-                lastReported = now;
-                listener.accept(new DownloadProgress(model, file, done, total));
-            }
-            if (now - lastLogged >= PROGRESS_LOG_INTERVAL_NANOS) {
-                lastLogged = now;
-                log.info("downloading {} of {}: {} of {} MB ({}%)", file, model, done >> 20, total >> 20,
-                        total == 0 ? 100 : done * 100 / total);
-            }
-        }
-
-        void finish() {
-            double seconds = Math.max(1e-9, (System.nanoTime() - started) / 1e9);
-            log.info("downloaded {} of {}: {} MB in {} s", file, model, String.format(Locale.ROOT, "%.1f", total / 1048576.0),
-                    String.format(Locale.ROOT, "%.1f", seconds));
-        }
-    }
-
-    /** Options of a {@link HubDownloader}. */
-    public static final class Builder {
+    /** Options of a {@link HubDownloader}; the shared ones are {@link DownloaderBuilder}'s. */
+    public static final class Builder extends DownloaderBuilder<Builder> {
         private final Path cache;
         private URI endpoint = DEFAULT_ENDPOINT;
-        private String token;
-        private Consumer<DownloadProgress> listener;
-        private Duration connectTimeout = Duration.ofSeconds(10);
-        private Duration stallTimeout = Duration.ofSeconds(60);
-        private int attempts = 5;
-        private Duration retryPause = Duration.ofSeconds(1);
 
         private Builder(Path cache) {
             this.cache = Objects.requireNonNull(cache, "cache");
         }
 
+        @Override
+        Builder self() {
+            return this;
+        }
+
         /** The Hub's address ({@link #DEFAULT_ENDPOINT}, or a mirror's). */
         public Builder endpoint(URI endpoint) {
-            String scheme = String.valueOf(endpoint.getScheme()).toLowerCase(Locale.ROOT);
-            if (!(scheme.equals("https") || scheme.equals("http")) || endpoint.getHost() == null) {
-                throw new IllegalArgumentException("the Hub endpoint must be an http(s) address with a host: " + endpoint);
-            }
-            this.endpoint = endpoint;
-            return this;
-        }
-
-        /** A Hugging Face access token, sent to the endpoint only; none by default. */
-        public Builder token(String token) {
-            this.token = token;
-            return this;
-        }
-
-        /** Called with each file's progress, at most every 100 ms and once at its end, on the downloading thread. */
-        public Builder progress(Consumer<DownloadProgress> listener) {
-            this.listener = listener;
-            return this;
-        }
-
-        public Builder connectTimeout(Duration timeout) {
-            this.connectTimeout = positive(timeout, "connectTimeout");
-            return this;
-        }
-
-        /** How long a connection may send nothing before it is dropped and the download resumed (60 s). */
-        public Builder stallTimeout(Duration timeout) {
-            this.stallTimeout = positive(timeout, "stallTimeout");
-            return this;
-        }
-
-        /** Tries per request and per file before giving up (5), pausing 1, 2, 3, ... × the retry pause between them. */
-        public Builder attempts(int attempts, Duration retryPause) {
-            if (attempts < 1) throw new IllegalArgumentException("attempts must be at least 1: " + attempts);
-            this.attempts = attempts;
-            this.retryPause = Objects.requireNonNull(retryPause, "retryPause");
+            this.endpoint = httpAddress(endpoint, "the Hub endpoint");
             return this;
         }
 
         public HubDownloader build() {
             return new HubDownloader(this);
-        }
-
-        private static Duration positive(Duration d, String name) {
-            if (d.isNegative() || d.isZero() || d.toMillis() > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(name + " must be positive and under 24 days: " + d);
-            }
-            return d;
         }
     }
 }
