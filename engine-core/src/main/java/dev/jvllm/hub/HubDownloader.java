@@ -20,10 +20,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.Set;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 
 /**
  * Downloads a model from the Hugging Face Hub (or a mirror: {@code HF_ENDPOINT}) into the Hugging
@@ -60,11 +58,7 @@ public final class HubDownloader {
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     private static final int MAX_LISTING_BYTES = 32 << 20;
     private static final int MAX_FILES = 20_000;
-    private static final int MAX_FILE_NAME_LENGTH = 1024;
     private static final int MAX_TOKEN_FILE_BYTES = 4096;
-    /** Weight formats jvllm does not read: fetching them would only cost time and disk. */
-    private static final Set<String> OTHER_WEIGHT_SUFFIXES = Set.of(".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
-            ".onnx", ".onnx_data", ".gguf", ".ggml", ".tflite", ".ot", ".npz", ".pb", ".mlmodel", ".pdparams", ".nemo");
 
     private final FileTransfer transfer;
     private final String endpoint;
@@ -142,19 +136,19 @@ public final class HubDownloader {
             throw new HubDownloadException("'" + revision + "' is not a branch, tag or commit of a Hugging Face model");
         }
         Listing listing = list(model, revision);
-        List<String> wanted = filesToFetch(model, revision, listing.files());
+        List<String> wanted = ModelFiles.toFetch(model, revision, listing.files());
         Path repository = cache.resolve("models--" + model.replace("/", "--"));
         Path snapshot = repository.resolve("snapshots").resolve(listing.commit());
         log.info("downloading {} at {} (commit {}) into {}: {} files", model, revision, listing.commit(), repository,
                 wanted.size());
         try {
             for (String file : wanted) {
-                if (!isWeights(file)) fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
+                if (!ModelFiles.isWeights(file)) fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
             }
             Files.createDirectories(snapshot);
             beforeWeights.accept(snapshot);
             for (String file : wanted) {
-                if (isWeights(file)) fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
+                if (ModelFiles.isWeights(file)) fetchIntoSnapshot(model, listing.commit(), file, repository, snapshot);
             }
             if (!revision.equals(listing.commit())) {
                 Path ref = repository.resolve("refs").resolve(revision);
@@ -195,48 +189,13 @@ public final class HubDownloader {
         List<String> files = new ArrayList<>();
         for (JsonNode sibling : siblings) {
             String name = sibling.path("rfilename").asText("");
-            if (!isSafeFileName(name)) {
+            if (!ModelFiles.isSafeName(name)) {
                 throw new HubDownloadException(what + " holds the file name '" + FileTransfer.abbreviate(name)
                         + "', which is not a plain relative path; refused");
             }
             files.add(name);
         }
         return new Listing(commit, List.copyOf(files));
-    }
-
-    /** The files jvllm reads, of those the repository has; refuses a repository with no safetensors weights. */
-    static List<String> filesToFetch(String model, String revision, List<String> files) {
-        if (files.stream().noneMatch(f -> !f.contains("/") && f.endsWith(".safetensors"))) {
-            String shown = files.stream().limit(12).collect(Collectors.joining(", "));
-            throw new HubDownloadException(model + " at " + revision + " has no safetensors weights (its files: " + shown
-                    + (files.size() > 12 ? ", ..." : "") + "); jvllm reads weights in safetensors only");
-        }
-        return files.stream().filter(HubDownloader::isWanted).toList();
-    }
-
-    private static boolean isWeights(String file) {
-        return file.endsWith(".safetensors");
-    }
-
-    private static boolean isWanted(String file) {
-        String name = file.substring(file.lastIndexOf('/') + 1);
-        String lower = name.toLowerCase(Locale.ROOT);
-        if (name.startsWith(".") || OTHER_WEIGHT_SUFFIXES.stream().anyMatch(lower::endsWith)) return false;
-        if (!file.contains("/")) return true;
-        return !file.startsWith("original/") && lower.endsWith(".json");
-    }
-
-    /** A repository path that stays inside the snapshot on every platform: relative, no '..', '.', empty parts, '\', ':' or control characters. */
-    static boolean isSafeFileName(String name) {
-        if (name.isEmpty() || name.length() > MAX_FILE_NAME_LENGTH || name.startsWith("/") || name.endsWith("/")) return false;
-        for (int i = 0; i < name.length(); i++) {
-            char c = name.charAt(i);
-            if (c < 0x20 || c == 0x7f || c == '\\' || c == ':') return false;
-        }
-        for (String part : name.split("/", -1)) {
-            if (part.isEmpty() || part.equals(".") || part.equals("..")) return false;
-        }
-        return true;
     }
 
     /** Where a file of the repository is, per its HEAD at the resolve URL. */

@@ -120,8 +120,10 @@ public final class ModelResolver {
 
     /**
      * {@link #resolve(String, String)}, else, for a model id, a download from the Hugging Face Hub into
-     * its cache ({@link HubDownloader#fromEnvironment}), unless {@code HF_HUB_OFFLINE} or
-     * {@code TRANSFORMERS_OFFLINE} is set. A model found in the cache is not checked against the Hub.
+     * its cache ({@link HubDownloader#fromEnvironment}), or with {@code VLLM_USE_MODELSCOPE} from
+     * ModelScope into its cache ({@link ModelScopeDownloader#fromEnvironment}), unless
+     * {@code HF_HUB_OFFLINE} or {@code TRANSFORMERS_OFFLINE} is set. A model found in a cache is not
+     * checked against its hub.
      *
      * @throws ModelNotFoundException when nothing matches locally and the Hub has no such model
      * @throws HubDownloadException   when the download fails otherwise
@@ -144,14 +146,11 @@ public final class ModelResolver {
                 throw new ModelNotFoundException(model, "was not found, and the Hub is not asked (HF_HUB_OFFLINE or "
                         + "TRANSFORMERS_OFFLINE is set)", lookedAt);
             }
-            if (modelScopeEnabled()) {
-                throw new ModelNotFoundException(model, "was not found; jvllm does not download from ModelScope (fetch "
-                        + "it with ModelScope's tools, or unset VLLM_USE_MODELSCOPE to download from the Hugging Face Hub)",
-                        lookedAt);
-            }
-            HubDownloader downloader = HubDownloader.fromEnvironment(env, huggingFaceCache(), home);
             try {
-                return downloader.download(model, revision, beforeWeights);
+                if (modelScopeEnabled()) {
+                    return ModelScopeDownloader.fromEnvironment(env, modelScopeCache()).download(model, revision, beforeWeights);
+                }
+                return HubDownloader.fromEnvironment(env, huggingFaceCache(), home).download(model, revision, beforeWeights);
             } catch (HubDownloadException e) {
                 if (e.status() != 404) throw e;
                 List<String> all = new ArrayList<>(lookedAt);
@@ -192,7 +191,7 @@ public final class ModelResolver {
         }
         String org = model.substring(0, slash);
         String name = model.substring(slash + 1);
-        Path cache = variable("MODELSCOPE_CACHE").orElse(home.resolve(".cache/modelscope/hub"));
+        Path cache = modelScopeCache();
         Set<Path> candidates = new LinkedHashSet<>();
         for (Path root : List.of(cache.resolve("models"), cache)) {
             candidates.add(root.resolve(org).resolve(name.replace(".", "___")));
@@ -234,6 +233,11 @@ public final class ModelResolver {
         } catch (IOException e) {
             return Optional.empty();
         }
+    }
+
+    /** ModelScope's cache: {@code MODELSCOPE_CACHE}, else {@code ~/.cache/modelscope/hub}. */
+    private Path modelScopeCache() {
+        return variable("MODELSCOPE_CACHE").orElse(home.resolve(".cache/modelscope/hub"));
     }
 
     /** The hub cache, with huggingface_hub's precedence of variables. */

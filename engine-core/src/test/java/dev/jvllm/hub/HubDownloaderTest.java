@@ -392,10 +392,10 @@ class HubDownloaderTest {
     @Test
     void safeFileNames() {
         for (String ok : List.of("config.json", "1_Pooling/config.json", "model-00001-of-00002.safetensors", "a b.json")) {
-            assertTrue(HubDownloader.isSafeFileName(ok), ok);
+            assertTrue(ModelFiles.isSafeName(ok), ok);
         }
         for (String bad : List.of("", "..", "../x", "x/..", "/x", "x/", "C:x", "a\\b", "a\u0000b", "a//b", "./a")) {
-            assertFalse(HubDownloader.isSafeFileName(bad), bad);
+            assertFalse(ModelFiles.isSafeName(bad), bad);
         }
     }
 }
