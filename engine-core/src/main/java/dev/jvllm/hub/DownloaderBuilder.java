@@ -1,6 +1,9 @@
 package dev.jvllm.hub;
 
+import java.net.URI;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.Objects;
 import java.util.function.Consumer;
 
@@ -13,11 +16,27 @@ import java.util.function.Consumer;
 public abstract class DownloaderBuilder<B extends DownloaderBuilder<B>> {
 
     final FileTransfer.Options options = new FileTransfer.Options();
+    final Path cache;
+    private final String hubName;
+    URI endpoint;
 
-    DownloaderBuilder() {
+    DownloaderBuilder(Path cache, URI defaultEndpoint, String hubName) {
+        this.cache = Objects.requireNonNull(cache, "cache").toAbsolutePath().normalize();
+        this.endpoint = defaultEndpoint;
+        this.hubName = hubName;
     }
 
     abstract B self();
+
+    /** The hub's address (its public site by default, or a mirror's). */
+    public B endpoint(URI endpoint) {
+        String scheme = String.valueOf(endpoint.getScheme()).toLowerCase(Locale.ROOT);
+        if (!(scheme.equals("https") || scheme.equals("http")) || endpoint.getHost() == null) {
+            throw new IllegalArgumentException(hubName + "'s endpoint must be an http(s) address with a host: " + endpoint);
+        }
+        this.endpoint = endpoint;
+        return self();
+    }
 
     /** An access token, sent to the hub's own address only; none by default. */
     public B token(String token) {
@@ -51,12 +70,9 @@ public abstract class DownloaderBuilder<B extends DownloaderBuilder<B>> {
         return self();
     }
 
-    /** An http(s) address with a host, or an error naming what it is for. */
-    static java.net.URI httpAddress(java.net.URI address, String what) {
-        String scheme = String.valueOf(address.getScheme()).toLowerCase(java.util.Locale.ROOT);
-        if (!(scheme.equals("https") || scheme.equals("http")) || address.getHost() == null) {
-            throw new IllegalArgumentException(what + " must be an http(s) address with a host: " + address);
-        }
-        return address;
+    /** The transfers of a downloader built from these options; {@code unreachableHint} is what an unknown host's message suggests. */
+    FileTransfer transfer(String unreachableHint) {
+        return new FileTransfer(hubName, endpoint, options.token, options.connectTimeout, options.stallTimeout, options.attempts,
+                options.retryPause, options.listener, unreachableHint);
     }
 }

@@ -18,7 +18,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
@@ -65,11 +64,9 @@ public final class HubDownloader {
     private final Path cache;
 
     private HubDownloader(Builder b) {
-        FileTransfer.Options o = b.options;
-        this.transfer = new FileTransfer("the Hub", b.endpoint, o.token, o.connectTimeout, o.stallTimeout, o.attempts,
-                o.retryPause, o.listener, "set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror");
+        this.transfer = b.transfer("set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror");
         this.endpoint = transfer.endpoint();
-        this.cache = b.cache.toAbsolutePath().normalize();
+        this.cache = b.cache;
     }
 
     /** A downloader into the Hugging Face cache directory {@code hubCache} (the directory holding {@code models--*}). */
@@ -279,23 +276,15 @@ public final class HubDownloader {
         return value.toLowerCase(Locale.ROOT);
     }
 
-    /** Options of a {@link HubDownloader}; the shared ones are {@link DownloaderBuilder}'s. */
+    /** Options of a {@link HubDownloader}; all are {@link DownloaderBuilder}'s. */
     public static final class Builder extends DownloaderBuilder<Builder> {
-        private final Path cache;
-        private URI endpoint = DEFAULT_ENDPOINT;
 
         private Builder(Path cache) {
-            this.cache = Objects.requireNonNull(cache, "cache");
+            super(cache, DEFAULT_ENDPOINT, "the Hub");
         }
 
         @Override
         Builder self() {
-            return this;
-        }
-
-        /** The Hub's address ({@link #DEFAULT_ENDPOINT}, or a mirror's). */
-        public Builder endpoint(URI endpoint) {
-            this.endpoint = httpAddress(endpoint, "the Hub endpoint");
             return this;
         }
 

@@ -20,7 +20,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Objects;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -51,10 +50,8 @@ public final class ModelScopeDownloader {
     private final Path cache;
 
     private ModelScopeDownloader(Builder b) {
-        FileTransfer.Options o = b.options;
-        this.transfer = new FileTransfer("ModelScope", b.endpoint, o.token, o.connectTimeout, o.stallTimeout, o.attempts,
-                o.retryPause, o.listener, "set MODELSCOPE_DOMAIN for a mirror, or unset VLLM_USE_MODELSCOPE for the Hugging Face Hub");
-        this.cache = b.cache.toAbsolutePath().normalize();
+        this.transfer = b.transfer("set MODELSCOPE_DOMAIN for a mirror, or unset VLLM_USE_MODELSCOPE for the Hugging Face Hub");
+        this.cache = b.cache;
     }
 
     /** A downloader into the ModelScope cache directory {@code cache} (the one holding {@code models/}). */
@@ -204,23 +201,15 @@ public final class ModelScopeDownloader {
         }
     }
 
-    /** Options of a {@link ModelScopeDownloader}; the shared ones are {@link DownloaderBuilder}'s. */
+    /** Options of a {@link ModelScopeDownloader}; all are {@link DownloaderBuilder}'s. */
     public static final class Builder extends DownloaderBuilder<Builder> {
-        private final Path cache;
-        private URI endpoint = DEFAULT_ENDPOINT;
 
         private Builder(Path cache) {
-            this.cache = Objects.requireNonNull(cache, "cache");
+            super(cache, DEFAULT_ENDPOINT, "ModelScope");
         }
 
         @Override
         Builder self() {
-            return this;
-        }
-
-        /** ModelScope's address ({@link #DEFAULT_ENDPOINT}, or a mirror's). */
-        public Builder endpoint(URI endpoint) {
-            this.endpoint = httpAddress(endpoint, "the ModelScope endpoint");
             return this;
         }
 
