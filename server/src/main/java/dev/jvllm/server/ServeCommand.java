@@ -28,6 +28,10 @@ public final class ServeCommand {
     }
 
     public static void main(String[] args) throws Exception {
+        // A client gets 60 s to send its request line, headers and body (the JDK server waits
+        // forever by default, so slow clients could hold connections); answers, streams among them,
+        // have no limit. Set here, before the server's classes read it, unless given on the command line.
+        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) System.setProperty("sun.net.httpserver.maxReqTime", "60");
         String model = "models/jvllm-demo";
         LLM.Builder llm = LLM.builder();
         String host = "127.0.0.1", apiKey = System.getenv("VLLM_API_KEY"), servedName = null;
