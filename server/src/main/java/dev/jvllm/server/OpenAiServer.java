@@ -19,8 +19,10 @@ import dev.jvllm.Task;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EngineClosedException;
 import dev.jvllm.engine.EngineDeadException;
+import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.RequestStream;
 import dev.jvllm.tokenizer.ChatTemplateException;
+import dev.jvllm.tokenizer.TokenizerException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,15 +34,18 @@ import java.net.URI;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -81,15 +86,21 @@ public final class OpenAiServer implements AutoCloseable {
     private final long maxBodyBytes;
     private final long created = System.currentTimeMillis() / 1000;
     private final Object embeddingTurn = new Object();
-    private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
+    private final CountDownLatch closed = new CountDownLatch(1);
 
     private OpenAiServer(Builder b) throws IOException {
         this.llm = b.llm;
         this.modelName = b.servedModelName != null ? b.servedModelName : defaultName(b.llm.modelDirectory());
         this.apiKey = b.apiKey == null ? null : b.apiKey.getBytes(StandardCharsets.UTF_8);
         this.maxBodyBytes = b.maxBodyBytes;
+        // Bound before the engine is taken over, so that a port in use leaves the caller's model as it was.
+        try {
+            this.http = HttpServer.create(new InetSocketAddress(b.host, b.port), 128);
+        } catch (IOException e) {
+            handlers.shutdownNow();
+            throw new IOException("cannot listen on " + b.host + ":" + b.port + ": " + e.getMessage(), e);
+        }
         this.engine = llm.task() == Task.GENERATE ? new AsyncLLMEngine(llm.engine(), llm) : null;
-        this.http = HttpServer.create(new InetSocketAddress(b.host, b.port), 128);
         http.createContext("/", this::handle);
         http.setExecutor(handlers);
         http.start();
@@ -126,8 +137,8 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     /** The engine's counters as of its last step (requests running and waiting, KV blocks); empty for an embedding model. */
-    public java.util.Optional<dev.jvllm.engine.EngineMetrics> metrics() {
-        return engine == null ? java.util.Optional.empty() : java.util.Optional.ofNullable(engine.metrics());
+    public Optional<EngineMetrics> metrics() {
+        return engine == null ? Optional.empty() : Optional.ofNullable(engine.metrics());
     }
 
     /** Blocks until {@link #close()} is called (from another thread or a shutdown hook). */
@@ -137,7 +148,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     /** Stops listening, fails requests in flight (their streams end with an error) and closes the model. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed.getCount() == 0) return;
         http.stop(0);
         if (engine != null) engine.close();
@@ -334,7 +345,7 @@ public final class OpenAiServer implements AutoCloseable {
         String text;
         try {
             text = llm.tokenizer().decode(ids, false);
-        } catch (dev.jvllm.tokenizer.TokenizerException e) {
+        } catch (TokenizerException e) {
             throw ApiError.invalid("tokens", e.getMessage());
         }
         sendJson(exchange, 200, OpenAiResponses.JSON.createObjectNode().put("prompt", text));
@@ -655,8 +666,8 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     /** A model directory's name, or for a Hugging Face cache snapshot its model id (org/name). */
-    static String defaultName(java.nio.file.Path directory) {
-        java.nio.file.Path parent = directory.getParent();
+    static String defaultName(Path directory) {
+        Path parent = directory.getParent();
         if (parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("snapshots")
                 && parent.getParent() != null && parent.getParent().getFileName().toString().startsWith("models--")) {
             return parent.getParent().getFileName().toString().substring("models--".length()).replaceFirst("--", "/");

@@ -303,6 +303,17 @@ class OpenAiServerTest {
     }
 
     @Test
+    void aPortInUseIsAnErrorNamingItAndLeavesTheModelToItsOwner() throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+             LLM llm = LLM.builder().model(DEMO.toString()).build()) {
+            var e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                    () -> OpenAiServer.builder(llm).port(taken.getLocalPort()).start());
+            assertTrue(e.getMessage().contains(":" + taken.getLocalPort()), e.getMessage());
+            assertEquals(reference.generate(PROMPT, greedy(4)).text(), llm.generate(PROMPT, greedy(4)).text());
+        }
+    }
+
+    @Test
     void aBodyOverTheLimitGets413() throws Exception {
         try (OpenAiServer small = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).maxBodyBytes(1000).start()) {
             assertError(post(small, "/v1/completions", "{\"prompt\": \"" + "a".repeat(2000) + "\"}"), 413, null);
