@@ -159,6 +159,9 @@ final class FileTransfer {
                         append = false; // the whole file, whatever was asked
                     } else if (status == 416 && have == size) {
                         break;
+                    } else if (status == 206) {
+                        Files.deleteIfExists(partial); // a range other than the one asked for: start over
+                        throw new IOException("the server answered a range other than bytes=" + have + "-");
                     } else {
                         throw failure(c, status, file + " of " + model, refusal);
                     }
