@@ -195,7 +195,7 @@ class HubDownloaderTest {
         hub.stallMillis = 5_000;
         hub.fault("model.safetensors", FakeHub.Fault.STALL_HALFWAY, 1);
 
-        Path snapshot = downloader().stallTimeout(Duration.ofMillis(500)).build().download(MODEL, "main");
+        Path snapshot = downloader().stallTimeout(Duration.ofSeconds(1)).build().download(MODEL, "main");
 
         assertArrayEquals(weights, Files.readAllBytes(snapshot.resolve("model.safetensors")));
         assertEquals(2, hub.bodyRequests("model.safetensors"));
