@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -17,7 +18,7 @@ import java.util.regex.Pattern;
 
 /**
  * Finds the local directory of a model reference ({@link #resolve}, without any network access;
- * {@link #resolveOrDownload} also downloads from the Hub what is not found):
+ * {@link #resolveOrDownload} also downloads what is not found, from the Hub or ModelScope):
  * <ol>
  *   <li>an existing directory, absolute, relative to the working directory or starting with
  *       {@code ~/}, wins;</li>
@@ -181,7 +182,7 @@ public final class ModelResolver {
 
     /** As huggingface_hub reads its switches: 1, true, yes or on, in any case. */
     private static boolean isTrue(String value) {
-        return value != null && Set.of("1", "true", "yes", "on").contains(value.strip().toLowerCase(java.util.Locale.ROOT));
+        return value != null && Set.of("1", "true", "yes", "on").contains(value.strip().toLowerCase(Locale.ROOT));
     }
 
     private List<Path> modelScopeCandidates(String model) {
