@@ -47,9 +47,10 @@ import java.util.function.IntFunction;
  * }
  * }</pre>
  *
- * <p>The model is a local directory, a Hugging Face id found in the HF cache or else downloaded from
- * the Hub into it ({@link dev.jvllm.hub.HubDownloader}; not with {@code HF_HUB_OFFLINE=1}), or (with
- * {@code VLLM_USE_MODELSCOPE=true}) an id found in ModelScope's cache. Not thread-safe: one generate call at a time;
+ * <p>The model is a local directory, or a Hugging Face id found in the HF cache or else downloaded
+ * from the Hub into it ({@link dev.jvllm.hub.HubDownloader}; with {@code VLLM_USE_MODELSCOPE=true},
+ * ModelScope's cache and ModelScope; nothing is downloaded with {@code HF_HUB_OFFLINE=1}). Not
+ * thread-safe: one generate call at a time;
  * for concurrent callers and streaming, {@link Builder#buildAsync()} serves the model from an
  * {@link AsyncLLMEngine}.
  *
