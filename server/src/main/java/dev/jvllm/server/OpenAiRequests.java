@@ -16,7 +16,7 @@ import java.util.function.DoubleConsumer;
 /**
  * Reads the fields of OpenAI's request bodies (and vLLM's extra sampling fields) into jvllm's types.
  * Each field is checked for its JSON type; a wrong one is a 400 naming the field. Fields that would
- * change the answer but are not served (tools, structured output, echo, suffix, best_of) are refused
+ * change the answer but are not served (tools, structured output, suffix, best_of) are refused
  * rather than ignored; SamplingParams then checks every value's range.
  */
 final class OpenAiRequests {
@@ -110,7 +110,6 @@ final class OpenAiRequests {
         refuse(body, "tools", "tool calls are not served");
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
-        if (body.path("echo").asBoolean(false)) throw ApiError.invalid("echo", "'echo' is not served");
         JsonNode format = body.get("response_format");
         if (format != null && !format.isNull() && !"text".equals(format.path("type").asText())) {
             throw ApiError.invalid("response_format", "only response_format {\"type\": \"text\"} is served");
@@ -148,11 +147,14 @@ final class OpenAiRequests {
         ifBool(body, "include_stop_str_in_output", params::includeStopStrInOutput);
         Integer maxTokens = chat && body.has("max_completion_tokens") ? integer(body, "max_completion_tokens") : integer(body, "max_tokens");
         if (maxTokens == null && chat && defaults.maxNewTokens().isPresent()) maxTokens = defaults.maxNewTokens().getAsInt();
+        Echo echo = chat ? new Echo(false, false) : echo(body);
+        if (echo.scoreOnly()) maxTokens = 1; // one token is drawn and dropped: the engine generates at least one
         params.maxTokens(maxTokens != null ? maxTokens : defaultMaxTokens);
         Integer minTokens = integer(body, "min_tokens");
         if (minTokens != null) params.minTokens(minTokens);
         Integer logprobs = logprobs(body, chat);
         if (logprobs != null) params.logprobs(logprobs);
+        if (logprobs != null && echo.echo()) params.promptLogprobs(logprobs);
         JsonNode bias = body.get("logit_bias");
         if (bias != null && !bias.isNull()) {
             if (!bias.isObject()) throw ApiError.invalid("logit_bias", "'logit_bias' must map token ids to biases");
@@ -179,6 +181,22 @@ final class OpenAiRequests {
         Integer top = integer(body, "top_logprobs");
         if (top != null && !Boolean.TRUE.equals(wanted)) throw ApiError.invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true");
         return Boolean.TRUE.equals(wanted) ? (top == null ? 0 : top) : null;
+    }
+
+    /**
+     * A completions request's {@code echo}: the prompt comes back before the text (and with logprobs,
+     * its tokens' log probabilities), as evaluation harnesses score a text; with {@code max_tokens} 0
+     * nothing is generated ({@code scoreOnly}). Echo is served whole, not streamed.
+     */
+    record Echo(boolean echo, boolean scoreOnly) {
+    }
+
+    static Echo echo(JsonNode body) {
+        boolean echo = Boolean.TRUE.equals(bool(body, "echo"));
+        if (echo && Boolean.TRUE.equals(bool(body, "stream"))) throw ApiError.invalid("echo", "'echo' is served without 'stream'");
+        Integer maxTokens = integer(body, "max_tokens");
+        if (!echo && maxTokens != null && maxTokens == 0) throw ApiError.invalid("max_tokens", "'max_tokens' 0 needs 'echo': true");
+        return new Echo(echo, echo && maxTokens != null && maxTokens == 0);
     }
 
     /** Whether the answer streams, and whether its last chunk before [DONE] carries the usage. */

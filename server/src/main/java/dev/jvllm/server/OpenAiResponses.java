@@ -68,6 +68,43 @@ final class OpenAiResponses {
         return logprobs;
     }
 
+    /**
+     * An echoed completion's logprobs: the prompt's tokens (the first without a log probability, as
+     * nothing comes before it) followed by the generated ones, when {@code generated} is not null.
+     */
+    static ObjectNode echoedLogprobs(RequestOutput request, CompletionOutput generated, IntFunction<String> decodeOne) {
+        ObjectNode logprobs = JSON.createObjectNode();
+        ArrayNode tokens = logprobs.putArray("tokens");
+        ArrayNode tokenLogprobs = logprobs.putArray("token_logprobs");
+        ArrayNode top = logprobs.putArray("top_logprobs");
+        ArrayNode offsets = logprobs.putArray("text_offset");
+        int offset = 0;
+        List<Integer> ids = new java.util.ArrayList<>(request.promptTokenIds());
+        List<Map<Integer, Logprob>> all = new java.util.ArrayList<>(request.promptLogprobs() != null ? request.promptLogprobs()
+                : java.util.Collections.nCopies(ids.size(), null));
+        if (generated != null && generated.logprobs() != null) {
+            ids.addAll(generated.tokenIds());
+            all.addAll(generated.logprobs());
+        }
+        for (int i = 0; i < ids.size(); i++) {
+            int id = ids.get(i);
+            String text = textOf(id, decodeOne);
+            tokens.add(text);
+            Map<Integer, Logprob> candidates = all.get(i);
+            if (candidates == null || candidates.get(id) == null) {
+                tokenLogprobs.addNull();
+                top.addNull();
+            } else {
+                tokenLogprobs.add(candidates.get(id).logprob());
+                ObjectNode topOfToken = top.addObject();
+                for (var entry : byRank(candidates)) topOfToken.put(textOf(entry.getKey(), decodeOne), entry.getValue().logprob());
+            }
+            offsets.add(offset);
+            offset += text.length();
+        }
+        return logprobs;
+    }
+
     /** A chat choice's logprobs: {@code content}, a list of tokens each with its log probability, bytes and top alternatives. */
     static ObjectNode chatLogprobs(CompletionOutput output, IntFunction<String> tokenText, int topCount) {
         ObjectNode logprobs = JSON.createObjectNode();

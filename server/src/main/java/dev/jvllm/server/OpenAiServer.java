@@ -356,23 +356,28 @@ public final class OpenAiServer implements AutoCloseable {
         List<Prompt> prompts = OpenAiRequests.prompts(body, "prompt");
         SamplingParams params = OpenAiRequests.sampling(body, 16, false, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
+        OpenAiRequests.Echo echo = OpenAiRequests.echo(body);
         var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, modelName);
         Integer topCount = OpenAiRequests.integer(body, "logprobs");
         generate(exchange, envelope, prompts, params, streaming, new ChoiceWriter() {
             final int[] offsets = new int[prompts.size() * params.n()];
 
             @Override
-            public void whole(ObjectNode choice, CompletionOutput output, int index) {
-                choice.put("text", output.text());
-                putLogprobs(choice, output, index);
+            public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
+                if (!echo.echo()) {
+                    delta(choice, request, output, index);
+                    return;
+                }
+                String generated = echo.scoreOnly() ? "" : output.text();
+                choice.put("text", promptText(request) + generated);
+                if (topCount == null) choice.putNull("logprobs");
+                else choice.set("logprobs", OpenAiResponses.echoedLogprobs(request, echo.scoreOnly() ? null : output,
+                        OpenAiServer.this::decodeOne));
             }
 
             @Override
-            public void delta(ObjectNode choice, CompletionOutput output, int index) {
-                whole(choice, output, index);
-            }
-
-            private void putLogprobs(ObjectNode choice, CompletionOutput output, int index) {
+            public void delta(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
+                choice.put("text", output.text());
                 if (topCount == null || output.logprobs() == null) {
                     choice.putNull("logprobs");
                     return;
@@ -380,7 +385,23 @@ public final class OpenAiServer implements AutoCloseable {
                 choice.set("logprobs", OpenAiResponses.completionLogprobs(output, OpenAiServer.this::decodeOne, offsets[index]));
                 offsets[index] += output.text().length();
             }
+
+            @Override
+            public int completionTokens(CompletionOutput output) {
+                return echo.scoreOnly() ? 0 : output.tokenIds().size();
+            }
+
+            @Override
+            public String finishReason(CompletionOutput output) {
+                return echo.scoreOnly() ? "length" : OpenAiResponses.finishReason(output);
+            }
         });
+    }
+
+    /** The prompt as text: as given, or decoded from its token ids. */
+    private String promptText(RequestOutput request) {
+        if (request.prompt() != null && !request.prompt().isEmpty()) return request.prompt();
+        return llm.tokenizer().decode(request.promptTokenIds().stream().mapToInt(Integer::intValue).toArray(), true);
     }
 
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
@@ -399,13 +420,13 @@ public final class OpenAiServer implements AutoCloseable {
             final boolean[] started = new boolean[params.n()];
 
             @Override
-            public void whole(ObjectNode choice, CompletionOutput output, int index) {
+            public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 choice.putObject("message").put("role", "assistant").put("content", output.text());
                 putLogprobs(choice, output);
             }
 
             @Override
-            public void delta(ObjectNode choice, CompletionOutput output, int index) {
+            public void delta(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 ObjectNode delta = choice.putObject("delta");
                 if (!started[index]) {
                     delta.put("role", "assistant");
@@ -468,11 +489,20 @@ public final class OpenAiServer implements AutoCloseable {
 
     // ---- generation, whole or streamed ------------------------------------------------------------
 
-    /** How completions and chat put one output into a choice. */
+    /** How completions and chat put one output (of {@code request}) into a choice. */
     private interface ChoiceWriter {
-        void whole(ObjectNode choice, CompletionOutput output, int index);
+        void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index);
 
-        void delta(ObjectNode choice, CompletionOutput output, int index);
+        void delta(ObjectNode choice, RequestOutput request, CompletionOutput output, int index);
+
+        /** The output's tokens that count as completion tokens in the usage. */
+        default int completionTokens(CompletionOutput output) {
+            return output.tokenIds().size();
+        }
+
+        default String finishReason(CompletionOutput output) {
+            return OpenAiResponses.finishReason(output);
+        }
     }
 
     private void generate(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<Prompt> prompts, SamplingParams params,
@@ -505,7 +535,7 @@ public final class OpenAiServer implements AutoCloseable {
             RequestOutput result = await(streams.get(i));
             addChoices(choices, i, n, result, writer, false);
             promptTokens += result.promptTokenIds().size();
-            completionTokens += OpenAiResponses.completionTokens(result);
+            for (CompletionOutput output : result.outputs()) completionTokens += writer.completionTokens(output);
         }
         answer.set("usage", OpenAiResponses.usage(promptTokens, completionTokens));
         sendJson(exchange, 200, answer);
@@ -516,9 +546,9 @@ public final class OpenAiServer implements AutoCloseable {
         for (CompletionOutput sample : output.outputs()) {
             int index = prompt * n + sample.index();
             ObjectNode choice = choices.addObject().put("index", index);
-            if (delta) writer.delta(choice, sample, index);
-            else writer.whole(choice, sample, index);
-            choice.put("finish_reason", OpenAiResponses.finishReason(sample));
+            if (delta) writer.delta(choice, output, sample, index);
+            else writer.whole(choice, output, sample, index);
+            choice.put("finish_reason", writer.finishReason(sample));
         }
     }
 

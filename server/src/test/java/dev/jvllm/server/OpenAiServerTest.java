@@ -191,6 +191,32 @@ class OpenAiServerTest {
     }
 
     @Test
+    void echoScoresAPromptAsEvaluationHarnessesAskForIt() throws Exception {
+        Answer scored = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"echo\": true, \"max_tokens\": 0, \"logprobs\": 1}");
+
+        assertEquals(200, scored.status(), String.valueOf(scored.body()));
+        JsonNode choice = scored.body().path("choices").get(0);
+        assertEquals(PROMPT, choice.path("text").asText());
+        assertEquals("length", choice.path("finish_reason").asText());
+        assertEquals(0, scored.body().path("usage").path("completion_tokens").asInt());
+        var expected = reference.generate(reference.tokenizer().encode(PROMPT, true),
+                SamplingParams.builder().temperature(0).maxTokens(1).promptLogprobs(1).build());
+        JsonNode tokenLogprobs = choice.path("logprobs").path("token_logprobs");
+        assertEquals(expected.promptTokenIds().size(), tokenLogprobs.size());
+        assertTrue(tokenLogprobs.get(0).isNull(), "nothing comes before the first token");
+        for (int i = 1; i < tokenLogprobs.size(); i++) {
+            int id = expected.promptTokenIds().get(i);
+            assertEquals(expected.promptLogprobs().get(i).get(id).logprob(), tokenLogprobs.get(i).asDouble(), 1e-4, "token " + i);
+        }
+
+        Answer echoed = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"echo\": true, \"max_tokens\": 5, \"temperature\": 0}");
+        assertEquals(PROMPT + reference.generate(PROMPT, greedy(5)).text(), echoed.body().path("choices").get(0).path("text").asText());
+
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"echo\": true, \"stream\": true}"), 400, "echo");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 0}"), 400, "max_tokens");
+    }
+
+    @Test
     void concurrentCompletionsAndChatsAreBatchedAndEachGetsItsOwnGreedyText() throws Exception {
         List<String> prompts = List.of("The European Parliament", "Mr President,", "I would like to", "The Commission",
                 "On behalf of", "Ladies and gentlemen", "We must", "This report");
