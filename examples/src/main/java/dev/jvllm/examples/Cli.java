@@ -1,32 +1,50 @@
 package dev.jvllm.examples;
 
+import dev.jvllm.ChatMessage;
 import dev.jvllm.LLM;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.engine.AsyncLLMEngine;
+import dev.jvllm.engine.RequestStream;
 
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Flow;
 
-/** The command line behind {@code ./jvllm generate}. */
+/** The command lines behind {@code ./jvllm generate} and {@code ./jvllm chat}. */
 public final class Cli {
 
     private static final String USAGE = """
             usage: ./jvllm generate [options] [prompt ...]
+                   ./jvllm chat [options]        a conversation: one message a line on stdin, answers streamed
               --model M          local directory or Hugging Face id (default: models/jvllm-demo)
-              --max-tokens N     tokens to generate per prompt (default 64)
+              --max-tokens N     tokens to generate per prompt or answer (default 64)
               --temperature T    0 for greedy (default 0.8)
               --top-p P          nucleus sampling (default 0.95)
               --top-k K          (default off)
               --seed S           reproducible sampling
-              --n N              sequences per prompt (default 1)
+              --n N              sequences per prompt (default 1; generate only)
+              --system S         a system message opening the conversation (chat only)
               --threads N        CPU threads (default: all)
             """;
 
-    public static void main(String[] args) {
-        if (args.length > 0 && args[0].equals("generate")) {
-            args = java.util.Arrays.copyOfRange(args, 1, args.length);
+    private Cli() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        boolean chat = args.length > 0 && args[0].equals("chat");
+        if (args.length > 0 && (args[0].equals("generate") || chat)) {
+            args = Arrays.copyOfRange(args, 1, args.length);
         }
         String model = "models/jvllm-demo";
+        String system = null;
         SamplingParams.Builder params = SamplingParams.builder().temperature(0.8).topP(0.95).maxTokens(64);
         LLM.Builder llm = LLM.builder();
         List<String> prompts = new ArrayList<>();
@@ -40,6 +58,7 @@ public final class Cli {
                     case "--top-k" -> params.topK(Integer.parseInt(args[++i]));
                     case "--seed" -> params.seed(Long.parseLong(args[++i]));
                     case "--n" -> params.n(Integer.parseInt(args[++i]));
+                    case "--system" -> system = args[++i];
                     case "--threads" -> llm.threads(Integer.parseInt(args[++i]));
                     case "-h", "--help" -> {
                         System.out.print(USAGE);
@@ -47,6 +66,7 @@ public final class Cli {
                     }
                     default -> {
                         if (args[i].startsWith("--")) throw new IllegalArgumentException("unknown option " + args[i]);
+                        if (chat) throw new IllegalArgumentException("chat reads its messages from stdin, not from arguments");
                         prompts.add(args[i]);
                     }
                 }
@@ -54,6 +74,11 @@ public final class Cli {
         } catch (RuntimeException e) {
             System.err.println("jvllm: " + e.getMessage() + "\n" + USAGE);
             System.exit(2);
+        }
+        if (chat) {
+            chat(llm.model(model), params.build(), system,
+                    new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), System.out);
+            return;
         }
         if (prompts.isEmpty()) prompts = List.of("The European Parliament", "Mr President, I would like to");
         try (LLM engine = llm.model(model).build()) {
@@ -64,5 +89,58 @@ public final class Cli {
                 }
             }
         }
+    }
+
+    /**
+     * A conversation: each line of {@code in} is a user message (an empty line or the end of input
+     * ends it), answered through the model's chat template with the whole conversation so far, its
+     * text written to {@code out} as it is generated. Returns the answers.
+     */
+    static List<String> chat(LLM.Builder model, SamplingParams params, String system, BufferedReader in, PrintStream out)
+            throws IOException {
+        List<String> answers = new ArrayList<>();
+        LLM llm = model.build();
+        try (AsyncLLMEngine engine = new AsyncLLMEngine(llm.engine(), llm)) {
+            List<ChatMessage> conversation = new ArrayList<>();
+            if (system != null) conversation.add(ChatMessage.system(system));
+            out.print("> ");
+            out.flush();
+            for (String line; (line = in.readLine()) != null && !line.isBlank(); ) {
+                conversation.add(ChatMessage.user(line));
+                int[] prompt = llm.tokenizer().encode(llm.renderChat(conversation), false);
+                RequestStream stream = engine.submit("chat-" + answers.size(), prompt, params);
+                CompletableFuture<Void> printedAll = new CompletableFuture<>(); // deltas arrive on other threads
+                stream.subscribe(new Flow.Subscriber<>() {
+                    @Override
+                    public void onSubscribe(Flow.Subscription subscription) {
+                        subscription.request(Long.MAX_VALUE);
+                    }
+
+                    @Override
+                    public void onNext(RequestOutput delta) {
+                        out.print(delta.text());
+                        out.flush();
+                    }
+
+                    @Override
+                    public void onError(Throwable error) {
+                        printedAll.completeExceptionally(error);
+                    }
+
+                    @Override
+                    public void onComplete() {
+                        printedAll.complete(null);
+                    }
+                });
+                printedAll.join();
+                String answer = stream.result().join().text();
+                out.print("\n> ");
+                out.flush();
+                answers.add(answer);
+                conversation.add(ChatMessage.assistant(answer));
+            }
+            out.println();
+        }
+        return answers;
     }
 }
