@@ -3,6 +3,7 @@ package dev.jvllm;
 import dev.jvllm.config.GenerationConfig;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.config.PoolingConfig;
+import dev.jvllm.config.Quantization;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EmbeddingEngine;
 import dev.jvllm.engine.EngineMetrics;
@@ -20,6 +21,7 @@ import dev.jvllm.tokenizer.HfTokenizer;
 import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
+import dev.jvllm.weights.Fp8Checkpoint;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -123,6 +125,14 @@ public final class LLM implements AutoCloseable {
         long tCheckpoint = 0, tBackend = 0, tModel = 0, tTokenizer = 0;
         try {
             opened = Checkpoint.open(modelDirectory);
+            Optional<Quantization> float8 = Quantization.of(config).filter(Quantization::float8);
+            if (float8.isPresent()) {
+                // Decoded at load to the checkpoint's unquantized type (float32 for float32 models, else bfloat16).
+                DType decodedTo = config.dtype().filter(t -> t == DType.F32).orElse(DType.BF16);
+                log.info("{}: float8 weights ({}) are decoded to {} at load; no float8 kernel runs yet", b.model,
+                        float8.get().method(), decodedTo);
+                opened = new Fp8Checkpoint(opened, decodedTo, float8.get().blockSize());
+            }
             // Map every weight page now, beside the tokenizer, rather than page by page in the first
             // forward; on as many threads as the kernels will use (the tokenizer's build yields to them).
             opened.loadIntoMemory(Math.min(MAX_LOAD_THREADS, engineConfig.threads() > 0 ? engineConfig.threads()

@@ -1,8 +1,8 @@
 package dev.jvllm.spi;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.JvllmException;
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.config.Quantization;
 
 import java.util.List;
 import java.util.Map;
@@ -41,7 +41,7 @@ public final class ModelRegistry {
         return List.copyOf(registry().keySet());
     }
 
-    /** Thrown when config.json says the weights are quantized, which jvllm does not read yet. */
+    /** Thrown when config.json says the weights are quantized in a way jvllm does not read yet. */
     public static final class UnsupportedQuantizationException extends JvllmException {
         public UnsupportedQuantizationException(String message) {
             super(message);
@@ -50,19 +50,15 @@ public final class ModelRegistry {
 
     /**
      * The architecture for the first of config.json's {@code architectures} that is served. A
-     * quantized checkpoint ({@code quantization_config} or compressed-tensors' {@code compression_config})
-     * is refused here, naming its method, rather than later with a missing or mistyped tensor.
+     * checkpoint quantized other than to float8 ({@link Quantization}) is refused here, naming its
+     * method, rather than later with a missing or mistyped tensor.
      */
     public static ModelArchitecture find(ModelConfig config) {
-        for (String field : List.of("quantization_config", "compression_config")) {
-            JsonNode quantization = config.raw().get(field);
-            if (quantization != null && !quantization.isNull()) {
-                String method = quantization.path("quant_method").asText(quantization.path("format").asText("unnamed"));
-                throw new UnsupportedQuantizationException(config.source() + ": the weights are quantized ('" + field
-                        + "', quant_method '" + method + "'), and jvllm does not read quantized weights yet; use the "
-                        + "model's unquantized (bf16, fp16 or fp32) checkpoint");
-            }
-        }
+        Quantization.of(config).filter(q -> !q.float8()).ifPresent(q -> {
+            throw new UnsupportedQuantizationException(config.source() + ": the weights are quantized ('" + q.field()
+                    + "', quant_method '" + q.method() + "'), and jvllm reads no quantized weights but float8 ones yet; use "
+                    + "the model's unquantized (bf16, fp16 or fp32) or FP8 checkpoint");
+        });
         List<String> wanted = config.architectures();
         if (wanted.isEmpty()) {
             throw new UnsupportedArchitectureException(config.source()

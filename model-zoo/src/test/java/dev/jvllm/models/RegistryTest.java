@@ -5,6 +5,8 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.spi.ModelRegistry;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -31,11 +33,22 @@ class RegistryTest {
         for (String[] quantized : new String[][]{
                 {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4}", "gptq"},
                 {"\"quantization_config\": {\"quant_method\": \"awq\"}", "awq"},
-                {"\"quantization_config\": {\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\"}", "fp8"},
+                {"\"quantization_config\": {\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
+                        + "{\"weights\": {\"type\": \"int\", \"num_bits\": 4}}}}", "compressed-tensors"},
                 {"\"compression_config\": {\"format\": \"int-quantized\"}", "int-quantized"}}) {
             ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized[0] + "}");
             var e = assertThrows(ModelRegistry.UnsupportedQuantizationException.class, () -> ModelRegistry.find(config));
             assertTrue(e.getMessage().contains("'" + quantized[1] + "'") && e.getMessage().contains("unquantized"), e.getMessage());
+        }
+    }
+
+    @Test
+    void float8CheckpointsAreServed() {
+        for (String quantized : List.of("\"quantization_config\": {\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\"}",
+                "\"quantization_config\": {\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
+                        + "{\"weights\": {\"type\": \"float\", \"num_bits\": 8}}}}")) {
+            ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized + "}");
+            assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(config));
         }
     }
 

@@ -1,0 +1,157 @@
+package dev.jvllm.models;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.LLM;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.SafetensorsTestWriter;
+import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightsException;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * FP8 checkpoints: a golden Llama's projections quantized here to float8 (e4m3) with each of the three
+ * scale schemes (one a tensor, one a row, one a block), against the same model whose weights are
+ * those float8 values times their scales written as float32. The two must give the same logits: what
+ * is checked is the decoding, not the quantization's error.
+ */
+class Fp8CheckpointTest {
+
+    private static final Path GOLDEN = Path.of("src/test/resources/goldens/llama-plain");
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int[] BLOCK = {8, 16};
+
+    @TempDir
+    Path work;
+
+    /** e4m3fn's finite non-negative values, by byte (0x00..0x7e), ascending. */
+    private static float e4m3(int b) {
+        int exponent = (b >>> 3) & 15, mantissa = b & 7;
+        double magnitude = exponent == 0 ? mantissa / 8.0 * Math.pow(2, -6) : (1 + mantissa / 8.0) * Math.pow(2, exponent - 7);
+        return (float) ((b & 0x80) != 0 ? -magnitude : magnitude);
+    }
+
+    /** The nearest e4m3fn byte to {@code v} (|v| ≤ 448). */
+    private static byte encode(float v) {
+        int best = 0;
+        for (int b = 1; b <= 0x7e; b++) {
+            if (Math.abs(e4m3(b) - Math.abs(v)) < Math.abs(e4m3(best) - Math.abs(v))) best = b;
+        }
+        return (byte) (v < 0 ? best | 0x80 : best);
+    }
+
+    @Test
+    void theByteTableIsE4m3fn() {
+        assertEquals(1.0f, e4m3(0x38));
+        assertEquals(448f, e4m3(0x7e));
+        assertEquals((float) Math.pow(2, -9), e4m3(0x01));
+        assertEquals(-2f, e4m3(0xc0));
+    }
+
+    @Test
+    void fp8WeightsDecodeToTheirScaledValuesAndTheModelAnswersAsItsFloat32Twin() throws Exception {
+        Path fp8 = Files.createDirectories(work.resolve("fp8"));
+        Path twin = Files.createDirectories(work.resolve("twin"));
+        SafetensorsTestWriter fp8Writer = new SafetensorsTestWriter();
+        SafetensorsTestWriter twinWriter = new SafetensorsTestWriter();
+        int quantized = 0;
+        try (Checkpoint golden = Checkpoint.open(GOLDEN)) {
+            for (String name : golden.names().stream().sorted().toList()) {
+                WeightTensor t = golden.get(name);
+                float[] w = new float[(int) t.elementCount()];
+                for (int i = 0; i < w.length; i++) {
+                    w[i] = t.dtype() == DType.BF16 ? Float.intBitsToFloat((t.data().get(BF16, 2L * i) & 0xffff) << 16)
+                            : t.data().get(F32, 4L * i);
+                }
+                boolean projection = name.startsWith("model.layers.") && name.endsWith("_proj.weight");
+                if (!projection) {
+                    fp8Writer.add(name, DType.F32, t.shape(), toBytes(w));
+                    twinWriter.add(name, DType.F32, t.shape(), toBytes(w));
+                    continue;
+                }
+                int rows = (int) t.dim(0), cols = (int) t.dim(1);
+                int scheme = quantized++ % 3; // 0: a tensor, 1: a row, 2: a block
+                String scaleName = name.replace("weight", scheme == 2 ? "weight_scale_inv" : "weight_scale");
+                int blockRows = (rows + BLOCK[0] - 1) / BLOCK[0], blockCols = (cols + BLOCK[1] - 1) / BLOCK[1];
+                float[] scales = new float[scheme == 0 ? 1 : scheme == 1 ? rows : blockRows * blockCols];
+                for (int r = 0; r < rows; r++) {
+                    for (int c = 0; c < cols; c++) {
+                        int s = scheme == 0 ? 0 : scheme == 1 ? r : (r / BLOCK[0]) * blockCols + c / BLOCK[1];
+                        scales[s] = Math.max(scales[s], Math.abs(w[r * cols + c]) / 448f);
+                    }
+                }
+                byte[] bytes = new byte[w.length];
+                float[] decoded = new float[w.length];
+                for (int r = 0; r < rows; r++) {
+                    for (int c = 0; c < cols; c++) {
+                        int i = r * cols + c;
+                        float scale = scales[scheme == 0 ? 0 : scheme == 1 ? r : (r / BLOCK[0]) * blockCols + c / BLOCK[1]];
+                        bytes[i] = encode(scale == 0 ? 0 : w[i] / scale);
+                        decoded[i] = e4m3(bytes[i] & 0xff) * scale;
+                    }
+                }
+                fp8Writer.add(name, DType.F8_E4M3, t.shape(), bytes);
+                long[] scaleShape = scheme == 0 ? new long[0] : scheme == 1 ? new long[]{rows, 1} : new long[]{blockRows, blockCols};
+                fp8Writer.add(scaleName, DType.F32, scaleShape, toBytes(scales));
+                fp8Writer.add(name.replace("weight", "input_scale"), DType.F32, new long[0], toBytes(new float[]{1f}));
+                twinWriter.add(name, DType.F32, t.shape(), toBytes(decoded));
+            }
+        }
+        assertTrue(quantized >= 6, "every projection of the layers is float8");
+        fp8Writer.write(fp8.resolve("model.safetensors"));
+        twinWriter.write(twin.resolve("model.safetensors"));
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = (ObjectNode) json.readTree(GOLDEN.resolve("config.json").toFile());
+        Files.writeString(twin.resolve("config.json"), config.toString());
+        config.putObject("quantization_config").put("quant_method", "fp8").put("activation_scheme", "dynamic")
+                .putArray("weight_block_size").add(BLOCK[0]).add(BLOCK[1]);
+        Files.writeString(fp8.resolve("config.json"), config.toString());
+
+        SamplingParams greedy = SamplingParams.builder().temperature(0).maxTokens(8).logprobs(3).build();
+        int[] prompt = {1, 15, 27, 3, 90, 41};
+        RequestOutput fromFp8, fromTwin;
+        try (LLM llm = LLM.builder().model(fp8.toString()).device("cpu").build()) {
+            fromFp8 = llm.generate(prompt, greedy);
+        }
+        try (LLM llm = LLM.builder().model(twin.toString()).device("cpu").build()) {
+            fromTwin = llm.generate(prompt, greedy);
+        }
+        assertEquals(fromTwin.outputs().getFirst().tokenIds(), fromFp8.outputs().getFirst().tokenIds());
+        for (int step = 0; step < 8; step++) {
+            int token = fromTwin.outputs().getFirst().tokenIds().get(step);
+            assertEquals(fromTwin.outputs().getFirst().logprobs().get(step).get(token).logprob(),
+                    fromFp8.outputs().getFirst().logprobs().get(step).get(token).logprob(), 1e-4, "step " + step);
+        }
+    }
+
+    @Test
+    void aFloat8WeightWithoutItsScaleIsRefusedNamingIt() throws Exception {
+        Path model = Files.createDirectories(work.resolve("no-scale"));
+        new SafetensorsTestWriter().add("model.layers.0.mlp.down_proj.weight", DType.F8_E4M3, new long[]{2, 2}, new byte[4])
+                .write(model.resolve("model.safetensors"));
+        try (Checkpoint checkpoint = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.BF16, null)) {
+            var e = assertThrows(WeightsException.class, () -> checkpoint.get("model.layers.0.mlp.down_proj.weight"));
+            assertTrue(e.getMessage().contains("model.layers.0.mlp.down_proj.weight_scale"), e.getMessage());
+        }
+    }
+
+    private static byte[] toBytes(float[] values) {
+        double[] asDoubles = new double[values.length];
+        for (int i = 0; i < values.length; i++) asDoubles[i] = values[i];
+        return SafetensorsTestWriter.encode(DType.F32, asDoubles);
+    }
+}
