@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.IntStream;
 
 /**
  * A checkpoint whose float8 weights (FP8 checkpoints: {@code quant_method} "fp8", or compressed-tensors'
@@ -84,36 +85,56 @@ public final class Fp8Checkpoint implements Checkpoint {
                 .orElseThrow(() -> new WeightsException("float8 tensor '" + weight.name() + "' has no " + base + "weight_scale or "
                         + base + "weight_scale_inv in " + weight.file().getFileName()));
         float[] scales = floats(scale);
-        long rows = weight.dim(0), cols = weight.dim(1);
-        ScaleOf scaleOf = scaleOf(weight, scale, scales, rows, cols);
+        int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
+        Scales layout = layout(weight, scale, scales.length, rows, cols);
         float[] values = weight.dtype() == DType.F8_E4M3 ? E4M3 : E5M2;
-        MemorySegment out = arena.allocate(rows * cols * target.byteSize(), 16);
+        MemorySegment out = arena.allocate((long) rows * cols * target.byteSize(), 16);
         MemorySegment in = weight.data();
-        for (long r = 0; r < rows; r++) {
-            for (long c = 0; c < cols; c++) {
-                long i = r * cols + c;
-                float v = values[in.get(ValueLayout.JAVA_BYTE, i) & 0xff] * scaleOf.at(r, c);
-                if (target == DType.F32) out.set(F32, i * 4, v);
-                else out.set(U16, i * 2, toBf16(v));
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new WeightsException("float8 decoding needs a little-endian machine");
+        // Rows in chunks on the common pool: an 8B model has about 7 billion weights to decode.
+        int chunk = 64;
+        IntStream.range(0, (rows + chunk - 1) / chunk).parallel().forEach(part -> {
+            byte[] raw = new byte[cols];
+            float[] decoded = new float[cols];
+            short[] halves = target == DType.BF16 ? new short[cols] : null;
+            // Bulk byte copies through array views (the machine's order is the file's, little-endian, checked below).
+            MemorySegment rawView = MemorySegment.ofArray(raw), decodedView = MemorySegment.ofArray(decoded);
+            MemorySegment halvesView = halves == null ? null : MemorySegment.ofArray(halves);
+            for (int r = part * chunk; r < Math.min(rows, (part + 1) * chunk); r++) {
+                MemorySegment.copy(in, (long) r * cols, rawView, 0, cols);
+                for (int c = 0; c < cols; c += layout.span()) {
+                    float s = scales[layout.index(r, c)];
+                    for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) decoded[k] = values[raw[k] & 0xff] * s;
+                }
+                if (halves == null) {
+                    MemorySegment.copy(decodedView, 0, out, (long) r * cols * 4, cols * 4L);
+                } else {
+                    for (int k = 0; k < cols; k++) halves[k] = toBf16(decoded[k]);
+                    MemorySegment.copy(halvesView, 0, out, (long) r * cols * 2, cols * 2L);
+                }
             }
-        }
+        });
         return new WeightTensor(weight.name(), target, weight.shape(), out, weight.file());
     }
 
-    private interface ScaleOf {
-        float at(long row, long col);
+    /** Where a weight's scale is: {@code index(row, column)} for columns {@code span} at a time. */
+    private record Scales(int span, int blockRows, int blockColumns, int kind) {
+        int index(int row, int column) {
+            return switch (kind) {
+                case 0 -> 0;
+                case 1 -> row;
+                default -> (row / blockRows) * blockColumns + column / span;
+            };
+        }
     }
 
-    private ScaleOf scaleOf(WeightTensor weight, WeightTensor scale, float[] scales, long rows, long cols) {
-        long n = scales.length;
+    private Scales layout(WeightTensor weight, WeightTensor scale, long n, int rows, int cols) {
         boolean inverse = scale.name().endsWith("_inv");
-        if (!inverse && n == 1) return (r, c) -> scales[0];
-        if (!inverse && n == rows && (scale.rank() == 1 || scale.dim(-1) == 1)) return (r, c) -> scales[(int) r];
+        if (!inverse && n == 1) return new Scales(cols, 0, 0, 0);
+        if (!inverse && n == rows && (scale.rank() == 1 || scale.dim(-1) == 1)) return new Scales(cols, 0, 0, 1);
         if (blockSize != null && scale.rank() == 2) {
-            long blockRows = (rows + blockSize[0] - 1) / blockSize[0], blockCols = (cols + blockSize[1] - 1) / blockSize[1];
-            if (scale.dim(0) == blockRows && scale.dim(1) == blockCols) {
-                return (r, c) -> scales[(int) ((r / blockSize[0]) * blockCols + c / blockSize[1])];
-            }
+            int blockRows = (rows + blockSize[0] - 1) / blockSize[0], blockCols = (cols + blockSize[1] - 1) / blockSize[1];
+            if (scale.dim(0) == blockRows && scale.dim(1) == blockCols) return new Scales(blockSize[1], blockSize[0], blockCols, 2);
         }
         throw new WeightsException("the scale '" + scale.name() + "' " + Arrays.toString(scale.shape()) + " fits none of "
                 + weight.name() + " " + Arrays.toString(weight.shape()) + "'s schemes: one scale, one a row"
