@@ -340,6 +340,33 @@ class OpenAiServerTest {
     }
 
     @Test
+    void closingTheServerMidStreamEndsTheStreamAndReturns() throws Exception {
+        OpenAiServer closing = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).start();
+        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(URI.create(closing.address() + "/v1/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 400, \"ignore_eos\": true,"
+                        + " \"stream\": true}")).build(), HttpResponse.BodyHandlers.ofInputStream());
+        InputStream body = response.body();
+        assertTrue(body.read() >= 0, "the stream began");
+
+        Thread closer = Thread.ofPlatform().start(closing::close);
+        closer.join(30_000);
+        assertFalse(closer.isAlive(), "close() returned with a stream in flight");
+        // The client's read ends, with the rest of the stream or with the connection closed under it.
+        Thread reader = Thread.ofPlatform().start(() -> {
+            try (body) {
+                body.readAllBytes();
+            } catch (java.io.IOException ended) {
+                // closed under the client: also an end
+            }
+        });
+        reader.join(30_000);
+        assertFalse(reader.isAlive(), "the client's stream ended");
+        org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                () -> client.send(HttpRequest.newBuilder(URI.create(closing.address() + "/health")).build(), HttpResponse.BodyHandlers.discarding()),
+                "nothing listens any more");
+    }
+
+    @Test
     void aBodyOverTheLimitGets413() throws Exception {
         try (OpenAiServer small = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).maxBodyBytes(1000).start()) {
             assertError(post(small, "/v1/completions", "{\"prompt\": \"" + "a".repeat(2000) + "\"}"), 413, null);
