@@ -5,6 +5,7 @@ import com.sun.net.httpserver.HttpServer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -31,7 +32,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+// A loopback server that stops answering must fail the test, not stall CI.
 /** Downloads from a ModelScope on loopback: its file list API, its file API with ranges, its cache layout. */
+@Timeout(120)
 class ModelScopeDownloaderTest {
 
     private static final String MODEL = "acme/tiny.v1";
