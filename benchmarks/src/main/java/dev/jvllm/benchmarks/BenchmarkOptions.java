@@ -39,6 +39,7 @@ final class BenchmarkOptions {
     int inputLen = 128;
     int outputLen = 32;
     int numPrompts = 32;
+    int maxConcurrency;
     int batchSize = 8;
     int numIters = 3;
     int numItersWarmup = 1;
@@ -78,6 +79,7 @@ final class BenchmarkOptions {
                     case "--input-len" -> o.inputLen = positive(option, value);
                     case "--output-len" -> o.outputLen = positive(option, value);
                     case "--num-prompts" -> o.numPrompts = positive(option, value);
+                    case "--max-concurrency" -> o.maxConcurrency = positive(option, value);
                     case "--batch-size" -> o.batchSize = positive(option, value);
                     case "--num-iters" -> o.numIters = positive(option, value);
                     case "--num-iters-warmup" -> o.numItersWarmup = Integer.parseInt(value);
