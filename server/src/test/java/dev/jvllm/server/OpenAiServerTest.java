@@ -270,6 +270,9 @@ class OpenAiServerTest {
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"n\": 100000}"), 400, "n");
         assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999]}"), 400, null);
         assertError(post(server, "/v1/completions", "{}"), 400, "prompt");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"logit_bias\": {\"999999\": 5}}"), 400, null);
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [999999]}"), 400, null);
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"logit_bias\": {\"five\": 5}}"), 400, "logit_bias");
         assertError(post(server, "/v1/completions", "{\"prompt\": [\"a\", \"b\", \"c\"], \"n\": 400, \"temperature\": 1}"), 400, "n");
         assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999], \"stream\": true}"), 400, "prompt_token_ids");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"model\": \"gpt-4\"}"), 404, "model");
