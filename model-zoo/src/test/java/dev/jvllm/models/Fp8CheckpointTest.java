@@ -139,6 +139,35 @@ class Fp8CheckpointTest {
     }
 
     @Test
+    void toBfloat16EachWeightIsItsDecodedValueRoundedToNearestEven() throws Exception {
+        Path model = Files.createDirectories(work.resolve("bf16"));
+        byte[] bytes = new byte[256];
+        for (int b = 0; b < 256; b++) bytes[b] = (byte) (b == 0x7f || b == 0xff ? 0 : b); // no NaN
+        float scale = 0.0371f;
+        new SafetensorsTestWriter().add("m.weight", DType.F8_E4M3, new long[]{16, 16}, bytes)
+                .add("m.weight_scale", DType.F32, new long[]{1}, toBytes(new float[]{scale}))
+                .write(model.resolve("model.safetensors"));
+        try (Checkpoint checkpoint = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.BF16, null)) {
+            WeightTensor decoded = checkpoint.get("m.weight");
+            assertEquals(DType.BF16, decoded.dtype());
+            for (int i = 0; i < 256; i++) {
+                float exact = e4m3(bytes[i] & 0xff) * scale;
+                float got = Float.intBitsToFloat((decoded.data().get(BF16, 2L * i) & 0xffff) << 16);
+                assertEquals(roundToBf16(exact), got, 0f, "byte " + i);
+            }
+        }
+    }
+
+    /** bfloat16 by round-to-nearest-even, computed independently of the loader: the nearer of the two neighbours. */
+    private static float roundToBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        float down = Float.intBitsToFloat(bits & 0xffff0000), up = Float.intBitsToFloat((bits & 0xffff0000) + 0x10000);
+        double toDown = Math.abs((double) v - down), toUp = Math.abs((double) up - v);
+        if (toDown != toUp) return toDown < toUp ? down : up;
+        return ((bits >>> 16) & 1) == 0 ? down : up;
+    }
+
+    @Test
     void aFloat8WeightWithoutItsScaleIsRefusedNamingIt() throws Exception {
         Path model = Files.createDirectories(work.resolve("no-scale"));
         new SafetensorsTestWriter().add("model.layers.0.mlp.down_proj.weight", DType.F8_E4M3, new long[]{2, 2}, new byte[4])
