@@ -104,9 +104,9 @@ final class OpenAiRequests {
      * The sampling parameters of a completions or chat request. {@code defaultMaxTokens} applies when
      * the request gives none (OpenAI's completions: 16; chat: the generation config's max_new_tokens,
      * else null, until the context is full); temperature, top_p, top_k and repetition_penalty default
-     * to the generation config's.
+     * to the generation config's. {@code echo} is {@link #echo}'s reading of a completions request.
      */
-    static SamplingParams sampling(JsonNode body, Integer defaultMaxTokens, boolean chat, GenerationConfig defaults) {
+    static SamplingParams sampling(JsonNode body, Integer defaultMaxTokens, boolean chat, Echo echo, GenerationConfig defaults) {
         refuse(body, "tools", "tool calls are not served");
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
@@ -138,16 +138,13 @@ final class OpenAiRequests {
         JsonNode stopIds = body.get("stop_token_ids");
         if (stopIds != null && !stopIds.isNull()) {
             if (!stopIds.isArray()) throw ApiError.invalid("stop_token_ids", "'stop_token_ids' must be a list of token ids");
-            List<Integer> ids = new ArrayList<>();
-            for (int id : tokenIds(stopIds, "stop_token_ids")) ids.add(id);
-            params.stopTokenIds(ids);
+            params.stopTokenIds(tokenIds(stopIds, "stop_token_ids"));
         }
         ifBool(body, "ignore_eos", params::ignoreEos);
         ifBool(body, "skip_special_tokens", params::skipSpecialTokens);
         ifBool(body, "include_stop_str_in_output", params::includeStopStrInOutput);
         Integer maxTokens = chat && body.has("max_completion_tokens") ? integer(body, "max_completion_tokens") : integer(body, "max_tokens");
         if (maxTokens == null && chat && defaults.maxNewTokens().isPresent()) maxTokens = defaults.maxNewTokens().getAsInt();
-        Echo echo = chat ? new Echo(false, false) : echo(body);
         if (echo.scoreOnly()) maxTokens = 1; // one token is drawn and dropped: the engine generates at least one
         params.maxTokens(maxTokens != null ? maxTokens : defaultMaxTokens);
         Integer minTokens = integer(body, "min_tokens");
@@ -189,6 +186,8 @@ final class OpenAiRequests {
      * nothing is generated ({@code scoreOnly}). Echo is served whole, not streamed.
      */
     record Echo(boolean echo, boolean scoreOnly) {
+        /** No echo: chat's, and a completion's that does not ask. */
+        static final Echo NONE = new Echo(false, false);
     }
 
     static Echo echo(JsonNode body) {

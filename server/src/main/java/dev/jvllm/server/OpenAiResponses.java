@@ -8,6 +8,8 @@ import dev.jvllm.Logprob;
 import dev.jvllm.RequestOutput;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -43,29 +45,8 @@ final class OpenAiResponses {
     }
 
     /** A completions choice's logprobs: tokens, their log probabilities, the top ones and text offsets. */
-    static ObjectNode completionLogprobs(CompletionOutput output, IntFunction<String> tokenText, int textOffset) {
-        ObjectNode logprobs = JSON.createObjectNode();
-        ArrayNode tokens = logprobs.putArray("tokens");
-        ArrayNode tokenLogprobs = logprobs.putArray("token_logprobs");
-        ArrayNode top = logprobs.putArray("top_logprobs");
-        ArrayNode offsets = logprobs.putArray("text_offset");
-        int offset = textOffset;
-        for (int i = 0; i < output.logprobs().size(); i++) {
-            int id = output.tokenIds().get(i);
-            Map<Integer, Logprob> candidates = output.logprobs().get(i);
-            String text = textOf(id, tokenText);
-            tokens.add(text);
-            Logprob sampled = candidates.get(id);
-            if (sampled == null) tokenLogprobs.addNull();
-            else tokenLogprobs.add(sampled.logprob());
-            ObjectNode topOfToken = top.addObject();
-            for (var entry : byRank(candidates)) {
-                topOfToken.put(textOf(entry.getKey(), tokenText), entry.getValue().logprob());
-            }
-            offsets.add(offset);
-            offset += text.length();
-        }
-        return logprobs;
+    static ObjectNode completionLogprobs(CompletionOutput output, IntFunction<String> decodeOne, int textOffset) {
+        return completionLogprobs(output.tokenIds(), output.logprobs(), decodeOne, textOffset);
     }
 
     /**
@@ -73,31 +54,43 @@ final class OpenAiResponses {
      * nothing comes before it) followed by the generated ones, when {@code generated} is not null.
      */
     static ObjectNode echoedLogprobs(RequestOutput request, CompletionOutput generated, IntFunction<String> decodeOne) {
+        List<Integer> ids = new ArrayList<>(request.promptTokenIds());
+        List<Map<Integer, Logprob>> candidates = new ArrayList<>(request.promptLogprobs() != null ? request.promptLogprobs()
+                : Collections.nCopies(ids.size(), null));
+        if (generated != null && generated.logprobs() != null) {
+            ids.addAll(generated.tokenIds());
+            candidates.addAll(generated.logprobs());
+        }
+        return completionLogprobs(ids, candidates, decodeOne, 0);
+    }
+
+    /**
+     * Completions' logprobs shape over tokens {@code ids} and each one's candidates (null for a token
+     * with none, as a prompt's first): {@code tokens} each decoded alone (" the", not its vocabulary
+     * entry "Ġthe", as OpenAI's clients show it), {@code token_logprobs}, {@code top_logprobs} and
+     * {@code text_offset} from {@code textOffset}.
+     */
+    private static ObjectNode completionLogprobs(List<Integer> ids, List<Map<Integer, Logprob>> candidates,
+                                                 IntFunction<String> decodeOne, int textOffset) {
         ObjectNode logprobs = JSON.createObjectNode();
         ArrayNode tokens = logprobs.putArray("tokens");
         ArrayNode tokenLogprobs = logprobs.putArray("token_logprobs");
         ArrayNode top = logprobs.putArray("top_logprobs");
         ArrayNode offsets = logprobs.putArray("text_offset");
-        int offset = 0;
-        List<Integer> ids = new java.util.ArrayList<>(request.promptTokenIds());
-        List<Map<Integer, Logprob>> all = new java.util.ArrayList<>(request.promptLogprobs() != null ? request.promptLogprobs()
-                : java.util.Collections.nCopies(ids.size(), null));
-        if (generated != null && generated.logprobs() != null) {
-            ids.addAll(generated.tokenIds());
-            all.addAll(generated.logprobs());
-        }
+        int offset = textOffset;
         for (int i = 0; i < ids.size(); i++) {
             int id = ids.get(i);
-            String text = textOf(id, decodeOne);
+            String text = decodeOne.apply(id);
             tokens.add(text);
-            Map<Integer, Logprob> candidates = all.get(i);
-            if (candidates == null || candidates.get(id) == null) {
-                tokenLogprobs.addNull();
+            Map<Integer, Logprob> alternatives = candidates.get(i);
+            Logprob sampled = alternatives == null ? null : alternatives.get(id);
+            if (sampled == null) tokenLogprobs.addNull();
+            else tokenLogprobs.add(sampled.logprob());
+            if (alternatives == null) {
                 top.addNull();
             } else {
-                tokenLogprobs.add(candidates.get(id).logprob());
                 ObjectNode topOfToken = top.addObject();
-                for (var entry : byRank(candidates)) topOfToken.put(textOf(entry.getKey(), decodeOne), entry.getValue().logprob());
+                for (var entry : byRank(alternatives)) topOfToken.put(decodeOne.apply(entry.getKey()), entry.getValue().logprob());
             }
             offsets.add(offset);
             offset += text.length();
@@ -106,17 +99,17 @@ final class OpenAiResponses {
     }
 
     /** A chat choice's logprobs: {@code content}, a list of tokens each with its log probability, bytes and top alternatives. */
-    static ObjectNode chatLogprobs(CompletionOutput output, IntFunction<String> tokenText, int topCount) {
+    static ObjectNode chatLogprobs(CompletionOutput output, IntFunction<String> decodeOne, int topCount) {
         ObjectNode logprobs = JSON.createObjectNode();
         ArrayNode content = logprobs.putArray("content");
         for (int i = 0; i < output.logprobs().size(); i++) {
             int id = output.tokenIds().get(i);
             Map<Integer, Logprob> candidates = output.logprobs().get(i);
             ObjectNode token = content.addObject();
-            putToken(token, textOf(id, tokenText), candidates.get(id));
+            putToken(token, decodeOne.apply(id), candidates.get(id));
             ArrayNode top = token.putArray("top_logprobs");
             byRank(candidates).stream().limit(topCount)
-                    .forEach(entry -> putToken(top.addObject(), textOf(entry.getKey(), tokenText), entry.getValue()));
+                    .forEach(entry -> putToken(top.addObject(), decodeOne.apply(entry.getKey()), entry.getValue()));
         }
         return logprobs;
     }
@@ -131,15 +124,5 @@ final class OpenAiResponses {
 
     private static List<Map.Entry<Integer, Logprob>> byRank(Map<Integer, Logprob> candidates) {
         return candidates.entrySet().stream().sorted(Comparator.comparingInt(e -> e.getValue().rank())).toList();
-    }
-
-    /** A token as text: decoded alone (" the"), not its vocabulary entry ("Ġthe"), as OpenAI's clients show it. */
-    private static String textOf(int tokenId, IntFunction<String> decodeOne) {
-        return decodeOne.apply(tokenId);
-    }
-
-    /** Tokens of a request's outputs, for usage. */
-    static int completionTokens(RequestOutput output) {
-        return output.outputs().stream().mapToInt(o -> o.tokenIds().size()).sum();
     }
 }

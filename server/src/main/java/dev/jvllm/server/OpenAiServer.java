@@ -40,8 +40,10 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.UUID;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletionException;
@@ -87,6 +89,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final long created = System.currentTimeMillis() / 1000;
     private final Object embeddingTurn = new Object();
     private final CountDownLatch closed = new CountDownLatch(1);
+    private final Map<String, Route> routes = routes();
 
     private OpenAiServer(Builder b) throws IOException {
         this.llm = b.llm;
@@ -159,50 +162,42 @@ public final class OpenAiServer implements AutoCloseable {
 
     // ---- routing ----------------------------------------------------------------------------------
 
+    /** What a route does with an exchange. */
+    private interface Handler {
+        void handle(HttpExchange exchange) throws IOException;
+    }
+
+    /** A route: the one method it takes, whether it is open without the API key, and its handler. */
+    private record Route(String method, boolean open, Handler handler) {
+    }
+
+    private Map<String, Route> routes() {
+        return Map.of(
+                "/health", new Route("GET", true, exchange -> exchange.sendResponseHeaders(200, -1)),
+                "/metrics", new Route("GET", true, this::metrics),
+                "/v1/models", new Route("GET", false, this::models),
+                "/tokenize", new Route("POST", false, exchange -> tokenize(exchange, body(exchange))),
+                "/detokenize", new Route("POST", false, exchange -> detokenize(exchange, body(exchange))),
+                "/v1/completions", new Route("POST", false, exchange -> completions(exchange, body(exchange))),
+                "/v1/chat/completions", new Route("POST", false, exchange -> chat(exchange, body(exchange))),
+                "/v1/embeddings", new Route("POST", false, exchange -> embeddings(exchange, body(exchange))));
+    }
+
     private void handle(HttpExchange exchange) {
         try (exchange) {
             String path = exchange.getRequestURI().getPath();
             String method = exchange.getRequestMethod();
             try {
-                if (!path.equals("/health") && !path.equals("/metrics")) authorize(exchange);
-                switch (path) {
-                    case "/health" -> {
-                        expect(method, "GET");
-                        exchange.sendResponseHeaders(200, -1);
-                    }
-                    case "/v1/models" -> {
-                        expect(method, "GET");
-                        models(exchange);
-                    }
-                    case "/metrics" -> {
-                        expect(method, "GET");
-                        metrics(exchange);
-                    }
-                    case "/tokenize" -> {
-                        expect(method, "POST");
-                        tokenize(exchange, body(exchange));
-                    }
-                    case "/detokenize" -> {
-                        expect(method, "POST");
-                        detokenize(exchange, body(exchange));
-                    }
-                    case "/v1/completions" -> {
-                        expect(method, "POST");
-                        completions(exchange, body(exchange));
-                    }
-                    case "/v1/chat/completions" -> {
-                        expect(method, "POST");
-                        chat(exchange, body(exchange));
-                    }
-                    case "/v1/embeddings" -> {
-                        expect(method, "POST");
-                        embeddings(exchange, body(exchange));
-                    }
-                    default -> throw ApiError.notFound("no route " + path);
+                Route route = routes.get(path);
+                if (route == null || !route.open()) authorize(exchange);
+                if (route == null) throw ApiError.notFound("no route " + path);
+                if (!method.equals(route.method())) {
+                    exchange.getResponseHeaders().set("Allow", route.method());
+                    throw new ApiError(405, "invalid_request_error", method + " is not allowed here; use " + route.method(), null);
                 }
+                route.handler().handle(exchange);
             } catch (ApiError e) {
-                if (e.status == 405) exchange.getResponseHeaders().set("Allow", e.param);
-                sendError(exchange, e.status, e.type, e.getMessage(), e.status == 405 ? null : e.param);
+                sendError(exchange, e.status, e.type, e.getMessage(), e.param);
             } catch (InvalidRequestException e) {
                 sendError(exchange, 400, "invalid_request_error", e.getMessage(), snakeCase(e.field()));
             } catch (ChatTemplateException e) {
@@ -218,10 +213,6 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (IOException e) {
             log.debug("writing an answer failed: {}", e.toString());
         }
-    }
-
-    private static void expect(String method, String allowed) {
-        if (!method.equals(allowed)) throw new ApiError(405, "invalid_request_error", method + " is not allowed here; use " + allowed, allowed);
     }
 
     private void authorize(HttpExchange exchange) {
@@ -354,11 +345,11 @@ public final class OpenAiServer implements AutoCloseable {
     private void completions(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
         List<Prompt> prompts = OpenAiRequests.prompts(body, "prompt");
-        SamplingParams params = OpenAiRequests.sampling(body, 16, false, llm.generationConfig());
-        OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
         OpenAiRequests.Echo echo = OpenAiRequests.echo(body);
+        SamplingParams params = OpenAiRequests.sampling(body, 16, false, echo, llm.generationConfig());
+        OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
         var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, modelName);
-        Integer topCount = OpenAiRequests.integer(body, "logprobs");
+        boolean withLogprobs = params.logprobs().isPresent();
         generate(exchange, envelope, prompts, params, streaming, new ChoiceWriter() {
             final int[] offsets = new int[prompts.size() * params.n()];
 
@@ -370,7 +361,7 @@ public final class OpenAiServer implements AutoCloseable {
                 }
                 String generated = echo.scoreOnly() ? "" : output.text();
                 choice.put("text", promptText(request) + generated);
-                if (topCount == null) choice.putNull("logprobs");
+                if (!withLogprobs) choice.putNull("logprobs");
                 else choice.set("logprobs", OpenAiResponses.echoedLogprobs(request, echo.scoreOnly() ? null : output,
                         OpenAiServer.this::decodeOne));
             }
@@ -378,7 +369,7 @@ public final class OpenAiServer implements AutoCloseable {
             @Override
             public void delta(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 choice.put("text", output.text());
-                if (topCount == null || output.logprobs() == null) {
+                if (!withLogprobs || output.logprobs() == null) {
                     choice.putNull("logprobs");
                     return;
                 }
@@ -407,10 +398,9 @@ public final class OpenAiServer implements AutoCloseable {
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
         List<ChatMessage> messages = OpenAiRequests.messages(body);
-        SamplingParams params = OpenAiRequests.sampling(body, null, true, llm.generationConfig());
+        SamplingParams params = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
-        Integer top = OpenAiRequests.integer(body, "top_logprobs");
-        boolean withLogprobs = Boolean.TRUE.equals(OpenAiRequests.bool(body, "logprobs"));
+        OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
         String rendered = llm.renderChat(messages);
         Prompt prompt = Prompt.tokens(llm.tokenizer().encode(rendered, false));
@@ -437,8 +427,8 @@ public final class OpenAiServer implements AutoCloseable {
             }
 
             private void putLogprobs(ObjectNode choice, CompletionOutput output) {
-                if (!withLogprobs || output.logprobs() == null) choice.putNull("logprobs");
-                else choice.set("logprobs", OpenAiResponses.chatLogprobs(output, OpenAiServer.this::decodeOne, top == null ? 0 : top));
+                if (topLogprobs.isEmpty() || output.logprobs() == null) choice.putNull("logprobs");
+                else choice.set("logprobs", OpenAiResponses.chatLogprobs(output, OpenAiServer.this::decodeOne, topLogprobs.getAsInt()));
             }
         });
     }
@@ -622,7 +612,7 @@ public final class OpenAiServer implements AutoCloseable {
                 case Delta(int prompt, RequestOutput output) -> {
                     ObjectNode chunk = envelope.start();
                     addChoices(chunk.putArray("choices"), prompt, n, output, writer, true);
-                    completionTokens += OpenAiResponses.completionTokens(output);
+                    for (CompletionOutput sample : output.outputs()) completionTokens += writer.completionTokens(sample);
                     if (output.finished()) promptTokens += output.promptTokenIds().size();
                     send(out, chunk);
                 }
@@ -737,7 +727,7 @@ public final class OpenAiServer implements AutoCloseable {
             return this;
         }
 
-        /** A key every /v1 request must carry as {@code Authorization: Bearer <key>} (default none). */
+        /** A key every request but /health and /metrics must carry as {@code Authorization: Bearer <key>} (default none). */
         public Builder apiKey(String apiKey) {
             this.apiKey = apiKey;
             return this;
