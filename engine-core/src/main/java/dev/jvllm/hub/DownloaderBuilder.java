@@ -15,8 +15,13 @@ import java.util.function.Consumer;
  */
 public abstract class DownloaderBuilder<B extends DownloaderBuilder<B>> {
 
-    final FileTransfer.Options options = new FileTransfer.Options();
     final Path cache;
+    private String token;
+    private Consumer<DownloadProgress> listener;
+    private Duration connectTimeout = Duration.ofSeconds(10);
+    private Duration stallTimeout = Duration.ofSeconds(60);
+    private int attempts = 5;
+    private Duration retryPause = Duration.ofSeconds(1);
     private final String hubName;
     URI endpoint;
 
@@ -40,39 +45,46 @@ public abstract class DownloaderBuilder<B extends DownloaderBuilder<B>> {
 
     /** An access token, sent to the hub's own address only; none by default. */
     public B token(String token) {
-        options.token = token;
+        this.token = token;
         return self();
     }
 
     /** Called with each file's progress, at most every 100 ms and once at its end, on the downloading thread. */
     public B progress(Consumer<DownloadProgress> listener) {
-        options.listener = listener;
+        this.listener = listener;
         return self();
     }
 
     /** How long opening a connection may take (10 s). */
     public B connectTimeout(Duration timeout) {
-        options.connectTimeout = FileTransfer.Options.positive(timeout, "connectTimeout");
+        this.connectTimeout = positive(timeout, "connectTimeout");
         return self();
     }
 
     /** How long a connection may send nothing before it is dropped and the download resumed (60 s). */
     public B stallTimeout(Duration timeout) {
-        options.stallTimeout = FileTransfer.Options.positive(timeout, "stallTimeout");
+        this.stallTimeout = positive(timeout, "stallTimeout");
         return self();
     }
 
     /** Tries per request and per file before giving up (5), pausing 1, 2, 3, ... × the retry pause between them. */
     public B attempts(int attempts, Duration retryPause) {
         if (attempts < 1) throw new IllegalArgumentException("attempts must be at least 1: " + attempts);
-        options.attempts = attempts;
-        options.retryPause = Objects.requireNonNull(retryPause, "retryPause");
+        this.attempts = attempts;
+        this.retryPause = Objects.requireNonNull(retryPause, "retryPause");
         return self();
     }
 
     /** The transfers of a downloader built from these options; {@code unreachableHint} is what an unknown host's message suggests. */
     FileTransfer transfer(String unreachableHint) {
-        return new FileTransfer(hubName, endpoint, options.token, options.connectTimeout, options.stallTimeout, options.attempts,
-                options.retryPause, options.listener, unreachableHint);
+        return new FileTransfer(hubName, endpoint, token, connectTimeout, stallTimeout, attempts, retryPause, listener,
+                unreachableHint);
+    }
+
+    private static Duration positive(Duration d, String name) {
+        if (d.isNegative() || d.isZero() || d.toMillis() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(name + " must be positive and under 24 days: " + d);
+        }
+        return d;
     }
 }

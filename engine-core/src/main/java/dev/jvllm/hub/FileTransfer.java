@@ -27,6 +27,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
@@ -40,6 +41,8 @@ final class FileTransfer {
 
     private static final Logger log = LoggerFactory.getLogger(FileTransfer.class);
     private static final int MAX_REDIRECTS = 5;
+    private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
+    static final Pattern SHA1 = Pattern.compile("[0-9a-f]{40}");
     private static final long PROGRESS_LOG_INTERVAL_NANOS = 5_000_000_000L;
     private static final long PROGRESS_LISTENER_INTERVAL_NANOS = 100_000_000L;
     /** One lock per lock file within this process: a {@link FileLock} only keeps other processes out. */
@@ -319,6 +322,16 @@ final class FileTransfer {
 
     // ---- small pieces ---------------------------------------------------------------------------
 
+    /** Whether {@code text} is a sha256 in lower-case hex. */
+    static boolean isSha256(String text) {
+        return SHA256.matcher(text).matches();
+    }
+
+    /** Whether {@code text} names content as {@link #fetch} checks it: a sha256, or git's sha1 of a blob (a commit's too). */
+    static boolean isContentHash(String text) {
+        return SHA256.matcher(text).matches() || SHA1.matcher(text).matches();
+    }
+
     /** A repository path with each part URL-encoded, its slashes kept. */
     static String encodePath(String file) {
         return Arrays.stream(file.split("/"))
@@ -401,23 +414,6 @@ final class FileTransfer {
             double seconds = Math.max(1e-9, (System.nanoTime() - started) / 1e9);
             log.info("downloaded {} of {}: {} MB in {} s", file, model, String.format(Locale.ROOT, "%.1f", total / 1048576.0),
                     String.format(Locale.ROOT, "%.1f", seconds));
-        }
-    }
-
-    /** The options both downloaders' builders share. */
-    static final class Options {
-        String token;
-        Consumer<DownloadProgress> listener;
-        Duration connectTimeout = Duration.ofSeconds(10);
-        Duration stallTimeout = Duration.ofSeconds(60);
-        int attempts = 5;
-        Duration retryPause = Duration.ofSeconds(1);
-
-        static Duration positive(Duration d, String name) {
-            if (d.isNegative() || d.isZero() || d.toMillis() > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(name + " must be positive and under 24 days: " + d);
-            }
-            return d;
         }
     }
 }

@@ -20,7 +20,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
-import java.util.regex.Pattern;
 
 /**
  * Downloads a model from the Hugging Face Hub (or a mirror: {@code HF_ENDPOINT}) into the Hugging
@@ -52,20 +51,15 @@ public final class HubDownloader {
 
     private static final Logger log = LoggerFactory.getLogger(HubDownloader.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final Pattern COMMIT_HASH = Pattern.compile("[0-9a-f]{40}");
-    private static final Pattern GIT_BLOB_SHA1 = Pattern.compile("[0-9a-f]{40}");
-    private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     private static final int MAX_LISTING_BYTES = 32 << 20;
     private static final int MAX_FILES = 20_000;
     private static final int MAX_TOKEN_FILE_BYTES = 4096;
 
     private final FileTransfer transfer;
-    private final String endpoint;
     private final Path cache;
 
     private HubDownloader(Builder b) {
         this.transfer = b.transfer("set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror");
-        this.endpoint = transfer.endpoint();
         this.cache = b.cache;
     }
 
@@ -75,30 +69,25 @@ public final class HubDownloader {
     }
 
     /**
-     * A downloader configured as huggingface_hub is: {@code HF_ENDPOINT}; the token from {@code HF_TOKEN}
-     * (or {@code HUGGING_FACE_HUB_TOKEN}), else the file {@code HF_TOKEN_PATH}, else {@code HF_HOME/token},
-     * else {@code ~/.cache/huggingface/token}.
+     * A downloader configured as huggingface_hub is: {@code HF_ENDPOINT}, and the token from
+     * {@code HF_TOKEN} (or {@code HUGGING_FACE_HUB_TOKEN}), else from {@code tokenFile} (where
+     * {@code huggingface-cli login} writes it; {@link ModelResolver} finds it as it finds the cache).
      */
-    public static HubDownloader fromEnvironment(Map<String, String> env, Path hubCache, Path home) {
+    public static HubDownloader fromEnvironment(Map<String, String> env, Path hubCache, Path tokenFile) {
         Builder builder = builder(hubCache);
         String endpoint = env.get("HF_ENDPOINT");
         if (endpoint != null && !endpoint.isBlank()) {
             builder.endpoint(URI.create(endpoint.strip()));
         }
-        tokenFrom(env, home).ifPresent(builder::token);
+        tokenFrom(env, tokenFile).ifPresent(builder::token);
         return builder.build();
     }
 
-    private static Optional<String> tokenFrom(Map<String, String> env, Path home) {
+    private static Optional<String> tokenFrom(Map<String, String> env, Path file) {
         for (String name : List.of("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")) {
             String value = env.get(name);
             if (value != null && !value.isBlank()) return Optional.of(value.strip());
         }
-        Path hfHome = Optional.ofNullable(env.get("HF_HOME")).filter(v -> !v.isBlank()).map(Path::of)
-                .orElseGet(() -> Optional.ofNullable(env.get("XDG_CACHE_HOME")).filter(v -> !v.isBlank())
-                        .map(v -> Path.of(v, "huggingface")).orElse(home.resolve(".cache/huggingface")));
-        Path file = Optional.ofNullable(env.get("HF_TOKEN_PATH")).filter(v -> !v.isBlank()).map(Path::of)
-                .orElse(hfHome.resolve("token"));
         try {
             if (Files.isRegularFile(file) && Files.size(file) <= MAX_TOKEN_FILE_BYTES) {
                 String value = Files.readString(file, StandardCharsets.UTF_8).strip();
@@ -166,7 +155,7 @@ public final class HubDownloader {
 
     /** The commit a revision names and the repository's files there (the Hub's model API). */
     private Listing list(String model, String revision) {
-        String url = endpoint + "/api/models/" + model + "/revision/" + URLEncoder.encode(revision, StandardCharsets.UTF_8);
+        String url = transfer.endpoint() + "/api/models/" + model + "/revision/" + URLEncoder.encode(revision, StandardCharsets.UTF_8);
         String what = "the file list of " + model + " at " + revision;
         byte[] body = transfer.getSmall(URI.create(url), what, MAX_LISTING_BYTES, refusal(what, model, revision, null));
         JsonNode root;
@@ -176,7 +165,7 @@ public final class HubDownloader {
             throw new HubDownloadException(what + " is not JSON: " + FileTransfer.abbreviate(String.valueOf(e.getMessage())));
         }
         String commit = root.path("sha").asText("");
-        if (!COMMIT_HASH.matcher(commit).matches()) {
+        if (!ModelResolver.isCommitHash(commit)) {
             throw new HubDownloadException(what + " names no commit hash ('sha': '" + FileTransfer.abbreviate(commit) + "')");
         }
         JsonNode siblings = root.path("siblings");
@@ -203,7 +192,7 @@ public final class HubDownloader {
             throws IOException {
         Path link = snapshot.resolve(file).normalize();
         if (!link.startsWith(snapshot)) throw new HubDownloadException("file name '" + file + "' leaves the snapshot");
-        URI url = URI.create(endpoint + "/" + model + "/resolve/" + commit + "/" + FileTransfer.encodePath(file));
+        URI url = URI.create(transfer.endpoint() + "/" + model + "/resolve/" + commit + "/" + FileTransfer.encodePath(file));
         Remote remote = head(model, commit, file, url);
         Path blob = repository.resolve("blobs").resolve(remote.etag());
         Path lockFile = cache.resolve(".locks").resolve(repository.getFileName()).resolve(remote.etag() + ".lock");
@@ -221,7 +210,7 @@ public final class HubDownloader {
                 boolean elsewhere = FileTransfer.isRedirect(status);
                 if (status != 200 && !elsewhere) throw transfer.failure(c, status, what, refusal(what, model, commit, file));
                 String etag = normalizeEtag(Optional.ofNullable(c.getHeaderField("X-Linked-Etag")).orElse(c.getHeaderField("ETag")));
-                if (etag == null || !(SHA256.matcher(etag).matches() || GIT_BLOB_SHA1.matcher(etag).matches())) {
+                if (etag == null || !FileTransfer.isContentHash(etag)) {
                     throw new HubDownloadException("the Hub gave " + what + " no usable ETag ('"
                             + FileTransfer.abbreviate(String.valueOf(etag)) + "'; expected a sha256 or git sha1)");
                 }
@@ -249,7 +238,7 @@ public final class HubDownloader {
             case 404 -> switch (code) {
                 case "RevisionNotFound" -> "the Hub has no revision '" + revision + "' of " + model + " (404)";
                 case "EntryNotFound" -> "the Hub has no file " + file + " in " + model + " (404)";
-                default -> "the Hub at " + endpoint + " has no model " + model + " (404; a private model needs HF_TOKEN)";
+                default -> "the Hub at " + transfer.endpoint() + " has no model " + model + " (404; a private model needs HF_TOKEN)";
             };
             default -> null;
         };

@@ -46,7 +46,6 @@ public final class ModelResolver {
     private static final Pattern MODEL_ID = Pattern.compile("(?:" + ID_PART + "/)?" + ID_PART);
     private static final int MAX_MODEL_ID_LENGTH = 96;
     private static final Pattern REVISION = Pattern.compile("[\\w.-]+(?:/[\\w.-]+)*");
-    private static final Pattern COMMIT_HASH = Pattern.compile("[0-9a-f]{40}");
     private static final int MAX_REF_FILE_BYTES = 1024;
 
     private final Map<String, String> env;
@@ -151,7 +150,8 @@ public final class ModelResolver {
                 if (modelScopeEnabled()) {
                     return ModelScopeDownloader.fromEnvironment(env, modelScopeCache()).download(model, revision, beforeWeights);
                 }
-                return HubDownloader.fromEnvironment(env, huggingFaceCache(), home).download(model, revision, beforeWeights);
+                Path tokenFile = variable("HF_TOKEN_PATH").orElse(huggingFaceHome().resolve("token"));
+                return HubDownloader.fromEnvironment(env, huggingFaceCache(), tokenFile).download(model, revision, beforeWeights);
             } catch (HubDownloadException e) {
                 if (e.status() != 404) throw e;
                 List<String> all = new ArrayList<>(lookedAt);
@@ -163,6 +163,11 @@ public final class ModelResolver {
 
     private boolean offline() {
         return isTrue(env.get("HF_HUB_OFFLINE")) || isTrue(env.get("TRANSFORMERS_OFFLINE"));
+    }
+
+    /** A git commit hash: 40 lower-case hex digits. */
+    static boolean isCommitHash(String text) {
+        return FileTransfer.SHA1.matcher(text).matches();
     }
 
     /** A plausible branch, tag or commit: also keeps {@code ..} and absolute paths out of the cache's refs. */
@@ -205,7 +210,7 @@ public final class ModelResolver {
         Path repo = huggingFaceCache().resolve("models--" + model.replace("/", "--"));
         String commit = revision;
         String via = "";
-        if (!COMMIT_HASH.matcher(revision).matches()) {
+        if (!isCommitHash(revision)) {
             Path ref = repo.resolve("refs").resolve(revision);
             Optional<String> hash = commitHashIn(ref);
             if (hash.isEmpty()) {
@@ -230,7 +235,7 @@ public final class ModelResolver {
                 return Optional.empty();
             }
             String hash = Files.readString(ref, StandardCharsets.UTF_8).strip();
-            return COMMIT_HASH.matcher(hash).matches() ? Optional.of(hash) : Optional.empty();
+            return isCommitHash(hash) ? Optional.of(hash) : Optional.empty();
         } catch (IOException e) {
             return Optional.empty();
         }
@@ -245,9 +250,14 @@ public final class ModelResolver {
     private Path huggingFaceCache() {
         return variable("HF_HUB_CACHE")
                 .or(() -> variable("HUGGINGFACE_HUB_CACHE"))
-                .or(() -> variable("HF_HOME").map(hfHome -> hfHome.resolve("hub")))
-                .or(() -> variable("XDG_CACHE_HOME").map(cache -> cache.resolve("huggingface/hub")))
-                .orElse(home.resolve(".cache/huggingface/hub"));
+                .orElseGet(() -> huggingFaceHome().resolve("hub"));
+    }
+
+    /** huggingface_hub's home: {@code HF_HOME}, else {@code $XDG_CACHE_HOME/huggingface}, else {@code ~/.cache/huggingface}. */
+    private Path huggingFaceHome() {
+        return variable("HF_HOME")
+                .or(() -> variable("XDG_CACHE_HOME").map(cache -> cache.resolve("huggingface")))
+                .orElse(home.resolve(".cache/huggingface"));
     }
 
     /** A path-valued variable; unset when empty. */

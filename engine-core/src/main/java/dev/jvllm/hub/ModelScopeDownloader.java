@@ -21,7 +21,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Consumer;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -42,7 +41,6 @@ public final class ModelScopeDownloader {
 
     private static final Logger log = LoggerFactory.getLogger(ModelScopeDownloader.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     private static final int MAX_LISTING_BYTES = 32 << 20;
     private static final int MAX_FILES = 20_000;
 
@@ -158,7 +156,7 @@ public final class ModelScopeDownloader {
                 throw new HubDownloadException(what + " gives " + path + " no size");
             }
             String sha = file.path("Sha256").asText("").toLowerCase(Locale.ROOT);
-            if (!sha.isEmpty() && !SHA256.matcher(sha).matches()) {
+            if (!sha.isEmpty() && !FileTransfer.isSha256(sha)) {
                 throw new HubDownloadException(what + " gives " + path + " a Sha256 that is not one ('" + FileTransfer.abbreviate(sha) + "')");
             }
             listed.put(path, new Listed(size.asLong(), sha.isEmpty() ? null : sha));

@@ -333,11 +333,18 @@ class HubDownloaderTest {
         Files.writeString(tokenFile, "hf_from_file\n");
         Map<String, String> env = new HashMap<>(Map.of("HF_ENDPOINT", hub.endpoint().toString()));
 
-        HubDownloader.fromEnvironment(env, cache, home).download(MODEL, "main");
+        HubDownloader.fromEnvironment(env, cache, tokenFile).download(MODEL, "main");
 
         hub.requiredToken = "hf_from_env";
         env.put("HF_TOKEN", "hf_from_env");
-        HubDownloader.fromEnvironment(env, cache, home).download(MODEL, COMMIT);
+        HubDownloader.fromEnvironment(env, cache, tokenFile).download(MODEL, COMMIT);
+
+        // The resolver finds the token file where huggingface-cli login writes it, beside the default cache.
+        hub.requiredToken = "hf_from_file";
+        Path elsewhere = home.resolve("elsewhere");
+        assertEquals(elsewhere.resolve("models--acme--tiny-llama/snapshots").resolve(COMMIT),
+                new ModelResolver(Map.of("HF_ENDPOINT", hub.endpoint().toString()), home).withHubCache(elsewhere)
+                        .resolveOrDownload(MODEL, "main"));
     }
 
     @Test
