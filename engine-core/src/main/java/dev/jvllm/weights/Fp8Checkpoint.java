@@ -2,7 +2,6 @@ package dev.jvllm.weights;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Map;
@@ -24,8 +23,6 @@ public final class Fp8Checkpoint implements Checkpoint {
 
     private static final float[] E4M3 = table(true);
     private static final float[] E5M2 = table(false);
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Checkpoint inner;
     private final DType target;
@@ -141,19 +138,10 @@ public final class Fp8Checkpoint implements Checkpoint {
                 + (blockSize == null ? "" : ", or one a " + blockSize[0] + " × " + blockSize[1] + " block"));
     }
 
-    /** A scale tensor's elements (F32, BF16 or F16). */
+    /** A scale tensor's elements, each finite. */
     private static float[] floats(WeightTensor t) {
-        long n = t.elementCount();
-        if (n > Integer.MAX_VALUE) throw new WeightsException("scale tensor '" + t.name() + "' is too large");
-        float[] out = new float[(int) n];
-        MemorySegment data = t.data();
+        float[] out = WeightValues.floats(t);
         for (int i = 0; i < out.length; i++) {
-            out[i] = switch (t.dtype()) {
-                case F32 -> data.get(F32, 4L * i);
-                case BF16 -> Float.intBitsToFloat((data.get(U16, 2L * i) & 0xffff) << 16);
-                case F16 -> Float.float16ToFloat(data.get(U16, 2L * i));
-                default -> throw new WeightsException("scale tensor '" + t.name() + "' is " + t.dtype() + "; F32, BF16 or F16 expected");
-            };
             if (!Float.isFinite(out[i])) throw new WeightsException("scale tensor '" + t.name() + "' holds " + out[i] + " at " + i);
         }
         return out;

@@ -7,7 +7,7 @@ import dev.jvllm.models.layers.MixtureOfExperts;
 import dev.jvllm.models.layers.MultiHeadLatentAttention;
 import dev.jvllm.models.layers.PreNormArchitecture;
 import dev.jvllm.models.layers.WeightScope;
-import dev.jvllm.models.layers.WeightValues;
+import dev.jvllm.weights.WeightValues;
 
 import java.util.List;
 

@@ -9,12 +9,11 @@ import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.SafetensorsTestWriter;
 import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -31,8 +30,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class Fp8CheckpointTest {
 
     private static final Path GOLDEN = Path.of("src/test/resources/goldens/llama-plain");
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int[] BLOCK = {8, 16};
 
     @TempDir
@@ -72,11 +69,7 @@ class Fp8CheckpointTest {
         try (Checkpoint golden = Checkpoint.open(GOLDEN)) {
             for (String name : golden.names().stream().sorted().toList()) {
                 WeightTensor t = golden.get(name);
-                float[] w = new float[(int) t.elementCount()];
-                for (int i = 0; i < w.length; i++) {
-                    w[i] = t.dtype() == DType.BF16 ? Float.intBitsToFloat((t.data().get(BF16, 2L * i) & 0xffff) << 16)
-                            : t.data().get(F32, 4L * i);
-                }
+                float[] w = WeightValues.floats(t);
                 boolean projection = name.startsWith("model.layers.") && name.endsWith("_proj.weight");
                 if (!projection) {
                     fp8Writer.add(name, DType.F32, t.shape(), toBytes(w));
@@ -150,9 +143,10 @@ class Fp8CheckpointTest {
         try (Checkpoint checkpoint = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.BF16, null)) {
             WeightTensor decoded = checkpoint.get("m.weight");
             assertEquals(DType.BF16, decoded.dtype());
+            float[] values = WeightValues.floats(decoded);
             for (int i = 0; i < 256; i++) {
                 float exact = e4m3(bytes[i] & 0xff) * scale;
-                float got = Float.intBitsToFloat((decoded.data().get(BF16, 2L * i) & 0xffff) << 16);
+                float got = values[i];
                 assertEquals(roundToBf16(exact), got, 0f, "byte " + i);
             }
         }

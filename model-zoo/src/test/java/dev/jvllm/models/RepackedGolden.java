@@ -2,7 +2,7 @@ package dev.jvllm.models;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.jvllm.models.layers.WeightValues;
+import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.SafetensorsTestWriter;

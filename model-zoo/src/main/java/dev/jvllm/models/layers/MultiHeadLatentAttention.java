@@ -9,6 +9,7 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
 
 import java.util.Arrays;

@@ -4,6 +4,7 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
 
 import java.util.List;

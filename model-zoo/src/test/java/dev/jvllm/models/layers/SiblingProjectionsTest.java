@@ -5,6 +5,7 @@ import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.Backends;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
 import org.junit.jupiter.api.Test;
 

@@ -1,14 +1,12 @@
-package dev.jvllm.models.layers;
-
-import dev.jvllm.weights.WeightTensor;
-import dev.jvllm.weights.WeightsException;
+package dev.jvllm.weights;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
  * A checkpoint tensor's elements on the heap as float32, for the few weights a model must rewrite
- * at load (reordered fused projections, normalized heads) before handing them to the backend.
+ * at load (reordered fused projections, normalized heads) before handing them to the backend, and
+ * the scales of float8 weights ({@link Fp8Checkpoint}).
  */
 public final class WeightValues {
 
