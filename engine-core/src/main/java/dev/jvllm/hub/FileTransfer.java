@@ -41,6 +41,9 @@ final class FileTransfer {
 
     private static final Logger log = LoggerFactory.getLogger(FileTransfer.class);
     private static final int MAX_REDIRECTS = 5;
+    /** Bounds on a hub's file list, untrusted like everything it sends: its bytes, and its files. */
+    private static final int MAX_LISTING_BYTES = 32 << 20;
+    static final int MAX_LISTED_FILES = 20_000;
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     static final Pattern SHA1 = Pattern.compile("[0-9a-f]{40}");
     private static final long PROGRESS_LOG_INTERVAL_NANOS = 5_000_000_000L;
@@ -96,17 +99,17 @@ final class FileTransfer {
         return token != null;
     }
 
-    /** A JSON (or other small) answer of at most {@code maxBytes}, asked for with retries. */
-    byte[] getSmall(URI uri, String what, int maxBytes, Refusal refusal) {
+    /** A hub's file list (JSON) of at most {@link #MAX_LISTING_BYTES}, asked for with retries. */
+    byte[] getListing(URI uri, String what, Refusal refusal) {
         return withRetries(what, () -> {
             HttpURLConnection c = request(uri, "GET", Map.of("Accept", "application/json"), true);
             try {
                 int status = c.getResponseCode();
                 if (status != 200) throw failure(c, status, what, refusal);
                 try (InputStream in = c.getInputStream()) {
-                    byte[] read = in.readNBytes(maxBytes + 1);
-                    if (read.length > maxBytes) {
-                        throw new HubDownloadException(what + " is over " + (maxBytes >> 20) + " MB; refused");
+                    byte[] read = in.readNBytes(MAX_LISTING_BYTES + 1);
+                    if (read.length > MAX_LISTING_BYTES) {
+                        throw new HubDownloadException(what + " is over " + (MAX_LISTING_BYTES >> 20) + " MB; refused");
                     }
                     return read;
                 }

@@ -51,8 +51,6 @@ public final class HubDownloader {
 
     private static final Logger log = LoggerFactory.getLogger(HubDownloader.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final int MAX_LISTING_BYTES = 32 << 20;
-    private static final int MAX_FILES = 20_000;
     private static final int MAX_TOKEN_FILE_BYTES = 4096;
 
     private final FileTransfer transfer;
@@ -157,7 +155,7 @@ public final class HubDownloader {
     private Listing list(String model, String revision) {
         String url = transfer.endpoint() + "/api/models/" + model + "/revision/" + URLEncoder.encode(revision, StandardCharsets.UTF_8);
         String what = "the file list of " + model + " at " + revision;
-        byte[] body = transfer.getSmall(URI.create(url), what, MAX_LISTING_BYTES, refusal(what, model, revision, null));
+        byte[] body = transfer.getListing(URI.create(url), what, refusal(what, model, revision, null));
         JsonNode root;
         try {
             root = JSON.readTree(body);
@@ -169,8 +167,8 @@ public final class HubDownloader {
             throw new HubDownloadException(what + " names no commit hash ('sha': '" + FileTransfer.abbreviate(commit) + "')");
         }
         JsonNode siblings = root.path("siblings");
-        if (!siblings.isArray() || siblings.size() > MAX_FILES) {
-            throw new HubDownloadException(what + " has no list of files ('siblings'), or more than " + MAX_FILES);
+        if (!siblings.isArray() || siblings.size() > FileTransfer.MAX_LISTED_FILES) {
+            throw new HubDownloadException(what + " has no list of files ('siblings'), or more than " + FileTransfer.MAX_LISTED_FILES);
         }
         List<String> files = new ArrayList<>();
         for (JsonNode sibling : siblings) {

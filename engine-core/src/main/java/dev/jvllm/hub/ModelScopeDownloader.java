@@ -41,8 +41,6 @@ public final class ModelScopeDownloader {
 
     private static final Logger log = LoggerFactory.getLogger(ModelScopeDownloader.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final int MAX_LISTING_BYTES = 32 << 20;
-    private static final int MAX_FILES = 20_000;
 
     private final FileTransfer transfer;
     private final Path cache;
@@ -127,7 +125,7 @@ public final class ModelScopeDownloader {
         String what = "the file list of " + model + " at " + branch;
         URI url = URI.create(transfer.endpoint() + "/api/v1/models/" + model + "/repo/files?Revision="
                 + URLEncoder.encode(branch, StandardCharsets.UTF_8) + "&Recursive=true");
-        byte[] body = transfer.getSmall(url, what, MAX_LISTING_BYTES, refusal(what, model, branch));
+        byte[] body = transfer.getListing(url, what, refusal(what, model, branch));
         JsonNode root;
         try {
             root = JSON.readTree(body);
@@ -140,8 +138,8 @@ public final class ModelScopeDownloader {
                     + FileTransfer.abbreviate(root.path("Message").asText("")) + ")", code.asInt() == 404 ? 404 : -1, null);
         }
         JsonNode files = root.path("Data").path("Files");
-        if (!files.isArray() || files.size() > MAX_FILES) {
-            throw new HubDownloadException(what + " has no list of files (Data.Files), or more than " + MAX_FILES);
+        if (!files.isArray() || files.size() > FileTransfer.MAX_LISTED_FILES) {
+            throw new HubDownloadException(what + " has no list of files (Data.Files), or more than " + FileTransfer.MAX_LISTED_FILES);
         }
         Map<String, Listed> listed = new LinkedHashMap<>();
         for (JsonNode file : files) {
