@@ -23,11 +23,7 @@ extern "C" __global__ void write_kv_cache(const act_t* k, const act_t* v, const 
     const act_t* key = k + (i64) t * width;
     const act_t* value = v + (i64) t * width;
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
-#if KV_HEAD_MAJOR
-        i64 target = kv_row_of_slot(slot, i / headDim, numKvHeads, headDim, blockSize) + i % headDim;
-#else
         i64 target = (i64) slot * width + i;  // kv_row_of_slot's, without dividing i by headDim
-#endif
         keyCache[target] = key[i];
         valueCache[target] = value[i];
     }
@@ -292,30 +288,6 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 #define DECODE_CACHE_LOADS 2
 #endif
 
-__device__ __forceinline__ unsigned int shared_address(const void* p) {
-    unsigned int address;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(p));
-    return address;
-}
-
-// 16 bytes from global to shared memory without passing through registers (cp.async, sm_80+);
-// valid false fills the 16 bytes with zeros and reads nothing.
-__device__ __forceinline__ void copy_async(void* target, const void* source, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared_address(target)), "l"(source),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void copy_async_commit() {
-    asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-// Waits until at most `pending` of this thread's committed copy groups are still in flight.
-template <int pending>
-__device__ __forceinline__ void copy_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
-}
-
 __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #if DECODE_CACHE_LOADS == 1
     uint4 r;
@@ -348,12 +320,6 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 // read early (patch_decode_tile) rather than reading that tile again after writing them.
 #ifndef DECODE_PATCH_OWN_TILE
 #define DECODE_PATCH_OWN_TILE 1
-#endif
-// 1 (an experiment, off): the tiled form's warp asks for its next tile, by cp.async into its own
-// stage in shared memory, before working on the tile it holds, so that a tile is in flight through
-// the arithmetic too; the stage shares its memory with warpOutput, written only after the last tile.
-#ifndef DECODE_STAGED
-#define DECODE_STAGED 0
 #endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
@@ -501,79 +467,37 @@ __device__ __forceinline__ float rotated_element(const act_t* head, int d, const
 // keys[r][i] = elements 32i + 8q .. 32i + 8q + 7 of key first + row + 8r, and values[k][p] = piece
 // p of elements row·D/8 .. of the value rows of keys first + (2q, 2q + 1, 2q + 8, 2q + 9)[k], for
 // lane (row, q). valueBase points at this lane's first value element of a cache row (kv_row 0).
-// STAGE: the pieces go by cp.async (one commit group) to stage, the warp's D/8 × 32 pieces in shared
-// memory, piece n of lane l at n·32 + l (keys[r][i] is n = r·D/32 + i, values[k][p] n = D/16 + k·D/64 + p),
-// for unstage_decode_tile once copy_async_wait has seen them arrive.
-template <int D, bool STAGE = false>
+template <int D>
 __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* keyBase,
                                                  const act_t* valueBase, const int* blockTable, int blockSize,
-                                                 int kvHead, int numKvHeads, int first, int end, int lane,
-                                                 uint4* stage = nullptr) {
+                                                 int kvHead, int numKvHeads, int first, int end, int lane) {
     int row = lane >> 2, quad = lane & 3;
-    // What a key lane finds for each of its keys and the value lanes take from it by shuffles (-1:
-    // past end): slot-major, the key's slot; head-major, its row, found from the block-table entry
-    // rather than from a slot that kv_row_of_slot would divide by blockSize again.
-#if KV_HEAD_MAJOR
-    typedef i64 key_place;
-    auto place = [&](int j) { return kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize); };
-    auto row_at = [&](key_place found) { return found; };
-#else
-    typedef int key_place;
-    auto place = [&](int j) { return blockTable[j / blockSize] * blockSize + j % blockSize; };
-    auto row_at = [&](key_place found) { return kv_row_of_slot(found, kvHead, numKvHeads, D, blockSize); };
-#endif
-    key_place keyPlaces[2];
+    // The slot a key lane finds for each of its keys, which the value lanes take from it by shuffles
+    // (-1: past end).
+    int keySlots[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int j = first + row + 8 * r;
-        keyPlaces[r] = j < end ? place(j) : -1;
+        keySlots[r] = j < end ? blockTable[j / blockSize] * blockSize + j % blockSize : -1;
     }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-        i64 at = row_at(keyPlaces[r]);
+        i64 at = kv_row_of_slot(keySlots[r], kvHead, numKvHeads, D, blockSize);
 #pragma unroll
         for (int i = 0; i < D / 32; i++) {
-            if constexpr (STAGE) {
-                copy_async(stage + (r * (D / 32) + i) * 32 + lane, keyPlaces[r] >= 0 ? keyBase + at + 32 * i + 8 * quad : keyBase,
-                           keyPlaces[r] >= 0);
-            } else {
-                keys[r][i] = keyPlaces[r] >= 0 ? load_cache_piece(keyBase + at + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
-            }
+            keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + at + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
         }
     }
     // The keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
-    key_place valuePlaces[4] = {__shfl_sync(0xffffffffu, keyPlaces[0], 8 * quad), __shfl_sync(0xffffffffu, keyPlaces[0], 8 * quad + 4),
-                                __shfl_sync(0xffffffffu, keyPlaces[1], 8 * quad), __shfl_sync(0xffffffffu, keyPlaces[1], 8 * quad + 4)};
+    int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
+                          __shfl_sync(0xffffffffu, keySlots[1], 8 * quad), __shfl_sync(0xffffffffu, keySlots[1], 8 * quad + 4)};
 #pragma unroll
     for (int k = 0; k < 4; k++) {
-        i64 at = row_at(valuePlaces[k]);
+        i64 at = kv_row_of_slot(valueSlots[k], kvHead, numKvHeads, D, blockSize);
 #pragma unroll
         for (int p = 0; p < D / 64; p++) {
-            if constexpr (STAGE) {
-                copy_async(stage + (D / 16 + k * (D / 64) + p) * 32 + lane, valuePlaces[k] >= 0 ? valueBase + at + p * 8 : valueBase,
-                           valuePlaces[k] >= 0);
-            } else {
-                values[k][p] = valuePlaces[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
-            }
+            values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
         }
-    }
-    if constexpr (STAGE) copy_async_commit();
-}
-
-// A tile that load_decode_tile<D, true> staged, into the registers the plain form loads, once arrived.
-template <int D>
-__device__ __forceinline__ void unstage_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const uint4* stage,
-                                                    int lane) {
-    copy_async_wait<0>();
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-#pragma unroll
-        for (int i = 0; i < D / 32; i++) keys[r][i] = stage[(r * (D / 32) + i) * 32 + lane];
-    }
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-#pragma unroll
-        for (int p = 0; p < D / 64; p++) values[k][p] = stage[(D / 16 + k * (D / 64) + p) * 32 + lane];
     }
 }
 
@@ -609,14 +533,7 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float queries[GROUP][D];
     __shared__ float headMax[GROUP];
     __shared__ float headSum[GROUP];
-#if DECODE_TILED && DECODE_STAGED
-    constexpr int STAGE_FLOATS = DECODE_WARPS * (D / 8) * 32 * 4;
-    constexpr int OUTPUT_FLOATS = DECODE_WARPS * GROUP * D;
-    __shared__ __align__(16) float warpScratch[STAGE_FLOATS > OUTPUT_FLOATS ? STAGE_FLOATS : OUTPUT_FLOATS];
-    auto& warpOutput = *reinterpret_cast<float (*)[DECODE_WARPS][GROUP][D]>(warpScratch);
-#else
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
-#endif
     __shared__ float blockOutput[GROUP][D];  // the cluster merge's part (merge_cluster_parts)
 
     // The grid is (tokens, KV heads, partitions).
@@ -729,32 +646,15 @@ __device__ __forceinline__ void paged_decode_block(
         float runningMax = -jv_infinity();
         float runningSum = 0.0f;
         bool preloaded = DECODE_EARLY_TILE;
-        // Whether the tile at `first` waits in the warp's stage; staged after the token's own key and
-        // value were cached (above) and after the kernel ahead, so it needs no patch.
-        bool staged = false;
-#if DECODE_STAGED
-        uint4* stage = reinterpret_cast<uint4*>(warpScratch) + warp * (D / 8) * 32;
-#else
-        const uint4* stage = nullptr;
-#endif
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
             bool ownTile = position >= first && position < first + 16;
-            if (staged) {
-                unstage_decode_tile<D>(tileKeys, tileValues, stage, lane);
-            } else if (!preloaded || (ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
+            if (!preloaded || (ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
                 load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
                                     first, end, lane);
             } else if (ownTile) {
                 patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
             }
             preloaded = false;
-#if DECODE_STAGED
-            staged = first + 16 * DECODE_WARPS < end;
-            if (staged) {
-                load_decode_tile<D, true>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead,
-                                          numKvHeads, first + 16 * DECODE_WARPS, end, lane, stage);
-            }
-#endif
 
             float dots[2][4];
 #pragma unroll
@@ -1049,6 +949,12 @@ PAGED_DECODE(128, 8)
 #define FLASH_QUERIES (FLASH_WARPS * FLASH_ROWS_PER_WARP)
 #define FLASH_KEYS 32
 
+__device__ __forceinline__ unsigned int shared_address(const void* p) {
+    unsigned int address;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(p));
+    return address;
+}
+
 // Four 8×8 matrices of 16-bit elements from shared memory: lanes 8i..8i+7 give the addresses of
 // matrix i's rows (16-byte aligned), and each lane receives, for matrix i in r[i], the elements
 // (row lane/4, columns 2·(lane%4) and +1); transposed, (rows 2·(lane%4) and +1, column lane/4).
@@ -1060,6 +966,24 @@ __device__ __forceinline__ void load_matrices(unsigned int* r, const act_t* row)
 __device__ __forceinline__ void load_matrices_transposed(unsigned int* r, const act_t* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
+}
+
+// 16 bytes from global to shared memory without passing through registers (cp.async, sm_80+);
+// valid false fills the 16 bytes with zeros and reads nothing.
+__device__ __forceinline__ void copy_async(void* target, const void* source, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared_address(target)), "l"(source),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
+__device__ __forceinline__ void copy_async_commit() {
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+// Waits until at most `pending` of this thread's committed copy groups are still in flight.
+template <int pending>
+__device__ __forceinline__ void copy_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
 }
 
 template <int D>

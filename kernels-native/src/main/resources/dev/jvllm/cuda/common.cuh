@@ -20,31 +20,15 @@
 
 typedef long long i64;
 
-// The paged KV cache's layout (CudaBackend builds every module with the same choice, so that all
-// of the cache's writers and readers agree): 0 slot-major, [slot][KV head][headDim], a token's
-// heads together; 1 head-major (an experiment: -Djvllm.cuda.kernelDefines=KV_HEAD_MAJOR=1),
-// [block][KV head][slot of the block][headDim], a KV head's blockSize keys of a block in one run.
-#ifndef KV_HEAD_MAJOR
-#define KV_HEAD_MAJOR 0
-#endif
-
+// The paged KV cache's layout, slot-major: [slot][KV head][headDim], a token's heads together.
 // Where the row of KV head kvHead at slot inBlock of cache block `block` starts, in elements.
 __device__ __forceinline__ i64 kv_row(i64 block, int inBlock, int kvHead, int numKvHeads, int headDim, int blockSize) {
-#if KV_HEAD_MAJOR
-    return ((block * numKvHeads + kvHead) * blockSize + inBlock) * (i64) headDim;
-#else
     return ((block * blockSize + inBlock) * numKvHeads + kvHead) * (i64) headDim;
-#endif
 }
 
 // kv_row of a slot number (block · blockSize + slot of the block; slots are ints).
 __device__ __forceinline__ i64 kv_row_of_slot(i64 slot, int kvHead, int numKvHeads, int headDim, int blockSize) {
-#if KV_HEAD_MAJOR
-    int block = (int) slot / blockSize;  // 32-bit: a 64-bit division is a long software routine
-    return kv_row(block, (int) slot - block * blockSize, kvHead, numKvHeads, headDim, blockSize);
-#else
     return (slot * numKvHeads + kvHead) * (i64) headDim;
-#endif
 }
 
 // Programmatic dependent launch (sm_90 and later; CudaBackend's jvllm.cuda.programmaticLaunches,
