@@ -22,6 +22,7 @@ import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.Fp8Checkpoint;
+import dev.jvllm.weights.PackedIntCheckpoint;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -125,14 +126,8 @@ public final class LLM implements AutoCloseable {
         long tCheckpoint = 0, tBackend = 0, tModel = 0, tTokenizer = 0;
         try {
             opened = Checkpoint.open(modelDirectory);
-            Optional<Quantization> float8 = Quantization.of(config).filter(Quantization::float8);
-            if (float8.isPresent()) {
-                // Decoded at load to the checkpoint's unquantized type (float32 for float32 models, else bfloat16).
-                DType decodedTo = config.dtype().filter(t -> t == DType.F32).orElse(DType.BF16);
-                log.info("{}: float8 weights ({}) are decoded to {} at load; no float8 kernel runs yet", b.model,
-                        float8.get().method(), decodedTo);
-                opened = new Fp8Checkpoint(opened, decodedTo, float8.get().blockSize());
-            }
+            Optional<Quantization> quantization = Quantization.of(config).filter(Quantization::served);
+            if (quantization.isPresent()) opened = decodingQuantized(opened, quantization.get(), config, b.model);
             // Map every weight page now, beside the tokenizer, rather than page by page in the first
             // forward; on as many threads as the kernels will use (the tokenizer's build yields to them).
             opened.loadIntoMemory(Math.min(MAX_LOAD_THREADS, engineConfig.threads() > 0 ? engineConfig.threads()
@@ -221,6 +216,24 @@ public final class LLM implements AutoCloseable {
      * The type to compute in for {@link Builder#dtype}: "auto" takes the checkpoint's own type
      * (config.json's {@code dtype}/{@code torch_dtype}; float32 when absent).
      */
+    /**
+     * The checkpoint whose quantized weights read as unquantized ones, decoded at load to the
+     * checkpoint's unquantized type: float32 for float32 models; float16 for GPTQ and AWQ models of
+     * float16, whose scales are float16; else bfloat16.
+     */
+    private static Checkpoint decodingQuantized(Checkpoint opened, Quantization q, ModelConfig config, String model) {
+        DType declared = config.dtype().orElse(DType.BF16);
+        if (q.float8()) {
+            DType decodedTo = declared == DType.F32 ? DType.F32 : DType.BF16;
+            log.info("{}: float8 weights ({}) are decoded to {} at load; no float8 kernel runs yet", model, q.method(), decodedTo);
+            return new Fp8Checkpoint(opened, decodedTo, q.blockSize());
+        }
+        DType decodedTo = declared == DType.F32 || declared == DType.F16 ? declared : DType.BF16;
+        log.warn("{}: {} weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "
+                + "no integer kernel runs yet", model, q.method(), q.bits(), decodedTo);
+        return new PackedIntCheckpoint(opened, decodedTo, q.packedFormat(), q.bits(), q.groupSize());
+    }
+
     static DType computeType(String dtype, Optional<DType> checkpointType) {
         return switch (dtype) {
             case "auto" -> checkpointType.filter(t -> t == DType.BF16 || t == DType.F16).orElse(DType.F32);

@@ -50,14 +50,14 @@ public final class ModelRegistry {
 
     /**
      * The architecture for the first of config.json's {@code architectures} that is served. A
-     * checkpoint quantized other than to float8 ({@link Quantization}) is refused here, naming its
-     * method, rather than later with a missing or mistyped tensor.
+     * checkpoint quantized in a way jvllm does not read ({@link Quantization#refusal}) is refused
+     * here, naming its method and why, rather than later with a missing or mistyped tensor.
      */
     public static ModelArchitecture find(ModelConfig config) {
-        Quantization.of(config).filter(q -> !q.float8()).ifPresent(q -> {
+        Quantization.of(config).filter(q -> !q.served()).ifPresent(q -> {
             throw new UnsupportedQuantizationException(config.source() + ": the weights are quantized ('" + q.field()
-                    + "', quant_method '" + q.method() + "'), and jvllm reads no quantized weights but float8 ones yet; use "
-                    + "the model's unquantized (bf16, fp16 or fp32) or FP8 checkpoint");
+                    + "', quant_method '" + q.method() + "'): " + q.refusal() + "; use the model's unquantized (bf16, fp16 "
+                    + "or fp32), FP8, GPTQ or AWQ checkpoint");
         });
         List<String> wanted = config.architectures();
         if (wanted.isEmpty()) {

@@ -1,14 +1,8 @@
 package dev.jvllm.weights;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import java.util.Map;
-import java.util.Optional;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.stream.IntStream;
 
 /**
  * A checkpoint whose float8 weights (FP8 checkpoints: {@code quant_method} "fp8", or compressed-tensors'
@@ -19,99 +13,55 @@ import java.util.stream.IntStream;
  * every other tensor is the underlying checkpoint's. The weights then cost what {@code target} costs:
  * no float8 kernel runs yet.
  */
-public final class Fp8Checkpoint implements Checkpoint {
+public final class Fp8Checkpoint extends DecodingCheckpoint {
 
     private static final float[] E4M3 = table(true);
     private static final float[] E5M2 = table(false);
 
-    private final Checkpoint inner;
-    private final DType target;
     private final int[] blockSize;
-    private final Arena arena = Arena.ofShared();
-    private final Map<String, WeightTensor> decoded = new ConcurrentHashMap<>();
 
     /**
-     * @param target    F32 or BF16, the type the weights are decoded to
+     * @param target    F32, BF16 or F16, the type the weights are decoded to
      * @param blockSize the {@code weight_block_size} [rows, columns] of block-wise scales, or null
      */
     public Fp8Checkpoint(Checkpoint inner, DType target, int[] blockSize) {
-        if (target != DType.F32 && target != DType.BF16) throw new IllegalArgumentException("float8 weights decode to F32 or BF16, not " + target);
+        super(inner, target);
         if (blockSize != null && (blockSize.length != 2 || blockSize[0] < 1 || blockSize[1] < 1)) {
             throw new WeightsException("weight_block_size must be two positive sizes: " + Arrays.toString(blockSize));
         }
-        this.inner = inner;
-        this.target = target;
         this.blockSize = blockSize == null ? null : blockSize.clone();
     }
 
     @Override
-    public Set<String> names() {
-        return inner.names();
+    boolean decodes(String name) {
+        return inner.find(name).map(t -> t.dtype() == DType.F8_E4M3 || t.dtype() == DType.F8_E5M2).orElse(false);
     }
 
     @Override
-    public Optional<WeightTensor> find(String name) {
-        return inner.find(name).map(t -> isFloat8(t) ? decoded.computeIfAbsent(name, n -> decode(t)) : t);
-    }
-
-    @Override
-    public WeightTensor get(String name) {
-        WeightTensor t = inner.get(name);
-        return isFloat8(t) ? decoded.computeIfAbsent(name, n -> decode(t)) : t;
-    }
-
-    @Override
-    public void loadIntoMemory(int threads) {
-        inner.loadIntoMemory(threads);
-    }
-
-    @Override
-    public void close() {
-        arena.close();
-        inner.close();
-    }
-
-    private static boolean isFloat8(WeightTensor t) {
-        return t.dtype() == DType.F8_E4M3 || t.dtype() == DType.F8_E5M2;
-    }
-
-    private WeightTensor decode(WeightTensor weight) {
+    WeightTensor decode(String name) {
+        WeightTensor weight = inner.get(name);
         if (weight.rank() != 2) throw new WeightsException("float8 tensor '" + weight.name() + "' is not a matrix: " + weight);
         String base = weight.name().endsWith("weight") ? weight.name().substring(0, weight.name().length() - "weight".length()) : weight.name() + ".";
         WeightTensor scale = inner.find(base + "weight_scale").or(() -> inner.find(base + "weight_scale_inv"))
                 .orElseThrow(() -> new WeightsException("float8 tensor '" + weight.name() + "' has no " + base + "weight_scale or "
                         + base + "weight_scale_inv in " + weight.file().getFileName()));
-        float[] scales = floats(scale);
+        float[] scales = finiteFloats(scale);
         int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
         Scales layout = layout(weight, scale, scales.length, rows, cols);
         float[] values = weight.dtype() == DType.F8_E4M3 ? E4M3 : E5M2;
-        MemorySegment out = arena.allocate((long) rows * cols * target.byteSize(), 16);
         MemorySegment in = weight.data();
-        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new WeightsException("float8 decoding needs a little-endian machine");
-        // Rows in chunks on the common pool: an 8B model has about 7 billion weights to decode.
-        int chunk = 64;
-        IntStream.range(0, (rows + chunk - 1) / chunk).parallel().forEach(part -> {
+        return decodeRows(weight.name(), rows, cols, (first, out) -> {
             byte[] raw = new byte[cols];
-            float[] decoded = new float[cols];
-            short[] halves = target == DType.BF16 ? new short[cols] : null;
-            // Bulk byte copies through array views (the machine's order is the file's, little-endian, checked below).
-            MemorySegment rawView = MemorySegment.ofArray(raw), decodedView = MemorySegment.ofArray(decoded);
-            MemorySegment halvesView = halves == null ? null : MemorySegment.ofArray(halves);
-            for (int r = part * chunk; r < Math.min(rows, (part + 1) * chunk); r++) {
-                MemorySegment.copy(in, (long) r * cols, rawView, 0, cols);
+            for (int i = 0; i < out.length; i++) {
+                int r = first + i;
+                MemorySegment.copy(in, ValueLayout.JAVA_BYTE, (long) r * cols, raw, 0, cols);
+                float[] row = out[i];
                 for (int c = 0; c < cols; c += layout.span()) {
                     float s = scales[layout.index(r, c)];
-                    for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) decoded[k] = values[raw[k] & 0xff] * s;
-                }
-                if (halves == null) {
-                    MemorySegment.copy(decodedView, 0, out, (long) r * cols * 4, cols * 4L);
-                } else {
-                    for (int k = 0; k < cols; k++) halves[k] = toBf16(decoded[k]);
-                    MemorySegment.copy(halvesView, 0, out, (long) r * cols * 2, cols * 2L);
+                    for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) row[k] = values[raw[k] & 0xff] * s;
                 }
             }
-        });
-        return new WeightTensor(weight.name(), target, weight.shape(), out, weight.file());
+        }, weight.file());
     }
 
     /** Where a weight's scale is: {@code index(row, column)} for columns {@code span} at a time. */
@@ -136,22 +86,6 @@ public final class Fp8Checkpoint implements Checkpoint {
         throw new WeightsException("the scale '" + scale.name() + "' " + Arrays.toString(scale.shape()) + " fits none of "
                 + weight.name() + " " + Arrays.toString(weight.shape()) + "'s schemes: one scale, one a row"
                 + (blockSize == null ? "" : ", or one a " + blockSize[0] + " × " + blockSize[1] + " block"));
-    }
-
-    /** A scale tensor's elements, each finite. */
-    private static float[] floats(WeightTensor t) {
-        float[] out = WeightValues.floats(t);
-        for (int i = 0; i < out.length; i++) {
-            if (!Float.isFinite(out[i])) throw new WeightsException("scale tensor '" + t.name() + "' holds " + out[i] + " at " + i);
-        }
-        return out;
-    }
-
-    /** Round to nearest even, as PyTorch converts float32 to bfloat16. */
-    private static short toBf16(float v) {
-        int bits = Float.floatToRawIntBits(v);
-        if (Float.isNaN(v)) return (short) 0x7fc0;
-        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
     }
 
     /** The value of each of the 256 bytes: e4m3fn (bias 7, no infinities, 0x7f/0xff NaN) or e5m2 (bias 15, IEEE-like). */

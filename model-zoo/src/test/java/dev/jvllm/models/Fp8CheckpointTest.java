@@ -1,10 +1,5 @@
 package dev.jvllm.models;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.jvllm.LLM;
-import dev.jvllm.RequestOutput;
-import dev.jvllm.SamplingParams;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.SafetensorsTestWriter;
@@ -29,7 +24,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class Fp8CheckpointTest {
 
-    private static final Path GOLDEN = Path.of("src/test/resources/goldens/llama-plain");
     private static final int[] BLOCK = {8, 16};
 
     @TempDir
@@ -61,74 +55,39 @@ class Fp8CheckpointTest {
 
     @Test
     void fp8WeightsDecodeToTheirScaledValuesAndTheModelAnswersAsItsFloat32Twin() throws Exception {
-        Path fp8 = Files.createDirectories(work.resolve("fp8"));
-        Path twin = Files.createDirectories(work.resolve("twin"));
-        SafetensorsTestWriter fp8Writer = new SafetensorsTestWriter();
-        SafetensorsTestWriter twinWriter = new SafetensorsTestWriter();
-        int quantized = 0;
-        try (Checkpoint golden = Checkpoint.open(GOLDEN)) {
-            for (String name : golden.names().stream().sorted().toList()) {
-                WeightTensor t = golden.get(name);
-                float[] w = WeightValues.floats(t);
-                boolean projection = name.startsWith("model.layers.") && name.endsWith("_proj.weight");
-                if (!projection) {
-                    fp8Writer.add(name, DType.F32, t.shape(), toBytes(w));
-                    twinWriter.add(name, DType.F32, t.shape(), toBytes(w));
-                    continue;
+        Path fp8 = work.resolve("fp8"), twin = work.resolve("twin");
+        int[] schemes = {0};
+        int quantized = QuantizedTwins.write(fp8, twin, (name, t, w, writer) -> {
+            int rows = (int) t.dim(0), cols = (int) t.dim(1);
+            int scheme = schemes[0]++ % 3; // 0: a tensor, 1: a row, 2: a block
+            String scaleName = name.replace("weight", scheme == 2 ? "weight_scale_inv" : "weight_scale");
+            int blockRows = (rows + BLOCK[0] - 1) / BLOCK[0], blockCols = (cols + BLOCK[1] - 1) / BLOCK[1];
+            float[] scales = new float[scheme == 0 ? 1 : scheme == 1 ? rows : blockRows * blockCols];
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    int s = scheme == 0 ? 0 : scheme == 1 ? r : (r / BLOCK[0]) * blockCols + c / BLOCK[1];
+                    scales[s] = Math.max(scales[s], Math.abs(w[r * cols + c]) / 448f);
                 }
-                int rows = (int) t.dim(0), cols = (int) t.dim(1);
-                int scheme = quantized++ % 3; // 0: a tensor, 1: a row, 2: a block
-                String scaleName = name.replace("weight", scheme == 2 ? "weight_scale_inv" : "weight_scale");
-                int blockRows = (rows + BLOCK[0] - 1) / BLOCK[0], blockCols = (cols + BLOCK[1] - 1) / BLOCK[1];
-                float[] scales = new float[scheme == 0 ? 1 : scheme == 1 ? rows : blockRows * blockCols];
-                for (int r = 0; r < rows; r++) {
-                    for (int c = 0; c < cols; c++) {
-                        int s = scheme == 0 ? 0 : scheme == 1 ? r : (r / BLOCK[0]) * blockCols + c / BLOCK[1];
-                        scales[s] = Math.max(scales[s], Math.abs(w[r * cols + c]) / 448f);
-                    }
-                }
-                byte[] bytes = new byte[w.length];
-                float[] decoded = new float[w.length];
-                for (int r = 0; r < rows; r++) {
-                    for (int c = 0; c < cols; c++) {
-                        int i = r * cols + c;
-                        float scale = scales[scheme == 0 ? 0 : scheme == 1 ? r : (r / BLOCK[0]) * blockCols + c / BLOCK[1]];
-                        bytes[i] = encode(scale == 0 ? 0 : w[i] / scale);
-                        decoded[i] = e4m3(bytes[i] & 0xff) * scale;
-                    }
-                }
-                fp8Writer.add(name, DType.F8_E4M3, t.shape(), bytes);
-                long[] scaleShape = scheme == 0 ? new long[0] : scheme == 1 ? new long[]{rows, 1} : new long[]{blockRows, blockCols};
-                fp8Writer.add(scaleName, DType.F32, scaleShape, toBytes(scales));
-                fp8Writer.add(name.replace("weight", "input_scale"), DType.F32, new long[0], toBytes(new float[]{1f}));
-                twinWriter.add(name, DType.F32, t.shape(), toBytes(decoded));
             }
-        }
+            byte[] bytes = new byte[w.length];
+            float[] decoded = new float[w.length];
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    int i = r * cols + c;
+                    float scale = scales[scheme == 0 ? 0 : scheme == 1 ? r : (r / BLOCK[0]) * blockCols + c / BLOCK[1]];
+                    bytes[i] = encode(scale == 0 ? 0 : w[i] / scale);
+                    decoded[i] = e4m3(bytes[i] & 0xff) * scale;
+                }
+            }
+            writer.add(name, DType.F8_E4M3, t.shape(), bytes);
+            long[] scaleShape = scheme == 0 ? new long[0] : scheme == 1 ? new long[]{rows, 1} : new long[]{blockRows, blockCols};
+            writer.add(scaleName, DType.F32, scaleShape, QuantizedTwins.f32(scales));
+            writer.add(name.replace("weight", "input_scale"), DType.F32, new long[0], QuantizedTwins.f32(new float[]{1f}));
+            return decoded;
+        }, config -> config.put("quant_method", "fp8").put("activation_scheme", "dynamic")
+                .putArray("weight_block_size").add(BLOCK[0]).add(BLOCK[1]));
         assertTrue(quantized >= 6, "every projection of the layers is float8");
-        fp8Writer.write(fp8.resolve("model.safetensors"));
-        twinWriter.write(twin.resolve("model.safetensors"));
-        ObjectMapper json = new ObjectMapper();
-        ObjectNode config = (ObjectNode) json.readTree(GOLDEN.resolve("config.json").toFile());
-        Files.writeString(twin.resolve("config.json"), config.toString());
-        config.putObject("quantization_config").put("quant_method", "fp8").put("activation_scheme", "dynamic")
-                .putArray("weight_block_size").add(BLOCK[0]).add(BLOCK[1]);
-        Files.writeString(fp8.resolve("config.json"), config.toString());
-
-        SamplingParams greedy = SamplingParams.builder().temperature(0).maxTokens(8).logprobs(3).build();
-        int[] prompt = {1, 15, 27, 3, 90, 41};
-        RequestOutput fromFp8, fromTwin;
-        try (LLM llm = LLM.builder().model(fp8.toString()).device("cpu").build()) {
-            fromFp8 = llm.generate(prompt, greedy);
-        }
-        try (LLM llm = LLM.builder().model(twin.toString()).device("cpu").build()) {
-            fromTwin = llm.generate(prompt, greedy);
-        }
-        assertEquals(fromTwin.outputs().getFirst().tokenIds(), fromFp8.outputs().getFirst().tokenIds());
-        for (int step = 0; step < 8; step++) {
-            int token = fromTwin.outputs().getFirst().tokenIds().get(step);
-            assertEquals(fromTwin.outputs().getFirst().logprobs().get(step).get(token).logprob(),
-                    fromFp8.outputs().getFirst().logprobs().get(step).get(token).logprob(), 1e-4, "step " + step);
-        }
+        QuantizedTwins.assertSameGreedyAnswers(fp8, twin, 1e-4);
     }
 
     @Test
@@ -138,7 +97,7 @@ class Fp8CheckpointTest {
         for (int b = 0; b < 256; b++) bytes[b] = (byte) (b == 0x7f || b == 0xff ? 0 : b); // no NaN
         float scale = 0.0371f;
         new SafetensorsTestWriter().add("m.weight", DType.F8_E4M3, new long[]{16, 16}, bytes)
-                .add("m.weight_scale", DType.F32, new long[]{1}, toBytes(new float[]{scale}))
+                .add("m.weight_scale", DType.F32, new long[]{1}, QuantizedTwins.f32(new float[]{scale}))
                 .write(model.resolve("model.safetensors"));
         try (Checkpoint checkpoint = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.BF16, null)) {
             WeightTensor decoded = checkpoint.get("m.weight");
@@ -170,11 +129,5 @@ class Fp8CheckpointTest {
             var e = assertThrows(WeightsException.class, () -> checkpoint.get("model.layers.0.mlp.down_proj.weight"));
             assertTrue(e.getMessage().contains("model.layers.0.mlp.down_proj.weight_scale"), e.getMessage());
         }
-    }
-
-    private static byte[] toBytes(float[] values) {
-        double[] asDoubles = new double[values.length];
-        for (int i = 0; i < values.length; i++) asDoubles[i] = values[i];
-        return SafetensorsTestWriter.encode(DType.F32, asDoubles);
     }
 }

@@ -29,24 +29,31 @@ class RegistryTest {
     }
 
     @Test
-    void quantizedCheckpointsAreRefusedNamingTheirMethod() {
+    void quantizedCheckpointsJvllmCannotReadAreRefusedNamingTheirMethodAndWhy() {
         for (String[] quantized : new String[][]{
-                {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4}", "gptq"},
-                {"\"quantization_config\": {\"quant_method\": \"awq\"}", "awq"},
+                {"\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}", "bitsandbytes", "float8, GPTQ and AWQ"},
+                {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 3}", "gptq", "3 bits"},
+                {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4, \"checkpoint_format\": \"marlin\"}", "gptq", "'marlin'"},
+                {"\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4, \"version\": \"gemv\"}", "awq", "'gemv'"},
                 {"\"quantization_config\": {\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
-                        + "{\"weights\": {\"type\": \"int\", \"num_bits\": 4}}}}", "compressed-tensors"},
-                {"\"compression_config\": {\"format\": \"int-quantized\"}", "int-quantized"}}) {
+                        + "{\"weights\": {\"type\": \"int\", \"num_bits\": 4}}}}", "compressed-tensors", "float8, GPTQ and AWQ"},
+                {"\"compression_config\": {\"format\": \"int-quantized\"}", "int-quantized", "float8, GPTQ and AWQ"}}) {
             ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized[0] + "}");
             var e = assertThrows(ModelRegistry.UnsupportedQuantizationException.class, () -> ModelRegistry.find(config));
-            assertTrue(e.getMessage().contains("'" + quantized[1] + "'") && e.getMessage().contains("unquantized"), e.getMessage());
+            assertTrue(e.getMessage().contains("'" + quantized[1] + "'") && e.getMessage().contains(quantized[2])
+                    && e.getMessage().contains("unquantized"), e.getMessage());
         }
     }
 
     @Test
-    void float8CheckpointsAreServed() {
+    void float8GptqAndAwqCheckpointsAreServed() {
         for (String quantized : List.of("\"quantization_config\": {\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\"}",
                 "\"quantization_config\": {\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
-                        + "{\"weights\": {\"type\": \"float\", \"num_bits\": 8}}}}")) {
+                        + "{\"weights\": {\"type\": \"float\", \"num_bits\": 8}}}}",
+                "\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": 128, \"desc_act\": true}",
+                "\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 8, \"checkpoint_format\": \"gptq_v2\"}",
+                "\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": 128, \"zero_point\": true, "
+                        + "\"version\": \"GEMM\"}")) {
             ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized + "}");
             assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(config));
         }

@@ -1,0 +1,120 @@
+package dev.jvllm.weights;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+
+/**
+ * A checkpoint whose quantized weights read as unquantized tensors of a {@code target} type (F32,
+ * BF16 or F16), each decoded once, when first asked for, into memory this checkpoint frees on
+ * close; every other tensor is the underlying checkpoint's. The weights then cost what the target
+ * type costs: no kernel reads a quantized form yet.
+ */
+abstract sealed class DecodingCheckpoint implements Checkpoint permits Fp8Checkpoint, PackedIntCheckpoint {
+
+    /** Output rows a task of {@link #decodeRows} takes. */
+    private static final int ROWS_A_TASK = 64;
+
+    final Checkpoint inner;
+    final DType target;
+    private final Arena arena = Arena.ofShared();
+    private final Map<String, WeightTensor> decoded = new ConcurrentHashMap<>();
+
+    DecodingCheckpoint(Checkpoint inner, DType target) {
+        if (target != DType.F32 && target != DType.BF16 && target != DType.F16) {
+            throw new IllegalArgumentException("quantized weights decode to F32, BF16 or F16, not " + target);
+        }
+        this.inner = inner;
+        this.target = target;
+    }
+
+    /** Whether {@code name} is a weight this checkpoint decodes. */
+    abstract boolean decodes(String name);
+
+    /** The decoded tensor {@code name}, for which {@link #decodes} holds. */
+    abstract WeightTensor decode(String name);
+
+    @Override
+    public Set<String> names() {
+        return inner.names();
+    }
+
+    @Override
+    public Optional<WeightTensor> find(String name) {
+        return decodes(name) ? Optional.of(decoded.computeIfAbsent(name, this::decode)) : inner.find(name);
+    }
+
+    @Override
+    public WeightTensor get(String name) {
+        return decodes(name) ? decoded.computeIfAbsent(name, this::decode) : inner.get(name);
+    }
+
+    @Override
+    public void loadIntoMemory(int threads) {
+        inner.loadIntoMemory(threads);
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+        inner.close();
+    }
+
+    /** Writes the rows of a [rows, cols] tensor of the target type, in parallel tasks of up to 64 rows. */
+    interface RowDecoder {
+        /** Fills {@code out[r - first]} (each {@code cols} long) with rows {@code first .. first + out.length - 1}. */
+        void decode(int first, float[][] out);
+    }
+
+    /**
+     * A [rows, cols] tensor named {@code name} of the target type whose rows {@code rows.decode}
+     * gives, run on the common pool (an 8B model has billions of weights to decode).
+     */
+    final WeightTensor decodeRows(String name, int rows, int cols, RowDecoder rowDecoder, java.nio.file.Path file) {
+        MemorySegment out = arena.allocate((long) rows * cols * target.byteSize(), 16);
+        IntConsumer task = part -> {
+            int first = part * ROWS_A_TASK, count = Math.min(ROWS_A_TASK, rows - first);
+            float[][] values = new float[count][cols];
+            rowDecoder.decode(first, values);
+            short[] halves = target == DType.F32 ? null : new short[cols];
+            for (int r = 0; r < count; r++) store(values[r], out, (long) (first + r) * cols, halves);
+        };
+        IntStream.range(0, (rows + ROWS_A_TASK - 1) / ROWS_A_TASK).parallel().forEach(task);
+        return new WeightTensor(name, target, new long[]{rows, cols}, out, file);
+    }
+
+    /** One row's values into {@code out} at element {@code offset}, as the target type. */
+    private void store(float[] row, MemorySegment out, long offset, short[] halves) {
+        if (halves == null) {
+            MemorySegment.copy(MemorySegment.ofArray(row), 0, out, offset * 4, row.length * 4L);
+            return;
+        }
+        if (target == DType.BF16) {
+            for (int k = 0; k < row.length; k++) halves[k] = toBf16(row[k]);
+        } else {
+            for (int k = 0; k < row.length; k++) halves[k] = Float.floatToFloat16(row[k]);
+        }
+        MemorySegment.copy(MemorySegment.ofArray(halves), 0, out, offset * 2, row.length * 2L);
+    }
+
+    /** A scale tensor's elements, each finite. */
+    static float[] finiteFloats(WeightTensor t) {
+        float[] out = WeightValues.floats(t);
+        for (int i = 0; i < out.length; i++) {
+            if (!Float.isFinite(out[i])) throw new WeightsException("scale tensor '" + t.name() + "' holds " + out[i] + " at " + i);
+        }
+        return out;
+    }
+
+    /** Round to nearest even, as PyTorch converts float32 to bfloat16. */
+    static short toBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        if (Float.isNaN(v)) return (short) 0x7fc0;
+        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
+    }
+}

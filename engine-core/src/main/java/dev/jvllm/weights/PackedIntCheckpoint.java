@@ -1,0 +1,186 @@
+package dev.jvllm.weights;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.Set;
+
+/**
+ * A checkpoint of GPTQ or AWQ integer weights whose projections read as {@code <prefix>.weight}
+ * tensors of the {@code target} type, [out, in], each element {@code (q - zero) × scale} of its
+ * group, decoded once when first asked for. The packed tensors of a projection {@code prefix}:
+ * <ul>
+ *   <li>GPTQ: {@code qweight} int32 [in / p, out], p = 32 / bits values a word packed along the
+ *       input from the low bits up; {@code qzeros} int32 [groups, out / p] packed so along the
+ *       output; {@code scales} [groups, out]; {@code g_idx} int32 [in], each input's group
+ *       (act-order), or input / group size without it. AutoGPTQ's format ("gptq") stores each
+ *       zero less one, so its zero is the stored value + 1; "gptq_v2" stores the zero itself.</li>
+ *   <li>AWQ (AutoAWQ's GEMM layout): {@code qweight} int32 [in, out / 8] and {@code qzeros}
+ *       [in / group size, out / 8], eight 4-bit values a word along the output, output 8w + j in
+ *       bits 4·{0, 4, 1, 5, 2, 6, 3, 7}[j]; {@code scales} [groups, out].</li>
+ * </ul>
+ * Every other tensor (biases, embeddings, norms, an unquantized head) is the underlying
+ * checkpoint's. The weights then cost what {@code target} costs: no integer kernel runs yet.
+ */
+public final class PackedIntCheckpoint extends DecodingCheckpoint {
+
+    /** How the integers are packed. */
+    public enum Format {
+        /** AutoGPTQ's (checkpoint_format "gptq"): zeros stored less one. */
+        GPTQ,
+        /** GPTQModel's "gptq_v2": zeros stored as they are. */
+        GPTQ_V2,
+        /** AutoAWQ's GEMM layout, 4-bit. */
+        AWQ
+    }
+
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** The nibble that holds output 8w + j of an AWQ word: AutoAWQ packs outputs {0, 2, 4, 6, 1, 3, 5, 7} from the low bits. */
+    private static final int[] AWQ_NIBBLE = {0, 4, 1, 5, 2, 6, 3, 7};
+    private static final String[] PARTS = {".qweight", ".qzeros", ".scales", ".g_idx"};
+
+    private final Format format;
+    private final int bits;
+    private final int groupSize;
+
+    /**
+     * @param target    F32, BF16 or F16, the type the weights are decoded to
+     * @param bits      GPTQ: 2, 4 or 8; AWQ: 4
+     * @param groupSize the inputs a scale and zero cover, or -1 for one group over all of them
+     */
+    public PackedIntCheckpoint(Checkpoint inner, DType target, Format format, int bits, int groupSize) {
+        super(inner, target);
+        boolean supported = format == Format.AWQ ? bits == 4 : bits == 2 || bits == 4 || bits == 8;
+        if (!supported) throw new WeightsException(format + " weights of " + bits + " bits are not read (GPTQ: 2, 4 or 8 bits; AWQ: 4)");
+        if (groupSize == 0 || groupSize < -1) throw new WeightsException("group_size must be positive or -1, not " + groupSize);
+        this.format = format;
+        this.bits = bits;
+        this.groupSize = groupSize;
+    }
+
+    /** The underlying names, with each packed projection's parts read as its {@code .weight}. */
+    @Override
+    public Set<String> names() {
+        Set<String> names = new LinkedHashSet<>();
+        Set<String> inner = this.inner.names();
+        for (String name : inner) {
+            String part = Arrays.stream(PARTS).filter(name::endsWith).findFirst().orElse(null);
+            if (part == null) {
+                names.add(name);
+                continue;
+            }
+            String prefix = name.substring(0, name.length() - part.length());
+            if (inner.contains(prefix + ".qweight")) names.add(prefix + ".weight");
+            else names.add(name);
+        }
+        return names;
+    }
+
+    @Override
+    boolean decodes(String name) {
+        if (!name.endsWith(".weight")) return false;
+        String prefix = name.substring(0, name.length() - ".weight".length());
+        return inner.find(name).isEmpty() && inner.find(prefix + ".qweight").isPresent();
+    }
+
+    @Override
+    WeightTensor decode(String name) {
+        String prefix = name.substring(0, name.length() - ".weight".length());
+        WeightTensor qweight = int32Matrix(inner.get(prefix + ".qweight"));
+        WeightTensor qzeros = int32Matrix(inner.find(prefix + ".qzeros").orElseThrow(() -> new WeightsException(
+                "packed weight '" + qweight.name() + "' has no " + prefix + ".qzeros in " + qweight.file().getFileName())));
+        WeightTensor scaleTensor = inner.find(prefix + ".scales").orElseThrow(() -> new WeightsException(
+                "packed weight '" + qweight.name() + "' has no " + prefix + ".scales in " + qweight.file().getFileName()));
+        int pack = 32 / bits;
+        boolean awq = format == Format.AWQ;
+        long inputs = awq ? qweight.dim(0) : qweight.dim(0) * pack;
+        long outputs = awq ? qweight.dim(1) * pack : qweight.dim(1);
+        if (inputs > Integer.MAX_VALUE || outputs > Integer.MAX_VALUE) throw new WeightsException("packed weight '" + qweight.name() + "' is too large");
+        int in = (int) inputs, out = (int) outputs;
+        int groups = groupSize < 0 ? 1 : (in + groupSize - 1) / groupSize;
+        int[] groupOf = groupOfEachInput(prefix, in, groups);
+        expectShape(scaleTensor, new long[]{groups, out}, qweight);
+        expectShape(qzeros, new long[]{groups, out / pack}, qweight);
+        if (out % pack != 0) throw new WeightsException("packed weight '" + qweight.name() + "' has " + out + " outputs, not a multiple of " + pack);
+        float[] scales = finiteFloats(scaleTensor);
+        int[] zeros = zerosOf(qzeros, groups, out, pack, awq);
+        int mask = (1 << bits) - 1;
+        MemorySegment words = qweight.data();
+        return decodeRows(name, out, in, (first, rows) -> {
+            int count = rows.length;
+            if (awq) {
+                int[] packed = new int[count / 8];  // first and count are multiples of 8
+                for (int k = 0; k < in; k++) {
+                    MemorySegment.copy(words, I32, ((long) k * (out / 8) + first / 8) * 4, packed, 0, packed.length);
+                    int at = group(groupOf, k) * out + first;
+                    for (int i = 0; i < count; i++) {
+                        int q = (packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf;
+                        rows[i][k] = (q - zeros[at + i]) * scales[at + i];
+                    }
+                }
+                return;
+            }
+            int[] packed = new int[count];
+            for (int r = 0; r < in / pack; r++) {
+                MemorySegment.copy(words, I32, ((long) r * out + first) * 4, packed, 0, count);
+                for (int j = 0; j < pack; j++) {
+                    int k = r * pack + j, shift = bits * j;
+                    int at = group(groupOf, k) * out + first;
+                    for (int i = 0; i < count; i++) rows[i][k] = (((packed[i] >>> shift) & mask) - zeros[at + i]) * scales[at + i];
+                }
+            }
+        }, qweight.file());
+    }
+
+    /** The group of input k: g_idx's entry where there is one, else k / group size. */
+    private int group(int[] groupOf, int k) {
+        return groupOf != null ? groupOf[k] : groupSize < 0 ? 0 : k / groupSize;
+    }
+
+    /** The zero of each (group, output), unpacked; AutoGPTQ's stored value + 1. */
+    private int[] zerosOf(WeightTensor qzeros, int groups, int out, int pack, boolean awq) {
+        int[] zeros = new int[Math.multiplyExact(groups, out)];
+        int mask = (1 << bits) - 1, offset = format == Format.GPTQ ? 1 : 0;
+        MemorySegment data = qzeros.data();
+        for (int g = 0; g < groups; g++) {
+            for (int o = 0; o < out; o++) {
+                int packed = data.getAtIndex(I32, (long) g * (out / pack) + o / pack);
+                int shift = awq ? 4 * AWQ_NIBBLE[o % 8] : bits * (o % pack);
+                zeros[g * out + o] = ((packed >>> shift) & mask) + offset;
+            }
+        }
+        return zeros;
+    }
+
+    /** GPTQ's {@code g_idx}, checked, or null where there is none (AWQ, or GPTQ without act-order). */
+    private int[] groupOfEachInput(String prefix, int in, int groups) {
+        if (format == Format.AWQ) return null;
+        WeightTensor gIdx = inner.find(prefix + ".g_idx").orElse(null);
+        if (gIdx == null) return null;
+        if (gIdx.dtype() != DType.I32 || gIdx.rank() != 1 || gIdx.dim(0) != in) {
+            throw new WeightsException("'" + gIdx.name() + "' should be I32 [" + in + "], one group an input, but is " + gIdx);
+        }
+        int[] groupOf = new int[in];
+        for (int k = 0; k < in; k++) {
+            groupOf[k] = gIdx.data().getAtIndex(I32, k);
+            if (groupOf[k] < 0 || groupOf[k] >= groups) {
+                throw new WeightsException("'" + gIdx.name() + "' puts input " + k + " in group " + groupOf[k] + " of " + groups);
+            }
+        }
+        return groupOf;
+    }
+
+    private static WeightTensor int32Matrix(WeightTensor t) {
+        if (t.dtype() != DType.I32 || t.rank() != 2) throw new WeightsException("packed tensor '" + t.name() + "' should be an I32 matrix, but is " + t);
+        return t;
+    }
+
+    private static void expectShape(WeightTensor t, long[] shape, WeightTensor qweight) {
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new WeightsException("'" + t.name() + "' is " + Arrays.toString(t.shape()) + ", but '" + qweight.name() + "' "
+                    + Arrays.toString(qweight.shape()) + " needs " + Arrays.toString(shape));
+        }
+    }
+}

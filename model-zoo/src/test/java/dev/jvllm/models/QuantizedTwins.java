@@ -1,0 +1,97 @@
+package dev.jvllm.models;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.LLM;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.SafetensorsTestWriter;
+import dev.jvllm.weights.WeightTensor;
+import dev.jvllm.weights.WeightValues;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.function.Consumer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * A golden Llama (float32) written twice: with its layers' projections quantized, and as a float32
+ * twin holding the values the quantized weights decode to. The two must answer alike, so what a test
+ * of a quantized format checks is the decoding, not the quantization's error.
+ */
+final class QuantizedTwins {
+
+    private static final Path GOLDEN = Path.of("src/test/resources/goldens/llama-plain");
+
+    /** Quantizes one projection: writes its quantized tensors and returns the values they decode to. */
+    interface Projection {
+        float[] quantize(String name, WeightTensor weight, float[] values, SafetensorsTestWriter quantized);
+    }
+
+    private QuantizedTwins() {
+    }
+
+    /**
+     * Writes {@code quantized} (its config's {@code quantization_config} filled by {@code configure})
+     * and {@code twin} from the golden, each projection of the layers through {@code projection}.
+     *
+     * @return how many projections were quantized
+     */
+    static int write(Path quantized, Path twin, Projection projection, Consumer<ObjectNode> configure) throws IOException {
+        Files.createDirectories(quantized);
+        Files.createDirectories(twin);
+        SafetensorsTestWriter quantizedWriter = new SafetensorsTestWriter();
+        SafetensorsTestWriter twinWriter = new SafetensorsTestWriter();
+        int count = 0;
+        try (Checkpoint golden = Checkpoint.open(GOLDEN)) {
+            for (String name : golden.names().stream().sorted().toList()) {
+                WeightTensor t = golden.get(name);
+                float[] w = WeightValues.floats(t);
+                float[] decoded = w;
+                if (name.startsWith("model.layers.") && name.endsWith("_proj.weight")) {
+                    decoded = projection.quantize(name, t, w, quantizedWriter);
+                    count++;
+                } else {
+                    quantizedWriter.add(name, DType.F32, t.shape(), f32(w));
+                }
+                twinWriter.add(name, DType.F32, t.shape(), f32(decoded));
+            }
+        }
+        quantizedWriter.write(quantized.resolve("model.safetensors"));
+        twinWriter.write(twin.resolve("model.safetensors"));
+        ObjectNode config = (ObjectNode) new ObjectMapper().readTree(GOLDEN.resolve("config.json").toFile());
+        Files.writeString(twin.resolve("config.json"), config.toString());
+        configure.accept(config.putObject("quantization_config"));
+        Files.writeString(quantized.resolve("config.json"), config.toString());
+        return count;
+    }
+
+    /** Both models' greedy tokens are equal and their logprobs within {@code tolerance}, over 8 tokens. */
+    static void assertSameGreedyAnswers(Path quantized, Path twin, double tolerance) {
+        SamplingParams greedy = SamplingParams.builder().temperature(0).maxTokens(8).logprobs(3).build();
+        int[] prompt = {1, 15, 27, 3, 90, 41};
+        RequestOutput fromQuantized, fromTwin;
+        try (LLM llm = LLM.builder().model(quantized.toString()).device("cpu").build()) {
+            fromQuantized = llm.generate(prompt, greedy);
+        }
+        try (LLM llm = LLM.builder().model(twin.toString()).device("cpu").build()) {
+            fromTwin = llm.generate(prompt, greedy);
+        }
+        assertEquals(fromTwin.outputs().getFirst().tokenIds(), fromQuantized.outputs().getFirst().tokenIds());
+        for (int step = 0; step < 8; step++) {
+            int token = fromTwin.outputs().getFirst().tokenIds().get(step);
+            assertEquals(fromTwin.outputs().getFirst().logprobs().get(step).get(token).logprob(),
+                    fromQuantized.outputs().getFirst().logprobs().get(step).get(token).logprob(), tolerance, "step " + step);
+        }
+    }
+
+    static byte[] f32(float[] values) {
+        double[] asDoubles = new double[values.length];
+        for (int i = 0; i < values.length; i++) asDoubles[i] = values[i];
+        return SafetensorsTestWriter.encode(DType.F32, asDoubles);
+    }
+}
