@@ -19,6 +19,7 @@ import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.tokenizer.HfTokenizer;
 import dev.jvllm.tokenizer.IncrementalDetokenizer;
+import dev.jvllm.weights.BitsAndBytesCheckpoint;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.Fp8Checkpoint;
@@ -218,20 +219,26 @@ public final class LLM implements AutoCloseable {
      */
     /**
      * The checkpoint whose quantized weights read as unquantized ones, decoded at load to the
-     * checkpoint's unquantized type: float32 for float32 models; float16 for GPTQ and AWQ models of
-     * float16, whose scales are float16; else bfloat16.
+     * checkpoint's unquantized type: float32 for float32 models; float16 for GPTQ, AWQ and
+     * bitsandbytes models of float16; else bfloat16.
      */
     private static Checkpoint decodingQuantized(Checkpoint opened, Quantization q, ModelConfig config, String model) {
         DType declared = config.dtype().orElse(DType.BF16);
-        if (q.float8()) {
-            DType decodedTo = declared == DType.F32 ? DType.F32 : DType.BF16;
+        DType decodedTo = declared == DType.F32 || (declared == DType.F16 && q.scheme() != Quantization.Scheme.FLOAT8)
+                ? declared : DType.BF16;
+        if (q.scheme() == Quantization.Scheme.FLOAT8) {
             log.info("{}: float8 weights ({}) are decoded to {} at load; no float8 kernel runs yet", model, q.method(), decodedTo);
             return new Fp8Checkpoint(opened, decodedTo, q.blockSize());
         }
-        DType decodedTo = declared == DType.F32 || declared == DType.F16 ? declared : DType.BF16;
         log.warn("{}: {} weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "
-                + "no integer kernel runs yet", model, q.method(), q.bits(), decodedTo);
-        return new PackedIntCheckpoint(opened, decodedTo, q.packedFormat(), q.bits(), q.groupSize());
+                + "no kernel reads them quantized yet", model, q.method(), q.bits(), decodedTo);
+        return switch (q.scheme()) {
+            case GPTQ -> new PackedIntCheckpoint(opened, decodedTo, PackedIntCheckpoint.Format.GPTQ, q.bits(), q.groupSize());
+            case GPTQ_V2 -> new PackedIntCheckpoint(opened, decodedTo, PackedIntCheckpoint.Format.GPTQ_V2, q.bits(), q.groupSize());
+            case AWQ -> new PackedIntCheckpoint(opened, decodedTo, PackedIntCheckpoint.Format.AWQ, q.bits(), q.groupSize());
+            case BITSANDBYTES -> new BitsAndBytesCheckpoint(opened, decodedTo);
+            case FLOAT8 -> throw new AssertionError("float8 is decoded above");
+        };
     }
 
     static DType computeType(String dtype, Optional<DType> checkpointType) {

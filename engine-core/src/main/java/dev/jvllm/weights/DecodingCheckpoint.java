@@ -15,7 +15,7 @@ import java.util.stream.IntStream;
  * close; every other tensor is the underlying checkpoint's. The weights then cost what the target
  * type costs: no kernel reads a quantized form yet.
  */
-abstract sealed class DecodingCheckpoint implements Checkpoint permits Fp8Checkpoint, PackedIntCheckpoint {
+abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBytesCheckpoint, Fp8Checkpoint, PackedIntCheckpoint {
 
     /** Output rows a task of {@link #decodeRows} takes. */
     private static final int ROWS_A_TASK = 64;

@@ -53,7 +53,7 @@ class LlmFromTheHubTest {
     void aQuantizedModelIsRefusedOnItsConfigBeforeItsWeightsAreFetched() throws Exception {
         Path demo = demo();
         String config = Files.readString(demo.resolve("config.json")).strip();
-        String quantized = config.substring(0, config.lastIndexOf('}')) + ", \"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}}";
+        String quantized = config.substring(0, config.lastIndexOf('}')) + ", \"quantization_config\": {\"quant_method\": \"hqq\"}}";
         try (FakeHub hub = new FakeHub(MODEL, COMMIT)) {
             hub.file("config.json", quantized.getBytes(StandardCharsets.UTF_8), false);
             hub.file("tokenizer.json", Files.readAllBytes(demo.resolve("tokenizer.json")), false);
@@ -62,7 +62,7 @@ class LlmFromTheHubTest {
             Result result = launch(Map.of("HF_ENDPOINT", hub.endpoint().toString(), "HF_HUB_CACHE", home.resolve("hub").toString()));
 
             assertTrue(result.exitCode() != 0, result.output());
-            assertTrue(result.output().contains("reads float8, GPTQ and AWQ weights only") && result.output().contains("'bitsandbytes'"),
+            assertTrue(result.output().contains("reads float8, GPTQ, AWQ and bitsandbytes weights only") && result.output().contains("'hqq'"),
                     result.output());
             assertEquals(0, hub.bodyRequests("model.safetensors"));
         }

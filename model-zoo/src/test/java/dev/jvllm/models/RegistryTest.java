@@ -31,13 +31,16 @@ class RegistryTest {
     @Test
     void quantizedCheckpointsJvllmCannotReadAreRefusedNamingTheirMethodAndWhy() {
         for (String[] quantized : new String[][]{
-                {"\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true}", "bitsandbytes", "float8, GPTQ and AWQ"},
+                {"\"quantization_config\": {\"quant_method\": \"hqq\"}", "hqq", "float8, GPTQ, AWQ and bitsandbytes"},
+                {"\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true, \"bnb_4bit_quant_storage\": "
+                        + "\"bfloat16\"}", "bitsandbytes", "stored as bfloat16"},
+                {"\"quantization_config\": {\"quant_method\": \"bitsandbytes\"}", "bitsandbytes", "neither of load_in_4bit"},
                 {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 3}", "gptq", "3 bits"},
                 {"\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4, \"checkpoint_format\": \"marlin\"}", "gptq", "'marlin'"},
                 {"\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4, \"version\": \"gemv\"}", "awq", "'gemv'"},
                 {"\"quantization_config\": {\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
-                        + "{\"weights\": {\"type\": \"int\", \"num_bits\": 4}}}}", "compressed-tensors", "float8, GPTQ and AWQ"},
-                {"\"compression_config\": {\"format\": \"int-quantized\"}", "int-quantized", "float8, GPTQ and AWQ"}}) {
+                        + "{\"weights\": {\"type\": \"int\", \"num_bits\": 4}}}}", "compressed-tensors", "float8, GPTQ, AWQ and bitsandbytes"},
+                {"\"compression_config\": {\"format\": \"int-quantized\"}", "int-quantized", "float8, GPTQ, AWQ and bitsandbytes"}}) {
             ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized[0] + "}");
             var e = assertThrows(ModelRegistry.UnsupportedQuantizationException.class, () -> ModelRegistry.find(config));
             assertTrue(e.getMessage().contains("'" + quantized[1] + "'") && e.getMessage().contains(quantized[2])
@@ -46,14 +49,16 @@ class RegistryTest {
     }
 
     @Test
-    void float8GptqAndAwqCheckpointsAreServed() {
+    void float8GptqAwqAndBitsAndBytesCheckpointsAreServed() {
         for (String quantized : List.of("\"quantization_config\": {\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\"}",
                 "\"quantization_config\": {\"quant_method\": \"compressed-tensors\", \"config_groups\": {\"group_0\": "
                         + "{\"weights\": {\"type\": \"float\", \"num_bits\": 8}}}}",
                 "\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": 128, \"desc_act\": true}",
                 "\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 8, \"checkpoint_format\": \"gptq_v2\"}",
                 "\"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": 128, \"zero_point\": true, "
-                        + "\"version\": \"GEMM\"}")) {
+                        + "\"version\": \"GEMM\"}",
+                "\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true, \"bnb_4bit_quant_type\": \"nf4\"}",
+                "\"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_8bit\": true}")) {
             ModelConfig config = ModelConfig.parse("{\"architectures\": [\"LlamaForCausalLM\"], " + quantized + "}");
             assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(config));
         }
