@@ -69,23 +69,17 @@ public final class BitsAndBytesCheckpoint extends DecodingCheckpoint {
 
     private WeightTensor decodeEightBit(WeightTensor weight) {
         if (weight.rank() != 2) throw new WeightsException("8-bit tensor '" + weight.name() + "' is not a matrix: " + weight);
-        int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
+        int rows = Math.toIntExact(weight.dim(0));
         WeightTensor scaleTensor = inner.get(eightBitScalesName(weight.name()));
         float[] rowMax = finiteFloats(scaleTensor);
         if (rowMax.length != rows) {
             throw new WeightsException("'" + scaleTensor.name() + "' holds " + rowMax.length + " row maxima, but '" + weight.name()
                     + "' has " + rows + " rows");
         }
-        MemorySegment data = weight.data();
-        return decodeRows(weight.name(), rows, cols, (first, out) -> {
-            byte[] raw = new byte[cols];
-            for (int i = 0; i < out.length; i++) {
-                int r = first + i;
-                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, (long) r * cols, raw, 0, cols);
-                float scale = rowMax[r] / 127f;
-                for (int k = 0; k < cols; k++) out[i][k] = raw[k] * scale;
-            }
-        }, weight.file());
+        return decodeByteRows(weight, (r, raw, row) -> {
+            float scale = rowMax[r] / 127f;
+            for (int k = 0; k < raw.length; k++) row[k] = raw[k] * scale;
+        });
     }
 
     private WeightTensor decodeFourBit(WeightTensor weight, WeightTensor stateTensor) {

@@ -88,6 +88,24 @@ abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBy
         return new WeightTensor(name, target, new long[]{rows, cols}, out, file);
     }
 
+    /** Turns one row's bytes into its values. */
+    interface ByteRowDecoder {
+        void decode(int row, byte[] raw, float[] out);
+    }
+
+    /** {@link #decodeRows} for a [rows, cols] matrix of one byte an element, each row's bytes handed over in turn. */
+    final WeightTensor decodeByteRows(WeightTensor weight, ByteRowDecoder rowDecoder) {
+        int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
+        MemorySegment data = weight.data();
+        return decodeRows(weight.name(), rows, cols, (first, out) -> {
+            byte[] raw = new byte[cols];
+            for (int i = 0; i < out.length; i++) {
+                MemorySegment.copy(data, java.lang.foreign.ValueLayout.JAVA_BYTE, (long) (first + i) * cols, raw, 0, cols);
+                rowDecoder.decode(first + i, raw, out[i]);
+            }
+        }, weight.file());
+    }
+
     /** One row's values into {@code out} at element {@code offset}, as the target type. */
     private void store(float[] row, MemorySegment out, long offset, short[] halves) {
         if (halves == null) {

@@ -1,7 +1,5 @@
 package dev.jvllm.weights;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
 /**
@@ -49,19 +47,12 @@ public final class Fp8Checkpoint extends DecodingCheckpoint {
         int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
         Scales layout = layout(weight, scale, scales.length, rows, cols);
         float[] values = weight.dtype() == DType.F8_E4M3 ? E4M3 : E5M2;
-        MemorySegment in = weight.data();
-        return decodeRows(weight.name(), rows, cols, (first, out) -> {
-            byte[] raw = new byte[cols];
-            for (int i = 0; i < out.length; i++) {
-                int r = first + i;
-                MemorySegment.copy(in, ValueLayout.JAVA_BYTE, (long) r * cols, raw, 0, cols);
-                float[] row = out[i];
-                for (int c = 0; c < cols; c += layout.span()) {
-                    float s = scales[layout.index(r, c)];
-                    for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) row[k] = values[raw[k] & 0xff] * s;
-                }
+        return decodeByteRows(weight, (r, raw, row) -> {
+            for (int c = 0; c < cols; c += layout.span()) {
+                float s = scales[layout.index(r, c)];
+                for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) row[k] = values[raw[k] & 0xff] * s;
             }
-        }, weight.file());
+        });
     }
 
     /** Where a weight's scale is: {@code index(row, column)} for columns {@code span} at a time. */
