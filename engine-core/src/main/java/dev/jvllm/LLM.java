@@ -22,6 +22,7 @@ import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.BitsAndBytesCheckpoint;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
+import dev.jvllm.weights.DecodingCheckpoint;
 import dev.jvllm.weights.Fp8Checkpoint;
 import dev.jvllm.weights.PackedIntCheckpoint;
 import org.slf4j.Logger;
@@ -32,6 +33,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -144,6 +146,11 @@ public final class LLM implements AutoCloseable {
                 loaded = architecture.load(context);
             }
             tModel = System.nanoTime();
+            if (opened instanceof DecodingCheckpoint decodedWeights && !chosen.readsHostWeights()) {
+                long freed = decodedWeights.releaseDecoded();
+                log.info("{}: {} MiB of weights decoded at load freed from host memory, the backend holding its own copy",
+                        b.model, String.format(Locale.ROOT, "%.1f", freed / 1048576.0));
+            }
             loadedTokenizer = tokenizerLoad == null ? null : join(tokenizerLoad);
             tTokenizer = System.nanoTime();
             this.tokenizer = loadedTokenizer;

@@ -475,6 +475,17 @@ public interface Backend extends AutoCloseable {
      */
     void addSigmoidGatedRows(Tensor source, Tensor gate, Tensor out);
 
+    /**
+     * Whether the tensors this backend makes from checkpoint tensors ({@link #weight} and its kin)
+     * go on reading the checkpoint's memory: true for a backend that runs on the mapped weights (the
+     * CPU's). A backend that copies them to its device at load says false, so that weights decoded
+     * at load ({@link dev.jvllm.weights.DecodingCheckpoint}) are freed from host memory once the
+     * model is built.
+     */
+    default boolean readsHostWeights() {
+        return true;
+    }
+
     @Override
     default void close() {
     }

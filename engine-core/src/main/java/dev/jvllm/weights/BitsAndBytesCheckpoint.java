@@ -1,5 +1,6 @@
 package dev.jvllm.weights;
 
+import java.lang.foreign.Arena;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -62,12 +63,12 @@ public final class BitsAndBytesCheckpoint extends DecodingCheckpoint {
     }
 
     @Override
-    WeightTensor decode(String name) {
+    WeightTensor decode(String name, Arena arena) {
         WeightTensor weight = inner.get(name);
-        return weight.dtype() == DType.I8 ? decodeEightBit(weight) : decodeFourBit(weight, quantState(name));
+        return weight.dtype() == DType.I8 ? decodeEightBit(weight, arena) : decodeFourBit(weight, quantState(name), arena);
     }
 
-    private WeightTensor decodeEightBit(WeightTensor weight) {
+    private WeightTensor decodeEightBit(WeightTensor weight, Arena arena) {
         if (weight.rank() != 2) throw new WeightsException("8-bit tensor '" + weight.name() + "' is not a matrix: " + weight);
         int rows = Math.toIntExact(weight.dim(0));
         WeightTensor scaleTensor = inner.get(eightBitScalesName(weight.name()));
@@ -76,13 +77,13 @@ public final class BitsAndBytesCheckpoint extends DecodingCheckpoint {
             throw new WeightsException("'" + scaleTensor.name() + "' holds " + rowMax.length + " row maxima, but '" + weight.name()
                     + "' has " + rows + " rows");
         }
-        return decodeByteRows(weight, (r, raw, row) -> {
+        return decodeByteRows(arena, weight, (r, raw, row) -> {
             float scale = rowMax[r] / 127f;
             for (int k = 0; k < raw.length; k++) row[k] = raw[k] * scale;
         });
     }
 
-    private WeightTensor decodeFourBit(WeightTensor weight, WeightTensor stateTensor) {
+    private WeightTensor decodeFourBit(WeightTensor weight, WeightTensor stateTensor, Arena arena) {
         JsonNode state = stateJson(stateTensor);
         JsonNode shape = state.path("shape");
         if (!shape.isArray() || shape.size() != 2 || shape.get(0).asLong() < 1 || shape.get(1).asLong() < 1) {
@@ -101,7 +102,7 @@ public final class BitsAndBytesCheckpoint extends DecodingCheckpoint {
         float[] blockMax = blockMaxima(w, state, stateTensor, (elements + blockSize - 1) / blockSize);
         MemorySegment data = weight.data();
         int rows = (int) outputs, cols = (int) inputs;
-        return decodeRows(w, rows, cols, (first, out) -> {
+        return decodeRows(arena, w, rows, cols, (first, out) -> {
             for (int i = 0; i < out.length; i++) {
                 long base = (long) (first + i) * cols;
                 float[] row = out[i];

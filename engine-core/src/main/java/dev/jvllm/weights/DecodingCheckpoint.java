@@ -2,6 +2,7 @@ package dev.jvllm.weights;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -12,18 +13,21 @@ import java.util.stream.IntStream;
 /**
  * A checkpoint whose quantized weights read as unquantized tensors of a {@code target} type (F32,
  * BF16 or F16), each decoded once, when first asked for, into memory this checkpoint frees on
- * close; every other tensor is the underlying checkpoint's. The weights then cost what the target
- * type costs: no kernel reads a quantized form yet.
+ * close or on {@link #releaseDecoded}; every other tensor is the underlying checkpoint's. The
+ * weights then cost what the target type costs: no kernel reads a quantized form yet.
  */
-abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBytesCheckpoint, Fp8Checkpoint, PackedIntCheckpoint {
+public abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBytesCheckpoint, Fp8Checkpoint, PackedIntCheckpoint {
 
     /** Output rows a task of {@link #decodeRows} takes. */
     private static final int ROWS_A_TASK = 64;
 
     final Checkpoint inner;
     final DType target;
-    private final Arena arena = Arena.ofShared();
-    private final Map<String, WeightTensor> decoded = new ConcurrentHashMap<>();
+    /** Each decoded tensor with the arena that holds its memory, so that it can be freed alone. */
+    private record Decoded(WeightTensor tensor, Arena arena) {
+    }
+
+    private final Map<String, Decoded> decoded = new ConcurrentHashMap<>();
 
     DecodingCheckpoint(Checkpoint inner, DType target) {
         if (target != DType.F32 && target != DType.BF16 && target != DType.F16) {
@@ -36,8 +40,8 @@ abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBy
     /** Whether {@code name} is a weight this checkpoint decodes. */
     abstract boolean decodes(String name);
 
-    /** The decoded tensor {@code name}, for which {@link #decodes} holds. */
-    abstract WeightTensor decode(String name);
+    /** The decoded tensor {@code name}, for which {@link #decodes} holds, its memory from {@code arena} ({@link #decodeRows}). */
+    abstract WeightTensor decode(String name, Arena arena);
 
     @Override
     public Set<String> names() {
@@ -46,12 +50,42 @@ abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBy
 
     @Override
     public Optional<WeightTensor> find(String name) {
-        return decodes(name) ? Optional.of(decoded.computeIfAbsent(name, this::decode)) : inner.find(name);
+        return decodes(name) ? Optional.of(decodedTensor(name)) : inner.find(name);
     }
 
     @Override
     public WeightTensor get(String name) {
-        return decodes(name) ? decoded.computeIfAbsent(name, this::decode) : inner.get(name);
+        return decodes(name) ? decodedTensor(name) : inner.get(name);
+    }
+
+    private WeightTensor decodedTensor(String name) {
+        return decoded.computeIfAbsent(name, n -> {
+            Arena arena = Arena.ofShared();
+            try {
+                return new Decoded(decode(n, arena), arena);
+            } catch (RuntimeException | Error e) {
+                arena.close();
+                throw e;
+            }
+        }).tensor();
+    }
+
+    /**
+     * Frees the memory of every tensor decoded so far, for a backend that copied them away at load
+     * (a GPU's): a tensor handed out before must not be read afterwards (its memory reads as
+     * closed), and asking for it again decodes it again.
+     *
+     * @return the bytes freed
+     */
+    public long releaseDecoded() {
+        long bytes = 0;
+        for (String name : List.copyOf(decoded.keySet())) {
+            Decoded released = decoded.remove(name);
+            if (released == null) continue;
+            bytes += released.tensor().data().byteSize();
+            released.arena().close();
+        }
+        return bytes;
     }
 
     @Override
@@ -61,7 +95,7 @@ abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBy
 
     @Override
     public void close() {
-        arena.close();
+        releaseDecoded();
         inner.close();
     }
 
@@ -75,7 +109,7 @@ abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBy
      * A [rows, cols] tensor named {@code name} of the target type whose rows {@code rows.decode}
      * gives, run on the common pool (an 8B model has billions of weights to decode).
      */
-    final WeightTensor decodeRows(String name, int rows, int cols, RowDecoder rowDecoder, java.nio.file.Path file) {
+    final WeightTensor decodeRows(Arena arena, String name, int rows, int cols, RowDecoder rowDecoder, java.nio.file.Path file) {
         MemorySegment out = arena.allocate((long) rows * cols * target.byteSize(), 16);
         IntConsumer task = part -> {
             int first = part * ROWS_A_TASK, count = Math.min(ROWS_A_TASK, rows - first);
@@ -94,10 +128,10 @@ abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBy
     }
 
     /** {@link #decodeRows} for a [rows, cols] matrix of one byte an element, each row's bytes handed over in turn. */
-    final WeightTensor decodeByteRows(WeightTensor weight, ByteRowDecoder rowDecoder) {
+    final WeightTensor decodeByteRows(Arena arena, WeightTensor weight, ByteRowDecoder rowDecoder) {
         int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
         MemorySegment data = weight.data();
-        return decodeRows(weight.name(), rows, cols, (first, out) -> {
+        return decodeRows(arena, weight.name(), rows, cols, (first, out) -> {
             byte[] raw = new byte[cols];
             for (int i = 0; i < out.length; i++) {
                 MemorySegment.copy(data, java.lang.foreign.ValueLayout.JAVA_BYTE, (long) (first + i) * cols, raw, 0, cols);

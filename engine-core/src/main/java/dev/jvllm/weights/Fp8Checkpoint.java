@@ -1,5 +1,6 @@
 package dev.jvllm.weights;
 
+import java.lang.foreign.Arena;
 import java.util.Arrays;
 
 /**
@@ -36,7 +37,7 @@ public final class Fp8Checkpoint extends DecodingCheckpoint {
     }
 
     @Override
-    WeightTensor decode(String name) {
+    WeightTensor decode(String name, Arena arena) {
         WeightTensor weight = inner.get(name);
         if (weight.rank() != 2) throw new WeightsException("float8 tensor '" + weight.name() + "' is not a matrix: " + weight);
         String base = weight.name().endsWith("weight") ? weight.name().substring(0, weight.name().length() - "weight".length()) : weight.name() + ".";
@@ -47,7 +48,7 @@ public final class Fp8Checkpoint extends DecodingCheckpoint {
         int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
         Scales layout = layout(weight, scale, scales.length, rows, cols);
         float[] values = weight.dtype() == DType.F8_E4M3 ? E4M3 : E5M2;
-        return decodeByteRows(weight, (r, raw, row) -> {
+        return decodeByteRows(arena, weight, (r, raw, row) -> {
             for (int c = 0; c < cols; c += layout.span()) {
                 float s = scales[layout.index(r, c)];
                 for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) row[k] = values[raw[k] & 0xff] * s;

@@ -1,5 +1,6 @@
 package dev.jvllm.weights;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -86,7 +87,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
     }
 
     @Override
-    WeightTensor decode(String name) {
+    WeightTensor decode(String name, Arena arena) {
         String prefix = name.substring(0, name.length() - ".weight".length());
         WeightTensor qweight = int32Matrix(inner.get(prefix + ".qweight"));
         WeightTensor qzeros = int32Matrix(inner.find(prefix + ".qzeros").orElseThrow(() -> new WeightsException(
@@ -108,7 +109,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         int[] zeros = zerosOf(qzeros, groups, out, pack, awq);
         int mask = (1 << bits) - 1;
         MemorySegment words = qweight.data();
-        return decodeRows(name, out, in, (first, rows) -> {
+        return decodeRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
             if (awq) {
                 int[] packed = new int[count / 8];  // first and count are multiples of 8

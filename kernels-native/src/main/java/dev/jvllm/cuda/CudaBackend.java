@@ -334,6 +334,12 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Weights are copied to the device when the model is built ({@link #weight}, {@link #stackedWeight}, {@link #transposedWeight}). */
+    @Override
+    public boolean readsHostWeights() {
+        return false;
+    }
+
     @Override
     public String name() {
         return "cuda";

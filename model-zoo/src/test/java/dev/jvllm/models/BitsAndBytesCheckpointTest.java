@@ -40,6 +40,11 @@ class BitsAndBytesCheckpointTest {
 
     @Test
     void fourBitWeightsAnswerAsTheirFloat32Twin() throws Exception {
+        assertFourBitAnswers(work, "cpu");
+    }
+
+    /** nf4, nf4 double-quantized and fp4 projections in turn against the float32 twin on {@code device}. */
+    static void assertFourBitAnswers(Path work, String device) throws Exception {
         Path quantized = work.resolve("nf4"), twin = work.resolve("twin");
         int[] index = {0};
         int count = QuantizedTwins.write(quantized, twin, (name, t, w, writer) -> {
@@ -48,7 +53,7 @@ class BitsAndBytesCheckpointTest {
         }, config -> config.put("quant_method", "bitsandbytes").put("load_in_4bit", true).put("bnb_4bit_quant_type", "nf4")
                 .put("bnb_4bit_use_double_quant", true).put("bnb_4bit_compute_dtype", "float32"));
         assertEquals(14, count);
-        QuantizedTwins.assertSameGreedyAnswers(quantized, twin, 1e-5);
+        QuantizedTwins.assertSameGreedyAnswers(quantized, twin, 1e-5, device);
     }
 
     @Test

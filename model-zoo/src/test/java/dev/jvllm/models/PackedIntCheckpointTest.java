@@ -36,22 +36,39 @@ class PackedIntCheckpointTest {
 
     @Test
     void gptqFourBitsWithActOrderAnswersAsItsFloat32Twin() throws Exception {
-        assertSameAnswers(Format.GPTQ, 4, 16, true);
+        assertSameAnswers(work, Format.GPTQ, 4, 16, true, "cpu");
     }
 
     @Test
     void gptqV2EightBitsInOneGroupAnswersAsItsFloat32Twin() throws Exception {
-        assertSameAnswers(Format.GPTQ_V2, 8, -1, false);
+        assertSameAnswers(work, Format.GPTQ_V2, 8, -1, false, "cpu");
     }
 
     @Test
     void gptqTwoBitsAnswersAsItsFloat32Twin() throws Exception {
-        assertSameAnswers(Format.GPTQ, 2, 32, false);
+        assertSameAnswers(work, Format.GPTQ, 2, 32, false, "cpu");
     }
 
     @Test
     void awqAnswersAsItsFloat32Twin() throws Exception {
-        assertSameAnswers(Format.AWQ, 4, 16, false);
+        assertSameAnswers(work, Format.AWQ, 4, 16, false, "cpu");
+    }
+
+    @Test
+    void releasedTensorsAreFreedAndDecodedAgainWhenAskedFor() throws Exception {
+        Path model = Files.createDirectories(work.resolve("release"));
+        new SafetensorsTestWriter().add("m.qweight", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0x76543210))
+                .add("m.qzeros", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0))
+                .add("m.scales", DType.F16, new long[]{1, 8}, SafetensorsTestWriter.encode(DType.F16, 1, 1, 1, 1, 1, 1, 1, 1))
+                .write(model.resolve("model.safetensors"));
+        try (PackedIntCheckpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, Format.AWQ, 4, -1)) {
+            WeightTensor first = checkpoint.get("m.weight");
+            float[] values = WeightValues.floats(first);
+            assertEquals(8 * Float.BYTES, checkpoint.releaseDecoded());
+            assertThrows(IllegalStateException.class, () -> WeightValues.floats(first));
+            assertArrayEquals(values, WeightValues.floats(checkpoint.get("m.weight")));
+            assertEquals(8 * Float.BYTES, checkpoint.releaseDecoded());
+        }
     }
 
     @Test
@@ -119,7 +136,7 @@ class PackedIntCheckpointTest {
      * inputs, or one group; with {@code actOrder}, groups of shuffled inputs named by g_idx), packs it
      * in {@code format}, and checks the model's greedy tokens and logprobs against the float32 twin.
      */
-    private void assertSameAnswers(Format format, int bits, int groupSize, boolean actOrder) throws Exception {
+    static void assertSameAnswers(Path work, Format format, int bits, int groupSize, boolean actOrder, String device) throws Exception {
         Path packed = work.resolve("packed"), twin = work.resolve("twin");
         Random random = new Random(7);
         int quantized = QuantizedTwins.write(packed, twin, (name, t, w, writer) -> {
@@ -172,7 +189,7 @@ class PackedIntCheckpointTest {
             }
         });
         assertEquals(14, quantized, "every projection of the two layers is packed");
-        QuantizedTwins.assertSameGreedyAnswers(packed, twin, 1e-5);
+        QuantizedTwins.assertSameGreedyAnswers(packed, twin, 1e-5, device);
     }
 
     /** qweight and qzeros as the quantizers write them (q: [out, in]; zeros: [groups, out]). */

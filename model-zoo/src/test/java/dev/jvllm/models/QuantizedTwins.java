@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  */
 final class QuantizedTwins {
 
-    private static final Path GOLDEN = Path.of("src/test/resources/goldens/llama-plain");
+    private static final Path GOLDEN = Golden.root().resolve("llama-plain");
 
     /** Quantizes one projection: writes its quantized tensors and returns the values they decode to. */
     interface Projection {
@@ -70,15 +70,20 @@ final class QuantizedTwins {
         return count;
     }
 
-    /** Both models' greedy tokens are equal and their logprobs within {@code tolerance}, over 8 tokens. */
+    /** Both models' greedy tokens on the CPU are equal and their logprobs within {@code tolerance}, over 8 tokens. */
     static void assertSameGreedyAnswers(Path quantized, Path twin, double tolerance) {
+        assertSameGreedyAnswers(quantized, twin, tolerance, "cpu");
+    }
+
+    /** As {@link #assertSameGreedyAnswers(Path, Path, double)} on {@code device}. */
+    static void assertSameGreedyAnswers(Path quantized, Path twin, double tolerance, String device) {
         SamplingParams greedy = SamplingParams.builder().temperature(0).maxTokens(8).logprobs(3).build();
         int[] prompt = {1, 15, 27, 3, 90, 41};
         RequestOutput fromQuantized, fromTwin;
-        try (LLM llm = LLM.builder().model(quantized.toString()).device("cpu").build()) {
+        try (LLM llm = LLM.builder().model(quantized.toString()).device(device).build()) {
             fromQuantized = llm.generate(prompt, greedy);
         }
-        try (LLM llm = LLM.builder().model(twin.toString()).device("cpu").build()) {
+        try (LLM llm = LLM.builder().model(twin.toString()).device(device).build()) {
             fromTwin = llm.generate(prompt, greedy);
         }
         assertEquals(fromTwin.outputs().getFirst().tokenIds(), fromQuantized.outputs().getFirst().tokenIds());
