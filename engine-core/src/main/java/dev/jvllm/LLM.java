@@ -9,6 +9,7 @@ import dev.jvllm.engine.EmbeddingEngine;
 import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.LLMEngine;
 import dev.jvllm.hub.ModelResolver;
+import dev.jvllm.lora.LoraBackend;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.Backends;
@@ -31,6 +32,7 @@ import org.slf4j.LoggerFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -138,6 +140,14 @@ public final class LLM implements AutoCloseable {
             tCheckpoint = System.nanoTime();
             chosen = Backends.create(engineConfig.device(),
                     new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));
+            if (b.enableLora) {
+                if (!chosen.name().equals("cpu") || task == Task.EMBED) {
+                    throw new JvllmException("LoRA adapters run on the CPU backend and for generation only so far; this model "
+                            + "was to run on '" + chosen.name() + "'" + (task == Task.EMBED ? " for embedding" : "")
+                            + " (device(\"cpu\") runs them there)");
+                }
+                chosen = new LoraBackend(chosen, b.maxLoraRank);
+            }
             tBackend = System.nanoTime();
             ModelContext context = new ModelContext(config, opened, chosen, maxModelLen);
             if (task == Task.EMBED) {
@@ -284,6 +294,19 @@ public final class LLM implements AutoCloseable {
         return generatePrompts(prompts.stream().map(Prompt::text).toList(), params);
     }
 
+    /**
+     * Generates from one text prompt with a LoRA adapter (null: none), as vLLM's
+     * {@code generate(prompt, params, lora_request=...)}; needs {@link Builder#enableLora}.
+     */
+    public RequestOutput generate(String prompt, SamplingParams params, LoraRequest lora) {
+        return generatePrompts(List.of(Prompt.text(prompt)), params, Collections.singletonList(lora)).getFirst();
+    }
+
+    /** Generates from text prompts, batched together, each with the same LoRA adapter (null: none). */
+    public List<RequestOutput> generate(List<String> prompts, SamplingParams params, LoraRequest lora) {
+        return generatePrompts(prompts.stream().map(Prompt::text).toList(), params, Collections.nCopies(prompts.size(), lora));
+    }
+
     /** Generates from a prompt given as token ids. */
     public RequestOutput generate(int[] promptTokenIds, SamplingParams params) {
         return generatePrompts(List.of(Prompt.tokens(promptTokenIds)), params).getFirst();
@@ -291,15 +314,27 @@ public final class LLM implements AutoCloseable {
 
     /** Generates from text or token-id prompts, batched together; outputs in the prompts' order. */
     public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params) {
+        return generatePrompts(prompts, params, Collections.nCopies(prompts.size(), null));
+    }
+
+    /**
+     * Generates from text or token-id prompts, batched together, prompt i with LoRA adapter
+     * {@code loras.get(i)} (null: none); outputs in the prompts' order. Requests with different
+     * adapters, or none, run in the same steps.
+     */
+    public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params, List<LoraRequest> loras) {
         Objects.requireNonNull(params, "params");
         requireTask(Task.GENERATE);
+        if (loras.size() != prompts.size()) {
+            throw new InvalidRequestException("loraRequest", loras.size() + " LoRA requests for " + prompts.size() + " prompts");
+        }
         List<String> ids = new ArrayList<>();
         try {
-            for (Prompt prompt : prompts) {
+            for (int i = 0; i < prompts.size(); i++) {
                 String id = Long.toString(nextRequestId++);
-                switch (prompt) {
-                    case Prompt.Text t -> engine.addRequest(id, t.text(), params);
-                    case Prompt.Tokens t -> engine.addRequest(id, t.tokenIds(), params);
+                switch (prompts.get(i)) {
+                    case Prompt.Text t -> engine.addRequest(id, t.text(), null, params, loras.get(i));
+                    case Prompt.Tokens t -> engine.addRequest(id, null, t.tokenIds(), params, loras.get(i));
                 }
                 ids.add(id);
             }
@@ -332,7 +367,12 @@ public final class LLM implements AutoCloseable {
      * @throws InvalidRequestException when the model has no tokenizer or no chat template
      */
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params) {
-        return generate(renderChat(messages), params, false);
+        return chat(messages, params, null);
+    }
+
+    /** {@link #chat(List, SamplingParams)} with a LoRA adapter (null: none). */
+    public RequestOutput chat(List<ChatMessage> messages, SamplingParams params, LoraRequest lora) {
+        return generate(renderChat(messages), params, false, lora);
     }
 
     /** The prompt text {@link #chat} sends for these messages. */
@@ -345,11 +385,11 @@ public final class LLM implements AutoCloseable {
         return template.render(messages.stream().map(ChatMessage::asTemplateValue).toList(), true);
     }
 
-    private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens) {
+    private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora) {
         requireTask(Task.GENERATE);
         int[] ids = tokenizer.encode(prompt, addSpecialTokens);
         String id = Long.toString(nextRequestId++);
-        engine.addRequest(id, prompt, ids, params);
+        engine.addRequest(id, prompt, ids, params, lora);
         return runToCompletion(List.of(id)).getFirst();
     }
 
@@ -472,8 +512,27 @@ public final class LLM implements AutoCloseable {
         private boolean asyncScheduling = DEFAULTS.asyncScheduling();
         private Task task = Task.AUTO;
         private String dtype = "auto";
+        private boolean enableLora;
+        private int maxLoraRank = 16;
 
         private Builder() {
+        }
+
+        /**
+         * Lets requests run with LoRA adapters ({@link LLM#generate(String, SamplingParams, LoraRequest)}),
+         * as vLLM's {@code enable_lora}. Adapters run on the CPU backend only so far, where the model's
+         * fused projections then run unfused.
+         */
+        public Builder enableLora(boolean enableLora) {
+            this.enableLora = enableLora;
+            return this;
+        }
+
+        /** The highest LoRA rank accepted (default 16, as vLLM's {@code max_lora_rank}). */
+        public Builder maxLoraRank(int maxLoraRank) {
+            if (maxLoraRank < 1) throw new IllegalArgumentException("maxLoraRank must be positive, not " + maxLoraRank);
+            this.maxLoraRank = maxLoraRank;
+            return this;
         }
 
         /** A local directory or a Hugging Face id. */

@@ -31,6 +31,8 @@ final class EngineRequest {
     private final BlockTable blockTable = new BlockTable();
     private final List<PrefixCacheKey> blockKeys = new ArrayList<>();
 
+    /** The slot of the LoRA adapter it runs with ({@link dev.jvllm.lora.LoraBackend#slotFor}), or -1 for none. */
+    final int adapterSlot;
     final SequenceSamplingState sampling;
     final TextAccumulator text;
     final List<Map<Integer, Logprob>> logprobs;
@@ -41,7 +43,18 @@ final class EngineRequest {
 
     EngineRequest(RequestGroup group, int index, SequenceSamplingState sampling, TextAccumulator text,
                   String cacheSalt) {
+        this(group, index, sampling, text, cacheSalt, -1);
+    }
+
+    /**
+     * @param cacheSalt   extra keys of its prefix-cache blocks (null for none): blocks are shared only
+     *                    between requests of one salt
+     * @param adapterSlot the LoRA adapter's slot, or -1
+     */
+    EngineRequest(RequestGroup group, int index, SequenceSamplingState sampling, TextAccumulator text,
+                  String cacheSalt, int adapterSlot) {
         this.group = group;
+        this.adapterSlot = adapterSlot;
         this.index = index;
         int[] prompt = group.promptTokenIds();
         this.promptLength = prompt.length;

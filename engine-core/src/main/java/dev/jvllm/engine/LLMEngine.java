@@ -5,8 +5,10 @@ import dev.jvllm.FinishReason;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.Logprob;
+import dev.jvllm.LoraRequest;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.lora.LoraBackend;
 import dev.jvllm.sampling.RandomSource;
 import dev.jvllm.sampling.SampledToken;
 import dev.jvllm.sampling.Sampler;
@@ -184,20 +186,36 @@ public final class LLMEngine implements AutoCloseable {
             throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
         }
         if (prompt == null) throw new InvalidRequestException("prompt", "prompt is null");
-        add(requestId, prompt, codec.encode(prompt), params);
+        add(requestId, prompt, codec.encode(prompt), params, null);
     }
 
     /** Queues a prompt already tokenized, keeping its text for the output. */
     public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params) {
-        add(requestId, prompt, promptTokenIds.clone(), params);
+        add(requestId, prompt, promptTokenIds.clone(), params, null);
     }
 
     /** Queues a prompt given as token ids. */
     public void addRequest(String requestId, int[] promptTokenIds, SamplingParams params) {
-        add(requestId, null, promptTokenIds.clone(), params);
+        add(requestId, null, promptTokenIds.clone(), params, null);
     }
 
-    private void add(String requestId, String prompt, int[] ids, SamplingParams params) {
+    /**
+     * Queues a prompt (text, token ids, or both: the ids are used) that runs with a LoRA adapter, or
+     * with none where {@code lora} is null. The adapter is read when its id is first seen.
+     *
+     * @throws InvalidRequestException where the engine's backend takes no adapters (a model built
+     *                                 without {@code enableLora}) or the adapter cannot be read
+     */
+    public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora) {
+        if (promptTokenIds == null) {
+            if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
+            if (prompt == null) throw new InvalidRequestException("prompt", "prompt is null");
+            promptTokenIds = codec.encode(prompt);
+        }
+        add(requestId, prompt, promptTokenIds.clone(), params, lora);
+    }
+
+    private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora) {
         if (groups.containsKey(requestId)) {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
         }
@@ -209,6 +227,18 @@ public final class LLMEngine implements AutoCloseable {
         if (params.promptLogprobs().isPresent() && ids.length < 2) {
             throw new InvalidRequestException("promptLogprobs", "prompt logprobs need a prompt of at least 2 tokens");
         }
+        int adapterSlot = -1;
+        if (lora != null) {
+            if (!(backend instanceof LoraBackend adapters)) {
+                throw new InvalidRequestException("loraRequest", "LoRA adapter '" + lora.name() + "' given, but the model was built "
+                        + "without enableLora");
+            }
+            try {
+                adapterSlot = adapters.slotFor(lora);
+            } catch (JvllmException e) {
+                throw new InvalidRequestException("loraRequest", e.getMessage());
+            }
+        }
         RequestGroup group = new RequestGroup(requestId, prompt, ids, params);
         List<EngineRequest> created = new ArrayList<>();
         for (int i = 0; i < params.n(); i++) {
@@ -217,9 +247,10 @@ public final class LLMEngine implements AutoCloseable {
             TextAccumulator text = new TextAccumulator(codec == null || !params.detokenize() ? null
                     : codec.newDetokenizer(ids, params),
                     params.stop(), params.includeStopStrInOutput());
-            // Prompt logprobs must see every prompt position, so such requests bypass the prefix cache.
-            String salt = params.promptLogprobs().isPresent() ? requestId : null;
-            created.add(new EngineRequest(group, i, state, text, salt));
+            // Prompt logprobs must see every prompt position, so such requests bypass the prefix cache;
+            // a LoRA adapter's blocks are shared only among its own requests.
+            String salt = params.promptLogprobs().isPresent() ? requestId : lora != null ? "lora:" + lora.id() : null;
+            created.add(new EngineRequest(group, i, state, text, salt, adapterSlot));
         }
         group.sequences.addAll(created);
         groups.put(requestId, group);
@@ -348,7 +379,13 @@ public final class LLMEngine implements AutoCloseable {
         Tensor logits;
         long forwardStart = System.nanoTime();
         try {
-            logits = capturedDecode.forward(batch, b -> model.forward(b, kvCache));
+            if (backend instanceof LoraBackend adapters) {
+                adapters.useAdapters(batch, adapterSlots(scheduled));
+                logits = model.forward(batch, kvCache);
+                adapters.checkApplied();
+            } else {
+                logits = capturedDecode.forward(batch, b -> model.forward(b, kvCache));
+            }
         } catch (RuntimeException e) {
             abortAll();
             throw new JvllmException("forward pass failed; all requests were aborted: " + e.getMessage(), e);
@@ -368,6 +405,17 @@ public final class LLMEngine implements AutoCloseable {
         }
         resultNanos += System.nanoTime() - resultStart;
         return launched;
+    }
+
+    /** Each scheduled sequence's adapter slot, or null where none runs with one. */
+    private static int[] adapterSlots(List<Scheduler.Scheduled> scheduled) {
+        int[] slots = new int[scheduled.size()];
+        boolean any = false;
+        for (int i = 0; i < slots.length; i++) {
+            slots[i] = scheduled.get(i).request().adapterSlot;
+            any |= slots[i] >= 0;
+        }
+        return any ? slots : null;
     }
 
     /**
