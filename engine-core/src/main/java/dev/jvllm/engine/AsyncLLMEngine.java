@@ -1,6 +1,7 @@
 package dev.jvllm.engine;
 
 import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LoraRequest;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
@@ -91,6 +92,15 @@ public final class AsyncLLMEngine implements AutoCloseable {
      * @throws EngineClosedException   if the engine has been closed
      */
     public RequestStream submit(String requestId, Prompt prompt, SamplingParams params) {
+        return submit(requestId, prompt, params, null);
+    }
+
+    /**
+     * Submits a request that runs with a LoRA adapter ({@code lora}; null: none), read on the engine
+     * thread when its id is first seen; an adapter that cannot be read fails the stream's result
+     * with an {@link InvalidRequestException}, as a bad prompt does.
+     */
+    public RequestStream submit(String requestId, Prompt prompt, SamplingParams params, LoraRequest lora) {
         Objects.requireNonNull(requestId, "requestId");
         Objects.requireNonNull(prompt, "prompt");
         Objects.requireNonNull(params, "params");
@@ -108,8 +118,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
         commands.add(() -> {
             try {
                 switch (prompt) {
-                    case Prompt.Text t -> engine.addRequest(requestId, t.text(), params);
-                    case Prompt.Tokens t -> engine.addRequest(requestId, t.tokenIds(), params);
+                    case Prompt.Text t -> engine.addRequest(requestId, t.text(), null, params, lora);
+                    case Prompt.Tokens t -> engine.addRequest(requestId, null, t.tokenIds(), params, lora);
                 }
             } catch (InvalidRequestException rejected) {
                 inFlight.remove(requestId, stream);

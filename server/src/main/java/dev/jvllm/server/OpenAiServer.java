@@ -11,6 +11,7 @@ import dev.jvllm.CompletionOutput;
 import dev.jvllm.EmbeddingOutput;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.LLM;
+import dev.jvllm.LoraRequest;
 import dev.jvllm.PoolingParams;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
@@ -38,6 +39,7 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -84,6 +86,8 @@ public final class OpenAiServer implements AutoCloseable {
     private final HttpServer http;
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
     private final String modelName;
+    /** The LoRA adapters served under their own names, each a request's {@code model}, by name. */
+    private final Map<String, LoraRequest> loras;
     private final byte[] apiKey;
     private final long maxBodyBytes;
     private final long created = System.currentTimeMillis() / 1000;
@@ -94,6 +98,15 @@ public final class OpenAiServer implements AutoCloseable {
     private OpenAiServer(Builder b) throws IOException {
         this.llm = b.llm;
         this.modelName = b.servedModelName != null ? b.servedModelName : defaultName(b.llm.modelDirectory());
+        Map<String, LoraRequest> adapters = new LinkedHashMap<>();
+        int loraId = 1;
+        for (Map.Entry<String, Path> module : b.loraModules.entrySet()) {
+            if (module.getKey().equals(modelName)) {
+                throw new IllegalArgumentException("LoRA module '" + module.getKey() + "' has the served model's own name");
+            }
+            adapters.put(module.getKey(), new LoraRequest(module.getKey(), loraId++, module.getValue()));
+        }
+        this.loras = Map.copyOf(adapters);
         this.apiKey = b.apiKey == null ? null : b.apiKey.getBytes(StandardCharsets.UTF_8);
         this.maxBodyBytes = b.maxBodyBytes;
         // Bound before the engine is taken over, so that a port in use leaves the caller's model as it was.
@@ -241,7 +254,10 @@ public final class OpenAiServer implements AutoCloseable {
         }
         if (body == null || !body.isObject()) throw ApiError.invalid(null, "the body must be a JSON object");
         String model = OpenAiRequests.text(body, "model", modelName);
-        if (!model.equals(modelName)) throw new ApiError(404, "not_found_error", "the model '" + model + "' does not exist; this server serves '" + modelName + "'", "model");
+        if (!model.equals(modelName) && !loras.containsKey(model)) {
+            throw new ApiError(404, "not_found_error", "the model '" + model + "' does not exist; this server serves '" + modelName + "'"
+                    + (loras.isEmpty() ? "" : " and the LoRA adapters " + loras.keySet()), "model");
+        }
         return body;
     }
 
@@ -265,6 +281,10 @@ public final class OpenAiServer implements AutoCloseable {
         model.put("id", modelName).put("object", "model").put("created", created).put("owned_by", "jvllm")
                 .put("root", llm.modelDirectory().toString());
         if (engine != null) model.put("max_model_len", llm.engine().maxModelLen());
+        for (LoraRequest lora : loras.values()) {
+            list.withArray("data").addObject().put("id", lora.name()).put("object", "model").put("created", created)
+                    .put("owned_by", "jvllm").put("root", lora.path().toString()).put("parent", modelName);
+        }
         sendJson(exchange, 200, list);
     }
 
@@ -348,7 +368,8 @@ public final class OpenAiServer implements AutoCloseable {
         OpenAiRequests.Echo echo = OpenAiRequests.echo(body);
         SamplingParams params = OpenAiRequests.sampling(body, 16, false, echo, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
-        var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, modelName);
+        String model = OpenAiRequests.text(body, "model", modelName);
+        var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, model);
         boolean withLogprobs = params.logprobs().isPresent();
         generate(exchange, envelope, prompts, params, streaming, new ChoiceWriter() {
             final int[] offsets = new int[prompts.size() * params.n()];
@@ -404,8 +425,9 @@ public final class OpenAiServer implements AutoCloseable {
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
         String rendered = llm.renderChat(messages);
         Prompt prompt = Prompt.tokens(llm.tokenizer().encode(rendered, false));
+        String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
-                System.currentTimeMillis() / 1000, modelName);
+                System.currentTimeMillis() / 1000, model);
         generate(exchange, envelope, List.of(prompt), params, streaming, new ChoiceWriter() {
             final boolean[] started = new boolean[params.n()];
 
@@ -503,7 +525,8 @@ public final class OpenAiServer implements AutoCloseable {
         }
         List<RequestStream> streams = new ArrayList<>();
         try {
-            for (int i = 0; i < prompts.size(); i++) streams.add(engine.submit(envelope.id() + "-" + i, prompts.get(i), params));
+            LoraRequest lora = loras.get(envelope.model());
+            for (int i = 0; i < prompts.size(); i++) streams.add(engine.submit(envelope.id() + "-" + i, prompts.get(i), params, lora));
             if (streaming.stream()) {
                 stream(exchange, envelope, streams, params.n(), streaming.includeUsage(), writer);
             } else {
@@ -709,6 +732,7 @@ public final class OpenAiServer implements AutoCloseable {
         private String apiKey;
         private String servedModelName;
         private long maxBodyBytes = 16L << 20;
+        private final Map<String, Path> loraModules = new LinkedHashMap<>();
 
         private Builder(LLM llm) {
             this.llm = Objects.requireNonNull(llm, "llm");
@@ -736,6 +760,16 @@ public final class OpenAiServer implements AutoCloseable {
         /** The model's name in requests and /v1/models (default: the model directory's name). */
         public Builder servedModelName(String name) {
             this.servedModelName = name;
+            return this;
+        }
+
+        /**
+         * A LoRA adapter served under its own name, as vLLM's {@code --lora-modules name=path}: a
+         * request whose {@code model} is {@code name} runs with it, and /v1/models lists it with the
+         * served model as its parent. The model must be built with {@code enableLora}.
+         */
+        public Builder loraModule(String name, Path path) {
+            loraModules.put(Objects.requireNonNull(name, "name"), Objects.requireNonNull(path, "path"));
             return this;
         }
 

@@ -5,7 +5,9 @@ import dev.jvllm.LLM;
 import dev.jvllm.Task;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 
 /** The command line behind {@code ./jvllm serve}: an {@link OpenAiServer} until interrupted. */
 public final class ServeCommand {
@@ -22,6 +24,9 @@ public final class ServeCommand {
               --download-dir D           Hugging Face cache to use
               --max-model-len N          --max-num-seqs N   --device cuda|cpu|auto   --dtype T
               --gpu-memory-utilization F --enforce-eager    --threads N
+              --lora-modules name=path   a LoRA adapter served as model "name" (repeat, or separate by commas;
+                                         implies --enable-lora; adapters run on the CPU backend)
+              --enable-lora              --max-lora-rank N (default 16)
             """;
 
     private ServeCommand() {
@@ -36,6 +41,7 @@ public final class ServeCommand {
         LLM.Builder llm = LLM.builder();
         String host = "127.0.0.1", apiKey = System.getenv("VLLM_API_KEY"), servedName = null;
         int port = 8000;
+        Map<String, Path> loraModules = new LinkedHashMap<>();
         try {
             for (int i = 0; i < args.length; i++) {
                 String option = args[i];
@@ -45,6 +51,10 @@ public final class ServeCommand {
                 }
                 if (option.equals("--enforce-eager")) {
                     llm.enforceEager(true);
+                    continue;
+                }
+                if (option.equals("--enable-lora")) {
+                    llm.enableLora(true);
                     continue;
                 }
                 if (i + 1 >= args.length) throw new IllegalArgumentException(option + " needs a value");
@@ -64,6 +74,18 @@ public final class ServeCommand {
                     case "--dtype" -> llm.dtype(value);
                     case "--gpu-memory-utilization" -> llm.gpuMemoryUtilization(Double.parseDouble(value));
                     case "--threads" -> llm.threads(Integer.parseInt(value));
+                    case "--max-lora-rank" -> llm.maxLoraRank(Integer.parseInt(value));
+                    case "--lora-modules" -> {
+                        // name=path, several separated by commas or given by repeating the option
+                        for (String module : value.split(",")) {
+                            int eq = module.indexOf('=');
+                            if (eq < 1 || eq == module.length() - 1) {
+                                throw new IllegalArgumentException("--lora-modules takes name=path, not '" + module + "'");
+                            }
+                            loraModules.put(module.substring(0, eq).strip(), Path.of(module.substring(eq + 1).strip()));
+                        }
+                        llm.enableLora(true);
+                    }
                     default -> throw new IllegalArgumentException("unknown option " + option);
                 }
             }
@@ -73,9 +95,11 @@ public final class ServeCommand {
         }
         OpenAiServer server;
         try {
-            server = OpenAiServer.builder(llm.model(model).build()).host(host).port(port).apiKey(apiKey)
-                    .servedModelName(servedName != null ? servedName : model).start();
-        } catch (JvllmException e) {
+            OpenAiServer.Builder builder = OpenAiServer.builder(llm.model(model).build()).host(host).port(port).apiKey(apiKey)
+                    .servedModelName(servedName != null ? servedName : model);
+            loraModules.forEach(builder::loraModule);
+            server = builder.start();
+        } catch (JvllmException | IllegalArgumentException e) {
             System.err.println("jvllm serve: " + e.getMessage());
             System.exit(1);
             return;
