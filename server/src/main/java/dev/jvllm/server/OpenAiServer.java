@@ -517,12 +517,33 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Refuses, as vLLM's server does, a request whose prompt and {@code max_tokens} together exceed
+     * the model's length (the library would stop such a request at the length instead).
+     */
+    private void requireRoomFor(List<Prompt> prompts, SamplingParams params) {
+        if (params.maxTokens().isEmpty()) return;
+        int maxTokens = params.maxTokens().getAsInt(), maxModelLen = llm.engine().maxModelLen();
+        for (Prompt prompt : prompts) {
+            int promptTokens = switch (prompt) {
+                case Prompt.Tokens t -> t.tokenIds().length;
+                case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.tokenizer().encode(t.text(), true).length;
+            };
+            if ((long) promptTokens + maxTokens > maxModelLen) {
+                throw ApiError.invalid("max_tokens", "This model's maximum context length is " + maxModelLen + " tokens. However, you "
+                        + "requested " + ((long) promptTokens + maxTokens) + " tokens (" + promptTokens + " in the prompt, " + maxTokens
+                        + " in the completion). Please reduce the length of the prompt or completion.");
+            }
+        }
+    }
+
     private void generate(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<Prompt> prompts, SamplingParams params,
                           OpenAiRequests.Streaming streaming, ChoiceWriter writer) throws IOException {
         if ((long) prompts.size() * params.n() > MAX_SEQUENCES) {
             throw ApiError.invalid("n", prompts.size() + " prompts × n " + params.n() + " is over the " + MAX_SEQUENCES
                     + " sequences one request may ask for");
         }
+        requireRoomFor(prompts, params);
         List<RequestStream> streams = new ArrayList<>();
         try {
             LoraRequest lora = loras.get(envelope.model());

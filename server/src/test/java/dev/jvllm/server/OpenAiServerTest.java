@@ -268,6 +268,11 @@ class OpenAiServerTest {
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"temperature\": -1}"), 400, "temperature");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"top_p\": \"high\"}"), 400, "top_p");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"n\": 100000}"), 400, "n");
+        Answer tooLong = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 510}");
+        assertError(tooLong, 400, "max_tokens");
+        assertTrue(tooLong.body().path("error").path("message").asText().contains("maximum context length is 512 tokens"), tooLong.body().toString());
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], "
+                + "\"max_tokens\": 512}"), 400, "max_tokens");
         assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999]}"), 400, null);
         assertError(post(server, "/v1/completions", "{}"), 400, "prompt");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"logit_bias\": {\"999999\": 5}}"), 400, null);
