@@ -712,5 +712,10 @@ public final class LLM implements AutoCloseable {
         public String tokenText(int tokenId) {
             return tokenizer.tokenText(tokenId);
         }
+
+        @Override
+        public byte[] tokenBytes(int tokenId) {
+            return tokenizer.tokenBytes(tokenId);
+        }
     }
 }

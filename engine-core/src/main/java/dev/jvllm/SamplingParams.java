@@ -71,6 +71,7 @@ public final class SamplingParams {
     private final boolean detokenize;
     private final Map<Integer, Float> logitBias;
     private final List<Integer> allowedTokenIds;
+    private final StructuredOutputs structuredOutputs;
 
     /** From a checked builder, with the values {@link Builder#build()} normalized. */
     private SamplingParams(Builder b, int topK, List<Integer> stopTokenIds, Map<Integer, Float> logitBias) {
@@ -96,6 +97,7 @@ public final class SamplingParams {
         detokenize = b.detokenize;
         this.logitBias = Collections.unmodifiableMap(new LinkedHashMap<>(logitBias));
         allowedTokenIds = b.allowedTokenIds == null ? null : List.copyOf(b.allowedTokenIds);
+        structuredOutputs = b.structuredOutputs;
     }
 
     /** A builder holding vLLM's defaults. */
@@ -133,6 +135,7 @@ public final class SamplingParams {
         b.detokenize = detokenize;
         b.logitBias = new LinkedHashMap<>(logitBias);
         b.allowedTokenIds = allowedTokenIds == null ? null : new ArrayList<>(allowedTokenIds);
+        b.structuredOutputs = structuredOutputs;
         return b;
     }
 
@@ -257,6 +260,11 @@ public final class SamplingParams {
     }
 
     /** When present, only these token ids may be sampled. */
+    /** What the output must be (a JSON schema, JSON, a regex, a choice), if constrained. */
+    public Optional<StructuredOutputs> structuredOutputs() {
+        return Optional.ofNullable(structuredOutputs);
+    }
+
     public Optional<List<Integer>> allowedTokenIds() {
         return Optional.ofNullable(allowedTokenIds);
     }
@@ -301,14 +309,15 @@ public final class SamplingParams {
                 && Objects.equals(logprobs, p.logprobs) && Objects.equals(promptLogprobs, p.promptLogprobs)
                 && skipSpecialTokens == p.skipSpecialTokens && spacesBetweenSpecialTokens == p.spacesBetweenSpecialTokens
                 && detokenize == p.detokenize
-                && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds);
+                && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds)
+                && Objects.equals(structuredOutputs, p.structuredOutputs);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
                 seed, stop, stopTokenIds, includeStopStrInOutput, ignoreEos, maxTokens, minTokens, logprobs,
-                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds);
+                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, structuredOutputs);
     }
 
     @Override
@@ -321,7 +330,8 @@ public final class SamplingParams {
                 + ", logprobs=" + logprobs + ", promptLogprobs=" + promptLogprobs
                 + ", skipSpecialTokens=" + skipSpecialTokens + ", spacesBetweenSpecialTokens=" + spacesBetweenSpecialTokens
                 + ", detokenize=" + detokenize
-                + ", logitBias=" + logitBias + ", allowedTokenIds=" + allowedTokenIds + "]";
+                + ", logitBias=" + logitBias + ", allowedTokenIds=" + allowedTokenIds
+                + (structuredOutputs == null ? "" : ", structuredOutputs=" + structuredOutputs) + "]";
     }
 
     /**
@@ -351,6 +361,7 @@ public final class SamplingParams {
         private boolean detokenize = true;
         private Map<Integer, Float> logitBias = new LinkedHashMap<>();
         private List<Integer> allowedTokenIds;
+        private StructuredOutputs structuredOutputs;
 
         private Builder() {
         }
@@ -494,6 +505,15 @@ public final class SamplingParams {
         /** See {@link SamplingParams#logitBias()}; biases beyond plus or minus 100 are clamped; {@code null} for none. */
         public Builder logitBias(Map<Integer, Float> logitBias) {
             this.logitBias = logitBias == null ? new LinkedHashMap<>() : new LinkedHashMap<>(logitBias);
+            return this;
+        }
+
+        /**
+         * What the output must be, as vLLM's {@code structured_outputs} (null: free). Such requests
+         * are sampled on the host, their logits masked at each step.
+         */
+        public Builder structuredOutputs(StructuredOutputs structuredOutputs) {
+            this.structuredOutputs = structuredOutputs;
             return this;
         }
 

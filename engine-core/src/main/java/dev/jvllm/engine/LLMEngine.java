@@ -8,6 +8,7 @@ import dev.jvllm.Logprob;
 import dev.jvllm.LoraRequest;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.StructuredOutputs;
 import dev.jvllm.lora.LoraBackend;
 import dev.jvllm.sampling.RandomSource;
 import dev.jvllm.sampling.SampledToken;
@@ -19,6 +20,9 @@ import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.DeviceMemory;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
+import dev.jvllm.structured.Grammar;
+import dev.jvllm.structured.Regex;
+import dev.jvllm.structured.TokenVocabulary;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,6 +54,11 @@ public final class LLMEngine implements AutoCloseable {
         IntFunction<String> newDetokenizer(int[] promptTokenIds, SamplingParams params);
 
         String tokenText(int tokenId);
+
+        /** The bytes a token stands for in decoded text, or null for a special token (for structured outputs). */
+        default byte[] tokenBytes(int tokenId) {
+            return null;
+        }
     }
 
     private final CausalLM model;
@@ -76,6 +85,16 @@ public final class LLMEngine implements AutoCloseable {
     private final boolean scheduleAhead;
     /** The step queued ahead of the last one read (async scheduling), or null. */
     private Launched inFlight;
+    /** Structured outputs: the vocabulary's texts (made on first use) and each pattern's grammar. */
+    private TokenVocabulary vocabulary;
+    private final Map<String, Grammar> grammars = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Grammar> eldest) {
+            return size() > MAX_GRAMMARS;
+        }
+    };
+    /** Patterns whose grammars are kept (each holds its states' token masks), least recently used out first. */
+    private static final int MAX_GRAMMARS = 64;
     private long stepsLaunchedAhead;
 
     public LLMEngine(CausalLM model, Backend backend, TextCodec codec, List<Integer> eosTokenIds,
@@ -241,9 +260,11 @@ public final class LLMEngine implements AutoCloseable {
         }
         RequestGroup group = new RequestGroup(requestId, prompt, ids, params);
         List<EngineRequest> created = new ArrayList<>();
+        Grammar grammar = params.structuredOutputs().map(this::grammarFor).orElse(null);
         for (int i = 0; i < params.n(); i++) {
             SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIdList, model.vocabSize(),
                     random.generatorFor(params, i));
+            if (grammar != null) state.constrain(grammar.newConstraint());
             TextAccumulator text = new TextAccumulator(codec == null || !params.detokenize() ? null
                     : codec.newDetokenizer(ids, params),
                     params.stop(), params.includeStopStrInOutput());
@@ -255,6 +276,28 @@ public final class LLMEngine implements AutoCloseable {
         group.sequences.addAll(created);
         groups.put(requestId, group);
         created.forEach(scheduler::add);
+    }
+
+    /** The grammar of a structured output, compiled once per pattern (the vocabulary once per engine). */
+    private Grammar grammarFor(StructuredOutputs outputs) {
+        if (codec == null) {
+            throw new InvalidRequestException("structuredOutputs", "structured outputs need the model's tokenizer, and this engine has none");
+        }
+        if (eosTokenIds.length == 0) {
+            throw new InvalidRequestException("structuredOutputs", "structured outputs need an end-of-sequence token, and this model names none");
+        }
+        if (vocabulary == null) {
+            long start = System.nanoTime();
+            vocabulary = new TokenVocabulary(model.vocabSize(), id -> {
+                try {
+                    return codec.tokenBytes(id);
+                } catch (RuntimeException e) {
+                    return null; // ids of the model's padded vocabulary past the tokenizer's
+                }
+            });
+            log.info("structured outputs: token vocabulary read in {} ms", (System.nanoTime() - start) / 1_000_000);
+        }
+        return grammars.computeIfAbsent(outputs.pattern(), p -> new Grammar(Regex.compile(p), vocabulary, eosTokenIds));
     }
 
     /**

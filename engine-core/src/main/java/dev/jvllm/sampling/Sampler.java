@@ -60,7 +60,7 @@ public final class Sampler {
      */
     public boolean samplesPlainly(SequenceSamplingState sequence) {
         SamplingParams params = sequence.params();
-        return params.logprobs().isEmpty() && sequence.allowedTokenIds() == null
+        return params.logprobs().isEmpty() && sequence.allowedTokenIds() == null && sequence.constraint() == null
                 && sequence.tokensMaskedByMinTokens().length == 0 && sequence.biasedTokenIds().length == 0
                 && sequence.promptAndOutputTokens() == null
                 && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
@@ -168,6 +168,9 @@ public final class Sampler {
         SamplingParams params = sequence.params();
         if (sequence.allowedTokenIds() != null) {
             LogitsProcessors.keepOnly(logits, sequence.allowedTokenIds());
+        }
+        if (sequence.constraint() != null) {
+            sequence.constraint().mask(logits);
         }
         LogitsProcessors.mask(logits, sequence.tokensMaskedByMinTokens());
         LogitsProcessors.addBias(logits, sequence.biasedTokenIds(), sequence.biases());

@@ -39,6 +39,8 @@ public final class SequenceSamplingState {
     private final TokenCounts promptAndOutputTokens;
     private int outputLength;
     private double cumulativeLogprob;
+    /** Null for an unconstrained output. */
+    private TokenConstraint constraint;
 
     /**
      * @param params         the request's sampling parameters
@@ -110,6 +112,9 @@ public final class SequenceSamplingState {
     /** Records a sampled token: counts for the penalties, length for min_tokens, cumulative logprob. */
     void append(int tokenId, Optional<TokenLogprobs> logprobs) {
         outputLength++;
+        if (constraint != null) {
+            constraint.advance(tokenId);
+        }
         if (outputCounts != null) {
             outputCounts.increment(tokenId);
         }
@@ -117,6 +122,15 @@ public final class SequenceSamplingState {
             promptAndOutputTokens.increment(tokenId);
         }
         logprobs.ifPresent(l -> cumulativeLogprob += l.token().logprob());
+    }
+
+    /** Constrains the tokens drawn from now on (structured outputs); set before the first draw. */
+    public void constrain(TokenConstraint constraint) {
+        this.constraint = constraint;
+    }
+
+    TokenConstraint constraint() {
+        return constraint;
     }
 
     RandomGenerator generator() {

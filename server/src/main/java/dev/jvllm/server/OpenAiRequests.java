@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.ChatMessage;
 import dev.jvllm.Prompt;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.StructuredOutputs;
 import dev.jvllm.config.GenerationConfig;
 
 import java.util.ArrayList;
@@ -16,7 +17,7 @@ import java.util.function.DoubleConsumer;
 /**
  * Reads the fields of OpenAI's request bodies (and vLLM's extra sampling fields) into jvllm's types.
  * Each field is checked for its JSON type; a wrong one is a 400 naming the field. Fields that would
- * change the answer but are not served (tools, structured output, suffix, best_of) are refused
+ * change the answer but are not served (tools, suffix, best_of) are refused
  * rather than ignored; SamplingParams then checks every value's range.
  */
 final class OpenAiRequests {
@@ -110,11 +111,8 @@ final class OpenAiRequests {
         refuse(body, "tools", "tool calls are not served");
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
-        JsonNode format = body.get("response_format");
-        if (format != null && !format.isNull() && !"text".equals(format.path("type").asText())) {
-            throw ApiError.invalid("response_format", "only response_format {\"type\": \"text\"} is served");
-        }
         SamplingParams.Builder params = SamplingParams.builder();
+        params.structuredOutputs(structuredOutputs(body));
         Integer n = integer(body, "n");
         if (n != null) params.n(n);
         Integer bestOf = integer(body, "best_of");
@@ -169,6 +167,66 @@ final class OpenAiRequests {
             params.logitBias(biases);
         }
         return params.build();
+    }
+
+    /**
+     * What the output must be: OpenAI's {@code response_format} ({@code json_object}, or
+     * {@code json_schema} with its {@code schema}), vLLM's {@code structured_outputs}
+     * ({@code json}, {@code regex}, {@code choice}) or its older {@code guided_json},
+     * {@code guided_regex}, {@code guided_choice}; null for free text. At most one may be given.
+     */
+    static StructuredOutputs structuredOutputs(JsonNode body) {
+        List<String> given = new ArrayList<>();
+        StructuredOutputs result = null;
+        JsonNode format = body.get("response_format");
+        if (format != null && !format.isNull()) {
+            String type = format.path("type").asText();
+            switch (type) {
+                case "text" -> { }
+                case "json_object" -> result = StructuredOutputs.jsonObject();
+                case "json_schema" -> {
+                    JsonNode schema = format.path("json_schema").path("schema");
+                    if (!schema.isObject()) throw ApiError.invalid("response_format", "response_format json_schema needs json_schema.schema, an object");
+                    result = structured("response_format", () -> StructuredOutputs.json(schema));
+                }
+                default -> throw ApiError.invalid("response_format", "response_format type '" + type + "' is not text, json_object or json_schema");
+            }
+            if (result != null) given.add("response_format");
+        }
+        JsonNode vllm = body.path("structured_outputs");
+        for (String key : new String[]{"guided_json", "guided_regex", "guided_choice", "json", "regex", "choice"}) {
+            boolean nested = !key.startsWith("guided_");
+            JsonNode value = nested ? vllm.get(key) : body.get(key);
+            if (value == null || value.isNull()) continue;
+            String field = nested ? "structured_outputs." + key : key;
+            given.add(field);
+            result = switch (key.replace("guided_", "")) {
+                case "json" -> structured(field, () -> value.isTextual() ? StructuredOutputs.json(value.asText()) : StructuredOutputs.json(value));
+                case "regex" -> {
+                    if (!value.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string");
+                    yield structured(field, () -> StructuredOutputs.regex(value.asText()));
+                }
+                default -> {
+                    if (!value.isArray()) throw ApiError.invalid(field, "'" + field + "' must be a list of strings");
+                    List<String> choices = new ArrayList<>();
+                    for (JsonNode c : value) {
+                        if (!c.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a list of strings");
+                        choices.add(c.asText());
+                    }
+                    yield structured(field, () -> StructuredOutputs.choice(choices));
+                }
+            };
+        }
+        if (given.size() > 1) throw ApiError.invalid(given.get(1), "only one structured output may be asked for, not " + given);
+        return result;
+    }
+
+    private static StructuredOutputs structured(String field, java.util.function.Supplier<StructuredOutputs> make) {
+        try {
+            return make.get();
+        } catch (dev.jvllm.InvalidRequestException e) {
+            throw ApiError.invalid(field, e.getMessage());
+        }
     }
 
     /** Top log probabilities asked for: completions' {@code logprobs} (a count), chat's {@code logprobs} (true) with {@code top_logprobs}. */

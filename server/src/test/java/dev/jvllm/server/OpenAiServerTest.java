@@ -262,6 +262,28 @@ class OpenAiServerTest {
     }
 
     @Test
+    void structuredOutputsConstrainTheAnswer() throws Exception {
+        String schema = "{\"type\": \"object\", \"properties\": {\"city\": {\"enum\": [\"Paris\", \"Rome\"]}, "
+                + "\"open\": {\"type\": \"boolean\"}}, \"required\": [\"city\", \"open\"]}";
+        Answer chat = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Where?\"}], "
+                + "\"max_tokens\": 60, \"temperature\": 0.9, \"seed\": 4, \"response_format\": {\"type\": \"json_schema\", "
+                + "\"json_schema\": {\"name\": \"place\", \"schema\": " + schema + "}}}");
+        assertEquals(200, chat.status(), String.valueOf(chat.body()));
+        JsonNode place = JSON.readTree(chat.body().path("choices").get(0).path("message").path("content").asText());
+        assertTrue(List.of("Paris", "Rome").contains(place.path("city").asText()) && place.path("open").isBoolean(), place.toString());
+
+        Answer choice = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 10, \"guided_choice\": [\"yes\", \"no\"]}");
+        assertTrue(List.of("yes", "no").contains(choice.body().path("choices").get(0).path("text").asText()), choice.body().toString());
+        Answer regex = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 10, "
+                + "\"structured_outputs\": {\"regex\": \"[0-9]{4}\"}}");
+        assertTrue(regex.body().path("choices").get(0).path("text").asText().matches("[0-9]{4}"), regex.body().toString());
+
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"guided_regex\": \"(a\"}"), 400, "guided_regex");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"guided_regex\": \"a\", \"guided_choice\": [\"b\"]}"), 400, "guided_choice");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}"), 400, "response_format");
+    }
+
+    @Test
     void badRequestsGetOpenAiErrorsNamingWhatWasWrong() throws Exception {
         assertError(post(server, "/v1/completions", "{not json"), 400, null);
         assertError(post(server, "/v1/completions", "[1, 2]"), 400, null);

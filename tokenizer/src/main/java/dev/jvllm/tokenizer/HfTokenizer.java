@@ -357,6 +357,58 @@ public final class HfTokenizer implements AutoCloseable {
         return token;
     }
 
+    /**
+     * The bytes token {@code id} stands for in decoded text, or null for a special token or an id
+     * without an entry: a byte-level BPE entry ({@code "Ġthe"}) through GPT-2's byte-to-character
+     * map, a SentencePiece entry with {@code ▁} as a space and {@code <0xHH>} as that byte. Tokens
+     * of a multi-byte character hold part of its UTF-8 bytes.
+     */
+    public byte[] tokenBytes(int id) {
+        checkId(id);
+        String token = tokensById[id];
+        if (token == null || specialTokenIds.contains(id)) return null;
+        if (byteLevel()) {
+            int[] byteOf = ByteLevelAlphabet.BYTE_OF_CHAR;
+            byte[] out = new byte[token.length()];
+            for (int i = 0; i < token.length(); i++) {
+                char c = token.charAt(i);
+                if (c >= byteOf.length || byteOf[c] < 0) return token.getBytes(java.nio.charset.StandardCharsets.UTF_8); // an added token
+                out[i] = (byte) byteOf[c];
+            }
+            return out;
+        }
+        if (token.length() == 6 && token.startsWith("<0x") && token.endsWith(">")) {
+            try {
+                return new byte[]{(byte) Integer.parseInt(token.substring(3, 5), 16)};
+            } catch (NumberFormatException e) {
+                // not a byte token
+            }
+        }
+        return token.replace('\u2581', ' ').getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    private Boolean byteLevel;
+
+    /** Whether the vocabulary is byte-level BPE's (entries such as "Ġthe"), else SentencePiece-like. */
+    private boolean byteLevel() {
+        if (byteLevel == null) byteLevel = idsByToken.containsKey("\u0120the") || idsByToken.containsKey("\u0120") || idsByToken.containsKey("\u010a");
+        return byteLevel;
+    }
+
+    /** GPT-2's bytes_to_unicode, inverted: the byte each of its 256 characters stands for (-1: none). */
+    private static final class ByteLevelAlphabet {
+        static final int[] BYTE_OF_CHAR = new int[512];
+
+        static {
+            java.util.Arrays.fill(BYTE_OF_CHAR, -1);
+            int extra = 0;
+            for (int b = 0; b < 256; b++) {
+                boolean printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+                BYTE_OF_CHAR[printable ? b : 256 + extra++] = b;
+            }
+        }
+    }
+
     /** The id of a vocabulary entry or added token, written as in {@code tokenizer.json}. */
     public OptionalInt idOf(String token) {
         Integer id = idsByToken.get(token);

@@ -1,0 +1,82 @@
+package dev.jvllm.structured;
+
+import dev.jvllm.sampling.TokenConstraint;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * A regex over a token vocabulary: which tokens each of its states allows (found once per state and
+ * kept), and a {@link TokenConstraint} per sequence that follows it. Shared by the sequences of one
+ * pattern, which the sampler may draw on several threads: the regex's states and the masks are
+ * reached under this object's lock.
+ */
+public final class Grammar {
+
+    private final Regex regex;
+    private final TokenVocabulary vocabulary;
+    private final int[] eosTokenIds;
+    private final Map<Integer, long[]> allowedByState = new HashMap<>();
+
+    public Grammar(Regex regex, TokenVocabulary vocabulary, int[] eosTokenIds) {
+        this.regex = regex;
+        this.vocabulary = vocabulary;
+        this.eosTokenIds = eosTokenIds.clone();
+    }
+
+    /** A constraint for one sequence, at the pattern's start. */
+    public TokenConstraint newConstraint() {
+        return new Constraint();
+    }
+
+    private synchronized long[] allowed(int state) {
+        long[] known = allowedByState.get(state);
+        if (known == null) {
+            known = vocabulary.allowed(regex, state);
+            allowedByState.put(state, known);
+        }
+        return known;
+    }
+
+    private synchronized boolean accepting(int state) {
+        return regex.accepting(state);
+    }
+
+    private synchronized int step(int state, String text) {
+        return regex.step(state, text);
+    }
+
+    private final class Constraint implements TokenConstraint {
+        private int state;
+
+        Constraint() {
+            synchronized (Grammar.this) {
+                state = regex.start();
+            }
+        }
+
+        @Override
+        public void mask(float[] logits) {
+            long[] allowed = state == Regex.DEAD ? new long[(logits.length + 63) / 64] : allowed(state);
+            // The end of the sequence only where the output is complete (or, never expected, lost).
+            boolean end = state == Regex.DEAD || accepting(state);
+            float[] eosLogits = new float[eosTokenIds.length];
+            for (int i = 0; i < eosTokenIds.length; i++) eosLogits[i] = eosTokenIds[i] < logits.length ? logits[eosTokenIds[i]] : 0f;
+            for (int id = 0; id < logits.length; id++) {
+                boolean ok = id < vocabulary.size() && (allowed[id >>> 6] & (1L << (id & 63))) != 0;
+                if (!ok) logits[id] = Float.NEGATIVE_INFINITY;
+            }
+            for (int i = 0; i < eosTokenIds.length; i++) {
+                int eos = eosTokenIds[i];
+                if (eos < logits.length) logits[eos] = end ? eosLogits[i] : Float.NEGATIVE_INFINITY;
+            }
+        }
+
+        @Override
+        public void advance(int tokenId) {
+            for (int eos : eosTokenIds) if (eos == tokenId) return;
+            String text = vocabulary.text(tokenId);
+            state = text == null ? Regex.DEAD : step(state, text);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+package dev.jvllm.structured;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A JSON schema as a regular expression over the JSON texts it accepts, as outlines builds one:
+ * objects with their properties in the schema's order (optional ones may be left out, nothing else
+ * may be added), arrays of {@code items} within {@code minItems}/{@code maxItems}, strings (with
+ * {@code minLength}/{@code maxLength}, {@code enum}, {@code const}), integers, numbers, booleans,
+ * null, {@code enum}, {@code const}, {@code anyOf}/{@code oneOf}, type lists, and {@code $ref} to
+ * {@code #/$defs/...} or {@code #/definitions/...} (not recursive). Between tokens at most one
+ * space. {@link #anyJson} is any JSON value nested up to a depth, for JSON mode.
+ */
+public final class JsonSchemaRegex {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    static final String WS = "[ ]?";
+    static final String STRING_CHAR = "(?:[^\"\\\\\\x00-\\x1f]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4})";
+    static final String STRING = "\"" + STRING_CHAR + "*\"";
+    static final String INTEGER = "-?(?:0|[1-9][0-9]*)";
+    static final String NUMBER = INTEGER + "(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?";
+    static final String BOOLEAN = "(?:true|false)";
+    static final String NULL = "null";
+    private static final int MAX_REF_DEPTH = 16;
+
+    private final JsonNode root;
+    private final Set<String> refsInUse = new HashSet<>();
+
+    private JsonSchemaRegex(JsonNode root) {
+        this.root = root;
+    }
+
+    /**
+     * The regex of {@code schema}.
+     *
+     * @throws IllegalArgumentException naming the part of the schema it cannot express
+     */
+    public static String of(JsonNode schema) {
+        return new JsonSchemaRegex(schema).value(schema, "#");
+    }
+
+    /** Any JSON object (JSON mode), its values nested up to {@code depth} levels. */
+    public static String anyJsonObject(int depth) {
+        return object(anyJson(depth - 1));
+    }
+
+    /** Any JSON value nested up to {@code depth} levels of objects and arrays. */
+    public static String anyJson(int depth) {
+        String scalar = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + ")";
+        if (depth <= 0) return scalar;
+        String inner = anyJson(depth - 1);
+        return "(?:" + scalar + "|" + object(inner) + "|" + array(inner, 0, -1) + ")";
+    }
+
+    private static String object(String value) {
+        String member = STRING + WS + ":" + WS + value;
+        return "\\{" + WS + "(?:" + member + "(?:" + WS + "," + WS + member + ")*)?" + WS + "\\}";
+    }
+
+    private static String array(String item, int min, int max) {
+        String sep = WS + "," + WS;
+        String body;
+        if (max == 0) {
+            body = "";
+        } else if (min == 0) {
+            body = "(?:" + item + "(?:" + sep + item + ")" + bounds(0, max < 0 ? -1 : max - 1) + ")?";
+        } else {
+            body = item + "(?:" + sep + item + ")" + bounds(min - 1, max < 0 ? -1 : max - 1);
+        }
+        return "\\[" + WS + body + WS + "\\]";
+    }
+
+    private static String bounds(int min, int max) {
+        if (min == 0 && max < 0) return "*";
+        if (max < 0) return "{" + min + ",}";
+        return "{" + min + "," + max + "}";
+    }
+
+    private String value(JsonNode schema, String where) {
+        if (schema.isBoolean()) {
+            if (schema.asBoolean()) return anyJson(3);
+            throw new IllegalArgumentException("the schema at " + where + " is false: nothing matches it");
+        }
+        if (!schema.isObject()) throw new IllegalArgumentException("the schema at " + where + " is not an object");
+        if (schema.has("$ref")) return ref(schema.get("$ref").asText(), where);
+        if (schema.has("const")) return literal(schema.get("const"));
+        if (schema.has("enum")) {
+            List<String> options = new ArrayList<>();
+            for (JsonNode option : schema.get("enum")) options.add(literal(option));
+            if (options.isEmpty()) throw new IllegalArgumentException("the enum at " + where + " is empty");
+            return "(?:" + String.join("|", options) + ")";
+        }
+        for (String key : new String[]{"anyOf", "oneOf"}) {
+            if (schema.has(key)) {
+                List<String> options = new ArrayList<>();
+                int i = 0;
+                for (JsonNode option : schema.get(key)) options.add(value(option, where + "/" + key + "/" + i++));
+                return "(?:" + String.join("|", options) + ")";
+            }
+        }
+        if (schema.has("allOf") && schema.get("allOf").size() == 1) return value(schema.get("allOf").get(0), where + "/allOf/0");
+        JsonNode type = schema.get("type");
+        if (type == null) {
+            if (schema.has("properties")) return object(schema, where);
+            if (schema.has("items")) return arrayOf(schema, where);
+            return anyJson(3);
+        }
+        if (type.isArray()) {
+            List<String> options = new ArrayList<>();
+            for (JsonNode t : type) options.add(typed(t.asText(), schema, where));
+            return "(?:" + String.join("|", options) + ")";
+        }
+        return typed(type.asText(), schema, where);
+    }
+
+    private String typed(String type, JsonNode schema, String where) {
+        return switch (type) {
+            case "string" -> string(schema, where);
+            case "integer" -> INTEGER;
+            case "number" -> NUMBER;
+            case "boolean" -> BOOLEAN;
+            case "null" -> NULL;
+            case "array" -> arrayOf(schema, where);
+            case "object" -> object(schema, where);
+            default -> throw new IllegalArgumentException("the type '" + type + "' at " + where + " is not a JSON schema type");
+        };
+    }
+
+    private String string(JsonNode schema, String where) {
+        if (schema.has("pattern")) {
+            throw new IllegalArgumentException("the string pattern at " + where + " is not supported; give the whole output as a regex instead");
+        }
+        int min = schema.path("minLength").asInt(0), max = schema.has("maxLength") ? schema.get("maxLength").asInt() : -1;
+        if (min == 0 && max < 0) return STRING;
+        return "\"" + STRING_CHAR + bounds(min, max) + "\"";
+    }
+
+    private String arrayOf(JsonNode schema, String where) {
+        String item = schema.has("items") ? value(schema.get("items"), where + "/items") : anyJson(2);
+        int min = schema.path("minItems").asInt(0), max = schema.has("maxItems") ? schema.get("maxItems").asInt() : -1;
+        return array(item, min, max);
+    }
+
+    private String object(JsonNode schema, String where) {
+        JsonNode properties = schema.get("properties");
+        if (properties == null || properties.isEmpty()) {
+            JsonNode additional = schema.get("additionalProperties");
+            String value = additional != null && additional.isObject() ? value(additional, where + "/additionalProperties") : anyJson(2);
+            return object(value);
+        }
+        Set<String> required = new HashSet<>();
+        for (JsonNode r : schema.path("required")) required.add(r.asText());
+        List<String> members = new ArrayList<>();
+        List<Boolean> isRequired = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = properties.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> p = it.next();
+            members.add(literal(JSON.getNodeFactory().textNode(p.getKey())) + WS + ":" + WS
+                    + value(p.getValue(), where + "/properties/" + p.getKey()));
+            isRequired.add(required.contains(p.getKey()));
+        }
+        int firstRequired = isRequired.indexOf(true);
+        String sep = WS + "," + WS;
+        // The first member present is any of those up to the first required one; after it, each
+        // required member follows with a comma, each optional one may.
+        List<String> alternatives = new ArrayList<>();
+        int lastFirst = firstRequired < 0 ? members.size() - 1 : firstRequired;
+        for (int first = 0; first <= lastFirst; first++) {
+            StringBuilder b = new StringBuilder(members.get(first));
+            for (int j = first + 1; j < members.size(); j++) {
+                b.append(isRequired.get(j) ? sep + members.get(j) : "(?:" + sep + members.get(j) + ")?");
+            }
+            alternatives.add(b.toString());
+        }
+        String body = "(?:" + String.join("|", alternatives) + ")";
+        if (firstRequired < 0) body += "?";
+        return "\\{" + WS + body + WS + "\\}";
+    }
+
+    private String ref(String ref, String where) {
+        if (!ref.startsWith("#/")) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " is not local to the schema");
+        if (!refsInUse.add(ref) || refsInUse.size() > MAX_REF_DEPTH) {
+            throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " is recursive, which a regular expression cannot express");
+        }
+        JsonNode target = root;
+        for (String part : ref.substring(2).split("/")) {
+            target = target.get(part.replace("~1", "/").replace("~0", "~"));
+            if (target == null) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " names nothing in the schema");
+        }
+        String result = value(target, ref);
+        refsInUse.remove(ref);
+        return result;
+    }
+
+    /** A JSON value written out, escaped for a regex. */
+    private static String literal(JsonNode value) {
+        String text;
+        try {
+            text = JSON.writeValueAsString(value);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(e);
+        }
+        StringBuilder b = new StringBuilder();
+        for (char c : text.toCharArray()) {
+            if ("\\^$.|?*+()[]{}".indexOf(c) >= 0) b.append('\\');
+            b.append(c);
+        }
+        return b.toString();
+    }
+}

@@ -1,0 +1,438 @@
+package dev.jvllm.structured;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A regular expression compiled for constrained decoding: a whole-text matcher that can tell, after
+ * any prefix, whether some continuation can still match. The pattern language is the common subset
+ * of Java's and Python's: literals, {@code .}, classes ({@code [a-z]}, {@code [^"\\]}, {@code \d \w \s}
+ * and their negations), escapes ({@code \n \t \r \f \xHH \\uHHHH}, escaped punctuation), groups
+ * ({@code (...)}, {@code (?:...)}), alternation and the quantifiers {@code * + ? {n} {n,} {n,m}}
+ * (a trailing {@code ?} or {@code +} is accepted and means the same). Anchors at the ends are
+ * accepted and ignored (the match is always whole); lookaround and back-references are refused.
+ *
+ * <p>It compiles to a Thompson automaton whose deterministic states are made as they are reached
+ * ({@link #start}, {@link #step}); this object caches them and is safe for one thread at a time.
+ */
+public final class Regex {
+
+    /** A state from which nothing matches. */
+    public static final int DEAD = -1;
+    /** Repetition bounds above this are refused (each repeat is a copy of the automaton). */
+    private static final int MAX_REPEAT = 1000;
+
+    // The automaton: per state, its character transitions (lo, hi, target) and empty transitions.
+    private final List<int[]> ranges = new ArrayList<>();
+    private final List<int[]> empties = new ArrayList<>();
+    private final int accept;
+    private final int nfaStart;
+
+    // The deterministic states found so far: each a set of automaton states.
+    private final List<BitSet> dfaStates = new ArrayList<>();
+    private final Map<BitSet, Integer> dfaIds = new HashMap<>();
+    private final List<Map<Character, Integer>> dfaNext = new ArrayList<>();
+    private final List<Boolean> dfaAccepting = new ArrayList<>();
+
+    private final String pattern;
+
+    private Regex(String pattern) {
+        this.pattern = pattern;
+        Parser parser = new Parser(pattern);
+        int[] fragment = parser.alternation();
+        if (parser.pos != pattern.length()) throw parser.error("unbalanced ')'");
+        this.nfaStart = fragment[0];
+        this.accept = fragment[1];
+    }
+
+    /**
+     * Compiles {@code pattern}.
+     *
+     * @throws IllegalArgumentException naming the position and the problem
+     */
+    public static Regex compile(String pattern) {
+        return new Regex(pattern);
+    }
+
+    public String pattern() {
+        return pattern;
+    }
+
+    /** The state before any character. */
+    public int start() {
+        BitSet set = new BitSet();
+        set.set(nfaStart);
+        return idOf(closure(set));
+    }
+
+    /** The state after {@code c} from {@code state}, or {@link #DEAD}. */
+    public int step(int state, char c) {
+        if (state == DEAD) return DEAD;
+        Map<Character, Integer> next = dfaNext.get(state);
+        Integer known = next.get(c);
+        if (known != null) return known;
+        BitSet from = dfaStates.get(state), to = new BitSet();
+        for (int s = from.nextSetBit(0); s >= 0; s = from.nextSetBit(s + 1)) {
+            int[] r = ranges.get(s);
+            for (int i = 0; i < r.length; i += 3) {
+                if (c >= r[i] && c <= r[i + 1]) to.set(r[i + 2]);
+            }
+        }
+        int id = to.isEmpty() ? DEAD : idOf(closure(to));
+        next.put(c, id);
+        return id;
+    }
+
+    /** The state after {@code text} from {@code state}, or {@link #DEAD}. */
+    public int step(int state, CharSequence text) {
+        for (int i = 0; i < text.length() && state != DEAD; i++) state = step(state, text.charAt(i));
+        return state;
+    }
+
+    /** Whether the text read to reach {@code state} matches the whole pattern. */
+    public boolean accepting(int state) {
+        return state != DEAD && dfaAccepting.get(state);
+    }
+
+    /** Whether some character leads on from {@code state} (false: the match is complete, or dead). */
+    public boolean canContinue(int state) {
+        if (state == DEAD) return false;
+        BitSet set = dfaStates.get(state);
+        for (int s = set.nextSetBit(0); s >= 0; s = set.nextSetBit(s + 1)) {
+            if (ranges.get(s).length > 0) return true;
+        }
+        return false;
+    }
+
+    /** Whether {@code text} as a whole matches. */
+    public boolean matches(CharSequence text) {
+        return accepting(step(start(), text));
+    }
+
+    /** How many deterministic states have been made so far. */
+    public int statesMade() {
+        return dfaStates.size();
+    }
+
+    private int idOf(BitSet set) {
+        Integer id = dfaIds.get(set);
+        if (id != null) return id;
+        id = dfaStates.size();
+        dfaStates.add(set);
+        dfaIds.put(set, id);
+        dfaNext.add(new HashMap<>());
+        dfaAccepting.add(set.get(accept));
+        return id;
+    }
+
+    private BitSet closure(BitSet set) {
+        int[] stack = new int[Math.max(16, set.cardinality())];
+        int top = 0;
+        for (int s = set.nextSetBit(0); s >= 0; s = set.nextSetBit(s + 1)) {
+            if (top == stack.length) stack = Arrays.copyOf(stack, top * 2);
+            stack[top++] = s;
+        }
+        while (top > 0) {
+            int s = stack[--top];
+            for (int t : empties.get(s)) {
+                if (!set.get(t)) {
+                    set.set(t);
+                    if (top == stack.length) stack = Arrays.copyOf(stack, top * 2);
+                    stack[top++] = t;
+                }
+            }
+        }
+        return set;
+    }
+
+    // ---- construction -------------------------------------------------------------------------
+
+    private int newState() {
+        ranges.add(new int[0]);
+        empties.add(new int[0]);
+        return ranges.size() - 1;
+    }
+
+    private void addEmpty(int from, int to) {
+        int[] e = empties.get(from);
+        e = Arrays.copyOf(e, e.length + 1);
+        e[e.length - 1] = to;
+        empties.set(from, e);
+    }
+
+    /** A fragment [start, end] taking one character of the ranges (lo, hi pairs). */
+    private int[] charFragment(int[] loHi) {
+        int s = newState(), e = newState();
+        int[] r = new int[loHi.length / 2 * 3];
+        for (int i = 0, j = 0; i < loHi.length; i += 2, j += 3) {
+            r[j] = loHi[i];
+            r[j + 1] = loHi[i + 1];
+            r[j + 2] = e;
+        }
+        ranges.set(s, r);
+        return new int[]{s, e};
+    }
+
+    private int[] emptyFragment() {
+        int s = newState(), e = newState();
+        addEmpty(s, e);
+        return new int[]{s, e};
+    }
+
+    /** A copy of the states of a fragment built by {@code build}, made by building it again. */
+    private interface Builder {
+        int[] build();
+    }
+
+    private int[] repeat(Builder atom, int min, int max) {
+        int[] result = emptyFragment();
+        int end = result[1];
+        for (int i = 0; i < min; i++) {
+            int[] f = atom.build();
+            addEmpty(end, f[0]);
+            end = f[1];
+        }
+        if (max < 0) {
+            int[] f = atom.build();
+            int loopEnd = newState();
+            addEmpty(end, f[0]);
+            addEmpty(end, loopEnd);
+            addEmpty(f[1], f[0]);
+            addEmpty(f[1], loopEnd);
+            end = loopEnd;
+        } else {
+            int finalEnd = newState();
+            for (int i = min; i < max; i++) {
+                int[] f = atom.build();
+                addEmpty(end, f[0]);
+                addEmpty(end, finalEnd);
+                end = f[1];
+            }
+            addEmpty(end, finalEnd);
+            end = finalEnd;
+        }
+        return new int[]{result[0], end};
+    }
+
+    private final class Parser {
+        private final String p;
+        private int pos;
+
+        Parser(String pattern) {
+            this.p = pattern;
+        }
+
+        IllegalArgumentException error(String what) {
+            return new IllegalArgumentException("regex '" + (p.length() > 200 ? p.substring(0, 200) + "..." : p) + "' at " + pos + ": " + what);
+        }
+
+        int[] alternation() {
+            int start = pos;
+            List<int[]> branches = new ArrayList<>();
+            branches.add(sequence());
+            while (pos < p.length() && p.charAt(pos) == '|') {
+                pos++;
+                branches.add(sequence());
+            }
+            if (branches.size() == 1) return branches.getFirst();
+            int s = newState(), e = newState();
+            for (int[] b : branches) {
+                addEmpty(s, b[0]);
+                addEmpty(b[1], e);
+            }
+            return new int[]{s, e};
+        }
+
+        int[] sequence() {
+            int[] result = emptyFragment();
+            int end = result[1];
+            while (pos < p.length() && p.charAt(pos) != '|' && p.charAt(pos) != ')') {
+                int atomStart = pos;
+                if ((p.charAt(pos) == '^' && pos == 0) || (p.charAt(pos) == '$' && pos == p.length() - 1)) {
+                    pos++;
+                    continue;
+                }
+                int[] atom = atom();
+                int[] bounds = quantifier();
+                if (bounds != null) {
+                    atom = repeat(() -> {
+                        int saved = pos;
+                        pos = atomStart;
+                        int[] copy = atom();
+                        pos = saved;
+                        return copy;
+                    }, bounds[0], bounds[1]);
+                    // The first copy, built before the quantifier was seen, stays unreachable.
+                }
+                addEmpty(end, atom[0]);
+                end = atom[1];
+            }
+            return new int[]{result[0], end};
+        }
+
+        int[] quantifier() {
+            if (pos >= p.length()) return null;
+            char c = p.charAt(pos);
+            int[] bounds;
+            if (c == '*') {
+                pos++;
+                bounds = new int[]{0, -1};
+            } else if (c == '+') {
+                pos++;
+                bounds = new int[]{1, -1};
+            } else if (c == '?') {
+                pos++;
+                bounds = new int[]{0, 1};
+            } else if (c == '{' && pos + 1 < p.length() && Character.isDigit(p.charAt(pos + 1))) {
+                int close = p.indexOf('}', pos);
+                if (close < 0) throw error("unclosed '{'");
+                String[] parts = p.substring(pos + 1, close).split(",", -1);
+                try {
+                    int min = Integer.parseInt(parts[0].strip());
+                    int max = parts.length == 1 ? min : parts[1].isBlank() ? -1 : Integer.parseInt(parts[1].strip());
+                    if (parts.length > 2 || min > MAX_REPEAT || max > MAX_REPEAT || (max >= 0 && max < min)) throw error("bad bounds");
+                    bounds = new int[]{min, max};
+                } catch (NumberFormatException e) {
+                    throw error("bad bounds");
+                }
+                pos = close + 1;
+            } else {
+                return null;
+            }
+            if (pos < p.length() && (p.charAt(pos) == '?' || p.charAt(pos) == '+')) pos++;
+            return bounds;
+        }
+
+        int[] atom() {
+            char c = p.charAt(pos);
+            switch (c) {
+                case '(' -> {
+                    pos++;
+                    if (p.startsWith("?:", pos)) pos += 2;
+                    else if (pos < p.length() && p.charAt(pos) == '?') throw error("lookaround and named groups are not supported");
+                    int[] inner = alternation();
+                    if (pos >= p.length() || p.charAt(pos) != ')') throw error("unclosed '('");
+                    pos++;
+                    return inner;
+                }
+                case '[' -> {
+                    return charFragment(charClass());
+                }
+                case '.' -> {
+                    pos++;
+                    return charFragment(new int[]{0, '\n' - 1, '\n' + 1, Character.MAX_VALUE});
+                }
+                case '\\' -> {
+                    return charFragment(escape(false));
+                }
+                case '*', '+', '?' -> throw error("nothing to repeat");
+                default -> {
+                    pos++;
+                    return charFragment(new int[]{c, c});
+                }
+            }
+        }
+
+        /** A class [..] as sorted, merged (lo, hi) pairs. */
+        int[] charClass() {
+            pos++;
+            boolean negate = pos < p.length() && p.charAt(pos) == '^';
+            if (negate) pos++;
+            List<int[]> parts = new ArrayList<>();
+            boolean first = true;
+            while (pos < p.length() && (p.charAt(pos) != ']' || first)) {
+                first = false;
+                int[] lo;
+                if (p.charAt(pos) == '\\') {
+                    lo = escape(true);
+                } else {
+                    char c = p.charAt(pos++);
+                    lo = new int[]{c, c};
+                }
+                if (lo.length == 2 && lo[0] == lo[1] && pos + 1 < p.length() && p.charAt(pos) == '-' && p.charAt(pos + 1) != ']') {
+                    pos++;
+                    int[] hi = p.charAt(pos) == '\\' ? escape(true) : new int[]{p.charAt(pos), p.charAt(pos++)};
+                    if (hi.length != 2 || hi[0] != hi[1] || hi[0] < lo[0]) throw error("bad range");
+                    parts.add(new int[]{lo[0], hi[0]});
+                } else {
+                    for (int i = 0; i < lo.length; i += 2) parts.add(new int[]{lo[i], lo[i + 1]});
+                }
+            }
+            if (pos >= p.length()) throw error("unclosed '['");
+            pos++;
+            int[] merged = merge(parts);
+            return negate ? complement(merged) : merged;
+        }
+
+        /** An escape (after the backslash) as (lo, hi) pairs. */
+        int[] escape(boolean inClass) {
+            pos++;
+            if (pos >= p.length()) throw error("trailing backslash");
+            char c = p.charAt(pos++);
+            return switch (c) {
+                case 'd' -> new int[]{'0', '9'};
+                case 'D' -> complement(new int[]{'0', '9'});
+                case 'w' -> merge(List.of(new int[]{'0', '9'}, new int[]{'A', 'Z'}, new int[]{'_', '_'}, new int[]{'a', 'z'}));
+                case 'W' -> complement(merge(List.of(new int[]{'0', '9'}, new int[]{'A', 'Z'}, new int[]{'_', '_'}, new int[]{'a', 'z'})));
+                case 's' -> merge(List.of(new int[]{'\t', '\r'}, new int[]{' ', ' '}));
+                case 'S' -> complement(merge(List.of(new int[]{'\t', '\r'}, new int[]{' ', ' '})));
+                case 'n' -> new int[]{'\n', '\n'};
+                case 't' -> new int[]{'\t', '\t'};
+                case 'r' -> new int[]{'\r', '\r'};
+                case 'f' -> new int[]{'\f', '\f'};
+                case 'v' -> new int[]{0x0b, 0x0b};
+                case '0' -> new int[]{0, 0};
+                case 'x' -> hex(2);
+                case 'u' -> hex(4);
+                default -> {
+                    if (Character.isLetterOrDigit(c)) {
+                        throw error("'\\" + c + "' (" + (Character.isDigit(c) ? "back-references" : "this escape") + ") is not supported");
+                    }
+                    yield new int[]{c, c};
+                }
+            };
+        }
+
+        int[] hex(int digits) {
+            if (pos + digits > p.length()) throw error("short hex escape");
+            try {
+                int v = Integer.parseInt(p.substring(pos, pos + digits), 16);
+                pos += digits;
+                return new int[]{v, v};
+            } catch (NumberFormatException e) {
+                throw error("bad hex escape");
+            }
+        }
+    }
+
+    private static int[] merge(List<int[]> parts) {
+        List<int[]> sorted = new ArrayList<>(parts);
+        sorted.sort((a, b) -> Integer.compare(a[0], b[0]));
+        List<int[]> out = new ArrayList<>();
+        for (int[] r : sorted) {
+            if (!out.isEmpty() && r[0] <= out.getLast()[1] + 1) out.getLast()[1] = Math.max(out.getLast()[1], r[1]);
+            else out.add(new int[]{r[0], r[1]});
+        }
+        int[] flat = new int[out.size() * 2];
+        for (int i = 0; i < out.size(); i++) {
+            flat[2 * i] = out.get(i)[0];
+            flat[2 * i + 1] = out.get(i)[1];
+        }
+        return flat;
+    }
+
+    private static int[] complement(int[] sortedPairs) {
+        List<int[]> out = new ArrayList<>();
+        int next = 0;
+        for (int i = 0; i < sortedPairs.length; i += 2) {
+            if (sortedPairs[i] > next) out.add(new int[]{next, sortedPairs[i] - 1});
+            next = sortedPairs[i + 1] + 1;
+        }
+        if (next <= Character.MAX_VALUE) out.add(new int[]{next, Character.MAX_VALUE});
+        return merge(out);
+    }
+}

@@ -1,0 +1,95 @@
+package dev.jvllm.structured;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The constrained-decoding regex against java.util.regex on whole matches, and its prefix states. */
+class RegexTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void wholeMatchesAgreeWithJavaRegex() {
+        String[] patterns = {"a|bc*", "(ab)+c?", "[a-c]{2,3}x", "\\d+(\\.\\d{1,2})?", "[^\"\\\\]*", "(?:yes|no|maybe)", "\\w\\s\\W",
+                "colou?r", "x{3}", "x{2,}", "[\\x41-\\x43]+", "\\u00e9t\\u00e9", ".?.", "(a|b)*abb"};
+        String[] texts = {"", "a", "b", "bccc", "ab", "ababc", "abx", "abcx", "acbx", "12", "12.5", "12.505", "he said", "q\"", "yes",
+                "maybe", "mayb", "a b!", "color", "colour", "xxx", "xx", "xxxxx", "ABCA", "été", "\n", "ab", "aabb", "babb"};
+        for (String pattern : patterns) {
+            Regex regex = Regex.compile(pattern);
+            Pattern java = Pattern.compile(pattern);
+            for (String text : texts) {
+                assertEquals(java.matcher(text).matches(), regex.matches(text), pattern + " on '" + text + "'");
+            }
+        }
+    }
+
+    @Test
+    void aPrefixIsAliveExactlyWhenSomeContinuationCanMatch() {
+        Regex regex = Regex.compile("\\{\"a\": (true|false)\\}");
+        int state = regex.step(regex.start(), "{\"a\": tr");
+        assertTrue(state != Regex.DEAD && !regex.accepting(state) && regex.canContinue(state));
+        assertEquals(Regex.DEAD, regex.step(state, 'x'));
+        int done = regex.step(state, "ue}");
+        assertTrue(regex.accepting(done));
+        assertFalse(regex.canContinue(done));
+    }
+
+    @Test
+    void unsupportedSyntaxIsRefusedNamingThePosition() {
+        var lookahead = assertThrows(IllegalArgumentException.class, () -> Regex.compile("a(?=b)"));
+        assertTrue(lookahead.getMessage().contains("at 2"), lookahead.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Regex.compile("(a)\\1"));
+        assertThrows(IllegalArgumentException.class, () -> Regex.compile("(ab"));
+        assertThrows(IllegalArgumentException.class, () -> Regex.compile("a{3,1}"));
+    }
+
+    @Test
+    void aSchemasRegexAcceptsItsDocumentsAndRefusesOthers() throws Exception {
+        JsonNode schema = JSON.readTree("""
+                {"type": "object", "properties": {
+                  "name": {"type": "string", "maxLength": 8},
+                  "age": {"type": "integer"},
+                  "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2},
+                  "score": {"type": ["number", "null"]},
+                  "pet": {"$ref": "#/$defs/pet"}},
+                 "required": ["name", "age"],
+                 "$defs": {"pet": {"type": "object", "properties": {"kind": {"const": "cat"}}, "required": ["kind"]}}}""");
+        Regex regex = Regex.compile(JsonSchemaRegex.of(schema));
+        for (String ok : new String[]{"{\"name\": \"Ann\", \"age\": 41}", "{\"name\":\"Bo\",\"age\":-3,\"tags\":[\"a\", \"b\"]}",
+                "{ \"name\": \"\", \"age\": 0, \"score\": null, \"pet\": {\"kind\": \"cat\"} }", "{\"name\": \"x\", \"age\": 1, \"score\": 2.5e3}"}) {
+            assertTrue(regex.matches(ok), ok);
+            JSON.readTree(ok);
+        }
+        for (String bad : new String[]{"{\"age\": 41, \"name\": \"Ann\"}", "{\"name\": \"Ann\"}", "{\"name\": \"Annabelle!\", \"age\": 1}",
+                "{\"name\": \"A\", \"age\": 1.5}", "{\"name\": \"A\", \"age\": 1, \"tags\": [\"c\"]}", "{\"name\": \"A\", \"age\": 1, \"x\": 2}",
+                "{\"name\": \"A\", \"age\": 01}", "{\"name\": \"A\", \"age\": 1, \"tags\": [\"a\", \"a\", \"a\"]}"}) {
+            assertFalse(regex.matches(bad), bad);
+        }
+    }
+
+    @Test
+    void jsonModeAcceptsNestedObjects() throws Exception {
+        Regex regex = Regex.compile(JsonSchemaRegex.anyJsonObject(3));
+        for (String ok : new String[]{"{}", "{\"a\": [1, {\"b\": null}], \"c\": \"d\\n\"}", "{\"x\": -0.5e-3}"}) {
+            assertTrue(regex.matches(ok), ok);
+            JSON.readTree(ok);
+        }
+        for (String bad : new String[]{"[]", "{\"a\": }", "{a: 1}", "{\"a\": 1,}"}) assertFalse(regex.matches(bad), bad);
+    }
+
+    @Test
+    void recursiveReferencesAreRefused() throws Exception {
+        JsonNode schema = JSON.readTree("{\"$defs\": {\"node\": {\"type\": \"object\", \"properties\": {\"next\": {\"$ref\": \"#/$defs/node\"}}}},"
+                + " \"$ref\": \"#/$defs/node\"}");
+        var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(schema));
+        assertTrue(e.getMessage().contains("recursive"), e.getMessage());
+    }
+}

@@ -1,0 +1,113 @@
+package dev.jvllm.models;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.CompletionOutput;
+import dev.jvllm.FinishReason;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LLM;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.StructuredOutputs;
+import dev.jvllm.structured.JsonSchemaRegex;
+import dev.jvllm.structured.Regex;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Structured outputs on the demo model (byte-level BPE, 4 096 tokens): every output drawn under a
+ * JSON schema, a choice or a regex is one the constraint accepts, whatever the weights would have
+ * chosen, and it ends with the end-of-sequence token once complete.
+ */
+class StructuredOutputsTest {
+
+    private static final Path DEMO = Files.isDirectory(Path.of("../models/jvllm-demo")) ? Path.of("../models/jvllm-demo")
+            : Path.of("models/jvllm-demo");
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String SCHEMA = """
+            {"type": "object", "properties": {
+              "name": {"type": "string", "maxLength": 12},
+              "member": {"type": "boolean"},
+              "country": {"enum": ["France", "Germany", "Italy"]},
+              "seats": {"type": "array", "items": {"enum": [1, 2, 3]}, "maxItems": 3}},
+             "required": ["name", "country"]}""";
+
+    static LLM llm;
+
+    @BeforeAll
+    static void load() {
+        llm = LLM.builder().model(DEMO.toString()).device("cpu").build();
+    }
+
+    @AfterAll
+    static void close() {
+        llm.close();
+    }
+
+    private static SamplingParams sampled(StructuredOutputs outputs, int n) {
+        return SamplingParams.builder().temperature(1.0).n(n).seed(7L).maxTokens(200).structuredOutputs(outputs).build();
+    }
+
+    @Test
+    void jsonSchemaOutputsAreValidDocuments() throws Exception {
+        RequestOutput out = llm.generate("The European Parliament", sampled(StructuredOutputs.json(SCHEMA), 6));
+        for (CompletionOutput c : out.outputs()) {
+            assertEquals(FinishReason.STOP, c.finishReason(), c.text());
+            JsonNode doc = JSON.readTree(c.text());
+            assertTrue(doc.path("name").isTextual() && doc.path("name").asText().length() <= 12, c.text());
+            assertTrue(Set.of("France", "Germany", "Italy").contains(doc.path("country").asText()), c.text());
+            assertTrue(doc.path("member").isMissingNode() || doc.path("member").isBoolean(), c.text());
+            for (JsonNode seat : doc.path("seats")) assertTrue(seat.isInt() && seat.asInt() >= 1 && seat.asInt() <= 3, c.text());
+            doc.fieldNames().forEachRemaining(f -> assertTrue(Set.of("name", "member", "country", "seats").contains(f), c.text()));
+        }
+    }
+
+    @Test
+    void choiceAndRegexOutputsMatch() {
+        RequestOutput choice = llm.generate("The vote was", sampled(StructuredOutputs.choice(List.of("for", "against", "abstained")), 4));
+        for (CompletionOutput c : choice.outputs()) {
+            assertTrue(Set.of("for", "against", "abstained").contains(c.text()), c.text());
+            assertEquals(FinishReason.STOP, c.finishReason());
+        }
+        RequestOutput regex = llm.generate("Call", sampled(StructuredOutputs.regex("\\+[0-9]{2} [0-9]{3}-[0-9]{4}"), 4));
+        for (CompletionOutput c : regex.outputs()) assertTrue(c.text().matches("\\+[0-9]{2} [0-9]{3}-[0-9]{4}"), c.text());
+    }
+
+    @Test
+    void jsonObjectOutputsStayJsonAndAConstrainedRequestLeavesItsBatchAlone() throws Exception {
+        SamplingParams plain = SamplingParams.builder().temperature(0).maxTokens(24).build();
+        String alone = llm.generate("The European Parliament", plain).text();
+        List<RequestOutput> both = llm.generatePrompts(List.of(dev.jvllm.Prompt.text("The European Parliament"),
+                dev.jvllm.Prompt.text("The Commission")), plain);
+        assertEquals(alone, both.getFirst().text());
+
+        RequestOutput json = llm.generate("The Commission", SamplingParams.builder().temperature(0.8).seed(3L).n(3).maxTokens(60)
+                .structuredOutputs(StructuredOutputs.jsonObject()).build());
+        Regex anyObject = Regex.compile(JsonSchemaRegex.anyJsonObject(4));
+        for (CompletionOutput c : json.outputs()) {
+            assertNotEquals(Regex.DEAD, anyObject.step(anyObject.start(), c.text()), c.text());
+            if (c.finishReason() == FinishReason.STOP) assertTrue(JSON.readTree(c.text()).isObject(), c.text());
+        }
+    }
+
+    @Test
+    void unusableSchemasAreRefusedNamingTheField() {
+        var notJson = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.json("{type: object"));
+        assertEquals("structuredOutputs", notJson.field());
+        var recursive = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.json(
+                "{\"$defs\": {\"n\": {\"type\": \"object\", \"properties\": {\"next\": {\"$ref\": \"#/$defs/n\"}}}}, \"$ref\": \"#/$defs/n\"}"));
+        assertTrue(recursive.getMessage().contains("recursive"), recursive.getMessage());
+        assertThrows(InvalidRequestException.class, () -> StructuredOutputs.regex("(a"));
+    }
+}
