@@ -377,12 +377,22 @@ public final class LLM implements AutoCloseable {
 
     /** The prompt text {@link #chat} sends for these messages. */
     public String renderChat(List<ChatMessage> messages) {
+        return renderChat(messages.stream().map(ChatMessage::asTemplateValue).toList(), Map.of());
+    }
+
+    /**
+     * The prompt text for messages given as the chat template sees them (maps of {@code role},
+     * {@code content} and whatever else the template reads, such as an assistant's
+     * {@code tool_calls} or a tool message's {@code tool_call_id}), with extra template variables
+     * such as {@code tools}: what an OpenAI-style server renders.
+     */
+    public String renderChat(List<? extends Map<String, ?>> messages, Map<String, ?> variables) {
         if (tokenizer == null) {
             throw new InvalidRequestException("messages", modelDirectory + " has no tokenizer, so it has no chat template");
         }
         var template = tokenizer.chatTemplate().orElseThrow(() -> new InvalidRequestException("messages",
                 modelDirectory + " has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja)"));
-        return template.render(messages.stream().map(ChatMessage::asTemplateValue).toList(), true);
+        return template.render(messages, true, variables);
     }
 
     private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora) {

@@ -1,7 +1,6 @@
 package dev.jvllm.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.jvllm.ChatMessage;
 import dev.jvllm.Prompt;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.StructuredOutputs;
@@ -70,35 +69,124 @@ final class OpenAiRequests {
         return ids;
     }
 
-    /** A chat request's messages; content is a string or a list of text parts. */
-    static List<ChatMessage> messages(JsonNode body) {
+    /**
+     * A chat request's messages as the chat template sees them: role and content (a string or a list
+     * of text parts), and an assistant's {@code tool_calls}, a tool message's {@code tool_call_id}
+     * and a message's {@code name} where given.
+     */
+    static List<Map<String, Object>> messages(JsonNode body) {
         JsonNode node = body.get("messages");
         if (node == null || !node.isArray() || node.isEmpty()) throw ApiError.invalid("messages", "'messages' must be a non-empty list");
         if (node.size() > MAX_MESSAGES) throw ApiError.invalid("messages", "at most " + MAX_MESSAGES + " messages a request");
-        List<ChatMessage> messages = new ArrayList<>();
+        List<Map<String, Object>> messages = new ArrayList<>();
         for (JsonNode message : node) {
             String role = text(message, "role", null);
             if (role == null) throw ApiError.invalid("messages", "every message needs a 'role'");
             JsonNode content = message.get("content");
+            String text;
             if (content == null || content.isNull()) {
-                messages.add(new ChatMessage(role, ""));
+                text = "";
             } else if (content.isTextual()) {
-                messages.add(new ChatMessage(role, content.asText()));
+                text = content.asText();
             } else if (content.isArray()) {
-                StringBuilder text = new StringBuilder();
+                StringBuilder parts = new StringBuilder();
                 for (JsonNode part : content) {
                     if (!"text".equals(part.path("type").asText()) || !part.path("text").isTextual()) {
                         throw ApiError.invalid("messages", "content parts of type '" + part.path("type").asText()
                                 + "' are not served; only text parts are");
                     }
-                    text.append(part.get("text").asText());
+                    parts.append(part.get("text").asText());
                 }
-                messages.add(new ChatMessage(role, text.toString()));
+                text = parts.toString();
             } else {
                 throw ApiError.invalid("messages", "a message's 'content' must be a string or a list of text parts");
             }
+            Map<String, Object> value = new java.util.LinkedHashMap<>();
+            value.put("role", role);
+            value.put("content", text);
+            for (String key : new String[]{"tool_calls", "tool_call_id", "name"}) {
+                JsonNode extra = message.get(key);
+                if (extra != null && !extra.isNull()) value.put(key, OpenAiResponses.JSON.convertValue(extra, Object.class));
+            }
+            messages.add(value);
         }
         return messages;
+    }
+
+    /**
+     * The functions a chat request offers and how it must use them. {@code choice} is "none",
+     * "required" or the name of the function it must call; {@code templateTools} is {@code tools} as
+     * the chat template sees it (null when none are offered or the choice is "none").
+     */
+    record Tools(String choice, Map<String, JsonNode> parametersByName, Object templateTools) {
+
+        static final Tools NONE = new Tools("none", Map.of(), null);
+
+        /** Whether the answer is a list of tool calls rather than text. */
+        boolean calls() {
+            return !choice.equals("none");
+        }
+
+        /** The constraint on the output: the named function's arguments, or a list of calls (vLLM's "required"). */
+        StructuredOutputs constraint() {
+            if (!choice.equals("required")) return StructuredOutputs.json(parametersByName.get(choice));
+            var json = OpenAiResponses.JSON;
+            var anyOf = json.createArrayNode();
+            parametersByName.forEach((name, parameters) -> {
+                var call = anyOf.addObject().put("type", "object");
+                var properties = call.putObject("properties");
+                properties.putObject("name").putArray("enum").add(name);
+                properties.set("parameters", parameters);
+                call.putArray("required").add("name").add("parameters");
+            });
+            var schema = json.createObjectNode().put("type", "array").put("minItems", 1);
+            schema.putObject("items").set("anyOf", anyOf);
+            return StructuredOutputs.json(schema);
+        }
+    }
+
+    /**
+     * A chat request's {@code tools} and {@code tool_choice}. "auto" (the default where tools are
+     * given) is refused: choosing between text and a call needs a per-model tool-call parser, as
+     * vLLM's {@code --tool-call-parser}, which jvllm does not have.
+     */
+    static Tools tools(JsonNode body) {
+        JsonNode tools = body.get("tools");
+        JsonNode choiceNode = body.get("tool_choice");
+        if (tools == null || tools.isNull() || tools.isEmpty()) {
+            if (choiceNode != null && !choiceNode.isNull() && !"none".equals(choiceNode.asText())) {
+                throw ApiError.invalid("tool_choice", "'tool_choice' needs 'tools'");
+            }
+            return Tools.NONE;
+        }
+        if (!tools.isArray()) throw ApiError.invalid("tools", "'tools' must be a list of functions");
+        Map<String, JsonNode> parameters = new java.util.LinkedHashMap<>();
+        for (JsonNode tool : tools) {
+            JsonNode function = tool.path("function");
+            if (!"function".equals(tool.path("type").asText()) || !function.path("name").isTextual()) {
+                throw ApiError.invalid("tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            }
+            JsonNode schema = function.get("parameters");
+            if (schema == null || schema.isNull()) schema = OpenAiResponses.JSON.createObjectNode().put("type", "object");
+            if (!schema.isObject()) throw ApiError.invalid("tools", "the parameters of '" + function.get("name").asText() + "' must be a JSON schema");
+            parameters.put(function.get("name").asText(), schema.has("properties") || schema.has("type") ? schema
+                    : OpenAiResponses.JSON.createObjectNode().put("type", "object"));
+        }
+        String choice;
+        if (choiceNode == null || choiceNode.isNull() || "auto".equals(choiceNode.asText())) {
+            throw ApiError.invalid("tool_choice", "tool_choice 'auto' (the default with tools) needs a tool-call parser for the model, "
+                    + "which this server does not have; give tool_choice 'required', 'none' or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        } else if (choiceNode.isTextual()) {
+            choice = choiceNode.asText();
+            if (!choice.equals("none") && !choice.equals("required")) throw ApiError.invalid("tool_choice", "tool_choice '" + choice + "' is not none, auto or required");
+        } else {
+            choice = choiceNode.path("function").path("name").asText(null);
+            if (choice == null || !parameters.containsKey(choice)) {
+                throw ApiError.invalid("tool_choice", "tool_choice names no function of 'tools'" + (choice == null ? "" : ": '" + choice + "'"));
+            }
+        }
+        if (choice.equals("none")) return new Tools("none", Map.of(), null);
+        return new Tools(choice, parameters, OpenAiResponses.JSON.convertValue(tools, Object.class));
     }
 
     /**
@@ -108,7 +196,7 @@ final class OpenAiRequests {
      * to the generation config's. {@code echo} is {@link #echo}'s reading of a completions request.
      */
     static SamplingParams sampling(JsonNode body, Integer defaultMaxTokens, boolean chat, Echo echo, GenerationConfig defaults) {
-        refuse(body, "tools", "tool calls are not served");
+        if (!chat) refuse(body, "tools", "tools are for chat completions");
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
         SamplingParams.Builder params = SamplingParams.builder();

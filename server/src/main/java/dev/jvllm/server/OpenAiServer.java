@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
-import dev.jvllm.ChatMessage;
 import dev.jvllm.CompletionOutput;
 import dev.jvllm.EmbeddingOutput;
 import dev.jvllm.InvalidRequestException;
@@ -329,7 +328,7 @@ public final class OpenAiServer implements AutoCloseable {
         if (llm.tokenizer() == null) throw ApiError.invalid("prompt", "the model has no tokenizer");
         int[] ids;
         if (body.has("messages")) {
-            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body)), false);
+            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body), Map.of()), false);
         } else {
             String prompt = OpenAiRequests.text(body, "prompt", null);
             if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
@@ -418,12 +417,23 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
-        List<ChatMessage> messages = OpenAiRequests.messages(body);
-        SamplingParams params = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
+        List<Map<String, Object>> messages = OpenAiRequests.messages(body);
+        OpenAiRequests.Tools tools = OpenAiRequests.tools(body);
+        SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
+        if (tools.calls()) {
+            if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a structured output cannot be asked for together");
+            if (streaming.stream()) throw ApiError.invalid("stream", "tool calls are answered whole; ask without 'stream'");
+            try {
+                asked = asked.toBuilder().structuredOutputs(tools.constraint()).build();
+            } catch (InvalidRequestException e) {
+                throw ApiError.invalid("tools", e.getMessage());
+            }
+        }
+        SamplingParams params = asked;
         OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
-        String rendered = llm.renderChat(messages);
+        String rendered = llm.renderChat(messages, tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools()));
         Prompt prompt = Prompt.tokens(llm.tokenizer().encode(rendered, false));
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
@@ -433,7 +443,13 @@ public final class OpenAiServer implements AutoCloseable {
 
             @Override
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
-                choice.putObject("message").put("role", "assistant").put("content", output.text());
+                ObjectNode message = choice.putObject("message").put("role", "assistant");
+                ArrayNode calls = tools.calls() ? toolCalls(tools, output.text()) : null;
+                if (calls == null) {
+                    message.put("content", output.text());
+                } else {
+                    message.put("content", "").set("tool_calls", calls); // as vLLM answers a named or required tool choice
+                }
                 putLogprobs(choice, output);
             }
 
@@ -453,6 +469,33 @@ public final class OpenAiServer implements AutoCloseable {
                 else choice.set("logprobs", OpenAiResponses.chatLogprobs(output, OpenAiServer.this::decodeOne, topLogprobs.getAsInt()));
             }
         });
+    }
+
+    /**
+     * The tool calls an output holds: the named function's arguments, or the list of
+     * {@code {name, parameters}} of a required choice; null where the output is not complete JSON
+     * (it ran out of tokens), which then answers as text.
+     */
+    private static ArrayNode toolCalls(OpenAiRequests.Tools tools, String text) {
+        ArrayNode calls = OpenAiResponses.JSON.createArrayNode();
+        try {
+            if (!tools.choice().equals("required")) {
+                OpenAiResponses.JSON.readTree(text);
+                addToolCall(calls, tools.choice(), text);
+                return calls;
+            }
+            for (JsonNode call : OpenAiResponses.JSON.readTree(text)) {
+                addToolCall(calls, call.path("name").asText(), OpenAiResponses.JSON.writeValueAsString(call.path("parameters")));
+            }
+            return calls;
+        } catch (JsonProcessingException e) {
+            return null;
+        }
+    }
+
+    private static void addToolCall(ArrayNode calls, String name, String arguments) {
+        ObjectNode call = calls.addObject().put("id", "chatcmpl-tool-" + UUID.randomUUID().toString().replace("-", "")).put("type", "function");
+        call.putObject("function").put("name", name).put("arguments", arguments);
     }
 
     private void embeddings(HttpExchange exchange, JsonNode body) throws IOException {

@@ -284,6 +284,51 @@ class OpenAiServerTest {
     }
 
     @Test
+    void toolCallsFollowTheNamedOrRequiredChoice() throws Exception {
+        String tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", "
+                + "\"properties\": {\"city\": {\"enum\": [\"Paris\", \"Rome\"]}, \"unit\": {\"enum\": [\"C\", \"F\"]}}, "
+                + "\"required\": [\"city\", \"unit\"]}}}, {\"type\": \"function\", \"function\": {\"name\": \"get_time\", "
+                + "\"parameters\": {\"type\": \"object\", \"properties\": {\"zone\": {\"enum\": [\"UTC\", \"CET\"]}}, \"required\": [\"zone\"]}}}]";
+        String ask = "\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}], \"tools\": " + tools;
+
+        Answer named = post(server, "/v1/chat/completions", "{" + ask + ", \"max_tokens\": 60, \"temperature\": 0.8, \"seed\": 2, "
+                + "\"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}}");
+        assertEquals(200, named.status(), String.valueOf(named.body()));
+        JsonNode call = named.body().path("choices").get(0).path("message").path("tool_calls").get(0);
+        assertEquals("get_weather", call.path("function").path("name").asText(), named.body().toString());
+        JsonNode arguments = JSON.readTree(call.path("function").path("arguments").asText());
+        assertTrue(List.of("Paris", "Rome").contains(arguments.path("city").asText()) && List.of("C", "F").contains(arguments.path("unit").asText()),
+                arguments.toString());
+
+        // The demo model would list calls until out of tokens: a bias on "]" closes the list after the first call
+        // (the constraint allows "]" only there), so the answer is complete.
+        int close = reference.tokenizer().idOf("]").orElseThrow();
+        Answer required = post(server, "/v1/chat/completions", "{" + ask + ", \"max_tokens\": 200, \"temperature\": 0.8, \"seed\": 5, "
+                + "\"tool_choice\": \"required\", \"logit_bias\": {\"" + close + "\": 100}}");
+        assertEquals("stop", required.body().path("choices").get(0).path("finish_reason").asText(), required.body().toString());
+        JsonNode calls = required.body().path("choices").get(0).path("message").path("tool_calls");
+        assertTrue(calls.isArray() && !calls.isEmpty(), required.body().toString());
+        for (JsonNode c : calls) {
+            JsonNode args = JSON.readTree(c.path("function").path("arguments").asText());
+            switch (c.path("function").path("name").asText()) {
+                case "get_weather" -> assertTrue(List.of("Paris", "Rome").contains(args.path("city").asText()), args.toString());
+                case "get_time" -> assertTrue(List.of("UTC", "CET").contains(args.path("zone").asText()), args.toString());
+                default -> throw new AssertionError("a call of no offered function: " + c);
+            }
+        }
+
+        // A conversation holding a call and its result renders; "auto" and streamed calls are refused by name.
+        Answer history = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Weather?\"}, "
+                + "{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [" + call + "]}, {\"role\": \"tool\", \"tool_call_id\": \""
+                + call.path("id").asText() + "\", \"content\": \"18 C\"}], \"max_tokens\": 5, \"temperature\": 0}");
+        assertEquals(200, history.status(), String.valueOf(history.body()));
+        assertError(post(server, "/v1/chat/completions", "{" + ask + "}"), 400, "tool_choice");
+        assertError(post(server, "/v1/chat/completions", "{" + ask + ", \"tool_choice\": \"required\", \"stream\": true}"), 400, "stream");
+        assertError(post(server, "/v1/chat/completions", "{" + ask + ", \"tool_choice\": {\"type\": \"function\", \"function\": "
+                + "{\"name\": \"nope\"}}}"), 400, "tool_choice");
+    }
+
+    @Test
     void badRequestsGetOpenAiErrorsNamingWhatWasWrong() throws Exception {
         assertError(post(server, "/v1/completions", "{not json"), 400, null);
         assertError(post(server, "/v1/completions", "[1, 2]"), 400, null);
