@@ -72,6 +72,7 @@ public final class SamplingParams {
     private final Map<Integer, Float> logitBias;
     private final List<Integer> allowedTokenIds;
     private final StructuredOutputs structuredOutputs;
+    private final Integer truncatePromptTokens;
 
     /** From a checked builder, with the values {@link Builder#build()} normalized. */
     private SamplingParams(Builder b, int topK, List<Integer> stopTokenIds, Map<Integer, Float> logitBias) {
@@ -98,6 +99,7 @@ public final class SamplingParams {
         this.logitBias = Collections.unmodifiableMap(new LinkedHashMap<>(logitBias));
         allowedTokenIds = b.allowedTokenIds == null ? null : List.copyOf(b.allowedTokenIds);
         structuredOutputs = b.structuredOutputs;
+        truncatePromptTokens = b.truncatePromptTokens;
     }
 
     /** A builder holding vLLM's defaults. */
@@ -136,6 +138,7 @@ public final class SamplingParams {
         b.logitBias = new LinkedHashMap<>(logitBias);
         b.allowedTokenIds = allowedTokenIds == null ? null : new ArrayList<>(allowedTokenIds);
         b.structuredOutputs = structuredOutputs;
+        b.truncatePromptTokens = truncatePromptTokens;
         return b;
     }
 
@@ -260,6 +263,14 @@ public final class SamplingParams {
     }
 
     /** When present, only these token ids may be sampled. */
+    /**
+     * Keep only the last k tokens of the prompt (-1: as many as the model's length leaves room for
+     * with one output token), as vLLM's {@code truncate_prompt_tokens}; empty: refuse a prompt too long.
+     */
+    public OptionalInt truncatePromptTokens() {
+        return truncatePromptTokens == null ? OptionalInt.empty() : OptionalInt.of(truncatePromptTokens);
+    }
+
     /** What the output must be (a JSON schema, JSON, a regex, a choice), if constrained. */
     public Optional<StructuredOutputs> structuredOutputs() {
         return Optional.ofNullable(structuredOutputs);
@@ -310,14 +321,14 @@ public final class SamplingParams {
                 && skipSpecialTokens == p.skipSpecialTokens && spacesBetweenSpecialTokens == p.spacesBetweenSpecialTokens
                 && detokenize == p.detokenize
                 && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds)
-                && Objects.equals(structuredOutputs, p.structuredOutputs);
+                && Objects.equals(structuredOutputs, p.structuredOutputs) && Objects.equals(truncatePromptTokens, p.truncatePromptTokens);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
                 seed, stop, stopTokenIds, includeStopStrInOutput, ignoreEos, maxTokens, minTokens, logprobs,
-                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, structuredOutputs);
+                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, structuredOutputs, truncatePromptTokens);
     }
 
     @Override
@@ -331,7 +342,8 @@ public final class SamplingParams {
                 + ", skipSpecialTokens=" + skipSpecialTokens + ", spacesBetweenSpecialTokens=" + spacesBetweenSpecialTokens
                 + ", detokenize=" + detokenize
                 + ", logitBias=" + logitBias + ", allowedTokenIds=" + allowedTokenIds
-                + (structuredOutputs == null ? "" : ", structuredOutputs=" + structuredOutputs) + "]";
+                + (structuredOutputs == null ? "" : ", structuredOutputs=" + structuredOutputs)
+                + (truncatePromptTokens == null ? "" : ", truncatePromptTokens=" + truncatePromptTokens) + "]";
     }
 
     /**
@@ -362,6 +374,7 @@ public final class SamplingParams {
         private Map<Integer, Float> logitBias = new LinkedHashMap<>();
         private List<Integer> allowedTokenIds;
         private StructuredOutputs structuredOutputs;
+        private Integer truncatePromptTokens;
 
         private Builder() {
         }
@@ -517,6 +530,12 @@ public final class SamplingParams {
             return this;
         }
 
+        /** See {@link SamplingParams#truncatePromptTokens()}: a positive k, or -1. */
+        public Builder truncatePromptTokens(int k) {
+            this.truncatePromptTokens = k;
+            return this;
+        }
+
         /** See {@link SamplingParams#allowedTokenIds()}; not empty, or {@code null} for no restriction. */
         public Builder allowedTokenIds(List<Integer> allowedTokenIds) {
             this.allowedTokenIds = allowedTokenIds == null ? null : new ArrayList<>(allowedTokenIds);
@@ -531,6 +550,9 @@ public final class SamplingParams {
          */
         public SamplingParams build() {
             requireInRange("n", n, 1, MAX_N);
+            if (truncatePromptTokens != null && truncatePromptTokens < 1 && truncatePromptTokens != -1) {
+                throw invalid("truncatePromptTokens", "must be a positive number of tokens, or -1", truncatePromptTokens);
+            }
             if (!(temperature >= 0 && temperature <= MAX_TEMPERATURE)) {
                 throw invalid("temperature", "must be a number in [0, " + MAX_TEMPERATURE + "]", temperature);
             }

@@ -239,9 +239,19 @@ public final class LLMEngine implements AutoCloseable {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
         }
         if (ids.length == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
+        if (params.truncatePromptTokens().isPresent()) {
+            // As vLLM: the last k tokens are kept; -1 keeps as many as leave room for one output token.
+            int keep = params.truncatePromptTokens().getAsInt() == -1 ? maxModelLen - 1 : params.truncatePromptTokens().getAsInt();
+            if (keep >= maxModelLen) {
+                throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + keep + " leaves no room for an output "
+                        + "token in the maximum model length " + maxModelLen);
+            }
+            if (ids.length > keep) ids = Arrays.copyOfRange(ids, ids.length - keep, ids.length);
+        }
         if (ids.length >= maxModelLen) {
             throw new InvalidRequestException("prompt", "the prompt has " + ids.length
-                    + " tokens, the maximum model length is " + maxModelLen + " (prompt plus at least one output token)");
+                    + " tokens, the maximum model length is " + maxModelLen + " (prompt plus at least one output token); shorten it or set "
+                    + "truncatePromptTokens");
         }
         if (params.promptLogprobs().isPresent() && ids.length < 2) {
             throw new InvalidRequestException("promptLogprobs", "prompt logprobs need a prompt of at least 2 tokens");

@@ -233,6 +233,8 @@ final class OpenAiRequests {
         if (maxTokens == null && chat && defaults.maxNewTokens().isPresent()) maxTokens = defaults.maxNewTokens().getAsInt();
         if (echo.scoreOnly()) maxTokens = 1; // one token is drawn and dropped: the engine generates at least one
         params.maxTokens(maxTokens != null ? maxTokens : defaultMaxTokens);
+        Integer truncate = integer(body, "truncate_prompt_tokens");
+        if (truncate != null) params.truncatePromptTokens(truncate);
         Integer minTokens = integer(body, "min_tokens");
         if (minTokens != null) params.minTokens(minTokens);
         Integer logprobs = logprobs(body, chat);

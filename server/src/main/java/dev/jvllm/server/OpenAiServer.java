@@ -572,6 +572,10 @@ public final class OpenAiServer implements AutoCloseable {
                 case Prompt.Tokens t -> t.tokenIds().length;
                 case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.tokenizer().encode(t.text(), true).length;
             };
+            if (params.truncatePromptTokens().isPresent()) {
+                int keep = params.truncatePromptTokens().getAsInt();
+                promptTokens = Math.min(promptTokens, keep == -1 ? maxModelLen - 1 : keep);
+            }
             if ((long) promptTokens + maxTokens > maxModelLen) {
                 throw ApiError.invalid("max_tokens", "This model's maximum context length is " + maxModelLen + " tokens. However, you "
                         + "requested " + ((long) promptTokens + maxTokens) + " tokens (" + promptTokens + " in the prompt, " + maxTokens

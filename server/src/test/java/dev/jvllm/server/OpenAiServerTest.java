@@ -335,6 +335,7 @@ class OpenAiServerTest {
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"temperature\": -1}"), 400, "temperature");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"top_p\": \"high\"}"), 400, "top_p");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"n\": 100000}"), 400, "n");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"truncate_prompt_tokens\": 0}"), 400, "truncate_prompt_tokens");
         Answer tooLong = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 510}");
         assertError(tooLong, 400, "max_tokens");
         assertTrue(tooLong.body().path("error").path("message").asText().contains("maximum context length is 512 tokens"), tooLong.body().toString());
