@@ -32,13 +32,16 @@ import org.slf4j.LoggerFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.function.IntFunction;
@@ -358,6 +361,74 @@ public final class LLM implements AutoCloseable {
             throw e;
         }
         return ids.stream().map(results::get).toList();
+    }
+
+    /**
+     * Beam search, as vLLM's {@code LLM.beam_search}: each prompt's {@code beamWidth} best sequences
+     * by cumulative log probability (over length to the length penalty), grown a token a step. Each
+     * step runs every live beam for one token with its {@code 2 × beamWidth} most likely next tokens,
+     * the prefix cache sparing the tokens a beam shares with its parent; sequences ending in the
+     * end-of-sequence token leave the beam as complete.
+     */
+    public List<BeamSearchOutput> beamSearch(List<Prompt> prompts, BeamSearchParams params) {
+        requireTask(Task.GENERATE);
+        record Beam(int[] tokens, int generated, double cumulativeLogprob) {
+        }
+        Set<Integer> eos = new HashSet<>(engine.eosTokenIds());
+        SamplingParams step = SamplingParams.builder().maxTokens(1).logprobs(2 * params.beamWidth())
+                .temperature(params.temperature()).detokenize(false).build();
+        List<List<Beam>> live = new ArrayList<>(), done = new ArrayList<>();
+        for (Prompt prompt : prompts) {
+            int[] ids = switch (prompt) {
+                case Prompt.Text t -> {
+                    if (tokenizer == null) throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer: give prompts as token ids");
+                    yield tokenizer.encode(t.text(), true);
+                }
+                case Prompt.Tokens t -> t.tokenIds().clone();
+            };
+            live.add(new ArrayList<>(List.of(new Beam(ids, 0, 0))));
+            done.add(new ArrayList<>());
+        }
+        java.util.function.ToDoubleFunction<Beam> score = beam -> {
+            int length = beam.tokens().length - (eos.contains(beam.tokens()[beam.tokens().length - 1]) && beam.generated() > 0 ? 1 : 0);
+            return beam.cumulativeLogprob() / Math.pow(length, params.lengthPenalty());
+        };
+        for (int t = 0; t < params.maxTokens() && live.stream().anyMatch(b -> !b.isEmpty()); t++) {
+            List<Prompt> batch = new ArrayList<>();
+            for (List<Beam> beams : live) for (Beam beam : beams) batch.add(Prompt.tokens(beam.tokens()));
+            List<RequestOutput> outputs = generatePrompts(batch, step);
+            int next = 0;
+            for (int p = 0; p < live.size(); p++) {
+                List<Beam> candidates = new ArrayList<>();
+                for (Beam beam : live.get(p)) {
+                    Map<Integer, Logprob> top = outputs.get(next++).outputs().getFirst().logprobs().getFirst();
+                    for (Map.Entry<Integer, Logprob> candidate : top.entrySet()) {
+                        int[] tokens = Arrays.copyOf(beam.tokens(), beam.tokens().length + 1);
+                        tokens[tokens.length - 1] = candidate.getKey();
+                        Beam grown = new Beam(tokens, beam.generated() + 1, beam.cumulativeLogprob() + candidate.getValue().logprob());
+                        if (!params.ignoreEos() && eos.contains(candidate.getKey())) done.get(p).add(grown);
+                        else candidates.add(grown);
+                    }
+                }
+                candidates.sort(java.util.Comparator.comparingDouble(score).reversed());
+                live.set(p, new ArrayList<>(candidates.subList(0, Math.min(params.beamWidth(), candidates.size()))));
+            }
+        }
+        List<BeamSearchOutput> results = new ArrayList<>();
+        for (int p = 0; p < live.size(); p++) {
+            List<Beam> all = new ArrayList<>(done.get(p));
+            all.addAll(live.get(p));
+            all.sort(java.util.Comparator.comparingDouble(score).reversed());
+            List<BeamSearchOutput.Sequence> sequences = new ArrayList<>();
+            for (Beam beam : all.subList(0, Math.min(params.beamWidth(), all.size()))) {
+                int[] generated = Arrays.copyOfRange(beam.tokens(), beam.tokens().length - beam.generated(), beam.tokens().length);
+                String text = tokenizer == null ? null : tokenizer.decode(generated, true);
+                sequences.add(new BeamSearchOutput.Sequence(Arrays.stream(generated).boxed().toList(), text, beam.cumulativeLogprob(),
+                        score.applyAsDouble(beam)));
+            }
+            results.add(new BeamSearchOutput(sequences));
+        }
+        return results;
     }
 
     /**

@@ -130,6 +130,11 @@ public final class LLMEngine implements AutoCloseable {
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
     }
 
+    /** The ids that end a sequence (the generation config's end-of-sequence ids, else the tokenizer's). */
+    public List<Integer> eosTokenIds() {
+        return eosTokenIdList;
+    }
+
     public int maxModelLen() {
         return maxModelLen;
     }
