@@ -17,6 +17,8 @@ public final class Grammar {
     private final TokenVocabulary vocabulary;
     private final int[] eosTokenIds;
     private final Map<Integer, long[]> allowedByState = new HashMap<>();
+    private static final int MAX_MASKS = 2048;
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(Grammar.class);
 
     public Grammar(Regex regex, TokenVocabulary vocabulary, int[] eosTokenIds) {
         this.regex = regex;
@@ -33,6 +35,8 @@ public final class Grammar {
         long[] known = allowedByState.get(state);
         if (known == null) {
             known = vocabulary.allowed(regex, state);
+            // A mask is a bit a token (16 KB for 128k tokens): past this many, start over rather than grow.
+            if (allowedByState.size() >= MAX_MASKS) allowedByState.clear();
             allowedByState.put(state, known);
         }
         return known;
@@ -57,7 +61,13 @@ public final class Grammar {
 
         @Override
         public void mask(float[] logits) {
-            long[] allowed = state == Regex.DEAD ? new long[(logits.length + 63) / 64] : allowed(state);
+            long[] allowed;
+            try {
+                allowed = state == Regex.DEAD ? new long[(logits.length + 63) / 64] : allowed(state);
+            } catch (Regex.TooComplexException e) {
+                lost(e);
+                allowed = new long[(logits.length + 63) / 64];
+            }
             // The end of the sequence only where the output is complete (or, never expected, lost).
             boolean end = state == Regex.DEAD || accepting(state);
             float[] eosLogits = new float[eosTokenIds.length];
@@ -76,7 +86,17 @@ public final class Grammar {
         public void advance(int tokenId) {
             for (int eos : eosTokenIds) if (eos == tokenId) return;
             String text = vocabulary.text(tokenId);
-            state = text == null ? Regex.DEAD : step(state, text);
+            try {
+                state = text == null ? Regex.DEAD : step(state, text);
+            } catch (Regex.TooComplexException e) {
+                lost(e);
+            }
+        }
+
+        /** The pattern grew too complex to follow: the sequence may only end now, which the log says. */
+        private void lost(Regex.TooComplexException e) {
+            log.warn("structured output ended early: {}", e.getMessage());
+            state = Regex.DEAD;
         }
     }
 }

@@ -25,6 +25,21 @@ public final class Regex {
     public static final int DEAD = -1;
     /** Repetition bounds above this are refused (each repeat is a copy of the automaton). */
     private static final int MAX_REPEAT = 1000;
+    /** Patterns whose automaton would pass this many states are refused when compiled (nested repeats multiply). */
+    static final int MAX_NFA_STATES = 200_000;
+    /**
+     * Deterministic states made past this many fail the step with {@link TooComplexException}: a
+     * pattern such as {@code (a|b)*a(a|b){20}} has exponentially many, and each costs memory.
+     */
+    static final int MAX_DFA_STATES = 20_000;
+
+    /** A pattern whose deterministic states grew past {@link #MAX_DFA_STATES}. */
+    public static final class TooComplexException extends RuntimeException {
+        TooComplexException(String pattern) {
+            super("the pattern '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern) + "' needs more than "
+                    + MAX_DFA_STATES + " states");
+        }
+    }
 
     // The automaton: per state, its character transitions (lo, hi, target) and empty transitions.
     private final List<int[]> ranges = new ArrayList<>();
@@ -128,6 +143,7 @@ public final class Regex {
         Integer id = dfaIds.get(set);
         if (id != null) return id;
         id = dfaStates.size();
+        if (id >= MAX_DFA_STATES) throw new TooComplexException(pattern);
         dfaStates.add(set);
         dfaIds.put(set, id);
         dfaNext.add(new HashMap<>());
@@ -161,6 +177,10 @@ public final class Regex {
     // ---- construction -------------------------------------------------------------------------
 
     private int newState() {
+        if (ranges.size() >= MAX_NFA_STATES) {
+            throw new IllegalArgumentException("regex '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern)
+                    + "' is too large: its automaton passes " + MAX_NFA_STATES + " states");
+        }
         ranges.add(new int[0]);
         empties.add(new int[0]);
         return ranges.size() - 1;
@@ -197,16 +217,29 @@ public final class Regex {
         int[] build();
     }
 
-    private int[] repeat(Builder atom, int min, int max) {
+    /**
+     * {@code first} repeated min to max times (max -1: unbounded); the copies after the first are
+     * built by {@code more}, so a repeat that needs one copy costs no states beyond it.
+     */
+    private int[] repeat(int[] first, Builder more, int min, int max) {
+        int[][] pending = {first};
+        java.util.function.Supplier<int[]> copy = () -> {
+            if (pending[0] != null) {
+                int[] f = pending[0];
+                pending[0] = null;
+                return f;
+            }
+            return more.build();
+        };
         int[] result = emptyFragment();
         int end = result[1];
         for (int i = 0; i < min; i++) {
-            int[] f = atom.build();
+            int[] f = copy.get();
             addEmpty(end, f[0]);
             end = f[1];
         }
         if (max < 0) {
-            int[] f = atom.build();
+            int[] f = copy.get();
             int loopEnd = newState();
             addEmpty(end, f[0]);
             addEmpty(end, loopEnd);
@@ -216,7 +249,7 @@ public final class Regex {
         } else {
             int finalEnd = newState();
             for (int i = min; i < max; i++) {
-                int[] f = atom.build();
+                int[] f = copy.get();
                 addEmpty(end, f[0]);
                 addEmpty(end, finalEnd);
                 end = f[1];
@@ -268,14 +301,13 @@ public final class Regex {
                 int[] atom = atom();
                 int[] bounds = quantifier();
                 if (bounds != null) {
-                    atom = repeat(() -> {
+                    atom = repeat(atom, () -> {
                         int saved = pos;
                         pos = atomStart;
                         int[] copy = atom();
                         pos = saved;
                         return copy;
                     }, bounds[0], bounds[1]);
-                    // The first copy, built before the quantifier was seen, stays unreachable.
                 }
                 addEmpty(end, atom[0]);
                 end = atom[1];

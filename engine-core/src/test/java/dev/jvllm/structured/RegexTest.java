@@ -86,6 +86,20 @@ class RegexTest {
     }
 
     @Test
+    void patternsTooLargeOrTooBranchyAreBounded() {
+        var nested = assertThrows(IllegalArgumentException.class, () -> Regex.compile("(x{1000}){1000}"));
+        assertTrue(nested.getMessage().contains("too large"), nested.getMessage());
+        // Exponentially many deterministic states: the steps stop at the bound instead of taking all memory.
+        Regex branchy = Regex.compile("(a|b)*a(a|b){24}");
+        java.util.Random random = new java.util.Random(1);
+        assertThrows(Regex.TooComplexException.class, () -> {
+            int state = branchy.start();
+            for (int i = 0; i < 100_000; i++) state = branchy.step(state, random.nextBoolean() ? 'a' : 'b');
+        });
+        assertTrue(branchy.statesMade() <= Regex.MAX_DFA_STATES);
+    }
+
+    @Test
     void recursiveReferencesAreRefused() throws Exception {
         JsonNode schema = JSON.readTree("{\"$defs\": {\"node\": {\"type\": \"object\", \"properties\": {\"next\": {\"$ref\": \"#/$defs/node\"}}}},"
                 + " \"$ref\": \"#/$defs/node\"}");
