@@ -30,9 +30,12 @@ public final class JsonSchemaRegex {
     static final String BOOLEAN = "(?:true|false)";
     static final String NULL = "null";
     private static final int MAX_REF_DEPTH = 16;
+    /** Schemas nested deeper than this are refused (each level is a recursive call, and a larger regex). */
+    private static final int MAX_DEPTH = 32;
 
     private final JsonNode root;
     private final Set<String> refsInUse = new HashSet<>();
+    private int depth;
 
     private JsonSchemaRegex(JsonNode root) {
         this.root = root;
@@ -85,6 +88,15 @@ public final class JsonSchemaRegex {
     }
 
     private String value(JsonNode schema, String where) {
+        if (++depth > MAX_DEPTH) throw new IllegalArgumentException("the schema nests deeper than " + MAX_DEPTH + " levels at " + where);
+        try {
+            return valueAtDepth(schema, where);
+        } finally {
+            depth--;
+        }
+    }
+
+    private String valueAtDepth(JsonNode schema, String where) {
         if (schema.isBoolean()) {
             if (schema.asBoolean()) return anyJson(3);
             throw new IllegalArgumentException("the schema at " + where + " is false: nothing matches it");

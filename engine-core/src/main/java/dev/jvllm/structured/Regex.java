@@ -260,9 +260,13 @@ public final class Regex {
         return new int[]{result[0], end};
     }
 
+    /** Groups nested deeper than this are refused (the parser recurses once a level). */
+    static final int MAX_GROUP_DEPTH = 200;
+
     private final class Parser {
         private final String p;
         private int pos;
+        private int depth;
 
         Parser(String pattern) {
             this.p = pattern;
@@ -352,12 +356,14 @@ public final class Regex {
             char c = p.charAt(pos);
             switch (c) {
                 case '(' -> {
+                    if (++depth > MAX_GROUP_DEPTH) throw error("groups nest deeper than " + MAX_GROUP_DEPTH);
                     pos++;
                     if (p.startsWith("?:", pos)) pos += 2;
                     else if (pos < p.length() && p.charAt(pos) == '?') throw error("lookaround and named groups are not supported");
                     int[] inner = alternation();
                     if (pos >= p.length() || p.charAt(pos) != ')') throw error("unclosed '('");
                     pos++;
+                    depth--;
                     return inner;
                 }
                 case '[' -> {

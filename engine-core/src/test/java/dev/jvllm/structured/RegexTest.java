@@ -100,6 +100,15 @@ class RegexTest {
     }
 
     @Test
+    void deepNestingIsRefusedRatherThanOverflowingTheStack() throws Exception {
+        var groups = assertThrows(IllegalArgumentException.class, () -> Regex.compile("(".repeat(5000) + "a" + ")".repeat(5000)));
+        assertTrue(groups.getMessage().contains("nest deeper"), groups.getMessage());
+        String schema = "{\"type\": \"array\", \"items\": ".repeat(500) + "{\"type\": \"integer\"}" + "}".repeat(500);
+        var nested = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(schema)));
+        assertTrue(nested.getMessage().contains("nests deeper"), nested.getMessage());
+    }
+
+    @Test
     void recursiveReferencesAreRefused() throws Exception {
         JsonNode schema = JSON.readTree("{\"$defs\": {\"node\": {\"type\": \"object\", \"properties\": {\"next\": {\"$ref\": \"#/$defs/node\"}}}},"
                 + " \"$ref\": \"#/$defs/node\"}");
