@@ -122,9 +122,14 @@ final class OpenAiRequests {
 
         static final Tools NONE = new Tools("none", Map.of(), null);
 
-        /** Whether the answer is a list of tool calls rather than text. */
+        /** Whether the answer is constrained to tool calls (a named function or "required"). */
         boolean calls() {
-            return !choice.equals("none");
+            return !choice.equals("none") && !choice.equals("auto");
+        }
+
+        /** Whether the model chooses between text and calls, which a tool-call parser then finds. */
+        boolean auto() {
+            return choice.equals("auto");
         }
 
         /** The constraint on the output: the named function's arguments, or a list of calls (vLLM's "required"). */
@@ -147,10 +152,10 @@ final class OpenAiRequests {
 
     /**
      * A chat request's {@code tools} and {@code tool_choice}. "auto" (the default where tools are
-     * given) is refused: choosing between text and a call needs a per-model tool-call parser, as
-     * vLLM's {@code --tool-call-parser}, which jvllm does not have.
+     * given) needs a tool-call parser for the model's way of writing calls
+     * ({@code autoToolChoice}, as vLLM's {@code --enable-auto-tool-choice --tool-call-parser}); without one it is refused.
      */
-    static Tools tools(JsonNode body) {
+    static Tools tools(JsonNode body, boolean autoToolChoice) {
         JsonNode tools = body.get("tools");
         JsonNode choiceNode = body.get("tool_choice");
         if (tools == null || tools.isNull() || tools.isEmpty()) {
@@ -174,8 +179,12 @@ final class OpenAiRequests {
         }
         String choice;
         if (choiceNode == null || choiceNode.isNull() || "auto".equals(choiceNode.asText())) {
-            throw ApiError.invalid("tool_choice", "tool_choice 'auto' (the default with tools) needs a tool-call parser for the model, "
-                    + "which this server does not have; give tool_choice 'required', 'none' or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            if (!autoToolChoice) {
+                throw ApiError.invalid("tool_choice", "tool_choice 'auto' (the default with tools) needs a tool-call parser for the model "
+                        + "(serve with --enable-auto-tool-choice --tool-call-parser hermes|llama3_json); give tool_choice 'required', "
+                        + "'none' or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            }
+            choice = "auto";
         } else if (choiceNode.isTextual()) {
             choice = choiceNode.asText();
             if (!choice.equals("none") && !choice.equals("required")) throw ApiError.invalid("tool_choice", "tool_choice '" + choice + "' is not none, auto or required");

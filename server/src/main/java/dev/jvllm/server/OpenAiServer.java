@@ -85,6 +85,8 @@ public final class OpenAiServer implements AutoCloseable {
     private final HttpServer http;
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
     private final String modelName;
+    /** How the model writes tool calls, for tool_choice "auto"; null where auto is not served. */
+    private final ToolCallParser toolCallParser;
     /** The LoRA adapters served under their own names, each a request's {@code model}, by name. */
     private final Map<String, LoraRequest> loras;
     private final byte[] apiKey;
@@ -106,6 +108,7 @@ public final class OpenAiServer implements AutoCloseable {
             adapters.put(module.getKey(), new LoraRequest(module.getKey(), loraId++, module.getValue()));
         }
         this.loras = Map.copyOf(adapters);
+        this.toolCallParser = b.toolCallParser;
         this.apiKey = b.apiKey == null ? null : b.apiKey.getBytes(StandardCharsets.UTF_8);
         this.maxBodyBytes = b.maxBodyBytes;
         // Bound before the engine is taken over, so that a port in use leaves the caller's model as it was.
@@ -418,9 +421,10 @@ public final class OpenAiServer implements AutoCloseable {
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
         List<Map<String, Object>> messages = OpenAiRequests.messages(body);
-        OpenAiRequests.Tools tools = OpenAiRequests.tools(body);
+        OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
+        if (tools.auto() && streaming.stream()) throw ApiError.invalid("stream", "tool calls are answered whole; ask without 'stream'");
         if (tools.calls()) {
             if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a structured output cannot be asked for together");
             if (streaming.stream()) throw ApiError.invalid("stream", "tool calls are answered whole; ask without 'stream'");
@@ -445,12 +449,25 @@ public final class OpenAiServer implements AutoCloseable {
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 ObjectNode message = choice.putObject("message").put("role", "assistant");
                 ArrayNode calls = tools.calls() ? toolCalls(tools, output.text()) : null;
-                if (calls == null) {
+                ToolCallParser.Parsed parsed = tools.auto() ? toolCallParser.parse(output.text()) : null;
+                if (parsed != null && !parsed.calls().isEmpty()) {
+                    calls = OpenAiResponses.JSON.createArrayNode();
+                    for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
+                    if (parsed.content().isEmpty()) message.putNull("content");
+                    else message.put("content", parsed.content());
+                    message.set("tool_calls", calls);
+                } else if (calls == null) {
                     message.put("content", output.text());
                 } else {
                     message.put("content", "").set("tool_calls", calls); // as vLLM answers a named or required tool choice
                 }
                 putLogprobs(choice, output);
+            }
+
+            @Override
+            public String finishReason(CompletionOutput output) {
+                boolean called = tools.auto() && !toolCallParser.parse(output.text()).calls().isEmpty();
+                return called ? "tool_calls" : OpenAiResponses.finishReason(output);
             }
 
             @Override
@@ -801,6 +818,7 @@ public final class OpenAiServer implements AutoCloseable {
         private String servedModelName;
         private long maxBodyBytes = 16L << 20;
         private final Map<String, Path> loraModules = new LinkedHashMap<>();
+        private ToolCallParser toolCallParser;
 
         private Builder(LLM llm) {
             this.llm = Objects.requireNonNull(llm, "llm");
@@ -838,6 +856,18 @@ public final class OpenAiServer implements AutoCloseable {
          */
         public Builder loraModule(String name, Path path) {
             loraModules.put(Objects.requireNonNull(name, "name"), Objects.requireNonNull(path, "path"));
+            return this;
+        }
+
+        /**
+         * Serves tool_choice "auto" (the default where a request gives tools), reading the calls out
+         * of the model's answer as the family writes them: "hermes" (Hermes, Qwen 2.5 and 3) or
+         * "llama3_json" (Llama 3.1 and 3.2), as vLLM's {@code --enable-auto-tool-choice --tool-call-parser}.
+         *
+         * @throws IllegalArgumentException for another name
+         */
+        public Builder toolCallParser(String name) {
+            this.toolCallParser = ToolCallParser.named(Objects.requireNonNull(name, "name"));
             return this;
         }
 

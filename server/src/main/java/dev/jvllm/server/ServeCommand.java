@@ -27,6 +27,8 @@ public final class ServeCommand {
               --lora-modules name=path   a LoRA adapter served as model "name" (repeat, or separate by commas;
                                          implies --enable-lora; adapters run on the CPU backend)
               --enable-lora              --max-lora-rank N (default 16)
+              --enable-auto-tool-choice --tool-call-parser hermes|llama3_json
+                                         tool_choice "auto": calls read from the model's answer
             """;
 
     private ServeCommand() {
@@ -42,6 +44,8 @@ public final class ServeCommand {
         String host = "127.0.0.1", apiKey = System.getenv("VLLM_API_KEY"), servedName = null;
         int port = 8000;
         Map<String, Path> loraModules = new LinkedHashMap<>();
+        boolean autoToolChoice = false;
+        String toolCallParser = null;
         try {
             for (int i = 0; i < args.length; i++) {
                 String option = args[i];
@@ -51,6 +55,10 @@ public final class ServeCommand {
                 }
                 if (option.equals("--enforce-eager")) {
                     llm.enforceEager(true);
+                    continue;
+                }
+                if (option.equals("--enable-auto-tool-choice")) {
+                    autoToolChoice = true;
                     continue;
                 }
                 if (option.equals("--enable-lora")) {
@@ -75,6 +83,7 @@ public final class ServeCommand {
                     case "--gpu-memory-utilization" -> llm.gpuMemoryUtilization(Double.parseDouble(value));
                     case "--threads" -> llm.threads(Integer.parseInt(value));
                     case "--max-lora-rank" -> llm.maxLoraRank(Integer.parseInt(value));
+                    case "--tool-call-parser" -> toolCallParser = value;
                     case "--lora-modules" -> {
                         // name=path, several separated by commas or given by repeating the option
                         for (String module : value.split(",")) {
@@ -98,6 +107,10 @@ public final class ServeCommand {
             OpenAiServer.Builder builder = OpenAiServer.builder(llm.model(model).build()).host(host).port(port).apiKey(apiKey)
                     .servedModelName(servedName != null ? servedName : model);
             loraModules.forEach(builder::loraModule);
+            if (autoToolChoice != (toolCallParser != null)) {
+                throw new IllegalArgumentException("--enable-auto-tool-choice and --tool-call-parser go together");
+            }
+            if (toolCallParser != null) builder.toolCallParser(toolCallParser);
             server = builder.start();
         } catch (JvllmException | IllegalArgumentException e) {
             System.err.println("jvllm serve: " + e.getMessage());

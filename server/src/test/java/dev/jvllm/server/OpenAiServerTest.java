@@ -329,6 +329,19 @@ class OpenAiServerTest {
     }
 
     @Test
+    void autoToolChoiceIsServedWithAToolCallParser() throws Exception {
+        String tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_time\", \"parameters\": {\"type\": \"object\"}}}]";
+        try (OpenAiServer parsing = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).toolCallParser("hermes").start()) {
+            Answer answer = post(parsing, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Time?\"}], "
+                    + "\"tools\": " + tools + ", \"max_tokens\": 8, \"temperature\": 0}");
+            assertEquals(200, answer.status(), String.valueOf(answer.body()));
+            // The demo model writes no <tool_call> block, so its answer is text, as a model that chose not to call answers.
+            JsonNode message = answer.body().path("choices").get(0).path("message");
+            assertTrue(message.path("content").isTextual() && message.path("tool_calls").isMissingNode(), message.toString());
+        }
+    }
+
+    @Test
     void badRequestsGetOpenAiErrorsNamingWhatWasWrong() throws Exception {
         assertError(post(server, "/v1/completions", "{not json"), 400, null);
         assertError(post(server, "/v1/completions", "[1, 2]"), 400, null);

@@ -1,0 +1,117 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Finds the tool calls in a model's free answer, for {@code tool_choice} "auto", as vLLM's
+ * {@code --tool-call-parser}: each model family writes calls its own way.
+ * <ul>
+ *   <li>{@code hermes} (Hermes, Qwen 2.5 and 3): {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>}
+ *       blocks, the text before the first one being the content;</li>
+ *   <li>{@code llama3_json} (Llama 3.1 and 3.2): the whole answer is {@code {"name": ..., "parameters": {...}}},
+ *       after an optional {@code <|python_tag|>}, several joined by {@code ;}.</li>
+ * </ul>
+ * Text that does not parse as calls is the answer's content, as vLLM leaves it.
+ */
+enum ToolCallParser {
+    HERMES {
+        private final Pattern block = Pattern.compile("<tool_call>\\s*(.*?)\\s*</tool_call>", Pattern.DOTALL);
+
+        @Override
+        Parsed parse(String text) {
+            int first = text.indexOf("<tool_call>");
+            if (first < 0) return new Parsed(text, List.of());
+            List<Call> calls = new ArrayList<>();
+            Matcher m = block.matcher(text);
+            while (m.find()) {
+                Call call = call(m.group(1), "arguments");
+                if (call == null) return new Parsed(text, List.of());
+                calls.add(call);
+            }
+            return calls.isEmpty() ? new Parsed(text, List.of()) : new Parsed(text.substring(0, first).strip(), calls);
+        }
+    },
+    LLAMA3_JSON {
+        @Override
+        Parsed parse(String text) {
+            String body = text.strip();
+            if (body.startsWith("<|python_tag|>")) body = body.substring("<|python_tag|>".length()).strip();
+            if (!body.startsWith("{")) return new Parsed(text, List.of());
+            List<Call> calls = new ArrayList<>();
+            for (String part : splitTopLevel(body)) {
+                Call call = call(part, "parameters");
+                if (call == null) call = call(part, "arguments");
+                if (call == null) return new Parsed(text, List.of());
+                calls.add(call);
+            }
+            return new Parsed("", calls);
+        }
+    };
+
+    /** One call: the function's name and its arguments as JSON text. */
+    record Call(String name, String arguments) {
+    }
+
+    /** The content left and the calls found (none: the whole answer is content). */
+    record Parsed(String content, List<Call> calls) {
+    }
+
+    abstract Parsed parse(String text);
+
+    /** The parser of a vLLM {@code --tool-call-parser} name. */
+    static ToolCallParser named(String name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
+            case "hermes" -> HERMES;
+            case "llama3_json" -> LLAMA3_JSON;
+            default -> throw new IllegalArgumentException("unknown tool-call parser '" + name + "' (hermes, llama3_json)");
+        };
+    }
+
+    /** {@code {"name": ..., argumentsKey: {...}}} as a call, or null where the text is not one. */
+    private static Call call(String json, String argumentsKey) {
+        try {
+            JsonNode node = OpenAiResponses.JSON.readTree(json);
+            if (node == null || !node.isObject() || !node.path("name").isTextual()) return null;
+            JsonNode arguments = node.get(argumentsKey);
+            if (arguments == null) return null;
+            String text = arguments.isTextual() ? arguments.asText() : OpenAiResponses.JSON.writeValueAsString(arguments);
+            return new Call(node.get("name").asText(), text);
+        } catch (JsonProcessingException e) {
+            return null;
+        }
+    }
+
+    /** The objects of {@code a; b; c} where the semicolons are outside strings and braces. */
+    private static List<String> splitTopLevel(String text) {
+        List<String> parts = new ArrayList<>();
+        int depth = 0, start = 0;
+        boolean inString = false, escaped = false;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (inString) {
+                if (escaped) escaped = false;
+                else if (c == '\\') escaped = true;
+                else if (c == '"') inString = false;
+            } else if (c == '"') {
+                inString = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+            } else if (c == ';' && depth == 0) {
+                parts.add(text.substring(start, i).strip());
+                start = i + 1;
+            }
+        }
+        parts.add(text.substring(start).strip());
+        parts.removeIf(String::isEmpty);
+        return parts;
+    }
+}

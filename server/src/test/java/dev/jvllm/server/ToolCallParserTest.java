@@ -1,0 +1,38 @@
+package dev.jvllm.server;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Tool calls read out of models' free answers, as each family writes them. */
+class ToolCallParserTest {
+
+    @Test
+    void hermesBlocksBecomeCallsAndTheTextBeforeThemTheContent() {
+        ToolCallParser.Parsed parsed = ToolCallParser.named("hermes").parse("Let me look that up.\n<tool_call>\n{\"name\": \"get_weather\", "
+                + "\"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>");
+        assertEquals("Let me look that up.", parsed.content());
+        assertEquals(List.of(new ToolCallParser.Call("get_weather", "{\"city\":\"Paris\"}"), new ToolCallParser.Call("get_time", "{}")),
+                parsed.calls());
+        // A block that is not a call leaves the whole answer as content.
+        ToolCallParser.Parsed broken = ToolCallParser.HERMES.parse("x <tool_call>{\"name\": \"f\", \"arguments\": {</tool_call>");
+        assertTrue(broken.calls().isEmpty());
+        assertEquals("x <tool_call>{\"name\": \"f\", \"arguments\": {</tool_call>", broken.content());
+        assertTrue(ToolCallParser.HERMES.parse("Just text.").calls().isEmpty());
+    }
+
+    @Test
+    void llama3JsonAnswersAreCallsSeparatedBySemicolons() {
+        ToolCallParser.Parsed one = ToolCallParser.named("llama3_json").parse("<|python_tag|>{\"name\": \"search\", \"parameters\": {\"q\": \"a;b\"}}");
+        assertEquals(List.of(new ToolCallParser.Call("search", "{\"q\":\"a;b\"}")), one.calls());
+        ToolCallParser.Parsed two = ToolCallParser.LLAMA3_JSON.parse("{\"name\": \"f\", \"parameters\": {}}; {\"name\": \"g\", \"parameters\": {\"n\": [1, 2]}}");
+        assertEquals(2, two.calls().size());
+        assertEquals("g", two.calls().get(1).name());
+        assertTrue(ToolCallParser.LLAMA3_JSON.parse("The answer is {not json}").calls().isEmpty());
+        assertThrows(IllegalArgumentException.class, () -> ToolCallParser.named("mistral"));
+    }
+}
