@@ -136,14 +136,120 @@ public final class JsonSchemaRegex {
     private String typed(String type, JsonNode schema, String where) {
         return switch (type) {
             case "string" -> string(schema, where);
-            case "integer" -> INTEGER;
-            case "number" -> NUMBER;
+            case "integer" -> integer(schema, where);
+            case "number" -> number(schema, where);
             case "boolean" -> BOOLEAN;
             case "null" -> NULL;
             case "array" -> arrayOf(schema, where);
             case "object" -> object(schema, where);
             default -> throw new IllegalArgumentException("the type '" + type + "' at " + where + " is not a JSON schema type");
         };
+    }
+
+    /** An integer within the schema's minimum and maximum (inclusive or exclusive), each optional. */
+    private static String integer(JsonNode schema, String where) {
+        Long min = bound(schema, "minimum", "exclusiveMinimum", 1, where), max = bound(schema, "maximum", "exclusiveMaximum", -1, where);
+        if (min == null && max == null) return INTEGER;
+        if (min != null && max != null && min > max) throw new IllegalArgumentException("the integer at " + where + " has minimum above maximum");
+        List<String> parts = new ArrayList<>();
+        // Negative values, written as '-' and their magnitude in [low, high].
+        if (min == null || min < 0) {
+            long low = max != null && max < 0 ? -max : 1;
+            parts.add("-" + (min == null ? magnitudeFrom(low) : magnitudes(low, -min)));
+        }
+        if (max == null || max >= 0) {
+            long low = min == null ? 0 : Math.max(0, min);
+            parts.add(max == null ? magnitudeFrom(low) : magnitudes(low, max));
+        }
+        return "(?:" + String.join("|", parts) + ")";
+    }
+
+    /** A number: only a lower bound of 0 is followed (no minus sign); other bounds are refused, not ignored. */
+    private static String number(JsonNode schema, String where) {
+        boolean bounded = schema.has("minimum") || schema.has("maximum") || schema.has("exclusiveMinimum") || schema.has("exclusiveMaximum");
+        if (!bounded) return NUMBER;
+        if (schema.has("minimum") && schema.get("minimum").asDouble() == 0 && !schema.has("maximum")
+                && !schema.has("exclusiveMinimum") && !schema.has("exclusiveMaximum")) {
+            return NUMBER.substring(2); // without the leading "-?"
+        }
+        throw new IllegalArgumentException("bounds on the number at " + where + " are not supported (an integer's are, and a number's minimum 0)");
+    }
+
+    /** An integer bound: the inclusive keyword, or the exclusive one moved by {@code step}; null for none. */
+    private static Long bound(JsonNode schema, String inclusive, String exclusive, int step, String where) {
+        JsonNode in = schema.get(inclusive), ex = schema.get(exclusive);
+        Long result = null;
+        if (in != null && in.isNumber()) result = (long) Math.ceil(step > 0 ? in.asDouble() : -in.asDouble()) * (step > 0 ? 1 : -1);
+        if (ex != null && ex.isNumber()) {
+            long e = (long) (step > 0 ? Math.floor(ex.asDouble()) + 1 : Math.ceil(ex.asDouble()) - 1);
+            result = result == null ? e : step > 0 ? Math.max(result, e) : Math.min(result, e);
+        }
+        if (result != null && Math.abs(result) > 1_000_000_000_000_000L) {
+            throw new IllegalArgumentException("the integer bound at " + where + " is out of range");
+        }
+        return result;
+    }
+
+    /** Magnitudes (no sign, no leading zeros) in [low, high], low ≥ 0: the digit-range split of to-regex-range. */
+    static String magnitudes(long low, long high) {
+        List<String> parts = new ArrayList<>();
+        long start = low;
+        for (long stop : stops(low, high)) {
+            parts.add(rangePattern(start, stop));
+            start = stop + 1;
+        }
+        return parts.size() == 1 ? parts.getFirst() : "(?:" + String.join("|", parts) + ")";
+    }
+
+    /** Magnitudes from {@code low} up, without bound. */
+    private static String magnitudeFrom(long low) {
+        if (low == 0) return "(?:0|[1-9][0-9]*)";
+        int digits = Long.toString(low).length();
+        long top = (long) Math.pow(10, digits) - 1;
+        return "(?:" + magnitudes(low, top) + "|[1-9][0-9]{" + digits + ",})";
+    }
+
+    /** The ends of the sub-ranges of [low, high] whose numbers share a length and differ in one run of digits. */
+    private static java.util.TreeSet<Long> stops(long low, long high) {
+        java.util.TreeSet<Long> stops = new java.util.TreeSet<>();
+        stops.add(high);
+        for (int nines = 1; ; nines++) {
+            long stop = fillByNines(low, nines);
+            if (stop < low || stop >= high) break;
+            stops.add(stop);
+        }
+        for (int zeros = 1; ; zeros++) {
+            long stop = fillByZeros(high + 1, zeros) - 1;
+            if (stop <= low || stop > high) break;
+            stops.add(stop);
+        }
+        return stops;
+    }
+
+    private static long fillByNines(long n, int count) {
+        String s = Long.toString(n);
+        if (count > s.length()) return Long.parseLong("9".repeat(count));
+        return Long.parseLong(s.substring(0, s.length() - count) + "9".repeat(count));
+    }
+
+    private static long fillByZeros(long n, int count) {
+        long p = (long) Math.pow(10, count);
+        return n - n % p;
+    }
+
+    /** The numbers from start to stop (same length), as digits, classes and a run of [0-9]. */
+    private static String rangePattern(long start, long stop) {
+        String a = Long.toString(start), b = Long.toString(stop);
+        StringBuilder pattern = new StringBuilder();
+        int any = 0;
+        for (int i = 0; i < a.length(); i++) {
+            char x = a.charAt(i), y = b.charAt(i);
+            if (x == y) pattern.append(x);
+            else if (x == '0' && y == '9') any++;
+            else pattern.append('[').append(x).append('-').append(y).append(']');
+        }
+        if (any > 0) pattern.append("[0-9]").append(any > 1 ? "{" + any + "}" : "");
+        return pattern.toString();
     }
 
     private String string(JsonNode schema, String where) {

@@ -76,6 +76,25 @@ class RegexTest {
     }
 
     @Test
+    void integerBoundsAreFollowedExactly() throws Exception {
+        long[][] ranges = {{0, 751}, {3, 3}, {-20, 15}, {-751, -9}, {100, 1099}, {0, 0}};
+        for (long[] r : ranges) {
+            Regex regex = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"integer\", \"minimum\": " + r[0] + ", \"maximum\": " + r[1] + "}")));
+            for (long v = -1200; v <= 1200; v++) {
+                assertEquals(v >= r[0] && v <= r[1], regex.matches(Long.toString(v)), r[0] + ".." + r[1] + " on " + v);
+            }
+            assertFalse(regex.matches("007"));
+        }
+        Regex from = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"integer\", \"exclusiveMinimum\": 41}")));
+        assertFalse(from.matches("41"));
+        assertTrue(from.matches("42") && from.matches("99") && from.matches("100") && from.matches("123456"));
+        Regex upTo = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"integer\", \"maximum\": -3}")));
+        assertTrue(upTo.matches("-3") && upTo.matches("-4000") && !upTo.matches("-2") && !upTo.matches("0"));
+        assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 0}"))).matches("2.5"));
+        assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"maximum\": 1.5}")));
+    }
+
+    @Test
     void jsonModeAcceptsNestedObjects() throws Exception {
         Regex regex = Regex.compile(JsonSchemaRegex.anyJsonObject(3));
         for (String ok : new String[]{"{}", "{\"a\": [1, {\"b\": null}], \"c\": \"d\\n\"}", "{\"x\": -0.5e-3}"}) {
