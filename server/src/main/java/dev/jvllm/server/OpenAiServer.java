@@ -424,10 +424,11 @@ public final class OpenAiServer implements AutoCloseable {
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
-        if (tools.auto() && streaming.stream()) throw ApiError.invalid("stream", "tool calls are answered whole; ask without 'stream'");
+        if ((tools.auto() || tools.choice().equals("required")) && streaming.stream()) {
+            throw ApiError.invalid("stream", "tool_choice '" + tools.choice() + "' is answered whole; ask without 'stream' (a named function streams)");
+        }
         if (tools.calls()) {
             if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a structured output cannot be asked for together");
-            if (streaming.stream()) throw ApiError.invalid("stream", "tool calls are answered whole; ask without 'stream'");
             try {
                 asked = asked.toBuilder().structuredOutputs(tools.constraint()).build();
             } catch (InvalidRequestException e) {
@@ -473,11 +474,23 @@ public final class OpenAiServer implements AutoCloseable {
             @Override
             public void delta(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 ObjectNode delta = choice.putObject("delta");
-                if (!started[index]) {
+                boolean first = !started[index];
+                if (first) {
                     delta.put("role", "assistant");
                     started[index] = true;
                 }
-                if (!output.text().isEmpty() || output.finishReason() == null) delta.put("content", output.text());
+                if (tools.calls()) {
+                    // A named function's call, streamed as vLLM does: its id and name first, then the arguments' text.
+                    ObjectNode call = delta.putArray("tool_calls").addObject().put("index", 0);
+                    if (first) {
+                        call.put("id", "chatcmpl-tool-" + UUID.randomUUID().toString().replace("-", "")).put("type", "function");
+                        call.putObject("function").put("name", tools.choice()).put("arguments", output.text());
+                    } else {
+                        call.putObject("function").put("arguments", output.text());
+                    }
+                } else if (!output.text().isEmpty() || output.finishReason() == null) {
+                    delta.put("content", output.text());
+                }
                 putLogprobs(choice, output);
             }
 

@@ -324,6 +324,18 @@ class OpenAiServerTest {
         assertEquals(200, history.status(), String.valueOf(history.body()));
         assertError(post(server, "/v1/chat/completions", "{" + ask + "}"), 400, "tool_choice");
         assertError(post(server, "/v1/chat/completions", "{" + ask + ", \"tool_choice\": \"required\", \"stream\": true}"), 400, "stream");
+        // A named function streams: id and name in the first chunk, then the arguments' text, which together parse.
+        List<JsonNode> chunks = stream("/v1/chat/completions", "{" + ask + ", \"max_tokens\": 60, \"temperature\": 0.8, \"seed\": 2, "
+                + "\"stream\": true, \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}}");
+        StringBuilder streamed = new StringBuilder();
+        for (JsonNode chunk : chunks) {
+            JsonNode toolCalls = chunk.path("choices").path(0).path("delta").path("tool_calls");
+            if (toolCalls.isArray()) streamed.append(toolCalls.get(0).path("function").path("arguments").asText());
+        }
+        JsonNode firstCall = chunks.getFirst().path("choices").get(0).path("delta").path("tool_calls").get(0);
+        assertEquals("get_weather", firstCall.path("function").path("name").asText(), chunks.getFirst().toString());
+        assertTrue(firstCall.path("id").asText().startsWith("chatcmpl-tool-"));
+        assertEquals(arguments, JSON.readTree(streamed.toString()), "the same seed streams the same call");
         assertError(post(server, "/v1/chat/completions", "{" + ask + ", \"tool_choice\": {\"type\": \"function\", \"function\": "
                 + "{\"name\": \"nope\"}}}"), 400, "tool_choice");
     }
