@@ -21,6 +21,11 @@ public final class StructuredOutputs {
     /** How deep the objects and arrays of JSON mode may nest. */
     private static final int JSON_OBJECT_DEPTH = 4;
     private static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * A JSON output may open with one space: SentencePiece vocabularies (Llama 2, Mistral) write a
+     * word after the prompt with its space, as in {@code ▁{"}, and JSON allows it.
+     */
+    private static final String LEADING_SPACE = "[ ]?";
 
     private final String kind;
     private final String pattern;
@@ -37,7 +42,7 @@ public final class StructuredOutputs {
 
     /**
      * A JSON document valid against {@code schema} (its properties in the schema's order, at most
-     * one space between tokens).
+     * one space between tokens and before the document).
      *
      * @throws InvalidRequestException naming what of the schema is not supported (recursive
      *                                 references, string patterns) or not JSON
@@ -54,7 +59,7 @@ public final class StructuredOutputs {
     /** {@link #json(String)} for a parsed schema. */
     public static StructuredOutputs json(JsonNode schema) {
         try {
-            return new StructuredOutputs("JSON schema", JsonSchemaRegex.of(Objects.requireNonNull(schema, "schema")));
+            return new StructuredOutputs("JSON schema", LEADING_SPACE + JsonSchemaRegex.of(Objects.requireNonNull(schema, "schema")));
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the JSON schema cannot be used: " + e.getMessage());
         }
@@ -62,7 +67,7 @@ public final class StructuredOutputs {
 
     /** Any JSON object, nested up to four levels (OpenAI's {@code response_format} "json_object"). */
     public static StructuredOutputs jsonObject() {
-        return new StructuredOutputs("JSON object", JsonSchemaRegex.anyJsonObject(JSON_OBJECT_DEPTH));
+        return new StructuredOutputs("JSON object", LEADING_SPACE + JsonSchemaRegex.anyJsonObject(JSON_OBJECT_DEPTH));
     }
 
     /** A text the regular expression matches whole (the syntax {@link Regex} reads). */

@@ -102,6 +102,14 @@ class StructuredOutputsTest {
     }
 
     @Test
+    void aJsonOutputMayOpenWithOneSpaceAsSentencePieceTokensWriteIt() {
+        Regex regex = Regex.compile(StructuredOutputs.json(SCHEMA).pattern());
+        assertTrue(regex.matches(" {\"name\": \"A\", \"country\": \"Italy\"}"));
+        assertTrue(regex.matches("{\"name\": \"A\", \"country\": \"Italy\"}"));
+        assertTrue(!regex.matches("  {\"name\": \"A\", \"country\": \"Italy\"}"));
+    }
+
+    @Test
     void unusableSchemasAreRefusedNamingTheField() {
         var notJson = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.json("{type: object"));
         assertEquals("structuredOutputs", notJson.field());

@@ -391,7 +391,11 @@ public final class HfTokenizer implements AutoCloseable {
 
     /** Whether the vocabulary is byte-level BPE's (entries such as "Ġthe"), else SentencePiece-like. */
     private boolean byteLevel() {
-        if (byteLevel == null) byteLevel = idsByToken.containsKey("\u0120the") || idsByToken.containsKey("\u0120") || idsByToken.containsKey("\u010a");
+        if (byteLevel == null) {
+            // SentencePiece vocabularies with byte fallback (Llama 2, Gemma) hold <0x0A>, and may hold "Ġ" entries too.
+            boolean sentencePiece = idsByToken.containsKey("<0x0A>") || idsByToken.containsKey("\u2581the");
+            byteLevel = !sentencePiece && (idsByToken.containsKey("\u0120the") || idsByToken.containsKey("\u0120") || idsByToken.containsKey("\u010a"));
+        }
         return byteLevel;
     }
 

@@ -36,6 +36,20 @@ class RealTokenizersTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"llama2", "llama3", "llama3_1", "qwen3", "deepseek_v3", "gemma3"})
+    void eachTokensBytesSpellItsShareOfTheText(String name) {
+        // What structured outputs match tokens by: byte-level entries through GPT-2's byte map,
+        // SentencePiece's ▁ as a space and <0xHH> as that byte; special tokens have none.
+        HfTokenizer tokenizer = Tokenizers.get(name);
+        String text = "{\"name\": \"Zoë\", \"tags\": [\"été\", \"🦙\"], \"n\": 42}\n";
+        java.io.ByteArrayOutputStream spelled = new java.io.ByteArrayOutputStream();
+        for (int id : tokenizer.encode(text, false)) spelled.writeBytes(tokenizer.tokenBytes(id));
+        String joined = spelled.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(joined.equals(text) || joined.equals(" " + text), name + " spelled '" + joined + "'");
+        for (int special : tokenizer.specialTokenIds()) assertEquals(null, tokenizer.tokenBytes(special), name + " special " + special);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama2", "llama3", "llama3_1", "qwen3", "deepseek_v3", "gemma3"})
     void addingSpecialTokensAddsOnlyABosAtTheStart(String name) {
         HfTokenizer tokenizer = Tokenizers.get(name);
         int[] plain = tokenizer.encode("Hello world", false);
