@@ -18,10 +18,16 @@ import java.util.function.IntFunction;
 public final class TokenVocabulary {
 
     private final String[] texts;
-    // The trie: per node, its children's characters and nodes (sorted by character), and the tokens ending there.
-    private final List<char[]> childChars = new ArrayList<>();
-    private final List<int[]> childNodes = new ArrayList<>();
+    // The trie while it is built: per node, its children by character, and the tokens ending there.
+    private final List<java.util.Map<Character, Integer>> children = new ArrayList<>();
     private final List<int[]> endingTokens = new ArrayList<>();
+    // The trie as walked, in flat arrays: node n's edges are [edgeStart[n], edgeStart[n + 1]), the
+    // tokens ending at it [tokenStart[n], tokenStart[n + 1]) of endings.
+    private final int[] edgeStart;
+    private final char[] edgeChar;
+    private final int[] edgeNode;
+    private final int[] tokenStart;
+    private final int[] endings;
 
     /** @param bytesOfToken each token's bytes, null for those left out */
     public TokenVocabulary(int vocabSize, IntFunction<byte[]> bytesOfToken) {
@@ -47,6 +53,31 @@ public final class TokenVocabulary {
             ending[ending.length - 1] = id;
             endingTokens.set(node, ending);
         }
+        int nodes = children.size(), edges = 0, ends = 0;
+        for (int n = 0; n < nodes; n++) {
+            edges += children.get(n).size();
+            ends += endingTokens.get(n).length;
+        }
+        edgeStart = new int[nodes + 1];
+        edgeChar = new char[edges];
+        edgeNode = new int[edges];
+        tokenStart = new int[nodes + 1];
+        endings = new int[ends];
+        for (int n = 0, e = 0, t = 0; n < nodes; n++) {
+            edgeStart[n] = e;
+            tokenStart[n] = t;
+            for (Character c : new java.util.TreeSet<>(children.get(n).keySet())) {
+                edgeChar[e] = c;
+                edgeNode[e++] = children.get(n).get(c);
+            }
+            int[] ending = endingTokens.get(n);
+            System.arraycopy(ending, 0, endings, t, ending.length);
+            t += ending.length;
+            edgeStart[n + 1] = e;
+            tokenStart[n + 1] = t;
+        }
+        children.clear();
+        endingTokens.clear();
     }
 
     public int size() {
@@ -61,43 +92,41 @@ public final class TokenVocabulary {
     /** The tokens whose text keeps {@code regex} alive from {@code state}, as a bit set over the vocabulary. */
     public long[] allowed(Regex regex, int state) {
         long[] bits = new long[(texts.length + 63) / 64];
-        walk(regex, 0, state, bits);
+        // Depth first from the root, each node with the regex state its path leads to.
+        int[] nodeStack = new int[64], stateStack = new int[64];
+        int top = 0;
+        nodeStack[top] = 0;
+        stateStack[top++] = state;
+        while (top > 0) {
+            int node = nodeStack[--top], at = stateStack[top];
+            for (int e = edgeStart[node]; e < edgeStart[node + 1]; e++) {
+                int next = regex.step(at, edgeChar[e]);
+                if (next == Regex.DEAD) continue;
+                int child = edgeNode[e];
+                for (int t = tokenStart[child]; t < tokenStart[child + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
+                if (edgeStart[child] == edgeStart[child + 1]) continue;
+                if (top == nodeStack.length) {
+                    nodeStack = Arrays.copyOf(nodeStack, top * 2);
+                    stateStack = Arrays.copyOf(stateStack, top * 2);
+                }
+                nodeStack[top] = child;
+                stateStack[top++] = next;
+            }
+        }
         return bits;
     }
 
-    private void walk(Regex regex, int node, int state, long[] bits) {
-        char[] chars = childChars.get(node);
-        int[] nodes = childNodes.get(node);
-        for (int i = 0; i < chars.length; i++) {
-            int next = regex.step(state, chars[i]);
-            if (next == Regex.DEAD) continue;
-            for (int id : endingTokens.get(nodes[i])) bits[id >>> 6] |= 1L << (id & 63);
-            walk(regex, nodes[i], next, bits);
-        }
-    }
-
     private int newNode() {
-        childChars.add(new char[0]);
-        childNodes.add(new int[0]);
+        children.add(new java.util.HashMap<>(4));
         endingTokens.add(new int[0]);
-        return childChars.size() - 1;
+        return children.size() - 1;
     }
 
     private int child(int node, char c) {
-        char[] chars = childChars.get(node);
-        int at = Arrays.binarySearch(chars, c);
-        if (at >= 0) return childNodes.get(node)[at];
-        int insert = -at - 1, created = newNode();
-        char[] newChars = new char[chars.length + 1];
-        int[] nodes = childNodes.get(node), newNodes = new int[nodes.length + 1];
-        System.arraycopy(chars, 0, newChars, 0, insert);
-        System.arraycopy(nodes, 0, newNodes, 0, insert);
-        newChars[insert] = c;
-        newNodes[insert] = created;
-        System.arraycopy(chars, insert, newChars, insert + 1, chars.length - insert);
-        System.arraycopy(nodes, insert, newNodes, insert + 1, nodes.length - insert);
-        childChars.set(node, newChars);
-        childNodes.set(node, newNodes);
+        Integer known = children.get(node).get(c);
+        if (known != null) return known;
+        int created = newNode();
+        children.get(node).put(c, created);
         return created;
     }
 }
