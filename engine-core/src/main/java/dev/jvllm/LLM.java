@@ -144,7 +144,7 @@ public final class LLM implements AutoCloseable {
             chosen = Backends.create(engineConfig.device(),
                     new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));
             if (b.enableLora) {
-                if (!chosen.name().equals("cpu") || task == Task.EMBED) {
+                if (!chosen.runsLoraAdapters() || task == Task.EMBED) {
                     throw new JvllmException("LoRA adapters run on the CPU backend and for generation only so far; this model "
                             + "was to run on '" + chosen.name() + "'" + (task == Task.EMBED ? " for embedding" : "")
                             + " (device(\"cpu\") runs them there)");

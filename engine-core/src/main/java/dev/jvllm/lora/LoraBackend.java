@@ -451,6 +451,11 @@ public final class LoraBackend implements Backend {
         return base.readsHostWeights();
     }
 
+    @Override
+    public boolean runsLoraAdapters() {
+        return base.runsLoraAdapters();
+    }
+
     /** Closes the adapters' weights and then the wrapped backend. */
     @Override
     public void close() {

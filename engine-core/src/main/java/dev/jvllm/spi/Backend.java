@@ -486,6 +486,15 @@ public interface Backend extends AutoCloseable {
         return true;
     }
 
+    /**
+     * Whether requests may run with LoRA adapters on this backend: {@link dev.jvllm.lora.LoraBackend}
+     * composes only the backend's own operations (products, row gathers and scatters), but a backend
+     * says true only once its adapters have been checked against merged weights.
+     */
+    default boolean runsLoraAdapters() {
+        return false;
+    }
+
     @Override
     default void close() {
     }

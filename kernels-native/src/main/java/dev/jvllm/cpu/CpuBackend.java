@@ -54,6 +54,12 @@ public final class CpuBackend implements Backend {
         this.expertKernels = new ExpertKernels(loops, pool, linear);
     }
 
+    /** Checked against merged weights (LoraTest). */
+    @Override
+    public boolean runsLoraAdapters() {
+        return true;
+    }
+
     @Override
     public String name() {
         return "cpu";
