@@ -81,12 +81,7 @@ public final class StructuredOutputs {
         StringBuilder b = new StringBuilder();
         for (String choice : choices) {
             if (!b.isEmpty()) b.append('|');
-            b.append("(?:");
-            for (char c : choice.toCharArray()) {
-                if ("\\^$.|?*+()[]{}".indexOf(c) >= 0) b.append('\\');
-                b.append(c);
-            }
-            b.append(')');
+            b.append("(?:").append(Regex.quote(choice)).append(')');
         }
         return new StructuredOutputs("choice", b.toString());
     }

@@ -325,11 +325,6 @@ public final class JsonSchemaRegex {
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalArgumentException(e);
         }
-        StringBuilder b = new StringBuilder();
-        for (char c : text.toCharArray()) {
-            if ("\\^$.|?*+()[]{}".indexOf(c) >= 0) b.append('\\');
-            b.append(c);
-        }
-        return b.toString();
+        return Regex.quote(text);
     }
 }

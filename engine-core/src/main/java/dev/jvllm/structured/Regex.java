@@ -80,6 +80,16 @@ public final class Regex {
         return pattern;
     }
 
+    /** {@code text} as a pattern that matches exactly it: each metacharacter escaped. */
+    public static String quote(String text) {
+        StringBuilder b = new StringBuilder(text.length() + 8);
+        for (char c : text.toCharArray()) {
+            if ("\\^$.|?*+()[]{}".indexOf(c) >= 0) b.append('\\');
+            b.append(c);
+        }
+        return b.toString();
+    }
+
     /** The state before any character. */
     public int start() {
         BitSet set = new BitSet();
