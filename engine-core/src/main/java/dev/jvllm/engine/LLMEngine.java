@@ -130,6 +130,22 @@ public final class LLMEngine implements AutoCloseable {
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
     }
 
+    /**
+     * How many of a prompt's last tokens a request with {@code params} keeps: its
+     * {@code truncatePromptTokens} (-1: as many as leave room for one output token, as vLLM), else all.
+     *
+     * @throws InvalidRequestException where the truncation leaves no room for an output token
+     */
+    public int promptTokensKept(SamplingParams params) {
+        if (params.truncatePromptTokens().isEmpty()) return Integer.MAX_VALUE;
+        int keep = params.truncatePromptTokens().getAsInt() == -1 ? maxModelLen - 1 : params.truncatePromptTokens().getAsInt();
+        if (keep >= maxModelLen) {
+            throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + keep + " leaves no room for an output "
+                    + "token in the maximum model length " + maxModelLen);
+        }
+        return keep;
+    }
+
     /** The ids that end a sequence (the generation config's end-of-sequence ids, else the tokenizer's). */
     public List<Integer> eosTokenIds() {
         return eosTokenIdList;
@@ -206,11 +222,7 @@ public final class LLMEngine implements AutoCloseable {
 
     /** Queues a text prompt (needs a tokenizer). */
     public void addRequest(String requestId, String prompt, SamplingParams params) {
-        if (codec == null) {
-            throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
-        }
-        if (prompt == null) throw new InvalidRequestException("prompt", "prompt is null");
-        add(requestId, prompt, codec.encode(prompt), params, null);
+        addRequest(requestId, prompt, null, params, null);
     }
 
     /** Queues a prompt already tokenized, keeping its text for the output. */
@@ -244,15 +256,8 @@ public final class LLMEngine implements AutoCloseable {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
         }
         if (ids.length == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
-        if (params.truncatePromptTokens().isPresent()) {
-            // As vLLM: the last k tokens are kept; -1 keeps as many as leave room for one output token.
-            int keep = params.truncatePromptTokens().getAsInt() == -1 ? maxModelLen - 1 : params.truncatePromptTokens().getAsInt();
-            if (keep >= maxModelLen) {
-                throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + keep + " leaves no room for an output "
-                        + "token in the maximum model length " + maxModelLen);
-            }
-            if (ids.length > keep) ids = Arrays.copyOfRange(ids, ids.length - keep, ids.length);
-        }
+        int keep = promptTokensKept(params);
+        if (ids.length > keep) ids = Arrays.copyOfRange(ids, ids.length - keep, ids.length);
         if (ids.length >= maxModelLen) {
             throw new InvalidRequestException("prompt", "the prompt has " + ids.length
                     + " tokens, the maximum model length is " + maxModelLen + " (prompt plus at least one output token); shorten it or set "

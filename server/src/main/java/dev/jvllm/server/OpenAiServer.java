@@ -597,15 +597,12 @@ public final class OpenAiServer implements AutoCloseable {
     private void requireRoomFor(List<Prompt> prompts, SamplingParams params) {
         if (params.maxTokens().isEmpty()) return;
         int maxTokens = params.maxTokens().getAsInt(), maxModelLen = llm.engine().maxModelLen();
+        int kept = llm.engine().promptTokensKept(params);
         for (Prompt prompt : prompts) {
-            int promptTokens = switch (prompt) {
+            int promptTokens = Math.min(kept, switch (prompt) {
                 case Prompt.Tokens t -> t.tokenIds().length;
                 case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.tokenizer().encode(t.text(), true).length;
-            };
-            if (params.truncatePromptTokens().isPresent()) {
-                int keep = params.truncatePromptTokens().getAsInt();
-                promptTokens = Math.min(promptTokens, keep == -1 ? maxModelLen - 1 : keep);
-            }
+            });
             if ((long) promptTokens + maxTokens > maxModelLen) {
                 throw ApiError.invalid("max_tokens", "This model's maximum context length is " + maxModelLen + " tokens. However, you "
                         + "requested " + ((long) promptTokens + maxTokens) + " tokens (" + promptTokens + " in the prompt, " + maxTokens
