@@ -68,6 +68,8 @@ public final class HfTokenizer implements AutoCloseable {
     private final Map<String, Integer> idsByToken;
     private final String[] tokensById;
     private final Set<Integer> specialTokenIds;
+    /** Whether token entries are byte-level BPE's, for {@link #tokenBytes}. */
+    private final boolean byteLevel;
     private final Integer bosTokenId;
     private final Integer eosTokenId;
     private final boolean addBosToken;
@@ -85,6 +87,7 @@ public final class HfTokenizer implements AutoCloseable {
         this.nativeBuild = nativeBuild;
         this.directory = directory;
         this.idsByToken = vocabulary.idsByToken();
+        this.byteLevel = isByteLevel(idsByToken);
         this.tokensById = vocabulary.tokensById();
         this.specialTokenIds = vocabulary.specialIds();
         this.bosTokenId = config.bosToken() == null ? null : idsByToken.get(config.bosToken());
@@ -367,7 +370,7 @@ public final class HfTokenizer implements AutoCloseable {
         checkId(id);
         String token = tokensById[id];
         if (token == null || specialTokenIds.contains(id)) return null;
-        if (byteLevel()) {
+        if (byteLevel) {
             int[] byteOf = ByteLevelAlphabet.BYTE_OF_CHAR;
             byte[] out = new byte[token.length()];
             for (int i = 0; i < token.length(); i++) {
@@ -387,16 +390,13 @@ public final class HfTokenizer implements AutoCloseable {
         return token.replace('\u2581', ' ').getBytes(java.nio.charset.StandardCharsets.UTF_8);
     }
 
-    private Boolean byteLevel;
-
-    /** Whether the vocabulary is byte-level BPE's (entries such as "Ġthe"), else SentencePiece-like. */
-    private boolean byteLevel() {
-        if (byteLevel == null) {
-            // SentencePiece vocabularies with byte fallback (Llama 2, Gemma) hold <0x0A>, and may hold "Ġ" entries too.
-            boolean sentencePiece = idsByToken.containsKey("<0x0A>") || idsByToken.containsKey("\u2581the");
-            byteLevel = !sentencePiece && (idsByToken.containsKey("\u0120the") || idsByToken.containsKey("\u0120") || idsByToken.containsKey("\u010a"));
-        }
-        return byteLevel;
+    /**
+     * Whether the vocabulary is byte-level BPE's (entries such as "Ġthe"), else SentencePiece-like.
+     * SentencePiece vocabularies with byte fallback (Llama 2, Gemma) hold <0x0A>, and may hold "Ġ" entries too.
+     */
+    private static boolean isByteLevel(Map<String, Integer> idsByToken) {
+        boolean sentencePiece = idsByToken.containsKey("<0x0A>") || idsByToken.containsKey("\u2581the");
+        return !sentencePiece && (idsByToken.containsKey("\u0120the") || idsByToken.containsKey("\u0120") || idsByToken.containsKey("\u010a"));
     }
 
     /** GPT-2's bytes_to_unicode, inverted: the byte each of its 256 characters stands for (-1: none). */
