@@ -11,6 +11,7 @@ import dev.jvllm.weights.WeightsException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
@@ -56,11 +57,7 @@ class PackedIntCheckpointTest {
 
     @Test
     void releasedTensorsAreFreedAndDecodedAgainWhenAskedFor() throws Exception {
-        Path model = Files.createDirectories(work.resolve("release"));
-        new SafetensorsTestWriter().add("m.qweight", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0x76543210))
-                .add("m.qzeros", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0))
-                .add("m.scales", DType.F16, new long[]{1, 8}, SafetensorsTestWriter.encode(DType.F16, 1, 1, 1, 1, 1, 1, 1, 1))
-                .write(model.resolve("model.safetensors"));
+        Path model = awqWord("release");
         try (PackedIntCheckpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, Format.AWQ, 4, -1)) {
             WeightTensor first = checkpoint.get("m.weight");
             float[] values = WeightValues.floats(first);
@@ -74,11 +71,7 @@ class PackedIntCheckpointTest {
     @Test
     void oneAwqWordUnpacksInAutoAwqsOrder() throws Exception {
         // Nibble i of the word holds i: output j reads nibble {0, 4, 1, 5, 2, 6, 3, 7}[j].
-        Path model = Files.createDirectories(work.resolve("awq-word"));
-        new SafetensorsTestWriter().add("m.qweight", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0x76543210))
-                .add("m.qzeros", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0))
-                .add("m.scales", DType.F16, new long[]{1, 8}, SafetensorsTestWriter.encode(DType.F16, 1, 1, 1, 1, 1, 1, 1, 1))
-                .write(model.resolve("model.safetensors"));
+        Path model = awqWord("awq-word");
         try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, Format.AWQ, 4, -1)) {
             WeightTensor weight = checkpoint.get("m.weight");
             assertArrayEquals(new long[]{8, 1}, weight.shape());
@@ -86,6 +79,16 @@ class PackedIntCheckpointTest {
             assertTrue(checkpoint.names().contains("m.weight"));
             assertFalse(checkpoint.names().contains("m.qweight"));
         }
+    }
+
+    /** A one-input, eight-output AWQ weight whose word holds nibble i = i, zero 0 and scale 1, in {@code work/dir}. */
+    private Path awqWord(String dir) throws IOException {
+        Path model = Files.createDirectories(work.resolve(dir));
+        new SafetensorsTestWriter().add("m.qweight", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0x76543210))
+                .add("m.qzeros", DType.I32, new long[]{1, 1}, SafetensorsTestWriter.encode(DType.I32, 0))
+                .add("m.scales", DType.F16, new long[]{1, 8}, SafetensorsTestWriter.encode(DType.F16, 1, 1, 1, 1, 1, 1, 1, 1))
+                .write(model.resolve("model.safetensors"));
+        return model;
     }
 
     @Test
