@@ -152,7 +152,7 @@ public final class LLM implements AutoCloseable {
                 chosen = new LoraBackend(chosen, b.maxLoraRank);
             }
             tBackend = System.nanoTime();
-            ModelContext context = new ModelContext(config, opened, chosen, maxModelLen);
+            ModelContext context = new ModelContext(config, opened, chosen, maxModelLen, modelDirectory);
             if (task == Task.EMBED) {
                 pooled = architecture.loadPooling(context);
             } else {
@@ -336,8 +336,8 @@ public final class LLM implements AutoCloseable {
             for (int i = 0; i < prompts.size(); i++) {
                 String id = Long.toString(nextRequestId++);
                 switch (prompts.get(i)) {
-                    case Prompt.Text t -> engine.addRequest(id, t.text(), null, params, loras.get(i));
-                    case Prompt.Tokens t -> engine.addRequest(id, null, t.tokenIds(), params, loras.get(i));
+                    case Prompt.Text t -> engine.addRequest(id, t.text(), null, params, loras.get(i), t.images());
+                    case Prompt.Tokens t -> engine.addRequest(id, null, t.tokenIds(), params, loras.get(i), t.images());
                 }
                 ids.add(id);
             }
@@ -379,6 +379,7 @@ public final class LLM implements AutoCloseable {
                 .temperature(params.temperature()).detokenize(false).build();
         List<List<Beam>> live = new ArrayList<>(), done = new ArrayList<>();
         for (Prompt prompt : prompts) {
+            if (!prompt.images().isEmpty()) throw new InvalidRequestException("images", "beam search takes no images");
             int[] ids = switch (prompt) {
                 case Prompt.Text t -> {
                     if (tokenizer == null) throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer: give prompts as token ids");
@@ -508,6 +509,7 @@ public final class LLM implements AutoCloseable {
         List<int[]> ids = new ArrayList<>(inputs.size());
         List<String> requestIds = new ArrayList<>(inputs.size());
         for (Prompt input : inputs) {
+            if (!input.images().isEmpty()) throw new InvalidRequestException("images", "embeddings take no images");
             ids.add(switch (input) {
                 case Prompt.Text t -> {
                     if (tokenizer == null) {

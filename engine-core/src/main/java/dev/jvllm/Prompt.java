@@ -1,19 +1,52 @@
 package dev.jvllm;
 
-/** A prompt: text to be tokenized, or token ids given directly (vLLM's TokensPrompt). */
+import java.util.List;
+
+/**
+ * A prompt: text to be tokenized, or token ids given directly (vLLM's TokensPrompt), optionally with
+ * images for a vision-language model (vLLM's {@code multi_modal_data}). Each image goes where the
+ * prompt holds the model's image placeholder ({@code <image>} for LLaVA), in order.
+ */
 public sealed interface Prompt {
 
     static Prompt text(String text) {
-        return new Text(text);
+        return new Text(text, List.of());
+    }
+
+    /** Text holding one image placeholder per image, e.g. {@code "USER: <image>\nWhat is shown? ASSISTANT:"}. */
+    static Prompt text(String text, List<ImageInput> images) {
+        return new Text(text, images);
     }
 
     static Prompt tokens(int... tokenIds) {
-        return new Tokens(tokenIds.clone());
+        return new Tokens(tokenIds.clone(), List.of());
     }
 
-    record Text(String text) implements Prompt {
+    /** Token ids holding the model's image placeholder id once per image (or already expanded to each image's length). */
+    static Prompt tokens(int[] tokenIds, List<ImageInput> images) {
+        return new Tokens(tokenIds.clone(), images);
     }
 
-    record Tokens(int[] tokenIds) implements Prompt {
+    /** The images of the prompt, in the order of their placeholders; empty for text alone. */
+    List<ImageInput> images();
+
+    record Text(String text, List<ImageInput> images) implements Prompt {
+        public Text {
+            images = List.copyOf(images);
+        }
+
+        public Text(String text) {
+            this(text, List.of());
+        }
+    }
+
+    record Tokens(int[] tokenIds, List<ImageInput> images) implements Prompt {
+        public Tokens {
+            images = List.copyOf(images);
+        }
+
+        public Tokens(int[] tokenIds) {
+            this(tokenIds, List.of());
+        }
     }
 }

@@ -55,6 +55,26 @@ public final class ModelConfig {
         }
     }
 
+    /** A config over a JSON object already read (a section of another config, with defaults filled in). */
+    public static ModelConfig of(JsonNode raw, String source) {
+        return new ModelConfig(raw, source);
+    }
+
+    /**
+     * The nested config object {@code field} (a vision-language model's {@code text_config} or
+     * {@code vision_config}), an empty one where the field is absent.
+     *
+     * @throws ConfigException where the field is not an object
+     */
+    public ModelConfig section(String field) {
+        JsonNode node = raw.get(field);
+        if (node == null || node.isNull()) {
+            return new ModelConfig(JSON.createObjectNode(), source + " " + field);
+        }
+        if (!node.isObject()) throw new ConfigException(source + ": '" + field + "' must be an object");
+        return new ModelConfig(node, source + " " + field);
+    }
+
     /** The JSON object in {@code file}. */
     static JsonNode readJson(Path file) {
         return requireObject(readJsonValue(file), file.toString());
@@ -153,8 +173,14 @@ public final class ModelConfig {
         return requirePositive("vocab_size", "padded_vocab_size");
     }
 
+    /** The longest sequence the model was trained for; a vision-language model's is its language model's ({@code text_config}). */
     public int maxPositionEmbeddings() {
-        return intOr(2048, "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length");
+        String[] names = {"max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"};
+        JsonNode text = raw.path("text_config");
+        if (text.isObject() && java.util.Arrays.stream(names).noneMatch(raw::has)) {
+            return new ModelConfig(text, source + " text_config").intOr(2048, names);
+        }
+        return intOr(2048, names);
     }
 
     public double rmsNormEps() {

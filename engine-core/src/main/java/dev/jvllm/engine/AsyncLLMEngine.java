@@ -118,8 +118,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
         commands.add(() -> {
             try {
                 switch (prompt) {
-                    case Prompt.Text t -> engine.addRequest(requestId, t.text(), null, params, lora);
-                    case Prompt.Tokens t -> engine.addRequest(requestId, null, t.tokenIds(), params, lora);
+                    case Prompt.Text t -> engine.addRequest(requestId, t.text(), null, params, lora, t.images());
+                    case Prompt.Tokens t -> engine.addRequest(requestId, null, t.tokenIds(), params, lora, t.images());
                 }
             } catch (InvalidRequestException rejected) {
                 inFlight.remove(requestId, stream);

@@ -71,10 +71,10 @@ final class CapturedDecode {
         return backend.runCaptured(shape, () -> pass.apply(padded)).rows(0, sequences);
     }
 
-    /** One new token per sequence, each wanting its logits, in order. */
+    /** One new token per sequence, each wanting its logits, in order, and none an image's (a graph replays no encoder). */
     static boolean decodeOnly(ForwardBatch batch) {
         int n = batch.numSequences();
-        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n) return false;
+        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n || batch.images() != null) return false;
         for (int s = 0; s < n; s++) {
             if (batch.logitRows()[s] != s) return false;
         }

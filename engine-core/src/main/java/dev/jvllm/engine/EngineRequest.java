@@ -152,8 +152,31 @@ final class EngineRequest {
         return blockKeys;
     }
 
+    /**
+     * The key of block {@code block}: its tokens after {@code parent}'s, with the salt and the content
+     * hash of each image whose placeholders it holds (placeholder ids are equal for every image, so
+     * the hash is what tells two images apart; later blocks inherit it through the parent).
+     */
     PrefixCacheKey blockKey(int block, PrefixCacheKey parent, int blockSize) {
-        return PrefixCacheKey.of(parent, tokens, block * blockSize, blockSize, cacheSalt);
+        int from = block * blockSize;
+        String extra = cacheSalt;
+        for (PromptImage image : group.images()) {
+            if (image.overlaps(from, from + blockSize)) {
+                extra = (extra == null ? "" : extra) + "|image:" + image.image().contentHash();
+            }
+        }
+        return PrefixCacheKey.of(parent, tokens, from, blockSize, extra);
+    }
+
+    /** The prompt's images whose placeholders lie among positions {@code [from, to)}; empty for none. */
+    List<PromptImage> imagesAmong(int from, int to) {
+        List<PromptImage> all = group.images();
+        if (all.isEmpty()) return List.of();
+        List<PromptImage> among = new ArrayList<>(1);
+        for (PromptImage image : all) {
+            if (image.overlaps(from, to)) among.add(image);
+        }
+        return among;
     }
 
     /** The cache slot of token {@code position}. */

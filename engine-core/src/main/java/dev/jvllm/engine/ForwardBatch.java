@@ -1,6 +1,7 @@
 package dev.jvllm.engine;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * One forward pass over a flattened mixed batch: the new tokens of every scheduled sequence
@@ -18,10 +19,12 @@ import java.util.Arrays;
  * @param sampledTokenRows null, or per token the row of the last {@link dev.jvllm.spi.Backend#argmaxRowsAsync}
  *                       result its id is taken from on the device (-1: its id is in tokenIds): the
  *                       tokens of a step launched before the step ahead was read back (async scheduling)
+ * @param images         null when no sequence of the batch has images; else per sequence the images of
+ *                       its prompt whose placeholders lie among this step's positions (vision-language models)
  */
 public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
                            int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
-                           int[] sampledTokenRows) {
+                           int[] sampledTokenRows, List<List<PromptImage>> images) {
 
     public ForwardBatch {
         int t = tokenIds.length;
@@ -35,12 +38,23 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
         if (queryStarts.length != s + 1 || blockTables.length != s || queryStarts[s] != t || queryStarts[0] != 0) {
             throw new IllegalArgumentException("sequence offsets do not cover the " + t + " tokens");
         }
+        if (images != null && images.size() != s) {
+            throw new IllegalArgumentException(images.size() + " image lists for " + s + " sequences");
+        }
+    }
+
+    /** A batch without images. */
+    public ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
+                        int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
+                        int[] sampledTokenRows) {
+        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows,
+                sampledTokenRows, null);
     }
 
     /** A batch whose token ids are all known on the host. */
     public ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
                         int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows) {
-        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows, null);
+        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows, null, null);
     }
 
     public int numTokens() {
@@ -49,6 +63,11 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
 
     public int numSequences() {
         return contextLengths.length;
+    }
+
+    /** The images whose placeholders sequence {@code sequence} holds among this step's positions; empty for none. */
+    public List<PromptImage> imagesOf(int sequence) {
+        return images == null ? List.of() : images.get(sequence);
     }
 
     public int queryLength(int sequence) {

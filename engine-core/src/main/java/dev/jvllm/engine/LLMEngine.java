@@ -2,6 +2,7 @@ package dev.jvllm.engine;
 
 import dev.jvllm.EngineConfig;
 import dev.jvllm.FinishReason;
+import dev.jvllm.ImageInput;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.Logprob;
@@ -20,6 +21,7 @@ import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.DeviceMemory;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
+import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.structured.Grammar;
 import dev.jvllm.structured.Regex;
 import dev.jvllm.structured.TokenVocabulary;
@@ -243,20 +245,48 @@ public final class LLMEngine implements AutoCloseable {
      *                                 without {@code enableLora}) or the adapter cannot be read
      */
     public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora) {
+        addRequest(requestId, prompt, promptTokenIds, params, lora, List.of());
+    }
+
+    /**
+     * As {@link #addRequest(String, String, int[], SamplingParams, LoraRequest)}, with images for a
+     * vision-language model ({@link VisionLanguageModel}): the prompt holds the model's image
+     * placeholder once per image, in order (or already expanded to each image's length).
+     *
+     * @throws InvalidRequestException where the model takes no images, there are more than
+     *                                 {@value #MAX_IMAGES_PER_PROMPT}, or the placeholders do not match them
+     */
+    public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
+                           List<ImageInput> images) {
         if (promptTokenIds == null) {
             if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
             if (prompt == null) throw new InvalidRequestException("prompt", "prompt is null");
             promptTokenIds = codec.encode(prompt);
         }
-        add(requestId, prompt, promptTokenIds.clone(), params, lora);
+        add(requestId, prompt, promptTokenIds.clone(), params, lora, images);
     }
 
     private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora) {
+        add(requestId, prompt, ids, params, lora, List.of());
+    }
+
+    private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora,
+                     List<ImageInput> images) {
         if (groups.containsKey(requestId)) {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
         }
         if (ids.length == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
+        List<PromptImage> spans = List.of();
+        if (!images.isEmpty()) {
+            ImagePlaceholders.Expanded expanded = expandImages(ids, images);
+            ids = expanded.tokenIds();
+            spans = expanded.images();
+        }
         int keep = promptTokensKept(params);
+        if (ids.length > keep && !spans.isEmpty()) {
+            throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + keep + " would cut a prompt "
+                    + "of " + ids.length + " tokens holding images; images are not truncated");
+        }
         if (ids.length > keep) ids = Arrays.copyOfRange(ids, ids.length - keep, ids.length);
         if (ids.length >= maxModelLen) {
             throw new InvalidRequestException("prompt", "the prompt has " + ids.length
@@ -278,7 +308,7 @@ public final class LLMEngine implements AutoCloseable {
                 throw new InvalidRequestException("loraRequest", e.getMessage());
             }
         }
-        RequestGroup group = new RequestGroup(requestId, prompt, ids, params);
+        RequestGroup group = new RequestGroup(requestId, prompt, ids, params, spans);
         List<EngineRequest> created = new ArrayList<>();
         Grammar grammar = params.structuredOutputs().map(this::grammarFor).orElse(null);
         for (int i = 0; i < params.n(); i++) {
@@ -296,6 +326,22 @@ public final class LLMEngine implements AutoCloseable {
         group.sequences.addAll(created);
         groups.put(requestId, group);
         created.forEach(scheduler::add);
+    }
+
+    /** At most this many images a prompt (vLLM's limit_mm_per_prompt): each costs an encoder pass and its features' memory. */
+    public static final int MAX_IMAGES_PER_PROMPT = 16;
+
+    private ImagePlaceholders.Expanded expandImages(int[] ids, List<ImageInput> images) {
+        if (!(model instanceof VisionLanguageModel vision)) {
+            throw new InvalidRequestException("images", "this model (" + model.getClass().getSimpleName() + ") takes no images");
+        }
+        if (images.size() > MAX_IMAGES_PER_PROMPT) {
+            throw new InvalidRequestException("images", images.size() + " images in one prompt; at most " + MAX_IMAGES_PER_PROMPT);
+        }
+        for (ImageInput image : images) {
+            if (image == null) throw new InvalidRequestException("images", "an image of the prompt is null");
+        }
+        return ImagePlaceholders.expand(ids, images, vision.imageTokenId(), vision::imageTokenCount);
     }
 
     /** The grammar of a structured output, compiled once per pattern (the vocabulary once per engine). */
@@ -704,6 +750,7 @@ public final class LLMEngine implements AutoCloseable {
             for (int i = 0; i < ahead.scheduled.size(); i++) aheadRows.put(ahead.scheduled.get(i).request(), i);
         }
         int[][] tables = new int[n][];
+        List<List<PromptImage>> images = null;
         int blockSize = kv.blockSize();
         int t = 0, logit = 0;
         for (int i = 0; i < n; i++) {
@@ -729,9 +776,14 @@ public final class LLMEngine implements AutoCloseable {
             contexts[i] = start + count;
             tables[i] = r.blockTable().toArray();
             if (start + count == r.numTokens()) logitRows[logit++] = t - 1;
+            List<PromptImage> among = r.imagesAmong(start, start + count);
+            if (!among.isEmpty()) {
+                if (images == null) images = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
+                images.set(i, among);
+            }
         }
         starts[n] = t;
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows);
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows, images);
     }
 
     /** Whether an engine of {@code config} on {@code backend} queues decode steps ahead (async scheduling). */

@@ -18,6 +18,8 @@ final class RequestGroup {
     private final int[] promptTokenIds;
     private final SamplingParams params;
     private final TokenIdList promptTokenList;
+    /** The prompt's images with their placeholder spans, in prompt order; empty for text alone. */
+    private final List<PromptImage> images;
     final List<EngineRequest> sequences = new ArrayList<>();
     List<Map<Integer, Logprob>> promptLogprobs;
     /** The last outputs' copy of {@link #promptLogprobs}, reused while nothing was added to it. */
@@ -26,7 +28,12 @@ final class RequestGroup {
     long lastOutputStep = -1;
 
     RequestGroup(String requestId, String prompt, int[] promptTokenIds, SamplingParams params) {
+        this(requestId, prompt, promptTokenIds, params, List.of());
+    }
+
+    RequestGroup(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, List<PromptImage> images) {
         this.requestId = requestId;
+        this.images = List.copyOf(images);
         this.prompt = prompt;
         this.promptTokenIds = promptTokenIds;
         this.params = params;
@@ -43,6 +50,10 @@ final class RequestGroup {
 
     int[] promptTokenIds() {
         return promptTokenIds;
+    }
+
+    List<PromptImage> images() {
+        return images;
     }
 
     SamplingParams params() {

@@ -352,7 +352,7 @@ public final class OpenAiServer implements AutoCloseable {
         JsonNode tokens = body.get("tokens");
         if (tokens == null || !tokens.isArray()) throw ApiError.invalid("tokens", "'tokens' must be a list of token ids");
         List<Prompt> asPrompt = tokens.isEmpty() ? List.of(Prompt.tokens()) : OpenAiRequests.prompts(body, "tokens");
-        if (!(asPrompt.getFirst() instanceof Prompt.Tokens(int[] ids)) || asPrompt.size() != 1) {
+        if (!(asPrompt.getFirst() instanceof Prompt.Tokens(int[] ids, var images)) || asPrompt.size() != 1) {
             throw ApiError.invalid("tokens", "'tokens' must be a list of token ids");
         }
         String text;

@@ -68,6 +68,6 @@ public abstract class PreNormArchitecture implements ModelArchitecture {
     /** The context with its config restated in the field names {@link PreNormDecoder} reads. */
     protected ModelContext restated(ModelContext context) {
         return new ModelContext(llamaFields.apply(context.config()), context.checkpoint(), context.backend(),
-                context.maxModelLen());
+                context.maxModelLen(), context.modelDirectory());
     }
 }

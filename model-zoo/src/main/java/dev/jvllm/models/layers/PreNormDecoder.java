@@ -42,6 +42,8 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
     private final Norm finalNorm;
     /** Null when loaded without its head (only {@link #hiddenStates} runs). */
     private final Linear lmHead;
+    /** Null for token embeddings alone. */
+    private final InputOverride inputOverride;
     private final Scratch scratch;
 
     /** The causal LM of a {@code *ForCausalLM} checkpoint: decoder under {@code model.}, and the LM head. */
@@ -55,7 +57,17 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
      * @param withHead whether to load the LM head; {@link #forward} needs it, {@link #hiddenStates} does not
      */
     public PreNormDecoder(ModelContext context, DecoderOptions options, String prefix, boolean withHead) {
+        this(context, options, prefix.isEmpty() ? options.names().withoutModelPrefix() : options.names(), withHead, null);
+    }
+
+    /**
+     * A decoder whose model-level weights sit under {@code names} (a vision-language model's language
+     * model), with {@code inputOverride} rewriting the embedded inputs before the first layer (null: none).
+     */
+    public PreNormDecoder(ModelContext context, DecoderOptions options, WeightNames names, boolean withHead,
+                          InputOverride inputOverride) {
         this.context = context;
+        this.inputOverride = inputOverride;
         this.backend = context.backend();
         this.config = context.config();
         this.options = options;
@@ -67,7 +79,6 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
         this.rotary = options.positions() == Positions.ALIBI || options.attention() != null ? null
                 : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(),
                         options.positions() == Positions.ROTARY);
-        WeightNames names = prefix.isEmpty() ? options.names().withoutModelPrefix() : options.names();
         WeightScope root = WeightScope.root(context.checkpoint(), backend);
         this.embedTokens = root.child(names.embedTokens()).tensor("weight", vocab, hidden);
         for (int i = 0; i < config.numLayers(); i++) {
@@ -180,6 +191,9 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
         Tensor positions = rotary == null ? backend.indices(batch.positions()) : rotary.tableRows(backend, batch);
         Tensor x = scratch.get("residual", batch.numTokens(), hidden);
         backend.embedding(embedTokens, backend.tokenIds(batch), x);
+        if (inputOverride != null) {
+            inputOverride.apply(backend, batch, x);
+        }
         if (options.embeddingScale() != 1f) {
             backend.scale(x, options.embeddingScale(), x);
         }

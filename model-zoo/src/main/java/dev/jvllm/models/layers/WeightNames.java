@@ -51,6 +51,14 @@ public record WeightNames(String embedTokens, String layers, String finalNorm, S
         return model(strip(embedTokens), strip(layers), strip(finalNorm), lmHead);
     }
 
+    /**
+     * The names with the decoder under {@code decoder} instead of {@code model} and the LM head at
+     * {@code lmHead}: a vision-language checkpoint's language model ({@code language_model.model}).
+     */
+    public WeightNames under(String decoder, String lmHead) {
+        return model(decoder + "." + strip(embedTokens), decoder + "." + strip(layers), decoder + "." + strip(finalNorm), lmHead);
+    }
+
     private static String strip(String name) {
         return name.startsWith("model.") ? name.substring("model.".length()) : name;
     }

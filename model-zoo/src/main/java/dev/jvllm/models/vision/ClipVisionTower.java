@@ -1,0 +1,198 @@
+package dev.jvllm.models.vision;
+
+import dev.jvllm.config.ConfigException;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.models.layers.LayerNorm;
+import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.Scratch;
+import dev.jvllm.models.layers.WeightScope;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * CLIP's vision transformer (arXiv:2103.00020) as vision-language models use it: the image cut
+ * into patches, each projected (a convolution of stride its size, here a product over the
+ * flattened patch), a class token in front, learned positions, a norm, then pre-norm encoder
+ * layers with bidirectional attention. Only the layers up to the one whose output is taken are
+ * loaded and run.
+ */
+public final class ClipVisionTower {
+
+    /** One pre-norm encoder layer: {@code x += O(attention(LN1 x))}, {@code x += fc2(act(fc1(LN2 x)))}. */
+    private record Layer(LayerNorm attentionNorm, Linear[] qkv, Linear output, LayerNorm mlpNorm, Linear fc1, Linear fc2) {
+    }
+
+    private final Backend backend;
+    private final int hidden;
+    private final int imageSize;
+    private final int patchSize;
+    private final int gridSide;
+    private final Tensor patchWeight;
+    /** Row 0: the class embedding plus position 0's; row 1 + i: patch i's position. */
+    private final Tensor positions;
+    private final LayerNorm preNorm;
+    private final List<Layer> layers = new ArrayList<>();
+    private final AttentionParams attention;
+    private final Activation activation;
+    private final Scratch scratch;
+
+    /**
+     * @param vision    the {@code vision_config} (CLIPVisionConfig's defaults where a field is missing)
+     * @param scope     where the tower's weights live ({@code vision_tower.vision_model} or {@code vision_tower})
+     * @param layersRun how many encoder layers to run: the index of the hidden state taken, 0 being the
+     *                  normed embeddings
+     */
+    public ClipVisionTower(ModelConfig vision, WeightScope scope, int layersRun) {
+        this.backend = scope.backend();
+        this.hidden = vision.intOr(768, "hidden_size");
+        int intermediate = vision.intOr(3072, "intermediate_size");
+        int heads = vision.intOr(12, "num_attention_heads");
+        int depth = vision.intOr(12, "num_hidden_layers");
+        this.imageSize = vision.intOr(224, "image_size");
+        this.patchSize = vision.intOr(32, "patch_size");
+        int channels = vision.intOr(3, "num_channels");
+        double eps = vision.doubleOr(1e-5, "layer_norm_eps");
+        if (hidden < 1 || heads < 1 || hidden % heads != 0 || patchSize < 1 || imageSize % patchSize != 0 || channels != 3) {
+            throw new ConfigException(vision.source() + ": hidden_size " + hidden + ", num_attention_heads " + heads
+                    + ", image_size " + imageSize + ", patch_size " + patchSize + " and num_channels " + channels
+                    + " do not make a CLIP vision tower (heads must divide the hidden size, patches the image, 3 channels)");
+        }
+        if (layersRun < 0 || layersRun > depth) {
+            throw new ConfigException(vision.source() + ": the vision feature layer selects hidden state " + layersRun
+                    + " of a tower with " + depth + " layers");
+        }
+        this.gridSide = imageSize / patchSize;
+        int tokens = gridSide * gridSide + 1;
+        this.activation = Activation.fromConfig(vision.raw().path("hidden_act").asText("quick_gelu"));
+        this.attention = AttentionParams.causal(heads, heads, hidden / heads);
+        WeightScope embeddings = scope.child("embeddings");
+        this.patchWeight = embeddings.child("patch_embedding").tensor("weight", hidden, 3, patchSize, patchSize)
+                .reshape(hidden, 3 * patchSize * patchSize);
+        float[] table = embeddings.child("position_embedding").floats("weight", tokens, hidden);
+        float[] classEmbedding = embeddings.floats("class_embedding", hidden);
+        for (int i = 0; i < hidden; i++) table[i] += classEmbedding[i];
+        this.positions = backend.allocate(tokens, hidden);
+        asActivations(backend, backend.constant(table, tokens, hidden), positions);
+        this.preNorm = LayerNorm.load(scope, "pre_layrnorm", hidden, eps);
+        for (int i = 0; i < layersRun; i++) {
+            WeightScope layer = scope.child("encoder").child("layers").child(Integer.toString(i));
+            WeightScope attentionScope = layer.child("self_attn");
+            WeightScope mlp = layer.child("mlp");
+            layers.add(new Layer(LayerNorm.load(layer, "layer_norm1", hidden, eps),
+                    Linear.loadSiblings(attentionScope, List.of("q_proj", "k_proj", "v_proj"), hidden, true, hidden, hidden, hidden),
+                    Linear.load(attentionScope, "out_proj", hidden, hidden, true),
+                    LayerNorm.load(layer, "layer_norm2", hidden, eps),
+                    Linear.load(mlp, "fc1", hidden, intermediate, true),
+                    Linear.load(mlp, "fc2", intermediate, hidden, true)));
+        }
+        this.scratch = new Scratch(backend);
+    }
+
+    /** The side of the square image the tower reads, in pixels. */
+    public int imageSize() {
+        return imageSize;
+    }
+
+    public int hiddenSize() {
+        return hidden;
+    }
+
+    /** The states an image yields: the class token's, then one a patch in row-major order. */
+    public int tokensPerImage() {
+        return gridSide * gridSide + 1;
+    }
+
+    /**
+     * The hidden states of each image after the layers run, [images × tokensPerImage, hidden]
+     * (scratch memory, valid until the next call). Each pixel array is channel-major [3, side, side].
+     */
+    public Tensor encode(List<float[]> pixels) {
+        int images = pixels.size();
+        int perImage = tokensPerImage();
+        int tokens = images * perImage;
+        int patchWidth = 3 * patchSize * patchSize;
+        // Row 0 of each image stays zero: the class embedding comes with the position table.
+        float[] patches = new float[tokens * patchWidth];
+        for (int image = 0; image < images; image++) {
+            float[] values = pixels.get(image);
+            if (values.length != 3 * imageSize * imageSize) {
+                throw new IllegalArgumentException("pixel values of " + values.length + " elements, the tower reads 3 × "
+                        + imageSize + " × " + imageSize);
+            }
+            for (int py = 0; py < gridSide; py++) {
+                for (int px = 0; px < gridSide; px++) {
+                    int row = image * perImage + 1 + py * gridSide + px;
+                    int at = row * patchWidth;
+                    for (int c = 0; c < 3; c++) {
+                        for (int ky = 0; ky < patchSize; ky++) {
+                            System.arraycopy(values, (c * imageSize + py * patchSize + ky) * imageSize + px * patchSize,
+                                    patches, at, patchSize);
+                            at += patchSize;
+                        }
+                    }
+                }
+            }
+        }
+        Tensor input = scratch.get("clip.patches", tokens, patchWidth);
+        asActivations(backend, backend.stepValues(patches, tokens, patchWidth), input);
+        Tensor embedded = scratch.get("clip.embedded", tokens, hidden);
+        backend.linear(input, patchWeight, null, embedded);
+        for (int image = 0; image < images; image++) {
+            Tensor rows = embedded.rows(image * perImage, perImage);
+            backend.add(rows, positions, rows);
+        }
+        Tensor x = scratch.get("clip.hidden", tokens, hidden);
+        preNorm.apply(backend, embedded, x);
+        ForwardBatch sequences = imagesAsSequences(images, perImage);
+        for (Layer layer : layers) {
+            forward(layer, x, sequences);
+        }
+        return x;
+    }
+
+    private void forward(Layer layer, Tensor x, ForwardBatch sequences) {
+        int tokens = x.rows();
+        Tensor normed = scratch.get("clip.normed", tokens, hidden);
+        Tensor q = scratch.get("clip.q", tokens, hidden);
+        Tensor k = scratch.get("clip.k", tokens, hidden);
+        Tensor v = scratch.get("clip.v", tokens, hidden);
+        Tensor context = scratch.get("clip.context", tokens, hidden);
+        Tensor branch = scratch.get("clip.branch", tokens, hidden);
+        layer.attentionNorm().apply(backend, x, normed);
+        Linear.applyAll(backend, normed, layer.qkv(), new Tensor[]{q, k, v});
+        backend.encoderAttention(q, k, v, sequences, attention, context);
+        layer.output().applyPlusResidual(backend, context, x, branch);
+        layer.mlpNorm().apply(backend, branch, normed);
+        Tensor inner = scratch.get("clip.inner", tokens, layer.fc1().outFeatures());
+        layer.fc1().applyActivated(backend, activation, normed, inner);
+        layer.fc2().applyPlusResidual(backend, inner, branch, x);
+    }
+
+    /** Float32 values into out, in the backend's activation type (a row gather converts). */
+    private static void asActivations(Backend backend, Tensor values, Tensor out) {
+        int[] all = new int[values.rows()];
+        for (int i = 0; i < all.length; i++) all[i] = i;
+        backend.gatherRows(values, backend.indices(all), out);
+    }
+
+    /** Each image's tokens as one sequence, for bidirectional attention within it. */
+    private static ForwardBatch imagesAsSequences(int images, int perImage) {
+        int tokens = images * perImage;
+        int[] positions = new int[tokens];
+        int[] starts = new int[images + 1];
+        int[] lengths = new int[images];
+        for (int i = 0; i < images; i++) {
+            starts[i + 1] = (i + 1) * perImage;
+            lengths[i] = perImage;
+            for (int j = 0; j < perImage; j++) positions[i * perImage + j] = j;
+        }
+        return new ForwardBatch(new int[tokens], positions, new int[tokens], starts, lengths, new int[images][0], 1,
+                new int[0]);
+    }
+}

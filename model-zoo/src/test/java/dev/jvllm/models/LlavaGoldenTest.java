@@ -1,0 +1,241 @@
+package dev.jvllm.models;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.ImageInput;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.engine.PromptImage;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.WeightTensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.ValueLayout;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * LLaVA on the CPU against Transformers' float32 outputs (tools/reference/make_vision_goldens.py):
+ * a CLIP tower, the projector and a Llama, with prompts holding one image, two images (one of them
+ * resized and cropped by the preprocessing) and none.
+ */
+class LlavaGoldenTest {
+
+    private static final int IMAGE_TOKEN = 500;
+
+    /** A case: its directory, images and prompts (ids with placeholders expanded, which images, greedy tokens, logits). */
+    record Case(Path directory, List<ImageInput> images, List<int[]> prompts, List<int[]> imageIndices,
+                List<int[]> greedy, List<float[][]> logits) {
+
+        static Case load(String name) {
+            try {
+                Path dir = Path.of(LlavaGoldenTest.class.getResource("/vision-goldens/" + name).toURI());
+                JsonNode json = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
+                List<ImageInput> images = new ArrayList<>();
+                for (JsonNode file : json.get("image_files")) images.add(ImageInput.read(dir.resolve(file.asText())));
+                List<int[]> prompts = new ArrayList<>(), which = new ArrayList<>(), greedy = new ArrayList<>();
+                List<float[][]> logits = new ArrayList<>();
+                try (Checkpoint file = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
+                    int i = 0;
+                    for (JsonNode p : json.get("prompts")) {
+                        prompts.add(ints(p.get("prompt_token_ids")));
+                        which.add(ints(p.get("images")));
+                        greedy.add(ints(p.get("greedy_token_ids")));
+                        logits.add(matrix(file.get("prompt" + i++)));
+                    }
+                }
+                return new Case(dir, images, prompts, which, greedy, logits);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            } catch (URISyntaxException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        List<ImageInput> imagesOf(int prompt) {
+            return IntStream.of(imageIndices.get(prompt)).mapToObj(images::get).toList();
+        }
+
+        /** Prompt i with each image's placeholders written once, as a user writes {@code <image>}. */
+        int[] collapsed(int prompt) {
+            int[] ids = prompts.get(prompt);
+            return IntStream.range(0, ids.length)
+                    .filter(k -> ids[k] != IMAGE_TOKEN || k == 0 || ids[k - 1] != IMAGE_TOKEN)
+                    .map(k -> ids[k]).toArray();
+        }
+
+        Prompt prompt(int i) {
+            return Prompt.tokens(collapsed(i), imagesOf(i));
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"llava-default", "llava-full-last"})
+    void logitsMatchTransformersAtEveryPosition(String name) {
+        Case golden = Case.load(name);
+        ModelConfig config = ModelConfig.load(golden.directory());
+        try (Checkpoint checkpoint = Checkpoint.open(golden.directory());
+             Backend backend = Backends.create("cpu", BackendOptions.defaults());
+             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, golden.directory()));
+             KvCache cache = backend.allocateKvCache(model.kvCacheSpec(16, 16))) {
+            for (int i = 0; i < golden.prompts().size(); i++) {
+                int[] tokens = golden.prompts().get(i);
+                int n = tokens.length;
+                int[] all = IntStream.range(0, n).toArray();
+                List<PromptImage> spans = new ArrayList<>();
+                List<ImageInput> images = golden.imagesOf(i);
+                for (int k = 0, image = 0; k < n; k++) {
+                    if (tokens[k] == IMAGE_TOKEN && (k == 0 || tokens[k - 1] != IMAGE_TOKEN)) {
+                        int end = k;
+                        while (end < n && tokens[end] == IMAGE_TOKEN) end++;
+                        spans.add(new PromptImage(k, end - k, images.get(image++)));
+                    }
+                }
+                ForwardBatch batch = new ForwardBatch(tokens, all, all, new int[]{0, n}, new int[]{n},
+                        new int[][]{IntStream.range(0, 16).toArray()}, 16, all, null, spans.isEmpty() ? null : List.of(spans));
+                float[] logits = backend.toFloatArray(model.forward(batch, cache));
+                int vocab = model.vocabSize();
+                float[][] expected = golden.logits().get(i);
+                for (int p = 0; p < n; p++) {
+                    double err = 0, norm = 0;
+                    for (int v = 0; v < vocab; v++) {
+                        err += Math.pow(logits[p * vocab + v] - expected[p][v], 2);
+                        norm += (double) expected[p][v] * expected[p][v];
+                    }
+                    double relative = Math.sqrt(err / norm);
+                    assertTrue(relative < 1e-4, name + " prompt " + i + " position " + p + ": relative logit error " + relative);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"llava-default", "llava-full-last"})
+    void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
+        Case golden = Case.load(name);
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+            List<Prompt> prompts = IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList();
+            List<RequestOutput> outputs = llm.generatePrompts(prompts, greedy());
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), name + " prompt " + i);
+                assertArrayEquals(golden.prompts().get(i), outputs.get(i).promptTokenIds().stream().mapToInt(Integer::intValue).toArray(),
+                        "the output's prompt holds the expanded placeholders");
+            }
+        }
+    }
+
+    @Test
+    void placeholdersAlreadyExpandedAreTakenAsTheyAre() {
+        Case golden = Case.load("llava-default");
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+            RequestOutput out = llm.generatePrompts(List.of(Prompt.tokens(golden.prompts().get(1), golden.imagesOf(1))),
+                    greedy()).getFirst();
+            assertArrayEquals(golden.greedy().get(1), out.outputs().getFirst().tokenIdArray());
+        }
+    }
+
+    @Test
+    void anImageSplitAcrossPrefillChunksGivesTheSameTokens() {
+        Case golden = Case.load("llava-default");
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).maxNumBatchedTokens(7)
+                .maxNumSeqs(2).build()) {
+            List<RequestOutput> outputs = llm.generatePrompts(List.of(golden.prompt(0), golden.prompt(1)), greedy());
+            assertArrayEquals(golden.greedy().get(0), outputs.get(0).outputs().getFirst().tokenIdArray());
+            assertArrayEquals(golden.greedy().get(1), outputs.get(1).outputs().getFirst().tokenIdArray());
+        }
+    }
+
+    /** The same prompt ids with another image must not reuse the first image's cached blocks. */
+    @Test
+    void theImageIsPartOfThePrefixCacheKey() {
+        Case golden = Case.load("llava-default");
+        int[] ids = golden.collapsed(0);
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).enablePrefixCaching(true)
+                .blockSize(4).build()) {
+            RequestOutput other = llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(1)))), greedy())
+                    .getFirst();
+            RequestOutput own = llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(0)))), greedy())
+                    .getFirst();
+            assertArrayEquals(golden.greedy().get(0), own.outputs().getFirst().tokenIdArray());
+            assertNotEquals(List.of(other.outputs().getFirst().tokenIds()), List.of(own.outputs().getFirst().tokenIds()),
+                    "two images give different answers on this model");
+            RequestOutput again = llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(0)))), greedy())
+                    .getFirst();
+            assertArrayEquals(golden.greedy().get(0), again.outputs().getFirst().tokenIdArray());
+            assertTrue(llm.metrics().prefixCacheHits() > 0, "the repeated image's blocks are served from the cache");
+        }
+    }
+
+    @Test
+    void placeholdersThatDoNotMatchTheImagesAreRefusedNamingTheCounts() {
+        Case golden = Case.load("llava-default");
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+            int[] ids = golden.collapsed(1); // two placeholders
+            InvalidRequestException e = assertThrows(InvalidRequestException.class,
+                    () -> llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(0)))), greedy()));
+            assertEquals("images", e.field());
+            assertTrue(e.getMessage().contains("2 image placeholders") && e.getMessage().contains("for 1 image"), e.getMessage());
+            // The engine goes on serving.
+            assertArrayEquals(golden.greedy().get(2), llm.generatePrompts(List.of(golden.prompt(2)), greedy())
+                    .getFirst().outputs().getFirst().tokenIdArray());
+        }
+    }
+
+    @Test
+    void aTextModelRefusesImages() {
+        Path llama = Golden.root().resolve("llama-plain");
+        try (LLM llm = LLM.builder().model(llama.toString()).maxModelLen(64).build()) {
+            Case golden = Case.load("llava-default");
+            InvalidRequestException e = assertThrows(InvalidRequestException.class,
+                    () -> llm.generatePrompts(List.of(Prompt.tokens(new int[]{1, 2, 3}, List.of(golden.images().get(0)))), greedy()));
+            assertEquals("images", e.field());
+            assertTrue(e.getMessage().contains("takes no images"), e.getMessage());
+        }
+    }
+
+    private static SamplingParams greedy() {
+        return SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
+    }
+
+    private static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
+        return out;
+    }
+
+    private static float[][] matrix(WeightTensor t) {
+        int rows = (int) t.dim(0), cols = (int) t.dim(1);
+        float[][] values = new float[rows][cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                values[r][c] = t.data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (r * (long) cols + c));
+            }
+        }
+        return values;
+    }
+}
