@@ -18,6 +18,7 @@ import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.spi.PoolingModel;
+import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.tokenizer.HfTokenizer;
 import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.BitsAndBytesCheckpoint;
@@ -145,9 +146,8 @@ public final class LLM implements AutoCloseable {
                     new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));
             if (b.enableLora) {
                 if (!chosen.runsLoraAdapters() || task == Task.EMBED) {
-                    throw new JvllmException("LoRA adapters run on the CPU backend and for generation only so far; this model "
-                            + "was to run on '" + chosen.name() + "'" + (task == Task.EMBED ? " for embedding" : "")
-                            + " (device(\"cpu\") runs them there)");
+                    throw new JvllmException(task == Task.EMBED ? "LoRA adapters serve generation only, not embeddings"
+                            : "the '" + chosen.name() + "' backend does not run LoRA adapters (the cpu and cuda backends do)");
                 }
                 chosen = new LoraBackend(chosen, b.maxLoraRank);
             }
@@ -435,8 +435,11 @@ public final class LLM implements AutoCloseable {
     /**
      * Generates the reply to a conversation: the model's chat template (from its tokenizer files)
      * renders the messages with the generation prompt appended, as vLLM's {@code LLM.chat} does.
+     * The images of the messages ({@link ChatMessage#images()}) go with the prompt, in message
+     * order, to a vision-language model; see {@link #renderChat(List)} for where their placeholders go.
      *
-     * @throws InvalidRequestException when the model has no tokenizer or no chat template
+     * @throws InvalidRequestException when the model has no tokenizer or no chat template, or takes
+     *                                 no images and a message holds one (field {@code images})
      */
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params) {
         return chat(messages, params, null);
@@ -444,10 +447,19 @@ public final class LLM implements AutoCloseable {
 
     /** {@link #chat(List, SamplingParams)} with a LoRA adapter (null: none). */
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params, LoraRequest lora) {
-        return generate(renderChat(messages), params, false, lora);
+        List<ImageInput> images = messages.stream().flatMap(m -> m.images().stream()).toList();
+        return generate(renderChat(messages), params, false, lora, images);
     }
 
-    /** The prompt text {@link #chat} sends for these messages. */
+    /**
+     * The prompt text {@link #chat} sends for these messages. How a message's parts reach the
+     * template follows the template, as vLLM's content format "auto": a template that iterates
+     * over a message's content (LLaVA's {@code message['content'] | selectattr('type', 'equalto', 'image')})
+     * gets every content as a list of {@code {"type": "text", "text": ...}} and {@code {"type": "image"}}
+     * maps; any other template gets a string, the text parts joined by newlines with the model's
+     * image placeholder ({@code <image>} for LLaVA) once per image, each on its own line before the
+     * text (a placeholder the text already holds counts as one of the message's images).
+     */
     public String renderChat(List<ChatMessage> messages) {
         return renderChat(messages.stream().map(ChatMessage::asTemplateValue).toList(), Map.of());
     }
@@ -456,22 +468,44 @@ public final class LLM implements AutoCloseable {
      * The prompt text for messages given as the chat template sees them (maps of {@code role},
      * {@code content} and whatever else the template reads, such as an assistant's
      * {@code tool_calls} or a tool message's {@code tool_call_id}), with extra template variables
-     * such as {@code tools}: what an OpenAI-style server renders.
+     * such as {@code tools}: what an OpenAI-style server renders. A {@code content} may be a
+     * string, null, or a list of parts ({@code {"type": "text", "text": ...}}, {@code {"type": "image"}});
+     * it is given to the template in the template's format, as {@link #renderChat(List)} describes.
+     *
+     * @throws InvalidRequestException when the model has no tokenizer or no chat template, a part
+     *                                 is an image and the model takes none, or a message writes its
+     *                                 image placeholder more often than it has images
      */
     public String renderChat(List<? extends Map<String, ?>> messages, Map<String, ?> variables) {
         if (tokenizer == null) {
             throw new InvalidRequestException("messages", modelDirectory + " has no tokenizer, so it has no chat template");
         }
-        var template = tokenizer.chatTemplate().orElseThrow(() -> new InvalidRequestException("messages",
-                modelDirectory + " has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja)"));
-        return template.render(messages, true, variables);
+        var template = tokenizer.chatTemplate().orElseThrow(() -> new InvalidRequestException("messages", modelDirectory
+                + " has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json 'chat_template')"));
+        if (ChatContent.countImages(messages) > 0 && !(model instanceof VisionLanguageModel)) {
+            throw new InvalidRequestException("images", "this model (" + String.join(", ", config.architectures()) + ") takes no images");
+        }
+        return template.render(ChatContent.format(messages, template.contentFormat(), imagePlaceholderText()), true, variables);
     }
 
-    private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora) {
+    /**
+     * A vision-language model's image placeholder as prompt text, as vLLM finds it: the tokenizer's
+     * text of the image token where the tokenizer has it as a special token (LLaVA's added
+     * {@code <image>}), else the model's own; null for a model that takes no images.
+     */
+    private String imagePlaceholderText() {
+        if (!(model instanceof VisionLanguageModel vision)) return null;
+        int id = vision.imageTokenId();
+        if (tokenizer != null && tokenizer.specialTokenIds().contains(id)) return tokenizer.tokenText(id);
+        return vision.imagePlaceholderText();
+    }
+
+    private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora,
+                                   List<ImageInput> images) {
         requireTask(Task.GENERATE);
         int[] ids = tokenizer.encode(prompt, addSpecialTokens);
         String id = Long.toString(nextRequestId++);
-        engine.addRequest(id, prompt, ids, params, lora);
+        engine.addRequest(id, prompt, ids, params, lora, images);
         return runToCompletion(List.of(id)).getFirst();
     }
 

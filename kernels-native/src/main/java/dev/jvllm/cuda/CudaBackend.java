@@ -340,6 +340,12 @@ public final class CudaBackend implements Backend {
         return false;
     }
 
+    /** Checked against merged weights on the GPU (LoraCudaTest). */
+    @Override
+    public boolean runsLoraAdapters() {
+        return true;
+    }
+
     @Override
     public String name() {
         return "cuda";

@@ -40,7 +40,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * LLaVA on the CPU against Transformers' float32 outputs (tools/reference/make_vision_goldens.py):
+ * LLaVA on the CPU (and, in {@link LlavaGoldenCudaTest}, the GPU) against Transformers' float32 outputs (tools/reference/make_vision_goldens.py):
  * a CLIP tower, the projector and a Llama, with prompts holding one image, two images (one of them
  * resized and cropped by the preprocessing) and none.
  */
@@ -48,16 +48,49 @@ class LlavaGoldenTest {
 
     private static final int IMAGE_TOKEN = 500;
 
+    /** The backend the tests run on ({@link LlavaGoldenCudaTest}: "cuda"). */
+    String device() {
+        return "cpu";
+    }
+
+    Case load(String name) {
+        return Case.load(name, this::image);
+    }
+
+    /** The golden image, decoded from its PNG, which must give the pixels of the raw copy beside it. */
+    ImageInput image(Path png) {
+        ImageInput decoded = ImageInput.read(png);
+        assertEquals(raw(png), decoded, png + " decodes to its raw RGB copy");
+        return decoded;
+    }
+
+    /** The raw RGB copy of a golden image ({@code imageN-WxH.rgb} beside {@code imageN.png}). */
+    static ImageInput raw(Path png) {
+        String stem = png.getFileName().toString().replace(".png", "-");
+        try (var files = java.nio.file.Files.list(png.getParent())) {
+            Path rgb = files.filter(f -> f.getFileName().toString().startsWith(stem) && f.toString().endsWith(".rgb"))
+                    .findFirst().orElseThrow();
+            String[] size = rgb.getFileName().toString().substring(stem.length()).replace(".rgb", "").split("x");
+            return ImageInput.rgb(Integer.parseInt(size[0]), Integer.parseInt(size[1]), java.nio.file.Files.readAllBytes(rgb));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private LLM.Builder builder(Case golden) {
+        return LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(128);
+    }
+
     /** A case: its directory, images and prompts (ids with placeholders expanded, which images, greedy tokens, logits). */
     record Case(Path directory, List<ImageInput> images, List<int[]> prompts, List<int[]> imageIndices,
                 List<int[]> greedy, List<float[][]> logits) {
 
-        static Case load(String name) {
+        static Case load(String name, java.util.function.Function<Path, ImageInput> imageReader) {
             try {
                 Path dir = Path.of(LlavaGoldenTest.class.getResource("/vision-goldens/" + name).toURI());
                 JsonNode json = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
                 List<ImageInput> images = new ArrayList<>();
-                for (JsonNode file : json.get("image_files")) images.add(ImageInput.read(dir.resolve(file.asText())));
+                for (JsonNode file : json.get("image_files")) images.add(imageReader.apply(dir.resolve(file.asText())));
                 List<int[]> prompts = new ArrayList<>(), which = new ArrayList<>(), greedy = new ArrayList<>();
                 List<float[][]> logits = new ArrayList<>();
                 try (Checkpoint file = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
@@ -97,10 +130,10 @@ class LlavaGoldenTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"llava-default", "llava-full-last"})
     void logitsMatchTransformersAtEveryPosition(String name) {
-        Case golden = Case.load(name);
+        Case golden = load(name);
         ModelConfig config = ModelConfig.load(golden.directory());
         try (Checkpoint checkpoint = Checkpoint.open(golden.directory());
-             Backend backend = Backends.create("cpu", BackendOptions.defaults());
+             Backend backend = Backends.create(device(), BackendOptions.defaults());
              CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, golden.directory()));
              KvCache cache = backend.allocateKvCache(model.kvCacheSpec(16, 16))) {
             for (int i = 0; i < golden.prompts().size(); i++) {
@@ -137,8 +170,8 @@ class LlavaGoldenTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"llava-default", "llava-full-last"})
     void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
-        Case golden = Case.load(name);
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+        Case golden = load(name);
+        try (LLM llm = builder(golden).build()) {
             List<Prompt> prompts = IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList();
             List<RequestOutput> outputs = llm.generatePrompts(prompts, greedy());
             for (int i = 0; i < prompts.size(); i++) {
@@ -151,8 +184,8 @@ class LlavaGoldenTest {
 
     @Test
     void placeholdersAlreadyExpandedAreTakenAsTheyAre() {
-        Case golden = Case.load("llava-default");
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+        Case golden = load("llava-default");
+        try (LLM llm = builder(golden).build()) {
             RequestOutput out = llm.generatePrompts(List.of(Prompt.tokens(golden.prompts().get(1), golden.imagesOf(1))),
                     greedy()).getFirst();
             assertArrayEquals(golden.greedy().get(1), out.outputs().getFirst().tokenIdArray());
@@ -161,8 +194,8 @@ class LlavaGoldenTest {
 
     @Test
     void anImageSplitAcrossPrefillChunksGivesTheSameTokens() {
-        Case golden = Case.load("llava-default");
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).maxNumBatchedTokens(7)
+        Case golden = load("llava-default");
+        try (LLM llm = builder(golden).maxNumBatchedTokens(7)
                 .maxNumSeqs(2).build()) {
             List<RequestOutput> outputs = llm.generatePrompts(List.of(golden.prompt(0), golden.prompt(1)), greedy());
             assertArrayEquals(golden.greedy().get(0), outputs.get(0).outputs().getFirst().tokenIdArray());
@@ -173,10 +206,9 @@ class LlavaGoldenTest {
     /** The same prompt ids with another image must not reuse the first image's cached blocks. */
     @Test
     void theImageIsPartOfThePrefixCacheKey() {
-        Case golden = Case.load("llava-default");
+        Case golden = load("llava-default");
         int[] ids = golden.collapsed(0);
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).enablePrefixCaching(true)
-                .blockSize(4).build()) {
+        try (LLM llm = builder(golden).enablePrefixCaching(true).build()) {
             RequestOutput other = llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(1)))), greedy())
                     .getFirst();
             RequestOutput own = llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(0)))), greedy())
@@ -193,8 +225,8 @@ class LlavaGoldenTest {
 
     @Test
     void placeholdersThatDoNotMatchTheImagesAreRefusedNamingTheCounts() {
-        Case golden = Case.load("llava-default");
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).maxModelLen(128).build()) {
+        Case golden = load("llava-default");
+        try (LLM llm = builder(golden).build()) {
             int[] ids = golden.collapsed(1); // two placeholders
             InvalidRequestException e = assertThrows(InvalidRequestException.class,
                     () -> llm.generatePrompts(List.of(Prompt.tokens(ids, List.of(golden.images().get(0)))), greedy()));
@@ -209,8 +241,8 @@ class LlavaGoldenTest {
     @Test
     void aTextModelRefusesImages() {
         Path llama = Golden.root().resolve("llama-plain");
-        try (LLM llm = LLM.builder().model(llama.toString()).maxModelLen(64).build()) {
-            Case golden = Case.load("llava-default");
+        try (LLM llm = LLM.builder().model(llama.toString()).device(device()).maxModelLen(64).build()) {
+            Case golden = load("llava-default");
             InvalidRequestException e = assertThrows(InvalidRequestException.class,
                     () -> llm.generatePrompts(List.of(Prompt.tokens(new int[]{1, 2, 3}, List.of(golden.images().get(0)))), greedy()));
             assertEquals("images", e.field());

@@ -35,6 +35,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class LoraTest {
 
+    /** The backend the tests run on ({@link LoraCudaTest}: "cuda"). */
+    String device() {
+        return "cpu";
+    }
+
     private static final Path GOLDEN = Golden.root().resolve("llama-plain");
     private static final int RANK = 4;
     private static final double ALPHA = 8;
@@ -60,7 +65,7 @@ class LoraTest {
     @Test
     void aRequestWithAnAdapterAnswersAsTheMergedModel() {
         RequestOutput withAdapter;
-        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device("cpu").enableLora(true).build()) {
+        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device(device()).enableLora(true).build()) {
             withAdapter = llm.generatePrompts(List.of(Prompt.tokens(PROMPT)), GREEDY,
                     List.of(new LoraRequest("one", 1, adapterOne))).getFirst();
         }
@@ -72,7 +77,7 @@ class LoraTest {
     @Test
     void requestsWithDifferentAdaptersOrNoneShareABatchAndKeepTheirOwnAnswers() {
         List<RequestOutput> outputs;
-        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device("cpu").enableLora(true).build()) {
+        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device(device()).enableLora(true).build()) {
             // The same prompt each time: a prefix cached for one adapter must not serve another.
             outputs = llm.generatePrompts(List.of(Prompt.tokens(PROMPT), Prompt.tokens(PROMPT), Prompt.tokens(PROMPT),
                             Prompt.tokens(PROMPT)), GREEDY,
@@ -87,7 +92,7 @@ class LoraTest {
 
     @Test
     void aPromptCachedWithAnAdapterDoesNotServeARequestWithoutIt() {
-        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device("cpu").enableLora(true).build()) {
+        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device(device()).enableLora(true).build()) {
             RequestOutput first = llm.generatePrompts(List.of(Prompt.tokens(PROMPT)), GREEDY,
                     List.of(new LoraRequest("one", 1, adapterOne))).getFirst();
             RequestOutput plain = llm.generate(PROMPT, GREEDY);
@@ -109,7 +114,7 @@ class LoraTest {
                 .add("base_model.model.model.layers.0.block_sparse_moe.experts.0.w1.lora_A.weight", DType.F32, new long[]{4, 64}, new byte[4 * 64 * 4])
                 .add("base_model.model.model.layers.0.block_sparse_moe.experts.0.w1.lora_B.weight", DType.F32, new long[]{64, 4}, new byte[64 * 4 * 4])
                 .write(experts.resolve("adapter_model.safetensors"));
-        try (LLM llm = LLM.builder().model(Golden.root().resolve("mixtral-top2").toString()).device("cpu").enableLora(true).build()) {
+        try (LLM llm = LLM.builder().model(Golden.root().resolve("mixtral-top2").toString()).device(device()).enableLora(true).build()) {
             var e = assertThrows(InvalidRequestException.class,
                     () -> llm.generatePrompts(List.of(Prompt.tokens(PROMPT)), GREEDY, List.of(new LoraRequest("experts", 1, experts))));
             assertTrue(e.getMessage().contains("experts.0.w1.weight") && e.getMessage().contains("expert"), e.getMessage());
@@ -118,12 +123,12 @@ class LoraTest {
 
     @Test
     void adaptersAreRefusedClearly() throws IOException {
-        try (LLM plain = LLM.builder().model(GOLDEN.toString()).device("cpu").build()) {
+        try (LLM plain = LLM.builder().model(GOLDEN.toString()).device(device()).build()) {
             var e = assertThrows(InvalidRequestException.class,
                     () -> plain.generatePrompts(List.of(Prompt.tokens(PROMPT)), GREEDY, List.of(new LoraRequest("one", 1, adapterOne))));
             assertTrue(e.getMessage().contains("enableLora"), e.getMessage());
         }
-        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device("cpu").enableLora(true).maxLoraRank(2).build()) {
+        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device(device()).enableLora(true).maxLoraRank(2).build()) {
             var rank = assertThrows(InvalidRequestException.class,
                     () -> llm.generatePrompts(List.of(Prompt.tokens(PROMPT)), GREEDY, List.of(new LoraRequest("one", 1, adapterOne))));
             assertTrue(rank.getMessage().contains("rank 4") && rank.getMessage().contains("maxLoraRank 2"), rank.getMessage());
@@ -135,7 +140,7 @@ class LoraTest {
                 .add("base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight", DType.F32, new long[]{4, 64}, new byte[4 * 64 * 4])
                 .add("base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight", DType.F32, new long[]{192, 4}, new byte[192 * 4 * 4])
                 .write(stray.resolve("adapter_model.safetensors"));
-        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device("cpu").enableLora(true).build()) {
+        try (LLM llm = LLM.builder().model(GOLDEN.toString()).device(device()).enableLora(true).build()) {
             var module = assertThrows(InvalidRequestException.class,
                     () -> llm.generatePrompts(List.of(Prompt.tokens(PROMPT)), GREEDY, List.of(new LoraRequest("stray", 3, stray))));
             assertTrue(module.getMessage().contains("model.layers.0.self_attn.qkv_proj.weight"), module.getMessage());
@@ -146,8 +151,8 @@ class LoraTest {
         }
     }
 
-    private static RequestOutput answer(Path model) {
-        try (LLM llm = LLM.builder().model(model.toString()).device("cpu").build()) {
+    private RequestOutput answer(Path model) {
+        try (LLM llm = LLM.builder().model(model.toString()).device(device()).build()) {
             return llm.generate(PROMPT, GREEDY);
         }
     }
