@@ -54,12 +54,18 @@ mvn -B -ntp -q dependency:copy -Dartifact="org.junit.platform:junit-platform-con
 for jar in "$out"/lib/tokenizers-*.jar; do
   [[ -f $jar ]] && zip -q -d "$jar" 'native/lib/*' >/dev/null || true
 done
+# JNA's dispatch libraries for other platforms than the GPU machine's (1.7 MB).
+for jar in "$out"/lib/jna-*.jar; do
+  [[ -f $jar ]] || continue
+  others=$(unzip -Z1 "$jar" | grep -E '^com/sun/jna/[^/]+/(lib)?jnidispatch' | grep -v '^com/sun/jna/linux-x86-64/' || true)
+  [[ -n $others ]] && zip -q -d "$jar" $others >/dev/null || true
+done
 if [[ ! -f $out/jre.txz ]]; then
   jdk=$JAVA_HOME
   tmp=$(mktemp -d)
   "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported,jdk.jfr \
     --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre" 2>/dev/null
-  tar cJf "$out/jre.txz" -C "$tmp/jre" .
+  XZ_OPT=-9e tar cJf "$out/jre.txz" -C "$tmp/jre" .
   rm -rf "$tmp"
 fi
 
