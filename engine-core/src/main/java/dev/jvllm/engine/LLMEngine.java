@@ -331,6 +331,18 @@ public final class LLMEngine implements AutoCloseable {
     /** At most this many images a prompt (vLLM's limit_mm_per_prompt): each costs an encoder pass and its features' memory. */
     public static final int MAX_IMAGES_PER_PROMPT = 16;
 
+    /**
+     * How many positions a prompt of these token ids takes once each image's placeholder is
+     * expanded to the image's length, as {@link #addRequest(String, String, int[], SamplingParams, LoraRequest, List)}
+     * expands it (before any truncation): what a server checks against the model's length.
+     *
+     * @throws InvalidRequestException where that addRequest would refuse the images: the model takes
+     *                                 none, there are too many, or the placeholders do not match them
+     */
+    public int promptLength(int[] promptTokenIds, List<ImageInput> images) {
+        return images.isEmpty() ? promptTokenIds.length : expandImages(promptTokenIds, images).tokenIds().length;
+    }
+
     private ImagePlaceholders.Expanded expandImages(int[] ids, List<ImageInput> images) {
         if (!(model instanceof VisionLanguageModel vision)) {
             throw new InvalidRequestException("images", "this model (" + model.getClass().getSimpleName() + ") takes no images");

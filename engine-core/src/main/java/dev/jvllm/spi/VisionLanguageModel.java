@@ -14,4 +14,15 @@ public interface VisionLanguageModel {
 
     /** How many placeholder positions the image takes in the prompt. */
     int imageTokenCount(ImageInput image);
+
+    /**
+     * The placeholder as prompt text, which the tokenizer turns into {@link #imageTokenId}: what a
+     * chat goes through a template that takes content as a string puts in a message once per image,
+     * on a line of its own before the text (vLLM's placeholder string). {@code LLM} takes the
+     * tokenizer's own text for the image token where the tokenizer has it as a special token, and
+     * this otherwise. Default {@code "<image>"}, LLaVA's.
+     */
+    default String imagePlaceholderText() {
+        return "<image>";
+    }
 }

@@ -1,10 +1,13 @@
 package dev.jvllm.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.ImageInput;
+import dev.jvllm.InvalidRequestException;
 import dev.jvllm.Prompt;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.StructuredOutputs;
 import dev.jvllm.config.GenerationConfig;
+import dev.jvllm.engine.LLMEngine;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -69,48 +72,135 @@ final class OpenAiRequests {
         return ids;
     }
 
+    /** The most bytes an image of a chat may decode to from its data URL (the body limit bounds them all together). */
+    static final long MAX_IMAGE_BYTES = 20L << 20;
+
     /**
-     * A chat request's messages as the chat template sees them: role and content (a string or a list
-     * of text parts), and an assistant's {@code tool_calls}, a tool message's {@code tool_call_id}
-     * and a message's {@code name} where given.
+     * A chat request's messages as the chat template sees them, and their images in order (message
+     * order, then part order). A message's content is a string, or (given as OpenAI's content
+     * array) a list of {@code {"type": "text", "text": ...}} and {@code {"type": "image"}} parts,
+     * which the LLM puts in the template's content format.
      */
-    static List<Map<String, Object>> messages(JsonNode body) {
+    record ChatMessages(List<Map<String, Object>> messages, List<ImageInput> images) {
+    }
+
+    /**
+     * A chat request's messages: role and content (a string or a list of parts: text, and images as
+     * {@code image_url} data URLs), and an assistant's {@code tool_calls}, a tool message's
+     * {@code tool_call_id} and a message's {@code name} where given. Images are read only from
+     * base64 {@code data:} URLs, at most {@link #MAX_IMAGE_BYTES} each and
+     * {@link LLMEngine#MAX_IMAGES_PER_PROMPT} a request; a problem with one is a 400 naming its
+     * part, e.g. {@code messages[1].content[0].image_url}.
+     */
+    static ChatMessages messages(JsonNode body) {
         JsonNode node = body.get("messages");
         if (node == null || !node.isArray() || node.isEmpty()) throw ApiError.invalid("messages", "'messages' must be a non-empty list");
         if (node.size() > MAX_MESSAGES) throw ApiError.invalid("messages", "at most " + MAX_MESSAGES + " messages a request");
-        List<Map<String, Object>> messages = new ArrayList<>();
+        int imageParts = 0;
         for (JsonNode message : node) {
-            String role = text(message, "role", null);
+            JsonNode content = message.path("content");
+            if (content.isArray()) for (JsonNode part : content) if (isImagePart(part)) imageParts++;
+        }
+        if (imageParts > LLMEngine.MAX_IMAGES_PER_PROMPT) {
+            throw ApiError.invalid("messages", "the messages hold " + imageParts + " images; at most "
+                    + LLMEngine.MAX_IMAGES_PER_PROMPT + " a request");
+        }
+        List<Map<String, Object>> messages = new ArrayList<>();
+        List<ImageInput> images = new ArrayList<>();
+        for (int m = 0; m < node.size(); m++) {
+            JsonNode message = node.get(m);
+            String role = message.isObject() ? text(message, "role", null) : null;
             if (role == null) throw ApiError.invalid("messages", "every message needs a 'role'");
             JsonNode content = message.get("content");
-            String text;
+            Object value;
             if (content == null || content.isNull()) {
-                text = "";
+                value = null; // the template's format decides: "" for a string, no parts for a list
             } else if (content.isTextual()) {
-                text = content.asText();
+                value = content.asText();
             } else if (content.isArray()) {
-                StringBuilder parts = new StringBuilder();
-                for (JsonNode part : content) {
-                    if (!"text".equals(part.path("type").asText()) || !part.path("text").isTextual()) {
-                        throw ApiError.invalid("messages", "content parts of type '" + part.path("type").asText()
-                                + "' are not served; only text parts are");
-                    }
-                    parts.append(part.get("text").asText());
+                List<Map<String, Object>> parts = new ArrayList<>();
+                for (int p = 0; p < content.size(); p++) {
+                    parts.add(part(content.get(p), "messages[" + m + "].content[" + p + "]", images));
                 }
-                text = parts.toString();
+                value = parts;
             } else {
-                throw ApiError.invalid("messages", "a message's 'content' must be a string or a list of text parts");
+                throw ApiError.invalid("messages", "a message's 'content' must be a string or a list of content parts");
             }
-            Map<String, Object> value = new java.util.LinkedHashMap<>();
-            value.put("role", role);
-            value.put("content", text);
+            Map<String, Object> entry = new java.util.LinkedHashMap<>();
+            entry.put("role", role);
+            entry.put("content", value);
             for (String key : new String[]{"tool_calls", "tool_call_id", "name"}) {
                 JsonNode extra = message.get(key);
-                if (extra != null && !extra.isNull()) value.put(key, OpenAiResponses.JSON.convertValue(extra, Object.class));
+                if (extra != null && !extra.isNull()) entry.put(key, OpenAiResponses.JSON.convertValue(extra, Object.class));
             }
-            messages.add(value);
+            messages.add(entry);
         }
-        return messages;
+        return new ChatMessages(messages, List.copyOf(images));
+    }
+
+    /** An image part: {@code {"type": "image_url", ...}}, or with no type but an {@code image_url} (vLLM takes both). */
+    private static boolean isImagePart(JsonNode part) {
+        return part.isObject() && (part.path("type").asText().equals("image_url") || (!part.has("type") && part.has("image_url")));
+    }
+
+    /** One part of a content array as the template sees it; an image part's image is decoded and added to {@code images}. */
+    private static Map<String, Object> part(JsonNode part, String path, List<ImageInput> images) {
+        if (part.isTextual()) return Map.of("type", "text", "text", part.asText());
+        if (isImagePart(part)) {
+            images.add(image(part.get("image_url"), path + ".image_url"));
+            return Map.of("type", "image");
+        }
+        String type = part.path("type").asText();
+        if (!type.equals("text")) {
+            throw ApiError.invalid(path, path + ": content parts of type '" + type + "' are not served; text and image_url parts are");
+        }
+        if (!part.path("text").isTextual()) throw ApiError.invalid(path, path + ": a text part needs 'text', a string");
+        return Map.of("type", "text", "text", part.get("text").asText());
+    }
+
+    /**
+     * The image of a part's {@code image_url}: {@code {"url": "data:image/png;base64,..."}} or the
+     * URL as a string. Only base64 data URLs are read: the server fetches nothing over the network
+     * or from its files.
+     */
+    private static ImageInput image(JsonNode imageUrl, String field) {
+        String url;
+        if (imageUrl != null && imageUrl.isTextual()) {
+            url = imageUrl.asText();
+        } else if (imageUrl != null && imageUrl.isObject() && imageUrl.path("url").isTextual()) {
+            url = imageUrl.get("url").asText();
+        } else {
+            throw ApiError.invalid(field, field + " must be {\"url\": \"data:image/...;base64,...\"} or that URL as a string");
+        }
+        if (!url.regionMatches(true, 0, "data:", 0, 5)) {
+            int colon = url.indexOf(':');
+            String scheme = colon > 0 && colon < 16 ? " (not " + url.substring(0, colon + 1) + " URLs)" : "";
+            throw ApiError.invalid(field, field + ": only data URLs are accepted (data:image/png;base64,...)" + scheme
+                    + "; this server fetches no image");
+        }
+        int comma = url.indexOf(',');
+        if (comma < 0 || !url.substring(5, comma).toLowerCase(java.util.Locale.ROOT).endsWith(";base64")) {
+            throw ApiError.invalid(field, field + ": only base64 data URLs are accepted (data:image/png;base64,...)");
+        }
+        StringBuilder data = new StringBuilder(url.length() - comma - 1);
+        for (int i = comma + 1; i < url.length(); i++) {
+            char c = url.charAt(i);
+            if (c != ' ' && c != '\n' && c != '\r' && c != '\t') data.append(c);
+        }
+        if (data.length() / 4 * 3L > MAX_IMAGE_BYTES) {
+            throw ApiError.invalid(field, field + ": the image is over " + (MAX_IMAGE_BYTES >> 20) + " MiB");
+        }
+        byte[] bytes;
+        try {
+            bytes = java.util.Base64.getDecoder().decode(data.toString());
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid(field, field + ": the data URL is not valid base64 (" + e.getMessage() + ")");
+        }
+        try {
+            return ImageInput.decode(bytes);
+        } catch (InvalidRequestException e) {
+            throw ApiError.invalid(field, field + ": " + e.getMessage());
+        }
     }
 
     /**

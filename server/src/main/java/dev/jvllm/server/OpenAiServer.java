@@ -62,6 +62,11 @@ import java.util.concurrent.LinkedBlockingQueue;
  * and {@code /health}. Requests from all connections share the engine's continuous batching; a client
  * that goes away mid-stream has its request aborted.
  *
+ * <p>Chat messages may hold images for a vision-language model (LLaVA), as OpenAI's content parts
+ * {@code {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}}; only base64
+ * {@code data:} URLs are read, the server fetching nothing. The chat template gets them as
+ * {@link LLM#renderChat(List, Map)} describes (vLLM's content format).
+ *
  * <p>Sampling fields are OpenAI's and vLLM's ({@code top_k}, {@code min_p}, {@code repetition_penalty},
  * {@code stop_token_ids}, {@code ignore_eos}, ...); every one given is applied or refused with a 400
  * naming it, never ignored. Bodies above the size limit get 413; an API key, when set, is compared in
@@ -331,7 +336,7 @@ public final class OpenAiServer implements AutoCloseable {
         if (llm.tokenizer() == null) throw ApiError.invalid("prompt", "the model has no tokenizer");
         int[] ids;
         if (body.has("messages")) {
-            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body), Map.of()), false);
+            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body).messages(), Map.of()), false);
         } else {
             String prompt = OpenAiRequests.text(body, "prompt", null);
             if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
@@ -420,7 +425,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
-        List<Map<String, Object>> messages = OpenAiRequests.messages(body);
+        OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(body);
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
@@ -438,8 +443,8 @@ public final class OpenAiServer implements AutoCloseable {
         SamplingParams params = asked;
         OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
-        String rendered = llm.renderChat(messages, tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools()));
-        Prompt prompt = Prompt.tokens(llm.tokenizer().encode(rendered, false));
+        String rendered = llm.renderChat(messages.messages(), tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools()));
+        Prompt prompt = Prompt.tokens(llm.tokenizer().encode(rendered, false), messages.images());
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
                 System.currentTimeMillis() / 1000, model);
@@ -600,7 +605,7 @@ public final class OpenAiServer implements AutoCloseable {
         int kept = llm.engine().promptTokensKept(params);
         for (Prompt prompt : prompts) {
             int promptTokens = Math.min(kept, switch (prompt) {
-                case Prompt.Tokens t -> t.tokenIds().length;
+                case Prompt.Tokens t -> llm.engine().promptLength(t.tokenIds(), t.images()); // images as their placeholders expand
                 case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.tokenizer().encode(t.text(), true).length;
             });
             if ((long) promptTokens + maxTokens > maxModelLen) {

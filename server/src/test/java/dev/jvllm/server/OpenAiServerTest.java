@@ -67,7 +67,12 @@ class OpenAiServerTest {
 
     /** The JSON of each {@code data:} line of a streamed answer, and whether it ended with [DONE]. */
     static List<JsonNode> stream(String path, String body) throws Exception {
-        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(URI.create(server.address() + path))
+        return stream(server, path, body);
+    }
+
+    /** {@link #stream(String, String)} from another server. */
+    static List<JsonNode> stream(OpenAiServer from, String path, String body) throws Exception {
+        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(URI.create(from.address() + path))
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
         assertEquals(200, response.statusCode());
         assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
@@ -156,6 +161,18 @@ class OpenAiServerTest {
         for (JsonNode chunk : chunks) text.append(chunk.path("choices").get(0).path("delta").path("content").asText(""));
         assertEquals(expected.text(), text.toString());
         assertEquals("length", chunks.getLast().path("choices").get(0).path("finish_reason").asText());
+    }
+
+    @Test
+    void anImageToATextModelIsA400() throws Exception {
+        String png = java.util.Base64.getEncoder().encodeToString(dev.jvllm.models.LlavaChatModel.png(0));
+        Answer answer = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": ["
+                + "{\"type\": \"text\", \"text\": \"What is shown?\"}, {\"type\": \"image_url\", \"image_url\": {\"url\": "
+                + "\"data:image/png;base64," + png + "\"}}]}], \"max_tokens\": 4}");
+        assertError(answer, 400, "images");
+        assertTrue(answer.body().path("error").path("message").asText().contains("takes no images"), answer.body().toString());
+        assertEquals(400, answer.body().path("error").path("code").asInt());
+        assertEquals("invalid_request_error", answer.body().path("error").path("type").asText());
     }
 
     @Test
@@ -375,7 +392,10 @@ class OpenAiServerTest {
         assertError(post(server, "/v1/completions", "{\"prompt\": [1, 999999], \"stream\": true}"), 400, "prompt_token_ids");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"model\": \"gpt-4\"}"), 404, "model");
         assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}"), 400, "tools");
-        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}"), 400, "messages");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}"), 400,
+                "messages[0].content[0].image_url");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"video_url\"}]}]}"), 400,
+                "messages[0].content[0]");
         assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
         assertError(post(server, "/v1/nothing", "{}"), 404, null);
         HttpResponse<String> get = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions")).build(),

@@ -22,8 +22,8 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A Hugging Face chat template (Jinja, from {@code chat_template} in {@code tokenizer_config.json})
- * that turns a conversation into the prompt text the model was trained on, rendering as
+ * A Hugging Face chat template (Jinja, from {@code chat_template.jinja}, {@code chat_template.json} or
+ * {@code chat_template} in {@code tokenizer_config.json}) that turns a conversation into the prompt text the model was trained on, rendering as
  * {@code transformers}' {@code apply_chat_template(..., tokenize=False)} does.
  *
  * <p>Templates come with downloaded models, so they are treated as untrusted programs. They run in
@@ -72,16 +72,31 @@ public final class ChatTemplate {
         }
     }
 
+    /**
+     * How a template reads a message's {@code content}, as vLLM's {@code --chat-template-content-format}
+     * names it: as a string, or as OpenAI's list of parts ({@code {"type": "text", "text": ...}},
+     * {@code {"type": "image"}}).
+     */
+    public enum ContentFormat {
+        /** Content is a string; images are placeholder text within it. */
+        STRING,
+        /** Content is a list of parts the template iterates over, e.g. LLaVA's {@code selectattr('type', 'equalto', 'image')}. */
+        OPENAI
+    }
+
     private final String source;
     private final List<Node> template;
     private final Map<String, Object> boundVariables;
     private final Limits limits;
+    private final ContentFormat contentFormat;
 
-    private ChatTemplate(String source, List<Node> template, Map<String, Object> boundVariables, Limits limits) {
+    private ChatTemplate(String source, List<Node> template, Map<String, Object> boundVariables, Limits limits,
+                         ContentFormat contentFormat) {
         this.source = source;
         this.template = template;
         this.boundVariables = boundVariables;
         this.limits = limits;
+        this.contentFormat = contentFormat;
     }
 
     /**
@@ -110,12 +125,25 @@ public final class ChatTemplate {
         } catch (StackOverflowError e) {
             throw new ChatTemplateException(Reason.SYNTAX, "chat template is nested too deeply to parse");
         }
-        return new ChatTemplate(source, parsed, toTemplateVariables(boundVariables), Limits.DEFAULT);
+        return new ChatTemplate(source, parsed, toTemplateVariables(boundVariables), Limits.DEFAULT,
+                ContentFormatDetector.detect(parsed));
     }
 
     /** The same template with other limits. */
     public ChatTemplate withLimits(Limits newLimits) {
-        return new ChatTemplate(source, template, boundVariables, Objects.requireNonNull(newLimits, "limits"));
+        return new ChatTemplate(source, template, boundVariables, Objects.requireNonNull(newLimits, "limits"), contentFormat);
+    }
+
+    /**
+     * How this template reads a message's content, detected as vLLM detects it: {@link
+     * ContentFormat#OPENAI} where a {@code for} loop runs over a message's {@code content} (a
+     * message being a loop variable over {@code messages}, or over a variable set from it),
+     * filtered or not; {@link ContentFormat#STRING} otherwise. Callers with images or other
+     * content parts give such a template the parts, and any other template the text with
+     * placeholders in it.
+     */
+    public ContentFormat contentFormat() {
+        return contentFormat;
     }
 
     /** The template's Jinja source. */
@@ -181,8 +209,9 @@ public final class ChatTemplate {
     }
 
     /**
-     * The template source in a tokenizer_config.json: {@code chat_template} as a string, or, when
-     * it is a list of {@code {"name", "template"}}, the one named "default".
+     * The template source in a tokenizer_config.json (or a processor's chat_template.json):
+     * {@code chat_template} as a string, or, when it is a list of {@code {"name", "template"}},
+     * the one named "default".
      */
     static Optional<String> sourceFromTokenizerConfig(JsonNode config, Path file) {
         JsonNode node = config.get("chat_template");

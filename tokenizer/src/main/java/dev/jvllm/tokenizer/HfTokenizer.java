@@ -172,11 +172,22 @@ public final class HfTokenizer implements AutoCloseable {
         SpecialTokensConfig config = SpecialTokensConfig.from(configTree, configJson);
         ChatTemplate template = null;
         ChatTemplateException templateError = null;
-        Optional<String> source = configTree == null ? Optional.empty()
-                : ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
-        Path templateFile = source.isPresent() ? configJson : modelDirectory.resolve(CHAT_TEMPLATE_FILE);
-        if (source.isEmpty() && Files.isRegularFile(templateFile)) {
-            source = Optional.of(readTemplateFile(templateFile));
+        // As Transformers: chat_template.jinja clobbers the config's template; a processor's
+        // chat_template.json (LLaVA's) comes before the tokenizer's, as vLLM takes the processor's first.
+        Path jinjaFile = modelDirectory.resolve(CHAT_TEMPLATE_FILE);
+        Path processorFile = modelDirectory.resolve(PROCESSOR_CHAT_TEMPLATE_FILE);
+        Path templateFile = null;
+        Optional<String> source = Optional.empty();
+        if (Files.isRegularFile(jinjaFile)) {
+            templateFile = jinjaFile;
+            source = Optional.of(readTemplateFile(jinjaFile));
+        } else if (Files.isRegularFile(processorFile)) {
+            templateFile = processorFile;
+            source = ChatTemplate.sourceFromTokenizerConfig(readTemplateJson(processorFile), processorFile);
+        }
+        if (source.isEmpty() && configTree != null) {
+            templateFile = configJson;
+            source = ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
         }
         if (source.isPresent()) {
             Map<String, Object> tokens = new LinkedHashMap<>();
@@ -211,6 +222,8 @@ public final class HfTokenizer implements AutoCloseable {
 
     /** Transformers 5 saves the template beside tokenizer_config.json rather than inside it. */
     private static final String CHAT_TEMPLATE_FILE = "chat_template.jinja";
+    /** Where processors (LLaVA's) kept their template before chat_template.jinja: {@code {"chat_template": "..."}}. */
+    private static final String PROCESSOR_CHAT_TEMPLATE_FILE = "chat_template.json";
     private static final long MAX_TEMPLATE_BYTES = 1 << 20;
 
     private static String readTemplateFile(Path file) {
@@ -267,6 +280,20 @@ public final class HfTokenizer implements AutoCloseable {
             throw new TokenizerException(
                     "Cannot load tokenizer " + tokenizerJson + ": " + e.getMessage(), e);
         }
+    }
+
+    /** chat_template.json: an object, at most as large as a template file. */
+    private static JsonNode readTemplateJson(Path file) {
+        JsonNode tree;
+        try {
+            tree = JSON.readTree(readTemplateFile(file));
+        } catch (IOException e) {
+            throw new TokenizerException("Malformed JSON in " + file + ": " + e.getMessage(), e);
+        }
+        if (tree == null || !tree.isObject()) {
+            throw new TokenizerException(file + " must hold a JSON object with \"chat_template\"");
+        }
+        return tree;
     }
 
     private static JsonNode readJson(Path file) {
@@ -443,12 +470,14 @@ public final class HfTokenizer implements AutoCloseable {
     }
 
     /**
-     * The chat template of {@code tokenizer_config.json} ({@code chat_template}, or its entry named
-     * "default" when it is a list), bound to this tokenizer's {@code bos_token}, {@code eos_token},
-     * {@code unk_token} and {@code pad_token}. Empty when the config has none.
+     * The model's chat template, bound to this tokenizer's {@code bos_token}, {@code eos_token},
+     * {@code unk_token} and {@code pad_token}: from {@code chat_template.jinja}, else a processor's
+     * {@code chat_template.json} ({@code {"chat_template": "..."}}, where LLaVA checkpoints keep it),
+     * else {@code tokenizer_config.json}'s {@code chat_template} (or its entry named "default" when
+     * it is a list), the first found as Transformers and vLLM take them. Empty when none has one.
      *
-     * @throws ChatTemplateException when the config has a template that could not be compiled
-     *     (the message names the file); encoding and decoding are not affected
+     * @throws ChatTemplateException when the template found could not be compiled (the message
+     *     names the file); encoding and decoding are not affected
      */
     public Optional<ChatTemplate> chatTemplate() {
         if (chatTemplateError != null) {

@@ -41,6 +41,52 @@ class ChatTemplateFileTest {
         }
     }
 
+    private static String rendered(Path dir) {
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            return tokenizer.chatTemplate().orElseThrow().render(List.of(Map.of("role", "user", "content", "hi")), true);
+        }
+    }
+
+    private static void writeProcessorTemplate(Path dir, String template) throws IOException {
+        new ObjectMapper().writeValue(dir.resolve("chat_template.json").toFile(), Map.of("chat_template", template));
+    }
+
+    @Test
+    void aProcessorsChatTemplateJsonIsReadAsLlavaCheckpointsKeepIt(@TempDir Path dir) throws IOException {
+        modelWithTemplateFile(dir, TEMPLATE);
+        Files.delete(dir.resolve("chat_template.jinja"));
+        writeProcessorTemplate(dir, "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}");
+        assertEquals("<user>hi", rendered(dir));
+    }
+
+    @Test
+    void chatTemplateJinjaComesFirstThenChatTemplateJsonThenTheTokenizerConfig(@TempDir Path dir) throws IOException {
+        modelWithTemplateFile(dir, "jinja");
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = (ObjectNode) json.readTree(dir.resolve("tokenizer_config.json").toFile());
+        config.put("chat_template", "config");
+        json.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
+        writeProcessorTemplate(dir, "json");
+        assertEquals("jinja", rendered(dir));
+        Files.delete(dir.resolve("chat_template.jinja"));
+        assertEquals("json", rendered(dir));
+        Files.delete(dir.resolve("chat_template.json"));
+        assertEquals("config", rendered(dir));
+    }
+
+    @Test
+    void aChatTemplateJsonWithoutATemplateLeavesTheConfigsAndAMalformedOneIsReported(@TempDir Path dir) throws IOException {
+        modelWithTemplateFile(dir, TEMPLATE);
+        Files.delete(dir.resolve("chat_template.jinja"));
+        Files.writeString(dir.resolve("chat_template.json"), "{\"other\": 1}");
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            assertTrue(tokenizer.chatTemplate().isEmpty());
+        }
+        Files.writeString(dir.resolve("chat_template.json"), "{\"chat_template\": ");
+        TokenizerException e = assertThrows(TokenizerException.class, () -> HfTokenizer.load(dir).close());
+        assertTrue(e.getMessage().contains("chat_template.json"), e.getMessage());
+    }
+
     @Test
     void aBrokenTemplateFileIsReportedNamingTheFile(@TempDir Path dir) throws IOException {
         try (HfTokenizer tokenizer = HfTokenizer.load(modelWithTemplateFile(dir, "{% for m in messages %}"))) {

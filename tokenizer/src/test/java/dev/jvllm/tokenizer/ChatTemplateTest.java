@@ -183,6 +183,89 @@ class ChatTemplateTest {
         }
     }
 
+    /** Content given as OpenAI's list of parts, as LLaVA's templates read it. */
+    @Nested
+    class ContentParts {
+
+        /** The shape of llava-hf's chat_template.json: images of a message first, then its text; an assistant's text marked for masks. */
+        static final String LLAVA_HF_STYLE = "{% for message in messages %}{% if message['role'] != 'system' %}"
+                + "{{ message['role'].upper() + ': '}}{% endif %}"
+                + "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+                + "{{ '<image>\\n' }}{% endfor %}"
+                + "{# Render all text next #}{% if message['role'] != 'assistant' %}"
+                + "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}"
+                + "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+                + "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}"
+                + "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";
+
+        private static Map<String, Object> text(String text) {
+            return Map.of("type", "text", "text", text);
+        }
+
+        private static final Map<String, Object> IMAGE = Map.of("type", "image");
+
+        @Test
+        void selectattrPicksTheImagePartsThenTheTextParts() {
+            String template = "{% for message in messages %}{{ message['role'].upper() + ': ' }}"
+                    + "{% for c in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\\n' }}{% endfor %}"
+                    + "{% for c in message['content'] | selectattr('type', 'equalto', 'text') %}{{ c['text'] + ' ' }}{% endfor %}"
+                    + "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";
+            List<Map<String, Object>> messages = List.of(Map.of("role", "user",
+                    "content", List.of(text("What differs?"), IMAGE, text("Be brief."), IMAGE)));
+            assertEquals("USER: <image>\n<image>\nWhat differs? Be brief. ASSISTANT:",
+                    ChatTemplate.compile(template).render(messages, true));
+            assertEquals("USER: <image>\n<image>\nWhat differs? Be brief. ",
+                    ChatTemplate.compile(template).render(messages, false));
+        }
+
+        @Test
+        void rejectattrAndSelectattrWithoutATestKeepTruthyOrFalsyAttributes() {
+            List<Map<String, Object>> messages = List.of(Map.of("role", "user",
+                    "content", List.of(text("a"), Map.of("type", "text", "text", ""), IMAGE)));
+            String template = "{% for m in messages %}{{ m.content | selectattr('text') | map(attribute='text') | join(',') }}|"
+                    + "{{ m.content | rejectattr('type', 'equalto', 'text') | length }}{% endfor %}";
+            assertEquals("a|1", ChatTemplate.compile(template).render(messages, false));
+        }
+
+        @Test
+        void generationBlocksRenderTheirBody() {
+            List<Map<String, Object>> conversation = List.of(
+                    Map.of("role", "user", "content", List.of(IMAGE, text("What is shown?"))),
+                    Map.of("role", "assistant", "content", List.of(text("A cat."))),
+                    Map.of("role", "user", "content", List.of(text("And its colour?"))));
+            assertEquals("USER: <image>\nWhat is shown? ASSISTANT: A cat. USER: And its colour? ASSISTANT:",
+                    ChatTemplate.compile(LLAVA_HF_STYLE).render(conversation, true));
+            assertEquals("abc", render("a {%- generation -%} b {%- endgeneration -%} c"));
+            assertEquals("[Hello!]", render("{% for m in messages if m.role == 'assistant' %}{% generation %}[{{ m.content }}]"
+                    + "{% endgeneration %}{% endfor %}"));
+        }
+
+        @Test
+        void theContentFormatIsOpenAisWhereALoopRunsOverAMessagesContent() {
+            assertEquals(ChatTemplate.ContentFormat.OPENAI, ChatTemplate.compile(LLAVA_HF_STYLE).contentFormat());
+            // a message from a loop over a variable set from messages, content read by attribute
+            assertEquals(ChatTemplate.ContentFormat.OPENAI, ChatTemplate.compile("{% set loop_messages = messages[1:] %}"
+                    + "{% for m in loop_messages %}{% for part in m.content %}{{ part.text }}{% endfor %}{% endfor %}").contentFormat());
+            // a template taking both, as Gemma 3's
+            assertEquals(ChatTemplate.ContentFormat.OPENAI, ChatTemplate.compile("{% for m in messages %}{% if m['content'] is string %}"
+                    + "{{ m['content'] }}{% else %}{% for item in m['content'] %}{{ item['text'] }}{% endfor %}{% endif %}{% endfor %}")
+                    .contentFormat());
+        }
+
+        @Test
+        void theContentFormatIsStringOtherwise() {
+            for (String template : List.of(
+                    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}",
+                    "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + '</s>\\n' }}{% endfor %}",
+                    // indexing a part is not iterating the parts (as Llama 3.2's system message), nor is a loop over another list
+                    "{{ messages[0]['content'][0]['text'] }}{% for t in tools %}{{ t }}{% endfor %}",
+                    // a loop over the content of something that is not a message
+                    "{% for c in document['content'] %}{{ c }}{% endfor %}{% for m in messages %}{{ m.content }}{% endfor %}")) {
+                assertEquals(ChatTemplate.ContentFormat.STRING, ChatTemplate.compile(template).contentFormat(), template);
+            }
+        }
+    }
+
     @Nested
     class UntrustedTemplates {
 
