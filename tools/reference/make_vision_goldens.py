@@ -13,6 +13,7 @@ PIL's bicubic resize as CLIPImageProcessor (the PIL one) computes them, and with
 Transformers picks by default, so that the two can be compared.
 """
 import argparse
+import math
 import json
 import os
 import zlib
@@ -82,6 +83,124 @@ def pil_pixels(image, shortest, crop):
     x = (a.astype(np.float64) * (1 / 255)).astype(np.float32)
     x = (x - np.array(MEAN, dtype=np.float32)) / np.array(STD, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def select_best_resolution(height, width, pinpoints):
+    """LLaVA-NeXT's choice of grid (Transformers' select_best_resolution): most effective pixels, then least waste."""
+    best, best_effective, best_waste = None, 0, float("inf")
+    for h, w in pinpoints:
+        scale = min(w / width, h / height)
+        effective = min(int(width * scale) * int(height * scale), width * height)
+        waste = w * h - effective
+        if effective > best_effective or (effective == best_effective and waste < best_waste):
+            best, best_effective, best_waste = (h, w), effective, waste
+    return best
+
+
+def next_pixels(image, pinpoints, size):
+    """LlavaNextImageProcessor's tiles with PIL: the image scaled into the best grid, centered on
+    zeros, cut into size x size tiles, after the whole image squashed to size x size."""
+    w, h = image.size
+    th, tw = select_best_resolution(h, w, pinpoints)
+    if tw / w < th / h:
+        nw, nh = tw, min(math.ceil(h * tw / w), th)
+    else:
+        nw, nh = min(math.ceil(w * th / h), tw), th
+    resized = np.asarray(image.resize((nw, nh), Image.BICUBIC, reducing_gap=None))
+    padded = np.zeros((th, tw, 3), dtype=np.uint8)
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    padded[top:top + nh, left:left + nw] = resized
+    tiles = [image.resize((size, size), Image.BICUBIC, reducing_gap=None)]
+    for y in range(0, th, size):
+        for x in range(0, tw, size):
+            tiles.append(Image.fromarray(np.ascontiguousarray(padded[y:y + size, x:x + size])))
+    return torch.stack([pil_pixels(t, size, size) for t in tiles])
+
+
+def next_feature_count(height, width, pinpoints, size, patch):
+    """LlavaNextProcessor's placeholder count: the base tile's patches, then the unpadded grid with a newline a row."""
+    bh, bw = select_best_resolution(height, width, pinpoints)
+    side = size // patch
+    cur_h, cur_w = side * (bh // size), side * (bw // size)
+    if width / height > cur_w / cur_h:
+        new_h = int(round(height * (cur_w / width), 7))
+        cur_h -= 2 * ((cur_h - new_h) // 2)
+    else:
+        new_w = int(round(width * (cur_h / height), 7))
+        cur_w -= 2 * ((cur_w - new_w) // 2)
+    return side * side + cur_h * cur_w + cur_h
+
+
+@torch.no_grad()
+def run_next_case(name, out_root):
+    torch.manual_seed(zlib.crc32(name.encode()))
+    pinpoints = [[56, 112], [112, 56], [112, 112], [56, 168]]
+    config = transformers.LlavaNextConfig(vision_config=vision(), text_config=text(), image_token_id=IMAGE_TOKEN,
+                                          projector_hidden_act="gelu", vision_feature_layer=-2,
+                                          vision_feature_select_strategy="default", image_grid_pinpoints=pinpoints)
+    model = transformers.LlavaNextForConditionalGeneration(config).to(torch.float32).eval()
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.02)
+        p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    out = os.path.join(out_root, name)
+    model.save_pretrained(out)
+    from make_goldens import store_as_bf16
+    store_as_bf16(out)
+    size = config.vision_config.image_size
+    processor = image_processor(size)
+    processor.save_pretrained(out)
+    with open(os.path.join(out, "preprocessor_config.json")) as f:
+        pre = json.load(f)
+    pre.update(image_grid_pinpoints=pinpoints, image_processor_type="LlavaNextImageProcessor")
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=1)
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    images = [make_image(21, 83, 61), make_image(22, 40, 130), make_image(23, 150, 50), make_image(24, 56, 56)]
+    for j, image in enumerate(images):
+        image.save(os.path.join(out, "images", f"image{j}.png"))
+    counts = [next_feature_count(im.size[1], im.size[0], pinpoints, size, config.vision_config.patch_size) for im in images]
+    tiles = [next_pixels(im, pinpoints, size) for im in images]
+    g = torch.Generator().manual_seed(9)
+
+    def words(n):
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=g).tolist()
+
+    cases = [([1] + words(3) + [IMAGE_TOKEN] * counts[0] + words(4), [0]),
+             ([1] + [IMAGE_TOKEN] * counts[1] + words(2) + [IMAGE_TOKEN] * counts[2] + words(5), [1, 2]),
+             ([1] + words(2) + [IMAGE_TOKEN] * counts[3] + words(3), [3])]
+    tensors, records = {}, []
+    for i, (ids, which) in enumerate(cases):
+        most = max(tiles[j].shape[0] for j in which)
+        pv = torch.zeros(len(which), most, 3, size, size)
+        for k, j in enumerate(which):
+            pv[k, :tiles[j].shape[0]] = tiles[j]
+        sizes = torch.tensor([[images[j].size[1], images[j].size[0]] for j in which])
+        logits = model(input_ids=torch.tensor([ids]), pixel_values=pv, image_sizes=sizes).logits[0].float()
+        tensors[f"prompt{i}"] = logits.contiguous()
+        run, greedy = list(ids), []
+        for _ in range(GREEDY_TOKENS):
+            nxt = int(model(input_ids=torch.tensor([run]), pixel_values=pv, image_sizes=sizes).logits[0, -1].argmax())
+            greedy.append(nxt)
+            run.append(nxt)
+        records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
+    for j, t in enumerate(tiles):
+        tensors[f"tiles{j}"] = t.contiguous()
+    save_file(tensors, os.path.join(out, "logits.safetensors"))
+    with open(os.path.join(out, "goldens.json"), "w") as f:
+        json.dump({"case": name, "architecture": "LlavaNextForConditionalGeneration",
+                   "transformers": transformers.__version__, "torch": torch.__version__, "feature_counts": counts,
+                   "image_files": [f"images/image{j}.png" for j in range(len(images))], "prompts": records}, f, indent=1)
+    try:  # the processor Transformers picks, for the record: its tiles against the PIL ones
+        hf = transformers.LlavaNextImageProcessor(image_grid_pinpoints=pinpoints, size={"shortest_edge": size},
+                                                  crop_size={"height": size, "width": size}, image_mean=MEAN, image_std=STD)
+        diffs = [float((hf(images=im, return_tensors="pt")["pixel_values"][0][:tiles[j].shape[0]] - tiles[j]).abs().max())
+                 for j, im in enumerate(images)]
+    except Exception as e:  # noqa: BLE001
+        diffs = repr(e)
+    from safetensors import safe_open
+    with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+        keys = [k for k in f.keys() if "layers" not in k]
+    print(f"{name}: counts {counts}, tiles {[t.shape[0] for t in tiles]}, HF processor max diff {diffs}; keys {keys}")
 
 
 def image_processor(size):
@@ -181,13 +300,19 @@ def preprocessing(out_root):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    preprocessing(args.out)
+    wanted = set(args.only or ["preprocessing", *CASES, "llava-next"])
+    if "preprocessing" in wanted:
+        preprocessing(args.out)
     for name in CASES:
-        run_case(name, args.out)
+        if name in wanted:
+            run_case(name, args.out)
+    if "llava-next" in wanted:
+        run_next_case("llava-next", args.out)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ class LlavaGoldenTest {
     }
 
     private LLM.Builder builder(Case golden) {
-        return LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(128);
+        return LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(256);
     }
 
     /** A case: its directory, images and prompts (ids with placeholders expanded, which images, greedy tokens, logits). */
@@ -131,7 +131,7 @@ class LlavaGoldenTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"llava-default", "llava-full-last"})
+    @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next"})
     void logitsMatchTransformersAtEveryPosition(String name) {
         Case golden = load(name);
         ModelConfig config = ModelConfig.load(golden.directory());
@@ -171,7 +171,7 @@ class LlavaGoldenTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"llava-default", "llava-full-last"})
+    @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next"})
     void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
         Case golden = load(name);
         try (LLM llm = builder(golden).build()) {

@@ -239,6 +239,27 @@ public final class ClipImageProcessor {
     }
 
     /**
+     * Pillow's resize of the image to {@code width × height} with this processor's filter, 8 bits a
+     * sample as Pillow computes them (LLaVA-NeXT's tiles are cut from such a resize).
+     */
+    public ImageInput resize(ImageInput image, int width, int height) {
+        if (image.width() == width && image.height() == height) return image;
+        float[] planes = builder().size(height, width).resample(resample).doCenterCrop(false).doRescale(false)
+                .doNormalize(false).build().pixels(image);
+        int plane = width * height;
+        byte[] rgb = new byte[3 * plane];
+        for (int p = 0; p < plane; p++) {
+            for (int c = 0; c < 3; c++) rgb[3 * p + c] = (byte) planes[c * plane + p];
+        }
+        return ImageInput.rgb(width, height, rgb);
+    }
+
+    /** The target of the shortest edge, or 0 where the resize is to a fixed size or off. */
+    public int shortestEdge() {
+        return doResize ? shortestEdge : 0;
+    }
+
+    /**
      * The pixel values of {@code image}, channel-major {@code [3, height, width]} (the
      * {@linkplain #outputHeight(ImageInput) output size}) as float32.
      *
