@@ -17,12 +17,14 @@ limit_mb=31  # the repository (33 MB tracked) and .gpu travel together under 64 
 rm -rf "$out/lib" "$out/console" "$out/test-classes"
 mkdir -p "$out/lib" "$out/console" "$out/test-classes"
 
+# DJL's commons-compress (archives of its model zoo; the tests load no tokenizer natives) stays behind too.
 # The embedding tests' ONNX Runtime and bge-small model (130 MB) stay behind: the GPU run selects
 # the CUDA, golden and engine tests. JUnit's own jars are left out: the console launcher bundles them, and two copies of an engine
 # on the class path stop the launcher.
 mvn -B -ntp -q -pl model-zoo -am package dependency:copy-dependencies -DskipTests \
   -DincludeScope=test -DoutputDirectory="$root/$out/lib" \
-  -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,com.microsoft.onnxruntime,dev.langchain4j
+  -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,com.microsoft.onnxruntime,dev.langchain4j \
+  -DexcludeArtifactIds=commons-compress
 # The benchmarks jar alone: GpuBenchmark needs only the modules above; Jlama and ONNX Runtime stay behind.
 mvn -B -ntp -q -pl benchmarks package -DskipTests
 for module in tokenizer engine-core kernels-native model-zoo benchmarks; do
@@ -50,7 +52,7 @@ mvn -B -ntp -q dependency:copy -Dartifact="org.junit.platform:junit-platform-con
 
 # The repository (~35 MB with the goldens) travels too, under a 64 MB limit: keep .gpu small.
 # The GPU tests load no tokenizer, so DJL's native libraries (45 MB for four platforms) stay behind,
-# and the runtime holds only the modules the tests use.
+# and the runtime holds only the modules the tests use (add jdk.jfr for a flight recording).
 for jar in "$out"/lib/tokenizers-*.jar; do
   [[ -f $jar ]] && zip -q -d "$jar" 'native/lib/*' >/dev/null || true
 done
@@ -63,7 +65,7 @@ done
 if [[ ! -f $out/jre.txz ]]; then
   jdk=$JAVA_HOME
   tmp=$(mktemp -d)
-  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported,jdk.jfr \
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.xml,java.management,java.naming,jdk.incubator.vector,jdk.unsupported \
     --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre" 2>/dev/null
   XZ_OPT=-9e tar cJf "$out/jre.txz" -C "$tmp/jre" .
   rm -rf "$tmp"
