@@ -11,7 +11,7 @@ import java.util.function.ToIntFunction;
 /**
  * Where a prompt's images go: each image's placeholder token, written once, becomes as many
  * placeholders as the image has feature rows (what Transformers' LLaVA processor does to the text);
- * a run already of that length is taken as it is.
+ * placeholders already of that length are taken as they are.
  */
 final class ImagePlaceholders {
 
@@ -28,41 +28,41 @@ final class ImagePlaceholders {
      * @throws InvalidRequestException when the prompt's placeholder runs do not match the images
      */
     static Expanded expand(int[] ids, List<ImageInput> images, int placeholder, ToIntFunction<ImageInput> tokenCount) {
-        List<int[]> runs = new ArrayList<>(); // {start, length}
+        int[] counts = images.stream().mapToInt(tokenCount).toArray();
+        // Each image takes, in order, either one placeholder (expanded here) or, where as many
+        // follow, its whole length (already expanded); so "<image><image>" holds two images.
+        List<int[]> groups = new ArrayList<>(); // {start, length in the prompt}
         for (int i = 0; i < ids.length; ) {
             if (ids[i] != placeholder) {
                 i++;
                 continue;
             }
-            int start = i;
-            while (i < ids.length && ids[i] == placeholder) i++;
-            runs.add(new int[]{start, i - start});
+            int run = 0;
+            while (i + run < ids.length && ids[i + run] == placeholder) run++;
+            int k = groups.size();
+            int length = k < counts.length && counts[k] > 1 && run >= counts[k] ? counts[k] : 1;
+            groups.add(new int[]{i, length});
+            i += length;
         }
-        int[] counts = images.stream().mapToInt(tokenCount).toArray();
-        boolean matches = runs.size() == images.size();
-        for (int r = 0; matches && r < runs.size(); r++) {
-            matches = runs.get(r)[1] == 1 || runs.get(r)[1] == counts[r];
-        }
-        if (!matches) {
-            throw new InvalidRequestException("images", "the prompt holds " + runs.size() + " image placeholder"
-                    + (runs.size() == 1 ? "" : "s") + " (token id " + placeholder + ", run lengths "
-                    + runs.stream().map(run -> Integer.toString(run[1])).toList() + ") for " + images.size()
+        if (groups.size() != images.size()) {
+            throw new InvalidRequestException("images", "the prompt holds " + groups.size() + " image placeholder"
+                    + (groups.size() == 1 ? "" : "s") + " (token id " + placeholder + ") for " + images.size()
                     + " image" + (images.size() == 1 ? "" : "s") + "; write the placeholder once per image, in order"
                     + (images.isEmpty() ? "" : " (an image takes " + Arrays.toString(counts) + " positions)"));
         }
         int length = ids.length;
-        for (int r = 0; r < runs.size(); r++) length += counts[r] - runs.get(r)[1];
+        for (int g = 0; g < groups.size(); g++) length += counts[g] - groups.get(g)[1];
         int[] expanded = new int[length];
         List<PromptImage> spans = new ArrayList<>(images.size());
         int from = 0, to = 0;
-        for (int r = 0; r < runs.size(); r++) {
-            int start = runs.get(r)[0];
+        for (int g = 0; g < groups.size(); g++) {
+            int start = groups.get(g)[0];
             System.arraycopy(ids, from, expanded, to, start - from);
             to += start - from;
-            Arrays.fill(expanded, to, to + counts[r], placeholder);
-            spans.add(new PromptImage(to, counts[r], images.get(r)));
-            to += counts[r];
-            from = start + runs.get(r)[1];
+            Arrays.fill(expanded, to, to + counts[g], placeholder);
+            spans.add(new PromptImage(to, counts[g], images.get(g)));
+            to += counts[g];
+            from = start + groups.get(g)[1];
         }
         System.arraycopy(ids, from, expanded, to, ids.length - from);
         return new Expanded(expanded, spans);
