@@ -131,7 +131,7 @@ class LlavaGoldenTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next"})
+    @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next", "llava-next-mistral"})
     void logitsMatchTransformersAtEveryPosition(String name) {
         Case golden = load(name);
         ModelConfig config = ModelConfig.load(golden.directory());
@@ -171,7 +171,7 @@ class LlavaGoldenTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next"})
+    @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next", "llava-next-mistral"})
     void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
         Case golden = load(name);
         try (LLM llm = builder(golden).build()) {
