@@ -131,11 +131,18 @@ def next_feature_count(height, width, pinpoints, size, patch):
     return side * side + cur_h * cur_w + cur_h
 
 
+NEXT_CASES = {  # name -> the language model's config
+    "llava-next": text(),
+    # llava-v1.6-mistral's shape: a Mistral language model, here with a sliding window shorter than the prompts
+    "llava-next-mistral": text(model_type="mistral", sliding_window=24, num_key_value_heads=1, rope_theta=1e6),
+}
+
+
 @torch.no_grad()
 def run_next_case(name, out_root):
     torch.manual_seed(zlib.crc32(name.encode()))
     pinpoints = [[56, 112], [112, 56], [112, 112], [56, 168]]
-    config = transformers.LlavaNextConfig(vision_config=vision(), text_config=text(), image_token_id=IMAGE_TOKEN,
+    config = transformers.LlavaNextConfig(vision_config=vision(), text_config=NEXT_CASES[name], image_token_id=IMAGE_TOKEN,
                                           projector_hidden_act="gelu", vision_feature_layer=-2,
                                           vision_feature_select_strategy="default", image_grid_pinpoints=pinpoints)
     model = transformers.LlavaNextForConditionalGeneration(config).to(torch.float32).eval()
@@ -305,14 +312,15 @@ def main():
     torch.use_deterministic_algorithms(True)
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    wanted = set(args.only or ["preprocessing", *CASES, "llava-next"])
+    wanted = set(args.only or ["preprocessing", *CASES, *NEXT_CASES])
     if "preprocessing" in wanted:
         preprocessing(args.out)
     for name in CASES:
         if name in wanted:
             run_case(name, args.out)
-    if "llava-next" in wanted:
-        run_next_case("llava-next", args.out)
+    for name in NEXT_CASES:
+        if name in wanted:
+            run_next_case(name, args.out)
 
 
 if __name__ == "__main__":

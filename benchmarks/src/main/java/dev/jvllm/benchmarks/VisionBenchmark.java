@@ -1,0 +1,112 @@
+package dev.jvllm.benchmarks;
+
+import dev.jvllm.ImageInput;
+import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.cuda.KernelTimes;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static dev.jvllm.benchmarks.JsonLines.emit;
+
+/**
+ * Image requests on a vision-language checkpoint (made by tools/gpu/make_llava_checkpoint.py:
+ * LLaVA-1.5-7B's shape, random weights): one request alone (time to the first token, which holds
+ * the image's preprocessing, encoding and the prompt's prefill; then the whole answer), then many
+ * requests with an image each, batched. Images are random 640 × 480 pixels, a different one a
+ * request, so no feature or prefix is reused; prompts are token ids holding the image placeholder
+ * once, answers ignore EOS.
+ *
+ * <pre>
+ * java ... dev.jvllm.benchmarks.VisionBenchmark --model DIR [--requests 64] [--output 128] [--device cuda] [--text-only]
+ * </pre>
+ * {@code --text-only}: the same prompt lengths with the placeholders' positions given as text tokens
+ * and no image, to tell the images' cost from the language model's.
+ * <pre>
+ * </pre>
+ */
+public final class VisionBenchmark {
+
+    private VisionBenchmark() {
+    }
+
+    public static void main(String[] args) {
+        Path model = null;
+        int requests = 64, output = 128;
+        String device = "auto";
+        boolean textOnly = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--model" -> model = Path.of(args[++i]);
+                case "--requests" -> requests = Integer.parseInt(args[++i]);
+                case "--output" -> output = Integer.parseInt(args[++i]);
+                case "--device" -> device = args[++i];
+                case "--text-only" -> textOnly = true;
+                default -> throw new IllegalArgumentException("unknown option " + args[i]
+                        + " (--model DIR, --requests N, --output N, --device NAME, --text-only)");
+            }
+        }
+        if (model == null) throw new IllegalArgumentException("--model DIR is required");
+        long start = System.nanoTime();
+        try (LLM llm = LLM.builder().model(model.toString()).device(device).maxModelLen(2048).build()) {
+            emit("load", "seconds", seconds(start), "images", !textOnly);
+            int placeholder = 32000;
+            SplittableRandom random = new SplittableRandom(7);
+            int[] question = random.ints(24, 100, 30000).toArray();
+            int[] ids = new int[question.length + 3];
+            ids[0] = 1;
+            ids[1] = placeholder;
+            ids[2] = 13;
+            System.arraycopy(question, 0, ids, 3, question.length);
+            if (textOnly) {
+                int[] text = new int[ids.length + 575];
+                text[0] = 1;
+                for (int k = 1; k <= 576; k++) text[k] = 100 + random.nextInt(29000);
+                System.arraycopy(ids, 2, text, 577, ids.length - 2);
+                ids = text;
+            }
+            boolean withImages = !textOnly;
+            java.util.function.Function<int[], Prompt> prompt = tokens -> withImages
+                    ? Prompt.tokens(tokens, List.of(image(random))) : Prompt.tokens(tokens);
+            SamplingParams first = SamplingParams.builder().temperature(0).maxTokens(1).ignoreEos(true).build();
+            SamplingParams whole = SamplingParams.builder().temperature(0).maxTokens(output).ignoreEos(true).build();
+            for (int w = 0; w < 3; w++) {
+                llm.generatePrompts(List.of(prompt.apply(ids)), whole);
+            }
+            long t = System.nanoTime();
+            RequestOutput one = llm.generatePrompts(List.of(prompt.apply(ids)), first).getFirst();
+            emit("image_request_first_token", "seconds", seconds(t), "prompt_tokens", one.promptTokenIds().size());
+            t = System.nanoTime();
+            llm.generatePrompts(List.of(prompt.apply(ids)), whole);
+            double alone = seconds(t);
+            emit("image_request_alone", "seconds", alone, "output_tokens", output,
+                    "tok_s", Math.round(output / alone * 10) / 10.0);
+            List<Prompt> batch = new ArrayList<>();
+            for (int r = 0; r < requests; r++) batch.add(prompt.apply(ids));
+            t = System.nanoTime();
+            List<RequestOutput> outputs = llm.generatePrompts(batch, whole);
+            double elapsed = seconds(t);
+            String times = KernelTimes.reportAndReset(requests + " requests batched");
+            if (!times.isEmpty()) System.err.println(times);
+            long generated = outputs.stream().mapToLong(o -> o.outputs().getFirst().tokenIds().size()).sum();
+            emit("image_requests_batched", "requests", requests, "seconds", elapsed,
+                    "requests_s", Math.round(requests / elapsed * 100) / 100.0,
+                    "output_tok_s", Math.round(generated / elapsed), "prompt_tokens_each", outputs.getFirst().promptTokenIds().size());
+        }
+    }
+
+    private static ImageInput image(SplittableRandom random) {
+        byte[] rgb = new byte[640 * 480 * 3];
+        for (int i = 0; i < rgb.length; i++) rgb[i] = (byte) random.nextInt(256);
+        return ImageInput.rgb(640, 480, rgb);
+    }
+
+    private static double seconds(long start) {
+        return Math.round((System.nanoTime() - start) / 1e6) / 1e3;
+    }
+}

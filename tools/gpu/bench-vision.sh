@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run ON THE GPU MACHINE from the repository root, with .gpu/ from tools/gpu/prepare.sh carried along:
+# image requests on a LLaVA-1.5-7B-shaped random checkpoint, jvllm's VisionBenchmark and HF
+# Transformers eager (tools/gpu/vision_hf_baseline.py) in one call on one card. JSON lines go to
+# $OUT/bench-vision.jsonl, logs beside it. Usage: bash tools/gpu/bench-vision.sh [requests, default 64]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+OUT=${OUT:-$root/.gpu/out}
+mkdir -p "$OUT"
+summary=$OUT/bench-vision.jsonl
+: > "$summary"
+note() { echo "$*" >&2; }
+source tools/gpu/env.sh
+requests=${1:-64}
+model=/tmp/jvllm-bench/llava-1.5-7b-shape
+start=$(date +%s)
+python3 tools/gpu/make_llava_checkpoint.py "$model" > "$OUT/checkpoint.log" 2>&1 || { tail -5 "$OUT/checkpoint.log" >&2; exit 1; }
+note "checkpoint ready after $(( $(date +%s) - start )) s"
+echo "{\"what\":\"machine\",\"device\":\"$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)\",\"git\":\"$(cat .gpu/git-revision 2>/dev/null)\"}" >> "$summary"
+classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
+$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+  -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" 2> "$OUT/jvllm-vision.log" |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    d=json.loads(line); d["source"]="jvllm"; print(json.dumps(d), flush=True)' | tee -a "$summary"
+note "jvllm exit ${PIPESTATUS[0]}"
+# The same prompt lengths as text, no image: what the images themselves cost (SKIP_TEXT=1: not run).
+[[ ${SKIP_TEXT:-} == 1 ]] || $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+  -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" --text-only 2> "$OUT/jvllm-text.log" |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    d=json.loads(line); d["source"]="jvllm-text-only"; print(json.dumps(d), flush=True)' | tee -a "$summary"
+[[ ${SKIP_TEXT:-} == 1 ]] || note "jvllm text-only exit ${PIPESTATUS[0]}"
+[[ ${SKIP_HF:-} == 1 ]] && exit 0
+python3 tools/gpu/vision_hf_baseline.py "$model" "$requests" 2> "$OUT/hf-vision.log" | tee -a "$summary"
+note "hf exit ${PIPESTATUS[0]}"
