@@ -145,17 +145,8 @@ def run_next_case(name, out_root):
     config = transformers.LlavaNextConfig(vision_config=vision(), text_config=NEXT_CASES[name], image_token_id=IMAGE_TOKEN,
                                           projector_hidden_act="gelu", vision_feature_layer=-2,
                                           vision_feature_select_strategy="default", image_grid_pinpoints=pinpoints)
-    model = transformers.LlavaNextForConditionalGeneration(config).to(torch.float32).eval()
-    for p in model.parameters():
-        p.add_(torch.randn_like(p) * 0.02)
-        p.copy_(p.to(torch.bfloat16).to(torch.float32))
-    out = os.path.join(out_root, name)
-    model.save_pretrained(out)
-    from make_goldens import store_as_bf16
-    store_as_bf16(out)
+    model, out = saved_model(transformers.LlavaNextForConditionalGeneration, config, out_root, name)
     size = config.vision_config.image_size
-    processor = image_processor(size)
-    processor.save_pretrained(out)
     with open(os.path.join(out, "preprocessor_config.json")) as f:
         pre = json.load(f)
     pre.update(image_grid_pinpoints=pinpoints, image_processor_type="LlavaNextImageProcessor")
@@ -217,11 +208,10 @@ def image_processor(size):
     return transformers.CLIPImageProcessor(**kwargs)
 
 
-@torch.no_grad()
-def run_case(name, out_root):
-    torch.manual_seed(zlib.crc32(name.encode()))
-    config = transformers.LlavaConfig(**CASES[name])
-    model = transformers.LlavaForConditionalGeneration(config).to(torch.float32).eval()
+def saved_model(model_class, config, out_root, name):
+    """A random float32 model whose every parameter is perturbed and holds bfloat16 values, saved
+    (as BF16) under out_root/name with its CLIP image processor's config."""
+    model = model_class(config).to(torch.float32).eval()
     for p in model.parameters():
         p.add_(torch.randn_like(p) * 0.02)
         p.copy_(p.to(torch.bfloat16).to(torch.float32))
@@ -229,9 +219,16 @@ def run_case(name, out_root):
     model.save_pretrained(out)
     from make_goldens import store_as_bf16
     store_as_bf16(out)
+    image_processor(config.vision_config.image_size).save_pretrained(out)
+    return model, out
+
+
+@torch.no_grad()
+def run_case(name, out_root):
+    torch.manual_seed(zlib.crc32(name.encode()))
+    config = transformers.LlavaConfig(**CASES[name])
+    model, out = saved_model(transformers.LlavaForConditionalGeneration, config, out_root, name)
     size = config.vision_config.image_size
-    processor = image_processor(size)
-    processor.save_pretrained(out)
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     images = [make_image(1, size, size), make_image(2, 83, 61)]
     for j, image in enumerate(images):

@@ -1,6 +1,5 @@
 package dev.jvllm.models;
 
-import dev.jvllm.spi.BackendProvider;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -8,10 +7,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ServiceLoader;
 import java.util.stream.Stream;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The attention kernels only some families use, end to end on the CUDA backend in float32 against
@@ -22,10 +19,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class LatentAndEncoderGoldenCudaTest {
 
-    private static final BackendProvider.Availability CUDA = ServiceLoader.load(BackendProvider.class).stream()
-            .map(ServiceLoader.Provider::get).filter(p -> p.name().equals("cuda")).findFirst()
-            .map(BackendProvider::availability)
-            .orElse(BackendProvider.Availability.no("no \"cuda\" backend on the class path"));
 
     static Stream<Golden> latentAttentionCases() {
         return Stream.of("deepseek-v2-", "deepseek-v3-").flatMap(Golden::cases);
@@ -44,7 +37,7 @@ class LatentAndEncoderGoldenCudaTest {
 
     @BeforeEach
     void requireGpu() {
-        assumeTrue(CUDA.available(), "no GPU: " + CUDA.reason());
+        Gpu.require();
     }
 
     @ParameterizedTest(name = "{0}")

@@ -8,7 +8,6 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.spi.Backends;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
@@ -20,14 +19,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.List;
-import java.util.ServiceLoader;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@link LlamaGoldenTest} on the GPU: Llama through the CUDA backend against Hugging Face
@@ -35,10 +32,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class LlamaGoldenCudaTest {
 
-    private static final BackendProvider.Availability CUDA = ServiceLoader.load(BackendProvider.class).stream()
-            .map(ServiceLoader.Provider::get).filter(p -> p.name().equals("cuda")).findFirst()
-            .map(BackendProvider::availability)
-            .orElse(BackendProvider.Availability.no("no \"cuda\" backend on the class path"));
 
     static Stream<Golden> llamaCases() {
         return LlamaGoldenTest.llamaCases();
@@ -46,7 +39,7 @@ class LlamaGoldenCudaTest {
 
     @BeforeEach
     void requireGpu() {
-        assumeTrue(CUDA.available(), "no GPU: " + CUDA.reason());
+        Gpu.require();
     }
 
     @ParameterizedTest(name = "{0}")

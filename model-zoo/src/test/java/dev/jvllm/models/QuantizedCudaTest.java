@@ -1,15 +1,12 @@
 package dev.jvllm.models;
 
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.weights.PackedIntCheckpoint.Format;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
-import java.util.ServiceLoader;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Quantized checkpoints on the GPU: weights decoded at load, copied to the device, then freed from
@@ -18,17 +15,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class QuantizedCudaTest {
 
-    private static final BackendProvider.Availability CUDA = ServiceLoader.load(BackendProvider.class).stream()
-            .map(ServiceLoader.Provider::get).filter(p -> p.name().equals("cuda")).findFirst()
-            .map(BackendProvider::availability)
-            .orElse(BackendProvider.Availability.no("no \"cuda\" backend on the class path"));
 
     @TempDir
     Path work;
 
     @BeforeEach
     void requireGpu() {
-        assumeTrue(CUDA.available(), "no GPU: " + CUDA.reason());
+        Gpu.require();
     }
 
     @Test
