@@ -206,6 +206,24 @@ class LlavaGoldenTest {
         }
     }
 
+    /** A KV pool of six blocks for three image prompts: requests are preempted and recomputed, images and all. */
+    @Test
+    void imagePromptsPreemptedForWantOfBlocksGiveTheSameTokens() {
+        Case golden = load("llava-default");
+        // llava-default's language model: 2 layers of 2 KV heads of 16 features, float32 keys and values.
+        long bytesPerBlock = 2L * 2 * 2 * 16 * Float.BYTES * 16;
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(96)
+                .kvCacheMemoryBytes(6 * bytesPerBlock).build()) {
+            List<Prompt> prompts = IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList();
+            List<RequestOutput> outputs = llm.generatePrompts(prompts, greedy());
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
+            }
+            assertTrue(llm.metrics().preemptions() > 0, "no request was preempted: " + llm.metrics());
+            assertEquals(llm.metrics().kvBlocksTotal(), llm.metrics().kvBlocksFree(), "every block is back in the pool");
+        }
+    }
+
     /** The same prompt ids with another image must not reuse the first image's cached blocks. */
     @Test
     void theImageIsPartOfThePrefixCacheKey() {
