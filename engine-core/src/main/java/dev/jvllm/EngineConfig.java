@@ -21,16 +21,30 @@ package dev.jvllm;
  *                             the device, so that the device does not wait for the host between steps
  *                             (greedy steps on a backend that queues its work and supports it, a GPU;
  *                             others run as before)
+ * @param limitImagesPerPrompt as vLLM's {@code limit_mm_per_prompt={"image": n}}: the most images a prompt
+ *                             may hold (0: none), each costing an encoder pass and its features' memory
  */
 public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
                            int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,
-                           int threads, double gpuMemoryUtilization, boolean enforceEager, boolean asyncScheduling) {
+                           int threads, double gpuMemoryUtilization, boolean enforceEager, boolean asyncScheduling,
+                           int limitImagesPerPrompt) {
+
+    /** The most images a prompt may hold unless told otherwise. */
+    public static final int DEFAULT_IMAGES_PER_PROMPT = 16;
 
     /** The KV cache on the CPU backend when kvCacheMemoryBytes is 0 (automatic). */
     public static final long DEFAULT_CPU_KV_CACHE_BYTES = 1L << 30;
 
     public static EngineConfig defaults() {
-        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, true);
+        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, true, DEFAULT_IMAGES_PER_PROMPT);
+    }
+
+    /** The settings with the default image limit, as before images existed. */
+    public EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                        boolean enablePrefixCaching, Long seed, String device, int threads, double gpuMemoryUtilization,
+                        boolean enforceEager, boolean asyncScheduling) {
+        this(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens, enablePrefixCaching, seed,
+                device, threads, gpuMemoryUtilization, enforceEager, asyncScheduling, DEFAULT_IMAGES_PER_PROMPT);
     }
 
     /** The settings without async scheduling, as before it existed. */
@@ -63,6 +77,7 @@ public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryByt
         check(maxNumSeqs > 0, "maxNumSeqs", maxNumSeqs);
         check(maxNumBatchedTokens > 0, "maxNumBatchedTokens", maxNumBatchedTokens);
         check(threads >= 0, "threads", threads);
+        check(limitImagesPerPrompt >= 0, "limitImagesPerPrompt", limitImagesPerPrompt);
     }
 
     private static void check(boolean ok, String field, Object value) {

@@ -631,6 +631,7 @@ public final class LLM implements AutoCloseable {
         private String dtype = "auto";
         private boolean enableLora;
         private int maxLoraRank = 16;
+        private int limitImagesPerPrompt = EngineConfig.DEFAULT_IMAGES_PER_PROMPT;
 
         private Builder() {
         }
@@ -646,6 +647,17 @@ public final class LLM implements AutoCloseable {
         }
 
         /** The highest LoRA rank accepted (default 16, as vLLM's {@code max_lora_rank}). */
+        /**
+         * The most images a prompt may hold, as vLLM's {@code limit_mm_per_prompt={"image": n}}
+         * (default {@value EngineConfig#DEFAULT_IMAGES_PER_PROMPT}; 0 takes none): a request with more
+         * is refused naming {@code images}.
+         */
+        public Builder limitImagesPerPrompt(int limit) {
+            if (limit < 0) throw new IllegalArgumentException("limitImagesPerPrompt must be at least 0, got " + limit);
+            this.limitImagesPerPrompt = limit;
+            return this;
+        }
+
         public Builder maxLoraRank(int maxLoraRank) {
             if (maxLoraRank < 1) throw new IllegalArgumentException("maxLoraRank must be positive, not " + maxLoraRank);
             this.maxLoraRank = maxLoraRank;
@@ -809,7 +821,7 @@ public final class LLM implements AutoCloseable {
         EngineConfig engineConfig() {
             return new EngineConfig(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens,
                     enablePrefixCaching, seed, device, threads, gpuMemoryUtilization, enforceEager,
-                    asyncScheduling);
+                    asyncScheduling, limitImagesPerPrompt);
         }
     }
 

@@ -69,6 +69,7 @@ public final class LLMEngine implements AutoCloseable {
     private final List<Integer> eosTokenIdList;
     private final int[] eosTokenIds;
     private final int maxModelLen;
+    private final int limitImagesPerPrompt;
     private final KvCache kvCache;
     private final KvCacheManager kv;
     private final Scheduler scheduler;
@@ -105,6 +106,7 @@ public final class LLMEngine implements AutoCloseable {
         this.backend = backend;
         this.capturedDecode = new CapturedDecode(backend, config);
         this.scheduleAhead = schedulesAhead(config, backend);
+        this.limitImagesPerPrompt = config.limitImagesPerPrompt();
         this.codec = codec;
         this.eosTokenIdList = List.copyOf(eosTokenIds);
         this.eosTokenIds = this.eosTokenIdList.stream().mapToInt(Integer::intValue).toArray();
@@ -254,7 +256,7 @@ public final class LLMEngine implements AutoCloseable {
      * placeholder once per image, in order (or already expanded to each image's length).
      *
      * @throws InvalidRequestException where the model takes no images, there are more than
-     *                                 {@value #MAX_IMAGES_PER_PROMPT}, or the placeholders do not match them
+     *                                 {@link #limitImagesPerPrompt()}, or the placeholders do not match them
      */
     public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
                            List<ImageInput> images) {
@@ -328,8 +330,10 @@ public final class LLMEngine implements AutoCloseable {
         created.forEach(scheduler::add);
     }
 
-    /** At most this many images a prompt (vLLM's limit_mm_per_prompt): each costs an encoder pass and its features' memory. */
-    public static final int MAX_IMAGES_PER_PROMPT = 16;
+    /** The most images a prompt may hold ({@link EngineConfig#limitImagesPerPrompt}, vLLM's limit_mm_per_prompt). */
+    public int limitImagesPerPrompt() {
+        return limitImagesPerPrompt;
+    }
 
     /**
      * How many positions a prompt of these token ids takes once each image's placeholder is
@@ -347,8 +351,9 @@ public final class LLMEngine implements AutoCloseable {
         if (!(model instanceof VisionLanguageModel vision)) {
             throw new InvalidRequestException("images", "this model (" + model.getClass().getSimpleName() + ") takes no images");
         }
-        if (images.size() > MAX_IMAGES_PER_PROMPT) {
-            throw new InvalidRequestException("images", images.size() + " images in one prompt; at most " + MAX_IMAGES_PER_PROMPT);
+        if (images.size() > limitImagesPerPrompt) {
+            throw new InvalidRequestException("images", images.size() + " image" + (images.size() == 1 ? "" : "s")
+                    + " in one prompt; at most " + limitImagesPerPrompt + " (limitImagesPerPrompt)");
         }
         for (ImageInput image : images) {
             if (image == null) throw new InvalidRequestException("images", "an image of the prompt is null");

@@ -260,6 +260,24 @@ class LlavaGoldenTest {
     }
 
     @Test
+    void moreImagesThanLimitImagesPerPromptAreRefusedAndZeroTakesNone() {
+        Case golden = load("llava-default");
+        try (LLM llm = builder(golden).limitImagesPerPrompt(1).build()) {
+            InvalidRequestException e = assertThrows(InvalidRequestException.class,
+                    () -> llm.generatePrompts(List.of(golden.prompt(1)), greedy()));
+            assertEquals("images", e.field());
+            assertTrue(e.getMessage().contains("2 images in one prompt; at most 1 (limitImagesPerPrompt)"), e.getMessage());
+            assertArrayEquals(golden.greedy().get(0), llm.generatePrompts(List.of(golden.prompt(0)), greedy())
+                    .getFirst().outputs().getFirst().tokenIdArray());
+        }
+        try (LLM llm = builder(golden).limitImagesPerPrompt(0).build()) {
+            assertThrows(InvalidRequestException.class, () -> llm.generatePrompts(List.of(golden.prompt(0)), greedy()));
+            assertArrayEquals(golden.greedy().get(2), llm.generatePrompts(List.of(golden.prompt(2)), greedy())
+                    .getFirst().outputs().getFirst().tokenIdArray(), "a prompt without images still runs");
+        }
+    }
+
+    @Test
     void aTextModelRefusesImages() {
         Path llama = Golden.root().resolve("llama-plain");
         try (LLM llm = LLM.builder().model(llama.toString()).device(device()).maxModelLen(64).build()) {

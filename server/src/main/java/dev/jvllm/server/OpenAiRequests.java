@@ -89,10 +89,11 @@ final class OpenAiRequests {
      * {@code image_url} data URLs), and an assistant's {@code tool_calls}, a tool message's
      * {@code tool_call_id} and a message's {@code name} where given. Images are read only from
      * base64 {@code data:} URLs, at most {@link #MAX_IMAGE_BYTES} each and
-     * {@link LLMEngine#MAX_IMAGES_PER_PROMPT} a request; a problem with one is a 400 naming its
+     * {@code imageLimit} a request (the engine's {@link LLMEngine#limitImagesPerPrompt()}), counted before any is
+     * decoded; a problem with one is a 400 naming its
      * part, e.g. {@code messages[1].content[0].image_url}.
      */
-    static ChatMessages messages(JsonNode body) {
+    static ChatMessages messages(JsonNode body, int imageLimit) {
         JsonNode node = body.get("messages");
         if (node == null || !node.isArray() || node.isEmpty()) throw ApiError.invalid("messages", "'messages' must be a non-empty list");
         if (node.size() > MAX_MESSAGES) throw ApiError.invalid("messages", "at most " + MAX_MESSAGES + " messages a request");
@@ -101,9 +102,9 @@ final class OpenAiRequests {
             JsonNode content = message.path("content");
             if (content.isArray()) for (JsonNode part : content) if (isImagePart(part)) imageParts++;
         }
-        if (imageParts > LLMEngine.MAX_IMAGES_PER_PROMPT) {
+        if (imageParts > imageLimit) {
             throw ApiError.invalid("messages", "the messages hold " + imageParts + " images; at most "
-                    + LLMEngine.MAX_IMAGES_PER_PROMPT + " a request");
+                    + imageLimit + " a request");
         }
         List<Map<String, Object>> messages = new ArrayList<>();
         List<ImageInput> images = new ArrayList<>();

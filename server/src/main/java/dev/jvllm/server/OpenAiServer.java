@@ -336,7 +336,7 @@ public final class OpenAiServer implements AutoCloseable {
         if (llm.tokenizer() == null) throw ApiError.invalid("prompt", "the model has no tokenizer");
         int[] ids;
         if (body.has("messages")) {
-            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body).messages(), Map.of()), false);
+            ids = llm.tokenizer().encode(llm.renderChat(OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt()).messages(), Map.of()), false);
         } else {
             String prompt = OpenAiRequests.text(body, "prompt", null);
             if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
@@ -425,7 +425,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
-        OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(body);
+        OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt());
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);

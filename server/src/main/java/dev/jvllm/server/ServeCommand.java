@@ -25,13 +25,42 @@ public final class ServeCommand {
               --max-model-len N          --max-num-seqs N   --device cuda|cpu|auto   --dtype T
               --gpu-memory-utilization F --enforce-eager    --threads N
               --lora-modules name=path   a LoRA adapter served as model "name" (repeat, or separate by commas;
-                                         implies --enable-lora; adapters run on the CPU backend)
+                                         implies --enable-lora)
+              --limit-mm-per-prompt '{"image": N}'   the most images a request may hold (default 16; image=N too)
               --enable-lora              --max-lora-rank N (default 16)
               --enable-auto-tool-choice --tool-call-parser hermes|llama3_json
                                          tool_choice "auto": calls read from the model's answer
             """;
 
     private ServeCommand() {
+    }
+
+    /** vLLM's {@code --limit-mm-per-prompt}: {@code {"image": N}} (JSON) or {@code image=N}; images are the only modality served. */
+    static int imageLimit(String value) {
+        String text = value.strip();
+        java.util.Map<String, Object> limits;
+        try {
+            limits = text.startsWith("{")
+                    ? new com.fasterxml.jackson.databind.ObjectMapper().readValue(text, new com.fasterxml.jackson.core.type.TypeReference<>() {
+                    })
+                    : java.util.Map.of(text.substring(0, Math.max(text.indexOf('='), 0)).strip(),
+                    Integer.parseInt(text.substring(text.indexOf('=') + 1).strip()));
+        } catch (java.io.IOException | NumberFormatException e) {
+            throw new IllegalArgumentException("--limit-mm-per-prompt takes '{\"image\": N}' or image=N, not '" + value + "'");
+        }
+        for (var entry : limits.entrySet()) {
+            if (!entry.getKey().equals("image")) {
+                throw new IllegalArgumentException("--limit-mm-per-prompt: modality '" + entry.getKey()
+                        + "' is not served (images are)");
+            }
+            if (!(entry.getValue() instanceof Integer n) || n < 0) {
+                throw new IllegalArgumentException("--limit-mm-per-prompt: the image limit must be a whole number of at least 0, not "
+                        + entry.getValue());
+            }
+        }
+        Object n = limits.get("image");
+        if (n == null) throw new IllegalArgumentException("--limit-mm-per-prompt names no image limit: '" + value + "'");
+        return (Integer) n;
     }
 
     public static void main(String[] args) throws Exception {
@@ -84,6 +113,7 @@ public final class ServeCommand {
                     case "--threads" -> llm.threads(Integer.parseInt(value));
                     case "--max-lora-rank" -> llm.maxLoraRank(Integer.parseInt(value));
                     case "--tool-call-parser" -> toolCallParser = value;
+                    case "--limit-mm-per-prompt" -> llm.limitImagesPerPrompt(imageLimit(value));
                     case "--lora-modules" -> {
                         // name=path, several separated by commas or given by repeating the option
                         for (String module : value.split(",")) {

@@ -1,5 +1,6 @@
 package dev.jvllm.server;
 
+import dev.jvllm.EngineConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -146,7 +147,7 @@ class OpenAiVisionTest {
 
     @Test
     void moreImagesThanAPromptTakesOrPlaceholdersWithoutImagesAre400s() throws Exception {
-        JsonNode[] parts = new JsonNode[LLMEngine.MAX_IMAGES_PER_PROMPT + 2];
+        JsonNode[] parts = new JsonNode[EngineConfig.DEFAULT_IMAGES_PER_PROMPT + 2];
         parts[0] = textPart("What is shown?");
         for (int i = 1; i < parts.length; i++) parts[i] = imagePart(dataUrl(0));
         assertError(post(server, "/v1/chat/completions", request(parts)), 400, "messages");
@@ -163,7 +164,7 @@ class OpenAiVisionTest {
         String huge = "data:image/png;base64," + "A".repeat((int) (OpenAiRequests.MAX_IMAGE_BYTES / 3 * 4 + 8));
         ObjectNode body = JSON.createObjectNode();
         body.putArray("messages").addObject().put("role", "user").putArray("content").add(imagePart(huge));
-        ApiError e = assertThrows(ApiError.class, () -> OpenAiRequests.messages(body));
+        ApiError e = assertThrows(ApiError.class, () -> OpenAiRequests.messages(body, EngineConfig.DEFAULT_IMAGES_PER_PROMPT));
         assertEquals("messages[0].content[0].image_url", e.param);
         assertTrue(e.getMessage().contains("20 MiB"), e.getMessage());
     }

@@ -1,0 +1,27 @@
+package dev.jvllm.server;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** vLLM's --limit-mm-per-prompt as `./jvllm serve` reads it. */
+class ServeCommandTest {
+
+    @Test
+    void theImageLimitIsReadFromVllmsJsonOrAsNameEqualsNumber() {
+        assertEquals(4, ServeCommand.imageLimit("{\"image\": 4}"));
+        assertEquals(0, ServeCommand.imageLimit(" image=0 "));
+    }
+
+    @Test
+    void otherModalitiesAndMalformedLimitsAreRefusedNamingTheOption() {
+        var video = assertThrows(IllegalArgumentException.class, () -> ServeCommand.imageLimit("{\"image\": 2, \"video\": 1}"));
+        assertTrue(video.getMessage().contains("modality 'video' is not served"), video.getMessage());
+        var negative = assertThrows(IllegalArgumentException.class, () -> ServeCommand.imageLimit("{\"image\": -1}"));
+        assertTrue(negative.getMessage().contains("at least 0"), negative.getMessage());
+        var garbage = assertThrows(IllegalArgumentException.class, () -> ServeCommand.imageLimit("image=lots"));
+        assertTrue(garbage.getMessage().startsWith("--limit-mm-per-prompt"), garbage.getMessage());
+    }
+}
