@@ -14,6 +14,15 @@ public interface ModelArchitecture {
     /** The config.json {@code architectures} names served, e.g. "LlamaForCausalLM". */
     List<String> architectureNames();
 
+    /**
+     * The config.json {@code model_type} values whose checkpoints this architecture loads when their
+     * {@code architectures} names no served class (or none), as Transformers' Auto classes choose a
+     * class by {@code model_type}; e.g. "llama". Empty by default.
+     */
+    default List<String> modelTypes() {
+        return List.of();
+    }
+
     /** Builds the model: reads its weights from the context's checkpoint onto its backend. */
     CausalLM load(ModelContext context);
 

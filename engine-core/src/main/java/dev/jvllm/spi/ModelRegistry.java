@@ -20,6 +20,8 @@ public final class ModelRegistry {
     }
 
     private static volatile Map<String, ModelArchitecture> byName;
+    private static volatile Map<String, ModelArchitecture> byModelType;
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ModelRegistry.class);
 
     private ModelRegistry() {
     }
@@ -28,9 +30,12 @@ public final class ModelRegistry {
         Map<String, ModelArchitecture> map = byName;
         if (map == null) {
             map = new TreeMap<>();
+            Map<String, ModelArchitecture> types = new TreeMap<>();
             for (ModelArchitecture arch : ServiceLoader.load(ModelArchitecture.class)) {
                 for (String name : arch.architectureNames()) map.putIfAbsent(name, arch);
+                for (String type : arch.modelTypes()) types.putIfAbsent(type, arch);
             }
+            byModelType = types;
             byName = map;
         }
         return map;
@@ -60,16 +65,29 @@ public final class ModelRegistry {
                     + "or fp32), FP8, GPTQ or AWQ checkpoint");
         });
         List<String> wanted = config.architectures();
-        if (wanted.isEmpty()) {
-            throw new UnsupportedArchitectureException(config.source()
-                    + ": no 'architectures' field, so the model class cannot be chosen");
-        }
+        Map<String, ModelArchitecture> served = registry();
         for (String name : wanted) {
-            ModelArchitecture arch = registry().get(name);
+            ModelArchitecture arch = served.get(name);
             if (arch != null) return arch;
+        }
+        // As Transformers' Auto classes: a class chosen by model_type, where no custom code is
+        // declared (with auto_map, the checkpoint's own class would run there, which jvllm cannot know).
+        String type = config.modelType();
+        ModelArchitecture byType = type.isEmpty() || config.hasRemoteCode() ? null : byModelType.get(type);
+        if (byType != null) {
+            log.warn("{}: architectures {} names no class jvllm serves; loading it by its model_type '{}' as {}, as "
+                    + "Transformers' Auto classes would", config.source(), wanted, type, byType.architectureNames().getFirst());
+            return byType;
+        }
+        if (wanted.isEmpty()) {
+            throw new UnsupportedArchitectureException(config.source() + ": no 'architectures' field, and "
+                    + (type.isEmpty() ? "no 'model_type'" : "model_type '" + type + "' is not one jvllm loads by type")
+                    + ", so the model class cannot be chosen");
         }
         String hint = registry().isEmpty() ? " (none: is jvllm-model-zoo on the class path?)" : "";
         throw new UnsupportedArchitectureException("model architecture " + wanted + " of " + config.source()
-                + " is not supported; supported architectures" + hint + ": " + String.join(", ", registry().keySet()));
+                + " is not supported" + (config.hasRemoteCode() && !type.isEmpty() && byModelType.containsKey(type)
+                ? " (its config declares custom code, so it is not loaded by its model_type '" + type + "')" : "")
+                + "; supported architectures" + hint + ": " + String.join(", ", registry().keySet()));
     }
 }

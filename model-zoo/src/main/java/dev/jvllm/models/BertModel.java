@@ -40,6 +40,11 @@ public final class BertModel implements PoolingModel {
         }
 
         @Override
+        public List<String> modelTypes() {
+            return List.of("bert");
+        }
+
+        @Override
         public boolean generates() {
             return false;
         }

@@ -67,4 +67,9 @@ public final class BloomForCausalLM implements ModelArchitecture {
         return new DecoderModel(context.backend(), hidden, embeddings, layers, LayerNorm.load(model, "ln_f", hidden, eps),
                 null, DecoderModel.lmHead(root, "lm_head", embed, config.bool("tie_word_embeddings", true)));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("bloom");
+    }
 }

@@ -45,4 +45,9 @@ public final class DeepseekV2ForCausalLM extends PreNormArchitecture {
         return new ExpertRouter(experts, topK, ExpertRouter.Scoring.SOFTMAX, groups, kept,
                 ExpertRouter.GroupScore.BEST, null, normalize, scaling);
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("deepseek_v2");
+    }
 }

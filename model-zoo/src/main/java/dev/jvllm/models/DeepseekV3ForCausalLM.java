@@ -36,4 +36,9 @@ public final class DeepseekV3ForCausalLM extends PreNormArchitecture {
                 config.intOr(1, "n_group"), config.intOr(1, "topk_group"), ExpertRouter.GroupScore.BEST_TWO, bias,
                 config.bool("norm_topk_prob", true), (float) config.doubleOr(2.5, "routed_scaling_factor"));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("deepseek_v3");
+    }
 }

@@ -97,4 +97,9 @@ public final class FalconForCausalLM implements ModelArchitecture {
                 LayerNorm.load(model, "ln_f", hidden, eps), null,
                 DecoderModel.lmHead(root, "lm_head", embed, config.bool("tie_word_embeddings", true)));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("falcon");
+    }
 }

@@ -25,4 +25,9 @@ public final class Gemma2ForCausalLM extends PreNormArchitecture {
                 .finalLogitSoftcap((float) numberOrOff(config, "final_logit_softcapping", 30))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("gemma2");
+    }
 }

@@ -52,4 +52,9 @@ public final class GemmaForCausalLM extends PreNormArchitecture {
             default -> root;
         };
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("gemma");
+    }
 }

@@ -81,4 +81,9 @@ public final class Gpt2LMHeadModel implements ModelArchitecture {
         }
         return new Linear(scope.backend().transposedWeight(weight), scope.tensor(name + ".bias", out), in, out);
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("gpt2");
+    }
 }

@@ -68,4 +68,9 @@ public final class GptJForCausalLM implements ModelArchitecture {
                 LayerNorm.load(model, "ln_f", hidden, eps), null,
                 DecoderModel.lmHead(root, "lm_head", wte, config.tieWordEmbeddings()));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("gptj");
+    }
 }

@@ -82,4 +82,9 @@ public final class GptNeoXForCausalLM implements ModelArchitecture {
         double pct = config.doubleOr(-1, "rotary_pct");
         return pct > 0 ? (int) (headDim * pct) : config.rope().rotaryDim(headDim);
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("gpt_neox");
+    }
 }

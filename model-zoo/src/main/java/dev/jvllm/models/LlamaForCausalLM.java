@@ -15,4 +15,9 @@ public final class LlamaForCausalLM extends PreNormArchitecture {
     public LlamaForCausalLM() {
         super(List.of("LlamaForCausalLM", "LLaMAForCausalLM"), config -> DecoderOptions.builder(config).build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("llama");
+    }
 }

@@ -52,4 +52,9 @@ public final class LlavaForConditionalGeneration implements ModelArchitecture {
             backend.scale(tileFeatures.rows(0, tileTokens), 1f, out);
         }
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("llava");
+    }
 }

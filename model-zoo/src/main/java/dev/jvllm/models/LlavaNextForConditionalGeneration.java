@@ -96,4 +96,9 @@ public final class LlavaNextForConditionalGeneration implements ModelArchitectur
             backend.gatherRows(tileFeatures.rows(0, newlineRow + 1), backend.indices(rows), out);
         }
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("llava_next");
+    }
 }

@@ -17,4 +17,9 @@ public final class MistralForCausalLM extends PreNormArchitecture {
                 .slidingWindows(SlidingWindows.everyLayer(config, 4096))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("mistral");
+    }
 }

@@ -20,4 +20,9 @@ public final class MixtralForCausalLM extends PreNormArchitecture {
                 .feedForward(MixtureOfExperts.mixtral(config))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("mixtral");
+    }
 }

@@ -82,4 +82,9 @@ public final class MptForCausalLM implements ModelArchitecture {
                 LayerNorm.load(model, "norm_f", hidden, eps, bias), null,
                 DecoderModel.lmHead(root, "lm_head", wte, config.bool("tie_word_embeddings", true)));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("mpt");
+    }
 }

@@ -76,4 +76,9 @@ public final class OptForCausalLM implements ModelArchitecture {
         return new DecoderModel(context.backend(), hidden, new Embeddings(tokens, projectIn, positions, POSITION_OFFSET, null),
                 layers, finalNorm, projectOut, DecoderModel.lmHead(root, "lm_head", tokens, config.bool("tie_word_embeddings", true)));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("opt");
+    }
 }

@@ -22,4 +22,9 @@ public final class Phi3ForCausalLM extends PreNormArchitecture {
                 .slidingWindows(SlidingWindows.everyLayer(config, 0))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("phi3");
+    }
 }

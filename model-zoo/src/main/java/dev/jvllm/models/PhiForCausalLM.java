@@ -66,4 +66,9 @@ public final class PhiForCausalLM implements ModelArchitecture {
                 LayerNorm.load(model, "final_layernorm", hidden, eps), null,
                 DecoderModel.lmHead(root, "lm_head", embed, config.tieWordEmbeddings()));
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("phi");
+    }
 }

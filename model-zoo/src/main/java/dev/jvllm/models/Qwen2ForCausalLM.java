@@ -18,4 +18,9 @@ public final class Qwen2ForCausalLM extends PreNormArchitecture {
                 .slidingWindows(SlidingWindows.qwen(config))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("qwen2");
+    }
 }

@@ -21,4 +21,9 @@ public final class Qwen2MoeForCausalLM extends PreNormArchitecture {
                 .feedForward(MixtureOfExperts.qwen(config))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("qwen2_moe");
+    }
 }

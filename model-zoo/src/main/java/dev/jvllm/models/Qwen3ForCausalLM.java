@@ -19,4 +19,9 @@ public final class Qwen3ForCausalLM extends PreNormArchitecture {
                 .slidingWindows(SlidingWindows.qwen(config))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("qwen3");
+    }
 }

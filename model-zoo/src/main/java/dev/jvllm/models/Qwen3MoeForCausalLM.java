@@ -20,4 +20,9 @@ public final class Qwen3MoeForCausalLM extends PreNormArchitecture {
                 .feedForward(MixtureOfExperts.qwen(config))
                 .build());
     }
+
+    @Override
+    public List<String> modelTypes() {
+        return List.of("qwen3_moe");
+    }
 }

@@ -25,6 +25,11 @@ public final class XLMRobertaModel {
         }
 
         @Override
+        public List<String> modelTypes() {
+            return List.of("xlm-roberta", "roberta");
+        }
+
+        @Override
         public boolean generates() {
             return false;
         }

@@ -28,6 +28,40 @@ class RegistryTest {
         assertTrue(e.getMessage().contains("LlamaForCausalLM"), e.getMessage());
     }
 
+    /** As Transformers' Auto classes: an unknown or missing class name falls back on model_type, unless custom code is declared. */
+    @Test
+    void aCheckpointWhoseArchitecturesNameNoServedClassIsLoadedByItsModelType() {
+        assertInstanceOf(LlamaForCausalLM.class, ModelRegistry.find(ModelConfig.parse(
+                "{\"architectures\": [\"LlamaForCausalLMWithValueHead\"], \"model_type\": \"llama\"}")));
+        assertInstanceOf(MistralForCausalLM.class, ModelRegistry.find(ModelConfig.parse("{\"model_type\": \"mistral\"}")));
+        assertInstanceOf(LlavaNextForConditionalGeneration.class, ModelRegistry.find(ModelConfig.parse("{\"model_type\": \"llava_next\"}")));
+        var custom = assertThrows(ModelRegistry.UnsupportedArchitectureException.class, () -> ModelRegistry.find(ModelConfig.parse(
+                "{\"architectures\": [\"MyLlamaForCausalLM\"], \"model_type\": \"llama\", \"auto_map\": {\"AutoModelForCausalLM\": \"m.MyLlama\"}}")));
+        assertTrue(custom.getMessage().contains("declares custom code"), custom.getMessage());
+        var unknown = assertThrows(ModelRegistry.UnsupportedArchitectureException.class,
+                () -> ModelRegistry.find(ModelConfig.parse("{\"model_type\": \"fancy_new\"}")));
+        assertTrue(unknown.getMessage().contains("model_type 'fancy_new'"), unknown.getMessage());
+    }
+
+    /** The fallback loads the same model: a golden Llama whose config names an unknown class gives its tokens. */
+    @Test
+    void aGoldenLlamaUnderAnUnknownClassNameGeneratesAsItself(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path golden = Golden.root().resolve("llama-gqa");
+        for (String file : List.of("model.safetensors", "generation_config.json")) {
+            java.nio.file.Files.copy(golden.resolve(file), dir.resolve(file));
+        }
+        String config = java.nio.file.Files.readString(golden.resolve("config.json"))
+                .replace("\"LlamaForCausalLM\"", "\"LlamaForCausalLMWithValueHead\"");
+        assertTrue(config.contains("LlamaForCausalLMWithValueHead"));
+        java.nio.file.Files.writeString(dir.resolve("config.json"), config);
+        dev.jvllm.SamplingParams greedy = dev.jvllm.SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
+        Golden.Prompt prompt = Golden.load(golden).prompts().get(2);
+        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu").maxModelLen(128).build()) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(prompt.greedyTokenIds(),
+                    llm.generate(prompt.tokenIds(), greedy).outputs().getFirst().tokenIdArray());
+        }
+    }
+
     @Test
     void quantizedCheckpointsJvllmCannotReadAreRefusedNamingTheirMethodAndWhy() {
         for (String[] quantized : new String[][]{
@@ -65,9 +99,9 @@ class RegistryTest {
     }
 
     @Test
-    void missingArchitecturesFieldIsNamed() {
+    void missingArchitecturesFieldIsNamedWhereModelTypeDoesNotChooseEither() {
         var e = assertThrows(ModelRegistry.UnsupportedArchitectureException.class,
-                () -> ModelRegistry.find(ModelConfig.parse("{\"model_type\": \"llama\"}")));
-        assertTrue(e.getMessage().contains("'architectures'"), e.getMessage());
+                () -> ModelRegistry.find(ModelConfig.parse("{\"hidden_size\": 64}")));
+        assertTrue(e.getMessage().contains("no 'architectures' field, and no 'model_type'"), e.getMessage());
     }
 }
