@@ -277,6 +277,20 @@ class LlavaGoldenTest {
         }
     }
 
+    /** LLaVA-interleave's SigLIP tower is not built: its config is refused naming the field, before any weight is read. */
+    @Test
+    void aVisionTowerOtherThanClipIsRefusedNamingItsModelType(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        Path golden = load("llava-default").directory();
+        for (String file : List.of("model.safetensors", "preprocessor_config.json")) {
+            java.nio.file.Files.copy(golden.resolve(file), dir.resolve(file));
+        }
+        java.nio.file.Files.writeString(dir.resolve("config.json"), java.nio.file.Files.readString(golden.resolve("config.json"))
+                .replace("\"clip_vision_model\"", "\"siglip_vision_model\""));
+        var e = assertThrows(dev.jvllm.config.ConfigException.class,
+                () -> LLM.builder().model(dir.toString()).device(device()).maxModelLen(64).build());
+        assertTrue(e.getMessage().contains("model_type 'siglip_vision_model' is not supported as the vision tower"), e.getMessage());
+    }
+
     @Test
     void aTextModelRefusesImages() {
         Path llama = Golden.root().resolve("llama-plain");

@@ -49,6 +49,11 @@ public final class ClipVisionTower {
      *                  normed embeddings
      */
     public ClipVisionTower(ModelConfig vision, WeightScope scope, int layersRun) {
+        String type = vision.raw().path("model_type").asText("clip_vision_model");
+        if (!type.equals("clip_vision_model")) {
+            throw new ConfigException(vision.source() + ": model_type '" + type + "' is not supported as the vision tower "
+                    + "(clip_vision_model is; SigLIP and others are not built yet)");
+        }
         this.backend = scope.backend();
         this.hidden = vision.intOr(768, "hidden_size");
         int intermediate = vision.intOr(3072, "intermediate_size");
