@@ -55,19 +55,23 @@ public final class VisionBenchmark {
         long start = System.nanoTime();
         try (LLM llm = LLM.builder().model(model.toString()).device(device).maxModelLen(2048).build()) {
             emit("load", "seconds", seconds(start), "images", !textOnly);
-            int placeholder = 32000;
+            int placeholder = llm.modelConfig().intOr(32000, "image_token_index", "image_token_id");
+            int vocab = llm.modelConfig().section("text_config").intOr(32000, "vocab_size");
             SplittableRandom random = new SplittableRandom(7);
-            int[] question = random.ints(24, 100, 30000).toArray();
+            // Question tokens below the placeholder and the model's added tokens.
+            int[] question = random.ints(24, 3, Math.min(placeholder, vocab) - 1).toArray();
             int[] ids = new int[question.length + 3];
             ids[0] = 1;
             ids[1] = placeholder;
             ids[2] = 13;
             System.arraycopy(question, 0, ids, 3, question.length);
             if (textOnly) {
-                int[] text = new int[ids.length + 575];
+                // The image's positions as text tokens: as many as the model gives the benchmark's image.
+                int positions = llm.engine().promptLength(ids, List.of(image(random))) - ids.length + 1;
+                int[] text = new int[ids.length - 1 + positions];
                 text[0] = 1;
-                for (int k = 1; k <= 576; k++) text[k] = 100 + random.nextInt(29000);
-                System.arraycopy(ids, 2, text, 577, ids.length - 2);
+                for (int k = 1; k <= positions; k++) text[k] = 3 + random.nextInt(Math.min(placeholder, vocab) - 4);
+                System.arraycopy(ids, 2, text, positions + 1, ids.length - 2);
                 ids = text;
             }
             boolean withImages = !textOnly;
