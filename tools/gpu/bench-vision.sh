@@ -3,6 +3,7 @@
 # image requests on a LLaVA-1.5-7B-shaped random checkpoint, jvllm's VisionBenchmark and HF
 # Transformers eager (tools/gpu/vision_hf_baseline.py) in one call on one card. JSON lines go to
 # $OUT/bench-vision.jsonl, logs beside it. Usage: bash tools/gpu/bench-vision.sh [requests, default 64]
+# (JVLLM_BENCH_JAVA_OPTS adds JVM options, e.g. -Djvllm.cuda.kernelTimes=true; SKIP_TEXT=1, SKIP_HF=1 leave runs out)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -19,14 +20,14 @@ python3 tools/gpu/make_llava_checkpoint.py "$model" > "$OUT/checkpoint.log" 2>&1
 note "checkpoint ready after $(( $(date +%s) - start )) s"
 echo "{\"what\":\"machine\",\"device\":\"$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)\",\"git\":\"$(cat .gpu/git-revision 2>/dev/null)\"}" >> "$summary"
 classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
-$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+$java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
   -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" 2> "$OUT/jvllm-vision.log" |
   python3 -c 'import json,sys
 for line in sys.stdin:
     d=json.loads(line); d["source"]="jvllm"; print(json.dumps(d), flush=True)' | tee -a "$summary"
 note "jvllm exit ${PIPESTATUS[0]}"
 # The same prompt lengths as text, no image: what the images themselves cost (SKIP_TEXT=1: not run).
-[[ ${SKIP_TEXT:-} == 1 ]] || $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+[[ ${SKIP_TEXT:-} == 1 ]] || $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
   -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" --text-only 2> "$OUT/jvllm-text.log" |
   python3 -c 'import json,sys
 for line in sys.stdin:
