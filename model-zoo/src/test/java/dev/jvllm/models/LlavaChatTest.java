@@ -33,7 +33,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class LlavaChatTest {
 
-    private static final ImageInput IMAGE0 = LlavaChatModel.image(0), IMAGE1 = LlavaChatModel.image(1);
+    private static ImageInput IMAGE0, IMAGE1;
+
+    /** The tokenizer (DJL) and PNG decoding (java.desktop) this CPU test needs; the GPU machine's kit carries neither. */
+    @org.junit.jupiter.api.BeforeAll
+    static void requireTheTokenizerAndPngDecoding() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(ModuleLayer.boot().findModule("java.desktop").isPresent(),
+                "this runtime has no java.desktop module to decode PNGs with");
+        boolean tokenizers;
+        try {
+            Class.forName("ai.djl.huggingface.tokenizers.HuggingFaceTokenizer", false, LlavaChatTest.class.getClassLoader());
+            tokenizers = true;
+        } catch (ClassNotFoundException e) {
+            tokenizers = false;
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(tokenizers, "DJL's tokenizers are not on the class path");
+        IMAGE0 = LlavaChatModel.image(0);
+        IMAGE1 = LlavaChatModel.image(1);
+    }
 
     private static LLM llm(Path directory) {
         return LLM.builder().model(directory.toString()).device("cpu").maxModelLen(128).build();
