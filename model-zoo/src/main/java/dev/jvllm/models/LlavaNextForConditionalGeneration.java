@@ -92,7 +92,7 @@ public final class LlavaNextForConditionalGeneration implements ModelArchitectur
             AnyResolutionTiling.Layout layout = tiling.layout(image.height(), image.width());
             int newlineRow = (1 + layout.rows() * layout.cols()) * tileTokens;
             backend.gatherRows(newline, backend.indices(new int[]{0}), tileFeatures.rows(newlineRow, 1));
-            int[] rows = tiling.featureRows(image.height(), image.width(), newlineRow);
+            int[] rows = tiling.featureRows(layout, newlineRow);
             backend.gatherRows(tileFeatures.rows(0, newlineRow + 1), backend.indices(rows), out);
         }
     }

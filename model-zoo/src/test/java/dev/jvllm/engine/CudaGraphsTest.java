@@ -4,9 +4,9 @@ import dev.jvllm.EngineConfig;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.cuda.CudaBackend;
+import dev.jvllm.models.RuntimeAssumptions;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.BackendProvider;
 import dev.jvllm.spi.Backends;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.ModelContext;
@@ -21,13 +21,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.ServiceLoader;
 
 import static dev.jvllm.engine.TinyLlamas.greedy;
 import static dev.jvllm.engine.TinyLlamas.randomPrompts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Decode steps replayed as CUDA graphs give the tokens eager steps give, in float32 (where the
@@ -36,15 +34,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class CudaGraphsTest {
 
-    private static final BackendProvider.Availability CUDA = ServiceLoader.load(BackendProvider.class).stream()
-            .map(ServiceLoader.Provider::get).filter(p -> p.name().equals("cuda")).findFirst()
-            .map(BackendProvider::availability)
-            .orElse(BackendProvider.Availability.no("no \"cuda\" backend on the class path"));
     private static final int MAX_MODEL_LEN = 256;
 
     @BeforeEach
     void requireGpu() {
-        assumeTrue(CUDA.available(), "no GPU: " + CUDA.reason());
+        RuntimeAssumptions.requireGpu();
     }
 
     private record Run(Map<String, List<Integer>> tokens, int graphs, long launches, long launchedAhead) {

@@ -37,7 +37,7 @@ class LatentAndEncoderGoldenCudaTest {
 
     @BeforeEach
     void requireGpu() {
-        Gpu.require();
+        RuntimeAssumptions.requireGpu();
     }
 
     @ParameterizedTest(name = "{0}")

@@ -39,7 +39,7 @@ class LlamaGoldenCudaTest {
 
     @BeforeEach
     void requireGpu() {
-        Gpu.require();
+        RuntimeAssumptions.requireGpu();
     }
 
     @ParameterizedTest(name = "{0}")

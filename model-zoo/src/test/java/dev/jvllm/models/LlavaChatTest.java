@@ -38,8 +38,7 @@ class LlavaChatTest {
     /** The tokenizer (DJL) and PNG decoding (java.desktop) this CPU test needs; the GPU machine's kit carries neither. */
     @org.junit.jupiter.api.BeforeAll
     static void requireTheTokenizerAndPngDecoding() {
-        org.junit.jupiter.api.Assumptions.assumeTrue(ModuleLayer.boot().findModule("java.desktop").isPresent(),
-                "this runtime has no java.desktop module to decode PNGs with");
+        RuntimeAssumptions.requirePngDecoding();
         boolean tokenizers;
         try {
             Class.forName("ai.djl.huggingface.tokenizers.HuggingFaceTokenizer", false, LlavaChatTest.class.getClassLoader());

@@ -12,7 +12,7 @@ class LlavaGoldenCudaTest extends LlavaGoldenTest {
 
     @BeforeEach
     void requireGpu() {
-        Gpu.require();
+        RuntimeAssumptions.requireGpu();
     }
 
     /** The raw pixels: the GPU machine's runtime has no java.desktop to decode PNGs with. */

@@ -38,7 +38,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * LLaVA on the CPU (and, in {@link LlavaGoldenCudaTest}, the GPU) against Transformers' float32 outputs (tools/reference/make_vision_goldens.py):
@@ -60,8 +59,7 @@ class LlavaGoldenTest {
 
     /** The golden image, decoded from its PNG, which must give the pixels of the raw copy beside it. */
     ImageInput image(Path png) {
-        assumeTrue(ModuleLayer.boot().findModule("java.desktop").isPresent(),
-                "this runtime has no java.desktop module to decode PNGs with (the GPU machine's; LlavaGoldenCudaTest reads raw pixels)");
+        RuntimeAssumptions.requirePngDecoding();
         ImageInput decoded = ImageInput.read(png);
         assertEquals(raw(png), decoded, png + " decodes to its raw RGB copy");
         return decoded;

@@ -10,7 +10,7 @@ class LoraCudaTest extends LoraTest {
 
     @BeforeEach
     void requireGpu() {
-        Gpu.require();
+        RuntimeAssumptions.requireGpu();
     }
 
     @Override

@@ -21,7 +21,7 @@ class QuantizedCudaTest {
 
     @BeforeEach
     void requireGpu() {
-        Gpu.require();
+        RuntimeAssumptions.requireGpu();
     }
 
     @Test

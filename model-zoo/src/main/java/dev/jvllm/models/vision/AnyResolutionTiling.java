@@ -68,7 +68,10 @@ public record AnyResolutionTiling(List<int[]> pinpoints, int tile, int side) {
 
     /** Placeholder positions the image takes: the whole-image tile's features, then the kept map with a newline a row. */
     public int featureCount(int height, int width) {
-        Layout l = layout(height, width);
+        return featureCount(layout(height, width));
+    }
+
+    private int featureCount(Layout l) {
         return side * side + l.height() * (l.width() + 1);
     }
 
@@ -116,14 +119,13 @@ public record AnyResolutionTiling(List<int[]> pinpoints, int tile, int side) {
     }
 
     /**
-     * For each placeholder position of the image, the row of the tiles' features it takes (tile
+     * For each placeholder position of an image of that layout, the row of the tiles' features it takes (tile
      * after tile, side² rows each, the whole-image tile first), or {@code newlineRow} where a row
      * of the map ends.
      */
-    public int[] featureRows(int height, int width, int newlineRow) {
-        Layout l = layout(height, width);
+    public int[] featureRows(Layout l, int newlineRow) {
         int perTile = side * side;
-        int[] rows = new int[featureCount(height, width)];
+        int[] rows = new int[featureCount(l)];
         int at = 0;
         for (int i = 0; i < perTile; i++) rows[at++] = i;
         for (int r = l.top(); r < l.top() + l.height(); r++) {

@@ -3,6 +3,7 @@ package dev.jvllm.models.vision;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvllm.ImageInput;
+import dev.jvllm.models.RuntimeAssumptions;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.WeightValues;
 import org.junit.jupiter.api.Test;
@@ -12,7 +13,6 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * LLaVA-NeXT's tiles and placeholder counts against the reference (tools/reference/make_vision_goldens.py:
@@ -25,7 +25,7 @@ class AnyResolutionTilingTest {
 
     @Test
     void tilesAndCountsEqualTheReference() throws Exception {
-        assumeTrue(ModuleLayer.boot().findModule("java.desktop").isPresent(), "no java.desktop to decode the PNGs with");
+        RuntimeAssumptions.requirePngDecoding();
         Path dir = Path.of(getClass().getResource("/vision-goldens/llava-next").toURI());
         JsonNode golden = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
         ClipImageProcessor processor = ClipImageProcessor.load(dir);
@@ -65,7 +65,7 @@ class AnyResolutionTilingTest {
     void featureRowsWalkTheMapRowByRowAcrossTiles() {
         AnyResolutionTiling tiling = new AnyResolutionTiling(List.of(new int[]{2, 4}), 2, 2);
         // A 2 × 4 image fills a 1 × 2 grid of 2-pixel tiles (2 × 2 features each): nothing is cut.
-        int[] rows = tiling.featureRows(2, 4, 99);
+        int[] rows = tiling.featureRows(tiling.layout(2, 4), 99);
         assertArrayEquals(new int[]{0, 1, 2, 3, 4, 5, 8, 9, 99, 6, 7, 10, 11, 99}, rows);
     }
 }
