@@ -83,7 +83,7 @@ class EmbeddingGoldenTest {
             try (KvCache cache = spec == null ? null : backend.allocateKvCache(spec)) {
                 int i = 0;
                 for (JsonNode input : goldens.get("inputs")) {
-                    int[] ids = ints(input.get("token_ids"));
+                    int[] ids = Golden.ints(input.get("token_ids"));
                     int n = ids.length;
                     int[] all = IntStream.range(0, n).toArray();
                     ForwardBatch batch = new ForwardBatch(ids, all, all, new int[]{0, n}, new int[]{n},
@@ -105,7 +105,7 @@ class EmbeddingGoldenTest {
         try (LLM llm = LLM.builder().model(dir.toString()).device(device).task(Task.EMBED).maxModelLen(128).threads(2)
                 .build()) {
             List<Prompt> prompts = new ArrayList<>();
-            goldens.get("inputs").forEach(in -> prompts.add(Prompt.tokens(ints(in.get("token_ids")))));
+            goldens.get("inputs").forEach(in -> prompts.add(Prompt.tokens(Golden.ints(in.get("token_ids")))));
             List<EmbeddingOutput> outputs = llm.encode(prompts, PoolingParams.defaults());
             for (int i = 0; i < prompts.size(); i++) {
                 float[] wanted = floats(goldens.get("inputs").get(i).get("pooled_normalized"));
@@ -177,11 +177,6 @@ class EmbeddingGoldenTest {
         return Math.sqrt(err / norm);
     }
 
-    private static int[] ints(JsonNode array) {
-        int[] out = new int[array.size()];
-        for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
-        return out;
-    }
 
     private static float[] floats(JsonNode array) {
         float[] out = new float[array.size()];

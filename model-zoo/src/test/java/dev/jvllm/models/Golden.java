@@ -48,14 +48,7 @@ record Golden(String name, Path directory, List<Prompt> prompts) {
             try (Checkpoint logits = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
                 int i = 0;
                 for (JsonNode p : json.get("prompts")) {
-                    WeightTensor t = logits.get("prompt" + i++);
-                    int rows = (int) t.dim(0), cols = (int) t.dim(1);
-                    float[][] values = new float[rows][cols];
-                    for (int r = 0; r < rows; r++) {
-                        for (int c = 0; c < cols; c++) {
-                            values[r][c] = t.data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (r * (long) cols + c));
-                        }
-                    }
+                    float[][] values = matrix(logits.get("prompt" + i++));
                     prompts.add(new Prompt(ints(p.get("prompt_token_ids")), ints(p.get("greedy_token_ids")), values));
                 }
             }
@@ -65,10 +58,23 @@ record Golden(String name, Path directory, List<Prompt> prompts) {
         }
     }
 
-    private static int[] ints(JsonNode array) {
+    /** A JSON array of whole numbers. */
+    static int[] ints(JsonNode array) {
         int[] out = new int[array.size()];
         for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
         return out;
+    }
+
+    /** A float32 [rows, cols] tensor of a reference file, row by row. */
+    static float[][] matrix(WeightTensor t) {
+        int rows = (int) t.dim(0), cols = (int) t.dim(1);
+        float[][] values = new float[rows][cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                values[r][c] = t.data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (r * (long) cols + c));
+            }
+        }
+        return values;
     }
 
     @Override

@@ -19,7 +19,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.List;
-import java.util.stream.StreamSupport;
 
 import static dev.jvllm.models.LlavaChatModel.IMAGE_TOKEN;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -119,8 +118,8 @@ class LlavaChatTest {
             ChatMessage message = new ChatMessage("user", List.of(Part.image(IMAGE0), Part.text("w480 w216"), Part.image(IMAGE1),
                     Part.text("w104 w356 w79 w236 w74")));
             RequestOutput chat = llm.chat(List.of(message), greedy());
-            assertArrayEquals(ints(golden.get("prompt_token_ids")), promptTokens(chat));
-            assertArrayEquals(ints(golden.get("greedy_token_ids")), tokens(chat));
+            assertArrayEquals(Golden.ints(golden.get("prompt_token_ids")), promptTokens(chat));
+            assertArrayEquals(Golden.ints(golden.get("greedy_token_ids")), tokens(chat));
         }
     }
 
@@ -162,7 +161,4 @@ class LlavaChatTest {
         }
     }
 
-    private static int[] ints(JsonNode array) {
-        return StreamSupport.stream(array.spliterator(), false).mapToInt(JsonNode::asInt).toArray();
-    }
 }

@@ -19,14 +19,12 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
-import dev.jvllm.weights.WeightTensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -97,10 +95,10 @@ class LlavaGoldenTest {
                 try (Checkpoint file = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
                     int i = 0;
                     for (JsonNode p : json.get("prompts")) {
-                        prompts.add(ints(p.get("prompt_token_ids")));
-                        which.add(ints(p.get("images")));
-                        greedy.add(ints(p.get("greedy_token_ids")));
-                        logits.add(matrix(file.get("prompt" + i++)));
+                        prompts.add(Golden.ints(p.get("prompt_token_ids")));
+                        which.add(Golden.ints(p.get("images")));
+                        greedy.add(Golden.ints(p.get("greedy_token_ids")));
+                        logits.add(Golden.matrix(file.get("prompt" + i++)));
                     }
                 }
                 return new Case(dir, images, prompts, which, greedy, logits);
@@ -303,22 +301,5 @@ class LlavaGoldenTest {
 
     private static SamplingParams greedy() {
         return SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
-    }
-
-    private static int[] ints(JsonNode array) {
-        int[] out = new int[array.size()];
-        for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
-        return out;
-    }
-
-    private static float[][] matrix(WeightTensor t) {
-        int rows = (int) t.dim(0), cols = (int) t.dim(1);
-        float[][] values = new float[rows][cols];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                values[r][c] = t.data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (r * (long) cols + c));
-            }
-        }
-        return values;
     }
 }
