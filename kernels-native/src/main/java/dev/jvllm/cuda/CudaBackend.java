@@ -50,6 +50,13 @@ public final class CudaBackend implements Backend {
     private static final int ELEMENTWISE_THREADS = 256;
     private static final int MAX_BLOCKS = 1 << 20;
     private static final int ATTENTION_THREADS = 128;
+    /** encoder_attention_tiled's tokens a block (attention.cu's ENCODER_QUERIES), one thread each. */
+    private static final int ENCODER_QUERIES = 64;
+    /**
+     * Encoder attention by query tiles for head sizes 32, 64 and 80 ({@code -Djvllm.cuda.encoderTiles=false}:
+     * one block a token and head, encoder_attention, for comparisons).
+     */
+    private static final boolean ENCODER_TILES = !"false".equals(System.getProperty("jvllm.cuda.encoderTiles"));
     private static final long STAGING_BYTES = 8L << 20;
     private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
     private static final int FLASH_THREADS = 128;
@@ -1821,6 +1828,18 @@ public final class CudaBackend implements Backend {
         if (tokens == 0) return;
         CudaTensor sequences = encoderSequences(batch);
         context.makeCurrent();
+        Kernel tiled = switch (params.headDim()) {
+            case 32 -> Kernel.ENCODER_ATTENTION_TILED_32;
+            case 64 -> Kernel.ENCODER_ATTENTION_TILED_64;
+            case 80 -> Kernel.ENCODER_ATTENTION_TILED_80;
+            default -> null;
+        };
+        if (tiled != null && ENCODER_TILES) {
+            kernels.launchGrid(tiled, (tokens + ENCODER_QUERIES - 1) / ENCODER_QUERIES, params.numHeads(), ENCODER_QUERIES,
+                    query, key, value, output, sequences.address(), sequences.address() + (long) tokens * Integer.BYTES,
+                    tokens, params.numHeads(), params.numKvHeads(), params.scale(), params.logitSoftcap());
+            return;
+        }
         kernels.launchGrid(Kernel.ENCODER_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
                 query, key, value, output, sequences.address(), sequences.address() + (long) tokens * Integer.BYTES,
                 params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.logitSoftcap());

@@ -246,6 +246,99 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
     merge_warps_and_store(softmax, headDim, out + ((i64) t * numHeads + head) * headDim);
 }
 
+// encoder_attention by query tiles, for the head sizes below: a block takes ENCODER_QUERIES
+// consecutive tokens and one head, each thread one token's query, running softmax and output in
+// registers; the keys and values of the tiles' sequences pass through shared memory ENCODER_KEYS
+// at a time, read once for the whole tile (encoder_attention reads them once a token, which on a
+// CLIP tower's 577-token images took 1.1 ms a layer on an H200). A thread skips the keys outside
+// its own sequence. Same scores and softmax as encoder_attention.
+#define ENCODER_QUERIES 64
+#define ENCODER_KEYS 32
+
+template <int D>
+__device__ __forceinline__ void encoder_attention_by_tiles(const act_t* q, const act_t* k, const act_t* v, act_t* out,
+                                                           const int* tokenSequences, const int* sequenceStarts,
+                                                           int tokens, int numHeads, int numKvHeads, float scale,
+                                                           float logitSoftcap) {
+    __shared__ float keys[ENCODER_KEYS][D];
+    __shared__ float values[ENCODER_KEYS][D];
+    JV_DEPENDENT_PROLOGUE();
+    int head = blockIdx.y;
+    int firstToken = blockIdx.x * ENCODER_QUERIES;
+    int lastToken = min(firstToken + ENCODER_QUERIES, tokens) - 1;
+    int t = firstToken + threadIdx.x;
+    bool active = t < tokens;
+    i64 kvWidth = (i64) numKvHeads * D;
+    int kvOffset = head / (numHeads / numKvHeads) * D;
+    int from = sequenceStarts[tokenSequences[firstToken]];
+    int to = sequenceStarts[tokenSequences[lastToken] + 1];
+    int ownFrom = 0, ownTo = 0;
+    float query[D], sums[D];
+    float m = -jv_infinity(), total = 0.0f;
+    if (active) {
+        int sequence = tokenSequences[t];
+        ownFrom = sequenceStarts[sequence];
+        ownTo = sequenceStarts[sequence + 1];
+        const act_t* row = q + ((i64) t * numHeads + head) * D;
+#pragma unroll
+        for (int d = 0; d < D; d++) {
+            query[d] = act_to_float(row[d]);
+            sums[d] = 0.0f;
+        }
+    }
+    for (int base = from; base < to; base += ENCODER_KEYS) {
+        int count = min(ENCODER_KEYS, to - base);
+        __syncthreads();
+        for (int i = threadIdx.x; i < ENCODER_KEYS * D; i += blockDim.x) {
+            int j = i / D, d = i - j * D;
+            float key = 0.0f, value = 0.0f;
+            if (j < count) {
+                i64 offset = (i64) (base + j) * kvWidth + kvOffset + d;
+                key = act_to_float(k[offset]);
+                value = act_to_float(v[offset]);
+            }
+            keys[j][d] = key;
+            values[j][d] = value;
+        }
+        __syncthreads();
+        if (!active) continue;
+        for (int j = 0; j < count; j++) {
+            int position = base + j;
+            if (position < ownFrom || position >= ownTo) continue;
+            float dot = 0.0f;
+#pragma unroll
+            for (int d = 0; d < D; d++) dot += query[d] * keys[j][d];
+            float score = scale * dot;
+            if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
+            float next = fmaxf(m, score);
+            float correction = expf(m - next);
+            float weight = expf(score - next);
+            total = total * correction + weight;
+#pragma unroll
+            for (int d = 0; d < D; d++) sums[d] = sums[d] * correction + weight * values[j][d];
+            m = next;
+        }
+    }
+    if (active) {
+        act_t* row = out + ((i64) t * numHeads + head) * D;
+        float inverse = 1.0f / total;
+#pragma unroll
+        for (int d = 0; d < D; d++) row[d] = float_to_act(sums[d] * inverse);
+    }
+}
+
+#define ENCODER_ATTENTION_TILED(D) \
+    extern "C" __global__ void __launch_bounds__(ENCODER_QUERIES) \
+    encoder_attention_tiled_##D(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences, \
+                                const int* sequenceStarts, int tokens, int numHeads, int numKvHeads, float scale, \
+                                float logitSoftcap) { \
+        encoder_attention_by_tiles<D>(q, k, v, out, tokenSequences, sequenceStarts, tokens, numHeads, numKvHeads, \
+                                      scale, logitSoftcap); \
+    }
+ENCODER_ATTENTION_TILED(32)
+ENCODER_ATTENTION_TILED(64)
+ENCODER_ATTENTION_TILED(80)
+
 // ---- paged_decode: one query token per sequence, the query heads of a KV head together ------
 //
 // A block takes one token, one KV head with its group of query heads (GQA: the group reads each
