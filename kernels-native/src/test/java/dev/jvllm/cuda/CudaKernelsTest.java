@@ -422,6 +422,7 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
             "8, 2, 64, 0",
             "3, 3, 40, 0",
             "5, 5, 80, 0",       // ViT-H heads, the widest the tiled form takes
+            "4, 2, 32, 0",       // the narrowest the tiled form takes, grouped
             "2, 2, 64, 2"})
     void encoderAttentionMatchesCpu(int heads, int kvHeads, int headDim, float softcap) {
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
