@@ -1082,7 +1082,7 @@ public final class CudaBackend implements Backend {
         }
         if (gemvFits(input, w)) {
             int split = gemvSplit(in, gemvShortestPart);
-            if (kernels.eagerTimer() != null) kernels.labelNext("gemv_rows N=" + outFeatures + " K=" + in);
+            if (kernels.wantsLabels()) kernels.labelNext("gemv_rows N=" + outFeatures + " K=" + in);
             kernels.launch(Kernel.GEMV_ROWS, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
                     w, input, output, outFeatures, in, split, gemvPrefetchBytes);
         } else {

@@ -4,9 +4,11 @@ import dev.jvllm.weights.DType;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -19,6 +21,13 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 final class KernelLauncher implements AutoCloseable {
 
     private static final int MAX_ARGUMENTS = 40;
+    /**
+     * Kernels never launched, for timing experiments only ({@code -Djvllm.cuda.omitKernels=a,b}): each
+     * entry a kernel's function name or a launch's label (as {@link KernelTimes} prints it, such as
+     * {@code gemv_rows N=4096 K=14336}). A step's time without a kernel, against with it, is that
+     * kernel's cost inside a CUDA graph, where no timer can reach. The model's outputs are then wrong.
+     */
+    private static final Set<String> OMITTED = omittedKernels(System.getProperty("jvllm.cuda.omitKernels", ""));
 
     private final CudaDriver driver;
     private final KernelCompiler compiler;
@@ -74,6 +83,20 @@ final class KernelLauncher implements AutoCloseable {
         nextLabel = label;
     }
 
+    /** Whether launches want their labels ({@link #labelNext}): while they are timed, or while some are omitted. */
+    boolean wantsLabels() {
+        return eagerTimer() != null || !OMITTED.isEmpty();
+    }
+
+    static Set<String> omittedKernels(String list) {
+        Set<String> omitted = Set.copyOf(Arrays.stream(list.split(",")).map(String::strip).filter(e -> !e.isEmpty()).toList());
+        if (!omitted.isEmpty()) {
+            org.slf4j.LoggerFactory.getLogger(KernelLauncher.class).warn(
+                    "jvllm.cuda.omitKernels: {} are never launched; every output is wrong (timing experiments only)", omitted);
+        }
+        return omitted;
+    }
+
     /** The timer of eager launches while one is set and no graph is being captured, else null. */
     KernelTimes.Timer eagerTimer() {
         return recording == null ? timer : null;
@@ -109,6 +132,10 @@ final class KernelLauncher implements AutoCloseable {
                     + " blocks in clusters of " + clusterX + " × 1 × " + clusterZ);
         }
         if (gridX == 0 || gridY == 0 || gridZ == 0) return;
+        if (!OMITTED.isEmpty() && (OMITTED.contains(kernel.function) || nextLabel != null && OMITTED.contains(nextLabel))) {
+            nextLabel = null;
+            return;
+        }
         // Every block its own cluster is what a plain launch gives (and the only form before 9.0).
         boolean clustered = clusterX > 1 || clusterZ > 1;
         MemorySegment function = function(kernel, arguments);
