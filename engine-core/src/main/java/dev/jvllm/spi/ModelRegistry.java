@@ -21,6 +21,7 @@ public final class ModelRegistry {
 
     private static volatile Map<String, ModelArchitecture> byName;
     private static volatile Map<String, ModelArchitecture> byModelType;
+    private static volatile GenericArchitecture generic;
     private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ModelRegistry.class);
 
     private ModelRegistry() {
@@ -32,6 +33,7 @@ public final class ModelRegistry {
             map = new TreeMap<>();
             Map<String, ModelArchitecture> types = new TreeMap<>();
             for (ModelArchitecture arch : ServiceLoader.load(ModelArchitecture.class)) {
+                if (arch instanceof GenericArchitecture fallback && generic == null) generic = fallback;
                 for (String name : arch.architectureNames()) map.putIfAbsent(name, arch);
                 for (String type : arch.modelTypes()) types.putIfAbsent(type, arch);
             }
@@ -84,10 +86,22 @@ public final class ModelRegistry {
                     + (type.isEmpty() ? "no 'model_type'" : "model_type '" + type + "' is not one jvllm loads by type")
                     + ", so the model class cannot be chosen");
         }
+        // Last, as vLLM falls back on Transformers' implementation: the generic decoder, where the
+        // config has nothing it would ignore (the checkpoint's tensors are checked when it loads).
+        String genericRefusal = generic == null ? "no generic class on the class path" : generic.refusal(config).orElse(null);
+        if (genericRefusal == null) {
+            log.warn("{}: no native class serves {}{}; loading it with the generic decoder ({}), from what its config and "
+                    + "tensor names show. Its outputs are not checked against the model's own code: compare a few "
+                    + "with Transformers' before relying on them", config.source(), wanted,
+                    config.hasRemoteCode() ? " (its config declares custom code, which jvllm never runs)" : "",
+                    generic.getClass().getSimpleName());
+            return generic;
+        }
         String hint = registry().isEmpty() ? " (none: is jvllm-model-zoo on the class path?)" : "";
         throw new UnsupportedArchitectureException("model architecture " + wanted + " of " + config.source()
                 + " is not supported" + (config.hasRemoteCode() && !type.isEmpty() && byModelType.containsKey(type)
                 ? " (its config declares custom code, so it is not loaded by its model_type '" + type + "')" : "")
+                + "; the generic decoder does not take it either: " + genericRefusal
                 + "; supported architectures" + hint + ": " + String.join(", ", registry().keySet()));
     }
 }

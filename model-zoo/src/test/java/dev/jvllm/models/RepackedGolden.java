@@ -80,6 +80,19 @@ final class RepackedGolden {
         return this;
     }
 
+    /** A copy of tensor {@code from} added as {@code to}. */
+    RepackedGolden copy(String from, String to) {
+        Entry entry = tensors.get(from);
+        tensors.put(to, new Entry(entry.shape().clone(), entry.values().clone()));
+        return this;
+    }
+
+    /** Tensor {@code name} left out. */
+    RepackedGolden remove(String name) {
+        tensors.remove(name);
+        return this;
+    }
+
     /** Row r of {@code name} multiplied by {@code factors[r]}. */
     RepackedGolden scaleRows(String name, float[] factors) {
         Entry entry = tensors.get(name);

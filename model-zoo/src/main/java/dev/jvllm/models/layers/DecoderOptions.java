@@ -49,7 +49,9 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         /** RMSNorm on each query and key head before rotary (Qwen3). */
         QK_NORM,
         /** Norms after attention and MLP as well as before (Gemma 2). */
-        SANDWICH_NORMS
+        SANDWICH_NORMS,
+        /** LayerNorm with a bias for every norm instead of RMSNorm (StableLM, StarCoder2 through the generic decoder). */
+        LAYER_NORMS
     }
 
     public boolean has(Feature feature) {
@@ -108,6 +110,11 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         public Builder attentionBiases(boolean onQkv, boolean onOutput) {
             qkvBias = onQkv;
             outputBias = onOutput;
+            return this;
+        }
+
+        public Builder mlpBias(boolean onMlp) {
+            mlpBias = onMlp;
             return this;
         }
 

@@ -126,6 +126,10 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
     }
 
     private Norm norm(WeightScope scope, String name) {
+        if (options.has(Feature.LAYER_NORMS)) {
+            return LayerNorm.load(scope, name, hidden, config.doubleOr(1e-5, "layer_norm_eps", "norm_epsilon",
+                    "layer_norm_epsilon", "norm_eps"));
+        }
         return RmsNorm.load(scope, name, hidden, config.rmsNormEps(), options.normWeightOffset());
     }
 

@@ -38,6 +38,17 @@ public final class SlidingWindows {
         return byLayerType(config, window, layer -> layer >= fullAttentionLayers);
     }
 
+    /**
+     * As a config states it without a family's own rule (the generic decoder): the layers
+     * {@code layer_types} marks "sliding_attention"; without layer_types, every layer when
+     * {@code sliding_window} is set, unless {@code use_sliding_window} is false.
+     */
+    public static int[] statedPerLayer(ModelConfig config) {
+        boolean used = config.bool("use_sliding_window", true);
+        int window = used ? window(config, 0) : 0;
+        return byLayerType(config, window, layer -> true);
+    }
+
     /** Gemma 2: the layers {@code layer_types} marks "sliding_attention", else the even ones. */
     public static int[] alternating(ModelConfig config) {
         return byLayerType(config, window(config, 4096), layer -> layer % 2 == 0);
