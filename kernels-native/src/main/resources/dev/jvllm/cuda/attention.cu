@@ -251,7 +251,8 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
 // registers; the keys and values of the tiles' sequences pass through shared memory ENCODER_KEYS
 // at a time, read once for the whole tile (encoder_attention reads them once a token, which on a
 // CLIP tower's 577-token images took 1.1 ms a layer on an H200). A thread skips the keys outside
-// its own sequence. Same scores and softmax as encoder_attention.
+// its own sequence. Same scores and softmax as encoder_attention. The kernel has waited for the one
+// ahead (JV_DEPENDENT_PROLOGUE) before calling it.
 #define ENCODER_QUERIES 64
 #define ENCODER_KEYS 32
 
@@ -262,7 +263,6 @@ __device__ __forceinline__ void encoder_attention_by_tiles(const act_t* q, const
                                                            float logitSoftcap) {
     __shared__ float keys[ENCODER_KEYS][D];
     __shared__ float values[ENCODER_KEYS][D];
-    JV_DEPENDENT_PROLOGUE();
     int head = blockIdx.y;
     int firstToken = blockIdx.x * ENCODER_QUERIES;
     int lastToken = min(firstToken + ENCODER_QUERIES, tokens) - 1;
@@ -328,10 +328,10 @@ __device__ __forceinline__ void encoder_attention_by_tiles(const act_t* q, const
 }
 
 #define ENCODER_ATTENTION_TILED(D) \
-    extern "C" __global__ void __launch_bounds__(ENCODER_QUERIES) \
-    encoder_attention_tiled_##D(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences, \
-                                const int* sequenceStarts, int tokens, int numHeads, int numKvHeads, float scale, \
-                                float logitSoftcap) { \
+    extern "C" __global__ void __launch_bounds__(ENCODER_QUERIES) encoder_attention_tiled_##D( \
+            const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences, \
+            const int* sequenceStarts, int tokens, int numHeads, int numKvHeads, float scale, float logitSoftcap) { \
+        JV_DEPENDENT_PROLOGUE(); \
         encoder_attention_by_tiles<D>(q, k, v, out, tokenSequences, sequenceStarts, tokens, numHeads, numKvHeads, \
                                       scale, logitSoftcap); \
     }
