@@ -11,7 +11,9 @@ import java.util.function.ToIntFunction;
 /**
  * Where a prompt's images go: each image's placeholder token, written once, becomes as many
  * placeholders as the image has feature rows (what Transformers' LLaVA processor does to the text);
- * placeholders already of that length are taken as they are.
+ * placeholders already of that length are taken as they are. A model that marks where an image
+ * starts and ends (InternVL's {@code <img>} and {@code </img>}) has them put around the
+ * placeholders where the prompt does not already have them there.
  */
 final class ImagePlaceholders {
 
@@ -28,6 +30,15 @@ final class ImagePlaceholders {
      * @throws InvalidRequestException when the prompt's placeholder runs do not match the images
      */
     static Expanded expand(int[] ids, List<ImageInput> images, int placeholder, ToIntFunction<ImageInput> tokenCount) {
+        return expand(ids, images, placeholder, -1, -1, tokenCount);
+    }
+
+    /**
+     * @param start the token before each image's placeholders, or -1 for none
+     * @param end   the token after them, or -1 for none
+     */
+    static Expanded expand(int[] ids, List<ImageInput> images, int placeholder, int start, int end,
+                           ToIntFunction<ImageInput> tokenCount) {
         int[] counts = images.stream().mapToInt(tokenCount).toArray();
         // Each image takes, in order, either one placeholder (expanded here) or, where as many
         // follow, its whole length (already expanded); so "<image><image>" holds two images.
@@ -50,19 +61,27 @@ final class ImagePlaceholders {
                     + " image" + (images.size() == 1 ? "" : "s") + "; write the placeholder once per image, in order"
                     + (images.isEmpty() ? "" : " (an image takes " + Arrays.toString(counts) + " positions)"));
         }
+        boolean[] opens = new boolean[groups.size()], closes = new boolean[groups.size()];
         int length = ids.length;
-        for (int g = 0; g < groups.size(); g++) length += counts[g] - groups.get(g)[1];
+        for (int g = 0; g < groups.size(); g++) {
+            int at = groups.get(g)[0], after = at + groups.get(g)[1];
+            opens[g] = start >= 0 && (at == 0 || ids[at - 1] != start);
+            closes[g] = end >= 0 && (after == ids.length || ids[after] != end);
+            length += counts[g] - groups.get(g)[1] + (opens[g] ? 1 : 0) + (closes[g] ? 1 : 0);
+        }
         int[] expanded = new int[length];
         List<PromptImage> spans = new ArrayList<>(images.size());
         int from = 0, to = 0;
         for (int g = 0; g < groups.size(); g++) {
-            int start = groups.get(g)[0];
-            System.arraycopy(ids, from, expanded, to, start - from);
-            to += start - from;
+            int at = groups.get(g)[0];
+            System.arraycopy(ids, from, expanded, to, at - from);
+            to += at - from;
+            if (opens[g]) expanded[to++] = start;
             Arrays.fill(expanded, to, to + counts[g], placeholder);
             spans.add(new PromptImage(to, counts[g], images.get(g)));
             to += counts[g];
-            from = start + groups.get(g)[1];
+            if (closes[g]) expanded[to++] = end;
+            from = at + groups.get(g)[1];
         }
         System.arraycopy(ids, from, expanded, to, ids.length - from);
         return new Expanded(expanded, spans);

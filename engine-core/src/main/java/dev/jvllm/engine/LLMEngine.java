@@ -358,7 +358,8 @@ public final class LLMEngine implements AutoCloseable {
         for (ImageInput image : images) {
             if (image == null) throw new InvalidRequestException("images", "an image of the prompt is null");
         }
-        return ImagePlaceholders.expand(ids, images, vision.imageTokenId(), vision::imageTokenCount);
+        return ImagePlaceholders.expand(ids, images, vision.imageTokenId(), vision.imageStartTokenId(), vision.imageEndTokenId(),
+                vision::imageTokenCount);
     }
 
     /** The grammar of a structured output, compiled once per pattern (the vocabulary once per engine). */

@@ -16,6 +16,19 @@ public interface VisionLanguageModel {
     int imageTokenCount(ImageInput image);
 
     /**
+     * The token the engine puts before each image's placeholders where the prompt does not have it
+     * there already (InternVL's {@code <img>}), or -1 for none (LLaVA).
+     */
+    default int imageStartTokenId() {
+        return -1;
+    }
+
+    /** The token after each image's placeholders (InternVL's {@code </img>}), or -1 for none. */
+    default int imageEndTokenId() {
+        return -1;
+    }
+
+    /**
      * The placeholder as prompt text, which the tokenizer turns into {@link #imageTokenId}: what a
      * chat goes through a template that takes content as a string puts in a message once per image,
      * on a line of its own before the text (vLLM's placeholder string). {@code LLM} takes the

@@ -46,6 +46,18 @@ class ImagePlaceholdersTest {
         assertEquals(List.of(new PromptImage(0, 3, SMALL), new PromptImage(3, 3, SMALL)), mixed.images());
     }
 
+    /** InternVL's <img> and </img> (here 7 and 8) go around each image's placeholders, unless they are there already. */
+    @Test
+    void startAndEndTokensAreAddedAroundEachImageWhereMissing() {
+        var e = ImagePlaceholders.expand(new int[]{1, P, P, 5, 7, P, 8}, List.of(SMALL, WIDE, SMALL), P, 7, 8,
+                image -> image == SMALL ? 3 : 2);
+        assertArrayEquals(new int[]{1, 7, P, P, P, 8, 7, P, P, 8, 5, 7, P, P, P, 8}, e.tokenIds());
+        assertEquals(List.of(new PromptImage(2, 3, SMALL), new PromptImage(7, 2, WIDE), new PromptImage(12, 3, SMALL)),
+                e.images());
+        var expandedAndWrapped = ImagePlaceholders.expand(new int[]{7, P, P, 8}, List.of(WIDE), P, 7, 8, image -> 2);
+        assertArrayEquals(new int[]{7, P, P, 8}, expandedAndWrapped.tokenIds());
+    }
+
     @Test
     void aCountThatDoesNotMatchTheImagesIsRefusedNamingBoth() {
         var e = assertThrows(InvalidRequestException.class, () -> expand(new int[]{1, P, 2}, SMALL, WIDE));

@@ -1,0 +1,186 @@
+package dev.jvllm.models.vision;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.ImageInput;
+import dev.jvllm.config.ConfigException;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.engine.PromptImage;
+import dev.jvllm.models.LlamaForCausalLM;
+import dev.jvllm.models.MistralForCausalLM;
+import dev.jvllm.models.Qwen2ForCausalLM;
+import dev.jvllm.models.layers.PreNormArchitecture;
+import dev.jvllm.models.layers.PreNormDecoder;
+import dev.jvllm.models.layers.WeightScope;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.KvCacheSpec;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.spi.VisionLanguageModel;
+import dev.jvllm.weights.WeightsException;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.function.Supplier;
+
+/**
+ * A vision-language model's language side, shared by the families (LLaVA, InternVL): a Llama,
+ * Mistral or Qwen2 decoder whose input rows at an image's placeholders are the image's features.
+ * Features are computed by the family ({@link #encode}) in the step that first reaches an image's
+ * placeholders and kept by the image's content hash ({@link ImageFeatureCache}).
+ */
+public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageModel {
+
+    /** Language models whose config fields are Llama's, by {@code text_config.model_type}. */
+    private static final Map<String, Supplier<PreNormArchitecture>> LANGUAGE_MODELS = Map.of(
+            "llama", LlamaForCausalLM::new, "mistral", MistralForCausalLM::new, "qwen2", Qwen2ForCausalLM::new);
+
+    protected final Backend backend;
+    protected final WeightScope root;
+    /** The language model's hidden size: each feature row's width. */
+    protected final int hidden;
+    private final int imageTokenId;
+    private final PreNormDecoder decoder;
+    private ImageFeatureCache features;
+
+    /**
+     * @param text the language model's config, its family's defaults filled in ({@link #textConfig})
+     */
+    protected VisionLanguageDecoder(ModelContext context, ModelConfig text, int defaultImageTokenId) {
+        ModelConfig config = context.config();
+        this.backend = context.backend();
+        this.root = WeightScope.root(context.checkpoint(), backend);
+        this.hidden = text.hiddenSize();
+        this.imageTokenId = config.intOr(defaultImageTokenId, "image_token_index", "image_token_id");
+        if (imageTokenId < 0 || imageTokenId >= text.vocabSize()) {
+            throw new ConfigException(config.source() + ": image_token_index " + imageTokenId + " is outside the vocabulary of "
+                    + text.vocabSize());
+        }
+        String decoderPrefix = root.has("language_model.model.embed_tokens.weight") ? "language_model.model" : "model.language_model";
+        String lmHead = root.has("language_model.lm_head.weight") ? "language_model.lm_head" : "lm_head";
+        PreNormArchitecture languageModel = languageModel(text);
+        var options = languageModel.optionsFor(text);
+        this.decoder = new PreNormDecoder(new ModelContext(text, context.checkpoint(), backend, context.maxModelLen(),
+                context.modelDirectory()), options, options.names().under(decoderPrefix, lmHead), true, this::placeImages);
+    }
+
+    /** The most placeholder positions any image takes (the feature buffers' rows). */
+    protected abstract int maxImageTokens();
+
+    /**
+     * Writes each image's feature rows into the matching {@code outs} tensor ([{@link
+     * #imageTokenCount}, hidden]); the images of one step come together so that their tiles run
+     * through the vision tower as one batch.
+     */
+    protected abstract void encode(List<ImageInput> images, List<Tensor> outs);
+
+    @Override
+    public int imageTokenId() {
+        return imageTokenId;
+    }
+
+    @Override
+    public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
+        return decoder.kvCacheSpec(numBlocks, blockSize);
+    }
+
+    @Override
+    public int vocabSize() {
+        return decoder.vocabSize();
+    }
+
+    @Override
+    public Tensor forward(ForwardBatch batch, KvCache cache) {
+        return decoder.forward(batch, cache);
+    }
+
+    /** Writes each image's features over its placeholders among the batch's tokens, encoding the images not kept. */
+    private void placeImages(Backend backend, ForwardBatch batch, Tensor x) {
+        if (batch.images() == null) return;
+        if (features == null) {
+            int rows = maxImageTokens();
+            features = new ImageFeatureCache(backend, rows, hidden, Math.max(2, ImageFeatureCache.ROW_BUDGET / rows));
+        }
+        Map<String, ImageInput> wanted = new LinkedHashMap<>();
+        for (List<PromptImage> images : batch.images()) {
+            for (PromptImage image : images) wanted.putIfAbsent(image.image().contentHash(), image.image());
+        }
+        List<String> missing = wanted.keySet().stream().filter(hash -> !features.holds(hash)).toList();
+        if (!missing.isEmpty()) {
+            List<ImageInput> images = new ArrayList<>();
+            List<Tensor> outs = new ArrayList<>();
+            for (String hash : missing) {
+                ImageInput image = wanted.get(hash);
+                images.add(image);
+                outs.add(features.put(hash, wanted.keySet()).rows(0, imageTokenCount(image)));
+            }
+            encode(images, outs);
+        }
+        for (int s = 0; s < batch.numSequences(); s++) {
+            int first = batch.queryStarts()[s];
+            int count = batch.queryLength(s);
+            if (count == 0) continue;
+            int firstPosition = batch.positions()[first];
+            for (PromptImage image : batch.imagesOf(s)) {
+                int from = Math.max(image.start(), firstPosition);
+                int to = Math.min(image.end(), firstPosition + count);
+                if (from >= to) continue;
+                Tensor rows = features.get(image.image().contentHash()).rows(from - image.start(), to - from);
+                backend.scale(rows, 1f, x.rows(first + from - firstPosition, to - from));
+            }
+        }
+    }
+
+    /** The scope of the first prefix under which {@code probe} exists. */
+    protected static WeightScope scopeHolding(WeightScope root, String probe, String... prefixes) {
+        for (String prefix : prefixes) {
+            WeightScope scope = root.child(prefix);
+            if (scope.has(probe)) return scope;
+        }
+        throw new WeightsException("no tensor " + probe + " under any of " + List.of(prefixes) + " in the checkpoint");
+    }
+
+    /**
+     * The {@code text_config} with the defaults of its family's Transformers config class filled in:
+     * LLaVA-1.5's config.json states only what differs from them.
+     */
+    protected static ModelConfig textConfig(ModelConfig config) {
+        ModelConfig text = config.section("text_config");
+        String type = text.raw().path("model_type").asText("llama");
+        ObjectNode filled = ((ObjectNode) text.raw()).deepCopy();
+        Map<String, Number> defaults = switch (type) {
+            case "mistral" -> Map.of("vocab_size", 32000, "hidden_size", 4096, "intermediate_size", 14336,
+                    "num_hidden_layers", 32, "num_attention_heads", 32, "num_key_value_heads", 8,
+                    "max_position_embeddings", 131072, "rms_norm_eps", 1e-6, "sliding_window", 4096);
+            case "qwen2" -> Map.of("vocab_size", 151936, "hidden_size", 4096, "intermediate_size", 22016,
+                    "num_hidden_layers", 32, "num_attention_heads", 32, "num_key_value_heads", 32,
+                    "max_position_embeddings", 32768, "rms_norm_eps", 1e-6);
+            default -> Map.of("vocab_size", 32000, "hidden_size", 4096, "intermediate_size", 11008,
+                    "num_hidden_layers", 32, "num_attention_heads", 32, "max_position_embeddings", 2048,
+                    "rms_norm_eps", 1e-6);
+        };
+        defaults.forEach((field, value) -> {
+            if (!filled.has(field)) {
+                if (value instanceof Integer i) filled.put(field, i);
+                else filled.put(field, value.doubleValue());
+            }
+        });
+        if (!filled.has("model_type")) filled.put("model_type", type);
+        return ModelConfig.of(filled, text.source());
+    }
+
+    private static PreNormArchitecture languageModel(ModelConfig text) {
+        String type = text.modelType();
+        Supplier<PreNormArchitecture> family = LANGUAGE_MODELS.get(type);
+        if (family == null) {
+            throw new ConfigException(text.source() + ": model_type '" + type + "' is not supported as the language model of a "
+                    + "vision-language model (supported: " + String.join(", ", new TreeSet<>(LANGUAGE_MODELS.keySet())) + ")");
+        }
+        return family.get();
+    }
+}
