@@ -201,6 +201,134 @@ def run_next_case(name, out_root):
     print(f"{name}: counts {counts}, tiles {[t.shape[0] for t in tiles]}, HF processor max diff {diffs}; keys {keys}")
 
 
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+IMAGE_START, IMAGE_END = 501, 502
+
+INTERNVL_CASES = {  # name -> (InternVLVisionConfig kwargs, text config)
+    # InternVL3-hf's shape: LayerNorm tower with q/k RMSNorms and biases, the final LayerNorm, a Qwen2 language model
+    "internvl-qwen2": (dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=56,
+                            patch_size=14, use_qk_norm=True, attention_bias=True, norm_type="layer_norm",
+                            layer_norm_eps=1e-6, use_mean_pooling=False, layer_scale_init_value=0.1, hidden_act="gelu"),
+                       text(model_type="qwen2", num_key_value_heads=2)),
+    # RMSNorm tower without q/k norms or the final norm (use_mean_pooling), a Llama language model
+    "internvl-rms-llama": (dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=56,
+                                patch_size=14, use_qk_norm=False, attention_bias=False, norm_type="rms_norm",
+                                layer_norm_eps=1e-6, use_mean_pooling=True, layer_scale_init_value=0.1, hidden_act="gelu"),
+                           text()),
+}
+
+
+def internvl_grid(width, height, size, min_tiles, max_tiles):
+    """GotOcr2ImageProcessor's get_optimal_tiled_canvas: (columns, rows) of the closest aspect ratio."""
+    grids = sorted([(w, h) for w in range(1, max_tiles + 1) for h in range(1, max_tiles + 1)
+                    if min_tiles <= w * h <= max_tiles], key=lambda g: g[0] * g[1])
+    ratio, area = width / height, width * height
+    best, best_diff = (1, 1), float("inf")
+    for g in grids:
+        diff = abs(ratio - g[0] / g[1])
+        if diff < best_diff:
+            best, best_diff = g, diff
+        elif diff == best_diff and area > 0.5 * size * size * g[0] * g[1]:
+            best = g
+    return best
+
+
+def internvl_pixels(image, size, min_tiles, max_tiles):
+    """InternVL's dynamic tiles with PIL (as its original load_image does): the image resized with
+    bicubic to the grid, cut into size x size tiles row by row, then the whole image as a thumbnail
+    when there is more than one tile; 1/255 and ImageNet's mean and std."""
+    w, h = image.size
+    cols, rows = internvl_grid(w, h, size, min_tiles, max_tiles)
+    resized = np.asarray(image.resize((cols * size, rows * size), Image.BICUBIC, reducing_gap=None))
+    tiles = [resized[r * size:(r + 1) * size, c * size:(c + 1) * size] for r in range(rows) for c in range(cols)]
+    if len(tiles) > 1:
+        tiles.append(np.asarray(image.resize((size, size), Image.BICUBIC, reducing_gap=None)))
+    out = []
+    for a in tiles:
+        x = (a.astype(np.float64) * (1 / 255)).astype(np.float32)
+        x = (x - np.array(IMAGENET_MEAN, dtype=np.float32)) / np.array(IMAGENET_STD, dtype=np.float32)
+        out.append(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def run_internvl_case(name, out_root):
+    torch.manual_seed(zlib.crc32(name.encode()))
+    vision_kwargs, text_config = INTERNVL_CASES[name]
+    config = transformers.InternVLConfig(vision_config=vision_kwargs, text_config=text_config, image_token_id=IMAGE_TOKEN,
+                                         image_seq_length=4, downsample_ratio=0.5, projector_hidden_act="gelu",
+                                         vision_feature_layer=-1, vision_feature_select_strategy="default",
+                                         tie_word_embeddings=False)
+    model = transformers.InternVLForConditionalGeneration(config).to(torch.float32).eval()
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.02)
+        p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    out = os.path.join(out_root, name)
+    model.save_pretrained(out)
+    from make_goldens import store_as_bf16
+    store_as_bf16(out)
+    size, max_tiles = 56, 6
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "GotOcr2ImageProcessor", "crop_to_patches": True, "min_patches": 1,
+                   "max_patches": max_tiles, "size": {"height": size, "width": size}, "do_resize": True, "resample": 3,
+                   "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": IMAGENET_MEAN,
+                   "image_std": IMAGENET_STD, "do_convert_rgb": True}, f, indent=1)
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump({"added_tokens_decoder": {str(IMAGE_START): {"content": "<img>", "special": True},
+                                            str(IMAGE_END): {"content": "</img>", "special": True},
+                                            str(IMAGE_TOKEN): {"content": "<IMG_CONTEXT>", "special": True}}}, f, indent=1)
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    images = [make_image(31, 83, 61), make_image(32, 40, 130), make_image(33, 56, 56)]
+    for j, image in enumerate(images):
+        image.save(os.path.join(out, "images", f"image{j}.png"))
+        with open(os.path.join(out, "images", f"image{j}-{image.size[0]}x{image.size[1]}.rgb"), "wb") as f:
+            f.write(np.asarray(image).tobytes())
+    tiles = [internvl_pixels(im, size, 1, max_tiles) for im in images]
+    counts = [4 * t.shape[0] for t in tiles]
+    g = torch.Generator().manual_seed(11)
+
+    def words(n):
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=g).tolist()
+
+    def image(j):
+        return [IMAGE_START] + [IMAGE_TOKEN] * counts[j] + [IMAGE_END]
+
+    cases = [([1] + words(3) + image(0) + words(4), [0]),
+             ([1] + image(1) + words(2) + image(2) + words(5), [1, 2]),
+             ([1] + words(6), [])]
+    tensors, records = {}, []
+    for i, (ids, which) in enumerate(cases):
+        pv = torch.cat([tiles[j] for j in which]) if which else None
+        logits = model(input_ids=torch.tensor([ids]), pixel_values=pv).logits[0].float()
+        tensors[f"prompt{i}"] = logits.contiguous()
+        run, greedy = list(ids), []
+        for _ in range(GREEDY_TOKENS):
+            nxt = int(model(input_ids=torch.tensor([run]), pixel_values=pv).logits[0, -1].argmax())
+            greedy.append(nxt)
+            run.append(nxt)
+        records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
+    for j, t in enumerate(tiles):
+        tensors[f"tiles{j}"] = t.contiguous()
+        tensors[f"features{j}"] = model.model.get_image_features(pixel_values=t).pooler_output.reshape(-1, text_config["hidden_size"]).float().contiguous()
+    save_file(tensors, os.path.join(out, "logits.safetensors"))
+    with open(os.path.join(out, "goldens.json"), "w") as f:
+        json.dump({"case": name, "architecture": "InternVLForConditionalGeneration", "transformers": transformers.__version__,
+                   "torch": torch.__version__, "feature_counts": counts, "image_start": IMAGE_START, "image_end": IMAGE_END,
+                   "image_files": [f"images/image{j}.png" for j in range(len(images))], "prompts": records}, f, indent=1)
+    try:  # the processor Transformers picks, for the record: its tiles against the PIL ones
+        hf = transformers.GotOcr2ImageProcessor(crop_to_patches=True, min_patches=1, max_patches=max_tiles,
+                                                size={"height": size, "width": size}, image_mean=IMAGENET_MEAN,
+                                                image_std=IMAGENET_STD)
+        diffs = [float((hf(images=im, return_tensors="pt")["pixel_values"] - tiles[j]).abs().max()) for j, im in enumerate(images)]
+    except Exception as e:  # noqa: BLE001
+        diffs = repr(e)
+    from safetensors import safe_open
+    with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+        keys = sorted(k for k in f.keys() if "language_model.layers" not in k)
+    print(f"{name}: counts {counts}, tiles {[t.shape[0] for t in tiles]}, HF processor max diff {diffs}; keys {keys}")
+
+
 def image_processor(size):
     kwargs = dict(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True,
                   do_normalize=True, image_mean=MEAN, image_std=STD, do_rescale=True, rescale_factor=1 / 255,
@@ -309,7 +437,7 @@ def main():
     torch.use_deterministic_algorithms(True)
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    wanted = set(args.only or ["preprocessing", *CASES, *NEXT_CASES])
+    wanted = set(args.only or ["preprocessing", *CASES, *NEXT_CASES, *INTERNVL_CASES])
     if "preprocessing" in wanted:
         preprocessing(args.out)
     for name in CASES:
@@ -318,6 +446,9 @@ def main():
     for name in NEXT_CASES:
         if name in wanted:
             run_next_case(name, args.out)
+    for name in INTERNVL_CASES:
+        if name in wanted:
+            run_internvl_case(name, args.out)
 
 
 if __name__ == "__main__":

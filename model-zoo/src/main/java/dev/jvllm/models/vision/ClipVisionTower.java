@@ -122,30 +122,8 @@ public final class ClipVisionTower {
         int perImage = tokensPerImage();
         int tokens = images * perImage;
         int patchWidth = 3 * patchSize * patchSize;
-        // Row 0 of each image stays zero: the class embedding comes with the position table.
-        float[] patches = new float[tokens * patchWidth];
-        for (int image = 0; image < images; image++) {
-            float[] values = pixels.get(image);
-            if (values.length != 3 * imageSize * imageSize) {
-                throw new IllegalArgumentException("pixel values of " + values.length + " elements, the tower reads 3 × "
-                        + imageSize + " × " + imageSize);
-            }
-            for (int py = 0; py < gridSide; py++) {
-                for (int px = 0; px < gridSide; px++) {
-                    int row = image * perImage + 1 + py * gridSide + px;
-                    int at = row * patchWidth;
-                    for (int c = 0; c < 3; c++) {
-                        for (int ky = 0; ky < patchSize; ky++) {
-                            System.arraycopy(values, (c * imageSize + py * patchSize + ky) * imageSize + px * patchSize,
-                                    patches, at, patchSize);
-                            at += patchSize;
-                        }
-                    }
-                }
-            }
-        }
         Tensor input = scratch.get("clip.patches", tokens, patchWidth);
-        asActivations(backend, backend.stepValues(patches, tokens, patchWidth), input);
+        asActivations(backend, backend.stepValues(patchRows(pixels, imageSize, patchSize), tokens, patchWidth), input);
         Tensor embedded = scratch.get("clip.embedded", tokens, hidden);
         backend.linear(input, patchWeight, null, embedded);
         for (int image = 0; image < images; image++) {
@@ -179,15 +157,47 @@ public final class ClipVisionTower {
         layer.fc2().applyPlusResidual(backend, inner, branch, x);
     }
 
+    /**
+     * Each image's patches as rows of a convolution's inputs ([3, patch, patch] flattened), after a
+     * zero row in each image's first place (the class token's, which the position table fills):
+     * [images × (1 + side²), 3 × patch²]. Each pixel array is channel-major [3, imageSize, imageSize].
+     */
+    static float[] patchRows(List<float[]> pixels, int imageSize, int patchSize) {
+        int gridSide = imageSize / patchSize;
+        int perImage = gridSide * gridSide + 1;
+        int patchWidth = 3 * patchSize * patchSize;
+        float[] patches = new float[pixels.size() * perImage * patchWidth];
+        for (int image = 0; image < pixels.size(); image++) {
+            float[] values = pixels.get(image);
+            if (values.length != 3 * imageSize * imageSize) {
+                throw new IllegalArgumentException("pixel values of " + values.length + " elements, the tower reads 3 × "
+                        + imageSize + " × " + imageSize);
+            }
+            for (int py = 0; py < gridSide; py++) {
+                for (int px = 0; px < gridSide; px++) {
+                    int at = (image * perImage + 1 + py * gridSide + px) * patchWidth;
+                    for (int c = 0; c < 3; c++) {
+                        for (int ky = 0; ky < patchSize; ky++) {
+                            System.arraycopy(values, (c * imageSize + py * patchSize + ky) * imageSize + px * patchSize,
+                                    patches, at, patchSize);
+                            at += patchSize;
+                        }
+                    }
+                }
+            }
+        }
+        return patches;
+    }
+
     /** Float32 values into out, in the backend's activation type (a row gather converts). */
-    private static void asActivations(Backend backend, Tensor values, Tensor out) {
+    static void asActivations(Backend backend, Tensor values, Tensor out) {
         int[] all = new int[values.rows()];
         for (int i = 0; i < all.length; i++) all[i] = i;
         backend.gatherRows(values, backend.indices(all), out);
     }
 
     /** Each image's tokens as one sequence, for bidirectional attention within it. */
-    private static ForwardBatch imagesAsSequences(int images, int perImage) {
+    static ForwardBatch imagesAsSequences(int images, int perImage) {
         int tokens = images * perImage;
         int[] positions = new int[tokens];
         int[] starts = new int[images + 1];

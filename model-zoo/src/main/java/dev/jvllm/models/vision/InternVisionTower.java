@@ -1,0 +1,219 @@
+package dev.jvllm.models.vision;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.config.ConfigException;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.models.layers.LayerNorm;
+import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.Norm;
+import dev.jvllm.models.layers.RmsNorm;
+import dev.jvllm.models.layers.Scratch;
+import dev.jvllm.models.layers.WeightScope;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * InternViT, InternVL's vision transformer as Transformers' {@code internvl_vision} model holds it:
+ * patches projected (a convolution with a bias), a class token, learned positions, then layers of
+ * {@code x += λ₁ · O(attention(norm x))}, {@code x += λ₂ · fc2(act(fc1(norm x)))} with LayerNorm or
+ * RMSNorm, optional full-width RMSNorms on the queries and keys, and a final LayerNorm on the last
+ * layer's states unless {@code use_mean_pooling}. The layer scales λ are folded into the rows of
+ * the output projection and of fc2 at load.
+ */
+public final class InternVisionTower {
+
+    private record Layer(Norm attentionNorm, Linear[] qkv, Norm queryNorm, Norm keyNorm, Linear output, Norm mlpNorm,
+                         Linear fc1, Linear fc2) {
+    }
+
+    private final Backend backend;
+    private final int hidden;
+    private final int imageSize;
+    private final int patchSize;
+    private final int gridSide;
+    private final Tensor patchWeight;
+    private final Tensor patchBias;
+    /** Row 0: the class token plus position 0's; row 1 + i: patch i's position. */
+    private final Tensor positions;
+    private final List<Layer> layers = new ArrayList<>();
+    /** Null where the states taken are not the last layer's, or the model pools by mean (no norm). */
+    private final LayerNorm finalNorm;
+    private final AttentionParams attention;
+    private final Activation activation;
+    private final Scratch scratch;
+
+    /**
+     * @param vision    the {@code vision_config}
+     * @param scope     where the tower's weights live ({@code vision_tower} or {@code model.vision_tower})
+     * @param layersRun how many layers to run: the index of the hidden state taken, 0 being the embeddings
+     */
+    public InternVisionTower(ModelConfig vision, WeightScope scope, int layersRun) {
+        this.backend = scope.backend();
+        this.hidden = vision.intOr(1024, "hidden_size");
+        int intermediate = vision.intOr(4096, "intermediate_size");
+        int heads = vision.intOr(16, "num_attention_heads");
+        int depth = vision.intOr(24, "num_hidden_layers");
+        this.imageSize = squareSide(vision, "image_size", 448);
+        this.patchSize = squareSide(vision, "patch_size", 14);
+        double eps = vision.doubleOr(1e-6, "layer_norm_eps");
+        String normType = vision.raw().path("norm_type").asText("layer_norm");
+        if (!normType.equals("layer_norm") && !normType.equals("rms_norm")) {
+            throw new ConfigException(vision.source() + ": norm_type '" + normType + "' is not supported (layer_norm, rms_norm)");
+        }
+        if (hidden < 1 || heads < 1 || hidden % heads != 0 || patchSize < 1 || imageSize % patchSize != 0
+                || vision.intOr(3, "num_channels") != 3) {
+            throw new ConfigException(vision.source() + ": hidden_size " + hidden + ", num_attention_heads " + heads
+                    + ", image_size " + imageSize + " and patch_size " + patchSize + " do not make an InternViT tower");
+        }
+        if (!vision.bool("use_absolute_position_embeddings", true)) {
+            throw new ConfigException(vision.source() + ": use_absolute_position_embeddings false is not supported");
+        }
+        if (layersRun < 0 || layersRun > depth) {
+            throw new ConfigException(vision.source() + ": the vision feature layer selects hidden state " + layersRun
+                    + " of a tower with " + depth + " layers");
+        }
+        this.gridSide = imageSize / patchSize;
+        int tokens = gridSide * gridSide + 1;
+        this.activation = Activation.fromConfig(vision.raw().path("hidden_act").asText("gelu"));
+        this.attention = AttentionParams.causal(heads, heads, hidden / heads);
+        WeightScope embeddings = scope.child("embeddings");
+        WeightScope projection = embeddings.child("patch_embeddings").child("projection");
+        this.patchWeight = projection.tensor("weight", hidden, 3, patchSize, patchSize).reshape(hidden, 3 * patchSize * patchSize);
+        this.patchBias = projection.tensor("bias", hidden);
+        float[] table = embeddings.floats("position_embeddings", 1, tokens, hidden);
+        float[] classToken = embeddings.floats("cls_token", 1, 1, hidden);
+        float[] patchBiasValues = projection.floats("bias", hidden);
+        // The class row's patch slot is zero, and the product adds the bias to it too: taken back here.
+        for (int i = 0; i < hidden; i++) table[i] += classToken[i] - patchBiasValues[i];
+        this.positions = backend.allocate(tokens, hidden);
+        asActivations(backend, backend.constant(table, tokens, hidden), positions);
+        boolean attentionBias = vision.bool("attention_bias", false);
+        boolean qkNorm = vision.bool("use_qk_norm", false);
+        for (int i = 0; i < layersRun; i++) {
+            WeightScope layer = scope.child("encoder").child("layer").child(Integer.toString(i));
+            WeightScope attentionScope = layer.child("attention");
+            WeightScope mlp = layer.child("mlp");
+            float[] attentionScale = layer.floats("lambda_1", hidden);
+            float[] mlpScale = layer.floats("lambda_2", hidden);
+            layers.add(new Layer(norm(layer, "layernorm_before", normType, eps),
+                    Linear.loadSiblings(attentionScope, List.of("q_proj", "k_proj", "v_proj"), hidden, attentionBias, hidden, hidden, hidden),
+                    qkNorm ? RmsNorm.load(attentionScope, "q_norm", hidden, 1e-6) : null,
+                    qkNorm ? RmsNorm.load(attentionScope, "k_norm", hidden, 1e-6) : null,
+                    scaledRows(attentionScope, "projection_layer", hidden, hidden, attentionScale),
+                    norm(layer, "layernorm_after", normType, eps),
+                    Linear.load(mlp, "fc1", hidden, intermediate, true),
+                    scaledRows(mlp, "fc2", intermediate, hidden, mlpScale)));
+        }
+        boolean lastLayer = layersRun == depth;
+        this.finalNorm = lastLayer && !vision.bool("use_mean_pooling", true) ? LayerNorm.load(scope, "layernorm", hidden, eps) : null;
+        this.scratch = new Scratch(backend);
+    }
+
+    private static int squareSide(ModelConfig vision, String field, int classDefault) {
+        JsonNode value = vision.raw().path(field);
+        if (value.isMissingNode() || value.isNull()) return classDefault;
+        if (value.isInt()) return value.asInt();
+        if (value.isArray() && value.size() == 2 && value.get(0).isInt() && value.get(0).asInt() == value.get(1).asInt()) {
+            return value.get(0).asInt();
+        }
+        throw new ConfigException(vision.source() + ": " + field + " " + value + " is not a square size (one int, or [n, n])");
+    }
+
+    private Norm norm(WeightScope layer, String name, String type, double eps) {
+        return type.equals("rms_norm") ? RmsNorm.load(layer, name, hidden, eps) : LayerNorm.load(layer, name, hidden, eps);
+    }
+
+    /** {@code <name>} [out, in] with its bias, row r of both times {@code scale[r]}: the layer scale folded in. */
+    private Linear scaledRows(WeightScope scope, String name, int in, int out, float[] scale) {
+        WeightScope s = scope.child(name);
+        float[] w = s.floats("weight", out, in);
+        float[] b = s.floats("bias", out);
+        for (int r = 0; r < out; r++) {
+            for (int c = 0; c < in; c++) w[r * in + c] *= scale[r];
+            b[r] *= scale[r];
+        }
+        return new Linear(backend.constant(w, out, in), backend.constant(b, 1, out), in, out);
+    }
+
+    /** The side of the square tile the tower reads, in pixels. */
+    public int imageSize() {
+        return imageSize;
+    }
+
+    public int hiddenSize() {
+        return hidden;
+    }
+
+    /** Patches a side of the tile. */
+    public int gridSide() {
+        return gridSide;
+    }
+
+    /** The states a tile yields: the class token's, then one a patch in row-major order. */
+    public int tokensPerImage() {
+        return gridSide * gridSide + 1;
+    }
+
+    /**
+     * The hidden states of each tile after the layers run, [tiles × tokensPerImage, hidden]
+     * (scratch memory, valid until the next call). Each pixel array is channel-major [3, side, side].
+     */
+    public Tensor encode(List<float[]> pixels) {
+        int tiles = pixels.size();
+        int perTile = tokensPerImage();
+        int tokens = tiles * perTile;
+        Tensor input = scratch.get("internvit.patches", tokens, 3 * patchSize * patchSize);
+        asActivations(backend, backend.stepValues(ClipVisionTower.patchRows(pixels, imageSize, patchSize), tokens,
+                3 * patchSize * patchSize), input);
+        Tensor x = scratch.get("internvit.hidden", tokens, hidden);
+        backend.linear(input, patchWeight, patchBias, x);
+        for (int tile = 0; tile < tiles; tile++) {
+            Tensor rows = x.rows(tile * perTile, perTile);
+            backend.add(rows, positions, rows);
+        }
+        ForwardBatch sequences = ClipVisionTower.imagesAsSequences(tiles, perTile);
+        for (Layer layer : layers) {
+            forward(layer, x, sequences);
+        }
+        if (finalNorm == null) return x;
+        Tensor normed = scratch.get("internvit.final", tokens, hidden);
+        finalNorm.apply(backend, x, normed);
+        return normed;
+    }
+
+    private void forward(Layer layer, Tensor x, ForwardBatch sequences) {
+        int tokens = x.rows();
+        Tensor normed = scratch.get("internvit.normed", tokens, hidden);
+        Tensor q = scratch.get("internvit.q", tokens, hidden);
+        Tensor k = scratch.get("internvit.k", tokens, hidden);
+        Tensor v = scratch.get("internvit.v", tokens, hidden);
+        Tensor context = scratch.get("internvit.context", tokens, hidden);
+        Tensor branch = scratch.get("internvit.branch", tokens, hidden);
+        layer.attentionNorm().apply(backend, x, normed);
+        Linear.applyAll(backend, normed, layer.qkv(), new Tensor[]{q, k, v});
+        if (layer.queryNorm() != null) {
+            layer.queryNorm().apply(backend, q, context);
+            layer.keyNorm().apply(backend, k, normed);
+            q = context;
+            k = normed;
+            context = scratch.get("internvit.context2", tokens, hidden);
+        }
+        backend.encoderAttention(q, k, v, sequences, attention, context);
+        layer.output().applyPlusResidual(backend, context, x, branch);
+        Tensor mlpIn = scratch.get("internvit.mlpIn", tokens, hidden);
+        layer.mlpNorm().apply(backend, branch, mlpIn);
+        Tensor inner = scratch.get("internvit.inner", tokens, layer.fc1().outFeatures());
+        layer.fc1().applyActivated(backend, activation, mlpIn, inner);
+        layer.fc2().applyPlusResidual(backend, inner, branch, x);
+    }
+
+    private static void asActivations(Backend backend, Tensor values, Tensor out) {
+        ClipVisionTower.asActivations(backend, values, out);
+    }
+}

@@ -1,0 +1,174 @@
+package dev.jvllm.models;
+
+import dev.jvllm.ImageInput;
+import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.engine.PromptImage;
+import dev.jvllm.models.vision.ClipImageProcessor;
+import dev.jvllm.models.vision.DynamicTiling;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.spi.VisionLanguageModel;
+import dev.jvllm.weights.Checkpoint;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * InternVL on the CPU (and, in {@link InternVLGoldenCudaTest}, the GPU) against Transformers' float32
+ * outputs (tools/reference/make_vision_goldens.py): an InternViT tower (LayerNorm with q/k norms and
+ * the final norm; RMSNorm without), the pixel shuffle and projector, and a Qwen2 or Llama, with
+ * images of 7, 4 and 1 tiles between {@code <img>} (501) and {@code </img>} (502).
+ */
+class InternVLGoldenTest {
+
+    private static final int IMAGE_TOKEN = 500, IMAGE_START = 501, IMAGE_END = 502;
+
+    String device() {
+        return "cpu";
+    }
+
+    /** The golden image, decoded from its PNG, which must give the pixels of the raw copy beside it. */
+    ImageInput image(Path png) {
+        RuntimeAssumptions.requirePngDecoding();
+        ImageInput decoded = ImageInput.read(png);
+        assertEquals(LlavaGoldenTest.raw(png), decoded, png + " decodes to its raw RGB copy");
+        return decoded;
+    }
+
+    LlavaGoldenTest.Case load(String name) {
+        return LlavaGoldenTest.Case.load(name, this::image);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama"})
+    void logitsMatchTransformersAtEveryPosition(String name) {
+        LlavaGoldenTest.Case golden = load(name);
+        ModelConfig config = ModelConfig.load(golden.directory());
+        try (Checkpoint checkpoint = Checkpoint.open(golden.directory());
+             Backend backend = Backends.create(device(), BackendOptions.defaults());
+             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, golden.directory()));
+             KvCache cache = backend.allocateKvCache(model.kvCacheSpec(16, 16))) {
+            assertEquals(IMAGE_START, ((VisionLanguageModel) model).imageStartTokenId(), "<img> from tokenizer_config.json");
+            assertEquals(IMAGE_END, ((VisionLanguageModel) model).imageEndTokenId());
+            for (int i = 0; i < golden.prompts().size(); i++) {
+                int[] tokens = golden.prompts().get(i);
+                int n = tokens.length;
+                int[] all = IntStream.range(0, n).toArray();
+                List<PromptImage> spans = new ArrayList<>();
+                List<ImageInput> images = golden.imagesOf(i);
+                for (int k = 0, image = 0; k < n; k++) {
+                    if (tokens[k] == IMAGE_TOKEN && tokens[k - 1] != IMAGE_TOKEN) {
+                        int end = k;
+                        while (end < n && tokens[end] == IMAGE_TOKEN) end++;
+                        spans.add(new PromptImage(k, end - k, images.get(image++)));
+                    }
+                }
+                ForwardBatch batch = new ForwardBatch(tokens, all, all, new int[]{0, n}, new int[]{n},
+                        new int[][]{IntStream.range(0, 16).toArray()}, 16, all, null, spans.isEmpty() ? null : List.of(spans));
+                float[] logits = backend.toFloatArray(model.forward(batch, cache));
+                int vocab = model.vocabSize();
+                float[][] expected = golden.logits().get(i);
+                for (int p = 0; p < n; p++) {
+                    double err = 0, norm = 0;
+                    for (int v = 0; v < vocab; v++) {
+                        err += Math.pow(logits[p * vocab + v] - expected[p][v], 2);
+                        norm += (double) expected[p][v] * expected[p][v];
+                    }
+                    double relative = Math.sqrt(err / norm);
+                    assertTrue(relative < 1e-4, name + " prompt " + i + " position " + p + ": relative logit error " + relative);
+                }
+            }
+        }
+    }
+
+    /** Each image written as {@code <img><IMG_CONTEXT></img>}, as InternVL's chat template writes it. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama"})
+    void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
+        LlavaGoldenTest.Case golden = load(name);
+        assertGenerates(golden, IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
+    }
+
+    /** A bare placeholder gets its {@code <img>} and {@code </img>} from the engine. */
+    @Test
+    void theEngineAddsTheImageStartAndEndTokensWhereThePromptLacksThem() {
+        LlavaGoldenTest.Case golden = load("internvl-qwen2");
+        List<Prompt> bare = new ArrayList<>();
+        for (int i = 0; i < golden.prompts().size(); i++) {
+            int[] ids = IntStream.of(golden.collapsed(i)).filter(t -> t != IMAGE_START && t != IMAGE_END).toArray();
+            bare.add(Prompt.tokens(ids, golden.imagesOf(i)));
+        }
+        assertGenerates(golden, bare);
+    }
+
+    private void assertGenerates(LlavaGoldenTest.Case golden, List<Prompt> prompts) {
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(256).build()) {
+            List<RequestOutput> outputs = llm.generatePrompts(prompts, SamplingParams.builder().temperature(0).ignoreEos(true)
+                    .maxTokens(16).build());
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
+                assertArrayEquals(golden.prompts().get(i), outputs.get(i).promptTokenIds().stream().mapToInt(Integer::intValue)
+                        .toArray(), "the prompt as Transformers' processor expands it");
+            }
+        }
+    }
+
+    /** The tiles equal InternVL's own preprocessing with Pillow: bicubic onto the grid, cut, a thumbnail; ImageNet's mean and std. */
+    @Test
+    void tilesEqualPillowsPixels() {
+        LlavaGoldenTest.Case golden = load("internvl-qwen2");
+        DynamicTiling tiling = new DynamicTiling(56, 1, 6, true);
+        ClipImageProcessor processor = ClipImageProcessor.builder().size(56, 56).doCenterCrop(false)
+                .resample(ClipImageProcessor.BICUBIC).imageMean(0.485, 0.456, 0.406).imageStd(0.229, 0.224, 0.225).build();
+        try (Checkpoint file = Checkpoint.openFile(golden.directory().resolve("logits.safetensors"))) {
+            for (int j = 0; j < golden.images().size(); j++) {
+                List<ImageInput> tiles = tiling.tiles(golden.images().get(j), processor);
+                float[] expected = dev.jvllm.weights.WeightValues.floats(file.get("tiles" + j)); // [tiles, 3, 56, 56]
+                int tileValues = 3 * 56 * 56;
+                assertEquals(expected.length / tileValues, tiles.size(), "image " + j + " tiles");
+                for (int t = 0; t < tiles.size(); t++) {
+                    float[] pixels = processor.pixels(tiles.get(t));
+                    for (int k = 0; k < pixels.length; k++) {
+                        assertEquals(expected[t * tileValues + k], pixels[k], 1e-5, "image " + j + " tile " + t + " value " + k);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The grid of the closest aspect ratio; on a tie, the larger grid while the image covers more than half of it. */
+    @Test
+    void theGridFollowsTheImagesAspectRatio() {
+        DynamicTiling tiling = new DynamicTiling(448, 1, 12, true);
+        assertArrayEquals(new int[]{1, 1}, tiling.grid(448, 448));
+        assertArrayEquals(new int[]{2, 2}, tiling.grid(700, 700), "a tie with 1 × 1 and 3 × 3; the image covers over half of 2 × 2 only");
+        assertArrayEquals(new int[]{3, 3}, tiling.grid(1000, 1000), "and over half of 3 × 3");
+        assertArrayEquals(new int[]{3, 3}, tiling.grid(1500, 1500));
+        assertArrayEquals(new int[]{4, 1}, tiling.grid(1600, 400));
+        assertArrayEquals(new int[]{4, 3}, tiling.grid(800, 600));
+        assertEquals(13, tiling.maxTileCount());
+        assertEquals(1, tiling.tileCount(448, 448), "no thumbnail beside a single tile");
+        assertEquals(5, tiling.tileCount(700, 700));
+    }
+}
