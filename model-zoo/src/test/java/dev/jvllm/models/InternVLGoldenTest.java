@@ -63,11 +63,16 @@ class InternVLGoldenTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama"})
     void logitsMatchTransformersAtEveryPosition(String name) {
-        LlavaGoldenTest.Case golden = load(name);
-        ModelConfig config = ModelConfig.load(golden.directory());
-        try (Checkpoint checkpoint = Checkpoint.open(golden.directory());
+        assertLogits(load(name), load(name).directory());
+    }
+
+    /** The golden's logits at every position of each prompt, from the checkpoint in {@code directory}. */
+    void assertLogits(LlavaGoldenTest.Case golden, Path directory) {
+        String name = directory.getFileName().toString();
+        ModelConfig config = ModelConfig.load(directory);
+        try (Checkpoint checkpoint = Checkpoint.open(directory);
              Backend backend = Backends.create(device(), BackendOptions.defaults());
-             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, golden.directory()));
+             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, directory));
              KvCache cache = backend.allocateKvCache(model.kvCacheSpec(16, 16))) {
             assertEquals(IMAGE_START, ((VisionLanguageModel) model).imageStartTokenId(), "<img> from tokenizer_config.json");
             assertEquals(IMAGE_END, ((VisionLanguageModel) model).imageEndTokenId());
@@ -123,7 +128,11 @@ class InternVLGoldenTest {
     }
 
     private void assertGenerates(LlavaGoldenTest.Case golden, List<Prompt> prompts) {
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(256).build()) {
+        assertGenerates(golden, golden.directory(), prompts);
+    }
+
+    private void assertGenerates(LlavaGoldenTest.Case golden, Path directory, List<Prompt> prompts) {
+        try (LLM llm = LLM.builder().model(directory.toString()).device(device()).maxModelLen(256).build()) {
             List<RequestOutput> outputs = llm.generatePrompts(prompts, SamplingParams.builder().temperature(0).ignoreEos(true)
                     .maxTokens(16).build());
             for (int i = 0; i < prompts.size(); i++) {
@@ -132,6 +141,79 @@ class InternVLGoldenTest {
                         .toArray(), "the prompt as Transformers' processor expands it");
             }
         }
+    }
+
+    /**
+     * InternVL's own checkpoint format ({@code InternVLChatModel}, as OpenGVLab publishes InternVL2):
+     * the RMSNorm golden (no final norm, as InternVL's own tower has none) repacked under its names,
+     * q/k/v fused into {@code qkv}, the projector as {@code mlp1}, the config as InternVLChatConfig
+     * writes it; the placeholder comes from the tokenizer files. Transformers' conversion maps these
+     * names onto its own, so the logits and tokens are the golden's.
+     */
+    @Test
+    void internVlsOwnCheckpointFormatGivesTheSameModel(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        LlavaGoldenTest.Case golden = load("internvl-rms-llama");
+        Path own = dir.resolve("internvl-chat");
+        java.nio.file.Files.createDirectories(own);
+        var writer = new dev.jvllm.weights.SafetensorsTestWriter();
+        try (Checkpoint source = Checkpoint.open(golden.directory())) {
+            java.util.Map<String, float[]> fused = new java.util.TreeMap<>();
+            for (String name : source.names()) {
+                var tensor = source.get(name);
+                float[] values = dev.jvllm.weights.WeightValues.floats(tensor);
+                String renamed = name.replace("vision_tower.embeddings.cls_token", "vision_model.embeddings.class_embedding")
+                        .replace("vision_tower.embeddings.patch_embeddings.projection", "vision_model.embeddings.patch_embedding")
+                        .replace("vision_tower.embeddings.position_embeddings", "vision_model.embeddings.position_embedding")
+                        .replace("vision_tower.encoder.layer.", "vision_model.encoder.layers.")
+                        .replace(".attention.projection_layer.", ".attn.proj.").replace(".layernorm_before.", ".norm1.")
+                        .replace(".layernorm_after.", ".norm2.").replace(".lambda_1", ".ls1").replace(".lambda_2", ".ls2")
+                        .replace("multi_modal_projector.layer_norm.", "mlp1.0.").replace("multi_modal_projector.linear_1.", "mlp1.1.")
+                        .replace("multi_modal_projector.linear_2.", "mlp1.3.");
+                if (renamed.matches(".*\\.attention\\.[qkv]_proj\\.weight")) {
+                    fused.put(renamed, values);
+                    continue;
+                }
+                writer.add(renamed, dev.jvllm.weights.DType.F32, tensor.shape(), encode(values));
+            }
+            for (String q : fused.keySet().stream().filter(n -> n.contains(".q_proj.")).toList()) {
+                float[] wq = fused.get(q), wk = fused.get(q.replace(".q_proj.", ".k_proj.")), wv = fused.get(q.replace(".q_proj.", ".v_proj."));
+                float[] qkv = new float[wq.length + wk.length + wv.length];
+                System.arraycopy(wq, 0, qkv, 0, wq.length);
+                System.arraycopy(wk, 0, qkv, wq.length, wk.length);
+                System.arraycopy(wv, 0, qkv, wq.length + wk.length, wv.length);
+                int cols = (int) Math.round(Math.sqrt(wq.length));
+                writer.add(q.replace(".attention.q_proj.", ".attn.qkv."), dev.jvllm.weights.DType.F32,
+                        new long[]{3L * cols, cols}, encode(qkv));
+            }
+        }
+        writer.write(own.resolve("model.safetensors"));
+        java.nio.file.Files.copy(golden.directory().resolve("tokenizer_config.json"), own.resolve("tokenizer_config.json"));
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var hf = json.readTree(golden.directory().resolve("config.json").toFile());
+        var config = json.createObjectNode();
+        config.putArray("architectures").add("InternVLChatModel");
+        config.put("model_type", "internvl_chat");
+        config.putObject("auto_map").put("AutoModel", "modeling_internvl_chat.InternVLChatModel");
+        var vision = config.putObject("vision_config");
+        vision.put("model_type", "intern_vit_6b");
+        for (String field : List.of("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "norm_type",
+                "layer_norm_eps", "hidden_act")) {
+            vision.set(field, hf.path("vision_config").path(field));
+        }
+        vision.put("image_size", 56).put("patch_size", 14).put("qkv_bias", false).put("qk_normalization", false);
+        config.set("llm_config", hf.path("text_config"));
+        config.put("select_layer", -1).put("downsample_ratio", 0.5).put("ps_version", "v2").put("force_image_size", 56)
+                .put("dynamic_image_size", true).put("use_thumbnail", true).put("min_dynamic_patch", 1).put("max_dynamic_patch", 6)
+                .put("template", "internvl2_5");
+        json.writeValue(own.resolve("config.json").toFile(), config);
+        assertLogits(golden, own);
+        assertGenerates(golden, own, IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
+    }
+
+    private static byte[] encode(float[] values) {
+        double[] wide = new double[values.length];
+        for (int i = 0; i < values.length; i++) wide[i] = values[i];
+        return dev.jvllm.weights.SafetensorsTestWriter.encode(dev.jvllm.weights.DType.F32, wide);
     }
 
     /** The tiles equal InternVL's own preprocessing with Pillow: bicubic onto the grid, cut, a thumbnail; ImageNet's mean and std. */

@@ -28,6 +28,27 @@ import java.util.List;
  */
 public final class InternVisionTower {
 
+    /**
+     * Where a tower's weights sit: Transformers' {@code internvl_vision} names, or InternVL's own
+     * ({@code InternVisionModel}: a fused {@code qkv}, {@code ls1}/{@code ls2}, no final norm).
+     *
+     * @param qkv       three projections, or one fused [q; k; v]
+     * @param finalNorm the norm after the last layer, or null for none
+     * @param qkNormEps the q/k RMSNorms' epsilon, or 0 for the config's {@code layer_norm_eps}
+     */
+    public record Names(String classToken, String patchEmbedding, String positions, String layers, String attention,
+                        List<String> qkv, String output, String attentionNorm, String mlpNorm, String attentionScale,
+                        String mlpScale, String finalNorm, double qkNormEps) {
+
+        public static final Names TRANSFORMERS = new Names("embeddings.cls_token", "embeddings.patch_embeddings.projection",
+                "embeddings.position_embeddings", "encoder.layer", "attention", List.of("q_proj", "k_proj", "v_proj"),
+                "projection_layer", "layernorm_before", "layernorm_after", "lambda_1", "lambda_2", "layernorm", 1e-6);
+
+        public static final Names INTERNVL = new Names("embeddings.class_embedding", "embeddings.patch_embedding",
+                "embeddings.position_embedding", "encoder.layers", "attn", List.of("qkv"), "proj", "norm1", "norm2", "ls1",
+                "ls2", null, 0);
+    }
+
     private record Layer(Norm attentionNorm, Linear[] qkv, Norm queryNorm, Norm keyNorm, Linear output, Norm mlpNorm,
                          Linear fc1, Linear fc2) {
     }
@@ -52,8 +73,9 @@ public final class InternVisionTower {
      * @param vision    the {@code vision_config}
      * @param scope     where the tower's weights live ({@code vision_tower} or {@code model.vision_tower})
      * @param layersRun how many layers to run: the index of the hidden state taken, 0 being the embeddings
+     * @param names     Transformers' or InternVL's own weight names
      */
-    public InternVisionTower(ModelConfig vision, WeightScope scope, int layersRun) {
+    public InternVisionTower(ModelConfig vision, WeightScope scope, int layersRun, Names names) {
         this.backend = scope.backend();
         this.hidden = vision.intOr(1024, "hidden_size");
         int intermediate = vision.intOr(4096, "intermediate_size");
@@ -82,36 +104,40 @@ public final class InternVisionTower {
         int tokens = gridSide * gridSide + 1;
         this.activation = Activation.fromConfig(vision.raw().path("hidden_act").asText("gelu"));
         this.attention = AttentionParams.causal(heads, heads, hidden / heads);
-        WeightScope embeddings = scope.child("embeddings");
-        WeightScope projection = embeddings.child("patch_embeddings").child("projection");
+        WeightScope projection = scope.child(names.patchEmbedding());
         this.patchWeight = projection.tensor("weight", hidden, 3, patchSize, patchSize).reshape(hidden, 3 * patchSize * patchSize);
         this.patchBias = projection.tensor("bias", hidden);
-        float[] table = embeddings.floats("position_embeddings", 1, tokens, hidden);
-        float[] classToken = embeddings.floats("cls_token", 1, 1, hidden);
+        float[] table = scope.floats(names.positions(), 1, tokens, hidden);
+        float[] classToken = scope.floats(names.classToken(), 1, 1, hidden);
         float[] patchBiasValues = projection.floats("bias", hidden);
         // The class row's patch slot is zero, and the product adds the bias to it too: taken back here.
         for (int i = 0; i < hidden; i++) table[i] += classToken[i] - patchBiasValues[i];
         this.positions = backend.allocate(tokens, hidden);
         asActivations(backend, backend.constant(table, tokens, hidden), positions);
-        boolean attentionBias = vision.bool("attention_bias", false);
-        boolean qkNorm = vision.bool("use_qk_norm", false);
+        // Transformers' field names, then InternVL's own.
+        boolean attentionBias = vision.bool("attention_bias", vision.bool("qkv_bias", false));
+        boolean qkNorm = vision.bool("use_qk_norm", vision.bool("qk_normalization", false));
+        double qkEps = names.qkNormEps() > 0 ? names.qkNormEps() : eps;
         for (int i = 0; i < layersRun; i++) {
-            WeightScope layer = scope.child("encoder").child("layer").child(Integer.toString(i));
-            WeightScope attentionScope = layer.child("attention");
+            WeightScope layer = scope.child(names.layers()).child(Integer.toString(i));
+            WeightScope attentionScope = layer.child(names.attention());
             WeightScope mlp = layer.child("mlp");
-            float[] attentionScale = layer.floats("lambda_1", hidden);
-            float[] mlpScale = layer.floats("lambda_2", hidden);
-            layers.add(new Layer(norm(layer, "layernorm_before", normType, eps),
-                    Linear.loadSiblings(attentionScope, List.of("q_proj", "k_proj", "v_proj"), hidden, attentionBias, hidden, hidden, hidden),
-                    qkNorm ? RmsNorm.load(attentionScope, "q_norm", hidden, 1e-6) : null,
-                    qkNorm ? RmsNorm.load(attentionScope, "k_norm", hidden, 1e-6) : null,
-                    scaledRows(attentionScope, "projection_layer", hidden, hidden, attentionScale),
-                    norm(layer, "layernorm_after", normType, eps),
+            float[] attentionScale = layer.floats(names.attentionScale(), hidden);
+            float[] mlpScale = layer.floats(names.mlpScale(), hidden);
+            Linear[] qkv = names.qkv().size() == 1
+                    ? Linear.loadRowBlocks(attentionScope, names.qkv().getFirst(), hidden, attentionBias, hidden, hidden, hidden)
+                    : Linear.loadSiblings(attentionScope, names.qkv(), hidden, attentionBias, hidden, hidden, hidden);
+            layers.add(new Layer(norm(layer, names.attentionNorm(), normType, eps), qkv,
+                    qkNorm ? RmsNorm.load(attentionScope, "q_norm", hidden, qkEps) : null,
+                    qkNorm ? RmsNorm.load(attentionScope, "k_norm", hidden, qkEps) : null,
+                    scaledRows(attentionScope, names.output(), hidden, hidden, attentionScale),
+                    norm(layer, names.mlpNorm(), normType, eps),
                     Linear.load(mlp, "fc1", hidden, intermediate, true),
                     scaledRows(mlp, "fc2", intermediate, hidden, mlpScale)));
         }
         boolean lastLayer = layersRun == depth;
-        this.finalNorm = lastLayer && !vision.bool("use_mean_pooling", true) ? LayerNorm.load(scope, "layernorm", hidden, eps) : null;
+        this.finalNorm = lastLayer && names.finalNorm() != null && !vision.bool("use_mean_pooling", true)
+                ? LayerNorm.load(scope, names.finalNorm(), hidden, eps) : null;
         this.scratch = new Scratch(backend);
     }
 

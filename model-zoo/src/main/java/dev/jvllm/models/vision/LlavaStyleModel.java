@@ -38,7 +38,7 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
      * @param strategies the {@code vision_feature_select_strategy} values the family serves
      */
     protected LlavaStyleModel(ModelContext context, List<String> strategies) {
-        super(context, textConfig(context.config()), 32000);
+        super(context, textConfig(context.config()), context.config().intOr(32000, "image_token_index", "image_token_id"));
         ModelConfig config = context.config();
         ModelConfig vision = config.section("vision_config");
         JsonNode featureLayer = config.raw().path("vision_feature_layer");

@@ -6,8 +6,10 @@ import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.engine.PromptImage;
+import dev.jvllm.models.InternLM2ForCausalLM;
 import dev.jvllm.models.LlamaForCausalLM;
 import dev.jvllm.models.MistralForCausalLM;
+import dev.jvllm.models.Phi3ForCausalLM;
 import dev.jvllm.models.Qwen2ForCausalLM;
 import dev.jvllm.models.layers.PreNormArchitecture;
 import dev.jvllm.models.layers.PreNormDecoder;
@@ -30,7 +32,7 @@ import java.util.function.Supplier;
 
 /**
  * A vision-language model's language side, shared by the families (LLaVA, InternVL): a Llama,
- * Mistral or Qwen2 decoder whose input rows at an image's placeholders are the image's features.
+ * Mistral, Qwen2, InternLM2 or Phi-3 decoder whose input rows at an image's placeholders are the image's features.
  * Features are computed by the family ({@link #encode}) in the step that first reaches an image's
  * placeholders and kept by the image's content hash ({@link ImageFeatureCache}).
  */
@@ -38,7 +40,8 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
 
     /** Language models whose config fields are Llama's, by {@code text_config.model_type}. */
     private static final Map<String, Supplier<PreNormArchitecture>> LANGUAGE_MODELS = Map.of(
-            "llama", LlamaForCausalLM::new, "mistral", MistralForCausalLM::new, "qwen2", Qwen2ForCausalLM::new);
+            "llama", LlamaForCausalLM::new, "mistral", MistralForCausalLM::new, "qwen2", Qwen2ForCausalLM::new,
+            "internlm2", InternLM2ForCausalLM::new, "phi3", Phi3ForCausalLM::new);
 
     protected final Backend backend;
     protected final WeightScope root;
@@ -49,22 +52,27 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     private ImageFeatureCache features;
 
     /**
-     * @param text the language model's config, its family's defaults filled in ({@link #textConfig})
+     * @param text         the language model's config, its family's defaults filled in ({@link #textConfig})
+     * @param imageTokenId the placeholder token (config.json's {@code image_token_index}, or the tokenizer's)
      */
-    protected VisionLanguageDecoder(ModelContext context, ModelConfig text, int defaultImageTokenId) {
+    protected VisionLanguageDecoder(ModelContext context, ModelConfig text, int imageTokenId) {
         ModelConfig config = context.config();
         this.backend = context.backend();
         this.root = WeightScope.root(context.checkpoint(), backend);
         this.hidden = text.hiddenSize();
-        this.imageTokenId = config.intOr(defaultImageTokenId, "image_token_index", "image_token_id");
+        this.imageTokenId = imageTokenId;
         if (imageTokenId < 0 || imageTokenId >= text.vocabSize()) {
-            throw new ConfigException(config.source() + ": image_token_index " + imageTokenId + " is outside the vocabulary of "
+            throw new ConfigException(config.source() + ": the image token " + imageTokenId + " is outside the vocabulary of "
                     + text.vocabSize());
         }
-        String decoderPrefix = root.has("language_model.model.embed_tokens.weight") ? "language_model.model" : "model.language_model";
-        String lmHead = root.has("language_model.lm_head.weight") ? "language_model.lm_head" : "lm_head";
         PreNormArchitecture languageModel = languageModel(text);
         var options = languageModel.optionsFor(text);
+        // Saved by Transformers 4 (language_model.model.*, language_model.lm_head) or 5 (model.language_model.*, lm_head);
+        // InternVL's own checkpoints keep the language model's family names (InternLM2's tok_embeddings and output).
+        String embedTokens = options.names().embedTokens().replaceFirst("^model\\.", "");
+        String decoderPrefix = root.has("language_model.model." + embedTokens + ".weight") ? "language_model.model" : "model.language_model";
+        String head = options.names().lmHead();
+        String lmHead = root.has("language_model." + head + ".weight") ? "language_model." + head : head;
         this.decoder = new PreNormDecoder(new ModelContext(text, context.checkpoint(), backend, context.maxModelLen(),
                 context.modelDirectory()), options, options.names().under(decoderPrefix, lmHead), true, this::placeImages);
     }
@@ -150,7 +158,12 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      * LLaVA-1.5's config.json states only what differs from them.
      */
     protected static ModelConfig textConfig(ModelConfig config) {
-        ModelConfig text = config.section("text_config");
+        return textConfig(config, "text_config");
+    }
+
+    /** As {@link #textConfig(ModelConfig)}, from the section {@code section} (InternVL's own checkpoints: llm_config). */
+    protected static ModelConfig textConfig(ModelConfig config, String section) {
+        ModelConfig text = config.section(section);
         String type = text.raw().path("model_type").asText("llama");
         ObjectNode filled = ((ObjectNode) text.raw()).deepCopy();
         Map<String, Number> defaults = switch (type) {
