@@ -202,6 +202,14 @@ public final class ModelConfig {
         return RopeConfig.from(fields, maxPositionEmbeddings());
     }
 
+    /**
+     * The rotary settings of the layers of {@code layerType} ("sliding_attention", "full_attention")
+     * where {@code rope_parameters} holds one set a layer type (Gemma 3 in Transformers 5), else {@link #rope()}.
+     */
+    public RopeConfig rope(String layerType) {
+        return RopeConfig.from(fields, maxPositionEmbeddings(), layerType);
+    }
+
     /** {@code torch_dtype} or its newer name {@code dtype}. */
     public Optional<DType> dtype() {
         return fields.text("dtype").or(() -> fields.text("torch_dtype")).flatMap(DType::fromTorchName);

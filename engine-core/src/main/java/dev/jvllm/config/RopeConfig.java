@@ -37,7 +37,12 @@ public record RopeConfig(double theta, String type, double factor, int originalM
     }
 
     static RopeConfig from(ConfigFields config, int maxPositions) {
-        ConfigFields params = config.object("rope_parameters").map(RopeConfig::globalLayers)
+        return from(config, maxPositions, "full_attention");
+    }
+
+    /** The settings of the layers of {@code layerType} where rope_parameters holds one set a layer type. */
+    static RopeConfig from(ConfigFields config, int maxPositions, String layerType) {
+        ConfigFields params = config.object("rope_parameters").map(p -> layersOf(p, layerType))
                 .or(() -> config.object("rope_scaling"))
                 .orElseGet(() -> config.absent("rope_scaling"));
         // rope_theta, original_max_position_embeddings and partial_rotary_factor may sit at the top instead.
@@ -68,11 +73,11 @@ public record RopeConfig(double theta, String type, double factor, int originalM
         return new RopeConfig(theta, type, factor, original, partial, params.node());
     }
 
-    /** Of per-layer-type parameters ({@code {"full_attention": {...}, "sliding_attention": {...}}}), the global layers' set. */
-    private static ConfigFields globalLayers(ConfigFields params) {
+    /** Of per-layer-type parameters ({@code {"full_attention": {...}, "sliding_attention": {...}}}), one type's set. */
+    private static ConfigFields layersOf(ConfigFields params, String layerType) {
         if (params.has("rope_type") || params.has("rope_theta")) {
             return params;
         }
-        return params.object("full_attention").orElse(params);
+        return params.object(layerType).orElse(params);
     }
 }

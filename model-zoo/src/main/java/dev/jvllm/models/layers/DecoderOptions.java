@@ -1,6 +1,7 @@
 package dev.jvllm.models.layers;
 
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.config.RopeConfig;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 
@@ -27,12 +28,14 @@ import java.util.Set;
  * @param unitLmHeadRows    each LM head row scaled to unit length at load (Baichuan 2's NormHead)
  * @param attention         builds each layer's attention; null for Llama's {@link SelfAttention}
  * @param feedForward       builds each layer's feed-forward block; null for Llama's {@link GatedMlp}
+ * @param localRope         the rotary settings of the sliding-window layers where they differ from the
+ *                          global ones (Gemma 3's local base); null for the same everywhere
  */
 public record DecoderOptions(float normWeightOffset, Activation mlpActivation, boolean qkvBias, boolean outputBias,
                              boolean mlpBias, Set<Feature> features, float embeddingScale, float attentionScale,
                              float attentionSoftcap, int[] slidingWindows, float finalLogitSoftcap, WeightNames names,
                              Positions positions, boolean unitLmHeadRows, LayerPartLoader<Attention> attention,
-                             LayerPartLoader<FeedForward> feedForward) {
+                             LayerPartLoader<FeedForward> feedForward, RopeConfig localRope) {
 
     /** How attention learns token positions. */
     public enum Positions {
@@ -90,6 +93,7 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
         private boolean unitLmHeadRows;
         private LayerPartLoader<Attention> attention;
         private LayerPartLoader<FeedForward> feedForward;
+        private RopeConfig localRope;
 
         private Builder(ModelConfig config) {
             mlpActivation = Activation.fromConfig(config.hiddenAct());
@@ -171,10 +175,16 @@ public record DecoderOptions(float normWeightOffset, Activation mlpActivation, b
             return this;
         }
 
+        /** The sliding-window layers' rotary settings, where they differ from the global layers'. */
+        public Builder localRope(RopeConfig rope) {
+            localRope = rope;
+            return this;
+        }
+
         public DecoderOptions build() {
             return new DecoderOptions(normWeightOffset, mlpActivation, qkvBias, outputBias, mlpBias,
                     Set.copyOf(features), embeddingScale, attentionScale, attentionSoftcap, slidingWindows,
-                    finalLogitSoftcap, names, positions, unitLmHeadRows, attention, feedForward);
+                    finalLogitSoftcap, names, positions, unitLmHeadRows, attention, feedForward, localRope);
         }
     }
 }

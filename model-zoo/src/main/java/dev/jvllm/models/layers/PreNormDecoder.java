@@ -5,6 +5,7 @@ import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.DecoderOptions.Feature;
 import dev.jvllm.models.layers.DecoderOptions.Positions;
 import dev.jvllm.pooling.PoolingType;
+import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
@@ -38,6 +39,8 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
     private final int maxModelLen;
     private final Tensor embedTokens;
     private final RotaryEmbedding rotary;
+    /** The sliding-window layers' rotary table where it differs (Gemma 3); null otherwise. */
+    private final RotaryEmbedding localRotary;
     private final List<DecoderLayer> layers = new ArrayList<>();
     private final Norm finalNorm;
     /** Null when loaded without its head (only {@link #hiddenStates} runs). */
@@ -79,6 +82,10 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
         this.rotary = options.positions() == Positions.ALIBI || options.attention() != null ? null
                 : RotaryEmbedding.create(backend, config.rope(), config.headDim(), context.maxModelLen(),
                         options.positions() == Positions.ROTARY);
+        // Its rows are the same positions as the global table's (both are plain position tables).
+        this.localRotary = rotary == null || options.localRope() == null ? null
+                : RotaryEmbedding.create(backend, options.localRope(), config.headDim(), context.maxModelLen(),
+                        options.positions() == Positions.ROTARY);
         WeightScope root = WeightScope.root(context.checkpoint(), backend);
         this.embedTokens = root.child(names.embedTokens()).tensor("weight", vocab, hidden);
         for (int i = 0; i < config.numLayers(); i++) {
@@ -117,10 +124,12 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
 
     private SelfAttention loadSelfAttention(WeightScope layer, int index) {
         WeightNames names = options.names();
-        SelfAttention attention = names.loadAttention(layer, hidden, options.attentionParams(config, index),
-                options.qkvBias(), options.outputBias(), rotary, index);
+        AttentionParams params = options.attentionParams(config, index);
+        RotaryEmbedding layerRotary = localRotary != null && params.slidingWindow() > 0 ? localRotary : rotary;
+        SelfAttention attention = names.loadAttention(layer, hidden, params, options.qkvBias(), options.outputBias(),
+                layerRotary, index);
         if (options.has(Feature.QK_NORM)) {
-            attention = attention.withHeadNorms(layer.child(names.attention()), config.rmsNormEps());
+            attention = attention.withHeadNorms(layer.child(names.attention()), config.rmsNormEps(), options.normWeightOffset());
         }
         return attention;
     }

@@ -23,8 +23,13 @@ public record SelfAttention(Linear q, Linear k, Linear v, Linear o, RmsNorm qNor
 
     /** This attention with {@code q_norm} and {@code k_norm} (one weight per head feature) under {@code scope}. */
     public SelfAttention withHeadNorms(WeightScope scope, double eps) {
-        return new SelfAttention(q, k, v, o, RmsNorm.load(scope, "q_norm", params.headDim(), eps),
-                RmsNorm.load(scope, "k_norm", params.headDim(), eps), rotary, params, layerIndex);
+        return withHeadNorms(scope, eps, 0f);
+    }
+
+    /** As above, each norm's weights plus {@code weightOffset} (Gemma 3's (1 + w)). */
+    public SelfAttention withHeadNorms(WeightScope scope, double eps, float weightOffset) {
+        return new SelfAttention(q, k, v, o, RmsNorm.load(scope, "q_norm", params.headDim(), eps, weightOffset),
+                RmsNorm.load(scope, "k_norm", params.headDim(), eps, weightOffset), rotary, params, layerIndex);
     }
 
     @Override

@@ -49,6 +49,15 @@ public final class SlidingWindows {
         return byLayerType(config, window, layer -> true);
     }
 
+    /**
+     * Gemma 3: the layers {@code layer_types} marks "sliding_attention", else all but every
+     * {@code sliding_window_pattern}-th (6 by default).
+     */
+    public static int[] allButEveryNth(ModelConfig config) {
+        int pattern = config.intOr(6, "sliding_window_pattern");
+        return byLayerType(config, window(config, 4096), layer -> (layer + 1) % pattern != 0);
+    }
+
     /** Gemma 2: the layers {@code layer_types} marks "sliding_attention", else the even ones. */
     public static int[] alternating(ModelConfig config) {
         return byLayerType(config, window(config, 4096), layer -> layer % 2 == 0);

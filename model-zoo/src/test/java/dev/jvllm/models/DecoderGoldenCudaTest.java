@@ -8,13 +8,14 @@ import java.nio.file.Files;
 import java.util.stream.Stream;
 
 /**
- * {@link GenericDecoderGoldenTest} on the GPU: StableLM and StarCoder2 through the generic decoder
- * and the CUDA backend (LayerNorm decoders, partial rotary, a sliding window) against Transformers.
+ * Decoder goldens on the GPU, against Transformers: StableLM and StarCoder2 through the generic
+ * decoder (LayerNorm decoders, partial rotary, a sliding window) and Gemma 3 (a rotary table for
+ * the sliding layers and one for the global layers, (1 + w) q/k norms), through the CUDA backend.
  */
-class GenericDecoderGoldenCudaTest {
+class DecoderGoldenCudaTest {
 
-    static Stream<Golden> genericCases() {
-        return Stream.of("stablelm-partial-rotary", "starcoder2-window").map(name -> Golden.root().resolve(name))
+    static Stream<Golden> cases() {
+        return Stream.of("stablelm-partial-rotary", "starcoder2-window", "gemma3-local-global").map(name -> Golden.root().resolve(name))
                 .filter(Files::isDirectory).map(Golden::load);
     }
 
@@ -24,13 +25,13 @@ class GenericDecoderGoldenCudaTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("genericCases")
+    @MethodSource("cases")
     void logitsMatchTransformersAtEveryPosition(Golden golden) {
         GoldenChecks.logitsMatchAtEveryPosition(golden, "cuda");
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("genericCases")
+    @MethodSource("cases")
     void greedyTokensEqualTransformers(Golden golden) {
         GoldenChecks.greedyTokensMatch(golden, "cuda");
     }
