@@ -329,6 +329,117 @@ def run_internvl_case(name, out_root):
     print(f"{name}: counts {counts}, tiles {[t.shape[0] for t in tiles]}, HF processor max diff {diffs}; keys {keys}")
 
 
+QWEN2VL_CASES = {  # name -> the text config's overrides
+    "qwen2-vl": dict(),
+}
+
+
+def qwen2vl_smart_resize(height, width, factor=28, min_pixels=56 * 56, max_pixels=28 * 28 * 1280):
+    """Qwen2-VL's smart_resize (Python's round: half to even)."""
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def qwen2vl_pixels(image, patch=14, merge=2, temporal=2):
+    """Qwen2-VL's preprocessing with PIL: smart_resize, bicubic, 1/255, CLIP's mean and std, then the
+    patches in merge-window order, each [channel, temporal copy, patch, patch] flattened."""
+    w, h = image.size
+    rh, rw = qwen2vl_smart_resize(h, w, patch * merge)
+    a = np.asarray(image.resize((rw, rh), Image.BICUBIC, reducing_gap=None))
+    x = (a.astype(np.float64) * (1 / 255)).astype(np.float32)
+    x = ((x - np.array(MEAN, dtype=np.float32)) / np.array(STD, dtype=np.float32)).transpose(2, 0, 1)
+    gh, gw = rh // patch, rw // patch
+    p = x.reshape(3, gh // merge, merge, patch, gw // merge, merge, patch).transpose(1, 4, 2, 5, 0, 3, 6)
+    p = np.broadcast_to(p[:, :, :, :, :, None], p.shape[:5] + (temporal,) + p.shape[5:])
+    return torch.from_numpy(np.ascontiguousarray(p).reshape(gh * gw, 3 * temporal * patch * patch)), (1, gh, gw)
+
+
+@torch.no_grad()
+def run_qwen2vl_case(name, out_root):
+    torch.manual_seed(zlib.crc32(name.encode()))
+    text_config = text(model_type="qwen2_vl_text", rope_parameters=dict(rope_type="default", mrope_section=[4, 2, 2],
+                                                                      rope_theta=10000.0), **QWEN2VL_CASES[name])
+    vision_config = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, patch_size=14,
+                         spatial_merge_size=2, temporal_patch_size=2, in_channels=3, hidden_act="quick_gelu")
+    config = transformers.Qwen2VLConfig(text_config=text_config, vision_config=vision_config, image_token_id=IMAGE_TOKEN,
+                                        vision_start_token_id=IMAGE_START, vision_end_token_id=IMAGE_END,
+                                        video_token_id=503, tie_word_embeddings=False)
+    model = transformers.Qwen2VLForConditionalGeneration(config).to(torch.float32).eval()
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.02)
+        p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    out = os.path.join(out_root, name)
+    model.save_pretrained(out)
+    from make_goldens import store_as_bf16
+    store_as_bf16(out)
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280,
+                   "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2, "resample": 3, "do_rescale": True,
+                   "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": MEAN, "image_std": STD,
+                   "do_convert_rgb": True}, f, indent=1)
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    images = [make_image(41, 83, 61), make_image(42, 40, 130), make_image(43, 112, 90)]
+    for j, image in enumerate(images):
+        image.save(os.path.join(out, "images", f"image{j}.png"))
+        with open(os.path.join(out, "images", f"image{j}-{image.size[0]}x{image.size[1]}.rgb"), "wb") as f:
+            f.write(np.asarray(image).tobytes())
+    prepared = [qwen2vl_pixels(im) for im in images]
+    counts = [g[1] * g[2] // 4 for _, g in prepared]
+    g = torch.Generator().manual_seed(13)
+
+    def words(n):
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=g).tolist()
+
+    def image(j):
+        return [IMAGE_START] + [IMAGE_TOKEN] * counts[j] + [IMAGE_END]
+
+    cases = [([1] + words(3) + image(0) + words(4), [0]),
+             ([1] + image(1) + words(2) + image(2) + words(5), [1, 2]),
+             ([1] + words(6), [])]
+    tensors, records = {}, []
+    for i, (ids, which) in enumerate(cases):
+        pv = torch.cat([prepared[j][0] for j in which]) if which else None
+        thw = torch.tensor([prepared[j][1] for j in which]) if which else None
+
+        def run(seq):
+            types = torch.tensor([[1 if t == IMAGE_TOKEN else 0 for t in seq]])
+            return model(input_ids=torch.tensor([seq]), pixel_values=pv, image_grid_thw=thw, mm_token_type_ids=types).logits[0]
+
+        tensors[f"prompt{i}"] = run(ids).float().contiguous()
+        seq, greedy = list(ids), []
+        for _ in range(GREEDY_TOKENS):
+            nxt = int(run(seq)[-1].argmax())
+            greedy.append(nxt)
+            seq.append(nxt)
+        records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
+    for j, (pv, thw) in enumerate(prepared):
+        tensors[f"patches{j}"] = pv.contiguous()
+        found = model.model.get_image_features(pixel_values=pv, image_grid_thw=torch.tensor([thw])).pooler_output
+        tensors[f"features{j}"] = torch.cat(list(found)).float().contiguous()
+    save_file(tensors, os.path.join(out, "logits.safetensors"))
+    with open(os.path.join(out, "goldens.json"), "w") as f:
+        json.dump({"case": name, "architecture": "Qwen2VLForConditionalGeneration", "transformers": transformers.__version__,
+                   "torch": torch.__version__, "feature_counts": counts, "grids": [list(t) for _, t in prepared],
+                   "image_files": [f"images/image{j}.png" for j in range(len(images))], "prompts": records}, f, indent=1)
+    try:  # the processor Transformers picks, for the record: its patches against the PIL ones
+        hf = transformers.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 1280, image_mean=MEAN, image_std=STD)
+        diffs = [float((hf(images=im, return_tensors="pt")["pixel_values"] - prepared[j][0]).abs().max())
+                 for j, im in enumerate(images)]
+    except Exception as e:  # noqa: BLE001
+        diffs = repr(e)
+    print(f"{name}: counts {counts}, grids {[t for _, t in prepared]}, HF processor max diff {diffs}")
+    print(json.dumps(json.load(open(os.path.join(out, "config.json")))))
+
+
 def image_processor(size):
     kwargs = dict(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True,
                   do_normalize=True, image_mean=MEAN, image_std=STD, do_rescale=True, rescale_factor=1 / 255,
@@ -437,7 +548,7 @@ def main():
     torch.use_deterministic_algorithms(True)
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    wanted = set(args.only or ["preprocessing", *CASES, *NEXT_CASES, *INTERNVL_CASES])
+    wanted = set(args.only or ["preprocessing", *CASES, *NEXT_CASES, *INTERNVL_CASES, *QWEN2VL_CASES])
     if "preprocessing" in wanted:
         preprocessing(args.out)
     for name in CASES:
@@ -449,6 +560,9 @@ def main():
     for name in INTERNVL_CASES:
         if name in wanted:
             run_internvl_case(name, args.out)
+    for name in QWEN2VL_CASES:
+        if name in wanted:
+            run_qwen2vl_case(name, args.out)
 
 
 if __name__ == "__main__":

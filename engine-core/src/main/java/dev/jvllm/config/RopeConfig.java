@@ -53,6 +53,8 @@ public record RopeConfig(double theta, String type, double factor, int originalM
         String type = params.text("rope_type").or(() -> params.text("type")).orElse("default").toLowerCase(Locale.ROOT);
         if (type.equals("su")) {
             type = "longrope"; // its name before Transformers 4.43
+        } else if (type.equals("mrope")) {
+            type = "default"; // Qwen2-VL's sections (mrope_section) over default frequencies, as Transformers 5 saves it
         }
         int original = originalAt.integer("original_max_position_embeddings").orElse(maxPositions);
         // LongRoPE without a factor takes the context extension itself (Phi-3's configs name none).

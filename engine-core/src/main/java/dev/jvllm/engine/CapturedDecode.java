@@ -4,7 +4,10 @@ import dev.jvllm.EngineConfig;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.function.Function;
 
 /**
@@ -136,6 +139,12 @@ final class CapturedDecode {
             sampledRows = Arrays.copyOf(batch.sampledTokenRows(), size);
             Arrays.fill(sampledRows, n, size, -1);
         }
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, batch.blockSize(), logitRows, sampledRows);
+        List<List<PromptImage>> promptImages = null;
+        if (batch.promptImages() != null) {
+            promptImages = new ArrayList<>(batch.promptImages());
+            promptImages.addAll(Collections.nCopies(size - n, List.of()));
+        }
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, batch.blockSize(), logitRows, sampledRows,
+                null, promptImages);
     }
 }

@@ -168,6 +168,11 @@ final class EngineRequest {
         return PrefixCacheKey.of(parent, tokens, from, blockSize, extra);
     }
 
+    /** All of the prompt's images, in order; empty for none. */
+    List<PromptImage> promptImages() {
+        return group.images();
+    }
+
     /** The prompt's images whose placeholders lie among positions {@code [from, to)}; empty for none. */
     List<PromptImage> imagesAmong(int from, int to) {
         List<PromptImage> all = group.images();

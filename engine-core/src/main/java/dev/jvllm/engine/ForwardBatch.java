@@ -21,10 +21,13 @@ import java.util.List;
  *                       tokens of a step launched before the step ahead was read back (async scheduling)
  * @param images         null when no sequence of the batch has images; else per sequence the images of
  *                       its prompt whose placeholders lie among this step's positions (vision-language models)
+ * @param promptImages   null when no sequence of the batch has images; else per sequence all of its prompt's
+ *                       images, in every step (decode steps too): what positions that depend on the images
+ *                       before them need (Qwen2-VL's M-RoPE)
  */
 public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
                            int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
-                           int[] sampledTokenRows, List<List<PromptImage>> images) {
+                           int[] sampledTokenRows, List<List<PromptImage>> images, List<List<PromptImage>> promptImages) {
 
     public ForwardBatch {
         int t = tokenIds.length;
@@ -41,6 +44,17 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
         if (images != null && images.size() != s) {
             throw new IllegalArgumentException(images.size() + " image lists for " + s + " sequences");
         }
+        if (promptImages != null && promptImages.size() != s) {
+            throw new IllegalArgumentException(promptImages.size() + " prompt image lists for " + s + " sequences");
+        }
+    }
+
+    /** A batch whose step's images are all of its prompts' images (each sequence's whole prompt, as a test's prefill). */
+    public ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
+                        int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
+                        int[] sampledTokenRows, List<List<PromptImage>> images) {
+        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows,
+                sampledTokenRows, images, images);
     }
 
     /** A batch without images. */
@@ -48,13 +62,13 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
                         int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
                         int[] sampledTokenRows) {
         this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows,
-                sampledTokenRows, null);
+                sampledTokenRows, null, null);
     }
 
     /** A batch whose token ids are all known on the host. */
     public ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
                         int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows) {
-        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows, null, null);
+        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows, null, null, null);
     }
 
     public int numTokens() {
@@ -68,6 +82,11 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
     /** The images whose placeholders sequence {@code sequence} holds among this step's positions; empty for none. */
     public List<PromptImage> imagesOf(int sequence) {
         return images == null ? List.of() : images.get(sequence);
+    }
+
+    /** All of sequence {@code sequence}'s prompt images, whichever positions this step holds; empty for none. */
+    public List<PromptImage> promptImagesOf(int sequence) {
+        return promptImages == null ? List.of() : promptImages.get(sequence);
     }
 
     public int queryLength(int sequence) {

@@ -768,7 +768,7 @@ public final class LLMEngine implements AutoCloseable {
             for (int i = 0; i < ahead.scheduled.size(); i++) aheadRows.put(ahead.scheduled.get(i).request(), i);
         }
         int[][] tables = new int[n][];
-        List<List<PromptImage>> images = null;
+        List<List<PromptImage>> images = null, promptImages = null;
         int blockSize = kv.blockSize();
         int t = 0, logit = 0;
         for (int i = 0; i < n; i++) {
@@ -799,9 +799,15 @@ public final class LLMEngine implements AutoCloseable {
                 if (images == null) images = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
                 images.set(i, among);
             }
+            List<PromptImage> all = r.promptImages();
+            if (!all.isEmpty()) {
+                if (promptImages == null) promptImages = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
+                promptImages.set(i, all);
+            }
         }
         starts[n] = t;
-        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows, images);
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows, images,
+                promptImages);
     }
 
     /** Whether an engine of {@code config} on {@code backend} queues decode steps ahead (async scheduling). */

@@ -68,43 +68,10 @@ class InternVLGoldenTest {
 
     /** The golden's logits at every position of each prompt, from the checkpoint in {@code directory}. */
     void assertLogits(LlavaGoldenTest.Case golden, Path directory) {
-        String name = directory.getFileName().toString();
-        ModelConfig config = ModelConfig.load(directory);
-        try (Checkpoint checkpoint = Checkpoint.open(directory);
-             Backend backend = Backends.create(device(), BackendOptions.defaults());
-             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, directory));
-             KvCache cache = backend.allocateKvCache(model.kvCacheSpec(16, 16))) {
+        VisionGoldens.assertLogits(golden, directory, device(), IMAGE_TOKEN, model -> {
             assertEquals(IMAGE_START, ((VisionLanguageModel) model).imageStartTokenId(), "<img> from tokenizer_config.json");
             assertEquals(IMAGE_END, ((VisionLanguageModel) model).imageEndTokenId());
-            for (int i = 0; i < golden.prompts().size(); i++) {
-                int[] tokens = golden.prompts().get(i);
-                int n = tokens.length;
-                int[] all = IntStream.range(0, n).toArray();
-                List<PromptImage> spans = new ArrayList<>();
-                List<ImageInput> images = golden.imagesOf(i);
-                for (int k = 0, image = 0; k < n; k++) {
-                    if (tokens[k] == IMAGE_TOKEN && tokens[k - 1] != IMAGE_TOKEN) {
-                        int end = k;
-                        while (end < n && tokens[end] == IMAGE_TOKEN) end++;
-                        spans.add(new PromptImage(k, end - k, images.get(image++)));
-                    }
-                }
-                ForwardBatch batch = new ForwardBatch(tokens, all, all, new int[]{0, n}, new int[]{n},
-                        new int[][]{IntStream.range(0, 16).toArray()}, 16, all, null, spans.isEmpty() ? null : List.of(spans));
-                float[] logits = backend.toFloatArray(model.forward(batch, cache));
-                int vocab = model.vocabSize();
-                float[][] expected = golden.logits().get(i);
-                for (int p = 0; p < n; p++) {
-                    double err = 0, norm = 0;
-                    for (int v = 0; v < vocab; v++) {
-                        err += Math.pow(logits[p * vocab + v] - expected[p][v], 2);
-                        norm += (double) expected[p][v] * expected[p][v];
-                    }
-                    double relative = Math.sqrt(err / norm);
-                    assertTrue(relative < 1e-4, name + " prompt " + i + " position " + p + ": relative logit error " + relative);
-                }
-            }
-        }
+        });
     }
 
     /** Each image written as {@code <img><IMG_CONTEXT></img>}, as InternVL's chat template writes it. */
@@ -119,11 +86,7 @@ class InternVLGoldenTest {
     @Test
     void theEngineAddsTheImageStartAndEndTokensWhereThePromptLacksThem() {
         LlavaGoldenTest.Case golden = load("internvl-qwen2");
-        List<Prompt> bare = new ArrayList<>();
-        for (int i = 0; i < golden.prompts().size(); i++) {
-            int[] ids = IntStream.of(golden.collapsed(i)).filter(t -> t != IMAGE_START && t != IMAGE_END).toArray();
-            bare.add(Prompt.tokens(ids, golden.imagesOf(i)));
-        }
+        List<Prompt> bare = VisionGoldens.bare(golden, IMAGE_START, IMAGE_END);
         assertGenerates(golden, bare);
     }
 
@@ -132,15 +95,7 @@ class InternVLGoldenTest {
     }
 
     private void assertGenerates(LlavaGoldenTest.Case golden, Path directory, List<Prompt> prompts) {
-        try (LLM llm = LLM.builder().model(directory.toString()).device(device()).maxModelLen(256).build()) {
-            List<RequestOutput> outputs = llm.generatePrompts(prompts, SamplingParams.builder().temperature(0).ignoreEos(true)
-                    .maxTokens(16).build());
-            for (int i = 0; i < prompts.size(); i++) {
-                assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
-                assertArrayEquals(golden.prompts().get(i), outputs.get(i).promptTokenIds().stream().mapToInt(Integer::intValue)
-                        .toArray(), "the prompt as Transformers' processor expands it");
-            }
-        }
+        VisionGoldens.assertGenerates(golden, directory, device(), prompts);
     }
 
     /**

@@ -142,6 +142,11 @@ public final class PreNormDecoder implements CausalLM, PoolingModel {
         return RmsNorm.load(scope, name, hidden, config.rmsNormEps(), options.normWeightOffset());
     }
 
+    /** The rotary embedding of the (global) layers; null for ALiBi families and those with their own attention. */
+    public RotaryEmbedding rotary() {
+        return rotary;
+    }
+
     @Override
     public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
         return layers.getFirst().attention().cacheSpec(layers.size(), numBlocks, blockSize);

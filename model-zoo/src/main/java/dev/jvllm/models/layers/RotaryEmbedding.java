@@ -27,12 +27,36 @@ public final class RotaryEmbedding {
     /** LongRoPE: sequences longer than this use the long-context table. */
     private final int shortContextLimit;
 
-    private RotaryEmbedding(Tensor cosSin, int rotaryDim, boolean neoxStyle, int longRowsStart, int shortContextLimit) {
+    /** M-RoPE's sections (Qwen2-VL), where rope_parameters names {@code mrope_section}; else null. */
+    private final MultimodalRope multimodal;
+    /** This step's own rows where its tokens need rows the table lacks (M-RoPE's image tokens); else null. */
+    private Tensor stepTable;
+
+    private RotaryEmbedding(Tensor cosSin, int rotaryDim, boolean neoxStyle, int longRowsStart, int shortContextLimit,
+                            MultimodalRope multimodal) {
         this.cosSin = cosSin;
         this.rotaryDim = rotaryDim;
         this.neoxStyle = neoxStyle;
         this.longRowsStart = longRowsStart;
         this.shortContextLimit = shortContextLimit;
+        this.multimodal = multimodal;
+    }
+
+    /**
+     * For M-RoPE: how the model lays an image's tokens out ({temporal, height, width} merged
+     * patches), so that image tokens get their grid positions and later tokens the positions the
+     * images saved. Without it (or without mrope_section) positions are the tokens' places.
+     */
+    public void bindImageGrid(java.util.function.Function<dev.jvllm.ImageInput, int[]> imageGrid) {
+        if (multimodal == null) {
+            throw new IllegalStateException("this rotary embedding has no mrope_section to lay images out with");
+        }
+        multimodal.bindImageGrid(imageGrid);
+    }
+
+    /** The table the step's rotations read: the position table, or the step's own rows. */
+    private Tensor table() {
+        return stepTable != null ? stepTable : cosSin;
     }
 
     /**
@@ -57,10 +81,18 @@ public final class RotaryEmbedding {
             float[] both = Arrays.copyOf(shortRows, 2 * shortRows.length);
             System.arraycopy(longRows, 0, both, shortRows.length, longRows.length);
             return new RotaryEmbedding(backend.constant(both, 2 * maxPositions, dim), dim, neoxStyle, maxPositions,
-                    rope.originalMaxPositions());
+                    rope.originalMaxPositions(), null);
         }
-        float[] table = table(inverseFrequencies(rope, dim, maxPositions), magnitude, maxPositions);
-        return new RotaryEmbedding(backend.constant(table, maxPositions, dim), dim, neoxStyle, 0, Integer.MAX_VALUE);
+        double[] invFreq = inverseFrequencies(rope, dim, maxPositions);
+        float[] table = table(invFreq, magnitude, maxPositions);
+        JsonNode sections = rope.parameters().path("mrope_section");
+        MultimodalRope multimodal = null;
+        if (sections.isArray()) {
+            int[] pairs = new int[sections.size()];
+            for (int i = 0; i < pairs.length; i++) pairs[i] = sections.get(i).asInt();
+            multimodal = new MultimodalRope(pairs, invFreq, magnitude);
+        }
+        return new RotaryEmbedding(backend.constant(table, maxPositions, dim), dim, neoxStyle, 0, Integer.MAX_VALUE, multimodal);
     }
 
     /** Rows of (dim/2 cosines, dim/2 sines) for positions 0 .. maxPositions-1, scaled by magnitude. */
@@ -84,6 +116,15 @@ public final class RotaryEmbedding {
      * Transformers switches the whole sequence once it is longer.
      */
     public Tensor tableRows(Backend backend, ForwardBatch batch) {
+        stepTable = null;
+        if (multimodal != null) {
+            MultimodalRope.Rows rows = multimodal.rows(batch);
+            if (rows.ownRows() == null) return backend.indices(rows.positions());
+            stepTable = backend.stepValues(rows.ownRows(), batch.numTokens(), rotaryDim);
+            int[] own = new int[batch.numTokens()];
+            for (int i = 0; i < own.length; i++) own[i] = i;
+            return backend.indices(own);
+        }
         int[] rows = batch.positions();
         if (longRowsStart > 0) {
             rows = rows.clone();
@@ -100,7 +141,7 @@ public final class RotaryEmbedding {
 
     /** Rotates the heads of x ([T, heads × headDim]) in place by their tokens' {@link #tableRows}. */
     public void apply(Backend backend, Tensor x, int heads, int headDim, Tensor positions) {
-        backend.rotary(x, heads, headDim, rotaryDim, neoxStyle, cosSin, positions);
+        backend.rotary(x, heads, headDim, rotaryDim, neoxStyle, table(), positions);
     }
 
     /**
@@ -109,14 +150,14 @@ public final class RotaryEmbedding {
      */
     public void applyThenAttend(Backend backend, Tensor queries, Tensor keys, Tensor values, Tensor positions,
                                 KvCache cache, int layer, ForwardBatch batch, AttentionParams params, Tensor out) {
-        backend.rotaryAttention(queries, keys, values, rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch,
+        backend.rotaryAttention(queries, keys, values, rotaryDim, neoxStyle, table(), positions, cache, layer, batch,
                 params, out);
     }
 
     /** x projected by the q, k and v weights into the scratch qkv, rotated and attended ({@link Backend#projectedRotaryAttention}). */
     public void projectThenAttend(Backend backend, Tensor x, Tensor[] weights, Tensor[] qkv, Tensor positions,
                                   KvCache cache, int layer, ForwardBatch batch, AttentionParams params, Tensor out) {
-        backend.projectedRotaryAttention(x, weights, qkv, rotaryDim, neoxStyle, cosSin, positions, cache, layer, batch,
+        backend.projectedRotaryAttention(x, weights, qkv, rotaryDim, neoxStyle, table(), positions, cache, layer, batch,
                 params, out);
     }
 

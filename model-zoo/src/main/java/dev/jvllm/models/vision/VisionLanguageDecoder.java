@@ -41,7 +41,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     /** Language models whose config fields are Llama's, by {@code text_config.model_type}. */
     private static final Map<String, Supplier<PreNormArchitecture>> LANGUAGE_MODELS = Map.of(
             "llama", LlamaForCausalLM::new, "mistral", MistralForCausalLM::new, "qwen2", Qwen2ForCausalLM::new,
-            "internlm2", InternLM2ForCausalLM::new, "phi3", Phi3ForCausalLM::new);
+            "internlm2", InternLM2ForCausalLM::new, "phi3", Phi3ForCausalLM::new, "qwen2_vl_text", Qwen2ForCausalLM::new);
 
     protected final Backend backend;
     protected final WeightScope root;
@@ -70,11 +70,17 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         // Saved by Transformers 4 (language_model.model.*, language_model.lm_head) or 5 (model.language_model.*, lm_head);
         // InternVL's own checkpoints keep the language model's family names (InternLM2's tok_embeddings and output).
         String embedTokens = options.names().embedTokens().replaceFirst("^model\\.", "");
-        String decoderPrefix = root.has("language_model.model." + embedTokens + ".weight") ? "language_model.model" : "model.language_model";
+        String decoderPrefix = java.util.stream.Stream.of("language_model.model", "model.language_model", "model")
+                .filter(prefix -> root.has(prefix + "." + embedTokens + ".weight")).findFirst().orElse("model.language_model");
         String head = options.names().lmHead();
         String lmHead = root.has("language_model." + head + ".weight") ? "language_model." + head : head;
         this.decoder = new PreNormDecoder(new ModelContext(text, context.checkpoint(), backend, context.maxModelLen(),
                 context.modelDirectory()), options, options.names().under(decoderPrefix, lmHead), true, this::placeImages);
+    }
+
+    /** The language model's rotary embedding, for families whose positions depend on the images (M-RoPE). */
+    protected dev.jvllm.models.layers.RotaryEmbedding languageRotary() {
+        return decoder.rotary();
     }
 
     /** The most placeholder positions any image takes (the feature buffers' rows). */

@@ -1,0 +1,117 @@
+package dev.jvllm.models.vision;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.ImageInput;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.config.ConfigException;
+
+/**
+ * Qwen2-VL's preprocessing: the image resized (Pillow's bicubic) to the multiple of patch × merge
+ * pixels nearest its size within {@code [min_pixels, max_pixels]} ({@code smart_resize}), normalized,
+ * and cut into patches listed merge window by merge window (each window's 2 × 2 patches row by row),
+ * each patch channel-major [3, patch, patch]. The temporal copies Qwen2-VL's processor makes of a
+ * still image are left to the tower, which sums its weights over them.
+ */
+public final class Qwen2VLImageProcessor {
+
+    private final int patch;
+    private final int merge;
+    private final long minPixels;
+    private final long maxPixels;
+    private final int resample;
+    private final double[] mean;
+    private final double[] std;
+
+    private Qwen2VLImageProcessor(int patch, int merge, long minPixels, long maxPixels, int resample, double[] mean, double[] std) {
+        this.patch = patch;
+        this.merge = merge;
+        this.minPixels = minPixels;
+        this.maxPixels = maxPixels;
+        this.resample = resample;
+        this.mean = mean;
+        this.std = std;
+    }
+
+    /** From preprocessor_config.json (null: Qwen2-VL's defaults); {@code min_pixels}/{@code max_pixels} or {@code size}'s edges. */
+    public static Qwen2VLImageProcessor of(JsonNode config, int patchSize, int mergeSize, String source) {
+        JsonNode c = config == null ? com.fasterxml.jackson.databind.node.MissingNode.getInstance() : config;
+        int patch = c.path("patch_size").asInt(patchSize), merge = c.path("merge_size").asInt(mergeSize);
+        if (patch != patchSize || merge != mergeSize) {
+            throw new ConfigException(source + ": the image processor's patch " + patch + " and merge " + merge
+                    + " differ from the vision tower's " + patchSize + " and " + mergeSize);
+        }
+        long min = c.path("min_pixels").asLong(c.path("size").path("shortest_edge").asLong(56 * 56));
+        long max = c.path("max_pixels").asLong(c.path("size").path("longest_edge").asLong(28L * 28 * 1280));
+        if (min < 1 || max < min) {
+            throw new ConfigException(source + ": min_pixels " + min + " and max_pixels " + max + " must satisfy 1 <= min <= max");
+        }
+        double[] mean = channels(c.path("image_mean"), new double[]{0.48145466, 0.4578275, 0.40821073});
+        double[] std = channels(c.path("image_std"), new double[]{0.26862954, 0.26130258, 0.27577711});
+        return new Qwen2VLImageProcessor(patch, merge, min, max, c.path("resample").asInt(ClipImageProcessor.BICUBIC), mean, std);
+    }
+
+    private static double[] channels(JsonNode values, double[] fallback) {
+        return values.size() == 3 ? new double[]{values.get(0).asDouble(), values.get(1).asDouble(), values.get(2).asDouble()}
+                : fallback;
+    }
+
+    /** The most patches any image becomes. */
+    public int maxPatches() {
+        return (int) (maxPixels / ((long) patch * patch));
+    }
+
+    /** The image's size after smart_resize: {height, width} in pixels. */
+    public int[] resized(ImageInput image) {
+        double height = image.height(), width = image.width();
+        if (Math.max(height, width) / Math.min(height, width) > 200) {
+            throw new InvalidRequestException("image", "an image of " + image.width() + " × " + image.height()
+                    + " pixels: Qwen2-VL takes aspect ratios up to 200");
+        }
+        int factor = patch * merge;
+        // Python's round: half to even.
+        double h = Math.rint(height / factor) * factor, w = Math.rint(width / factor) * factor;
+        if (h * w > maxPixels) {
+            double beta = Math.sqrt(height * width / maxPixels);
+            h = Math.max(factor, Math.floor(height / beta / factor) * factor);
+            w = Math.max(factor, Math.floor(width / beta / factor) * factor);
+        } else if (h * w < minPixels) {
+            double beta = Math.sqrt(minPixels / (height * width));
+            h = Math.ceil(height * beta / factor) * factor;
+            w = Math.ceil(width * beta / factor) * factor;
+        }
+        return new int[]{(int) h, (int) w};
+    }
+
+    /** The image's grid of patches: {height, width}. */
+    public int[] grid(ImageInput image) {
+        int[] size = resized(image);
+        return new int[]{size[0] / patch, size[1] / patch};
+    }
+
+    /** The patches, [height × width patches, 3 × patch × patch], merge window by merge window. */
+    public float[] patches(ImageInput image) {
+        int[] size = resized(image);
+        int rh = size[0], rw = size[1], gh = rh / patch, gw = rw / patch, plane = rh * rw;
+        float[] pixels = ClipImageProcessor.builder().size(rh, rw).doCenterCrop(false).resample(resample).imageMean(mean)
+                .imageStd(std).build().pixels(image);
+        int width = 3 * patch * patch;
+        float[] out = new float[gh * gw * width];
+        int row = 0;
+        for (int by = 0; by < gh / merge; by++) {
+            for (int bx = 0; bx < gw / merge; bx++) {
+                for (int dy = 0; dy < merge; dy++) {
+                    for (int dx = 0; dx < merge; dx++, row++) {
+                        int y0 = (by * merge + dy) * patch, x0 = (bx * merge + dx) * patch, at = row * width;
+                        for (int c = 0; c < 3; c++) {
+                            for (int py = 0; py < patch; py++) {
+                                System.arraycopy(pixels, c * plane + (y0 + py) * rw + x0, out, at, patch);
+                                at += patch;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+}

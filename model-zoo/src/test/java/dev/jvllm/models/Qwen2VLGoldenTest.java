@@ -1,0 +1,118 @@
+package dev.jvllm.models;
+
+import dev.jvllm.ImageInput;
+import dev.jvllm.models.vision.Qwen2VLImageProcessor;
+import dev.jvllm.spi.VisionLanguageModel;
+import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.WeightValues;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Qwen2-VL on the CPU (and, in {@link Qwen2VLGoldenCudaTest}, the GPU) against Transformers' float32
+ * outputs (tools/reference/make_vision_goldens.py): images of 2 × 3, 5 × 1 and 3 × 4 merged patches
+ * between {@code <|vision_start|>} (501) and {@code <|vision_end|>} (502), the text after them
+ * positioned by M-RoPE from where each image's grid ends.
+ */
+class Qwen2VLGoldenTest {
+
+    private static final int IMAGE_TOKEN = 500, IMAGE_START = 501, IMAGE_END = 502;
+
+    String device() {
+        return "cpu";
+    }
+
+    ImageInput image(Path png) {
+        RuntimeAssumptions.requirePngDecoding();
+        ImageInput decoded = ImageInput.read(png);
+        assertEquals(LlavaGoldenTest.raw(png), decoded, png + " decodes to its raw RGB copy");
+        return decoded;
+    }
+
+    private LlavaGoldenTest.Case load() {
+        return LlavaGoldenTest.Case.load("qwen2-vl", this::image);
+    }
+
+    @Test
+    void logitsMatchTransformersAtEveryPosition() {
+        LlavaGoldenTest.Case golden = load();
+        VisionGoldens.assertLogits(golden, golden.directory(), device(), IMAGE_TOKEN, model -> {
+            assertEquals(IMAGE_START, ((VisionLanguageModel) model).imageStartTokenId());
+            assertEquals(IMAGE_END, ((VisionLanguageModel) model).imageEndTokenId());
+        });
+    }
+
+    /** Generation goes past the prompt: decode steps take their M-RoPE positions from the images before them. */
+    @Test
+    void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce() {
+        LlavaGoldenTest.Case golden = load();
+        VisionGoldens.assertGenerates(golden, golden.directory(), device(),
+                IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
+    }
+
+    @Test
+    void theEngineAddsTheVisionStartAndEndTokensWhereThePromptLacksThem() {
+        LlavaGoldenTest.Case golden = load();
+        VisionGoldens.assertGenerates(golden, golden.directory(), device(), VisionGoldens.bare(golden, IMAGE_START, IMAGE_END));
+    }
+
+    /**
+     * The Hub's Qwen2-VL configs keep the language model's fields at the top level, with
+     * {@code rope_scaling: {"type": "mrope", "mrope_section": [...]}}: the same model.
+     */
+    @Test
+    void theHubsConfigLayoutGivesTheSameModel(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        LlavaGoldenTest.Case golden = load();
+        for (String file : new String[]{"model.safetensors", "preprocessor_config.json"}) {
+            java.nio.file.Files.copy(golden.directory().resolve(file), dir.resolve(file));
+        }
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var saved = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(golden.directory().resolve("config.json").toFile());
+        var hub = ((com.fasterxml.jackson.databind.node.ObjectNode) saved.get("text_config")).deepCopy();
+        hub.remove("rope_parameters");
+        hub.remove("model_type");
+        hub.put("rope_theta", 10000.0);
+        hub.putObject("rope_scaling").put("type", "mrope").putArray("mrope_section").add(4).add(2).add(2);
+        for (String field : new String[]{"architectures", "vision_config", "image_token_id", "vision_start_token_id",
+                "vision_end_token_id", "video_token_id"}) {
+            hub.set(field, saved.get(field));
+        }
+        hub.put("model_type", "qwen2_vl");
+        json.writeValue(dir.resolve("config.json").toFile(), hub);
+        VisionGoldens.assertLogits(golden, dir, device(), IMAGE_TOKEN, model -> { });
+    }
+
+    /** smart_resize and the merge-window order of the patches equal Qwen2-VL's preprocessing with Pillow. */
+    @Test
+    void patchesEqualPillowsPixels() {
+        LlavaGoldenTest.Case golden = load();
+        Qwen2VLImageProcessor processor = Qwen2VLImageProcessor.of(null, 14, 2, "test");
+        int[][] grids = {{4, 6}, {10, 2}, {6, 8}};
+        try (Checkpoint file = Checkpoint.openFile(golden.directory().resolve("logits.safetensors"))) {
+            for (int j = 0; j < golden.images().size(); j++) {
+                ImageInput image = golden.images().get(j);
+                assertArrayEquals(grids[j], processor.grid(image), "image " + j + " grid");
+                float[] expected = WeightValues.floats(file.get("patches" + j)); // [patches, 3 × 2 frames × 14 × 14]
+                float[] patches = processor.patches(image);
+                int frame = 14 * 14, ours = 3 * frame;
+                assertEquals(expected.length, 2 * patches.length);
+                for (int row = 0; row < patches.length / ours; row++) {
+                    for (int c = 0; c < 3; c++) {
+                        for (int k = 0; k < frame; k++) {
+                            float value = patches[row * ours + c * frame + k];
+                            for (int t = 0; t < 2; t++) {
+                                assertEquals(expected[row * 2 * ours + (c * 2 + t) * frame + k], value, 1e-5,
+                                        "image " + j + " patch " + row + " channel " + c + " frame " + t + " value " + k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
