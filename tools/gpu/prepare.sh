@@ -69,3 +69,11 @@ if (( size_mb > limit_mb )); then
   echo "prepare: $out is over ${limit_mb} MB" >&2
   exit 1
 fi
+# A device call carries the working tree with .gpu, 64 MiB in all: say so before a call is refused.
+tree_bytes=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 du -cb 2>/dev/null) | tail -n 1 | cut -f1)
+kit_bytes=$(du -sb "$out" | cut -f1)
+if (( tree_bytes + kit_bytes > 64 * 1024 * 1024 )); then
+  echo "prepare: the working tree ($(( tree_bytes >> 20 )) MiB) and $out ($(( kit_bytes >> 20 )) MiB) are over the 64 MiB a" \
+    "device call carries; for the GPU tests, move aside files they do not read (models/jvllm-demo/model.safetensors," \
+    "tokenizer/src/test/resources/tokenizers/expected.json) and restore them with git checkout after the call" >&2
+fi
