@@ -260,14 +260,7 @@ def run_internvl_case(name, out_root):
                                          image_seq_length=4, downsample_ratio=0.5, projector_hidden_act="gelu",
                                          vision_feature_layer=-1, vision_feature_select_strategy="default",
                                          tie_word_embeddings=False)
-    model = transformers.InternVLForConditionalGeneration(config).to(torch.float32).eval()
-    for p in model.parameters():
-        p.add_(torch.randn_like(p) * 0.02)
-        p.copy_(p.to(torch.bfloat16).to(torch.float32))
-    out = os.path.join(out_root, name)
-    model.save_pretrained(out)
-    from make_goldens import store_as_bf16
-    store_as_bf16(out)
+    model, out = random_saved_model(transformers.InternVLForConditionalGeneration, config, out_root, name)
     size, max_tiles = 56, 6
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "GotOcr2ImageProcessor", "crop_to_patches": True, "min_patches": 1,
@@ -373,14 +366,7 @@ def run_qwen2vl_case(name, out_root):
     config = transformers.Qwen2VLConfig(text_config=text_config, vision_config=vision_config, image_token_id=IMAGE_TOKEN,
                                         vision_start_token_id=IMAGE_START, vision_end_token_id=IMAGE_END,
                                         video_token_id=503, tie_word_embeddings=False)
-    model = transformers.Qwen2VLForConditionalGeneration(config).to(torch.float32).eval()
-    for p in model.parameters():
-        p.add_(torch.randn_like(p) * 0.02)
-        p.copy_(p.to(torch.bfloat16).to(torch.float32))
-    out = os.path.join(out_root, name)
-    model.save_pretrained(out)
-    from make_goldens import store_as_bf16
-    store_as_bf16(out)
+    model, out = random_saved_model(transformers.Qwen2VLForConditionalGeneration, config, out_root, name)
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280,
                    "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2, "resample": 3, "do_rescale": True,
@@ -447,9 +433,9 @@ def image_processor(size):
     return transformers.CLIPImageProcessor(**kwargs)
 
 
-def saved_model(model_class, config, out_root, name):
+def random_saved_model(model_class, config, out_root, name):
     """A random float32 model whose every parameter is perturbed and holds bfloat16 values, saved
-    (as BF16) under out_root/name with its CLIP image processor's config."""
+    (as BF16) under out_root/name."""
     model = model_class(config).to(torch.float32).eval()
     for p in model.parameters():
         p.add_(torch.randn_like(p) * 0.02)
@@ -458,6 +444,12 @@ def saved_model(model_class, config, out_root, name):
     model.save_pretrained(out)
     from make_goldens import store_as_bf16
     store_as_bf16(out)
+    return model, out
+
+
+def saved_model(model_class, config, out_root, name):
+    """random_saved_model with its CLIP image processor's config."""
+    model, out = random_saved_model(model_class, config, out_root, name)
     image_processor(config.vision_config.image_size).save_pretrained(out)
     return model, out
 

@@ -1,10 +1,7 @@
 package dev.jvllm.models;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.ImageInput;
-import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.models.vision.Qwen2VLImageProcessor;
 import dev.jvllm.models.vision.Qwen2VisionTower;
@@ -14,8 +11,6 @@ import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.Tensor;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,7 +25,6 @@ import java.util.List;
  */
 public final class Qwen2VLForConditionalGeneration implements ModelArchitecture {
 
-    private static final long MAX_JSON_BYTES = 16L << 20;
 
     @Override
     public List<String> architectureNames() {
@@ -60,7 +54,7 @@ public final class Qwen2VLForConditionalGeneration implements ModelArchitecture 
             ModelConfig vision = config.section("vision_config");
             this.tower = new Qwen2VisionTower(vision, scopeHolding(root, "patch_embed.proj.weight", "visual", "model.visual"));
             Path directory = context.modelDirectory();
-            this.processor = Qwen2VLImageProcessor.of(directory == null ? null : json(directory.resolve("preprocessor_config.json")),
+            this.processor = Qwen2VLImageProcessor.of(directory == null ? null : jsonFile(directory.resolve("preprocessor_config.json")),
                     tower.patchSize(), tower.mergeSize(), config.source());
             this.imageStart = config.intOr(151652, "vision_start_token_id");
             this.imageEnd = config.intOr(151653, "vision_end_token_id");
@@ -111,8 +105,7 @@ public final class Qwen2VLForConditionalGeneration implements ModelArchitecture 
 
         @Override
         protected void encode(List<ImageInput> images, List<Tensor> outs) {
-            List<float[]> patches = images.size() == 1 ? List.of(processor.patches(images.getFirst()))
-                    : images.parallelStream().map(processor::patches).toList();
+            List<float[]> patches = eachImage(images, processor::patches);
             List<int[]> grids = new ArrayList<>();
             for (ImageInput image : images) grids.add(processor.grid(image));
             Tensor merged = tower.encode(patches, grids);
@@ -121,18 +114,6 @@ public final class Qwen2VLForConditionalGeneration implements ModelArchitecture 
                 int count = imageTokenCount(images.get(i));
                 backend.scale(merged.rows(first, count), 1f, outs.get(i));
                 first += count;
-            }
-        }
-
-        private static JsonNode json(Path file) {
-            try {
-                if (!Files.isRegularFile(file)) return null;
-                if (Files.size(file) > MAX_JSON_BYTES) throw new ConfigException(file + ": larger than " + MAX_JSON_BYTES + " bytes");
-                JsonNode node = new ObjectMapper().readTree(file.toFile());
-                if (node == null || !node.isObject()) throw new ConfigException(file + ": expected a JSON object");
-                return node;
-            } catch (IOException e) {
-                throw new ConfigException(file + ": not valid JSON: " + e.getMessage(), e);
             }
         }
     }

@@ -1,22 +1,9 @@
 package dev.jvllm.models;
 
 import dev.jvllm.ImageInput;
-import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
-import dev.jvllm.RequestOutput;
-import dev.jvllm.SamplingParams;
-import dev.jvllm.config.ModelConfig;
-import dev.jvllm.engine.ForwardBatch;
-import dev.jvllm.engine.PromptImage;
 import dev.jvllm.models.vision.ClipImageProcessor;
 import dev.jvllm.models.vision.DynamicTiling;
-import dev.jvllm.spi.Backend;
-import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.Backends;
-import dev.jvllm.spi.CausalLM;
-import dev.jvllm.spi.KvCache;
-import dev.jvllm.spi.ModelContext;
-import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.weights.Checkpoint;
 import org.junit.jupiter.api.Test;
@@ -24,15 +11,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * InternVL on the CPU (and, in {@link InternVLGoldenCudaTest}, the GPU) against Transformers' float32
@@ -50,10 +34,7 @@ class InternVLGoldenTest {
 
     /** The golden image, decoded from its PNG, which must give the pixels of the raw copy beside it. */
     ImageInput image(Path png) {
-        RuntimeAssumptions.requirePngDecoding();
-        ImageInput decoded = ImageInput.read(png);
-        assertEquals(LlavaGoldenTest.raw(png), decoded, png + " decodes to its raw RGB copy");
-        return decoded;
+        return VisionGoldens.decoded(png);
     }
 
     LlavaGoldenTest.Case load(String name) {

@@ -8,16 +8,6 @@ import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
-import dev.jvllm.config.ModelConfig;
-import dev.jvllm.engine.ForwardBatch;
-import dev.jvllm.engine.PromptImage;
-import dev.jvllm.spi.Backend;
-import dev.jvllm.spi.BackendOptions;
-import dev.jvllm.spi.Backends;
-import dev.jvllm.spi.CausalLM;
-import dev.jvllm.spi.KvCache;
-import dev.jvllm.spi.ModelContext;
-import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -57,10 +47,7 @@ class LlavaGoldenTest {
 
     /** The golden image, decoded from its PNG, which must give the pixels of the raw copy beside it. */
     ImageInput image(Path png) {
-        RuntimeAssumptions.requirePngDecoding();
-        ImageInput decoded = ImageInput.read(png);
-        assertEquals(raw(png), decoded, png + " decodes to its raw RGB copy");
-        return decoded;
+        return VisionGoldens.decoded(png);
     }
 
     /** The raw RGB copy of a golden image ({@code imageN-WxH.rgb} beside {@code imageN.png}). */
@@ -130,40 +117,7 @@ class LlavaGoldenTest {
     @ValueSource(strings = {"llava-default", "llava-full-last", "llava-next", "llava-next-mistral"})
     void logitsMatchTransformersAtEveryPosition(String name) {
         Case golden = load(name);
-        ModelConfig config = ModelConfig.load(golden.directory());
-        try (Checkpoint checkpoint = Checkpoint.open(golden.directory());
-             Backend backend = Backends.create(device(), BackendOptions.defaults());
-             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 256, golden.directory()));
-             KvCache cache = backend.allocateKvCache(model.kvCacheSpec(16, 16))) {
-            for (int i = 0; i < golden.prompts().size(); i++) {
-                int[] tokens = golden.prompts().get(i);
-                int n = tokens.length;
-                int[] all = IntStream.range(0, n).toArray();
-                List<PromptImage> spans = new ArrayList<>();
-                List<ImageInput> images = golden.imagesOf(i);
-                for (int k = 0, image = 0; k < n; k++) {
-                    if (tokens[k] == IMAGE_TOKEN && (k == 0 || tokens[k - 1] != IMAGE_TOKEN)) {
-                        int end = k;
-                        while (end < n && tokens[end] == IMAGE_TOKEN) end++;
-                        spans.add(new PromptImage(k, end - k, images.get(image++)));
-                    }
-                }
-                ForwardBatch batch = new ForwardBatch(tokens, all, all, new int[]{0, n}, new int[]{n},
-                        new int[][]{IntStream.range(0, 16).toArray()}, 16, all, null, spans.isEmpty() ? null : List.of(spans));
-                float[] logits = backend.toFloatArray(model.forward(batch, cache));
-                int vocab = model.vocabSize();
-                float[][] expected = golden.logits().get(i);
-                for (int p = 0; p < n; p++) {
-                    double err = 0, norm = 0;
-                    for (int v = 0; v < vocab; v++) {
-                        err += Math.pow(logits[p * vocab + v] - expected[p][v], 2);
-                        norm += (double) expected[p][v] * expected[p][v];
-                    }
-                    double relative = Math.sqrt(err / norm);
-                    assertTrue(relative < 1e-4, name + " prompt " + i + " position " + p + ": relative logit error " + relative);
-                }
-            }
-        }
+        VisionGoldens.assertLogits(golden, golden.directory(), device(), IMAGE_TOKEN, model -> { });
     }
 
     @ParameterizedTest(name = "{0}")

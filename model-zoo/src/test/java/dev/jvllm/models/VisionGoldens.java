@@ -51,7 +51,7 @@ final class VisionGoldens {
                 List<PromptImage> spans = new ArrayList<>();
                 List<ImageInput> images = golden.imagesOf(i);
                 for (int k = 0, image = 0; k < n; k++) {
-                    if (tokens[k] == imageToken && tokens[k - 1] != imageToken) {
+                    if (tokens[k] == imageToken && (k == 0 || tokens[k - 1] != imageToken)) {
                         int end = k;
                         while (end < n && tokens[end] == imageToken) end++;
                         spans.add(new PromptImage(k, end - k, images.get(image++)));
@@ -73,6 +73,14 @@ final class VisionGoldens {
                 }
             }
         }
+    }
+
+    /** A golden image decoded from its PNG, which must give the pixels of the raw copy beside it. */
+    static ImageInput decoded(Path png) {
+        RuntimeAssumptions.requirePngDecoding();
+        ImageInput decoded = ImageInput.read(png);
+        org.junit.jupiter.api.Assertions.assertEquals(LlavaGoldenTest.raw(png), decoded, png + " decodes to its raw RGB copy");
+        return decoded;
     }
 
     /** Greedy tokens of each prompt equal the golden's, and each output's prompt is the golden's expanded prompt. */

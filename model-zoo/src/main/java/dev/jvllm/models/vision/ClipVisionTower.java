@@ -24,10 +24,6 @@ import java.util.List;
  */
 public final class ClipVisionTower {
 
-    /** One pre-norm encoder layer: {@code x += O(attention(LN1 x))}, {@code x += fc2(act(fc1(LN2 x)))}. */
-    private record Layer(LayerNorm attentionNorm, Linear[] qkv, Linear output, LayerNorm mlpNorm, Linear fc1, Linear fc2) {
-    }
-
     private final Backend backend;
     private final int hidden;
     private final int imageSize;
@@ -37,7 +33,7 @@ public final class ClipVisionTower {
     /** Row 0: the class embedding plus position 0's; row 1 + i: patch i's position. */
     private final Tensor positions;
     private final LayerNorm preNorm;
-    private final List<Layer> layers = new ArrayList<>();
+    private final List<VisionEncoderLayer> layers = new ArrayList<>();
     private final AttentionParams attention;
     private final Activation activation;
     private final Scratch scratch;
@@ -89,7 +85,7 @@ public final class ClipVisionTower {
             WeightScope layer = scope.child("encoder").child("layers").child(Integer.toString(i));
             WeightScope attentionScope = layer.child("self_attn");
             WeightScope mlp = layer.child("mlp");
-            layers.add(new Layer(LayerNorm.load(layer, "layer_norm1", hidden, eps),
+            layers.add(new VisionEncoderLayer(LayerNorm.load(layer, "layer_norm1", hidden, eps),
                     Linear.loadSiblings(attentionScope, List.of("q_proj", "k_proj", "v_proj"), hidden, true, hidden, hidden, hidden),
                     Linear.load(attentionScope, "out_proj", hidden, hidden, true),
                     LayerNorm.load(layer, "layer_norm2", hidden, eps),
@@ -133,28 +129,10 @@ public final class ClipVisionTower {
         Tensor x = scratch.get("clip.hidden", tokens, hidden);
         preNorm.apply(backend, embedded, x);
         ForwardBatch sequences = imagesAsSequences(images, perImage);
-        for (Layer layer : layers) {
-            forward(layer, x, sequences);
+        for (VisionEncoderLayer layer : layers) {
+            layer.forward(backend, scratch, x, sequences, attention, activation, VisionEncoderLayer.QueryKeyStep.NONE);
         }
         return x;
-    }
-
-    private void forward(Layer layer, Tensor x, ForwardBatch sequences) {
-        int tokens = x.rows();
-        Tensor normed = scratch.get("clip.normed", tokens, hidden);
-        Tensor q = scratch.get("clip.q", tokens, hidden);
-        Tensor k = scratch.get("clip.k", tokens, hidden);
-        Tensor v = scratch.get("clip.v", tokens, hidden);
-        Tensor context = scratch.get("clip.context", tokens, hidden);
-        Tensor branch = scratch.get("clip.branch", tokens, hidden);
-        layer.attentionNorm().apply(backend, x, normed);
-        Linear.applyAll(backend, normed, layer.qkv(), new Tensor[]{q, k, v});
-        backend.encoderAttention(q, k, v, sequences, attention, context);
-        layer.output().applyPlusResidual(backend, context, x, branch);
-        layer.mlpNorm().apply(backend, branch, normed);
-        Tensor inner = scratch.get("clip.inner", tokens, layer.fc1().outFeatures());
-        layer.fc1().applyActivated(backend, activation, normed, inner);
-        layer.fc2().applyPlusResidual(backend, inner, branch, x);
     }
 
     /**

@@ -1,7 +1,6 @@
 package dev.jvllm.models.vision;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvllm.ImageInput;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
@@ -13,8 +12,6 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.Tensor;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,7 +29,6 @@ import java.util.OptionalInt;
  */
 public final class InternVLModel extends VisionLanguageDecoder {
 
-    private static final long MAX_JSON_BYTES = 64L << 20;
 
     private final InternVisionTower tower;
     private final DynamicTiling tiling;
@@ -125,7 +121,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
             this.tiling = ownTiling(config, tower.imageSize());
             this.processor = processor(null, tower.imageSize(), config.source());
         } else {
-            JsonNode preprocessor = directory == null ? null : json(directory.resolve(ClipImageProcessor.CONFIG_FILE));
+            JsonNode preprocessor = directory == null ? null : jsonFile(directory.resolve(ClipImageProcessor.CONFIG_FILE));
             this.tiling = tiling(preprocessor, tower.imageSize(), config.source());
             this.processor = processor(preprocessor, tower.imageSize(), config.source());
         }
@@ -194,8 +190,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
 
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {
-        List<List<float[]>> tilesOfEach = images.size() == 1 ? List.of(tiles(images.getFirst()))
-                : images.parallelStream().map(this::tiles).toList();
+        List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
         List<float[]> pixels = new ArrayList<>();
         for (List<float[]> tiles : tilesOfEach) pixels.addAll(tiles);
         Tensor states = tower.encode(pixels);
@@ -286,7 +281,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
     /** The added tokens' ids by text, from tokenizer_config.json's added_tokens_decoder, else tokenizer.json's added_tokens. */
     private static Map<String, Integer> addedTokens(Path directory) {
         Map<String, Integer> found = new java.util.HashMap<>();
-        JsonNode config = json(directory.resolve("tokenizer_config.json"));
+        JsonNode config = jsonFile(directory.resolve("tokenizer_config.json"));
         if (config != null && config.path("added_tokens_decoder").isObject()) {
             config.path("added_tokens_decoder").properties().forEach(e -> {
                 OptionalInt id = parse(e.getKey());
@@ -294,7 +289,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
             });
         }
         if (found.containsKey("<img>") && found.containsKey("</img>")) return found;
-        JsonNode tokenizer = json(directory.resolve("tokenizer.json"));
+        JsonNode tokenizer = jsonFile(directory.resolve("tokenizer.json"));
         if (tokenizer != null) {
             for (JsonNode token : tokenizer.path("added_tokens")) {
                 if (token.path("id").isInt()) found.putIfAbsent(token.path("content").asText(), token.path("id").asInt());
@@ -311,16 +306,4 @@ public final class InternVLModel extends VisionLanguageDecoder {
         }
     }
 
-    /** The JSON of a model file, or null where it is absent. */
-    private static JsonNode json(Path file) {
-        try {
-            if (!Files.isRegularFile(file)) return null;
-            if (Files.size(file) > MAX_JSON_BYTES) throw new ConfigException(file + ": larger than " + MAX_JSON_BYTES + " bytes");
-            JsonNode node = new ObjectMapper().readTree(file.toFile());
-            if (node == null || !node.isObject()) throw new ConfigException(file + ": expected a JSON object");
-            return node;
-        } catch (IOException e) {
-            throw new ConfigException(file + ": not valid JSON: " + e.getMessage(), e);
-        }
-    }
 }

@@ -49,8 +49,8 @@ public final class InternVisionTower {
                 "ls2", null, 0);
     }
 
-    private record Layer(Norm attentionNorm, Linear[] qkv, Norm queryNorm, Norm keyNorm, Linear output, Norm mlpNorm,
-                         Linear fc1, Linear fc2) {
+    /** A layer and its RMSNorms of the whole query and key widths (null where the tower has none). */
+    private record Layer(VisionEncoderLayer layer, Norm queryNorm, Norm keyNorm) {
     }
 
     private final Backend backend;
@@ -127,13 +127,13 @@ public final class InternVisionTower {
             Linear[] qkv = names.qkv().size() == 1
                     ? Linear.loadRowBlocks(attentionScope, names.qkv().getFirst(), hidden, attentionBias, hidden, hidden, hidden)
                     : Linear.loadSiblings(attentionScope, names.qkv(), hidden, attentionBias, hidden, hidden, hidden);
-            layers.add(new Layer(norm(layer, names.attentionNorm(), normType, eps), qkv,
-                    qkNorm ? RmsNorm.load(attentionScope, "q_norm", hidden, qkEps) : null,
-                    qkNorm ? RmsNorm.load(attentionScope, "k_norm", hidden, qkEps) : null,
+            layers.add(new Layer(new VisionEncoderLayer(norm(layer, names.attentionNorm(), normType, eps), qkv,
                     scaledRows(attentionScope, names.output(), hidden, hidden, attentionScale),
                     norm(layer, names.mlpNorm(), normType, eps),
                     Linear.load(mlp, "fc1", hidden, intermediate, true),
-                    scaledRows(mlp, "fc2", intermediate, hidden, mlpScale)));
+                    scaledRows(mlp, "fc2", intermediate, hidden, mlpScale)),
+                    qkNorm ? RmsNorm.load(attentionScope, "q_norm", hidden, qkEps) : null,
+                    qkNorm ? RmsNorm.load(attentionScope, "k_norm", hidden, qkEps) : null));
         }
         boolean lastLayer = layersRun == depth;
         this.finalNorm = lastLayer && names.finalNorm() != null && !vision.bool("use_mean_pooling", true)
@@ -205,38 +205,19 @@ public final class InternVisionTower {
         }
         ForwardBatch sequences = ClipVisionTower.imagesAsSequences(tiles, perTile);
         for (Layer layer : layers) {
-            forward(layer, x, sequences);
+            layer.layer().forward(backend, scratch, x, sequences, attention, activation, layer.queryNorm() == null
+                    ? VisionEncoderLayer.QueryKeyStep.NONE
+                    : (q, k, s) -> {
+                        Tensor normedQ = s.get("internvit.q", q.rows(), q.cols()), normedK = s.get("internvit.k", k.rows(), k.cols());
+                        layer.queryNorm().apply(backend, q, normedQ);
+                        layer.keyNorm().apply(backend, k, normedK);
+                        return new Tensor[]{normedQ, normedK};
+                    });
         }
         if (finalNorm == null) return x;
         Tensor normed = scratch.get("internvit.final", tokens, hidden);
         finalNorm.apply(backend, x, normed);
         return normed;
-    }
-
-    private void forward(Layer layer, Tensor x, ForwardBatch sequences) {
-        int tokens = x.rows();
-        Tensor normed = scratch.get("internvit.normed", tokens, hidden);
-        Tensor q = scratch.get("internvit.q", tokens, hidden);
-        Tensor k = scratch.get("internvit.k", tokens, hidden);
-        Tensor v = scratch.get("internvit.v", tokens, hidden);
-        Tensor context = scratch.get("internvit.context", tokens, hidden);
-        Tensor branch = scratch.get("internvit.branch", tokens, hidden);
-        layer.attentionNorm().apply(backend, x, normed);
-        Linear.applyAll(backend, normed, layer.qkv(), new Tensor[]{q, k, v});
-        if (layer.queryNorm() != null) {
-            layer.queryNorm().apply(backend, q, context);
-            layer.keyNorm().apply(backend, k, normed);
-            q = context;
-            k = normed;
-            context = scratch.get("internvit.context2", tokens, hidden);
-        }
-        backend.encoderAttention(q, k, v, sequences, attention, context);
-        layer.output().applyPlusResidual(backend, context, x, branch);
-        Tensor mlpIn = scratch.get("internvit.mlpIn", tokens, hidden);
-        layer.mlpNorm().apply(backend, branch, mlpIn);
-        Tensor inner = scratch.get("internvit.inner", tokens, layer.fc1().outFeatures());
-        layer.fc1().applyActivated(backend, activation, mlpIn, inner);
-        layer.fc2().applyPlusResidual(backend, inner, branch, x);
     }
 
     private static void asActivations(Backend backend, Tensor values, Tensor out) {

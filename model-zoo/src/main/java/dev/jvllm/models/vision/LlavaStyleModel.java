@@ -93,9 +93,7 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
     /** Runs the tower over every tile of the images, then projects and arranges each image's features. */
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {
-        // Preprocessing is host work of a few milliseconds an image (Pillow's resampling): images side by side.
-        List<List<float[]>> tilesOfEach = images.size() == 1 ? List.of(tiles(images.getFirst()))
-                : images.parallelStream().map(this::tiles).toList();
+        List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
         List<float[]> pixels = new ArrayList<>();
         int[] firstTile = new int[images.size() + 1];
         for (int i = 0; i < images.size(); i++) {

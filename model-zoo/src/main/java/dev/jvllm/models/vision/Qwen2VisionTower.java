@@ -25,16 +25,13 @@ import java.util.List;
  */
 public final class Qwen2VisionTower {
 
-    private record Layer(LayerNorm attentionNorm, Linear[] qkv, Linear output, LayerNorm mlpNorm, Linear fc1, Linear fc2) {
-    }
-
     private final Backend backend;
     private final int embed;
     private final int heads;
     private final int patch;
     private final int merge;
     private final Tensor patchWeight;
-    private final List<Layer> layers = new ArrayList<>();
+    private final List<VisionEncoderLayer> layers = new ArrayList<>();
     private final LayerNorm mergerNorm;
     private final Linear mergerIn;
     private final Linear mergerOut;
@@ -81,7 +78,7 @@ public final class Qwen2VisionTower {
             WeightScope block = scope.child("blocks").child(Integer.toString(i));
             WeightScope attn = block.child("attn");
             WeightScope mlp = block.child("mlp");
-            layers.add(new Layer(LayerNorm.load(block, "norm1", embed, 1e-6),
+            layers.add(new VisionEncoderLayer(LayerNorm.load(block, "norm1", embed, 1e-6),
                     Linear.loadRowBlocks(attn, "qkv", embed, true, embed, embed, embed),
                     Linear.load(attn, "proj", embed, embed, true),
                     LayerNorm.load(block, "norm2", embed, 1e-6),
@@ -128,8 +125,14 @@ public final class Qwen2VisionTower {
         for (int i = 0; i < tokens; i++) own[i] = i;
         Tensor rows = backend.indices(own);
         ForwardBatch sequences = sequences(grids, tokens);
-        for (Layer layer : layers) {
-            forward(layer, x, rotary, rows, sequences);
+        int headDim = embed / heads;
+        VisionEncoderLayer.QueryKeyStep rotate = (q, k, s) -> {
+            backend.rotary(q, heads, headDim, headDim, true, rotary, rows);
+            backend.rotary(k, heads, headDim, headDim, true, rotary, rows);
+            return new Tensor[]{q, k};
+        };
+        for (VisionEncoderLayer layer : layers) {
+            layer.forward(backend, scratch, x, sequences, attention, activation, rotate);
         }
         Tensor normed = scratch.get("qwen2vit.merged", tokens, embed);
         mergerNorm.apply(backend, x, normed);
@@ -139,27 +142,6 @@ public final class Qwen2VisionTower {
         Tensor out = scratch.get("qwen2vit.out", windows, mergerOut.outFeatures());
         mergerOut.apply(backend, inner, out);
         return out;
-    }
-
-    private void forward(Layer layer, Tensor x, Tensor rotary, Tensor rows, ForwardBatch sequences) {
-        int tokens = x.rows();
-        int headDim = embed / heads;
-        Tensor normed = scratch.get("qwen2vit.normed", tokens, embed);
-        Tensor q = scratch.get("qwen2vit.q", tokens, embed);
-        Tensor k = scratch.get("qwen2vit.k", tokens, embed);
-        Tensor v = scratch.get("qwen2vit.v", tokens, embed);
-        Tensor context = scratch.get("qwen2vit.context", tokens, embed);
-        Tensor branch = scratch.get("qwen2vit.branch", tokens, embed);
-        layer.attentionNorm().apply(backend, x, normed);
-        Linear.applyAll(backend, normed, layer.qkv(), new Tensor[]{q, k, v});
-        backend.rotary(q, heads, headDim, headDim, true, rotary, rows);
-        backend.rotary(k, heads, headDim, headDim, true, rotary, rows);
-        backend.encoderAttention(q, k, v, sequences, attention, context);
-        layer.output().applyPlusResidual(backend, context, x, branch);
-        layer.mlpNorm().apply(backend, branch, normed);
-        Tensor inner = scratch.get("qwen2vit.inner", tokens, layer.fc1().outFeatures());
-        layer.fc1().applyActivated(backend, activation, normed, inner);
-        layer.fc2().applyPlusResidual(backend, inner, branch, x);
     }
 
     /** Each patch's rotary row (cosines, then sines, of its pairs): the first quarter of the head's features by row, the next by column. */

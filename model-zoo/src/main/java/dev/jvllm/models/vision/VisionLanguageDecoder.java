@@ -1,5 +1,7 @@
 package dev.jvllm.models.vision;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.ImageInput;
 import dev.jvllm.config.ConfigException;
@@ -23,6 +25,9 @@ import dev.jvllm.spi.Tensor;
 import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.weights.WeightsException;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -148,6 +153,28 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
                 backend.scale(rows, 1f, x.rows(first + from - firstPosition, to - from));
             }
         }
+    }
+
+    /**
+     * A JSON file of the model directory (preprocessor_config.json, tokenizer_config.json), or null
+     * where it is absent; refused by name when larger than 64 MiB, not JSON, or not an object.
+     */
+    protected static JsonNode jsonFile(Path file) {
+        long limit = 64L << 20;
+        try {
+            if (!Files.isRegularFile(file)) return null;
+            if (Files.size(file) > limit) throw new ConfigException(file + ": larger than " + limit + " bytes");
+            JsonNode node = new ObjectMapper().readTree(file.toFile());
+            if (node == null || !node.isObject()) throw new ConfigException(file + ": expected a JSON object");
+            return node;
+        } catch (IOException e) {
+            throw new ConfigException(file + ": not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /** {@code step} of each image, in order: host preprocessing of a few milliseconds an image (Pillow's resampling), side by side. */
+    protected static <T> List<T> eachImage(List<ImageInput> images, java.util.function.Function<ImageInput, T> step) {
+        return images.size() == 1 ? List.of(step.apply(images.getFirst())) : images.parallelStream().map(step).toList();
     }
 
     /** The scope of the first prefix under which {@code probe} exists. */

@@ -1,0 +1,48 @@
+package dev.jvllm.models.vision;
+
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.Norm;
+import dev.jvllm.models.layers.Scratch;
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.AttentionParams;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+
+/**
+ * The pre-norm layer of the vision towers (CLIP, InternViT, Qwen2-VL's):
+ * {@code x += O(attention(norm₁ x))}, {@code x += fc2(act(fc1(norm₂ x)))}, attention bidirectional
+ * within each image. What a tower does to the queries and keys before attention (InternViT's
+ * norms, Qwen2-VL's rotary) is its {@link QueryKeyStep}.
+ */
+record VisionEncoderLayer(Norm attentionNorm, Linear[] qkv, Linear output, Norm mlpNorm, Linear fc1, Linear fc2) {
+
+    /** The queries and keys attention reads, from the projected ones (which it may rewrite in place). */
+    @FunctionalInterface
+    interface QueryKeyStep {
+        QueryKeyStep NONE = (q, k, scratch) -> new Tensor[]{q, k};
+
+        Tensor[] apply(Tensor q, Tensor k, Scratch scratch);
+    }
+
+    /** x ([tokens, width]) through the layer, in place. */
+    void forward(Backend backend, Scratch scratch, Tensor x, ForwardBatch sequences, AttentionParams attention,
+                 Activation activation, QueryKeyStep queryKeyStep) {
+        int tokens = x.rows(), width = x.cols();
+        Tensor normed = scratch.get("encoder.normed", tokens, width);
+        Tensor q = scratch.get("encoder.q", tokens, width);
+        Tensor k = scratch.get("encoder.k", tokens, width);
+        Tensor v = scratch.get("encoder.v", tokens, width);
+        Tensor context = scratch.get("encoder.context", tokens, width);
+        Tensor branch = scratch.get("encoder.branch", tokens, width);
+        attentionNorm.apply(backend, x, normed);
+        Linear.applyAll(backend, normed, qkv, new Tensor[]{q, k, v});
+        Tensor[] queriesAndKeys = queryKeyStep.apply(q, k, scratch);
+        backend.encoderAttention(queriesAndKeys[0], queriesAndKeys[1], v, sequences, attention, context);
+        output.applyPlusResidual(backend, context, x, branch);
+        mlpNorm.apply(backend, branch, normed);
+        Tensor inner = scratch.get("encoder.inner", tokens, fc1.outFeatures());
+        fc1.applyActivated(backend, activation, normed, inner);
+        fc2.applyPlusResidual(backend, inner, branch, x);
+    }
+}
