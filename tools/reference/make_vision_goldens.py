@@ -322,8 +322,15 @@ def run_internvl_case(name, out_root):
     print(f"{name}: counts {counts}, tiles {[t.shape[0] for t in tiles]}, HF processor max diff {diffs}; keys {keys}")
 
 
-QWEN2VL_CASES = {  # name -> the text config's overrides
-    "qwen2-vl": dict(),
+QWEN2VL_CASES = {  # name -> (model class, vision config)
+    "qwen2-vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLConfig",
+                 dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
+                      temporal_patch_size=2, in_channels=3, hidden_act="quick_gelu")),
+    # Qwen2.5-VL: RMSNorm, a gated SiLU MLP, windows of 2 × 2 merged patches in layers 0 and 2, the whole image in layer 1
+    "qwen2.5-vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig",
+                   dict(depth=3, hidden_size=32, out_hidden_size=64, intermediate_size=48, num_heads=4, patch_size=14,
+                        spatial_merge_size=2, temporal_patch_size=2, in_channels=3, hidden_act="silu", window_size=56,
+                        fullatt_block_indexes=[1])),
 }
 
 
@@ -359,14 +366,14 @@ def qwen2vl_pixels(image, patch=14, merge=2, temporal=2):
 @torch.no_grad()
 def run_qwen2vl_case(name, out_root):
     torch.manual_seed(zlib.crc32(name.encode()))
-    text_config = text(model_type="qwen2_vl_text", rope_parameters=dict(rope_type="default", mrope_section=[4, 2, 2],
-                                                                      rope_theta=10000.0), **QWEN2VL_CASES[name])
-    vision_config = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, patch_size=14,
-                         spatial_merge_size=2, temporal_patch_size=2, in_channels=3, hidden_act="quick_gelu")
-    config = transformers.Qwen2VLConfig(text_config=text_config, vision_config=vision_config, image_token_id=IMAGE_TOKEN,
-                                        vision_start_token_id=IMAGE_START, vision_end_token_id=IMAGE_END,
-                                        video_token_id=503, tie_word_embeddings=False)
-    model, out = random_saved_model(transformers.Qwen2VLForConditionalGeneration, config, out_root, name)
+    model_class, config_class, vision_config = QWEN2VL_CASES[name]
+    text_type = "qwen2_5_vl_text" if name.startswith("qwen2.5") else "qwen2_vl_text"
+    text_config = text(model_type=text_type, rope_parameters=dict(rope_type="default", mrope_section=[4, 2, 2],
+                                                                  rope_theta=10000.0))
+    config = getattr(transformers, config_class)(text_config=text_config, vision_config=vision_config,
+                                                  image_token_id=IMAGE_TOKEN, vision_start_token_id=IMAGE_START,
+                                                  vision_end_token_id=IMAGE_END, video_token_id=503, tie_word_embeddings=False)
+    model, out = random_saved_model(getattr(transformers, model_class), config, out_root, name)
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280,
                    "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2, "resample": 3, "do_rescale": True,
@@ -374,6 +381,8 @@ def run_qwen2vl_case(name, out_root):
                    "do_convert_rgb": True}, f, indent=1)
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     images = [make_image(41, 83, 61), make_image(42, 40, 130), make_image(43, 112, 90)]
+    if name.startswith("qwen2.5"):
+        images[2] = make_image(44, 150, 140)  # 5 × 5 merged patches: windows of 2 × 2, the last row and column partial
     for j, image in enumerate(images):
         image.save(os.path.join(out, "images", f"image{j}.png"))
         with open(os.path.join(out, "images", f"image{j}-{image.size[0]}x{image.size[1]}.rgb"), "wb") as f:
@@ -413,7 +422,7 @@ def run_qwen2vl_case(name, out_root):
         tensors[f"features{j}"] = torch.cat(list(found)).float().contiguous()
     save_file(tensors, os.path.join(out, "logits.safetensors"))
     with open(os.path.join(out, "goldens.json"), "w") as f:
-        json.dump({"case": name, "architecture": "Qwen2VLForConditionalGeneration", "transformers": transformers.__version__,
+        json.dump({"case": name, "architecture": model_class, "transformers": transformers.__version__,
                    "torch": torch.__version__, "feature_counts": counts, "grids": [list(t) for _, t in prepared],
                    "image_files": [f"images/image{j}.png" for j in range(len(images))], "prompts": records}, f, indent=1)
     try:  # the processor Transformers picks, for the record: its patches against the PIL ones

@@ -6,6 +6,8 @@ import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.WeightValues;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 import java.util.stream.IntStream;
@@ -14,8 +16,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * Qwen2-VL on the CPU (and, in {@link Qwen2VLGoldenCudaTest}, the GPU) against Transformers' float32
- * outputs (tools/reference/make_vision_goldens.py): images of 2 × 3, 5 × 1 and 3 × 4 merged patches
+ * Qwen2-VL and Qwen2.5-VL on the CPU (and, in {@link Qwen2VLGoldenCudaTest}, the GPU) against Transformers' float32
+ * outputs (tools/reference/make_vision_goldens.py): images of 2 × 3, 5 × 1 and 3 × 4 (Qwen2.5-VL: 5 × 5, in
+ * windows of 2 × 2) merged patches
  * between {@code <|vision_start|>} (501) and {@code <|vision_end|>} (502), the text after them
  * positioned by M-RoPE from where each image's grid ends.
  */
@@ -31,13 +34,14 @@ class Qwen2VLGoldenTest {
         return VisionGoldens.decoded(png);
     }
 
-    private LlavaGoldenTest.Case load() {
-        return LlavaGoldenTest.Case.load("qwen2-vl", this::image);
+    private LlavaGoldenTest.Case load(String name) {
+        return LlavaGoldenTest.Case.load(name, this::image);
     }
 
-    @Test
-    void logitsMatchTransformersAtEveryPosition() {
-        LlavaGoldenTest.Case golden = load();
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"qwen2-vl", "qwen2.5-vl"})
+    void logitsMatchTransformersAtEveryPosition(String name) {
+        LlavaGoldenTest.Case golden = load(name);
         VisionGoldens.assertLogits(golden, golden.directory(), device(), IMAGE_TOKEN, model -> {
             assertEquals(IMAGE_START, ((VisionLanguageModel) model).imageStartTokenId());
             assertEquals(IMAGE_END, ((VisionLanguageModel) model).imageEndTokenId());
@@ -45,16 +49,17 @@ class Qwen2VLGoldenTest {
     }
 
     /** Generation goes past the prompt: decode steps take their M-RoPE positions from the images before them. */
-    @Test
-    void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce() {
-        LlavaGoldenTest.Case golden = load();
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"qwen2-vl", "qwen2.5-vl"})
+    void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
+        LlavaGoldenTest.Case golden = load(name);
         VisionGoldens.assertGenerates(golden, golden.directory(), device(),
                 IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
     }
 
     @Test
     void theEngineAddsTheVisionStartAndEndTokensWhereThePromptLacksThem() {
-        LlavaGoldenTest.Case golden = load();
+        LlavaGoldenTest.Case golden = load("qwen2-vl");
         VisionGoldens.assertGenerates(golden, golden.directory(), device(), VisionGoldens.bare(golden, IMAGE_START, IMAGE_END));
     }
 
@@ -62,9 +67,10 @@ class Qwen2VLGoldenTest {
      * The Hub's Qwen2-VL configs keep the language model's fields at the top level, with
      * {@code rope_scaling: {"type": "mrope", "mrope_section": [...]}}: the same model.
      */
-    @Test
-    void theHubsConfigLayoutGivesTheSameModel(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
-        LlavaGoldenTest.Case golden = load();
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"qwen2-vl", "qwen2.5-vl"})
+    void theHubsConfigLayoutGivesTheSameModel(String name, @org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        LlavaGoldenTest.Case golden = load(name);
         for (String file : new String[]{"model.safetensors", "preprocessor_config.json"}) {
             java.nio.file.Files.copy(golden.directory().resolve(file), dir.resolve(file));
         }
@@ -79,21 +85,24 @@ class Qwen2VLGoldenTest {
                 "vision_end_token_id", "video_token_id"}) {
             hub.set(field, saved.get(field));
         }
-        hub.put("model_type", "qwen2_vl");
+        hub.set("model_type", saved.get("model_type"));
         json.writeValue(dir.resolve("config.json").toFile(), hub);
         VisionGoldens.assertLogits(golden, dir, device(), IMAGE_TOKEN, model -> { });
     }
 
     /** smart_resize and the merge-window order of the patches equal Qwen2-VL's preprocessing with Pillow. */
-    @Test
-    void patchesEqualPillowsPixels() {
-        LlavaGoldenTest.Case golden = load();
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"qwen2-vl", "qwen2.5-vl"})
+    void patchesEqualPillowsPixels(String name) throws java.io.IOException {
+        LlavaGoldenTest.Case golden = load(name);
         Qwen2VLImageProcessor processor = Qwen2VLImageProcessor.of(null, 14, 2, "test");
-        int[][] grids = {{4, 6}, {10, 2}, {6, 8}};
+        var grids = new com.fasterxml.jackson.databind.ObjectMapper().readTree(golden.directory().resolve("goldens.json").toFile())
+                .get("grids");
         try (Checkpoint file = Checkpoint.openFile(golden.directory().resolve("logits.safetensors"))) {
             for (int j = 0; j < golden.images().size(); j++) {
                 ImageInput image = golden.images().get(j);
-                assertArrayEquals(grids[j], processor.grid(image), "image " + j + " grid");
+                assertArrayEquals(new int[]{grids.get(j).get(1).asInt(), grids.get(j).get(2).asInt()}, processor.grid(image),
+                        "image " + j + " grid");
                 float[] expected = WeightValues.floats(file.get("patches" + j)); // [patches, 3 × 2 frames × 14 × 14]
                 float[] patches = processor.patches(image);
                 int frame = 14 * 14, ours = 3 * frame;

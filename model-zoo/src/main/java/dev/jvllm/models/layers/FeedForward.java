@@ -9,6 +9,13 @@ public interface FeedForward {
 
     void forward(Backend backend, Tensor x, Scratch scratch, Tensor out);
 
+    /** {@code out = residual + forward(x)} (out may be residual); a block whose last step is a product may fuse the add into it. */
+    default void forwardPlusResidual(Backend backend, Tensor x, Scratch scratch, Tensor residual, Tensor out) {
+        Tensor branch = scratch.get("feedForward.branch", x.rows(), out.cols());
+        forward(backend, x, scratch, branch);
+        backend.add(residual, branch, out);
+    }
+
     /**
      * forward into the scratch {@code out}, then {@code norm.addThenApply(residual, out, normed)}: the
      * block's output joined to the residual stream and the next norm. A block whose last step is a

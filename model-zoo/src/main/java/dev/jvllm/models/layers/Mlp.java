@@ -15,6 +15,13 @@ public record Mlp(Linear up, Activation activation, Linear down) implements Feed
     }
 
     @Override
+    public void forwardPlusResidual(Backend backend, Tensor x, Scratch scratch, Tensor residual, Tensor out) {
+        Tensor h = scratch.get("mlp.up", x.rows(), up.outFeatures());
+        up.applyActivated(backend, activation, x, h);
+        down.applyPlusResidual(backend, h, residual, out);
+    }
+
+    @Override
     public void forward(Backend backend, Tensor x, Scratch scratch, Tensor out) {
         Tensor h = scratch.get("mlp.up", x.rows(), up.outFeatures());
         up.apply(backend, x, h);

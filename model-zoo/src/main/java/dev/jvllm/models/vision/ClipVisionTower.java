@@ -5,6 +5,7 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.LayerNorm;
 import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.Mlp;
 import dev.jvllm.models.layers.Scratch;
 import dev.jvllm.models.layers.WeightScope;
 import dev.jvllm.spi.Activation;
@@ -89,8 +90,7 @@ public final class ClipVisionTower {
                     Linear.loadSiblings(attentionScope, List.of("q_proj", "k_proj", "v_proj"), hidden, true, hidden, hidden, hidden),
                     Linear.load(attentionScope, "out_proj", hidden, hidden, true),
                     LayerNorm.load(layer, "layer_norm2", hidden, eps),
-                    Linear.load(mlp, "fc1", hidden, intermediate, true),
-                    Linear.load(mlp, "fc2", intermediate, hidden, true)));
+                    Mlp.load(mlp, "fc1", "fc2", hidden, intermediate, activation, true)));
         }
         this.scratch = new Scratch(backend);
     }
@@ -130,7 +130,7 @@ public final class ClipVisionTower {
         preNorm.apply(backend, embedded, x);
         ForwardBatch sequences = imagesAsSequences(images, perImage);
         for (VisionEncoderLayer layer : layers) {
-            layer.forward(backend, scratch, x, sequences, attention, activation, VisionEncoderLayer.QueryKeyStep.NONE);
+            layer.forward(backend, scratch, x, sequences, attention, VisionEncoderLayer.QueryKeyStep.NONE);
         }
         return x;
     }

@@ -6,6 +6,7 @@ import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.LayerNorm;
 import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.Mlp;
 import dev.jvllm.models.layers.Norm;
 import dev.jvllm.models.layers.RmsNorm;
 import dev.jvllm.models.layers.Scratch;
@@ -130,8 +131,8 @@ public final class InternVisionTower {
             layers.add(new Layer(new VisionEncoderLayer(norm(layer, names.attentionNorm(), normType, eps), qkv,
                     scaledRows(attentionScope, names.output(), hidden, hidden, attentionScale),
                     norm(layer, names.mlpNorm(), normType, eps),
-                    Linear.load(mlp, "fc1", hidden, intermediate, true),
-                    scaledRows(mlp, "fc2", intermediate, hidden, mlpScale)),
+                    new Mlp(Linear.load(mlp, "fc1", hidden, intermediate, true), activation,
+                            scaledRows(mlp, "fc2", intermediate, hidden, mlpScale))),
                     qkNorm ? RmsNorm.load(attentionScope, "q_norm", hidden, qkEps) : null,
                     qkNorm ? RmsNorm.load(attentionScope, "k_norm", hidden, qkEps) : null));
         }
@@ -205,7 +206,7 @@ public final class InternVisionTower {
         }
         ForwardBatch sequences = ClipVisionTower.imagesAsSequences(tiles, perTile);
         for (Layer layer : layers) {
-            layer.layer().forward(backend, scratch, x, sequences, attention, activation, layer.queryNorm() == null
+            layer.layer().forward(backend, scratch, x, sequences, attention, layer.queryNorm() == null
                     ? VisionEncoderLayer.QueryKeyStep.NONE
                     : (q, k, s) -> {
                         Tensor normedQ = s.get("internvit.q", q.rows(), q.cols()), normedK = s.get("internvit.k", k.rows(), k.cols());

@@ -1,21 +1,21 @@
 package dev.jvllm.models.vision;
 
 import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.models.layers.FeedForward;
 import dev.jvllm.models.layers.Linear;
 import dev.jvllm.models.layers.Norm;
 import dev.jvllm.models.layers.Scratch;
-import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
 /**
- * The pre-norm layer of the vision towers (CLIP, InternViT, Qwen2-VL's):
- * {@code x += O(attention(norm₁ x))}, {@code x += fc2(act(fc1(norm₂ x)))}, attention bidirectional
+ * The pre-norm layer of the vision towers (CLIP, InternViT, Qwen2-VL's, Qwen2.5-VL's):
+ * {@code x += O(attention(norm₁ x))}, {@code x += mlp(norm₂ x)}, attention bidirectional
  * within each image. What a tower does to the queries and keys before attention (InternViT's
  * norms, Qwen2-VL's rotary) is its {@link QueryKeyStep}.
  */
-record VisionEncoderLayer(Norm attentionNorm, Linear[] qkv, Linear output, Norm mlpNorm, Linear fc1, Linear fc2) {
+record VisionEncoderLayer(Norm attentionNorm, Linear[] qkv, Linear output, Norm mlpNorm, FeedForward mlp) {
 
     /** The queries and keys attention reads, from the projected ones (which it may rewrite in place). */
     @FunctionalInterface
@@ -27,7 +27,7 @@ record VisionEncoderLayer(Norm attentionNorm, Linear[] qkv, Linear output, Norm 
 
     /** x ([tokens, width]) through the layer, in place. */
     void forward(Backend backend, Scratch scratch, Tensor x, ForwardBatch sequences, AttentionParams attention,
-                 Activation activation, QueryKeyStep queryKeyStep) {
+                 QueryKeyStep queryKeyStep) {
         int tokens = x.rows(), width = x.cols();
         Tensor normed = scratch.get("encoder.normed", tokens, width);
         Tensor q = scratch.get("encoder.q", tokens, width);
@@ -41,8 +41,6 @@ record VisionEncoderLayer(Norm attentionNorm, Linear[] qkv, Linear output, Norm 
         backend.encoderAttention(queriesAndKeys[0], queriesAndKeys[1], v, sequences, attention, context);
         output.applyPlusResidual(backend, context, x, branch);
         mlpNorm.apply(backend, branch, normed);
-        Tensor inner = scratch.get("encoder.inner", tokens, fc1.outFeatures());
-        fc1.applyActivated(backend, activation, normed, inner);
-        fc2.applyPlusResidual(backend, inner, branch, x);
+        mlp.forwardPlusResidual(backend, normed, scratch, branch, x);
     }
 }

@@ -46,7 +46,8 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     /** Language models whose config fields are Llama's, by {@code text_config.model_type}. */
     private static final Map<String, Supplier<PreNormArchitecture>> LANGUAGE_MODELS = Map.of(
             "llama", LlamaForCausalLM::new, "mistral", MistralForCausalLM::new, "qwen2", Qwen2ForCausalLM::new,
-            "internlm2", InternLM2ForCausalLM::new, "phi3", Phi3ForCausalLM::new, "qwen2_vl_text", Qwen2ForCausalLM::new);
+            "internlm2", InternLM2ForCausalLM::new, "phi3", Phi3ForCausalLM::new, "qwen2_vl_text", Qwen2ForCausalLM::new,
+            "qwen2_5_vl_text", Qwen2ForCausalLM::new);
 
     protected final Backend backend;
     protected final WeightScope root;

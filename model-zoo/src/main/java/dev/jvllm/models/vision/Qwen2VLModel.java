@@ -1,0 +1,96 @@
+package dev.jvllm.models.vision;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.ImageInput;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.Tensor;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Qwen2-VL and Qwen2.5-VL: an image of any size, resized to a multiple of 28 pixels within the
+ * processor's pixel budget ({@link Qwen2VLImageProcessor}), becomes one token per 2 × 2 patches
+ * ({@link Qwen2VisionTower}); the Qwen2 language model positions those tokens by their row and
+ * column in the image (M-RoPE, {@code mrope_section}) and the text after an image from where the
+ * image's grid ends. The placeholders ({@code <|image_pad|>}) sit between {@code <|vision_start|>}
+ * and {@code <|vision_end|>}, which the engine adds where the prompt lacks them. Videos are not read.
+ */
+public final class Qwen2VLModel extends VisionLanguageDecoder {
+
+    private final Qwen2VisionTower tower;
+    private final Qwen2VLImageProcessor processor;
+    private final int imageStart;
+    private final int imageEnd;
+
+    public Qwen2VLModel(ModelContext context) {
+        super(context, text(context.config()), context.config().intOr(151655, "image_token_id"));
+        ModelConfig config = context.config();
+        ModelConfig vision = config.section("vision_config");
+        this.tower = new Qwen2VisionTower(vision, scopeHolding(root, "patch_embed.proj.weight", "visual", "model.visual"));
+        Path directory = context.modelDirectory();
+        this.processor = Qwen2VLImageProcessor.of(directory == null ? null : jsonFile(directory.resolve("preprocessor_config.json")),
+                tower.patchSize(), tower.mergeSize(), config.source());
+        this.imageStart = config.intOr(151652, "vision_start_token_id");
+        this.imageEnd = config.intOr(151653, "vision_end_token_id");
+        int merge = tower.mergeSize();
+        languageRotary().bindImageGrid(image -> {
+            int[] g = processor.grid(image);
+            return new int[]{1, g[0] / merge, g[1] / merge};
+        });
+    }
+
+    /**
+     * The language model's config: text_config (Transformers 5), or the top level (the Hub's
+     * configs), as Qwen2's; rope_scaling's "mrope" type is default frequencies in sections.
+     */
+    private static ModelConfig text(ModelConfig config) {
+        if (config.raw().has("text_config")) return textConfig(config, "text_config");
+        ObjectNode copy = ((ObjectNode) config.raw()).deepCopy();
+        copy.put("model_type", "qwen2_vl_text");
+        copy.remove("vision_config");
+        return ModelConfig.of(copy, config.source());
+    }
+
+    @Override
+    public int imageTokenCount(ImageInput image) {
+        int[] g = processor.grid(image);
+        return g[0] * g[1] / (tower.mergeSize() * tower.mergeSize());
+    }
+
+    @Override
+    protected int maxImageTokens() {
+        return processor.maxPatches() / (tower.mergeSize() * tower.mergeSize()) + 1;
+    }
+
+    @Override
+    public int imageStartTokenId() {
+        return imageStart;
+    }
+
+    @Override
+    public int imageEndTokenId() {
+        return imageEnd;
+    }
+
+    @Override
+    public String imagePlaceholderText() {
+        return "<|image_pad|>";
+    }
+
+    @Override
+    protected void encode(List<ImageInput> images, List<Tensor> outs) {
+        List<float[]> patches = eachImage(images, processor::patches);
+        List<int[]> grids = new ArrayList<>();
+        for (ImageInput image : images) grids.add(processor.grid(image));
+        Tensor merged = tower.encode(patches, grids);
+        int first = 0;
+        for (int i = 0; i < images.size(); i++) {
+            int count = imageTokenCount(images.get(i));
+            backend.scale(merged.rows(first, count), 1f, outs.get(i));
+            first += count;
+        }
+    }
+}
