@@ -13,6 +13,7 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.GenericArchitecture;
 import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.spi.ModelRegistry.UnsupportedArchitectureException;
 
 import java.util.ArrayList;
@@ -72,6 +73,10 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
 
     @Override
     public Optional<String> refusal(ModelConfig config) {
+        return refusalOf(config);
+    }
+
+    private static Optional<String> refusalOf(ModelConfig config) {
         List<String> classes = config.architectures();
         if (classes.stream().noneMatch(name -> name.endsWith("ForCausalLM") || name.endsWith("LMHeadModel"))) {
             return Optional.of("it builds causal LMs, and architectures " + classes + " names none (…ForCausalLM)");
@@ -106,8 +111,18 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
 
     @Override
     public CausalLM load(ModelContext context) {
+        return new PreNormDecoder(context, options(context));
+    }
+
+    /** As vLLM's pooling runner on a causal LM: the decoder without its LM head, its final-normed states pooled. */
+    @Override
+    public PoolingModel loadPooling(ModelContext context) {
+        return new PreNormDecoder(context, options(context), "model", false);
+    }
+
+    private static DecoderOptions options(ModelContext context) {
         ModelConfig config = context.config();
-        refusal(config).ifPresent(why -> {
+        refusalOf(config).ifPresent(why -> {
             throw refused(config, why);
         });
         Layout layout = Layout.of(context.checkpoint().names(), config);
@@ -125,7 +140,7 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
             options.feedForward((model, layer, index) -> Mlp.load(layer.child("mlp"), layout.up, layout.down,
                     config.hiddenSize(), config.intermediateSize(), activation, layout.mlpBias));
         }
-        return new PreNormDecoder(context, options.build());
+        return options.build();
     }
 
     static UnsupportedArchitectureException refused(ModelConfig config, String why) {

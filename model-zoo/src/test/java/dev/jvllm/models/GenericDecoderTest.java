@@ -10,6 +10,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -46,6 +47,26 @@ class GenericDecoderTest {
         assertInstanceOf(GenericDecoderForCausalLM.class, ModelRegistry.find(ModelConfig.load(dir)));
         GoldenChecks.logitsMatchAtEveryPosition(golden);
         GoldenChecks.greedyTokensMatch(golden);
+    }
+
+    /** {@code llm.embed} on an unknown decoder: the generic decoder pools as Llama's class does. */
+    @Test
+    void anUnknownDecoderEmbedsAsItsKnownTwin(@TempDir Path dir) {
+        Golden golden = renamed("llama-gqa", dir);
+        List<dev.jvllm.Prompt> prompts = golden.prompts().stream().map(p -> dev.jvllm.Prompt.tokens(p.tokenIds())).toList();
+        dev.jvllm.PoolingParams raw = dev.jvllm.PoolingParams.builder().normalize(false).build();
+        List<dev.jvllm.EmbeddingOutput> expected, actual;
+        try (LLM llm = LLM.builder().model(Golden.root().resolve("llama-gqa").toString()).device("cpu")
+                .task(dev.jvllm.Task.EMBED).maxModelLen(128).build()) {
+            expected = llm.encode(prompts, raw);
+        }
+        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu").task(dev.jvllm.Task.EMBED).maxModelLen(128).build()) {
+            actual = llm.encode(prompts, raw);
+        }
+        for (int i = 0; i < prompts.size(); i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(expected.get(i).embedding(), actual.get(i).embedding(), 1e-6f,
+                    "prompt " + i);
+        }
     }
 
     @Test
