@@ -52,9 +52,18 @@ public final class LlavaChatModel {
 
     /** Writes the model with {@code chatTemplate} into {@code directory} (made if missing); returns it. */
     public static Path write(Path directory, String chatTemplate) throws IOException {
+        return write(directory, GOLDEN, FILES, Map.of(IMAGE_TOKEN, "<image>"), chatTemplate);
+    }
+
+    /**
+     * Another vision golden ({@code /vision-goldens/NAME/}, its {@code files}) as a chat model, its
+     * {@code special} ids (beside {@code <s>} and {@code </s>}) added tokens of their texts.
+     */
+    public static Path write(Path directory, String golden, List<String> files, Map<Integer, String> special,
+                             String chatTemplate) throws IOException {
         Files.createDirectories(directory);
-        for (String file : FILES) Files.write(directory.resolve(file), resource(file));
-        JSON.writeValue(directory.resolve("tokenizer.json").toFile(), tokenizer());
+        for (String file : files) Files.write(directory.resolve(file), resource(golden, file));
+        JSON.writeValue(directory.resolve("tokenizer.json").toFile(), tokenizer(special));
         JSON.writeValue(directory.resolve("tokenizer_config.json").toFile(), Map.of("bos_token", "<s>", "eos_token", "</s>",
                 "add_bos_token", false, "add_eos_token", false));
         JSON.writeValue(directory.resolve("chat_template.json").toFile(), Map.of("chat_template", chatTemplate));
@@ -64,7 +73,7 @@ public final class LlavaChatModel {
     /** The golden's image i (0 or 1) as PNG bytes. */
     public static byte[] png(int i) {
         try {
-            return resource("images/image" + i + ".png");
+            return resource(GOLDEN, "images/image" + i + ".png");
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -75,21 +84,26 @@ public final class LlavaChatModel {
         return ImageInput.decode(png(i));
     }
 
-    private static byte[] resource(String file) throws IOException {
-        try (InputStream in = LlavaChatModel.class.getResourceAsStream(GOLDEN + file)) {
-            if (in == null) throw new IOException("no resource " + GOLDEN + file + " on the classpath");
+    private static byte[] resource(String golden, String file) throws IOException {
+        try (InputStream in = LlavaChatModel.class.getResourceAsStream(golden + file)) {
+            if (in == null) throw new IOException("no resource " + golden + file + " on the classpath");
             return in.readAllBytes();
         }
     }
 
-    private static ObjectNode tokenizer() {
+    /** The text of token id {@code id} in the tokenizer this writes (not a special one). */
+    public static String word(int id) {
+        return id >= 3 && id < NEWLINE ? WORDS.get(id - 3) : id == NEWLINE ? "\n" : "w" + id;
+    }
+
+    private static ObjectNode tokenizer(Map<Integer, String> special) {
         ObjectNode root = JSON.createObjectNode().put("version", "1.0");
         root.putNull("truncation");
         root.putNull("padding");
         ArrayNode added = root.putArray("added_tokens");
         addedToken(added, 1, "<s>");
         addedToken(added, 2, "</s>");
-        addedToken(added, IMAGE_TOKEN, "<image>");
+        special.forEach((id, text) -> addedToken(added, id, text));
         // a line break is a token of its own, as in LLaVA's Llama vocabulary, so that "<image>\n<image>" is two placeholders
         addedToken(added, NEWLINE, "\n").put("special", false);
         root.putNull("normalizer");
@@ -102,9 +116,9 @@ public final class LlavaChatModel {
         for (int i = 0; i < WORDS.size(); i++) vocab.put(WORDS.get(i), 3 + i);
         vocab.put("\n", NEWLINE);
         for (int id = NEWLINE + 1; id < 512; id++) {
-            if (id != IMAGE_TOKEN) vocab.put("w" + id, id);
+            if (!special.containsKey(id)) vocab.put("w" + id, id);
         }
-        vocab.put("<image>", IMAGE_TOKEN);
+        special.forEach((id, text) -> vocab.put(text, id));
         return root;
     }
 
