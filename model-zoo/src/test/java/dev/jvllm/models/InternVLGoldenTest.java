@@ -144,6 +144,31 @@ class InternVLGoldenTest {
         json.writeValue(own.resolve("config.json").toFile(), config);
         assertLogits(golden, own);
         assertGenerates(golden, own, IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
+        // The placeholder comes from the tokenizer files only: without them the load is refused, naming it.
+        java.nio.file.Files.delete(own.resolve("tokenizer_config.json"));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
+                () -> dev.jvllm.LLM.builder().model(own.toString()).device(device()).maxModelLen(64).build());
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("<IMG_CONTEXT>"), e.getMessage());
+    }
+
+    /** Untrusted configs: a pixel shuffle other than 0.5, a tile count past 64. */
+    @Test
+    void unsupportedShufflesTileCountsAndMissingPlaceholdersAreRefusedByName(@org.junit.jupiter.api.io.TempDir Path dir)
+            throws IOException {
+        LlavaGoldenTest.Case golden = load("internvl-qwen2");
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (String[] edit : new String[][]{{"config.json", "downsample_ratio", "0.25"}, {"preprocessor_config.json", "max_patches", "100"}}) {
+            Path copy = java.nio.file.Files.createDirectories(dir.resolve(edit[1]));
+            for (String file : List.of("model.safetensors", "config.json", "preprocessor_config.json", "tokenizer_config.json")) {
+                java.nio.file.Files.copy(golden.directory().resolve(file), copy.resolve(file));
+            }
+            var node = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(copy.resolve(edit[0]).toFile());
+            node.put(edit[1], Double.parseDouble(edit[2]));
+            json.writeValue(copy.resolve(edit[0]).toFile(), node);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
+                    () -> dev.jvllm.LLM.builder().model(copy.toString()).device("cpu").maxModelLen(64).build());
+            org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains(edit[1]), e.getMessage());
+        }
     }
 
     private static byte[] encode(float[] values) {

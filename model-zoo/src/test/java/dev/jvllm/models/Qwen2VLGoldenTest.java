@@ -90,6 +90,30 @@ class Qwen2VLGoldenTest {
         VisionGoldens.assertLogits(golden, dir, device(), IMAGE_TOKEN, model -> { });
     }
 
+    /** Untrusted configs and requests: a pixel budget past what an image may hold, an extreme aspect ratio, broken sections. */
+    @Test
+    void badPixelBudgetsAspectRatiosAndSectionsAreRefusedByName(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var huge = json.createObjectNode().put("min_pixels", 3136).put("max_pixels", 1L << 40);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
+                () -> Qwen2VLImageProcessor.of(huge, 14, 2, "preprocessor_config.json"));
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("max_pixels"), e.getMessage());
+        var thin = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.InvalidRequestException.class,
+                () -> Qwen2VLImageProcessor.of(null, 14, 2, "test").grid(ImageInput.rgb(1000, 2, new byte[6000])));
+        assertEquals("image", thin.field());
+        LlavaGoldenTest.Case golden = load("qwen2-vl");
+        for (String file : new String[]{"model.safetensors", "preprocessor_config.json"}) {
+            java.nio.file.Files.copy(golden.directory().resolve(file), dir.resolve(file));
+        }
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(golden.directory().resolve("config.json").toFile());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) config.path("text_config").path("rope_parameters"))
+                .putArray("mrope_section").add(4).add(2).add(3);
+        json.writeValue(dir.resolve("config.json").toFile(), config);
+        var sections = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
+                () -> dev.jvllm.LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build());
+        org.junit.jupiter.api.Assertions.assertTrue(sections.getMessage().contains("mrope_section"), sections.getMessage());
+    }
+
     /** smart_resize and the merge-window order of the patches equal Qwen2-VL's preprocessing with Pillow. */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"qwen2-vl", "qwen2.5-vl"})

@@ -42,8 +42,9 @@ public final class Qwen2VLImageProcessor {
         }
         long min = c.path("min_pixels").asLong(c.path("size").path("shortest_edge").asLong(56 * 56));
         long max = c.path("max_pixels").asLong(c.path("size").path("longest_edge").asLong(28L * 28 * 1280));
-        if (min < 1 || max < min) {
-            throw new ConfigException(source + ": min_pixels " + min + " and max_pixels " + max + " must satisfy 1 <= min <= max");
+        if (min < 1 || max < min || max > ImageInput.MAX_PIXELS) {
+            throw new ConfigException(source + ": min_pixels " + min + " and max_pixels " + max + " must satisfy 1 <= min <= max <= "
+                    + ImageInput.MAX_PIXELS + " (the most pixels an image may have)");
         }
         double[] mean = channels(c.path("image_mean"), new double[]{0.48145466, 0.4578275, 0.40821073});
         double[] std = channels(c.path("image_std"), new double[]{0.26862954, 0.26130258, 0.27577711});
