@@ -219,6 +219,31 @@ INTERNVL_CASES = {  # name -> (InternVLVisionConfig kwargs, text config)
 }
 
 
+def save_images(out, images):
+    """Each image as images/image<j>.png, with a raw RGB copy images/image<j>-<w>x<h>.rgb."""
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    for j, image in enumerate(images):
+        image.save(os.path.join(out, "images", f"image{j}.png"))
+        with open(os.path.join(out, "images", f"image{j}-{image.size[0]}x{image.size[1]}.rgb"), "wb") as f:
+            f.write(np.asarray(image).tobytes())
+
+
+def wrapped_cases(counts, seed):
+    """Three prompts, each image's placeholders between IMAGE_START and IMAGE_END: words, image 0,
+    words; image 1, words, image 2, words; words alone. (prompt ids, indices of its images)"""
+    g = torch.Generator().manual_seed(seed)
+
+    def words(n):
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=g).tolist()
+
+    def image(j):
+        return [IMAGE_START] + [IMAGE_TOKEN] * counts[j] + [IMAGE_END]
+
+    return [([1] + words(3) + image(0) + words(4), [0]),
+            ([1] + image(1) + words(2) + image(2) + words(5), [1, 2]),
+            ([1] + words(6), [])]
+
+
 def internvl_grid(width, height, size, min_tiles, max_tiles):
     """GotOcr2ImageProcessor's get_optimal_tiled_canvas: (columns, rows) of the closest aspect ratio."""
     grids = sorted([(w, h) for w in range(1, max_tiles + 1) for h in range(1, max_tiles + 1)
@@ -271,25 +296,11 @@ def run_internvl_case(name, out_root):
         json.dump({"added_tokens_decoder": {str(IMAGE_START): {"content": "<img>", "special": True},
                                             str(IMAGE_END): {"content": "</img>", "special": True},
                                             str(IMAGE_TOKEN): {"content": "<IMG_CONTEXT>", "special": True}}}, f, indent=1)
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
     images = [make_image(31, 83, 61), make_image(32, 40, 130), make_image(33, 56, 56)]
-    for j, image in enumerate(images):
-        image.save(os.path.join(out, "images", f"image{j}.png"))
-        with open(os.path.join(out, "images", f"image{j}-{image.size[0]}x{image.size[1]}.rgb"), "wb") as f:
-            f.write(np.asarray(image).tobytes())
+    save_images(out, images)
     tiles = [internvl_pixels(im, size, 1, max_tiles) for im in images]
     counts = [4 * t.shape[0] for t in tiles]
-    g = torch.Generator().manual_seed(11)
-
-    def words(n):
-        return torch.randint(3, IMAGE_TOKEN, (n,), generator=g).tolist()
-
-    def image(j):
-        return [IMAGE_START] + [IMAGE_TOKEN] * counts[j] + [IMAGE_END]
-
-    cases = [([1] + words(3) + image(0) + words(4), [0]),
-             ([1] + image(1) + words(2) + image(2) + words(5), [1, 2]),
-             ([1] + words(6), [])]
+    cases = wrapped_cases(counts, 11)
     tensors, records = {}, []
     for i, (ids, which) in enumerate(cases):
         pv = torch.cat([tiles[j] for j in which]) if which else None
@@ -379,27 +390,13 @@ def run_qwen2vl_case(name, out_root):
                    "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2, "resample": 3, "do_rescale": True,
                    "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": MEAN, "image_std": STD,
                    "do_convert_rgb": True}, f, indent=1)
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
     images = [make_image(41, 83, 61), make_image(42, 40, 130), make_image(43, 112, 90)]
     if name.startswith("qwen2.5"):
         images[2] = make_image(44, 150, 140)  # 5 × 5 merged patches: windows of 2 × 2, the last row and column partial
-    for j, image in enumerate(images):
-        image.save(os.path.join(out, "images", f"image{j}.png"))
-        with open(os.path.join(out, "images", f"image{j}-{image.size[0]}x{image.size[1]}.rgb"), "wb") as f:
-            f.write(np.asarray(image).tobytes())
+    save_images(out, images)
     prepared = [qwen2vl_pixels(im) for im in images]
     counts = [g[1] * g[2] // 4 for _, g in prepared]
-    g = torch.Generator().manual_seed(13)
-
-    def words(n):
-        return torch.randint(3, IMAGE_TOKEN, (n,), generator=g).tolist()
-
-    def image(j):
-        return [IMAGE_START] + [IMAGE_TOKEN] * counts[j] + [IMAGE_END]
-
-    cases = [([1] + words(3) + image(0) + words(4), [0]),
-             ([1] + image(1) + words(2) + image(2) + words(5), [1, 2]),
-             ([1] + words(6), [])]
+    cases = wrapped_cases(counts, 13)
     tensors, records = {}, []
     for i, (ids, which) in enumerate(cases):
         pv = torch.cat([prepared[j][0] for j in which]) if which else None

@@ -117,15 +117,7 @@ public final class ClipVisionTower {
         int images = pixels.size();
         int perImage = tokensPerImage();
         int tokens = images * perImage;
-        int patchWidth = 3 * patchSize * patchSize;
-        Tensor input = scratch.get("clip.patches", tokens, patchWidth);
-        asActivations(backend, backend.stepValues(patchRows(pixels, imageSize, patchSize), tokens, patchWidth), input);
-        Tensor embedded = scratch.get("clip.embedded", tokens, hidden);
-        backend.linear(input, patchWeight, null, embedded);
-        for (int image = 0; image < images; image++) {
-            Tensor rows = embedded.rows(image * perImage, perImage);
-            backend.add(rows, positions, rows);
-        }
+        Tensor embedded = embed(backend, scratch, pixels, imageSize, patchSize, patchWeight, null, positions);
         Tensor x = scratch.get("clip.hidden", tokens, hidden);
         preNorm.apply(backend, embedded, x);
         ForwardBatch sequences = imagesAsSequences(images, perImage);
@@ -165,6 +157,25 @@ public final class ClipVisionTower {
             }
         }
         return patches;
+    }
+
+    /**
+     * Each image's patches through the patch product ({@code weight} [width, 3 × patch²], {@code bias}
+     * or null) plus the position table ({@code positions}, the class token's row first): [images ×
+     * (1 + side²), width] of scratch memory.
+     */
+    static Tensor embed(Backend backend, Scratch scratch, List<float[]> pixels, int imageSize, int patchSize, Tensor weight,
+                        Tensor bias, Tensor positions) {
+        int perImage = positions.rows(), tokens = pixels.size() * perImage, patchWidth = 3 * patchSize * patchSize;
+        Tensor input = scratch.get("tower.patches", tokens, patchWidth);
+        asActivations(backend, backend.stepValues(patchRows(pixels, imageSize, patchSize), tokens, patchWidth), input);
+        Tensor embedded = scratch.get("tower.embedded", tokens, positions.cols());
+        backend.linear(input, weight, bias, embedded);
+        for (int image = 0; image < pixels.size(); image++) {
+            Tensor rows = embedded.rows(image * perImage, perImage);
+            backend.add(rows, positions, rows);
+        }
+        return embedded;
     }
 
     /** Float32 values into out, in the backend's activation type (a row gather converts). */

@@ -38,8 +38,6 @@ public final class InternVLModel extends VisionLanguageDecoder {
     private final Linear projectorIn;
     private final Linear projectorOut;
     private final Activation projectorActivation;
-    private final int imageStart;
-    private final int imageEnd;
     private final Scratch scratch;
 
     /** Where a checkpoint's parts and settings are, by its format. */
@@ -78,7 +76,13 @@ public final class InternVLModel extends VisionLanguageDecoder {
     private final boolean columnMajorShuffle;
 
     public InternVLModel(ModelContext context, Format format) {
-        super(context, textConfig(context.config(), format.textSection), imageToken(context, format));
+        this(context, format, context.modelDirectory() == null ? Map.of() : addedTokens(context.modelDirectory()));
+    }
+
+    /** @param added the tokenizer files' added tokens, by text */
+    private InternVLModel(ModelContext context, Format format, Map<String, Integer> added) {
+        super(context, textConfig(context.config(), format.textSection), imageToken(context.config(), format, added),
+                added.getOrDefault("<img>", -1), added.getOrDefault("</img>", -1), "<IMG_CONTEXT>");
         ModelConfig config = context.config();
         ModelConfig vision = config.section("vision_config");
         JsonNode featureLayer = config.raw().path(format.featureLayerField);
@@ -125,10 +129,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
             this.tiling = tiling(preprocessor, tower.imageSize(), config.source());
             this.processor = processor(preprocessor, tower.imageSize(), config.source());
         }
-        Map<String, Integer> added = directory == null ? Map.of() : addedTokens(directory);
-        this.imageStart = added.getOrDefault("<img>", -1);
-        this.imageEnd = added.getOrDefault("</img>", -1);
-        if (imageStart < 0 || imageEnd < 0) {
+        if (imageStartTokenId() < 0 || imageEndTokenId() < 0) {
             org.slf4j.LoggerFactory.getLogger(InternVLModel.class).warn(
                     "{}: the tokenizer files name no <img> and </img> tokens; prompts must hold them around each image's "
                             + "placeholders", config.source());
@@ -137,10 +138,9 @@ public final class InternVLModel extends VisionLanguageDecoder {
     }
 
     /** The placeholder: config.json's image_token_id, or in InternVL's own format the tokenizer's {@code <IMG_CONTEXT>}. */
-    private static int imageToken(ModelContext context, Format format) {
-        ModelConfig config = context.config();
+    private static int imageToken(ModelConfig config, Format format, Map<String, Integer> added) {
         if (format == Format.TRANSFORMERS) return config.intOr(151667, "image_token_id", "image_token_index");
-        Integer id = context.modelDirectory() == null ? null : addedTokens(context.modelDirectory()).get("<IMG_CONTEXT>");
+        Integer id = added.get("<IMG_CONTEXT>");
         if (id == null) {
             throw new ConfigException(config.source() + ": InternVL's image placeholder <IMG_CONTEXT> is not among the "
                     + "tokenizer's added tokens (tokenizer_config.json's added_tokens_decoder or tokenizer.json's added_tokens)");
@@ -173,20 +173,8 @@ public final class InternVLModel extends VisionLanguageDecoder {
         return tileTokens * tiling.maxTileCount();
     }
 
-    @Override
-    public int imageStartTokenId() {
-        return imageStart;
-    }
 
-    @Override
-    public int imageEndTokenId() {
-        return imageEnd;
-    }
 
-    @Override
-    public String imagePlaceholderText() {
-        return "<IMG_CONTEXT>";
-    }
 
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {

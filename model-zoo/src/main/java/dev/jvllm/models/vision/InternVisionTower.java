@@ -195,15 +195,7 @@ public final class InternVisionTower {
         int tiles = pixels.size();
         int perTile = tokensPerImage();
         int tokens = tiles * perTile;
-        Tensor input = scratch.get("internvit.patches", tokens, 3 * patchSize * patchSize);
-        asActivations(backend, backend.stepValues(ClipVisionTower.patchRows(pixels, imageSize, patchSize), tokens,
-                3 * patchSize * patchSize), input);
-        Tensor x = scratch.get("internvit.hidden", tokens, hidden);
-        backend.linear(input, patchWeight, patchBias, x);
-        for (int tile = 0; tile < tiles; tile++) {
-            Tensor rows = x.rows(tile * perTile, perTile);
-            backend.add(rows, positions, rows);
-        }
+        Tensor x = ClipVisionTower.embed(backend, scratch, pixels, imageSize, patchSize, patchWeight, patchBias, positions);
         ForwardBatch sequences = ClipVisionTower.imagesAsSequences(tiles, perTile);
         for (Layer layer : layers) {
             layer.layer().forward(backend, scratch, x, sequences, attention, layer.queryNorm() == null

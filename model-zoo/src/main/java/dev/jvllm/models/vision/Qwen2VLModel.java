@@ -22,19 +22,17 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
 
     private final Qwen2VisionTower tower;
     private final Qwen2VLImageProcessor processor;
-    private final int imageStart;
-    private final int imageEnd;
 
     public Qwen2VLModel(ModelContext context) {
-        super(context, text(context.config()), context.config().intOr(151655, "image_token_id"));
+        super(context, text(context.config()), context.config().intOr(151655, "image_token_id"),
+                context.config().intOr(151652, "vision_start_token_id"), context.config().intOr(151653, "vision_end_token_id"),
+                "<|image_pad|>");
         ModelConfig config = context.config();
         ModelConfig vision = config.section("vision_config");
         this.tower = new Qwen2VisionTower(vision, scopeHolding(root, "patch_embed.proj.weight", "visual", "model.visual"));
         Path directory = context.modelDirectory();
         this.processor = Qwen2VLImageProcessor.of(directory == null ? null : jsonFile(directory.resolve("preprocessor_config.json")),
                 tower.patchSize(), tower.mergeSize(), config.source());
-        this.imageStart = config.intOr(151652, "vision_start_token_id");
-        this.imageEnd = config.intOr(151653, "vision_end_token_id");
         int merge = tower.mergeSize();
         languageRotary().bindImageGrid(image -> {
             int[] g = processor.grid(image);
@@ -65,20 +63,8 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
         return processor.maxPatches() / (tower.mergeSize() * tower.mergeSize()) + 1;
     }
 
-    @Override
-    public int imageStartTokenId() {
-        return imageStart;
-    }
 
-    @Override
-    public int imageEndTokenId() {
-        return imageEnd;
-    }
 
-    @Override
-    public String imagePlaceholderText() {
-        return "<|image_pad|>";
-    }
 
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {

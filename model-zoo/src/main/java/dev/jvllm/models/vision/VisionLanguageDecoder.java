@@ -54,6 +54,9 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     /** The language model's hidden size: each feature row's width. */
     protected final int hidden;
     private final int imageTokenId;
+    private final int imageStart;
+    private final int imageEnd;
+    private final String placeholderText;
     private final PreNormDecoder decoder;
     private ImageFeatureCache features;
 
@@ -62,6 +65,19 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      * @param imageTokenId the placeholder token (config.json's {@code image_token_index}, or the tokenizer's)
      */
     protected VisionLanguageDecoder(ModelContext context, ModelConfig text, int imageTokenId) {
+        this(context, text, imageTokenId, -1, -1, "<image>");
+    }
+
+    /**
+     * @param imageStart      the token before each image's placeholders, or -1 for none
+     * @param imageEnd        the token after them, or -1 for none
+     * @param placeholderText the placeholder as prompt text ({@link #imagePlaceholderText})
+     */
+    protected VisionLanguageDecoder(ModelContext context, ModelConfig text, int imageTokenId, int imageStart, int imageEnd,
+                                    String placeholderText) {
+        this.imageStart = imageStart;
+        this.imageEnd = imageEnd;
+        this.placeholderText = placeholderText;
         ModelConfig config = context.config();
         this.backend = context.backend();
         this.root = WeightScope.root(context.checkpoint(), backend);
@@ -102,6 +118,21 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     @Override
     public int imageTokenId() {
         return imageTokenId;
+    }
+
+    @Override
+    public int imageStartTokenId() {
+        return imageStart;
+    }
+
+    @Override
+    public int imageEndTokenId() {
+        return imageEnd;
+    }
+
+    @Override
+    public String imagePlaceholderText() {
+        return placeholderText;
     }
 
     @Override
