@@ -57,6 +57,21 @@ class Qwen2VLGoldenTest {
                 IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
     }
 
+    /** Prefill chunks of 5 tokens: image tokens and the text after them take their M-RoPE positions in any chunk. */
+    @Test
+    void imagesSplitAcrossPrefillChunksGiveTheSameTokens() {
+        LlavaGoldenTest.Case golden = load("qwen2.5-vl");
+        try (dev.jvllm.LLM llm = dev.jvllm.LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(256)
+                .maxNumBatchedTokens(5).maxNumSeqs(2).build()) {
+            var prompts = IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList();
+            var outputs = llm.generatePrompts(prompts, dev.jvllm.SamplingParams.builder().temperature(0).ignoreEos(true)
+                    .maxTokens(16).build());
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
+            }
+        }
+    }
+
     @Test
     void theEngineAddsTheVisionStartAndEndTokensWhereThePromptLacksThem() {
         LlavaGoldenTest.Case golden = load("qwen2-vl");

@@ -55,21 +55,23 @@ final class MultimodalRope {
         for (int s = 0; s < batch.numSequences(); s++) {
             var images = batch.promptImagesOf(s);
             if (images.isEmpty()) continue;
+            // Each image's grid, and the positions the images before it saved, once a sequence.
+            int[][] grids = new int[images.size()][];
+            int[] savedBefore = new int[images.size() + 1];
+            for (int i = 0; i < images.size(); i++) {
+                grids[i] = grid.apply(images.get(i).image());
+                savedBefore[i + 1] = savedBefore[i] + images.get(i).length() - Math.max(grids[i][1], grids[i][2]);
+            }
+            int image = 0;  // the first image not wholly before the token: a step's positions ascend within a sequence
             for (int token = batch.queryStarts()[s]; token < batch.queryStarts()[s + 1]; token++) {
                 int p = batch.positions()[token];
-                int saved = 0;
-                for (PromptImage image : images) {
-                    int[] g = grid.apply(image.image());
-                    if (p >= image.end()) {
-                        saved += image.length() - Math.max(g[1], g[2]);
-                    } else if (p >= image.start()) {
-                        if (imagePositions == null) imagePositions = new int[batch.numTokens()][];
-                        int k = p - image.start(), base = image.start() - saved, plane = g[1] * g[2];
-                        imagePositions[token] = new int[]{base + k / plane, base + k % plane / g[2], base + k % g[2]};
-                        break;
-                    } else {
-                        break;
-                    }
+                while (image < images.size() && p >= images.get(image).end()) image++;
+                int saved = savedBefore[image];
+                if (image < images.size() && p >= images.get(image).start()) {
+                    if (imagePositions == null) imagePositions = new int[batch.numTokens()][];
+                    int[] g = grids[image];
+                    int k = p - images.get(image).start(), base = images.get(image).start() - saved, plane = g[1] * g[2];
+                    imagePositions[token] = new int[]{base + k / plane, base + k % plane / g[2], base + k % g[2]};
                 }
                 positions[token] = p - saved;
             }
