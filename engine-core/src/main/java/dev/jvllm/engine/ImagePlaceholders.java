@@ -37,12 +37,13 @@ final class ImagePlaceholders {
      * @param start the token before each image's placeholders, or -1 for none
      * @param end   the token after them, or -1 for none
      */
-    static Expanded expand(int[] ids, List<ImageInput> images, int placeholder, int start, int end,
-                           ToIntFunction<ImageInput> tokenCount) {
-        int[] counts = images.stream().mapToInt(tokenCount).toArray();
-        // Each image takes, in order, either one placeholder (expanded here) or, where as many
-        // follow, its whole length (already expanded); so "<image><image>" holds two images.
-        List<int[]> groups = new ArrayList<>(); // {start, length in the prompt}
+    /**
+     * The placeholders' groups, {start, length in the prompt}, in order: each image takes one
+     * placeholder (expanded here) or, with {@code expandedRuns}, where as many follow, its whole
+     * length (already expanded).
+     */
+    private static List<int[]> groups(int[] ids, int placeholder, int[] counts, boolean expandedRuns) {
+        List<int[]> groups = new ArrayList<>();
         for (int i = 0; i < ids.length; ) {
             if (ids[i] != placeholder) {
                 i++;
@@ -51,9 +52,22 @@ final class ImagePlaceholders {
             int run = 0;
             while (i + run < ids.length && ids[i + run] == placeholder) run++;
             int k = groups.size();
-            int length = k < counts.length && counts[k] > 1 && run >= counts[k] ? counts[k] : 1;
+            int length = expandedRuns && k < counts.length && counts[k] > 1 && run >= counts[k] ? counts[k] : 1;
             groups.add(new int[]{i, length});
             i += length;
+        }
+        return groups;
+    }
+
+    static Expanded expand(int[] ids, List<ImageInput> images, int placeholder, int start, int end,
+                           ToIntFunction<ImageInput> tokenCount) {
+        int[] counts = images.stream().mapToInt(tokenCount).toArray();
+        List<int[]> groups = groups(ids, placeholder, counts, true);
+        if (groups.size() != images.size()) {
+            // Runs read as expanded images did not match: each placeholder one image ("<image><image>"
+            // for two images that each take two positions).
+            List<int[]> singles = groups(ids, placeholder, counts, false);
+            if (singles.size() == images.size()) groups = singles;
         }
         if (groups.size() != images.size()) {
             throw new InvalidRequestException("images", "the prompt holds " + groups.size() + " image placeholder"

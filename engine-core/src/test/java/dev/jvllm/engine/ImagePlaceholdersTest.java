@@ -58,6 +58,15 @@ class ImagePlaceholdersTest {
         assertArrayEquals(new int[]{7, P, P, 8}, expandedAndWrapped.tokenIds());
     }
 
+    /** Adjacent placeholders as many as the images, each image as long as the run: one placeholder an image. */
+    @Test
+    void aRunOfSinglePlaceholdersForAsManyImagesIsOneAnImage() {
+        ImageInput a = ImageInput.rgb(1, 1, new byte[]{1, 0, 0}), b = ImageInput.rgb(1, 1, new byte[]{2, 0, 0});
+        var e = ImagePlaceholders.expand(new int[]{1, P, P, 5}, List.of(a, b), P, image -> 2);
+        assertArrayEquals(new int[]{1, P, P, P, P, 5}, e.tokenIds());
+        assertEquals(List.of(new PromptImage(1, 2, a), new PromptImage(3, 2, b)), e.images());
+    }
+
     @Test
     void aCountThatDoesNotMatchTheImagesIsRefusedNamingBoth() {
         var e = assertThrows(InvalidRequestException.class, () -> expand(new int[]{1, P, 2}, SMALL, WIDE));

@@ -214,6 +214,15 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
         }
 
         private void checkEveryTensorIsPlaced(Set<String> names, ModelConfig config) {
+            int highest = -1;
+            for (String name : names) {
+                Matcher m = LAYER.matcher(name);
+                if (m.matches() && m.group(1).length() < 10) highest = Math.max(highest, Integer.parseInt(m.group(1)));
+            }
+            if (config.numLayers() != highest + 1) {
+                throw refused(config, "num_hidden_layers is " + config.numLayers() + " but the checkpoint's layers run to "
+                        + "model.layers." + highest);
+            }
             Set<String> expected = new TreeSet<>();
             for (int i = 0; i < config.numLayers(); i++) {
                 for (String name : layerTensors()) expected.add("model.layers." + i + "." + name);

@@ -85,6 +85,17 @@ class GenericDecoderTest {
         assertTrue(e.getMessage().contains("lacks model.layers.1.mlp.gate_proj.weight"), e.getMessage());
     }
 
+    /** A layer count the checkpoint does not hold is refused at once, however large. */
+    @Test
+    void aLayerCountTheCheckpointDoesNotHoldIsRefused(@TempDir Path dir) {
+        RepackedGolden.of("llama-gqa").write(dir, UNKNOWN, config -> {
+            unknownType(config);
+            config.put("num_hidden_layers", 2_000_000_000);
+        });
+        var e = assertThrows(UnsupportedArchitectureException.class, () -> load(dir));
+        assertTrue(e.getMessage().contains("num_hidden_layers is 2000000000"), e.getMessage());
+    }
+
     /** A parallel block (no norm before the MLP) is not the pre-norm decoder the generic class builds. */
     @Test
     void aLayoutWithoutTheNormBeforeTheMlpIsRefused(@TempDir Path dir) {

@@ -200,6 +200,17 @@ class InternVLGoldenTest {
         }
     }
 
+    /** An image whose resize onto its grid needs too many filter taps is refused on arrival, naming the image. */
+    @Test
+    void anImageTooThinToResizeIsRefusedOnArrival() {
+        DynamicTiling tiling = new DynamicTiling(448, 1, 12, true);
+        ClipImageProcessor processor = ClipImageProcessor.builder().size(448, 448).doCenterCrop(false)
+                .resample(ClipImageProcessor.BICUBIC).build();
+        var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.InvalidRequestException.class,
+                () -> tiling.check(ImageInput.rgb(20_000_000, 1, new byte[60_000_000]), processor));
+        assertEquals("image", e.field());
+    }
+
     /** The grid of the closest aspect ratio; on a tie, the larger grid while the image covers more than half of it. */
     @Test
     void theGridFollowsTheImagesAspectRatio() {

@@ -116,6 +116,12 @@ class Qwen2VLGoldenTest {
         var thin = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.InvalidRequestException.class,
                 () -> Qwen2VLImageProcessor.of(null, 14, 2, "test").grid(ImageInput.rgb(1000, 2, new byte[6000])));
         assertEquals("image", thin.field());
+        for (String[] field : new String[][]{{"resample", "1"}, {"image_mean", "[0.5, 0.5]"}, {"max_pixels", "\"big\""}}) {
+            var config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree("{\"" + field[0] + "\": " + field[1] + "}");
+            var bad = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
+                    () -> Qwen2VLImageProcessor.of(config, 14, 2, "preprocessor_config.json"), field[0]);
+            org.junit.jupiter.api.Assertions.assertTrue(bad.getMessage().startsWith("preprocessor_config.json"), bad.getMessage());
+        }
         LlavaGoldenTest.Case golden = load("qwen2-vl");
         for (String file : new String[]{"model.safetensors", "preprocessor_config.json"}) {
             java.nio.file.Files.copy(golden.directory().resolve(file), dir.resolve(file));
@@ -127,6 +133,23 @@ class Qwen2VLGoldenTest {
         var sections = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
                 () -> dev.jvllm.LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build());
         org.junit.jupiter.api.Assertions.assertTrue(sections.getMessage().contains("mrope_section"), sections.getMessage());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) config.path("text_config").path("rope_parameters"))
+                .putArray("mrope_section").add(-2).add(5).add(5);
+        json.writeValue(dir.resolve("config.json").toFile(), config);
+        var negative = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.config.ConfigException.class,
+                () -> dev.jvllm.LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build());
+        org.junit.jupiter.api.Assertions.assertTrue(negative.getMessage().contains("mrope_section"), negative.getMessage());
+        // A small pixel budget and an extreme aspect ratio: smart_resize rounds past the budget, refused on arrival.
+        java.nio.file.Files.writeString(dir.resolve("preprocessor_config.json"), "{\"min_pixels\": 3136, \"max_pixels\": 100352}");
+        java.nio.file.Files.copy(golden.directory().resolve("config.json"), dir.resolve("config.json"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        try (dev.jvllm.LLM llm = dev.jvllm.LLM.builder().model(dir.toString()).device("cpu").maxModelLen(256).build()) {
+            var thinImage = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.InvalidRequestException.class,
+                    () -> llm.generatePrompts(java.util.List.of(dev.jvllm.Prompt.tokens(new int[]{1, 500, 2},
+                            java.util.List.of(ImageInput.rgb(5600, 28, new byte[3 * 5600 * 28])))),
+                            dev.jvllm.SamplingParams.builder().maxTokens(1).build()));
+            assertEquals("image", thinImage.field());
+        }
     }
 
     /** smart_resize and the merge-window order of the patches equal Qwen2-VL's preprocessing with Pillow. */

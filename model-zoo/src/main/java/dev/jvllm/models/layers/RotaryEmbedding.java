@@ -89,7 +89,14 @@ public final class RotaryEmbedding {
         MultimodalRope multimodal = null;
         if (sections.isArray()) {
             int[] pairs = new int[sections.size()];
-            for (int i = 0; i < pairs.length; i++) pairs[i] = sections.get(i).asInt();
+            for (int i = 0; i < pairs.length; i++) {
+                JsonNode section = sections.get(i);
+                if (!section.isInt() || section.asInt() < 0 || section.asInt() > dim / 2) {
+                    throw new ConfigException("mrope_section " + sections + " must hold whole numbers of rotary pairs, each "
+                            + "from 0 to " + dim / 2);
+                }
+                pairs[i] = section.asInt();
+            }
             multimodal = new MultimodalRope(pairs, invFreq, magnitude);
         }
         return new RotaryEmbedding(backend.constant(table, maxPositions, dim), dim, neoxStyle, 0, Integer.MAX_VALUE, multimodal);

@@ -382,6 +382,31 @@ public final class ClipImageProcessor {
     }
 
     /**
+     * Refuses, as {@link #pixels} would, a resize of {@code image} to {@code width × height} that
+     * needs too many filter taps: for checking an image when its request arrives rather than when
+     * a forward pass preprocesses it.
+     *
+     * @throws InvalidRequestException (field {@code "image"}) naming the side and the sizes
+     */
+    public void checkResize(ImageInput image, int width, int height) {
+        checkTaps(image.width(), width, image);
+        checkTaps(image.height(), height, image);
+    }
+
+    private void checkTaps(int inSize, int outSize, ImageInput image) {
+        double scale = (double) (float) inSize / outSize;
+        double support = (resample == BICUBIC ? 2.0 : 1.0) * Math.max(scale, 1.0);
+        long total = 0;
+        for (int i = 0; i < outSize; i++) {
+            double center = (i + 0.5) * scale;
+            total += Math.max(0, Math.min(inSize, (int) (center + support + 0.5)) - Math.max(0, (int) (center - support + 0.5)));
+            if (total > MAX_TAPS) {
+                throw tooLarge(image, "resizing its side of " + inSize + " to " + outSize + " needs too many filter taps");
+            }
+        }
+    }
+
+    /**
      * The fixed-point filter taps of output samples {@code from..to} of a resize of an axis from
      * {@code inSize} to {@code outSize}, as Pillow's precompute_coeffs and normalize_coeffs_8bpc.
      */

@@ -60,6 +60,13 @@ public record DynamicTiling(int tile, int minTiles, int maxTiles, boolean thumbn
         return maxTiles + (thumbnail && maxTiles > 1 ? 1 : 0);
     }
 
+    /** Refuses, when a request arrives, an image whose resizes onto its grid or into the thumbnail cannot be made. */
+    public void check(ImageInput image, ClipImageProcessor resampler) {
+        int[] g = grid(image.width(), image.height());
+        resampler.checkResize(image, g[0] * tile, g[1] * tile);
+        if (thumbnail && g[0] * g[1] > 1) resampler.checkResize(image, tile, tile);
+    }
+
     /** The tiles, as images of tile × tile pixels, resized with {@code resampler}'s filter as Pillow does. */
     public List<ImageInput> tiles(ImageInput image, ClipImageProcessor resampler) {
         int[] g = grid(image.width(), image.height());

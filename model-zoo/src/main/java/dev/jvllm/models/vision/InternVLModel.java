@@ -165,6 +165,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
 
     @Override
     public int imageTokenCount(ImageInput image) {
+        tiling.check(image, processor);
         return tileTokens * tiling.tileCount(image.width(), image.height());
     }
 

@@ -40,22 +40,43 @@ public final class Qwen2VLImageProcessor {
             throw new ConfigException(source + ": the image processor's patch " + patch + " and merge " + merge
                     + " differ from the vision tower's " + patchSize + " and " + mergeSize);
         }
-        long min = c.path("min_pixels").asLong(c.path("size").path("shortest_edge").asLong(56 * 56));
-        long max = c.path("max_pixels").asLong(c.path("size").path("longest_edge").asLong(28L * 28 * 1280));
+        long min = pixels(c, "min_pixels", "shortest_edge", 56 * 56, source);
+        long max = pixels(c, "max_pixels", "longest_edge", 28L * 28 * 1280, source);
         if (min < 1 || max < min || max > ImageInput.MAX_PIXELS) {
             throw new ConfigException(source + ": min_pixels " + min + " and max_pixels " + max + " must satisfy 1 <= min <= max <= "
                     + ImageInput.MAX_PIXELS + " (the most pixels an image may have)");
         }
-        double[] mean = channels(c.path("image_mean"), new double[]{0.48145466, 0.4578275, 0.40821073});
-        double[] std = channels(c.path("image_std"), new double[]{0.26862954, 0.26130258, 0.27577711});
-        return new Qwen2VLImageProcessor(patch, merge, min, max, c.path("resample").asInt(ClipImageProcessor.BICUBIC), mean, std);
+        double[] mean = channels(c, "image_mean", new double[]{0.48145466, 0.4578275, 0.40821073}, source);
+        double[] std = channels(c, "image_std", new double[]{0.26862954, 0.26130258, 0.27577711}, source);
+        int resample = c.path("resample").asInt(ClipImageProcessor.BICUBIC);
+        try {  // the filter and the normalization are checked here, not at the first image
+            ClipImageProcessor.builder().size(patch, patch).doCenterCrop(false).resample(resample).imageMean(mean).imageStd(std)
+                    .build();
+        } catch (ConfigException e) {
+            throw new ConfigException(source + ": " + e.getMessage(), e);
+        }
+        return new Qwen2VLImageProcessor(patch, merge, min, max, resample, mean, std);
     }
 
-    private static double[] channels(JsonNode values, double[] fallback) {
-        return values.size() == 3 ? new double[]{values.get(0).asDouble(), values.get(1).asDouble(), values.get(2).asDouble()}
-                : fallback;
+    /** {@code field}, else {@code size}'s {@code edge}, else the default; a present value that is not a whole number is refused. */
+    private static long pixels(JsonNode config, String field, String edge, long fallback, String source) {
+        JsonNode value = config.has(field) ? config.get(field) : config.path("size").path(edge);
+        if (value.isMissingNode() || value.isNull()) return fallback;
+        if (!value.canConvertToLong() || !value.isIntegralNumber()) {
+            throw new ConfigException(source + ": " + field + " must be a whole number of pixels, got " + value);
+        }
+        return value.asLong();
     }
 
+    private static double[] channels(JsonNode config, String field, double[] fallback, String source) {
+        JsonNode values = config.path(field);
+        if (values.isMissingNode() || values.isNull()) return fallback;
+        if (!values.isArray() || values.size() != 3 || !values.get(0).isNumber() || !values.get(1).isNumber()
+                || !values.get(2).isNumber()) {
+            throw new ConfigException(source + ": " + field + " must hold 3 numbers, got " + values);
+        }
+        return new double[]{values.get(0).asDouble(), values.get(1).asDouble(), values.get(2).asDouble()};
+    }
     /** The most patches any image becomes. */
     public int maxPatches() {
         return (int) (maxPixels / ((long) patch * patch));

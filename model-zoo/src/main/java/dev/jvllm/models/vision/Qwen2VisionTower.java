@@ -62,10 +62,11 @@ public final class Qwen2VisionTower {
         this.patch = vision.intOr(14, "patch_size");
         this.merge = vision.intOr(2, "spatial_merge_size");
         int temporal = vision.intOr(2, "temporal_patch_size");
-        if (width < 1 || heads < 1 || width % heads != 0 || (width / heads) % 4 != 0 || merge != 2
+        if (width < 1 || heads < 1 || width % heads != 0 || (width / heads) % 4 != 0 || merge != 2 || patch < 1 || temporal < 1
                 || vision.intOr(3, "in_channels") != 3) {
-            throw new ConfigException(vision.source() + ": width " + width + ", num_heads " + heads + " and spatial_merge_size "
-                    + merge + " do not make a Qwen2-VL vision tower (heads a multiple of 4 wide, 2 × 2 merges, 3 channels)");
+            throw new ConfigException(vision.source() + ": width " + width + ", num_heads " + heads + ", spatial_merge_size "
+                    + merge + ", patch_size " + patch + " and temporal_patch_size " + temporal + " do not make a Qwen2-VL vision "
+                    + "tower (heads a multiple of 4 wide, 2 × 2 merges, positive patch sizes, 3 channels)");
         }
         int windowPixels = windows ? vision.intOr(112, "window_size") : 0;
         if (windows && (windowPixels < patch * merge || windowPixels % (patch * merge) != 0)) {
