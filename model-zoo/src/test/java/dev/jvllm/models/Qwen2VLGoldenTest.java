@@ -72,6 +72,33 @@ class Qwen2VLGoldenTest {
         }
     }
 
+    /**
+     * A pixel budget of 64 patches (max_pixels 12 544): images reached by one step go through the
+     * tower in passes that fit it, and give what each gives alone.
+     */
+    @Test
+    void imagesOfOneStepEncodedInPassesGiveWhatEachGivesAlone(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        LlavaGoldenTest.Case golden = load("qwen2-vl");
+        for (String file : new String[]{"model.safetensors", "config.json"}) {
+            java.nio.file.Files.copy(golden.directory().resolve(file), dir.resolve(file));
+        }
+        java.nio.file.Files.writeString(dir.resolve("preprocessor_config.json"), "{\"min_pixels\": 3136, \"max_pixels\": 12544}");
+        var prompts = IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList();
+        var greedy = dev.jvllm.SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(8).build();
+        java.util.List<int[]> alone = new java.util.ArrayList<>();
+        for (var prompt : prompts) {
+            try (dev.jvllm.LLM llm = dev.jvllm.LLM.builder().model(dir.toString()).device(device()).maxModelLen(256).build()) {
+                alone.add(llm.generatePrompts(java.util.List.of(prompt), greedy).getFirst().outputs().getFirst().tokenIdArray());
+            }
+        }
+        try (dev.jvllm.LLM llm = dev.jvllm.LLM.builder().model(dir.toString()).device(device()).maxModelLen(256).build()) {
+            var together = llm.generatePrompts(prompts, greedy);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(alone.get(i), together.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
+            }
+        }
+    }
+
     @Test
     void theEngineAddsTheVisionStartAndEndTokensWhereThePromptLacksThem() {
         LlavaGoldenTest.Case golden = load("qwen2-vl");
