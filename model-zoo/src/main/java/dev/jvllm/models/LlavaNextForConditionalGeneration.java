@@ -83,6 +83,16 @@ public final class LlavaNextForConditionalGeneration implements ModelArchitectur
         }
 
         @Override
+        protected int tileCount(ImageInput image) {
+            return tiling.tileCount(image.height(), image.width());
+        }
+
+        @Override
+        protected int maxTiles() {
+            return tiling.maxTileCount();
+        }
+
+        @Override
         protected List<float[]> tiles(ImageInput image) {
             return tiling.tiles(image, processor).stream().map(processor::pixels).toList();
         }

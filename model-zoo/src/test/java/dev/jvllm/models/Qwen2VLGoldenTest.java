@@ -73,11 +73,11 @@ class Qwen2VLGoldenTest {
     }
 
     /**
-     * A pixel budget of 64 patches (max_pixels 12 544): images reached by one step go through the
-     * tower in passes that fit it, and give what each gives alone.
+     * A pixel budget of 64 patches (max_pixels 12 544, smaller images): the images one step reaches
+     * go through the tower together and give what each gives alone.
      */
     @Test
-    void imagesOfOneStepEncodedInPassesGiveWhatEachGivesAlone(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+    void imagesOfOneStepEncodedTogetherGiveWhatEachGivesAlone(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
         LlavaGoldenTest.Case golden = load("qwen2-vl");
         for (String file : new String[]{"model.safetensors", "config.json"}) {
             java.nio.file.Files.copy(golden.directory().resolve(file), dir.resolve(file));

@@ -85,6 +85,19 @@ public record AnyResolutionTiling(List<int[]> pinpoints, int tile, int side) {
         return most;
     }
 
+    /** How many tiles an image of this size becomes: the whole-image tile and the grid's. */
+    public int tileCount(int height, int width) {
+        Layout l = layout(height, width);
+        return 1 + l.rows() * l.cols();
+    }
+
+    /** The most tiles any image becomes. */
+    public int maxTileCount() {
+        int most = 0;
+        for (int[] p : pinpoints) most = Math.max(most, 1 + (p[0] / tile) * (p[1] / tile));
+        return most;
+    }
+
     /** The tiles, as images of tile × tile pixels: the whole image resized, then the grid's, row by row. */
     public List<ImageInput> tiles(ImageInput image, ClipImageProcessor resampler) {
         int h = image.height(), w = image.width();

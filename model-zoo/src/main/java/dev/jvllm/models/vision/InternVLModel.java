@@ -179,6 +179,11 @@ public final class InternVLModel extends VisionLanguageDecoder {
 
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {
+        inPasses(images, outs, image -> tiling.tileCount(image.width(), image.height()),
+                Math.max(tiling.maxTileCount(), TOWER_TOKENS_A_PASS / tower.tokensPerImage()), this::encodeTogether);
+    }
+
+    private void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
         List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
         List<float[]> pixels = new ArrayList<>();
         for (List<float[]> tiles : tilesOfEach) pixels.addAll(tiles);

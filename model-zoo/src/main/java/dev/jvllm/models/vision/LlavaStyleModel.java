@@ -90,9 +90,24 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
      */
     protected abstract void arrange(ImageInput image, Tensor tileFeatures, Tensor out);
 
-    /** Runs the tower over every tile of the images, then projects and arranges each image's features. */
+    /** Runs the tower over the tiles of the images, in passes ({@link #TOWER_TOKENS_A_PASS}), then projects and arranges. */
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {
+        inPasses(images, outs, this::tileCount, Math.max(maxTiles(), TOWER_TOKENS_A_PASS / tower.tokensPerImage()),
+                this::encodeTogether);
+    }
+
+    /** How many tiles the image becomes (one, for LLaVA-1.5). */
+    protected int tileCount(ImageInput image) {
+        return 1;
+    }
+
+    /** The most tiles any image becomes. */
+    protected int maxTiles() {
+        return 1;
+    }
+
+    private void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
         List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
         List<float[]> pixels = new ArrayList<>();
         int[] firstTile = new int[images.size() + 1];

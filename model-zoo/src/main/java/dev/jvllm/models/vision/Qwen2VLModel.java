@@ -74,24 +74,10 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
 
     @Override
     protected void encode(List<ImageInput> images, List<Tensor> outs) {
-        // The tower runs on as many images at a time as fit in the processor's pixel budget (one image of
-        // max_pixels at the most), so that its scratch memory does not grow with the images a step reaches.
-        int budget = processor.maxPatches();
-        for (int from = 0; from < images.size(); ) {
-            int to = from, patches = 0;
-            do {
-                int[] g = processor.grid(images.get(to));
-                patches += g[0] * g[1];
-                to++;
-            } while (to < images.size() && patches + patchesOf(images.get(to)) <= budget);
-            encodeTogether(images.subList(from, to), outs.subList(from, to));
-            from = to;
-        }
-    }
-
-    private int patchesOf(ImageInput image) {
-        int[] g = processor.grid(image);
-        return g[0] * g[1];
+        inPasses(images, outs, image -> {
+            int[] g = processor.grid(image);
+            return g[0] * g[1];
+        }, Math.max(processor.maxPatches(), TOWER_TOKENS_A_PASS), this::encodeTogether);
     }
 
     private void encodeTogether(List<ImageInput> images, List<Tensor> outs) {

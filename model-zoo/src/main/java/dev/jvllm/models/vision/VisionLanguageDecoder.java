@@ -204,6 +204,31 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         }
     }
 
+    /**
+     * The vision tower's tokens (patches) a pass takes at the most, beyond one image's: enough that
+     * a batch of small images shares passes (16 LLaVA-1.5 images, 28 InternVL tiles), few enough that
+     * the tower's scratch stays a few hundred megabytes.
+     */
+    protected static final int TOWER_TOKENS_A_PASS = 16_384;
+
+    /**
+     * {@code pass} over consecutive groups of the images, each group's {@code cost} (tiles, patches)
+     * within {@code budget} but for an image that alone exceeds it: a family's encode bounds the
+     * vision tower's scratch memory by the budget, whatever number of images a step reaches.
+     */
+    protected static void inPasses(List<ImageInput> images, List<Tensor> outs, java.util.function.ToIntFunction<ImageInput> cost,
+                                   int budget, java.util.function.BiConsumer<List<ImageInput>, List<Tensor>> pass) {
+        for (int from = 0; from < images.size(); ) {
+            int to = from + 1, used = cost.applyAsInt(images.get(from));
+            while (to < images.size() && used + cost.applyAsInt(images.get(to)) <= budget) {
+                used += cost.applyAsInt(images.get(to));
+                to++;
+            }
+            pass.accept(images.subList(from, to), outs.subList(from, to));
+            from = to;
+        }
+    }
+
     /** {@code step} of each image, in order: host preprocessing of a few milliseconds an image (Pillow's resampling), side by side. */
     protected static <T> List<T> eachImage(List<ImageInput> images, java.util.function.Function<ImageInput, T> step) {
         return images.size() == 1 ? List.of(step.apply(images.getFirst())) : images.parallelStream().map(step).toList();
