@@ -4,6 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.models.layers.DecoderOptions;
 import dev.jvllm.models.layers.DecoderOptions.Feature;
+import dev.jvllm.models.layers.ExpertRouter;
+import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.MixtureOfExperts;
+import dev.jvllm.models.layers.WeightScope;
 import dev.jvllm.models.layers.Mlp;
 import dev.jvllm.models.layers.PreNormDecoder;
 import dev.jvllm.models.layers.SlidingWindows;
@@ -14,6 +18,7 @@ import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.GenericArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.PoolingModel;
+import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.spi.ModelRegistry.UnsupportedArchitectureException;
 
 import java.util.ArrayList;
@@ -60,8 +65,7 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
             Map.entry("query_pre_attn_scalar", "any"), Map.entry("use_parallel_residual", false),
             Map.entry("parallel_attn", false), Map.entry("parallel_residual", false), Map.entry("qk_layernorm", false),
             Map.entry("use_qk_norm", false), Map.entry("clip_qkv", "any"), Map.entry("alibi", false),
-            Map.entry("use_alibi", false), Map.entry("num_experts", "any"), Map.entry("num_local_experts", "any"),
-            Map.entry("n_routed_experts", "any"), Map.entry("sliding_window_pattern", "any"),
+            Map.entry("use_alibi", false), Map.entry("n_routed_experts", "any"), Map.entry("sliding_window_pattern", "any"),
             Map.entry("no_rope_layers", "any"), Map.entry("attention_chunk_size", "any"));
 
     private static final Pattern LAYER = Pattern.compile("^model\\.layers\\.(\\d+)\\.(.+)$");
@@ -125,21 +129,38 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
         refusalOf(config).ifPresent(why -> {
             throw refused(config, why);
         });
-        Layout layout = Layout.of(context.checkpoint().names(), config);
+        Layout layout = Layout.of(context.checkpoint(), config);
+        WeightNames names = WeightNames.LLAMA.attention("self_attn", layout.output, QkvLayout.BLOCKS, layout.qkv.toArray(String[]::new));
+        if (!layout.gateUp.isEmpty()) {
+            names = names.mlp("mlp", layout.down, layout.gateUp.toArray(String[]::new));
+        }
         DecoderOptions.Builder options = DecoderOptions.builder(config)
-                .names(WeightNames.LLAMA.attention("self_attn", layout.output, QkvLayout.BLOCKS, layout.qkv.toArray(String[]::new))
-                        // A plain MLP is built by the feed-forward loader below; its up projection stands in the names.
-                        .mlp("mlp", layout.down, layout.gateUp.isEmpty() ? new String[]{layout.up} : layout.gateUp.toArray(String[]::new)))
+                .names(names)
                 .attentionBiases(layout.qkvBias, layout.outputBias)
                 .mlpBias(layout.mlpBias)
                 .slidingWindows(SlidingWindows.statedPerLayer(config));
         if (layout.qkNorm) options.with(Feature.QK_NORM);
         if (layout.layerNorms) options.with(Feature.LAYER_NORMS);
-        if (layout.gateUp.isEmpty()) {
-            Activation activation = Activation.fromConfig(config.hiddenAct());
-            options.feedForward((model, layer, index) -> Mlp.load(layer.child("mlp"), layout.up, layout.down,
-                    config.hiddenSize(), config.intermediateSize(), activation, layout.mlpBias));
-        }
+        Activation activation = Activation.fromConfig(config.hiddenAct());
+        int hidden = config.hiddenSize();
+        Layout.Experts experts = layout.experts;
+        ExpertRouter routing = experts == null ? null : ExpertRouter.softmaxTopK(experts.count(), experts.topK(), experts.renormalize());
+        WeightNames denseNames = names;
+        options.feedForward((model, layer, index) -> {
+            if (layout.sparse[index]) {
+                WeightScope block = layer.child(experts.scope());
+                MixtureOfExperts moe = MixtureOfExperts.load(block, routing, hidden, experts.intermediate(), experts.names());
+                return experts.sharedIntermediate() <= 0 ? moe : moe.withSharedExpert(
+                        MixtureOfExperts.loadExpert(block.child("shared_expert"), hidden, experts.sharedIntermediate(),
+                                MixtureOfExperts.ExpertNames.LLAMA),
+                        Linear.load(block, "shared_expert_gate", hidden, 1, false));
+            }
+            if (layout.gateUp.isEmpty()) {
+                return Mlp.load(layer.child("mlp"), layout.up, layout.down, hidden, config.intermediateSize(), activation,
+                        layout.mlpBias);
+            }
+            return denseNames.loadMlp(layer, hidden, config.intermediateSize(), layout.mlpBias, activation);
+        });
         return options.build();
     }
 
@@ -150,27 +171,57 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
 
     /** Where the decoder's parts sit, read from layer 0's tensor names and checked against every tensor. */
     private record Layout(List<String> qkv, String output, boolean qkvBias, boolean outputBias, boolean qkNorm,
-                          List<String> gateUp, String up, String down, boolean mlpBias, boolean layerNorms) {
+                          List<String> gateUp, String up, String down, boolean mlpBias, boolean layerNorms, Experts experts,
+                          boolean[] sparse) {
 
-        static Layout of(Set<String> names, ModelConfig config) {
-            Set<String> layerZero = new TreeSet<>();
+        /**
+         * The sparse layers' mixture ({@code sparse[i]}; the others hold the dense MLP): under {@code scope}, a router {@code gate}, {@code count}
+         * SwiGLU experts of {@code intermediate} named {@code names}, and where {@code sharedIntermediate}
+         * is positive a shared expert scaled by {@code sigmoid(shared_expert_gate · x)} (Qwen2-MoE's; its
+         * tensors may be present with no rows, as Transformers saves a shared expert of size 0).
+         */
+        record Experts(String scope, MixtureOfExperts.ExpertNames names, int count, int topK, boolean renormalize,
+                       int intermediate, boolean sharedTensors, int sharedIntermediate) {
+        }
+
+        static Layout of(Checkpoint checkpoint, ModelConfig config) {
+            Set<String> names = checkpoint.names();
+            java.util.Map<Integer, Set<String>> byLayer = new java.util.TreeMap<>();
             for (String name : names) {
                 Matcher m = LAYER.matcher(name);
-                if (m.matches() && m.group(1).equals("0")) layerZero.add(m.group(2));
+                if (m.matches() && m.group(1).length() < 10) {
+                    byLayer.computeIfAbsent(Integer.parseInt(m.group(1)), k -> new TreeSet<>()).add(m.group(2));
+                }
             }
+            Set<String> layerZero = byLayer.getOrDefault(0, Set.of());
             if (layerZero.isEmpty()) {
                 throw refused(config, "no tensors under model.layers.0. (the checkpoint starts " + first(names) + ")");
+            }
+            int layers = byLayer.isEmpty() ? 0 : ((java.util.TreeMap<Integer, Set<String>>) byLayer).lastKey() + 1;
+            if (config.numLayers() != layers) {
+                throw refused(config, "num_hidden_layers is " + config.numLayers() + " but the checkpoint's layers run to "
+                        + "model.layers." + (layers - 1));
             }
             List<String> qkv = firstPresent(layerZero, config, "self_attn.", ".weight",
                     List.of(List.of("q_proj", "k_proj", "v_proj"), List.of("qkv_proj"), List.of("W_pack")));
             String output = firstPresent(layerZero, config, "self_attn.", ".weight", List.of(List.of("o_proj"), List.of("dense"),
                     List.of("out_proj"))).getFirst();
-            List<String> gateUp = optionalFirstPresent(layerZero, "mlp.", ".weight",
+            // Each layer's feed-forward block: a mixture of experts where it has a router and experts, else the dense MLP.
+            boolean[] sparse = new boolean[layers];
+            int firstSparse = -1, firstDense = -1;
+            for (int i = 0; i < layers; i++) {
+                sparse[i] = expertScope(byLayer.getOrDefault(i, Set.of())) != null;
+                if (sparse[i] && firstSparse < 0) firstSparse = i;
+                if (!sparse[i] && firstDense < 0) firstDense = i;
+            }
+            Experts experts = firstSparse < 0 ? null : experts(byLayer.get(firstSparse), firstSparse, checkpoint, config);
+            Set<String> dense = firstDense < 0 ? Set.of() : byLayer.get(firstDense);
+            List<String> gateUp = firstDense < 0 ? List.of() : optionalFirstPresent(dense, "mlp.", ".weight",
                     List.of(List.of("gate_proj", "up_proj"), List.of("gate_up_proj")));
-            String down = firstPresent(layerZero, config, "mlp.", ".weight",
+            String down = firstDense < 0 ? null : firstPresent(dense, config, "mlp.", ".weight",
                     List.of(List.of("down_proj"), List.of("c_proj"), List.of("fc2"))).getFirst();
-            String up = gateUp.isEmpty() ? firstPresent(layerZero, config, "mlp.", ".weight",
-                    List.of(List.of("up_proj"), List.of("c_fc"), List.of("fc1"))).getFirst() : null;
+            String up = firstDense < 0 || !gateUp.isEmpty() ? null : firstPresent(dense, config, "mlp.", ".weight",
+                    List.of(List.of("up_proj"), List.of("c_fc"), List.of("fc1"))).getFirst();
             for (String norm : List.of("input_layernorm.weight", "post_attention_layernorm.weight")) {
                 if (!layerZero.contains(norm)) {
                     throw refused(config, "model.layers.0 has no " + norm + " (a norm before attention and one before the "
@@ -179,19 +230,29 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
             }
             boolean qkvBias = allOrNone(layerZero, config, "self_attn.", qkv);
             boolean outputBias = layerZero.contains("self_attn." + output + ".bias");
-            List<String> mlpParts = new ArrayList<>(gateUp.isEmpty() ? List.of(up) : gateUp);
-            mlpParts.add(down);
-            boolean mlpBias = allOrNone(layerZero, config, "mlp.", mlpParts);
+            List<String> mlpParts = new ArrayList<>();
+            if (firstDense >= 0) {
+                mlpParts.addAll(gateUp.isEmpty() ? List.of(up) : gateUp);
+                mlpParts.add(down);
+            }
+            boolean mlpBias = firstDense >= 0 && allOrNone(dense, config, "mlp.", mlpParts);
             if (mlpBias && gateUp.size() == 1) throw refused(config, "a fused gate_up_proj with a bias");
             boolean layerNorms = layerZero.contains("input_layernorm.bias");
             boolean qkNorm = layerZero.contains("self_attn.q_norm.weight") && layerZero.contains("self_attn.k_norm.weight");
-            Layout layout = new Layout(qkv, output, qkvBias, outputBias, qkNorm, gateUp, up, down, mlpBias, layerNorms);
+            Layout layout = new Layout(qkv, output, qkvBias, outputBias, qkNorm, gateUp, up, down, mlpBias, layerNorms, experts,
+                    sparse);
             layout.checkEveryTensorIsPlaced(names, config);
             return layout;
         }
 
-        /** The names each layer holds under this layout, relative to {@code model.layers.N.}. */
-        Set<String> layerTensors() {
+        /** Where a layer's mixture of experts sits ({@code block_sparse_moe} or {@code mlp}), or null for a dense MLP. */
+        private static String expertScope(Set<String> layer) {
+            if (layer.contains("block_sparse_moe.gate.weight")) return "block_sparse_moe";
+            return layer.contains("mlp.gate.weight") && layer.stream().anyMatch(n -> n.startsWith("mlp.experts.0.")) ? "mlp" : null;
+        }
+
+        /** The names layer {@code layer} holds under this layout, relative to {@code model.layers.N.}. */
+        Set<String> layerTensors(int layer) {
             Set<String> expected = new LinkedHashSet<>();
             for (String name : qkv) {
                 expected.add("self_attn." + name + ".weight");
@@ -200,11 +261,25 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
             expected.add("self_attn." + output + ".weight");
             if (outputBias) expected.add("self_attn." + output + ".bias");
             if (qkNorm) expected.addAll(List.of("self_attn.q_norm.weight", "self_attn.k_norm.weight"));
-            List<String> mlp = new ArrayList<>(gateUp.isEmpty() ? List.of(up) : gateUp);
-            mlp.add(down);
-            for (String name : mlp) {
-                expected.add("mlp." + name + ".weight");
-                if (mlpBias) expected.add("mlp." + name + ".bias");
+            if (sparse[layer]) {
+                String scope = experts.scope() + ".";
+                expected.add(scope + "gate.weight");
+                for (int e = 0; e < experts.count(); e++) {
+                    for (String name : List.of(experts.names().gate(), experts.names().up(), experts.names().down())) {
+                        expected.add(scope + "experts." + e + "." + name + ".weight");
+                    }
+                }
+                if (experts.sharedTensors()) {
+                    for (String name : List.of("gate_proj", "up_proj", "down_proj")) expected.add(scope + "shared_expert." + name + ".weight");
+                    expected.add(scope + "shared_expert_gate.weight");
+                }
+            } else {
+                List<String> mlp = new ArrayList<>(gateUp.isEmpty() ? List.of(up) : gateUp);
+                mlp.add(down);
+                for (String name : mlp) {
+                    expected.add("mlp." + name + ".weight");
+                    if (mlpBias) expected.add("mlp." + name + ".bias");
+                }
             }
             for (String norm : List.of("input_layernorm", "post_attention_layernorm")) {
                 expected.add(norm + ".weight");
@@ -214,18 +289,9 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
         }
 
         private void checkEveryTensorIsPlaced(Set<String> names, ModelConfig config) {
-            int highest = -1;
-            for (String name : names) {
-                Matcher m = LAYER.matcher(name);
-                if (m.matches() && m.group(1).length() < 10) highest = Math.max(highest, Integer.parseInt(m.group(1)));
-            }
-            if (config.numLayers() != highest + 1) {
-                throw refused(config, "num_hidden_layers is " + config.numLayers() + " but the checkpoint's layers run to "
-                        + "model.layers." + highest);
-            }
             Set<String> expected = new TreeSet<>();
             for (int i = 0; i < config.numLayers(); i++) {
-                for (String name : layerTensors()) expected.add("model.layers." + i + "." + name);
+                for (String name : layerTensors(i)) expected.add("model.layers." + i + "." + name);
             }
             expected.add("model.embed_tokens.weight");
             expected.add("model.norm.weight");
@@ -242,6 +308,43 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
                 throw refused(config, "no place for the tensors " + listed(unplaced)
                         + " (a part the generic decoder does not know, which it will not leave out)");
             }
+        }
+
+        /**
+         * The mixture of experts of sparse layer {@code index}, whose {@code block_sparse_moe} or {@code mlp}
+         * holds a router {@code gate} and {@code experts.0}. Mixtral's expert names (w1, w3, w2) mean
+         * its routing (top k renormalized); others must state {@code norm_topk_prob}.
+         */
+        private static Experts experts(Set<String> layer, int index, Checkpoint checkpoint, ModelConfig config) {
+            String scope = expertScope(layer);
+            MixtureOfExperts.ExpertNames expertNames = layer.contains(scope + ".experts.0.w1.weight") ? MixtureOfExperts.ExpertNames.MIXTRAL
+                    : layer.contains(scope + ".experts.0.gate_proj.weight") ? MixtureOfExperts.ExpertNames.LLAMA : null;
+            if (expertNames == null) {
+                throw refused(config, "experts under " + scope + ".experts.0 named neither w1/w2/w3 nor gate_proj/up_proj/down_proj");
+            }
+            int count = (int) layer.stream().filter(n -> n.startsWith(scope + ".experts.") && n.endsWith("." + expertNames.gate() + ".weight"))
+                    .count();
+            int stated = config.intOr(-1, "num_local_experts", "num_experts");
+            int topK = config.intOr(-1, "num_experts_per_tok");
+            if (stated != count || topK < 1 || topK > count) {
+                throw refused(config, "layer " + index + " holds " + count + " experts; num_local_experts/num_experts is " + stated
+                        + " and num_experts_per_tok " + topK);
+            }
+            boolean mixtral = expertNames == MixtureOfExperts.ExpertNames.MIXTRAL;
+            if (!mixtral && !config.raw().has("norm_topk_prob")) {
+                throw refused(config, "experts without Mixtral's names and no norm_topk_prob: whether the top "
+                        + topK + " weights are renormalized is not stated");
+            }
+            if (!Activation.fromConfig(config.hiddenAct()).equals(Activation.SILU)) {
+                throw refused(config, "experts with hidden_act '" + config.hiddenAct() + "' (the generic decoder's experts are SwiGLU)");
+            }
+            String first = "model.layers." + index + "." + scope + ".experts.0." + expertNames.gate() + ".weight";
+            int intermediate = (int) checkpoint.get(first).shape()[0];
+            boolean shared = layer.contains(scope + ".shared_expert.gate_proj.weight");
+            int sharedIntermediate = shared
+                    ? (int) checkpoint.get("model.layers." + index + "." + scope + ".shared_expert.gate_proj.weight").shape()[0] : 0;
+            return new Experts(scope, expertNames, count, topK, mixtral || config.bool("norm_topk_prob", false), intermediate,
+                    shared, sharedIntermediate);
         }
 
         /** The first group of names all present under {@code scope}; refused naming the groups where none is. */

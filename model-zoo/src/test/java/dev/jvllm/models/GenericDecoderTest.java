@@ -37,11 +37,13 @@ class GenericDecoderTest {
     /**
      * Llama with grouped queries and with biases on every projection, Qwen2 (q/k/v biases, tied
      * embeddings), Qwen3 (per-head q/k norms, sliding layers by layer_types), Phi-3 (fused qkv_proj
-     * and gate_up_proj) and Mistral (a sliding window on every layer).
+     * and gate_up_proj), Mistral (a sliding window on every layer), Mixtral (experts renormalized)
+     * Qwen2-MoE (with the gated shared expert in every layer; without it, every other layer sparse) and Qwen3-MoE
+     * (a dense first layer).
      */
     @ParameterizedTest
     @ValueSource(strings = {"llama-gqa", "llama-bias", "qwen2-tied", "qwen3-qk-norm", "qwen3-bias-layer-types", "phi3-fused",
-            "mistral-sliding"})
+            "mistral-sliding", "mixtral-top1", "mixtral-top2", "qwen2-moe-shared", "qwen2-moe-no-shared", "qwen3-moe"})
     void knownLayoutsUnderAnUnknownNameLoadGenericallyWithTransformersLogits(String goldenCase, @TempDir Path dir) {
         Golden golden = renamed(goldenCase, dir);
         assertInstanceOf(GenericDecoderForCausalLM.class, ModelRegistry.find(ModelConfig.load(dir)));
@@ -110,7 +112,7 @@ class GenericDecoderTest {
     @Test
     void configFieldsWhoseMeaningTheTensorsDoNotShowAreRefusedByName(@TempDir Path dir) {
         for (String field : new String[]{"\"residual_multiplier\": 0.22", "\"final_logit_softcapping\": 30.0",
-                "\"use_parallel_residual\": true", "\"num_local_experts\": 8"}) {
+                "\"use_parallel_residual\": true", "\"n_routed_experts\": 8"}) {
             String name = field.substring(1, field.indexOf('"', 1));
             ModelConfig config = ModelConfig.parse("{\"architectures\": [\"" + UNKNOWN + "\"], \"hidden_size\": 64, "
                     + "\"num_attention_heads\": 4, \"num_hidden_layers\": 2, \"vocab_size\": 512, \"intermediate_size\": 128, "
