@@ -43,7 +43,11 @@ import java.util.regex.Pattern;
  * {@code gate_proj}/{@code up_proj} or {@code gate_up_proj}, else plain {@code up_proj}, {@code c_fc}
  * or {@code fc1} then {@code down_proj}, {@code c_proj} or {@code fc2}); {@code input_layernorm} and
  * {@code post_attention_layernorm} before them, RMSNorm, or LayerNorm where they have biases. Then
- * {@code model.embed_tokens}, {@code model.norm} and {@code lm_head} (or the tied embeddings).
+ * {@code model.embed_tokens}, {@code model.norm} and {@code lm_head} (or the tied embeddings). A
+ * layer whose {@code block_sparse_moe} or {@code mlp} holds a router {@code gate} and
+ * {@code experts.N} is a mixture of SwiGLU experts (Mixtral's or Qwen-MoE's names, a gated shared
+ * expert where present), the top {@code num_experts_per_tok} renormalized for Mixtral's names and
+ * as {@code norm_topk_prob} says otherwise.
  * Rotary positions, activation, heads and windows come from config.json.
  *
  * <p>Every tensor of the checkpoint must find its place, and every layer must hold what layer 0
@@ -175,10 +179,11 @@ public final class GenericDecoderForCausalLM implements GenericArchitecture {
                           boolean[] sparse) {
 
         /**
-         * The sparse layers' mixture ({@code sparse[i]}; the others hold the dense MLP): under {@code scope}, a router {@code gate}, {@code count}
-         * SwiGLU experts of {@code intermediate} named {@code names}, and where {@code sharedIntermediate}
-         * is positive a shared expert scaled by {@code sigmoid(shared_expert_gate · x)} (Qwen2-MoE's; its
-         * tensors may be present with no rows, as Transformers saves a shared expert of size 0).
+         * The mixture of the sparse layers ({@code sparse[i]}; the others hold the dense MLP): under
+         * {@code scope}, a router {@code gate}, {@code count} SwiGLU experts of {@code intermediate}
+         * named {@code names}, and where {@code sharedIntermediate} is positive a shared expert scaled
+         * by {@code sigmoid(shared_expert_gate · x)} (Qwen2-MoE's; its tensors may be present with no
+         * rows, as Transformers saves a shared expert of size 0).
          */
         record Experts(String scope, MixtureOfExperts.ExpertNames names, int count, int topK, boolean renormalize,
                        int intermediate, boolean sharedTensors, int sharedIntermediate) {
