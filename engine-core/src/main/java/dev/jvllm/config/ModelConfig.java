@@ -82,9 +82,24 @@ public final class ModelConfig {
 
     /** Any JSON value in {@code file}, under the size and nesting limits of config files. */
     static JsonNode readJsonValue(Path file) {
+        return readJsonValue(file, MAX_CONFIG_BYTES);
+    }
+
+    /**
+     * The JSON object in another file of a model directory (preprocessor_config.json,
+     * tokenizer_config.json), under config files' nesting and string limits and at most
+     * {@code maxBytes}; null where the file is absent.
+     *
+     * @throws ConfigException naming the file where it is too large, not JSON, or not an object
+     */
+    public static JsonNode readOptionalJson(Path file, long maxBytes) {
+        return Files.isRegularFile(file) ? requireObject(readJsonValue(file, maxBytes), file.toString()) : null;
+    }
+
+    private static JsonNode readJsonValue(Path file, long maxBytes) {
         try {
-            if (Files.size(file) > MAX_CONFIG_BYTES) {
-                throw new ConfigException(file + ": larger than " + MAX_CONFIG_BYTES + " bytes");
+            if (Files.size(file) > maxBytes) {
+                throw new ConfigException(file + ": larger than " + maxBytes + " bytes");
             }
             JsonNode json = JSON.readTree(file.toFile());
             if (json == null) throw new ConfigException(file + ": empty");

@@ -1,7 +1,6 @@
 package dev.jvllm.models.vision;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.ImageInput;
 import dev.jvllm.config.ConfigException;
@@ -25,8 +24,6 @@ import dev.jvllm.spi.Tensor;
 import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.weights.WeightsException;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -188,20 +185,12 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     }
 
     /**
-     * A JSON file of the model directory (preprocessor_config.json, tokenizer_config.json), or null
-     * where it is absent; refused by name when larger than 64 MiB, not JSON, or not an object.
+     * A JSON file of the model directory (preprocessor_config.json, tokenizer_config.json, or
+     * tokenizer.json, whose size the 64 MiB allows), or null where it is absent; refused by name
+     * when larger, not JSON, or not an object.
      */
     protected static JsonNode jsonFile(Path file) {
-        long limit = 64L << 20;
-        try {
-            if (!Files.isRegularFile(file)) return null;
-            if (Files.size(file) > limit) throw new ConfigException(file + ": larger than " + limit + " bytes");
-            JsonNode node = new ObjectMapper().readTree(file.toFile());
-            if (node == null || !node.isObject()) throw new ConfigException(file + ": expected a JSON object");
-            return node;
-        } catch (IOException e) {
-            throw new ConfigException(file + ": not valid JSON: " + e.getMessage(), e);
-        }
+        return ModelConfig.readOptionalJson(file, 64L << 20);
     }
 
     /**
