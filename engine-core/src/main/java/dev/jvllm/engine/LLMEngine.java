@@ -357,6 +357,7 @@ public final class LLMEngine implements AutoCloseable {
         }
         for (ImageInput image : images) {
             if (image == null) throw new InvalidRequestException("images", "an image of the prompt is null");
+            vision.checkImage(image);
         }
         return ImagePlaceholders.expand(ids, images, vision.imageTokenId(), vision.imageStartTokenId(), vision.imageEndTokenId(),
                 vision::imageTokenCount);

@@ -16,6 +16,15 @@ public interface VisionLanguageModel {
     int imageTokenCount(ImageInput image);
 
     /**
+     * Refuses, when a request arrives, an image the model's preprocessing could not make (too thin
+     * to resize, past the processor's budget), so that no image fails inside a forward pass. None by default.
+     *
+     * @throws dev.jvllm.InvalidRequestException (field {@code "image"}) naming why
+     */
+    default void checkImage(ImageInput image) {
+    }
+
+    /**
      * The token the engine puts before each image's placeholders where the prompt does not have it
      * there already (InternVL's {@code <img>}), or -1 for none (LLaVA).
      */

@@ -165,8 +165,12 @@ public final class InternVLModel extends VisionLanguageDecoder {
 
     @Override
     public int imageTokenCount(ImageInput image) {
-        tiling.check(image, processor);
         return tileTokens * tiling.tileCount(image.width(), image.height());
+    }
+
+    @Override
+    public void checkImage(ImageInput image) {
+        tiling.check(image, processor);
     }
 
     @Override

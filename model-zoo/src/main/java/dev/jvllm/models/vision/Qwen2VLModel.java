@@ -55,13 +55,17 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
     @Override
     public int imageTokenCount(ImageInput image) {
         int[] g = processor.grid(image);
-        int tokens = g[0] * g[1] / (tower.mergeSize() * tower.mergeSize());
-        // smart_resize may round past max_pixels (an extreme aspect ratio against a small budget): refused on arrival.
+        return g[0] * g[1] / (tower.mergeSize() * tower.mergeSize());
+    }
+
+    /** smart_resize may round past max_pixels (an extreme aspect ratio against a small budget): refused on arrival. */
+    @Override
+    public void checkImage(ImageInput image) {
+        int tokens = imageTokenCount(image);
         if (tokens > maxImageTokens()) {
             throw new dev.jvllm.InvalidRequestException("image", "an image of " + image.width() + " × " + image.height()
                     + " pixels becomes " + tokens + " tokens, more than the " + maxImageTokens() + " the processor's max_pixels allows");
         }
-        return tokens;
     }
 
     @Override
