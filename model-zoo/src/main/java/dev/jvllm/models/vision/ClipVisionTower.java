@@ -120,7 +120,7 @@ public final class ClipVisionTower {
         Tensor embedded = embed(backend, scratch, pixels, imageSize, patchSize, patchWeight, null, positions);
         Tensor x = scratch.get("clip.hidden", tokens, hidden);
         preNorm.apply(backend, embedded, x);
-        ForwardBatch sequences = imagesAsSequences(images, perImage);
+        ForwardBatch sequences = VisionEncoderLayer.sequences(java.util.Collections.nCopies(images, perImage));
         for (VisionEncoderLayer layer : layers) {
             layer.forward(backend, scratch, x, sequences, attention, VisionEncoderLayer.QueryKeyStep.NONE);
         }
@@ -183,20 +183,5 @@ public final class ClipVisionTower {
         int[] all = new int[values.rows()];
         for (int i = 0; i < all.length; i++) all[i] = i;
         backend.gatherRows(values, backend.indices(all), out);
-    }
-
-    /** Each image's tokens as one sequence, for bidirectional attention within it. */
-    static ForwardBatch imagesAsSequences(int images, int perImage) {
-        int tokens = images * perImage;
-        int[] positions = new int[tokens];
-        int[] starts = new int[images + 1];
-        int[] lengths = new int[images];
-        for (int i = 0; i < images; i++) {
-            starts[i + 1] = (i + 1) * perImage;
-            lengths[i] = perImage;
-            for (int j = 0; j < perImage; j++) positions[i * perImage + j] = j;
-        }
-        return new ForwardBatch(new int[tokens], positions, new int[tokens], starts, lengths, new int[images][0], 1,
-                new int[0]);
     }
 }

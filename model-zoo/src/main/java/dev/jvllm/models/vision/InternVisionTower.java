@@ -114,7 +114,7 @@ public final class InternVisionTower {
         // The class row's patch slot is zero, and the product adds the bias to it too: taken back here.
         for (int i = 0; i < hidden; i++) table[i] += classToken[i] - patchBiasValues[i];
         this.positions = backend.allocate(tokens, hidden);
-        asActivations(backend, backend.constant(table, tokens, hidden), positions);
+        ClipVisionTower.asActivations(backend, backend.constant(table, tokens, hidden), positions);
         // Transformers' field names, then InternVL's own.
         boolean attentionBias = vision.bool("attention_bias", vision.bool("qkv_bias", false));
         boolean qkNorm = vision.bool("use_qk_norm", vision.bool("qk_normalization", false));
@@ -196,7 +196,7 @@ public final class InternVisionTower {
         int perTile = tokensPerImage();
         int tokens = tiles * perTile;
         Tensor x = ClipVisionTower.embed(backend, scratch, pixels, imageSize, patchSize, patchWeight, patchBias, positions);
-        ForwardBatch sequences = ClipVisionTower.imagesAsSequences(tiles, perTile);
+        ForwardBatch sequences = VisionEncoderLayer.sequences(java.util.Collections.nCopies(tiles, perTile));
         for (Layer layer : layers) {
             layer.layer().forward(backend, scratch, x, sequences, attention, layer.queryNorm() == null
                     ? VisionEncoderLayer.QueryKeyStep.NONE
@@ -211,9 +211,5 @@ public final class InternVisionTower {
         Tensor normed = scratch.get("internvit.final", tokens, hidden);
         finalNorm.apply(backend, x, normed);
         return normed;
-    }
-
-    private static void asActivations(Backend backend, Tensor values, Tensor out) {
-        ClipVisionTower.asActivations(backend, values, out);
     }
 }

@@ -165,9 +165,9 @@ public final class Qwen2VisionTower {
         int headDim = width / heads;
         Tensor rotary = backend.stepValues(rotaryRows(grids, firstUnit, units), tokens, headDim);
         Tensor rows = backend.indices(iota(tokens));
-        ForwardBatch wholeImages = sequences(grids.stream().map(g -> g[0] * g[1]).toList(), tokens);
+        ForwardBatch wholeImages = VisionEncoderLayer.sequences(grids.stream().map(g -> g[0] * g[1]).toList());
         ForwardBatch windows = windowUnits == 0 ? wholeImages
-                : sequences(windowLengths.stream().map(n -> n * unit).toList(), tokens);
+                : VisionEncoderLayer.sequences(windowLengths.stream().map(n -> n * unit).toList());
         VisionEncoderLayer.QueryKeyStep rotate = (q, k, s) -> {
             backend.rotary(q, heads, headDim, headDim, true, rotary, rows);
             backend.rotary(k, heads, headDim, headDim, true, rotary, rows);
@@ -253,19 +253,5 @@ public final class Qwen2VisionTower {
         int[] values = new int[n];
         for (int i = 0; i < n; i++) values[i] = i;
         return values;
-    }
-
-    /** Runs of tokens as sequences, for bidirectional attention within each. */
-    private static ForwardBatch sequences(List<Integer> lengths, int tokens) {
-        int n = lengths.size();
-        int[] positions = new int[tokens];
-        int[] starts = new int[n + 1];
-        int[] contexts = new int[n];
-        for (int i = 0, at = 0; i < n; i++) {
-            contexts[i] = lengths.get(i);
-            for (int j = 0; j < contexts[i]; j++) positions[at++] = j;
-            starts[i + 1] = starts[i] + contexts[i];
-        }
-        return new ForwardBatch(new int[tokens], positions, new int[tokens], starts, contexts, new int[n][0], 1, new int[0]);
     }
 }

@@ -25,6 +25,20 @@ record VisionEncoderLayer(Norm attentionNorm, Linear[] qkv, Linear output, Norm 
         Tensor[] apply(Tensor q, Tensor k, Scratch scratch);
     }
 
+    /** Runs of tokens of these lengths, end to end, as sequences: attention stays within each (an image, a window). */
+    static ForwardBatch sequences(java.util.List<Integer> lengths) {
+        int n = lengths.size(), tokens = lengths.stream().mapToInt(Integer::intValue).sum();
+        int[] positions = new int[tokens];
+        int[] starts = new int[n + 1];
+        int[] contexts = new int[n];
+        for (int i = 0, at = 0; i < n; i++) {
+            contexts[i] = lengths.get(i);
+            for (int j = 0; j < contexts[i]; j++) positions[at++] = j;
+            starts[i + 1] = starts[i] + contexts[i];
+        }
+        return new ForwardBatch(new int[tokens], positions, new int[tokens], starts, contexts, new int[n][0], 1, new int[0]);
+    }
+
     /** x ([tokens, width]) through the layer, in place. */
     void forward(Backend backend, Scratch scratch, Tensor x, ForwardBatch sequences, AttentionParams attention,
                  QueryKeyStep queryKeyStep) {
