@@ -59,6 +59,18 @@ CASES = {
 }
 
 
+def logits_and_greedy(forward, ids):
+    """The prompt's logits [len, vocab] (float32) and GREEDY_TOKENS greedy tokens, each step run over the
+    whole sequence; forward(ids) gives the logits of a token list."""
+    logits = forward(ids).float().contiguous()
+    run, greedy = list(ids), []
+    for _ in range(GREEDY_TOKENS):
+        nxt = int(forward(run)[-1].argmax())
+        greedy.append(nxt)
+        run.append(nxt)
+    return logits, greedy
+
+
 def make_image(seed, width, height):
     g = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
@@ -173,13 +185,8 @@ def run_next_case(name, out_root):
         for k, j in enumerate(which):
             pv[k, :tiles[j].shape[0]] = tiles[j]
         sizes = torch.tensor([[images[j].size[1], images[j].size[0]] for j in which])
-        logits = model(input_ids=torch.tensor([ids]), pixel_values=pv, image_sizes=sizes).logits[0].float()
-        tensors[f"prompt{i}"] = logits.contiguous()
-        run, greedy = list(ids), []
-        for _ in range(GREEDY_TOKENS):
-            nxt = int(model(input_ids=torch.tensor([run]), pixel_values=pv, image_sizes=sizes).logits[0, -1].argmax())
-            greedy.append(nxt)
-            run.append(nxt)
+        tensors[f"prompt{i}"], greedy = logits_and_greedy(
+            lambda seq: model(input_ids=torch.tensor([seq]), pixel_values=pv, image_sizes=sizes).logits[0], ids)
         records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
     for j, t in enumerate(tiles):
         tensors[f"tiles{j}"] = t.contiguous()
@@ -304,13 +311,8 @@ def run_internvl_case(name, out_root):
     tensors, records = {}, []
     for i, (ids, which) in enumerate(cases):
         pv = torch.cat([tiles[j] for j in which]) if which else None
-        logits = model(input_ids=torch.tensor([ids]), pixel_values=pv).logits[0].float()
-        tensors[f"prompt{i}"] = logits.contiguous()
-        run, greedy = list(ids), []
-        for _ in range(GREEDY_TOKENS):
-            nxt = int(model(input_ids=torch.tensor([run]), pixel_values=pv).logits[0, -1].argmax())
-            greedy.append(nxt)
-            run.append(nxt)
+        tensors[f"prompt{i}"], greedy = logits_and_greedy(
+            lambda seq: model(input_ids=torch.tensor([seq]), pixel_values=pv).logits[0], ids)
         records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
     for j, t in enumerate(tiles):
         tensors[f"tiles{j}"] = t.contiguous()
@@ -406,12 +408,7 @@ def run_qwen2vl_case(name, out_root):
             types = torch.tensor([[1 if t == IMAGE_TOKEN else 0 for t in seq]])
             return model(input_ids=torch.tensor([seq]), pixel_values=pv, image_grid_thw=thw, mm_token_type_ids=types).logits[0]
 
-        tensors[f"prompt{i}"] = run(ids).float().contiguous()
-        seq, greedy = list(ids), []
-        for _ in range(GREEDY_TOKENS):
-            nxt = int(run(seq)[-1].argmax())
-            greedy.append(nxt)
-            seq.append(nxt)
+        tensors[f"prompt{i}"], greedy = logits_and_greedy(run, ids)
         records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
     for j, (pv, thw) in enumerate(prepared):
         tensors[f"patches{j}"] = pv.contiguous()
@@ -495,13 +492,8 @@ def run_case(name, out_root):
         print("features not recorded:", repr(e))
     for i, (ids, which) in enumerate(cases):
         pv = pixels[which] if which else None
-        logits = model(input_ids=torch.tensor([ids]), pixel_values=pv).logits[0].float()
-        tensors[f"prompt{i}"] = logits.contiguous()
-        run, greedy = list(ids), []
-        for _ in range(GREEDY_TOKENS):
-            nxt = int(model(input_ids=torch.tensor([run]), pixel_values=pv).logits[0, -1].argmax())
-            greedy.append(nxt)
-            run.append(nxt)
+        tensors[f"prompt{i}"], greedy = logits_and_greedy(
+            lambda seq: model(input_ids=torch.tensor([seq]), pixel_values=pv).logits[0], ids)
         records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
     save_file(tensors, os.path.join(out, "logits.safetensors"))
     with open(os.path.join(out, "goldens.json"), "w") as f:
@@ -546,22 +538,16 @@ def main():
     torch.use_deterministic_algorithms(True)
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    wanted = set(args.only or ["preprocessing", *CASES, *NEXT_CASES, *INTERNVL_CASES, *QWEN2VL_CASES])
+    # Each family's cases and how one is made, in this order.
+    families = [(CASES, run_case), (NEXT_CASES, run_next_case), (INTERNVL_CASES, run_internvl_case),
+                (QWEN2VL_CASES, run_qwen2vl_case)]
+    wanted = set(args.only or ["preprocessing", *(name for cases, _ in families for name in cases)])
     if "preprocessing" in wanted:
         preprocessing(args.out)
-    for name in CASES:
-        if name in wanted:
-            run_case(name, args.out)
-    for name in NEXT_CASES:
-        if name in wanted:
-            run_next_case(name, args.out)
-    for name in INTERNVL_CASES:
-        if name in wanted:
-            run_internvl_case(name, args.out)
-    for name in QWEN2VL_CASES:
-        if name in wanted:
-            run_qwen2vl_case(name, args.out)
-
+    for cases, run in families:
+        for name in cases:
+            if name in wanted:
+                run(name, args.out)
 
 if __name__ == "__main__":
     main()

@@ -113,12 +113,9 @@ public final class LlavaChatModel {
         ObjectNode model = root.putObject("model").put("type", "WordLevel").put("unk_token", "<unk>");
         ObjectNode vocab = model.putObject("vocab");
         vocab.put("<unk>", 0).put("<s>", 1).put("</s>", 2);
-        for (int i = 0; i < WORDS.size(); i++) vocab.put(WORDS.get(i), 3 + i);
-        vocab.put("\n", NEWLINE);
-        for (int id = NEWLINE + 1; id < 512; id++) {
-            if (!special.containsKey(id)) vocab.put("w" + id, id);
+        for (int id = 3; id < 512; id++) {
+            vocab.put(special.getOrDefault(id, word(id)), id);
         }
-        special.forEach((id, text) -> vocab.put(text, id));
         return root;
     }
 
