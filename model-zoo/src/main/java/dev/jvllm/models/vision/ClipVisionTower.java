@@ -14,6 +14,7 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -120,7 +121,7 @@ public final class ClipVisionTower {
         Tensor embedded = embed(backend, scratch, pixels, imageSize, patchSize, patchWeight, null, positions);
         Tensor x = scratch.get("clip.hidden", tokens, hidden);
         preNorm.apply(backend, embedded, x);
-        ForwardBatch sequences = VisionEncoderLayer.sequences(java.util.Collections.nCopies(images, perImage));
+        ForwardBatch sequences = VisionEncoderLayer.sequences(Collections.nCopies(images, perImage));
         for (VisionEncoderLayer layer : layers) {
             layer.forward(backend, scratch, x, sequences, attention, VisionEncoderLayer.QueryKeyStep.NONE);
         }

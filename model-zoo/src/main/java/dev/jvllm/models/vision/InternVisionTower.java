@@ -17,6 +17,7 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -196,7 +197,7 @@ public final class InternVisionTower {
         int perTile = tokensPerImage();
         int tokens = tiles * perTile;
         Tensor x = ClipVisionTower.embed(backend, scratch, pixels, imageSize, patchSize, patchWeight, patchBias, positions);
-        ForwardBatch sequences = VisionEncoderLayer.sequences(java.util.Collections.nCopies(tiles, perTile));
+        ForwardBatch sequences = VisionEncoderLayer.sequences(Collections.nCopies(tiles, perTile));
         for (Layer layer : layers) {
             layer.layer().forward(backend, scratch, x, sequences, attention, layer.queryNorm() == null
                     ? VisionEncoderLayer.QueryKeyStep.NONE
