@@ -161,14 +161,21 @@ public final class LLMEngine implements AutoCloseable {
 
     /**
      * Bytes for the KV cache: kvCacheMemoryBytes when given; on the CPU 1 GiB; on a device, as vLLM
-     * does, its memory times gpuMemoryUtilization less what is in use after the weights are loaded
-     * and a forward pass of the largest step has sized the activation buffers (the models keep
-     * them between passes), less a margin for the step's transient buffers.
+     * does, its memory times gpuMemoryUtilization less what is in use after the weights are loaded,
+     * a vision model has reserved its image buffers, and a forward pass of the largest step has
+     * sized the activation buffers (the models keep them between passes), less a margin for the
+     * step's transient buffers.
      */
     private static long kvCacheBudget(CausalLM model, Backend backend, EngineConfig config, int maxModelLen,
                                       long bytesPerToken) {
         if (config.kvCacheMemoryBytes() > 0) return config.kvCacheMemoryBytes();
         if (backend.deviceMemory().isEmpty()) return EngineConfig.DEFAULT_CPU_KV_CACHE_BYTES;
+        if (model instanceof VisionLanguageModel vision && config.limitImagesPerPrompt() > 0) {
+            long start = System.nanoTime();
+            vision.reserveImageMemory(config.maxNumBatchedTokens());
+            log.info("reserved memory for images (kept features, the vision tower's largest pass) in {} ms",
+                    (System.nanoTime() - start) / 1_000_000);
+        }
         profileLargestStep(model, backend, config, maxModelLen);
         DeviceMemory memory = backend.deviceMemory().orElseThrow();
         long used = memory.total() - memory.free();
@@ -179,7 +186,10 @@ public final class LLMEngine implements AutoCloseable {
                 memory.total() >> 20, Math.max(0, budget) >> 20);
         if (budget <= 0) {
             throw new JvllmException("the model does not fit: " + (used >> 20) + " MiB of the device's "
-                    + (memory.total() >> 20) + " MiB are in use after loading the weights and a forward pass of "
+                    + (memory.total() >> 20) + " MiB are in use after loading the weights"
+                    + (model instanceof VisionLanguageModel && config.limitImagesPerPrompt() > 0
+                    ? ", reserving the image buffers (limitImagesPerPrompt 0 takes no images and needs none)" : "")
+                    + " and a forward pass of "
                     + config.maxNumBatchedTokens() + " tokens, above gpuMemoryUtilization " + config.gpuMemoryUtilization()
                     + " (" + (allowed >> 20) + " MiB); raise gpuMemoryUtilization, lower maxNumBatchedTokens, or use a"
                     + " quantized or smaller model");

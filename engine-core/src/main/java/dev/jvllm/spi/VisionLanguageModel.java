@@ -25,6 +25,16 @@ public interface VisionLanguageModel {
     }
 
     /**
+     * Allocates, before the engine sizes the KV cache from the device memory left, what a step
+     * with images needs beyond a text step: room to keep the features of images covering
+     * {@code promptTokensAStep} placeholder positions, and the vision tower's buffers for its
+     * largest pass, run once on blank images of the largest kind (vLLM profiles with its largest
+     * multimodal inputs too). Nothing by default.
+     */
+    default void reserveImageMemory(int promptTokensAStep) {
+    }
+
+    /**
      * The token the engine puts before each image's placeholders where the prompt does not have it
      * there already (InternVL's {@code <img>}), or -1 for none (LLaVA).
      */

@@ -83,8 +83,14 @@ public final class LlavaNextForConditionalGeneration implements ModelArchitectur
         }
 
         @Override
-        protected int tileCount(ImageInput image) {
+        protected int towerCost(ImageInput image) {
             return tiling.tileCount(image.height(), image.width());
+        }
+
+        @Override
+        protected ImageInput largestImage() {
+            int[] most = tiling.pinpointOfMostTiles();
+            return blankImage(most[1], most[0]);
         }
 
         @Override

@@ -93,9 +93,18 @@ public record AnyResolutionTiling(List<int[]> pinpoints, int tile, int side) {
 
     /** The most tiles any image becomes. */
     public int maxTileCount() {
-        int most = 0;
-        for (int[] p : pinpoints) most = Math.max(most, 1 + (p[0] / tile) * (p[1] / tile));
+        return 1 + tilesOf(pinpointOfMostTiles());
+    }
+
+    /** The resolution {height, width} of the pinpoints whose grid has the most tiles (an image of that size is cut so). */
+    public int[] pinpointOfMostTiles() {
+        int[] most = pinpoints.getFirst();
+        for (int[] p : pinpoints) if (tilesOf(p) > tilesOf(most)) most = p;
         return most;
+    }
+
+    private int tilesOf(int[] pinpoint) {
+        return (pinpoint[0] / tile) * (pinpoint[1] / tile);
     }
 
     /** The tiles, as images of tile × tile pixels: the whole image resized, then the grid's, row by row. */

@@ -178,16 +178,24 @@ public final class InternVLModel extends VisionLanguageDecoder {
         return tileTokens * tiling.maxTileCount();
     }
 
-
-
-
     @Override
-    protected void encode(List<ImageInput> images, List<Tensor> outs) {
-        inPasses(images, outs, image -> tiling.tileCount(image.width(), image.height()),
-                Math.max(tiling.maxTileCount(), TOWER_TOKENS_A_PASS / tower.tokensPerImage()), this::encodeTogether);
+    protected int towerCost(ImageInput image) {
+        return tiling.tileCount(image.width(), image.height());
     }
 
-    private void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
+    @Override
+    protected int passBudget() {
+        return Math.max(tiling.maxTileCount(), TOWER_TOKENS_A_PASS / tower.tokensPerImage());
+    }
+
+    /** A row of the most tiles: its aspect ratio matches that grid alone. */
+    @Override
+    protected ImageInput largestImage() {
+        return blankImage(tiling.maxTiles() * tiling.tile(), tiling.tile());
+    }
+
+    @Override
+    protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
         List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
         List<float[]> pixels = new ArrayList<>();
         for (List<float[]> tiles : tilesOfEach) pixels.addAll(tiles);

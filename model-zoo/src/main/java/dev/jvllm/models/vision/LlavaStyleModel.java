@@ -90,15 +90,9 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
      */
     protected abstract void arrange(ImageInput image, Tensor tileFeatures, Tensor out);
 
-    /** Runs the tower over the tiles of the images, in passes ({@link #TOWER_TOKENS_A_PASS}), then projects and arranges. */
+    /** Tiles: one, for LLaVA-1.5. */
     @Override
-    protected void encode(List<ImageInput> images, List<Tensor> outs) {
-        inPasses(images, outs, this::tileCount, Math.max(maxTiles(), TOWER_TOKENS_A_PASS / tower.tokensPerImage()),
-                this::encodeTogether);
-    }
-
-    /** How many tiles the image becomes (one, for LLaVA-1.5). */
-    protected int tileCount(ImageInput image) {
+    protected int towerCost(ImageInput image) {
         return 1;
     }
 
@@ -107,7 +101,18 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
         return 1;
     }
 
-    private void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
+    @Override
+    protected int passBudget() {
+        return Math.max(maxTiles(), TOWER_TOKENS_A_PASS / tower.tokensPerImage());
+    }
+
+    @Override
+    protected ImageInput largestImage() {
+        return blankImage(tower.imageSize(), tower.imageSize());
+    }
+
+    @Override
+    protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
         List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
         List<float[]> pixels = new ArrayList<>();
         int[] firstTile = new int[images.size() + 1];

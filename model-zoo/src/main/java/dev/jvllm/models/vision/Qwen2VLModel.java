@@ -73,18 +73,29 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
         return processor.maxPatches() / (tower.mergeSize() * tower.mergeSize()) + 1;
     }
 
-
-
-
+    /** Patches. */
     @Override
-    protected void encode(List<ImageInput> images, List<Tensor> outs) {
-        inPasses(images, outs, image -> {
-            int[] g = processor.grid(image);
-            return g[0] * g[1];
-        }, Math.max(processor.maxPatches(), TOWER_TOKENS_A_PASS), this::encodeTogether);
+    protected int towerCost(ImageInput image) {
+        int[] g = processor.grid(image);
+        return g[0] * g[1];
     }
 
-    private void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
+    @Override
+    protected int passBudget() {
+        return Math.max(processor.maxPatches(), TOWER_TOKENS_A_PASS);
+    }
+
+    /** The largest square of whole merge windows within max_pixels, which smart_resize keeps as it is. */
+    @Override
+    protected ImageInput largestImage() {
+        int window = tower.patchSize() * tower.mergeSize();
+        int side = Math.max(1, (int) (Math.sqrt((double) processor.maxPatches() * tower.patchSize() * tower.patchSize()) / window))
+                * window;
+        return blankImage(side, side);
+    }
+
+    @Override
+    protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
         List<float[]> patches = eachImage(images, processor::patches);
         List<int[]> grids = new ArrayList<>();
         for (ImageInput image : images) grids.add(processor.grid(image));

@@ -102,15 +102,49 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         return decoder.rotary();
     }
 
-    /** The most placeholder positions any image takes (the feature buffers' rows). */
+    /** The most placeholder positions any image takes. */
     protected abstract int maxImageTokens();
+
+    /** What the image costs the vision tower, in the family's units (tiles, patches), as {@link #passBudget} counts them. */
+    protected abstract int towerCost(ImageInput image);
+
+    /** The tower cost a pass of images takes at the most; at least the largest image's ({@link #TOWER_TOKENS_A_PASS}). */
+    protected abstract int passBudget();
+
+    /** An image of the largest tower cost the family takes (its pixels do not matter): what the memory reservation encodes. */
+    protected abstract ImageInput largestImage();
 
     /**
      * Writes each image's feature rows into the matching {@code outs} tensor ([{@link
-     * #imageTokenCount}, hidden]); the images of one step come together so that their tiles run
-     * through the vision tower as one batch.
+     * #imageTokenCount}, hidden]) in one pass of the vision tower.
      */
-    protected abstract void encode(List<ImageInput> images, List<Tensor> outs);
+    protected abstract void encodeTogether(List<ImageInput> images, List<Tensor> outs);
+
+    /**
+     * Writes each image's feature rows into the matching {@code outs} tensor: the images of one
+     * step go through the tower together, in passes of at most {@link #passBudget}, so that the
+     * tower's buffers stay bounded whatever number of images a step reaches.
+     */
+    protected final void encode(List<ImageInput> images, List<Tensor> outs) {
+        inPasses(images, outs, this::towerCost, passBudget(), this::encodeTogether);
+    }
+
+    /**
+     * Allocates the feature rows kept for images, as many as {@code promptTokensAStep} or one
+     * largest image's, and runs the tower over the largest pass of largest images on blank pixels,
+     * so that the buffers a step with images needs are in place when the engine sizes the KV cache.
+     * One copy fewer than the budget's share may fit where the largest image's cost does not divide it
+     * (LLaVA-NeXT: 5 images of 5 tiles against 28): a real pass may then need that much more.
+     */
+    @Override
+    public void reserveImageMemory(int promptTokensAStep) {
+        features = new ImageFeatureCache(backend, Math.max(promptTokensAStep, maxImageTokens()), hidden);
+        features.reserve();
+        ImageInput largest = largestImage();
+        int copies = Math.max(1, passBudget() / towerCost(largest));
+        Tensor out = features.put("reserved for the largest image", imageTokenCount(largest), java.util.Set.of());
+        encode(java.util.Collections.nCopies(copies, largest), java.util.Collections.nCopies(copies, out));
+    }
 
     @Override
     public int imageTokenId() {
@@ -151,8 +185,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     private void placeImages(Backend backend, ForwardBatch batch, Tensor x) {
         if (batch.images() == null) return;
         if (features == null) {
-            int rows = maxImageTokens();
-            features = new ImageFeatureCache(backend, rows, hidden, Math.max(2, ImageFeatureCache.ROW_BUDGET / rows));
+            features = new ImageFeatureCache(backend, Math.max(ImageFeatureCache.DEFAULT_BUDGET_ROWS, maxImageTokens()), hidden);
         }
         Map<String, ImageInput> wanted = new LinkedHashMap<>();
         for (List<PromptImage> images : batch.images()) {
@@ -165,7 +198,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
             for (String hash : missing) {
                 ImageInput image = wanted.get(hash);
                 images.add(image);
-                outs.add(features.put(hash, wanted.keySet()).rows(0, imageTokenCount(image)));
+                outs.add(features.put(hash, imageTokenCount(image), wanted.keySet()));
             }
             encode(images, outs);
         }
@@ -216,6 +249,11 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
             pass.accept(images.subList(from, to), outs.subList(from, to));
             from = to;
         }
+    }
+
+    /** An image of this size, all black: what {@link #largestImage} gives where only the size matters. */
+    protected static ImageInput blankImage(int width, int height) {
+        return ImageInput.rgb(width, height, new byte[3 * width * height]);
     }
 
     /** {@code step} of each image, in order: host preprocessing of a few milliseconds an image (Pillow's resampling), side by side. */

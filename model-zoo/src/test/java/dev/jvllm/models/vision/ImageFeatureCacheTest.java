@@ -1,0 +1,99 @@
+package dev.jvllm.models.vision;
+
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The images' feature rows kept between steps: each image its own rows, within one budget, least recently used dropped first. */
+class ImageFeatureCacheTest {
+
+    private static final int COLS = 4;
+    private final Backend cpu = Backends.create("cpu", new BackendOptions(1));
+
+    @AfterEach
+    void close() {
+        cpu.close();
+    }
+
+    /** Writes {@code value} into every element of the image's rows, as an encode would write its features. */
+    private void write(Tensor rows, float value) {
+        float[] values = new float[rows.rows() * COLS];
+        Arrays.fill(values, value);
+        cpu.scale(cpu.constant(values, rows.rows(), COLS), 1f, rows);
+    }
+
+    private void assertHolds(ImageFeatureCache cache, String hash, int rows, float value) {
+        float[] expected = new float[rows * COLS];
+        Arrays.fill(expected, value);
+        assertArrayEquals(expected, cpu.toFloatArray(cache.get(hash)), hash);
+    }
+
+    @Test
+    void manySmallImagesShareTheBudgetInsteadOfABufferOfTheLargestSizeEach() {
+        ImageFeatureCache cache = new ImageFeatureCache(cpu, 1000, COLS);
+        for (int i = 0; i < 40; i++) write(cache.put("small" + i, 4, Set.of()), i);
+        assertEquals(1000, cache.allocatedRows(), "forty images of four rows fit the budget's one buffer");
+        for (int i = 0; i < 40; i++) assertHolds(cache, "small" + i, 4, i);
+    }
+
+    @Test
+    void theLeastRecentlyUsedImageNotInUseMakesRoom() {
+        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        write(cache.put("a", 40, Set.of()), 1);
+        write(cache.put("b", 40, Set.of()), 2);
+        cache.get("a");  // now b is the least recently used
+        write(cache.put("c", 40, Set.of("a", "c")), 3);
+        assertFalse(cache.holds("b"));
+        assertHolds(cache, "a", 40, 1);
+        assertHolds(cache, "c", 40, 3);
+        assertEquals(100, cache.allocatedRows());
+    }
+
+    @Test
+    void imagesTheStepUsesAreKeptEvenWhenOlder() {
+        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        write(cache.put("old", 50, Set.of()), 1);
+        write(cache.put("newer", 30, Set.of()), 2);
+        write(cache.put("third", 40, Set.of("old", "third")), 3);
+        assertTrue(cache.holds("old"));
+        assertFalse(cache.holds("newer"));
+        assertHolds(cache, "old", 50, 1);
+        assertHolds(cache, "third", 40, 3);
+    }
+
+    @Test
+    void aGapLeftByADroppedImageIsReusedBeforeAnyOtherIsDropped() {
+        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        write(cache.put("a", 30, Set.of()), 1);
+        write(cache.put("b", 30, Set.of()), 2);
+        write(cache.put("c", 30, Set.of()), 3);
+        write(cache.put("d", 30, Set.of("b", "c", "d")), 4);  // drops a: d takes its rows
+        write(cache.put("e", 10, Set.of("b", "c", "d", "e")), 5);  // the ten rows at the end
+        assertTrue(cache.holds("b") && cache.holds("c") && cache.holds("d") && cache.holds("e"));
+        for (String hash : new String[]{"b", "c", "d", "e"}) {
+            assertHolds(cache, hash, hash.equals("e") ? 10 : 30, hash.charAt(0) - 'a' + 1);
+        }
+        assertEquals(100, cache.allocatedRows());
+    }
+
+    @Test
+    void aStepWhoseImagesExceedTheBudgetGetsMoreRowsAndKeepsThemAll() {
+        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        write(cache.put("a", 80, Set.of()), 1);
+        write(cache.put("b", 80, Set.of("a", "b")), 2);
+        assertTrue(cache.allocatedRows() > 100);
+        assertHolds(cache, "a", 80, 1);
+        assertHolds(cache, "b", 80, 2);
+    }
+}
