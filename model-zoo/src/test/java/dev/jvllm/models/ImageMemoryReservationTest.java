@@ -1,6 +1,7 @@
 package dev.jvllm.models;
 
 import dev.jvllm.EngineConfig;
+import dev.jvllm.ImageInput;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
@@ -39,10 +40,21 @@ class ImageMemoryReservationTest {
 
     private static final int MAX_MODEL_LEN = 256;
 
-    /** The CPU backend as a device of 8 of 16 GiB free, recording each allocation's rows × cols. */
-    private static Backend recordingDevice(Backend cpu, List<String> allocations) {
+    String device() {
+        return "cpu";
+    }
+
+    ImageInput image(java.nio.file.Path png) {
+        return VisionGoldens.decoded(png);
+    }
+
+    /**
+     * The backend recording each allocation's rows × cols; the CPU's claims a device of 8 of 16 GiB
+     * free (a GPU's reports its own).
+     */
+    private Backend recordingDevice(Backend cpu, List<String> allocations) {
         Map<String, java.util.function.Function<Object[], Object>> overrides = new HashMap<>();
-        overrides.put("deviceMemory", args -> Optional.of(new DeviceMemory(8L << 30, 16L << 30)));
+        if (device().equals("cpu")) overrides.put("deviceMemory", args -> Optional.of(new DeviceMemory(8L << 30, 16L << 30)));
         overrides.put("allocate", args -> {
             allocations.add(args[0] + " × " + args[1]);
             return cpu.allocate((int) args[0], (int) args[1]);
@@ -62,15 +74,15 @@ class ImageMemoryReservationTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"llava-default", "llava-next", "internvl-qwen2", "qwen2-vl", "qwen2.5-vl"})
     void servingTheGoldensImagesAllocatesNothingPastTheReservationAndGivesTheirTokens(String name) {
-        LlavaGoldenTest.Case golden = LlavaGoldenTest.Case.load(name, VisionGoldens::decoded);
+        LlavaGoldenTest.Case golden = LlavaGoldenTest.Case.load(name, this::image);
         List<String> allocations = new ArrayList<>();
-        try (Backend cpu = Backends.create("cpu", new BackendOptions(1));
+        try (Backend cpu = Backends.create(device(), new BackendOptions(1));
              Checkpoint checkpoint = Checkpoint.open(golden.directory())) {
             Backend device = recordingDevice(cpu, allocations);
             ModelConfig config = ModelConfig.load(golden.directory());
             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, device, MAX_MODEL_LEN,
                     golden.directory()));
-            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 0, 8, 512, false, 0L, "cpu", 1, 0.9, true, false, 4);
+            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 0, 8, 512, false, 0L, device(), 1, 0.9, true, false, 4);
             try (LLMEngine engine = new LLMEngine(model, device, null, List.of(2), MAX_MODEL_LEN, settings)) {
                 assertTrue(allocations.size() > 0, "the engine reserved and profiled before any request");
                 allocations.clear();
