@@ -324,6 +324,9 @@ public final class LLM implements AutoCloseable {
      * Generates from text or token-id prompts, batched together, prompt i with LoRA adapter
      * {@code loras.get(i)} (null: none); outputs in the prompts' order. Requests with different
      * adapters, or none, run in the same steps.
+     *
+     * @throws RequestFailedException once every prompt has ended, where a prompt's images could not
+     *                                be encoded (the others ran to their end; the engine serves on)
      */
     public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params, List<LoraRequest> loras) {
         Objects.requireNonNull(params, "params");
@@ -348,18 +351,27 @@ public final class LLM implements AutoCloseable {
         return runToCompletion(ids);
     }
 
+    /** Steps until the requests finish; throws the first request's failure, if one failed, once all have ended. */
     private List<RequestOutput> runToCompletion(List<String> ids) {
         Map<String, RequestOutput> results = new LinkedHashMap<>();
+        RequestFailedException failed = null;
         try {
             while (engine.hasUnfinishedRequests()) {
                 for (RequestOutput out : engine.step()) {
-                    if (out.finished()) results.put(out.requestId(), out);
+                    if (!out.finished()) continue;
+                    results.put(out.requestId(), out);
+                    RequestFailedException failure = engine.failure(out.requestId());
+                    if (failed == null && failure != null) {
+                        failed = new RequestFailedException(failure.requestId(), "prompt " + ids.indexOf(failure.requestId())
+                                + " of " + ids.size() + " failed: " + failure.getMessage(), failure.getCause());
+                    }
                 }
             }
         } catch (RuntimeException e) {
             ids.forEach(engine::abort);
             throw e;
         }
+        if (failed != null) throw failed;
         return ids.stream().map(results::get).toList();
     }
 

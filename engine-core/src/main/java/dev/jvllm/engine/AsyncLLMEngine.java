@@ -3,6 +3,7 @@ package dev.jvllm.engine;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.LoraRequest;
 import dev.jvllm.Prompt;
+import dev.jvllm.RequestFailedException;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import org.slf4j.Logger;
@@ -224,7 +225,10 @@ public final class AsyncLLMEngine implements AutoCloseable {
 
     private void publish(RequestOutput output) {
         RequestStream stream = output.finished() ? inFlight.remove(output.requestId()) : inFlight.get(output.requestId());
-        if (stream != null) stream.publish(output);
+        if (stream == null) return;
+        RequestFailedException failure = output.finished() ? engine.failure(output.requestId()) : null;
+        if (failure != null) stream.fail(failure);
+        else stream.publish(output);
     }
 
     /** Engine thread, last: fails everything in flight and releases the engine and its resources. */

@@ -7,6 +7,7 @@ import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.Logprob;
 import dev.jvllm.LoraRequest;
+import dev.jvllm.RequestFailedException;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.StructuredOutputs;
@@ -31,10 +32,12 @@ import org.slf4j.LoggerFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.IntFunction;
 import java.util.stream.IntStream;
 
@@ -88,6 +91,9 @@ public final class LLMEngine implements AutoCloseable {
     private final boolean scheduleAhead;
     /** The step queued ahead of the last one read (async scheduling), or null. */
     private Launched inFlight;
+    /** Requests that failed in this step ({@link #withImagesEncoded}): their final outputs, and why, until the next step. */
+    private final List<RequestOutput> failedOutputs = new ArrayList<>();
+    private final Map<String, RequestFailedException> failures = new HashMap<>();
     /** Structured outputs: the vocabulary's texts (made on first use) and each pattern's grammar. */
     private TokenVocabulary vocabulary;
     private final Map<String, Grammar> grammars = new LinkedHashMap<>(16, 0.75f, true) {
@@ -466,6 +472,7 @@ public final class LLMEngine implements AutoCloseable {
      */
     public List<RequestOutput> step() {
         long stepStart = System.nanoTime();
+        failures.clear();
         try {
             if (inFlight != null && inFlight.allFinished()) {
                 // Every request it ran finished or was aborted while it ran: nothing to report.
@@ -484,16 +491,82 @@ public final class LLMEngine implements AutoCloseable {
                     return List.of();
                 }
                 current = launch(scheduled, null);
+                if (current == null) return takeFailedOutputs(List.of());
             }
             if (mayLaunchAhead(current)) inFlight = launchAhead(current);
-            return complete(current);
+            return takeFailedOutputs(complete(current));
         } finally {
             stepNanos += System.nanoTime() - stepStart;
         }
     }
 
-    /** Queues the forward pass of {@code scheduled} and its sampling; {@code ahead}: the step it follows before that one is read. */
+    /** The outputs of requests that failed in this step, then {@code outputs}. */
+    private List<RequestOutput> takeFailedOutputs(List<RequestOutput> outputs) {
+        if (failedOutputs.isEmpty()) return outputs;
+        List<RequestOutput> all = new ArrayList<>(failedOutputs);
+        all.addAll(outputs);
+        failedOutputs.clear();
+        return all;
+    }
+
+    /**
+     * Why the request of this id failed rather than finished (its images could not be encoded),
+     * for the step that returned its final output; null where it did not fail. The next step forgets it.
+     */
+    public RequestFailedException failure(String requestId) {
+        return failures.get(requestId);
+    }
+
+    /**
+     * Encodes the images the step reaches first, through {@link VisionLanguageModel#encodeImages},
+     * and leaves out of the step the requests whose images fail: each ends with a {@link
+     * RequestFailedException} while the others run on. Where the step's images fail together, each
+     * request's are encoded alone to find which fail.
+     */
+    private List<Scheduler.Scheduled> withImagesEncoded(List<Scheduler.Scheduled> scheduled) {
+        if (!(model instanceof VisionLanguageModel vision)) return scheduled;
+        Map<RequestGroup, List<ImageInput>> imagesOf = new LinkedHashMap<>();
+        for (Scheduler.Scheduled s : scheduled) {
+            EngineRequest r = s.request();
+            int start = r.numComputedTokens();
+            for (PromptImage image : r.imagesAmong(start, start + s.numTokens())) {
+                imagesOf.computeIfAbsent(r.group(), g -> new ArrayList<>()).add(image.image());
+            }
+        }
+        if (imagesOf.isEmpty()) return scheduled;
+        try {
+            vision.encodeImages(imagesOf.values().stream().flatMap(List::stream).toList());
+            return scheduled;
+        } catch (RuntimeException together) {
+            log.warn("encoding the images of {} requests together failed; encoding each request's alone", imagesOf.size(),
+                    together);
+        }
+        Set<RequestGroup> failed = new HashSet<>();
+        for (Map.Entry<RequestGroup, List<ImageInput>> entry : imagesOf.entrySet()) {
+            try {
+                vision.encodeImages(entry.getValue());
+            } catch (RuntimeException alone) {
+                String id = entry.getKey().requestId();
+                log.warn("request {}: its images could not be encoded; it fails, the engine goes on", id, alone);
+                failed.add(entry.getKey());
+                RequestOutput output = abortWithOutput(id);
+                if (output != null) {
+                    failedOutputs.add(output);
+                    failures.put(id, new RequestFailedException(id, "request " + id + ": its images could not be encoded ("
+                            + alone.getMessage() + ")", alone));
+                }
+            }
+        }
+        return scheduled.stream().filter(s -> !failed.contains(s.request().group())).toList();
+    }
+
+    /**
+     * Queues the forward pass of {@code scheduled} and its sampling; {@code ahead}: the step it
+     * follows before that one is read. Null where no request is left once their images are encoded.
+     */
     private Launched launch(List<Scheduler.Scheduled> scheduled, Launched ahead) {
+        scheduled = withImagesEncoded(scheduled);
+        if (scheduled.isEmpty()) return null;
         int n = scheduled.size();
         int[] starts = new int[n], promptRows = new int[n], firstRows = new int[n];
         boolean[] samples = new boolean[n];

@@ -25,6 +25,16 @@ public interface VisionLanguageModel {
     }
 
     /**
+     * Encodes and keeps the features of these images, those not kept already, before the forward
+     * pass that places them: the engine calls it for a step's new images so that a failure is
+     * found before the pass and ends only the requests whose images fail, where a failure inside
+     * the pass ends every request of the step. A failed call keeps none of its images. Nothing by
+     * default (the forward pass encodes).
+     */
+    default void encodeImages(java.util.List<ImageInput> images) {
+    }
+
+    /**
      * Allocates, before the engine sizes the KV cache from the device memory left, what a step
      * with images needs beyond a text step: room to keep the features of images covering
      * {@code promptTokensAStep} placeholder positions, and the vision tower's buffers for its

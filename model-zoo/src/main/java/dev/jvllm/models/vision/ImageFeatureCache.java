@@ -115,6 +115,12 @@ public final class ImageFeatureCache {
         return placed.tensor();
     }
 
+    /** Forgets the image of that hash (its features were not written after all), if kept. */
+    public void drop(String hash) {
+        Placed placed = kept.remove(hash);
+        if (placed != null) placed.arena().runs().remove(placed.start());
+    }
+
     private Placed firstFit(int rows) {
         for (Arena arena : arenas) {
             int free = 0;

@@ -181,27 +181,43 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         return decoder.forward(batch, cache);
     }
 
-    /** Writes each image's features over its placeholders among the batch's tokens, encoding the images not kept. */
-    private void placeImages(Backend backend, ForwardBatch batch, Tensor x) {
-        if (batch.images() == null) return;
+    @Override
+    public void encodeImages(List<ImageInput> images) {
+        Map<String, ImageInput> wanted = new LinkedHashMap<>();
+        for (ImageInput image : images) wanted.putIfAbsent(image.contentHash(), image);
+        encodeMissing(wanted);
+    }
+
+    /** Encodes the images of {@code wanted} (by content hash) not kept, keeping all of {@code wanted}; a failure keeps none of the new ones. */
+    private void encodeMissing(Map<String, ImageInput> wanted) {
         if (features == null) {
             features = new ImageFeatureCache(backend, Math.max(ImageFeatureCache.DEFAULT_BUDGET_ROWS, maxImageTokens()), hidden);
         }
-        Map<String, ImageInput> wanted = new LinkedHashMap<>();
-        for (List<PromptImage> images : batch.images()) {
-            for (PromptImage image : images) wanted.putIfAbsent(image.image().contentHash(), image.image());
-        }
         List<String> missing = wanted.keySet().stream().filter(hash -> !features.holds(hash)).toList();
-        if (!missing.isEmpty()) {
-            List<ImageInput> images = new ArrayList<>();
-            List<Tensor> outs = new ArrayList<>();
+        if (missing.isEmpty()) return;
+        List<ImageInput> images = new ArrayList<>();
+        List<Tensor> outs = new ArrayList<>();
+        try {
             for (String hash : missing) {
                 ImageInput image = wanted.get(hash);
                 images.add(image);
                 outs.add(features.put(hash, imageTokenCount(image), wanted.keySet()));
             }
             encode(images, outs);
+        } catch (RuntimeException e) {
+            missing.forEach(features::drop);
+            throw e;
         }
+    }
+
+    /** Writes each image's features over its placeholders among the batch's tokens, encoding the images not kept. */
+    private void placeImages(Backend backend, ForwardBatch batch, Tensor x) {
+        if (batch.images() == null) return;
+        Map<String, ImageInput> wanted = new LinkedHashMap<>();
+        for (List<PromptImage> images : batch.images()) {
+            for (PromptImage image : images) wanted.putIfAbsent(image.image().contentHash(), image.image());
+        }
+        encodeMissing(wanted);
         for (int s = 0; s < batch.numSequences(); s++) {
             int first = batch.queryStarts()[s];
             int count = batch.queryLength(s);
