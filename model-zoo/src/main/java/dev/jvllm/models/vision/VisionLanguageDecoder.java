@@ -12,6 +12,7 @@ import dev.jvllm.models.LlamaForCausalLM;
 import dev.jvllm.models.MistralForCausalLM;
 import dev.jvllm.models.Phi3ForCausalLM;
 import dev.jvllm.models.Qwen2ForCausalLM;
+import dev.jvllm.models.layers.KeptRows;
 import dev.jvllm.models.layers.PreNormArchitecture;
 import dev.jvllm.models.layers.PreNormDecoder;
 import dev.jvllm.models.layers.WeightScope;
@@ -36,7 +37,7 @@ import java.util.function.Supplier;
  * A vision-language model's language side, shared by the families (LLaVA, InternVL): a Llama,
  * Mistral, Qwen2, InternLM2 or Phi-3 decoder whose input rows at an image's placeholders are the image's features.
  * Features are computed by the family ({@link #encode}) in the step that first reaches an image's
- * placeholders and kept by the image's content hash ({@link ImageFeatureCache}).
+ * placeholders and kept by the image's content hash ({@link KeptRows}).
  */
 public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageModel {
 
@@ -55,7 +56,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     private final int imageEnd;
     private final String placeholderText;
     private final PreNormDecoder decoder;
-    private ImageFeatureCache features;
+    private KeptRows features;
 
     /**
      * @param text         the language model's config, its family's defaults filled in ({@link #textConfig})
@@ -138,7 +139,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      */
     @Override
     public void reserveImageMemory(int promptTokensAStep) {
-        features = new ImageFeatureCache(backend, Math.max(promptTokensAStep, maxImageTokens()), hidden);
+        features = new KeptRows(backend, "image features", Math.max(promptTokensAStep, maxImageTokens()), hidden);
         features.reserve();
         ImageInput largest = largestImage();
         int copies = Math.max(1, passBudget() / towerCost(largest));
@@ -191,7 +192,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     /** Encodes the images of {@code wanted} (by content hash) not kept, keeping all of {@code wanted}; a failure keeps none of the new ones. */
     private void encodeMissing(Map<String, ImageInput> wanted) {
         if (features == null) {
-            features = new ImageFeatureCache(backend, Math.max(ImageFeatureCache.DEFAULT_BUDGET_ROWS, maxImageTokens()), hidden);
+            features = new KeptRows(backend, "image features", Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxImageTokens()), hidden);
         }
         List<String> missing = wanted.keySet().stream().filter(hash -> !features.holds(hash)).toList();
         if (missing.isEmpty()) return;

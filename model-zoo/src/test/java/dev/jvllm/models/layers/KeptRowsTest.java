@@ -1,4 +1,4 @@
-package dev.jvllm.models.vision;
+package dev.jvllm.models.layers;
 
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
@@ -15,8 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The images' feature rows kept between steps: each image its own rows, within one budget, least recently used dropped first. */
-class ImageFeatureCacheTest {
+/** Rows kept between steps (images' features, cross-attention keys and values): each entry its own rows, within one budget, least recently used dropped first. */
+class KeptRowsTest {
 
     private static final int COLS = 4;
     private final Backend cpu = Backends.create("cpu", new BackendOptions(1));
@@ -33,23 +33,23 @@ class ImageFeatureCacheTest {
         cpu.scale(cpu.constant(values, rows.rows(), COLS), 1f, rows);
     }
 
-    private void assertHolds(ImageFeatureCache cache, String hash, int rows, float value) {
+    private void assertHolds(KeptRows cache, String hash, int rows, float value) {
         float[] expected = new float[rows * COLS];
         Arrays.fill(expected, value);
-        assertArrayEquals(expected, cpu.toFloatArray(cache.get(hash)), hash);
+        assertArrayEquals(expected, cpu.toFloatArray(cache.get(hash, 0)), hash);
     }
 
     @Test
     void manySmallImagesShareTheBudgetInsteadOfABufferOfTheLargestSizeEach() {
-        ImageFeatureCache cache = new ImageFeatureCache(cpu, 1000, COLS);
+        KeptRows cache = new KeptRows(cpu, "test rows", 1000, COLS);
         for (int i = 0; i < 40; i++) write(cache.put("small" + i, 4, Set.of()), i);
-        assertEquals(1000, cache.allocatedRows(), "forty images of four rows fit the budget's one buffer");
+        assertEquals(1000, cache.capacity(), "forty images of four rows fit the budget's one buffer");
         for (int i = 0; i < 40; i++) assertHolds(cache, "small" + i, 4, i);
     }
 
     @Test
     void theLeastRecentlyUsedImageNotInUseMakesRoom() {
-        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
         write(cache.put("a", 40, Set.of()), 1);
         write(cache.put("b", 40, Set.of()), 2);
         cache.get("a");  // now b is the least recently used
@@ -57,12 +57,12 @@ class ImageFeatureCacheTest {
         assertFalse(cache.holds("b"));
         assertHolds(cache, "a", 40, 1);
         assertHolds(cache, "c", 40, 3);
-        assertEquals(100, cache.allocatedRows());
+        assertEquals(100, cache.capacity());
     }
 
     @Test
     void imagesTheStepUsesAreKeptEvenWhenOlder() {
-        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
         write(cache.put("old", 50, Set.of()), 1);
         write(cache.put("newer", 30, Set.of()), 2);
         write(cache.put("third", 40, Set.of("old", "third")), 3);
@@ -74,7 +74,7 @@ class ImageFeatureCacheTest {
 
     @Test
     void aGapLeftByADroppedImageIsReusedBeforeAnyOtherIsDropped() {
-        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
         write(cache.put("a", 30, Set.of()), 1);
         write(cache.put("b", 30, Set.of()), 2);
         write(cache.put("c", 30, Set.of()), 3);
@@ -84,16 +84,32 @@ class ImageFeatureCacheTest {
         for (String hash : new String[]{"b", "c", "d", "e"}) {
             assertHolds(cache, hash, hash.equals("e") ? 10 : 30, hash.charAt(0) - 'a' + 1);
         }
-        assertEquals(100, cache.allocatedRows());
+        assertEquals(100, cache.capacity());
     }
 
     @Test
     void aStepWhoseImagesExceedTheBudgetGetsMoreRowsAndKeepsThemAll() {
-        ImageFeatureCache cache = new ImageFeatureCache(cpu, 100, COLS);
+        KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
         write(cache.put("a", 80, Set.of()), 1);
         write(cache.put("b", 80, Set.of("a", "b")), 2);
-        assertTrue(cache.allocatedRows() > 100);
+        assertTrue(cache.capacity() > 100);
         assertHolds(cache, "a", 80, 1);
         assertHolds(cache, "b", 80, 2);
+    }
+
+    @Test
+    void anEntrySitsAtTheSameRowsInEveryPlaneAndGrowthKeepsThem() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 50, COLS, COLS);
+        write(cache.put("a", 30, Set.of()), 1);
+        write(cache.get("a", 1), -1);
+        write(cache.put("b", 40, Set.of("a", "b")), 2);  // does not fit beside a: the planes grow
+        write(cache.get("b", 1), -2);
+        assertEquals(100, cache.capacity());
+        assertEquals(cache.firstRow("a") + 30, cache.firstRow("b"));
+        assertHolds(cache, "a", 30, 1);
+        float[] second = cpu.toFloatArray(cache.plane(1).rows(cache.firstRow("a"), 30));
+        for (float value : second) assertEquals(-1f, value);
+        float[] secondOfB = cpu.toFloatArray(cache.get("b", 1));
+        for (float value : secondOfB) assertEquals(-2f, value);
     }
 }

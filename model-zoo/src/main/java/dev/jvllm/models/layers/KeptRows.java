@@ -1,0 +1,154 @@
+package dev.jvllm.models.layers;
+
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * Rows a model computes once for an input and reads in later steps, kept by the input's content
+ * hash: images' features (vLLM's encoder cache), an encoder-decoder model's cross-attention keys and
+ * values. Each entry is a run of rows at the same place in each of one or more planes (a plane: one
+ * buffer of the budget's rows and its own width), so that a kernel may address every entry's rows
+ * in one buffer by where they start.
+ * <p>
+ * The buffers are allocated once ({@link #reserve}, or at the first entry); each entry takes exactly
+ * its own rows, placed at the first gap that fits. To make room, the least recently used entries that
+ * the step does not use are dropped. Where a step's entries in use do not fit together, the planes
+ * are reallocated at twice the rows (or what fits), the old rows copied to the same places, with a
+ * warning: backend memory is never freed, so the old buffers stay allocated.
+ */
+public final class KeptRows {
+
+    private static final Logger log = LoggerFactory.getLogger(KeptRows.class);
+
+    /** Rows kept where no budget is given: sixteen LLaVA-1.5 images (576 rows each). */
+    public static final int DEFAULT_BUDGET_ROWS = 16 * 576;
+
+    private final Backend backend;
+    private final String what;
+    private final int[] planeCols;
+    private int capacity;
+    private Tensor[] planes;
+    /** First row → rows, of each entry kept. */
+    private final TreeMap<Integer, Integer> runs = new TreeMap<>();
+    /** Kept entries' first rows in access order, least recently used first. */
+    private final LinkedHashMap<String, Integer> kept = new LinkedHashMap<>(32, 0.75f, true);
+
+    /**
+     * @param what      what the rows are, for the warning when a step needs more ("image features")
+     * @param budgetRows the rows each plane holds before any growth
+     * @param planeCols each plane's width
+     */
+    public KeptRows(Backend backend, String what, int budgetRows, int... planeCols) {
+        if (budgetRows < 1 || planeCols.length == 0) {
+            throw new IllegalArgumentException("a budget of " + budgetRows + " rows in " + planeCols.length + " planes");
+        }
+        for (int cols : planeCols) if (cols < 1) throw new IllegalArgumentException("a plane of width " + cols);
+        this.backend = backend;
+        this.what = what;
+        this.capacity = budgetRows;
+        this.planeCols = planeCols.clone();
+    }
+
+    /** Allocates the planes now, if not yet allocated (so that a device's memory accounts for them). */
+    public void reserve() {
+        if (planes == null) planes = allocate(capacity);
+    }
+
+    private Tensor[] allocate(int rows) {
+        Tensor[] buffers = new Tensor[planeCols.length];
+        for (int p = 0; p < buffers.length; p++) buffers[p] = backend.allocate(rows, planeCols[p]);
+        return buffers;
+    }
+
+    /** Rows each plane holds now: the budget, or more after a step that needed more. */
+    public int capacity() {
+        return capacity;
+    }
+
+    public boolean holds(String key) {
+        return kept.containsKey(key);
+    }
+
+    /** The rows of the entry of that key in plane {@code plane}; it must be held. */
+    public Tensor get(String key, int plane) {
+        int first = firstRow(key);
+        return planes[plane].rows(first, runs.get(first));
+    }
+
+    /** The entry's rows in the first plane. */
+    public Tensor get(String key) {
+        return get(key, 0);
+    }
+
+    /** Where the entry of that key starts in every plane; it must be held. */
+    public int firstRow(String key) {
+        Integer first = kept.get(key);
+        if (first == null) throw new IllegalStateException("no " + what + " kept for " + key);
+        return first;
+    }
+
+    /** Plane {@code plane} whole, valid until the next {@link #put}: what kernels index by {@link #firstRow}. */
+    public Tensor plane(int plane) {
+        reserve();
+        return planes[plane];
+    }
+
+    /**
+     * Places a new entry of {@code rows} rows under {@code key} and returns its rows in the first
+     * plane (see {@link #get(String, int)} for the others): the first gap that fits, after dropping
+     * least recently used entries whose keys are not in {@code inUse} while none does, else in planes grown to fit.
+     */
+    public Tensor put(String key, int rows, Set<String> inUse) {
+        if (rows < 1) throw new IllegalArgumentException("an entry of " + rows + " rows");
+        if (kept.containsKey(key)) throw new IllegalStateException(what + " of " + key + " are kept already");
+        reserve();
+        int first = firstFit(rows);
+        for (Iterator<Map.Entry<String, Integer>> it = kept.entrySet().iterator(); first < 0 && it.hasNext(); ) {
+            Map.Entry<String, Integer> eldest = it.next();
+            if (inUse.contains(eldest.getKey())) continue;
+            runs.remove(eldest.getValue());
+            it.remove();
+            first = firstFit(rows);
+        }
+        if (first < 0) {
+            grow(rows);
+            first = firstFit(rows);
+        }
+        runs.put(first, rows);
+        kept.put(key, first);
+        return get(key, 0);
+    }
+
+    /** Forgets the entry of that key (its rows were not written after all), if kept. */
+    public void drop(String key) {
+        Integer first = kept.remove(key);
+        if (first != null) runs.remove(first);
+    }
+
+    private int firstFit(int rows) {
+        int free = 0;
+        for (Map.Entry<Integer, Integer> run : runs.entrySet()) {
+            if (run.getKey() - free >= rows) return free;
+            free = run.getKey() + run.getValue();
+        }
+        return capacity - free >= rows ? free : -1;
+    }
+
+    private void grow(int rows) {
+        int end = runs.isEmpty() ? 0 : runs.lastKey() + runs.lastEntry().getValue();
+        int grown = (int) Math.min(Integer.MAX_VALUE, Math.max(2L * capacity, (long) end + rows));
+        log.warn("the {} one step uses need more than the {} rows kept for them: {} rows allocated", what, capacity, grown);
+        Tensor[] larger = allocate(grown);
+        for (int p = 0; p < planes.length; p++) backend.scale(planes[p], 1f, larger[p].rows(0, capacity));
+        planes = larger;
+        capacity = grown;
+    }
+}
