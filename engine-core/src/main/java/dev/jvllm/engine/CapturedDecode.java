@@ -74,10 +74,16 @@ final class CapturedDecode {
         return backend.runCaptured(shape, () -> pass.apply(padded)).rows(0, sequences);
     }
 
-    /** One new token per sequence, each wanting its logits, in order, and none an image's (a graph replays no encoder). */
+    /**
+     * One new token per sequence, each wanting its logits, in order, none an image's (a graph replays
+     * no encoder) and none an encoder-decoder model's (whose cross-attention reads rows that move between steps).
+     */
     static boolean decodeOnly(ForwardBatch batch) {
         int n = batch.numSequences();
-        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n || batch.images() != null) return false;
+        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n || batch.images() != null
+                || batch.encoderInputs() != null) {
+            return false;
+        }
         for (int s = 0; s < n; s++) {
             if (batch.logitRows()[s] != s) return false;
         }

@@ -153,13 +153,15 @@ final class EngineRequest {
     }
 
     /**
-     * The key of block {@code block}: its tokens after {@code parent}'s, with the salt and the content
+     * The key of block {@code block}: its tokens after {@code parent}'s, with the salt, the encoder
+     * input's hash (an encoder-decoder model's decoder prompts are alike) and the content
      * hash of each image whose placeholders it holds (placeholder ids are equal for every image, so
      * the hash is what tells two images apart; later blocks inherit it through the parent).
      */
     PrefixCacheKey blockKey(int block, PrefixCacheKey parent, int blockSize) {
         int from = block * blockSize;
         String extra = cacheSalt;
+        if (group.encoder() != null) extra = (extra == null ? "" : extra) + "|encoder:" + group.encoder().hash();
         for (PromptImage image : group.images()) {
             if (image.overlaps(from, from + blockSize)) {
                 extra = (extra == null ? "" : extra) + "|image:" + image.image().contentHash();

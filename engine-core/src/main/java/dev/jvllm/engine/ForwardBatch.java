@@ -24,10 +24,13 @@ import java.util.List;
  * @param promptImages   null when no sequence of the batch has images; else per sequence all of its prompt's
  *                       images, in every step (decode steps too): what positions that depend on the images
  *                       before them need (Qwen2-VL's M-RoPE)
+ * @param encoderInputs  null for a decoder-only model; else per sequence its encoder input, in every step
+ *                       (an encoder-decoder model's cross-attention reads it at each)
  */
 public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
                            int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
-                           int[] sampledTokenRows, List<List<PromptImage>> images, List<List<PromptImage>> promptImages) {
+                           int[] sampledTokenRows, List<List<PromptImage>> images, List<List<PromptImage>> promptImages,
+                           List<EncoderInput> encoderInputs) {
 
     public ForwardBatch {
         int t = tokenIds.length;
@@ -47,6 +50,17 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
         if (promptImages != null && promptImages.size() != s) {
             throw new IllegalArgumentException(promptImages.size() + " prompt image lists for " + s + " sequences");
         }
+        if (encoderInputs != null && encoderInputs.size() != s) {
+            throw new IllegalArgumentException(encoderInputs.size() + " encoder inputs for " + s + " sequences");
+        }
+    }
+
+    /** A batch of a decoder-only model. */
+    public ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, int[] queryStarts,
+                        int[] contextLengths, int[][] blockTables, int blockSize, int[] logitRows,
+                        int[] sampledTokenRows, List<List<PromptImage>> images, List<List<PromptImage>> promptImages) {
+        this(tokenIds, positions, slotMapping, queryStarts, contextLengths, blockTables, blockSize, logitRows,
+                sampledTokenRows, images, promptImages, null);
     }
 
     /** A batch whose step's images are all of its prompts' images (each sequence's whole prompt, as a test's prefill). */
@@ -87,6 +101,12 @@ public record ForwardBatch(int[] tokenIds, int[] positions, int[] slotMapping, i
     /** All of sequence {@code sequence}'s prompt images, whichever positions this step holds; empty for none. */
     public List<PromptImage> promptImagesOf(int sequence) {
         return promptImages == null ? List.of() : promptImages.get(sequence);
+    }
+
+    /** Sequence {@code sequence}'s encoder input; the batch must have them. */
+    public EncoderInput encoderInputOf(int sequence) {
+        if (encoderInputs == null) throw new IllegalStateException("the batch has no encoder inputs");
+        return encoderInputs.get(sequence);
     }
 
     public int queryLength(int sequence) {

@@ -20,6 +20,7 @@ import dev.jvllm.sampling.TokenLogprobs;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.DeviceMemory;
+import dev.jvllm.spi.EncoderDecoderModel;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.spi.VisionLanguageModel;
@@ -182,6 +183,9 @@ public final class LLMEngine implements AutoCloseable {
             log.info("reserved memory for images (kept features, the vision tower's largest pass) in {} ms",
                     (System.nanoTime() - start) / 1_000_000);
         }
+        if (model instanceof EncoderDecoderModel encoderDecoder) {
+            encoderDecoder.reserveEncoderMemory(config.maxNumBatchedTokens());
+        }
         profileLargestStep(model, backend, config, maxModelLen);
         DeviceMemory memory = backend.deviceMemory().orElseThrow();
         long used = memory.total() - memory.free();
@@ -231,7 +235,13 @@ public final class LLMEngine implements AutoCloseable {
             logitRows[s] = t - 1;
         }
         starts[sequences] = t;
-        ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows);
+        List<EncoderInput> encoders = null;
+        if (model instanceof EncoderDecoderModel encoderDecoder) {
+            // Each sequence reads a one-token encoder input: the kept cross-attention rows were reserved apart.
+            encoders = java.util.Collections.nCopies(sequences, EncoderInput.of(new int[]{encoderDecoder.decoderStartTokenId()}));
+        }
+        ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, null, null,
+                null, encoders);
         long start = System.nanoTime();
         try (KvCache cache = backend.allocateKvCache(model.kvCacheSpec(Math.max(1, nextBlock), blockSize))) {
             backend.argmaxRows(model.forward(batch, cache));
@@ -294,6 +304,11 @@ public final class LLMEngine implements AutoCloseable {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
         }
         if (ids.length == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
+        EncoderInput encoder = null;
+        if (model instanceof EncoderDecoderModel encoderDecoder) {
+            encoder = encoderInput(ids, params, encoderDecoder, images);
+            ids = new int[]{encoderDecoder.decoderStartTokenId()};
+        }
         List<PromptImage> spans = List.of();
         if (!images.isEmpty()) {
             ImagePlaceholders.Expanded expanded = expandImages(ids, images);
@@ -327,6 +342,7 @@ public final class LLMEngine implements AutoCloseable {
             }
         }
         RequestGroup group = new RequestGroup(requestId, prompt, ids, params, spans);
+        group.encoder(encoder);
         List<EngineRequest> created = new ArrayList<>();
         Grammar grammar = params.structuredOutputs().map(this::grammarFor).orElse(null);
         for (int i = 0; i < params.n(); i++) {
@@ -346,6 +362,33 @@ public final class LLMEngine implements AutoCloseable {
         created.forEach(scheduler::add);
     }
 
+    /**
+     * An encoder-decoder model's encoder input from the prompt's tokens: kept from the end where
+     * {@code truncatePromptTokens} says so, checked against the vocabulary and the encoder's length.
+     */
+    private EncoderInput encoderInput(int[] ids, SamplingParams params, EncoderDecoderModel model, List<ImageInput> images) {
+        if (!images.isEmpty()) {
+            throw new InvalidRequestException("images", "this model (" + this.model.getClass().getSimpleName() + ") takes no images");
+        }
+        if (params.promptLogprobs().isPresent()) {
+            throw new InvalidRequestException("promptLogprobs", "prompt logprobs are not given for an encoder-decoder model's "
+                    + "prompt, which its encoder reads");
+        }
+        int keep = promptTokensKept(params);
+        if (ids.length > keep) ids = Arrays.copyOfRange(ids, ids.length - keep, ids.length);
+        if (ids.length > model.maxEncoderTokens()) {
+            throw new InvalidRequestException("prompt", "the prompt has " + ids.length + " tokens, the encoder takes at most "
+                    + model.maxEncoderTokens() + "; shorten it or set truncatePromptTokens");
+        }
+        for (int id : ids) {
+            if (id < 0 || id >= this.model.vocabSize()) {
+                throw new InvalidRequestException("prompt", "the prompt holds token id " + id + ", outside the vocabulary [0, "
+                        + this.model.vocabSize() + ")");
+            }
+        }
+        return EncoderInput.of(ids);
+    }
+
     /** The most images a prompt may hold ({@link EngineConfig#limitImagesPerPrompt}, vLLM's limit_mm_per_prompt). */
     public int limitImagesPerPrompt() {
         return limitImagesPerPrompt;
@@ -360,6 +403,7 @@ public final class LLMEngine implements AutoCloseable {
      *                                 none, there are too many, or the placeholders do not match them
      */
     public int promptLength(int[] promptTokenIds, List<ImageInput> images) {
+        if (model instanceof EncoderDecoderModel) return 1;  // the decoder's prompt: its start token
         return images.isEmpty() ? promptTokenIds.length : expandImages(promptTokenIds, images).tokenIds().length;
     }
 
@@ -853,6 +897,7 @@ public final class LLMEngine implements AutoCloseable {
         }
         int[][] tables = new int[n][];
         List<List<PromptImage>> images = null, promptImages = null;
+        List<EncoderInput> encoderInputs = model instanceof EncoderDecoderModel ? new ArrayList<>(n) : null;
         int blockSize = kv.blockSize();
         int t = 0, logit = 0;
         for (int i = 0; i < n; i++) {
@@ -883,6 +928,7 @@ public final class LLMEngine implements AutoCloseable {
                 if (images == null) images = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
                 images.set(i, among);
             }
+            if (encoderInputs != null) encoderInputs.add(r.group().encoder());
             List<PromptImage> all = r.promptImages();
             if (!all.isEmpty()) {
                 if (promptImages == null) promptImages = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
@@ -891,7 +937,7 @@ public final class LLMEngine implements AutoCloseable {
         }
         starts[n] = t;
         return new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, sampledRows, images,
-                promptImages);
+                promptImages, encoderInputs);
     }
 
     /** Whether an engine of {@code config} on {@code backend} queues decode steps ahead (async scheduling). */

@@ -20,6 +20,8 @@ final class RequestGroup {
     private final TokenIdList promptTokenList;
     /** The prompt's images with their placeholder spans, in prompt order; empty for text alone. */
     private final List<PromptImage> images;
+    /** An encoder-decoder model's encoder input (the prompt's tokens; promptTokenIds then is the decoder's); else null. */
+    private EncoderInput encoder;
     final List<EngineRequest> sequences = new ArrayList<>();
     List<Map<Integer, Logprob>> promptLogprobs;
     /** The last outputs' copy of {@link #promptLogprobs}, reused while nothing was added to it. */
@@ -54,6 +56,14 @@ final class RequestGroup {
 
     List<PromptImage> images() {
         return images;
+    }
+
+    EncoderInput encoder() {
+        return encoder;
+    }
+
+    void encoder(EncoderInput encoder) {
+        this.encoder = encoder;
     }
 
     SamplingParams params() {

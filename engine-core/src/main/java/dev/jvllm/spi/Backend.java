@@ -408,6 +408,18 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Cross-attention (encoder-decoder models), without a mask: each query token of q ([T, heads ×
+     * headDim]) of sequence s, the sequences given by {@code batch.queryStarts()}, attends over rows
+     * {@code [ranges[2s], ranges[2s] + ranges[2s + 1])} of keys and values ([rows, kvHeads × headDim]),
+     * its encoder's, each range at least a row. Result into out (like q). A backend may keep its copy of
+     * {@code ranges} for the layers after the first: the caller must not change the array it passed.
+     */
+    default void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch,
+                                AttentionParams params, Tensor out) {
+        throw new UnsupportedOperationException("the " + name() + " backend has no cross-attention");
+    }
+
+    /**
      * Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434) over a {@link KvCacheSpec.Layout#LATENT}
      * cache, with the key and value up-projections absorbed into the query and the output. Writes each
      * token's slot {@code [latent ; keyRope]} (latent [T, r], keyRope [T, d_R], the rotated decoupled key)

@@ -156,6 +156,35 @@ public final class KernelShapes {
     }
 
     /**
+     * {@link Backend#crossAttention}: q and out [T, heads × headDim], keys and values of one shape
+     * [rows, kvHeads × headDim], and a range of rows, each within them and at least one, per sequence.
+     */
+    public static void checkCrossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch,
+                                           AttentionParams params, Tensor out) {
+        int tokens = batch.numTokens();
+        int qWidth = params.numHeads() * params.headDim();
+        int kvWidth = params.numKvHeads() * params.headDim();
+        if (q.rows() != tokens || q.cols() != qWidth || out.rows() != tokens || out.cols() != qWidth
+                || keys.cols() != kvWidth || values.cols() != kvWidth || keys.rows() != values.rows()) {
+            throw new IllegalArgumentException("crossAttention: q " + q + " and out " + out + " must be " + tokens + " × "
+                    + qWidth + ", keys " + keys + " and values " + values + " alike and " + kvWidth + " wide");
+        }
+        if (ranges.length != 2 * batch.numSequences()) {
+            throw new IllegalArgumentException("crossAttention: " + ranges.length + " range ids for " + batch.numSequences()
+                    + " sequences");
+        }
+        for (int s = 0; s < batch.numSequences(); s++) {
+            if (ranges[2 * s] < 0 || ranges[2 * s + 1] < 1 || (long) ranges[2 * s] + ranges[2 * s + 1] > keys.rows()) {
+                throw new IllegalArgumentException("crossAttention: sequence " + s + "'s rows [" + ranges[2 * s] + ", +"
+                        + ranges[2 * s + 1] + ") are not within the " + keys.rows() + " rows of keys");
+            }
+        }
+        if (params.alibiSlopes() != null || params.slidingWindow() > 0 || params.logitSoftcap() > 0) {
+            throw new IllegalArgumentException("crossAttention: ALiBi, sliding windows and soft-capping are not supported: " + params);
+        }
+    }
+
+    /**
      * {@link Backend#latentAttention}: latent [T, r] with r = {@code params.headDim()}, keyRope
      * [T, d_R], qLatent and out [T, heads × r], qRope [T, heads × d_R], and a latent cache of rows
      * r + d_R and the batch's block size holding {@code layer}.

@@ -511,6 +511,24 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch, AttentionParams params,
+                               Tensor out) {
+        String kernel = "crossAttention";
+        CpuTensor query = cpu(q, kernel, "q");
+        CpuTensor key = cpu(keys, kernel, "keys");
+        CpuTensor value = cpu(values, kernel, "values");
+        CpuTensor output = cpu(out, kernel, "out");
+        for (CpuTensor t : new CpuTensor[]{query, key, value, output}) {
+            requireActivation(kernel, "input", t);
+        }
+        KernelShapes.checkCrossAttention(query, key, value, ranges, batch, params, output);
+        if (overlap(query, output) || overlap(key, output) || overlap(value, output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps q, keys or values");
+        }
+        encoderAttention.runCross(query, key, value, batch, ranges.clone(), params, output);
+    }
+
+    @Override
     public void latentAttention(Tensor qLatent, Tensor qRope, Tensor latent, Tensor keyRope, KvCache cache, int layer,
                                 ForwardBatch batch, AttentionParams params, Tensor out) {
         String kernel = "latentAttention";

@@ -7,7 +7,8 @@ import java.util.Arrays;
 
 /**
  * Bidirectional attention for encoders (BERT, XLM-RoBERTa): every token of a sequence attends
- * over every token of the same sequence, reading the step's own keys and values (no cache).
+ * over every token of the same sequence, reading the step's own keys and values (no cache); and
+ * cross-attention (BART), where a sequence's queries attend over the rows of its encoder's keys and values.
  * Each (sequence, query head) pair is a unit of parallel work. Scores are {@code scale · q·k},
  * optionally soft-capped; the softmax subtracts the row maximum before exponentiating, in float32.
  *
@@ -29,23 +30,41 @@ final class EncoderAttentionKernel {
     }
 
     void run(CpuTensor q, CpuTensor k, CpuTensor v, ForwardBatch batch, AttentionParams params, CpuTensor out) {
+        int[] starts = batch.queryStarts();
+        int[] ranges = new int[2 * batch.numSequences()];
+        for (int s = 0; s < batch.numSequences(); s++) {
+            ranges[2 * s] = starts[s];
+            ranges[2 * s + 1] = starts[s + 1] - starts[s];
+        }
+        runCross(q, k, v, batch, ranges, params, out);
+    }
+
+    /**
+     * Cross-attention: sequence s's queries (by {@code batch.queryStarts()}) over rows
+     * {@code [ranges[2s], ranges[2s] + ranges[2s + 1])} of k and v; encoder attention is the case
+     * where those are the sequence's own tokens.
+     */
+    void runCross(CpuTensor q, CpuTensor k, CpuTensor v, ForwardBatch batch, int[] ranges, AttentionParams params,
+                  CpuTensor out) {
         int heads = params.numHeads();
+        int[] starts = batch.queryStarts();
         pool.forEachBlock(batch.numSequences() * heads, (first, end, worker) -> {
             WorkerScratch scratch = pool.scratch(worker);
             for (int unit = first; unit < end; unit++) {
-                attendHead(unit / heads, unit % heads, q, k, v, batch, params, out, scratch);
+                int s = unit / heads;
+                if (starts[s + 1] == starts[s]) continue;
+                attendHead(starts[s], starts[s + 1] - starts[s], ranges[2 * s], ranges[2 * s + 1], unit % heads, q, k, v,
+                        params, out, scratch);
             }
         });
     }
 
-    private void attendHead(int sequence, int head, CpuTensor q, CpuTensor k, CpuTensor v, ForwardBatch batch,
-                            AttentionParams params, CpuTensor out, WorkerScratch scratch) {
+    private void attendHead(int queryFirst, int queryCount, int first, int count, int head, CpuTensor q, CpuTensor k,
+                            CpuTensor v, AttentionParams params, CpuTensor out, WorkerScratch scratch) {
         PanelLoops tile = loops.panels();
         int width = tile.width();
         int headDim = params.headDim();
         int kvOffset = head / (params.numHeads() / params.numKvHeads()) * headDim;
-        int first = batch.queryStarts()[sequence];
-        int count = batch.queryStarts()[sequence + 1] - first;
         int keyPanels = (count + width - 1) / width;
         int valuePanels = (headDim + width - 1) / width;
         int scoreStride = keyPanels * width;
@@ -57,8 +76,8 @@ final class EncoderAttentionKernel {
         packKeys(k, first, count, kvOffset, headDim, params.scale(), width, keys);
         packValues(v, first, count, kvOffset, headDim, width, values);
         float cap = params.logitSoftcap();
-        for (int t = first; t < first + count; t += PanelLoops.ROWS) {
-            int rows = Math.min(PanelLoops.ROWS, first + count - t);
+        for (int t = queryFirst; t < queryFirst + queryCount; t += PanelLoops.ROWS) {
+            int rows = Math.min(PanelLoops.ROWS, queryFirst + queryCount - t);
             int queryAt = q.arrayIndex(t) + head * headDim;
             for (int p = 0; p < keyPanels; p++) {
                 tile.multiply(keys, p * width * headDim, headDim, q.floats(), queryAt, q.cols(), rows,

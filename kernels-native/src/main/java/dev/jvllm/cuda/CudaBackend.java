@@ -220,6 +220,9 @@ public final class CudaBackend implements Backend {
     private BatchOnDevice uploadedBatchData;
     private ForwardBatch encoderBatch;
     private CudaTensor encoderSequences;
+    /** The ranges array crossAttention was last given, and its copy on the device (the layers of a pass share one). */
+    private int[] crossRanges;
+    private CudaTensor crossRangesOnDevice;
     /**
      * paged_decode's per-partition results. One buffer serves every layer: each layer's decode
      * launch has merged them (its last blocks) before the next layer's writes them.
@@ -524,6 +527,8 @@ public final class CudaBackend implements Backend {
         uploadedBatchData = null;
         encoderBatch = null;
         encoderSequences = null;
+        crossRanges = null;
+        crossRangesOnDevice = null;
     }
 
     // ---- memory ----------------------------------------------------------------------------
@@ -1862,6 +1867,38 @@ public final class CudaBackend implements Backend {
             encoderBatch = batch;
         }
         return encoderSequences;
+    }
+
+    @Override
+    public void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch, AttentionParams params,
+                               Tensor out) {
+        String kernel = "crossAttention";
+        CudaTensor query = cuda(q, kernel, "q");
+        CudaTensor key = cuda(keys, kernel, "keys");
+        CudaTensor value = cuda(values, kernel, "values");
+        CudaTensor output = cuda(out, kernel, "out");
+        for (CudaTensor t : new CudaTensor[]{query, key, value, output}) {
+            requireActivation(kernel, "input", t);
+        }
+        KernelShapes.checkCrossAttention(query, key, value, ranges, batch, params, output);
+        if (params.headDim() > MAX_HEAD_DIM) {
+            throw new JvllmException(kernel + ": head dim " + params.headDim() + " is above the " + MAX_HEAD_DIM
+                    + " the CUDA cross-attention kernel supports");
+        }
+        if (query.overlaps(output) || key.overlaps(output) || value.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps q, keys or values");
+        }
+        int tokens = batch.numTokens();
+        if (tokens == 0) return;
+        CudaTensor sequences = encoderSequences(batch);
+        if (ranges != crossRanges) {
+            crossRangesOnDevice = (CudaTensor) indices(ranges);
+            crossRanges = ranges;
+        }
+        context.makeCurrent();
+        kernels.launchGrid(Kernel.CROSS_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+                query, key, value, output, sequences.address(), crossRangesOnDevice.address(),
+                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale());
     }
 
     @Override

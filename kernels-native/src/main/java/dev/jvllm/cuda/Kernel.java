@@ -34,6 +34,7 @@ enum Kernel {
     WRITE_LATENT_CACHE("attention", "write_latent_cache"),
     LATENT_ATTENTION("attention", "latent_attention"),
     ENCODER_ATTENTION("attention", "encoder_attention"),
+    CROSS_ATTENTION("attention", "cross_attention"),
     ENCODER_ATTENTION_TILED_32("attention", "encoder_attention_tiled_32"),
     ENCODER_ATTENTION_TILED_64("attention", "encoder_attention_tiled_64"),
     ENCODER_ATTENTION_TILED_80("attention", "encoder_attention_tiled_80"),

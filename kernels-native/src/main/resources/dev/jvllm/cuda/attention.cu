@@ -215,24 +215,14 @@ latent_attention(const act_t* qLatent, const act_t* qRope, act_t* out, const act
     merge_warps_and_store(softmax, rank, out + ((i64) t * numHeads + head) * rank);
 }
 
-// Bidirectional attention for encoders (BERT, XLM-RoBERTa): token t attends over the step's own
-// keys and values of every token of its sequence, [sequenceStarts[s], sequenceStarts[s + 1]).
-// Scores are scale·q·k, optionally soft-capped, as on the CPU.
-extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
-encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,
-                  const int* sequenceStarts, int numHeads, int numKvHeads, int headDim, float scale,
-                  float logitSoftcap) {
-    JV_DEPENDENT_PROLOGUE();
-    int t = blockIdx.x;
-    int head = blockIdx.y;
+// Token t's attention for one head over key rows [first, end) of k and v, unmasked, into its row of out.
+__device__ __forceinline__ void attend_rows(const act_t* q, const act_t* k, const act_t* v, act_t* out, int t, int head,
+                                            int first, int end, int numHeads, int numKvHeads, int headDim, float scale,
+                                            float logitSoftcap) {
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
-    int sequence = tokenSequences[t];
-    int first = sequenceStarts[sequence];
-    int end = sequenceStarts[sequence + 1];
     i64 kvWidth = (i64) numKvHeads * headDim;
     int kvOffset = head / (numHeads / numKvHeads) * headDim;
-
     float queryPart[HEAD_DIM_PER_LANE];
     load_lane_features(queryPart, q + ((i64) t * numHeads + head) * headDim, headDim, lane);
     WarpSoftmax<HEAD_DIM_PER_LANE> softmax;
@@ -244,6 +234,32 @@ encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, co
         softmax.add(score, v + offset, headDim, lane);
     }
     merge_warps_and_store(softmax, headDim, out + ((i64) t * numHeads + head) * headDim);
+}
+
+// Bidirectional attention for encoders (BERT, XLM-RoBERTa): token t attends over the step's own
+// keys and values of every token of its sequence, [sequenceStarts[s], sequenceStarts[s + 1]).
+// Scores are scale·q·k, optionally soft-capped, as on the CPU.
+extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
+encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,
+                  const int* sequenceStarts, int numHeads, int numKvHeads, int headDim, float scale,
+                  float logitSoftcap) {
+    JV_DEPENDENT_PROLOGUE();
+    int sequence = tokenSequences[blockIdx.x];
+    attend_rows(q, k, v, out, blockIdx.x, blockIdx.y, sequenceStarts[sequence], sequenceStarts[sequence + 1], numHeads,
+                numKvHeads, headDim, scale, logitSoftcap);
+}
+
+// Cross-attention (encoder-decoder models): token t of sequence s attends, unmasked, over key rows
+// [ranges[2s], ranges[2s] + ranges[2s + 1]) of its encoder's keys and values (the host has checked
+// that each range holds a row and lies within them).
+extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
+cross_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,
+                const int* ranges, int numHeads, int numKvHeads, int headDim, float scale) {
+    JV_DEPENDENT_PROLOGUE();
+    int sequence = tokenSequences[blockIdx.x];
+    int first = ranges[2 * sequence];
+    attend_rows(q, k, v, out, blockIdx.x, blockIdx.y, first, first + ranges[2 * sequence + 1], numHeads, numKvHeads,
+                headDim, scale, 0.0f);
 }
 
 // encoder_attention by query tiles, for the head sizes below: a block takes ENCODER_QUERIES

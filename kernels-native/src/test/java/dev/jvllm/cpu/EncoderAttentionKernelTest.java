@@ -128,4 +128,74 @@ class EncoderAttentionKernelTest {
             assertEquals(true, e.getMessage().contains("encoderAttention"), e.getMessage());
         }
     }
+
+    /**
+     * Cross-attention: sequences of 1, 3 and 2 queries over rows [40, 45), [3, 20) and [0, 1) of one
+     * keys tensor of 50 rows, in any order and apart: each query sees exactly its range, unmasked.
+     */
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void crossAttentionReadsEachSequencesOwnRangeOfKeys(String path) {
+        AttentionParams params = AttentionParams.causal(4, 2, 16);
+        int[] queries = {1, 3, 2};
+        int[] ranges = {40, 5, 3, 17, 0, 1};
+        int rows = 50, qWidth = 64, kvWidth = 32, total = 6;
+        float[] q = random(total * qWidth, 4), k = random(rows * kvWidth, 5), v = random(rows * kvWidth, 6);
+        float[] actual;
+        try (CpuBackend backend = KernelPaths.backend(path)) {
+            Tensor out = backend.allocate(total, qWidth);
+            backend.crossAttention(backend.constant(q, total, qWidth), backend.constant(k, rows, kvWidth),
+                    backend.constant(v, rows, kvWidth), ranges, batch(queries), params, out);
+            actual = backend.toFloatArray(out);
+        }
+        int query = 0;
+        for (int s = 0; s < queries.length; s++) {
+            float[] keys = java.util.Arrays.copyOfRange(k, ranges[2 * s] * kvWidth, (ranges[2 * s] + ranges[2 * s + 1]) * kvWidth);
+            float[] values = java.util.Arrays.copyOfRange(v, ranges[2 * s] * kvWidth, (ranges[2 * s] + ranges[2 * s + 1]) * kvWidth);
+            for (int i = 0; i < queries[s]; i++, query++) {
+                // One query against its range: the dense reference of a "sequence" of that query and those keys.
+                float[] one = java.util.Arrays.copyOfRange(q, query * qWidth, (query + 1) * qWidth);
+                double[] expected = crossReference(one, keys, values, ranges[2 * s + 1], params);
+                for (int d = 0; d < qWidth; d++) {
+                    assertEquals(expected[d], actual[query * qWidth + d], 1e-5 * (1 + Math.abs(expected[d])),
+                            "sequence " + s + ", query " + i + ", element " + d);
+                }
+            }
+        }
+    }
+
+    /** softmax(scale · q kᵀ) v of one query row over {@code count} key rows. */
+    private static double[] crossReference(float[] q, float[] k, float[] v, int count, AttentionParams p) {
+        int kvWidth = p.numKvHeads() * p.headDim(), group = p.numHeads() / p.numKvHeads();
+        double[] out = new double[p.numHeads() * p.headDim()];
+        for (int h = 0; h < p.numHeads(); h++) {
+            int kvOff = h / group * p.headDim();
+            double[] s = new double[count];
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int j = 0; j < count; j++) {
+                double dot = 0;
+                for (int d = 0; d < p.headDim(); d++) dot += (double) q[h * p.headDim() + d] * k[j * kvWidth + kvOff + d];
+                s[j] = dot * p.scale();
+                max = Math.max(max, s[j]);
+            }
+            for (int j = 0; j < count; j++) sum += s[j] = Math.exp(s[j] - max);
+            for (int d = 0; d < p.headDim(); d++) {
+                double acc = 0;
+                for (int j = 0; j < count; j++) acc += s[j] * v[j * kvWidth + kvOff + d];
+                out[h * p.headDim() + d] = acc / sum;
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void crossAttentionRefusesARangeOutsideTheKeys() {
+        try (CpuBackend backend = KernelPaths.backend(KernelPaths.paths().findFirst().orElseThrow())) {
+            AttentionParams params = AttentionParams.causal(2, 2, 8);
+            Tensor x = backend.allocate(1, 16);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.crossAttention(
+                    x, backend.allocate(10, 16), backend.allocate(10, 16), new int[]{8, 3}, batch(1), params, backend.allocate(1, 16)));
+            assertEquals(true, e.getMessage().contains("not within the 10 rows"), e.getMessage());
+        }
+    }
 }

@@ -439,6 +439,24 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
         }));
     }
 
+    /** Cross-attention: sequences of 1, 7 and 3 queries over rows [90, 130), [5, 6) and [0, 80) of 130 keys. */
+    @ParameterizedTest
+    @CsvSource({"4, 4, 32", "16, 16, 64", "8, 2, 128"})
+    void crossAttentionMatchesCpu(int heads, int kvHeads, int headDim) {
+        AttentionParams params = AttentionParams.causal(heads, kvHeads, headDim);
+        ForwardBatch batch = encoderBatch(1, 7, 3);
+        int tokens = batch.numTokens(), rows = 130;
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+        int[] ranges = {90, 40, 5, 1, 0, 80};
+        float[] q = random(tokens * qWidth, 83), k = random(rows * kvWidth, 84), v = random(rows * kvWidth, 85);
+        assertMatches("cross attention " + params, run(b -> {
+            Tensor out = b.allocate(tokens, qWidth);
+            b.crossAttention(b.constant(q, tokens, qWidth), b.constant(k, rows, kvWidth), b.constant(v, rows, kvWidth),
+                    ranges, batch, params, out);
+            return out;
+        }));
+    }
+
     @Test
     void encoderAttentionRefusesAlibiAsTheCpuDoes() {
         AttentionParams params = new AttentionParams(2, 2, 8, 1f, 0, 0f, new float[]{0.5f, 0.25f});
