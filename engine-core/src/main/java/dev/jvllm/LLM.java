@@ -338,10 +338,7 @@ public final class LLM implements AutoCloseable {
         try {
             for (int i = 0; i < prompts.size(); i++) {
                 String id = Long.toString(nextRequestId++);
-                switch (prompts.get(i)) {
-                    case Prompt.Text t -> engine.addRequest(id, t.text(), null, params, loras.get(i), t.images());
-                    case Prompt.Tokens t -> engine.addRequest(id, null, t.tokenIds(), params, loras.get(i), t.images());
-                }
+                engine.addRequest(id, prompts.get(i), params, loras.get(i));
                 ids.add(id);
             }
         } catch (RuntimeException e) {
@@ -398,6 +395,7 @@ public final class LLM implements AutoCloseable {
                     yield tokenizer.encode(t.text(), true);
                 }
                 case Prompt.Tokens t -> t.tokenIds().clone();
+                case Prompt.EncoderDecoder e -> throw new InvalidRequestException("prompt", "beam search takes no encoder-decoder prompts");
             };
             live.add(new ArrayList<>(List.of(new Beam(ids, 0, 0))));
             done.add(new ArrayList<>());
@@ -564,6 +562,7 @@ public final class LLM implements AutoCloseable {
                     yield tokenizer.encode(Objects.requireNonNull(t.text(), "text"), true);
                 }
                 case Prompt.Tokens t -> t.tokenIds();
+                case Prompt.EncoderDecoder e -> throw new InvalidRequestException("prompt", "embeddings take no encoder-decoder prompts");
             });
             requestIds.add("embd-" + nextRequestId++);
         }

@@ -5,7 +5,9 @@ import java.util.List;
 /**
  * A prompt: text to be tokenized, or token ids given directly (vLLM's TokensPrompt), optionally with
  * images for a vision-language model (vLLM's {@code multi_modal_data}). Each image goes where the
- * prompt holds the model's image placeholder ({@code <image>} for LLaVA), in order.
+ * prompt holds the model's image placeholder ({@code <image>} for LLaVA), in order. For an
+ * encoder-decoder model (BART) a plain prompt is the encoder's, and the decoder starts from its start
+ * token; {@link #encoderDecoder} gives the decoder a prompt of its own (vLLM's ExplicitEncoderDecoderPrompt).
  */
 public sealed interface Prompt {
 
@@ -25,6 +27,14 @@ public sealed interface Prompt {
     /** Token ids holding the model's image placeholder id once per image (or already expanded to each image's length). */
     static Prompt tokens(int[] tokenIds, List<ImageInput> images) {
         return new Tokens(tokenIds.clone(), images);
+    }
+
+    /**
+     * An encoder-decoder model's prompt: {@code encoder} (text or token ids) for its encoder, and the
+     * decoder's first tokens, to which the model's decoder start token is put in front where they do not begin with it.
+     */
+    static Prompt encoderDecoder(Prompt encoder, int... decoderTokenIds) {
+        return new EncoderDecoder(encoder, decoderTokenIds.clone());
     }
 
     /** The images of the prompt, in the order of their placeholders; empty for text alone. */
@@ -47,6 +57,19 @@ public sealed interface Prompt {
 
         public Tokens(int[] tokenIds) {
             this(tokenIds, List.of());
+        }
+    }
+
+    record EncoderDecoder(Prompt encoder, int[] decoderTokenIds) implements Prompt {
+        public EncoderDecoder {
+            java.util.Objects.requireNonNull(encoder, "encoder");
+            java.util.Objects.requireNonNull(decoderTokenIds, "decoderTokenIds");
+            if (encoder instanceof EncoderDecoder) throw new IllegalArgumentException("an encoder prompt cannot hold another");
+        }
+
+        @Override
+        public List<ImageInput> images() {
+            return encoder.images();
         }
     }
 }

@@ -118,10 +118,7 @@ public final class AsyncLLMEngine implements AutoCloseable {
         }
         commands.add(() -> {
             try {
-                switch (prompt) {
-                    case Prompt.Text t -> engine.addRequest(requestId, t.text(), null, params, lora, t.images());
-                    case Prompt.Tokens t -> engine.addRequest(requestId, null, t.tokenIds(), params, lora, t.images());
-                }
+                engine.addRequest(requestId, prompt, params, lora);
             } catch (InvalidRequestException rejected) {
                 inFlight.remove(requestId, stream);
                 stream.fail(rejected);

@@ -7,6 +7,7 @@ import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.Logprob;
 import dev.jvllm.LoraRequest;
+import dev.jvllm.Prompt;
 import dev.jvllm.RequestFailedException;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
@@ -149,6 +150,11 @@ public final class LLMEngine implements AutoCloseable {
      */
     public int promptTokensKept(SamplingParams params) {
         if (params.truncatePromptTokens().isEmpty()) return Integer.MAX_VALUE;
+        if (model instanceof EncoderDecoderModel encoderDecoder) {
+            // The prompt is the encoder's, which outputs do not extend: -1 keeps what the encoder takes.
+            int keep = params.truncatePromptTokens().getAsInt();
+            return keep == -1 ? encoderDecoder.maxEncoderTokens() : keep;
+        }
         int keep = params.truncatePromptTokens().getAsInt() == -1 ? maxModelLen - 1 : params.truncatePromptTokens().getAsInt();
         if (keep >= maxModelLen) {
             throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + keep + " leaves no room for an output "
@@ -294,11 +300,45 @@ public final class LLMEngine implements AutoCloseable {
         add(requestId, prompt, promptTokenIds.clone(), params, lora, images);
     }
 
+    /**
+     * Queues a prompt of any kind: text (tokenized here), token ids, either with images, or an
+     * encoder-decoder model's encoder and decoder prompts.
+     */
+    public void addRequest(String requestId, Prompt prompt, SamplingParams params, LoraRequest lora) {
+        switch (prompt) {
+            case Prompt.Text t -> addRequest(requestId, t.text(), null, params, lora, t.images());
+            case Prompt.Tokens t -> addRequest(requestId, null, t.tokenIds(), params, lora, t.images());
+            case Prompt.EncoderDecoder e -> {
+                if (!(model instanceof EncoderDecoderModel)) {
+                    throw new InvalidRequestException("prompt", "encoder and decoder prompts were given, but this model ("
+                            + model.getClass().getSimpleName() + ") has no encoder");
+                }
+                String text = e.encoder() instanceof Prompt.Text t ? t.text() : null;
+                int[] ids = switch (e.encoder()) {
+                    case Prompt.Text t -> {
+                        if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
+                        if (t.text() == null) throw new InvalidRequestException("prompt", "prompt is null");
+                        yield codec.encode(t.text());
+                    }
+                    case Prompt.Tokens t -> t.tokenIds().clone();
+                    case Prompt.EncoderDecoder nested -> throw new InvalidRequestException("prompt", "an encoder prompt cannot hold another");
+                };
+                add(requestId, text, ids, e.decoderTokenIds().clone(), params, lora, e.images());
+            }
+        }
+    }
+
     private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora) {
-        add(requestId, prompt, ids, params, lora, List.of());
+        add(requestId, prompt, ids, null, params, lora, List.of());
     }
 
     private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora,
+                     List<ImageInput> images) {
+        add(requestId, prompt, ids, null, params, lora, images);
+    }
+
+    /** {@code decoderIds}: an encoder-decoder model's decoder prompt, null for its start token alone. */
+    private void add(String requestId, String prompt, int[] ids, int[] decoderIds, SamplingParams params, LoraRequest lora,
                      List<ImageInput> images) {
         if (groups.containsKey(requestId)) {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
@@ -307,7 +347,7 @@ public final class LLMEngine implements AutoCloseable {
         EncoderInput encoder = null;
         if (model instanceof EncoderDecoderModel encoderDecoder) {
             encoder = encoderInput(ids, params, encoderDecoder, images);
-            ids = new int[]{encoderDecoder.decoderStartTokenId()};
+            ids = decoderPrompt(decoderIds, encoderDecoder.decoderStartTokenId());
         }
         List<PromptImage> spans = List.of();
         if (!images.isEmpty()) {
@@ -360,6 +400,16 @@ public final class LLMEngine implements AutoCloseable {
         group.sequences.addAll(created);
         groups.put(requestId, group);
         created.forEach(scheduler::add);
+    }
+
+    /** The decoder's prompt: {@code given} with the start token in front where it does not begin with it; the start token alone for none. */
+    private static int[] decoderPrompt(int[] given, int start) {
+        if (given == null || given.length == 0) return new int[]{start};
+        if (given[0] == start) return given;
+        int[] ids = new int[given.length + 1];
+        ids[0] = start;
+        System.arraycopy(given, 0, ids, 1, given.length);
+        return ids;
     }
 
     /**

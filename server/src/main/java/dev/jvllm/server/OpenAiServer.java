@@ -606,7 +606,8 @@ public final class OpenAiServer implements AutoCloseable {
         for (Prompt prompt : prompts) {
             int promptTokens = Math.min(kept, switch (prompt) {
                 case Prompt.Tokens t -> llm.engine().promptLength(t.tokenIds(), t.images()); // images as their placeholders expand
-                case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.tokenizer().encode(t.text(), true).length;
+                case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.engine().promptLength(llm.tokenizer().encode(t.text(), true), List.of());
+                case Prompt.EncoderDecoder e -> e.decoderTokenIds().length + 1;
             });
             if ((long) promptTokens + maxTokens > maxModelLen) {
                 throw ApiError.invalid("max_tokens", "This model's maximum context length is " + maxModelLen + " tokens. However, you "

@@ -5,15 +5,22 @@ import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 
 /**
- * The input of a decoder: token embeddings, optionally projected to the hidden size (OPT's
- * project_in), plus learned absolute positions (GPT-2, OPT, whose table starts {@code positionOffset}
+ * The input of a decoder (or an encoder): token embeddings, optionally projected to the hidden size (OPT's
+ * project_in) or scaled, plus learned absolute positions (GPT-2, OPT, whose table starts {@code positionOffset}
  * rows in), optionally normalized (BLOOM's word_embeddings_layernorm).
  *
  * @param projectIn null when the embeddings already have the hidden size
  * @param positions [maxPositions + offset, hidden], or null for models with relative positions
  * @param norm      null when none
+ * @param tokenScale what the token embeddings are multiplied by before the positions are added
+ *                   (BART's {@code scale_embedding}: the square root of the hidden size), else 1
  */
-public record Embeddings(Tensor tokens, Linear projectIn, Tensor positions, int positionOffset, Norm norm) {
+public record Embeddings(Tensor tokens, Linear projectIn, Tensor positions, int positionOffset, Norm norm, float tokenScale) {
+
+    /** Token embeddings taken as they are. */
+    public Embeddings(Tensor tokens, Linear projectIn, Tensor positions, int positionOffset, Norm norm) {
+        this(tokens, projectIn, positions, positionOffset, norm, 1f);
+    }
 
     /** Plain token embeddings. */
     public static Embeddings tokens(Tensor tokens) {
@@ -32,6 +39,7 @@ public record Embeddings(Tensor tokens, Linear projectIn, Tensor positions, int 
             backend.embedding(tokens, ids, raw);
             projectIn.apply(backend, raw, x);
         }
+        if (tokenScale != 1f) backend.scale(x, tokenScale, x);
         if (positions != null) {
             int[] rows = batch.positions().clone();
             for (int i = 0; i < rows.length; i++) rows[i] += positionOffset;

@@ -1,0 +1,240 @@
+package dev.jvllm.bart;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.config.ModelConfig;
+import dev.jvllm.engine.EncoderInput;
+import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.BackendOptions;
+import dev.jvllm.spi.Backends;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.EncoderDecoderModel;
+import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.ModelContext;
+import dev.jvllm.spi.ModelRegistry;
+import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.WeightTensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.ValueLayout;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * BART, found on the class path as a plugin, against Hugging Face Transformers' float32 outputs
+ * (tools/reference/make_encoder_decoder_goldens.py): encoder prompts of 9, 17 and 60 tokens, the
+ * decoder's logits at every position of its greedy continuation, and 16 greedy tokens through the engine.
+ */
+class BartGoldenTest {
+
+    String device() {
+        return "cpu";
+    }
+
+    /** A case: its directory, and per prompt the encoder's tokens, the greedy tokens and the logits along them. */
+    record Case(Path directory, List<int[]> encoderPrompts, List<int[]> greedy, List<float[][]> logits) {
+
+        static Case load(String name) {
+            try {
+                Path dir = Path.of(BartGoldenTest.class.getResource("/bart-goldens/" + name).toURI());
+                JsonNode json = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
+                List<int[]> encoder = new ArrayList<>(), greedy = new ArrayList<>();
+                List<float[][]> logits = new ArrayList<>();
+                try (Checkpoint file = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
+                    int i = 0;
+                    for (JsonNode p : json.get("prompts")) {
+                        encoder.add(ints(p.get("encoder_token_ids")));
+                        greedy.add(ints(p.get("greedy_token_ids")));
+                        logits.add(matrix(file.get("prompt" + i++)));
+                    }
+                }
+                return new Case(dir, encoder, greedy, logits);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            } catch (URISyntaxException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        private static int[] ints(JsonNode array) {
+            int[] values = new int[array.size()];
+            for (int i = 0; i < values.length; i++) values[i] = array.get(i).asInt();
+            return values;
+        }
+
+        private static float[][] matrix(WeightTensor t) {
+            int rows = (int) t.dim(0), cols = (int) t.dim(1);
+            float[][] values = new float[rows][cols];
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) values[r][c] = t.data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (r * (long) cols + c));
+            }
+            return values;
+        }
+    }
+
+    /**
+     * One pass of the decoder over [decoder start] + the golden's greedy tokens but the last, for all
+     * prompts in one batch (each sequence with its own encoder input): relative logit error below 1e-4
+     * at every position.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart", "bart-scaled"})
+    void logitsMatchTransformersAtEveryDecoderPosition(String name) {
+        Case golden = Case.load(name);
+        int n = golden.encoderPrompts().size(), length = 16, blockSize = 16;
+        ModelConfig config = ModelConfig.load(golden.directory());
+        try (Backend backend = Backends.create(device(), new BackendOptions(1));
+             Checkpoint checkpoint = Checkpoint.open(golden.directory())) {
+            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 128, golden.directory()));
+            int start = ((EncoderDecoderModel) model).decoderStartTokenId();
+            int[] ids = new int[n * length], positions = new int[n * length], slots = new int[n * length], rows = new int[n * length];
+            int[] starts = new int[n + 1], contexts = new int[n];
+            int[][] tables = new int[n][];
+            List<EncoderInput> encoders = new ArrayList<>();
+            for (int s = 0; s < n; s++) {
+                starts[s] = s * length;
+                contexts[s] = length;
+                tables[s] = new int[]{s};
+                encoders.add(EncoderInput.of(golden.encoderPrompts().get(s)));
+                for (int p = 0; p < length; p++) {
+                    int t = s * length + p;
+                    ids[t] = p == 0 ? start : golden.greedy().get(s)[p - 1];
+                    positions[t] = p;
+                    slots[t] = s * blockSize + p;
+                    rows[t] = t;
+                }
+            }
+            starts[n] = n * length;
+            ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, rows, null, null, null,
+                    encoders);
+            float[] logits;
+            try (KvCache cache = backend.allocateKvCache(model.kvCacheSpec(n, blockSize))) {
+                logits = backend.toFloatArray(model.forward(batch, cache));
+            }
+            int vocab = model.vocabSize();
+            for (int s = 0; s < n; s++) {
+                for (int p = 0; p < length; p++) {
+                    float[] expected = golden.logits().get(s)[p];
+                    double err = 0, norm = 0;
+                    for (int v = 0; v < vocab; v++) {
+                        err += Math.pow(logits[(s * length + p) * vocab + v] - expected[v], 2);
+                        norm += (double) expected[v] * expected[v];
+                    }
+                    double relative = Math.sqrt(err / norm);
+                    assertTrue(relative < 1e-4, name + " prompt " + s + ", decoder position " + p + ": relative logit error " + relative);
+                }
+            }
+        }
+    }
+
+    private LLM llm(Path directory) {
+        return LLM.builder().model(directory.toString()).device(device()).build();
+    }
+
+    private static final SamplingParams GREEDY = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
+
+    /** The engine: the prompts batched, each encoded once, decoded step by step from decoder_start_token_id. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart", "bart-scaled"})
+    void greedyTokensEqualTransformers(String name) {
+        Case golden = Case.load(name);
+        try (LLM llm = llm(golden.directory())) {
+            List<Prompt> prompts = golden.encoderPrompts().stream().map(Prompt::tokens).toList();
+            List<RequestOutput> outputs = llm.generatePrompts(prompts, GREEDY);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
+                assertEquals(List.of(2), outputs.get(i).promptTokenIds(), "the decoder's prompt: decoder_start_token_id");
+            }
+        }
+    }
+
+    /**
+     * A decoder prompt of the golden's first 8 greedy tokens (with or without the start token in
+     * front) continues with the golden's other 8.
+     */
+    @Test
+    void aDecoderPromptOfTheGreedyTokensContinuesWithTheRest() {
+        Case golden = Case.load("bart");
+        try (LLM llm = llm(golden.directory())) {
+            for (int i = 0; i < golden.encoderPrompts().size(); i++) {
+                int[] greedy = golden.greedy().get(i);
+                int[] first = java.util.Arrays.copyOfRange(greedy, 0, 8), rest = java.util.Arrays.copyOfRange(greedy, 8, 16);
+                int[] withStart = new int[9];
+                withStart[0] = 2;
+                System.arraycopy(first, 0, withStart, 1, 8);
+                SamplingParams eight = GREEDY.toBuilder().maxTokens(8).build();
+                for (int[] decoder : new int[][]{first, withStart}) {
+                    RequestOutput out = llm.generatePrompts(List.of(Prompt.encoderDecoder(Prompt.tokens(golden.encoderPrompts().get(i)),
+                            decoder)), eight).getFirst();
+                    assertArrayEquals(rest, out.outputs().getFirst().tokenIdArray(), "prompt " + i);
+                    assertArrayEquals(withStart, out.promptTokenIds().stream().mapToInt(Integer::intValue).toArray());
+                }
+            }
+        }
+    }
+
+    /**
+     * Requests whose decoder prompts are equal but whose encoder prompts differ share no block of the
+     * prefix cache: the second gives what it gives alone, where reusing the first's blocks (keys and
+     * values that the first's encoder shaped) would change it; the same request again is served from the cache.
+     */
+    @Test
+    void equalDecoderPromptsAfterDifferentEncoderPromptsShareNoCachedBlock() {
+        Case golden = Case.load("bart");
+        int[] decoder = IntStream.range(0, 24).map(i -> 3 + 7 * i).toArray();
+        Prompt first = Prompt.encoderDecoder(Prompt.tokens(golden.encoderPrompts().get(0)), decoder);
+        Prompt second = Prompt.encoderDecoder(Prompt.tokens(golden.encoderPrompts().get(2)), decoder);
+        int[] alone;
+        try (LLM llm = llm(golden.directory())) {
+            alone = llm.generatePrompts(List.of(second), GREEDY).getFirst().outputs().getFirst().tokenIdArray();
+        }
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device(device()).blockSize(8).enablePrefixCaching(true)
+                .build()) {
+            llm.generatePrompts(List.of(first), GREEDY);
+            long hits = llm.metrics().prefixCacheHits();
+            int[] after = llm.generatePrompts(List.of(second), GREEDY).getFirst().outputs().getFirst().tokenIdArray();
+            assertEquals(hits, llm.metrics().prefixCacheHits(), "no block of the first request serves the second");
+            assertArrayEquals(alone, after);
+            llm.generatePrompts(List.of(second), GREEDY);
+            assertTrue(llm.metrics().prefixCacheHits() > hits, "the same encoder and decoder prompts again hit the cache");
+        }
+    }
+
+    @Test
+    void anEncoderPromptLongerThanThePositionsOrOutsideTheVocabularyIsRefusedByName() {
+        Case golden = Case.load("bart");
+        try (LLM llm = llm(golden.directory())) {
+            int[] tooLong = IntStream.range(0, 129).map(i -> 5).toArray();
+            var e = assertThrows(InvalidRequestException.class, () -> llm.generatePrompts(List.of(Prompt.tokens(tooLong)), GREEDY));
+            assertTrue(e.getMessage().contains("129 tokens") && e.getMessage().contains("at most 128"), e.getMessage());
+            var outside = assertThrows(InvalidRequestException.class,
+                    () -> llm.generatePrompts(List.of(Prompt.tokens(0, 512, 2)), GREEDY));
+            assertTrue(outside.getMessage().contains("512"), outside.getMessage());
+            var kept = llm.generatePrompts(List.of(Prompt.tokens(tooLong)), GREEDY.toBuilder().truncatePromptTokens(128).build());
+            assertEquals(16, kept.getFirst().outputs().getFirst().tokenIdArray().length, "truncated to the encoder's 128 positions");
+            var logprobs = assertThrows(InvalidRequestException.class, () -> llm.generatePrompts(
+                    List.of(Prompt.tokens(golden.encoderPrompts().getFirst())), GREEDY.toBuilder().promptLogprobs(1).build()));
+            assertInstanceOf(InvalidRequestException.class, logprobs);
+            assertEquals("promptLogprobs", logprobs.field());
+        }
+    }
+}
