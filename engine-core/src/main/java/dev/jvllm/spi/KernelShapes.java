@@ -134,6 +134,9 @@ public final class KernelShapes {
             throw new IllegalArgumentException("attention: " + params.alibiSlopes().length + " ALiBi slopes for "
                     + params.numHeads() + " heads");
         }
+        if (params.relativeBias() != null && (params.alibiSlopes() != null || params.slidingWindow() > 0)) {
+            throw new IllegalArgumentException("attention: a relative position bias with ALiBi or a sliding window: " + params);
+        }
     }
 
     /**
@@ -179,8 +182,9 @@ public final class KernelShapes {
                         + ranges[2 * s + 1] + ") are not within the " + keys.rows() + " rows of keys");
             }
         }
-        if (params.alibiSlopes() != null || params.slidingWindow() > 0 || params.logitSoftcap() > 0) {
-            throw new IllegalArgumentException("crossAttention: ALiBi, sliding windows and soft-capping are not supported: " + params);
+        if (params.alibiSlopes() != null || params.slidingWindow() > 0 || params.logitSoftcap() > 0 || params.relativeBias() != null) {
+            throw new IllegalArgumentException("crossAttention: ALiBi, sliding windows, soft-capping and relative position biases "
+                    + "are not supported: " + params);
         }
     }
 
@@ -213,6 +217,9 @@ public final class KernelShapes {
                 || batch.blockSize() != spec.blockSize() || layer < 0 || layer >= spec.layers()) {
             throw new IllegalArgumentException(kernel + ": layer " + layer + " with latent rows of " + rank + " + "
                     + ropeDim + " and block size " + batch.blockSize() + " does not fit the cache " + spec);
+        }
+        if (params.relativeBias() != null) {
+            throw new IllegalArgumentException(kernel + ": a relative position bias is not supported: " + params);
         }
     }
 

@@ -76,6 +76,7 @@ final class EncoderAttentionKernel {
         packKeys(k, first, count, kvOffset, headDim, params.scale(), width, keys);
         packValues(v, first, count, kvOffset, headDim, width, values);
         float cap = params.logitSoftcap();
+        AttentionParams.RelativeBias bias = params.relativeBias();
         for (int t = queryFirst; t < queryFirst + queryCount; t += PanelLoops.ROWS) {
             int rows = Math.min(PanelLoops.ROWS, queryFirst + queryCount - t);
             int queryAt = q.arrayIndex(t) + head * headDim;
@@ -90,6 +91,11 @@ final class EncoderAttentionKernel {
                     for (int j = row; j < row + count; j++) {
                         scores[j] = cap * (float) Math.tanh(scores[j] / cap);
                     }
+                }
+                if (bias != null) {
+                    // Positions within the sequence: the query's is its index there, each key's its own.
+                    int query = t + r - queryFirst;
+                    for (int j = 0; j < count; j++) scores[row + j] += bias.of(head, j - query);
                 }
                 float max = loops.max(scores, row, count);
                 inverseSums[r] = 1f / loops.expShiftedAndSum(scores, row, count, max);

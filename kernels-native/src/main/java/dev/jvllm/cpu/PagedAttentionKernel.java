@@ -94,6 +94,7 @@ final class PagedAttentionKernel {
         float scale = params.scale();
         float cap = params.logitSoftcap();
         float[] slopes = params.alibiSlopes();
+        AttentionParams.RelativeBias bias = params.relativeBias();
         int from = batch.queryStarts()[sequence];
         int to = batch.queryStarts()[sequence + 1];
         int lowest = Integer.MAX_VALUE;
@@ -127,13 +128,15 @@ final class PagedAttentionKernel {
             for (int g = 0; g < group; g++) {
                 int base = g * count;
                 float slope = slopes == null ? 0f : slopes[firstHead + g];
-                if (cap > 0f || slope != 0f) {
+                if (cap > 0f || slope != 0f || bias != null) {
                     for (int j = 0; j < count; j++) {
                         float score = scale * scores[base + j];
                         if (cap > 0f) {
                             score = cap * (float) Math.tanh(score / cap);
                         }
-                        scores[base + j] = score + slope * (firstKey + j - position);
+                        score += slope * (firstKey + j - position);
+                        if (bias != null) score += bias.of(firstHead + g, firstKey + j - position);
+                        scores[base + j] = score;
                     }
                 } else {
                     for (int j = 0; j < count; j++) {

@@ -214,6 +214,7 @@ public final class CudaBackend implements Backend {
     private final MemorySegment staging;
     private long stagingUsed;
     private final Map<float[], CudaTensor> alibiSlopes = new WeakHashMap<>();
+    private final Map<float[], CudaTensor> relativeBiases = new WeakHashMap<>();
     private final Map<CudaTensor, CudaTensor> convertedWeights = new WeakHashMap<>();
     private ForwardBatch uploadedBatch;
     private CudaKvCache uploadedFor;
@@ -1666,12 +1667,14 @@ public final class CudaBackend implements Backend {
         }
         Kernel flash = flashPrefill(params.headDim());
         Kernel decode = pagedDecode(params);
-        if (flash == null || decode == null) {
+        CudaTensor bias = relativeBias(params);
+        if (flash == null || decode == null || bias != null) {
+            // The generic kernel serves what the fast ones do not: float32, other head sizes, a relative bias (T5).
             kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
                     query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                     metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                     params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
-                    params.logitSoftcap(), slopes, null);
+                    params.logitSoftcap(), slopes, null, bias, biasDistance(params));
             return;
         }
         kernels.launchGrid(flash, metadata.tileCount(), params.numHeads(), FLASH_THREADS,
@@ -1839,7 +1842,8 @@ public final class CudaBackend implements Backend {
             case 80 -> Kernel.ENCODER_ATTENTION_TILED_80;
             default -> null;
         };
-        if (tiled != null && ENCODER_TILES) {
+        CudaTensor bias = relativeBias(params);
+        if (tiled != null && ENCODER_TILES && bias == null) {
             kernels.launchGrid(tiled, (tokens + ENCODER_QUERIES - 1) / ENCODER_QUERIES, params.numHeads(), ENCODER_QUERIES,
                     query, key, value, output, sequences.address(), sequences.address() + (long) tokens * Integer.BYTES,
                     tokens, params.numHeads(), params.numKvHeads(), params.scale(), params.logitSoftcap());
@@ -1847,7 +1851,19 @@ public final class CudaBackend implements Backend {
         }
         kernels.launchGrid(Kernel.ENCODER_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
                 query, key, value, output, sequences.address(), sequences.address() + (long) tokens * Integer.BYTES,
-                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.logitSoftcap());
+                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.logitSoftcap(), bias,
+                biasDistance(params));
+    }
+
+    /** The params' relative bias on the device (uploaded once per array), or null for none. */
+    private CudaTensor relativeBias(AttentionParams params) {
+        if (params.relativeBias() == null) return null;
+        float[] values = params.relativeBias().values();
+        return relativeBiases.computeIfAbsent(values, b -> (CudaTensor) constant(b, 1, b.length));
+    }
+
+    private static int biasDistance(AttentionParams params) {
+        return params.relativeBias() == null ? 0 : params.relativeBias().maxDistance();
     }
 
     /**

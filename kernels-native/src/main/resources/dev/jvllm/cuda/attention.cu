@@ -139,8 +139,15 @@ __device__ __forceinline__ void merge_warps_and_store(const WarpSoftmax<PER_LANE
     }
 }
 
-// Causal attention over the paged cache. Scores are scale·q·k, optionally soft-capped (Gemma 2)
-// and ALiBi-biased (Press et al. 2022), in float32, matching the CPU kernel.
+// A learned bias by relative position (T5), resolved per head: relativeBias[head · (2D + 1) + clamp(j − i, −D, D) + D]
+// for key position j and query position i, D = biasDistance; 0 where relativeBias is null.
+__device__ __forceinline__ float relative_bias(const float* relativeBias, int biasDistance, int head, int relative) {
+    if (relativeBias == nullptr) return 0.0f;
+    return relativeBias[head * (2 * biasDistance + 1) + max(-biasDistance, min(biasDistance, relative)) + biasDistance];
+}
+
+// Causal attention over the paged cache. Scores are scale·q·k, optionally soft-capped (Gemma 2),
+// ALiBi-biased (Press et al. 2022) or given a learned relative bias (T5), in float32, matching the CPU kernel.
 //
 // Each (token, head) re-reads its context and the query heads of a KV group read it separately:
 // it serves decode tokens the paged_decode kernels do not take, and every token in float32 mode;
@@ -150,7 +157,8 @@ extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
 paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache,
                 const int* positions, const int* tokenSequences, const int* blockTables, int blockTableStride,
                 int blockSize, int numHeads, int numKvHeads, int headDim, float scale, int slidingWindow,
-                float logitSoftcap, const float* alibiSlopes, const int* tokenList) {
+                float logitSoftcap, const float* alibiSlopes, const int* tokenList, const float* relativeBias,
+                int biasDistance) {
     JV_DEPENDENT_PROLOGUE();
     int t = tokenList == nullptr ? blockIdx.x : tokenList[blockIdx.x];
     int head = blockIdx.y;
@@ -171,7 +179,7 @@ paged_attention(const act_t* q, act_t* out, const act_t* keyCache, const act_t* 
         i64 offset = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, headDim, blockSize);
         float score = scale * warp_sum(lane_dot(queryPart, keyCache + offset, headDim, lane));
         if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
-        score += slope * (float) (j - position);
+        score += slope * (float) (j - position) + relative_bias(relativeBias, biasDistance, head, j - position);
         softmax.add(score, valueCache + offset, headDim, lane);
     }
     merge_warps_and_store(softmax, headDim, out + ((i64) t * numHeads + head) * headDim);
@@ -215,10 +223,12 @@ latent_attention(const act_t* qLatent, const act_t* qRope, act_t* out, const act
     merge_warps_and_store(softmax, rank, out + ((i64) t * numHeads + head) * rank);
 }
 
-// Token t's attention for one head over key rows [first, end) of k and v, unmasked, into its row of out.
+// Token t's attention for one head over key rows [first, end) of k and v, unmasked, into its row of out; with a
+// relative bias, key row j is at position j − first and the query at queryPosition.
 __device__ __forceinline__ void attend_rows(const act_t* q, const act_t* k, const act_t* v, act_t* out, int t, int head,
                                             int first, int end, int numHeads, int numKvHeads, int headDim, float scale,
-                                            float logitSoftcap) {
+                                            float logitSoftcap, const float* relativeBias, int biasDistance,
+                                            int queryPosition) {
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
     i64 kvWidth = (i64) numKvHeads * headDim;
@@ -231,6 +241,7 @@ __device__ __forceinline__ void attend_rows(const act_t* q, const act_t* k, cons
         i64 offset = j * kvWidth + kvOffset;
         float score = scale * warp_sum(lane_dot(queryPart, k + offset, headDim, lane));
         if (logitSoftcap > 0.0f) score = logitSoftcap * tanhf(score / logitSoftcap);
+        score += relative_bias(relativeBias, biasDistance, head, j - first - queryPosition);
         softmax.add(score, v + offset, headDim, lane);
     }
     merge_warps_and_store(softmax, headDim, out + ((i64) t * numHeads + head) * headDim);
@@ -242,11 +253,12 @@ __device__ __forceinline__ void attend_rows(const act_t* q, const act_t* k, cons
 extern "C" __global__ void __launch_bounds__(32 * ATTENTION_WARPS)
 encoder_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,
                   const int* sequenceStarts, int numHeads, int numKvHeads, int headDim, float scale,
-                  float logitSoftcap) {
+                  float logitSoftcap, const float* relativeBias, int biasDistance) {
     JV_DEPENDENT_PROLOGUE();
     int sequence = tokenSequences[blockIdx.x];
-    attend_rows(q, k, v, out, blockIdx.x, blockIdx.y, sequenceStarts[sequence], sequenceStarts[sequence + 1], numHeads,
-                numKvHeads, headDim, scale, logitSoftcap);
+    int first = sequenceStarts[sequence];
+    attend_rows(q, k, v, out, blockIdx.x, blockIdx.y, first, sequenceStarts[sequence + 1], numHeads, numKvHeads, headDim,
+                scale, logitSoftcap, relativeBias, biasDistance, (int) blockIdx.x - first);
 }
 
 // Cross-attention (encoder-decoder models): token t of sequence s attends, unmasked, over key rows
@@ -259,7 +271,7 @@ cross_attention(const act_t* q, const act_t* k, const act_t* v, act_t* out, cons
     int sequence = tokenSequences[blockIdx.x];
     int first = ranges[2 * sequence];
     attend_rows(q, k, v, out, blockIdx.x, blockIdx.y, first, first + ranges[2 * sequence + 1], numHeads, numKvHeads,
-                headDim, scale, 0.0f);
+                headDim, scale, 0.0f, nullptr, 0, 0);
 }
 
 // encoder_attention by query tiles, for the head sizes below: a block takes ENCODER_QUERIES

@@ -60,6 +60,7 @@ class EncoderAttentionKernelTest {
                         }
                         s[j] = dot * p.scale();
                         if (p.logitSoftcap() > 0) s[j] = p.logitSoftcap() * Math.tanh(s[j] / p.logitSoftcap());
+                        if (p.relativeBias() != null) s[j] += p.relativeBias().of(h, j - (i - start));
                         max = Math.max(max, s[j]);
                     }
                     double sum = 0;
@@ -197,5 +198,14 @@ class EncoderAttentionKernelTest {
                     x, backend.allocate(10, 16), backend.allocate(10, 16), new int[]{8, 3}, batch(1), params, backend.allocate(1, 16)));
             assertEquals(true, e.getMessage().contains("not within the 10 rows"), e.getMessage());
         }
+    }
+
+    /** T5's encoder: a learned bias by the distance from the query to the key within the sequence, both ways, clamped past 4. */
+    @ParameterizedTest
+    @MethodSource("dev.jvllm.cpu.KernelPaths#paths")
+    void aRelativeBiasIsAddedByTheDistanceWithinEachSequence(String path) {
+        AttentionParams params = new AttentionParams(4, 2, 16, 1f, 0, 0f, null)
+                .withRelativeBias(PagedAttentionTest.relativeBias(4, 4, new java.util.SplittableRandom(9)));
+        check(path, params, 1, 7, 13);
     }
 }

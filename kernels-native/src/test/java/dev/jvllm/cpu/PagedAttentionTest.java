@@ -35,13 +35,14 @@ class PagedAttentionTest {
     static Stream<Arguments> cases() {
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {
-            // name, heads, kv heads, head dim, window, softcap, alibi
-            cases.add(Arguments.of(path, "multi-head", 4, 4, 20, 0, 0f, false));
-            cases.add(Arguments.of(path, "grouped-query", 6, 2, 37, 0, 0f, false));
-            cases.add(Arguments.of(path, "sliding window", 4, 2, 20, 5, 0f, false));
-            cases.add(Arguments.of(path, "softcap", 4, 2, 20, 0, 0.5f, false));
-            cases.add(Arguments.of(path, "alibi", 4, 4, 20, 0, 0f, true));
-            cases.add(Arguments.of(path, "all at once", 4, 1, 16, 6, 1.5f, true));
+            // name, heads, kv heads, head dim, window, softcap, alibi, relative bias
+            cases.add(Arguments.of(path, "multi-head", 4, 4, 20, 0, 0f, false, false));
+            cases.add(Arguments.of(path, "grouped-query", 6, 2, 37, 0, 0f, false, false));
+            cases.add(Arguments.of(path, "sliding window", 4, 2, 20, 5, 0f, false, false));
+            cases.add(Arguments.of(path, "softcap", 4, 2, 20, 0, 0.5f, false, false));
+            cases.add(Arguments.of(path, "alibi", 4, 4, 20, 0, 0f, true, false));
+            cases.add(Arguments.of(path, "all at once", 4, 1, 16, 6, 1.5f, true, false));
+            cases.add(Arguments.of(path, "relative bias (T5)", 4, 2, 20, 0, 0f, false, true));
         }
         return cases.build();
     }
@@ -65,7 +66,7 @@ class PagedAttentionTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cases")
     void matchesDenseAttentionOverEachSequenceHistory(String path, String name, int heads, int kvHeads, int headDim,
-                                                      int window, float softcap, boolean alibi) {
+                                                      int window, float softcap, boolean alibi, boolean relative) {
         SplittableRandom random = new SplittableRandom(heads * 100L + kvHeads * 10L + headDim + window);
         float[] slopes = null;
         if (alibi) {
@@ -76,6 +77,7 @@ class PagedAttentionTest {
         }
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
                 window, softcap, slopes);
+        if (relative) params = params.withRelativeBias(relativeBias(heads, 5, random));
         List<Integer> blocks = new ArrayList<>();
         for (int b = 0; b < NUM_BLOCKS; b++) {
             blocks.add(b);
@@ -192,6 +194,10 @@ class PagedAttentionTest {
                 if (params.alibiSlopes() != null) {
                     score += params.alibiSlopes()[h] * (j - position);
                 }
+                if (params.relativeBias() != null) {
+                    int distance = params.relativeBias().maxDistance();
+                    score += params.relativeBias().values()[h * (2 * distance + 1) + Math.max(-distance, j - position) + distance];
+                }
                 scores[j - first] = score;
                 max = Math.max(max, score);
             }
@@ -208,5 +214,12 @@ class PagedAttentionTest {
             }
         }
         return out;
+    }
+
+    /** A random bias per head and relative position up to {@code distance}, as T5's buckets resolve to. */
+    static AttentionParams.RelativeBias relativeBias(int heads, int distance, SplittableRandom random) {
+        float[] values = new float[heads * (2 * distance + 1)];
+        for (int i = 0; i < values.length; i++) values[i] = (float) (random.nextDouble() * 4 - 2);
+        return new AttentionParams.RelativeBias(values, distance);
     }
 }

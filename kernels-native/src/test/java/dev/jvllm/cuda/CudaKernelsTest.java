@@ -338,6 +338,41 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
         assertClose("paged attention " + params, results[0], results[1]);
     }
 
+    /** T5's decoder: a learned bias by distance (clamped past 5), through the generic kernel, prefill and decode. */
+    @Test
+    void pagedAttentionWithARelativeBiasMatchesCpu() {
+        AttentionParams params = new AttentionParams(4, 2, 32, 1f, 0, 0f, null)
+                .withRelativeBias(dev.jvllm.cpu.PagedAttentionTestAccess.relativeBias(4, 5, 77));
+        KvCacheSpec spec = new KvCacheSpec(2, 12, 4, 2, 32);
+        int[][] tables = {{3, 7, 9}, {1, 0, 5, 11}};
+        ForwardBatch prefill = batch(tables, new int[]{7, 5}, new int[]{0, 0}, new int[]{7, 5});
+        ForwardBatch mixed = batch(tables, new int[]{8, 10}, new int[]{7, 5}, new int[]{1, 5});
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            try (KvCache cache = backends[i].allocateKvCache(spec)) {
+                results[i] = concat(attend(backends[i], cache, prefill, params, 1, 30), attend(backends[i], cache, mixed, params, 1, 40));
+            }
+        }
+        assertClose("paged attention with a relative bias", results[0], results[1]);
+    }
+
+    /** T5's encoder: the relative bias both ways within each sequence, through the generic kernel. */
+    @Test
+    void encoderAttentionWithARelativeBiasMatchesCpu() {
+        AttentionParams params = new AttentionParams(4, 4, 64, 1f, 0, 0f, null)
+                .withRelativeBias(dev.jvllm.cpu.PagedAttentionTestAccess.relativeBias(4, 6, 78));
+        ForwardBatch batch = encoderBatch(1, 7, 20);
+        int tokens = batch.numTokens(), width = 256;
+        float[] q = random(tokens * width, 86), k = random(tokens * width, 87), v = random(tokens * width, 88);
+        assertMatches("encoder attention with a relative bias", run(b -> {
+            Tensor out = b.allocate(tokens, width);
+            b.encoderAttention(b.constant(q, tokens, width), b.constant(k, tokens, width), b.constant(v, tokens, width), batch,
+                    params, out);
+            return out;
+        }));
+    }
+
     private float[] attend(Backend b, KvCache cache, ForwardBatch batch, AttentionParams params, int layer, long seed) {
         int tokens = batch.numTokens();
         int qWidth = params.numHeads() * params.headDim(), kvWidth = params.numKvHeads() * params.headDim();
