@@ -4,7 +4,7 @@
 #   .gpu/jre.txz            a jlinked Java 25 runtime with the modules the tests need, made once
 #   .gpu/lib/*.jar          the modules' jars and their runtime and test dependencies
 #   .gpu/console/*.jar      the JUnit platform console launcher
-#   .gpu/test-classes/M/    the compiled tests of kernels-native, model-zoo and plugins/bart, run there, and of engine-core,
+#   .gpu/test-classes/M/    the compiled tests of kernels-native, model-zoo and plugins/encoder-decoder, run there, and of engine-core,
 #                           whose helpers (SafetensorsTestWriter, ...) they use (resources stay in src/test/resources)
 # Usage: tools/gpu/prepare.sh   (then carry .gpu to the device run)
 set -euo pipefail
@@ -23,19 +23,19 @@ mkdir -p "$out/lib" "$out/console" "$out/test-classes"
 # The embedding tests' ONNX Runtime and bge-small model (130 MB) stay behind: the GPU run selects
 # the CUDA, golden and engine tests. JUnit's own jars are left out: the console launcher bundles them, and two copies of an engine
 # on the class path stop the launcher.
-mvn -B -ntp -q -pl model-zoo,plugins/bart -am package dependency:copy-dependencies -DskipTests \
+mvn -B -ntp -q -pl model-zoo,plugins/encoder-decoder -am package dependency:copy-dependencies -DskipTests \
   -DincludeScope=test -DoutputDirectory="$root/$out/lib" \
   -DexcludeGroupIds=dev.jvllm,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,com.microsoft.onnxruntime,dev.langchain4j \
   -DexcludeArtifactIds=api,tokenizers,jna,gson,commons-io,commons-codec,commons-compress
 # The benchmarks jar alone: GpuBenchmark needs only the modules above; Jlama and ONNX Runtime stay behind.
 mvn -B -ntp -q -pl benchmarks package -DskipTests
-for module in tokenizer engine-core kernels-native model-zoo benchmarks plugins/bart; do
+for module in tokenizer engine-core kernels-native model-zoo benchmarks plugins/encoder-decoder; do
   find "$module/target" -maxdepth 1 -name "jvllm-*.jar" ! -name '*-tests.jar' ! -name '*-sources.jar' \
     -exec cp {} "$out/lib/" \;
 done
 # Test resources (the goldens, ~25 MB) travel with the repository itself: run-gpu-tests.sh puts
 # each module's src/test/resources on the class path, so only compiled classes are copied here.
-for module in engine-core kernels-native model-zoo plugins/bart; do
+for module in engine-core kernels-native model-zoo plugins/encoder-decoder; do
   mkdir -p "$out/test-classes/$module"
   (cd "$module/target/test-classes" && find . -name '*.class' -exec cp --parents {} "$root/$out/test-classes/$module/" \;)
 done

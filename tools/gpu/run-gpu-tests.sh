@@ -29,12 +29,12 @@ note "== tests"
 # BgeSmallOnnxTest and its OnnxBertReference compare with ONNX Runtime, which prepare.sh leaves
 # behind with its 130 MB model: loading them stopped the launcher's discovery (exit 255 with a
 # Bert filter), so they are excluded.
-classpath=$(ls .gpu/lib/*.jar .gpu/console/*.jar | tr '\n' ':').gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:.gpu/test-classes/plugins/bart:.gpu/test-classes/engine-core:kernels-native/src/test/resources:model-zoo/src/test/resources:plugins/bart/src/test/resources:engine-core/src/test/resources
+classpath=$(ls .gpu/lib/*.jar .gpu/console/*.jar | tr '\n' ':').gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:.gpu/test-classes/plugins/encoder-decoder:.gpu/test-classes/engine-core:kernels-native/src/test/resources:model-zoo/src/test/resources:plugins/encoder-decoder/src/test/resources:engine-core/src/test/resources
 start=$(date +%s)
 $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m ${JVLLM_TEST_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$classpath" org.junit.platform.console.ConsoleLauncher execute \
-  --scan-classpath .gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:.gpu/test-classes/plugins/bart \
+  --scan-classpath .gpu/test-classes/kernels-native:.gpu/test-classes/model-zoo:.gpu/test-classes/plugins/encoder-decoder \
   --exclude-classname '.*Onnx.*' \
   --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii --reports-dir="$OUT/junit" "$@" > "$log" 2>&1
 status=$?

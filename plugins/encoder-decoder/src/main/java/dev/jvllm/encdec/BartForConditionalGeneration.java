@@ -1,14 +1,12 @@
-package dev.jvllm.bart;
+package dev.jvllm.encdec;
 
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
-import dev.jvllm.engine.EncoderInput;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.BertLayer;
 import dev.jvllm.models.layers.ConfigValues;
 import dev.jvllm.models.layers.DecoderModel;
 import dev.jvllm.models.layers.Embeddings;
-import dev.jvllm.models.layers.KeptRows;
 import dev.jvllm.models.layers.LayerNorm;
 import dev.jvllm.models.layers.Linear;
 import dev.jvllm.models.layers.Scratch;
@@ -16,9 +14,7 @@ import dev.jvllm.models.layers.SelfAttention;
 import dev.jvllm.models.layers.WeightScope;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
-import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
-import dev.jvllm.spi.EncoderDecoderModel;
 import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.ModelArchitecture;
@@ -26,9 +22,7 @@ import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.Tensor;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * BART (Lewis et al. 2019, arXiv:1910.13461; {@code facebook/bart-*}): a Transformer encoder over the
@@ -68,39 +62,38 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                                 LayerNorm finalNorm) {
     }
 
-    static final class Model implements CausalLM, EncoderDecoderModel {
+    static final class Model extends EncoderDecoderBase {
 
-        private final Backend backend;
         private final int hidden;
-        private final int maxPositions;
-        private final int decoderStart;
         private final Activation activation;
         private final AttentionParams encoderParams;
         private final AttentionParams decoderParams;
         private final Embeddings encoderEmbeddings;
         private final Embeddings decoderEmbeddings;
-        private final List<BertLayer> encoderLayers = new ArrayList<>();
-        private final List<DecoderLayer> decoderLayers = new ArrayList<>();
+        private final List<BertLayer> encoderLayers;
+        private final List<DecoderLayer> decoderLayers;
         private final Linear lmHead;
         private final Scratch encoderScratch;
         private final Scratch scratch;
-        private KeptRows crossKeysAndValues;
 
         Model(ModelContext context) {
-            ModelConfig config = context.config();
+            this(context, context.config(), ConfigValues.positiveInt(context.config(), "d_model", "BART"));
+        }
+
+        private Model(ModelContext context, ModelConfig config, int hidden) {
+            super(context.backend(), config.intOr(2, "decoder_start_token_id"),
+                    ConfigValues.positiveInt(config, "max_position_embeddings", "BART's learned positions"), hidden,
+                    ConfigValues.positiveInt(config, "decoder_layers", "BART's decoder"));
             for (String preNorm : new String[]{"normalize_before", "add_final_layer_norm"}) {
                 if (config.bool(preNorm, false)) {
                     throw new ConfigException(config.source() + ": " + preNorm + " true (mBART's pre-norm layout) is not "
                             + "supported by BartForConditionalGeneration");
                 }
             }
-            this.backend = context.backend();
-            this.hidden = ConfigValues.positiveInt(config, "d_model", "BART");
+            this.hidden = hidden;
             int vocab = config.vocabSize();
-            this.maxPositions = ConfigValues.positiveInt(config, "max_position_embeddings", "BART's learned positions");
-            this.decoderStart = config.intOr(2, "decoder_start_token_id");
-            if (decoderStart < 0 || decoderStart >= vocab) {
-                throw new ConfigException(config.source() + ": decoder_start_token_id " + decoderStart + " is outside the "
+            if (decoderStartTokenId() < 0 || decoderStartTokenId() >= vocab) {
+                throw new ConfigException(config.source() + ": decoder_start_token_id " + decoderStartTokenId() + " is outside the "
                         + "vocabulary of " + vocab);
             }
             this.activation = Activation.fromConfig(config.raw().path("activation_function").asText("gelu"));
@@ -115,12 +108,16 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
             this.decoderEmbeddings = embeddings(model.child("decoder"), shared, tokenScale);
             int encoderFfn = ConfigValues.positiveInt(config, "encoder_ffn_dim", "BART's encoder");
             int decoderFfn = ConfigValues.positiveInt(config, "decoder_ffn_dim", "BART's decoder");
+            List<BertLayer> encoder = new ArrayList<>();
             for (int i = 0; i < ConfigValues.positiveInt(config, "encoder_layers", "BART's encoder"); i++) {
-                encoderLayers.add(encoderLayer(model.child("encoder.layers." + i), encoderFfn));
+                encoder.add(encoderLayer(model.child("encoder.layers." + i), encoderFfn));
             }
+            List<DecoderLayer> decoder = new ArrayList<>();
             for (int i = 0; i < ConfigValues.positiveInt(config, "decoder_layers", "BART's decoder"); i++) {
-                decoderLayers.add(decoderLayer(model.child("decoder.layers." + i), decoderFfn, i));
+                decoder.add(decoderLayer(model.child("decoder.layers." + i), decoderFfn, i));
             }
+            this.encoderLayers = List.copyOf(encoder);
+            this.decoderLayers = List.copyOf(decoder);
             Linear head = DecoderModel.lmHead(root, "lm_head", shared, config.bool("tie_word_embeddings", true));
             Tensor bias = root.has("final_logits_bias") ? root.tensor("final_logits_bias", 1, vocab) : null;
             this.lmHead = new Linear(head.weight(), bias, hidden, vocab);
@@ -137,7 +134,7 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
         }
 
         private Embeddings embeddings(WeightScope stack, Tensor tokens, float tokenScale) {
-            Tensor positions = stack.tensor("embed_positions.weight", maxPositions + POSITION_OFFSET, hidden);
+            Tensor positions = stack.tensor("embed_positions.weight", maxEncoderTokens() + POSITION_OFFSET, hidden);
             return new Embeddings(tokens, null, positions, POSITION_OFFSET,
                     LayerNorm.load(stack, "layernorm_embedding", hidden, LAYER_NORM_EPS), tokenScale);
         }
@@ -168,25 +165,21 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
         }
 
         @Override
-        public int decoderStartTokenId() {
-            return decoderStart;
+        protected Tensor encoderStates(ForwardBatch encoderBatch) {
+            Tensor states = encoderScratch.get("encoder.states", encoderBatch.numTokens(), hidden);
+            encoderEmbeddings.forward(backend, encoderBatch, encoderScratch, states);
+            for (BertLayer layer : encoderLayers) layer.forward(backend, states, encoderBatch, encoderScratch);
+            return states;
         }
 
         @Override
-        public int maxEncoderTokens() {
-            return maxPositions;
+        protected Linear crossKey(int layer) {
+            return decoderLayers.get(layer).crossKey();
         }
 
         @Override
-        public void reserveEncoderMemory(int tokensKept) {
-            crossKeysAndValues = newKeptRows(Math.max(tokensKept, maxPositions));
-            crossKeysAndValues.reserve();
-        }
-
-        private KeptRows newKeptRows(int rows) {
-            int[] planes = new int[2 * decoderLayers.size()];
-            java.util.Arrays.fill(planes, hidden);
-            return new KeptRows(backend, "encoder outputs' cross-attention keys and values", rows, planes);
+        protected Linear crossValue(int layer) {
+            return decoderLayers.get(layer).crossValue();
         }
 
         @Override
@@ -201,7 +194,7 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
 
         @Override
         public Tensor forward(ForwardBatch batch, KvCache cache) {
-            int[] ranges = encodeMissing(batch);
+            int[] ranges = crossRanges(batch);
             Tensor positions = backend.indices(batch.positions());
             Tensor logitRows = backend.indices(batch.logitRows());
             int tokens = batch.numTokens();
@@ -217,8 +210,7 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                 backend.add(branch, x, branch);
                 layer.selfNorm().apply(backend, branch, x);
                 layer.crossQuery().apply(backend, x, queries);
-                backend.crossAttention(queries, crossKeysAndValues.plane(2 * l), crossKeysAndValues.plane(2 * l + 1), ranges,
-                        batch, decoderParams, context);
+                backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, batch, decoderParams, context);
                 layer.crossOutput().applyPlusResidual(backend, context, x, branch);
                 layer.crossNorm().apply(backend, branch, x);
                 layer.fc1().applyActivated(backend, activation, x, inner);
@@ -231,67 +223,6 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
             Tensor logits = scratch.get("logits", wanted, vocabSize());
             lmHead.apply(backend, last, logits);
             return logits;
-        }
-
-        /**
-         * Runs the encoder over the batch's encoder inputs not kept and keeps each decoder layer's
-         * cross-attention keys and values of them; returns each sequence's rows in those planes
-         * (first row, count), for {@link Backend#crossAttention}. A failure keeps none of them.
-         */
-        private int[] encodeMissing(ForwardBatch batch) {
-            if (batch.encoderInputs() == null) {
-                throw new IllegalStateException("BART's decoder needs each sequence's encoder input; the batch has none");
-            }
-            if (crossKeysAndValues == null) crossKeysAndValues = newKeptRows(Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxPositions));
-            Map<String, EncoderInput> wanted = new LinkedHashMap<>();
-            for (EncoderInput input : batch.encoderInputs()) wanted.putIfAbsent(input.hash(), input);
-            List<EncoderInput> missing = wanted.values().stream().filter(e -> !crossKeysAndValues.holds(e.hash())).toList();
-            if (!missing.isEmpty()) {
-                try {
-                    for (EncoderInput input : missing) crossKeysAndValues.put(input.hash(), input.length(), wanted.keySet());
-                    encode(missing);
-                } catch (RuntimeException e) {
-                    missing.forEach(input -> crossKeysAndValues.drop(input.hash()));
-                    throw e;
-                }
-            }
-            int[] ranges = new int[2 * batch.numSequences()];
-            for (int s = 0; s < batch.numSequences(); s++) {
-                EncoderInput input = batch.encoderInputOf(s);
-                ranges[2 * s] = crossKeysAndValues.firstRow(input.hash());
-                ranges[2 * s + 1] = input.length();
-            }
-            return ranges;
-        }
-
-        /** The encoder over these inputs together, then each decoder layer's keys and values of its output into their kept rows. */
-        private void encode(List<EncoderInput> inputs) {
-            int total = 0;
-            int[] starts = new int[inputs.size() + 1];
-            for (int i = 0; i < inputs.size(); i++) {
-                starts[i] = total;
-                total += inputs.get(i).length();
-            }
-            starts[inputs.size()] = total;
-            int[] ids = new int[total], positions = new int[total], lengths = new int[inputs.size()];
-            for (int i = 0; i < inputs.size(); i++) {
-                System.arraycopy(inputs.get(i).tokenIds(), 0, ids, starts[i], inputs.get(i).length());
-                for (int p = 0; p < inputs.get(i).length(); p++) positions[starts[i] + p] = p;
-                lengths[i] = inputs.get(i).length();
-            }
-            ForwardBatch encoderBatch = new ForwardBatch(ids, positions, new int[total], starts, lengths,
-                    new int[inputs.size()][0], 1, new int[0]);
-            Tensor states = encoderScratch.get("encoder.states", total, hidden);
-            encoderEmbeddings.forward(backend, encoderBatch, encoderScratch, states);
-            for (BertLayer layer : encoderLayers) layer.forward(backend, states, encoderBatch, encoderScratch);
-            for (int l = 0; l < decoderLayers.size(); l++) {
-                DecoderLayer layer = decoderLayers.get(l);
-                for (int i = 0; i < inputs.size(); i++) {
-                    Tensor input = states.rows(starts[i], lengths[i]);
-                    layer.crossKey().apply(backend, input, crossKeysAndValues.get(inputs.get(i).hash(), 2 * l));
-                    layer.crossValue().apply(backend, input, crossKeysAndValues.get(inputs.get(i).hash(), 2 * l + 1));
-                }
-            }
         }
     }
 }

@@ -1,4 +1,4 @@
-package dev.jvllm.bart;
+package dev.jvllm.encdec;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -40,24 +40,25 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * BART, found on the class path as a plugin, against Hugging Face Transformers' float32 outputs
+ * BART and T5, found on the class path as a plugin, against Hugging Face Transformers' float32 outputs
  * (tools/reference/make_encoder_decoder_goldens.py): encoder prompts of 9, 17 and 60 tokens, the
  * decoder's logits at every position of its greedy continuation, and 16 greedy tokens through the engine.
  */
-class BartGoldenTest {
+class EncoderDecoderGoldenTest {
 
     String device() {
         return "cpu";
     }
 
     /** A case: its directory, and per prompt the encoder's tokens, the greedy tokens and the logits along them. */
-    record Case(Path directory, List<int[]> encoderPrompts, List<int[]> greedy, List<float[][]> logits) {
+    record Case(Path directory, int decoderStart, List<int[]> encoderPrompts, List<int[]> greedy, List<float[][]> logits) {
 
         static Case load(String name) {
             try {
-                Path dir = Path.of(BartGoldenTest.class.getResource("/bart-goldens/" + name).toURI());
+                Path dir = Path.of(EncoderDecoderGoldenTest.class.getResource("/encoder-decoder-goldens/" + name).toURI());
                 JsonNode json = new ObjectMapper().readTree(dir.resolve("goldens.json").toFile());
                 List<int[]> encoder = new ArrayList<>(), greedy = new ArrayList<>();
+                int start = json.get("prompts").get(0).get("decoder_start").asInt();
                 List<float[][]> logits = new ArrayList<>();
                 try (Checkpoint file = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
                     int i = 0;
@@ -67,7 +68,7 @@ class BartGoldenTest {
                         logits.add(matrix(file.get("prompt" + i++)));
                     }
                 }
-                return new Case(dir, encoder, greedy, logits);
+                return new Case(dir, start, encoder, greedy, logits);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             } catch (URISyntaxException e) {
@@ -97,7 +98,7 @@ class BartGoldenTest {
      * at every position.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"bart", "bart-scaled"})
+    @ValueSource(strings = {"bart", "bart-scaled", "t5", "t5-gated"})
     void logitsMatchTransformersAtEveryDecoderPosition(String name) {
         Case golden = Case.load(name);
         int n = golden.encoderPrompts().size(), length = 16, blockSize = 16;
@@ -154,7 +155,7 @@ class BartGoldenTest {
 
     /** The engine: the prompts batched, each encoded once, decoded step by step from decoder_start_token_id. */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"bart", "bart-scaled"})
+    @ValueSource(strings = {"bart", "bart-scaled", "t5", "t5-gated"})
     void greedyTokensEqualTransformers(String name) {
         Case golden = Case.load(name);
         try (LLM llm = llm(golden.directory())) {
@@ -162,7 +163,7 @@ class BartGoldenTest {
             List<RequestOutput> outputs = llm.generatePrompts(prompts, GREEDY);
             for (int i = 0; i < prompts.size(); i++) {
                 assertArrayEquals(golden.greedy().get(i), outputs.get(i).outputs().getFirst().tokenIdArray(), "prompt " + i);
-                assertEquals(List.of(2), outputs.get(i).promptTokenIds(), "the decoder's prompt: decoder_start_token_id");
+                assertEquals(List.of(golden.decoderStart()), outputs.get(i).promptTokenIds(), "the decoder's prompt: decoder_start_token_id");
             }
         }
     }
@@ -171,15 +172,16 @@ class BartGoldenTest {
      * A decoder prompt of the golden's first 8 greedy tokens (with or without the start token in
      * front) continues with the golden's other 8.
      */
-    @Test
-    void aDecoderPromptOfTheGreedyTokensContinuesWithTheRest() {
-        Case golden = Case.load("bart");
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart", "t5-gated"})
+    void aDecoderPromptOfTheGreedyTokensContinuesWithTheRest(String name) {
+        Case golden = Case.load(name);
         try (LLM llm = llm(golden.directory())) {
             for (int i = 0; i < golden.encoderPrompts().size(); i++) {
                 int[] greedy = golden.greedy().get(i);
                 int[] first = java.util.Arrays.copyOfRange(greedy, 0, 8), rest = java.util.Arrays.copyOfRange(greedy, 8, 16);
                 int[] withStart = new int[9];
-                withStart[0] = 2;
+                withStart[0] = golden.decoderStart();
                 System.arraycopy(first, 0, withStart, 1, 8);
                 SamplingParams eight = GREEDY.toBuilder().maxTokens(8).build();
                 for (int[] decoder : new int[][]{first, withStart}) {
@@ -236,5 +238,21 @@ class BartGoldenTest {
             assertInstanceOf(InvalidRequestException.class, logprobs);
             assertEquals("promptLogprobs", logprobs.field());
         }
+    }
+
+    /** Configs the classes do not serve are refused at load, naming the field. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart:normalize_before:true", "t5:feed_forward_proj:\"gelu-gated-tanh\"",
+            "t5:relative_attention_num_buckets:2", "bart:decoder_start_token_id:512"})
+    void configsItCannotServeAreRefusedByName(String change, @org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        String[] parts = change.split(":", 3);
+        Case golden = Case.load(parts[0]);
+        java.nio.file.Files.copy(golden.directory().resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        var json = new ObjectMapper();
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(golden.directory().resolve("config.json").toFile());
+        config.set(parts[1], json.readTree(parts[2]));
+        json.writeValue(dir.resolve("config.json").toFile(), config);
+        var e = assertThrows(dev.jvllm.config.ConfigException.class, () -> llm(dir).close());
+        assertTrue(e.getMessage().contains(parts[1]), e.getMessage());
     }
 }
