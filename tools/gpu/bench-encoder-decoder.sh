@@ -11,6 +11,7 @@ OUT=${OUT:-$root/.gpu/out}
 mkdir -p "$OUT"
 summary=$OUT/bench-encoder-decoder.jsonl
 : > "$summary"
+note() { echo "$*" >&2; }
 source tools/gpu/env.sh
 requests=${1:-64} input=${2:-512} output=${3:-128}
 model=/tmp/jvllm-bench/bart-large-shape
