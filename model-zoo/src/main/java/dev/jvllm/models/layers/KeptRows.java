@@ -22,7 +22,9 @@ import java.util.TreeMap;
  * its own rows, placed at the first gap that fits. To make room, the least recently used entries that
  * the step does not use are dropped. Where a step's entries in use do not fit together, the planes
  * are reallocated at twice the rows (or what fits), the old rows copied to the same places, with a
- * warning: backend memory is never freed, so the old buffers stay allocated.
+ * warning. The old buffers go when unreachable (the CUDA backend frees such buffers in stream order
+ * at an allocation after the garbage collector finds them), and memory the step needs beyond the
+ * reservation was not counted when the KV cache was sized.
  */
 public final class KeptRows {
 
