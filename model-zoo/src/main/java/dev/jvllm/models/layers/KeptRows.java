@@ -7,9 +7,11 @@ import org.slf4j.LoggerFactory;
 
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.Consumer;
 
 /**
  * Rows a model computes once for an input and reads in later steps, kept by the input's content
@@ -104,11 +106,33 @@ public final class KeptRows {
     }
 
     /**
-     * Places a new entry of {@code rows} rows under {@code key} and returns its rows in the first
-     * plane (see {@link #get(String, int)} for the others): the first gap that fits, after dropping
-     * least recently used entries whose keys are not in {@code inUse} while none does, else in planes grown to fit.
+     * Keeps an entry for every key of {@code rowsByKey} (its rows): places those not kept, without
+     * dropping any of these keys to make room, then has {@code fill} write the new ones (given their
+     * keys, in order; {@link #get} finds their rows). Where {@code fill} fails, the new entries are
+     * dropped again and the failure rethrown, so that no unwritten rows are kept as an input's. Rows
+     * any {@link #get} or {@link #plane} gave before this call may be stale after it (the planes may grow).
+     *
+     * @return the keys that were new
      */
-    public Tensor put(String key, int rows, Set<String> inUse) {
+    public List<String> keepAll(Map<String, Integer> rowsByKey, Consumer<List<String>> fill) {
+        List<String> missing = rowsByKey.keySet().stream().filter(key -> !holds(key)).toList();
+        if (missing.isEmpty()) return missing;
+        try {
+            for (String key : missing) put(key, rowsByKey.get(key), rowsByKey.keySet());
+            fill.accept(missing);
+        } catch (RuntimeException e) {
+            missing.forEach(this::drop);
+            throw e;
+        }
+        return missing;
+    }
+
+    /**
+     * Places a new entry of {@code rows} rows under {@code key}: the first gap that fits, after
+     * dropping least recently used entries whose keys are not in {@code inUse} while none does, else
+     * in planes grown to fit. Rows that {@link #get} or {@link #plane} gave before may be stale after it.
+     */
+    public void put(String key, int rows, Set<String> inUse) {
         if (rows < 1) throw new IllegalArgumentException("an entry of " + rows + " rows");
         if (kept.containsKey(key)) throw new IllegalStateException(what + " of " + key + " are kept already");
         reserve();
@@ -126,7 +150,6 @@ public final class KeptRows {
         }
         runs.put(first, rows);
         kept.put(key, first);
-        return get(key, 0);
     }
 
     /** Forgets the entry of that key (its rows were not written after all), if kept. */

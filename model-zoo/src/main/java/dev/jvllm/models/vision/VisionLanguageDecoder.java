@@ -143,7 +143,8 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         features.reserve();
         ImageInput largest = largestImage();
         int copies = Math.max(1, passBudget() / towerCost(largest));
-        Tensor out = features.put("reserved for the largest image", imageTokenCount(largest), java.util.Set.of());
+        features.put("reserved for the largest image", imageTokenCount(largest), java.util.Set.of());
+        Tensor out = features.get("reserved for the largest image");
         encode(java.util.Collections.nCopies(copies, largest), java.util.Collections.nCopies(copies, out));
     }
 
@@ -194,21 +195,10 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         if (features == null) {
             features = new KeptRows(backend, "image features", Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxImageTokens()), hidden);
         }
-        List<String> missing = wanted.keySet().stream().filter(hash -> !features.holds(hash)).toList();
-        if (missing.isEmpty()) return;
-        List<ImageInput> images = new ArrayList<>();
-        List<Tensor> outs = new ArrayList<>();
-        try {
-            for (String hash : missing) {
-                ImageInput image = wanted.get(hash);
-                images.add(image);
-                outs.add(features.put(hash, imageTokenCount(image), wanted.keySet()));
-            }
-            encode(images, outs);
-        } catch (RuntimeException e) {
-            missing.forEach(features::drop);
-            throw e;
-        }
+        Map<String, Integer> rows = new LinkedHashMap<>();
+        wanted.forEach((hash, image) -> rows.put(hash, imageTokenCount(image)));
+        features.keepAll(rows, missing -> encode(missing.stream().map(wanted::get).toList(),
+                missing.stream().map(features::get).toList()));
     }
 
     /** Writes each image's features over its placeholders among the batch's tokens, encoding the images not kept. */

@@ -8,11 +8,13 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
+import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Rows kept between steps (images' features, cross-attention keys and values): each entry its own rows, within one budget, least recently used dropped first. */
@@ -42,7 +44,10 @@ class KeptRowsTest {
     @Test
     void manySmallImagesShareTheBudgetInsteadOfABufferOfTheLargestSizeEach() {
         KeptRows cache = new KeptRows(cpu, "test rows", 1000, COLS);
-        for (int i = 0; i < 40; i++) write(cache.put("small" + i, 4, Set.of()), i);
+        for (int i = 0; i < 40; i++) {
+            cache.put("small" + i, 4, Set.of());
+            write(cache.get("small" + i), i);
+        }
         assertEquals(1000, cache.capacity(), "forty images of four rows fit the budget's one buffer");
         for (int i = 0; i < 40; i++) assertHolds(cache, "small" + i, 4, i);
     }
@@ -50,10 +55,13 @@ class KeptRowsTest {
     @Test
     void theLeastRecentlyUsedImageNotInUseMakesRoom() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        write(cache.put("a", 40, Set.of()), 1);
-        write(cache.put("b", 40, Set.of()), 2);
+        cache.put("a", 40, Set.of());
+        write(cache.get("a"), 1);
+        cache.put("b", 40, Set.of());
+        write(cache.get("b"), 2);
         cache.get("a");  // now b is the least recently used
-        write(cache.put("c", 40, Set.of("a", "c")), 3);
+        cache.put("c", 40, Set.of("a", "c"));
+        write(cache.get("c"), 3);
         assertFalse(cache.holds("b"));
         assertHolds(cache, "a", 40, 1);
         assertHolds(cache, "c", 40, 3);
@@ -63,9 +71,12 @@ class KeptRowsTest {
     @Test
     void imagesTheStepUsesAreKeptEvenWhenOlder() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        write(cache.put("old", 50, Set.of()), 1);
-        write(cache.put("newer", 30, Set.of()), 2);
-        write(cache.put("third", 40, Set.of("old", "third")), 3);
+        cache.put("old", 50, Set.of());
+        write(cache.get("old"), 1);
+        cache.put("newer", 30, Set.of());
+        write(cache.get("newer"), 2);
+        cache.put("third", 40, Set.of("old", "third"));
+        write(cache.get("third"), 3);
         assertTrue(cache.holds("old"));
         assertFalse(cache.holds("newer"));
         assertHolds(cache, "old", 50, 1);
@@ -75,11 +86,16 @@ class KeptRowsTest {
     @Test
     void aGapLeftByADroppedImageIsReusedBeforeAnyOtherIsDropped() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        write(cache.put("a", 30, Set.of()), 1);
-        write(cache.put("b", 30, Set.of()), 2);
-        write(cache.put("c", 30, Set.of()), 3);
-        write(cache.put("d", 30, Set.of("b", "c", "d")), 4);  // drops a: d takes its rows
-        write(cache.put("e", 10, Set.of("b", "c", "d", "e")), 5);  // the ten rows at the end
+        cache.put("a", 30, Set.of());
+        write(cache.get("a"), 1);
+        cache.put("b", 30, Set.of());
+        write(cache.get("b"), 2);
+        cache.put("c", 30, Set.of());
+        write(cache.get("c"), 3);
+        cache.put("d", 30, Set.of("b", "c", "d"));
+        write(cache.get("d"), 4);  // drops a: d takes its rows
+        cache.put("e", 10, Set.of("b", "c", "d", "e"));
+        write(cache.get("e"), 5);  // the ten rows at the end
         assertTrue(cache.holds("b") && cache.holds("c") && cache.holds("d") && cache.holds("e"));
         for (String hash : new String[]{"b", "c", "d", "e"}) {
             assertHolds(cache, hash, hash.equals("e") ? 10 : 30, hash.charAt(0) - 'a' + 1);
@@ -90,8 +106,10 @@ class KeptRowsTest {
     @Test
     void aStepWhoseImagesExceedTheBudgetGetsMoreRowsAndKeepsThemAll() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        write(cache.put("a", 80, Set.of()), 1);
-        write(cache.put("b", 80, Set.of("a", "b")), 2);
+        cache.put("a", 80, Set.of());
+        write(cache.get("a"), 1);
+        cache.put("b", 80, Set.of("a", "b"));
+        write(cache.get("b"), 2);
         assertTrue(cache.capacity() > 100);
         assertHolds(cache, "a", 80, 1);
         assertHolds(cache, "b", 80, 2);
@@ -100,9 +118,11 @@ class KeptRowsTest {
     @Test
     void anEntrySitsAtTheSameRowsInEveryPlaneAndGrowthKeepsThem() {
         KeptRows cache = new KeptRows(cpu, "test rows", 50, COLS, COLS);
-        write(cache.put("a", 30, Set.of()), 1);
+        cache.put("a", 30, Set.of());
+        write(cache.get("a"), 1);
         write(cache.get("a", 1), -1);
-        write(cache.put("b", 40, Set.of("a", "b")), 2);  // does not fit beside a: the planes grow
+        cache.put("b", 40, Set.of("a", "b"));
+        write(cache.get("b"), 2);  // does not fit beside a: the planes grow
         write(cache.get("b", 1), -2);
         assertEquals(100, cache.capacity());
         assertEquals(cache.firstRow("a") + 30, cache.firstRow("b"));
@@ -111,5 +131,35 @@ class KeptRowsTest {
         for (float value : second) assertEquals(-1f, value);
         float[] secondOfB = cpu.toFloatArray(cache.get("b", 1));
         for (float value : secondOfB) assertEquals(-2f, value);
+    }
+
+    /**
+     * Entries placed together and written after the last placement, as a step's new inputs are: the
+     * rows of each, fetched after the planes grew for a later one, hold what was written.
+     */
+    @Test
+    void keepAllWritesEachNewEntryAfterThePlanesGrewForALaterOne() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 50, COLS);
+        Map<String, Integer> rows = new java.util.LinkedHashMap<>();
+        rows.put("a", 30);
+        rows.put("b", 40);
+        assertEquals(java.util.List.of("a", "b"), cache.keepAll(rows, missing -> {
+            for (String key : missing) write(cache.get(key), key.equals("a") ? 1 : 2);
+        }));
+        assertHolds(cache, "a", 30, 1);
+        assertHolds(cache, "b", 40, 2);
+    }
+
+    @Test
+    void aFillThatFailsKeepsNoneOfTheNewEntries() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
+        cache.put("kept", 10, Set.of());
+        write(cache.get("kept"), 7);
+        Map<String, Integer> rows = Map.of("kept", 10, "new", 20);
+        assertThrows(IllegalStateException.class, () -> cache.keepAll(rows, missing -> {
+            throw new IllegalStateException("the encoder failed");
+        }));
+        assertFalse(cache.holds("new"));
+        assertHolds(cache, "kept", 10, 7);
     }
 }

@@ -92,16 +92,9 @@ abstract class EncoderDecoderBase implements CausalLM, EncoderDecoderModel {
         if (crossKeysAndValues == null) crossKeysAndValues = newKeptRows(Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxEncoderTokens));
         Map<String, EncoderInput> wanted = new LinkedHashMap<>();
         for (EncoderInput input : batch.encoderInputs()) wanted.putIfAbsent(input.hash(), input);
-        List<EncoderInput> missing = wanted.values().stream().filter(e -> !crossKeysAndValues.holds(e.hash())).toList();
-        if (!missing.isEmpty()) {
-            try {
-                for (EncoderInput input : missing) crossKeysAndValues.put(input.hash(), input.length(), wanted.keySet());
-                encode(missing);
-            } catch (RuntimeException e) {
-                missing.forEach(input -> crossKeysAndValues.drop(input.hash()));
-                throw e;
-            }
-        }
+        Map<String, Integer> rows = new LinkedHashMap<>();
+        wanted.forEach((hash, input) -> rows.put(hash, input.length()));
+        crossKeysAndValues.keepAll(rows, missing -> encode(missing.stream().map(wanted::get).toList()));
         int[] ranges = new int[2 * batch.numSequences()];
         for (int s = 0; s < batch.numSequences(); s++) {
             EncoderInput input = batch.encoderInputOf(s);
