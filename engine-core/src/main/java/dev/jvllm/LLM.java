@@ -387,6 +387,9 @@ public final class LLM implements AutoCloseable {
         SamplingParams step = SamplingParams.builder().maxTokens(1).logprobs(2 * params.beamWidth())
                 .temperature(params.temperature()).detokenize(false).build();
         List<List<Beam>> live = new ArrayList<>(), done = new ArrayList<>();
+        if (engine.encoderDecoder()) {
+            throw new InvalidRequestException("prompt", "beam search is not supported for encoder-decoder models (" + modelDirectory + ")");
+        }
         for (Prompt prompt : prompts) {
             if (!prompt.images().isEmpty()) throw new InvalidRequestException("images", "beam search takes no images");
             int[] ids = switch (prompt) {

@@ -355,7 +355,8 @@ public final class LLMEngine implements AutoCloseable {
             ids = expanded.tokenIds();
             spans = expanded.images();
         }
-        int keep = promptTokensKept(params);
+        // An encoder-decoder model's truncation applied to its encoder prompt; the decoder's is kept whole.
+        int keep = encoder != null ? Integer.MAX_VALUE : promptTokensKept(params);
         if (ids.length > keep && !spans.isEmpty()) {
             throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + keep + " would cut a prompt "
                     + "of " + ids.length + " tokens holding images; images are not truncated");
@@ -437,6 +438,11 @@ public final class LLMEngine implements AutoCloseable {
             }
         }
         return EncoderInput.of(ids);
+    }
+
+    /** Whether the model is an encoder-decoder model, whose prompts are its encoder's ({@link EncoderDecoderModel}). */
+    public boolean encoderDecoder() {
+        return model instanceof EncoderDecoderModel;
     }
 
     /** The most images a prompt may hold ({@link EngineConfig#limitImagesPerPrompt}, vLLM's limit_mm_per_prompt). */
@@ -567,6 +573,7 @@ public final class LLMEngine implements AutoCloseable {
     public List<RequestOutput> step() {
         long stepStart = System.nanoTime();
         failures.clear();
+        failedOutputs.clear();  // left by a step whose pass then failed (every request was aborted with it)
         try {
             if (inFlight != null && inFlight.allFinished()) {
                 // Every request it ran finished or was aborted while it ran: nothing to report.

@@ -1795,7 +1795,8 @@ public final class CudaBackend implements Backend {
      */
     private static Kernel pagedDecode(AttentionParams params) {
         int group = params.numHeads() / params.numKvHeads();
-        if (group > DECODE_MAX_GROUP) return null;
+        // The fast decode kernels add no relative bias (T5): such steps take the generic kernel, unfused.
+        if (group > DECODE_MAX_GROUP || params.relativeBias() != null) return null;
         boolean small = group <= 4;
         return switch (params.headDim()) {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;

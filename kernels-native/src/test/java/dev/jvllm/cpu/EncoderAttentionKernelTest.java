@@ -60,7 +60,11 @@ class EncoderAttentionKernelTest {
                         }
                         s[j] = dot * p.scale();
                         if (p.logitSoftcap() > 0) s[j] = p.logitSoftcap() * Math.tanh(s[j] / p.logitSoftcap());
-                        if (p.relativeBias() != null) s[j] += p.relativeBias().of(h, j - (i - start));
+                        if (p.relativeBias() != null) {
+                            int distance = p.relativeBias().maxDistance();
+                            int relative = Math.max(-distance, Math.min(distance, j - (i - start)));
+                            s[j] += p.relativeBias().values()[h * (2 * distance + 1) + relative + distance];
+                        }
                         max = Math.max(max, s[j]);
                     }
                     double sum = 0;

@@ -124,7 +124,7 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
             super(context.backend(), config.intOr(config.intOr(0, "pad_token_id"), "decoder_start_token_id"),
                     config.intOr(DEFAULT_MAX_ENCODER_TOKENS, "n_positions", "max_position_embeddings"),
                     ConfigValues.positiveInt(config, "num_heads", "T5") * ConfigValues.positiveInt(config, "d_kv", "T5"),
-                    config.intOr(ConfigValues.positiveInt(config, "num_layers", "T5"), "num_decoder_layers"));
+                    decoderLayers(config));
             this.hidden = ConfigValues.positiveInt(config, "d_model", "T5");
             int heads = ConfigValues.positiveInt(config, "num_heads", "T5");
             int headDim = ConfigValues.positiveInt(config, "d_kv", "T5");
@@ -152,7 +152,7 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
             WeightScope root = WeightScope.root(context.checkpoint(), backend);
             this.shared = root.tensor(root.has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight", vocab, hidden);
             int encoderLayerCount = ConfigValues.positiveInt(config, "num_layers", "T5");
-            int decoderLayerCount = config.intOr(encoderLayerCount, "num_decoder_layers");
+            int decoderLayerCount = decoderLayers(config);
             WeightScope firstEncoder = root.child("encoder.block.0.layer.0.SelfAttention");
             WeightScope firstDecoder = root.child("decoder.block.0.layer.0.SelfAttention");
             this.encoderParams = plain.withRelativeBias(resolve(firstEncoder.floats("relative_attention_bias.weight", buckets, heads),
@@ -185,6 +185,12 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
             this.outputScale = scale ? (float) Math.pow(hidden, -0.5) : 1f;
             this.encoderScratch = new Scratch(backend);
             this.scratch = new Scratch(backend);
+        }
+
+        /** num_decoder_layers, else num_layers; positive. */
+        private static int decoderLayers(ModelConfig config) {
+            return config.raw().has("num_decoder_layers") ? ConfigValues.positiveInt(config, "num_decoder_layers", "T5's decoder")
+                    : ConfigValues.positiveInt(config, "num_layers", "T5");
         }
 
         /** {gated or plain, activation name} from dense_act_fn and feed_forward_proj ("relu", "gated-gelu", ...). */

@@ -222,17 +222,24 @@ class EncoderDecoderGoldenTest {
     }
 
     @Test
-    void anEncoderPromptLongerThanThePositionsOrOutsideTheVocabularyIsRefusedByName() {
+    void tooLongPromptsTruncationAndWhatIsNotServedAreHandledByName() {
         Case golden = Case.load("bart");
         try (LLM llm = llm(golden.directory())) {
-            int[] tooLong = IntStream.range(0, 129).map(i -> 5).toArray();
+            int[] tooLong = IntStream.range(0, 129).map(i -> 3 + i * 7 % 500).toArray();
             var e = assertThrows(InvalidRequestException.class, () -> llm.generatePrompts(List.of(Prompt.tokens(tooLong)), GREEDY));
             assertTrue(e.getMessage().contains("129 tokens") && e.getMessage().contains("at most 128"), e.getMessage());
             var outside = assertThrows(InvalidRequestException.class,
                     () -> llm.generatePrompts(List.of(Prompt.tokens(0, 512, 2)), GREEDY));
             assertTrue(outside.getMessage().contains("512"), outside.getMessage());
             var kept = llm.generatePrompts(List.of(Prompt.tokens(tooLong)), GREEDY.toBuilder().truncatePromptTokens(128).build());
-            assertEquals(16, kept.getFirst().outputs().getFirst().tokenIdArray().length, "truncated to the encoder's 128 positions");
+            var last = llm.generatePrompts(List.of(Prompt.tokens(java.util.Arrays.copyOfRange(tooLong, 1, 129))), GREEDY);
+            assertArrayEquals(last.getFirst().outputs().getFirst().tokenIdArray(), kept.getFirst().outputs().getFirst().tokenIdArray(),
+                    "truncatePromptTokens 128 keeps the encoder prompt's last 128 tokens");
+            var decoderKept = llm.generatePrompts(List.of(Prompt.encoderDecoder(Prompt.tokens(tooLong), 7, 8, 9, 10)),
+                    GREEDY.toBuilder().truncatePromptTokens(3).build());
+            assertEquals(List.of(2, 7, 8, 9, 10), decoderKept.getFirst().promptTokenIds(), "the decoder's prompt is not truncated");
+            assertThrows(InvalidRequestException.class, () -> llm.beamSearch(List.of(Prompt.tokens(golden.encoderPrompts().getFirst())),
+                    new dev.jvllm.BeamSearchParams(2, 4)));
             var logprobs = assertThrows(InvalidRequestException.class, () -> llm.generatePrompts(
                     List.of(Prompt.tokens(golden.encoderPrompts().getFirst())), GREEDY.toBuilder().promptLogprobs(1).build()));
             assertInstanceOf(InvalidRequestException.class, logprobs);
@@ -243,7 +250,7 @@ class EncoderDecoderGoldenTest {
     /** Configs the classes do not serve are refused at load, naming the field. */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"bart:normalize_before:true", "t5:feed_forward_proj:\"gelu-gated-tanh\"",
-            "t5:relative_attention_num_buckets:2", "bart:decoder_start_token_id:512"})
+            "t5:relative_attention_num_buckets:2", "bart:decoder_start_token_id:512", "t5:num_decoder_layers:0"})
     void configsItCannotServeAreRefusedByName(String change, @org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
         String[] parts = change.split(":", 3);
         Case golden = Case.load(parts[0]);
