@@ -136,7 +136,8 @@ public final class LLMEngine implements AutoCloseable {
         }
         this.kvCache = backend.allocateKvCache(model.kvCacheSpec(numBlocks, blockSize));
         this.kv = new KvCacheManager(numBlocks, blockSize, config.enablePrefixCaching());
-        this.scheduler = new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs());
+        this.scheduler = new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs(),
+                model instanceof EncoderDecoderModel encoderDecoder ? encoderDecoder.encoderTokensKept() : Integer.MAX_VALUE);
         this.random = config.seed() == null ? RandomSource.unseeded() : RandomSource.seeded(config.seed());
         log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
@@ -190,7 +191,12 @@ public final class LLMEngine implements AutoCloseable {
                     (System.nanoTime() - start) / 1_000_000);
         }
         if (model instanceof EncoderDecoderModel encoderDecoder) {
-            encoderDecoder.reserveEncoderMemory(config.maxNumBatchedTokens());
+            DeviceMemory before = backend.deviceMemory().orElseThrow();
+            long room = (long) (before.total() * config.gpuMemoryUtilization()) - (before.total() - before.free());
+            int tokens = encoderTokensKept(encoderDecoder, config, room);
+            encoderDecoder.reserveEncoderMemory(tokens);
+            log.info("reserved {} MiB for the decoder's reads of encoder outputs of {} tokens together",
+                    tokens * encoderDecoder.encoderBytesPerToken() >> 20, tokens);
         }
         profileLargestStep(model, backend, config, maxModelLen);
         DeviceMemory memory = backend.deviceMemory().orElseThrow();
@@ -211,6 +217,19 @@ public final class LLMEngine implements AutoCloseable {
                     + " quantized or smaller model");
         }
         return budget;
+    }
+
+    /**
+     * The encoder tokens whose outputs an encoder-decoder model keeps at once: a tenth of the device
+     * memory the share leaves after the weights ({@code room}), at least a step's tokens or one
+     * longest encoder input, at most a longest input for each of maxNumSeqs requests. The scheduler
+     * admits requests within it, so the kept outputs do not grow past what the KV cache left.
+     */
+    static int encoderTokensKept(EncoderDecoderModel model, EngineConfig config, long room) {
+        long least = Math.max(config.maxNumBatchedTokens(), model.maxEncoderTokens());
+        long most = Math.max(least, (long) config.maxNumSeqs() * model.maxEncoderTokens());
+        long share = Math.max(0, room) / 10 / Math.max(1, model.encoderBytesPerToken());
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(least, Math.min(most, share)));
     }
 
     /** Room left for buffers a step allocates and frees (batch metadata, attention partials). */
@@ -243,8 +262,18 @@ public final class LLMEngine implements AutoCloseable {
         starts[sequences] = t;
         List<EncoderInput> encoders = null;
         if (model instanceof EncoderDecoderModel encoderDecoder) {
-            // Each sequence reads a one-token encoder input: the kept cross-attention rows were reserved apart.
-            encoders = java.util.Collections.nCopies(sequences, EncoderInput.of(new int[]{encoderDecoder.decoderStartTokenId()}));
+            // The largest encoder pass a step runs: the step's tokens of encoder inputs, each as long as the
+            // encoder takes, then one-token inputs; distinct, so that each is encoded.
+            encoders = new ArrayList<>(sequences);
+            int left = tokens;
+            for (int s = 0; s < sequences; s++) {
+                int[] input = new int[Math.max(1, Math.min(left, encoderDecoder.maxEncoderTokens()))];
+                Arrays.fill(input, encoderDecoder.decoderStartTokenId());
+                input[0] = s % model.vocabSize();
+                if (input.length > 1) input[input.length - 1] = s / model.vocabSize() % model.vocabSize();
+                left -= input.length;
+                encoders.add(EncoderInput.of(input));
+            }
         }
         ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, contexts, tables, blockSize, logitRows, null, null,
                 null, encoders);

@@ -3,7 +3,9 @@ package dev.jvllm.engine;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Decides each step which requests run and how many of their tokens: running requests first (one
@@ -33,11 +35,27 @@ final class Scheduler {
     private final List<EngineRequest> running = new ArrayList<>();
     private int removedFromRunning;
     private long preemptions;
+    /**
+     * Encoder-decoder models: the encoder tokens whose outputs the model keeps at once, and those of
+     * the running requests (by encoder input, sequences of one request counted once).
+     */
+    private final int encoderTokensKept;
+    private final Map<String, Integer> encodersRunning = new HashMap<>();
+    private long encoderTokensRunning;
 
     Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs) {
+        this(kv, maxNumBatchedTokens, maxNumSeqs, Integer.MAX_VALUE);
+    }
+
+    /**
+     * @param encoderTokensKept an encoder-decoder model's room for encoder outputs: requests are
+     *                          admitted while their encoder inputs fit it together (one alone always may)
+     */
+    Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs, int encoderTokensKept) {
         this.kv = kv;
         this.maxNumBatchedTokens = maxNumBatchedTokens;
         this.maxNumSeqs = maxNumSeqs;
+        this.encoderTokensKept = encoderTokensKept;
     }
 
     void add(EngineRequest request) {
@@ -85,17 +103,49 @@ final class Scheduler {
         while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < maxNumSeqs) {
             EngineRequest request = waiting.peekFirst();
             if (waitsForLeader(request)) break;
+            // A request whose encoder input is new to the running ones runs its encoder in this step:
+            // its tokens count against the step's budget, and its outputs against the room kept for them.
+            int encoderTokens = newEncoderTokens(request);
+            if (encoderTokens > 0 && !out.isEmpty()
+                    && (encoderTokens >= budget || encoderTokensRunning + encoderTokens > encoderTokensKept)) {
+                break;
+            }
             KvCacheManager.PrefixMatch prefix = kv.findSharedPrefix(request);
             int remaining = request.numTokens() - request.numComputedTokens() - prefix.blocks().length * kv.blockSize();
-            int tokens = Math.min(remaining, budget);
+            int tokens = Math.min(remaining, Math.max(1, budget - encoderTokens));
             if (!kv.admit(request, tokens, prefix)) break;
             waiting.removeFirst();
             running.add(request);
             request.running = true;
+            holdEncoder(request);
             out.add(new Scheduled(request, tokens));
-            budget -= tokens;
+            budget -= tokens + encoderTokens;
         }
         return out;
+    }
+
+    /** The encoder tokens a request adds to the running ones: its encoder input's length, unless one of them holds it. */
+    private int newEncoderTokens(EngineRequest request) {
+        EncoderInput encoder = request.group().encoder();
+        return encoder == null || encodersRunning.containsKey(encoder.hash()) ? 0 : encoder.length();
+    }
+
+    private void holdEncoder(EngineRequest request) {
+        EncoderInput encoder = request.group().encoder();
+        if (encoder == null) return;
+        if (encodersRunning.merge(encoder.hash(), 1, Integer::sum) == 1) encoderTokensRunning += encoder.length();
+    }
+
+    private void releaseEncoder(EngineRequest request) {
+        EncoderInput encoder = request.group().encoder();
+        if (encoder == null) return;
+        Integer left = encodersRunning.computeIfPresent(encoder.hash(), (hash, count) -> count == 1 ? null : count - 1);
+        if (left == null) encoderTokensRunning -= encoder.length();
+    }
+
+    /** Encoder tokens of the running requests (encoder-decoder models), for tests and metrics. */
+    long encoderTokensRunning() {
+        return encoderTokensRunning;
     }
 
     /** A fresh sibling of an n > 1 request whose first sequence is running but has not yet computed the shareable prompt. */
@@ -108,6 +158,7 @@ final class Scheduler {
 
     private void preempt(EngineRequest request) {
         request.running = false;
+        releaseEncoder(request);
         kv.free(request);
         request.resetForRecompute();
         waiting.addFirst(request);
@@ -118,6 +169,7 @@ final class Scheduler {
     void remove(EngineRequest request) {
         if (request.running) {
             request.running = false;
+            releaseEncoder(request);
             removedFromRunning++;
         } else {
             waiting.remove(request);

@@ -15,11 +15,19 @@ public interface EncoderDecoderModel {
     /** The longest encoder input the model takes (its encoder's positions). */
     int maxEncoderTokens();
 
+    /** Device bytes the model keeps per encoder token (each decoder layer's cross-attention key and value). */
+    long encoderBytesPerToken();
+
     /**
      * Allocates, before the engine sizes the KV cache from the device memory left, room to keep
-     * the cross-attention inputs of encoder inputs of {@code tokensKept} tokens together (at least one
-     * longest input's). Nothing by default.
+     * what the decoder reads of encoder inputs of {@code tokensKept} tokens together (at least one
+     * longest input's).
      */
-    default void reserveEncoderMemory(int tokensKept) {
-    }
+    void reserveEncoderMemory(int tokensKept);
+
+    /**
+     * The encoder tokens whose outputs the model keeps at once without allocating more: the engine
+     * admits requests while their encoder inputs fit it together.
+     */
+    int encoderTokensKept();
 }

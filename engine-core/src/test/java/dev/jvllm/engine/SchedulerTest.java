@@ -3,6 +3,7 @@ package dev.jvllm.engine;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import java.util.stream.IntStream;
 
 import static dev.jvllm.engine.TestSequences.group;
 import static dev.jvllm.engine.TestSequences.requests;
@@ -130,5 +131,55 @@ class SchedulerTest {
         assertEquals(2, scheduler.schedule().size());
         assertEquals(2, scheduler.numRunning());
         assertEquals(1, scheduler.numWaiting());
+    }
+
+    /** An encoder-decoder request: a one-token decoder prompt after an encoder input of {@code encoderLength} tokens. */
+    private static EngineRequest encoderDecoder(String id, int encoderLength) {
+        RequestGroup group = group(id, new int[]{2}, 1, null);
+        group.encoder(EncoderInput.of(IntStream.range(0, encoderLength).map(t -> (t + id.hashCode()) & 63).toArray()));
+        return group.leader();
+    }
+
+    /**
+     * Encoder-decoder requests are admitted while their encoder inputs fit the room kept for the
+     * encoders' outputs together (25 tokens: two of 10, not a third), and a finished one makes room.
+     */
+    @Test
+    void encoderDecoderRequestsRunWhileTheirEncoderOutputsFitTheRoomKept() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 64, 16, 25);
+        EngineRequest a = encoderDecoder("a", 10), b = encoderDecoder("b", 10), c = encoderDecoder("c", 10);
+        scheduler.add(a);
+        scheduler.add(b);
+        scheduler.add(c);
+        List<Scheduler.Scheduled> first = scheduler.schedule();
+        assertEquals(List.of(a, b), requests(first));
+        assertEquals(20, scheduler.encoderTokensRunning());
+        run(first, kv);
+        a.finishReason = dev.jvllm.FinishReason.STOP;
+        scheduler.remove(a);
+        assertEquals(List.of(b, c), requests(scheduler.schedule()), "a's room went to c");
+        assertEquals(20, scheduler.encoderTokensRunning());
+    }
+
+    /**
+     * A new encoder input runs its encoder in the step that admits it, so its tokens count against
+     * the step's budget: with 24, the first request (encoder 16, decoder 1) leaves too little for the
+     * second's encoder, which waits a step; one whose encoder exceeds the budget still runs alone.
+     */
+    @Test
+    void encoderTokensCountAgainstTheStepsBudget() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 24, 16, 1000);
+        EngineRequest a = encoderDecoder("a", 16), b = encoderDecoder("b", 16), huge = encoderDecoder("huge", 40);
+        scheduler.add(a);
+        scheduler.add(b);
+        List<Scheduler.Scheduled> first = scheduler.schedule();
+        assertEquals(List.of(a), requests(first));
+        run(first, kv);
+        assertEquals(List.of(a, b), requests(scheduler.schedule()));
+        Scheduler alone = new Scheduler(new KvCacheManager(32, 4, false), 24, 16, 1000);
+        alone.add(huge);
+        assertEquals(List.of(huge), requests(alone.schedule()), "an encoder longer than the budget runs in a step of its own");
     }
 }

@@ -60,9 +60,19 @@ abstract class EncoderDecoderBase implements CausalLM, EncoderDecoderModel {
     }
 
     @Override
+    public long encoderBytesPerToken() {
+        return 2L * decoderLayers * crossWidth * backend.activationType().byteSize();
+    }
+
+    @Override
     public void reserveEncoderMemory(int tokensKept) {
         crossKeysAndValues = newKeptRows(Math.max(tokensKept, maxEncoderTokens));
         crossKeysAndValues.reserve();
+    }
+
+    @Override
+    public int encoderTokensKept() {
+        return crossKeysAndValues == null ? Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxEncoderTokens) : crossKeysAndValues.capacity();
     }
 
     private KeptRows newKeptRows(int rows) {
