@@ -16,7 +16,6 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
-import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.Tensor;
@@ -183,13 +182,13 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
         }
 
         @Override
-        public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
-            return decoderLayers.getFirst().selfAttention().cacheSpec(decoderLayers.size(), numBlocks, blockSize);
+        protected SelfAttention selfAttention(int layer) {
+            return decoderLayers.get(layer).selfAttention();
         }
 
         @Override
-        public int vocabSize() {
-            return lmHead.outFeatures();
+        protected Linear lmHead() {
+            return lmHead;
         }
 
         @Override
@@ -217,12 +216,7 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                 layer.fc2().applyPlusResidual(backend, inner, x, branch);
                 layer.finalNorm().apply(backend, branch, x);
             }
-            int wanted = batch.logitRows().length;
-            Tensor last = scratch.get("last", wanted, hidden);
-            backend.gatherRows(x, logitRows, last);
-            Tensor logits = scratch.get("logits", wanted, vocabSize());
-            lmHead.apply(backend, last, logits);
-            return logits;
+            return logits(batch, x, logitRows, null, 1f, scratch);
         }
     }
 }

@@ -4,9 +4,13 @@ import dev.jvllm.engine.EncoderInput;
 import dev.jvllm.engine.ForwardBatch;
 import dev.jvllm.models.layers.KeptRows;
 import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.Norm;
+import dev.jvllm.models.layers.Scratch;
+import dev.jvllm.models.layers.SelfAttention;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.EncoderDecoderModel;
+import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 
 import java.util.LinkedHashMap;
@@ -48,6 +52,41 @@ abstract class EncoderDecoderBase implements CausalLM, EncoderDecoderModel {
 
     /** Decoder layer {@code layer}'s projection of the encoder's output to its cross-attention values. */
     protected abstract Linear crossValue(int layer);
+
+    /** Decoder layer {@code layer}'s self-attention over the paged cache. */
+    protected abstract SelfAttention selfAttention(int layer);
+
+    /** The LM head over the decoder's output (its bias, if any, included). */
+    protected abstract Linear lmHead();
+
+    @Override
+    public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
+        return selfAttention(0).cacheSpec(decoderLayers, numBlocks, blockSize);
+    }
+
+    @Override
+    public int vocabSize() {
+        return lmHead().outFeatures();
+    }
+
+    /**
+     * The logits of the batch's logit rows of the decoder's output x: those rows, then {@code finalNorm}
+     * (null: none), then the factor {@code scale}, then the LM head.
+     */
+    protected Tensor logits(ForwardBatch batch, Tensor x, Tensor logitRows, Norm finalNorm, float scale, Scratch scratch) {
+        int wanted = batch.logitRows().length;
+        Tensor last = scratch.get("last", wanted, x.cols());
+        backend.gatherRows(x, logitRows, last);
+        if (finalNorm != null) {
+            Tensor normed = scratch.get("last.normed", wanted, x.cols());
+            finalNorm.apply(backend, last, normed);
+            last = normed;
+        }
+        if (scale != 1f) backend.scale(last, scale, last);
+        Tensor logits = scratch.get("logits", wanted, vocabSize());
+        lmHead().apply(backend, last, logits);
+        return logits;
+    }
 
     @Override
     public int decoderStartTokenId() {

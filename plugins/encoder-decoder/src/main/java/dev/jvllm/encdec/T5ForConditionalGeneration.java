@@ -16,7 +16,6 @@ import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
 import dev.jvllm.spi.CausalLM;
 import dev.jvllm.spi.KvCache;
-import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.Tensor;
@@ -254,13 +253,13 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
         }
 
         @Override
-        public KvCacheSpec kvCacheSpec(int numBlocks, int blockSize) {
-            return decoderLayers.getFirst().selfAttention().cacheSpec(decoderLayers.size(), numBlocks, blockSize);
+        protected SelfAttention selfAttention(int layer) {
+            return decoderLayers.get(layer).selfAttention();
         }
 
         @Override
-        public int vocabSize() {
-            return lmHead.outFeatures();
+        protected Linear lmHead() {
+            return lmHead;
         }
 
         @Override
@@ -288,15 +287,7 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
                 layer.feedForward().forward(backend, normed, scratch, branch);
                 backend.add(x, branch, x);
             }
-            int wanted = batch.logitRows().length;
-            Tensor last = scratch.get("last", wanted, hidden);
-            backend.gatherRows(x, logitRows, last);
-            Tensor normedLast = scratch.get("last.normed", wanted, hidden);
-            decoderFinalNorm.apply(backend, last, normedLast);
-            if (outputScale != 1f) backend.scale(normedLast, outputScale, normedLast);
-            Tensor logits = scratch.get("logits", wanted, vocabSize());
-            lmHead.apply(backend, normedLast, logits);
-            return logits;
+            return logits(batch, x, logitRows, decoderFinalNorm, outputScale, scratch);
         }
     }
 }
