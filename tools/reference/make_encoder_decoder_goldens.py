@@ -45,6 +45,21 @@ T5_CASES = {
                      feed_forward_proj="gated-gelu", tie_word_embeddings=False),
 }
 
+# BART's relatives: mBART (pre-norm layers, a final norm on each stack, scaled embeddings) and Marian
+# (sinusoidal positions that the checkpoint does not hold, no embedding norm, SiLU, decoder start = pad).
+BART_FAMILY = {
+    "mbart": ("MBartConfig", "MBartForConditionalGeneration",
+              dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                   decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=48, max_position_embeddings=128,
+                   activation_function="gelu", scale_embedding=True, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                   decoder_start_token_id=2)),
+    "marian": ("MarianConfig", "MarianMTModel",
+               dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                    decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=48, max_position_embeddings=128,
+                    activation_function="swish", scale_embedding=True, pad_token_id=VOCAB - 1, eos_token_id=0,
+                    decoder_start_token_id=VOCAB - 1, share_encoder_decoder_embeddings=True)),
+}
+
 # Encoder prompts as BART's tokenizer writes them: <s> (0) ... </s> (2); lengths 9, 17 and 60.
 PROMPT_LENGTHS = [9, 17, 60]
 
@@ -61,7 +76,12 @@ def prompts(seed, eos, t5):
 
 def build(name, kwargs):
     """The case's model with random bfloat16-valued weights: norms near 1, embeddings at unit scale, the rest small."""
-    if name.startswith("t5"):
+    if name in BART_FAMILY:
+        config_class, model_class, kwargs = BART_FAMILY[name]
+        config = getattr(transformers, config_class)(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                                                     forced_bos_token_id=None, forced_eos_token_id=None, **kwargs)
+        model = getattr(transformers, model_class)(config).eval()
+    elif name.startswith("t5"):
         config = transformers.T5Config(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, dropout_rate=0.0,
                                        layer_norm_epsilon=1e-6, **kwargs)
         model = transformers.T5ForConditionalGeneration(config).eval()
@@ -72,6 +92,8 @@ def build(name, kwargs):
         model = transformers.BartForConditionalGeneration(config).eval()
     with torch.no_grad():
         for pname, p in model.named_parameters():
+            if "embed_positions" in pname and name == "marian":
+                continue  # Marian's sinusoidal table, which its checkpoints leave out
             # Layer norms and biases random too, so that none is an identity; the norms' weights near 1 and
             # the embeddings at unit scale, so that the logits vary with the input more than the bias does.
             if "layer_norm" in pname or "layernorm" in pname:
@@ -94,7 +116,7 @@ def make(name, kwargs, out_dir):
     model.save_pretrained(out_dir, safe_serialization=True)
     as_bf16(os.path.join(out_dir, "model.safetensors"))
     cases, logits = [], {}
-    for i, enc in enumerate(prompts(zlib.crc32(name.encode()) + 1, config.eos_token_id, name.startswith("t5"))):
+    for i, enc in enumerate(prompts(zlib.crc32(name.encode()) + 1, config.eos_token_id, name.startswith("t5") or name == "marian")):
         ids = torch.tensor([enc])
         dec = [config.decoder_start_token_id]
         with torch.no_grad():
@@ -125,7 +147,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
-    for name, kwargs in {**CASES, **T5_CASES}.items():
+    for name, kwargs in {**CASES, **T5_CASES, **{n: None for n in BART_FAMILY}}.items():
         if args.only and name not in args.only:
             continue
         out_dir = os.path.join(args.out, name)

@@ -27,23 +27,29 @@ import java.util.List;
  * BART (Lewis et al. 2019, arXiv:1910.13461; {@code facebook/bart-*}): a Transformer encoder over the
  * prompt and a decoder that attends to it. Both stacks are post-norm, with learned positions whose
  * table starts two rows in, a LayerNorm over the embeddings, and biased projections; the LM head is
- * the shared token embeddings plus {@code final_logits_bias}.
+ * the shared token embeddings plus {@code final_logits_bias}. Two relatives load here too:
+ * <ul>
+ *   <li>mBART ({@code facebook/mbart-large-50*}): pre-norm layers and a LayerNorm after each stack;</li>
+ *   <li>Marian ({@code Helsinki-NLP/opus-mt-*}): post-norm, no embedding norm, and sinusoidal positions
+ *       (sines in the first half of each row, cosines in the second) that its checkpoints leave out.</li>
+ * </ul>
  * <p>
  * The encoder runs in the first step that reaches a request's prompt; each decoder layer's
  * cross-attention keys and values of it are kept ({@link KeptRows}, one plane a layer's keys or values)
  * and read in every later step. The decoder's own keys and values go through the paged KV cache.
- * mBART's pre-norm layout ({@code normalize_before}, {@code add_final_layer_norm}) is refused by name.
+ * A {@code bart} config asking for the pre-norm layout ({@code normalize_before}, {@code add_final_layer_norm},
+ * which Transformers' BART ignores) is refused by name.
  */
 public final class BartForConditionalGeneration implements ModelArchitecture {
 
     @Override
     public List<String> architectureNames() {
-        return List.of("BartForConditionalGeneration");
+        return List.of("BartForConditionalGeneration", "MBartForConditionalGeneration", "MarianMTModel");
     }
 
     @Override
     public List<String> modelTypes() {
-        return List.of("bart");
+        return List.of("bart", "mbart", "marian");
     }
 
     @Override
@@ -71,6 +77,10 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
         private final Embeddings decoderEmbeddings;
         private final List<BertLayer> encoderLayers;
         private final List<DecoderLayer> decoderLayers;
+        /** mBART: each block's norm comes before it, and a norm ends each stack (else null). */
+        private final boolean preNorm;
+        private final LayerNorm encoderFinalNorm;
+        private final LayerNorm decoderFinalNorm;
         private final Linear lmHead;
         private final Scratch encoderScratch;
         private final Scratch scratch;
@@ -83,12 +93,20 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
             super(context.backend(), config.intOr(2, "decoder_start_token_id"),
                     ConfigValues.positiveInt(config, "max_position_embeddings", "BART's learned positions"), hidden,
                     ConfigValues.positiveInt(config, "decoder_layers", "BART's decoder"));
-            for (String preNorm : new String[]{"normalize_before", "add_final_layer_norm"}) {
-                if (config.bool(preNorm, false)) {
-                    throw new ConfigException(config.source() + ": " + preNorm + " true (mBART's pre-norm layout) is not "
-                            + "supported by BartForConditionalGeneration");
+            String family = config.modelType().isEmpty() ? "bart" : config.modelType();
+            if (family.equals("bart")) {
+                for (String field : new String[]{"normalize_before", "add_final_layer_norm"}) {
+                    if (config.bool(field, false)) {
+                        throw new ConfigException(config.source() + ": " + field + " true is not supported by BART "
+                                + "(Transformers' BART ignores it; mBART's configs have model_type \"mbart\")");
+                    }
                 }
             }
+            if (family.equals("marian") && !config.bool("share_encoder_decoder_embeddings", true)) {
+                throw new ConfigException(config.source() + ": share_encoder_decoder_embeddings false (separate decoder "
+                        + "embeddings) is not supported");
+            }
+            this.preNorm = family.equals("mbart");
             this.hidden = hidden;
             int vocab = config.vocabSize();
             if (decoderStartTokenId() < 0 || decoderStartTokenId() >= vocab) {
@@ -103,8 +121,11 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
             WeightScope root = WeightScope.root(context.checkpoint(), backend);
             WeightScope model = root.child("model");
             Tensor shared = model.tensor(model.has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight", vocab, hidden);
-            this.encoderEmbeddings = embeddings(model.child("encoder"), shared, tokenScale);
-            this.decoderEmbeddings = embeddings(model.child("decoder"), shared, tokenScale);
+            Tensor sinusoids = family.equals("marian") ? sinusoids(maxEncoderTokens(), hidden) : null;
+            this.encoderEmbeddings = embeddings(model.child("encoder"), shared, tokenScale, sinusoids);
+            this.decoderEmbeddings = embeddings(model.child("decoder"), shared, tokenScale, sinusoids);
+            this.encoderFinalNorm = preNorm ? LayerNorm.load(model.child("encoder"), "layer_norm", hidden, LAYER_NORM_EPS) : null;
+            this.decoderFinalNorm = preNorm ? LayerNorm.load(model.child("decoder"), "layer_norm", hidden, LAYER_NORM_EPS) : null;
             int encoderFfn = ConfigValues.positiveInt(config, "encoder_ffn_dim", "BART's encoder");
             int decoderFfn = ConfigValues.positiveInt(config, "decoder_ffn_dim", "BART's decoder");
             List<BertLayer> encoder = new ArrayList<>();
@@ -132,10 +153,26 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
             return AttentionParams.causal(heads, heads, hidden / heads);
         }
 
-        private Embeddings embeddings(WeightScope stack, Tensor tokens, float tokenScale) {
+        /** Learned positions two rows in and the embedding norm (BART, mBART), or the sinusoids and none (Marian). */
+        private Embeddings embeddings(WeightScope stack, Tensor tokens, float tokenScale, Tensor sinusoids) {
+            if (sinusoids != null) return new Embeddings(tokens, null, sinusoids, 0, null, tokenScale);
             Tensor positions = stack.tensor("embed_positions.weight", maxEncoderTokens() + POSITION_OFFSET, hidden);
             return new Embeddings(tokens, null, positions, POSITION_OFFSET,
                     LayerNorm.load(stack, "layernorm_embedding", hidden, LAYER_NORM_EPS), tokenScale);
+        }
+
+        /** Marian's position table: row p holds sin(p / 10000^(2i/d)) at i and the cosine at d/2 + i, for i < d/2. */
+        private Tensor sinusoids(int positions, int width) {
+            float[] table = new float[positions * width];
+            int half = width / 2;
+            for (int p = 0; p < positions; p++) {
+                for (int i = 0; i < half; i++) {
+                    double angle = p / Math.pow(10000, 2.0 * i / width);
+                    table[p * width + i] = (float) Math.sin(angle);
+                    table[p * width + half + i] = (float) Math.cos(angle);
+                }
+            }
+            return backend.constant(table, positions, width);
         }
 
         private BertLayer encoderLayer(WeightScope layer, int ffn) {
@@ -165,10 +202,31 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
 
         @Override
         protected Tensor encoderStates(ForwardBatch encoderBatch) {
-            Tensor states = encoderScratch.get("encoder.states", encoderBatch.numTokens(), hidden);
+            int tokens = encoderBatch.numTokens();
+            Tensor states = encoderScratch.get("encoder.states", tokens, hidden);
             encoderEmbeddings.forward(backend, encoderBatch, encoderScratch, states);
-            for (BertLayer layer : encoderLayers) layer.forward(backend, states, encoderBatch, encoderScratch);
-            return states;
+            if (!preNorm) {
+                for (BertLayer layer : encoderLayers) layer.forward(backend, states, encoderBatch, encoderScratch);
+                return states;
+            }
+            Tensor normed = encoderScratch.get("encoder.normed", tokens, hidden), branch = encoderScratch.get("encoder.branch", tokens, hidden);
+            Tensor q = encoderScratch.get("encoder.q", tokens, hidden), k = encoderScratch.get("encoder.k", tokens, hidden);
+            Tensor v = encoderScratch.get("encoder.v", tokens, hidden), context = encoderScratch.get("encoder.context", tokens, hidden);
+            for (BertLayer layer : encoderLayers) {
+                layer.attentionNorm().apply(backend, states, normed);
+                Linear.applyAll(backend, normed, new Linear[]{layer.query(), layer.key(), layer.value()}, new Tensor[]{q, k, v});
+                backend.encoderAttention(q, k, v, encoderBatch, encoderParams, context);
+                layer.attentionOutput().apply(backend, context, branch);
+                backend.add(states, branch, states);
+                layer.outputNorm().apply(backend, states, normed);
+                Tensor inner = encoderScratch.get("encoder.inner", tokens, layer.intermediate().outFeatures());
+                layer.intermediate().applyActivated(backend, activation, normed, inner);
+                layer.output().apply(backend, inner, branch);
+                backend.add(states, branch, states);
+            }
+            Tensor out = encoderScratch.get("encoder.final", tokens, hidden);
+            encoderFinalNorm.apply(backend, states, out);
+            return out;
         }
 
         @Override
@@ -205,6 +263,22 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
             Tensor inner = scratch.get("ffn.inner", tokens, decoderLayers.getFirst().fc1().outFeatures());
             for (int l = 0; l < decoderLayers.size(); l++) {
                 DecoderLayer layer = decoderLayers.get(l);
+                if (preNorm) {
+                    Tensor normed = scratch.get("normed", tokens, hidden);
+                    layer.selfNorm().apply(backend, x, normed);
+                    layer.selfAttention().forward(backend, normed, positions, cache, batch, scratch, branch);
+                    backend.add(x, branch, x);
+                    layer.crossNorm().apply(backend, x, normed);
+                    layer.crossQuery().apply(backend, normed, queries);
+                    backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, batch, decoderParams, context);
+                    layer.crossOutput().apply(backend, context, branch);
+                    backend.add(x, branch, x);
+                    layer.finalNorm().apply(backend, x, normed);
+                    layer.fc1().applyActivated(backend, activation, normed, inner);
+                    layer.fc2().apply(backend, inner, branch);
+                    backend.add(x, branch, x);
+                    continue;
+                }
                 layer.selfAttention().forward(backend, x, positions, cache, batch, scratch, branch);
                 backend.add(branch, x, branch);
                 layer.selfNorm().apply(backend, branch, x);
@@ -216,7 +290,7 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                 layer.fc2().applyPlusResidual(backend, inner, x, branch);
                 layer.finalNorm().apply(backend, branch, x);
             }
-            return logits(batch, x, logitRows, null, 1f, scratch);
+            return logits(batch, x, logitRows, decoderFinalNorm, 1f, scratch);
         }
     }
 }

@@ -98,7 +98,7 @@ class EncoderDecoderGoldenTest {
      * at every position.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"bart", "bart-scaled", "t5", "t5-gated"})
+    @ValueSource(strings = {"bart", "bart-scaled", "mbart", "marian", "t5", "t5-gated"})
     void logitsMatchTransformersAtEveryDecoderPosition(String name) {
         Case golden = Case.load(name);
         int n = golden.encoderPrompts().size(), length = 16, blockSize = 16;
@@ -155,7 +155,7 @@ class EncoderDecoderGoldenTest {
 
     /** The engine: the prompts batched, each encoded once, decoded step by step from decoder_start_token_id. */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"bart", "bart-scaled", "t5", "t5-gated"})
+    @ValueSource(strings = {"bart", "bart-scaled", "mbart", "marian", "t5", "t5-gated"})
     void greedyTokensEqualTransformers(String name) {
         Case golden = Case.load(name);
         try (LLM llm = llm(golden.directory())) {
