@@ -136,8 +136,10 @@ public final class LLMEngine implements AutoCloseable {
         }
         this.kvCache = backend.allocateKvCache(model.kvCacheSpec(numBlocks, blockSize));
         this.kv = new KvCacheManager(numBlocks, blockSize, config.enablePrefixCaching());
-        this.scheduler = new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs(),
-                model instanceof EncoderDecoderModel encoderDecoder ? encoderDecoder.encoderTokensKept() : Integer.MAX_VALUE);
+        this.scheduler = model instanceof EncoderDecoderModel encoderDecoder
+                ? new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs(), encoderDecoder.encoderTokensKept(),
+                encoderTokensAStep(encoderDecoder, config))
+                : new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs());
         this.random = config.seed() == null ? RandomSource.unseeded() : RandomSource.seeded(config.seed());
         log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
@@ -221,15 +223,20 @@ public final class LLMEngine implements AutoCloseable {
 
     /**
      * The encoder tokens whose outputs an encoder-decoder model keeps at once: a tenth of the device
-     * memory the share leaves after the weights ({@code room}), at least a step's tokens or one
-     * longest encoder input, at most a longest input for each of maxNumSeqs requests. The scheduler
+     * memory the share leaves after the weights ({@code room}), at least a step's encoder pass (and a
+     * row), at most a longest input for each of maxNumSeqs requests. The scheduler
      * admits requests within it, so the kept outputs do not grow past what the KV cache left.
      */
     static int encoderTokensKept(EncoderDecoderModel model, EngineConfig config, long room) {
-        long least = Math.max(config.maxNumBatchedTokens(), model.maxEncoderTokens());
+        long least = encoderTokensAStep(model, config) + 1L;  // a step's encoder pass, and the profiling pass's one-token inputs
         long most = Math.max(least, (long) config.maxNumSeqs() * model.maxEncoderTokens());
         long share = Math.max(0, room) / 10 / Math.max(1, model.encoderBytesPerToken());
         return (int) Math.min(Integer.MAX_VALUE, Math.max(least, Math.min(most, share)));
+    }
+
+    /** The encoder tokens one step encodes at the most: the step's tokens, or a longest encoder input where that is more. */
+    static int encoderTokensAStep(EncoderDecoderModel model, EngineConfig config) {
+        return Math.max(Math.max(config.maxNumBatchedTokens(), 1), model.maxEncoderTokens());
     }
 
     /** Room left for buffers a step allocates and frees (batch metadata, attention partials). */
@@ -262,12 +269,17 @@ public final class LLMEngine implements AutoCloseable {
         starts[sequences] = t;
         List<EncoderInput> encoders = null;
         if (model instanceof EncoderDecoderModel encoderDecoder) {
-            // The largest encoder pass a step runs: the step's tokens of encoder inputs, each as long as the
-            // encoder takes, then one-token inputs; distinct, so that each is encoded.
+            // The largest encoder pass a step runs (encoderTokensAStep): distinct inputs as long as the encoder
+            // takes, then one shared one-token input for the sequences left.
             encoders = new ArrayList<>(sequences);
-            int left = tokens;
+            int left = encoderTokensAStep(encoderDecoder, config);
+            EncoderInput shortest = EncoderInput.of(new int[]{encoderDecoder.decoderStartTokenId()});
             for (int s = 0; s < sequences; s++) {
-                int[] input = new int[Math.max(1, Math.min(left, encoderDecoder.maxEncoderTokens()))];
+                if (left <= 0) {
+                    encoders.add(shortest);
+                    continue;
+                }
+                int[] input = new int[Math.min(left, encoderDecoder.maxEncoderTokens())];
                 Arrays.fill(input, encoderDecoder.decoderStartTokenId());
                 input[0] = s % model.vocabSize();
                 if (input.length > 1) input[input.length - 1] = s / model.vocabSize() % model.vocabSize();

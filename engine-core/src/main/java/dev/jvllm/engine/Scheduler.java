@@ -40,22 +40,26 @@ final class Scheduler {
      * the running requests (by encoder input, sequences of one request counted once).
      */
     private final int encoderTokensKept;
+    private final int encoderTokensAStep;
     private final Map<String, Integer> encodersRunning = new HashMap<>();
     private long encoderTokensRunning;
 
     Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs) {
-        this(kv, maxNumBatchedTokens, maxNumSeqs, Integer.MAX_VALUE);
+        this(kv, maxNumBatchedTokens, maxNumSeqs, Integer.MAX_VALUE, Integer.MAX_VALUE);
     }
 
     /**
-     * @param encoderTokensKept an encoder-decoder model's room for encoder outputs: requests are
-     *                          admitted while their encoder inputs fit it together (one alone always may)
+     * @param encoderTokensKept  an encoder-decoder model's room for encoder outputs: requests are
+     *                           admitted while their encoder inputs fit it together (one alone always may)
+     * @param encoderTokensAStep the encoder tokens one step may encode (vLLM's encoder compute budget:
+     *                           the larger of the step's tokens and a longest encoder input), one input alone always
      */
-    Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs, int encoderTokensKept) {
+    Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs, int encoderTokensKept, int encoderTokensAStep) {
         this.kv = kv;
         this.maxNumBatchedTokens = maxNumBatchedTokens;
         this.maxNumSeqs = maxNumSeqs;
         this.encoderTokensKept = encoderTokensKept;
+        this.encoderTokensAStep = encoderTokensAStep;
     }
 
     void add(EngineRequest request) {
@@ -100,26 +104,28 @@ final class Scheduler {
             out.add(new Scheduled(request, tokens));
             budget -= tokens;
         }
+        long encoderLeft = encoderTokensAStep;
         while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < maxNumSeqs) {
             EngineRequest request = waiting.peekFirst();
             if (waitsForLeader(request)) break;
             // A request whose encoder input is new to the running ones runs its encoder in this step:
-            // its tokens count against the step's budget, and its outputs against the room kept for them.
+            // its tokens count against the step's encoder budget, and its outputs against the room kept for them.
             int encoderTokens = newEncoderTokens(request);
             if (encoderTokens > 0 && !out.isEmpty()
-                    && (encoderTokens >= budget || encoderTokensRunning + encoderTokens > encoderTokensKept)) {
+                    && (encoderTokens > encoderLeft || encoderTokensRunning + encoderTokens > encoderTokensKept)) {
                 break;
             }
             KvCacheManager.PrefixMatch prefix = kv.findSharedPrefix(request);
             int remaining = request.numTokens() - request.numComputedTokens() - prefix.blocks().length * kv.blockSize();
-            int tokens = Math.min(remaining, Math.max(1, budget - encoderTokens));
+            int tokens = Math.min(remaining, budget);
             if (!kv.admit(request, tokens, prefix)) break;
             waiting.removeFirst();
             running.add(request);
             request.running = true;
             holdEncoder(request);
             out.add(new Scheduled(request, tokens));
-            budget -= tokens + encoderTokens;
+            budget -= tokens;
+            encoderLeft -= encoderTokens;
         }
         return out;
     }

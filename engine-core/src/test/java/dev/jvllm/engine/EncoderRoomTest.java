@@ -41,14 +41,15 @@ class EncoderRoomTest {
     }
 
     @Test
-    void aTenthOfTheRoomAtMostALongestInputForEachSequenceAtLeastAStepsTokens() {
+    void aTenthOfTheRoomAtMostALongestInputForEachSequenceAtLeastAStepsEncoderPass() {
         long gib = 1L << 30;
         assertEquals((int) (6 * gib / 10 / (48 << 10)), LLMEngine.encoderTokensKept(BART_LARGE, config(256, 2048), 6 * gib),
                 "6 GiB of room: a tenth of it");
         assertEquals(16 * 512, LLMEngine.encoderTokensKept(BART_LARGE, config(16, 2048), 60 * gib),
                 "no more than 16 sequences' longest inputs");
-        assertEquals(2048, LLMEngine.encoderTokensKept(BART_LARGE, config(256, 2048), 16L << 20),
-                "at least a step's tokens, where the room is small");
-        assertEquals(2048, LLMEngine.encoderTokensKept(BART_LARGE, config(256, 2048), -gib), "and where there is none");
+        assertEquals(2049, LLMEngine.encoderTokensKept(BART_LARGE, config(256, 2048), 16L << 20),
+                "at least a step's encoder pass and a row, where the room is small");
+        assertEquals(2049, LLMEngine.encoderTokensKept(BART_LARGE, config(256, 2048), -gib), "and where there is none");
+        assertEquals(513, LLMEngine.encoderTokensKept(BART_LARGE, config(1, 64), 0), "a longest input's where that is more than a step");
     }
 }

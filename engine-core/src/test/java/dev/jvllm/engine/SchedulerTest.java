@@ -147,7 +147,7 @@ class SchedulerTest {
     @Test
     void encoderDecoderRequestsRunWhileTheirEncoderOutputsFitTheRoomKept() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16, 25);
+        Scheduler scheduler = new Scheduler(kv, 64, 16, 25, 100);
         EngineRequest a = encoderDecoder("a", 10), b = encoderDecoder("b", 10), c = encoderDecoder("c", 10);
         scheduler.add(a);
         scheduler.add(b);
@@ -164,21 +164,30 @@ class SchedulerTest {
 
     /**
      * A new encoder input runs its encoder in the step that admits it, so its tokens count against
-     * the step's budget: with 24, the first request (encoder 16, decoder 1) leaves too little for the
-     * second's encoder, which waits a step; one whose encoder exceeds the budget still runs alone.
+     * the step's encoder budget (24: the first request's 16 leave too little for the second's, which
+     * waits a step), apart from the decoder's token budget (8: two encoders of 20 run together where
+     * the encoder budget is 40); one whose encoder exceeds the budget still runs alone.
      */
     @Test
-    void encoderTokensCountAgainstTheStepsBudget() {
+    void encoderTokensCountAgainstTheStepsEncoderBudget() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 24, 16, 1000);
-        EngineRequest a = encoderDecoder("a", 16), b = encoderDecoder("b", 16), huge = encoderDecoder("huge", 40);
+        Scheduler scheduler = new Scheduler(kv, 64, 16, 1000, 24);
+        EngineRequest a = encoderDecoder("a", 16), b = encoderDecoder("b", 16);
         scheduler.add(a);
         scheduler.add(b);
         List<Scheduler.Scheduled> first = scheduler.schedule();
         assertEquals(List.of(a), requests(first));
         run(first, kv);
         assertEquals(List.of(a, b), requests(scheduler.schedule()));
-        Scheduler alone = new Scheduler(new KvCacheManager(32, 4, false), 24, 16, 1000);
+
+        Scheduler wide = new Scheduler(new KvCacheManager(32, 4, false), 8, 16, 1000, 40);
+        EngineRequest c = encoderDecoder("c", 20), d = encoderDecoder("d", 20);
+        wide.add(c);
+        wide.add(d);
+        assertEquals(List.of(c, d), requests(wide.schedule()), "encoders longer than the decoder's budget still run together");
+
+        Scheduler alone = new Scheduler(new KvCacheManager(32, 4, false), 64, 16, 1000, 24);
+        EngineRequest huge = encoderDecoder("huge", 40);
         alone.add(huge);
         assertEquals(List.of(huge), requests(alone.schedule()), "an encoder longer than the budget runs in a step of its own");
     }

@@ -22,8 +22,9 @@ import java.util.function.Consumer;
  * <p>
  * The buffers are allocated once ({@link #reserve}, or at the first entry); each entry takes exactly
  * its own rows, placed at the first gap that fits. To make room, the least recently used entries that
- * the step does not use are dropped. Where a step's entries in use do not fit together, the planes
- * are reallocated at twice the rows (or what fits), the old rows copied to the same places, with a
+ * the step does not use are dropped; where the rows then free would hold the entry but no gap does,
+ * the kept entries move down to join the gaps. Where a step's entries in use do not fit together, the
+ * planes are reallocated at twice the rows (or what fits), the old rows copied to the same places, with a
  * warning. The old buffers go when unreachable (the CUDA backend frees such buffers in stream order
  * at an allocation after the garbage collector finds them), and memory the step needs beyond the
  * reservation was not counted when the KV cache was sized.
@@ -144,6 +145,10 @@ public final class KeptRows {
             it.remove();
             first = firstFit(rows);
         }
+        if (first < 0 && keptRows() + rows <= capacity) {
+            compact();
+            first = firstFit(rows);
+        }
         if (first < 0) {
             grow(rows);
             first = firstFit(rows);
@@ -156,6 +161,39 @@ public final class KeptRows {
     public void drop(String key) {
         Integer first = kept.remove(key);
         if (first != null) runs.remove(first);
+    }
+
+    private long keptRows() {
+        long total = 0;
+        for (int count : runs.values()) total += count;
+        return total;
+    }
+
+    /**
+     * Moves the kept entries down to the lowest rows, in order, so that their gaps join at the end:
+     * what lets an entry in where the rows free in all would hold it but no gap does. Each entry
+     * moves through a scratch copy, as its old and new rows may overlap.
+     */
+    private void compact() {
+        int next = 0;
+        Map<Integer, String> keyAt = new TreeMap<>();
+        kept.forEach((key, first) -> keyAt.put(first, key));
+        TreeMap<Integer, Integer> moved = new TreeMap<>();
+        for (Map.Entry<Integer, String> entry : keyAt.entrySet()) {
+            int first = entry.getKey(), count = runs.get(first);
+            if (first != next) {
+                for (Tensor plane : planes) {
+                    Tensor scratch = backend.allocate(count, plane.cols());
+                    backend.scale(plane.rows(first, count), 1f, scratch);
+                    backend.scale(scratch, 1f, plane.rows(next, count));
+                }
+                kept.replace(entry.getValue(), next);
+            }
+            moved.put(next, count);
+            next += count;
+        }
+        runs.clear();
+        runs.putAll(moved);
     }
 
     private int firstFit(int rows) {

@@ -162,4 +162,29 @@ class KeptRowsTest {
         assertFalse(cache.holds("new"));
         assertHolds(cache, "kept", 10, 7);
     }
+
+    /**
+     * Entries in use that fit together but leave no gap large enough (a 4, a dropped 2, a 3 in 10 rows;
+     * then a 3) move down to make one, rather than growing the planes; their rows keep what was written.
+     */
+    @Test
+    void scatteredGapsAreJoinedBeforeThePlanesGrow() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 10, COLS, COLS);
+        cache.put("a", 4, Set.of());
+        write(cache.get("a"), 1);
+        write(cache.get("a", 1), -1);
+        cache.put("x", 2, Set.of());
+        cache.put("c", 3, Set.of());
+        write(cache.get("c"), 3);
+        write(cache.get("c", 1), -3);
+        cache.put("b", 3, Set.of("a", "c", "b"));
+        write(cache.get("b"), 2);
+        assertEquals(10, cache.capacity(), "no growth");
+        assertFalse(cache.holds("x"));
+        assertHolds(cache, "a", 4, 1);
+        assertHolds(cache, "b", 3, 2);
+        assertHolds(cache, "c", 3, 3);
+        float[] second = cpu.toFloatArray(cache.get("c", 1));
+        for (float value : second) assertEquals(-3f, value);
+    }
 }

@@ -188,7 +188,7 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
 
         /** num_decoder_layers, else num_layers; positive. */
         private static int decoderLayers(ModelConfig config) {
-            return config.raw().has("num_decoder_layers") ? ConfigValues.positiveInt(config, "num_decoder_layers", "T5's decoder")
+            return config.raw().hasNonNull("num_decoder_layers") ? ConfigValues.positiveInt(config, "num_decoder_layers", "T5's decoder")
                     : ConfigValues.positiveInt(config, "num_layers", "T5");
         }
 
