@@ -326,7 +326,8 @@ public final class LLM implements AutoCloseable {
      * adapters, or none, run in the same steps.
      *
      * @throws RequestFailedException once every prompt has ended, where a prompt's images could not
-     *                                be encoded (the others ran to their end; the engine serves on)
+     *                                be encoded (the others ran to their end, and the exception's
+     *                                {@code outputs()} holds every prompt's output; the engine serves on)
      */
     public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params, List<LoraRequest> loras) {
         Objects.requireNonNull(params, "params");
@@ -368,8 +369,9 @@ public final class LLM implements AutoCloseable {
             ids.forEach(engine::abort);
             throw e;
         }
-        if (failed != null) throw failed;
-        return ids.stream().map(results::get).toList();
+        List<RequestOutput> outputs = ids.stream().map(results::get).toList();
+        if (failed != null) throw new RequestFailedException(failed.requestId(), failed.getMessage(), failed.getCause(), outputs);
+        return outputs;
     }
 
     /**
