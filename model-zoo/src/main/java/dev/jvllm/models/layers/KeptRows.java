@@ -138,16 +138,16 @@ public final class KeptRows {
         if (kept.containsKey(key)) throw new IllegalStateException(what + " of " + key + " are kept already");
         reserve();
         int first = firstFit(rows);
+        if (first < 0 && keptRows() + rows <= capacity) first = compactThenFit(rows);
+        // Drops the least recently used entries the step does not use, one at a time, until a gap fits
+        // or the rows free would hold the entry once the kept ones move together.
         for (Iterator<Map.Entry<String, Integer>> it = kept.entrySet().iterator(); first < 0 && it.hasNext(); ) {
             Map.Entry<String, Integer> eldest = it.next();
             if (inUse.contains(eldest.getKey())) continue;
             runs.remove(eldest.getValue());
             it.remove();
             first = firstFit(rows);
-        }
-        if (first < 0 && keptRows() + rows <= capacity) {
-            compact();
-            first = firstFit(rows);
+            if (first < 0 && keptRows() + rows <= capacity) first = compactThenFit(rows);
         }
         if (first < 0) {
             grow(rows);
@@ -171,29 +171,29 @@ public final class KeptRows {
 
     /**
      * Moves the kept entries down to the lowest rows, in order, so that their gaps join at the end:
-     * what lets an entry in where the rows free in all would hold it but no gap does. Each entry
-     * moves through a scratch copy, as its old and new rows may overlap.
+     * what lets an entry in where the rows free in all would hold it but no gap does. An entry moves
+     * in pieces no longer than its distance down, so that no piece's rows overlap where it lands
+     * (copies run in order); the entries keep their places in the least-recently-used order.
      */
-    private void compact() {
+    private int compactThenFit(int rows) {
+        Map<Integer, Integer> movedTo = new TreeMap<>();
         int next = 0;
-        Map<Integer, String> keyAt = new TreeMap<>();
-        kept.forEach((key, first) -> keyAt.put(first, key));
-        TreeMap<Integer, Integer> moved = new TreeMap<>();
-        for (Map.Entry<Integer, String> entry : keyAt.entrySet()) {
-            int first = entry.getKey(), count = runs.get(first);
-            if (first != next) {
-                for (Tensor plane : planes) {
-                    Tensor scratch = backend.allocate(count, plane.cols());
-                    backend.scale(plane.rows(first, count), 1f, scratch);
-                    backend.scale(scratch, 1f, plane.rows(next, count));
-                }
-                kept.replace(entry.getValue(), next);
+        for (Map.Entry<Integer, Integer> run : runs.entrySet()) {
+            int first = run.getKey(), count = run.getValue();
+            for (int done = 0; first != next && done < count; ) {
+                int piece = Math.min(count - done, first - next);
+                for (Tensor plane : planes) backend.scale(plane.rows(first + done, piece), 1f, plane.rows(next + done, piece));
+                done += piece;
             }
-            moved.put(next, count);
+            movedTo.put(first, next);
             next += count;
         }
+        TreeMap<Integer, Integer> moved = new TreeMap<>();
+        runs.forEach((first, count) -> moved.put(movedTo.get(first), count));
         runs.clear();
         runs.putAll(moved);
+        for (Map.Entry<String, Integer> entry : kept.entrySet()) entry.setValue(movedTo.get(entry.getValue()));
+        return firstFit(rows);
     }
 
     private int firstFit(int rows) {

@@ -187,4 +187,44 @@ class KeptRowsTest {
         float[] second = cpu.toFloatArray(cache.get("c", 1));
         for (float value : second) assertEquals(-3f, value);
     }
+
+    /** Entries that move to join the gaps keep their places in the least-recently-used order. */
+    @Test
+    void joiningTheGapsKeepsTheLeastRecentlyUsedOrder() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 12, COLS);
+        for (String[] entry : new String[][]{{"p", "2"}, {"q", "3"}, {"r", "2"}, {"s", "3"}}) {
+            cache.put(entry[0], Integer.parseInt(entry[1]), Set.of());
+        }
+        cache.get("s");
+        cache.get("q");
+        cache.get("p");  // least recently used first: r, s, q, p
+        cache.put("n", 3, Set.of("p", "q", "s", "n"));  // drops r, then s moves down to join the gaps
+        cache.put("m", 3, Set.of("n", "m"));  // drops the least recently used: s
+        assertFalse(cache.holds("s"));
+        assertTrue(cache.holds("q") && cache.holds("p") && cache.holds("n") && cache.holds("m"));
+    }
+
+    /**
+     * Gaps are joined before more entries are dropped: with a (4), x (2), c (3), a free row and z (2)
+     * in 12 rows, x least recently used, a 3-row entry drops x and then fits once the kept ones move
+     * together; z, the next eldest, stays.
+     */
+    @Test
+    void gapsAreJoinedBeforeMoreEntriesAreDropped() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 12, COLS);
+        cache.put("a", 4, Set.of());
+        cache.put("x", 2, Set.of());
+        cache.put("c", 3, Set.of());
+        cache.put("w", 1, Set.of());
+        cache.put("z", 2, Set.of());
+        write(cache.get("z"), 9);
+        cache.drop("w");
+        cache.get("a");
+        cache.get("c");  // eldest first: x, z, a, c
+        cache.put("b", 3, Set.of("a", "c", "b"));
+        assertEquals(12, cache.capacity());
+        assertFalse(cache.holds("x"));
+        assertTrue(cache.holds("z"), "z stays: the gaps x left join the free row once the kept entries move");
+        assertHolds(cache, "z", 2, 9);
+    }
 }
