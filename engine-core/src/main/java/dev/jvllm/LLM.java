@@ -848,6 +848,11 @@ public final class LLM implements AutoCloseable {
         }
 
         @Override
+        public int[] encodeWithoutSpecialTokens(String text) {
+            return tokenizer.encode(text, false);
+        }
+
+        @Override
         public IntFunction<String> newDetokenizer(int[] promptTokenIds, SamplingParams params) {
             IncrementalDetokenizer d = new IncrementalDetokenizer(tokenizer, promptTokenIds, params.skipSpecialTokens());
             return d::accept;

@@ -34,7 +34,15 @@ public sealed interface Prompt {
      * decoder's first tokens, to which the model's decoder start token is put in front where they do not begin with it.
      */
     static Prompt encoderDecoder(Prompt encoder, int... decoderTokenIds) {
-        return new EncoderDecoder(encoder, decoderTokenIds.clone());
+        return new EncoderDecoder(encoder, tokens(decoderTokenIds));
+    }
+
+    /**
+     * As {@link #encoderDecoder(Prompt, int...)}, the decoder's prompt as text or token ids; text is
+     * tokenized without the special tokens the tokenizer adds around a whole input (the decoder goes on from it).
+     */
+    static Prompt encoderDecoder(Prompt encoder, Prompt decoder) {
+        return new EncoderDecoder(encoder, decoder);
     }
 
     /** The images of the prompt, in the order of their placeholders; empty for text alone. */
@@ -60,11 +68,14 @@ public sealed interface Prompt {
         }
     }
 
-    record EncoderDecoder(Prompt encoder, int[] decoderTokenIds) implements Prompt {
+    record EncoderDecoder(Prompt encoder, Prompt decoder) implements Prompt {
         public EncoderDecoder {
             java.util.Objects.requireNonNull(encoder, "encoder");
-            java.util.Objects.requireNonNull(decoderTokenIds, "decoderTokenIds");
-            if (encoder instanceof EncoderDecoder) throw new IllegalArgumentException("an encoder prompt cannot hold another");
+            java.util.Objects.requireNonNull(decoder, "decoder");
+            if (encoder instanceof EncoderDecoder || decoder instanceof EncoderDecoder) {
+                throw new IllegalArgumentException("an encoder or decoder prompt cannot hold another encoder-decoder prompt");
+            }
+            if (!decoder.images().isEmpty()) throw new IllegalArgumentException("a decoder prompt takes no images");
         }
 
         @Override

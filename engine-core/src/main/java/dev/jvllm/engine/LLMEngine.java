@@ -57,6 +57,11 @@ public final class LLMEngine implements AutoCloseable {
     public interface TextCodec {
         int[] encode(String prompt);
 
+        /** The text's tokens without those the tokenizer adds around a whole input (an encoder-decoder model's decoder prompt). */
+        default int[] encodeWithoutSpecialTokens(String text) {
+            throw new InvalidRequestException("prompt", "this engine tokenizes no decoder prompt text: give it as token ids");
+        }
+
         /** A fresh incremental decoder for one output sequence following {@code promptTokenIds}. */
         IntFunction<String> newDetokenizer(int[] promptTokenIds, SamplingParams params);
 
@@ -355,18 +360,23 @@ public final class LLMEngine implements AutoCloseable {
                             + model.getClass().getSimpleName() + ") has no encoder");
                 }
                 String text = e.encoder() instanceof Prompt.Text t ? t.text() : null;
-                int[] ids = switch (e.encoder()) {
-                    case Prompt.Text t -> {
-                        if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
-                        if (t.text() == null) throw new InvalidRequestException("prompt", "prompt is null");
-                        yield codec.encode(t.text());
-                    }
-                    case Prompt.Tokens t -> t.tokenIds().clone();
-                    case Prompt.EncoderDecoder nested -> throw new InvalidRequestException("prompt", "an encoder prompt cannot hold another");
-                };
-                add(requestId, text, ids, e.decoderTokenIds().clone(), params, lora, e.images());
+                int[] ids = tokensOf(e.encoder(), true);
+                add(requestId, text, ids, tokensOf(e.decoder(), false), params, lora, e.images());
             }
         }
+    }
+
+    /** A text or token-id prompt's tokens; text with the tokenizer's special tokens or without. */
+    private int[] tokensOf(Prompt prompt, boolean specialTokens) {
+        return switch (prompt) {
+            case Prompt.Text t -> {
+                if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
+                if (t.text() == null) throw new InvalidRequestException("prompt", "prompt is null");
+                yield specialTokens ? codec.encode(t.text()) : codec.encodeWithoutSpecialTokens(t.text());
+            }
+            case Prompt.Tokens t -> t.tokenIds().clone();
+            case Prompt.EncoderDecoder nested -> throw new InvalidRequestException("prompt", "an encoder or decoder prompt cannot hold another");
+        };
     }
 
     private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora) {

@@ -607,7 +607,7 @@ public final class OpenAiServer implements AutoCloseable {
             int promptTokens = Math.min(kept, switch (prompt) {
                 case Prompt.Tokens t -> llm.engine().promptLength(t.tokenIds(), t.images()); // images as their placeholders expand
                 case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.engine().promptLength(llm.tokenizer().encode(t.text(), true), List.of());
-                case Prompt.EncoderDecoder e -> e.decoderTokenIds().length + 1;
+                case Prompt.EncoderDecoder e -> 1 + (e.decoder() instanceof Prompt.Tokens t ? t.tokenIds().length : 0);
             });
             if ((long) promptTokens + maxTokens > maxModelLen) {
                 throw ApiError.invalid("max_tokens", "This model's maximum context length is " + maxModelLen + " tokens. However, you "
