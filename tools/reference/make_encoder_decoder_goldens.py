@@ -16,7 +16,9 @@ import zlib
 
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from make_goldens import store_as_bf16  # the weights as BF16 where bfloat16 holds them exactly
 
 GREEDY_TOKENS = 16
 VOCAB = 512
@@ -114,7 +116,7 @@ def make(name, kwargs, out_dir):
     config, model = build(name, kwargs)
     model.config.dtype = "float32"
     model.save_pretrained(out_dir, safe_serialization=True)
-    as_bf16(os.path.join(out_dir, "model.safetensors"))
+    store_as_bf16(out_dir)
     cases, logits = [], {}
     for i, enc in enumerate(prompts(zlib.crc32(name.encode()) + 1, config.eos_token_id, name.startswith("t5") or name == "marian")):
         ids = torch.tensor([enc])
@@ -131,15 +133,6 @@ def make(name, kwargs, out_dir):
     with open(os.path.join(out_dir, "goldens.json"), "w") as f:
         json.dump(dict(prompts=cases, transformers=transformers.__version__, torch=torch.__version__), f, indent=1)
     print(name, [len(c["encoder_token_ids"]) for c in cases], "files", sorted(os.listdir(out_dir)))
-
-
-def as_bf16(path):
-    """Rewrites every float32 tensor whose values bfloat16 holds exactly as BF16."""
-    tensors = load_file(path)
-    for key, t in tensors.items():
-        if t.dtype == torch.float32 and torch.equal(t.to(torch.bfloat16).to(torch.float32), t):
-            tensors[key] = t.to(torch.bfloat16)
-    save_file(tensors, path, metadata={"format": "pt"})
 
 
 def main():
