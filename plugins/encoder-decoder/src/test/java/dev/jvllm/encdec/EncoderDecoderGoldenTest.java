@@ -262,4 +262,31 @@ class EncoderDecoderGoldenTest {
         var e = assertThrows(dev.jvllm.config.ConfigException.class, () -> llm(dir).close());
         assertTrue(e.getMessage().contains(parts[1]), e.getMessage());
     }
+
+    /**
+     * A KV pool of four blocks for three requests that come to need two each: requests are preempted
+     * and recomputed (their decoder tokens as a prompt, their encoder outputs kept or encoded again),
+     * and each still gives its golden tokens first.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart", "t5"})
+    void preemptedRequestsGiveTheirGoldenTokens(String name) {
+        Case golden = Case.load(name);
+        // A block: 16 positions of each decoder layer's keys and values, in float32 (the goldens' type).
+        ModelConfig config = ModelConfig.load(golden.directory());
+        int layers = config.intOr(config.intOr(0, "num_layers"), "decoder_layers", "num_decoder_layers");
+        int width = config.raw().has("d_kv") ? config.intOr(0, "num_heads") * config.intOr(0, "d_kv") : config.intOr(0, "d_model");
+        long bytesPerBlock = 2L * layers * width * Float.BYTES * 16;
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device(device()).maxModelLen(64)
+                .kvCacheMemoryBytes(4 * bytesPerBlock).build()) {
+            List<Prompt> prompts = golden.encoderPrompts().stream().map(Prompt::tokens).toList();
+            // 24 new tokens: 24 positions, two blocks a request, six for the three.
+            List<RequestOutput> outputs = llm.generatePrompts(prompts, GREEDY.toBuilder().maxTokens(24).build());
+            assertTrue(llm.metrics().preemptions() > 0, "the pool is too small for the three at once: " + llm.metrics());
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(golden.greedy().get(i),
+                        java.util.Arrays.copyOf(outputs.get(i).outputs().getFirst().tokenIdArray(), 16), "prompt " + i);
+            }
+        }
+    }
 }
