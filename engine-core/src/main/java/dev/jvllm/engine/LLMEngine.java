@@ -338,12 +338,7 @@ public final class LLMEngine implements AutoCloseable {
      */
     public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
                            List<ImageInput> images) {
-        if (promptTokenIds == null) {
-            if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
-            if (prompt == null) throw new InvalidRequestException("prompt", "prompt is null");
-            promptTokenIds = codec.encode(prompt);
-        }
-        add(requestId, prompt, promptTokenIds.clone(), params, lora, images);
+        add(requestId, prompt, promptTokenIds == null ? textTokens(prompt, true) : promptTokenIds.clone(), params, lora, images);
     }
 
     /**
@@ -369,14 +364,17 @@ public final class LLMEngine implements AutoCloseable {
     /** A text or token-id prompt's tokens; text with the tokenizer's special tokens or without. */
     private int[] tokensOf(Prompt prompt, boolean specialTokens) {
         return switch (prompt) {
-            case Prompt.Text t -> {
-                if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
-                if (t.text() == null) throw new InvalidRequestException("prompt", "prompt is null");
-                yield specialTokens ? codec.encode(t.text()) : codec.encodeWithoutSpecialTokens(t.text());
-            }
+            case Prompt.Text t -> textTokens(t.text(), specialTokens);
             case Prompt.Tokens t -> t.tokenIds().clone();
             case Prompt.EncoderDecoder nested -> throw new InvalidRequestException("prompt", "an encoder or decoder prompt cannot hold another");
         };
+    }
+
+    /** The text's tokens through the tokenizer, with its special tokens or without. */
+    private int[] textTokens(String text, boolean specialTokens) {
+        if (codec == null) throw new InvalidRequestException("prompt", "this engine has no tokenizer: give prompts as token ids");
+        if (text == null) throw new InvalidRequestException("prompt", "prompt is null");
+        return specialTokens ? codec.encode(text) : codec.encodeWithoutSpecialTokens(text);
     }
 
     private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora) {

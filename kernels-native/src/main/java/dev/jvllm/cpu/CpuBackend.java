@@ -525,7 +525,7 @@ public final class CpuBackend implements Backend {
         if (overlap(query, output) || overlap(key, output) || overlap(value, output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps q, keys or values");
         }
-        encoderAttention.runCross(query, key, value, batch, ranges.clone(), params, output);
+        encoderAttention.runCross(query, key, value, batch, ranges, params, output);
     }
 
     @Override

@@ -321,7 +321,19 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
         float[] slopes = alibi ? new float[]{0.5f, 0.25f, 0.125f, 0.0625f} : null;
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
                 window, softcap, slopes);
-        KvCacheSpec spec = new KvCacheSpec(2, 12, 4, kvHeads, headDim);
+        assertPagedAttentionMatchesCpu("paged attention " + params, params);
+    }
+
+    /** T5's decoder: a learned bias by distance (clamped past 5), through the generic kernel, prefill and decode. */
+    @Test
+    void pagedAttentionWithARelativeBiasMatchesCpu() {
+        assertPagedAttentionMatchesCpu("paged attention with a relative bias", new AttentionParams(4, 2, 32, 1f, 0, 0f, null)
+                .withRelativeBias(dev.jvllm.cpu.PagedAttentionTestAccess.relativeBias(4, 5, 77)));
+    }
+
+    /** The two steps above on both backends: the GPU's outputs are the CPU's. */
+    private void assertPagedAttentionMatchesCpu(String what, AttentionParams params) {
+        KvCacheSpec spec = new KvCacheSpec(2, 12, 4, params.numKvHeads(), params.headDim());
         int[][] tables = {{3, 7, 9}, {1, 0, 5, 11}};
         ForwardBatch prefill = batch(tables, new int[]{7, 5}, new int[]{0, 0}, new int[]{7, 5});
         ForwardBatch mixed = batch(tables, new int[]{8, 10}, new int[]{7, 5}, new int[]{1, 5});
@@ -335,26 +347,7 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
                 results[i] = concat(first, second);
             }
         }
-        assertClose("paged attention " + params, results[0], results[1]);
-    }
-
-    /** T5's decoder: a learned bias by distance (clamped past 5), through the generic kernel, prefill and decode. */
-    @Test
-    void pagedAttentionWithARelativeBiasMatchesCpu() {
-        AttentionParams params = new AttentionParams(4, 2, 32, 1f, 0, 0f, null)
-                .withRelativeBias(dev.jvllm.cpu.PagedAttentionTestAccess.relativeBias(4, 5, 77));
-        KvCacheSpec spec = new KvCacheSpec(2, 12, 4, 2, 32);
-        int[][] tables = {{3, 7, 9}, {1, 0, 5, 11}};
-        ForwardBatch prefill = batch(tables, new int[]{7, 5}, new int[]{0, 0}, new int[]{7, 5});
-        ForwardBatch mixed = batch(tables, new int[]{8, 10}, new int[]{7, 5}, new int[]{1, 5});
-        float[][] results = new float[2][];
-        Backend[] backends = {cpu, gpu};
-        for (int i = 0; i < 2; i++) {
-            try (KvCache cache = backends[i].allocateKvCache(spec)) {
-                results[i] = concat(attend(backends[i], cache, prefill, params, 1, 30), attend(backends[i], cache, mixed, params, 1, 40));
-            }
-        }
-        assertClose("paged attention with a relative bias", results[0], results[1]);
+        assertClose(what, results[0], results[1]);
     }
 
     /** T5's encoder: the relative bias both ways within each sequence, through the generic kernel. */

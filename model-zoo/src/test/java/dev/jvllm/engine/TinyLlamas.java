@@ -22,7 +22,7 @@ import java.util.function.Function;
  * with KV pools of a given number of blocks, random prompts, greedy parameters, and the reference
  * outputs of each prompt generated alone.
  */
-final class TinyLlamas {
+public final class TinyLlamas {
 
     static final List<String> CASES = List.of("llama-plain", "llama-gqa", "llama-tied", "llama3-rope");
     static final int VOCAB = 512;
@@ -90,7 +90,7 @@ final class TinyLlamas {
      * {@code base}, with the calls named in {@code overrides} answered by them instead (method name
      * to the answer for the call's arguments): a CPU backend posing as a device, for engine tests.
      */
-    static Backend withOverrides(Backend base, Map<String, Function<Object[], Object>> overrides) {
+    public static Backend withOverrides(Backend base, Map<String, Function<Object[], Object>> overrides) {
         return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
                 (proxy, method, args) -> {
                     Function<Object[], Object> override = overrides.get(method.getName());

@@ -19,7 +19,7 @@ import java.util.stream.Stream;
  * A reference-pipeline case (tools/reference/make_goldens.py): a tiny random checkpoint and
  * Hugging Face's float32 logits at every prompt position plus its 16 greedy tokens.
  */
-record Golden(String name, Path directory, List<Prompt> prompts) {
+public record Golden(String name, Path directory, List<Prompt> prompts) {
 
     record Prompt(int[] tokenIds, int[] greedyTokenIds, float[][] logits) {
     }
@@ -59,14 +59,14 @@ record Golden(String name, Path directory, List<Prompt> prompts) {
     }
 
     /** A JSON array of whole numbers. */
-    static int[] ints(JsonNode array) {
+    public static int[] ints(JsonNode array) {
         int[] out = new int[array.size()];
         for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
         return out;
     }
 
     /** A float32 [rows, cols] tensor of a reference file, row by row. */
-    static float[][] matrix(WeightTensor t) {
+    public static float[][] matrix(WeightTensor t) {
         int rows = (int) t.dim(0), cols = (int) t.dim(1);
         float[][] values = new float[rows][cols];
         for (int r = 0; r < rows; r++) {

@@ -17,8 +17,6 @@ import dev.jvllm.weights.Checkpoint;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -59,16 +57,7 @@ class ImageMemoryReservationTest {
             allocations.add(args[0] + " × " + args[1]);
             return cpu.allocate((int) args[0], (int) args[1]);
         });
-        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
-                (proxy, method, args) -> {
-                    var override = overrides.get(method.getName());
-                    if (override != null) return override.apply(args);
-                    try {
-                        return method.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        return dev.jvllm.engine.TinyLlamas.withOverrides(cpu, overrides);
     }
 
     @ParameterizedTest(name = "{0}")

@@ -139,13 +139,18 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      */
     @Override
     public void reserveImageMemory(int promptTokensAStep) {
-        features = new KeptRows(backend, "image features", Math.max(promptTokensAStep, maxImageTokens()), hidden);
+        features = newFeatures(promptTokensAStep);
         features.reserve();
         ImageInput largest = largestImage();
         int copies = Math.max(1, passBudget() / towerCost(largest));
         features.put("reserved for the largest image", imageTokenCount(largest), java.util.Set.of());
         Tensor out = features.get("reserved for the largest image");
         encode(java.util.Collections.nCopies(copies, largest), java.util.Collections.nCopies(copies, out));
+    }
+
+    /** Kept features of {@code rows} rows, or of one largest image where that is more. */
+    private KeptRows newFeatures(int rows) {
+        return new KeptRows(backend, "image features", Math.max(rows, maxImageTokens()), hidden);
     }
 
     @Override
@@ -192,9 +197,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
 
     /** Encodes the images of {@code wanted} (by content hash) not kept, keeping all of {@code wanted}; a failure keeps none of the new ones. */
     private void encodeMissing(Map<String, ImageInput> wanted) {
-        if (features == null) {
-            features = new KeptRows(backend, "image features", Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxImageTokens()), hidden);
-        }
+        if (features == null) features = newFeatures(KeptRows.DEFAULT_BUDGET_ROWS);
         Map<String, Integer> rows = new LinkedHashMap<>();
         wanted.forEach((hash, image) -> rows.put(hash, imageTokenCount(image)));
         features.keepAll(rows, missing -> encode(missing.stream().map(wanted::get).toList(),

@@ -10,6 +10,7 @@ import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.EncoderInput;
 import dev.jvllm.engine.ForwardBatch;
+import dev.jvllm.models.Golden;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.Backends;
@@ -19,14 +20,12 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
-import dev.jvllm.weights.WeightTensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -63,9 +62,9 @@ class EncoderDecoderGoldenTest {
                 try (Checkpoint file = Checkpoint.openFile(dir.resolve("logits.safetensors"))) {
                     int i = 0;
                     for (JsonNode p : json.get("prompts")) {
-                        encoder.add(ints(p.get("encoder_token_ids")));
-                        greedy.add(ints(p.get("greedy_token_ids")));
-                        logits.add(matrix(file.get("prompt" + i++)));
+                        encoder.add(Golden.ints(p.get("encoder_token_ids")));
+                        greedy.add(Golden.ints(p.get("greedy_token_ids")));
+                        logits.add(Golden.matrix(file.get("prompt" + i++)));
                     }
                 }
                 return new Case(dir, start, encoder, greedy, logits);
@@ -74,21 +73,6 @@ class EncoderDecoderGoldenTest {
             } catch (URISyntaxException e) {
                 throw new IllegalStateException(e);
             }
-        }
-
-        private static int[] ints(JsonNode array) {
-            int[] values = new int[array.size()];
-            for (int i = 0; i < values.length; i++) values[i] = array.get(i).asInt();
-            return values;
-        }
-
-        private static float[][] matrix(WeightTensor t) {
-            int rows = (int) t.dim(0), cols = (int) t.dim(1);
-            float[][] values = new float[rows][cols];
-            for (int r = 0; r < rows; r++) {
-                for (int c = 0; c < cols; c++) values[r][c] = t.data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (r * (long) cols + c));
-            }
-            return values;
         }
     }
 

@@ -7,6 +7,7 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.LLMEngine;
+import dev.jvllm.engine.TinyLlamas;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.Backends;
@@ -16,8 +17,6 @@ import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
 import org.junit.jupiter.api.Test;
 
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -82,14 +81,9 @@ class EncoderMemoryTest {
 
     /** The CPU backend, recording each allocation's shape. */
     private static Backend recording(Backend cpu, List<int[]> allocations) {
-        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[]{Backend.class},
-                (proxy, method, args) -> {
-                    if (method.getName().equals("allocate")) allocations.add(new int[]{(int) args[0], (int) args[1]});
-                    try {
-                        return method.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        return TinyLlamas.withOverrides(cpu, Map.of("allocate", args -> {
+            allocations.add(new int[]{(int) args[0], (int) args[1]});
+            return cpu.allocate((int) args[0], (int) args[1]);
+        }));
     }
 }
