@@ -38,14 +38,7 @@ class LlavaChatTest {
     @org.junit.jupiter.api.BeforeAll
     static void requireTheTokenizerAndPngDecoding() {
         RuntimeAssumptions.requirePngDecoding();
-        boolean tokenizers;
-        try {
-            Class.forName("ai.djl.huggingface.tokenizers.HuggingFaceTokenizer", false, LlavaChatTest.class.getClassLoader());
-            tokenizers = true;
-        } catch (ClassNotFoundException e) {
-            tokenizers = false;
-        }
-        org.junit.jupiter.api.Assumptions.assumeTrue(tokenizers, "DJL's tokenizers are not on the class path");
+        RuntimeAssumptions.requireTokenizers();
         IMAGE0 = LlavaChatModel.image(0);
         IMAGE1 = LlavaChatModel.image(1);
     }

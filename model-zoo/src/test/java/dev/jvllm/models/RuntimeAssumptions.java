@@ -9,7 +9,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * What a test needs of the runtime it runs on, skipped with the reason where it is missing: the
  * GPU twins of the CPU tests need the CUDA backend; tests that decode the golden PNGs need
- * java.desktop, which the GPU machine's jlinked runtime leaves out.
+ * java.desktop, which the GPU machine's jlinked runtime leaves out; tests of text prompts need DJL's
+ * tokenizers, whose native library the GPU machine's kit does not carry.
  */
 public final class RuntimeAssumptions {
 
@@ -30,5 +31,17 @@ public final class RuntimeAssumptions {
     public static void requirePngDecoding() {
         assumeTrue(ModuleLayer.boot().findModule("java.desktop").isPresent(),
                 "this runtime has no java.desktop module to decode PNGs with (the GPU machine's)");
+    }
+
+    /** Skips the calling test where DJL's tokenizers are not on the class path (the GPU machine's kit). */
+    public static void requireTokenizers() {
+        boolean present;
+        try {
+            Class.forName("ai.djl.huggingface.tokenizers.HuggingFaceTokenizer", false, RuntimeAssumptions.class.getClassLoader());
+            present = true;
+        } catch (ClassNotFoundException e) {
+            present = false;
+        }
+        assumeTrue(present, "DJL's tokenizers are not on the class path (the GPU machine's kit leaves them out)");
     }
 }

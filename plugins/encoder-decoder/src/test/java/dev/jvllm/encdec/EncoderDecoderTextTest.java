@@ -4,6 +4,8 @@ import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.models.RuntimeAssumptions;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,6 +23,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class EncoderDecoderTextTest {
 
     private static final SamplingParams GREEDY = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(8).build();
+
+    @BeforeAll
+    static void requireTheTokenizer() {
+        RuntimeAssumptions.requireTokenizers();
+    }
 
     @Test
     void theEncodersTextGetsTheSpecialTokensAndTheDecodersDoesNot(@TempDir Path dir) throws IOException {
