@@ -429,6 +429,144 @@ def run_qwen2vl_case(name, out_root):
     print(json.dumps(json.load(open(os.path.join(out, "config.json")))))
 
 
+# Phi-3-Vision (microsoft/Phi-3-vision-128k-instruct, Phi-3.5-vision-instruct) is custom code on the Hub
+# (image_embedding_phi3_v.py, image_processing_phi3_v.py), not a Transformers class. The reference below
+# is Transformers' CLIPVisionModel and Phi3ForCausalLM joined by that code's HD transform, written here
+# from its description: the image (transposed when taller than wide) scaled to `scale` crops wide, the most
+# whose grid stays within num_crops, padded with white to whole crops in height, a bicubic global view of
+# it first; each crop's patch states (the class token's dropped) merged 2 × 2 into one of 4 × width
+# channels; the crops' merged maps joined, a learned sub_GN after each row, then glb_GN, then the global
+# view's map with its rows' sub_GN; a two-layer GELU projector. Its CLIP is ViT-L/14-336 there and tiny
+# here, so the checkpoint's img_processor carries the tower's config (vision_config), which jvllm reads.
+PHI3V_CASES = {"phi3v": 4}  # name -> num_crops
+
+
+def phi3v_pixels(image, num_crops, crop):
+    """Phi3VImageProcessor: (crops [1 + rows * cols, 3, crop, crop], the global view first; [height, width] padded)."""
+    img = image.convert("RGB")
+    transposed = img.size[0] < img.size[1]
+    if transposed:
+        img = img.transpose(Image.TRANSPOSE)
+    width, height = img.size
+    ratio = width / height
+    scale = 1
+    while scale * np.ceil(scale / ratio) <= num_crops:
+        scale += 1
+    scale -= 1
+    new_w = int(scale * crop)
+    new_h = int(new_w / ratio)
+    img = img.resize((new_w, new_h), Image.BILINEAR)  # torchvision's resize of a PIL image is Pillow's
+    target = int(np.ceil(new_h / crop) * crop)
+    top = int((target - new_h) / 2)
+    canvas = Image.new("RGB", (new_w, target), (255, 255, 255))
+    canvas.paste(img, (0, top))
+    if transposed:
+        canvas = canvas.transpose(Image.TRANSPOSE)
+    x = torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float().div(255)
+    x = (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+    glob = torch.nn.functional.interpolate(x[None], size=(crop, crop), mode="bicubic")[0]
+    h, w = x.shape[1:]
+    crops = x.reshape(3, h // crop, crop, w // crop, crop).permute(1, 3, 0, 2, 4).reshape(-1, 3, crop, crop)
+    return torch.cat([glob[None], crops]), [h, w]
+
+
+class Phi3VReference(torch.nn.Module):
+    def __init__(self, text_config, vision_config):
+        super().__init__()
+        self.lm = transformers.Phi3ForCausalLM(text_config)
+        self.clip = transformers.CLIPVisionModel(vision_config)
+        c4 = 4 * vision_config.hidden_size
+        self.glb_GN = torch.nn.Parameter(torch.randn(1, 1, c4))
+        self.sub_GN = torch.nn.Parameter(torch.randn(1, 1, 1, c4))
+        self.img_projection = torch.nn.Sequential(torch.nn.Linear(c4, text_config.hidden_size), torch.nn.GELU(),
+                                                  torch.nn.Linear(text_config.hidden_size, text_config.hidden_size))
+
+    def merged(self, states, rows, cols):
+        """[rows * cols crops, side * side, C] -> [rows * m, cols * m, 4C], m = side / 2."""
+        n, length, c = states.shape
+        side = int(math.isqrt(length))
+        m = side // 2
+        x = states.reshape(n, m, 2, m, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(n, m, m, 4 * c)
+        return x.reshape(rows, cols, m, m, 4 * c).permute(0, 2, 1, 3, 4).reshape(rows * m, cols * m, 4 * c)
+
+    def with_newlines(self, grid):
+        h = grid.shape[0]
+        return torch.cat([grid, self.sub_GN[0].expand(h, 1, -1)], dim=1).reshape(-1, grid.shape[-1])
+
+    def features(self, crops, size, crop):
+        states = self.clip(crops, output_hidden_states=True).hidden_states[-2][:, 1:]
+        rows, cols = size[0] // crop, size[1] // crop
+        sub = self.with_newlines(self.merged(states[1:], rows, cols))
+        glob = self.with_newlines(self.merged(states[:1], 1, 1))
+        return self.img_projection(torch.cat([sub, self.glb_GN[0], glob]))
+
+    def forward(self, ids, features):
+        x = self.lm.model.embed_tokens(torch.tensor([ids]))
+        at = [i for i, t in enumerate(ids) if t == IMAGE_TOKEN]
+        if at:
+            x[0, at] = torch.cat(features)
+        return self.lm(inputs_embeds=x).logits[0]
+
+
+@torch.no_grad()
+def run_phi3v_case(name, out_root):
+    torch.manual_seed(zlib.crc32(name.encode()))
+    num_crops = PHI3V_CASES[name]
+    vision_config = transformers.CLIPVisionConfig(**{k: v for k, v in vision().items() if k != "model_type"})
+    text_config = transformers.Phi3Config(**{k: v for k, v in text(num_key_value_heads=4).items() if k != "model_type"})
+    model = Phi3VReference(text_config, vision_config).eval()
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.02)
+        p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    out = os.path.join(out_root, name)
+    os.makedirs(out, exist_ok=True)
+    tensors = {("model." + k if not k.startswith("lm_head") else k): v for k, v in model.lm.state_dict().items()}
+    for k, v in model.clip.state_dict().items():  # named as Transformers 4 saved the Hub's checkpoints
+        tensors["model.vision_embed_tokens.img_processor." + ("" if k.startswith("vision_model.") else "vision_model.") + k] = v
+    tensors["model.vision_embed_tokens.glb_GN"] = model.glb_GN.data
+    tensors["model.vision_embed_tokens.sub_GN"] = model.sub_GN.data
+    for k, v in model.img_projection.state_dict().items():
+        tensors["model.vision_embed_tokens.img_projection." + k] = v
+    tensors = {k.replace("model.model.", "model."): v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
+    save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    config = text_config.to_dict()
+    vision_dict = vision_config.to_dict()
+    config.update(architectures=["Phi3VForCausalLM"], model_type="phi3_v", image_token_id=IMAGE_TOKEN,
+                  img_processor={"image_dim_out": vision_config.hidden_size, "model_name": "openai/clip-vit-large-patch14-336",
+                                 "name": "clip_vision_model", "num_img_tokens": 144, "layer_idx": -2, "type_feature": "patch",
+                                 "vision_config": {k: vision_dict[k] for k in vision()}},
+                  embd_layer={"embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
+                              "use_hd_transform": True, "with_learnable_separator": True})
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "Phi3VImageProcessor", "num_crops": num_crops, "image_mean": MEAN,
+                   "image_std": STD, "do_convert_rgb": True, "processor_class": "Phi3VProcessor"}, f, indent=1)
+    crop = vision_config.image_size
+    # wide (2 x 2 crops), tall (3 x 1, padded left and right), small (scaled up to 2 x 2), very wide (1 x 4)
+    images = [make_image(51, 83, 61), make_image(52, 40, 130), make_image(53, 20, 17), make_image(54, 200, 30)]
+    save_images(out, images)
+    prepared = [phi3v_pixels(im, num_crops, crop) for im in images]
+    features = [model.features(pv, size, crop) for pv, size in prepared]
+    counts = [f.shape[0] for f in features]
+    cases = [([t for t in ids if t not in (IMAGE_START, IMAGE_END)], which) for ids, which in wrapped_cases(counts, 17)]
+    cases.append(([1] + [IMAGE_TOKEN] * counts[3] + [5, 6, 7], [3]))
+    logits, records = {}, []
+    for i, (ids, which) in enumerate(cases):
+        feats = [features[j] for j in which]
+        logits[f"prompt{i}"], greedy = logits_and_greedy(lambda seq: model(seq, feats), ids)
+        records.append({"prompt_token_ids": ids, "images": which, "greedy_token_ids": greedy})
+    for j, (pv, size) in enumerate(prepared):
+        logits[f"crops{j}"] = pv.contiguous()
+        logits[f"features{j}"] = features[j].float().contiguous()
+    save_file(logits, os.path.join(out, "logits.safetensors"))
+    with open(os.path.join(out, "goldens.json"), "w") as f:
+        json.dump({"case": name, "architecture": "Phi3VForCausalLM", "transformers": transformers.__version__,
+                   "torch": torch.__version__, "feature_counts": counts, "sizes": [s for _, s in prepared],
+                   "image_files": [f"images/image{j}.png" for j in range(len(images))], "prompts": records}, f, indent=1)
+    print(f"{name}: counts {counts}, padded sizes {[s for _, s in prepared]}, crops {[pv.shape[0] for pv, _ in prepared]}")
+
+
 def image_processor(size):
     kwargs = dict(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True,
                   do_normalize=True, image_mean=MEAN, image_std=STD, do_rescale=True, rescale_factor=1 / 255,
@@ -540,7 +678,7 @@ def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     # Each family's cases and how one is made, in this order.
     families = [(CASES, run_case), (NEXT_CASES, run_next_case), (INTERNVL_CASES, run_internvl_case),
-                (QWEN2VL_CASES, run_qwen2vl_case)]
+                (QWEN2VL_CASES, run_qwen2vl_case), (PHI3V_CASES, run_phi3v_case)]
     wanted = set(args.only or ["preprocessing", *(name for cases, _ in families for name in cases)])
     if "preprocessing" in wanted:
         preprocessing(args.out)

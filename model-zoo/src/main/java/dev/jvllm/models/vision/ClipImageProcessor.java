@@ -41,8 +41,8 @@ public final class ClipImageProcessor {
     /** Pillow's {@code Image.BICUBIC}, CLIP's resample filter. */
     public static final int BICUBIC = 3;
 
-    private static final double[] CLIP_MEAN = {0.48145466, 0.4578275, 0.40821073};
-    private static final double[] CLIP_STD = {0.26862954, 0.26130258, 0.27577711};
+    static final double[] CLIP_MEAN = {0.48145466, 0.4578275, 0.40821073};
+    static final double[] CLIP_STD = {0.26862954, 0.26130258, 0.27577711};
 
     private static final long MAX_CONFIG_BYTES = 1L << 20;
     private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
