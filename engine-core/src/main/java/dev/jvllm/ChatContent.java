@@ -42,17 +42,21 @@ final class ChatContent {
     /**
      * The messages with their content in {@code format}; other keys are kept as they are.
      *
-     * @param placeholder the model's image placeholder text (for {@link ContentFormat#STRING}); null for a text model
+     * @param placeholder the model's image placeholder text for image n of the conversation, from 1 (for
+     *                    {@link ContentFormat#STRING}); null for a text model
      * @throws InvalidRequestException where a message writes the placeholder more often than it has
      *                                 images, or holds a part the string format cannot render
      */
-    static List<Map<String, Object>> format(List<? extends Map<String, ?>> messages, ContentFormat format, String placeholder) {
+    static List<Map<String, Object>> format(List<? extends Map<String, ?>> messages, ContentFormat format,
+                                            java.util.function.IntFunction<String> placeholder) {
         List<Map<String, Object>> formatted = new ArrayList<>(messages.size());
+        int imagesBefore = 0;
         for (int i = 0; i < messages.size(); i++) {
             Map<String, ?> message = messages.get(i);
             Map<String, Object> copy = new LinkedHashMap<>(message);
             Object content = message.get("content");
-            copy.put("content", format == ContentFormat.OPENAI ? parts(content) : text(content, placeholder, i));
+            copy.put("content", format == ContentFormat.OPENAI ? parts(content) : text(content, placeholder, i, imagesBefore));
+            imagesBefore += countImages(List.of(message));
             formatted.add(copy);
         }
         return formatted;
@@ -78,7 +82,7 @@ final class ChatContent {
         return part;
     }
 
-    private static Object text(Object content, String placeholder, int message) {
+    private static Object text(Object content, java.util.function.IntFunction<String> placeholderOf, int message, int imagesBefore) {
         if (content == null) return "";
         if (!(content instanceof List<?> list)) return content;
         List<String> texts = new ArrayList<>();
@@ -98,13 +102,21 @@ final class ChatContent {
         }
         String text = String.join("\n", texts);
         if (images == 0) return text;
-        if (placeholder == null) throw new InvalidRequestException("images", "this model takes no images");
-        int written = occurrences(text, placeholder);
-        if (written > images) {
-            throw new InvalidRequestException("messages", "message " + message + " writes the image placeholder '" + placeholder
-                    + "' " + written + " times for " + images + " image" + (images == 1 ? "" : "s"));
+        if (placeholderOf == null) throw new InvalidRequestException("images", "this model takes no images");
+        List<String> placeholders = java.util.stream.IntStream.rangeClosed(imagesBefore + 1, imagesBefore + images)
+                .mapToObj(placeholderOf).toList();
+        List<String> lines = new ArrayList<>();
+        if (placeholders.stream().distinct().count() > 1) {  // numbered tags: those of the message's images it does not write
+            for (String tag : placeholders) if (!text.contains(tag)) lines.add(tag);
+        } else {
+            String placeholder = placeholders.getFirst();
+            int written = occurrences(text, placeholder);
+            if (written > images) {
+                throw new InvalidRequestException("messages", "message " + message + " writes the image placeholder '" + placeholder
+                        + "' " + written + " times for " + images + " image" + (images == 1 ? "" : "s"));
+            }
+            lines.addAll(Collections.nCopies(images - written, placeholder));
         }
-        List<String> lines = new ArrayList<>(Collections.nCopies(images - written, placeholder));
         if (!text.isEmpty()) lines.add(text);
         return String.join("\n", lines);
     }

@@ -173,7 +173,8 @@ public final class LLM implements AutoCloseable {
                         PoolingConfig.load(modelDirectory, config, pooled.defaultPooling()), maxInput, engineConfig);
                 this.engine = null;
             } else {
-                this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer),
+                this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer,
+                        loaded instanceof VisionLanguageModel vision ? vision : null),
                         eosIds(), maxModelLen, engineConfig);
                 this.embedder = null;
             }
@@ -504,21 +505,57 @@ public final class LLM implements AutoCloseable {
     }
 
     /**
-     * A vision-language model's image placeholder as prompt text, as vLLM finds it: the tokenizer's
-     * text of the image token where the tokenizer has it as a special token (LLaVA's added
-     * {@code <image>}), else the model's own; null for a model that takes no images.
+     * A vision-language model's image placeholder as prompt text for image n (from 1), as vLLM finds
+     * it: the model's numbered tag where it has them (Phi-3-Vision), else the tokenizer's text of the
+     * image token where the tokenizer has it as a special token (LLaVA's added {@code <image>}), else
+     * the model's own; null for a model that takes no images.
      */
-    private String imagePlaceholderText() {
+    private java.util.function.IntFunction<String> imagePlaceholderText() {
         if (!(model instanceof VisionLanguageModel vision)) return null;
+        if (vision.numberedImageTags() != null) return vision::numberedImageTag;
         int id = vision.imageTokenId();
-        if (tokenizer != null && tokenizer.specialTokenIds().contains(id)) return tokenizer.tokenText(id);
-        return vision.imagePlaceholderText();
+        String text = tokenizer != null && tokenizer.specialTokenIds().contains(id) ? tokenizer.tokenText(id) : vision.imagePlaceholderText();
+        return number -> text;
+    }
+
+    /**
+     * A text prompt's token ids as the model's processor makes them: the tokenizer's, or, for a
+     * model whose images are numbered tags in the text (Phi-3-Vision's {@code <|image_1|>}), the
+     * pieces between tags tokenized apart, each with the tokenizer's special tokens as that processor
+     * adds them, and each tag the image token ({@link VisionLanguageModel#numberedImageTags}).
+     *
+     * @throws InvalidRequestException where the tags do not number the images 1, 2, ... in order
+     * @throws IllegalStateException   where the model directory has no tokenizer
+     */
+    public int[] promptTokenIds(String text, boolean addSpecialTokens) {
+        if (tokenizer == null) throw new IllegalStateException(modelDirectory + " has no tokenizer");
+        return promptTokens(tokenizer, model instanceof VisionLanguageModel vision ? vision : null, text, addSpecialTokens);
+    }
+
+    private static int[] promptTokens(HfTokenizer tokenizer, VisionLanguageModel vision, String text, boolean addSpecialTokens) {
+        java.util.regex.Pattern tags = vision == null ? null : vision.numberedImageTags();
+        java.util.regex.Matcher tag = tags == null ? null : tags.matcher(text);
+        if (tag == null || !tag.find()) return tokenizer.encode(text, addSpecialTokens);
+        java.util.stream.IntStream.Builder ids = java.util.stream.IntStream.builder();
+        int from = 0, expected = 1;
+        do {
+            if (!tag.group(1).equals(Integer.toString(expected))) {
+                throw new InvalidRequestException("prompt", "the image tag " + tag.group() + " stands where " + vision.numberedImageTag(expected)
+                        + " was expected: tags number the prompt's images 1, 2, ... in the order they are given, each once");
+            }
+            for (int id : tokenizer.encode(text.substring(from, tag.start()), true)) ids.add(id);
+            ids.add(vision.imageTokenId());
+            from = tag.end();
+            expected++;
+        } while (tag.find());
+        for (int id : tokenizer.encode(text.substring(from), true)) ids.add(id);
+        return ids.build().toArray();
     }
 
     private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora,
                                    List<ImageInput> images) {
         requireTask(Task.GENERATE);
-        int[] ids = tokenizer.encode(prompt, addSpecialTokens);
+        int[] ids = promptTokenIds(prompt, addSpecialTokens);
         String id = Long.toString(nextRequestId++);
         engine.addRequest(id, prompt, ids, params, lora, images);
         return runToCompletion(List.of(id)).getFirst();
@@ -841,15 +878,15 @@ public final class LLM implements AutoCloseable {
         }
     }
 
-    private record TokenizerCodec(HfTokenizer tokenizer) implements LLMEngine.TextCodec {
+    private record TokenizerCodec(HfTokenizer tokenizer, VisionLanguageModel vision) implements LLMEngine.TextCodec {
         @Override
         public int[] encode(String prompt) {
-            return tokenizer.encode(prompt, true);
+            return promptTokens(tokenizer, vision, prompt, true);
         }
 
         @Override
         public int[] encodeWithoutSpecialTokens(String text) {
-            return tokenizer.encode(text, false);
+            return promptTokens(tokenizer, vision, text, false);
         }
 
         @Override

@@ -33,8 +33,9 @@ import java.util.List;
  *
  * <p>The checkpoint's {@code img_processor} names the tower ({@code openai/clip-vit-large-patch14-336},
  * whose config the custom code builds in); a {@code vision_config} object there, which jvllm reads,
- * describes another CLIP tower (tests use a tiny one). The placeholder token is {@code <|image|>}
- * (32044), or config.json's {@code image_token_id}.
+ * describes another CLIP tower (tests use a tiny one). Prompts mark images with {@code <|image_1|>},
+ * {@code <|image_2|>}, ... in order; each becomes the placeholder token {@code <|image|>} (32044, or
+ * config.json's {@code image_token_id}), the text between them tokenized apart, as the Hub's processor does.
  */
 public final class Phi3VForCausalLM implements ModelArchitecture {
 
@@ -147,6 +148,18 @@ public final class Phi3VForCausalLM implements ModelArchitecture {
             if (!section.raw().path(field).asBoolean(true)) {
                 throw new ConfigException(section.source() + ": " + field + " false is not supported (Phi-3-Vision's HD transform is)");
             }
+        }
+
+        private static final java.util.regex.Pattern TAGS = java.util.regex.Pattern.compile("<\\|image_(\\d+)\\|>");
+
+        @Override
+        public java.util.regex.Pattern numberedImageTags() {
+            return TAGS;
+        }
+
+        @Override
+        public String numberedImageTag(int number) {
+            return "<|image_" + number + "|>";
         }
 
         @Override

@@ -61,7 +61,7 @@ class ImageMemoryReservationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"llava-default", "llava-next", "internvl-qwen2", "qwen2-vl", "qwen2.5-vl"})
+    @ValueSource(strings = {"llava-default", "llava-next", "internvl-qwen2", "qwen2-vl", "qwen2.5-vl", "phi3v"})
     void servingTheGoldensImagesAllocatesNothingPastTheReservationAndGivesTheirTokens(String name) {
         serveTheGoldens(name, 512, true);
     }
@@ -73,7 +73,7 @@ class ImageMemoryReservationTest {
      * growth, are still where the step reads them.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"llava-default", "internvl-qwen2", "qwen2-vl"})
+    @ValueSource(strings = {"llava-default", "internvl-qwen2", "qwen2-vl", "phi3v"})
     void imagesOfAStepThatOutgrowTheReservationGiveTheirTokens(String name) {
         serveTheGoldens(name, 20, false);
     }
@@ -93,7 +93,8 @@ class ImageMemoryReservationTest {
                 allocations.clear();
                 SamplingParams greedy = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
                 // The prompt of two images first: its first step reaches both (llava-default, qwen2-vl).
-                for (int i : new int[]{1, 0, 2}) {
+                for (int i : java.util.stream.IntStream.concat(java.util.stream.IntStream.of(1, 0, 2),
+                        java.util.stream.IntStream.range(3, golden.prompts().size())).toArray()) {
                     engine.addRequest(Integer.toString(i), null, golden.collapsed(i), greedy, null, golden.imagesOf(i));
                 }
                 Map<String, RequestOutput> finished = new HashMap<>();

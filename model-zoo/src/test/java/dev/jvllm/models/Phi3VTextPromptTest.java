@@ -1,0 +1,114 @@
+package dev.jvllm.models;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jvllm.ChatMessage;
+import dev.jvllm.ChatMessage.Part;
+import dev.jvllm.InvalidRequestException;
+import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Phi-3-Vision's prompts as text: images marked {@code <|image_1|>}, {@code <|image_2|>}, ... (the tiny
+ * golden with {@link LlavaChatModel}'s word-level tokenizer, {@code <|image|>} its id 500), the text
+ * between tags tokenized apart as the Hub's processor does, and chats writing each image's numbered tag.
+ */
+class Phi3VTextPromptTest {
+
+    private static final String GOLDEN = "/vision-goldens/phi3v/";
+    private static final List<String> FILES = List.of("config.json", "preprocessor_config.json", "model.safetensors");
+    private static final SamplingParams GREEDY = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
+
+    @BeforeAll
+    static void requireTheTokenizerAndPngDecoding() {
+        RuntimeAssumptions.requireTokenizers();
+        RuntimeAssumptions.requirePngDecoding();
+    }
+
+    private static Path model(Path dir, String template) throws IOException {
+        return LlavaChatModel.write(dir, GOLDEN, FILES, Map.of(500, "<|image|>"), template);
+    }
+
+    /** The golden's second prompt (BOS, image 1, two words, image 2, five words) written with tags. */
+    private static String tagged(int[] ids) {
+        StringBuilder text = new StringBuilder();
+        int image = 0;
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] == 1) text.append("<s>");
+            else if (ids[i] == 500) text.append("<|image_").append(++image).append("|>");
+            else text.append(' ').append(LlavaChatModel.word(ids[i])).append(' ');
+        }
+        return text.toString();
+    }
+
+    @Test
+    void aTextPromptWithNumberedTagsGivesTheGoldensPromptAndTokens(@TempDir Path dir) throws IOException {
+        LlavaGoldenTest.Case golden = LlavaGoldenTest.Case.load("phi3v", VisionGoldens::decoded);
+        try (LLM llm = LLM.builder().model(model(dir, LlavaChatModel.STRING_TEMPLATE).toString()).device("cpu").maxModelLen(256).build()) {
+            String text = tagged(golden.collapsed(1));
+            RequestOutput out = llm.generatePrompts(List.of(Prompt.text(text, golden.imagesOf(1))), GREEDY).getFirst();
+            assertArrayEquals(golden.prompts().get(1), out.promptTokenIds().stream().mapToInt(Integer::intValue).toArray());
+            assertArrayEquals(golden.greedy().get(1), out.outputs().getFirst().tokenIdArray());
+            var swapped = assertThrows(InvalidRequestException.class,
+                    () -> llm.promptTokenIds("<|image_2|> w5 <|image_1|>", true));
+            assertEquals("prompt", swapped.field());
+            assertTrue(swapped.getMessage().contains("<|image_1|> was expected"), swapped.getMessage());
+        }
+    }
+
+    /** Two messages: the first an image alone, the second writing its image's tag between words. */
+    @Test
+    void aChatWritesEachImagesNumberedTag(@TempDir Path dir) throws IOException {
+        LlavaGoldenTest.Case golden = LlavaGoldenTest.Case.load("phi3v", VisionGoldens::decoded);
+        int[] ids = golden.collapsed(1);
+        String template = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
+        StringBuilder second = new StringBuilder();
+        for (int i = 2; i < ids.length; i++) second.append(ids[i] == 500 ? "<|image_2|>" : " " + LlavaChatModel.word(ids[i]) + " ");
+        var images = golden.imagesOf(1);
+        List<ChatMessage> chat = List.of(new ChatMessage("user", List.of(Part.image(images.get(0)))),
+                new ChatMessage("user", List.of(Part.text(second.toString()), Part.image(images.get(1)))));
+        try (LLM llm = LLM.builder().model(model(dir, template).toString()).device("cpu").maxModelLen(256).build()) {
+            String rendered = llm.renderChat(chat);
+            assertTrue(rendered.startsWith("<s><|image_1|> ") && rendered.indexOf("<|image_2|>") == rendered.lastIndexOf("<|image_2|>"),
+                    rendered);
+            RequestOutput out = llm.chat(chat, GREEDY);
+            assertArrayEquals(golden.prompts().get(1), out.promptTokenIds().stream().mapToInt(Integer::intValue).toArray());
+            assertArrayEquals(golden.greedy().get(1), out.outputs().getFirst().tokenIdArray());
+        }
+    }
+
+    /** A tokenizer that puts {@code <s>} before a text gives each piece between tags its own, as the Hub's processor does. */
+    @Test
+    void eachPieceBetweenTagsGetsTheTokenizersSpecialTokens(@TempDir Path dir) throws IOException {
+        Path model = model(dir, LlavaChatModel.STRING_TEMPLATE);
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode tokenizer = (ObjectNode) json.readTree(model.resolve("tokenizer.json").toFile());
+        tokenizer.set("post_processor", json.readTree("""
+                {"type": "TemplateProcessing",
+                 "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                 "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                          {"Sequence": {"id": "B", "type_id": 1}}],
+                 "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}"""));
+        json.writeValue(model.resolve("tokenizer.json").toFile(), tokenizer);
+        try (LLM llm = LLM.builder().model(model.toString()).device("cpu").maxModelLen(256).build()) {
+            assertArrayEquals(new int[]{1, 100, 500, 1, 101, 102}, llm.promptTokenIds("w100 <|image_1|> w101 w102", true));
+            assertArrayEquals(new int[]{1, 100, 101}, llm.promptTokenIds("w100 w101", true), "no tags: the tokenizer's ids");
+            assertArrayEquals(new int[]{100, 101}, llm.promptTokenIds("w100 w101", false));
+        }
+    }
+}
