@@ -223,6 +223,11 @@ INTERNVL_CASES = {  # name -> (InternVLVisionConfig kwargs, text config)
                                 patch_size=14, use_qk_norm=False, attention_bias=False, norm_type="rms_norm",
                                 layer_norm_eps=1e-6, use_mean_pooling=True, layer_scale_init_value=0.1, hidden_act="gelu"),
                            text()),
+    # InternVL2-4B's shape: the RMSNorm tower with a Phi-3 language model (fused qkv_proj and gate_up_proj)
+    "internvl-phi3": (dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=56,
+                           patch_size=14, use_qk_norm=False, attention_bias=False, norm_type="rms_norm",
+                           layer_norm_eps=1e-6, use_mean_pooling=True, layer_scale_init_value=0.1, hidden_act="gelu"),
+                      text(model_type="phi3", num_key_value_heads=4)),
 }
 
 

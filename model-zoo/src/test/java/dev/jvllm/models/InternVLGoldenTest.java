@@ -42,7 +42,7 @@ class InternVLGoldenTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama"})
+    @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama", "internvl-phi3"})
     void logitsMatchTransformersAtEveryPosition(String name) {
         assertLogits(load(name), load(name).directory());
     }
@@ -57,7 +57,7 @@ class InternVLGoldenTest {
 
     /** Each image written as {@code <img><IMG_CONTEXT></img>}, as InternVL's chat template writes it. */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama"})
+    @ValueSource(strings = {"internvl-qwen2", "internvl-rms-llama", "internvl-phi3"})
     void greedyTokensEqualTransformersWithPlaceholdersWrittenOnce(String name) {
         LlavaGoldenTest.Case golden = load(name);
         assertGenerates(golden, IntStream.range(0, golden.prompts().size()).mapToObj(golden::prompt).toList());
@@ -86,9 +86,10 @@ class InternVLGoldenTest {
      * writes it; the placeholder comes from the tokenizer files. Transformers' conversion maps these
      * names onto its own, so the logits and tokens are the golden's.
      */
-    @Test
-    void internVlsOwnCheckpointFormatGivesTheSameModel(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
-        LlavaGoldenTest.Case golden = load("internvl-rms-llama");
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"internvl-rms-llama", "internvl-phi3"})
+    void internVlsOwnCheckpointFormatGivesTheSameModel(String caseName, @org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        LlavaGoldenTest.Case golden = load(caseName);
         Path own = dir.resolve("internvl-chat");
         java.nio.file.Files.createDirectories(own);
         var writer = new dev.jvllm.weights.SafetensorsTestWriter();
