@@ -513,6 +513,34 @@ class Phi3VReference(torch.nn.Module):
         return self.lm(inputs_embeds=x).logits[0]
 
 
+def save_phi3v(model, out, with_vision_config):
+    """A Phi3VReference saved as the Hub's Phi-3-Vision checkpoints are: model.safetensors under their names
+    (BF16) and config.json with the Phi-3 fields at the top level, img_processor and embd_layer; the tower's
+    config in img_processor.vision_config where it is not CLIP ViT-L/14-336 (with_vision_config)."""
+    os.makedirs(out, exist_ok=True)
+    tensors = {("model." + k if not k.startswith("lm_head") else k): v for k, v in model.lm.state_dict().items()}
+    for k, v in model.clip.state_dict().items():  # named as Transformers 4 saved the Hub's checkpoints
+        tensors["model.vision_embed_tokens.img_processor." + ("" if k.startswith("vision_model.") else "vision_model.") + k] = v
+    tensors["model.vision_embed_tokens.glb_GN"] = model.glb_GN.data
+    tensors["model.vision_embed_tokens.sub_GN"] = model.sub_GN.data
+    for k, v in model.img_projection.state_dict().items():
+        tensors["model.vision_embed_tokens.img_projection." + k] = v
+    tensors = {k.replace("model.model.", "model."): v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
+    save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    vision_config = model.clip.config
+    image = {"image_dim_out": vision_config.hidden_size, "model_name": "openai/clip-vit-large-patch14-336",
+             "name": "clip_vision_model", "num_img_tokens": 144, "layer_idx": -2, "type_feature": "patch"}
+    if with_vision_config:
+        vision_dict = vision_config.to_dict()
+        image["vision_config"] = {k: vision_dict[k] for k in vision()}
+    config = model.lm.config.to_dict()
+    config.update(architectures=["Phi3VForCausalLM"], model_type="phi3_v", img_processor=image,
+                  embd_layer={"embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
+                              "use_hd_transform": True, "with_learnable_separator": True})
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+
+
 @torch.no_grad()
 def run_phi3v_case(name, out_root):
     torch.manual_seed(zlib.crc32(name.encode()))
@@ -524,24 +552,10 @@ def run_phi3v_case(name, out_root):
         p.add_(torch.randn_like(p) * 0.02)
         p.copy_(p.to(torch.bfloat16).to(torch.float32))
     out = os.path.join(out_root, name)
-    os.makedirs(out, exist_ok=True)
-    tensors = {("model." + k if not k.startswith("lm_head") else k): v for k, v in model.lm.state_dict().items()}
-    for k, v in model.clip.state_dict().items():  # named as Transformers 4 saved the Hub's checkpoints
-        tensors["model.vision_embed_tokens.img_processor." + ("" if k.startswith("vision_model.") else "vision_model.") + k] = v
-    tensors["model.vision_embed_tokens.glb_GN"] = model.glb_GN.data
-    tensors["model.vision_embed_tokens.sub_GN"] = model.sub_GN.data
-    for k, v in model.img_projection.state_dict().items():
-        tensors["model.vision_embed_tokens.img_projection." + k] = v
-    tensors = {k.replace("model.model.", "model."): v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
-    save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
-    config = text_config.to_dict()
-    vision_dict = vision_config.to_dict()
-    config.update(architectures=["Phi3VForCausalLM"], model_type="phi3_v", image_token_id=IMAGE_TOKEN,
-                  img_processor={"image_dim_out": vision_config.hidden_size, "model_name": "openai/clip-vit-large-patch14-336",
-                                 "name": "clip_vision_model", "num_img_tokens": 144, "layer_idx": -2, "type_feature": "patch",
-                                 "vision_config": {k: vision_dict[k] for k in vision()}},
-                  embd_layer={"embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
-                              "use_hd_transform": True, "with_learnable_separator": True})
+    save_phi3v(model, out, with_vision_config=True)
+    with open(os.path.join(out, "config.json")) as f:
+        config = json.load(f)
+    config["image_token_id"] = IMAGE_TOKEN
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:

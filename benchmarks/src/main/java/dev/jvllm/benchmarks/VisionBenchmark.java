@@ -16,14 +16,14 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
 
 /**
  * Image requests on a vision-language checkpoint (made by tools/gpu/make_llava_checkpoint.py:
- * LLaVA-1.5-7B's shape, random weights): one request alone (time to the first token, which holds
+ * LLaVA-1.5-7B's shape, or make_phi3v_checkpoint.py: Phi-3-Vision's; random weights): one request alone (time to the first token, which holds
  * the image's preprocessing, encoding and the prompt's prefill; then the whole answer), then many
  * requests with an image each, batched. Images are random 640 × 480 pixels, a different one a
  * request, so no feature or prefix is reused; prompts are token ids holding the image placeholder
  * once, answers ignore EOS.
  *
  * <pre>
- * java ... dev.jvllm.benchmarks.VisionBenchmark --model DIR [--requests 64] [--output 128] [--device cuda] [--text-only]
+ * java ... dev.jvllm.benchmarks.VisionBenchmark --model DIR [--requests 64] [--output 128] [--device cuda] [--max-model-len 2048] [--text-only]
  * </pre>
  * {@code --text-only}: the same prompt lengths with the placeholders' positions given as text tokens
  * and no image, to tell the images' cost from the language model's.
@@ -37,7 +37,7 @@ public final class VisionBenchmark {
 
     public static void main(String[] args) {
         Path model = null;
-        int requests = 64, output = 128;
+        int requests = 64, output = 128, maxModelLen = 2048;
         String device = "auto";
         boolean textOnly = false;
         for (int i = 0; i < args.length; i++) {
@@ -46,19 +46,20 @@ public final class VisionBenchmark {
                 case "--requests" -> requests = Integer.parseInt(args[++i]);
                 case "--output" -> output = Integer.parseInt(args[++i]);
                 case "--device" -> device = args[++i];
+                case "--max-model-len" -> maxModelLen = Integer.parseInt(args[++i]);
                 case "--text-only" -> textOnly = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]
-                        + " (--model DIR, --requests N, --output N, --device NAME, --text-only)");
+                        + " (--model DIR, --requests N, --output N, --device NAME, --max-model-len N, --text-only)");
             }
         }
         if (model == null) throw new IllegalArgumentException("--model DIR is required");
         long start = System.nanoTime();
         // Runs on the CPU too (--device cpu) on a tiny LLaVA, e.g. model-zoo's test resources
         // vision-goldens/llava-default, to check the benchmark itself.
-        try (LLM llm = LLM.builder().model(model.toString()).device(device).maxModelLen(2048).build()) {
+        try (LLM llm = LLM.builder().model(model.toString()).device(device).maxModelLen(maxModelLen).build()) {
             emit("load", "seconds", seconds(start), "images", !textOnly);
             int placeholder = llm.modelConfig().intOr(32000, "image_token_index", "image_token_id");
-            int vocab = llm.modelConfig().section("text_config").intOr(32000, "vocab_size");
+            int vocab = llm.modelConfig().section("text_config").intOr(llm.modelConfig().intOr(32000, "vocab_size"), "vocab_size");
             SplittableRandom random = new SplittableRandom(7);
             // Question tokens below the placeholder and the model's added tokens.
             int[] question = random.ints(24, 3, Math.min(placeholder, vocab) - 1).toArray();
