@@ -562,14 +562,17 @@ def run_phi3v_case(name, out_root):
         json.dump({"image_processor_type": "Phi3VImageProcessor", "num_crops": num_crops, "image_mean": MEAN,
                    "image_std": STD, "do_convert_rgb": True, "processor_class": "Phi3VProcessor"}, f, indent=1)
     crop = vision_config.image_size
-    # wide (2 x 2 crops), tall (3 x 1, padded left and right), small (scaled up to 2 x 2), very wide (1 x 4)
-    images = [make_image(51, 83, 61), make_image(52, 40, 130), make_image(53, 20, 17), make_image(54, 200, 30)]
+    # wide (2 x 2 crops), tall (3 x 1, padded left and right), small (scaled up to 2 x 2), very wide (1 x 4),
+    # large (scaled down to 2 x 2: Pillow's bilinear filter over more than two pixels)
+    images = [make_image(51, 83, 61), make_image(52, 40, 130), make_image(53, 20, 17), make_image(54, 200, 30),
+              make_image(55, 300, 200)]
     save_images(out, images)
     prepared = [phi3v_pixels(im, num_crops, crop) for im in images]
     features = [model.features(pv, size, crop) for pv, size in prepared]
     counts = [f.shape[0] for f in features]
     cases = [([t for t in ids if t not in (IMAGE_START, IMAGE_END)], which) for ids, which in wrapped_cases(counts, 17)]
     cases.append(([1] + [IMAGE_TOKEN] * counts[3] + [5, 6, 7], [3]))
+    cases.append(([1, 8, 9] + [IMAGE_TOKEN] * counts[4] + [10], [4]))
     logits, records = {}, []
     for i, (ids, which) in enumerate(cases):
         feats = [features[j] for j in which]

@@ -26,6 +26,14 @@ final class ChatContent {
     private ChatContent() {
     }
 
+    /**
+     * A model's image placeholder as prompt text for image n of a conversation (from 1): the same
+     * text for every image, or numbered tags ({@code <|image_n|>}, Phi-3-Vision), which the engine
+     * binds to the images by number.
+     */
+    record Placeholders(java.util.function.IntFunction<String> text, boolean numbered) {
+    }
+
     /** How many image parts the messages hold. */
     static int countImages(List<? extends Map<String, ?>> messages) {
         int count = 0;
@@ -42,13 +50,11 @@ final class ChatContent {
     /**
      * The messages with their content in {@code format}; other keys are kept as they are.
      *
-     * @param placeholder the model's image placeholder text for image n of the conversation, from 1 (for
-     *                    {@link ContentFormat#STRING}); null for a text model
+     * @param placeholder the model's image placeholders (for {@link ContentFormat#STRING}); null for a text model
      * @throws InvalidRequestException where a message writes the placeholder more often than it has
      *                                 images, or holds a part the string format cannot render
      */
-    static List<Map<String, Object>> format(List<? extends Map<String, ?>> messages, ContentFormat format,
-                                            java.util.function.IntFunction<String> placeholder) {
+    static List<Map<String, Object>> format(List<? extends Map<String, ?>> messages, ContentFormat format, Placeholders placeholder) {
         List<Map<String, Object>> formatted = new ArrayList<>(messages.size());
         int imagesBefore = 0;
         for (int i = 0; i < messages.size(); i++) {
@@ -82,7 +88,7 @@ final class ChatContent {
         return part;
     }
 
-    private static Object text(Object content, java.util.function.IntFunction<String> placeholderOf, int message, int imagesBefore) {
+    private static Object text(Object content, Placeholders placeholderOf, int message, int imagesBefore) {
         if (content == null) return "";
         if (!(content instanceof List<?> list)) return content;
         List<String> texts = new ArrayList<>();
@@ -104,9 +110,9 @@ final class ChatContent {
         if (images == 0) return text;
         if (placeholderOf == null) throw new InvalidRequestException("images", "this model takes no images");
         List<String> placeholders = java.util.stream.IntStream.rangeClosed(imagesBefore + 1, imagesBefore + images)
-                .mapToObj(placeholderOf).toList();
+                .mapToObj(placeholderOf.text()).toList();
         List<String> lines = new ArrayList<>();
-        if (placeholders.stream().distinct().count() > 1) {  // numbered tags: those of the message's images it does not write
+        if (placeholderOf.numbered()) {  // the tags of the message's images it does not write
             for (String tag : placeholders) if (!text.contains(tag)) lines.add(tag);
         } else {
             String placeholder = placeholders.getFirst();

@@ -173,8 +173,7 @@ public final class LLM implements AutoCloseable {
                         PoolingConfig.load(modelDirectory, config, pooled.defaultPooling()), maxInput, engineConfig);
                 this.engine = null;
             } else {
-                this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer,
-                        loaded instanceof VisionLanguageModel vision ? vision : null),
+                this.engine = new LLMEngine(loaded, chosen, tokenizer == null ? null : new TokenizerCodec(tokenizer),
                         eosIds(), maxModelLen, engineConfig);
                 this.embedder = null;
             }
@@ -510,54 +509,20 @@ public final class LLM implements AutoCloseable {
      * image token where the tokenizer has it as a special token (LLaVA's added {@code <image>}), else
      * the model's own; null for a model that takes no images.
      */
-    private java.util.function.IntFunction<String> imagePlaceholderText() {
+    private ChatContent.Placeholders imagePlaceholderText() {
         if (!(model instanceof VisionLanguageModel vision)) return null;
-        if (vision.numberedImageTags() != null) return vision::numberedImageTag;
+        if (vision.numberedImageTags() != null) return new ChatContent.Placeholders(vision::numberedImageTag, true);
         int id = vision.imageTokenId();
         String text = tokenizer != null && tokenizer.specialTokenIds().contains(id) ? tokenizer.tokenText(id) : vision.imagePlaceholderText();
-        return number -> text;
-    }
-
-    /**
-     * A text prompt's token ids as the model's processor makes them: the tokenizer's, or, for a
-     * model whose images are numbered tags in the text (Phi-3-Vision's {@code <|image_1|>}), the
-     * pieces between tags tokenized apart, each with the tokenizer's special tokens as that processor
-     * adds them, and each tag the image token ({@link VisionLanguageModel#numberedImageTags}).
-     *
-     * @throws InvalidRequestException where the tags do not number the images 1, 2, ... in order
-     * @throws IllegalStateException   where the model directory has no tokenizer
-     */
-    public int[] promptTokenIds(String text, boolean addSpecialTokens) {
-        if (tokenizer == null) throw new IllegalStateException(modelDirectory + " has no tokenizer");
-        return promptTokens(tokenizer, model instanceof VisionLanguageModel vision ? vision : null, text, addSpecialTokens);
-    }
-
-    private static int[] promptTokens(HfTokenizer tokenizer, VisionLanguageModel vision, String text, boolean addSpecialTokens) {
-        java.util.regex.Pattern tags = vision == null ? null : vision.numberedImageTags();
-        java.util.regex.Matcher tag = tags == null ? null : tags.matcher(text);
-        if (tag == null || !tag.find()) return tokenizer.encode(text, addSpecialTokens);
-        java.util.stream.IntStream.Builder ids = java.util.stream.IntStream.builder();
-        int from = 0, expected = 1;
-        do {
-            if (!tag.group(1).equals(Integer.toString(expected))) {
-                throw new InvalidRequestException("prompt", "the image tag " + tag.group() + " stands where " + vision.numberedImageTag(expected)
-                        + " was expected: tags number the prompt's images 1, 2, ... in the order they are given, each once");
-            }
-            for (int id : tokenizer.encode(text.substring(from, tag.start()), true)) ids.add(id);
-            ids.add(vision.imageTokenId());
-            from = tag.end();
-            expected++;
-        } while (tag.find());
-        for (int id : tokenizer.encode(text.substring(from), true)) ids.add(id);
-        return ids.build().toArray();
+        return new ChatContent.Placeholders(number -> text, false);
     }
 
     private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora,
                                    List<ImageInput> images) {
         requireTask(Task.GENERATE);
-        int[] ids = promptTokenIds(prompt, addSpecialTokens);
+        Prompt.Tokens tokens = engine.textPrompt(prompt, addSpecialTokens, images);
         String id = Long.toString(nextRequestId++);
-        engine.addRequest(id, prompt, ids, params, lora, images);
+        engine.addRequest(id, prompt, tokens.tokenIds(), params, lora, tokens.images());
         return runToCompletion(List.of(id)).getFirst();
     }
 
@@ -878,15 +843,15 @@ public final class LLM implements AutoCloseable {
         }
     }
 
-    private record TokenizerCodec(HfTokenizer tokenizer, VisionLanguageModel vision) implements LLMEngine.TextCodec {
+    private record TokenizerCodec(HfTokenizer tokenizer) implements LLMEngine.TextCodec {
         @Override
         public int[] encode(String prompt) {
-            return promptTokens(tokenizer, vision, prompt, true);
+            return tokenizer.encode(prompt, true);
         }
 
         @Override
         public int[] encodeWithoutSpecialTokens(String text) {
-            return promptTokens(tokenizer, vision, text, false);
+            return tokenizer.encode(text, false);
         }
 
         @Override

@@ -28,7 +28,7 @@ class ChatMessageTest {
 
     private static String render(ChatTemplate template, List<ChatMessage> messages) {
         var values = messages.stream().map(ChatMessage::asTemplateValue).toList();
-        return template.render(ChatContent.format(values, template.contentFormat(), n -> "<image>"), true);
+        return template.render(ChatContent.format(values, template.contentFormat(), new ChatContent.Placeholders(n -> "<image>", false)), true);
     }
 
     @Test
@@ -111,7 +111,7 @@ class ChatMessageTest {
     void aPartAStringTemplateCannotTakeIsRefusedNamingTheMessage() {
         var audio = Map.of("role", "user", "content", List.of(Map.of("type", "input_audio")));
         InvalidRequestException e = assertThrows(InvalidRequestException.class,
-                () -> ChatContent.format(List.of(Map.of("role", "system", "content", "x"), audio), ContentFormat.STRING, n -> "<image>"));
+                () -> ChatContent.format(List.of(Map.of("role", "system", "content", "x"), audio), ContentFormat.STRING, new ChatContent.Placeholders(n -> "<image>", false)));
         assertTrue(e.getMessage().contains("message 1") && e.getMessage().contains("input_audio"), e.getMessage());
     }
 }

@@ -338,7 +338,69 @@ public final class LLMEngine implements AutoCloseable {
      */
     public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
                            List<ImageInput> images) {
-        add(requestId, prompt, promptTokenIds == null ? textTokens(prompt, true) : promptTokenIds.clone(), params, lora, images);
+        if (promptTokenIds != null) {
+            add(requestId, prompt, promptTokenIds.clone(), params, lora, images);
+            return;
+        }
+        Prompt.Tokens tokens = textPrompt(prompt, true, images);
+        add(requestId, prompt, tokens.tokenIds(), params, lora, tokens.images());
+    }
+
+    /**
+     * A text prompt as token ids, with its images in the order their placeholders take: the
+     * tokenizer's ids (with its special tokens or without) and the images as given; or, for a model
+     * whose images are numbered tags in the text ({@link VisionLanguageModel#numberedImageTags},
+     * Phi-3-Vision's {@code <|image_1|>}) and a prompt with images, its processor's: the pieces
+     * between tags tokenized apart, each with the tokenizer's special tokens whatever
+     * {@code specialTokens} says, each tag the image token, and the images bound to the tags by number.
+     *
+     * @throws InvalidRequestException (field {@code "prompt"}) where the engine has no tokenizer, or the
+     *                                 tags do not name each image once, or the text writes the image token itself
+     */
+    public Prompt.Tokens textPrompt(String text, boolean specialTokens, List<ImageInput> images) {
+        if (text == null || images == null || images.isEmpty() || !(model instanceof VisionLanguageModel vision)
+                || vision.numberedImageTags() == null) {
+            return new Prompt.Tokens(textTokens(text, specialTokens), images == null ? List.of() : images);
+        }
+        java.util.regex.Matcher tag = vision.numberedImageTags().matcher(text);
+        List<Integer> ids = new ArrayList<>();
+        List<ImageInput> ordered = new ArrayList<>();
+        boolean[] named = new boolean[images.size()];
+        int from = 0;
+        while (tag.find()) {
+            piece(text.substring(from, tag.start()), vision, ids);
+            String digits = tag.group(1);
+            int number = digits.length() > 9 ? -1 : Integer.parseInt(digits);
+            if (number < 1 || number > images.size()) {
+                throw new InvalidRequestException("prompt", "the image tag " + tag.group() + " names no image: the prompt has "
+                        + images.size() + " (" + vision.numberedImageTag(1) + " to " + vision.numberedImageTag(images.size()) + ")");
+            }
+            if (named[number - 1]) {
+                throw new InvalidRequestException("prompt", "the image tag " + tag.group() + " is written twice; each image's tag goes once");
+            }
+            named[number - 1] = true;
+            ids.add(vision.imageTokenId());
+            ordered.add(images.get(number - 1));
+            from = tag.end();
+        }
+        piece(text.substring(from), vision, ids);
+        if (ordered.size() < images.size()) {
+            throw new InvalidRequestException("prompt", "the prompt has " + images.size() + " image" + (images.size() == 1 ? "" : "s")
+                    + " and " + ordered.size() + " tag" + (ordered.size() == 1 ? "" : "s") + " for them; write "
+                    + vision.numberedImageTag(1) + " ... where each goes");
+        }
+        return new Prompt.Tokens(ids.stream().mapToInt(Integer::intValue).toArray(), ordered);
+    }
+
+    /** Text between image tags, tokenized with the tokenizer's special tokens, as Phi-3-Vision's processor does. */
+    private void piece(String text, VisionLanguageModel vision, List<Integer> ids) {
+        for (int id : textTokens(text, true)) {
+            if (id == vision.imageTokenId()) {
+                throw new InvalidRequestException("prompt", "the text holds the image token itself; mark images with "
+                        + vision.numberedImageTag(1) + ", " + vision.numberedImageTag(2) + ", ...");
+            }
+            ids.add(id);
+        }
     }
 
     /**

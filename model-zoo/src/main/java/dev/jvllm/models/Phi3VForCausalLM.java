@@ -75,13 +75,13 @@ public final class Phi3VForCausalLM implements ModelArchitecture {
                     "<|image|>");
             ModelConfig config = context.config();
             ModelConfig imageConfig = config.section("img_processor");
-            requireText(imageConfig, "name", "clip_vision_model");
-            requireText(imageConfig, "type_feature", "patch");
+            requireText(imageConfig, "name", "clip_vision_model", "");
+            requireText(imageConfig, "type_feature", "patch", "patch");
             ModelConfig embedding = config.section("embd_layer");
             requireFlag(embedding, "use_hd_transform");
             requireFlag(embedding, "with_learnable_separator");
-            requireText(embedding, "hd_transform_order", "sub_glb");
-            requireText(embedding, "projection_cls", "mlp");
+            requireText(embedding, "hd_transform_order", "sub_glb", "glb_sub");
+            requireText(embedding, "projection_cls", "mlp", "linear");
 
             ModelConfig vision = imageConfig.raw().has("vision_config") ? imageConfig.section("vision_config") : clipLarge336(config);
             int depth = vision.intOr(12, "num_hidden_layers");
@@ -137,16 +137,20 @@ public final class Phi3VForCausalLM implements ModelArchitecture {
             return ModelConfig.of(clip, config.source() + " img_processor (CLIP ViT-L/14-336)");
         }
 
-        private static void requireText(ModelConfig section, String field, String wanted) {
-            String value = section.raw().path(field).asText(wanted);
+        /** The field must hold {@code wanted}; missing, it takes the Hub code's default, {@code byDefault}. */
+        private static void requireText(ModelConfig section, String field, String wanted, String byDefault) {
+            String value = section.raw().path(field).asText(byDefault);
             if (!value.equals(wanted)) {
-                throw new ConfigException(section.source() + ": " + field + " '" + value + "' is not supported (" + wanted + " is)");
+                throw new ConfigException(section.source() + ": " + field + " '" + value + "'" + (section.raw().has(field) ? "" : " (its default)")
+                        + " is not supported (" + wanted + " is)");
             }
         }
 
+        /** The flag must be true; the Hub code's default is false. */
         private static void requireFlag(ModelConfig section, String field) {
-            if (!section.raw().path(field).asBoolean(true)) {
-                throw new ConfigException(section.source() + ": " + field + " false is not supported (Phi-3-Vision's HD transform is)");
+            if (!section.raw().path(field).asBoolean(false)) {
+                throw new ConfigException(section.source() + ": " + field + " " + (section.raw().has(field) ? "false" : "missing (false)")
+                        + " is not supported (Phi-3-Vision's HD transform is)");
             }
         }
 

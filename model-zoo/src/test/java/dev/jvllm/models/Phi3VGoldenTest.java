@@ -53,7 +53,7 @@ class Phi3VGoldenTest {
         VisionGoldens.assertLogits(golden, golden.directory(), device(), IMAGE_TOKEN, model -> {
             VisionLanguageModel vision = (VisionLanguageModel) model;
             assertEquals(IMAGE_TOKEN, vision.imageTokenId());
-            assertEquals(List.of(27, 25, 27, 25), golden.images().stream().map(vision::imageTokenCount).toList(),
+            assertEquals(List.of(27, 25, 27, 25, 27), golden.images().stream().map(vision::imageTokenCount).toList(),
                     "(crops + 1) · 4 + 1 + (rows + 1) · 2 placeholders an image");
         });
     }
@@ -104,7 +104,10 @@ class Phi3VGoldenTest {
         }
     }
 
-    /** Untrusted configs and requests: an image too thin to scale, towers and transforms not built, a bad num_crops. */
+    /**
+     * Untrusted configs and requests: an image too thin to scale, towers and transforms not built (or left to the
+     * Hub code's defaults, which are not the HD transform), a bad num_crops.
+     */
     @Test
     void badImagesAndConfigsAreRefusedByName(@TempDir Path dir) throws IOException {
         LlavaGoldenTest.Case golden = golden();
@@ -130,6 +133,14 @@ class Phi3VGoldenTest {
             var e = assertThrows(ConfigException.class, () -> LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build(),
                     bad[1]);
             assertTrue(e.getMessage().contains(bad[1]), e.getMessage());
+        }
+        for (String field : new String[]{"use_hd_transform", "hd_transform_order", "projection_cls"}) {
+            var config = saved.deepCopy();
+            ((com.fasterxml.jackson.databind.node.ObjectNode) config.get("embd_layer")).remove(field);
+            json.writeValue(dir.resolve("config.json").toFile(), config);
+            var e = assertThrows(ConfigException.class, () -> LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build(),
+                    field);
+            assertTrue(e.getMessage().contains(field), "missing, the Hub code's default is not what is served: " + e.getMessage());
         }
         var noTower = saved.deepCopy();
         ((com.fasterxml.jackson.databind.node.ObjectNode) noTower.get("img_processor")).remove("vision_config");

@@ -64,10 +64,18 @@ class Phi3VTextPromptTest {
             RequestOutput out = llm.generatePrompts(List.of(Prompt.text(text, golden.imagesOf(1))), GREEDY).getFirst();
             assertArrayEquals(golden.prompts().get(1), out.promptTokenIds().stream().mapToInt(Integer::intValue).toArray());
             assertArrayEquals(golden.greedy().get(1), out.outputs().getFirst().tokenIdArray());
-            var swapped = assertThrows(InvalidRequestException.class,
-                    () -> llm.promptTokenIds("<|image_2|> w5 <|image_1|>", true));
-            assertEquals("prompt", swapped.field());
-            assertTrue(swapped.getMessage().contains("<|image_1|> was expected"), swapped.getMessage());
+            // Tags bind images by number: image 2's tag first, the images given the other way round.
+            String swapped = text.replaceFirst("<\\|image_1\\|>", "<|image_X|>").replaceFirst("<\\|image_2\\|>", "<|image_1|>")
+                    .replace("<|image_X|>", "<|image_2|>");
+            RequestOutput bound = llm.generatePrompts(List.of(Prompt.text(swapped, golden.imagesOf(1).reversed())), GREEDY).getFirst();
+            assertArrayEquals(golden.greedy().get(1), bound.outputs().getFirst().tokenIdArray());
+            var images = golden.imagesOf(1);
+            for (String[] bad : new String[][]{{"<|image_1|> w100 <|image_1|>", "twice"}, {"<|image_1|> w100 <|image_3|>", "names no image"},
+                    {"<|image_1|> w100", "2 images and 1 tag"}, {"<|image_1|> <|image|> w100 <|image_2|>", "image token itself"}}) {
+                var e = assertThrows(InvalidRequestException.class, () -> llm.engine().textPrompt(bad[0], true, images), bad[0]);
+                assertEquals("prompt", e.field());
+                assertTrue(e.getMessage().contains(bad[1]), e.getMessage());
+            }
         }
     }
 
@@ -106,9 +114,12 @@ class Phi3VTextPromptTest {
                  "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}"""));
         json.writeValue(model.resolve("tokenizer.json").toFile(), tokenizer);
         try (LLM llm = LLM.builder().model(model.toString()).device("cpu").maxModelLen(256).build()) {
-            assertArrayEquals(new int[]{1, 100, 500, 1, 101, 102}, llm.promptTokenIds("w100 <|image_1|> w101 w102", true));
-            assertArrayEquals(new int[]{1, 100, 101}, llm.promptTokenIds("w100 w101", true), "no tags: the tokenizer's ids");
-            assertArrayEquals(new int[]{100, 101}, llm.promptTokenIds("w100 w101", false));
+            var image = List.of(LlavaGoldenTest.Case.load("phi3v", VisionGoldens::decoded).images().get(2));
+            assertArrayEquals(new int[]{1, 100, 500, 1, 101, 102}, llm.engine().textPrompt("w100 <|image_1|> w101 w102", true, image).tokenIds());
+            assertArrayEquals(new int[]{1, 100, 500, 1, 101, 102}, llm.engine().textPrompt("w100 <|image_1|> w101 w102", false, image).tokenIds(),
+                    "with images, each piece gets the special tokens as the processor adds them");
+            assertArrayEquals(new int[]{1, 100, 101}, llm.engine().textPrompt("w100 w101", true, List.of()).tokenIds(), "no images: the tokenizer's ids");
+            assertArrayEquals(new int[]{100, 101}, llm.engine().textPrompt("w100 w101", false, List.of()).tokenIds());
         }
     }
 }

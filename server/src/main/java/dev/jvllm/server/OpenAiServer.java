@@ -336,12 +336,13 @@ public final class OpenAiServer implements AutoCloseable {
         if (llm.tokenizer() == null) throw ApiError.invalid("prompt", "the model has no tokenizer");
         int[] ids;
         if (body.has("messages")) {
-            ids = llm.promptTokenIds(llm.renderChat(OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt()).messages(), Map.of()), false);
+            var chat = OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt());
+            ids = llm.engine().textPrompt(llm.renderChat(chat.messages(), Map.of()), false, chat.images()).tokenIds();
         } else {
             String prompt = OpenAiRequests.text(body, "prompt", null);
             if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
             Boolean special = OpenAiRequests.bool(body, "add_special_tokens");
-            ids = llm.promptTokenIds(prompt, special == null || special);
+            ids = llm.tokenizer().encode(prompt, special == null || special);
         }
         ObjectNode answer = OpenAiResponses.JSON.createObjectNode();
         ArrayNode tokens = answer.putArray("tokens");
@@ -444,7 +445,7 @@ public final class OpenAiServer implements AutoCloseable {
         OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
         String rendered = llm.renderChat(messages.messages(), tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools()));
-        Prompt prompt = Prompt.tokens(llm.promptTokenIds(rendered, false), messages.images());
+        Prompt prompt = llm.engine().textPrompt(rendered, false, messages.images());
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
                 System.currentTimeMillis() / 1000, model);
@@ -606,7 +607,7 @@ public final class OpenAiServer implements AutoCloseable {
         for (Prompt prompt : prompts) {
             int promptTokens = Math.min(kept, switch (prompt) {
                 case Prompt.Tokens t -> llm.engine().promptLength(t.tokenIds(), t.images()); // images as their placeholders expand
-                case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.engine().promptLength(llm.promptTokenIds(t.text(), true), List.of());
+                case Prompt.Text t -> llm.tokenizer() == null ? 0 : llm.engine().promptLength(llm.tokenizer().encode(t.text(), true), List.of());
                 case Prompt.EncoderDecoder e -> 1 + (e.decoder() instanceof Prompt.Tokens t ? t.tokenIds().length : 0);
             });
             if ((long) promptTokens + maxTokens > maxModelLen) {

@@ -20,7 +20,11 @@ import java.util.List;
  */
 public final class Phi3VImageProcessor {
 
-    /** Where the padded image's crops come from: {@code rows × cols} crops of the original orientation. */
+    /**
+     * How an image is cut: seen wider than tall ({@code transposed} where it is taller), it is scaled to
+     * {@code scaledWidth × scaledHeight} in that orientation, then padded to whole crops; the grid,
+     * {@code rows × cols} crops, is in the image's own orientation.
+     */
     public record Layout(boolean transposed, int scaledWidth, int scaledHeight, int rows, int cols) {
         public int crops() {
             return rows * cols;
@@ -39,19 +43,25 @@ public final class Phi3VImageProcessor {
      */
     public Phi3VImageProcessor(int crop, int numCrops, double[] mean, double[] std) {
         if (crop < 1 || numCrops < 1) throw new IllegalArgumentException("crop " + crop + " and num_crops " + numCrops);
+        if (mean.length != 3 || std.length != 3) throw new IllegalArgumentException("mean and std need 3 channels each");
         this.crop = crop;
         this.numCrops = numCrops;
         for (int c = 0; c < 3; c++) {
+            if (!Double.isFinite(mean[c]) || !Double.isFinite(std[c]) || std[c] == 0) {
+                throw new IllegalArgumentException("mean " + java.util.Arrays.toString(mean) + " and std " + java.util.Arrays.toString(std)
+                        + " must be finite, std not zero");
+            }
             this.mean[c] = (float) mean[c];
             this.std[c] = (float) std[c];
         }
-        this.bilinear = ClipImageProcessor.builder().resample(ClipImageProcessor.BILINEAR).imageMean(mean).imageStd(std).build();
+        // Only its resize (normalization off) is used.
+        this.bilinear = ClipImageProcessor.builder().resample(ClipImageProcessor.BILINEAR).build();
     }
 
     /**
-     * The processor of {@code preprocessor_config.json} in the model directory ({@code num_crops},
-     * {@code image_mean}, {@code image_std}), or Phi-3-Vision's (16 crops, CLIP's mean and std) where
-     * there is none.
+     * The processor of {@code preprocessor_config.json} in the model directory ({@code num_crops}, 1
+     * where the file leaves it out, as the Hub's class; {@code image_mean}, {@code image_std}), or
+     * what Phi-3-Vision ships (16 crops, CLIP's mean and std) where there is no such file.
      */
     public static Phi3VImageProcessor load(Path modelDirectory, int crop) {
         JsonNode json = modelDirectory == null ? null
@@ -62,7 +72,7 @@ public final class Phi3VImageProcessor {
         if (!crops.isMissingNode() && (!crops.canConvertToInt() || !crops.isIntegralNumber() || crops.asInt() < 1 || crops.asInt() > 64)) {
             throw new ConfigException(source + ": num_crops " + crops + " is not a whole number from 1 to 64");
         }
-        return new Phi3VImageProcessor(crop, crops.asInt(16), channels(json, "image_mean", ClipImageProcessor.CLIP_MEAN, source),
+        return new Phi3VImageProcessor(crop, crops.asInt(1), channels(json, "image_mean", ClipImageProcessor.CLIP_MEAN, source),
                 channels(json, "image_std", ClipImageProcessor.CLIP_STD, source));
     }
 

@@ -127,22 +127,36 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      * tower's buffers stay bounded whatever number of images a step reaches.
      */
     protected final void encode(List<ImageInput> images, List<Tensor> outs) {
-        inPasses(images, outs, this::towerCost, passBudget(), this::encodeTogether);
+        inPasses(images, outs, this::towerCost, reservedPass(), this::encodeTogether);
+    }
+
+    private int reservedPass;
+
+    /**
+     * The tower cost a pass takes: {@link #passBudget} rounded down to whole largest images, which is
+     * what {@link #reserveImageMemory} runs, so that no pass of smaller images needs more of the tower's
+     * buffers than the reservation made (Phi-3-Vision: 17 crops a largest image against a budget of 28).
+     */
+    private int reservedPass() {
+        if (reservedPass == 0) {
+            int largest = towerCost(largestImage());
+            reservedPass = Math.max(1, passBudget() / largest) * largest;
+        }
+        return reservedPass;
     }
 
     /**
      * Allocates the feature rows kept for images, as many as {@code promptTokensAStep} or one
      * largest image's, and runs the tower over the largest pass of largest images on blank pixels,
      * so that the buffers a step with images needs are in place when the engine sizes the KV cache.
-     * One copy fewer than the budget's share may fit where the largest image's cost does not divide it
-     * (LLaVA-NeXT: 5 images of 5 tiles against 28): a real pass may then need that much more.
+     * Passes then take at most as many largest images' cost as this one ({@link #reservedPass}).
      */
     @Override
     public void reserveImageMemory(int promptTokensAStep) {
         features = newFeatures(promptTokensAStep);
         features.reserve();
         ImageInput largest = largestImage();
-        int copies = Math.max(1, passBudget() / towerCost(largest));
+        int copies = reservedPass() / towerCost(largest);
         features.put("reserved for the largest image", imageTokenCount(largest), java.util.Set.of());
         Tensor out = features.get("reserved for the largest image");
         encode(java.util.Collections.nCopies(copies, largest), java.util.Collections.nCopies(copies, out));
