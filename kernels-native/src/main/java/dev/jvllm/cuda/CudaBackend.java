@@ -1688,7 +1688,7 @@ public final class CudaBackend implements Backend {
         // (Blocks that loop over several partitions, so that a graph's grid holds no more blocks
         // than short contexts need, measured 9-13% slower at 64 and 256 sequences on an H100.)
         int span = recording != null ? metadata.blockTableStride() * spec.blockSize() : metadata.longestSingleContext();
-        int partitionSize = decodePartitionSize(singles * params.numKvHeads(), span);
+        int partitionSize = decodePartitionSize(singles * params.numKvHeads(), span, params.headDim());
         int partitions = (span + partitionSize - 1) / partitionSize;
         int cluster = decodeCluster(decode, singles * params.numKvHeads(), partitions);
         partitions = (partitions + cluster - 1) / cluster * cluster;
@@ -1753,8 +1753,9 @@ public final class CudaBackend implements Backend {
      * {@code span} positions give fewer blocks than DECODE_BLOCKS_PER_MULTIPROCESSOR per SM; for the
      * tiled form and few pairs (batch 1), {@link #fewPairsPartitionSize}.
      */
-    private int decodePartitionSize(int tokenHeadPairs, int span) {
-        boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32;
+    private int decodePartitionSize(int tokenHeadPairs, int span, int headDim) {
+        // As attention.cu's paged_decode_block chooses its form.
+        boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32 && headDim % 64 == 0;
         int size = tiled ? DECODE_TILED_PARTITION : DECODE_SCALAR_PARTITION;
         int shortest = tiled ? DECODE_TILED_SHORTEST_PARTITION : DECODE_SCALAR_SHORTEST_PARTITION;
         if (tiled && DECODE_FEW_PAIR_PARTITIONS && (long) tokenHeadPairs * DECODE_CLUSTER_PARTITIONS <= context.multiprocessors) {
@@ -1800,6 +1801,7 @@ public final class CudaBackend implements Backend {
         boolean small = group <= 4;
         return switch (params.headDim()) {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
+            case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision: the scalar form
             case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
             default -> null;
         };
@@ -1810,6 +1812,7 @@ public final class CudaBackend implements Backend {
         if (activationType == DType.F32) return null;
         return switch (headDim) {
             case 64 -> Kernel.FLASH_PREFILL_64;
+            case 96 -> Kernel.FLASH_PREFILL_96;
             case 128 -> Kernel.FLASH_PREFILL_128;
             default -> null;
         };

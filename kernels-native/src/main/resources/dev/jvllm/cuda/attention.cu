@@ -687,6 +687,9 @@ __device__ __forceinline__ void paged_decode_block(
     bool live = partition >= firstPart && partition <= lastPart;
     if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
+    // The tiled form (tensor cores) where a lane's 16-byte value pieces divide the head (D a multiple
+    // of 64), else the scalar one (a 96-wide head; every head in float32, whose build has no tiled form).
+    constexpr bool TILED = DECODE_TILED && D % 64 == 0;
 #if DECODE_TILED
     uint4 tileKeys[2][D / 32];
     uint4 tileValues[4][D / 64];
@@ -696,9 +699,11 @@ __device__ __forceinline__ void paged_decode_block(
     // that those dependent reads overlap its loads, and before waiting for the kernel ahead: the
     // batch's inputs were uploaded before the pass, and the cache's keys before this token's were
     // written in earlier steps. The tile holding the token's own position gets its key and value below.
+    if constexpr (TILED) {
     if (DECODE_EARLY_TILE && begin + 16 * warp < end) {
         load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
                             begin + 16 * warp, end, lane);
+    }
     }
 #endif
     JV_DEPENDENT_PROLOGUE();
@@ -729,6 +734,7 @@ __device__ __forceinline__ void paged_decode_block(
     __syncthreads();
 
 #if DECODE_TILED
+    if constexpr (TILED) {
     {
         static_assert(GROUP <= 8, "the group's heads are the A operand's first 8 rows");
         static_assert(D % 64 == 0, "a lane takes D / 8 value elements in 16-byte pieces");
@@ -872,9 +878,15 @@ __device__ __forceinline__ void paged_decode_block(
             headSum[h] = total;
         }
     }
-#else
+    } else
+#endif
+    {
     // The scalar form keeps a partition's scores and key slots in shared memory.
-    constexpr int KEY_LANES = 32 * DECODE_WARPS / PIECES;
+    // Value pieces a key takes lanes for: PIECES rounded up to a power of two (a 96-wide head's 12 take
+    // 16 lanes, 4 idle), so that a key's lanes never straddle a warp and the fold below pairs them.
+    constexpr int LANE_PIECES = PIECES <= 8 ? 8 : PIECES <= 16 ? 16 : 32;
+    static_assert(PIECES <= 32, "a key's value pieces fit in a warp");
+    constexpr int KEY_LANES = 32 * DECODE_WARPS / LANE_PIECES;
     __shared__ float scores[GROUP][DECODE_PARTITION];
     __shared__ int slots[DECODE_PARTITION];
     constexpr int KEY_THREADS = DECODE_KEY_THREADS;
@@ -959,8 +971,8 @@ __device__ __forceinline__ void paged_decode_block(
     }
     __syncthreads();
 
-    int piece = threadIdx.x % PIECES;
-    int keyLane = threadIdx.x / PIECES;
+    int piece = threadIdx.x % LANE_PIECES;
+    int keyLane = threadIdx.x / LANE_PIECES;
     float accumulator[GROUP][PIECE];
 #pragma unroll
     for (int g = 0; g < GROUP; g++) {
@@ -968,7 +980,7 @@ __device__ __forceinline__ void paged_decode_block(
         for (int e = 0; e < PIECE; e++) accumulator[g][e] = 0.0f;
     }
 #pragma unroll (VALUE_UNROLL)
-    for (int j = begin + keyLane; j < end; j += KEY_LANES) {
+    for (int j = begin + keyLane; piece < PIECES && j < end; j += KEY_LANES) {
         act_t v[PIECE];
         *(uint4*) v = load_cache_piece(valueCache + kv_row_of_slot(slots[j - base], kvHead, numKvHeads, D, blockSize)
                                        + piece * PIECE);
@@ -987,12 +999,12 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll
         for (int e = 0; e < PIECE; e++) {
             float v = accumulator[g][e];
-            for (int offset = PIECES; offset < 32; offset <<= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+            for (int offset = LANE_PIECES; offset < 32; offset <<= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
             // Stored piece-minor, so that the lanes' stores of one e fall in different banks.
-            if (lane < PIECES) warpOutput[warp][g][e * PIECES + piece] = v;
+            if (lane < PIECES) warpOutput[warp][g][e * PIECES + piece] = v;  // lanes below PIECES: piece == lane
         }
     }
-#endif
+    }
     __syncthreads();
 
     for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
@@ -1044,6 +1056,8 @@ __device__ __forceinline__ void paged_decode_block(
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)
+PAGED_DECODE(96, 4)
+PAGED_DECODE(96, 8)
 PAGED_DECODE(128, 4)
 PAGED_DECODE(128, 8)
 
@@ -1310,5 +1324,6 @@ __device__ __forceinline__ void flash_prefill_tile(
                               logitSoftcap, alibiSlopes, tiles);                                                 \
     }
 FLASH_PREFILL(64)
+FLASH_PREFILL(96)
 FLASH_PREFILL(128)
 #endif
