@@ -36,6 +36,10 @@ public final class CudaKernelBenchmark {
     }
 
     public static void main(String[] args) {
+        if (args.length > 0 && args[0].equals("--attention-heads")) {
+            attentionHeads();
+            return;
+        }
         try (CudaBackend gpu = CudaBackend.open(0, DType.BF16); Arena arena = Arena.ofShared()) {
             emit("device", "name", gpu.deviceDescription());
             double bandwidth = copyBandwidth(gpu);
@@ -115,6 +119,12 @@ public final class CudaKernelBenchmark {
      * {@code queryLength} new tokens after {@code cached} cached ones, in a run of blocks of its own.
      */
     private static double attentionMillis(CudaBackend gpu, int sequences, int cached, int queryLength) {
+        return attentionMillis(gpu, sequences, cached, queryLength, HEADS, KV_HEADS, HEAD_DIM);
+    }
+
+    /** As above for heads of another shape. */
+    private static double attentionMillis(CudaBackend gpu, int sequences, int cached, int queryLength, int heads, int kvHeads,
+                                          int headDim) {
         int blockSize = 16;
         int blocksPerSequence = (cached + queryLength + blockSize - 1) / blockSize;
         int tokens = sequences * queryLength;
@@ -134,15 +144,38 @@ public final class CudaKernelBenchmark {
         }
         ForwardBatch batch = new ForwardBatch(new int[tokens], positions, slots, starts, contexts, tables, blockSize,
                 logitRows);
-        AttentionParams params = new AttentionParams(HEADS, KV_HEADS, HEAD_DIM, (float) (1 / Math.sqrt(HEAD_DIM)),
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
                 0, 0f, null);
-        KvCacheSpec spec = new KvCacheSpec(1, sequences * blocksPerSequence, blockSize, KV_HEADS, HEAD_DIM);
+        KvCacheSpec spec = new KvCacheSpec(1, sequences * blocksPerSequence, blockSize, kvHeads, headDim);
         try (KvCache cache = gpu.allocateKvCache(spec)) {
-            Tensor q = gpu.allocate(tokens, HEADS * HEAD_DIM);
-            Tensor k = gpu.allocate(tokens, KV_HEADS * HEAD_DIM);
-            Tensor v = gpu.allocate(tokens, KV_HEADS * HEAD_DIM);
-            Tensor out = gpu.allocate(tokens, HEADS * HEAD_DIM);
+            Tensor q = gpu.allocate(tokens, heads * headDim);
+            Tensor k = gpu.allocate(tokens, kvHeads * headDim);
+            Tensor v = gpu.allocate(tokens, kvHeads * headDim);
+            Tensor out = gpu.allocate(tokens, heads * headDim);
             return time(gpu, () -> gpu.attention(q, k, v, cache, 0, batch, params, out));
+        }
+    }
+
+    /**
+     * {@code --attention-heads}: one layer's attention for heads of Llama-3-8B (32 of 128 over 8 KV heads),
+     * Phi-3-mini (32 of 96, no grouping) and Gemma-2-9B (16 of 256 over 8): decode at batch 1 and 64 over
+     * 2 048 cached positions, and prefill of 4 × 512. Run it with and without
+     * {@code -Djvllm.cuda.genericAttention=true} to compare the fast kernels with the generic one.
+     */
+    private static void attentionHeads() {
+        try (CudaBackend gpu = CudaBackend.open(0, DType.BF16)) {
+            emit("device", "name", gpu.deviceDescription(), "generic_attention", Boolean.getBoolean("jvllm.cuda.genericAttention"));
+            int[][] shapes = {{32, 8, 128}, {32, 32, 96}, {16, 8, 256}};
+            for (int[] shape : shapes) {
+                for (int sequences : new int[]{1, 64}) {
+                    double millis = attentionMillis(gpu, sequences, 2048, 1, shape[0], shape[1], shape[2]);
+                    emit("decode_attention", "heads", shape[0], "kv_heads", shape[1], "head_dim", shape[2], "sequences", sequences,
+                            "context", 2049, "us", round(millis * 1e3));
+                }
+                double millis = attentionMillis(gpu, 4, 0, 512, shape[0], shape[1], shape[2]);
+                emit("prefill_attention", "heads", shape[0], "kv_heads", shape[1], "head_dim", shape[2], "sequences", 4,
+                        "length", 512, "us", round(millis * 1e3));
+            }
         }
     }
 

@@ -187,6 +187,8 @@ public final class CudaBackend implements Backend {
      * memory and a counter ({@link #decodeCluster}).
      */
     private static final boolean DECODE_CLUSTERS = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeClusters", "true"));
+    /** {@code -Djvllm.cuda.genericAttention=true}: every attention step on the generic kernel, for comparisons. */
+    private static final boolean GENERIC_ATTENTION = Boolean.getBoolean("jvllm.cuda.genericAttention");
     private static final int MAX_HEAD_DIM = 256;
     /** MAX_LATENT_RANK and MAX_LATENT_ROPE_DIM of attention.cu: DeepSeek-V2/V3 use 512 and 64. */
     private static final int MAX_LATENT_RANK = 512;
@@ -1571,7 +1573,7 @@ public final class CudaBackend implements Backend {
     /** Whether paged_decode rotates and caches this step's keys itself: a step of decode tokens only, in 16 bits. */
     private boolean fusedDecodeStep(ForwardBatch batch, AttentionParams params) {
         return FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
-                && activationType != DType.F32 && pagedDecode(params) != null && flashPrefill(params.headDim()) != null;
+                && activationType != DType.F32 && pagedDecode(params) != null && !GENERIC_ATTENTION;
     }
 
     /**
@@ -1668,7 +1670,9 @@ public final class CudaBackend implements Backend {
         Kernel flash = flashPrefill(params.headDim());
         Kernel decode = pagedDecode(params);
         CudaTensor bias = relativeBias(params);
-        if (flash == null || decode == null || bias != null) {
+        // A step of decode tokens only needs no flash_prefill (256-wide heads have none).
+        if (decode == null || bias != null || activationType == DType.F32 || flash == null && metadata.tileCount() > 0
+                || GENERIC_ATTENTION) {
             // The generic kernel serves what the fast ones do not: float32, other head sizes, a relative bias (T5).
             kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
                     query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
@@ -1677,7 +1681,7 @@ public final class CudaBackend implements Backend {
                     params.logitSoftcap(), slopes, null, bias, biasDistance(params));
             return;
         }
-        kernels.launchGrid(flash, metadata.tileCount(), params.numHeads(), FLASH_THREADS,
+        if (flash != null) kernels.launchGrid(flash, metadata.tileCount(), params.numHeads(), FLASH_THREADS,
                 query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
@@ -1755,7 +1759,7 @@ public final class CudaBackend implements Backend {
      */
     private int decodePartitionSize(int tokenHeadPairs, int span, int headDim) {
         // As attention.cu's paged_decode_block chooses its form.
-        boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32 && headDim % 64 == 0;
+        boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32 && headDim % 64 == 0 && headDim <= 128;
         int size = tiled ? DECODE_TILED_PARTITION : DECODE_SCALAR_PARTITION;
         int shortest = tiled ? DECODE_TILED_SHORTEST_PARTITION : DECODE_SCALAR_SHORTEST_PARTITION;
         if (tiled && DECODE_FEW_PAIR_PARTITIONS && (long) tokenHeadPairs * DECODE_CLUSTER_PARTITIONS <= context.multiprocessors) {
@@ -1803,6 +1807,7 @@ public final class CudaBackend implements Backend {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
             case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision: the scalar form
             case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
+            case 256 -> small ? Kernel.PAGED_DECODE_256_G4 : null;  // Gemma: decode-only steps (no flash_prefill at 256)
             default -> null;
         };
     }

@@ -45,6 +45,7 @@ enum Kernel {
     PAGED_DECODE_96_G8("attention", "paged_decode_96_g8"),
     PAGED_DECODE_128_G4("attention", "paged_decode_128_g4"),
     PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
+    PAGED_DECODE_256_G4("attention", "paged_decode_256_g4", true),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),
     FLASH_PREFILL_96("attention", "flash_prefill_96", true),
     FLASH_PREFILL_128("attention", "flash_prefill_128", true),

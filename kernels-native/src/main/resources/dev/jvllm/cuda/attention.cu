@@ -688,8 +688,9 @@ __device__ __forceinline__ void paged_decode_block(
     if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
     // The tiled form (tensor cores) where a lane's 16-byte value pieces divide the head (D a multiple
-    // of 64), else the scalar one (a 96-wide head; every head in float32, whose build has no tiled form).
-    constexpr bool TILED = DECODE_TILED && D % 64 == 0;
+    // of 64) and its tiles fit the registers (D up to 128: at 256 it spills 1.2 KB), else the scalar one
+    // (96- and 256-wide heads; every head in float32, whose build has no tiled form).
+    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && D % 64 == 0 && D <= 128;
 #if DECODE_TILED
     uint4 tileKeys[2][D / 32];
     uint4 tileValues[4][D / 64];
@@ -1060,6 +1061,9 @@ PAGED_DECODE(96, 4)
 PAGED_DECODE(96, 8)
 PAGED_DECODE(128, 4)
 PAGED_DECODE(128, 8)
+#if JV_ACT_TYPE != JV_F32  // float32 attention takes the generic kernel; its 64 pieces a 256-wide row would not fit a warp
+PAGED_DECODE(256, 4)  // Gemma's heads; a group of 8 would take 54 KB of shared memory
+#endif
 
 #if JV_ACT_TYPE != JV_F32
 // ---- flash_prefill: causal attention of prompt chunks on tensor cores ----------------------

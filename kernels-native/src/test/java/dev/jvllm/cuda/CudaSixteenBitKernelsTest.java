@@ -205,6 +205,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 4, 4, 64, 0, 0, true",
             "BF16, 2, 2, 96, 0, 0, false",
             "BF16, 8, 1, 96, 40, 0, false",
+            "BF16, 4, 2, 256, 0, 30, false",
             "F16, 8, 2, 128, 0, 0, false"})
     void attentionMatchesCpuThroughFlashPrefillAndDecode(DType type, int heads, int kvHeads, int headDim, int window,
                                                          float softcap, boolean alibi) {
@@ -244,6 +245,9 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 4, 4, 96, 0",
             "BF16, 8, 1, 96, 100",
             "F16, 4, 2, 96, 0",
+            "BF16, 4, 2, 256, 0",
+            "BF16, 4, 4, 256, 50",
+            "BF16, 8, 1, 256, 0",
             "F16, 4, 2, 128, 0"})
     void decodeOverContextsOfSeveralPartitionsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window) {
         decodeMatchesCpu(type, heads, kvHeads, headDim, window, new int[]{600, 300, 40});
@@ -359,6 +363,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 8, 1, 128, 64, true, 100",
             "BF16, 4, 4, 96, 96, true, 0",
             "BF16, 8, 2, 96, 96, false, 0",
+            "BF16, 4, 2, 256, 256, true, 0",
             "F16, 4, 2, 128, 128, true, 0"})
     void rotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
                                                 boolean neox, int window) {
