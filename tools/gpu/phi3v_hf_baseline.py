@@ -4,20 +4,19 @@ Phi3ForCausalLM joined by the HD transform (tools/reference/make_vision_goldens.
 phi3v_pixels, Pillow's preprocessing), with Phi3ForCausalLM's generate over the joined embeddings. One request
 with a random 640 x 480 image alone (first token, then 128 tokens), then N requests batched in one generate.
 Prints JSON lines. Usage: python3 tools/gpu/phi3v_hf_baseline.py DIR [N]"""
-import json
 import os
 import sys
 import time
 
 import numpy as np
 import torch
-import transformers
 from PIL import Image
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import make_vision_goldens as goldens  # noqa: E402
 from make_phi3v_checkpoint import configs  # noqa: E402
+from vision_hf_baseline import measure  # noqa: E402
 
 IMAGE_TOKEN = 32044
 
@@ -69,19 +68,7 @@ def main():
         torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    with torch.no_grad():
-        for _ in range(2):
-            run(1, 8)
-        first = run(1, 1)
-        alone = run(1, output)
-        batched = run(n, output)
-    for line in [dict(what="image_request_first_token", seconds=round(first, 3)),
-                 dict(what="image_request_alone", seconds=round(alone, 3), tok_s=round(output / alone, 1)),
-                 dict(what="image_requests_batched", requests=n, seconds=round(batched, 3),
-                      requests_s=round(n / batched, 2), output_tok_s=round(n * output / batched))]:
-        line.update(source="pytorch-eager", transformers=transformers.__version__)
-        print(json.dumps(line), flush=True)
-
+    measure(run, n, output, "pytorch-eager")
 
 if __name__ == "__main__":
     main()

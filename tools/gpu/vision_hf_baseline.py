@@ -33,6 +33,12 @@ def main():
         torch.cuda.synchronize()
         return time.perf_counter() - start
 
+    measure(run, n, output, "hf-eager")
+
+
+def measure(run, n, output, source):
+    """VisionBenchmark's three measures with run(count, tokens) (seconds for count requests of tokens each),
+    after two warm-up runs; prints them as JSON lines."""
     with torch.no_grad():
         for _ in range(2):
             run(1, 8)
@@ -43,9 +49,8 @@ def main():
                  dict(what="image_request_alone", seconds=round(alone, 3), tok_s=round(output / alone, 1)),
                  dict(what="image_requests_batched", requests=n, seconds=round(batched, 3),
                       requests_s=round(n / batched, 2), output_tok_s=round(n * output / batched))]:
-        line.update(source="hf-eager", transformers=transformers.__version__)
+        line.update(source=source, transformers=transformers.__version__)
         print(json.dumps(line), flush=True)
-
 
 if __name__ == "__main__":
     main()
