@@ -1573,7 +1573,15 @@ public final class CudaBackend implements Backend {
     /** Whether paged_decode rotates and caches this step's keys itself: a step of decode tokens only, in 16 bits. */
     private boolean fusedDecodeStep(ForwardBatch batch, AttentionParams params) {
         return FUSED_DECODE_ROTARY && batch.numTokens() > 0 && batch.numTokens() == batch.numSequences()
-                && activationType != DType.F32 && pagedDecode(params) != null && !GENERIC_ATTENTION;
+                && activationType != DType.F32 && pagedDecode(params) != null && !GENERIC_ATTENTION && oneTokenEach(batch);
+    }
+
+    /** Whether every sequence of the step has exactly one token (so none is a prompt chunk beside an empty sequence). */
+    private static boolean oneTokenEach(ForwardBatch batch) {
+        for (int s = 0; s < batch.numSequences(); s++) {
+            if (batch.queryLength(s) != 1) return false;
+        }
+        return true;
     }
 
     /**
@@ -1674,6 +1682,7 @@ public final class CudaBackend implements Backend {
         if (decode == null || bias != null || activationType == DType.F32 || flash == null && metadata.tileCount() > 0
                 || GENERIC_ATTENTION) {
             // The generic kernel serves what the fast ones do not: float32, other head sizes, a relative bias (T5).
+            if (rotary != null) throw new IllegalStateException("a fused decode step reached the generic attention kernel");
             kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
                     query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
                     metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),

@@ -72,6 +72,12 @@ final class KernelCompiler {
     }
 
     List<String> options(DType activationType) {
+        for (String define : EXTRA_DEFINES) {
+            if (define.startsWith("DECODE_TILES") || define.startsWith("DECODE_PARTITION")) {
+                // The backend sizes decode partitions for the form and limit it knows of; a kernel built otherwise overruns its scores.
+                throw new CudaException("jvllm.cuda.kernelDefines: " + define + " is not a define to set there (use -Djvllm.cuda.decodeTiles)");
+            }
+        }
         List<String> options = new java.util.ArrayList<>(List.of("--gpu-architecture=" + architecture, "--std=c++17",
                 "-default-device", "-lineinfo", "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType)));
         if (!DECODE_TILES) options.add("-DDECODE_TILES=0");

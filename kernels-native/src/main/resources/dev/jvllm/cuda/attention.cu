@@ -1057,11 +1057,13 @@ __device__ __forceinline__ void paged_decode_block(
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)
-PAGED_DECODE(96, 4)
-PAGED_DECODE(96, 8)
 PAGED_DECODE(128, 4)
 PAGED_DECODE(128, 8)
-#if JV_ACT_TYPE != JV_F32  // float32 attention takes the generic kernel; its 64 pieces a 256-wide row would not fit a warp
+// Float32 attention takes the generic kernel, so these are built for 16 bits only (a 256-wide row's 64
+// float32 pieces would not fit a warp).
+#if JV_ACT_TYPE != JV_F32
+PAGED_DECODE(96, 4)  // Phi-3-mini, Phi-3-Vision
+PAGED_DECODE(96, 8)
 PAGED_DECODE(256, 4)  // Gemma's heads; a group of 8 would take 54 KB of shared memory
 #endif
 

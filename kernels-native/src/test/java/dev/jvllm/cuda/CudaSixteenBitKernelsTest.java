@@ -286,9 +286,23 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     private void decodeMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window, int[] lengths) {
+        decodeMatchesCpu(type, heads, kvHeads, headDim, window, 0f, lengths);
+    }
+
+    /**
+     * Gemma's and Phi-3's heads in the scalar decode form over contexts short enough to merge their
+     * partitions in a cluster (3 tokens × 2 KV heads), with Gemma-2's logit softcap of 50 and without.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50"})
+    void scalarDecodeWithSoftcapAndClusterMergeMatchesCpu(DType type, int heads, int kvHeads, int headDim, float softcap) {
+        decodeMatchesCpu(type, heads, kvHeads, headDim, 0, softcap, new int[]{300, 200, 40});
+    }
+
+    private void decodeMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window, float softcap, int[] lengths) {
         CudaBackend gpu = gpus.get(type);
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
-                window, 0f, null);
+                window, softcap, null);
         int blockSize = 16;
         int sequences = lengths.length;
         int blocks = 0;
