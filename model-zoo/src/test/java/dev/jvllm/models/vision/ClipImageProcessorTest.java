@@ -137,4 +137,25 @@ class ClipImageProcessorTest {
         for (int i = 0; i < out.length; i++) out[i] = array.get(i).asDouble();
         return out;
     }
+
+    /** Large outputs are resampled in bands of rows side by side: any banding gives the same values as one band. */
+    @org.junit.jupiter.api.Test
+    void bandsOfRowsGiveTheSameValuesAsOneBand() {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(3);
+        byte[] rgb = new byte[3 * 700 * 500];
+        for (int i = 0; i < rgb.length; i++) rgb[i] = (byte) random.nextInt(256);
+        dev.jvllm.ImageInput image = dev.jvllm.ImageInput.rgb(700, 500, rgb);
+        ClipImageProcessor[] processors = {
+                ClipImageProcessor.builder().size(1008, 1344).resample(ClipImageProcessor.BILINEAR).doCenterCrop(false).build(),
+                ClipImageProcessor.builder().size(1008, 1344).doCenterCrop(false).build(),
+                ClipImageProcessor.builder().shortestEdge(300).cropSize(280, 280).build(),
+                ClipImageProcessor.builder().doResize(false).cropSize(600, 800).build()};
+        for (ClipImageProcessor processor : processors) {
+            float[] whole = processor.pixels(image, Integer.MAX_VALUE);
+            for (int band : new int[]{1, 7, 32}) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(whole, processor.pixels(image, band), processor + ", bands of " + band);
+            }
+            org.junit.jupiter.api.Assertions.assertArrayEquals(whole, processor.pixels(image), processor + ", by its size");
+        }
+    }
 }
