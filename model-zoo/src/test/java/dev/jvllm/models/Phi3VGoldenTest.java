@@ -152,5 +152,10 @@ class Phi3VGoldenTest {
         Files.writeString(dir.resolve("preprocessor_config.json"), "{\"num_crops\": 0}");
         var crops = assertThrows(ConfigException.class, () -> LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build());
         assertTrue(crops.getMessage().contains("num_crops"), crops.getMessage());
+        for (String normalization : new String[]{"\"image_std\": [0.5, 0, 0.5]", "\"image_mean\": \"grey\""}) {
+            Files.writeString(dir.resolve("preprocessor_config.json"), "{\"num_crops\": 4, " + normalization + "}");
+            var e = assertThrows(ConfigException.class, () -> LLM.builder().model(dir.toString()).device("cpu").maxModelLen(64).build());
+            assertTrue(e.getMessage().startsWith(dir.resolve("preprocessor_config.json").toString()), e.getMessage());
+        }
     }
 }

@@ -521,6 +521,17 @@ public final class ClipImageProcessor {
         }
     }
 
+    /**
+     * A preprocessor config's per-channel {@code field} ({@code image_mean}, {@code image_std}): 3
+     * numbers, or one for all three, as the processors read it; {@code fallback} where it is absent.
+     *
+     * @throws ConfigException naming {@code source} and the field where it is neither
+     */
+    static double[] channels(JsonNode config, String field, double[] fallback, String source) {
+        if (config == null || config.path(field).isNull()) return fallback;
+        return new Fields(config, source, "").channels(field).orElse(fallback);
+    }
+
     /** The settings, for logs. */
     @Override
     public String toString() {

@@ -273,15 +273,12 @@ public final class InternVLModel extends VisionLanguageDecoder {
         if (preprocessor != null) {
             if (preprocessor.path("resample").isInt()) b.resample(preprocessor.path("resample").asInt());
             if (preprocessor.path("rescale_factor").isNumber()) b.rescaleFactor(preprocessor.path("rescale_factor").asDouble());
-            if (preprocessor.path("image_mean").isArray()) b.imageMean(channels(preprocessor.path("image_mean"), source));
-            if (preprocessor.path("image_std").isArray()) b.imageStd(channels(preprocessor.path("image_std"), source));
+            double[] mean = ClipImageProcessor.channels(preprocessor, "image_mean", null, source);
+            double[] std = ClipImageProcessor.channels(preprocessor, "image_std", null, source);
+            if (mean != null) b.imageMean(mean);
+            if (std != null) b.imageStd(std);
         }
         return b.build();
-    }
-
-    private static double[] channels(JsonNode values, String source) {
-        if (values.size() != 3) throw new ConfigException(source + ": image_mean and image_std hold 3 values, got " + values);
-        return new double[]{values.get(0).asDouble(), values.get(1).asDouble(), values.get(2).asDouble()};
     }
 
     /** The added tokens' ids by text, from tokenizer_config.json's added_tokens_decoder, else tokenizer.json's added_tokens. */

@@ -72,23 +72,13 @@ public final class Phi3VImageProcessor {
         if (!crops.isMissingNode() && (!crops.canConvertToInt() || !crops.isIntegralNumber() || crops.asInt() < 1 || crops.asInt() > 64)) {
             throw new ConfigException(source + ": num_crops " + crops + " is not a whole number from 1 to 64");
         }
-        return new Phi3VImageProcessor(crop, crops.asInt(1), channels(json, "image_mean", ClipImageProcessor.CLIP_MEAN, source),
-                channels(json, "image_std", ClipImageProcessor.CLIP_STD, source));
-    }
-
-    private static double[] channels(JsonNode json, String field, double[] fallback, String source) {
-        JsonNode node = json.path(field);
-        if (node.isMissingNode() || node.isNull()) return fallback;
-        if (!node.isArray() || node.size() != 3) throw new ConfigException(source + ": " + field + " must hold 3 numbers");
-        double[] values = new double[3];
-        for (int c = 0; c < 3; c++) {
-            if (!node.get(c).isNumber() || !Double.isFinite(node.get(c).asDouble())
-                    || field.equals("image_std") && node.get(c).asDouble() == 0) {
-                throw new ConfigException(source + ": " + field + " must hold 3 finite numbers" + (field.equals("image_std") ? ", none zero" : ""));
-            }
-            values[c] = node.get(c).asDouble();
+        double[] mean = ClipImageProcessor.channels(json, "image_mean", ClipImageProcessor.CLIP_MEAN, source);
+        double[] std = ClipImageProcessor.channels(json, "image_std", ClipImageProcessor.CLIP_STD, source);
+        try {
+            return new Phi3VImageProcessor(crop, crops.asInt(1), mean, std);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(source + ": " + e.getMessage(), e);
         }
-        return values;
     }
 
     public int numCrops() {

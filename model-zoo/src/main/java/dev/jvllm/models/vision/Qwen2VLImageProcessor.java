@@ -46,8 +46,8 @@ public final class Qwen2VLImageProcessor {
             throw new ConfigException(source + ": min_pixels " + min + " and max_pixels " + max + " must satisfy 1 <= min <= max <= "
                     + ImageInput.MAX_PIXELS + " (the most pixels an image may have)");
         }
-        double[] mean = channels(c, "image_mean", new double[]{0.48145466, 0.4578275, 0.40821073}, source);
-        double[] std = channels(c, "image_std", new double[]{0.26862954, 0.26130258, 0.27577711}, source);
+        double[] mean = ClipImageProcessor.channels(c, "image_mean", ClipImageProcessor.CLIP_MEAN, source);
+        double[] std = ClipImageProcessor.channels(c, "image_std", ClipImageProcessor.CLIP_STD, source);
         int resample = c.path("resample").asInt(ClipImageProcessor.BICUBIC);
         try {  // the filter and the normalization are checked here, not at the first image
             ClipImageProcessor.builder().size(patch, patch).doCenterCrop(false).resample(resample).imageMean(mean).imageStd(std)
@@ -68,15 +68,6 @@ public final class Qwen2VLImageProcessor {
         return value.asLong();
     }
 
-    private static double[] channels(JsonNode config, String field, double[] fallback, String source) {
-        JsonNode values = config.path(field);
-        if (values.isMissingNode() || values.isNull()) return fallback;
-        if (!values.isArray() || values.size() != 3 || !values.get(0).isNumber() || !values.get(1).isNumber()
-                || !values.get(2).isNumber()) {
-            throw new ConfigException(source + ": " + field + " must hold 3 numbers, got " + values);
-        }
-        return new double[]{values.get(0).asDouble(), values.get(1).asDouble(), values.get(2).asDouble()};
-    }
     /** The most patches any image becomes. */
     public int maxPatches() {
         return (int) (maxPixels / ((long) patch * patch));
