@@ -26,7 +26,7 @@ def configs():
 
 def main():
     out = sys.argv[1]
-    if os.path.isfile(os.path.join(out, "model.safetensors")):
+    if os.path.isfile(os.path.join(out, "preprocessor_config.json")):  # the last file written: a whole checkpoint
         print(out)
         return
     torch.manual_seed(0)

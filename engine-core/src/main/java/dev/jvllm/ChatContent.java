@@ -50,18 +50,18 @@ final class ChatContent {
     /**
      * The messages with their content in {@code format}; other keys are kept as they are.
      *
-     * @param placeholder the model's image placeholders (for {@link ContentFormat#STRING}); null for a text model
+     * @param placeholders the model's image placeholders (for {@link ContentFormat#STRING}); null for a text model
      * @throws InvalidRequestException where a message writes the placeholder more often than it has
      *                                 images, or holds a part the string format cannot render
      */
-    static List<Map<String, Object>> format(List<? extends Map<String, ?>> messages, ContentFormat format, Placeholders placeholder) {
+    static List<Map<String, Object>> format(List<? extends Map<String, ?>> messages, ContentFormat format, Placeholders placeholders) {
         List<Map<String, Object>> formatted = new ArrayList<>(messages.size());
         int imagesBefore = 0;
         for (int i = 0; i < messages.size(); i++) {
             Map<String, ?> message = messages.get(i);
             Map<String, Object> copy = new LinkedHashMap<>(message);
             Object content = message.get("content");
-            copy.put("content", format == ContentFormat.OPENAI ? parts(content) : text(content, placeholder, i, imagesBefore));
+            copy.put("content", format == ContentFormat.OPENAI ? parts(content) : text(content, placeholders, i, imagesBefore));
             imagesBefore += countImages(List.of(message));
             formatted.add(copy);
         }

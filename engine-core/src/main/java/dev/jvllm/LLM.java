@@ -463,7 +463,7 @@ public final class LLM implements AutoCloseable {
     /** {@link #chat(List, SamplingParams)} with a LoRA adapter (null: none). */
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params, LoraRequest lora) {
         List<ImageInput> images = messages.stream().flatMap(m -> m.images().stream()).toList();
-        return generate(renderChat(messages), params, false, lora, images);
+        return generate(renderChat(messages), params, false, lora, images, "messages");
     }
 
     /**
@@ -500,7 +500,7 @@ public final class LLM implements AutoCloseable {
         if (ChatContent.countImages(messages) > 0 && !(model instanceof VisionLanguageModel)) {
             throw new InvalidRequestException("images", "this model (" + String.join(", ", config.architectures()) + ") takes no images");
         }
-        return template.render(ChatContent.format(messages, template.contentFormat(), imagePlaceholderText()), true, variables);
+        return template.render(ChatContent.format(messages, template.contentFormat(), imagePlaceholders()), true, variables);
     }
 
     /**
@@ -509,7 +509,7 @@ public final class LLM implements AutoCloseable {
      * image token where the tokenizer has it as a special token (LLaVA's added {@code <image>}), else
      * the model's own; null for a model that takes no images.
      */
-    private ChatContent.Placeholders imagePlaceholderText() {
+    private ChatContent.Placeholders imagePlaceholders() {
         if (!(model instanceof VisionLanguageModel vision)) return null;
         if (vision.numberedImageTags() != null) return new ChatContent.Placeholders(vision::numberedImageTag, true);
         int id = vision.imageTokenId();
@@ -518,9 +518,9 @@ public final class LLM implements AutoCloseable {
     }
 
     private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora,
-                                   List<ImageInput> images) {
+                                   List<ImageInput> images, String field) {
         requireTask(Task.GENERATE);
-        Prompt.Tokens tokens = engine.textPrompt(prompt, addSpecialTokens, images);
+        Prompt.Tokens tokens = engine.textPrompt(prompt, addSpecialTokens, images, field);
         String id = Long.toString(nextRequestId++);
         engine.addRequest(id, prompt, tokens.tokenIds(), params, lora, tokens.images());
         return runToCompletion(List.of(id)).getFirst();

@@ -36,10 +36,11 @@ public final class CudaKernelBenchmark {
     }
 
     public static void main(String[] args) {
-        if (args.length > 0 && args[0].equals("--attention-heads")) {
+        if (args.length == 1 && args[0].equals("--attention-heads")) {
             attentionHeads();
             return;
         }
+        if (args.length > 0) throw new IllegalArgumentException("unknown arguments " + java.util.List.of(args) + " (none, or --attention-heads)");
         try (CudaBackend gpu = CudaBackend.open(0, DType.BF16); Arena arena = Arena.ofShared()) {
             emit("device", "name", gpu.deviceDescription());
             double bandwidth = copyBandwidth(gpu);

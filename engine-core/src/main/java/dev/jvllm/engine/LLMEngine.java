@@ -358,6 +358,14 @@ public final class LLMEngine implements AutoCloseable {
      *                                 tags do not name each image once, or the text writes the image token itself
      */
     public Prompt.Tokens textPrompt(String text, boolean specialTokens, List<ImageInput> images) {
+        return textPrompt(text, specialTokens, images, "prompt");
+    }
+
+    /**
+     * As {@link #textPrompt(String, boolean, List)}, its refusals naming {@code field} (a chat's
+     * {@code "messages"}, rendered by its template).
+     */
+    public Prompt.Tokens textPrompt(String text, boolean specialTokens, List<ImageInput> images, String field) {
         if (text == null || images == null || images.isEmpty() || !(model instanceof VisionLanguageModel vision)
                 || vision.numberedImageTags() == null) {
             return new Prompt.Tokens(textTokens(text, specialTokens), images == null ? List.of() : images);
@@ -368,24 +376,24 @@ public final class LLMEngine implements AutoCloseable {
         boolean[] named = new boolean[images.size()];
         int from = 0;
         while (tag.find()) {
-            piece(text.substring(from, tag.start()), vision, ids);
+            piece(text.substring(from, tag.start()), vision, ids, field);
             String digits = tag.group(1);
             int number = digits.length() > 9 ? -1 : Integer.parseInt(digits);
             if (number < 1 || number > images.size()) {
-                throw new InvalidRequestException("prompt", "the image tag " + tag.group() + " names no image: the prompt has "
+                throw new InvalidRequestException(field, "the image tag " + tag.group() + " names no image: the prompt has "
                         + images.size() + " (" + vision.numberedImageTag(1) + " to " + vision.numberedImageTag(images.size()) + ")");
             }
             if (named[number - 1]) {
-                throw new InvalidRequestException("prompt", "the image tag " + tag.group() + " is written twice; each image's tag goes once");
+                throw new InvalidRequestException(field, "the image tag " + tag.group() + " is written twice; each image's tag goes once");
             }
             named[number - 1] = true;
             ids.add(vision.imageTokenId());
             ordered.add(images.get(number - 1));
             from = tag.end();
         }
-        piece(text.substring(from), vision, ids);
+        piece(text.substring(from), vision, ids, field);
         if (ordered.size() < images.size()) {
-            throw new InvalidRequestException("prompt", "the prompt has " + images.size() + " image" + (images.size() == 1 ? "" : "s")
+            throw new InvalidRequestException(field, "the prompt has " + images.size() + " image" + (images.size() == 1 ? "" : "s")
                     + " and " + ordered.size() + " tag" + (ordered.size() == 1 ? "" : "s") + " for them; write "
                     + vision.numberedImageTag(1) + " ... where each goes");
         }
@@ -393,10 +401,10 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     /** Text between image tags, tokenized with the tokenizer's special tokens, as Phi-3-Vision's processor does. */
-    private void piece(String text, VisionLanguageModel vision, List<Integer> ids) {
+    private void piece(String text, VisionLanguageModel vision, List<Integer> ids, String field) {
         for (int id : textTokens(text, true)) {
             if (id == vision.imageTokenId()) {
-                throw new InvalidRequestException("prompt", "the text holds the image token itself; mark images with "
+                throw new InvalidRequestException(field, "the text holds the image token itself; mark images with "
                         + vision.numberedImageTag(1) + ", " + vision.numberedImageTag(2) + ", ...");
             }
             ids.add(id);

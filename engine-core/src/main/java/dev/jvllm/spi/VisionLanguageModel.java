@@ -71,10 +71,11 @@ public interface VisionLanguageModel {
     /**
      * Where the model's processor marks images in prompt text with numbered tags rather than with
      * one token (Phi-3-Vision's {@code <|image_1|>}, {@code <|image_2|>}, ...): the tags' pattern, its
-     * first group the image's number from 1. {@code LLM} then tokenizes a text prompt as that
-     * processor does, the pieces between tags apart (each with the tokenizer's special tokens) and
-     * each tag as {@link #imageTokenId}, and a chat writes image {@code n}'s tag as
-     * {@link #numberedImageTag}. Null by default: the placeholder is a token of the tokenizer.
+     * first group the image's number from 1. The engine ({@code LLMEngine.textPrompt}) then tokenizes
+     * a text prompt with images as that processor does, the pieces between tags apart (each with the
+     * tokenizer's special tokens) and each tag as {@link #imageTokenId}, binding the images by number,
+     * and a chat writes image {@code n}'s tag as {@link #numberedImageTag}. Null by default: the
+     * placeholder is a token of the tokenizer.
      */
     default java.util.regex.Pattern numberedImageTags() {
         return null;

@@ -97,6 +97,12 @@ class Phi3VTextPromptTest {
             RequestOutput out = llm.chat(chat, GREEDY);
             assertArrayEquals(golden.prompts().get(1), out.promptTokenIds().stream().mapToInt(Integer::intValue).toArray());
             assertArrayEquals(golden.greedy().get(1), out.outputs().getFirst().tokenIdArray());
+            // A message writing another message's tag: refused naming the messages, not a prompt the caller never wrote.
+            var twice = assertThrows(InvalidRequestException.class, () -> llm.chat(List.of(
+                    new ChatMessage("user", List.of(Part.text("w100 <|image_2|>"), Part.image(images.get(0)))),
+                    new ChatMessage("user", List.of(Part.image(images.get(1))))), GREEDY));
+            assertEquals("messages", twice.field());
+            assertTrue(twice.getMessage().contains("twice"), twice.getMessage());
         }
     }
 

@@ -210,4 +210,30 @@ class Qwen2VLGoldenTest {
             }
         }
     }
+
+    /**
+     * The image the memory reservation encodes becomes the most patches any image can: with max_pixels
+     * 28·28·3000, 12 000 (a 3 360 × 2 800 image, not the largest square's 11 664), and no size of a sweep more.
+     */
+    @Test
+    void theLargestImageBecomesTheMostPatches() {
+        var config = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode().put("min_pixels", 3136)
+                .put("max_pixels", 28 * 28 * 3000);
+        Qwen2VLImageProcessor processor = Qwen2VLImageProcessor.of(config, 14, 2, "test");
+        int[] largest = processor.largestSize();
+        int most = patchesOf(processor, largest[1], largest[0]);
+        assertEquals(12_000, most);
+        assertEquals(12_000, patchesOf(processor, 1680, 1400));
+        for (int w = 28; w <= 6000; w += 97) {
+            for (int h = 28; h <= 6000; h += 89) {
+                if (Math.max(w, h) / Math.min(w, h) > 200) continue;
+                org.junit.jupiter.api.Assertions.assertTrue(patchesOf(processor, w, h) <= most, w + "x" + h);
+            }
+        }
+    }
+
+    private static int patchesOf(Qwen2VLImageProcessor processor, int width, int height) {
+        int[] size = processor.resized(width, height);
+        return size[0] / 14 * (size[1] / 14);
+    }
 }

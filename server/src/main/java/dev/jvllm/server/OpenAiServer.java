@@ -337,7 +337,7 @@ public final class OpenAiServer implements AutoCloseable {
         int[] ids;
         if (body.has("messages")) {
             var chat = OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt());
-            ids = llm.engine().textPrompt(llm.renderChat(chat.messages(), Map.of()), false, chat.images()).tokenIds();
+            ids = llm.engine().textPrompt(llm.renderChat(chat.messages(), Map.of()), false, chat.images(), "messages").tokenIds();
         } else {
             String prompt = OpenAiRequests.text(body, "prompt", null);
             if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
@@ -445,7 +445,7 @@ public final class OpenAiServer implements AutoCloseable {
         OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
         String rendered = llm.renderChat(messages.messages(), tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools()));
-        Prompt prompt = llm.engine().textPrompt(rendered, false, messages.images());
+        Prompt prompt = llm.engine().textPrompt(rendered, false, messages.images(), "messages");
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
                 System.currentTimeMillis() / 1000, model);

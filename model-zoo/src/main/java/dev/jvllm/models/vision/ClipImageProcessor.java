@@ -41,6 +41,9 @@ public final class ClipImageProcessor {
     /** Pillow's {@code Image.BICUBIC}, CLIP's resample filter. */
     public static final int BICUBIC = 3;
 
+    /** Output rows a band of {@link #pixels} takes, where outputs of {@link #PARALLEL_SAMPLES} samples or more run in bands side by side. */
+    private static final int BAND_ROWS = 32;
+    private static final long PARALLEL_SAMPLES = 1L << 18;
     static final double[] CLIP_MEAN = {0.48145466, 0.4578275, 0.40821073};
     static final double[] CLIP_STD = {0.26862954, 0.26130258, 0.27577711};
 
@@ -307,9 +310,6 @@ public final class ClipImageProcessor {
         return out;
     }
 
-    private static final int BAND_ROWS = 32;
-    private static final long PARALLEL_SAMPLES = 1L << 18;
-
     /**
      * Output rows {@code from..to} (of the resized image; {@code y0} the first one computed) into
      * {@code out}: each input row they draw on resampled across (Pillow's horizontal pass), then the
@@ -331,8 +331,7 @@ public final class ClipImageProcessor {
         }
         int first = from - y0, end = to - y0;
         if (first >= end) return;
-        int firstInput = vertical.start[first], endInput = 0;
-        for (int i = first; i < end; i++) endInput = Math.max(endInput, vertical.end(i));
+        int firstInput = vertical.start[first], endInput = vertical.endInput(first, end);
         int[] sums = new int[3 * cols * (end - first)];
         Arrays.fill(sums, 1 << (PRECISION_BITS - 1));
         for (int sy = firstInput; sy < endInput; sy++) {
@@ -510,13 +509,10 @@ public final class ClipImageProcessor {
             return start[i] + offset[i + 1] - offset[i];
         }
 
-        int firstInput() {
-            return start[0];
-        }
-
-        int endInput() {
+        /** The end of the input rows or columns that outputs {@code from..to} draw on. */
+        int endInput(int from, int to) {
             int end = 0;
-            for (int i = 0; i < count(); i++) end = Math.max(end, end(i));
+            for (int i = from; i < to; i++) end = Math.max(end, end(i));
             return end;
         }
     }
@@ -528,8 +524,12 @@ public final class ClipImageProcessor {
      * @throws ConfigException naming {@code source} and the field where it is neither
      */
     static double[] channels(JsonNode config, String field, double[] fallback, String source) {
-        if (config == null || config.path(field).isNull()) return fallback;
-        return new Fields(config, source, "").channels(field).orElse(fallback);
+        if (config == null || config.path(field).isMissingNode() || config.path(field).isNull()) {
+            return fallback == null ? null : fallback.clone();
+        }
+        double[] values = new Fields(config, source, "").channels(field).orElseThrow();
+        requireChannels(values, source, field, field.equals("image_std"));
+        return values;
     }
 
     /** The settings, for logs. */
@@ -569,7 +569,7 @@ public final class ClipImageProcessor {
             throw invalid(source, field, "must hold 3 numbers, got " + (values == null ? "none" : values.length));
         }
         for (double v : values) {
-            if (!Double.isFinite(v) || (nonZero && (float) v == 0f)) {
+            if (!Float.isFinite((float) v) || (nonZero && (float) v == 0f)) {  // as the float32 the pixels use
                 throw invalid(source, field, "must hold finite" + (nonZero ? ", non-zero" : "") + " numbers, got "
                         + Arrays.toString(values));
             }

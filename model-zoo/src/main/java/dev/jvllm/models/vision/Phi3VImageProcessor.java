@@ -47,9 +47,9 @@ public final class Phi3VImageProcessor {
         this.crop = crop;
         this.numCrops = numCrops;
         for (int c = 0; c < 3; c++) {
-            if (!Double.isFinite(mean[c]) || !Double.isFinite(std[c]) || std[c] == 0) {
+            if (!Float.isFinite((float) mean[c]) || !Float.isFinite((float) std[c]) || (float) std[c] == 0f) {
                 throw new IllegalArgumentException("mean " + java.util.Arrays.toString(mean) + " and std " + java.util.Arrays.toString(std)
-                        + " must be finite, std not zero");
+                        + " must be finite in float32, std not zero");
             }
             this.mean[c] = (float) mean[c];
             this.std[c] = (float) std[c];

@@ -88,10 +88,8 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
     /** The largest square of whole merge windows within max_pixels, which smart_resize keeps as it is. */
     @Override
     protected ImageInput largestImage() {
-        int window = tower.patchSize() * tower.mergeSize();
-        int side = Math.max(1, (int) (Math.sqrt((double) processor.maxPatches() * tower.patchSize() * tower.patchSize()) / window))
-                * window;
-        return blankImage(side, side);
+        int[] size = processor.largestSize();
+        return blankImage(size[1], size[0]);
     }
 
     @Override

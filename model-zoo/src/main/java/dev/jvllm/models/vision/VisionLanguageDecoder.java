@@ -123,8 +123,9 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
 
     /**
      * Writes each image's feature rows into the matching {@code outs} tensor: the images of one
-     * step go through the tower together, in passes of at most {@link #passBudget}, so that the
-     * tower's buffers stay bounded whatever number of images a step reaches.
+     * step go through the tower together, in passes of at most {@link #reservedPass} (an image
+     * alone may exceed it only where {@link #largestImage} is not the costliest), so that the
+     * tower's buffers stay within what {@link #reserveImageMemory} allocated.
      */
     protected final void encode(List<ImageInput> images, List<Tensor> outs) {
         inPasses(images, outs, this::towerCost, reservedPass(), this::encodeTogether);
