@@ -35,6 +35,12 @@ class KeptRowsTest {
         cpu.scale(cpu.constant(values, rows.rows(), COLS), 1f, rows);
     }
 
+    /** Places an entry of {@code rows} rows (those of {@code inUse} kept) and writes {@code value} into its first plane. */
+    private void keep(KeptRows cache, String hash, int rows, Set<String> inUse, float value) {
+        cache.put(hash, rows, inUse);
+        write(cache.get(hash), value);
+    }
+
     private void assertHolds(KeptRows cache, String hash, int rows, float value) {
         float[] expected = new float[rows * COLS];
         Arrays.fill(expected, value);
@@ -45,8 +51,7 @@ class KeptRowsTest {
     void manySmallImagesShareTheBudgetInsteadOfABufferOfTheLargestSizeEach() {
         KeptRows cache = new KeptRows(cpu, "test rows", 1000, COLS);
         for (int i = 0; i < 40; i++) {
-            cache.put("small" + i, 4, Set.of());
-            write(cache.get("small" + i), i);
+            keep(cache, "small" + i, 4, Set.of(), i);
         }
         assertEquals(1000, cache.capacity(), "forty images of four rows fit the budget's one buffer");
         for (int i = 0; i < 40; i++) assertHolds(cache, "small" + i, 4, i);
@@ -55,13 +60,10 @@ class KeptRowsTest {
     @Test
     void theLeastRecentlyUsedImageNotInUseMakesRoom() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        cache.put("a", 40, Set.of());
-        write(cache.get("a"), 1);
-        cache.put("b", 40, Set.of());
-        write(cache.get("b"), 2);
+        keep(cache, "a", 40, Set.of(), 1);
+        keep(cache, "b", 40, Set.of(), 2);
         cache.get("a");  // now b is the least recently used
-        cache.put("c", 40, Set.of("a", "c"));
-        write(cache.get("c"), 3);
+        keep(cache, "c", 40, Set.of("a", "c"), 3);
         assertFalse(cache.holds("b"));
         assertHolds(cache, "a", 40, 1);
         assertHolds(cache, "c", 40, 3);
@@ -71,12 +73,9 @@ class KeptRowsTest {
     @Test
     void imagesTheStepUsesAreKeptEvenWhenOlder() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        cache.put("old", 50, Set.of());
-        write(cache.get("old"), 1);
-        cache.put("newer", 30, Set.of());
-        write(cache.get("newer"), 2);
-        cache.put("third", 40, Set.of("old", "third"));
-        write(cache.get("third"), 3);
+        keep(cache, "old", 50, Set.of(), 1);
+        keep(cache, "newer", 30, Set.of(), 2);
+        keep(cache, "third", 40, Set.of("old", "third"), 3);
         assertTrue(cache.holds("old"));
         assertFalse(cache.holds("newer"));
         assertHolds(cache, "old", 50, 1);
@@ -86,16 +85,11 @@ class KeptRowsTest {
     @Test
     void aGapLeftByADroppedImageIsReusedBeforeAnyOtherIsDropped() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        cache.put("a", 30, Set.of());
-        write(cache.get("a"), 1);
-        cache.put("b", 30, Set.of());
-        write(cache.get("b"), 2);
-        cache.put("c", 30, Set.of());
-        write(cache.get("c"), 3);
-        cache.put("d", 30, Set.of("b", "c", "d"));
-        write(cache.get("d"), 4);  // drops a: d takes its rows
-        cache.put("e", 10, Set.of("b", "c", "d", "e"));
-        write(cache.get("e"), 5);  // the ten rows at the end
+        keep(cache, "a", 30, Set.of(), 1);
+        keep(cache, "b", 30, Set.of(), 2);
+        keep(cache, "c", 30, Set.of(), 3);
+        keep(cache, "d", 30, Set.of("b", "c", "d"), 4);  // drops a: d takes its rows
+        keep(cache, "e", 10, Set.of("b", "c", "d", "e"), 5);  // the ten rows at the end
         assertTrue(cache.holds("b") && cache.holds("c") && cache.holds("d") && cache.holds("e"));
         for (String hash : new String[]{"b", "c", "d", "e"}) {
             assertHolds(cache, hash, hash.equals("e") ? 10 : 30, hash.charAt(0) - 'a' + 1);
@@ -106,10 +100,8 @@ class KeptRowsTest {
     @Test
     void aStepWhoseImagesExceedTheBudgetGetsMoreRowsAndKeepsThemAll() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        cache.put("a", 80, Set.of());
-        write(cache.get("a"), 1);
-        cache.put("b", 80, Set.of("a", "b"));
-        write(cache.get("b"), 2);
+        keep(cache, "a", 80, Set.of(), 1);
+        keep(cache, "b", 80, Set.of("a", "b"), 2);
         assertTrue(cache.capacity() > 100);
         assertHolds(cache, "a", 80, 1);
         assertHolds(cache, "b", 80, 2);
@@ -118,11 +110,9 @@ class KeptRowsTest {
     @Test
     void anEntrySitsAtTheSameRowsInEveryPlaneAndGrowthKeepsThem() {
         KeptRows cache = new KeptRows(cpu, "test rows", 50, COLS, COLS);
-        cache.put("a", 30, Set.of());
-        write(cache.get("a"), 1);
+        keep(cache, "a", 30, Set.of(), 1);
         write(cache.get("a", 1), -1);
-        cache.put("b", 40, Set.of("a", "b"));
-        write(cache.get("b"), 2);  // does not fit beside a: the planes grow
+        keep(cache, "b", 40, Set.of("a", "b"), 2);  // does not fit beside a: the planes grow
         write(cache.get("b", 1), -2);
         assertEquals(100, cache.capacity());
         assertEquals(cache.firstRow("a") + 30, cache.firstRow("b"));
@@ -153,8 +143,7 @@ class KeptRowsTest {
     @Test
     void aFillThatFailsKeepsNoneOfTheNewEntries() {
         KeptRows cache = new KeptRows(cpu, "test rows", 100, COLS);
-        cache.put("kept", 10, Set.of());
-        write(cache.get("kept"), 7);
+        keep(cache, "kept", 10, Set.of(), 7);
         Map<String, Integer> rows = Map.of("kept", 10, "new", 20);
         assertThrows(IllegalStateException.class, () -> cache.keepAll(rows, missing -> {
             throw new IllegalStateException("the encoder failed");
@@ -170,15 +159,12 @@ class KeptRowsTest {
     @Test
     void scatteredGapsAreJoinedBeforeThePlanesGrow() {
         KeptRows cache = new KeptRows(cpu, "test rows", 10, COLS, COLS);
-        cache.put("a", 4, Set.of());
-        write(cache.get("a"), 1);
+        keep(cache, "a", 4, Set.of(), 1);
         write(cache.get("a", 1), -1);
         cache.put("x", 2, Set.of());
-        cache.put("c", 3, Set.of());
-        write(cache.get("c"), 3);
+        keep(cache, "c", 3, Set.of(), 3);
         write(cache.get("c", 1), -3);
-        cache.put("b", 3, Set.of("a", "c", "b"));
-        write(cache.get("b"), 2);
+        keep(cache, "b", 3, Set.of("a", "c", "b"), 2);
         assertEquals(10, cache.capacity(), "no growth");
         assertFalse(cache.holds("x"));
         assertHolds(cache, "a", 4, 1);
@@ -216,8 +202,7 @@ class KeptRowsTest {
         cache.put("x", 2, Set.of());
         cache.put("c", 3, Set.of());
         cache.put("w", 1, Set.of());
-        cache.put("z", 2, Set.of());
-        write(cache.get("z"), 9);
+        keep(cache, "z", 2, Set.of(), 9);
         cache.drop("w");
         cache.get("a");
         cache.get("c");  // eldest first: x, z, a, c
