@@ -1,6 +1,5 @@
 package dev.jvllm.models;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.ImageInput;
@@ -84,15 +83,10 @@ public final class Phi3VForCausalLM implements ModelArchitecture {
             requireText(embedding, "projection_cls", "mlp", "linear");
 
             ModelConfig vision = imageConfig.raw().has("vision_config") ? imageConfig.section("vision_config") : clipLarge336(config);
-            int depth = vision.intOr(12, "num_hidden_layers");
-            JsonNode layerIndex = imageConfig.raw().path("layer_idx");
-            if (!layerIndex.isMissingNode() && !layerIndex.isInt()) {
-                throw new ConfigException(config.source() + ": img_processor.layer_idx " + layerIndex + " is not a layer index");
-            }
-            int layer = layerIndex.asInt(-2);
             WeightScope embed = root.child("model").child("vision_embed_tokens");
             this.tower = new ClipVisionTower(vision, scopeHolding(embed, "embeddings.patch_embedding.weight",
-                    "img_processor.vision_model", "img_processor"), layer < 0 ? depth + 1 + layer : layer);
+                    "img_processor.vision_model", "img_processor"),
+                    ClipVisionTower.layersRun(vision, imageConfig.raw().path("layer_idx"), "img_processor.layer_idx", config.source()));
             this.towerWidth = tower.hiddenSize();
             int dimOut = imageConfig.intOr(towerWidth, "image_dim_out");
             if (dimOut != towerWidth) {

@@ -1,5 +1,6 @@
 package dev.jvllm.models.vision;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.engine.ForwardBatch;
@@ -94,6 +95,22 @@ public final class ClipVisionTower {
                     Mlp.load(mlp, "fc1", "fc2", hidden, intermediate, activation, true)));
         }
         this.scratch = new Scratch(backend);
+    }
+
+    /**
+     * How many encoder layers to run for the hidden state a config's {@code field} selects (absent:
+     * -2, the second-to-last; negative indices count from the last state), as {@code layersRun}
+     * takes it.
+     *
+     * @throws ConfigException naming {@code source} and the field where it is not one layer index
+     */
+    public static int layersRun(ModelConfig vision, JsonNode index, String field, String source) {
+        if (!index.isMissingNode() && !index.isInt()) {
+            throw new ConfigException(source + ": " + field + " " + index
+                    + " is not supported (one layer index; features concatenated from several layers are not)");
+        }
+        int layer = index.asInt(-2);
+        return layer < 0 ? vision.intOr(12, "num_hidden_layers") + 1 + layer : layer;
     }
 
     /** The side of the square image the tower reads, in pixels. */

@@ -1,6 +1,5 @@
 package dev.jvllm.models.vision;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.jvllm.ImageInput;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
@@ -41,14 +40,8 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
         super(context, textConfig(context.config()), context.config().intOr(32000, "image_token_index", "image_token_id"));
         ModelConfig config = context.config();
         ModelConfig vision = config.section("vision_config");
-        JsonNode featureLayer = config.raw().path("vision_feature_layer");
-        if (!featureLayer.isMissingNode() && !featureLayer.isInt()) {
-            throw new ConfigException(config.source() + ": vision_feature_layer " + featureLayer
-                    + " is not supported (one layer index; features concatenated from several layers are not)");
-        }
-        int depth = vision.intOr(12, "num_hidden_layers");
-        int layer = featureLayer.asInt(-2);
-        int layersRun = layer < 0 ? depth + 1 + layer : layer;
+        int layersRun = ClipVisionTower.layersRun(vision, config.raw().path("vision_feature_layer"), "vision_feature_layer",
+                config.source());
         String strategy = config.raw().path("vision_feature_select_strategy").asText("default");
         if (!strategies.contains(strategy)) {
             throw new ConfigException(config.source() + ": vision_feature_select_strategy '" + strategy
