@@ -33,12 +33,8 @@ def main():
     text, vision = configs()
     with torch.device("cuda"):
         model = goldens.Phi3VReference(text, vision).to(torch.bfloat16)
-    goldens.save_phi3v(model, out, with_vision_config=False)
-    with open(os.path.join(out, "config.json")) as f:
-        config = json.load(f)
-    config.update(image_token_id=32044, dtype="bfloat16")  # VisionBenchmark reads the placeholder from config.json
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=1)
+    # VisionBenchmark reads the placeholder from config.json
+    goldens.save_phi3v(model, out, with_vision_config=False, image_token_id=32044, dtype="bfloat16")
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Phi3VImageProcessor", "num_crops": 16, "image_mean": goldens.MEAN,
                    "image_std": goldens.STD, "do_convert_rgb": True}, f, indent=1)

@@ -51,16 +51,11 @@ def main():
         # All the batch's crops through CLIP in one call, as the Hub code runs pixel_values of (images, crops).
         prepared = [goldens.phi3v_pixels(Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)), 16, 336)
                     for _ in range(count)]
-        crops = torch.cat([c for c, _ in prepared]).to("cuda", torch.bfloat16)
-        states = model.clip(crops, output_hidden_states=True).hidden_states[-2][:, 1:]
+        states = model.states(torch.cat([c for c, _ in prepared]).to("cuda", torch.bfloat16))
         rows, at = [], 0
         for c, size in prepared:
-            mine = states[at:at + c.shape[0]]
+            features = model.features(None, size, 336, states=states[at:at + c.shape[0]])
             at += c.shape[0]
-            rows_, cols = size[0] // 336, size[1] // 336
-            sub = model.with_newlines(model.merged(mine[1:], rows_, cols))
-            glob = model.with_newlines(model.merged(mine[:1], 1, 1))
-            features = model.img_projection(torch.cat([sub, model.glb_GN[0], glob]))
             ids = [1] + [IMAGE_TOKEN] * features.shape[0] + [13] + question
             x = model.lm.model.embed_tokens(torch.tensor([ids], device="cuda"))
             x[0, 1:1 + features.shape[0]] = features

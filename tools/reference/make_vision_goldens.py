@@ -498,8 +498,13 @@ class Phi3VReference(torch.nn.Module):
         h = grid.shape[0]
         return torch.cat([grid, self.sub_GN[0].expand(h, 1, -1)], dim=1).reshape(-1, grid.shape[-1])
 
-    def features(self, crops, size, crop):
-        states = self.clip(crops, output_hidden_states=True).hidden_states[-2][:, 1:]
+    def states(self, crops):
+        """The tower's patch states at the second-to-last layer, the class token's dropped: [crops, side², C]."""
+        return self.clip(crops, output_hidden_states=True).hidden_states[-2][:, 1:]
+
+    def features(self, crops, size, crop, states=None):
+        """An image's projected features from its crops (global view first), or from their states."""
+        states = self.states(crops) if states is None else states
         rows, cols = size[0] // crop, size[1] // crop
         sub = self.with_newlines(self.merged(states[1:], rows, cols))
         glob = self.with_newlines(self.merged(states[:1], 1, 1))
@@ -513,10 +518,10 @@ class Phi3VReference(torch.nn.Module):
         return self.lm(inputs_embeds=x).logits[0]
 
 
-def save_phi3v(model, out, with_vision_config):
+def save_phi3v(model, out, with_vision_config, **fields):
     """A Phi3VReference saved as the Hub's Phi-3-Vision checkpoints are: model.safetensors under their names
-    (BF16) and config.json with the Phi-3 fields at the top level, img_processor and embd_layer; the tower's
-    config in img_processor.vision_config where it is not CLIP ViT-L/14-336 (with_vision_config)."""
+    (BF16) and config.json with the Phi-3 fields at the top level, img_processor and embd_layer (and `fields`);
+    the tower's config in img_processor.vision_config where it is not CLIP ViT-L/14-336 (with_vision_config)."""
     os.makedirs(out, exist_ok=True)
     tensors = {("model." + k if not k.startswith("lm_head") else k): v for k, v in model.lm.state_dict().items()}
     for k, v in model.clip.state_dict().items():  # named as Transformers 4 saved the Hub's checkpoints
@@ -536,7 +541,7 @@ def save_phi3v(model, out, with_vision_config):
     config = model.lm.config.to_dict()
     config.update(architectures=["Phi3VForCausalLM"], model_type="phi3_v", img_processor=image,
                   embd_layer={"embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
-                              "use_hd_transform": True, "with_learnable_separator": True})
+                              "use_hd_transform": True, "with_learnable_separator": True}, **fields)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
 
@@ -552,12 +557,7 @@ def run_phi3v_case(name, out_root):
         p.add_(torch.randn_like(p) * 0.02)
         p.copy_(p.to(torch.bfloat16).to(torch.float32))
     out = os.path.join(out_root, name)
-    save_phi3v(model, out, with_vision_config=True)
-    with open(os.path.join(out, "config.json")) as f:
-        config = json.load(f)
-    config["image_token_id"] = IMAGE_TOKEN
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=1)
+    save_phi3v(model, out, with_vision_config=True, image_token_id=IMAGE_TOKEN)
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Phi3VImageProcessor", "num_crops": num_crops, "image_mean": MEAN,
                    "image_std": STD, "do_convert_rgb": True, "processor_class": "Phi3VProcessor"}, f, indent=1)
