@@ -159,14 +159,15 @@ public final class CudaKernelBenchmark {
 
     /**
      * {@code --attention-heads}: one layer's attention for heads of Llama-3-8B (32 of 128 over 8 KV heads),
-     * Phi-3-mini (32 of 96, no grouping) and Gemma-2-9B (16 of 256 over 8): decode at batch 1 and 64 over
-     * 2 048 cached positions, and prefill of 4 × 512. Run it with and without
+     * Phi-3-mini (32 of 96, no grouping), Gemma-2-9B (16 of 256 over 8), Phi-2 (32 of 80, no grouping)
+     * and Gemma-2B (8 of 256 over 1): decode at batch 1 and 64 over 2 048 cached positions, and prefill
+     * of 4 × 512. Run it with and without
      * {@code -Djvllm.cuda.genericAttention=true} to compare the fast kernels with the generic one.
      */
     private static void attentionHeads() {
         try (CudaBackend gpu = CudaBackend.open(0, DType.BF16)) {
             emit("device", "name", gpu.deviceDescription(), "generic_attention", Boolean.getBoolean("jvllm.cuda.genericAttention"));
-            int[][] shapes = {{32, 8, 128}, {32, 32, 96}, {16, 8, 256}};
+            int[][] shapes = {{32, 8, 128}, {32, 32, 96}, {16, 8, 256}, {32, 32, 80}, {8, 1, 256}};
             for (int[] shape : shapes) {
                 for (int sequences : new int[]{1, 64}) {
                     double millis = attentionMillis(gpu, sequences, 2048, 1, shape[0], shape[1], shape[2]);
@@ -174,8 +175,9 @@ public final class CudaKernelBenchmark {
                             "context", 2049, "us", round(millis * 1e3));
                 }
                 double millis = attentionMillis(gpu, 4, 0, 512, shape[0], shape[1], shape[2]);
+                double flops = 4.0 * 4 * shape[0] * shape[2] * (512 * 513 / 2.0);
                 emit("prefill_attention", "heads", shape[0], "kv_heads", shape[1], "head_dim", shape[2], "sequences", 4,
-                        "length", 512, "us", round(millis * 1e3));
+                        "length", 512, "us", round(millis * 1e3), "tflops", round(flops / (millis / 1e3) / 1e12));
             }
         }
     }

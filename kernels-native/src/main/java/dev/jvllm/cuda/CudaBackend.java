@@ -1678,16 +1678,12 @@ public final class CudaBackend implements Backend {
         Kernel flash = flashPrefill(params.headDim());
         Kernel decode = pagedDecode(params);
         CudaTensor bias = relativeBias(params);
-        // A step of decode tokens only needs no flash_prefill (256-wide heads have none).
-        if (decode == null || bias != null || activationType == DType.F32 || flash == null && metadata.tileCount() > 0
+        // A step's prompt tiles take flash_prefill and its single tokens paged_decode, or paged_attention
+        // where no paged_decode serves the heads (groups above 8, 256-wide heads in groups above 4).
+        if (flash == null && (decode == null || metadata.tileCount() > 0) || bias != null || activationType == DType.F32
                 || GENERIC_ATTENTION) {
             // The generic kernel serves what the fast ones do not: float32, other head sizes, a relative bias (T5).
-            if (rotary != null) throw new IllegalStateException("a fused decode step reached the generic attention kernel");
-            kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
-                    query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
-                    metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), spec.blockSize(),
-                    params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
-                    params.logitSoftcap(), slopes, null, bias, biasDistance(params));
+            genericAttention(tokens, null, query, output, pages, layer, metadata, params, slopes, bias, rotary);
             return;
         }
         if (flash != null) kernels.launchGrid(flash, metadata.tileCount(), params.numHeads(), FLASH_THREADS,
@@ -1697,6 +1693,10 @@ public final class CudaBackend implements Backend {
                 params.logitSoftcap(), slopes, metadata.tiles());
         int singles = metadata.singleCount();
         if (singles == 0) return;
+        if (decode == null) {
+            genericAttention(singles, metadata.singles(), query, output, pages, layer, metadata, params, slopes, null, rotary);
+            return;
+        }
         // A graph serves every context its block tables can hold, so it splits over all of them.
         // (Blocks that loop over several partitions, so that a graph's grid holds no more blocks
         // than short contexts need, measured 9-13% slower at 64 and 256 sequences on an H100.)
@@ -1721,6 +1721,21 @@ public final class CudaBackend implements Backend {
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
                 errors.buffer(), qStride, kvStride);
+    }
+
+    /**
+     * paged_attention (one block per token and head) for {@code tokens} tokens: the batch's first
+     * ones, or those whose indices {@code tokenList} holds on the device.
+     */
+    private void genericAttention(int tokens, Long tokenList, CudaTensor query, CudaTensor output, CudaKvCache pages,
+                                  int layer, BatchOnDevice metadata, AttentionParams params, CudaTensor slopes,
+                                  CudaTensor bias, DecodeRotary rotary) {
+        if (rotary != null) throw new IllegalStateException("a fused decode step reached the generic attention kernel");
+        kernels.launchGrid(Kernel.PAGED_ATTENTION, tokens, params.numHeads(), ATTENTION_THREADS,
+                query, output, pages.keys(layer), pages.values(layer), metadata.positions(),
+                metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), pages.spec().blockSize(),
+                params.numHeads(), params.numKvHeads(), params.headDim(), params.scale(), params.slidingWindow(),
+                params.logitSoftcap(), slopes, tokenList, bias, biasDistance(params));
     }
 
     /**
@@ -1767,8 +1782,7 @@ public final class CudaBackend implements Backend {
      * tiled form and few pairs (batch 1), {@link #fewPairsPartitionSize}.
      */
     private int decodePartitionSize(int tokenHeadPairs, int span, int headDim) {
-        // As attention.cu's paged_decode_block chooses its form.
-        boolean tiled = KernelCompiler.DECODE_TILES && activationType != DType.F32 && headDim % 64 == 0 && headDim <= 128;
+        boolean tiled = activationType != DType.F32 && KernelCompiler.tiledDecode(headDim);
         int size = tiled ? DECODE_TILED_PARTITION : DECODE_SCALAR_PARTITION;
         int shortest = tiled ? DECODE_TILED_SHORTEST_PARTITION : DECODE_SCALAR_SHORTEST_PARTITION;
         if (tiled && DECODE_FEW_PAIR_PARTITIONS && (long) tokenHeadPairs * DECODE_CLUSTER_PARTITIONS <= context.multiprocessors) {
@@ -1814,9 +1828,10 @@ public final class CudaBackend implements Backend {
         boolean small = group <= 4;
         return switch (params.headDim()) {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
+            case 80 -> small ? Kernel.PAGED_DECODE_80_G4 : Kernel.PAGED_DECODE_80_G8;  // Phi-2: the scalar form
             case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision: the scalar form
             case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
-            case 256 -> small ? Kernel.PAGED_DECODE_256_G4 : null;  // Gemma: decode-only steps (no flash_prefill at 256)
+            case 256 -> small ? Kernel.PAGED_DECODE_256_G4 : null;  // Gemma
             default -> null;
         };
     }
@@ -1824,12 +1839,15 @@ public final class CudaBackend implements Backend {
     /** The tensor-core prefill kernel for this head size, or null where paged_attention takes every token. */
     private Kernel flashPrefill(int headDim) {
         if (activationType == DType.F32) return null;
-        return switch (headDim) {
+        Kernel flash = switch (headDim) {
             case 64 -> Kernel.FLASH_PREFILL_64;
+            case 80 -> Kernel.FLASH_PREFILL_80;
             case 96 -> Kernel.FLASH_PREFILL_96;
             case 128 -> Kernel.FLASH_PREFILL_128;
+            case 256 -> Kernel.FLASH_PREFILL_256;  // 99 KB of shared memory a block: refused before compute capability 8.0
             default -> null;
         };
+        return flash != null && kernels.supports(flash) ? flash : null;
     }
 
     @Override

@@ -301,7 +301,7 @@ final class CudaDriver {
 
     /** Sizes and offsets of CUlaunchConfig and CUlaunchAttribute (cuda.h, CUDA 12 and 13). */
     static final long LAUNCH_CONFIG_BYTES = 56, LAUNCH_ATTRIBUTE_BYTES = 72;
-    private static final long CONFIG_STREAM = 32, CONFIG_ATTRIBUTES = 40, CONFIG_ATTRIBUTE_COUNT = 48;
+    private static final long CONFIG_SHARED_BYTES = 24, CONFIG_STREAM = 32, CONFIG_ATTRIBUTES = 40, CONFIG_ATTRIBUTE_COUNT = 48;
     private static final int LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
     private static final int LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
 
@@ -352,13 +352,16 @@ final class CudaDriver {
      * clusters of {@code clusterX × clusterY × clusterZ} (each a divisor of the grid's).
      */
     void launchClustered(MemorySegment function, MemorySegment config, int gridX, int gridY, int gridZ, int blockX,
-                         int clusterX, int clusterY, int clusterZ, MemorySegment parameters) {
+                         int clusterX, int clusterY, int clusterZ, int sharedBytes, MemorySegment parameters) {
         MemorySegment cluster = config.asSlice(LAUNCH_CONFIG_BYTES, LAUNCH_ATTRIBUTE_BYTES);
         cluster.set(JAVA_INT, 8, clusterX);
         cluster.set(JAVA_INT, 12, clusterY);
         cluster.set(JAVA_INT, 16, clusterZ);
-        launchProgrammatic(function, config, gridX, gridY, gridZ, blockX, parameters);
+        launchProgrammatic(function, config, gridX, gridY, gridZ, blockX, sharedBytes, parameters);
     }
+
+    /** CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: dynamic shared memory a block may take, above the default 48 KB. */
+    static final int FUNCTION_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
     /** CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED: clusters above 8 blocks (16 on an H100). */
     static final int FUNCTION_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14;
@@ -374,11 +377,12 @@ final class CudaDriver {
 
     /** cuLaunchKernelEx with a config made by {@link #prepareProgrammaticLaunch}, its grid and block width set here. */
     void launchProgrammatic(MemorySegment function, MemorySegment config, int gridX, int gridY, int gridZ, int blockX,
-                            MemorySegment parameters) {
+                            int sharedBytes, MemorySegment parameters) {
         config.set(JAVA_INT, 0, gridX);
         config.set(JAVA_INT, 4, gridY);
         config.set(JAVA_INT, 8, gridZ);
         config.set(JAVA_INT, 12, blockX);
+        config.set(JAVA_INT, CONFIG_SHARED_BYTES, sharedBytes);
         int code;
         try {
             code = (int) cuLaunchKernelEx.invokeExact(config, function, parameters, MemorySegment.NULL);

@@ -41,14 +41,19 @@ enum Kernel {
     PAGED_ATTENTION("attention", "paged_attention"),
     PAGED_DECODE_64_G4("attention", "paged_decode_64_g4"),
     PAGED_DECODE_64_G8("attention", "paged_decode_64_g8"),
+    PAGED_DECODE_80_G4("attention", "paged_decode_80_g4", true),
+    PAGED_DECODE_80_G8("attention", "paged_decode_80_g8", true),
     PAGED_DECODE_96_G4("attention", "paged_decode_96_g4", true),
     PAGED_DECODE_96_G8("attention", "paged_decode_96_g8", true),
     PAGED_DECODE_128_G4("attention", "paged_decode_128_g4"),
     PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
     PAGED_DECODE_256_G4("attention", "paged_decode_256_g4", true),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),
+    FLASH_PREFILL_80("attention", "flash_prefill_80", true),
     FLASH_PREFILL_96("attention", "flash_prefill_96", true),
     FLASH_PREFILL_128("attention", "flash_prefill_128", true),
+    /** Its key, value and query tiles as flash_prefill_tile&lt;256&gt; lays them out: 4 × 32 × 264 + 64 × 264 elements. */
+    FLASH_PREFILL_256("attention", "flash_prefill_256", true, (4 * 32 * 264 + 64 * 264) * 2),
     MOE_ROUTE_SOFTMAX_TOPK("moe", "moe_route_softmax_topk"),
     MOE_GROUP_BY_EXPERT("moe", "moe_group_by_expert"),
     MOE_GATE_UP_ROWS("moe", "moe_gate_up_rows"),
@@ -62,15 +67,25 @@ enum Kernel {
     final String function;
     /** Built only where activations are 16-bit (tensor-core kernels). */
     final boolean sixteenBitOnly;
+    /**
+     * Bytes of dynamic shared memory each block takes (extern __shared__), 0 for none; above 48 KB
+     * the function must be allowed them first ({@link KernelLauncher#supports}).
+     */
+    final int dynamicSharedBytes;
 
     Kernel(String module, String function) {
         this(module, function, false);
     }
 
     Kernel(String module, String function, boolean sixteenBitOnly) {
+        this(module, function, sixteenBitOnly, 0);
+    }
+
+    Kernel(String module, String function, boolean sixteenBitOnly, int dynamicSharedBytes) {
         this.module = module;
         this.function = function;
         this.sixteenBitOnly = sixteenBitOnly;
+        this.dynamicSharedBytes = dynamicSharedBytes;
     }
 
     boolean builtFor(DType activationType) {

@@ -21,6 +21,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 final class KernelLauncher implements AutoCloseable {
 
     private static final int MAX_ARGUMENTS = 40;
+    /** Dynamic shared memory a block may take without asking (cuFuncSetAttribute). */
+    private static final int DEFAULT_DYNAMIC_SHARED_BYTES = 48 * 1024;
     /**
      * Kernels never launched, for timing experiments only ({@code -Djvllm.cuda.omitKernels=a,b}): each
      * entry a kernel's function name or a launch's label (as {@link KernelTimes} prints it, such as
@@ -35,6 +37,7 @@ final class KernelLauncher implements AutoCloseable {
     private final MemorySegment stream;
     private final Map<String, MemorySegment> modules = new HashMap<>();
     private final Map<Kernel, MemorySegment> functions = new EnumMap<>(Kernel.class);
+    private final Map<Kernel, Boolean> supported = new EnumMap<>(Kernel.class);
     /**
      * Argument values, 8 bytes each, and the array of pointers to them that cuLaunchKernel reads:
      * both reused by every launch (one thread launches at a time), the pointers set once.
@@ -149,11 +152,13 @@ final class KernelLauncher implements AutoCloseable {
                 clusterConfig = Arena.ofAuto().allocate(CudaDriver.LAUNCH_CONFIG_BYTES + 2 * CudaDriver.LAUNCH_ATTRIBUTE_BYTES, 8);
                 CudaDriver.prepareClusterLaunch(clusterConfig, stream, programmaticConfig != null);
             }
-            driver.launchClustered(function, clusterConfig, gridX, gridY, gridZ, threads, clusterX, 1, clusterZ, pointers);
+            driver.launchClustered(function, clusterConfig, gridX, gridY, gridZ, threads, clusterX, 1, clusterZ,
+                    kernel.dynamicSharedBytes, pointers);
         } else if (programmaticConfig != null) {
-            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, pointers);
+            driver.launchProgrammatic(function, programmaticConfig, gridX, gridY, gridZ, threads, kernel.dynamicSharedBytes,
+                    pointers);
         } else {
-            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, 0, stream, pointers);
+            driver.launch(function, gridX, gridY, gridZ, threads, 1, 1, kernel.dynamicSharedBytes, stream, pointers);
         }
         if (timing != null) timing.end();
     }
@@ -165,6 +170,17 @@ final class KernelLauncher implements AutoCloseable {
     boolean allowLargeClusters(Kernel kernel) {
         return driver.trySetAttribute(functions.computeIfAbsent(kernel, this::resolve),
                 CudaDriver.FUNCTION_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+    }
+
+    /**
+     * Whether {@code kernel} can be launched on this device: a kernel of more than 48 KB of dynamic
+     * shared memory must be allowed them, which a device with less shared memory a block refuses
+     * (the caller then takes another kernel).
+     */
+    boolean supports(Kernel kernel) {
+        if (kernel.dynamicSharedBytes <= DEFAULT_DYNAMIC_SHARED_BYTES) return true;
+        return supported.computeIfAbsent(kernel, k -> driver.trySetAttribute(functions.computeIfAbsent(k, this::resolve),
+                CudaDriver.FUNCTION_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, k.dynamicSharedBytes));
     }
 
     /** A two-dimensional grid of {@code gridX × gridY} blocks. */
@@ -188,6 +204,10 @@ final class KernelLauncher implements AutoCloseable {
     /** The kernel's function, its arguments written into the launch's parameter slots. */
     private MemorySegment function(Kernel kernel, Object[] arguments) {
         MemorySegment function = functions.computeIfAbsent(kernel, this::resolve);
+        if (kernel.dynamicSharedBytes > DEFAULT_DYNAMIC_SHARED_BYTES && supported.get(kernel) != Boolean.TRUE) {
+            throw new IllegalStateException(kernel + ": " + kernel.dynamicSharedBytes
+                    + " bytes of shared memory a block were not allowed (check supports first)");
+        }
         if (arguments.length > MAX_ARGUMENTS) {
             throw new IllegalArgumentException(kernel + ": " + arguments.length + " arguments, at most " + MAX_ARGUMENTS);
         }
@@ -224,5 +244,6 @@ final class KernelLauncher implements AutoCloseable {
         for (MemorySegment module : modules.values()) driver.unloadModule(module);
         modules.clear();
         functions.clear();
+        supported.clear();
     }
 }

@@ -443,6 +443,11 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #define DECODE_PATCH_OWN_TILE 1
 #endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
+// 1: 256-wide heads take the tiled form too, at two blocks an SM (234 registers: its tiles take 128 a
+// thread); 0: the scalar form (CudaBackend's jvllm.cuda.wideDecodeTiles=false sets it).
+#ifndef DECODE_WIDE_TILES
+#define DECODE_WIDE_TILES 1
+#endif
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
 #define DECODE_MIN_BLOCKS 4
 #endif
@@ -688,9 +693,9 @@ __device__ __forceinline__ void paged_decode_block(
     if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
     // The tiled form (tensor cores) where a lane's 16-byte value pieces divide the head (D a multiple
-    // of 64) and its tiles fit the registers (D up to 128: at 256 it spills 1.2 KB), else the scalar one
-    // (96- and 256-wide heads; every head in float32, whose build has no tiled form).
-    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && D % 64 == 0 && D <= 128;
+    // of 64) and its tiles fit the registers (D up to 128 at four blocks an SM, 256 at two), else the
+    // scalar one (80- and 96-wide heads; every head in float32, whose build has no tiled form).
+    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && D % 64 == 0 && (D <= 128 || D == 256 && DECODE_WIDE_TILES);
 #if DECODE_TILED
     uint4 tileKeys[2][D / 32];
     uint4 tileValues[4][D / 64];
@@ -884,13 +889,14 @@ __device__ __forceinline__ void paged_decode_block(
     {
     // The scalar form keeps a partition's scores and key slots in shared memory.
     // Value pieces a key takes lanes for: PIECES rounded up to a power of two (a 96-wide head's 12 take
-    // 16 lanes, 4 idle), so that a key's lanes never straddle a warp and the fold below pairs them.
+    // 16 lanes, 4 idle; an 80-wide head's 10, 6 idle), so that a key's lanes never straddle a warp and the fold below pairs them.
     constexpr int LANE_PIECES = PIECES <= 8 ? 8 : PIECES <= 16 ? 16 : 32;
     static_assert(PIECES <= 32, "a key's value pieces fit in a warp");
     constexpr int KEY_LANES = 32 * DECODE_WARPS / LANE_PIECES;
     __shared__ float scores[GROUP][DECODE_PARTITION];
     __shared__ int slots[DECODE_PARTITION];
-    constexpr int KEY_THREADS = DECODE_KEY_THREADS;
+    // An 80-wide row's 10 pieces split over 2 threads, not 4.
+    constexpr int KEY_THREADS = PIECES % DECODE_KEY_THREADS == 0 ? DECODE_KEY_THREADS : 2;
     constexpr int SHARE = PIECES / KEY_THREADS;  // 16-byte pieces of a key row per thread
     constexpr int ROWS = DECODE_KEY_ROWS;
     static_assert(PIECES % KEY_THREADS == 0 && 32 % KEY_THREADS == 0, "key threads must divide a row and a warp");
@@ -1038,8 +1044,9 @@ __device__ __forceinline__ void paged_decode_block(
     }
 }
 
-#define PAGED_DECODE(D, GROUP)                                                                                  \
-    extern "C" __global__ void DECODE_BOUNDS paged_decode_##D##_g##GROUP(                \
+#define PAGED_DECODE(D, GROUP) PAGED_DECODE_BOUNDED(D, GROUP, DECODE_BOUNDS)
+#define PAGED_DECODE_BOUNDED(D, GROUP, LAUNCH_BOUNDS)                                                           \
+    extern "C" __global__ void LAUNCH_BOUNDS paged_decode_##D##_g##GROUP(                                       \
             const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,                \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
@@ -1062,9 +1069,16 @@ PAGED_DECODE(128, 8)
 // Float32 attention takes the generic kernel, so these are built for 16 bits only (a 256-wide row's 64
 // float32 pieces would not fit a warp).
 #if JV_ACT_TYPE != JV_F32
+PAGED_DECODE(80, 4)  // Phi-2, GPT-NeoX models of 80-wide heads
+PAGED_DECODE(80, 8)
 PAGED_DECODE(96, 4)  // Phi-3-mini, Phi-3-Vision
 PAGED_DECODE(96, 8)
-PAGED_DECODE(256, 4)  // Gemma's heads; a group of 8 would take 54 KB of shared memory
+// Gemma's heads; a group of 8 would take 54 KB of shared memory in either form
+#if DECODE_TILED && DECODE_WIDE_TILES
+PAGED_DECODE_BOUNDED(256, 4, __launch_bounds__(32 * DECODE_WARPS, 2))
+#else
+PAGED_DECODE(256, 4)
+#endif
 #endif
 
 #if JV_ACT_TYPE != JV_F32
@@ -1104,6 +1118,12 @@ __device__ __forceinline__ void load_matrices(unsigned int* r, const act_t* row)
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
 }
 
+// Two such matrices (lanes 0-15's addresses); the other lanes' are not read.
+__device__ __forceinline__ void load_two_matrices(unsigned int* r, const act_t* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"
+                 : "=r"(r[0]), "=r"(r[1]) : "r"(shared_address(row)) : "memory");
+}
+
 __device__ __forceinline__ void load_matrices_transposed(unsigned int* r, const act_t* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
@@ -1134,9 +1154,28 @@ __device__ __forceinline__ void flash_prefill_tile(
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
         const int* tiles) {
     constexpr int STRIDE = D + 8;  // padding spreads a tile's rows over the shared-memory banks
-    // Two buffers: the next key/value tile is copied in (cp.async) while this one is computed on.
-    __shared__ __align__(16) act_t keyTiles[2][FLASH_KEYS * STRIDE];
-    __shared__ __align__(16) act_t valueTiles[2][FLASH_KEYS * STRIDE];
+    constexpr int TILE_ELEMENTS = FLASH_KEYS * STRIDE;
+    constexpr int STEPS = D / 16;  // k steps of a query-key product
+    static_assert(D % 16 == 0, "a head is whole steps of the tensor-core product");
+    // Wide heads (256) keep the tile's queries in shared memory and read their A fragments at each key
+    // tile: the output's accumulators alone take D / 2 registers a thread. Their tiles (99 KB with the
+    // queries) are dynamic shared memory, which the host sizes (Kernel.FLASH_PREFILL_256).
+    constexpr bool QUERY_TILE = D > 128;
+    // Two buffers each of keys and values: the next tile is copied in (cp.async) while this one is computed on.
+    act_t (*keyTiles)[TILE_ELEMENTS];
+    act_t (*valueTiles)[TILE_ELEMENTS];
+    [[maybe_unused]] act_t* queryTile = nullptr;
+    if constexpr (QUERY_TILE) {
+        extern __shared__ __align__(16) act_t flashTiles[];
+        keyTiles = reinterpret_cast<act_t (*)[TILE_ELEMENTS]>(flashTiles);
+        valueTiles = keyTiles + 2;
+        queryTile = flashTiles + 4 * TILE_ELEMENTS;
+    } else {
+        __shared__ __align__(16) act_t keyTileArray[2][TILE_ELEMENTS];
+        __shared__ __align__(16) act_t valueTileArray[2][TILE_ELEMENTS];
+        keyTiles = keyTileArray;
+        valueTiles = valueTileArray;
+    }
 
     int firstToken = tiles[2 * blockIdx.x];
     int tileTokens = tiles[2 * blockIdx.x + 1];
@@ -1160,16 +1199,25 @@ __device__ __forceinline__ void flash_prefill_tile(
     int position0 = positions[token0];
     int position1 = positions[token1];
 
-    unsigned int queryFragments[D / 16][4];
-    const act_t* query0 = q + ((i64) token0 * numHeads + head) * D;
-    const act_t* query1 = q + ((i64) token1 * numHeads + head) * D;
+    unsigned int queryFragments[QUERY_TILE ? 1 : STEPS][4];
+    if constexpr (QUERY_TILE) {
+        // Row r of the tile is token firstToken + min(r, tileTokens - 1); its copies join the first key tile's group.
+        for (int i = threadIdx.x; i < FLASH_QUERIES * (D / 8); i += 32 * FLASH_WARPS) {
+            int r = i / (D / 8), piece = i % (D / 8);
+            const act_t* row = q + ((i64) (firstToken + min(r, tileTokens - 1)) * numHeads + head) * D;
+            copy_async(queryTile + r * STRIDE + piece * 8, row + piece * 8, true);
+        }
+    } else {
+        const act_t* query0 = q + ((i64) token0 * numHeads + head) * D;
+        const act_t* query1 = q + ((i64) token1 * numHeads + head) * D;
 #pragma unroll
-    for (int c = 0; c < D / 16; c++) {
-        int d = c * 16 + 2 * quad;
-        queryFragments[c][0] = load_pair(query0 + d);
-        queryFragments[c][1] = load_pair(query1 + d);
-        queryFragments[c][2] = load_pair(query0 + d + 8);
-        queryFragments[c][3] = load_pair(query1 + d + 8);
+        for (int c = 0; c < STEPS; c++) {
+            int d = c * 16 + 2 * quad;
+            queryFragments[c][0] = load_pair(query0 + d);
+            queryFragments[c][1] = load_pair(query1 + d);
+            queryFragments[c][2] = load_pair(query0 + d + 8);
+            queryFragments[c][3] = load_pair(query1 + d + 8);
+        }
     }
 
     float output[D / 8][4];
@@ -1186,15 +1234,16 @@ __device__ __forceinline__ void flash_prefill_tile(
     auto fetch_tile = [&](int keyStart, int buffer) {
         constexpr int CHUNKS = D / 8;  // 16-byte pieces per row
         constexpr int ROW_THREADS = 32 * FLASH_WARPS / FLASH_KEYS;
-        static_assert(32 * FLASH_WARPS % FLASH_KEYS == 0 && CHUNKS % ROW_THREADS == 0, "a tile's rows split evenly");
+        static_assert(32 * FLASH_WARPS % FLASH_KEYS == 0, "a tile's rows split evenly");
         int r = threadIdx.x / ROW_THREADS;
         int j = keyStart + r;
         bool valid = j <= lastPosition;
         i64 rowOffset = 0;
         if (valid) rowOffset = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize);
 #pragma unroll
-        for (int k = 0; k < CHUNKS / ROW_THREADS; k++) {
+        for (int k = 0; k < (CHUNKS + ROW_THREADS - 1) / ROW_THREADS; k++) {
             int piece = threadIdx.x % ROW_THREADS + k * ROW_THREADS;
+            if (CHUNKS % ROW_THREADS != 0 && piece >= CHUNKS) break;  // an 80-wide row's 10 pieces
             i64 offset = valid ? rowOffset + piece * 8 : 0;
             copy_async(keyTiles[buffer] + r * STRIDE + piece * 8, keyCache + offset, valid);
             copy_async(valueTiles[buffer] + r * STRIDE + piece * 8, valueCache + offset, valid);
@@ -1215,17 +1264,42 @@ __device__ __forceinline__ void flash_prefill_tile(
         const act_t* values = valueTiles[buffer];
 
         float scores[FLASH_KEYS / 8][4];
+        if constexpr (QUERY_TILE) {
 #pragma unroll
-        for (int n = 0; n < FLASH_KEYS / 8; n++) {
-            scores[n][0] = scores[n][1] = scores[n][2] = scores[n][3] = 0.0f;
-            // Matrices: keys n·8.. by dims c·16, c·16+8, (c+1)·16, (c+1)·16+8: B fragments of steps c and c+1.
-            const act_t* keyRow = keys + (n * 8 + (lane & 7)) * STRIDE + (lane >> 3) * 8;
+            for (int n = 0; n < FLASH_KEYS / 8; n++) scores[n][0] = scores[n][1] = scores[n][2] = scores[n][3] = 0.0f;
+            // A matrices: rows warp·16.. and +8 by dims c·16 and c·16+8, the A fragment of step c.
+            const act_t* queryRow = queryTile + (warp * FLASH_ROWS_PER_WARP + (lane & 15)) * STRIDE + (lane >> 4) * 8;
 #pragma unroll
-            for (int c = 0; c < D / 16; c += 2) {
-                unsigned int b[4];
-                load_matrices(b, keyRow + c * 16);
-                mma_16816(scores[n], queryFragments[c], b[0], b[1]);
-                mma_16816(scores[n], queryFragments[c + 1], b[2], b[3]);
+            for (int c = 0; c < STEPS; c += 2) {
+                unsigned int a0[4], a1[4];
+                load_matrices(a0, queryRow + c * 16);
+                load_matrices(a1, queryRow + (c + 1) * 16);
+#pragma unroll
+                for (int n = 0; n < FLASH_KEYS / 8; n++) {
+                    unsigned int b[4];
+                    load_matrices(b, keys + (n * 8 + (lane & 7)) * STRIDE + (lane >> 3) * 8 + c * 16);
+                    mma_16816(scores[n], a0, b[0], b[1]);
+                    mma_16816(scores[n], a1, b[2], b[3]);
+                }
+            }
+        } else {
+#pragma unroll
+            for (int n = 0; n < FLASH_KEYS / 8; n++) {
+                scores[n][0] = scores[n][1] = scores[n][2] = scores[n][3] = 0.0f;
+                // Matrices: keys n·8.. by dims c·16, c·16+8, (c+1)·16, (c+1)·16+8: B fragments of steps c and c+1.
+                const act_t* keyRow = keys + (n * 8 + (lane & 7)) * STRIDE + (lane >> 3) * 8;
+#pragma unroll
+                for (int c = 0; c + 1 < STEPS; c += 2) {
+                    unsigned int b[4];
+                    load_matrices(b, keyRow + c * 16);
+                    mma_16816(scores[n], queryFragments[c], b[0], b[1]);
+                    mma_16816(scores[n], queryFragments[c + 1], b[2], b[3]);
+                }
+                if constexpr (STEPS % 2 != 0) {  // an 80-wide head's fifth step: two matrices (lanes 0-15's rows)
+                    unsigned int b[2];
+                    load_two_matrices(b, keyRow + (STEPS - 1) * 16);
+                    mma_16816(scores[n], queryFragments[STEPS - 1], b[0], b[1]);
+                }
             }
         }
 
@@ -1318,8 +1392,8 @@ __device__ __forceinline__ void flash_prefill_tile(
     }
 }
 
-#define FLASH_PREFILL(D)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS, FLASH_MIN_BLOCKS) flash_prefill_##D(                           \
+#define FLASH_PREFILL(D, MIN_BLOCKS)                                                                            \
+    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS, MIN_BLOCKS) flash_prefill_##D(                \
             const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,    \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
@@ -1329,7 +1403,11 @@ __device__ __forceinline__ void flash_prefill_tile(
                               blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
                               logitSoftcap, alibiSlopes, tiles);                                                 \
     }
-FLASH_PREFILL(64)
-FLASH_PREFILL(96)
-FLASH_PREFILL(128)
+FLASH_PREFILL(64, FLASH_MIN_BLOCKS)
+FLASH_PREFILL(80, FLASH_MIN_BLOCKS)  // Phi-2, GPT-NeoX models of 80-wide heads
+FLASH_PREFILL(96, FLASH_MIN_BLOCKS)
+FLASH_PREFILL(128, FLASH_MIN_BLOCKS)
+// Gemma's heads: two blocks an SM, each with 99 KB of shared memory (its 128 output registers a thread
+// leave no room for a third).
+FLASH_PREFILL(256, 2)
 #endif

@@ -195,6 +195,8 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
      * Step one prefills two prompts (100 and 37 tokens: two and one query tiles, several key
      * tiles, one sequence's blocks out of order); step two decodes one token of the first beside
      * a 70-token second chunk of the other, which must see its first chunk through the cache.
+     * Groups above 8, and above 4 at 256, have no paged_decode: their decode token takes
+     * paged_attention beside flash_prefill's chunk.
      */
     @ParameterizedTest
     @CsvSource({
@@ -206,6 +208,12 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 2, 2, 96, 0, 0, false",
             "BF16, 8, 1, 96, 40, 0, false",
             "BF16, 4, 2, 256, 0, 30, false",
+            "F16, 4, 2, 256, 40, 0, false",
+            "BF16, 8, 1, 256, 0, 0, false",
+            "BF16, 4, 1, 256, 0, 0, true",
+            "BF16, 4, 4, 80, 0, 0, false",
+            "F16, 8, 1, 80, 40, 0, false",
+            "BF16, 16, 1, 64, 0, 0, false",
             "F16, 8, 2, 128, 0, 0, false"})
     void attentionMatchesCpuThroughFlashPrefillAndDecode(DType type, int heads, int kvHeads, int headDim, int window,
                                                          float softcap, boolean alibi) {
@@ -248,6 +256,8 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 4, 2, 256, 0",
             "BF16, 4, 4, 256, 50",
             "BF16, 8, 1, 256, 0",
+            "BF16, 4, 4, 80, 0",
+            "F16, 8, 1, 80, 100",
             "F16, 4, 2, 128, 0"})
     void decodeOverContextsOfSeveralPartitionsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window) {
         decodeMatchesCpu(type, heads, kvHeads, headDim, window, new int[]{600, 300, 40});
@@ -378,6 +388,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 4, 4, 96, 96, true, 0",
             "BF16, 8, 2, 96, 96, false, 0",
             "BF16, 4, 2, 256, 256, true, 0",
+            "BF16, 4, 4, 80, 32, true, 0",
             "F16, 4, 2, 128, 128, true, 0"})
     void rotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
                                                 boolean neox, int window) {
