@@ -73,16 +73,16 @@ final class KernelCompiler {
 
     List<String> options(DType activationType) {
         for (String define : EXTRA_DEFINES) {
-            if (define.startsWith("DECODE_TILES") || define.startsWith("DECODE_WIDE_TILES") || define.startsWith("DECODE_PARTITION")) {
+            if (define.startsWith("DECODE_TILES") || define.startsWith("DECODE_PARTITION")) {
                 // The backend sizes decode partitions for the form and limit it knows of; a kernel built otherwise overruns its scores.
                 throw new CudaException("jvllm.cuda.kernelDefines: " + define
-                        + " is not a define to set there (use -Djvllm.cuda.decodeTiles or -Djvllm.cuda.wideDecodeTiles)");
+                        + " is not a define to set there (use -Djvllm.cuda.decodeTiles or -Djvllm.cuda.decodeTilesAllWidths)");
             }
         }
         List<String> options = new java.util.ArrayList<>(List.of("--gpu-architecture=" + architecture, "--std=c++17",
                 "-default-device", "-lineinfo", "-DJV_ACT_TYPE=" + CudaTensor.typeCode(activationType)));
         if (!DECODE_TILES) options.add("-DDECODE_TILES=0");
-        if (!WIDE_DECODE_TILES) options.add("-DDECODE_WIDE_TILES=0");
+        if (!DECODE_TILES_ALL_WIDTHS) options.add("-DDECODE_TILES_ALL_WIDTHS=0");
         for (String define : EXTRA_DEFINES) options.add("-D" + define);
         return options;
     }
@@ -94,14 +94,16 @@ final class KernelCompiler {
     static final boolean DECODE_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeTiles", "true"));
 
     /**
-     * Whether 256-wide heads take the tiled form too (attention.cu's DECODE_WIDE_TILES), at two blocks
-     * an SM; {@code -Djvllm.cuda.wideDecodeTiles=false} leaves them the scalar form, for comparisons.
+     * Whether 96- and 256-wide heads take the tiled form too, as 64- and 128-wide ones do (attention.cu's
+     * DECODE_TILES_ALL_WIDTHS); {@code -Djvllm.cuda.decodeTilesAllWidths=false} leaves them the scalar
+     * form, for comparisons.
      */
-    static final boolean WIDE_DECODE_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cuda.wideDecodeTiles", "true"));
+    static final boolean DECODE_TILES_ALL_WIDTHS =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeTilesAllWidths", "true"));
 
     /** Whether paged_decode takes its tiled form for heads of this width (as attention.cu's paged_decode_block chooses). */
     static boolean tiledDecode(int headDim) {
-        return DECODE_TILES && headDim % 64 == 0 && (headDim <= 128 || headDim == 256 && WIDE_DECODE_TILES);
+        return DECODE_TILES && (headDim == 64 || headDim == 128 || (headDim == 96 || headDim == 256) && DECODE_TILES_ALL_WIDTHS);
     }
 
     /**

@@ -443,10 +443,11 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #define DECODE_PATCH_OWN_TILE 1
 #endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
-// 1: 256-wide heads take the tiled form too, at two blocks an SM (234 registers: its tiles take 128 a
-// thread); 0: the scalar form (CudaBackend's jvllm.cuda.wideDecodeTiles=false sets it).
-#ifndef DECODE_WIDE_TILES
-#define DECODE_WIDE_TILES 1
+// 1: 96-wide heads take the tiled form too (their value pieces of 8 bytes), and 256-wide heads at two
+// blocks an SM (234 registers: their tiles take 128 a thread); 0: the scalar form for both
+// (KernelCompiler's jvllm.cuda.decodeTilesAllWidths=false sets it).
+#ifndef DECODE_TILES_ALL_WIDTHS
+#define DECODE_TILES_ALL_WIDTHS 1
 #endif
 #if DECODE_TILED && !defined(DECODE_MIN_BLOCKS)
 #define DECODE_MIN_BLOCKS 4
@@ -589,12 +590,43 @@ __device__ __forceinline__ float rotated_element(const act_t* head, int d, const
     return first ? x * cosine - partner * sine : x * cosine + partner * sine;
 }
 
+// The pieces a lane of the tiled paged_decode loads its D/8 value elements of a key in: 16 bytes
+// where D is a multiple of 64, else 8 (a 96-wide head's 12 elements: three).
+template <bool SIXTEEN_BYTES> struct DecodeValuePieceOf { using type = uint4; };
+template <> struct DecodeValuePieceOf<false> { using type = uint2; };
+template <int D> using DecodeValuePiece = typename DecodeValuePieceOf<D % 64 == 0>::type;
+template <int D> constexpr int DECODE_VALUE_PIECES = D / 8 / (int) (sizeof(DecodeValuePiece<D>) / sizeof(act_t));
+
+template <class Piece>
+__device__ __forceinline__ Piece load_cache_value(const act_t* p);
+
+template <>
+__device__ __forceinline__ uint4 load_cache_value<uint4>(const act_t* p) {
+    return load_cache_piece(p);
+}
+
+template <>
+__device__ __forceinline__ uint2 load_cache_value<uint2>(const act_t* p) {
+#if DECODE_CACHE_LOADS == 1
+    uint2 r;
+    asm volatile("ld.global.cs.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+    return r;
+#elif DECODE_CACHE_LOADS == 2
+    uint2 r;
+    asm volatile("ld.global.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+    return r;
+#else
+    return *(const uint2*) p;
+#endif
+}
+
 // One warp's tile of 16 keys from `first` for the tiled paged_decode (keys past end are zeros):
 // keys[r][i] = elements 32i + 8q .. 32i + 8q + 7 of key first + row + 8r, and values[k][p] = piece
 // p of elements row·D/8 .. of the value rows of keys first + (2q, 2q + 1, 2q + 8, 2q + 9)[k], for
 // lane (row, q). valueBase points at this lane's first value element of a cache row (kv_row 0).
 template <int D>
-__device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* keyBase,
+__device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], DecodeValuePiece<D> (&values)[4][DECODE_VALUE_PIECES<D>],
+                                                 const act_t* keyBase,
                                                  const act_t* valueBase, const int* blockTable, int blockSize,
                                                  int kvHead, int numKvHeads, int first, int end, int lane) {
     int row = lane >> 2, quad = lane & 3;
@@ -620,9 +652,11 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         i64 at = kv_row_of_slot(valueSlots[k], kvHead, numKvHeads, D, blockSize);
+        constexpr int ELEMENTS = sizeof(DecodeValuePiece<D>) / sizeof(act_t);
 #pragma unroll
-        for (int p = 0; p < D / 64; p++) {
-            values[k][p] = valueSlots[k] >= 0 ? load_cache_piece(valueBase + at + p * 8) : make_uint4(0, 0, 0, 0);
+        for (int p = 0; p < DECODE_VALUE_PIECES<D>; p++) {
+            values[k][p] = valueSlots[k] >= 0 ? load_cache_value<DecodeValuePiece<D>>(valueBase + at + p * ELEMENTS)
+                                              : DecodeValuePiece<D>{};
         }
     }
 }
@@ -630,7 +664,8 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], uint4
 // Puts the token's own key and value (newKey, newValue: [D], as cached) into a tile that
 // load_decode_tile read before they were cached, for lane (row, q) as it lays them out.
 template <int D>
-__device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], uint4 (&values)[4][D / 64], const act_t* newKey,
+__device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], DecodeValuePiece<D> (&values)[4][DECODE_VALUE_PIECES<D>],
+                                                  const act_t* newKey,
                                                   const act_t* newValue, int first, int position, int lane) {
     int row = lane >> 2, quad = lane & 3;
 #pragma unroll
@@ -642,8 +677,11 @@ __device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], uint
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         if (first + 2 * quad + (k & 1) + 8 * (k >> 1) != position) continue;
+        constexpr int ELEMENTS = sizeof(DecodeValuePiece<D>) / sizeof(act_t);
 #pragma unroll
-        for (int p = 0; p < D / 64; p++) values[k][p] = *(const uint4*) (newValue + row * (D / 8) + p * 8);
+        for (int p = 0; p < DECODE_VALUE_PIECES<D>; p++) {
+            values[k][p] = *(const DecodeValuePiece<D>*) (newValue + row * (D / 8) + p * ELEMENTS);
+        }
     }
 }
 
@@ -692,13 +730,14 @@ __device__ __forceinline__ void paged_decode_block(
     bool live = partition >= firstPart && partition <= lastPart;
     if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
-    // The tiled form (tensor cores) where a lane's 16-byte value pieces divide the head (D a multiple
-    // of 64) and its tiles fit the registers (D up to 128 at four blocks an SM, 256 at two), else the
-    // scalar one (80- and 96-wide heads; every head in float32, whose build has no tiled form).
-    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && D % 64 == 0 && (D <= 128 || D == 256 && DECODE_WIDE_TILES);
+    // The tiled form (tensor cores) where a key's row is whole 32-element pieces (D a multiple of 32) and
+    // its tiles fit the registers (D up to 128 at four blocks an SM, 256 at two), else the scalar one
+    // (80-wide heads; every head in float32, whose build has no tiled form).
+    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && D % 32 == 0
+            && (D == 64 || D == 128 || (D == 96 || D == 256) && DECODE_TILES_ALL_WIDTHS);
 #if DECODE_TILED
     uint4 tileKeys[2][D / 32];
-    uint4 tileValues[4][D / 64];
+    DecodeValuePiece<D> tileValues[4][DECODE_VALUE_PIECES<D>];
     const act_t* keyBase = keyCache;
     const act_t* valueBase = valueCache + (lane >> 2) * (D / 8);
     // The warp's first tile is asked for before the queries are rotated and the new key cached, so
@@ -743,7 +782,7 @@ __device__ __forceinline__ void paged_decode_block(
     if constexpr (TILED) {
     {
         static_assert(GROUP <= 8, "the group's heads are the A operand's first 8 rows");
-        static_assert(D % 64 == 0, "a lane takes D / 8 value elements in 16-byte pieces");
+        static_assert(D % 32 == 0, "a lane takes D / 8 value elements in 16- or 8-byte pieces");
         // Each warp takes tiles of 16 keys (tile i of the partition goes to warp i % DECODE_WARPS)
         // and keeps its own online softmax; a tile's keys and values are all loaded before its
         // first multiply, so a warp has 8 KB in flight. S = Q·Kᵀ: A = the group's queries (rows
@@ -834,12 +873,14 @@ __device__ __forceinline__ void paged_decode_block(
             float correction1 = __shfl_sync(0xffffffffu, correction, 8 * quad + 4);
 #pragma unroll
             for (int mt = 0; mt < D / 16; mt++) {
-                const unsigned int* w0 = (const unsigned int*) &tileValues[0][mt / 4];
-                const unsigned int* w1 = (const unsigned int*) &tileValues[1][mt / 4];
-                const unsigned int* w2 = (const unsigned int*) &tileValues[2][mt / 4];
-                const unsigned int* w3 = (const unsigned int*) &tileValues[3][mt / 4];
-                unsigned int a[4] = {__byte_perm(w0[mt % 4], w1[mt % 4], 0x5410), __byte_perm(w0[mt % 4], w1[mt % 4], 0x7632),
-                                     __byte_perm(w2[mt % 4], w3[mt % 4], 0x5410), __byte_perm(w2[mt % 4], w3[mt % 4], 0x7632)};
+                constexpr int WORDS = sizeof(DecodeValuePiece<D>) / 4;  // 32-bit words a value piece holds
+                const unsigned int* w0 = (const unsigned int*) &tileValues[0][mt / WORDS];
+                const unsigned int* w1 = (const unsigned int*) &tileValues[1][mt / WORDS];
+                const unsigned int* w2 = (const unsigned int*) &tileValues[2][mt / WORDS];
+                const unsigned int* w3 = (const unsigned int*) &tileValues[3][mt / WORDS];
+                int w = mt % WORDS;
+                unsigned int a[4] = {__byte_perm(w0[w], w1[w], 0x5410), __byte_perm(w0[w], w1[w], 0x7632),
+                                     __byte_perm(w2[w], w3[w], 0x5410), __byte_perm(w2[w], w3[w], 0x7632)};
                 output[mt][0] *= correction0;
                 output[mt][1] *= correction1;
                 output[mt][2] *= correction0;
@@ -1074,7 +1115,7 @@ PAGED_DECODE(80, 8)
 PAGED_DECODE(96, 4)  // Phi-3-mini, Phi-3-Vision
 PAGED_DECODE(96, 8)
 // Gemma's heads; a group of 8 would take 54 KB of shared memory in either form
-#if DECODE_TILED && DECODE_WIDE_TILES
+#if DECODE_TILED && DECODE_TILES_ALL_WIDTHS
 PAGED_DECODE_BOUNDED(256, 4, __launch_bounds__(32 * DECODE_WARPS, 2))
 #else
 PAGED_DECODE(256, 4)
