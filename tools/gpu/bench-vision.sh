@@ -30,15 +30,17 @@ $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dor
   -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" --max-model-len "$length" 2> "$OUT/jvllm-vision.log" |
   python3 -c 'import json,sys
 for line in sys.stdin:
-    d=json.loads(line); d["source"]="jvllm"; print(json.dumps(d), flush=True)' | tee -a "$summary"
+    if line.startswith("{"):
+        d=json.loads(line); d["source"]="jvllm"; print(json.dumps(d), flush=True)' | tee -a "$summary"
 note "jvllm exit ${PIPESTATUS[0]}"
 # The same prompt lengths as text, no image: what the images themselves cost (SKIP_TEXT=1: not run).
-[[ ${SKIP_TEXT:-} == 1 ]] || $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
+[[ ${SKIP_TEXT:-} == 1 ]] || { $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
   -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" --max-model-len "$length" --text-only 2> "$OUT/jvllm-text.log" |
   python3 -c 'import json,sys
 for line in sys.stdin:
-    d=json.loads(line); d["source"]="jvllm-text-only"; print(json.dumps(d), flush=True)' | tee -a "$summary"
-[[ ${SKIP_TEXT:-} == 1 ]] || note "jvllm text-only exit ${PIPESTATUS[0]}"
+    if line.startswith("{"):
+        d=json.loads(line); d["source"]="jvllm-text-only"; print(json.dumps(d), flush=True)' | tee -a "$summary"
+  note "jvllm text-only exit ${PIPESTATUS[0]}"; }
 [[ ${SKIP_HF:-} == 1 ]] && exit 0
 python3 "$baseline" "$model" "$requests" 2> "$OUT/hf-vision.log" | tee -a "$summary"
 note "hf exit ${PIPESTATUS[0]}"

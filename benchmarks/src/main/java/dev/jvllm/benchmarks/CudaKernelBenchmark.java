@@ -161,13 +161,21 @@ public final class CudaKernelBenchmark {
      * {@code --attention-heads}: one layer's attention for heads of Llama-3-8B (32 of 128 over 8 KV heads),
      * Phi-3-mini (32 of 96, no grouping), Gemma-2-9B (16 of 256 over 8), Phi-2 (32 of 80, no grouping)
      * and Gemma-2B (8 of 256 over 1): decode at batch 1 and 64 over 2 048 cached positions, and prefill
-     * of 4 × 512. Run it with and without
+     * of 4 × 512; then a vision tower's encoder attention: 13 images of 577 tokens in 16 heads of 64
+     * (CLIP ViT-L/14 at 336 pixels, a Phi-3-Vision image) and 4 of 1 024 in 16 heads of 80 (Qwen2-VL's
+     * tower). Every measure runs once untimed first, so that the first timed one finds the device's
+     * clocks up as the others do. Run it with and without
      * {@code -Djvllm.cuda.genericAttention=true} to compare the fast kernels with the generic one.
      */
     private static void attentionHeads() {
         try (CudaBackend gpu = CudaBackend.open(0, DType.BF16)) {
             emit("device", "name", gpu.deviceDescription(), "generic_attention", Boolean.getBoolean("jvllm.cuda.genericAttention"));
             int[][] shapes = {{32, 8, 128}, {32, 32, 96}, {16, 8, 256}, {32, 32, 80}, {8, 1, 256}};
+            for (int[] shape : shapes) {
+                attentionMillis(gpu, 1, 2048, 1, shape[0], shape[1], shape[2]);
+                attentionMillis(gpu, 64, 2048, 1, shape[0], shape[1], shape[2]);
+                attentionMillis(gpu, 4, 0, 512, shape[0], shape[1], shape[2]);
+            }
             for (int[] shape : shapes) {
                 for (int sequences : new int[]{1, 64}) {
                     double millis = attentionMillis(gpu, sequences, 2048, 1, shape[0], shape[1], shape[2]);
@@ -179,7 +187,37 @@ public final class CudaKernelBenchmark {
                 emit("prefill_attention", "heads", shape[0], "kv_heads", shape[1], "head_dim", shape[2], "sequences", 4,
                         "length", 512, "us", round(millis * 1e3), "tflops", round(flops / (millis / 1e3) / 1e12));
             }
+            int[][] towers = {{13, 577, 16, 64}, {4, 1024, 16, 80}};
+            for (int[] tower : towers) encoderAttentionMillis(gpu, tower[0], tower[1], tower[2], tower[3]);
+            for (int[] tower : towers) {
+                double millis = encoderAttentionMillis(gpu, tower[0], tower[1], tower[2], tower[3]);
+                double flops = 4.0 * tower[0] * tower[2] * tower[3] * (double) tower[1] * tower[1];
+                emit("encoder_attention", "heads", tower[2], "kv_heads", tower[2], "head_dim", tower[3], "sequences", tower[0],
+                        "length", tower[1], "us", round(millis * 1e3), "tflops", round(flops / (millis / 1e3) / 1e12));
+            }
         }
+    }
+
+    /** Device milliseconds of one encoder attention over {@code sequences} sequences of {@code length} tokens. */
+    private static double encoderAttentionMillis(CudaBackend gpu, int sequences, int length, int heads, int headDim) {
+        int tokens = sequences * length;
+        int[] starts = new int[sequences + 1], positions = new int[tokens], contexts = new int[sequences];
+        int[] logitRows = new int[sequences];
+        int[][] tables = new int[sequences][0];
+        for (int s = 0; s < sequences; s++) {
+            starts[s + 1] = (s + 1) * length;
+            contexts[s] = length;
+            logitRows[s] = starts[s + 1] - 1;
+            for (int i = 0; i < length; i++) positions[s * length + i] = i;
+        }
+        ForwardBatch batch = new ForwardBatch(new int[tokens], positions, new int[tokens], starts, contexts, tables, 16,
+                logitRows);
+        AttentionParams params = AttentionParams.causal(heads, heads, headDim);
+        Tensor q = gpu.allocate(tokens, heads * headDim);
+        Tensor k = gpu.allocate(tokens, heads * headDim);
+        Tensor v = gpu.allocate(tokens, heads * headDim);
+        Tensor out = gpu.allocate(tokens, heads * headDim);
+        return time(gpu, () -> gpu.encoderAttention(q, k, v, batch, params, out));
     }
 
     /**

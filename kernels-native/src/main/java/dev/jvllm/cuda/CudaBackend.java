@@ -57,6 +57,11 @@ public final class CudaBackend implements Backend {
      * one block a token and head, encoder_attention, for comparisons).
      */
     private static final boolean ENCODER_TILES = !"false".equals(System.getProperty("jvllm.cuda.encoderTiles"));
+    /**
+     * 16-bit encoder attention on tensor cores (encoder_flash, the bidirectional form of flash_prefill) for
+     * head sizes 32, 64, 80 and 128 ({@code -Djvllm.cuda.encoderFlash=false}: the query tiles above, for comparisons).
+     */
+    private static final boolean ENCODER_FLASH = !"false".equals(System.getProperty("jvllm.cuda.encoderFlash"));
     private static final long STAGING_BYTES = 8L << 20;
     private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
     private static final int FLASH_THREADS = 128;
@@ -1879,6 +1884,20 @@ public final class CudaBackend implements Backend {
             default -> null;
         };
         CudaTensor bias = relativeBias(params);
+        Kernel flash = activationType == DType.F32 || bias != null || !ENCODER_FLASH ? null : switch (params.headDim()) {
+            case 32 -> Kernel.ENCODER_FLASH_32;
+            case 64 -> Kernel.ENCODER_FLASH_64;
+            case 80 -> Kernel.ENCODER_FLASH_80;
+            case 128 -> Kernel.ENCODER_FLASH_128;
+            default -> null;
+        };
+        if (flash != null) {
+            kernels.launchGrid(flash, (tokens + BatchOnDevice.TILE_TOKENS - 1) / BatchOnDevice.TILE_TOKENS, params.numHeads(),
+                    FLASH_THREADS, query, key, value, output, sequences.address(),
+                    sequences.address() + (long) tokens * Integer.BYTES, tokens, params.numHeads(), params.numKvHeads(),
+                    params.scale(), params.logitSoftcap());
+            return;
+        }
         if (tiled != null && ENCODER_TILES && bias == null) {
             kernels.launchGrid(tiled, (tokens + ENCODER_QUERIES - 1) / ENCODER_QUERIES, params.numHeads(), ENCODER_QUERIES,
                     query, key, value, output, sequences.address(), sequences.address() + (long) tokens * Integer.BYTES,

@@ -1188,12 +1188,17 @@ __device__ __forceinline__ void copy_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
 }
 
-template <int D>
+// ENCODER: the bidirectional form for encoders (encoder_flash): each token attends to every token of its
+// own sequence (sequenceStarts), whose keys and values are rows of k and v ([tokens, numKvHeads · D],
+// keyCache and valueCache) rather than cache pages; block x takes tokens 64x.. of the batch, which may
+// straddle sequences (each row masks the keys outside its own). Positions, block tables, tiles, the
+// window and ALiBi are not read.
+template <int D, bool ENCODER = false>
 __device__ __forceinline__ void flash_prefill_tile(
         const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tiles) {
+        const int* tiles, const int* sequenceStarts = nullptr, int tokens = 0) {
     constexpr int STRIDE = D + 8;  // padding spreads a tile's rows over the shared-memory banks
     constexpr int TILE_ELEMENTS = FLASH_KEYS * STRIDE;
     constexpr int STEPS = D / 16;  // k steps of a query-key product
@@ -1218,27 +1223,44 @@ __device__ __forceinline__ void flash_prefill_tile(
         valueTiles = valueTileArray;
     }
 
-    int firstToken = tiles[2 * blockIdx.x];
-    int tileTokens = tiles[2 * blockIdx.x + 1];
+    int firstToken = ENCODER ? blockIdx.x * FLASH_QUERIES : tiles[2 * blockIdx.x];
+    int tileTokens = ENCODER ? min(FLASH_QUERIES, tokens - firstToken) : tiles[2 * blockIdx.x + 1];
     int head = blockIdx.y;
     int kvHead = head / (numHeads / numKvHeads);
     int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31;
     int group = lane >> 2;
     int quad = lane & 3;
-    int sequence = tokenSequences[firstToken];
-    const int* blockTable = blockTables + (i64) sequence * blockTableStride;
-    int firstPosition = positions[firstToken];
-    int lastPosition = positions[firstToken + tileTokens - 1];
-    float slope = alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
+    // The keys the tile reads: from firstKey (below) to lastPosition, the latest key of its last row.
+    [[maybe_unused]] const int* blockTable = nullptr;
+    [[maybe_unused]] int firstPosition = 0;
+    int lastPosition;
+    if constexpr (ENCODER) {
+        lastPosition = sequenceStarts[tokenSequences[firstToken + tileTokens - 1] + 1] - 1;
+    } else {
+        blockTable = blockTables + (i64) tokenSequences[firstToken] * blockTableStride;
+        firstPosition = positions[firstToken];
+        lastPosition = positions[firstToken + tileTokens - 1];
+    }
+    float slope = ENCODER || alibiSlopes == nullptr ? 0.0f : alibiSlopes[head];
 
     // The two query rows of this lane; rows past the tile repeat its last token and are not written.
     int row0 = warp * FLASH_ROWS_PER_WARP + group;
     int row1 = row0 + 8;
     int token0 = firstToken + min(row0, tileTokens - 1);
     int token1 = firstToken + min(row1, tileTokens - 1);
-    int position0 = positions[token0];
-    int position1 = positions[token1];
+    // Causal: a row sees keys up to its position. Encoder: keys [from, to) of its own sequence.
+    int position0, position1;
+    [[maybe_unused]] int from0 = 0, from1 = 0;
+    if constexpr (ENCODER) {
+        from0 = sequenceStarts[tokenSequences[token0]];
+        from1 = sequenceStarts[tokenSequences[token1]];
+        position0 = sequenceStarts[tokenSequences[token0] + 1] - 1;
+        position1 = sequenceStarts[tokenSequences[token1] + 1] - 1;
+    } else {
+        position0 = positions[token0];
+        position1 = positions[token1];
+    }
 
     unsigned int queryFragments[QUERY_TILE ? 1 : STEPS][4];
     if constexpr (QUERY_TILE) {
@@ -1267,7 +1289,8 @@ __device__ __forceinline__ void flash_prefill_tile(
     float max0 = -jv_infinity(), max1 = -jv_infinity();
     float sum0 = 0.0f, sum1 = 0.0f;
 
-    int firstKey = slidingWindow > 0 ? max(0, firstPosition - slidingWindow + 1) : 0;
+    int firstKey = ENCODER ? sequenceStarts[tokenSequences[firstToken]]
+                           : slidingWindow > 0 ? max(0, firstPosition - slidingWindow + 1) : 0;
     // Starts copying the tile of keys and values from keyStart into buffer `buffer`; rows past
     // lastPosition are zeros.
     // Each thread takes one key row (so one block-table lookup a tile) and every ROW_THREADS-th
@@ -1280,7 +1303,11 @@ __device__ __forceinline__ void flash_prefill_tile(
         int j = keyStart + r;
         bool valid = j <= lastPosition;
         i64 rowOffset = 0;
-        if (valid) rowOffset = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize);
+        if constexpr (ENCODER) {
+            if (valid) rowOffset = ((i64) j * numKvHeads + kvHead) * D;
+        } else {
+            if (valid) rowOffset = kv_row(blockTable[j / blockSize], j % blockSize, kvHead, numKvHeads, D, blockSize);
+        }
 #pragma unroll
         for (int k = 0; k < (CHUNKS + ROW_THREADS - 1) / ROW_THREADS; k++) {
             int piece = threadIdx.x % ROW_THREADS + k * ROW_THREADS;
@@ -1345,8 +1372,10 @@ __device__ __forceinline__ void flash_prefill_tile(
         }
 
         float tileMax0 = -jv_infinity(), tileMax1 = -jv_infinity();
-        // A tile wholly at or before both of this lane's rows (and no sliding window) hides no key.
-        bool masked = slidingWindow > 0 || keyStart + FLASH_KEYS - 1 > min(position0, position1);
+        // A tile wholly at or before both of this lane's rows (and no sliding window) hides no key; for an
+        // encoder, one wholly within both rows' sequences.
+        bool masked = ENCODER ? keyStart < max(from0, from1) || keyStart + FLASH_KEYS - 1 > min(position0, position1)
+                              : slidingWindow > 0 || keyStart + FLASH_KEYS - 1 > min(position0, position1);
 #pragma unroll
         for (int n = 0; n < FLASH_KEYS / 8; n++) {
 #pragma unroll
@@ -1357,7 +1386,8 @@ __device__ __forceinline__ void flash_prefill_tile(
                     int key = keyStart + n * 8 + 2 * quad + (e & 1);
                     int position = e < 2 ? position0 : position1;
                     s += slope * (float) (key - position);
-                    bool visible = key <= position && (slidingWindow <= 0 || key > position - slidingWindow);
+                    bool visible = ENCODER ? key >= (e < 2 ? from0 : from1) && key <= position
+                                           : key <= position && (slidingWindow <= 0 || key > position - slidingWindow);
                     if (masked && !visible) s = -jv_infinity();
                 }
                 scores[n][e] = s;
@@ -1451,4 +1481,19 @@ FLASH_PREFILL(128, FLASH_MIN_BLOCKS)
 // Gemma's heads: two blocks an SM, each with 99 KB of shared memory (its 128 output registers a thread
 // leave no room for a third).
 FLASH_PREFILL(256, 2)
+
+// Bidirectional attention within each sequence of an encoder pass (vision towers, BERT-style
+// embedding models) on tensor cores: flash_prefill_tile's ENCODER form.
+#define ENCODER_FLASH(D)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS, FLASH_MIN_BLOCKS) encoder_flash_##D(          \
+            const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,                \
+            const int* sequenceStarts, int tokens, int numHeads, int numKvHeads, float scale, float logitSoftcap) { \
+        JV_DEPENDENT_PROLOGUE();                                                                                \
+        flash_prefill_tile<D, true>(q, out, k, v, nullptr, tokenSequences, nullptr, 0, 0, numHeads, numKvHeads,  \
+                                    scale, 0, logitSoftcap, nullptr, nullptr, sequenceStarts, tokens);            \
+    }
+ENCODER_FLASH(32)
+ENCODER_FLASH(64)
+ENCODER_FLASH(80)
+ENCODER_FLASH(128)
 #endif

@@ -659,9 +659,12 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         return b.toFloatArray(out);
     }
 
-    /** Encoder sequences of 1, 100, 7 and 33 tokens, each attending over its own keys only. */
+    /**
+     * Encoder sequences of 1, 100, 7 and 33 tokens, each attending over its own keys only (encoder_flash's
+     * 64-token tiles straddle them); 80 is Qwen2-VL's vision heads.
+     */
     @ParameterizedTest
-    @CsvSource({"BF16, 12, 12, 64", "BF16, 4, 2, 32", "F16, 8, 8, 64"})
+    @CsvSource({"BF16, 12, 12, 64", "BF16, 4, 2, 32", "F16, 8, 8, 64", "BF16, 16, 16, 80", "F16, 8, 4, 128"})
     void encoderAttentionMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
         CudaBackend gpu = gpus.get(type);
         AttentionParams params = AttentionParams.causal(heads, kvHeads, headDim);
