@@ -1437,7 +1437,11 @@ public final class CudaBackend implements Backend {
         CudaTensor output = cuda(out, "layerNorm", "out");
         checkRowwise("layerNorm", input, scale, shift, output);
         context.makeCurrent();
-        kernels.launch(Kernel.LAYER_NORM, input.rows(), rowThreads(input.cols()),
+        // A thread a 16-byte piece where a row is whole pieces and at most 1024 of them (layer_norm's fast path).
+        int piece = 16 / activationType.byteSize();
+        int threads = input.cols() % piece == 0 && input.cols() / piece <= 1024 ? rowThreads(input.cols() / piece)
+                : rowThreads(input.cols());
+        kernels.launch(Kernel.LAYER_NORM, input.rows(), threads,
                 input, scale, scale.typeCode(), shift, shift == null ? 0 : shift.typeCode(), eps, output, input.cols());
     }
 

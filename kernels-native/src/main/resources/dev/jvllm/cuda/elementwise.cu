@@ -2,8 +2,27 @@
 // aliasing an input.
 #include "common.cuh"
 
+// Whether n elements from each pointer are whole 16-byte pieces, each pointer 16-byte aligned: the
+// kernels below then load and store pieces, as gated_pieces does (two-byte accesses ran a 7 501-row
+// vision tower's bias additions and activations at a quarter of the memory bandwidth on an H200).
+__device__ __forceinline__ bool whole_pieces(i64 n, const void* a, const void* b = nullptr, const void* c = nullptr) {
+    return n % (16 / sizeof(act_t)) == 0 && (((i64) a | (i64) b | (i64) c) & 15) == 0;
+}
+
 extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n) {
     JV_DEPENDENT_PROLOGUE();
+    constexpr int PIECE = 16 / sizeof(act_t);
+    if (whole_pieces(n, a, b, out)) {
+        GRID_STRIDE_LOOP(p, n / PIECE) {
+            uint4 x = ((const uint4*) a)[p], y = ((const uint4*) b)[p], r;
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) {
+                ((act_t*) &r)[e] = float_to_act(act_to_float(((const act_t*) &x)[e]) + act_to_float(((const act_t*) &y)[e]));
+            }
+            ((uint4*) out)[p] = r;
+        }
+        return;
+    }
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(act_to_float(a[i]) + act_to_float(b[i]));
     }
@@ -35,6 +54,18 @@ __device__ __forceinline__ bool gated_pieces(int fn, const act_t* gate, const ac
 
 extern "C" __global__ void activation(int fn, const act_t* x, act_t* out, i64 n) {
     JV_DEPENDENT_PROLOGUE();
+    constexpr int PIECE = 16 / sizeof(act_t);
+    if (whole_pieces(n, x, out)) {
+        GRID_STRIDE_LOOP(p, n / PIECE) {
+            uint4 v = ((const uint4*) x)[p], r;
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) {
+                ((act_t*) &r)[e] = float_to_act(apply_activation(fn, act_to_float(((const act_t*) &v)[e])));
+            }
+            ((uint4*) out)[p] = r;
+        }
+        return;
+    }
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(apply_activation(fn, act_to_float(x[i])));
     }
@@ -73,6 +104,20 @@ extern "C" __global__ void clamp_values(const act_t* x, float limit, act_t* out,
 // out[r, c] += bias[c] for a [rows, cols] matrix: the bias of a linear layer after its GEMM.
 extern "C" __global__ void add_bias_rows(act_t* out, const void* bias, int biasType, int cols, i64 n) {
     JV_DEPENDENT_PROLOGUE();
+    constexpr int PIECE = 16 / sizeof(act_t);
+    if (whole_pieces(cols, out)) {
+        int rowPieces = cols / PIECE;
+        GRID_STRIDE_LOOP(p, n / PIECE) {
+            int c = (int) (p % rowPieces) * PIECE;
+            uint4 v = ((const uint4*) out)[p], r;
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) {
+                ((act_t*) &r)[e] = float_to_act(act_to_float(((const act_t*) &v)[e]) + load_element(bias, biasType, c + e));
+            }
+            ((uint4*) out)[p] = r;
+        }
+        return;
+    }
     GRID_STRIDE_LOOP(i, n) {
         out[i] = float_to_act(act_to_float(out[i]) + load_element(bias, biasType, i % cols));
     }

@@ -123,11 +123,43 @@ extern "C" __global__ void add_parts_rms_norm(act_t* x, const act_t* parts, int 
 }
 
 // out = (x - mean) / sqrt(var + eps) * weight (+ bias); two passes over the row for a stable variance.
+// Where a row is at most one 16-byte piece a thread (the host launches cols / PIECE threads, rounded up
+// to a warp), each thread loads its piece once and keeps it for both passes and the output; otherwise
+// the row is read three times an element at a time.
 extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int weightType, const void* bias,
                                       int biasType, float eps, act_t* out, int cols) {
     JV_DEPENDENT_PROLOGUE();
     const act_t* row = x + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
+    constexpr int PIECE = 16 / sizeof(act_t);
+    if (cols % PIECE == 0 && cols / PIECE <= (int) blockDim.x && (((i64) x | (i64) out) & 15) == 0) {
+        bool mine = (int) threadIdx.x < cols / PIECE;
+        int c = threadIdx.x * PIECE;
+        uint4 piece = mine ? ((const uint4*) row)[threadIdx.x] : make_uint4(0, 0, 0, 0);
+        const act_t* values = (const act_t*) &piece;
+        float sum = 0.0f;
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) sum += act_to_float(values[e]);
+        float mean = block_sum(sum) / cols;
+        float squares = 0.0f;
+        if (mine) {
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) {
+                float d = act_to_float(values[e]) - mean;
+                squares += d * d;
+            }
+        }
+        float inverseStd = 1.0f / sqrtf(block_sum(squares) / cols + eps);
+        if (!mine) return;
+        uint4 result;
+#pragma unroll
+        for (int e = 0; e < PIECE; e++) {
+            float v = (act_to_float(values[e]) - mean) * inverseStd * load_element(weight, weightType, c + e);
+            ((act_t*) &result)[e] = float_to_act(bias == nullptr ? v : v + load_element(bias, biasType, c + e));
+        }
+        ((uint4*) target)[threadIdx.x] = result;
+        return;
+    }
     float sum = 0.0f;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         sum += act_to_float(row[i]);

@@ -84,6 +84,37 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
+     * The elementwise kernels' 16-byte paths against the CPU, and their element-at-a-time paths where a
+     * row is not whole pieces (77) or, for layerNorm, more than 1024 of them (8200): a biased product
+     * (add_bias_rows), layerNorm with a bias, GELU, and an add in place.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 7, 1024", "F16, 3, 1024", "BF16, 5, 77", "BF16, 2, 8200", "F16, 9, 96"})
+    void biasLayerNormActivationAndAddMatchCpu(DType type, int tokens, int cols) {
+        CudaBackend gpu = gpus.get(type);
+        int in = 64;
+        WeightTensor w = weight("w", type, random(cols * in, 30), cols, in);
+        WeightTensor bias = weight("b", DType.F32, random(cols, 31), 1, cols);
+        WeightTensor scale = weight("ln", DType.BF16, random(cols, 32), 1, cols);
+        WeightTensor shift = weight("ln.b", DType.F32, random(cols, 33), 1, cols);
+        float[] x = roundTo(type, random(tokens * in, 34));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor y = b.allocate(tokens, cols);
+            b.linear(activations(b, x, tokens, in), b.weight(w), b.weight(bias), y);
+            Tensor normed = b.allocate(tokens, cols);
+            b.layerNorm(y, b.weight(scale), b.weight(shift), 1e-5f, normed);
+            Tensor activated = b.allocate(tokens, cols);
+            b.activation(Activation.GELU, normed, activated);
+            b.add(activated, y, activated);
+            results[i] = concat(b.toFloatArray(y), concat(b.toFloatArray(normed), b.toFloatArray(activated)));
+        }
+        assertClose(type + " bias, layerNorm, GELU, add over rows of " + cols, results[0], results[1]);
+    }
+
+    /**
      * Q, K and V, and gate and up, uploaded as one stacked weight each and used as its row views:
      * one row through the gemv kernels, 3 and 64 rows through one cuBLAS call split by
      * split_columns or gated by gated_halves, 1100 rows (above the stacked products' limit) through
