@@ -40,7 +40,13 @@ public final class CudaKernelBenchmark {
             attentionHeads();
             return;
         }
-        if (args.length > 0) throw new IllegalArgumentException("unknown arguments " + java.util.List.of(args) + " (none, or --attention-heads)");
+        if (args.length == 1 && args[0].equals("--elementwise")) {
+            elementwise();
+            return;
+        }
+        if (args.length > 0) {
+            throw new IllegalArgumentException("unknown arguments " + java.util.List.of(args) + " (none, --attention-heads or --elementwise)");
+        }
         try (CudaBackend gpu = CudaBackend.open(0, DType.BF16); Arena arena = Arena.ofShared()) {
             emit("device", "name", gpu.deviceDescription());
             double bandwidth = copyBandwidth(gpu);
@@ -194,6 +200,47 @@ public final class CudaKernelBenchmark {
                 double flops = 4.0 * tower[0] * tower[2] * tower[3] * (double) tower[1] * tower[1];
                 emit("encoder_attention", "heads", tower[2], "kv_heads", tower[2], "head_dim", tower[3], "sequences", tower[0],
                         "length", tower[1], "us", round(millis * 1e3), "tflops", round(flops / (millis / 1e3) / 1e12));
+            }
+        }
+    }
+
+    /**
+     * {@code --elementwise}: a vision tower's elementwise work at 7 501 rows (13 CLIP crops) of 1 024 and
+     * 4 096: the activations (quick GELU, exact GELU, SiLU), an add, a layer norm, and a product with and
+     * without its bias (the difference is the bias addition), each with its bytes as bandwidth.
+     */
+    private static void elementwise() {
+        try (CudaBackend gpu = CudaBackend.open(0, DType.BF16); Arena arena = Arena.ofShared()) {
+            emit("device", "name", gpu.deviceDescription());
+            Random random = new Random(7);
+            int rows = 7501;
+            for (int cols : new int[]{1024, 4096}) {
+                Tensor x = gpu.allocate(rows, cols);
+                Tensor y = gpu.allocate(rows, cols);
+                gpu.scale(x, 0f, x);
+                double bytes = 2.0 * rows * cols * 2;
+                for (dev.jvllm.spi.Activation fn : new dev.jvllm.spi.Activation[]{
+                        dev.jvllm.spi.Activation.QUICK_GELU, dev.jvllm.spi.Activation.GELU, dev.jvllm.spi.Activation.SILU}) {
+                    time(gpu, () -> gpu.activation(fn, x, y));
+                    double millis = time(gpu, () -> gpu.activation(fn, x, y));
+                    emit("activation", "fn", fn.name(), "rows", rows, "cols", cols, "us", round(millis * 1e3),
+                            "tb_s", round(bytes / (millis / 1e3) / 1e12));
+                }
+                time(gpu, () -> gpu.add(x, y, y));
+                double add = time(gpu, () -> gpu.add(x, y, y));
+                emit("add", "rows", rows, "cols", cols, "us", round(add * 1e3), "tb_s", round(1.5 * bytes / (add / 1e3) / 1e12));
+                Tensor scale = weight(gpu, arena, random, 1, cols);
+                time(gpu, () -> gpu.layerNorm(x, scale, scale, 1e-5f, y));
+                double norm = time(gpu, () -> gpu.layerNorm(x, scale, scale, 1e-5f, y));
+                emit("layer_norm", "rows", rows, "cols", cols, "us", round(norm * 1e3), "tb_s", round(bytes / (norm / 1e3) / 1e12));
+                Tensor in = gpu.allocate(rows, 1024);
+                Tensor w = weight(gpu, arena, random, cols, 1024);
+                Tensor bias = weight(gpu, arena, random, 1, cols);
+                time(gpu, () -> gpu.linear(in, w, bias, y));
+                double plain = time(gpu, () -> gpu.linear(in, w, null, y));
+                double biased = time(gpu, () -> gpu.linear(in, w, bias, y));
+                emit("bias", "rows", rows, "cols", cols, "product_us", round(plain * 1e3), "with_bias_us", round(biased * 1e3),
+                        "bias_us", round((biased - plain) * 1e3), "tb_s", round(bytes / ((biased - plain) / 1e3) / 1e12));
             }
         }
     }

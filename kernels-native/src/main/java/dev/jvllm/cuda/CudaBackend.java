@@ -1107,7 +1107,9 @@ public final class CudaBackend implements Backend {
     private void addBias(CudaTensor output, CudaTensor bias) {
         if (bias == null) return;
         long n = output.elementCount();
-        kernels.launch(Kernel.ADD_BIAS_ROWS, elementwiseBlocks(n), ELEMENTWISE_THREADS,
+        // A thread a 16-byte piece where rows are whole pieces (add_bias_rows' fast path).
+        int blocks = output.cols() % (16 / activationType.byteSize()) == 0 ? pieceBlocks(n) : elementwiseBlocks(n);
+        kernels.launch(Kernel.ADD_BIAS_ROWS, blocks, ELEMENTWISE_THREADS,
                 output, bias, bias.typeCode(), output.cols(), n);
     }
 
@@ -1451,7 +1453,9 @@ public final class CudaBackend implements Backend {
         CudaTensor right = cuda(b, "add", "b");
         CudaTensor output = cuda(out, "add", "out");
         checkElementwise("add", left, right, output);
-        elementwise(Kernel.ADD, output, left, right, output, output.elementCount());
+        context.makeCurrent();
+        kernels.launch(Kernel.ADD, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS, left, right, output,
+                output.elementCount());
     }
 
     @Override
@@ -1464,7 +1468,9 @@ public final class CudaBackend implements Backend {
         CudaTensor input = cuda(x, "activation", "x");
         CudaTensor output = cuda(out, "activation", "out");
         checkElementwise("activation", input, input, output);
-        elementwise(Kernel.ACTIVATION, output, activationCode(fn), input, output, output.elementCount());
+        context.makeCurrent();
+        kernels.launch(Kernel.ACTIVATION, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS, activationCode(fn), input,
+                output, output.elementCount());
     }
 
     @Override
