@@ -141,10 +141,13 @@ public final class LLMEngine implements AutoCloseable {
         }
         this.kvCache = backend.allocateKvCache(model.kvCacheSpec(numBlocks, blockSize));
         this.kv = new KvCacheManager(numBlocks, blockSize, config.enablePrefixCaching());
+        int imageRowsAStep = model instanceof VisionLanguageModel vision && config.limitImagesPerPrompt() > 0
+                ? vision.imageFeatureRowsAStep() : Integer.MAX_VALUE;
         this.scheduler = model instanceof EncoderDecoderModel encoderDecoder
                 ? new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs(), encoderDecoder.encoderTokensKept(),
                 encoderTokensAStep(encoderDecoder, config))
-                : new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs());
+                : new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs(), Integer.MAX_VALUE,
+                Integer.MAX_VALUE, imageRowsAStep);
         this.random = config.seed() == null ? RandomSource.unseeded() : RandomSource.seeded(config.seed());
         log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);

@@ -43,6 +43,8 @@ final class Scheduler {
     private final int encoderTokensAStep;
     private final Map<String, Integer> encodersRunning = new HashMap<>();
     private long encoderTokensRunning;
+    /** Vision-language models: the feature rows of the images one step's prompt chunks may touch together. */
+    private final int imageRowsAStep;
 
     Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs) {
         this(kv, maxNumBatchedTokens, maxNumSeqs, Integer.MAX_VALUE, Integer.MAX_VALUE);
@@ -55,11 +57,22 @@ final class Scheduler {
      *                           the larger of the step's tokens and a longest encoder input), one input alone always
      */
     Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs, int encoderTokensKept, int encoderTokensAStep) {
+        this(kv, maxNumBatchedTokens, maxNumSeqs, encoderTokensKept, encoderTokensAStep, Integer.MAX_VALUE);
+    }
+
+    /**
+     * @param imageRowsAStep a vision-language model's rows kept for image features: a step's prompt
+     *                       chunks stop before an image whose rows would take the images they touch
+     *                       past it (each image counted once, whole; the step's first image always runs)
+     */
+    Scheduler(KvCacheManager kv, int maxNumBatchedTokens, int maxNumSeqs, int encoderTokensKept, int encoderTokensAStep,
+              int imageRowsAStep) {
         this.kv = kv;
         this.maxNumBatchedTokens = maxNumBatchedTokens;
         this.maxNumSeqs = maxNumSeqs;
         this.encoderTokensKept = encoderTokensKept;
         this.encoderTokensAStep = encoderTokensAStep;
+        this.imageRowsAStep = imageRowsAStep;
     }
 
     void add(EngineRequest request) {
@@ -87,9 +100,11 @@ final class Scheduler {
         List<Scheduled> out = new ArrayList<>(running.size());
         int budget = maxNumBatchedTokens;
         boolean preempted = false;
+        StepImages images = new StepImages(imageRowsAStep);
         for (int i = 0; i < running.size() && budget > 0; i++) {
             EngineRequest request = running.get(i);
-            int tokens = Math.min(request.numTokens() - request.numComputedTokens(), budget);
+            int tokens = images.fit(request, request.numComputedTokens(),
+                    Math.min(request.numTokens() - request.numComputedTokens(), budget));
             if (tokens <= 0) continue;
             while (!kv.grow(request, tokens)) {
                 EngineRequest victim = running.removeLast();
@@ -101,6 +116,7 @@ final class Scheduler {
                 }
             }
             if (request == null) break;
+            images.take();
             out.add(new Scheduled(request, tokens));
             budget -= tokens;
         }
@@ -116,18 +132,63 @@ final class Scheduler {
                 break;
             }
             KvCacheManager.PrefixMatch prefix = kv.findSharedPrefix(request);
-            int remaining = request.numTokens() - request.numComputedTokens() - prefix.blocks().length * kv.blockSize();
-            int tokens = Math.min(remaining, budget);
-            if (!kv.admit(request, tokens, prefix)) break;
+            int from = request.numComputedTokens() + prefix.blocks().length * kv.blockSize();
+            int wanted = Math.min(request.numTokens() - from, budget);
+            int tokens = images.fit(request, from, wanted);
+            if (tokens <= 0 && wanted > 0 || !kv.admit(request, tokens, prefix)) break;
             waiting.removeFirst();
             running.add(request);
             request.running = true;
             holdEncoder(request);
+            images.take();
             out.add(new Scheduled(request, tokens));
             budget -= tokens;
             encoderLeft -= encoderTokens;
         }
         return out;
+    }
+
+    /**
+     * The images a step's prompt chunks touch, by content hash, and their feature rows: a vision model
+     * encodes and keeps each whole for the step (and no image's rows are dropped while a step uses them),
+     * so a chunk stops before an image that would take them past the rows kept for features.
+     */
+    private static final class StepImages {
+        private final int limit;
+        private final Map<String, Integer> touched = new HashMap<>();
+        private long rows;
+        private final Map<String, Integer> pending = new HashMap<>();
+
+        StepImages(int limit) {
+            this.limit = limit;
+        }
+
+        /**
+         * The tokens of {@code tokens} from prompt position {@code from} that the request may compute
+         * this step: all, or up to the first image whose rows do not fit beside those already touched
+         * (0 where that image starts at or before {@code from}). Its images are pending until {@link #take}.
+         */
+        int fit(EngineRequest request, int from, int tokens) {
+            pending.clear();
+            if (tokens <= 0) return tokens;
+            long added = 0;
+            for (PromptImage image : request.imagesAmong(from, from + tokens)) {
+                String key = image.image().contentHash();
+                if (touched.containsKey(key) || pending.containsKey(key)) continue;
+                if (rows + added > 0 && rows + added + image.length() > limit) return Math.max(0, image.start() - from);
+                pending.put(key, image.length());
+                added += image.length();
+            }
+            return tokens;
+        }
+
+        /** Counts the pending images of the last {@link #fit} as touched: the request was scheduled. */
+        void take() {
+            pending.forEach((key, length) -> {
+                if (touched.putIfAbsent(key, length) == null) rows += length;
+            });
+            pending.clear();
+        }
     }
 
     /** The encoder tokens a request adds to the running ones: its encoder input's length, unless one of them holds it. */

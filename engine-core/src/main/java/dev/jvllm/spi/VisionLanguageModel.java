@@ -45,6 +45,16 @@ public interface VisionLanguageModel {
     }
 
     /**
+     * The most feature rows the images one step's prompt chunks touch may take together (each image
+     * counted once, whole, however few of its placeholders the step computes): the rows kept for image
+     * features, which the scheduler then never outgrows, so that a step allocates nothing after
+     * {@link #reserveImageMemory}. One image alone is always scheduled. No limit by default.
+     */
+    default int imageFeatureRowsAStep() {
+        return Integer.MAX_VALUE;
+    }
+
+    /**
      * The token the engine puts before each image's placeholders where the prompt does not have it
      * there already (InternVL's {@code <img>}), or -1 for none (LLaVA).
      */

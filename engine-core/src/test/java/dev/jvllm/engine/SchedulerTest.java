@@ -1,5 +1,9 @@
 package dev.jvllm.engine;
 
+import dev.jvllm.ImageInput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.sampling.RandomSource;
+import dev.jvllm.sampling.SequenceSamplingState;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -45,6 +49,74 @@ class SchedulerTest {
             steps++;
         }
         assertEquals(3, steps, "6 + 6 + 3 prompt tokens");
+    }
+
+    /**
+     * A step's prompt chunks touch images whose features a vision model keeps whole for the step: with
+     * room for 24 feature rows, a second request's chunk stops before its 20-row image while the first
+     * request's 20-row image is in the step, and takes it in the next step.
+     */
+    @Test
+    void promptChunkStopsBeforeAnImageWhoseFeaturesWouldNotFitTheStep() {
+        KvCacheManager kv = new KvCacheManager(64, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        EngineRequest first = withImages("first", 30, new PromptImage(2, 20, image(1)));
+        EngineRequest second = withImages("second", 30, new PromptImage(5, 20, image(2)));
+        scheduler.add(first);
+        scheduler.add(second);
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(first, second), requests(step));
+        assertEquals(List.of(30, 5), tokenCounts(step), "the second prompt up to its image");
+        run(step, kv);
+        List<Scheduler.Scheduled> next = scheduler.schedule();
+        assertEquals(List.of(1, 25), tokenCounts(next), "a decode token, then the rest with its image");
+    }
+
+    /** One image alone always runs, even above the rows kept; an image two prompts share counts once. */
+    @Test
+    void aStepsFirstImageRunsWhateverItsSizeAndASharedImageCountsOnce() {
+        KvCacheManager kv = new KvCacheManager(64, 4, false);
+        Scheduler large = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 10);
+        large.add(withImages("large", 30, new PromptImage(2, 20, image(3))));
+        assertEquals(List.of(30), tokenCounts(large.schedule()));
+
+        KvCacheManager kv2 = new KvCacheManager(64, 4, false);
+        Scheduler shared = new Scheduler(kv2, 60, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        shared.add(withImages("a", 30, new PromptImage(2, 20, image(4))));
+        shared.add(withImages("b", 30, new PromptImage(5, 20, image(4))));
+        assertEquals(List.of(30, 30), tokenCounts(shared.schedule()));
+    }
+
+    /** A chunk that starts at an image that does not fit waits for a later step rather than splitting it. */
+    @Test
+    void requestWhoseNextChunkStartsAtAnImageThatDoesNotFitWaits() {
+        KvCacheManager kv = new KvCacheManager(64, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        EngineRequest first = withImages("first", 30, new PromptImage(2, 20, image(5)));
+        EngineRequest second = withImages("second", 30, new PromptImage(0, 20, image(6)));
+        scheduler.add(first);
+        scheduler.add(second);
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(first), requests(step));
+        assertEquals(1, scheduler.numWaiting());
+        run(step, kv);
+        assertEquals(List.of(first, second), requests(scheduler.schedule()));
+    }
+
+    private static EngineRequest withImages(String id, int promptLength, PromptImage... images) {
+        int[] prompt = IntStream.range(0, promptLength).toArray();
+        SamplingParams params = SamplingParams.builder().temperature(0).build();
+        RequestGroup group = new RequestGroup(id, null, prompt, params, List.of(images));
+        group.sequences.add(new EngineRequest(group, 0, new SequenceSamplingState(params, prompt, List.of(), TestSequences.VOCAB,
+                RandomSource.seeded(0).generatorFor(params, 0)), new TextAccumulator(null, List.of(), false), null));
+        return group.leader();
+    }
+
+    /** A 2 × 2 image whose content (so its hash) is {@code seed}'s. */
+    private static ImageInput image(int seed) {
+        byte[] rgb = new byte[12];
+        java.util.Arrays.fill(rgb, (byte) seed);
+        return ImageInput.rgb(2, 2, rgb);
     }
 
     @Test

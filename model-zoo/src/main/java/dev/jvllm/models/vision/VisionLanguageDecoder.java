@@ -57,6 +57,8 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     private final String placeholderText;
     private final PreNormDecoder decoder;
     private KeptRows features;
+    /** Rows kept for image features before any growth: a step's prompt tokens, or a default where none were reserved. */
+    private int featureBudgetRows = KeptRows.DEFAULT_BUDGET_ROWS;
 
     /**
      * @param text         the language model's config, its family's defaults filled in ({@link #textConfig})
@@ -154,6 +156,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      */
     @Override
     public void reserveImageMemory(int promptTokensAStep) {
+        featureBudgetRows = promptTokensAStep;
         features = newFeatures(promptTokensAStep);
         features.reserve();
         ImageInput largest = largestImage();
@@ -161,6 +164,11 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         features.put("reserved for the largest image", imageTokenCount(largest), java.util.Set.of());
         Tensor out = features.get("reserved for the largest image");
         encode(java.util.Collections.nCopies(copies, largest), java.util.Collections.nCopies(copies, out));
+    }
+
+    @Override
+    public int imageFeatureRowsAStep() {
+        return Math.max(featureBudgetRows, maxImageTokens());
     }
 
     /** Kept features of {@code rows} rows, or of one largest image where that is more. */
@@ -212,7 +220,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
 
     /** Encodes the images of {@code wanted} (by content hash) not kept, keeping all of {@code wanted}; a failure keeps none of the new ones. */
     private void encodeMissing(Map<String, ImageInput> wanted) {
-        if (features == null) features = newFeatures(KeptRows.DEFAULT_BUDGET_ROWS);
+        if (features == null) features = newFeatures(featureBudgetRows);
         Map<String, Integer> rows = new LinkedHashMap<>();
         wanted.forEach((hash, image) -> rows.put(hash, imageTokenCount(image)));
         features.keepAll(rows, missing -> encode(missing.stream().map(wanted::get).toList(),
