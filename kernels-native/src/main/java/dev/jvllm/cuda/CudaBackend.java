@@ -1691,6 +1691,8 @@ public final class CudaBackend implements Backend {
                     pages.keys(layer), pages.values(layer));
         }
         Kernel flash = flashPrefill(params.headDim());
+        // flash_prefill_256 copies its queries into shared memory 16 bytes at a time.
+        if (flash == Kernel.FLASH_PREFILL_256 && query.address() % 16 != 0) flash = null;
         Kernel decode = pagedDecode(params);
         CudaTensor bias = relativeBias(params);
         // A step's prompt tiles take flash_prefill and its single tokens paged_decode, or paged_attention
@@ -1844,7 +1846,7 @@ public final class CudaBackend implements Backend {
         return switch (params.headDim()) {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
             case 80 -> small ? Kernel.PAGED_DECODE_80_G4 : Kernel.PAGED_DECODE_80_G8;  // Phi-2: the scalar form
-            case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision: the scalar form
+            case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision
             case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
             case 256 -> small ? Kernel.PAGED_DECODE_256_G4 : null;  // Gemma
             default -> null;
@@ -1894,7 +1896,9 @@ public final class CudaBackend implements Backend {
             default -> null;
         };
         CudaTensor bias = relativeBias(params);
-        Kernel flash = activationType == DType.F32 || bias != null || !ENCODER_FLASH ? null : switch (params.headDim()) {
+        // encoder_flash copies key and value rows into shared memory 16 bytes at a time.
+        boolean aligned = key.address() % 16 == 0 && value.address() % 16 == 0;
+        Kernel flash = activationType == DType.F32 || bias != null || !ENCODER_FLASH || !aligned ? null : switch (params.headDim()) {
             case 32 -> Kernel.ENCODER_FLASH_32;
             case 64 -> Kernel.ENCODER_FLASH_64;
             case 80 -> Kernel.ENCODER_FLASH_80;
