@@ -87,6 +87,35 @@ class SchedulerTest {
         assertEquals(List.of(30, 30), tokenCounts(shared.schedule()));
     }
 
+    /**
+     * Running requests are cut too: a prompt of two 20-row images takes one a step, and a running
+     * request whose next chunk starts at its image sits a step out while the other's image is in it.
+     */
+    @Test
+    void runningRequestsChunksStopBeforeImagesThatDoNotFitAndResumeLater() {
+        KvCacheManager kv = new KvCacheManager(64, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        EngineRequest two = withImages("two", 80, new PromptImage(30, 20, image(7)), new PromptImage(50, 20, image(8)));
+        EngineRequest one = withImages("one", 50, new PromptImage(10, 20, image(9)));
+        scheduler.add(two);
+        scheduler.add(one);
+        List<Scheduler.Scheduled> first = scheduler.schedule();
+        assertEquals(List.of(two), requests(first));
+        assertEquals(List.of(40), tokenCounts(first), "up to the middle of the first image");
+        run(first, kv);
+        List<Scheduler.Scheduled> second = scheduler.schedule();
+        assertEquals(List.of(two, one), requests(second));
+        assertEquals(List.of(10, 10), tokenCounts(second), "each prompt up to its image that does not fit");
+        run(second, kv);
+        List<Scheduler.Scheduled> third = scheduler.schedule();
+        assertEquals(List.of(two), requests(third), "the second request's chunk would start at its image");
+        assertEquals(List.of(30), tokenCounts(third));
+        run(third, kv);
+        List<Scheduler.Scheduled> fourth = scheduler.schedule();
+        assertEquals(List.of(two, one), requests(fourth));
+        assertEquals(List.of(1, 39), tokenCounts(fourth), "a decode token, then the second prompt with its image");
+    }
+
     /** A chunk that starts at an image that does not fit waits for a later step rather than splitting it. */
     @Test
     void requestWhoseNextChunkStartsAtAnImageThatDoesNotFitWaits() {

@@ -70,6 +70,8 @@ class ImageMemoryReservationTest {
      * Steps of 20 tokens reserve 20 feature rows (or the largest image's), fewer than the two images
      * a step's chunks would reach take: the scheduler stops a chunk before an image that does not fit
      * beside the step's others, so the kept features never grow, and the tokens are the golden's.
+     * (The tiny Qwen2-VL's largest image, 1 281 rows, sets its limit, above its goldens' images of 5-12
+     * rows: no chunk is cut there, and that case checks the tokens only.)
      */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"llava-default", "internvl-qwen2", "qwen2-vl", "phi3v"})
