@@ -24,6 +24,10 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  * goes, and how far each kernel is from what the card allows. One JSON line per kernel.
  *
  * <pre>java ... dev.jvllm.benchmarks.CudaKernelBenchmark</pre>
+ *
+ * <p>{@code --attention-heads} times one layer's attention for several families' head shapes and a vision
+ * tower's encoder attention ({@code tools/gpu/attention-heads.sh} runs it per variant); {@code --elementwise}
+ * times a vision tower's elementwise kernels at 7 501 rows.
  */
 public final class CudaKernelBenchmark {
 
