@@ -2,8 +2,9 @@
 # Run ON THE GPU MACHINE from the repository root, with .gpu/ made by tools/gpu/prepare.sh carried
 # along: CudaKernelBenchmark --attention-heads (one layer's attention for several head shapes) once
 # per variant, the variants in turn and the whole round twice, so that each variant's two runs bracket
-# the others'. A variant is NAME=JVM options (none for the defaults). Writes JSON lines, each tagged
-# with its variant and round, to $OUT/attention-heads.jsonl.
+# the others'. A variant is NAME=JVM options (none for the defaults), or NAME=jars=DIR options to put that
+# folder's jvllm jars (another branch's build) ahead of .gpu/lib's. Writes JSON lines, each tagged with
+# its variant and round, to $OUT/attention-heads.jsonl.
 # Usage: bash tools/gpu/attention-heads.sh 'fast=' 'generic=-Djvllm.cuda.genericAttention=true'
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,11 +15,16 @@ summary=$OUT/attention-heads.jsonl
 : > "$summary"
 note() { echo "$*" >&2; }
 source tools/gpu/env.sh
-classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
 for round in 1 2; do
   for variant in "$@"; do
     name=${variant%%=*}
     options=${variant#*=}
+    jars=
+    if [[ $options == jars=* ]]; then
+      jars=${options%% *}; jars=${jars#jars=}
+      [[ $options == *" "* ]] && options=${options#* } || options=
+    fi
+    classpath=$(ls ${jars:+$jars/*.jar} .gpu/lib/*.jar | tr '\n' ':')
     # shellcheck disable=SC2086  # the options are words
     $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED $options \
       -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$classpath" dev.jvllm.benchmarks.CudaKernelBenchmark \

@@ -4,7 +4,8 @@
 # Transformers eager (tools/gpu/vision_hf_baseline.py) in one call on one card. JSON lines go to
 # $OUT/bench-vision.jsonl, logs beside it. Usage: bash tools/gpu/bench-vision.sh [requests, default 64] [llava|phi3v]
 # (phi3v: a Phi-3-Vision-shaped checkpoint, tools/gpu/make_phi3v_checkpoint.py, beside tools/gpu/phi3v_hf_baseline.py)
-# (JVLLM_BENCH_JAVA_OPTS adds JVM options, e.g. -Djvllm.cuda.kernelTimes=true; SKIP_TEXT=1, SKIP_HF=1 leave runs out)
+# (JVLLM_BENCH_JAVA_OPTS adds JVM options, e.g. -Djvllm.cuda.kernelTimes=true; SKIP_TEXT=1, SKIP_HF=1 leave runs out;
+# JVLLM_GPU_JARS=DIR puts that folder's jvllm jars, another branch's build, ahead of .gpu/lib's, as bench-8b.sh does)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -25,7 +26,7 @@ start=$(date +%s)
 python3 "$maker" "$model" > "$OUT/checkpoint.log" 2>&1 || { tail -5 "$OUT/checkpoint.log" >&2; exit 1; }
 note "checkpoint ready after $(( $(date +%s) - start )) s"
 echo "{\"what\":\"machine\",\"device\":\"$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)\",\"git\":\"$(cat .gpu/git-revision 2>/dev/null)\"}" >> "$summary"
-classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
+classpath=$(ls ${JVLLM_GPU_JARS:+$JVLLM_GPU_JARS/*.jar} .gpu/lib/*.jar | tr '\n' ':')
 $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
   -cp "$classpath" dev.jvllm.benchmarks.VisionBenchmark --model "$model" --requests "$requests" --max-model-len "$length" 2> "$OUT/jvllm-vision.log" |
   python3 -c 'import json,sys
