@@ -3,10 +3,24 @@
 #include "common.cuh"
 
 // Whether n elements from each pointer are whole 16-byte pieces, each pointer 16-byte aligned: the
-// kernels below then load and store pieces, as gated_pieces does (two-byte accesses ran a 7 501-row
-// vision tower's bias additions and activations at a quarter of the memory bandwidth on an H200).
+// kernels below then load and store pieces. Elementwise loads of two bytes ran them at a tenth to a
+// third of the memory bandwidth (an H100, Llama-3-8B's 14336-wide MLP: 104 us at 256 tokens where 10
+// would do; an H200, a 7 501-row vision tower's bias additions and activations at a quarter).
 __device__ __forceinline__ bool whole_pieces(i64 n, const void* a, const void* b = nullptr, const void* c = nullptr) {
     return n % (16 / sizeof(act_t)) == 0 && (((i64) a | (i64) b | (i64) c) & 15) == 0;
+}
+
+// The piece whose element e is op(a's element e, b's element e, e), in float32, rounded to act_t.
+template <class Op>
+__device__ __forceinline__ uint4 map_piece(uint4 a, uint4 b, Op op) {
+    constexpr int PIECE = 16 / sizeof(act_t);
+    uint4 result;
+    const act_t* x = (const act_t*) &a;
+    const act_t* y = (const act_t*) &b;
+    act_t* r = (act_t*) &result;
+#pragma unroll
+    for (int e = 0; e < PIECE; e++) r[e] = float_to_act(op(act_to_float(x[e]), act_to_float(y[e]), e));
+    return result;
 }
 
 extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n) {
@@ -14,12 +28,8 @@ extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n
     constexpr int PIECE = 16 / sizeof(act_t);
     if (whole_pieces(n, a, b, out)) {
         GRID_STRIDE_LOOP(p, n / PIECE) {
-            uint4 x = ((const uint4*) a)[p], y = ((const uint4*) b)[p], r;
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) {
-                ((act_t*) &r)[e] = float_to_act(act_to_float(((const act_t*) &x)[e]) + act_to_float(((const act_t*) &y)[e]));
-            }
-            ((uint4*) out)[p] = r;
+            ((uint4*) out)[p] = map_piece(((const uint4*) a)[p], ((const uint4*) b)[p],
+                                          [](float x, float y, int) { return x + y; });
         }
         return;
     }
@@ -29,9 +39,8 @@ extern "C" __global__ void add(const act_t* a, const act_t* b, act_t* out, i64 n
 }
 
 // fn(gate) * up over 16-byte pieces, which a gated MLP of more than one token runs on two
-// cuBLAS outputs: false (nothing done) unless n is whole pieces and every pointer is 16-byte
-// aligned. Elementwise loads of two bytes ran it at a tenth to a third of the memory bandwidth
-// (an H100, Llama-3-8B's 14336-wide MLP: 104 us at 256 tokens where 10 would do).
+// cuBLAS outputs. Not map_piece: that converts each up element before fn runs, and the decode
+// graph's gated_halves compiled otherwise then.
 __device__ __forceinline__ uint4 gated_piece(int fn, uint4 gates, uint4 ups) {
     constexpr int PIECE = 16 / sizeof(act_t);
     uint4 result;
@@ -43,9 +52,10 @@ __device__ __forceinline__ uint4 gated_piece(int fn, uint4 gates, uint4 ups) {
     return result;
 }
 
+// gated_piece over n elements: false (nothing done) unless they are whole_pieces.
 __device__ __forceinline__ bool gated_pieces(int fn, const act_t* gate, const act_t* up, act_t* out, i64 n) {
     constexpr int PIECE = 16 / sizeof(act_t);
-    if (n % PIECE != 0 || (((i64) gate | (i64) up | (i64) out) & 15) != 0) return false;
+    if (!whole_pieces(n, gate, up, out)) return false;
     GRID_STRIDE_LOOP(p, n / PIECE) {
         ((uint4*) out)[p] = gated_piece(fn, ((const uint4*) gate)[p], ((const uint4*) up)[p]);
     }
@@ -57,12 +67,8 @@ extern "C" __global__ void activation(int fn, const act_t* x, act_t* out, i64 n)
     constexpr int PIECE = 16 / sizeof(act_t);
     if (whole_pieces(n, x, out)) {
         GRID_STRIDE_LOOP(p, n / PIECE) {
-            uint4 v = ((const uint4*) x)[p], r;
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) {
-                ((act_t*) &r)[e] = float_to_act(apply_activation(fn, act_to_float(((const act_t*) &v)[e])));
-            }
-            ((uint4*) out)[p] = r;
+            uint4 v = ((const uint4*) x)[p];
+            ((uint4*) out)[p] = map_piece(v, v, [fn](float value, float, int) { return apply_activation(fn, value); });
         }
         return;
     }
@@ -109,12 +115,10 @@ extern "C" __global__ void add_bias_rows(act_t* out, const void* bias, int biasT
         int rowPieces = cols / PIECE;
         GRID_STRIDE_LOOP(p, n / PIECE) {
             int c = (int) (p % rowPieces) * PIECE;
-            uint4 v = ((const uint4*) out)[p], r;
-#pragma unroll
-            for (int e = 0; e < PIECE; e++) {
-                ((act_t*) &r)[e] = float_to_act(act_to_float(((const act_t*) &v)[e]) + load_element(bias, biasType, c + e));
-            }
-            ((uint4*) out)[p] = r;
+            uint4 v = ((const uint4*) out)[p];
+            ((uint4*) out)[p] = map_piece(v, v, [=](float value, float, int e) {
+                return value + load_element(bias, biasType, c + e);
+            });
         }
         return;
     }
