@@ -1453,9 +1453,7 @@ public final class CudaBackend implements Backend {
         CudaTensor right = cuda(b, "add", "b");
         CudaTensor output = cuda(out, "add", "out");
         checkElementwise("add", left, right, output);
-        context.makeCurrent();
-        kernels.launch(Kernel.ADD, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS, left, right, output,
-                output.elementCount());
+        byPieces(Kernel.ADD, output, left, right, output, output.elementCount());
     }
 
     @Override
@@ -1468,9 +1466,7 @@ public final class CudaBackend implements Backend {
         CudaTensor input = cuda(x, "activation", "x");
         CudaTensor output = cuda(out, "activation", "out");
         checkElementwise("activation", input, input, output);
-        context.makeCurrent();
-        kernels.launch(Kernel.ACTIVATION, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS, activationCode(fn), input,
-                output, output.elementCount());
+        byPieces(Kernel.ACTIVATION, output, activationCode(fn), input, output, output.elementCount());
     }
 
     @Override
@@ -1484,9 +1480,7 @@ public final class CudaBackend implements Backend {
         CudaTensor u = cuda(up, kernel, "up");
         CudaTensor output = cuda(out, kernel, "out");
         checkElementwise(kernel, g, u, output);
-        context.makeCurrent();
-        kernels.launch(Kernel.GATED_ACTIVATION, pieceBlocks(output.elementCount()), ELEMENTWISE_THREADS,
-                activationCode(fn), g, u, output, output.elementCount());
+        byPieces(Kernel.GATED_ACTIVATION, output, activationCode(fn), g, u, output, output.elementCount());
     }
 
     @Override
@@ -1515,6 +1509,12 @@ public final class CudaBackend implements Backend {
     private void elementwise(Kernel kernel, CudaTensor out, Object... arguments) {
         context.makeCurrent();
         kernels.launch(kernel, elementwiseBlocks(out.elementCount()), ELEMENTWISE_THREADS, arguments);
+    }
+
+    /** As {@link #elementwise}, for a kernel that takes a 16-byte piece a thread where it can ({@link #pieceBlocks}). */
+    private void byPieces(Kernel kernel, CudaTensor out, Object... arguments) {
+        context.makeCurrent();
+        kernels.launch(kernel, pieceBlocks(out.elementCount()), ELEMENTWISE_THREADS, arguments);
     }
 
     /** Function codes shared with the kernels (common.cuh's JV_SILU ...). */
@@ -1690,9 +1690,7 @@ public final class CudaBackend implements Backend {
                     key, value, metadata.slots(), params.numKvHeads(), params.headDim(), spec.blockSize(),
                     pages.keys(layer), pages.values(layer));
         }
-        Kernel flash = flashPrefill(params.headDim());
-        // flash_prefill_256 copies its queries into shared memory 16 bytes at a time.
-        if (flash == Kernel.FLASH_PREFILL_256 && query.address() % 16 != 0) flash = null;
+        Kernel flash = flashPrefill(params.headDim(), query);
         Kernel decode = pagedDecode(params);
         CudaTensor bias = relativeBias(params);
         // A step's prompt tiles take flash_prefill and its single tokens paged_decode, or paged_attention
@@ -1853,15 +1851,17 @@ public final class CudaBackend implements Backend {
         };
     }
 
-    /** The tensor-core prefill kernel for this head size, or null where paged_attention takes every token. */
-    private Kernel flashPrefill(int headDim) {
+    /** The tensor-core prefill kernel for this head size and these queries, or null where paged_attention takes every token. */
+    private Kernel flashPrefill(int headDim, CudaTensor query) {
         if (activationType == DType.F32) return null;
         Kernel flash = switch (headDim) {
             case 64 -> Kernel.FLASH_PREFILL_64;
             case 80 -> Kernel.FLASH_PREFILL_80;
             case 96 -> Kernel.FLASH_PREFILL_96;
             case 128 -> Kernel.FLASH_PREFILL_128;
-            case 256 -> Kernel.FLASH_PREFILL_256;  // 99 KB of shared memory a block: refused before compute capability 8.0
+            // 99 KB of shared memory a block, refused before compute capability 8.0; copies its queries
+            // into shared memory 16 bytes at a time.
+            case 256 -> query.address() % 16 == 0 ? Kernel.FLASH_PREFILL_256 : null;
             default -> null;
         };
         return flash != null && kernels.supports(flash) ? flash : null;
