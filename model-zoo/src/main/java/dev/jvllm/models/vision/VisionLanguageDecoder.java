@@ -157,7 +157,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     @Override
     public void reserveImageMemory(int promptTokensAStep) {
         featureBudgetRows = promptTokensAStep;
-        features = newFeatures(promptTokensAStep);
+        features = newFeatures();
         features.reserve();
         ImageInput largest = largestImage();
         int copies = reservedPass() / towerCost(largest);
@@ -171,9 +171,9 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
         return Math.max(featureBudgetRows, maxImageTokens());
     }
 
-    /** Kept features of {@code rows} rows, or of one largest image where that is more. */
-    private KeptRows newFeatures(int rows) {
-        return new KeptRows(backend, "image features", Math.max(rows, maxImageTokens()), hidden);
+    /** Kept features of the budget's rows, or of one largest image where that is more: what a step may use. */
+    private KeptRows newFeatures() {
+        return new KeptRows(backend, "image features", imageFeatureRowsAStep(), hidden);
     }
 
     @Override
@@ -220,7 +220,7 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
 
     /** Encodes the images of {@code wanted} (by content hash) not kept, keeping all of {@code wanted}; a failure keeps none of the new ones. */
     private void encodeMissing(Map<String, ImageInput> wanted) {
-        if (features == null) features = newFeatures(featureBudgetRows);
+        if (features == null) features = newFeatures();
         Map<String, Integer> rows = new LinkedHashMap<>();
         wanted.forEach((hash, image) -> rows.put(hash, imageTokenCount(image)));
         features.keepAll(rows, missing -> encode(missing.stream().map(wanted::get).toList(),
