@@ -1846,7 +1846,8 @@ public final class CudaBackend implements Backend {
             case 80 -> small ? Kernel.PAGED_DECODE_80_G4 : Kernel.PAGED_DECODE_80_G8;  // Phi-2: the scalar form
             case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision
             case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
-            case 256 -> small ? Kernel.PAGED_DECODE_256_G4 : null;  // Gemma
+            // Gemma; groups of 8 (Gemma-2B) only in the tiled form
+            case 256 -> small ? Kernel.PAGED_DECODE_256_G4 : KernelCompiler.tiledDecode(256) ? Kernel.PAGED_DECODE_256_G8 : null;
             default -> null;
         };
     }

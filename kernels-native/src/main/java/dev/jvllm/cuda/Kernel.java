@@ -52,6 +52,7 @@ enum Kernel {
     PAGED_DECODE_128_G4("attention", "paged_decode_128_g4"),
     PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
     PAGED_DECODE_256_G4("attention", "paged_decode_256_g4", true),
+    PAGED_DECODE_256_G8("attention", "paged_decode_256_g8", true),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),
     FLASH_PREFILL_80("attention", "flash_prefill_80", true),
     FLASH_PREFILL_96("attention", "flash_prefill_96", true),

@@ -698,7 +698,11 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float headMax[GROUP];
     __shared__ float headSum[GROUP];
     __shared__ float warpOutput[DECODE_WARPS][GROUP][D];
-    __shared__ float blockOutput[GROUP][D];  // the cluster merge's part (merge_cluster_parts)
+    // The cluster merge's part (merge_cluster_parts), written after the last read of the queries: where
+    // the group's arrays would pass 48 KB of static shared memory (8 heads of 256), it takes their rows.
+    constexpr bool OUTPUT_OVER_QUERIES = GROUP * D > 1024;
+    __shared__ float blockOutputRows[OUTPUT_OVER_QUERIES ? 1 : GROUP][D];
+    float (&blockOutput)[GROUP][D] = *reinterpret_cast<float (*)[GROUP][D]>(OUTPUT_OVER_QUERIES ? &queries[0][0] : &blockOutputRows[0][0]);
 
     // The grid is (tokens, KV heads, partitions).
     int tokenIndex = blockIdx.x;
@@ -1114,9 +1118,11 @@ PAGED_DECODE(80, 4)  // Phi-2, GPT-NeoX models of 80-wide heads
 PAGED_DECODE(80, 8)
 PAGED_DECODE(96, 4)  // Phi-3-mini, Phi-3-Vision
 PAGED_DECODE(96, 8)
-// Gemma's heads; a group of 8 would take 54 KB of shared memory in either form
+// Gemma's heads; groups of 8 (Gemma-2B) in the tiled form only (46 KB of static shared memory; the
+// scalar form's would take 49 KB).
 #if DECODE_TILED && DECODE_TILES_ALL_WIDTHS
 PAGED_DECODE_BOUNDED(256, 4, __launch_bounds__(32 * DECODE_WARPS, 2))
+PAGED_DECODE_BOUNDED(256, 8, __launch_bounds__(32 * DECODE_WARPS, 2))
 #else
 PAGED_DECODE(256, 4)
 #endif

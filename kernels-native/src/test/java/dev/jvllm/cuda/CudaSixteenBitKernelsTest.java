@@ -335,7 +335,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
      * partitions in a cluster (3 tokens × 2 KV heads), with Gemma-2's logit softcap of 50 and without.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50"})
+    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50", "BF16, 8, 1, 256, 50"})
     void scalarDecodeWithSoftcapAndClusterMergeMatchesCpu(DType type, int heads, int kvHeads, int headDim, float softcap) {
         decodeMatchesCpu(type, heads, kvHeads, headDim, 0, softcap, new int[]{300, 200, 40});
     }
@@ -420,6 +420,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 8, 2, 96, 96, false, 0",
             "BF16, 4, 2, 256, 256, true, 0",
             "BF16, 4, 4, 80, 32, true, 0",
+            "BF16, 8, 1, 256, 256, true, 0",
             "F16, 4, 2, 128, 128, true, 0"})
     void rotaryAttentionOfDecodeStepsMatchesCpu(DType type, int heads, int kvHeads, int headDim, int rotaryDim,
                                                 boolean neox, int window) {
