@@ -109,6 +109,8 @@ public final class LLMEngine implements AutoCloseable {
             return size() > MAX_GRAMMARS;
         }
     };
+    /** Upcoming images whose host preprocessing the model may start ahead ({@link VisionLanguageModel#prepareImages}). */
+    private static final int IMAGES_PREPARED_AHEAD = 8;
     /** Patterns whose grammars are kept (each holds its states' token masks), least recently used out first. */
     private static final int MAX_GRAMMARS = 64;
     private long stepsLaunchedAhead;
@@ -717,6 +719,10 @@ public final class LLMEngine implements AutoCloseable {
                 if (current == null) return takeFailedOutputs(List.of());
             }
             if (mayLaunchAhead(current)) inFlight = launchAhead(current);
+            // While the device runs what is queued: the next steps' images' host preprocessing, in the background.
+            if (model instanceof VisionLanguageModel vision && limitImagesPerPrompt > 0) {
+                vision.prepareImages(scheduler.upcomingImages(IMAGES_PREPARED_AHEAD));
+            }
             return takeFailedOutputs(complete(current));
         } finally {
             stepNanos += System.nanoTime() - stepStart;

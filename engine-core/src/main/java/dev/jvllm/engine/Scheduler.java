@@ -210,6 +210,32 @@ final class Scheduler {
         if (left == null) encoderTokensRunning -= encoder.length();
     }
 
+    /**
+     * The images the next steps' prompt chunks will reach, in about the order they will: those of the
+     * running requests whose placeholders are not all computed, then the waiting requests'; at most
+     * {@code max} (an image two requests share counts for each).
+     */
+    List<dev.jvllm.ImageInput> upcomingImages(int max) {
+        List<dev.jvllm.ImageInput> upcoming = new ArrayList<>();
+        for (EngineRequest request : running) {
+            if (request.running && !addUpcomingImages(request, upcoming, max)) return upcoming;
+        }
+        for (EngineRequest request : waiting) {
+            if (!addUpcomingImages(request, upcoming, max)) return upcoming;
+        }
+        return upcoming;
+    }
+
+    /** Adds the request's images not all computed; false once {@code upcoming} holds {@code max}. */
+    private static boolean addUpcomingImages(EngineRequest request, List<dev.jvllm.ImageInput> upcoming, int max) {
+        for (PromptImage image : request.promptImages()) {
+            if (image.end() <= request.numComputedTokens()) continue;
+            if (upcoming.size() == max) return false;
+            upcoming.add(image.image());
+        }
+        return true;
+    }
+
     /** Encoder tokens of the running requests (encoder-decoder models), for tests and metrics. */
     long encoderTokensRunning() {
         return encoderTokensRunning;

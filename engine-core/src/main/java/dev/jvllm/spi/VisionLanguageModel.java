@@ -45,6 +45,15 @@ public interface VisionLanguageModel {
     }
 
     /**
+     * Starts the host preprocessing of the images the next steps will reach ({@code upcoming}, in the
+     * order they will), in the background, so that a step's encode finds it done; called by the
+     * engine's thread after it queues a step, while the device runs it. Images no longer upcoming
+     * are forgotten. Nothing by default.
+     */
+    default void prepareImages(java.util.List<dev.jvllm.ImageInput> upcoming) {
+    }
+
+    /**
      * The most feature rows the images one step's prompt chunks touch may take together (each image
      * counted once, whole, however few of its placeholders the step computes): the rows kept for image
      * features, which the scheduler then never outgrows, so that a step allocates nothing after

@@ -116,6 +116,25 @@ class SchedulerTest {
         assertEquals(List.of(1, 39), tokenCounts(fourth), "a decode token, then the second prompt with its image");
     }
 
+    /**
+     * The images the next steps reach, for the model to prepare ahead: a running request's images not
+     * yet computed, then the waiting requests', in order, at most as many as asked.
+     */
+    @Test
+    void upcomingImagesAreTheRunningRequestsUncomputedOnesThenTheWaitingOnes() {
+        KvCacheManager kv = new KvCacheManager(64, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 40, 16);
+        ImageInput a = image(10), b = image(11), c = image(12), d = image(13);
+        EngineRequest two = withImages("two", 80, new PromptImage(2, 20, a), new PromptImage(50, 20, b));
+        EngineRequest waiting = withImages("waiting", 60, new PromptImage(0, 20, c), new PromptImage(30, 20, d));
+        scheduler.add(two);
+        assertEquals(List.of(a, b), scheduler.upcomingImages(8));
+        run(scheduler.schedule(), kv);  // 40 tokens of "two": its first image computed
+        scheduler.add(waiting);
+        assertEquals(List.of(b, c, d), scheduler.upcomingImages(8));
+        assertEquals(List.of(b, c), scheduler.upcomingImages(2));
+    }
+
     /** A chunk that starts at an image that does not fit waits for a later step rather than splitting it. */
     @Test
     void requestWhoseNextChunkStartsAtAnImageThatDoesNotFitWaits() {

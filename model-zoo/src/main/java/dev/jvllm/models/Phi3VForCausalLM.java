@@ -56,7 +56,7 @@ public final class Phi3VForCausalLM implements ModelArchitecture {
         return new Model(context);
     }
 
-    private static final class Model extends VisionLanguageDecoder {
+    private static final class Model extends VisionLanguageDecoder<List<float[]>> {
 
         private final ClipVisionTower tower;
         private final Phi3VImageProcessor processor;
@@ -198,8 +198,13 @@ public final class Phi3VForCausalLM implements ModelArchitecture {
         }
 
         @Override
+        protected List<float[]> towerInput(ImageInput image) {
+            return processor.crops(image);
+        }
+
+        @Override
         protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
-            List<List<float[]>> cropsOfEach = eachImage(images, processor::crops);
+            List<List<float[]>> cropsOfEach = towerInputs(images);
             List<float[]> pixels = new ArrayList<>();
             cropsOfEach.forEach(pixels::addAll);
             Tensor states = tower.encode(pixels);

@@ -27,7 +27,7 @@ import java.util.OptionalInt;
  * the engine adds where the prompt lacks them. Checkpoints in Transformers' format and in
  * InternVL's own ({@link Format}) differ in names and config fields only.
  */
-public final class InternVLModel extends VisionLanguageDecoder {
+public final class InternVLModel extends VisionLanguageDecoder<List<float[]>> {
 
 
     private final InternVisionTower tower;
@@ -196,7 +196,7 @@ public final class InternVLModel extends VisionLanguageDecoder {
 
     @Override
     protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
-        List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
+        List<List<float[]>> tilesOfEach = towerInputs(images);
         List<float[]> pixels = new ArrayList<>();
         for (List<float[]> tiles : tilesOfEach) pixels.addAll(tiles);
         Tensor states = tower.encode(pixels);
@@ -232,6 +232,11 @@ public final class InternVLModel extends VisionLanguageDecoder {
             projectorOut.apply(backend, inner.rows(first, count), outs.get(i));
             first += count;
         }
+    }
+
+    @Override
+    protected List<float[]> towerInput(ImageInput image) {
+        return tiles(image);
     }
 
     private List<float[]> tiles(ImageInput image) {

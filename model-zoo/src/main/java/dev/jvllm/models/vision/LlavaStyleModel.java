@@ -20,7 +20,7 @@ import java.util.List;
  * the rows that take the place of the prompt's image placeholders in a Llama, Mistral or Qwen2
  * language model ({@link VisionLanguageDecoder}).
  */
-public abstract class LlavaStyleModel extends VisionLanguageDecoder {
+public abstract class LlavaStyleModel extends VisionLanguageDecoder<List<float[]>> {
 
     protected final ClipVisionTower tower;
     protected final ClipImageProcessor processor;
@@ -76,6 +76,11 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
     /** The pixel values of each tile the tower reads for the image, channel-major [3, side, side]. */
     protected abstract List<float[]> tiles(ImageInput image);
 
+    @Override
+    protected final List<float[]> towerInput(ImageInput image) {
+        return tiles(image);
+    }
+
     /**
      * Writes the image's feature rows into {@code out} ([{@link #imageTokenCount}, hidden]) from
      * its tiles' projected features, {@code tileFeatures} ([tiles × {@link #tileTokens}, hidden],
@@ -106,7 +111,7 @@ public abstract class LlavaStyleModel extends VisionLanguageDecoder {
 
     @Override
     protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
-        List<List<float[]>> tilesOfEach = eachImage(images, this::tiles);
+        List<List<float[]>> tilesOfEach = towerInputs(images);
         List<float[]> pixels = new ArrayList<>();
         int[] firstTile = new int[images.size() + 1];
         for (int i = 0; i < images.size(); i++) {

@@ -18,7 +18,7 @@ import java.util.List;
  * image's grid ends. The placeholders ({@code <|image_pad|>}) sit between {@code <|vision_start|>}
  * and {@code <|vision_end|>}, which the engine adds where the prompt lacks them. Videos are not read.
  */
-public final class Qwen2VLModel extends VisionLanguageDecoder {
+public final class Qwen2VLModel extends VisionLanguageDecoder<float[]> {
 
     private final Qwen2VisionTower tower;
     private final Qwen2VLImageProcessor processor;
@@ -93,8 +93,13 @@ public final class Qwen2VLModel extends VisionLanguageDecoder {
     }
 
     @Override
+    protected float[] towerInput(ImageInput image) {
+        return processor.patches(image);
+    }
+
+    @Override
     protected void encodeTogether(List<ImageInput> images, List<Tensor> outs) {
-        List<float[]> patches = eachImage(images, processor::patches);
+        List<float[]> patches = towerInputs(images);
         List<int[]> grids = new ArrayList<>();
         for (ImageInput image : images) grids.add(processor.grid(image));
         Tensor merged = tower.encode(patches, grids);

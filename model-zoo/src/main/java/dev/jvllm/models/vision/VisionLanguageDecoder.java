@@ -39,7 +39,7 @@ import java.util.function.Supplier;
  * Features are computed by the family ({@link #encode}) in the step that first reaches an image's
  * placeholders and kept by the image's content hash ({@link KeptRows}).
  */
-public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageModel {
+public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLanguageModel {
 
     /** Language models whose config fields are Llama's, by {@code text_config.model_type}. */
     private static final Map<String, Supplier<PreNormArchitecture>> LANGUAGE_MODELS = Map.of(
@@ -59,6 +59,13 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     private KeptRows features;
     /** Rows kept for image features before any growth: a step's prompt tokens, or a default where none were reserved. */
     private int featureBudgetRows = KeptRows.DEFAULT_BUDGET_ROWS;
+    /**
+     * The tower inputs of upcoming images ({@link #prepareImages}), by content hash, made in the
+     * background while the device runs a step; read and written by the engine's thread only.
+     */
+    private final Map<String, java.util.concurrent.CompletableFuture<I>> prepared = new LinkedHashMap<>();
+    /** Upcoming images whose tower inputs are made ahead at once (a Phi-3-Vision image's are 17.6 MB of floats). */
+    static final int IMAGES_PREPARED_AHEAD = 8;
 
     /**
      * @param text         the language model's config, its family's defaults filled in ({@link #textConfig})
@@ -122,6 +129,70 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
      * #imageTokenCount}, hidden]) in one pass of the vision tower.
      */
     protected abstract void encodeTogether(List<ImageInput> images, List<Tensor> outs);
+
+    /**
+     * The family's host preprocessing of one image: what its tower pass reads (crops, tiles or
+     * patches as pixel values). A pure function of the image, so that it may run on another thread.
+     */
+    protected abstract I towerInput(ImageInput image);
+
+    /**
+     * Each image's {@link #towerInput}, in order: made ahead by {@link #prepareImages} where it was
+     * (a failure there is thrown here, as if made now), the others side by side now (a few
+     * milliseconds an image: Pillow's resampling).
+     */
+    protected final List<I> towerInputs(List<ImageInput> images) {
+        List<I> inputs = new ArrayList<>(java.util.Collections.nCopies(images.size(), null));
+        List<Integer> missing = new ArrayList<>();
+        for (int i = 0; i < images.size(); i++) {
+            java.util.concurrent.CompletableFuture<I> ahead = prepared.remove(images.get(i).contentHash());
+            if (ahead == null) {
+                missing.add(i);
+                continue;
+            }
+            try {
+                inputs.set(i, ahead.join());
+            } catch (java.util.concurrent.CompletionException e) {
+                if (e.getCause() instanceof RuntimeException cause) throw cause;
+                if (e.getCause() instanceof Error cause) throw cause;
+                throw e;
+            }
+        }
+        if (missing.size() == 1) {
+            inputs.set(missing.getFirst(), towerInput(images.get(missing.getFirst())));
+        } else if (!missing.isEmpty()) {
+            List<I> made = missing.parallelStream().map(i -> towerInput(images.get(i))).toList();
+            for (int k = 0; k < missing.size(); k++) inputs.set(missing.get(k), made.get(k));
+        }
+        return inputs;
+    }
+
+    /**
+     * Starts making the tower inputs of the first {@link #IMAGES_PREPARED_AHEAD} of these upcoming
+     * images not kept already, in the background (the common fork-join pool), and forgets those made
+     * ahead for images no longer upcoming (an aborted request's).
+     */
+    @Override
+    public void prepareImages(List<ImageInput> upcoming) {
+        Map<String, ImageInput> wanted = new LinkedHashMap<>();
+        for (ImageInput image : upcoming) {
+            if (wanted.size() == IMAGES_PREPARED_AHEAD) break;
+            String key = image.contentHash();
+            if (features == null || !features.holds(key)) wanted.putIfAbsent(key, image);
+        }
+        prepared.entrySet().removeIf(entry -> {
+            if (wanted.containsKey(entry.getKey())) return false;
+            entry.getValue().cancel(false);
+            return true;
+        });
+        wanted.forEach((key, image) -> prepared.computeIfAbsent(key,
+                k -> java.util.concurrent.CompletableFuture.supplyAsync(() -> towerInput(image))));
+    }
+
+    /** Upcoming images whose tower inputs are being made or are ready ({@link #prepareImages}), for tests and metrics. */
+    public int imagesPreparedAhead() {
+        return prepared.size();
+    }
 
     /**
      * Writes each image's feature rows into the matching {@code outs} tensor: the images of one
@@ -287,11 +358,6 @@ public abstract class VisionLanguageDecoder implements CausalLM, VisionLanguageM
     /** An image of this size, all black: what {@link #largestImage} gives where only the size matters. */
     protected static ImageInput blankImage(int width, int height) {
         return ImageInput.rgb(width, height, new byte[3 * width * height]);
-    }
-
-    /** {@code step} of each image, in order: host preprocessing of a few milliseconds an image (Pillow's resampling), side by side. */
-    protected static <T> List<T> eachImage(List<ImageInput> images, java.util.function.Function<ImageInput, T> step) {
-        return images.size() == 1 ? List.of(step.apply(images.getFirst())) : images.parallelStream().map(step).toList();
     }
 
     /** The scope of the first prefix under which {@code probe} exists. */
