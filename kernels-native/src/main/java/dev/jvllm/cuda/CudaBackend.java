@@ -1843,7 +1843,7 @@ public final class CudaBackend implements Backend {
         boolean small = group <= 4;
         return switch (params.headDim()) {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
-            case 80 -> small ? Kernel.PAGED_DECODE_80_G4 : Kernel.PAGED_DECODE_80_G8;  // Phi-2: the scalar form
+            case 80 -> small ? Kernel.PAGED_DECODE_80_G4 : Kernel.PAGED_DECODE_80_G8;  // Phi-2
             case 96 -> small ? Kernel.PAGED_DECODE_96_G4 : Kernel.PAGED_DECODE_96_G8;  // Phi-3-mini, Phi-3-Vision
             case 128 -> small ? Kernel.PAGED_DECODE_128_G4 : Kernel.PAGED_DECODE_128_G8;
             // Gemma; groups of 8 (Gemma-2B) only in the tiled form

@@ -94,7 +94,7 @@ final class KernelCompiler {
     static final boolean DECODE_TILES = Boolean.parseBoolean(System.getProperty("jvllm.cuda.decodeTiles", "true"));
 
     /**
-     * Whether 96- and 256-wide heads take the tiled form too, as 64- and 128-wide ones do (attention.cu's
+     * Whether 80-, 96- and 256-wide heads take the tiled form too, as 64- and 128-wide ones do (attention.cu's
      * DECODE_TILES_ALL_WIDTHS); {@code -Djvllm.cuda.decodeTilesAllWidths=false} leaves them the scalar
      * form, for comparisons.
      */
@@ -103,7 +103,7 @@ final class KernelCompiler {
 
     /** Whether paged_decode takes its tiled form for heads of this width (as attention.cu's paged_decode_block chooses). */
     static boolean tiledDecode(int headDim) {
-        return DECODE_TILES && (headDim == 64 || headDim == 128 || (headDim == 96 || headDim == 256) && DECODE_TILES_ALL_WIDTHS);
+        return DECODE_TILES && (headDim == 64 || headDim == 128 || (headDim == 80 || headDim == 96 || headDim == 256) && DECODE_TILES_ALL_WIDTHS);
     }
 
     /**

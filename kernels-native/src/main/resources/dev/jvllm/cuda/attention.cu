@@ -443,8 +443,8 @@ __device__ __forceinline__ uint4 load_cache_piece(const act_t* p) {
 #define DECODE_PATCH_OWN_TILE 1
 #endif
 #define DECODE_TILED (DECODE_TILES && JV_ACT_TYPE != JV_F32)
-// 1: 96-wide heads take the tiled form too (their value pieces of 8 bytes), and 256-wide heads at two
-// blocks an SM (234 registers: their tiles take 128 a thread); 0: the scalar form for both
+// 1: 80- and 96-wide heads take the tiled form too (80: DECODE_TAIL; 96: value pieces of 8 bytes), and
+// 256-wide heads at two blocks an SM (234 registers: their tiles take 128 a thread); 0: the scalar form for them
 // (KernelCompiler's jvllm.cuda.decodeTilesAllWidths=false sets it).
 #ifndef DECODE_TILES_ALL_WIDTHS
 #define DECODE_TILES_ALL_WIDTHS 1
@@ -592,10 +592,26 @@ __device__ __forceinline__ float rotated_element(const act_t* head, int d, const
 
 // The pieces a lane of the tiled paged_decode loads its D/8 value elements of a key in: 16 bytes
 // where D is a multiple of 64, else 8 (a 96-wide head's 12 elements: three).
+// 80-wide heads (D % 64 == 16) in the tiled form: a key row is D / 32 steps of 32 elements in 16-byte
+// pieces and a last step of 16 in 8-byte pieces; a lane takes 8 value elements of each 64 in a 16-byte
+// piece and 2 of the last 16 in a 4-byte one (decode_value_dim), so that each load a key row is contiguous.
+template <int D> constexpr bool DECODE_TAIL = D % 64 == 16;
 template <bool SIXTEEN_BYTES> struct DecodeValuePieceOf { using type = uint4; };
 template <> struct DecodeValuePieceOf<false> { using type = uint2; };
-template <int D> using DecodeValuePiece = typename DecodeValuePieceOf<D % 64 == 0>::type;
-template <int D> constexpr int DECODE_VALUE_PIECES = D / 8 / (int) (sizeof(DecodeValuePiece<D>) / sizeof(act_t));
+template <int D> using DecodeValuePiece = typename DecodeValuePieceOf<D % 64 == 0 || DECODE_TAIL<D>>::type;
+// Value elements between a lane's consecutive pieces, and a lane row's first element.
+template <int D> constexpr int DECODE_VALUE_STRIDE = DECODE_TAIL<D> ? 64 : (int) (sizeof(DecodeValuePiece<D>) / sizeof(act_t));
+template <int D> constexpr int DECODE_ROW_ELEMENTS = DECODE_TAIL<D> ? 8 : D / 8;
+template <int D> constexpr int DECODE_VALUE_PIECES = DECODE_TAIL<D> ? D / 64 : D / 8 / (int) (sizeof(DecodeValuePiece<D>) / sizeof(act_t));
+// The first of the two value dimensions (of A rows row and row + 8) that m-tile mt of lane row `row` takes.
+template <int D>
+__device__ __forceinline__ int decode_value_dim(int row, int mt) {
+    if constexpr (DECODE_TAIL<D>) {
+        return mt == D / 16 - 1 ? D - 16 + 2 * row : 64 * (mt / 4) + 8 * row + 2 * (mt % 4);
+    } else {
+        return row * (D / 8) + 2 * mt;
+    }
+}
 
 template <class Piece>
 __device__ __forceinline__ Piece load_cache_value(const act_t* p);
@@ -603,6 +619,21 @@ __device__ __forceinline__ Piece load_cache_value(const act_t* p);
 template <>
 __device__ __forceinline__ uint4 load_cache_value<uint4>(const act_t* p) {
     return load_cache_piece(p);
+}
+
+template <>
+__device__ __forceinline__ unsigned int load_cache_value<unsigned int>(const act_t* p) {
+#if DECODE_CACHE_LOADS == 1
+    unsigned int r;
+    asm volatile("ld.global.cs.u32 %0, [%1];" : "=r"(r) : "l"(p));
+    return r;
+#elif DECODE_CACHE_LOADS == 2
+    unsigned int r;
+    asm volatile("ld.global.L1::no_allocate.u32 %0, [%1];" : "=r"(r) : "l"(p));
+    return r;
+#else
+    return *(const unsigned int*) p;
+#endif
 }
 
 template <>
@@ -623,9 +654,12 @@ __device__ __forceinline__ uint2 load_cache_value<uint2>(const act_t* p) {
 // One warp's tile of 16 keys from `first` for the tiled paged_decode (keys past end are zeros):
 // keys[r][i] = elements 32i + 8q .. 32i + 8q + 7 of key first + row + 8r, and values[k][p] = piece
 // p of elements row·D/8 .. of the value rows of keys first + (2q, 2q + 1, 2q + 8, 2q + 9)[k], for
-// lane (row, q). valueBase points at this lane's first value element of a cache row (kv_row 0).
+// lane (row, q). valueBase points at this lane's first value element of a cache row (kv_row 0). With
+// DECODE_TAIL, keyTails[r] = elements D - 16 + 4q .. + 3 of key first + row + 8r and valueTails[k]
+// elements D - 16 + 2·row, + 1 of the value rows, and values[k][p] elements 64p + 8·row .. + 7.
 template <int D>
 __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], DecodeValuePiece<D> (&values)[4][DECODE_VALUE_PIECES<D>],
+                                                 uint2 (&keyTails)[2], unsigned int (&valueTails)[4],
                                                  const act_t* keyBase,
                                                  const act_t* valueBase, const int* blockTable, int blockSize,
                                                  int kvHead, int numKvHeads, int first, int end, int lane) {
@@ -645,6 +679,9 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], Decod
         for (int i = 0; i < D / 32; i++) {
             keys[r][i] = keySlots[r] >= 0 ? load_cache_piece(keyBase + at + 32 * i + 8 * quad) : make_uint4(0, 0, 0, 0);
         }
+        if constexpr (DECODE_TAIL<D>) {
+            keyTails[r] = keySlots[r] >= 0 ? load_cache_value<uint2>(keyBase + at + D - 16 + 4 * quad) : make_uint2(0, 0);
+        }
     }
     // The keys 2q, 2q + 1, 2q + 8, 2q + 9 are those lanes 8q and 8q + 4 found.
     int valueSlots[4] = {__shfl_sync(0xffffffffu, keySlots[0], 8 * quad), __shfl_sync(0xffffffffu, keySlots[0], 8 * quad + 4),
@@ -652,11 +689,13 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], Decod
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         i64 at = kv_row_of_slot(valueSlots[k], kvHead, numKvHeads, D, blockSize);
-        constexpr int ELEMENTS = sizeof(DecodeValuePiece<D>) / sizeof(act_t);
 #pragma unroll
         for (int p = 0; p < DECODE_VALUE_PIECES<D>; p++) {
-            values[k][p] = valueSlots[k] >= 0 ? load_cache_value<DecodeValuePiece<D>>(valueBase + at + p * ELEMENTS)
+            values[k][p] = valueSlots[k] >= 0 ? load_cache_value<DecodeValuePiece<D>>(valueBase + at + p * DECODE_VALUE_STRIDE<D>)
                                               : DecodeValuePiece<D>{};
+        }
+        if constexpr (DECODE_TAIL<D>) {  // valueBase is the row's element 8·row; its tail pair is at D - 16 + 2·row
+            valueTails[k] = valueSlots[k] >= 0 ? load_cache_value<unsigned int>(valueBase + at - 6 * row + D - 16) : 0u;
         }
     }
 }
@@ -665,7 +704,7 @@ __device__ __forceinline__ void load_decode_tile(uint4 (&keys)[2][D / 32], Decod
 // load_decode_tile read before they were cached, for lane (row, q) as it lays them out.
 template <int D>
 __device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], DecodeValuePiece<D> (&values)[4][DECODE_VALUE_PIECES<D>],
-                                                  const act_t* newKey,
+                                                  uint2 (&keyTails)[2], unsigned int (&valueTails)[4], const act_t* newKey,
                                                   const act_t* newValue, int first, int position, int lane) {
     int row = lane >> 2, quad = lane & 3;
 #pragma unroll
@@ -673,15 +712,16 @@ __device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], Deco
         if (first + row + 8 * r != position) continue;
 #pragma unroll
         for (int i = 0; i < D / 32; i++) keys[r][i] = *(const uint4*) (newKey + 32 * i + 8 * quad);
+        if constexpr (DECODE_TAIL<D>) keyTails[r] = *(const uint2*) (newKey + D - 16 + 4 * quad);
     }
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         if (first + 2 * quad + (k & 1) + 8 * (k >> 1) != position) continue;
-        constexpr int ELEMENTS = sizeof(DecodeValuePiece<D>) / sizeof(act_t);
 #pragma unroll
         for (int p = 0; p < DECODE_VALUE_PIECES<D>; p++) {
-            values[k][p] = *(const DecodeValuePiece<D>*) (newValue + row * (D / 8) + p * ELEMENTS);
+            values[k][p] = *(const DecodeValuePiece<D>*) (newValue + row * DECODE_ROW_ELEMENTS<D> + p * DECODE_VALUE_STRIDE<D>);
         }
+        if constexpr (DECODE_TAIL<D>) valueTails[k] = *(const unsigned int*) (newValue + D - 16 + 2 * row);
     }
 }
 
@@ -734,24 +774,26 @@ __device__ __forceinline__ void paged_decode_block(
     bool live = partition >= firstPart && partition <= lastPart;
     if (clusterMerge ? partition / clusterWidth != lastPart / clusterWidth : !live) return;
     const int* blockTable = blockTables + (i64) tokenSequences[t] * blockTableStride;
-    // The tiled form (tensor cores) where a key's row is whole 32-element pieces (D a multiple of 32) and
-    // its tiles fit the registers (D up to 128 at four blocks an SM, 256 at two), else the scalar one
-    // (80-wide heads; every head in float32, whose build has no tiled form).
-    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && D % 32 == 0
-            && (D == 64 || D == 128 || (D == 96 || D == 256) && DECODE_TILES_ALL_WIDTHS);
+    // The tiled form (tensor cores) where a key's row is whole 32-element pieces (D a multiple of 32, or
+    // 80 with its DECODE_TAIL) and its tiles fit the registers (D up to 128 at four blocks an SM, 256 at
+    // two), else the scalar one (every head in float32, whose build has no tiled form).
+    [[maybe_unused]] constexpr bool TILED = DECODE_TILED && (D % 32 == 0 || DECODE_TAIL<D>)
+            && (D == 64 || D == 128 || (D == 80 || D == 96 || D == 256) && DECODE_TILES_ALL_WIDTHS);
 #if DECODE_TILED
     uint4 tileKeys[2][D / 32];
     DecodeValuePiece<D> tileValues[4][DECODE_VALUE_PIECES<D>];
+    uint2 tileKeyTails[2];
+    unsigned int tileValueTails[4];
     const act_t* keyBase = keyCache;
-    const act_t* valueBase = valueCache + (lane >> 2) * (D / 8);
+    const act_t* valueBase = valueCache + (lane >> 2) * DECODE_ROW_ELEMENTS<D>;
     // The warp's first tile is asked for before the queries are rotated and the new key cached, so
     // that those dependent reads overlap its loads, and before waiting for the kernel ahead: the
     // batch's inputs were uploaded before the pass, and the cache's keys before this token's were
     // written in earlier steps. The tile holding the token's own position gets its key and value below.
     if constexpr (TILED) {
     if (DECODE_EARLY_TILE && begin + 16 * warp < end) {
-        load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
-                            begin + 16 * warp, end, lane);
+        load_decode_tile<D>(tileKeys, tileValues, tileKeyTails, tileValueTails, keyBase, valueBase, blockTable, blockSize,
+                            kvHead, numKvHeads, begin + 16 * warp, end, lane);
     }
     }
 #endif
@@ -786,7 +828,7 @@ __device__ __forceinline__ void paged_decode_block(
     if constexpr (TILED) {
     {
         static_assert(GROUP <= 8, "the group's heads are the A operand's first 8 rows");
-        static_assert(D % 32 == 0, "a lane takes D / 8 value elements in 16- or 8-byte pieces");
+        static_assert(D % 32 == 0 || DECODE_TAIL<D>, "a lane takes D / 8 value elements in 16-, 8- or 4-byte pieces");
         // Each warp takes tiles of 16 keys (tile i of the partition goes to warp i % DECODE_WARPS)
         // and keeps its own online softmax; a tile's keys and values are all loaded before its
         // first multiply, so a warp has 8 KB in flight. S = Q·Kᵀ: A = the group's queries (rows
@@ -794,11 +836,10 @@ __device__ __forceinline__ void paged_decode_block(
         // a lane loads whole 16-byte pieces: step 2i + h covers elements 32i + 8q + 4h + (0..3) for
         // quads q, as pairs (0, 1) at k 2q and (2, 3) at k 2q + 8. Oᵀ = Vᵀ·Pᵀ: A = Vᵀ (16 value
         // dimensions a row), B = Pᵀ straight from S's accumulator layout. Value row m of m-tile mt
-        // is dimension (m % 8)·D/8 + 2·mt + m/8, so that a lane loads D/8 contiguous elements of
-        // each of its four keys' value rows and pairs them by byte permutes.
+        // is dimension (m % 8)·D/8 + 2·mt + m/8 (decode_value_dim), so that a lane loads D/8 contiguous
+        // elements of each of its four keys' value rows and pairs them by byte permutes.
         __shared__ float warpMax[DECODE_WARPS][GROUP];
         __shared__ float warpSum[DECODE_WARPS][GROUP];
-        constexpr int SEGMENT = D / 8;             // value elements a lane takes from each of its keys
         int row = lane >> 2, quad = lane & 3;
         // The A fragments of the queries, those of steps 2i and 2i + 1 for lane (row, quad) in
         // queryPieces[i][row][quad] (so that a quarter warp reads 128 contiguous bytes): read at
@@ -814,6 +855,20 @@ __device__ __forceinline__ void paged_decode_block(
             }
             queryPieces[i][r][x % 4] = make_uint4(words[0], words[1], words[2], words[3]);
         }
+        // DECODE_TAIL: the last 16-element step's A fragments, elements D - 16 + 4q .. + 3 for lane (row, q).
+        __shared__ uint2 queryTails[DECODE_TAIL<D> ? 8 : 1][4];
+        if constexpr (DECODE_TAIL<D>) {
+            if (threadIdx.x < 32) {
+                int r = threadIdx.x / 4, d = D - 16 + 4 * (threadIdx.x % 4);
+                const float* query = queries[min(r, GROUP - 1)];
+                unsigned int words[2] = {0u, 0u};
+                if (r < group) {
+#pragma unroll
+                    for (int w = 0; w < 2; w++) words[w] = pack_pair(float_to_act(query[d + 2 * w]), float_to_act(query[d + 2 * w + 1]));
+                }
+                queryTails[r][threadIdx.x % 4] = make_uint2(words[0], words[1]);
+            }
+        }
         __syncthreads();
         float slope = alibiSlopes != nullptr && row < group ? alibiSlopes[firstHead + row] : 0.0f;
         float output[D / 16][4];
@@ -825,10 +880,10 @@ __device__ __forceinline__ void paged_decode_block(
         for (int first = begin + 16 * warp; first < end; first += 16 * DECODE_WARPS) {
             bool ownTile = position >= first && position < first + 16;
             if (!preloaded || (ownTile && (newSlot < 0 || !DECODE_PATCH_OWN_TILE))) {
-                load_decode_tile<D>(tileKeys, tileValues, keyBase, valueBase, blockTable, blockSize, kvHead, numKvHeads,
-                                    first, end, lane);
+                load_decode_tile<D>(tileKeys, tileValues, tileKeyTails, tileValueTails, keyBase, valueBase, blockTable,
+                                    blockSize, kvHead, numKvHeads, first, end, lane);
             } else if (ownTile) {
-                patch_decode_tile<D>(tileKeys, tileValues, newKey, newValue, first, position, lane);
+                patch_decode_tile<D>(tileKeys, tileValues, tileKeyTails, tileValueTails, newKey, newValue, first, position, lane);
             }
             preloaded = false;
 
@@ -843,6 +898,11 @@ __device__ __forceinline__ void paged_decode_block(
                     mma_16816(dots[n], a0, tileKeys[n][i].x, tileKeys[n][i].y);
                     unsigned int a1[4] = {query.z, 0u, query.w, 0u};
                     mma_16816(dots[n], a1, tileKeys[n][i].z, tileKeys[n][i].w);
+                }
+                if constexpr (DECODE_TAIL<D>) {
+                    uint2 query = queryTails[row][quad];
+                    unsigned int a[4] = {query.x, 0u, query.y, 0u};
+                    mma_16816(dots[n], a, tileKeyTails[n].x, tileKeyTails[n].y);
                 }
             }
             // dots[n][c]: head `row`, key first + 8n + 2q + c (c < 2; entries 2 and 3 are the zero rows).
@@ -878,13 +938,16 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll
             for (int mt = 0; mt < D / 16; mt++) {
                 constexpr int WORDS = sizeof(DecodeValuePiece<D>) / 4;  // 32-bit words a value piece holds
-                const unsigned int* w0 = (const unsigned int*) &tileValues[0][mt / WORDS];
-                const unsigned int* w1 = (const unsigned int*) &tileValues[1][mt / WORDS];
-                const unsigned int* w2 = (const unsigned int*) &tileValues[2][mt / WORDS];
-                const unsigned int* w3 = (const unsigned int*) &tileValues[3][mt / WORDS];
-                int w = mt % WORDS;
-                unsigned int a[4] = {__byte_perm(w0[w], w1[w], 0x5410), __byte_perm(w0[w], w1[w], 0x7632),
-                                     __byte_perm(w2[w], w3[w], 0x5410), __byte_perm(w2[w], w3[w], 0x7632)};
+                // Key k's word of m-tile mt: its two value dimensions decode_value_dim(row, mt) and + 1.
+                auto word = [&](int k) {
+                    if constexpr (DECODE_TAIL<D>) {
+                        if (mt == D / 16 - 1) return tileValueTails[k];
+                    }
+                    return ((const unsigned int*) &tileValues[k][mt / WORDS])[mt % WORDS];
+                };
+                unsigned int w0 = word(0), w1 = word(1), w2 = word(2), w3 = word(3);
+                unsigned int a[4] = {__byte_perm(w0, w1, 0x5410), __byte_perm(w0, w1, 0x7632),
+                                     __byte_perm(w2, w3, 0x5410), __byte_perm(w2, w3, 0x7632)};
                 output[mt][0] *= correction0;
                 output[mt][1] *= correction1;
                 output[mt][2] *= correction0;
@@ -916,7 +979,7 @@ __device__ __forceinline__ void paged_decode_block(
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int h = 2 * quad + (e & 1);
-                int d = row * SEGMENT + 2 * mt + (e >> 1);
+                int d = decode_value_dim<D>(row, mt) + (e >> 1);
                 if (h < group) warpOutput[warp][min(h, GROUP - 1)][(d % PIECE) * PIECES + d / PIECE] = output[mt][e] * factors[e & 1];
             }
         }

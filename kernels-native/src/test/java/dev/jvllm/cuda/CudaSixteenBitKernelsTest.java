@@ -244,6 +244,8 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             "BF16, 4, 1, 256, 0, 0, true",
             "BF16, 4, 4, 80, 0, 0, false",
             "F16, 8, 1, 80, 40, 0, false",
+            "BF16, 4, 2, 80, 0, 30, false",
+            "BF16, 4, 1, 80, 0, 0, true",
             "BF16, 16, 1, 64, 0, 0, false",
             "F16, 8, 2, 128, 0, 0, false"})
     void attentionMatchesCpuThroughFlashPrefillAndDecode(DType type, int heads, int kvHeads, int headDim, int window,
@@ -335,7 +337,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
      * partitions in a cluster (3 tokens × 2 KV heads), with Gemma-2's logit softcap of 50 and without.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50", "BF16, 8, 1, 256, 50"})
+    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50", "BF16, 8, 1, 256, 50", "BF16, 4, 2, 80, 50"})
     void scalarDecodeWithSoftcapAndClusterMergeMatchesCpu(DType type, int heads, int kvHeads, int headDim, float softcap) {
         decodeMatchesCpu(type, heads, kvHeads, headDim, 0, softcap, new int[]{300, 200, 40});
     }
