@@ -90,19 +90,20 @@ public final class VisionBenchmark {
             long t = System.nanoTime();
             RequestOutput one = llm.generatePrompts(List.of(firstPrompt), first).getFirst();
             emit("image_request_first_token", "seconds", seconds(t), "prompt_tokens", one.promptTokenIds().size());
+            printKernelTimes("first token");
             Prompt alonePrompt = prompt.apply(ids);
             t = System.nanoTime();
             llm.generatePrompts(List.of(alonePrompt), whole);
             double alone = seconds(t);
             emit("image_request_alone", "seconds", alone, "output_tokens", output,
                     "tok_s", Math.round(output / alone * 10) / 10.0);
+            printKernelTimes("one request");
             List<Prompt> batch = new ArrayList<>();
             for (int r = 0; r < requests; r++) batch.add(prompt.apply(ids));
             t = System.nanoTime();
             List<RequestOutput> outputs = llm.generatePrompts(batch, whole);
             double elapsed = seconds(t);
-            String times = KernelTimes.reportAndReset(requests + " requests batched");
-            if (!times.isEmpty()) System.err.println(times);
+            printKernelTimes(requests + " requests batched");
             long generated = outputs.stream().mapToLong(o -> o.outputs().getFirst().tokenIds().size()).sum();
             emit("image_requests_batched", "requests", requests, "seconds", elapsed,
                     "requests_s", Math.round(requests / elapsed * 100) / 100.0,
@@ -118,5 +119,11 @@ public final class VisionBenchmark {
 
     private static double seconds(long start) {
         return Math.round((System.nanoTime() - start) / 1e6) / 1e3;
+    }
+
+    /** With -Djvllm.cuda.kernelTimes=true, the device time of each kernel since the last phase, on standard error. */
+    private static void printKernelTimes(String phase) {
+        String times = KernelTimes.reportAndReset(phase);
+        if (!times.isEmpty()) System.err.println(times);
     }
 }
