@@ -242,17 +242,20 @@ public final class GpuBenchmark {
     }
 
     /**
-     * Where the engine's thread spent the steps between two metrics: issuing the forward passes
-     * (host work: the kernels run asynchronously), waiting for their results (the device still
-     * busy), and the rest (scheduling, batch building, sampling, outputs).
+     * Where the engine's thread spent the steps between two metrics: encoding images (their host
+     * preprocessing and issuing the vision tower), issuing the forward passes (host work: the kernels
+     * run asynchronously), waiting for their results (the device still busy), and the rest
+     * (scheduling, batch building, sampling, outputs).
      */
-    private static void emitHostShare(String phase, EngineMetrics before, EngineMetrics after) {
+    static void emitHostShare(String phase, EngineMetrics before, EngineMetrics after) {
         long steps = after.steps() - before.steps();
         double step = (after.stepNanos() - before.stepNanos()) / 1e6;
+        double images = (after.imageNanos() - before.imageNanos()) / 1e6;
         double forward = (after.forwardNanos() - before.forwardNanos()) / 1e6;
         double result = (after.resultNanos() - before.resultNanos()) / 1e6;
-        emit("engine_time", "phase", phase, "steps", steps, "step_ms", round(step), "issue_forward_ms", round(forward),
-                "wait_result_ms", round(result), "other_ms", round(step - forward - result),
+        emit("engine_time", "phase", phase, "steps", steps, "step_ms", round(step), "images_ms", round(images),
+                "issue_forward_ms", round(forward), "wait_result_ms", round(result),
+                "other_ms", round(step - images - forward - result),
                 "issue_forward_us_per_step", round(forward * 1e3 / Math.max(1, steps)));
     }
 

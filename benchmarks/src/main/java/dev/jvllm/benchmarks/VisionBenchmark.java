@@ -6,6 +6,7 @@ import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.cuda.KernelTimes;
+import dev.jvllm.engine.EngineMetrics;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -87,23 +88,24 @@ public final class VisionBenchmark {
             }
             KernelTimes.reportAndReset("warm-up");  // the phases below report their own
             Prompt firstPrompt = prompt.apply(ids);  // images are made before the clock starts
+            EngineMetrics before = llm.metrics();
             long t = System.nanoTime();
             RequestOutput one = llm.generatePrompts(List.of(firstPrompt), first).getFirst();
             emit("image_request_first_token", "seconds", seconds(t), "prompt_tokens", one.promptTokenIds().size());
-            printKernelTimes("first token");
+            before = phaseDone("first token", llm, before);
             Prompt alonePrompt = prompt.apply(ids);
             t = System.nanoTime();
             llm.generatePrompts(List.of(alonePrompt), whole);
             double alone = seconds(t);
             emit("image_request_alone", "seconds", alone, "output_tokens", output,
                     "tok_s", Math.round(output / alone * 10) / 10.0);
-            printKernelTimes("one request");
+            before = phaseDone("one request", llm, before);
             List<Prompt> batch = new ArrayList<>();
             for (int r = 0; r < requests; r++) batch.add(prompt.apply(ids));
             t = System.nanoTime();
             List<RequestOutput> outputs = llm.generatePrompts(batch, whole);
             double elapsed = seconds(t);
-            printKernelTimes(requests + " requests batched");
+            phaseDone(requests + " requests batched", llm, before);
             long generated = outputs.stream().mapToLong(o -> o.outputs().getFirst().tokenIds().size()).sum();
             emit("image_requests_batched", "requests", requests, "seconds", elapsed,
                     "requests_s", Math.round(requests / elapsed * 100) / 100.0,
@@ -121,9 +123,16 @@ public final class VisionBenchmark {
         return Math.round((System.nanoTime() - start) / 1e6) / 1e3;
     }
 
-    /** With -Djvllm.cuda.kernelTimes=true, the device time of each kernel since the last phase, on standard error. */
-    private static void printKernelTimes(String phase) {
+    /**
+     * Where the engine's thread spent the phase (an engine_time line), and with
+     * -Djvllm.cuda.kernelTimes=true the device time of each kernel, on standard error; returns the
+     * metrics the next phase starts from.
+     */
+    private static EngineMetrics phaseDone(String phase, LLM llm, EngineMetrics before) {
+        EngineMetrics after = llm.metrics();
+        GpuBenchmark.emitHostShare(phase, before, after);
         String times = KernelTimes.reportAndReset(phase);
         if (!times.isEmpty()) System.err.println(times);
+        return after;
     }
 }

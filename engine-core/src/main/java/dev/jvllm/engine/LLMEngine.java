@@ -93,6 +93,7 @@ public final class LLMEngine implements AutoCloseable {
     private long stepNanos;
     private long forwardNanos;
     private long resultNanos;
+    private long imageNanos;
     private boolean closed;
     /** Async scheduling on, on a backend that queues work and takes sampled tokens on the device. */
     private final boolean scheduleAhead;
@@ -763,6 +764,16 @@ public final class LLMEngine implements AutoCloseable {
             }
         }
         if (imagesOf.isEmpty()) return scheduled;
+        long start = System.nanoTime();
+        try {
+            return encodeStepImages(vision, scheduled, imagesOf);
+        } finally {
+            imageNanos += System.nanoTime() - start;
+        }
+    }
+
+    private List<Scheduler.Scheduled> encodeStepImages(VisionLanguageModel vision, List<Scheduler.Scheduled> scheduled,
+                                                       Map<RequestGroup, List<ImageInput>> imagesOf) {
         try {
             vision.encodeImages(imagesOf.values().stream().flatMap(List::stream).toList());
             return scheduled;
@@ -1157,7 +1168,7 @@ public final class LLMEngine implements AutoCloseable {
     public EngineMetrics metrics() {
         return new EngineMetrics(scheduler.numRunning(), scheduler.numWaiting(), kv.numBlocks(), kv.freeBlocks(),
                 kv.prefixQueryTokens(), kv.prefixHitTokens(), scheduler.preemptions(), promptTokensComputed,
-                generatedTokens, steps, stepNanos, forwardNanos, resultNanos);
+                generatedTokens, steps, stepNanos, forwardNanos, resultNanos, imageNanos);
     }
 
     /** Aborts every request and releases the KV cache. Idempotent. */
