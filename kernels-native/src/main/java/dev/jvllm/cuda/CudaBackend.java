@@ -220,6 +220,9 @@ public final class CudaBackend implements Backend {
     /** Page-locked staging for small uploads (batch metadata, indices), reused after each drain. */
     private final MemorySegment staging;
     private long stagingUsed;
+    /** Page-locked staging for larger uploads from the Java heap (a vision tower pass's pixels), two in turn. */
+    private final UploadSlot[] uploadSlots = {new UploadSlot(), new UploadSlot()};
+    private int nextUploadSlot;
     private final Map<float[], CudaTensor> alibiSlopes = new WeakHashMap<>();
     private final Map<float[], CudaTensor> relativeBiases = new WeakHashMap<>();
     private final Map<CudaTensor, CudaTensor> convertedWeights = new WeakHashMap<>();
@@ -682,8 +685,9 @@ public final class CudaBackend implements Backend {
 
     /**
      * Queues a copy of host data to the device. Small ones go through the page-locked staging
-     * area and do not wait for the stream; others are copied from pageable memory, which the
-     * driver does only after the work queued before has finished.
+     * area and do not wait for the stream, as do heap arrays too large for it (an {@link UploadSlot});
+     * others are copied from pageable memory, which the driver does only after the work queued before
+     * has finished.
      */
     private void copyToDevice(MemorySegment data, long address, long bytes) {
         if (bytes == 0) return;
@@ -700,6 +704,11 @@ public final class CudaBackend implements Backend {
             stagingUsed = (stagingUsed + bytes + 15) & ~15L;
             return;
         }
+        if (!data.isNative() && bytes > STAGING_BYTES && bytes <= UPLOAD_SLOT_MAX_BYTES) {
+            uploadSlots[nextUploadSlot].copy(data, address, bytes);
+            nextUploadSlot = (nextUploadSlot + 1) % uploadSlots.length;
+            return;
+        }
         stagingUsed = 0;  // a copy from pageable memory drains the stream first: earlier staged copies are done
         if (data.isNative()) {
             context.driver.copyToDevice(address, data, bytes, context.stream);
@@ -710,6 +719,46 @@ public final class CudaBackend implements Backend {
             MemorySegment staged = arena.allocate(bytes, 16);
             MemorySegment.copy(data, 0, staged, 0, bytes);
             context.driver.copyToDevice(address, staged, bytes, context.stream);
+        }
+    }
+
+    /**
+     * Uploads from the Java heap too large for the staging and at most this size go through an
+     * {@link UploadSlot}; larger ones are copied from pageable memory, which waits for the stream.
+     * 64 MiB holds a vision tower pass's pixels (Phi-3-Vision's 17 crops: 23 MB of float32).
+     */
+    private static final long UPLOAD_SLOT_MAX_BYTES = 64L << 20;
+
+    /**
+     * Page-locked memory that a heap array is copied into and uploaded from without waiting for the
+     * stream: a copy from pageable memory would wait for all work queued before it, which left the
+     * device idle while the host prepared the rest of a step with images. The slot is reused once
+     * its previous copy has finished (an event recorded after it), and grows to the largest upload.
+     */
+    private final class UploadSlot {
+        private MemorySegment area;
+        private MemorySegment copied;
+
+        void copy(MemorySegment data, long address, long bytes) {
+            CudaDriver driver = context.driver;
+            if (copied == null) {
+                copied = driver.createEvent();
+            } else {
+                driver.waitFor(copied);
+            }
+            if (area == null || area.byteSize() < bytes) {
+                if (area != null) driver.freeHost(area);
+                area = null;  // no dangling area if the allocation below fails
+                area = driver.allocateHost(Math.min(UPLOAD_SLOT_MAX_BYTES, Math.max(bytes, 1L << 20) * 2));
+            }
+            MemorySegment.copy(data, 0, area, 0, bytes);
+            driver.copyToDevice(address, area, bytes, context.stream);
+            driver.record(copied, context.stream);
+        }
+
+        void release() {
+            if (area != null) context.driver.freeHost(area);
+            if (copied != null) context.driver.destroyEvent(copied);
         }
     }
 
@@ -2095,6 +2144,7 @@ public final class CudaBackend implements Backend {
             alibiSlopes.clear();
             memory.close();
             context.driver.freeHost(staging);
+            for (UploadSlot slot : uploadSlots) slot.release();
             if (sampledSlots != null) {
                 for (SampledSlot slot : sampledSlots) slot.release();
             }

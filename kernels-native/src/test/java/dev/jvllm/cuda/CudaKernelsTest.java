@@ -111,6 +111,33 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
         assertEquals(10, gpu.toFloatArray(out).length);
     }
 
+    /**
+     * Heap arrays too large for the page-locked staging (a vision tower pass's pixels) go through
+     * two upload areas in turn without waiting for the stream: three uploads, each followed by work
+     * on what came before, and the source arrays overwritten after each call, arrive intact.
+     */
+    @Test
+    void largeUploadsFromTheHeapArriveIntactWhileEarlierWorkRuns() {
+        int rows = 3_000, cols = 1_000;  // 12 MB of float32, beyond the 8 MB staging
+        float[][] expected = new float[3][];
+        Tensor[] uploaded = new Tensor[3];
+        Tensor sum = gpu.allocate(rows, cols);
+        for (int i = 0; i < 3; i++) {
+            float[] values = random(rows * cols, 40 + i);
+            expected[i] = values.clone();
+            uploaded[i] = gpu.stepValues(values, rows, cols);
+            java.util.Arrays.fill(values, Float.NaN);  // the call has taken its copy
+            gpu.add(uploaded[i], i == 0 ? uploaded[i] : sum, sum);
+        }
+        for (int i = 0; i < 3; i++) {
+            assertArrayEquals(expected[i], gpu.toFloatArray(uploaded[i]), "upload " + i);
+        }
+        float[] total = gpu.toFloatArray(sum);
+        for (int e = 0; e < total.length; e += 997) {
+            assertEquals(2 * expected[0][e] + expected[1][e] + expected[2][e], total[e], 1e-4, "sum at " + e);
+        }
+    }
+
     // ---- linear -----------------------------------------------------------------------------
 
     @ParameterizedTest

@@ -24,6 +24,8 @@ import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.weights.WeightsException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -40,6 +42,8 @@ import java.util.function.Supplier;
  * placeholders and kept by the image's content hash ({@link KeptRows}).
  */
 public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLanguageModel {
+
+    private static final Logger log = LoggerFactory.getLogger(VisionLanguageDecoder.class);
 
     /** Language models whose config fields are Llama's, by {@code text_config.model_type}. */
     private static final Map<String, Supplier<PreNormArchitecture>> LANGUAGE_MODELS = Map.of(
@@ -142,6 +146,7 @@ public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLangua
      * milliseconds an image: Pillow's resampling).
      */
     protected final List<I> towerInputs(List<ImageInput> images) {
+        long start = System.nanoTime();
         List<I> inputs = new ArrayList<>(java.util.Collections.nCopies(images.size(), null));
         List<Integer> missing = new ArrayList<>();
         for (int i = 0; i < images.size(); i++) {
@@ -164,6 +169,8 @@ public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLangua
             List<I> made = missing.parallelStream().map(i -> towerInput(images.get(i))).toList();
             for (int k = 0; k < missing.size(); k++) inputs.set(missing.get(k), made.get(k));
         }
+        log.debug("tower inputs of {} images in {} ms ({} made ahead)", images.size(),
+                (System.nanoTime() - start) / 1_000_000, images.size() - missing.size());
         return inputs;
     }
 
