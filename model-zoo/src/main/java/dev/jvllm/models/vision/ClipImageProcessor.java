@@ -247,13 +247,12 @@ public final class ClipImageProcessor {
      */
     public ImageInput resize(ImageInput image, int width, int height) {
         if (image.width() == width && image.height() == height) return image;
-        float[] planes = builder().size(height, width).resample(resample).doCenterCrop(false).doRescale(false)
-                .doNormalize(false).build().pixels(image);
-        int plane = width * height;
-        byte[] rgb = new byte[3 * plane];
-        for (int p = 0; p < plane; p++) {
-            for (int c = 0; c < 3; c++) rgb[3 * p + c] = (byte) planes[c * plane + p];
-        }
+        if ((long) width * height > ImageInput.MAX_PIXELS) throw tooLarge(image, "its resize would be " + width + "x" + height);
+        byte[] rgb = new byte[3 * width * height];
+        // Interleaved samples as they come, without the float planes and the normalization.
+        resample(image, height, width, 0, 0, height, width, 0, (row, at) -> {
+            for (int j = 0; j < row.length; j++) rgb[3 * at + j] = (byte) row[j];
+        });
         return ImageInput.rgb(width, height, rgb);
     }
 
@@ -276,26 +275,41 @@ public final class ClipImageProcessor {
     /** As {@link #pixels(ImageInput)}, in bands of {@code bandRows} output rows (0: by the output's size). */
     float[] pixels(ImageInput image, int bandRows) {
         Objects.requireNonNull(image, "image");
-        int h = image.height(), w = image.width();
         int[] resized = resized(image);
         int rh = resized[0], rw = resized[1];
         int oh = doCenterCrop ? cropHeight : rh, ow = doCenterCrop ? cropWidth : rw;
         if ((long) oh * ow > ImageInput.MAX_PIXELS) {
             throw tooLarge(image, "the output would be " + ow + "x" + oh);
         }
-        // The crop's place in the resized image (negative where it pads); only the resized
-        // samples inside the crop, rows y0..y1 and columns x0..x1, are computed.
+        // The crop's place in the resized image (negative where it pads).
         int top = doCenterCrop ? Math.floorDiv(rh - oh, 2) : 0;
         int left = doCenterCrop ? Math.floorDiv(rw - ow, 2) : 0;
+        float[] out = new float[3 * oh * ow];
+        int plane = oh * ow;
+        if (top < 0 || left < 0 || top + oh > rh || left + ow > rw) {
+            for (int c = 0; c < 3; c++) Arrays.fill(out, c * plane, (c + 1) * plane, values[c][0]);
+        }
+        resample(image, rh, rw, top, left, oh, ow, bandRows, (row, at) -> store(row, out, at, plane));
+        return out;
+    }
+
+    /** Where a band puts one row of interleaved 8-bit samples: at pixel {@code at} of the output. */
+    private interface RowSink {
+        void put(int[] row, int at);
+    }
+
+    /**
+     * Resamples the image to {@code rh × rw} and hands each output row inside the {@code oh × ow}
+     * window at ({@code top}, {@code left}) to {@code sink} (only those samples are computed), in
+     * bands of {@code bandRows} output rows (0: by the output's size), side by side.
+     */
+    private void resample(ImageInput image, int rh, int rw, int top, int left, int oh, int ow, int bandRows, RowSink sink) {
+        int h = image.height(), w = image.width();
+        // The crop's place in the resized image (negative where it pads); only the resized
+        // samples inside the crop, rows y0..y1 and columns x0..x1, are computed.
         int y0 = Math.max(0, top), y1 = Math.min(rh, top + oh);
         int x0 = Math.max(0, left), x1 = Math.min(rw, left + ow);
         int cols = x1 - x0;
-
-        float[] out = new float[3 * oh * ow];
-        int plane = oh * ow;
-        if (y1 - y0 < oh || cols < ow) {
-            for (int c = 0; c < 3; c++) Arrays.fill(out, c * plane, (c + 1) * plane, values[c][0]);
-        }
 
         Taps horizontal = rw != w ? taps(w, rw, x0, x1, image) : null;
         Taps vertical = rh != h ? taps(h, rh, y0, y1, image) : null;
@@ -306,8 +320,7 @@ public final class ClipImageProcessor {
         int bands = (rows + band - 1) / band;
         java.util.stream.IntStream bandIndices = java.util.stream.IntStream.range(0, bands);
         (bands > 1 ? bandIndices.parallel() : bandIndices).forEach(b -> resampleBand(image, horizontal, vertical,
-                y0 + b * band, Math.min(y1, y0 + (b + 1) * band), y0, x0, cols, top, left, ow, out, plane));
-        return out;
+                y0 + b * band, Math.min(y1, y0 + (b + 1) * band), y0, x0, cols, top, left, ow, sink));
     }
 
     /**
@@ -317,7 +330,7 @@ public final class ClipImageProcessor {
      * order of exact int additions, so the same bytes).
      */
     private void resampleBand(ImageInput image, Taps horizontal, Taps vertical, int from, int to, int y0, int x0, int cols,
-                              int top, int left, int ow, float[] out, int plane) {
+                              int top, int left, int ow, RowSink sink) {
         int w = image.width();
         ByteBuffer source = image.asReadOnlyBuffer();
         byte[] inRow = new byte[3 * w];
@@ -325,7 +338,7 @@ public final class ClipImageProcessor {
         if (vertical == null) {
             for (int sy = from; sy < to; sy++) {
                 readRow(source, sy, w, inRow, horizontal, x0, row);
-                store(row, out, (sy - top) * ow + (x0 - left), plane);
+                sink.put(row, (sy - top) * ow + (x0 - left));
             }
             return;
         }
@@ -346,7 +359,7 @@ public final class ClipImageProcessor {
         for (int i = first; i < end; i++) {
             int base = (i - first) * 3 * cols;
             for (int j = 0; j < 3 * cols; j++) row[j] = clip8(sums[base + j]);
-            store(row, out, (y0 + i - top) * ow + (x0 - left), plane);
+            sink.put(row, (y0 + i - top) * ow + (x0 - left));
         }
     }
 

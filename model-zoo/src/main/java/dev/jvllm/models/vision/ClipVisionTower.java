@@ -155,12 +155,15 @@ public final class ClipVisionTower {
         int perImage = gridSide * gridSide + 1;
         int patchWidth = 3 * patchSize * patchSize;
         float[] patches = new float[pixels.size() * perImage * patchWidth];
-        for (int image = 0; image < pixels.size(); image++) {
-            float[] values = pixels.get(image);
+        for (float[] values : pixels) {
             if (values.length != 3 * imageSize * imageSize) {
                 throw new IllegalArgumentException("pixel values of " + values.length + " elements, the tower reads 3 × "
                         + imageSize + " × " + imageSize);
             }
+        }
+        // Images side by side (a Phi-3-Vision image is 13 or more crops of 1.4 MB each).
+        java.util.stream.IntStream.range(0, pixels.size()).parallel().forEach(image -> {
+            float[] values = pixels.get(image);
             for (int py = 0; py < gridSide; py++) {
                 for (int px = 0; px < gridSide; px++) {
                     int at = (image * perImage + 1 + py * gridSide + px) * patchWidth;
@@ -173,7 +176,7 @@ public final class ClipVisionTower {
                     }
                 }
             }
-        }
+        });
         return patches;
     }
 

@@ -129,30 +129,34 @@ public final class Phi3VImageProcessor {
         byte[] canvas = new byte[3 * l.scaledWidth() * paddedHeight];
         java.util.Arrays.fill(canvas, (byte) 255);
         scaled.asReadOnlyBuffer().get(0, canvas, 3 * top * l.scaledWidth(), 3 * l.scaledWidth() * l.scaledHeight());
-        ImageInput padded = ImageInput.rgb(l.scaledWidth(), paddedHeight, canvas);
-        if (l.transposed()) padded = transpose(padded);
-        int height = padded.height(), width = padded.width();
-        float[] planes = normalized(padded);
+        byte[] rgb = l.transposed() ? transpose(canvas, l.scaledWidth(), paddedHeight) : canvas;
+        int width = l.transposed() ? paddedHeight : l.scaledWidth(), height = l.transposed() ? l.scaledWidth() : paddedHeight;
+        float[][] values = normalization();
         List<float[]> out = new ArrayList<>(1 + l.crops());
-        out.add(bicubic(planes, height, width, crop, crop));
-        for (int r = 0; r < l.rows(); r++) {
-            for (int c = 0; c < l.cols(); c++) {
-                float[] piece = new float[3 * crop * crop];
-                for (int ch = 0; ch < 3; ch++) {
-                    for (int y = 0; y < crop; y++) {
-                        System.arraycopy(planes, (ch * height + r * crop + y) * width + c * crop, piece, (ch * crop + y) * crop, crop);
-                    }
+        out.add(bicubic(rgb, values, height, width, crop, crop));
+        // The crops side by side, each normalized from the bytes as it is cut.
+        out.addAll(java.util.stream.IntStream.range(0, l.rows() * l.cols()).parallel().mapToObj(i -> {
+            int left = (i % l.cols()) * crop, first = (i / l.cols()) * crop;
+            float[] piece = new float[3 * crop * crop];
+            for (int y = 0; y < crop; y++) {
+                int from = 3 * ((first + y) * width + left);
+                for (int x = 0; x < crop; x++) {
+                    for (int ch = 0; ch < 3; ch++) piece[(ch * crop + y) * crop + x] = values[ch][rgb[from + 3 * x + ch] & 0xFF];
                 }
-                out.add(piece);
             }
-        }
+            return piece;
+        }).toList());
         return out;
     }
 
     /** The image with rows and columns swapped (Pillow's TRANSPOSE). */
     static ImageInput transpose(ImageInput image) {
-        int w = image.width(), h = image.height();
-        byte[] in = image.rgb(), out = new byte[in.length];
+        return ImageInput.rgb(image.height(), image.width(), transpose(image.rgb(), image.width(), image.height()));
+    }
+
+    /** Interleaved RGB bytes of a w × h image transposed: those of an h × w one. */
+    private static byte[] transpose(byte[] in, int w, int h) {
+        byte[] out = new byte[in.length];
         for (int y = 0; y < h; y++) {
             for (int x = 0; x < w; x++) {
                 int from = 3 * (y * w + x), to = 3 * (x * h + y);
@@ -161,42 +165,32 @@ public final class Phi3VImageProcessor {
                 out[to + 2] = in[from + 2];
             }
         }
-        return ImageInput.rgb(h, w, out);
+        return out;
     }
 
     /**
-     * {@code ToTensor} then {@code Normalize}, in float32 as torchvision computes them: [3, h, w]. A
-     * channel's value depends on its byte alone, so each of the 3 × 256 is computed once, by the same
-     * expression, and looked up (a 16-crop image is 4 million values; a division each took a fifth of
-     * the transform's time).
+     * {@code ToTensor} then {@code Normalize}, in float32 as torchvision computes them, of each byte
+     * value a channel can hold: [3][256]. A channel's value depends on its byte alone, so each is
+     * computed once, by the same expression, and looked up (a 16-crop image is 4 million values; a
+     * division each took a fifth of the transform's time).
      */
-    private float[] normalized(ImageInput image) {
+    private float[][] normalization() {
         float[][] values = new float[3][256];
         for (int c = 0; c < 3; c++) {
             for (int v = 0; v < 256; v++) values[c][v] = (v / 255f - mean[c]) / std[c];
         }
-        java.nio.ByteBuffer rgb = image.asReadOnlyBuffer();
-        int width = image.width(), plane = width * image.height();
-        float[] out = new float[3 * plane];
-        // Rows side by side (each value computed alone, so the order does not change them).
-        java.util.stream.IntStream.range(0, image.height()).parallel().forEach(y -> {
-            byte[] row = new byte[3 * width];
-            rgb.get(3 * y * width, row);
-            for (int x = 0, p = y * width; x < width; x++, p++) {
-                for (int c = 0; c < 3; c++) out[c * plane + p] = values[c][row[3 * x + c] & 0xFF];
-            }
-        });
-        return out;
+        return values;
     }
 
     private static final float CUBIC_A = -0.75f;
 
     /**
-     * PyTorch's {@code interpolate(mode="bicubic", align_corners=False)} of channel-major planes
-     * [3, h, w] to [3, outH, outW]: Keys' cubic with a = -0.75 over the 4 × 4 nearest samples, edges
+     * PyTorch's {@code interpolate(mode="bicubic", align_corners=False)} of the normalized image
+     * (interleaved bytes {@code rgb} of h × w, each sample's value {@code values[channel][byte]}) to
+     * channel-major [3, outH, outW]: Keys' cubic with a = -0.75 over the 4 × 4 nearest samples, edges
      * repeated, no antialiasing, in float32.
      */
-    static float[] bicubic(float[] planes, int h, int w, int outH, int outW) {
+    static float[] bicubic(byte[] rgb, float[][] values, int h, int w, int outH, int outW) {
         float scaleY = (float) h / outH, scaleX = (float) w / outW;
         int[] x0 = new int[outW];
         float[][] wx = new float[outW][];
@@ -208,16 +202,16 @@ public final class Phi3VImageProcessor {
         float[] out = new float[3 * outH * outW];
         java.util.stream.IntStream.range(0, 3 * outH).parallel().forEach(channelRow -> {
             int c = channelRow / outH, oy = channelRow % outH;
-            int base = c * h * w;
+            float[] value = values[c];
             float real = scaleY * (oy + 0.5f) - 0.5f;
             int y0 = (int) Math.floor(real);
             float[] wy = cubicWeights(real - y0);
             float[] rowValues = new float[4];
             for (int ox = 0; ox < outW; ox++) {
                 for (int k = 0; k < 4; k++) {
-                    int row = base + Math.clamp(y0 - 1 + k, 0, h - 1) * w;
+                    int row = Math.clamp(y0 - 1 + k, 0, h - 1) * w;
                     float sum = 0;
-                    for (int j = 0; j < 4; j++) sum += planes[row + Math.clamp(x0[ox] - 1 + j, 0, w - 1)] * wx[ox][j];
+                    for (int j = 0; j < 4; j++) sum += value[rgb[3 * (row + Math.clamp(x0[ox] - 1 + j, 0, w - 1)) + c] & 0xFF] * wx[ox][j];
                     rowValues[k] = sum;
                 }
                 float sum = 0;
