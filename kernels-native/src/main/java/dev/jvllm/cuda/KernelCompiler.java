@@ -64,9 +64,12 @@ final class KernelCompiler {
             }
         }
         long start = System.nanoTime();
+        // Several seconds a module, once per build and device: said, so that a first start is not a silent wait.
+        log.info("compiling CUDA kernels {}.cu for {} ({} activations; kept in {} for later starts)", module, architecture,
+                activationType, cacheDirectory);
         Nvrtc.Output output = nvrtc.compile(module + ".cu", source, headers, options, true);
-        log.debug("compiled {}.cu for {} in {} ms{}", module, architecture, (System.nanoTime() - start) / 1_000_000,
-                output.log().isEmpty() ? "" : ":\n" + output.log());
+        log.info("compiled {}.cu in {} ms", module, (System.nanoTime() - start) / 1_000_000);
+        if (!output.log().isEmpty()) log.debug("NVRTC's log for {}.cu:\n{}", module, output.log());
         store(cached, output.image());
         return output.image();
     }
