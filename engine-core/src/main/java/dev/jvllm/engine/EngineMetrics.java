@@ -18,9 +18,10 @@ package dev.jvllm.engine;
  *                             GPU the kernels run asynchronously: this is the host's share)
  * @param resultNanos          of that, time spent getting the logits or their argmax back (on a GPU:
  *                             waiting for the device to finish the step)
- * @param imageNanos           of that, time spent encoding the images a step reaches before its forward
- *                             pass: their preprocessing where it was not made ahead, and issuing the
- *                             vision tower (vision-language models; 0 for others)
+ * @param imageNanos           of the step time too, apart from the two above: time spent encoding the
+ *                             images a step reaches before its forward pass (their preprocessing where
+ *                             it was not made ahead, and issuing the vision tower; vision-language
+ *                             models, 0 for others)
  */
 public record EngineMetrics(int running, int waiting, int kvBlocksTotal, int kvBlocksFree, long prefixCacheQueries,
                             long prefixCacheHits, long preemptions, long promptTokensComputed, long generatedTokens,

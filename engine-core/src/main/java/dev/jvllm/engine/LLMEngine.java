@@ -110,8 +110,6 @@ public final class LLMEngine implements AutoCloseable {
             return size() > MAX_GRAMMARS;
         }
     };
-    /** Upcoming images whose host preprocessing the model may start ahead ({@link VisionLanguageModel#prepareImages}). */
-    private static final int IMAGES_PREPARED_AHEAD = 8;
     /** Patterns whose grammars are kept (each holds its states' token masks), least recently used out first. */
     private static final int MAX_GRAMMARS = 64;
     private long stepsLaunchedAhead;
@@ -714,6 +712,7 @@ public final class LLMEngine implements AutoCloseable {
                     if (scheduler.hasUnfinished()) {
                         throw new IllegalStateException("scheduler made no progress with requests pending: " + metrics());
                     }
+                    prepareImages(List.of());  // idle: nothing is upcoming, so nothing made ahead is kept
                     return List.of();
                 }
                 current = launch(scheduled, null);
@@ -721,12 +720,23 @@ public final class LLMEngine implements AutoCloseable {
             }
             if (mayLaunchAhead(current)) inFlight = launchAhead(current);
             // While the device runs what is queued: the next steps' images' host preprocessing, in the background.
-            if (model instanceof VisionLanguageModel vision && limitImagesPerPrompt > 0) {
-                vision.prepareImages(scheduler.upcomingImages(IMAGES_PREPARED_AHEAD));
-            }
+            if (limitImagesPerPrompt > 0) prepareImages(scheduler.upcomingImages(VisionLanguageModel.IMAGES_PREPARED_AHEAD));
             return takeFailedOutputs(complete(current));
         } finally {
             stepNanos += System.nanoTime() - stepStart;
+        }
+    }
+
+    /**
+     * Hands the upcoming images to a vision-language model to preprocess ahead; a failure there only
+     * costs the head start (each step's encode makes what it lacks, and reports its own failures).
+     */
+    private void prepareImages(List<ImageInput> upcoming) {
+        if (!(model instanceof VisionLanguageModel vision)) return;
+        try {
+            vision.prepareImages(upcoming);
+        } catch (RuntimeException e) {
+            log.warn("preparing {} upcoming images ahead failed; their steps will make them", upcoming.size(), e);
         }
     }
 

@@ -44,11 +44,15 @@ public interface VisionLanguageModel {
     default void reserveImageMemory(int promptTokensAStep) {
     }
 
+    /** How many upcoming images the engine names to {@link #prepareImages} at the most. */
+    int IMAGES_PREPARED_AHEAD = 8;
+
     /**
      * Starts the host preprocessing of the images the next steps will reach ({@code upcoming}, in the
-     * order they will), in the background, so that a step's encode finds it done; called by the
-     * engine's thread after it queues a step, while the device runs it. Images no longer upcoming
-     * are forgotten. Nothing by default.
+     * order they will; at most {@link #IMAGES_PREPARED_AHEAD}), in the background, so that a step's
+     * encode finds it done; called by the engine's thread after it queues a step, while the device
+     * runs it, and with none when the engine is idle. Images no longer upcoming are forgotten.
+     * Nothing by default.
      */
     default void prepareImages(java.util.List<dev.jvllm.ImageInput> upcoming) {
     }

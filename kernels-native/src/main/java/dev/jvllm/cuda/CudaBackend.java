@@ -584,7 +584,7 @@ public final class CudaBackend implements Backend {
         DeviceBuffer buffer = memory.allocate(rows * cols * activationType.byteSize(), DeviceMemory.Kind.PERSISTENT);
         long offset = 0;
         for (WeightTensor part : parts) {
-            copyToDevice(part.data(), buffer.address() + offset, part.data().byteSize());
+            copyToDevice(part.data(), buffer.address() + offset, part.data().byteSize(), false);
             offset += part.data().byteSize();
         }
         String name = String.join(" + ", parts.stream().map(WeightTensor::name).toList());
@@ -679,17 +679,17 @@ public final class CudaBackend implements Backend {
         DeviceBuffer buffer = recording != null && kind == DeviceMemory.Kind.STREAM_ORDERED
                 ? recording.allocate(bytes) : memory.allocate(bytes, kind);
         CudaTensor tensor = new CudaTensor(buffer, 0, type, rows, cols, name);
-        copyToDevice(data, tensor.address(), bytes);
+        copyToDevice(data, tensor.address(), bytes, kind == DeviceMemory.Kind.STREAM_ORDERED);
         return tensor;
     }
 
     /**
      * Queues a copy of host data to the device. Small ones go through the page-locked staging
-     * area and do not wait for the stream, as do heap arrays too large for it (an {@link UploadSlot});
-     * others are copied from pageable memory, which the driver does only after the work queued before
-     * has finished.
+     * area and do not wait for the stream, as do a step's heap arrays too large for it ({@code
+     * stepUpload}: through an {@link UploadSlot}); others are copied from pageable memory, which the
+     * driver does only after the work queued before has finished (weights and constants, at load).
      */
-    private void copyToDevice(MemorySegment data, long address, long bytes) {
+    private void copyToDevice(MemorySegment data, long address, long bytes, boolean stepUpload) {
         if (bytes == 0) return;
         context.makeCurrent();
         if (recording != null) {
@@ -704,8 +704,8 @@ public final class CudaBackend implements Backend {
             stagingUsed = (stagingUsed + bytes + 15) & ~15L;
             return;
         }
-        if (!data.isNative() && bytes > STAGING_BYTES && bytes <= UPLOAD_SLOT_MAX_BYTES) {
-            uploadSlots[nextUploadSlot].copy(data, address, bytes);
+        if (stepUpload && !data.isNative() && bytes > STAGING_BYTES && bytes <= UPLOAD_SLOT_MAX_BYTES
+                && uploadSlots[nextUploadSlot].copy(data, address, bytes)) {
             nextUploadSlot = (nextUploadSlot + 1) % uploadSlots.length;
             return;
         }
@@ -739,7 +739,8 @@ public final class CudaBackend implements Backend {
         private MemorySegment area;
         private MemorySegment copied;
 
-        void copy(MemorySegment data, long address, long bytes) {
+        /** Queues the copy; false (nothing queued) where the page-locked memory it needs cannot be had. */
+        boolean copy(MemorySegment data, long address, long bytes) {
             CudaDriver driver = context.driver;
             if (copied == null) {
                 copied = driver.createEvent();
@@ -749,11 +750,18 @@ public final class CudaBackend implements Backend {
             if (area == null || area.byteSize() < bytes) {
                 if (area != null) driver.freeHost(area);
                 area = null;  // no dangling area if the allocation below fails
-                area = driver.allocateHost(Math.min(UPLOAD_SLOT_MAX_BYTES, Math.max(bytes, 1L << 20) * 2));
+                try {
+                    area = driver.allocateHost(Math.min(UPLOAD_SLOT_MAX_BYTES, Math.max(bytes, 1L << 20) * 2));
+                } catch (CudaException e) {
+                    log.warn("no page-locked memory for a {}-byte upload ({}); it is copied from pageable memory", bytes,
+                            e.getMessage());
+                    return false;
+                }
             }
             MemorySegment.copy(data, 0, area, 0, bytes);
             driver.copyToDevice(address, area, bytes, context.stream);
             driver.record(copied, context.stream);
+            return true;
         }
 
         void release() {
@@ -1743,7 +1751,7 @@ public final class CudaBackend implements Backend {
         Kernel decode = pagedDecode(params);
         CudaTensor bias = relativeBias(params);
         // A step's prompt tiles take flash_prefill and its single tokens paged_decode, or paged_attention
-        // where no paged_decode serves the heads (groups above 8, 256-wide heads in groups above 4).
+        // where no paged_decode serves the heads (groups above 8, other head sizes, a relative bias).
         if (flash == null && (decode == null || metadata.tileCount() > 0) || bias != null || activationType == DType.F32
                 || GENERIC_ATTENTION) {
             // The generic kernel serves what the fast ones do not: float32, other head sizes, a relative bias (T5).

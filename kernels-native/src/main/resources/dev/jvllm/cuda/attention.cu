@@ -836,8 +836,8 @@ __device__ __forceinline__ void paged_decode_block(
         // a lane loads whole 16-byte pieces: step 2i + h covers elements 32i + 8q + 4h + (0..3) for
         // quads q, as pairs (0, 1) at k 2q and (2, 3) at k 2q + 8. Oᵀ = Vᵀ·Pᵀ: A = Vᵀ (16 value
         // dimensions a row), B = Pᵀ straight from S's accumulator layout. Value row m of m-tile mt
-        // is dimension (m % 8)·D/8 + 2·mt + m/8 (decode_value_dim), so that a lane loads D/8 contiguous
-        // elements of each of its four keys' value rows and pairs them by byte permutes.
+        // is dimension (m % 8)·D/8 + 2·mt + m/8 (decode_value_dim; for 80: 8 of each 64, then 2 of the last
+        // 16), so that a lane loads whole pieces of each of its four keys' value rows and pairs them by byte permutes.
         __shared__ float warpMax[DECODE_WARPS][GROUP];
         __shared__ float warpSum[DECODE_WARPS][GROUP];
         int row = lane >> 2, quad = lane & 3;

@@ -136,6 +136,9 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
         for (int e = 0; e < total.length; e += 997) {
             assertEquals(2 * expected[0][e] + expected[1][e] + expected[2][e], total[e], 1e-4, "sum at " + e);
         }
+        // A larger one than the slot holds: the slot grows, once its last copy has finished.
+        float[] larger = random(4 * rows * cols, 44);
+        assertArrayEquals(larger, gpu.toFloatArray(gpu.stepValues(larger.clone(), 4 * rows, cols)), "the larger upload");
     }
 
     // ---- linear -----------------------------------------------------------------------------

@@ -333,12 +333,13 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * Gemma's and Phi-3's heads in the scalar decode form over contexts short enough to merge their
+     * Gemma's, Phi-3's and Phi-2's heads in decode over contexts short enough to merge their
      * partitions in a cluster (3 tokens × 2 KV heads), with Gemma-2's logit softcap of 50 and without.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50", "BF16, 8, 1, 256, 50", "BF16, 4, 2, 80, 50"})
-    void scalarDecodeWithSoftcapAndClusterMergeMatchesCpu(DType type, int heads, int kvHeads, int headDim, float softcap) {
+    @CsvSource({"BF16, 4, 2, 256, 50", "BF16, 4, 2, 256, 0", "F16, 8, 2, 96, 50", "BF16, 8, 1, 256, 50", "BF16, 4, 2, 80, 50",
+            "F16, 4, 2, 80, 0"})
+    void decodeWithSoftcapAndClusterMergeMatchesCpu(DType type, int heads, int kvHeads, int headDim, float softcap) {
         decodeMatchesCpu(type, heads, kvHeads, headDim, 0, softcap, new int[]{300, 200, 40});
     }
 

@@ -100,6 +100,9 @@ class ImagePrefetchTest {
                     int[] expected = java.util.Arrays.copyOf(golden.greedy().get(i), 4);
                     assertArrayEquals(expected, finished.get(Integer.toString(i)).outputs().getFirst().tokenIdArray(), "prompt " + i);
                 }
+                int before = calls.size();
+                assertEquals(List.of(), engine.step());
+                assertEquals(before + 1, calls.size(), "an idle step tells the model that nothing is upcoming");
             }
         }
         assertTrue(calls.size() > 1, "a call a step: " + calls.size());

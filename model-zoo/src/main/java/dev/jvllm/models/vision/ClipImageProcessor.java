@@ -246,11 +246,12 @@ public final class ClipImageProcessor {
      * sample as Pillow computes them (LLaVA-NeXT's tiles are cut from such a resize).
      */
     public ImageInput resize(ImageInput image, int width, int height) {
+        if (width < 1 || height < 1) throw new IllegalArgumentException("cannot resize to " + width + "x" + height);
         if (image.width() == width && image.height() == height) return image;
         if ((long) width * height > ImageInput.MAX_PIXELS) throw tooLarge(image, "its resize would be " + width + "x" + height);
         byte[] rgb = new byte[3 * width * height];
         // Interleaved samples as they come, without the float planes and the normalization.
-        resample(image, height, width, 0, 0, height, width, 0, (row, at) -> {
+        resampleRows(image, height, width, 0, 0, height, width, 0, (row, at) -> {
             for (int j = 0; j < row.length; j++) rgb[3 * at + j] = (byte) row[j];
         });
         return ImageInput.rgb(width, height, rgb);
@@ -289,7 +290,7 @@ public final class ClipImageProcessor {
         if (top < 0 || left < 0 || top + oh > rh || left + ow > rw) {
             for (int c = 0; c < 3; c++) Arrays.fill(out, c * plane, (c + 1) * plane, values[c][0]);
         }
-        resample(image, rh, rw, top, left, oh, ow, bandRows, (row, at) -> store(row, out, at, plane));
+        resampleRows(image, rh, rw, top, left, oh, ow, bandRows, (row, at) -> store(row, out, at, plane));
         return out;
     }
 
@@ -303,7 +304,7 @@ public final class ClipImageProcessor {
      * window at ({@code top}, {@code left}) to {@code sink} (only those samples are computed), in
      * bands of {@code bandRows} output rows (0: by the output's size), side by side.
      */
-    private void resample(ImageInput image, int rh, int rw, int top, int left, int oh, int ow, int bandRows, RowSink sink) {
+    private void resampleRows(ImageInput image, int rh, int rw, int top, int left, int oh, int ow, int bandRows, RowSink sink) {
         int h = image.height(), w = image.width();
         // The crop's place in the resized image (negative where it pads); only the resized
         // samples inside the crop, rows y0..y1 and columns x0..x1, are computed.

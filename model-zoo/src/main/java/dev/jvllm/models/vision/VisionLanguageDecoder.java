@@ -68,8 +68,6 @@ public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLangua
      * background while the device runs a step; read and written by the engine's thread only.
      */
     private final Map<String, java.util.concurrent.CompletableFuture<I>> prepared = new LinkedHashMap<>();
-    /** Upcoming images whose tower inputs are made ahead at once (a Phi-3-Vision image's are 17.6 MB of floats). */
-    static final int IMAGES_PREPARED_AHEAD = 8;
 
     /**
      * @param text         the language model's config, its family's defaults filled in ({@link #textConfig})
