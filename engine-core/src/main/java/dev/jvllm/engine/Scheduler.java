@@ -4,6 +4,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -211,27 +212,28 @@ final class Scheduler {
     }
 
     /**
-     * The images the next steps' prompt chunks will reach, in about the order they will: those of the
-     * running requests whose placeholders are not all computed, then the waiting requests'; at most
-     * {@code max} (an image two requests share counts for each).
+     * The images the next steps' prompt chunks will reach first, in about the order they will: those of
+     * the running requests whose placeholders are not yet reached (one a step has reached is encoded
+     * whole and kept), then the waiting requests'; each image once (siblings of an n > 1 request, or
+     * requests sharing a picture), at most {@code max}.
      */
     List<dev.jvllm.ImageInput> upcomingImages(int max) {
-        List<dev.jvllm.ImageInput> upcoming = new ArrayList<>();
+        Map<String, dev.jvllm.ImageInput> upcoming = new LinkedHashMap<>();
         for (EngineRequest request : running) {
-            if (request.running && !addUpcomingImages(request, upcoming, max)) return upcoming;
+            if (request.running && !addUpcomingImages(request, upcoming, max)) break;
         }
         for (EngineRequest request : waiting) {
-            if (!addUpcomingImages(request, upcoming, max)) return upcoming;
+            if (upcoming.size() == max || !addUpcomingImages(request, upcoming, max)) break;
         }
-        return upcoming;
+        return List.copyOf(upcoming.values());
     }
 
-    /** Adds the request's images not all computed; false once {@code upcoming} holds {@code max}. */
-    private static boolean addUpcomingImages(EngineRequest request, List<dev.jvllm.ImageInput> upcoming, int max) {
+    /** Adds the request's images not yet reached; false once {@code upcoming} holds {@code max}. */
+    private static boolean addUpcomingImages(EngineRequest request, Map<String, dev.jvllm.ImageInput> upcoming, int max) {
         for (PromptImage image : request.promptImages()) {
-            if (image.end() <= request.numComputedTokens()) continue;
+            if (image.start() < request.numComputedTokens()) continue;
             if (upcoming.size() == max) return false;
-            upcoming.add(image.image());
+            upcoming.putIfAbsent(image.image().contentHash(), image.image());
         }
         return true;
     }

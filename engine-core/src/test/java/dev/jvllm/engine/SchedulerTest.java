@@ -118,21 +118,38 @@ class SchedulerTest {
 
     /**
      * The images the next steps reach, for the model to prepare ahead: a running request's images not
-     * yet computed, then the waiting requests', in order, at most as many as asked.
+     * yet reached, then the waiting requests', in order, each picture once, at most as many as asked.
      */
     @Test
-    void upcomingImagesAreTheRunningRequestsUncomputedOnesThenTheWaitingOnes() {
+    void upcomingImagesAreTheRunningRequestsUnreachedOnesThenTheWaitingOnesEachOnce() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
         Scheduler scheduler = new Scheduler(kv, 40, 16);
-        ImageInput a = image(10), b = image(11), c = image(12), d = image(13);
+        ImageInput a = image(10), b = image(11), c = image(12), d = image(13), e = image(14);
         EngineRequest two = withImages("two", 80, new PromptImage(2, 20, a), new PromptImage(50, 20, b));
         EngineRequest waiting = withImages("waiting", 60, new PromptImage(0, 20, c), new PromptImage(30, 20, d));
+        EngineRequest same = withImages("same picture", 60, new PromptImage(0, 20, image(12)), new PromptImage(30, 20, e));
         scheduler.add(two);
         assertEquals(List.of(a, b), scheduler.upcomingImages(8));
         run(scheduler.schedule(), kv);  // 40 tokens of "two": its first image computed
         scheduler.add(waiting);
-        assertEquals(List.of(b, c, d), scheduler.upcomingImages(8));
+        scheduler.add(same);
+        assertEquals(List.of(b, c, d, e), scheduler.upcomingImages(8), "c's copy in the third request once");
         assertEquals(List.of(b, c), scheduler.upcomingImages(2));
+    }
+
+    /** An image a chunk has reached is encoded whole and kept: the rest of its placeholders need nothing prepared. */
+    @Test
+    void anImageReachedByAChunkIsNoLongerUpcoming() {
+        KvCacheManager kv = new KvCacheManager(64, 4, false);
+        Scheduler scheduler = new Scheduler(kv, 16, 16);
+        ImageInput a = image(10), b = image(11);
+        EngineRequest request = withImages("long", 80, new PromptImage(2, 8, a), new PromptImage(40, 8, b));
+        scheduler.add(request);
+        run(scheduler.schedule(), kv);  // 16 tokens: image a whole
+        run(scheduler.schedule(), kv);  // 32
+        assertEquals(List.of(b), scheduler.upcomingImages(8));
+        run(scheduler.schedule(), kv);  // 48: b reached and passed
+        assertEquals(List.of(), scheduler.upcomingImages(8));
     }
 
     /** A chunk that starts at an image that does not fit waits for a later step rather than splitting it. */
