@@ -74,6 +74,6 @@ tree_bytes=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 du -cb 2>/dev/
 kit_bytes=$(du -sb "$out" | cut -f1)
 if (( tree_bytes + kit_bytes > 64 * 1024 * 1024 )); then
   echo "prepare: the working tree ($(( tree_bytes >> 20 )) MiB) and $out ($(( kit_bytes >> 20 )) MiB) are over the 64 MiB a" \
-    "device call carries; for the GPU tests, move aside files they do not read (models/jvllm-demo/model.safetensors," \
-    "tokenizer/src/test/resources/tokenizers/expected.json) and restore them with git checkout after the call" >&2
+    "device call carries: run tools/gpu/aside.sh aside before the call (it moves out what no GPU run reads)" \
+    "and tools/gpu/aside.sh restore right after it" >&2
 fi

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run HERE, around a device call: the working tree and .gpu/ travel together under 64 MiB, which the
+# tree alone nearly fills. `aside` moves out what no GPU run reads (the demo model's weights, the
+# tokenizer test's expected ids, benchmarks/results) and prints what would travel; `restore` puts them
+# back from git. Restore right after each call, and check `git status --short` before committing:
+# a commit made while they are aside records their deletion.
+# Usage: tools/gpu/aside.sh aside | restore | size
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+paths=(models/jvllm-demo/model.safetensors tokenizer/src/test/resources/tokenizers/expected.json benchmarks/results)
+limit=$((64 << 20))
+
+size() {
+  local tree kit
+  # Files moved aside are still in the index: stat skips them (and its status is not the size's).
+  tree=$({ git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null || true; } \
+    | awk '{s += $1} END {print s + 0}')
+  kit=$( [[ -d .gpu ]] && du -sb .gpu | cut -f1 || echo 0)
+  echo "travels: tree $((tree >> 20)) MiB + .gpu $((kit >> 20)) MiB = $(((tree + kit) >> 20)) MiB of 64"
+  if (( tree + kit > limit )); then echo "aside.sh: over the limit: trim .gpu (another branch's jars?)"; fi
+}
+
+case ${1:-} in
+  aside)
+    for p in "${paths[@]}"; do
+      [[ -e $p ]] || continue
+      git ls-files --error-unmatch "$p" > /dev/null 2>&1 || { echo "aside.sh: $p is not tracked; not moved" >&2; continue; }
+      [[ -z $(git status --porcelain -- "$p") ]] || { echo "aside.sh: $p has uncommitted or untracked changes; commit them first" >&2; exit 1; }
+      rm -rf "$p"
+    done
+    size ;;
+  restore)
+    git checkout -- "${paths[@]}"
+    git status --short ;;
+  size) size ;;
+  *) echo "usage: $0 aside | restore | size" >&2; exit 2 ;;
+esac
