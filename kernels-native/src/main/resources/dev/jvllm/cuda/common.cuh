@@ -240,6 +240,11 @@ __device__ __forceinline__ float fast_reciprocal(float x) {
     return y;
 }
 
+// Whether n elements from each pointer are whole 16-byte pieces, each pointer 16-byte aligned.
+__device__ __forceinline__ bool whole_pieces(i64 n, const void* a, const void* b = nullptr, const void* c = nullptr) {
+    return n % (16 / sizeof(act_t)) == 0 && (((i64) a | (i64) b | (i64) c) & 15) == 0;
+}
+
 __device__ __forceinline__ float apply_activation(int fn, float x) {
     switch (fn) {
         // For 16-bit activations a fast exponential and reciprocal (a division of IEEE accuracy

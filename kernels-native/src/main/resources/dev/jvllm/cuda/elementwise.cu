@@ -2,13 +2,10 @@
 // aliasing an input.
 #include "common.cuh"
 
-// Whether n elements from each pointer are whole 16-byte pieces, each pointer 16-byte aligned: the
-// kernels below then load and store pieces. Elementwise loads of two bytes ran them at a tenth to a
-// third of the memory bandwidth (an H100, Llama-3-8B's 14336-wide MLP: 104 us at 256 tokens where 10
-// would do; an H200, a 7 501-row vision tower's bias additions and activations at a quarter).
-__device__ __forceinline__ bool whole_pieces(i64 n, const void* a, const void* b = nullptr, const void* c = nullptr) {
-    return n % (16 / sizeof(act_t)) == 0 && (((i64) a | (i64) b | (i64) c) & 15) == 0;
-}
+// Where the elements are whole_pieces (common.cuh) the kernels below load and store 16-byte pieces.
+// Elementwise loads of two bytes ran them at a tenth to a third of the memory bandwidth (an H100,
+// Llama-3-8B's 14336-wide MLP: 104 us at 256 tokens where 10 would do; an H200, a 7 501-row vision
+// tower's bias additions and activations at a quarter).
 
 // The piece whose element e is op(a's element e, b's element e, e), in float32, rounded to act_t.
 template <class Op>

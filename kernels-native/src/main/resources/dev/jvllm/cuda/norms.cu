@@ -132,7 +132,7 @@ extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int we
     const act_t* row = x + (i64) blockIdx.x * cols;
     act_t* target = out + (i64) blockIdx.x * cols;
     constexpr int PIECE = 16 / sizeof(act_t);
-    if (cols % PIECE == 0 && cols / PIECE <= (int) blockDim.x && (((i64) x | (i64) out) & 15) == 0) {
+    if (cols / PIECE <= (int) blockDim.x && whole_pieces(cols, x, out)) {
         bool mine = (int) threadIdx.x < cols / PIECE;
         int c = threadIdx.x * PIECE;
         uint4 piece = mine ? ((const uint4*) row)[threadIdx.x] : make_uint4(0, 0, 0, 0);
