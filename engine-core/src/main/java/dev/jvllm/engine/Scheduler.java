@@ -156,7 +156,7 @@ final class Scheduler {
      */
     private static final class StepImages {
         private final int limit;
-        private final Map<String, Integer> touched = new HashMap<>();
+        private final java.util.Set<String> touched = new java.util.HashSet<>();
         private long rows;
         private final Map<String, Integer> pending = new HashMap<>();
 
@@ -175,7 +175,7 @@ final class Scheduler {
             long added = 0;
             for (PromptImage image : request.imagesAmong(from, from + tokens)) {
                 String key = image.image().contentHash();
-                if (touched.containsKey(key) || pending.containsKey(key)) continue;
+                if (touched.contains(key) || pending.containsKey(key)) continue;
                 if (rows + added > 0 && rows + added + image.length() > limit) return Math.max(0, image.start() - from);
                 pending.put(key, image.length());
                 added += image.length();
@@ -186,7 +186,7 @@ final class Scheduler {
         /** Counts the pending images of the last {@link #fit} as touched: the request was scheduled. */
         void take() {
             pending.forEach((key, length) -> {
-                if (touched.putIfAbsent(key, length) == null) rows += length;
+                if (touched.add(key)) rows += length;
             });
             pending.clear();
         }
