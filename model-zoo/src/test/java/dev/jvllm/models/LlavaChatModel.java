@@ -72,8 +72,13 @@ public final class LlavaChatModel {
 
     /** The golden's image i (0 or 1) as PNG bytes. */
     public static byte[] png(int i) {
+        return png(GOLDEN, i);
+    }
+
+    /** Image i of the vision golden under {@code golden} (a class-path folder, as {@link #write} takes) as PNG bytes. */
+    public static byte[] png(String golden, int i) {
         try {
-            return resource(GOLDEN, "images/image" + i + ".png");
+            return resource(golden, "images/image" + i + ".png");
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -14,8 +14,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.Base64;
 import java.util.List;
@@ -56,11 +54,8 @@ class OpenAiPhi3VisionTest {
         reference.close();
     }
 
-    private static byte[] png(int image) throws IOException {
-        try (InputStream in = OpenAiPhi3VisionTest.class.getResourceAsStream(GOLDEN + "images/image" + image + ".png")) {
-            if (in == null) throw new IOException("no golden image " + image + " on the class path");
-            return in.readAllBytes();
-        }
+    private static byte[] png(int image) {
+        return LlavaChatModel.png(GOLDEN, image);
     }
 
     /** Two images; the text writes the second's tag between words, and the server adds the first's before it. */
