@@ -3,7 +3,8 @@
 # encoder-decoder requests on a BART-large-shaped random checkpoint, jvllm's EncoderDecoderBenchmark and
 # HF Transformers eager generate (tools/gpu/encoder_decoder_bench.py) in one call on one card. JSON lines
 # go to $OUT/bench-encoder-decoder.jsonl, logs beside it.
-# Usage: bash tools/gpu/bench-encoder-decoder.sh [requests 64] [input 512] [output 128]  (SKIP_HF=1 leaves HF out)
+# Usage: bash tools/gpu/bench-encoder-decoder.sh [requests 64] [input 512] [output 128]  (SKIP_HF=1 leaves HF out;
+# JVLLM_BENCH_ARGS adds EncoderDecoderBenchmark options, e.g. --enforce-eager; JVLLM_BENCH_JAVA_OPTS JVM options)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -19,7 +20,7 @@ python3 tools/gpu/encoder_decoder_bench.py "$model" --make-only > "$OUT/checkpoi
 echo "{\"what\":\"machine\",\"device\":\"$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)\",\"git\":\"$(cat .gpu/git-revision 2>/dev/null)\"}" >> "$summary"
 classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
 $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
-  -cp "$classpath" dev.jvllm.benchmarks.EncoderDecoderBenchmark --model "$model" --requests "$requests" --input "$input" --output "$output" \
+  -cp "$classpath" dev.jvllm.benchmarks.EncoderDecoderBenchmark --model "$model" --requests "$requests" --input "$input" --output "$output" ${JVLLM_BENCH_ARGS:-} \
   2> "$OUT/jvllm-encoder-decoder.log" |
   python3 -c 'import json,sys
 for line in sys.stdin:

@@ -4,6 +4,8 @@ import dev.jvllm.LLM;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.cuda.KernelTimes;
+import dev.jvllm.engine.EngineMetrics;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,7 +22,10 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *
  * <pre>
  * java ... dev.jvllm.benchmarks.EncoderDecoderBenchmark --model DIR [--requests 64] [--input 512] [--output 128] [--device cuda]
+ *     [--enforce-eager]
  * </pre>
+ * Each phase also reports where the engine's thread spent it (an engine_time line), and with
+ * -Djvllm.cuda.kernelTimes=true each kernel's device time on standard error.
  * Runs on the CPU too (--device cpu) on a tiny checkpoint, e.g. the plugin's test resources, to check the benchmark itself.
  */
 public final class EncoderDecoderBenchmark {
@@ -32,6 +37,7 @@ public final class EncoderDecoderBenchmark {
         Path model = null;
         int requests = 64, input = 512, output = 128;
         String device = "auto";
+        boolean enforceEager = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--model" -> model = Path.of(args[++i]);
@@ -39,30 +45,35 @@ public final class EncoderDecoderBenchmark {
                 case "--input" -> input = Integer.parseInt(args[++i]);
                 case "--output" -> output = Integer.parseInt(args[++i]);
                 case "--device" -> device = args[++i];
+                case "--enforce-eager" -> enforceEager = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]
-                        + " (--model DIR, --requests N, --input N, --output N, --device NAME)");
+                        + " (--model DIR, --requests N, --input N, --output N, --device NAME, --enforce-eager)");
             }
         }
         if (model == null) throw new IllegalArgumentException("--model DIR is required");
         long start = System.nanoTime();
-        try (LLM llm = LLM.builder().model(model.toString()).device(device).build()) {
-            emit("load", "seconds", seconds(start));
+        try (LLM llm = LLM.builder().model(model.toString()).device(device).enforceEager(enforceEager).build()) {
+            emit("load", "seconds", seconds(start), "enforce_eager", enforceEager);
             int vocab = llm.modelConfig().vocabSize();
             SplittableRandom random = new SplittableRandom(7);
             int length = input;
             java.util.function.Supplier<Prompt> prompt = () -> Prompt.tokens(random.ints(length, 3, vocab - 1).toArray());
             SamplingParams whole = SamplingParams.builder().temperature(0).maxTokens(output).ignoreEos(true).build();
             for (int w = 0; w < 3; w++) llm.generatePrompts(List.of(prompt.get()), whole);
+            KernelTimes.reportAndReset("warm-up");  // the phases below report their own
             Prompt alonePrompt = prompt.get();
+            EngineMetrics before = llm.metrics();
             long t = System.nanoTime();
             llm.generatePrompts(List.of(alonePrompt), whole);
             double alone = seconds(t);
             emit("request_alone", "seconds", alone, "output_tokens", output, "tok_s", Math.round(output / alone * 10) / 10.0);
+            before = GpuBenchmark.phaseDone("one request", llm, before);
             List<Prompt> batch = new ArrayList<>();
             for (int r = 0; r < requests; r++) batch.add(prompt.get());
             t = System.nanoTime();
             List<RequestOutput> outputs = llm.generatePrompts(batch, whole);
             double elapsed = seconds(t);
+            GpuBenchmark.phaseDone(requests + " requests batched", llm, before);
             long generated = outputs.stream().mapToLong(o -> o.outputs().getFirst().tokenIds().size()).sum();
             emit("requests_batched", "requests", requests, "seconds", elapsed,
                     "requests_s", Math.round(requests / elapsed * 100) / 100.0,

@@ -259,6 +259,19 @@ public final class GpuBenchmark {
                 "issue_forward_us_per_step", round(forward * 1e3 / Math.max(1, steps)));
     }
 
+    /**
+     * Ends a phase of a request benchmark: where the engine's thread spent it ({@link #emitHostShare}),
+     * and with -Djvllm.cuda.kernelTimes=true each kernel's device time, on standard error; returns the
+     * metrics the next phase starts from.
+     */
+    static EngineMetrics phaseDone(String phase, LLM llm, EngineMetrics before) {
+        EngineMetrics after = llm.metrics();
+        emitHostShare(phase, before, after);
+        String times = KernelTimes.reportAndReset(phase);
+        if (!times.isEmpty()) System.err.println(times);
+        return after;
+    }
+
     /** Random prompts of ids in [1000, min(vocab, 120000)), as the anchors draw theirs. */
     private static List<Prompt> prompts(Random random, int vocab, int count, int length) {
         List<Prompt> prompts = new ArrayList<>(count);

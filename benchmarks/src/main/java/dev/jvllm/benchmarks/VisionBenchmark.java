@@ -92,20 +92,20 @@ public final class VisionBenchmark {
             long t = System.nanoTime();
             RequestOutput one = llm.generatePrompts(List.of(firstPrompt), first).getFirst();
             emit("image_request_first_token", "seconds", seconds(t), "prompt_tokens", one.promptTokenIds().size());
-            before = phaseDone("first token", llm, before);
+            before = GpuBenchmark.phaseDone("first token", llm, before);
             Prompt alonePrompt = prompt.apply(ids);
             t = System.nanoTime();
             llm.generatePrompts(List.of(alonePrompt), whole);
             double alone = seconds(t);
             emit("image_request_alone", "seconds", alone, "output_tokens", output,
                     "tok_s", Math.round(output / alone * 10) / 10.0);
-            before = phaseDone("one request", llm, before);
+            before = GpuBenchmark.phaseDone("one request", llm, before);
             List<Prompt> batch = new ArrayList<>();
             for (int r = 0; r < requests; r++) batch.add(prompt.apply(ids));
             t = System.nanoTime();
             List<RequestOutput> outputs = llm.generatePrompts(batch, whole);
             double elapsed = seconds(t);
-            phaseDone(requests + " requests batched", llm, before);
+            GpuBenchmark.phaseDone(requests + " requests batched", llm, before);
             long generated = outputs.stream().mapToLong(o -> o.outputs().getFirst().tokenIds().size()).sum();
             emit("image_requests_batched", "requests", requests, "seconds", elapsed,
                     "requests_s", Math.round(requests / elapsed * 100) / 100.0,
@@ -123,16 +123,4 @@ public final class VisionBenchmark {
         return Math.round((System.nanoTime() - start) / 1e6) / 1e3;
     }
 
-    /**
-     * Where the engine's thread spent the phase (an engine_time line), and with
-     * -Djvllm.cuda.kernelTimes=true the device time of each kernel, on standard error; returns the
-     * metrics the next phase starts from.
-     */
-    private static EngineMetrics phaseDone(String phase, LLM llm, EngineMetrics before) {
-        EngineMetrics after = llm.metrics();
-        GpuBenchmark.emitHostShare(phase, before, after);
-        String times = KernelTimes.reportAndReset(phase);
-        if (!times.isEmpty()) System.err.println(times);
-        return after;
-    }
 }

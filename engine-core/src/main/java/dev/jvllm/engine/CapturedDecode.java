@@ -2,6 +2,8 @@ package dev.jvllm.engine;
 
 import dev.jvllm.EngineConfig;
 import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.CausalLM;
+import dev.jvllm.spi.EncoderDecoderModel;
 import dev.jvllm.spi.Tensor;
 
 import java.util.ArrayList;
@@ -16,6 +18,9 @@ import java.util.function.Function;
  * then multiples of 8 up to 256 and of 16 up to 512), and its block tables to the next power of
  * two of entries, so that the steps of one padded shape launch the same work and one recording
  * serves them all. Padding sequences write no KV-cache slot (slot -1) and their logits are cut off.
+ * An encoder-decoder model's decode steps are recorded too, once their encoder inputs' outputs are
+ * kept ({@link EncoderDecoderModel#keepsEncoderOutputs}); its padding sequences attend to the first
+ * sequence's encoder input.
  *
  * <p>Prompt steps, steps of more sequences than the largest size, and every step with
  * {@link EngineConfig#enforceEager} or on a backend that records nothing run as they are.
@@ -38,6 +43,8 @@ final class CapturedDecode {
     }
 
     private final Backend backend;
+    /** Null where the engine has no model (tests of the padding alone). */
+    private final CausalLM model;
     private final boolean enabled;
     private final int largestBatch;
     /** Whether steps take turns between two recordings per shape (async scheduling). */
@@ -51,8 +58,9 @@ final class CapturedDecode {
     private int[][] copiedTables = new int[0][];
     private int[][] paddedTables = new int[0][];
 
-    CapturedDecode(Backend backend, EngineConfig config) {
+    CapturedDecode(Backend backend, CausalLM model, EngineConfig config) {
         this.backend = backend;
+        this.model = model;
         this.enabled = !config.enforceEager() && backend.capturesGraphs();
         this.largestBatch = Math.min(LARGEST_BATCH, paddedSize(config.maxNumSeqs()));
         this.alternating = LLMEngine.schedulesAhead(config, backend);
@@ -60,7 +68,7 @@ final class CapturedDecode {
 
     /** The logits of {@code batch}'s logit rows, from {@code pass} run on the batch or on its padded form. */
     Tensor forward(ForwardBatch batch, Function<ForwardBatch, Tensor> pass) {
-        if (!enabled || !decodeOnly(batch) || batch.numSequences() > largestBatch) {
+        if (!enabled || !recordable(batch) || batch.numSequences() > largestBatch) {
             return pass.apply(batch);
         }
         int sequences = batch.numSequences();
@@ -75,13 +83,18 @@ final class CapturedDecode {
     }
 
     /**
-     * One new token per sequence, each wanting its logits, in order, none an image's (a graph replays
-     * no encoder) and none an encoder-decoder model's (whose cross-attention reads rows that move between steps).
+     * A decode step whose pass launches the same work each time: of an encoder-decoder model, only
+     * where no encoder input of the step needs the encoder (a graph replays no encoder).
      */
+    private boolean recordable(ForwardBatch batch) {
+        return decodeOnly(batch) && (batch.encoderInputs() == null
+                || model instanceof EncoderDecoderModel encoderDecoder && encoderDecoder.keepsEncoderOutputs(batch));
+    }
+
+    /** One new token per sequence, each wanting its logits, in order, none an image's (a graph replays no encoder). */
     static boolean decodeOnly(ForwardBatch batch) {
         int n = batch.numSequences();
-        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n || batch.images() != null
-                || batch.encoderInputs() != null) {
+        if (n == 0 || batch.numTokens() != n || batch.logitRows().length != n || batch.images() != null) {
             return false;
         }
         for (int s = 0; s < n; s++) {
@@ -106,7 +119,8 @@ final class CapturedDecode {
 
     /**
      * {@code batch} with padding sequences up to {@code size} (token 0 at position 0, written
-     * nowhere, reading block 0, taking no sampled token) and every block table {@code entries} long.
+     * nowhere, reading block 0, taking no sampled token, with the first sequence's encoder input if
+     * any) and every block table {@code entries} long.
      */
     ForwardBatch padded(ForwardBatch batch, int size, int entries) {
         int n = batch.numSequences();
@@ -150,7 +164,12 @@ final class CapturedDecode {
             promptImages = new ArrayList<>(batch.promptImages());
             promptImages.addAll(Collections.nCopies(size - n, List.of()));
         }
+        List<EncoderInput> encoderInputs = null;
+        if (batch.encoderInputs() != null) {
+            encoderInputs = new ArrayList<>(batch.encoderInputs());
+            encoderInputs.addAll(Collections.nCopies(size - n, batch.encoderInputOf(0)));
+        }
         return new ForwardBatch(ids, positions, slots, starts, contexts, tables, batch.blockSize(), logitRows, sampledRows,
-                null, promptImages);
+                null, promptImages, encoderInputs);
     }
 }

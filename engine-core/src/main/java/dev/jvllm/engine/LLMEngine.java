@@ -118,7 +118,7 @@ public final class LLMEngine implements AutoCloseable {
                      int maxModelLen, EngineConfig config) {
         this.model = model;
         this.backend = backend;
-        this.capturedDecode = new CapturedDecode(backend, config);
+        this.capturedDecode = new CapturedDecode(backend, model, config);
         this.scheduleAhead = schedulesAhead(config, backend);
         this.limitImagesPerPrompt = config.limitImagesPerPrompt();
         this.codec = codec;

@@ -1,5 +1,7 @@
 package dev.jvllm.spi;
 
+import dev.jvllm.engine.ForwardBatch;
+
 /**
  * A {@link CausalLM} whose decoder attends to an encoder's output (BART): a request's prompt is the
  * encoder's input, and its decoder starts from {@link #decoderStartTokenId}. Each step's batch names
@@ -30,4 +32,10 @@ public interface EncoderDecoderModel {
      * admits requests while their encoder inputs fit it together.
      */
     int encoderTokensKept();
+
+    /**
+     * Whether what the decoder reads of every encoder input of {@code batch} is kept now, so that a
+     * pass over it runs no encoder: only such a decode step may be recorded and replayed (CUDA graphs).
+     */
+    boolean keepsEncoderOutputs(ForwardBatch batch);
 }

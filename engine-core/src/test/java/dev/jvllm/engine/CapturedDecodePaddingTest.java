@@ -21,7 +21,7 @@ class CapturedDecodePaddingTest {
                     if (method.getName().equals("capturesGraphs")) return true;
                     throw new UnsupportedOperationException(method.getName());
                 });
-        return new CapturedDecode(recording, new EngineConfig(64, BLOCK, 1 << 20, 8, 64, false, 0L, "cpu", 1));
+        return new CapturedDecode(recording, null, new EngineConfig(64, BLOCK, 1 << 20, 8, 64, false, 0L, "cpu", 1));
     }
 
     /** A decode step of one token per sequence, at each sequence's last position. */
@@ -48,6 +48,17 @@ class CapturedDecodePaddingTest {
         assertArrayEquals(new int[]{0, 0, 0, 0}, padded.blockTables()[3]);
         assertEquals(-1, padded.slotMapping()[3]);
         assertEquals(1, padded.contextLengths()[3]);
+    }
+
+    @Test
+    void paddingSequencesOfAnEncoderDecoderBatchAttendToTheFirstSequencesEncoderInput() {
+        ForwardBatch batch = decode(new int[]{1}, new int[]{2}, new int[]{3});
+        EncoderInput a = EncoderInput.of(new int[]{5, 6}), b = EncoderInput.of(new int[]{7}), c = EncoderInput.of(new int[]{8, 9, 10});
+        ForwardBatch withEncoders = new ForwardBatch(batch.tokenIds(), batch.positions(), batch.slotMapping(), batch.queryStarts(),
+                batch.contextLengths(), batch.blockTables(), BLOCK, batch.logitRows(), null, null, null, java.util.List.of(a, b, c));
+        ForwardBatch padded = capturedDecode().padded(withEncoders, 4, 1);
+        assertEquals(java.util.List.of(a, b, c, a), padded.encoderInputs());
+        assertEquals(null, capturedDecode().padded(batch, 4, 1).encoderInputs(), "a decoder-only batch stays without");
     }
 
     @Test

@@ -114,6 +114,15 @@ abstract class EncoderDecoderBase implements CausalLM, EncoderDecoderModel {
         return crossKeysAndValues == null ? Math.max(KeptRows.DEFAULT_BUDGET_ROWS, maxEncoderTokens) : crossKeysAndValues.capacity();
     }
 
+    @Override
+    public boolean keepsEncoderOutputs(ForwardBatch batch) {
+        if (batch.encoderInputs() == null || crossKeysAndValues == null) return false;
+        for (EncoderInput input : batch.encoderInputs()) {
+            if (!crossKeysAndValues.holds(input.hash())) return false;
+        }
+        return true;
+    }
+
     private KeptRows newKeptRows(int rows) {
         int[] planes = new int[2 * decoderLayers];
         java.util.Arrays.fill(planes, crossWidth);
