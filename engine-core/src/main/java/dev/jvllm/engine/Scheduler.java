@@ -1,5 +1,7 @@
 package dev.jvllm.engine;
 
+import dev.jvllm.spi.Backend;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -37,13 +39,14 @@ final class Scheduler {
     private int removedFromRunning;
     private long preemptions;
     /**
-     * Encoder-decoder models: the encoder tokens whose outputs the model keeps at once, and those of
-     * the running requests (by encoder input, sequences of one request counted once).
+     * Encoder-decoder models: the encoder tokens whose outputs the model keeps at once, and the rows
+     * the running requests' take there (by encoder input, sequences of one request counted once; each
+     * input's rows from a multiple of {@link Backend#CROSS_ATTENTION_ROW_ALIGNMENT}, so its length rounded up to one).
      */
     private final int encoderTokensKept;
     private final int encoderTokensAStep;
     private final Map<String, Integer> encodersRunning = new HashMap<>();
-    private long encoderTokensRunning;
+    private long encoderRowsRunning;
     /** Vision-language models: the feature rows of the images one step's prompt chunks may touch together. */
     private final int imageRowsAStep;
 
@@ -129,7 +132,7 @@ final class Scheduler {
             // its tokens count against the step's encoder budget, and its outputs against the room kept for them.
             int encoderTokens = newEncoderTokens(request);
             if (encoderTokens > 0 && !out.isEmpty()
-                    && (encoderTokens > encoderLeft || encoderTokensRunning + encoderTokens > encoderTokensKept)) {
+                    && (encoderTokens > encoderLeft || encoderRowsRunning + keptRows(encoderTokens) > encoderTokensKept)) {
                 break;
             }
             KvCacheManager.PrefixMatch prefix = kv.findSharedPrefix(request);
@@ -201,14 +204,20 @@ final class Scheduler {
     private void holdEncoder(EngineRequest request) {
         EncoderInput encoder = request.group().encoder();
         if (encoder == null) return;
-        if (encodersRunning.merge(encoder.hash(), 1, Integer::sum) == 1) encoderTokensRunning += encoder.length();
+        if (encodersRunning.merge(encoder.hash(), 1, Integer::sum) == 1) encoderRowsRunning += keptRows(encoder.length());
     }
 
     private void releaseEncoder(EngineRequest request) {
         EncoderInput encoder = request.group().encoder();
         if (encoder == null) return;
         Integer left = encodersRunning.computeIfPresent(encoder.hash(), (hash, count) -> count == 1 ? null : count - 1);
-        if (left == null) encoderTokensRunning -= encoder.length();
+        if (left == null) encoderRowsRunning -= keptRows(encoder.length());
+    }
+
+    /** The rows an encoder input of {@code tokens} takes where its outputs are kept. */
+    private static long keptRows(int tokens) {
+        int alignment = Backend.CROSS_ATTENTION_ROW_ALIGNMENT;
+        return ((long) tokens + alignment - 1) / alignment * alignment;
     }
 
     /**
@@ -238,9 +247,9 @@ final class Scheduler {
         return true;
     }
 
-    /** Encoder tokens of the running requests (encoder-decoder models), for tests and metrics. */
-    long encoderTokensRunning() {
-        return encoderTokensRunning;
+    /** The rows the running requests' encoder outputs take (encoder-decoder models), for tests and metrics. */
+    long encoderRowsRunning() {
+        return encoderRowsRunning;
     }
 
     /** A fresh sibling of an n > 1 request whose first sequence is running but has not yet computed the shareable prompt. */

@@ -411,10 +411,17 @@ public interface Backend extends AutoCloseable {
      * Cross-attention (encoder-decoder models), without a mask: each query token of q ([T, heads ×
      * headDim]) of sequence s, the sequences given by {@code batch.queryStarts()}, attends over rows
      * {@code [ranges[2s], ranges[2s] + ranges[2s + 1])} of keys and values ([rows, kvHeads × headDim]),
-     * its encoder's, each range at least a row. Result into out (like q). A backend may keep its copy of
-     * {@code ranges} for the layers after the first: the caller must not change the array it passed.
+     * its encoder's, each range at least a row and at most {@code longestRange} (the model's longest
+     * encoder input: a backend that records passes sizes what it uploads per sequence by it, so that
+     * the steps of one batch shape launch the same work). Result into out (like q). A backend may keep
+     * its copy of {@code ranges} for the layers after the first: the caller must not change the array it passed.
+     * Where every range starts at a multiple of {@link #CROSS_ATTENTION_ROW_ALIGNMENT}, the CUDA backend
+     * reads the rows as its decode kernels read the paged KV cache.
      */
-    default void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch,
+    /** The rows {@link #crossAttention}'s ranges may start at a multiple of, to be read fastest. */
+    int CROSS_ATTENTION_ROW_ALIGNMENT = 16;
+
+    default void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, int longestRange, ForwardBatch batch,
                                 AttentionParams params, Tensor out) {
         throw new UnsupportedOperationException("the " + name() + " backend has no cross-attention");
     }

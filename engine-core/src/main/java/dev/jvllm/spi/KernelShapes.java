@@ -162,8 +162,8 @@ public final class KernelShapes {
      * {@link Backend#crossAttention}: q and out [T, heads × headDim], keys and values of one shape
      * [rows, kvHeads × headDim], and a range of rows, each within them and at least one, per sequence.
      */
-    public static void checkCrossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch,
-                                           AttentionParams params, Tensor out) {
+    public static void checkCrossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, int longestRange,
+                                           ForwardBatch batch, AttentionParams params, Tensor out) {
         int tokens = batch.numTokens();
         int qWidth = params.numHeads() * params.headDim();
         int kvWidth = params.numKvHeads() * params.headDim();
@@ -180,6 +180,10 @@ public final class KernelShapes {
             if (ranges[2 * s] < 0 || ranges[2 * s + 1] < 1 || (long) ranges[2 * s] + ranges[2 * s + 1] > keys.rows()) {
                 throw new IllegalArgumentException("crossAttention: sequence " + s + "'s rows [" + ranges[2 * s] + ", +"
                         + ranges[2 * s + 1] + ") are not within the " + keys.rows() + " rows of keys");
+            }
+            if (ranges[2 * s + 1] > longestRange) {
+                throw new IllegalArgumentException("crossAttention: sequence " + s + "'s " + ranges[2 * s + 1]
+                        + " rows are more than the longest range given, " + longestRange);
             }
         }
         if (params.alibiSlopes() != null || params.slidingWindow() > 0 || params.logitSoftcap() > 0 || params.relativeBias() != null) {

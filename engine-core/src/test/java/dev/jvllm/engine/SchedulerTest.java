@@ -279,24 +279,25 @@ class SchedulerTest {
 
     /**
      * Encoder-decoder requests are admitted while their encoder inputs fit the room kept for the
-     * encoders' outputs together (25 tokens: two of 10, not a third), and a finished one makes room.
+     * encoders' outputs together, each in whole blocks of 16 rows (40 rows: two of 10 tokens, not a
+     * third), and a finished one makes room.
      */
     @Test
     void encoderDecoderRequestsRunWhileTheirEncoderOutputsFitTheRoomKept() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16, 25, 100);
+        Scheduler scheduler = new Scheduler(kv, 64, 16, 40, 100);
         EngineRequest a = encoderDecoder("a", 10), b = encoderDecoder("b", 10), c = encoderDecoder("c", 10);
         scheduler.add(a);
         scheduler.add(b);
         scheduler.add(c);
         List<Scheduler.Scheduled> first = scheduler.schedule();
         assertEquals(List.of(a, b), requests(first));
-        assertEquals(20, scheduler.encoderTokensRunning());
+        assertEquals(32, scheduler.encoderRowsRunning());
         run(first, kv);
         a.finishReason = dev.jvllm.FinishReason.STOP;
         scheduler.remove(a);
         assertEquals(List.of(b, c), requests(scheduler.schedule()), "a's room went to c");
-        assertEquals(20, scheduler.encoderTokensRunning());
+        assertEquals(32, scheduler.encoderRowsRunning());
     }
 
     /**

@@ -511,8 +511,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, ForwardBatch batch, AttentionParams params,
-                               Tensor out) {
+    public void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, int longestRange, ForwardBatch batch,
+                               AttentionParams params, Tensor out) {
         String kernel = "crossAttention";
         CpuTensor query = cpu(q, kernel, "q");
         CpuTensor key = cpu(keys, kernel, "keys");
@@ -521,7 +521,7 @@ public final class CpuBackend implements Backend {
         for (CpuTensor t : new CpuTensor[]{query, key, value, output}) {
             requireActivation(kernel, "input", t);
         }
-        KernelShapes.checkCrossAttention(query, key, value, ranges, batch, params, output);
+        KernelShapes.checkCrossAttention(query, key, value, ranges, longestRange, batch, params, output);
         if (overlap(query, output) || overlap(key, output) || overlap(value, output)) {
             throw new IllegalArgumentException(kernel + ": out " + output + " overlaps q, keys or values");
         }

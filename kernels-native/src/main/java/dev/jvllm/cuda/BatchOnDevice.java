@@ -67,6 +67,38 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride, int sequ
                 longestSingleContext);
     }
 
+    /**
+     * Cross-attention's rows as paged_decode reads a batch (its single tokens, no tiles, no cache
+     * slots): token t of sequence s as a query at the last of the range's {@code ranges[2s + 1]}
+     * positions, over a block table of the range's blocks of {@code blockSize} rows from row
+     * {@code ranges[2s]} (a multiple of blockSize). Every table has the entries of {@code longestRange}
+     * rows, so that the steps of one batch shape upload alike.
+     */
+    static BatchOnDevice crossRows(ForwardBatch batch, int[] ranges, int longestRange, int blockSize,
+                                   Function<int[], Tensor> indices) {
+        int tokens = batch.numTokens();
+        int sequences = batch.numSequences();
+        int stride = Math.max(1, (longestRange + blockSize - 1) / blockSize);
+        int[] packed = new int[3 * tokens + sequences * stride + tokens];
+        int longest = 0;
+        for (int s = 0; s < sequences; s++) {
+            int first = ranges[2 * s], rows = ranges[2 * s + 1];
+            if (first % blockSize != 0 || rows < 1 || rows > longestRange) {
+                throw new IllegalArgumentException("cross-attention rows [" + first + ", +" + rows + ") of sequence " + s
+                        + " are not whole blocks of " + blockSize + " from a block's start, at most " + longestRange);
+            }
+            longest = Math.max(longest, rows);
+            for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) {
+                packed[t] = rows - 1;
+                packed[tokens + t] = s;
+                packed[2 * tokens + t] = -1;
+                packed[3 * tokens + sequences * stride + t] = t;
+            }
+            for (int b = 0; b < (rows + blockSize - 1) / blockSize; b++) packed[3 * tokens + s * stride + b] = first / blockSize + b;
+        }
+        return new BatchOnDevice((CudaTensor) indices.apply(packed), tokens, stride, sequences, 0, tokens, longest);
+    }
+
     private static boolean consecutivePositions(int[] positions, int start, int end) {
         for (int t = start + 1; t < end; t++) {
             if (positions[t] != positions[t - 1] + 1) return false;

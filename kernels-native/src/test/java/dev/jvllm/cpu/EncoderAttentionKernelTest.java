@@ -150,7 +150,7 @@ class EncoderAttentionKernelTest {
         try (CpuBackend backend = KernelPaths.backend(path)) {
             Tensor out = backend.allocate(total, qWidth);
             backend.crossAttention(backend.constant(q, total, qWidth), backend.constant(k, rows, kvWidth),
-                    backend.constant(v, rows, kvWidth), ranges, batch(queries), params, out);
+                    backend.constant(v, rows, kvWidth), ranges, 17, batch(queries), params, out);
             actual = backend.toFloatArray(out);
         }
         int query = 0;
@@ -199,8 +199,11 @@ class EncoderAttentionKernelTest {
             AttentionParams params = AttentionParams.causal(2, 2, 8);
             Tensor x = backend.allocate(1, 16);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.crossAttention(
-                    x, backend.allocate(10, 16), backend.allocate(10, 16), new int[]{8, 3}, batch(1), params, backend.allocate(1, 16)));
+                    x, backend.allocate(10, 16), backend.allocate(10, 16), new int[]{8, 3}, 10, batch(1), params, backend.allocate(1, 16)));
             assertEquals(true, e.getMessage().contains("not within the 10 rows"), e.getMessage());
+            IllegalArgumentException longer = assertThrows(IllegalArgumentException.class, () -> backend.crossAttention(
+                    x, backend.allocate(10, 16), backend.allocate(10, 16), new int[]{2, 6}, 5, batch(1), params, backend.allocate(1, 16)));
+            assertEquals(true, longer.getMessage().contains("longest range given, 5"), longer.getMessage());
         }
     }
 

@@ -510,7 +510,7 @@ class CudaKernelsTest extends GpuAgainstCpuTest {
         assertMatches("cross attention " + params, run(b -> {
             Tensor out = b.allocate(tokens, qWidth);
             b.crossAttention(b.constant(q, tokens, qWidth), b.constant(k, rows, kvWidth), b.constant(v, rows, kvWidth),
-                    ranges, batch, params, out);
+                    ranges, 80, batch, params, out);
             return out;
         }));
     }

@@ -721,6 +721,39 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         assertClose(type + " encoder attention " + params, results[0], results[1]);
     }
 
+    /**
+     * Cross-attention of queries of one token a sequence (decode steps) and of several (a decoder
+     * prompt) over ranges of 1 to 700 rows: through paged_decode where every range starts at a
+     * multiple of 16 (the kept rows' alignment; 700 rows span several partitions), through the
+     * generic kernel where one does not (misaligned by 5).
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 16, 16, 64, 0", "F16, 16, 16, 64, 0", "BF16, 8, 2, 128, 0", "F16, 12, 4, 96, 0", "BF16, 16, 16, 64, 5"})
+    void crossAttentionMatchesCpu(DType type, int heads, int kvHeads, int headDim, int misalignment) {
+        CudaBackend gpu = gpus.get(type);
+        AttentionParams params = AttentionParams.causal(heads, kvHeads, headDim);
+        int rows = 1600, longest = 1024;
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+        float[] k = roundTo(type, random(rows * kvWidth, 94));
+        float[] v = roundTo(type, random(rows * kvWidth, 95));
+        for (ForwardBatch batch : List.of(CudaKernelsTest.encoderBatch(1, 1, 1, 1), CudaKernelsTest.encoderBatch(1, 6, 3, 2))) {
+            int[] ranges = {misalignment, 512, 528, 1, 544, 300, 848, 700};
+            int tokens = batch.numTokens();
+            float[] q = roundTo(type, random(tokens * qWidth, 93 + tokens));
+            float[][] results = new float[2][];
+            Backend[] backends = {cpu, gpu};
+            for (int i = 0; i < 2; i++) {
+                Backend b = backends[i];
+                Tensor out = b.allocate(tokens, qWidth);
+                b.crossAttention(activations(b, q, tokens, qWidth), activations(b, k, rows, kvWidth), activations(b, v, rows, kvWidth),
+                        ranges, longest, batch, params, out);
+                results[i] = b.toFloatArray(out);
+            }
+            assertClose(type + " cross attention of " + tokens + " tokens, " + params + ", rows misaligned by " + misalignment,
+                    results[0], results[1]);
+        }
+    }
+
     private float[] attend(Backend b, DType type, KvCache cache, ForwardBatch batch, AttentionParams params, long seed) {
         return attend(b, type, cache, batch, params, 1, seed);
     }

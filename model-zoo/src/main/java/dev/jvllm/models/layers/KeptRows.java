@@ -21,7 +21,8 @@ import java.util.function.Consumer;
  * in one buffer by where they start.
  * <p>
  * The buffers are allocated once ({@link #reserve}, or at the first entry); each entry takes exactly
- * its own rows, placed at the first gap that fits. To make room, the least recently used entries that
+ * its own rows, placed at the first gap that fits, starting at a multiple of the alignment (1 unless
+ * given: a kernel may read the rows in blocks of that many, as the paged KV cache is read). To make room, the least recently used entries that
  * the step does not use are dropped; where the rows then free would hold the entry but no gap does,
  * the kept entries move down to join the gaps. Where a step's entries in use do not fit together, the
  * planes are reallocated at twice the rows (or what fits), the old rows copied to the same places, with a
@@ -39,6 +40,7 @@ public final class KeptRows {
     private final Backend backend;
     private final String what;
     private final int[] planeCols;
+    private final int alignment;
     private int capacity;
     private Tensor[] planes;
     /** First row → rows, of each entry kept. */
@@ -52,14 +54,29 @@ public final class KeptRows {
      * @param planeCols each plane's width
      */
     public KeptRows(Backend backend, String what, int budgetRows, int... planeCols) {
-        if (budgetRows < 1 || planeCols.length == 0) {
-            throw new IllegalArgumentException("a budget of " + budgetRows + " rows in " + planeCols.length + " planes");
+        this(backend, what, budgetRows, 1, planeCols);
+    }
+
+    /**
+     * As {@link #KeptRows(Backend, String, int, int...)}, each entry starting at a multiple of
+     * {@code alignment} rows (the budget rounded up to one).
+     */
+    public KeptRows(Backend backend, String what, int budgetRows, int alignment, int[] planeCols) {
+        if (budgetRows < 1 || planeCols.length == 0 || alignment < 1) {
+            throw new IllegalArgumentException("a budget of " + budgetRows + " rows in " + planeCols.length
+                    + " planes, aligned to " + alignment);
         }
         for (int cols : planeCols) if (cols < 1) throw new IllegalArgumentException("a plane of width " + cols);
         this.backend = backend;
         this.what = what;
-        this.capacity = budgetRows;
+        this.alignment = alignment;
+        this.capacity = (int) Math.min(Integer.MAX_VALUE / alignment * alignment, aligned(budgetRows));
         this.planeCols = planeCols.clone();
+    }
+
+    /** {@code rows} rounded up to a multiple of the alignment. */
+    private long aligned(long rows) {
+        return (rows + alignment - 1) / alignment * alignment;
     }
 
     /** Allocates the planes now, if not yet allocated (so that a device's memory accounts for them). */
@@ -163,9 +180,10 @@ public final class KeptRows {
         if (first != null) runs.remove(first);
     }
 
+    /** The rows the kept entries take, each rounded up to the alignment (what they take moved together). */
     private long keptRows() {
         long total = 0;
-        for (int count : runs.values()) total += count;
+        for (int count : runs.values()) total += aligned(count);
         return total;
     }
 
@@ -180,6 +198,7 @@ public final class KeptRows {
         int next = 0;
         for (Map.Entry<Integer, Integer> run : runs.entrySet()) {
             int first = run.getKey(), count = run.getValue();
+            next = (int) aligned(next);  // never past first, which is aligned and at or after the run before
             for (int done = 0; first != next && done < count; ) {
                 int piece = Math.min(count - done, first - next);
                 for (Tensor plane : planes) backend.scale(plane.rows(first + done, piece), 1f, plane.rows(next + done, piece));
@@ -197,17 +216,17 @@ public final class KeptRows {
     }
 
     private int firstFit(int rows) {
-        int free = 0;
+        long free = 0;
         for (Map.Entry<Integer, Integer> run : runs.entrySet()) {
-            if (run.getKey() - free >= rows) return free;
-            free = run.getKey() + run.getValue();
+            if (run.getKey() - free >= rows) return (int) free;
+            free = aligned(run.getKey() + run.getValue());
         }
-        return capacity - free >= rows ? free : -1;
+        return capacity - free >= rows ? (int) free : -1;
     }
 
     private void grow(int rows) {
-        int end = runs.isEmpty() ? 0 : runs.lastKey() + runs.lastEntry().getValue();
-        int grown = (int) Math.min(Integer.MAX_VALUE, Math.max(2L * capacity, (long) end + rows));
+        long end = runs.isEmpty() ? 0 : aligned(runs.lastKey() + runs.lastEntry().getValue());
+        int grown = (int) Math.min(Integer.MAX_VALUE / alignment * alignment, aligned(Math.max(2L * capacity, end + rows)));
         log.warn("the {} one step uses need more than the {} rows kept for them: {} rows allocated", what, capacity, grown);
         Tensor[] larger = allocate(grown);
         for (int p = 0; p < planes.length; p++) backend.scale(planes[p], 1f, larger[p].rows(0, capacity));

@@ -212,4 +212,53 @@ class KeptRowsTest {
         assertTrue(cache.holds("z"), "z stays: the gaps x left join the free row once the kept entries move");
         assertHolds(cache, "z", 2, 9);
     }
+
+    /**
+     * Aligned entries (cross-attention rows read in blocks of the KV cache's size) start at multiples
+     * of the alignment, also after the kept ones move together, and what fits is counted in whole blocks.
+     */
+    @Test
+    void alignedEntriesStartAtMultiplesOfTheAlignmentAlsoWhenMoved() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 30, 8, new int[]{COLS});
+        assertEquals(32, cache.capacity(), "the budget in whole blocks");
+        keep(cache, "a", 5, Set.of(), 1);
+        keep(cache, "x", 3, Set.of(), 7);
+        keep(cache, "b", 9, Set.of(), 2);
+        assertEquals(0, cache.firstRow("a"));
+        assertEquals(8, cache.firstRow("x"));
+        assertEquals(16, cache.firstRow("b"));
+        cache.drop("a");
+        keep(cache, "c", 6, Set.of("x", "b", "c"), 3);
+        assertEquals(0, cache.firstRow("c"), "the gap a left holds six rows");
+        cache.drop("x");
+        // c takes the block at 0 and b the two at 16, which leaves one block free at 8: a 10-row entry
+        // needs two, so c, the eldest not in use, goes.
+        keep(cache, "d", 10, Set.of("b", "d"), 4);
+        assertFalse(cache.holds("c"));
+        for (String hash : new String[]{"b", "d"}) assertEquals(0, cache.firstRow(hash) % 8, hash);
+        assertHolds(cache, "b", 9, 2);
+        assertHolds(cache, "d", 10, 4);
+        assertEquals(32, cache.capacity(), "no growth");
+    }
+
+    @Test
+    void alignedGapsJoinWhenTheKeptEntriesMoveDown() {
+        KeptRows cache = new KeptRows(cpu, "test rows", 32, 8, new int[]{COLS});
+        keep(cache, "a", 3, Set.of(), 1);   // rows 0-2
+        cache.put("x", 8, Set.of());         // rows 8-15
+        keep(cache, "b", 5, Set.of(), 2);   // rows 16-20
+        cache.put("y", 4, Set.of());         // rows 24-27
+        cache.get("a");
+        cache.get("b");  // eldest first: x, y, a, b
+        // Every block is taken; with x dropped a 16-row entry still needs more than is free, with y
+        // dropped too it fits once b moves down to the block after a's.
+        keep(cache, "c", 16, Set.of("a", "b", "c"), 3);
+        assertFalse(cache.holds("x") || cache.holds("y"));
+        assertEquals(8, cache.firstRow("b"), "b moved down to the next block");
+        assertEquals(16, cache.firstRow("c"));
+        assertHolds(cache, "a", 3, 1);
+        assertHolds(cache, "b", 5, 2);
+        assertHolds(cache, "c", 16, 3);
+        assertEquals(32, cache.capacity(), "no growth");
+    }
 }

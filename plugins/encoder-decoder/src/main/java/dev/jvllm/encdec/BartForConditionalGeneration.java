@@ -270,7 +270,8 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                     backend.add(x, branch, x);
                     layer.crossNorm().apply(backend, x, normed);
                     layer.crossQuery().apply(backend, normed, queries);
-                    backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, batch, decoderParams, context);
+                    backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, maxEncoderTokens(), batch, decoderParams,
+                            context);
                     layer.crossOutput().apply(backend, context, branch);
                     backend.add(x, branch, x);
                     layer.finalNorm().apply(backend, x, normed);
@@ -283,7 +284,7 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                 backend.add(branch, x, branch);
                 layer.selfNorm().apply(backend, branch, x);
                 layer.crossQuery().apply(backend, x, queries);
-                backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, batch, decoderParams, context);
+                backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, maxEncoderTokens(), batch, decoderParams, context);
                 layer.crossOutput().applyPlusResidual(backend, context, x, branch);
                 layer.crossNorm().apply(backend, branch, x);
                 layer.fc1().applyActivated(backend, activation, x, inner);

@@ -126,7 +126,9 @@ abstract class EncoderDecoderBase implements CausalLM, EncoderDecoderModel {
     private KeptRows newKeptRows(int rows) {
         int[] planes = new int[2 * decoderLayers];
         java.util.Arrays.fill(planes, crossWidth);
-        return new KeptRows(backend, "encoder outputs' cross-attention keys and values", rows, planes);
+        // Each input's rows from a block's start, so that the CUDA backend reads them as its decode kernels read the KV cache.
+        return new KeptRows(backend, "encoder outputs' cross-attention keys and values", rows, Backend.CROSS_ATTENTION_ROW_ALIGNMENT,
+                planes);
     }
 
     /** Layer {@code layer}'s kept cross-attention keys, all rows (valid until the next {@link #crossRanges}). */

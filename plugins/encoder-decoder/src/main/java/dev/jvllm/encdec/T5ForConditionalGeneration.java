@@ -280,7 +280,7 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
                 backend.add(x, branch, x);
                 layer.crossNorm().apply(backend, x, normed);
                 layer.cross().q().apply(backend, normed, queries);
-                backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, batch, crossParams, context);
+                backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, maxEncoderTokens(), batch, crossParams, context);
                 layer.cross().o().apply(backend, context, branch);
                 backend.add(x, branch, x);
                 layer.feedForwardNorm().apply(backend, x, normed);

@@ -20,6 +20,7 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.DType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -84,10 +85,19 @@ class EncoderDecoderGoldenTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"bart", "bart-scaled", "mbart", "marian", "t5", "t5-gated"})
     void logitsMatchTransformersAtEveryDecoderPosition(String name) {
+        assertLogitsWithin(name, null, 1e-4);
+    }
+
+    /**
+     * The batched decoder pass of {@link #logitsMatchTransformersAtEveryDecoderPosition} computing in
+     * {@code activationType} (null: the checkpoint's), each position's logits within {@code tolerance}
+     * (relative L2 error) of the float32 goldens.
+     */
+    void assertLogitsWithin(String name, DType activationType, double tolerance) {
         Case golden = Case.load(name);
         int n = golden.encoderPrompts().size(), length = 16, blockSize = 16;
         ModelConfig config = ModelConfig.load(golden.directory());
-        try (Backend backend = Backends.create(device(), new BackendOptions(1));
+        try (Backend backend = Backends.create(device(), new BackendOptions(1, activationType));
              Checkpoint checkpoint = Checkpoint.open(golden.directory())) {
             CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 128, golden.directory()));
             int start = ((EncoderDecoderModel) model).decoderStartTokenId();
@@ -125,7 +135,7 @@ class EncoderDecoderGoldenTest {
                         norm += (double) expected[v] * expected[v];
                     }
                     double relative = Math.sqrt(err / norm);
-                    assertTrue(relative < 1e-4, name + " prompt " + s + ", decoder position " + p + ": relative logit error " + relative);
+                    assertTrue(relative < tolerance, name + " prompt " + s + ", decoder position " + p + ": relative logit error " + relative);
                 }
             }
         }
