@@ -340,6 +340,11 @@ public final class LoraBackend implements Backend {
     }
 
     @Override
+    public void addLayerNorm(Tensor x, Tensor delta, Tensor weight, Tensor bias, float eps, Tensor out) {
+        base.addLayerNorm(x, delta, weight, bias, eps, out);
+    }
+
+    @Override
     public void add(Tensor a, Tensor b, Tensor out) {
         base.add(a, b, out);
     }

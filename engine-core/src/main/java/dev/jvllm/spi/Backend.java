@@ -306,6 +306,17 @@ public interface Backend extends AutoCloseable {
     /** Row-wise layer normalization with optional bias. */
     void layerNorm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out);
 
+    /**
+     * {@code x += delta}, then {@code out = layerNorm(x)}: a post-norm layer's residual add and its
+     * norm, in one call so that a backend may make one pass. out may be delta itself (the residual
+     * stream replaced by the normed sum) but must not overlap x. The default runs {@link #add} and
+     * {@link #layerNorm}.
+     */
+    default void addLayerNorm(Tensor x, Tensor delta, Tensor weight, Tensor bias, float eps, Tensor out) {
+        add(x, delta, x);
+        layerNorm(x, weight, bias, eps, out);
+    }
+
     /** {@code out = a + b} elementwise (out may be a or b). */
     void add(Tensor a, Tensor b, Tensor out);
 

@@ -1157,6 +1157,15 @@ public final class CudaBackend implements Backend {
         }
         if (gemvFits(input, w)) {
             int split = gemvSplit(in, gemvShortestPart);
+            if (b != null) {
+                // gemv_rows3 as one product adds the bias as it writes each row: one launch instead of
+                // the product and add_bias_rows (BART-large's decode steps had five add_bias_rows a layer).
+                if (kernels.wantsLabels()) kernels.labelNext("gemv_rows N=" + outFeatures + " K=" + in + " + bias");
+                kernels.launch(Kernel.GEMV_ROWS3, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
+                        w, null, null, b, null, null, b.typeCode(), 0, 0, output, null, null,
+                        outFeatures, 0, 0, input, in, split, gemvPrefetchBytes);
+                return;
+            }
             if (kernels.wantsLabels()) kernels.labelNext("gemv_rows N=" + outFeatures + " K=" + in);
             kernels.launch(Kernel.GEMV_ROWS, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
                     w, input, output, outFeatures, in, split, gemvPrefetchBytes);
@@ -1501,12 +1510,32 @@ public final class CudaBackend implements Backend {
         CudaTensor output = cuda(out, "layerNorm", "out");
         checkRowwise("layerNorm", input, scale, shift, output);
         context.makeCurrent();
-        // A thread a 16-byte piece where a row is whole pieces and at most 1024 of them (layer_norm's fast path).
-        int piece = 16 / activationType.byteSize();
-        int threads = input.cols() % piece == 0 && input.cols() / piece <= 1024 ? rowThreads(input.cols() / piece)
-                : rowThreads(input.cols());
-        kernels.launch(Kernel.LAYER_NORM, input.rows(), threads,
+        kernels.launch(Kernel.LAYER_NORM, input.rows(), layerNormThreads(input.cols()),
                 input, scale, scale.typeCode(), shift, shift == null ? 0 : shift.typeCode(), eps, output, input.cols());
+    }
+
+    @Override
+    public void addLayerNorm(Tensor x, Tensor delta, Tensor weight, Tensor bias, float eps, Tensor out) {
+        CudaTensor input = cuda(x, "addLayerNorm", "x");
+        CudaTensor added = cuda(delta, "addLayerNorm", "delta");
+        CudaTensor scale = cuda(weight, "addLayerNorm", "weight");
+        CudaTensor shift = bias == null ? null : cuda(bias, "addLayerNorm", "bias");
+        CudaTensor output = cuda(out, "addLayerNorm", "out");
+        checkElementwise("addLayerNorm", input, added, input);
+        checkRowwise("addLayerNorm", input, scale, shift, output);
+        if (output.overlaps(input) || input.overlaps(added)
+                || output.overlaps(added) && !(output.address() == added.address() && output.dtype() == added.dtype())) {
+            throw new IllegalArgumentException("addLayerNorm: out " + output + " overlaps x, or delta other than as the same rows");
+        }
+        context.makeCurrent();
+        kernels.launch(Kernel.ADD_LAYER_NORM, input.rows(), layerNormThreads(input.cols()),
+                input, added, scale, scale.typeCode(), shift, shift == null ? 0 : shift.typeCode(), eps, output, input.cols());
+    }
+
+    /** A thread a 16-byte piece where a row is whole pieces and at most 1024 of them (layer_norm's fast path). */
+    private int layerNormThreads(int cols) {
+        int piece = 16 / activationType.byteSize();
+        return cols % piece == 0 && cols / piece <= 1024 ? rowThreads(cols / piece) : rowThreads(cols);
     }
 
     @Override

@@ -21,6 +21,7 @@ enum Kernel {
     ADD_RMS_NORM("norms", "add_rms_norm"),
     ADD_PARTS_RMS_NORM("norms", "add_parts_rms_norm"),
     LAYER_NORM("norms", "layer_norm"),
+    ADD_LAYER_NORM("norms", "add_layer_norm"),
     GATHER_ROWS("gather", "gather_rows"),
     SCATTER_ADD_ROWS("gather", "scatter_add_rows"),
     HEADWISE_LINEAR("gather", "headwise_linear"),

@@ -125,18 +125,28 @@ extern "C" __global__ void add_parts_rms_norm(act_t* x, const act_t* parts, int 
 // out = (x - mean) / sqrt(var + eps) * weight (+ bias); two passes over the row for a stable variance.
 // Where a row is at most one 16-byte piece a thread (the host launches cols / PIECE threads, rounded up
 // to a warp), each thread loads its piece once and keeps it for both passes and the output; otherwise
-// the row is read three times an element at a time.
-extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int weightType, const void* bias,
-                                      int biasType, float eps, act_t* out, int cols) {
-    JV_DEPENDENT_PROLOGUE();
-    const act_t* row = x + (i64) blockIdx.x * cols;
+// the row is read three times an element at a time. With ADD, x += delta first (the sum rounded to act_t,
+// written back, as add and layer_norm apart would); delta may be out itself: every element of delta is
+// read before the block's first sum and every one of out written after its last.
+template <bool ADD>
+__device__ __forceinline__ void layer_norm_row(act_t* x, const act_t* delta, const void* weight, int weightType,
+                                               const void* bias, int biasType, float eps, act_t* out, int cols) {
+    act_t* row = x + (i64) blockIdx.x * cols;
+    const act_t* added = ADD ? delta + (i64) blockIdx.x * cols : nullptr;
     act_t* target = out + (i64) blockIdx.x * cols;
     constexpr int PIECE = 16 / sizeof(act_t);
-    if (cols / PIECE <= (int) blockDim.x && whole_pieces(cols, x, out)) {
+    if (cols / PIECE <= (int) blockDim.x && whole_pieces(cols, x, out, added)) {
         bool mine = (int) threadIdx.x < cols / PIECE;
         int c = threadIdx.x * PIECE;
         uint4 piece = mine ? ((const uint4*) row)[threadIdx.x] : make_uint4(0, 0, 0, 0);
-        const act_t* values = (const act_t*) &piece;
+        act_t* values = (act_t*) &piece;
+        if (ADD && mine) {
+            uint4 addend = ((const uint4*) added)[threadIdx.x];
+            const act_t* deltas = (const act_t*) &addend;
+#pragma unroll
+            for (int e = 0; e < PIECE; e++) values[e] = float_to_act(act_to_float(values[e]) + act_to_float(deltas[e]));
+            ((uint4*) row)[threadIdx.x] = piece;
+        }
         float sum = 0.0f;
 #pragma unroll
         for (int e = 0; e < PIECE; e++) sum += act_to_float(values[e]);
@@ -162,6 +172,7 @@ extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int we
     }
     float sum = 0.0f;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        if (ADD) row[i] = float_to_act(act_to_float(row[i]) + act_to_float(added[i]));
         sum += act_to_float(row[i]);
     }
     float mean = block_sum(sum) / cols;
@@ -175,4 +186,18 @@ extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int we
         float v = (act_to_float(row[i]) - mean) * inverseStd * load_element(weight, weightType, i);
         target[i] = float_to_act(bias == nullptr ? v : v + load_element(bias, biasType, i));
     }
+}
+
+extern "C" __global__ void layer_norm(const act_t* x, const void* weight, int weightType, const void* bias,
+                                      int biasType, float eps, act_t* out, int cols) {
+    JV_DEPENDENT_PROLOGUE();
+    layer_norm_row<false>(const_cast<act_t*>(x), nullptr, weight, weightType, bias, biasType, eps, out, cols);
+}
+
+// x += delta, then out = layer_norm(x): a post-norm layer's residual add and its norm in one pass (BART's
+// decoder); out may be delta.
+extern "C" __global__ void add_layer_norm(act_t* x, const act_t* delta, const void* weight, int weightType,
+                                          const void* bias, int biasType, float eps, act_t* out, int cols) {
+    JV_DEPENDENT_PROLOGUE();
+    layer_norm_row<true>(x, delta, weight, weightType, bias, biasType, eps, out, cols);
 }

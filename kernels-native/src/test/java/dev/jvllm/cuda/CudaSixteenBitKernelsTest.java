@@ -86,10 +86,11 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     /**
      * The elementwise kernels' 16-byte paths against the CPU, and their element-at-a-time paths where a
      * row is not whole pieces (77) or, for layerNorm, more than 1024 of them (8200): a biased product
-     * (add_bias_rows), layerNorm with a bias, GELU, and an add in place.
+     * (add_bias_rows; for one row gemv_rows3 adds it), layerNorm with a bias, GELU, an add in place, and
+     * addLayerNorm into delta's own rows (a post-norm stream) and into others without a bias.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 7, 1024", "F16, 3, 1024", "BF16, 5, 77", "BF16, 2, 8200", "F16, 9, 96"})
+    @CsvSource({"BF16, 7, 1024", "F16, 3, 1024", "BF16, 5, 77", "BF16, 2, 8200", "F16, 9, 96", "BF16, 1, 1024", "F16, 1, 77"})
     void biasLayerNormActivationAndAddMatchCpu(DType type, int tokens, int cols) {
         CudaBackend gpu = gpus.get(type);
         int in = 64;
@@ -109,7 +110,12 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             Tensor activated = b.allocate(tokens, cols);
             b.activation(Activation.GELU, normed, activated);
             b.add(activated, y, activated);
-            results[i] = concat(b.toFloatArray(y), concat(b.toFloatArray(normed), b.toFloatArray(activated)));
+            float[] first = concat(b.toFloatArray(y), concat(b.toFloatArray(normed), b.toFloatArray(activated)));
+            b.addLayerNorm(activated, y, b.weight(scale), b.weight(shift), 1e-5f, y);
+            Tensor unbiased = b.allocate(tokens, cols);
+            b.addLayerNorm(normed, activated, b.weight(scale), null, 1e-5f, unbiased);
+            results[i] = concat(first, concat(b.toFloatArray(activated), concat(b.toFloatArray(y),
+                    concat(b.toFloatArray(normed), b.toFloatArray(unbiased)))));
         }
         assertClose(type + " bias, layerNorm, GELU, add over rows of " + cols, results[0], results[1]);
     }

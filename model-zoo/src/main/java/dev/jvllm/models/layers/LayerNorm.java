@@ -30,4 +30,10 @@ public record LayerNorm(Tensor weight, Tensor bias, float eps) implements Norm {
     public void apply(Backend backend, Tensor x, Tensor out) {
         backend.layerNorm(x, weight, bias, eps, out);
     }
+
+    /** {@code x += delta}, then {@code out = norm(x)} ({@link Backend#addLayerNorm}: out may be delta). */
+    @Override
+    public void addThenApply(Backend backend, Tensor x, Tensor delta, Tensor out) {
+        backend.addLayerNorm(x, delta, weight, bias, eps, out);
+    }
 }

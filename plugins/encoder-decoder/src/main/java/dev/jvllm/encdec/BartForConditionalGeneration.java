@@ -267,29 +267,27 @@ public final class BartForConditionalGeneration implements ModelArchitecture {
                     Tensor normed = scratch.get("normed", tokens, hidden);
                     layer.selfNorm().apply(backend, x, normed);
                     layer.selfAttention().forward(backend, normed, positions, cache, batch, scratch, branch);
-                    backend.add(x, branch, x);
-                    layer.crossNorm().apply(backend, x, normed);
+                    layer.crossNorm().addThenApply(backend, x, branch, normed);
                     layer.crossQuery().apply(backend, normed, queries);
                     backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, maxEncoderTokens(), batch, decoderParams,
                             context);
                     layer.crossOutput().apply(backend, context, branch);
-                    backend.add(x, branch, x);
-                    layer.finalNorm().apply(backend, x, normed);
+                    layer.finalNorm().addThenApply(backend, x, branch, normed);
                     layer.fc1().applyActivated(backend, activation, normed, inner);
                     layer.fc2().apply(backend, inner, branch);
                     backend.add(x, branch, x);
                     continue;
                 }
+                // Post-norm: each sublayer's output joins the stream and the norm replaces it, x = norm(branch + x).
                 layer.selfAttention().forward(backend, x, positions, cache, batch, scratch, branch);
-                backend.add(branch, x, branch);
-                layer.selfNorm().apply(backend, branch, x);
+                layer.selfNorm().addThenApply(backend, branch, x, x);
                 layer.crossQuery().apply(backend, x, queries);
                 backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, maxEncoderTokens(), batch, decoderParams, context);
-                layer.crossOutput().applyPlusResidual(backend, context, x, branch);
-                layer.crossNorm().apply(backend, branch, x);
+                layer.crossOutput().apply(backend, context, branch);
+                layer.crossNorm().addThenApply(backend, branch, x, x);
                 layer.fc1().applyActivated(backend, activation, x, inner);
-                layer.fc2().applyPlusResidual(backend, inner, x, branch);
-                layer.finalNorm().apply(backend, branch, x);
+                layer.fc2().apply(backend, inner, branch);
+                layer.finalNorm().addThenApply(backend, branch, x, x);
             }
             return logits(batch, x, logitRows, decoderFinalNorm, 1f, scratch);
         }

@@ -277,13 +277,11 @@ public final class T5ForConditionalGeneration implements ModelArchitecture {
                 DecoderLayer layer = decoderLayers.get(l);
                 layer.selfNorm().apply(backend, x, normed);
                 layer.selfAttention().forward(backend, normed, positions, cache, batch, scratch, branch);
-                backend.add(x, branch, x);
-                layer.crossNorm().apply(backend, x, normed);
+                layer.crossNorm().addThenApply(backend, x, branch, normed);
                 layer.cross().q().apply(backend, normed, queries);
                 backend.crossAttention(queries, crossKeys(l), crossValues(l), ranges, maxEncoderTokens(), batch, crossParams, context);
                 layer.cross().o().apply(backend, context, branch);
-                backend.add(x, branch, x);
-                layer.feedForwardNorm().apply(backend, x, normed);
+                layer.feedForwardNorm().addThenApply(backend, x, branch, normed);
                 layer.feedForward().forward(backend, normed, scratch, branch);
                 backend.add(x, branch, x);
             }
