@@ -1776,18 +1776,22 @@ public final class CudaBackend implements Backend {
         CudaTensor slopes = params.alibiSlopes() == null ? null
                 : alibiSlopes.computeIfAbsent(params.alibiSlopes(), s -> (CudaTensor) constant(s, 1, s.length));
         context.makeCurrent();
-        if (rotary == null) {
-            kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
-                    key, value, metadata.slots(), params.numKvHeads(), params.headDim(), spec.blockSize(),
-                    pages.keys(layer), pages.values(layer));
-        }
         Kernel flash = flashPrefill(params.headDim(), query);
         Kernel decode = pagedDecode(params);
         CudaTensor bias = relativeBias(params);
         // A step's prompt tiles take flash_prefill and its single tokens paged_decode, or paged_attention
         // where no paged_decode serves the heads (groups above 8, other head sizes, a relative bias).
-        if (flash == null && (decode == null || metadata.tileCount() > 0) || bias != null || activationType == DType.F32
-                || GENERIC_ATTENTION) {
+        boolean generic = flash == null && (decode == null || metadata.tileCount() > 0) || bias != null
+                || activationType == DType.F32 || GENERIC_ATTENTION;
+        // A step of single tokens only leaves the cache write to paged_decode (as a fused rotary step does):
+        // one launch fewer a layer.
+        boolean decodeWrites = rotary != null || !generic && decode != null && metadata.tileCount() == 0;
+        if (!decodeWrites) {
+            kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
+                    key, value, metadata.slots(), params.numKvHeads(), params.headDim(), spec.blockSize(),
+                    pages.keys(layer), pages.values(layer));
+        }
+        if (generic) {
             // The generic kernel serves what the fast ones do not: float32, other head sizes, a relative bias (T5).
             genericAttention(tokens, null, query, output, pages, layer, metadata, params, slopes, bias, rotary);
             return;
@@ -1804,13 +1808,15 @@ public final class CudaBackend implements Backend {
             return;
         }
         launchDecode(decode, metadata, pages.keys(layer), pages.values(layer), spec.blockSize(), query, output, params, slopes,
-                rotary, key, value);
+                rotary, decodeWrites ? key : null, decodeWrites ? value : null);
     }
 
     /**
      * paged_decode for the batch's single tokens over keys and values laid out as the paged cache
      * (slot-major rows in blocks of {@code blockSize}, as {@code metadata}'s block tables name them),
-     * split over the context; with {@code rotary}, it also rotates and caches the step's keys and values.
+     * split over the context. With {@code key} and {@code value} ([T, kvWidth], or columns of one product
+     * as {@code rotary} says) it also writes them at the batch's slots, and with {@code rotary} it rotates
+     * the queries and those keys first.
      */
     private void launchDecode(Kernel decode, BatchOnDevice metadata, long keys, long values, int blockSize, CudaTensor query,
                               CudaTensor output, AttentionParams params, CudaTensor slopes, DecodeRotary rotary, CudaTensor key,
@@ -1835,7 +1841,7 @@ public final class CudaBackend implements Backend {
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), blockSize,
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
                 params.logitSoftcap(), slopes, metadata.singles(), partials, counters, partitionSize,
-                rotary == null ? null : key, rotary == null ? null : value, rotary == null ? null : metadata.slots(),
+                key, value, key == null ? null : metadata.slots(),
                 rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),

@@ -349,6 +349,10 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         decodeMatchesCpu(type, heads, kvHeads, headDim, 0, softcap, new int[]{300, 200, 40});
     }
 
+    /**
+     * A prefill, then two decode steps: paged_decode caches each step's keys and values itself (a step
+     * of single tokens only), and the second step reads the first's back through the cache.
+     */
     private void decodeMatchesCpu(DType type, int heads, int kvHeads, int headDim, int window, float softcap, int[] lengths) {
         CudaBackend gpu = gpus.get(type);
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)),
@@ -356,21 +360,23 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         int blockSize = 16;
         int sequences = lengths.length;
         int blocks = 0;
-        for (int length : lengths) blocks += (length + blockSize) / blockSize;
+        for (int length : lengths) blocks += (length + 1 + blockSize) / blockSize;
         KvCacheSpec spec = new KvCacheSpec(1, blocks, blockSize, kvHeads, headDim);
-        int[][] tables = tablesDownFrom(blocks - 1, blockSize, lengths, 0);
+        int[][] tables = tablesDownFrom(blocks - 1, blockSize, lengths, 1);
         int[] decodeContexts = Arrays.stream(lengths).map(l -> l + 1).toArray();
+        int[] secondContexts = Arrays.stream(lengths).map(l -> l + 2).toArray();
         int[] ones = new int[sequences];
         Arrays.fill(ones, 1);
         ForwardBatch prefill = batch(tables, blockSize, lengths, new int[sequences], lengths);
         ForwardBatch decode = batch(tables, blockSize, decodeContexts, lengths, ones);
+        ForwardBatch second = batch(tables, blockSize, secondContexts, decodeContexts, ones);
         float[][] results = new float[2][];
         Backend[] backends = {cpu, gpu};
         for (int i = 0; i < 2; i++) {
             Backend b = backends[i];
             try (KvCache cache = b.allocateKvCache(spec)) {
                 attend(b, type, cache, prefill, params, 0, 50);
-                results[i] = attend(b, type, cache, decode, params, 0, 60);
+                results[i] = concat(attend(b, type, cache, decode, params, 0, 60), attend(b, type, cache, second, params, 0, 70));
             }
         }
         assertClose(type + " decode over " + Arrays.toString(lengths) + " " + params, results[0], results[1]);
