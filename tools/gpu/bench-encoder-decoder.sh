@@ -4,7 +4,8 @@
 # HF Transformers eager generate (tools/gpu/encoder_decoder_bench.py) in one call on one card. JSON lines
 # go to $OUT/bench-encoder-decoder.jsonl, logs beside it.
 # Usage: bash tools/gpu/bench-encoder-decoder.sh [requests 64] [input 512] [output 128]  (SKIP_HF=1 leaves HF out;
-# JVLLM_BENCH_ARGS adds EncoderDecoderBenchmark options, e.g. --enforce-eager; JVLLM_BENCH_JAVA_OPTS JVM options)
+# JVLLM_BENCH_ARGS adds EncoderDecoderBenchmark options, e.g. --enforce-eager; JVLLM_BENCH_JAVA_OPTS JVM options;
+# JVLLM_GPU_JARS=DIR puts that folder's jvllm jars, another build's, ahead of .gpu/lib's, as bench-vision.sh does)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -18,7 +19,7 @@ requests=${1:-64} input=${2:-512} output=${3:-128}
 model=/tmp/jvllm-bench/bart-large-shape
 python3 tools/gpu/encoder_decoder_bench.py "$model" --make-only > "$OUT/checkpoint.log" 2>&1 || { tail -5 "$OUT/checkpoint.log" >&2; exit 1; }
 echo "{\"what\":\"machine\",\"device\":\"$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)\",\"git\":\"$(cat .gpu/git-revision 2>/dev/null)\"}" >> "$summary"
-classpath=$(ls .gpu/lib/*.jar | tr '\n' ':')
+classpath=$(ls ${JVLLM_GPU_JARS:+$JVLLM_GPU_JARS/*.jar} .gpu/lib/*.jar | tr '\n' ':')
 $java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=info ${JVLLM_BENCH_JAVA_OPTS:-} \
   -cp "$classpath" dev.jvllm.benchmarks.EncoderDecoderBenchmark --model "$model" --requests "$requests" --input "$input" --output "$output" ${JVLLM_BENCH_ARGS:-} \
   2> "$OUT/jvllm-encoder-decoder.log" |
