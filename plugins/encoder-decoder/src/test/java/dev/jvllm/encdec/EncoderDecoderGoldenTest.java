@@ -95,11 +95,36 @@ class EncoderDecoderGoldenTest {
      */
     void assertLogitsWithin(String name, DType activationType, double tolerance) {
         Case golden = Case.load(name);
+        float[][][] logits = decoderLogits(golden.directory(), golden, activationType);
+        for (int s = 0; s < logits.length; s++) {
+            for (int p = 0; p < logits[s].length; p++) {
+                double relative = relativeError(logits[s][p], golden.logits().get(s)[p]);
+                assertTrue(relative < tolerance, name + " prompt " + s + ", decoder position " + p + ": relative logit error " + relative);
+            }
+        }
+    }
+
+    /** The relative L2 error of {@code actual} against {@code expected}. */
+    static double relativeError(float[] actual, float[] expected) {
+        double err = 0, norm = 0;
+        for (int v = 0; v < expected.length; v++) {
+            err += Math.pow(actual[v] - expected[v], 2);
+            norm += (double) expected[v] * expected[v];
+        }
+        return Math.sqrt(err / norm);
+    }
+
+    /**
+     * The logits ([prompt][decoder position][vocab]) of one batched pass of the model in {@code dir}
+     * (computing in {@code activationType}; null: the checkpoint's) over each of the case's encoder
+     * prompts with [decoder start] + its greedy tokens but the last as the decoder's input.
+     */
+    float[][][] decoderLogits(Path dir, Case golden, DType activationType) {
         int n = golden.encoderPrompts().size(), length = 16, blockSize = 16;
-        ModelConfig config = ModelConfig.load(golden.directory());
+        ModelConfig config = ModelConfig.load(dir);
         try (Backend backend = Backends.create(device(), new BackendOptions(1, activationType));
-             Checkpoint checkpoint = Checkpoint.open(golden.directory())) {
-            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 128, golden.directory()));
+             Checkpoint checkpoint = Checkpoint.open(dir)) {
+            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, 128, dir));
             int start = ((EncoderDecoderModel) model).decoderStartTokenId();
             int[] ids = new int[n * length], positions = new int[n * length], slots = new int[n * length], rows = new int[n * length];
             int[] starts = new int[n + 1], contexts = new int[n];
@@ -126,18 +151,13 @@ class EncoderDecoderGoldenTest {
                 logits = backend.toFloatArray(model.forward(batch, cache));
             }
             int vocab = model.vocabSize();
+            float[][][] byPosition = new float[n][length][];
             for (int s = 0; s < n; s++) {
                 for (int p = 0; p < length; p++) {
-                    float[] expected = golden.logits().get(s)[p];
-                    double err = 0, norm = 0;
-                    for (int v = 0; v < vocab; v++) {
-                        err += Math.pow(logits[(s * length + p) * vocab + v] - expected[v], 2);
-                        norm += (double) expected[v] * expected[v];
-                    }
-                    double relative = Math.sqrt(err / norm);
-                    assertTrue(relative < tolerance, name + " prompt " + s + ", decoder position " + p + ": relative logit error " + relative);
+                    byPosition[s][p] = java.util.Arrays.copyOfRange(logits, (s * length + p) * vocab, (s * length + p + 1) * vocab);
                 }
             }
+            return byPosition;
         }
     }
 
