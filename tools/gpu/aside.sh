@@ -2,8 +2,8 @@
 # Run HERE, around a device call: the working tree and .gpu/ travel together under 64 MiB, which the
 # tree alone nearly fills. `aside` moves out what no GPU run reads (the demo model's weights, the
 # tokenizer test's expected ids, benchmarks/results) and prints what would travel; `restore` puts them
-# back from git. Restore right after each call, and check `git status --short` before committing:
-# a commit made while they are aside records their deletion.
+# back from git. The files aside are marked skip-worktree, so that `git add -A` or `commit -a` made
+# while they are away does not record their deletion (a session's commit once did); restore right after each call.
 # Usage: tools/gpu/aside.sh aside | restore | size
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,10 +27,12 @@ case ${1:-} in
       [[ -e $p ]] || continue
       git ls-files --error-unmatch "$p" > /dev/null 2>&1 || { echo "aside.sh: $p is not tracked; not moved" >&2; continue; }
       [[ -z $(git status --porcelain -- "$p") ]] || { echo "aside.sh: $p has uncommitted or untracked changes; commit them first" >&2; exit 1; }
+      git ls-files -z -- "$p" | xargs -0 git update-index --skip-worktree
       rm -rf "$p"
     done
     size ;;
   restore)
+    git ls-files -z -- "${paths[@]}" | xargs -0 git update-index --no-skip-worktree
     git checkout -- "${paths[@]}"
     git status --short ;;
   size) size ;;
