@@ -40,7 +40,7 @@ final class Scheduler {
     private long preemptions;
     /**
      * Encoder-decoder models: the encoder tokens whose outputs the model keeps at once, and the rows
-     * the running requests' take there (by encoder input, sequences of one request counted once; each
+     * the running requests take there (by encoder input, sequences of one request counted once; each
      * input's rows from a multiple of {@link Backend#CROSS_ATTENTION_ROW_ALIGNMENT}, so its length rounded up to one).
      */
     private final int encoderTokensKept;

@@ -418,6 +418,9 @@ public interface Backend extends AutoCloseable {
         throw new UnsupportedOperationException("the " + name() + " backend has no encoder attention");
     }
 
+    /** The rows {@link #crossAttention}'s ranges may start at a multiple of, to be read fastest. */
+    int CROSS_ATTENTION_ROW_ALIGNMENT = 16;
+
     /**
      * Cross-attention (encoder-decoder models), without a mask: each query token of q ([T, heads ×
      * headDim]) of sequence s, the sequences given by {@code batch.queryStarts()}, attends over rows
@@ -429,9 +432,6 @@ public interface Backend extends AutoCloseable {
      * Where every range starts at a multiple of {@link #CROSS_ATTENTION_ROW_ALIGNMENT}, the CUDA backend
      * reads the rows as its decode kernels read the paged KV cache.
      */
-    /** The rows {@link #crossAttention}'s ranges may start at a multiple of, to be read fastest. */
-    int CROSS_ATTENTION_ROW_ALIGNMENT = 16;
-
     default void crossAttention(Tensor q, Tensor keys, Tensor values, int[] ranges, int longestRange, ForwardBatch batch,
                                 AttentionParams params, Tensor out) {
         throw new UnsupportedOperationException("the " + name() + " backend has no cross-attention");

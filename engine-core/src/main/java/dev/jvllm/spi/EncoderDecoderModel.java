@@ -36,6 +36,9 @@ public interface EncoderDecoderModel {
     /**
      * Whether what the decoder reads of every encoder input of {@code batch} is kept now, so that a
      * pass over it runs no encoder: only such a decode step may be recorded and replayed (CUDA graphs).
+     * The default says no, so that a model's decode steps run as they are.
      */
-    boolean keepsEncoderOutputs(ForwardBatch batch);
+    default boolean keepsEncoderOutputs(ForwardBatch batch) {
+        return false;
+    }
 }

@@ -34,11 +34,6 @@ class EncoderRoomTest {
         public int encoderTokensKept() {
             return 0;
         }
-
-        @Override
-        public boolean keepsEncoderOutputs(ForwardBatch batch) {
-            return false;
-        }
     };
 
     private static EngineConfig config(int maxNumSeqs, int maxNumBatchedTokens) {

@@ -464,6 +464,7 @@ public final class CudaBackend implements Backend {
                 return pass.get();
             }
             if (!launched[0]) launchTimed(graph, shape, timing);
+            graphs.replayed(shape);
             return result;
         }
         if (!graphs.mayCapture(shape)) {
@@ -1783,9 +1784,10 @@ public final class CudaBackend implements Backend {
         // where no paged_decode serves the heads (groups above 8, other head sizes, a relative bias).
         boolean generic = flash == null && (decode == null || metadata.tileCount() > 0) || bias != null
                 || activationType == DType.F32 || GENERIC_ATTENTION;
-        // A step of single tokens only leaves the cache write to paged_decode (as a fused rotary step does):
-        // one launch fewer a layer.
-        boolean decodeWrites = rotary != null || !generic && decode != null && metadata.tileCount() == 0;
+        // A step of one token a sequence leaves the cache write to paged_decode (as a fused rotary step does):
+        // one launch fewer a layer. (Tokens of one sequence at scattered positions are singles too, but a
+        // block may then read a key another block of the launch is writing.)
+        boolean decodeWrites = rotary != null || !generic && decode != null && metadata.tileCount() == 0 && oneTokenEach(batch);
         if (!decodeWrites) {
             kernels.launch(Kernel.WRITE_KV_CACHE, tokens, rowThreads(kvWidth),
                     key, value, metadata.slots(), params.numKvHeads(), params.headDim(), spec.blockSize(),
@@ -1814,11 +1816,12 @@ public final class CudaBackend implements Backend {
     /**
      * paged_decode for the batch's single tokens over keys and values laid out as the paged cache
      * (slot-major rows in blocks of {@code blockSize}, as {@code metadata}'s block tables name them),
-     * split over the context. With {@code key} and {@code value} ([T, kvWidth], or columns of one product
+     * split over the context; {@code keys} and {@code values} are their addresses, or tensors a recording
+     * then holds. With {@code key} and {@code value} ([T, kvWidth], or columns of one product
      * as {@code rotary} says) it also writes them at the batch's slots, and with {@code rotary} it rotates
      * the queries and those keys first.
      */
-    private void launchDecode(Kernel decode, BatchOnDevice metadata, long keys, long values, int blockSize, CudaTensor query,
+    private void launchDecode(Kernel decode, BatchOnDevice metadata, Object keys, Object values, int blockSize, CudaTensor query,
                               CudaTensor output, AttentionParams params, CudaTensor slopes, DecodeRotary rotary, CudaTensor key,
                               CudaTensor value) {
         int singles = metadata.singleCount();
@@ -2109,7 +2112,9 @@ public final class CudaBackend implements Backend {
                 crossRowsRanges = ranges;
             }
             context.makeCurrent();
-            launchDecode(decode, crossRows, key.address(), value.address(), CROSS_ATTENTION_ROW_ALIGNMENT, query, output, params,
+            // The planes as tensors, so that a recording holds them (a kept-rows plane replaced by a larger one
+            // is freed once unreachable, and an early-launched graph must not read it freed).
+            launchDecode(decode, crossRows, key, value, CROSS_ATTENTION_ROW_ALIGNMENT, query, output, params,
                     null, null, null, null);
             return;
         }

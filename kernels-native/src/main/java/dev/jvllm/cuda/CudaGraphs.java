@@ -14,7 +14,8 @@ import java.util.Map;
  * them one by one costs the host several microseconds each.
  *
  * <p>A shape whose capture fails (its pass allocated new activation buffers, or outgrew the
- * graph's transient area) is tried again on a later pass, up to {@link #MAX_FAILURES} times; a
+ * graph's transient area) is tried again on a later pass, up to {@link #MAX_FAILURES} times in a
+ * row (a matching replay starts the count again); a
  * model whose pass reads results back mid-pass (host-side routing) is never captured again.
  */
 final class CudaGraphs implements AutoCloseable {
@@ -80,6 +81,15 @@ final class CudaGraphs implements AutoCloseable {
     void captureFailed(Object shape, GraphRecording recording, RuntimeException reason) {
         context.driver.freeHost(recording.hostArea());
         noteFailure(shape, reason);
+    }
+
+    /**
+     * Notes a replay that matched its pass: the shape's earlier failures are forgotten, so that a shape
+     * that works is not given up after a few buffers grew (each growth fails every graph that holds
+     * the old buffer once) in a long run.
+     */
+    void replayed(Object shape) {
+        failures.remove(shape);
     }
 
     /** Forgets a graph whose replay did not match its pass. */

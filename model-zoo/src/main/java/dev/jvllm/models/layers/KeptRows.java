@@ -20,9 +20,10 @@ import java.util.function.Consumer;
  * buffer of the budget's rows and its own width), so that a kernel may address every entry's rows
  * in one buffer by where they start.
  * <p>
- * The buffers are allocated once ({@link #reserve}, or at the first entry); each entry takes exactly
- * its own rows, placed at the first gap that fits, starting at a multiple of the alignment (1 unless
- * given: a kernel may read the rows in blocks of that many, as the paged KV cache is read). To make room, the least recently used entries that
+ * The buffers are allocated once ({@link #reserve}, or at the first entry); each entry takes its own
+ * rows, placed at the first gap that fits, starting at a multiple of the alignment (1 unless given: a
+ * kernel may read the rows in blocks of that many, as the paged KV cache is read), so that with an
+ * alignment it holds its rows rounded up to one (and the budget is rounded up likewise). To make room, the least recently used entries that
  * the step does not use are dropped; where the rows then free would hold the entry but no gap does,
  * the kept entries move down to join the gaps. Where a step's entries in use do not fit together, the
  * planes are reallocated at twice the rows (or what fits), the old rows copied to the same places, with a
