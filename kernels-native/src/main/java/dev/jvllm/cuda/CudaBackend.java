@@ -1176,6 +1176,32 @@ public final class CudaBackend implements Backend {
         addBias(output, b);
     }
 
+    /** One row through gemv_rows_activated (the activation applied as each row is written); otherwise linear, then activation. */
+    @Override
+    public void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        CudaTensor input = cuda(x, "linearActivation", "x");
+        CudaTensor w = cuda(weight, "linearActivation", "weight");
+        CudaTensor b = bias == null ? null : cuda(bias, "linearActivation", "bias");
+        CudaTensor output = cuda(out, "linearActivation", "out");
+        if (!gemvFits(input, w)) {
+            linear(x, weight, bias, out);
+            activation(fn, out, out);
+            return;
+        }
+        requireActivation("linearActivation", "out", output);
+        KernelShapes.checkLinear(input, w, b, output);
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException("linearActivation: out " + output + " overlaps its input x");
+        }
+        int in = w.cols(), outFeatures = w.rows();
+        if (outFeatures == 0) return;
+        context.makeCurrent();
+        int split = gemvSplit(in, gemvShortestPart);
+        if (kernels.wantsLabels()) kernels.labelNext("gemv_rows N=" + outFeatures + " K=" + in + " + " + fn);
+        kernels.launch(Kernel.GEMV_ROWS_ACTIVATED, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
+                w, b, typeCode(b), input, output, activationCode(fn), outFeatures, in, split, gemvPrefetchBytes);
+    }
+
     private void addBias(CudaTensor output, CudaTensor bias) {
         if (bias == null) return;
         long n = output.elementCount();

@@ -17,6 +17,7 @@ enum Kernel {
     GEMV_ROWS("linear", "gemv_rows"),
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),
+    GEMV_ROWS_ACTIVATED("linear", "gemv_rows_activated"),
     RMS_NORM("norms", "rms_norm"),
     ADD_RMS_NORM("norms", "add_rms_norm"),
     ADD_PARTS_RMS_NORM("norms", "add_parts_rms_norm"),

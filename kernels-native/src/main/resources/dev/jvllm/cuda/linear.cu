@@ -225,3 +225,19 @@ gemv_gated(const act_t* gate, const act_t* up, const act_t* x, act_t* out, int f
     row_totals(g, u, split);
     if (valid && writes_row(split)) out[part.row] = float_to_act(apply_activation(fn, g) * u);
 }
+
+// out = fn(W · x (+ bias)) for one row x: a linear layer and its activation in one launch (a non-gated
+// feed-forward's first product: GPT-2, OPT, BLOOM, BART), rounded once; bias may be null (its type
+// code as for load_element), fn as apply_activation numbers it.
+extern "C" __global__ void __launch_bounds__(32 * GEMV_WARPS, GEMV_MIN_BLOCKS)
+gemv_rows_activated(const act_t* w, const void* bias, int biasType, const act_t* x, act_t* out, int fn, int n, int k,
+                    int split, int prefetchBytes) {
+    // JV_DEPENDENT_PROLOGUE in gemv_row_dot
+    RowPart part;
+    bool valid;
+    float dot = gemv_row_dot(w, x, n, k, split, prefetchBytes, part, valid);
+    if (valid && writes_row(split)) {
+        float value = dot + (bias == nullptr ? 0.0f : load_element(bias, biasType, part.row));
+        out[part.row] = float_to_act(apply_activation(fn, value));
+    }
+}

@@ -121,6 +121,32 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
+     * A linear layer and its activation: one row through gemv_rows_activated (with and without a bias,
+     * rows of 2048 split between warps), several rows through cuBLAS and the activation kernel; each
+     * function the kernels know, against the CPU's product then activation.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 1, GELU, true", "F16, 1, RELU, false", "BF16, 1, GELU_TANH, true", "BF16, 1, QUICK_GELU, false",
+            "F16, 1, SILU, true", "BF16, 5, GELU, true"})
+    void linearActivationMatchesCpu(DType type, int tokens, Activation fn, boolean withBias) {
+        CudaBackend gpu = gpus.get(type);
+        int in = 2048, out = 300;
+        WeightTensor w = weight("w", type, random(out * in, 40), out, in);
+        WeightTensor bias = weight("b", DType.F32, random(out, 41), 1, out);
+        float[] x = roundTo(type, random(tokens * in, 42));
+        float[][] results = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
+            Tensor y = b.allocate(tokens, out);
+            b.linearActivation(fn, activations(b, x, tokens, in), b.weight(w), withBias ? b.weight(bias) : null, y);
+            results[i] = b.toFloatArray(y);
+        }
+        assertClose(type + " linear then " + fn + (withBias ? " with a bias" : "") + " over " + tokens + " rows", results[0],
+                results[1]);
+    }
+
+    /**
      * Q, K and V, and gate and up, uploaded as one stacked weight each and used as its row views:
      * one row through the gemv kernels, 3 and 64 rows through one cuBLAS call split by
      * split_columns or gated by gated_halves, 1100 rows (above the stacked products' limit) through
