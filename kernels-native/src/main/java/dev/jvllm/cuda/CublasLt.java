@@ -24,6 +24,11 @@ final class CublasLt {
     /** cublasLtMatmulDescAttributes_t: the operations on A and B, int32 cublasOperation_t each. */
     static final int MATMUL_DESC_TRANSA = 3;
     static final int MATMUL_DESC_TRANSB = 4;
+    /** The operation after the product (int32 cublasLtEpilogue_t), and the bias vector's device pointer. */
+    static final int MATMUL_DESC_EPILOGUE = 7;
+    static final int MATMUL_DESC_BIAS_POINTER = 8;
+    /** cublasLtEpilogue_t: D = A·B + bias, the bias (D's rows long, of D's type) broadcast over D's columns. */
+    static final int EPILOGUE_BIAS = 4;
     /** cublasLtMatmulPreferenceAttributes_t: the workspace the algorithms may use (uint64). */
     static final int PREFERENCE_MAX_WORKSPACE_BYTES = 1;
     /** The alignments of A, B, C and D's pointers the algorithms may assume (uint32 each, 256 unless set). */
@@ -122,6 +127,14 @@ final class CublasLt {
         try (Arena arena = Arena.ofConfined()) {
             check("cublasLtMatmulDescSetAttribute", call(cublasLtMatmulDescSetAttribute, descriptor, attribute,
                     arena.allocateFrom(JAVA_INT, value), JAVA_INT.byteSize()));
+        }
+    }
+
+    /** Sets a device-pointer attribute (e.g. {@link #MATMUL_DESC_BIAS_POINTER}) of a product descriptor. */
+    void setMatmulPointer(MemorySegment descriptor, int attribute, long address) {
+        try (Arena arena = Arena.ofConfined()) {
+            check("cublasLtMatmulDescSetAttribute", call(cublasLtMatmulDescSetAttribute, descriptor, attribute,
+                    arena.allocateFrom(JAVA_LONG, address), JAVA_LONG.byteSize()));
         }
     }
 

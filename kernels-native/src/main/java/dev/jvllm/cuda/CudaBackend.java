@@ -136,6 +136,12 @@ public final class CudaBackend implements Backend {
     private static final int CUBLAS_LT_CANDIDATES = Integer.getInteger("jvllm.cuda.cublasLtCandidates", 16);
     private static final int CUBLAS_LT_MAX_TOKENS = Integer.getInteger("jvllm.cuda.cublasLtMaxTokens", 128);
     /**
+     * Whether cuBLASLt's tuned products add a linear layer's bias themselves (the bias epilogue; a bias of
+     * the activation type) instead of add_bias_rows after them: BART-large's batched decode had five
+     * add_bias_rows a layer and step beside the products. -Djvllm.cuda.cublasLtBias=false for A/B runs.
+     */
+    private static final boolean LT_BIAS_EPILOGUE = !"false".equals(System.getProperty("jvllm.cuda.cublasLtBias"));
+    /**
      * Whether a fused decode step's paged_decode reads q, k and v from the columns of their one
      * stacked product ({@link #projectedRotaryAttention}) rather than after split_columns. With
      * {@link #SPLIT_PRODUCT_SLICES} at 4, Llama-3-8B on an H200 in one call: batch-64 window
@@ -1171,7 +1177,7 @@ public final class CudaBackend implements Backend {
             kernels.launch(Kernel.GEMV_ROWS, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
                     w, input, output, outFeatures, in, split, gemvPrefetchBytes);
         } else {
-            gemm(input, w, output, tokens, in, outFeatures);
+            if (gemm(input, w, output, tokens, in, outFeatures, b)) return;
         }
         addBias(output, b);
     }
@@ -1243,7 +1249,7 @@ public final class CudaBackend implements Backend {
         DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * width * activationType.byteSize());
         CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, width, "stacked product");
         context.makeCurrent();
-        gemm(input, stacked, product, tokens, input.cols(), width);
+        gemm(input, stacked, product, tokens, input.cols(), width, null);
         return product;
     }
 
@@ -1389,25 +1395,41 @@ public final class CudaBackend implements Backend {
         return recording.product(operands);
     }
 
-    private void gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures) {
-        if (recording != null && !recordProduct(new DeviceBuffer[]{input.buffer(), w.buffer(), output.buffer()},
-                tokens, in, outFeatures, w.address(), input.address(), output.address())) {
-            return;
-        }
-        // Searched before the timer starts, so that a search's runs are not counted as the product's.
+    /**
+     * out = input · wᵀ through cuBLASLt's tuned algorithm (up to CUBLAS_LT_MAX_TOKENS rows) or
+     * cublasGemmEx; with {@code bias} (null: none) the tuned product may add it too (its epilogue):
+     * true where it did, so that no add_bias_rows follows.
+     */
+    private boolean gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures,
+                         CudaTensor bias) {
+        CudaTensor epilogueBias = tunedProducts != null && tokens <= CUBLAS_LT_MAX_TOKENS && LT_BIAS_EPILOGUE && bias != null
+                && bias.dtype() == activationType && bias.elementCount() == outFeatures && bias.address() % 16 == 0 ? bias : null;
+        long biasAddress = epilogueBias == null ? 0 : epilogueBias.address();
+        // Searched before anything is recorded or timed, so that a search's runs are not counted as the product's.
         TunedProducts.Plan plan = tunedProducts == null || tokens > CUBLAS_LT_MAX_TOKENS ? null
-                : tunedProducts.plan(tokens, in, outFeatures, w.address(), input.address(), output.address(),
+                : tunedProducts.plan(tokens, in, outFeatures, w.address(), input.address(), output.address(), biasAddress,
                 recording != null, () -> defaultGemm(input, w, output, tokens, in, outFeatures));
+        boolean biased = plan != null && epilogueBias != null;
+        if (recording != null) {
+            DeviceBuffer[] held = biased ? new DeviceBuffer[]{input.buffer(), w.buffer(), output.buffer(), epilogueBias.buffer()}
+                    : new DeviceBuffer[]{input.buffer(), w.buffer(), output.buffer()};
+            if (!recordProduct(held, tokens, in, outFeatures, w.address(), input.address(), output.address(),
+                    biased ? biasAddress : 0)) {
+                return biased;
+            }
+        }
         KernelTimes.Timer timing = kernels.eagerTimer();
         if (timing != null) {
-            timing.begin((plan != null ? "cublasLt gemm T=" : "cublas gemm T=") + tokens + " N=" + outFeatures + " K=" + in);
+            timing.begin((plan != null ? "cublasLt gemm T=" : "cublas gemm T=") + tokens + " N=" + outFeatures + " K=" + in
+                    + (biased ? " + bias" : ""));
         }
         if (plan != null) {
-            tunedProducts.multiply(plan, w.address(), input.address(), output.address());
+            tunedProducts.multiply(plan, w.address(), input.address(), output.address(), biased ? biasAddress : 0);
         } else {
             defaultGemm(input, w, output, tokens, in, outFeatures);
         }
         if (timing != null) timing.end();
+        return biased;
     }
 
     /** The product through cublasGemmEx and its default algorithm. */

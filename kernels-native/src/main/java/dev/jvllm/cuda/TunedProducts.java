@@ -28,7 +28,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  *
  * <p>The products are those of {@link CudaBackend}'s gemm: row-major {@code out[T, N] = x[T, K] ·
  * W[N, K]ᵀ}, issued column-major as {@code outᵀ[N, T] = op_T(W[K, N]) · xᵀ[K, T]}, with float32
- * sums and alpha = 1, beta = 0 (C is D, and is not read).
+ * sums and alpha = 1, beta = 0 (C is D, and is not read); a biased shape also adds a bias of N
+ * (cuBLASLt's bias epilogue) to every row of out, so that no separate kernel does.
  *
  * <p>The chosen algorithms are kept on disk ({@link TunedProductsFile}, beside the compiled
  * kernels), so that a later run on the same device and library takes them without a search; a
@@ -51,10 +52,19 @@ final class TunedProducts implements AutoCloseable {
      * bytes) are part of it: they decide which algorithms may run on them.
      */
     record Shape(int tokens, int in, int outFeatures, DType type, int weightAlignment, int inputAlignment,
-                 int outputAlignment) {
+                 int outputAlignment, boolean bias) {
+
+        /** A shape without a bias. */
+        Shape(int tokens, int in, int outFeatures, DType type, int weightAlignment, int inputAlignment, int outputAlignment) {
+            this(tokens, in, outFeatures, type, weightAlignment, inputAlignment, outputAlignment, false);
+        }
 
         static Shape of(int tokens, int in, int outFeatures, DType type, long weight, long input, long output) {
-            return new Shape(tokens, in, outFeatures, type, alignment(weight), alignment(input), alignment(output));
+            return of(tokens, in, outFeatures, type, weight, input, output, false);
+        }
+
+        static Shape of(int tokens, int in, int outFeatures, DType type, long weight, long input, long output, boolean bias) {
+            return new Shape(tokens, in, outFeatures, type, alignment(weight), alignment(input), alignment(output), bias);
         }
 
         /** The largest power of two up to {@link #MAX_ALIGNMENT} that divides {@code address}. */
@@ -64,8 +74,8 @@ final class TunedProducts implements AutoCloseable {
 
         @Override
         public String toString() {
-            return "T=" + tokens + " N=" + outFeatures + " K=" + in + " " + type + " (aligned " + weightAlignment
-                    + "/" + inputAlignment + "/" + outputAlignment + ")";
+            return "T=" + tokens + " N=" + outFeatures + " K=" + in + " " + type + (bias ? " + bias" : "") + " (aligned "
+                    + weightAlignment + "/" + inputAlignment + "/" + outputAlignment + ")";
         }
     }
 
@@ -161,8 +171,10 @@ final class TunedProducts implements AutoCloseable {
 
     /**
      * The plan for the product {@code output[tokens, outFeatures] = input[tokens, in] ·
-     * weight[outFeatures, in]ᵀ} (device addresses), or null where it is to run through cublasGemmEx
-     * ({@code defaultProduct}, which queues exactly that product). An eager pass searches a new
+     * weight[outFeatures, in]ᵀ} (device addresses; {@code bias}, of the activation type and outFeatures
+     * long, added to each row by the plan, or 0 for none), or null where it is to run through
+     * cublasGemmEx ({@code defaultProduct}, which queues the product without the bias: the caller then
+     * adds it). An eager pass searches a new
      * shape here (with searchEagerShapes, or after a capture met the shape), running its candidates
      * on these operands (each run rewrites the output with the same product) and waiting for the device.
      *
@@ -174,9 +186,9 @@ final class TunedProducts implements AutoCloseable {
      * operands aligned differently) falls back to cublasGemmEx in the capture instead, so that
      * captures are not given up for it.
      */
-    Plan plan(int tokens, int in, int outFeatures, long weight, long input, long output, boolean capturing,
+    Plan plan(int tokens, int in, int outFeatures, long weight, long input, long output, long bias, boolean capturing,
               Runnable defaultProduct) {
-        Shape shape = Shape.of(tokens, in, outFeatures, type, weight, input, output);
+        Shape shape = Shape.of(tokens, in, outFeatures, type, weight, input, output, bias != 0);
         Plan plan = plans.get(shape);
         if (plan == null) plan = keptPlan(shape);
         if (plan == null) {
@@ -191,7 +203,7 @@ final class TunedProducts implements AutoCloseable {
             if (!searchEagerShapes && !rerunningGivenUpCapture && !abortedCaptures.contains(shape)) return null;
             plan = describe(shape);
             try {
-                search(plan, weight, input, output, defaultProduct);
+                search(plan, weight, input, output, bias, defaultProduct);
             } catch (RuntimeException e) {
                 release(plan);
                 throw e;
@@ -232,12 +244,17 @@ final class TunedProducts implements AutoCloseable {
         rerunningGivenUpCapture = false;
     }
 
-    /** Queues the product by the plan's algorithm. */
-    void multiply(Plan plan, long weight, long input, long output) {
-        multiply(plan, plan.algorithm, weight, input, output);
+    /** Queues the product by the plan's algorithm; {@code bias}: as {@link #plan} was given it (0 for none). */
+    void multiply(Plan plan, long weight, long input, long output, long bias) {
+        multiply(plan, plan.algorithm, weight, input, output, bias);
     }
 
-    private void multiply(Plan plan, MemorySegment algorithm, long weight, long input, long output) {
+    private void multiply(Plan plan, MemorySegment algorithm, long weight, long input, long output, long bias) {
+        if (plan.shape.bias()) {
+            if (bias == 0) throw new IllegalArgumentException("cublasLt " + plan.shape + ": no bias given");
+            // Read when the product is queued (or captured): the descriptor is the shape's, its pointer this product's.
+            lt.setMatmulPointer(plan.descriptor, CublasLt.MATMUL_DESC_BIAS_POINTER, bias);
+        }
         lt.matmul(handle, plan.descriptor, one, weight, plan.weightLayout, input, plan.inputLayout, zero, output,
                 plan.outputLayout, output, plan.outputLayout, algorithm, workspace, workspaceBytes, context.stream);
     }
@@ -252,7 +269,7 @@ final class TunedProducts implements AutoCloseable {
     }
 
     /** Times the candidates for the plan's shape on these operands and keeps the fastest in the plan. */
-    private void search(Plan plan, long weight, long input, long output, Runnable defaultProduct) {
+    private void search(Plan plan, long weight, long input, long output, long bias, Runnable defaultProduct) {
         long began = System.nanoTime();
         Shape shape = plan.shape;
         try (Arena scratch = Arena.ofConfined()) {
@@ -269,7 +286,7 @@ final class TunedProducts implements AutoCloseable {
                 for (int i = 0; i < millis.length; i++) {
                     MemorySegment algorithm = offered.get(i).algorithm();
                     try {
-                        millis[i] = time(() -> multiply(plan, algorithm, weight, input, output), flush);
+                        millis[i] = time(() -> multiply(plan, algorithm, weight, input, output, bias), flush);
                     } catch (CudaException notRunnable) {
                         log.debug("cublasLt {}: candidate {} does not run: {}", shape, i, notRunnable.getMessage());
                         millis[i] = Float.POSITIVE_INFINITY;
@@ -300,6 +317,7 @@ final class TunedProducts implements AutoCloseable {
         MemorySegment descriptor = lt.createMatmulDescriptor(Cublas.COMPUTE_32F, Cublas.R_32F);
         lt.setMatmulAttribute(descriptor, CublasLt.MATMUL_DESC_TRANSA, Cublas.OP_T);
         lt.setMatmulAttribute(descriptor, CublasLt.MATMUL_DESC_TRANSB, Cublas.OP_N);
+        if (shape.bias()) lt.setMatmulAttribute(descriptor, CublasLt.MATMUL_DESC_EPILOGUE, CublasLt.EPILOGUE_BIAS);
         return new Plan(shape, descriptor,
                 lt.createLayout(dataType, shape.in(), shape.outFeatures(), shape.in()),
                 lt.createLayout(dataType, shape.in(), shape.tokens(), shape.in()),

@@ -23,8 +23,9 @@ import java.util.stream.Collectors;
  * a searched shape's algorithm instead of timing its candidates again.
  *
  * <p>A line per shape: {@code tokens in outFeatures type weightAlignment inputAlignment
- * outputAlignment algorithm}, the algorithm as 128 hex digits (cublasLtMatmulAlgo_t's 64 bytes) or
- * {@code -} where no candidate ran and cublasGemmEx takes the shape. The file is read as untrusted:
+ * outputAlignment [bias] algorithm}, the word {@code bias} for a shape with the bias epilogue, the
+ * algorithm as 128 hex digits (cublasLtMatmulAlgo_t's 64 bytes) or {@code -} where no candidate ran
+ * and cublasGemmEx takes the shape. The file is read as untrusted:
  * a line that does not parse is skipped with a warning naming the file and line, and the library
  * checks every algorithm read back ({@code cublasLtMatmulAlgoCheck}) before it is used.
  */
@@ -33,7 +34,7 @@ final class TunedProductsFile {
     private static final Logger log = LoggerFactory.getLogger(TunedProductsFile.class);
 
     static final String HEADER = "# jvllm cuBLASLt algorithms v1: tokens in outFeatures type weightAlignment"
-            + " inputAlignment outputAlignment algorithm";
+            + " inputAlignment outputAlignment [bias] algorithm";
     /** Shapes read at most; a longer file is cut there (a run meets a few hundred). */
     static final int MAX_SHAPES = 100_000;
     private static final HexFormat HEX = HexFormat.of();
@@ -81,8 +82,9 @@ final class TunedProductsFile {
 
     private void parse(String line) {
         String[] fields = line.split("\\s+");
-        if (fields.length != 8) {
-            throw new IllegalArgumentException("expected 8 fields, found " + fields.length);
+        boolean bias = fields.length == 9 && fields[7].equals("bias");
+        if (fields.length != 8 && !bias) {
+            throw new IllegalArgumentException("expected 8 fields, or 9 with 'bias' as the eighth; found " + fields.length);
         }
         int tokens = positive(fields[0], "tokens");
         int in = positive(fields[1], "in");
@@ -96,18 +98,19 @@ final class TunedProductsFile {
         int weightAlignment = alignment(fields[4], "weightAlignment");
         int inputAlignment = alignment(fields[5], "inputAlignment");
         int outputAlignment = alignment(fields[6], "outputAlignment");
+        String hex = fields[fields.length - 1];
         byte[] algorithm;
-        if (fields[7].equals("-")) {
+        if (hex.equals("-")) {
             algorithm = new byte[0];
         } else {
-            if (fields[7].length() != 2 * CublasLt.ALGORITHM_BYTES) {
-                throw new IllegalArgumentException("the algorithm has " + fields[7].length() + " hex digits, not "
+            if (hex.length() != 2 * CublasLt.ALGORITHM_BYTES) {
+                throw new IllegalArgumentException("the algorithm has " + hex.length() + " hex digits, not "
                         + 2 * CublasLt.ALGORITHM_BYTES);
             }
-            algorithm = HEX.parseHex(fields[7]);
+            algorithm = HEX.parseHex(hex);
         }
         algorithms.put(new TunedProducts.Shape(tokens, in, outFeatures, type, weightAlignment, inputAlignment,
-                outputAlignment), algorithm);
+                outputAlignment, bias), algorithm);
     }
 
     private static int positive(String field, String name) {
@@ -159,7 +162,7 @@ final class TunedProductsFile {
         lines.add(HEADER);
         algorithms.forEach((s, bytes) -> lines.add(s.tokens() + " " + s.in() + " " + s.outFeatures() + " "
                 + s.type().name() + " " + s.weightAlignment() + " " + s.inputAlignment() + " " + s.outputAlignment()
-                + " " + (bytes.length == 0 ? "-" : HEX.formatHex(bytes))));
+                + (s.bias() ? " bias" : "") + " " + (bytes.length == 0 ? "-" : HEX.formatHex(bytes))));
         String text = lines.stream().map(line -> line + System.lineSeparator()).collect(Collectors.joining());
         try {
             KernelCompiler.replaceAtomically(file, text.getBytes(StandardCharsets.UTF_8));

@@ -140,6 +140,50 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
         assertEquals(searched + 1, tuned.searchedShapes(), "nothing more was searched");
     }
 
+    /**
+     * A biased product: cuBLASLt adds a bias of the activation type itself (its bias epilogue, a shape
+     * searched with the bias), and add_bias_rows follows the product where the bias is of another type
+     * (float32 beside bfloat16 products); both against the CPU, eagerly, in a captured pass, and in its
+     * replay on new values.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, BF16", "BF16, F32", "F32, F32"})
+    void biasedProductsMatchCpuEagerCapturedAndReplayed(DType type, DType biasType) {
+        CudaBackend gpu = gpus.get(type);
+        TunedProducts tuned = tuned(gpu);
+        int tokens = 24, in = 384, out = 1040;
+        WeightTensor weight = weight("w", type, random(out * in, 10), out, in);
+        WeightTensor bias = weight("b", biasType, random(out, 11), 1, out);
+        float[] first = roundTo(type, random(tokens * in, 12));
+        float[] second = roundTo(type, random(tokens * in, 13));
+        Tensor w = gpu.weight(weight), b = gpu.weight(bias);
+        Tensor input = activations(gpu, first, tokens, in);
+        Tensor y = gpu.allocate(tokens, out);
+        gpu.linear(input, w, b, y);
+        assertClose("eager biased product", cpuBiasedProduct(first, weight, bias, tokens, in, out), gpu.toFloatArray(y), type);
+        boolean epilogue = biasType == type;
+        CudaTensor view = (CudaTensor) y, x = (CudaTensor) input, wt = (CudaTensor) w;
+        assertEquals(epilogue, tuned.searched(TunedProducts.Shape.of(tokens, in, out, type, wt.address(), x.address(),
+                view.address(), true)), "the product's shape was searched with the bias epilogue");
+
+        Supplier<Tensor> pass = () -> {
+            gpu.linear(input, w, b, y);
+            return y;
+        };
+        Object passShape = "one biased product, " + type + ", bias " + biasType;
+        assertClose("captured biased product", cpuBiasedProduct(first, weight, bias, tokens, in, out),
+                gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
+        gpu.embedding(gpu.constant(second, tokens, in), gpu.indices(rowIds(tokens)), input);
+        assertClose("replayed biased product", cpuBiasedProduct(second, weight, bias, tokens, in, out),
+                gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
+    }
+
+    private float[] cpuBiasedProduct(float[] x, WeightTensor w, WeightTensor bias, int tokens, int in, int out) {
+        Tensor y = cpu.allocate(tokens, out);
+        cpu.linear(activations(cpu, x, tokens, in), cpu.weight(w), cpu.weight(bias), y);
+        return cpu.toFloatArray(y);
+    }
+
     private float[] cpuProduct(float[] x, WeightTensor w, int tokens, int in, int out) {
         Tensor y = cpu.allocate(tokens, out);
         cpu.linear(activations(cpu, x, tokens, in), cpu.weight(w), null, y);

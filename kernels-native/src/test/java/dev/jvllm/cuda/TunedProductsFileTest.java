@@ -48,6 +48,31 @@ class TunedProductsFileTest {
         assertEquals(0, next.algorithm(ODD).orElseThrow().length, "a shape left to cublasGemmEx stays so");
     }
 
+    /**
+     * A shape with the bias epilogue is kept apart from the same product without it (its algorithm was
+     * searched with the epilogue), and a line written before biased shapes existed still reads as unbiased.
+     */
+    @Test
+    void biasedShapesAreKeptApartAndOlderLinesReadAsUnbiased(@TempDir Path directory) throws IOException {
+        TunedProducts.Shape biased = new TunedProducts.Shape(64, 4096, 14336, DType.BF16, 256, 256, 256, true);
+        TunedProductsFile first = open(directory);
+        first.keep(DECODE, algorithm(1));
+        first.keep(biased, algorithm(2));
+        TunedProductsFile next = open(directory);
+        assertArrayEquals(algorithm(1), next.algorithm(DECODE).orElseThrow());
+        assertArrayEquals(algorithm(2), next.algorithm(biased).orElseThrow());
+        assertTrue(Files.readString(next.file()).contains(" 256 bias "), "the biased line is marked");
+
+        Path older = directory.resolve("older");
+        Files.createDirectories(older);
+        Files.writeString(open(older).file(), TunedProductsFile.HEADER + "\n17 203 90 F32 4 4 8 -\n"
+                + "17 203 90 F32 4 4 8 relu -\n");
+        TunedProductsFile read = open(older);
+        assertEquals(1, read.size(), "the line with an unknown eighth word is skipped");
+        assertEquals(0, read.algorithm(ODD).orElseThrow().length, "the older line is the unbiased shape");
+        assertTrue(read.algorithm(new TunedProducts.Shape(17, 203, 90, DType.F32, 4, 4, 8, true)).isEmpty());
+    }
+
     @Test
     void eachDeviceLibraryAndTypeHasItsOwnFile(@TempDir Path directory) {
         open(directory).keep(DECODE, algorithm(1));
