@@ -1830,7 +1830,10 @@ public final class CudaBackend implements Backend {
         CudaTensor bias = relativeBias(params);
         // A step's prompt tiles take flash_prefill and its single tokens paged_decode, or paged_attention
         // where no paged_decode serves the heads (groups above 8, other head sizes, a relative bias).
-        boolean generic = flash == null && (decode == null || metadata.tileCount() > 0) || bias != null
+        // A relative bias (T5) only paged_decode's _relative kernels add: its steps with prompt tiles, or
+        // without such a kernel, take the generic one whole.
+        boolean generic = flash == null && (decode == null || metadata.tileCount() > 0)
+                || bias != null && (decode == null || metadata.tileCount() > 0)
                 || activationType == DType.F32 || GENERIC_ATTENTION;
         // A step of one token a sequence leaves the cache write to paged_decode (as a fused rotary step does):
         // one launch fewer a layer. (Tokens of one sequence at scattered positions are singles too, but a
@@ -1858,7 +1861,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         launchDecode(decode, metadata, pages.keys(layer), pages.values(layer), spec.blockSize(), query, output, params, slopes,
-                rotary, decodeWrites ? key : null, decodeWrites ? value : null);
+                bias, rotary, decodeWrites ? key : null, decodeWrites ? value : null);
     }
 
     /**
@@ -1870,8 +1873,8 @@ public final class CudaBackend implements Backend {
      * the queries and those keys first.
      */
     private void launchDecode(Kernel decode, BatchOnDevice metadata, Object keys, Object values, int blockSize, CudaTensor query,
-                              CudaTensor output, AttentionParams params, CudaTensor slopes, DecodeRotary rotary, CudaTensor key,
-                              CudaTensor value) {
+                              CudaTensor output, AttentionParams params, CudaTensor slopes, CudaTensor relativeBias,
+                              DecodeRotary rotary, CudaTensor key, CudaTensor value) {
         int singles = metadata.singleCount();
         // A graph serves every context its block tables can hold, so it splits over all of them.
         // (Blocks that loop over several partitions, so that a graph's grid holds no more blocks
@@ -1887,7 +1890,7 @@ public final class CudaBackend implements Backend {
         boolean columnsOfOneProduct = rotary != null && rotary.rowStride() > 0;
         int qStride = columnsOfOneProduct ? rotary.rowStride() : params.numHeads() * params.headDim();
         int kvStride = columnsOfOneProduct ? rotary.rowStride() : params.numKvHeads() * params.headDim();
-        kernels.launchVolumeClustered(decode, singles, params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS,
+        Object[] arguments = {
                 query, output, keys, values, metadata.positions(),
                 metadata.tokenSequences(), metadata.blockTables(), metadata.blockTableStride(), blockSize,
                 params.numHeads(), params.numKvHeads(), params.scale(), params.slidingWindow(),
@@ -1896,7 +1899,14 @@ public final class CudaBackend implements Backend {
                 rotary == null ? null : rotary.cosSin(), rotary == null ? 0 : rotary.cosSin().typeCode(),
                 rotary == null ? 0 : rotary.rotaryDim(), rotary != null && rotary.neoxStyle() ? 1 : 0,
                 rotary == null ? 0 : rotary.cosSin().rows(), rotary == null ? null : rotary.positions(),
-                errors.buffer(), qStride, kvStride);
+                errors.buffer(), qStride, kvStride};
+        if (relativeBias != null) {
+            // The _relative kernels' two parameters more: the bias table and its distance.
+            arguments = Arrays.copyOf(arguments, arguments.length + 2);
+            arguments[arguments.length - 2] = relativeBias;
+            arguments[arguments.length - 1] = biasDistance(params);
+        }
+        kernels.launchVolumeClustered(decode, singles, params.numKvHeads(), partitions, 1, cluster, DECODE_THREADS, arguments);
     }
 
     /**
@@ -1995,12 +2005,21 @@ public final class CudaBackend implements Backend {
 
     /**
      * The decode kernel that reads each key once for a group of query heads, or null where
-     * paged_attention takes the decode tokens (other head sizes, groups above 8).
+     * paged_attention takes the decode tokens (other head sizes, groups above 8; with a relative bias,
+     * heads other than 64 and 128 wide or groups above 4).
      */
-    private static Kernel pagedDecode(AttentionParams params) {
+    private Kernel pagedDecode(AttentionParams params) {
         int group = params.numHeads() / params.numKvHeads();
-        // The fast decode kernels add no relative bias (T5): such steps take the generic kernel, unfused.
-        if (group > DECODE_MAX_GROUP || params.relativeBias() != null) return null;
+        if (params.relativeBias() != null) {
+            // T5's decoder: the _relative kernels, built in 16-bit modules only.
+            if (group > 4 || activationType == DType.F32) return null;
+            return switch (params.headDim()) {
+                case 64 -> Kernel.PAGED_DECODE_64_G4_RELATIVE;
+                case 128 -> Kernel.PAGED_DECODE_128_G4_RELATIVE;
+                default -> null;
+            };
+        }
+        if (group > DECODE_MAX_GROUP) return null;
         boolean small = group <= 4;
         return switch (params.headDim()) {
             case 64 -> small ? Kernel.PAGED_DECODE_64_G4 : Kernel.PAGED_DECODE_64_G8;
@@ -2163,7 +2182,7 @@ public final class CudaBackend implements Backend {
             // The planes as tensors, so that a recording holds them (a kept-rows plane replaced by a larger one
             // is freed once unreachable, and an early-launched graph must not read it freed).
             launchDecode(decode, crossRows, key, value, CROSS_ATTENTION_ROW_ALIGNMENT, query, output, params,
-                    null, null, null, null);
+                    null, null, null, null, null);
             return;
         }
         CudaTensor sequences = encoderSequences(batch);

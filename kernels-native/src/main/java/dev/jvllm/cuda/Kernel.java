@@ -53,6 +53,8 @@ enum Kernel {
     PAGED_DECODE_96_G8("attention", "paged_decode_96_g8", true),
     PAGED_DECODE_128_G4("attention", "paged_decode_128_g4"),
     PAGED_DECODE_128_G8("attention", "paged_decode_128_g8"),
+    PAGED_DECODE_64_G4_RELATIVE("attention", "paged_decode_64_g4_relative", true),
+    PAGED_DECODE_128_G4_RELATIVE("attention", "paged_decode_128_g4_relative", true),
     PAGED_DECODE_256_G4("attention", "paged_decode_256_g4", true),
     PAGED_DECODE_256_G8("attention", "paged_decode_256_g8", true),
     FLASH_PREFILL_64("attention", "flash_prefill_64", true),

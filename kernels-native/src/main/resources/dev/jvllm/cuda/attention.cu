@@ -725,13 +725,15 @@ __device__ __forceinline__ void patch_decode_tile(uint4 (&keys)[2][D / 32], Deco
     }
 }
 
-template <int D, int GROUP>
+// RELATIVE: scores also get a learned bias by relative position (T5's decoder; relative_bias), in the
+// _relative kernels only, so that the others are built as before.
+template <int D, int GROUP, bool RELATIVE = false>
 __device__ __forceinline__ void paged_decode_block(
         const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
         const int* tokenList, float* partials, unsigned int* counters, int partitionSize, i64 qStride,
-        const DecodeFusion& fusion) {
+        const DecodeFusion& fusion, const float* relativeBias = nullptr, int biasDistance = 0) {
     constexpr int PIECE = 16 / sizeof(act_t);  // elements per 16-byte load
     constexpr int PIECES = D / PIECE;          // 16-byte pieces per row
     __shared__ float queries[GROUP][D];
@@ -871,6 +873,7 @@ __device__ __forceinline__ void paged_decode_block(
         }
         __syncthreads();
         float slope = alibiSlopes != nullptr && row < group ? alibiSlopes[firstHead + row] : 0.0f;
+        [[maybe_unused]] int biasHead = min(firstHead + row, numHeads - 1);  // rows past the group are padding
         float output[D / 16][4];
 #pragma unroll
         for (int mt = 0; mt < D / 16; mt++) output[mt][0] = output[mt][1] = output[mt][2] = output[mt][3] = 0.0f;
@@ -915,6 +918,7 @@ __device__ __forceinline__ void paged_decode_block(
                     float s = scale * dots[n][c];
                     if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
                     s += slope * (float) (j - position);
+                    if constexpr (RELATIVE) s += relative_bias(relativeBias, biasDistance, biasHead, j - position);
                     dots[n][c] = j < end ? s : -jv_infinity();
                     tileMax = fmaxf(tileMax, dots[n][c]);
                 }
@@ -1062,6 +1066,7 @@ __device__ __forceinline__ void paged_decode_block(
                 float s = scale * dots[g];
                 if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
                 if (alibiSlopes != nullptr) s += alibiSlopes[firstHead + g] * (float) (j - position);
+                if constexpr (RELATIVE) s += relative_bias(relativeBias, biasDistance, firstHead + g, j - position);
                 scores[g][j - base] = s;
             }
         }
@@ -1152,23 +1157,33 @@ __device__ __forceinline__ void paged_decode_block(
     }
 }
 
+// The kernels' shared parameter list; the _relative ones add the bias table and its distance
+// (AttentionParams.RelativeBias) at the end.
+#define JV_NO_EXTRA
+#define JV_RELATIVE_PARAMS , const float* relativeBias, int biasDistance
+#define JV_RELATIVE_ARGS , relativeBias, biasDistance
 #define PAGED_DECODE(D, GROUP) PAGED_DECODE_BOUNDED(D, GROUP, DECODE_BOUNDS)
-#define PAGED_DECODE_BOUNDED(D, GROUP, LAUNCH_BOUNDS)                                                           \
-    extern "C" __global__ void LAUNCH_BOUNDS paged_decode_##D##_g##GROUP(                                       \
+#define PAGED_DECODE_BOUNDED(D, GROUP, LAUNCH_BOUNDS) \
+    PAGED_DECODE_KERNEL(paged_decode_##D##_g##GROUP, D, GROUP, LAUNCH_BOUNDS, false, JV_NO_EXTRA, JV_NO_EXTRA)
+#define PAGED_DECODE_RELATIVE(D, GROUP) \
+    PAGED_DECODE_KERNEL(paged_decode_##D##_g##GROUP##_relative, D, GROUP, DECODE_BOUNDS, true, JV_RELATIVE_PARAMS, \
+                        JV_RELATIVE_ARGS)
+#define PAGED_DECODE_KERNEL(paged_decode_name, D, GROUP, LAUNCH_BOUNDS, RELATIVE, EXTRA_PARAMS, EXTRA_ARGS)     \
+    extern "C" __global__ void LAUNCH_BOUNDS paged_decode_name(                                                  \
             const act_t* q, act_t* out, act_t* keyCache, act_t* valueCache, const int* positions,                \
             const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize,             \
             int numHeads, int numKvHeads, float scale, int slidingWindow, float logitSoftcap,                    \
             const float* alibiSlopes, const int* tokenList, float* partials, unsigned int* counters,               \
             int partitionSize, const act_t* newKeys, const act_t* newValues, const int* newSlots,                \
             const void* cosSin, int cosSinType, int rotaryDim, int neox, int maxPositions,                       \
-            const int* ropePositions, int* error, int qStride, int kvStride) {                                   \
+            const int* ropePositions, int* error, int qStride, int kvStride EXTRA_PARAMS) {                      \
         /* JV_DEPENDENT_PROLOGUE in paged_decode_block, after the reads of what the pass cannot change */     \
         DecodeFusion fusion = {newKeys, newValues, newSlots, cosSin, cosSinType, rotaryDim, neox, maxPositions,   \
                                ropePositions, error, kvStride};                                                   \
-        paged_decode_block<D, GROUP>(q, out, keyCache, valueCache, positions, tokenSequences, blockTables,              \
-                              blockTableStride, blockSize, numHeads, numKvHeads, scale, slidingWindow,           \
-                              logitSoftcap, alibiSlopes, tokenList, partials, counters, partitionSize, qStride,  \
-                              fusion);                                                                           \
+        paged_decode_block<D, GROUP, RELATIVE>(q, out, keyCache, valueCache, positions, tokenSequences,           \
+                              blockTables, blockTableStride, blockSize, numHeads, numKvHeads, scale,             \
+                              slidingWindow, logitSoftcap, alibiSlopes, tokenList, partials, counters,            \
+                              partitionSize, qStride, fusion EXTRA_ARGS);                                         \
     }
 PAGED_DECODE(64, 4)
 PAGED_DECODE(64, 8)
@@ -1177,6 +1192,9 @@ PAGED_DECODE(128, 8)
 // Float32 attention takes the generic kernel, so these are built for 16 bits only (a 256-wide row's 64
 // float32 pieces would not fit a warp).
 #if JV_ACT_TYPE != JV_F32
+// T5's decoder (64-wide heads in every T5 and Flan-T5 size): its relative position bias in the scores.
+PAGED_DECODE_RELATIVE(64, 4)
+PAGED_DECODE_RELATIVE(128, 4)
 PAGED_DECODE(80, 4)  // Phi-2, GPT-NeoX models of 80-wide heads
 PAGED_DECODE(80, 8)
 PAGED_DECODE(96, 4)  // Phi-3-mini, Phi-3-Vision

@@ -39,7 +39,8 @@ class KernelSourcesTest {
             offenders.addAll(offenders(module, source(module), names));
         }
         assertTrue(names.size() >= 30, "found " + names.size() + " kernels in the sources");
-        assertTrue(names.contains("attention.cu: paged_decode_##D##_g##GROUP"), "kernels found: " + names);
+        // paged_decode's kernels come from one macro, whose name parameter the scan finds.
+        assertTrue(names.contains("attention.cu: paged_decode_name"), "kernels found: " + names);
         assertEquals(List.of(), offenders);
     }
 

@@ -62,15 +62,16 @@ class EncoderDecoderGoldenCudaTest extends EncoderDecoderGoldenTest {
     }
 
     /**
-     * A BART of 64-wide heads, whose cross-attention in bfloat16 runs through paged_decode over the
-     * kept rows (the golden's weights' shapes scaled by 8, random values: Transformers has no output
-     * for it here), against the same model in float32 on the GPU (the generic kernel): each decoder
+     * A BART and a T5 of 64-wide heads, whose cross-attention in bfloat16 runs through paged_decode over
+     * the kept rows (the golden's weights' shapes scaled by 8, random values: Transformers has no output
+     * for them here), against the same model in float32 on the GPU (the generic kernel): each decoder
      * position's logits, three encoder inputs at kept rows 0, 16 and 48, within bf16's rounding.
      */
-    @Test
-    void bf16CrossAttentionOfWideHeadsMatchesFloat32(@TempDir Path dir) throws IOException {
-        Case golden = Case.load("bart");
-        Path wide = wideHeadBart(golden.directory(), dir);
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart", "t5"})
+    void bf16CrossAttentionOfWideHeadsMatchesFloat32(String name, @TempDir Path dir) throws IOException {
+        Case golden = Case.load(name);
+        Path wide = wideHeads(name, golden.directory(), dir);
         float[][][] exact = decoderLogits(wide, golden, DType.F32);
         float[][][] bf16 = decoderLogits(wide, golden, DType.BF16);
         for (int s = 0; s < exact.length; s++) {
@@ -82,16 +83,18 @@ class EncoderDecoderGoldenCudaTest extends EncoderDecoderGoldenTest {
     }
 
     /**
-     * The 64-wide-head BART through the engine in bfloat16, three requests of 16 tokens: decode steps
-     * captured and replayed as CUDA graphs (paged_decode's cross-attention over tables as long as the
-     * longest input, one-row biased products in gemv_rows3, add_layer_norm) give the greedy tokens of
-     * the same steps run eagerly. Both runs pad their decode steps alike (the eager one through a
-     * runCaptured that just runs the pass), so only the graphs differ.
+     * The 64-wide-head BART and T5 through the engine in bfloat16, three requests of 16 tokens: decode
+     * steps captured and replayed as CUDA graphs (paged_decode's cross-attention over tables as long as
+     * the longest input; BART's one-row biased products in gemv_rows3 and add_layer_norm; T5's
+     * self-attention through paged_decode's _relative kernel) give the greedy tokens of the same steps
+     * run eagerly. Both runs pad their decode steps alike (the eager one through a runCaptured that just
+     * runs the pass), so only the graphs differ.
      */
-    @Test
-    void bf16DecodeGraphsOfWideHeadsGiveTheEagerTokens(@TempDir Path dir) throws IOException {
-        Case golden = Case.load("bart");
-        Path wide = wideHeadBart(golden.directory(), dir);
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bart", "t5"})
+    void bf16DecodeGraphsOfWideHeadsGiveTheEagerTokens(String name, @TempDir Path dir) throws IOException {
+        Case golden = Case.load(name);
+        Path wide = wideHeads(name, golden.directory(), dir);
         Map<String, List<Integer>> eager = greedyThroughEngine(wide, golden, false);
         long[] launches = new long[1];
         Map<String, List<Integer>> captured = greedyThroughEngine(wide, golden, true, launches);
@@ -125,29 +128,34 @@ class EncoderDecoderGoldenCudaTest extends EncoderDecoderGoldenTest {
     }
 
     /**
-     * The tiny BART's config and tensor names with d_model 256 (4 heads of 64) and feed-forward widths
-     * 384 and 512: every dimension of 32, 48 or 64 scaled by 8; random weights, norms' near 1.
+     * The tiny golden's config and tensor names with d_model 256 (4 heads of 64) and feed-forward widths
+     * scaled alike: every dimension of 32, 48 or 64 scaled by 8 (T5's relative bias tables, buckets by
+     * heads, kept); random weights, norms' near 1.
      */
-    private static Path wideHeadBart(Path goldenDir, Path dir) throws IOException {
+    private static Path wideHeads(String name, Path goldenDir, Path dir) throws IOException {
         ObjectMapper json = new ObjectMapper();
         ObjectNode config = (ObjectNode) json.readTree(goldenDir.resolve("config.json").toFile());
-        config.put("d_model", 256).put("decoder_ffn_dim", 384).put("encoder_ffn_dim", 512);
+        if (name.startsWith("t5")) {
+            config.put("d_model", 256).put("d_kv", 64).put("d_ff", 8 * config.get("d_ff").asInt());
+        } else {
+            config.put("d_model", 256).put("decoder_ffn_dim", 384).put("encoder_ffn_dim", 512);
+        }
         json.writeValue(dir.resolve("config.json").toFile(), config);
         Map<Long, Long> scaled = Map.of(32L, 256L, 48L, 384L, 64L, 512L);
         SafetensorsTestWriter writer = new SafetensorsTestWriter();
         SplittableRandom random = new SplittableRandom(11);
         try (Checkpoint checkpoint = Checkpoint.open(goldenDir)) {
-            for (String name : new java.util.TreeSet<>(checkpoint.names())) {
-                long[] shape = checkpoint.get(name).shape().clone();
+            for (String tensor : new java.util.TreeSet<>(checkpoint.names())) {
+                long[] shape = checkpoint.get(tensor).shape().clone();
                 long count = 1;
                 for (int d = 0; d < shape.length; d++) {
-                    shape[d] = scaled.getOrDefault(shape[d], shape[d]);
+                    if (!tensor.contains("relative_attention_bias")) shape[d] = scaled.getOrDefault(shape[d], shape[d]);
                     count *= shape[d];
                 }
-                boolean normScale = name.endsWith("norm.weight") || name.endsWith("layernorm_embedding.weight");
+                boolean normScale = tensor.endsWith("norm.weight") || tensor.endsWith("layernorm_embedding.weight");
                 double[] values = new double[(int) count];
                 for (int i = 0; i < values.length; i++) values[i] = (normScale ? 1 : 0) + 0.05 * random.nextGaussian();
-                writer.add(name, DType.F32, shape, values);
+                writer.add(tensor, DType.F32, shape, values);
             }
         }
         writer.write(dir.resolve("model.safetensors"));
