@@ -1809,7 +1809,7 @@ public final class CudaBackend implements Backend {
         int singles = metadata.singleCount();
         if (singles == 0) return;
         if (decode == null) {
-            genericAttention(singles, metadata.singles(), query, output, pages, layer, metadata, params, slopes, null, rotary);
+            genericAttention(singles, metadata.singles(), query, output, pages, layer, metadata, params, slopes, bias, rotary);
             return;
         }
         launchDecode(decode, metadata, pages.keys(layer), pages.values(layer), spec.blockSize(), query, output, params, slopes,

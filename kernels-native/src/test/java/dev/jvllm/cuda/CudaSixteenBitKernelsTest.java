@@ -359,17 +359,18 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * T5's decoder self-attention: scores unscaled and given a learned bias by relative position
-     * (distances clamped at 20; a prefill of the generic kernel, then decode steps through
-     * paged_decode's _relative kernels over contexts of several partitions and of one key), against
-     * the CPU. Groups above 4 and other widths keep the generic kernel (the 8-of-1 case).
+     * T5's decoder self-attention: scores given a learned bias by relative position (distances clamped
+     * at 20; scaled by 1/√d here, where T5 leaves them unscaled, so that the softmax is not one-hot and a
+     * wrong bias shows; a prefill of the generic kernel, then decode steps through paged_decode's
+     * _relative kernels over contexts of several partitions and of one key), against the CPU. Groups
+     * above 4 keep the generic kernel (the 8-of-1 case).
      */
     @ParameterizedTest
     @CsvSource({"BF16, 8, 8, 64", "F16, 12, 12, 64", "BF16, 8, 2, 128", "BF16, 16, 16, 64", "BF16, 8, 1, 64"})
     void decodeWithARelativeBiasMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
         int distance = 20;
         float[] table = random(heads * (2 * distance + 1), 77);
-        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, 1f, 0, 0f, null)
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null)
                 .withRelativeBias(new AttentionParams.RelativeBias(table, distance));
         decodeMatchesCpu(type, params, new int[]{300, 40, 1});
     }
