@@ -1402,11 +1402,17 @@ public final class CudaBackend implements Backend {
      */
     private boolean gemm(CudaTensor input, CudaTensor w, CudaTensor output, int tokens, int in, int outFeatures,
                          CudaTensor bias) {
+        // The search assumes the bias as aligned as an allocation (cuBLASLt reads no bias pointer then), so a
+        // bias at another offset (a row view of a packed bias) keeps add_bias_rows.
         CudaTensor epilogueBias = tunedProducts != null && tokens <= CUBLAS_LT_MAX_TOKENS && LT_BIAS_EPILOGUE && bias != null
-                && bias.dtype() == activationType && bias.elementCount() == outFeatures && bias.address() % 16 == 0 ? bias : null;
+                && bias.dtype() == activationType && bias.elementCount() == outFeatures
+                && bias.address() % TunedProducts.MAX_ALIGNMENT == 0 ? bias : null;
         long biasAddress = epilogueBias == null ? 0 : epilogueBias.address();
         // Searched before anything is recorded or timed, so that a search's runs are not counted as the product's.
+        // A replay only looks its plan up: it must not search, nor give up a capture.
         TunedProducts.Plan plan = tunedProducts == null || tokens > CUBLAS_LT_MAX_TOKENS ? null
+                : recording != null && recording.replaying()
+                ? tunedProducts.searchedPlan(tokens, in, outFeatures, w.address(), input.address(), output.address(), biasAddress)
                 : tunedProducts.plan(tokens, in, outFeatures, w.address(), input.address(), output.address(), biasAddress,
                 recording != null, () -> defaultGemm(input, w, output, tokens, in, outFeatures));
         boolean biased = plan != null && epilogueBias != null;
@@ -1857,7 +1863,7 @@ public final class CudaBackend implements Backend {
         int singles = metadata.singleCount();
         if (singles == 0) return;
         if (decode == null) {
-            genericAttention(singles, metadata.singles(), query, output, pages, layer, metadata, params, slopes, null, rotary);
+            genericAttention(singles, metadata.singles(), query, output, pages, layer, metadata, params, slopes, bias, rotary);
             return;
         }
         launchDecode(decode, metadata, pages.keys(layer), pages.values(layer), spec.blockSize(), query, output, params, slopes,

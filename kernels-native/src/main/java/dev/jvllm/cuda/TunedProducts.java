@@ -215,6 +215,15 @@ final class TunedProducts implements AutoCloseable {
     }
 
     /**
+     * The plan of a shape already searched (or kept and registered), or null: what a replayed pass
+     * looks up, without searching or giving anything up.
+     */
+    Plan searchedPlan(int tokens, int in, int outFeatures, long weight, long input, long output, long bias) {
+        Plan plan = plans.get(Shape.of(tokens, in, outFeatures, type, weight, input, output, bias != 0));
+        return plan == null || plan.algorithm == null ? null : plan;
+    }
+
+    /**
      * The plan of a shape kept from an earlier run, registered, or null where none is kept or the
      * library no longer accepts the kept algorithm (it is then forgotten, and the shape searched).
      */

@@ -143,44 +143,49 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
     /**
      * A biased product: cuBLASLt adds a bias of the activation type itself (its bias epilogue, a shape
      * searched with the bias), and add_bias_rows follows the product where the bias is of another type
-     * (float32 beside bfloat16 products); both against the CPU, eagerly, in a captured pass, and in its
-     * replay on new values.
+     * (a float32 constant beside bfloat16 products; weights are converted to the activation type on
+     * upload); both against the CPU, eagerly, in a captured pass, and in its replay on new values.
+     * Each case has its own width, so that no case's search serves another's.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, BF16", "BF16, F32", "F32, F32"})
-    void biasedProductsMatchCpuEagerCapturedAndReplayed(DType type, DType biasType) {
+    @CsvSource({"BF16, true, 1040", "BF16, false, 1056", "F32, true, 1072"})
+    void biasedProductsMatchCpuEagerCapturedAndReplayed(DType type, boolean biasOfActivationType, int out) {
         CudaBackend gpu = gpus.get(type);
         TunedProducts tuned = tuned(gpu);
-        int tokens = 24, in = 384, out = 1040;
+        int tokens = 24, in = 384;
         WeightTensor weight = weight("w", type, random(out * in, 10), out, in);
-        WeightTensor bias = weight("b", biasType, random(out, 11), 1, out);
+        float[] biasValues = roundTo(type, random(out, 11));
         float[] first = roundTo(type, random(tokens * in, 12));
         float[] second = roundTo(type, random(tokens * in, 13));
-        Tensor w = gpu.weight(weight), b = gpu.weight(bias);
+        Tensor w = gpu.weight(weight);
+        Tensor b = biasOfActivationType ? gpu.weight(weight("b", type, biasValues, 1, out)) : gpu.constant(biasValues, 1, out);
+        assertEquals(biasOfActivationType ? type : DType.F32, ((CudaTensor) b).dtype());
         Tensor input = activations(gpu, first, tokens, in);
         Tensor y = gpu.allocate(tokens, out);
         gpu.linear(input, w, b, y);
-        assertClose("eager biased product", cpuBiasedProduct(first, weight, bias, tokens, in, out), gpu.toFloatArray(y), type);
-        boolean epilogue = biasType == type;
+        assertClose("eager biased product", cpuBiasedProduct(first, weight, biasValues, tokens, in, out), gpu.toFloatArray(y),
+                type);
         CudaTensor view = (CudaTensor) y, x = (CudaTensor) input, wt = (CudaTensor) w;
-        assertEquals(epilogue, tuned.searched(TunedProducts.Shape.of(tokens, in, out, type, wt.address(), x.address(),
-                view.address(), true)), "the product's shape was searched with the bias epilogue");
+        assertEquals(biasOfActivationType, tuned.searched(TunedProducts.Shape.of(tokens, in, out, type, wt.address(),
+                x.address(), view.address(), true)), "the product's shape was searched with the bias epilogue");
 
         Supplier<Tensor> pass = () -> {
             gpu.linear(input, w, b, y);
             return y;
         };
-        Object passShape = "one biased product, " + type + ", bias " + biasType;
-        assertClose("captured biased product", cpuBiasedProduct(first, weight, bias, tokens, in, out),
+        Object passShape = "one biased product, " + type + ", " + out;
+        int graphs = gpu.capturedGraphs();
+        assertClose("captured biased product", cpuBiasedProduct(first, weight, biasValues, tokens, in, out),
                 gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
+        assertEquals(graphs + 1, gpu.capturedGraphs(), "the pass was captured (its shape searched eagerly before)");
         gpu.embedding(gpu.constant(second, tokens, in), gpu.indices(rowIds(tokens)), input);
-        assertClose("replayed biased product", cpuBiasedProduct(second, weight, bias, tokens, in, out),
+        assertClose("replayed biased product", cpuBiasedProduct(second, weight, biasValues, tokens, in, out),
                 gpu.toFloatArray(gpu.runCaptured(passShape, pass)), type);
     }
 
-    private float[] cpuBiasedProduct(float[] x, WeightTensor w, WeightTensor bias, int tokens, int in, int out) {
+    private float[] cpuBiasedProduct(float[] x, WeightTensor w, float[] bias, int tokens, int in, int out) {
         Tensor y = cpu.allocate(tokens, out);
-        cpu.linear(activations(cpu, x, tokens, in), cpu.weight(w), cpu.weight(bias), y);
+        cpu.linear(activations(cpu, x, tokens, in), cpu.weight(w), cpu.constant(bias, 1, out), y);
         return cpu.toFloatArray(y);
     }
 

@@ -121,29 +121,34 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * A linear layer and its activation: one row through gemv_rows_activated (with and without a bias,
-     * rows of 2048 split between warps), several rows through cuBLAS and the activation kernel; each
-     * function the kernels know, against the CPU's product then activation.
+     * A linear layer and its activation: one row through gemv_rows_activated (rows of 4096 split between
+     * warps on every card, 301 rows so that the last block has rows past the end; no bias, a float32
+     * constant's, or a weight's converted to the activation type), several rows through cuBLAS and the
+     * activation kernel; each function the kernels know, against the CPU's product then activation.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 1, GELU, true", "F16, 1, RELU, false", "BF16, 1, GELU_TANH, true", "BF16, 1, QUICK_GELU, false",
-            "F16, 1, SILU, true", "BF16, 5, GELU, true"})
-    void linearActivationMatchesCpu(DType type, int tokens, Activation fn, boolean withBias) {
+    @CsvSource({"BF16, 1, GELU, F32", "F16, 1, RELU, NONE", "BF16, 1, GELU_TANH, WEIGHT", "BF16, 1, QUICK_GELU, NONE",
+            "F16, 1, SILU, F32", "BF16, 5, GELU, WEIGHT"})
+    void linearActivationMatchesCpu(DType type, int tokens, Activation fn, String bias) {
         CudaBackend gpu = gpus.get(type);
-        int in = 2048, out = 300;
+        int in = 4096, out = 301;
         WeightTensor w = weight("w", type, random(out * in, 40), out, in);
-        WeightTensor bias = weight("b", DType.F32, random(out, 41), 1, out);
+        float[] biasValues = roundTo(type, random(out, 41));
         float[] x = roundTo(type, random(tokens * in, 42));
         float[][] results = new float[2][];
         Backend[] backends = {cpu, gpu};
         for (int i = 0; i < 2; i++) {
             Backend b = backends[i];
+            Tensor biasTensor = switch (bias) {
+                case "F32" -> b.constant(biasValues, 1, out);
+                case "WEIGHT" -> b.weight(weight("b", DType.F32, biasValues, 1, out));
+                default -> null;
+            };
             Tensor y = b.allocate(tokens, out);
-            b.linearActivation(fn, activations(b, x, tokens, in), b.weight(w), withBias ? b.weight(bias) : null, y);
+            b.linearActivation(fn, activations(b, x, tokens, in), b.weight(w), biasTensor, y);
             results[i] = b.toFloatArray(y);
         }
-        assertClose(type + " linear then " + fn + (withBias ? " with a bias" : "") + " over " + tokens + " rows", results[0],
-                results[1]);
+        assertClose(type + " linear then " + fn + ", bias " + bias + ", over " + tokens + " rows", results[0], results[1]);
     }
 
     /**
@@ -385,17 +390,18 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     }
 
     /**
-     * T5's decoder self-attention: scores unscaled and given a learned bias by relative position
-     * (distances clamped at 20; a prefill of the generic kernel, then decode steps through
-     * paged_decode's _relative kernels over contexts of several partitions and of one key), against
-     * the CPU. Groups above 4 and other widths keep the generic kernel (the 8-of-1 case).
+     * T5's decoder self-attention: scores given a learned bias by relative position (distances clamped
+     * at 20; scaled by 1/√d here, where T5 leaves them unscaled, so that the softmax is not one-hot and a
+     * wrong bias shows; a prefill of the generic kernel, then decode steps through paged_decode's
+     * _relative kernels over contexts of several partitions and of one key), against the CPU. Groups
+     * above 4 keep the generic kernel (the 8-of-1 case).
      */
     @ParameterizedTest
     @CsvSource({"BF16, 8, 8, 64", "F16, 12, 12, 64", "BF16, 8, 2, 128", "BF16, 16, 16, 64", "BF16, 8, 1, 64"})
     void decodeWithARelativeBiasMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
         int distance = 20;
         float[] table = random(heads * (2 * distance + 1), 77);
-        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, 1f, 0, 0f, null)
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null)
                 .withRelativeBias(new AttentionParams.RelativeBias(table, distance));
         decodeMatchesCpu(type, params, new int[]{300, 40, 1});
     }
