@@ -14,7 +14,7 @@ import torch
 import transformers
 
 
-T5 = "--family" in sys.argv and sys.argv[sys.argv.index("--family") + 1] == "t5"
+T5 = "--family" in sys.argv[:-1] and sys.argv[sys.argv.index("--family") + 1] == "t5"
 
 
 def model_class():
