@@ -22,13 +22,18 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *
  * <pre>
  * java ... dev.jvllm.benchmarks.EncoderDecoderBenchmark --model DIR [--requests 64] [--input 512] [--output 128] [--device cuda]
- *     [--enforce-eager]
+ *     [--enforce-eager] [--sample-host]
  * </pre>
+ * {@code --sample-host} samples the engine thread's stack through each phase ({@link HostSampler}),
+ * to see where the host's time a step goes.
  * Each phase also reports where the engine's thread spent it (an engine_time line), and with
  * -Djvllm.cuda.kernelTimes=true each kernel's device time on standard error.
  * Runs on the CPU too (--device cpu) on a tiny checkpoint, e.g. the plugin's test resources, to check the benchmark itself.
  */
 public final class EncoderDecoderBenchmark {
+
+    /** How often --sample-host takes the engine thread's stack. */
+    private static final long SAMPLE_MICROS = 200;
 
     private EncoderDecoderBenchmark() {
     }
@@ -38,6 +43,7 @@ public final class EncoderDecoderBenchmark {
         int requests = 64, input = 512, output = 128;
         String device = "auto";
         boolean enforceEager = false;
+        boolean sampleHost = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--model" -> model = Path.of(args[++i]);
@@ -46,8 +52,9 @@ public final class EncoderDecoderBenchmark {
                 case "--output" -> output = Integer.parseInt(args[++i]);
                 case "--device" -> device = args[++i];
                 case "--enforce-eager" -> enforceEager = true;
+                case "--sample-host" -> sampleHost = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]
-                        + " (--model DIR, --requests N, --input N, --output N, --device NAME, --enforce-eager)");
+                        + " (--model DIR, --requests N, --input N, --output N, --device NAME, --enforce-eager, --sample-host)");
             }
         }
         if (model == null) throw new IllegalArgumentException("--model DIR is required");
@@ -66,16 +73,20 @@ public final class EncoderDecoderBenchmark {
             KernelTimes.reportAndReset("warm-up");  // the phases below report their own
             Prompt alonePrompt = prompt.get();
             EngineMetrics before = llm.metrics();
+            HostSampler sampler = sampleHost ? new HostSampler("one request", Thread.currentThread(), SAMPLE_MICROS) : null;
             long t = System.nanoTime();
             llm.generatePrompts(List.of(alonePrompt), whole);
             double alone = seconds(t);
+            if (sampler != null) sampler.close();
             emit("request_alone", "seconds", alone, "output_tokens", output, "tok_s", Math.round(output / alone * 10) / 10.0);
             before = GpuBenchmark.phaseDone("one request", llm, before);
             List<Prompt> batch = new ArrayList<>();
             for (int r = 0; r < requests; r++) batch.add(prompt.get());
+            sampler = sampleHost ? new HostSampler(requests + " requests batched", Thread.currentThread(), SAMPLE_MICROS) : null;
             t = System.nanoTime();
             List<RequestOutput> outputs = llm.generatePrompts(batch, whole);
             double elapsed = seconds(t);
+            if (sampler != null) sampler.close();
             GpuBenchmark.phaseDone(requests + " requests batched", llm, before);
             long generated = outputs.stream().mapToLong(o -> o.outputs().getFirst().tokenIds().size()).sum();
             emit("requests_batched", "requests", requests, "seconds", elapsed,
