@@ -2085,7 +2085,12 @@ public final class CudaBackend implements Backend {
         CudaTensor bias = relativeBias(params);
         // encoder_flash copies key and value rows into shared memory 16 bytes at a time.
         boolean aligned = key.address() % 16 == 0 && value.address() % 16 == 0;
-        Kernel flash = activationType == DType.F32 || bias != null || !ENCODER_FLASH || !aligned ? null : switch (params.headDim()) {
+        // With a relative bias (T5's encoder) the _relative kernels, 64 and 128 wide; the generic kernel otherwise.
+        Kernel flash = activationType == DType.F32 || !ENCODER_FLASH || !aligned ? null : bias != null ? switch (params.headDim()) {
+            case 64 -> Kernel.ENCODER_FLASH_64_RELATIVE;
+            case 128 -> Kernel.ENCODER_FLASH_128_RELATIVE;
+            default -> null;
+        } : switch (params.headDim()) {
             case 32 -> Kernel.ENCODER_FLASH_32;
             case 64 -> Kernel.ENCODER_FLASH_64;
             case 80 -> Kernel.ENCODER_FLASH_80;
@@ -2093,10 +2098,16 @@ public final class CudaBackend implements Backend {
             default -> null;
         };
         if (flash != null) {
-            kernels.launchGrid(flash, (tokens + BatchOnDevice.TILE_TOKENS - 1) / BatchOnDevice.TILE_TOKENS, params.numHeads(),
-                    FLASH_THREADS, query, key, value, output, sequences.address(),
-                    sequences.address() + (long) tokens * Integer.BYTES, tokens, params.numHeads(), params.numKvHeads(),
-                    params.scale(), params.logitSoftcap());
+            int tiles = (tokens + BatchOnDevice.TILE_TOKENS - 1) / BatchOnDevice.TILE_TOKENS;
+            long starts = sequences.address() + (long) tokens * Integer.BYTES;
+            if (bias != null) {
+                kernels.launchGrid(flash, tiles, params.numHeads(), FLASH_THREADS, query, key, value, output, sequences.address(),
+                        starts, tokens, params.numHeads(), params.numKvHeads(), params.scale(), params.logitSoftcap(), bias,
+                        biasDistance(params));
+            } else {
+                kernels.launchGrid(flash, tiles, params.numHeads(), FLASH_THREADS, query, key, value, output, sequences.address(),
+                        starts, tokens, params.numHeads(), params.numKvHeads(), params.scale(), params.logitSoftcap());
+            }
             return;
         }
         if (tiled != null && ENCODER_TILES && bias == null) {

@@ -44,6 +44,8 @@ enum Kernel {
     ENCODER_FLASH_64("attention", "encoder_flash_64", true),
     ENCODER_FLASH_80("attention", "encoder_flash_80", true),
     ENCODER_FLASH_128("attention", "encoder_flash_128", true),
+    ENCODER_FLASH_64_RELATIVE("attention", "encoder_flash_64_relative", true),
+    ENCODER_FLASH_128_RELATIVE("attention", "encoder_flash_128_relative", true),
     PAGED_ATTENTION("attention", "paged_attention"),
     PAGED_DECODE_64_G4("attention", "paged_decode_64_g4"),
     PAGED_DECODE_64_G8("attention", "paged_decode_64_g8"),

@@ -1280,12 +1280,16 @@ __device__ __forceinline__ void copy_async_wait() {
 // keyCache and valueCache) rather than cache pages; block x takes tokens 64x.. of the batch, which may
 // straddle sequences (each row masks the keys outside its own). Positions, block tables, tiles, the
 // window and ALiBi are not read.
-template <int D, bool ENCODER = false>
+// RELATIVE (encoder form only): scores also get a learned bias by the distance from the query to the key
+// within their sequence, both ways (T5's encoder; relative_bias), in the _relative kernels only.
+template <int D, bool ENCODER = false, bool RELATIVE = false>
 __device__ __forceinline__ void flash_prefill_tile(
         const act_t* q, act_t* out, const act_t* keyCache, const act_t* valueCache, const int* positions,
         const int* tokenSequences, const int* blockTables, int blockTableStride, int blockSize, int numHeads,
         int numKvHeads, float scale, int slidingWindow, float logitSoftcap, const float* alibiSlopes,
-        const int* tiles, const int* sequenceStarts = nullptr, int tokens = 0) {
+        const int* tiles, const int* sequenceStarts = nullptr, int tokens = 0, const float* relativeBias = nullptr,
+        int biasDistance = 0) {
+    static_assert(ENCODER || !RELATIVE, "a relative bias only in the encoder form");
     constexpr int STRIDE = D + 8;  // padding spreads a tile's rows over the shared-memory banks
     constexpr int TILE_ELEMENTS = FLASH_KEYS * STRIDE;
     constexpr int STEPS = D / 16;  // k steps of a query-key product
@@ -1469,6 +1473,11 @@ __device__ __forceinline__ void flash_prefill_tile(
             for (int e = 0; e < 4; e++) {
                 float s = scale * scores[n][e];
                 if (logitSoftcap > 0.0f) s = logitSoftcap * tanhf(s / logitSoftcap);
+                if constexpr (RELATIVE) {
+                    // Key and query as batch rows of one sequence: their difference is the distance within it.
+                    int key = keyStart + n * 8 + 2 * quad + (e & 1);
+                    s += relative_bias(relativeBias, biasDistance, head, key - (e < 2 ? token0 : token1));
+                }
                 if (masked || slope != 0.0f) {
                     int key = keyStart + n * 8 + 2 * quad + (e & 1);
                     int position = e < 2 ? position0 : position1;
@@ -1583,4 +1592,17 @@ ENCODER_FLASH(32)
 ENCODER_FLASH(64)
 ENCODER_FLASH(80)
 ENCODER_FLASH(128)
+// T5's encoder (64-wide heads in every size; 128 for the largest): its relative position bias in the scores.
+#define ENCODER_FLASH_RELATIVE(D)                                                                               \
+    extern "C" __global__ void __launch_bounds__(32 * FLASH_WARPS, FLASH_MIN_BLOCKS) encoder_flash_##D##_relative( \
+            const act_t* q, const act_t* k, const act_t* v, act_t* out, const int* tokenSequences,                \
+            const int* sequenceStarts, int tokens, int numHeads, int numKvHeads, float scale, float logitSoftcap,  \
+            const float* relativeBias, int biasDistance) {                                                         \
+        JV_DEPENDENT_PROLOGUE();                                                                                \
+        flash_prefill_tile<D, true, true>(q, out, k, v, nullptr, tokenSequences, nullptr, 0, 0, numHeads,        \
+                                          numKvHeads, scale, 0, logitSoftcap, nullptr, nullptr, sequenceStarts,   \
+                                          tokens, relativeBias, biasDistance);                                    \
+    }
+ENCODER_FLASH_RELATIVE(64)
+ENCODER_FLASH_RELATIVE(128)
 #endif

@@ -765,8 +765,27 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
     @ParameterizedTest
     @CsvSource({"BF16, 12, 12, 64", "BF16, 4, 2, 32", "F16, 8, 8, 64", "BF16, 16, 16, 80", "F16, 8, 4, 128"})
     void encoderAttentionMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
+        encoderAttentionMatchesCpu(type, AttentionParams.causal(heads, kvHeads, headDim));
+    }
+
+    /**
+     * T5's encoder: a learned bias by the distance from query to key within each sequence, both ways
+     * (clamped at 20, so that sequences of 100 and 33 reach the clamp), through encoder_flash's
+     * _relative kernels at 64 and 128, and the generic kernel at 32; scores scaled so that the softmax
+     * is not one-hot and a wrong bias shows.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 8, 8, 64", "F16, 12, 12, 64", "BF16, 4, 4, 128", "BF16, 4, 4, 32"})
+    void encoderAttentionWithARelativeBiasMatchesCpu(DType type, int heads, int kvHeads, int headDim) {
+        int distance = 20;
+        AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null)
+                .withRelativeBias(new AttentionParams.RelativeBias(random(heads * (2 * distance + 1), 78), distance));
+        encoderAttentionMatchesCpu(type, params);
+    }
+
+    private void encoderAttentionMatchesCpu(DType type, AttentionParams params) {
         CudaBackend gpu = gpus.get(type);
-        AttentionParams params = AttentionParams.causal(heads, kvHeads, headDim);
+        int heads = params.numHeads(), kvHeads = params.numKvHeads(), headDim = params.headDim();
         ForwardBatch batch = CudaKernelsTest.encoderBatch(1, 100, 7, 33);
         int tokens = batch.numTokens();
         int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
