@@ -72,12 +72,16 @@ class EncoderDecoderGoldenCudaTest extends EncoderDecoderGoldenTest {
     void bf16CrossAttentionOfWideHeadsMatchesFloat32(String name, @TempDir Path dir) throws IOException {
         Case golden = Case.load(name);
         Path wide = wideHeads(name, golden.directory(), dir);
-        float[][][] exact = decoderLogits(wide, golden, DType.F32);
-        float[][][] bf16 = decoderLogits(wide, golden, DType.BF16);
+        assertEachWithin(decoderLogits(wide, golden, DType.F32), decoderLogits(wide, golden, DType.BF16), 3e-2,
+                name + ", decoder position");
+    }
+
+    /** Each [prompt][position] row of {@code actual} within {@code tolerance} (relative L2 error) of {@code exact}'s. */
+    private static void assertEachWithin(float[][][] exact, float[][][] actual, double tolerance, String what) {
         for (int s = 0; s < exact.length; s++) {
             for (int p = 0; p < exact[s].length; p++) {
-                double relative = relativeError(bf16[s][p], exact[s][p]);
-                assertTrue(relative < 3e-2, "prompt " + s + ", decoder position " + p + ": relative logit error " + relative);
+                double relative = relativeError(actual[s][p], exact[s][p]);
+                assertTrue(relative < tolerance, what + " " + p + " of prompt " + s + ": relative logit error " + relative);
             }
         }
     }
@@ -93,14 +97,8 @@ class EncoderDecoderGoldenCudaTest extends EncoderDecoderGoldenTest {
     void bf16DecodeStepsOfWideHeadsMatchFloat32(String name, @TempDir Path dir) throws IOException {
         Case golden = Case.load(name);
         Path wide = wideHeads(name, golden.directory(), dir);
-        float[][][] exact = stepwiseLogits(wide, golden, DType.F32);
-        float[][][] bf16 = stepwiseLogits(wide, golden, DType.BF16);
-        for (int s = 0; s < exact.length; s++) {
-            for (int p = 0; p < exact[s].length; p++) {
-                double relative = relativeError(bf16[s][p], exact[s][p]);
-                assertTrue(relative < 5e-2, name + " prompt " + s + ", decode step " + p + ": relative logit error " + relative);
-            }
-        }
+        assertEachWithin(stepwiseLogits(wide, golden, DType.F32), stepwiseLogits(wide, golden, DType.BF16), 5e-2,
+                name + ", decode step");
     }
 
     /** decoderLogits one position a pass: a step of one token per sequence, the earlier ones cached. */
