@@ -72,7 +72,8 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride, int sequ
      * slots): token t of sequence s as a query at the last of the range's {@code ranges[2s + 1]}
      * positions, over a block table of the range's blocks of {@code blockSize} rows from row
      * {@code ranges[2s]} (a multiple of blockSize). Every table has the entries of {@code longestRange}
-     * rows, so that the steps of one batch shape upload alike.
+     * rows, so that the steps of one batch shape upload alike. The caller has checked the ranges
+     * (KernelShapes.checkCrossAttention: 1 to longestRange rows within the keys) and their alignment.
      */
     static BatchOnDevice crossRows(ForwardBatch batch, int[] ranges, int longestRange, int blockSize,
                                    Function<int[], Tensor> indices) {
@@ -83,10 +84,6 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride, int sequ
         int longest = 0;
         for (int s = 0; s < sequences; s++) {
             int first = ranges[2 * s], rows = ranges[2 * s + 1];
-            if (first % blockSize != 0 || rows < 1 || rows > longestRange) {
-                throw new IllegalArgumentException("cross-attention rows [" + first + ", +" + rows + ") of sequence " + s
-                        + " are not whole blocks of " + blockSize + " from a block's start, at most " + longestRange);
-            }
             longest = Math.max(longest, rows);
             for (int t = batch.queryStarts()[s]; t < batch.queryStarts()[s + 1]; t++) {
                 packed[t] = rows - 1;

@@ -71,13 +71,18 @@ public final class KeptRows {
         this.backend = backend;
         this.what = what;
         this.alignment = alignment;
-        this.capacity = (int) Math.min(Integer.MAX_VALUE / alignment * alignment, aligned(budgetRows));
+        this.capacity = alignedRows(budgetRows);
         this.planeCols = planeCols.clone();
     }
 
     /** {@code rows} rounded up to a multiple of the alignment. */
     private long aligned(long rows) {
         return (rows + alignment - 1) / alignment * alignment;
+    }
+
+    /** A plane's rows for at least {@code rows}: rounded up to the alignment, at most the largest aligned int. */
+    private int alignedRows(long rows) {
+        return (int) Math.min(Integer.MAX_VALUE / alignment * alignment, aligned(rows));
     }
 
     /** Allocates the planes now, if not yet allocated (so that a device's memory accounts for them). */
@@ -227,7 +232,7 @@ public final class KeptRows {
 
     private void grow(int rows) {
         long end = runs.isEmpty() ? 0 : aligned(runs.lastKey() + runs.lastEntry().getValue());
-        int grown = (int) Math.min(Integer.MAX_VALUE / alignment * alignment, aligned(Math.max(2L * capacity, end + rows)));
+        int grown = alignedRows(Math.max(2L * capacity, end + rows));
         log.warn("the {} one step uses need more than the {} rows kept for them: {} rows allocated", what, capacity, grown);
         Tensor[] larger = allocate(grown);
         for (int p = 0; p < planes.length; p++) backend.scale(planes[p], 1f, larger[p].rows(0, capacity));
