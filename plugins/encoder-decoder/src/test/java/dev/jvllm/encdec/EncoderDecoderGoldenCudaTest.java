@@ -65,25 +65,36 @@ class EncoderDecoderGoldenCudaTest extends EncoderDecoderGoldenTest {
      * A BART and a T5 of 64-wide heads, whose cross-attention in bfloat16 runs through paged_decode over
      * the kept rows (the golden's weights' shapes scaled by 8, random values: Transformers has no output
      * for them here), against the same model in float32 on the GPU (the generic kernel): each decoder
-     * position's logits, three encoder inputs at kept rows 0, 16 and 48, within bf16's rounding.
+     * position's logits, three encoder inputs at kept rows 0, 16 and 48, within bf16's rounding. T5, whose
+     * scores are not scaled down, rounds most: its worst position was 3.2% off on an H200, 3.25% with
+     * every attention on the generic kernels instead (BART's 1.1% either way).
      */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"bart", "t5"})
     void bf16CrossAttentionOfWideHeadsMatchesFloat32(String name, @TempDir Path dir) throws IOException {
         Case golden = Case.load(name);
         Path wide = wideHeads(name, golden.directory(), dir);
-        assertEachWithin(decoderLogits(wide, golden, DType.F32), decoderLogits(wide, golden, DType.BF16), 3e-2,
+        assertEachWithin(decoderLogits(wide, golden, DType.F32), decoderLogits(wide, golden, DType.BF16), 5e-2,
                 name + ", decoder position");
     }
 
-    /** Each [prompt][position] row of {@code actual} within {@code tolerance} (relative L2 error) of {@code exact}'s. */
+    /**
+     * Each [prompt][position] row of {@code actual} within {@code tolerance} (relative L2 error) of
+     * {@code exact}'s; a failure names the worst row.
+     */
     private static void assertEachWithin(float[][][] exact, float[][][] actual, double tolerance, String what) {
+        double worst = -1;
+        String where = "";
         for (int s = 0; s < exact.length; s++) {
             for (int p = 0; p < exact[s].length; p++) {
                 double relative = relativeError(actual[s][p], exact[s][p]);
-                assertTrue(relative < tolerance, what + " " + p + " of prompt " + s + ": relative logit error " + relative);
+                if (relative > worst) {
+                    worst = relative;
+                    where = what + " " + p + " of prompt " + s;
+                }
             }
         }
+        assertTrue(worst >= 0 && worst < tolerance, "worst relative logit error " + worst + " at " + where);
     }
 
     /**
