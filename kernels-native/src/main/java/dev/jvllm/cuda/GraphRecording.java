@@ -190,6 +190,36 @@ final class GraphRecording {
         return hostArea;
     }
 
+    /**
+     * What differs at tape position {@code at}, where the replayed pass gave {@code now}: the captured
+     * call it falls in and which of its values (so that a log names the buffer or kernel that changed).
+     */
+    private String difference(int at, long now) {
+        if (at >= length) return "the captured pass had ended";
+        int start = 0;
+        while (true) {
+            long kind = tape[start];
+            int end = start + 5 + switch ((int) kind) {
+                case (int) LAUNCH -> 1 + (int) (tape[start + 1] & 0xFFFFFF);
+                case (int) PRODUCT -> (int) tape[start + 1];
+                default -> 0;
+            };
+            if (at < end || end >= length) {
+                String call = switch ((int) kind) {
+                    case (int) LAUNCH -> "a launch of " + Kernel.values()[(int) (tape[start + 1] >>> 40)];
+                    case (int) PRODUCT -> "a product of " + tape[start + 1] + " operands";
+                    case (int) UPLOAD -> "an upload";
+                    default -> "a transient allocation";
+                };
+                int offset = at - start;
+                String value = offset == 0 ? "its kind" : kind == LAUNCH && offset >= 6 ? "argument " + (offset - 6)
+                        : kind == PRODUCT && offset >= 5 ? "operand " + (offset - 5) : "header value " + offset;
+                return call + ", " + value + ": captured 0x" + Long.toHexString(tape[at]) + ", now 0x" + Long.toHexString(now);
+            }
+            start = end;
+        }
+    }
+
     private void step(long kind, long a, long b, long c, long d) {
         step(kind);
         step(a);
@@ -201,7 +231,8 @@ final class GraphRecording {
     private void step(long value) {
         if (replaying) {
             if (cursor >= length || tape[cursor] != value) {
-                throw new Abort("the pass differs from the captured one at its call record " + cursor, Abort.Remedy.RETRY);
+                throw new Abort("the pass differs from the captured one at its call record " + cursor + " ("
+                        + difference(cursor, value) + ")", Abort.Remedy.RETRY);
             }
             cursor++;
             return;

@@ -78,10 +78,14 @@ class GraphRecordingTest {
         GraphRecording.Abort argument = assertThrows(GraphRecording.Abort.class,
                 () -> pass(r, new int[]{1, 2}, arguments(11, 13)));
         assertEquals(GraphRecording.Abort.Remedy.RETRY, argument.remedy);
+        assertTrue(argument.getMessage().endsWith("(a launch of " + Kernel.values()[3] + ", argument 1: captured 0xc, now 0xd)"),
+                "the log names the kernel and the argument that changed: " + argument.getMessage());
 
         r.startReplay(null);
-        assertThrows(GraphRecording.Abort.class, () -> pass(r, new int[]{1, 2, 3}, arguments(11, 12)),
+        GraphRecording.Abort upload = assertThrows(GraphRecording.Abort.class, () -> pass(r, new int[]{1, 2, 3}, arguments(11, 12)),
                 "an upload of another size");
+        assertTrue(upload.getMessage().contains("(a transient allocation, header value 2: captured 0x8, now 0xc)"),
+                upload.getMessage());
 
         r.startReplay(null);
         r.allocate(8);
@@ -104,6 +108,10 @@ class GraphRecordingTest {
         r.allocate(4);
         GraphRecording.Abort shorter = assertThrows(GraphRecording.Abort.class, r::finishReplay);
         assertEquals(GraphRecording.Abort.Remedy.RETRY, shorter.remedy);
+        r.startReplay(null);
+        pass(r, new int[]{1}, arguments(1, 2));
+        GraphRecording.Abort longer = assertThrows(GraphRecording.Abort.class, () -> r.product(1, 2, 3));
+        assertTrue(longer.getMessage().endsWith("(the captured pass had ended)"), longer.getMessage());
     }
 
     @Test
