@@ -248,6 +248,14 @@ public final class CudaBackend implements Backend {
      * launch has merged them (its last blocks) before the next layer's writes them.
      */
     private final KeptBuffer decodePartials;
+    /**
+     * The kept buffers' first size: room for a batch of 64 BART or Llama-3-8B decode partials or
+     * stacked products, so that the first larger batch does not replace them under the graphs
+     * captured so far (they come out of the profiling margin, PROFILE_MARGIN_BYTES in the engine).
+     */
+    private static final long KEPT_BUFFER_LEAST_BYTES = 4L << 20;
+    /** paged_decode's counters: 16 384 (token, KV head) pairs. */
+    private static final long DECODE_COUNTERS_LEAST_BYTES = 64L << 10;
     private final KeptBuffer stackedProducts;
     /** linearAddRmsNorm's partial products, one slice of K each. */
     private final KeptBuffer splitProductParts;
@@ -354,10 +362,10 @@ public final class CudaBackend implements Backend {
             this.errors = new DeviceErrors(context, memory);
             this.staging = context.driver.allocateHost(STAGING_BYTES);
             this.graphs = new CudaGraphs(context, memory);
-            this.decodePartials = new KeptBuffer(memory);
-            this.stackedProducts = new KeptBuffer(memory);
-            this.splitProductParts = new KeptBuffer(memory);
-            this.decodeCounterBuffer = new KeptBuffer(memory);
+            this.decodePartials = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
+            this.stackedProducts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
+            this.splitProductParts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
+            this.decodeCounterBuffer = new KeptBuffer(memory, DECODE_COUNTERS_LEAST_BYTES);
         } catch (RuntimeException e) {
             context.close();
             throw e;

@@ -77,7 +77,7 @@ final class CudaExperts {
         this.kernels = kernels;
         this.errors = errors;
         this.activationType = activationType;
-        this.work = new KeptBuffer(memory);
+        this.work = new KeptBuffer(memory, 0);
     }
 
     /** Uploads the table of the experts' weight addresses (shapes already checked). */
