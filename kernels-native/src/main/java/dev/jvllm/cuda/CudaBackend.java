@@ -207,6 +207,8 @@ public final class CudaBackend implements Backend {
 
     private final CudaContext context;
     private final DType activationType;
+    /** Activations in the 16-byte piece the elementwise, norm and rotary kernels move at a time. */
+    private final int pieceElements;
     private final DeviceMemory memory;
     private final KernelLauncher kernels;
     private final int gemvPrefetchBytes;
@@ -337,6 +339,7 @@ public final class CudaBackend implements Backend {
                         java.nio.file.Path kernelCache, java.nio.file.Path keptAlgorithms) {
         this.context = context;
         this.activationType = activationType;
+        this.pieceElements = 16 / activationType.byteSize();
         try {
             this.memory = new DeviceMemory(context);
             this.kernels = new KernelLauncher(context.driver,
@@ -1220,7 +1223,7 @@ public final class CudaBackend implements Backend {
         if (bias == null) return;
         long n = output.elementCount();
         // A thread a 16-byte piece where rows are whole pieces (add_bias_rows' fast path).
-        int blocks = output.cols() % (16 / activationType.byteSize()) == 0 ? pieceBlocks(n) : elementwiseBlocks(n);
+        int blocks = output.cols() % pieceElements == 0 ? pieceBlocks(n) : elementwiseBlocks(n);
         kernels.launch(Kernel.ADD_BIAS_ROWS, blocks, ELEMENTWISE_THREADS,
                 output, bias, bias.typeCode(), output.cols(), n);
     }
@@ -1234,14 +1237,13 @@ public final class CudaBackend implements Backend {
     private CudaTensor stackedView(CudaTensor input, CudaTensor[] weights, CudaTensor[] outs) {
         int tokens = input.rows();
         if (tokens < 2 || tokens > STACKED_PRODUCTS_MAX_TOKENS || activationType == DType.F32) return null;
-        int piece = 16 / activationType.byteSize();
         CudaTensor first = weights[0];
         long end = first.address();
         int rows = 0;
         for (int i = 0; i < weights.length; i++) {
             CudaTensor w = weights[i];
             if (w.buffer() != first.buffer() || w.address() != end || w.cols() != first.cols()
-                    || w.dtype() != activationType || w.rows() % piece != 0 || outs[i].address() % 16 != 0) {
+                    || w.dtype() != activationType || w.rows() % pieceElements != 0 || outs[i].address() % 16 != 0) {
                 return null;
             }
             end += w.byteSize();
@@ -1307,8 +1309,7 @@ public final class CudaBackend implements Backend {
         if (stacked == null) return false;
         int tokens = input.rows();
         CudaTensor product = stackedProduct(input, stacked);
-        int piece = 16 / activationType.byteSize();
-        kernels.launch(Kernel.SPLIT_COLUMNS, elementwiseBlocks((long) tokens * stacked.rows() / piece), ELEMENTWISE_THREADS,
+        kernels.launch(Kernel.SPLIT_COLUMNS, elementwiseBlocks((long) tokens * stacked.rows() / pieceElements), ELEMENTWISE_THREADS,
                 product, (long) tokens, o[0], w[0].rows(), o[1], w[1].rows(), w.length > 2 ? o[2] : null,
                 w.length > 2 ? w[2].rows() : 0);
         for (int i = 0; i < w.length; i++) addBias(o[i], b[i]);
@@ -1342,8 +1343,7 @@ public final class CudaBackend implements Backend {
         if (stacked != null) {
             int tokens = input.rows();
             CudaTensor product = stackedProduct(input, stacked);
-            int piece = 16 / activationType.byteSize();
-            kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / piece), ELEMENTWISE_THREADS,
+            kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / pieceElements), ELEMENTWISE_THREADS,
                     activationCode(fn), product, (long) tokens, g.rows(), output);
             return;
         }
@@ -1529,10 +1529,9 @@ public final class CudaBackend implements Backend {
         CudaTensor scale = cuda(normWeight, "linearAddRmsNorm", "normWeight");
         CudaTensor output = cuda(out, "linearAddRmsNorm", "out");
         int tokens = x.rows(), depth = x.cols(), width = w.rows(), slices = splitProductSlices;
-        int piece = 16 / activationType.byteSize();
         boolean split = slices > 1 && tokens >= 2 && tokens <= SPLIT_PRODUCT_MAX_TOKENS && depth >= SPLIT_PRODUCT_MIN_DEPTH
                 && depth % (8 * slices) == 0 && activationType != DType.F32 && w.dtype() == activationType
-                && x.dtype() == activationType && w.cols() == depth && width % piece == 0 && width <= piece * 1024
+                && x.dtype() == activationType && w.cols() == depth && width % pieceElements == 0 && width <= pieceElements * 1024
                 && stream.rows() == tokens && stream.cols() == width && stream.address() % 16 == 0
                 && output.address() % 16 == 0 && x.address() % 16 == 0 && w.address() % 16 == 0;
         if (!split) {
@@ -1597,8 +1596,7 @@ public final class CudaBackend implements Backend {
 
     /** A thread a 16-byte piece where a row is whole pieces and at most 1024 of them (layer_norm's fast path). */
     private int layerNormThreads(int cols) {
-        int piece = 16 / activationType.byteSize();
-        return cols % piece == 0 && cols / piece <= 1024 ? rowThreads(cols / piece) : rowThreads(cols);
+        return cols % pieceElements == 0 && cols / pieceElements <= 1024 ? rowThreads(cols / pieceElements) : rowThreads(cols);
     }
 
     @Override
@@ -2343,8 +2341,7 @@ public final class CudaBackend implements Backend {
 
     /** Blocks for n elements taken a 16-byte piece a thread where n is whole pieces (elementwise.cu's gated_pieces). */
     private int pieceBlocks(long n) {
-        int piece = 16 / activationType.byteSize();
-        return elementwiseBlocks(n % piece == 0 ? n / piece : n);
+        return elementwiseBlocks(n % pieceElements == 0 ? n / pieceElements : n);
     }
 
     private static int elementwiseBlocks(long n) {
@@ -2357,16 +2354,14 @@ public final class CudaBackend implements Backend {
      * and fits (norms.cu keeps it in registers then), otherwise as {@link #rowThreads}.
      */
     private int normThreads(int width) {
-        int piece = 16 / activationType.byteSize();
-        return width % piece == 0 && width <= piece * 1024 ? rowThreads(width / piece) : rowThreads(width);
+        return width % pieceElements == 0 && width <= pieceElements * 1024 ? rowThreads(width / pieceElements) : rowThreads(width);
     }
 
     /** A rotary block's threads: a pair each, or a 16-byte piece of pairs each where rotary.cu's rotates_in_pieces may hold. */
     private int rotaryThreads(int heads, int headDim, int rotaryDim, boolean neoxStyle) {
-        int piece = 16 / activationType.byteSize();
         int half = rotaryDim / 2;
-        boolean pieces = neoxStyle && half % piece == 0 && headDim % piece == 0;
-        return rowThreads(heads * half / (pieces ? piece : 1));
+        boolean pieces = neoxStyle && half % pieceElements == 0 && headDim % pieceElements == 0;
+        return rowThreads(heads * half / (pieces ? pieceElements : 1));
     }
 
     static int rowThreads(int width) {
