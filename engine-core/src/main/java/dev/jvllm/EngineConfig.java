@@ -12,7 +12,7 @@ package dev.jvllm;
  * @param maxNumBatchedTokens  most tokens in one step (prompts longer than this are chunked)
  * @param enablePrefixCaching  reuse KV blocks of identical prompt prefixes
  * @param seed                 seed of the engine's random source (requests without their own seed)
- * @param device               "auto", "cpu" or "cuda"
+ * @param device               "auto", "cpu", "cuda" or "cuda:N" (a GPU by its index)
  * @param threads              CPU kernel threads, 0 = all processors
  * @param gpuMemoryUtilization share of a GPU's memory the engine may use (weights, activations and KV cache)
  * @param enforceEager         never record forward passes as CUDA graphs: every kernel is launched one by one

@@ -749,7 +749,10 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
-        /** "auto" (default), "cpu" or "cuda". */
+        /**
+         * "auto" (default: the GPU where one is found, else the CPU), "cpu", "cuda" (the first GPU) or
+         * "cuda:N" (the GPU of index N, as the CUDA driver numbers them after CUDA_VISIBLE_DEVICES).
+         */
         public Builder device(String device) {
             this.device = device;
             return this;

@@ -1,5 +1,6 @@
 package dev.jvllm.cpu;
 
+import dev.jvllm.JvllmException;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.BackendProvider;
@@ -24,6 +25,9 @@ public final class CpuBackendProvider implements BackendProvider {
 
     @Override
     public Backend create(BackendOptions options) {
+        if (options.deviceIndex() != 0) {
+            throw new JvllmException("device 'cpu:" + options.deviceIndex() + "': the cpu backend has one device; use 'cpu'");
+        }
         return new CpuBackend(options);
     }
 }

@@ -7,8 +7,9 @@ import dev.jvllm.weights.DType;
 
 /**
  * Registers the {@link CudaBackend} as "cuda", preferred by "auto" where a CUDA device and the
- * driver, NVRTC and cuBLAS libraries are found. The backend runs on device 0, in the activation
- * type of its options (float32 when none is given).
+ * driver, NVRTC and cuBLAS libraries are found. The backend runs on the device of its options' index
+ * ("cuda:1"; device 0 for "cuda"), numbered as the driver numbers them (after CUDA_VISIBLE_DEVICES),
+ * in the activation type of its options (float32 when none is given).
  */
 public final class CudaBackendProvider implements BackendProvider {
 
@@ -42,6 +43,6 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public Backend create(BackendOptions options) {
-        return CudaBackend.open(0, options.activationType() == null ? DType.F32 : options.activationType());
+        return CudaBackend.open(options.deviceIndex(), options.activationType() == null ? DType.F32 : options.activationType());
     }
 }

@@ -1,5 +1,6 @@
 package dev.jvllm.cuda;
 
+import dev.jvllm.JvllmException;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
 import dev.jvllm.spi.BackendProvider;
@@ -10,6 +11,7 @@ import java.util.ServiceLoader;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Runs everywhere: with or without a GPU the provider is found and says whether it can run. */
@@ -34,6 +36,35 @@ class CudaBackendProviderTest {
             assertFalse(availability.reason().isBlank());
             assertTrue(availability.reason().matches("(?s).*(not found|no CUDA device|CUDA_ERROR|native access).*"),
                     availability.reason());
+        }
+    }
+
+    /**
+     * "cuda:N" picks a GPU by index: N = 0 runs where a GPU is; an index past the last names how many
+     * there are; without a GPU the error says why none runs. Malformed devices name themselves.
+     */
+    @Test
+    void aDeviceIndexPicksTheGpuOrSaysWhyNot() {
+        boolean gpu = cudaProvider().availability().available();
+        if (gpu) {
+            try (Backend backend = Backends.create("cuda:0", new BackendOptions(1))) {
+                assertEquals("cuda", backend.name());
+            }
+            int count = CudaDriver.get().deviceCount();
+            JvllmException past = assertThrows(JvllmException.class, () -> Backends.create("cuda:" + count, new BackendOptions(1)));
+            assertTrue(past.getMessage().contains("CUDA device " + count + " does not exist (" + count + " found)"), past.getMessage());
+        } else {
+            JvllmException none = assertThrows(JvllmException.class, () -> Backends.create("cuda:0", new BackendOptions(1)));
+            assertTrue(none.getMessage().startsWith("no backend for device 'cuda:0'; cuda: "), none.getMessage());
+        }
+        for (String malformed : new String[]{"cuda:", "cuda:one", "cuda:-1", "auto:1", ":1"}) {
+            JvllmException refused = assertThrows(JvllmException.class, () -> Backends.create(malformed, new BackendOptions(1)));
+            assertTrue(refused.getMessage().startsWith("device '" + malformed + "': "), refused.getMessage());
+        }
+        JvllmException cpu = assertThrows(JvllmException.class, () -> Backends.create("cpu:1", new BackendOptions(1)));
+        assertEquals("device 'cpu:1': the cpu backend has one device; use 'cpu'", cpu.getMessage());
+        try (Backend backend = Backends.create("cpu:0", new BackendOptions(1))) {
+            assertEquals("cpu", backend.name());
         }
     }
 

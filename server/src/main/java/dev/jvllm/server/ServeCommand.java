@@ -22,7 +22,7 @@ public final class ServeCommand {
               --task generate|embed      (default: what the model does)
               --revision R               branch, tag or commit of a Hugging Face id
               --download-dir D           Hugging Face cache to use
-              --max-model-len N          --max-num-seqs N   --device cuda|cpu|auto   --dtype T
+              --max-model-len N          --max-num-seqs N   --device cuda[:N]|cpu|auto --dtype T
               --gpu-memory-utilization F --enforce-eager    --threads N
               --lora-modules name=path   a LoRA adapter served as model "name" (repeat, or separate by commas;
                                          implies --enable-lora)
