@@ -41,6 +41,15 @@ public final class CudaBackendProvider implements BackendProvider {
         }
     }
 
+    /** How many CUDA devices the driver shows this process (after CUDA_VISIBLE_DEVICES): 0 where CUDA cannot run. */
+    public static int deviceCount() {
+        try {
+            return CudaDriver.get().deviceCount();
+        } catch (CudaException | UnsatisfiedLinkError | IllegalCallerException e) {
+            return 0;
+        }
+    }
+
     @Override
     public Backend create(BackendOptions options) {
         return CudaBackend.open(options.deviceIndex(), options.activationType() == null ? DType.F32 : options.activationType());

@@ -14,7 +14,9 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.cuda.CudaBackendProvider;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -75,13 +77,24 @@ class LlamaGoldenCudaTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("llamaCases")
     void greedyTokensEqualTransformers(Golden golden) {
+        assertGreedyTokensEqualTransformers(golden, "cuda");
+    }
+
+    /** The engine on the machine's last GPU by index ("cuda:N"; on a machine of one GPU, "cuda:0"). */
+    @Test
+    void theLastGpuByIndexGivesTransformersTokens() {
+        assertGreedyTokensEqualTransformers(llamaCases().findFirst().orElseThrow(),
+                "cuda:" + (CudaBackendProvider.deviceCount() - 1));
+    }
+
+    private static void assertGreedyTokensEqualTransformers(Golden golden, String device) {
         SamplingParams greedy = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(16).build();
-        try (LLM llm = LLM.builder().model(golden.directory().toString()).device("cuda").maxModelLen(128).build()) {
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device(device).maxModelLen(128).build()) {
             List<Prompt> prompts = golden.prompts().stream().map(p -> Prompt.tokens(p.tokenIds())).toList();
             List<RequestOutput> outputs = llm.generatePrompts(prompts, greedy);
             for (int i = 0; i < prompts.size(); i++) {
                 assertArrayEquals(golden.prompts().get(i).greedyTokenIds(), outputs.get(i).outputs().getFirst().tokenIdArray(),
-                        golden + " prompt " + i);
+                        golden + " on " + device + ", prompt " + i);
                 assertEquals("length", outputs.get(i).outputs().getFirst().finishReason().toString());
             }
         }
