@@ -2,6 +2,7 @@ package dev.jvllm.models;
 
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
+import dev.jvllm.models.layers.ConfigValues;
 import dev.jvllm.models.layers.DecoderOptions;
 import dev.jvllm.models.layers.ExpertRouter;
 import dev.jvllm.models.layers.MixtureOfExperts;
@@ -36,8 +37,13 @@ public final class DeepseekForCausalLM extends PreNormArchitecture {
             throw new ConfigException(config.source() + ": field 'scoring_func' is '" + scoring
                     + "'; DeepSeek-MoE scores its experts by 'softmax'");
         }
-        int topK = config.intOr(0, "num_experts_per_tok");
-        return ExpertRouter.softmaxTopK(config.intOr(0, "n_routed_experts"), topK, topK > 1 && config.bool("norm_topk_prob", false));
+        int experts = ConfigValues.positiveInt(config, "n_routed_experts", "a mixture of experts");
+        int topK = ConfigValues.positiveInt(config, "num_experts_per_tok", "a mixture of experts");
+        if (topK > experts) {
+            throw new ConfigException(config.source() + ": field 'num_experts_per_tok' is " + topK
+                    + ", more than the " + experts + " experts of n_routed_experts");
+        }
+        return ExpertRouter.softmaxTopK(experts, topK, topK > 1 && config.bool("norm_topk_prob", false));
     }
 
     @Override

@@ -81,10 +81,16 @@ class DeepseekMoeTest {
     }
 
     @Test
-    void anotherScoringIsRefusedByName() {
+    void anotherScoringAndImpossibleExpertCountsAreRefusedByName() {
         ConfigException refused = assertThrows(ConfigException.class, () -> DeepseekForCausalLM.router(ModelConfig.parse(
                 "{\"n_routed_experts\": 8, \"num_experts_per_tok\": 2, \"scoring_func\": \"sigmoid\"}")));
         assertTrue(refused.getMessage().contains("field 'scoring_func' is 'sigmoid'"), refused.getMessage());
+        ConfigException tooMany = assertThrows(ConfigException.class, () -> DeepseekForCausalLM.router(ModelConfig.parse(
+                "{\"n_routed_experts\": 8, \"num_experts_per_tok\": 9}")));
+        assertTrue(tooMany.getMessage().contains("field 'num_experts_per_tok' is 9, more than the 8 experts"), tooMany.getMessage());
+        ConfigException none = assertThrows(ConfigException.class, () -> DeepseekForCausalLM.router(ModelConfig.parse(
+                "{\"n_routed_experts\": 8, \"num_experts_per_tok\": 0}")));
+        assertTrue(none.getMessage().contains("num_experts_per_tok"), none.getMessage());
     }
 
     /** mixtral-top2 in DeepSeek-MoE's names and fields, with a zero shared expert where asked. */
