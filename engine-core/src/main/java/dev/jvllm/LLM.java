@@ -656,8 +656,8 @@ public final class LLM implements AutoCloseable {
 
         /**
          * Lets requests run with LoRA adapters ({@link LLM#generate(String, SamplingParams, LoraRequest)}),
-         * as vLLM's {@code enable_lora}. Adapters run on the CPU backend only so far, where the model's
-         * fused projections then run unfused.
+         * as vLLM's {@code enable_lora}. Adapters run on the CPU and CUDA backends; the model's fused
+         * projections then run unfused.
          */
         public Builder enableLora(boolean enableLora) {
             this.enableLora = enableLora;
