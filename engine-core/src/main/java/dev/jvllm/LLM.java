@@ -100,7 +100,9 @@ public final class LLM implements AutoCloseable {
     private LLM(Builder b) {
         long start = System.nanoTime();
         EngineConfig engineConfig = b.engineConfig();
-        Objects.requireNonNull(b.model, "model");
+        if (b.model == null || b.model.isBlank()) {
+            throw new JvllmException("no model given: name one with LLM.builder().model(\"org/name\" or a directory)");
+        }
         ModelResolver resolver = b.downloadDir == null ? ModelResolver.fromEnvironment()
                 : ModelResolver.fromEnvironment().withHubCache(b.downloadDir);
         // A download stops before the weights when the config names a model jvllm cannot serve.

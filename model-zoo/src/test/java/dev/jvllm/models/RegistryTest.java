@@ -28,6 +28,12 @@ class RegistryTest {
         assertTrue(e.getMessage().contains("LlamaForCausalLM"), e.getMessage());
     }
 
+    @Test
+    void aBuilderWithoutAModelSaysSo() {
+        var e = assertThrows(dev.jvllm.JvllmException.class, () -> LLM.builder().build());
+        assertTrue(e.getMessage().startsWith("no model given"), e.getMessage());
+    }
+
     /** As Transformers' Auto classes: an unknown or missing class name falls back on model_type, unless custom code is declared. */
     @Test
     void aCheckpointWhoseArchitecturesNameNoServedClassIsLoadedByItsModelType() {
