@@ -215,7 +215,12 @@ public final class AsyncLLMEngine implements AutoCloseable {
             reason = new EngineClosedException("the engine thread was interrupted");
         } catch (RuntimeException | Error e) {
             log.error("engine step failed; the engine is dead", e);
-            reason = new EngineDeadException("engine dead: a step failed (" + e + "); no request can be served", e);
+            // Clients see the message (the server answers with it): the failure's own text, which may name
+            // native addresses, stays in the log and the cause.
+            Throwable root = e;
+            while (root.getCause() != null && root.getCause() != root) root = root.getCause();
+            reason = new EngineDeadException("engine dead: a step failed (" + root.getClass().getSimpleName()
+                    + "; the log has its cause); no request can be served", e);
         }
         stop(reason);
     }

@@ -12,13 +12,19 @@ final class ModelFiles {
     /** Weight formats jvllm does not read: fetching them would only cost time and disk. */
     private static final Set<String> OTHER_WEIGHT_SUFFIXES = Set.of(".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
             ".onnx", ".onnx_data", ".gguf", ".ggml", ".tflite", ".ot", ".npz", ".pb", ".mlmodel", ".pdparams", ".nemo");
+    /**
+     * Code a repository may carry for trust_remote_code ({@code modeling_*.py}, ...) or for its own tools: jvllm
+     * never runs it, so it is not fetched either (a copy in the shared cache is one less thing to be run by mistake).
+     */
+    private static final Set<String> CODE_SUFFIXES = Set.of(".py", ".pyc", ".pyo", ".so", ".dylib", ".dll", ".exe",
+            ".sh", ".bat", ".ps1", ".jar", ".class");
 
     private ModelFiles() {
     }
 
     /**
      * The files jvllm reads, of those the repository has: those at its top (configs, tokenizer,
-     * safetensors weights) and the JSON files of its folders, without other weight formats or
+     * safetensors weights) and the JSON files of its folders, without other weight formats, code or
      * anything under {@code original/}. Refuses a repository with no safetensors weights at its top.
      */
     static List<String> toFetch(String model, String revision, List<String> files) {
@@ -37,7 +43,8 @@ final class ModelFiles {
     private static boolean isWanted(String file) {
         String name = file.substring(file.lastIndexOf('/') + 1);
         String lower = name.toLowerCase(Locale.ROOT);
-        if (name.startsWith(".") || OTHER_WEIGHT_SUFFIXES.stream().anyMatch(lower::endsWith)) return false;
+        if (name.startsWith(".") || OTHER_WEIGHT_SUFFIXES.stream().anyMatch(lower::endsWith)
+                || CODE_SUFFIXES.stream().anyMatch(lower::endsWith)) return false;
         if (!file.contains("/")) return true;
         return !file.startsWith("original/") && lower.endsWith(".json");
     }

@@ -157,6 +157,10 @@ public final class ModelScopeDownloader {
             if (!sha.isEmpty() && !FileTransfer.isSha256(sha)) {
                 throw new HubDownloadException(what + " gives " + path + " a Sha256 that is not one ('" + FileTransfer.abbreviate(sha) + "')");
             }
+            if (sha.isEmpty() && ModelFiles.isWeights(path)) {
+                // Weights are what a tampered mirror or a cut transfer would change unseen by a size check.
+                throw new HubDownloadException(what + " gives the weights " + path + " no Sha256 to check them against; refused");
+            }
             listed.put(path, new Listed(size.asLong(), sha.isEmpty() ? null : sha));
         }
         return listed;

@@ -121,17 +121,21 @@ class HubDownloaderTest {
     }
 
     @Test
-    void otherWeightFormatsAndOriginalCheckpointsAreNotFetched() {
+    void otherWeightFormatsOriginalCheckpointsAndCodeAreNotFetched() {
         hub.file("pytorch_model.bin", new byte[100], true)
                 .file("original/consolidated.00.pth", new byte[100], true)
                 .file("original/params.json", "{}")
                 .file("onnx/model.onnx", new byte[100], true)
+                .file("modeling_evil.py", "import os; os.system('rm -rf ~')")
+                .file("configuration_evil.py", "x = 1")
+                .file("kernels/libfast.so", new byte[100], true)
                 .file("tokenizer.model", new byte[10], true);
 
         Path snapshot = downloader().build().download(MODEL, "main");
 
         assertTrue(Files.exists(snapshot.resolve("tokenizer.model")));
-        for (String skipped : List.of("pytorch_model.bin", "original/consolidated.00.pth", "original/params.json", "onnx/model.onnx")) {
+        for (String skipped : List.of("pytorch_model.bin", "original/consolidated.00.pth", "original/params.json", "onnx/model.onnx",
+                "modeling_evil.py", "configuration_evil.py", "kernels/libfast.so")) {
             assertFalse(Files.exists(snapshot.resolve(skipped)), skipped);
             assertEquals(0, hub.bodyRequests(skipped), skipped);
         }
@@ -281,13 +285,14 @@ class HubDownloaderTest {
     }
 
     @Test
-    void twoProcessesDownloadingOneModelLeaveOneValidBlobFetchedOnce() throws Exception {
+    void twoProcessesDownloadingOneModelLeaveOneValidBlobFetchedOnceAndLogNoToken() throws Exception {
         hub.bodyDelayMillis = 1_000;
+        hub.requiredToken = "hf_secret_in_no_log";
         List<Process> processes = new ArrayList<>();
         for (int i = 0; i < 2; i++) {
             processes.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-cp", System.getProperty("java.class.path"), DownloadInAnotherProcess.class.getName(),
-                    hub.endpoint().toString(), cache.toString(), MODEL, "main")
+                    hub.endpoint().toString(), cache.toString(), MODEL, "main", hub.requiredToken)
                     .redirectErrorStream(true).redirectOutput(home.resolve("process-" + i + ".log").toFile()).start());
         }
         for (Process process : processes) {
@@ -298,6 +303,11 @@ class HubDownloaderTest {
         Path snapshot = repository().resolve("snapshots").resolve(COMMIT);
         assertArrayEquals(weights, Files.readAllBytes(snapshot.resolve("model.safetensors")));
         assertEquals(1, hub.bodyRequests("model.safetensors"));
+        for (int i = 0; i < processes.size(); i++) {
+            String log = readLog(i);
+            assertTrue(log.contains("model.safetensors") || log.contains(COMMIT), "the process logged its download: " + log);
+            assertFalse(log.contains(hub.requiredToken), "process " + i + " logged the token: " + log);
+        }
         try (Stream<Path> blobs = Files.list(repository().resolve("blobs"))) {
             assertEquals(List.of(), blobs.filter(p -> p.toString().endsWith(".incomplete")).toList());
         }

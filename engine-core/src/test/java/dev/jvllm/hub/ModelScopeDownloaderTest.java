@@ -167,6 +167,16 @@ class ModelScopeDownloaderTest {
     }
 
     @Test
+    void weightsWithoutAListedHashAreRefusedBeforeAnyDownload() {
+        file("model.safetensors", weights, false);
+
+        assertThrowsNaming(HubDownloadException.class, () -> downloader().download(MODEL, "master", d -> { }),
+                "model.safetensors", "no Sha256");
+        assertTrue(ranges.isEmpty(), "no weights were fetched");
+        assertFalse(Files.exists(modelDirectory()));
+    }
+
+    @Test
     void aModelRefusedOnItsConfigLeavesNoModelDirectory() {
         var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
                 () -> downloader().download(MODEL, "master", d -> { throw new IllegalStateException("quantized"); }));

@@ -55,6 +55,18 @@ class BeamSearchTest {
         assertThrows(InvalidRequestException.class, () -> new BeamSearchParams(0, 4));
     }
 
+    /** What a search multiplies is bounded as a request's n is: its width, and a finite temperature. */
+    @Test
+    void aWidthOrTemperatureBeyondTheBoundsIsRefusedNamingIt() {
+        var wide = assertThrows(InvalidRequestException.class, () -> new BeamSearchParams(SamplingParams.MAX_N + 1, 4));
+        assertEquals("beamWidth", wide.field());
+        new BeamSearchParams(SamplingParams.MAX_N, 4);
+        for (double temperature : new double[]{Double.POSITIVE_INFINITY, Double.NaN, SamplingParams.MAX_TEMPERATURE + 0.5, -1}) {
+            var refused = assertThrows(InvalidRequestException.class, () -> new BeamSearchParams(2, 4, false, temperature, 1.0));
+            assertEquals("temperature", refused.field(), "temperature " + temperature);
+        }
+    }
+
     /** The sum of the log probabilities of {@code tokens} after {@code prompt}, from prompt logprobs. */
     private static double scored(LLM llm, int[] prompt, List<Integer> tokens) {
         int[] all = IntStream.concat(IntStream.of(prompt), tokens.stream().mapToInt(Integer::intValue)).toArray();

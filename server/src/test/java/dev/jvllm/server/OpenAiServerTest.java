@@ -397,6 +397,11 @@ class OpenAiServerTest {
         assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"video_url\"}]}]}"), 400,
                 "messages[0].content[0]");
         assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
+        String manyPrompts = "[" + String.join(", ", java.util.Collections.nCopies(OpenAiRequests.MAX_PROMPTS + 1, "\"x\"")) + "]";
+        assertError(post(server, "/v1/completions", "{\"prompt\": " + manyPrompts + ", \"max_tokens\": 1}"), 400, "prompt");
+        String manyMessages = "[" + String.join(", ", java.util.Collections.nCopies(OpenAiRequests.MAX_MESSAGES + 1,
+                "{\"role\": \"user\", \"content\": \"x\"}")) + "]";
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": " + manyMessages + ", \"max_tokens\": 1}"), 400, "messages");
         assertError(post(server, "/v1/nothing", "{}"), 404, null);
         HttpResponse<String> get = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions")).build(),
                 HttpResponse.BodyHandlers.ofString());

@@ -204,7 +204,8 @@ public final class ChatTemplate {
             if (cause instanceof OutOfMemoryError) {
                 throw new ChatTemplateException(Reason.LIMIT_EXCEEDED, "chat template ran out of memory");
             }
-            throw new ChatTemplateException(Reason.RENDER, "chat template failed: " + cause, cause);
+            // An interpreter fault, not the template's own error: its message may hold internals, so only its kind is said.
+            throw new ChatTemplateException(Reason.RENDER, "chat template failed: " + cause.getClass().getSimpleName(), cause);
         }
     }
 
