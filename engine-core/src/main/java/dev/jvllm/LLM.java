@@ -380,8 +380,8 @@ public final class LLM implements AutoCloseable {
      * Beam search, as vLLM's {@code LLM.beam_search}: each prompt's {@code beamWidth} best sequences
      * by cumulative log probability (over length to the length penalty), grown a token a step. Each
      * step runs every live beam for one token with its {@code 2 × beamWidth} most likely next tokens,
-     * the prefix cache sparing the tokens a beam shares with its parent; sequences ending in the
-     * end-of-sequence token leave the beam as complete.
+     * the prefix cache sparing the tokens a beam shares with its parent (within the prompt's
+     * {@linkplain Prompt#withCacheSalt cache salt}); sequences ending in the end-of-sequence token leave the beam as complete.
      */
     public List<BeamSearchOutput> beamSearch(List<Prompt> prompts, BeamSearchParams params) {
         requireTask(Task.GENERATE);
@@ -413,7 +413,10 @@ public final class LLM implements AutoCloseable {
         };
         for (int t = 0; t < params.maxTokens() && live.stream().anyMatch(b -> !b.isEmpty()); t++) {
             List<Prompt> batch = new ArrayList<>();
-            for (List<Beam> beams : live) for (Beam beam : beams) batch.add(Prompt.tokens(beam.tokens()));
+            for (int p = 0; p < live.size(); p++) {
+                String salt = prompts.get(p).cacheSalt(); // a prompt's beams share its cached blocks, and only its salt's
+                for (Beam beam : live.get(p)) batch.add(Prompt.tokens(beam.tokens()).withCacheSalt(salt));
+            }
             List<RequestOutput> outputs = generatePrompts(batch, step);
             int next = 0;
             for (int p = 0; p < live.size(); p++) {

@@ -22,7 +22,8 @@ final class EngineRequest {
     private final RequestGroup group;
     private final int index;
     private final int promptLength;
-    private final String cacheSalt;
+    /** The salt as the first part of each block's extra keys ({@link PrefixCacheKey#appendPart}); empty for none. */
+    private final String saltPart;
     private int[] tokens;
     private int numTokens;
     private int numComputed;
@@ -47,8 +48,8 @@ final class EngineRequest {
     }
 
     /**
-     * @param cacheSalt   extra keys of its prefix-cache blocks (null for none): blocks are shared only
-     *                    between requests of one salt
+     * @param cacheSalt   extra keys of its prefix-cache blocks (null for none; {@link #cacheSalt} makes
+     *                    one of a request's salts): blocks are shared only between requests of one salt
      * @param adapterSlot the LoRA adapter's slot, or -1
      */
     EngineRequest(RequestGroup group, int index, SequenceSamplingState sampling, TextAccumulator text,
@@ -58,7 +59,7 @@ final class EngineRequest {
         this.index = index;
         int[] prompt = group.promptTokenIds();
         this.promptLength = prompt.length;
-        this.cacheSalt = cacheSalt;
+        this.saltPart = cacheSalt == null ? "" : PrefixCacheKey.appendPart(new StringBuilder(), "salt", cacheSalt).toString();
         this.tokens = Arrays.copyOf(prompt, prompt.length + 16);
         this.numTokens = prompt.length;
         this.sampling = sampling;
@@ -153,21 +154,38 @@ final class EngineRequest {
     }
 
     /**
+     * A request's cache salt from its parts, each written so that no two different sets of parts
+     * make one salt ({@link PrefixCacheKey#appendPart}): the user's salt ({@link dev.jvllm.Prompt#cacheSalt}),
+     * the LoRA adapter's id (its blocks are its own) and, for a request that must bypass the cache
+     * (prompt logprobs), its request id. Null where all are null: such requests share the one pool.
+     */
+    static String cacheSalt(String userSalt, Integer loraId, String bypassRequestId) {
+        StringBuilder salt = new StringBuilder();
+        if (userSalt != null) PrefixCacheKey.appendPart(salt, "user", userSalt);
+        if (loraId != null) PrefixCacheKey.appendPart(salt, "lora", loraId.toString());
+        if (bypassRequestId != null) PrefixCacheKey.appendPart(salt, "request", bypassRequestId);
+        return salt.isEmpty() ? null : salt.toString();
+    }
+
+    /**
      * The key of block {@code block}: its tokens after {@code parent}'s, with the salt, the encoder
      * input's hash (an encoder-decoder model's decoder prompts are alike) and the content
      * hash of each image whose placeholders it holds (placeholder ids are equal for every image, so
-     * the hash is what tells two images apart; later blocks inherit it through the parent).
+     * the hash is what tells two images apart; later blocks inherit it through the parent). Each is
+     * a length-prefixed part, so a salt can never pass for another salt with an encoder or images.
      */
     PrefixCacheKey blockKey(int block, PrefixCacheKey parent, int blockSize) {
         int from = block * blockSize;
-        String extra = cacheSalt;
-        if (group.encoder() != null) extra = (extra == null ? "" : extra) + "|encoder:" + group.encoder().hash();
-        for (PromptImage image : group.images()) {
-            if (image.overlaps(from, from + blockSize)) {
-                extra = (extra == null ? "" : extra) + "|image:" + image.image().contentHash();
+        String extra = saltPart;
+        if (group.encoder() != null || !group.images().isEmpty()) {
+            StringBuilder keys = new StringBuilder(saltPart);
+            if (group.encoder() != null) PrefixCacheKey.appendPart(keys, "encoder", group.encoder().hash());
+            for (PromptImage image : group.images()) {
+                if (image.overlaps(from, from + blockSize)) PrefixCacheKey.appendPart(keys, "image", image.image().contentHash());
             }
+            extra = keys.toString();
         }
-        return PrefixCacheKey.of(parent, tokens, from, blockSize, extra);
+        return PrefixCacheKey.of(parent, tokens, from, blockSize, extra.isEmpty() ? null : extra);
     }
 
     /** All of the prompt's images, in order; empty for none. */

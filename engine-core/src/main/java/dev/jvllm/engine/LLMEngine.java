@@ -342,12 +342,18 @@ public final class LLMEngine implements AutoCloseable {
      */
     public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
                            List<ImageInput> images) {
+        addRequest(requestId, prompt, promptTokenIds, params, lora, images, null);
+    }
+
+    /** As the overload without it, the blocks kept apart by {@code cacheSalt} ({@link Prompt#withCacheSalt}; null for none). */
+    private void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
+                            List<ImageInput> images, String cacheSalt) {
         if (promptTokenIds != null) {
-            add(requestId, prompt, promptTokenIds.clone(), params, lora, images);
+            add(requestId, prompt, promptTokenIds.clone(), null, params, lora, images, cacheSalt);
             return;
         }
         Prompt.Tokens tokens = textPrompt(prompt, true, images);
-        add(requestId, prompt, tokens.tokenIds(), params, lora, tokens.images());
+        add(requestId, prompt, tokens.tokenIds(), null, params, lora, tokens.images(), cacheSalt);
     }
 
     /**
@@ -417,12 +423,13 @@ public final class LLMEngine implements AutoCloseable {
 
     /**
      * Queues a prompt of any kind: text (tokenized here), token ids, either with images, or an
-     * encoder-decoder model's encoder and decoder prompts.
+     * encoder-decoder model's encoder and decoder prompts; its {@linkplain Prompt#cacheSalt cache salt}
+     * keeps its prefix-cache blocks apart from those of requests salted otherwise.
      */
     public void addRequest(String requestId, Prompt prompt, SamplingParams params, LoraRequest lora) {
         switch (prompt) {
-            case Prompt.Text t -> addRequest(requestId, t.text(), null, params, lora, t.images());
-            case Prompt.Tokens t -> addRequest(requestId, null, t.tokenIds(), params, lora, t.images());
+            case Prompt.Text t -> addRequest(requestId, t.text(), null, params, lora, t.images(), t.cacheSalt());
+            case Prompt.Tokens t -> addRequest(requestId, null, t.tokenIds(), params, lora, t.images(), t.cacheSalt());
             case Prompt.EncoderDecoder e -> {
                 if (!(model instanceof EncoderDecoderModel)) {
                     throw new InvalidRequestException("prompt", "encoder and decoder prompts were given, but this model ("
@@ -430,7 +437,7 @@ public final class LLMEngine implements AutoCloseable {
                 }
                 String text = e.encoder() instanceof Prompt.Text t ? t.text() : null;
                 int[] ids = tokensOf(e.encoder(), true);
-                add(requestId, text, ids, tokensOf(e.decoder(), false), params, lora, e.images());
+                add(requestId, text, ids, tokensOf(e.decoder(), false), params, lora, e.images(), e.cacheSalt());
             }
         }
     }
@@ -452,17 +459,15 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora) {
-        add(requestId, prompt, ids, null, params, lora, List.of());
+        add(requestId, prompt, ids, null, params, lora, List.of(), null);
     }
 
-    private void add(String requestId, String prompt, int[] ids, SamplingParams params, LoraRequest lora,
-                     List<ImageInput> images) {
-        add(requestId, prompt, ids, null, params, lora, images);
-    }
-
-    /** {@code decoderIds}: an encoder-decoder model's decoder prompt, null for its start token alone. */
+    /**
+     * {@code decoderIds}: an encoder-decoder model's decoder prompt, null for its start token alone;
+     * {@code cacheSalt}: the user's salt of its prefix-cache blocks, null for none.
+     */
     private void add(String requestId, String prompt, int[] ids, int[] decoderIds, SamplingParams params, LoraRequest lora,
-                     List<ImageInput> images) {
+                     List<ImageInput> images, String cacheSalt) {
         if (groups.containsKey(requestId)) {
             throw new InvalidRequestException("requestId", "request id '" + requestId + "' is already in use");
         }
@@ -517,8 +522,9 @@ public final class LLMEngine implements AutoCloseable {
                     : codec.newDetokenizer(ids, params),
                     params.stop(), params.includeStopStrInOutput());
             // Prompt logprobs must see every prompt position, so such requests bypass the prefix cache;
-            // a LoRA adapter's blocks are shared only among its own requests.
-            String salt = params.promptLogprobs().isPresent() ? requestId : lora != null ? "lora:" + lora.id() : null;
+            // a LoRA adapter's blocks are shared only among its own requests; a user's salt keeps its own apart.
+            String salt = EngineRequest.cacheSalt(cacheSalt, lora == null ? null : lora.id(),
+                    params.promptLogprobs().isPresent() ? requestId : null);
             created.add(new EngineRequest(group, i, state, text, salt, adapterSlot));
         }
         group.sequences.addAll(created);

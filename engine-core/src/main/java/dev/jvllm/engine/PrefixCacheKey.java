@@ -9,7 +9,8 @@ import java.util.HexFormat;
 /**
  * Identity of a full KV block for prefix caching: SHA-256 over the parent block's key, the block's
  * token ids and extra keys (a LoRA adapter, a tenant salt, media hashes), so equal keys mean equal
- * contents of the whole prefix up to and including this block.
+ * contents of the whole prefix up to and including this block. Extra keys are made of
+ * {@linkplain #appendPart length-prefixed parts}, so no two different sets of them read alike.
  */
 public final class PrefixCacheKey {
 
@@ -29,8 +30,23 @@ public final class PrefixCacheKey {
         buf.putInt(count);
         for (int i = 0; i < count; i++) buf.putInt(tokens[from + i]);
         sha.update(buf.array());
-        if (extraKeys != null) sha.update(extraKeys.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        if (extraKeys != null) {
+            // The UTF-16 units themselves: an encoding to UTF-8 would turn every unpaired surrogate into one '?'.
+            ByteBuffer chars = ByteBuffer.allocate(2 * extraKeys.length());
+            for (int i = 0; i < extraKeys.length(); i++) chars.putChar(extraKeys.charAt(i));
+            sha.update(chars.array());
+        }
         return new PrefixCacheKey(sha.digest());
+    }
+
+    /**
+     * Appends one part of a block's extra keys as {@code name:length:value;}, the length in UTF-16
+     * units: parts so written are read back one way only, whatever their values hold (a salt may
+     * hold {@code ":"}, {@code "|image:..."} or a whole other part), so different parts never make equal keys.
+     * Names are fixed words without {@code ':'}.
+     */
+    static StringBuilder appendPart(StringBuilder keys, String name, String value) {
+        return keys.append(name).append(':').append(value.length()).append(':').append(value).append(';');
     }
 
     private static MessageDigest sha256() {

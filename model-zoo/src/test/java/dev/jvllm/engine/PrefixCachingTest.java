@@ -1,6 +1,7 @@
 package dev.jvllm.engine;
 
 import dev.jvllm.LLM;
+import dev.jvllm.Prompt;
 import dev.jvllm.SamplingParams;
 import org.junit.jupiter.api.Test;
 
@@ -47,6 +48,35 @@ class PrefixCachingTest {
             assertEquals(32, llm.metrics().prefixCacheHits() - before.prefixCacheHits(), "cached prompt tokens");
             assertEquals(16, llm.metrics().promptTokensComputed() - before.promptTokensComputed(), "prompt tokens computed");
         }
+    }
+
+    /**
+     * A prompt of 3.5 blocks salted "a", then "b", then "a" again: "b" finds none of "a"'s blocks
+     * (another tenant can neither reuse nor time them), "a" again finds its 3 full blocks, and
+     * neither an unsalted request nor a salted one shares with the other. Outputs never change.
+     */
+    @Test
+    void requestsSaltedDifferentlyNeverShareCachedBlocks() {
+        int[] prompt = randomPrompts(15, 56).getFirst();
+        List<Integer> uncached = aloneOutputs("llama-gqa", 128, List.of(prompt), GREEDY).getFirst();
+        try (LLM llm = builder("llama-gqa", 128).build()) {
+            assertEquals(uncached, salted(llm, prompt, "a"));
+            assertEquals(0, llm.metrics().prefixCacheHits(), "nothing cached yet");
+            assertEquals(uncached, salted(llm, prompt, "b"));
+            assertEquals(0, llm.metrics().prefixCacheHits(), "salt b finds none of salt a's blocks");
+            assertEquals(uncached, salted(llm, prompt, "a"));
+            assertEquals(48, llm.metrics().prefixCacheHits(), "salt a again finds its 3 full blocks");
+            assertEquals(uncached, salted(llm, prompt, null));
+            assertEquals(48, llm.metrics().prefixCacheHits(), "an unsalted request finds no salted blocks");
+            assertEquals(uncached, salted(llm, prompt, "b"));
+            assertEquals(96, llm.metrics().prefixCacheHits(), "salt b again finds its own");
+            llm.engine().checkNoLeaks();
+        }
+    }
+
+    private static List<Integer> salted(LLM llm, int[] prompt, String salt) {
+        Prompt salted = Prompt.tokens(prompt).withCacheSalt(salt);
+        return llm.generatePrompts(List.of(salted), GREEDY).getFirst().outputs().getFirst().tokenIds();
     }
 
     @Test

@@ -60,6 +60,29 @@ final class OpenAiRequests {
         return prompts;
     }
 
+    /**
+     * vLLM's {@code cache_salt} of completions and chat, null where not given: prompts salted with it
+     * ({@link Prompt#withCacheSalt}) share prefix-cache blocks only with requests of the same salt.
+     * A non-string, an empty one or one over {@link Prompt#MAX_CACHE_SALT_LENGTH} characters is a
+     * 400 naming {@code cache_salt}.
+     */
+    static String cacheSalt(JsonNode body) {
+        JsonNode node = body.get("cache_salt");
+        if (node == null || node.isNull()) return null;
+        if (!node.isTextual()) throw ApiError.invalid("cache_salt", "'cache_salt' must be a string");
+        String salt = node.asText();
+        if (salt.isEmpty() || salt.length() > Prompt.MAX_CACHE_SALT_LENGTH) {
+            throw ApiError.invalid("cache_salt", "'cache_salt' must be a non-empty string of at most "
+                    + Prompt.MAX_CACHE_SALT_LENGTH + " characters, not one of " + salt.length());
+        }
+        return salt;
+    }
+
+    /** The prompts, each with the cache salt {@code salt} where it is not null. */
+    static List<Prompt> salted(List<Prompt> prompts, String salt) {
+        return salt == null ? prompts : prompts.stream().map(prompt -> prompt.withCacheSalt(salt)).toList();
+    }
+
     private static int[] tokenIds(JsonNode list, String field) {
         int[] ids = new int[list.size()];
         for (int i = 0; i < ids.length; i++) {

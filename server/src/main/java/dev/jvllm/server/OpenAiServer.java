@@ -358,7 +358,7 @@ public final class OpenAiServer implements AutoCloseable {
         JsonNode tokens = body.get("tokens");
         if (tokens == null || !tokens.isArray()) throw ApiError.invalid("tokens", "'tokens' must be a list of token ids");
         List<Prompt> asPrompt = tokens.isEmpty() ? List.of(Prompt.tokens()) : OpenAiRequests.prompts(body, "tokens");
-        if (!(asPrompt.getFirst() instanceof Prompt.Tokens(int[] ids, var images)) || asPrompt.size() != 1) {
+        if (!(asPrompt.getFirst() instanceof Prompt.Tokens(int[] ids, var images, var salt)) || asPrompt.size() != 1) {
             throw ApiError.invalid("tokens", "'tokens' must be a list of token ids");
         }
         String text;
@@ -372,7 +372,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void completions(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
-        List<Prompt> prompts = OpenAiRequests.prompts(body, "prompt");
+        List<Prompt> prompts = OpenAiRequests.salted(OpenAiRequests.prompts(body, "prompt"), OpenAiRequests.cacheSalt(body));
         OpenAiRequests.Echo echo = OpenAiRequests.echo(body);
         SamplingParams params = OpenAiRequests.sampling(body, 16, false, echo, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
@@ -427,6 +427,7 @@ public final class OpenAiServer implements AutoCloseable {
     private void chat(HttpExchange exchange, JsonNode body) throws IOException {
         requireGenerating();
         OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt());
+        String cacheSalt = OpenAiRequests.cacheSalt(body);
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
@@ -449,7 +450,7 @@ public final class OpenAiServer implements AutoCloseable {
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
                 System.currentTimeMillis() / 1000, model);
-        generate(exchange, envelope, List.of(prompt), params, streaming, new ChoiceWriter() {
+        generate(exchange, envelope, OpenAiRequests.salted(List.of(prompt), cacheSalt), params, streaming, new ChoiceWriter() {
             final boolean[] started = new boolean[params.n()];
 
             @Override

@@ -517,6 +517,37 @@ class OpenAiServerTest {
         }
     }
 
+    /**
+     * vLLM's cache_salt on both endpoints: a long prompt salted "a", then "b" (no blocks of "a"'s
+     * found), then "a" again (its blocks found); the greedy text is the same all three times.
+     */
+    @Test
+    void cacheSaltKeepsTenantsPrefixCacheBlocksApart() throws Exception {
+        String text = "Tenants of one server keep their cached prefixes apart by salt. ".repeat(10);
+        String completion = "{\"prompt\": \"" + text + "\", \"max_tokens\": 6, \"temperature\": 0, \"cache_salt\": \"%s\"}";
+        String chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"Chat: " + text + "\"}], \"max_tokens\": 6,"
+                + " \"temperature\": 0, \"cache_salt\": \"%s\"}";
+        assertTrue(reference.tokenizer().encode(text, true).length >= 3 * 16, "the prompt spans at least 3 blocks");
+        for (String[] endpoint : new String[][]{{"/v1/completions", completion}, {"/v1/chat/completions", chat}}) {
+            Answer first = post(server, endpoint[0], endpoint[1].formatted("a"));
+            assertEquals(200, first.status(), String.valueOf(first.body()));
+            long hits = server.metrics().orElseThrow().prefixCacheHits();
+            Answer other = post(server, endpoint[0], endpoint[1].formatted("b"));
+            assertEquals(200, other.status(), String.valueOf(other.body()));
+            assertEquals(hits, server.metrics().orElseThrow().prefixCacheHits(), endpoint[0] + ": salt b finds none of salt a's blocks");
+            Answer again = post(server, endpoint[0], endpoint[1].formatted("a"));
+            assertTrue(server.metrics().orElseThrow().prefixCacheHits() >= hits + 3 * 16, endpoint[0] + ": salt a again finds its blocks");
+            assertEquals(first.body().path("choices"), other.body().path("choices"), endpoint[0]);
+            assertEquals(first.body().path("choices"), again.body().path("choices"), endpoint[0]);
+        }
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"cache_salt\": 5}"), 400, "cache_salt");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"cache_salt\": 5}"),
+                400, "cache_salt");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"cache_salt\": \"\"}"), 400, "cache_salt");
+        assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"cache_salt\": \"" + "s".repeat(257) + "\"}"), 400, "cache_salt");
+        assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 1, \"cache_salt\": null}").status());
+    }
+
     static void assertError(Answer answer, int status, String param) {
         assertEquals(status, answer.status(), String.valueOf(answer.body()));
         JsonNode error = answer.body().path("error");
