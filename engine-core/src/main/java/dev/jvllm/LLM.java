@@ -328,8 +328,9 @@ public final class LLM implements AutoCloseable {
      * adapters, or none, run in the same steps.
      *
      * @throws RequestFailedException once every prompt has ended, where a prompt's images could not
-     *                                be encoded (the others ran to their end, and the exception's
-     *                                {@code outputs()} holds every prompt's output; the engine serves on)
+     *                                be encoded or its structured output grew too complex to follow
+     *                                (the others ran to their end, and the exception's {@code outputs()}
+     *                                holds every prompt's output; the engine serves on)
      */
     public List<RequestOutput> generatePrompts(List<Prompt> prompts, SamplingParams params, List<LoraRequest> loras) {
         Objects.requireNonNull(params, "params");

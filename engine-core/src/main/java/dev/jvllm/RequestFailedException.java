@@ -1,9 +1,10 @@
 package dev.jvllm;
 
 /**
- * A request the engine had accepted failed while it ran (its images could not be encoded). Only
- * that request ends; the engine and its other requests go on. The message names the request and
- * what failed; the cause, where there is one, holds the internal error.
+ * A request the engine had accepted failed while it ran (its images could not be encoded, or its
+ * structured output needed more automaton states than a pattern may make). Only that request ends;
+ * the engine and its other requests go on. The message names the request and what failed; the
+ * cause, where there is one, holds the internal error.
  */
 public class RequestFailedException extends JvllmException {
 

@@ -99,7 +99,10 @@ public final class LLMEngine implements AutoCloseable {
     private final boolean scheduleAhead;
     /** The step queued ahead of the last one read (async scheduling), or null. */
     private Launched inFlight;
-    /** Requests that failed in this step ({@link #withImagesEncoded}): their final outputs, and why, until the next step. */
+    /**
+     * Requests that failed in this step ({@link #withImagesEncoded}, {@link #failTooComplex}): their
+     * final outputs, and why, until the next step.
+     */
     private final List<RequestOutput> failedOutputs = new ArrayList<>();
     private final Map<String, RequestFailedException> failures = new HashMap<>();
     /** Structured outputs: the vocabulary's texts (made on first use) and each pattern's grammar. */
@@ -756,8 +759,9 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     /**
-     * Why the request of this id failed rather than finished (its images could not be encoded),
-     * for the step that returned its final output; null where it did not fail. The next step forgets it.
+     * Why the request of this id failed rather than finished (its images could not be encoded, or its
+     * structured output passed the automaton's limit), for the step that returned its final output;
+     * null where it did not fail. The next step forgets it.
      */
     public RequestFailedException failure(String requestId) {
         return failures.get(requestId);
@@ -962,7 +966,8 @@ public final class LLMEngine implements AutoCloseable {
         resultNanos += System.nanoTime() - resultStart;
         steps++;
 
-        SampledToken[] drawn = found == null ? sampleRows(launched) : null;
+        Regex.TooComplexException[] tooComplex = new Regex.TooComplexException[launched.scheduled.size()];
+        SampledToken[] drawn = found == null ? sampleRows(launched, tooComplex) : null;
         List<RequestGroup> touched = new ArrayList<>();
         for (int i = 0; i < launched.scheduled.size(); i++) {
             Scheduler.Scheduled s = launched.scheduled.get(i);
@@ -974,7 +979,9 @@ public final class LLMEngine implements AutoCloseable {
                 recordPromptLogprobs(r, start, launched.flat, launched.firstRows[i], launched.promptRows[i], launched.vocab);
             }
             if (!launched.computedMarked) markComputed(r, start, s.numTokens());
-            if (launched.samples[i]) {
+            if (tooComplex[i] != null) {
+                failTooComplex(r, tooComplex[i]);
+            } else if (launched.samples[i]) {
                 SampledToken token = found != null
                         ? sampler.acceptArgmax(r.sampling, found[launched.sampledRow(i)]) : drawn[i];
                 accept(r, token);
@@ -986,6 +993,7 @@ public final class LLMEngine implements AutoCloseable {
         }
         List<RequestOutput> outputs = new ArrayList<>(touched.size());
         for (RequestGroup g : touched) {
+            if (failures.containsKey(g.requestId())) continue;  // its final output is among the failed ones
             outputs.add(g.toOutput());
             if (g.finished()) groups.remove(g.requestId());
         }
@@ -997,8 +1005,9 @@ public final class LLMEngine implements AutoCloseable {
      * request (null where it samples nothing or has finished). Rows are independent (each sequence
      * has its own generator), so several are drawn at once: at a 128k vocabulary one row with
      * top-p took 2 ms of one core, and 64 of them one after another took longer than the step.
+     * A row whose structured output cannot go on draws nothing; why goes to {@code tooComplex}.
      */
-    private SampledToken[] sampleRows(Launched launched) {
+    private SampledToken[] sampleRows(Launched launched, Regex.TooComplexException[] tooComplex) {
         int n = launched.scheduled.size();
         SampledToken[] drawn = new SampledToken[n];
         IntStream.range(0, n).parallel().forEach(i -> {
@@ -1006,9 +1015,34 @@ public final class LLMEngine implements AutoCloseable {
             if (!launched.samples[i] || r.finished()) return;
             float[] rowLogits = new float[launched.vocab];
             System.arraycopy(launched.flat, launched.sampledRow(i) * launched.vocab, rowLogits, 0, launched.vocab);
-            drawn[i] = sampler.sample(r.sampling, rowLogits);
+            try {
+                drawn[i] = sampler.sample(r.sampling, rowLogits);
+            } catch (Regex.TooComplexException e) {
+                tooComplex[i] = e;
+            }
         });
         return drawn;
+    }
+
+    /**
+     * Fails the request of {@code r}, whose structured output reached a state its pattern's automaton
+     * could not make: nothing it could draw from there is known to match, and ending it with "stop"
+     * would pass off an incomplete output as complete. The pattern's grammar is spent (it can make
+     * no state) and shared by pattern, so it leaves the cache: a later request starts afresh.
+     */
+    private void failTooComplex(EngineRequest r, Regex.TooComplexException e) {
+        String id = r.group().requestId();
+        String pattern = r.group().params().structuredOutputs().orElseThrow().pattern();
+        Grammar spent = grammars.get(pattern);
+        if (spent != null && spent.full()) grammars.remove(pattern);
+        String message = "request " + id + ": structured output too complex: the pattern's automaton passed " + e.states()
+                + " states after " + r.numOutputTokens() + " output tokens";
+        log.warn("{}; it fails, the engine goes on", message);
+        RequestOutput output = abortWithOutput(id);
+        if (output != null) {
+            failedOutputs.add(output);
+            failures.put(id, new RequestFailedException(id, message, e));
+        }
     }
 
     /** After a step computed {@code count} tokens of {@code r} from {@code start}: counts them and caches newly full blocks. */

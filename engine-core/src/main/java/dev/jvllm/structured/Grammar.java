@@ -10,6 +10,11 @@ import java.util.Map;
  * kept), and a {@link TokenConstraint} per sequence that follows it. Shared by the sequences of one
  * pattern, which the sampler may draw on several threads: the regex's states and the masks are
  * reached under this object's lock.
+ *
+ * <p>A constraint that reaches a state the regex cannot make ({@link Regex.TooComplexException})
+ * throws it from {@link TokenConstraint#mask} or {@link TokenConstraint#advance}: no output it could
+ * allow from there is known to match, so its sequence must fail rather than end as if complete. The
+ * regex is then {@link #full}, and every later new state fails too; a grammar so spent is not reused.
  */
 public final class Grammar {
 
@@ -18,7 +23,6 @@ public final class Grammar {
     private final int[] eosTokenIds;
     private final Map<Integer, long[]> allowedByState = new HashMap<>();
     private static final int MAX_MASKS = 2048;
-    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(Grammar.class);
 
     public Grammar(Regex regex, TokenVocabulary vocabulary, int[] eosTokenIds) {
         this.regex = regex;
@@ -42,6 +46,11 @@ public final class Grammar {
         return known;
     }
 
+    /** Whether the regex can make no further state, so that sequences following it fail on the next one they need. */
+    public synchronized boolean full() {
+        return regex.full();
+    }
+
     private synchronized boolean accepting(int state) {
         return regex.accepting(state);
     }
@@ -61,14 +70,8 @@ public final class Grammar {
 
         @Override
         public void mask(float[] logits) {
-            long[] allowed;
-            try {
-                allowed = state == Regex.DEAD ? new long[(logits.length + 63) / 64] : allowed(state);
-            } catch (Regex.TooComplexException e) {
-                lost(e);
-                allowed = new long[(logits.length + 63) / 64];
-            }
-            // The end of the sequence only where the output is complete (or, never expected, lost).
+            long[] allowed = state == Regex.DEAD ? new long[(logits.length + 63) / 64] : allowed(state);
+            // The end of the sequence only where the output is complete (or, never expected, dead).
             boolean end = state == Regex.DEAD || accepting(state);
             float[] eosLogits = new float[eosTokenIds.length];
             for (int i = 0; i < eosTokenIds.length; i++) eosLogits[i] = eosTokenIds[i] < logits.length ? logits[eosTokenIds[i]] : 0f;
@@ -86,17 +89,7 @@ public final class Grammar {
         public void advance(int tokenId) {
             for (int eos : eosTokenIds) if (eos == tokenId) return;
             String text = vocabulary.text(tokenId);
-            try {
-                state = text == null ? Regex.DEAD : step(state, text);
-            } catch (Regex.TooComplexException e) {
-                lost(e);
-            }
-        }
-
-        /** The pattern grew too complex to follow: the sequence may only end now, which the log says. */
-        private void lost(Regex.TooComplexException e) {
-            log.warn("structured output ended early: {}", e.getMessage());
-            state = Regex.DEAD;
+            state = text == null ? Regex.DEAD : step(state, text);
         }
     }
 }

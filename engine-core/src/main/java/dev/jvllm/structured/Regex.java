@@ -39,6 +39,11 @@ public final class Regex {
             super("the pattern '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern) + "' needs more than "
                     + MAX_DFA_STATES + " states");
         }
+
+        /** The most deterministic states a pattern may make. */
+        public int states() {
+            return MAX_DFA_STATES;
+        }
     }
 
     // The automaton: per state, its character transitions (lo, hi, target) and empty transitions.
@@ -147,6 +152,11 @@ public final class Regex {
     /** How many deterministic states have been made so far. */
     public int statesMade() {
         return dfaStates.size();
+    }
+
+    /** Whether no further deterministic state can be made: a step that needs one throws {@link TooComplexException}. */
+    public boolean full() {
+        return dfaStates.size() >= MAX_DFA_STATES;
     }
 
     private int idOf(BitSet set) {
