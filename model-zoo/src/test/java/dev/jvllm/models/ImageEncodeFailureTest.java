@@ -23,7 +23,6 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
@@ -104,15 +103,9 @@ class ImageEncodeFailureTest {
         try (LLMEngine engine = engine()) {
             addGoldenPrompts(engine);
             engine.addRequest("bad", null, golden.collapsed(0), GREEDY, null, List.of(POISONED));
-            Map<String, RequestOutput> finished = new HashMap<>();
-            Map<String, RequestFailedException> failures = new HashMap<>();
-            while (engine.hasUnfinishedRequests()) {
-                for (RequestOutput out : engine.step()) {
-                    if (!out.finished()) continue;
-                    finished.put(out.requestId(), out);
-                    if (engine.failure(out.requestId()) != null) failures.put(out.requestId(), engine.failure(out.requestId()));
-                }
-            }
+            EngineDrain drained = EngineDrain.of(engine);
+            Map<String, RequestOutput> finished = drained.finished();
+            Map<String, RequestFailedException> failures = drained.failures();
             assertEquals(List.of("bad"), List.copyOf(failures.keySet()));
             RequestFailedException failure = failures.get("bad");
             assertEquals("bad", failure.requestId());

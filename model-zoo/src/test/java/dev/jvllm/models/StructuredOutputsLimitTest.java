@@ -16,7 +16,6 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
 
@@ -64,15 +63,9 @@ class StructuredOutputsLimitTest {
         LLMEngine engine = llm.engine();
         engine.addRequest("plain", Prompt.text(PROMPT), PLAIN, null);
         engine.addRequest("regex", Prompt.text("The Commission"), CONSTRAINED, null);
-        Map<String, RequestOutput> finished = new HashMap<>();
-        Map<String, RequestFailedException> failures = new HashMap<>();
-        while (engine.hasUnfinishedRequests()) {
-            for (RequestOutput out : engine.step()) {
-                if (!out.finished()) continue;
-                finished.put(out.requestId(), out);
-                if (engine.failure(out.requestId()) != null) failures.put(out.requestId(), engine.failure(out.requestId()));
-            }
-        }
+        EngineDrain drained = EngineDrain.of(engine);
+        Map<String, RequestOutput> finished = drained.finished();
+        Map<String, RequestFailedException> failures = drained.failures();
 
         assertArrayEquals(alone, finished.get("plain").outputs().getFirst().tokenIdArray());
         assertEquals(FinishReason.LENGTH, finished.get("plain").outputs().getFirst().finishReason());
