@@ -12,6 +12,7 @@ import dev.jvllm.InvalidRequestException;
 import dev.jvllm.LLM;
 import dev.jvllm.LoraRequest;
 import dev.jvllm.PoolingParams;
+import dev.jvllm.RequestFailedException;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
@@ -21,6 +22,7 @@ import dev.jvllm.engine.EngineClosedException;
 import dev.jvllm.engine.EngineDeadException;
 import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.RequestStream;
+import dev.jvllm.structured.Regex;
 import dev.jvllm.tokenizer.ChatTemplateException;
 import dev.jvllm.tokenizer.TokenizerException;
 import org.slf4j.Logger;
@@ -224,11 +226,17 @@ public final class OpenAiServer implements AutoCloseable {
                 sendError(exchange, 400, "invalid_request_error", "the chat template refused the messages: " + e.getMessage(), "messages");
             } catch (EngineDeadException | EngineClosedException e) {
                 sendError(exchange, 503, "service_unavailable", e.getMessage(), null);
+            } catch (RequestFailedException e) {
+                // A pattern that outgrew what one may make is the request's own doing, said as such; others are ours.
+                if (e.getCause() instanceof Regex.TooComplexException) {
+                    sendError(exchange, 400, "invalid_request_error", e.getMessage(), null);
+                } else {
+                    internalError(exchange, method, path, e);
+                }
             } catch (ClientGone e) {
                 log.debug("a client left before its answer was written: {}", e.getMessage());
             } catch (RuntimeException e) {
-                log.error("{} {} failed", method, path, e);
-                sendError(exchange, 500, "internal_error", "the server failed on this request: " + e.getClass().getSimpleName(), null);
+                internalError(exchange, method, path, e);
             }
         } catch (IOException e) {
             log.debug("writing an answer failed: {}", e.toString());
@@ -800,6 +808,12 @@ public final class OpenAiServer implements AutoCloseable {
         exchange.getResponseHeaders().set("Content-Type", "application/json");
         exchange.sendResponseHeaders(status, bytes.length);
         exchange.getResponseBody().write(bytes);
+    }
+
+    /** A failure of ours: logged whole, answered with its kind only (its text may hold internals). */
+    private static void internalError(HttpExchange exchange, String method, String path, RuntimeException e) throws IOException {
+        log.error("{} {} failed", method, path, e);
+        sendError(exchange, 500, "internal_error", "the server failed on this request: " + e.getClass().getSimpleName(), null);
     }
 
     private static void sendError(HttpExchange exchange, int status, String type, String message, String param) throws IOException {

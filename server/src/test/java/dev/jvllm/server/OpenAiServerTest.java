@@ -548,6 +548,19 @@ class OpenAiServerTest {
         assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 1, \"cache_salt\": null}").status());
     }
 
+    /**
+     * A pattern whose automaton outgrows the limit mid-answer fails that request alone, as the request's
+     * own doing (400, saying so); the server answers the next request as before.
+     */
+    @Test
+    void aPatternTooComplexToFollowIsAnInvalidRequest() throws Exception {
+        Answer refused = post(server, "/v1/completions", "{\"prompt\": \"The Commission\", \"temperature\": 0, \"max_tokens\": 400,"
+                + " \"guided_regex\": \".*(a.{24}|e.{24}|i.{24}|o.{24})\"}");
+        assertError(refused, 400, null);
+        assertTrue(refused.body().path("error").path("message").asText().contains("structured output too complex"), refused.body().toString());
+        assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4}").status());
+    }
+
     static void assertError(Answer answer, int status, String param) {
         assertEquals(status, answer.status(), String.valueOf(answer.body()));
         JsonNode error = answer.body().path("error");
