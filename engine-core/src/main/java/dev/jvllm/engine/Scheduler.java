@@ -269,6 +269,14 @@ final class Scheduler {
         preemptions++;
     }
 
+    /** The requests it holds, running then waiting (for checks that every block comes back). */
+    List<EngineRequest> requests() {
+        List<EngineRequest> held = new ArrayList<>();
+        for (EngineRequest request : running) if (request.running) held.add(request);
+        held.addAll(waiting);
+        return held;
+    }
+
     /** Removes a finished or aborted request and frees its blocks. */
     void remove(EngineRequest request) {
         if (request.running) {

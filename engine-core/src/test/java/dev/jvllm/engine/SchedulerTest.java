@@ -4,9 +4,12 @@ import dev.jvllm.ImageInput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.sampling.RandomSource;
 import dev.jvllm.sampling.SequenceSamplingState;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.IntStream;
 
 import static dev.jvllm.engine.TestSequences.group;
@@ -21,10 +24,28 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class SchedulerTest {
 
+    /** Every scheduler a test made, with its cache: after each test, removing what it holds frees every block. */
+    private final List<Map.Entry<Scheduler, KvCacheManager>> made = new ArrayList<>();
+
+    private Scheduler tracked(Scheduler scheduler, KvCacheManager kv) {
+        made.add(Map.entry(scheduler, kv));
+        return scheduler;
+    }
+
+    /** As vLLM checks after every scheduler test: whatever a test left running, waiting or preempted gives every block back. */
+    @AfterEach
+    void everyBlockComesBackOnceTheRequestsAreRemoved() {
+        for (Map.Entry<Scheduler, KvCacheManager> entry : made) {
+            for (EngineRequest request : entry.getKey().requests()) entry.getKey().remove(request);
+            entry.getValue().checkAllFree();
+            assertTrue(entry.getKey().requests().isEmpty(), "no request state is left");
+        }
+    }
+
     @Test
     void runningRequestsDecodeBeforeWaitingOnesPrefill() {
         KvCacheManager kv = new KvCacheManager(32, 4, true);
-        Scheduler scheduler = new Scheduler(kv, 8, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 8, 16), kv);
         EngineRequest old = sequence("old", 0, 5);
         scheduler.add(old);
         run(scheduler.schedule(), kv);
@@ -38,7 +59,7 @@ class SchedulerTest {
     @Test
     void promptLongerThanTheBudgetIsPrefilledInChunks() {
         KvCacheManager kv = new KvCacheManager(32, 4, true);
-        Scheduler scheduler = new Scheduler(kv, 6, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 6, 16), kv);
         EngineRequest r = sequence("r", 0, 15);
         scheduler.add(r);
         int steps = 0;
@@ -59,7 +80,7 @@ class SchedulerTest {
     @Test
     void promptChunkStopsBeforeAnImageWhoseFeaturesWouldNotFitTheStep() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        Scheduler scheduler = tracked(new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24), kv);
         EngineRequest first = withImages("first", 30, new PromptImage(2, 20, image(1)));
         EngineRequest second = withImages("second", 30, new PromptImage(5, 20, image(2)));
         scheduler.add(first);
@@ -76,12 +97,12 @@ class SchedulerTest {
     @Test
     void aStepsFirstImageRunsWhateverItsSizeAndASharedImageCountsOnce() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
-        Scheduler large = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 10);
+        Scheduler large = tracked(new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 10), kv);
         large.add(withImages("large", 30, new PromptImage(2, 20, image(3))));
         assertEquals(List.of(30), tokenCounts(large.schedule()));
 
         KvCacheManager kv2 = new KvCacheManager(64, 4, false);
-        Scheduler shared = new Scheduler(kv2, 60, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        Scheduler shared = tracked(new Scheduler(kv2, 60, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24), kv2);
         shared.add(withImages("a", 30, new PromptImage(2, 20, image(4))));
         shared.add(withImages("b", 30, new PromptImage(5, 20, image(4))));
         assertEquals(List.of(30, 30), tokenCounts(shared.schedule()));
@@ -94,7 +115,7 @@ class SchedulerTest {
     @Test
     void runningRequestsChunksStopBeforeImagesThatDoNotFitAndResumeLater() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        Scheduler scheduler = tracked(new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24), kv);
         EngineRequest two = withImages("two", 80, new PromptImage(30, 20, image(7)), new PromptImage(50, 20, image(8)));
         EngineRequest one = withImages("one", 50, new PromptImage(10, 20, image(9)));
         scheduler.add(two);
@@ -123,7 +144,7 @@ class SchedulerTest {
     @Test
     void upcomingImagesAreTheRunningRequestsUnreachedOnesThenTheWaitingOnesEachOnce() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 40, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 40, 16), kv);
         ImageInput a = image(10), b = image(11), c = image(12), d = image(13), e = image(14);
         EngineRequest two = withImages("two", 80, new PromptImage(2, 20, a), new PromptImage(50, 20, b));
         EngineRequest waiting = withImages("waiting", 60, new PromptImage(0, 20, c), new PromptImage(30, 20, d));
@@ -141,7 +162,7 @@ class SchedulerTest {
     @Test
     void anImageReachedByAChunkIsNoLongerUpcoming() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 16, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 16, 16), kv);
         ImageInput a = image(10), b = image(11);
         EngineRequest request = withImages("long", 80, new PromptImage(2, 8, a), new PromptImage(40, 8, b));
         scheduler.add(request);
@@ -156,7 +177,7 @@ class SchedulerTest {
     @Test
     void requestWhoseNextChunkStartsAtAnImageThatDoesNotFitWaits() {
         KvCacheManager kv = new KvCacheManager(64, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24);
+        Scheduler scheduler = tracked(new Scheduler(kv, 40, 16, Integer.MAX_VALUE, Integer.MAX_VALUE, 24), kv);
         EngineRequest first = withImages("first", 30, new PromptImage(2, 20, image(5)));
         EngineRequest second = withImages("second", 30, new PromptImage(0, 20, image(6)));
         scheduler.add(first);
@@ -187,7 +208,7 @@ class SchedulerTest {
     @Test
     void newestRunningRequestIsPreemptedWhenBlocksRunOutAndLaterRecomputed() {
         KvCacheManager kv = new KvCacheManager(4, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
         EngineRequest older = sequence("older", 0, 8);
         EngineRequest newer = sequence("newer", 20, 8);
         scheduler.add(older);
@@ -211,7 +232,7 @@ class SchedulerTest {
     @Test
     void requestAtTheHeadThatDoesNotFitWaitsWithoutCountingItsPrefixLookupAgain() {
         KvCacheManager kv = new KvCacheManager(4, 4, true);
-        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
         EngineRequest running = sequence("running", 0, 12);
         scheduler.add(running);
         run(scheduler.schedule(), kv);
@@ -227,7 +248,7 @@ class SchedulerTest {
     @Test
     void siblingsWaitForTheFirstSequenceThenStartOnItsPromptBlocks() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
         RequestGroup group = group("n3", 0, 10, 3);
         group.sequences.forEach(scheduler::add);
         List<Scheduler.Scheduled> first = scheduler.schedule();
@@ -243,7 +264,7 @@ class SchedulerTest {
     @Test
     void removedRunningRequestsLeaveAtOnceAndTheRestKeepTheirOrder() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
         List<EngineRequest> all = List.of(sequence("a", 0, 3), sequence("b", 10, 3), sequence("c", 20, 3),
                 sequence("d", 30, 3));
         all.forEach(scheduler::add);
@@ -263,7 +284,7 @@ class SchedulerTest {
     @Test
     void noMoreThanMaxNumSeqsRunAtOnce() {
         KvCacheManager kv = new KvCacheManager(32, 4, true);
-        Scheduler scheduler = new Scheduler(kv, 64, 2);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 2), kv);
         for (int i = 0; i < 3; i++) scheduler.add(sequence("r" + i, 10 * i, 3));
         assertEquals(2, scheduler.schedule().size());
         assertEquals(2, scheduler.numRunning());
@@ -285,7 +306,7 @@ class SchedulerTest {
     @Test
     void encoderDecoderRequestsRunWhileTheirEncoderOutputsFitTheRoomKept() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16, 40, 100);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16, 40, 100), kv);
         EngineRequest a = encoderDecoder("a", 10), b = encoderDecoder("b", 10), c = encoderDecoder("c", 10);
         scheduler.add(a);
         scheduler.add(b);
@@ -309,7 +330,7 @@ class SchedulerTest {
     @Test
     void encoderTokensCountAgainstTheStepsEncoderBudget() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = new Scheduler(kv, 64, 16, 1000, 24);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16, 1000, 24), kv);
         EngineRequest a = encoderDecoder("a", 16), b = encoderDecoder("b", 16);
         scheduler.add(a);
         scheduler.add(b);
@@ -318,13 +339,15 @@ class SchedulerTest {
         run(first, kv);
         assertEquals(List.of(a, b), requests(scheduler.schedule()));
 
-        Scheduler wide = new Scheduler(new KvCacheManager(32, 4, false), 8, 16, 1000, 40);
+        KvCacheManager wideKv = new KvCacheManager(32, 4, false);
+        Scheduler wide = tracked(new Scheduler(wideKv, 8, 16, 1000, 40), wideKv);
         EngineRequest c = encoderDecoder("c", 20), d = encoderDecoder("d", 20);
         wide.add(c);
         wide.add(d);
         assertEquals(List.of(c, d), requests(wide.schedule()), "encoders longer than the decoder's budget still run together");
 
-        Scheduler alone = new Scheduler(new KvCacheManager(32, 4, false), 64, 16, 1000, 24);
+        KvCacheManager aloneKv = new KvCacheManager(32, 4, false);
+        Scheduler alone = tracked(new Scheduler(aloneKv, 64, 16, 1000, 24), aloneKv);
         EngineRequest huge = encoderDecoder("huge", 40);
         alone.add(huge);
         assertEquals(List.of(huge), requests(alone.schedule()), "an encoder longer than the budget runs in a step of its own");
