@@ -561,6 +561,22 @@ class OpenAiServerTest {
         assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4}").status());
     }
 
+    /** A request whose headers are larger than any client needs (600 KB) is not served, and the server serves on. */
+    @Test
+    void oversizedHeadersAreRefusedAndTheServerServesOn() throws Exception {
+        HttpRequest huge = HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions"))
+                .header("Content-Type", "application/json").header("X-Padding", "x".repeat(600_000))
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4}")).build();
+        int status;
+        try {
+            status = client.send(huge, HttpResponse.BodyHandlers.ofString()).statusCode();
+        } catch (java.io.IOException closed) {
+            status = -1;  // the server closed the connection unanswered
+        }
+        assertNotEquals(200, status, "a 600 KB header was served");
+        assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4}").status());
+    }
+
     static void assertError(Answer answer, int status, String param) {
         assertEquals(status, answer.status(), String.valueOf(answer.body()));
         JsonNode error = answer.body().path("error");
