@@ -83,12 +83,13 @@ class KernelSourcesTest {
     @Test
     void theCheckCatchesAKernelThatReadsBeforeWaiting() {
         String early = "extern \"C\" __global__ void k(const int* x, int* y) { int v = x[0]; " + PROLOGUE + " y[0] = v; }";
-        Matcher kernel = KERNEL.matcher(early);
-        assertTrue(kernel.find());
-        int body = early.indexOf('{', kernel.end());
-        String before = early.substring(body + 1, early.indexOf(PROLOGUE));
-        assertFalse(before.isBlank());
-        assertTrue(before.contains("["), "the reading is visible to the check: " + before);
+        List<String> names = new ArrayList<>();
+        List<String> found = offenders("test", early, names);
+        assertEquals(List.of("test.cu: k"), names);
+        assertEquals(1, found.size(), found.toString());
+        assertTrue(found.getFirst().startsWith("test.cu: k reads or writes memory before " + PROLOGUE), found.getFirst());
+        String late = "extern \"C\" __global__ void k(const int* x, int* y) { " + PROLOGUE + " y[0] = x[0]; }";
+        assertEquals(List.of(), offenders("test", late, new ArrayList<>()), "a kernel that waits first is not named");
     }
 
     /**

@@ -42,7 +42,7 @@ class DeepseekMoeTest {
 
     @Test
     void routedLayersThatRenormalizeTheirTopTwoAreMixtrals() {
-        assertMixtralsLogitsBeforeItsWindow(mixtralAsDeepseek(temp.resolve("renormalized"), true, false), "cpu");
+        assertMixtralsLogitsBeforeItsWindow(mixtralAsDeepseek(temp.resolve("renormalized"), true, SharedExpert.NONE), "cpu");
     }
 
     /** mixtral-top2 has a sliding window of 16, which DeepSeek-MoE has not: the positions it does not reach. */
@@ -57,10 +57,13 @@ class DeepseekMoeTest {
 
     @Test
     void sharedExpertsAddTheirOutputAndUnnormalizedWeightsChangeTheLogits() {
-        // A shared expert whose down projection is zero adds nothing: the logits stay Mixtral's.
-        assertMixtralsLogitsBeforeItsWindow(mixtralAsDeepseek(temp.resolve("shared"), true, true), "cpu");
+        // A shared expert whose down projection is zero adds nothing: the logits stay Mixtral's; with
+        // expert 3's weights it adds that expert to every token: they move.
+        assertMixtralsLogitsBeforeItsWindow(mixtralAsDeepseek(temp.resolve("shared"), true, SharedExpert.ZERO), "cpu");
+        double[][] added = GoldenChecks.relativeLogitErrors(mixtralAsDeepseek(temp.resolve("shared-added"), true, SharedExpert.EXPERT_3));
+        assertTrue(added[2][5] > 1e-3, "position 5 of the longest prompt: " + added[2][5]);
         // The top two's softmax weights as they are (norm_topk_prob false) sum below one: the logits move.
-        double[][] unnormalized = GoldenChecks.relativeLogitErrors(mixtralAsDeepseek(temp.resolve("unnormalized"), false, false));
+        double[][] unnormalized = GoldenChecks.relativeLogitErrors(mixtralAsDeepseek(temp.resolve("unnormalized"), false, SharedExpert.NONE));
         assertTrue(unnormalized[2][5] > 1e-3, "position 5 of the longest prompt: " + unnormalized[2][5]);
     }
 
@@ -93,17 +96,20 @@ class DeepseekMoeTest {
         assertTrue(none.getMessage().contains("num_experts_per_tok"), none.getMessage());
     }
 
-    /** mixtral-top2 in DeepSeek-MoE's names and fields, with a zero shared expert where asked. */
-    static Golden mixtralAsDeepseek(Path directory, boolean renormalize, boolean zeroSharedExpert) {
+    /** The shared expert the rewritten checkpoint gets: none, one that adds nothing, or a copy of routed expert 3. */
+    enum SharedExpert { NONE, ZERO, EXPERT_3 }
+
+    /** mixtral-top2 in DeepSeek-MoE's names and fields, with {@code shared} as its shared expert. */
+    static Golden mixtralAsDeepseek(Path directory, boolean renormalize, SharedExpert shared) {
         RepackedGolden repacked = RepackedGolden.of("mixtral-top2").rename(".block_sparse_moe.", ".mlp.")
                 .rename(".w1.", ".gate_proj.").rename(".w3.", ".up_proj.").rename(".w2.", ".down_proj.");
-        if (zeroSharedExpert) {
+        if (shared != SharedExpert.NONE) {
             for (int layer = 0; layer < 2; layer++) {
-                String expert = "model.layers." + layer + ".mlp.experts.3.", shared = "model.layers." + layer + ".mlp.shared_experts.";
-                repacked.copy(expert + "gate_proj.weight", shared + "gate_proj.weight")
-                        .copy(expert + "up_proj.weight", shared + "up_proj.weight")
-                        .copy(expert + "down_proj.weight", shared + "down_proj.weight");
-                java.util.Arrays.fill(repacked.values(shared + "down_proj.weight"), 0f);
+                String expert = "model.layers." + layer + ".mlp.experts.3.", scope = "model.layers." + layer + ".mlp.shared_experts.";
+                repacked.copy(expert + "gate_proj.weight", scope + "gate_proj.weight")
+                        .copy(expert + "up_proj.weight", scope + "up_proj.weight")
+                        .copy(expert + "down_proj.weight", scope + "down_proj.weight");
+                if (shared == SharedExpert.ZERO) java.util.Arrays.fill(repacked.values(scope + "down_proj.weight"), 0f);
             }
         }
         return repacked.write(directory, "DeepseekForCausalLM", config -> {
@@ -116,7 +122,7 @@ class DeepseekMoeTest {
             config.put("moe_layer_freq", 1);
             config.put("norm_topk_prob", renormalize);
             config.put("scoring_func", "softmax");
-            if (zeroSharedExpert) config.put("n_shared_experts", 1);
+            if (shared != SharedExpert.NONE) config.put("n_shared_experts", 1);
         });
     }
 }

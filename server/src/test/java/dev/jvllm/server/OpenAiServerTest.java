@@ -263,6 +263,7 @@ class OpenAiServerTest {
 
     @Test
     void aClientThatLeavesMidStreamHasItsRequestAborted() throws Exception {
+        long generatedBefore = server.metrics().orElseThrow().generatedTokens();
         HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions"))
                 .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 400, \"ignore_eos\": true,"
                         + " \"temperature\": 0, \"stream\": true}")).build(), HttpResponse.BodyHandlers.ofInputStream());
@@ -276,6 +277,8 @@ class OpenAiServerTest {
         }
         assertEquals(0, server.metrics().orElseThrow().running() + server.metrics().orElseThrow().waiting(), "the request was aborted");
         assertEquals(0, server.metrics().orElseThrow().kvBlocksUsed());
+        long generated = server.metrics().orElseThrow().generatedTokens() - generatedBefore;
+        assertTrue(generated < 400, "the request ran to its end (" + generated + " tokens) rather than being aborted");
     }
 
     @Test
