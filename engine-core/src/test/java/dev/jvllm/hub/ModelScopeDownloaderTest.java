@@ -51,6 +51,8 @@ class ModelScopeDownloaderTest {
     private final List<String> ranges = new CopyOnWriteArrayList<>();
     private final AtomicBoolean cutNextWeights = new AtomicBoolean();
     private volatile String listingOverride;
+    /** Sizes the listing gives instead of the served bytes' own, by path. */
+    private final Map<String, Long> listedSizes = new java.util.concurrent.ConcurrentHashMap<>();
 
     @BeforeEach
     void start() throws IOException {
@@ -95,7 +97,8 @@ class ModelScopeDownloaderTest {
             queries.add(path + "?" + query);
             if (path.equals("/api/v1/models/" + MODEL + "/repo/files")) {
                 String json = listingOverride != null ? listingOverride : files.entrySet().stream()
-                        .map(e -> "{\"Type\": \"blob\", \"Path\": \"" + e.getKey() + "\", \"Size\": " + ((byte[]) e.getValue()[0]).length
+                        .map(e -> "{\"Type\": \"blob\", \"Path\": \"" + e.getKey() + "\", \"Size\": "
+                                + listedSizes.getOrDefault(e.getKey(), (long) ((byte[]) e.getValue()[0]).length)
                                 + ", \"Sha256\": \"" + e.getValue()[1] + "\"}")
                         .collect(Collectors.joining(", ", "{\"Code\": 200, \"Data\": {\"Files\": [{\"Type\": \"tree\", \"Path\": \"1_Pooling\"}, ", "]}}"));
                 byte[] body = json.getBytes(StandardCharsets.UTF_8);
@@ -163,6 +166,15 @@ class ModelScopeDownloaderTest {
 
         assertThrowsNaming(HubDownloadException.class, () -> downloader().download(MODEL, "master", d -> { }),
                 "model.safetensors", "does not match its hash");
+        assertFalse(Files.exists(modelDirectory()));
+    }
+
+    @Test
+    void aFileWithoutAListedHashWhoseBytesFallShortOfItsSizeIsRefused() {
+        listedSizes.put("tokenizer.json", 5L);  // served: "{}", 2 bytes
+
+        assertThrowsNaming(HubDownloadException.class, () -> downloader().download(MODEL, "master", d -> { }),
+                "tokenizer.json", "2 of 5 bytes");
         assertFalse(Files.exists(modelDirectory()));
     }
 
