@@ -444,6 +444,11 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Launches made of {@code kernel} so far (eager, or into a graph's capture): which kernel a path took, for tests. */
+    long launches(Kernel kernel) {
+        return kernels.launches(kernel);
+    }
+
     // ---- CUDA graphs ------------------------------------------------------------------------
 
     @Override

@@ -38,6 +38,7 @@ final class KernelLauncher implements AutoCloseable {
     private final Map<String, MemorySegment> modules = new HashMap<>();
     private final Map<Kernel, MemorySegment> functions = new EnumMap<>(Kernel.class);
     private final Map<Kernel, Boolean> supported = new EnumMap<>(Kernel.class);
+    private final long[] launchCounts = new long[Kernel.values().length];
     /**
      * Argument values, 8 bytes each, and the array of pointers to them that cuLaunchKernel reads:
      * both reused by every launch (one thread launches at a time), the pointers set once.
@@ -105,6 +106,11 @@ final class KernelLauncher implements AutoCloseable {
         return recording == null ? timer : null;
     }
 
+    /** Launches made (eager or into a capture) of {@code kernel} so far: which kernel a path took, for tests. */
+    long launches(Kernel kernel) {
+        return launchCounts[kernel.ordinal()];
+    }
+
     void setRecording(GraphRecording recording) {
         this.recording = recording;
     }
@@ -146,6 +152,7 @@ final class KernelLauncher implements AutoCloseable {
                 clustered ? clusterX | (long) clusterZ << 32 : 0L, values, arguments.length)) {
             return;
         }
+        launchCounts[kernel.ordinal()]++;
         KernelTimes.Timer timing = beginTiming(kernel);
         if (clustered) {
             if (clusterConfig == null) {

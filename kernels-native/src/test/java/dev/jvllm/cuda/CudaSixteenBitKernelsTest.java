@@ -23,6 +23,7 @@ import static dev.jvllm.cuda.CudaTestData.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The CUDA backend computing in bfloat16 and float16 against the CPU backend in float32 on the
@@ -145,8 +146,13 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
                 default -> null;
             };
             Tensor y = b.allocate(tokens, out);
+            long fused = gpu.launches(Kernel.GEMV_ROWS_ACTIVATED);
             b.linearActivation(fn, activations(b, x, tokens, in), b.weight(w), biasTensor, y);
             results[i] = b.toFloatArray(y);
+            if (b == gpu) {
+                assertEquals(tokens == 1 ? 1 : 0, gpu.launches(Kernel.GEMV_ROWS_ACTIVATED) - fused,
+                        "gemv_rows_activated launches for " + tokens + " rows");
+            }
         }
         assertClose(type + " linear then " + fn + ", bias " + bias + ", over " + tokens + " rows", results[0], results[1]);
     }
@@ -393,8 +399,8 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
      * T5's decoder self-attention: scores given a learned bias by relative position (distances clamped
      * at 20; scaled by 1/√d here, where T5 leaves them unscaled, so that the softmax is not one-hot and a
      * wrong bias shows; a prefill of the generic kernel, then decode steps through paged_decode's
-     * _relative kernels over contexts of several partitions and of one key), against the CPU. Groups
-     * above 4 keep the generic kernel (the 8-of-1 case).
+     * _relative kernels over contexts of several partitions and of two keys), against the CPU, and the
+     * _relative kernel is what ran; groups above 4 keep the generic kernel (the 8-of-1 case).
      */
     @ParameterizedTest
     @CsvSource({"BF16, 8, 8, 64", "F16, 12, 12, 64", "BF16, 8, 2, 128", "BF16, 16, 16, 64", "BF16, 8, 1, 64"})
@@ -403,7 +409,16 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         float[] table = random(heads * (2 * distance + 1), 77);
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null)
                 .withRelativeBias(new AttentionParams.RelativeBias(table, distance));
+        Kernel relative = headDim == 64 ? Kernel.PAGED_DECODE_64_G4_RELATIVE : Kernel.PAGED_DECODE_128_G4_RELATIVE;
+        CudaBackend gpu = gpus.get(type);
+        long before = gpu.launches(relative);
         decodeMatchesCpu(type, params, new int[]{300, 40, 1});
+        long launched = gpu.launches(relative) - before;
+        if (heads / kvHeads <= 4) {
+            assertTrue(launched >= 2, relative + " served the two decode steps: " + launched + " launches");
+        } else {
+            assertEquals(0, launched, "a group of " + heads / kvHeads + " takes the generic kernel");
+        }
     }
 
     private void decodeMatchesCpu(DType type, AttentionParams params, int[] lengths) {
@@ -780,7 +795,12 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
         int distance = 20;
         AttentionParams params = new AttentionParams(heads, kvHeads, headDim, (float) (1 / Math.sqrt(headDim)), 0, 0f, null)
                 .withRelativeBias(new AttentionParams.RelativeBias(random(heads * (2 * distance + 1), 78), distance));
+        CudaBackend gpu = gpus.get(type);
+        Kernel relative = headDim == 128 ? Kernel.ENCODER_FLASH_128_RELATIVE : Kernel.ENCODER_FLASH_64_RELATIVE;
+        long before = gpu.launches(relative);
         encoderAttentionMatchesCpu(type, params);
+        boolean tiled = headDim == 64 || headDim == 128;
+        assertEquals(tiled, gpu.launches(relative) > before, relative + (tiled ? " served" : " did not serve") + " heads of " + headDim);
     }
 
     private void encoderAttentionMatchesCpu(DType type, AttentionParams params) {
@@ -825,6 +845,7 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
             float[] q = roundTo(type, random(tokens * qWidth, 93 + tokens));
             float[][] results = new float[2][];
             Backend[] backends = {cpu, gpu};
+            long generic = gpu.launches(Kernel.CROSS_ATTENTION);
             for (int i = 0; i < 2; i++) {
                 Backend b = backends[i];
                 Tensor out = b.allocate(tokens, qWidth);
@@ -832,6 +853,8 @@ class CudaSixteenBitKernelsTest extends GpuAgainstCpuTest {
                         ranges, longest, batch, params, out);
                 results[i] = b.toFloatArray(out);
             }
+            assertEquals(misalignment != 0, gpu.launches(Kernel.CROSS_ATTENTION) > generic,
+                    "the generic cross_attention kernel " + (misalignment != 0 ? "served" : "was left for paged_decode in") + " this case");
             assertClose(type + " cross attention of " + tokens + " tokens, " + params + ", rows misaligned by " + misalignment,
                     results[0], results[1]);
         }

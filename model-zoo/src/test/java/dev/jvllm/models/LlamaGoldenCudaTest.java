@@ -80,7 +80,11 @@ class LlamaGoldenCudaTest {
         assertGreedyTokensEqualTransformers(golden, "cuda");
     }
 
-    /** The engine on the machine's last GPU by index ("cuda:N"; on a machine of one GPU, "cuda:0"). */
+    /**
+     * The engine on the machine's last GPU by index ("cuda:N"; on a machine of one GPU, "cuda:0"): the
+     * index's way through the builder and the provider. That the work ran on device N rather than 0 is not
+     * checked here (the tokens would be the same).
+     */
     @Test
     void theLastGpuByIndexGivesTransformersTokens() {
         assertGreedyTokensEqualTransformers(llamaCases().findFirst().orElseThrow(),
