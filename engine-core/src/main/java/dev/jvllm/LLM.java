@@ -498,6 +498,14 @@ public final class LLM implements AutoCloseable {
      *                                 image placeholder more often than it has images
      */
     public String renderChat(List<? extends Map<String, ?>> messages, Map<String, ?> variables) {
+        return renderChat(messages, variables, true);
+    }
+
+    /**
+     * {@link #renderChat(List, Map)}, with or without the header that opens the assistant's turn
+     * ({@code addGenerationPrompt}, vLLM's {@code add_generation_prompt}).
+     */
+    public String renderChat(List<? extends Map<String, ?>> messages, Map<String, ?> variables, boolean addGenerationPrompt) {
         if (tokenizer == null) {
             throw new InvalidRequestException("messages", modelDirectory + " has no tokenizer, so it has no chat template");
         }
@@ -506,7 +514,7 @@ public final class LLM implements AutoCloseable {
         if (ChatContent.countImages(messages) > 0 && !(model instanceof VisionLanguageModel)) {
             throw new InvalidRequestException("images", "this model (" + String.join(", ", config.architectures()) + ") takes no images");
         }
-        return template.render(ChatContent.format(messages, template.contentFormat(), imagePlaceholders()), true, variables);
+        return template.render(ChatContent.format(messages, template.contentFormat(), imagePlaceholders()), addGenerationPrompt, variables);
     }
 
     /**

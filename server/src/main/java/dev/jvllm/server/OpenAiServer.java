@@ -345,7 +345,7 @@ public final class OpenAiServer implements AutoCloseable {
         int[] ids;
         if (body.has("messages")) {
             var chat = OpenAiRequests.messages(body, llm.engine().limitImagesPerPrompt());
-            ids = llm.engine().textPrompt(llm.renderChat(chat.messages(), Map.of()), false, chat.images(), "messages").tokenIds();
+            ids = llm.engine().textPrompt(renderChat(body, chat, null), false, chat.images(), "messages").tokenIds();
         } else {
             String prompt = OpenAiRequests.text(body, "prompt", null);
             if (prompt == null) throw ApiError.invalid("prompt", "'prompt' (or 'messages') is required");
@@ -426,6 +426,26 @@ public final class OpenAiServer implements AutoCloseable {
         });
     }
 
+    /**
+     * The messages as the chat template renders them with the request's rendering extras
+     * ({@link OpenAiRequests#rendering}) and its tools (non-null: over a {@code tools} template variable);
+     * with {@code continue_final_message}, cut after the last message's own text, as vLLM does, so that
+     * the model goes on with it.
+     */
+    private String renderChat(JsonNode body, OpenAiRequests.ChatMessages messages, Object templateTools) {
+        OpenAiRequests.ChatRendering rendering = OpenAiRequests.rendering(body, messages.messages());
+        Map<String, Object> variables = new java.util.LinkedHashMap<>(rendering.templateVariables());
+        if (templateTools != null) variables.put("tools", templateTools);
+        String rendered = llm.renderChat(messages.messages(), variables, rendering.addGenerationPrompt());
+        if (!rendering.continueFinalMessage()) return rendered;
+        String last = (String) messages.messages().getLast().get("content");
+        int at = rendered.lastIndexOf(last);
+        if (at < 0) {
+            throw ApiError.invalid("continue_final_message", "the chat template does not render the last message's text as given");
+        }
+        return rendered.substring(0, at + last.length());
+    }
+
     /** The prompt as text: as given, or decoded from its token ids. */
     private String promptText(RequestOutput request) {
         if (request.prompt() != null && !request.prompt().isEmpty()) return request.prompt();
@@ -453,7 +473,7 @@ public final class OpenAiServer implements AutoCloseable {
         SamplingParams params = asked;
         OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
-        String rendered = llm.renderChat(messages.messages(), tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools()));
+        String rendered = renderChat(body, messages, tools.templateTools());
         Prompt prompt = llm.engine().textPrompt(rendered, false, messages.images(), "messages");
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",

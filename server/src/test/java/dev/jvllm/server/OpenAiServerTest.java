@@ -580,6 +580,54 @@ class OpenAiServerTest {
         assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4}").status());
     }
 
+    /**
+     * vLLM's chat rendering extras: without the generation prompt, the rendering stops after the
+     * messages; continuing the final message cuts it after that message's own text; template variables
+     * reach the template (a copy of the demo model whose template greets by one); bad ones are 400s.
+     */
+    @Test
+    void chatRenderingExtrasShapeThePromptAsVllmsDo(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        String user = "{\"role\": \"user\", \"content\": \"Hello\"}";
+        Answer withPrompt = post(server, "/tokenize", "{\"messages\": [" + user + "]}");
+        Answer without = post(server, "/tokenize", "{\"messages\": [" + user + "], \"add_generation_prompt\": false}");
+        assertEquals(ids("<|user|>\nHello</s>\n<|assistant|>\n"), ids(withPrompt));
+        assertEquals(ids("<|user|>\nHello</s>\n"), ids(without));
+        Answer continued = post(server, "/tokenize", "{\"messages\": [" + user + ", {\"role\": \"assistant\", \"content\": \"The European\"}],"
+                + " \"add_generation_prompt\": false, \"continue_final_message\": true}");
+        assertEquals(ids("<|user|>\nHello</s>\n<|assistant|>\nThe European"), ids(continued));
+        assertEquals(200, post(server, "/v1/chat/completions", "{\"messages\": [" + user + ", {\"role\": \"assistant\", \"content\": "
+                + "\"The European\"}], \"add_generation_prompt\": false, \"continue_final_message\": true, \"max_tokens\": 3}").status());
+
+        assertError(post(server, "/tokenize", "{\"messages\": [" + user + "], \"chat_template_kwargs\": 5}"), 400, "chat_template_kwargs");
+        assertError(post(server, "/tokenize", "{\"messages\": [" + user + "], \"continue_final_message\": true}"), 400,
+                "continue_final_message");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}],"
+                + " \"continue_final_message\": true, \"add_generation_prompt\": true}"), 400, "continue_final_message");
+
+        for (String file : List.of("config.json", "generation_config.json", "tokenizer.json")) Files.copy(DEMO.resolve(file), dir.resolve(file));
+        Files.createSymbolicLink(dir.resolve("model.safetensors"), DEMO.resolve("model.safetensors").toAbsolutePath());
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(DEMO.resolve("tokenizer_config.json").toFile());
+        config.put("chat_template", "{{ greeting | default('Hi') }}{% for message in messages %}{{ ' ' + message['content'] }}{% endfor %}");
+        JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
+        try (OpenAiServer greeting = OpenAiServer.builder(LLM.builder().model(dir.toString()).build()).port(0).start()) {
+            assertEquals(ids("Hi Hello"), ids(post(greeting, "/tokenize", "{\"messages\": [" + user + "]}")));
+            assertEquals(ids("Welcome Hello"), ids(post(greeting, "/tokenize", "{\"messages\": [" + user + "],"
+                    + " \"chat_template_kwargs\": {\"greeting\": \"Welcome\"}}")));
+        }
+    }
+
+    /** The demo tokenizer's ids of {@code text} as a chat prompt (no special tokens added). */
+    private static List<Integer> ids(String text) {
+        return java.util.Arrays.stream(reference.tokenizer().encode(text, false)).boxed().toList();
+    }
+
+    private static List<Integer> ids(Answer tokenized) {
+        assertEquals(200, tokenized.status(), String.valueOf(tokenized.body()));
+        List<Integer> ids = new java.util.ArrayList<>();
+        tokenized.body().path("tokens").forEach(t -> ids.add(t.asInt()));
+        return ids;
+    }
+
     static void assertError(Answer answer, int status, String param) {
         assertEquals(status, answer.status(), String.valueOf(answer.body()));
         JsonNode error = answer.body().path("error");
