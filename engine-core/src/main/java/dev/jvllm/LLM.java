@@ -463,13 +463,57 @@ public final class LLM implements AutoCloseable {
      *                                 no images and a message holds one (field {@code images})
      */
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params) {
-        return chat(messages, params, null);
+        return chat(messages, params, ChatOptions.defaults());
     }
 
     /** {@link #chat(List, SamplingParams)} with a LoRA adapter (null: none). */
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params, LoraRequest lora) {
+        return chat(messages, params, ChatOptions.builder().lora(lora).build());
+    }
+
+    /**
+     * {@link #chat(List, SamplingParams)} rendered and run as {@code options} say, as vLLM's {@code LLM.chat}
+     * keyword arguments: template variables ({@code chat_template_kwargs}, e.g. Qwen3's
+     * {@code enable_thinking}), the generation prompt or the final message continued, a LoRA adapter,
+     * a prefix-cache salt.
+     *
+     * @throws InvalidRequestException as {@link #chat(List, SamplingParams)}, and (field
+     *                                 {@code continueFinalMessage}) where the final message to continue
+     *                                 is not an assistant's of text
+     */
+    public RequestOutput chat(List<ChatMessage> messages, SamplingParams params, ChatOptions options) {
         List<ImageInput> images = messages.stream().flatMap(m -> m.images().stream()).toList();
-        return generate(renderChat(messages), params, false, lora, images, "messages");
+        String rendered = renderChat(messages.stream().map(ChatMessage::asTemplateValue).toList(), options);
+        requireTask(Task.GENERATE);
+        Prompt.Tokens tokens = engine.textPrompt(rendered, false, images, "messages");
+        String id = Long.toString(nextRequestId++);
+        engine.addRequest(id, rendered, tokens.tokenIds(), params, options.lora(), tokens.images(), options.cacheSalt());
+        return runToCompletion(List.of(id)).getFirst();
+    }
+
+    /**
+     * The prompt text for messages as the chat template sees them ({@link #renderChat(List, Map)}),
+     * rendered as {@code options} say: its template variables, with or without the generation prompt,
+     * and with {@link ChatOptions#continueFinalMessage()} cut after the last message's own text (as
+     * vLLM does), so that the model goes on with it.
+     *
+     * @throws InvalidRequestException (field {@code continueFinalMessage}) where the last message is not
+     *                                 an assistant's of text, or the template does not render that text as given
+     */
+    public String renderChat(List<? extends Map<String, ?>> messages, ChatOptions options) {
+        Map<String, ?> last = messages.isEmpty() ? Map.of() : messages.getLast();
+        if (options.continueFinalMessage() && (!"assistant".equals(last.get("role")) || !(last.get("content") instanceof String))) {
+            throw new InvalidRequestException("continueFinalMessage", "continueFinalMessage continues a last message of role "
+                    + "'assistant' whose content is text");
+        }
+        String rendered = renderChat(messages, options.templateVariables(), options.addGenerationPrompt());
+        if (!options.continueFinalMessage()) return rendered;
+        String text = (String) last.get("content");
+        int at = rendered.lastIndexOf(text);
+        if (at < 0) {
+            throw new InvalidRequestException("continueFinalMessage", "the chat template does not render the last message's text as given");
+        }
+        return rendered.substring(0, at + text.length());
     }
 
     /**

@@ -349,8 +349,8 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     /** As the overload without it, the blocks kept apart by {@code cacheSalt} ({@link Prompt#withCacheSalt}; null for none). */
-    private void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
-                            List<ImageInput> images, String cacheSalt) {
+    public void addRequest(String requestId, String prompt, int[] promptTokenIds, SamplingParams params, LoraRequest lora,
+                           List<ImageInput> images, String cacheSalt) {
         if (promptTokenIds != null) {
             add(requestId, prompt, promptTokenIds.clone(), null, params, lora, images, cacheSalt);
             return;

@@ -107,41 +107,31 @@ final class OpenAiRequests {
     record ChatMessages(List<Map<String, Object>> messages, List<ImageInput> images) {
     }
 
+    /** The most entries {@code chat_template_kwargs} may hold. */
+    static final int MAX_TEMPLATE_KWARGS = 64;
+
     /**
      * How a chat request asks its messages rendered, as vLLM's chat extras: {@code chat_template_kwargs}
      * (extra template variables, such as Qwen3's {@code enable_thinking}), {@code add_generation_prompt}
      * (default true) and {@code continue_final_message} (the last message, an assistant's, left open for
      * the model to continue; needs {@code add_generation_prompt} false).
      */
-    record ChatRendering(Map<String, Object> templateVariables, boolean addGenerationPrompt, boolean continueFinalMessage) {
-    }
-
-    /** The most entries {@code chat_template_kwargs} may hold. */
-    static final int MAX_TEMPLATE_KWARGS = 64;
-
-    static ChatRendering rendering(JsonNode body, List<Map<String, Object>> messages) {
+    static dev.jvllm.ChatOptions.Builder rendering(JsonNode body) {
+        dev.jvllm.ChatOptions.Builder options = dev.jvllm.ChatOptions.builder();
         JsonNode kwargs = body.get("chat_template_kwargs");
-        Map<String, Object> variables = new java.util.LinkedHashMap<>();
         if (kwargs != null && !kwargs.isNull()) {
             if (!kwargs.isObject()) throw ApiError.invalid("chat_template_kwargs", "'chat_template_kwargs' must be an object of template variables");
             if (kwargs.size() > MAX_TEMPLATE_KWARGS) {
                 throw ApiError.invalid("chat_template_kwargs", "at most " + MAX_TEMPLATE_KWARGS + " template variables a request");
             }
-            kwargs.properties().forEach(e -> variables.put(e.getKey(), OpenAiResponses.JSON.convertValue(e.getValue(), Object.class)));
+            kwargs.properties().forEach(e -> options.templateVariable(e.getKey(), OpenAiResponses.JSON.convertValue(e.getValue(), Object.class)));
         }
         Boolean generationPrompt = bool(body, "add_generation_prompt");
         boolean continueFinal = Boolean.TRUE.equals(bool(body, "continue_final_message"));
-        if (continueFinal) {
-            if (Boolean.TRUE.equals(generationPrompt)) {
-                throw ApiError.invalid("continue_final_message", "'continue_final_message' and 'add_generation_prompt' cannot both be true");
-            }
-            Map<String, Object> last = messages.getLast();
-            if (!"assistant".equals(last.get("role")) || !(last.get("content") instanceof String)) {
-                throw ApiError.invalid("continue_final_message", "'continue_final_message' continues a last message of role "
-                        + "'assistant' whose content is text");
-            }
+        if (continueFinal && Boolean.TRUE.equals(generationPrompt)) {
+            throw ApiError.invalid("continue_final_message", "'continue_final_message' and 'add_generation_prompt' cannot both be true");
         }
-        return new ChatRendering(variables, !continueFinal && !Boolean.FALSE.equals(generationPrompt), continueFinal);
+        return options.addGenerationPrompt(!Boolean.FALSE.equals(generationPrompt)).continueFinalMessage(continueFinal);
     }
 
     /**

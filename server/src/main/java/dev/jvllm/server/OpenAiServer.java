@@ -428,22 +428,12 @@ public final class OpenAiServer implements AutoCloseable {
 
     /**
      * The messages as the chat template renders them with the request's rendering extras
-     * ({@link OpenAiRequests#rendering}) and its tools (non-null: over a {@code tools} template variable);
-     * with {@code continue_final_message}, cut after the last message's own text, as vLLM does, so that
-     * the model goes on with it.
+     * ({@link OpenAiRequests#rendering}) and its tools (non-null: over a {@code tools} template variable).
      */
     private String renderChat(JsonNode body, OpenAiRequests.ChatMessages messages, Object templateTools) {
-        OpenAiRequests.ChatRendering rendering = OpenAiRequests.rendering(body, messages.messages());
-        Map<String, Object> variables = new java.util.LinkedHashMap<>(rendering.templateVariables());
-        if (templateTools != null) variables.put("tools", templateTools);
-        String rendered = llm.renderChat(messages.messages(), variables, rendering.addGenerationPrompt());
-        if (!rendering.continueFinalMessage()) return rendered;
-        String last = (String) messages.messages().getLast().get("content");
-        int at = rendered.lastIndexOf(last);
-        if (at < 0) {
-            throw ApiError.invalid("continue_final_message", "the chat template does not render the last message's text as given");
-        }
-        return rendered.substring(0, at + last.length());
+        dev.jvllm.ChatOptions.Builder options = OpenAiRequests.rendering(body);
+        if (templateTools != null) options.templateVariable("tools", templateTools);
+        return llm.renderChat(messages.messages(), options.build());  // its refusals name their fields in snake case
     }
 
     /** The prompt as text: as given, or decoded from its token ids. */
