@@ -20,7 +20,8 @@ public record ChatOptions(Map<String, Object> templateVariables, boolean addGene
                           LoraRequest lora, String cacheSalt) {
 
     public ChatOptions {
-        templateVariables = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(templateVariables));
+        templateVariables = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(
+                java.util.Objects.requireNonNull(templateVariables, "templateVariables (Map.of() for none)")));
         if (continueFinalMessage && addGenerationPrompt) {
             throw new InvalidRequestException("continueFinalMessage", "continueFinalMessage and addGenerationPrompt cannot both be true");
         }
