@@ -484,11 +484,7 @@ public final class LLM implements AutoCloseable {
     public RequestOutput chat(List<ChatMessage> messages, SamplingParams params, ChatOptions options) {
         List<ImageInput> images = messages.stream().flatMap(m -> m.images().stream()).toList();
         String rendered = renderChat(messages.stream().map(ChatMessage::asTemplateValue).toList(), options);
-        requireTask(Task.GENERATE);
-        Prompt.Tokens tokens = engine.textPrompt(rendered, false, images, "messages");
-        String id = Long.toString(nextRequestId++);
-        engine.addRequest(id, rendered, tokens.tokenIds(), params, options.lora(), tokens.images(), options.cacheSalt());
-        return runToCompletion(List.of(id)).getFirst();
+        return generate(rendered, params, false, options.lora(), images, "messages", options.cacheSalt());
     }
 
     /**
@@ -576,11 +572,11 @@ public final class LLM implements AutoCloseable {
     }
 
     private RequestOutput generate(String prompt, SamplingParams params, boolean addSpecialTokens, LoraRequest lora,
-                                   List<ImageInput> images, String field) {
+                                   List<ImageInput> images, String field, String cacheSalt) {
         requireTask(Task.GENERATE);
         Prompt.Tokens tokens = engine.textPrompt(prompt, addSpecialTokens, images, field);
         String id = Long.toString(nextRequestId++);
-        engine.addRequest(id, prompt, tokens.tokenIds(), params, lora, tokens.images());
+        engine.addRequest(id, prompt, tokens.tokenIds(), params, lora, tokens.images(), cacheSalt);
         return runToCompletion(List.of(id)).getFirst();
     }
 

@@ -809,12 +809,7 @@ public final class LLMEngine implements AutoCloseable {
                 String id = entry.getKey().requestId();
                 log.warn("request {}: its images could not be encoded; it fails, the engine goes on", id, alone);
                 failed.add(entry.getKey());
-                RequestOutput output = abortWithOutput(id);
-                if (output != null) {
-                    failedOutputs.add(output);
-                    failures.put(id, new RequestFailedException(id, "request " + id + ": its images could not be encoded ("
-                            + alone.getMessage() + ")", alone));
-                }
+                fail(id, "request " + id + ": its images could not be encoded (" + alone.getMessage() + ")", alone);
             }
         }
         return scheduled.stream().filter(s -> !failed.contains(s.request().group())).toList();
@@ -1038,10 +1033,15 @@ public final class LLMEngine implements AutoCloseable {
         String message = "request " + id + ": structured output too complex: the pattern's automaton passed " + e.states()
                 + " states after " + r.numOutputTokens() + " output tokens";
         log.warn("{}; it fails, the engine goes on", message);
+        fail(id, message, e);
+    }
+
+    /** Ends request {@code id} alone, its final output and why kept for this step ({@link #failure}). */
+    private void fail(String id, String message, Throwable cause) {
         RequestOutput output = abortWithOutput(id);
         if (output != null) {
             failedOutputs.add(output);
-            failures.put(id, new RequestFailedException(id, message, e));
+            failures.put(id, new RequestFailedException(id, message, cause));
         }
     }
 
