@@ -17,11 +17,15 @@
 #         rules, other partition sizes, the merge through global memory (decode_bench's 5th-7th arguments).
 #   decode-rules paged_decode at batch 1 in table spans of 2k-16k positions over partition sizes and
 #         cluster widths, to set the host's rules for long contexts.
+#   mlp-fused a Llama-3-8B layer's MLP at batch 1 as one launch (gate/up and down split over K,
+#         partial sums added in float32) beside gemv_gated + gemv_rows + add_rms_norm, alone and after
+#         the o projection and its norm; once for each -D set in FUSED_VARIANTS (';'-separated, ''
+#         the defaults), e.g. FUSED_VARIANTS=';-DFUSED_UNROLL=4' (mlp_fused.cu's header).
 #   cublas-splitk cuBLAS's batch-64 products of a Llama-3-8B layer as split-K strided-batched
 #         products plus a sum of the partials, against the plain product (cublas_splitk.cu's header).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|mlp-fused|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -97,6 +101,15 @@ for what in "$@"; do
           /tmp/decode_bench 1 $context 50 1 $((span / 16)) 16 $span
         done
       done ;;
+    mlp-fused)
+      IFS=';' read -r -a fused <<< "${FUSED_VARIANTS:-}"
+      [[ ${#fused[@]} -eq 0 ]] && fused=("")
+      for i in "${!fused[@]}"; do
+        # shellcheck disable=SC2086
+        build ${fused[$i]} tools/gpu/microbench/mlp_fused.cu -o "/tmp/mlp_fused_$i" &
+      done
+      wait
+      for i in "${!fused[@]}"; do "/tmp/mlp_fused_$i" 16 20 | tag defines "${fused[$i]}"; done ;;
     cublas-splitk)
       build tools/gpu/microbench/cublas_splitk.cu -lcublas -o /tmp/cublas_splitk
       /tmp/cublas_splitk 64 8 20
