@@ -38,6 +38,15 @@ constexpr int HIDDEN = 4096, INTER = 14336;
 #ifndef FUSED_PAIRED_RED
 #define FUSED_PAIRED_RED 1
 #endif
+// 1: down comes transposed ([n, outRows]), so that a block's run of it is one contiguous stretch and
+// each thread keeps 8 output rows' sums (outRows = 8 × the block's threads).
+#ifndef FUSED_TRANSPOSED
+#define FUSED_TRANSPOSED 0
+#endif
+// Diagnosis only (outputs then wrong): 1 leaves out the down half, 2 the gate/up half.
+#ifndef FUSED_SKIP
+#define FUSED_SKIP 0
+#endif
 // Lanes that share one down row's run of columns: a block's run is at most this many 16-byte pieces.
 constexpr int SEGMENT_LANES = 16;
 
@@ -57,7 +66,7 @@ gemv_gated_down(const act_t* gate, const act_t* up, const act_t* down, const act
     WeightPieces firstGate;
     if (warp < rows) firstGate = first_weight_pieces(gate + (i64) (row0 + warp) * k, k, lane);
     JV_DEPENDENT_PROLOGUE();
-    for (int r = warp; r < rows; r += FUSED_WARPS) {
+    for (int r = warp; r < rows && FUSED_SKIP != 2; r += FUSED_WARPS) {
         i64 at = (i64) (row0 + r) * k;
         float g = r == warp ? lane_dot(gate + at, x, k, lane, firstGate) : lane_dot(gate + at, x, k, lane);
         float u = lane_dot(up + at, x, k, lane);
@@ -66,6 +75,51 @@ gemv_gated_down(const act_t* gate, const act_t* up, const act_t* down, const act
         if (lane == 0) activated[r] = act_to_float(float_to_act(apply_activation(fn, g) * u));
     }
 
+    if (FUSED_SKIP == 2 && threadIdx.x < rows) activated[threadIdx.x] = 0.001f * threadIdx.x;
+    if (FUSED_SKIP == 1) {
+        if (threadIdx.x < rows) sums[(row0 + threadIdx.x) % outRows] = activated[threadIdx.x];
+        return;
+    }
+#if FUSED_TRANSPOSED
+    {
+        // Each thread owns PIECE consecutive output rows; the block walks its run of down's rows.
+        const act_t* run = down + (i64) row0 * outRows + threadIdx.x * PIECE;
+        bool owns = threadIdx.x * PIECE < outRows;
+        float acc[PIECE] = {};
+        uint4 next[FUSED_UNROLL];
+#pragma unroll
+        for (int u = 0; u < FUSED_UNROLL; u++) {
+            next[u] = owns && u < rows ? *(const uint4*) (run + (i64) u * outRows) : make_uint4(0, 0, 0, 0);
+        }
+        __syncthreads();
+        for (int r = 0; r < rows; r += FUSED_UNROLL) {
+            uint4 current[FUSED_UNROLL];
+#pragma unroll
+            for (int u = 0; u < FUSED_UNROLL; u++) current[u] = next[u];
+#pragma unroll
+            for (int u = 0; u < FUSED_UNROLL; u++) {
+                int following = r + FUSED_UNROLL + u;
+                next[u] = owns && following < rows ? *(const uint4*) (run + (i64) following * outRows) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < FUSED_UNROLL; u++) {
+                if (r + u >= rows) break;
+                float scale = activated[r + u];
+                const act_t* w = (const act_t*) &current[u];
+#pragma unroll
+                for (int e = 0; e < PIECE; e++) acc[e] += scale * act_to_float(w[e]);
+            }
+        }
+        if (owns) {
+#pragma unroll
+            for (int q = 0; q < PIECE / 4; q++) {
+                atomicAdd((float4*) (sums + threadIdx.x * PIECE + 4 * q),
+                          make_float4(acc[4 * q], acc[4 * q + 1], acc[4 * q + 2], acc[4 * q + 3]));
+            }
+        }
+        return;
+    }
+#endif
     // Down: a group of SEGMENT_LANES lanes takes one output row, each lane one piece of the run.
     int group = lane / SEGMENT_LANES, sub = lane % SEGMENT_LANES;
     bool active = sub < count;
@@ -165,7 +219,15 @@ static int gemv_split(int width) {
 
 static int gemv_blocks(int rows, int split) { return (rows + GEMV_WARPS / split - 1) / (GEMV_WARPS / split); }
 
-struct Layer { act_t *wo, *wg, *wu, *wd, *norm2, *normNext; };
+struct Layer { act_t *wo, *wg, *wu, *wd, *wdT, *norm2, *normNext; };
+
+__global__ void transpose(const act_t* in, act_t* out, int rows, int cols) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < (long long) rows * cols;
+         i += (long long) gridDim.x * blockDim.x) {
+        long long r = i / cols, c = i % cols;
+        out[c * rows + r] = in[i];
+    }
+}
 
 int main(int argc, char** argv) {
     int layers = argc > 1 ? std::atoi(argv[1]) : 16;
@@ -185,6 +247,8 @@ int main(int argc, char** argv) {
         fill_random<<<1024, 256>>>(w.wg, (long long) INTER * HIDDEN, 23 + l, 0.02f);
         fill_random<<<1024, 256>>>(w.wu, (long long) INTER * HIDDEN, 37 + l, 0.02f);
         fill_random<<<1024, 256>>>(w.wd, (long long) HIDDEN * INTER, 41 + l, 0.02f);
+        w.wdT = FUSED_TRANSPOSED ? alloc((long long) HIDDEN * INTER) : nullptr;
+        if (FUSED_TRANSPOSED) transpose<<<1024, 256>>>(w.wd, w.wdT, HIDDEN, INTER);
         fill_random<<<16, 256>>>(w.norm2, HIDDEN, 53 + l, 1.0f);
         fill_random<<<16, 256>>>(w.normNext, HIDDEN, 59 + l, 1.0f);
     }
@@ -231,7 +295,7 @@ int main(int argc, char** argv) {
     };
     auto fused_mlp = [&](const Layer& w) {
         launch(gemv_gated_down, fusedGrid, 32 * FUSED_WARPS, (const act_t*) w.wg, (const act_t*) w.wu,
-               (const act_t*) w.wd, (const act_t*) h, sums, (int) JV_SILU, INTER, HIDDEN, HIDDEN);
+               (const act_t*) (FUSED_TRANSPOSED ? w.wdT : w.wd), (const act_t*) h, sums, (int) JV_SILU, INTER, HIDDEN, HIDDEN);
         launch(add_sums_rms_norm, 1, 512, residual, sums, (const act_t*) w.normNext, eps, hNext, HIDDEN);
     };
     auto attention_half = [&](const Layer& w) {
@@ -247,8 +311,8 @@ int main(int argc, char** argv) {
         at = comma + 1;
     }
     std::printf("{\"what\":\"device\",\"name\":\"%s\",\"sms\":%d,\"gemv_shortest\":%d,\"fused_warps\":%d,\"fused_unroll\":%d,"
-                "\"paired_red\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest, FUSED_WARPS, FUSED_UNROLL,
-                FUSED_PAIRED_RED);
+                "\"paired_red\":%d,\"transposed\":%d,\"skip\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest,
+                FUSED_WARPS, FUSED_UNROLL, FUSED_PAIRED_RED, FUSED_TRANSPOSED, FUSED_SKIP);
 
     // Correctness: one layer each way from the same residual.
     auto widen = [](unsigned short b) { unsigned int u = (unsigned int) b << 16; float f; std::memcpy(&f, &u, 4); return f; };
