@@ -47,6 +47,11 @@ constexpr int HIDDEN = 4096, INTER = 14336;
 #ifndef FUSED_SKIP
 #define FUSED_SKIP 0
 #endif
+// 1: a warp asks for a batch of gate's pieces and the matching batch of up's at once (twice the
+// bytes in flight a warp), instead of gate's row and then up's.
+#ifndef FUSED_TOGETHER
+#define FUSED_TOGETHER 1
+#endif
 // Lanes that share one down row's run of columns: a block's run is at most this many 16-byte pieces.
 constexpr int SEGMENT_LANES = 16;
 
@@ -68,8 +73,19 @@ gemv_gated_down(const act_t* gate, const act_t* up, const act_t* down, const act
     JV_DEPENDENT_PROLOGUE();
     for (int r = warp; r < rows && FUSED_SKIP != 2; r += FUSED_WARPS) {
         i64 at = (i64) (row0 + r) * k;
+#if FUSED_TOGETHER
+        int rowPieces = k / PIECE;
+        float g = 0.0f, u = 0.0f;
+        for (int base = 0; base < rowPieces; base += 32 * GEMV_UNROLL) {
+            WeightPieces gates = r == warp && base == 0 ? firstGate : weight_pieces(gate + at, rowPieces, base, lane);
+            WeightPieces ups = weight_pieces(up + at, rowPieces, base, lane);
+            add_batch_dot(g, gates, x, rowPieces, base, lane);
+            add_batch_dot(u, ups, x, rowPieces, base, lane);
+        }
+#else
         float g = r == warp ? lane_dot(gate + at, x, k, lane, firstGate) : lane_dot(gate + at, x, k, lane);
         float u = lane_dot(up + at, x, k, lane);
+#endif
         g = warp_sum(g);
         u = warp_sum(u);
         if (lane == 0) activated[r] = act_to_float(float_to_act(apply_activation(fn, g) * u));
@@ -311,8 +327,8 @@ int main(int argc, char** argv) {
         at = comma + 1;
     }
     std::printf("{\"what\":\"device\",\"name\":\"%s\",\"sms\":%d,\"gemv_shortest\":%d,\"fused_warps\":%d,\"fused_unroll\":%d,"
-                "\"paired_red\":%d,\"transposed\":%d,\"skip\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest,
-                FUSED_WARPS, FUSED_UNROLL, FUSED_PAIRED_RED, FUSED_TRANSPOSED, FUSED_SKIP);
+                "\"paired_red\":%d,\"transposed\":%d,\"skip\":%d,\"together\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest,
+                FUSED_WARPS, FUSED_UNROLL, FUSED_PAIRED_RED, FUSED_TRANSPOSED, FUSED_SKIP, FUSED_TOGETHER);
 
     // Correctness: one layer each way from the same residual.
     auto widen = [](unsigned short b) { unsigned int u = (unsigned int) b << 16; float f; std::memcpy(&f, &u, 4); return f; };
