@@ -43,6 +43,11 @@ constexpr int HIDDEN = 4096, INTER = 14336;
 #ifndef FUSED_TRANSPOSED
 #define FUSED_TRANSPOSED 0
 #endif
+// With FUSED_TRANSPOSED, 1: a block's rows are every grid-th 16-byte piece's rows instead of one run,
+// so that the blocks read neighbouring rows at the same time (as gemv_gated's many small blocks do).
+#ifndef FUSED_INTERLEAVED
+#define FUSED_INTERLEAVED 0
+#endif
 // Diagnosis only (outputs then wrong): 1 leaves out the down half, 2 the gate/up half.
 #ifndef FUSED_SKIP
 #define FUSED_SKIP 0
@@ -67,12 +72,20 @@ gemv_gated_down(const act_t* gate, const act_t* up, const act_t* down, const act
     int first = (int) ((i64) pieces * blockIdx.x / gridDim.x);
     int count = (int) ((i64) pieces * (blockIdx.x + 1) / gridDim.x) - first;
     int rows = count * PIECE, row0 = first * PIECE;
+#if FUSED_TRANSPOSED && FUSED_INTERLEAVED
+    // The block's r-th row, counted over all n; its pieces are blockIdx.x, + gridDim.x, ...
+    count = (pieces - (int) blockIdx.x + (int) gridDim.x - 1) / (int) gridDim.x;
+    rows = count * PIECE;
+    auto global_row = [&](int r) { return ((r / PIECE) * (int) gridDim.x + (int) blockIdx.x) * PIECE + r % PIECE; };
+#else
+    auto global_row = [&](int r) { return row0 + r; };
+#endif
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     WeightPieces firstGate;
-    if (warp < rows) firstGate = first_weight_pieces(gate + (i64) (row0 + warp) * k, k, lane);
+    if (warp < rows) firstGate = first_weight_pieces(gate + (i64) global_row(warp) * k, k, lane);
     JV_DEPENDENT_PROLOGUE();
     for (int r = warp; r < rows && FUSED_SKIP != 2; r += FUSED_WARPS) {
-        i64 at = (i64) (row0 + r) * k;
+        i64 at = (i64) global_row(r) * k;
 #if FUSED_TOGETHER
         int rowPieces = k / PIECE;
         float g = 0.0f, u = 0.0f;
@@ -93,19 +106,19 @@ gemv_gated_down(const act_t* gate, const act_t* up, const act_t* down, const act
 
     if (FUSED_SKIP == 2 && threadIdx.x < rows) activated[threadIdx.x] = 0.001f * threadIdx.x;
     if (FUSED_SKIP == 1) {
-        if (threadIdx.x < rows) sums[(row0 + threadIdx.x) % outRows] = activated[threadIdx.x];
+        if (threadIdx.x < rows) sums[global_row(threadIdx.x) % outRows] = activated[threadIdx.x];
         return;
     }
 #if FUSED_TRANSPOSED
     {
         // Each thread owns PIECE consecutive output rows; the block walks its run of down's rows.
-        const act_t* run = down + (i64) row0 * outRows + threadIdx.x * PIECE;
+        const act_t* run = down + threadIdx.x * PIECE;
         bool owns = threadIdx.x * PIECE < outRows;
         float acc[PIECE] = {};
         uint4 next[FUSED_UNROLL];
 #pragma unroll
         for (int u = 0; u < FUSED_UNROLL; u++) {
-            next[u] = owns && u < rows ? *(const uint4*) (run + (i64) u * outRows) : make_uint4(0, 0, 0, 0);
+            next[u] = owns && u < rows ? *(const uint4*) (run + (i64) global_row(u) * outRows) : make_uint4(0, 0, 0, 0);
         }
         __syncthreads();
         for (int r = 0; r < rows; r += FUSED_UNROLL) {
@@ -115,7 +128,8 @@ gemv_gated_down(const act_t* gate, const act_t* up, const act_t* down, const act
 #pragma unroll
             for (int u = 0; u < FUSED_UNROLL; u++) {
                 int following = r + FUSED_UNROLL + u;
-                next[u] = owns && following < rows ? *(const uint4*) (run + (i64) following * outRows) : make_uint4(0, 0, 0, 0);
+                next[u] = owns && following < rows ? *(const uint4*) (run + (i64) global_row(following) * outRows)
+                                                   : make_uint4(0, 0, 0, 0);
             }
 #pragma unroll
             for (int u = 0; u < FUSED_UNROLL; u++) {
@@ -327,8 +341,8 @@ int main(int argc, char** argv) {
         at = comma + 1;
     }
     std::printf("{\"what\":\"device\",\"name\":\"%s\",\"sms\":%d,\"gemv_shortest\":%d,\"fused_warps\":%d,\"fused_unroll\":%d,"
-                "\"paired_red\":%d,\"transposed\":%d,\"skip\":%d,\"together\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest,
-                FUSED_WARPS, FUSED_UNROLL, FUSED_PAIRED_RED, FUSED_TRANSPOSED, FUSED_SKIP, FUSED_TOGETHER);
+                "\"paired_red\":%d,\"transposed\":%d,\"skip\":%d,\"together\":%d,\"interleaved\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest,
+                FUSED_WARPS, FUSED_UNROLL, FUSED_PAIRED_RED, FUSED_TRANSPOSED, FUSED_SKIP, FUSED_TOGETHER, FUSED_INTERLEAVED);
 
     // Correctness: one layer each way from the same residual.
     auto widen = [](unsigned short b) { unsigned int u = (unsigned int) b << 16; float f; std::memcpy(&f, &u, 4); return f; };
