@@ -55,6 +55,7 @@ final class CudaDriver {
     private final MethodHandle cuDevicePrimaryCtxRelease;
     private final MethodHandle cuCtxSetCurrent;
     private final MethodHandle cuMemGetInfo;
+    private final MethodHandle cuPointerGetAttribute;
     private final MethodHandle cuMemAlloc;
     private final MethodHandle cuMemFree;
     private final MethodHandle cuMemAllocAsync;
@@ -102,6 +103,7 @@ final class CudaDriver {
         cuDevicePrimaryCtxRelease = lib.function("cuDevicePrimaryCtxRelease_v2", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         cuCtxSetCurrent = lib.function("cuCtxSetCurrent", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         cuMemGetInfo = lib.function("cuMemGetInfo_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuPointerGetAttribute = lib.function("cuPointerGetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
         cuMemAlloc = lib.function("cuMemAlloc_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
         cuMemFree = lib.function("cuMemFree_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG));
         cuMemAllocAsync = lib.function("cuMemAllocAsync", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
@@ -189,6 +191,14 @@ final class CudaDriver {
             check("cuMemGetInfo_v2", call(cuMemGetInfo, free, total));
             return new long[]{free.get(JAVA_LONG, 0), total.get(JAVA_LONG, 0)};
         }
+    }
+
+    /** CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: the device whose memory an address is in. */
+    private static final int POINTER_DEVICE_ORDINAL = 9;
+
+    /** The ordinal of the device whose memory holds devicePointer (cuPointerGetAttribute). */
+    int pointerDeviceOrdinal(long devicePointer) {
+        return intResult("cuPointerGetAttribute", cuPointerGetAttribute, POINTER_DEVICE_ORDINAL, devicePointer);
     }
 
     // ---- memory -----------------------------------------------------------------------------

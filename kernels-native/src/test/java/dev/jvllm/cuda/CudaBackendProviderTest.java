@@ -51,6 +51,12 @@ class CudaBackendProviderTest {
                 assertEquals("cuda", backend.name());
             }
             int count = CudaDriver.get().deviceCount();
+            int last = count - 1;
+            try (Backend backend = Backends.create("cuda:" + last, new BackendOptions(1))) {
+                CudaTensor values = (CudaTensor) backend.constant(new float[]{1, 2, 3, 4}, 1, 4);
+                assertEquals(last, CudaDriver.get().pointerDeviceOrdinal(values.address()),
+                        "a tensor of the backend on cuda:" + last + " lives in that device's memory");
+            }
             JvllmException past = assertThrows(JvllmException.class, () -> Backends.create("cuda:" + count, new BackendOptions(1)));
             assertTrue(past.getMessage().contains("CUDA device " + count + " does not exist (" + count + " found)"), past.getMessage());
         } else {

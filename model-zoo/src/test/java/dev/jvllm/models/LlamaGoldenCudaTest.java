@@ -83,7 +83,8 @@ class LlamaGoldenCudaTest {
     /**
      * The engine on the machine's last GPU by index ("cuda:N"; on a machine of one GPU, "cuda:0"): the
      * index's way through the builder and the provider. That the work ran on device N rather than 0 is not
-     * checked here (the tokens would be the same).
+     * checked here (the tokens would be the same); CudaBackendProviderTest checks that a backend on cuda:N
+     * puts its tensors in device N's memory.
      */
     @Test
     void theLastGpuByIndexGivesTransformersTokens() {
