@@ -21,11 +21,14 @@
 #         partial sums added in float32) beside gemv_gated + gemv_rows + add_rms_norm, alone and after
 #         the o projection and its norm; once for each -D set in FUSED_VARIANTS (';'-separated, ''
 #         the defaults), e.g. FUSED_VARIANTS=';-DFUSED_UNROLL=4' (mlp_fused.cu's header).
+#   cublaslt-sweep every cuBLASLt algorithm, tile, stage count, cluster shape and split of K for a
+#         Llama-3-8B layer's products at 64 and 256 rows, against cublasGemmEx's default and the
+#         heuristic's best of 16 (cublaslt_sweep.cu's header).
 #   cublas-splitk cuBLAS's batch-64 products of a Llama-3-8B layer as split-K strided-batched
 #         products plus a sum of the partials, against the plain product (cublas_splitk.cu's header).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|mlp-fused|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
+# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|mlp-fused|cublaslt-sweep|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -110,6 +113,9 @@ for what in "$@"; do
       done
       wait
       for i in "${!fused[@]}"; do "/tmp/mlp_fused_$i" 16 20 | tag defines "${fused[$i]}"; done ;;
+    cublaslt-sweep)
+      build tools/gpu/microbench/cublaslt_sweep.cu -lcublasLt -lcublas -o /tmp/cublaslt_sweep
+      /tmp/cublaslt_sweep "${SWEEP_ROWS:-64,256}" 8 "${SWEEP_MAX:-3000}" ;;
     cublas-splitk)
       build tools/gpu/microbench/cublas_splitk.cu -lcublas -o /tmp/cublas_splitk
       /tmp/cublas_splitk 64 8 20
