@@ -2,7 +2,7 @@
 // Llama-3-8B layer's decode products faster than what jvllm runs now? TunedProducts times up to 16
 // algorithms of cuBLASLt's heuristic (decode graphs of up to 128 rows) and cublasGemmEx's default
 // serves the rest. Here every algorithm id cuBLASLt has for bf16 products with float32 sums is
-// tried with each of its tiles, stages, cluster shapes and splits of K (1, 2, 4; each reduction
+// tried with each of its tiles, stages and splits of K (1, 2, 4; each reduction
 // scheme it offers), where cublasLtMatmulAlgoCheck accepts the combination, and timed.
 // Each product runs over LAYERS copies of its weights in turn (no weights found in L2), timed with
 // events around the whole round (median of 3 rounds after one), reported a copy.
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
                 }
                 std::vector<uint32_t> tiles = cap_list<uint32_t>(algo, CUBLASLT_ALGO_CAP_TILE_IDS, CUBLASLT_MATMUL_TILE_UNDEFINED);
                 std::vector<uint32_t> stages = cap_list<uint32_t>(algo, CUBLASLT_ALGO_CAP_STAGES_IDS, CUBLASLT_MATMUL_STAGES_UNDEFINED);
-                std::vector<uint16_t> clusters = cap_list<uint16_t>(algo, CUBLASLT_ALGO_CAP_CLUSTER_SHAPE_IDS, CUBLASLT_CLUSTER_SHAPE_AUTO);
+                std::vector<uint16_t> clusters = {0};  // this cuBLASLt lists no cluster shapes: its own choice
                 int splitSupport = cap_value<int32_t>(algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT);
                 uint32_t reductionMask = cap_value<uint32_t>(algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK);
                 std::vector<std::pair<int32_t, uint32_t>> splits = {{1, CUBLASLT_REDUCTION_SCHEME_NONE}};
@@ -174,7 +174,6 @@ int main(int argc, char** argv) {
                                 cublasLtMatmulAlgo_t c = algo;
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile));
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stage, sizeof(stage));
-                                cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &cluster, sizeof(cluster));
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitK, sizeof(splitK));
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme));
                                 cublasLtMatmulHeuristicResult_t check;

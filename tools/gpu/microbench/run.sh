@@ -21,7 +21,7 @@
 #         partial sums added in float32) beside gemv_gated + gemv_rows + add_rms_norm, alone and after
 #         the o projection and its norm; once for each -D set in FUSED_VARIANTS (';'-separated, ''
 #         the defaults), e.g. FUSED_VARIANTS=';-DFUSED_UNROLL=4' (mlp_fused.cu's header).
-#   cublaslt-sweep every cuBLASLt algorithm, tile, stage count, cluster shape and split of K for a
+#   cublaslt-sweep every cuBLASLt algorithm, tile, stage count and split of K for a
 #         Llama-3-8B layer's products at 64 and 256 rows, against cublasGemmEx's default and the
 #         heuristic's best of 16 (cublaslt_sweep.cu's header).
 #   cublas-splitk cuBLAS's batch-64 products of a Llama-3-8B layer as split-K strided-batched
