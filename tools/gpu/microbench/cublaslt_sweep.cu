@@ -7,6 +7,7 @@
 // Each product runs over LAYERS copies of its weights in turn (no weights found in L2), timed with
 // events around the whole round (median of 3 rounds after one), reported a copy.
 // Usage: cublaslt_sweep [rows list, default "64,256"] [layers, default 8] [max configurations a shape, default 6000]
+// [max a algorithm id, default 800]; the heuristic's ids are swept first.
 // One JSON line per (shape, rows): cublasGemmEx's default, the heuristic's first and best of 16,
 // the sweep's best with its configuration and its output's largest difference from the default's;
 // then the sweep's next four.
@@ -27,6 +28,10 @@
             std::exit(1);                                                                       \
         }                                                                                       \
     } while (0)
+
+// cublasLtMatmulAlgoConfigAttributes_t's cluster shape (CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID in the
+// headers that name it): uint16_t, a cublasLtClusterShape_t.
+constexpr int CLUSTER_CONFIG = 8;
 
 struct Config {
     int algo;
@@ -61,6 +66,7 @@ int main(int argc, char** argv) {
     std::string rowList = argc > 1 ? argv[1] : "64,256";
     int layers = argc > 2 ? std::atoi(argv[2]) : 8;
     int maxConfigs = argc > 3 ? std::atoi(argv[3]) : 6000;
+    int maxPerId = argc > 4 ? std::atoi(argv[4]) : 800;
     std::vector<int> rowCounts;
     for (size_t at = 0; at < rowList.size();) {
         size_t comma = rowList.find(',', at);
@@ -144,17 +150,46 @@ int main(int argc, char** argv) {
                 if (us > 0 && (heuristicBest < 0 || us < heuristicBest)) heuristicBest = us;
             }
 
+            // The heuristic's algorithm ids first (its own configurations described), then the others.
+            std::vector<int> order;
+            std::string heuristicConfigs;
+            for (int h = 0; h < heuristicCount; h++) {
+                int32_t id = -1, splitK = -1;
+                uint32_t tile = 0, stage = 0, reduction = 0;
+                uint16_t cluster = 0;
+                size_t written;
+                cublasLtMatmulAlgoConfigGetAttribute(&heuristic[h].algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof(id), &written);
+                cublasLtMatmulAlgoConfigGetAttribute(&heuristic[h].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), &written);
+                cublasLtMatmulAlgoConfigGetAttribute(&heuristic[h].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stage, sizeof(stage), &written);
+                cublasLtMatmulAlgoConfigGetAttribute(&heuristic[h].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitK, sizeof(splitK), &written);
+                cublasLtMatmulAlgoConfigGetAttribute(&heuristic[h].algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &reduction,
+                                                     sizeof(reduction), &written);
+                cublasLtMatmulAlgoConfigGetAttribute(&heuristic[h].algo, (cublasLtMatmulAlgoConfigAttributes_t) CLUSTER_CONFIG,
+                                                     &cluster, sizeof(cluster), &written);
+                char text[160];
+                std::snprintf(text, sizeof text, "%s{\"algo\":%d,\"tile\":%u,\"stages\":%u,\"cluster\":%u,\"split_k\":%d,\"reduction\":%u}",
+                              h ? "," : "", id, tile, stage, (unsigned) cluster, splitK, reduction);
+                heuristicConfigs += text;
+                if (std::find(order.begin(), order.end(), id) == order.end()) order.push_back(id);
+            }
+            for (int i = 0; i < idCount; i++) {
+                if (std::find(order.begin(), order.end(), ids[i]) == order.end()) order.push_back(ids[i]);
+            }
             std::vector<Config> configs;
             int tried = 0;
-            for (int i = 0; i < idCount && tried < maxConfigs; i++) {
+            for (int id : order) {
+                if (tried >= maxConfigs) break;
                 cublasLtMatmulAlgo_t algo;
                 if (cublasLtMatmulAlgoInit(lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF,
-                                           ids[i], &algo) != CUBLAS_STATUS_SUCCESS) {
+                                           id, &algo) != CUBLAS_STATUS_SUCCESS) {
                     continue;
                 }
+                int idTried = 0;
                 std::vector<uint32_t> tiles = cap_list<uint32_t>(algo, CUBLASLT_ALGO_CAP_TILE_IDS, CUBLASLT_MATMUL_TILE_UNDEFINED);
                 std::vector<uint32_t> stages = cap_list<uint32_t>(algo, CUBLASLT_ALGO_CAP_STAGES_IDS, CUBLASLT_MATMUL_STAGES_UNDEFINED);
-                std::vector<uint16_t> clusters = {0};  // this cuBLASLt lists no cluster shapes: its own choice
+                // No cluster shapes are listed by this cuBLASLt's capabilities; the configuration attribute is
+                // tried with the shapes of a 1-, 2- and 4-wide cluster along N and M (0: its own choice).
+                std::vector<uint16_t> clusters = {0, 2, 3, 4, 5};
                 int splitSupport = cap_value<int32_t>(algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT);
                 uint32_t reductionMask = cap_value<uint32_t>(algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK);
                 std::vector<std::pair<int32_t, uint32_t>> splits = {{1, CUBLASLT_REDUCTION_SCHEME_NONE}};
@@ -170,10 +205,15 @@ int main(int argc, char** argv) {
                     for (uint32_t stage : stages) {
                         for (uint16_t cluster : clusters) {
                             for (auto [splitK, scheme] : splits) {
-                                if (++tried > maxConfigs) break;
+                                if (++tried > maxConfigs || ++idTried > maxPerId) break;
                                 cublasLtMatmulAlgo_t c = algo;
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile));
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stage, sizeof(stage));
+                                if (cluster != 0
+                                    && cublasLtMatmulAlgoConfigSetAttribute(&c, (cublasLtMatmulAlgoConfigAttributes_t) CLUSTER_CONFIG,
+                                                                            &cluster, sizeof(cluster)) != CUBLAS_STATUS_SUCCESS) {
+                                    continue;
+                                }
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitK, sizeof(splitK));
                                 cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme));
                                 cublasLtMatmulHeuristicResult_t check;
@@ -209,9 +249,9 @@ int main(int argc, char** argv) {
             for (size_t i = 1; i < configs.size() && i < 5; i++) next += (i > 1 ? "," : "") + describe(configs[i]);
             std::printf("{\"what\":\"cublaslt_sweep\",\"shape\":\"%s\",\"rows\":%d,\"n\":%d,\"k\":%d,\"gemm_ex_us\":%.2f,"
                         "\"heuristic_first_us\":%.2f,\"heuristic_best_of_%d_us\":%.2f,\"configurations_tried\":%d,"
-                        "\"configurations_run\":%zu,\"best\":%s,\"best_max_difference\":%.4g,\"next\":[%s],\"weight_tb_s_best\":%.3f}\n",
+                        "\"configurations_run\":%zu,\"heuristic\":[%s],\"best\":%s,\"best_max_difference\":%.4g,\"next\":[%s],\"weight_tb_s_best\":%.3f}\n",
                         shape.name, rows, shape.n, shape.k, gemmEx, heuristicFirst, heuristicCount, heuristicBest, tried,
-                        configs.size(), configs.empty() ? "null" : describe(configs[0]).c_str(), difference, next.c_str(),
+                        configs.size(), heuristicConfigs.c_str(), configs.empty() ? "null" : describe(configs[0]).c_str(), difference, next.c_str(),
                         configs.empty() ? 0.0 : p.tb_s(configs[0].us));
             std::fflush(stdout);
             cublasLtMatmulPreferenceDestroy(preference);

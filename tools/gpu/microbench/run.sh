@@ -115,7 +115,7 @@ for what in "$@"; do
       for i in "${!fused[@]}"; do "/tmp/mlp_fused_$i" 16 20 | tag defines "${fused[$i]}"; done ;;
     cublaslt-sweep)
       build tools/gpu/microbench/cublaslt_sweep.cu -lcublasLt -lcublas -o /tmp/cublaslt_sweep
-      /tmp/cublaslt_sweep "${SWEEP_ROWS:-64,256}" 8 "${SWEEP_MAX:-3000}" ;;
+      /tmp/cublaslt_sweep "${SWEEP_ROWS:-64,256}" 8 "${SWEEP_MAX:-4000}" "${SWEEP_PER_ID:-600}" ;;
     cublas-splitk)
       build tools/gpu/microbench/cublas_splitk.cu -lcublas -o /tmp/cublas_splitk
       /tmp/cublas_splitk 64 8 20
