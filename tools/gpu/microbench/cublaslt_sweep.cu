@@ -29,9 +29,8 @@
         }                                                                                       \
     } while (0)
 
-// cublasLtMatmulAlgoConfigAttributes_t's cluster shape (CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID in the
-// headers that name it): uint16_t, a cublasLtClusterShape_t.
-constexpr int CLUSTER_CONFIG = 8;
+// The configuration's cluster shape: uint16_t, a cublasLtClusterShape_t (no capability lists them).
+constexpr int CLUSTER_CONFIG = CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID;
 
 struct Config {
     int algo;
@@ -220,7 +219,7 @@ int main(int argc, char** argv) {
                                 if (cublasLtMatmulAlgoCheck(lt, op, a, b, d, d, &c, &check) != CUBLAS_STATUS_SUCCESS) continue;
                                 if (check.workspaceSize > workspaceBytes) continue;
                                 float us = round_time([&](int l) { return run_lt(c, p.weights[l], p.out) == CUBLAS_STATUS_SUCCESS; });
-                                if (us > 0) configs.push_back({ids[i], tile, stage, scheme, cluster, splitK, c, us});
+                                if (us > 0) configs.push_back({id, tile, stage, scheme, cluster, splitK, c, us});
                             }
                         }
                     }
