@@ -12,6 +12,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
  * cuBLASLt ({@code libcublasLt.so.13}): matrix products whose algorithm the caller chooses among
@@ -64,6 +65,7 @@ final class CublasLt {
     }
 
     private final MethodHandle cublasLtCreate;
+    private final MethodHandle cublasLtMatmulAlgoConfigSetAttribute;
     private final MethodHandle cublasLtDestroy;
     private final MethodHandle cublasLtMatmulDescCreate;
     private final MethodHandle cublasLtMatmulDescDestroy;
@@ -82,6 +84,8 @@ final class CublasLt {
 
     private CublasLt(NativeLibrary lib) {
         cublasLtCreate = lib.function("cublasLtCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cublasLtMatmulAlgoConfigSetAttribute = lib.function("cublasLtMatmulAlgoConfigSetAttribute",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG));
         cublasLtDestroy = lib.function("cublasLtDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         cublasLtMatmulDescCreate = lib.function("cublasLtMatmulDescCreate",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
@@ -204,6 +208,24 @@ final class CublasLt {
                     result.get(JAVA_FLOAT, RESULT_WAVES)));
         }
         return candidates;
+    }
+
+    /** CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID: a uint16_t cublasLtClusterShape_t. */
+    private static final int ALGO_CONFIG_CLUSTER_SHAPE = 8;
+
+    /**
+     * A copy of {@code algorithm} (in {@code arena}) that runs its thread blocks in clusters of
+     * {@code clusterShape} (a cublasLtClusterShape_t), or null where the library refuses the setting.
+     * Whether the product accepts it is for {@link #check} to say.
+     */
+    MemorySegment withClusterShape(MemorySegment algorithm, short clusterShape, Arena arena) {
+        MemorySegment copy = arena.allocate(ALGORITHM_BYTES, 8).copyFrom(algorithm);
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment value = scratch.allocate(JAVA_SHORT);
+            value.set(JAVA_SHORT, 0, clusterShape);
+            int status = call(cublasLtMatmulAlgoConfigSetAttribute, copy, ALGO_CONFIG_CLUSTER_SHAPE, value, JAVA_SHORT.byteSize());
+            return status == STATUS_SUCCESS ? copy : null;
+        }
     }
 
     /**

@@ -6,7 +6,9 @@ import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -41,6 +43,15 @@ final class TunedProducts implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(TunedProducts.class);
     private static final AtomicBoolean warnedUnavailable = new AtomicBoolean();
+
+    /**
+     * Whether the search also times the heuristic's candidates in other cluster shapes
+     * ({@code -Djvllm.cuda.cublasLtClusterVariants=false}: the heuristic's own only; for A/B runs).
+     */
+    private static final boolean CLUSTER_VARIANTS =
+            Boolean.parseBoolean(System.getProperty("jvllm.cuda.cublasLtClusterVariants", "true"));
+    /** cublasLtClusterShape_t's 1×1×1, 2×1×1, 4×1×1 and 1×2×1. */
+    private static final short[] CLUSTER_SHAPES = {2, 3, 4, 5};
 
     private static final int WARM_UP_RUNS = 2;
     private static final int TIMED_RUNS = 5;
@@ -282,7 +293,7 @@ final class TunedProducts implements AutoCloseable {
         long began = System.nanoTime();
         Shape shape = plan.shape;
         try (Arena scratch = Arena.ofConfined()) {
-            List<CublasLt.Candidate> offered = heuristic(plan, scratch);
+            List<CublasLt.Candidate> offered = withClusterVariants(plan, heuristic(plan, scratch), scratch);
             if (offered.isEmpty()) {
                 log.debug("cublasLt {}: the heuristic offers no algorithm; cublasGemmEx runs it", shape);
                 return;
@@ -331,6 +342,30 @@ final class TunedProducts implements AutoCloseable {
                 lt.createLayout(dataType, shape.in(), shape.outFeatures(), shape.in()),
                 lt.createLayout(dataType, shape.in(), shape.tokens(), shape.in()),
                 lt.createLayout(dataType, shape.outFeatures(), shape.tokens(), shape.outFeatures()));
+    }
+
+    /**
+     * The heuristic's candidates, then each of them again with thread-block clusters of the shapes in
+     * CLUSTER_SHAPES where the library accepts that for the product and it differs from the candidate's
+     * own. The heuristic offers each tile in one cluster shape; on an H200 another of the same tile
+     * measured faster for the 8B's narrow products at 256 rows (o 16.5 against 18.1 µs for the
+     * heuristic's best and 20.3 for cublasGemmEx; tools/gpu/microbench/cublaslt_sweep.cu).
+     */
+    private List<CublasLt.Candidate> withClusterVariants(Plan plan, List<CublasLt.Candidate> offered, Arena scratch) {
+        if (!CLUSTER_VARIANTS || offered.isEmpty()) return offered;
+        List<CublasLt.Candidate> all = new ArrayList<>(offered);
+        Set<ByteBuffer> seen = new HashSet<>();
+        for (CublasLt.Candidate candidate : offered) seen.add(ByteBuffer.wrap(candidate.algorithm().toArray(JAVA_BYTE)));
+        for (CublasLt.Candidate candidate : offered) {
+            for (short shape : CLUSTER_SHAPES) {
+                MemorySegment variant = lt.withClusterShape(candidate.algorithm(), shape, scratch);
+                if (variant == null || !seen.add(ByteBuffer.wrap(variant.toArray(JAVA_BYTE)))) continue;
+                long needs = lt.check(handle, plan.descriptor, plan.weightLayout, plan.inputLayout, plan.outputLayout,
+                        plan.outputLayout, variant);
+                if (needs >= 0 && needs <= workspaceBytes) all.add(new CublasLt.Candidate(variant, needs, candidate.waves()));
+            }
+        }
+        return all;
     }
 
     private List<CublasLt.Candidate> heuristic(Plan plan, Arena scratch) {
