@@ -279,6 +279,28 @@ final class TunedProducts implements AutoCloseable {
                 plan.outputLayout, output, plan.outputLayout, algorithm, workspace, workspaceBytes, context.stream);
     }
 
+    /**
+     * Queues the product {@code output = input · weightᵀ} once by each algorithm a search of its shape
+     * would time (the heuristic's, then the cluster variants), calling {@code afterEach} with the
+     * variant's index after each; returns how many of them were cluster variants. For tests: the
+     * search keeps whichever is fastest, so each must compute the product.
+     */
+    int runEachCandidate(int tokens, int in, int outFeatures, long weight, long input, long output,
+                         java.util.function.IntConsumer afterEach) {
+        Plan plan = describe(Shape.of(tokens, in, outFeatures, type, weight, input, output));
+        try (Arena scratch = Arena.ofConfined()) {
+            List<CublasLt.Candidate> heuristic = heuristic(plan, scratch);
+            List<CublasLt.Candidate> all = withClusterVariants(plan, heuristic, scratch);
+            for (int i = 0; i < all.size(); i++) {
+                multiply(plan, all.get(i).algorithm(), weight, input, output, 0);
+                afterEach.accept(i);
+            }
+            return all.size() - heuristic.size();
+        } finally {
+            release(plan);
+        }
+    }
+
     /** Shapes searched so far. */
     int searchedShapes() {
         return plans.size();

@@ -21,6 +21,7 @@ import static dev.jvllm.cuda.CudaTestData.random;
 import static dev.jvllm.cuda.CudaTestData.roundTo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The linear layers' products through cuBLASLt with algorithms searched per shape
@@ -75,6 +76,32 @@ class CublasLtProductsTest extends GpuAgainstCpuTest {
         }
         assertClose(type + " T=" + tokens + " K=" + in + " N=" + out, results[0], results[1], type);
         assertEquals(searched + 1, tuned(gpu).searchedShapes(), "the shape was searched");
+    }
+
+    /**
+     * Every algorithm a search may keep computes the product: the heuristic's and each of them run in
+     * other cluster shapes, which the search also times (at 256 rows on an H200 one of those was the
+     * fastest for the 8B's narrow products). A 256-row product of the 8B's o shape, so that the
+     * variants the library accepts are those of the case measured. Clusters need compute capability 9.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16"})
+    void everyClusterVariantTheSearchTimesComputesTheProduct(DType type) {
+        CudaBackend gpu = gpus.get(type);
+        int tokens = 256, in = 1024, out = 4096;
+        WeightTensor w = weight("w", type, random(out * in, 5), out, in);
+        float[] x = roundTo(type, random(tokens * in, 6));
+        Tensor expected = cpu.allocate(tokens, out);
+        cpu.linear(activations(cpu, x, tokens, in), cpu.weight(w), null, expected);
+        float[] want = cpu.toFloatArray(expected);
+        CudaTensor weight = (CudaTensor) gpu.weight(w);
+        CudaTensor input = (CudaTensor) activations(gpu, x, tokens, in);
+        CudaTensor output = (CudaTensor) gpu.allocate(tokens, out);
+        int variants = tuned(gpu).runEachCandidate(tokens, in, out, weight.address(), input.address(), output.address(),
+                i -> assertClose(type + " candidate " + i, want, gpu.toFloatArray(output), type));
+        if (gpu.context().computeMajor >= 9) {
+            assertTrue(variants > 0, "the library accepted cluster variants of the heuristic's algorithms");
+        }
     }
 
     /**
