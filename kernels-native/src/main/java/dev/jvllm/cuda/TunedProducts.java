@@ -153,7 +153,7 @@ final class TunedProducts implements AutoCloseable {
         this.flushBytes = 2L * context.driver.attribute(context.device, CudaDriver.ATTRIBUTE_L2_CACHE_SIZE);
         this.handle = lt.create();
         this.kept = keptIn == null ? null : TunedProductsFile.open(keptIn, context.deviceName, context.computeMajor,
-                context.computeMinor, lt.version(), type);
+                context.computeMinor, lt.version(), CLUSTER_VARIANTS ? "clusters" : "heuristic", type);
         if (kept != null && kept.size() > 0) {
             log.debug("cuBLASLt algorithms of {} shapes kept in {}", kept.size(), kept.file());
         }

@@ -18,7 +18,7 @@ import java.util.stream.Collectors;
 
 /**
  * The algorithms {@link TunedProducts} chose, kept on disk between runs, as compiled kernels are:
- * one text file per device, compute capability, cuBLASLt version and activation type (an algorithm
+ * one text file per device, compute capability, cuBLASLt version, search form and activation type (an algorithm
  * descriptor is only valid for the library and device that offered it), so that a later run takes
  * a searched shape's algorithm instead of timing its candidates again.
  *
@@ -48,13 +48,15 @@ final class TunedProductsFile {
     }
 
     /**
-     * The file for this device, library and type under {@code directory}, with what it holds (none
-     * where it does not exist or cannot be read).
+     * The file for this device, library, search and type under {@code directory}, with what it holds
+     * (none where it does not exist or cannot be read). {@code search} names which candidates the
+     * search timed (letters and digits), so that choices made among fewer are searched again.
      */
     static TunedProductsFile open(Path directory, String deviceName, int computeMajor, int computeMinor,
-                                  long libraryVersion, DType type) {
+                                  long libraryVersion, String search, DType type) {
         String name = "cublaslt-" + deviceName.replaceAll("[^A-Za-z0-9]+", "_") + "-sm" + computeMajor + computeMinor
-                + "-lt" + libraryVersion + "-" + type.name().toLowerCase() + ".txt";
+                + "-lt" + libraryVersion + "-" + search.replaceAll("[^A-Za-z0-9]+", "_") + "-" + type.name().toLowerCase()
+                + ".txt";
         return read(directory.resolve(name));
     }
 

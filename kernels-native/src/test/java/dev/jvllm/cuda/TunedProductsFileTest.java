@@ -32,7 +32,7 @@ class TunedProductsFileTest {
     }
 
     private static TunedProductsFile open(Path directory) {
-        return TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130100, DType.BF16);
+        return TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130100, "clusters", DType.BF16);
     }
 
     @Test
@@ -74,13 +74,15 @@ class TunedProductsFileTest {
     }
 
     @Test
-    void eachDeviceLibraryAndTypeHasItsOwnFile(@TempDir Path directory) {
+    void eachDeviceLibrarySearchAndTypeHasItsOwnFile(@TempDir Path directory) {
         open(directory).keep(DECODE, algorithm(1));
-        assertTrue(TunedProductsFile.open(directory, "NVIDIA H200", 9, 0, 130100, DType.BF16).algorithm(DECODE).isEmpty());
-        assertTrue(TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130200, DType.BF16)
+        assertTrue(TunedProductsFile.open(directory, "NVIDIA H200", 9, 0, 130100, "clusters", DType.BF16).algorithm(DECODE).isEmpty());
+        assertTrue(TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130200, "clusters", DType.BF16)
                 .algorithm(DECODE).isEmpty(), "another cuBLASLt build");
-        assertTrue(TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130100, DType.F16)
+        assertTrue(TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130100, "clusters", DType.F16)
                 .algorithm(DECODE).isEmpty());
+        assertTrue(TunedProductsFile.open(directory, "NVIDIA H100 80GB HBM3", 9, 0, 130100, "heuristic", DType.BF16)
+                .algorithm(DECODE).isEmpty(), "choices of a search among fewer candidates");
         Path file = open(directory).file();
         assertEquals(directory, file.getParent());
         assertTrue(file.getFileName().toString().matches("[A-Za-z0-9_.-]+"), "a plain file name: " + file);
