@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <vector>
+#include <string>
 #include "common.cuh"
 
 #define CHECK(call)                                                                                    \
@@ -65,4 +66,32 @@ inline void evict_l2(cudaStream_t stream = 0) {
     constexpr size_t BYTES = 128u << 20;
     if (scratch == nullptr) CHECK(cudaMalloc(&scratch, BYTES));
     CHECK(cudaMemsetAsync(scratch, 0, BYTES, stream));
+}
+
+// Launches kernel<<<grid, block>>>(args...) on stream, as a programmatic dependent launch where
+// `programmatic` (it may start while the kernel before it ends, as CudaBackend launches by default).
+template <typename Kernel, typename... Args>
+void launch_kernel(cudaStream_t stream, bool programmatic, Kernel kernel, int grid, int block, Args... args) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(grid);
+    config.blockDim = dim3(block);
+    config.stream = stream;
+    cudaLaunchAttribute attribute;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = programmatic ? 1 : 0;
+    CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+}
+
+// The integers of a comma-separated list ("132,128,112").
+inline std::vector<int> int_list(const std::string& text) {
+    std::vector<int> values;
+    for (size_t at = 0; at < text.size();) {
+        size_t comma = text.find(',', at);
+        if (comma == std::string::npos) comma = text.size();
+        values.push_back(std::atoi(text.substr(at, comma - at).c_str()));
+        at = comma + 1;
+    }
+    return values;
 }

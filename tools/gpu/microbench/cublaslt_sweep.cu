@@ -20,14 +20,6 @@
 
 #include "layer_products.cuh"
 
-#define CHECK_LT(call)                                                                          \
-    do {                                                                                        \
-        cublasStatus_t s = (call);                                                              \
-        if (s != CUBLAS_STATUS_SUCCESS) {                                                       \
-            std::fprintf(stderr, "%s:%d %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int) s); \
-            std::exit(1);                                                                       \
-        }                                                                                       \
-    } while (0)
 
 // The configuration's cluster shape: uint16_t, a cublasLtClusterShape_t (no capability lists them).
 constexpr int CLUSTER_CONFIG = CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID;
@@ -48,7 +40,7 @@ static std::vector<T> cap_list(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulA
         return {none};
     }
     std::vector<T> values(bytes / sizeof(T));
-    CHECK_LT(cublasLtMatmulAlgoCapGetAttribute(&algo, attribute, values.data(), bytes, &bytes));
+    CHECK_BLAS(cublasLtMatmulAlgoCapGetAttribute(&algo, attribute, values.data(), bytes, &bytes));
     if (values.empty()) values.push_back(none);
     return values;
 }
@@ -66,20 +58,14 @@ int main(int argc, char** argv) {
     int layers = argc > 2 ? std::atoi(argv[2]) : 8;
     int maxConfigs = argc > 3 ? std::atoi(argv[3]) : 6000;
     int maxPerId = argc > 4 ? std::atoi(argv[4]) : 800;
-    std::vector<int> rowCounts;
-    for (size_t at = 0; at < rowList.size();) {
-        size_t comma = rowList.find(',', at);
-        if (comma == std::string::npos) comma = rowList.size();
-        rowCounts.push_back(std::atoi(rowList.substr(at, comma - at).c_str()));
-        at = comma + 1;
-    }
+    std::vector<int> rowCounts = int_list(rowList);
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
     cudaStream_t stream;
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     cublasHandle_t blas = blas_on(stream);
     cublasLtHandle_t lt;
-    CHECK_LT(cublasLtCreate(&lt));
+    CHECK_BLAS(cublasLtCreate(&lt));
     const size_t workspaceBytes = 64ull << 20;
     void* workspace;
     CHECK(cudaMalloc(&workspace, workspaceBytes));
@@ -87,21 +73,21 @@ int main(int argc, char** argv) {
 
     int ids[512];
     int idCount = 0;
-    CHECK_LT(cublasLtMatmulAlgoGetIds(lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF,
+    CHECK_BLAS(cublasLtMatmulAlgoGetIds(lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF, CUDA_R_16BF,
                                       512, ids, &idCount));
 
     for (int rows : rowCounts) {
         for (const Shape& shape : LAYER_SHAPES) {
             LayerProduct p(shape, rows, layers, blas, stream);
             cublasLtMatmulDesc_t op;
-            CHECK_LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+            CHECK_BLAS(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
             cublasOperation_t transA = CUBLAS_OP_T, transB = CUBLAS_OP_N;
-            CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &transA, sizeof(transA)));
-            CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &transB, sizeof(transB)));
+            CHECK_BLAS(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &transA, sizeof(transA)));
+            CHECK_BLAS(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &transB, sizeof(transB)));
             cublasLtMatrixLayout_t a, b, d;
-            CHECK_LT(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, shape.k, shape.n, shape.k));
-            CHECK_LT(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, shape.k, rows, shape.k));
-            CHECK_LT(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, shape.n, rows, shape.n));
+            CHECK_BLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, shape.k, shape.n, shape.k));
+            CHECK_BLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, shape.k, rows, shape.k));
+            CHECK_BLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, shape.n, rows, shape.n));
             float one = 1.0f, zero = 0.0f;
 
             auto run_lt = [&](const cublasLtMatmulAlgo_t& algo, const act_t* w, act_t* out) {
@@ -136,12 +122,12 @@ int main(int argc, char** argv) {
             float gemmEx = round_time([&](int l) { p.cublas(p.weights[l], p.out); return true; });
 
             cublasLtMatmulPreference_t preference;
-            CHECK_LT(cublasLtMatmulPreferenceCreate(&preference));
-            CHECK_LT(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
+            CHECK_BLAS(cublasLtMatmulPreferenceCreate(&preference));
+            CHECK_BLAS(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
                                                           sizeof(workspaceBytes)));
             cublasLtMatmulHeuristicResult_t heuristic[16];
             int heuristicCount = 0;
-            CHECK_LT(cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, preference, 16, heuristic, &heuristicCount));
+            CHECK_BLAS(cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, preference, 16, heuristic, &heuristicCount));
             float heuristicFirst = -1, heuristicBest = -1;
             for (int h = 0; h < heuristicCount; h++) {
                 float us = round_time([&](int l) { return run_lt(heuristic[h].algo, p.weights[l], p.out) == CUBLAS_STATUS_SUCCESS; });
@@ -229,7 +215,7 @@ int main(int argc, char** argv) {
             std::sort(configs.begin(), configs.end(), [](const Config& x, const Config& y) { return x.us < y.us; });
             double difference = -1;
             if (!configs.empty()) {
-                CHECK_LT(run_lt(configs[0].handle, p.weights[0], p.out));
+                CHECK_BLAS(run_lt(configs[0].handle, p.weights[0], p.out));
                 CHECK(cudaStreamSynchronize(stream));
                 std::vector<act_t> got(p.expected.size());
                 CHECK(cudaMemcpy(got.data(), p.out, got.size() * sizeof(act_t), cudaMemcpyDeviceToHost));

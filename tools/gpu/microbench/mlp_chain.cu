@@ -25,6 +25,7 @@
 #include "norms.cu"
 
 #include "bench.cuh"
+#include "mlp_layer.cuh"
 
 constexpr int HIDDEN = 4096, INTER = 14336;
 constexpr int CHAIN_WARPS = 32;
@@ -204,8 +205,6 @@ gemv_rows_then_add_norm(const act_t* w, const act_t* x, act_t* out, int n, int k
     if (threadIdx.x == 0) *done = 0;
 }
 
-struct Layer { act_t *wo, *wg, *wu, *wd, *norm2, *normNext; };
-
 int main(int argc, char** argv) {
     int prefetchKb = argc > 1 ? std::atoi(argv[1]) : 64;
     int layers = argc > 2 ? std::atoi(argv[2]) : 8;
@@ -216,19 +215,10 @@ int main(int argc, char** argv) {
     int perSm = 0;
     CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, mlp_chain, 32 * CHAIN_WARPS, 0));
     if (perSm < 1) { std::fprintf(stderr, "mlp_chain does not fit an SM\n"); return 1; }
-    auto alloc = [](long long elements) { act_t* p; CHECK(cudaMalloc(&p, elements * sizeof(act_t))); return p; };
+    auto alloc = alloc_act;
     std::vector<Layer> weights(layers);
     for (int l = 0; l < layers; l++) {
-        Layer& w = weights[l];
-        w.wo = alloc((long long) HIDDEN * HIDDEN); w.wg = alloc((long long) INTER * HIDDEN);
-        w.wu = alloc((long long) INTER * HIDDEN); w.wd = alloc((long long) HIDDEN * INTER);
-        w.norm2 = alloc(HIDDEN); w.normNext = alloc(HIDDEN);
-        fill_random<<<1024, 256>>>(w.wo, (long long) HIDDEN * HIDDEN, 11 + l, 0.02f);
-        fill_random<<<1024, 256>>>(w.wg, (long long) INTER * HIDDEN, 23 + l, 0.02f);
-        fill_random<<<1024, 256>>>(w.wu, (long long) INTER * HIDDEN, 37 + l, 0.02f);
-        fill_random<<<1024, 256>>>(w.wd, (long long) HIDDEN * INTER, 41 + l, 0.02f);
-        fill_random<<<16, 256>>>(w.norm2, HIDDEN, 53 + l, 1.0f);
-        fill_random<<<16, 256>>>(w.normNext, HIDDEN, 59 + l, 1.0f);
+        weights[l] = random_layer(l, HIDDEN, INTER);
     }
     act_t *attn = alloc(HIDDEN), *residual0 = alloc(HIDDEN), *residual = alloc(HIDDEN), *h = alloc(HIDDEN),
           *o = alloc(HIDDEN), *act = alloc(INTER), *d = alloc(HIDDEN), *hNext = alloc(HIDDEN);
@@ -247,16 +237,7 @@ int main(int argc, char** argv) {
     bool programmatic = false;
     int gemvPrefetch = 0;
     auto launch = [&](auto kernel, int grid, int block, auto... args) {
-        cudaLaunchConfig_t config = {};
-        config.gridDim = dim3(grid);
-        config.blockDim = dim3(block);
-        config.stream = stream;
-        cudaLaunchAttribute attribute;
-        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attribute.val.programmaticStreamSerializationAllowed = 1;
-        config.attrs = &attribute;
-        config.numAttrs = programmatic ? 1 : 0;
-        CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+        launch_kernel(stream, programmatic, kernel, grid, block, args...);
     };
     const int s1 = gemv_split(HIDDEN), s2 = gemv_split(INTER);
     auto o_projection = [&](const Layer& w) {

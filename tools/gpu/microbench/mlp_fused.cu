@@ -25,6 +25,7 @@
 #include "norms.cu"
 
 #include "bench.cuh"
+#include "mlp_layer.cuh"
 
 constexpr int HIDDEN = 4096, INTER = 14336;
 
@@ -249,8 +250,6 @@ static int gemv_split(int width) {
 
 static int gemv_blocks(int rows, int split) { return (rows + GEMV_WARPS / split - 1) / (GEMV_WARPS / split); }
 
-struct Layer { act_t *wo, *wg, *wu, *wd, *wdT, *norm2, *normNext; };
-
 __global__ void transpose(const act_t* in, act_t* out, int rows, int cols) {
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < (long long) rows * cols;
          i += (long long) gridDim.x * blockDim.x) {
@@ -266,21 +265,14 @@ int main(int argc, char** argv) {
     if (const char* s = std::getenv("GEMV_SHORTEST")) gemvShortest = std::atoi(s);
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
-    auto alloc = [](long long elements) { act_t* p; CHECK(cudaMalloc(&p, elements * sizeof(act_t))); return p; };
+    auto alloc = alloc_act;
     std::vector<Layer> weights(layers);
     for (int l = 0; l < layers; l++) {
-        Layer& w = weights[l];
-        w.wo = alloc((long long) HIDDEN * HIDDEN); w.wg = alloc((long long) INTER * HIDDEN);
-        w.wu = alloc((long long) INTER * HIDDEN); w.wd = alloc((long long) HIDDEN * INTER);
-        w.norm2 = alloc(HIDDEN); w.normNext = alloc(HIDDEN);
-        fill_random<<<1024, 256>>>(w.wo, (long long) HIDDEN * HIDDEN, 11 + l, 0.02f);
-        fill_random<<<1024, 256>>>(w.wg, (long long) INTER * HIDDEN, 23 + l, 0.02f);
-        fill_random<<<1024, 256>>>(w.wu, (long long) INTER * HIDDEN, 37 + l, 0.02f);
-        fill_random<<<1024, 256>>>(w.wd, (long long) HIDDEN * INTER, 41 + l, 0.02f);
-        w.wdT = FUSED_TRANSPOSED ? alloc((long long) HIDDEN * INTER) : nullptr;
-        if (FUSED_TRANSPOSED) transpose<<<1024, 256>>>(w.wd, w.wdT, HIDDEN, INTER);
-        fill_random<<<16, 256>>>(w.norm2, HIDDEN, 53 + l, 1.0f);
-        fill_random<<<16, 256>>>(w.normNext, HIDDEN, 59 + l, 1.0f);
+        weights[l] = random_layer(l, HIDDEN, INTER);
+        if (FUSED_TRANSPOSED) {
+            weights[l].wdT = alloc((long long) HIDDEN * INTER);
+            transpose<<<1024, 256>>>(weights[l].wd, weights[l].wdT, HIDDEN, INTER);
+        }
     }
     act_t *attn = alloc(HIDDEN), *residual0 = alloc(HIDDEN), *residual = alloc(HIDDEN), *h = alloc(HIDDEN),
           *o = alloc(HIDDEN), *act = alloc(INTER), *d = alloc(HIDDEN), *hNext = alloc(HIDDEN);
@@ -295,16 +287,7 @@ int main(int argc, char** argv) {
     const float eps = 1e-5f;
 
     auto launch = [&](auto kernel, int grid, int block, auto... args) {
-        cudaLaunchConfig_t config = {};
-        config.gridDim = dim3(grid);
-        config.blockDim = dim3(block);
-        config.stream = stream;
-        cudaLaunchAttribute attribute;
-        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attribute.val.programmaticStreamSerializationAllowed = 1;
-        config.attrs = &attribute;
-        config.numAttrs = 1;
-        CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+        launch_kernel(stream, true, kernel, grid, block, args...);
     };
     const int s1 = gemv_split(HIDDEN), s2 = gemv_split(INTER);
     int fusedGrid = 132;
@@ -333,13 +316,7 @@ int main(int argc, char** argv) {
         norm_after(o, w.norm2, h);
     };
 
-    std::vector<int> grids;
-    for (size_t at = 0; at < gridList.size();) {
-        size_t comma = gridList.find(',', at);
-        if (comma == std::string::npos) comma = gridList.size();
-        grids.push_back(std::atoi(gridList.substr(at, comma - at).c_str()));
-        at = comma + 1;
-    }
+    std::vector<int> grids = int_list(gridList);
     std::printf("{\"what\":\"device\",\"name\":\"%s\",\"sms\":%d,\"gemv_shortest\":%d,\"fused_warps\":%d,\"fused_unroll\":%d,"
                 "\"paired_red\":%d,\"transposed\":%d,\"skip\":%d,\"together\":%d,\"interleaved\":%d}\n", prop.name, prop.multiProcessorCount, gemvShortest,
                 FUSED_WARPS, FUSED_UNROLL, FUSED_PAIRED_RED, FUSED_TRANSPOSED, FUSED_SKIP, FUSED_TOGETHER, FUSED_INTERLEAVED);
