@@ -449,9 +449,6 @@ public final class OpenAiServer implements AutoCloseable {
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
-        if ((tools.auto() || tools.choice().equals("required")) && streaming.stream()) {
-            throw ApiError.invalid("stream", "tool_choice '" + tools.choice() + "' is answered whole; ask without 'stream' (a named function streams)");
-        }
         if (tools.calls()) {
             if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a structured output cannot be asked for together");
             try {
@@ -468,8 +465,12 @@ public final class OpenAiServer implements AutoCloseable {
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
                 System.currentTimeMillis() / 1000, model);
+        boolean required = tools.choice().equals("required");
         generate(exchange, envelope, OpenAiRequests.salted(List.of(prompt), cacheSalt), params, streaming, new ChoiceWriter() {
             final boolean[] started = new boolean[params.n()];
+            /** A streamed answer's text so far and how much of it was sent as content (auto and required choices). */
+            final StringBuilder[] texts = new StringBuilder[params.n()];
+            final int[] sent = new int[params.n()];
 
             @Override
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
@@ -492,8 +493,9 @@ public final class OpenAiServer implements AutoCloseable {
 
             @Override
             public String finishReason(CompletionOutput output) {
-                boolean called = tools.auto() && !toolCallParser.parse(output.text()).calls().isEmpty();
-                return called ? "tool_calls" : OpenAiResponses.finishReason(output);
+                if (!tools.auto() || output.finishReason() == null) return OpenAiResponses.finishReason(output);
+                String text = streaming.stream() ? texts[output.index()].toString() : output.text();
+                return toolCallParser.parse(text).calls().isEmpty() ? OpenAiResponses.finishReason(output) : "tool_calls";
             }
 
             @Override
@@ -504,7 +506,9 @@ public final class OpenAiServer implements AutoCloseable {
                     delta.put("role", "assistant");
                     started[index] = true;
                 }
-                if (tools.calls()) {
+                if (tools.auto() || required) {
+                    streamAnswerWithCalls(delta, output, index);
+                } else if (tools.calls()) {
                     // A named function's call, streamed as vLLM does: its id and name first, then the arguments' text.
                     ObjectNode call = delta.putArray("tool_calls").addObject().put("index", 0);
                     if (first) {
@@ -517,6 +521,39 @@ public final class OpenAiServer implements AutoCloseable {
                     delta.put("content", output.text());
                 }
                 putLogprobs(choice, output);
+            }
+
+            /**
+             * An answer that may hold calls, streamed: with "auto", its text as content up to where the parser
+             * holds it back (a call's start, or what may still become one); at the end, the held text is parsed,
+             * and its calls (or, where none parse, the text) are sent in the last delta, as the whole answer
+             * would hold them. A "required" answer, a JSON list of calls, is held whole.
+             */
+            private void streamAnswerWithCalls(ObjectNode delta, CompletionOutput output, int index) {
+                StringBuilder text = texts[index] == null ? texts[index] = new StringBuilder() : texts[index];
+                text.append(output.text());
+                String sofar = text.toString();
+                if (output.finishReason() == null) {
+                    int held = required ? 0 : toolCallParser.heldFrom(sofar);
+                    if (held > sent[index]) delta.put("content", sofar.substring(sent[index], held));
+                    sent[index] = Math.max(sent[index], held);
+                    return;
+                }
+                ArrayNode calls;
+                String content;
+                if (required) {
+                    calls = toolCalls(tools, sofar);
+                    content = calls == null ? sofar : "";
+                } else {
+                    ToolCallParser.Parsed parsed = toolCallParser.parse(sofar);
+                    calls = parsed.calls().isEmpty() ? null : OpenAiResponses.JSON.createArrayNode();
+                    if (calls != null) for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
+                    content = calls == null ? sofar : sofar.substring(0, toolCallParser.heldFrom(sofar));
+                }
+                if (content.length() > sent[index]) delta.put("content", content.substring(sent[index]));
+                if (calls == null) return;
+                for (int i = 0; i < calls.size(); i++) ((ObjectNode) calls.get(i)).put("index", i);
+                delta.set("tool_calls", calls);
             }
 
             private void putLogprobs(ObjectNode choice, CompletionOutput output) {

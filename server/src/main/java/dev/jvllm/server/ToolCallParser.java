@@ -26,7 +26,7 @@ enum ToolCallParser {
 
         @Override
         Parsed parse(String text) {
-            int first = text.indexOf("<tool_call>");
+            int first = text.indexOf(OPEN);
             if (first < 0) return new Parsed(text, List.of());
             List<Call> calls = new ArrayList<>();
             Matcher m = block.matcher(text);
@@ -37,12 +37,22 @@ enum ToolCallParser {
             }
             return calls.isEmpty() ? new Parsed(text, List.of()) : new Parsed(text.substring(0, first).strip(), calls);
         }
+
+        @Override
+        int heldFrom(String text) {
+            int block = text.indexOf(OPEN);
+            if (block >= 0) return withoutTrailingSpace(text, block);
+            for (int k = Math.min(OPEN.length() - 1, text.length()); k > 0; k--) {
+                if (text.endsWith(OPEN.substring(0, k))) return withoutTrailingSpace(text, text.length() - k);
+            }
+            return withoutTrailingSpace(text, text.length());
+        }
     },
     LLAMA3_JSON {
         @Override
         Parsed parse(String text) {
             String body = text.strip();
-            if (body.startsWith("<|python_tag|>")) body = body.substring("<|python_tag|>".length()).strip();
+            if (body.startsWith(PYTHON_TAG)) body = body.substring(PYTHON_TAG.length()).strip();
             if (!body.startsWith("{")) return new Parsed(text, List.of());
             List<Call> calls = new ArrayList<>();
             for (String part : splitTopLevel(body)) {
@@ -53,7 +63,23 @@ enum ToolCallParser {
             }
             return new Parsed("", calls);
         }
+
+        @Override
+        int heldFrom(String text) {
+            String body = text.stripLeading();
+            if (body.isEmpty() || body.startsWith("{") || body.startsWith(PYTHON_TAG) || PYTHON_TAG.startsWith(body)) return 0;
+            return text.length();
+        }
     };
+
+    private static final String OPEN = "<tool_call>";
+    private static final String PYTHON_TAG = "<|python_tag|>";
+
+    /** {@code end}, moved back over the whitespace before it: text a call may follow, which the whole answer strips. */
+    private static int withoutTrailingSpace(String text, int end) {
+        while (end > 0 && Character.isWhitespace(text.charAt(end - 1))) end--;
+        return end;
+    }
 
     /** One call: the function's name and its arguments as JSON text. */
     record Call(String name, String arguments) {
@@ -64,6 +90,14 @@ enum ToolCallParser {
     }
 
     abstract Parsed parse(String text);
+
+    /**
+     * Where a streamed answer's text must be held back, as far as {@code text} (the answer so far)
+     * shows: the start of a call, or of what may still become one, or the whitespace before it. The
+     * text before it is content whatever follows; the rest waits for the answer's end, when
+     * {@link #parse} decides.
+     */
+    abstract int heldFrom(String text);
 
     /** The parser of a vLLM {@code --tool-call-parser} name. */
     static ToolCallParser named(String name) {

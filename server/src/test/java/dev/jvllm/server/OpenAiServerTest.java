@@ -1,6 +1,7 @@
 package dev.jvllm.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvllm.ChatMessage;
 import dev.jvllm.LLM;
@@ -337,13 +338,27 @@ class OpenAiServerTest {
             }
         }
 
-        // A conversation holding a call and its result renders; "auto" and streamed calls are refused by name.
+        // Streamed, the same required answer comes as one delta of the same calls, each with its index.
+        List<JsonNode> requiredChunks = stream("/v1/chat/completions", "{" + ask + ", \"max_tokens\": 200, \"temperature\": 0.8, "
+                + "\"seed\": 5, \"tool_choice\": \"required\", \"logit_bias\": {\"" + close + "\": 100}, \"stream\": true}");
+        List<JsonNode> streamedCalls = new ArrayList<>();
+        for (JsonNode chunk : requiredChunks) {
+            JsonNode delta = chunk.path("choices").path(0).path("delta");
+            assertTrue(delta.path("content").asText("").isEmpty(), "no text besides the calls: " + chunk);
+            delta.path("tool_calls").forEach(streamedCalls::add);
+        }
+        assertEquals(calls.size(), streamedCalls.size(), requiredChunks.toString());
+        for (int i = 0; i < calls.size(); i++) {
+            assertEquals(i, streamedCalls.get(i).path("index").asInt());
+            assertEquals(calls.get(i).path("function"), streamedCalls.get(i).path("function"), "the same seed streams the same calls");
+        }
+
+        // A conversation holding a call and its result renders; "auto" without a parser is refused by name.
         Answer history = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Weather?\"}, "
                 + "{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [" + call + "]}, {\"role\": \"tool\", \"tool_call_id\": \""
                 + call.path("id").asText() + "\", \"content\": \"18 C\"}], \"max_tokens\": 5, \"temperature\": 0}");
         assertEquals(200, history.status(), String.valueOf(history.body()));
         assertError(post(server, "/v1/chat/completions", "{" + ask + "}"), 400, "tool_choice");
-        assertError(post(server, "/v1/chat/completions", "{" + ask + ", \"tool_choice\": \"required\", \"stream\": true}"), 400, "stream");
         // A named function streams: id and name in the first chunk, then the arguments' text, which together parse.
         List<JsonNode> chunks = stream("/v1/chat/completions", "{" + ask + ", \"max_tokens\": 60, \"temperature\": 0.8, \"seed\": 2, "
                 + "\"stream\": true, \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}}");
@@ -370,7 +385,47 @@ class OpenAiServerTest {
             // The demo model writes no <tool_call> block, so its answer is text, as a model that chose not to call answers.
             JsonNode message = answer.body().path("choices").get(0).path("message");
             assertTrue(message.path("content").isTextual() && message.path("tool_calls").isMissingNode(), message.toString());
+            // Streamed, the same answer's text arrives whole, as content.
+            List<JsonNode> chunks = stream(parsing, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Time?\"}], "
+                    + "\"tools\": " + tools + ", \"max_tokens\": 8, \"temperature\": 0, \"stream\": true}");
+            assertEquals(message.path("content").asText(), streamedContent(chunks));
+            assertTrue(chunks.stream().noneMatch(c -> c.path("choices").path(0).path("delta").has("tool_calls")), chunks.toString());
+
+            // A model that writes a call (the demo model, held to one by a pattern): content before it, then the call.
+            ObjectNode calling = JSON.createObjectNode();
+            calling.putArray("messages").addObject().put("role", "user").put("content", "Time?");
+            calling.set("tools", JSON.readTree(tools));
+            calling.put("max_tokens", 150).put("temperature", 0)
+                    .put("guided_regex", "Sure\\. <tool_call>\\{\"name\": \"get_time\", \"arguments\": \\{\"zone\": \"UTC\"\\}\\}</tool_call>");
+            Answer called = post(parsing, "/v1/chat/completions", calling.toString());
+            assertEquals(200, called.status(), String.valueOf(called.body()));
+            JsonNode whole = called.body().path("choices").get(0);
+            assertEquals("tool_calls", whole.path("finish_reason").asText(), whole.toString());
+            assertEquals("Sure.", whole.path("message").path("content").asText(), whole.toString());
+            JsonNode call = whole.path("message").path("tool_calls").get(0).path("function");
+            assertEquals("get_time", call.path("name").asText(), whole.toString());
+            assertEquals(JSON.readTree("{\"zone\": \"UTC\"}"), JSON.readTree(call.path("arguments").asText()));
+
+            List<JsonNode> streamed = stream(parsing, "/v1/chat/completions", calling.put("stream", true).toString());
+            assertEquals("Sure.", streamedContent(streamed), "the text before the call, none of the call's");
+            List<JsonNode> streamedCalls = new ArrayList<>();
+            String finish = null;
+            for (JsonNode chunk : streamed) {
+                chunk.path("choices").path(0).path("delta").path("tool_calls").forEach(streamedCalls::add);
+                if (chunk.path("choices").path(0).path("finish_reason").isTextual()) finish = chunk.path("choices").path(0).path("finish_reason").asText();
+            }
+            assertEquals(1, streamedCalls.size(), streamed.toString());
+            assertEquals(0, streamedCalls.getFirst().path("index").asInt());
+            assertEquals(call, streamedCalls.getFirst().path("function"));
+            assertEquals("tool_calls", finish);
         }
+    }
+
+    /** The content deltas of a streamed chat answer, joined. */
+    private static String streamedContent(List<JsonNode> chunks) {
+        StringBuilder content = new StringBuilder();
+        for (JsonNode chunk : chunks) content.append(chunk.path("choices").path(0).path("delta").path("content").asText(""));
+        return content.toString();
     }
 
     @Test

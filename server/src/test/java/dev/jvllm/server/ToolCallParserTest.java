@@ -35,4 +35,22 @@ class ToolCallParserTest {
         assertTrue(ToolCallParser.LLAMA3_JSON.parse("The answer is {not json}").calls().isEmpty());
         assertThrows(IllegalArgumentException.class, () -> ToolCallParser.named("mistral"));
     }
+
+    @Test
+    void aStreamedAnswerIsHeldBackFromWhereACallMayStart() {
+        ToolCallParser hermes = ToolCallParser.named("hermes");
+        assertEquals(11, hermes.heldFrom("Let me see."), "plain text goes out as it comes");
+        assertEquals(11, hermes.heldFrom("Let me see.\n"), "whitespace a call may follow waits");
+        assertEquals(11, hermes.heldFrom("Let me see. <tool"), "a call's start, not yet whole");
+        assertEquals(11, hermes.heldFrom("Let me see.\n<tool_call>\n{\"name\""));
+        assertEquals(5, hermes.heldFrom("2 < 3"), "a '<' that cannot start a call waits only while it could");
+        assertEquals(6, hermes.heldFrom("2 < 3!"));
+
+        ToolCallParser llama = ToolCallParser.named("llama3_json");
+        assertEquals(0, llama.heldFrom("  "), "nothing shown yet");
+        assertEquals(0, llama.heldFrom("{\"name\": "));
+        assertEquals(0, llama.heldFrom("<|python"), "the tag's start");
+        assertEquals(0, llama.heldFrom("<|python_tag|>{"));
+        assertEquals(8, llama.heldFrom("The time"), "an answer that does not start as a call is content");
+    }
 }
