@@ -601,6 +601,44 @@ public final class LLM implements AutoCloseable {
     }
 
     /**
+     * Scores one text against each of several, as vLLM's {@code LLM.score} does with an embedding
+     * model: the cosine similarity of their embeddings (the model's default pooling), in
+     * {@code texts2}'s order. The texts are embedded in one batch.
+     *
+     * @throws InvalidRequestException when this LLM was not built for {@link Task#EMBED}, or
+     *                                 {@code texts2} is empty
+     */
+    public List<ScoringOutput> score(String text1, List<String> texts2) {
+        return score(List.of(Objects.requireNonNull(text1, "text1")), texts2);
+    }
+
+    /**
+     * Scores pairs of texts, as vLLM's {@code LLM.score}: {@code texts1}'s one text against each of
+     * {@code texts2}, or {@code texts1.get(i)} against {@code texts2.get(i)} where the two lists are
+     * as long; the cosine similarity of the embeddings, in {@code texts2}'s order.
+     *
+     * @throws InvalidRequestException when this LLM was not built for {@link Task#EMBED}, {@code texts2}
+     *                                 is empty, or {@code texts1} holds neither one text nor one for each of {@code texts2}
+     */
+    public List<ScoringOutput> score(List<String> texts1, List<String> texts2) {
+        requireTask(Task.EMBED);
+        if (texts2.isEmpty()) throw new InvalidRequestException("texts2", "there is nothing to score against");
+        if (texts1.size() != 1 && texts1.size() != texts2.size()) {
+            throw new InvalidRequestException("texts1", "texts1 holds " + texts1.size() + " texts: give one, or one for each of the "
+                    + texts2.size() + " of texts2");
+        }
+        List<String> all = new ArrayList<>(texts1);
+        all.addAll(texts2);
+        List<EmbeddingOutput> embedded = embed(all, PoolingParams.defaults());
+        List<ScoringOutput> scores = new ArrayList<>(texts2.size());
+        for (int i = 0; i < texts2.size(); i++) {
+            EmbeddingOutput first = embedded.get(texts1.size() == 1 ? 0 : i), second = embedded.get(texts1.size() + i);
+            scores.add(new ScoringOutput(first.cosine(second), first.promptTokenIds().length + second.promptTokenIds().length));
+        }
+        return scores;
+    }
+
+    /**
      * Embeds text or token-id inputs, batched together, as vLLM's {@code LLM.encode}/{@code embed}:
      * texts are tokenized with the model's special tokens ([CLS] … [SEP] for BERT).
      *

@@ -519,7 +519,8 @@ final class OpenAiRequests {
         return node.asText();
     }
 
-    private static List<String> strings(JsonNode body, String field) {
+    /** A field holding one string or a list of them; empty where it is absent. */
+    static List<String> strings(JsonNode body, String field) {
         JsonNode node = body.get(field);
         if (node == null || node.isNull()) return List.of();
         if (node.isTextual()) return List.of(node.asText());

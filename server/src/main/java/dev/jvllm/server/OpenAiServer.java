@@ -16,6 +16,7 @@ import dev.jvllm.RequestFailedException;
 import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.ScoringOutput;
 import dev.jvllm.Task;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EngineClosedException;
@@ -194,15 +195,20 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private Map<String, Route> routes() {
-        return Map.of(
-                "/health", new Route("GET", true, exchange -> exchange.sendResponseHeaders(200, -1)),
-                "/metrics", new Route("GET", true, this::metrics),
-                "/v1/models", new Route("GET", false, this::models),
-                "/tokenize", new Route("POST", false, exchange -> tokenize(exchange, body(exchange))),
-                "/detokenize", new Route("POST", false, exchange -> detokenize(exchange, body(exchange))),
-                "/v1/completions", new Route("POST", false, exchange -> completions(exchange, body(exchange))),
-                "/v1/chat/completions", new Route("POST", false, exchange -> chat(exchange, body(exchange))),
-                "/v1/embeddings", new Route("POST", false, exchange -> embeddings(exchange, body(exchange))));
+        Route score = new Route("POST", false, exchange -> score(exchange, body(exchange)));
+        Route rerank = new Route("POST", false, exchange -> rerank(exchange, body(exchange)));
+        return Map.ofEntries(
+                Map.entry("/health", new Route("GET", true, exchange -> exchange.sendResponseHeaders(200, -1))),
+                Map.entry("/metrics", new Route("GET", true, this::metrics)),
+                Map.entry("/v1/models", new Route("GET", false, this::models)),
+                Map.entry("/tokenize", new Route("POST", false, exchange -> tokenize(exchange, body(exchange)))),
+                Map.entry("/detokenize", new Route("POST", false, exchange -> detokenize(exchange, body(exchange)))),
+                Map.entry("/v1/completions", new Route("POST", false, exchange -> completions(exchange, body(exchange)))),
+                Map.entry("/v1/chat/completions", new Route("POST", false, exchange -> chat(exchange, body(exchange)))),
+                Map.entry("/v1/embeddings", new Route("POST", false, exchange -> embeddings(exchange, body(exchange)))),
+                // vLLM's paths for both: its own and the ones Jina's and Cohere's clients call
+                Map.entry("/score", score), Map.entry("/v1/score", score),
+                Map.entry("/rerank", rerank), Map.entry("/v1/rerank", rerank), Map.entry("/v2/rerank", rerank));
     }
 
     private void handle(HttpExchange exchange) {
@@ -590,10 +596,81 @@ public final class OpenAiServer implements AutoCloseable {
         call.putObject("function").put("name", name).put("arguments", arguments);
     }
 
-    private void embeddings(HttpExchange exchange, JsonNode body) throws IOException {
+    private void requireEmbedding(String what) {
         if (llm.task() != Task.EMBED) {
-            throw ApiError.invalid("model", "'" + modelName + "' is served for generation; embeddings need a model loaded with task embed");
+            throw ApiError.invalid("model", "'" + modelName + "' is served for generation; " + what + " need a model loaded with task embed");
         }
+    }
+
+    /**
+     * vLLM's score API for an embedding model: {@code text_1} (one text, or one for each of
+     * {@code text_2}) against each of {@code text_2}, the cosine similarity of their embeddings.
+     */
+    private void score(HttpExchange exchange, JsonNode body) throws IOException {
+        requireEmbedding("scores");
+        List<String> first = OpenAiRequests.strings(body, "text_1"), second = OpenAiRequests.strings(body, "text_2");
+        if (first.isEmpty()) throw ApiError.invalid("text_1", "'text_1' must be a string or a non-empty list of strings");
+        if (second.isEmpty()) throw ApiError.invalid("text_2", "'text_2' must be a string or a non-empty list of strings");
+        if (first.size() != 1 && first.size() != second.size()) {
+            throw ApiError.invalid("text_1", "'text_1' holds " + first.size() + " texts: give one, or one for each of the "
+                    + second.size() + " of 'text_2'");
+        }
+        List<ScoringOutput> scores = scores(first, second);
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "score-" + UUID.randomUUID()).put("object", "list")
+                .put("created", System.currentTimeMillis() / 1000).put("model", OpenAiRequests.text(body, "model", modelName));
+        ArrayNode data = answer.putArray("data");
+        int tokens = 0;
+        for (int i = 0; i < scores.size(); i++) {
+            data.addObject().put("index", i).put("object", "score").put("score", scores.get(i).score());
+            tokens += scores.get(i).promptTokens();
+        }
+        answer.set("usage", OpenAiResponses.usage(tokens, 0));
+        sendJson(exchange, 200, answer);
+    }
+
+    /**
+     * vLLM's rerank API (Jina's and Cohere's shape) for an embedding model: the {@code documents}
+     * most like the {@code query} first, by the cosine similarity of their embeddings, the first
+     * {@code top_n} of them (all where it is absent or 0).
+     */
+    private void rerank(HttpExchange exchange, JsonNode body) throws IOException {
+        requireEmbedding("rerankings");
+        String query = OpenAiRequests.text(body, "query", null);
+        if (query == null) throw ApiError.invalid("query", "'query' is required");
+        List<String> documents = OpenAiRequests.strings(body, "documents");
+        if (documents.isEmpty() || !body.path("documents").isArray()) {
+            throw ApiError.invalid("documents", "'documents' must be a non-empty list of strings");
+        }
+        Integer topN = OpenAiRequests.integer(body, "top_n");
+        if (topN != null && topN < 0) throw ApiError.invalid("top_n", "'top_n' must be at least 0");
+        List<ScoringOutput> scores = scores(List.of(query), documents);
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < documents.size(); i++) order.add(i);
+        order.sort((a, b) -> Double.compare(scores.get(b).score(), scores.get(a).score()));
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "rerank-" + UUID.randomUUID())
+                .put("model", OpenAiRequests.text(body, "model", modelName));
+        int tokens = 0;
+        for (ScoringOutput s : scores) tokens += s.promptTokens();
+        answer.putObject("usage").put("total_tokens", tokens);
+        ArrayNode results = answer.putArray("results");
+        int shown = topN == null || topN == 0 ? documents.size() : Math.min(topN, documents.size());
+        for (int rank = 0; rank < shown; rank++) {
+            int index = order.get(rank);
+            ObjectNode result = results.addObject().put("index", index);
+            result.putObject("document").put("text", documents.get(index));
+            result.put("relevance_score", scores.get(index).score());
+        }
+        sendJson(exchange, 200, answer);
+    }
+
+    private List<ScoringOutput> scores(List<String> first, List<String> second) {
+        synchronized (embeddingTurn) { // LLM's embedding calls run one at a time
+            return llm.score(first, second);
+        }
+    }
+
+    private void embeddings(HttpExchange exchange, JsonNode body) throws IOException {
+        requireEmbedding("embeddings");
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
         String format = OpenAiRequests.text(body, "encoding_format", "float");
         if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
