@@ -42,6 +42,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(AsyncLLMEngine.class);
 
+    private final RequestLatencies latencies = new RequestLatencies();
+
     private final LLMEngine engine;
     private final AutoCloseable resources;
     private final LinkedBlockingQueue<Runnable> commands = new LinkedBlockingQueue<>();
@@ -146,6 +148,11 @@ public final class AsyncLLMEngine implements AutoCloseable {
         return metrics;
     }
 
+    /** The latencies of the requests submitted here (time to first token, between tokens, end to end). */
+    public RequestLatencies latencies() {
+        return latencies;
+    }
+
     /** Whether the engine still takes requests (not dead, not closed). */
     public boolean isRunning() {
         return stopped == null;
@@ -228,6 +235,7 @@ public final class AsyncLLMEngine implements AutoCloseable {
     private void publish(RequestOutput output) {
         RequestStream stream = output.finished() ? inFlight.remove(output.requestId()) : inFlight.get(output.requestId());
         if (stream == null) return;
+        latencies.observe(stream, output, System.nanoTime());
         RequestFailedException failure = output.finished() ? engine.failure(output.requestId()) : null;
         if (failure != null) stream.fail(failure);
         else stream.publish(output);

@@ -37,6 +37,11 @@ public final class RequestStream implements Flow.Publisher<RequestOutput> {
     private final Runnable abortRequest;
     private final CompletableFuture<RequestOutput> result = new CompletableFuture<>();
 
+    private final long submittedNanos = System.nanoTime();
+    // Engine thread only: the latencies' state (RequestLatencies.observe).
+    int tokensSeen;
+    long lastTokenNanos;
+
     // Written by the engine thread only: what earlier deltas already carried, per sequence.
     private int[] sentTokens = new int[0];
     private int[] sentChars = new int[0];
@@ -66,6 +71,11 @@ public final class RequestStream implements Flow.Publisher<RequestOutput> {
 
     public String requestId() {
         return requestId;
+    }
+
+    /** When the request was submitted (System.nanoTime). */
+    long submittedNanos() {
+        return submittedNanos;
     }
 
     /** The final output, complete once every sequence has ended. */

@@ -22,6 +22,7 @@ import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EngineClosedException;
 import dev.jvllm.engine.EngineDeadException;
 import dev.jvllm.engine.EngineMetrics;
+import dev.jvllm.engine.RequestLatencies;
 import dev.jvllm.engine.RequestStream;
 import dev.jvllm.structured.Regex;
 import dev.jvllm.tokenizer.ChatTemplateException;
@@ -312,8 +313,9 @@ public final class OpenAiServer implements AutoCloseable {
     /** The engine's counters in Prometheus' text format, under vLLM's metric names where it has them. */
     private void metrics(HttpExchange exchange) throws IOException {
         StringBuilder text = new StringBuilder();
+        String labelValue = modelName.replace("\\", "\\\\").replace("\"", "\\\"");
         metrics().ifPresent(m -> {
-            String label = "{model_name=\"" + modelName.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}";
+            String label = "{model_name=\"" + labelValue + "\"}";
             gauge(text, "vllm:num_requests_running", "Sequences being generated.", label, m.running());
             gauge(text, "vllm:num_requests_waiting", "Sequences waiting (new or preempted).", label, m.waiting());
             gauge(text, "vllm:kv_cache_usage_perc", "Share of KV-cache blocks in use (1 = all).", label,
@@ -325,10 +327,38 @@ public final class OpenAiServer implements AutoCloseable {
             counter(text, "vllm:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.", label, m.prefixCacheHits());
             counter(text, "jvllm:engine_steps_total", "Forward passes run.", label, m.steps());
         });
+        if (engine != null) {
+            RequestLatencies latencies = engine.latencies();
+            histogram(text, "vllm:time_to_first_token_seconds", "Time from a request's arrival to its first token.", labelValue,
+                    latencies.timeToFirstToken());
+            histogram(text, "vllm:inter_token_latency_seconds", "Time between a request's steps that gave it tokens.", labelValue,
+                    latencies.interTokenLatency());
+            histogram(text, "vllm:e2e_request_latency_seconds", "Time from a request's arrival to its end.", labelValue,
+                    latencies.endToEnd());
+            text.append("# HELP vllm:request_success_total Requests ended, by finish reason.\n")
+                    .append("# TYPE vllm:request_success_total counter\n");
+            latencies.endedByReason().forEach((reason, n) -> text.append("vllm:request_success_total{model_name=\"").append(labelValue)
+                    .append("\",finished_reason=\"").append(reason).append("\"} ").append(n).append('\n'));
+        }
         byte[] bytes = text.toString().getBytes(StandardCharsets.UTF_8);
         exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
         exchange.sendResponseHeaders(200, bytes.length == 0 ? -1 : bytes.length);
         if (bytes.length > 0) exchange.getResponseBody().write(bytes);
+    }
+
+    /** A histogram in Prometheus' text format: cumulative buckets by upper bound ({@code le}), then the sum and count. */
+    private static void histogram(StringBuilder text, String name, String help, String modelLabel, RequestLatencies.Snapshot h) {
+        text.append("# HELP ").append(name).append(' ').append(help).append('\n')
+                .append("# TYPE ").append(name).append(" histogram\n");
+        String labels = "{model_name=\"" + modelLabel + "\",le=\"";
+        long cumulative = 0;
+        for (int i = 0; i < h.counts().length; i++) {
+            cumulative += h.counts()[i];
+            String bound = i < h.upperBounds().length ? Double.toString(h.upperBounds()[i]) : "+Inf";
+            text.append(name).append("_bucket").append(labels).append(bound).append("\"} ").append(cumulative).append('\n');
+        }
+        text.append(name).append("_sum{model_name=\"").append(modelLabel).append("\"} ").append(h.sum()).append('\n')
+                .append(name).append("_count{model_name=\"").append(modelLabel).append("\"} ").append(h.count()).append('\n');
     }
 
     private static void gauge(StringBuilder text, String name, String help, String label, double value) {

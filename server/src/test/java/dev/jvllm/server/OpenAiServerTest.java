@@ -23,6 +23,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -510,6 +511,43 @@ class OpenAiServerTest {
                 .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).findFirst().orElse(-1);
         assertTrue(generated >= 3, metrics);
         assertTrue(metrics.contains("vllm:num_requests_running{model_name=\"demo\"} 0.0"), metrics);
+    }
+
+    /**
+     * /metrics' latency histograms, vLLM's: three requests of four tokens each give three times to the
+     * first token, nine between tokens (one a later step) and three ends, counted by finish reason.
+     */
+    @Test
+    void metricsHoldEachRequestsLatencies() throws Exception {
+        try (OpenAiServer own = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).servedModelName("m").start()) {
+            for (int i = 0; i < 3; i++) {
+                Answer answer = post(own, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4, \"ignore_eos\": true}");
+                assertEquals(200, answer.status(), String.valueOf(answer.body()));
+            }
+            String metrics = client.send(HttpRequest.newBuilder(URI.create(own.address() + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            Map<String, Integer> counts = Map.of("vllm:time_to_first_token_seconds", 3, "vllm:inter_token_latency_seconds", 9,
+                    "vllm:e2e_request_latency_seconds", 3);
+            counts.forEach((name, count) -> {
+                assertTrue(metrics.contains("# TYPE " + name + " histogram"), metrics);
+                assertEquals(count, value(metrics, name + "_count{model_name=\"m\"}"), name);
+                assertEquals(count, value(metrics, name + "_bucket{model_name=\"m\",le=\"+Inf\"}"), name);
+                assertTrue(value(metrics, name + "_sum{model_name=\"m\"}") > 0, name);
+                double previous = 0;
+                for (String line : metrics.lines().filter(l -> l.startsWith(name + "_bucket")).toList()) {
+                    double cumulative = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+                    assertTrue(cumulative >= previous, "buckets are cumulative: " + line);
+                    previous = cumulative;
+                }
+            });
+            assertEquals(3, value(metrics, "vllm:request_success_total{model_name=\"m\",finished_reason=\"length\"}"), metrics);
+        }
+    }
+
+    /** The value of the metric line that starts with {@code series}. */
+    private static double value(String metrics, String series) {
+        return metrics.lines().filter(l -> l.startsWith(series + " ")).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst().orElseThrow(() -> new AssertionError("no " + series + " in\n" + metrics));
     }
 
     @Test
