@@ -530,8 +530,8 @@ class OpenAiServerTest {
                     "vllm:e2e_request_latency_seconds", 3);
             counts.forEach((name, count) -> {
                 assertTrue(metrics.contains("# TYPE " + name + " histogram"), metrics);
-                assertEquals(count, value(metrics, name + "_count{model_name=\"m\"}"), name);
-                assertEquals(count, value(metrics, name + "_bucket{model_name=\"m\",le=\"+Inf\"}"), name);
+                assertEquals(count.doubleValue(), value(metrics, name + "_count{model_name=\"m\"}"), name);
+                assertEquals(count.doubleValue(), value(metrics, name + "_bucket{model_name=\"m\",le=\"+Inf\"}"), name);
                 assertTrue(value(metrics, name + "_sum{model_name=\"m\"}") > 0, name);
                 double previous = 0;
                 for (String line : metrics.lines().filter(l -> l.startsWith(name + "_bucket")).toList()) {
