@@ -349,6 +349,18 @@ final class OpenAiRequests {
         if (!chat) refuse(body, "tools", "tools are for chat completions");
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
+        // vLLM's fields that would change the answer and are not served here: refused, never ignored.
+        refuse(body, "bad_words", "'bad_words' is not served");
+        refuse(body, "guided_grammar", "grammars are not served (json, regex and choice are)");
+        for (String key : new String[]{"grammar", "structural_tag"}) {
+            if (body.path("structured_outputs").hasNonNull(key)) {
+                throw ApiError.invalid("structured_outputs." + key, "structured outputs of " + key + " are not served (json, regex and choice are)");
+            }
+        }
+        refuseUnless(body, "use_beam_search", JsonNode::isBoolean, false, "beam search is served by LLM.beamSearch, not here");
+        refuseUnless(body, "length_penalty", JsonNode::isNumber, 1.0, "'length_penalty' is for beam search, which is not served here");
+        refuseUnless(body, "priority", JsonNode::isIntegralNumber, 0, "priority scheduling is not served");
+        refuseUnless(body, "return_tokens_as_token_ids", JsonNode::isBoolean, false, "'return_tokens_as_token_ids' is not served");
         SamplingParams.Builder params = SamplingParams.builder();
         params.structuredOutputs(structuredOutputs(body));
         Integer n = integer(body, "n");
@@ -378,6 +390,12 @@ final class OpenAiRequests {
         }
         ifBool(body, "ignore_eos", params::ignoreEos);
         ifBool(body, "skip_special_tokens", params::skipSpecialTokens);
+        ifBool(body, "spaces_between_special_tokens", params::spacesBetweenSpecialTokens);
+        JsonNode allowed = body.get("allowed_token_ids");
+        if (allowed != null && !allowed.isNull()) {
+            if (!allowed.isArray()) throw ApiError.invalid("allowed_token_ids", "'allowed_token_ids' must be a list of token ids");
+            params.allowedTokenIds(java.util.Arrays.stream(tokenIds(allowed, "allowed_token_ids")).boxed().toList());
+        }
         ifBool(body, "include_stop_str_in_output", params::includeStopStrInOutput);
         Integer maxTokens = chat && body.has("max_completion_tokens") ? integer(body, "max_completion_tokens") : integer(body, "max_tokens");
         if (maxTokens == null && chat && defaults.maxNewTokens().isPresent()) maxTokens = defaults.maxNewTokens().getAsInt();
@@ -389,7 +407,18 @@ final class OpenAiRequests {
         if (minTokens != null) params.minTokens(minTokens);
         Integer logprobs = logprobs(body, chat);
         if (logprobs != null) params.logprobs(logprobs);
-        if (logprobs != null && echo.echo()) params.promptLogprobs(logprobs);
+        Integer promptLogprobs = integer(body, "prompt_logprobs");
+        if (promptLogprobs != null && streaming(body).stream()) {
+            throw ApiError.invalid("prompt_logprobs", "'prompt_logprobs' is answered whole; ask without 'stream'");
+        }
+        if (logprobs != null && echo.echo()) {
+            if (promptLogprobs != null && !promptLogprobs.equals(logprobs)) {
+                throw ApiError.invalid("prompt_logprobs", "with 'echo', the prompt's logprobs come from 'logprobs' (" + logprobs
+                        + "); 'prompt_logprobs' " + promptLogprobs + " differs");
+            }
+            promptLogprobs = logprobs;
+        }
+        if (promptLogprobs != null) params.promptLogprobs(promptLogprobs);
         JsonNode bias = body.get("logit_bias");
         if (bias != null && !bias.isNull()) {
             if (!bias.isObject()) throw ApiError.invalid("logit_bias", "'logit_bias' must map token ids to biases");
@@ -510,6 +539,16 @@ final class OpenAiRequests {
     private static void refuse(JsonNode body, String field, String why) {
         JsonNode node = body.get(field);
         if (node != null && !node.isNull() && !(node.isArray() && node.isEmpty())) throw ApiError.invalid(field, why);
+    }
+
+    /** Refuses {@code field} where it is given with a value other than {@code served} (or of the wrong type). */
+    private static void refuseUnless(JsonNode body, String field, java.util.function.Predicate<JsonNode> type, Object served,
+                                     String why) {
+        JsonNode node = body.get(field);
+        if (node == null || node.isNull()) return;
+        boolean same = type.test(node) && (served instanceof Boolean b ? node.asBoolean() == b
+                : served instanceof Double d ? node.asDouble() == d : node.asLong() == ((Number) served).longValue());
+        if (!same) throw ApiError.invalid(field, why);
     }
 
     static String text(JsonNode body, String field, String otherwise) {

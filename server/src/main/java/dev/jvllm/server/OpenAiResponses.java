@@ -53,6 +53,25 @@ final class OpenAiResponses {
      * An echoed completion's logprobs: the prompt's tokens (the first without a log probability, as
      * nothing comes before it) followed by the generated ones, when {@code generated} is not null.
      */
+    /**
+     * vLLM's {@code prompt_logprobs}: for each prompt token, null for the first (nothing precedes it),
+     * else its own and the top candidates' {@code logprob}, {@code rank} and {@code decoded_token} by token id.
+     */
+    static ArrayNode promptLogprobs(RequestOutput request, IntFunction<String> decodeOne) {
+        ArrayNode list = JSON.createArrayNode();
+        for (Map<Integer, Logprob> candidates : request.promptLogprobs()) {
+            if (candidates == null) {
+                list.addNull();
+                continue;
+            }
+            ObjectNode entry = list.addObject();
+            candidates.forEach((id, candidate) -> entry.putObject(Integer.toString(id)).put("logprob", candidate.logprob())
+                    .put("rank", candidate.rank())
+                    .put("decoded_token", candidate.decodedToken() != null ? candidate.decodedToken() : decodeOne.apply(id)));
+        }
+        return list;
+    }
+
     static ObjectNode echoedLogprobs(RequestOutput request, CompletionOutput generated, IntFunction<String> decodeOne) {
         List<Integer> ids = new ArrayList<>(request.promptTokenIds());
         List<Map<Integer, Logprob>> candidates = new ArrayList<>(request.promptLogprobs() != null ? request.promptLogprobs()

@@ -423,11 +423,15 @@ public final class OpenAiServer implements AutoCloseable {
         String model = OpenAiRequests.text(body, "model", modelName);
         var envelope = new OpenAiResponses.Envelope("cmpl-" + UUID.randomUUID(), "text_completion", System.currentTimeMillis() / 1000, model);
         boolean withLogprobs = params.logprobs().isPresent();
+        boolean withPromptLogprobs = body.hasNonNull("prompt_logprobs");
         generate(exchange, envelope, prompts, params, streaming, new ChoiceWriter() {
             final int[] offsets = new int[prompts.size() * params.n()];
 
             @Override
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
+                if (withPromptLogprobs && request.promptLogprobs() != null) {
+                    choice.set("prompt_logprobs", OpenAiResponses.promptLogprobs(request, OpenAiServer.this::decodeOne));
+                }
                 if (!echo.echo()) {
                     delta(choice, request, output, index);
                     return;
@@ -502,7 +506,16 @@ public final class OpenAiServer implements AutoCloseable {
         var envelope = new OpenAiResponses.Envelope("chatcmpl-" + UUID.randomUUID(), streaming.stream() ? "chat.completion.chunk" : "chat.completion",
                 System.currentTimeMillis() / 1000, model);
         boolean required = tools.choice().equals("required");
+        boolean withPromptLogprobs = body.hasNonNull("prompt_logprobs");
         generate(exchange, envelope, OpenAiRequests.salted(List.of(prompt), cacheSalt), params, streaming, new ChoiceWriter() {
+            @Override
+            public void finishAnswer(ObjectNode answer, List<RequestOutput> results) {
+                RequestOutput only = results.getFirst();
+                if (withPromptLogprobs && only.promptLogprobs() != null) {
+                    answer.set("prompt_logprobs", OpenAiResponses.promptLogprobs(only, OpenAiServer.this::decodeOne)); // vLLM's place for chat
+                }
+            }
+
             final boolean[] started = new boolean[params.n()];
             /** A streamed answer's text so far and how much of it was sent as content (auto and required choices). */
             final StringBuilder[] texts = new StringBuilder[params.n()];
@@ -757,6 +770,10 @@ public final class OpenAiServer implements AutoCloseable {
         default String finishReason(CompletionOutput output) {
             return OpenAiResponses.finishReason(output);
         }
+
+        /** Adds what a whole answer holds beside its choices (the results in the prompts' order). */
+        default void finishAnswer(ObjectNode answer, List<RequestOutput> results) {
+        }
     }
 
     /**
@@ -809,12 +826,15 @@ public final class OpenAiServer implements AutoCloseable {
         ObjectNode answer = envelope.start();
         ArrayNode choices = answer.putArray("choices");
         int promptTokens = 0, completionTokens = 0;
+        List<RequestOutput> results = new ArrayList<>(streams.size());
         for (int i = 0; i < streams.size(); i++) {
             RequestOutput result = await(streams.get(i));
+            results.add(result);
             addChoices(choices, i, n, result, writer, false);
             promptTokens += result.promptTokenIds().size();
             for (CompletionOutput output : result.outputs()) completionTokens += writer.completionTokens(output);
         }
+        writer.finishAnswer(answer, results);
         answer.set("usage", OpenAiResponses.usage(promptTokens, completionTokens));
         sendJson(exchange, 200, answer);
     }

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvllm.ChatMessage;
 import dev.jvllm.LLM;
+import dev.jvllm.Logprob;
+import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -511,6 +513,56 @@ class OpenAiServerTest {
                 .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).findFirst().orElse(-1);
         assertTrue(generated >= 3, metrics);
         assertTrue(metrics.contains("vllm:num_requests_running{model_name=\"demo\"} 0.0"), metrics);
+    }
+
+    /**
+     * vLLM's extra sampling fields: {@code prompt_logprobs} as the library computes them (per choice for
+     * completions, beside the choices for chat), {@code allowed_token_ids} holding the answer to its tokens;
+     * the ones not served are refused by name rather than ignored.
+     */
+    @Test
+    void vllmsExtraSamplingFieldsAreServedOrRefusedByName() throws Exception {
+        RequestOutput expected = reference.generate(PROMPT, SamplingParams.builder().promptLogprobs(2).maxTokens(1).temperature(0).build());
+        Answer scored = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 1, \"temperature\": 0, "
+                + "\"prompt_logprobs\": 2}");
+        assertEquals(200, scored.status(), String.valueOf(scored.body()));
+        JsonNode promptLogprobs = scored.body().path("choices").get(0).path("prompt_logprobs");
+        assertEquals(expected.promptLogprobs().size(), promptLogprobs.size(), scored.body().toString());
+        assertTrue(promptLogprobs.get(0).isNull(), "nothing precedes the first token");
+        for (int i = 1; i < promptLogprobs.size(); i++) {
+            Map<Integer, Logprob> want = expected.promptLogprobs().get(i);
+            JsonNode got = promptLogprobs.get(i);
+            assertEquals(want.size(), got.size(), "position " + i);
+            assertTrue(got.has(Integer.toString(expected.promptTokenIds().get(i))), "the prompt's own token at " + i + ": " + got);
+            want.forEach((id, logprob) -> {
+                assertEquals(logprob.logprob(), got.path(Integer.toString(id)).path("logprob").floatValue(), 1e-4, "position and token " + id);
+                assertEquals(logprob.rank(), got.path(Integer.toString(id)).path("rank").asInt());
+            });
+        }
+        Answer chat = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], "
+                + "\"max_tokens\": 1, \"prompt_logprobs\": 1}");
+        assertEquals(chat.body().path("usage").path("prompt_tokens").asInt(), chat.body().path("prompt_logprobs").size(), chat.body().toString());
+
+        int the = reference.tokenizer().encode(" the", false)[0];
+        Answer held = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4, \"temperature\": 1, "
+                + "\"ignore_eos\": true, \"allowed_token_ids\": [" + the + "]}");
+        assertEquals(reference.tokenizer().decode(new int[]{the, the, the, the}, true), held.body().path("choices").get(0).path("text").asText(),
+                held.body().toString());
+
+        String ask = "{\"prompt\": \"x\", \"max_tokens\": 1, ";
+        for (String[] refused : new String[][]{{"bad_words", "[\"x\"]"}, {"guided_grammar", "\"root ::= x\""},
+                {"use_beam_search", "true"}, {"length_penalty", "2.0"}, {"priority", "1"}, {"return_tokens_as_token_ids", "true"},
+                {"spaces_between_special_tokens", "\"yes\""}, {"allowed_token_ids", "[999999]"}}) {
+            assertError(post(server, "/v1/completions", ask + "\"" + refused[0] + "\": " + refused[1] + "}"), 400,
+                    refused[0].equals("allowed_token_ids") ? null : refused[0]);
+        }
+        assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"grammar\": \"root ::= x\"}}"), 400,
+                "structured_outputs.grammar");
+        assertError(post(server, "/v1/completions", ask + "\"prompt_logprobs\": 1, \"stream\": true}"), 400, "prompt_logprobs");
+        assertError(post(server, "/v1/completions", ask + "\"echo\": true, \"logprobs\": 1, \"prompt_logprobs\": 2}"), 400, "prompt_logprobs");
+        Answer defaults = post(server, "/v1/completions", ask + "\"use_beam_search\": false, \"length_penalty\": 1.0, \"priority\": 0, "
+                + "\"bad_words\": [], \"spaces_between_special_tokens\": false}");
+        assertEquals(200, defaults.status(), "the values that change nothing are taken: " + defaults.body());
     }
 
     /**
