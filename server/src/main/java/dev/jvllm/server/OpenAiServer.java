@@ -96,6 +96,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final String modelName;
     /** How the model writes tool calls, for tool_choice "auto"; null where auto is not served. */
     private final ToolCallParser toolCallParser;
+    private final ReasoningParser reasoningParser;
     /** The LoRA adapters served under their own names, each a request's {@code model}, by name. */
     private final Map<String, LoraRequest> loras;
     private final byte[] apiKey;
@@ -118,6 +119,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
         this.loras = Map.copyOf(adapters);
         this.toolCallParser = b.toolCallParser;
+        this.reasoningParser = b.reasoningParser;
         this.apiKey = b.apiKey == null ? null : b.apiKey.getBytes(StandardCharsets.UTF_8);
         this.maxBodyBytes = b.maxBodyBytes;
         // Bound before the engine is taken over, so that a port in use leaves the caller's model as it was.
@@ -489,6 +491,10 @@ public final class OpenAiServer implements AutoCloseable {
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
+        if (reasoningParser != null && (tools.calls() || asked.structuredOutputs().isPresent())) {
+            throw ApiError.invalid(tools.calls() ? "tool_choice" : "response_format", "with a reasoning parser, answers are not constrained:"
+                    + " the constraint would hold the thinking too (ask with tool_choice auto, or without the structured output)");
+        }
         if (tools.calls()) {
             if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a structured output cannot be asked for together");
             try {
@@ -517,15 +523,19 @@ public final class OpenAiServer implements AutoCloseable {
             }
 
             final boolean[] started = new boolean[params.n()];
-            /** A streamed answer's text so far and how much of it was sent as content (auto and required choices). */
+            /** A parsed streamed answer's text so far, and how much of its reasoning and content were sent. */
             final StringBuilder[] texts = new StringBuilder[params.n()];
+            final int[] sentReasoning = new int[params.n()];
             final int[] sent = new int[params.n()];
 
             @Override
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 ObjectNode message = choice.putObject("message").put("role", "assistant");
-                ArrayNode calls = tools.calls() ? toolCalls(tools, output.text()) : null;
-                ToolCallParser.Parsed parsed = tools.auto() ? toolCallParser.parse(output.text()) : null;
+                ReasoningParser.Split split = split(output.text());
+                String text = split.content();
+                if (split.reasoning() != null) message.put("reasoning_content", split.reasoning());
+                ArrayNode calls = tools.calls() ? toolCalls(tools, text) : null;
+                ToolCallParser.Parsed parsed = tools.auto() ? toolCallParser.parse(text) : null;
                 if (parsed != null && !parsed.calls().isEmpty()) {
                     calls = OpenAiResponses.JSON.createArrayNode();
                     for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
@@ -533,17 +543,22 @@ public final class OpenAiServer implements AutoCloseable {
                     else message.put("content", parsed.content());
                     message.set("tool_calls", calls);
                 } else if (calls == null) {
-                    message.put("content", output.text());
+                    message.put("content", text);
                 } else {
                     message.put("content", "").set("tool_calls", calls); // as vLLM answers a named or required tool choice
                 }
                 putLogprobs(choice, output);
             }
 
+            /** The answer's reasoning (with a reasoning parser) and its content. */
+            private ReasoningParser.Split split(String text) {
+                return reasoningParser == null ? new ReasoningParser.Split(null, text) : reasoningParser.split(text);
+            }
+
             @Override
             public String finishReason(CompletionOutput output) {
                 if (!tools.auto() || output.finishReason() == null) return OpenAiResponses.finishReason(output);
-                String text = streaming.stream() ? texts[output.index()].toString() : output.text();
+                String text = split(streaming.stream() ? texts[output.index()].toString() : output.text()).content();
                 return toolCallParser.parse(text).calls().isEmpty() ? OpenAiResponses.finishReason(output) : "tool_calls";
             }
 
@@ -555,8 +570,8 @@ public final class OpenAiServer implements AutoCloseable {
                     delta.put("role", "assistant");
                     started[index] = true;
                 }
-                if (tools.auto() || required) {
-                    streamAnswerWithCalls(delta, output, index);
+                if (tools.auto() || required || reasoningParser != null) {
+                    streamParsed(delta, output, index);
                 } else if (tools.calls()) {
                     // A named function's call, streamed as vLLM does: its id and name first, then the arguments' text.
                     ObjectNode call = delta.putArray("tool_calls").addObject().put("index", 0);
@@ -573,31 +588,43 @@ public final class OpenAiServer implements AutoCloseable {
             }
 
             /**
-             * An answer that may hold calls, streamed: with "auto", its text as content up to where the parser
-             * holds it back (a call's start, or what may still become one); at the end, the held text is parsed,
-             * and its calls (or, where none parse, the text) are sent in the last delta, as the whole answer
-             * would hold them. A "required" answer, a JSON list of calls, is held whole.
+             * An answer that is parsed, streamed: its reasoning (with a reasoning parser) as
+             * {@code reasoning_content} as far as it is certain; its content as content, with "auto" up to
+             * where the tool-call parser holds it back (a call's start, or what may still become one). At
+             * the end the rest is parsed, and its calls (or, where none parse, the text) are sent in the
+             * last delta, as the whole answer would hold them. A "required" answer, a JSON list of calls,
+             * is held whole.
              */
-            private void streamAnswerWithCalls(ObjectNode delta, CompletionOutput output, int index) {
+            private void streamParsed(ObjectNode delta, CompletionOutput output, int index) {
                 StringBuilder text = texts[index] == null ? texts[index] = new StringBuilder() : texts[index];
                 text.append(output.text());
-                String sofar = text.toString();
-                if (output.finishReason() == null) {
-                    int held = required ? 0 : toolCallParser.heldFrom(sofar);
+                boolean end = output.finishReason() != null;
+                ReasoningParser.Split split = reasoningParser == null ? new ReasoningParser.Split(null, text.toString())
+                        : end ? reasoningParser.split(text.toString()) : reasoningParser.streamed(text.toString());
+                String reasoning = split.reasoning() == null ? "" : split.reasoning();
+                if (reasoning.length() > sentReasoning[index]) {
+                    delta.put("reasoning_content", reasoning.substring(sentReasoning[index]));
+                    sentReasoning[index] = reasoning.length();
+                }
+                String sofar = split.content();
+                if (!end) {
+                    int held = required ? 0 : tools.auto() ? toolCallParser.heldFrom(sofar) : sofar.length();
                     if (held > sent[index]) delta.put("content", sofar.substring(sent[index], held));
                     sent[index] = Math.max(sent[index], held);
                     return;
                 }
-                ArrayNode calls;
-                String content;
+                ArrayNode calls = null;
+                String content = sofar;
                 if (required) {
                     calls = toolCalls(tools, sofar);
-                    content = calls == null ? sofar : "";
-                } else {
+                    if (calls != null) content = "";
+                } else if (tools.auto()) {
                     ToolCallParser.Parsed parsed = toolCallParser.parse(sofar);
-                    calls = parsed.calls().isEmpty() ? null : OpenAiResponses.JSON.createArrayNode();
-                    if (calls != null) for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
-                    content = calls == null ? sofar : sofar.substring(0, toolCallParser.heldFrom(sofar));
+                    if (!parsed.calls().isEmpty()) {
+                        calls = OpenAiResponses.JSON.createArrayNode();
+                        for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
+                        content = sofar.substring(0, toolCallParser.heldFrom(sofar));
+                    }
                 }
                 if (content.length() > sent[index]) delta.put("content", content.substring(sent[index]));
                 if (calls == null) return;
@@ -1025,6 +1052,7 @@ public final class OpenAiServer implements AutoCloseable {
         private long maxBodyBytes = 16L << 20;
         private final Map<String, Path> loraModules = new LinkedHashMap<>();
         private ToolCallParser toolCallParser;
+        private ReasoningParser reasoningParser;
 
         private Builder(LLM llm) {
             this.llm = Objects.requireNonNull(llm, "llm");
@@ -1074,6 +1102,19 @@ public final class OpenAiServer implements AutoCloseable {
          */
         public Builder toolCallParser(String name) {
             this.toolCallParser = ToolCallParser.named(Objects.requireNonNull(name, "name"));
+            return this;
+        }
+
+        /**
+         * Separates a thinking model's reasoning from its answer, as vLLM's {@code --reasoning-parser}
+         * ({@code deepseek_r1} or {@code qwen3}): chat answers then hold it as {@code reasoning_content}
+         * (streamed too). Structured outputs and tool choices that constrain the answer are then refused:
+         * they would constrain the thinking as well.
+         *
+         * @throws IllegalArgumentException for another name
+         */
+        public Builder reasoningParser(String name) {
+            this.reasoningParser = ReasoningParser.named(Objects.requireNonNull(name, "name"));
             return this;
         }
 

@@ -30,6 +30,8 @@ public final class ServeCommand {
               --enable-lora              --max-lora-rank N (default 16)
               --enable-auto-tool-choice --tool-call-parser hermes|llama3_json
                                          tool_choice "auto": calls read from the model's answer
+              --reasoning-parser deepseek_r1|qwen3
+                                         a thinking model's reasoning answered as reasoning_content
             """;
 
     private ServeCommand() {
@@ -75,6 +77,7 @@ public final class ServeCommand {
         Map<String, Path> loraModules = new LinkedHashMap<>();
         boolean autoToolChoice = false;
         String toolCallParser = null;
+        String reasoningParser = null;
         try {
             for (int i = 0; i < args.length; i++) {
                 String option = args[i];
@@ -113,6 +116,10 @@ public final class ServeCommand {
                     case "--threads" -> llm.threads(Integer.parseInt(value));
                     case "--max-lora-rank" -> llm.maxLoraRank(Integer.parseInt(value));
                     case "--tool-call-parser" -> toolCallParser = value;
+                    case "--reasoning-parser" -> {
+                        ReasoningParser.named(value); // refused here, with the usage, when unknown
+                        reasoningParser = value;
+                    }
                     case "--limit-mm-per-prompt" -> llm.limitImagesPerPrompt(imageLimit(value));
                     case "--lora-modules" -> {
                         // name=path, several separated by commas or given by repeating the option
@@ -141,6 +148,7 @@ public final class ServeCommand {
                 throw new IllegalArgumentException("--enable-auto-tool-choice and --tool-call-parser go together");
             }
             if (toolCallParser != null) builder.toolCallParser(toolCallParser);
+            if (reasoningParser != null) builder.reasoningParser(reasoningParser);
             server = builder.start();
         } catch (JvllmException | IllegalArgumentException e) {
             System.err.println("jvllm serve: " + e.getMessage());

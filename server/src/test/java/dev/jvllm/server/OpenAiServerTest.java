@@ -424,6 +424,35 @@ class OpenAiServerTest {
         }
     }
 
+    /**
+     * A reasoning parser over the demo model's answer, which writes no thinking tags: deepseek_r1's
+     * (whose template would open the thinking) takes the unclosed answer as reasoning, whole and
+     * streamed alike; qwen3's takes it as content. Constrained answers are refused under a parser.
+     */
+    @Test
+    void aReasoningParserSplitsTheAnswerIntoReasoningAndContent() throws Exception {
+        String ask = "{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 8, \"temperature\": 0";
+        String plain = post(server, "/v1/chat/completions", ask + "}").body().path("choices").get(0).path("message").path("content").asText();
+        assertFalse(plain.isBlank(), "an answer to split");
+        try (OpenAiServer r1 = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).reasoningParser("deepseek_r1").start()) {
+            JsonNode message = post(r1, "/v1/chat/completions", ask + "}").body().path("choices").get(0).path("message");
+            assertEquals(plain, message.path("reasoning_content").asText(), message.toString());
+            assertEquals("", message.path("content").asText(), message.toString());
+            List<JsonNode> chunks = stream(r1, "/v1/chat/completions", ask + ", \"stream\": true}");
+            StringBuilder reasoning = new StringBuilder();
+            for (JsonNode chunk : chunks) reasoning.append(chunk.path("choices").path(0).path("delta").path("reasoning_content").asText(""));
+            assertEquals(plain, reasoning.toString(), chunks.toString());
+            assertEquals("", streamedContent(chunks));
+            assertError(post(r1, "/v1/chat/completions", ask + ", \"response_format\": {\"type\": \"json_object\"}}"), 400, "response_format");
+        }
+        try (OpenAiServer qwen3 = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).reasoningParser("qwen3").start()) {
+            JsonNode message = post(qwen3, "/v1/chat/completions", ask + "}").body().path("choices").get(0).path("message");
+            assertEquals(plain, message.path("content").asText(), message.toString());
+            assertTrue(message.path("reasoning_content").isMissingNode(), message.toString());
+            assertEquals(plain, streamedContent(stream(qwen3, "/v1/chat/completions", ask + ", \"stream\": true}")));
+        }
+    }
+
     /** The content deltas of a streamed chat answer, joined. */
     private static String streamedContent(List<JsonNode> chunks) {
         StringBuilder content = new StringBuilder();
