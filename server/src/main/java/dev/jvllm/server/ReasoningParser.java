@@ -28,7 +28,7 @@ enum ReasoningParser {
             if (body.isEmpty() || OPEN.startsWith(text.stripLeading())) return new Split("", "");
             int end = body.indexOf(CLOSE);
             if (end >= 0) return new Split(body.substring(0, end), body.substring(end + CLOSE.length()));
-            return new Split(body.substring(0, beforePartial(body, CLOSE)), "");
+            return new Split(body.substring(0, ToolCallParser.beforePartial(body, CLOSE)), "");
         }
     },
     QWEN3 {
@@ -42,11 +42,11 @@ enum ReasoningParser {
         @Override
         Split streamed(String text) {
             int start = text.indexOf(OPEN);
-            if (start < 0) return new Split(null, text.substring(0, beforePartial(text, OPEN)));
+            if (start < 0) return new Split(null, text.substring(0, ToolCallParser.beforePartial(text, OPEN)));
             String body = text.substring(start + OPEN.length());
             int end = body.indexOf(CLOSE);
             if (end >= 0) return new Split(body.substring(0, end), body.substring(end + CLOSE.length()));
-            return new Split(body.substring(0, beforePartial(body, CLOSE)), "");
+            return new Split(body.substring(0, ToolCallParser.beforePartial(body, CLOSE)), "");
         }
     };
 
@@ -79,13 +79,5 @@ enum ReasoningParser {
     private static String withoutOpening(String text) {
         String stripped = text.stripLeading();
         return stripped.startsWith(OPEN) ? stripped.substring(OPEN.length()) : text;
-    }
-
-    /** Where a trailing start of {@code tag} begins in {@code text} (its length where there is none). */
-    private static int beforePartial(String text, String tag) {
-        for (int k = Math.min(tag.length() - 1, text.length()); k > 0; k--) {
-            if (text.endsWith(tag.substring(0, k))) return text.length() - k;
-        }
-        return text.length();
     }
 }

@@ -41,11 +41,7 @@ enum ToolCallParser {
         @Override
         int heldFrom(String text) {
             int block = text.indexOf(OPEN);
-            if (block >= 0) return withoutTrailingSpace(text, block);
-            for (int k = Math.min(OPEN.length() - 1, text.length()); k > 0; k--) {
-                if (text.endsWith(OPEN.substring(0, k))) return withoutTrailingSpace(text, text.length() - k);
-            }
-            return withoutTrailingSpace(text, text.length());
+            return withoutTrailingSpace(text, block >= 0 ? block : beforePartial(text, OPEN));
         }
     },
     LLAMA3_JSON {
@@ -74,6 +70,14 @@ enum ToolCallParser {
 
     private static final String OPEN = "<tool_call>";
     private static final String PYTHON_TAG = "<|python_tag|>";
+
+    /** Where a trailing start of {@code tag} (its first characters, not all) begins in {@code text}; its length where none does. */
+    static int beforePartial(String text, String tag) {
+        for (int k = Math.min(tag.length() - 1, text.length()); k > 0; k--) {
+            if (text.endsWith(tag.substring(0, k))) return text.length() - k;
+        }
+        return text.length();
+    }
 
     /** {@code end}, moved back over the whitespace before it: text a call may follow, which the whole answer strips. */
     private static int withoutTrailingSpace(String text, int end) {
