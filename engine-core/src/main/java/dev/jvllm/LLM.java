@@ -19,6 +19,7 @@ import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.ModelRegistry;
 import dev.jvllm.spi.PoolingModel;
 import dev.jvllm.spi.VisionLanguageModel;
+import dev.jvllm.tokenizer.ChatTemplateException;
 import dev.jvllm.tokenizer.HfTokenizer;
 import dev.jvllm.tokenizer.IncrementalDetokenizer;
 import dev.jvllm.weights.BitsAndBytesCheckpoint;
@@ -167,6 +168,16 @@ public final class LLM implements AutoCloseable {
                         b.model, String.format(Locale.ROOT, "%.1f", freed / 1048576.0));
             }
             loadedTokenizer = tokenizerLoad == null ? null : join(tokenizerLoad);
+            if (b.chatTemplate != null) {
+                if (loadedTokenizer == null) {
+                    throw new JvllmException(b.model + " has no tokenizer.json, so a chat template cannot be used with it");
+                }
+                try {
+                    loadedTokenizer = loadedTokenizer.withChatTemplate(b.chatTemplate);
+                } catch (ChatTemplateException e) {
+                    throw new JvllmException("the chat template given does not parse: " + e.getMessage(), e);
+                }
+            }
             tTokenizer = System.nanoTime();
             this.tokenizer = loadedTokenizer;
             if (task == Task.EMBED) {
@@ -742,8 +753,20 @@ public final class LLM implements AutoCloseable {
         private boolean enableLora;
         private int maxLoraRank = 16;
         private int limitImagesPerPrompt = EngineConfig.DEFAULT_IMAGES_PER_PROMPT;
+        private String chatTemplate;
 
         private Builder() {
+        }
+
+        /**
+         * A Jinja chat template used instead of the checkpoint's (vLLM's {@code chat_template}), for
+         * models that have none or whose template does not fit; it sees the tokenizer's special tokens
+         * ({@code bos_token}, {@code eos_token}, ...) as the checkpoint's does. A template that does not
+         * parse fails {@link #build()} with a {@link JvllmException} saying where.
+         */
+        public Builder chatTemplate(String template) {
+            this.chatTemplate = Objects.requireNonNull(template, "template");
+            return this;
         }
 
         /**

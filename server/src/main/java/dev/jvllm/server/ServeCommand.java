@@ -32,9 +32,33 @@ public final class ServeCommand {
                                          tool_choice "auto": calls read from the model's answer
               --reasoning-parser deepseek_r1|qwen3
                                          a thinking model's reasoning answered as reasoning_content
+              --chat-template T          a Jinja chat template (a file, or the template itself) instead of the model's
+              --max-num-batched-tokens N --block-size N --seed N
+              --enable-prefix-caching    --no-enable-prefix-caching (on by default)
+              --trust-remote-code        accepted for vLLM's command lines; jvllm runs no model code
             """;
 
     private ServeCommand() {
+    }
+
+    /**
+     * vLLM's {@code --chat-template}: the text of the file it names, or else the template itself.
+     *
+     * @throws IllegalArgumentException where the file cannot be read
+     */
+    static String chatTemplateSource(String value) {
+        Path file;
+        try {
+            file = Path.of(value);
+        } catch (java.nio.file.InvalidPathException notAPath) {
+            return value;
+        }
+        if (!java.nio.file.Files.isRegularFile(file)) return value;
+        try {
+            return java.nio.file.Files.readString(file);
+        } catch (java.io.IOException | java.io.UncheckedIOException e) {
+            throw new IllegalArgumentException("--chat-template: cannot read " + file + " (" + e.getMessage() + ")");
+        }
     }
 
     /** vLLM's {@code --limit-mm-per-prompt}: {@code {"image": N}} (JSON) or {@code image=N}; images are the only modality served. */
@@ -97,6 +121,14 @@ public final class ServeCommand {
                     llm.enableLora(true);
                     continue;
                 }
+                if (option.equals("--enable-prefix-caching") || option.equals("--no-enable-prefix-caching")) {
+                    llm.enablePrefixCaching(option.equals("--enable-prefix-caching"));
+                    continue;
+                }
+                if (option.equals("--trust-remote-code")) {
+                    System.err.println("jvllm serve: --trust-remote-code changes nothing: jvllm runs no code from a model's files");
+                    continue;
+                }
                 if (i + 1 >= args.length) throw new IllegalArgumentException(option + " needs a value");
                 String value = args[++i];
                 switch (option) {
@@ -116,6 +148,10 @@ public final class ServeCommand {
                     case "--threads" -> llm.threads(Integer.parseInt(value));
                     case "--max-lora-rank" -> llm.maxLoraRank(Integer.parseInt(value));
                     case "--tool-call-parser" -> toolCallParser = value;
+                    case "--chat-template" -> llm.chatTemplate(chatTemplateSource(value));
+                    case "--max-num-batched-tokens" -> llm.maxNumBatchedTokens(Integer.parseInt(value));
+                    case "--block-size" -> llm.blockSize(Integer.parseInt(value));
+                    case "--seed" -> llm.seed(Long.parseLong(value));
                     case "--reasoning-parser" -> {
                         ReasoningParser.named(value); // refused here, with the usage, when unknown
                         reasoningParser = value;

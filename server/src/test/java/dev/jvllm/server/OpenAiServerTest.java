@@ -453,6 +453,29 @@ class OpenAiServerTest {
         }
     }
 
+    /**
+     * A chat template given in place of the model's (vLLM's --chat-template): the LLM renders with it,
+     * the tokenizer's special tokens bound, and the server's prompts are its rendering; one that does
+     * not parse fails the build saying so.
+     */
+    @Test
+    void aGivenChatTemplateReplacesTheModels() throws Exception {
+        String template = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+                + "{% if add_generation_prompt %}<assistant>{% endif %}";
+        LLM custom = LLM.builder().model(DEMO.toString()).chatTemplate(template).build();
+        String bos = reference.tokenizer().tokenText(reference.tokenizer().bosTokenId().orElseThrow());
+        assertEquals(bos + "<user>Hi<assistant>", custom.renderChat(List.of(ChatMessage.user("Hi"))));
+        try (OpenAiServer own = OpenAiServer.builder(custom).port(0).start()) {
+            Answer tokens = post(own, "/tokenize", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}");
+            int[] want = reference.tokenizer().encode(bos + "<user>Hi<assistant>", false);
+            assertEquals(want.length, tokens.body().path("count").asInt(), tokens.body().toString());
+            for (int i = 0; i < want.length; i++) assertEquals(want[i], tokens.body().path("tokens").get(i).asInt());
+        }
+        var broken = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.JvllmException.class,
+                () -> LLM.builder().model(DEMO.toString()).chatTemplate("{% for m in messages %}").build());
+        assertTrue(broken.getMessage().startsWith("the chat template given does not parse"), broken.getMessage());
+    }
+
     /** The content deltas of a streamed chat answer, joined. */
     private static String streamedContent(List<JsonNode> chunks) {
         StringBuilder content = new StringBuilder();

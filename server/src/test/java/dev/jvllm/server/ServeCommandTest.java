@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** vLLM's --limit-mm-per-prompt as `./jvllm serve` reads it. */
+/** vLLM's --limit-mm-per-prompt and --chat-template as `./jvllm serve` reads them. */
 class ServeCommandTest {
 
     @Test
@@ -23,5 +23,14 @@ class ServeCommandTest {
         assertTrue(negative.getMessage().contains("at least 0"), negative.getMessage());
         var garbage = assertThrows(IllegalArgumentException.class, () -> ServeCommand.imageLimit("image=lots"));
         assertTrue(garbage.getMessage().startsWith("--limit-mm-per-prompt"), garbage.getMessage());
+    }
+
+    @Test
+    void aChatTemplateIsReadFromTheFileItNamesOrTakenAsItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path file = dir.resolve("template.jinja");
+        java.nio.file.Files.writeString(file, "{{ messages[0].content }}");
+        assertEquals("{{ messages[0].content }}", ServeCommand.chatTemplateSource(file.toString()));
+        assertEquals("{% for m in messages %}{{ m.content }}{% endfor %}",
+                ServeCommand.chatTemplateSource("{% for m in messages %}{{ m.content }}{% endfor %}"));
     }
 }

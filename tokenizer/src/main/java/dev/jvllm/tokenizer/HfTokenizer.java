@@ -14,6 +14,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
@@ -76,6 +77,8 @@ public final class HfTokenizer implements AutoCloseable {
     private final boolean addEosToken;
     private final ChatTemplate chatTemplate;
     private final ChatTemplateException chatTemplateError;
+    /** The special tokens a chat template sees as variables (bos_token, eos_token, unk_token, pad_token). */
+    private final Map<String, Object> templateTokens;
 
     private HfTokenizer(
             FutureTask<HuggingFaceTokenizer> nativeBuild,
@@ -96,6 +99,43 @@ public final class HfTokenizer implements AutoCloseable {
         this.addEosToken = config.addEosToken();
         this.chatTemplate = chatTemplate;
         this.chatTemplateError = chatTemplateError;
+        this.templateTokens = templateTokens(config);
+    }
+
+    /** {@code other} with another chat template (and no template error). */
+    private HfTokenizer(HfTokenizer other, ChatTemplate chatTemplate) {
+        this.nativeBuild = other.nativeBuild;
+        this.directory = other.directory;
+        this.idsByToken = other.idsByToken;
+        this.byteLevel = other.byteLevel;
+        this.tokensById = other.tokensById;
+        this.specialTokenIds = other.specialTokenIds;
+        this.bosTokenId = other.bosTokenId;
+        this.eosTokenId = other.eosTokenId;
+        this.addBosToken = other.addBosToken;
+        this.addEosToken = other.addEosToken;
+        this.chatTemplate = chatTemplate;
+        this.chatTemplateError = null;
+        this.templateTokens = other.templateTokens;
+    }
+
+    /**
+     * This tokenizer with {@code source} as its chat template instead of the checkpoint's (vLLM's
+     * {@code --chat-template}), its special tokens bound as the checkpoint's template has them.
+     *
+     * @throws ChatTemplateException where the template does not parse
+     */
+    public HfTokenizer withChatTemplate(String source) {
+        return new HfTokenizer(this, ChatTemplate.compile(Objects.requireNonNull(source, "source"), templateTokens));
+    }
+
+    private static Map<String, Object> templateTokens(SpecialTokensConfig config) {
+        Map<String, Object> tokens = new LinkedHashMap<>();
+        putIfNotNull(tokens, "bos_token", config.bosToken());
+        putIfNotNull(tokens, "eos_token", config.eosToken());
+        putIfNotNull(tokens, "unk_token", config.unkToken());
+        putIfNotNull(tokens, "pad_token", config.padToken());
+        return tokens;
     }
 
     /**
@@ -190,13 +230,8 @@ public final class HfTokenizer implements AutoCloseable {
             source = ChatTemplate.sourceFromTokenizerConfig(configTree, configJson);
         }
         if (source.isPresent()) {
-            Map<String, Object> tokens = new LinkedHashMap<>();
-            putIfNotNull(tokens, "bos_token", config.bosToken());
-            putIfNotNull(tokens, "eos_token", config.eosToken());
-            putIfNotNull(tokens, "unk_token", config.unkToken());
-            putIfNotNull(tokens, "pad_token", config.padToken());
             try {
-                template = ChatTemplate.compile(source.get(), tokens);
+                template = ChatTemplate.compile(source.get(), templateTokens(config));
             } catch (ChatTemplateException e) {
                 // Encoding and decoding still work; asking for the template reports this.
                 templateError = new ChatTemplateException(e.reason(), "chat template in " + templateFile + ": " + e.getMessage(), e);
