@@ -526,14 +526,18 @@ final class OpenAiRequests {
     }
 
     /** Whether the answer streams, and whether its last chunk before [DONE] carries the usage. */
-    record Streaming(boolean stream, boolean includeUsage) {
+    /**
+     * Whether to stream, and {@code stream_options}: the usage after the last chunk
+     * ({@code include_usage}), and vLLM's usage so far in every chunk too ({@code continuous_usage_stats}).
+     */
+    record Streaming(boolean stream, boolean includeUsage, boolean continuousUsage) {
     }
 
     static Streaming streaming(JsonNode body) {
         boolean stream = Boolean.TRUE.equals(bool(body, "stream"));
         JsonNode options = body.get("stream_options");
         boolean usage = options != null && options.isObject() && options.path("include_usage").asBoolean(false);
-        return new Streaming(stream, usage);
+        return new Streaming(stream, usage, usage && options.path("continuous_usage_stats").asBoolean(false));
     }
 
     private static void refuse(JsonNode body, String field, String why) {

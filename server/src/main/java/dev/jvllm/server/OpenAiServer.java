@@ -837,7 +837,7 @@ public final class OpenAiServer implements AutoCloseable {
             LoraRequest lora = loras.get(envelope.model());
             for (int i = 0; i < prompts.size(); i++) streams.add(engine.submit(envelope.id() + "-" + i, prompts.get(i), params, lora));
             if (streaming.stream()) {
-                stream(exchange, envelope, streams, params.n(), streaming.includeUsage(), writer);
+                stream(exchange, envelope, streams, params.n(), streaming, writer);
             } else {
                 whole(exchange, envelope, streams, params.n(), writer);
             }
@@ -904,7 +904,7 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void stream(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<RequestStream> streams, int n,
-                        boolean includeUsage, ChoiceWriter writer) throws IOException {
+                        OpenAiRequests.Streaming streaming, ChoiceWriter writer) throws IOException {
         LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
         for (int i = 0; i < streams.size(); i++) {
             int prompt = i;
@@ -938,7 +938,8 @@ public final class OpenAiServer implements AutoCloseable {
         exchange.getResponseHeaders().set("Cache-Control", "no-cache");
         exchange.sendResponseHeaders(200, 0);
         OutputStream out = exchange.getResponseBody();
-        int promptTokens = 0, completionTokens = 0;
+        int promptTokens = 0, completionTokens = 0, promptTokensSeen = 0;
+        boolean[] promptSeen = new boolean[streams.size()];
         for (int open = streams.size(); open > 0; ) {
             Event event = first != null ? first : take(events);
             first = null;
@@ -949,6 +950,11 @@ public final class OpenAiServer implements AutoCloseable {
                     addChoices(chunk.putArray("choices"), prompt, n, output, writer, true);
                     for (CompletionOutput sample : output.outputs()) completionTokens += writer.completionTokens(sample);
                     if (output.finished()) promptTokens += output.promptTokenIds().size();
+                    if (!promptSeen[prompt]) {
+                        promptSeen[prompt] = true;
+                        promptTokensSeen += output.promptTokenIds().size();
+                    }
+                    if (streaming.continuousUsage()) chunk.set("usage", OpenAiResponses.usage(promptTokensSeen, completionTokens));
                     send(out, chunk);
                 }
                 case Ended ended -> open--;
@@ -963,7 +969,7 @@ public final class OpenAiServer implements AutoCloseable {
                 }
             }
         }
-        if (includeUsage) {
+        if (streaming.includeUsage()) {
             ObjectNode last = envelope.start();
             last.putArray("choices");
             last.set("usage", OpenAiResponses.usage(promptTokens, completionTokens));

@@ -143,6 +143,19 @@ class OpenAiServerTest {
         JsonNode usage = chunks.getLast();
         assertEquals(0, usage.path("choices").size());
         assertEquals(expected.outputs().getFirst().tokenIds().size(), usage.path("usage").path("completion_tokens").asInt());
+        assertTrue(chunks.subList(0, chunks.size() - 1).stream().noneMatch(c -> c.has("usage")), "usage only at the end");
+
+        // vLLM's continuous_usage_stats: every chunk holds the usage so far.
+        List<JsonNode> counted = stream("/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 12, \"temperature\": 0,"
+                + " \"stream\": true, \"stream_options\": {\"include_usage\": true, \"continuous_usage_stats\": true}}");
+        int tokensSoFar = 0;
+        for (JsonNode chunk : counted.subList(0, counted.size() - 1)) {
+            JsonNode soFar = chunk.path("usage");
+            assertEquals(expected.promptTokenIds().size(), soFar.path("prompt_tokens").asInt(), chunk.toString());
+            assertTrue(soFar.path("completion_tokens").asInt() > tokensSoFar, "one more token or more a chunk: " + chunk);
+            tokensSoFar = soFar.path("completion_tokens").asInt();
+        }
+        assertEquals(expected.outputs().getFirst().tokenIds().size(), tokensSoFar);
     }
 
     @Test
