@@ -209,6 +209,7 @@ public final class OpenAiServer implements AutoCloseable {
                 Map.entry("/v1/completions", new Route("POST", false, exchange -> completions(exchange, body(exchange)))),
                 Map.entry("/v1/chat/completions", new Route("POST", false, exchange -> chat(exchange, body(exchange)))),
                 Map.entry("/v1/embeddings", new Route("POST", false, exchange -> embeddings(exchange, body(exchange)))),
+                Map.entry("/v1/responses", new Route("POST", false, exchange -> responses(exchange, body(exchange)))),
                 // vLLM's paths for both: its own and the ones Jina's and Cohere's clients call
                 Map.entry("/score", score), Map.entry("/v1/score", score),
                 Map.entry("/rerank", rerank), Map.entry("/v1/rerank", rerank), Map.entry("/v2/rerank", rerank));
@@ -637,6 +638,121 @@ public final class OpenAiServer implements AutoCloseable {
                 else choice.set("logprobs", OpenAiResponses.chatLogprobs(output, OpenAiServer.this::decodeOne, topLogprobs.getAsInt()));
             }
         });
+    }
+
+    /**
+     * OpenAI's Responses API ({@link ResponsesApi}): the request read as the chat request it amounts to,
+     * one answer, whole or streamed as the API's named events.
+     */
+    private void responses(HttpExchange exchange, JsonNode body) throws IOException {
+        requireGenerating();
+        ObjectNode chat = ResponsesApi.chatBody(body);
+        OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(chat, llm.engine().limitImagesPerPrompt());
+        SamplingParams params = OpenAiRequests.sampling(chat, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
+        if (params.n() != 1) throw ApiError.invalid("n", "a response holds one answer");
+        if (llm.tokenizer() == null) throw ApiError.invalid("input", "the model has no tokenizer, so it has no chat template");
+        Prompt prompt = llm.engine().textPrompt(renderChat(chat, messages, null), false, messages.images(), "input");
+        Prompt salted = OpenAiRequests.salted(List.of(prompt), OpenAiRequests.cacheSalt(chat)).getFirst();
+        requireRoomFor(List.of(salted), params);
+        String model = OpenAiRequests.text(body, "model", modelName);
+        ResponsesApi.Ids ids = ResponsesApi.Ids.fresh();
+        long createdAt = System.currentTimeMillis() / 1000;
+        RequestStream stream = engine.submit(ids.response(), salted, params, loras.get(model));
+        try {
+            if (!Boolean.TRUE.equals(OpenAiRequests.bool(body, "stream"))) {
+                RequestOutput result = await(stream);
+                CompletionOutput output = result.outputs().getFirst();
+                sendJson(exchange, 200, ResponsesApi.response(ids, createdAt, model, body, output.text(),
+                        "length".equals(OpenAiResponses.finishReason(output)), result.promptTokenIds().size(), output.tokenIds().size()));
+                return;
+            }
+            streamResponse(exchange, stream, ids, createdAt, model, body);
+        } finally {
+            if (!stream.result().isDone()) stream.abort();
+        }
+    }
+
+    /**
+     * A response streamed as the Responses API's events, each {@code event: TYPE} with its JSON (a
+     * {@code sequence_number} counting from 0): created, in progress, the message item and its text part
+     * added, the text's deltas, then each done and the response completed (or incomplete).
+     */
+    private void streamResponse(HttpExchange exchange, RequestStream stream, ResponsesApi.Ids ids, long createdAt, String model,
+                                JsonNode body) throws IOException {
+        LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
+        stream.subscribe(new Flow.Subscriber<>() {
+            @Override
+            public void onSubscribe(Flow.Subscription subscription) {
+                subscription.request(Long.MAX_VALUE);
+            }
+
+            @Override
+            public void onNext(RequestOutput item) {
+                events.add(new Delta(0, item));
+            }
+
+            @Override
+            public void onError(Throwable error) {
+                events.add(new Failed(0, error));
+            }
+
+            @Override
+            public void onComplete() {
+                events.add(new Ended(0));
+            }
+        });
+        Event first = take(events);
+        if (first instanceof Failed(int prompt, Throwable error) && error instanceof InvalidRequestException refused) throw refused;
+        exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+        exchange.getResponseHeaders().set("Cache-Control", "no-cache");
+        exchange.sendResponseHeaders(200, 0);
+        OutputStream out = exchange.getResponseBody();
+        int[] sequence = {0};
+        java.util.function.BiConsumer<String, ObjectNode> emit = (type, event) -> {
+            ObjectNode data = OpenAiResponses.JSON.createObjectNode().put("type", type).put("sequence_number", sequence[0]++);
+            data.setAll(event);
+            write(out, "event: " + type + "\ndata: " + data + "\n\n");
+        };
+        ObjectNode inProgress = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0);
+        emit.accept("response.created", OpenAiResponses.JSON.createObjectNode().set("response", inProgress));
+        emit.accept("response.in_progress", OpenAiResponses.JSON.createObjectNode().set("response", inProgress));
+        emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
+                .set("item", ResponsesApi.message(ids, null, "in_progress")));
+        ObjectNode where = OpenAiResponses.JSON.createObjectNode().put("item_id", ids.message()).put("output_index", 0).put("content_index", 0);
+        emit.accept("response.content_part.added", where.deepCopy().set("part", ResponsesApi.outputText("")));
+        StringBuilder text = new StringBuilder();
+        int promptTokens = 0, outputTokens = 0;
+        boolean stoppedByLength = false;
+        for (Event event = first; !(event instanceof Ended); event = take(events)) {
+            switch (event) {
+                case null -> {
+                    return;
+                }
+                case Delta(int prompt, RequestOutput output) -> {
+                    CompletionOutput piece = output.outputs().getFirst();
+                    text.append(piece.text());
+                    outputTokens += piece.tokenIds().size();
+                    promptTokens = output.promptTokenIds().size();
+                    if (piece.finishReason() != null) stoppedByLength = "length".equals(OpenAiResponses.finishReason(piece));
+                    if (!piece.text().isEmpty()) emit.accept("response.output_text.delta", where.deepCopy().put("delta", piece.text()));
+                }
+                case Failed(int prompt, Throwable error) -> {
+                    ObjectNode failed = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0).put("status", "failed");
+                    failed.putObject("error").put("code", "server_error").put("message", String.valueOf(error.getMessage()));
+                    emit.accept("response.failed", OpenAiResponses.JSON.createObjectNode().set("response", failed));
+                    return;
+                }
+                case Ended ended -> throw new AssertionError("the loop ends before it");
+            }
+        }
+        String whole = text.toString();
+        emit.accept("response.output_text.done", where.deepCopy().put("text", whole));
+        emit.accept("response.content_part.done", where.deepCopy().set("part", ResponsesApi.outputText(whole)));
+        emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
+                .set("item", ResponsesApi.message(ids, whole, "completed")));
+        ObjectNode done = ResponsesApi.response(ids, createdAt, model, body, whole, stoppedByLength, promptTokens, outputTokens);
+        emit.accept(stoppedByLength ? "response.incomplete" : "response.completed",
+                OpenAiResponses.JSON.createObjectNode().set("response", done));
     }
 
     /**

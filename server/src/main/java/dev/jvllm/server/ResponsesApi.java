@@ -1,0 +1,188 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.Set;
+import java.util.UUID;
+
+import static dev.jvllm.server.OpenAiResponses.JSON;
+
+/**
+ * OpenAI's Responses API ({@code POST /v1/responses}) as far as jvllm serves it: a text (and image)
+ * conversation in, one assistant message out, whole or streamed as the API's named events. A request
+ * is read into the chat completions request it amounts to ({@link #chatBody}), so that it is checked
+ * and sampled as chat requests are; what it asks for beyond that (tools, stored responses, reasoning
+ * settings) is refused by name. Nothing is stored: answers say {@code "store": false}.
+ */
+final class ResponsesApi {
+
+    private static final Set<String> ROLES = Set.of("user", "system", "developer", "assistant");
+    /** Fields a chat request reads under the same names: OpenAI's sampling and vLLM's extras. */
+    private static final java.util.List<String> PASSED_ON = java.util.List.of("temperature", "top_p", "top_k", "min_p", "seed",
+            "presence_penalty", "frequency_penalty", "repetition_penalty", "stop", "stop_token_ids", "ignore_eos", "min_tokens",
+            "logit_bias", "skip_special_tokens", "spaces_between_special_tokens", "allowed_token_ids", "bad_words",
+            "guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs", "cache_salt",
+            "chat_template_kwargs", "truncate_prompt_tokens");
+
+    private ResponsesApi() {
+    }
+
+    /**
+     * The chat completions request a Responses request amounts to: {@code instructions} as a system
+     * message, then {@code input} (a string, or message items of text and image parts);
+     * {@code max_output_tokens}, {@code temperature}, {@code top_p} and {@code text.format} as their
+     * chat counterparts, with vLLM's sampling extras passed on.
+     */
+    static ObjectNode chatBody(JsonNode body) {
+        refuseUnless(body, "previous_response_id", "stored responses are not served: send the whole conversation as input");
+        refuseUnless(body, "conversation", "stored conversations are not served: send the whole conversation as input");
+        refuseUnless(body, "prompt", "prompt templates are not served");
+        refuseUnless(body, "include", "'include' is not served");
+        if (body.path("tools").isArray() && !body.path("tools").isEmpty()) {
+            throw ApiError.invalid("tools", "tools are served on /v1/chat/completions, not here");
+        }
+        if (body.path("background").asBoolean(false)) throw ApiError.invalid("background", "background responses are not served");
+        if (body.hasNonNull("truncation") && !body.path("truncation").asText().equals("disabled")) {
+            throw ApiError.invalid("truncation", "only truncation 'disabled' is served");
+        }
+        if (body.path("reasoning").hasNonNull("effort")) throw ApiError.invalid("reasoning", "reasoning effort is not served");
+        if (body.path("top_logprobs").asInt(0) > 0) throw ApiError.invalid("top_logprobs", "log probabilities are served on /v1/chat/completions");
+        String choice = body.path("tool_choice").asText("auto");
+        if (!choice.equals("auto") && !choice.equals("none")) throw ApiError.invalid("tool_choice", "no tools are served here");
+
+        ObjectNode chat = JSON.createObjectNode();
+        ArrayNode messages = chat.putArray("messages");
+        JsonNode instructions = body.get("instructions");
+        if (instructions != null && !instructions.isNull()) {
+            if (!instructions.isTextual()) throw ApiError.invalid("instructions", "'instructions' must be a string");
+            messages.addObject().put("role", "system").put("content", instructions.asText());
+        }
+        JsonNode input = body.get("input");
+        if (input == null || input.isNull()) throw ApiError.invalid("input", "'input' is required");
+        if (input.isTextual()) {
+            messages.addObject().put("role", "user").put("content", input.asText());
+        } else if (input.isArray()) {
+            for (int i = 0; i < input.size(); i++) messages.add(message(input.get(i), "input[" + i + "]"));
+        } else {
+            throw ApiError.invalid("input", "'input' must be a string or a list of messages");
+        }
+        // The sampling fields chat reads under the same names (vLLM's extras among them) pass as they are.
+        for (String field : PASSED_ON) {
+            if (body.has(field)) chat.set(field, body.get(field));
+        }
+        if (body.has("max_output_tokens")) chat.set("max_tokens", body.get("max_output_tokens"));
+        JsonNode format = body.path("text").path("format");
+        if (!format.isMissingNode() && !format.isNull()) {
+            String type = format.path("type").asText();
+            switch (type) {
+                case "text" -> { }
+                case "json_object" -> chat.putObject("response_format").put("type", "json_object");
+                case "json_schema" -> {
+                    if (!format.path("schema").isObject()) throw ApiError.invalid("text.format.schema", "a json_schema format needs its 'schema', an object");
+                    ObjectNode schema = chat.putObject("response_format").put("type", "json_schema").putObject("json_schema");
+                    schema.put("name", format.path("name").asText("schema")).set("schema", format.get("schema"));
+                }
+                default -> throw ApiError.invalid("text.format", "text.format type '" + type + "' is not text, json_object or json_schema");
+            }
+        }
+        return chat;
+    }
+
+    /** A message item as a chat message: its role, and its content as text or as text and image parts. */
+    private static ObjectNode message(JsonNode item, String path) {
+        if (!item.isObject()) throw ApiError.invalid(path, "an input item must be a message object");
+        String type = item.path("type").asText("message");
+        if (!type.equals("message")) throw ApiError.invalid(path + ".type", "input items of type '" + type + "' are not served");
+        String role = item.path("role").asText();
+        if (!ROLES.contains(role)) throw ApiError.invalid(path + ".role", "role '" + role + "' is not user, system, developer or assistant");
+        ObjectNode message = JSON.createObjectNode().put("role", role.equals("developer") ? "system" : role);
+        JsonNode content = item.get("content");
+        if (content != null && content.isTextual()) return message.put("content", content.asText());
+        if (content == null || !content.isArray()) throw ApiError.invalid(path + ".content", "content must be a string or a list of parts");
+        ArrayNode parts = message.putArray("content");
+        for (int p = 0; p < content.size(); p++) {
+            JsonNode part = content.get(p);
+            String partPath = path + ".content[" + p + "]";
+            switch (part.path("type").asText()) {
+                case "input_text", "output_text" -> parts.addObject().put("type", "text").put("text", part.path("text").asText());
+                case "input_image" -> {
+                    if (!part.path("image_url").isTextual()) throw ApiError.invalid(partPath + ".image_url", "an input_image needs its 'image_url'");
+                    parts.addObject().put("type", "image_url").putObject("image_url").put("url", part.path("image_url").asText());
+                }
+                default -> throw ApiError.invalid(partPath + ".type", "content parts of type '" + part.path("type").asText()
+                        + "' are not served (input_text, output_text and input_image are)");
+            }
+        }
+        return message;
+    }
+
+    private static void refuseUnless(JsonNode body, String field, String why) {
+        if (body.hasNonNull(field)) throw ApiError.invalid(field, why);
+    }
+
+    /** A new response's ids: the response's ({@code resp_...}) and its message's ({@code msg_...}). */
+    record Ids(String response, String message) {
+        static Ids fresh() {
+            return new Ids("resp_" + hex(), "msg_" + hex());
+        }
+
+        private static String hex() {
+            return UUID.randomUUID().toString().replace("-", "");
+        }
+    }
+
+    /**
+     * The response object: {@code status} "in_progress" (no output yet, {@code text} null), "completed",
+     * or "incomplete" where the answer stopped at {@code max_output_tokens}; the request's settings echoed.
+     */
+    static ObjectNode response(Ids ids, long createdAt, String model, JsonNode request, String text, boolean stoppedByLength,
+                               int inputTokens, int outputTokens) {
+        ObjectNode response = JSON.createObjectNode().put("id", ids.response()).put("object", "response").put("created_at", createdAt);
+        String status = text == null ? "in_progress" : stoppedByLength ? "incomplete" : "completed";
+        response.put("status", status).putNull("error");
+        if (status.equals("incomplete")) response.putObject("incomplete_details").put("reason", "max_output_tokens");
+        else response.putNull("incomplete_details");
+        response.set("instructions", request.path("instructions").isTextual() ? request.get("instructions") : JSON.nullNode());
+        response.set("max_output_tokens", request.path("max_output_tokens").isNumber() ? request.get("max_output_tokens") : JSON.nullNode());
+        response.put("model", model);
+        ArrayNode output = response.putArray("output");
+        if (text != null) output.add(message(ids, text, "completed"));
+        response.put("parallel_tool_calls", true).putNull("previous_response_id");
+        response.putObject("reasoning").putNull("effort").putNull("summary");
+        response.put("store", false);
+        response.set("temperature", request.path("temperature").isNumber() ? request.get("temperature") : JSON.nullNode());
+        response.putObject("text").set("format", request.path("text").path("format").isObject() ? request.path("text").get("format")
+                : JSON.createObjectNode().put("type", "text"));
+        response.put("tool_choice", request.path("tool_choice").asText("auto")).putArray("tools");
+        response.set("top_p", request.path("top_p").isNumber() ? request.get("top_p") : JSON.nullNode());
+        response.put("truncation", "disabled");
+        if (text != null) {
+            ObjectNode usage = response.putObject("usage").put("input_tokens", inputTokens);
+            usage.putObject("input_tokens_details").put("cached_tokens", 0);
+            usage.put("output_tokens", outputTokens);
+            usage.putObject("output_tokens_details").put("reasoning_tokens", 0);
+            usage.put("total_tokens", inputTokens + outputTokens);
+        } else {
+            response.putNull("usage");
+        }
+        response.set("user", request.path("user").isTextual() ? request.get("user") : JSON.nullNode());
+        response.set("metadata", request.path("metadata").isObject() ? request.get("metadata") : JSON.createObjectNode());
+        return response;
+    }
+
+    /** The answer's message item, its text whole ("completed") or none yet ("in_progress"). */
+    static ObjectNode message(Ids ids, String text, String status) {
+        ObjectNode item = JSON.createObjectNode().put("type", "message").put("id", ids.message()).put("status", status).put("role", "assistant");
+        ArrayNode content = item.putArray("content");
+        if (text != null) content.add(outputText(text));
+        return item;
+    }
+
+    static ObjectNode outputText(String text) {
+        ObjectNode part = JSON.createObjectNode().put("type", "output_text").put("text", text);
+        part.putArray("annotations");
+        return part;
+    }
+}

@@ -1,0 +1,143 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.ChatMessage;
+import dev.jvllm.LLM;
+import dev.jvllm.RequestOutput;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.jvllm.server.OpenAiServerTest.DEMO;
+import static dev.jvllm.server.OpenAiServerTest.assertError;
+import static dev.jvllm.server.OpenAiServerTest.greedy;
+import static dev.jvllm.server.OpenAiServerTest.post;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** OpenAI's Responses API over the demo model: the library's chat answer, whole and as the API's events. */
+class OpenAiResponsesApiTest {
+
+    private static final HttpClient CLIENT = HttpClient.newHttpClient();
+    private static OpenAiServer server;
+    private static LLM reference;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).servedModelName("demo").start();
+        reference = LLM.builder().model(DEMO.toString()).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+        reference.close();
+    }
+
+    @Test
+    void aResponseIsTheLibrarysChatAnswerWithItsUsage() throws Exception {
+        RequestOutput expected = reference.chat(List.of(ChatMessage.system("Be brief."), ChatMessage.user("Hello")), greedy(8));
+        var answer = post(server, "/v1/responses", "{\"model\": \"demo\", \"instructions\": \"Be brief.\", \"input\": \"Hello\", "
+                + "\"temperature\": 0, \"max_output_tokens\": 8, \"metadata\": {\"ticket\": \"7\"}}");
+        assertEquals(200, answer.status(), String.valueOf(answer.body()));
+        JsonNode response = answer.body();
+        assertEquals("response", response.path("object").asText());
+        assertTrue(response.path("id").asText().startsWith("resp_"), response.toString());
+        assertEquals("incomplete", response.path("status").asText(), "eight tokens, stopped by max_output_tokens: " + response);
+        assertEquals("max_output_tokens", response.path("incomplete_details").path("reason").asText());
+        JsonNode message = response.path("output").get(0);
+        assertEquals("message", message.path("type").asText());
+        assertEquals("assistant", message.path("role").asText());
+        assertEquals(expected.text(), message.path("content").get(0).path("text").asText());
+        assertEquals("output_text", message.path("content").get(0).path("type").asText());
+        assertEquals(expected.promptTokenIds().size(), response.path("usage").path("input_tokens").asInt());
+        assertEquals(8, response.path("usage").path("output_tokens").asInt());
+        assertEquals("Be brief.", response.path("instructions").asText());
+        assertEquals("7", response.path("metadata").path("ticket").asText());
+        assertEquals(false, response.path("store").asBoolean(true), "nothing is stored, and the answer says so");
+
+        // Message items with parts, a developer message standing for the system's: the same conversation.
+        var items = post(server, "/v1/responses", "{\"input\": [{\"role\": \"developer\", \"content\": \"Be brief.\"}, "
+                + "{\"type\": \"message\", \"role\": \"user\", \"content\": [{\"type\": \"input_text\", \"text\": \"Hello\"}]}], "
+                + "\"temperature\": 0, \"max_output_tokens\": 8}");
+        assertEquals(expected.text(), items.body().path("output").get(0).path("content").get(0).path("text").asText(), items.body().toString());
+    }
+
+    @Test
+    void aStreamedResponseIsTheApisEventsInOrder() throws Exception {
+        RequestOutput expected = reference.chat(List.of(ChatMessage.user("Hello")), greedy(6));
+        List<JsonNode> events = events("{\"input\": \"Hello\", \"temperature\": 0, \"max_output_tokens\": 6, \"stream\": true}");
+        List<String> types = events.stream().map(e -> e.path("type").asText()).toList();
+        assertEquals(List.of("response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"),
+                types.subList(0, 4), types.toString());
+        assertEquals(List.of("response.output_text.done", "response.content_part.done", "response.output_item.done", "response.incomplete"),
+                types.subList(types.size() - 4, types.size()), types.toString());
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < events.size(); i++) {
+            assertEquals(i, events.get(i).path("sequence_number").asInt(), "numbered in order");
+            if (types.get(i).equals("response.output_text.delta")) text.append(events.get(i).path("delta").asText());
+            else if (i >= 4 && i < events.size() - 4) throw new AssertionError("only deltas between the opening and closing events: " + types);
+        }
+        assertEquals(expected.text(), text.toString());
+        assertEquals(expected.text(), events.get(events.size() - 4).path("text").asText());
+        JsonNode done = events.getLast().path("response");
+        assertEquals(expected.text(), done.path("output").get(0).path("content").get(0).path("text").asText());
+        assertEquals(events.getFirst().path("response").path("id").asText(), done.path("id").asText(), "one response throughout");
+        assertEquals(6, done.path("usage").path("output_tokens").asInt());
+    }
+
+    @Test
+    void aFormatHoldsTheAnswerAndWhatIsNotServedIsRefusedByName() throws Exception {
+        var json = post(server, "/v1/responses", "{\"input\": \"Where?\", \"max_output_tokens\": 60, \"temperature\": 0.7, \"seed\": 3, "
+                + "\"text\": {\"format\": {\"type\": \"json_schema\", \"name\": \"place\", \"schema\": {\"type\": \"object\", "
+                + "\"properties\": {\"city\": {\"enum\": [\"Paris\", \"Rome\"]}}, \"required\": [\"city\"]}}}}");
+        assertEquals(200, json.status(), String.valueOf(json.body()));
+        JsonNode place = OpenAiResponses.JSON.readTree(json.body().path("output").get(0).path("content").get(0).path("text").asText());
+        assertTrue(List.of("Paris", "Rome").contains(place.path("city").asText()), place.toString());
+        assertEquals("json_schema", json.body().path("text").path("format").path("type").asText());
+
+        assertError(post(server, "/v1/responses", "{\"max_output_tokens\": 4}"), 400, "input");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"previous_response_id\": \"resp_1\"}"), 400, "previous_response_id");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"tools\": [{\"type\": \"function\", \"name\": \"f\"}]}"), 400, "tools");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"reasoning\": {\"effort\": \"high\"}}"), 400, "reasoning");
+        assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"function_call_output\", \"call_id\": \"c\", \"output\": \"1\"}]}"),
+                400, "input[0].type");
+        assertError(post(server, "/v1/responses", "{\"input\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_file\"}]}]}"),
+                400, "input[0].content[0].type");
+    }
+
+    /** The events of a streamed response: each {@code event:} line's name is its data's type. */
+    private static List<JsonNode> events(String body) throws Exception {
+        HttpResponse<InputStream> response = CLIENT.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/responses"))
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
+        assertEquals(200, response.statusCode());
+        List<JsonNode> events = new ArrayList<>();
+        try (BufferedReader lines = new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+            String name = null;
+            for (String line; (line = lines.readLine()) != null; ) {
+                if (line.isEmpty()) continue;
+                if (line.startsWith("event: ")) {
+                    name = line.substring(7);
+                    continue;
+                }
+                assertTrue(line.startsWith("data: "), line);
+                JsonNode data = OpenAiResponses.JSON.readTree(line.substring(6));
+                assertEquals(name, data.path("type").asText(), "the event's name is its type");
+                events.add(data);
+                name = null;
+            }
+        }
+        return events;
+    }
+}
