@@ -734,7 +734,11 @@ public final class OpenAiServer implements AutoCloseable {
                     outputTokens += piece.tokenIds().size();
                     promptTokens = output.promptTokenIds().size();
                     if (piece.finishReason() != null) stoppedByLength = "length".equals(OpenAiResponses.finishReason(piece));
-                    if (!piece.text().isEmpty()) emit.accept("response.output_text.delta", where.deepCopy().put("delta", piece.text()));
+                    if (!piece.text().isEmpty()) {
+                        ObjectNode delta = where.deepCopy().put("delta", piece.text());
+                        delta.putArray("logprobs");
+                        emit.accept("response.output_text.delta", delta);
+                    }
                 }
                 case Failed(int prompt, Throwable error) -> {
                     ObjectNode failed = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0).put("status", "failed");
@@ -746,7 +750,9 @@ public final class OpenAiServer implements AutoCloseable {
             }
         }
         String whole = text.toString();
-        emit.accept("response.output_text.done", where.deepCopy().put("text", whole));
+        ObjectNode textDone = where.deepCopy().put("text", whole);
+        textDone.putArray("logprobs");
+        emit.accept("response.output_text.done", textDone);
         emit.accept("response.content_part.done", where.deepCopy().set("part", ResponsesApi.outputText(whole)));
         emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
                 .set("item", ResponsesApi.message(ids, whole, "completed")));

@@ -160,7 +160,7 @@ final class ResponsesApi {
         response.put("truncation", "disabled");
         if (text != null) {
             ObjectNode usage = response.putObject("usage").put("input_tokens", inputTokens);
-            usage.putObject("input_tokens_details").put("cached_tokens", 0);
+            usage.putObject("input_tokens_details").put("cached_tokens", 0).put("cache_write_tokens", 0);
             usage.put("output_tokens", outputTokens);
             usage.putObject("output_tokens_details").put("reasoning_tokens", 0);
             usage.put("total_tokens", inputTokens + outputTokens);

@@ -1,0 +1,125 @@
+package dev.jvllm.server;
+
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.http.StreamResponse;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.responses.Response;
+import com.openai.models.responses.ResponseCreateParams;
+import com.openai.models.responses.ResponseStreamEvent;
+import dev.jvllm.ChatMessage;
+import dev.jvllm.LLM;
+import dev.jvllm.RequestOutput;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static dev.jvllm.server.OpenAiServerTest.DEMO;
+import static dev.jvllm.server.OpenAiServerTest.greedy;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The server through OpenAI's own Java client (com.openai:openai-java): its chat completions, their
+ * stream and the Responses API parse and pass the SDK's validation, and hold the library's answers.
+ */
+class OpenAiJavaClientTest {
+
+    private static OpenAiServer server;
+    private static LLM reference;
+    private static OpenAIClient client;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).servedModelName("demo").start();
+        reference = LLM.builder().model(DEMO.toString()).build();
+        client = OpenAIOkHttpClient.builder().baseUrl(server.address() + "/v1").apiKey("unused").maxRetries(0).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        client.close();
+        server.close();
+        reference.close();
+    }
+
+    @Test
+    void chatCompletionsWholeAndStreamed() {
+        RequestOutput expected = reference.chat(List.of(ChatMessage.user("Hello")), greedy(8));
+        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model("demo").addUserMessage("Hello")
+                .maxCompletionTokens(8).temperature(0.0).build();
+        ChatCompletion completion = client.chat().completions().create(params);
+        completion.validate();
+        assertEquals(expected.text(), completion.choices().getFirst().message().content().orElseThrow());
+        assertEquals(8, completion.usage().orElseThrow().completionTokens());
+
+        StringBuilder streamed = new StringBuilder();
+        try (StreamResponse<ChatCompletionChunk> chunks = client.chat().completions().createStreaming(params)) {
+            chunks.stream().forEach(chunk -> {
+                chunk.validate();
+                chunk.choices().forEach(choice -> choice.delta().content().ifPresent(streamed::append));
+            });
+        }
+        assertEquals(expected.text(), streamed.toString());
+    }
+
+    @Test
+    void responsesWholeAndStreamed() {
+        RequestOutput expected = reference.chat(List.of(ChatMessage.user("Hello")), greedy(8));
+        ResponseCreateParams params = ResponseCreateParams.builder().model("demo").input("Hello").maxOutputTokens(8L)
+                .temperature(0.0).build();
+        Response response = client.responses().create(params);
+        response.validate();
+        String text = response.output().getFirst().asMessage().content().getFirst().asOutputText().text();
+        assertEquals(expected.text(), text);
+
+        StringBuilder streamed = new StringBuilder();
+        try (StreamResponse<ResponseStreamEvent> events = client.responses().createStreaming(params)) {
+            events.stream().forEach(event -> {
+                event.validate();
+                event.outputTextDelta().ifPresent(delta -> streamed.append(delta.delta()));
+            });
+        }
+        assertEquals(expected.text(), streamed.toString());
+    }
+
+    @Test
+    void completionsAndChatLogprobsPassTheClientsValidation() {
+        var completion = client.completions().create(com.openai.models.completions.CompletionCreateParams.builder().model("demo")
+                .prompt("The European Parliament").maxTokens(4L).temperature(0.0).logprobs(2L).build());
+        completion.validate();
+        assertEquals(reference.generate("The European Parliament", greedy(4)).text(), completion.choices().getFirst().text());
+
+        ChatCompletion withLogprobs = client.chat().completions().create(ChatCompletionCreateParams.builder().model("demo")
+                .addUserMessage("Hello").maxCompletionTokens(3).temperature(0.0).logprobs(true).topLogprobs(2L).build());
+        withLogprobs.validate();
+        assertEquals(3, withLogprobs.choices().getFirst().logprobs().orElseThrow().content().orElseThrow().size());
+    }
+
+    @Test
+    void embeddingsPassTheClientsValidation() throws Exception {
+        try (OpenAiServer embedding = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).task(dev.jvllm.Task.EMBED).build())
+                .port(0).servedModelName("demo-embed").start()) {
+            OpenAIClient embeddingClient = OpenAIOkHttpClient.builder().baseUrl(embedding.address() + "/v1").apiKey("unused")
+                    .maxRetries(0).build();
+            try {
+                var embeddings = embeddingClient.embeddings().create(com.openai.models.embeddings.EmbeddingCreateParams.builder()
+                        .model("demo-embed").input("Hello").build());
+                embeddings.validate();
+                assertEquals(1, embeddings.data().size());
+                org.junit.jupiter.api.Assertions.assertFalse(embeddings.data().getFirst().embedding().isEmpty());
+            } finally {
+                embeddingClient.close();
+            }
+        }
+    }
+
+    @Test
+    void modelsAreListed() {
+        var models = client.models().list();
+        assertEquals("demo", models.data().getFirst().id());
+    }
+}
