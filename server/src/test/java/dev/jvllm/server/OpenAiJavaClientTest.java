@@ -117,6 +117,40 @@ class OpenAiJavaClientTest {
         }
     }
 
+    /** A named function's call, whole and streamed, as the client reads tool calls: its arguments fit the function's schema. */
+    @Test
+    void toolCallsPassTheClientsValidation() throws Exception {
+        com.openai.models.FunctionParameters parameters = com.openai.models.FunctionParameters.builder()
+                .putAdditionalProperty("type", com.openai.core.JsonValue.from("object"))
+                .putAdditionalProperty("properties", com.openai.core.JsonValue.from(java.util.Map.of("city",
+                        java.util.Map.of("enum", List.of("Paris", "Rome")))))
+                .putAdditionalProperty("required", com.openai.core.JsonValue.from(List.of("city")))
+                .build();
+        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model("demo").addUserMessage("Weather?")
+                .addFunctionTool(com.openai.models.FunctionDefinition.builder().name("get_weather").parameters(parameters).build())
+                .toolChoice(com.openai.models.chat.completions.ChatCompletionNamedToolChoice.builder()
+                        .function(com.openai.models.chat.completions.ChatCompletionNamedToolChoice.Function.builder().name("get_weather").build())
+                        .build())
+                .maxCompletionTokens(60).temperature(0.8).seed(2L).build();
+        ChatCompletion called = client.chat().completions().create(params);
+        called.validate();
+        var call = called.choices().getFirst().message().toolCalls().orElseThrow().getFirst().asFunction();
+        assertEquals("get_weather", call.function().name());
+        String city = OpenAiResponses.JSON.readTree(call.function().arguments()).path("city").asText();
+        org.junit.jupiter.api.Assertions.assertTrue(List.of("Paris", "Rome").contains(city), call.function().arguments());
+
+        StringBuilder arguments = new StringBuilder();
+        try (StreamResponse<ChatCompletionChunk> chunks = client.chat().completions().createStreaming(params)) {
+            chunks.stream().forEach(chunk -> {
+                chunk.validate();
+                chunk.choices().forEach(choice -> choice.delta().toolCalls().ifPresent(list -> list.forEach(
+                        c -> c.function().flatMap(f -> f.arguments()).ifPresent(arguments::append))));
+            });
+        }
+        assertEquals(OpenAiResponses.JSON.readTree(call.function().arguments()), OpenAiResponses.JSON.readTree(arguments.toString()),
+                "the same seed streams the same call");
+    }
+
     @Test
     void modelsAreListed() {
         var models = client.models().list();
