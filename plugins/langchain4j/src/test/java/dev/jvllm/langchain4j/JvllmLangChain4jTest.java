@@ -1,0 +1,133 @@
+package dev.jvllm.langchain4j;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.EmbeddingOutput;
+import dev.jvllm.LLM;
+import dev.jvllm.PoolingParams;
+import dev.jvllm.RequestOutput;
+import dev.jvllm.SamplingParams;
+import dev.jvllm.Task;
+import dev.langchain4j.agent.tool.ToolSpecification;
+import dev.langchain4j.data.embedding.Embedding;
+import dev.langchain4j.data.message.SystemMessage;
+import dev.langchain4j.data.message.UserMessage;
+import dev.langchain4j.data.segment.TextSegment;
+import dev.langchain4j.exception.UnsupportedFeatureException;
+import dev.langchain4j.model.chat.ChatModel;
+import dev.langchain4j.model.chat.request.ChatRequest;
+import dev.langchain4j.model.chat.request.ChatRequestParameters;
+import dev.langchain4j.model.chat.request.ResponseFormat;
+import dev.langchain4j.model.chat.request.ResponseFormatType;
+import dev.langchain4j.model.chat.request.json.JsonObjectSchema;
+import dev.langchain4j.model.chat.request.json.JsonSchema;
+import dev.langchain4j.model.chat.response.ChatResponse;
+import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
+import dev.langchain4j.model.output.FinishReason;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** jvllm's LangChain4j models over the demo model: the library's own answers, through LangChain4j's types. */
+class JvllmLangChain4jTest {
+
+    private static final Path DEMO = Files.isDirectory(Path.of("../../models/jvllm-demo")) ? Path.of("../../models/jvllm-demo")
+            : Path.of("models/jvllm-demo");
+    private static LLM llm;
+
+    @BeforeAll
+    static void load() {
+        llm = LLM.builder().model(DEMO.toString()).build();
+    }
+
+    @AfterAll
+    static void close() {
+        llm.close();
+    }
+
+    private static ChatRequest hello(ChatRequestParameters parameters) {
+        return ChatRequest.builder().messages(List.of(SystemMessage.from("Be brief."), UserMessage.from("Hello"))).parameters(parameters).build();
+    }
+
+    private static RequestOutput expected() {
+        return llm.chat(List.of(dev.jvllm.ChatMessage.system("Be brief."), dev.jvllm.ChatMessage.user("Hello")),
+                SamplingParams.builder().temperature(0).maxTokens(8).build());
+    }
+
+    @Test
+    void aChatIsTheLibrarysChatWithItsUsage() {
+        RequestOutput expected = expected();
+        ChatModel model = new JvllmChatModel(llm);
+        ChatResponse response = model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()));
+        assertEquals(expected.text(), response.aiMessage().text());
+        assertEquals(FinishReason.LENGTH, response.finishReason());
+        assertEquals(expected.promptTokenIds().size(), response.tokenUsage().inputTokenCount());
+        assertEquals(8, response.tokenUsage().outputTokenCount());
+    }
+
+    @Test
+    void aJsonFormatHoldsTheAnswerToItsSchemaAndToolsAreRefused() throws Exception {
+        ChatModel model = new JvllmChatModel(llm);
+        ResponseFormat format = ResponseFormat.builder().type(ResponseFormatType.JSON).jsonSchema(JsonSchema.builder().name("place")
+                .rootElement(JsonObjectSchema.builder().addEnumProperty("city", List.of("Paris", "Rome")).required("city").build()).build())
+                .build();
+        ChatResponse place = model.chat(hello(ChatRequestParameters.builder().temperature(0.7).maxOutputTokens(60).responseFormat(format).build()));
+        String city = new ObjectMapper().readTree(place.aiMessage().text()).path("city").asText();
+        assertTrue(List.of("Paris", "Rome").contains(city), place.aiMessage().text());
+
+        var withTools = ChatRequestParameters.builder().toolSpecifications(ToolSpecification.builder().name("get_time").build()).build();
+        assertThrows(UnsupportedFeatureException.class, () -> model.chat(hello(withTools)));
+    }
+
+    @Test
+    void aStreamedChatHandsOverTheTextAsItComesThenTheWholeResponse() throws Exception {
+        RequestOutput expected = expected();
+        try (LLM own = LLM.builder().model(DEMO.toString()).build();
+             JvllmStreamingChatModel model = new JvllmStreamingChatModel(own)) {
+            StringBuilder partials = new StringBuilder();
+            CompletableFuture<ChatResponse> done = new CompletableFuture<>();
+            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(String partial) {
+                    partials.append(partial);
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    done.complete(response);
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    done.completeExceptionally(error);
+                }
+            });
+            ChatResponse response = done.get(60, TimeUnit.SECONDS);
+            assertEquals(expected.text(), partials.toString());
+            assertEquals(expected.text(), response.aiMessage().text());
+            assertEquals(8, response.tokenUsage().outputTokenCount());
+            assertEquals(FinishReason.LENGTH, response.finishReason());
+        }
+    }
+
+    @Test
+    void segmentsAreEmbeddedAsTheLibraryEmbedsThem() {
+        try (LLM embedder = LLM.builder().model(DEMO.toString()).task(Task.EMBED).build()) {
+            List<String> texts = List.of("The European Parliament", "Mr President");
+            List<EmbeddingOutput> expected = embedder.embed(texts, PoolingParams.defaults());
+            List<Embedding> embeddings = new JvllmEmbeddingModel(embedder).embedAll(texts.stream().map(TextSegment::from).toList()).content();
+            assertEquals(2, embeddings.size());
+            for (int i = 0; i < 2; i++) assertArrayEquals(expected.get(i).embedding(), embeddings.get(i).vector(), 1e-5f, "text " + i);
+        }
+    }
+}
