@@ -679,34 +679,9 @@ public final class OpenAiServer implements AutoCloseable {
      */
     private void streamResponse(HttpExchange exchange, RequestStream stream, ResponsesApi.Ids ids, long createdAt, String model,
                                 JsonNode body) throws IOException {
-        LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
-        stream.subscribe(new Flow.Subscriber<>() {
-            @Override
-            public void onSubscribe(Flow.Subscription subscription) {
-                subscription.request(Long.MAX_VALUE);
-            }
-
-            @Override
-            public void onNext(RequestOutput item) {
-                events.add(new Delta(0, item));
-            }
-
-            @Override
-            public void onError(Throwable error) {
-                events.add(new Failed(0, error));
-            }
-
-            @Override
-            public void onComplete() {
-                events.add(new Ended(0));
-            }
-        });
+        LinkedBlockingQueue<Event> events = queued(List.of(stream));
         Event first = take(events);
-        if (first instanceof Failed(int prompt, Throwable error) && error instanceof InvalidRequestException refused) throw refused;
-        exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
-        exchange.getResponseHeaders().set("Cache-Control", "no-cache");
-        exchange.sendResponseHeaders(200, 0);
-        OutputStream out = exchange.getResponseBody();
+        OutputStream out = startEventStream(exchange, first);
         int[] sequence = {0};
         java.util.function.BiConsumer<String, ObjectNode> emit = (type, event) -> {
             ObjectNode data = OpenAiResponses.JSON.createObjectNode().put("type", type).put("sequence_number", sequence[0]++);
@@ -1027,39 +1002,9 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void stream(HttpExchange exchange, OpenAiResponses.Envelope envelope, List<RequestStream> streams, int n,
                         OpenAiRequests.Streaming streaming, ChoiceWriter writer) throws IOException {
-        LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
-        for (int i = 0; i < streams.size(); i++) {
-            int prompt = i;
-            streams.get(i).subscribe(new Flow.Subscriber<>() {
-                @Override
-                public void onSubscribe(Flow.Subscription subscription) {
-                    subscription.request(Long.MAX_VALUE);
-                }
-
-                @Override
-                public void onNext(RequestOutput item) {
-                    events.add(new Delta(prompt, item));
-                }
-
-                @Override
-                public void onError(Throwable error) {
-                    events.add(new Failed(prompt, error));
-                }
-
-                @Override
-                public void onComplete() {
-                    events.add(new Ended(prompt));
-                }
-            });
-        }
-        // The engine checks a request before its first step: a refusal comes first, and is answered
-        // with a 400 before the stream's headers, as a whole answer's would be.
+        LinkedBlockingQueue<Event> events = queued(streams);
         Event first = take(events);
-        if (first instanceof Failed(int prompt, Throwable error) && error instanceof InvalidRequestException refused) throw refused;
-        exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
-        exchange.getResponseHeaders().set("Cache-Control", "no-cache");
-        exchange.sendResponseHeaders(200, 0);
-        OutputStream out = exchange.getResponseBody();
+        OutputStream out = startEventStream(exchange, first);
         int promptTokens = 0, completionTokens = 0, promptTokensSeen = 0;
         boolean[] promptSeen = new boolean[streams.size()];
         for (int open = streams.size(); open > 0; ) {
@@ -1098,6 +1043,49 @@ public final class OpenAiServer implements AutoCloseable {
             send(out, last);
         }
         write(out, "data: [DONE]\n\n");
+    }
+
+    /** The streams' items, ends and failures in one queue, each tagged with its stream's index. */
+    private static LinkedBlockingQueue<Event> queued(List<RequestStream> streams) {
+        LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
+        for (int i = 0; i < streams.size(); i++) {
+            int prompt = i;
+            streams.get(i).subscribe(new Flow.Subscriber<>() {
+                @Override
+                public void onSubscribe(Flow.Subscription subscription) {
+                    subscription.request(Long.MAX_VALUE);
+                }
+
+                @Override
+                public void onNext(RequestOutput item) {
+                    events.add(new Delta(prompt, item));
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    events.add(new Failed(prompt, error));
+                }
+
+                @Override
+                public void onComplete() {
+                    events.add(new Ended(prompt));
+                }
+            });
+        }
+        return events;
+    }
+
+    /**
+     * Opens a server-sent event stream and returns its body. The engine checks a request before its
+     * first step: a refusal is the first event, and is answered with a 400 before the stream's
+     * headers, as a whole answer's would be.
+     */
+    private static OutputStream startEventStream(HttpExchange exchange, Event first) throws IOException {
+        if (first instanceof Failed(int prompt, Throwable error) && error instanceof InvalidRequestException refused) throw refused;
+        exchange.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+        exchange.getResponseHeaders().set("Cache-Control", "no-cache");
+        exchange.sendResponseHeaders(200, 0);
+        return exchange.getResponseBody();
     }
 
     /** The next event, or null when the server is stopping. */
