@@ -18,6 +18,7 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.ScoringOutput;
 import dev.jvllm.Task;
+import dev.jvllm.ToolCallParser;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EngineClosedException;
 import dev.jvllm.engine.EngineDeadException;

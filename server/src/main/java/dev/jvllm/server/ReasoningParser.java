@@ -1,5 +1,7 @@
 package dev.jvllm.server;
 
+import dev.jvllm.ToolCallParser;
+
 import java.util.Locale;
 
 /**

@@ -1,7 +1,8 @@
-package dev.jvllm.server;
+package dev.jvllm;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -11,7 +12,8 @@ import java.util.regex.Pattern;
 
 /**
  * Finds the tool calls in a model's free answer, for {@code tool_choice} "auto", as vLLM's
- * {@code --tool-call-parser}: each model family writes calls its own way.
+ * {@code --tool-call-parser}: each model family writes calls its own way. The server and the
+ * LangChain4j models use it.
  * <ul>
  *   <li>{@code hermes} (Hermes, Qwen 2.5 and 3): {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>}
  *       blocks, the text before the first one being the content;</li>
@@ -20,12 +22,12 @@ import java.util.regex.Pattern;
  * </ul>
  * Text that does not parse as calls is the answer's content, as vLLM leaves it.
  */
-enum ToolCallParser {
+public enum ToolCallParser {
     HERMES {
         private final Pattern block = Pattern.compile("<tool_call>\\s*(.*?)\\s*</tool_call>", Pattern.DOTALL);
 
         @Override
-        Parsed parse(String text) {
+        public Parsed parse(String text) {
             int first = text.indexOf(OPEN);
             if (first < 0) return new Parsed(text, List.of());
             List<Call> calls = new ArrayList<>();
@@ -39,14 +41,14 @@ enum ToolCallParser {
         }
 
         @Override
-        int heldFrom(String text) {
+        public int heldFrom(String text) {
             int block = text.indexOf(OPEN);
             return withoutTrailingSpace(text, block >= 0 ? block : beforePartial(text, OPEN));
         }
     },
     LLAMA3_JSON {
         @Override
-        Parsed parse(String text) {
+        public Parsed parse(String text) {
             String body = text.strip();
             if (body.startsWith(PYTHON_TAG)) body = body.substring(PYTHON_TAG.length()).strip();
             if (!body.startsWith("{")) return new Parsed(text, List.of());
@@ -61,18 +63,19 @@ enum ToolCallParser {
         }
 
         @Override
-        int heldFrom(String text) {
+        public int heldFrom(String text) {
             String body = text.stripLeading();
             if (body.isEmpty() || body.startsWith("{") || body.startsWith(PYTHON_TAG) || PYTHON_TAG.startsWith(body)) return 0;
             return text.length();
         }
     };
 
+    private static final ObjectMapper JSON = new ObjectMapper();
     private static final String OPEN = "<tool_call>";
     private static final String PYTHON_TAG = "<|python_tag|>";
 
     /** Where a trailing start of {@code tag} (its first characters, not all) begins in {@code text}; its length where none does. */
-    static int beforePartial(String text, String tag) {
+    public static int beforePartial(String text, String tag) {
         for (int k = Math.min(tag.length() - 1, text.length()); k > 0; k--) {
             if (text.endsWith(tag.substring(0, k))) return text.length() - k;
         }
@@ -86,14 +89,15 @@ enum ToolCallParser {
     }
 
     /** One call: the function's name and its arguments as JSON text. */
-    record Call(String name, String arguments) {
+    public record Call(String name, String arguments) {
     }
 
     /** The content left and the calls found (none: the whole answer is content). */
-    record Parsed(String content, List<Call> calls) {
+    public record Parsed(String content, List<Call> calls) {
     }
 
-    abstract Parsed parse(String text);
+    /** The calls in a whole answer, and the content left beside them. */
+    public abstract Parsed parse(String text);
 
     /**
      * Where a streamed answer's text must be held back, as far as {@code text} (the answer so far)
@@ -101,10 +105,10 @@ enum ToolCallParser {
      * text before it is content whatever follows; the rest waits for the answer's end, when
      * {@link #parse} decides.
      */
-    abstract int heldFrom(String text);
+    public abstract int heldFrom(String text);
 
     /** The parser of a vLLM {@code --tool-call-parser} name. */
-    static ToolCallParser named(String name) {
+    public static ToolCallParser named(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "hermes" -> HERMES;
             case "llama3_json" -> LLAMA3_JSON;
@@ -115,11 +119,11 @@ enum ToolCallParser {
     /** {@code {"name": ..., argumentsKey: {...}}} as a call, or null where the text is not one. */
     private static Call call(String json, String argumentsKey) {
         try {
-            JsonNode node = OpenAiResponses.JSON.readTree(json);
+            JsonNode node = JSON.readTree(json);
             if (node == null || !node.isObject() || !node.path("name").isTextual()) return null;
             JsonNode arguments = node.get(argumentsKey);
             if (arguments == null) return null;
-            String text = arguments.isTextual() ? arguments.asText() : OpenAiResponses.JSON.writeValueAsString(arguments);
+            String text = arguments.isTextual() ? arguments.asText() : JSON.writeValueAsString(arguments);
             return new Call(node.get("name").asText(), text);
         } catch (JsonProcessingException e) {
             return null;

@@ -1,4 +1,4 @@
-package dev.jvllm.server;
+package dev.jvllm;
 
 import org.junit.jupiter.api.Test;
 
