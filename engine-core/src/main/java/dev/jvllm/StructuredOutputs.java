@@ -7,6 +7,7 @@ import dev.jvllm.structured.JsonSchemaRegex;
 import dev.jvllm.structured.Regex;
 
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -63,6 +64,26 @@ public final class StructuredOutputs {
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the JSON schema cannot be used: " + e.getMessage());
         }
+    }
+
+    /**
+     * A JSON list of one or more tool calls, each {@code {"name": ..., "parameters": ...}} with the
+     * parameters the named function's schema allows: vLLM's {@code tool_choice} "required".
+     *
+     * @param parametersByName each function's parameters schema, by its name
+     */
+    public static StructuredOutputs toolCalls(Map<String, JsonNode> parametersByName) {
+        var anyOf = JSON.createArrayNode();
+        parametersByName.forEach((name, parameters) -> {
+            var call = anyOf.addObject().put("type", "object");
+            var properties = call.putObject("properties");
+            properties.putObject("name").putArray("enum").add(name);
+            properties.set("parameters", parameters);
+            call.putArray("required").add("name").add("parameters");
+        });
+        var schema = JSON.createObjectNode().put("type", "array").put("minItems", 1);
+        schema.putObject("items").set("anyOf", anyOf);
+        return json(schema);
     }
 
     /** Any JSON object, nested up to four levels (OpenAI's {@code response_format} "json_object"). */

@@ -276,18 +276,7 @@ final class OpenAiRequests {
         /** The constraint on the output: the named function's arguments, or a list of calls (vLLM's "required"). */
         StructuredOutputs constraint() {
             if (!choice.equals("required")) return StructuredOutputs.json(parametersByName.get(choice));
-            var json = OpenAiResponses.JSON;
-            var anyOf = json.createArrayNode();
-            parametersByName.forEach((name, parameters) -> {
-                var call = anyOf.addObject().put("type", "object");
-                var properties = call.putObject("properties");
-                properties.putObject("name").putArray("enum").add(name);
-                properties.set("parameters", parameters);
-                call.putArray("required").add("name").add("parameters");
-            });
-            var schema = json.createObjectNode().put("type", "array").put("minItems", 1);
-            schema.putObject("items").set("anyOf", anyOf);
-            return StructuredOutputs.json(schema);
+            return StructuredOutputs.toolCalls(parametersByName);
         }
     }
 

@@ -1,15 +1,14 @@
 package dev.jvllm.langchain4j;
 
 import dev.jvllm.LLM;
-import dev.jvllm.Prompt;
 import dev.jvllm.RequestOutput;
+import dev.jvllm.ToolCallParser;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.langchain4j.model.chat.StreamingChatModel;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 
-import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.Flow;
 import java.util.concurrent.atomic.AtomicLong;
@@ -28,17 +27,22 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
     private final LLM llm;
     private final AsyncLLMEngine engine;
     private final ChatRequestParameters defaults;
+    private final ToolCallParser toolCallParser;
     private final AtomicLong nextId = new AtomicLong();
 
     /** Over {@code llm}, with the model's own defaults for what a request leaves out. */
     public JvllmStreamingChatModel(LLM llm) {
-        this(llm, ChatRequestParameters.builder().build());
+        this(llm, ChatRequestParameters.builder().build(), null);
     }
 
-    /** Over {@code llm}, with {@code defaults} for what a request leaves out. */
-    public JvllmStreamingChatModel(LLM llm, ChatRequestParameters defaults) {
+    /**
+     * Over {@code llm}, with {@code defaults} for what a request leaves out and {@code toolCallParser}
+     * (null: none) for tool choice AUTO, as {@link JvllmChatModel} takes them.
+     */
+    public JvllmStreamingChatModel(LLM llm, ChatRequestParameters defaults, ToolCallParser toolCallParser) {
         this.llm = Objects.requireNonNull(llm, "llm");
         this.defaults = Objects.requireNonNull(defaults, "defaults");
+        this.toolCallParser = toolCallParser;
         this.engine = new AsyncLLMEngine(llm.engine(), () -> { });
     }
 
@@ -47,17 +51,17 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
         return defaults;
     }
 
+    /**
+     * Streams the answer's text; with tools, only the text before where a call may start (AUTO) or
+     * none (REQUIRED), the calls coming with the whole response.
+     */
     @Override
     public void doChat(ChatRequest request, StreamingChatResponseHandler handler) {
-        List<dev.jvllm.ChatMessage> messages = Conversions.messages(request.messages());
-        var sampling = Conversions.sampling(request.parameters());
-        String rendered = llm.renderChat(messages);
-        List<dev.jvllm.ImageInput> images = messages.stream().flatMap(m -> m.images().stream()).toList();
-        Prompt prompt = llm.engine().textPrompt(rendered, false, images, "messages");
+        Conversions.Plan plan = Conversions.plan(llm, request, toolCallParser);
         String modelName = llm.modelDirectory().getFileName().toString();
-        engine.submit("langchain4j-" + nextId.incrementAndGet(), prompt, sampling).subscribe(new Flow.Subscriber<>() {
+        engine.submit("langchain4j-" + nextId.incrementAndGet(), plan.prompt(), plan.sampling()).subscribe(new Flow.Subscriber<>() {
             private final StringBuilder text = new StringBuilder();
-            private int promptTokens, outputTokens;
+            private int promptTokens, outputTokens, sent;
             private dev.jvllm.FinishReason finishReason;
 
             @Override
@@ -72,7 +76,15 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                 outputTokens += sequence.tokenIds().size();
                 promptTokens = Math.max(promptTokens, delta.promptTokenIds().size());
                 if (sequence.finishReason() != null) finishReason = sequence.finishReason();
-                if (!sequence.text().isEmpty()) handler.onPartialResponse(sequence.text());
+                int shown = switch (plan.calls()) {
+                    case null -> text.length();
+                    case Conversions.Listed listed -> 0;
+                    case Conversions.Parsed(ToolCallParser parser) -> parser.heldFrom(text.toString());
+                };
+                if (shown > sent) {
+                    handler.onPartialResponse(text.substring(sent, shown));
+                    sent = shown;
+                }
             }
 
             @Override
@@ -82,7 +94,8 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
 
             @Override
             public void onComplete() {
-                handler.onCompleteResponse(Conversions.response(text.toString(), promptTokens, outputTokens, finishReason, modelName));
+                handler.onCompleteResponse(Conversions.response(text.toString(), plan.calls(), promptTokens, outputTokens, finishReason,
+                        modelName));
             }
         });
     }

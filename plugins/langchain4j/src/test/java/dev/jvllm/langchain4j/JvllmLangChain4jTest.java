@@ -7,8 +7,13 @@ import dev.jvllm.PoolingParams;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.Task;
+import dev.jvllm.ToolCallParser;
 import dev.langchain4j.agent.tool.ToolSpecification;
+import dev.langchain4j.model.chat.request.ToolChoice;
+import dev.langchain4j.data.message.ToolExecutionResultMessage;
+import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.data.embedding.Embedding;
+import dev.langchain4j.data.message.AiMessage;
 import dev.langchain4j.data.message.SystemMessage;
 import dev.langchain4j.data.message.UserMessage;
 import dev.langchain4j.data.segment.TextSegment;
@@ -44,6 +49,8 @@ class JvllmLangChain4jTest {
     private static final Path DEMO = Files.isDirectory(Path.of("../../models/jvllm-demo")) ? Path.of("../../models/jvllm-demo")
             : Path.of("models/jvllm-demo");
     private static LLM llm;
+    private static final ToolSpecification WEATHER = ToolSpecification.builder().name("get_weather").description("The weather in a city")
+            .parameters(JsonObjectSchema.builder().addEnumProperty("city", List.of("Paris", "Rome")).required("city").build()).build();
 
     @BeforeAll
     static void load() {
@@ -85,8 +92,64 @@ class JvllmLangChain4jTest {
         String city = new ObjectMapper().readTree(place.aiMessage().text()).path("city").asText();
         assertTrue(List.of("Paris", "Rome").contains(city), place.aiMessage().text());
 
-        var withTools = ChatRequestParameters.builder().toolSpecifications(ToolSpecification.builder().name("get_time").build()).build();
-        assertThrows(UnsupportedFeatureException.class, () -> model.chat(hello(withTools)));
+        var auto = ChatRequestParameters.builder().toolSpecifications(ToolSpecification.builder().name("get_time").build()).build();
+        var refused = assertThrows(UnsupportedFeatureException.class, () -> model.chat(hello(auto)));
+        assertTrue(refused.getMessage().contains("tool-call parser"), refused.getMessage());
+    }
+
+    /**
+     * Tool choice REQUIRED over the demo model: the tools reach the template and the answer is held to
+     * calls of the offered function with arguments its schema allows. The demo model lists calls until
+     * it runs out of tokens, and an unclosed list comes back as text, as the server answers it.
+     */
+    @Test
+    void requiredToolCallsAreHeldToTheOfferedFunctions() throws Exception {
+        ChatModel model = new JvllmChatModel(llm);
+        ChatResponse called = model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?")))
+                .parameters(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(60).toolSpecifications(WEATHER)
+                        .toolChoice(ToolChoice.REQUIRED).build()).build());
+        assertEquals(FinishReason.LENGTH, called.finishReason());
+        String listed = called.aiMessage().text().strip();
+        assertTrue(listed.startsWith("[ { \"name\" : \"get_weather\" , \"parameters\" : { \"city\" : \""), listed);
+        assertTrue(listed.replaceAll("\"(Paris|Rome)\"", "").replaceAll("\"(name|parameters|city|get_weather)\"", "")
+                .chars().noneMatch(Character::isLetter), "only the offered function and cities: " + listed);
+    }
+
+    /** Answers holding calls become execution requests: a closed list (REQUIRED), or what a parser finds (AUTO). */
+    @Test
+    void callsInAnAnswerBecomeExecutionRequests() {
+        ChatResponse listed = Conversions.response("[{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}]",
+                new Conversions.Listed(), 10, 5, dev.jvllm.FinishReason.STOP, "m");
+        assertEquals(FinishReason.TOOL_EXECUTION, listed.finishReason());
+        ToolExecutionRequest request = listed.aiMessage().toolExecutionRequests().getFirst();
+        assertEquals("get_weather", request.name());
+        assertEquals("{\"city\":\"Rome\"}", request.arguments());
+        assertTrue(request.id().startsWith("call_"));
+
+        ChatResponse parsed = Conversions.response("Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"
+                + "\n</tool_call>", new Conversions.Parsed(ToolCallParser.HERMES), 10, 20, dev.jvllm.FinishReason.STOP, "m");
+        assertEquals("Let me look.", parsed.aiMessage().text());
+        assertEquals("get_weather", parsed.aiMessage().toolExecutionRequests().getFirst().name());
+
+        ChatResponse text = Conversions.response("It is sunny.", new Conversions.Parsed(ToolCallParser.HERMES), 10, 4,
+                dev.jvllm.FinishReason.STOP, "m");
+        assertEquals(FinishReason.STOP, text.finishReason());
+        assertEquals("It is sunny.", text.aiMessage().text());
+    }
+
+    /** A conversation holding a call and its result renders with the tools and is answered. */
+    @Test
+    void aConversationHoldingCallsAndResultsIsAnswered() {
+        ToolExecutionRequest call = ToolExecutionRequest.builder().id("call_1").name("get_weather").arguments("{\"city\": \"Paris\"}").build();
+        ChatModel model = new JvllmChatModel(llm, ToolCallParser.HERMES);
+        ChatResponse plain = model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?")))
+                .parameters(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(4).build()).build());
+        ChatResponse answered = model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?"), AiMessage.from(call),
+                ToolExecutionResultMessage.from(call, "18 C"))).parameters(ChatRequestParameters.builder().temperature(0.0)
+                .maxOutputTokens(4).toolSpecifications(WEATHER).build()).build());
+        assertEquals(4, answered.tokenUsage().outputTokenCount());
+        assertTrue(answered.tokenUsage().inputTokenCount() > plain.tokenUsage().inputTokenCount() + 5,
+                "the tools, the call and its result are in the prompt");
     }
 
     @Test
