@@ -649,10 +649,15 @@ public final class OpenAiServer implements AutoCloseable {
         requireGenerating();
         ObjectNode chat = ResponsesApi.chatBody(body);
         OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(chat, llm.engine().limitImagesPerPrompt());
+        OpenAiRequests.Tools tools = OpenAiRequests.tools(chat, toolCallParser != null);
         SamplingParams params = OpenAiRequests.sampling(chat, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         if (params.n() != 1) throw ApiError.invalid("n", "a response holds one answer");
+        if (tools.calls()) {
+            if (params.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a text format cannot be asked for together");
+            params = params.toBuilder().structuredOutputs(tools.constraint()).build();
+        }
         if (llm.tokenizer() == null) throw ApiError.invalid("input", "the model has no tokenizer, so it has no chat template");
-        Prompt prompt = llm.engine().textPrompt(renderChat(chat, messages, null), false, messages.images(), "input");
+        Prompt prompt = llm.engine().textPrompt(renderChat(chat, messages, tools.templateTools()), false, messages.images(), "input");
         Prompt salted = OpenAiRequests.salted(List.of(prompt), OpenAiRequests.cacheSalt(chat)).getFirst();
         requireRoomFor(List.of(salted), params);
         String model = OpenAiRequests.text(body, "model", modelName);
@@ -663,23 +668,49 @@ public final class OpenAiServer implements AutoCloseable {
             if (!Boolean.TRUE.equals(OpenAiRequests.bool(body, "stream"))) {
                 RequestOutput result = await(stream);
                 CompletionOutput output = result.outputs().getFirst();
-                sendJson(exchange, 200, ResponsesApi.response(ids, createdAt, model, body, output.text(),
+                AnswerWithCalls answer = answerWithCalls(tools, output.text());
+                sendJson(exchange, 200, ResponsesApi.response(ids, createdAt, model, body, answer.content(), answer.calls(),
                         "length".equals(OpenAiResponses.finishReason(output)), result.promptTokenIds().size(), output.tokenIds().size()));
                 return;
             }
-            streamResponse(exchange, stream, ids, createdAt, model, body);
+            streamResponse(exchange, stream, tools, ids, createdAt, model, body);
         } finally {
             if (!stream.result().isDone()) stream.abort();
         }
     }
 
+    /** An answer's content and the function calls it made, as the Responses API's items. */
+    private record AnswerWithCalls(String content, List<ObjectNode> calls) {
+    }
+
+    /**
+     * The calls an answer holds under the request's tool choice (a named function's arguments, a
+     * required list, or what the tool-call parser finds with "auto"), and the content beside them.
+     */
+    private AnswerWithCalls answerWithCalls(OpenAiRequests.Tools tools, String text) {
+        List<ObjectNode> calls = new ArrayList<>();
+        if (tools.auto()) {
+            ToolCallParser.Parsed parsed = toolCallParser.parse(text);
+            for (ToolCallParser.Call call : parsed.calls()) calls.add(ResponsesApi.functionCall(call.name(), call.arguments()));
+            return new AnswerWithCalls(parsed.calls().isEmpty() ? text : parsed.content(), calls);
+        }
+        ArrayNode listed = tools.calls() ? toolCalls(tools, text) : null;
+        if (listed == null) return new AnswerWithCalls(text, calls);
+        for (JsonNode call : listed) {
+            calls.add(ResponsesApi.functionCall(call.path("function").path("name").asText(), call.path("function").path("arguments").asText()));
+        }
+        return new AnswerWithCalls("", calls);
+    }
+
     /**
      * A response streamed as the Responses API's events, each {@code event: TYPE} with its JSON (a
-     * {@code sequence_number} counting from 0): created, in progress, the message item and its text part
-     * added, the text's deltas, then each done and the response completed (or incomplete).
+     * {@code sequence_number} counting from 0): created and in progress; the message item and its text
+     * part added, the text's deltas, and each done; then the function calls' items with their arguments;
+     * then the response completed (or incomplete). With tools the answer is held until it ends, when its
+     * calls are known: its message and calls then come at once.
      */
-    private void streamResponse(HttpExchange exchange, RequestStream stream, ResponsesApi.Ids ids, long createdAt, String model,
-                                JsonNode body) throws IOException {
+    private void streamResponse(HttpExchange exchange, RequestStream stream, OpenAiRequests.Tools tools, ResponsesApi.Ids ids,
+                                long createdAt, String model, JsonNode body) throws IOException {
         LinkedBlockingQueue<Event> events = queued(List.of(stream));
         Event first = take(events);
         OutputStream out = startEventStream(exchange, first);
@@ -692,10 +723,19 @@ public final class OpenAiServer implements AutoCloseable {
         ObjectNode inProgress = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0);
         emit.accept("response.created", OpenAiResponses.JSON.createObjectNode().set("response", inProgress));
         emit.accept("response.in_progress", OpenAiResponses.JSON.createObjectNode().set("response", inProgress));
-        emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
-                .set("item", ResponsesApi.message(ids, null, "in_progress")));
+        boolean holding = tools.auto() || tools.calls();
         ObjectNode where = OpenAiResponses.JSON.createObjectNode().put("item_id", ids.message()).put("output_index", 0).put("content_index", 0);
-        emit.accept("response.content_part.added", where.deepCopy().set("part", ResponsesApi.outputText("")));
+        Runnable openMessage = () -> {
+            emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
+                    .set("item", ResponsesApi.message(ids, null, "in_progress")));
+            emit.accept("response.content_part.added", where.deepCopy().set("part", ResponsesApi.outputText("")));
+        };
+        java.util.function.Consumer<String> delta = piece -> {
+            ObjectNode text = where.deepCopy().put("delta", piece);
+            text.putArray("logprobs");
+            emit.accept("response.output_text.delta", text);
+        };
+        if (!holding) openMessage.run();
         StringBuilder text = new StringBuilder();
         int promptTokens = 0, outputTokens = 0;
         boolean stoppedByLength = false;
@@ -710,11 +750,7 @@ public final class OpenAiServer implements AutoCloseable {
                     outputTokens += piece.tokenIds().size();
                     promptTokens = output.promptTokenIds().size();
                     if (piece.finishReason() != null) stoppedByLength = "length".equals(OpenAiResponses.finishReason(piece));
-                    if (!piece.text().isEmpty()) {
-                        ObjectNode delta = where.deepCopy().put("delta", piece.text());
-                        delta.putArray("logprobs");
-                        emit.accept("response.output_text.delta", delta);
-                    }
+                    if (!holding && !piece.text().isEmpty()) delta.accept(piece.text());
                 }
                 case Failed(int prompt, Throwable error) -> {
                     ObjectNode failed = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0).put("status", "failed");
@@ -725,14 +761,33 @@ public final class OpenAiServer implements AutoCloseable {
                 case Ended ended -> throw new AssertionError("the loop ends before it");
             }
         }
-        String whole = text.toString();
-        ObjectNode textDone = where.deepCopy().put("text", whole);
-        textDone.putArray("logprobs");
-        emit.accept("response.output_text.done", textDone);
-        emit.accept("response.content_part.done", where.deepCopy().set("part", ResponsesApi.outputText(whole)));
-        emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
-                .set("item", ResponsesApi.message(ids, whole, "completed")));
-        ObjectNode done = ResponsesApi.response(ids, createdAt, model, body, whole, stoppedByLength, promptTokens, outputTokens);
+        AnswerWithCalls answer = holding ? answerWithCalls(tools, text.toString()) : new AnswerWithCalls(text.toString(), List.of());
+        String content = answer.content();
+        boolean withMessage = !content.isEmpty() || answer.calls().isEmpty();
+        if (withMessage) {
+            if (holding) {
+                openMessage.run();
+                if (!content.isEmpty()) delta.accept(content);
+            }
+            ObjectNode textDone = where.deepCopy().put("text", content);
+            textDone.putArray("logprobs");
+            emit.accept("response.output_text.done", textDone);
+            emit.accept("response.content_part.done", where.deepCopy().set("part", ResponsesApi.outputText(content)));
+            emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
+                    .set("item", ResponsesApi.message(ids, content, "completed")));
+        }
+        int index = withMessage ? 1 : 0;
+        for (ObjectNode call : answer.calls()) {
+            ObjectNode added = call.deepCopy().put("status", "in_progress").put("arguments", "");
+            emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", index).set("item", added));
+            ObjectNode at = OpenAiResponses.JSON.createObjectNode().put("item_id", call.path("id").asText()).put("output_index", index);
+            emit.accept("response.function_call_arguments.delta", at.deepCopy().put("delta", call.path("arguments").asText()));
+            emit.accept("response.function_call_arguments.done", at.deepCopy().put("arguments", call.path("arguments").asText())
+                    .put("name", call.path("name").asText()));
+            emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", index).set("item", call));
+            index++;
+        }
+        ObjectNode done = ResponsesApi.response(ids, createdAt, model, body, content, answer.calls(), stoppedByLength, promptTokens, outputTokens);
         emit.accept(stoppedByLength ? "response.incomplete" : "response.completed",
                 OpenAiResponses.JSON.createObjectNode().set("response", done));
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 
@@ -13,8 +14,9 @@ import static dev.jvllm.server.OpenAiResponses.JSON;
  * OpenAI's Responses API ({@code POST /v1/responses}) as far as jvllm serves it: a text (and image)
  * conversation in, one assistant message out, whole or streamed as the API's named events. A request
  * is read into the chat completions request it amounts to ({@link #chatBody}), so that it is checked
- * and sampled as chat requests are; what it asks for beyond that (tools, stored responses, reasoning
- * settings) is refused by name. Nothing is stored: answers say {@code "store": false}.
+ * and sampled as chat requests are, function tools and the calls and results of earlier turns
+ * included; what it asks for beyond that (stored responses, reasoning settings, other tools) is
+ * refused by name. Nothing is stored: answers say {@code "store": false}.
  */
 final class ResponsesApi {
 
@@ -40,19 +42,14 @@ final class ResponsesApi {
         refuseUnless(body, "conversation", "stored conversations are not served: send the whole conversation as input");
         refuseUnless(body, "prompt", "prompt templates are not served");
         refuseUnless(body, "include", "'include' is not served");
-        if (body.path("tools").isArray() && !body.path("tools").isEmpty()) {
-            throw ApiError.invalid("tools", "tools are served on /v1/chat/completions, not here");
-        }
         if (body.path("background").asBoolean(false)) throw ApiError.invalid("background", "background responses are not served");
         if (body.hasNonNull("truncation") && !body.path("truncation").asText().equals("disabled")) {
             throw ApiError.invalid("truncation", "only truncation 'disabled' is served");
         }
         if (body.path("reasoning").hasNonNull("effort")) throw ApiError.invalid("reasoning", "reasoning effort is not served");
         if (body.path("top_logprobs").asInt(0) > 0) throw ApiError.invalid("top_logprobs", "log probabilities are served on /v1/chat/completions");
-        String choice = body.path("tool_choice").asText("auto");
-        if (!choice.equals("auto") && !choice.equals("none")) throw ApiError.invalid("tool_choice", "no tools are served here");
-
         ObjectNode chat = JSON.createObjectNode();
+        chatTools(body, chat);
         ArrayNode messages = chat.putArray("messages");
         JsonNode instructions = body.get("instructions");
         if (instructions != null && !instructions.isNull()) {
@@ -64,7 +61,27 @@ final class ResponsesApi {
         if (input.isTextual()) {
             messages.addObject().put("role", "user").put("content", input.asText());
         } else if (input.isArray()) {
-            for (int i = 0; i < input.size(); i++) messages.add(message(input.get(i), "input[" + i + "]"));
+            for (int i = 0; i < input.size(); i++) {
+                JsonNode item = input.get(i);
+                String path = "input[" + i + "]";
+                switch (item.path("type").asText("message")) {
+                    case "function_call" -> {
+                        // Calls the model made, as the assistant message holding them (consecutive calls in one).
+                        ObjectNode call = JSON.createObjectNode().put("id", text(item, "call_id", path)).put("type", "function");
+                        call.putObject("function").put("name", text(item, "name", path)).put("arguments", text(item, "arguments", path));
+                        JsonNode previous = messages.isEmpty() ? null : messages.get(messages.size() - 1);
+                        if (previous != null && previous.path("role").asText().equals("assistant") && previous.has("tool_calls")) {
+                            ((ArrayNode) previous.get("tool_calls")).add(call);
+                        } else {
+                            ObjectNode assistant = messages.addObject().put("role", "assistant").put("content", "");
+                            assistant.putArray("tool_calls").add(call);
+                        }
+                    }
+                    case "function_call_output" -> messages.addObject().put("role", "tool")
+                            .put("tool_call_id", text(item, "call_id", path)).put("content", text(item, "output", path));
+                    default -> messages.add(message(item, path));
+                }
+            }
         } else {
             throw ApiError.invalid("input", "'input' must be a string or a list of messages");
         }
@@ -118,6 +135,44 @@ final class ResponsesApi {
         return message;
     }
 
+    /**
+     * The Responses API's function tools as chat's: {@code {"type": "function", "name", "description",
+     * "parameters"}} becomes {@code {"type": "function", "function": {...}}}, and a named tool choice
+     * {@code {"type": "function", "name"}} chat's {@code {"type": "function", "function": {"name"}}}.
+     */
+    private static void chatTools(JsonNode body, ObjectNode chat) {
+        JsonNode tools = body.get("tools");
+        if (tools != null && !tools.isNull()) {
+            if (!tools.isArray()) throw ApiError.invalid("tools", "'tools' must be a list of functions");
+            ArrayNode chatTools = chat.putArray("tools");
+            for (int i = 0; i < tools.size(); i++) {
+                JsonNode tool = tools.get(i);
+                if (!tool.path("type").asText().equals("function")) {
+                    throw ApiError.invalid("tools[" + i + "].type", "tools of type '" + tool.path("type").asText() + "' are not served (function is)");
+                }
+                ObjectNode function = chatTools.addObject().put("type", "function").putObject("function");
+                function.put("name", text(tool, "name", "tools[" + i + "]"));
+                if (tool.hasNonNull("description")) function.set("description", tool.get("description"));
+                if (tool.hasNonNull("parameters")) function.set("parameters", tool.get("parameters"));
+            }
+        }
+        JsonNode choice = body.get("tool_choice");
+        if (choice == null || choice.isNull()) return;
+        if (choice.isTextual()) {
+            chat.set("tool_choice", choice);
+        } else if (choice.path("type").asText().equals("function") && choice.path("name").isTextual()) {
+            chat.putObject("tool_choice").put("type", "function").putObject("function").put("name", choice.path("name").asText());
+        } else {
+            throw ApiError.invalid("tool_choice", "tool_choice must be none, auto, required or {\"type\": \"function\", \"name\": ...}");
+        }
+    }
+
+    private static String text(JsonNode item, String field, String path) {
+        JsonNode value = item.get(field);
+        if (value == null || !value.isTextual()) throw ApiError.invalid(path + "." + field, "'" + field + "' must be a string");
+        return value.asText();
+    }
+
     private static void refuseUnless(JsonNode body, String field, String why) {
         if (body.hasNonNull(field)) throw ApiError.invalid(field, why);
     }
@@ -128,7 +183,7 @@ final class ResponsesApi {
             return new Ids("resp_" + hex(), "msg_" + hex());
         }
 
-        private static String hex() {
+        static String hex() {
             return UUID.randomUUID().toString().replace("-", "");
         }
     }
@@ -139,6 +194,15 @@ final class ResponsesApi {
      */
     static ObjectNode response(Ids ids, long createdAt, String model, JsonNode request, String text, boolean stoppedByLength,
                                int inputTokens, int outputTokens) {
+        return response(ids, createdAt, model, request, text, List.of(), stoppedByLength, inputTokens, outputTokens);
+    }
+
+    /**
+     * {@link #response}, its output the message of {@code text} (left out where it is empty and calls
+     * were made) and then the function calls the answer made.
+     */
+    static ObjectNode response(Ids ids, long createdAt, String model, JsonNode request, String text, List<ObjectNode> calls,
+                               boolean stoppedByLength, int inputTokens, int outputTokens) {
         ObjectNode response = JSON.createObjectNode().put("id", ids.response()).put("object", "response").put("created_at", createdAt);
         String status = text == null ? "in_progress" : stoppedByLength ? "incomplete" : "completed";
         response.put("status", status).putNull("error");
@@ -148,14 +212,16 @@ final class ResponsesApi {
         response.set("max_output_tokens", request.path("max_output_tokens").isNumber() ? request.get("max_output_tokens") : JSON.nullNode());
         response.put("model", model);
         ArrayNode output = response.putArray("output");
-        if (text != null) output.add(message(ids, text, "completed"));
+        if (text != null && (!text.isEmpty() || calls.isEmpty())) output.add(message(ids, text, "completed"));
+        calls.forEach(output::add);
         response.put("parallel_tool_calls", true).putNull("previous_response_id");
         response.putObject("reasoning").putNull("effort").putNull("summary");
         response.put("store", false);
         response.set("temperature", request.path("temperature").isNumber() ? request.get("temperature") : JSON.nullNode());
         response.putObject("text").set("format", request.path("text").path("format").isObject() ? request.path("text").get("format")
                 : JSON.createObjectNode().put("type", "text"));
-        response.put("tool_choice", request.path("tool_choice").asText("auto")).putArray("tools");
+        response.set("tool_choice", request.hasNonNull("tool_choice") ? request.get("tool_choice") : JSON.getNodeFactory().textNode("auto"));
+        response.set("tools", request.path("tools").isArray() ? request.get("tools") : JSON.createArrayNode());
         response.set("top_p", request.path("top_p").isNumber() ? request.get("top_p") : JSON.nullNode());
         response.put("truncation", "disabled");
         if (text != null) {
@@ -178,6 +244,12 @@ final class ResponsesApi {
         ArrayNode content = item.putArray("content");
         if (text != null) content.add(outputText(text));
         return item;
+    }
+
+    /** A function call item: its own id ({@code fc_...}), the call's id ({@code call_...}), the function and its arguments. */
+    static ObjectNode functionCall(String name, String arguments) {
+        return JSON.createObjectNode().put("type", "function_call").put("id", "fc_" + Ids.hex()).put("call_id", "call_" + Ids.hex())
+                .put("name", name).put("arguments", arguments).put("status", "completed");
     }
 
     static ObjectNode outputText(String text) {

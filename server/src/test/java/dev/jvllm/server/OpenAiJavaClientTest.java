@@ -151,6 +151,38 @@ class OpenAiJavaClientTest {
                 "the same seed streams the same call");
     }
 
+    /** A named function's call through the Responses API, whole and streamed, as the client reads function calls. */
+    @Test
+    void responsesFunctionCallsPassTheClientsValidation() throws Exception {
+        ResponseCreateParams params = ResponseCreateParams.builder().model("demo").input("Weather?").maxOutputTokens(60L).temperature(0.8)
+                .addTool(com.openai.models.responses.FunctionTool.builder().name("get_weather").strict(false)
+                        .parameters(com.openai.models.responses.FunctionTool.Parameters.builder()
+                                .putAdditionalProperty("type", com.openai.core.JsonValue.from("object"))
+                                .putAdditionalProperty("properties", com.openai.core.JsonValue.from(java.util.Map.of("city",
+                                        java.util.Map.of("enum", List.of("Paris", "Rome")))))
+                                .putAdditionalProperty("required", com.openai.core.JsonValue.from(List.of("city")))
+                                .build())
+                        .build())
+                .toolChoice(com.openai.models.responses.ToolChoiceFunction.builder().name("get_weather").build())
+                .putAdditionalBodyProperty("seed", com.openai.core.JsonValue.from(2))
+                .build();
+        Response response = client.responses().create(params);
+        response.validate();
+        var call = response.output().getFirst().asFunctionCall();
+        assertEquals("get_weather", call.name());
+        String city = OpenAiResponses.JSON.readTree(call.arguments()).path("city").asText();
+        org.junit.jupiter.api.Assertions.assertTrue(List.of("Paris", "Rome").contains(city), call.arguments());
+
+        StringBuilder arguments = new StringBuilder();
+        try (StreamResponse<ResponseStreamEvent> events = client.responses().createStreaming(params)) {
+            events.stream().forEach(event -> {
+                event.validate();
+                event.functionCallArgumentsDelta().ifPresent(delta -> arguments.append(delta.delta()));
+            });
+        }
+        assertEquals(OpenAiResponses.JSON.readTree(call.arguments()), OpenAiResponses.JSON.readTree(arguments.toString()));
+    }
+
     @Test
     void modelsAreListed() {
         var models = client.models().list();

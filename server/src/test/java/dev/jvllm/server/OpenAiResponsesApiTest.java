@@ -109,12 +109,55 @@ class OpenAiResponsesApiTest {
 
         assertError(post(server, "/v1/responses", "{\"max_output_tokens\": 4}"), 400, "input");
         assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"previous_response_id\": \"resp_1\"}"), 400, "previous_response_id");
-        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"tools\": [{\"type\": \"function\", \"name\": \"f\"}]}"), 400, "tools");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"tools\": [{\"type\": \"function\", \"name\": \"f\"}]}"), 400,
+                "tool_choice"); // auto, the default, needs a tool-call parser
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"tools\": [{\"type\": \"web_search\"}]}"), 400, "tools[0].type");
         assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"reasoning\": {\"effort\": \"high\"}}"), 400, "reasoning");
-        assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"function_call_output\", \"call_id\": \"c\", \"output\": \"1\"}]}"),
-                400, "input[0].type");
+        assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"reasoning\", \"summary\": []}]}"), 400, "input[0].type");
+        assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"function_call_output\", \"output\": \"1\"}]}"), 400,
+                "input[0].call_id");
         assertError(post(server, "/v1/responses", "{\"input\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_file\"}]}]}"),
                 400, "input[0].content[0].type");
+    }
+
+    /**
+     * Function tools: a named function's call comes back as a function_call item whose arguments fit the
+     * function's schema, whole and streamed (the same seed, the same call); a conversation holding a
+     * call and its output renders into a longer prompt.
+     */
+    @Test
+    void aFunctionCallIsAnOutputItemWholeAndStreamed() throws Exception {
+        String tools = "[{\"type\": \"function\", \"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", "
+                + "\"properties\": {\"city\": {\"enum\": [\"Paris\", \"Rome\"]}}, \"required\": [\"city\"]}}]";
+        String ask = "{\"input\": \"Weather in Paris?\", \"tools\": " + tools + ", \"tool_choice\": {\"type\": \"function\", "
+                + "\"name\": \"get_weather\"}, \"max_output_tokens\": 60, \"temperature\": 0.8, \"seed\": 2";
+        var called = post(server, "/v1/responses", ask + "}");
+        assertEquals(200, called.status(), String.valueOf(called.body()));
+        JsonNode output = called.body().path("output");
+        assertEquals(1, output.size(), "the call alone, no empty message: " + output);
+        JsonNode call = output.get(0);
+        assertEquals("function_call", call.path("type").asText());
+        assertEquals("get_weather", call.path("name").asText());
+        assertTrue(call.path("call_id").asText().startsWith("call_") && call.path("id").asText().startsWith("fc_"), call.toString());
+        JsonNode arguments = OpenAiResponses.JSON.readTree(call.path("arguments").asText());
+        assertTrue(List.of("Paris", "Rome").contains(arguments.path("city").asText()), arguments.toString());
+
+        List<JsonNode> events = events(ask + ", \"stream\": true}");
+        List<String> types = events.stream().map(e -> e.path("type").asText()).toList();
+        assertEquals(List.of("response.created", "response.in_progress", "response.output_item.added", "response.function_call_arguments.delta",
+                "response.function_call_arguments.done", "response.output_item.done", "response.completed"), types);
+        assertEquals(arguments, OpenAiResponses.JSON.readTree(events.get(4).path("arguments").asText()), "the same seed, the same call");
+        assertEquals("function_call", events.getLast().path("response").path("output").get(0).path("type").asText());
+
+        String history = "{\"input\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}, {\"type\": \"function_call\", "
+                + "\"call_id\": \"call_1\", \"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Paris\\\"}\"}, "
+                + "{\"type\": \"function_call_output\", \"call_id\": \"call_1\", \"output\": \"18 C\"}], \"tools\": " + tools
+                + ", \"tool_choice\": \"none\", \"max_output_tokens\": 4, \"temperature\": 0}";
+        var answered = post(server, "/v1/responses", history);
+        assertEquals(200, answered.status(), String.valueOf(answered.body()));
+        var plain = post(server, "/v1/responses", "{\"input\": \"Weather in Paris?\", \"max_output_tokens\": 4, \"temperature\": 0}");
+        assertTrue(answered.body().path("usage").path("input_tokens").asInt() > plain.body().path("usage").path("input_tokens").asInt() + 5,
+                "the call and its output are in the prompt");
     }
 
     /** The events of a streamed response: each {@code event:} line's name is its data's type. */
