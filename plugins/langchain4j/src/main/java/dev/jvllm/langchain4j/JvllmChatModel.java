@@ -26,8 +26,9 @@ import java.util.Objects;
  * }
  * }</pre>
  *
- * <p>The LLM stays its owner's to close. Calls are served one at a time, as {@link LLM}'s are; for
- * concurrent callers and streaming use {@link JvllmStreamingChatModel}.
+ * <p>The LLM stays its owner's to close. Concurrent callers take turns (the model synchronizes on the
+ * LLM, one call at a time, as an {@link LLM} runs them); for requests that share the continuous batch,
+ * and for streaming, use {@link JvllmStreamingChatModel}.
  */
 public final class JvllmChatModel implements ChatModel {
 
@@ -64,7 +65,10 @@ public final class JvllmChatModel implements ChatModel {
     @Override
     public ChatResponse doChat(ChatRequest request) {
         Conversions.Plan plan = Conversions.plan(llm, request, toolCallParser);
-        RequestOutput output = llm.generatePrompts(List.of(plan.prompt()), plan.sampling()).getFirst();
+        RequestOutput output;
+        synchronized (llm) { // an LLM runs one call at a time; callers sharing this model take turns
+            output = llm.generatePrompts(List.of(plan.prompt()), plan.sampling()).getFirst();
+        }
         return Conversions.response(output, plan.calls(), llm.modelDirectory().getFileName().toString());
     }
 }

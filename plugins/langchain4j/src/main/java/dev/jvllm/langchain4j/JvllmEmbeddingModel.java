@@ -36,7 +36,10 @@ public final class JvllmEmbeddingModel implements EmbeddingModel {
 
     @Override
     public Response<List<Embedding>> embedAll(List<TextSegment> segments) {
-        List<EmbeddingOutput> outputs = llm.embed(segments.stream().map(TextSegment::text).toList(), pooling);
+        List<EmbeddingOutput> outputs;
+        synchronized (llm) { // an LLM runs one call at a time; callers sharing this model take turns
+            outputs = llm.embed(segments.stream().map(TextSegment::text).toList(), pooling);
+        }
         List<Embedding> embeddings = new ArrayList<>(outputs.size());
         int tokens = 0;
         for (EmbeddingOutput output : outputs) {

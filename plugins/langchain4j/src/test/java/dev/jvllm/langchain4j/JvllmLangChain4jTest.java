@@ -82,6 +82,21 @@ class JvllmLangChain4jTest {
         assertEquals(8, response.tokenUsage().outputTokenCount());
     }
 
+    /** Callers sharing one model from several threads take turns: each gets the answer it would get alone. */
+    @Test
+    void concurrentCallersEachGetTheirOwnAnswer() throws Exception {
+        String expected = expected().text();
+        ChatModel model = new JvllmChatModel(llm);
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
+            List<java.util.concurrent.Future<String>> answers = new java.util.ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                answers.add(pool.submit(() -> model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()))
+                        .aiMessage().text()));
+            }
+            for (var answer : answers) assertEquals(expected, answer.get(60, TimeUnit.SECONDS));
+        }
+    }
+
     @Test
     void aJsonFormatHoldsTheAnswerToItsSchemaAndToolsAreRefused() throws Exception {
         ChatModel model = new JvllmChatModel(llm);
