@@ -76,6 +76,9 @@ import java.util.function.IntFunction;
  */
 public final class LLM implements AutoCloseable {
 
+    /** Set while an {@link AsyncLLMEngine} from {@link #serveAsync} drives this LLM's engine. */
+    private final java.util.concurrent.atomic.AtomicBoolean servedAsync = new java.util.concurrent.atomic.AtomicBoolean();
+
     private static final Logger log = LoggerFactory.getLogger(LLM.class);
     /** Paging in the weights scales to a few threads; past them it only adds threads to start. */
     private static final int MAX_LOAD_THREADS = 8;
@@ -679,12 +682,31 @@ public final class LLM implements AutoCloseable {
         return embedder.embed(requestIds, ids, params);
     }
 
+    /**
+     * Serves this LLM's engine from an {@link AsyncLLMEngine} (concurrent callers share its continuous
+     * batch; outputs stream) until that is closed, which leaves this LLM open. Meanwhile this LLM's own
+     * generating calls are refused with an {@link IllegalStateException}: one engine, one driver.
+     *
+     * @throws IllegalStateException where another AsyncLLMEngine serves it already
+     * @throws InvalidRequestException where this LLM was not built for generation
+     */
+    public AsyncLLMEngine serveAsync() {
+        requireTask(Task.GENERATE);
+        if (!servedAsync.compareAndSet(false, true)) {
+            throw new IllegalStateException("this LLM is already served by an AsyncLLMEngine (serveAsync): close that one first");
+        }
+        return AsyncLLMEngine.borrowing(engine, () -> servedAsync.set(false));
+    }
+
     /** What this LLM was built for: {@link Task#GENERATE} or {@link Task#EMBED}. */
     public Task task() {
         return task;
     }
 
     private void requireTask(Task wanted) {
+        if (wanted == Task.GENERATE && servedAsync.get()) {
+            throw new IllegalStateException("this LLM's engine is served by an AsyncLLMEngine (serveAsync): submit to that, or close it first");
+        }
         if (task != wanted) {
             throw new InvalidRequestException("task", "this LLM was built for task " + task + " and cannot "
                     + (wanted == Task.EMBED ? "embed; build it with task(Task.EMBED)" : "generate; build it with task(Task.GENERATE)"));

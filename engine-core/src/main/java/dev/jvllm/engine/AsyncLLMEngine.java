@@ -43,6 +43,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(AsyncLLMEngine.class);
 
     private final RequestLatencies latencies = new RequestLatencies();
+    /** False for an engine lent to this one ({@link #borrowing}): it is then left open when this one stops. */
+    private final boolean ownsEngine;
 
     private final LLMEngine engine;
     private final AutoCloseable resources;
@@ -69,8 +71,23 @@ public final class AsyncLLMEngine implements AutoCloseable {
      *                  loaded the model), or null
      */
     public AsyncLLMEngine(LLMEngine engine, AutoCloseable resources) {
+        this(engine, resources, true);
+    }
+
+    /**
+     * Starts the engine thread over an engine it does not own (as {@code LLM.serveAsync} lends it): on
+     * {@link #close()} the requests in flight fail and are aborted in the engine, which stays open, and
+     * then {@code onStop} runs.
+     */
+    public static AsyncLLMEngine borrowing(LLMEngine engine, Runnable onStop) {
+        Objects.requireNonNull(onStop, "onStop");
+        return new AsyncLLMEngine(engine, onStop::run, false);
+    }
+
+    private AsyncLLMEngine(LLMEngine engine, AutoCloseable resources, boolean ownsEngine) {
         this.engine = Objects.requireNonNull(engine, "engine");
         this.resources = resources;
+        this.ownsEngine = ownsEngine;
         this.metrics = engine.metrics();
         this.thread = Thread.ofPlatform().name("jvllm-engine").daemon(true).start(this::run);
     }
@@ -160,7 +177,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
 
     /**
      * Stops the engine thread: requests in flight fail with {@link EngineClosedException}, their
-     * blocks are freed, and the engine and the constructor's resources are closed. Waits for the
+     * blocks are freed, and the engine (unless {@linkplain #borrowing borrowed}) and the constructor's
+     * resources are closed. Waits for the
      * thread to end (unless called from it). Idempotent.
      */
     @Override
@@ -249,7 +267,8 @@ public final class AsyncLLMEngine implements AutoCloseable {
             stream.fail(reason);
         }
         try {
-            engine.close();
+            if (ownsEngine) engine.close();
+            else engine.abortAll();
             metrics = engine.metrics();
             if (resources != null) resources.close();
         } catch (Exception e) {

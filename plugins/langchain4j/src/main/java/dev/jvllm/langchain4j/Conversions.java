@@ -119,8 +119,10 @@ final class Conversions {
                     if (ai.hasToolExecutionRequests()) {
                         List<Map<String, Object>> toolCalls = new ArrayList<>();
                         for (ToolExecutionRequest call : ai.toolExecutionRequests()) {
-                            toolCalls.add(Map.of("id", call.id() == null ? "" : call.id(), "type", "function",
-                                    "function", Map.of("name", call.name(), "arguments", call.arguments())));
+                            Map<String, Object> function = new LinkedHashMap<>();
+                            function.put("name", call.name());
+                            function.put("arguments", call.arguments() == null ? "{}" : call.arguments());
+                            toolCalls.add(Map.of("id", call.id() == null ? "" : call.id(), "type", "function", "function", function));
                         }
                         entry.put("tool_calls", toolCalls);
                     }

@@ -28,7 +28,8 @@ import java.util.Objects;
  *
  * <p>The LLM stays its owner's to close. Concurrent callers take turns (the model synchronizes on the
  * LLM, one call at a time, as an {@link LLM} runs them); for requests that share the continuous batch,
- * and for streaming, use {@link JvllmStreamingChatModel}.
+ * and for streaming, use {@link JvllmStreamingChatModel} instead (not beside this model over the same
+ * LLM: while it serves the LLM, this model's calls are refused with an {@link IllegalStateException}).
  */
 public final class JvllmChatModel implements ChatModel {
 
@@ -60,6 +61,12 @@ public final class JvllmChatModel implements ChatModel {
     @Override
     public ChatRequestParameters defaultRequestParameters() {
         return defaults;
+    }
+
+    /** JSON schemas are followed by constrained decoding, so LangChain4j's AI services send them. */
+    @Override
+    public java.util.Set<dev.langchain4j.model.chat.Capability> supportedCapabilities() {
+        return java.util.Set.of(dev.langchain4j.model.chat.Capability.RESPONSE_FORMAT_JSON_SCHEMA);
     }
 
     @Override

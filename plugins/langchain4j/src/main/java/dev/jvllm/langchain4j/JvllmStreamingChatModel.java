@@ -7,6 +7,7 @@ import dev.jvllm.engine.AsyncLLMEngine;
 import dev.langchain4j.model.chat.StreamingChatModel;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
+import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 
 import java.util.Objects;
@@ -19,8 +20,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link StreamingChatResponseHandler#onPartialResponse} as it is generated, then the whole response.
  * Requests are read as {@link JvllmChatModel} reads them.
  *
- * <p>This model drives the LLM's engine from its own thread until {@link #close()}: while it is open,
- * the LLM is not to be used directly. Closing it leaves the LLM open, its owner's to close.
+ * <p>This model serves the LLM's engine ({@link LLM#serveAsync()}) until {@link #close()}: while it is
+ * open the LLM's own calls, and a {@link JvllmChatModel} over it, are refused with an
+ * {@link IllegalStateException}. Closing it leaves the LLM open, its owner's to close. A handler
+ * call that throws ends the request and reaches the handler's {@code onError}.
  */
 public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCloseable {
 
@@ -43,12 +46,18 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
         this.llm = Objects.requireNonNull(llm, "llm");
         this.defaults = Objects.requireNonNull(defaults, "defaults");
         this.toolCallParser = toolCallParser;
-        this.engine = new AsyncLLMEngine(llm.engine(), () -> { });
+        this.engine = llm.serveAsync();
     }
 
     @Override
     public ChatRequestParameters defaultRequestParameters() {
         return defaults;
+    }
+
+    /** JSON schemas are followed by constrained decoding, so LangChain4j's AI services send them. */
+    @Override
+    public java.util.Set<dev.langchain4j.model.chat.Capability> supportedCapabilities() {
+        return java.util.Set.of(dev.langchain4j.model.chat.Capability.RESPONSE_FORMAT_JSON_SCHEMA);
     }
 
     /**
@@ -63,14 +72,19 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
             private final StringBuilder text = new StringBuilder();
             private int promptTokens, outputTokens, sent;
             private dev.jvllm.FinishReason finishReason;
+            private Flow.Subscription subscription;
+            /** Set once the handler has had its last word (a response or an error). */
+            private boolean ended;
 
             @Override
             public void onSubscribe(Flow.Subscription subscription) {
+                this.subscription = subscription;
                 subscription.request(Long.MAX_VALUE);
             }
 
             @Override
             public void onNext(RequestOutput delta) {
+                if (ended) return;
                 var sequence = delta.outputs().getFirst();
                 text.append(sequence.text());
                 outputTokens += sequence.tokenIds().size();
@@ -82,20 +96,43 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                     case Conversions.Parsed(ToolCallParser parser) -> parser.heldFrom(text.toString());
                 };
                 if (shown > sent) {
-                    handler.onPartialResponse(text.substring(sent, shown));
+                    String piece = text.substring(sent, shown);
                     sent = shown;
+                    deliver(() -> handler.onPartialResponse(piece));
                 }
             }
 
             @Override
             public void onError(Throwable error) {
+                if (ended) return;
+                ended = true;
                 handler.onError(error);
             }
 
             @Override
             public void onComplete() {
-                handler.onCompleteResponse(Conversions.response(text.toString(), plan.calls(), promptTokens, outputTokens, finishReason,
-                        modelName));
+                if (ended) return;
+                deliver(() -> {
+                    ChatResponse response = Conversions.response(text.toString(), plan.calls(), promptTokens, outputTokens, finishReason,
+                            modelName);
+                    // What was held back from the stream and is not a call's (text beside calls, or no call after all).
+                    String content = response.aiMessage().text() == null ? "" : response.aiMessage().text();
+                    String whole = response.aiMessage().hasToolExecutionRequests() ? content : text.toString();
+                    if (whole.length() > sent && whole.startsWith(text.substring(0, sent))) handler.onPartialResponse(whole.substring(sent));
+                    ended = true;
+                    handler.onCompleteResponse(response);
+                });
+            }
+
+            /** Runs a handler call; one that throws ends the request and reaches the handler's onError, as LangChain4j's own models do. */
+            private void deliver(Runnable call) {
+                try {
+                    call.run();
+                } catch (RuntimeException e) {
+                    ended = true;
+                    subscription.cancel();
+                    handler.onError(e);
+                }
             }
         });
     }

@@ -152,19 +152,90 @@ class JvllmLangChain4jTest {
         assertEquals("It is sunny.", text.aiMessage().text());
     }
 
-    /** A conversation holding a call and its result renders with the tools and is answered. */
+    /**
+     * A conversation holding a call and its result, with the tools, renders as the template has them:
+     * the prompt is exactly the rendering of the tools, the call and the result (a template that
+     * writes them out, given in place of the demo model's, which ignores tools).
+     */
     @Test
-    void aConversationHoldingCallsAndResultsIsAnswered() {
+    void aConversationHoldingCallsAndResultsRendersThemForTheTemplate() {
+        String template = "{% for t in tools %}[tool {{ t.function.name }}]{% endfor %}{% for m in messages %}<{{ m.role }}>{{ m.content }}"
+                + "{% if m.tool_calls %}{% for c in m.tool_calls %}[call {{ c.id }} {{ c.function.name }} {{ c.function.arguments }}]"
+                + "{% endfor %}{% endif %}{% endfor %}<assistant>";
         ToolExecutionRequest call = ToolExecutionRequest.builder().id("call_1").name("get_weather").arguments("{\"city\": \"Paris\"}").build();
-        ChatModel model = new JvllmChatModel(llm, ToolCallParser.HERMES);
-        ChatResponse plain = model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?")))
-                .parameters(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(4).build()).build());
-        ChatResponse answered = model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?"), AiMessage.from(call),
-                ToolExecutionResultMessage.from(call, "18 C"))).parameters(ChatRequestParameters.builder().temperature(0.0)
-                .maxOutputTokens(4).toolSpecifications(WEATHER).build()).build());
-        assertEquals(4, answered.tokenUsage().outputTokenCount());
-        assertTrue(answered.tokenUsage().inputTokenCount() > plain.tokenUsage().inputTokenCount() + 5,
-                "the tools, the call and its result are in the prompt");
+        try (LLM templated = LLM.builder().model(DEMO.toString()).chatTemplate(template).build()) {
+            ChatModel model = new JvllmChatModel(templated, ToolCallParser.HERMES);
+            ChatResponse answered = model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?"), AiMessage.from(call),
+                    ToolExecutionResultMessage.from(call, "18 C"))).parameters(ChatRequestParameters.builder().temperature(0.0)
+                    .maxOutputTokens(4).toolSpecifications(WEATHER).build()).build());
+            String rendered = "[tool get_weather]<user>Weather in Paris?<assistant>[call call_1 get_weather {\"city\": \"Paris\"}]<tool>18 C<assistant>";
+            assertEquals(templated.tokenizer().encode(rendered, false).length, answered.tokenUsage().inputTokenCount(),
+                    "the prompt is the rendering of the tools, the call and its result");
+        }
+    }
+
+    /**
+     * The streaming model serves the LLM until it is closed: the LLM's own calls and a chat model over
+     * it are refused meanwhile, and work again after; a handler that throws gets onError.
+     */
+    @Test
+    void aStreamingModelLendsTheLlmBackWhenClosedAndReportsAHandlersFailure() throws Exception {
+        try (LLM own = LLM.builder().model(DEMO.toString()).build()) {
+            JvllmStreamingChatModel streaming = new JvllmStreamingChatModel(own);
+            var refused = assertThrows(IllegalStateException.class, () -> new JvllmChatModel(own).chat("Hello"));
+            assertTrue(refused.getMessage().contains("serveAsync"), refused.getMessage());
+            CompletableFuture<Throwable> failure = new CompletableFuture<>();
+            streaming.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(String partial) {
+                    throw new IllegalArgumentException("the handler's own failure");
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    failure.complete(null);
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    failure.complete(error);
+                }
+            });
+            assertEquals("the handler's own failure", failure.get(60, TimeUnit.SECONDS).getMessage());
+            streaming.close();
+            assertEquals(expected().text(), own.chat(List.of(dev.jvllm.ChatMessage.system("Be brief."), dev.jvllm.ChatMessage.user("Hello")),
+                    SamplingParams.builder().temperature(0).maxTokens(8).build()).text(), "the LLM answers again once the model is closed");
+        }
+    }
+
+    /** With tools and a parser, an answer that holds no call streams whole: what was held back comes before the response. */
+    @Test
+    void anAnswerWithoutCallsStreamsWholeUnderToolChoiceAuto() throws Exception {
+        try (LLM own = LLM.builder().model(DEMO.toString()).build();
+             JvllmStreamingChatModel model = new JvllmStreamingChatModel(own, ChatRequestParameters.builder().build(), ToolCallParser.HERMES)) {
+            StringBuilder partials = new StringBuilder();
+            CompletableFuture<ChatResponse> done = new CompletableFuture<>();
+            model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?"))).parameters(ChatRequestParameters.builder()
+                    .temperature(0.0).maxOutputTokens(12).toolSpecifications(WEATHER).build()).build(), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(String partial) {
+                    partials.append(partial);
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    done.complete(response);
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    done.completeExceptionally(error);
+                }
+            });
+            ChatResponse response = done.get(60, TimeUnit.SECONDS);
+            assertTrue(!response.aiMessage().hasToolExecutionRequests(), response.toString());
+            assertEquals(response.aiMessage().text(), partials.toString());
+        }
     }
 
     @Test

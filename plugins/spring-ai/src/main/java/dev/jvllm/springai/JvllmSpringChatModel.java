@@ -17,6 +17,7 @@ import org.springframework.ai.chat.model.ChatResponse;
 import org.springframework.ai.chat.model.Generation;
 import org.springframework.ai.chat.prompt.ChatOptions;
 import org.springframework.ai.chat.prompt.Prompt;
+import org.springframework.ai.model.tool.ToolCallingChatOptions;
 import reactor.adapter.JdkFlowAdapter;
 import reactor.core.publisher.Flux;
 
@@ -38,8 +39,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * }
  * }</pre>
  *
- * <p>This model drives the LLM's engine from its own thread until {@link #close()}: while it is open,
- * the LLM is not to be used directly. Closing it leaves the LLM open, its owner's to close.
+ * <p>This model serves the LLM's engine ({@link LLM#serveAsync()}) until {@link #close()}: while it is
+ * open the LLM's own calls are refused with an {@link IllegalStateException}. Closing it leaves the
+ * LLM open, its owner's to close. Each subscription to {@link #stream} is its own request, made when
+ * it subscribes; cancelling it aborts the request.
  */
 public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
 
@@ -57,7 +60,12 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
     public JvllmSpringChatModel(LLM llm, ChatOptions defaults) {
         this.llm = Objects.requireNonNull(llm, "llm");
         this.defaults = Objects.requireNonNull(defaults, "defaults");
-        this.engine = new AsyncLLMEngine(llm.engine(), () -> { });
+        this.engine = llm.serveAsync();
+    }
+
+    @Override
+    public ChatOptions getOptions() {
+        return defaults;
     }
 
     @Override
@@ -88,17 +96,25 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
      */
     @Override
     public Flux<ChatResponse> stream(Prompt prompt) {
-        RequestStream stream = submit(prompt);
-        int[] tokens = {0};
-        return JdkFlowAdapter.flowPublisherToFlux(stream).map(delta -> {
-            CompletionOutput sequence = delta.outputs().getFirst();
-            tokens[0] += sequence.tokenIds().size();
-            return sequence.finishReason() == null ? response(sequence.text(), null, null, null)
-                    : response(sequence.text(), sequence.finishReason(), delta.promptTokenIds().size(), tokens[0]);
+        // Each subscription is its own request, made when it subscribes (a Flux not subscribed to generates nothing).
+        return Flux.defer(() -> {
+            RequestStream stream = submit(prompt);
+            int[] tokens = {0};
+            return JdkFlowAdapter.flowPublisherToFlux(stream).map(delta -> {
+                CompletionOutput sequence = delta.outputs().getFirst();
+                tokens[0] += sequence.tokenIds().size();
+                return sequence.finishReason() == null ? response(sequence.text(), null, null, null)
+                        : response(sequence.text(), sequence.finishReason(), delta.promptTokenIds().size(), tokens[0]);
+            });
         });
     }
 
     private RequestStream submit(Prompt prompt) {
+        for (ChatOptions options : new ChatOptions[]{prompt.getOptions(), defaults}) {
+            if (options instanceof ToolCallingChatOptions tools && tools.getToolCallbacks() != null && !tools.getToolCallbacks().isEmpty()) {
+                throw new UnsupportedOperationException("jvllm's Spring AI model does not call tools (serve the model with ./jvllm serve for tool calls)");
+            }
+        }
         List<dev.jvllm.ChatMessage> messages = new ArrayList<>();
         for (Message message : prompt.getInstructions()) {
             messages.add(switch (message.getMessageType()) {

@@ -67,6 +67,33 @@ class JvllmSpringAiTest {
             }
             assertThrows(UnsupportedOperationException.class, () -> model.call(new Prompt(List.of(new UserMessage("Hi"),
                     ToolResponseMessage.builder().responses(List.of(new ToolResponseMessage.ToolResponse("1", "f", "2"))).build()))));
+            var tools = org.springframework.ai.model.tool.ToolCallingChatOptions.builder().toolCallbacks(
+                    org.springframework.ai.tool.function.FunctionToolCallback.builder("f", (String x) -> x).inputType(String.class).build()).build();
+            assertThrows(UnsupportedOperationException.class, () -> model.call(new Prompt("Weather?", tools)), "tools are refused, not ignored");
+
+            // A stream is made when it is subscribed to: the same Flux subscribed twice answers twice.
+            var flux = model.stream(hello());
+            for (int i = 0; i < 2; i++) {
+                StringBuilder again = new StringBuilder();
+                flux.toIterable().forEach(piece -> again.append(piece.getResult().getOutput().getText()));
+                assertEquals(expected, again.toString());
+            }
+            assertThrows(IllegalStateException.class, () -> llm.generate("x", SamplingParams.builder().maxTokens(1).build()),
+                    "the LLM is the model's while it is open");
+        }
+    }
+
+    @Test
+    void closingTheModelLeavesTheLlmUsable() {
+        String expected = expected();
+        try (LLM llm = LLM.builder().model(DEMO.toString()).build()) {
+            ChatOptions defaults = ChatOptions.builder().maxTokens(5).build();
+            try (JvllmSpringChatModel model = new JvllmSpringChatModel(llm, defaults)) {
+                assertEquals(5, model.getOptions().getMaxTokens());
+                model.call(hello());
+            }
+            assertEquals(expected, llm.chat(List.of(dev.jvllm.ChatMessage.system("Be brief."), dev.jvllm.ChatMessage.user("Hello")),
+                    SamplingParams.builder().temperature(0).maxTokens(8).build()).text());
         }
     }
 
