@@ -16,7 +16,7 @@ import java.util.regex.Pattern;
  * LangChain4j models use it.
  * <ul>
  *   <li>{@code hermes} (Hermes, Qwen 2.5 and 3): {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>}
- *       blocks, the text before the first one being the content;</li>
+ *       blocks, the text before the first one (less the whitespace before the call) being the content;</li>
  *   <li>{@code llama3_json} (Llama 3.1 and 3.2): the whole answer is {@code {"name": ..., "parameters": {...}}},
  *       after an optional {@code <|python_tag|>}, several joined by {@code ;}.</li>
  * </ul>
@@ -37,7 +37,8 @@ public enum ToolCallParser {
                 if (call == null) return new Parsed(text, List.of());
                 calls.add(call);
             }
-            return calls.isEmpty() ? new Parsed(text, List.of()) : new Parsed(text.substring(0, first).strip(), calls);
+            // The content keeps its leading whitespace, as a stream sends it; only the space before the first call goes.
+            return calls.isEmpty() ? new Parsed(text, List.of()) : new Parsed(text.substring(0, first).stripTrailing(), calls);
         }
 
         @Override

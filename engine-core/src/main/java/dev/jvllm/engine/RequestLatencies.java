@@ -80,7 +80,6 @@ public final class RequestLatencies {
         private final double[] bounds;
         private final AtomicLongArray counts;
         private final DoubleAdder sum = new DoubleAdder();
-        private final AtomicLong count = new AtomicLong();
 
         Histogram(double[] bounds) {
             this.bounds = bounds;
@@ -91,13 +90,14 @@ public final class RequestLatencies {
             int bucket = Arrays.binarySearch(bounds, value);
             counts.incrementAndGet(bucket >= 0 ? bucket : -bucket - 1);
             sum.add(value);
-            count.incrementAndGet();
         }
 
+        /** The count is the buckets' total, so that a scrape's count and its +Inf bucket always agree. */
         Snapshot snapshot() {
             long[] copy = new long[counts.length()];
-            for (int i = 0; i < copy.length; i++) copy[i] = counts.get(i);
-            return new Snapshot(bounds.clone(), copy, sum.sum(), count.get());
+            long total = 0;
+            for (int i = 0; i < copy.length; i++) total += copy[i] = counts.get(i);
+            return new Snapshot(bounds.clone(), copy, sum.sum(), total);
         }
     }
 }

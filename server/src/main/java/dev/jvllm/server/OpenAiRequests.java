@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 import java.util.function.DoubleConsumer;
 
@@ -300,6 +301,9 @@ final class OpenAiRequests {
             JsonNode function = tool.path("function");
             if (!"function".equals(tool.path("type").asText()) || !function.path("name").isTextual()) {
                 throw ApiError.invalid("tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            }
+            if (Set.of("auto", "none", "required").contains(function.get("name").asText())) {
+                throw ApiError.invalid("tools", "a function may not be named '" + function.get("name").asText() + "': that is a tool_choice mode");
             }
             JsonNode schema = function.get("parameters");
             if (schema == null || schema.isNull()) schema = OpenAiResponses.JSON.createObjectNode().put("type", "object");

@@ -652,6 +652,10 @@ public final class OpenAiServer implements AutoCloseable {
         OpenAiRequests.Tools tools = OpenAiRequests.tools(chat, toolCallParser != null);
         SamplingParams params = OpenAiRequests.sampling(chat, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         if (params.n() != 1) throw ApiError.invalid("n", "a response holds one answer");
+        if (reasoningParser != null && (tools.calls() || params.structuredOutputs().isPresent())) {
+            throw ApiError.invalid(tools.calls() ? "tool_choice" : "text.format", "with a reasoning parser, answers are not constrained:"
+                    + " the constraint would hold the thinking too");
+        }
         if (tools.calls()) {
             if (params.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a text format cannot be asked for together");
             params = params.toBuilder().structuredOutputs(tools.constraint()).build();
@@ -669,7 +673,7 @@ public final class OpenAiServer implements AutoCloseable {
                 RequestOutput result = await(stream);
                 CompletionOutput output = result.outputs().getFirst();
                 AnswerWithCalls answer = answerWithCalls(tools, output.text());
-                sendJson(exchange, 200, ResponsesApi.response(ids, createdAt, model, body, answer.content(), answer.calls(),
+                sendJson(exchange, 200, ResponsesApi.response(ids, createdAt, model, body, answer.reasoning(), answer.content(), answer.calls(),
                         "length".equals(OpenAiResponses.finishReason(output)), result.promptTokenIds().size(), output.tokenIds().size()));
                 return;
             }
@@ -679,27 +683,35 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    /** An answer's content and the function calls it made, as the Responses API's items. */
-    private record AnswerWithCalls(String content, List<ObjectNode> calls) {
+    /** An answer's reasoning item (null: none), its content and the function calls it made, as the Responses API's items. */
+    private record AnswerWithCalls(ObjectNode reasoning, String content, List<ObjectNode> calls) {
     }
 
     /**
-     * The calls an answer holds under the request's tool choice (a named function's arguments, a
-     * required list, or what the tool-call parser finds with "auto"), and the content beside them.
+     * A thinking model's reasoning apart (with a reasoning parser), then the calls the rest holds under
+     * the request's tool choice (a named function's arguments, a required list, or what the tool-call
+     * parser finds with "auto"), and the content beside them.
      */
-    private AnswerWithCalls answerWithCalls(OpenAiRequests.Tools tools, String text) {
+    private AnswerWithCalls answerWithCalls(OpenAiRequests.Tools tools, String whole) {
+        ReasoningParser.Split split = reasoningParser == null ? new ReasoningParser.Split(null, whole) : reasoningParser.split(whole);
+        ObjectNode reasoning = split.reasoning() == null || split.reasoning().isEmpty() ? null : ResponsesApi.reasoning(split.reasoning());
+        AnswerWithCalls answer = callsIn(tools, split.content());
+        return new AnswerWithCalls(reasoning, answer.content(), answer.calls());
+    }
+
+    private AnswerWithCalls callsIn(OpenAiRequests.Tools tools, String text) {
         List<ObjectNode> calls = new ArrayList<>();
         if (tools.auto()) {
             ToolCallParser.Parsed parsed = toolCallParser.parse(text);
             for (ToolCallParser.Call call : parsed.calls()) calls.add(ResponsesApi.functionCall(call.name(), call.arguments()));
-            return new AnswerWithCalls(parsed.calls().isEmpty() ? text : parsed.content(), calls);
+            return new AnswerWithCalls(null, parsed.calls().isEmpty() ? text : parsed.content(), calls);
         }
         ArrayNode listed = tools.calls() ? toolCalls(tools, text) : null;
-        if (listed == null) return new AnswerWithCalls(text, calls);
+        if (listed == null) return new AnswerWithCalls(null, text, calls);
         for (JsonNode call : listed) {
             calls.add(ResponsesApi.functionCall(call.path("function").path("name").asText(), call.path("function").path("arguments").asText()));
         }
-        return new AnswerWithCalls("", calls);
+        return new AnswerWithCalls(null, "", calls);
     }
 
     /**
@@ -723,10 +735,10 @@ public final class OpenAiServer implements AutoCloseable {
         ObjectNode inProgress = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0);
         emit.accept("response.created", OpenAiResponses.JSON.createObjectNode().set("response", inProgress));
         emit.accept("response.in_progress", OpenAiResponses.JSON.createObjectNode().set("response", inProgress));
-        boolean holding = tools.auto() || tools.calls();
+        boolean holding = tools.auto() || tools.calls() || reasoningParser != null;
         ObjectNode where = OpenAiResponses.JSON.createObjectNode().put("item_id", ids.message()).put("output_index", 0).put("content_index", 0);
         Runnable openMessage = () -> {
-            emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
+            emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", where.path("output_index").asInt())
                     .set("item", ResponsesApi.message(ids, null, "in_progress")));
             emit.accept("response.content_part.added", where.deepCopy().set("part", ResponsesApi.outputText("")));
         };
@@ -761,8 +773,16 @@ public final class OpenAiServer implements AutoCloseable {
                 case Ended ended -> throw new AssertionError("the loop ends before it");
             }
         }
-        AnswerWithCalls answer = holding ? answerWithCalls(tools, text.toString()) : new AnswerWithCalls(text.toString(), List.of());
+        AnswerWithCalls answer = holding ? answerWithCalls(tools, text.toString()) : new AnswerWithCalls(null, text.toString(), List.of());
         String content = answer.content();
+        int index = 0;
+        if (answer.reasoning() != null) {
+            ObjectNode added = answer.reasoning().deepCopy().put("status", "in_progress");
+            emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", index).set("item", added));
+            emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", index).set("item", answer.reasoning()));
+            index++;
+            where.put("output_index", index);
+        }
         boolean withMessage = !content.isEmpty() || answer.calls().isEmpty();
         if (withMessage) {
             if (holding) {
@@ -773,10 +793,10 @@ public final class OpenAiServer implements AutoCloseable {
             textDone.putArray("logprobs");
             emit.accept("response.output_text.done", textDone);
             emit.accept("response.content_part.done", where.deepCopy().set("part", ResponsesApi.outputText(content)));
-            emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", 0)
+            emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", index)
                     .set("item", ResponsesApi.message(ids, content, "completed")));
+            index++;
         }
-        int index = withMessage ? 1 : 0;
         for (ObjectNode call : answer.calls()) {
             ObjectNode added = call.deepCopy().put("status", "in_progress").put("arguments", "");
             emit.accept("response.output_item.added", OpenAiResponses.JSON.createObjectNode().put("output_index", index).set("item", added));
@@ -787,7 +807,8 @@ public final class OpenAiServer implements AutoCloseable {
             emit.accept("response.output_item.done", OpenAiResponses.JSON.createObjectNode().put("output_index", index).set("item", call));
             index++;
         }
-        ObjectNode done = ResponsesApi.response(ids, createdAt, model, body, content, answer.calls(), stoppedByLength, promptTokens, outputTokens);
+        ObjectNode done = ResponsesApi.response(ids, createdAt, model, body, answer.reasoning(), content, answer.calls(), stoppedByLength,
+                promptTokens, outputTokens);
         emit.accept(stoppedByLength ? "response.incomplete" : "response.completed",
                 OpenAiResponses.JSON.createObjectNode().set("response", done));
     }

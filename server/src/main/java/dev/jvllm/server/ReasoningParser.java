@@ -11,8 +11,10 @@ import java.util.Locale;
  *   <li>{@code deepseek_r1} (DeepSeek-R1 and its distillations, whose chat template opens the
  *       thinking): everything up to {@code </think>} is reasoning (a leading {@code <think>} dropped);
  *       an answer that never closes it is all reasoning;</li>
- *   <li>{@code qwen3}: the text between {@code <think>} and {@code </think>} is reasoning, what follows
- *       the content; an answer without both tags (thinking switched off) is all content.</li>
+ *   <li>{@code qwen3}: the text between {@code <think>} and {@code </think>} (or the answer's end,
+ *       where the thinking ran out of tokens) is reasoning, the text outside the tags the content; an
+ *       answer without {@code <think>} (thinking switched off) is all content. Streamed and whole
+ *       answers split alike.</li>
  * </ul>
  */
 enum ReasoningParser {
@@ -36,19 +38,22 @@ enum ReasoningParser {
     QWEN3 {
         @Override
         Split split(String text) {
-            int start = text.indexOf(OPEN), end = text.indexOf(CLOSE);
-            if (start < 0 || end < start) return new Split(null, text);
-            return new Split(text.substring(start + OPEN.length(), end), text.substring(end + CLOSE.length()));
+            int start = text.indexOf(OPEN);
+            if (start < 0) return new Split(null, text);
+            String before = text.substring(0, start), body = text.substring(start + OPEN.length());
+            int end = body.indexOf(CLOSE);
+            if (end < 0) return new Split(body, before);
+            return new Split(body.substring(0, end), before + body.substring(end + CLOSE.length()));
         }
 
         @Override
         Split streamed(String text) {
             int start = text.indexOf(OPEN);
             if (start < 0) return new Split(null, text.substring(0, ToolCallParser.beforePartial(text, OPEN)));
-            String body = text.substring(start + OPEN.length());
+            String before = text.substring(0, start), body = text.substring(start + OPEN.length());
             int end = body.indexOf(CLOSE);
-            if (end >= 0) return new Split(body.substring(0, end), body.substring(end + CLOSE.length()));
-            return new Split(body.substring(0, ToolCallParser.beforePartial(body, CLOSE)), "");
+            if (end >= 0) return new Split(body.substring(0, end), before + body.substring(end + CLOSE.length()));
+            return new Split(body.substring(0, ToolCallParser.beforePartial(body, CLOSE)), before);
         }
     };
 

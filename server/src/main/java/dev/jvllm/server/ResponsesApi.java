@@ -203,6 +203,12 @@ final class ResponsesApi {
      */
     static ObjectNode response(Ids ids, long createdAt, String model, JsonNode request, String text, List<ObjectNode> calls,
                                boolean stoppedByLength, int inputTokens, int outputTokens) {
+        return response(ids, createdAt, model, request, null, text, calls, stoppedByLength, inputTokens, outputTokens);
+    }
+
+    /** {@link #response}, with a thinking model's {@code reasoning} item (null: none) first in its output. */
+    static ObjectNode response(Ids ids, long createdAt, String model, JsonNode request, ObjectNode reasoning, String text,
+                               List<ObjectNode> calls, boolean stoppedByLength, int inputTokens, int outputTokens) {
         ObjectNode response = JSON.createObjectNode().put("id", ids.response()).put("object", "response").put("created_at", createdAt);
         String status = text == null ? "in_progress" : stoppedByLength ? "incomplete" : "completed";
         response.put("status", status).putNull("error");
@@ -212,6 +218,7 @@ final class ResponsesApi {
         response.set("max_output_tokens", request.path("max_output_tokens").isNumber() ? request.get("max_output_tokens") : JSON.nullNode());
         response.put("model", model);
         ArrayNode output = response.putArray("output");
+        if (reasoning != null) output.add(reasoning);
         if (text != null && (!text.isEmpty() || calls.isEmpty())) output.add(message(ids, text, "completed"));
         calls.forEach(output::add);
         response.put("parallel_tool_calls", true).putNull("previous_response_id");
@@ -244,6 +251,14 @@ final class ResponsesApi {
         ArrayNode content = item.putArray("content");
         if (text != null) content.add(outputText(text));
         return item;
+    }
+
+    /** A reasoning item: a thinking model's reasoning as its content's text (no summary is made). */
+    static ObjectNode reasoning(String text) {
+        ObjectNode item = JSON.createObjectNode().put("type", "reasoning").put("id", "rs_" + Ids.hex());
+        item.putArray("summary");
+        item.putArray("content").addObject().put("type", "reasoning_text").put("text", text);
+        return item.put("status", "completed");
     }
 
     /** A function call item: its own id ({@code fc_...}), the call's id ({@code call_...}), the function and its arguments. */

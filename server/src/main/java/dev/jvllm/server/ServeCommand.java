@@ -44,7 +44,8 @@ public final class ServeCommand {
     /**
      * vLLM's {@code --chat-template}: the text of the file it names, or else the template itself.
      *
-     * @throws IllegalArgumentException where the file cannot be read
+     * @throws IllegalArgumentException where the file cannot be read, or the value names no file and
+     *                                  cannot be a template either (a mistyped path)
      */
     static String chatTemplateSource(String value) {
         Path file;
@@ -53,7 +54,11 @@ public final class ServeCommand {
         } catch (java.nio.file.InvalidPathException notAPath) {
             return value;
         }
-        if (!java.nio.file.Files.isRegularFile(file)) return value;
+        if (!java.nio.file.Files.isRegularFile(file)) {
+            // As vLLM: what names no file is the template itself, unless it cannot be one (a mistyped path).
+            if (value.contains("{") || value.contains("\n")) return value;
+            throw new IllegalArgumentException("--chat-template: " + value + " is no file, and no template (it has no {{ }} or {% %})");
+        }
         try {
             return java.nio.file.Files.readString(file);
         } catch (java.io.IOException | java.io.UncheckedIOException e) {

@@ -183,6 +183,26 @@ class OpenAiJavaClientTest {
         assertEquals(OpenAiResponses.JSON.readTree(call.arguments()), OpenAiResponses.JSON.readTree(arguments.toString()));
     }
 
+    /** A thinking model's reasoning item (served with a reasoning parser), whole and streamed, through the client's validation. */
+    @Test
+    void reasoningItemsPassTheClientsValidation() throws Exception {
+        try (OpenAiServer thinking = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).servedModelName("demo")
+                .reasoningParser("deepseek_r1").start()) {
+            OpenAIClient thinkingClient = OpenAIOkHttpClient.builder().baseUrl(thinking.address() + "/v1").apiKey("unused").maxRetries(0).build();
+            try {
+                ResponseCreateParams params = ResponseCreateParams.builder().model("demo").input("Why?").maxOutputTokens(6L).temperature(0.0).build();
+                Response response = thinkingClient.responses().create(params);
+                response.validate();
+                org.junit.jupiter.api.Assertions.assertTrue(response.output().getFirst().isReasoning(), response.toString());
+                try (StreamResponse<ResponseStreamEvent> events = thinkingClient.responses().createStreaming(params)) {
+                    events.stream().forEach(ResponseStreamEvent::validate);
+                }
+            } finally {
+                thinkingClient.close();
+            }
+        }
+    }
+
     @Test
     void modelsAreListed() {
         var models = client.models().list();

@@ -160,6 +160,26 @@ class OpenAiResponsesApiTest {
                 "the call and its output are in the prompt");
     }
 
+    /**
+     * Under a reasoning parser the thinking is a reasoning item before the message, whole and streamed
+     * (the demo model's answer never closes a thinking, so deepseek_r1 takes it all as reasoning); a
+     * constrained answer is refused there.
+     */
+    @Test
+    void aThinkingModelsReasoningIsAnItemOfItsOwn() throws Exception {
+        String plain = post(server, "/v1/responses", "{\"input\": \"Why?\", \"max_output_tokens\": 6, \"temperature\": 0}")
+                .body().path("output").get(0).path("content").get(0).path("text").asText();
+        try (OpenAiServer thinking = OpenAiServer.builder(LLM.builder().model(DEMO.toString()).build()).port(0).reasoningParser("deepseek_r1").start()) {
+            var answer = post(thinking, "/v1/responses", "{\"input\": \"Why?\", \"max_output_tokens\": 6, \"temperature\": 0}");
+            JsonNode output = answer.body().path("output");
+            assertEquals("reasoning", output.get(0).path("type").asText(), output.toString());
+            assertEquals(plain, output.get(0).path("content").get(0).path("text").asText());
+            assertEquals("", output.get(1).path("content").get(0).path("text").asText(), "no answer after the thinking");
+            var refused = post(thinking, "/v1/responses", "{\"input\": \"x\", \"text\": {\"format\": {\"type\": \"json_object\"}}}");
+            assertError(refused, 400, "text.format");
+        }
+    }
+
     /** The events of a streamed response: each {@code event:} line's name is its data's type. */
     private static List<JsonNode> events(String body) throws Exception {
         HttpResponse<InputStream> response = CLIENT.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/responses"))

@@ -389,6 +389,9 @@ class OpenAiServerTest {
         assertEquals(arguments, JSON.readTree(streamed.toString()), "the same seed streams the same call");
         assertError(post(server, "/v1/chat/completions", "{" + ask + ", \"tool_choice\": {\"type\": \"function\", \"function\": "
                 + "{\"name\": \"nope\"}}}"), 400, "tool_choice");
+        assertError(post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": "
+                + "[{\"type\": \"function\", \"function\": {\"name\": \"auto\"}}], \"tool_choice\": {\"type\": \"function\", "
+                + "\"function\": {\"name\": \"auto\"}}}"), 400, "tools");
     }
 
     @Test

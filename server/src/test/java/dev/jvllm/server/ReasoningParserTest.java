@@ -24,6 +24,8 @@ class ReasoningParserTest {
     void qwen3ReasonsOnlyBetweenItsTags() {
         ReasoningParser qwen3 = ReasoningParser.named("qwen3");
         assertEquals(new ReasoningParser.Split("Two and two.", "\n\n4"), qwen3.split("<think>Two and two.</think>\n\n4"));
+        assertEquals(new ReasoningParser.Split("Let me think", ""), qwen3.split("<think>Let me think"), "thinking cut off by the length");
+        assertEquals(new ReasoningParser.Split("x", "\nHi y"), qwen3.split("\nHi <think>x</think>y"), "text outside the tags is content");
         ReasoningParser.Split plain = qwen3.split("4");
         assertNull(plain.reasoning(), "thinking off: no reasoning");
         assertEquals("4", plain.content());
@@ -37,7 +39,7 @@ class ReasoningParserTest {
     @Test
     void aStreamedAnswerNeverTakesBackWhatItShowed() {
         List<String> answers = List.of("<think>Two and two.</think>4", "Two and two.</think>The answer is 4", "4 < 5, so </thi",
-                "<think>a</think>", "plain <thinking> text");
+                "<think>a</think>", "plain <thinking> text", "<think>cut off by the length", "\nHi<think>x</think>y", "\n<think>x</think>Answer");
         for (ReasoningParser parser : ReasoningParser.values()) {
             for (String answer : answers) {
                 String reasoning = "", content = "";

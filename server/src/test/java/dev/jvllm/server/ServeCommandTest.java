@@ -32,5 +32,7 @@ class ServeCommandTest {
         assertEquals("{{ messages[0].content }}", ServeCommand.chatTemplateSource(file.toString()));
         assertEquals("{% for m in messages %}{{ m.content }}{% endfor %}",
                 ServeCommand.chatTemplateSource("{% for m in messages %}{{ m.content }}{% endfor %}"));
+        var typo = assertThrows(IllegalArgumentException.class, () -> ServeCommand.chatTemplateSource(dir.resolve("templat.jinja").toString()));
+        assertTrue(typo.getMessage().contains("is no file"), typo.getMessage());
     }
 }
