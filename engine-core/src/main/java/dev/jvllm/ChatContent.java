@@ -62,11 +62,49 @@ final class ChatContent {
             Map<String, Object> copy = new LinkedHashMap<>(message);
             Object content = message.get("content");
             copy.put("content", format == ContentFormat.OPENAI ? parts(content) : text(content, placeholders, i, imagesBefore));
+            if (message.get("tool_calls") instanceof List<?> calls) copy.put("tool_calls", withArgumentObjects(calls));
             imagesBefore += countImages(List.of(message));
             formatted.add(copy);
         }
         return formatted;
     }
+
+    /**
+     * Tool calls with their {@code function.arguments} as objects where they are JSON objects given as
+     * text (as OpenAI's clients send them), as vLLM passes them: the tool-use templates expect objects
+     * ({@code arguments | tojson} would otherwise quote the text again).
+     */
+    private static List<Object> withArgumentObjects(List<?> calls) {
+        List<Object> converted = new ArrayList<>(calls.size());
+        for (Object call : calls) {
+            if (call instanceof Map<?, ?> map && map.get("function") instanceof Map<?, ?> function
+                    && function.get("arguments") instanceof String arguments) {
+                Object parsed = argumentsObject(arguments);
+                if (parsed != null) {
+                    Map<Object, Object> functionCopy = new LinkedHashMap<>(function);
+                    functionCopy.put("arguments", parsed);
+                    Map<Object, Object> callCopy = new LinkedHashMap<>(map);
+                    callCopy.put("function", functionCopy);
+                    converted.add(callCopy);
+                    continue;
+                }
+            }
+            converted.add(call);
+        }
+        return converted;
+    }
+
+    /** The arguments as a map where they are a JSON object, else null (left as the text they are). */
+    private static Object argumentsObject(String arguments) {
+        try {
+            var node = ARGUMENTS_JSON.readTree(arguments);
+            return node != null && node.isObject() ? ARGUMENTS_JSON.convertValue(node, Map.class) : null;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException notJson) {
+            return null;
+        }
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper ARGUMENTS_JSON = new com.fasterxml.jackson.databind.ObjectMapper();
 
     private static boolean isImage(Object part) {
         return part instanceof Map<?, ?> map && "image".equals(map.get("type"));

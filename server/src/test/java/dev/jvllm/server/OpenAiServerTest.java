@@ -487,6 +487,14 @@ class OpenAiServerTest {
             assertEquals(want.length, tokens.body().path("count").asInt(), tokens.body().toString());
             for (int i = 0; i < want.length; i++) assertEquals(want[i], tokens.body().path("tokens").get(i).asInt());
         }
+        // Tool calls' arguments reach the template as objects, as vLLM passes them (tool-use templates expect objects).
+        try (LLM calls = LLM.builder().model(DEMO.toString()).chatTemplate("{% for m in messages %}{% if m.tool_calls %}"
+                + "{{ m.tool_calls[0].function.arguments.city }}{% endif %}{% endfor %}").build()) {
+            List<Map<String, Object>> conversation = List.of(Map.of("role", "user", "content", "Weather?"), Map.of("role", "assistant",
+                    "content", "", "tool_calls", List.of(Map.of("id", "call_1", "type", "function", "function",
+                            Map.of("name", "get_weather", "arguments", "{\"city\": \"Paris\"}")))));
+            assertEquals("Paris", calls.renderChat(conversation, Map.of()));
+        }
         var broken = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.JvllmException.class,
                 () -> LLM.builder().model(DEMO.toString()).chatTemplate("{% for m in messages %}").build());
         assertTrue(broken.getMessage().startsWith("the chat template given does not parse"), broken.getMessage());

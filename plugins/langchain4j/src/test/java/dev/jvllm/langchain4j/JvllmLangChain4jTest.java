@@ -160,7 +160,7 @@ class JvllmLangChain4jTest {
     @Test
     void aConversationHoldingCallsAndResultsRendersThemForTheTemplate() {
         String template = "{% for t in tools %}[tool {{ t.function.name }}]{% endfor %}{% for m in messages %}<{{ m.role }}>{{ m.content }}"
-                + "{% if m.tool_calls %}{% for c in m.tool_calls %}[call {{ c.id }} {{ c.function.name }} {{ c.function.arguments }}]"
+                + "{% if m.tool_calls %}{% for c in m.tool_calls %}[call {{ c.id }} {{ c.function.name }} {{ c.function.arguments | tojson }}]"
                 + "{% endfor %}{% endif %}{% endfor %}<assistant>";
         ToolExecutionRequest call = ToolExecutionRequest.builder().id("call_1").name("get_weather").arguments("{\"city\": \"Paris\"}").build();
         try (LLM templated = LLM.builder().model(DEMO.toString()).chatTemplate(template).build()) {
