@@ -8,7 +8,10 @@ import dev.langchain4j.model.chat.StreamingChatModel;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
 import dev.langchain4j.model.chat.response.ChatResponse;
+import dev.langchain4j.model.chat.response.PartialResponse;
+import dev.langchain4j.model.chat.response.PartialResponseContext;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
+import dev.langchain4j.model.chat.response.StreamingHandle;
 
 import java.util.Objects;
 import java.util.concurrent.Flow;
@@ -23,7 +26,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>This model serves the LLM's engine ({@link LLM#serveAsync()}) until {@link #close()}: while it is
  * open the LLM's own calls, and a {@link JvllmChatModel} over it, are refused with an
  * {@link IllegalStateException}. Closing it leaves the LLM open, its owner's to close. A handler
- * call that throws ends the request and reaches the handler's {@code onError}.
+ * call that throws ends the request and reaches the handler's {@code onError}; a handler that cancels
+ * through its partial responses' streaming handle aborts the request and hears nothing more.
  */
 public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCloseable {
 
@@ -72,9 +76,22 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
             private final StringBuilder text = new StringBuilder();
             private int promptTokens, outputTokens, sent;
             private dev.jvllm.FinishReason finishReason;
-            private Flow.Subscription subscription;
-            /** Set once the handler has had its last word (a response or an error). */
-            private boolean ended;
+            private volatile Flow.Subscription subscription;
+            /** Set once the handler has had its last word (a response or an error), or cancelled the request. */
+            private volatile boolean ended;
+            /** The handler's way to stop the request (LangChain4j's streaming handle): the request is aborted. */
+            private final StreamingHandle handle = new StreamingHandle() {
+                @Override
+                public void cancel() {
+                    ended = true;
+                    if (subscription != null) subscription.cancel();
+                }
+
+                @Override
+                public boolean isCancelled() {
+                    return ended;
+                }
+            };
 
             @Override
             public void onSubscribe(Flow.Subscription subscription) {
@@ -98,7 +115,7 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                 if (shown > sent) {
                     String piece = text.substring(sent, shown);
                     sent = shown;
-                    deliver(() -> handler.onPartialResponse(piece));
+                    deliver(() -> handler.onPartialResponse(new PartialResponse(piece), new PartialResponseContext(handle)));
                 }
             }
 
@@ -118,7 +135,9 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                     // What was held back from the stream and is not a call's (text beside calls, or no call after all).
                     String content = response.aiMessage().text() == null ? "" : response.aiMessage().text();
                     String whole = response.aiMessage().hasToolExecutionRequests() ? content : text.toString();
-                    if (whole.length() > sent && whole.startsWith(text.substring(0, sent))) handler.onPartialResponse(whole.substring(sent));
+                    if (whole.length() > sent && whole.startsWith(text.substring(0, sent))) {
+                        handler.onPartialResponse(new PartialResponse(whole.substring(sent)), new PartialResponseContext(handle));
+                    }
                     ended = true;
                     handler.onCompleteResponse(response);
                 });

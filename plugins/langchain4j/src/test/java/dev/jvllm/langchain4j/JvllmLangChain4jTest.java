@@ -208,6 +208,50 @@ class JvllmLangChain4jTest {
         }
     }
 
+    /** A handler that cancels through its streaming handle stops the request: it hears nothing more, and the model serves on. */
+    @Test
+    void aHandlerCancelsThroughItsStreamingHandle() throws Exception {
+        try (LLM own = LLM.builder().model(DEMO.toString()).build(); JvllmStreamingChatModel model = new JvllmStreamingChatModel(own)) {
+            java.util.concurrent.atomic.AtomicInteger pieces = new java.util.concurrent.atomic.AtomicInteger();
+            CompletableFuture<String> after = new CompletableFuture<>();
+            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(200).build()), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(dev.langchain4j.model.chat.response.PartialResponse partial,
+                                              dev.langchain4j.model.chat.response.PartialResponseContext context) {
+                    pieces.incrementAndGet();
+                    context.streamingHandle().cancel();
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    after.complete("completed after the cancel");
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    after.complete("failed after the cancel: " + error);
+                }
+            });
+            // The model serves on: a later chat answers whole, over steps in which the cancelled one, had it
+            // run on (up to 200 tokens), would have sent more pieces.
+            CompletableFuture<ChatResponse> next = new CompletableFuture<>();
+            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), new StreamingChatResponseHandler() {
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    next.complete(response);
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    next.completeExceptionally(error);
+                }
+            });
+            assertEquals(expected().text(), next.get(60, TimeUnit.SECONDS).aiMessage().text());
+            assertEquals(1, pieces.get(), "one piece, then nothing");
+            assertTrue(!after.isDone(), String.valueOf(after.getNow(null)));
+        }
+    }
+
     /** With tools and a parser, an answer that holds no call streams whole: what was held back comes before the response. */
     @Test
     void anAnswerWithoutCallsStreamsWholeUnderToolChoiceAuto() throws Exception {
