@@ -94,17 +94,32 @@ final class ChatContent {
         return converted;
     }
 
-    /** The arguments as a map where they are a JSON object, else null (left as the text they are). */
+    /**
+     * The arguments as a map where they are exactly one JSON object whose numbers the templates can
+     * take (none past a long's or a double's range), else null: they stay the text they are.
+     */
     private static Object argumentsObject(String arguments) {
         try {
             var node = ARGUMENTS_JSON.readTree(arguments);
-            return node != null && node.isObject() ? ARGUMENTS_JSON.convertValue(node, Map.class) : null;
+            if (node == null || !node.isObject() || hasOutsizedNumber(node)) return null;
+            return ARGUMENTS_JSON.convertValue(node, Map.class);
         } catch (com.fasterxml.jackson.core.JsonProcessingException notJson) {
             return null;
         }
     }
 
-    private static final com.fasterxml.jackson.databind.ObjectMapper ARGUMENTS_JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+    private static boolean hasOutsizedNumber(com.fasterxml.jackson.databind.JsonNode node) {
+        if (node.isBigInteger() || node.isBigDecimal()) return true;
+        if (node.isDouble() && !Double.isFinite(node.doubleValue())) return true;
+        for (var child : node) {
+            if (hasOutsizedNumber(child)) return true;
+        }
+        return false;
+    }
+
+    /** Trailing text after the object makes it no JSON object (it stays text). */
+    private static final com.fasterxml.jackson.databind.ObjectMapper ARGUMENTS_JSON = new com.fasterxml.jackson.databind.ObjectMapper()
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private static boolean isImage(Object part) {
         return part instanceof Map<?, ?> map && "image".equals(map.get("type"));

@@ -685,12 +685,14 @@ public final class LLM implements AutoCloseable {
     /**
      * Serves this LLM's engine from an {@link AsyncLLMEngine} (concurrent callers share its continuous
      * batch; outputs stream) until that is closed, which leaves this LLM open. Meanwhile this LLM's own
-     * generating calls are refused with an {@link IllegalStateException}: one engine, one driver.
+     * generating calls are refused with an {@link IllegalStateException}: one engine, one driver. It
+     * waits for a call that holds this LLM's lock (as jvllm's LangChain4j and Spring AI models' calls do)
+     * to end first; an LLM is not thread-safe otherwise.
      *
      * @throws IllegalStateException where another AsyncLLMEngine serves it already
      * @throws InvalidRequestException where this LLM was not built for generation
      */
-    public AsyncLLMEngine serveAsync() {
+    public synchronized AsyncLLMEngine serveAsync() {
         requireTask(Task.GENERATE);
         if (!servedAsync.compareAndSet(false, true)) {
             throw new IllegalStateException("this LLM is already served by an AsyncLLMEngine (serveAsync): close that one first");
@@ -729,7 +731,7 @@ public final class LLM implements AutoCloseable {
     }
 
     public EngineMetrics metrics() {
-        requireTask(Task.GENERATE);
+        if (task != Task.GENERATE) requireTask(Task.GENERATE);
         return engine.metrics();
     }
 

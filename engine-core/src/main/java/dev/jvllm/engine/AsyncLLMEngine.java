@@ -270,9 +270,14 @@ public final class AsyncLLMEngine implements AutoCloseable {
             if (ownsEngine) engine.close();
             else engine.abortAll();
             metrics = engine.metrics();
-            if (resources != null) resources.close();
         } catch (Exception e) {
-            log.warn("releasing the engine's resources failed", e);
+            log.warn("releasing the engine failed", e);
+        } finally {
+            try {
+                if (resources != null) resources.close();
+            } catch (Exception e) {
+                log.warn("releasing the engine's resources failed", e);
+            }
         }
     }
 

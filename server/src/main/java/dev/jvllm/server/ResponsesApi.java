@@ -79,6 +79,9 @@ final class ResponsesApi {
                     }
                     case "function_call_output" -> messages.addObject().put("role", "tool")
                             .put("tool_call_id", text(item, "call_id", path)).put("content", text(item, "output", path));
+                    // A reasoning item given back with the rest of an earlier output: the chat templates
+                    // leave earlier turns' thinking out, so it is dropped.
+                    case "reasoning" -> { }
                     default -> messages.add(message(item, path));
                 }
             }

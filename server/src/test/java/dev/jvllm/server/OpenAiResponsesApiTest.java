@@ -113,7 +113,11 @@ class OpenAiResponsesApiTest {
                 "tool_choice"); // auto, the default, needs a tool-call parser
         assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"tools\": [{\"type\": \"web_search\"}]}"), 400, "tools[0].type");
         assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"reasoning\": {\"effort\": \"high\"}}"), 400, "reasoning");
-        assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"reasoning\", \"summary\": []}]}"), 400, "input[0].type");
+        assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"web_search_call\", \"id\": \"w\"}]}"), 400, "input[0].type");
+        var withReasoning = post(server, "/v1/responses", "{\"input\": [{\"role\": \"user\", \"content\": \"Why?\"}, {\"type\": \"reasoning\", "
+                + "\"id\": \"rs_1\", \"summary\": []}, {\"role\": \"assistant\", \"content\": \"Because.\"}, {\"role\": \"user\", "
+                + "\"content\": \"And?\"}], \"max_output_tokens\": 2}");
+        assertEquals(200, withReasoning.status(), "a reasoning item given back with an earlier output is taken: " + withReasoning.body());
         assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"function_call_output\", \"output\": \"1\"}]}"), 400,
                 "input[0].call_id");
         assertError(post(server, "/v1/responses", "{\"input\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_file\"}]}]}"),

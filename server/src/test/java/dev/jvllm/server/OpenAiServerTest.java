@@ -495,6 +495,14 @@ class OpenAiServerTest {
                             Map.of("name", "get_weather", "arguments", "{\"city\": \"Paris\"}")))));
             assertEquals("Paris", calls.renderChat(conversation, Map.of()));
         }
+        try (LLM asText = LLM.builder().model(DEMO.toString()).chatTemplate("{% for m in messages %}{% if m.tool_calls %}"
+                + "{{ m.tool_calls[0].function.arguments }}{% endif %}{% endfor %}").build()) {
+            for (String arguments : List.of("{\"id\": 123456789012345678901234}", "{\"a\": 1} trailing", "[1, 2]")) {
+                List<Map<String, Object>> conversation = List.of(Map.of("role", "assistant", "content", "", "tool_calls",
+                        List.of(Map.of("id", "c", "type", "function", "function", Map.of("name", "f", "arguments", arguments)))));
+                assertEquals(arguments, asText.renderChat(conversation, Map.of()), "arguments no template can take as an object stay text");
+            }
+        }
         var broken = org.junit.jupiter.api.Assertions.assertThrows(dev.jvllm.JvllmException.class,
                 () -> LLM.builder().model(DEMO.toString()).chatTemplate("{% for m in messages %}").build());
         assertTrue(broken.getMessage().startsWith("the chat template given does not parse"), broken.getMessage());

@@ -138,6 +138,7 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                     if (whole.length() > sent && whole.startsWith(text.substring(0, sent))) {
                         handler.onPartialResponse(new PartialResponse(whole.substring(sent)), new PartialResponseContext(handle));
                     }
+                    if (ended) return; // cancelled in that last piece
                     ended = true;
                     handler.onCompleteResponse(response);
                 });
@@ -154,6 +155,11 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                 }
             }
         });
+    }
+
+    /** The engine this model serves the LLM from (tests). */
+    AsyncLLMEngine engine() {
+        return engine;
     }
 
     /** Stops the engine thread (requests still running end with the engine's closing error); the LLM stays open. */

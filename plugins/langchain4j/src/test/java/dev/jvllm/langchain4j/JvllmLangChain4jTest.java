@@ -247,6 +247,12 @@ class JvllmLangChain4jTest {
                 }
             });
             assertEquals(expected().text(), next.get(60, TimeUnit.SECONDS).aiMessage().text());
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (model.engine().metrics().running() + model.engine().metrics().waiting() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertTrue(model.engine().metrics().generatedTokens() < 100, "the cancelled request was aborted, not run to its 200 tokens: "
+                    + model.engine().metrics().generatedTokens() + " tokens generated in all");
             assertEquals(1, pieces.get(), "one piece, then nothing");
             assertTrue(!after.isDone(), String.valueOf(after.getNow(null)));
         }
