@@ -64,6 +64,17 @@ class OpenAiJavaClientTest {
             });
         }
         assertEquals(expected.text(), streamed.toString());
+
+        // With the usage asked for, the stream ends with a chunk of no choices and the usage.
+        long[] usageTokens = {-1};
+        try (StreamResponse<ChatCompletionChunk> chunks = client.chat().completions().createStreaming(params.toBuilder()
+                .streamOptions(com.openai.models.chat.completions.ChatCompletionStreamOptions.builder().includeUsage(true).build()).build())) {
+            chunks.stream().forEach(chunk -> {
+                chunk.validate();
+                chunk.usage().ifPresent(usage -> usageTokens[0] = usage.completionTokens());
+            });
+        }
+        assertEquals(8, usageTokens[0]);
     }
 
     @Test
