@@ -714,6 +714,9 @@ public final class OpenAiServer implements AutoCloseable {
         return new AnswerWithCalls(null, "", calls);
     }
 
+    /** Pieces of a held answer between the comment lines that keep its stream checked (see streamResponse). */
+    private static final int HELD_STREAM_COMMENT_EVERY = 16;
+
     /**
      * A response streamed as the Responses API's events, each {@code event: TYPE} with its JSON (a
      * {@code sequence_number} counting from 0): created and in progress; the message item and its text
@@ -749,7 +752,7 @@ public final class OpenAiServer implements AutoCloseable {
         };
         if (!holding) openMessage.run();
         StringBuilder text = new StringBuilder();
-        int promptTokens = 0, outputTokens = 0;
+        int promptTokens = 0, outputTokens = 0, heldPieces = 0;
         boolean stoppedByLength = false;
         for (Event event = first; !(event instanceof Ended); event = take(events)) {
             switch (event) {
@@ -763,6 +766,9 @@ public final class OpenAiServer implements AutoCloseable {
                     promptTokens = output.promptTokenIds().size();
                     if (piece.finishReason() != null) stoppedByLength = "length".equals(OpenAiResponses.finishReason(piece));
                     if (!holding && !piece.text().isEmpty()) delta.accept(piece.text());
+                    // A held answer sends nothing until it ends: a comment line now and then (which clients skip)
+                    // finds a client that left, whose request is then aborted.
+                    if (holding && ++heldPieces % HELD_STREAM_COMMENT_EVERY == 0) write(out, ": generating\n\n");
                 }
                 case Failed(int prompt, Throwable error) -> {
                     ObjectNode failed = ResponsesApi.response(ids, createdAt, model, body, null, false, 0, 0).put("status", "failed");

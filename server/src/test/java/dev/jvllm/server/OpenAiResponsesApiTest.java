@@ -32,6 +32,8 @@ class OpenAiResponsesApiTest {
     private static final HttpClient CLIENT = HttpClient.newHttpClient();
     private static OpenAiServer server;
     private static LLM reference;
+    /** The comment lines of the last stream {@link #events} read. */
+    private static int lastComments;
 
     @BeforeAll
     static void start() throws Exception {
@@ -151,6 +153,7 @@ class OpenAiResponsesApiTest {
         assertEquals(List.of("response.created", "response.in_progress", "response.output_item.added", "response.function_call_arguments.delta",
                 "response.function_call_arguments.done", "response.output_item.done", "response.completed"), types);
         assertEquals(arguments, OpenAiResponses.JSON.readTree(events.get(4).path("arguments").asText()), "the same seed, the same call");
+        assertTrue(lastComments > 0, "a held answer's stream carries comment lines while it is generated");
         assertEquals("function_call", events.getLast().path("response").path("output").get(0).path("type").asText());
 
         String history = "{\"input\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}, {\"type\": \"function_call\", "
@@ -192,8 +195,13 @@ class OpenAiResponsesApiTest {
         List<JsonNode> events = new ArrayList<>();
         try (BufferedReader lines = new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
             String name = null;
+            int comments = 0;
             for (String line; (line = lines.readLine()) != null; ) {
                 if (line.isEmpty()) continue;
+                if (line.startsWith(":")) {
+                    comments++;
+                    continue;
+                }
                 if (line.startsWith("event: ")) {
                     name = line.substring(7);
                     continue;
@@ -204,6 +212,7 @@ class OpenAiResponsesApiTest {
                 events.add(data);
                 name = null;
             }
+            lastComments = comments;
         }
         return events;
     }
