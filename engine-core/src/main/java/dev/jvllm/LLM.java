@@ -78,6 +78,8 @@ public final class LLM implements AutoCloseable {
 
     /** Set while an {@link AsyncLLMEngine} from {@link #serveAsync} drives this LLM's engine. */
     private final java.util.concurrent.atomic.AtomicBoolean servedAsync = new java.util.concurrent.atomic.AtomicBoolean();
+    /** That AsyncLLMEngine, closed first when this LLM is closed; null when none serves it. */
+    private volatile AsyncLLMEngine servedBy;
 
     private static final Logger log = LoggerFactory.getLogger(LLM.class);
     /** Paging in the weights scales to a few threads; past them it only adds threads to start. */
@@ -687,7 +689,7 @@ public final class LLM implements AutoCloseable {
      * batch; outputs stream) until that is closed, which leaves this LLM open. Meanwhile this LLM's own
      * generating calls are refused with an {@link IllegalStateException}: one engine, one driver. It
      * waits for a call that holds this LLM's lock (as jvllm's LangChain4j and Spring AI models' calls do)
-     * to end first; an LLM is not thread-safe otherwise.
+     * to end first; an LLM is not thread-safe otherwise. Closing this LLM closes that engine first.
      *
      * @throws IllegalStateException where another AsyncLLMEngine serves it already
      * @throws InvalidRequestException where this LLM was not built for generation
@@ -697,7 +699,12 @@ public final class LLM implements AutoCloseable {
         if (!servedAsync.compareAndSet(false, true)) {
             throw new IllegalStateException("this LLM is already served by an AsyncLLMEngine (serveAsync): close that one first");
         }
-        return AsyncLLMEngine.borrowing(engine, () -> servedAsync.set(false));
+        AsyncLLMEngine serving = AsyncLLMEngine.borrowing(engine, () -> {
+            servedBy = null;
+            servedAsync.set(false);
+        });
+        servedBy = serving;
+        return serving;
     }
 
     /** What this LLM was built for: {@link Task#GENERATE} or {@link Task#EMBED}. */
@@ -745,6 +752,8 @@ public final class LLM implements AutoCloseable {
 
     @Override
     public void close() {
+        AsyncLLMEngine servingNow = servedBy;
+        if (servingNow != null) servingNow.close(); // its engine thread stops before the engine closes under it
         if (engine != null) engine.close();
         if (model != null) model.close();
         if (embedder != null) embedder.close();

@@ -70,6 +70,7 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
      */
     @Override
     public void doChat(ChatRequest request, StreamingChatResponseHandler handler) {
+        if (!engine.isRunning()) throw new IllegalStateException("this model is closed (or its LLM is)");
         Conversions.Plan plan = Conversions.plan(llm, request, toolCallParser);
         String modelName = llm.modelDirectory().getFileName().toString();
         engine.submit("langchain4j-" + nextId.incrementAndGet(), plan.prompt(), plan.sampling()).subscribe(new Flow.Subscriber<>() {

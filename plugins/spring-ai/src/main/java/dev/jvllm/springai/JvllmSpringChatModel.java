@@ -110,6 +110,7 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
     }
 
     private RequestStream submit(Prompt prompt) {
+        if (!engine.isRunning()) throw new IllegalStateException("this model is closed (or its LLM is)");
         for (ChatOptions options : new ChatOptions[]{prompt.getOptions(), defaults}) {
             if (options instanceof ToolCallingChatOptions tools && tools.getToolCallbacks() != null && !tools.getToolCallbacks().isEmpty()) {
                 throw new UnsupportedOperationException("jvllm's Spring AI model does not call tools (serve the model with ./jvllm serve for tool calls)");

@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** jvllm's Spring AI models over the demo model: the library's own answers, through Spring AI's types. */
 class JvllmSpringAiTest {
@@ -81,6 +82,18 @@ class JvllmSpringAiTest {
             assertThrows(IllegalStateException.class, () -> llm.generate("x", SamplingParams.builder().maxTokens(1).build()),
                     "the LLM is the model's while it is open");
         }
+    }
+
+    /** Closing the LLM first closes the model serving it: a later call says the model is closed, nothing crashes. */
+    @Test
+    void closingTheLlmFirstStopsTheModelServingIt() {
+        LLM llm = LLM.builder().model(DEMO.toString()).build();
+        JvllmSpringChatModel model = new JvllmSpringChatModel(llm);
+        model.call(hello());
+        llm.close();
+        var closed = assertThrows(IllegalStateException.class, () -> model.call(hello()));
+        assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
+        model.close(); // idempotent after the LLM closed it
     }
 
     @Test
