@@ -43,6 +43,9 @@ import java.util.UUID;
 final class Conversions {
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** JSON schemas are followed by constrained decoding, so LangChain4j's AI services send them. */
+    static final java.util.Set<dev.langchain4j.model.chat.Capability> CAPABILITIES =
+            java.util.Set.of(dev.langchain4j.model.chat.Capability.RESPONSE_FORMAT_JSON_SCHEMA);
 
     private Conversions() {
     }

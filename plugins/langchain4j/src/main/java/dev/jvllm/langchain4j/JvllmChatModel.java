@@ -63,10 +63,9 @@ public final class JvllmChatModel implements ChatModel {
         return defaults;
     }
 
-    /** JSON schemas are followed by constrained decoding, so LangChain4j's AI services send them. */
     @Override
     public java.util.Set<dev.langchain4j.model.chat.Capability> supportedCapabilities() {
-        return java.util.Set.of(dev.langchain4j.model.chat.Capability.RESPONSE_FORMAT_JSON_SCHEMA);
+        return Conversions.CAPABILITIES;
     }
 
     @Override

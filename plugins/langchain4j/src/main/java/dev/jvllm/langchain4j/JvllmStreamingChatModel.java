@@ -58,10 +58,9 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
         return defaults;
     }
 
-    /** JSON schemas are followed by constrained decoding, so LangChain4j's AI services send them. */
     @Override
     public java.util.Set<dev.langchain4j.model.chat.Capability> supportedCapabilities() {
-        return java.util.Set.of(dev.langchain4j.model.chat.Capability.RESPONSE_FORMAT_JSON_SCHEMA);
+        return Conversions.CAPABILITIES;
     }
 
     /**

@@ -234,19 +234,9 @@ class JvllmLangChain4jTest {
             });
             // The model serves on: a later chat answers whole, over steps in which the cancelled one, had it
             // run on (up to 200 tokens), would have sent more pieces.
-            CompletableFuture<ChatResponse> next = new CompletableFuture<>();
-            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), new StreamingChatResponseHandler() {
-                @Override
-                public void onCompleteResponse(ChatResponse response) {
-                    next.complete(response);
-                }
-
-                @Override
-                public void onError(Throwable error) {
-                    next.completeExceptionally(error);
-                }
-            });
-            assertEquals(expected().text(), next.get(60, TimeUnit.SECONDS).aiMessage().text());
+            Collected next = new Collected();
+            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), next);
+            assertEquals(expected().text(), next.response().aiMessage().text());
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             while (model.engine().metrics().running() + model.engine().metrics().waiting() > 0 && System.nanoTime() < deadline) {
                 Thread.sleep(10);
@@ -263,26 +253,11 @@ class JvllmLangChain4jTest {
     void anAnswerWithoutCallsStreamsWholeUnderToolChoiceAuto() throws Exception {
         try (LLM own = LLM.builder().model(DEMO.toString()).build();
              JvllmStreamingChatModel model = new JvllmStreamingChatModel(own, ChatRequestParameters.builder().build(), ToolCallParser.HERMES)) {
-            StringBuilder partials = new StringBuilder();
-            CompletableFuture<ChatResponse> done = new CompletableFuture<>();
+            Collected collected = new Collected();
             model.chat(ChatRequest.builder().messages(List.of(UserMessage.from("Weather in Paris?"))).parameters(ChatRequestParameters.builder()
-                    .temperature(0.0).maxOutputTokens(12).toolSpecifications(WEATHER).build()).build(), new StreamingChatResponseHandler() {
-                @Override
-                public void onPartialResponse(String partial) {
-                    partials.append(partial);
-                }
-
-                @Override
-                public void onCompleteResponse(ChatResponse response) {
-                    done.complete(response);
-                }
-
-                @Override
-                public void onError(Throwable error) {
-                    done.completeExceptionally(error);
-                }
-            });
-            ChatResponse response = done.get(60, TimeUnit.SECONDS);
+                    .temperature(0.0).maxOutputTokens(12).toolSpecifications(WEATHER).build()).build(), collected);
+            ChatResponse response = collected.response();
+            StringBuilder partials = collected.partials;
             assertTrue(!response.aiMessage().hasToolExecutionRequests(), response.toString());
             assertEquals(response.aiMessage().text(), partials.toString());
         }
@@ -293,25 +268,10 @@ class JvllmLangChain4jTest {
         RequestOutput expected = expected();
         try (LLM own = LLM.builder().model(DEMO.toString()).build();
              JvllmStreamingChatModel model = new JvllmStreamingChatModel(own)) {
-            StringBuilder partials = new StringBuilder();
-            CompletableFuture<ChatResponse> done = new CompletableFuture<>();
-            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), new StreamingChatResponseHandler() {
-                @Override
-                public void onPartialResponse(String partial) {
-                    partials.append(partial);
-                }
-
-                @Override
-                public void onCompleteResponse(ChatResponse response) {
-                    done.complete(response);
-                }
-
-                @Override
-                public void onError(Throwable error) {
-                    done.completeExceptionally(error);
-                }
-            });
-            ChatResponse response = done.get(60, TimeUnit.SECONDS);
+            Collected collected = new Collected();
+            model.chat(hello(ChatRequestParameters.builder().temperature(0.0).maxOutputTokens(8).build()), collected);
+            ChatResponse response = collected.response();
+            StringBuilder partials = collected.partials;
             assertEquals(expected.text(), partials.toString());
             assertEquals(expected.text(), response.aiMessage().text());
             assertEquals(8, response.tokenUsage().outputTokenCount());
@@ -327,6 +287,31 @@ class JvllmLangChain4jTest {
             List<Embedding> embeddings = new JvllmEmbeddingModel(embedder).embedAll(texts.stream().map(TextSegment::from).toList()).content();
             assertEquals(2, embeddings.size());
             for (int i = 0; i < 2; i++) assertArrayEquals(expected.get(i).embedding(), embeddings.get(i).vector(), 1e-5f, "text " + i);
+        }
+    }
+
+    /** A handler that keeps the partial texts and completes with the response (or the error). */
+    private static class Collected implements StreamingChatResponseHandler {
+        final StringBuilder partials = new StringBuilder();
+        final CompletableFuture<ChatResponse> done = new CompletableFuture<>();
+
+        @Override
+        public void onPartialResponse(String partial) {
+            partials.append(partial);
+        }
+
+        @Override
+        public void onCompleteResponse(ChatResponse response) {
+            done.complete(response);
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            done.completeExceptionally(error);
+        }
+
+        ChatResponse response() throws Exception {
+            return done.get(60, TimeUnit.SECONDS);
         }
     }
 }
