@@ -26,7 +26,9 @@ final class ResponsesApi {
             "presence_penalty", "frequency_penalty", "repetition_penalty", "stop", "stop_token_ids", "ignore_eos", "min_tokens",
             "logit_bias", "skip_special_tokens", "spaces_between_special_tokens", "allowed_token_ids", "bad_words",
             "guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs", "cache_salt",
-            "chat_template_kwargs", "truncate_prompt_tokens");
+            "chat_template_kwargs", "truncate_prompt_tokens",
+            // passed so that chat's checks refuse them where they would change the answer
+            "n", "best_of", "use_beam_search", "length_penalty", "priority", "return_tokens_as_token_ids");
 
     private ResponsesApi() {
     }
@@ -42,11 +44,13 @@ final class ResponsesApi {
         refuseUnless(body, "conversation", "stored conversations are not served: send the whole conversation as input");
         refuseUnless(body, "prompt", "prompt templates are not served");
         refuseUnless(body, "include", "'include' is not served");
+        refuseUnless(body, "prompt_logprobs", "prompt log probabilities are served on /v1/completions and /v1/chat/completions");
         if (body.path("background").asBoolean(false)) throw ApiError.invalid("background", "background responses are not served");
         if (body.hasNonNull("truncation") && !body.path("truncation").asText().equals("disabled")) {
             throw ApiError.invalid("truncation", "only truncation 'disabled' is served");
         }
         if (body.path("reasoning").hasNonNull("effort")) throw ApiError.invalid("reasoning", "reasoning effort is not served");
+        if (body.path("reasoning").hasNonNull("summary")) throw ApiError.invalid("reasoning", "reasoning summaries are not made");
         if (body.path("top_logprobs").asInt(0) > 0) throw ApiError.invalid("top_logprobs", "log probabilities are served on /v1/chat/completions");
         ObjectNode chat = JSON.createObjectNode();
         chatTools(body, chat);

@@ -115,6 +115,10 @@ class OpenAiResponsesApiTest {
                 "tool_choice"); // auto, the default, needs a tool-call parser
         assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"tools\": [{\"type\": \"web_search\"}]}"), 400, "tools[0].type");
         assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"reasoning\": {\"effort\": \"high\"}}"), 400, "reasoning");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"reasoning\": {\"summary\": \"auto\"}}"), 400, "reasoning");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"use_beam_search\": true}"), 400, "use_beam_search");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"n\": 2}"), 400, "n");
+        assertError(post(server, "/v1/responses", "{\"input\": \"x\", \"prompt_logprobs\": 1}"), 400, "prompt_logprobs");
         assertError(post(server, "/v1/responses", "{\"input\": [{\"type\": \"web_search_call\", \"id\": \"w\"}]}"), 400, "input[0].type");
         var withReasoning = post(server, "/v1/responses", "{\"input\": [{\"role\": \"user\", \"content\": \"Why?\"}, {\"type\": \"reasoning\", "
                 + "\"id\": \"rs_1\", \"summary\": []}, {\"role\": \"assistant\", \"content\": \"Because.\"}, {\"role\": \"user\", "
