@@ -76,9 +76,10 @@ import java.util.function.IntFunction;
  */
 public final class LLM implements AutoCloseable {
 
-    /** Set while an {@link AsyncLLMEngine} from {@link #serveAsync} drives this LLM's engine. */
-    private final java.util.concurrent.atomic.AtomicBoolean servedAsync = new java.util.concurrent.atomic.AtomicBoolean();
-    /** That AsyncLLMEngine, closed first when this LLM is closed; null when none serves it. */
+    /**
+     * The {@link AsyncLLMEngine} from {@link #serveAsync} that drives this LLM's engine, closed first when
+     * this LLM is closed; null when none serves it.
+     */
     private volatile AsyncLLMEngine servedBy;
 
     private static final Logger log = LoggerFactory.getLogger(LLM.class);
@@ -695,14 +696,8 @@ public final class LLM implements AutoCloseable {
      * @throws InvalidRequestException where this LLM was not built for generation
      */
     public synchronized AsyncLLMEngine serveAsync() {
-        requireTask(Task.GENERATE);
-        if (!servedAsync.compareAndSet(false, true)) {
-            throw new IllegalStateException("this LLM is already served by an AsyncLLMEngine (serveAsync): close that one first");
-        }
-        AsyncLLMEngine serving = AsyncLLMEngine.borrowing(engine, () -> {
-            servedBy = null;
-            servedAsync.set(false);
-        });
+        requireTask(Task.GENERATE); // refuses a second one while one serves it
+        AsyncLLMEngine serving = AsyncLLMEngine.borrowing(engine, () -> servedBy = null);
         servedBy = serving;
         return serving;
     }
@@ -713,7 +708,7 @@ public final class LLM implements AutoCloseable {
     }
 
     private void requireTask(Task wanted) {
-        if (wanted == Task.GENERATE && servedAsync.get()) {
+        if (wanted == Task.GENERATE && servedBy != null) {
             throw new IllegalStateException("this LLM's engine is served by an AsyncLLMEngine (serveAsync): submit to that, or close it first");
         }
         if (task != wanted) {
