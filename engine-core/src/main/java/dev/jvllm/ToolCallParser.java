@@ -108,6 +108,21 @@ public enum ToolCallParser {
      */
     public abstract int heldFrom(String text);
 
+    /**
+     * The calls of an answer held to {@link StructuredOutputs#toolCalls} (vLLM's tool choice
+     * "required"): a JSON list of {@code {"name": ..., "parameters": {...}}}; null where the list did
+     * not close (the answer ran out of tokens).
+     */
+    public static List<Call> listed(String text) {
+        try {
+            List<Call> calls = new ArrayList<>();
+            for (JsonNode call : JSON.readTree(text)) calls.add(new Call(call.path("name").asText(), JSON.writeValueAsString(call.path("parameters"))));
+            return calls;
+        } catch (JsonProcessingException incomplete) {
+            return null;
+        }
+    }
+
     /** The parser of a vLLM {@code --tool-call-parser} name. */
     public static ToolCallParser named(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {

@@ -533,34 +533,24 @@ public final class OpenAiServer implements AutoCloseable {
             @Override
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
                 ObjectNode message = choice.putObject("message").put("role", "assistant");
-                ReasoningParser.Split split = split(output.text());
-                String text = split.content();
+                ReasoningParser.Split split = reasoningSplit(output.text());
                 if (split.reasoning() != null) message.put("reasoning_content", split.reasoning());
-                ArrayNode calls = tools.calls() ? toolCalls(tools, text) : null;
-                ToolCallParser.Parsed parsed = tools.auto() ? toolCallParser.parse(text) : null;
-                if (parsed != null && !parsed.calls().isEmpty()) {
-                    calls = OpenAiResponses.JSON.createArrayNode();
-                    for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
-                    if (parsed.content().isEmpty()) message.putNull("content");
-                    else message.put("content", parsed.content());
-                    message.set("tool_calls", calls);
-                } else if (calls == null) {
-                    message.put("content", text);
+                AnswerCalls answer = callsIn(tools, split.content());
+                if (answer.calls().isEmpty()) {
+                    message.put("content", answer.content());
                 } else {
-                    message.put("content", "").set("tool_calls", calls); // as vLLM answers a named or required tool choice
+                    // A named or required choice's calls stand beside "" as vLLM answers them; auto's beside their text, or null.
+                    if (tools.auto() && answer.content().isEmpty()) message.putNull("content");
+                    else message.put("content", answer.content());
+                    message.set("tool_calls", toolCallsArray(answer.calls()));
                 }
                 putLogprobs(choice, output);
-            }
-
-            /** The answer's reasoning (with a reasoning parser) and its content. */
-            private ReasoningParser.Split split(String text) {
-                return reasoningParser == null ? new ReasoningParser.Split(null, text) : reasoningParser.split(text);
             }
 
             @Override
             public String finishReason(CompletionOutput output) {
                 if (!tools.auto() || output.finishReason() == null) return OpenAiResponses.finishReason(output);
-                String text = split(streaming.stream() ? texts[output.index()].toString() : output.text()).content();
+                String text = reasoningSplit(streaming.stream() ? texts[output.index()].toString() : output.text()).content();
                 return toolCallParser.parse(text).calls().isEmpty() ? OpenAiResponses.finishReason(output) : "tool_calls";
             }
 
@@ -601,8 +591,8 @@ public final class OpenAiServer implements AutoCloseable {
                 StringBuilder text = texts[index] == null ? texts[index] = new StringBuilder() : texts[index];
                 text.append(output.text());
                 boolean end = output.finishReason() != null;
-                ReasoningParser.Split split = reasoningParser == null ? new ReasoningParser.Split(null, text.toString())
-                        : end ? reasoningParser.split(text.toString()) : reasoningParser.streamed(text.toString());
+                ReasoningParser.Split split = end || reasoningParser == null ? reasoningSplit(text.toString())
+                        : reasoningParser.streamed(text.toString());
                 String reasoning = split.reasoning() == null ? "" : split.reasoning();
                 if (reasoning.length() > sentReasoning[index]) {
                     delta.put("reasoning_content", reasoning.substring(sentReasoning[index]));
@@ -615,21 +605,11 @@ public final class OpenAiServer implements AutoCloseable {
                     sent[index] = Math.max(sent[index], held);
                     return;
                 }
-                ArrayNode calls = null;
-                String content = sofar;
-                if (required) {
-                    calls = toolCalls(tools, sofar);
-                    if (calls != null) content = "";
-                } else if (tools.auto()) {
-                    ToolCallParser.Parsed parsed = toolCallParser.parse(sofar);
-                    if (!parsed.calls().isEmpty()) {
-                        calls = OpenAiResponses.JSON.createArrayNode();
-                        for (ToolCallParser.Call call : parsed.calls()) addToolCall(calls, call.name(), call.arguments());
-                        content = sofar.substring(0, toolCallParser.heldFrom(sofar));
-                    }
-                }
+                AnswerCalls answer = callsIn(tools, sofar);
+                String content = answer.content();
                 if (content.length() > sent[index]) delta.put("content", content.substring(sent[index]));
-                if (calls == null) return;
+                if (answer.calls().isEmpty()) return;
+                ArrayNode calls = toolCallsArray(answer.calls());
                 for (int i = 0; i < calls.size(); i++) ((ObjectNode) calls.get(i)).put("index", i);
                 delta.set("tool_calls", calls);
             }
@@ -687,31 +667,36 @@ public final class OpenAiServer implements AutoCloseable {
     private record AnswerWithCalls(ObjectNode reasoning, String content, List<ObjectNode> calls) {
     }
 
-    /**
-     * A thinking model's reasoning apart (with a reasoning parser), then the calls the rest holds under
-     * the request's tool choice (a named function's arguments, a required list, or what the tool-call
-     * parser finds with "auto"), and the content beside them.
-     */
+    /** A thinking model's reasoning apart (with a reasoning parser), then the calls the rest holds and the content beside them. */
     private AnswerWithCalls answerWithCalls(OpenAiRequests.Tools tools, String whole) {
-        ReasoningParser.Split split = reasoningParser == null ? new ReasoningParser.Split(null, whole) : reasoningParser.split(whole);
+        ReasoningParser.Split split = reasoningSplit(whole);
         ObjectNode reasoning = split.reasoning() == null || split.reasoning().isEmpty() ? null : ResponsesApi.reasoning(split.reasoning());
-        AnswerWithCalls answer = callsIn(tools, split.content());
-        return new AnswerWithCalls(reasoning, answer.content(), answer.calls());
+        AnswerCalls answer = callsIn(tools, split.content());
+        List<ObjectNode> calls = answer.calls().stream().map(call -> ResponsesApi.functionCall(call.name(), call.arguments())).toList();
+        return new AnswerWithCalls(reasoning, answer.content(), calls);
     }
 
-    private AnswerWithCalls callsIn(OpenAiRequests.Tools tools, String text) {
-        List<ObjectNode> calls = new ArrayList<>();
+    /** An answer's reasoning (with a reasoning parser; null without one) and its content. */
+    private ReasoningParser.Split reasoningSplit(String text) {
+        return reasoningParser == null ? new ReasoningParser.Split(null, text) : reasoningParser.split(text);
+    }
+
+    /** The calls an answer holds and the content beside them; an answer with no calls is its text whole. */
+    private record AnswerCalls(String content, List<ToolCallParser.Call> calls) {
+    }
+
+    /**
+     * The calls a whole answer holds under the request's tool choice: a named function's arguments or a
+     * required list (the content beside them empty; none where the JSON did not close), or what the
+     * tool-call parser finds with "auto" (beside the text before them).
+     */
+    private AnswerCalls callsIn(OpenAiRequests.Tools tools, String text) {
         if (tools.auto()) {
             ToolCallParser.Parsed parsed = toolCallParser.parse(text);
-            for (ToolCallParser.Call call : parsed.calls()) calls.add(ResponsesApi.functionCall(call.name(), call.arguments()));
-            return new AnswerWithCalls(null, parsed.calls().isEmpty() ? text : parsed.content(), calls);
+            return parsed.calls().isEmpty() ? new AnswerCalls(text, List.of()) : new AnswerCalls(parsed.content(), parsed.calls());
         }
-        ArrayNode listed = tools.calls() ? toolCalls(tools, text) : null;
-        if (listed == null) return new AnswerWithCalls(null, text, calls);
-        for (JsonNode call : listed) {
-            calls.add(ResponsesApi.functionCall(call.path("function").path("name").asText(), call.path("function").path("arguments").asText()));
-        }
-        return new AnswerWithCalls(null, "", calls);
+        List<ToolCallParser.Call> listed = tools.calls() ? toolCalls(tools, text) : null;
+        return listed == null ? new AnswerCalls(text, List.of()) : new AnswerCalls("", listed);
     }
 
     /** Pieces of a held answer between the comment lines that keep its stream checked (see streamResponse). */
@@ -824,26 +809,24 @@ public final class OpenAiServer implements AutoCloseable {
      * {@code {name, parameters}} of a required choice; null where the output is not complete JSON
      * (it ran out of tokens), which then answers as text.
      */
-    private static ArrayNode toolCalls(OpenAiRequests.Tools tools, String text) {
-        ArrayNode calls = OpenAiResponses.JSON.createArrayNode();
+    private static List<ToolCallParser.Call> toolCalls(OpenAiRequests.Tools tools, String text) {
+        if (tools.choice().equals("required")) return ToolCallParser.listed(text);
         try {
-            if (!tools.choice().equals("required")) {
-                OpenAiResponses.JSON.readTree(text);
-                addToolCall(calls, tools.choice(), text);
-                return calls;
-            }
-            for (JsonNode call : OpenAiResponses.JSON.readTree(text)) {
-                addToolCall(calls, call.path("name").asText(), OpenAiResponses.JSON.writeValueAsString(call.path("parameters")));
-            }
-            return calls;
+            OpenAiResponses.JSON.readTree(text);
+            return List.of(new ToolCallParser.Call(tools.choice(), text));
         } catch (JsonProcessingException e) {
             return null;
         }
     }
 
-    private static void addToolCall(ArrayNode calls, String name, String arguments) {
-        ObjectNode call = calls.addObject().put("id", "chatcmpl-tool-" + UUID.randomUUID().toString().replace("-", "")).put("type", "function");
-        call.putObject("function").put("name", name).put("arguments", arguments);
+    /** Calls as chat's {@code tool_calls}, each with an id of its own. */
+    private static ArrayNode toolCallsArray(List<ToolCallParser.Call> calls) {
+        ArrayNode array = OpenAiResponses.JSON.createArrayNode();
+        for (ToolCallParser.Call call : calls) {
+            ObjectNode entry = array.addObject().put("id", "chatcmpl-tool-" + UUID.randomUUID().toString().replace("-", "")).put("type", "function");
+            entry.putObject("function").put("name", call.name()).put("arguments", call.arguments());
+        }
+        return array;
     }
 
     private void requireEmbedding(String what) {

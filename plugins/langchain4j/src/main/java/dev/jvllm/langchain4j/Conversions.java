@@ -1,6 +1,5 @@
 package dev.jvllm.langchain4j;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvllm.ChatOptions;
@@ -197,13 +196,9 @@ final class Conversions {
                 for (ToolCallParser.Call call : parser.parse(text).calls()) requests.add(request(call.name(), call.arguments()));
             }
             case Listed listed -> {
-                try {
-                    for (JsonNode call : JSON.readTree(text)) {
-                        requests.add(request(call.path("name").asText(), JSON.writeValueAsString(call.path("parameters"))));
-                    }
-                } catch (JsonProcessingException incomplete) {
-                    return List.of();
-                }
+                List<ToolCallParser.Call> closed = ToolCallParser.listed(text);
+                if (closed == null) return List.of();
+                for (ToolCallParser.Call call : closed) requests.add(request(call.name(), call.arguments()));
             }
         }
         return requests;
