@@ -165,6 +165,19 @@ public final class ModelResolver {
         return isTrue(env.get("HF_HUB_OFFLINE")) || isTrue(env.get("TRANSFORMERS_OFFLINE"));
     }
 
+    /**
+     * The name a resolved model directory goes by: {@code org/name} for a Hugging Face cache snapshot
+     * ({@code models--org--name/snapshots/<hash>}), else the directory's own name.
+     */
+    public static String modelName(Path directory) {
+        Path parent = directory.getParent();
+        if (parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("snapshots")
+                && parent.getParent() != null && parent.getParent().getFileName().toString().startsWith("models--")) {
+            return parent.getParent().getFileName().toString().substring("models--".length()).replaceFirst("--", "/");
+        }
+        return directory.getFileName() == null ? directory.toString() : directory.getFileName().toString();
+    }
+
     /** A git commit hash: 40 lower-case hex digits. */
     static boolean isCommitHash(String text) {
         return FileTransfer.SHA1.matcher(text).matches();

@@ -39,6 +39,15 @@ class ModelResolverTest {
     }
 
     @Test
+    void aCachedSnapshotGoesByItsModelIdAndALocalDirectoryByItsName() throws Exception {
+        Path snapshot = cacheSnapshot(home.resolve("hub"), "main", MAIN_COMMIT);
+        Path local = Files.createDirectories(home.resolve("models").resolve("my-llama"));
+
+        assertEquals(MODEL, ModelResolver.modelName(snapshot));
+        assertEquals("my-llama", ModelResolver.modelName(local));
+    }
+
+    @Test
     void aGivenHubCacheReplacesTheEnvironmentsOne() throws Exception {
         Path elsewhere = home.resolve("elsewhere");
         cacheSnapshot(home.resolve(".cache/huggingface/hub"), "main", OTHER_COMMIT);

@@ -25,6 +25,7 @@ import dev.jvllm.engine.EngineDeadException;
 import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.RequestLatencies;
 import dev.jvllm.engine.RequestStream;
+import dev.jvllm.hub.ModelResolver;
 import dev.jvllm.structured.Regex;
 import dev.jvllm.tokenizer.ChatTemplateException;
 import dev.jvllm.tokenizer.TokenizerException;
@@ -109,7 +110,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     private OpenAiServer(Builder b) throws IOException {
         this.llm = b.llm;
-        this.modelName = b.servedModelName != null ? b.servedModelName : defaultName(b.llm.modelDirectory());
+        this.modelName = b.servedModelName != null ? b.servedModelName : ModelResolver.modelName(b.llm.modelDirectory());
         Map<String, LoraRequest> adapters = new LinkedHashMap<>();
         int loraId = 1;
         for (Map.Entry<String, Path> module : b.loraModules.entrySet()) {
@@ -1206,16 +1207,6 @@ public final class OpenAiServer implements AutoCloseable {
         if (param == null) error.putNull("param");
         else error.put("param", param);
         sendJson(exchange, status, body);
-    }
-
-    /** A model directory's name, or for a Hugging Face cache snapshot its model id (org/name). */
-    static String defaultName(Path directory) {
-        Path parent = directory.getParent();
-        if (parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("snapshots")
-                && parent.getParent() != null && parent.getParent().getFileName().toString().startsWith("models--")) {
-            return parent.getParent().getFileName().toString().substring("models--".length()).replaceFirst("--", "/");
-        }
-        return directory.getFileName() == null ? directory.toString() : directory.getFileName().toString();
     }
 
     /** A builder method's name as the request field it comes from: topP → top_p. */

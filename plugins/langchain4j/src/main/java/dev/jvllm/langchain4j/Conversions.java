@@ -9,6 +9,7 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.StructuredOutputs;
 import dev.jvllm.ToolCallParser;
+import dev.jvllm.hub.ModelResolver;
 import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.agent.tool.ToolSpecification;
 import dev.langchain4j.data.message.AiMessage;
@@ -180,6 +181,11 @@ final class Conversions {
         }
         return ChatResponse.builder().aiMessage(message).tokenUsage(new TokenUsage(promptTokens, outputTokens))
                 .finishReason(finish).modelName(modelName).build();
+    }
+
+    /** The name responses give the model: its Hub id, or its directory's name. */
+    static String modelName(LLM llm) {
+        return ModelResolver.modelName(llm.modelDirectory());
     }
 
     static ChatResponse response(RequestOutput output, Calls calls, String modelName) {

@@ -75,6 +75,6 @@ public final class JvllmChatModel implements ChatModel {
         synchronized (llm) { // an LLM runs one call at a time; callers sharing this model take turns
             output = llm.generatePrompts(List.of(plan.prompt()), plan.sampling()).getFirst();
         }
-        return Conversions.response(output, plan.calls(), llm.modelDirectory().getFileName().toString());
+        return Conversions.response(output, plan.calls(), Conversions.modelName(llm));
     }
 }

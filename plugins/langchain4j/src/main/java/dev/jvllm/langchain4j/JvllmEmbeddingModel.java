@@ -51,6 +51,6 @@ public final class JvllmEmbeddingModel implements EmbeddingModel {
 
     @Override
     public String modelName() {
-        return llm.modelDirectory().getFileName().toString();
+        return Conversions.modelName(llm);
     }
 }

@@ -71,7 +71,7 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
     public void doChat(ChatRequest request, StreamingChatResponseHandler handler) {
         if (!engine.isRunning()) throw new IllegalStateException("this model is closed (or its LLM is)");
         Conversions.Plan plan = Conversions.plan(llm, request, toolCallParser);
-        String modelName = llm.modelDirectory().getFileName().toString();
+        String modelName = Conversions.modelName(llm);
         engine.submit("langchain4j-" + nextId.incrementAndGet(), plan.prompt(), plan.sampling()).subscribe(new Flow.Subscriber<>() {
             private final StringBuilder text = new StringBuilder();
             private int promptTokens, outputTokens, sent;

@@ -6,6 +6,7 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.RequestStream;
+import dev.jvllm.hub.ModelResolver;
 import org.springframework.ai.chat.messages.AssistantMessage;
 import org.springframework.ai.chat.messages.Message;
 import org.springframework.ai.chat.messages.UserMessage;
@@ -168,7 +169,7 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
     private ChatResponse response(String text, dev.jvllm.FinishReason reason, Integer promptTokens, Integer outputTokens) {
         ChatGenerationMetadata generation = reason == null ? ChatGenerationMetadata.NULL
                 : ChatGenerationMetadata.builder().finishReason(reason.toString().toUpperCase(java.util.Locale.ROOT)).build();
-        ChatResponseMetadata.Builder metadata = ChatResponseMetadata.builder().model(llm.modelDirectory().getFileName().toString());
+        ChatResponseMetadata.Builder metadata = ChatResponseMetadata.builder().model(ModelResolver.modelName(llm.modelDirectory()));
         if (promptTokens != null) metadata.usage(new DefaultUsage(promptTokens, outputTokens));
         return new ChatResponse(List.of(new Generation(new AssistantMessage(text), generation)), metadata.build());
     }
