@@ -42,9 +42,9 @@ public enum ToolCallParser {
         }
 
         @Override
-        public int heldFrom(String text) {
-            int block = text.indexOf(OPEN);
-            return withoutTrailingSpace(text, block >= 0 ? block : beforePartial(text, OPEN));
+        int heldFrom(CharSequence text, Holding state) {
+            int block = state.call.first(text, 0);
+            return state.withoutTrailingSpace(text, block >= 0 ? block : TagSearch.beforePartial(text, 0, OPEN));
         }
     },
     LLAMA3_JSON {
@@ -64,9 +64,10 @@ public enum ToolCallParser {
         }
 
         @Override
-        public int heldFrom(String text) {
-            String body = text.stripLeading();
-            if (body.isEmpty() || body.startsWith("{") || body.startsWith(PYTHON_TAG) || PYTHON_TAG.startsWith(body)) return 0;
+        int heldFrom(CharSequence text, Holding state) {
+            int lead = state.firstNonSpace(text);
+            String head = text.subSequence(lead, Math.min(text.length(), lead + PYTHON_TAG.length())).toString();
+            if (head.isEmpty() || head.startsWith("{") || PYTHON_TAG.startsWith(head)) return 0;
             return text.length();
         }
     };
@@ -75,19 +76,6 @@ public enum ToolCallParser {
     private static final String OPEN = "<tool_call>";
     private static final String PYTHON_TAG = "<|python_tag|>";
 
-    /** Where a trailing start of {@code tag} (its first characters, not all) begins in {@code text}; its length where none does. */
-    public static int beforePartial(String text, String tag) {
-        for (int k = Math.min(tag.length() - 1, text.length()); k > 0; k--) {
-            if (text.endsWith(tag.substring(0, k))) return text.length() - k;
-        }
-        return text.length();
-    }
-
-    /** {@code end}, moved back over the whitespace before it: text a call may follow, which the whole answer strips. */
-    private static int withoutTrailingSpace(String text, int end) {
-        while (end > 0 && Character.isWhitespace(text.charAt(end - 1))) end--;
-        return end;
-    }
 
     /** One call: the function's name and its arguments as JSON text. */
     public record Call(String name, String arguments) {
@@ -106,7 +94,60 @@ public enum ToolCallParser {
      * text before it is content whatever follows; the rest waits for the answer's end, when
      * {@link #parse} decides.
      */
-    public abstract int heldFrom(String text);
+    public int heldFrom(String text) {
+        return holding().heldFrom(text);
+    }
+
+    /**
+     * {@link #heldFrom} for one streamed answer as it grows: each call looks only at the text added
+     * since the call before, so a whole stream costs time in proportion to its length.
+     */
+    public Holding holding() {
+        return new Holding(this);
+    }
+
+    abstract int heldFrom(CharSequence text, Holding state);
+
+    /**
+     * Where one streamed answer must be held back ({@link ToolCallParser#heldFrom}), kept as it grows.
+     * Each call must pass the same answer, grown by appending; not thread-safe.
+     */
+    public static final class Holding {
+        private final ToolCallParser parser;
+        private final TagSearch call = new TagSearch(OPEN);
+        /** The text below this is whitespace. */
+        private int lead;
+        /** text[spaceStart, spaceEnd) is whitespace, after a character that is not or the text's start. */
+        private int spaceStart, spaceEnd;
+
+        private Holding(ToolCallParser parser) {
+            this.parser = parser;
+        }
+
+        /** Where the answer so far must be held back from (the text before it is content whatever follows). */
+        public int heldFrom(CharSequence answerSoFar) {
+            return parser.heldFrom(answerSoFar, this);
+        }
+
+        private int firstNonSpace(CharSequence text) {
+            while (lead < text.length() && Character.isWhitespace(text.charAt(lead))) lead++;
+            return lead;
+        }
+
+        /**
+         * {@code end}, moved back over the whitespace before it: text a call may follow, which the whole
+         * answer strips. A run of whitespace already walked over is not walked again.
+         */
+        private int withoutTrailingSpace(CharSequence text, int end) {
+            int i = end;
+            int stop = end >= spaceEnd ? spaceEnd : 0;
+            while (i > stop && Character.isWhitespace(text.charAt(i - 1))) i--;
+            if (i == stop && stop == spaceEnd) i = spaceStart;
+            spaceStart = i;
+            spaceEnd = end;
+            return i;
+        }
+    }
 
     /**
      * The calls of an answer held to {@link StructuredOutputs#toolCalls} (vLLM's tool choice

@@ -53,4 +53,73 @@ class ToolCallParserTest {
         assertEquals(0, llama.heldFrom("<|python_tag|>{"));
         assertEquals(8, llama.heldFrom("The time"), "an answer that does not start as a call is content");
     }
+
+    /**
+     * A holding kept over a stream answers what heldFrom answers for each text so far, streamed a
+     * character at a time: it looks only at what each piece added, and must not lose what came before.
+     */
+    @Test
+    void aHoldingKeptOverAStreamAgreesWithTheWholeTextAtEveryStep() {
+        List<String> answers = List.of("Let me see.\n<tool_call>\n{\"name\": \"f\"}</tool_call>", "2 < 3 <tool <tool_call>x",
+                "a  \n \n  b   \n\n<tool_call>", "   \n", "<|python_tag|>{\"name\": 1}", "  {\"name\"", "  <|pyth", "  <|pytho!n", "The time");
+        for (ToolCallParser parser : ToolCallParser.values()) {
+            for (String answer : answers) {
+                ToolCallParser.Holding holding = parser.holding();
+                StringBuilder growing = new StringBuilder();
+                for (int i = 0; i < answer.length(); i++) {
+                    growing.append(answer.charAt(i));
+                    assertEquals(parser.heldFrom(growing.toString()), holding.heldFrom(growing),
+                            parser + " held '" + growing + "' elsewhere when kept over the stream");
+                }
+            }
+        }
+    }
+
+    /**
+     * A long answer's stream looks at each character a bounded number of times, not once for every
+     * piece after it (which had made a 32k-token answer cost seconds): counted over 20 000 pieces.
+     */
+    @Test
+    void aLongStreamLooksAtEachCharacterAFewTimes() {
+        for (ToolCallParser parser : ToolCallParser.values()) {
+            ToolCallParser.Holding holding = parser.holding();
+            CountingText growing = new CountingText();
+            String piece = "word <tool \n";  // a partial tag and whitespace in every piece
+            for (int i = 0; i < 20_000; i++) {
+                growing.text.append(piece);
+                int held = holding.heldFrom(growing);
+                assertEquals(parser == ToolCallParser.HERMES ? growing.length() - 2 : growing.length(), held);
+            }
+            assertTrue(growing.reads < 8L * growing.length(), parser + " read " + growing.reads + " characters of " + growing.length());
+        }
+    }
+
+    /** A growing text that counts the characters read from it. */
+    private static final class CountingText implements CharSequence {
+        final StringBuilder text = new StringBuilder();
+        long reads;
+
+        @Override
+        public int length() {
+            return text.length();
+        }
+
+        @Override
+        public char charAt(int index) {
+            reads++;
+            return text.charAt(index);
+        }
+
+        @Override
+        public CharSequence subSequence(int start, int end) {
+            reads += end - start;
+            return text.subSequence(start, end);
+        }
+
+        @Override
+        public String toString() {
+            reads += text.length();
+            return text.toString();
+        }
+    }
 }

@@ -526,10 +526,8 @@ public final class OpenAiServer implements AutoCloseable {
             }
 
             final boolean[] started = new boolean[params.n()];
-            /** A parsed streamed answer's text so far, and how much of its reasoning and content were sent. */
-            final StringBuilder[] texts = new StringBuilder[params.n()];
-            final int[] sentReasoning = new int[params.n()];
-            final int[] sent = new int[params.n()];
+            /** Each parsed streamed answer's text so far, and what of it was sent. */
+            final ParsedStream[] parsed = new ParsedStream[params.n()];
 
             @Override
             public void whole(ObjectNode choice, RequestOutput request, CompletionOutput output, int index) {
@@ -551,7 +549,7 @@ public final class OpenAiServer implements AutoCloseable {
             @Override
             public String finishReason(CompletionOutput output) {
                 if (!tools.auto() || output.finishReason() == null) return OpenAiResponses.finishReason(output);
-                String text = reasoningSplit(streaming.stream() ? texts[output.index()].toString() : output.text()).content();
+                String text = reasoningSplit(streaming.stream() ? parsed[output.index()].text() : output.text()).content();
                 return toolCallParser.parse(text).calls().isEmpty() ? OpenAiResponses.finishReason(output) : "tool_calls";
             }
 
@@ -589,30 +587,25 @@ public final class OpenAiServer implements AutoCloseable {
              * is held whole.
              */
             private void streamParsed(ObjectNode delta, CompletionOutput output, int index) {
-                StringBuilder text = texts[index] == null ? texts[index] = new StringBuilder() : texts[index];
-                text.append(output.text());
-                boolean end = output.finishReason() != null;
-                ReasoningParser.Split split = end || reasoningParser == null ? reasoningSplit(text.toString())
-                        : reasoningParser.streamed(text.toString());
-                String reasoning = split.reasoning() == null ? "" : split.reasoning();
-                if (reasoning.length() > sentReasoning[index]) {
-                    delta.put("reasoning_content", reasoning.substring(sentReasoning[index]));
-                    sentReasoning[index] = reasoning.length();
-                }
-                String sofar = split.content();
-                if (!end) {
-                    int held = required ? 0 : tools.auto() ? toolCallParser.heldFrom(sofar) : sofar.length();
-                    if (held > sent[index]) delta.put("content", sofar.substring(sent[index], held));
-                    sent[index] = Math.max(sent[index], held);
+                ParsedStream stream = parsed[index] == null
+                        ? parsed[index] = new ParsedStream(reasoningParser, tools.auto() ? toolCallParser.holding() : null, required)
+                        : parsed[index];
+                if (output.finishReason() == null) {
+                    putPiece(delta, stream.append(output.text()));
                     return;
                 }
-                AnswerCalls answer = callsIn(tools, sofar);
-                String content = answer.content();
-                if (content.length() > sent[index]) delta.put("content", content.substring(sent[index]));
+                ReasoningParser.Split split = reasoningSplit(stream.end(output.text()));
+                AnswerCalls answer = callsIn(tools, split.content());
+                putPiece(delta, stream.rest(split.reasoning(), answer.content()));
                 if (answer.calls().isEmpty()) return;
                 ArrayNode calls = toolCallsArray(answer.calls());
                 for (int i = 0; i < calls.size(); i++) ((ObjectNode) calls.get(i)).put("index", i);
                 delta.set("tool_calls", calls);
+            }
+
+            private static void putPiece(ObjectNode delta, ParsedStream.Piece piece) {
+                if (!piece.reasoning().isEmpty()) delta.put("reasoning_content", piece.reasoning());
+                if (!piece.content().isEmpty()) delta.put("content", piece.content());
             }
 
             private void putLogprobs(ObjectNode choice, CompletionOutput output) {

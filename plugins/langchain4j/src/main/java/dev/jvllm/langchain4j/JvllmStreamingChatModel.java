@@ -74,6 +74,9 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
         String modelName = Conversions.modelName(llm);
         engine.submit("langchain4j-" + nextId.incrementAndGet(), plan.prompt(), plan.sampling()).subscribe(new Flow.Subscriber<>() {
             private final StringBuilder text = new StringBuilder();
+            /** Where AUTO's answer is held back, kept as it grows (null without such a parser). */
+            private final ToolCallParser.Holding holding =
+                    plan.calls() instanceof Conversions.Parsed(ToolCallParser parser) ? parser.holding() : null;
             private int promptTokens, outputTokens, sent;
             private dev.jvllm.FinishReason finishReason;
             private volatile Flow.Subscription subscription;
@@ -110,7 +113,7 @@ public final class JvllmStreamingChatModel implements StreamingChatModel, AutoCl
                 int shown = switch (plan.calls()) {
                     case null -> text.length();
                     case Conversions.Listed listed -> 0;
-                    case Conversions.Parsed(ToolCallParser parser) -> parser.heldFrom(text.toString());
+                    case Conversions.Parsed parsed -> holding.heldFrom(text);
                 };
                 if (shown > sent) {
                     String piece = text.substring(sent, shown);
