@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.DoubleAdder;
 /**
  * The latencies of an {@link AsyncLLMEngine}'s requests, as vLLM's server reports them: time to the
  * first token (from submission), time between a request's successive steps that gave it tokens, and
- * end to end; and the requests ended, by finish reason. Observed on the engine thread as outputs are
+ * end to end; and the answers ended, by finish reason. Observed on the engine thread as outputs are
  * published; read from any thread.
  */
 public final class RequestLatencies {
@@ -48,7 +48,10 @@ public final class RequestLatencies {
         return endToEnd.snapshot();
     }
 
-    /** Requests ended so far, by finish reason ("stop", "length", "abort"; sorted). */
+    /**
+     * Answers ended so far, by finish reason ("stop", "length", "abort"; sorted): a request of n answers
+     * counts n times, each by its own reason, as vLLM counts the requests it splits parallel sampling into.
+     */
     public Map<String, Long> endedByReason() {
         Map<String, Long> counts = new TreeMap<>();
         ended.forEach((reason, n) -> counts.put(reason, n.get()));
@@ -70,10 +73,13 @@ public final class RequestLatencies {
         }
         if (output.finished()) {
             endToEnd.observe((now - stream.submittedNanos()) / 1e9);
-            String reason = output.outputs().isEmpty() || output.outputs().getFirst().finishReason() == null ? "unknown"
-                    : output.outputs().getFirst().finishReason().toString();
-            ended.computeIfAbsent(reason, r -> new AtomicLong()).incrementAndGet();
+            if (output.outputs().isEmpty()) countEnded("unknown");
+            for (CompletionOutput answer : output.outputs()) countEnded(answer.finishReason() == null ? "unknown" : answer.finishReason().toString());
         }
+    }
+
+    private void countEnded(String reason) {
+        ended.computeIfAbsent(reason, r -> new AtomicLong()).incrementAndGet();
     }
 
     private static final class Histogram {

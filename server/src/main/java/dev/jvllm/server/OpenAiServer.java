@@ -340,7 +340,7 @@ public final class OpenAiServer implements AutoCloseable {
                     latencies.interTokenLatency());
             histogram(text, "vllm:e2e_request_latency_seconds", "Time from a request's arrival to its end.", labelValue,
                     latencies.endToEnd());
-            text.append("# HELP vllm:request_success_total Requests ended, by finish reason.\n")
+            text.append("# HELP vllm:request_success_total Answers ended, by finish reason (each of n parallel answers counts).\n")
                     .append("# TYPE vllm:request_success_total counter\n");
             latencies.endedByReason().forEach((reason, n) -> text.append("vllm:request_success_total{model_name=\"").append(labelValue)
                     .append("\",finished_reason=\"").append(reason).append("\"} ").append(n).append('\n'));

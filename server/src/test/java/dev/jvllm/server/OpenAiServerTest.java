@@ -677,6 +677,15 @@ class OpenAiServerTest {
                 }
             });
             assertEquals(3, value(metrics, "vllm:request_success_total{model_name=\"m\",finished_reason=\"length\"}"), metrics);
+            // Two answers of one request, both ended by a stop string the greedy answer holds, count as two, as vLLM counts parallel samples.
+            String greedyText = reference.generate(PROMPT, greedy(4)).text();
+            String stop = greedyText.substring(greedyText.length() - 2);
+            Answer two = post(own, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4, \"top_k\": 1, \"n\": 2, "
+                    + "\"stop\": " + JSON.writeValueAsString(stop) + "}");
+            assertEquals(200, two.status(), String.valueOf(two.body()));
+            String after = client.send(HttpRequest.newBuilder(URI.create(own.address() + "/metrics")).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertEquals(2, value(after, "vllm:request_success_total{model_name=\"m\",finished_reason=\"stop\"}"), after);
+            assertEquals(3, value(after, "vllm:request_success_total{model_name=\"m\",finished_reason=\"length\"}"), after);
         }
     }
 
