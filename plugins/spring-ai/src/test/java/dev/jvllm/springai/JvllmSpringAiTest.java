@@ -6,17 +6,28 @@ import dev.jvllm.PoolingParams;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.Task;
 import org.junit.jupiter.api.Test;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.ToolCallParser;
+import org.springframework.ai.chat.messages.AssistantMessage;
+import org.springframework.ai.chat.messages.Message;
+import org.springframework.ai.chat.messages.MessageType;
 import org.springframework.ai.chat.messages.SystemMessage;
-import org.springframework.ai.chat.messages.ToolResponseMessage;
 import org.springframework.ai.chat.messages.UserMessage;
 import org.springframework.ai.chat.model.ChatResponse;
 import org.springframework.ai.chat.prompt.ChatOptions;
 import org.springframework.ai.chat.prompt.Prompt;
+import org.springframework.ai.model.tool.DefaultToolCallingManager;
+import org.springframework.ai.model.tool.StructuredOutputChatOptions;
+import org.springframework.ai.model.tool.ToolCallingChatOptions;
+import org.springframework.ai.model.tool.ToolExecutionResult;
+import org.springframework.ai.tool.ToolCallback;
+import org.springframework.ai.tool.function.FunctionToolCallback;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
@@ -28,6 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** jvllm's Spring AI models over the demo model: the library's own answers, through Spring AI's types. */
 class JvllmSpringAiTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private static final Path DEMO = Files.isDirectory(Path.of("../../models/jvllm-demo")) ? Path.of("../../models/jvllm-demo")
             : Path.of("models/jvllm-demo");
@@ -66,11 +79,11 @@ class JvllmSpringAiTest {
                 for (int i = 0; i < 6; i++) answers.add(pool.submit(() -> model.call(hello()).getResult().getOutput().getText()));
                 for (Future<String> answer : answers) assertEquals(expected, answer.get(60, TimeUnit.SECONDS));
             }
-            assertThrows(UnsupportedOperationException.class, () -> model.call(new Prompt(List.of(new UserMessage("Hi"),
-                    ToolResponseMessage.builder().responses(List.of(new ToolResponseMessage.ToolResponse("1", "f", "2"))).build()))));
-            var tools = org.springframework.ai.model.tool.ToolCallingChatOptions.builder().toolCallbacks(
-                    org.springframework.ai.tool.function.FunctionToolCallback.builder("f", (String x) -> x).inputType(String.class).build()).build();
-            assertThrows(UnsupportedOperationException.class, () -> model.call(new Prompt("Weather?", tools)), "tools are refused, not ignored");
+            var tools = ToolCallingChatOptions.builder().toolCallbacks(
+                    FunctionToolCallback.builder("f", (String x) -> x).inputType(String.class).build()).build();
+            var refused = assertThrows(UnsupportedOperationException.class, () -> model.call(new Prompt("Weather?", tools)),
+                    "without a tool-call parser, tools are refused, not ignored");
+            assertTrue(refused.getMessage().contains("ToolCallParser"), refused.getMessage());
 
             // A stream is made when it is subscribed to: the same Flux subscribed twice answers twice.
             var flux = model.stream(hello());
@@ -120,4 +133,81 @@ class JvllmSpringAiTest {
             for (int i = 0; i < 2; i++) assertArrayEquals(expected.get(i).embedding(), embeddings.get(i), 1e-5f, "text " + i);
         }
     }
+
+    /** A city's weather, the tool of the tests below. */
+    record City(String city) {
+    }
+
+    private static ToolCallback weatherTool(List<String> asked) {
+        return FunctionToolCallback.builder("get_weather", (City c) -> {
+            asked.add(c.city());
+            return "sunny in " + c.city();
+        }).description("The weather in a city").inputType(City.class).build();
+    }
+
+    /**
+     * An answer that is a call, as Llama 3.1 writes one (held to that form here by an output schema, since
+     * the demo model chooses no tools), comes back as the assistant's tool call, in a call and in a stream;
+     * Spring AI's own tool-calling manager runs it, and the conversation with its result renders as the
+     * chat template renders the same messages given to the library.
+     */
+    @Test
+    void toolCallsComeBackAsTheAssistantsCallsAndTheirResultsRender() {
+        String callSchema = """
+                {"type": "object", "properties": {"name": {"const": "get_weather"}, "parameters": {"type": "object",
+                 "properties": {"city": {"enum": ["Paris", "Rome", "Berlin"]}}, "required": ["city"], "additionalProperties": false}},
+                 "required": ["name", "parameters"], "additionalProperties": false}""";
+        List<String> asked = new ArrayList<>();
+        ToolCallback weather = weatherTool(asked);
+        try (LLM llm = LLM.builder().model(DEMO.toString()).chatTemplate(TOOLS_TEMPLATE).build();
+             JvllmSpringChatModel model = new JvllmSpringChatModel(llm, StructuredOutputChatOptions.builder().outputSchema(callSchema).build(),
+                     ToolCallParser.LLAMA3_JSON)) {
+            Prompt question = new Prompt(List.of(new UserMessage("Weather in Paris?")),
+                    ToolCallingChatOptions.builder().toolCallbacks(weather).temperature(0.0).maxTokens(120).build());
+            ChatResponse called = model.call(question);
+            AssistantMessage answer = called.getResult().getOutput();
+            assertEquals("TOOL_CALLS", called.getResult().getMetadata().getFinishReason(), answer.toString());
+            assertEquals(1, answer.getToolCalls().size(), answer.toString());
+            AssistantMessage.ToolCall call = answer.getToolCalls().getFirst();
+            assertEquals("get_weather", call.name());
+            assertEquals("function", call.type());
+            assertTrue(call.arguments().matches("\\{\"city\":\"(Paris|Rome|Berlin)\"}"), call.arguments());
+
+            // Streamed: no text goes out before the call (the answer starts as one), and the last piece holds the same call.
+            List<ChatResponse> pieces = model.stream(question).collectList().block(java.time.Duration.ofSeconds(60));
+            assertTrue(pieces.stream().allMatch(p -> p.getResult().getOutput().getText().isEmpty()), pieces.toString());
+            AssistantMessage last = pieces.getLast().getResult().getOutput();
+            assertEquals("TOOL_CALLS", pieces.getLast().getResult().getMetadata().getFinishReason());
+            assertEquals(call.arguments(), last.getToolCalls().getFirst().arguments());
+
+            // Spring AI runs the tool; its result goes back as a tool response message.
+            ToolExecutionResult executed = DefaultToolCallingManager.builder().build().executeToolCalls(question, called);
+            String city = call.arguments().replaceAll(".*\"city\":\"(\\w+)\".*", "$1");
+            assertEquals(List.of(city), asked, "the tool ran once, with the model's argument");
+            List<Message> history = executed.conversationHistory();
+            assertEquals(3, history.size(), history.toString());
+            assertEquals(MessageType.TOOL, history.getLast().getMessageType());
+            // The conversation with the call and its result is the prompt the library renders from the same messages.
+            String expected = llm.renderChat(List.of(Map.of("role", "user", "content", "Weather in Paris?"),
+                    Map.of("role", "assistant", "content", "", "tool_calls", List.of(Map.of("id", call.id(), "type", "function",
+                            "function", Map.of("name", "get_weather", "arguments", call.arguments())))),
+                    Map.of("role", "tool", "content", "\"sunny in " + city + "\"", "tool_call_id", call.id(), "name", "get_weather")),
+                    dev.jvllm.ChatOptions.builder().templateVariable("tools", List.of(Map.of("type", "function", "function",
+                            Map.of("name", "get_weather", "description", "The weather in a city", "parameters",
+                                    JSON.readValue(weather.getToolDefinition().inputSchema(), Map.class))))).build());
+            assertTrue(expected.contains("sunny in " + city) && expected.contains("get_weather"), expected);
+            ChatResponse followUp = model.call(new Prompt(history, ToolCallingChatOptions.builder().toolCallbacks(weather)
+                    .temperature(0.0).maxTokens(40).build()));
+            assertEquals(llm.tokenizer().encode(expected, false).length, followUp.getMetadata().getUsage().getPromptTokens(),
+                    "the follow-up's prompt is the rendered conversation with the call and its result");
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** A chat template that writes the tools, the assistant's calls and the tools' results out (the demo model's own writes none). */
+    private static final String TOOLS_TEMPLATE = "{% if tools %}Tools:{% for t in tools %} {{ t.function.name }}: {{ t.function.description }}"
+            + " {{ t.function.parameters | tojson }}{% endfor %}\n{% endif %}{% for m in messages %}{{ m.role }}: {{ m.content }}"
+            + "{% if m.tool_calls %}{% for c in m.tool_calls %} call {{ c.id }} {{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}"
+            + "{% endif %}{% if m.tool_call_id %} for {{ m.tool_call_id }}{% endif %}\n{% endfor %}assistant:";
 }
