@@ -28,7 +28,10 @@
 #         products plus a sum of the partials, against the plain product (cublas_splitk.cu's header).
 #   cublas-pdl whether cuBLAS's batch-64 products wait on the kernel ahead when a graph edge into
 #         them is made programmatic, and what such edges save over 16 layers (cublas_pdl.cu's header).
-# Usage: bash tools/gpu/microbench/run.sh mlp|mlp-pdl|mlp-fused|cublaslt-sweep|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
+#   o-staged the o projection at batch 1 after paged_decode, as gemv_rows and as gemv_rows_staged (its
+#         rows copied into shared memory and registers before it waits on attention), once for each -D
+#         set in STAGED_VARIANTS (';'-separated, '' the defaults), e.g. STAGED_VARIANTS=';-DSTAGED_WARPS=12'.
+# Usage: bash tools/gpu/microbench/run.sh o-staged|mlp|mlp-pdl|mlp-fused|cublaslt-sweep|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -46,6 +49,16 @@ for what in "$@"; do
     mlp)
       build tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
       for kb in 0 64 256; do /tmp/mlp_chain "$kb" 8 20; done ;;
+    o-staged)
+      IFS=';' read -r -a staged <<< "${STAGED_VARIANTS:-}"; [[ ${#staged[@]} -eq 0 ]] && staged=("")
+      builds=()
+      for i in "${!staged[@]}"; do
+        # shellcheck disable=SC2086
+        build ${staged[$i]} tools/gpu/microbench/o_staged.cu -o "/tmp/o_staged_$i" &
+        builds+=($!)
+      done
+      for pid in "${builds[@]}"; do wait "$pid"; done
+      for i in "${!staged[@]}"; do "/tmp/o_staged_$i" 16 30 577 "24,20,16,8" | tag defines "${staged[$i]}"; done ;;
     mlp-pdl)
       # In-graph cost of each launch alone, and the five as programmatic dependent launches, with the
       # gemv kernels' first weight loads before their wait (GEMV_PRELOAD=1) and after it (0).
