@@ -50,7 +50,8 @@ public final class RequestLatencies {
 
     /**
      * Answers ended so far, by finish reason ("stop", "length", "abort"; sorted): a request of n answers
-     * counts n times, each by its own reason, as vLLM counts the requests it splits parallel sampling into.
+     * counts n times, each by its own reason, as vLLM counts the requests it splits parallel sampling
+     * into; {@link #endToEnd} likewise holds each answer's time to its end.
      */
     public Map<String, Long> endedByReason() {
         Map<String, Long> counts = new TreeMap<>();
@@ -71,10 +72,18 @@ public final class RequestLatencies {
             stream.tokensSeen = tokens;
             stream.lastTokenNanos = now;
         }
-        if (output.finished()) {
-            endToEnd.observe((now - stream.submittedNanos()) / 1e9);
-            if (output.outputs().isEmpty()) countEnded("unknown");
-            for (CompletionOutput answer : output.outputs()) countEnded(answer.finishReason() == null ? "unknown" : answer.finishReason().toString());
+        // Each answer's end once, when it is first seen ended (n answers end at their own steps).
+        double sinceSubmitted = (now - stream.submittedNanos()) / 1e9;
+        for (CompletionOutput answer : output.outputs()) {
+            if (answer.finishReason() == null && !output.finished() || stream.answersEnded.get(answer.index())) continue;
+            stream.answersEnded.set(answer.index());
+            endToEnd.observe(sinceSubmitted);
+            countEnded(answer.finishReason() == null ? "unknown" : answer.finishReason().toString());
+        }
+        if (output.finished() && output.outputs().isEmpty() && stream.answersEnded.isEmpty()) {
+            stream.answersEnded.set(0);
+            endToEnd.observe(sinceSubmitted);
+            countEnded("unknown");
         }
     }
 

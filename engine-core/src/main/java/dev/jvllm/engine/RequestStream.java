@@ -41,6 +41,8 @@ public final class RequestStream implements Flow.Publisher<RequestOutput> {
     // Engine thread only: the latencies' state (RequestLatencies.observe).
     int tokensSeen;
     long lastTokenNanos;
+    /** The answers (by index) whose end the latencies have counted. */
+    final java.util.BitSet answersEnded = new java.util.BitSet();
 
     // Written by the engine thread only: what earlier deltas already carried, per sequence.
     private int[] sentTokens = new int[0];

@@ -686,6 +686,7 @@ class OpenAiServerTest {
             String after = client.send(HttpRequest.newBuilder(URI.create(own.address() + "/metrics")).build(), HttpResponse.BodyHandlers.ofString()).body();
             assertEquals(2, value(after, "vllm:request_success_total{model_name=\"m\",finished_reason=\"stop\"}"), after);
             assertEquals(3, value(after, "vllm:request_success_total{model_name=\"m\",finished_reason=\"length\"}"), after);
+            assertEquals(5, value(after, "vllm:e2e_request_latency_seconds_count{model_name=\"m\"}"), "each answer's end, as the counter counts");
         }
     }
 

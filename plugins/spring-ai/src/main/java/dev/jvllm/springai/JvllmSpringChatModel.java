@@ -59,7 +59,7 @@ import java.util.function.Function;
  *
  * <pre>{@code
  * try (LLM llm = new LLM("Qwen/Qwen2.5-0.5B-Instruct");
- *      var model = new JvllmSpringChatModel(llm, ChatOptions.builder().build(), ToolCallParser.HERMES)) {
+ *      var model = new JvllmSpringChatModel(llm, JvllmSpringChatOptions.builder().build(), ToolCallParser.HERMES)) {
  *     String answer = ChatClient.create(model).prompt("What is the weather in Paris?").tools(new WeatherTools()).call().content();
  * }
  * }</pre>
@@ -75,13 +75,13 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
 
     private final LLM llm;
     private final AsyncLLMEngine engine;
-    private final ChatOptions defaults;
+    private final JvllmSpringChatOptions defaults;
     private final ToolCallParser toolCallParser;
     private final AtomicLong nextId = new AtomicLong();
 
     /** Over {@code llm}, with the model's own defaults (its generation config) for what a prompt leaves out; tools are refused. */
     public JvllmSpringChatModel(LLM llm) {
-        this(llm, ChatOptions.builder().build());
+        this(llm, JvllmSpringChatOptions.builder().build());
     }
 
     /** Over {@code llm}, with {@code defaults} for what a prompt's options leave out; tools are refused. */
@@ -93,21 +93,23 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
      * Over {@code llm}, with {@code defaults} for what a prompt's options leave out, reading tool calls
      * with {@code toolCallParser} (as the model family writes them: {@link ToolCallParser#HERMES} for
      * Qwen 2.5 and 3, {@link ToolCallParser#LLAMA3_JSON} for Llama 3.1 and 3.2; null: tools are refused).
+     * The defaults are kept as {@link JvllmSpringChatOptions} ({@link #getOptions()}), which
+     * {@code ChatClient} adds a request's tools to.
      */
     public JvllmSpringChatModel(LLM llm, ChatOptions defaults, ToolCallParser toolCallParser) {
         this.llm = Objects.requireNonNull(llm, "llm");
-        this.defaults = Objects.requireNonNull(defaults, "defaults");
+        this.defaults = JvllmSpringChatOptions.from(Objects.requireNonNull(defaults, "defaults"));
         this.toolCallParser = toolCallParser;
         this.engine = llm.serveAsync();
     }
 
     @Override
-    public ChatOptions getOptions() {
+    public JvllmSpringChatOptions getOptions() {
         return defaults;
     }
 
     @Override
-    public ChatOptions getDefaultOptions() {
+    public JvllmSpringChatOptions getDefaultOptions() {
         return defaults;
     }
 
@@ -131,9 +133,10 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
 
     /**
      * The answer as it is generated: a response per new piece of text, the last with the finish
-     * reason and the usage. With tools, the text is held back from where a call may start; the last
-     * response holds the calls (and any text held back that was not one). Cancelling the
-     * subscription aborts the request.
+     * reason and the usage. With tools, the text is held back from where a call may start; at the end
+     * the text held back that was not a call comes in a response of its own, then a last one holds
+     * the calls (tool-calling advisors keep responses with calls from the caller's stream). Cancelling
+     * the subscription aborts the request.
      */
     @Override
     public Flux<ChatResponse> stream(Prompt prompt) {
@@ -144,19 +147,23 @@ public final class JvllmSpringChatModel implements ChatModel, AutoCloseable {
             ToolCallParser.Holding holding = request.calls() ? toolCallParser.holding() : null;
             int[] tokens = {0};
             int[] sent = {0};
-            return JdkFlowAdapter.flowPublisherToFlux(request.stream()).map(delta -> {
+            return JdkFlowAdapter.flowPublisherToFlux(request.stream()).concatMapIterable(delta -> {
                 CompletionOutput sequence = delta.outputs().getFirst();
                 tokens[0] += sequence.tokenIds().size();
                 text.append(sequence.text());
                 if (sequence.finishReason() == null) {
                     int shown = holding == null ? text.length() : holding.heldFrom(text);
-                    String piece = shown > sent[0] ? text.substring(sent[0], shown) : "";
-                    sent[0] = Math.max(sent[0], shown);
-                    return response(new Answer(piece, List.of()), null, null, null);
+                    if (shown <= sent[0]) return List.of();  // nothing new to show (held back, or an empty piece)
+                    String piece = text.substring(sent[0], shown);
+                    sent[0] = shown;
+                    return List.of(response(new Answer(piece, List.of()), null, null, null));
                 }
                 Answer whole = request.answer(text.toString());
                 String rest = whole.content().length() > sent[0] ? whole.content().substring(sent[0]) : "";
-                return response(new Answer(rest, whole.calls()), sequence.finishReason(), delta.promptTokenIds().size(), tokens[0]);
+                ChatResponse last = response(new Answer(whole.calls().isEmpty() ? rest : "", whole.calls()), sequence.finishReason(),
+                        delta.promptTokenIds().size(), tokens[0]);
+                if (whole.calls().isEmpty() || rest.isEmpty()) return List.of(last);
+                return List.of(response(new Answer(rest, List.of()), null, null, null), last);
             });
         });
     }

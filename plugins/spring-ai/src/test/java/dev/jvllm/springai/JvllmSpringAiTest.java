@@ -153,14 +153,10 @@ class JvllmSpringAiTest {
      */
     @Test
     void toolCallsComeBackAsTheAssistantsCallsAndTheirResultsRender() {
-        String callSchema = """
-                {"type": "object", "properties": {"name": {"const": "get_weather"}, "parameters": {"type": "object",
-                 "properties": {"city": {"enum": ["Paris", "Rome", "Berlin"]}}, "required": ["city"], "additionalProperties": false}},
-                 "required": ["name", "parameters"], "additionalProperties": false}""";
         List<String> asked = new ArrayList<>();
         ToolCallback weather = weatherTool(asked);
         try (LLM llm = LLM.builder().model(DEMO.toString()).chatTemplate(TOOLS_TEMPLATE).build();
-             JvllmSpringChatModel model = new JvllmSpringChatModel(llm, StructuredOutputChatOptions.builder().outputSchema(callSchema).build(),
+             JvllmSpringChatModel model = new JvllmSpringChatModel(llm, StructuredOutputChatOptions.builder().outputSchema(CALL_SCHEMA).build(),
                      ToolCallParser.LLAMA3_JSON)) {
             Prompt question = new Prompt(List.of(new UserMessage("Weather in Paris?")),
                     ToolCallingChatOptions.builder().toolCallbacks(weather).temperature(0.0).maxTokens(120).build());
@@ -173,9 +169,9 @@ class JvllmSpringAiTest {
             assertEquals("function", call.type());
             assertTrue(call.arguments().matches("\\{\"city\":\"(Paris|Rome|Berlin)\"}"), call.arguments());
 
-            // Streamed: no text goes out before the call (the answer starts as one), and the last piece holds the same call.
+            // Streamed: no text goes out before the call (the answer starts as one), so one response, with the same call.
             List<ChatResponse> pieces = model.stream(question).collectList().block(java.time.Duration.ofSeconds(60));
-            assertTrue(pieces.stream().allMatch(p -> p.getResult().getOutput().getText().isEmpty()), pieces.toString());
+            assertEquals(1, pieces.size(), pieces.toString());
             AssistantMessage last = pieces.getLast().getResult().getOutput();
             assertEquals("TOOL_CALLS", pieces.getLast().getResult().getMetadata().getFinishReason());
             assertEquals(call.arguments(), last.getToolCalls().getFirst().arguments());
@@ -203,6 +199,59 @@ class JvllmSpringAiTest {
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }
+    }
+
+    /** Llama 3.1's form of a call of get_weather, as a JSON schema that holds the demo model to it. */
+    private static final String CALL_SCHEMA = """
+            {"type": "object", "properties": {"name": {"const": "get_weather"}, "parameters": {"type": "object",
+             "properties": {"city": {"enum": ["Paris", "Rome", "Berlin"]}}, "required": ["city"], "additionalProperties": false}},
+             "required": ["name", "parameters"], "additionalProperties": false}""";
+
+    /**
+     * Through ChatClient, as Spring AI applications call models: a request's tools reach the model (its
+     * defaults are tool-calling options that ChatClient adds them to), the call the answer holds is run by
+     * ChatClient's tool-calling advisor, and a tool that returns directly ends the exchange with its result.
+     */
+    @Test
+    void chatClientsToolAdvisorRunsTheCallTheAnswerHolds() {
+        List<String> asked = new ArrayList<>();
+        ToolCallback weather = FunctionToolCallback.builder("get_weather", (City c) -> {
+            asked.add(c.city());
+            return "sunny in " + c.city();
+        }).description("The weather in a city").inputType(City.class)
+                .toolMetadata(org.springframework.ai.tool.metadata.ToolMetadata.builder().returnDirect(true).build()).build();
+        try (LLM llm = LLM.builder().model(DEMO.toString()).chatTemplate(TOOLS_TEMPLATE).build();
+             JvllmSpringChatModel model = new JvllmSpringChatModel(llm,
+                     JvllmSpringChatOptions.builder().outputSchema(CALL_SCHEMA).temperature(0.0).maxTokens(120).build(), ToolCallParser.LLAMA3_JSON)) {
+            String content = org.springframework.ai.chat.client.ChatClient.create(model).prompt("Weather in Paris?").tools(weather).call().content();
+            assertEquals(1, asked.size(), "the advisor ran the tool once");
+            assertTrue(content.contains("sunny in " + asked.getFirst()), content);
+        }
+        // Without a tool-call parser the same request is refused rather than answered without its tools.
+        try (LLM llm = LLM.builder().model(DEMO.toString()).build(); JvllmSpringChatModel model = new JvllmSpringChatModel(llm)) {
+            var client = org.springframework.ai.chat.client.ChatClient.create(model);
+            assertThrows(UnsupportedOperationException.class, () -> client.prompt("Weather in Paris?").tools(weather).call().content());
+        }
+    }
+
+    /** The options keep every field through their builder, mutate and conversion from Spring AI's own options. */
+    @Test
+    void optionsKeepEveryField() {
+        ToolCallback weather = weatherTool(new ArrayList<>());
+        JvllmSpringChatOptions options = JvllmSpringChatOptions.builder().model("m").frequencyPenalty(0.1).presencePenalty(0.2).maxTokens(7)
+                .stopSequences(List.of("x")).temperature(0.3).topK(5).topP(0.9).toolCallbacks(List.of(weather)).toolContext(Map.of("k", "v"))
+                .outputSchema("{}").build();
+        assertEquals(List.of("m", 0.1, 0.2, 7, List.of("x"), 0.3, 5, 0.9, List.of(weather), Map.of("k", "v"), "{}"),
+                List.of(options.getModel(), options.getFrequencyPenalty(), options.getPresencePenalty(), options.getMaxTokens(),
+                        options.getStopSequences(), options.getTemperature(), options.getTopK(), options.getTopP(), options.getToolCallbacks(),
+                        options.getToolContext(), options.getOutputSchema()));
+        assertEquals(options, options.mutate().build());
+        assertEquals(0.5, options.mutate().temperature(0.5).build().getTemperature());
+        assertEquals("{}", JvllmSpringChatOptions.from(StructuredOutputChatOptions.builder().outputSchema("{}").build()).getOutputSchema());
+        assertEquals(List.of(weather), JvllmSpringChatOptions.from(ToolCallingChatOptions.builder().toolCallbacks(weather).build()).getToolCallbacks());
+        var combined = JvllmSpringChatOptions.builder().temperature(0.1).outputSchema("{}")
+                .combineWith(JvllmSpringChatOptions.builder().topK(3).outputSchema("{\"type\": \"object\"}")).build();
+        assertEquals(List.of(0.1, 3, "{\"type\": \"object\"}"), List.of(combined.getTemperature(), combined.getTopK(), combined.getOutputSchema()));
     }
 
     /** A chat template that writes the tools, the assistant's calls and the tools' results out (the demo model's own writes none). */
