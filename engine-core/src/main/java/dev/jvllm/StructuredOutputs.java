@@ -46,7 +46,8 @@ public final class StructuredOutputs {
      * one space between tokens and before the document).
      *
      * @throws InvalidRequestException naming what of the schema is not supported (recursive
-     *                                 references, string patterns) or not JSON
+     *                                 references, bounds on numbers other than integers, string patterns with
+     *                                 lookaround or back-references) or not JSON
      */
     public static StructuredOutputs json(String schema) {
         Objects.requireNonNull(schema, "schema");

@@ -14,7 +14,8 @@ import java.util.Set;
  * A JSON schema as a regular expression over the JSON texts it accepts, as outlines builds one:
  * objects with their properties in the schema's order (optional ones may be left out, nothing else
  * may be added), arrays of {@code items} within {@code minItems}/{@code maxItems}, strings (with
- * {@code minLength}/{@code maxLength}, {@code enum}, {@code const}), integers, numbers, booleans,
+ * {@code minLength}/{@code maxLength}, a {@code pattern}, a {@code format} of date-time, date, time,
+ * uuid, ipv4 or email, {@code enum}, {@code const}), integers, numbers, booleans,
  * null, {@code enum}, {@code const}, {@code anyOf}/{@code oneOf}, type lists, and {@code $ref} to
  * {@code #/$defs/...} or {@code #/definitions/...} (not recursive). Between tokens at most one
  * space. {@link #anyJson} is any JSON value nested up to a depth, for JSON mode.
@@ -252,14 +253,34 @@ public final class JsonSchemaRegex {
         return pattern.toString();
     }
 
+    /**
+     * A string: of {@code minLength} to {@code maxLength} characters, or matching its {@code pattern}
+     * ({@link JsonStringPattern}), or in one of the {@code format}s below; other formats are
+     * annotations, as JSON Schema has them by default.
+     */
     private String string(JsonNode schema, String where) {
+        boolean lengths = schema.has("minLength") || schema.has("maxLength");
         if (schema.has("pattern")) {
-            throw new IllegalArgumentException("the string pattern at " + where + " is not supported; give the whole output as a regex instead");
+            if (lengths) throw new IllegalArgumentException("the string at " + where + " has both a pattern and length bounds, which are not followed together");
+            return "\"" + JsonStringPattern.of(schema.get("pattern").asText(), where) + "\"";
         }
+        String format = FORMATS.get(schema.path("format").asText(""));
+        if (format != null && !lengths) return "\"" + format + "\"";
         int min = schema.path("minLength").asInt(0), max = schema.has("maxLength") ? schema.get("maxLength").asInt() : -1;
         if (min == 0 && max < 0) return STRING;
         return "\"" + STRING_CHAR + bounds(min, max) + "\"";
     }
+
+    private static final String DATE = "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])";
+    private static final String TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?";
+    /** The string formats followed (RFC 3339 dates and times, UUIDs, IPv4 addresses, plain e-mail addresses), as outlines follows them. */
+    private static final Map<String, String> FORMATS = Map.of(
+            "date-time", DATE + "T" + TIME,
+            "date", DATE,
+            "time", TIME,
+            "uuid", "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            "ipv4", "(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+            "email", "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}");
 
     private String arrayOf(JsonNode schema, String where) {
         String item = schema.has("items") ? value(schema.get("items"), where + "/items") : anyJson(2);

@@ -72,6 +72,29 @@ class StructuredOutputsTest {
         }
     }
 
+    /**
+     * String patterns and formats: each sampled document parses as JSON (quotes and backslashes the
+     * pattern admits come escaped) and its strings match their pattern and format.
+     */
+    @Test
+    void patternedAndFormattedStringsMatchInValidDocuments() throws Exception {
+        String quotedWord = "\"[a-z]{2,4}\\\\\"";  // a quote, a word, a backslash and a quote: JSON escapes three of them
+        var properties = JSON.createObjectNode();
+        properties.putObject("code").put("type", "string").put("pattern", "^[A-Z]{3}-[0-9]{2}$");
+        properties.putObject("quoted").put("type", "string").put("pattern", quotedWord);
+        properties.putObject("day").put("type", "string").put("format", "date");
+        var schema = JSON.createObjectNode().put("type", "object").<com.fasterxml.jackson.databind.node.ObjectNode>set("properties", properties);
+        schema.putArray("required").add("code").add("quoted").add("day");
+        RequestOutput out = llm.generate("The European Parliament", sampled(StructuredOutputs.json(schema), 6));
+        for (CompletionOutput c : out.outputs()) {
+            assertEquals(FinishReason.STOP, c.finishReason(), c.text());
+            JsonNode doc = JSON.readTree(c.text());
+            assertTrue(doc.path("code").asText().matches("[A-Z]{3}-[0-9]{2}"), c.text());
+            assertTrue(doc.path("quoted").asText().matches(quotedWord), c.text());
+            assertTrue(doc.path("day").asText().matches("[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"), c.text());
+        }
+    }
+
     @Test
     void choiceAndRegexOutputsMatch() {
         RequestOutput choice = llm.generate("The vote was", sampled(StructuredOutputs.choice(List.of("for", "against", "abstained")), 4));
