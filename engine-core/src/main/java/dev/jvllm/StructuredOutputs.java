@@ -46,8 +46,8 @@ public final class StructuredOutputs {
      * one space between tokens and before the document).
      *
      * @throws InvalidRequestException naming what of the schema is not supported (recursive
-     *                                 references, bounds on numbers other than integers, string patterns with
-     *                                 lookaround or back-references) or not JSON
+     *                                 references, string patterns with lookaround or back-references, bounds
+     *                                 no number meets) or not JSON
      */
     public static StructuredOutputs json(String schema) {
         Objects.requireNonNull(schema, "schema");

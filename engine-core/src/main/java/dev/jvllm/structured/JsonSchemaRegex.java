@@ -15,7 +15,7 @@ import java.util.Set;
  * objects with their properties in the schema's order (optional ones may be left out, nothing else
  * may be added), arrays of {@code items} within {@code minItems}/{@code maxItems}, strings (with
  * {@code minLength}/{@code maxLength}, a {@code pattern}, a {@code format} of date-time, date, time,
- * uuid, ipv4 or email, {@code enum}, {@code const}), integers, numbers, booleans,
+ * uuid, ipv4 or email, {@code enum}, {@code const}), integers and numbers (with their bounds), booleans,
  * null, {@code enum}, {@code const}, {@code anyOf}/{@code oneOf}, type lists, and {@code $ref} to
  * {@code #/$defs/...} or {@code #/definitions/...} (not recursive). Between tokens at most one
  * space. {@link #anyJson} is any JSON value nested up to a depth, for JSON mode.
@@ -27,7 +27,8 @@ public final class JsonSchemaRegex {
     static final String STRING_CHAR = "(?:[^\"\\\\\\x00-\\x1f]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4})";
     static final String STRING = "\"" + STRING_CHAR + "*\"";
     static final String INTEGER = "-?(?:0|[1-9][0-9]*)";
-    static final String NUMBER = INTEGER + "(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?";
+    /** A number, its fraction at most {@link NumberRange#MAX_FRACTION_DIGITS} digits long and its exponent at most 3. */
+    static final String NUMBER = INTEGER + "(?:\\.[0-9]{1," + NumberRange.MAX_FRACTION_DIGITS + "})?(?:[eE][+-]?[0-9]{1,3})?";
     static final String BOOLEAN = "(?:true|false)";
     static final String NULL = "null";
     private static final int MAX_REF_DEPTH = 16;
@@ -165,15 +166,45 @@ public final class JsonSchemaRegex {
         return "(?:" + String.join("|", parts) + ")";
     }
 
-    /** A number: only a lower bound of 0 is followed (no minus sign); other bounds are refused, not ignored. */
+    /**
+     * A number: without bounds, any; within {@code minimum}/{@code maximum} and their exclusive forms
+     * (numbers, or draft 4's booleans), a decimal without an exponent in the range ({@link NumberRange}).
+     */
     private static String number(JsonNode schema, String where) {
         boolean bounded = schema.has("minimum") || schema.has("maximum") || schema.has("exclusiveMinimum") || schema.has("exclusiveMaximum");
         if (!bounded) return NUMBER;
-        if (schema.has("minimum") && schema.get("minimum").asDouble() == 0 && !schema.has("maximum")
-                && !schema.has("exclusiveMinimum") && !schema.has("exclusiveMaximum")) {
-            return NUMBER.substring(2); // without the leading "-?"
+        java.math.BigDecimal low = null, high = null;
+        boolean lowStrict = false, highStrict = false;
+        JsonNode minimum = schema.get("minimum"), maximum = schema.get("maximum");
+        JsonNode exclusiveMinimum = schema.get("exclusiveMinimum"), exclusiveMaximum = schema.get("exclusiveMaximum");
+        if (minimum != null) {
+            low = decimal(minimum, "minimum", where);
+            lowStrict = exclusiveMinimum != null && exclusiveMinimum.asBoolean(false);
         }
-        throw new IllegalArgumentException("bounds on the number at " + where + " are not supported (an integer's are, and a number's minimum 0)");
+        if (exclusiveMinimum != null && exclusiveMinimum.isNumber()) {
+            java.math.BigDecimal e = exclusiveMinimum.decimalValue();
+            if (low == null || e.compareTo(low) >= 0) {
+                low = e;
+                lowStrict = true;
+            }
+        }
+        if (maximum != null) {
+            high = decimal(maximum, "maximum", where);
+            highStrict = exclusiveMaximum != null && exclusiveMaximum.asBoolean(false);
+        }
+        if (exclusiveMaximum != null && exclusiveMaximum.isNumber()) {
+            java.math.BigDecimal e = exclusiveMaximum.decimalValue();
+            if (high == null || e.compareTo(high) <= 0) {
+                high = e;
+                highStrict = true;
+            }
+        }
+        return NumberRange.of(low, lowStrict, high, highStrict, where);
+    }
+
+    private static java.math.BigDecimal decimal(JsonNode bound, String keyword, String where) {
+        if (!bound.isNumber()) throw new IllegalArgumentException("the " + keyword + " at " + where + " is not a number");
+        return bound.decimalValue();
     }
 
     /** An integer bound: the inclusive keyword, or the exclusive one moved by {@code step}; null for none. */
@@ -203,7 +234,7 @@ public final class JsonSchemaRegex {
     }
 
     /** Magnitudes from {@code low} up, without bound. */
-    private static String magnitudeFrom(long low) {
+    static String magnitudeFrom(long low) {
         if (low == 0) return "(?:0|[1-9][0-9]*)";
         int digits = Long.toString(low).length();
         long top = (long) Math.pow(10, digits) - 1;

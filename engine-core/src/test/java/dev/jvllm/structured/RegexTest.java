@@ -91,7 +91,63 @@ class RegexTest {
         Regex upTo = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"integer\", \"maximum\": -3}")));
         assertTrue(upTo.matches("-3") && upTo.matches("-4000") && !upTo.matches("-2") && !upTo.matches("0"));
         assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 0}"))).matches("2.5"));
-        assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"maximum\": 1.5}")));
+    }
+
+    /**
+     * Number bounds (inclusive, exclusive, draft 4's boolean form, one side or both): a decimal without
+     * an exponent matches exactly when its value is in the range, over random bounds and values.
+     */
+    @Test
+    void numberBoundsAreFollowedExactly() throws Exception {
+        java.util.Random random = new java.util.Random(11);
+        for (int round = 0; round < 300; round++) {
+            java.math.BigDecimal low = randomDecimal(random), high = randomDecimal(random);
+            if (low.compareTo(high) > 0) {
+                java.math.BigDecimal t = low;
+                low = high;
+                high = t;
+            }
+            boolean lowStrict = random.nextBoolean(), highStrict = random.nextBoolean(), hasLow = random.nextInt(4) > 0, hasHigh = random.nextInt(4) > 0;
+            if (hasLow && hasHigh && low.compareTo(high) == 0 && (lowStrict || highStrict)) continue;  // empty: refused, below
+            var schema = JSON.createObjectNode().put("type", "number");
+            if (hasLow) schema.put(lowStrict ? "exclusiveMinimum" : "minimum", low);
+            if (hasHigh) schema.put(highStrict ? "exclusiveMaximum" : "maximum", high);
+            Regex regex = Regex.compile(JsonSchemaRegex.of(schema));
+            for (int i = 0; i < 400; i++) {
+                java.math.BigDecimal value = randomDecimal(random);
+                String text = value.toPlainString();
+                if (text.startsWith("-") && value.signum() == 0) continue;  // "-0": never written
+                boolean in = (!hasLow || (lowStrict ? value.compareTo(low) > 0 : value.compareTo(low) >= 0))
+                        && (!hasHigh || (highStrict ? value.compareTo(high) < 0 : value.compareTo(high) <= 0));
+                assertEquals(in, regex.matches(text), schema + " on " + text);
+            }
+            for (String text : new String[]{low.toPlainString(), high.toPlainString(), low.toPlainString() + "0001", high.toPlainString() + "1"}) {
+                java.math.BigDecimal value = new java.math.BigDecimal(text);
+                if (text.startsWith("-") && value.signum() == 0) continue;
+                boolean in = (!hasLow || (lowStrict ? value.compareTo(low) > 0 : value.compareTo(low) >= 0))
+                        && (!hasHigh || (highStrict ? value.compareTo(high) < 0 : value.compareTo(high) <= 0));
+                if (text.matches("-?(0|[1-9][0-9]*)(\\.[0-9]+)?")) assertEquals(in, regex.matches(text), schema + " on " + text);
+            }
+        }
+        Regex unit = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 0, \"maximum\": 1}")));
+        assertTrue(unit.matches("0") && unit.matches("0.5") && unit.matches("1") && unit.matches("1.000"));
+        assertFalse(unit.matches("1.0001") || unit.matches("-0.5") || unit.matches("1e0"), "no exponent under bounds");
+        assertTrue(unit.matches("0." + "1".repeat(16)));
+        assertFalse(unit.matches("0." + "1".repeat(17)), "at most 16 digits after the point, so that sampling cannot run on");
+        Regex any = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\"}")));
+        assertTrue(any.matches("-12.5e+300") && any.matches("0." + "9".repeat(16)) && !any.matches("0." + "9".repeat(17)));
+        Regex draft4 = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 2.5, \"exclusiveMinimum\": true}")));
+        assertFalse(draft4.matches("2.5"));
+        assertTrue(draft4.matches("2.51"));
+        var empty = assertThrows(IllegalArgumentException.class,
+                () -> JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 2, \"exclusiveMaximum\": 2}")));
+        assertTrue(empty.getMessage().contains("no number"), empty.getMessage());
+    }
+
+    /** A decimal between -30 and 30 with up to three fraction digits (a few exactly whole). */
+    private static java.math.BigDecimal randomDecimal(java.util.Random random) {
+        int scale = random.nextInt(4), span = 30 * (int) Math.pow(10, scale);
+        return java.math.BigDecimal.valueOf(random.nextInt(2 * span + 1) - span, scale);
     }
 
     @Test

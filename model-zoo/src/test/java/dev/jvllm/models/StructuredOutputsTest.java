@@ -73,8 +73,9 @@ class StructuredOutputsTest {
     }
 
     /**
-     * String patterns and formats: each sampled document parses as JSON (quotes and backslashes the
-     * pattern admits come escaped) and its strings match their pattern and format.
+     * String patterns and formats, and number bounds: each sampled document parses as JSON (quotes and
+     * backslashes the pattern admits come escaped), its strings match their pattern and format, and its
+     * number is in its range.
      */
     @Test
     void patternedAndFormattedStringsMatchInValidDocuments() throws Exception {
@@ -83,8 +84,9 @@ class StructuredOutputsTest {
         properties.putObject("code").put("type", "string").put("pattern", "^[A-Z]{3}-[0-9]{2}$");
         properties.putObject("quoted").put("type", "string").put("pattern", quotedWord);
         properties.putObject("day").put("type", "string").put("format", "date");
+        properties.putObject("score").put("type", "number").put("minimum", 0).put("exclusiveMaximum", 1);
         var schema = JSON.createObjectNode().put("type", "object").<com.fasterxml.jackson.databind.node.ObjectNode>set("properties", properties);
-        schema.putArray("required").add("code").add("quoted").add("day");
+        schema.putArray("required").add("code").add("quoted").add("day").add("score");
         RequestOutput out = llm.generate("The European Parliament", sampled(StructuredOutputs.json(schema), 6));
         for (CompletionOutput c : out.outputs()) {
             assertEquals(FinishReason.STOP, c.finishReason(), c.text());
@@ -92,6 +94,8 @@ class StructuredOutputsTest {
             assertTrue(doc.path("code").asText().matches("[A-Z]{3}-[0-9]{2}"), c.text());
             assertTrue(doc.path("quoted").asText().matches(quotedWord), c.text());
             assertTrue(doc.path("day").asText().matches("[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"), c.text());
+            assertTrue(doc.path("score").isNumber() && doc.path("score").asDouble() >= 0 && doc.path("score").decimalValue().compareTo(java.math.BigDecimal.ONE) < 0,
+                    c.text());
         }
     }
 
