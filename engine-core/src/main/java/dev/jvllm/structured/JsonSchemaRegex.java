@@ -179,7 +179,7 @@ public final class JsonSchemaRegex {
         JsonNode exclusiveMinimum = schema.get("exclusiveMinimum"), exclusiveMaximum = schema.get("exclusiveMaximum");
         if (minimum != null) {
             low = decimal(minimum, "minimum", where);
-            lowStrict = exclusiveMinimum != null && exclusiveMinimum.asBoolean(false);
+            lowStrict = exclusiveMinimum != null && exclusiveMinimum.isBoolean() && exclusiveMinimum.booleanValue();
         }
         if (exclusiveMinimum != null && exclusiveMinimum.isNumber()) {
             java.math.BigDecimal e = exclusiveMinimum.decimalValue();
@@ -190,7 +190,7 @@ public final class JsonSchemaRegex {
         }
         if (maximum != null) {
             high = decimal(maximum, "maximum", where);
-            highStrict = exclusiveMaximum != null && exclusiveMaximum.asBoolean(false);
+            highStrict = exclusiveMaximum != null && exclusiveMaximum.isBoolean() && exclusiveMaximum.booleanValue();
         }
         if (exclusiveMaximum != null && exclusiveMaximum.isNumber()) {
             java.math.BigDecimal e = exclusiveMaximum.decimalValue();
@@ -211,7 +211,11 @@ public final class JsonSchemaRegex {
     private static Long bound(JsonNode schema, String inclusive, String exclusive, int step, String where) {
         JsonNode in = schema.get(inclusive), ex = schema.get(exclusive);
         Long result = null;
-        if (in != null && in.isNumber()) result = (long) Math.ceil(step > 0 ? in.asDouble() : -in.asDouble()) * (step > 0 ? 1 : -1);
+        if (in != null && in.isNumber()) {
+            result = (long) Math.ceil(step > 0 ? in.asDouble() : -in.asDouble()) * (step > 0 ? 1 : -1);
+            // Draft 4's boolean form: the inclusive keyword's value itself is excluded.
+            if (ex != null && ex.isBoolean() && ex.booleanValue() && in.asDouble() == Math.rint(in.asDouble())) result += step;
+        }
         if (ex != null && ex.isNumber()) {
             long e = (long) (step > 0 ? Math.floor(ex.asDouble()) + 1 : Math.ceil(ex.asDouble()) - 1);
             result = result == null ? e : step > 0 ? Math.max(result, e) : Math.min(result, e);
@@ -296,14 +300,19 @@ public final class JsonSchemaRegex {
             return "\"" + JsonStringPattern.of(schema.get("pattern").asText(), where) + "\"";
         }
         String format = FORMATS.get(schema.path("format").asText(""));
-        if (format != null && !lengths) return "\"" + format + "\"";
+        if (format != null) {
+            if (lengths) throw new IllegalArgumentException("the string at " + where + " has both a format and length bounds, which are not followed together");
+            return "\"" + format + "\"";
+        }
         int min = schema.path("minLength").asInt(0), max = schema.has("maxLength") ? schema.get("maxLength").asInt() : -1;
         if (min == 0 && max < 0) return STRING;
         return "\"" + STRING_CHAR + bounds(min, max) + "\"";
     }
 
     private static final String DATE = "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])";
-    private static final String TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?";
+    /** RFC 3339's full-time: the offset is required; at most 16 digits of a second's fraction, as numbers have. */
+    private static final String TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1," + NumberRange.MAX_FRACTION_DIGITS
+            + "})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
     /** The string formats followed (RFC 3339 dates and times, UUIDs, IPv4 addresses, plain e-mail addresses), as outlines follows them. */
     private static final Map<String, String> FORMATS = Map.of(
             "date-time", DATE + "T" + TIME,

@@ -15,6 +15,8 @@ import java.util.BitSet;
  */
 final class JsonStringPattern {
 
+    private static final int SURROGATES_FROM = 0xD800, SURROGATES_TO = 0xDFFF;
+
     /** Characters a JSON string holds only escaped. */
     private static final BitSet ESCAPED = new BitSet();
 
@@ -39,13 +41,78 @@ final class JsonStringPattern {
      * @throws IllegalArgumentException naming {@code where} and what the pattern uses that cannot be followed
      */
     static String of(String pattern, String where) {
-        String body = pattern;
-        if (body.startsWith("^")) body = body.substring(1);
-        if (body.endsWith("$") && !escapedAt(body, body.length() - 1)) body = body.substring(0, body.length() - 1);
-        JsonStringPattern translator = new JsonStringPattern(body, where);
-        String regex = translator.translate();
-        Regex.compile(regex);  // what the translation cannot check (quantifiers, groups) fails here, naming the position
+        JsonStringPattern translator = new JsonStringPattern(pattern, where);
+        // One group, so that a top-level alternation stays between the string's quotes.
+        String regex = "(?:" + translator.translate() + ")";
+        Regex.compile(regex);  // what the translation cannot check (groups' balance) fails here, naming the position
         return regex;
+    }
+
+    /**
+     * The translation, item by item. Anchors are taken where the whole match already implies them:
+     * '^' at the start of a top-level alternative, '$' at its end. A quantifier must follow something
+     * it can repeat.
+     */
+    private String translate() {
+        StringBuilder out = new StringBuilder(pattern.length() * 2);
+        int depth = 0;
+        boolean repeatable = false;  // whether the item before can take a quantifier
+        while (pos < pattern.length()) {
+            char c = pattern.charAt(pos++);
+            switch (c) {
+                case '^' -> {
+                    if (depth > 0 || !(pos == 1 || pattern.charAt(pos - 2) == '|' && !escapedAt(pattern, pos - 2))) {
+                        throw refused("an anchor ('^') inside the pattern");
+                    }
+                }
+                case '$' -> {
+                    if (depth > 0 || !(pos == pattern.length() || pattern.charAt(pos) == '|')) throw refused("an anchor ('$') inside the pattern");
+                }
+                case '(' -> {
+                    out.append(group());
+                    depth++;
+                    repeatable = false;
+                }
+                case ')' -> {
+                    out.append(c);
+                    depth--;
+                    repeatable = true;
+                }
+                case '|' -> {
+                    out.append(c);
+                    repeatable = false;
+                }
+                case '*', '+', '?' -> {
+                    if (!repeatable) throw refused("a quantifier ('" + c + "') with nothing to repeat");
+                    out.append(c);
+                    // A lazy or possessive mark after it, taken as the same quantifier.
+                    if (pos < pattern.length() && (pattern.charAt(pos) == '?' || pattern.charAt(pos) == '+')) out.append(pattern.charAt(pos++));
+                    repeatable = false;
+                }
+                case '{' -> {
+                    String bounds = repeat();
+                    if (bounds != null) {
+                        if (!repeatable) throw refused("a repeat ('" + bounds + "') with nothing to repeat");
+                        out.append(bounds);
+                        if (pos < pattern.length() && pattern.charAt(pos) == '?') out.append(pattern.charAt(pos++));
+                        repeatable = false;
+                    } else {
+                        out.append(literal('{'));
+                        repeatable = true;
+                    }
+                }
+                default -> {
+                    out.append(switch (c) {
+                        case '[' -> set(charClass());
+                        case '.' -> set(all(true));
+                        case '\\' -> escape();
+                        default -> literal(c);
+                    });
+                    repeatable = true;
+                }
+            }
+        }
+        return out.toString();
     }
 
     /** Whether the character at {@code at} is escaped by an odd run of backslashes before it. */
@@ -53,24 +120,6 @@ final class JsonStringPattern {
         int backslashes = 0;
         for (int i = at - 1; i >= 0 && text.charAt(i) == '\\'; i--) backslashes++;
         return backslashes % 2 == 1;
-    }
-
-    private String translate() {
-        StringBuilder out = new StringBuilder(pattern.length() * 2);
-        while (pos < pattern.length()) {
-            char c = pattern.charAt(pos++);
-            switch (c) {
-                case '[' -> out.append(set(charClass()));
-                case '.' -> out.append(set(all(true)));
-                case '\\' -> out.append(escape());
-                case '(' -> out.append(group());
-                case ')', '|', '*', '+', '?' -> out.append(c);
-                case '{' -> out.append(repeat());
-                case '^', '$' -> throw refused("an anchor ('" + c + "') inside the pattern");
-                default -> out.append(literal(c));
-            }
-        }
-        return out.toString();
     }
 
     /** After '(': a plain or non-capturing group's opening; named groups become plain ones. */
@@ -89,13 +138,15 @@ final class JsonStringPattern {
         return "(?:";
     }
 
-    /** After '{': a repeat's bounds, copied as they are ('{' not starting one is a literal). */
+    /** After '{': a repeat's bounds ({@code {,m}} as Python reads it, from 0), or null where '{' starts none (a literal). */
     private String repeat() {
         int end = pattern.indexOf('}', pos);
-        if (end < 0 || !pattern.substring(pos, end).matches("[0-9]+(,[0-9]*)?")) return literal('{');
-        String bounds = "{" + pattern.substring(pos, end + 1);
+        if (end < 0 || !pattern.substring(pos, end).matches("[0-9]*(,[0-9]*)?") || end == pos || pattern.substring(pos, end).equals(",")) {
+            return null;
+        }
+        String inner = pattern.substring(pos, end);
         pos = end + 1;
-        return bounds;
+        return "{" + (inner.startsWith(",") ? "0" + inner : inner) + "}";
     }
 
     /** After a backslash outside a class. */
@@ -117,7 +168,10 @@ final class JsonStringPattern {
             case 'r' -> '\r';
             case 'f' -> '\f';
             case 'v' -> '\u000b';
-            case '0' -> '\0';
+            case '0' -> {
+                if (pos < pattern.length() && Character.isDigit(pattern.charAt(pos))) throw refused("an octal escape ('\\0" + pattern.charAt(pos) + "')");
+                yield '\0';
+            }
             case 'x' -> hex(2);
             case 'u' -> hex(4);
             default -> {
@@ -226,6 +280,11 @@ final class JsonStringPattern {
      */
     private String set(BitSet chars) {
         if (chars.isEmpty()) throw refused("a class that matches no character a JSON string may hold");
+        // A set that takes every surrogate (what '.' and negations leave open) takes the characters beyond
+        // the BMP as their pairs; a lone surrogate is no character, so it is never written.
+        boolean pairs = chars.nextClearBit(SURROGATES_FROM) > SURROGATES_TO;
+        chars = (BitSet) chars.clone();
+        chars.clear(SURROGATES_FROM, SURROGATES_TO + 1);
         StringBuilder plain = new StringBuilder();
         BitSet unescaped = withoutEscaped(chars);
         for (int lo = unescaped.nextSetBit(0); lo >= 0; lo = unescaped.nextSetBit(lo + 1)) {
@@ -242,6 +301,8 @@ final class JsonStringPattern {
             if (!alternatives.isEmpty()) alternatives.append('|');
             alternatives.append(literal((char) c));
         }
+        if (pairs) alternatives.append(alternatives.isEmpty() ? "" : "|").append("[\\ud800-\\udbff][\\udc00-\\udfff]");
+        if (alternatives.isEmpty()) throw refused("a class that matches no character a JSON string may hold");
         return "(?:" + alternatives + ")";
     }
 
@@ -250,9 +311,12 @@ final class JsonStringPattern {
         return Character.isLetterOrDigit(c) && c < 128 ? String.valueOf((char) c) : String.format("\\u%04x", c);
     }
 
-    /** One character of the string, as its JSON text (escaped where JSON escapes it), quoted for a regex. */
+    /**
+     * One character of the string, as its JSON text (escaped where JSON escapes it), quoted for a
+     * regex; an escape, several characters of text, is one group, so that a quantifier repeats it whole.
+     */
     private static String literal(char c) {
-        return switch (c) {
+        String escape = switch (c) {
             case '"' -> "\\\\\"";
             case '\\' -> "\\\\\\\\";
             case '\n' -> "\\\\n";
@@ -260,8 +324,9 @@ final class JsonStringPattern {
             case '\r' -> "\\\\r";
             case '\f' -> "\\\\f";
             case '\b' -> "\\\\b";
-            default -> c < 0x20 ? String.format("\\\\u%04x", (int) c) : Regex.quote(String.valueOf(c));
+            default -> c < 0x20 ? String.format("\\\\u%04x", (int) c) : null;
         };
+        return escape == null ? Regex.quote(String.valueOf(c)) : "(?:" + escape + ")";
     }
 
     private IllegalArgumentException refused(String what) {

@@ -30,7 +30,7 @@ final class NumberRange {
      * {@code x ≤ high} ({@code <} where highStrict).
      *
      * @throws IllegalArgumentException naming {@code where} when no number is in the range, or a bound
-     *                                  is beyond ±10<sup>18</sup>
+     *                                  is beyond ±10<sup>15</sup>
      */
     static String of(BigDecimal low, boolean lowStrict, BigDecimal high, boolean highStrict, String where) {
         for (BigDecimal bound : new BigDecimal[]{low, high}) {

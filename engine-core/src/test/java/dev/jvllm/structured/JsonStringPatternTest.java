@@ -100,7 +100,8 @@ class JsonStringPatternTest {
         record Case(String format, String good, String bad) {
         }
         for (Case c : List.of(new Case("date-time", "2024-01-31T12:05:59.25+01:00", "2024-13-01T12:00:00Z"),
-                new Case("date", "1999-12-31", "1999-12-32"), new Case("time", "23:59:60Z".replace("60", "59"), "24:00:00"),
+                new Case("date", "1999-12-31", "1999-12-32"), new Case("time", "23:59:59Z", "23:59:59"),
+                new Case("date-time", "2024-01-15T10:30:00Z", "2024-01-15T10:30:00." + "1".repeat(17) + "Z"),
                 new Case("uuid", "123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-42661417400"),
                 new Case("ipv4", "192.168.0.255", "256.1.1.1"), new Case("email", "first.last@mail.example.org", "no-at.example.org"))) {
             Regex regex = Regex.compile(JsonSchemaRegex.of(JSON.createObjectNode().put("type", "string").put("format", c.format())));
@@ -109,5 +110,32 @@ class JsonStringPatternTest {
         }
         Regex other = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"string\", \"format\": \"hostname\"}")));
         assertTrue(other.matches(jsonText("anything at all")), "other formats are annotations");
+    }
+
+    /**
+     * From a review: a top-level alternation stays between the quotes; a quantifier after an escaped
+     * character repeats its whole escape; anchors at an alternative's ends are taken; a quantifier with
+     * nothing before it is refused; characters beyond the BMP are one character to '.', and a lone
+     * surrogate is never written.
+     */
+    @Test
+    void alternationsQuantifiedEscapesAnchorsAndSurrogatePairs() throws Exception {
+        Regex either = stringWithPattern("^\\d+|N/A$");
+        assertTrue(either.matches(jsonText("12")) && either.matches(jsonText("N/A")));
+        assertFalse(either.matches("\"12"), "an alternative may not take the closing quote");
+        Regex quotes = stringWithPattern("^say \"+hi$");
+        assertTrue(quotes.matches(jsonText("say \"\"hi")));
+        assertFalse(quotes.matches("\"say \\\"\"\"hi\""), "the quantifier repeats the escape, not its quote");
+        assertTrue(stringWithPattern("C:\\\\?x").matches(jsonText("C:x")));
+        assertTrue(stringWithPattern("a\\n{2}").matches(jsonText("a\n\n")));
+        Regex words = stringWithPattern("^abc$|^def$");
+        assertTrue(words.matches(jsonText("abc")) && words.matches(jsonText("def")) && !words.matches(jsonText("abcdef")));
+        for (String nothing : List.of("a*{2}", "{2}a", "*a", "(|+)")) {
+            assertThrows(IllegalArgumentException.class, () -> stringWithPattern(nothing), nothing);
+        }
+        assertTrue(stringWithPattern("a{,2}").matches(jsonText("aa")), "{,m} as Python reads it");
+        Regex one = stringWithPattern("^.$");
+        assertTrue(one.matches(jsonText("\uD83D\uDE00")), "a character beyond the BMP is one");
+        assertFalse(one.matches("\"\uD83D\""), "a lone surrogate is no character");
     }
 }

@@ -139,6 +139,11 @@ class RegexTest {
         Regex draft4 = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 2.5, \"exclusiveMinimum\": true}")));
         assertFalse(draft4.matches("2.5"));
         assertTrue(draft4.matches("2.51"));
+        // A numeric exclusive bound beside an inclusive one: the tighter holds, and a looser exclusive one leaves the inclusive as it is.
+        Regex mixed = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 5, \"exclusiveMinimum\": 3}")));
+        assertTrue(mixed.matches("5") && !mixed.matches("4.9"));
+        Regex draft4Integer = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMinimum\": true}")));
+        assertTrue(!draft4Integer.matches("5") && draft4Integer.matches("6"));
         var empty = assertThrows(IllegalArgumentException.class,
                 () -> JsonSchemaRegex.of(JSON.readTree("{\"type\": \"number\", \"minimum\": 2, \"exclusiveMaximum\": 2}")));
         assertTrue(empty.getMessage().contains("no number"), empty.getMessage());
