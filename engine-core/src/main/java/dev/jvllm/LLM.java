@@ -73,6 +73,10 @@ import java.util.function.IntFunction;
  *     float[] v = llm.embed("What is the capital of France?").embedding();
  * }
  * }</pre>
+ *
+ * <p>Over a {@code *ForSequenceClassification} checkpoint it classifies ({@link Task#CLASSIFY}):
+ * {@link #classify} gives each text's label probabilities, and a cross-encoder reranker's
+ * {@link #score} each query-document pair's relevance.
  */
 public final class LLM implements AutoCloseable {
 
@@ -121,7 +125,8 @@ public final class LLM implements AutoCloseable {
         }
         ModelArchitecture architecture = ModelRegistry.find(config);
         this.generationConfig = GenerationConfig.load(modelDirectory, config);
-        this.task = b.task == Task.AUTO ? (architecture.generates() ? Task.GENERATE : Task.EMBED) : b.task;
+        this.task = b.task != Task.AUTO ? b.task
+                : architecture.generates() ? Task.GENERATE : architecture.classifies() ? Task.CLASSIFY : Task.EMBED;
         int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
         long tConfig = System.nanoTime();
         // The tokenizer is most of a load from the page cache (its native build parses all of
@@ -154,16 +159,21 @@ public final class LLM implements AutoCloseable {
             chosen = Backends.create(engineConfig.device(),
                     new BackendOptions(engineConfig.threads(), computeType(b.dtype, config.dtype())));
             if (b.enableLora) {
-                if (!chosen.runsLoraAdapters() || task == Task.EMBED) {
-                    throw new JvllmException(task == Task.EMBED ? "LoRA adapters serve generation only, not embeddings"
+                if (!chosen.runsLoraAdapters() || task != Task.GENERATE) {
+                    throw new JvllmException(task != Task.GENERATE ? "LoRA adapters serve generation only, not " + task
+                            .name().toLowerCase(Locale.ROOT) + " models"
                             : "the '" + chosen.name() + "' backend does not run LoRA adapters (the cpu and cuda backends do)");
                 }
                 chosen = new LoraBackend(chosen, b.maxLoraRank);
             }
             tBackend = System.nanoTime();
             ModelContext context = new ModelContext(config, opened, chosen, maxModelLen, modelDirectory);
-            if (task == Task.EMBED) {
+            if (task != Task.GENERATE) {
                 pooled = architecture.loadPooling(context);
+                if (task == Task.CLASSIFY && pooled.classifier().isEmpty()) {
+                    throw new JvllmException(b.model + " (" + String.join(", ", config.architectures()) + ") has no classifier head: "
+                            + "task CLASSIFY needs a *ForSequenceClassification checkpoint");
+                }
             } else {
                 loaded = architecture.load(context);
             }
@@ -186,7 +196,7 @@ public final class LLM implements AutoCloseable {
             }
             tTokenizer = System.nanoTime();
             this.tokenizer = loadedTokenizer;
-            if (task == Task.EMBED) {
+            if (task != Task.GENERATE) {
                 int maxInput = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : pooled.maxInputLength();
                 this.embedder = new EmbeddingEngine(pooled, chosen,
                         PoolingConfig.load(modelDirectory, config, pooled.defaultPooling()), maxInput, engineConfig);
@@ -618,12 +628,13 @@ public final class LLM implements AutoCloseable {
     }
 
     /**
-     * Scores one text against each of several, as vLLM's {@code LLM.score} does with an embedding
-     * model: the cosine similarity of their embeddings (the model's default pooling), in
-     * {@code texts2}'s order. The texts are embedded in one batch.
+     * Scores one text against each of several, as vLLM's {@code LLM.score}: with an embedding model
+     * the cosine similarity of their embeddings (the model's default pooling), with a cross-encoder
+     * ({@link Task#CLASSIFY}, one label) the relevance of each pair read as one input; in
+     * {@code texts2}'s order, in one batch.
      *
-     * @throws InvalidRequestException when this LLM was not built for {@link Task#EMBED}, or
-     *                                 {@code texts2} is empty
+     * @throws InvalidRequestException when this LLM was built for neither {@link Task#EMBED} nor
+     *                                 {@link Task#CLASSIFY}, or {@code texts2} is empty
      */
     public List<ScoringOutput> score(String text1, List<String> texts2) {
         return score(List.of(Objects.requireNonNull(text1, "text1")), texts2);
@@ -632,18 +643,20 @@ public final class LLM implements AutoCloseable {
     /**
      * Scores pairs of texts, as vLLM's {@code LLM.score}: {@code texts1}'s one text against each of
      * {@code texts2}, or {@code texts1.get(i)} against {@code texts2.get(i)} where the two lists are
-     * as long; the cosine similarity of the embeddings, in {@code texts2}'s order.
+     * as long; the cosine similarity of the embeddings, or a cross-encoder's relevance of each pair,
+     * in {@code texts2}'s order.
      *
-     * @throws InvalidRequestException when this LLM was not built for {@link Task#EMBED}, {@code texts2}
+     * @throws InvalidRequestException when this LLM was built for neither {@link Task#EMBED} nor {@link Task#CLASSIFY}, {@code texts2}
      *                                 is empty, or {@code texts1} holds neither one text nor one for each of {@code texts2}
      */
     public List<ScoringOutput> score(List<String> texts1, List<String> texts2) {
-        requireTask(Task.EMBED);
+        if (task != Task.CLASSIFY) requireTask(Task.EMBED);
         if (texts2.isEmpty()) throw new InvalidRequestException("texts2", "there is nothing to score against");
         if (texts1.size() != 1 && texts1.size() != texts2.size()) {
             throw new InvalidRequestException("texts1", "texts1 holds " + texts1.size() + " texts: give one, or one for each of the "
                     + texts2.size() + " of texts2");
         }
+        if (task == Task.CLASSIFY) return crossEncoderScores(texts1, texts2);
         List<String> all = new ArrayList<>(texts1);
         all.addAll(texts2);
         List<EmbeddingOutput> embedded = embed(all, PoolingParams.defaults());
@@ -653,6 +666,71 @@ public final class LLM implements AutoCloseable {
             scores.add(new ScoringOutput(first.cosine(second), first.promptTokenIds().length + second.promptTokenIds().length));
         }
         return scores;
+    }
+
+    /**
+     * A cross-encoder's scores: each pair as one input of the tokenizer's pair template, the
+     * classifier's one probability (a sigmoid of its logit) the score.
+     */
+    private List<ScoringOutput> crossEncoderScores(List<String> texts1, List<String> texts2) {
+        if (embedder.classifierLabels().size() != 1) {
+            throw new InvalidRequestException("texts2", "scores need a classifier of one label (a cross-encoder); this one has "
+                    + embedder.classifierLabels().size());
+        }
+        List<int[]> ids = new ArrayList<>(texts2.size()), types = new ArrayList<>(texts2.size());
+        List<String> requestIds = new ArrayList<>(texts2.size());
+        for (int i = 0; i < texts2.size(); i++) {
+            HfTokenizer.PairEncoding pair = requireTokenizer().encodePair(Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i), "text1"),
+                    Objects.requireNonNull(texts2.get(i), "text2"));
+            ids.add(pair.ids());
+            types.add(pair.typeIds());
+            requestIds.add("score-" + nextRequestId++);
+        }
+        List<ScoringOutput> scores = new ArrayList<>(texts2.size());
+        for (ClassificationOutput out : embedder.classify(requestIds, ids, types)) {
+            scores.add(new ScoringOutput(out.probs()[0], out.promptTokenIds().length));
+        }
+        return scores;
+    }
+
+    /** Classifies one text with a sequence-classification model. */
+    public ClassificationOutput classify(String text) {
+        return classify(List.of(text)).getFirst();
+    }
+
+    /**
+     * Classifies texts, batched together, as vLLM's {@code LLM.classify}: each text tokenized with the
+     * model's special tokens, its pooled state through the checkpoint's classifier head, the logits
+     * as probabilities (a softmax over several labels, a sigmoid for one).
+     *
+     * @throws InvalidRequestException when this LLM was not built for {@link Task#CLASSIFY}, or a text
+     *                                 is longer than the maximum model length
+     */
+    public List<ClassificationOutput> classify(List<String> texts) {
+        requireTask(Task.CLASSIFY);
+        List<int[]> ids = new ArrayList<>(texts.size());
+        List<String> requestIds = new ArrayList<>(texts.size());
+        for (String text : texts) {
+            ids.add(requireTokenizer().encode(Objects.requireNonNull(text, "text"), true));
+            requestIds.add("classify-" + nextRequestId++);
+        }
+        return embedder.classify(requestIds, ids, null);
+    }
+
+    /**
+     * Classifies inputs given as token ids, each with its tokens' types (segment ids of a pair:
+     * 0 for the first text's tokens, 1 for the second's; null: all 0).
+     */
+    public List<ClassificationOutput> classify(List<int[]> tokenIds, List<int[]> tokenTypes) {
+        requireTask(Task.CLASSIFY);
+        List<String> requestIds = new ArrayList<>(tokenIds.size());
+        for (int i = 0; i < tokenIds.size(); i++) requestIds.add("classify-" + nextRequestId++);
+        return embedder.classify(requestIds, tokenIds, tokenTypes);
+    }
+
+    private HfTokenizer requireTokenizer() {
+        if (tokenizer == null) throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer: give inputs as token ids");
+        return tokenizer;
     }
 
     /**
@@ -702,7 +780,7 @@ public final class LLM implements AutoCloseable {
         return serving;
     }
 
-    /** What this LLM was built for: {@link Task#GENERATE} or {@link Task#EMBED}. */
+    /** What this LLM was built for: {@link Task#GENERATE}, {@link Task#EMBED} or {@link Task#CLASSIFY}. */
     public Task task() {
         return task;
     }
@@ -712,8 +790,11 @@ public final class LLM implements AutoCloseable {
             throw new IllegalStateException("this LLM's engine is served by an AsyncLLMEngine (serveAsync): submit to that, or close it first");
         }
         if (task != wanted) {
-            throw new InvalidRequestException("task", "this LLM was built for task " + task + " and cannot "
-                    + (wanted == Task.EMBED ? "embed; build it with task(Task.EMBED)" : "generate; build it with task(Task.GENERATE)"));
+            throw new InvalidRequestException("task", "this LLM was built for task " + task + " and cannot " + switch (wanted) {
+                case EMBED -> "embed; build it with task(Task.EMBED)";
+                case CLASSIFY -> "classify; build it with task(Task.CLASSIFY) over a *ForSequenceClassification checkpoint";
+                default -> "generate; build it with task(Task.GENERATE)";
+            });
         }
     }
 
@@ -727,7 +808,7 @@ public final class LLM implements AutoCloseable {
         return generationConfig;
     }
 
-    /** The engine below this LLM, for step-by-step use; null when built for {@link Task#EMBED}. */
+    /** The engine below this LLM, for step-by-step use; null when built for {@link Task#EMBED} or {@link Task#CLASSIFY}. */
     public LLMEngine engine() {
         return engine;
     }

@@ -6,6 +6,15 @@ public enum Task {
     GENERATE,
     /** One vector per input from a pooling model ({@link LLM#embed}). */
     EMBED,
-    /** {@link #EMBED} when the architecture cannot generate (encoders, headless decoders), else {@link #GENERATE}. */
+    /**
+     * Classes of each input, or the relevance of a pair of texts, from a sequence-classification model
+     * ({@code *ForSequenceClassification}: classifiers, cross-encoder rerankers; {@link LLM#classify},
+     * {@link LLM#score}).
+     */
+    CLASSIFY,
+    /**
+     * {@link #CLASSIFY} for a sequence-classification model, {@link #EMBED} when the architecture cannot
+     * generate (encoders, headless decoders), else {@link #GENERATE}.
+     */
     AUTO
 }

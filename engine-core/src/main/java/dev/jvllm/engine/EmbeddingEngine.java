@@ -1,11 +1,13 @@
 package dev.jvllm.engine;
 
+import dev.jvllm.ClassificationOutput;
 import dev.jvllm.EmbeddingOutput;
 import dev.jvllm.EngineConfig;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.PoolingParams;
 import dev.jvllm.config.PoolingConfig;
+import dev.jvllm.pooling.ClassifierHead;
 import dev.jvllm.pooling.Pooler;
 import dev.jvllm.pooling.PoolingType;
 import dev.jvllm.spi.Backend;
@@ -69,6 +71,11 @@ public final class EmbeddingEngine implements AutoCloseable {
         return pooling;
     }
 
+    /** The classifier head's labels; empty for a model without one. */
+    public List<String> classifierLabels() {
+        return model.classifier().map(ClassifierHead::labels).orElse(List.of());
+    }
+
     /** Forward passes run so far (one per batch). */
     public long forwardPasses() {
         return forwardPasses;
@@ -91,7 +98,49 @@ public final class EmbeddingEngine implements AutoCloseable {
         }
         List<int[]> prepared = new ArrayList<>(inputs.size());
         for (int[] input : inputs) prepared.add(prepare(input, params));
+        List<float[]> pooled = runBatched(prepared, null, pooling.type());
         List<EmbeddingOutput> outputs = new ArrayList<>(inputs.size());
+        for (int i = 0; i < prepared.size(); i++) {
+            outputs.add(new EmbeddingOutput(requestIds.get(i), Pooler.finish(pooled.get(i), dimensions, normalize), prepared.get(i)));
+        }
+        return outputs;
+    }
+
+    /**
+     * Classifies token-id inputs with the model's classifier head, batched; outputs in the inputs'
+     * order. Each input's state is pooled as the architecture pools for its head (BERT's first token,
+     * a decoder's last), whatever sentence-transformers files say.
+     *
+     * @param tokenTypes per input its tokens' types (segment ids of a pair), or null: all 0
+     * @throws InvalidRequestException when the model has no classifier head, or an input is too long or holds unknown ids
+     */
+    public List<ClassificationOutput> classify(List<String> requestIds, List<int[]> inputs, List<int[]> tokenTypes) {
+        if (requestIds.size() != inputs.size() || (tokenTypes != null && tokenTypes.size() != inputs.size())) {
+            throw new IllegalArgumentException(requestIds.size() + " request ids and " + (tokenTypes == null ? "no" : tokenTypes.size())
+                    + " token types for " + inputs.size() + " inputs");
+        }
+        ClassifierHead head = model.classifier().orElseThrow(() -> new InvalidRequestException("prompt",
+                "this model has no classifier head: classify and cross-encoder scores need a *ForSequenceClassification checkpoint"));
+        List<int[]> prepared = new ArrayList<>(inputs.size());
+        for (int i = 0; i < inputs.size(); i++) {
+            int[] ids = prepare(inputs.get(i), PoolingParams.defaults());
+            if (tokenTypes != null && tokenTypes.get(i).length != ids.length) {
+                throw new IllegalArgumentException(tokenTypes.get(i).length + " token types for an input of " + ids.length + " tokens");
+            }
+            prepared.add(ids);
+        }
+        List<float[]> pooled = runBatched(prepared, tokenTypes, model.defaultPooling());
+        List<ClassificationOutput> outputs = new ArrayList<>(inputs.size());
+        for (int i = 0; i < prepared.size(); i++) {
+            outputs.add(new ClassificationOutput(requestIds.get(i), ClassifierHead.probabilities(head.logits(pooled.get(i))), head.labels(),
+                    prepared.get(i)));
+        }
+        return outputs;
+    }
+
+    /** The inputs' pooled states, run in batches under the token, sequence and cache limits. */
+    private List<float[]> runBatched(List<int[]> prepared, List<int[]> tokenTypes, PoolingType type) {
+        List<float[]> pooled = new ArrayList<>(prepared.size());
         int next = 0;
         while (next < prepared.size()) {
             int end = next, tokens = 0, blocks = 0;
@@ -103,14 +152,10 @@ public final class EmbeddingEngine implements AutoCloseable {
                 blocks += needed;
                 end++;
             }
-            List<float[]> pooled = run(prepared.subList(next, end));
-            for (int i = next; i < end; i++) {
-                outputs.add(new EmbeddingOutput(requestIds.get(i), Pooler.finish(pooled.get(i - next), dimensions, normalize),
-                        prepared.get(i)));
-            }
+            pooled.addAll(run(prepared.subList(next, end), tokenTypes == null ? null : tokenTypes.subList(next, end), type));
             next = end;
         }
-        return outputs;
+        return pooled;
     }
 
     private int[] prepare(int[] input, PoolingParams params) {
@@ -140,16 +185,17 @@ public final class EmbeddingEngine implements AutoCloseable {
         return ids.clone();
     }
 
-    private List<float[]> run(List<int[]> inputs) {
+    private List<float[]> run(List<int[]> inputs, List<int[]> tokenTypes, PoolingType type) {
         int n = inputs.size();
         int total = inputs.stream().mapToInt(a -> a.length).sum();
         int[] ids = new int[total], positions = new int[total], slots = new int[total];
+        int[] types = tokenTypes == null ? null : new int[total];
         int[] starts = new int[n + 1], lengths = new int[n], poolRows = new int[n];
         int[][] tables = new int[n][];
         int t = 0, block = 0;
-        PoolingType type = pooling.type();
         for (int s = 0; s < n; s++) {
             int[] input = inputs.get(s);
+            if (types != null) System.arraycopy(tokenTypes.get(s), 0, types, t, input.length);
             starts[s] = t;
             lengths[s] = input.length;
             int blocks = (input.length + blockSize - 1) / blockSize;
@@ -168,12 +214,12 @@ public final class EmbeddingEngine implements AutoCloseable {
         int hidden = model.hiddenSize();
         List<float[]> pooled = new ArrayList<>(n);
         if (type == PoolingType.MEAN) {
-            float[] all = backend.toFloatArray(model.hiddenStates(batch, cache));
+            float[] all = backend.toFloatArray(model.hiddenStates(batch, cache, types));
             for (int s = 0; s < n; s++) pooled.add(Pooler.pool(type, all, starts[s], lengths[s], hidden));
         } else {
-            Tensor rows = model.pooledRowStates(batch, cache).orElseGet(() -> {
+            Tensor rows = model.pooledRowStates(batch, cache, types).orElseGet(() -> {
                 Tensor picked = backend.allocate(n, hidden);
-                backend.gatherRows(model.hiddenStates(batch, cache), backend.indices(poolRows), picked);
+                backend.gatherRows(model.hiddenStates(batch, cache, types), backend.indices(poolRows), picked);
                 return picked;
             });
             float[] picked = backend.toFloatArray(rows);

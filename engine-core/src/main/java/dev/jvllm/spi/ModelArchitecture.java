@@ -31,6 +31,11 @@ public interface ModelArchitecture {
         return true;
     }
 
+    /** Whether {@link #loadPooling} gives a sequence classifier ({@link PoolingModel#classifier()}): {@code *ForSequenceClassification}. */
+    default boolean classifies() {
+        return false;
+    }
+
     /**
      * Builds the model as an embedder (its final hidden states, no language-model head).
      *

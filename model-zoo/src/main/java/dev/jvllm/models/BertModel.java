@@ -8,6 +8,7 @@ import dev.jvllm.models.layers.BertLayer;
 import dev.jvllm.models.layers.LayerNorm;
 import dev.jvllm.models.layers.Scratch;
 import dev.jvllm.models.layers.WeightScope;
+import dev.jvllm.pooling.ClassifierHead;
 import dev.jvllm.pooling.PoolingType;
 import dev.jvllm.spi.Activation;
 import dev.jvllm.spi.AttentionParams;
@@ -32,8 +33,21 @@ import java.util.Optional;
  */
 public final class BertModel implements PoolingModel {
 
+    /** A registry entry of a BERT-family encoder: it embeds or classifies, never generates. */
+    abstract static class EncoderArchitecture implements ModelArchitecture {
+        @Override
+        public boolean generates() {
+            return false;
+        }
+
+        @Override
+        public CausalLM load(ModelContext context) {
+            throw encoderOnly(architectureNames().getFirst());
+        }
+    }
+
     /** The registry entry: BertModel checkpoints, and the encoder of BertForMaskedLM ones. */
-    public static final class Architecture implements ModelArchitecture {
+    public static final class Architecture extends EncoderArchitecture {
         @Override
         public List<String> architectureNames() {
             return List.of("BertModel", "BertForMaskedLM");
@@ -45,18 +59,29 @@ public final class BertModel implements PoolingModel {
         }
 
         @Override
-        public boolean generates() {
-            return false;
+        public PoolingModel loadPooling(ModelContext context) {
+            return new BertModel(context, new Variant(List.of("", "bert."), 0, false));
+        }
+    }
+
+    /**
+     * BertForSequenceClassification: classifiers, and cross-encoder rerankers (ms-marco MiniLM,
+     * bge-reranker-base/large) whose one label scores a query and document read as a pair.
+     */
+    public static final class SequenceClassification extends EncoderArchitecture {
+        @Override
+        public List<String> architectureNames() {
+            return List.of("BertForSequenceClassification");
         }
 
         @Override
-        public CausalLM load(ModelContext context) {
-            throw encoderOnly(architectureNames().getFirst());
+        public boolean classifies() {
+            return true;
         }
 
         @Override
         public PoolingModel loadPooling(ModelContext context) {
-            return new BertModel(context, new Variant(List.of("", "bert."), 0));
+            return new BertModel(context, new Variant(List.of("bert.", ""), 0, true));
         }
     }
 
@@ -65,8 +90,10 @@ public final class BertModel implements PoolingModel {
      *
      * @param prefixes       where the encoder's weights may live ("", "bert.", "roberta.")
      * @param positionOffset the position id of a sequence's first token (RoBERTa: padding_idx + 1)
+     * @param classifier     whether the checkpoint has a sequence classifier's head (BERT's pooler and
+     *                       {@code classifier}, or RoBERTa's {@code classifier.dense} and {@code classifier.out_proj})
      */
-    record Variant(List<String> prefixes, int positionOffset) {
+    record Variant(List<String> prefixes, int positionOffset, boolean classifier) {
     }
 
     static JvllmException encoderOnly(String name) {
@@ -79,6 +106,10 @@ public final class BertModel implements PoolingModel {
     private final Tensor wordEmbeddings;
     /** Row p: the position embedding of position p + offset plus the token-type-0 embedding. */
     private final Tensor positionAndType;
+    /** Row t: token type t's embedding less type 0's (already in positionAndType); null with one type. */
+    private final Tensor typeOffsets;
+    private final int types;
+    private final ClassifierHead classifier;
     private final LayerNorm embeddingNorm;
     private final List<BertLayer> layers = new ArrayList<>();
     private final Scratch scratch;
@@ -119,6 +150,17 @@ public final class BertModel implements PoolingModel {
             }
         }
         this.positionAndType = backend.constant(table, rows, hidden);
+        this.types = types;
+        if (types > 1) {
+            float[] offsets = new float[types * hidden];
+            for (int t = 1; t < types; t++) {
+                for (int i = 0; i < hidden; i++) offsets[t * hidden + i] = type0[t * hidden + i] - type0[i];
+            }
+            this.typeOffsets = backend.constant(offsets, types, hidden);
+        } else {
+            this.typeOffsets = null;
+        }
+        this.classifier = variant.classifier() ? classifierHead(root, model, config, hidden) : null;
         this.embeddingNorm = LayerNorm.load(embeddings, "LayerNorm", hidden, eps);
         AttentionParams attention = AttentionParams.causal(config.numHeads(), config.numHeads(), config.headDim());
         Activation activation = Activation.fromConfig(config.hiddenAct());
@@ -127,6 +169,23 @@ public final class BertModel implements PoolingModel {
                     config.intermediateSize(), attention, activation, eps));
         }
         this.scratch = new Scratch(backend);
+    }
+
+    /**
+     * Whether any token has a type other than 0; types outside the model's are refused. A model of one
+     * type (RoBERTa) reads every token as type 0, as Transformers' RoBERTa tokenizers write a pair's types.
+     */
+    private boolean hasOtherTypes(int[] tokenTypes, int tokens) {
+        if (tokenTypes == null || types == 1) return false;
+        if (tokenTypes.length != tokens) throw new IllegalArgumentException(tokenTypes.length + " token types for " + tokens + " tokens");
+        boolean other = false;
+        for (int type : tokenTypes) {
+            if (type < 0 || type >= types) {
+                throw new dev.jvllm.InvalidRequestException("tokenTypes", "token type " + type + " is outside the model's " + types);
+            }
+            other |= type != 0;
+        }
+        return other;
     }
 
     @Override
@@ -149,9 +208,60 @@ public final class BertModel implements PoolingModel {
         return PoolingType.CLS;
     }
 
+    /**
+     * The checkpoint's classifier head: RoBERTa's {@code classifier.dense} (tanh) and {@code
+     * classifier.out_proj}, or BERT's pooler ({@code pooler.dense}, tanh) and {@code classifier}.
+     */
+    private static ClassifierHead classifierHead(WeightScope root, WeightScope model, ModelConfig config, int hidden) {
+        List<String> labels = labels(config);
+        int n = labels.size();
+        WeightScope dense, out;
+        if (root.has("classifier.out_proj.weight")) {
+            dense = root.child("classifier").child("dense");
+            out = root.child("classifier").child("out_proj");
+        } else if (root.has("classifier.weight")) {
+            dense = model.child("pooler").child("dense");
+            out = root.child("classifier");
+        } else {
+            throw new WeightsException("no classifier head in the checkpoint (classifier.weight, or classifier.out_proj.weight)");
+        }
+        return new ClassifierHead(hidden, dense.floats("weight", hidden, hidden), dense.floats("bias", hidden),
+                out.floats("weight", n, hidden), out.has("bias") ? out.floats("bias", n) : null, labels);
+    }
+
+    /** The labels' names from config.json's {@code id2label} (ordered by id), else LABEL_0 ... for {@code num_labels} (2 by default). */
+    static List<String> labels(ModelConfig config) {
+        var id2label = config.raw().path("id2label");
+        int n = id2label.isObject() && !id2label.isEmpty() ? id2label.size() : config.intOr(2, "num_labels");
+        List<String> labels = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            var name = id2label.path(Integer.toString(i));
+            if (id2label.isObject() && !id2label.isEmpty() && !name.isTextual()) {
+                throw new ConfigException(config.source() + ": id2label has no label " + i + " of its " + n);
+            }
+            labels.add(name.isTextual() ? name.asText() : "LABEL_" + i);
+        }
+        return labels;
+    }
+
+    @Override
+    public Optional<ClassifierHead> classifier() {
+        return Optional.ofNullable(classifier);
+    }
+
     @Override
     public Tensor hiddenStates(ForwardBatch batch, KvCache cacheOrNull) {
-        Tensor x = embed(batch);
+        return hiddenStates(batch, cacheOrNull, null);
+    }
+
+    @Override
+    public Optional<Tensor> pooledRowStates(ForwardBatch batch, KvCache cacheOrNull) {
+        return pooledRowStates(batch, cacheOrNull, null);
+    }
+
+    @Override
+    public Tensor hiddenStates(ForwardBatch batch, KvCache cacheOrNull, int[] tokenTypes) {
+        Tensor x = embed(batch, tokenTypes);
         for (BertLayer layer : layers) {
             layer.forward(backend, x, batch, scratch);
         }
@@ -160,11 +270,11 @@ public final class BertModel implements PoolingModel {
 
     /** All layers but the last for every token; the last only for the pooled ones. */
     @Override
-    public Optional<Tensor> pooledRowStates(ForwardBatch batch, KvCache cacheOrNull) {
+    public Optional<Tensor> pooledRowStates(ForwardBatch batch, KvCache cacheOrNull, int[] tokenTypes) {
         if (layers.isEmpty()) {
             return Optional.empty();
         }
-        Tensor x = embed(batch);
+        Tensor x = embed(batch, tokenTypes);
         for (BertLayer layer : layers.subList(0, layers.size() - 1)) {
             layer.forward(backend, x, batch, scratch);
         }
@@ -172,14 +282,19 @@ public final class BertModel implements PoolingModel {
         return Optional.of(layers.getLast().forwardRows(backend, x, batch, backend.indices(rows), rows.length, scratch));
     }
 
-    /** The layer-normed sum of word, position and token-type embeddings, [tokens, hidden]. */
-    private Tensor embed(ForwardBatch batch) {
+    /** The layer-normed sum of word, position and token-type embeddings (types null: all 0), [tokens, hidden]. */
+    private Tensor embed(ForwardBatch batch, int[] tokenTypes) {
         int tokens = batch.numTokens();
         Tensor x = scratch.get("hidden", tokens, hidden);
         Tensor sum = scratch.get("embedded", tokens, hidden);
         backend.embedding(wordEmbeddings, backend.tokenIds(batch), x);
         backend.embedding(positionAndType, backend.indices(batch.positions()), sum);
         backend.add(x, sum, sum);
+        if (hasOtherTypes(tokenTypes, tokens)) {
+            Tensor offsets = scratch.get("typeOffsets", tokens, hidden);
+            backend.embedding(typeOffsets, backend.indices(tokenTypes), offsets);
+            backend.add(sum, offsets, sum);
+        }
         embeddingNorm.apply(backend, sum, x);
         return x;
     }

@@ -1,7 +1,5 @@
 package dev.jvllm.models;
 
-import dev.jvllm.spi.CausalLM;
-import dev.jvllm.spi.ModelArchitecture;
 import dev.jvllm.spi.ModelContext;
 import dev.jvllm.spi.PoolingModel;
 
@@ -18,7 +16,7 @@ public final class XLMRobertaModel {
     }
 
     /** The registry entry. */
-    public static final class Architecture implements ModelArchitecture {
+    public static final class Architecture extends BertModel.EncoderArchitecture {
         @Override
         public List<String> architectureNames() {
             return List.of("XLMRobertaModel", "XLMRobertaForMaskedLM", "RobertaModel", "RobertaForMaskedLM");
@@ -30,19 +28,31 @@ public final class XLMRobertaModel {
         }
 
         @Override
-        public boolean generates() {
-            return false;
+        public PoolingModel loadPooling(ModelContext context) {
+            return new BertModel(context, variant(context, List.of("", "roberta."), false));
+        }
+    }
+
+    /** XLMRobertaForSequenceClassification and RobertaForSequenceClassification: bge-reranker-v2-m3 and other cross-encoders. */
+    public static final class SequenceClassification extends BertModel.EncoderArchitecture {
+        @Override
+        public List<String> architectureNames() {
+            return List.of("XLMRobertaForSequenceClassification", "RobertaForSequenceClassification");
         }
 
         @Override
-        public CausalLM load(ModelContext context) {
-            throw BertModel.encoderOnly(architectureNames().getFirst());
+        public boolean classifies() {
+            return true;
         }
 
         @Override
         public PoolingModel loadPooling(ModelContext context) {
-            int paddingIndex = context.config().intOr(1, "pad_token_id");
-            return new BertModel(context, new BertModel.Variant(List.of("", "roberta."), paddingIndex + 1));
+            return new BertModel(context, variant(context, List.of("roberta.", ""), true));
         }
+    }
+
+    /** RoBERTa's positions: from {@code padding_idx + 1}. */
+    private static BertModel.Variant variant(ModelContext context, List<String> prefixes, boolean classifier) {
+        return new BertModel.Variant(prefixes, context.config().intOr(1, "pad_token_id") + 1, classifier);
     }
 }

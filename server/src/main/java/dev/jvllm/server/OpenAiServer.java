@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.jvllm.ClassificationOutput;
 import dev.jvllm.CompletionOutput;
 import dev.jvllm.EmbeddingOutput;
 import dev.jvllm.InvalidRequestException;
@@ -202,6 +203,7 @@ public final class OpenAiServer implements AutoCloseable {
     private Map<String, Route> routes() {
         Route score = new Route("POST", false, exchange -> score(exchange, body(exchange)));
         Route rerank = new Route("POST", false, exchange -> rerank(exchange, body(exchange)));
+        Route classify = new Route("POST", false, exchange -> classify(exchange, body(exchange)));
         return Map.ofEntries(
                 Map.entry("/health", new Route("GET", true, exchange -> exchange.sendResponseHeaders(200, -1))),
                 Map.entry("/metrics", new Route("GET", true, this::metrics)),
@@ -212,9 +214,10 @@ public final class OpenAiServer implements AutoCloseable {
                 Map.entry("/v1/chat/completions", new Route("POST", false, exchange -> chat(exchange, body(exchange)))),
                 Map.entry("/v1/embeddings", new Route("POST", false, exchange -> embeddings(exchange, body(exchange)))),
                 Map.entry("/v1/responses", new Route("POST", false, exchange -> responses(exchange, body(exchange)))),
-                // vLLM's paths for both: its own and the ones Jina's and Cohere's clients call
+                // vLLM's paths for these: its own and the ones Jina's and Cohere's clients call
                 Map.entry("/score", score), Map.entry("/v1/score", score),
-                Map.entry("/rerank", rerank), Map.entry("/v1/rerank", rerank), Map.entry("/v2/rerank", rerank));
+                Map.entry("/rerank", rerank), Map.entry("/v1/rerank", rerank), Map.entry("/v2/rerank", rerank),
+                Map.entry("/classify", classify), Map.entry("/v1/classify", classify));
     }
 
     private void handle(HttpExchange exchange) {
@@ -825,16 +828,56 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void requireEmbedding(String what) {
         if (llm.task() != Task.EMBED) {
-            throw ApiError.invalid("model", "'" + modelName + "' is served for generation; " + what + " need a model loaded with task embed");
+            throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT) + "; "
+                    + what + " need a model loaded with task embed");
+        }
+    }
+
+    /** Scores and rankings: an embedding model's cosines, or a cross-encoder's (task classify) relevance. */
+    private void requireScoring(String what) {
+        if (llm.task() != Task.EMBED && llm.task() != Task.CLASSIFY) {
+            throw ApiError.invalid("model", "'" + modelName + "' is served for generation; " + what
+                    + " need a model loaded with task embed, or a cross-encoder with task classify");
         }
     }
 
     /**
-     * vLLM's score API for an embedding model: {@code text_1} (one text, or one for each of
-     * {@code text_2}) against each of {@code text_2}, the cosine similarity of their embeddings.
+     * vLLM's classification API: each of {@code input} (a text or a list of them) through a
+     * sequence-classification model's head, its label and each label's probability.
+     */
+    private void classify(HttpExchange exchange, JsonNode body) throws IOException {
+        if (llm.task() != Task.CLASSIFY) {
+            throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT)
+                    + "; classifications need a *ForSequenceClassification model loaded with task classify");
+        }
+        List<String> inputs = OpenAiRequests.strings(body, "input");
+        if (inputs.isEmpty()) throw ApiError.invalid("input", "'input' must be a string or a non-empty list of strings");
+        List<ClassificationOutput> outputs;
+        synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
+            outputs = llm.classify(inputs);
+        }
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "classify-" + UUID.randomUUID()).put("object", "list")
+                .put("created", System.currentTimeMillis() / 1000).put("model", OpenAiRequests.text(body, "model", modelName));
+        ArrayNode data = answer.putArray("data");
+        int tokens = 0;
+        for (int i = 0; i < outputs.size(); i++) {
+            ClassificationOutput out = outputs.get(i);
+            ObjectNode item = data.addObject().put("index", i).put("label", out.label());
+            ArrayNode probs = item.putArray("probs");
+            for (float p : out.probs()) probs.add(p);
+            item.put("num_classes", out.probs().length);
+            tokens += out.promptTokenIds().length;
+        }
+        answer.set("usage", OpenAiResponses.usage(tokens, 0));
+        sendJson(exchange, 200, answer);
+    }
+
+    /**
+     * vLLM's score API: {@code text_1} (one text, or one for each of {@code text_2}) against each of
+     * {@code text_2}: the cosine similarity of their embeddings, or a cross-encoder's relevance of the pair.
      */
     private void score(HttpExchange exchange, JsonNode body) throws IOException {
-        requireEmbedding("scores");
+        requireScoring("scores");
         List<String> first = OpenAiRequests.strings(body, "text_1"), second = OpenAiRequests.strings(body, "text_2");
         if (first.isEmpty()) throw ApiError.invalid("text_1", "'text_1' must be a string or a non-empty list of strings");
         if (second.isEmpty()) throw ApiError.invalid("text_2", "'text_2' must be a string or a non-empty list of strings");
@@ -856,12 +899,12 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     /**
-     * vLLM's rerank API (Jina's and Cohere's shape) for an embedding model: the {@code documents}
-     * most like the {@code query} first, by the cosine similarity of their embeddings, the first
-     * {@code top_n} of them (all where it is absent or 0).
+     * vLLM's rerank API (Jina's and Cohere's shape): the {@code documents} most relevant to the
+     * {@code query} first, by the scores above (an embedding model's cosines, or a cross-encoder's
+     * relevance), the first {@code top_n} of them (all where it is absent or 0).
      */
     private void rerank(HttpExchange exchange, JsonNode body) throws IOException {
-        requireEmbedding("rerankings");
+        requireScoring("rerankings");
         String query = OpenAiRequests.text(body, "query", null);
         if (query == null) throw ApiError.invalid("query", "'query' is required");
         List<String> documents = OpenAiRequests.strings(body, "documents");
@@ -934,7 +977,8 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void requireGenerating() {
         if (engine == null) {
-            throw ApiError.invalid("model", "'" + modelName + "' is served for embeddings (task embed); it does not generate");
+            throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT)
+                    + "; it does not generate");
         }
     }
 

@@ -19,7 +19,7 @@ public final class ServeCommand {
               --port P                   (default 8000)
               --api-key K                required as "Authorization: Bearer K" (default: $VLLM_API_KEY, else none)
               --served-model-name N      the name clients use (default: the --model value)
-              --task generate|embed      (default: what the model does)
+              --task generate|embed|classify (default: what the model does)
               --revision R               branch, tag or commit of a Hugging Face id
               --download-dir D           Hugging Face cache to use
               --max-model-len N          --max-num-seqs N   --device cuda[:N]|cpu|auto --dtype T

@@ -368,6 +368,31 @@ public final class HfTokenizer implements AutoCloseable {
         return result;
     }
 
+    /** A pair of texts as one input: its token ids and each token's type (0 for the first text's, 1 for the second's, as the tokenizer's pair template sets them). */
+    public record PairEncoding(int[] ids, int[] typeIds) {
+    }
+
+    /**
+     * Encodes a pair of texts as one input, with the special tokens of the tokenizer's pair template
+     * ({@code [CLS] a [SEP] b [SEP]} for BERT, {@code <s> a </s></s> b </s>} for RoBERTa), as a
+     * cross-encoder reads a query and a document.
+     */
+    public PairEncoding encodePair(String text, String pair) {
+        ai.djl.huggingface.tokenizers.Encoding encoding;
+        try {
+            encoding = nativeTokenizer().encode(text, pair, true, false);
+        } catch (RuntimeException e) {
+            throw new TokenizerException("Encoding a pair failed with " + directory + ": " + e, e);
+        }
+        long[] ids = encoding.getIds(), types = encoding.getTypeIds();
+        int[] idsOut = new int[ids.length], typesOut = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            idsOut[i] = Math.toIntExact(ids[i]);
+            typesOut[i] = types.length == ids.length ? Math.toIntExact(types[i]) : 0;
+        }
+        return new PairEncoding(idsOut, typesOut);
+    }
+
     private int[] addConfiguredBosEos(int[] ids) {
         boolean prependBos = addBosToken && bosTokenId != null && (ids.length == 0 || ids[0] != bosTokenId);
         boolean appendEos =

@@ -1,0 +1,81 @@
+package dev.jvllm.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.ClassificationOutput;
+import dev.jvllm.LLM;
+import dev.jvllm.ScoringOutput;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static dev.jvllm.server.OpenAiServerTest.assertError;
+import static dev.jvllm.server.OpenAiServerTest.post;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * /v1/classify, /v1/score and /rerank over a cross-encoder (a tiny random BertForSequenceClassification of
+ * one label, model-zoo's classification goldens, with a WordPiece tokenizer of 15 words): the library's
+ * classifications and scores over HTTP.
+ */
+class OpenAiClassificationTest {
+
+    private static final Path GOLDENS = Files.isDirectory(Path.of("../model-zoo/src/test/resources/classification-goldens"))
+            ? Path.of("../model-zoo/src/test/resources/classification-goldens") : Path.of("model-zoo/src/test/resources/classification-goldens");
+
+    private static Path crossEncoder(Path dir) throws Exception {
+        for (String file : List.of("config.json", "model.safetensors")) {
+            Files.copy(GOLDENS.resolve("bert-cross-encoder-tiny").resolve(file), dir.resolve(file));
+        }
+        Files.copy(GOLDENS.resolve("wordpiece-tokenizer.json"), dir.resolve("tokenizer.json"));
+        return dir;
+    }
+
+    @Test
+    void classificationsScoresAndRerankingsAreTheLibrarys(@TempDir Path dir) throws Exception {
+        Path model = crossEncoder(dir);
+        String query = "What is the capital of France?";
+        List<String> documents = List.of("Berlin is the capital of Germany.", "Paris is the capital of France.", "What is Paris?");
+        List<ClassificationOutput> classified;
+        List<ScoringOutput> scores;
+        try (LLM reference = LLM.builder().model(model.toString()).device("cpu").build()) {
+            classified = reference.classify(documents);
+            scores = reference.score(query, documents);
+        }
+        try (OpenAiServer server = OpenAiServer.builder(LLM.builder().model(model.toString()).device("cpu").build())
+                .port(0).servedModelName("reranker").start()) {
+            var classify = post(server, "/v1/classify", "{\"model\": \"reranker\", \"input\": [\"" + String.join("\", \"", documents) + "\"]}");
+            assertEquals(200, classify.status(), String.valueOf(classify.body()));
+            JsonNode data = classify.body().path("data");
+            int tokens = 0;
+            for (int i = 0; i < documents.size(); i++) {
+                assertEquals(i, data.get(i).path("index").asInt());
+                assertEquals("LABEL_0", data.get(i).path("label").asText());
+                assertEquals(1, data.get(i).path("num_classes").asInt());
+                assertEquals(classified.get(i).probs()[0], data.get(i).path("probs").get(0).floatValue(), 1e-6f);
+                tokens += classified.get(i).promptTokenIds().length;
+            }
+            assertEquals(tokens, classify.body().path("usage").path("prompt_tokens").asInt());
+
+            var score = post(server, "/v1/score", "{\"text_1\": \"" + query + "\", \"text_2\": [\"" + String.join("\", \"", documents) + "\"]}");
+            assertEquals(200, score.status(), String.valueOf(score.body()));
+            for (int i = 0; i < documents.size(); i++) {
+                assertEquals(scores.get(i).score(), score.body().path("data").get(i).path("score").asDouble(), 1e-6);
+            }
+            var rerank = post(server, "/rerank", "{\"query\": \"" + query + "\", \"documents\": [\"" + String.join("\", \"", documents) + "\"], \"top_n\": 2}");
+            assertEquals(200, rerank.status(), String.valueOf(rerank.body()));
+            JsonNode results = rerank.body().path("results");
+            assertEquals(2, results.size());
+            List<Integer> order = List.of(0, 1, 2).stream().sorted((a, b) -> Double.compare(scores.get(b).score(), scores.get(a).score())).toList();
+            for (int rank = 0; rank < 2; rank++) {
+                assertEquals(order.get(rank).intValue(), results.get(rank).path("index").asInt());
+                assertEquals(scores.get(order.get(rank)).score(), results.get(rank).path("relevance_score").asDouble(), 1e-6);
+            }
+            assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
+            assertError(post(server, "/v1/completions", "{\"prompt\": \"x\"}"), 400, "model");
+            assertError(post(server, "/v1/classify", "{\"input\": []}"), 400, "input");
+        }
+    }
+}
