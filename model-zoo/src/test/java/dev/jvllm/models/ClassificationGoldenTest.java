@@ -48,6 +48,11 @@ class ClassificationGoldenTest {
     @ParameterizedTest
     @ValueSource(strings = {"bert-classifier-tiny", "bert-cross-encoder-tiny", "xlm-roberta-cross-encoder-tiny"})
     void probabilitiesAreThoseOfTransformersLogits(String name) throws IOException {
+        probabilitiesMatch(name, "cpu", 2e-6f);
+    }
+
+    /** Each golden input's probabilities on {@code device} against those of Transformers' logits, within {@code tolerance}. */
+    static void probabilitiesMatch(String name, String device, float tolerance) throws IOException {
         Path dir = root().resolve(name);
         assertTrue(Files.isRegularFile(dir.resolve("goldens.json")), "goldens missing; generate them on the GPU machine with: " + COMMAND);
         JsonNode goldens = JSON.readTree(dir.resolve("goldens.json").toFile());
@@ -58,11 +63,11 @@ class ClassificationGoldenTest {
             types.add(JSON.treeToValue(input.get("token_type_ids"), int[].class));
             expected.add(ClassifierHead.probabilities(JSON.treeToValue(input.get("logits"), float[].class)));
         }
-        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu").build()) {
+        try (LLM llm = LLM.builder().model(dir.toString()).device(device).build()) {
             assertEquals(Task.CLASSIFY, llm.task(), "a *ForSequenceClassification checkpoint classifies by default");
             List<ClassificationOutput> outputs = llm.classify(ids, types);
             for (int i = 0; i < ids.size(); i++) {
-                assertArrayEquals(expected.get(i), outputs.get(i).probs(), 2e-6f, name + " input " + i);
+                assertArrayEquals(expected.get(i), outputs.get(i).probs(), tolerance, name + " input " + i + " on " + device);
             }
             if (name.equals("bert-classifier-tiny")) {
                 assertEquals(List.of("negative", "neutral", "positive"), outputs.getFirst().labels());
