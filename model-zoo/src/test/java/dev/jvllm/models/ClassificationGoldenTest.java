@@ -89,6 +89,7 @@ class ClassificationGoldenTest {
      */
     @Test
     void aCrossEncoderScoresPairsThroughItsTokenizer(@TempDir Path dir) throws IOException {
+        RuntimeAssumptions.requireTokenizers();
         for (String file : List.of("config.json", "model.safetensors")) {
             Files.copy(root().resolve("bert-cross-encoder-tiny").resolve(file), dir.resolve(file));
         }
