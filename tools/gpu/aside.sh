@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Run HERE, around a device call: the working tree and .gpu/ travel together under 64 MiB, which the
 # tree alone nearly fills. `aside` moves out what no GPU run reads (the demo model's weights, the
-# tokenizer test's expected ids, benchmarks/results) and prints what would travel; `restore` puts them
+# tokenizer test's expected ids, benchmarks/results, the Java sources) and prints what would travel; `restore` puts them
 # back from git. The files aside are marked skip-worktree, so that `git add -A` or `commit -a` made
 # while they are away does not record their deletion (a session's commit once did); restore right after each call.
 # Usage: tools/gpu/aside.sh aside | restore | size
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-paths=(models/jvllm-demo/model.safetensors tokenizer/src/test/resources/tokenizers/expected.json benchmarks/results)
+# The Java sources travel compiled in .gpu (the GPU machine has a runtime, no compiler), and the modules
+# no GPU run loads stay behind too.
+paths=(models/jvllm-demo/model.safetensors tokenizer/src/test/resources/tokenizers/expected.json benchmarks/results
+  engine-core/src/main/java engine-core/src/test/java kernels-native/src/main/java kernels-native/src/test/java
+  model-zoo/src/main/java model-zoo/src/test/java tokenizer/src server/src plugins/langchain4j/src plugins/spring-ai/src examples)
 limit=$((64 << 20))
 
 size() {
