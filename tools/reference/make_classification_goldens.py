@@ -1,5 +1,6 @@
 """Sequence-classification goldens: tiny random BertForSequenceClassification and
-XLMRobertaForSequenceClassification checkpoints (a classifier of 3 labels and cross-encoders of 1)
+XLMRobertaForSequenceClassification checkpoints (a classifier of 3 labels and cross-encoders of 1),
+and decoders' Qwen2ForSequenceClassification (2 labels) and LlamaForSequenceClassification (1, a reward model's)
 with Hugging Face Transformers' own float32 logits, for single inputs and for pairs of segments.
 
 Run on the GPU machine (Transformers 5.17, no network), from the repository root:
@@ -35,6 +36,16 @@ CASES = {
         vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=130, type_vocab_size=1,
         hidden_act="gelu", layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=1)),
+    "qwen2-classifier-tiny": ("Qwen2Config", "Qwen2ForSequenceClassification", dict(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6,
+        rope_theta=10000.0, pad_token_id=0, bos_token_id=1, eos_token_id=2, num_labels=2,
+        tie_word_embeddings=False)),
+    "llama-reward-tiny": ("LlamaConfig", "LlamaForSequenceClassification", dict(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, rms_norm_eps=1e-6,
+        rope_theta=10000.0, pad_token_id=0, bos_token_id=1, eos_token_id=2, num_labels=1,
+        tie_word_embeddings=False)),
 }
 
 
@@ -60,9 +71,10 @@ def run_case(name, out_root):
     out = os.path.join(out_root, name)
     model.save_pretrained(out)
     records = []
-    for ids, types in inputs(zlib.crc32(name.encode()) % 1000, config.type_vocab_size > 1):
+    typed = getattr(config, "type_vocab_size", 1) > 1
+    for ids, types in inputs(zlib.crc32(name.encode()) % 1000, typed):
         x = torch.tensor([ids])
-        kw = {"token_type_ids": torch.tensor([types])} if config.type_vocab_size > 1 else {}
+        kw = {"token_type_ids": torch.tensor([types])} if typed else {}
         logits = model(input_ids=x, attention_mask=torch.ones_like(x), **kw).logits[0].float()
         records.append({"token_ids": ids, "token_type_ids": types, "logits": logits.tolist()})
     with open(os.path.join(out, "goldens.json"), "w") as f:

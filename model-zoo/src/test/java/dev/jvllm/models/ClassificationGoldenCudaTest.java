@@ -9,7 +9,8 @@ import java.io.IOException;
 class ClassificationGoldenCudaTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"bert-classifier-tiny", "bert-cross-encoder-tiny", "xlm-roberta-cross-encoder-tiny"})
+    @ValueSource(strings = {"bert-classifier-tiny", "bert-cross-encoder-tiny", "xlm-roberta-cross-encoder-tiny", "qwen2-classifier-tiny",
+            "llama-reward-tiny"})
     void probabilitiesAreThoseOfTransformersLogitsOnTheGpu(String name) throws IOException {
         RuntimeAssumptions.requireGpu();
         ClassificationGoldenTest.probabilitiesMatch(name, "cuda", 1e-4f);

@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Sequence classifiers and cross-encoders (BertForSequenceClassification, XLMRobertaForSequenceClassification)
+ * Sequence classifiers and cross-encoders (BertForSequenceClassification, XLMRobertaForSequenceClassification,
+ * and decoders' Qwen2ForSequenceClassification and LlamaForSequenceClassification)
  * against Transformers' float32 logits for single inputs and pairs of segments
  * (tools/reference/make_classification_goldens.py), and a cross-encoder's scores of texts through its
  * tokenizer's pair template.
@@ -46,7 +47,8 @@ class ClassificationGoldenTest {
 
     /** Each input's probabilities (softmax over 3 labels, sigmoid for 1) equal those of Transformers' logits; pairs with their token types. */
     @ParameterizedTest
-    @ValueSource(strings = {"bert-classifier-tiny", "bert-cross-encoder-tiny", "xlm-roberta-cross-encoder-tiny"})
+    @ValueSource(strings = {"bert-classifier-tiny", "bert-cross-encoder-tiny", "xlm-roberta-cross-encoder-tiny", "qwen2-classifier-tiny",
+            "llama-reward-tiny"})
     void probabilitiesAreThoseOfTransformersLogits(String name) throws IOException {
         probabilitiesMatch(name, "cpu", 2e-6f);
     }
