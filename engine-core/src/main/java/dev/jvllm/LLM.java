@@ -650,7 +650,10 @@ public final class LLM implements AutoCloseable {
      *                                 is empty, or {@code texts1} holds neither one text nor one for each of {@code texts2}
      */
     public List<ScoringOutput> score(List<String> texts1, List<String> texts2) {
-        if (task != Task.CLASSIFY) requireTask(Task.EMBED);
+        if (task != Task.CLASSIFY && task != Task.EMBED) {
+            throw new InvalidRequestException("task", "this LLM was built for task " + task + " and cannot score; build it with "
+                    + "task(Task.EMBED) over an embedding model, or task(Task.CLASSIFY) over a cross-encoder");
+        }
         if (texts2.isEmpty()) throw new InvalidRequestException("texts2", "there is nothing to score against");
         if (texts1.size() != 1 && texts1.size() != texts2.size()) {
             throw new InvalidRequestException("texts1", "texts1 holds " + texts1.size() + " texts: give one, or one for each of the "
@@ -670,27 +673,19 @@ public final class LLM implements AutoCloseable {
 
     /**
      * A cross-encoder's scores: each pair as one input of the tokenizer's pair template, the
-     * classifier's one probability (a sigmoid of its logit) the score.
+     * classifier's one logit through the checkpoint's activation (a sigmoid unless it names another).
      */
     private List<ScoringOutput> crossEncoderScores(List<String> texts1, List<String> texts2) {
-        if (embedder.classifierLabels().size() != 1) {
-            throw new InvalidRequestException("texts2", "scores need a classifier of one label (a cross-encoder); this one has "
-                    + embedder.classifierLabels().size());
-        }
         List<int[]> ids = new ArrayList<>(texts2.size()), types = new ArrayList<>(texts2.size());
         List<String> requestIds = new ArrayList<>(texts2.size());
         for (int i = 0; i < texts2.size(); i++) {
-            HfTokenizer.PairEncoding pair = requireTokenizer().encodePair(Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i), "text1"),
-                    Objects.requireNonNull(texts2.get(i), "text2"));
+            HfTokenizer.PairEncoding pair = requireTokenizer("scores").encodePair(Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i),
+                    "text1"), Objects.requireNonNull(texts2.get(i), "text2"));
             ids.add(pair.ids());
             types.add(pair.typeIds());
             requestIds.add("score-" + nextRequestId++);
         }
-        List<ScoringOutput> scores = new ArrayList<>(texts2.size());
-        for (ClassificationOutput out : embedder.classify(requestIds, ids, types)) {
-            scores.add(new ScoringOutput(out.probs()[0], out.promptTokenIds().length));
-        }
-        return scores;
+        return embedder.score(requestIds, ids, types);
     }
 
     /** Classifies one text with a sequence-classification model. */
@@ -711,7 +706,7 @@ public final class LLM implements AutoCloseable {
         List<int[]> ids = new ArrayList<>(texts.size());
         List<String> requestIds = new ArrayList<>(texts.size());
         for (String text : texts) {
-            ids.add(requireTokenizer().encode(Objects.requireNonNull(text, "text"), true));
+            ids.add(requireTokenizer("classifications of texts").encode(Objects.requireNonNull(text, "text"), true));
             requestIds.add("classify-" + nextRequestId++);
         }
         return embedder.classify(requestIds, ids, null);
@@ -728,8 +723,8 @@ public final class LLM implements AutoCloseable {
         return embedder.classify(requestIds, tokenIds, tokenTypes);
     }
 
-    private HfTokenizer requireTokenizer() {
-        if (tokenizer == null) throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer: give inputs as token ids");
+    private HfTokenizer requireTokenizer(String what) {
+        if (tokenizer == null) throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer, which " + what + " need");
         return tokenizer;
     }
 

@@ -5,7 +5,8 @@ package dev.jvllm;
  * embedding model, the cosine similarity of the two texts' embeddings; for a cross-encoder
  * ({@link Task#CLASSIFY}), the relevance of the pair read as one input.
  *
- * @param score        the cosine similarity, in [-1, 1]; or the cross-encoder's probability, in [0, 1]
+ * @param score        the cosine similarity, in [-1, 1]; or the cross-encoder's logit through its activation (a
+ *                     sigmoid, in [0, 1], unless its sentence-transformers config names another: Identity gives the logit)
  * @param promptTokens the two texts' tokens together, as the model saw them
  */
 public record ScoringOutput(double score, int promptTokens) {

@@ -6,6 +6,7 @@ import dev.jvllm.EngineConfig;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.PoolingParams;
+import dev.jvllm.ScoringOutput;
 import dev.jvllm.config.PoolingConfig;
 import dev.jvllm.pooling.ClassifierHead;
 import dev.jvllm.pooling.Pooler;
@@ -71,10 +72,6 @@ public final class EmbeddingEngine implements AutoCloseable {
         return pooling;
     }
 
-    /** The classifier head's labels; empty for a model without one. */
-    public List<String> classifierLabels() {
-        return model.classifier().map(ClassifierHead::labels).orElse(List.of());
-    }
 
     /** Forward passes run so far (one per batch). */
     public long forwardPasses() {
@@ -97,8 +94,8 @@ public final class EmbeddingEngine implements AutoCloseable {
             });
         }
         List<int[]> prepared = new ArrayList<>(inputs.size());
-        for (int[] input : inputs) prepared.add(prepare(input, params));
-        List<float[]> pooled = runBatched(prepared, null, pooling.type());
+        for (int[] input : inputs) prepared.add(prepare(input, params, true));
+        List<float[]> pooled = runBatched(prepared, null, pooling.type(), -1);
         List<EmbeddingOutput> outputs = new ArrayList<>(inputs.size());
         for (int i = 0; i < prepared.size(); i++) {
             outputs.add(new EmbeddingOutput(requestIds.get(i), Pooler.finish(pooled.get(i), dimensions, normalize), prepared.get(i)));
@@ -109,37 +106,69 @@ public final class EmbeddingEngine implements AutoCloseable {
     /**
      * Classifies token-id inputs with the model's classifier head, batched; outputs in the inputs'
      * order. Each input's state is pooled as the architecture pools for its head (BERT's first token,
-     * a decoder's last), whatever sentence-transformers files say.
+     * a decoder's last that is not its pad token), whatever sentence-transformers files say.
      *
      * @param tokenTypes per input its tokens' types (segment ids of a pair), or null: all 0
-     * @throws InvalidRequestException when the model has no classifier head, or an input is too long or holds unknown ids
+     * @throws InvalidRequestException when the model has no classifier head, or an input is too long,
+     *                                 holds unknown ids or has types that do not fit it
      */
     public List<ClassificationOutput> classify(List<String> requestIds, List<int[]> inputs, List<int[]> tokenTypes) {
-        if (requestIds.size() != inputs.size() || (tokenTypes != null && tokenTypes.size() != inputs.size())) {
-            throw new IllegalArgumentException(requestIds.size() + " request ids and " + (tokenTypes == null ? "no" : tokenTypes.size())
-                    + " token types for " + inputs.size() + " inputs");
-        }
-        ClassifierHead head = model.classifier().orElseThrow(() -> new InvalidRequestException("prompt",
-                "this model has no classifier head: classify and cross-encoder scores need a *ForSequenceClassification checkpoint"));
-        List<int[]> prepared = new ArrayList<>(inputs.size());
-        for (int i = 0; i < inputs.size(); i++) {
-            int[] ids = prepare(inputs.get(i), PoolingParams.defaults());
-            if (tokenTypes != null && tokenTypes.get(i).length != ids.length) {
-                throw new IllegalArgumentException(tokenTypes.get(i).length + " token types for an input of " + ids.length + " tokens");
-            }
-            prepared.add(ids);
-        }
-        List<float[]> pooled = runBatched(prepared, tokenTypes, model.defaultPooling());
+        ClassifierHead head = requireHead();
+        List<int[]> prepared = prepareTyped(requestIds, inputs, tokenTypes);
+        List<float[]> pooled = runBatched(prepared, tokenTypes, model.defaultPooling(), head.padTokenId());
         List<ClassificationOutput> outputs = new ArrayList<>(inputs.size());
         for (int i = 0; i < prepared.size(); i++) {
-            outputs.add(new ClassificationOutput(requestIds.get(i), ClassifierHead.probabilities(head.logits(pooled.get(i))), head.labels(),
+            outputs.add(new ClassificationOutput(requestIds.get(i), head.classProbabilities(head.logits(pooled.get(i))), head.labels(),
                     prepared.get(i)));
         }
         return outputs;
     }
 
+    /**
+     * A cross-encoder's scores of token-id inputs (each a pair read as one input, with its types):
+     * the one logit through the checkpoint's activation ({@link ClassifierHead#score}).
+     *
+     * @throws InvalidRequestException when the model has no classifier head of one label, or as {@link #classify}
+     */
+    public List<ScoringOutput> score(List<String> requestIds, List<int[]> inputs, List<int[]> tokenTypes) {
+        ClassifierHead head = requireHead();
+        if (head.numLabels() != 1) {
+            throw new InvalidRequestException("model", "scores need a classifier of one label (a cross-encoder); this one has "
+                    + head.numLabels() + " (" + head.labels() + "): classify instead");
+        }
+        List<int[]> prepared = prepareTyped(requestIds, inputs, tokenTypes);
+        List<float[]> pooled = runBatched(prepared, tokenTypes, model.defaultPooling(), head.padTokenId());
+        List<ScoringOutput> scores = new ArrayList<>(inputs.size());
+        for (int i = 0; i < prepared.size(); i++) scores.add(new ScoringOutput(head.score(head.logits(pooled.get(i))), prepared.get(i).length));
+        return scores;
+    }
+
+    private ClassifierHead requireHead() {
+        return model.classifier().orElseThrow(() -> new InvalidRequestException("model",
+                "this model has no classifier head: classifications and cross-encoder scores need a *ForSequenceClassification checkpoint"));
+    }
+
+    /** Inputs checked as {@link #prepare} checks them, and their types (where given) checked to be one a token. */
+    private List<int[]> prepareTyped(List<String> requestIds, List<int[]> inputs, List<int[]> tokenTypes) {
+        if (requestIds.size() != inputs.size()) throw new IllegalArgumentException(requestIds.size() + " request ids for " + inputs.size() + " inputs");
+        if (tokenTypes != null && tokenTypes.size() != inputs.size()) {
+            throw new InvalidRequestException("tokenTypes", tokenTypes.size() + " lists of token types for " + inputs.size() + " inputs");
+        }
+        List<int[]> prepared = new ArrayList<>(inputs.size());
+        for (int i = 0; i < inputs.size(); i++) {
+            int[] ids = prepare(inputs.get(i), PoolingParams.defaults(), false);
+            if (tokenTypes != null && (tokenTypes.get(i) == null || tokenTypes.get(i).length != ids.length)) {
+                throw new InvalidRequestException("tokenTypes", (tokenTypes.get(i) == null ? "no" : tokenTypes.get(i).length)
+                        + " token types for input " + i + " of " + ids.length + " tokens");
+            }
+            prepared.add(ids);
+        }
+        return prepared;
+    }
+
     /** The inputs' pooled states, run in batches under the token, sequence and cache limits. */
-    private List<float[]> runBatched(List<int[]> prepared, List<int[]> tokenTypes, PoolingType type) {
+    /** @param padTokenId skipped at an input's end when the last token is pooled (-1: none) */
+    private List<float[]> runBatched(List<int[]> prepared, List<int[]> tokenTypes, PoolingType type, int padTokenId) {
         List<float[]> pooled = new ArrayList<>(prepared.size());
         int next = 0;
         while (next < prepared.size()) {
@@ -152,13 +181,14 @@ public final class EmbeddingEngine implements AutoCloseable {
                 blocks += needed;
                 end++;
             }
-            pooled.addAll(run(prepared.subList(next, end), tokenTypes == null ? null : tokenTypes.subList(next, end), type));
+            pooled.addAll(run(prepared.subList(next, end), tokenTypes == null ? null : tokenTypes.subList(next, end), type, padTokenId));
             next = end;
         }
         return pooled;
     }
 
-    private int[] prepare(int[] input, PoolingParams params) {
+    /** @param truncatable whether the caller can set truncatePromptTokens (embeddings), which a too-long input's error then names */
+    private int[] prepare(int[] input, PoolingParams params, boolean truncatable) {
         if (input == null || input.length == 0) throw new InvalidRequestException("prompt", "an input is empty");
         int[] ids = input;
         if (params.truncatePromptTokens().isPresent()) {
@@ -174,7 +204,7 @@ public final class EmbeddingEngine implements AutoCloseable {
         if (ids.length > maxModelLen) {
             throw new InvalidRequestException("prompt", "an input has " + ids.length
                     + " tokens, more than the maximum model length of " + maxModelLen
-                    + "; shorten it or set truncatePromptTokens");
+                    + (truncatable ? "; shorten it or set truncatePromptTokens" : "; shorten it"));
         }
         int vocab = model.vocabSize();
         for (int id : ids) {
@@ -185,7 +215,7 @@ public final class EmbeddingEngine implements AutoCloseable {
         return ids.clone();
     }
 
-    private List<float[]> run(List<int[]> inputs, List<int[]> tokenTypes, PoolingType type) {
+    private List<float[]> run(List<int[]> inputs, List<int[]> tokenTypes, PoolingType type, int padTokenId) {
         int n = inputs.size();
         int total = inputs.stream().mapToInt(a -> a.length).sum();
         int[] ids = new int[total], positions = new int[total], slots = new int[total];
@@ -207,7 +237,7 @@ public final class EmbeddingEngine implements AutoCloseable {
                 slots[t] = (block + p / blockSize) * blockSize + p % blockSize;
             }
             block += blocks;
-            poolRows[s] = type == PoolingType.LAST ? t - 1 : starts[s];
+            poolRows[s] = type == PoolingType.LAST ? lastNotPad(input, padTokenId, starts[s]) : starts[s];
         }
         starts[n] = t;
         ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, lengths, tables, blockSize, poolRows);
@@ -227,6 +257,13 @@ public final class EmbeddingEngine implements AutoCloseable {
         }
         forwardPasses++;
         return pooled;
+    }
+
+    /** The row of an input's last token that is not {@code padTokenId} (its last token where all are, or none is given). */
+    private static int lastNotPad(int[] input, int padTokenId, int start) {
+        int at = input.length - 1;
+        while (padTokenId >= 0 && at > 0 && input[at] == padTokenId) at--;
+        return start + at;
     }
 
     @Override

@@ -1,14 +1,59 @@
 package dev.jvllm.pooling;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.jvllm.config.ConfigException;
+
 import java.util.List;
 
 /**
  * A sequence classifier's head over the pooled state of an input (BERT's pooler and classifier,
- * RoBERTa's classification head): {@code out(tanh(dense(x)))}, or {@code out(x)} without a dense
- * layer. It runs on the heap, on one vector an input. Its logits become probabilities as vLLM's
- * classifiers make them: a softmax over several labels, a sigmoid for one (a cross-encoder's score).
+ * RoBERTa's classification head, a decoder's score layer): {@code out(tanh(dense(x)))}, or
+ * {@code out(x)} without a dense layer. It runs on the heap, on one vector an input.
+ *
+ * <p>Its logits become a classification's probabilities as vLLM's classifiers make them (a softmax
+ * over several labels; a sigmoid for one, or for each label of a multi-label classifier), and a
+ * cross-encoder's score as sentence-transformers and vLLM make it: the checkpoint's activation
+ * ({@code sentence_transformers.activation_fn}, or the older {@code sbert_ce_default_activation_function};
+ * Identity gives the raw logit), else a sigmoid.
  */
 public final class ClassifierHead {
+
+    /** What a cross-encoder's one logit goes through to become its score. */
+    public enum ScoreActivation {
+        SIGMOID, IDENTITY, TANH;
+
+        double apply(double logit) {
+            return switch (this) {
+                case SIGMOID -> 1 / (1 + Math.exp(-logit));
+                case IDENTITY -> logit;
+                case TANH -> Math.tanh(logit);
+            };
+        }
+    }
+
+    /**
+     * How the checkpoint reads its head.
+     *
+     * @param multiLabel      {@code problem_type} "multi_label_classification": each label's own sigmoid
+     * @param scoreActivation a cross-encoder's activation of its logit
+     * @param padTokenId      a decoder's pad token id: the pooled token is the last one that is not it, as
+     *                        Transformers pools (-1: the last token)
+     */
+    public record Reading(boolean multiLabel, ScoreActivation scoreActivation, int padTokenId) {
+        /** From config.json: {@code problem_type} and the sentence-transformers activation (a decoder's pad id given apart). */
+        public static Reading of(JsonNode config, int labels, int padTokenId, String source) {
+            boolean multiLabel = "multi_label_classification".equals(config.path("problem_type").asText(""));
+            String named = config.path("sentence_transformers").path("activation_fn").asText(
+                    config.path("sbert_ce_default_activation_function").asText(""));
+            ScoreActivation activation;
+            if (named.isEmpty()) activation = ScoreActivation.SIGMOID;
+            else if (named.endsWith("Identity")) activation = ScoreActivation.IDENTITY;
+            else if (named.endsWith("Sigmoid")) activation = ScoreActivation.SIGMOID;
+            else if (named.endsWith("Tanh")) activation = ScoreActivation.TANH;
+            else throw new ConfigException(source + ": the cross-encoder's activation '" + named + "' is not one jvllm applies (Identity, Sigmoid, Tanh)");
+            return new Reading(multiLabel, activation, padTokenId);
+        }
+    }
 
     private final int hidden;
     private final float[] denseWeight;
@@ -16,6 +61,7 @@ public final class ClassifierHead {
     private final float[] outWeight;
     private final float[] outBias;
     private final List<String> labels;
+    private final Reading reading;
 
     /**
      * @param denseWeight [hidden, hidden] row-major, or null for a head without the dense layer (then denseBias too)
@@ -23,7 +69,8 @@ public final class ClassifierHead {
      * @param outBias     [labels], or null
      * @param labels      each label's name, in the order of the output rows
      */
-    public ClassifierHead(int hidden, float[] denseWeight, float[] denseBias, float[] outWeight, float[] outBias, List<String> labels) {
+    public ClassifierHead(int hidden, float[] denseWeight, float[] denseBias, float[] outWeight, float[] outBias, List<String> labels,
+                          Reading reading) {
         if (labels.isEmpty()) throw new IllegalArgumentException("a classifier needs at least one label");
         if (outWeight.length != labels.size() * hidden || (outBias != null && outBias.length != labels.size())
                 || (denseWeight != null && (denseWeight.length != hidden * hidden || denseBias == null || denseBias.length != hidden))) {
@@ -35,6 +82,7 @@ public final class ClassifierHead {
         this.outWeight = outWeight;
         this.outBias = outBias;
         this.labels = List.copyOf(labels);
+        this.reading = reading;
     }
 
     public int numLabels() {
@@ -44,6 +92,11 @@ public final class ClassifierHead {
     /** The labels' names ({@code id2label}, else LABEL_0, LABEL_1, ...), in the order of the probabilities. */
     public List<String> labels() {
         return labels;
+    }
+
+    /** The decoder's pad token id, skipped at an input's end when the last token is pooled (-1: none). */
+    public int padTokenId() {
+        return reading.padTokenId();
     }
 
     /** The head's logits for one pooled state [hidden]. */
@@ -59,11 +112,25 @@ public final class ClassifierHead {
         return logits;
     }
 
+    /** A classification's probabilities from logits: each label's sigmoid for a multi-label classifier, else {@link #probabilities(float[])}. */
+    public float[] classProbabilities(float[] logits) {
+        if (!reading.multiLabel()) return probabilities(logits);
+        float[] p = new float[logits.length];
+        for (int i = 0; i < p.length; i++) p[i] = (float) ScoreActivation.SIGMOID.apply(logits[i]);
+        return p;
+    }
+
+    /** A cross-encoder's score from its one logit, through the checkpoint's activation. */
+    public double score(float[] logits) {
+        if (logits.length != 1) throw new IllegalArgumentException("a score needs one logit, not " + logits.length);
+        return reading.scoreActivation().apply(logits[0]);
+    }
+
     /** Probabilities from logits: a sigmoid for one label, a softmax over several. */
     public static float[] probabilities(float[] logits) {
         float[] p = new float[logits.length];
         if (logits.length == 1) {
-            p[0] = (float) (1 / (1 + Math.exp(-logits[0])));
+            p[0] = (float) ScoreActivation.SIGMOID.apply(logits[0]);
             return p;
         }
         double max = Double.NEGATIVE_INFINITY, sum = 0;

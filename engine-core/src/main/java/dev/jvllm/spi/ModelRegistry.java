@@ -55,6 +55,10 @@ public final class ModelRegistry {
         }
     }
 
+    /** Names of task heads that are not language models: classifiers, taggers, question answerers, reward models. */
+    private static final java.util.regex.Pattern TASK_HEAD = java.util.regex.Pattern.compile(
+            ".*For(SequenceClassification|TokenClassification|QuestionAnswering|MultipleChoice|RewardModel|ProcessRewardModel)");
+
     /**
      * The architecture for the first of config.json's {@code architectures} that is served. A
      * checkpoint quantized in a way jvllm does not read ({@link Quantization#refusal}) is refused
@@ -71,6 +75,15 @@ public final class ModelRegistry {
         for (String name : wanted) {
             ModelArchitecture arch = served.get(name);
             if (arch != null) return arch;
+        }
+        // A task head of a class not served (a classifier, a token tagger, a question answerer) is not a
+        // causal language model: loaded by its model_type it would generate from weights meant for another head.
+        for (String name : wanted) {
+            if (TASK_HEAD.matcher(name).matches()) {
+                throw new UnsupportedArchitectureException(config.source() + ": " + name + " is a task head jvllm does not serve"
+                        + " (it classifies with " + served.keySet().stream().filter(n -> n.endsWith("ForSequenceClassification")).sorted()
+                        .toList() + "); it is not loaded as its family's language model");
+            }
         }
         // As Transformers' Auto classes: a class chosen by model_type, where no custom code is
         // declared (with auto_map, the checkpoint's own class would run there, which jvllm cannot know).

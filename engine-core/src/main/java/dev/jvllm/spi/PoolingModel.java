@@ -53,24 +53,17 @@ public interface PoolingModel extends AutoCloseable {
 
     /**
      * {@link #hiddenStates} where each token has a type (segment id: BERT's 0 for a pair's first text,
-     * 1 for its second; null: all 0). Models without token types refuse types other than 0.
+     * 1 for its second; null: all 0). A model without token-type embeddings (RoBERTa's one type, a
+     * decoder) reads every token as type 0, whatever its tokenizer wrote, as Transformers' models of
+     * those families take no types.
      */
     default Tensor hiddenStates(ForwardBatch batch, KvCache cacheOrNull, int[] tokenTypes) {
-        requireNoTokenTypes(tokenTypes);
         return hiddenStates(batch, cacheOrNull);
     }
 
     /** {@link #pooledRowStates} where each token has a type, as for {@link #hiddenStates(ForwardBatch, KvCache, int[])}. */
     default Optional<Tensor> pooledRowStates(ForwardBatch batch, KvCache cacheOrNull, int[] tokenTypes) {
-        requireNoTokenTypes(tokenTypes);
         return pooledRowStates(batch, cacheOrNull);
-    }
-
-    private static void requireNoTokenTypes(int[] tokenTypes) {
-        if (tokenTypes == null) return;
-        for (int type : tokenTypes) {
-            if (type != 0) throw new IllegalArgumentException("this model has no token types (a token of type " + type + ")");
-        }
     }
 
     /** The head of a sequence-classification checkpoint over the pooled state; empty for an embedder. */

@@ -26,9 +26,10 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * BERT (arXiv:1810.04805) as an embedder: BAAI bge-*-en-v1.5, Snowflake arctic-embed. Word,
- * absolute position and token-type (type 0) embeddings summed and layer-normed, then post-norm
- * encoder layers with bidirectional attention and an exact (erf) GELU; the output is every
+ * BERT (arXiv:1810.04805) as an embedder (BAAI bge-*-en-v1.5, Snowflake arctic-embed) or a sequence
+ * classifier (cross-encoders, with their classifier head): word, absolute position and token-type
+ * embeddings (each token's type: 0, or a pair's second text's 1) summed and layer-normed, then
+ * post-norm encoder layers with bidirectional attention and an exact (erf) GELU; the output is every
  * token's last hidden state, pooled by the engine (CLS unless sentence-transformers says otherwise).
  */
 public final class BertModel implements PoolingModel {
@@ -42,7 +43,7 @@ public final class BertModel implements PoolingModel {
 
         @Override
         public CausalLM load(ModelContext context) {
-            throw encoderOnly(architectureNames().getFirst());
+            throw encoderOnly(architectureNames().getFirst(), classifies() ? "CLASSIFY" : "EMBED");
         }
     }
 
@@ -96,8 +97,8 @@ public final class BertModel implements PoolingModel {
     record Variant(List<String> prefixes, int positionOffset, boolean classifier) {
     }
 
-    static JvllmException encoderOnly(String name) {
-        return new JvllmException(name + " is an encoder and cannot generate text; build the LLM with task(Task.EMBED)");
+    static JvllmException encoderOnly(String name, String task) {
+        return new JvllmException(name + " is an encoder and cannot generate text; build the LLM with task(Task." + task + ")");
     }
 
     private final Backend backend;
@@ -226,7 +227,8 @@ public final class BertModel implements PoolingModel {
             throw new WeightsException("no classifier head in the checkpoint (classifier.weight, or classifier.out_proj.weight)");
         }
         return new ClassifierHead(hidden, dense.floats("weight", hidden, hidden), dense.floats("bias", hidden),
-                out.floats("weight", n, hidden), out.has("bias") ? out.floats("bias", n) : null, labels);
+                out.floats("weight", n, hidden), out.has("bias") ? out.floats("bias", n) : null, labels,
+                ClassifierHead.Reading.of(config.raw(), n, -1, config.source()));
     }
 
     /** The labels' names from config.json's {@code id2label} (ordered by id), else LABEL_0 ... for {@code num_labels} (2 by default). */

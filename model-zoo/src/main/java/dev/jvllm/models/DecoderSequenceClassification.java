@@ -21,8 +21,9 @@ import java.util.Optional;
 /**
  * Decoders' sequence classifiers ({@code LlamaForSequenceClassification}, Mistral's, Qwen2's and
  * Qwen3's: classifiers and reward models): the causal family's decoder without its language-model
- * head, and a {@code score} layer (no bias) over the last token's final-normed state, as
- * Transformers pools an unpadded input.
+ * head, and a {@code score} layer (no bias) over the final-normed state of the input's last token that
+ * is not the pad token (as Transformers pools: a template ending in a token that is also the pad
+ * id is pooled before it).
  */
 public final class DecoderSequenceClassification implements ModelArchitecture {
 
@@ -63,7 +64,9 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
             int hidden = decoder.hiddenSize();
             List<String> labels = BertModel.labels(context.config());
             float[] score = WeightScope.root(context.checkpoint(), context.backend()).floats("score.weight", labels.size(), hidden);
-            return new Classified(decoder, new ClassifierHead(hidden, null, null, score, null, labels));
+            int pad = context.config().intOr(-1, "pad_token_id");
+            return new Classified(decoder, new ClassifierHead(hidden, null, null, score, null, labels,
+                    ClassifierHead.Reading.of(context.config().raw(), labels.size(), pad, context.config().source())));
         } catch (RuntimeException e) {
             decoder.close();
             throw e;

@@ -113,4 +113,82 @@ class ClassificationGoldenTest {
             assertEquals(1, llm.classify("Paris").probs().length);
         }
     }
+
+    /** A copy of a golden checkpoint, its config.json changed by {@code edit}, with the WordPiece tokenizer. */
+    private static Path copyOf(String name, Path dir, java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> edit)
+            throws IOException {
+        Files.copy(root().resolve(name).resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(root().resolve(name).resolve("config.json").toFile());
+        edit.accept(config);
+        JSON.writeValue(dir.resolve("config.json").toFile(), config);
+        Files.copy(root().resolve("wordpiece-tokenizer.json"), dir.resolve("tokenizer.json"));
+        return dir;
+    }
+
+    private static float[] goldenLogits(String name, int input) throws IOException {
+        return JSON.treeToValue(JSON.readTree(root().resolve(name).resolve("goldens.json").toFile()).get("inputs").get(input).get("logits"),
+                float[].class);
+    }
+
+    /**
+     * A decoder reward model scores pairs whose tokenizer marks the second text as type 1 (the types are
+     * read as 0: a decoder has no type embeddings), and pools the input's last token that is not its pad
+     * token, as Transformers does: trailing pad ids change nothing.
+     */
+    @Test
+    void aDecoderRewardModelScoresPairsAndSkipsTrailingPads(@TempDir Path dir) throws IOException {
+        RuntimeAssumptions.requireTokenizers();
+        try (LLM llm = LLM.builder().model(copyOf("llama-reward-tiny", dir, c -> { }).toString()).device("cpu").build()) {
+            List<ScoringOutput> scores = llm.score("What is the capital of France?", List.of("Paris is the capital of France."));
+            int[] ids = {2, 12, 8, 4, 5, 6, 7, 13, 3, 9, 8, 4, 5, 6, 7, 14, 3};
+            assertEquals(llm.classify(List.of(ids), null).getFirst().probs()[0], scores.getFirst().score(), 1e-7);
+            float[] plain = llm.classify(List.of(new int[]{5, 6, 7}), null).getFirst().probs();
+            float[] padded = llm.classify(List.of(new int[]{5, 6, 7, 0, 0}), null).getFirst().probs();
+            assertArrayEquals(plain, padded, 1e-6f, "trailing pad ids (pad_token_id 0) are not pooled");
+        }
+    }
+
+    /**
+     * A cross-encoder's score goes through the activation its sentence-transformers config names (Identity:
+     * the raw logit, as ms-marco MiniLM asks), and a multi-label classifier gives each label its own sigmoid.
+     */
+    @Test
+    void theCheckpointsActivationShapesScoresAndMultiLabelProbabilities(@TempDir Path dir) throws IOException {
+        Path identity = Files.createDirectories(dir.resolve("identity"));
+        copyOf("bert-cross-encoder-tiny", identity, c -> c.putObject("sentence_transformers").put("activation_fn", "torch.nn.modules.linear.Identity"));
+        JsonNode goldens = JSON.readTree(root().resolve("bert-cross-encoder-tiny").resolve("goldens.json").toFile());
+        int[] ids = JSON.treeToValue(goldens.get("inputs").get(3).get("token_ids"), int[].class);
+        int[] types = JSON.treeToValue(goldens.get("inputs").get(3).get("token_type_ids"), int[].class);
+        try (LLM llm = LLM.builder().model(identity.toString()).device("cpu").build()) {
+            float p = llm.classify(List.of(ids), List.of(types)).getFirst().probs()[0];
+            assertEquals(goldenLogits("bert-cross-encoder-tiny", 3)[0], Math.log(p / (1 - p)), 1e-5, "classify keeps its sigmoid");
+        }
+        Path multi = Files.createDirectories(dir.resolve("multi"));
+        copyOf("bert-classifier-tiny", multi, c -> c.put("problem_type", "multi_label_classification"));
+        JsonNode classifier = JSON.readTree(root().resolve("bert-classifier-tiny").resolve("goldens.json").toFile()).get("inputs").get(2);
+        try (LLM llm = LLM.builder().model(multi.toString()).device("cpu").build()) {
+            float[] probs = llm.classify(List.of(JSON.treeToValue(classifier.get("token_ids"), int[].class)), null).getFirst().probs();
+            float[] logits = goldenLogits("bert-classifier-tiny", 2);
+            for (int i = 0; i < 3; i++) assertEquals(1 / (1 + Math.exp(-logits[i])), probs[i], 2e-6, "label " + i);
+        }
+        Path bad = Files.createDirectories(dir.resolve("bad"));
+        copyOf("bert-cross-encoder-tiny", bad, c -> c.put("sbert_ce_default_activation_function", "torch.nn.modules.activation.GELU"));
+        var refused = assertThrows(dev.jvllm.JvllmException.class, () -> LLM.builder().model(bad.toString()).device("cpu").build());
+        assertTrue(refused.getMessage().contains("GELU"), refused.getMessage());
+    }
+
+    /** The identity-activated cross-encoder's score is its logit, through the tokenizer's pair template. */
+    @Test
+    void anIdentityCrossEncoderScoresWithItsRawLogit(@TempDir Path dir) throws IOException {
+        RuntimeAssumptions.requireTokenizers();
+        copyOf("bert-cross-encoder-tiny", dir, c -> c.putObject("sentence_transformers").put("activation_fn", "torch.nn.modules.linear.Identity"));
+        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu").build()) {
+            double score = llm.score("What is the capital of France?", List.of("Paris is the capital of France.")).getFirst().score();
+            int[] ids = {2, 12, 8, 4, 5, 6, 7, 13, 3, 9, 8, 4, 5, 6, 7, 14, 3};
+            int[] types = new int[ids.length];
+            for (int i = 9; i < types.length; i++) types[i] = 1;
+            float p = llm.classify(List.of(ids), List.of(types)).getFirst().probs()[0];
+            assertEquals(Math.log(p / (1 - p)), score, 1e-5);
+        }
+    }
 }

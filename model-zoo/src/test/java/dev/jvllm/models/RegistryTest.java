@@ -28,6 +28,21 @@ class RegistryTest {
         assertTrue(e.getMessage().contains("LlamaForCausalLM"), e.getMessage());
     }
 
+    /** A classifier of a family jvllm does not classify with is refused, not loaded by its model_type as a generator. */
+    @Test
+    void anUnservedTaskHeadIsRefusedRatherThanLoadedAsItsFamilysLanguageModel() {
+        assertInstanceOf(DecoderSequenceClassification.class, ModelRegistry.find(ModelConfig.parse(
+                "{\"architectures\": [\"Qwen2ForSequenceClassification\"], \"model_type\": \"qwen2\"}")));
+        var e = assertThrows(ModelRegistry.UnsupportedArchitectureException.class, () -> ModelRegistry.find(ModelConfig.parse(
+                "{\"architectures\": [\"GemmaForSequenceClassification\"], \"model_type\": \"gemma\"}")));
+        assertTrue(e.getMessage().contains("GemmaForSequenceClassification") && e.getMessage().contains("Qwen2ForSequenceClassification"),
+                e.getMessage());
+        for (String head : List.of("BertForTokenClassification", "Qwen2ForRewardModel", "Qwen2ForProcessRewardModel")) {
+            assertThrows(ModelRegistry.UnsupportedArchitectureException.class, () -> ModelRegistry.find(ModelConfig.parse(
+                    "{\"architectures\": [\"" + head + "\"], \"model_type\": \"qwen2\"}")), head);
+        }
+    }
+
     @Test
     void aBuilderWithoutAModelSaysSo() {
         var e = assertThrows(dev.jvllm.JvllmException.class, () -> LLM.builder().build());

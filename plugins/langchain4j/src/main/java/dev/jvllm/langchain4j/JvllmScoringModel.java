@@ -16,7 +16,8 @@ import java.util.Objects;
  * segments (LangChain4j's {@code ReRankingContentAggregator}): each segment's score against the
  * query from {@link LLM#score}, in one batch. With a cross-encoder built for
  * {@link dev.jvllm.Task#CLASSIFY} (bge-reranker, ms-marco MiniLM) the score is the pair's relevance
- * in [0, 1]; with an embedding model, the cosine of the two embeddings. The LLM stays its owner's to close.
+ * (its logit through the checkpoint's activation: a sigmoid by default); with an embedding model, the
+ * cosine of the two embeddings. The LLM stays its owner's to close.
  *
  * <pre>{@code
  * try (LLM reranker = new LLM("BAAI/bge-reranker-base")) {
