@@ -57,7 +57,9 @@ public final class EmbeddingEngine implements AutoCloseable {
         this.maxBatchTokens = Math.max(config.maxNumBatchedTokens(), maxModelLen);
         this.maxBatchSequences = config.maxNumSeqs();
         this.blockSize = config.blockSize();
-        int blocks = 2 * ((maxBatchTokens + blockSize - 1) / blockSize);
+        // A batch's inputs fill its tokens' blocks and at most one partial block each (a decoder's cache is
+        // laid out afresh for every batch): a longest input always fits, with half the blocks of twice the tokens.
+        int blocks = (maxBatchTokens + blockSize - 1) / blockSize + maxBatchSequences;
         KvCacheSpec spec = model.kvCacheSpec(blocks, blockSize);
         this.cache = spec == null ? null : backend.allocateKvCache(spec);
         this.cacheBlocks = spec == null ? Integer.MAX_VALUE : blocks;
