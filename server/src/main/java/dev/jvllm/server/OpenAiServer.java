@@ -842,7 +842,7 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     /**
-     * vLLM's classification API: each of {@code input} (a text or a list of them) through a
+     * vLLM's classification API: each of {@code input} (a text, token ids, or a list of either) through a
      * sequence-classification model's head, its label and each label's probability.
      */
     private void classify(HttpExchange exchange, JsonNode body) throws IOException {
@@ -850,11 +850,21 @@ public final class OpenAiServer implements AutoCloseable {
             throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT)
                     + "; classifications need a *ForSequenceClassification model loaded with task classify");
         }
-        List<String> inputs = OpenAiRequests.strings(body, "input");
-        if (inputs.isEmpty()) throw ApiError.invalid("input", "'input' must be a string or a non-empty list of strings");
+        List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
+        List<int[]> ids = new ArrayList<>(inputs.size());
+        for (Prompt input : inputs) {
+            ids.add(switch (input) {
+                case Prompt.Tokens t -> t.tokenIds();
+                case Prompt.Text t -> {
+                    if (llm.tokenizer() == null) throw ApiError.invalid("input", "the model has no tokenizer: give inputs as token ids");
+                    yield llm.tokenizer().encode(t.text(), true);
+                }
+                default -> throw ApiError.invalid("input", "'input' holds texts or token ids");
+            });
+        }
         List<ClassificationOutput> outputs;
         synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
-            outputs = llm.classify(inputs);
+            outputs = llm.classify(ids, null);
         }
         ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "classify-" + UUID.randomUUID()).put("object", "list")
                 .put("created", System.currentTimeMillis() / 1000).put("model", OpenAiRequests.text(body, "model", modelName));

@@ -73,6 +73,11 @@ class OpenAiClassificationTest {
                 assertEquals(order.get(rank).intValue(), results.get(rank).path("index").asInt());
                 assertEquals(scores.get(order.get(rank)).score(), results.get(rank).path("relevance_score").asDouble(), 1e-6);
             }
+            // Token ids as vLLM takes them: the same answer as the text they encode.
+            int[] encoded = classified.get(1).promptTokenIds();
+            var byIds = post(server, "/classify", "{\"input\": [" + java.util.Arrays.toString(encoded) + "]}");
+            assertEquals(200, byIds.status(), String.valueOf(byIds.body()));
+            assertEquals(classified.get(1).probs()[0], byIds.body().path("data").get(0).path("probs").get(0).floatValue(), 1e-6f);
             assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/completions", "{\"prompt\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/classify", "{\"input\": []}"), 400, "input");
