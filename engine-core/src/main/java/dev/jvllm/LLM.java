@@ -119,7 +119,7 @@ public final class LLM implements AutoCloseable {
         // A download stops before the weights when the config names a model jvllm cannot serve.
         this.modelDirectory = resolver.resolveOrDownload(b.model, b.revision,
                 snapshot -> ModelRegistry.find(ModelConfig.load(snapshot)));
-        this.config = ModelConfig.load(modelDirectory);
+        this.config = b.hfOverrides.isEmpty() ? ModelConfig.load(modelDirectory) : overridden(ModelConfig.load(modelDirectory), b.hfOverrides);
         if (config.bool("trust_remote_code", false) || config.raw().has("auto_map")) {
             log.info("{} ships custom code (auto_map); jvllm never runs it and uses its native class", b.model);
         }
@@ -775,6 +775,15 @@ public final class LLM implements AutoCloseable {
         return serving;
     }
 
+    /** config.json with the builder's {@code hfOverrides} in place of its fields. */
+    private static ModelConfig overridden(ModelConfig config, Map<String, Object> overrides) {
+        var raw = ((com.fasterxml.jackson.databind.node.ObjectNode) config.raw()).deepCopy();
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        overrides.forEach((field, value) -> raw.set(field, json.valueToTree(value)));
+        log.info("{}: config.json fields {} replaced (hfOverrides)", config.source(), overrides.keySet());
+        return ModelConfig.of(raw, config.source() + " (with hfOverrides " + overrides.keySet() + ")");
+    }
+
     /** What this LLM was built for: {@link Task#GENERATE}, {@link Task#EMBED} or {@link Task#CLASSIFY}. */
     public Task task() {
         return task;
@@ -858,8 +867,20 @@ public final class LLM implements AutoCloseable {
         private int maxLoraRank = 16;
         private int limitImagesPerPrompt = EngineConfig.DEFAULT_IMAGES_PER_PROMPT;
         private String chatTemplate;
+        private Map<String, Object> hfOverrides = Map.of();
 
         private Builder() {
+        }
+
+        /**
+         * Fields that replace config.json's, as vLLM's {@code hf_overrides}: each top-level key's value
+         * replaces the file's (e.g. {@code architectures} and {@code classifier_from_token} to read a
+         * Qwen3-Reranker as the classifier it is used as). Values are what Jackson writes from them
+         * (strings, numbers, booleans, lists, maps).
+         */
+        public Builder hfOverrides(Map<String, ?> overrides) {
+            this.hfOverrides = Map.copyOf(Objects.requireNonNull(overrides, "overrides"));
+            return this;
         }
 
         /**

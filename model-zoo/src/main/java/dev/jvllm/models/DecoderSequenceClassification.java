@@ -20,7 +20,8 @@ import java.util.Optional;
 
 /**
  * Decoders' sequence classifiers ({@code LlamaForSequenceClassification}, Mistral's, Qwen2's and
- * Qwen3's: classifiers and reward models): the causal family's decoder without its language-model
+ * Qwen3's: classifiers and reward models; a causal LM with {@code classifier_from_token}, such as a
+ * Qwen3-Reranker under vLLM's overrides): the causal family's decoder without its language-model
  * head, and a {@code score} layer (no bias) over the final-normed state of the input's last token that
  * is not the pad token (as Transformers pools: a template ending in a token that is also the pad
  * id is pooled before it).
@@ -62,15 +63,65 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
         PoolingModel decoder = family.loadPooling(context);
         try {
             int hidden = decoder.hiddenSize();
+            int pad = context.config().intOr(-1, "pad_token_id");
+            var fromTokens = context.config().raw().path("classifier_from_token");
+            if (fromTokens.isArray() && !fromTokens.isEmpty()) {
+                return new Classified(decoder, headFromTokens(context, hidden, fromTokens, pad));
+            }
             List<String> labels = BertModel.labels(context.config());
             float[] score = WeightScope.root(context.checkpoint(), context.backend()).floats("score.weight", labels.size(), hidden);
-            int pad = context.config().intOr(-1, "pad_token_id");
             return new Classified(decoder, new ClassifierHead(hidden, null, null, score, null, labels,
                     ClassifierHead.Reading.of(context.config().raw(), labels.size(), pad, context.config().source())));
         } catch (RuntimeException e) {
             decoder.close();
             throw e;
         }
+    }
+
+    /**
+     * A causal LM read as a classifier from its language-model head's rows (vLLM's {@code
+     * classifier_from_token}, as a Qwen3-Reranker is served): two tokens make one label, the second's
+     * logit less the first's, whose sigmoid is the second token's probability of the two (a reranker's
+     * "no", "yes"); other counts make a label of each token's logit. Tokens are written as in
+     * tokenizer.json, or given as ids.
+     */
+    private static ClassifierHead headFromTokens(ModelContext context, int hidden, com.fasterxml.jackson.databind.JsonNode tokens, int pad) {
+        int[] ids = new int[tokens.size()];
+        List<String> names = new java.util.ArrayList<>();
+        dev.jvllm.tokenizer.HfTokenizer tokenizer = null;
+        try {
+            for (int i = 0; i < ids.length; i++) {
+                var token = tokens.get(i);
+                if (token.isIntegralNumber()) {
+                    ids[i] = token.asInt();
+                } else {
+                    if (tokenizer == null) {
+                        if (context.modelDirectory() == null || !java.nio.file.Files.isRegularFile(context.modelDirectory().resolve("tokenizer.json"))) {
+                            throw new dev.jvllm.config.ConfigException(context.config().source() + ": classifier_from_token names tokens, "
+                                    + "but the model has no tokenizer.json to find them in");
+                        }
+                        tokenizer = dev.jvllm.tokenizer.HfTokenizer.load(context.modelDirectory());
+                    }
+                    String text = token.asText();
+                    ids[i] = tokenizer.idOf(text).orElseThrow(() -> new dev.jvllm.config.ConfigException(context.config().source()
+                            + ": classifier_from_token '" + text + "' is not a token of the tokenizer"));
+                }
+                names.add(token.asText());
+            }
+        } finally {
+            if (tokenizer != null) tokenizer.close();
+        }
+        WeightScope root = WeightScope.root(context.checkpoint(), context.backend());
+        String head = root.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+        float[] rows = dev.jvllm.weights.WeightValues.rows(context.checkpoint().get(head), ids);
+        if (rows.length != ids.length * hidden) {
+            throw new dev.jvllm.weights.WeightsException(head + " has rows of " + rows.length / ids.length + " features, not " + hidden);
+        }
+        var reading = ClassifierHead.Reading.of(context.config().raw(), ids.length == 2 ? 1 : ids.length, pad, context.config().source());
+        if (ids.length != 2) return new ClassifierHead(hidden, null, null, rows, null, names, reading);
+        float[] difference = new float[hidden];
+        for (int i = 0; i < hidden; i++) difference[i] = rows[hidden + i] - rows[i];
+        return new ClassifierHead(hidden, null, null, difference, null, List.of(names.get(1)), reading);
     }
 
     /** A decoder's pooling model with the classifier over its last token. */

@@ -191,4 +191,30 @@ class ClassificationGoldenTest {
             assertEquals(Math.log(p / (1 - p)), score, 1e-5);
         }
     }
+
+    /**
+     * A causal LM read as a classifier from its LM head's rows (vLLM's {@code classifier_from_token} under
+     * {@code hf_overrides}, as a Qwen3-Reranker is served): with two tokens the score is the sigmoid of the
+     * second's logit less the first's at the last position; with three, a softmax over the three logits.
+     * Transformers' float32 logits of a tiny Qwen3 (tied embeddings) are the judge.
+     */
+    @Test
+    void aCausalLmReadsAsAClassifierFromItsHeadsRows() {
+        Golden golden = Golden.load(Golden.root().resolve("qwen3-qk-norm"));
+        Golden.Prompt prompt = golden.prompts().get(1);
+        float[] last = prompt.logits()[prompt.logits().length - 1];
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device("cpu")
+                .hfOverrides(java.util.Map.of("architectures", List.of("Qwen3ForSequenceClassification"), "classifier_from_token", List.of(5, 9)))
+                .build()) {
+            assertEquals(Task.CLASSIFY, llm.task());
+            float p = llm.classify(List.of(prompt.tokenIds()), null).getFirst().probs()[0];
+            assertEquals(1 / (1 + Math.exp(-(last[9] - last[5]))), p, 2e-6);
+        }
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device("cpu")
+                .hfOverrides(java.util.Map.of("architectures", List.of("Qwen3ForSequenceClassification"), "classifier_from_token", List.of(5, 9, 17)))
+                .build()) {
+            float[] probs = llm.classify(List.of(prompt.tokenIds()), null).getFirst().probs();
+            assertArrayEquals(ClassifierHead.probabilities(new float[]{last[5], last[9], last[17]}), probs, 2e-6f);
+        }
+    }
 }

@@ -33,6 +33,8 @@ public final class ServeCommand {
               --reasoning-parser deepseek_r1|qwen3
                                          a thinking model's reasoning answered as reasoning_content
               --chat-template T          a Jinja chat template (a file, or the template itself) instead of the model's
+              --hf-overrides JSON        config.json fields replaced, e.g. '{"architectures": ["Qwen3ForSequenceClassification"],
+                                         "classifier_from_token": ["no", "yes"]}' to serve a Qwen3-Reranker as a reranker
               --max-num-batched-tokens N --block-size N --seed N
               --enable-prefix-caching    --no-enable-prefix-caching (on by default)
               --trust-remote-code        accepted for vLLM's command lines; jvllm runs no model code
@@ -67,6 +69,19 @@ public final class ServeCommand {
     }
 
     /** vLLM's {@code --limit-mm-per-prompt}: {@code {"image": N}} (JSON) or {@code image=N}; images are the only modality served. */
+    /** vLLM's {@code --hf-overrides}: a JSON object of config.json fields. */
+    static java.util.Map<String, Object> hfOverrides(String value) {
+        try {
+            java.util.Map<String, Object> fields = new com.fasterxml.jackson.databind.ObjectMapper().readValue(value.strip(),
+                    new com.fasterxml.jackson.core.type.TypeReference<>() {
+                    });
+            if (fields == null) throw new IllegalArgumentException("--hf-overrides takes a JSON object, not null");
+            return fields;
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("--hf-overrides takes a JSON object of config.json fields, not '" + value + "'");
+        }
+    }
+
     static int imageLimit(String value) {
         String text = value.strip();
         java.util.Map<String, Object> limits;
@@ -154,6 +169,7 @@ public final class ServeCommand {
                     case "--max-lora-rank" -> llm.maxLoraRank(Integer.parseInt(value));
                     case "--tool-call-parser" -> toolCallParser = value;
                     case "--chat-template" -> llm.chatTemplate(chatTemplateSource(value));
+                    case "--hf-overrides" -> llm.hfOverrides(hfOverrides(value));
                     case "--max-num-batched-tokens" -> llm.maxNumBatchedTokens(Integer.parseInt(value));
                     case "--block-size" -> llm.blockSize(Integer.parseInt(value));
                     case "--seed" -> llm.seed(Long.parseLong(value));

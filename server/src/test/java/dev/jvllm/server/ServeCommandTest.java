@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** vLLM's --limit-mm-per-prompt and --chat-template as `./jvllm serve` reads them. */
+/** vLLM's --limit-mm-per-prompt, --chat-template and --hf-overrides as `./jvllm serve` reads them. */
 class ServeCommandTest {
 
     @Test
@@ -34,5 +34,14 @@ class ServeCommandTest {
                 ServeCommand.chatTemplateSource("{% for m in messages %}{{ m.content }}{% endfor %}"));
         var typo = assertThrows(IllegalArgumentException.class, () -> ServeCommand.chatTemplateSource(dir.resolve("templat.jinja").toString()));
         assertTrue(typo.getMessage().contains("is no file"), typo.getMessage());
+    }
+
+    @Test
+    void hfOverridesAreAJsonObjectOfConfigFields() {
+        var fields = ServeCommand.hfOverrides("{\"architectures\": [\"Qwen3ForSequenceClassification\"], \"classifier_from_token\": [\"no\", \"yes\"]}");
+        assertEquals(java.util.List.of("Qwen3ForSequenceClassification"), fields.get("architectures"));
+        assertEquals(java.util.List.of("no", "yes"), fields.get("classifier_from_token"));
+        var bad = assertThrows(IllegalArgumentException.class, () -> ServeCommand.hfOverrides("[1]"));
+        assertTrue(bad.getMessage().startsWith("--hf-overrides"), bad.getMessage());
     }
 }
