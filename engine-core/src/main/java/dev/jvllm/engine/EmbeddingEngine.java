@@ -57,8 +57,8 @@ public final class EmbeddingEngine implements AutoCloseable {
         this.maxBatchTokens = Math.max(config.maxNumBatchedTokens(), maxModelLen);
         this.maxBatchSequences = config.maxNumSeqs();
         this.blockSize = config.blockSize();
-        // A batch's inputs fill its tokens' blocks and at most one partial block each (a decoder's cache is
-        // laid out afresh for every batch): a longest input always fits, with half the blocks of twice the tokens.
+        // A batch's inputs fill the blocks of its tokens and at most one partial block each (a decoder's cache
+        // is laid out afresh for every batch), so a batch the packing below forms always fits.
         int blocks = (maxBatchTokens + blockSize - 1) / blockSize + maxBatchSequences;
         KvCacheSpec spec = model.kvCacheSpec(blocks, blockSize);
         this.cache = spec == null ? null : backend.allocateKvCache(spec);

@@ -1,7 +1,7 @@
 package dev.jvllm.pooling;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.jvllm.config.ConfigException;
+import dev.jvllm.InvalidRequestException;
 
 import java.util.List;
 
@@ -29,29 +29,31 @@ public final class ClassifierHead {
                 case TANH -> Math.tanh(logit);
             };
         }
+
+        /** The activation a sentence-transformers name gives (Softmax over one logit: vLLM's default, a sigmoid); null where none fits. */
+        static ScoreActivation named(String name) {
+            if (name.isEmpty() || name.endsWith("Sigmoid") || name.endsWith("Softmax")) return SIGMOID;
+            if (name.endsWith("Identity")) return IDENTITY;
+            if (name.endsWith("Tanh")) return TANH;
+            return null;
+        }
     }
 
     /**
      * How the checkpoint reads its head.
      *
-     * @param multiLabel      {@code problem_type} "multi_label_classification": each label's own sigmoid
-     * @param scoreActivation a cross-encoder's activation of its logit
+     * @param problemType     {@code problem_type}: "multi_label_classification" gives each label its own
+     *                        sigmoid, "regression" the raw logits (a reward model's scores), else the usual
+     * @param activationName  a cross-encoder's activation of its logit, as its sentence-transformers config
+     *                        names it ("" for the default, a sigmoid)
      * @param padTokenId      a decoder's pad token id: the pooled token is the last one that is not it, as
      *                        Transformers pools (-1: the last token)
      */
-    public record Reading(boolean multiLabel, ScoreActivation scoreActivation, int padTokenId) {
+    public record Reading(String problemType, String activationName, int padTokenId) {
         /** From config.json: {@code problem_type} and the sentence-transformers activation (a decoder's pad id given apart). */
-        public static Reading of(JsonNode config, int labels, int padTokenId, String source) {
-            boolean multiLabel = "multi_label_classification".equals(config.path("problem_type").asText(""));
-            String named = config.path("sentence_transformers").path("activation_fn").asText(
-                    config.path("sbert_ce_default_activation_function").asText(""));
-            ScoreActivation activation;
-            if (named.isEmpty()) activation = ScoreActivation.SIGMOID;
-            else if (named.endsWith("Identity")) activation = ScoreActivation.IDENTITY;
-            else if (named.endsWith("Sigmoid")) activation = ScoreActivation.SIGMOID;
-            else if (named.endsWith("Tanh")) activation = ScoreActivation.TANH;
-            else throw new ConfigException(source + ": the cross-encoder's activation '" + named + "' is not one jvllm applies (Identity, Sigmoid, Tanh)");
-            return new Reading(multiLabel, activation, padTokenId);
+        public static Reading of(JsonNode config, int padTokenId) {
+            return new Reading(config.path("problem_type").asText(""), config.path("sentence_transformers").path("activation_fn")
+                    .asText(config.path("sbert_ce_default_activation_function").asText("")), padTokenId);
         }
     }
 
@@ -112,18 +114,40 @@ public final class ClassifierHead {
         return logits;
     }
 
-    /** A classification's probabilities from logits: each label's sigmoid for a multi-label classifier, else {@link #probabilities(float[])}. */
+    /**
+     * A classification's probabilities from logits, as vLLM's classifiers make them: each label's sigmoid
+     * for a multi-label classifier, the logits themselves for a regression (a reward model), else
+     * {@link #probabilities(float[])}.
+     */
     public float[] classProbabilities(float[] logits) {
-        if (!reading.multiLabel()) return probabilities(logits);
-        float[] p = new float[logits.length];
-        for (int i = 0; i < p.length; i++) p[i] = (float) ScoreActivation.SIGMOID.apply(logits[i]);
-        return p;
+        switch (reading.problemType()) {
+            case "regression" -> {
+                return logits.clone();
+            }
+            case "multi_label_classification" -> {
+                float[] p = new float[logits.length];
+                for (int i = 0; i < p.length; i++) p[i] = (float) ScoreActivation.SIGMOID.apply(logits[i]);
+                return p;
+            }
+            default -> {
+                return probabilities(logits);
+            }
+        }
     }
 
-    /** A cross-encoder's score from its one logit, through the checkpoint's activation. */
+    /**
+     * A cross-encoder's score from its one logit, through the checkpoint's activation.
+     *
+     * @throws InvalidRequestException where the checkpoint names an activation jvllm does not apply
+     */
     public double score(float[] logits) {
         if (logits.length != 1) throw new IllegalArgumentException("a score needs one logit, not " + logits.length);
-        return reading.scoreActivation().apply(logits[0]);
+        ScoreActivation activation = ScoreActivation.named(reading.activationName());
+        if (activation == null) {
+            throw new InvalidRequestException("model", "the cross-encoder's activation '" + reading.activationName()
+                    + "' is not one jvllm applies (Identity, Sigmoid, Softmax, Tanh)");
+        }
+        return activation.apply(logits[0]);
     }
 
     /** Probabilities from logits: a sigmoid for one label, a softmax over several. */

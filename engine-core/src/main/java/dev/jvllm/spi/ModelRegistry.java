@@ -57,7 +57,7 @@ public final class ModelRegistry {
 
     /** Names of task heads that are not language models: classifiers, taggers, question answerers, reward models. */
     private static final java.util.regex.Pattern TASK_HEAD = java.util.regex.Pattern.compile(
-            ".*For(SequenceClassification|TokenClassification|QuestionAnswering|MultipleChoice|RewardModel|ProcessRewardModel)");
+            ".*For(SequenceClassification|TokenClassification|QuestionAnswering|MultipleChoice|RewardModel|ProcessRewardModel).*");
 
     /**
      * The architecture for the first of config.json's {@code architectures} that is served. A

@@ -228,7 +228,7 @@ public final class BertModel implements PoolingModel {
         }
         return new ClassifierHead(hidden, dense.floats("weight", hidden, hidden), dense.floats("bias", hidden),
                 out.floats("weight", n, hidden), out.has("bias") ? out.floats("bias", n) : null, labels,
-                ClassifierHead.Reading.of(config.raw(), n, -1, config.source()));
+                ClassifierHead.Reading.of(config.raw(), -1));
     }
 
     /** The labels' names from config.json's {@code id2label} (ordered by id), else LABEL_0 ... for {@code num_labels} (2 by default). */

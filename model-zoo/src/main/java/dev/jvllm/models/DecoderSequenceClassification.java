@@ -71,7 +71,7 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
             List<String> labels = BertModel.labels(context.config());
             float[] score = WeightScope.root(context.checkpoint(), context.backend()).floats("score.weight", labels.size(), hidden);
             return new Classified(decoder, new ClassifierHead(hidden, null, null, score, null, labels,
-                    ClassifierHead.Reading.of(context.config().raw(), labels.size(), pad, context.config().source())));
+                    ClassifierHead.Reading.of(context.config().raw(), pad)));
         } catch (RuntimeException e) {
             decoder.close();
             throw e;
@@ -117,7 +117,7 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
         if (rows.length != ids.length * hidden) {
             throw new dev.jvllm.weights.WeightsException(head + " has rows of " + rows.length / ids.length + " features, not " + hidden);
         }
-        var reading = ClassifierHead.Reading.of(context.config().raw(), ids.length == 2 ? 1 : ids.length, pad, context.config().source());
+        var reading = ClassifierHead.Reading.of(context.config().raw(), pad);
         if (ids.length != 2) return new ClassifierHead(hidden, null, null, rows, null, names, reading);
         float[] difference = new float[hidden];
         for (int i = 0; i < hidden; i++) difference[i] = rows[hidden + i] - rows[i];

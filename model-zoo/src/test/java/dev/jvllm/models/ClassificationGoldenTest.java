@@ -171,10 +171,21 @@ class ClassificationGoldenTest {
             float[] logits = goldenLogits("bert-classifier-tiny", 2);
             for (int i = 0; i < 3; i++) assertEquals(1 / (1 + Math.exp(-logits[i])), probs[i], 2e-6, "label " + i);
         }
+        // A regression head (problem_type "regression", as reward models are trained) gives its logits themselves.
+        Path regression = Files.createDirectories(dir.resolve("regression"));
+        copyOf("bert-classifier-tiny", regression, c -> c.put("problem_type", "regression"));
+        try (LLM llm = LLM.builder().model(regression.toString()).device("cpu").build()) {
+            float[] raw = llm.classify(List.of(JSON.treeToValue(classifier.get("token_ids"), int[].class)), null).getFirst().probs();
+            assertArrayEquals(goldenLogits("bert-classifier-tiny", 2), raw, 2e-6f);
+        }
+        // An activation jvllm does not apply fails the scores that need it, not the classifications that do not.
         Path bad = Files.createDirectories(dir.resolve("bad"));
         copyOf("bert-cross-encoder-tiny", bad, c -> c.put("sbert_ce_default_activation_function", "torch.nn.modules.activation.GELU"));
-        var refused = assertThrows(dev.jvllm.JvllmException.class, () -> LLM.builder().model(bad.toString()).device("cpu").build());
-        assertTrue(refused.getMessage().contains("GELU"), refused.getMessage());
+        try (LLM llm = LLM.builder().model(bad.toString()).device("cpu").build()) {
+            assertEquals(1, llm.classify(List.of(ids), List.of(types)).getFirst().probs().length);
+            var refused = assertThrows(InvalidRequestException.class, () -> llm.score("a", List.of("b")));
+            assertTrue(refused.getMessage().contains("GELU"), refused.getMessage());
+        }
     }
 
     /** The identity-activated cross-encoder's score is its logit, through the tokenizer's pair template. */

@@ -37,7 +37,7 @@ class RegistryTest {
                 "{\"architectures\": [\"GemmaForSequenceClassification\"], \"model_type\": \"gemma\"}")));
         assertTrue(e.getMessage().contains("GemmaForSequenceClassification") && e.getMessage().contains("Qwen2ForSequenceClassification"),
                 e.getMessage());
-        for (String head : List.of("BertForTokenClassification", "Qwen2ForRewardModel", "Qwen2ForProcessRewardModel")) {
+        for (String head : List.of("BertForTokenClassification", "Qwen2ForRewardModel", "Qwen2ForProcessRewardModel", "LlamaForRewardModelWithGating")) {
             assertThrows(ModelRegistry.UnsupportedArchitectureException.class, () -> ModelRegistry.find(ModelConfig.parse(
                     "{\"architectures\": [\"" + head + "\"], \"model_type\": \"qwen2\"}")), head);
         }

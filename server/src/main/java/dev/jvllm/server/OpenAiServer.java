@@ -863,8 +863,12 @@ public final class OpenAiServer implements AutoCloseable {
             });
         }
         List<ClassificationOutput> outputs;
-        synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
-            outputs = llm.classify(ids, null);
+        try {
+            synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
+                outputs = llm.classify(ids, null);
+            }
+        } catch (dev.jvllm.InvalidRequestException e) {
+            throw e.field().equals("prompt") ? ApiError.invalid("input", e.getMessage()) : e;  // this API's field is 'input'
         }
         ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "classify-" + UUID.randomUUID()).put("object", "list")
                 .put("created", System.currentTimeMillis() / 1000).put("model", OpenAiRequests.text(body, "model", modelName));

@@ -81,6 +81,7 @@ class OpenAiClassificationTest {
             assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/completions", "{\"prompt\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/classify", "{\"input\": []}"), 400, "input");
+            assertError(post(server, "/v1/classify", "{\"input\": [[9999]]}"), 400, "input");
         }
     }
 }

@@ -95,11 +95,28 @@ public final class JvllmSpringChatOptions extends DefaultToolCallingChatOptions 
             return this;
         }
 
-        /** Takes the options {@code other} sets over these (its output schema too, where it is a builder of these options). */
+        /**
+         * Takes the options {@code other} sets over these: its sampling options, and its tools and output
+         * schema where it is a builder of tool-calling or structured-output options of any kind (Spring's own,
+         * a provider's, these), as {@code ChatClient} merges a request's options into a model's defaults.
+         */
         @Override
         public Builder combineWith(ChatOptions.Builder<?> other) {
             super.combineWith(other);
-            if (other instanceof Builder options && options.outputSchema != null) this.outputSchema = options.outputSchema;
+            if (other instanceof Builder options) {  // the superclass took its tools
+                if (options.outputSchema != null) this.outputSchema = options.outputSchema;
+                return this;
+            }
+            if (other instanceof StructuredOutputChatOptions.Builder<?> || other instanceof ToolCallingChatOptions.Builder<?>) {
+                ChatOptions built = other.clone().build();
+                if (built instanceof ToolCallingChatOptions tools && !(other instanceof DefaultToolCallingChatOptions.Builder<?>)) {
+                    if (tools.getToolCallbacks() != null && !tools.getToolCallbacks().isEmpty()) toolCallbacks(tools.getToolCallbacks());
+                    if (tools.getToolContext() != null && !tools.getToolContext().isEmpty()) toolContext(tools.getToolContext());
+                }
+                if (built instanceof StructuredOutputChatOptions structured && structured.getOutputSchema() != null) {
+                    this.outputSchema = structured.getOutputSchema();
+                }
+            }
             return this;
         }
 

@@ -252,6 +252,11 @@ class JvllmSpringAiTest {
         var combined = JvllmSpringChatOptions.builder().temperature(0.1).outputSchema("{}")
                 .combineWith(JvllmSpringChatOptions.builder().topK(3).outputSchema("{\"type\": \"object\"}")).build();
         assertEquals(List.of(0.1, 3, "{\"type\": \"object\"}"), List.of(combined.getTemperature(), combined.getTopK(), combined.getOutputSchema()));
+        // As ChatClient merges a request's options: Spring's own structured-output and tool-calling builders keep their schema and tools.
+        var merged = JvllmSpringChatOptions.builder().temperature(0.1).combineWith(StructuredOutputChatOptions.builder().outputSchema("{}")).build();
+        assertEquals("{}", merged.getOutputSchema());
+        var withTools = JvllmSpringChatOptions.builder().combineWith(ToolCallingChatOptions.builder().toolCallbacks(weather)).build();
+        assertEquals(List.of(weather), withTools.getToolCallbacks());
     }
 
     /** A chat template that writes the tools, the assistant's calls and the tools' results out (the demo model's own writes none). */
