@@ -118,8 +118,8 @@ public final class LLM implements AutoCloseable {
                 : ModelResolver.fromEnvironment().withHubCache(b.downloadDir);
         // A download stops before the weights when the config names a model jvllm cannot serve.
         this.modelDirectory = resolver.resolveOrDownload(b.model, b.revision,
-                snapshot -> ModelRegistry.find(ModelConfig.load(snapshot)));
-        this.config = b.hfOverrides.isEmpty() ? ModelConfig.load(modelDirectory) : overridden(ModelConfig.load(modelDirectory), b.hfOverrides);
+                snapshot -> ModelRegistry.find(overridden(ModelConfig.load(snapshot), b.hfOverrides)));
+        this.config = overridden(ModelConfig.load(modelDirectory), b.hfOverrides);
         if (config.bool("trust_remote_code", false) || config.raw().has("auto_map")) {
             log.info("{} ships custom code (auto_map); jvllm never runs it and uses its native class", b.model);
         }
@@ -775,13 +775,28 @@ public final class LLM implements AutoCloseable {
         return serving;
     }
 
-    /** config.json with the builder's {@code hfOverrides} in place of its fields. */
-    private static ModelConfig overridden(ModelConfig config, Map<String, Object> overrides) {
+    /**
+     * config.json with the builder's {@code hfOverrides} in place of its fields, as vLLM applies them: a
+     * nested config object ({@code text_config}, {@code vision_config}, any {@code *_config}) is merged
+     * field by field, any other field replaced whole.
+     */
+    private static ModelConfig overridden(ModelConfig config, com.fasterxml.jackson.databind.node.ObjectNode overrides) {
+        if (overrides.isEmpty()) return config;
         var raw = ((com.fasterxml.jackson.databind.node.ObjectNode) config.raw()).deepCopy();
-        var json = new com.fasterxml.jackson.databind.ObjectMapper();
-        overrides.forEach((field, value) -> raw.set(field, json.valueToTree(value)));
-        log.info("{}: config.json fields {} replaced (hfOverrides)", config.source(), overrides.keySet());
-        return ModelConfig.of(raw, config.source() + " (with hfOverrides " + overrides.keySet() + ")");
+        overrides.properties().forEach(field -> merge(raw, field.getKey(), field.getValue()));
+        java.util.List<String> fields = new ArrayList<>();
+        overrides.fieldNames().forEachRemaining(fields::add);
+        log.info("{}: config.json fields {} replaced (hfOverrides)", config.source(), fields);
+        return ModelConfig.of(raw, config.source() + " (with hfOverrides " + fields + ")");
+    }
+
+    private static void merge(com.fasterxml.jackson.databind.node.ObjectNode into, String field, com.fasterxml.jackson.databind.JsonNode value) {
+        var existing = into.get(field);
+        if (field.endsWith("_config") && existing instanceof com.fasterxml.jackson.databind.node.ObjectNode nested && value.isObject()) {
+            value.properties().forEach(inner -> merge(nested, inner.getKey(), inner.getValue()));
+        } else {
+            into.set(field, value.deepCopy());
+        }
     }
 
     /** What this LLM was built for: {@link Task#GENERATE}, {@link Task#EMBED} or {@link Task#CLASSIFY}. */
@@ -867,20 +882,43 @@ public final class LLM implements AutoCloseable {
         private int maxLoraRank = 16;
         private int limitImagesPerPrompt = EngineConfig.DEFAULT_IMAGES_PER_PROMPT;
         private String chatTemplate;
-        private Map<String, Object> hfOverrides = Map.of();
+        private com.fasterxml.jackson.databind.node.ObjectNode hfOverrides = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
 
         private Builder() {
         }
 
         /**
-         * Fields that replace config.json's, as vLLM's {@code hf_overrides}: each top-level key's value
-         * replaces the file's (e.g. {@code architectures} and {@code classifier_from_token} to read a
-         * Qwen3-Reranker as the classifier it is used as). Values are what Jackson writes from them
-         * (strings, numbers, booleans, lists, maps).
+         * Fields that replace config.json's, as vLLM's {@code hf_overrides} (e.g. {@code architectures}
+         * and {@code classifier_from_token} to read a Qwen3-Reranker as the classifier it is used as): a
+         * nested config object ({@code text_config}, ...) is merged field by field, any other field
+         * replaced whole. Values are JSON's: strings, numbers, booleans, null, lists and maps of them.
+         *
+         * @throws IllegalArgumentException naming a key whose value is not one of those
          */
         public Builder hfOverrides(Map<String, ?> overrides) {
-            this.hfOverrides = Map.copyOf(Objects.requireNonNull(overrides, "overrides"));
+            var json = new com.fasterxml.jackson.databind.ObjectMapper();
+            var fields = json.createObjectNode();
+            Objects.requireNonNull(overrides, "overrides").forEach((field, value) -> {
+                if (!jsonValue(value)) {
+                    throw new IllegalArgumentException("hfOverrides '" + field + "' is a " + value.getClass().getName()
+                            + ", not a JSON value (a string, number, boolean, null, list or map)");
+                }
+                fields.set(field, json.valueToTree(value));
+            });
+            this.hfOverrides = fields;
             return this;
+        }
+
+        private static boolean jsonValue(Object value) {
+            return switch (value) {
+                case null -> true;
+                case String s -> true;
+                case Number n -> true;
+                case Boolean b -> true;
+                case java.util.Collection<?> c -> c.stream().allMatch(Builder::jsonValue);
+                case Map<?, ?> m -> m.keySet().stream().allMatch(k -> k instanceof String) && m.values().stream().allMatch(Builder::jsonValue);
+                default -> false;
+            };
         }
 
         /**

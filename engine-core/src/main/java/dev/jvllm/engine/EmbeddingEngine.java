@@ -138,6 +138,7 @@ public final class EmbeddingEngine implements AutoCloseable {
             throw new InvalidRequestException("model", "scores need a classifier of one label (a cross-encoder); this one has "
                     + head.numLabels() + " (" + head.labels() + "): classify instead");
         }
+        head.scoreActivation();  // an activation that cannot be applied fails before the forward passes
         List<int[]> prepared = prepareTyped(requestIds, inputs, tokenTypes);
         List<float[]> pooled = runBatched(prepared, tokenTypes, model.defaultPooling(), head.padTokenId());
         List<ScoringOutput> scores = new ArrayList<>(inputs.size());

@@ -20,22 +20,30 @@ public final class ClassifierHead {
 
     /** What a cross-encoder's one logit goes through to become its score. */
     public enum ScoreActivation {
-        SIGMOID, IDENTITY, TANH;
+        SIGMOID, LOG_SIGMOID, IDENTITY, TANH;
 
         double apply(double logit) {
             return switch (this) {
                 case SIGMOID -> 1 / (1 + Math.exp(-logit));
+                case LOG_SIGMOID -> -Math.log1p(Math.exp(-logit));
                 case IDENTITY -> logit;
                 case TANH -> Math.tanh(logit);
             };
         }
 
-        /** The activation a sentence-transformers name gives (Softmax over one logit: vLLM's default, a sigmoid); null where none fits. */
+        /**
+         * The activation a sentence-transformers name gives (its class's simple name; Softmax over one
+         * logit is vLLM's default, a sigmoid); null where none fits.
+         */
         static ScoreActivation named(String name) {
-            if (name.isEmpty() || name.endsWith("Sigmoid") || name.endsWith("Softmax")) return SIGMOID;
-            if (name.endsWith("Identity")) return IDENTITY;
-            if (name.endsWith("Tanh")) return TANH;
-            return null;
+            String simple = name.substring(name.lastIndexOf('.') + 1);
+            return switch (simple) {
+                case "", "Sigmoid", "Softmax" -> SIGMOID;
+                case "LogSigmoid" -> LOG_SIGMOID;
+                case "Identity" -> IDENTITY;
+                case "Tanh" -> TANH;
+                default -> null;
+            };
         }
     }
 
@@ -136,18 +144,23 @@ public final class ClassifierHead {
     }
 
     /**
-     * A cross-encoder's score from its one logit, through the checkpoint's activation.
+     * The activation of a cross-encoder's score.
      *
-     * @throws InvalidRequestException where the checkpoint names an activation jvllm does not apply
+     * @throws InvalidRequestException where the checkpoint names one jvllm does not apply
      */
-    public double score(float[] logits) {
-        if (logits.length != 1) throw new IllegalArgumentException("a score needs one logit, not " + logits.length);
+    public ScoreActivation scoreActivation() {
         ScoreActivation activation = ScoreActivation.named(reading.activationName());
         if (activation == null) {
             throw new InvalidRequestException("model", "the cross-encoder's activation '" + reading.activationName()
-                    + "' is not one jvllm applies (Identity, Sigmoid, Softmax, Tanh)");
+                    + "' is not one jvllm applies (Identity, Sigmoid, LogSigmoid, Softmax, Tanh)");
         }
-        return activation.apply(logits[0]);
+        return activation;
+    }
+
+    /** A cross-encoder's score from its one logit, through the checkpoint's activation ({@link #scoreActivation()}). */
+    public double score(float[] logits) {
+        if (logits.length != 1) throw new IllegalArgumentException("a score needs one logit, not " + logits.length);
+        return scoreActivation().apply(logits[0]);
     }
 
     /** Probabilities from logits: a sigmoid for one label, a softmax over several. */

@@ -64,9 +64,13 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
         try {
             int hidden = decoder.hiddenSize();
             int pad = context.config().intOr(-1, "pad_token_id");
-            var fromTokens = context.config().raw().path("classifier_from_token");
-            if (fromTokens.isArray() && !fromTokens.isEmpty()) {
-                return new Classified(decoder, headFromTokens(context, hidden, fromTokens, pad));
+            var fromTokens = context.config().raw().get("classifier_from_token");
+            if (fromTokens != null && !fromTokens.isNull()) {
+                if (!fromTokens.isArray() || fromTokens.isEmpty()) {
+                    throw new dev.jvllm.config.ConfigException(context.config().source() + ": classifier_from_token must be a list of tokens, not "
+                            + fromTokens);
+                }
+                return new Classified(decoder, headFromTokens(context, hidden, fromTokens));
             }
             List<String> labels = BertModel.labels(context.config());
             float[] score = WeightScope.root(context.checkpoint(), context.backend()).floats("score.weight", labels.size(), hidden);
@@ -80,12 +84,25 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
 
     /**
      * A causal LM read as a classifier from its language-model head's rows (vLLM's {@code
-     * classifier_from_token}, as a Qwen3-Reranker is served): two tokens make one label, the second's
-     * logit less the first's, whose sigmoid is the second token's probability of the two (a reranker's
-     * "no", "yes"); other counts make a label of each token's logit. Tokens are written as in
-     * tokenizer.json, or given as ids.
+     * classifier_from_token}, as a Qwen3-Reranker is served), pooled at the last token as vLLM pools it.
+     * vLLM's {@code method} "from_2_way_softmax" (also what {@code is_original_qwen3_reranker}, or two
+     * tokens without a method, mean) makes one label of two tokens, the second's logit less the first's,
+     * whose sigmoid is the second token's probability of the two (a reranker's "no", "yes");
+     * "no_post_processing" (or another count of tokens without a method) makes a label of each token's
+     * logit. Tokens are written as in tokenizer.json, or given as ids.
      */
-    private static ClassifierHead headFromTokens(ModelContext context, int hidden, com.fasterxml.jackson.databind.JsonNode tokens, int pad) {
+    private static ClassifierHead headFromTokens(ModelContext context, int hidden, com.fasterxml.jackson.databind.JsonNode tokens) {
+        var config = context.config();
+        String method = config.raw().path("method").asText(config.bool("is_original_qwen3_reranker", false) ? "from_2_way_softmax"
+                : tokens.size() == 2 ? "from_2_way_softmax" : "no_post_processing");
+        if (!method.equals("from_2_way_softmax") && !method.equals("no_post_processing")) {
+            throw new dev.jvllm.config.ConfigException(config.source() + ": method '" + method
+                    + "' is not one jvllm reads a classifier from tokens with (from_2_way_softmax, no_post_processing)");
+        }
+        if (method.equals("from_2_way_softmax") && tokens.size() != 2) {
+            throw new dev.jvllm.config.ConfigException(config.source() + ": from_2_way_softmax needs two classifier_from_token tokens, not "
+                    + tokens.size());
+        }
         int[] ids = new int[tokens.size()];
         List<String> names = new java.util.ArrayList<>();
         dev.jvllm.tokenizer.HfTokenizer tokenizer = null;
@@ -93,6 +110,7 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
             for (int i = 0; i < ids.length; i++) {
                 var token = tokens.get(i);
                 if (token.isIntegralNumber()) {
+                    if (!token.canConvertToInt()) throw new dev.jvllm.config.ConfigException(config.source() + ": token id " + token + " is out of range");
                     ids[i] = token.asInt();
                 } else {
                     if (tokenizer == null) {
@@ -100,7 +118,8 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
                             throw new dev.jvllm.config.ConfigException(context.config().source() + ": classifier_from_token names tokens, "
                                     + "but the model has no tokenizer.json to find them in");
                         }
-                        tokenizer = dev.jvllm.tokenizer.HfTokenizer.load(context.modelDirectory());
+                        // Its vocabulary is all idOf reads; the native build the LLM makes of its own copy is not waited for.
+                        tokenizer = dev.jvllm.tokenizer.HfTokenizer.loadBuildingInBackground(context.modelDirectory());
                     }
                     String text = token.asText();
                     ids[i] = tokenizer.idOf(text).orElseThrow(() -> new dev.jvllm.config.ConfigException(context.config().source()
@@ -112,13 +131,14 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
             if (tokenizer != null) tokenizer.close();
         }
         WeightScope root = WeightScope.root(context.checkpoint(), context.backend());
-        String head = root.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+        // As the decoder's own LM head: the embedding table where the config ties them, or where no head was saved.
+        String head = !config.bool("tie_word_embeddings", false) && root.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
         float[] rows = dev.jvllm.weights.WeightValues.rows(context.checkpoint().get(head), ids);
         if (rows.length != ids.length * hidden) {
             throw new dev.jvllm.weights.WeightsException(head + " has rows of " + rows.length / ids.length + " features, not " + hidden);
         }
-        var reading = ClassifierHead.Reading.of(context.config().raw(), pad);
-        if (ids.length != 2) return new ClassifierHead(hidden, null, null, rows, null, names, reading);
+        var reading = ClassifierHead.Reading.of(config.raw(), -1);
+        if (method.equals("no_post_processing")) return new ClassifierHead(hidden, null, null, rows, null, names, reading);
         float[] difference = new float[hidden];
         for (int i = 0; i < hidden; i++) difference[i] = rows[hidden + i] - rows[i];
         return new ClassifierHead(hidden, null, null, difference, null, List.of(names.get(1)), reading);

@@ -228,5 +228,15 @@ class ClassificationGoldenTest {
             float[] probs = llm.classify(List.of(prompt.tokenIds()), null).getFirst().probs();
             assertArrayEquals(ClassifierHead.probabilities(new float[]{last[5], last[9], last[17]}), probs, 2e-6f);
         }
+        // vLLM's method: no_post_processing makes two tokens two labels; from_2_way_softmax needs exactly two.
+        try (LLM llm = LLM.builder().model(golden.directory().toString()).device("cpu").hfOverrides(java.util.Map.of("architectures",
+                List.of("Qwen3ForSequenceClassification"), "classifier_from_token", List.of(5, 9), "method", "no_post_processing")).build()) {
+            float[] probs = llm.classify(List.of(prompt.tokenIds()), null).getFirst().probs();
+            assertArrayEquals(ClassifierHead.probabilities(new float[]{last[5], last[9]}), probs, 2e-6f);
+        }
+        var three = assertThrows(dev.jvllm.JvllmException.class, () -> LLM.builder().model(golden.directory().toString()).device("cpu")
+                .hfOverrides(java.util.Map.of("architectures", List.of("Qwen3ForSequenceClassification"), "classifier_from_token", List.of(5, 9, 17),
+                        "method", "from_2_way_softmax")).build());
+        assertTrue(three.getMessage().contains("two"), three.getMessage());
     }
 }

@@ -68,12 +68,12 @@ public final class ServeCommand {
         }
     }
 
-    /** vLLM's {@code --limit-mm-per-prompt}: {@code {"image": N}} (JSON) or {@code image=N}; images are the only modality served. */
     /** vLLM's {@code --hf-overrides}: a JSON object of config.json fields. */
     static java.util.Map<String, Object> hfOverrides(String value) {
         try {
-            java.util.Map<String, Object> fields = new com.fasterxml.jackson.databind.ObjectMapper().readValue(value.strip(),
-                    new com.fasterxml.jackson.core.type.TypeReference<>() {
+            java.util.Map<String, Object> fields = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                    .readValue(value.strip(), new com.fasterxml.jackson.core.type.TypeReference<>() {
                     });
             if (fields == null) throw new IllegalArgumentException("--hf-overrides takes a JSON object, not null");
             return fields;
@@ -82,6 +82,7 @@ public final class ServeCommand {
         }
     }
 
+    /** vLLM's {@code --limit-mm-per-prompt}: {@code {"image": N}} (JSON) or {@code image=N}; images are the only modality served. */
     static int imageLimit(String value) {
         String text = value.strip();
         java.util.Map<String, Object> limits;
@@ -124,7 +125,8 @@ public final class ServeCommand {
         String reasoningParser = null;
         try {
             for (int i = 0; i < args.length; i++) {
-                String option = args[i];
+                // vLLM's command lines spell options with dashes or underscores (--hf_overrides).
+                String option = args[i].startsWith("--") ? "--" + args[i].substring(2).replace('_', '-') : args[i];
                 if (option.equals("-h") || option.equals("--help")) {
                     System.out.print(USAGE);
                     return;

@@ -107,15 +107,33 @@ public final class JvllmSpringChatOptions extends DefaultToolCallingChatOptions 
                 if (options.outputSchema != null) this.outputSchema = options.outputSchema;
                 return this;
             }
-            if (other instanceof StructuredOutputChatOptions.Builder<?> || other instanceof ToolCallingChatOptions.Builder<?>) {
-                ChatOptions built = other.clone().build();
-                if (built instanceof ToolCallingChatOptions tools && !(other instanceof DefaultToolCallingChatOptions.Builder<?>)) {
-                    if (tools.getToolCallbacks() != null && !tools.getToolCallbacks().isEmpty()) toolCallbacks(tools.getToolCallbacks());
-                    if (tools.getToolContext() != null && !tools.getToolContext().isEmpty()) toolContext(tools.getToolContext());
+            ChatOptions built = other.clone().build();
+            // A provider's builder not of Spring's default kind: the superclass took nothing from it.
+            if (!(other instanceof org.springframework.ai.chat.prompt.DefaultChatOptionsBuilder<?>)) {
+                if (built.getModel() != null) model(built.getModel());
+                if (built.getFrequencyPenalty() != null) frequencyPenalty(built.getFrequencyPenalty());
+                if (built.getMaxTokens() != null) maxTokens(built.getMaxTokens());
+                if (built.getPresencePenalty() != null) presencePenalty(built.getPresencePenalty());
+                if (built.getStopSequences() != null) stopSequences(built.getStopSequences());
+                if (built.getTemperature() != null) temperature(built.getTemperature());
+                if (built.getTopK() != null) topK(built.getTopK());
+                if (built.getTopP() != null) topP(built.getTopP());
+            }
+            if (built instanceof ToolCallingChatOptions tools && !(other instanceof DefaultToolCallingChatOptions.Builder<?>)) {
+                // Added to the tools these options hold, as Spring's own builder adds them.
+                if (tools.getToolCallbacks() != null && !tools.getToolCallbacks().isEmpty()) {
+                    List<ToolCallback> merged = new java.util.ArrayList<>(this.toolCallbacks == null ? List.of() : this.toolCallbacks);
+                    merged.addAll(tools.getToolCallbacks());
+                    toolCallbacks(merged);
                 }
-                if (built instanceof StructuredOutputChatOptions structured && structured.getOutputSchema() != null) {
-                    this.outputSchema = structured.getOutputSchema();
+                if (tools.getToolContext() != null && !tools.getToolContext().isEmpty()) {
+                    Map<String, Object> context = new java.util.HashMap<>(this.toolContext == null ? Map.of() : this.toolContext);
+                    context.putAll(tools.getToolContext());
+                    toolContext(context);
                 }
+            }
+            if (built instanceof StructuredOutputChatOptions structured && structured.getOutputSchema() != null) {
+                this.outputSchema = structured.getOutputSchema();
             }
             return this;
         }
