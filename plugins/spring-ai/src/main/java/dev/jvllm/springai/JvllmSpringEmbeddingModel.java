@@ -8,6 +8,7 @@ import org.springframework.ai.embedding.Embedding;
 import org.springframework.ai.embedding.EmbeddingModel;
 import org.springframework.ai.embedding.EmbeddingRequest;
 import org.springframework.ai.embedding.EmbeddingResponse;
+import org.springframework.ai.embedding.EmbeddingResponseMetadata;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -34,15 +35,32 @@ public final class JvllmSpringEmbeddingModel implements EmbeddingModel {
         this.pooling = Objects.requireNonNull(pooling, "pooling");
     }
 
+    /**
+     * The request's texts embedded; its options' {@code dimensions} (Matryoshka models) in place of
+     * this model's, and the tokens read in the response's usage.
+     */
     @Override
     public EmbeddingResponse call(EmbeddingRequest request) {
+        PoolingParams asked = pooling;
+        Integer dimensions = request.getOptions() == null ? null : request.getOptions().getDimensions();
+        if (dimensions != null) {
+            PoolingParams.Builder b = PoolingParams.builder().dimensions(dimensions);
+            pooling.normalize().ifPresent(b::normalize);
+            pooling.truncatePromptTokens().ifPresent(b::truncatePromptTokens);
+            asked = b.build();
+        }
         List<EmbeddingOutput> outputs;
         synchronized (llm) {
-            outputs = llm.embed(request.getInstructions(), pooling);
+            outputs = llm.embed(request.getInstructions(), asked);
         }
         List<Embedding> embeddings = new ArrayList<>(outputs.size());
-        for (int i = 0; i < outputs.size(); i++) embeddings.add(new Embedding(outputs.get(i).embedding(), i));
-        return new EmbeddingResponse(embeddings);
+        int tokens = 0;
+        for (int i = 0; i < outputs.size(); i++) {
+            embeddings.add(new Embedding(outputs.get(i).embedding(), i));
+            tokens += outputs.get(i).promptTokenIds().length;
+        }
+        return new EmbeddingResponse(embeddings, new EmbeddingResponseMetadata(dev.jvllm.hub.ModelResolver.modelName(llm.modelDirectory()),
+                new org.springframework.ai.chat.metadata.DefaultUsage(tokens, 0)));
     }
 
     @Override

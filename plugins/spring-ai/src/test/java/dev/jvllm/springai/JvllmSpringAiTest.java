@@ -131,6 +131,13 @@ class JvllmSpringAiTest {
             List<float[]> embeddings = new JvllmSpringEmbeddingModel(embedder).embed(texts);
             assertEquals(2, embeddings.size());
             for (int i = 0; i < 2; i++) assertArrayEquals(expected.get(i).embedding(), embeddings.get(i), 1e-5f, "text " + i);
+            // The request's options reach the pooling: a Matryoshka-less model refuses dimensions rather than ignoring them.
+            var response = new JvllmSpringEmbeddingModel(embedder).call(new org.springframework.ai.embedding.EmbeddingRequest(texts, null));
+            assertEquals(expected.get(0).promptTokenIds().length + expected.get(1).promptTokenIds().length,
+                    response.getMetadata().getUsage().getPromptTokens());
+            assertThrows(dev.jvllm.InvalidRequestException.class, () -> new JvllmSpringEmbeddingModel(embedder).call(
+                    new org.springframework.ai.embedding.EmbeddingRequest(texts, org.springframework.ai.embedding.EmbeddingOptions.builder()
+                            .dimensions(8).build())));
         }
     }
 
