@@ -6,12 +6,12 @@ import java.util.BitSet;
  * A JSON schema's string {@code pattern} as a regular expression over the string's JSON text (what
  * stands between its quotes), so that constrained output is both valid JSON and a match: a quote,
  * a backslash or a control character the pattern asks for is written as its JSON escape ({@code \"},
- * {@code \\}, {@code \n}, {@code \u0001}), and what the pattern leaves open ({@code .}, negated
- * classes, {@code \D \W \S}) takes none of those characters. The whole string matches the pattern,
- * as outlines and xgrammar read it (JSON Schema alone would also take text around an unanchored match);
- * a leading {@code ^} and a trailing {@code $} are dropped. The syntax is {@link Regex}'s, plus
- * {@code (?P<name>...)} and {@code (?<name>...)} groups (taken as plain groups); lookaround,
- * back-references, word boundaries and anchors inside the pattern are refused.
+ * {@code \\}, {@code \n}, or a u-escape of four hex digits), and what the pattern leaves open ({@code .},
+ * negated classes, {@code \D \W \S}) takes none of those characters. The whole string matches the
+ * pattern, as outlines and xgrammar read it (JSON Schema alone would also take text around an unanchored
+ * match); {@code ^} and {@code $} at a top-level alternative's ends are taken as implied. The syntax is
+ * {@link Regex}'s, plus {@code (?P<name>...)} and {@code (?<name>...)} groups (taken as plain groups);
+ * lookaround, back-references, word boundaries and anchors inside the pattern are refused.
  */
 final class JsonStringPattern {
 
@@ -202,7 +202,7 @@ final class JsonStringPattern {
             }
             case 's' -> {
                 set.set(' ');
-                set.set('\t', '\r' + 1);  // \t \n \u000b \f \r
+                set.set('\t', '\r' + 1);  // tab, line feed, vertical tab, form feed, carriage return
             }
             default -> {
                 return null;
