@@ -650,6 +650,17 @@ public final class LLM implements AutoCloseable {
      *                                 is empty, or {@code texts1} holds neither one text nor one for each of {@code texts2}
      */
     public List<ScoringOutput> score(List<String> texts1, List<String> texts2) {
+        return score(texts1, texts2, PoolingParams.defaults());
+    }
+
+    /**
+     * {@link #score(List, List)} with {@code params}: its {@code truncatePromptTokens} (-1: the maximum
+     * model length) cuts an embedding model's texts as {@link #embed} does, and a cross-encoder's pairs
+     * as Hugging Face cuts a pair (longest first: a long document is scored on its beginning); an
+     * embedding model's texts are also pooled with its other fields.
+     */
+    public List<ScoringOutput> score(List<String> texts1, List<String> texts2, PoolingParams params) {
+        Objects.requireNonNull(params, "params");
         if (task != Task.CLASSIFY && task != Task.EMBED) {
             throw new InvalidRequestException("task", "this LLM was built for task " + task + " and cannot score; build it with "
                     + "task(Task.EMBED) over an embedding model, or task(Task.CLASSIFY) over a cross-encoder");
@@ -659,10 +670,10 @@ public final class LLM implements AutoCloseable {
             throw new InvalidRequestException("texts1", "texts1 holds " + texts1.size() + " texts: give one, or one for each of the "
                     + texts2.size() + " of texts2");
         }
-        if (task == Task.CLASSIFY) return crossEncoderScores(texts1, texts2);
+        if (task == Task.CLASSIFY) return crossEncoderScores(texts1, texts2, params);
         List<String> all = new ArrayList<>(texts1);
         all.addAll(texts2);
-        List<EmbeddingOutput> embedded = embed(all, PoolingParams.defaults());
+        List<EmbeddingOutput> embedded = embed(all, params);
         List<ScoringOutput> scores = new ArrayList<>(texts2.size());
         for (int i = 0; i < texts2.size(); i++) {
             EmbeddingOutput first = embedded.get(texts1.size() == 1 ? 0 : i), second = embedded.get(texts1.size() + i);
@@ -675,12 +686,19 @@ public final class LLM implements AutoCloseable {
      * A cross-encoder's scores: each pair as one input of the tokenizer's pair template, the
      * classifier's one logit through the checkpoint's activation (a sigmoid unless it names another).
      */
-    private List<ScoringOutput> crossEncoderScores(List<String> texts1, List<String> texts2) {
+    private List<ScoringOutput> crossEncoderScores(List<String> texts1, List<String> texts2, PoolingParams params) {
+        int cut = params.truncatePromptTokens().orElse(0);
+        if (cut == -1) cut = embedder.maxModelLen();
+        if (cut < 0 || cut > embedder.maxModelLen()) {
+            throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + cut + " is outside [1, the maximum model length "
+                    + embedder.maxModelLen() + "] (-1: the maximum)");
+        }
         List<int[]> ids = new ArrayList<>(texts2.size()), types = new ArrayList<>(texts2.size());
         List<String> requestIds = new ArrayList<>(texts2.size());
+        HfTokenizer pairs = requireTokenizer("scores");
         for (int i = 0; i < texts2.size(); i++) {
-            HfTokenizer.PairEncoding pair = requireTokenizer("scores").encodePair(Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i),
-                    "text1"), Objects.requireNonNull(texts2.get(i), "text2"));
+            String first = Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i), "text1"), second = Objects.requireNonNull(texts2.get(i), "text2");
+            HfTokenizer.PairEncoding pair = cut > 0 ? pairs.encodePair(first, second, cut) : pairs.encodePair(first, second);
             ids.add(pair.ids());
             types.add(pair.typeIds());
             requestIds.add("score-" + nextRequestId++);

@@ -111,6 +111,19 @@ class ClassificationGoldenTest {
             assertThrows(InvalidRequestException.class, () -> llm.embed("x"), "a classifier built for CLASSIFY does not embed");
             // classify(text) reads one text with the single-text template.
             assertEquals(1, llm.classify("Paris").probs().length);
+            // A document longer than the model's 128 positions is refused, or, with truncatePromptTokens, cut as
+            // Hugging Face cuts a pair: the longer text loses its end (here the document keeps 118 of its 200 words).
+            String longDocument = "paris ".repeat(200).strip();
+            var tooLong = assertThrows(InvalidRequestException.class, () -> llm.score("What is the capital of France?", List.of(longDocument)));
+            assertTrue(tooLong.getMessage().contains("128"), tooLong.getMessage());
+            double cut = llm.score(List.of("What is the capital of France?"), List.of(longDocument),
+                    dev.jvllm.PoolingParams.builder().truncatePromptTokens(-1).build()).getFirst().score();
+            int[] cutIds = new int[128], cutTypes = new int[128];
+            System.arraycopy(new int[]{2, 12, 8, 4, 5, 6, 7, 13, 3}, 0, cutIds, 0, 9);
+            for (int i = 9; i < 127; i++) cutIds[i] = 9;
+            cutIds[127] = 3;
+            for (int i = 9; i < 128; i++) cutTypes[i] = 1;
+            assertEquals(llm.classify(List.of(cutIds), List.of(cutTypes)).getFirst().probs()[0], cut, 1e-7);
         }
     }
 

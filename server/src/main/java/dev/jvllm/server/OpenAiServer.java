@@ -899,7 +899,7 @@ public final class OpenAiServer implements AutoCloseable {
             throw ApiError.invalid("text_1", "'text_1' holds " + first.size() + " texts: give one, or one for each of the "
                     + second.size() + " of 'text_2'");
         }
-        List<ScoringOutput> scores = scores(first, second);
+        List<ScoringOutput> scores = scores(first, second, body);
         ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "score-" + UUID.randomUUID()).put("object", "list")
                 .put("created", System.currentTimeMillis() / 1000).put("model", OpenAiRequests.text(body, "model", modelName));
         ArrayNode data = answer.putArray("data");
@@ -927,7 +927,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
         Integer topN = OpenAiRequests.integer(body, "top_n");
         if (topN != null && topN < 0) throw ApiError.invalid("top_n", "'top_n' must be at least 0");
-        List<ScoringOutput> scores = scores(List.of(query), documents);
+        List<ScoringOutput> scores = scores(List.of(query), documents, body);
         List<Integer> order = new ArrayList<>();
         for (int i = 0; i < documents.size(); i++) order.add(i);
         order.sort((a, b) -> Double.compare(scores.get(b).score(), scores.get(a).score()));
@@ -947,9 +947,12 @@ public final class OpenAiServer implements AutoCloseable {
         sendJson(exchange, 200, answer);
     }
 
-    private List<ScoringOutput> scores(List<String> first, List<String> second) {
+    /** The scores, with vLLM's {@code truncate_prompt_tokens} (-1: the maximum model length) where the request gives it. */
+    private List<ScoringOutput> scores(List<String> first, List<String> second, JsonNode body) {
+        Integer cut = OpenAiRequests.integer(body, "truncate_prompt_tokens");
+        PoolingParams params = cut == null ? PoolingParams.defaults() : PoolingParams.builder().truncatePromptTokens(cut).build();
         synchronized (embeddingTurn) { // LLM's embedding calls run one at a time
-            return llm.score(first, second);
+            return llm.score(first, second, params);
         }
     }
 

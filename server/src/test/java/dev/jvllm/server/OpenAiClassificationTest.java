@@ -78,6 +78,12 @@ class OpenAiClassificationTest {
             var byIds = post(server, "/classify", "{\"input\": [" + java.util.Arrays.toString(encoded) + "]}");
             assertEquals(200, byIds.status(), String.valueOf(byIds.body()));
             assertEquals(classified.get(1).probs()[0], byIds.body().path("data").get(0).path("probs").get(0).floatValue(), 1e-6f);
+            // A document longer than the model's positions: refused, or cut with vLLM's truncate_prompt_tokens.
+            String longDocument = "paris ".repeat(200).strip();
+            assertEquals(400, post(server, "/rerank", "{\"query\": \"" + query + "\", \"documents\": [\"" + longDocument + "\"]}").status());
+            var cut = post(server, "/rerank", "{\"query\": \"" + query + "\", \"documents\": [\"" + longDocument + "\"], \"truncate_prompt_tokens\": -1}");
+            assertEquals(200, cut.status(), String.valueOf(cut.body()));
+            assertEquals(128, cut.body().path("usage").path("total_tokens").asInt(), "the pair cut to the model's 128 positions");
             assertError(post(server, "/v1/embeddings", "{\"input\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/completions", "{\"prompt\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/classify", "{\"input\": []}"), 400, "input");

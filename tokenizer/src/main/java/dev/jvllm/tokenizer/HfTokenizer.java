@@ -65,6 +65,8 @@ public final class HfTokenizer implements AutoCloseable {
 
     /** DJL's tokenizer, built on its own thread; encode and decode wait for it. */
     private final FutureTask<HuggingFaceTokenizer> nativeBuild;
+    /** Native tokenizers that truncate pairs, by their longest length (made when first asked for; a few kept). */
+    private final Map<Integer, HuggingFaceTokenizer> truncating;
     private final Path directory;
     private final Map<String, Integer> idsByToken;
     private final String[] tokensById;
@@ -89,6 +91,7 @@ public final class HfTokenizer implements AutoCloseable {
             ChatTemplateException chatTemplateError) {
         this.nativeBuild = nativeBuild;
         this.directory = directory;
+        this.truncating = new java.util.LinkedHashMap<>();
         this.idsByToken = vocabulary.idsByToken();
         this.byteLevel = isByteLevel(idsByToken);
         this.tokensById = vocabulary.tokensById();
@@ -105,6 +108,7 @@ public final class HfTokenizer implements AutoCloseable {
     /** {@code other} with another chat template (and no template error). */
     private HfTokenizer(HfTokenizer other, ChatTemplate chatTemplate) {
         this.nativeBuild = other.nativeBuild;
+        this.truncating = other.truncating;
         this.directory = other.directory;
         this.idsByToken = other.idsByToken;
         this.byteLevel = other.byteLevel;
@@ -384,6 +388,27 @@ public final class HfTokenizer implements AutoCloseable {
         } catch (RuntimeException e) {
             throw new TokenizerException("Encoding a pair failed with " + directory + ": " + e, e);
         }
+        return pairEncoding(encoding);
+    }
+
+    /**
+     * {@link #encodePair} cut to at most {@code maxLength} tokens, special tokens included, as Hugging
+     * Face's tokenizer cuts a pair with {@code truncation=True, max_length=maxLength} (longest first: a
+     * token at a time from the end of whichever text is longer), so that a long document is scored on
+     * its beginning rather than refused.
+     */
+    public PairEncoding encodePair(String text, String pair, int maxLength) {
+        if (maxLength < 1) throw new IllegalArgumentException("a pair cut to " + maxLength + " tokens");
+        ai.djl.huggingface.tokenizers.Encoding encoding;
+        try {
+            encoding = truncatingTokenizer(maxLength).encode(text, pair, true, false);
+        } catch (RuntimeException e) {
+            throw new TokenizerException("Encoding a pair failed with " + directory + ": " + e, e);
+        }
+        return pairEncoding(encoding);
+    }
+
+    private static PairEncoding pairEncoding(ai.djl.huggingface.tokenizers.Encoding encoding) {
         long[] ids = encoding.getIds(), types = encoding.getTypeIds();
         int[] idsOut = new int[ids.length], typesOut = new int[ids.length];
         for (int i = 0; i < ids.length; i++) {
@@ -391,6 +416,27 @@ public final class HfTokenizer implements AutoCloseable {
             typesOut[i] = types.length == ids.length ? Math.toIntExact(types[i]) : 0;
         }
         return new PairEncoding(idsOut, typesOut);
+    }
+
+    private HuggingFaceTokenizer truncatingTokenizer(int maxLength) {
+        synchronized (truncating) {
+            HuggingFaceTokenizer made = truncating.get(maxLength);
+            if (made != null) return made;
+            if (truncating.size() >= 4) {  // the oldest goes: requests rarely ask for many lengths
+                var oldest = truncating.entrySet().iterator().next();
+                oldest.getValue().close();
+                truncating.remove(oldest.getKey());
+            }
+            DjlOfflineSettings.apply();
+            try {
+                made = HuggingFaceTokenizer.builder().optTokenizerPath(directory.resolve("tokenizer.json")).optAddSpecialTokens(false)
+                        .optTruncation(true).optMaxLength(maxLength).optPadding(false).build();
+            } catch (IOException | RuntimeException e) {
+                throw new TokenizerException("Cannot load tokenizer " + directory + " to cut pairs: " + e.getMessage(), e);
+            }
+            truncating.put(maxLength, made);
+            return made;
+        }
     }
 
     private int[] addConfiguredBosEos(int[] ids) {
@@ -562,6 +608,10 @@ public final class HfTokenizer implements AutoCloseable {
     @Override
     public void close() {
         closeWhenBuilt(nativeBuild);
+        synchronized (truncating) {
+            truncating.values().forEach(HuggingFaceTokenizer::close);
+            truncating.clear();
+        }
     }
 
     /**

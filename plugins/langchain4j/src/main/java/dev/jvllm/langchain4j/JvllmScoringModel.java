@@ -1,6 +1,7 @@
 package dev.jvllm.langchain4j;
 
 import dev.jvllm.LLM;
+import dev.jvllm.PoolingParams;
 import dev.jvllm.ScoringOutput;
 import dev.langchain4j.data.segment.TextSegment;
 import dev.langchain4j.model.output.Response;
@@ -29,9 +30,20 @@ import java.util.Objects;
 public final class JvllmScoringModel implements ScoringModel {
 
     private final LLM llm;
+    private final PoolingParams params;
 
+    /** Over {@code llm}; a pair longer than the model takes is refused. */
     public JvllmScoringModel(LLM llm) {
+        this(llm, PoolingParams.defaults());
+    }
+
+    /**
+     * Over {@code llm}, scoring with {@code params}: {@code truncatePromptTokens(-1)} cuts a pair longer
+     * than the model takes, as Hugging Face cuts a pair (a long segment is scored on its beginning).
+     */
+    public JvllmScoringModel(LLM llm, PoolingParams params) {
         this.llm = Objects.requireNonNull(llm, "llm");
+        this.params = Objects.requireNonNull(params, "params");
     }
 
     @Override
@@ -39,7 +51,7 @@ public final class JvllmScoringModel implements ScoringModel {
         if (segments.isEmpty()) return Response.from(List.of(), new TokenUsage(0));
         List<ScoringOutput> outputs;
         synchronized (llm) { // an LLM runs one call at a time; callers sharing this model take turns
-            outputs = llm.score(query, segments.stream().map(TextSegment::text).toList());
+            outputs = llm.score(List.of(query), segments.stream().map(TextSegment::text).toList(), params);
         }
         List<Double> scores = new ArrayList<>(outputs.size());
         int tokens = 0;

@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** A cross-encoder (model-zoo's tiny BertForSequenceClassification of one label) as LangChain4j's ScoringModel: the library's scores. */
 class JvllmScoringModelTest {
@@ -33,6 +34,11 @@ class JvllmScoringModelTest {
             for (int i = 0; i < 2; i++) assertEquals(expected.get(i).score(), scored.content().get(i), 1e-7);
             assertEquals(expected.get(0).promptTokens() + expected.get(1).promptTokens(), scored.tokenUsage().inputTokenCount());
             assertEquals(expected.get(1).score(), new JvllmScoringModel(llm).score(texts.get(1), query).content(), 1e-7);
+            // A segment longer than the model's 128 positions, cut when asked.
+            TextSegment longSegment = TextSegment.from("paris ".repeat(200).strip());
+            assertThrows(dev.jvllm.InvalidRequestException.class, () -> new JvllmScoringModel(llm).score(longSegment, query));
+            assertEquals(128, new JvllmScoringModel(llm, dev.jvllm.PoolingParams.builder().truncatePromptTokens(-1).build())
+                    .scoreAll(List.of(longSegment), query).tokenUsage().inputTokenCount());
         }
     }
 }
