@@ -385,7 +385,7 @@ public final class LLM implements AutoCloseable {
         RequestFailedException failed = null;
         try {
             while (engine.hasUnfinishedRequests()) {
-                for (RequestOutput out : engine.step()) {
+                for (RequestOutput out : engine.stepFinished()) {
                     if (!out.finished()) continue;
                     results.put(out.requestId(), out);
                     RequestFailedException failure = engine.failure(out.requestId());

@@ -45,7 +45,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *
  * <pre>
  * ./jvllm java dev.jvllm.benchmarks.EngineHostBenchmark [--sequences 64,256] [--context 512] [--steps 128]
- *          [--warmup 2] [--rounds 10] [--block-size 16] [--eager] [--prefix-caching] [--text]
+ *          [--warmup 2] [--rounds 10] [--block-size 16] [--eager] [--prefix-caching] [--text] [--finished-only]
  * </pre>
  * {@code --text} gives the engine a stand-in tokenizer (each token decodes to a few characters)
  * so that the outputs carry text; {@code --eager} turns the padding for recorded passes off.
@@ -55,6 +55,9 @@ public final class EngineHostBenchmark {
     /** Llama-3-8B's vocabulary, and its KV cache per token (32 layers, 8 KV heads of 128). */
     private static final int VOCAB = 128256;
     private static final int MAX_MODEL_LEN = 1024;
+
+    /** --finished-only: steps as LLM.generate steps them (LLMEngine.stepFinished: outputs of finished requests only). */
+    private static boolean finishedOnly;
 
     private EngineHostBenchmark() {
     }
@@ -74,6 +77,7 @@ public final class EngineHostBenchmark {
                 case "--eager" -> eager = true;
                 case "--prefix-caching" -> prefixCaching = true;
                 case "--text" -> text = true;
+                case "--finished-only" -> finishedOnly = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -109,7 +113,7 @@ public final class EngineHostBenchmark {
                 int finished = 0;
                 for (int s = 0; s < steps; s++) {
                     long start = System.nanoTime();
-                    List<RequestOutput> outputs = engine.step();
+                    List<RequestOutput> outputs = finishedOnly ? engine.stepFinished() : engine.step();
                     long nanos = System.nanoTime() - start;
                     for (RequestOutput out : outputs) if (out.finished()) finished++;
                     if (reported) stepMicros.add(nanos / 1e3);

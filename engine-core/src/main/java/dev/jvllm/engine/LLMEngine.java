@@ -91,6 +91,8 @@ public final class LLMEngine implements AutoCloseable {
     private long generatedTokens;
     private long steps;
     private long stepNanos;
+    /** Whether the step in progress builds only finished requests' outputs ({@link #stepFinished}). */
+    private boolean finishedOnly;
     private long forwardNanos;
     private long resultNanos;
     private long imageNanos;
@@ -702,6 +704,20 @@ public final class LLMEngine implements AutoCloseable {
      * the next one is queued before this one's tokens are read back where that is possible
      * ({@link #mayLaunchAhead}).
      */
+    /**
+     * {@link #step()} for a caller that waits for whole answers (vLLM's {@code FINAL_ONLY} output kind, as
+     * {@code LLM.generate} runs): the outputs of the requests that finished in it, and none of the others,
+     * whose outputs (each a copy of its text so far) would be thrown away.
+     */
+    public List<RequestOutput> stepFinished() {
+        finishedOnly = true;
+        try {
+            return step();
+        } finally {
+            finishedOnly = false;
+        }
+    }
+
     public List<RequestOutput> step() {
         long stepStart = System.nanoTime();
         failures.clear();
@@ -989,6 +1005,7 @@ public final class LLMEngine implements AutoCloseable {
         List<RequestOutput> outputs = new ArrayList<>(touched.size());
         for (RequestGroup g : touched) {
             if (failures.containsKey(g.requestId())) continue;  // its final output is among the failed ones
+            if (finishedOnly && !g.finished()) continue;
             outputs.add(g.toOutput());
             if (g.finished()) groups.remove(g.requestId());
         }
