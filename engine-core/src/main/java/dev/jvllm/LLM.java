@@ -698,7 +698,12 @@ public final class LLM implements AutoCloseable {
         HfTokenizer pairs = requireTokenizer("scores");
         for (int i = 0; i < texts2.size(); i++) {
             String first = Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i), "text1"), second = Objects.requireNonNull(texts2.get(i), "text2");
-            HfTokenizer.PairEncoding pair = cut > 0 ? pairs.encodePair(first, second, cut) : pairs.encodePair(first, second);
+            HfTokenizer.PairEncoding pair;
+            try {
+                pair = cut > 0 ? pairs.encodePair(first, second, cut) : pairs.encodePair(first, second);
+            } catch (IllegalArgumentException e) {
+                throw new InvalidRequestException("truncatePromptTokens", e.getMessage());
+            }
             ids.add(pair.ids());
             types.add(pair.typeIds());
             requestIds.add("score-" + nextRequestId++);
@@ -741,6 +746,32 @@ public final class LLM implements AutoCloseable {
         return embedder.classify(requestIds, tokenIds, tokenTypes);
     }
 
+    /**
+     * A text's tokens with the model's special tokens; with {@code truncatePromptTokens} k, cut to its last
+     * tokens as vLLM's tokenizer cuts it (truncation on the left): the special tokens around the text stay
+     * ([CLS] and [SEP] for BERT, whose [CLS] a CLS pooling reads), the text's first tokens go.
+     */
+    private int[] keepingSpecialTokens(HfTokenizer tokenizer, String text, PoolingParams params) {
+        int[] whole = tokenizer.encode(text, true);
+        int k = params.truncatePromptTokens().orElse(0);
+        if (k == -1) k = embedder.maxModelLen();
+        if (k <= 0 || whole.length <= k) return whole;
+        int[] bare = tokenizer.encode(text, false);
+        int specials = whole.length - bare.length;
+        if (specials < 0 || k <= specials) return whole;  // the engine cuts it as given, or refuses it
+        for (int before = 0; before <= specials; before++) {  // where the text's tokens sit among the special ones
+            if (java.util.Arrays.equals(whole, before, before + bare.length, bare, 0, bare.length)) {
+                int keep = k - specials;
+                int[] cut = new int[k];
+                System.arraycopy(whole, 0, cut, 0, before);
+                System.arraycopy(bare, bare.length - keep, cut, before, keep);
+                System.arraycopy(whole, before + bare.length, cut, before + keep, specials - before);
+                return cut;
+            }
+        }
+        return whole;
+    }
+
     private HfTokenizer requireTokenizer(String what) {
         if (tokenizer == null) throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer, which " + what + " need");
         return tokenizer;
@@ -766,7 +797,7 @@ public final class LLM implements AutoCloseable {
                     if (tokenizer == null) {
                         throw new InvalidRequestException("prompt", modelDirectory + " has no tokenizer: give inputs as token ids");
                     }
-                    yield tokenizer.encode(Objects.requireNonNull(t.text(), "text"), true);
+                    yield keepingSpecialTokens(tokenizer, Objects.requireNonNull(t.text(), "text"), params);
                 }
                 case Prompt.Tokens t -> t.tokenIds();
                 case Prompt.EncoderDecoder e -> throw new InvalidRequestException("prompt", "embeddings take no encoder-decoder prompts");

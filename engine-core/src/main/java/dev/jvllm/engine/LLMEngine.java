@@ -699,12 +699,6 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     /**
-     * Runs one step; returns the requests that made progress (finished ones for the last time).
-     * With async scheduling a step's forward pass may already be queued from the call before, and
-     * the next one is queued before this one's tokens are read back where that is possible
-     * ({@link #mayLaunchAhead}).
-     */
-    /**
      * {@link #step()} for a caller that waits for whole answers (vLLM's {@code FINAL_ONLY} output kind, as
      * {@code LLM.generate} runs): the outputs of the requests that finished in it, and none of the others,
      * whose outputs (each a copy of its text so far) would be thrown away.
@@ -718,6 +712,12 @@ public final class LLMEngine implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs one step; returns the requests that made progress (finished ones for the last time).
+     * With async scheduling a step's forward pass may already be queued from the call before, and
+     * the next one is queued before this one's tokens are read back where that is possible
+     * ({@link #mayLaunchAhead}).
+     */
     public List<RequestOutput> step() {
         long stepStart = System.nanoTime();
         failures.clear();

@@ -252,4 +252,22 @@ class ClassificationGoldenTest {
                         "method", "from_2_way_softmax")).build());
         assertTrue(three.getMessage().contains("two"), three.getMessage());
     }
+
+    /**
+     * An embedding model's text cut by truncatePromptTokens keeps its special tokens, as vLLM's tokenizer
+     * cuts on the left: [CLS], the text's last tokens, [SEP] (a CLS pooling reads the [CLS] it would
+     * otherwise lose); scores of such a model cut their texts alike.
+     */
+    @Test
+    void anEmbeddingModelsTextCutOnTheLeftKeepsItsSpecialTokens(@TempDir Path dir) throws IOException {
+        RuntimeAssumptions.requireTokenizers();
+        copyOf("bert-cross-encoder-tiny", dir, c -> { });
+        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu").task(Task.EMBED).build()) {
+            var cut = llm.embed("what is the capital of france", dev.jvllm.PoolingParams.builder().truncatePromptTokens(5).build());
+            assertArrayEquals(new int[]{2, 5, 6, 7, 3}, cut.promptTokenIds(), "[CLS] capital of france [SEP]");
+            var scores = llm.score(List.of("paris ".repeat(200).strip()), List.of("paris"),
+                    dev.jvllm.PoolingParams.builder().truncatePromptTokens(-1).build());
+            assertEquals(128 + 3, scores.getFirst().promptTokens(), "the long text cut to the model's 128 positions, specials kept");
+        }
+    }
 }

@@ -65,8 +65,6 @@ public final class HfTokenizer implements AutoCloseable {
 
     /** DJL's tokenizer, built on its own thread; encode and decode wait for it. */
     private final FutureTask<HuggingFaceTokenizer> nativeBuild;
-    /** Native tokenizers that truncate pairs, by their longest length (made when first asked for; a few kept). */
-    private final Map<Integer, HuggingFaceTokenizer> truncating;
     private final Path directory;
     private final Map<String, Integer> idsByToken;
     private final String[] tokensById;
@@ -91,7 +89,6 @@ public final class HfTokenizer implements AutoCloseable {
             ChatTemplateException chatTemplateError) {
         this.nativeBuild = nativeBuild;
         this.directory = directory;
-        this.truncating = new java.util.LinkedHashMap<>();
         this.idsByToken = vocabulary.idsByToken();
         this.byteLevel = isByteLevel(idsByToken);
         this.tokensById = vocabulary.tokensById();
@@ -108,7 +105,6 @@ public final class HfTokenizer implements AutoCloseable {
     /** {@code other} with another chat template (and no template error). */
     private HfTokenizer(HfTokenizer other, ChatTemplate chatTemplate) {
         this.nativeBuild = other.nativeBuild;
-        this.truncating = other.truncating;
         this.directory = other.directory;
         this.idsByToken = other.idsByToken;
         this.byteLevel = other.byteLevel;
@@ -393,19 +389,53 @@ public final class HfTokenizer implements AutoCloseable {
 
     /**
      * {@link #encodePair} cut to at most {@code maxLength} tokens, special tokens included, as Hugging
-     * Face's tokenizer cuts a pair with {@code truncation=True, max_length=maxLength} (longest first: a
-     * token at a time from the end of whichever text is longer), so that a long document is scored on
-     * its beginning rather than refused.
+     * Face's tokenizers cut a pair with {@code truncation=True, max_length=maxLength} (longest first: the
+     * shorter text is kept whole where it fits half the room, the longer cut to the rest; both cut to
+     * halves where neither fits), so that a long document is scored on its beginning rather than refused.
+     *
+     * @throws IllegalArgumentException when {@code maxLength} leaves no room beside the pair template's
+     *                                  special tokens
      */
     public PairEncoding encodePair(String text, String pair, int maxLength) {
-        if (maxLength < 1) throw new IllegalArgumentException("a pair cut to " + maxLength + " tokens");
-        ai.djl.huggingface.tokenizers.Encoding encoding;
+        ai.djl.huggingface.tokenizers.Encoding whole;
         try {
-            encoding = truncatingTokenizer(maxLength).encode(text, pair, true, false);
+            whole = nativeTokenizer().encode(text, pair, true, false);
         } catch (RuntimeException e) {
             throw new TokenizerException("Encoding a pair failed with " + directory + ": " + e, e);
         }
-        return pairEncoding(encoding);
+        long[] ids = whole.getIds(), special = whole.getSpecialTokenMask();
+        if (ids.length <= maxLength) return pairEncoding(whole);
+        int specials = 0;
+        for (long s : special) specials += (int) s;
+        int room = maxLength - specials;
+        if (room < 1) {
+            throw new IllegalArgumentException("a pair cut to " + maxLength + " tokens leaves no room beside its " + specials
+                    + " special tokens");
+        }
+        int first = encode(text, false).length, second = ids.length - specials - first;
+        if (second < 0) throw new TokenizerException("the pair's texts do not add up to its tokens with " + directory);
+        // Hugging Face's longest-first split of the room between the two texts.
+        boolean swap = first > second;
+        int shorter = swap ? second : first, longer = swap ? first : second;
+        int keepLonger = shorter > room ? shorter : Math.max(shorter, room - shorter);
+        int keepShorter = shorter;
+        if (keepShorter + keepLonger > room) {
+            keepShorter = room / 2;
+            keepLonger = keepShorter + room % 2;
+        }
+        int keepFirst = Math.min(first, swap ? keepLonger : keepShorter), keepSecond = Math.min(second, swap ? keepShorter : keepLonger);
+        // The template's tokens stay where they are; the first text's tokens come before the second's.
+        long[] types = whole.getTypeIds();
+        int[] idsOut = new int[specials + keepFirst + keepSecond], typesOut = new int[idsOut.length];
+        int out = 0, seen = 0;
+        for (int i = 0; i < ids.length; i++) {
+            boolean keep = special[i] == 1 || (seen < first ? seen < keepFirst : seen - first < keepSecond);
+            if (special[i] == 0) seen++;
+            if (!keep) continue;
+            idsOut[out] = Math.toIntExact(ids[i]);
+            typesOut[out++] = types.length == ids.length ? Math.toIntExact(types[i]) : 0;
+        }
+        return new PairEncoding(idsOut, typesOut);
     }
 
     private static PairEncoding pairEncoding(ai.djl.huggingface.tokenizers.Encoding encoding) {
@@ -416,27 +446,6 @@ public final class HfTokenizer implements AutoCloseable {
             typesOut[i] = types.length == ids.length ? Math.toIntExact(types[i]) : 0;
         }
         return new PairEncoding(idsOut, typesOut);
-    }
-
-    private HuggingFaceTokenizer truncatingTokenizer(int maxLength) {
-        synchronized (truncating) {
-            HuggingFaceTokenizer made = truncating.get(maxLength);
-            if (made != null) return made;
-            if (truncating.size() >= 4) {  // the oldest goes: requests rarely ask for many lengths
-                var oldest = truncating.entrySet().iterator().next();
-                oldest.getValue().close();
-                truncating.remove(oldest.getKey());
-            }
-            DjlOfflineSettings.apply();
-            try {
-                made = HuggingFaceTokenizer.builder().optTokenizerPath(directory.resolve("tokenizer.json")).optAddSpecialTokens(false)
-                        .optTruncation(true).optMaxLength(maxLength).optPadding(false).build();
-            } catch (IOException | RuntimeException e) {
-                throw new TokenizerException("Cannot load tokenizer " + directory + " to cut pairs: " + e.getMessage(), e);
-            }
-            truncating.put(maxLength, made);
-            return made;
-        }
     }
 
     private int[] addConfiguredBosEos(int[] ids) {
@@ -608,10 +617,6 @@ public final class HfTokenizer implements AutoCloseable {
     @Override
     public void close() {
         closeWhenBuilt(nativeBuild);
-        synchronized (truncating) {
-            truncating.values().forEach(HuggingFaceTokenizer::close);
-            truncating.clear();
-        }
     }
 
     /**
