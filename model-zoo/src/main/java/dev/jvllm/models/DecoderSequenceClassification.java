@@ -105,30 +105,28 @@ public final class DecoderSequenceClassification implements ModelArchitecture {
         }
         int[] ids = new int[tokens.size()];
         List<String> names = new java.util.ArrayList<>();
-        dev.jvllm.tokenizer.HfTokenizer tokenizer = null;
-        try {
-            for (int i = 0; i < ids.length; i++) {
-                var token = tokens.get(i);
-                if (token.isIntegralNumber()) {
-                    if (!token.canConvertToInt()) throw new dev.jvllm.config.ConfigException(config.source() + ": token id " + token + " is out of range");
-                    ids[i] = token.asInt();
-                } else {
-                    if (tokenizer == null) {
-                        if (context.modelDirectory() == null || !java.nio.file.Files.isRegularFile(context.modelDirectory().resolve("tokenizer.json"))) {
-                            throw new dev.jvllm.config.ConfigException(context.config().source() + ": classifier_from_token names tokens, "
-                                    + "but the model has no tokenizer.json to find them in");
-                        }
-                        // Its vocabulary is all idOf reads; the native build the LLM makes of its own copy is not waited for.
-                        tokenizer = dev.jvllm.tokenizer.HfTokenizer.loadBuildingInBackground(context.modelDirectory());
+        Map<String, Integer> vocabulary = null;
+        for (int i = 0; i < ids.length; i++) {
+            var token = tokens.get(i);
+            if (token.isIntegralNumber()) {
+                if (!token.canConvertToInt()) throw new dev.jvllm.config.ConfigException(config.source() + ": token id " + token + " is out of range");
+                ids[i] = token.asInt();
+            } else {
+                if (vocabulary == null) {
+                    if (context.modelDirectory() == null || !java.nio.file.Files.isRegularFile(context.modelDirectory().resolve("tokenizer.json"))) {
+                        throw new dev.jvllm.config.ConfigException(config.source() + ": classifier_from_token names tokens, "
+                                + "but the model has no tokenizer.json to find them in");
                     }
-                    String text = token.asText();
-                    ids[i] = tokenizer.idOf(text).orElseThrow(() -> new dev.jvllm.config.ConfigException(context.config().source()
-                            + ": classifier_from_token '" + text + "' is not a token of the tokenizer"));
+                    vocabulary = dev.jvllm.tokenizer.HfTokenizer.vocabulary(context.modelDirectory());
                 }
-                names.add(token.asText());
+                Integer id = vocabulary.get(token.asText());
+                if (id == null) {
+                    throw new dev.jvllm.config.ConfigException(config.source() + ": classifier_from_token '" + token.asText()
+                            + "' is not a token of the tokenizer");
+                }
+                ids[i] = id;
             }
-        } finally {
-            if (tokenizer != null) tokenizer.close();
+            names.add(token.asText());
         }
         WeightScope root = WeightScope.root(context.checkpoint(), context.backend());
         // As the decoder's own LM head: the embedding table where the config ties them, or where no head was saved.

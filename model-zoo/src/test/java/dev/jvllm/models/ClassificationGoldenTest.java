@@ -254,6 +254,32 @@ class ClassificationGoldenTest {
     }
 
     /**
+     * classifier_from_token names its tokens as tokenizer.json writes them (a Qwen3-Reranker's "no",
+     * "yes"): the same head as their ids; a name the vocabulary lacks is refused by name.
+     */
+    @Test
+    void classifierTokensNamedByTextReadTheRowsOfTheirIds(@TempDir Path dir) throws IOException {
+        Golden golden = Golden.load(Golden.root().resolve("qwen3-qk-norm"));
+        for (String file : List.of("config.json", "model.safetensors")) Files.copy(golden.directory().resolve(file), dir.resolve(file));
+        Files.copy(root().resolve("wordpiece-tokenizer.json"), dir.resolve("tokenizer.json"));  // "capital" is 5, "paris" 9
+        int[] input = golden.prompts().get(1).tokenIds();
+        float[] byIds;
+        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu")
+                .hfOverrides(java.util.Map.of("architectures", List.of("Qwen3ForSequenceClassification"), "classifier_from_token", List.of(5, 9)))
+                .build()) {
+            byIds = llm.classify(List.of(input), null).getFirst().probs();
+        }
+        try (LLM llm = LLM.builder().model(dir.toString()).device("cpu").hfOverrides(java.util.Map.of("architectures",
+                List.of("Qwen3ForSequenceClassification"), "classifier_from_token", List.of("capital", "paris"))).build()) {
+            assertArrayEquals(byIds, llm.classify(List.of(input), null).getFirst().probs(), 0f);
+        }
+        var unknown = assertThrows(dev.jvllm.JvllmException.class, () -> LLM.builder().model(dir.toString()).device("cpu")
+                .hfOverrides(java.util.Map.of("architectures", List.of("Qwen3ForSequenceClassification"), "classifier_from_token",
+                        List.of("capital", "lyon"))).build());
+        assertTrue(unknown.getMessage().contains("'lyon' is not a token of the tokenizer"), unknown.getMessage());
+    }
+
+    /**
      * An embedding model's text cut by truncatePromptTokens keeps its special tokens, as vLLM's tokenizer
      * cuts on the left: [CLS], the text's last tokens, [SEP] (a CLS pooling reads the [CLS] it would
      * otherwise lose); scores of such a model cut their texts alike.

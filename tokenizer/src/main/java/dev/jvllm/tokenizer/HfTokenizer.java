@@ -181,15 +181,31 @@ public final class HfTokenizer implements AutoCloseable {
         return loadBuilding(modelDirectory, LOW_PRIORITY_BUILD);
     }
 
+    /**
+     * The ids of {@code modelDirectory}'s tokenizer.json vocabulary entries and added tokens, by their
+     * text as written there, read without building a tokenizer (the merges are never parsed): for
+     * naming tokens in a model's config.
+     *
+     * @throws TokenizerException when the file is missing or cannot be parsed
+     */
+    public static Map<String, Integer> vocabulary(Path modelDirectory) {
+        return Collections.unmodifiableMap(Vocabulary.read(tokenizerFile(modelDirectory)).idsByToken());
+    }
+
+    private static Path tokenizerFile(Path modelDirectory) {
+        Path tokenizerJson = modelDirectory.resolve("tokenizer.json");
+        if (!Files.isRegularFile(tokenizerJson)) {
+            throw new TokenizerException("No tokenizer file: " + tokenizerJson + " does not exist");
+        }
+        return tokenizerJson;
+    }
+
     private static final boolean LOW_PRIORITY_BUILD =
             Boolean.parseBoolean(System.getProperty("jvllm.tokenizer.lowPriorityBuild", "true"));
 
     private static HfTokenizer loadBuilding(Path modelDirectory, boolean lowPriority) {
-        Path tokenizerJson = modelDirectory.resolve("tokenizer.json");
+        Path tokenizerJson = tokenizerFile(modelDirectory);
         Path configJson = modelDirectory.resolve("tokenizer_config.json");
-        if (!Files.isRegularFile(tokenizerJson)) {
-            throw new TokenizerException("No tokenizer file: " + tokenizerJson + " does not exist");
-        }
         FutureTask<HuggingFaceTokenizer> nativeBuild = new FutureTask<>(() -> {
             if (lowPriority) {
                 BackgroundPriority.lowerCurrentThread();
