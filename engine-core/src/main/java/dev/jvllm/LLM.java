@@ -725,14 +725,20 @@ public final class LLM implements AutoCloseable {
      *                                 is longer than the maximum model length
      */
     public List<ClassificationOutput> classify(List<String> texts) {
+        return classifyPrompts(texts.stream().map(text -> Prompt.text(Objects.requireNonNull(text, "text"))).toList());
+    }
+
+    /**
+     * Classifies text or token-id inputs (as vLLM's classify takes either): texts tokenized with the
+     * model's special tokens, token ids as given.
+     *
+     * @throws InvalidRequestException as {@link #classify(List)}
+     */
+    public List<ClassificationOutput> classifyPrompts(List<Prompt> inputs) {
         requireTask(Task.CLASSIFY);
-        List<int[]> ids = new ArrayList<>(texts.size());
-        List<String> requestIds = new ArrayList<>(texts.size());
-        for (String text : texts) {
-            ids.add(requireTokenizer("classifications of texts").encode(Objects.requireNonNull(text, "text"), true));
-            requestIds.add("classify-" + nextRequestId++);
-        }
-        return embedder.classify(requestIds, ids, null);
+        List<String> requestIds = new ArrayList<>(inputs.size());
+        for (int i = 0; i < inputs.size(); i++) requestIds.add("classify-" + nextRequestId++);
+        return embedder.classify(requestIds, poolingInputIds(inputs, PoolingParams.defaults(), "classifications"), null);
     }
 
     /**
@@ -788,10 +794,16 @@ public final class LLM implements AutoCloseable {
     public List<EmbeddingOutput> encode(List<Prompt> inputs, PoolingParams params) {
         Objects.requireNonNull(params, "params");
         requireTask(Task.EMBED);
-        List<int[]> ids = new ArrayList<>(inputs.size());
         List<String> requestIds = new ArrayList<>(inputs.size());
+        for (int i = 0; i < inputs.size(); i++) requestIds.add("embd-" + nextRequestId++);
+        return embedder.embed(requestIds, poolingInputIds(inputs, params, "embeddings"), params);
+    }
+
+    /** A pooling model's inputs as token ids: texts with the model's special tokens (cut as {@code params} asks), token ids as given. */
+    private List<int[]> poolingInputIds(List<Prompt> inputs, PoolingParams params, String what) {
+        List<int[]> ids = new ArrayList<>(inputs.size());
         for (Prompt input : inputs) {
-            if (!input.images().isEmpty()) throw new InvalidRequestException("images", "embeddings take no images");
+            if (!input.images().isEmpty()) throw new InvalidRequestException("images", what + " take no images");
             ids.add(switch (input) {
                 case Prompt.Text t -> {
                     if (tokenizer == null) {
@@ -800,11 +812,10 @@ public final class LLM implements AutoCloseable {
                     yield keepingSpecialTokens(tokenizer, Objects.requireNonNull(t.text(), "text"), params);
                 }
                 case Prompt.Tokens t -> t.tokenIds();
-                case Prompt.EncoderDecoder e -> throw new InvalidRequestException("prompt", "embeddings take no encoder-decoder prompts");
+                case Prompt.EncoderDecoder e -> throw new InvalidRequestException("prompt", what + " take no encoder-decoder prompts");
             });
-            requestIds.add("embd-" + nextRequestId++);
         }
-        return embedder.embed(requestIds, ids, params);
+        return ids;
     }
 
     /**

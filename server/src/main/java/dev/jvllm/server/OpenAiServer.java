@@ -851,21 +851,10 @@ public final class OpenAiServer implements AutoCloseable {
                     + "; classifications need a *ForSequenceClassification model loaded with task classify");
         }
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
-        List<int[]> ids = new ArrayList<>(inputs.size());
-        for (Prompt input : inputs) {
-            ids.add(switch (input) {
-                case Prompt.Tokens t -> t.tokenIds();
-                case Prompt.Text t -> {
-                    if (llm.tokenizer() == null) throw ApiError.invalid("input", "the model has no tokenizer: give inputs as token ids");
-                    yield llm.tokenizer().encode(t.text(), true);
-                }
-                default -> throw ApiError.invalid("input", "'input' holds texts or token ids");
-            });
-        }
         List<ClassificationOutput> outputs;
         try {
             synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
-                outputs = llm.classify(ids, null);
+                outputs = llm.classifyPrompts(inputs);
             }
         } catch (dev.jvllm.InvalidRequestException e) {
             throw e.field().equals("prompt") ? ApiError.invalid("input", e.getMessage()) : e;  // this API's field is 'input'
