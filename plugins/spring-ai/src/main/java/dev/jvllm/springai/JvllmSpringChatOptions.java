@@ -41,16 +41,17 @@ public final class JvllmSpringChatOptions extends DefaultToolCallingChatOptions 
      * is tool-calling or structured-output options.
      */
     public static JvllmSpringChatOptions from(ChatOptions options) {
-        if (options instanceof JvllmSpringChatOptions same) return same;
-        Builder b = builder().model(options.getModel()).frequencyPenalty(options.getFrequencyPenalty()).maxTokens(options.getMaxTokens())
-                .presencePenalty(options.getPresencePenalty()).stopSequences(options.getStopSequences())
-                .temperature(options.getTemperature()).topK(options.getTopK()).topP(options.getTopP());
+        return options instanceof JvllmSpringChatOptions same ? same : builderOf(options).build();
+    }
+
+    private static Builder builderOf(ChatOptions options) {
+        Builder b = builder().takeSamplingSetIn(options);
         if (options instanceof ToolCallingChatOptions tools) {
             if (tools.getToolCallbacks() != null) b.toolCallbacks(tools.getToolCallbacks());
             if (tools.getToolContext() != null) b.toolContext(tools.getToolContext());
         }
         if (options instanceof StructuredOutputChatOptions structured) b.outputSchema(structured.getOutputSchema());
-        return b.build();
+        return b;
     }
 
     /** A JSON schema the answer follows (constrained decoding); null: none. */
@@ -62,12 +63,7 @@ public final class JvllmSpringChatOptions extends DefaultToolCallingChatOptions 
     /** A builder holding these options, to change some. */
     @Override
     public Builder mutate() {
-        Builder b = new Builder().model(getModel()).frequencyPenalty(getFrequencyPenalty()).maxTokens(getMaxTokens())
-                .presencePenalty(getPresencePenalty()).stopSequences(getStopSequences()).temperature(getTemperature()).topK(getTopK())
-                .topP(getTopP()).outputSchema(outputSchema);
-        if (getToolCallbacks() != null) b.toolCallbacks(getToolCallbacks());
-        if (getToolContext() != null) b.toolContext(getToolContext());
-        return b;
+        return builderOf(this);
     }
 
     @Override
@@ -109,16 +105,7 @@ public final class JvllmSpringChatOptions extends DefaultToolCallingChatOptions 
             }
             ChatOptions built = other.clone().build();
             // A provider's builder not of Spring's default kind: the superclass took nothing from it.
-            if (!(other instanceof org.springframework.ai.chat.prompt.DefaultChatOptionsBuilder<?>)) {
-                if (built.getModel() != null) model(built.getModel());
-                if (built.getFrequencyPenalty() != null) frequencyPenalty(built.getFrequencyPenalty());
-                if (built.getMaxTokens() != null) maxTokens(built.getMaxTokens());
-                if (built.getPresencePenalty() != null) presencePenalty(built.getPresencePenalty());
-                if (built.getStopSequences() != null) stopSequences(built.getStopSequences());
-                if (built.getTemperature() != null) temperature(built.getTemperature());
-                if (built.getTopK() != null) topK(built.getTopK());
-                if (built.getTopP() != null) topP(built.getTopP());
-            }
+            if (!(other instanceof org.springframework.ai.chat.prompt.DefaultChatOptionsBuilder<?>)) takeSamplingSetIn(built);
             if (built instanceof ToolCallingChatOptions tools && !(other instanceof DefaultToolCallingChatOptions.Builder<?>)) {
                 // Added to the tools these options hold, as Spring's own builder adds them.
                 if (tools.getToolCallbacks() != null && !tools.getToolCallbacks().isEmpty()) {
@@ -135,6 +122,19 @@ public final class JvllmSpringChatOptions extends DefaultToolCallingChatOptions 
             if (built instanceof StructuredOutputChatOptions structured && structured.getOutputSchema() != null) {
                 this.outputSchema = structured.getOutputSchema();
             }
+            return this;
+        }
+
+        /** The model and sampling options {@code options} sets (not null) over these. */
+        private Builder takeSamplingSetIn(ChatOptions options) {
+            if (options.getModel() != null) model(options.getModel());
+            if (options.getFrequencyPenalty() != null) frequencyPenalty(options.getFrequencyPenalty());
+            if (options.getMaxTokens() != null) maxTokens(options.getMaxTokens());
+            if (options.getPresencePenalty() != null) presencePenalty(options.getPresencePenalty());
+            if (options.getStopSequences() != null) stopSequences(options.getStopSequences());
+            if (options.getTemperature() != null) temperature(options.getTemperature());
+            if (options.getTopK() != null) topK(options.getTopK());
+            if (options.getTopP() != null) topP(options.getTopP());
             return this;
         }
 
