@@ -394,13 +394,15 @@ public final class HfTokenizer implements AutoCloseable {
      * cross-encoder reads a query and a document.
      */
     public PairEncoding encodePair(String text, String pair) {
-        ai.djl.huggingface.tokenizers.Encoding encoding;
+        return pairEncoding(nativePairEncoding(text, pair));
+    }
+
+    private ai.djl.huggingface.tokenizers.Encoding nativePairEncoding(String text, String pair) {
         try {
-            encoding = nativeTokenizer().encode(text, pair, true, false);
+            return nativeTokenizer().encode(text, pair, true, false);
         } catch (RuntimeException e) {
             throw new TokenizerException("Encoding a pair failed with " + directory + ": " + e, e);
         }
-        return pairEncoding(encoding);
     }
 
     /**
@@ -413,12 +415,7 @@ public final class HfTokenizer implements AutoCloseable {
      *                                  special tokens
      */
     public PairEncoding encodePair(String text, String pair, int maxLength) {
-        ai.djl.huggingface.tokenizers.Encoding whole;
-        try {
-            whole = nativeTokenizer().encode(text, pair, true, false);
-        } catch (RuntimeException e) {
-            throw new TokenizerException("Encoding a pair failed with " + directory + ": " + e, e);
-        }
+        ai.djl.huggingface.tokenizers.Encoding whole = nativePairEncoding(text, pair);
         long[] ids = whole.getIds(), special = whole.getSpecialTokenMask();
         if (ids.length <= maxLength) return pairEncoding(whole);
         int specials = 0;
