@@ -687,14 +687,12 @@ public final class LLM implements AutoCloseable {
      * classifier's one logit through the checkpoint's activation (a sigmoid unless it names another).
      */
     private List<ScoringOutput> crossEncoderScores(List<String> texts1, List<String> texts2, PoolingParams params) {
-        int cut = params.truncatePromptTokens().orElse(0);
-        if (cut == -1) cut = embedder.maxModelLen();
+        int cut = promptTokensCut(params);
         if (cut < 0 || cut > embedder.maxModelLen()) {
             throw new InvalidRequestException("truncatePromptTokens", "truncatePromptTokens " + cut + " is outside [1, the maximum model length "
                     + embedder.maxModelLen() + "] (-1: the maximum)");
         }
         List<int[]> ids = new ArrayList<>(texts2.size()), types = new ArrayList<>(texts2.size());
-        List<String> requestIds = new ArrayList<>(texts2.size());
         HfTokenizer pairs = requireTokenizer("scores");
         for (int i = 0; i < texts2.size(); i++) {
             String first = Objects.requireNonNull(texts1.get(texts1.size() == 1 ? 0 : i), "text1"), second = Objects.requireNonNull(texts2.get(i), "text2");
@@ -706,9 +704,14 @@ public final class LLM implements AutoCloseable {
             }
             ids.add(pair.ids());
             types.add(pair.typeIds());
-            requestIds.add("score-" + nextRequestId++);
         }
-        return embedder.score(requestIds, ids, types);
+        return embedder.score(requestIds("score-", texts2.size()), ids, types);
+    }
+
+    /** The length {@code params} cuts prompts to: -1 read as the maximum model length; 0 where it cuts nothing. */
+    private int promptTokensCut(PoolingParams params) {
+        int cut = params.truncatePromptTokens().orElse(0);
+        return cut == -1 ? embedder.maxModelLen() : cut;
     }
 
     /** Classifies one text with a sequence-classification model. */
@@ -736,9 +739,7 @@ public final class LLM implements AutoCloseable {
      */
     public List<ClassificationOutput> classifyPrompts(List<Prompt> inputs) {
         requireTask(Task.CLASSIFY);
-        List<String> requestIds = new ArrayList<>(inputs.size());
-        for (int i = 0; i < inputs.size(); i++) requestIds.add("classify-" + nextRequestId++);
-        return embedder.classify(requestIds, poolingInputIds(inputs, PoolingParams.defaults(), "classifications"), null);
+        return classify(poolingInputIds(inputs, PoolingParams.defaults(), "classifications"), null);
     }
 
     /**
@@ -747,9 +748,7 @@ public final class LLM implements AutoCloseable {
      */
     public List<ClassificationOutput> classify(List<int[]> tokenIds, List<int[]> tokenTypes) {
         requireTask(Task.CLASSIFY);
-        List<String> requestIds = new ArrayList<>(tokenIds.size());
-        for (int i = 0; i < tokenIds.size(); i++) requestIds.add("classify-" + nextRequestId++);
-        return embedder.classify(requestIds, tokenIds, tokenTypes);
+        return embedder.classify(requestIds("classify-", tokenIds.size()), tokenIds, tokenTypes);
     }
 
     /**
@@ -759,8 +758,7 @@ public final class LLM implements AutoCloseable {
      */
     private int[] keepingSpecialTokens(HfTokenizer tokenizer, String text, PoolingParams params) {
         int[] whole = tokenizer.encode(text, true);
-        int k = params.truncatePromptTokens().orElse(0);
-        if (k == -1) k = embedder.maxModelLen();
+        int k = promptTokensCut(params);
         if (k <= 0 || whole.length <= k) return whole;
         int[] bare = tokenizer.encode(text, false);
         int specials = whole.length - bare.length;
@@ -794,9 +792,13 @@ public final class LLM implements AutoCloseable {
     public List<EmbeddingOutput> encode(List<Prompt> inputs, PoolingParams params) {
         Objects.requireNonNull(params, "params");
         requireTask(Task.EMBED);
-        List<String> requestIds = new ArrayList<>(inputs.size());
-        for (int i = 0; i < inputs.size(); i++) requestIds.add("embd-" + nextRequestId++);
-        return embedder.embed(requestIds, poolingInputIds(inputs, params, "embeddings"), params);
+        return embedder.embed(requestIds("embd-", inputs.size()), poolingInputIds(inputs, params, "embeddings"), params);
+    }
+
+    private List<String> requestIds(String prefix, int count) {
+        List<String> ids = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) ids.add(prefix + nextRequestId++);
+        return ids;
     }
 
     /** A pooling model's inputs as token ids: texts with the model's special tokens (cut as {@code params} asks), token ids as given. */

@@ -169,8 +169,11 @@ public final class EmbeddingEngine implements AutoCloseable {
         return prepared;
     }
 
-    /** The inputs' pooled states, run in batches under the token, sequence and cache limits. */
-    /** @param padTokenId skipped at an input's end when the last token is pooled (-1: none) */
+    /**
+     * The inputs' pooled states, run in batches under the token, sequence and cache limits.
+     *
+     * @param padTokenId skipped at an input's end when the last token is pooled (-1: none)
+     */
     private List<float[]> runBatched(List<int[]> prepared, List<int[]> tokenTypes, PoolingType type, int padTokenId) {
         List<float[]> pooled = new ArrayList<>(prepared.size());
         int next = 0;
