@@ -497,19 +497,7 @@ public final class OpenAiServer implements AutoCloseable {
         OpenAiRequests.Tools tools = OpenAiRequests.tools(body, toolCallParser != null);
         SamplingParams asked = OpenAiRequests.sampling(body, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
         OpenAiRequests.Streaming streaming = OpenAiRequests.streaming(body);
-        if (reasoningParser != null && (tools.calls() || asked.structuredOutputs().isPresent())) {
-            throw ApiError.invalid(tools.calls() ? "tool_choice" : "response_format", "with a reasoning parser, answers are not constrained:"
-                    + " the constraint would hold the thinking too (ask with tool_choice auto, or without the structured output)");
-        }
-        if (tools.calls()) {
-            if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a structured output cannot be asked for together");
-            try {
-                asked = asked.toBuilder().structuredOutputs(tools.constraint()).build();
-            } catch (InvalidRequestException e) {
-                throw ApiError.invalid("tools", e.getMessage());
-            }
-        }
-        SamplingParams params = asked;
+        SamplingParams params = constrainedForTools(asked, tools, "response_format", "a structured output");
         OptionalInt topLogprobs = params.logprobs(); // chat's logprobs: true with top_logprobs (0 when not given)
         if (llm.tokenizer() == null) throw ApiError.invalid("messages", "the model has no tokenizer, so it has no chat template");
         String rendered = renderChat(body, messages, tools.templateTools());
@@ -627,16 +615,9 @@ public final class OpenAiServer implements AutoCloseable {
         ObjectNode chat = ResponsesApi.chatBody(body);
         OpenAiRequests.ChatMessages messages = OpenAiRequests.messages(chat, llm.engine().limitImagesPerPrompt());
         OpenAiRequests.Tools tools = OpenAiRequests.tools(chat, toolCallParser != null);
-        SamplingParams params = OpenAiRequests.sampling(chat, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
-        if (params.n() != 1) throw ApiError.invalid("n", "a response holds one answer");
-        if (reasoningParser != null && (tools.calls() || params.structuredOutputs().isPresent())) {
-            throw ApiError.invalid(tools.calls() ? "tool_choice" : "text.format", "with a reasoning parser, answers are not constrained:"
-                    + " the constraint would hold the thinking too");
-        }
-        if (tools.calls()) {
-            if (params.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and a text format cannot be asked for together");
-            params = params.toBuilder().structuredOutputs(tools.constraint()).build();
-        }
+        SamplingParams asked = OpenAiRequests.sampling(chat, null, true, OpenAiRequests.Echo.NONE, llm.generationConfig());
+        if (asked.n() != 1) throw ApiError.invalid("n", "a response holds one answer");
+        SamplingParams params = constrainedForTools(asked, tools, "text.format", "a text format");
         if (llm.tokenizer() == null) throw ApiError.invalid("input", "the model has no tokenizer, so it has no chat template");
         Prompt prompt = llm.engine().textPrompt(renderChat(chat, messages, tools.templateTools()), false, messages.images(), "input");
         Prompt salted = OpenAiRequests.salted(List.of(prompt), OpenAiRequests.cacheSalt(chat)).getFirst();
@@ -662,6 +643,25 @@ public final class OpenAiServer implements AutoCloseable {
 
     /** An answer's reasoning item (null: none), its content and the function calls it made, as the Responses API's items. */
     private record AnswerWithCalls(ObjectNode reasoning, String content, List<ObjectNode> calls) {
+    }
+
+    /**
+     * {@code asked}, constrained to the tool calls a named or required tool choice asks for. Refused where
+     * the request also asks for its own format ({@code formatField}, which it calls {@code format}), and
+     * where a reasoning parser would have the constraint hold the thinking too.
+     */
+    private SamplingParams constrainedForTools(SamplingParams asked, OpenAiRequests.Tools tools, String formatField, String format) {
+        if (reasoningParser != null && (tools.calls() || asked.structuredOutputs().isPresent())) {
+            throw ApiError.invalid(tools.calls() ? "tool_choice" : formatField, "with a reasoning parser, answers are not constrained:"
+                    + " the constraint would hold the thinking too (ask with tool_choice auto, or without " + format + ")");
+        }
+        if (!tools.calls()) return asked;
+        if (asked.structuredOutputs().isPresent()) throw ApiError.invalid("tool_choice", "tool calls and " + format + " cannot be asked for together");
+        try {
+            return asked.toBuilder().structuredOutputs(tools.constraint()).build();
+        } catch (InvalidRequestException e) {
+            throw ApiError.invalid("tools", e.getMessage());
+        }
     }
 
     /** A thinking model's reasoning apart (with a reasoning parser), then the calls the rest holds and the content beside them. */
@@ -826,11 +826,9 @@ public final class OpenAiServer implements AutoCloseable {
         return array;
     }
 
-    private void requireEmbedding(String what) {
-        if (llm.task() != Task.EMBED) {
-            throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT) + "; "
-                    + what + " need a model loaded with task embed");
-        }
+    /** The error of a request the served model's task cannot answer; {@code needed} says what it needs. */
+    private ApiError notServedFor(String needed) {
+        return ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT) + "; " + needed);
     }
 
     /** Scores and rankings: an embedding model's cosines, or a cross-encoder's (task classify) relevance. */
@@ -846,10 +844,7 @@ public final class OpenAiServer implements AutoCloseable {
      * sequence-classification model's head, its label and each label's probability.
      */
     private void classify(HttpExchange exchange, JsonNode body) throws IOException {
-        if (llm.task() != Task.CLASSIFY) {
-            throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT)
-                    + "; classifications need a *ForSequenceClassification model loaded with task classify");
-        }
+        if (llm.task() != Task.CLASSIFY) throw notServedFor("classifications need a *ForSequenceClassification model loaded with task classify");
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
         List<ClassificationOutput> outputs;
         try {
@@ -946,7 +941,7 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void embeddings(HttpExchange exchange, JsonNode body) throws IOException {
-        requireEmbedding("embeddings");
+        if (llm.task() != Task.EMBED) throw notServedFor("embeddings need a model loaded with task embed");
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
         String format = OpenAiRequests.text(body, "encoding_format", "float");
         if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
@@ -982,10 +977,7 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void requireGenerating() {
-        if (engine == null) {
-            throw ApiError.invalid("model", "'" + modelName + "' is served for task " + llm.task().name().toLowerCase(Locale.ROOT)
-                    + "; it does not generate");
-        }
+        if (engine == null) throw notServedFor("it does not generate");
     }
 
     // ---- generation, whole or streamed ------------------------------------------------------------
