@@ -72,6 +72,7 @@ public final class ClassifierHead {
     private final float[] outBias;
     private final List<String> labels;
     private final Reading reading;
+    private final ScoreActivation activation;  // null: the checkpoint names one jvllm does not apply, refused when a score is asked for
 
     /**
      * @param denseWeight [hidden, hidden] row-major, or null for a head without the dense layer (then denseBias too)
@@ -93,6 +94,7 @@ public final class ClassifierHead {
         this.outBias = outBias;
         this.labels = List.copyOf(labels);
         this.reading = reading;
+        this.activation = ScoreActivation.named(reading.activationName());
     }
 
     public int numLabels() {
@@ -149,7 +151,6 @@ public final class ClassifierHead {
      * @throws InvalidRequestException where the checkpoint names one jvllm does not apply
      */
     public ScoreActivation scoreActivation() {
-        ScoreActivation activation = ScoreActivation.named(reading.activationName());
         if (activation == null) {
             throw new InvalidRequestException("model", "the cross-encoder's activation '" + reading.activationName()
                     + "' is not one jvllm applies (Identity, Sigmoid, LogSigmoid, Softmax, Tanh)");
