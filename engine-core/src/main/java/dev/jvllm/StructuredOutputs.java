@@ -3,19 +3,24 @@ package dev.jvllm;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvllm.structured.GbnfGrammar;
+import dev.jvllm.structured.GrammarRules;
 import dev.jvllm.structured.JsonSchemaRegex;
+import dev.jvllm.structured.Pushdown;
 import dev.jvllm.structured.Regex;
 
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * What a request's output must be, as vLLM's {@code StructuredOutputsParams}: a JSON document
  * valid against a schema ({@link #json}), any JSON object ({@link #jsonObject}), a text matching a
- * regular expression ({@link #regex}) or one of a list of texts ({@link #choice}). At each step only
- * the tokens that keep the output on that course can be drawn, and the end-of-sequence token only
- * once it is complete. Each is turned into a regular expression ({@link #pattern}), checked when made.
+ * regular expression ({@link #regex}), one of a list of texts ({@link #choice}) or a sentence of a
+ * context-free grammar ({@link #grammar}). At each step only the tokens that keep the output on that
+ * course can be drawn, and the end-of-sequence token only once it is complete. Each is turned into a
+ * regular expression or a grammar's rules ({@link #pattern}), checked when made.
  */
 public final class StructuredOutputs {
 
@@ -30,6 +35,7 @@ public final class StructuredOutputs {
 
     private final String kind;
     private final String pattern;
+    private final GrammarRules rules;
 
     private StructuredOutputs(String kind, String pattern) {
         this.kind = kind;
@@ -39,15 +45,27 @@ public final class StructuredOutputs {
             throw new InvalidRequestException("structuredOutputs", "the " + kind + " cannot be used: " + e.getMessage());
         }
         this.pattern = pattern;
+        this.rules = null;
+    }
+
+    private StructuredOutputs(String kind, GrammarRules rules) {
+        this.kind = kind;
+        try {
+            new Pushdown(rules);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidRequestException("structuredOutputs", "the " + kind + " cannot be used: " + e.getMessage());
+        }
+        this.pattern = rules.toString();
+        this.rules = rules;
     }
 
     /**
      * A JSON document valid against {@code schema} (its properties in the schema's order, at most
-     * one space between tokens and before the document).
+     * one space between tokens and before the document). A schema that refers to itself (a tree, a
+     * linked list, through {@code $ref}) is followed as a grammar, nested as deep as the output goes.
      *
-     * @throws InvalidRequestException naming what of the schema is not supported (recursive
-     *                                 references, string patterns with lookaround or back-references, bounds
-     *                                 no number meets) or not JSON
+     * @throws InvalidRequestException naming what of the schema is not supported (string patterns with
+     *                                 lookaround or back-references, bounds no number meets) or not JSON
      */
     public static StructuredOutputs json(String schema) {
         Objects.requireNonNull(schema, "schema");
@@ -60,11 +78,17 @@ public final class StructuredOutputs {
 
     /** {@link #json(String)} for a parsed schema. */
     public static StructuredOutputs json(JsonNode schema) {
+        GrammarRules rules;
         try {
-            return new StructuredOutputs("JSON schema", LEADING_SPACE + JsonSchemaRegex.of(Objects.requireNonNull(schema, "schema")));
+            rules = JsonSchemaRegex.rules(Objects.requireNonNull(schema, "schema"));
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the JSON schema cannot be used: " + e.getMessage());
         }
+        if (rules.rules().size() == 1) return new StructuredOutputs("JSON schema", LEADING_SPACE + rules.rules().get("root"));
+        // A recursive schema: a grammar, its root rule opening as a document does.
+        Map<String, String> withSpace = new java.util.LinkedHashMap<>(rules.rules());
+        withSpace.put("root", LEADING_SPACE + rules.rules().get("root"));
+        return new StructuredOutputs("JSON schema", new GrammarRules(withSpace));
     }
 
     /**
@@ -108,14 +132,38 @@ public final class StructuredOutputs {
         return new StructuredOutputs("choice", b.toString());
     }
 
-    /** The regular expression the output must match whole. */
+    /**
+     * A sentence of a context-free grammar written in GBNF, the EBNF of llama.cpp and xgrammar that
+     * vLLM's {@code grammar} structured output takes ({@link GbnfGrammar}): rules {@code name ::= ...}
+     * starting at {@code root}, with literals, character classes, groups, alternation and repetition.
+     * Unlike a regex, a grammar may nest without bound (balanced brackets, expressions, JSON).
+     *
+     * @throws InvalidRequestException naming the line and column of a syntax error, a rule called but
+     *                                 not defined, a missing {@code root}, or a left-recursive rule
+     *                                 ({@code expr ::= expr "+" term}; write it {@code expr ::= term ("+" term)*})
+     */
+    public static StructuredOutputs grammar(String grammar) {
+        Objects.requireNonNull(grammar, "grammar");
+        try {
+            return new StructuredOutputs("grammar", GbnfGrammar.parse(grammar));
+        } catch (IllegalArgumentException e) {
+            throw new InvalidRequestException("structuredOutputs", "the grammar cannot be used: " + e.getMessage());
+        }
+    }
+
+    /** The regular expression the output must match whole; for a grammar, its rules, one {@code name ::= pattern} a line. */
     public String pattern() {
         return pattern;
     }
 
+    /** A grammar's rules; empty for the kinds that are a regular expression. */
+    public Optional<GrammarRules> rules() {
+        return Optional.ofNullable(rules);
+    }
+
     @Override
     public boolean equals(Object o) {
-        return o instanceof StructuredOutputs s && s.pattern.equals(pattern);
+        return o instanceof StructuredOutputs s && s.pattern.equals(pattern) && (s.rules == null) == (rules == null);
     }
 
     @Override

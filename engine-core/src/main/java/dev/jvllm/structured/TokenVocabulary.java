@@ -11,7 +11,7 @@ import java.util.function.IntFunction;
 
 /**
  * The text of every token a constrained output may use, as a trie of characters, so that one walk
- * from a regex state finds every token that keeps the output alive. Special tokens, and tokens whose
+ * from a regex state or a grammar's point finds every token that keeps the output alive. Special tokens, and tokens whose
  * bytes are not whole UTF-8 characters (parts of a multi-byte character), are left out: a constrained
  * output is made of whole characters.
  */
@@ -111,6 +111,36 @@ public final class TokenVocabulary {
                 }
                 nodeStack[top] = child;
                 stateStack[top++] = next;
+            }
+        }
+        return bits;
+    }
+
+    /** The tokens whose text keeps {@code grammar} alive from {@code at}, as a bit set over the vocabulary. */
+    public long[] allowed(Pushdown grammar, Pushdown.Configuration at) {
+        long[] bits = new long[(texts.length + 63) / 64];
+        // As for a regex, each node with the point its path leads to: here objects, not state numbers.
+        int[] nodeStack = new int[64];
+        Pushdown.Configuration[] pointStack = new Pushdown.Configuration[64];
+        int top = 0;
+        nodeStack[top] = 0;
+        pointStack[top++] = at;
+        while (top > 0) {
+            int node = nodeStack[--top];
+            Pushdown.Configuration from = pointStack[top];
+            pointStack[top] = null;
+            for (int e = edgeStart[node]; e < edgeStart[node + 1]; e++) {
+                Pushdown.Configuration next = grammar.step(from, edgeChar[e]);
+                if (next == null) continue;
+                int child = edgeNode[e];
+                for (int t = tokenStart[child]; t < tokenStart[child + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
+                if (edgeStart[child] == edgeStart[child + 1]) continue;
+                if (top == nodeStack.length) {
+                    nodeStack = Arrays.copyOf(nodeStack, top * 2);
+                    pointStack = Arrays.copyOf(pointStack, top * 2);
+                }
+                nodeStack[top] = child;
+                pointStack[top++] = next;
             }
         }
         return bits;

@@ -189,10 +189,25 @@ class RegexTest {
     }
 
     @Test
-    void recursiveReferencesAreRefused() throws Exception {
-        JsonNode schema = JSON.readTree("{\"$defs\": {\"node\": {\"type\": \"object\", \"properties\": {\"next\": {\"$ref\": \"#/$defs/node\"}}}},"
-                + " \"$ref\": \"#/$defs/node\"}");
+    void recursiveReferencesBecomeRulesThatCallThemselves() throws Exception {
+        JsonNode schema = JSON.readTree("{\"$defs\": {\"node\": {\"type\": \"object\", \"properties\": {\"v\": {\"type\": \"integer\"}, "
+                + "\"next\": {\"$ref\": \"#/$defs/node\"}}, \"required\": [\"v\"]}}, \"$ref\": \"#/$defs/node\"}");
         var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(schema));
-        assertTrue(e.getMessage().contains("recursive"), e.getMessage());
+        assertEquals("the schema is recursive (ref1), which a regular expression cannot express", e.getMessage());
+
+        GrammarRules rules = JsonSchemaRegex.rules(schema);
+        assertEquals(java.util.List.of("root", "ref1"), rules.names());
+        Pushdown list = new Pushdown(rules);
+        String deep = "{\"v\": 1, \"next\": ".repeat(40) + "{\"v\": 0}" + "}".repeat(40);
+        assertTrue(list.matches(deep));
+        assertTrue(list.matches("{\"v\":1,\"next\":{\"v\":2}}"));
+        assertFalse(list.matches("{\"v\": 1, \"next\": {\"next\": {\"v\": 2}}}"), "v is required at every level");
+        assertFalse(list.matches(deep + "}"));
+
+        // A schema that refers to itself as a whole, "#".
+        Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
+                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}")));
+        assertTrue(tree.matches("[1, [2, [], [[3]]], 4]"));
+        assertFalse(tree.matches("[1, [2, [], [[3]], 4]"));
     }
 }

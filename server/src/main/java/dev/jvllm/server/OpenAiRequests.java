@@ -344,11 +344,8 @@ final class OpenAiRequests {
         refuse(body, "suffix", "'suffix' is not served");
         // vLLM's fields that would change the answer and are not served here: refused, never ignored.
         refuse(body, "bad_words", "'bad_words' is not served");
-        refuse(body, "guided_grammar", "grammars are not served (json, regex and choice are)");
-        for (String key : new String[]{"grammar", "structural_tag"}) {
-            if (body.path("structured_outputs").hasNonNull(key)) {
-                throw ApiError.invalid("structured_outputs." + key, "structured outputs of " + key + " are not served (json, regex and choice are)");
-            }
+        if (body.path("structured_outputs").hasNonNull("structural_tag")) {
+            throw ApiError.invalid("structured_outputs.structural_tag", "structural tags are not served (json, regex, choice and grammar are)");
         }
         refuseUnless(body, "use_beam_search", JsonNode::isBoolean, false, "beam search is served by LLM.beamSearch, not here");
         refuseUnless(body, "length_penalty", JsonNode::isNumber, 1.0, "'length_penalty' is for beam search, which is not served here");
@@ -456,7 +453,7 @@ final class OpenAiRequests {
             if (result != null) given.add("response_format");
         }
         JsonNode vllm = body.path("structured_outputs");
-        for (String key : new String[]{"guided_json", "guided_regex", "guided_choice", "json", "regex", "choice"}) {
+        for (String key : new String[]{"guided_json", "guided_regex", "guided_choice", "guided_grammar", "json", "regex", "choice", "grammar"}) {
             boolean nested = !key.startsWith("guided_");
             JsonNode value = nested ? vllm.get(key) : body.get(key);
             if (value == null || value.isNull()) continue;
@@ -467,6 +464,10 @@ final class OpenAiRequests {
                 case "regex" -> {
                     if (!value.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string");
                     yield structured(field, () -> StructuredOutputs.regex(value.asText()));
+                }
+                case "grammar" -> {
+                    if (!value.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string (a GBNF grammar)");
+                    yield structured(field, () -> StructuredOutputs.grammar(value.asText()));
                 }
                 default -> {
                     if (!value.isArray()) throw ApiError.invalid(field, "'" + field + "' must be a list of strings");

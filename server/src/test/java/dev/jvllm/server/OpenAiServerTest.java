@@ -331,9 +331,36 @@ class OpenAiServerTest {
                 + "\"structured_outputs\": {\"regex\": \"[0-9]{4}\"}}");
         assertTrue(regex.body().path("choices").get(0).path("text").asText().matches("[0-9]{4}"), regex.body().toString());
 
+        // A grammar (GBNF), recursive: sums of numbers with brackets of any depth.
+        String grammar = "root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\nterm ::= [1-9] [0-9]? | \"(\" expr \")\"";
+        for (String field : new String[]{"\"guided_grammar\": ", "\"structured_outputs\": {\"grammar\": "}) {
+            Answer sum = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 40, \"temperature\": 1, \"seed\": 5, "
+                    + field + JSON.writeValueAsString(grammar) + (field.contains("{") ? "}" : "") + "}");
+            JsonNode sumChoice = sum.body().path("choices").get(0);
+            assertEquals("stop", sumChoice.path("finish_reason").asText(), sum.body().toString());
+            assertTrue(balancedSum(sumChoice.path("text").asText()), sum.body().toString());
+        }
+        Answer undefined = post(server, "/v1/completions", "{\"prompt\": \"x\", \"guided_grammar\": \"root ::= x\"}");
+        assertError(undefined, 400, "guided_grammar");
+        assertTrue(undefined.body().path("error").path("message").asText().contains("the rule 'x' is not defined"), undefined.body().toString());
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"guided_regex\": \"(a\"}"), 400, "guided_regex");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"guided_regex\": \"a\", \"guided_choice\": [\"b\"]}"), 400, "guided_choice");
         assertError(post(server, "/v1/completions", "{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}"), 400, "response_format");
+    }
+
+    /** Whether {@code text} is numbers of one or two digits joined by + and -, with balanced brackets. */
+    private static boolean balancedSum(String text) {
+        int depth = 0;
+        String rest = text;
+        while (!rest.isEmpty()) {
+            var term = java.util.regex.Pattern.compile("^(\\(*)([1-9][0-9]?)(\\)*)([+-]|$)").matcher(rest);
+            if (!term.find()) return false;
+            depth += term.group(1).length() - term.group(3).length();
+            if (depth < 0) return false;
+            rest = rest.substring(term.end());
+            if (term.group(4).isEmpty() != rest.isEmpty()) return false;
+        }
+        return depth == 0 && !text.isEmpty();
     }
 
     @Test
@@ -650,14 +677,14 @@ class OpenAiServerTest {
                 held.body().toString());
 
         String ask = "{\"prompt\": \"x\", \"max_tokens\": 1, ";
-        for (String[] refused : new String[][]{{"bad_words", "[\"x\"]"}, {"guided_grammar", "\"root ::= x\""},
+        for (String[] refused : new String[][]{{"bad_words", "[\"x\"]"},
                 {"use_beam_search", "true"}, {"length_penalty", "2.0"}, {"priority", "1"}, {"return_tokens_as_token_ids", "true"},
                 {"spaces_between_special_tokens", "\"yes\""}, {"allowed_token_ids", "[999999]"}}) {
             assertError(post(server, "/v1/completions", ask + "\"" + refused[0] + "\": " + refused[1] + "}"), 400,
                     refused[0].equals("allowed_token_ids") ? null : refused[0]);
         }
-        assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"grammar\": \"root ::= x\"}}"), 400,
-                "structured_outputs.grammar");
+        assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"structural_tag\": \"{}\"}}"), 400,
+                "structured_outputs.structural_tag");
         assertError(post(server, "/v1/completions", ask + "\"prompt_logprobs\": 1, \"stream\": true}"), 400, "prompt_logprobs");
         assertError(post(server, "/v1/completions", ask + "\"echo\": true, \"logprobs\": 1, \"prompt_logprobs\": 2}"), 400, "prompt_logprobs");
         Answer defaults = post(server, "/v1/completions", ask + "\"use_beam_search\": false, \"length_penalty\": 1.0, \"priority\": 0, "
