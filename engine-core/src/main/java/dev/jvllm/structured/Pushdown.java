@@ -166,6 +166,29 @@ public final class Pushdown {
         return closure(Arrays.asList(moved).subList(0, count));
     }
 
+    // ---- for a trie walk: a point of one stack stepped without making objects ------------------
+
+    /** The only stack of {@code at}, or null where it has several or is complete. */
+    Frame single(Configuration at) {
+        return at.stacks.length == 1 && !at.accepting ? at.stacks[0] : null;
+    }
+
+    /** The state of {@code top}'s rule after {@code c} from {@code state}, or {@link Regex#DEAD}. */
+    int stepTop(Frame top, int state, char c) {
+        return rules[top.rule].step(state, c);
+    }
+
+    /** Whether {@code top}'s rule in {@code state} neither finishes nor calls: only characters lead on. */
+    boolean inside(Frame top, int state) {
+        return !rules[top.rule].accepting(state) && rules[top.rule].calls(state).length == 0;
+    }
+
+    /** The point of {@code top} moved to {@code state}. */
+    Configuration point(Frame top, int state) {
+        Frame moved = top.at(state);
+        return inside(top, state) ? new Configuration(new Frame[]{moved}, false) : closure(List.of(moved));
+    }
+
     private static Frame[] distinct(Frame[] frames, int count) {
         int kept = 0;
         outer:

@@ -119,27 +119,49 @@ public final class TokenVocabulary {
     /** The tokens whose text keeps {@code grammar} alive from {@code at}, as a bit set over the vocabulary. */
     public long[] allowed(Pushdown grammar, Pushdown.Configuration at) {
         long[] bits = new long[(texts.length + 63) / 64];
-        // As for a regex, each node with the point its path leads to: here objects, not state numbers.
-        int[] nodeStack = new int[64];
+        // As for a regex, each node with the point its path leads to. A point of one stack whose rule
+        // only reads on (inside a string, a number) is kept as that stack and its rule's state, so that
+        // most nodes cost an array lookup, as under a regex; other points are objects.
+        int[] nodeStack = new int[64], stateStack = new int[64];
+        Pushdown.Frame[] topStack = new Pushdown.Frame[64];
         Pushdown.Configuration[] pointStack = new Pushdown.Configuration[64];
         int top = 0;
         nodeStack[top] = 0;
         pointStack[top++] = at;
         while (top > 0) {
-            int node = nodeStack[--top];
+            int node = nodeStack[--top], state = stateStack[top];
+            Pushdown.Frame single = topStack[top];
             Pushdown.Configuration from = pointStack[top];
+            topStack[top] = null;
             pointStack[top] = null;
+            if (single == null && from != null && (single = grammar.single(from)) != null) {
+                state = single.state;
+            }
             for (int e = edgeStart[node]; e < edgeStart[node + 1]; e++) {
-                Pushdown.Configuration next = grammar.step(from, edgeChar[e]);
-                if (next == null) continue;
+                Pushdown.Frame nextTop = null;
+                int nextState = 0;
+                Pushdown.Configuration next = null;
+                if (single != null) {
+                    nextState = grammar.stepTop(single, state, edgeChar[e]);
+                    if (nextState == Regex.DEAD) continue;
+                    if (grammar.inside(single, nextState)) nextTop = single;
+                    else next = grammar.point(single, nextState);
+                } else {
+                    next = grammar.step(from, edgeChar[e]);
+                    if (next == null) continue;
+                }
                 int child = edgeNode[e];
                 for (int t = tokenStart[child]; t < tokenStart[child + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
                 if (edgeStart[child] == edgeStart[child + 1]) continue;
                 if (top == nodeStack.length) {
                     nodeStack = Arrays.copyOf(nodeStack, top * 2);
+                    stateStack = Arrays.copyOf(stateStack, top * 2);
+                    topStack = Arrays.copyOf(topStack, top * 2);
                     pointStack = Arrays.copyOf(pointStack, top * 2);
                 }
                 nodeStack[top] = child;
+                stateStack[top] = nextState;
+                topStack[top] = nextTop;
                 pointStack[top++] = next;
             }
         }
