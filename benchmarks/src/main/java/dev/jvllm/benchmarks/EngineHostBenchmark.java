@@ -45,7 +45,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *
  * <pre>
  * ./jvllm java dev.jvllm.benchmarks.EngineHostBenchmark [--sequences 64,256] [--context 512] [--steps 128]
- *          [--warmup 2] [--rounds 10] [--block-size 16] [--eager] [--prefix-caching] [--text] [--finished-only]
+ *          [--warmup 2] [--rounds 10] [--block-size 16] [--eager] [--prefix-caching] [--text] [--finished-only | --deltas]
  * </pre>
  * {@code --text} gives the engine a stand-in tokenizer (each token decodes to a few characters)
  * so that the outputs carry text; {@code --eager} turns the padding for recorded passes off.
@@ -54,10 +54,13 @@ public final class EngineHostBenchmark {
 
     /** Llama-3-8B's vocabulary, and its KV cache per token (32 layers, 8 KV heads of 128). */
     private static final int VOCAB = 128256;
-    private static final int MAX_MODEL_LEN = 1024;
+    private static final int MIN_MODEL_LEN = 1024;
 
-    /** --finished-only: steps as LLM.generate steps them (LLMEngine.stepFinished: outputs of finished requests only). */
-    private static boolean finishedOnly;
+    /**
+     * How the engine is stepped: {@code step} (whole outputs), {@code finished} (--finished-only: as LLM.generate,
+     * LLMEngine.stepFinished) or {@code deltas} (--deltas: as AsyncLLMEngine streams, LLMEngine.stepDeltas).
+     */
+    private static String outputs = "step";
 
     private EngineHostBenchmark() {
     }
@@ -77,11 +80,11 @@ public final class EngineHostBenchmark {
                 case "--eager" -> eager = true;
                 case "--prefix-caching" -> prefixCaching = true;
                 case "--text" -> text = true;
-                case "--finished-only" -> finishedOnly = true;
+                case "--finished-only" -> outputs = "finished";
+                case "--deltas" -> outputs = "deltas";
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
-        if (context + steps + 1 > MAX_MODEL_LEN) throw new IllegalArgumentException("context + steps must stay under " + MAX_MODEL_LEN);
         for (int batch : batches) {
             run(batch, context, steps, warmup, rounds, blockSize, eager, prefixCaching, text);
         }
@@ -90,16 +93,18 @@ public final class EngineHostBenchmark {
     private static void run(int batch, int context, int steps, int warmup, int rounds, int blockSize, boolean eager,
                             boolean prefixCaching, boolean text) {
         HostOnlyModel model = new HostOnlyModel();
-        long kvBytes = (long) batch * MAX_MODEL_LEN * model.kvCacheSpec(1, blockSize).bytesPerToken(2);
+        int maxModelLen = Math.max(MIN_MODEL_LEN, context + steps + 1);
+        long blocksPerSequence = (maxModelLen + blockSize - 1) / blockSize;
+        long kvBytes = batch * blocksPerSequence * blockSize * model.kvCacheSpec(1, blockSize).bytesPerToken(2);
         // One prefill step for all prompts, so that every sequence decodes in every timed step.
-        EngineConfig config = new EngineConfig(MAX_MODEL_LEN, blockSize, kvBytes, batch, batch * context, prefixCaching, 0L,
+        EngineConfig config = new EngineConfig(maxModelLen, blockSize, kvBytes, batch, batch * context, prefixCaching, 0L,
                 "host-only", 1, 0.9, eager);
         Random random = new Random(0);
         List<Double> stepMicros = new ArrayList<>();
         long allocated = 0, timedSteps = 0;
         long engineSteps = 0, stepNanos = 0, forwardNanos = 0, resultNanos = 0;  // of the timed decode steps
         try (LLMEngine engine = new LLMEngine(model, hostOnlyBackend(), text ? new StandInCodec() : null, List.of(2),
-                MAX_MODEL_LEN, config)) {
+                maxModelLen, config)) {
             SamplingParams params = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(steps + 1).build();
             for (int round = 0; round < warmup + rounds; round++) {
                 for (int r = 0; r < batch; r++) {
@@ -113,9 +118,13 @@ public final class EngineHostBenchmark {
                 int finished = 0;
                 for (int s = 0; s < steps; s++) {
                     long start = System.nanoTime();
-                    List<RequestOutput> outputs = finishedOnly ? engine.stepFinished() : engine.step();
+                    List<RequestOutput> made = switch (outputs) {
+                        case "finished" -> engine.stepFinished();
+                        case "deltas" -> engine.stepDeltas();
+                        default -> engine.step();
+                    };
                     long nanos = System.nanoTime() - start;
-                    for (RequestOutput out : outputs) if (out.finished()) finished++;
+                    for (RequestOutput out : made) if (out.finished()) finished++;
                     if (reported) stepMicros.add(nanos / 1e3);
                 }
                 if (reported) {
@@ -137,7 +146,7 @@ public final class EngineHostBenchmark {
         double forwardUs = forwardNanos / 1e3 / engineSteps;
         double resultUs = resultNanos / 1e3 / engineSteps;
         emit("engine_host_step", "sequences", batch, "context", context + "-" + (context + steps), "block_size", blockSize,
-                "graphs_padding", !eager, "prefix_caching", prefixCaching, "text", text, "timed_steps", sorted.length,
+                "graphs_padding", !eager, "prefix_caching", prefixCaching, "text", text, "outputs", outputs, "timed_steps", sorted.length,
                 "step_us_p50", round(Percentiles.percentile(sorted, 50)),
                 "step_us_mean", round(Arrays.stream(sorted).average().orElse(Double.NaN)),
                 "step_us_p90", round(Percentiles.percentile(sorted, 90)),

@@ -231,7 +231,7 @@ public final class AsyncLLMEngine implements AutoCloseable {
                     break;
                 }
                 if (engine.hasUnfinishedRequests()) {
-                    for (RequestOutput output : engine.step()) publish(output);
+                    for (RequestOutput output : engine.stepDeltas()) publish(output);
                     afterStep.run();
                 }
                 metrics = engine.metrics();
@@ -250,10 +250,15 @@ public final class AsyncLLMEngine implements AutoCloseable {
         stop(reason);
     }
 
+    /** An unfinished request's delta, or a finished one's whole output. */
     private void publish(RequestOutput output) {
         RequestStream stream = output.finished() ? inFlight.remove(output.requestId()) : inFlight.get(output.requestId());
         if (stream == null) return;
-        latencies.observe(stream, output, System.nanoTime());
+        latencies.observe(stream, output, !output.finished(), System.nanoTime());
+        if (!output.finished()) {
+            stream.publishDelta(output);
+            return;
+        }
         RequestFailedException failure = output.finished() ? engine.failure(output.requestId()) : null;
         if (failure != null) stream.fail(failure);
         else stream.publish(output);

@@ -36,6 +36,10 @@ final class EngineRequest {
     final int adapterSlot;
     final SequenceSamplingState sampling;
     final TextAccumulator text;
+    /** What this sequence's delta outputs carried so far ({@link RequestGroup#toDeltaOutput}): tokens, characters, its end. */
+    int deltaTokens;
+    int deltaChars;
+    boolean deltaFinished;
     final List<Map<Integer, Logprob>> logprobs;
     FinishReason finishReason;
     Object stopReason;

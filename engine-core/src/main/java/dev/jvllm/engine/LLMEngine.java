@@ -92,8 +92,10 @@ public final class LLMEngine implements AutoCloseable {
     private long generatedTokens;
     private long steps;
     private long stepNanos;
-    /** Whether the step in progress builds only finished requests' outputs ({@link #stepFinished}). */
-    private boolean finishedOnly;
+    /** What the step in progress builds of requests that have not finished: their whole outputs, what is new, or nothing. */
+    private OutputKind outputKind = OutputKind.CUMULATIVE;
+
+    private enum OutputKind { CUMULATIVE, DELTA, FINAL_ONLY }
     private long forwardNanos;
     private long resultNanos;
     private long imageNanos;
@@ -707,11 +709,26 @@ public final class LLMEngine implements AutoCloseable {
      * whose outputs (each a copy of its text so far) would be thrown away.
      */
     public List<RequestOutput> stepFinished() {
-        finishedOnly = true;
+        return step(OutputKind.FINAL_ONLY);
+    }
+
+    /**
+     * {@link #step()} for a caller that streams (vLLM's {@code DELTA} output kind, as {@link AsyncLLMEngine}
+     * runs): a request that has not finished gives only what it added since its last output of this kind
+     * (its new text, token ids and logprobs; none where nothing is new), so a step costs what it made,
+     * not the length of the answers so far. A finished request gives its whole output, as {@code step} does.
+     * Not to be mixed with {@code step} on one engine: each kind keeps its own account of what was given.
+     */
+    public List<RequestOutput> stepDeltas() {
+        return step(OutputKind.DELTA);
+    }
+
+    private List<RequestOutput> step(OutputKind kind) {
+        outputKind = kind;
         try {
             return step();
         } finally {
-            finishedOnly = false;
+            outputKind = OutputKind.CUMULATIVE;
         }
     }
 
@@ -1008,7 +1025,12 @@ public final class LLMEngine implements AutoCloseable {
         List<RequestOutput> outputs = new ArrayList<>(touched.size());
         for (RequestGroup g : touched) {
             if (failures.containsKey(g.requestId())) continue;  // its final output is among the failed ones
-            if (finishedOnly && !g.finished()) continue;
+            if (outputKind == OutputKind.DELTA && !g.finished()) {
+                RequestOutput delta = g.toDeltaOutput();
+                if (delta != null) outputs.add(delta);
+                continue;
+            }
+            if (outputKind == OutputKind.FINAL_ONLY && !g.finished()) continue;
             outputs.add(g.toOutput());
             if (g.finished()) groups.remove(g.requestId());
         }

@@ -95,6 +95,33 @@ final class RequestGroup {
         return new RequestOutput(requestId, prompt, promptTokenList, promptLogprobsSoFar(), List.of(outs), finished());
     }
 
+    /**
+     * What the request's output added since its last delta (vLLM's {@code DELTA} output kind): each
+     * sequence's new text, token ids and logprobs, the prompt logprobs in the first; null where
+     * nothing is new. Costs what is new, not what came before (the text is not copied whole).
+     */
+    RequestOutput toDeltaOutput() {
+        List<CompletionOutput> changed = new ArrayList<>(sequences.size());
+        for (EngineRequest s : sequences) {
+            int tokens = s.outputTokenIds().size();
+            int chars = s.text.visibleLength(s.finished());
+            boolean newlyFinished = s.finished() && !s.deltaFinished;
+            if (tokens == s.deltaTokens && chars == s.deltaChars && !newlyFinished) continue;
+            double cumulative = s.sampling.cumulativeLogprob().orElse(Double.NaN);
+            changed.add(new CompletionOutput(s.index(), s.text.slice(s.deltaChars, chars), s.outputTokenIds().subList(s.deltaTokens, tokens),
+                    cumulative, s.logprobs == null ? null : s.logprobs.subList(s.deltaTokens, tokens), s.finishReason, s.stopReason));
+            s.deltaTokens = tokens;
+            s.deltaChars = chars;
+            s.deltaFinished = s.finished();
+        }
+        if (changed.isEmpty()) return null;
+        var prompt = deltaPromptLogprobsSent ? null : promptLogprobsSoFar();
+        deltaPromptLogprobsSent = true;
+        return new RequestOutput(requestId, this.prompt, promptTokenList, prompt, changed, false);
+    }
+
+    private boolean deltaPromptLogprobsSent;
+
     private List<Map<Integer, Logprob>> promptLogprobsSoFar() {
         if (promptLogprobs == null) return null;
         if (promptLogprobsCopy == null || promptLogprobsCopy.size() != promptLogprobs.size()) {

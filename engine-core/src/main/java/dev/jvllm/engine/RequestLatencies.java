@@ -62,9 +62,11 @@ public final class RequestLatencies {
     /**
      * Observes an output published for a request submitted at {@code stream.submittedNanos()}:
      * its first tokens, a later step's tokens, or its end. Engine thread.
+     *
+     * @param delta whether {@code output} holds only what is new (its tokens add to those seen), not all so far
      */
-    void observe(RequestStream stream, RequestOutput output, long now) {
-        int tokens = 0;
+    void observe(RequestStream stream, RequestOutput output, boolean delta, long now) {
+        int tokens = delta ? stream.tokensSeen : 0;
         for (CompletionOutput c : output.outputs()) tokens += c.tokenIds().size();
         if (tokens > stream.tokensSeen) {
             double seconds = (now - (stream.tokensSeen == 0 ? stream.submittedNanos() : stream.lastTokenNanos)) / 1e9;

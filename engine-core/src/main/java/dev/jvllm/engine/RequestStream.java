@@ -125,6 +125,22 @@ public final class RequestStream implements Flow.Publisher<RequestOutput> {
         signal();
     }
 
+    /** Engine thread: what an unfinished request added in a step ({@link LLMEngine#stepDeltas}), queued as it is. */
+    void publishDelta(RequestOutput delta) {
+        for (CompletionOutput c : delta.outputs()) {
+            int i = c.index();
+            grow(i + 1);
+            sentTokens[i] += c.tokenIds().size();
+            sentChars[i] += c.text().length();
+            sentFinished[i] = c.finished();
+        }
+        if (delta.promptLogprobs() != null) sentPromptLogprobs = true;
+        synchronized (this) {
+            pending.add(delta);
+        }
+        signal();
+    }
+
     /** The request will produce nothing more: the subscriber gets {@code onError} (after queued items it has asked for). */
     void fail(Throwable error) {
         synchronized (this) {
@@ -136,12 +152,7 @@ public final class RequestStream implements Flow.Publisher<RequestOutput> {
     }
 
     private RequestOutput delta(RequestOutput out) {
-        int n = out.outputs().stream().mapToInt(CompletionOutput::index).max().orElse(-1) + 1;
-        if (sentTokens.length < n) {
-            sentTokens = Arrays.copyOf(sentTokens, n);
-            sentChars = Arrays.copyOf(sentChars, n);
-            sentFinished = Arrays.copyOf(sentFinished, n);
-        }
+        grow(out.outputs().stream().mapToInt(CompletionOutput::index).max().orElse(-1) + 1);
         List<CompletionOutput> changed = new ArrayList<>();
         for (CompletionOutput c : out.outputs()) {
             int i = c.index();
@@ -161,6 +172,14 @@ public final class RequestStream implements Flow.Publisher<RequestOutput> {
         sentPromptLogprobs = true;
         return new RequestOutput(out.requestId(), out.prompt(), out.promptTokenIds(), promptLogprobs, changed,
                 out.finished());
+    }
+
+    private void grow(int sequences) {
+        if (sentTokens.length < sequences) {
+            sentTokens = Arrays.copyOf(sentTokens, sequences);
+            sentChars = Arrays.copyOf(sentChars, sequences);
+            sentFinished = Arrays.copyOf(sentFinished, sequences);
+        }
     }
 
     /** Starts a drain on the delivery executor unless one is running or there is no subscriber yet. */

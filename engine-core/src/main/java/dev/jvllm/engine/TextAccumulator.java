@@ -55,9 +55,20 @@ final class TextAccumulator {
      * of successive outputs only ever grows and streamed deltas concatenate to the final text.
      */
     String text(boolean finished) {
-        int visible = finished ? text.length() : Math.max(0, text.length() - Math.max(0, longestStop - 1));
-        if (visible > 0 && visible < text.length() && Character.isHighSurrogate(text.charAt(visible - 1))) visible--;
+        int visible = visibleLength(finished);
         if (visible != shown.length()) shown = text.substring(0, visible);
         return shown;
+    }
+
+    /** The length of {@link #text}, without making it. */
+    int visibleLength(boolean finished) {
+        int visible = finished ? text.length() : Math.max(0, text.length() - Math.max(0, longestStop - 1));
+        if (visible > 0 && visible < text.length() && Character.isHighSurrogate(text.charAt(visible - 1))) visible--;
+        return visible;
+    }
+
+    /** Characters {@code from} to {@code to} of the text, within its {@link #visibleLength}. */
+    String slice(int from, int to) {
+        return text.substring(from, to);
     }
 }
