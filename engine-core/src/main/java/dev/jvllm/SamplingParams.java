@@ -42,6 +42,9 @@ public final class SamplingParams {
     public static final int MAX_STOP_STRINGS = 64;
     /** Longest stop string, in chars. */
     public static final int MAX_STOP_STRING_LENGTH = 1024;
+    /** Most bad words per request, and their longest, in chars. */
+    public static final int MAX_BAD_WORDS = 256;
+    public static final int MAX_BAD_WORD_LENGTH = 256;
     /** Highest temperature, as in vLLM and the OpenAI API. */
     public static final double MAX_TEMPERATURE = 2.0;
     /** Temperatures below this sample greedily (vLLM's {@code _SAMPLING_EPS}). */
@@ -71,6 +74,7 @@ public final class SamplingParams {
     private final boolean detokenize;
     private final Map<Integer, Float> logitBias;
     private final List<Integer> allowedTokenIds;
+    private final List<String> badWords;
     private final StructuredOutputs structuredOutputs;
     private final Integer truncatePromptTokens;
 
@@ -98,6 +102,7 @@ public final class SamplingParams {
         detokenize = b.detokenize;
         this.logitBias = Collections.unmodifiableMap(new LinkedHashMap<>(logitBias));
         allowedTokenIds = b.allowedTokenIds == null ? null : List.copyOf(b.allowedTokenIds);
+        badWords = List.copyOf(b.badWords);
         structuredOutputs = b.structuredOutputs;
         truncatePromptTokens = b.truncatePromptTokens;
     }
@@ -137,6 +142,7 @@ public final class SamplingParams {
         b.detokenize = detokenize;
         b.logitBias = new LinkedHashMap<>(logitBias);
         b.allowedTokenIds = allowedTokenIds == null ? null : new ArrayList<>(allowedTokenIds);
+        b.badWords = new ArrayList<>(badWords);
         b.structuredOutputs = structuredOutputs;
         b.truncatePromptTokens = truncatePromptTokens;
         return b;
@@ -281,6 +287,16 @@ public final class SamplingParams {
     }
 
     /**
+     * Words the output may not contain, as vLLM's {@code bad_words}: each word's tokens (as it is
+     * written at the start of a text, and after a space) may not all be drawn in a row; the last of
+     * them is masked wherever the output already ends with the others. Matched on token ids, so a
+     * word the model spells with other tokens is not caught.
+     */
+    public List<String> badWords() {
+        return badWords;
+    }
+
+    /**
      * Checks every token id this request names (stop token ids, logit bias keys, allowed token
      * ids) against a vocabulary of {@code vocabSize} ids.
      *
@@ -320,7 +336,7 @@ public final class SamplingParams {
                 && Objects.equals(logprobs, p.logprobs) && Objects.equals(promptLogprobs, p.promptLogprobs)
                 && skipSpecialTokens == p.skipSpecialTokens && spacesBetweenSpecialTokens == p.spacesBetweenSpecialTokens
                 && detokenize == p.detokenize
-                && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds)
+                && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds) && badWords.equals(p.badWords)
                 && Objects.equals(structuredOutputs, p.structuredOutputs) && Objects.equals(truncatePromptTokens, p.truncatePromptTokens);
     }
 
@@ -328,7 +344,7 @@ public final class SamplingParams {
     public int hashCode() {
         return Objects.hash(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
                 seed, stop, stopTokenIds, includeStopStrInOutput, ignoreEos, maxTokens, minTokens, logprobs,
-                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, structuredOutputs, truncatePromptTokens);
+                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, badWords, structuredOutputs, truncatePromptTokens);
     }
 
     @Override
@@ -342,6 +358,7 @@ public final class SamplingParams {
                 + ", skipSpecialTokens=" + skipSpecialTokens + ", spacesBetweenSpecialTokens=" + spacesBetweenSpecialTokens
                 + ", detokenize=" + detokenize
                 + ", logitBias=" + logitBias + ", allowedTokenIds=" + allowedTokenIds
+                + (badWords.isEmpty() ? "" : ", badWords=" + badWords)
                 + (structuredOutputs == null ? "" : ", structuredOutputs=" + structuredOutputs)
                 + (truncatePromptTokens == null ? "" : ", truncatePromptTokens=" + truncatePromptTokens) + "]";
     }
@@ -373,6 +390,7 @@ public final class SamplingParams {
         private boolean detokenize = true;
         private Map<Integer, Float> logitBias = new LinkedHashMap<>();
         private List<Integer> allowedTokenIds;
+        private List<String> badWords = new ArrayList<>();
         private StructuredOutputs structuredOutputs;
         private Integer truncatePromptTokens;
 
@@ -542,6 +560,12 @@ public final class SamplingParams {
             return this;
         }
 
+        /** See {@link SamplingParams#badWords()}; at most {@link #MAX_BAD_WORDS}, none blank; {@code null} for none. */
+        public Builder badWords(List<String> badWords) {
+            this.badWords = badWords == null ? new ArrayList<>() : new ArrayList<>(badWords);
+            return this;
+        }
+
         /**
          * Checks every value and returns the parameters. Normalizes as vLLM does: top-k -1 becomes 0,
          * duplicate stop token ids are dropped, logit biases are clamped to plus or minus 100.
@@ -601,7 +625,20 @@ public final class SamplingParams {
                 }
                 requireTokenIds("allowedTokenIds", allowedTokenIds);
             }
+            checkBadWords();
             return new SamplingParams(this, topK == -1 ? 0 : topK, distinctStopIds, clampedLogitBias());
+        }
+
+        private void checkBadWords() {
+            if (badWords.size() > MAX_BAD_WORDS) {
+                throw invalid("badWords", "may hold at most " + MAX_BAD_WORDS + " words", badWords.size() + " words");
+            }
+            for (String word : badWords) {
+                if (word == null || word.isBlank()) throw new InvalidRequestException("badWords", "badWords cannot contain a blank or null word");
+                if (word.length() > MAX_BAD_WORD_LENGTH) {
+                    throw invalid("badWords", "words may be at most " + MAX_BAD_WORD_LENGTH + " characters long", "one of " + word.length());
+                }
+            }
         }
 
         private void checkStopStrings() {

@@ -522,10 +522,12 @@ public final class LLMEngine implements AutoCloseable {
         group.encoder(encoder);
         List<EngineRequest> created = new ArrayList<>();
         Grammar grammar = params.structuredOutputs().map(this::grammarFor).orElse(null);
+        List<int[]> badWords = badWordTokens(params.badWords());
         for (int i = 0; i < params.n(); i++) {
             SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIdList, model.vocabSize(),
                     random.generatorFor(params, i));
             if (grammar != null) state.constrain(grammar.newConstraint());
+            state.banSequences(badWords);
             TextAccumulator text = new TextAccumulator(codec == null || !params.detokenize() ? null
                     : codec.newDetokenizer(ids, params),
                     params.stop(), params.includeStopStrInOutput());
@@ -614,6 +616,26 @@ public final class LLMEngine implements AutoCloseable {
         }
         return ImagePlaceholders.expand(ids, images, vision.imageTokenId(), vision.imageStartTokenId(), vision.imageEndTokenId(),
                 vision::imageTokenCount);
+    }
+
+    /**
+     * Each bad word's tokens: the word at the start of a text, and after a space (how byte-level and
+     * SentencePiece vocabularies write a word inside a sentence) where those tokens differ. vLLM takes
+     * the second only where it has as many tokens as the first; this takes it always, so that a word
+     * whose spaced form is tokenized differently is banned inside a sentence too.
+     */
+    private List<int[]> badWordTokens(List<String> words) {
+        if (words.isEmpty()) return List.of();
+        if (codec == null) throw new InvalidRequestException("badWords", "bad words need the model's tokenizer, and this engine has none");
+        List<int[]> sequences = new ArrayList<>();
+        for (String word : words) {
+            String bare = word.stripLeading();
+            int[] alone = codec.encodeWithoutSpecialTokens(bare);
+            if (alone.length > 0) sequences.add(alone);
+            int[] spaced = codec.encodeWithoutSpecialTokens(" " + bare);
+            if (spaced.length > 0 && !java.util.Arrays.equals(spaced, alone)) sequences.add(spaced);
+        }
+        return sequences;
     }
 
     /** The grammar of a structured output, compiled once per pattern (the vocabulary once per engine). */

@@ -61,6 +61,7 @@ public final class Sampler {
     public boolean samplesPlainly(SequenceSamplingState sequence) {
         SamplingParams params = sequence.params();
         return params.logprobs().isEmpty() && sequence.allowedTokenIds() == null && sequence.constraint() == null
+                && !sequence.bansSequences()
                 && sequence.tokensMaskedByMinTokens().length == 0 && sequence.biasedTokenIds().length == 0
                 && sequence.promptAndOutputTokens() == null
                 && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
@@ -173,6 +174,7 @@ public final class Sampler {
             sequence.constraint().mask(logits);
         }
         LogitsProcessors.mask(logits, sequence.tokensMaskedByMinTokens());
+        LogitsProcessors.mask(logits, sequence.tokensMaskedByBadWords());
         LogitsProcessors.addBias(logits, sequence.biasedTokenIds(), sequence.biases());
         if (sequence.promptAndOutputTokens() != null) {
             LogitsProcessors.applyRepetitionPenalty(logits, sequence.promptAndOutputTokens(),

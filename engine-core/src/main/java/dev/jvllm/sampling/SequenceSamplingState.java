@@ -3,6 +3,7 @@ package dev.jvllm.sampling;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.SamplingParams;
 
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -41,6 +42,10 @@ public final class SequenceSamplingState {
     private double cumulativeLogprob;
     /** Null for an unconstrained output. */
     private TokenConstraint constraint;
+    /** Token sequences the output may not complete (bad words); null when there are none. */
+    private int[][] bannedSequences;
+    /** The last output tokens, as many as the longest banned sequence less one, in a ring ending at {@link #outputLength}. */
+    private int[] recentTokens;
 
     /**
      * @param params         the request's sampling parameters
@@ -122,6 +127,51 @@ public final class SequenceSamplingState {
             promptAndOutputTokens.increment(tokenId);
         }
         logprobs.ifPresent(l -> cumulativeLogprob += l.token().logprob());
+        if (recentTokens != null && recentTokens.length > 0) recentTokens[(outputLength - 1) % recentTokens.length] = tokenId;
+    }
+
+    /**
+     * Bans token sequences (a request's bad words, tokenized): the last token of each is masked
+     * wherever the output ends with the ones before it (at once for a sequence of one). Set before the
+     * first draw.
+     *
+     * @throws InvalidRequestException if a sequence is empty or names a token outside the vocabulary
+     */
+    public void banSequences(List<int[]> sequences) {
+        if (sequences.isEmpty()) return;
+        int longest = 0;
+        for (int[] sequence : sequences) {
+            if (sequence.length == 0) throw new InvalidRequestException("badWords", "a bad word has no tokens");
+            for (int id : sequence) {
+                if (id < 0 || id >= vocabSize) throw new InvalidRequestException("badWords", "a bad word's token " + id + " is outside the vocabulary");
+            }
+            longest = Math.max(longest, sequence.length);
+        }
+        bannedSequences = sequences.toArray(int[][]::new);
+        recentTokens = new int[longest - 1];
+    }
+
+    /** The tokens the bad words mask at this point of the output (possibly repeated); empty when none. */
+    int[] tokensMaskedByBadWords() {
+        if (bannedSequences == null) return NO_TOKENS;
+        int[] masked = new int[bannedSequences.length];
+        int count = 0;
+        outer:
+        for (int[] sequence : bannedSequences) {
+            int before = sequence.length - 1;
+            if (before > outputLength) continue;
+            for (int k = 0; k < before; k++) {
+                // The k-th of the last `before` output tokens.
+                int position = outputLength - before + k;
+                if (recentTokens[position % recentTokens.length] != sequence[k]) continue outer;
+            }
+            masked[count++] = sequence[before];
+        }
+        return Arrays.copyOf(masked, count);
+    }
+
+    boolean bansSequences() {
+        return bannedSequences != null;
     }
 
     /** Constrains the tokens drawn from now on (structured outputs); set before the first draw. */

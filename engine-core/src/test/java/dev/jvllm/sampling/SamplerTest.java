@@ -17,6 +17,7 @@ import static dev.jvllm.sampling.Sequences.softmax;
 import static dev.jvllm.sampling.Sequences.state;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -140,6 +141,23 @@ class SamplerTest {
         sampler.processLogits(s, logits);
         // token 1: 3 - 0.5*3 - 0.25; token 3: 2.5 - 0.5 - 0.25; prompt-only token 4 untouched
         assertArrayEquals(new float[] {1.0f, 1.25f, -2.0f, 1.75f, 0.0f}, logits);
+    }
+
+    @Test
+    void aBannedSequencesLastTokenIsMaskedWhereTheOutputEndsWithTheRest() {
+        SequenceSamplingState s = state(params().temperature(0).build(), 5);
+        s.banSequences(List.of(new int[]{0, 3, 0}, new int[]{4}));
+        assertFalse(sampler.samplesPlainly(s), "bad words are applied on the host");
+        assertEquals(0, sampler.sample(s, new float[]{3, 0, -2, 2.5f, 5}).tokenId(), "4 is banned outright");
+        assertEquals(3, sampler.sample(s, new float[]{1, 0, -2, 3, 5}).tokenId());
+        float[] afterZeroThree = {5, 0, 0, 1, 0};
+        sampler.processLogits(s, afterZeroThree);
+        assertArrayEquals(new float[]{Float.NEGATIVE_INFINITY, 0, 0, 1, Float.NEGATIVE_INFINITY}, afterZeroThree, "0 would complete 0 3 0");
+        assertEquals(3, sampler.sample(s, new float[]{5, 0, 0, 1, 0}).tokenId());
+        float[] afterThreeThree = {5, 0, 0, 1, 0};
+        sampler.processLogits(s, afterThreeThree);
+        assertEquals(5f, afterThreeThree[0], "the output ends 3 3: 0 completes nothing");
+        assertThrows(dev.jvllm.InvalidRequestException.class, () -> state(params().build(), 5).banSequences(List.of(new int[]{5})));
     }
 
     @Test

@@ -4,12 +4,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** The repository's demo model, found from a module directory (Maven) or the repository root (the GPU test script). */
-final class DemoModel {
+public final class DemoModel {
 
     private DemoModel() {
     }
 
-    static Path path() {
+    public static Path path() {
         Path fromModule = Path.of("../models/jvllm-demo");
         return Files.isDirectory(fromModule) ? fromModule : Path.of("models/jvllm-demo");
     }

@@ -7,8 +7,6 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import org.junit.jupiter.api.Test;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -28,8 +26,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class StepDeltasTest {
 
-    private static final Path DEMO = Files.isDirectory(Path.of("../models/jvllm-demo")) ? Path.of("../models/jvllm-demo")
-            : Path.of("models/jvllm-demo");
 
     private record Sofar(StringBuilder text, List<Integer> tokens, List<Map<Integer, Logprob>> logprobs) {
         Sofar() {
@@ -58,8 +54,8 @@ class StepDeltasTest {
         SamplingParams sampled = SamplingParams.builder().temperature(0.8).seed(5L).n(2).maxTokens(40).logprobs(2).promptLogprobs(1)
                 .stop(List.of(" the", ".")).build();
         SamplingParams greedy = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(30).build();
-        try (LLM whole = LLM.builder().model(DEMO.toString()).device("cpu").build();
-             LLM deltas = LLM.builder().model(DEMO.toString()).device("cpu").build()) {
+        try (LLM whole = LLM.builder().model(DemoModel.path().toString()).device("cpu").build();
+             LLM deltas = LLM.builder().model(DemoModel.path().toString()).device("cpu").build()) {
             for (LLM llm : List.of(whole, deltas)) {
                 llm.engine().addRequest("sampled", "The European Parliament", sampled);
                 llm.engine().addRequest("greedy", "The Commission", greedy);

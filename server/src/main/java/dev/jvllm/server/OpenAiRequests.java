@@ -343,7 +343,6 @@ final class OpenAiRequests {
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
         // vLLM's fields that would change the answer and are not served here: refused, never ignored.
-        refuse(body, "bad_words", "'bad_words' is not served");
         if (body.path("structured_outputs").hasNonNull("structural_tag")) {
             throw ApiError.invalid("structured_outputs.structural_tag", "structural tags are not served (json, regex, choice and grammar are)");
         }
@@ -373,6 +372,7 @@ final class OpenAiRequests {
             params.seed(seed.asLong());
         }
         params.stop(strings(body, "stop"));
+        params.badWords(strings(body, "bad_words"));
         JsonNode stopIds = body.get("stop_token_ids");
         if (stopIds != null && !stopIds.isNull()) {
             if (!stopIds.isArray()) throw ApiError.invalid("stop_token_ids", "'stop_token_ids' must be a list of token ids");

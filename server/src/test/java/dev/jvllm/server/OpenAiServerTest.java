@@ -676,9 +676,17 @@ class OpenAiServerTest {
         assertEquals(reference.tokenizer().decode(new int[]{the, the, the, the}, true), held.body().path("choices").get(0).path("text").asText(),
                 held.body().toString());
 
+        // bad_words: the greedy answer's first word, banned, is not its first word any more.
+        String greedyAsk = "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4, \"temperature\": 0";
+        String free = post(server, "/v1/completions", greedyAsk + "}").body().path("choices").get(0).path("text").asText();
+        String firstWord = free.strip().split("\\s+")[0];
+        String banned = post(server, "/v1/completions", greedyAsk + ", \"bad_words\": [" + JSON.writeValueAsString(firstWord) + "]}")
+                .body().path("choices").get(0).path("text").asText();
+        assertFalse(banned.strip().startsWith(firstWord), free + " / " + banned);
+        assertError(post(server, "/v1/completions", greedyAsk + ", \"bad_words\": [\" \"]}"), 400, "bad_words");
+
         String ask = "{\"prompt\": \"x\", \"max_tokens\": 1, ";
-        for (String[] refused : new String[][]{{"bad_words", "[\"x\"]"},
-                {"use_beam_search", "true"}, {"length_penalty", "2.0"}, {"priority", "1"}, {"return_tokens_as_token_ids", "true"},
+        for (String[] refused : new String[][]{{"use_beam_search", "true"}, {"length_penalty", "2.0"}, {"priority", "1"}, {"return_tokens_as_token_ids", "true"},
                 {"spaces_between_special_tokens", "\"yes\""}, {"allowed_token_ids", "[999999]"}}) {
             assertError(post(server, "/v1/completions", ask + "\"" + refused[0] + "\": " + refused[1] + "}"), 400,
                     refused[0].equals("allowed_token_ids") ? null : refused[0]);
