@@ -48,12 +48,13 @@ public final class StructuredOutputs {
         this.rules = null;
     }
 
-    private StructuredOutputs(String kind, GrammarRules rules) {
+    private StructuredOutputs(String kind, GrammarRules rules, String leftRecursionHint) {
         this.kind = kind;
         try {
             new Pushdown(rules);
         } catch (IllegalArgumentException e) {
-            throw new InvalidRequestException("structuredOutputs", "the " + kind + " cannot be used: " + e.getMessage());
+            String hint = e.getMessage().contains("left-recursive") ? leftRecursionHint : "";
+            throw new InvalidRequestException("structuredOutputs", "the " + kind + " cannot be used: " + e.getMessage() + hint);
         }
         this.pattern = rules.toString();
         this.rules = rules;
@@ -88,7 +89,8 @@ public final class StructuredOutputs {
         // A recursive schema: a grammar, its root rule opening as a document does.
         Map<String, String> withSpace = new java.util.LinkedHashMap<>(rules.rules());
         withSpace.put("root", LEADING_SPACE + rules.rules().get("root"));
-        return new StructuredOutputs("JSON schema", new GrammarRules(withSpace));
+        return new StructuredOutputs("JSON schema", new GrammarRules(withSpace),
+                " (a $ref that comes back to itself before any character of the document: an anyOf or allOf that names itself)");
     }
 
     /**
@@ -145,7 +147,7 @@ public final class StructuredOutputs {
     public static StructuredOutputs grammar(String grammar) {
         Objects.requireNonNull(grammar, "grammar");
         try {
-            return new StructuredOutputs("grammar", GbnfGrammar.parse(grammar));
+            return new StructuredOutputs("grammar", GbnfGrammar.parse(grammar), ": write the repetition with '*' or '+'");
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the grammar cannot be used: " + e.getMessage());
         }

@@ -521,7 +521,13 @@ public final class LLMEngine implements AutoCloseable {
         RequestGroup group = new RequestGroup(requestId, prompt, ids, params, spans);
         group.encoder(encoder);
         List<EngineRequest> created = new ArrayList<>();
-        Grammar grammar = params.structuredOutputs().map(this::grammarFor).orElse(null);
+        Grammar grammar;
+        try {
+            grammar = params.structuredOutputs().map(this::grammarFor).orElse(null);
+        } catch (IllegalArgumentException | Regex.TooComplexException e) {
+            // StructuredOutputs checked it when made; a request must not fail the engine thread all the same.
+            throw new InvalidRequestException("structuredOutputs", "the structured output cannot be used: " + e.getMessage());
+        }
         List<int[]> badWords = badWordTokens(params.badWords());
         for (int i = 0; i < params.n(); i++) {
             SequenceSamplingState state = new SequenceSamplingState(params, ids, eosTokenIdList, model.vocabSize(),

@@ -28,6 +28,8 @@ public final class GbnfGrammar {
 
     /** Grammar texts longer than this are refused. */
     static final int MAX_LENGTH = 1 << 20;
+    /** Repetition bounds above this are refused, as in {@link Regex}. */
+    static final int MAX_REPEAT = 1000;
     /** Groups nested deeper than this are refused (the reader recurses once a level). */
     static final int MAX_DEPTH = 200;
 
@@ -94,7 +96,12 @@ public final class GbnfGrammar {
             if (c == '|' || c == ')' || startsRule()) return b.toString();
             String element = element();
             skipSpace();
-            b.append(element).append(quantifier());
+            // Quantifiers apply in turn, as llama.cpp reads them: "a"*? is ("a"*)?.
+            for (String q; !(q = quantifier()).isEmpty(); ) {
+                element = "(?:" + element + ")" + q;
+                skipSpace();
+            }
+            b.append(element);
         }
     }
 
@@ -142,16 +149,12 @@ public final class GbnfGrammar {
         }
     }
 
-    /** One character, a pair of surrogates counted as one. */
-    private static final String ANY_CHARACTER = "(?:[\\uD800-\\uDBFF][\\uDC00-\\uDFFF]|[^\\uD800-\\uDFFF])";
-
     private String charClass() {
         int start = pos;
         pos++;
         boolean negate = pos < text.length() && text.charAt(pos) == '^';
         if (negate) pos++;
-        StringBuilder ranges = new StringBuilder();
-        boolean any = false;
+        java.util.List<int[]> ranges = new java.util.ArrayList<>();
         while (true) {
             if (pos >= text.length()) {
                 pos = start;
@@ -165,21 +168,92 @@ public final class GbnfGrammar {
                 hi = classCharacter();
                 if (hi < lo) throw error("the range ends before it starts");
             }
-            if (hi > Character.MAX_VALUE || Character.isSurrogate((char) lo) || Character.isSurrogate((char) hi)) {
-                throw error("characters beyond U+FFFF are not supported in a character class");
-            }
-            ranges.append(unicodeEscape(lo));
-            if (hi != lo) ranges.append('-').append(unicodeEscape(hi));
-            any = true;
+            ranges.add(new int[]{lo, hi});
         }
-        if (!any) {
+        if (ranges.isEmpty()) {
             pos = start;
             throw error("an empty character class matches nothing");
         }
         pos++;
-        // Surrogates are left out of the class itself; a negated class then takes a whole pair as one character.
-        if (negate) return "(?:[^" + ranges + "\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])";
-        return "[" + ranges + "]";
+        int[] codePoints = merge(ranges);
+        if (negate) codePoints = complement(codePoints);
+        codePoints = withoutSurrogates(codePoints);
+        if (codePoints.length == 0) {
+            pos = start;
+            throw error("the character class matches no character");
+        }
+        return codePointPattern(codePoints);
+    }
+
+    /** Any character: every code point, those beyond U+FFFF as their pair of surrogates. */
+    private static final String ANY_CHARACTER = codePointPattern(new int[]{0, 0xD7FF, 0xE000, Character.MAX_CODE_POINT});
+
+    /** Sorted, merged (lo, hi) pairs of code points. */
+    private static int[] merge(java.util.List<int[]> ranges) {
+        ranges.sort((a, b) -> Integer.compare(a[0], b[0]));
+        java.util.List<int[]> merged = new java.util.ArrayList<>();
+        for (int[] r : ranges) {
+            if (!merged.isEmpty() && r[0] <= merged.getLast()[1] + 1) merged.getLast()[1] = Math.max(merged.getLast()[1], r[1]);
+            else merged.add(r.clone());
+        }
+        return merged.stream().flatMapToInt(java.util.Arrays::stream).toArray();
+    }
+
+    private static int[] complement(int[] pairs) {
+        java.util.List<int[]> out = new java.util.ArrayList<>();
+        int next = 0;
+        for (int i = 0; i < pairs.length; i += 2) {
+            if (pairs[i] > next) out.add(new int[]{next, pairs[i] - 1});
+            next = pairs[i + 1] + 1;
+        }
+        if (next <= Character.MAX_CODE_POINT) out.add(new int[]{next, Character.MAX_CODE_POINT});
+        return out.stream().flatMapToInt(java.util.Arrays::stream).toArray();
+    }
+
+    /** The pairs less the surrogate block, which holds no characters (a text's surrogates come in pairs, one character). */
+    private static int[] withoutSurrogates(int[] pairs) {
+        java.util.List<int[]> out = new java.util.ArrayList<>();
+        for (int i = 0; i < pairs.length; i += 2) {
+            int lo = pairs[i], hi = pairs[i + 1];
+            if (lo < Character.MIN_SURROGATE) out.add(new int[]{lo, Math.min(hi, Character.MIN_SURROGATE - 1)});
+            if (hi > Character.MAX_SURROGATE) out.add(new int[]{Math.max(lo, Character.MAX_SURROGATE + 1), hi});
+        }
+        return out.stream().flatMapToInt(java.util.Arrays::stream).toArray();
+    }
+
+    /**
+     * A pattern taking one code point of the (lo, hi) pairs, surrogates excluded: those up to U+FFFF
+     * as one class, those beyond as their pairs of UTF-16 surrogates (the text is matched by char).
+     */
+    private static String codePointPattern(int[] pairs) {
+        StringBuilder bmp = new StringBuilder();
+        java.util.List<String> astral = new java.util.ArrayList<>();
+        for (int i = 0; i < pairs.length; i += 2) {
+            int lo = pairs[i], hi = pairs[i + 1];
+            if (lo <= Character.MAX_VALUE) {
+                int top = Math.min(hi, Character.MAX_VALUE);
+                bmp.append(unicodeEscape(lo));
+                if (top != lo) bmp.append('-').append(unicodeEscape(top));
+            }
+            if (hi > Character.MAX_VALUE) {
+                int from = Math.max(lo, Character.MIN_SUPPLEMENTARY_CODE_POINT);
+                char highFrom = Character.highSurrogate(from), lowFrom = Character.lowSurrogate(from);
+                char highTo = Character.highSurrogate(hi), lowTo = Character.lowSurrogate(hi);
+                if (highFrom == highTo) {
+                    astral.add(unicodeEscape(highFrom) + "[" + unicodeEscape(lowFrom) + "-" + unicodeEscape(lowTo) + "]");
+                } else {
+                    astral.add(unicodeEscape(highFrom) + "[" + unicodeEscape(lowFrom) + "-\\uDFFF]");
+                    if (highTo - highFrom > 1) {
+                        astral.add("[" + unicodeEscape(highFrom + 1) + "-" + unicodeEscape(highTo - 1) + "][\\uDC00-\\uDFFF]");
+                    }
+                    astral.add(unicodeEscape(highTo) + "[\\uDC00-" + unicodeEscape(lowTo) + "]");
+                }
+            }
+        }
+        java.util.List<String> options = new java.util.ArrayList<>();
+        if (!bmp.isEmpty()) options.add("[" + bmp + "]");
+        options.addAll(astral);
+        return options.size() == 1 ? options.getFirst() : "(?:" + String.join("|", options) + ")";
     }
 
     private int classCharacter() {
@@ -240,7 +314,12 @@ public final class GbnfGrammar {
         int close = text.indexOf('}', pos);
         if (close < 0) throw error("unclosed '{'");
         String bounds = text.substring(pos + 1, close).replace(" ", "");
-        if (!bounds.matches("\\d{1,4}(,\\d{0,4})?")) throw error("bad repetition bounds '{" + bounds + "}'");
+        if (!bounds.matches("\\d{1,9}(,\\d{0,9})?")) throw error("bad repetition bounds '{" + bounds + "}'");
+        String[] parts = bounds.split(",", -1);
+        int min = Integer.parseInt(parts[0]);
+        int max = parts.length == 1 ? min : parts[1].isEmpty() ? -1 : Integer.parseInt(parts[1]);
+        if (min > MAX_REPEAT || max > MAX_REPEAT) throw error("repetition bounds above " + MAX_REPEAT + " are not supported: '{" + bounds + "}'");
+        if (max >= 0 && max < min) throw error("the repetition's bounds '{" + bounds + "}' end before they start");
         pos = close + 1;
         return "{" + bounds + "}";
     }

@@ -149,6 +149,11 @@ public final class Grammar {
         long[] findAllowed(Pushdown.Configuration state) {
             return vocabulary.allowed(pushdown, state);
         }
+
+        @Override
+        boolean full() {
+            return pushdown.full();
+        }
     }
 
     private final class Constraint<S> implements TokenConstraint {

@@ -24,7 +24,14 @@ import java.util.Set;
 public final class Pushdown {
 
     /** Points with more parse stacks than this fail with {@link Regex.TooComplexException} (a grammar too ambiguous to follow). */
-    static final int MAX_STACKS = 2_000;
+    static final int MAX_STACKS = 256;
+    /**
+     * A token mask's walk of the vocabulary that steps more stacks than this fails with
+     * {@link Regex.TooComplexException}: a grammar that keeps many readings open over long texts
+     * would otherwise hold the engine's step for seconds. Inside a JSON string a walk takes about
+     * 400 000 steps on a 128k vocabulary.
+     */
+    static final long MAX_WALK_STEPS = 8_000_000;
     /** Stacks deeper than this fail with {@link Regex.TooComplexException} (nesting the memory of one point would not hold). */
     static final int MAX_DEPTH = 10_000;
 
@@ -32,12 +39,17 @@ public final class Pushdown {
     private final String[] names;
     private final Regex[] rules;
     private final int[] starts;
+    private final Configuration start;
+    /** Stacks stepped so far, for the walks' budget. */
+    private long steps;
 
     /**
      * Compiles {@code grammar}.
      *
      * @throws IllegalArgumentException naming a rule whose pattern is not valid, a call of an undefined
-     *                                  rule, or a left-recursive rule
+     *                                  rule, a rule that can never finish (a recursion without a way
+     *                                  out), a left-recursive rule, rules too large together, or a start
+     *                                  that leaves too many readings open
      */
     public Pushdown(GrammarRules grammar) {
         this.grammar = grammar;
@@ -46,6 +58,7 @@ public final class Pushdown {
         for (int i = 0; i < names.length; i++) index.put(names[i], i);
         rules = new Regex[names.length];
         starts = new int[names.length];
+        int automatonStates = 0;
         for (int i = 0; i < names.length; i++) {
             String rule = names[i];
             try {
@@ -57,9 +70,21 @@ public final class Pushdown {
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("rule '" + rule + "': " + e.getMessage(), e);
             }
+            automatonStates += rules[i].automatonStates();
+            if (automatonStates > Regex.MAX_NFA_STATES) {
+                throw new IllegalArgumentException("the grammar's rules pass " + Regex.MAX_NFA_STATES + " automaton states together (at rule '"
+                        + rule + "')");
+            }
             starts[i] = rules[i].start();
         }
-        refuseLeftRecursion(nullable());
+        int[][] callers = callers();
+        refuseRulesThatNeverFinish(holding((r, finishes) -> rules[r].reachesAccept(k -> finishes[k], true), callers));
+        refuseLeftRecursion(holding((r, nullable) -> rules[r].reachesAccept(k -> nullable[k], false), callers));
+        try {
+            start = closure(List.of(new Frame(0, starts[0], null, 0)));
+        } catch (Regex.TooComplexException e) {
+            throw new IllegalArgumentException("at its start " + e.getMessage(), e);
+        }
     }
 
     public GrammarRules grammar() {
@@ -145,11 +170,18 @@ public final class Pushdown {
 
     /** The point before any character. */
     public Configuration start() {
-        return closure(List.of(new Frame(0, starts[0], null, 0)));
+        return start;
+    }
+
+    /** Whether a rule's automaton can make no further state, so that every later new state fails. */
+    public boolean full() {
+        for (Regex rule : rules) if (rule.full()) return true;
+        return false;
     }
 
     /** The point after {@code c}, or null where no continuation completes the grammar. */
     public Configuration step(Configuration from, char c) {
+        steps += from.stacks.length;
         Frame[] moved = null;
         int count = 0;
         boolean inside = true;
@@ -175,7 +207,18 @@ public final class Pushdown {
 
     /** The state of {@code top}'s rule after {@code c} from {@code state}, or {@link Regex#DEAD}. */
     int stepTop(Frame top, int state, char c) {
+        steps++;
         return rules[top.rule].step(state, c);
+    }
+
+    /** Stacks stepped so far (a walk's cost). */
+    long steps() {
+        return steps;
+    }
+
+    static Regex.TooComplexException walkTooLong() {
+        return new Regex.TooComplexException("the grammar keeps so many readings open that masking the vocabulary takes more than "
+                + MAX_WALK_STEPS + " steps", MAX_STACKS);
     }
 
     /** Whether {@code top}'s rule in {@code state} neither finishes nor calls: only characters lead on. */
@@ -229,7 +272,7 @@ public final class Pushdown {
         while (!work.isEmpty()) {
             Frame f = work.pop();
             if (!seen.add(f)) continue;
-            if (seen.size() > MAX_STACKS * 4) throw tooAmbiguous();
+            if (seen.size() > MAX_STACKS * 4 + 2 * rules.length) throw tooAmbiguous();
             Regex rule = rules[f.rule];
             if (rule.readsCharacters(f.state)) kept.add(f);
             if (rule.accepting(f.state)) {
@@ -264,52 +307,75 @@ public final class Pushdown {
         return new Regex.TooComplexException("the grammar leaves more than " + MAX_STACKS + " readings open at one point", MAX_STACKS);
     }
 
-    /** The rules that can match the empty text. */
-    private boolean[] nullable() {
-        boolean[] nullable = new boolean[rules.length];
-        for (boolean changed = true; changed; ) {
-            changed = false;
-            for (int r = 0; r < rules.length; r++) {
-                if (nullable[r]) continue;
-                for (int state : statesWithoutReading(r, nullable)) {
-                    if (rules[r].accepting(state)) {
-                        nullable[r] = true;
-                        changed = true;
-                        break;
-                    }
+    /** Per rule, the rules that call it. */
+    private int[][] callers() {
+        List<List<Integer>> callers = new ArrayList<>();
+        for (int r = 0; r < rules.length; r++) callers.add(new ArrayList<>());
+        for (int r = 0; r < rules.length; r++) for (int callee : rules[r].calledRules()) callers.get(callee).add(r);
+        int[][] result = new int[rules.length][];
+        for (int r = 0; r < rules.length; r++) result[r] = callers.get(r).stream().mapToInt(Integer::intValue).toArray();
+        return result;
+    }
+
+    private interface RuleTest {
+        boolean holds(int rule, boolean[] known);
+    }
+
+    /**
+     * The rules for which {@code test} holds, given those already found (the least fixpoint): each
+     * rule is tried once, and again only when one it calls is found.
+     */
+    private boolean[] holding(RuleTest test, int[][] callers) {
+        boolean[] known = new boolean[rules.length];
+        boolean[] queued = new boolean[rules.length];
+        ArrayDeque<Integer> work = new ArrayDeque<>();
+        for (int r = rules.length - 1; r >= 0; r--) {
+            work.add(r);
+            queued[r] = true;
+        }
+        while (!work.isEmpty()) {
+            int r = work.poll();
+            queued[r] = false;
+            if (known[r] || !test.holds(r, known)) continue;
+            known[r] = true;
+            for (int caller : callers[r]) {
+                if (!known[caller] && !queued[caller]) {
+                    queued[caller] = true;
+                    work.add(caller);
                 }
             }
         }
-        return nullable;
+        return known;
     }
 
-    /** The states of rule {@code r} reached from its start through calls of rules that match the empty text only. */
-    private List<Integer> statesWithoutReading(int r, boolean[] nullable) {
-        List<Integer> states = new ArrayList<>();
-        Set<Integer> seen = new HashSet<>();
-        ArrayDeque<Integer> work = new ArrayDeque<>();
-        work.push(starts[r]);
+    /**
+     * Refuses a rule reached from the start that can never finish (each way through it calls a rule
+     * that never finishes, as {@code root ::= "{" root "}"}): its prefixes would stay alive without any
+     * way to complete, and the output would run to its length limit.
+     */
+    private void refuseRulesThatNeverFinish(boolean[] finishes) {
+        boolean[] reached = new boolean[rules.length];
+        ArrayDeque<Integer> work = new ArrayDeque<>(List.of(0));
+        reached[0] = true;
         while (!work.isEmpty()) {
-            int state = work.pop();
-            if (!seen.add(state)) continue;
-            states.add(state);
-            for (int callee : rules[r].calls(state)) {
-                if (!nullable[callee]) continue;
-                int next = rules[r].stepCall(state, callee);
-                if (next != Regex.DEAD) work.push(next);
+            int r = work.pop();
+            if (!finishes[r]) {
+                throw new IllegalArgumentException("the rule '" + names[r] + "' can never finish: every way through it calls a rule that "
+                        + "never finishes (a recursion with no way out)");
+            }
+            for (int callee : rules[r].calledRules()) {
+                if (!reached[callee]) {
+                    reached[callee] = true;
+                    work.push(callee);
+                }
             }
         }
-        return states;
     }
 
     /** Refuses a rule that can call itself before reading a character: its stack would grow without end. */
     private void refuseLeftRecursion(boolean[] nullable) {
         int[][] leftCalls = new int[rules.length][];
-        for (int r = 0; r < rules.length; r++) {
-            Set<Integer> called = new java.util.TreeSet<>();
-            for (int state : statesWithoutReading(r, nullable)) for (int callee : rules[r].calls(state)) called.add(callee);
-            leftCalls[r] = called.stream().mapToInt(Integer::intValue).toArray();
-        }
+        for (int r = 0; r < rules.length; r++) leftCalls[r] = rules[r].callsBeforeReading(k -> nullable[k]);
         // Depth first over "calls before reading"; a rule met again on the current path closes a cycle.
         int[] mark = new int[rules.length]; // 0 unvisited, 1 on the path, 2 done
         for (int r = 0; r < rules.length; r++) {
@@ -331,7 +397,7 @@ public final class Pushdown {
                     cycle = cycle.subList(cycle.indexOf(names[callee]), cycle.size());
                     cycle.add(names[callee]);
                     throw new IllegalArgumentException("the rule '" + names[callee] + "' is left-recursive (" + String.join(" -> ", cycle)
-                            + " before reading a character), which is not supported: write the repetition with '*' or '+'");
+                            + " before reading a character), which is not supported");
                 }
                 if (mark[callee] == 0) {
                     mark[callee] = 1;

@@ -160,6 +160,68 @@ public final class Regex {
         return known;
     }
 
+    // ---- a grammar rule's automaton, read as a whole (Pushdown's checks when it is compiled) --------
+
+    /** How many automaton states the pattern compiled to. */
+    int automatonStates() {
+        return ranges.size();
+    }
+
+    /** Every rule the pattern calls somewhere. */
+    int[] calledRules() {
+        BitSet called = new BitSet();
+        for (int[] r : ranges) {
+            for (int i = 0; i < r.length; i += 3) if (r[i] >= CALL) called.set(r[i] - CALL);
+        }
+        return called.stream().toArray();
+    }
+
+    /**
+     * Whether a path from the start reaches the end taking characters (if {@code readsCharacters})
+     * and calls of the rules {@code callPasses} admits: with characters, whether the rule can finish
+     * at all (its calls' rules finish); without, whether it can match the empty text.
+     */
+    boolean reachesAccept(java.util.function.IntPredicate callPasses, boolean readsCharacters) {
+        return walkWithoutDead(callPasses, readsCharacters, null);
+    }
+
+    /** The rules called on paths from the start that read no character, passing only calls of the rules {@code nullable} admits. */
+    int[] callsBeforeReading(java.util.function.IntPredicate nullable) {
+        BitSet called = new BitSet();
+        walkWithoutDead(nullable, false, called);
+        return called.stream().toArray();
+    }
+
+    private boolean walkWithoutDead(java.util.function.IntPredicate callPasses, boolean readsCharacters, BitSet calledOut) {
+        BitSet seen = new BitSet();
+        int[] stack = new int[16];
+        int top = 0;
+        stack[top++] = nfaStart;
+        seen.set(nfaStart);
+        boolean accepted = false;
+        while (top > 0) {
+            int s = stack[--top];
+            if (s == accept) accepted = true;
+            int[] r = ranges.get(s);
+            int[] e = empties.get(s);
+            int[] next = new int[e.length + r.length / 3];
+            int n = 0;
+            for (int t : e) next[n++] = t;
+            for (int i = 0; i < r.length; i += 3) {
+                boolean call = r[i] >= CALL;
+                if (call && calledOut != null) calledOut.set(r[i] - CALL);
+                if (call ? callPasses.test(r[i] - CALL) : readsCharacters) next[n++] = r[i + 2];
+            }
+            for (int k = 0; k < n; k++) {
+                if (seen.get(next[k])) continue;
+                seen.set(next[k]);
+                if (top == stack.length) stack = Arrays.copyOf(stack, top * 2);
+                stack[top++] = next[k];
+            }
+        }
+        return accepted;
+    }
+
     /** Whether some character (not a call) leads on from {@code state}. */
     boolean readsCharacters(int state) {
         if (state == DEAD) return false;

@@ -125,10 +125,12 @@ public final class TokenVocabulary {
         int[] nodeStack = new int[64], stateStack = new int[64];
         Pushdown.Frame[] topStack = new Pushdown.Frame[64];
         Pushdown.Configuration[] pointStack = new Pushdown.Configuration[64];
+        long lastStep = grammar.steps() + Pushdown.MAX_WALK_STEPS;
         int top = 0;
         nodeStack[top] = 0;
         pointStack[top++] = at;
         while (top > 0) {
+            if (grammar.steps() > lastStep) throw Pushdown.walkTooLong();
             int node = nodeStack[--top], state = stateStack[top];
             Pushdown.Frame single = topStack[top];
             Pushdown.Configuration from = pointStack[top];

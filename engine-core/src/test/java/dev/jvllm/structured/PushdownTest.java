@@ -115,8 +115,7 @@ class PushdownTest {
 
     @Test
     void badGrammarsAreRefusedNamingTheProblem() {
-        assertEquals("the rule 'expr' is left-recursive (expr -> expr before reading a character), which is not supported: "
-                        + "write the repetition with '*' or '+'",
+        assertEquals("the rule 'expr' is left-recursive (expr -> expr before reading a character), which is not supported",
                 assertThrows(IllegalArgumentException.class, () -> new Pushdown(GbnfGrammar.parse(
                         "root ::= expr\nexpr ::= expr \"+\" term | term\nterm ::= [0-9]+"))).getMessage());
         // Through a rule that may match nothing.
@@ -137,6 +136,76 @@ class PushdownTest {
     }
 
     @Test
+    void rulesThatCanNeverFinishAreRefused() {
+        // Their prefixes would live on with no way to complete: the output would run to its length limit.
+        assertEquals("the rule 'root' can never finish: every way through it calls a rule that never finishes (a recursion with no way out)",
+                assertThrows(IllegalArgumentException.class, () -> new Pushdown(GbnfGrammar.parse("root ::= \"{\" root \"}\""))).getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> new Pushdown(GbnfGrammar.parse(
+                "root ::= \"a\" x | \"b\"\nx ::= \"c\" x"))).getMessage().startsWith("the rule 'x' can never finish"));
+        // A rule never called is left alone.
+        assertTrue(new Pushdown(GbnfGrammar.parse("root ::= \"b\"\nx ::= \"c\" x")).matches("b"));
+    }
+
+    @Test
+    void aStartWithTooManyReadingsIsRefusedWhenCompiledNotWhenFollowed() {
+        var e = assertThrows(IllegalArgumentException.class, () -> new Pushdown(GbnfGrammar.parse("root ::= n{0,1000} \"x\"\nn ::= \"y\"?")));
+        assertEquals("at its start the grammar leaves more than " + Pushdown.MAX_STACKS + " readings open at one point", e.getMessage());
+    }
+
+    @Test
+    void rulesTooLargeTogetherAreRefusedBeforeTheyFillTheMemory() {
+        StringBuilder grammar = new StringBuilder("root ::= r0\n");
+        for (int i = 0; i < 100; i++) grammar.append("r").append(i).append(" ::= (\"a\"{1000}){20}\n");
+        var e = assertThrows(IllegalArgumentException.class, () -> new Pushdown(GbnfGrammar.parse(grammar.toString())));
+        assertTrue(e.getMessage().startsWith("the grammar's rules pass " + Regex.MAX_NFA_STATES + " automaton states together"), e.getMessage());
+    }
+
+    @Test
+    void longChainsOfRulesCompileAndFollow() {
+        StringBuilder grammar = new StringBuilder("root ::= r0\n");
+        for (int i = 0; i < 5000; i++) grammar.append("r").append(i).append(" ::= r").append(i + 1).append("\n");
+        grammar.append("r5000 ::= \"a\"\n");
+        Pushdown chain = new Pushdown(GbnfGrammar.parse(grammar.toString()));
+        assertTrue(chain.matches("a"));
+        assertFalse(chain.matches(""));
+        assertFalse(chain.matches("aa"));
+    }
+
+    @Test
+    void aMaskWhoseWalkWouldHoldTheEngineForSecondsFailsInstead() {
+        // 200 readings stay open over any run of letters: a walk of the vocabulary steps each of them at each node.
+        StringBuilder grammar = new StringBuilder("root ::= w0");
+        for (int i = 1; i < 200; i++) grammar.append(" | w").append(i);
+        for (int i = 0; i < 200; i++) grammar.append("\nw").append(i).append(" ::= [a-z]* \"<").append(i).append(">\"");
+        Pushdown many = new Pushdown(GbnfGrammar.parse(grammar.toString()));
+        Random random = new Random(1);
+        List<String> texts = new ArrayList<>();
+        for (int i = 0; i < 40_000; i++) {
+            StringBuilder word = new StringBuilder();
+            for (int k = 1 + random.nextInt(6); k > 0; k--) word.append((char) ('a' + random.nextInt(26)));
+            texts.add(word.toString());
+        }
+        TokenVocabulary vocabulary = new TokenVocabulary(texts.size(), id -> texts.get(id).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        var e = assertThrows(Regex.TooComplexException.class, () -> vocabulary.allowed(many, many.start()));
+        assertTrue(e.getMessage().contains("masking the vocabulary takes more than " + Pushdown.MAX_WALK_STEPS + " steps"), e.getMessage());
+    }
+
+    @Test
+    void aRuleWhoseAutomatonIsFullMarksTheGrammarSpent() {
+        // [ab]* "a" [ab]{14}: a rule whose deterministic states double with each letter, as the regex test's exploding pattern.
+        Pushdown exploding = new Pushdown(GbnfGrammar.parse("root ::= [ab]* \"a\" [ab]{14}"));
+        Random random = new Random(2);
+        Pushdown.Configuration at = exploding.start();
+        assertFalse(exploding.full());
+        try {
+            for (int i = 0; i < 100_000; i++) at = exploding.step(at, random.nextBoolean() ? 'a' : 'b');
+        } catch (Regex.TooComplexException expected) {
+            // the rule's automaton passed its states
+        }
+        assertTrue(exploding.full(), "a spent grammar must leave the engine's cache");
+    }
+
+    @Test
     void gbnfReadsLiteralsClassesEscapesRepetitionsAndComments() {
         Pushdown p = new Pushdown(GbnfGrammar.parse("""
                 root ::= greeting ", " name{1,3} # a comment "with a quote
@@ -154,6 +223,19 @@ class PushdownTest {
         assertTrue(one.matches("\uD83D\uDE00\uD83D\uDE01"));
         assertFalse(one.matches("\uD83D\uDE00a"));
         assertFalse(one.matches("\uD83D\uDE00\uD83D"), "half a pair is not a character");
+        // Classes are of code points: ranges beyond U+FFFF, and a range over the surrogates holds none of them.
+        Pushdown emoji = new Pushdown(GbnfGrammar.parse("root ::= [\\U0001F600-\\U0001F64F a]+"));
+        assertTrue(emoji.matches("\uD83D\uDE00a\uD83D\uDE4F"));
+        assertFalse(emoji.matches("\uD83D\uDE50"));
+        Pushdown wide = new Pushdown(GbnfGrammar.parse("root ::= [ -\\U0010FFFF]{2}"));
+        assertFalse(wide.matches("\uD83D\uDE00"), "one character, not two");
+        assertTrue(wide.matches("a\uD83D\uDE00"));
+        assertTrue(new Pushdown(GbnfGrammar.parse("root ::= [\\U00010000-\\U0010FFFF]")).matches("\uDBFF\uDFFF"));
+        // Quantifiers in turn, and bounds past what is supported named.
+        Pushdown stacked = new Pushdown(GbnfGrammar.parse("root ::= \"a\"*? \"b\"+ +"));
+        assertTrue(stacked.matches("aaab") && stacked.matches("bb") && !stacked.matches("ba"));
+        assertEquals("grammar line 1, column 13: repetition bounds above 1000 are not supported: '{1001}'",
+                assertThrows(IllegalArgumentException.class, () -> GbnfGrammar.parse("root ::= \"a\"{1001}")).getMessage());
     }
 
     @Test

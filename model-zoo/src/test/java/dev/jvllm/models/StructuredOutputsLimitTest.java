@@ -12,6 +12,8 @@ import dev.jvllm.structured.Regex;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,6 +41,8 @@ class StructuredOutputsLimitTest {
     private static final Path DEMO = Files.isDirectory(Path.of("../models/jvllm-demo")) ? Path.of("../models/jvllm-demo")
             : Path.of("models/jvllm-demo");
     private static final String EXPLODING = ".*(a.{24}|e.{24}|i.{24}|o.{24})";
+    /** The same language as a grammar's rule: its automaton passes the same limit. */
+    private static final String EXPLODING_GRAMMAR = "root ::= [^\\n]* (\"a\" [^\\n]{24} | \"e\" [^\\n]{24} | \"i\" [^\\n]{24} | \"o\" [^\\n]{24})";
     private static final String PROMPT = "The European Parliament";
     private static final SamplingParams PLAIN = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(48).build();
     private static final SamplingParams CONSTRAINED = SamplingParams.builder().temperature(0).maxTokens(400)
@@ -80,24 +84,27 @@ class StructuredOutputsLimitTest {
         assertTrue(produced > 0 && produced < 400, "failed after " + produced + " tokens");
     }
 
-    @Test
-    void aLaterRequestWithTheSamePatternStartsFromAFreshAutomaton() {
+    @ParameterizedTest(name = "grammar {0}")
+    @ValueSource(booleans = {false, true})
+    void aLaterRequestWithTheSamePatternStartsFromAFreshAutomaton(boolean grammar) {
+        StructuredOutputs exploding = grammar ? StructuredOutputs.grammar(EXPLODING_GRAMMAR) : StructuredOutputs.regex(EXPLODING);
+        SamplingParams constrained = SamplingParams.builder().temperature(0).maxTokens(400).structuredOutputs(exploding).build();
         // What a fresh automaton gives: the request on an engine that has not used the pattern.
         RequestFailedException fresh;
         try (LLM other = LLM.builder().model(DEMO.toString()).device("cpu").build()) {
-            fresh = assertThrows(RequestFailedException.class, () -> other.generate("The Commission", CONSTRAINED));
+            fresh = assertThrows(RequestFailedException.class, () -> other.generate("The Commission", constrained));
         }
-        assertThrows(RequestFailedException.class, () -> llm.generate(PROMPT, CONSTRAINED));
+        assertThrows(RequestFailedException.class, () -> llm.generate(PROMPT, constrained));
 
         // A spent automaton would fail it at the first state it had not made, a token or two in.
-        RequestFailedException later = assertThrows(RequestFailedException.class, () -> llm.generate("The Commission", CONSTRAINED));
+        RequestFailedException later = assertThrows(RequestFailedException.class, () -> llm.generate("The Commission", constrained));
         int[] tokens = tokens(fresh);
         assertArrayEquals(tokens, tokens(later));
         assertEquals(what(fresh), what(later));
 
         // Stopped by length before the limit, it ends as any request does.
         SamplingParams shorter = SamplingParams.builder().temperature(0).maxTokens(tokens.length - 1)
-                .structuredOutputs(StructuredOutputs.regex(EXPLODING)).build();
+                .structuredOutputs(exploding).build();
         RequestOutput out = llm.generate("The Commission", shorter);
         assertEquals(FinishReason.LENGTH, out.outputs().getFirst().finishReason());
         assertArrayEquals(Arrays.copyOf(tokens, tokens.length - 1), out.outputs().getFirst().tokenIdArray());

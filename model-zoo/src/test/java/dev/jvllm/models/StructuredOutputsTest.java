@@ -213,6 +213,10 @@ class StructuredOutputsTest {
     void unusableSchemasAreRefusedNamingTheField() {
         var notJson = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.json("{type: object"));
         assertEquals("structuredOutputs", notJson.field());
+        var selfFirst = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.json(
+                "{\"$defs\": {\"a\": {\"anyOf\": [{\"$ref\": \"#/$defs/a\"}, {\"type\": \"string\"}]}}, \"$ref\": \"#/$defs/a\"}"));
+        assertTrue(selfFirst.getMessage().contains("left-recursive") && selfFirst.getMessage().endsWith(
+                "(a $ref that comes back to itself before any character of the document: an anyOf or allOf that names itself)"), selfFirst.getMessage());
         var nowhere = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.json("{\"$ref\": \"#/$defs/n\"}"));
         assertTrue(nowhere.getMessage().contains("the $ref '#/$defs/n' at # names nothing in the schema"), nowhere.getMessage());
         assertThrows(InvalidRequestException.class, () -> StructuredOutputs.regex("(a"));
