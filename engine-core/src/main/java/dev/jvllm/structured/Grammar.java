@@ -145,9 +145,21 @@ public final class Grammar {
             return pushdown.accepting(state);
         }
 
+        /** The inside walks made so far, by rule and state ({@link TokenVocabulary#inside}). */
+        private final Map<Long, TokenVocabulary.InsideWalk> insideWalks = new HashMap<>();
+
         @Override
         long[] findAllowed(Pushdown.Configuration state) {
-            return vocabulary.allowed(pushdown, state);
+            Pushdown.Frame top = pushdown.single(state);
+            if (top == null) return vocabulary.allowed(pushdown, state);
+            long key = (long) top.rule << 32 | top.state;
+            TokenVocabulary.InsideWalk inside = insideWalks.get(key);
+            if (inside == null) {
+                inside = vocabulary.inside(pushdown, top, top.state);
+                if (insideWalks.size() >= MAX_MASKS) insideWalks.clear();
+                insideWalks.put(key, inside);
+            }
+            return vocabulary.allowed(pushdown, top, inside);
         }
 
         @Override

@@ -119,15 +119,57 @@ public final class TokenVocabulary {
     /** The tokens whose text keeps {@code grammar} alive from {@code at}, as a bit set over the vocabulary. */
     public long[] allowed(Pushdown grammar, Pushdown.Configuration at) {
         long[] bits = new long[(texts.length + 63) / 64];
+        walk(grammar, 0, null, 0, at, bits, null, grammar.steps() + Pushdown.MAX_WALK_STEPS);
+        return bits;
+    }
+
+    /**
+     * What a point of one stack allows whatever the stacks below its top: the tokens whose text stays
+     * inside the top's rule from {@code state} (neither finishing nor calling: xgrammar's
+     * context-independent tokens), and the trie nodes where a text leaves it, each with the rule's
+     * state there. A string's walk is then made once per grammar, not once per caller.
+     */
+    record InsideWalk(long[] bits, int[] nodes, int[] states) {
+    }
+
+    InsideWalk inside(Pushdown grammar, Pushdown.Frame top, int state) {
+        long[] bits = new long[(texts.length + 63) / 64];
+        List<int[]> boundaries = new ArrayList<>();
+        walk(grammar, 0, top, state, null, bits, boundaries, grammar.steps() + Pushdown.MAX_WALK_STEPS);
+        return new InsideWalk(bits, boundaries.stream().mapToInt(b -> b[0]).toArray(), boundaries.stream().mapToInt(b -> b[1]).toArray());
+    }
+
+    /** The tokens the point of the one stack {@code top} allows, from its rule's {@link #inside} walk at {@code top}'s state. */
+    long[] allowed(Pushdown grammar, Pushdown.Frame top, InsideWalk inside) {
+        long[] bits = inside.bits().clone();
+        long lastStep = grammar.steps() + Pushdown.MAX_WALK_STEPS;  // one budget for all the boundaries' walks
+        for (int b = 0; b < inside.nodes().length; b++) {
+            int node = inside.nodes()[b];
+            Pushdown.Configuration at = grammar.point(top, inside.states()[b]);
+            for (int t = tokenStart[node]; t < tokenStart[node + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
+            walk(grammar, node, null, 0, at, bits, null, lastStep);
+        }
+        return bits;
+    }
+
+    /**
+     * Marks the tokens below {@code start} that keep the grammar alive from a point: {@code at}, or
+     * the one stack {@code single} in its rule's {@code state}. Where {@code boundaries} is given, a
+     * text that leaves that stack's rule is not followed but recorded (its node and the rule's state).
+     * Past {@code lastStep} of the grammar's steps it fails ({@link Pushdown#MAX_WALK_STEPS}).
+     */
+    private void walk(Pushdown grammar, int start, Pushdown.Frame single0, int state0, Pushdown.Configuration at, long[] bits,
+                      List<int[]> boundaries, long lastStep) {
         // As for a regex, each node with the point its path leads to. A point of one stack whose rule
         // only reads on (inside a string, a number) is kept as that stack and its rule's state, so that
         // most nodes cost an array lookup, as under a regex; other points are objects.
         int[] nodeStack = new int[64], stateStack = new int[64];
         Pushdown.Frame[] topStack = new Pushdown.Frame[64];
         Pushdown.Configuration[] pointStack = new Pushdown.Configuration[64];
-        long lastStep = grammar.steps() + Pushdown.MAX_WALK_STEPS;
         int top = 0;
-        nodeStack[top] = 0;
+        nodeStack[top] = start;
+        stateStack[top] = state0;
+        topStack[top] = single0;
         pointStack[top++] = at;
         while (top > 0) {
             if (grammar.steps() > lastStep) throw Pushdown.walkTooLong();
@@ -143,16 +185,22 @@ public final class TokenVocabulary {
                 Pushdown.Frame nextTop = null;
                 int nextState = 0;
                 Pushdown.Configuration next = null;
+                int child = edgeNode[e];
                 if (single != null) {
                     nextState = grammar.stepTop(single, state, edgeChar[e]);
                     if (nextState == Regex.DEAD) continue;
-                    if (grammar.inside(single, nextState)) nextTop = single;
-                    else next = grammar.point(single, nextState);
+                    if (grammar.inside(single, nextState)) {
+                        nextTop = single;
+                    } else if (boundaries != null) {
+                        boundaries.add(new int[]{child, nextState});
+                        continue;
+                    } else {
+                        next = grammar.point(single, nextState);
+                    }
                 } else {
                     next = grammar.step(from, edgeChar[e]);
                     if (next == null) continue;
                 }
-                int child = edgeNode[e];
                 for (int t = tokenStart[child]; t < tokenStart[child + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
                 if (edgeStart[child] == edgeStart[child + 1]) continue;
                 if (top == nodeStack.length) {
@@ -167,7 +215,6 @@ public final class TokenVocabulary {
                 pointStack[top++] = next;
             }
         }
-        return bits;
     }
 
     private int newNode() {

@@ -271,6 +271,52 @@ class PushdownTest {
         assertNull(json.step(json.start(), "}"));
     }
 
+    /**
+     * A grammar's masks, made from each rule state's inside walk (once per grammar) and the walks past
+     * its boundaries, equal a whole walk of the vocabulary from the point, at every step of random
+     * documents, over a vocabulary of random pieces of JSON.
+     */
+    @Test
+    void masksFromInsideWalksEqualWholeWalks() {
+        Random random = new Random(11);
+        java.util.Set<String> pieces = new java.util.LinkedHashSet<>();
+        while (pieces.size() < 3000) {
+            String document = randomValue(random, 0);
+            int from = random.nextInt(document.length()), to = Math.min(document.length(), from + 1 + random.nextInt(6));
+            if (!Character.isLowSurrogate(document.charAt(from)) && (to == document.length() || !Character.isLowSurrogate(document.charAt(to)))) {
+                pieces.add(document.substring(from, to));
+            }
+        }
+        List<String> texts = new ArrayList<>(pieces);
+        int eos = texts.size();
+        TokenVocabulary vocabulary = new TokenVocabulary(texts.size() + 1,
+                id -> id < texts.size() ? texts.get(id).getBytes(java.nio.charset.StandardCharsets.UTF_8) : null);
+        Pushdown json = new Pushdown(GbnfGrammar.parse(GbnfGrammar.JSON));
+        Grammar grammar = new Grammar(json, vocabulary, new int[]{eos});
+        int compared = 0;
+        for (int document = 0; document < 30; document++) {
+            TokenConstraint constraint = grammar.newConstraint();
+            Pushdown.Configuration at = json.start();
+            for (int step = 0; step < 60; step++) {
+                float[] logits = new float[texts.size() + 1];
+                constraint.mask(logits);
+                long[] whole = vocabulary.allowed(json, at);
+                List<Integer> allowed = new ArrayList<>();
+                for (int id = 0; id < texts.size(); id++) {
+                    boolean inWhole = (whole[id >>> 6] & (1L << (id & 63))) != 0;
+                    assertEquals(inWhole, logits[id] == 0f, "token '" + texts.get(id) + "' at step " + step);
+                    if (inWhole) allowed.add(id);
+                }
+                compared++;
+                if (allowed.isEmpty()) break;
+                int drawn = allowed.get(random.nextInt(allowed.size()));
+                constraint.advance(drawn);
+                at = json.step(at, texts.get(drawn));
+            }
+        }
+        assertTrue(compared > 500, compared + " masks compared");
+    }
+
     @Test
     void rulesCarryTheirNamesIntoErrorsAndText() {
         GrammarRules rules = GbnfGrammar.parse("a ::= \"x\"\nroot ::= a a");
