@@ -7,6 +7,7 @@ import dev.jvllm.structured.GbnfGrammar;
 import dev.jvllm.structured.GrammarRules;
 import dev.jvllm.structured.JsonSchemaRegex;
 import dev.jvllm.structured.Pushdown;
+import dev.jvllm.structured.StructuralTag;
 import dev.jvllm.structured.Regex;
 
 import java.util.List;
@@ -17,8 +18,8 @@ import java.util.Optional;
 /**
  * What a request's output must be, as vLLM's {@code StructuredOutputsParams}: a JSON document
  * valid against a schema ({@link #json}), any JSON object ({@link #jsonObject}), a text matching a
- * regular expression ({@link #regex}), one of a list of texts ({@link #choice}) or a sentence of a
- * context-free grammar ({@link #grammar}). At each step only the tokens that keep the output on that
+ * regular expression ({@link #regex}), one of a list of texts ({@link #choice}), a sentence of a
+ * context-free grammar ({@link #grammar}) or free text with tags ({@link #structuralTag}). At each step only the tokens that keep the output on that
  * course can be drawn, and the end-of-sequence token only once it is complete. Each is turned into a
  * regular expression or a grammar's rules ({@link #pattern}), checked when made.
  */
@@ -151,6 +152,49 @@ public final class StructuredOutputs {
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the grammar cannot be used: " + e.getMessage());
         }
+    }
+
+    /**
+     * vLLM's structural tag: free text in which each of {@code triggers} opens a tag, one of
+     * {@code structures} whose begin starts with it, holding a JSON document valid against its schema
+     * and closed by its end. Free text holds no trigger but those that open tags; the output ends in
+     * free text. For tool calls a model writes between prose, as {@code <function=get_weather>{...}</function>}.
+     *
+     * @throws InvalidRequestException naming a structure whose begin starts with no trigger, an empty
+     *                                 list or trigger, or a schema that cannot be followed
+     */
+    public static StructuredOutputs structuralTag(List<StructuralTag.Structure> structures, List<String> triggers) {
+        try {
+            return new StructuredOutputs("structural tag", StructuralTag.rules(List.copyOf(structures), List.copyOf(triggers)), "");
+        } catch (IllegalArgumentException | NullPointerException e) {
+            throw new InvalidRequestException("structuredOutputs", "the structural tag cannot be used: " + e.getMessage());
+        }
+    }
+
+    /**
+     * {@link #structuralTag(List, List)} from vLLM's JSON form:
+     * {@code {"type": "structural_tag", "structures": [{"begin": ..., "schema": {...}, "end": ...}], "triggers": [...]}}.
+     */
+    public static StructuredOutputs structuralTag(JsonNode tag) {
+        Objects.requireNonNull(tag, "tag");
+        JsonNode structures = tag.path("structures"), triggers = tag.path("triggers");
+        if (!structures.isArray() || !triggers.isArray()) {
+            throw new InvalidRequestException("structuredOutputs", "a structural tag needs 'structures' and 'triggers', both lists");
+        }
+        List<StructuralTag.Structure> parsed = new java.util.ArrayList<>();
+        for (JsonNode s : structures) {
+            if (!s.path("begin").isTextual() || !s.path("end").isTextual() || !s.path("schema").isObject()) {
+                throw new InvalidRequestException("structuredOutputs", "each structure of a structural tag needs 'begin' and 'end' (strings) and "
+                        + "'schema' (an object)");
+            }
+            parsed.add(new StructuralTag.Structure(s.get("begin").asText(), s.get("schema"), s.get("end").asText()));
+        }
+        List<String> words = new java.util.ArrayList<>();
+        for (JsonNode t : triggers) {
+            if (!t.isTextual()) throw new InvalidRequestException("structuredOutputs", "a structural tag's triggers must be strings");
+            words.add(t.asText());
+        }
+        return structuralTag(parsed, words);
     }
 
     /** The regular expression the output must match whole; for a grammar, its rules, one {@code name ::= pattern} a line. */

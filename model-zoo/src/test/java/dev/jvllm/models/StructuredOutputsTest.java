@@ -197,6 +197,37 @@ class StructuredOutputsTest {
         return deepest + 1;
     }
 
+    /**
+     * A structural tag (vLLM's): free text in which "<" may only open a tag {@code <city>"Paris"</city>}.
+     * With "<" favoured, sampled answers hold tags, and each "<" of each answer opens a whole one.
+     */
+    @Test
+    void structuralTagsOpenAtTheirTriggerAndHoldTheirSchema() throws Exception {
+        StructuredOutputs tags = StructuredOutputs.structuralTag(JSON.readTree("""
+                {"type": "structural_tag", "triggers": ["<"],
+                 "structures": [{"begin": "<city>", "schema": {"enum": ["Paris", "Rome"]}, "end": "</city>"}]}"""));
+        int open = llm.tokenizer().encode("<", false)[0];
+        SamplingParams params = SamplingParams.builder().temperature(1.0).n(6).seed(3L).maxTokens(60).ignoreEos(true)
+                .logitBias(java.util.Map.of(open, 14f)).structuredOutputs(tags).build();
+        int tagsSeen = 0;
+        for (CompletionOutput c : llm.generate("The European Parliament", params).outputs()) {
+            String text = c.text();
+            for (int at = text.indexOf('<'); at >= 0; at = text.indexOf('<', at + 1)) {
+                var whole = java.util.regex.Pattern.compile("<city>\"(Paris|Rome)\"</city>").matcher(text).region(at, text.length());
+                if (whole.lookingAt()) {
+                    tagsSeen++;
+                    at = whole.end() - 1;
+                } else {
+                    // Cut by max_tokens inside a tag: what is there is the tag's beginning.
+                    assertTrue("<city>\"Paris\"</city>".startsWith(text.substring(at)) || "<city>\"Rome\"</city>".startsWith(text.substring(at)),
+                            "a '<' that opens no tag at " + at + ": " + text);
+                    break;
+                }
+            }
+        }
+        assertTrue(tagsSeen >= 3, tagsSeen + " tags");
+    }
+
     @Test
     void unusableGrammarsAreRefusedNamingTheProblem() {
         var undefined = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.grammar("root ::= \"[\" item \"]\""));

@@ -343,9 +343,6 @@ final class OpenAiRequests {
         refuse(body, "functions", "function calls are not served");
         refuse(body, "suffix", "'suffix' is not served");
         // vLLM's fields that would change the answer and are not served here: refused, never ignored.
-        if (body.path("structured_outputs").hasNonNull("structural_tag")) {
-            throw ApiError.invalid("structured_outputs.structural_tag", "structural tags are not served (json, regex, choice and grammar are)");
-        }
         refuseUnless(body, "use_beam_search", JsonNode::isBoolean, false, "beam search is served by LLM.beamSearch, not here");
         refuseUnless(body, "length_penalty", JsonNode::isNumber, 1.0, "'length_penalty' is for beam search, which is not served here");
         refuseUnless(body, "priority", JsonNode::isIntegralNumber, 0, "priority scheduling is not served");
@@ -448,12 +445,15 @@ final class OpenAiRequests {
                     if (!schema.isObject()) throw ApiError.invalid("response_format", "response_format json_schema needs json_schema.schema, an object");
                     result = structured("response_format", () -> StructuredOutputs.json(schema));
                 }
-                default -> throw ApiError.invalid("response_format", "response_format type '" + type + "' is not text, json_object or json_schema");
+                case "structural_tag" -> result = structured("response_format", () -> StructuredOutputs.structuralTag(format));
+                default -> throw ApiError.invalid("response_format", "response_format type '" + type
+                        + "' is not text, json_object, json_schema or structural_tag");
             }
             if (result != null) given.add("response_format");
         }
         JsonNode vllm = body.path("structured_outputs");
-        for (String key : new String[]{"guided_json", "guided_regex", "guided_choice", "guided_grammar", "json", "regex", "choice", "grammar"}) {
+        for (String key : new String[]{"guided_json", "guided_regex", "guided_choice", "guided_grammar", "json", "regex", "choice", "grammar",
+                "structural_tag"}) {
             boolean nested = !key.startsWith("guided_");
             JsonNode value = nested ? vllm.get(key) : body.get(key);
             if (value == null || value.isNull()) continue;
@@ -468,6 +468,15 @@ final class OpenAiRequests {
                 case "grammar" -> {
                     if (!value.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string (a GBNF grammar)");
                     yield structured(field, () -> StructuredOutputs.grammar(value.asText()));
+                }
+                case "structural_tag" -> {
+                    JsonNode tag;
+                    try {
+                        tag = value.isTextual() ? OpenAiResponses.JSON.readTree(value.asText()) : value;
+                    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                        throw ApiError.invalid(field, "'" + field + "' is not JSON: " + e.getOriginalMessage());
+                    }
+                    yield structured(field, () -> StructuredOutputs.structuralTag(tag));
                 }
                 default -> {
                     if (!value.isArray()) throw ApiError.invalid(field, "'" + field + "' must be a list of strings");

@@ -340,6 +340,21 @@ class OpenAiServerTest {
             assertEquals("stop", sumChoice.path("finish_reason").asText(), sum.body().toString());
             assertTrue(balancedSum(sumChoice.path("text").asText()), sum.body().toString());
         }
+        // A structural tag, as structured_outputs' JSON string and as a response format: "<" (favoured) opens only <city> tags.
+        String tag = "{\"type\": \"structural_tag\", \"triggers\": [\"<\"], \"structures\": [{\"begin\": \"<city>\", "
+                + "\"schema\": {\"enum\": [\"Paris\", \"Rome\"]}, \"end\": \"</city>\"}]}";
+        int open = reference.tokenizer().idOf("<").orElseThrow();
+        String favoured = "\"max_tokens\": 24, \"temperature\": 0, \"logit_bias\": {\"" + open + "\": 100}, ";
+        Answer tagged = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", " + favoured
+                + "\"structured_outputs\": {\"structural_tag\": " + JSON.writeValueAsString(tag) + "}}");
+        Answer taggedChat = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Where?\"}], " + favoured
+                + "\"response_format\": " + tag + "}");
+        for (String text : List.of(tagged.body().path("choices").get(0).path("text").asText(),
+                taggedChat.body().path("choices").get(0).path("message").path("content").asText())) {
+            String rest = text.replaceAll("<city>\"(Paris|Rome)\"</city>", "");
+            assertTrue(text.startsWith("<city>\"") && (rest.isEmpty() || "<city>\"Paris\"</city>".startsWith(rest)
+                    || "<city>\"Rome\"</city>".startsWith(rest)), text);
+        }
         Answer undefined = post(server, "/v1/completions", "{\"prompt\": \"x\", \"guided_grammar\": \"root ::= x\"}");
         assertError(undefined, 400, "guided_grammar");
         assertTrue(undefined.body().path("error").path("message").asText().contains("the rule 'x' is not defined"), undefined.body().toString());

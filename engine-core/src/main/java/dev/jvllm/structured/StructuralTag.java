@@ -1,0 +1,174 @@
+package dev.jvllm.structured;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * vLLM's (xgrammar's) structural tag as a grammar: free text in which each trigger opens a tag,
+ * one of the structures whose {@code begin} starts with it, then a JSON document valid against that
+ * structure's schema, then its {@code end}; free text again after it. As xgrammar reads the text as
+ * it comes, the first trigger completed dispatches (one that straddles free text and a begin counts:
+ * after free text {@code <}, a begin {@code <fn=} is refused when {@code <<} is a trigger). Free text
+ * holds no other trigger, and the output may end only in free text. Tool calls written as
+ * {@code <function=name>{...}</function>} between prose are the common use.
+ */
+public final class StructuralTag {
+
+    /** One kind of tag: its opening text, the schema of what it holds, its closing text. */
+    public record Structure(String begin, JsonNode schema, String end) {
+    }
+
+    private StructuralTag() {
+    }
+
+    /**
+     * The grammar of free text with tags of {@code structures}, each opened where one of
+     * {@code triggers} is written.
+     *
+     * @throws IllegalArgumentException naming an empty list, an empty trigger, a structure whose
+     *                                  begin starts with no trigger, or a schema it cannot follow
+     */
+    public static GrammarRules rules(List<Structure> structures, List<String> triggers) {
+        if (structures.isEmpty()) throw new IllegalArgumentException("a structural tag needs at least one structure");
+        if (triggers.isEmpty()) throw new IllegalArgumentException("a structural tag needs at least one trigger");
+        for (String trigger : triggers) {
+            if (trigger == null || trigger.isEmpty()) throw new IllegalArgumentException("a structural tag's trigger is empty");
+        }
+        Map<String, String> rules = new LinkedHashMap<>();
+        rules.put("root", GrammarRules.call("free0"));
+        Map<String, String> tags = new LinkedHashMap<>();
+        Map<String, String> schemaRules = new LinkedHashMap<>();
+        for (int k = 0; k < structures.size(); k++) {
+            Structure s = structures.get(k);
+            if (s.begin() == null || s.end() == null || s.schema() == null) {
+                throw new IllegalArgumentException("structure " + k + " needs a begin, a schema and an end");
+            }
+            if (triggers.stream().noneMatch(s.begin()::startsWith)) {
+                throw new IllegalArgumentException("structure " + k + "'s begin '" + s.begin() + "' starts with none of the triggers " + triggers);
+            }
+            String prefix = "s" + k + "-";
+            GrammarRules schema;
+            try {
+                schema = JsonSchemaRegex.rules(s.schema());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("structure " + k + "'s schema: " + e.getMessage(), e);
+            }
+            schema.rules().forEach((name, pattern) -> schemaRules.put(prefix + name, renameCalls(pattern, prefix)));
+            // A tag goes back to free text from the start: its rule's last call, so the stack stays flat.
+            tags.put("tag" + k, "(?:" + Regex.quote(s.begin()) + ")" + GrammarRules.call(prefix + "root") + "(?:" + Regex.quote(s.end()) + ")"
+                    + GrammarRules.call("free0"));
+        }
+        rules.putAll(freeText(triggers, structures));
+        rules.putAll(tags);
+        rules.putAll(schemaRules);
+        return new GrammarRules(rules);
+    }
+
+    /**
+     * Free text: an Aho-Corasick automaton over the triggers, each of its states a rule
+     * ({@code free<i>}) that reads a character and goes on in the state it leads to, or opens a tag
+     * ({@code tag<k>}), or ends. A character that would complete a trigger cannot be read as free
+     * text; a tag opens from a state only where its begin, read on from there, completes its own
+     * trigger first.
+     */
+    private static Map<String, String> freeText(List<String> triggers, List<Structure> structures) {
+        // The trie of the triggers: goto by character, and which states complete a trigger.
+        List<Map<Character, Integer>> next = new ArrayList<>();
+        List<Boolean> complete = new ArrayList<>();
+        next.add(new HashMap<>());
+        complete.add(false);
+        for (String trigger : triggers) {
+            int state = 0;
+            for (char c : trigger.toCharArray()) {
+                Integer known = next.get(state).get(c);
+                if (known == null) {
+                    next.add(new HashMap<>());
+                    complete.add(false);
+                    known = next.size() - 1;
+                    next.get(state).put(c, known);
+                }
+                state = known;
+            }
+            complete.set(state, true);
+        }
+        // Failure links, breadth first; a state whose failure completes a trigger completes one too.
+        int[] fail = new int[next.size()];
+        List<Integer> order = new ArrayList<>(List.of(0));
+        for (int i = 0; i < order.size(); i++) {
+            int state = order.get(i);
+            for (var edge : next.get(state).entrySet()) {
+                int child = edge.getValue();
+                int f = state == 0 ? 0 : step(next, fail, fail[state], edge.getKey());
+                fail[child] = f;
+                if (complete.get(f)) complete.set(child, true);
+                order.add(child);
+            }
+        }
+        TreeSet<Character> alphabet = new TreeSet<>();
+        for (String trigger : triggers) for (char c : trigger.toCharArray()) alphabet.add(c);
+        StringBuilder others = new StringBuilder("[^");
+        for (char c : alphabet) others.append(String.format("\\u%04X", (int) c));
+        others.append(']');
+        Map<String, String> rules = new LinkedHashMap<>();
+        for (int state = 0; state < next.size(); state++) {
+            if (complete.get(state)) continue;
+            // Each character of the triggers' alphabet leads to its own state; every other character back to the start.
+            Map<Integer, StringBuilder> byTarget = new TreeMap<>();
+            for (char c : alphabet) {
+                int target = step(next, fail, state, c);
+                if (complete.get(target)) continue;
+                byTarget.computeIfAbsent(target, t -> new StringBuilder()).append(String.format("\\u%04X", (int) c));
+            }
+            List<String> options = new ArrayList<>();
+            options.add(others + GrammarRules.call("free0"));
+            byTarget.forEach((target, chars) -> options.add("[" + chars + "]" + GrammarRules.call("free" + target)));
+            for (int k = 0; k < structures.size(); k++) {
+                String begin = structures.get(k).begin();
+                int at = state, completed = -1;
+                for (int i = 0; i < begin.length() && completed < 0; i++) {
+                    at = step(next, fail, at, begin.charAt(i));
+                    if (complete.get(at)) completed = i;
+                }
+                if (completed >= 0 && triggers.contains(begin.substring(0, completed + 1))) options.add(GrammarRules.call("tag" + k));
+            }
+            rules.put("free" + state, "(?:" + String.join("|", options) + ")?");
+        }
+        return rules;
+    }
+
+    /** The automaton's move from {@code state} on {@code c}, through failure links. */
+    private static int step(List<Map<Character, Integer>> next, int[] fail, int state, char c) {
+        while (true) {
+            Integer to = next.get(state).get(c);
+            if (to != null) return to;
+            if (state == 0) return 0;
+            state = fail[state];
+        }
+    }
+
+    /** {@code pattern} with each rule it calls renamed to {@code prefix + name} (escapes skipped, so a written backslash is not a call). */
+    static String renameCalls(String pattern, String prefix) {
+        StringBuilder b = new StringBuilder(pattern.length() + 16);
+        for (int i = 0; i < pattern.length(); i++) {
+            char c = pattern.charAt(i);
+            if (c == '\\' && i + 1 < pattern.length()) {
+                if (pattern.startsWith("g{", i + 1)) {
+                    b.append("\\g{").append(prefix);
+                    i += 2;
+                } else {
+                    b.append(c).append(pattern.charAt(++i));
+                }
+            } else {
+                b.append(c);
+            }
+        }
+        return b.toString();
+    }
+}

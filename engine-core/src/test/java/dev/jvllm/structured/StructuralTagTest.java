@@ -1,0 +1,121 @@
+package dev.jvllm.structured;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class StructuralTagTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> TRIGGERS = List.of("<fn=", "<<");
+    private static final List<StructuralTag.Structure> STRUCTURES;
+
+    static {
+        try {
+            STRUCTURES = List.of(
+                    new StructuralTag.Structure("<fn=a>", JSON.readTree("{\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"integer\"}}, "
+                            + "\"required\": [\"x\"]}"), "</fn>"),
+                    new StructuralTag.Structure("<fn=b>", JSON.readTree("{\"enum\": [\"p\", \"q\"]}"), "</fn>"),
+                    new StructuralTag.Structure("<<", JSON.readTree("{\"type\": \"boolean\"}"), ">>"));
+        } catch (Exception e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /**
+     * The language written out directly, as xgrammar reads the text as it comes: the first position
+     * where a trigger is completed ends the free text; a structure whose begin starts with a trigger
+     * completed there, written from that trigger's start, then a document its schema's regex matches,
+     * its end, and the rest the same way.
+     */
+    private static boolean reference(String text) {
+        for (int end = 0; end < text.length(); end++) {
+            boolean completed = false;
+            for (String trigger : TRIGGERS) {
+                int start = end - trigger.length() + 1;
+                if (start < 0 || !text.startsWith(trigger, start)) continue;
+                completed = true;
+                for (StructuralTag.Structure s : STRUCTURES) {
+                    if (!s.begin().startsWith(trigger) || !text.startsWith(s.begin(), start)) continue;
+                    Regex document = Regex.compile(JsonSchemaRegex.of(s.schema()));
+                    int from = start + s.begin().length();
+                    for (int close = text.indexOf(s.end(), from); close >= 0; close = text.indexOf(s.end(), close + 1)) {
+                        if (document.matches(text.substring(from, close)) && reference(text.substring(close + s.end().length()))) return true;
+                    }
+                }
+            }
+            if (completed) return false;
+        }
+        return true;
+    }
+
+    private static final String[] FREE = {"", "a", "<", "<f", "<fn", "fn=", "hello ", ">", "</fn>", "<x", "=", "< <"};
+    private static final String[] INSIDE = {"{\"x\": 1}", "{\"x\":-20}", "\"p\"", "\"q\"", "true", "false", "{}", "\"r\"", "1"};
+    private static final String[] BEGINS = {"<fn=a>", "<fn=b>", "<<", "<fn=c>"};
+    private static final String[] ENDS = {"</fn>", ">>", ""};
+
+    @Test
+    void theGrammarAcceptsWhatTheLanguageHoldsOnRandomTexts() {
+        Pushdown tag = new Pushdown(StructuralTag.rules(STRUCTURES, TRIGGERS));
+        Random random = new Random(5);
+        int accepted = 0, refused = 0;
+        for (int i = 0; i < 4000; i++) {
+            StringBuilder b = new StringBuilder();
+            for (int part = random.nextInt(4); part >= 0; part--) {
+                b.append(FREE[random.nextInt(FREE.length)]);
+                if (random.nextInt(3) > 0) {
+                    b.append(BEGINS[random.nextInt(BEGINS.length)]).append(INSIDE[random.nextInt(INSIDE.length)])
+                            .append(ENDS[random.nextInt(ENDS.length)]);
+                }
+            }
+            String text = b.toString();
+            boolean expected = reference(text);
+            assertEquals(expected, tag.matches(text), text);
+            if (expected) {
+                accepted++;
+                Pushdown.Configuration at = tag.start();
+                for (int k = 0; k < text.length(); k++) {
+                    at = tag.step(at, text.charAt(k));
+                    assertNotNull(at, text.substring(0, k + 1));
+                }
+            } else {
+                refused++;
+            }
+        }
+        assertTrue(accepted > 400 && refused > 800, accepted + " accepted, " + refused + " refused");
+    }
+
+    @Test
+    void aTriggerOpensATagThatMustCloseBeforeTheEnd() {
+        Pushdown tag = new Pushdown(StructuralTag.rules(STRUCTURES, TRIGGERS));
+        assertTrue(tag.matches("Let me look. <fn=a>{\"x\": 3}</fn> Done."));
+        assertFalse(tag.matches("Let me look. <fn=a>{\"x\": 3}"), "inside a tag at the end");
+        assertTrue(tag.step(tag.start(), "Let me look. <fn=a>{\"x\": 3}") != null, "but on the way to one");
+        assertFalse(tag.matches("a <fn=z> b"), "a trigger opens only a structure");
+        assertTrue(tag.matches("a <f n= b <fn"), "what only begins a trigger is free text");
+        assertFalse(tag.matches("<<fn=a>{\"x\": 1}</fn>"), "'<<' is completed first: a boolean tag, not a function");
+        assertTrue(tag.matches("x<<true>>"));
+    }
+
+    @Test
+    void badTagsAreRefusedNamingTheProblem() throws Exception {
+        var schema = JSON.readTree("{\"type\": \"string\"}");
+        assertEquals("structure 0's begin '<call>' starts with none of the triggers [<fn=]", assertThrows(IllegalArgumentException.class,
+                () -> StructuralTag.rules(List.of(new StructuralTag.Structure("<call>", schema, "</call>")), List.of("<fn="))).getMessage());
+        assertThrows(IllegalArgumentException.class, () -> StructuralTag.rules(List.of(), List.of("<")));
+        assertThrows(IllegalArgumentException.class, () -> StructuralTag.rules(List.of(new StructuralTag.Structure("<", schema, ">")), List.of("")));
+    }
+
+    @Test
+    void callsAreRenamedButWrittenBackslashesAreNot() {
+        assertEquals("\\\\g{x}\\g{s0-ref1}[\\]]", StructuralTag.renameCalls("\\\\g{x}\\g{ref1}[\\]]", "s0-"));
+    }
+}
