@@ -65,6 +65,18 @@ public abstract class PreNormArchitecture implements ModelArchitecture {
         return new PreNormDecoder(restated(context), optionsFor(context.config()), "model", false);
     }
 
+    /**
+     * This family's decoder as the language model of a multimodal checkpoint: its config {@code text}
+     * (a section of the checkpoint's), its model-level weights under {@code decoder} and its head at
+     * {@code lmHead} (or tied to the embeddings).
+     */
+    public PreNormDecoder loadLanguageModel(ModelContext context, ModelConfig text, String decoder, String lmHead) {
+        DecoderOptions options = optionsFor(text);
+        ModelContext language = new ModelContext(llamaFields.apply(text), context.checkpoint(), context.backend(), context.maxModelLen(),
+                context.modelDirectory());
+        return new PreNormDecoder(language, options, options.names().under(decoder, lmHead), true, null);
+    }
+
     /** The context with its config restated in the field names {@link PreNormDecoder} reads. */
     protected ModelContext restated(ModelContext context) {
         return new ModelContext(llamaFields.apply(context.config()), context.checkpoint(), context.backend(),
