@@ -75,6 +75,7 @@ public final class SamplingParams {
     private final Map<Integer, Float> logitBias;
     private final List<Integer> allowedTokenIds;
     private final List<String> badWords;
+    private final List<LogitsProcessor> logitsProcessors;
     private final StructuredOutputs structuredOutputs;
     private final Integer truncatePromptTokens;
 
@@ -103,6 +104,7 @@ public final class SamplingParams {
         this.logitBias = Collections.unmodifiableMap(new LinkedHashMap<>(logitBias));
         allowedTokenIds = b.allowedTokenIds == null ? null : List.copyOf(b.allowedTokenIds);
         badWords = List.copyOf(b.badWords);
+        logitsProcessors = List.copyOf(b.logitsProcessors);
         structuredOutputs = b.structuredOutputs;
         truncatePromptTokens = b.truncatePromptTokens;
     }
@@ -143,6 +145,7 @@ public final class SamplingParams {
         b.logitBias = new LinkedHashMap<>(logitBias);
         b.allowedTokenIds = allowedTokenIds == null ? null : new ArrayList<>(allowedTokenIds);
         b.badWords = new ArrayList<>(badWords);
+        b.logitsProcessors = new ArrayList<>(logitsProcessors);
         b.structuredOutputs = structuredOutputs;
         b.truncatePromptTokens = truncatePromptTokens;
         return b;
@@ -296,6 +299,11 @@ public final class SamplingParams {
         return badWords;
     }
 
+    /** The request's own logits processors, applied in order at each step ({@link LogitsProcessor}); empty for none. */
+    public List<LogitsProcessor> logitsProcessors() {
+        return logitsProcessors;
+    }
+
     /**
      * Checks every token id this request names (stop token ids, logit bias keys, allowed token
      * ids) against a vocabulary of {@code vocabSize} ids.
@@ -337,6 +345,7 @@ public final class SamplingParams {
                 && skipSpecialTokens == p.skipSpecialTokens && spacesBetweenSpecialTokens == p.spacesBetweenSpecialTokens
                 && detokenize == p.detokenize
                 && logitBias.equals(p.logitBias) && Objects.equals(allowedTokenIds, p.allowedTokenIds) && badWords.equals(p.badWords)
+                && logitsProcessors.equals(p.logitsProcessors)
                 && Objects.equals(structuredOutputs, p.structuredOutputs) && Objects.equals(truncatePromptTokens, p.truncatePromptTokens);
     }
 
@@ -344,7 +353,7 @@ public final class SamplingParams {
     public int hashCode() {
         return Objects.hash(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
                 seed, stop, stopTokenIds, includeStopStrInOutput, ignoreEos, maxTokens, minTokens, logprobs,
-                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, badWords, structuredOutputs, truncatePromptTokens);
+                promptLogprobs, skipSpecialTokens, spacesBetweenSpecialTokens, detokenize, logitBias, allowedTokenIds, badWords, logitsProcessors, structuredOutputs, truncatePromptTokens);
     }
 
     @Override
@@ -359,6 +368,7 @@ public final class SamplingParams {
                 + ", detokenize=" + detokenize
                 + ", logitBias=" + logitBias + ", allowedTokenIds=" + allowedTokenIds
                 + (badWords.isEmpty() ? "" : ", badWords=" + badWords)
+                + (logitsProcessors.isEmpty() ? "" : ", logitsProcessors=" + logitsProcessors.size())
                 + (structuredOutputs == null ? "" : ", structuredOutputs=" + structuredOutputs)
                 + (truncatePromptTokens == null ? "" : ", truncatePromptTokens=" + truncatePromptTokens) + "]";
     }
@@ -391,6 +401,7 @@ public final class SamplingParams {
         private Map<Integer, Float> logitBias = new LinkedHashMap<>();
         private List<Integer> allowedTokenIds;
         private List<String> badWords = new ArrayList<>();
+        private List<LogitsProcessor> logitsProcessors = new ArrayList<>();
         private StructuredOutputs structuredOutputs;
         private Integer truncatePromptTokens;
 
@@ -563,6 +574,13 @@ public final class SamplingParams {
         /** See {@link SamplingParams#badWords()}; at most {@link #MAX_BAD_WORDS}, none blank; {@code null} for none. */
         public Builder badWords(List<String> badWords) {
             this.badWords = badWords == null ? new ArrayList<>() : new ArrayList<>(badWords);
+            return this;
+        }
+
+        /** See {@link SamplingParams#logitsProcessors()}; {@code null} for none. */
+        public Builder logitsProcessors(List<LogitsProcessor> logitsProcessors) {
+            this.logitsProcessors = logitsProcessors == null ? new ArrayList<>() : new ArrayList<>(logitsProcessors);
+            if (this.logitsProcessors.contains(null)) throw new InvalidRequestException("logitsProcessors", "a logits processor is null");
             return this;
         }
 

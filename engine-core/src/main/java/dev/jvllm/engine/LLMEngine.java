@@ -13,6 +13,7 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.StructuredOutputs;
 import dev.jvllm.lora.LoraBackend;
+import dev.jvllm.sampling.LogitsProcessorFailedException;
 import dev.jvllm.sampling.RandomSource;
 import dev.jvllm.sampling.SampledToken;
 import dev.jvllm.sampling.Sampler;
@@ -1025,8 +1026,8 @@ public final class LLMEngine implements AutoCloseable {
         resultNanos += System.nanoTime() - resultStart;
         steps++;
 
-        Regex.TooComplexException[] tooComplex = new Regex.TooComplexException[launched.scheduled.size()];
-        SampledToken[] drawn = found == null ? sampleRows(launched, tooComplex) : null;
+        RuntimeException[] rowFailures = new RuntimeException[launched.scheduled.size()];
+        SampledToken[] drawn = found == null ? sampleRows(launched, rowFailures) : null;
         List<RequestGroup> touched = new ArrayList<>();
         for (int i = 0; i < launched.scheduled.size(); i++) {
             Scheduler.Scheduled s = launched.scheduled.get(i);
@@ -1038,8 +1039,12 @@ public final class LLMEngine implements AutoCloseable {
                 recordPromptLogprobs(r, start, launched.flat, launched.firstRows[i], launched.promptRows[i], launched.vocab);
             }
             if (!launched.computedMarked) markComputed(r, start, s.numTokens());
-            if (tooComplex[i] != null) {
-                failTooComplex(r, tooComplex[i]);
+            if (rowFailures[i] instanceof Regex.TooComplexException tooComplex) {
+                failTooComplex(r, tooComplex);
+            } else if (rowFailures[i] != null) {
+                String message = "request " + r.group().requestId() + ": " + rowFailures[i].getMessage();
+                log.warn("{}; it fails, the engine goes on", message);
+                fail(r.group().requestId(), message, rowFailures[i]);
             } else if (launched.samples[i]) {
                 SampledToken token = found != null
                         ? sampler.acceptArgmax(r.sampling, found[launched.sampledRow(i)]) : drawn[i];
@@ -1072,7 +1077,8 @@ public final class LLMEngine implements AutoCloseable {
      * top-p took 2 ms of one core, and 64 of them one after another took longer than the step.
      * A row whose structured output cannot go on draws nothing; why goes to {@code tooComplex}.
      */
-    private SampledToken[] sampleRows(Launched launched, Regex.TooComplexException[] tooComplex) {
+    /** Draws each row's token; a row whose structured output or logits processor fails leaves its failure in {@code rowFailures}. */
+    private SampledToken[] sampleRows(Launched launched, RuntimeException[] rowFailures) {
         int n = launched.scheduled.size();
         SampledToken[] drawn = new SampledToken[n];
         IntStream.range(0, n).parallel().forEach(i -> {
@@ -1082,8 +1088,8 @@ public final class LLMEngine implements AutoCloseable {
             System.arraycopy(launched.flat, launched.sampledRow(i) * launched.vocab, rowLogits, 0, launched.vocab);
             try {
                 drawn[i] = sampler.sample(r.sampling, rowLogits);
-            } catch (Regex.TooComplexException e) {
-                tooComplex[i] = e;
+            } catch (Regex.TooComplexException | LogitsProcessorFailedException e) {
+                rowFailures[i] = e;
             }
         });
         return drawn;

@@ -61,7 +61,7 @@ public final class Sampler {
     public boolean samplesPlainly(SequenceSamplingState sequence) {
         SamplingParams params = sequence.params();
         return params.logprobs().isEmpty() && sequence.allowedTokenIds() == null && sequence.constraint() == null
-                && !sequence.bansSequences()
+                && !sequence.bansSequences() && params.logitsProcessors().isEmpty()
                 && sequence.tokensMaskedByMinTokens().length == 0 && sequence.biasedTokenIds().length == 0
                 && sequence.promptAndOutputTokens() == null
                 && params.frequencyPenalty() == 0 && params.presencePenalty() == 0;
@@ -167,6 +167,13 @@ public final class Sampler {
     /** Steps 1 and 2: the constraints and penalties that can change even the argmax. */
     void processLogits(SequenceSamplingState sequence, float[] logits) {
         SamplingParams params = sequence.params();
+        for (dev.jvllm.LogitsProcessor processor : params.logitsProcessors()) {
+            try {
+                processor.process(sequence.outputTokenIds(), logits);
+            } catch (RuntimeException e) {
+                throw new LogitsProcessorFailedException(e);
+            }
+        }
         if (sequence.allowedTokenIds() != null) {
             LogitsProcessors.keepOnly(logits, sequence.allowedTokenIds());
         }

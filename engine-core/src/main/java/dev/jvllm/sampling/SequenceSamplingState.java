@@ -42,6 +42,20 @@ public final class SequenceSamplingState {
     private double cumulativeLogprob;
     /** Null for an unconstrained output. */
     private TokenConstraint constraint;
+    /** The output so far, kept only for the request's logits processors (null without them). */
+    private int[] outputTokens;
+    private final List<Integer> outputView = new java.util.AbstractList<>() {
+        @Override
+        public Integer get(int index) {
+            java.util.Objects.checkIndex(index, outputLength);
+            return outputTokens[index];
+        }
+
+        @Override
+        public int size() {
+            return outputLength;
+        }
+    };
     /** Token sequences the output may not complete (bad words); null when there are none. */
     private int[][] bannedSequences;
     /** The last output tokens, as many as the longest banned sequence less one, in a ring ending at {@link #outputLength}. */
@@ -72,6 +86,7 @@ public final class SequenceSamplingState {
         }
         this.params = params;
         this.vocabSize = vocabSize;
+        this.outputTokens = params.logitsProcessors().isEmpty() ? null : new int[16];
         this.generator = generator;
         this.allowedTokenIds = params.allowedTokenIds().map(SequenceSamplingState::toArray).orElse(null);
         Map<Integer, Float> bias = params.logitBias();
@@ -128,6 +143,15 @@ public final class SequenceSamplingState {
         }
         logprobs.ifPresent(l -> cumulativeLogprob += l.token().logprob());
         if (recentTokens != null && recentTokens.length > 0) recentTokens[(outputLength - 1) % recentTokens.length] = tokenId;
+        if (outputTokens != null) {
+            if (outputLength > outputTokens.length) outputTokens = Arrays.copyOf(outputTokens, outputTokens.length * 2);
+            outputTokens[outputLength - 1] = tokenId;
+        }
+    }
+
+    /** The tokens drawn so far, read-only, for the request's logits processors. */
+    List<Integer> outputTokenIds() {
+        return outputView;
     }
 
     /**

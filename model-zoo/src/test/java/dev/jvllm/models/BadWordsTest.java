@@ -1,11 +1,7 @@
 package dev.jvllm.models;
 
 import dev.jvllm.InvalidRequestException;
-import dev.jvllm.LLM;
 import dev.jvllm.SamplingParams;
-import dev.jvllm.engine.DemoModel;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -22,23 +18,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * banned, the answer is the same up to where it was, and a word is banned both after a space and
  * at the start of the answer.
  */
-class BadWordsTest {
+class BadWordsTest extends OnTheDemoModel {
 
     private static final String PROMPT = "The European Parliament";
 
-    static LLM llm;
-
-    @BeforeAll
-    static void load() {
-        llm = LLM.builder().model(DemoModel.path().toString()).device("cpu").build();
-    }
-
-    @AfterAll
-    static void close() {
-        llm.close();
-    }
-
-    private static int[] greedy(List<String> badWords) {
+    private int[] greedy(List<String> badWords) {
         return llm.generate(PROMPT, SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(40).badWords(badWords).build())
                 .outputs().getFirst().tokenIdArray();
     }

@@ -1,0 +1,9 @@
+package dev.jvllm.sampling;
+
+/** A request's own {@link dev.jvllm.LogitsProcessor} threw: its request fails, the batch goes on. */
+public final class LogitsProcessorFailedException extends RuntimeException {
+
+    LogitsProcessorFailedException(RuntimeException cause) {
+        super("its logits processor threw " + cause, cause);
+    }
+}
