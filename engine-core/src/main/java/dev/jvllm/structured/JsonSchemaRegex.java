@@ -137,6 +137,7 @@ public final class JsonSchemaRegex {
             throw new IllegalArgumentException("the schema at " + where + " is false: nothing matches it");
         }
         if (!schema.isObject()) throw new IllegalArgumentException("the schema at " + where + " is not an object");
+        refuseUnfollowed(schema, where);
         if (schema.has("$ref")) return ref(schema.get("$ref").asText(), where);
         if (schema.has("const")) return literal(schema.get("const"));
         if (schema.has("enum")) {
@@ -157,7 +158,7 @@ public final class JsonSchemaRegex {
         JsonNode type = schema.get("type");
         if (type == null) {
             if (schema.has("properties")) return object(schema, where);
-            if (schema.has("items")) return arrayOf(schema, where);
+            if (schema.has("items") || schema.has("prefixItems")) return arrayOf(schema, where);
             return anyJson(3);
         }
         if (type.isArray()) {
@@ -355,10 +356,64 @@ public final class JsonSchemaRegex {
             "ipv4", "(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
             "email", "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}");
 
+    /**
+     * Keywords that restrict a value in ways no pattern here follows: a schema holding one is refused
+     * naming it, rather than followed without it (an output that broke it would pass as valid).
+     */
+    private static final List<String> UNFOLLOWED = List.of("not", "if", "then", "else", "patternProperties", "multipleOf", "contains",
+            "minContains", "maxContains", "dependentRequired", "dependentSchemas", "propertyNames", "minProperties", "maxProperties",
+            "unevaluatedItems", "unevaluatedProperties");
+
+    private static void refuseUnfollowed(JsonNode schema, String where) {
+        for (String keyword : UNFOLLOWED) {
+            if (schema.has(keyword)) throw new IllegalArgumentException("'" + keyword + "' at " + where + " is not supported");
+        }
+        if (schema.path("uniqueItems").asBoolean(false)) {
+            throw new IllegalArgumentException("'uniqueItems' at " + where + " is not supported (items may repeat in the output)");
+        }
+        if (schema.has("allOf") && schema.get("allOf").size() != 1) {
+            throw new IllegalArgumentException("'allOf' of " + schema.get("allOf").size() + " schemas at " + where + " is not supported "
+                    + "(one is, or merge them into one schema)");
+        }
+    }
+
     private String arrayOf(JsonNode schema, String where) {
-        String item = schema.has("items") ? value(schema.get("items"), where + "/items") : anyJson(2);
         int min = schema.path("minItems").asInt(0), max = schema.has("maxItems") ? schema.get("maxItems").asInt() : -1;
+        JsonNode items = schema.get("items");
+        if (schema.has("prefixItems") && !schema.get("prefixItems").isEmpty()) {
+            List<String> prefix = new ArrayList<>();
+            int i = 0;
+            for (JsonNode item : schema.get("prefixItems")) prefix.add(value(item, where + "/prefixItems/" + i++));
+            String rest = items == null ? anyJson(2) : items.isBoolean() && !items.asBoolean() ? null : value(items, where + "/items");
+            return tuple(prefix, rest, min, max, where);
+        }
+        String item = items != null ? value(items, where + "/items") : anyJson(2);
         return array(item, min, max);
+    }
+
+    /**
+     * An array whose first items follow {@code prefix} in order and any further ones {@code rest}
+     * (null: none may follow), {@code min} to {@code max} items in all (-1: no bound): a tuple, as
+     * Pydantic writes {@code tuple[int, str]}.
+     */
+    private static String tuple(List<String> prefix, String rest, int min, int max, String where) {
+        int limit = rest == null ? (max < 0 ? prefix.size() : Math.min(max, prefix.size())) : max;
+        if (limit >= 0 && min > limit) throw new IllegalArgumentException("no array at " + where + " has minItems " + min + " items");
+        if (limit - prefix.size() > 1000) throw new IllegalArgumentException("maxItems at " + where + " is above what is supported");
+        return "\\[" + WS + tupleFrom(0, prefix, rest, min, limit) + WS + "\\]";
+    }
+
+    /** The items from position {@code i} on, those before it written (the first without a comma before it). */
+    private static String tupleFrom(int i, List<String> prefix, String rest, int min, int limit) {
+        if (limit >= 0 && i >= limit) return "";
+        String sep = i == 0 ? "" : WS + "," + WS;
+        if (i >= prefix.size()) {
+            // Past the prefix: the rest's items, as many as the bounds leave.
+            int least = Math.max(0, min - i), most = limit < 0 ? -1 : limit - i;
+            return "(?:" + sep + rest + ")" + bounds(least, most);
+        }
+        String item = sep + prefix.get(i) + tupleFrom(i + 1, prefix, rest, min, limit);
+        return i < min ? item : "(?:" + item + ")?";
     }
 
     private String object(JsonNode schema, String where) {

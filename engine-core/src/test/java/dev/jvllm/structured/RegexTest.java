@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+import java.util.Map;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -188,6 +190,53 @@ class RegexTest {
         assertTrue(nested.getMessage().contains("nests deeper"), nested.getMessage());
     }
 
+    /**
+     * Tuples (prefixItems, as Pydantic writes tuple types): on every array of up to four items drawn
+     * from integers, strings and booleans, the regex agrees with the tuple's meaning.
+     */
+    @Test
+    void prefixItemsAreFollowedInOrderThenItemsWithinTheBounds() throws Exception {
+        record Case(String schema, java.util.function.Predicate<List<String>> valid) {
+        }
+        List<Case> cases = List.of(
+                new Case("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"integer\"}, {\"type\": \"string\"}], \"minItems\": 2, "
+                        + "\"maxItems\": 2}", items -> items.equals(List.of("int", "str"))),
+                new Case("{\"prefixItems\": [{\"type\": \"integer\"}], \"items\": {\"type\": \"boolean\"}}",
+                        items -> items.isEmpty() || items.getFirst().equals("int") && items.stream().skip(1).allMatch("bool"::equals)),
+                new Case("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"integer\"}, {\"type\": \"integer\"}], \"items\": false, "
+                        + "\"minItems\": 1}", items -> !items.isEmpty() && items.size() <= 2 && items.stream().allMatch("int"::equals)),
+                new Case("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"string\"}], \"items\": {\"type\": \"integer\"}, "
+                        + "\"minItems\": 2, \"maxItems\": 3}", items -> items.size() >= 2 && items.size() <= 3 && items.getFirst().equals("str")
+                        && items.stream().skip(1).allMatch("int"::equals)));
+        Map<String, String> literal = Map.of("int", "7", "str", "\"a\"", "bool", "true");
+        List<String> kinds = List.of("int", "str", "bool");
+        for (Case c : cases) {
+            Regex regex = Regex.compile(JsonSchemaRegex.of(JSON.readTree(c.schema())));
+            for (int length = 0; length <= 4; length++) {
+                for (int code = 0; code < Math.pow(3, length); code++) {
+                    List<String> items = new java.util.ArrayList<>();
+                    for (int k = 0, rest = code; k < length; k++, rest /= 3) items.add(kinds.get(rest % 3));
+                    String text = "[" + String.join(", ", items.stream().map(literal::get).toList()) + "]";
+                    assertEquals(c.valid().test(items), regex.matches(text), c.schema() + " on " + text);
+                }
+            }
+        }
+    }
+
+    @Test
+    void keywordsThatAreNotFollowedAreRefusedByName() throws Exception {
+        for (String[] refused : new String[][]{{"{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"uniqueItems\": true}", "uniqueItems"},
+                {"{\"type\": \"integer\", \"multipleOf\": 3}", "multipleOf"}, {"{\"not\": {\"type\": \"string\"}}", "not"},
+                {"{\"allOf\": [{\"type\": \"object\"}, {\"required\": [\"a\"]}]}", "allOf"},
+                {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"object\", \"minProperties\": 1}}}", "minProperties"}}) {
+            var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(refused[0])));
+            assertTrue(e.getMessage().startsWith("'" + refused[1] + "'"), e.getMessage());
+        }
+        // What changes nothing is taken: uniqueItems false, an allOf of one.
+        assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"allOf\": [{\"type\": \"array\", \"uniqueItems\": false, "
+                + "\"items\": {\"type\": \"integer\"}}]}"))).matches("[1, 1]"));
+    }
+
     @Test
     void recursiveReferencesBecomeRulesThatCallThemselves() throws Exception {
         JsonNode schema = JSON.readTree("{\"$defs\": {\"node\": {\"type\": \"object\", \"properties\": {\"v\": {\"type\": \"integer\"}, "
@@ -196,7 +245,7 @@ class RegexTest {
         assertEquals("the schema is recursive (ref1), which a regular expression cannot express", e.getMessage());
 
         GrammarRules rules = JsonSchemaRegex.rules(schema);
-        assertEquals(java.util.List.of("root", "ref1"), rules.names());
+        assertEquals(List.of("root", "ref1"), rules.names());
         Pushdown list = new Pushdown(rules);
         String deep = "{\"v\": 1, \"next\": ".repeat(40) + "{\"v\": 0}" + "}".repeat(40);
         assertTrue(list.matches(deep));
