@@ -127,7 +127,7 @@ public final class LLM implements AutoCloseable {
         this.generationConfig = GenerationConfig.load(modelDirectory, config);
         this.task = b.task != Task.AUTO ? b.task
                 : architecture.generates() ? Task.GENERATE : architecture.classifies() ? Task.CLASSIFY : Task.EMBED;
-        int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : config.maxPositionEmbeddings();
+        int maxModelLen = engineConfig.maxModelLen() > 0 ? engineConfig.maxModelLen() : architecture.maxPositions(config);
         long tConfig = System.nanoTime();
         // The tokenizer is most of a load from the page cache (its native build parses all of
         // tokenizer.json): its vocabulary is read on its own thread while the weights are mapped

@@ -14,6 +14,7 @@ import dev.jvllm.SamplingParams;
 import dev.jvllm.StructuredOutputs;
 import dev.jvllm.lora.LoraBackend;
 import dev.jvllm.sampling.LogitsProcessorFailedException;
+import dev.jvllm.sampling.NothingToDrawException;
 import dev.jvllm.sampling.RandomSource;
 import dev.jvllm.sampling.SampledToken;
 import dev.jvllm.sampling.Sampler;
@@ -1088,7 +1089,7 @@ public final class LLMEngine implements AutoCloseable {
             System.arraycopy(launched.flat, launched.sampledRow(i) * launched.vocab, rowLogits, 0, launched.vocab);
             try {
                 drawn[i] = sampler.sample(r.sampling, rowLogits);
-            } catch (Regex.TooComplexException | LogitsProcessorFailedException e) {
+            } catch (Regex.TooComplexException | LogitsProcessorFailedException | NothingToDrawException e) {
                 rowFailures[i] = e;
             }
         });

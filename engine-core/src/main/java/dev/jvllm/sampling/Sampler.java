@@ -129,6 +129,8 @@ public final class Sampler {
         int tokenId = params.isGreedy()
                 ? LogitsProcessors.argmax(logits)
                 : sampleFromSoftmax(logits, params, sequence.generator());
+        // Both draws fall back to the first id when nothing is left: a masked token is never drawn.
+        if (logits[tokenId] == Float.NEGATIVE_INFINITY) throw new NothingToDrawException(sequence.outputLength());
         Optional<TokenLogprobs> logprobs = rawLogits == null
                 ? Optional.empty()
                 : Optional.of(LogSoftmax.tokenLogprobs(rawLogits, tokenId, params.logprobs().getAsInt()));

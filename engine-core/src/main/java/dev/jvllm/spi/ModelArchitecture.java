@@ -26,6 +26,15 @@ public interface ModelArchitecture {
     /** Builds the model: reads its weights from the context's checkpoint onto its backend. */
     CausalLM load(ModelContext context);
 
+    /**
+     * The longest sequence the model was trained for, the default maximum model length: the config's
+     * {@code max_position_embeddings} (or its text_config's). A family whose config leaves it to a
+     * default of its own says so here.
+     */
+    default int maxPositions(dev.jvllm.config.ModelConfig config) {
+        return config.maxPositionEmbeddings();
+    }
+
     /** Whether {@link #load} gives a generator; false for encoders and decoders saved without their head. */
     default boolean generates() {
         return true;

@@ -161,6 +161,17 @@ class SamplerTest {
     }
 
     @Test
+    void aRowWithNothingLeftToDrawThrowsRatherThanDrawTheFirstId() {
+        for (double temperature : new double[]{0, 1}) {
+            SequenceSamplingState s = state(params().temperature(temperature).allowedTokenIds(List.of(2)).build(), 5);
+            assertThrows(NothingToDrawException.class, () -> sampler.sample(s, new float[]{1, 2, Float.NEGATIVE_INFINITY, 4, 5}));
+        }
+        // The one allowed token is a stop token, masked until min_tokens (before, id 0 was drawn though not allowed).
+        SamplingParams p = params().allowedTokenIds(List.of(3)).minTokens(1).stopTokenIds(3).build();
+        assertThrows(NothingToDrawException.class, () -> sampler.sample(state(p, 5), LOGITS.clone()));
+    }
+
+    @Test
     void penaltiesFollowTokensAsTheyAreSampled() {
         SequenceSamplingState s = state(params().temperature(0).presencePenalty(2).build(), 3);
         float[] logits = {1.0f, 0.5f, 0.0f};
@@ -278,12 +289,6 @@ class SamplerTest {
     void promptLogprobsRejectARowWithoutAFollowingPromptToken() {
         assertThrows(IllegalArgumentException.class,
                 () -> sampler.promptLogprobs(new int[] {1, 2}, 0, new float[][] {LOGITS, LOGITS}, 1));
-    }
-
-    @Test
-    void everyTokenMaskedFallsBackToTheLowestId() {
-        SamplingParams p = params().allowedTokenIds(List.of(3)).minTokens(1).stopTokenIds(3).build();
-        assertEquals(0, sampler.sample(state(p, 5), LOGITS.clone()).tokenId());
     }
 
     @Test

@@ -41,6 +41,12 @@ public final class Gemma3ForConditionalGeneration implements ModelArchitecture {
         return List.of("gemma3");
     }
 
+    /** Gemma3TextConfig's 131 072 where the Hub's text_config leaves it out (its language model's, not the 2 048 of a config without one). */
+    @Override
+    public int maxPositions(ModelConfig config) {
+        return textConfig(config).maxPositionEmbeddings();
+    }
+
     @Override
     public CausalLM load(ModelContext context) {
         ModelConfig text = textConfig(context.config());

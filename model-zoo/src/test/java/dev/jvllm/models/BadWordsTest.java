@@ -59,6 +59,16 @@ class BadWordsTest extends OnTheDemoModel {
         assertFalse(Arrays.equals(free, banned));
     }
 
+    /** Bad words that mask every token a structured output allows fail the request, rather than end it empty as if complete. */
+    @Test
+    void aRowWithEveryTokenMaskedFailsItsRequest() {
+        var params = SamplingParams.builder().temperature(0).maxTokens(10).badWords(List.of("a"))
+                .structuredOutputs(dev.jvllm.StructuredOutputs.choice(List.of("a"))).build();
+        var failure = assertThrows(dev.jvllm.RequestFailedException.class, () -> llm.generate("The capital of France is", params));
+        assertTrue(failure.getMessage().endsWith("every token was masked at output token 0 (by allowed token ids, the structured output, "
+                + "bad words or a logits processor, together)"), failure.getMessage());
+    }
+
     @Test
     void aWordIsBannedAtTheStartOfTheAnswerToo() {
         int[] free = greedy(List.of());

@@ -98,6 +98,7 @@ class Gemma3GoldenTest extends GoldenCaseFileTest {
         assertEquals(8, text.raw().path("num_attention_heads").asInt());
         assertEquals(10_000.0, Gemma3ForCausalLM.localRope(text).theta());
         assertEquals(8.0, text.rope().factor());
+        assertEquals(131_072, new Gemma3ForConditionalGeneration().maxPositions(hub), "the default maximum model length");
     }
 
     /** A copy of a safetensors file whose tensor names starting with {@code from} start with {@code to} instead. */

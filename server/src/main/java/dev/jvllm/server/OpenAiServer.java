@@ -27,6 +27,7 @@ import dev.jvllm.engine.EngineMetrics;
 import dev.jvllm.engine.RequestLatencies;
 import dev.jvllm.engine.RequestStream;
 import dev.jvllm.hub.ModelResolver;
+import dev.jvllm.sampling.NothingToDrawException;
 import dev.jvllm.structured.Regex;
 import dev.jvllm.tokenizer.ChatTemplateException;
 import dev.jvllm.tokenizer.TokenizerException;
@@ -243,7 +244,7 @@ public final class OpenAiServer implements AutoCloseable {
                 sendError(exchange, 503, "service_unavailable", e.getMessage(), null);
             } catch (RequestFailedException e) {
                 // A pattern that outgrew what one may make is the request's own doing, said as such; others are ours.
-                if (e.getCause() instanceof Regex.TooComplexException) {
+                if (e.getCause() instanceof Regex.TooComplexException || e.getCause() instanceof NothingToDrawException) {
                     sendError(exchange, 400, "invalid_request_error", e.getMessage(), null);
                 } else {
                     internalError(exchange, method, path, e);
