@@ -43,7 +43,6 @@ public final class StructuralTag {
         }
         Map<String, String> rules = new LinkedHashMap<>();
         rules.put("root", GrammarRules.call("free0"));
-        Map<String, String> tags = new LinkedHashMap<>();
         Map<String, String> schemaRules = new LinkedHashMap<>();
         for (int k = 0; k < structures.size(); k++) {
             Structure s = structures.get(k);
@@ -61,44 +60,41 @@ public final class StructuralTag {
                 throw new IllegalArgumentException("structure " + k + "'s schema: " + e.getMessage(), e);
             }
             schema.rules().forEach((name, pattern) -> schemaRules.put(prefix + name, renameCalls(pattern, prefix)));
-            // A tag goes back to free text from the start: its rule's last call, so the stack stays flat.
-            tags.put("tag" + k, "(?:" + Regex.quote(s.begin()) + ")" + GrammarRules.call(prefix + "root") + "(?:" + Regex.quote(s.end()) + ")"
-                    + GrammarRules.call("free0"));
         }
         rules.putAll(freeText(triggers, structures));
-        rules.putAll(tags);
         rules.putAll(schemaRules);
         return new GrammarRules(rules);
     }
 
     /**
      * Free text: an Aho-Corasick automaton over the triggers, each of its states a rule
-     * ({@code free<i>}) that reads a character and goes on in the state it leads to, or opens a tag
-     * ({@code tag<k>}), or ends. A character that would complete a trigger cannot be read as free
-     * text; a tag opens from a state only where its begin, read on from there, completes its own
-     * trigger first.
+     * ({@code free<i>}) that reads a character and goes on in the state it leads to, or ends. The
+     * character that completes a trigger leads instead to that state's dispatch
+     * ({@code dispatch<i>}): the rest of each begin that starts with a trigger completed there, its
+     * schema's document, its end, then free text again. So the first trigger completed opens the tag,
+     * and free text is one parse stack however many structures there are.
      */
     private static Map<String, String> freeText(List<String> triggers, List<Structure> structures) {
-        // The trie of the triggers: goto by character, and which states complete a trigger.
+        // The trie of the triggers: goto by character, and the triggers that end at each state.
         List<Map<Character, Integer>> next = new ArrayList<>();
-        List<Boolean> complete = new ArrayList<>();
+        List<List<String>> ending = new ArrayList<>();
         next.add(new HashMap<>());
-        complete.add(false);
+        ending.add(new ArrayList<>());
         for (String trigger : triggers) {
             int state = 0;
             for (char c : trigger.toCharArray()) {
                 Integer known = next.get(state).get(c);
                 if (known == null) {
                     next.add(new HashMap<>());
-                    complete.add(false);
+                    ending.add(new ArrayList<>());
                     known = next.size() - 1;
                     next.get(state).put(c, known);
                 }
                 state = known;
             }
-            complete.set(state, true);
+            if (!ending.get(state).contains(trigger)) ending.get(state).add(trigger);
         }
-        // Failure links, breadth first; a state whose failure completes a trigger completes one too.
+        // Failure links, breadth first; a state also completes the triggers its failure state completes (its suffixes).
         int[] fail = new int[next.size()];
         List<Integer> order = new ArrayList<>(List.of(0));
         for (int i = 0; i < order.size(); i++) {
@@ -107,7 +103,7 @@ public final class StructuralTag {
                 int child = edge.getValue();
                 int f = state == 0 ? 0 : step(next, fail, fail[state], edge.getKey());
                 fail[child] = f;
-                if (complete.get(f)) complete.set(child, true);
+                for (String suffix : ending.get(f)) if (!ending.get(child).contains(suffix)) ending.get(child).add(suffix);
                 order.add(child);
             }
         }
@@ -116,30 +112,39 @@ public final class StructuralTag {
         StringBuilder others = new StringBuilder("[^");
         for (char c : alphabet) others.append(String.format("\\u%04X", (int) c));
         others.append(']');
+        // The tags a completed trigger may open: each begin that starts with one of the triggers completed there.
+        Map<String, String> dispatches = new LinkedHashMap<>();
+        for (int state = 0; state < next.size(); state++) {
+            java.util.Set<String> tags = new java.util.LinkedHashSet<>();
+            for (String trigger : ending.get(state)) {
+                for (int k = 0; k < structures.size(); k++) {
+                    Structure s = structures.get(k);
+                    if (!s.begin().startsWith(trigger)) continue;
+                    tags.add("(?:" + Regex.quote(s.begin().substring(trigger.length())) + ")" + GrammarRules.call("s" + k + "-root")
+                            + "(?:" + Regex.quote(s.end()) + ")" + GrammarRules.call("free0"));
+                }
+            }
+            if (!tags.isEmpty()) dispatches.put("dispatch" + state, String.join("|", tags));
+        }
         Map<String, String> rules = new LinkedHashMap<>();
         for (int state = 0; state < next.size(); state++) {
-            if (complete.get(state)) continue;
-            // Each character of the triggers' alphabet leads to its own state; every other character back to the start.
-            Map<Integer, StringBuilder> byTarget = new TreeMap<>();
+            if (!ending.get(state).isEmpty()) continue;  // a completed trigger's state is its dispatch, not free text
+            // Each character of the triggers' alphabet leads to its own state, or to the dispatch of the trigger it
+            // completes (none where that trigger opens no structure: the character cannot be written); every other
+            // character back to the start.
+            Map<String, StringBuilder> byTarget = new TreeMap<>();
             for (char c : alphabet) {
                 int target = step(next, fail, state, c);
-                if (complete.get(target)) continue;
-                byTarget.computeIfAbsent(target, t -> new StringBuilder()).append(String.format("\\u%04X", (int) c));
+                String rule = ending.get(target).isEmpty() ? "free" + target : "dispatch" + target;
+                if (rule.startsWith("dispatch") && !dispatches.containsKey(rule)) continue;
+                byTarget.computeIfAbsent(rule, t -> new StringBuilder()).append(String.format("\\u%04X", (int) c));
             }
             List<String> options = new ArrayList<>();
             options.add(others + GrammarRules.call("free0"));
-            byTarget.forEach((target, chars) -> options.add("[" + chars + "]" + GrammarRules.call("free" + target)));
-            for (int k = 0; k < structures.size(); k++) {
-                String begin = structures.get(k).begin();
-                int at = state, completed = -1;
-                for (int i = 0; i < begin.length() && completed < 0; i++) {
-                    at = step(next, fail, at, begin.charAt(i));
-                    if (complete.get(at)) completed = i;
-                }
-                if (completed >= 0 && triggers.contains(begin.substring(0, completed + 1))) options.add(GrammarRules.call("tag" + k));
-            }
+            byTarget.forEach((rule, chars) -> options.add("[" + chars + "]" + GrammarRules.call(rule)));
             rules.put("free" + state, "(?:" + String.join("|", options) + ")?");
         }
+        rules.putAll(dispatches);
         return rules;
     }
 

@@ -114,6 +114,33 @@ class StructuralTagTest {
         assertThrows(IllegalArgumentException.class, () -> StructuralTag.rules(List.of(new StructuralTag.Structure("<", schema, ">")), List.of("")));
     }
 
+    /** Free text is one parse stack however many structures share a trigger: a mask's walk costs what it costs for one. */
+    @Test
+    void aMasksCostDoesNotGrowWithTheNumberOfStructures() throws Exception {
+        Random random = new Random(4);
+        List<String> texts = new java.util.ArrayList<>();
+        for (int i = 0; i < 20_000; i++) {
+            StringBuilder t = new StringBuilder();
+            for (int k = 1 + random.nextInt(5); k > 0; k--) t.append("abc<fun=ction>{} \"".charAt(random.nextInt(18)));
+            texts.add(t.toString());
+        }
+        TokenVocabulary vocabulary = new TokenVocabulary(texts.size(), id -> texts.get(id).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        long[] steps = new long[2];
+        int[] counts = {1, 60};
+        for (int c = 0; c < 2; c++) {
+            List<StructuralTag.Structure> tools = new java.util.ArrayList<>();
+            for (int k = 0; k < counts[c]; k++) {
+                tools.add(new StructuralTag.Structure("<function=tool" + k + ">", JSON.readTree("{\"type\": \"object\", \"properties\": "
+                        + "{\"x\": {\"type\": \"integer\"}}}"), "</function>"));
+            }
+            Pushdown tag = new Pushdown(StructuralTag.rules(tools, List.of("<function=")));
+            long before = tag.steps();
+            vocabulary.allowed(tag, tag.step(tag.start(), "some text "));
+            steps[c] = tag.steps() - before;
+        }
+        assertTrue(steps[1] < steps[0] * 1.5, "1 structure: " + steps[0] + " steps, 60: " + steps[1]);
+    }
+
     @Test
     void callsAreRenamedButWrittenBackslashesAreNot() {
         assertEquals("\\\\g{x}\\g{s0-ref1}[\\]]", StructuralTag.renameCalls("\\\\g{x}\\g{ref1}[\\]]", "s0-"));
