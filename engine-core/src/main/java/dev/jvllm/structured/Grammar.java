@@ -23,6 +23,7 @@ public final class Grammar {
     private final TokenVocabulary vocabulary;
     private final int[] eosTokenIds;
     private static final int MAX_MASKS = 2048;
+    private static final int MAX_INSIDE_WALKS = 256;
 
     public Grammar(Regex regex, TokenVocabulary vocabulary, int[] eosTokenIds) {
         this(new RegexMachine(regex, vocabulary), vocabulary, eosTokenIds);
@@ -156,7 +157,8 @@ public final class Grammar {
             TokenVocabulary.InsideWalk inside = insideWalks.get(key);
             if (inside == null) {
                 inside = vocabulary.inside(pushdown, top, top.state);
-                if (insideWalks.size() >= MAX_MASKS) insideWalks.clear();
+                // Few rule states repeat inside walks (a string's, a number's): fewer kept than masks, each also 16 KB at 128k tokens.
+                if (insideWalks.size() >= MAX_INSIDE_WALKS) insideWalks.clear();
                 insideWalks.put(key, inside);
             }
             return vocabulary.allowed(pushdown, top, inside);
