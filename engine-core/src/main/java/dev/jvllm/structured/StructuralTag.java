@@ -114,18 +114,25 @@ public final class StructuralTag {
         others.append(']');
         // The tags a completed trigger may open: each begin that starts with one of the triggers completed there.
         Map<String, String> dispatches = new LinkedHashMap<>();
+        Map<String, java.util.BitSet> opened = new HashMap<>();
         for (int state = 0; state < next.size(); state++) {
             java.util.Set<String> tags = new java.util.LinkedHashSet<>();
+            java.util.BitSet structuresHere = new java.util.BitSet();
             for (String trigger : ending.get(state)) {
                 for (int k = 0; k < structures.size(); k++) {
                     Structure s = structures.get(k);
                     if (!s.begin().startsWith(trigger)) continue;
+                    structuresHere.set(k);
                     tags.add("(?:" + Regex.quote(s.begin().substring(trigger.length())) + ")" + GrammarRules.call("s" + k + "-root")
                             + "(?:" + Regex.quote(s.end()) + ")" + GrammarRules.call("free0"));
                 }
             }
-            if (!tags.isEmpty()) dispatches.put("dispatch" + state, String.join("|", tags));
+            if (!tags.isEmpty()) {
+                dispatches.put("dispatch" + state, String.join("|", tags));
+                opened.put("dispatch" + state, structuresHere);
+            }
         }
+        java.util.BitSet reachable = new java.util.BitSet();
         Map<String, String> rules = new LinkedHashMap<>();
         for (int state = 0; state < next.size(); state++) {
             if (!ending.get(state).isEmpty()) continue;  // a completed trigger's state is its dispatch, not free text
@@ -137,12 +144,20 @@ public final class StructuralTag {
                 int target = step(next, fail, state, c);
                 String rule = ending.get(target).isEmpty() ? "free" + target : "dispatch" + target;
                 if (rule.startsWith("dispatch") && !dispatches.containsKey(rule)) continue;
+                if (rule.startsWith("dispatch")) reachable.or(opened.get(rule));
                 byTarget.computeIfAbsent(rule, t -> new StringBuilder()).append(String.format("\\u%04X", (int) c));
             }
             List<String> options = new ArrayList<>();
             options.add(others + GrammarRules.call("free0"));
             byTarget.forEach((rule, chars) -> options.add("[" + chars + "]" + GrammarRules.call(rule)));
             rules.put("free" + state, "(?:" + String.join("|", options) + ")?");
+        }
+        // A begin whose own trigger is never the first completed (another trigger inside it completes first) never opens.
+        for (int k = 0; k < structures.size(); k++) {
+            if (!reachable.get(k)) {
+                throw new IllegalArgumentException("structure " + k + "'s begin '" + structures.get(k).begin()
+                        + "' can never open: another trigger is completed first as it is written");
+            }
         }
         rules.putAll(dispatches);
         return rules;

@@ -111,6 +111,9 @@ class StructuralTagTest {
         assertEquals("structure 0's begin '<call>' starts with none of the triggers [<fn=]", assertThrows(IllegalArgumentException.class,
                 () -> StructuralTag.rules(List.of(new StructuralTag.Structure("<call>", schema, "</call>")), List.of("<fn="))).getMessage());
         assertThrows(IllegalArgumentException.class, () -> StructuralTag.rules(List.of(), List.of("<")));
+        assertEquals("structure 0's begin '<fn=x>' can never open: another trigger is completed first as it is written",
+                assertThrows(IllegalArgumentException.class, () -> StructuralTag.rules(List.of(new StructuralTag.Structure("<fn=x>", schema, "</fn>")),
+                        List.of("<fn", "f"))).getMessage());
         assertThrows(IllegalArgumentException.class, () -> StructuralTag.rules(List.of(new StructuralTag.Structure("<", schema, ">")), List.of("")));
     }
 
