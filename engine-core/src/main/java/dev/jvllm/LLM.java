@@ -795,6 +795,21 @@ public final class LLM implements AutoCloseable {
         return embedder.embed(requestIds("embd-", inputs.size()), poolingInputIds(inputs, params, "embeddings"), params);
     }
 
+    /**
+     * Each input's token embeddings, as vLLM's {@code LLM.encode} with {@code pooling_task="token_embed"}:
+     * every token's final hidden state (one row a token, special tokens included), each row truncated
+     * ({@code dimensions}) and normalized as for {@link #embed}. For multi-vector retrieval:
+     * {@link TokenEmbeddingsOutput#maxSim} scores a query against a document as ColBERT does.
+     *
+     * @throws InvalidRequestException when this LLM was not built for {@link Task#EMBED}, or an input is
+     *                                 longer than the maximum model length (without truncatePromptTokens)
+     */
+    public List<TokenEmbeddingsOutput> embedTokens(List<Prompt> inputs, PoolingParams params) {
+        Objects.requireNonNull(params, "params");
+        requireTask(Task.EMBED);
+        return embedder.embedTokens(requestIds("tokembd-", inputs.size()), poolingInputIds(inputs, params, "token embeddings"), params);
+    }
+
     private List<String> requestIds(String prefix, int count) {
         List<String> ids = new ArrayList<>(count);
         for (int i = 0; i < count; i++) ids.add(prefix + nextRequestId++);

@@ -7,6 +7,7 @@ import dev.jvllm.InvalidRequestException;
 import dev.jvllm.JvllmException;
 import dev.jvllm.PoolingParams;
 import dev.jvllm.ScoringOutput;
+import dev.jvllm.TokenEmbeddingsOutput;
 import dev.jvllm.config.PoolingConfig;
 import dev.jvllm.pooling.ClassifierHead;
 import dev.jvllm.pooling.Pooler;
@@ -85,10 +86,44 @@ public final class EmbeddingEngine implements AutoCloseable {
      * (length, token ids, dimensions) before any runs, so a bad input fails the call and nothing else.
      */
     public List<EmbeddingOutput> embed(List<String> requestIds, List<int[]> inputs, PoolingParams params) {
+        Checked checked = check(requestIds, inputs, params);
+        List<float[]> pooled = runBatched(checked.inputs(), null, pooling.type(), -1);
+        List<EmbeddingOutput> outputs = new ArrayList<>(inputs.size());
+        for (int i = 0; i < pooled.size(); i++) {
+            outputs.add(new EmbeddingOutput(requestIds.get(i), checked.finish(pooled.get(i)), checked.inputs().get(i)));
+        }
+        return outputs;
+    }
+
+    /**
+     * Each input's token embeddings (vLLM's {@code token_embed}): every token's final hidden state,
+     * each row truncated and normalized as {@code params} asks; batched, outputs in the inputs' order.
+     */
+    public List<TokenEmbeddingsOutput> embedTokens(List<String> requestIds, List<int[]> inputs, PoolingParams params) {
+        Checked checked = check(requestIds, inputs, params);
+        List<float[]> states = runBatched(checked.inputs(), null, PoolingType.ALL, -1);
+        int hidden = model.hiddenSize();
+        List<TokenEmbeddingsOutput> outputs = new ArrayList<>(inputs.size());
+        for (int i = 0; i < states.size(); i++) {
+            float[][] rows = new float[checked.inputs().get(i).length][];
+            for (int t = 0; t < rows.length; t++) rows[t] = checked.finish(java.util.Arrays.copyOfRange(states.get(i), t * hidden, (t + 1) * hidden));
+            outputs.add(new TokenEmbeddingsOutput(requestIds.get(i), rows, checked.inputs().get(i)));
+        }
+        return outputs;
+    }
+
+    /** Embedding inputs as they run (cut as asked), and how each vector is finished. */
+    private record Checked(List<int[]> inputs, int dimensions, boolean normalize) {
+        float[] finish(float[] vector) {
+            return Pooler.finish(vector, dimensions, normalize);
+        }
+    }
+
+    /** Checks every input (length, token ids) and the dimensions before any runs, so a bad input fails the call and nothing else. */
+    private Checked check(List<String> requestIds, List<int[]> inputs, PoolingParams params) {
         if (requestIds.size() != inputs.size()) {
             throw new IllegalArgumentException(requestIds.size() + " request ids for " + inputs.size() + " inputs");
         }
-        boolean normalize = params.normalize().orElse(pooling.normalize());
         int dimensions = params.dimensions().orElse(0);
         if (dimensions > 0) {
             pooling.dimensionsError(dimensions, model.hiddenSize()).ifPresent(message -> {
@@ -97,12 +132,7 @@ public final class EmbeddingEngine implements AutoCloseable {
         }
         List<int[]> prepared = new ArrayList<>(inputs.size());
         for (int[] input : inputs) prepared.add(prepare(input, params, true));
-        List<float[]> pooled = runBatched(prepared, null, pooling.type(), -1);
-        List<EmbeddingOutput> outputs = new ArrayList<>(inputs.size());
-        for (int i = 0; i < prepared.size(); i++) {
-            outputs.add(new EmbeddingOutput(requestIds.get(i), Pooler.finish(pooled.get(i), dimensions, normalize), prepared.get(i)));
-        }
-        return outputs;
+        return new Checked(prepared, dimensions, params.normalize().orElse(pooling.normalize()));
     }
 
     /**
@@ -249,7 +279,7 @@ public final class EmbeddingEngine implements AutoCloseable {
         ForwardBatch batch = new ForwardBatch(ids, positions, slots, starts, lengths, tables, blockSize, poolRows);
         int hidden = model.hiddenSize();
         List<float[]> pooled = new ArrayList<>(n);
-        if (type == PoolingType.MEAN) {
+        if (type == PoolingType.MEAN || type == PoolingType.ALL) {
             float[] all = backend.toFloatArray(model.hiddenStates(batch, cache, types));
             for (int s = 0; s < n; s++) pooled.add(Pooler.pool(type, all, starts[s], lengths[s], hidden));
         } else {

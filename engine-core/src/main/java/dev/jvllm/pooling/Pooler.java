@@ -10,12 +10,14 @@ public final class Pooler {
     }
 
     /**
-     * Pools the {@code count} token states of one input.
+     * Pools the {@code count} token states of one input: one row, or for {@link PoolingType#ALL} its
+     * {@code count} rows, row-major.
      *
      * @param states row-major [*, hidden] states; the input's tokens are rows {@code [first, first + count)}
      */
     public static float[] pool(PoolingType type, float[] states, int first, int count, int hidden) {
         if (count <= 0) throw new IllegalArgumentException("cannot pool an input of " + count + " tokens");
+        if (type == PoolingType.ALL) return java.util.Arrays.copyOfRange(states, first * hidden, (first + count) * hidden);
         float[] out = new float[hidden];
         switch (type) {
             case CLS -> System.arraycopy(states, first * hidden, out, 0, hidden);
@@ -27,6 +29,7 @@ public final class Pooler {
                 }
                 for (int i = 0; i < hidden; i++) out[i] = (float) (sum[i] / count);
             }
+            case ALL -> throw new AssertionError("returned above");
         }
         return out;
     }

@@ -7,5 +7,7 @@ public enum PoolingType {
     /** The last token's state (decoder embedders such as e5-mistral). */
     LAST,
     /** The mean of all tokens' states. */
-    MEAN
+    MEAN,
+    /** Every token's state, one row each (token embeddings: vLLM's {@code token_embed}, multi-vector retrieval). */
+    ALL
 }

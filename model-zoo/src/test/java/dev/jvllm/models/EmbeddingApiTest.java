@@ -4,8 +4,10 @@ import dev.jvllm.EmbeddingOutput;
 import dev.jvllm.InvalidRequestException;
 import dev.jvllm.LLM;
 import dev.jvllm.PoolingParams;
+import dev.jvllm.Prompt;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.Task;
+import dev.jvllm.TokenEmbeddingsOutput;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.SafetensorsTestWriter;
 import org.junit.jupiter.api.Test;
@@ -80,6 +82,32 @@ class EmbeddingApiTest {
             assertEquals(HIDDEN, out.embedding().length);
             assertArrayEquals(new int[]{1, 5, 9, 2}, out.promptTokenIds());
             assertEquals(1.0, norm(out.embedding()), 1e-5);
+        }
+    }
+
+    /**
+     * Token embeddings (vLLM's token_embed): one row a token, the first the CLS embedding this model
+     * pools, each row normalized by default, the same rows whether batched with other inputs or not.
+     */
+    @Test
+    void tokenEmbeddingsAreEveryTokensFinalState() throws IOException {
+        try (LLM llm = tinyBert("", Task.EMBED)) {
+            int[] input = {1, 5, 9, 2};
+            PoolingParams raw = PoolingParams.builder().normalize(false).build();
+            TokenEmbeddingsOutput tokens = llm.embedTokens(List.of(Prompt.tokens(input)), raw).getFirst();
+            assertEquals(4, tokens.embeddings().length);
+            assertArrayEquals(input, tokens.promptTokenIds());
+            assertArrayEquals(llm.embed(input, raw).embedding(), tokens.embeddings()[0], 1e-6f);
+
+            List<TokenEmbeddingsOutput> batched = llm.embedTokens(List.of(Prompt.tokens(3, 4, 7), Prompt.tokens(input)), raw);
+            for (int t = 0; t < 4; t++) assertArrayEquals(tokens.embeddings()[t], batched.get(1).embeddings()[t], 1e-5f);
+            assertEquals(3, batched.get(0).embeddings().length);
+
+            TokenEmbeddingsOutput normalized = llm.embedTokens(List.of(Prompt.tokens(input)), PoolingParams.defaults()).getFirst();
+            for (float[] row : normalized.embeddings()) assertEquals(1.0, norm(row), 1e-5);
+            assertEquals(4.0, normalized.maxSim(normalized), 1e-5, "each token's best match in itself is itself");
+            TokenEmbeddingsOutput other = llm.embedTokens(List.of(Prompt.tokens(3, 4, 7)), PoolingParams.defaults()).getFirst();
+            assertTrue(normalized.maxSim(other) < 4.0, "another input matches less well");
         }
     }
 
