@@ -19,6 +19,7 @@ import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
 import dev.jvllm.ScoringOutput;
 import dev.jvllm.Task;
+import dev.jvllm.TokenEmbeddingsOutput;
 import dev.jvllm.ToolCallParser;
 import dev.jvllm.engine.AsyncLLMEngine;
 import dev.jvllm.engine.EngineClosedException;
@@ -214,6 +215,7 @@ public final class OpenAiServer implements AutoCloseable {
                 Map.entry("/v1/completions", new Route("POST", false, exchange -> completions(exchange, body(exchange)))),
                 Map.entry("/v1/chat/completions", new Route("POST", false, exchange -> chat(exchange, body(exchange)))),
                 Map.entry("/v1/embeddings", new Route("POST", false, exchange -> embeddings(exchange, body(exchange)))),
+                Map.entry("/pooling", new Route("POST", false, exchange -> pooling(exchange, body(exchange)))),
                 Map.entry("/v1/responses", new Route("POST", false, exchange -> responses(exchange, body(exchange)))),
                 // vLLM's paths for these: its own and the ones Jina's and Cohere's clients call
                 Map.entry("/score", score), Map.entry("/v1/score", score),
@@ -969,6 +971,51 @@ public final class OpenAiServer implements AutoCloseable {
             tokens += outputs.get(i).promptTokenIds().length;
         }
         answer.put("model", modelName);
+        answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        sendJson(exchange, 200, answer);
+    }
+
+    /**
+     * vLLM's {@code /pooling}: each input's pooled output as it comes, for {@code task} "embed" (the
+     * embedding) or "token_embed" (every token's state, one row a token); {@code dimensions},
+     * {@code normalize} and {@code truncate_prompt_tokens} as for embeddings.
+     */
+    private void pooling(HttpExchange exchange, JsonNode body) throws IOException {
+        if (llm.task() != Task.EMBED) throw notServedFor("pooling needs a model loaded with task embed");
+        List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
+        String task = OpenAiRequests.text(body, "task", "embed");
+        if (!task.equals("embed") && !task.equals("token_embed")) throw ApiError.invalid("task", "'task' is embed or token_embed");
+        PoolingParams.Builder params = PoolingParams.builder();
+        Integer dimensions = OpenAiRequests.integer(body, "dimensions");
+        if (dimensions != null) params.dimensions(dimensions);
+        Boolean normalize = OpenAiRequests.bool(body, "normalize");
+        if (normalize != null) params.normalize(normalize);
+        Integer truncate = OpenAiRequests.integer(body, "truncate_prompt_tokens");
+        if (truncate != null) params.truncatePromptTokens(truncate);
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "pool-" + java.util.UUID.randomUUID())
+                .put("object", "list").put("created", System.currentTimeMillis() / 1000).put("model", modelName);
+        ArrayNode data = answer.putArray("data");
+        int tokens = 0;
+        synchronized (embeddingTurn) { // LLM's embedding calls run one at a time
+            if (task.equals("embed")) {
+                List<EmbeddingOutput> outputs = llm.encode(inputs, params.build());
+                for (int i = 0; i < outputs.size(); i++) {
+                    ArrayNode values = data.addObject().put("index", i).put("object", "pooling").putArray("data");
+                    for (float v : outputs.get(i).embedding()) values.add(v);
+                    tokens += outputs.get(i).promptTokenIds().length;
+                }
+            } else {
+                List<TokenEmbeddingsOutput> outputs = llm.embedTokens(inputs, params.build());
+                for (int i = 0; i < outputs.size(); i++) {
+                    ArrayNode rows = data.addObject().put("index", i).put("object", "pooling").putArray("data");
+                    for (float[] row : outputs.get(i).embeddings()) {
+                        ArrayNode values = rows.addArray();
+                        for (float v : row) values.add(v);
+                    }
+                    tokens += outputs.get(i).promptTokenIds().length;
+                }
+            }
+        }
         answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
         sendJson(exchange, 200, answer);
     }

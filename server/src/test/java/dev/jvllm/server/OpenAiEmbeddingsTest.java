@@ -8,6 +8,7 @@ import dev.jvllm.PoolingParams;
 import dev.jvllm.Prompt;
 import dev.jvllm.ScoringOutput;
 import dev.jvllm.Task;
+import dev.jvllm.TokenEmbeddingsOutput;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
@@ -59,6 +60,24 @@ class OpenAiEmbeddingsTest {
                     .order(ByteOrder.LITTLE_ENDIAN);
             float[] want = expected.get(1).embedding();
             for (float v : want) assertEquals(v, bytes.getFloat(), TOLERANCE);
+
+            // vLLM's /pooling: the embedding as /v1/embeddings gives it, or every token's state.
+            var pooled = post(server, "/pooling", "{\"input\": [\"Mr President\"]}");
+            JsonNode vector = pooled.body().path("data").get(0).path("data");
+            for (int d = 0; d < want.length; d++) assertEquals(want[d], vector.get(d).floatValue(), TOLERANCE);
+            var perToken = post(server, "/pooling", "{\"input\": [1, 450, 1000], \"task\": \"token_embed\", \"normalize\": false}");
+            JsonNode rows = perToken.body().path("data").get(0).path("data");
+            List<TokenEmbeddingsOutput> tokenStates;
+            try (LLM reference = LLM.builder().model(DEMO.toString()).task(Task.EMBED).build()) {
+                tokenStates = reference.embedTokens(List.of(Prompt.tokens(1, 450, 1000)), PoolingParams.builder().normalize(false).build());
+            }
+            assertEquals(3, rows.size());
+            for (int t = 0; t < 3; t++) {
+                float[] state = tokenStates.getFirst().embeddings()[t];
+                for (int d = 0; d < state.length; d++) assertEquals(state[d], rows.get(t).get(d).floatValue(), 1e-4f, "token " + t);
+            }
+            assertEquals(3, perToken.body().path("usage").path("prompt_tokens").asInt());
+            assertError(post(server, "/pooling", "{\"input\": \"x\", \"task\": \"classify\"}"), 400, "task");
 
             assertError(post(server, "/v1/completions", "{\"prompt\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/embeddings", "{\"input\": \"x\", \"encoding_format\": \"hex\"}"), 400, "encoding_format");
