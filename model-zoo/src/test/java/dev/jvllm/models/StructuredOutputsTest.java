@@ -228,6 +228,17 @@ class StructuredOutputsTest {
         assertTrue(tagsSeen >= 3, tagsSeen + " tags");
     }
 
+    /** The engine keeps a grammar per structured output: equal rules are one grammar, whatever their text's spacing and comments. */
+    @Test
+    void grammarsAreEqualByTheirRules() {
+        StructuredOutputs plain = StructuredOutputs.grammar("root ::= \"a\" x\nx ::= [0-9]");
+        assertEquals(plain, StructuredOutputs.grammar("root ::=   \"a\"   x   # a comment\n\nx ::= [0-9]\n"));
+        assertEquals(plain.hashCode(), StructuredOutputs.grammar("root ::= \"a\" x\nx ::= [0-9]").hashCode());
+        assertNotEquals(plain, StructuredOutputs.grammar("root ::= \"a\" x\nx ::= [0-8]"));
+        StructuredOutputs literal = StructuredOutputs.grammar("root ::= \"a\"");
+        assertNotEquals(literal, StructuredOutputs.regex(literal.pattern().replace("\n", "")), "a regex is not a grammar of the same text");
+    }
+
     @Test
     void unusableGrammarsAreRefusedNamingTheProblem() {
         var undefined = assertThrows(InvalidRequestException.class, () -> StructuredOutputs.grammar("root ::= \"[\" item \"]\""));
