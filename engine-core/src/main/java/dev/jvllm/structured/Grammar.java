@@ -152,7 +152,18 @@ public final class Grammar {
         @Override
         long[] findAllowed(Pushdown.Configuration state) {
             Pushdown.Frame top = pushdown.single(state);
-            if (top == null) return vocabulary.allowed(pushdown, state);
+            if (top == null) {
+                // Several readings (or a complete one): each is walked and kept as a point of its own, so
+                // that the readings points share (a value's start, a string's) are walked once.
+                long[] union = new long[(vocabulary.size() + 63) / 64];
+                long lastStep = pushdown.steps() + Pushdown.MAX_WALK_STEPS;  // one budget for all the readings' walks
+                for (Pushdown.Configuration reading : pushdown.readings(state)) {
+                    if (pushdown.steps() > lastStep) throw Pushdown.walkTooLong();
+                    long[] bits = allowed(reading);
+                    for (int i = 0; i < union.length; i++) union[i] |= bits[i];
+                }
+                return union;
+            }
             long key = (long) top.rule << 32 | top.state;
             TokenVocabulary.InsideWalk inside = insideWalks.get(key);
             if (inside == null) {

@@ -200,6 +200,16 @@ public final class Pushdown {
 
     // ---- for a trie walk: a point of one stack stepped without making objects ------------------
 
+    /**
+     * Each stack of {@code at} as a point of its own, complete or not as it is: the stacks are
+     * readings that go on independently, so what {@code at} allows is what any of them allows.
+     */
+    List<Configuration> readings(Configuration at) {
+        List<Configuration> readings = new ArrayList<>(at.stacks.length);
+        for (Frame f : at.stacks) readings.add(new Configuration(new Frame[]{f}, false));
+        return readings;
+    }
+
     /** The only stack of {@code at}, or null where it has several or is complete. */
     Frame single(Configuration at) {
         return at.stacks.length == 1 && !at.accepting ? at.stacks[0] : null;

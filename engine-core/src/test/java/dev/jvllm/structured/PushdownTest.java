@@ -188,6 +188,9 @@ class PushdownTest {
         TokenVocabulary vocabulary = new TokenVocabulary(texts.size(), id -> texts.get(id).getBytes(java.nio.charset.StandardCharsets.UTF_8));
         var e = assertThrows(Regex.TooComplexException.class, () -> vocabulary.allowed(many, many.start()));
         assertTrue(e.getMessage().contains("masking the vocabulary takes more than " + Pushdown.MAX_WALK_STEPS + " steps"), e.getMessage());
+        // As the engine masks it, one reading at a time: the readings share one budget.
+        TokenConstraint constraint = new Grammar(many, vocabulary, new int[0]).newConstraint();
+        assertThrows(Regex.TooComplexException.class, () -> constraint.mask(new float[texts.size()]));
     }
 
     @Test
