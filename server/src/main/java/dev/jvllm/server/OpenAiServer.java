@@ -245,8 +245,7 @@ public final class OpenAiServer implements AutoCloseable {
             } catch (EngineDeadException | EngineClosedException e) {
                 sendError(exchange, 503, "service_unavailable", e.getMessage(), null);
             } catch (RequestFailedException e) {
-                // A pattern that outgrew what one may make is the request's own doing, said as such; others are ours.
-                if (e.getCause() instanceof Regex.TooComplexException || e.getCause() instanceof NothingToDrawException) {
+                if (requestsOwnDoing(e)) {
                     sendError(exchange, 400, "invalid_request_error", e.getMessage(), null);
                 } else {
                     internalError(exchange, method, path, e);
@@ -1178,7 +1177,7 @@ public final class OpenAiServer implements AutoCloseable {
                 case Failed(int prompt, Throwable error) -> {
                     open--;
                     ObjectNode failure = OpenAiResponses.JSON.createObjectNode();
-                    boolean invalid = error instanceof InvalidRequestException;
+                    boolean invalid = error instanceof InvalidRequestException || error instanceof RequestFailedException failed && requestsOwnDoing(failed);
                     failure.putObject("error").put("message", String.valueOf(error.getMessage()))
                             .put("type", invalid ? "invalid_request_error" : "service_unavailable")
                             .put("code", invalid ? 400 : 503);
@@ -1246,6 +1245,14 @@ public final class OpenAiServer implements AutoCloseable {
             Thread.currentThread().interrupt();
             return null;
         }
+    }
+
+    /**
+     * Whether a request failed of its own doing (a structured output that outgrew what one may make, or
+     * masks that left nothing to draw): answered as an invalid request, not as the server's failure.
+     */
+    private static boolean requestsOwnDoing(RequestFailedException e) {
+        return e.getCause() instanceof Regex.TooComplexException || e.getCause() instanceof NothingToDrawException;
     }
 
     /** A client that closed its connection: its requests are aborted and nothing more is written. */

@@ -867,6 +867,16 @@ class OpenAiServerTest {
         assertError(refused, 400, null);
         assertTrue(refused.body().path("error").path("message").asText().contains("structured output too complex"), refused.body().toString());
         assertEquals(200, post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4}").status());
+
+        // Bad words that mask all a choice allows: a 400 whole, and an invalid-request event streamed.
+        String nothingLeft = "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 4, \"guided_choice\": [\"a\"], \"bad_words\": [\"a\"]";
+        Answer whole = post(server, "/v1/completions", nothingLeft + "}");
+        assertError(whole, 400, null);
+        assertTrue(whole.body().path("error").path("message").asText().contains("every token was masked"), whole.body().toString());
+        HttpResponse<String> streamed = client.send(HttpRequest.newBuilder(URI.create(server.address() + "/v1/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString(nothingLeft + ", \"stream\": true}")).build(), HttpResponse.BodyHandlers.ofString());
+        assertTrue(streamed.body().contains("\"type\":\"invalid_request_error\"") && streamed.body().contains("every token was masked"),
+                streamed.body());
     }
 
     /** A request whose headers are larger than any client needs (600 KB) is not served, and the server serves on. */
