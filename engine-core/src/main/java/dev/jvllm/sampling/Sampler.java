@@ -169,11 +169,21 @@ public final class Sampler {
     /** Steps 1 and 2: the constraints and penalties that can change even the argmax. */
     void processLogits(SequenceSamplingState sequence, float[] logits) {
         SamplingParams params = sequence.params();
-        for (dev.jvllm.LogitsProcessor processor : params.logitsProcessors()) {
-            try {
-                processor.process(sequence.outputTokenIds(), logits);
-            } catch (RuntimeException e) {
-                throw new LogitsProcessorFailedException(e);
+        if (!params.logitsProcessors().isEmpty()) {
+            for (dev.jvllm.LogitsProcessor processor : params.logitsProcessors()) {
+                try {
+                    processor.process(sequence.outputTokenIds(), logits);
+                } catch (StackOverflowError e) {
+                    throw new LogitsProcessorFailedException(e);
+                } catch (VirtualMachineError e) {
+                    throw e;  // out of memory: the engine's, not the request's
+                } catch (Throwable e) {
+                    // Errors and undeclared checked exceptions too: a processor must not stop the engine.
+                    throw new LogitsProcessorFailedException(e);
+                }
+            }
+            for (int id = 0; id < logits.length; id++) {
+                if (Float.isNaN(logits[id])) throw new LogitsProcessorFailedException("wrote NaN as the logit of token " + id);
             }
         }
         if (sequence.allowedTokenIds() != null) {

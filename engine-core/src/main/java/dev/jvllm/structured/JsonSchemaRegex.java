@@ -375,7 +375,22 @@ public final class JsonSchemaRegex {
             throw new IllegalArgumentException("'allOf' of " + schema.get("allOf").size() + " schemas at " + where + " is not supported "
                     + "(one is, or merge them into one schema)");
         }
+        // A $ref or a one-schema allOf stands for its schema; keywords beside it would be dropped, so they are refused.
+        for (String alone : List.of("$ref", "allOf")) {
+            if (!schema.has(alone)) continue;
+            for (Iterator<String> it = schema.fieldNames(); it.hasNext(); ) {
+                String keyword = it.next();
+                if (!keyword.equals(alone) && !ANNOTATIONS.contains(keyword)) {
+                    throw new IllegalArgumentException("'" + keyword + "' beside '" + alone + "' at " + where
+                            + " is not supported (merge it into the schema referred to)");
+                }
+            }
+        }
     }
+
+    /** Keywords that describe a schema and restrict nothing: taken beside a $ref or an allOf. */
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$comment", "$defs",
+            "definitions", "$schema", "$id", "deprecated", "readOnly", "writeOnly", "discriminator", "nullable");
 
     private String arrayOf(JsonNode schema, String where) {
         int min = schema.path("minItems").asInt(0), max = schema.has("maxItems") ? schema.get("maxItems").asInt() : -1;
@@ -400,21 +415,30 @@ public final class JsonSchemaRegex {
         int limit = rest == null ? (max < 0 ? prefix.size() : Math.min(max, prefix.size())) : max;
         if (limit >= 0 && min > limit) throw new IllegalArgumentException("no array at " + where + " has minItems " + min + " items");
         if (limit - prefix.size() > 1000) throw new IllegalArgumentException("maxItems at " + where + " is above what is supported");
-        return "\\[" + WS + tupleFrom(0, prefix, rest, min, limit) + WS + "\\]";
+        if (prefix.size() > MAX_TUPLE_ITEMS) {
+            throw new IllegalArgumentException("the tuple at " + where + " has " + prefix.size() + " prefixItems, more than " + MAX_TUPLE_ITEMS);
+        }
+        int written = limit < 0 ? prefix.size() : Math.min(limit, prefix.size());
+        if (written - Math.min(min, written) > MAX_OPTIONAL_TUPLE_ITEMS) {
+            throw new IllegalArgumentException("the tuple at " + where + " has more than " + MAX_OPTIONAL_TUPLE_ITEMS
+                    + " optional prefixItems (each nests a group)");
+        }
+        // From the last position back: each item, then what may follow it, optional past minItems.
+        String tail = "";
+        if (rest != null && (limit < 0 || limit > prefix.size())) {
+            int least = Math.max(0, min - prefix.size()), most = limit < 0 ? -1 : limit - prefix.size();
+            tail = "(?:" + WS + "," + WS + rest + ")" + bounds(least, most);
+        }
+        for (int i = written - 1; i >= 0; i--) {
+            String item = (i == 0 ? "" : WS + "," + WS) + prefix.get(i) + tail;
+            tail = i < min ? item : "(?:" + item + ")?";
+        }
+        return "\\[" + WS + tail + WS + "\\]";
     }
 
-    /** The items from position {@code i} on, those before it written (the first without a comma before it). */
-    private static String tupleFrom(int i, List<String> prefix, String rest, int min, int limit) {
-        if (limit >= 0 && i >= limit) return "";
-        String sep = i == 0 ? "" : WS + "," + WS;
-        if (i >= prefix.size()) {
-            // Past the prefix: the rest's items, as many as the bounds leave.
-            int least = Math.max(0, min - i), most = limit < 0 ? -1 : limit - i;
-            return "(?:" + sep + rest + ")" + bounds(least, most);
-        }
-        String item = sep + prefix.get(i) + tupleFrom(i + 1, prefix, rest, min, limit);
-        return i < min ? item : "(?:" + item + ")?";
-    }
+    /** Tuples longer than this are refused; so are those with more optional items than nested groups may hold. */
+    private static final int MAX_TUPLE_ITEMS = 1000;
+    private static final int MAX_OPTIONAL_TUPLE_ITEMS = 100;
 
     private String object(JsonNode schema, String where) {
         JsonNode properties = schema.get("properties");

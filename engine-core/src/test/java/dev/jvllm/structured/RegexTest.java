@@ -232,6 +232,21 @@ class RegexTest {
             var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(refused[0])));
             assertTrue(e.getMessage().startsWith("'" + refused[1] + "'"), e.getMessage());
         }
+        // Keywords beside a $ref or a one-schema allOf would be dropped: refused; annotations are taken.
+        for (String beside : new String[]{"{\"$defs\": {\"B\": {\"type\": \"integer\"}}, \"allOf\": [{\"$ref\": \"#/$defs/B\"}], "
+                + "\"properties\": {\"extra\": {\"type\": \"string\"}}}", "{\"allOf\": [{\"type\": \"integer\"}], \"type\": \"string\"}",
+                "{\"$defs\": {\"S\": {\"type\": \"string\"}}, \"$ref\": \"#/$defs/S\", \"maxLength\": 2}"}) {
+            var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(beside)));
+            assertTrue(e.getMessage().contains("beside"), e.getMessage());
+        }
+        assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"$defs\": {\"S\": {\"type\": \"string\"}}, \"properties\": "
+                + "{\"a\": {\"$ref\": \"#/$defs/S\", \"description\": \"a text\", \"default\": \"x\"}}, \"required\": [\"a\"]}")))
+                .matches("{\"a\": \"y\"}"));
+        // Tuples too long to follow are refused by name, not by the parser's stack.
+        StringBuilder huge = new StringBuilder("{\"type\": \"array\", \"items\": false, \"prefixItems\": [");
+        for (int i = 0; i < 3000; i++) huge.append(i == 0 ? "" : ", ").append("{\"type\": \"integer\"}");
+        var tooLong = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(huge.append("]}").toString())));
+        assertTrue(tooLong.getMessage().contains("3000 prefixItems, more than 1000"), tooLong.getMessage());
         // What changes nothing is taken: uniqueItems false, an allOf of one.
         assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"allOf\": [{\"type\": \"array\", \"uniqueItems\": false, "
                 + "\"items\": {\"type\": \"integer\"}}]}"))).matches("[1, 1]"));

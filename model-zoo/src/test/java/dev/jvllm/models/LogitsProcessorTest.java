@@ -72,4 +72,21 @@ class LogitsProcessorTest extends OnTheDemoModel {
         assertEquals(3, finished.get("failing").outputs().getFirst().tokenIdArray().length, "drawn before it threw");
         assertTrue(engine.metrics().running() == 0);
     }
+
+    /** An Error (not an exception) thrown by a processor, or NaN written by one, fails its request; the LLM serves on. */
+    @Test
+    void aProcessorThatThrowsAnErrorOrWritesNaNFailsOnlyItsRequest() {
+        LogitsProcessor asserting = (tokens, logits) -> {
+            if (tokens.size() == 2) throw new AssertionError("boom");
+        };
+        var thrown = org.junit.jupiter.api.Assertions.assertThrows(RequestFailedException.class,
+                () -> llm.generate(PROMPT, sampled().logitsProcessors(List.of(asserting)).build()));
+        assertTrue(thrown.getMessage().endsWith("its logits processor threw java.lang.AssertionError: boom"), thrown.getMessage());
+        LogitsProcessor nan = (tokens, logits) -> Arrays.fill(logits, Float.NaN);
+        var wroteNaN = org.junit.jupiter.api.Assertions.assertThrows(RequestFailedException.class,
+                () -> llm.generate(PROMPT, sampled().logitsProcessors(List.of(nan)).build()));
+        assertTrue(wroteNaN.getMessage().endsWith("its logits processor wrote NaN as the logit of token 0"), wroteNaN.getMessage());
+        assertEquals(0, llm.engine().metrics().running());
+        assertEquals(12, llm.generate(PROMPT, sampled().build()).outputs().getFirst().tokenIdArray().length, "the LLM serves on");
+    }
 }

@@ -957,16 +957,7 @@ public final class OpenAiServer implements AutoCloseable {
         ArrayNode data = answer.putArray("data");
         int tokens = 0;
         for (int i = 0; i < outputs.size(); i++) {
-            ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
-            float[] vector = outputs.get(i).embedding();
-            if (format.equals("base64")) {
-                ByteBuffer bytes = ByteBuffer.allocate(vector.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-                for (float v : vector) bytes.putFloat(v);
-                item.put("embedding", Base64.getEncoder().encodeToString(bytes.array()));
-            } else {
-                ArrayNode values = item.putArray("embedding");
-                for (float v : vector) values.add(v);
-            }
+            putVector(data.addObject().put("object", "embedding").put("index", i), "embedding", outputs.get(i).embedding(), format);
             tokens += outputs.get(i).promptTokenIds().length;
         }
         answer.put("model", modelName);
@@ -984,6 +975,11 @@ public final class OpenAiServer implements AutoCloseable {
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
         String task = OpenAiRequests.text(body, "task", "embed");
         if (!task.equals("embed") && !task.equals("token_embed")) throw ApiError.invalid("task", "'task' is embed or token_embed");
+        String format = OpenAiRequests.text(body, "encoding_format", "float");
+        if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
+        if (format.equals("base64") && task.equals("token_embed")) {
+            throw ApiError.invalid("encoding_format", "token embeddings are served as floats only");
+        }
         PoolingParams.Builder params = PoolingParams.builder();
         Integer dimensions = OpenAiRequests.integer(body, "dimensions");
         if (dimensions != null) params.dimensions(dimensions);
@@ -999,8 +995,7 @@ public final class OpenAiServer implements AutoCloseable {
             if (task.equals("embed")) {
                 List<EmbeddingOutput> outputs = llm.encode(inputs, params.build());
                 for (int i = 0; i < outputs.size(); i++) {
-                    ArrayNode values = data.addObject().put("index", i).put("object", "pooling").putArray("data");
-                    for (float v : outputs.get(i).embedding()) values.add(v);
+                    putVector(data.addObject().put("index", i).put("object", "pooling"), "data", outputs.get(i).embedding(), format);
                     tokens += outputs.get(i).promptTokenIds().length;
                 }
             } else {
@@ -1017,6 +1012,18 @@ public final class OpenAiServer implements AutoCloseable {
         }
         answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
         sendJson(exchange, 200, answer);
+    }
+
+    /** A vector as floats, or as OpenAI's base64 of little-endian float32s. */
+    private static void putVector(ObjectNode item, String field, float[] vector, String format) {
+        if (format.equals("base64")) {
+            ByteBuffer bytes = ByteBuffer.allocate(vector.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+            for (float v : vector) bytes.putFloat(v);
+            item.put(field, Base64.getEncoder().encodeToString(bytes.array()));
+        } else {
+            ArrayNode values = item.putArray(field);
+            for (float v : vector) values.add(v);
+        }
     }
 
     private String decodeOne(int tokenId) {

@@ -78,6 +78,12 @@ class OpenAiEmbeddingsTest {
             }
             assertEquals(3, perToken.body().path("usage").path("prompt_tokens").asInt());
             assertError(post(server, "/pooling", "{\"input\": \"x\", \"task\": \"classify\"}"), 400, "task");
+            var pooledBase64 = post(server, "/pooling", "{\"input\": \"Mr President\", \"encoding_format\": \"base64\"}");
+            ByteBuffer pooledBytes = ByteBuffer.wrap(Base64.getDecoder().decode(pooledBase64.body().path("data").get(0).path("data").asText()))
+                    .order(ByteOrder.LITTLE_ENDIAN);
+            for (float v : want) assertEquals(v, pooledBytes.getFloat(), TOLERANCE);
+            assertError(post(server, "/pooling", "{\"input\": \"x\", \"task\": \"token_embed\", \"encoding_format\": \"base64\"}"), 400,
+                    "encoding_format");
 
             assertError(post(server, "/v1/completions", "{\"prompt\": \"x\"}"), 400, "model");
             assertError(post(server, "/v1/embeddings", "{\"input\": \"x\", \"encoding_format\": \"hex\"}"), 400, "encoding_format");
