@@ -442,8 +442,15 @@ public final class JsonSchemaRegex {
 
     private String object(JsonNode schema, String where) {
         JsonNode properties = schema.get("properties");
+        for (JsonNode r : schema.path("required")) {
+            if (properties == null || !properties.has(r.asText())) {
+                throw new IllegalArgumentException("the required property '" + r.asText() + "' at " + where + " is not among its properties "
+                        + "(an output holds only the properties named)");
+            }
+        }
         if (properties == null || properties.isEmpty()) {
             JsonNode additional = schema.get("additionalProperties");
+            if (additional != null && additional.isBoolean() && !additional.asBoolean()) return "\\{" + WS + "\\}";
             String value = additional != null && additional.isObject() ? value(additional, where + "/additionalProperties") : anyJson(2);
             return object(value);
         }

@@ -247,6 +247,12 @@ class RegexTest {
         for (int i = 0; i < 3000; i++) huge.append(i == 0 ? "" : ", ").append("{\"type\": \"integer\"}");
         var tooLong = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(huge.append("]}").toString())));
         assertTrue(tooLong.getMessage().contains("3000 prefixItems, more than 1000"), tooLong.getMessage());
+        // An object that may hold nothing is only {}; a required property the object cannot hold is refused.
+        Regex empty = Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"object\", \"additionalProperties\": false}")));
+        assertTrue(empty.matches("{}") && !empty.matches("{\"a\": 1}"));
+        var missing = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(
+                "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}, \"required\": [\"a\", \"b\"]}")));
+        assertTrue(missing.getMessage().startsWith("the required property 'b' at # is not among its properties"), missing.getMessage());
         // What changes nothing is taken: uniqueItems false, an allOf of one.
         assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"allOf\": [{\"type\": \"array\", \"uniqueItems\": false, "
                 + "\"items\": {\"type\": \"integer\"}}]}"))).matches("[1, 1]"));
