@@ -368,9 +368,8 @@ public final class JsonSchemaRegex {
         for (String keyword : UNFOLLOWED) {
             if (schema.has(keyword)) throw new IllegalArgumentException("'" + keyword + "' at " + where + " is not supported");
         }
-        if (schema.path("uniqueItems").asBoolean(false)) {
-            throw new IllegalArgumentException("'uniqueItems' at " + where + " is not supported (items may repeat in the output)");
-        }
+        // uniqueItems is taken and not enforced: an item may repeat. The sets it describes (a Java Set, a Python set,
+        // as Spring AI's and Pydantic's schemas write them) absorb a repeat, and refusing them would refuse those models.
         if (schema.has("allOf") && schema.get("allOf").size() != 1) {
             throw new IllegalArgumentException("'allOf' of " + schema.get("allOf").size() + " schemas at " + where + " is not supported "
                     + "(one is, or merge them into one schema)");
