@@ -19,6 +19,7 @@ public interface LogitsProcessor {
      * Changes {@code logits} in place (set a token's logit to {@code -Infinity} to forbid it).
      *
      * @param outputTokenIds the tokens this sequence has drawn so far (not the prompt); a read-only view
+     *                       that grows as the sequence does: copy it to keep what it holds now
      * @param logits         the next token's logits, one per vocabulary id
      */
     void process(List<Integer> outputTokenIds, float[] logits);
