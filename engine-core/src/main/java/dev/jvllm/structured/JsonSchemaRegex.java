@@ -394,12 +394,22 @@ public final class JsonSchemaRegex {
     private String arrayOf(JsonNode schema, String where) {
         int min = schema.path("minItems").asInt(0), max = schema.has("maxItems") ? schema.get("maxItems").asInt() : -1;
         JsonNode items = schema.get("items");
-        if (schema.has("prefixItems") && !schema.get("prefixItems").isEmpty()) {
+        // A tuple: 2020-12's prefixItems then items, or draft 7's items as a list then additionalItems.
+        String prefixKey = schema.has("prefixItems") && !schema.get("prefixItems").isEmpty() ? "prefixItems"
+                : items != null && items.isArray() && !items.isEmpty() ? "items" : null;
+        if (prefixKey != null) {
             List<String> prefix = new ArrayList<>();
             int i = 0;
-            for (JsonNode item : schema.get("prefixItems")) prefix.add(value(item, where + "/prefixItems/" + i++));
-            String rest = items == null ? anyJson(2) : items.isBoolean() && !items.asBoolean() ? null : value(items, where + "/items");
+            for (JsonNode item : schema.get(prefixKey)) prefix.add(value(item, where + "/" + prefixKey + "/" + i++));
+            String restKey = prefixKey.equals("items") ? "additionalItems" : "items";
+            JsonNode more = schema.get(restKey);
+            String rest = more == null ? anyJson(2) : more.isBoolean() ? (more.asBoolean() ? anyJson(2) : null) : value(more, where + "/" + restKey);
             return tuple(prefix, rest, min, max, where);
+        }
+        if (items != null && items.isBoolean()) {
+            if (items.asBoolean()) return array(anyJson(2), min, max);
+            if (min > 0) throw new IllegalArgumentException("no array at " + where + " has minItems " + min + " items: items is false");
+            return array("", 0, 0);
         }
         String item = items != null ? value(items, where + "/items") : anyJson(2);
         return array(item, min, max);

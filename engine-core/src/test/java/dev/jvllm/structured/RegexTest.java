@@ -207,7 +207,12 @@ class RegexTest {
                         + "\"minItems\": 1}", items -> !items.isEmpty() && items.size() <= 2 && items.stream().allMatch("int"::equals)),
                 new Case("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"string\"}], \"items\": {\"type\": \"integer\"}, "
                         + "\"minItems\": 2, \"maxItems\": 3}", items -> items.size() >= 2 && items.size() <= 3 && items.getFirst().equals("str")
-                        && items.stream().skip(1).allMatch("int"::equals)));
+                        && items.stream().skip(1).allMatch("int"::equals)),
+                // Draft 7's tuple: items as a list, then additionalItems.
+                new Case("{\"type\": \"array\", \"items\": [{\"type\": \"boolean\"}, {\"type\": \"integer\"}], \"additionalItems\": false, "
+                        + "\"minItems\": 2}", items -> items.equals(List.of("bool", "int"))),
+                new Case("{\"type\": \"array\", \"items\": false}", List::isEmpty),
+                new Case("{\"type\": \"array\", \"items\": true, \"maxItems\": 1}", items -> items.size() <= 1));
         Map<String, String> literal = Map.of("int", "7", "str", "\"a\"", "bool", "true");
         List<String> kinds = List.of("int", "str", "bool");
         for (Case c : cases) {
