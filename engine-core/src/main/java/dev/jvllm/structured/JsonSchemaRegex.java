@@ -393,6 +393,7 @@ public final class JsonSchemaRegex {
 
     private String arrayOf(JsonNode schema, String where) {
         int min = schema.path("minItems").asInt(0), max = schema.has("maxItems") ? schema.get("maxItems").asInt() : -1;
+        if (min < 0 || (max >= 0 && min > max)) throw new IllegalArgumentException("no array at " + where + " has " + min + " to " + max + " items");
         JsonNode items = schema.get("items");
         // A tuple: 2020-12's prefixItems then items, or draft 7's items as a list then additionalItems.
         String prefixKey = schema.has("prefixItems") && !schema.get("prefixItems").isEmpty() ? "prefixItems"

@@ -260,6 +260,9 @@ class RegexTest {
         // uniqueItems is taken, not enforced (Java's and Python's sets absorb a repeat).
         assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, "
                 + "\"uniqueItems\": true}"))).matches("[1, 1]"));
+        var inverted = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(JSON.readTree(
+                "{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"minItems\": 3, \"maxItems\": 1}")));
+        assertEquals("no array at # has 3 to 1 items", inverted.getMessage());
         // What changes nothing is taken: uniqueItems false, an allOf of one.
         assertTrue(Regex.compile(JsonSchemaRegex.of(JSON.readTree("{\"allOf\": [{\"type\": \"array\", \"uniqueItems\": false, "
                 + "\"items\": {\"type\": \"integer\"}}]}"))).matches("[1, 1]"));
