@@ -25,8 +25,6 @@ import java.util.Optional;
  */
 public final class StructuredOutputs {
 
-    /** How deep the objects and arrays of JSON mode may nest. */
-    private static final int JSON_OBJECT_DEPTH = 4;
     private static final ObjectMapper JSON = new ObjectMapper();
     /**
      * A JSON output may open with one space: SentencePiece vocabularies (Llama 2, Mistral) write a
@@ -114,9 +112,9 @@ public final class StructuredOutputs {
         return json(schema);
     }
 
-    /** Any JSON object, nested up to four levels (OpenAI's {@code response_format} "json_object"). */
+    /** Any JSON object, nested to any depth (OpenAI's {@code response_format} "json_object"), followed as a grammar. */
     public static StructuredOutputs jsonObject() {
-        return new StructuredOutputs("JSON object", LEADING_SPACE + JsonSchemaRegex.anyJsonObject(JSON_OBJECT_DEPTH));
+        return new StructuredOutputs("JSON object", JsonSchemaRegex.anyJsonObjectRules(LEADING_SPACE), "");
     }
 
     /** A text the regular expression matches whole (the syntax {@link Regex} reads). */

@@ -85,9 +85,21 @@ public final class JsonSchemaRegex {
         return new GrammarRules(rules);
     }
 
-    /** Any JSON object (JSON mode), its values nested up to {@code depth} levels. */
-    public static String anyJsonObject(int depth) {
-        return object(anyJson(depth - 1));
+    /**
+     * Any JSON object nested to any depth (JSON mode), as grammar rules: {@code root} an object,
+     * written as the schemas' documents are (at most one space between tokens), opening with
+     * {@code start} (a pattern; empty for none).
+     */
+    public static GrammarRules anyJsonObjectRules(String start) {
+        String value = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + "|" + GrammarRules.call("object") + "|"
+                + GrammarRules.call("array") + ")";
+        String member = STRING + WS + ":" + WS + GrammarRules.call("value");
+        Map<String, String> rules = new java.util.LinkedHashMap<>();
+        rules.put("root", start + GrammarRules.call("object"));
+        rules.put("object", "\\{" + WS + "(?:" + member + "(?:" + WS + "," + WS + member + ")*)?" + WS + "\\}");
+        rules.put("array", "\\[" + WS + "(?:" + GrammarRules.call("value") + "(?:" + WS + "," + WS + GrammarRules.call("value") + ")*)?" + WS + "\\]");
+        rules.put("value", value);
+        return new GrammarRules(rules);
     }
 
     /** Any JSON value nested up to {@code depth} levels of objects and arrays. */
