@@ -175,8 +175,8 @@ public final class GbnfGrammar {
             throw error("an empty character class matches nothing");
         }
         pos++;
-        int[] codePoints = merge(ranges);
-        if (negate) codePoints = complement(codePoints);
+        int[] codePoints = Regex.merge(ranges);
+        if (negate) codePoints = Regex.complement(codePoints, Character.MAX_CODE_POINT);
         codePoints = withoutSurrogates(codePoints);
         if (codePoints.length == 0) {
             pos = start;
@@ -187,28 +187,6 @@ public final class GbnfGrammar {
 
     /** Any character: every code point, those beyond U+FFFF as their pair of surrogates. */
     private static final String ANY_CHARACTER = codePointPattern(new int[]{0, 0xD7FF, 0xE000, Character.MAX_CODE_POINT});
-
-    /** Sorted, merged (lo, hi) pairs of code points. */
-    private static int[] merge(java.util.List<int[]> ranges) {
-        ranges.sort((a, b) -> Integer.compare(a[0], b[0]));
-        java.util.List<int[]> merged = new java.util.ArrayList<>();
-        for (int[] r : ranges) {
-            if (!merged.isEmpty() && r[0] <= merged.getLast()[1] + 1) merged.getLast()[1] = Math.max(merged.getLast()[1], r[1]);
-            else merged.add(r.clone());
-        }
-        return merged.stream().flatMapToInt(java.util.Arrays::stream).toArray();
-    }
-
-    private static int[] complement(int[] pairs) {
-        java.util.List<int[]> out = new java.util.ArrayList<>();
-        int next = 0;
-        for (int i = 0; i < pairs.length; i += 2) {
-            if (pairs[i] > next) out.add(new int[]{next, pairs[i] - 1});
-            next = pairs[i + 1] + 1;
-        }
-        if (next <= Character.MAX_CODE_POINT) out.add(new int[]{next, Character.MAX_CODE_POINT});
-        return out.stream().flatMapToInt(java.util.Arrays::stream).toArray();
-    }
 
     /** The pairs less the surrogate block, which holds no characters (a text's surrogates come in pairs, one character). */
     private static int[] withoutSurrogates(int[] pairs) {
@@ -267,7 +245,8 @@ public final class GbnfGrammar {
         return c;
     }
 
-    private static String unicodeEscape(int c) {
+    /** A character as a regex escape, {@code \\uHHHH} (a class's members are written so; structural tags' too). */
+    static String unicodeEscape(int c) {
         return String.format("\\u%04X", c);
     }
 

@@ -623,7 +623,8 @@ public final class Regex {
         }
     }
 
-    private static int[] merge(List<int[]> parts) {
+    /** Sorted, merged (lo, hi) pairs of {@code parts}, as one flat array; GBNF's classes of code points use it too. */
+    static int[] merge(List<int[]> parts) {
         List<int[]> sorted = new ArrayList<>(parts);
         sorted.sort((a, b) -> Integer.compare(a[0], b[0]));
         List<int[]> out = new ArrayList<>();
@@ -640,13 +641,18 @@ public final class Regex {
     }
 
     private static int[] complement(int[] sortedPairs) {
+        return complement(sortedPairs, Character.MAX_VALUE);
+    }
+
+    /** What of [0, {@code max}] the sorted, merged pairs leave out, as sorted, merged pairs. */
+    static int[] complement(int[] sortedPairs, int max) {
         List<int[]> out = new ArrayList<>();
         int next = 0;
         for (int i = 0; i < sortedPairs.length; i += 2) {
             if (sortedPairs[i] > next) out.add(new int[]{next, sortedPairs[i] - 1});
             next = sortedPairs[i + 1] + 1;
         }
-        if (next <= Character.MAX_VALUE) out.add(new int[]{next, Character.MAX_VALUE});
+        if (next <= max) out.add(new int[]{next, max});
         return merge(out);
     }
 }

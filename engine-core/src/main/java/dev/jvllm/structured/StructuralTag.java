@@ -110,7 +110,7 @@ public final class StructuralTag {
         TreeSet<Character> alphabet = new TreeSet<>();
         for (String trigger : triggers) for (char c : trigger.toCharArray()) alphabet.add(c);
         StringBuilder others = new StringBuilder("[^");
-        for (char c : alphabet) others.append(String.format("\\u%04X", (int) c));
+        for (char c : alphabet) others.append(GbnfGrammar.unicodeEscape(c));
         others.append(']');
         // The tags a completed trigger may open: each begin that starts with one of the triggers completed there.
         Map<String, String> dispatches = new LinkedHashMap<>();
@@ -145,7 +145,7 @@ public final class StructuralTag {
                 String rule = ending.get(target).isEmpty() ? "free" + target : "dispatch" + target;
                 if (rule.startsWith("dispatch") && !dispatches.containsKey(rule)) continue;
                 if (rule.startsWith("dispatch")) reachable.or(opened.get(rule));
-                byTarget.computeIfAbsent(rule, t -> new StringBuilder()).append(String.format("\\u%04X", (int) c));
+                byTarget.computeIfAbsent(rule, t -> new StringBuilder()).append(GbnfGrammar.unicodeEscape(c));
             }
             List<String> options = new ArrayList<>();
             options.add(others + GrammarRules.call("free0"));
