@@ -190,7 +190,7 @@ public final class Pushdown {
             if (next == Regex.DEAD) continue;
             if (moved == null) moved = new Frame[from.stacks.length];
             moved[count++] = f.at(next);
-            inside &= !rules[f.rule].accepting(next) && rules[f.rule].calls(next).length == 0;
+            inside &= inside(f.rule, next);
         }
         if (count == 0) return null;
         // Most characters (a string's, a number's) leave each stack inside its rule: nothing to return or call.
@@ -233,7 +233,11 @@ public final class Pushdown {
 
     /** Whether {@code top}'s rule in {@code state} neither finishes nor calls: only characters lead on. */
     boolean inside(Frame top, int state) {
-        return !rules[top.rule].accepting(state) && rules[top.rule].calls(state).length == 0;
+        return inside(top.rule, state);
+    }
+
+    private boolean inside(int rule, int state) {
+        return !rules[rule].accepting(state) && rules[rule].calls(state).length == 0;
     }
 
     /** The point of {@code top} moved to {@code state}. */

@@ -91,7 +91,7 @@ public final class TokenVocabulary {
 
     /** The tokens whose text keeps {@code regex} alive from {@code state}, as a bit set over the vocabulary. */
     public long[] allowed(Regex regex, int state) {
-        long[] bits = new long[(texts.length + 63) / 64];
+        long[] bits = noTokens();
         // Depth first from the root, each node with the regex state its path leads to.
         int[] nodeStack = new int[64], stateStack = new int[64];
         int top = 0;
@@ -103,7 +103,7 @@ public final class TokenVocabulary {
                 int next = regex.step(at, edgeChar[e]);
                 if (next == Regex.DEAD) continue;
                 int child = edgeNode[e];
-                for (int t = tokenStart[child]; t < tokenStart[child + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
+                markEndingAt(child, bits);
                 if (edgeStart[child] == edgeStart[child + 1]) continue;
                 if (top == nodeStack.length) {
                     nodeStack = Arrays.copyOf(nodeStack, top * 2);
@@ -118,7 +118,7 @@ public final class TokenVocabulary {
 
     /** The tokens whose text keeps {@code grammar} alive from {@code at}, as a bit set over the vocabulary. */
     public long[] allowed(Pushdown grammar, Pushdown.Configuration at) {
-        long[] bits = new long[(texts.length + 63) / 64];
+        long[] bits = noTokens();
         walk(grammar, 0, null, 0, at, bits, null, grammar.steps() + Pushdown.MAX_WALK_STEPS);
         return bits;
     }
@@ -133,7 +133,7 @@ public final class TokenVocabulary {
     }
 
     InsideWalk inside(Pushdown grammar, Pushdown.Frame top, int state) {
-        long[] bits = new long[(texts.length + 63) / 64];
+        long[] bits = noTokens();
         List<int[]> boundaries = new ArrayList<>();
         walk(grammar, 0, top, state, null, bits, boundaries, grammar.steps() + Pushdown.MAX_WALK_STEPS);
         return new InsideWalk(bits, boundaries.stream().mapToInt(b -> b[0]).toArray(), boundaries.stream().mapToInt(b -> b[1]).toArray());
@@ -146,7 +146,7 @@ public final class TokenVocabulary {
         for (int b = 0; b < inside.nodes().length; b++) {
             int node = inside.nodes()[b];
             Pushdown.Configuration at = grammar.point(top, inside.states()[b]);
-            for (int t = tokenStart[node]; t < tokenStart[node + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
+            markEndingAt(node, bits);
             walk(grammar, node, null, 0, at, bits, null, lastStep);
         }
         return bits;
@@ -201,7 +201,7 @@ public final class TokenVocabulary {
                     next = grammar.step(from, edgeChar[e]);
                     if (next == null) continue;
                 }
-                for (int t = tokenStart[child]; t < tokenStart[child + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
+                markEndingAt(child, bits);
                 if (edgeStart[child] == edgeStart[child + 1]) continue;
                 if (top == nodeStack.length) {
                     nodeStack = Arrays.copyOf(nodeStack, top * 2);
@@ -215,6 +215,16 @@ public final class TokenVocabulary {
                 pointStack[top++] = next;
             }
         }
+    }
+
+    /** A bit set over the vocabulary, every token out. */
+    private long[] noTokens() {
+        return new long[(texts.length + 63) / 64];
+    }
+
+    /** Lets in the tokens whose text ends at trie node {@code node}. */
+    private void markEndingAt(int node, long[] bits) {
+        for (int t = tokenStart[node]; t < tokenStart[node + 1]; t++) bits[endings[t] >>> 6] |= 1L << (endings[t] & 63);
     }
 
     private int newNode() {
