@@ -228,7 +228,7 @@ public final class Pushdown {
 
     static Regex.TooComplexException walkTooLong() {
         return new Regex.TooComplexException("the grammar keeps so many readings open that masking the vocabulary takes more than "
-                + MAX_WALK_STEPS + " steps", MAX_STACKS);
+                + MAX_WALK_STEPS + " steps");
     }
 
     /** Whether {@code top}'s rule in {@code state} neither finishes nor calls: only characters lead on. */
@@ -303,7 +303,7 @@ public final class Pushdown {
                     continue;
                 }
                 if (f.depth >= MAX_DEPTH) {
-                    throw new Regex.TooComplexException("the grammar nests deeper than " + MAX_DEPTH + " rules", MAX_DEPTH);
+                    throw new Regex.TooComplexException("the grammar nests deeper than " + MAX_DEPTH + " rules");
                 }
                 work.push(new Frame(callee, starts[callee], f, callee));
             }
@@ -318,7 +318,7 @@ public final class Pushdown {
     }
 
     private static Regex.TooComplexException tooAmbiguous() {
-        return new Regex.TooComplexException("the grammar leaves more than " + MAX_STACKS + " readings open at one point", MAX_STACKS);
+        return new Regex.TooComplexException("the grammar leaves more than " + MAX_STACKS + " readings open at one point");
     }
 
     /** Per rule, the rules that call it. */

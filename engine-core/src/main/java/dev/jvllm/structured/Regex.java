@@ -37,21 +37,14 @@ public final class Regex {
 
     /** A pattern whose deterministic states grew past {@link #MAX_DFA_STATES}, or a grammar too ambiguous to follow. */
     public static final class TooComplexException extends RuntimeException {
-        private final int limit;
-
-        TooComplexException(String pattern) {
-            this("the pattern '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern) + "' needs more than "
-                    + MAX_DFA_STATES + " states", MAX_DFA_STATES);
-        }
-
-        TooComplexException(String message, int limit) {
+        /** @param message what was passed: a pattern's states, a grammar's readings, nesting or walk */
+        TooComplexException(String message) {
             super(message);
-            this.limit = limit;
         }
 
-        /** The limit passed: deterministic states of a pattern, or a grammar's parse stacks at one point. */
-        public int states() {
-            return limit;
+        static TooComplexException ofPattern(String pattern) {
+            return new TooComplexException("the pattern '" + (pattern.length() > 100 ? pattern.substring(0, 100) + "..." : pattern)
+                    + "' needs more than " + MAX_DFA_STATES + " states");
         }
     }
 
@@ -297,7 +290,7 @@ public final class Regex {
         Integer id = dfaIds.get(set);
         if (id != null) return id;
         id = dfaStates.size();
-        if (id >= MAX_DFA_STATES) throw new TooComplexException(pattern);
+        if (id >= MAX_DFA_STATES) throw TooComplexException.ofPattern(pattern);
         dfaStates.add(set);
         dfaIds.put(set, id);
         dfaNext.add(new HashMap<>());
