@@ -945,8 +945,7 @@ public final class OpenAiServer implements AutoCloseable {
     private void embeddings(HttpExchange exchange, JsonNode body) throws IOException {
         if (llm.task() != Task.EMBED) throw notServedFor("embeddings need a model loaded with task embed");
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
-        String format = OpenAiRequests.text(body, "encoding_format", "float");
-        if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
+        String format = encodingFormat(body);
         Integer dimensions = OpenAiRequests.integer(body, "dimensions");
         PoolingParams pooling = dimensions == null ? PoolingParams.defaults() : PoolingParams.builder().dimensions(dimensions).build();
         List<EmbeddingOutput> outputs;
@@ -975,8 +974,7 @@ public final class OpenAiServer implements AutoCloseable {
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
         String task = OpenAiRequests.text(body, "task", "embed");
         if (!task.equals("embed") && !task.equals("token_embed")) throw ApiError.invalid("task", "'task' is embed or token_embed");
-        String format = OpenAiRequests.text(body, "encoding_format", "float");
-        if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
+        String format = encodingFormat(body);
         if (format.equals("base64") && task.equals("token_embed")) {
             throw ApiError.invalid("encoding_format", "token embeddings are served as floats only");
         }
@@ -1012,6 +1010,13 @@ public final class OpenAiServer implements AutoCloseable {
         }
         answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
         sendJson(exchange, 200, answer);
+    }
+
+    /** OpenAI's {@code encoding_format}: float (the default) or base64. */
+    private static String encodingFormat(JsonNode body) {
+        String format = OpenAiRequests.text(body, "encoding_format", "float");
+        if (!format.equals("float") && !format.equals("base64")) throw ApiError.invalid("encoding_format", "'encoding_format' is float or base64");
+        return format;
     }
 
     /** A vector as floats, or as OpenAI's base64 of little-endian float32s. */
