@@ -61,6 +61,24 @@ public final class ModelConfig {
     }
 
     /**
+     * This config with {@code defaults} (integers, doubles, booleans or strings) for the fields it
+     * leaves out, as a family's config class would take them; the fields it names are kept.
+     */
+    public ModelConfig withDefaults(java.util.Map<String, ?> defaults) {
+        var filled = ((com.fasterxml.jackson.databind.node.ObjectNode) raw).deepCopy();
+        defaults.forEach((field, value) -> {
+            if (filled.has(field)) return;
+            switch (value) {
+                case Integer i -> filled.put(field, i);
+                case Boolean b -> filled.put(field, b);
+                case Number n -> filled.put(field, n.doubleValue());
+                default -> filled.put(field, value.toString());
+            }
+        });
+        return new ModelConfig(filled, source);
+    }
+
+    /**
      * The nested config object {@code field} (a vision-language model's {@code text_config} or
      * {@code vision_config}), an empty one where the field is absent.
      *

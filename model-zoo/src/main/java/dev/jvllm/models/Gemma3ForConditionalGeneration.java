@@ -1,6 +1,5 @@
 package dev.jvllm.models;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.config.ModelConfig;
 import dev.jvllm.models.layers.WeightScope;
 import dev.jvllm.spi.CausalLM;
@@ -58,17 +57,6 @@ public final class Gemma3ForConditionalGeneration implements ModelArchitecture {
 
     /** The checkpoint's {@code text_config}, Gemma3TextConfig's defaults filled in. */
     static ModelConfig textConfig(ModelConfig config) {
-        ModelConfig section = config.section("text_config");
-        ObjectNode filled = ((ObjectNode) section.raw()).deepCopy();
-        TEXT_DEFAULTS.forEach((field, value) -> {
-            if (filled.has(field)) return;
-            switch (value) {
-                case Integer i -> filled.put(field, i);
-                case Double d -> filled.put(field, d);
-                case Boolean b -> filled.put(field, b);
-                default -> filled.put(field, value.toString());
-            }
-        });
-        return ModelConfig.of(filled, section.source());
+        return config.section("text_config").withDefaults(TEXT_DEFAULTS);
     }
 }

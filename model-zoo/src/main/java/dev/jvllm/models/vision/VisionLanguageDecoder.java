@@ -1,7 +1,6 @@
 package dev.jvllm.models.vision;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jvllm.ImageInput;
 import dev.jvllm.config.ConfigException;
 import dev.jvllm.config.ModelConfig;
@@ -386,8 +385,7 @@ public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLangua
     protected static ModelConfig textConfig(ModelConfig config, String section) {
         ModelConfig text = config.section(section);
         String type = text.raw().path("model_type").asText("llama");
-        ObjectNode filled = ((ObjectNode) text.raw()).deepCopy();
-        Map<String, Number> defaults = switch (type) {
+        Map<String, Object> defaults = new java.util.HashMap<>(switch (type) {
             case "mistral" -> Map.of("vocab_size", 32000, "hidden_size", 4096, "intermediate_size", 14336,
                     "num_hidden_layers", 32, "num_attention_heads", 32, "num_key_value_heads", 8,
                     "max_position_embeddings", 131072, "rms_norm_eps", 1e-6, "sliding_window", 4096);
@@ -397,15 +395,9 @@ public abstract class VisionLanguageDecoder<I> implements CausalLM, VisionLangua
             default -> Map.of("vocab_size", 32000, "hidden_size", 4096, "intermediate_size", 11008,
                     "num_hidden_layers", 32, "num_attention_heads", 32, "max_position_embeddings", 2048,
                     "rms_norm_eps", 1e-6);
-        };
-        defaults.forEach((field, value) -> {
-            if (!filled.has(field)) {
-                if (value instanceof Integer i) filled.put(field, i);
-                else filled.put(field, value.doubleValue());
-            }
         });
-        if (!filled.has("model_type")) filled.put("model_type", type);
-        return ModelConfig.of(filled, text.source());
+        defaults.put("model_type", type);
+        return text.withDefaults(defaults);
     }
 
     private static PreNormArchitecture languageModel(ModelConfig text) {
