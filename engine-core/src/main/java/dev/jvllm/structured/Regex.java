@@ -58,9 +58,8 @@ public final class Regex {
     private final List<BitSet> dfaStates = new ArrayList<>();
     private final Map<BitSet, Integer> dfaIds = new HashMap<>();
     private final List<Map<Integer, Integer>> dfaNext = new ArrayList<>();
-    /** Per deterministic state, the rules it may call (a grammar's rule only; null until asked). */
+    /** Per deterministic state, the rules it may call (a grammar's rule only), and whether some character leads on; null until {@link #examine}d. */
     private final List<int[]> dfaCalls = new ArrayList<>();
-    /** Per deterministic state, whether some character leads on (null until asked). */
     private final List<Boolean> dfaReads = new ArrayList<>();
     /** The next states on ASCII characters, which most tokens are made of, without boxing ({@link #UNKNOWN}: not yet made). */
     private final List<int[]> dfaNextAscii = new ArrayList<>();
@@ -137,20 +136,27 @@ public final class Regex {
 
     /** The rules {@code state} may call next (none for a plain regex). */
     int[] calls(int state) {
-        if (state == DEAD || ruleIndex == null) return new int[0];
-        int[] known = dfaCalls.get(state);
-        if (known != null) return known;
+        if (state == DEAD || ruleIndex == null) return NO_CALLS;
+        if (dfaCalls.get(state) == null) examine(state);
+        return dfaCalls.get(state);
+    }
+
+    private static final int[] NO_CALLS = new int[0];
+
+    /** Reads a deterministic state's transitions once for what a grammar asks of it: the rules it calls, and whether it reads characters. */
+    private void examine(int state) {
         BitSet called = new BitSet();
+        boolean reads = false;
         BitSet set = dfaStates.get(state);
         for (int s = set.nextSetBit(0); s >= 0; s = set.nextSetBit(s + 1)) {
             int[] r = ranges.get(s);
             for (int i = 0; i < r.length; i += 3) {
                 if (r[i] >= CALL) called.set(r[i] - CALL);
+                else reads = true;
             }
         }
-        known = called.stream().toArray();
-        dfaCalls.set(state, known);
-        return known;
+        dfaCalls.set(state, called.stream().toArray());
+        dfaReads.set(state, reads);
     }
 
     // ---- a grammar rule's automaton, read as a whole (Pushdown's checks when it is compiled) --------
@@ -218,16 +224,8 @@ public final class Regex {
     /** Whether some character (not a call) leads on from {@code state}. */
     boolean readsCharacters(int state) {
         if (state == DEAD) return false;
-        Boolean known = dfaReads.get(state);
-        if (known != null) return known;
-        boolean reads = false;
-        BitSet set = dfaStates.get(state);
-        for (int s = set.nextSetBit(0); s >= 0 && !reads; s = set.nextSetBit(s + 1)) {
-            int[] r = ranges.get(s);
-            for (int i = 0; i < r.length && !reads; i += 3) reads = r[i] < CALL;
-        }
-        dfaReads.set(state, reads);
-        return reads;
+        if (dfaReads.get(state) == null) examine(state);
+        return dfaReads.get(state);
     }
 
     private int stepSymbol(int state, int c) {
