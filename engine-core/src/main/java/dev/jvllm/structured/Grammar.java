@@ -61,6 +61,11 @@ public final class Grammar {
      */
     private abstract static class Machine<S> {
         private final Map<S, long[]> allowedByState = new HashMap<>();
+        final TokenVocabulary vocabulary;
+
+        Machine(TokenVocabulary vocabulary) {
+            this.vocabulary = vocabulary;
+        }
 
         abstract S start();
 
@@ -88,11 +93,10 @@ public final class Grammar {
 
     private static final class RegexMachine extends Machine<Integer> {
         private final Regex regex;
-        private final TokenVocabulary vocabulary;
 
         RegexMachine(Regex regex, TokenVocabulary vocabulary) {
+            super(vocabulary);
             this.regex = regex;
-            this.vocabulary = vocabulary;
         }
 
         @Override
@@ -124,11 +128,10 @@ public final class Grammar {
 
     private static final class PushdownMachine extends Machine<Pushdown.Configuration> {
         private final Pushdown pushdown;
-        private final TokenVocabulary vocabulary;
 
         PushdownMachine(Pushdown pushdown, TokenVocabulary vocabulary) {
+            super(vocabulary);
             this.pushdown = pushdown;
-            this.vocabulary = vocabulary;
         }
 
         @Override
