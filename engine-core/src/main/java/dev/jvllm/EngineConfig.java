@@ -23,11 +23,13 @@ package dev.jvllm;
  *                             others run as before)
  * @param limitImagesPerPrompt as vLLM's {@code limit_mm_per_prompt={"image": n}}: the most images a prompt
  *                             may hold (0: none), each costing an encoder pass and its features' memory
+ * @param speculativeConfig    speculative decoding (vLLM's {@code speculative_config}); null: none. Steps that
+ *                             verify guesses are not queued ahead (async scheduling) nor recorded as graphs
  */
 public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs,
                            int maxNumBatchedTokens, boolean enablePrefixCaching, Long seed, String device,
                            int threads, double gpuMemoryUtilization, boolean enforceEager, boolean asyncScheduling,
-                           int limitImagesPerPrompt) {
+                           int limitImagesPerPrompt, SpeculativeConfig speculativeConfig) {
 
     /** The most images a prompt may hold unless told otherwise. */
     public static final int DEFAULT_IMAGES_PER_PROMPT = 16;
@@ -36,7 +38,15 @@ public record EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryByt
     public static final long DEFAULT_CPU_KV_CACHE_BYTES = 1L << 30;
 
     public static EngineConfig defaults() {
-        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, true, DEFAULT_IMAGES_PER_PROMPT);
+        return new EngineConfig(0, 16, 0, 256, 2048, true, null, "auto", 0, 0.9, false, true, DEFAULT_IMAGES_PER_PROMPT, null);
+    }
+
+    /** The settings without speculative decoding, as before it existed. */
+    public EngineConfig(int maxModelLen, int blockSize, long kvCacheMemoryBytes, int maxNumSeqs, int maxNumBatchedTokens,
+                        boolean enablePrefixCaching, Long seed, String device, int threads, double gpuMemoryUtilization,
+                        boolean enforceEager, boolean asyncScheduling, int limitImagesPerPrompt) {
+        this(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens, enablePrefixCaching, seed,
+                device, threads, gpuMemoryUtilization, enforceEager, asyncScheduling, limitImagesPerPrompt, null);
     }
 
     /** The settings with the default image limit, as before images existed. */

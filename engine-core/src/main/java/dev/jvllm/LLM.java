@@ -953,6 +953,7 @@ public final class LLM implements AutoCloseable {
         private double gpuMemoryUtilization = DEFAULTS.gpuMemoryUtilization();
         private boolean enforceEager = DEFAULTS.enforceEager();
         private boolean asyncScheduling = DEFAULTS.asyncScheduling();
+        private SpeculativeConfig speculativeConfig;
         private Task task = Task.AUTO;
         private String dtype = "auto";
         private boolean enableLora;
@@ -1148,6 +1149,17 @@ public final class LLM implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Speculative decoding, as vLLM's {@code speculative_config} (default none): for example
+         * {@code SpeculativeConfig.ngram(4)} verifies up to four tokens guessed from the request's
+         * own prompt and output at each decode step. See {@link SpeculativeConfig} for what it keeps
+         * of the outputs and where it pays; {@link dev.jvllm.engine.EngineMetrics} counts its guesses.
+         */
+        public Builder speculativeConfig(SpeculativeConfig speculativeConfig) {
+            this.speculativeConfig = speculativeConfig;
+            return this;
+        }
+
         /** CPU threads for kernels (default 0: all processors). */
         public Builder threads(int threads) {
             this.threads = threads;
@@ -1197,7 +1209,7 @@ public final class LLM implements AutoCloseable {
         EngineConfig engineConfig() {
             return new EngineConfig(maxModelLen, blockSize, kvCacheMemoryBytes, maxNumSeqs, maxNumBatchedTokens,
                     enablePrefixCaching, seed, device, threads, gpuMemoryUtilization, enforceEager,
-                    asyncScheduling, limitImagesPerPrompt);
+                    asyncScheduling, limitImagesPerPrompt, speculativeConfig);
         }
     }
 

@@ -111,11 +111,16 @@ final class BenchmarkOptions {
         return Path.of(model);
     }
 
+    /** A builder of the model of {@link #modelDirectory()} with these options' engine settings. */
+    LLM.Builder builder() {
+        return LLM.builder().model(modelDirectory().toString()).maxModelLen(maxModelLen).maxNumSeqs(maxNumSeqs)
+                .maxNumBatchedTokens(maxNumBatchedTokens).kvCacheMemoryBytes(kvCacheMemory)
+                .enablePrefixCaching(prefixCaching).threads(threads);
+    }
+
     /** The model of {@link #modelDirectory()} loaded with these options, then warmed up ({@link Warmup}). */
     LLM loadWarmedUp() {
-        LLM llm = LLM.builder().model(modelDirectory().toString()).maxModelLen(maxModelLen).maxNumSeqs(maxNumSeqs)
-                .maxNumBatchedTokens(maxNumBatchedTokens).kvCacheMemoryBytes(kvCacheMemory)
-                .enablePrefixCaching(prefixCaching).threads(threads).build();
+        LLM llm = builder().build();
         try {
             Warmup.run(llm, this);
             return llm;

@@ -22,10 +22,15 @@ package dev.jvllm.engine;
  *                             images a step reaches before its forward pass (their preprocessing where
  *                             it was not made ahead, and issuing the vision tower; vision-language
  *                             models, 0 for others)
+ * @param draftTokens          speculative decoding: guessed tokens run through the model to be verified
+ *                             (vLLM's {@code spec_decode_num_draft_tokens}); 0 without it
+ * @param acceptedDraftTokens  of those, tokens the model's own draw agreed with, each a token gained
+ *                             without a step of its own ({@code spec_decode_num_accepted_tokens})
  */
 public record EngineMetrics(int running, int waiting, int kvBlocksTotal, int kvBlocksFree, long prefixCacheQueries,
                             long prefixCacheHits, long preemptions, long promptTokensComputed, long generatedTokens,
-                            long steps, long stepNanos, long forwardNanos, long resultNanos, long imageNanos) {
+                            long steps, long stepNanos, long forwardNanos, long resultNanos, long imageNanos,
+                            long draftTokens, long acceptedDraftTokens) {
 
     public int kvBlocksUsed() {
         return kvBlocksTotal - kvBlocksFree;

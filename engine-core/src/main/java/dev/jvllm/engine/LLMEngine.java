@@ -11,6 +11,7 @@ import dev.jvllm.Prompt;
 import dev.jvllm.RequestFailedException;
 import dev.jvllm.RequestOutput;
 import dev.jvllm.SamplingParams;
+import dev.jvllm.SpeculativeConfig;
 import dev.jvllm.StructuredOutputs;
 import dev.jvllm.lora.LoraBackend;
 import dev.jvllm.sampling.LogitsProcessorFailedException;
@@ -92,6 +93,8 @@ public final class LLMEngine implements AutoCloseable {
     private final Map<String, RequestGroup> groups = new LinkedHashMap<>();
     private long promptTokensComputed;
     private long generatedTokens;
+    private long draftTokens;
+    private long acceptedDraftTokens;
     private long steps;
     private long stepNanos;
     /** What the step in progress builds of requests that have not finished: their whole outputs, what is new, or nothing. */
@@ -160,8 +163,24 @@ public final class LLMEngine implements AutoCloseable {
                 : new Scheduler(kv, Math.max(config.maxNumBatchedTokens(), 1), config.maxNumSeqs(), Integer.MAX_VALUE,
                 Integer.MAX_VALUE, imageRowsAStep);
         this.random = config.seed() == null ? RandomSource.unseeded() : RandomSource.seeded(config.seed());
+        SpeculativeConfig speculative = config.speculativeConfig();
+        if (speculative != null) {
+            NgramProposer proposer = new NgramProposer(speculative);
+            scheduler.draftWith((r, limit) -> proposer.propose(r::token, r.numTokens(),
+                    Math.min(limit, draftRoom(r, speculative.numSpeculativeTokens()))));
+        }
         log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
+    }
+
+    /**
+     * The guesses request {@code r} may verify in its next step, at most {@code most}: all of them
+     * and the token after them must fit under its max_tokens and the model's length.
+     */
+    private int draftRoom(EngineRequest r, int most) {
+        long maxTokens = r.sampling.params().maxTokens().orElse(Integer.MAX_VALUE);
+        long room = Math.min(maxTokens - r.numOutputTokens(), (long) maxModelLen - r.numTokens()) - 1;
+        return (int) Math.max(0, Math.min(most, room));
     }
 
     /**
@@ -900,12 +919,13 @@ public final class LLMEngine implements AutoCloseable {
             Scheduler.Scheduled s = scheduled.get(i);
             EngineRequest r = s.request();
             starts[i] = r.numComputedTokens();
-            samples[i] = starts[i] + s.numTokens() == r.numTokens();
-            promptRows[i] = promptLogprobRows(r, starts[i], s.numTokens());
+            samples[i] = starts[i] + s.numKnownTokens() == r.numTokens();
+            promptRows[i] = promptLogprobRows(r, starts[i], s.numKnownTokens());
             firstRows[i] = row;
-            row += promptRows[i] + (samples[i] ? 1 : 0);
+            row += promptRows[i] + (samples[i] ? 1 + s.drafts().length : 0);
             if (promptRows[i] > 0 || samples[i] && !sampler.choosesArgmax(r.sampling)) argmaxOnly = false;
-            if (promptRows[i] > 0 || samples[i] && !sampler.samplesPlainly(r.sampling)) plainOnly = false;
+            // The device draws one token a request; guesses are verified one row after another on the host.
+            if (promptRows[i] > 0 || s.drafts().length > 0 || samples[i] && !sampler.samplesPlainly(r.sampling)) plainOnly = false;
         }
         ForwardBatch batch = buildBatch(scheduled, ahead);
         Tensor logits;
@@ -1028,7 +1048,7 @@ public final class LLMEngine implements AutoCloseable {
         steps++;
 
         RuntimeException[] rowFailures = new RuntimeException[launched.scheduled.size()];
-        SampledToken[] drawn = found == null ? sampleRows(launched, rowFailures) : null;
+        SampledToken[][] drawn = found == null ? sampleRows(launched, rowFailures) : null;
         List<RequestGroup> touched = new ArrayList<>();
         for (int i = 0; i < launched.scheduled.size(); i++) {
             Scheduler.Scheduled s = launched.scheduled.get(i);
@@ -1039,7 +1059,7 @@ public final class LLMEngine implements AutoCloseable {
             if (launched.promptRows[i] > 0) {
                 recordPromptLogprobs(r, start, launched.flat, launched.firstRows[i], launched.promptRows[i], launched.vocab);
             }
-            if (!launched.computedMarked) markComputed(r, start, s.numTokens());
+            if (!launched.computedMarked) markComputed(r, start, s.numKnownTokens());
             if (rowFailures[i] instanceof Regex.TooComplexException tooComplex) {
                 failTooComplex(r, tooComplex);
             } else if (rowFailures[i] != null) {
@@ -1047,9 +1067,7 @@ public final class LLMEngine implements AutoCloseable {
                 log.warn("{}; it fails, the engine goes on", message);
                 fail(r.group().requestId(), message, rowFailures[i]);
             } else if (launched.samples[i]) {
-                SampledToken token = found != null
-                        ? sampler.acceptArgmax(r.sampling, found[launched.sampledRow(i)]) : drawn[i];
-                accept(r, token);
+                acceptDrawn(r, s, found, launched.sampledRow(i), drawn == null ? null : drawn[i]);
                 if (r.group().lastOutputStep != steps) {
                     r.group().lastOutputStep = steps;
                     touched.add(r.group());
@@ -1072,26 +1090,52 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     /**
-     * The tokens the host's sampler draws from a launched step's logits copied back, by scheduled
-     * request (null where it samples nothing or has finished). Rows are independent (each sequence
-     * has its own generator), so several are drawn at once: at a 128k vocabulary one row with
-     * top-p took 2 ms of one core, and 64 of them one after another took longer than the step.
-     * A row whose structured output cannot go on draws nothing; why goes to {@code tooComplex}.
+     * Accepts the tokens request {@code r} drew in its step: its one token, or with guesses
+     * ({@link Scheduler.Scheduled#drafts}) the draw of each row in turn while it equals the guess
+     * there, then the first draw that differs (or the one after the last guess). A guess that is
+     * kept had its key and value computed in the step, so it counts as computed. {@code found}: the
+     * step's tokens found where the logits are (the argmax), else {@code drawn}: the host's draws.
      */
-    /** Draws each row's token; a row whose structured output or logits processor fails leaves its failure in {@code rowFailures}. */
-    private SampledToken[] sampleRows(Launched launched, RuntimeException[] rowFailures) {
+    private void acceptDrawn(EngineRequest r, Scheduler.Scheduled s, int[] found, int firstRow, SampledToken[] drawn) {
+        int[] drafts = s.drafts();
+        for (int j = 0; ; j++) {
+            SampledToken token = found != null ? sampler.acceptArgmax(r.sampling, found[firstRow + j]) : drawn[j];
+            accept(r, token);
+            if (j == drafts.length || r.finished() || token.tokenId() != drafts[j]) break;
+            acceptedDraftTokens++;
+            markComputed(r, r.numTokens() - 1, 1);
+        }
+        draftTokens += drafts.length;
+    }
+
+    /**
+     * The tokens the host's sampler draws from a launched step's logits copied back, by scheduled
+     * request (null where it samples nothing or has finished): one, or with guesses the draws of its
+     * rows in turn up to the first that differs from its guess (see {@link #acceptDrawn}). Requests
+     * are independent (each sequence has its own generator), so several are drawn at once: at a 128k
+     * vocabulary one row with top-p took 2 ms of one core, and 64 of them one after another took
+     * longer than the step. A request whose structured output or logits processor fails draws
+     * nothing more; why goes to {@code rowFailures}.
+     */
+    private SampledToken[][] sampleRows(Launched launched, RuntimeException[] rowFailures) {
         int n = launched.scheduled.size();
-        SampledToken[] drawn = new SampledToken[n];
+        SampledToken[][] drawn = new SampledToken[n][];
         IntStream.range(0, n).parallel().forEach(i -> {
             EngineRequest r = launched.scheduled.get(i).request();
             if (!launched.samples[i] || r.finished()) return;
+            int[] drafts = launched.scheduled.get(i).drafts();
+            SampledToken[] tokens = new SampledToken[drafts.length + 1];
             float[] rowLogits = new float[launched.vocab];
-            System.arraycopy(launched.flat, launched.sampledRow(i) * launched.vocab, rowLogits, 0, launched.vocab);
             try {
-                drawn[i] = sampler.sample(r.sampling, rowLogits);
+                for (int j = 0; j <= drafts.length; j++) {
+                    System.arraycopy(launched.flat, (launched.sampledRow(i) + j) * launched.vocab, rowLogits, 0, launched.vocab);
+                    tokens[j] = sampler.sample(r.sampling, rowLogits);
+                    if (j == drafts.length || tokens[j].tokenId() != drafts[j]) break;
+                }
             } catch (Regex.TooComplexException | LogitsProcessorFailedException | NothingToDrawException e) {
                 rowFailures[i] = e;
             }
+            drawn[i] = tokens;
         });
         return drawn;
     }
@@ -1207,7 +1251,8 @@ public final class LLMEngine implements AutoCloseable {
             EngineRequest r = s.request();
             int start = r.numComputedTokens();
             total += s.numTokens();
-            logitCount += promptLogprobRows(r, start, s.numTokens()) + (start + s.numTokens() == r.numTokens() ? 1 : 0);
+            logitCount += promptLogprobRows(r, start, s.numKnownTokens())
+                    + (start + s.numKnownTokens() == r.numTokens() ? 1 + s.drafts().length : 0);
         }
         int[] ids = new int[total], positions = new int[total], slots = new int[total];
         int[] starts = new int[n + 1], contexts = new int[n], logitRows = new int[logitCount];
@@ -1227,12 +1272,13 @@ public final class LLMEngine implements AutoCloseable {
             EngineRequest r = scheduled.get(i).request();
             int start = r.numComputedTokens();
             int count = scheduled.get(i).numTokens();
+            int[] drafts = scheduled.get(i).drafts();
             starts[i] = t;
-            int promptRows = promptLogprobRows(r, start, count);
+            int promptRows = promptLogprobRows(r, start, count - drafts.length);
             for (int k = 0; k < promptRows; k++) logitRows[logit++] = t + k;
             for (int k = 0; k < count; k++, t++) {
                 int pos = start + k;
-                ids[t] = r.token(pos);
+                ids[t] = pos < r.numTokens() ? r.token(pos) : drafts[pos - r.numTokens()];
                 positions[t] = pos;
                 slots[t] = r.slot(pos, blockSize);
                 if (pos == r.numTokens() - 1 && r.hasPendingToken()) {
@@ -1245,7 +1291,10 @@ public final class LLMEngine implements AutoCloseable {
             }
             contexts[i] = start + count;
             tables[i] = r.blockTable().toArray();
-            if (start + count == r.numTokens()) logitRows[logit++] = t - 1;
+            if (start + count - drafts.length == r.numTokens()) {
+                // The known last token's logits, then each guess's: row j checks guess j and proposes what follows it.
+                for (int k = drafts.length; k >= 0; k--) logitRows[logit++] = t - 1 - k;
+            }
             List<PromptImage> among = r.imagesAmong(start, start + count);
             if (!among.isEmpty()) {
                 if (images == null) images = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
@@ -1265,7 +1314,8 @@ public final class LLMEngine implements AutoCloseable {
 
     /** Whether an engine of {@code config} on {@code backend} queues decode steps ahead (async scheduling). */
     static boolean schedulesAhead(EngineConfig config, Backend backend) {
-        return config.asyncScheduling() && backend.feedsSampledTokens() && backend.queuesWork();
+        return config.asyncScheduling() && config.speculativeConfig() == null && backend.feedsSampledTokens()
+                && backend.queuesWork();
     }
 
     /** Steps queued before the step ahead of them was read back (async scheduling). */
@@ -1295,7 +1345,7 @@ public final class LLMEngine implements AutoCloseable {
     public EngineMetrics metrics() {
         return new EngineMetrics(scheduler.numRunning(), scheduler.numWaiting(), kv.numBlocks(), kv.freeBlocks(),
                 kv.prefixQueryTokens(), kv.prefixHitTokens(), scheduler.preemptions(), promptTokensComputed,
-                generatedTokens, steps, stepNanos, forwardNanos, resultNanos, imageNanos);
+                generatedTokens, steps, stepNanos, forwardNanos, resultNanos, imageNanos, draftTokens, acceptedDraftTokens);
     }
 
     /** Aborts every request and releases the KV cache. Idempotent. */

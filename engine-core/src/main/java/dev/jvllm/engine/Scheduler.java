@@ -22,9 +22,31 @@ import java.util.Map;
  */
 final class Scheduler {
 
-    /** One request's share of a step. */
-    record Scheduled(EngineRequest request, int numTokens) {
+    /**
+     * One request's share of a step: {@code numTokens} tokens from its first uncomputed one, the last
+     * {@code drafts.length} of them guessed tokens past its end (speculative decoding) to be verified.
+     */
+    record Scheduled(EngineRequest request, int numTokens, int[] drafts) {
+        Scheduled(EngineRequest request, int numTokens) {
+            this(request, numTokens, NO_DRAFTS);
+        }
+
+        /** The tokens of the request itself, without the guesses. */
+        int numKnownTokens() {
+            return numTokens - drafts.length;
+        }
     }
+
+    static final int[] NO_DRAFTS = new int[0];
+
+    /** Guesses tokens to follow a decoding request (speculative decoding). */
+    @FunctionalInterface
+    interface Drafter {
+        /** At most {@code limit} guessed tokens to follow the request's last token; empty for none. */
+        int[] draft(EngineRequest request, int limit);
+    }
+
+    private Drafter drafter;
 
     private final KvCacheManager kv;
     private final int maxNumBatchedTokens;
@@ -83,6 +105,11 @@ final class Scheduler {
         waiting.addLast(request);
     }
 
+    /** Lets running requests that decode a token verify guesses after it, as budget and blocks allow. */
+    void draftWith(Drafter drafter) {
+        this.drafter = drafter;
+    }
+
     int numWaiting() {
         return waiting.size();
     }
@@ -110,7 +137,9 @@ final class Scheduler {
             int tokens = images.fit(request, request.numComputedTokens(),
                     Math.min(request.numTokens() - request.numComputedTokens(), budget));
             if (tokens <= 0) continue;
-            while (!kv.grow(request, tokens)) {
+            int[] drafts = draftsFor(request, tokens, budget);
+            if (drafts.length > 0 && !kv.grow(request, tokens + drafts.length)) drafts = NO_DRAFTS;  // guesses never preempt
+            while (drafts.length == 0 && !kv.grow(request, tokens)) {
                 EngineRequest victim = running.removeLast();
                 preempt(victim);
                 preempted = true;
@@ -121,8 +150,8 @@ final class Scheduler {
             }
             if (request == null) break;
             images.take();
-            out.add(new Scheduled(request, tokens));
-            budget -= tokens;
+            out.add(new Scheduled(request, tokens + drafts.length, drafts));
+            budget -= tokens + drafts.length;
         }
         long encoderLeft = encoderTokensAStep;
         while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < maxNumSeqs) {
@@ -193,6 +222,15 @@ final class Scheduler {
             });
             pending.clear();
         }
+    }
+
+    /** The guesses a running request verifies after its one decode token, within the step's token budget. */
+    private int[] draftsFor(EngineRequest request, int tokens, int budget) {
+        if (drafter == null || tokens != 1 || budget <= 1 || request.hasPendingToken()
+                || request.numComputedTokens() != request.numTokens() - 1) {
+            return NO_DRAFTS;
+        }
+        return drafter.draft(request, budget - 1);
     }
 
     /** The encoder tokens a request adds to the running ones: its encoder input's length, unless one of them holds it. */

@@ -229,6 +229,50 @@ class SchedulerTest {
         assertEquals(List.of(9), tokenCounts(again), "prompt and its output token, recomputed");
     }
 
+    /** Speculative decoding: guesses follow a decode token, take budget before waiting prompts, and never follow a prompt chunk. */
+    @Test
+    void guessesFollowADecodeTokenWithinTheStepsBudget() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = tracked(new Scheduler(kv, 8, 16), kv);
+        List<Integer> limits = new ArrayList<>();
+        scheduler.draftWith((request, limit) -> {
+            limits.add(limit);
+            return IntStream.range(0, Math.min(limit, 5)).map(i -> 40 + i).toArray();
+        });
+        EngineRequest old = sequence("old", 0, 5);
+        scheduler.add(old);
+        assertEquals(List.of(5), tokenCounts(scheduler.schedule()), "a prompt makes no guess");
+        assertTrue(limits.isEmpty());
+        old.advanceComputed(5);
+        old.appendToken(7);
+        scheduler.add(sequence("late", 50, 20));
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(6, 2), tokenCounts(step), "the decode token and five guesses, then the budget's rest of the prompt");
+        assertArrayEquals(new int[]{40, 41, 42, 43, 44}, step.getFirst().drafts());
+        assertEquals(1, step.getFirst().numKnownTokens());
+        assertEquals(List.of(7), limits, "the budget left after the decode token");
+        assertEquals(3, old.blockTable().size(), "blocks for the guesses' slots: 11 tokens of 4");
+    }
+
+    @Test
+    void guessesThatDoNotFitTheFreeBlocksAreDroppedRatherThanPreemptAnyone() {
+        KvCacheManager kv = new KvCacheManager(4, 4, false);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
+        scheduler.draftWith((request, limit) -> new int[]{1, 2, 3, 4, 5, 6});
+        EngineRequest older = sequence("older", 0, 7);
+        EngineRequest newer = sequence("newer", 20, 7);
+        scheduler.add(older);
+        scheduler.add(newer);
+        run(scheduler.schedule(), kv);
+        assertEquals(0, kv.freeBlocks());
+        // Each decodes position 7, in its second block: six guesses would need a third, which no one has.
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(older, newer), requests(step));
+        assertEquals(List.of(1, 1), tokenCounts(step));
+        assertEquals(0, step.getFirst().drafts().length);
+        assertEquals(0, scheduler.preemptions());
+    }
+
     @Test
     void requestAtTheHeadThatDoesNotFitWaitsWithoutCountingItsPrefixLookupAgain() {
         KvCacheManager kv = new KvCacheManager(4, 4, true);

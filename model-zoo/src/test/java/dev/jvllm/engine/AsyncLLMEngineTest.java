@@ -122,7 +122,9 @@ class AsyncLLMEngineTest {
         // A stop string from the middle of the reference: streaming must hold back text it may take away.
         String stop = reference.substring(reference.length() / 2, reference.length() / 2 + 3);
         SamplingParams stopping = SamplingParams.builder().temperature(0).maxTokens(40).stop(stop).build();
-        try (AsyncLLMEngine engine = LLM.builder().model(DEMO.toString()).maxModelLen(256).buildAsync()) {
+        // With speculative decoding too: a step then adds several tokens to a stream at once.
+        for (dev.jvllm.SpeculativeConfig speculative : java.util.Arrays.asList(null, dev.jvllm.SpeculativeConfig.ngram(4, 1, 3))) {
+        try (AsyncLLMEngine engine = LLM.builder().model(DEMO.toString()).maxModelLen(256).speculativeConfig(speculative).buildAsync()) {
             for (SamplingParams p : List.of(params, stopping)) {
                 RequestStream stream = engine.submit("story-" + p.stop().size(), "Once upon a time", p);
                 CollectingSubscriber subscriber = new CollectingSubscriber();
@@ -136,6 +138,8 @@ class AsyncLLMEngineTest {
                 assertTrue(deltas.getLast().finished());
                 assertEquals(p == params ? reference : reference.substring(0, reference.indexOf(stop)), last.text());
             }
+            if (speculative != null) assertTrue(engine.metrics().acceptedDraftTokens() > 0, "no guess was kept");
+        }
         }
     }
 

@@ -91,4 +91,44 @@ class ContinuousBatchingTest {
             llm.engine().checkNoLeaks();
         }
     }
+
+    /** Prompts that repeat a run of random tokens, so that prompt lookup finds guesses. */
+    private static List<int[]> repeatingPrompts(long seed, int... runLengths) {
+        List<int[]> prompts = new java.util.ArrayList<>();
+        for (int[] run : randomPrompts(seed, runLengths)) {
+            int[] prompt = new int[run.length * 3 + 2];
+            for (int i = 0; i < prompt.length; i++) prompt[i] = run[i % run.length];
+            prompts.add(prompt);
+        }
+        return prompts;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @FieldSource("dev.jvllm.engine.TinyLlamas#CASES")
+    void speculativeDecodingGivesTheTokensEachGivesAloneWithout(String model) {
+        List<int[]> prompts = repeatingPrompts(6, 5, 9, 3, 12, 7, 4);
+        prompts.addAll(randomPrompts(7, 1, 30));
+        List<List<Integer>> alone = aloneOutputs(model, 128, prompts, GREEDY);
+        try (LLM llm = builder(model, 128).speculativeConfig(dev.jvllm.SpeculativeConfig.ngram(5, 1, 3)).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), GREEDY)));
+            assertTrue(llm.metrics().acceptedDraftTokens() > 0, "no guess was kept: " + llm.metrics());
+            llm.engine().checkNoLeaks();
+        }
+    }
+
+    @ParameterizedTest(name = "prefix caching {0}")
+    @ValueSource(booleans = {true, false})
+    void speculativeDecodingUnderPreemptionAndSmallBudgetsStillGivesTheSameTokens(boolean prefixCaching) {
+        List<int[]> prompts = repeatingPrompts(8, 14, 9, 17, 11, 20);
+        SamplingParams params = greedy(30);
+        List<List<Integer>> alone = aloneOutputs("llama-tied", 96, prompts, params);
+        try (LLM llm = builder("llama-tied", 96).kvCacheMemoryBytes(kvBytesForBlocks("llama-tied", 8))
+                .maxNumBatchedTokens(12).enablePrefixCaching(prefixCaching)
+                .speculativeConfig(dev.jvllm.SpeculativeConfig.ngram(4, 2, 4)).build()) {
+            assertEquals(alone, tokens(llm.generatePrompts(asPrompts(prompts), params)));
+            assertTrue(llm.metrics().preemptions() > 0, "no request was preempted: " + llm.metrics());
+            assertTrue(llm.metrics().acceptedDraftTokens() > 0, "no guess was kept: " + llm.metrics());
+            llm.engine().checkNoLeaks();
+        }
+    }
 }

@@ -336,6 +336,10 @@ public final class OpenAiServer implements AutoCloseable {
             counter(text, "vllm:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.", label, m.prefixCacheQueries());
             counter(text, "vllm:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.", label, m.prefixCacheHits());
             counter(text, "jvllm:engine_steps_total", "Forward passes run.", label, m.steps());
+            counter(text, "vllm:spec_decode_num_draft_tokens_total", "Guessed tokens verified (speculative decoding).", label,
+                    m.draftTokens());
+            counter(text, "vllm:spec_decode_num_accepted_tokens_total", "Guessed tokens kept (speculative decoding).", label,
+                    m.acceptedDraftTokens());
         });
         if (engine != null) {
             RequestLatencies latencies = engine.latencies();

@@ -36,6 +36,8 @@ public final class ServeCommand {
               --hf-overrides JSON        config.json fields replaced, e.g. '{"architectures": ["Qwen3ForSequenceClassification"],
                                          "classifier_from_token": ["no", "yes"]}' to serve a Qwen3-Reranker as a reranker
               --max-num-batched-tokens N --block-size N --seed N
+              --speculative-config JSON  speculative decoding by prompt lookup, e.g. '{"method": "ngram",
+                                         "num_speculative_tokens": 4, "prompt_lookup_max": 4, "prompt_lookup_min": 2}'
               --enable-prefix-caching    --no-enable-prefix-caching (on by default)
               --trust-remote-code        accepted for vLLM's command lines; jvllm runs no model code
             """;
@@ -80,6 +82,48 @@ public final class ServeCommand {
         } catch (java.io.IOException e) {
             throw new IllegalArgumentException("--hf-overrides takes a JSON object of config.json fields, not '" + value + "'");
         }
+    }
+
+    private static final java.util.Set<String> SPECULATIVE_KEYS =
+            java.util.Set.of("method", "num_speculative_tokens", "prompt_lookup_max", "prompt_lookup_min");
+
+    /**
+     * vLLM's {@code --speculative-config}: a JSON object of method "ngram" (the one served), its
+     * {@code num_speculative_tokens} and the lookup's {@code prompt_lookup_max} / {@code prompt_lookup_min}.
+     *
+     * @throws IllegalArgumentException naming the key that is unknown, missing or of the wrong kind,
+     *                                  or the method that is not served (a draft model's {@code model})
+     */
+    static dev.jvllm.SpeculativeConfig speculativeConfig(String value) {
+        com.fasterxml.jackson.databind.JsonNode json;
+        try {
+            json = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS).readTree(value.strip());
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("--speculative-config takes a JSON object, not '" + value + "'");
+        }
+        if (json == null || !json.isObject()) throw new IllegalArgumentException("--speculative-config takes a JSON object, not '" + value + "'");
+        if (json.has("model") && !json.has("method")) {
+            throw new IllegalArgumentException("--speculative-config: draft models are not served; use {\"method\": \"ngram\", ...}");
+        }
+        for (var names = json.fieldNames(); names.hasNext(); ) {
+            String name = names.next();
+            if (!SPECULATIVE_KEYS.contains(name)) {
+                throw new IllegalArgumentException("--speculative-config: key '" + name + "' is not taken (" + SPECULATIVE_KEYS + ")");
+            }
+        }
+        if (!json.path("method").isTextual()) throw new IllegalArgumentException("--speculative-config needs \"method\": \"ngram\"");
+        return dev.jvllm.SpeculativeConfig.of(json.get("method").asText(), wholeNumber(json, "num_speculative_tokens"),
+                json.has("prompt_lookup_min") ? wholeNumber(json, "prompt_lookup_min") : null,
+                json.has("prompt_lookup_max") ? wholeNumber(json, "prompt_lookup_max") : null);
+    }
+
+    private static int wholeNumber(com.fasterxml.jackson.databind.JsonNode json, String key) {
+        com.fasterxml.jackson.databind.JsonNode node = json.get(key);
+        if (node == null || !node.canConvertToInt() || !node.isIntegralNumber()) {
+            throw new IllegalArgumentException("--speculative-config: " + key + " must be a whole number, not " + node);
+        }
+        return node.intValue();
     }
 
     /** vLLM's {@code --limit-mm-per-prompt}: {@code {"image": N}} (JSON) or {@code image=N}; images are the only modality served. */
@@ -175,6 +219,7 @@ public final class ServeCommand {
                     case "--max-num-batched-tokens" -> llm.maxNumBatchedTokens(Integer.parseInt(value));
                     case "--block-size" -> llm.blockSize(Integer.parseInt(value));
                     case "--seed" -> llm.seed(Long.parseLong(value));
+                    case "--speculative-config" -> llm.speculativeConfig(speculativeConfig(value));
                     case "--reasoning-parser" -> {
                         ReasoningParser.named(value); // refused here, with the usage, when unknown
                         reasoningParser = value;

@@ -44,4 +44,28 @@ class ServeCommandTest {
         var bad = assertThrows(IllegalArgumentException.class, () -> ServeCommand.hfOverrides("[1]"));
         assertTrue(bad.getMessage().startsWith("--hf-overrides"), bad.getMessage());
     }
+
+    @Test
+    void aSpeculativeConfigIsReadFromVllmsJson() {
+        assertEquals(dev.jvllm.SpeculativeConfig.ngram(4, 2, 4), ServeCommand.speculativeConfig(
+                "{\"method\": \"ngram\", \"num_speculative_tokens\": 4, \"prompt_lookup_max\": 4, \"prompt_lookup_min\": 2}"));
+        assertEquals(dev.jvllm.SpeculativeConfig.ngram(3, 5, 5),
+                ServeCommand.speculativeConfig("{\"method\": \"ngram\", \"num_speculative_tokens\": 3}"));
+    }
+
+    @Test
+    void aSpeculativeConfigThatIsNotServedIsRefusedNamingWhy() {
+        java.util.Map<String, String> refusals = java.util.Map.of(
+                "{\"model\": \"yuhuili/EAGLE-LLaMA3.1-Instruct-8B\", \"num_speculative_tokens\": 3}", "draft models are not served",
+                "{\"method\": \"eagle\", \"num_speculative_tokens\": 3}", "only \"ngram\"",
+                "{\"method\": \"ngram\", \"num_speculative_tokens\": 3, \"draft_tensor_parallel_size\": 1}", "key 'draft_tensor_parallel_size'",
+                "{\"method\": \"ngram\"}", "num_speculative_tokens must be a whole number",
+                "{\"method\": \"ngram\", \"num_speculative_tokens\": 2.5}", "num_speculative_tokens must be a whole number",
+                "{\"method\": \"ngram\", \"num_speculative_tokens\": 3, \"prompt_lookup_min\": 4, \"prompt_lookup_max\": 2}", "promptLookupMax",
+                "ngram", "takes a JSON object");
+        refusals.forEach((json, why) -> {
+            var refused = assertThrows(IllegalArgumentException.class, () -> ServeCommand.speculativeConfig(json));
+            assertTrue(refused.getMessage().contains(why), json + ": " + refused.getMessage());
+        });
+    }
 }
