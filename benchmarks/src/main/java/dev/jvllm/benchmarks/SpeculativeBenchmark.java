@@ -21,6 +21,9 @@ import java.util.Map;
  * <p>Prompts: one a line from {@code --prompts FILE}; else, for a model with a tokenizer, texts that
  * the demo model continues by repeating what it read; else (a random-weight checkpoint) runs of
  * {@code --input-len / 4} random token ids written four times, whose answers depend on the weights.
+ * Then the same speculative engine with guesses known right and known wrong ({@link
+ * dev.jvllm.engine.GuessOracle}, from the plain answers): what a step of 1 + k tokens costs here
+ * against a step of one, so what prompt lookup can gain and lose on this machine and model.
  */
 public final class SpeculativeBenchmark {
 
@@ -29,10 +32,11 @@ public final class SpeculativeBenchmark {
               --num-speculative-tokens N  guesses verified a step (default 4)
               --prompt-lookup-min N       (default 2)
               --prompt-lookup-max N       (default 4)
-              --prompts FILE              one prompt a line (default: see the class's documentation)
+              --prompts FILE              one prompt a line, or "ids: 1 2 3" for token ids (default: see the class's documentation)
             """ + BenchmarkOptions.COMMON_USAGE;
 
-    private static final List<String> TEXT_PROMPTS = List.of(
+    /** The demo model's prompts; {@code benchmarks/prompts/speculative-demo-ids.txt} holds them as token ids. */
+    static final List<String> TEXT_PROMPTS = List.of(
             "The Commission shall adopt the measures. The Commission shall adopt the measures. The Commission shall",
             "Article 1, Article 2, Article 3, Article 4, Article 5, Article",
             "Member States shall ensure that the rules are applied. Member States shall ensure that",
@@ -72,7 +76,11 @@ public final class SpeculativeBenchmark {
             last = llm;
             List<int[]> prompts = prompts(llm, options, promptFile);
             results.put("prompts", prompts.size());
-            generate(llm, prompts, params);  // untimed: the JIT, CUDA graphs and searched products
+            // Untimed, each way it is then timed: the JIT compiles one-token and several-token passes
+            // separately, and CUDA graphs and searched products are made per shape.
+            Warmup.run(llm, options);
+            for (int[] prompt : prompts) llm.generate(prompt, params);
+            generate(llm, prompts, params);
             Map<String, Object> variant = new LinkedHashMap<>();
             List<List<Integer>> answers = new ArrayList<>();
             EngineMetrics before = llm.metrics();
@@ -84,6 +92,7 @@ public final class SpeculativeBenchmark {
             variant.put("batch1_output_tokens_per_s", Percentiles.round(tokens / alone));
             variant.put("batch1_ms_per_output_token", Percentiles.round(alone * 1000 / tokens));
             variant.put("batch1_steps", after.steps() - before.steps());
+            variant.put("batch1_ms_per_step", Percentiles.round(alone * 1000 / (after.steps() - before.steps())));
             variant.put("batch1_draft_tokens", after.draftTokens() - before.draftTokens());
             variant.put("batch1_accepted_tokens", after.acceptedDraftTokens() - before.acceptedDraftTokens());
             before = after;
@@ -108,6 +117,30 @@ public final class SpeculativeBenchmark {
             }
             results.put(config == null ? "plain" : "speculative", variant);
             System.out.println((config == null ? "plain: " : "speculative: ") + variant);
+            if (config == null) continue;
+            // The two ends for this machine and model: every guess right, every guess wrong.
+            for (boolean right : new boolean[]{true, false}) {
+                dev.jvllm.engine.GuessOracle.install(llm, prompts, plainAnswers, speculativeTokens, right);
+                for (int[] prompt : prompts) llm.generate(prompt, params);
+                Map<String, Object> bound = new LinkedHashMap<>();
+                before = llm.metrics();
+                start = System.nanoTime();
+                int same = 0;
+                for (int i = 0; i < prompts.size(); i++) {
+                    if (llm.generate(prompts.get(i), params).outputs().getFirst().tokenIds().equals(plainAnswers.get(i))) same++;
+                }
+                double seconds = (System.nanoTime() - start) / 1e9;
+                after = llm.metrics();
+                bound.put("batch1_output_tokens_per_s", Percentiles.round(tokens / seconds));
+                bound.put("batch1_steps", after.steps() - before.steps());
+                bound.put("batch1_ms_per_step", Percentiles.round(seconds * 1000 / (after.steps() - before.steps())));
+                bound.put("batch1_draft_tokens", after.draftTokens() - before.draftTokens());
+                bound.put("batch1_accepted_tokens", after.acceptedDraftTokens() - before.acceptedDraftTokens());
+                bound.put("answers_equal_to_plain", same);
+                String name = right ? "every_guess_right" : "every_guess_wrong";
+                results.put(name, bound);
+                System.out.println(name + ": " + bound);
+            }
         }
         Path file = ResultFile.write("speculative", options, last, results);
         last.close();
@@ -120,7 +153,12 @@ public final class SpeculativeBenchmark {
 
     private static List<int[]> prompts(LLM llm, BenchmarkOptions options, Path file) throws java.io.IOException {
         if (file != null) {
-            return Files.readAllLines(file).stream().filter(line -> !line.isBlank()).map(line -> llm.tokenizer().encode(line, true)).toList();
+            // "ids: 1 2 3" lines are token ids, for a machine without the tokenizer's native library (the GPU kit).
+            return Files.readAllLines(file).stream().filter(line -> !line.isBlank())
+                    .map(line -> line.startsWith("ids:")
+                            ? java.util.Arrays.stream(line.substring(4).trim().split("\\s+")).mapToInt(Integer::parseInt).toArray()
+                            : llm.tokenizer().encode(line, true))
+                    .toList();
         }
         if (!options.model.startsWith("random")) return TEXT_PROMPTS.stream().map(text -> llm.tokenizer().encode(text, true)).toList();
         int run = Math.max(1, options.inputLen / 4);

@@ -174,6 +174,14 @@ public final class LLMEngine implements AutoCloseable {
     }
 
     /**
+     * Replaces where guesses come from (an engine made with a speculative config): for a benchmark
+     * that brackets speculative decoding's cost with guesses known to be right or wrong.
+     */
+    void draftWith(Scheduler.Drafter drafter) {
+        scheduler.draftWith(drafter);
+    }
+
+    /**
      * The guesses request {@code r} may verify in its next step, at most {@code most}: all of them
      * and the token after them must fit under its max_tokens and the model's length.
      */
