@@ -81,8 +81,10 @@ final class ResultFile {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("cpu", cpuModel());
         m.put("cores", Runtime.getRuntime().availableProcessors());
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            m.put("memory_gib", Percentiles.round(os.getTotalMemorySize() / (double) (1L << 30)));
+        try {
+            putMemory(m);
+        } catch (NoClassDefFoundError e) {
+            // A runtime without jdk.management (the GPU machine's jlinked one): the memory goes unrecorded.
         }
         // Other processes competing for the cores skew every number: record how busy the machine was.
         m.put("load_average_1m_at_end", Percentiles.round(ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage()));
@@ -90,6 +92,12 @@ final class ResultFile {
         m.put("java", System.getProperty("java.vm.vendor") + " " + System.getProperty("java.vm.name") + " " + Runtime.version());
         m.put("max_heap_mib", Runtime.getRuntime().maxMemory() >> 20);
         return m;
+    }
+
+    private static void putMemory(Map<String, Object> m) {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            m.put("memory_gib", Percentiles.round(os.getTotalMemorySize() / (double) (1L << 30)));
+        }
     }
 
     private static Map<String, Object> model(BenchmarkOptions options, LLM llm) {

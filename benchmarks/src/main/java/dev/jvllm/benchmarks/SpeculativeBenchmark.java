@@ -69,6 +69,7 @@ public final class SpeculativeBenchmark {
         results.put("speculative_config", Map.of("method", "ngram", "num_speculative_tokens", speculativeTokens,
                 "prompt_lookup_min", lookupMin, "prompt_lookup_max", lookupMax));
         List<List<Integer>> plainAnswers = null;
+        List<double[]> plainGaps = null;
         LLM last = null;
         for (SpeculativeConfig config : java.util.Arrays.asList(null, speculative)) {
             LLM llm = options.builder().speculativeConfig(config).build();
@@ -117,18 +118,29 @@ public final class SpeculativeBenchmark {
             }
             results.put(config == null ? "plain" : "speculative", variant);
             System.out.println((config == null ? "plain: " : "speculative: ") + variant);
-            if (config == null) continue;
-            // The two ends for this machine and model: every guess right, every guess wrong.
-            for (boolean right : new boolean[]{true, false}) {
-                dev.jvllm.engine.GuessOracle.install(llm, prompts, plainAnswers, speculativeTokens, right);
+            if (config == null) {
+                int same = 0;
+                for (int i = 0; i < together.size(); i++) {
+                    if (together.get(i).outputs().getFirst().tokenIds().equals(plainAnswers.get(i))) same++;
+                }
+                // Batching alone can part greedy answers where the pass rounds differently (16-bit types).
+                variant.put("batched_answers_equal_to_batch1", same);
+                plainGaps = logprobGaps(llm, prompts, params);
+                continue;
+            }
+            // The two ends for this machine and model: every guess wrong, then every guess right. The right
+            // guesses are the answers of the wrong-guess run, whose tokens all come from several-token passes
+            // as the right-guess run's do: in 16-bit types the plain run's one-token passes round differently,
+            // and one token parted early makes every later guess from the plain answer wrong.
+            List<List<Integer>> ownAnswers = plainAnswers;
+            for (boolean right : new boolean[]{false, true}) {
+                dev.jvllm.engine.GuessOracle.install(llm, prompts, ownAnswers, speculativeTokens, right);
                 for (int[] prompt : prompts) llm.generate(prompt, params);
                 Map<String, Object> bound = new LinkedHashMap<>();
                 before = llm.metrics();
                 start = System.nanoTime();
-                int same = 0;
-                for (int i = 0; i < prompts.size(); i++) {
-                    if (llm.generate(prompts.get(i), params).outputs().getFirst().tokenIds().equals(plainAnswers.get(i))) same++;
-                }
+                List<List<Integer>> boundAnswers = new ArrayList<>();
+                for (int[] prompt : prompts) boundAnswers.add(llm.generate(prompt, params).outputs().getFirst().tokenIds());
                 double seconds = (System.nanoTime() - start) / 1e9;
                 after = llm.metrics();
                 bound.put("batch1_output_tokens_per_s", Percentiles.round(tokens / seconds));
@@ -136,15 +148,57 @@ public final class SpeculativeBenchmark {
                 bound.put("batch1_ms_per_step", Percentiles.round(seconds * 1000 / (after.steps() - before.steps())));
                 bound.put("batch1_draft_tokens", after.draftTokens() - before.draftTokens());
                 bound.put("batch1_accepted_tokens", after.acceptedDraftTokens() - before.acceptedDraftTokens());
+                int same = 0, sameAsGuessed = 0;
+                for (int i = 0; i < prompts.size(); i++) {
+                    if (boundAnswers.get(i).equals(plainAnswers.get(i))) same++;
+                    if (boundAnswers.get(i).equals(ownAnswers.get(i))) sameAsGuessed++;
+                }
                 bound.put("answers_equal_to_plain", same);
+                if (!right) bound.put("where_answers_part_from_plain", parting(boundAnswers, plainAnswers, plainGaps));
+                bound.put("answers_equal_to_the_guessed_answers", sameAsGuessed);
                 String name = right ? "every_guess_right" : "every_guess_wrong";
                 results.put(name, bound);
                 System.out.println(name + ": " + bound);
+                ownAnswers = boundAnswers;
             }
         }
         Path file = ResultFile.write("speculative", options, last, results);
         last.close();
         System.out.println("written to " + file);
+    }
+
+    /** Per prompt, at each output position of the plain greedy answer, its top token's logprob less the runner-up's. */
+    private static List<double[]> logprobGaps(LLM llm, List<int[]> prompts, SamplingParams params) {
+        SamplingParams withLogprobs = params.toBuilder().logprobs(2).build();
+        List<double[]> gaps = new ArrayList<>();
+        for (int[] prompt : prompts) {
+            var output = llm.generate(prompt, withLogprobs).outputs().getFirst();
+            double[] gap = new double[output.logprobs().size()];
+            for (int i = 0; i < gap.length; i++) {
+                double[] top = output.logprobs().get(i).values().stream().mapToDouble(dev.jvllm.Logprob::logprob)
+                        .map(x -> -x).sorted().map(x -> -x).toArray();
+                gap[i] = top.length < 2 ? Double.NaN : top[0] - top[1];
+            }
+            gaps.add(gap);
+        }
+        return gaps;
+    }
+
+    /**
+     * Where each answer first differs from the plain one, with the plain answer's margin there (its
+     * top token's logprob over the runner-up's): a small margin is two tokens the passes' rounding can swap.
+     */
+    private static List<Map<String, Object>> parting(List<List<Integer>> answers, List<List<Integer>> plain, List<double[]> gaps) {
+        List<Map<String, Object>> parts = new ArrayList<>();
+        for (int i = 0; i < answers.size(); i++) {
+            int at = 0;
+            while (at < answers.get(i).size() && at < plain.get(i).size() && answers.get(i).get(at).equals(plain.get(i).get(at))) at++;
+            Map<String, Object> part = new LinkedHashMap<>();
+            part.put("position", at == answers.get(i).size() ? "none" : at);
+            if (at < answers.get(i).size() && gaps != null && at < gaps.get(i).length) part.put("plain_margin", gaps.get(i)[at]);
+            parts.add(part);
+        }
+        return parts;
     }
 
     private static List<RequestOutput> generate(LLM llm, List<int[]> prompts, SamplingParams params) {
