@@ -25,6 +25,15 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride, int sequ
     /** Query tokens per flash_prefill block (FLASH_QUERIES in attention.cu). */
     static final int TILE_TOKENS = 64;
 
+    /**
+     * A sequence's query of at most this many consecutive tokens is read as single tokens (paged_decode,
+     * which splits each token's context over many blocks) rather than as a flash_prefill tile (one block a
+     * head, looping over the whole context): the 1 + K tokens of a speculative step, the short last chunk
+     * of a prompt. The keys are written before attention then, as for any step of several tokens a sequence.
+     * 1 turns it off (every query of two tokens or more a tile).
+     */
+    static final int SINGLES_UP_TO = Integer.getInteger("jvllm.cuda.decodeQueryTokens", 8);
+
     static BatchOnDevice upload(ForwardBatch batch, KvCacheSpec spec, Function<int[], Tensor> indices) {
         check(batch, spec);
         int tokens = batch.numTokens();
@@ -39,7 +48,7 @@ record BatchOnDevice(CudaTensor data, int tokens, int blockTableStride, int sequ
         for (int s = 0; s < sequences; s++) {
             int start = batch.queryStarts()[s];
             int end = batch.queryStarts()[s + 1];
-            if (end - start >= 2 && consecutivePositions(batch.positions(), start, end)) {
+            if (end - start > Math.max(1, SINGLES_UP_TO) && consecutivePositions(batch.positions(), start, end)) {
                 for (int first = start; first < end; first += TILE_TOKENS) {
                     tiles[2 * tileCount] = first;
                     tiles[2 * tileCount + 1] = Math.min(TILE_TOKENS, end - first);
