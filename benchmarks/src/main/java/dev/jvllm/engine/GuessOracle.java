@@ -34,6 +34,6 @@ public final class GuessOracle {
             int[] guess = new int[count];
             for (int i = 0; i < count; i++) guess[i] = right ? answer.get(from + i) : (answer.get(from + i) + 1) % vocab;
             return guess;
-        });
+        }, guesses);
     }
 }

@@ -166,19 +166,20 @@ public final class LLMEngine implements AutoCloseable {
         SpeculativeConfig speculative = config.speculativeConfig();
         if (speculative != null) {
             NgramProposer proposer = new NgramProposer(speculative);
-            scheduler.draftWith((r, limit) -> proposer.propose(r::token, r.numTokens(),
-                    Math.min(limit, draftRoom(r, speculative.numSpeculativeTokens()))));
+            int most = speculative.numSpeculativeTokens();
+            scheduler.draftWith((r, limit) -> proposer.propose(r::token, r.numTokens(), Math.min(limit, draftRoom(r, most))),
+                    r -> draftRoom(r, most), capturedDecode.largestGuessingStep());
         }
         log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
     }
 
     /**
-     * Replaces where guesses come from (an engine made with a speculative config): for a benchmark
-     * that brackets speculative decoding's cost with guesses known to be right or wrong.
+     * Replaces where guesses come from (an engine made with a speculative config), at most {@code most}
+     * a step: for a benchmark that brackets speculative decoding's cost with guesses known to be right or wrong.
      */
-    void draftWith(Scheduler.Drafter drafter) {
-        scheduler.draftWith(drafter);
+    void draftWith(Scheduler.Drafter drafter, int most) {
+        scheduler.draftWith(drafter, r -> draftRoom(r, most), capturedDecode.largestGuessingStep());
     }
 
     /**

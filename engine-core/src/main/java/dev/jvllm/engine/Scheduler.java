@@ -4,6 +4,7 @@ import dev.jvllm.spi.Backend;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -47,6 +48,10 @@ final class Scheduler {
     }
 
     private Drafter drafter;
+    /** The most guesses each request may verify in its next step (for padding guesses to one shape). */
+    private java.util.function.ToIntFunction<EngineRequest> guessRoom;
+    /** The most tokens of a step whose guesses are padded to one shape for a recorded graph; 0: never padded. */
+    private int uniformStepTokens;
 
     private final KvCacheManager kv;
     private final int maxNumBatchedTokens;
@@ -107,7 +112,18 @@ final class Scheduler {
 
     /** Lets running requests that decode a token verify guesses after it, as budget and blocks allow. */
     void draftWith(Drafter drafter) {
+        draftWith(drafter, request -> 0, 0);
+    }
+
+    /**
+     * As {@link #draftWith(Drafter)}, and a step of decoding requests of at most {@code uniformStepTokens}
+     * tokens (once padded as {@link CapturedDecode} pads sequences) in which some verify guesses has every
+     * request verify as many ({@link #uniformGuesses}), within {@code room}: one shape a recorded graph serves.
+     */
+    void draftWith(Drafter drafter, java.util.function.ToIntFunction<EngineRequest> room, int uniformStepTokens) {
         this.drafter = drafter;
+        this.guessRoom = room;
+        this.uniformStepTokens = uniformStepTokens;
     }
 
     int numWaiting() {
@@ -178,7 +194,43 @@ final class Scheduler {
             budget -= tokens;
             encoderLeft -= encoderTokens;
         }
-        return out;
+        return uniformGuesses(out);
+    }
+
+    /**
+     * Where every request of a step decodes one known token, some verify guesses and the step is small
+     * enough ({@link #uniformStepTokens}), every request verifies as many guesses as the most any does:
+     * its own, then its last guess (or token) repeated, so that the step has one shape a recorded graph
+     * serves. A padding guess the draw happens to equal is kept like any other. The step stays as it was
+     * where a request has no room for that many, or blocks or budget run short.
+     */
+    private List<Scheduled> uniformGuesses(List<Scheduled> out) {
+        if (uniformStepTokens == 0 || out.isEmpty()) return out;
+        int most = 0;
+        for (Scheduled s : out) {
+            EngineRequest r = s.request();
+            if (s.numKnownTokens() != 1 || r.hasPendingToken() || r.numComputedTokens() != r.numTokens() - 1) return out;
+            most = Math.max(most, s.drafts().length);
+        }
+        long tokens = (long) out.size() * (most + 1);
+        if (most == 0 || tokens > maxNumBatchedTokens
+                || (long) CapturedDecode.paddedSize(out.size()) * (most + 1) > uniformStepTokens) {
+            return out;
+        }
+        for (Scheduled s : out) if (s.drafts().length < most && guessRoom.applyAsInt(s.request()) < most) return out;
+        List<Scheduled> uniform = new ArrayList<>(out.size());
+        for (Scheduled s : out) {
+            if (s.drafts().length == most) {
+                uniform.add(s);
+                continue;
+            }
+            EngineRequest r = s.request();
+            if (!kv.grow(r, 1 + most)) return out;  // the blocks grown so far are the requests' next ones anyway
+            int[] drafts = Arrays.copyOf(s.drafts(), most);
+            Arrays.fill(drafts, s.drafts().length, most, s.drafts().length > 0 ? s.drafts()[s.drafts().length - 1] : r.token(r.numTokens() - 1));
+            uniform.add(new Scheduled(r, 1 + most, drafts));
+        }
+        return uniform;
     }
 
     /**

@@ -50,6 +50,57 @@ class CapturedDecodePaddingTest {
         assertEquals(1, padded.contextLengths()[3]);
     }
 
+    /** A step in which each sequence verifies two guesses: three tokens a sequence, every row's logits. */
+    private static ForwardBatch guessing(int[]... tables) {
+        int n = tables.length;
+        int[] ids = new int[3 * n], positions = new int[3 * n], slots = new int[3 * n], starts = new int[n + 1];
+        int[] contexts = new int[n], logitRows = new int[3 * n];
+        for (int s = 0; s < n; s++) {
+            for (int i = 0; i < 3; i++) {
+                int t = 3 * s + i;
+                ids[t] = 10 * s + i;
+                positions[t] = tables[s].length * BLOCK - 3 + i;
+                slots[t] = tables[s][positions[t] / BLOCK] * BLOCK + positions[t] % BLOCK;
+                logitRows[t] = t;
+            }
+            starts[s + 1] = 3 * (s + 1);
+            contexts[s] = positions[3 * s + 2] + 1;
+        }
+        return new ForwardBatch(ids, positions, slots, starts, contexts, tables, BLOCK, logitRows);
+    }
+
+    @Test
+    void aStepOfGuessesIsPaddedWithSequencesOfAsManyTokensThatWriteNothing() {
+        ForwardBatch batch = guessing(new int[]{1, 2}, new int[]{3}, new int[]{4, 5, 6});
+        assertEquals(3, CapturedDecode.tokensEach(batch));
+        ForwardBatch padded = capturedDecode().padded(batch, 4, 4);
+        assertEquals(4, padded.numSequences());
+        assertEquals(12, padded.numTokens());
+        assertEquals(3, CapturedDecode.tokensEach(padded), "the padded step has the same shape");
+        assertArrayEquals(java.util.Arrays.copyOf(batch.tokenIds(), 9), java.util.Arrays.copyOf(padded.tokenIds(), 9));
+        assertArrayEquals(new int[]{0, 1, 2}, java.util.Arrays.copyOfRange(padded.positions(), 9, 12));
+        assertArrayEquals(new int[]{-1, -1, -1}, java.util.Arrays.copyOfRange(padded.slotMapping(), 9, 12));
+        assertEquals(3, padded.contextLengths()[3]);
+        assertArrayEquals(java.util.stream.IntStream.range(0, 12).toArray(), padded.logitRows());
+        assertArrayEquals(new int[]{0, 3, 6, 9, 12}, padded.queryStarts());
+    }
+
+    @Test
+    void onlyStepsOfAsManyConsecutiveTokensEachWithEveryRowsLogitsHaveAShape() {
+        ForwardBatch batch = guessing(new int[]{1}, new int[]{2});
+        assertEquals(1, CapturedDecode.tokensEach(decode(new int[]{1}, new int[]{2})));
+        int[] fewerRows = {2, 5};
+        assertEquals(0, CapturedDecode.tokensEach(new ForwardBatch(batch.tokenIds(), batch.positions(), batch.slotMapping(),
+                batch.queryStarts(), batch.contextLengths(), batch.blockTables(), BLOCK, fewerRows)), "a prompt chunk's step");
+        int[] uneven = {0, 2, 6};
+        assertEquals(0, CapturedDecode.tokensEach(new ForwardBatch(batch.tokenIds(), batch.positions(), batch.slotMapping(),
+                uneven, batch.contextLengths(), batch.blockTables(), BLOCK, batch.logitRows())), "2 and 4 tokens");
+        int[] scattered = batch.positions().clone();
+        scattered[1] += 1;
+        assertEquals(0, CapturedDecode.tokensEach(new ForwardBatch(batch.tokenIds(), scattered, batch.slotMapping(),
+                batch.queryStarts(), batch.contextLengths(), batch.blockTables(), BLOCK, batch.logitRows())), "positions apart");
+    }
+
     @Test
     void paddingSequencesOfAnEncoderDecoderBatchAttendToTheFirstSequencesEncoderInput() {
         ForwardBatch batch = decode(new int[]{1}, new int[]{2}, new int[]{3});

@@ -131,4 +131,44 @@ class ContinuousBatchingTest {
             llm.engine().checkNoLeaks();
         }
     }
+
+    /**
+     * Where a backend records passes, a small step's guesses are padded to one count a request (each
+     * padded step one shape): the CPU backend posing as one that records (it runs each padded pass as it
+     * is) gives the tokens each prompt gives alone without speculation, as shrinking batches of
+     * sequences that found different numbers of guesses, or none, run together.
+     */
+    @ParameterizedTest(name = "{0}")
+    @FieldSource("dev.jvllm.engine.TinyLlamas#CASES")
+    void guessesPaddedToOneShapeAStepGiveTheSameTokens(String model) {
+        List<int[]> prompts = repeatingPrompts(9, 5, 9, 3, 12);
+        prompts.addAll(randomPrompts(10, 1, 30));
+        List<List<Integer>> alone = aloneOutputs(model, 128, prompts, greedy(32));
+        List<Boolean> guessingShapes = new java.util.ArrayList<>();
+        java.nio.file.Path dir = TinyLlamas.checkpoint(model);
+        dev.jvllm.config.ModelConfig config = dev.jvllm.config.ModelConfig.load(dir);
+        try (dev.jvllm.weights.Checkpoint checkpoint = dev.jvllm.weights.Checkpoint.open(dir);
+             dev.jvllm.spi.Backend backend = TinyLlamas.withOverrides(
+                     dev.jvllm.spi.Backends.create("cpu", new dev.jvllm.spi.BackendOptions(1)),
+                     java.util.Map.of("capturesGraphs", args -> true, "runCaptured", args -> {
+                         guessingShapes.add(((CapturedDecode.Shape) args[0]).tokensEach() > 1);
+                         return ((java.util.function.Supplier<?>) args[1]).get();
+                     }))) {
+            dev.jvllm.spi.CausalLM causal = dev.jvllm.spi.ModelRegistry.find(config)
+                    .load(new dev.jvllm.spi.ModelContext(config, checkpoint, backend, 128));
+            dev.jvllm.EngineConfig settings = new dev.jvllm.EngineConfig(128, TinyLlamas.BLOCK_SIZE, 0, 256, 2048, true, 0L,
+                    "cpu", 1, 0.9, false, false, 0, dev.jvllm.SpeculativeConfig.ngram(3, 1, 3));
+            LLMEngine engine = new LLMEngine(causal, backend, null, List.of(), 128, settings);
+            for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(4 + 5 * i));
+            java.util.Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertEquals(alone.get(i).subList(0, 4 + 5 * i), tokens.get("r" + i), "request " + i);
+            }
+            assertTrue(engine.metrics().acceptedDraftTokens() > 0, "no guess was kept: " + engine.metrics());
+            assertTrue(guessingShapes.contains(true), "no step of guesses ran in a recordable shape");
+            engine.checkNoLeaks();
+            engine.close();
+            causal.close();
+        }
+    }
 }

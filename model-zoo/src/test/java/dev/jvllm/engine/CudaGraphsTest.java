@@ -135,6 +135,40 @@ class CudaGraphsTest {
         }
     }
 
+    /**
+     * Speculative decoding: steps in which every sequence verifies as many guesses replay as graphs of
+     * their own shape, and the tokens are those of plain eager decoding (float32). The tiny random
+     * models repeat themselves, so nearly every step after the prompts verifies guesses: were those steps
+     * run eagerly, nearly no graph would be launched.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"llama-gqa", "llama3-rope", "mistral-sliding"})
+    void stepsVerifyingGuessesReplayAsGraphsWithTheTokensOfPlainSteps(String name) {
+        List<int[]> prompts = new java.util.ArrayList<>();
+        for (int[] run : randomPrompts(12, 5, 9, 3, 12, 7)) {
+            int[] prompt = new int[run.length * 3];
+            for (int i = 0; i < prompt.length; i++) prompt[i] = run[i % run.length];
+            prompts.add(prompt);
+        }
+        Run plain = generate(name, true, prompts);
+        Path dir = TinyLlamas.checkpoint(name);
+        ModelConfig config = ModelConfig.load(dir);
+        try (Checkpoint checkpoint = Checkpoint.open(dir);
+             Backend backend = Backends.create("cuda", new BackendOptions(0, DType.F32))) {
+            CausalLM model = ModelRegistry.find(config).load(new ModelContext(config, checkpoint, backend, MAX_MODEL_LEN));
+            EngineConfig settings = new EngineConfig(MAX_MODEL_LEN, 16, 8L << 20, 256, 256, false, 0L, "cuda", 0, 0.9,
+                    false, true, 0, dev.jvllm.SpeculativeConfig.ngram(3, 1, 3));
+            LLMEngine engine = new LLMEngine(model, backend, null, List.of(), MAX_MODEL_LEN, settings);
+            for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(10 + 12 * i));
+            assertEquals(plain.tokens(), EngineRuns.finishedTokens(engine));
+            engine.checkNoLeaks();
+            var metrics = engine.metrics();
+            long launches = ((CudaBackend) backend).graphLaunches();
+            assertTrue(metrics.acceptedDraftTokens() > 0, "no guess was kept: " + metrics);
+            assertTrue(launches > metrics.steps() / 2, launches + " graph launches in " + metrics);
+        }
+    }
+
     @Test
     void aModelThatReadsBackMidPassRunsEagerlyWithTheSameTokens() {
         List<int[]> prompts = randomPrompts(8, 5, 12, 30);
