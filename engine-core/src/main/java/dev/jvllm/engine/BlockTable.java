@@ -32,6 +32,15 @@ final class BlockTable {
         handedOut = null;
     }
 
+    /** Drops the blocks from {@code count} on (the caller releases them); returns the blocks dropped. */
+    int[] truncate(int count) {
+        if (count >= size) return NONE;
+        int[] dropped = Arrays.copyOfRange(blocks, count, size);
+        size = count;
+        handedOut = null;
+        return dropped;
+    }
+
     void clear() {
         size = 0;
         handedOut = NONE;

@@ -120,6 +120,15 @@ final class KvCacheManager {
         }
     }
 
+    /**
+     * Releases the request's blocks past those its tokens need (grown for guesses that were not kept):
+     * they hold no computed token, so no cached prefix, and are the request's alone.
+     */
+    void trimToTokens(EngineRequest request) {
+        int[] dropped = request.blockTable().truncate(ceilDiv(request.numTokens(), blockSize));
+        for (int i = dropped.length - 1; i >= 0; i--) pool.release(dropped[i]);
+    }
+
     /** Releases every block of the request, tail first so a shared prefix outlives its continuations. */
     void free(EngineRequest request) {
         BlockTable table = request.blockTable();

@@ -1057,7 +1057,7 @@ public final class LLMEngine implements AutoCloseable {
         steps++;
 
         RuntimeException[] rowFailures = new RuntimeException[launched.scheduled.size()];
-        SampledToken[][] drawn = found == null ? sampleRows(launched, rowFailures) : null;
+        SampledToken[] drawn = found == null ? sampleRows(launched, rowFailures) : null;
         List<RequestGroup> touched = new ArrayList<>();
         for (int i = 0; i < launched.scheduled.size(); i++) {
             Scheduler.Scheduled s = launched.scheduled.get(i);
@@ -1069,19 +1069,15 @@ public final class LLMEngine implements AutoCloseable {
                 recordPromptLogprobs(r, start, launched.flat, launched.firstRows[i], launched.promptRows[i], launched.vocab);
             }
             if (!launched.computedMarked) markComputed(r, start, s.numKnownTokens());
-            if (rowFailures[i] instanceof Regex.TooComplexException tooComplex) {
-                failTooComplex(r, tooComplex);
-            } else if (rowFailures[i] != null) {
-                String message = "request " + r.group().requestId() + ": " + rowFailures[i].getMessage();
-                log.warn("{}; it fails, the engine goes on", message);
-                fail(r.group().requestId(), message, rowFailures[i]);
-            } else if (launched.samples[i]) {
-                acceptDrawn(r, s, found, launched.sampledRow(i), drawn == null ? null : drawn[i]);
-                if (r.group().lastOutputStep != steps) {
+            RuntimeException failure = rowFailures[i];
+            if (failure == null && launched.samples[i]) {
+                failure = acceptDrawn(r, s, launched, launched.sampledRow(i), found, drawn == null ? null : drawn[i]);
+                if (failure == null && r.group().lastOutputStep != steps) {
                     r.group().lastOutputStep = steps;
                     touched.add(r.group());
                 }
             }
+            if (failure != null) failRow(r, failure);
         }
         List<RequestOutput> outputs = new ArrayList<>(touched.size());
         for (RequestGroup g : touched) {
@@ -1098,53 +1094,81 @@ public final class LLMEngine implements AutoCloseable {
         return outputs;
     }
 
+    /** Ends request {@code r} because drawing its token failed (its structured output, logits processor or masks). */
+    private void failRow(EngineRequest r, RuntimeException failure) {
+        if (failure instanceof Regex.TooComplexException tooComplex) {
+            failTooComplex(r, tooComplex);
+            return;
+        }
+        String message = "request " + r.group().requestId() + ": " + failure.getMessage();
+        log.warn("{}; it fails, the engine goes on", message);
+        fail(r.group().requestId(), message, failure);
+    }
+
     /**
      * Accepts the tokens request {@code r} drew in its step: its one token, or with guesses
-     * ({@link Scheduler.Scheduled#drafts}) the draw of each row in turn while it equals the guess
-     * there, then the first draw that differs (or the one after the last guess). A guess that is
-     * kept had its key and value computed in the step, so it counts as computed. {@code found}: the
-     * step's tokens found where the logits are (the argmax), else {@code drawn}: the host's draws.
+     * ({@link Scheduler.Scheduled#drafts}) the draw of each row in turn while the last draw equals the
+     * guess there and did not end the request, then the first draw that differs (or the one after the
+     * last guess). Each later row is drawn only once the draw before it is accepted, so the request's
+     * sampling state (logprobs, penalties, its constraint, its logits processors) sees exactly the
+     * tokens it keeps. A kept guess had its key and value computed in the step, so it counts as computed;
+     * blocks grown for guesses not kept are given back. {@code row}: the request's first row of logits;
+     * {@code found}: the step's tokens found where the logits are (the argmax), else {@code first} is the
+     * host's draw of that row.
+     *
+     * @return the failure of a later row's draw, which ends the request; null
      */
-    private void acceptDrawn(EngineRequest r, Scheduler.Scheduled s, int[] found, int firstRow, SampledToken[] drawn) {
+    private RuntimeException acceptDrawn(EngineRequest r, Scheduler.Scheduled s, Launched launched, int row, int[] found,
+                                         SampledToken first) {
         int[] drafts = s.drafts();
-        for (int j = 0; ; j++) {
-            SampledToken token = found != null ? sampler.acceptArgmax(r.sampling, found[firstRow + j]) : drawn[j];
-            accept(r, token);
-            if (j == drafts.length || r.finished() || token.tokenId() != drafts[j]) break;
-            acceptedDraftTokens++;
-            markComputed(r, r.numTokens() - 1, 1);
-        }
+        SampledToken token = found != null ? sampler.acceptArgmax(r.sampling, found[row]) : first;
         draftTokens += drafts.length;
+        for (int j = 0; ; j++) {
+            accept(r, token);
+            boolean kept = j < drafts.length && token.tokenId() == drafts[j];
+            if (kept) acceptedDraftTokens++;
+            if (!kept || r.finished()) break;
+            markComputed(r, r.numTokens() - 1, 1);
+            if (found != null) {
+                token = sampler.acceptArgmax(r.sampling, found[row + j + 1]);
+                continue;
+            }
+            try {
+                token = sampler.sample(r.sampling, rowOf(launched, row + j + 1));
+            } catch (Regex.TooComplexException | LogitsProcessorFailedException | NothingToDrawException e) {
+                return e;
+            }
+        }
+        if (drafts.length > 0 && !r.finished()) kv.trimToTokens(r);
+        return null;
+    }
+
+    /** A copy of row {@code row} of a launched step's logits copied back. */
+    private static float[] rowOf(Launched launched, int row) {
+        float[] logits = new float[launched.vocab];
+        System.arraycopy(launched.flat, row * launched.vocab, logits, 0, launched.vocab);
+        return logits;
     }
 
     /**
      * The tokens the host's sampler draws from a launched step's logits copied back, by scheduled
-     * request (null where it samples nothing or has finished): one, or with guesses the draws of its
-     * rows in turn up to the first that differs from its guess (see {@link #acceptDrawn}). Requests
-     * are independent (each sequence has its own generator), so several are drawn at once: at a 128k
-     * vocabulary one row with top-p took 2 ms of one core, and 64 of them one after another took
-     * longer than the step. A request whose structured output or logits processor fails draws
-     * nothing more; why goes to {@code rowFailures}.
+     * request (null where it samples nothing or has finished): each request's first row (a request
+     * verifying guesses draws its later rows as it accepts, {@link #acceptDrawn}). Rows are independent
+     * (each sequence has its own generator), so several are drawn at once: at a 128k vocabulary one row
+     * with top-p took 2 ms of one core, and 64 of them one after another took longer than the step.
+     * A row whose structured output or logits processor fails draws nothing; why goes to {@code rowFailures}.
      */
-    private SampledToken[][] sampleRows(Launched launched, RuntimeException[] rowFailures) {
+    private SampledToken[] sampleRows(Launched launched, RuntimeException[] rowFailures) {
         int n = launched.scheduled.size();
-        SampledToken[][] drawn = new SampledToken[n][];
+        SampledToken[] drawn = new SampledToken[n];
         IntStream.range(0, n).parallel().forEach(i -> {
             EngineRequest r = launched.scheduled.get(i).request();
             if (!launched.samples[i] || r.finished()) return;
-            int[] drafts = launched.scheduled.get(i).drafts();
-            SampledToken[] tokens = new SampledToken[drafts.length + 1];
-            float[] rowLogits = new float[launched.vocab];
             try {
-                for (int j = 0; j <= drafts.length; j++) {
-                    System.arraycopy(launched.flat, (launched.sampledRow(i) + j) * launched.vocab, rowLogits, 0, launched.vocab);
-                    tokens[j] = sampler.sample(r.sampling, rowLogits);
-                    if (j == drafts.length || tokens[j].tokenId() != drafts[j]) break;
-                }
+                drawn[i] = sampler.sample(r.sampling, rowOf(launched, launched.sampledRow(i)));
             } catch (Regex.TooComplexException | LogitsProcessorFailedException | NothingToDrawException e) {
                 rowFailures[i] = e;
             }
-            drawn[i] = tokens;
         });
         return drawn;
     }
@@ -1188,13 +1212,19 @@ public final class LLMEngine implements AutoCloseable {
         return Math.max(0, end - start);
     }
 
+    /**
+     * Records the prompt logprobs of rows {@code [row, row + rows)}, those of positions from {@code start}.
+     * Target entry p + 1 holds what position p predicts; after a preemption a recomputed chunk may cover
+     * entries already recorded, and only the rows past them are added (the chunks need not line up).
+     */
     private void recordPromptLogprobs(EngineRequest r, int start, float[] flat, int row, int rows, int vocab) {
-        float[][] rowsLogits = new float[rows][vocab];
-        for (int i = 0; i < rows; i++) System.arraycopy(flat, (row + i) * vocab, rowsLogits[i], 0, vocab);
-        int topN = r.group().params().promptLogprobs().getAsInt();
         List<Map<Integer, Logprob>> target = r.group().promptLogprobs;
-        if (target.size() > start + 1) return; // recomputed after preemption: already recorded
-        for (TokenLogprobs lp : sampler.promptLogprobs(r.group().promptTokenIds(), start, rowsLogits, topN)) {
+        int recorded = Math.max(0, target.size() - (start + 1));
+        if (recorded >= rows) return;
+        float[][] rowsLogits = new float[rows - recorded][vocab];
+        for (int i = 0; i < rowsLogits.length; i++) System.arraycopy(flat, (row + recorded + i) * vocab, rowsLogits[i], 0, vocab);
+        int topN = r.group().params().promptLogprobs().getAsInt();
+        for (TokenLogprobs lp : sampler.promptLogprobs(r.group().promptTokenIds(), start + recorded, rowsLogits, topN)) {
             target.add(asMap(lp, r.group().promptTokenIds()[target.size()], r.group().params().detokenize()));
         }
     }
@@ -1204,9 +1234,10 @@ public final class LLMEngine implements AutoCloseable {
         r.appendToken(id);
         generatedTokens++;
         token.logprobs().ifPresent(lp -> r.logprobs.add(asMap(lp, id, r.group().params().detokenize())));
-        String stop = r.text.append(id);
         SamplingParams p = r.sampling.params();
         int produced = r.numOutputTokens();
+        // As vLLM: no stop string ends (or cuts) the text before min_tokens.
+        String stop = r.text.append(id, produced >= p.minTokens());
         if (produced >= p.minTokens()) {
             if (!p.ignoreEos() && isEos(id)) {
                 finish(r, FinishReason.STOP, null);

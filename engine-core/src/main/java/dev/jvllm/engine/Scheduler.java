@@ -153,9 +153,7 @@ final class Scheduler {
             int tokens = images.fit(request, request.numComputedTokens(),
                     Math.min(request.numTokens() - request.numComputedTokens(), budget));
             if (tokens <= 0) continue;
-            int[] drafts = draftsFor(request, tokens, budget);
-            if (drafts.length > 0 && !kv.grow(request, tokens + drafts.length)) drafts = NO_DRAFTS;  // guesses never preempt
-            while (drafts.length == 0 && !kv.grow(request, tokens)) {
+            while (!kv.grow(request, tokens)) {
                 EngineRequest victim = running.removeLast();
                 preempt(victim);
                 preempted = true;
@@ -166,8 +164,8 @@ final class Scheduler {
             }
             if (request == null) break;
             images.take();
-            out.add(new Scheduled(request, tokens + drafts.length, drafts));
-            budget -= tokens + drafts.length;
+            out.add(new Scheduled(request, tokens));
+            budget -= tokens;
         }
         long encoderLeft = encoderTokensAStep;
         while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < maxNumSeqs) {
@@ -194,7 +192,43 @@ final class Scheduler {
             budget -= tokens;
             encoderLeft -= encoderTokens;
         }
-        return uniformGuesses(out);
+        if (drafter == null || preempted) return out;
+        return uniformGuesses(withGuesses(out, budget));
+    }
+
+    /**
+     * The step with guesses after the decode tokens of the requests that may verify some, from the
+     * budget the known tokens and the admitted prompts left: each such request may take an equal share
+     * of what is left when its turn comes, so that no request's guesses starve a later one, and guesses
+     * whose slots the free blocks cannot hold are dropped rather than preempt anyone.
+     */
+    private List<Scheduled> withGuesses(List<Scheduled> out, int budget) {
+        int eligible = 0;
+        for (Scheduled s : out) if (mayGuess(s)) eligible++;
+        if (eligible == 0 || budget <= 0) return out;
+        List<Scheduled> guessed = new ArrayList<>(out.size());
+        for (Scheduled s : out) {
+            if (!mayGuess(s)) {
+                guessed.add(s);
+                continue;
+            }
+            int share = budget / eligible--;
+            int[] drafts = share > 0 ? drafter.draft(s.request(), share) : NO_DRAFTS;
+            if (drafts.length > share) drafts = Arrays.copyOf(drafts, share);
+            if (drafts.length > 0 && kv.grow(s.request(), 1 + drafts.length)) {
+                guessed.add(new Scheduled(s.request(), 1 + drafts.length, drafts));
+                budget -= drafts.length;
+            } else {
+                guessed.add(s);
+            }
+        }
+        return guessed;
+    }
+
+    /** Whether a scheduled request decodes its one known token and so may verify guesses after it. */
+    private static boolean mayGuess(Scheduled s) {
+        EngineRequest r = s.request();
+        return s.numTokens() == 1 && !r.hasPendingToken() && r.numComputedTokens() == r.numTokens() - 1;
     }
 
     /**
@@ -274,15 +308,6 @@ final class Scheduler {
             });
             pending.clear();
         }
-    }
-
-    /** The guesses a running request verifies after its one decode token, within the step's token budget. */
-    private int[] draftsFor(EngineRequest request, int tokens, int budget) {
-        if (drafter == null || tokens != 1 || budget <= 1 || request.hasPendingToken()
-                || request.numComputedTokens() != request.numTokens() - 1) {
-            return NO_DRAFTS;
-        }
-        return drafter.draft(request, budget - 1);
     }
 
     /** The encoder tokens a request adds to the running ones: its encoder input's length, unless one of them holds it. */

@@ -29,12 +29,15 @@ final class TextAccumulator {
         this.longestStop = stops.stream().mapToInt(String::length).max().orElse(0);
     }
 
-    /** Adds a token's text; returns the stop string it completed, or null. */
-    String append(int token) {
+    /**
+     * Adds a token's text; returns the stop string it completed, or null. With {@code stopsApply} false
+     * (min_tokens not reached) no stop string is looked for, so none cuts the text, which then only grows.
+     */
+    String append(int token, boolean stopsApply) {
         if (detokenizer == null) return null;
         int before = text.length();
         text.append(detokenizer.apply(token));
-        if (stops.isEmpty() || text.length() == before) return null;
+        if (!stopsApply || stops.isEmpty() || text.length() == before) return null;
         int searchFrom = Math.max(0, before - longestStop + 1);
         int bestAt = -1;
         String best = null;

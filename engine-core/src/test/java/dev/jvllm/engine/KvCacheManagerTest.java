@@ -91,4 +91,21 @@ class KvCacheManagerTest {
         assertEquals(8, kv.freeBlocks());
         kv.checkAllFree();
     }
+
+    /** Blocks grown for guesses that were not kept go back: a request keeps the blocks its tokens need. */
+    @Test
+    void blocksPastARequestsTokensAreGivenBack() {
+        KvCacheManager kv = new KvCacheManager(16, 4, true);
+        EngineRequest r = sequence("a", 0, 5);
+        assertTrue(kv.admit(r, 5 + 8, KvCacheManager.PrefixMatch.NONE), "its prompt and eight guesses");
+        assertEquals(4, r.blockTable().size());
+        int free = kv.freeBlocks();
+        kv.trimToTokens(r);
+        assertEquals(2, r.blockTable().size(), "5 tokens of 4");
+        assertEquals(free + 2, kv.freeBlocks());
+        kv.trimToTokens(r);
+        assertEquals(2, r.blockTable().size(), "nothing more to give back");
+        kv.free(r);
+        kv.checkAllFree();
+    }
 }

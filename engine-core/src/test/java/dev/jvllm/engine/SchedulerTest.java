@@ -229,11 +229,14 @@ class SchedulerTest {
         assertEquals(List.of(9), tokenCounts(again), "prompt and its output token, recomputed");
     }
 
-    /** Speculative decoding: guesses follow a decode token, take budget before waiting prompts, and never follow a prompt chunk. */
+    /**
+     * Speculative decoding: guesses follow a decode token, from the budget that the running requests'
+     * known tokens and the admitted prompts leave; a prompt chunk makes none.
+     */
     @Test
-    void guessesFollowADecodeTokenWithinTheStepsBudget() {
+    void guessesTakeTheBudgetThatKnownTokensAndAdmittedPromptsLeave() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = tracked(new Scheduler(kv, 8, 16), kv);
+        Scheduler scheduler = tracked(new Scheduler(kv, 16, 16), kv);
         List<Integer> limits = new ArrayList<>();
         scheduler.draftWith((request, limit) -> {
             limits.add(limit);
@@ -245,55 +248,28 @@ class SchedulerTest {
         assertTrue(limits.isEmpty());
         old.advanceComputed(5);
         old.appendToken(7);
-        scheduler.add(sequence("late", 50, 20));
+        scheduler.add(sequence("late", 50, 5));
         List<Scheduler.Scheduled> step = scheduler.schedule();
-        assertEquals(List.of(6, 2), tokenCounts(step), "the decode token and five guesses, then the budget's rest of the prompt");
+        assertEquals(List.of(6, 5), tokenCounts(step), "the decode token and five guesses, and the admitted prompt");
         assertArrayEquals(new int[]{40, 41, 42, 43, 44}, step.getFirst().drafts());
         assertEquals(1, step.getFirst().numKnownTokens());
-        assertEquals(List.of(7), limits, "the budget left after the decode token");
+        assertEquals(List.of(10), limits, "the budget left after the decode token and the prompt");
         assertEquals(3, old.blockTable().size(), "blocks for the guesses' slots: 11 tokens of 4");
     }
 
-    /** Where graphs record guessing steps, every decoding request verifies as many guesses as the most any does. */
+    /** A request's guesses never take the budget of another's known token, and the guesses' budget is shared. */
     @Test
-    void guessesArePaddedToOneCountInASmallStepOfDecodingRequests() {
+    void guessesShareWhatIsLeftSoThatNoRequestStarves() {
         KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
-        Map<EngineRequest, int[]> guesses = new java.util.HashMap<>();
-        Map<EngineRequest, Integer> room = new java.util.HashMap<>();
-        scheduler.draftWith((request, limit) -> guesses.getOrDefault(request, new int[0]),
-                request -> room.getOrDefault(request, 8), 64);
-        EngineRequest a = sequence("a", 0, 5), b = sequence("b", 20, 5), c = sequence("c", 40, 5);
-        for (EngineRequest r : List.of(a, b, c)) scheduler.add(r);
-        run(scheduler.schedule(), kv);
-        guesses.put(a, new int[]{7, 8, 9});
-        guesses.put(b, new int[]{5});
-        List<Scheduler.Scheduled> step = scheduler.schedule();
-        assertEquals(List.of(4, 4, 4), tokenCounts(step), "each request's token and three guesses");
-        assertArrayEquals(new int[]{7, 8, 9}, step.get(0).drafts());
-        assertArrayEquals(new int[]{5, 5, 5}, step.get(1).drafts(), "its one guess repeated");
-        assertArrayEquals(new int[]{7, 7, 7}, step.get(2).drafts(), "its last token repeated");
-        assertEquals(3, c.blockTable().size(), "blocks for its padded guesses' slots: 9 tokens of 4");
-
-        for (EngineRequest r : List.of(a, b, c)) {
-            r.advanceComputed(1);
-            r.appendToken(7);
-        }
-        room.put(c, 2);  // near its max_tokens: it may not verify three
-        step = scheduler.schedule();
-        assertEquals(List.of(4, 2, 1), tokenCounts(step), "the step keeps its own guesses");
-    }
-
-    @Test
-    void noGuessesAreMadeUpWhereNoRequestHasAny() {
-        KvCacheManager kv = new KvCacheManager(32, 4, false);
-        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
-        scheduler.draftWith((request, limit) -> new int[0], request -> 8, 64);
-        EngineRequest a = sequence("a", 0, 5), b = sequence("b", 20, 5);
+        Scheduler scheduler = tracked(new Scheduler(kv, 8, 16), kv);
+        scheduler.draftWith((request, limit) -> IntStream.range(0, limit).map(i -> 90).toArray());
+        EngineRequest a = sequence("a", 0, 3), b = sequence("b", 20, 3);
         scheduler.add(a);
         scheduler.add(b);
         run(scheduler.schedule(), kv);
-        assertEquals(List.of(1, 1), tokenCounts(scheduler.schedule()));
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(a, b), requests(step));
+        assertEquals(List.of(4, 4), tokenCounts(step), "each its token and three of the six guesses left");
     }
 
     @Test

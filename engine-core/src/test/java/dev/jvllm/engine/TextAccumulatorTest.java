@@ -19,10 +19,10 @@ class TextAccumulatorTest {
     @Test
     void textHoldsBackWhatAStopStringCouldStillTakeAndShowsItOnceFinished() {
         TextAccumulator text = withStop("END");
-        assertNull(text.append(1));
-        assertNull(text.append(2));
+        assertNull(text.append(1, true));
+        assertNull(text.append(2, true));
         assertEquals("a", text.text(false), "the last two characters could begin END");
-        assertNull(text.append(5));
+        assertNull(text.append(5, true));
         assertEquals("a", text.text(false));
         assertEquals("abc", text.text(true));
     }
@@ -30,11 +30,22 @@ class TextAccumulatorTest {
     @Test
     void stopStringIsCutAndTheTextBeforeItKept() {
         TextAccumulator text = withStop("END");
-        text.append(1);
+        text.append(1, true);
         String before = text.text(false);
-        text.append(3);
-        assertEquals("END", text.append(4));
+        text.append(3, true);
+        assertEquals("END", text.append(4, true));
         assertEquals("ab", text.text(true));
         assertEquals("", before);
+    }
+
+    /** Before min_tokens no stop string ends the text or cuts it: the text only grows, so streamed pieces add up. */
+    @Test
+    void aStopStringBeforeMinTokensNeitherEndsNorCutsTheText() {
+        TextAccumulator text = withStop("END");
+        text.append(1, false);
+        text.append(3, false);
+        assertNull(text.append(4, false));
+        assertEquals("abEND!", text.text(true));
+        assertNull(text.append(3, true), "a stop string completed before min_tokens is not found later");
     }
 }

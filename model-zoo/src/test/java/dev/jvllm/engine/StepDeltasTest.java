@@ -112,4 +112,34 @@ class StepDeltasTest {
             deltas.engine().checkNoLeaks();
         }
     }
+
+    /**
+     * A stop string that the text completes before min_tokens neither ends nor cuts it (as vLLM): the
+     * streamed pieces add up to the final text. It used to be cut, and the next delta read past the end.
+     */
+    @Test
+    void aStopStringBeforeMinTokensLeavesTheStreamWhole() {
+        int[] prompt = {1, 67, 282, 274, 261, 282, 274, 261, 282, 274, 261, 282, 375, 417, 1598, 1623, 263, 975, 16, 375,
+                417, 1598, 1623, 263, 975, 16, 375, 417, 1598};
+        SamplingParams params = SamplingParams.builder().temperature(0).repetitionPenalty(1.3).stop(List.of("s "))
+                .stopTokenIds(List.of(263)).minTokens(8).maxTokens(30).ignoreEos(true).build();
+        try (LLM llm = LLM.builder().model(DemoModel.path().toString()).device("cpu").build()) {
+            String whole = llm.generate(prompt, params).outputs().getFirst().text();
+            llm.engine().addRequest("r", prompt, params);
+            StringBuilder streamed = new StringBuilder();
+            RequestOutput last = null;
+            while (llm.engine().hasUnfinishedRequests()) {
+                for (RequestOutput delta : llm.engine().stepDeltas()) {
+                    if (delta.finished()) {
+                        last = delta;
+                    } else {
+                        streamed.append(delta.outputs().getFirst().text());
+                    }
+                }
+            }
+            assertNotNull(last);
+            assertEquals(whole, last.outputs().getFirst().text());
+            assertTrue(whole.startsWith(streamed.toString()), "streamed '" + streamed + "' then ended with '" + whole + "'");
+        }
+    }
 }

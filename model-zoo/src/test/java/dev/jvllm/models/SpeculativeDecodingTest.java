@@ -157,4 +157,33 @@ class SpeculativeDecodingTest {
                     speculative.generate(prompt, greedy).outputs().getFirst().tokenIds(), prompt);
         }
     }
+
+    /**
+     * A kept guess that ends the answer (here a stop token the prompt repeats) is the last token the
+     * request's sampling state sees: the cumulative logprob is the sum of the answer's tokens', and a
+     * logits processor is never asked for a token after the stop token.
+     */
+    @Test
+    void aKeptGuessThatEndsTheAnswerIsTheLastTokenTheRequestSees() {
+        int[] prompt = {1, 2384, 417, 1598, 1623, 263, 975, 16, 375, 417, 1598, 1623, 263, 975, 16, 375, 417, 1598};
+        List<List<Integer>> seen = new ArrayList<>();
+        dev.jvllm.LogitsProcessor recording = (output, logits) -> {
+            if (output.contains(417)) throw new IllegalStateException("asked for a token after the stop token: " + output);
+            seen.add(List.copyOf(output));
+        };
+        SamplingParams params = greedy(24).stopTokenIds(List.of(417)).logprobs(1).logitsProcessors(List.of(recording)).build();
+        CompletionOutput expected = plain.generate(prompt, params).outputs().getFirst();
+        int plainCalls = seen.size();
+        seen.clear();
+        EngineMetrics before = speculative.metrics();
+        CompletionOutput actual = speculative.generate(prompt, params).outputs().getFirst();
+        assertEquals(expected.tokenIds(), actual.tokenIds());
+        assertEquals(417, actual.tokenIds().getLast());
+        assertTrue(speculative.metrics().acceptedDraftTokens() > before.acceptedDraftTokens(), "no guess was kept");
+        assertEquals(expected.cumulativeLogprob(), actual.cumulativeLogprob(), 1e-3);
+        double sum = 0;
+        for (int i = 0; i < actual.tokenIds().size(); i++) sum += actual.logprobs().get(i).get(actual.tokenIds().get(i)).logprob();
+        assertEquals(sum, actual.cumulativeLogprob(), 1e-4);
+        assertEquals(plainCalls, seen.size(), "the processor is asked once a token, as without guesses");
+    }
 }
