@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 
 /**
  * Decides each step which requests run and how many of their tokens: running requests first (one
@@ -40,7 +41,7 @@ final class Scheduler {
 
     static final int[] NO_DRAFTS = new int[0];
 
-    /** Guesses tokens to follow a decoding request (speculative decoding). */
+    /** Guesses tokens to follow a decoding request (speculative decoding); called for several requests at once. */
     @FunctionalInterface
     interface Drafter {
         /** At most {@code limit} guessed tokens to follow the request's last token; empty for none. */
@@ -206,15 +207,22 @@ final class Scheduler {
         int eligible = 0;
         for (Scheduled s : out) if (mayGuess(s)) eligible++;
         if (eligible == 0 || budget <= 0) return out;
+        // The lookups read each request's whole sequence: many of them run on several threads, each up to
+        // the whole budget, and are cut to their shares below.
+        int[][] proposed = new int[out.size()][];
+        int limit = budget;
+        IntStream indices = IntStream.range(0, out.size()).filter(i -> mayGuess(out.get(i)));
+        (eligible >= PARALLEL_LOOKUPS ? indices.parallel() : indices)
+                .forEach(i -> proposed[i] = drafter.draft(out.get(i).request(), limit));
         List<Scheduled> guessed = new ArrayList<>(out.size());
-        for (Scheduled s : out) {
+        for (int i = 0; i < out.size(); i++) {
+            Scheduled s = out.get(i);
             if (!mayGuess(s)) {
                 guessed.add(s);
                 continue;
             }
             int share = budget / eligible--;
-            int[] drafts = share > 0 ? drafter.draft(s.request(), share) : NO_DRAFTS;
-            if (drafts.length > share) drafts = Arrays.copyOf(drafts, share);
+            int[] drafts = proposed[i].length > share ? Arrays.copyOf(proposed[i], share) : proposed[i];
             if (drafts.length > 0 && kv.grow(s.request(), 1 + drafts.length)) {
                 guessed.add(new Scheduled(s.request(), 1 + drafts.length, drafts));
                 budget -= drafts.length;
@@ -224,6 +232,9 @@ final class Scheduler {
         }
         return guessed;
     }
+
+    /** Requests from which the guesses' lookups run on several threads. */
+    private static final int PARALLEL_LOOKUPS = 16;
 
     /** Whether a scheduled request decodes its one known token and so may verify guesses after it. */
     private static boolean mayGuess(Scheduled s) {
