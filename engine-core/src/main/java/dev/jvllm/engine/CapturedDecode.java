@@ -81,10 +81,20 @@ final class CapturedDecode {
         return enabled ? LARGEST_GUESSING_STEP : 0;
     }
 
-    /** The logits of {@code batch}'s logit rows, from {@code pass} run on the batch or on its padded form. */
+    /** The logits of {@code batch}'s logit rows, from {@code pass} run on the batch or on its padded form; a decode step's. */
     Tensor forward(ForwardBatch batch, Function<ForwardBatch, Tensor> pass) {
+        return forward(batch, false, pass);
+    }
+
+    /**
+     * As {@link #forward(ForwardBatch, Function)}; {@code verifiesGuesses}: every sequence of the step
+     * verifies guesses after its one known token, so a step of several tokens each may be recorded too
+     * (a prompt chunk with prompt logprobs may have the same form, and is not recorded).
+     */
+    Tensor forward(ForwardBatch batch, boolean verifiesGuesses, Function<ForwardBatch, Tensor> pass) {
         int tokensEach = enabled ? tokensEach(batch) : 0;
-        if (tokensEach == 0 || !recordable(batch, tokensEach) || batch.numSequences() > largestBatch) {
+        if (tokensEach == 0 || tokensEach > 1 && !verifiesGuesses || !recordable(batch, tokensEach)
+                || batch.numSequences() > largestBatch) {
             return pass.apply(batch);
         }
         int sequences = batch.numSequences();

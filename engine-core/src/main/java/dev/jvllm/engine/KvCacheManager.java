@@ -125,7 +125,12 @@ final class KvCacheManager {
      * they hold no computed token, so no cached prefix, and are the request's alone.
      */
     void trimToTokens(EngineRequest request) {
-        int[] dropped = request.blockTable().truncate(ceilDiv(request.numTokens(), blockSize));
+        shrinkTo(request, ceilDiv(request.numTokens(), blockSize));
+    }
+
+    /** Releases the request's blocks from {@code blocks} on: ones grown for tokens not computed (never cached). */
+    void shrinkTo(EngineRequest request, int blocks) {
+        int[] dropped = request.blockTable().truncate(blocks);
         for (int i = dropped.length - 1; i >= 0; i--) pool.release(dropped[i]);
     }
 

@@ -945,7 +945,7 @@ public final class LLMEngine implements AutoCloseable {
                 logits = model.forward(batch, kvCache);
                 adapters.checkApplied();
             } else {
-                logits = capturedDecode.forward(batch, b -> model.forward(b, kvCache));
+                logits = capturedDecode.forward(batch, verifiesGuesses(scheduled), b -> model.forward(b, kvCache));
             }
         } catch (RuntimeException e) {
             abortAll();
@@ -966,6 +966,14 @@ public final class LLMEngine implements AutoCloseable {
         }
         resultNanos += System.nanoTime() - resultStart;
         return launched;
+    }
+
+    /** Whether every request of the step verifies guesses after its one known token (a step graphs may record). */
+    private static boolean verifiesGuesses(List<Scheduler.Scheduled> scheduled) {
+        for (Scheduler.Scheduled s : scheduled) {
+            if (s.drafts().length == 0 || s.numKnownTokens() != 1) return false;
+        }
+        return true;
     }
 
     /** Each scheduled sequence's adapter slot, or null where none runs with one. */
@@ -1122,11 +1130,11 @@ public final class LLMEngine implements AutoCloseable {
                                          SampledToken first) {
         int[] drafts = s.drafts();
         SampledToken token = found != null ? sampler.acceptArgmax(r.sampling, found[row]) : first;
-        draftTokens += drafts.length;
+        draftTokens += s.proposed();  // padding guesses (one shape a step) are not counted, as vLLM counts proposals
         for (int j = 0; ; j++) {
             accept(r, token);
             boolean kept = j < drafts.length && token.tokenId() == drafts[j];
-            if (kept) acceptedDraftTokens++;
+            if (kept && j < s.proposed()) acceptedDraftTokens++;
             if (!kept || r.finished()) break;
             markComputed(r, r.numTokens() - 1, 1);
             if (found != null) {
@@ -1236,8 +1244,8 @@ public final class LLMEngine implements AutoCloseable {
         token.logprobs().ifPresent(lp -> r.logprobs.add(asMap(lp, id, r.group().params().detokenize())));
         SamplingParams p = r.sampling.params();
         int produced = r.numOutputTokens();
-        // As vLLM: no stop string ends (or cuts) the text before min_tokens.
-        String stop = r.text.append(id, produced >= p.minTokens());
+        // As vLLM: a stop string ends (and cuts) the text only in what comes after the first min_tokens tokens.
+        String stop = r.text.append(id, produced > p.minTokens());
         if (produced >= p.minTokens()) {
             if (!p.ignoreEos() && isEos(id)) {
                 finish(r, FinishReason.STOP, null);

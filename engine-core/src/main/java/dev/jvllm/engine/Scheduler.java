@@ -26,11 +26,17 @@ final class Scheduler {
 
     /**
      * One request's share of a step: {@code numTokens} tokens from its first uncomputed one, the last
-     * {@code drafts.length} of them guessed tokens past its end (speculative decoding) to be verified.
+     * {@code drafts.length} of them guessed tokens past its end (speculative decoding) to be verified,
+     * the first {@code proposed} of those the drafter's (the rest repeat the last to give the step one
+     * shape, {@link #uniformGuesses}).
      */
-    record Scheduled(EngineRequest request, int numTokens, int[] drafts) {
+    record Scheduled(EngineRequest request, int numTokens, int[] drafts, int proposed) {
         Scheduled(EngineRequest request, int numTokens) {
-            this(request, numTokens, NO_DRAFTS);
+            this(request, numTokens, NO_DRAFTS, 0);
+        }
+
+        Scheduled(EngineRequest request, int numTokens, int[] drafts) {
+            this(request, numTokens, drafts, drafts.length);
         }
 
         /** The tokens of the request itself, without the guesses. */
@@ -263,6 +269,16 @@ final class Scheduler {
             return out;
         }
         for (Scheduled s : out) if (s.drafts().length < most && guessRoom.applyAsInt(s.request()) < most) return out;
+        int[] tableSizes = new int[out.size()];
+        for (int i = 0; i < out.size(); i++) {
+            EngineRequest r = out.get(i).request();
+            tableSizes[i] = r.blockTable().size();
+            if (out.get(i).drafts().length < most && !kv.grow(r, 1 + most)) {
+                // Blocks run short: the step stays as it was, and what this padding grew goes back.
+                for (int k = 0; k <= i; k++) kv.shrinkTo(out.get(k).request(), tableSizes[k]);
+                return out;
+            }
+        }
         List<Scheduled> uniform = new ArrayList<>(out.size());
         for (Scheduled s : out) {
             if (s.drafts().length == most) {
@@ -270,10 +286,9 @@ final class Scheduler {
                 continue;
             }
             EngineRequest r = s.request();
-            if (!kv.grow(r, 1 + most)) return out;  // the blocks grown so far are the requests' next ones anyway
             int[] drafts = Arrays.copyOf(s.drafts(), most);
             Arrays.fill(drafts, s.drafts().length, most, s.drafts().length > 0 ? s.drafts()[s.drafts().length - 1] : r.token(r.numTokens() - 1));
-            uniform.add(new Scheduled(r, 1 + most, drafts));
+            uniform.add(new Scheduled(r, 1 + most, drafts, s.drafts().length));
         }
         return uniform;
     }

@@ -38,11 +38,11 @@ final class TextAccumulator {
         int before = text.length();
         text.append(detokenizer.apply(token));
         if (!stopsApply || stops.isEmpty() || text.length() == before) return null;
-        int searchFrom = Math.max(0, before - longestStop + 1);
         int bestAt = -1;
         String best = null;
         for (String stop : stops) {
-            int at = text.indexOf(stop, searchFrom);
+            // Only a match that ends in the new text: older text was searched before, or (before min_tokens) must not be.
+            int at = text.indexOf(stop, Math.max(0, before - stop.length() + 1));
             if (at >= 0 && (bestAt < 0 || at < bestAt)) {
                 bestAt = at;
                 best = stop;

@@ -272,6 +272,65 @@ class SchedulerTest {
         assertEquals(List.of(4, 4), tokenCounts(step), "each its token and three of the six guesses left");
     }
 
+    /** Where graphs record guessing steps, every decoding request verifies as many guesses as the most any does. */
+    @Test
+    void guessesArePaddedToOneCountInASmallStepOfDecodingRequests() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
+        Map<EngineRequest, int[]> guesses = new java.util.HashMap<>();
+        Map<EngineRequest, Integer> room = new java.util.HashMap<>();
+        scheduler.draftWith((request, limit) -> guesses.getOrDefault(request, new int[0]),
+                request -> room.getOrDefault(request, 8), 64);
+        EngineRequest a = sequence("a", 0, 5), b = sequence("b", 20, 5), c = sequence("c", 40, 5);
+        for (EngineRequest r : List.of(a, b, c)) scheduler.add(r);
+        run(scheduler.schedule(), kv);
+        guesses.put(a, new int[]{7, 8, 9});
+        guesses.put(b, new int[]{5});
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(4, 4, 4), tokenCounts(step), "each request's token and three guesses");
+        assertArrayEquals(new int[]{7, 8, 9}, step.get(0).drafts());
+        assertArrayEquals(new int[]{5, 5, 5}, step.get(1).drafts(), "its one guess repeated");
+        assertArrayEquals(new int[]{7, 7, 7}, step.get(2).drafts(), "its last token repeated");
+        assertEquals(List.of(3, 1, 0), step.stream().map(Scheduler.Scheduled::proposed).toList(), "the guesses the drafter made");
+        assertEquals(3, c.blockTable().size(), "blocks for its padded guesses' slots: 9 tokens of 4");
+
+        for (EngineRequest r : List.of(a, b, c)) {
+            r.advanceComputed(1);
+            r.appendToken(7);
+        }
+        room.put(c, 2);  // near its max_tokens: it may not verify three
+        step = scheduler.schedule();
+        assertEquals(List.of(4, 2, 1), tokenCounts(step), "the step keeps its own guesses");
+    }
+
+    @Test
+    void paddingThatRunsOutOfBlocksGivesBackWhatItGrew() {
+        KvCacheManager kv = new KvCacheManager(5, 4, false);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
+        Map<EngineRequest, int[]> guesses = new java.util.HashMap<>();
+        scheduler.draftWith((request, limit) -> guesses.getOrDefault(request, new int[0]), request -> 8, 64);
+        EngineRequest a = sequence("a", 0, 3), b = sequence("b", 20, 3), c = sequence("c", 40, 3);
+        for (EngineRequest r : List.of(a, b, c)) scheduler.add(r);
+        run(scheduler.schedule(), kv);
+        guesses.put(a, new int[]{9, 9, 9});
+        List<Scheduler.Scheduled> step = scheduler.schedule();
+        assertEquals(List.of(4, 1, 1), tokenCounts(step), "no block for c's padding: the step stays as it was");
+        assertEquals(1, b.blockTable().size(), "the block grown for b's padding went back");
+        assertEquals(1, kv.freeBlocks());
+    }
+
+    @Test
+    void noGuessesAreMadeUpWhereNoRequestHasAny() {
+        KvCacheManager kv = new KvCacheManager(32, 4, false);
+        Scheduler scheduler = tracked(new Scheduler(kv, 64, 16), kv);
+        scheduler.draftWith((request, limit) -> new int[0], request -> 8, 64);
+        EngineRequest a = sequence("a", 0, 5), b = sequence("b", 20, 5);
+        scheduler.add(a);
+        scheduler.add(b);
+        run(scheduler.schedule(), kv);
+        assertEquals(List.of(1, 1), tokenCounts(scheduler.schedule()));
+    }
+
     @Test
     void guessesThatDoNotFitTheFreeBlocksAreDroppedRatherThanPreemptAnyone() {
         KvCacheManager kv = new KvCacheManager(4, 4, false);

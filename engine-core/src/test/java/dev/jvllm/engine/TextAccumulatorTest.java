@@ -10,7 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 
 class TextAccumulatorTest {
 
-    private static final Map<Integer, String> PIECES = Map.of(1, "ab", 2, "c", 3, "EN", 4, "D!", 5, "");
+    private static final Map<Integer, String> PIECES = Map.of(1, "ab", 2, "c", 3, "EN", 4, "D!", 5, "", 6, "b", 7, "a", 8, "c");
 
     private static TextAccumulator withStop(String stop) {
         return new TextAccumulator(PIECES::get, List.of(stop), false);
@@ -47,5 +47,15 @@ class TextAccumulatorTest {
         assertNull(text.append(4, false));
         assertEquals("abEND!", text.text(true));
         assertNull(text.append(3, true), "a stop string completed before min_tokens is not found later");
+    }
+
+    /** Each stop string is looked for only where it would end in the new text, whatever the longest one's length. */
+    @Test
+    void aShortStopStringInTextBeforeMinTokensIsNotFoundByALaterToken() {
+        TextAccumulator text = new TextAccumulator(PIECES::get, List.of("zzzz", "a"), false);
+        text.append(6, false);
+        text.append(7, false);
+        assertNull(text.append(8, true));
+        assertEquals("bac", text.text(true));
     }
 }

@@ -171,4 +171,31 @@ class ContinuousBatchingTest {
             causal.close();
         }
     }
+
+    /** A prompt chunk of as many tokens a sequence with prompt logprobs (every row's logits) is not recorded: only guessing steps are. */
+    @org.junit.jupiter.api.Test
+    void promptStepsAreNeverRecordedAsGraphs() {
+        List<Integer> recordedTokensEach = new java.util.ArrayList<>();
+        java.nio.file.Path dir = TinyLlamas.checkpoint("llama-gqa");
+        dev.jvllm.config.ModelConfig config = dev.jvllm.config.ModelConfig.load(dir);
+        try (dev.jvllm.weights.Checkpoint checkpoint = dev.jvllm.weights.Checkpoint.open(dir);
+             dev.jvllm.spi.Backend backend = TinyLlamas.withOverrides(
+                     dev.jvllm.spi.Backends.create("cpu", new dev.jvllm.spi.BackendOptions(1)),
+                     java.util.Map.of("capturesGraphs", args -> true, "runCaptured", args -> {
+                         recordedTokensEach.add(((CapturedDecode.Shape) args[0]).tokensEach());
+                         return ((java.util.function.Supplier<?>) args[1]).get();
+                     }))) {
+            dev.jvllm.spi.CausalLM causal = dev.jvllm.spi.ModelRegistry.find(config)
+                    .load(new dev.jvllm.spi.ModelContext(config, checkpoint, backend, 128));
+            LLMEngine engine = new LLMEngine(causal, backend, null, List.of(), 128, new dev.jvllm.EngineConfig(128,
+                    TinyLlamas.BLOCK_SIZE, 0, 256, 2048, true, 0L, "cpu", 1, 0.9, false, false));
+            SamplingParams params = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(6).promptLogprobs(1).build();
+            engine.addRequest("a", randomPrompts(11, 10).getFirst(), params);
+            EngineRuns.finishedTokens(engine);
+            assertTrue(!recordedTokensEach.isEmpty() && recordedTokensEach.stream().allMatch(n -> n == 1),
+                    "recorded steps of tokens each: " + recordedTokensEach);
+            engine.close();
+            causal.close();
+        }
+    }
 }
