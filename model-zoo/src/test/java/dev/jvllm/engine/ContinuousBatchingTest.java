@@ -133,50 +133,13 @@ class ContinuousBatchingTest {
     }
 
     /**
-     * Where a backend records passes, a small step's guesses are padded to one count a request (each
-     * padded step one shape): the CPU backend posing as one that records (it runs each padded pass as it
-     * is) gives the tokens each prompt gives alone without speculation, as shrinking batches of
-     * sequences that found different numbers of guesses, or none, run together.
+     * Runs {@code body} on an engine of {@code model} with {@code settings} on the CPU backend posing as
+     * one that records passes (it runs each pass it is given as it is), {@code recordedTokensEach}
+     * taking the tokens a sequence of each step handed to it for recording.
      */
-    @ParameterizedTest(name = "{0}")
-    @FieldSource("dev.jvllm.engine.TinyLlamas#CASES")
-    void guessesPaddedToOneShapeAStepGiveTheSameTokens(String model) {
-        List<int[]> prompts = repeatingPrompts(9, 5, 9, 3, 12);
-        prompts.addAll(randomPrompts(10, 1, 30));
-        List<List<Integer>> alone = aloneOutputs(model, 128, prompts, greedy(32));
-        List<Boolean> guessingShapes = new java.util.ArrayList<>();
+    private static void onRecordingCpu(String model, dev.jvllm.EngineConfig settings, List<Integer> recordedTokensEach,
+                                       java.util.function.Consumer<LLMEngine> body) {
         java.nio.file.Path dir = TinyLlamas.checkpoint(model);
-        dev.jvllm.config.ModelConfig config = dev.jvllm.config.ModelConfig.load(dir);
-        try (dev.jvllm.weights.Checkpoint checkpoint = dev.jvllm.weights.Checkpoint.open(dir);
-             dev.jvllm.spi.Backend backend = TinyLlamas.withOverrides(
-                     dev.jvllm.spi.Backends.create("cpu", new dev.jvllm.spi.BackendOptions(1)),
-                     java.util.Map.of("capturesGraphs", args -> true, "runCaptured", args -> {
-                         guessingShapes.add(((CapturedDecode.Shape) args[0]).tokensEach() > 1);
-                         return ((java.util.function.Supplier<?>) args[1]).get();
-                     }))) {
-            dev.jvllm.spi.CausalLM causal = dev.jvllm.spi.ModelRegistry.find(config)
-                    .load(new dev.jvllm.spi.ModelContext(config, checkpoint, backend, 128));
-            dev.jvllm.EngineConfig settings = new dev.jvllm.EngineConfig(128, TinyLlamas.BLOCK_SIZE, 0, 256, 2048, true, 0L,
-                    "cpu", 1, 0.9, false, false, 0, dev.jvllm.SpeculativeConfig.ngram(3, 1, 3));
-            LLMEngine engine = new LLMEngine(causal, backend, null, List.of(), 128, settings);
-            for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(4 + 5 * i));
-            java.util.Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
-            for (int i = 0; i < prompts.size(); i++) {
-                assertEquals(alone.get(i).subList(0, 4 + 5 * i), tokens.get("r" + i), "request " + i);
-            }
-            assertTrue(engine.metrics().acceptedDraftTokens() > 0, "no guess was kept: " + engine.metrics());
-            assertTrue(guessingShapes.contains(true), "no step of guesses ran in a recordable shape");
-            engine.checkNoLeaks();
-            engine.close();
-            causal.close();
-        }
-    }
-
-    /** A prompt chunk of as many tokens a sequence with prompt logprobs (every row's logits) is not recorded: only guessing steps are. */
-    @org.junit.jupiter.api.Test
-    void promptStepsAreNeverRecordedAsGraphs() {
-        List<Integer> recordedTokensEach = new java.util.ArrayList<>();
-        java.nio.file.Path dir = TinyLlamas.checkpoint("llama-gqa");
         dev.jvllm.config.ModelConfig config = dev.jvllm.config.ModelConfig.load(dir);
         try (dev.jvllm.weights.Checkpoint checkpoint = dev.jvllm.weights.Checkpoint.open(dir);
              dev.jvllm.spi.Backend backend = TinyLlamas.withOverrides(
@@ -184,18 +147,52 @@ class ContinuousBatchingTest {
                      java.util.Map.of("capturesGraphs", args -> true, "runCaptured", args -> {
                          recordedTokensEach.add(((CapturedDecode.Shape) args[0]).tokensEach());
                          return ((java.util.function.Supplier<?>) args[1]).get();
-                     }))) {
-            dev.jvllm.spi.CausalLM causal = dev.jvllm.spi.ModelRegistry.find(config)
-                    .load(new dev.jvllm.spi.ModelContext(config, checkpoint, backend, 128));
-            LLMEngine engine = new LLMEngine(causal, backend, null, List.of(), 128, new dev.jvllm.EngineConfig(128,
-                    TinyLlamas.BLOCK_SIZE, 0, 256, 2048, true, 0L, "cpu", 1, 0.9, false, false));
+                     }));
+             dev.jvllm.spi.CausalLM causal = dev.jvllm.spi.ModelRegistry.find(config)
+                     .load(new dev.jvllm.spi.ModelContext(config, checkpoint, backend, settings.maxModelLen()));
+             LLMEngine engine = new LLMEngine(causal, backend, null, List.of(), settings.maxModelLen(), settings)) {
+            body.accept(engine);
+            engine.checkNoLeaks();
+        }
+    }
+
+    /**
+     * Where a backend records passes, a small step's guesses are padded to one count a request (each
+     * padded step one shape): the CPU backend posing as one that records gives the tokens each prompt
+     * gives alone without speculation, as shrinking batches of sequences that found different numbers
+     * of guesses, or none, run together.
+     */
+    @ParameterizedTest(name = "{0}")
+    @FieldSource("dev.jvllm.engine.TinyLlamas#CASES")
+    void guessesPaddedToOneShapeAStepGiveTheSameTokens(String model) {
+        List<int[]> prompts = repeatingPrompts(9, 5, 9, 3, 12);
+        prompts.addAll(randomPrompts(10, 1, 30));
+        List<List<Integer>> alone = aloneOutputs(model, 128, prompts, greedy(32));
+        List<Integer> recorded = new java.util.ArrayList<>();
+        dev.jvllm.EngineConfig settings = new dev.jvllm.EngineConfig(128, TinyLlamas.BLOCK_SIZE, 0, 256, 2048, true, 0L,
+                "cpu", 1, 0.9, false, false, 0, dev.jvllm.SpeculativeConfig.ngram(3, 1, 3));
+        onRecordingCpu(model, settings, recorded, engine -> {
+            for (int i = 0; i < prompts.size(); i++) engine.addRequest("r" + i, prompts.get(i), greedy(4 + 5 * i));
+            java.util.Map<String, List<Integer>> tokens = EngineRuns.finishedTokens(engine);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertEquals(alone.get(i).subList(0, 4 + 5 * i), tokens.get("r" + i), "request " + i);
+            }
+            assertTrue(engine.metrics().acceptedDraftTokens() > 0, "no guess was kept: " + engine.metrics());
+        });
+        assertTrue(recorded.stream().anyMatch(n -> n > 1), "no step of guesses ran in a recordable shape: " + recorded);
+    }
+
+    /** A prompt chunk of as many tokens a sequence with prompt logprobs (every row's logits) is not recorded: only guessing steps are. */
+    @org.junit.jupiter.api.Test
+    void promptStepsAreNeverRecordedAsGraphs() {
+        List<Integer> recorded = new java.util.ArrayList<>();
+        dev.jvllm.EngineConfig settings = new dev.jvllm.EngineConfig(128, TinyLlamas.BLOCK_SIZE, 0, 256, 2048, true, 0L,
+                "cpu", 1, 0.9, false, false);
+        onRecordingCpu("llama-gqa", settings, recorded, engine -> {
             SamplingParams params = SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(6).promptLogprobs(1).build();
             engine.addRequest("a", randomPrompts(11, 10).getFirst(), params);
             EngineRuns.finishedTokens(engine);
-            assertTrue(!recordedTokensEach.isEmpty() && recordedTokensEach.stream().allMatch(n -> n == 1),
-                    "recorded steps of tokens each: " + recordedTokensEach);
-            engine.close();
-            causal.close();
-        }
+        });
+        assertTrue(!recorded.isEmpty() && recorded.stream().allMatch(n -> n == 1), "recorded steps of tokens each: " + recorded);
     }
 }
