@@ -756,6 +756,34 @@ class OpenAiServerTest {
         }
     }
 
+    /**
+     * A server with speculative decoding (vLLM's {@code --speculative-config}): a greedy completion, whole and
+     * streamed, is the one without it, and /metrics counts the guesses verified and kept.
+     */
+    @Test
+    void aSpeculativeServerAnswersAsAPlainOneAndCountsItsGuesses() throws Exception {
+        String prompt = "The Commission shall adopt the measures. The Commission shall adopt the measures. The Commission shall";
+        String body = "{\"model\": \"spec\", \"prompt\": \"" + prompt + "\", \"max_tokens\": 40, \"temperature\": 0, \"ignore_eos\": true";
+        String expected = reference.generate(prompt, SamplingParams.builder().temperature(0).ignoreEos(true).maxTokens(40).build()).text();
+        try (OpenAiServer speculative = OpenAiServer.builder(LLM.builder().model(DEMO.toString())
+                .speculativeConfig(ServeCommand.speculativeConfig("{\"method\": \"ngram\", \"num_speculative_tokens\": 4, "
+                        + "\"prompt_lookup_min\": 1, \"prompt_lookup_max\": 3}")).build()).port(0).servedModelName("spec").start()) {
+            Answer whole = post(speculative, "/v1/completions", body + "}");
+            assertEquals(200, whole.status());
+            assertEquals(expected, whole.body().path("choices").get(0).path("text").asText());
+            StringBuilder streamed = new StringBuilder();
+            for (JsonNode chunk : stream(speculative, "/v1/completions", body + ", \"stream\": true}")) {
+                if (chunk.path("choices").size() > 0) streamed.append(chunk.path("choices").get(0).path("text").asText());
+            }
+            assertEquals(expected, streamed.toString());
+            String metrics = client.send(HttpRequest.newBuilder(URI.create(speculative.address() + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            double drafted = value(metrics, "vllm:spec_decode_num_draft_tokens_total{model_name=\"spec\"}");
+            double kept = value(metrics, "vllm:spec_decode_num_accepted_tokens_total{model_name=\"spec\"}");
+            assertTrue(kept > 0 && kept <= drafted, metrics);
+        }
+    }
+
     /** The value of the metric line that starts with {@code series}. */
     private static double value(String metrics, String series) {
         return metrics.lines().filter(l -> l.startsWith(series + " ")).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
