@@ -8,7 +8,7 @@ import dev.jvllm.engine.EngineMetrics;
 /**
  * Speculative decoding by prompt lookup (vLLM's {@code speculative_config} method "ngram"), where it
  * pays: an answer that repeats what the prompt holds (here a clause the demo model goes on repeating).
- * Each step verifies up to four tokens guessed from the text so far; the answer is the greedy one, in
+ * Each step verifies up to three tokens guessed from the text so far; the answer is the greedy one, in
  * fewer steps.
  *
  * <pre>./jvllm java dev.jvllm.examples.PromptLookup [model directory]</pre>
@@ -22,9 +22,12 @@ public final class PromptLookup {
     private PromptLookup() {
     }
 
-    /** An engine of {@code model} that verifies up to four guessed tokens a step (after a match of the last 2 to 4 tokens). */
+    /**
+     * An engine of {@code model} that verifies up to three guessed tokens a step (after a match of the last
+     * 2 to 4 tokens): with its known token a step of four, the CPU kernels' token block.
+     */
     public static LLM load(String model) {
-        return LLM.builder().model(model).speculativeConfig(SpeculativeConfig.ngram(4, 2, 4)).build();
+        return LLM.builder().model(model).speculativeConfig(SpeculativeConfig.ngram(3, 2, 4)).build();
     }
 
     /** The greedy continuation of {@code document}, at most {@code maxTokens} tokens. */
