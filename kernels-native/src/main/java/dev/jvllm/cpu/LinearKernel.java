@@ -489,6 +489,12 @@ final class LinearKernel {
                 int tileEnd = Math.min(endRow, tileStart + tileRows);
                 for (int t = 0; t < tokens; t += TOKEN_BLOCK) {
                     int count = Math.min(TOKEN_BLOCK, tokens - t);
+                    if (count < 3 && t > 0) {
+                        // A last block of one or two tokens after full ones (a step of 1 + 4 tokens verifying four
+                        // guesses): the tile's rows are in cache, so only those tokens' sums are worth making.
+                        remainderTile(rows, w, in, xs, x, t, count, tileStart, tileEnd, bias, out, outs, dots);
+                        continue;
+                    }
                     // A short last block repeats its last token; the extra results are dropped.
                     int x0 = x.arrayIndex(t);
                     int x1 = x.arrayIndex(t + Math.min(1, count - 1));
@@ -509,6 +515,43 @@ final class LinearKernel {
                 }
             }
         });
+    }
+
+    /**
+     * The sums of tokens {@code t} and (where {@code count} is 2) {@code t + 1} over weight rows
+     * {@code [tileStart, tileEnd)}, one token eight rows at a time, two tokens four rows at a time.
+     * Measured before (a padded block of four for the fifth token of a step) a step of 5 tokens of a 1B
+     * BF16 model cost 1.7x a one-token step on 2 cores, one of 4 tokens 1.2x.
+     */
+    private static void remainderTile(WeightLoops rows, MemorySegment w, int in, float[] xs, CpuTensor x, int t, int count,
+                                      int tileStart, int tileEnd, CpuTensor bias, CpuTensor out, float[] outs, float[] dots) {
+        int x0 = x.arrayIndex(t);
+        int out0 = out.arrayIndex(t);
+        int row = tileStart;
+        if (count == 1) {
+            for (; row + 8 <= tileEnd; row += 8) {
+                rows.dotEightRows(w, (long) row * in, in, xs, x0, in, dots);
+                for (int r = 0; r < 8; r++) outs[out0 + row + r] = dots[r] + biasAt(bias, row + r);
+            }
+            for (; row < tileEnd; row++) outs[out0 + row] = rows.dot(w, (long) row * in, xs, x0, in) + biasAt(bias, row);
+            return;
+        }
+        int x1 = x.arrayIndex(t + 1);
+        int out1 = out.arrayIndex(t + 1);
+        for (; row + 4 <= tileEnd; row += 4) {
+            rows.dotFourRowsTwoTokens(w, (long) row * in, in, xs, x0, x1, in, dots);
+            for (int r = 0; r < 4; r++) {
+                float b = biasAt(bias, row + r);
+                outs[out0 + row + r] = dots[2 * r] + b;
+                outs[out1 + row + r] = dots[2 * r + 1] + b;
+            }
+        }
+        for (; row < tileEnd; row++) {
+            rows.dotTwoTokens(w, (long) row * in, xs, x0, x1, in, dots);
+            float b = biasAt(bias, row);
+            outs[out0 + row] = dots[0] + b;
+            outs[out1 + row] = dots[1] + b;
+        }
     }
 
     /**

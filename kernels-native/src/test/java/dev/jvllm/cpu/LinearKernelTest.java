@@ -20,7 +20,8 @@ class LinearKernelTest {
     static Stream<Arguments> cases() {
         // Odd widths leave vector tails; the widest takes the eight-row decode loop with 19 rows,
         // not a multiple of eight; 1, 2 and 5 tokens cover decode, the two-token rows (every output
-        // count here but 8 and 64 leaves rows past the last four) and several blocks with a remainder. From PANEL_MIN_TOKENS on, F32 weights take the packed
+        // count here but 8 and 64 leaves rows past the last four) and several blocks with a remainder
+        // (5, 6 and 7: a last block of one and two tokens made apart, of three padded). From PANEL_MIN_TOKENS on, F32 weights take the packed
         // panels: 9 tokens (one six-row tile and a short one), 103 (two row blocks, the second
         // short); 133 outputs leave a partial last panel, 70 need several panels whatever the width.
         // Other weights take token panels from a panel's width of tokens on (103 tokens: several
@@ -28,7 +29,7 @@ class LinearKernelTest {
         // several chunks, the last short).
         int[][] shapes = {{37, 13}, {133, 37}, {LinearKernel.WIDE_INPUT + 3, 19}, {16, 8}, {29, 133}, {64, 70},
                 {2 * LinearKernel.DEPTH_CHUNK + 6, 11}};
-        int[] tokenCounts = {1, 2, 5, LinearKernel.PANEL_MIN_TOKENS, 9, LinearKernel.ROW_BLOCK + 7};
+        int[] tokenCounts = {1, 2, 5, 6, 7, LinearKernel.PANEL_MIN_TOKENS, 9, LinearKernel.ROW_BLOCK + 7};
         Stream.Builder<Arguments> cases = Stream.builder();
         for (String path : new String[]{"vector", "scalar"}) {
             for (DType type : new DType[]{DType.F32, DType.BF16, DType.F16}) {
