@@ -104,27 +104,18 @@ public final class SpeculativeBenchmark {
             variant.put("batched_output_tokens_per_s", Percentiles.round(tokens / batched));
             variant.put("batched_steps", after.steps() - before.steps());
             variant.put("batched_accepted_tokens", after.acceptedDraftTokens() - before.acceptedDraftTokens());
+            List<List<Integer>> togetherAnswers = together.stream().map(o -> o.outputs().getFirst().tokenIds()).toList();
             if (plainAnswers == null) {
                 plainAnswers = answers;
+                // Batching alone can part greedy answers where the pass rounds differently (16-bit types).
+                variant.put("batched_answers_equal_to_batch1", equalCount(togetherAnswers, plainAnswers));
             } else {
-                int same = 0;
-                for (int i = 0; i < answers.size(); i++) if (answers.get(i).equals(plainAnswers.get(i))) same++;
-                variant.put("answers_equal_to_plain", same);
-                int sameTogether = 0;
-                for (int i = 0; i < together.size(); i++) {
-                    if (together.get(i).outputs().getFirst().tokenIds().equals(plainAnswers.get(i))) sameTogether++;
-                }
-                variant.put("batched_answers_equal_to_plain", sameTogether);
+                variant.put("answers_equal_to_plain", equalCount(answers, plainAnswers));
+                variant.put("batched_answers_equal_to_plain", equalCount(togetherAnswers, plainAnswers));
             }
             results.put(config == null ? "plain" : "speculative", variant);
             System.out.println((config == null ? "plain: " : "speculative: ") + variant);
             if (config == null) {
-                int same = 0;
-                for (int i = 0; i < together.size(); i++) {
-                    if (together.get(i).outputs().getFirst().tokenIds().equals(plainAnswers.get(i))) same++;
-                }
-                // Batching alone can part greedy answers where the pass rounds differently (16-bit types).
-                variant.put("batched_answers_equal_to_batch1", same);
                 plainGaps = logprobGaps(llm, prompts, params);
                 continue;
             }
@@ -148,14 +139,9 @@ public final class SpeculativeBenchmark {
                 bound.put("batch1_ms_per_step", Percentiles.round(seconds * 1000 / (after.steps() - before.steps())));
                 bound.put("batch1_draft_tokens", after.draftTokens() - before.draftTokens());
                 bound.put("batch1_accepted_tokens", after.acceptedDraftTokens() - before.acceptedDraftTokens());
-                int same = 0, sameAsGuessed = 0;
-                for (int i = 0; i < prompts.size(); i++) {
-                    if (boundAnswers.get(i).equals(plainAnswers.get(i))) same++;
-                    if (boundAnswers.get(i).equals(ownAnswers.get(i))) sameAsGuessed++;
-                }
-                bound.put("answers_equal_to_plain", same);
+                bound.put("answers_equal_to_plain", equalCount(boundAnswers, plainAnswers));
                 if (!right) bound.put("where_answers_part_from_plain", parting(boundAnswers, plainAnswers, plainGaps));
-                bound.put("answers_equal_to_the_guessed_answers", sameAsGuessed);
+                bound.put("answers_equal_to_the_guessed_answers", equalCount(boundAnswers, ownAnswers));
                 String name = right ? "every_guess_right" : "every_guess_wrong";
                 results.put(name, bound);
                 System.out.println(name + ": " + bound);
@@ -199,6 +185,13 @@ public final class SpeculativeBenchmark {
             parts.add(part);
         }
         return parts;
+    }
+
+    /** How many of the answers equal the other list's answer at the same place. */
+    private static int equalCount(List<List<Integer>> answers, List<List<Integer>> others) {
+        int equal = 0;
+        for (int i = 0; i < answers.size(); i++) if (answers.get(i).equals(others.get(i))) equal++;
+        return equal;
     }
 
     private static List<RequestOutput> generate(LLM llm, List<int[]> prompts, SamplingParams params) {
