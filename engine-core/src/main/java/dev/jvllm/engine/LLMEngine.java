@@ -167,16 +167,15 @@ public final class LLMEngine implements AutoCloseable {
         if (speculative != null) {
             NgramProposer proposer = new NgramProposer(speculative);
             int most = speculative.numSpeculativeTokens();
-            scheduler.draftWith((r, limit) -> proposer.propose(r::token, r.numTokens(), Math.min(limit, draftRoom(r, most))),
-                    r -> draftRoom(r, most), capturedDecode.largestGuessingStep());
+            draftWith((r, limit) -> proposer.propose(r::token, r.numTokens(), Math.min(limit, draftRoom(r, most))), most);
         }
         log.info("KV cache: {} blocks of {} tokens ({} MiB), max model length {}", numBlocks, blockSize,
                 numBlocks * blockSize * bytesPerToken >> 20, maxModelLen);
     }
 
     /**
-     * Replaces where guesses come from (an engine made with a speculative config), at most {@code most}
-     * a step: for a benchmark that brackets speculative decoding's cost with guesses known to be right or wrong.
+     * Where guesses come from, at most {@code most} a step: the prompt lookup of the engine's speculative
+     * config, or (in an engine made with one) a benchmark's guesses known to be right or wrong.
      */
     void draftWith(Scheduler.Drafter drafter, int most) {
         scheduler.draftWith(drafter, r -> draftRoom(r, most), capturedDecode.largestGuessingStep());

@@ -245,7 +245,7 @@ final class Scheduler {
     /** Whether a scheduled request decodes its one known token and so may verify guesses after it. */
     private static boolean mayGuess(Scheduled s) {
         EngineRequest r = s.request();
-        return s.numTokens() == 1 && !r.hasPendingToken() && r.numComputedTokens() == r.numTokens() - 1;
+        return s.numKnownTokens() == 1 && !r.hasPendingToken() && r.numComputedTokens() == r.numTokens() - 1;
     }
 
     /**
@@ -259,8 +259,7 @@ final class Scheduler {
         if (uniformStepTokens == 0 || out.isEmpty()) return out;
         int most = 0;
         for (Scheduled s : out) {
-            EngineRequest r = s.request();
-            if (s.numKnownTokens() != 1 || r.hasPendingToken() || r.numComputedTokens() != r.numTokens() - 1) return out;
+            if (!mayGuess(s)) return out;
             most = Math.max(most, s.drafts().length);
         }
         long tokens = (long) out.size() * (most + 1);
