@@ -412,22 +412,49 @@ final class LinearKernel {
                 MATVEC_CHUNK_BYTES / (blockElements * weight.dtype().byteSize()));
         int chunk = (int) Math.max(grain, chunkBlocks);
         boolean wide = in > WIDE_INPUT;
-        pool.forEachChunk(blocks, chunk, (firstBlock, endBlock, worker) -> {
-            float[] dots = pool.scratch(worker).dots;
-            int row = firstBlock * 8;
-            int end = Math.min(outFeatures, endBlock * 8);
-            if (wide) {
-                for (; row + 8 <= end; row += 8) {
-                    rows.dotEightRows(w, (long) row * in, in, xs, xAt, in, dots);
-                    for (int r = 0; r < 8; r++) {
-                        outs[outAt + row + r] = dots[r] + biasAt(bias, row + r);
-                    }
+        pool.forEachChunk(blocks, chunk, (firstBlock, endBlock, worker) -> oneTokenRows(rows, w, in, xs, xAt,
+                firstBlock * 8, Math.min(outFeatures, endBlock * 8), wide, bias, outs, outAt, pool.scratch(worker).dots));
+    }
+
+    /**
+     * One token's sums over weight rows {@code [row, end)} into {@code outs} from {@code outAt}: eight rows
+     * at a time where {@code eightRows} (each x element loaded once for the eight), the rest one at a time.
+     */
+    private static void oneTokenRows(WeightLoops rows, MemorySegment w, int in, float[] xs, int xAt, int row, int end,
+                                     boolean eightRows, CpuTensor bias, float[] outs, int outAt, float[] dots) {
+        if (eightRows) {
+            for (; row + 8 <= end; row += 8) {
+                rows.dotEightRows(w, (long) row * in, in, xs, xAt, in, dots);
+                for (int r = 0; r < 8; r++) {
+                    outs[outAt + row + r] = dots[r] + biasAt(bias, row + r);
                 }
             }
-            for (; row < end; row++) {
-                outs[outAt + row] = rows.dot(w, (long) row * in, xs, xAt, in) + biasAt(bias, row);
+        }
+        for (; row < end; row++) {
+            outs[outAt + row] = rows.dot(w, (long) row * in, xs, xAt, in) + biasAt(bias, row);
+        }
+    }
+
+    /**
+     * Two tokens' sums over weight rows {@code [row, end)}, four rows at a time (each weight element
+     * widened once for both), the rest one at a time.
+     */
+    private static void twoTokenRows(WeightLoops rows, MemorySegment w, int in, float[] xs, int x0, int x1, int row, int end,
+                                     CpuTensor bias, float[] outs, int out0, int out1, float[] dots) {
+        for (; row + 4 <= end; row += 4) {
+            rows.dotFourRowsTwoTokens(w, (long) row * in, in, xs, x0, x1, in, dots);
+            for (int r = 0; r < 4; r++) {
+                float b = biasAt(bias, row + r);
+                outs[out0 + row + r] = dots[2 * r] + b;
+                outs[out1 + row + r] = dots[2 * r + 1] + b;
             }
-        });
+        }
+        for (; row < end; row++) {
+            rows.dotTwoTokens(w, (long) row * in, xs, x0, x1, in, dots);
+            float b = biasAt(bias, row);
+            outs[out0 + row] = dots[0] + b;
+            outs[out1 + row] = dots[1] + b;
+        }
     }
 
     /**
@@ -448,25 +475,8 @@ final class LinearKernel {
         int outFeatures = weight.rows();
         int blocks = (outFeatures + 3) / 4;
         int grain = Math.max(1, MIN_CHUNK_ELEMENTS / (4 * Math.max(1, in)));
-        pool.forEach(blocks, grain, (firstBlock, endBlock, worker) -> {
-            float[] dots = pool.scratch(worker).dots;
-            int row = firstBlock * 4;
-            int end = Math.min(outFeatures, endBlock * 4);
-            for (; row + 4 <= end; row += 4) {
-                rows.dotFourRowsTwoTokens(w, (long) row * in, in, xs, x0, x1, in, dots);
-                for (int r = 0; r < 4; r++) {
-                    float b = biasAt(bias, row + r);
-                    outs[out0 + row + r] = dots[2 * r] + b;
-                    outs[out1 + row + r] = dots[2 * r + 1] + b;
-                }
-            }
-            for (; row < end; row++) {
-                rows.dotTwoTokens(w, (long) row * in, xs, x0, x1, in, dots);
-                float b = biasAt(bias, row);
-                outs[out0 + row] = dots[0] + b;
-                outs[out1 + row] = dots[1] + b;
-            }
-        });
+        pool.forEach(blocks, grain, (firstBlock, endBlock, worker) -> twoTokenRows(rows, w, in, xs, x0, x1,
+                firstBlock * 4, Math.min(outFeatures, endBlock * 4), bias, outs, out0, out1, pool.scratch(worker).dots));
     }
 
     private void matrixMatrix(CpuTensor x, CpuTensor weight, CpuTensor bias, CpuTensor out) {
@@ -525,32 +535,11 @@ final class LinearKernel {
      */
     private static void remainderTile(WeightLoops rows, MemorySegment w, int in, float[] xs, CpuTensor x, int t, int count,
                                       int tileStart, int tileEnd, CpuTensor bias, CpuTensor out, float[] outs, float[] dots) {
-        int x0 = x.arrayIndex(t);
-        int out0 = out.arrayIndex(t);
-        int row = tileStart;
         if (count == 1) {
-            for (; row + 8 <= tileEnd; row += 8) {
-                rows.dotEightRows(w, (long) row * in, in, xs, x0, in, dots);
-                for (int r = 0; r < 8; r++) outs[out0 + row + r] = dots[r] + biasAt(bias, row + r);
-            }
-            for (; row < tileEnd; row++) outs[out0 + row] = rows.dot(w, (long) row * in, xs, x0, in) + biasAt(bias, row);
-            return;
-        }
-        int x1 = x.arrayIndex(t + 1);
-        int out1 = out.arrayIndex(t + 1);
-        for (; row + 4 <= tileEnd; row += 4) {
-            rows.dotFourRowsTwoTokens(w, (long) row * in, in, xs, x0, x1, in, dots);
-            for (int r = 0; r < 4; r++) {
-                float b = biasAt(bias, row + r);
-                outs[out0 + row + r] = dots[2 * r] + b;
-                outs[out1 + row + r] = dots[2 * r + 1] + b;
-            }
-        }
-        for (; row < tileEnd; row++) {
-            rows.dotTwoTokens(w, (long) row * in, xs, x0, x1, in, dots);
-            float b = biasAt(bias, row);
-            outs[out0 + row] = dots[0] + b;
-            outs[out1 + row] = dots[1] + b;
+            oneTokenRows(rows, w, in, xs, x.arrayIndex(t), tileStart, tileEnd, true, bias, outs, out.arrayIndex(t), dots);
+        } else {
+            twoTokenRows(rows, w, in, xs, x.arrayIndex(t), x.arrayIndex(t + 1), tileStart, tileEnd, bias, outs,
+                    out.arrayIndex(t), out.arrayIndex(t + 1), dots);
         }
     }
 
