@@ -167,6 +167,7 @@ public final class LLM implements AutoCloseable {
                 chosen = new LoraBackend(chosen, b.maxLoraRank);
             }
             tBackend = System.nanoTime();
+            if (opened instanceof PackedIntCheckpoint packed) logPackedWeights(packed, chosen, b.model);
             ModelContext context = new ModelContext(config, opened, chosen, maxModelLen, modelDirectory);
             if (task != Task.GENERATE) {
                 pooled = architecture.loadPooling(context);
@@ -271,6 +272,18 @@ public final class LLM implements AutoCloseable {
      * checkpoint's unquantized type: float32 for float32 models; float16 for GPTQ, AWQ and
      * bitsandbytes models of float16; else bfloat16.
      */
+    /** Says whether GPTQ's or AWQ's weights stay packed on the backend or are decoded at load. */
+    private static void logPackedWeights(PackedIntCheckpoint packed, Backend backend, String model) {
+        if (packed.bits() == 4 && backend.readsInt4Weights()) {
+            log.info("{}: {}-bit weights stay {}-bit on the {} backend (decoded only where their groups are not whole words)",
+                    model, packed.bits(), packed.bits(), backend.name());
+        } else {
+            log.warn("{}: weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "
+                    + "the {} backend reads {}", model, packed.bits(), packed.target(), backend.name(),
+                    backend.readsInt4Weights() ? "only 4-bit weights quantized" : "no quantized weights");
+        }
+    }
+
     private static Checkpoint decodingQuantized(Checkpoint opened, Quantization q, ModelConfig config, String model) {
         DType declared = config.dtype().orElse(DType.BF16);
         DType decodedTo = declared == DType.F32 || (declared == DType.F16 && q.scheme() != Quantization.Scheme.FLOAT8)
@@ -279,8 +292,10 @@ public final class LLM implements AutoCloseable {
             log.info("{}: float8 weights ({}) are decoded to {} at load; no float8 kernel runs yet", model, q.method(), decodedTo);
             return new Fp8Checkpoint(opened, decodedTo, q.blockSize());
         }
-        log.warn("{}: {} weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "
-                + "no kernel reads them quantized yet", model, q.method(), q.bits(), decodedTo);
+        if (q.scheme() == Quantization.Scheme.BITSANDBYTES) {
+            log.warn("{}: {} weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "
+                    + "no kernel reads them quantized yet", model, q.method(), q.bits(), decodedTo);
+        }
         return switch (q.scheme()) {
             case GPTQ -> new PackedIntCheckpoint(opened, decodedTo, PackedIntCheckpoint.Format.GPTQ, q.bits(), q.groupSize());
             case GPTQ_V2 -> new PackedIntCheckpoint(opened, decodedTo, PackedIntCheckpoint.Format.GPTQ_V2, q.bits(), q.groupSize());

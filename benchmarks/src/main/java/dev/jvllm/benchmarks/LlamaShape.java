@@ -20,7 +20,13 @@ import java.util.Map;
  * @param expertsPerToken experts each token is routed to (Mixtral: 2)
  */
 public record LlamaShape(int hidden, int intermediate, int layers, int heads, int kvHeads, int vocab,
-                         boolean tiedEmbeddings, boolean llama3Rope, int experts, int expertsPerToken) {
+                         boolean tiedEmbeddings, boolean llama3Rope, int experts, int expertsPerToken, int int4Group) {
+
+    /** Unquantized (BF16) projections. */
+    public LlamaShape(int hidden, int intermediate, int layers, int heads, int kvHeads, int vocab,
+                      boolean tiedEmbeddings, boolean llama3Rope, int experts, int expertsPerToken) {
+        this(hidden, intermediate, layers, heads, kvHeads, vocab, tiedEmbeddings, llama3Rope, experts, expertsPerToken, 0);
+    }
 
     public LlamaShape(int hidden, int intermediate, int layers, int heads, int kvHeads, int vocab,
                       boolean tiedEmbeddings, boolean llama3Rope) {
@@ -36,12 +42,13 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
     public LlamaShape {
         if (hidden <= 0 || intermediate <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0
                 || hidden % heads != 0 || heads % kvHeads != 0 || experts < 0
-                || (experts > 0 && (expertsPerToken <= 0 || expertsPerToken > experts))) {
+                || (experts > 0 && (expertsPerToken <= 0 || expertsPerToken > experts))
+                || int4Group < 0 || (int4Group > 0 && (hidden % int4Group != 0 || intermediate % int4Group != 0 || int4Group % 8 != 0))) {
             // The fields are not yet assigned in a compact constructor: name the arguments.
             throw new IllegalArgumentException("not a Llama shape: hidden=" + hidden + ", intermediate=" + intermediate
                     + ", layers=" + layers + ", heads=" + heads + ", kv-heads=" + kvHeads + ", vocab=" + vocab
-                    + ", experts=" + experts + ", experts-per-token=" + expertsPerToken
-                    + " (hidden must divide by heads, heads by kv-heads)");
+                    + ", experts=" + experts + ", experts-per-token=" + expertsPerToken + ", int4-group=" + int4Group
+                    + " (hidden must divide by heads, heads by kv-heads; hidden and intermediate by int4-group, a multiple of 8)");
         }
     }
 
@@ -60,7 +67,8 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
     /**
      * This shape with fields overridden by {@code spec}, comma-separated {@code key=value} pairs with
      * keys hidden, intermediate, layers, heads, kv-heads, vocab, tied (true/false), llama3-rope (true/false),
-     * experts, experts-per-token.
+     * experts, experts-per-token, int4-group (the projections as AutoGPTQ's 4-bit weights in groups of
+     * that many inputs; 0, the default, for BF16).
      */
     public LlamaShape with(String spec) {
         Map<String, String> v = new LinkedHashMap<>();
@@ -73,7 +81,7 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
         LlamaShape s = new LlamaShape(intOr(v, "hidden", hidden), intOr(v, "intermediate", intermediate),
                 intOr(v, "layers", layers), intOr(v, "heads", heads), intOr(v, "kv-heads", kvHeads),
                 intOr(v, "vocab", vocab), boolOr(v, "tied", tiedEmbeddings), boolOr(v, "llama3-rope", llama3Rope),
-                intOr(v, "experts", experts), intOr(v, "experts-per-token", expertsPerToken));
+                intOr(v, "experts", experts), intOr(v, "experts-per-token", expertsPerToken), intOr(v, "int4-group", int4Group));
         if (!v.isEmpty()) throw new IllegalArgumentException("unknown shape fields " + v.keySet());
         return s;
     }
@@ -82,7 +90,7 @@ public record LlamaShape(int hidden, int intermediate, int layers, int heads, in
     public String directoryName() {
         return "llama-h" + hidden + "-i" + intermediate + "-l" + layers + "-a" + heads + "-kv" + kvHeads + "-v" + vocab
                 + (tiedEmbeddings ? "-tied" : "") + (llama3Rope ? "-rope3" : "")
-                + (experts > 0 ? "-e" + experts + "k" + expertsPerToken : "");
+                + (experts > 0 ? "-e" + experts + "k" + expertsPerToken : "") + (int4Group > 0 ? "-gptq4g" + int4Group : "");
     }
 
     private static int intOr(Map<String, String> values, String key, int fallback) {

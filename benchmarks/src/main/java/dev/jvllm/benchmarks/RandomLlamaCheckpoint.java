@@ -36,9 +36,34 @@ public final class RandomLlamaCheckpoint {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final float INIT_STD = 0.02f;
 
-    private record Tensor(String name, long rows, long cols, boolean ones) {
+    /** What a tensor holds: random BF16 weights, BF16 ones (norms), or a 4-bit projection's parts as AutoGPTQ writes them. */
+    private enum Fill {
+        RANDOM, ONES, RANDOM_WORDS, ZERO_WORDS, SCALES;
+
+        String dtype() {
+            return switch (this) {
+                case RANDOM, ONES -> "BF16";
+                case RANDOM_WORDS, ZERO_WORDS -> "I32";
+                case SCALES -> "F16";
+            };
+        }
+
+        int elementBytes() {
+            return this == RANDOM_WORDS || this == ZERO_WORDS ? 4 : 2;
+        }
+    }
+
+    private record Tensor(String name, long rows, long cols, Fill fill) {
+        Tensor(String name, long rows, long cols, boolean ones) {
+            this(name, rows, cols, ones ? Fill.ONES : Fill.RANDOM);
+        }
+
         long bytes() {
-            return rows * cols * 2;
+            return rows * cols * fill.elementBytes();
+        }
+
+        boolean ones() {
+            return fill == Fill.ONES;
         }
     }
 
@@ -117,6 +142,11 @@ public final class RandomLlamaCheckpoint {
         c.put("bos_token_id", 1);
         c.put("eos_token_id", 2);
         c.put("torch_dtype", "bfloat16");
+        if (s.int4Group() > 0) {
+            ObjectNode quantization = c.putObject("quantization_config");
+            quantization.put("quant_method", "gptq").put("bits", 4).put("group_size", s.int4Group())
+                    .put("desc_act", false).put("sym", true).put("checkpoint_format", "gptq");
+        }
         ObjectNode rope = c.putObject("rope_parameters");
         rope.put("rope_theta", s.experts() > 0 ? 1_000_000.0 : 500000.0);
         if (s.llama3Rope()) {
@@ -159,7 +189,27 @@ public final class RandomLlamaCheckpoint {
         }
         t.add(new Tensor("model.norm.weight", 1, h, true));
         if (!s.tiedEmbeddings()) t.add(new Tensor("lm_head.weight", s.vocab(), h, false));
-        return t;
+        return s.int4Group() > 0 ? packed(t, s.int4Group()) : t;
+    }
+
+    /**
+     * The layers' projections as AutoGPTQ's 4-bit tensors: qweight [in / 8, out] of random words,
+     * qzeros [groups, out / 8] each stored 7 (zero 8, its symmetric form), scales [groups, out] of
+     * float16 that give the weights about the BF16 ones' spread.
+     */
+    private static List<Tensor> packed(List<Tensor> tensors, int group) {
+        List<Tensor> out = new ArrayList<>();
+        for (Tensor t : tensors) {
+            if (t.ones() || !t.name().startsWith("model.layers.") || t.name().endsWith(".gate.weight")) {
+                out.add(t);
+                continue;
+            }
+            String prefix = t.name().substring(0, t.name().length() - ".weight".length());
+            out.add(new Tensor(prefix + ".qweight", t.cols() / 8, t.rows(), Fill.RANDOM_WORDS));
+            out.add(new Tensor(prefix + ".qzeros", t.cols() / group, t.rows() / 8, Fill.ZERO_WORDS));
+            out.add(new Tensor(prefix + ".scales", t.cols() / group, t.rows(), Fill.SCALES));
+        }
+        return out;
     }
 
     private static void writeWeights(LlamaShape shape, Path file, boolean sparse) throws IOException {
@@ -168,7 +218,7 @@ public final class RandomLlamaCheckpoint {
         long offset = 0;
         for (Tensor t : tensors) {
             ObjectNode info = header.putObject(t.name());
-            info.put("dtype", "BF16");
+            info.put("dtype", t.fill().dtype());
             if (t.rows() == 1) info.putArray("shape").add(t.cols());
             else info.putArray("shape").add(t.rows()).add(t.cols());
             info.putArray("data_offsets").add(offset).add(offset + t.bytes());
@@ -186,22 +236,28 @@ public final class RandomLlamaCheckpoint {
             // Uniform on [-a, a] has standard deviation a / sqrt(3).
             float scale = INIT_STD * (float) Math.sqrt(3) / (1 << 23);
             short one = bf16(1f);
+            // Levels 0..15 around the zero 8, times this, spread as the BF16 weights do.
+            short int4Scale = Float.floatToFloat16(INIT_STD * (float) Math.sqrt(3) / 8);
             for (Tensor t : tensors) {
                 if (sparse && !steersWork(t)) {
                     out.position(out.position() + t.bytes());
                     continue;
                 }
                 for (long left = t.rows() * t.cols(); left > 0; ) {
-                    int n = (int) Math.min(left, chunk.capacity() / 2);
+                    int n = (int) Math.min(left, chunk.capacity() / t.fill().elementBytes());
                     chunk.clear();
                     for (int i = 0; i < n; i++) {
-                        if (t.ones()) {
-                            chunk.putShort(one);
-                        } else {
-                            state ^= state << 13; // xorshift64: fast, and plenty for weights nobody reads
-                            state ^= state >>> 7;
-                            state ^= state << 17;
-                            chunk.putShort(bf16(((int) (state >>> 40) - (1 << 23)) * scale));
+                        switch (t.fill()) {
+                            case ONES -> chunk.putShort(one);
+                            case SCALES -> chunk.putShort(int4Scale);
+                            case ZERO_WORDS -> chunk.putInt(0x77777777);
+                            case RANDOM, RANDOM_WORDS -> {
+                                state ^= state << 13; // xorshift64: fast, and plenty for weights nobody reads
+                                state ^= state >>> 7;
+                                state ^= state << 17;
+                                if (t.fill() == Fill.RANDOM_WORDS) chunk.putInt((int) (state >>> 32));
+                                else chunk.putShort(bf16(((int) (state >>> 40) - (1 << 23)) * scale));
+                            }
                         }
                     }
                     chunk.flip();

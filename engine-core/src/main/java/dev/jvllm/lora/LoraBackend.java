@@ -187,6 +187,19 @@ public final class LoraBackend implements Backend {
     }
 
     @Override
+    public boolean readsInt4Weights() {
+        return base.readsInt4Weights();
+    }
+
+    @Override
+    public Tensor int4Weight(dev.jvllm.weights.Int4Weight source) {
+        Tensor t = base.int4Weight(source);
+        weightsByName.put(source.name(), t);
+        nameOfWeight.put(t, source.name());
+        return t;
+    }
+
+    @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
         base.linear(x, weight, bias, out);
         for (Group group : groups) {

@@ -38,6 +38,27 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Whether this backend multiplies by 4-bit weights as they are ({@link #int4Weight}); where not,
+     * GPTQ's and AWQ's weights are decoded at load and handed to {@link #weight}.
+     */
+    default boolean readsInt4Weights() {
+        return false;
+    }
+
+    /**
+     * A 4-bit weight, usable wherever a {@link #weight} of its shape is (its row views too); the
+     * backend copies what it needs, and the caller closes {@code source} after.
+     */
+    default Tensor int4Weight(dev.jvllm.weights.Int4Weight source) {
+        throw new UnsupportedKernelException(name(), "int4Weight", "4-bit weights are decoded for this backend");
+    }
+
+    /** As {@link #stackedWeight}, for 4-bit weights of one width and one grouping: null where the backend does not stack them. */
+    default Tensor stackedInt4Weight(java.util.List<dev.jvllm.weights.Int4Weight> parts) {
+        return null;
+    }
+
+    /**
      * A checkpoint matrix stored as [in, out] (GPT-2's Conv1D) made usable as a [out, in] weight;
      * may copy.
      */

@@ -37,6 +37,15 @@ public interface Checkpoint extends AutoCloseable {
     WeightTensor get(String name);
 
     /**
+     * The weight {@code name} as 4-bit integers a backend may multiply by as they are (GPTQ's and
+     * AWQ's), where this checkpoint holds it so; empty otherwise ({@link #get} then gives it
+     * unquantized). The caller closes what it gets.
+     */
+    default Optional<Int4Weight> int4(String name) {
+        return Optional.empty();
+    }
+
+    /**
      * Brings every tensor's pages into memory and into this process's page tables, reading them from
      * disk where the page cache lacks them: a forward pass would otherwise fault them in one by one
      * (on a 2.5 GB checkpoint already in the page cache that costs about 0.15 s of CPU).

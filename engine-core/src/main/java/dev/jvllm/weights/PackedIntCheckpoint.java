@@ -6,7 +6,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
+import java.util.Optional;
 import java.util.Set;
+import java.util.stream.IntStream;
 
 /**
  * A checkpoint of GPTQ or AWQ integer weights whose projections read as {@code <prefix>.weight}
@@ -23,7 +25,8 @@ import java.util.Set;
  *       bits 4·{0, 4, 1, 5, 2, 6, 3, 7}[j]; {@code scales} [groups, out].</li>
  * </ul>
  * Every other tensor (biases, embeddings, norms, an unquantized head) is the underlying
- * checkpoint's. The weights then cost what {@code target} costs: no integer kernel runs yet.
+ * checkpoint's. Decoded weights cost what {@code target} costs; a backend that multiplies by 4-bit
+ * weights as they are takes them from {@link #int4} instead.
  */
 public final class PackedIntCheckpoint extends DecodingCheckpoint {
 
@@ -61,6 +64,16 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         this.groupSize = groupSize;
     }
 
+    /** Bits a packed weight. */
+    public int bits() {
+        return bits;
+    }
+
+    /** The type weights are decoded to. */
+    public DType target() {
+        return target;
+    }
+
     /** The underlying names, with each packed projection's parts read as its {@code .weight}. */
     @Override
     public Set<String> names() {
@@ -86,8 +99,11 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         return inner.find(name).isEmpty() && inner.find(prefix + ".qweight").isPresent();
     }
 
-    @Override
-    WeightTensor decode(String name, Arena arena) {
+    /** A projection's packed tensors, checked against each other. */
+    private record Parts(WeightTensor qweight, int in, int out, int groups, int[] groupOf, float[] scales, int[] zeros) {
+    }
+
+    private Parts parts(String name) {
         String prefix = name.substring(0, name.length() - ".weight".length());
         WeightTensor qweight = int32Matrix(inner.get(prefix + ".qweight"));
         WeightTensor qzeros = int32Matrix(inner.find(prefix + ".qzeros").orElseThrow(() -> new WeightsException(
@@ -105,10 +121,18 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         expectShape(scaleTensor, new long[]{groups, out}, qweight);
         expectShape(qzeros, new long[]{groups, out / pack}, qweight);
         if (out % pack != 0) throw new WeightsException("packed weight '" + qweight.name() + "' has " + out + " outputs, not a multiple of " + pack);
-        float[] scales = finiteFloats(scaleTensor);
-        int[] zeros = zerosOf(qzeros, groups, out, pack, awq);
+        return new Parts(qweight, in, out, groups, groupOf, finiteFloats(scaleTensor), zerosOf(qzeros, groups, out, pack, awq));
+    }
+
+    @Override
+    WeightTensor decode(String name, Arena arena) {
+        Parts parts = parts(name);
+        int in = parts.in(), out = parts.out(), pack = 32 / bits;
+        int[] groupOf = parts.groupOf(), zeros = parts.zeros();
+        float[] scales = parts.scales();
+        boolean awq = format == Format.AWQ;
         int mask = (1 << bits) - 1;
-        MemorySegment words = qweight.data();
+        MemorySegment words = parts.qweight().data();
         return decodeRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
             if (awq) {
@@ -132,7 +156,104 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
                     for (int i = 0; i < count; i++) rows[i][k] = (((packed[i] >>> shift) & mask) - zeros[at + i]) * scales[at + i];
                 }
             }
-        }, qweight.file());
+        }, parts.qweight().file());
+    }
+
+    /**
+     * The 4-bit weight {@code name} repacked as {@link Int4Weight} lays it out, for a backend that
+     * multiplies by it as it is; empty where it is not of 4 bits or its groups are not whole words
+     * (it is then decoded, {@link #get}). Act-order groups (GPTQ's g_idx) become runs of sorted
+     * inputs where each group holds group-size inputs.
+     */
+    @Override
+    public Optional<Int4Weight> int4(String name) {
+        if (bits != 4 || !decodes(name)) return Optional.empty();
+        Parts parts = parts(name);
+        int in = parts.in(), out = parts.out();
+        int group = groupSize < 0 ? in : groupSize;
+        if (group % 8 != 0 || in % group != 0) return Optional.empty();
+        int[] order = null;
+        if (parts.groupOf() != null) {
+            order = inputsByGroup(parts.groupOf(), parts.groups(), group);
+            if (order == null) return Optional.empty();
+            if (order.length == 0) order = null;
+        }
+        int groups = in / group;
+        float[] scales = new float[out * groups], offsets = new float[out * groups];
+        for (int n = 0; n < out; n++) {
+            for (int g = 0; g < groups; g++) {
+                float scale = parts.scales()[g * out + n];
+                scales[n * groups + g] = scale;
+                offsets[n * groups + g] = -parts.zeros()[g * out + n] * scale;
+            }
+        }
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment words = arena.allocate((long) out * in / 2, 16);
+            int[] inputOrder = order;
+            IntStream.range(0, (out + ROWS_A_REPACK - 1) / ROWS_A_REPACK).parallel()
+                    .forEach(block -> repack(parts, block * ROWS_A_REPACK, Math.min(ROWS_A_REPACK, out - block * ROWS_A_REPACK), inputOrder, words));
+            return Optional.of(new Int4Weight(name, out, in, group, words, scales, offsets, order, parts.qweight().file(), arena));
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** Output rows a task of {@link #repack} takes (a multiple of AWQ's eight outputs a word). */
+    private static final int ROWS_A_REPACK = 64;
+
+    /** Writes rows {@code first .. first + count - 1} of the repacked words. */
+    private void repack(Parts parts, int first, int count, int[] order, MemorySegment target) {
+        int in = parts.in(), out = parts.out();
+        MemorySegment source = parts.qweight().data();
+        byte[][] q = new byte[count][in];
+        if (format == Format.AWQ) {
+            int[] packed = new int[(count + 7) / 8];
+            for (int k = 0; k < in; k++) {
+                MemorySegment.copy(source, I32, ((long) k * (out / 8) + first / 8) * 4, packed, 0, packed.length);
+                for (int i = 0; i < count; i++) q[i][k] = (byte) ((packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf);
+            }
+        } else {
+            int[] packed = new int[count];
+            for (int r = 0; r < in / 8; r++) {
+                MemorySegment.copy(source, I32, ((long) r * out + first) * 4, packed, 0, count);
+                for (int i = 0; i < count; i++) {
+                    for (int j = 0; j < 8; j++) q[i][8 * r + j] = (byte) ((packed[i] >>> (4 * j)) & 0xf);
+                }
+            }
+        }
+        int[] words = new int[in / 8];
+        for (int i = 0; i < count; i++) {
+            for (int w = 0; w < in / 8; w++) {
+                int word = 0;
+                for (int j = 0; j < 8; j++) word |= q[i][order == null ? 8 * w + j : order[8 * w + j]] << (4 * j);
+                words[w] = word;
+            }
+            MemorySegment.copy(words, 0, target, I32, (long) (first + i) * (in / 8) * 4, in / 8);
+        }
+    }
+
+    /**
+     * The inputs sorted by group (stably), or null where some group does not hold exactly
+     * {@code group} inputs; null too where the order is the inputs' own (g_idx without act-order).
+     */
+    private static int[] inputsByGroup(int[] groupOf, int groups, int group) {
+        int[] count = new int[groups];
+        for (int g : groupOf) count[g]++;
+        for (int c : count) {
+            if (c != group) return null;
+        }
+        int[] next = new int[groups];
+        for (int g = 0; g < groups; g++) next[g] = g * group;
+        int[] order = new int[groupOf.length];
+        boolean identity = true;
+        for (int k = 0; k < groupOf.length; k++) {
+            int at = next[groupOf[k]]++;
+            order[at] = k;
+            identity &= at == k;
+        }
+        return identity ? new int[0] : order;
     }
 
     /** The group of input k: g_idx's entry where there is one, else k / group size. */

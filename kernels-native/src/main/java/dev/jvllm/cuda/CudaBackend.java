@@ -11,6 +11,7 @@ import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
+import dev.jvllm.weights.Int4Weight;
 import dev.jvllm.weights.WeightTensor;
 
 import java.lang.foreign.Arena;
@@ -119,6 +120,13 @@ public final class CudaBackend implements Backend {
     private static final boolean STACKED_WEIGHTS =
             Boolean.parseBoolean(System.getProperty("jvllm.cuda.stackedWeights", "true"));
     private static final int STACKED_PRODUCTS_MAX_TOKENS = Integer.getInteger("jvllm.cuda.stackedProductsMaxTokens", 1024);
+    /**
+     * GPTQ's and AWQ's 4-bit weights stay 4-bit in device memory (quantized.cu); false decodes them at
+     * load to the activation type, as before they were read.
+     */
+    private static final boolean INT4_WEIGHTS = !"false".equals(System.getProperty("jvllm.cuda.int4Weights"));
+    /** The most rows of x that gemv_int4 takes (its INT4_MAX_TOKENS at most); more dequantize the weight for cuBLAS. */
+    private static final int INT4_GEMV_MAX_TOKENS = Math.min(8, Integer.getInteger("jvllm.cuda.int4GemvTokens", 8));
     /**
      * Which products cuBLAS runs (all but the gemv kernels' one-row ones) go through cuBLASLt with an
      * algorithm timed per shape ({@link TunedProducts}) instead of cublasGemmEx's default, from
@@ -261,6 +269,10 @@ public final class CudaBackend implements Backend {
     /** paged_decode's counters: 16 384 (token, KV head) pairs. */
     private static final long DECODE_COUNTERS_LEAST_BYTES = 64L << 10;
     private final KeptBuffer stackedProducts;
+    /** A 4-bit weight dequantized for a product of many rows (one weight at a time, reused by the next). */
+    private final KeptBuffer int4Dense;
+    /** Persistent dequantized copies of 4-bit weights for kernels that read only 16-bit ones (experts, headwise products). */
+    private final Map<Int4CudaWeight, CudaTensor> denseInt4Copies = new WeakHashMap<>();
     /** linearAddRmsNorm's partial products, one slice of K each. */
     private final KeptBuffer splitProductParts;
     /**
@@ -369,6 +381,7 @@ public final class CudaBackend implements Backend {
             this.graphs = new CudaGraphs(context, memory);
             this.decodePartials = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.stackedProducts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
+            this.int4Dense = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.splitProductParts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.decodeCounterBuffer = new KeptBuffer(memory, DECODE_COUNTERS_LEAST_BYTES);
         } catch (RuntimeException e) {
@@ -619,6 +632,57 @@ public final class CudaBackend implements Backend {
         }
         String name = String.join(" + ", parts.stream().map(WeightTensor::name).toList());
         return new CudaTensor(buffer, 0, activationType, (int) rows, (int) cols, name);
+    }
+
+    @Override
+    public boolean readsInt4Weights() {
+        return INT4_WEIGHTS;
+    }
+
+    @Override
+    public Tensor int4Weight(Int4Weight source) {
+        return uploadInt4(List.of(source));
+    }
+
+    /** The parts as one 4-bit weight where they share their width, grouping and input order; else null. */
+    @Override
+    public Tensor stackedInt4Weight(List<Int4Weight> parts) {
+        if (!STACKED_WEIGHTS || parts.isEmpty()) return null;
+        Int4Weight first = parts.getFirst();
+        long rows = 0;
+        for (Int4Weight part : parts) {
+            if (part.cols() != first.cols() || part.groupSize() != first.groupSize()
+                    || !Arrays.equals(part.inputOrder(), first.inputOrder())) {
+                return null;
+            }
+            rows += part.rows();
+        }
+        return rows > Integer.MAX_VALUE ? null : uploadInt4(parts);
+    }
+
+    /** The parts' rows, in order, as one 4-bit weight in persistent memory: words, each group's (scale, offset), the order. */
+    private Int4CudaWeight uploadInt4(List<Int4Weight> parts) {
+        Int4Weight first = parts.getFirst();
+        int rows = parts.stream().mapToInt(Int4Weight::rows).sum(), cols = first.cols(), groups = first.groupsPerRow();
+        String name = String.join(" + ", parts.stream().map(Int4Weight::name).toList());
+        DeviceBuffer words = memory.allocate((long) rows * cols / 2, DeviceMemory.Kind.PERSISTENT);
+        float[] params = new float[Math.multiplyExact(rows, 2 * groups)];
+        long offset = 0;
+        int row = 0;
+        for (Int4Weight part : parts) {
+            copyToDevice(part.words(), words.address() + offset, part.words().byteSize(), false);
+            offset += part.words().byteSize();
+            for (int i = 0; i < part.scales().length; i++) {
+                params[2 * (row * groups + i)] = part.scales()[i];
+                params[2 * (row * groups + i) + 1] = part.offsets()[i];
+            }
+            row += part.rows();
+        }
+        CudaTensor order = first.inputOrder() == null ? null
+                : upload(MemorySegment.ofArray(first.inputOrder()), DType.I32, 1, cols, name + " input order", DeviceMemory.Kind.PERSISTENT);
+        return new Int4CudaWeight(new CudaTensor(words, 0, DType.I32, rows, cols / 8, name),
+                upload(MemorySegment.ofArray(params), DType.F32, rows, 2 * groups, name + " scales", DeviceMemory.Kind.PERSISTENT),
+                order, first.groupSize(), activationType, name);
     }
 
     @Override
@@ -1163,6 +1227,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        if (weight instanceof Int4CudaWeight packed) {
+            int4Linear(cuda(x, "linear", "x"), packed, bias == null ? null : cuda(bias, "linear", "bias"), cuda(out, "linear", "out"));
+            return;
+        }
         CudaTensor input = cuda(x, "linear", "x");
         CudaTensor w = cuda(weight, "linear", "weight");
         CudaTensor b = bias == null ? null : cuda(bias, "linear", "bias");
@@ -1203,6 +1271,11 @@ public final class CudaBackend implements Backend {
     /** One row through gemv_rows_activated (the activation applied as each row is written); otherwise linear, then activation. */
     @Override
     public void linearActivation(Activation fn, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        if (weight instanceof Int4CudaWeight) {
+            linear(x, weight, bias, out);
+            activation(fn, out, out);
+            return;
+        }
         CudaTensor input = cuda(x, "linearActivation", "x");
         CudaTensor w = cuda(weight, "linearActivation", "weight");
         CudaTensor b = bias == null ? null : cuda(bias, "linearActivation", "bias");
@@ -1275,6 +1348,10 @@ public final class CudaBackend implements Backend {
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         CudaTensor input = cuda(x, "linears", "x");
         KernelShapes.checkLinears(weights, biases, outs);
+        if (Arrays.stream(weights).anyMatch(Int4CudaWeight.class::isInstance)) {
+            int4Linears(input, weights, biases, outs);
+            return;
+        }
         requireActivation("linears", "x", input);
         int count = weights.length >= 1 && weights.length <= 3 ? weights.length : 0;
         CudaTensor[] w = new CudaTensor[3], b = new CudaTensor[3], o = new CudaTensor[3];
@@ -1316,11 +1393,127 @@ public final class CudaBackend implements Backend {
         if (stacked == null) return false;
         int tokens = input.rows();
         CudaTensor product = stackedProduct(input, stacked);
-        kernels.launch(Kernel.SPLIT_COLUMNS, elementwiseBlocks((long) tokens * stacked.rows() / pieceElements), ELEMENTWISE_THREADS,
-                product, (long) tokens, o[0], w[0].rows(), o[1], w[1].rows(), w.length > 2 ? o[2] : null,
-                w.length > 2 ? w[2].rows() : 0);
+        splitColumns(product, tokens, o, Arrays.stream(w).mapToInt(CudaTensor::rows).toArray());
         for (int i = 0; i < w.length; i++) addBias(o[i], b[i]);
         return true;
+    }
+
+    /** A [tokens, Σ widths] product's columns into two or three outputs, in order. */
+    private void splitColumns(CudaTensor product, int tokens, CudaTensor[] o, int[] widths) {
+        kernels.launch(Kernel.SPLIT_COLUMNS, elementwiseBlocks((long) tokens * product.cols() / pieceElements), ELEMENTWISE_THREADS,
+                product, (long) tokens, o[0], widths[0], o[1], widths[1], o.length > 2 ? o[2] : null,
+                o.length > 2 ? widths[2] : 0);
+    }
+
+    // ---- 4-bit weights (quantized.cu) -----------------------------------------------------------
+
+    /** out = input · wᵀ (+ bias): gemv_int4 for a few rows, else the weight dequantized for cuBLAS. */
+    private void int4Linear(CudaTensor input, Int4CudaWeight w, CudaTensor bias, CudaTensor output) {
+        requireActivation("linear", "x", input);
+        requireActivation("linear", "out", output);
+        KernelShapes.checkLinear(input, w, bias, output);
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
+        }
+        int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
+        if (tokens == 0 || outFeatures == 0) return;
+        context.makeCurrent();
+        if (tokens <= INT4_GEMV_MAX_TOKENS && in % 32 == 0 && input.address() % 16 == 0) {
+            int split = int4Split(in);
+            if (kernels.wantsLabels()) kernels.labelNext("gemv_int4 T=" + tokens + " N=" + outFeatures + " K=" + in);
+            kernels.launch(Kernel.GEMV_INT4, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
+                    w.words(), w.params(), w.order(), input, tokens, output, output.cols(), bias, typeCode(bias),
+                    outFeatures, in, w.groupSize(), split);
+            return;
+        }
+        CudaTensor dense = dequantized(w, int4Dense.atLeast((long) outFeatures * in * activationType.byteSize()));
+        if (!gemm(input, dense, output, tokens, in, outFeatures, bias)) addBias(output, bias);
+    }
+
+    /** Warps sharing a row in gemv_int4: rows of at least 128 pieces of 32 inputs a warp. */
+    static int int4Split(int width) {
+        int split = 1;
+        while (split < GEMV_WARPS && width / 32 / (2 * split) >= 128) split *= 2;
+        return split;
+    }
+
+    /** w as a [rows, cols] matrix of the activation type, written into {@code target}. */
+    private CudaTensor dequantized(Int4CudaWeight w, DeviceBuffer target) {
+        CudaTensor dense = new CudaTensor(target, 0, activationType, w.rows(), w.cols(), w.name() + " dequantized");
+        long words = (long) w.rows() * w.cols() / 8;
+        kernels.launch(Kernel.DEQUANTIZE_INT4, elementwiseBlocks(words), ELEMENTWISE_THREADS,
+                w.words(), w.params(), w.order(), dense, w.rows(), w.cols(), w.groupSize());
+        return dense;
+    }
+
+    /** A persistent dequantized copy of a 4-bit weight, for the kernels that read only weights of the activation type. */
+    private CudaTensor dense(Tensor weight, String kernel, String role) {
+        if (!(weight instanceof Int4CudaWeight packed)) return cuda(weight, kernel, role);
+        return denseInt4Copies.computeIfAbsent(packed, w -> {
+            context.makeCurrent();
+            return dequantized(w, memory.allocate((long) w.rows() * w.cols() * activationType.byteSize(), DeviceMemory.Kind.PERSISTENT));
+        });
+    }
+
+    /**
+     * Products of one input by 4-bit weights: where they are consecutive row views of one stacked
+     * weight, one product into a kept buffer and split_columns; otherwise each on its own.
+     */
+    private void int4Linears(CudaTensor input, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
+        Int4CudaWeight stacked = stackedInt4(input, weights, outs);
+        if (stacked == null) {
+            for (int i = 0; i < weights.length; i++) linear(input, weights[i], biases[i], outs[i]);
+            return;
+        }
+        int tokens = input.rows();
+        CudaTensor[] o = new CudaTensor[weights.length];
+        int[] widths = new int[weights.length];
+        for (int i = 0; i < weights.length; i++) {
+            o[i] = cuda(outs[i], "linears", "out");
+            widths[i] = weights[i].rows();
+            KernelShapes.checkLinear(input, weights[i], biases[i], o[i]);
+        }
+        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
+        CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
+        int4Linear(input, stacked, null, product);
+        splitColumns(product, tokens, o, widths);
+        for (int i = 0; i < weights.length; i++) addBias(o[i], biases[i] == null ? null : cuda(biases[i], "linears", "bias"));
+    }
+
+    /** The 4-bit weights as one, where there are two or three consecutive row views of one, with outputs split_columns takes; else null. */
+    private Int4CudaWeight stackedInt4(CudaTensor input, Tensor[] weights, Tensor[] outs) {
+        if (weights.length < 2 || weights.length > 3 || input.rows() == 0) return null;
+        int rows = 0;
+        for (int i = 0; i < weights.length; i++) {
+            if (!(weights[i] instanceof Int4CudaWeight w) || (i > 0 && !w.follows((Int4CudaWeight) weights[i - 1]))
+                    || w.rows() % pieceElements != 0 || !(outs[i] instanceof CudaTensor o) || o.address() % 16 != 0
+                    || o.dtype() != activationType) {
+                return null;
+            }
+            rows += w.rows();
+        }
+        Int4CudaWeight first = (Int4CudaWeight) weights[0];
+        CudaTensor words = first.words(), params = first.params();
+        return new Int4CudaWeight(new CudaTensor(words.buffer(), words.offset(), DType.I32, rows, words.cols(), first.name()),
+                new CudaTensor(params.buffer(), params.offset(), DType.F32, rows, params.cols(), first.name()),
+                first.order(), first.groupSize(), activationType, first.name());
+    }
+
+    /** A gated MLP's first half by 4-bit weights: over a stacked [gate; up] one product and gated_halves; otherwise the default composition. */
+    private void int4GatedLinear(Activation fn, CudaTensor input, Tensor gate, Tensor up, Tensor upScratch, CudaTensor output) {
+        Int4CudaWeight stacked = gate.rows() == up.rows() ? stackedInt4(input, new Tensor[]{gate, up}, new Tensor[]{output, output}) : null;
+        if (stacked == null) {
+            Backend.super.gatedLinear(fn, input, gate, up, upScratch, output);
+            return;
+        }
+        requireActivation("gatedLinear", "out", output);
+        KernelShapes.checkLinear(input, gate, null, output);
+        int tokens = input.rows();
+        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
+        CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
+        int4Linear(input, stacked, null, product);
+        kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * gate.rows() / pieceElements), ELEMENTWISE_THREADS,
+                activationCode(fn), product, (long) tokens, gate.rows(), output);
     }
 
     /**
@@ -1329,6 +1522,10 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public void gatedLinear(Activation fn, Tensor x, Tensor gate, Tensor up, Tensor upScratch, Tensor out) {
+        if (gate instanceof Int4CudaWeight || up instanceof Int4CudaWeight) {
+            int4GatedLinear(fn, cuda(x, "gatedLinear", "x"), gate, up, upScratch, cuda(out, "gatedLinear", "out"));
+            return;
+        }
         CudaTensor input = cuda(x, "gatedLinear", "x");
         CudaTensor g = cuda(gate, "gatedLinear", "gate");
         CudaTensor u = cuda(up, "gatedLinear", "up");
@@ -1529,6 +1726,10 @@ public final class CudaBackend implements Backend {
     @Override
     public void linearAddRmsNorm(Tensor input, Tensor weight, Tensor product, Tensor residual, Tensor normWeight,
                                  float eps, float weightOffset, Tensor out) {
+        if (weight instanceof Int4CudaWeight) {
+            Backend.super.linearAddRmsNorm(input, weight, product, residual, normWeight, eps, weightOffset, out);
+            return;
+        }
         CudaTensor x = cuda(input, "linearAddRmsNorm", "input");
         CudaTensor w = cuda(weight, "linearAddRmsNorm", "weight");
         CudaTensor scratch = cuda(product, "linearAddRmsNorm", "product");
@@ -1769,7 +1970,8 @@ public final class CudaBackend implements Backend {
                                          Tensor cosSin, Tensor positions, KvCache cache, int layer, ForwardBatch batch,
                                          AttentionParams params, Tensor out) {
         CudaTensor input = cuda(x, "projectedRotaryAttention", "x");
-        if (stridedDecodeQkv && weights.length == 3 && qkv.length == 3 && fusedDecodeStep(batch, params)) {
+        if (stridedDecodeQkv && weights.length == 3 && qkv.length == 3 && fusedDecodeStep(batch, params)
+                && Arrays.stream(weights).noneMatch(Int4CudaWeight.class::isInstance)) {
             CudaTensor[] w = new CudaTensor[3], o = new CudaTensor[3];
             for (int i = 0; i < 3; i++) {
                 w[i] = cuda(weights[i], "projectedRotaryAttention", "weight");
@@ -2290,7 +2492,7 @@ public final class CudaBackend implements Backend {
     public void headwiseLinear(Tensor x, Tensor weight, int heads, Tensor out) {
         String kernel = "headwiseLinear";
         CudaTensor input = cuda(x, kernel, "x");
-        CudaTensor w = cuda(weight, kernel, "weight");
+        CudaTensor w = dense(weight, kernel, "weight");
         CudaTensor output = cuda(out, kernel, "out");
         requireActivation(kernel, "x", input);
         requireActivation(kernel, "out", output);
@@ -2450,9 +2652,9 @@ public final class CudaBackend implements Backend {
     @Override
     public ExpertWeights expertWeights(List<Tensor> gates, List<Tensor> ups, List<Tensor> downs) {
         KernelShapes.checkExpertWeights(gates, ups, downs);
-        return mixtures().prepare(gates.stream().map(t -> cuda(t, "expertWeights", "gate")).toList(),
-                ups.stream().map(t -> cuda(t, "expertWeights", "up")).toList(),
-                downs.stream().map(t -> cuda(t, "expertWeights", "down")).toList());
+        return mixtures().prepare(gates.stream().map(t -> dense(t, "expertWeights", "gate")).toList(),
+                ups.stream().map(t -> dense(t, "expertWeights", "up")).toList(),
+                downs.stream().map(t -> dense(t, "expertWeights", "down")).toList());
     }
 
     @Override

@@ -18,6 +18,8 @@ enum Kernel {
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),
     GEMV_ROWS_ACTIVATED("linear", "gemv_rows_activated"),
+    GEMV_INT4("quantized", "gemv_int4"),
+    DEQUANTIZE_INT4("quantized", "dequantize_int4"),
     RMS_NORM("norms", "rms_norm"),
     ADD_RMS_NORM("norms", "add_rms_norm"),
     ADD_PARTS_RMS_NORM("norms", "add_parts_rms_norm"),

@@ -29,7 +29,7 @@ final class KernelCompiler {
     private static final Logger log = LoggerFactory.getLogger(KernelCompiler.class);
     static final String RESOURCE_DIRECTORY = "/dev/jvllm/cuda/";
     /** The modules, one per .cu file. */
-    static final List<String> MODULES = List.of("elementwise", "norms", "gather", "rotary", "attention", "linear", "moe", "sampling");
+    static final List<String> MODULES = List.of("elementwise", "norms", "gather", "rotary", "attention", "linear", "quantized", "moe", "sampling");
     private static final List<String> HEADERS = List.of("common.cuh");
 
     private final Nvrtc nvrtc;

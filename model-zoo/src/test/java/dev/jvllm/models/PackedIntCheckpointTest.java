@@ -2,6 +2,7 @@ package dev.jvllm.models;
 
 import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
+import dev.jvllm.weights.Int4Weight;
 import dev.jvllm.weights.PackedIntCheckpoint;
 import dev.jvllm.weights.PackedIntCheckpoint.Format;
 import dev.jvllm.weights.SafetensorsTestWriter;
@@ -79,6 +80,69 @@ class PackedIntCheckpointTest {
             assertTrue(checkpoint.names().contains("m.weight"));
             assertFalse(checkpoint.names().contains("m.qweight"));
         }
+    }
+
+    /**
+     * The 4-bit form a GPU multiplies by as it is (Int4Weight: each output's inputs in words, act-order
+     * inputs sorted by group) holds the values the decoded weight holds, for each format; 2- and 8-bit
+     * weights, groups that are not whole words and act-order groups of unequal sizes have none.
+     */
+    @Test
+    void fourBitWeightsRepackForKernelsHoldingTheDecodedValues() throws Exception {
+        int out = 24, in = 64, group = 16;
+        Random random = new Random(3);
+        for (Format format : Format.values()) {
+            for (boolean actOrder : format == Format.AWQ ? new boolean[]{false} : new boolean[]{false, true}) {
+                Path model = Files.createDirectories(work.resolve(format + "-" + actOrder));
+                writePacked(model, format, 4, out, in, group, actOrder, random);
+                try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, format, 4, group);
+                     Int4Weight packed = checkpoint.int4("m.weight").orElseThrow()) {
+                    float[] decoded = WeightValues.floats(checkpoint.get("m.weight"));
+                    assertEquals(out, packed.rows());
+                    assertEquals(in, packed.cols());
+                    assertEquals(actOrder, packed.inputOrder() != null, format + " act-order " + actOrder);
+                    for (int o = 0; o < out; o++) {
+                        for (int k = 0; k < in; k++) {
+                            assertEquals(decoded[o * in + k], packed.value(o, k), 1e-6f * Math.max(1, Math.abs(decoded[o * in + k])),
+                                    format + " act-order " + actOrder + " at " + o + ", " + k);
+                        }
+                    }
+                }
+            }
+        }
+        Path eightBits = Files.createDirectories(work.resolve("eight"));
+        writePacked(eightBits, Format.GPTQ, 8, out, in, group, false, random);
+        try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(eightBits), DType.F32, Format.GPTQ, 8, group)) {
+            assertTrue(checkpoint.int4("m.weight").isEmpty(), "8-bit weights are decoded");
+            assertTrue(checkpoint.int4("m.bias").isEmpty(), "only packed weights have a 4-bit form");
+        }
+        Path narrowGroups = Files.createDirectories(work.resolve("narrow"));
+        writePacked(narrowGroups, Format.GPTQ, 4, out, in, 4, false, random);
+        try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(narrowGroups), DType.F32, Format.GPTQ, 4, 4)) {
+            assertTrue(checkpoint.int4("m.weight").isEmpty(), "groups of 4 inputs are not whole words");
+            assertEquals(out * in, WeightValues.floats(checkpoint.get("m.weight")).length);
+        }
+    }
+
+    /** A [out, in] weight of random levels, zeros and scales packed as {@code format} writes it into {@code model}. */
+    private static void writePacked(Path model, Format format, int bits, int out, int in, int group, boolean actOrder,
+                                    Random random) throws IOException {
+        int groups = in / group, levels = (1 << bits) - 1;
+        int[] q = new int[out * in], zeros = new int[groups * out];
+        for (int i = 0; i < q.length; i++) q[i] = random.nextInt(levels + 1);
+        for (int i = 0; i < zeros.length; i++) zeros[i] = 1 + random.nextInt(levels);
+        double[] scales = new double[groups * out];
+        for (int i = 0; i < scales.length; i++) scales[i] = 0.01 + random.nextDouble() * 0.1;
+        SafetensorsTestWriter writer = new SafetensorsTestWriter();
+        pack(writer, "m", format, bits, q, zeros, out, in, groups);
+        writer.add("m.scales", DType.F16, new long[]{groups, out}, SafetensorsTestWriter.encode(DType.F16, scales));
+        if (actOrder) {
+            int[] order = shuffled(in, random);
+            double[] gIdx = new double[in];
+            for (int k = 0; k < in; k++) gIdx[order[k]] = k / group;
+            writer.add("m.g_idx", DType.I32, new long[]{in}, SafetensorsTestWriter.encode(DType.I32, gIdx));
+        }
+        writer.write(model.resolve("model.safetensors"));
     }
 
     /** A one-input, eight-output AWQ weight whose word holds nibble i = i, zero 0 and scale 1, in {@code work/dir}. */

@@ -3,6 +3,7 @@ package dev.jvllm.models.layers;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.Checkpoint;
+import dev.jvllm.weights.Int4Weight;
 import dev.jvllm.weights.WeightTensor;
 import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
@@ -26,7 +27,20 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
 
     /** The tensor {@code prefix + name}, checked to have {@code shape} (a vector when one dimension is given). */
     public Tensor tensor(String name, long... shape) {
+        Optional<Int4Weight> packed = int4(prefix + name);
+        if (packed.isPresent()) return int4Tensor(packed.get(), shape);
         return backend.weight(check(checkpoint.get(prefix + name), shape));
+    }
+
+    /** The 4-bit form of a weight, where the checkpoint has one and the backend multiplies by it as it is. */
+    private Optional<Int4Weight> int4(String name) {
+        return backend.readsInt4Weights() ? checkpoint.int4(name) : Optional.empty();
+    }
+
+    private Tensor int4Tensor(Int4Weight weight, long[] shape) {
+        try (weight) {
+            return backend.int4Weight(checkInt4(weight, shape));
+        }
     }
 
     /** The elements of {@code prefix + name}, checked to have {@code shape}, as float32 on the heap (see {@link WeightValues}). */
@@ -39,6 +53,7 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
      * backend stacks ({@link Backend#stackedWeight}), else empty.
      */
     public Optional<Tensor> stackedWeights(List<String> names, long cols, long... rows) {
+        if (backend.readsInt4Weights() && int4Parts(names)) return stackedInt4Weights(names, cols, rows);
         List<WeightTensor> parts = new java.util.ArrayList<>();
         for (int i = 0; i < names.size(); i++) {
             parts.add(check(checkpoint.get(prefix + names.get(i) + ".weight"), new long[]{rows[i], cols}));
@@ -46,12 +61,45 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
         return Optional.ofNullable(backend.stackedWeight(parts));
     }
 
+    /** Whether the checkpoint holds every one of {@code <name>.weight} as 4-bit integers. */
+    private boolean int4Parts(List<String> names) {
+        return names.stream().allMatch(name -> checkpoint.names().contains(prefix + name + ".weight")
+                && checkpoint.find(prefix + name + ".qweight").isPresent());
+    }
+
+    /** The parts stacked by the backend as 4-bit weights, else empty (the model then loads each, still as 4-bit). */
+    private Optional<Tensor> stackedInt4Weights(List<String> names, long cols, long[] rows) {
+        List<Int4Weight> parts = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < names.size(); i++) {
+                Optional<Int4Weight> part = int4(prefix + names.get(i) + ".weight");
+                if (part.isEmpty()) return Optional.empty();
+                parts.add(part.get());
+                checkInt4(part.get(), new long[]{rows[i], cols});
+            }
+            return Optional.ofNullable(backend.stackedInt4Weight(parts));
+        } finally {
+            parts.forEach(Int4Weight::close);
+        }
+    }
+
     public Optional<Tensor> optional(String name, long... shape) {
+        Optional<Int4Weight> packed = int4(prefix + name);
+        if (packed.isPresent()) return Optional.of(int4Tensor(packed.get(), shape));
         return checkpoint.find(prefix + name).map(t -> backend.weight(check(t, shape)));
     }
 
     public boolean has(String name) {
         return checkpoint.find(prefix + name).isPresent();
+    }
+
+    private static Int4Weight checkInt4(Int4Weight weight, long[] shape) {
+        long[] actual = {weight.rows(), weight.cols()};
+        if (!java.util.Arrays.equals(actual, shape)) {
+            throw new WeightsException("packed weight '" + weight.name() + "' in " + weight.file().getFileName() + " is "
+                    + java.util.Arrays.toString(actual) + ", expected " + java.util.Arrays.toString(shape));
+        }
+        return weight;
     }
 
     private static WeightTensor check(WeightTensor t, long[] shape) {

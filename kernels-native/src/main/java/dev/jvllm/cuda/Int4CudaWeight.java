@@ -1,0 +1,48 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+
+/**
+ * A 4-bit weight in device memory as quantized.cu reads it ({@link dev.jvllm.weights.Int4Weight}'s
+ * layout): a [rows, cols] matrix of the activation type ({@code dtype}) to the models, stored as
+ * {@code words} (I32 [rows, cols / 8]), {@code params} (F32 [rows, 2 × groups]: each group's scale
+ * and offset) and {@code order} (I32 [1, cols], or null where the inputs are in the checkpoint's
+ * order). Row views share the buffers.
+ */
+record Int4CudaWeight(CudaTensor words, CudaTensor params, CudaTensor order, int groupSize, DType dtype, String name)
+        implements Tensor {
+
+    @Override
+    public int rows() {
+        return words.rows();
+    }
+
+    @Override
+    public int cols() {
+        return words.cols() * 8;
+    }
+
+    @Override
+    public Tensor rows(int start, int count) {
+        return new Int4CudaWeight((CudaTensor) words.rows(start, count), (CudaTensor) params.rows(start, count), order,
+                groupSize, dtype, name);
+    }
+
+    @Override
+    public Tensor reshape(int rows, int cols) {
+        if (rows == rows() && cols == cols()) return this;
+        throw new IllegalArgumentException("a 4-bit weight cannot be reshaped: " + this + " to " + rows + " × " + cols);
+    }
+
+    /** Whether this weight's rows come right after {@code before}'s in one stacked weight. */
+    boolean follows(Int4CudaWeight before) {
+        return words.buffer() == before.words.buffer() && words.offset() == before.words.offset() + before.words.byteSize()
+                && order == before.order && groupSize == before.groupSize && cols() == before.cols();
+    }
+
+    @Override
+    public String toString() {
+        return name + " int4[" + rows() + " × " + cols() + ", groups of " + groupSize + "] on the GPU";
+    }
+}

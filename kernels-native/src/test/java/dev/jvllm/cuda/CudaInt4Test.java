@@ -1,0 +1,150 @@
+package dev.jvllm.cuda;
+
+import dev.jvllm.spi.Activation;
+import dev.jvllm.spi.Backend;
+import dev.jvllm.spi.Tensor;
+import dev.jvllm.weights.DType;
+import dev.jvllm.weights.Int4Weight;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+
+import static dev.jvllm.cuda.CudaTestData.activations;
+import static dev.jvllm.cuda.CudaTestData.assertClose;
+import static dev.jvllm.cuda.CudaTestData.random;
+import static dev.jvllm.cuda.CudaTestData.roundTo;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+
+/**
+ * 4-bit weights kept 4-bit on the GPU (quantized.cu) against the CPU's product by the same weights
+ * decoded to float32: gemv_int4 for up to 8 rows of x (a warp a row, or rows split over 2 warps),
+ * the weight dequantized for cuBLAS beyond, or where a row is not whole 32-input pieces; inputs in
+ * the checkpoint's order and reordered (act-order); stacked q/k/v and [gate; up] weights. Skipped
+ * where no GPU is found.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class CudaInt4Test extends GpuAgainstCpuTest {
+
+    private static final ValueLayout.OfInt WORD = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    @Override
+    List<DType> activationTypes() {
+        return List.of(DType.BF16, DType.F16, DType.F32);
+    }
+
+    private static double tolerance(DType type) {
+        return type == DType.F32 ? 1e-5 : 2e-2;
+    }
+
+    @ParameterizedTest
+    @CsvSource({"BF16, 1, 96, 512, 128, false, false", "BF16, 3, 96, 4096, 128, true, true", "F16, 8, 64, 14336, 128, false, false",
+            "BF16, 9, 96, 512, 32, false, true", "F32, 1, 40, 64, 16, true, true", "F32, 20, 40, 64, 16, false, false",
+            "BF16, 1, 48, 520, 8, false, false", "BF16, 40, 256, 1024, 64, true, false", "F16, 5, 33, 256, 256, false, true"})
+    void productsByFourBitWeightsMatchTheCpusByTheirValues(DType type, int tokens, int rows, int cols, int group,
+                                                           boolean actOrder, boolean withBias) {
+        CudaBackend gpu = gpus.get(type);
+        Random random = new Random(rows * 31L + cols);
+        try (Int4Weight packed = randomInt4("w", rows, cols, group, actOrder, random)) {
+            float[] x = roundTo(type, random(tokens * cols, 5));
+            float[] bias = withBias ? roundTo(type, random(rows, 6)) : null;
+            float[] expected = product(cpu, cpu.constant(dense(packed), rows, cols), x, tokens, bias, rows);
+            Tensor weight = gpu.int4Weight(packed);
+            assertEquals(rows, weight.rows());
+            assertEquals(cols, weight.cols());
+            assertClose(type + " " + tokens + " x " + rows + " x " + cols, expected, product(gpu, weight, x, tokens, bias, rows),
+                    tolerance(type));
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"BF16, 1", "BF16, 6", "BF16, 12", "F32, 1", "F16, 17"})
+    void stackedProjectionsAndAGatedPairMatchTheCpu(DType type, int tokens) {
+        CudaBackend gpu = gpus.get(type);
+        Random random = new Random(tokens);
+        int cols = 256, group = 64;
+        int[] widths = {64, 32, 32};
+        Int4Weight[] parts = new Int4Weight[3];
+        for (int i = 0; i < 3; i++) parts[i] = randomInt4("p" + i, widths[i], cols, group, false, random);
+        float[] x = roundTo(type, random(tokens * cols, 7));
+        try {
+            Tensor stacked = gpu.stackedInt4Weight(List.of(parts));
+            assertInstanceOf(Int4CudaWeight.class, stacked);
+            Tensor[] views = {stacked.rows(0, 64), stacked.rows(64, 32), stacked.rows(96, 32)};
+            Tensor input = activations(gpu, x, tokens, cols);
+            Tensor[] outs = new Tensor[3];
+            for (int i = 0; i < 3; i++) outs[i] = gpu.allocate(tokens, widths[i]);
+            gpu.linears(input, views, new Tensor[3], outs);
+            for (int i = 0; i < 3; i++) {
+                float[] expected = product(cpu, cpu.constant(dense(parts[i]), widths[i], cols), x, tokens, null, widths[i]);
+                assertClose("stacked part " + i, expected, gpu.toFloatArray(outs[i]), tolerance(type));
+            }
+            // parts 1 and 2 as gate and up
+            Tensor gated = gpu.allocate(tokens, 32);
+            gpu.gatedLinear(Activation.SILU, input, views[1], views[2], gpu.allocate(tokens, 32), gated);
+            Tensor cpuInput = activations(cpu, x, tokens, cols), cpuGated = cpu.allocate(tokens, 32);
+            cpu.gatedLinear(Activation.SILU, cpuInput, cpu.constant(dense(parts[1]), 32, cols), cpu.constant(dense(parts[2]), 32, cols),
+                    cpu.allocate(tokens, 32), cpuGated);
+            assertClose("gated pair", cpu.toFloatArray(cpuGated), gpu.toFloatArray(gated), tolerance(type));
+            Tensor activated = gpu.allocate(tokens, 64), cpuActivated = cpu.allocate(tokens, 64);
+            gpu.linearActivation(Activation.GELU_TANH, input, views[0], null, activated);
+            cpu.linearActivation(Activation.GELU_TANH, cpuInput, cpu.constant(dense(parts[0]), 64, cols), null, cpuActivated);
+            assertClose("activated", cpu.toFloatArray(cpuActivated), gpu.toFloatArray(activated), tolerance(type));
+        } finally {
+            for (Int4Weight part : parts) part.close();
+        }
+    }
+
+    private static float[] product(Backend b, Tensor weight, float[] x, int tokens, float[] bias, int rows) {
+        Tensor out = b.allocate(tokens, rows);
+        b.linear(activations(b, x, tokens, weight.cols()), weight, bias == null ? null : b.constant(bias, 1, rows), out);
+        return b.toFloatArray(out);
+    }
+
+    /** Random words, scales and zeros; with actOrder the inputs shuffled into the packed order. */
+    static Int4Weight randomInt4(String name, int rows, int cols, int group, boolean actOrder, Random random) {
+        Arena arena = Arena.ofShared();
+        MemorySegment words = arena.allocate((long) rows * cols / 2, 16);
+        for (long i = 0; i < (long) rows * cols / 8; i++) words.setAtIndex(WORD, i, random.nextInt());
+        int groups = rows * (cols / group);
+        float[] scales = new float[groups], offsets = new float[groups];
+        for (int g = 0; g < groups; g++) {
+            scales[g] = 0.01f + 0.05f * random.nextFloat();
+            offsets[g] = -random.nextInt(16) * scales[g];
+        }
+        int[] order = null;
+        if (actOrder) {
+            order = new int[cols];
+            for (int i = 0; i < cols; i++) order[i] = i;
+            for (int i = cols - 1; i > 0; i--) {
+                int j = random.nextInt(i + 1), swap = order[i];
+                order[i] = order[j];
+                order[j] = swap;
+            }
+        }
+        return new Int4Weight(name, rows, cols, group, words, scales, offsets, order, Path.of("random.safetensors"), arena);
+    }
+
+    /** The weight's elements [rows, cols] in the checkpoint's input order, as float32. */
+    static float[] dense(Int4Weight w) {
+        float[] out = new float[w.rows() * w.cols()];
+        for (int r = 0; r < w.rows(); r++) {
+            for (int i = 0; i < w.cols(); i++) {
+                int word = w.words().getAtIndex(WORD, (long) r * (w.cols() / 8) + i / 8);
+                int q = (word >>> (4 * (i % 8))) & 0xf;
+                int g = r * w.groupsPerRow() + i / w.groupSize();
+                int input = w.inputOrder() == null ? i : w.inputOrder()[i];
+                out[r * w.cols() + input] = q * w.scales()[g] + w.offsets()[g];
+            }
+        }
+        return out;
+    }
+}
