@@ -275,7 +275,8 @@ public final class LLM implements AutoCloseable {
     /** Says whether GPTQ's or AWQ's weights stay packed on the backend or are decoded at load. */
     private static void logPackedWeights(PackedIntCheckpoint packed, Backend backend, String model) {
         if (packed.bits() == 4 && backend.readsInt4Weights()) {
-            log.info("{}: {}-bit weights stay {}-bit on the {} backend (decoded only where their groups are not whole words)",
+            log.info("{}: {}-bit weights stay {}-bit on the {} backend (decoded at load only where they are not whole tiles of "
+                    + "16 outputs × 64 inputs in groups of a multiple of 64)",
                     model, packed.bits(), packed.bits(), backend.name());
         } else {
             log.warn("{}: weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "

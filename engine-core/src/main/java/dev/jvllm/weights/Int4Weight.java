@@ -5,35 +5,45 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
+import java.util.function.IntBinaryOperator;
 
 /**
- * A [rows (outputs), cols (inputs)] weight of 4-bit integers as a kernel reads it, the same for GPTQ
- * and AWQ: row r's inputs in {@code cols / 8} little-endian 32-bit words, input 8w + j of the row in
- * bits 4j of its word w (the packed input order, see {@code inputOrder}); each run of {@code groupSize}
- * packed inputs of a row one group, whose element is {@code q × scale + offset} ({@code offset} is
- * {@code -zero × scale}). The memory of {@code words} is this weight's until {@link #close}.
+ * A [rows (outputs), cols (inputs)] weight of 4-bit integers laid out as tensor cores take it, the
+ * same for GPTQ and AWQ. Each element is {@code (q - zero) × scale} of its group ({@code groupSize}
+ * consecutive packed inputs of a row). The words come in tiles of 16 rows × 64 packed inputs, the
+ * tiles of a row tile one after another: 512 bytes a tile, 16 a lane of a warp. Lane L = 4g + t
+ * holds in word j (inputs 16j .. 16j + 15 of the tile) four pairs, pair p in bits 4p (the pair's
+ * first input) and 4p + 16 (its second): rows g, g + 8, g, g + 8 of the tile for p = 0..3, at inputs
+ * 16j + 2t (p = 0, 1) or 16j + 2t + 8 (p = 2, 3) and the input after. That is an mma.sync
+ * m16n8k16 A fragment, so a lane turns one word into a k-step's four registers.
  *
+ * @param scales     [rows × groups], row-major
+ * @param zeros      [rows × groups], each the zero level of its group
  * @param inputOrder null where packed input i is the checkpoint's input i; else [cols], the
  *                   checkpoint's input at packed position i (GPTQ's act-order sorts the inputs by
  *                   group, so that each group is one run)
  */
 public record Int4Weight(String name, int rows, int cols, int groupSize, MemorySegment words, float[] scales,
-                         float[] offsets, int[] inputOrder, Path file, Arena arena) implements AutoCloseable {
+                         float[] zeros, int[] inputOrder, Path file, Arena arena) implements AutoCloseable {
 
+    /** Rows and packed inputs of a tile. */
+    public static final int TILE_ROWS = 16, TILE_INPUTS = 64;
     private static final ValueLayout.OfInt WORD = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     public Int4Weight {
-        if (cols % 8 != 0 || groupSize % 8 != 0 || cols % groupSize != 0) {
-            throw new IllegalArgumentException(name + ": " + cols + " inputs in groups of " + groupSize + " are not whole words");
+        if (!fits(rows, cols, groupSize)) {
+            throw new IllegalArgumentException(name + ": " + rows + " × " + cols + " in groups of " + groupSize
+                    + " is not whole tiles of " + TILE_ROWS + " × " + TILE_INPUTS);
         }
-        if (words.byteSize() != (long) rows * cols / 2 || scales.length != groups(rows, cols, groupSize)
-                || offsets.length != scales.length || (inputOrder != null && inputOrder.length != cols)) {
+        if (words.byteSize() != (long) rows * cols / 2 || scales.length != (long) rows * (cols / groupSize)
+                || zeros.length != scales.length || (inputOrder != null && inputOrder.length != cols)) {
             throw new IllegalArgumentException(name + ": packed parts do not fit " + rows + " × " + cols);
         }
     }
 
-    private static long groups(int rows, int cols, int groupSize) {
-        return (long) rows * (cols / groupSize);
+    /** Whether a weight of this shape and grouping makes whole tiles, each within one group. */
+    public static boolean fits(int rows, int cols, int groupSize) {
+        return rows % TILE_ROWS == 0 && cols % TILE_INPUTS == 0 && groupSize % TILE_INPUTS == 0 && cols % groupSize == 0;
     }
 
     /** Groups a row. */
@@ -41,13 +51,13 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
         return cols / groupSize;
     }
 
-    /** The element at (row, the checkpoint's input {@code input}), as a float: for tests and host fallbacks. */
+    /** The element at (row, the checkpoint's input {@code input}), as a float: for tests and checks. */
     public float value(int row, int input) {
         int packed = inputOrder == null ? input : positionOf(input);
-        int word = words.getAtIndex(WORD, (long) row * (cols / 8) + packed / 8);
-        int q = (word >>> (4 * (packed % 8))) & 0xf;
+        int word = words.getAtIndex(WORD, wordIndex(cols, row, packed));
+        int q = (word >>> bitOf(row, packed)) & 0xf;
         int group = row * groupsPerRow() + packed / groupSize;
-        return q * scales[group] + offsets[group];
+        return (q - zeros[group]) * scales[group];
     }
 
     private int positionOf(int input) {
@@ -57,7 +67,37 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
         throw new IndexOutOfBoundsException("input " + input + " of " + name);
     }
 
-    /** The packed weight's bytes on a device: words, scales and offsets as float32, and the order. */
+    /** The index of the word that holds (row, packed input) in a weight of {@code cols} inputs. */
+    public static long wordIndex(int cols, int row, int packed) {
+        int inTile = packed % TILE_INPUTS, column = inTile % 16, lane = 4 * (row % 8) + (column % 8) / 2;
+        long tile = (long) (row / TILE_ROWS) * (cols / TILE_INPUTS) + packed / TILE_INPUTS;
+        return (tile * 32 + lane) * 4 + inTile / 16;
+    }
+
+    /** The lowest bit of (row, packed input)'s nibble in its word. */
+    public static int bitOf(int row, int packed) {
+        int column = packed % 16, pair = (row % TILE_ROWS) / 8 + 2 * (column / 8);
+        return 4 * pair + 16 * (column % 2);
+    }
+
+    /**
+     * Word {@code index} of a weight of {@code cols} inputs, from each (row, packed input)'s level:
+     * the inverse of {@link #wordIndex} and {@link #bitOf}.
+     */
+    public static int packWord(int cols, long index, IntBinaryOperator level) {
+        int step = (int) (index % 4), lane = (int) (index / 4 % 32);
+        long tile = index / 128;
+        int row0 = (int) (tile / (cols / TILE_INPUTS)) * TILE_ROWS + lane / 4;
+        int input0 = (int) (tile % (cols / TILE_INPUTS)) * TILE_INPUTS + 16 * step + 2 * (lane % 4);
+        int word = 0;
+        for (int pair = 0; pair < 4; pair++) {
+            int row = row0 + 8 * (pair % 2), input = input0 + 8 * (pair / 2);
+            word |= level.applyAsInt(row, input) << (4 * pair) | level.applyAsInt(row, input + 1) << (4 * pair + 16);
+        }
+        return word;
+    }
+
+    /** The packed weight's bytes on a device: words, a (scale, zero) pair of float32 a group, the order. */
     public long deviceBytes() {
         return words.byteSize() + 8L * scales.length + (inputOrder == null ? 0 : 4L * cols);
     }

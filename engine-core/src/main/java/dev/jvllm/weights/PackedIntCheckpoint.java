@@ -161,9 +161,9 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
 
     /**
      * The 4-bit weight {@code name} repacked as {@link Int4Weight} lays it out, for a backend that
-     * multiplies by it as it is; empty where it is not of 4 bits or its groups are not whole words
-     * (it is then decoded, {@link #get}). Act-order groups (GPTQ's g_idx) become runs of sorted
-     * inputs where each group holds group-size inputs.
+     * multiplies by it as it is; empty where it is not of 4 bits or not whole tiles of 16 outputs ×
+     * 64 inputs in groups of a multiple of 64 (it is then decoded, {@link #get}). Act-order groups
+     * (GPTQ's g_idx) become runs of sorted inputs where each group holds group-size inputs.
      */
     @Override
     public Optional<Int4Weight> int4(String name) {
@@ -171,7 +171,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         Parts parts = parts(name);
         int in = parts.in(), out = parts.out();
         int group = groupSize < 0 ? in : groupSize;
-        if (group % 8 != 0 || in % group != 0) return Optional.empty();
+        if (!Int4Weight.fits(out, in, group)) return Optional.empty();
         int[] order = null;
         if (parts.groupOf() != null) {
             order = inputsByGroup(parts.groupOf(), parts.groups(), group);
@@ -179,12 +179,11 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
             if (order.length == 0) order = null;
         }
         int groups = in / group;
-        float[] scales = new float[out * groups], offsets = new float[out * groups];
+        float[] scales = new float[out * groups], zeros = new float[out * groups];
         for (int n = 0; n < out; n++) {
             for (int g = 0; g < groups; g++) {
-                float scale = parts.scales()[g * out + n];
-                scales[n * groups + g] = scale;
-                offsets[n * groups + g] = -parts.zeros()[g * out + n] * scale;
+                scales[n * groups + g] = parts.scales()[g * out + n];
+                zeros[n * groups + g] = parts.zeros()[g * out + n];
             }
         }
         Arena arena = Arena.ofShared();
@@ -193,14 +192,14 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
             int[] inputOrder = order;
             IntStream.range(0, (out + ROWS_A_REPACK - 1) / ROWS_A_REPACK).parallel()
                     .forEach(block -> repack(parts, block * ROWS_A_REPACK, Math.min(ROWS_A_REPACK, out - block * ROWS_A_REPACK), inputOrder, words));
-            return Optional.of(new Int4Weight(name, out, in, group, words, scales, offsets, order, parts.qweight().file(), arena));
+            return Optional.of(new Int4Weight(name, out, in, group, words, scales, zeros, order, parts.qweight().file(), arena));
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
         }
     }
 
-    /** Output rows a task of {@link #repack} takes (a multiple of AWQ's eight outputs a word). */
+    /** Output rows a task of {@link #repack} takes (whole tiles, and a multiple of AWQ's eight outputs a word). */
     private static final int ROWS_A_REPACK = 64;
 
     /** Writes rows {@code first .. first + count - 1} of the repacked words. */
@@ -223,15 +222,13 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
                 }
             }
         }
-        int[] words = new int[in / 8];
-        for (int i = 0; i < count; i++) {
-            for (int w = 0; w < in / 8; w++) {
-                int word = 0;
-                for (int j = 0; j < 8; j++) word |= q[i][order == null ? 8 * w + j : order[8 * w + j]] << (4 * j);
-                words[w] = word;
-            }
-            MemorySegment.copy(words, 0, target, I32, (long) (first + i) * (in / 8) * 4, in / 8);
+        // The block's row tiles' words are one run (Int4Weight's layout).
+        int[] words = new int[count * in / 8];
+        long firstWord = (long) first * in / 8;
+        for (int w = 0; w < words.length; w++) {
+            words[w] = Int4Weight.packWord(in, firstWord + w, (row, packed) -> q[row - first][order == null ? packed : order[packed]]);
         }
+        MemorySegment.copy(words, 0, target, I32, firstWord * 4, words.length);
     }
 
     /**

@@ -125,8 +125,12 @@ public final class CudaBackend implements Backend {
      * load to the activation type, as before they were read.
      */
     private static final boolean INT4_WEIGHTS = !"false".equals(System.getProperty("jvllm.cuda.int4Weights"));
-    /** The most rows of x that gemv_int4 takes (its INT4_MAX_TOKENS at most); more dequantize the weight for cuBLAS. */
-    private static final int INT4_GEMV_MAX_TOKENS = Math.min(8, Integer.getInteger("jvllm.cuda.int4GemvTokens", 8));
+    /**
+     * The most rows of x that the gemm_int4 kernels take, 32 a launch (each launch reading the weight
+     * again); more dequantize the weight into a kept buffer for cuBLAS.
+     */
+    private static final int INT4_MMA_MAX_TOKENS = Integer.getInteger("jvllm.cuda.int4MmaTokens", 128);
+    private static final int INT4_MMA_TOKENS_A_LAUNCH = 32;
     /**
      * Which products cuBLAS runs (all but the gemv kernels' one-row ones) go through cuBLASLt with an
      * algorithm timed per shape ({@link TunedProducts}) instead of cublasGemmEx's default, from
@@ -271,6 +275,8 @@ public final class CudaBackend implements Backend {
     private final KeptBuffer stackedProducts;
     /** A 4-bit weight dequantized for a product of many rows (one weight at a time, reused by the next). */
     private final KeptBuffer int4Dense;
+    /** x in a 4-bit weight's packed input order (act-order). */
+    private final KeptBuffer int4Permuted;
     /** Persistent dequantized copies of 4-bit weights for kernels that read only 16-bit ones (experts, headwise products). */
     private final Map<Int4CudaWeight, CudaTensor> denseInt4Copies = new WeakHashMap<>();
     /** linearAddRmsNorm's partial products, one slice of K each. */
@@ -382,6 +388,7 @@ public final class CudaBackend implements Backend {
             this.decodePartials = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.stackedProducts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.int4Dense = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
+            this.int4Permuted = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.splitProductParts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.decodeCounterBuffer = new KeptBuffer(memory, DECODE_COUNTERS_LEAST_BYTES);
         } catch (RuntimeException e) {
@@ -660,7 +667,7 @@ public final class CudaBackend implements Backend {
         return rows > Integer.MAX_VALUE ? null : uploadInt4(parts);
     }
 
-    /** The parts' rows, in order, as one 4-bit weight in persistent memory: words, each group's (scale, offset), the order. */
+    /** The parts' rows, in order, as one 4-bit weight in persistent memory: words, each group's (scale, zero), the order. */
     private Int4CudaWeight uploadInt4(List<Int4Weight> parts) {
         Int4Weight first = parts.getFirst();
         int rows = parts.stream().mapToInt(Int4Weight::rows).sum(), cols = first.cols(), groups = first.groupsPerRow();
@@ -674,13 +681,13 @@ public final class CudaBackend implements Backend {
             offset += part.words().byteSize();
             for (int i = 0; i < part.scales().length; i++) {
                 params[2 * (row * groups + i)] = part.scales()[i];
-                params[2 * (row * groups + i) + 1] = part.offsets()[i];
+                params[2 * (row * groups + i) + 1] = part.zeros()[i];
             }
             row += part.rows();
         }
         CudaTensor order = first.inputOrder() == null ? null
                 : upload(MemorySegment.ofArray(first.inputOrder()), DType.I32, 1, cols, name + " input order", DeviceMemory.Kind.PERSISTENT);
-        return new Int4CudaWeight(new CudaTensor(words, 0, DType.I32, rows, cols / 8, name),
+        return new Int4CudaWeight(new CudaTensor(words, 0, DType.I32, rows / Int4Weight.TILE_ROWS, cols / 2, name),
                 upload(MemorySegment.ofArray(params), DType.F32, rows, 2 * groups, name + " scales", DeviceMemory.Kind.PERSISTENT),
                 order, first.groupSize(), activationType, name);
     }
@@ -1407,7 +1414,10 @@ public final class CudaBackend implements Backend {
 
     // ---- 4-bit weights (quantized.cu) -----------------------------------------------------------
 
-    /** out = input · wᵀ (+ bias): gemv_int4 for a few rows, else the weight dequantized for cuBLAS. */
+    /**
+     * out = input · wᵀ (+ bias): the gemm_int4 kernels for up to INT4_MMA_MAX_TOKENS rows of input,
+     * else the weight dequantized for cuBLAS.
+     */
     private void int4Linear(CudaTensor input, Int4CudaWeight w, CudaTensor bias, CudaTensor output) {
         requireActivation("linear", "x", input);
         requireActivation("linear", "out", output);
@@ -1418,30 +1428,39 @@ public final class CudaBackend implements Backend {
         int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
         if (tokens == 0 || outFeatures == 0) return;
         context.makeCurrent();
-        if (tokens <= INT4_GEMV_MAX_TOKENS && in % 32 == 0 && input.address() % 16 == 0) {
-            int split = int4Split(in);
-            if (kernels.wantsLabels()) kernels.labelNext("gemv_int4 T=" + tokens + " N=" + outFeatures + " K=" + in);
-            kernels.launch(Kernel.GEMV_INT4, gemvBlocks(outFeatures, split), 32 * GEMV_WARPS,
-                    w.words(), w.params(), w.order(), input, tokens, output, output.cols(), bias, typeCode(bias),
-                    outFeatures, in, w.groupSize(), split);
+        if (activationType != DType.F32 && tokens <= INT4_MMA_MAX_TOKENS) {
+            CudaTensor x = w.order() == null ? input : permuted(input, w.order());
+            for (int start = 0; start < tokens; start += INT4_MMA_TOKENS_A_LAUNCH) {
+                int count = Math.min(INT4_MMA_TOKENS_A_LAUNCH, tokens - start);
+                Kernel kernel = count <= 8 ? Kernel.GEMM_INT4_8 : count <= 16 ? Kernel.GEMM_INT4_16 : Kernel.GEMM_INT4_32;
+                if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + outFeatures + " K=" + in);
+                kernels.launch(kernel, outFeatures / Int4Weight.TILE_ROWS, 32 * INT4_WARPS, w.words(), w.params(),
+                        (CudaTensor) x.rows(start, count), count, (CudaTensor) output.rows(start, count), output.cols(),
+                        bias, typeCode(bias), in, w.groupSize());
+            }
             return;
         }
         CudaTensor dense = dequantized(w, int4Dense.atLeast((long) outFeatures * in * activationType.byteSize()));
         if (!gemm(input, dense, output, tokens, in, outFeatures, bias)) addBias(output, bias);
     }
 
-    /** Warps sharing a row in gemv_int4: rows of at least 128 pieces of 32 inputs a warp. */
-    static int int4Split(int width) {
-        int split = 1;
-        while (split < GEMV_WARPS && width / 32 / (2 * split) >= 128) split *= 2;
-        return split;
+    /** Warps of a gemm_int4 block (quantized.cu's INT4_WARPS). */
+    private static final int INT4_WARPS = 4;
+
+    /** The rows of x with their columns in a 4-bit weight's packed input order, in a kept buffer. */
+    private CudaTensor permuted(CudaTensor x, CudaTensor order) {
+        long n = x.elementCount();
+        CudaTensor out = new CudaTensor(int4Permuted.atLeast(n * activationType.byteSize()), 0, activationType, x.rows(), x.cols(),
+                "x in packed input order");
+        kernels.launch(Kernel.PERMUTE_COLUMNS, elementwiseBlocks(n), ELEMENTWISE_THREADS, x, order, out, x.rows(), x.cols());
+        return out;
     }
 
     /** w as a [rows, cols] matrix of the activation type, written into {@code target}. */
     private CudaTensor dequantized(Int4CudaWeight w, DeviceBuffer target) {
         CudaTensor dense = new CudaTensor(target, 0, activationType, w.rows(), w.cols(), w.name() + " dequantized");
-        long words = (long) w.rows() * w.cols() / 8;
-        kernels.launch(Kernel.DEQUANTIZE_INT4, elementwiseBlocks(words), ELEMENTWISE_THREADS,
+        long pieces = (long) w.rows() * w.cols() / 32;
+        kernels.launch(Kernel.DEQUANTIZE_INT4, elementwiseBlocks(pieces), ELEMENTWISE_THREADS,
                 w.words(), w.params(), w.order(), dense, w.rows(), w.cols(), w.groupSize());
         return dense;
     }
@@ -1494,7 +1513,8 @@ public final class CudaBackend implements Backend {
         }
         Int4CudaWeight first = (Int4CudaWeight) weights[0];
         CudaTensor words = first.words(), params = first.params();
-        return new Int4CudaWeight(new CudaTensor(words.buffer(), words.offset(), DType.I32, rows, words.cols(), first.name()),
+        return new Int4CudaWeight(new CudaTensor(words.buffer(), words.offset(), DType.I32, rows / Int4Weight.TILE_ROWS, words.cols(),
+                first.name()),
                 new CudaTensor(params.buffer(), params.offset(), DType.F32, rows, params.cols(), first.name()),
                 first.order(), first.groupSize(), activationType, first.name());
     }

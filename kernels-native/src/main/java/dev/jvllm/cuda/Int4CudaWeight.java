@@ -2,31 +2,36 @@ package dev.jvllm.cuda;
 
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
+import dev.jvllm.weights.Int4Weight;
 
 /**
  * A 4-bit weight in device memory as quantized.cu reads it ({@link dev.jvllm.weights.Int4Weight}'s
  * layout): a [rows, cols] matrix of the activation type ({@code dtype}) to the models, stored as
- * {@code words} (I32 [rows, cols / 8]), {@code params} (F32 [rows, 2 × groups]: each group's scale
- * and offset) and {@code order} (I32 [1, cols], or null where the inputs are in the checkpoint's
- * order). Row views share the buffers.
+ * {@code words} (I32 [rows / 16, cols / 2]: a row of it is a row tile's tiles), {@code params} (F32
+ * [rows, 2 × groups]: each group's scale and zero) and {@code order} (I32 [1, cols], or null where
+ * the inputs are in the checkpoint's order). Row views of whole row tiles share the buffers.
  */
 record Int4CudaWeight(CudaTensor words, CudaTensor params, CudaTensor order, int groupSize, DType dtype, String name)
         implements Tensor {
 
     @Override
     public int rows() {
-        return words.rows();
+        return words.rows() * Int4Weight.TILE_ROWS;
     }
 
     @Override
     public int cols() {
-        return words.cols() * 8;
+        return words.cols() * 2;
     }
 
     @Override
     public Tensor rows(int start, int count) {
-        return new Int4CudaWeight((CudaTensor) words.rows(start, count), (CudaTensor) params.rows(start, count), order,
-                groupSize, dtype, name);
+        if (start % Int4Weight.TILE_ROWS != 0 || count % Int4Weight.TILE_ROWS != 0) {
+            throw new IllegalArgumentException("rows [" + start + ", " + (start + count) + ") of the 4-bit weight " + this
+                    + " are not whole tiles of " + Int4Weight.TILE_ROWS + " rows");
+        }
+        return new Int4CudaWeight((CudaTensor) words.rows(start / Int4Weight.TILE_ROWS, count / Int4Weight.TILE_ROWS),
+                (CudaTensor) params.rows(start, count), order, groupSize, dtype, name);
     }
 
     @Override

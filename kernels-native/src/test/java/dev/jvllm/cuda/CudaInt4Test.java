@@ -26,10 +26,10 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
 /**
  * 4-bit weights kept 4-bit on the GPU (quantized.cu) against the CPU's product by the same weights
- * decoded to float32: gemv_int4 for up to 8 rows of x (a warp a row, or rows split over 2 warps),
- * the weight dequantized for cuBLAS beyond, or where a row is not whole 32-input pieces; inputs in
- * the checkpoint's order and reordered (act-order); stacked q/k/v and [gate; up] weights. Skipped
- * where no GPU is found.
+ * decoded to float32: the tensor-core gemm_int4 kernels for up to 128 rows of x (8, 16 or 32 a
+ * launch; fewer k tiles than warps), the weight dequantized for cuBLAS beyond and for float32
+ * activations; inputs in the checkpoint's order and reordered (act-order); stacked q/k/v and
+ * [gate; up] weights. Skipped where no GPU is found.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class CudaInt4Test extends GpuAgainstCpuTest {
@@ -47,8 +47,9 @@ class CudaInt4Test extends GpuAgainstCpuTest {
 
     @ParameterizedTest
     @CsvSource({"BF16, 1, 96, 512, 128, false, false", "BF16, 3, 96, 4096, 128, true, true", "F16, 8, 64, 14336, 128, false, false",
-            "BF16, 9, 96, 512, 32, false, true", "F32, 1, 40, 64, 16, true, true", "F32, 20, 40, 64, 16, false, false",
-            "BF16, 1, 48, 520, 8, false, false", "BF16, 40, 256, 1024, 64, true, false", "F16, 5, 33, 256, 256, false, true"})
+            "BF16, 9, 96, 512, 64, false, true", "F32, 1, 48, 128, 64, true, true", "F32, 20, 48, 128, 128, false, false",
+            "BF16, 40, 256, 1024, 64, true, false", "F16, 5, 32, 256, 256, false, true", "BF16, 200, 64, 256, 128, false, true",
+            "F16, 17, 48, 192, 64, true, false", "BF16, 128, 32, 128, 64, false, false"})
     void productsByFourBitWeightsMatchTheCpusByTheirValues(DType type, int tokens, int rows, int cols, int group,
                                                            boolean actOrder, boolean withBias) {
         CudaBackend gpu = gpus.get(type);
@@ -115,10 +116,10 @@ class CudaInt4Test extends GpuAgainstCpuTest {
         MemorySegment words = arena.allocate((long) rows * cols / 2, 16);
         for (long i = 0; i < (long) rows * cols / 8; i++) words.setAtIndex(WORD, i, random.nextInt());
         int groups = rows * (cols / group);
-        float[] scales = new float[groups], offsets = new float[groups];
+        float[] scales = new float[groups], zeros = new float[groups];
         for (int g = 0; g < groups; g++) {
             scales[g] = 0.01f + 0.05f * random.nextFloat();
-            offsets[g] = -random.nextInt(16) * scales[g];
+            zeros[g] = random.nextInt(16);
         }
         int[] order = null;
         if (actOrder) {
@@ -130,7 +131,7 @@ class CudaInt4Test extends GpuAgainstCpuTest {
                 order[j] = swap;
             }
         }
-        return new Int4Weight(name, rows, cols, group, words, scales, offsets, order, Path.of("random.safetensors"), arena);
+        return new Int4Weight(name, rows, cols, group, words, scales, zeros, order, Path.of("random.safetensors"), arena);
     }
 
     /** The weight's elements [rows, cols] in the checkpoint's input order, as float32. */
@@ -138,11 +139,11 @@ class CudaInt4Test extends GpuAgainstCpuTest {
         float[] out = new float[w.rows() * w.cols()];
         for (int r = 0; r < w.rows(); r++) {
             for (int i = 0; i < w.cols(); i++) {
-                int word = w.words().getAtIndex(WORD, (long) r * (w.cols() / 8) + i / 8);
-                int q = (word >>> (4 * (i % 8))) & 0xf;
+                int word = w.words().getAtIndex(WORD, Int4Weight.wordIndex(w.cols(), r, i));
+                int q = (word >>> Int4Weight.bitOf(r, i)) & 0xf;
                 int g = r * w.groupsPerRow() + i / w.groupSize();
                 int input = w.inputOrder() == null ? i : w.inputOrder()[i];
-                out[r * w.cols() + input] = q * w.scales()[g] + w.offsets()[g];
+                out[r * w.cols() + input] = (q - w.zeros()[g]) * w.scales()[g];
             }
         }
         return out;

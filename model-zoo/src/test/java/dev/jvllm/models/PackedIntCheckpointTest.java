@@ -85,11 +85,11 @@ class PackedIntCheckpointTest {
     /**
      * The 4-bit form a GPU multiplies by as it is (Int4Weight: each output's inputs in words, act-order
      * inputs sorted by group) holds the values the decoded weight holds, for each format; 2- and 8-bit
-     * weights, groups that are not whole words and act-order groups of unequal sizes have none.
+     * weights and groups that are not whole tiles of 64 inputs have none.
      */
     @Test
     void fourBitWeightsRepackForKernelsHoldingTheDecodedValues() throws Exception {
-        int out = 24, in = 64, group = 16;
+        int out = 32, in = 128, group = 64;
         Random random = new Random(3);
         for (Format format : Format.values()) {
             for (boolean actOrder : format == Format.AWQ ? new boolean[]{false} : new boolean[]{false, true}) {
@@ -117,9 +117,9 @@ class PackedIntCheckpointTest {
             assertTrue(checkpoint.int4("m.bias").isEmpty(), "only packed weights have a 4-bit form");
         }
         Path narrowGroups = Files.createDirectories(work.resolve("narrow"));
-        writePacked(narrowGroups, Format.GPTQ, 4, out, in, 4, false, random);
-        try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(narrowGroups), DType.F32, Format.GPTQ, 4, 4)) {
-            assertTrue(checkpoint.int4("m.weight").isEmpty(), "groups of 4 inputs are not whole words");
+        writePacked(narrowGroups, Format.GPTQ, 4, out, in, 32, false, random);
+        try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(narrowGroups), DType.F32, Format.GPTQ, 4, 32)) {
+            assertTrue(checkpoint.int4("m.weight").isEmpty(), "groups of 32 inputs are not whole tiles");
             assertEquals(out * in, WeightValues.floats(checkpoint.get("m.weight")).length);
         }
     }
@@ -204,6 +204,12 @@ class PackedIntCheckpointTest {
      * in {@code format}, and checks the model's greedy tokens and logprobs against the float32 twin.
      */
     static void assertSameAnswers(Path work, Format format, int bits, int groupSize, boolean actOrder, String device) throws Exception {
+        assertSameAnswers(work, format, bits, groupSize, actOrder, device, "auto", 1e-5);
+    }
+
+    /** As above, both models computing in {@code dtype}, their logprobs within {@code tolerance}. */
+    static void assertSameAnswers(Path work, Format format, int bits, int groupSize, boolean actOrder, String device, String dtype,
+                                  double tolerance) throws Exception {
         Path packed = work.resolve("packed"), twin = work.resolve("twin");
         Random random = new Random(7);
         int quantized = QuantizedTwins.write(packed, twin, (name, t, w, writer) -> {
@@ -256,7 +262,7 @@ class PackedIntCheckpointTest {
             }
         });
         assertEquals(14, quantized, "every projection of the two layers is packed");
-        QuantizedTwins.assertSameGreedyAnswers(packed, twin, 1e-5, device);
+        QuantizedTwins.assertSameGreedyAnswers(packed, twin, tolerance, device, dtype);
     }
 
     /** qweight and qzeros as the quantizers write them (q: [out, in]; zeros: [groups, out]). */

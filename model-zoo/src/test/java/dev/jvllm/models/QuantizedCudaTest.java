@@ -9,9 +9,10 @@ import java.nio.file.Path;
 
 
 /**
- * Quantized checkpoints on the GPU: weights decoded at load, copied to the device, then freed from
- * host memory (the CUDA backend reads no host weights after load), so a model that read them later
- * would fail rather than answer as its float32 twin does. Skipped, with the reason, where there is no GPU.
+ * Quantized checkpoints on the GPU: GPTQ and AWQ weights of 4 bits in groups of a multiple of 64
+ * inputs stay 4-bit in device memory; the others are decoded at load, copied to the device, then
+ * freed from host memory (the CUDA backend reads no host weights after load), so a model that read
+ * them later would fail rather than answer as its twin does. Skipped, with the reason, where there is no GPU.
  */
 class QuantizedCudaTest {
 
@@ -32,6 +33,22 @@ class QuantizedCudaTest {
     @Test
     void awqAnswersAsItsFloat32TwinOnTheGpu() throws Exception {
         PackedIntCheckpointTest.assertSameAnswers(work, Format.AWQ, 4, 16, false, "cuda");
+    }
+
+    /** Groups of 64 make whole tiles, so these stay 4-bit on the GPU and run through the tensor-core kernels in 16-bit. */
+    @Test
+    void gptqWithActOrderKeptFourBitAnswersAsItsTwinInFloat16() throws Exception {
+        PackedIntCheckpointTest.assertSameAnswers(work, Format.GPTQ, 4, 64, true, "cuda", "float16", 2e-2);
+    }
+
+    @Test
+    void awqKeptFourBitAnswersAsItsTwinInBfloat16() throws Exception {
+        PackedIntCheckpointTest.assertSameAnswers(work, Format.AWQ, 4, 64, false, "cuda", "bfloat16", 5e-2);
+    }
+
+    @Test
+    void gptqKeptFourBitInOneGroupAnswersAsItsFloat32Twin() throws Exception {
+        PackedIntCheckpointTest.assertSameAnswers(work, Format.GPTQ_V2, 4, -1, false, "cuda");
     }
 
     @Test

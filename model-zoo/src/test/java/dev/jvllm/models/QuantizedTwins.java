@@ -77,13 +77,18 @@ final class QuantizedTwins {
 
     /** As {@link #assertSameGreedyAnswers(Path, Path, double)} on {@code device}. */
     static void assertSameGreedyAnswers(Path quantized, Path twin, double tolerance, String device) {
+        assertSameGreedyAnswers(quantized, twin, tolerance, device, "auto");
+    }
+
+    /** As {@link #assertSameGreedyAnswers(Path, Path, double, String)}, both models computing in {@code dtype}. */
+    static void assertSameGreedyAnswers(Path quantized, Path twin, double tolerance, String device, String dtype) {
         SamplingParams greedy = SamplingParams.builder().temperature(0).maxTokens(8).logprobs(3).build();
         int[] prompt = {1, 15, 27, 3, 90, 41};
         RequestOutput fromQuantized, fromTwin;
-        try (LLM llm = LLM.builder().model(quantized.toString()).device(device).build()) {
+        try (LLM llm = LLM.builder().model(quantized.toString()).device(device).dtype(dtype).build()) {
             fromQuantized = llm.generate(prompt, greedy);
         }
-        try (LLM llm = LLM.builder().model(twin.toString()).device(device).build()) {
+        try (LLM llm = LLM.builder().model(twin.toString()).device(device).dtype(dtype).build()) {
             fromTwin = llm.generate(prompt, greedy);
         }
         assertEquals(fromTwin.outputs().getFirst().tokenIds(), fromQuantized.outputs().getFirst().tokenIds());
