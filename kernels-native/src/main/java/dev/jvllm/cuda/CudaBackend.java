@@ -687,7 +687,7 @@ public final class CudaBackend implements Backend {
         }
         CudaTensor order = first.inputOrder() == null ? null
                 : upload(MemorySegment.ofArray(first.inputOrder()), DType.I32, 1, cols, name + " input order", DeviceMemory.Kind.PERSISTENT);
-        return new Int4CudaWeight(new CudaTensor(words, 0, DType.I32, rows / Int4Weight.TILE_ROWS, cols / 2, name),
+        return new Int4CudaWeight(new CudaTensor(words, 0, DType.I32, rows / Int4Weight.TILE_ROWS, 2 * cols, name),
                 upload(MemorySegment.ofArray(params), DType.F32, rows, 2 * groups, name + " scales", DeviceMemory.Kind.PERSISTENT),
                 order, first.groupSize(), activationType, name);
     }
@@ -1414,10 +1414,7 @@ public final class CudaBackend implements Backend {
 
     // ---- 4-bit weights (quantized.cu) -----------------------------------------------------------
 
-    /**
-     * out = input · wᵀ (+ bias): the gemm_int4 kernels for up to INT4_MMA_MAX_TOKENS rows of input,
-     * else the weight dequantized for cuBLAS.
-     */
+    /** out = input · wᵀ (+ bias). */
     private void int4Linear(CudaTensor input, Int4CudaWeight w, CudaTensor bias, CudaTensor output) {
         requireActivation("linear", "x", input);
         requireActivation("linear", "out", output);
@@ -1428,24 +1425,44 @@ public final class CudaBackend implements Backend {
         int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
         if (tokens == 0 || outFeatures == 0) return;
         context.makeCurrent();
-        if (activationType != DType.F32 && tokens <= INT4_MMA_MAX_TOKENS) {
-            CudaTensor x = w.order() == null ? input : permuted(input, w.order());
-            for (int start = 0; start < tokens; start += INT4_MMA_TOKENS_A_LAUNCH) {
-                int count = Math.min(INT4_MMA_TOKENS_A_LAUNCH, tokens - start);
-                Kernel kernel = count <= 8 ? Kernel.GEMM_INT4_8 : count <= 16 ? Kernel.GEMM_INT4_16 : Kernel.GEMM_INT4_32;
-                if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + outFeatures + " K=" + in);
-                kernels.launch(kernel, outFeatures / Int4Weight.TILE_ROWS, 32 * INT4_WARPS, w.words(), w.params(),
-                        (CudaTensor) x.rows(start, count), count, (CudaTensor) output.rows(start, count), output.cols(),
-                        bias, typeCode(bias), in, w.groupSize());
-            }
+        if (int4OnTensorCores(tokens)) {
+            int4Product(input, w, -1, new CudaTensor[]{output}, new int[]{outFeatures}, bias);
             return;
         }
         CudaTensor dense = dequantized(w, int4Dense.atLeast((long) outFeatures * in * activationType.byteSize()));
         if (!gemm(input, dense, output, tokens, in, outFeatures, bias)) addBias(output, bias);
     }
 
-    /** Warps of a gemm_int4 block (quantized.cu's INT4_WARPS). */
-    private static final int INT4_WARPS = 4;
+    /** Whether the gemm_int4 kernels take a product of this many rows of x (else the weight is dequantized for cuBLAS). */
+    private boolean int4OnTensorCores(int tokens) {
+        return activationType != DType.F32 && tokens <= INT4_MMA_MAX_TOKENS;
+    }
+
+    /**
+     * The gemm_int4 kernels over input in launches of up to 32 rows: w's rows into outs (widths[i]
+     * rows each, in order), or with {@code fn >= 0} w as a stacked [gate; up] whose gated product
+     * goes to outs[0]; bias only with one output.
+     */
+    private void int4Product(CudaTensor input, Int4CudaWeight w, int fn, CudaTensor[] outs, int[] widths, CudaTensor bias) {
+        int tokens = input.rows(), in = w.cols();
+        CudaTensor x = w.order() == null ? input : permuted(input, w.order());
+        int tiles = (fn >= 0 ? w.rows() / 2 : w.rows()) / Int4Weight.TILE_ROWS;
+        for (int start = 0; start < tokens; start += INT4_MMA_TOKENS_A_LAUNCH) {
+            int count = Math.min(INT4_MMA_TOKENS_A_LAUNCH, tokens - start);
+            int size = count <= 8 ? 8 : count <= 16 ? 16 : 32;
+            Kernel kernel = switch (size) {
+                case 8 -> fn >= 0 ? Kernel.GEMM_INT4_GATED_8 : Kernel.GEMM_INT4_8;
+                case 16 -> fn >= 0 ? Kernel.GEMM_INT4_GATED_16 : Kernel.GEMM_INT4_16;
+                default -> fn >= 0 ? Kernel.GEMM_INT4_GATED_32 : Kernel.GEMM_INT4_32;
+            };
+            CudaTensor[] o = new CudaTensor[3];
+            for (int i = 0; i < outs.length; i++) o[i] = (CudaTensor) outs[i].rows(start, count);
+            if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + w.rows() + " K=" + in);
+            kernels.launch(kernel, tiles, 32 * (size == 8 ? 8 : 4), w.words(), w.params(), (CudaTensor) x.rows(start, count),
+                    count, in, w.groupSize(), o[0], o[1], o[2], widths[0], widths.length > 1 ? widths[1] : 0,
+                    widths.length > 2 ? widths[2] : 0, bias, typeCode(bias), fn);
+        }
+    }
 
     /** The rows of x with their columns in a 4-bit weight's packed input order, in a kept buffer. */
     private CudaTensor permuted(CudaTensor x, CudaTensor order) {
@@ -1476,7 +1493,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * Products of one input by 4-bit weights: where they are consecutive row views of one stacked
-     * weight, one product into a kept buffer and split_columns; otherwise each on its own.
+     * weight, one product (the gemm_int4 kernels writing each output, or cuBLAS over the weight
+     * dequantized and split_columns); otherwise each on its own.
      */
     private void int4Linears(CudaTensor input, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         Int4CudaWeight stacked = stackedInt4(input, weights, outs);
@@ -1490,16 +1508,23 @@ public final class CudaBackend implements Backend {
         for (int i = 0; i < weights.length; i++) {
             o[i] = cuda(outs[i], "linears", "out");
             widths[i] = weights[i].rows();
+            requireActivation("linears", "out", o[i]);
             KernelShapes.checkLinear(input, weights[i], biases[i], o[i]);
+            if (input.overlaps(o[i])) throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
         }
-        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
-        CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
-        int4Linear(input, stacked, null, product);
-        splitColumns(product, tokens, o, widths);
+        context.makeCurrent();
+        if (int4OnTensorCores(tokens)) {
+            int4Product(input, stacked, -1, o, widths, null);
+        } else {
+            DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
+            CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
+            int4Linear(input, stacked, null, product);
+            splitColumns(product, tokens, o, widths);
+        }
         for (int i = 0; i < weights.length; i++) addBias(o[i], biases[i] == null ? null : cuda(biases[i], "linears", "bias"));
     }
 
-    /** The 4-bit weights as one, where there are two or three consecutive row views of one, with outputs split_columns takes; else null. */
+    /** The 4-bit weights as one, where there are two or three consecutive row views of one, with outputs of the activation type; else null. */
     private Int4CudaWeight stackedInt4(CudaTensor input, Tensor[] weights, Tensor[] outs) {
         if (weights.length < 2 || weights.length > 3 || input.rows() == 0) return null;
         int rows = 0;
@@ -1519,16 +1544,27 @@ public final class CudaBackend implements Backend {
                 first.order(), first.groupSize(), activationType, first.name());
     }
 
-    /** A gated MLP's first half by 4-bit weights: over a stacked [gate; up] one product and gated_halves; otherwise the default composition. */
+    /**
+     * A gated MLP's first half by 4-bit weights: over a stacked [gate; up] one gated launch (or cuBLAS
+     * over the weight dequantized and gated_halves); otherwise the default composition.
+     */
     private void int4GatedLinear(Activation fn, CudaTensor input, Tensor gate, Tensor up, Tensor upScratch, CudaTensor output) {
         Int4CudaWeight stacked = gate.rows() == up.rows() ? stackedInt4(input, new Tensor[]{gate, up}, new Tensor[]{output, output}) : null;
         if (stacked == null) {
             Backend.super.gatedLinear(fn, input, gate, up, upScratch, output);
             return;
         }
+        requireActivation("gatedLinear", "x", input);
         requireActivation("gatedLinear", "out", output);
         KernelShapes.checkLinear(input, gate, null, output);
+        if (input.overlaps(output)) throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
         int tokens = input.rows();
+        if (tokens == 0) return;
+        context.makeCurrent();
+        if (int4OnTensorCores(tokens)) {
+            int4Product(input, stacked, activationCode(fn), new CudaTensor[]{output}, new int[]{gate.rows()}, null);
+            return;
+        }
         DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
         CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
         int4Linear(input, stacked, null, product);

@@ -7,7 +7,7 @@ import dev.jvllm.weights.Int4Weight;
 /**
  * A 4-bit weight in device memory as quantized.cu reads it ({@link dev.jvllm.weights.Int4Weight}'s
  * layout): a [rows, cols] matrix of the activation type ({@code dtype}) to the models, stored as
- * {@code words} (I32 [rows / 16, cols / 2]: a row of it is a row tile's tiles), {@code params} (F32
+ * {@code words} (I32 [rows / 16, 2 × cols]: a row of it is a row tile's tiles), {@code params} (F32
  * [rows, 2 × groups]: each group's scale and zero) and {@code order} (I32 [1, cols], or null where
  * the inputs are in the checkpoint's order). Row views of whole row tiles share the buffers.
  */
@@ -21,7 +21,7 @@ record Int4CudaWeight(CudaTensor words, CudaTensor params, CudaTensor order, int
 
     @Override
     public int cols() {
-        return words.cols() * 2;
+        return words.cols() / 2;
     }
 
     @Override

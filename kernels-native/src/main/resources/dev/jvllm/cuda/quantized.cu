@@ -12,8 +12,7 @@
 // take the weight dequantized for cuBLAS (dequantize_int4).
 #include "common.cuh"
 
-#define INT4_WARPS 4
-// Tiles a warp has in flight (and as many more being asked for).
+// Tiles a warp has in flight (and as many more being asked for), shared by the row tiles it multiplies.
 #ifndef INT4_UNROLL
 #define INT4_UNROLL 4
 #endif
@@ -65,92 +64,166 @@ __device__ __forceinline__ unsigned int weight_pair(unsigned int word, int p, Gr
     return mul_pairs(sub_pairs(levels, group.zero), group.scale);
 }
 
-// out[t, r] (+ bias_r) = W_r · x_t for the block's row tile and every row x_t of x ([tokens, k],
-// tokens <= 8 NT). Each warp sums its quarter of the k tiles; the block adds the quarters.
-template <int NT>
-__device__ __forceinline__ void gemm_int4_tile(const uint4* words, const float2* params, const act_t* x, int tokens,
-                                               act_t* out, int outStride, const void* bias, int biasType, int k,
-                                               int groupSize) {
-    __shared__ float partials[INT4_WARPS][16][8 * NT + 1];
+// Where a product's rows go: rows [0, n0) to out0 ([tokens, n0]), [n0, n0 + n1) to out1, the rest to
+// out2 (a layer's q, k and v from one stacked weight); bias (may be null, its type code as for
+// load_element) only where there is one output. With fn >= 0 the block's second row tile (rows n0
+// further on) is an up projection: out0 = fn(gate) × up.
+struct Int4Out {
+    act_t* out0;
+    act_t* out1;
+    act_t* out2;
+    int n0, n1, n2;
+    const void* bias;
+    int biasType;
+    int fn;
+};
+
+__device__ __forceinline__ void int4_write(const Int4Out& o, int token, int row, float value) {
+    if (row < o.n0) {
+        if (o.bias != nullptr) value += load_element(o.bias, o.biasType, row);
+        o.out0[(i64) token * o.n0 + row] = float_to_act(value);
+    } else if (row < o.n0 + o.n1) {
+        o.out1[(i64) token * o.n1 + row - o.n0] = float_to_act(value);
+    } else {
+        o.out2[(i64) token * o.n2 + row - o.n0 - o.n1] = float_to_act(value);
+    }
+}
+
+// The block's R row tiles (R = 2: a gate tile and its up tile, n0 rows apart) times x ([tokens, k],
+// tokens <= 8 NT). Each of the W warps takes a W-th of the k tiles: per tile it stages x's 64 inputs of
+// every token in its shared-memory slab (whole 128-byte rows, so that each B fragment is one
+// conflict-free shared load), turns each word into A fragments, and runs NT mma a k-step and row
+// tile; the block then adds the warps' sums.
+template <int NT, int W, int R>
+__device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
+                                                int groupSize, const Int4Out& o) {
+    constexpr int UNROLL = INT4_UNROLL / R;
+    __shared__ __align__(16) act_t slabs[W][8 * NT][64 + 8];
+    __shared__ float partials[W][R][16][8 * NT + 1];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int kTiles = k / 64, groups = k / groupSize, tilesPerGroup = groupSize / 64;
-    int first = warp * kTiles / INT4_WARPS, last = (warp + 1) * kTiles / INT4_WARPS;
-    const uint4* tiles = words + (i64) blockIdx.x * kTiles * 32 + lane;
-    const float2* rowParams = params + ((i64) blockIdx.x * 16 + g) * groups;
-    uint4 batch[INT4_UNROLL];
+    int first = warp * kTiles / W, last = (warp + 1) * kTiles / W;
+    // Row tile r of the block: blockIdx.x, and for the up half blockIdx.x + n0 / 16.
+    const uint4* tiles[R];
+    const float2* rowParams[R];
 #pragma unroll
-    for (int u = 0; u < INT4_UNROLL; u++) {
-        if (first + u < last) batch[u] = tiles[(i64) (first + u) * 32];
+    for (int r = 0; r < R; r++) {
+        i64 rowTile = blockIdx.x + (r == 0 ? 0 : o.n0 / 16);
+        tiles[r] = words + rowTile * kTiles * 32 + lane;
+        rowParams[r] = params + (rowTile * 16 + g) * groups;
+    }
+    uint4 batch[R][UNROLL];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            if (first + u < last) batch[r][u] = tiles[r][(i64) (first + u) * 32];
+        }
     }
     JV_DEPENDENT_PROLOGUE();
-    float c[NT][4];
+    float c[R][NT][4];
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) c[r][nt][0] = c[r][nt][1] = c[r][nt][2] = c[r][nt][3] = 0.0f;
+    }
     int group = -1;
-    GroupPairs upper = {0, 0}, lower = {0, 0};
-    for (int base = first; base < last; base += INT4_UNROLL) {
-        uint4 next[INT4_UNROLL];
+    GroupPairs upper[R], lower[R];
+    act_t (*slab)[64 + 8] = slabs[warp];
+    for (int base = first; base < last; base += UNROLL) {
+        uint4 next[R][UNROLL];
 #pragma unroll
-        for (int u = 0; u < INT4_UNROLL; u++) {
-            if (base + INT4_UNROLL + u < last) next[u] = tiles[(i64) (base + INT4_UNROLL + u) * 32];
+        for (int r = 0; r < R; r++) {
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++) {
+                if (base + UNROLL + u < last) next[r][u] = tiles[r][(i64) (base + UNROLL + u) * 32];
+            }
         }
 #pragma unroll
-        for (int u = 0; u < INT4_UNROLL; u++) {
+        for (int u = 0; u < UNROLL; u++) {
             int kt = base + u;
             if (kt >= last) break;
             if (kt / tilesPerGroup != group) {
                 group = kt / tilesPerGroup;
-                upper = group_pairs(rowParams[group]);
-                lower = group_pairs(rowParams[group + 8 * groups]);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    upper[r] = group_pairs(rowParams[r][group]);
+                    lower[r] = group_pairs(rowParams[r][group + 8 * groups]);
+                }
             }
-            unsigned int four[4] = {batch[u].x, batch[u].y, batch[u].z, batch[u].w};
+            __syncwarp();
+#pragma unroll
+            for (int i = lane; i < 64 * NT; i += 32) {
+                int token = i / 8, piece = i % 8;
+                uint4 v = token < tokens ? *(const uint4*) (x + (i64) token * k + kt * 64 + piece * 8) : make_uint4(0, 0, 0, 0);
+                *(uint4*) &slab[token][piece * 8] = v;
+            }
+            __syncwarp();
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                unsigned int a[4] = {weight_pair(four[j], 0, upper), weight_pair(four[j], 1, lower),
-                                     weight_pair(four[j], 2, upper), weight_pair(four[j], 3, lower)};
-                int input = kt * 64 + 16 * j + 2 * t;
+                unsigned int b[NT][2];
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++) {
-                    int token = nt * 8 + g;
-                    const act_t* row = x + (i64) token * k + input;
-                    unsigned int b0 = token < tokens ? load_pair(row) : 0u;
-                    unsigned int b1 = token < tokens ? load_pair(row + 8) : 0u;
-                    mma_16816(c[nt], a, b0, b1);
+                    b[nt][0] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t];
+                    b[nt][1] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t + 8];
+                }
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    unsigned int word = j == 0 ? batch[r][u].x : j == 1 ? batch[r][u].y : j == 2 ? batch[r][u].z : batch[r][u].w;
+                    unsigned int a[4] = {weight_pair(word, 0, upper[r]), weight_pair(word, 1, lower[r]),
+                                         weight_pair(word, 2, upper[r]), weight_pair(word, 3, lower[r])};
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++) mma_16816(c[r][nt], a, b[nt][0], b[nt][1]);
                 }
             }
         }
 #pragma unroll
-        for (int u = 0; u < INT4_UNROLL; u++) batch[u] = next[u];
+        for (int r = 0; r < R; r++) {
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++) batch[r][u] = next[r][u];
+        }
     }
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        partials[warp][g][nt * 8 + 2 * t] = c[nt][0];
-        partials[warp][g][nt * 8 + 2 * t + 1] = c[nt][1];
-        partials[warp][g + 8][nt * 8 + 2 * t] = c[nt][2];
-        partials[warp][g + 8][nt * 8 + 2 * t + 1] = c[nt][3];
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            partials[warp][r][g][nt * 8 + 2 * t] = c[r][nt][0];
+            partials[warp][r][g][nt * 8 + 2 * t + 1] = c[r][nt][1];
+            partials[warp][r][g + 8][nt * 8 + 2 * t] = c[r][nt][2];
+            partials[warp][r][g + 8][nt * 8 + 2 * t + 1] = c[r][nt][3];
+        }
     }
     __syncthreads();
     for (int i = threadIdx.x; i < 16 * tokens; i += blockDim.x) {
-        int r = i % 16, token = i / 16;
-        float sum = 0.0f;
+        int row = i % 16, token = i / 16;
+        float sums[R];
 #pragma unroll
-        for (int w = 0; w < INT4_WARPS; w++) sum += partials[w][r][token];
-        int row = blockIdx.x * 16 + r;
-        out[(i64) token * outStride + row] = float_to_act(sum + (bias == nullptr ? 0.0f : load_element(bias, biasType, row)));
+        for (int r = 0; r < R; r++) {
+            sums[r] = 0.0f;
+#pragma unroll
+            for (int w = 0; w < W; w++) sums[r] += partials[w][r][row][token];
+        }
+        float value = R == 2 ? apply_activation(o.fn, sums[0]) * sums[R - 1] : sums[0];
+        int4_write(o, token, blockIdx.x * 16 + row, value);
     }
 }
 
-#define GEMM_INT4(NAME, NT)                                                                                         \
-    extern "C" __global__ void __launch_bounds__(32 * INT4_WARPS)                                                   \
-    NAME(const uint4* words, const float2* params, const act_t* x, int tokens, act_t* out, int outStride,          \
-         const void* bias, int biasType, int k, int groupSize) {                                                    \
-        /* JV_DEPENDENT_PROLOGUE in gemm_int4_tile */                                                              \
-        gemm_int4_tile<NT>(words, params, x, tokens, out, outStride, bias, biasType, k, groupSize);               \
+// A launch of gemm_int4_tiles: NAME over tokens <= 8 NT with W warps a block and R row tiles (R = 2: gated).
+#define GEMM_INT4(NAME, NT, W, R)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * W)                                                            \
+    NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, act_t* out0,  \
+         act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias, int biasType, int fn) {               \
+        /* JV_DEPENDENT_PROLOGUE in gemm_int4_tiles */                                                             \
+        Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};                                             \
+        gemm_int4_tiles<NT, W, R>(words, params, x, tokens, k, groupSize, o);                                      \
     }
 
-GEMM_INT4(gemm_int4_8, 1)
-GEMM_INT4(gemm_int4_16, 2)
-GEMM_INT4(gemm_int4_32, 4)
+GEMM_INT4(gemm_int4_8, 1, 8, 1)
+GEMM_INT4(gemm_int4_16, 2, 4, 1)
+GEMM_INT4(gemm_int4_32, 4, 4, 1)
+GEMM_INT4(gemm_int4_gated_8, 1, 8, 2)
+GEMM_INT4(gemm_int4_gated_16, 2, 4, 2)
+GEMM_INT4(gemm_int4_gated_32, 4, 4, 2)
 #endif
 
 // W as act_t [n, k] in the checkpoint's input order: a thread a lane's 16 bytes of a tile, striding over the grid.
@@ -176,11 +249,17 @@ extern "C" __global__ void dequantize_int4(const uint4* words, const float2* par
 #pragma unroll
                 for (int p = half; p < 4; p += 2) {
                     int input = kt * 64 + 16 * j + 2 * t + 8 * (p / 2);
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        float level = (float) ((four[j] >> (4 * p + 16 * e)) & 0xfu);
-                        act_t value = float_to_act((level - group.y) * group.x);
-                        target[order == nullptr ? input + e : order[input + e]] = value;
+                    act_t low = float_to_act(((float) ((four[j] >> (4 * p)) & 0xfu) - group.y) * group.x);
+                    act_t high = float_to_act(((float) ((four[j] >> (4 * p + 16)) & 0xfu) - group.y) * group.x);
+                    if (order != nullptr) {
+                        target[order[input]] = low;
+                        target[order[input + 1]] = high;
+                    } else {
+#if JV_ACT_TYPE == JV_F32
+                        *(float2*) (target + input) = make_float2(low, high);
+#else
+                        *(unsigned int*) (target + input) = pack_pair(low, high);
+#endif
                     }
                 }
             }

@@ -67,7 +67,7 @@ class CudaInt4Test extends GpuAgainstCpuTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"BF16, 1", "BF16, 6", "BF16, 12", "F32, 1", "F16, 17"})
+    @CsvSource({"BF16, 1", "BF16, 6", "BF16, 12", "F32, 1", "F16, 17", "BF16, 40", "F16, 130"})
     void stackedProjectionsAndAGatedPairMatchTheCpu(DType type, int tokens) {
         CudaBackend gpu = gpus.get(type);
         Random random = new Random(tokens);
@@ -88,6 +88,10 @@ class CudaInt4Test extends GpuAgainstCpuTest {
                 float[] expected = product(cpu, cpu.constant(dense(parts[i]), widths[i], cols), x, tokens, null, widths[i]);
                 assertClose("stacked part " + i, expected, gpu.toFloatArray(outs[i]), tolerance(type));
             }
+            Tensor alone = gpu.allocate(tokens, 32);
+            gpu.linear(input, views[2], null, alone);
+            assertClose("a view after the first rows alone", product(cpu, cpu.constant(dense(parts[2]), 32, cols), x, tokens, null, 32),
+                    gpu.toFloatArray(alone), tolerance(type));
             // parts 1 and 2 as gate and up
             Tensor gated = gpu.allocate(tokens, 32);
             gpu.gatedLinear(Activation.SILU, input, views[1], views[2], gpu.allocate(tokens, 32), gated);
