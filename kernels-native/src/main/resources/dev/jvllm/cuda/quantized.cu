@@ -47,6 +47,11 @@ __device__ __forceinline__ unsigned int mul_pairs(unsigned int a, unsigned int b
     return d;
 }
 
+// Asks L2 for bytes (a multiple of 16) from a 16-byte aligned address; reads nothing into the kernel.
+__device__ __forceinline__ void prefetch_l2(const void* from, int bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(from), "r"(bytes) : "memory");
+}
+
 // A row's group as two fragment-register operands: (magic + zero) twice and the scale twice.
 struct GroupPairs {
     unsigned int zero;
@@ -112,6 +117,12 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         tiles[r] = words + rowTile * kTiles * 32 + lane;
         rowParams[r] = params + (rowTile * 16 + g) * groups;
     }
+    // The warp's whole run of tiles of each row tile asked of L2 at once (weights never change, so
+    // before the wait), so that the loads below, a few tiles ahead, mostly hit L2.
+    if (lane == 0 && last > first) {
+#pragma unroll
+        for (int r = 0; r < R; r++) prefetch_l2(tiles[r] + (i64) first * 32, (last - first) * 512);
+    }
     uint4 batch[R][UNROLL];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -121,6 +132,7 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         }
     }
     JV_DEPENDENT_PROLOGUE();
+    if (lane < tokens && lane < 8 * NT && last > first) prefetch_l2(x + (i64) lane * k + first * 64, (last - first) * 128);
     float c[R][NT][4];
 #pragma unroll
     for (int r = 0; r < R; r++) {
