@@ -1458,7 +1458,9 @@ public final class CudaBackend implements Backend {
             CudaTensor[] o = new CudaTensor[3];
             for (int i = 0; i < outs.length; i++) o[i] = (CudaTensor) outs[i].rows(start, count);
             if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + w.rows() + " K=" + in);
-            kernels.launch(kernel, tiles, 32 * (size == 8 ? 8 : 4), w.words(), w.params(), (CudaTensor) x.rows(start, count),
+            // Warps a block, as quantized.cu's GEMM_INT4 lines make each kernel.
+            int warps = kernel == Kernel.GEMM_INT4_8 ? 8 : 4;
+            kernels.launch(kernel, tiles, 32 * warps, w.words(), w.params(), (CudaTensor) x.rows(start, count),
                     count, in, w.groupSize(), o[0], o[1], o[2], widths[0], widths.length > 1 ? widths[1] : 0,
                     widths.length > 2 ? widths[2] : 0, bias, typeCode(bias), fn);
         }

@@ -1232,12 +1232,6 @@ PAGED_DECODE(256, 4)
 #define FLASH_QUERIES (FLASH_WARPS * FLASH_ROWS_PER_WARP)
 #define FLASH_KEYS 32
 
-__device__ __forceinline__ unsigned int shared_address(const void* p) {
-    unsigned int address;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(p));
-    return address;
-}
-
 // Four 8×8 matrices of 16-bit elements from shared memory: lanes 8i..8i+7 give the addresses of
 // matrix i's rows (16-byte aligned), and each lane receives, for matrix i in r[i], the elements
 // (row lane/4, columns 2·(lane%4) and +1); transposed, (rows 2·(lane%4) and +1, column lane/4).
@@ -1255,24 +1249,6 @@ __device__ __forceinline__ void load_two_matrices(unsigned int* r, const act_t* 
 __device__ __forceinline__ void load_matrices_transposed(unsigned int* r, const act_t* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
-}
-
-// 16 bytes from global to shared memory without passing through registers (cp.async, sm_80+);
-// valid false fills the 16 bytes with zeros and reads nothing.
-__device__ __forceinline__ void copy_async(void* target, const void* source, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared_address(target)), "l"(source),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void copy_async_commit() {
-    asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-// Waits until at most `pending` of this thread's committed copy groups are still in flight.
-template <int pending>
-__device__ __forceinline__ void copy_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
 }
 
 // ENCODER: the bidirectional form for encoders (encoder_flash): each token attends to every token of its

@@ -5,17 +5,13 @@
 // inputs), params holding (scale, zero) a (row, group) as float32. Where the checkpoint's inputs were
 // reordered (GPTQ's act-order) x comes permuted into the packed order (permute_columns).
 //
-// For up to 32 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block of
-// four warps takes a row tile, each warp a quarter of its k, turns each word into A fragments on the
-// fly (a nibble pair ORed into the mantissa of 128 or 1024, less 128 or 1024 + zero, times the scale:
-// the same rounding as a weight decoded at load), and multiplies by x on tensor cores. More rows of x
-// take the weight dequantized for cuBLAS (dequantize_int4).
+// For up to 32 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block
+// takes a row tile (two for the gated form), each warp a share of its k tiles streamed through a
+// cp.async ring, turns each word into A fragments on the fly (a nibble pair ORed into the mantissa of
+// 128 or 1024, less 128 or 1024 + zero, times the scale: the same rounding as a weight decoded at
+// load), and multiplies by x on tensor cores. More rows of x take the weight dequantized for cuBLAS
+// (dequantize_int4).
 #include "common.cuh"
-
-// Tiles a warp has in flight (and as many more being asked for), shared by the row tiles it multiplies.
-#ifndef INT4_UNROLL
-#define INT4_UNROLL 4
-#endif
 
 #if JV_ACT_TYPE != JV_F32
 #if JV_ACT_TYPE == JV_BF16
@@ -45,11 +41,6 @@ __device__ __forceinline__ unsigned int mul_pairs(unsigned int a, unsigned int b
     asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
 #endif
     return d;
-}
-
-// Asks L2 for bytes (a multiple of 16) from a 16-byte aligned address; reads nothing into the kernel.
-__device__ __forceinline__ void prefetch_l2(const void* from, int bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(from), "r"(bytes) : "memory");
 }
 
 // A row's group as two fragment-register operands: (magic + zero) twice and the scale twice.
@@ -95,14 +86,15 @@ __device__ __forceinline__ void int4_write(const Int4Out& o, int token, int row,
 }
 
 // The block's R row tiles (R = 2: a gate tile and its up tile, n0 rows apart) times x ([tokens, k],
-// tokens <= 8 NT). Each of the W warps takes a W-th of the k tiles: per tile it stages x's 64 inputs of
-// every token in its shared-memory slab (whole 128-byte rows, so that each B fragment is one
-// conflict-free shared load), turns each word into A fragments, and runs NT mma a k-step and row
-// tile; the block then adds the warps' sums.
-template <int NT, int W, int R>
+// tokens <= 8 NT). Each of the W warps takes a W-th of the k tiles. Its lanes copy their 16 bytes of
+// the next D tiles of each row tile into a shared-memory ring (cp.async: many tiles in flight without
+// holding registers); per tile it stages x's 64 inputs of every token in its slab (whole 128-byte rows,
+// so that each B fragment is one conflict-free shared load), turns each word into A fragments, and runs
+// NT mma a k-step and row tile; the block then adds the warps' sums.
+template <int NT, int W, int R, int D>
 __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
                                                 int groupSize, const Int4Out& o) {
-    constexpr int UNROLL = INT4_UNROLL / R;
+    __shared__ __align__(16) uint4 ring[W][D][R][32];
     __shared__ __align__(16) act_t slabs[W][8 * NT][64 + 8];
     __shared__ float partials[W][R][16][8 * NT + 1];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -117,22 +109,18 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         tiles[r] = words + rowTile * kTiles * 32 + lane;
         rowParams[r] = params + (rowTile * 16 + g) * groups;
     }
-    // The warp's whole run of tiles of each row tile asked of L2 at once (weights never change, so
-    // before the wait), so that the loads below, a few tiles ahead, mostly hit L2.
-    if (lane == 0 && last > first) {
+    // The first D tiles asked for before the wait: weights never change during a pass. A group is
+    // committed for every slot, empty past the warp's last tile, so that the count of groups in flight
+    // is always D - 1 after a wait.
 #pragma unroll
-        for (int r = 0; r < R; r++) prefetch_l2(tiles[r] + (i64) first * 32, (last - first) * 512);
-    }
-    uint4 batch[R][UNROLL];
+    for (int s = 0; s < D; s++) {
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            if (first + u < last) batch[r][u] = tiles[r][(i64) (first + u) * 32];
+        for (int r = 0; r < R; r++) {
+            if (first + s < last) copy_async(&ring[warp][s][r][lane], tiles[r] + (i64) (first + s) * 32, true);
         }
+        copy_async_commit();
     }
     JV_DEPENDENT_PROLOGUE();
-    if (lane < tokens && lane < 8 * NT && last > first) prefetch_l2(x + (i64) lane * k + first * 64, (last - first) * 128);
     float c[R][NT][4];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -142,58 +130,50 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
     int group = -1;
     GroupPairs upper[R], lower[R];
     act_t (*slab)[64 + 8] = slabs[warp];
-    for (int base = first; base < last; base += UNROLL) {
-        uint4 next[R][UNROLL];
+    for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
+        if (kt / tilesPerGroup != group) {
+            group = kt / tilesPerGroup;
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                upper[r] = group_pairs(rowParams[r][group]);
+                lower[r] = group_pairs(rowParams[r][group + 8 * groups]);
+            }
+        }
+        __syncwarp();
+#pragma unroll
+        for (int i = lane; i < 64 * NT; i += 32) {
+            int token = i / 8, piece = i % 8;
+            uint4 v = token < tokens ? *(const uint4*) (x + (i64) token * k + kt * 64 + piece * 8) : make_uint4(0, 0, 0, 0);
+            *(uint4*) &slab[token][piece * 8] = v;
+        }
+        copy_async_wait<D - 1>();
+        __syncwarp();
+        uint4 tile[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) tile[r] = ring[warp][slot][r][lane];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            unsigned int b[NT][2];
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                b[nt][0] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t];
+                b[nt][1] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t + 8];
+            }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                unsigned int word = j == 0 ? tile[r].x : j == 1 ? tile[r].y : j == 2 ? tile[r].z : tile[r].w;
+                unsigned int a[4] = {weight_pair(word, 0, upper[r]), weight_pair(word, 1, lower[r]),
+                                     weight_pair(word, 2, upper[r]), weight_pair(word, 3, lower[r])};
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++) mma_16816(c[r][nt], a, b[nt][0], b[nt][1]);
+            }
+        }
+        // The slot's words are in registers and used: refill it with the tile D ahead.
 #pragma unroll
         for (int r = 0; r < R; r++) {
-#pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
-                if (base + UNROLL + u < last) next[r][u] = tiles[r][(i64) (base + UNROLL + u) * 32];
-            }
+            if (kt + D < last) copy_async(&ring[warp][slot][r][lane], tiles[r] + (i64) (kt + D) * 32, true);
         }
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
-            int kt = base + u;
-            if (kt >= last) break;
-            if (kt / tilesPerGroup != group) {
-                group = kt / tilesPerGroup;
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    upper[r] = group_pairs(rowParams[r][group]);
-                    lower[r] = group_pairs(rowParams[r][group + 8 * groups]);
-                }
-            }
-            __syncwarp();
-#pragma unroll
-            for (int i = lane; i < 64 * NT; i += 32) {
-                int token = i / 8, piece = i % 8;
-                uint4 v = token < tokens ? *(const uint4*) (x + (i64) token * k + kt * 64 + piece * 8) : make_uint4(0, 0, 0, 0);
-                *(uint4*) &slab[token][piece * 8] = v;
-            }
-            __syncwarp();
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                unsigned int b[NT][2];
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++) {
-                    b[nt][0] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t];
-                    b[nt][1] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t + 8];
-                }
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    unsigned int word = j == 0 ? batch[r][u].x : j == 1 ? batch[r][u].y : j == 2 ? batch[r][u].z : batch[r][u].w;
-                    unsigned int a[4] = {weight_pair(word, 0, upper[r]), weight_pair(word, 1, lower[r]),
-                                         weight_pair(word, 2, upper[r]), weight_pair(word, 3, lower[r])};
-#pragma unroll
-                    for (int nt = 0; nt < NT; nt++) mma_16816(c[r][nt], a, b[nt][0], b[nt][1]);
-                }
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-#pragma unroll
-            for (int u = 0; u < UNROLL; u++) batch[r][u] = next[r][u];
-        }
+        copy_async_commit();
     }
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -220,22 +200,23 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
     }
 }
 
-// A launch of gemm_int4_tiles: NAME over tokens <= 8 NT with W warps a block and R row tiles (R = 2: gated).
-#define GEMM_INT4(NAME, NT, W, R)                                                                                   \
+// A launch of gemm_int4_tiles: NAME over tokens <= 8 NT with W warps a block, R row tiles (R = 2:
+// gated) and a ring of D tiles a warp (the three kept within 48 KB of static shared memory).
+#define GEMM_INT4(NAME, NT, W, R, D)                                                                                   \
     extern "C" __global__ void __launch_bounds__(32 * W)                                                            \
     NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, act_t* out0,  \
          act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias, int biasType, int fn) {               \
         /* JV_DEPENDENT_PROLOGUE in gemm_int4_tiles */                                                             \
         Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};                                             \
-        gemm_int4_tiles<NT, W, R>(words, params, x, tokens, k, groupSize, o);                                      \
+        gemm_int4_tiles<NT, W, R, D>(words, params, x, tokens, k, groupSize, o);                                      \
     }
 
-GEMM_INT4(gemm_int4_8, 1, 8, 1)
-GEMM_INT4(gemm_int4_16, 2, 4, 1)
-GEMM_INT4(gemm_int4_32, 4, 4, 1)
-GEMM_INT4(gemm_int4_gated_8, 1, 8, 2)
-GEMM_INT4(gemm_int4_gated_16, 2, 4, 2)
-GEMM_INT4(gemm_int4_gated_32, 4, 4, 2)
+GEMM_INT4(gemm_int4_8, 1, 8, 1, 8)
+GEMM_INT4(gemm_int4_16, 2, 4, 1, 8)
+GEMM_INT4(gemm_int4_32, 4, 4, 1, 8)
+GEMM_INT4(gemm_int4_gated_8, 1, 4, 2, 8)
+GEMM_INT4(gemm_int4_gated_16, 2, 4, 2, 6)
+GEMM_INT4(gemm_int4_gated_32, 4, 4, 2, 2)
 #endif
 
 // W as act_t [n, k] in the checkpoint's input order: a thread a lane's 16 bytes of a tile, striding over the grid.
