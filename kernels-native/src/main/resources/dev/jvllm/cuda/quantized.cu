@@ -7,10 +7,11 @@
 //
 // For up to 32 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block
 // takes a row tile (two for the gated form), each warp a share of its k tiles streamed through a
-// cp.async ring, turns each word into A fragments on the fly (a nibble pair ORed into the mantissa of
-// 128 or 1024, less 128 or 1024 + zero, times the scale: the same rounding as a weight decoded at
-// load), and multiplies by x on tensor cores. More rows of x take the weight dequantized for cuBLAS
-// (dequantize_int4).
+// cp.async ring. A word becomes A fragments with one and-or a pair (the nibbles in the mantissa of 128
+// or 1024: magic + q exactly); a second mma a k-step with -(magic + zero) as A takes magic and zero
+// away exactly, and each group's float32 sums are multiplied by its scale when it ends. So the ALU
+// work a weight is an and-or and a shift, and the tensor cores do the rest. More rows of x take the
+// weight dequantized for cuBLAS (dequantize_int4).
 #include "common.cuh"
 
 #if JV_ACT_TYPE != JV_F32
@@ -23,41 +24,25 @@
 #define INT4_MAGIC_VALUE 1024.0f
 #endif
 
-__device__ __forceinline__ unsigned int sub_pairs(unsigned int a, unsigned int b) {
-    unsigned int d;
-#if JV_ACT_TYPE == JV_BF16
-    asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-#else
-    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-#endif
-    return d;
+// Pair p of a word as an A fragment register: the two nibbles in the low mantissa bits of the magic
+// number, i.e. magic + q exactly (one and-or).
+__device__ __forceinline__ unsigned int level_pair(unsigned int word, int p) {
+    unsigned int levels;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(levels) : "r"(word >> (4 * p)), "r"(0x000f000fu), "r"(INT4_MAGIC | (INT4_MAGIC << 16)));
+    return levels;
 }
 
-__device__ __forceinline__ unsigned int mul_pairs(unsigned int a, unsigned int b) {
-    unsigned int d;
-#if JV_ACT_TYPE == JV_BF16
-    asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-#else
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-#endif
-    return d;
-}
-
-// A row's group as two fragment-register operands: (magic + zero) twice and the scale twice.
-struct GroupPairs {
-    unsigned int zero;
-    unsigned int scale;
+// A row tile's group for the lane's two rows (g and g + 8): -(magic + zero) as fragment pairs, so
+// that one more mma a k-step takes the zero and the magic away exactly, and the float scales that the
+// group's sums are multiplied by when it ends.
+struct GroupOffsets {
+    unsigned int upper, lower;  // -(magic + zero) twice, rows g and g + 8
+    float upperScale, lowerScale;
 };
 
-__device__ __forceinline__ GroupPairs group_pairs(float2 group) {
-    act_t zero = float_to_act(INT4_MAGIC_VALUE + group.y), scale = float_to_act(group.x);
-    return {pack_pair(zero, zero), pack_pair(scale, scale)};
-}
-
-// Pair p of a word as an A fragment register: the nibbles in the mantissas of magic, less magic + zero, times scale.
-__device__ __forceinline__ unsigned int weight_pair(unsigned int word, int p, GroupPairs group) {
-    unsigned int levels = ((word >> (4 * p)) & 0x000f000fu) | (INT4_MAGIC | (INT4_MAGIC << 16));
-    return mul_pairs(sub_pairs(levels, group.zero), group.scale);
+__device__ __forceinline__ GroupOffsets group_offsets(float2 upper, float2 lower) {
+    act_t u = float_to_act(-(INT4_MAGIC_VALUE + upper.y)), l = float_to_act(-(INT4_MAGIC_VALUE + lower.y));
+    return {pack_pair(u, u), pack_pair(l, l), upper.x, lower.x};
 }
 
 // Where a product's rows go: rows [0, n0) to out0 ([tokens, n0]), [n0, n0 + n1) to out1, the rest to
@@ -127,24 +112,65 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) c[r][nt][0] = c[r][nt][1] = c[r][nt][2] = c[r][nt][3] = 0.0f;
     }
-    int group = -1;
-    GroupPairs upper[R], lower[R];
+    // The sums of the current group, (q - zero) · x exactly as far as float32 goes, added into c times
+    // the group's scales when it ends.
+    float sums[R][NT][4];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
+    }
+    int group = first / tilesPerGroup, left = tilesPerGroup - first % tilesPerGroup;
+    GroupOffsets offsets[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        offsets[r] = first < last ? group_offsets(rowParams[r][group], rowParams[r][group + 8 * groups]) : GroupOffsets{0, 0, 0.0f, 0.0f};
+    }
     act_t (*slab)[64 + 8] = slabs[warp];
+    // Rows of tokens past the last are never written: zeros, so that their B columns add nothing.
+    for (int i = lane; i < 8 * NT * (64 + 8) / 8; i += 32) {
+        int token = i / 9, piece = i % 9;
+        if (token >= tokens) *(uint4*) &slab[token][piece * 8] = make_uint4(0, 0, 0, 0);
+    }
+    // x's pieces of the next tile, asked for a tile ahead: a lane takes pieces lane, lane + 32, ...
+    // of the tile's tokens × 8 16-byte pieces.
+    constexpr int X_PIECES = 2 * NT;
+    uint4 xNext[X_PIECES];
+#pragma unroll
+    for (int q = 0; q < X_PIECES; q++) {
+        int i = lane + 32 * q, token = i / 8;
+        if (token < tokens && first < last) xNext[q] = *(const uint4*) (x + (i64) token * k + first * 64 + (i % 8) * 8);
+    }
     for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
-        if (kt / tilesPerGroup != group) {
-            group = kt / tilesPerGroup;
+        if (left == 0) {
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                upper[r] = group_pairs(rowParams[r][group]);
-                lower[r] = group_pairs(rowParams[r][group + 8 * groups]);
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++) {
+                    c[r][nt][0] += offsets[r].upperScale * sums[r][nt][0];
+                    c[r][nt][1] += offsets[r].upperScale * sums[r][nt][1];
+                    c[r][nt][2] += offsets[r].lowerScale * sums[r][nt][2];
+                    c[r][nt][3] += offsets[r].lowerScale * sums[r][nt][3];
+                    sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
+                }
+                offsets[r] = group_offsets(rowParams[r][group + 1], rowParams[r][group + 1 + 8 * groups]);
             }
+            group++;
+            left = tilesPerGroup;
         }
+        left--;
         __syncwarp();
 #pragma unroll
-        for (int i = lane; i < 64 * NT; i += 32) {
-            int token = i / 8, piece = i % 8;
-            uint4 v = token < tokens ? *(const uint4*) (x + (i64) token * k + kt * 64 + piece * 8) : make_uint4(0, 0, 0, 0);
-            *(uint4*) &slab[token][piece * 8] = v;
+        for (int q = 0; q < X_PIECES; q++) {
+            int i = lane + 32 * q, token = i / 8;
+            if (token < tokens) *(uint4*) &slab[token][(i % 8) * 8] = xNext[q];
+        }
+        if (kt + 1 < last) {
+#pragma unroll
+            for (int q = 0; q < X_PIECES; q++) {
+                int i = lane + 32 * q, token = i / 8;
+                if (token < tokens) xNext[q] = *(const uint4*) (x + (i64) token * k + (kt + 1) * 64 + (i % 8) * 8);
+            }
         }
         copy_async_wait<D - 1>();
         __syncwarp();
@@ -162,10 +188,13 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 unsigned int word = j == 0 ? tile[r].x : j == 1 ? tile[r].y : j == 2 ? tile[r].z : tile[r].w;
-                unsigned int a[4] = {weight_pair(word, 0, upper[r]), weight_pair(word, 1, lower[r]),
-                                     weight_pair(word, 2, upper[r]), weight_pair(word, 3, lower[r])};
+                unsigned int a[4] = {level_pair(word, 0), level_pair(word, 1), level_pair(word, 2), level_pair(word, 3)};
+                unsigned int zero[4] = {offsets[r].upper, offsets[r].lower, offsets[r].upper, offsets[r].lower};
 #pragma unroll
-                for (int nt = 0; nt < NT; nt++) mma_16816(c[r][nt], a, b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++) {
+                    mma_16816(sums[r][nt], a, b[nt][0], b[nt][1]);
+                    mma_16816(sums[r][nt], zero, b[nt][0], b[nt][1]);
+                }
             }
         }
         // The slot's words are in registers and used: refill it with the tile D ahead.
@@ -174,6 +203,16 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
             if (kt + D < last) copy_async(&ring[warp][slot][r][lane], tiles[r] + (i64) (kt + D) * 32, true);
         }
         copy_async_commit();
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            c[r][nt][0] += offsets[r].upperScale * sums[r][nt][0];
+            c[r][nt][1] += offsets[r].upperScale * sums[r][nt][1];
+            c[r][nt][2] += offsets[r].lowerScale * sums[r][nt][2];
+            c[r][nt][3] += offsets[r].lowerScale * sums[r][nt][3];
+        }
     }
 #pragma unroll
     for (int r = 0; r < R; r++) {
