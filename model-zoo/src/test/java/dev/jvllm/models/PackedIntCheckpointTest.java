@@ -127,20 +127,28 @@ class PackedIntCheckpointTest {
     /** A [out, in] weight of random levels, zeros and scales packed as {@code format} writes it into {@code model}. */
     private static void writePacked(Path model, Format format, int bits, int out, int in, int group, boolean actOrder,
                                     Random random) throws IOException {
+        writePacked(model, format, bits, out, in, group, actOrder, random, "m");
+    }
+
+    /** As above, one such weight under each of {@code prefixes} ({@code <prefix>.qweight}, ...), in one file. */
+    static void writePacked(Path model, Format format, int bits, int out, int in, int group, boolean actOrder,
+                            Random random, String... prefixes) throws IOException {
         int groups = in / group, levels = (1 << bits) - 1;
-        int[] q = new int[out * in], zeros = new int[groups * out];
-        for (int i = 0; i < q.length; i++) q[i] = random.nextInt(levels + 1);
-        for (int i = 0; i < zeros.length; i++) zeros[i] = 1 + random.nextInt(levels);
-        double[] scales = new double[groups * out];
-        for (int i = 0; i < scales.length; i++) scales[i] = 0.01 + random.nextDouble() * 0.1;
         SafetensorsTestWriter writer = new SafetensorsTestWriter();
-        pack(writer, "m", format, bits, q, zeros, out, in, groups);
-        writer.add("m.scales", DType.F16, new long[]{groups, out}, SafetensorsTestWriter.encode(DType.F16, scales));
-        if (actOrder) {
-            int[] order = shuffled(in, random);
-            double[] gIdx = new double[in];
-            for (int k = 0; k < in; k++) gIdx[order[k]] = k / group;
-            writer.add("m.g_idx", DType.I32, new long[]{in}, SafetensorsTestWriter.encode(DType.I32, gIdx));
+        for (String prefix : prefixes) {
+            int[] q = new int[out * in], zeros = new int[groups * out];
+            for (int i = 0; i < q.length; i++) q[i] = random.nextInt(levels + 1);
+            for (int i = 0; i < zeros.length; i++) zeros[i] = 1 + random.nextInt(levels);
+            double[] scales = new double[groups * out];
+            for (int i = 0; i < scales.length; i++) scales[i] = 0.01 + random.nextDouble() * 0.1;
+            pack(writer, prefix, format, bits, q, zeros, out, in, groups);
+            writer.add(prefix + ".scales", DType.F16, new long[]{groups, out}, SafetensorsTestWriter.encode(DType.F16, scales));
+            if (actOrder) {
+                int[] order = shuffled(in, random);
+                double[] gIdx = new double[in];
+                for (int k = 0; k < in; k++) gIdx[order[k]] = k / group;
+                writer.add(prefix + ".g_idx", DType.I32, new long[]{in}, SafetensorsTestWriter.encode(DType.I32, gIdx));
+            }
         }
         writer.write(model.resolve("model.safetensors"));
     }

@@ -50,10 +50,14 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
 
     /**
      * {@code <name>.weight} of each name ({@code rows[i] × cols}) stacked into one weight where the
-     * backend stacks ({@link Backend#stackedWeight}), else empty.
+     * backend stacks ({@link Backend#stackedWeight}, or {@link Backend#stackedInt4Weight} where every
+     * part has a 4-bit form the backend reads), else empty.
      */
     public Optional<Tensor> stackedWeights(List<String> names, long cols, long... rows) {
-        if (backend.readsInt4Weights() && int4Parts(names)) return stackedInt4Weights(names, cols, rows);
+        if (backend.readsInt4Weights()) {
+            Optional<Tensor> packed = stackedInt4Weights(names, cols, rows);
+            if (packed != null) return packed;
+        }
         List<WeightTensor> parts = new java.util.ArrayList<>();
         for (int i = 0; i < names.size(); i++) {
             parts.add(check(checkpoint.get(prefix + names.get(i) + ".weight"), new long[]{rows[i], cols}));
@@ -61,19 +65,17 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
         return Optional.ofNullable(backend.stackedWeight(parts));
     }
 
-    /** Whether the checkpoint holds every one of {@code <name>.weight} as 4-bit integers. */
-    private boolean int4Parts(List<String> names) {
-        return names.stream().allMatch(name -> checkpoint.names().contains(prefix + name + ".weight")
-                && checkpoint.find(prefix + name + ".qweight").isPresent());
-    }
-
-    /** The parts stacked by the backend as 4-bit weights, else empty (the model then loads each, still as 4-bit). */
+    /**
+     * The parts stacked by the backend as 4-bit weights, or empty where it does not stack them (the
+     * model then loads each, still 4-bit); null where some part has no 4-bit form (then they are
+     * decoded and stacked as any weights).
+     */
     private Optional<Tensor> stackedInt4Weights(List<String> names, long cols, long[] rows) {
         List<Int4Weight> parts = new java.util.ArrayList<>();
         try {
             for (int i = 0; i < names.size(); i++) {
-                Optional<Int4Weight> part = int4(prefix + names.get(i) + ".weight");
-                if (part.isEmpty()) return Optional.empty();
+                Optional<Int4Weight> part = checkpoint.int4(prefix + names.get(i) + ".weight");
+                if (part.isEmpty()) return null;
                 parts.add(part.get());
                 checkInt4(part.get(), new long[]{rows[i], cols});
             }
