@@ -27,6 +27,7 @@ import dev.jvllm.weights.Checkpoint;
 import dev.jvllm.weights.DType;
 import dev.jvllm.weights.DecodingCheckpoint;
 import dev.jvllm.weights.Fp8Checkpoint;
+import dev.jvllm.weights.Int4Weight;
 import dev.jvllm.weights.PackedIntCheckpoint;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -263,28 +264,25 @@ public final class LLM implements AutoCloseable {
         return nanos / 1_000_000;
     }
 
-    /**
-     * The type to compute in for {@link Builder#dtype}: "auto" takes the checkpoint's own type
-     * (config.json's {@code dtype}/{@code torch_dtype}; float32 when absent).
-     */
+    /** Says whether GPTQ's or AWQ's weights stay packed on the backend or are decoded at load. */
+    private static void logPackedWeights(PackedIntCheckpoint packed, Backend backend, String model) {
+        boolean tiles = packed.groupSize() < 0 || packed.groupSize() % Int4Weight.TILE_INPUTS == 0;
+        if (packed.bits() == 4 && tiles && backend.readsInt4Weights()) {
+            log.info("{}: 4-bit weights stay 4-bit on the {} backend (a mixture's experts, and weights not whole tiles of "
+                    + "16 outputs × 64 inputs, are decoded at load)", model, backend.name());
+        } else {
+            log.warn("{}: weights of {} bits in groups of {} are decoded to {} at load, so they take the memory of an "
+                    + "unquantized model; the {} backend reads {}", model, packed.bits(), packed.groupSize(), packed.target(),
+                    backend.name(), backend.readsInt4Weights()
+                            ? "only 4-bit weights in groups of a multiple of 64 inputs as they are" : "no quantized weights");
+        }
+    }
+
     /**
      * The checkpoint whose quantized weights read as unquantized ones, decoded at load to the
      * checkpoint's unquantized type: float32 for float32 models; float16 for GPTQ, AWQ and
      * bitsandbytes models of float16; else bfloat16.
      */
-    /** Says whether GPTQ's or AWQ's weights stay packed on the backend or are decoded at load. */
-    private static void logPackedWeights(PackedIntCheckpoint packed, Backend backend, String model) {
-        if (packed.bits() == 4 && backend.readsInt4Weights()) {
-            log.info("{}: {}-bit weights stay {}-bit on the {} backend (decoded at load only where they are not whole tiles of "
-                    + "16 outputs × 64 inputs in groups of a multiple of 64)",
-                    model, packed.bits(), packed.bits(), backend.name());
-        } else {
-            log.warn("{}: weights of {} bits are decoded to {} at load, so they take the memory of an unquantized model; "
-                    + "the {} backend reads {}", model, packed.bits(), packed.target(), backend.name(),
-                    backend.readsInt4Weights() ? "only 4-bit weights quantized" : "no quantized weights");
-        }
-    }
-
     private static Checkpoint decodingQuantized(Checkpoint opened, Quantization q, ModelConfig config, String model) {
         DType declared = config.dtype().orElse(DType.BF16);
         DType decodedTo = declared == DType.F32 || (declared == DType.F16 && q.scheme() != Quantization.Scheme.FLOAT8)
@@ -306,6 +304,10 @@ public final class LLM implements AutoCloseable {
         };
     }
 
+    /**
+     * The type to compute in for {@link Builder#dtype}: "auto" takes the checkpoint's own type
+     * (config.json's {@code dtype}/{@code torch_dtype}; float32 when absent).
+     */
     static DType computeType(String dtype, Optional<DType> checkpointType) {
         return switch (dtype) {
             case "auto" -> checkpointType.filter(t -> t == DType.BF16 || t == DType.F16).orElse(DType.F32);

@@ -46,8 +46,10 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * A 4-bit weight, usable wherever a {@link #weight} of its shape is (its row views too); the
-     * backend copies what it needs, and the caller closes {@code source} after.
+     * A 4-bit weight, for the products ({@link #linear}, {@link #linears}, {@link #gatedLinear} and
+     * the ones built on them) as a {@link #weight} of its shape would be, and row views of whole
+     * 16-row tiles; not for reading back, reshaping or other kernels. The backend copies what it
+     * needs, and the caller closes {@code source} after.
      */
     default Tensor int4Weight(dev.jvllm.weights.Int4Weight source) {
         throw new UnsupportedKernelException(name(), "int4Weight", "4-bit weights are decoded for this backend");

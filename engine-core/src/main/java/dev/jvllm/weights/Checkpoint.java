@@ -36,6 +36,11 @@ public interface Checkpoint extends AutoCloseable {
     /** The tensor, or a {@link WeightsException} naming it and the checkpoint. */
     WeightTensor get(String name);
 
+    /** Whether the checkpoint holds {@code name}, without reading (or decoding) it. */
+    default boolean contains(String name) {
+        return find(name).isPresent();
+    }
+
     /**
      * The weight {@code name} as 4-bit integers a backend may multiply by as they are (GPTQ's and
      * AWQ's), where this checkpoint holds it so; empty otherwise ({@link #get} then gives it

@@ -14,7 +14,8 @@ import java.util.stream.IntStream;
  * A checkpoint whose quantized weights read as unquantized tensors of a {@code target} type (F32,
  * BF16 or F16), each decoded once, when first asked for, into memory this checkpoint frees on
  * close or on {@link #releaseDecoded}; every other tensor is the underlying checkpoint's. The
- * weights then cost what the target type costs: no kernel reads a quantized form yet.
+ * weights then cost what the target type costs, except 4-bit GPTQ and AWQ weights a backend takes as
+ * they are ({@link PackedIntCheckpoint#int4}).
  */
 public abstract sealed class DecodingCheckpoint implements Checkpoint permits BitsAndBytesCheckpoint, Fp8Checkpoint, PackedIntCheckpoint {
 
@@ -51,6 +52,11 @@ public abstract sealed class DecodingCheckpoint implements Checkpoint permits Bi
     @Override
     public Optional<WeightTensor> find(String name) {
         return decodes(name) ? Optional.of(decodedTensor(name)) : inner.find(name);
+    }
+
+    @Override
+    public boolean contains(String name) {
+        return decodes(name) || inner.contains(name);
     }
 
     @Override

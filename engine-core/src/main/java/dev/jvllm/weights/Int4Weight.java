@@ -97,11 +97,6 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
         return word;
     }
 
-    /** The packed weight's bytes on a device: words, a (scale, zero) pair of float32 a group, the order. */
-    public long deviceBytes() {
-        return words.byteSize() + 8L * scales.length + (inputOrder == null ? 0 : 4L * cols);
-    }
-
     /** Frees the words' memory. */
     @Override
     public void close() {

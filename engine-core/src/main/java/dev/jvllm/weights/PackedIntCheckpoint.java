@@ -69,6 +69,11 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         return bits;
     }
 
+    /** The inputs a scale and zero cover, or -1 for one group over all of them. */
+    public int groupSize() {
+        return groupSize;
+    }
+
     /** The type weights are decoded to. */
     public DType target() {
         return target;

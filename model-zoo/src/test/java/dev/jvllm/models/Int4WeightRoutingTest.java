@@ -163,4 +163,20 @@ class Int4WeightRoutingTest {
             assertEquals(List.of("decoded l.v_proj.weight"), calls);
         }
     }
+
+    @Test
+    void askingWhetherAFourBitWeightExistsDecodesNothingAndADecodedScopeDecodes() throws Exception {
+        Path model = packed("has", 64, false);
+        try (PackedIntCheckpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.BF16, Format.GPTQ, 4, 64)) {
+            WeightScope layer = WeightScope.root(checkpoint, readingInt4(true)).child("l");
+            assertTrue(layer.has("q_proj.weight"));
+            assertFalse(layer.has("o_proj.weight"));
+            assertEquals(0, checkpoint.releaseDecoded(), "bytes decoded by has()");
+            // A mixture's experts: kernels that read unquantized weights only.
+            layer.decoded().child("k_proj").tensor("weight", OUT, IN);
+            assertEquals(List.of("decoded l.k_proj.weight"), calls);
+            assertTrue(layer.decoded().stackedWeights(List.of("q_proj", "v_proj"), IN, OUT, OUT).isEmpty());
+            assertEquals(List.of("decoded l.k_proj.weight", "stacked decoded 2"), calls);
+        }
+    }
 }

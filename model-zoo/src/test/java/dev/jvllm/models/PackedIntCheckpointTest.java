@@ -10,6 +10,8 @@ import dev.jvllm.weights.WeightTensor;
 import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -121,6 +123,24 @@ class PackedIntCheckpointTest {
         try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(narrowGroups), DType.F32, Format.GPTQ, 4, 32)) {
             assertTrue(checkpoint.int4("m.weight").isEmpty(), "groups of 32 inputs are not whole tiles");
             assertEquals(out * in, WeightValues.floats(checkpoint.get("m.weight")).length);
+        }
+    }
+
+    /** Several row tiles and k tiles, a partial last block of the parallel repack, act-order and one group over all inputs. */
+    @ParameterizedTest
+    @CsvSource({"GPTQ, false, 80, 192, 64", "GPTQ, true, 208, 320, 64", "GPTQ_V2, true, 144, 384, 128", "AWQ, false, 80, 192, 64",
+            "AWQ, false, 208, 256, 256", "GPTQ, false, 48, 256, -1"})
+    void largerFourBitWeightsRepackHoldingTheDecodedValues(Format format, boolean actOrder, int out, int in, int group) throws Exception {
+        Path model = Files.createDirectories(work.resolve("larger"));
+        writePacked(model, format, 4, out, in, group < 0 ? in : group, actOrder, new Random(11));
+        try (Checkpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, format, 4, group);
+             Int4Weight packed = checkpoint.int4("m.weight").orElseThrow()) {
+            float[] decoded = WeightValues.floats(checkpoint.get("m.weight"));
+            for (int o = 0; o < out; o++) {
+                for (int k = 0; k < in; k++) {
+                    assertEquals(decoded[o * in + k], packed.value(o, k), 1e-6f * Math.max(1, Math.abs(decoded[o * in + k])), o + ", " + k);
+                }
+            }
         }
     }
 

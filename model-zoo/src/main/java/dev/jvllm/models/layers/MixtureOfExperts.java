@@ -67,8 +67,10 @@ public record MixtureOfExperts(Linear router, ExpertRouter routing, ExpertWeight
         return new MixtureOfExperts(router, routing, experts, null, null);
     }
 
-    private static ExpertWeights loadExperts(WeightScope scope, int count, int hidden, int intermediate,
+    private static ExpertWeights loadExperts(WeightScope experts, int count, int hidden, int intermediate,
                                              ExpertNames names) {
+        // The expert kernels read unquantized weights: 4-bit experts are decoded at load, not uploaded twice.
+        WeightScope scope = experts.decoded();
         List<Tensor> gates = new ArrayList<>(count), ups = new ArrayList<>(count), downs = new ArrayList<>(count);
         if (scope.has("gate_up_proj")) {
             Tensor gateUp = scope.tensor("gate_up_proj", count, 2L * intermediate, hidden);

@@ -14,15 +14,28 @@ import java.util.Optional;
 /**
  * Checkpoint tensors under a name prefix ("model.layers.3."), handed to the backend: the
  * declarative side of loading — a layer says which names it needs, nothing else.
+ *
+ * @param takesInt4 whether 4-bit weights go to a backend that reads them as they are
+ *                  ({@link Backend#int4Weight}); false decodes them, for weights that only
+ *                  unquantized kernels read ({@link #decoded})
  */
-public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix) {
+public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix, boolean takesInt4) {
+
+    public WeightScope(Checkpoint checkpoint, Backend backend, String prefix) {
+        this(checkpoint, backend, prefix, true);
+    }
 
     public static WeightScope root(Checkpoint checkpoint, Backend backend) {
         return new WeightScope(checkpoint, backend, "");
     }
 
     public WeightScope child(String name) {
-        return new WeightScope(checkpoint, backend, prefix + name + ".");
+        return new WeightScope(checkpoint, backend, prefix + name + ".", takesInt4);
+    }
+
+    /** This scope with its weights decoded even where the backend reads 4-bit ones (a mixture's experts). */
+    public WeightScope decoded() {
+        return new WeightScope(checkpoint, backend, prefix, false);
     }
 
     /** The tensor {@code prefix + name}, checked to have {@code shape} (a vector when one dimension is given). */
@@ -34,7 +47,7 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
 
     /** The 4-bit form of a weight, where the checkpoint has one and the backend multiplies by it as it is. */
     private Optional<Int4Weight> int4(String name) {
-        return backend.readsInt4Weights() ? checkpoint.int4(name) : Optional.empty();
+        return takesInt4 && backend.readsInt4Weights() ? checkpoint.int4(name) : Optional.empty();
     }
 
     private Tensor int4Tensor(Int4Weight weight, long[] shape) {
@@ -54,7 +67,7 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
      * part has a 4-bit form the backend reads), else empty.
      */
     public Optional<Tensor> stackedWeights(List<String> names, long cols, long... rows) {
-        if (backend.readsInt4Weights()) {
+        if (takesInt4 && backend.readsInt4Weights()) {
             Optional<Tensor> packed = stackedInt4Weights(names, cols, rows);
             if (packed != null) return packed;
         }
@@ -92,7 +105,7 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix)
     }
 
     public boolean has(String name) {
-        return checkpoint.find(prefix + name).isPresent();
+        return checkpoint.contains(prefix + name);
     }
 
     private static Int4Weight checkInt4(Int4Weight weight, long[] shape) {
