@@ -12,7 +12,6 @@ import dev.jvllm.spi.KernelShapes;
 import dev.jvllm.spi.KvCacheSpec;
 import dev.jvllm.spi.Tensor;
 import dev.jvllm.weights.DType;
-import dev.jvllm.weights.Int4Weight;
 import dev.jvllm.weights.WeightTensor;
 
 import java.lang.foreign.MemorySegment;
@@ -102,24 +101,6 @@ public final class CpuBackend implements Backend {
                     + " bytes of data but its shape needs " + bytes);
         }
         return CpuTensor.ofSegment(source.data(), type, (int) rows, (int) cols, source.name());
-    }
-
-    /**
-     * 4-bit GPTQ and AWQ weights kept 4-bit (a quarter of a 16-bit weight's bytes to read a decode
-     * step); {@code -Djvllm.cpu.int4Weights=false} decodes them at load instead.
-     */
-    private static final boolean INT4_WEIGHTS = !"false".equals(System.getProperty("jvllm.cpu.int4Weights"));
-    /** Rows of x up to which a 4-bit product reads the packed weight; more dequantize it for the matrix kernel. */
-    private static final int INT4_DIRECT_TOKENS = Integer.getInteger("jvllm.cpu.int4DirectTokens", 4);
-
-    @Override
-    public boolean readsInt4Weights() {
-        return INT4_WEIGHTS;
-    }
-
-    @Override
-    public Tensor int4Weight(Int4Weight source) {
-        return Int4CpuWeight.of(source, loops.int4Half(), pool);
     }
 
     @Override
@@ -267,80 +248,10 @@ public final class CpuBackend implements Backend {
         linear("linear", x, weight, bias, out, null);
     }
 
-    /**
-     * out = x · wᵀ (+ bias), then the epilogue, for a 4-bit weight: up to INT4_DIRECT_TOKENS rows of x
-     * read the packed rows ({@link InnerLoops#int4Dot} a group; each group's scale and zero applied to
-     * its sums), more go through the weight dequantized for the matrix kernel.
-     */
-    private void int4Linear(String kernel, Tensor x, Int4CpuWeight w, Tensor bias, Tensor out, LinearKernel.Epilogue epilogue) {
-        CpuTensor input = cpu(x, kernel, "x");
-        CpuTensor b = bias == null ? null : cpu(bias, kernel, "bias");
-        CpuTensor output = cpu(out, kernel, "out");
-        requireActivation(kernel, "x", input);
-        requireActivation(kernel, "out", output);
-        KernelShapes.checkLinear(input, w, b, output);
-        if (overlap(input, output)) {
-            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
-        }
-        int tokens = input.rows(), in = w.cols(), n = w.rows();
-        if (tokens == 0 || n == 0) return;
-        if (tokens > INT4_DIRECT_TOKENS) {
-            linear.run(input, int4Dense(w), b, output, epilogue);
-            return;
-        }
-        int groups = w.groups(), group = w.groupSize;
-        // x in the packed input order, and each group's sum of x a token (the zeros' share).
-        float[] xs = new float[tokens * in], sums = new float[tokens * groups];
-        for (int t = 0; t < tokens; t++) {
-            int from = input.arrayIndex(t);
-            for (int i = 0; i < in; i++) xs[t * in + i] = input.floats()[from + (w.order == null ? i : w.order[i])];
-            for (int i = 0; i < in; i++) sums[t * groups + i / group] += xs[t * in + i];
-        }
-        float[] biases = b == null ? null : new float[n];
-        if (b != null) widen(b, 0, biases, 0, n);
-        pool.forEach(n, 16, (first, end, worker) -> {
-            for (int row = first; row < end; row++) {
-                for (int t = 0; t < tokens; t++) {
-                    float value = biases == null ? 0f : biases[row];
-                    for (int g = 0; g < groups; g++) {
-                        float dot = loops.int4Dot(w.bytes, w.rowByte(row) + (long) g * group / 2, xs, t * in + g * group, group);
-                        int at = w.group(row, g);
-                        value += w.scales[at] * (dot - w.zeros[at] * sums[t * groups + g]);
-                    }
-                    output.floats()[output.arrayIndex(t) + row] = value;
-                }
-            }
-            if (epilogue != null) {
-                for (int t = 0; t < tokens; t++) epilogue.apply(t, first, output.floats(), output.arrayIndex(t) + first, end - first);
-            }
-        });
-    }
-
-    /** A float32 copy of a 4-bit weight, for products of many rows, in one kept array (rows × cols floats). */
-    private CpuTensor int4Dense(Int4CpuWeight w) {
-        long count = (long) w.rows() * w.cols();
-        if (count > Integer.MAX_VALUE - 8) {
-            throw new JvllmException("the 4-bit weight " + w + " has too many elements to be dequantized into one array");
-        }
-        if (int4Dense == null || int4Dense.length < count) int4Dense = new float[(int) count];
-        float[] dense = int4Dense;
-        pool.forEach(w.rows(), 16, (first, end, worker) -> {
-            for (int row = first; row < end; row++) w.decodeRow(row, dense, row * w.cols());
-        });
-        return CpuTensor.ofFloats(dense, 0, w.rows(), w.cols(), w + " dequantized");
-    }
-
-    /** The array {@link #int4Dense} dequantizes into, grown to the largest weight asked for. */
-    private float[] int4Dense;
-
     @Override
     public void linears(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] outs) {
         String kernel = "linears";
         KernelShapes.checkLinears(weights, biases, outs);
-        if (java.util.Arrays.stream(weights).anyMatch(Int4CpuWeight.class::isInstance)) {
-            for (int i = 0; i < weights.length; i++) linear(kernel, x, weights[i], biases[i], outs[i], null);
-            return;
-        }
         CpuTensor[] w = new CpuTensor[weights.length];
         CpuTensor[] b = new CpuTensor[weights.length];
         CpuTensor[] output = new CpuTensor[weights.length];
@@ -379,10 +290,6 @@ public final class CpuBackend implements Backend {
     }
 
     private void linear(String kernel, Tensor x, Tensor weight, Tensor bias, Tensor out, LinearKernel.Epilogue epilogue) {
-        if (weight instanceof Int4CpuWeight packed) {
-            int4Linear(kernel, x, packed, bias, out, epilogue);
-            return;
-        }
         LinearOperands operands = linearOperands(kernel, x, weight, bias, out);
         linear.run(operands.x(), operands.weight(), operands.bias(), operands.out(), epilogue);
     }
@@ -680,7 +587,7 @@ public final class CpuBackend implements Backend {
     public void headwiseLinear(Tensor x, Tensor weight, int heads, Tensor out) {
         String kernel = "headwiseLinear";
         CpuTensor input = cpu(x, kernel, "x");
-        CpuTensor w = weight instanceof Int4CpuWeight packed ? denseCopy(packed) : cpu(weight, kernel, "weight");
+        CpuTensor w = cpu(weight, kernel, "weight");
         CpuTensor output = cpu(out, kernel, "out");
         requireActivation(kernel, "x", input);
         requireActivation(kernel, "out", output);
@@ -718,9 +625,9 @@ public final class CpuBackend implements Backend {
     @Override
     public ExpertWeights expertWeights(List<Tensor> gates, List<Tensor> ups, List<Tensor> downs) {
         KernelShapes.checkExpertWeights(gates, ups, downs);
-        return new ExpertKernels.Experts(gates.stream().map(t -> dense(t, "expertWeights", "gate")).toList(),
-                ups.stream().map(t -> dense(t, "expertWeights", "up")).toList(),
-                downs.stream().map(t -> dense(t, "expertWeights", "down")).toList(),
+        return new ExpertKernels.Experts(gates.stream().map(t -> cpu(t, "expertWeights", "gate")).toList(),
+                ups.stream().map(t -> cpu(t, "expertWeights", "up")).toList(),
+                downs.stream().map(t -> cpu(t, "expertWeights", "down")).toList(),
                 gates.getFirst().cols(), gates.getFirst().rows());
     }
 
@@ -765,17 +672,6 @@ public final class CpuBackend implements Backend {
     }
 
     // ---- checks -----------------------------------------------------------------------------
-
-    /** A weight as a CPU tensor, a 4-bit one decoded into a float32 copy of its own (kernels that read only unquantized weights). */
-    private static CpuTensor dense(Tensor tensor, String kernel, String role) {
-        return tensor instanceof Int4CpuWeight packed ? denseCopy(packed) : cpu(tensor, kernel, role);
-    }
-
-    private static CpuTensor denseCopy(Int4CpuWeight w) {
-        float[] values = new float[Math.multiplyExact(w.rows(), w.cols())];
-        for (int row = 0; row < w.rows(); row++) w.decodeRow(row, values, row * w.cols());
-        return CpuTensor.ofFloats(values, 0, w.rows(), w.cols(), w + " dequantized");
-    }
 
     private static CpuTensor cpu(Tensor tensor, String kernel, String role) {
         if (tensor instanceof CpuTensor t) {

@@ -30,19 +30,6 @@ interface InnerLoops {
     /** The register-tiled microkernel of matrix-matrix products against packed panels. */
     PanelLoops panels();
 
-    /**
-     * Inputs in each half of a block of a 4-bit row ({@link Int4CpuWeight}'s layout): the float lanes
-     * of the vector loops, so that a block's bytes widen to two float vectors.
-     */
-    int int4Half();
-
-    /**
-     * {@code Σ q_i · x[xIndex + i]} over inputs {@code [0, n)} (whole blocks) of a 4-bit row whose
-     * bytes start at {@code byteIndex}: block b's byte j holds input {@code 2·half·b + j} in its low
-     * nibble and input {@code 2·half·b + half + j} in its high one ({@code half = int4Half()}).
-     */
-    float int4Dot(MemorySegment bytes, long byteIndex, float[] x, int xIndex, int n);
-
     /** {@code Σ k[kIndex + i] · q[qIndex + i]}: a query against a cached key. */
     float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n);
 

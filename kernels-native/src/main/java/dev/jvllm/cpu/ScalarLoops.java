@@ -44,23 +44,6 @@ final class ScalarLoops implements InnerLoops {
     }
 
     @Override
-    public int int4Half() {
-        return 8;
-    }
-
-    @Override
-    public float int4Dot(MemorySegment bytes, long byteIndex, float[] x, int xIndex, int n) {
-        float sum = 0f;
-        for (int block = 0; block < n; block += 16) {
-            for (int j = 0; j < 8; j++) {
-                int b = bytes.get(java.lang.foreign.ValueLayout.JAVA_BYTE, byteIndex + block / 2 + j);
-                sum += (b & 0xf) * x[xIndex + block + j] + ((b >>> 4) & 0xf) * x[xIndex + block + 8 + j];
-            }
-        }
-        return sum;
-    }
-
-    @Override
     public float dot(MemorySegment k, long kIndex, float[] q, int qIndex, int n) {
         return f32.dot(k, kIndex, q, qIndex, n);
     }

@@ -2,12 +2,9 @@ package dev.jvllm.cpu;
 
 import dev.jvllm.spi.Activation;
 import dev.jvllm.weights.DType;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 
@@ -48,28 +45,6 @@ final class VectorLoops implements InnerLoops {
             case F16 -> F16_WEIGHTS;
             default -> throw new IllegalArgumentException("no weight loops for " + type);
         };
-    }
-
-    /** Bytes of a 4-bit block's half: as many as float lanes, each widening to one float vector. */
-    private static final VectorSpecies<Byte> INT4_BYTES = VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * 8));
-
-    @Override
-    public int int4Half() {
-        return LANES;
-    }
-
-    @Override
-    public float int4Dot(MemorySegment bytes, long byteIndex, float[] x, int xIndex, int n) {
-        FloatVector low = FloatVector.zero(FLOATS), high = FloatVector.zero(FLOATS);
-        for (int i = 0; i < n; i += 2 * LANES) {
-            ByteVector levels = ByteVector.fromMemorySegment(INT4_BYTES, bytes, byteIndex + i / 2, VectorShapes.LE);
-            FloatVector first = (FloatVector) levels.and((byte) 0xf).convertShape(VectorOperators.B2F, FLOATS, 0);
-            FloatVector second = (FloatVector) levels.lanewise(VectorOperators.LSHR, 4).and((byte) 0xf)
-                    .convertShape(VectorOperators.B2F, FLOATS, 0);
-            low = first.fma(floats(x, xIndex + i), low);
-            high = second.fma(floats(x, xIndex + i + LANES), high);
-        }
-        return low.add(high).reduceLanes(VectorOperators.ADD);
     }
 
     @Override

@@ -9,11 +9,14 @@ import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 
-import static dev.jvllm.cpu.Int4TestWeights.dense;
-import static dev.jvllm.cpu.Int4TestWeights.randomInt4;
 import static dev.jvllm.cuda.CudaTestData.activations;
 import static dev.jvllm.cuda.CudaTestData.assertClose;
 import static dev.jvllm.cuda.CudaTestData.random;
@@ -30,6 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class CudaInt4Test extends GpuAgainstCpuTest {
+
+    private static final ValueLayout.OfInt WORD = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @Override
     List<DType> activationTypes() {
@@ -107,5 +112,44 @@ class CudaInt4Test extends GpuAgainstCpuTest {
         Tensor out = b.allocate(tokens, rows);
         b.linear(activations(b, x, tokens, weight.cols()), weight, bias == null ? null : b.constant(bias, 1, rows), out);
         return b.toFloatArray(out);
+    }
+
+    /** Random words, scales and zeros; with actOrder the inputs shuffled into the packed order. */
+    static Int4Weight randomInt4(String name, int rows, int cols, int group, boolean actOrder, Random random) {
+        Arena arena = Arena.ofShared();
+        MemorySegment words = arena.allocate((long) rows * cols / 2, 16);
+        for (long i = 0; i < (long) rows * cols / 8; i++) words.setAtIndex(WORD, i, random.nextInt());
+        int groups = rows * (cols / group);
+        float[] scales = new float[groups], zeros = new float[groups];
+        for (int g = 0; g < groups; g++) {
+            scales[g] = 0.01f + 0.05f * random.nextFloat();
+            zeros[g] = random.nextInt(16);
+        }
+        int[] order = null;
+        if (actOrder) {
+            order = new int[cols];
+            for (int i = 0; i < cols; i++) order[i] = i;
+            for (int i = cols - 1; i > 0; i--) {
+                int j = random.nextInt(i + 1), swap = order[i];
+                order[i] = order[j];
+                order[j] = swap;
+            }
+        }
+        return new Int4Weight(name, rows, cols, group, words, scales, zeros, order, Path.of("random.safetensors"), arena);
+    }
+
+    /** The weight's elements [rows, cols] in the checkpoint's input order, as float32. */
+    static float[] dense(Int4Weight w) {
+        float[] out = new float[w.rows() * w.cols()];
+        for (int r = 0; r < w.rows(); r++) {
+            for (int i = 0; i < w.cols(); i++) {
+                int word = w.words().getAtIndex(WORD, Int4Weight.wordIndex(w.cols(), r, i));
+                int q = (word >>> Int4Weight.bitOf(r, i)) & 0xf;
+                int g = r * w.groupsPerRow() + i / w.groupSize();
+                int input = w.inputOrder() == null ? i : w.inputOrder()[i];
+                out[r * w.cols() + input] = (q - w.zeros()[g]) * w.scales()[g];
+            }
+        }
+        return out;
     }
 }

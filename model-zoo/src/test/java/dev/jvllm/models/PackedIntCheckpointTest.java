@@ -43,17 +43,6 @@ class PackedIntCheckpointTest {
         assertSameAnswers(work, Format.GPTQ, 4, 16, true, "cpu");
     }
 
-    /** Groups of 64 inputs make whole tiles: these stay 4-bit on the CPU too (Int4CpuWeight). */
-    @Test
-    void gptqFourBitsWithActOrderKeptFourBitAnswersAsItsFloat32Twin() throws Exception {
-        assertSameAnswers(work, Format.GPTQ, 4, 64, true, "cpu", "auto", 1e-4);
-    }
-
-    @Test
-    void awqKeptFourBitAnswersAsItsFloat32Twin() throws Exception {
-        assertSameAnswers(work, Format.AWQ, 4, 64, false, "cpu", "auto", 1e-4);
-    }
-
     @Test
     void gptqV2EightBitsInOneGroupAnswersAsItsFloat32Twin() throws Exception {
         assertSameAnswers(work, Format.GPTQ_V2, 8, -1, false, "cpu");
