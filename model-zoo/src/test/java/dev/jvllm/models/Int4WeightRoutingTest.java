@@ -1,6 +1,8 @@
 package dev.jvllm.models;
 
 import dev.jvllm.cpu.CpuBackend;
+import dev.jvllm.models.layers.Linear;
+import dev.jvllm.models.layers.PackedQkv;
 import dev.jvllm.models.layers.WeightScope;
 import dev.jvllm.spi.Backend;
 import dev.jvllm.spi.BackendOptions;
@@ -177,6 +179,24 @@ class Int4WeightRoutingTest {
             assertEquals(List.of("decoded l.k_proj.weight"), calls);
             assertTrue(layer.decoded().stackedWeights(List.of("q_proj", "v_proj"), IN, OUT, OUT).isEmpty());
             assertEquals(List.of("decoded l.k_proj.weight", "stacked decoded 2"), calls);
+        }
+    }
+
+    @Test
+    void aFusedFourBitWeightSlicedOffTileBoundariesIsDecoded() throws Exception {
+        Path model = Files.createDirectories(work.resolve("fused"));
+        PackedIntCheckpointTest.writePacked(model, Format.GPTQ, 4, OUT, IN, 64, false, new Random(9), "l.qkv");
+        try (PackedIntCheckpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, Format.GPTQ, 4, 64)) {
+            WeightScope layer = WeightScope.root(checkpoint, readingInt4(true)).child("l");
+            Linear[] onTiles = Linear.loadRowBlocks(layer, "qkv", IN, 16, 16);
+            assertEquals(List.of("int4 l.qkv.weight"), calls);
+            Linear[] offTiles = Linear.loadRowBlocks(layer, "qkv", IN, 24, 8);
+            assertEquals(List.of("int4 l.qkv.weight", "decoded l.qkv.weight"), calls, "blocks of 24 and 8 rows are not whole tiles");
+            float[] all = WeightValues.floats(checkpoint.get("l.qkv.weight"));
+            assertArrayEquals(Arrays.copyOfRange(all, 24 * IN, 32 * IN), cpu.toFloatArray(offTiles[1].weight()), 1e-6f);
+            assertArrayEquals(Arrays.copyOfRange(all, 16 * IN, 32 * IN), cpu.toFloatArray(onTiles[1].weight()), 1e-6f);
+            PackedQkv.blocks(8, 8, 16).load(layer, "qkv", IN, false);
+            assertEquals("decoded l.qkv.weight", calls.getLast());
         }
     }
 }

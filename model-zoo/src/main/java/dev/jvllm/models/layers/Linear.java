@@ -32,7 +32,7 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
      * blocks' rows one after another. Each block is a row view of the loaded weight, nothing copied.
      */
     public static Linear[] loadRowBlocks(WeightScope scope, String name, int in, int... outs) {
-        Tensor fused = scope.child(name).tensor("weight", Arrays.stream(outs).asLongStream().sum(), in);
+        Tensor fused = scope.forRowBlocks(outs).child(name).tensor("weight", Arrays.stream(outs).asLongStream().sum(), in);
         return rowBlocks(fused, new Tensor[outs.length], in, outs);
     }
 

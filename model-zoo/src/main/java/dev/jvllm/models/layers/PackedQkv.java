@@ -31,7 +31,7 @@ public record PackedQkv(int groups, int qRows, int kRows, int vRows) {
 
     /** The q, k and v projections of {@code <name>.weight} [rows, in] (and {@code <name>.bias} when {@code bias}). */
     public Linear[] load(WeightScope scope, String name, int in, boolean bias) {
-        WeightScope s = scope.child(name);
+        WeightScope s = scope.forRowBlocks(qRows, kRows, vRows).child(name);
         if (groups == 1) {
             return split(s.tensor("weight", rows(), in), bias ? s.tensor("bias", rows()) : null, in);
         }

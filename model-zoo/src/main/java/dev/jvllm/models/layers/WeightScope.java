@@ -38,6 +38,18 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix,
         return new WeightScope(checkpoint, backend, prefix, false);
     }
 
+    /**
+     * This scope for a fused weight that a model slices into row blocks of these sizes: decoded where
+     * a block does not start on a 4-bit weight's tile of {@value Int4Weight#TILE_ROWS} rows, whose row
+     * views must.
+     */
+    public WeightScope forRowBlocks(int... blockRows) {
+        for (int rows : blockRows) {
+            if (rows % Int4Weight.TILE_ROWS != 0) return decoded();
+        }
+        return this;
+    }
+
     /** The tensor {@code prefix + name}, checked to have {@code shape} (a vector when one dimension is given). */
     public Tensor tensor(String name, long... shape) {
         Optional<Int4Weight> packed = int4(prefix + name);
