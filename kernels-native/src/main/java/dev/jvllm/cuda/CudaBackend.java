@@ -2645,6 +2645,10 @@ public final class CudaBackend implements Backend {
         if (tensor instanceof CudaTensor t) {
             return t;
         }
+        if (tensor instanceof Int4CudaWeight) {
+            throw new IllegalArgumentException(kernel + ": " + role + " (" + tensor + ") is a 4-bit weight, which only the "
+                    + "products read (a model that hands one to another kernel should load it decoded: WeightScope.decoded())");
+        }
         throw new IllegalArgumentException(kernel + ": " + role + " (" + tensor + ") was not made by the CUDA backend");
     }
 

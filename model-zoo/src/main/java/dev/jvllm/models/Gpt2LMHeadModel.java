@@ -72,8 +72,14 @@ public final class Gpt2LMHeadModel implements ModelArchitecture {
                 DecoderModel.lmHead(root, "lm_head", wte, config.bool("tie_word_embeddings", true)));
     }
 
-    /** A Conv1D layer: its weight is stored [in, out], the transpose of a Linear's. */
+    /**
+     * A Conv1D layer: its weight is stored [in, out], the transpose of a Linear's, except in GPTQ's
+     * checkpoints, which pack it as the [out, in] Linear it transposes to (and may keep it 4-bit).
+     */
     private static Linear conv1d(WeightScope scope, String name, int in, int out) {
+        if (scope.checkpoint().contains(scope.prefix() + name + ".qweight")) {
+            return Linear.load(scope, name, in, out, true);
+        }
         WeightTensor weight = scope.checkpoint().get(scope.prefix() + name + ".weight");
         if (!Arrays.equals(weight.shape(), new long[]{in, out})) {
             throw new WeightsException("tensor '" + weight.name() + "' has shape " + Arrays.toString(weight.shape())

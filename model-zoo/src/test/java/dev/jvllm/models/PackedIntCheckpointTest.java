@@ -239,12 +239,25 @@ class PackedIntCheckpointTest {
     static void assertSameAnswers(Path work, Format format, int bits, int groupSize, boolean actOrder, String device, String dtype,
                                   double tolerance) throws Exception {
         Path packed = work.resolve("packed"), twin = work.resolve("twin");
-        Random random = new Random(7);
-        int quantized = QuantizedTwins.write(packed, twin, (name, t, w, writer) -> {
+        int quantized = QuantizedTwins.write(packed, twin, projection(format, bits, groupSize, actOrder, new Random(7)),
+                quantizationConfig(format, bits, groupSize, actOrder));
+        assertEquals(14, quantized, "every projection of the two layers is packed");
+        QuantizedTwins.assertSameGreedyAnswers(packed, twin, tolerance, device, dtype);
+    }
+
+    /**
+     * Quantizes each projection to {@code bits} (groups of {@code groupSize} inputs, or one group;
+     * with {@code actOrder}, groups of shuffled inputs named by g_idx, one shuffle for every projection
+     * of the same input width, as projections of one input share theirs in real checkpoints), packed
+     * as {@code format} writes it.
+     */
+    static QuantizedTwins.Projection projection(Format format, int bits, int groupSize, boolean actOrder, Random random) {
+        java.util.Map<Integer, int[]> orders = new java.util.HashMap<>();
+        return (name, t, w, writer) -> {
             int out = (int) t.dim(0), in = (int) t.dim(1);
             int groups = groupSize < 0 ? 1 : in / groupSize;
             int[] groupOf = new int[in];
-            int[] order = shuffled(in, actOrder ? random : null);
+            int[] order = orders.computeIfAbsent(in, n -> shuffled(n, actOrder ? random : null));
             for (int k = 0; k < in; k++) groupOf[order[k]] = groupSize < 0 ? 0 : k / groupSize;
             int levels = (1 << bits) - 1;
             float[] scales = new float[groups * out];
@@ -281,15 +294,38 @@ class PackedIntCheckpointTest {
                 writer.add(prefix + ".g_idx", DType.I32, new long[]{in}, SafetensorsTestWriter.encode(DType.I32, gIdx));
             }
             return decoded;
-        }, config -> {
+        };
+    }
+
+    /** The {@code quantization_config} a quantizer writes for these settings. */
+    static java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> quantizationConfig(Format format, int bits,
+                                                                                                    int groupSize, boolean actOrder) {
+        return config -> {
             if (format == Format.AWQ) {
                 config.put("quant_method", "awq").put("bits", bits).put("group_size", groupSize).put("zero_point", true).put("version", "gemm");
             } else {
                 config.put("quant_method", "gptq").put("bits", bits).put("group_size", groupSize).put("desc_act", actOrder)
                         .put("sym", false).put("checkpoint_format", format == Format.GPTQ ? "gptq" : "gptq_v2");
             }
-        });
-        assertEquals(14, quantized, "every projection of the two layers is packed");
+        };
+    }
+
+    /**
+     * GPT-2's Conv1D projections quantized as AutoGPTQ writes them (it packs a Conv1D as the Linear it
+     * transposes to: qweight [in / 8, out]), against a float32 twin holding their values as Conv1D
+     * weights ([in, out]).
+     */
+    @Test
+    void gpt2FourBitAnswersAsItsFloat32Twin() throws Exception {
+        assertGpt2Answers(work, "cpu", "auto", 1e-5);
+    }
+
+    /** As {@link #gpt2FourBitAnswersAsItsFloat32Twin} on {@code device}, computing in {@code dtype}. */
+    static void assertGpt2Answers(Path work, String device, String dtype, double tolerance) throws Exception {
+        Path packed = work.resolve("gpt2-packed"), twin = work.resolve("gpt2-twin");
+        int quantized = QuantizedTwins.write(Golden.root().resolve("gpt2-plain"), QuantizedTwins.CONV1D, packed, twin,
+                projection(Format.GPTQ, 4, 64, false, new Random(3)), quantizationConfig(Format.GPTQ, 4, 64, false));
+        assertTrue(quantized >= 8, quantized + " projections packed");
         QuantizedTwins.assertSameGreedyAnswers(packed, twin, tolerance, device, dtype);
     }
 

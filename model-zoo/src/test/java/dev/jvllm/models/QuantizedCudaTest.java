@@ -51,6 +51,12 @@ class QuantizedCudaTest {
         PackedIntCheckpointTest.assertSameAnswers(work, Format.GPTQ_V2, 4, -1, false, "cuda");
     }
 
+    /** GPT-2's Conv1D projections packed as GPTQ's Linears: 4-bit on the GPU, c_attn sliced into q, k and v on tiles. */
+    @Test
+    void gpt2KeptFourBitAnswersAsItsTwinInFloat16() throws Exception {
+        PackedIntCheckpointTest.assertGpt2Answers(work, "cuda", "float16", 2e-2);
+    }
+
     @Test
     void bitsAndBytesFourBitAnswersAsItsFloat32TwinOnTheGpu() throws Exception {
         BitsAndBytesCheckpointTest.assertFourBitAnswers(work, "cuda");

@@ -42,18 +42,40 @@ final class QuantizedTwins {
      * @return how many projections were quantized
      */
     static int write(Path quantized, Path twin, Projection projection, Consumer<ObjectNode> configure) throws IOException {
+        return write(GOLDEN, LINEAR, quantized, twin, projection, configure);
+    }
+
+    /** Which tensors of a golden are quantized, and whether they are stored [in, out] (GPT-2's Conv1D) rather than [out, in]. */
+    record Projections(java.util.function.Predicate<String> names, boolean transposed) {
+    }
+
+    /** A Llama's layers' projections. */
+    static final Projections LINEAR = new Projections(name -> name.startsWith("model.layers.") && name.endsWith("_proj.weight"), false);
+    /** GPT-2's layers' Conv1D projections. */
+    static final Projections CONV1D = new Projections(name -> name.matches("transformer\\.h\\.\\d+\\.(attn|mlp)\\.c_\\w+\\.weight"), true);
+
+    /** As {@link #write(Path, Path, Projection, Consumer)} from the golden {@code golden}, its {@code projections} quantized. */
+    static int write(Path golden, Projections projections, Path quantized, Path twin, Projection projection,
+                     Consumer<ObjectNode> configure) throws IOException {
         Files.createDirectories(quantized);
         Files.createDirectories(twin);
         SafetensorsTestWriter quantizedWriter = new SafetensorsTestWriter();
         SafetensorsTestWriter twinWriter = new SafetensorsTestWriter();
         int count = 0;
-        try (Checkpoint golden = Checkpoint.open(GOLDEN)) {
-            for (String name : golden.names().stream().sorted().toList()) {
-                WeightTensor t = golden.get(name);
+        try (Checkpoint source = Checkpoint.open(golden)) {
+            for (String name : source.names().stream().sorted().toList()) {
+                WeightTensor t = source.get(name);
                 float[] w = WeightValues.floats(t);
                 float[] decoded = w;
-                if (name.startsWith("model.layers.") && name.endsWith("_proj.weight")) {
-                    decoded = projection.quantize(name, t, w, quantizedWriter);
+                if (projections.names().test(name)) {
+                    if (projections.transposed()) {
+                        // Quantized as the [out, in] Linear a Conv1D transposes to; the twin keeps [in, out].
+                        int in = (int) t.dim(0), out = (int) t.dim(1);
+                        WeightTensor linear = new WeightTensor(name, t.dtype(), new long[]{out, in}, t.data(), t.file());
+                        decoded = transpose(projection.quantize(name, linear, transpose(w, in, out), quantizedWriter), out, in);
+                    } else {
+                        decoded = projection.quantize(name, t, w, quantizedWriter);
+                    }
                     count++;
                 } else {
                     quantizedWriter.add(name, DType.F32, t.shape(), f32(w));
@@ -63,7 +85,7 @@ final class QuantizedTwins {
         }
         quantizedWriter.write(quantized.resolve("model.safetensors"));
         twinWriter.write(twin.resolve("model.safetensors"));
-        ObjectNode config = (ObjectNode) new ObjectMapper().readTree(GOLDEN.resolve("config.json").toFile());
+        ObjectNode config = (ObjectNode) new ObjectMapper().readTree(golden.resolve("config.json").toFile());
         Files.writeString(twin.resolve("config.json"), config.toString());
         configure.accept(config.putObject("quantization_config"));
         Files.writeString(quantized.resolve("config.json"), config.toString());
@@ -97,6 +119,15 @@ final class QuantizedTwins {
             assertEquals(fromTwin.outputs().getFirst().logprobs().get(step).get(token).logprob(),
                     fromQuantized.outputs().getFirst().logprobs().get(step).get(token).logprob(), tolerance, "step " + step);
         }
+    }
+
+    /** A [rows, cols] matrix's transpose. */
+    private static float[] transpose(float[] m, int rows, int cols) {
+        float[] t = new float[m.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
+        }
+        return t;
     }
 
     static byte[] f32(float[] values) {
