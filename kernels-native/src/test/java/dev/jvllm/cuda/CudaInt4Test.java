@@ -123,7 +123,7 @@ class CudaInt4Test extends GpuAgainstCpuTest {
         float[] scales = new float[groups], zeros = new float[groups];
         for (int g = 0; g < groups; g++) {
             scales[g] = 0.01f + 0.05f * random.nextFloat();
-            zeros[g] = random.nextInt(16);
+            zeros[g] = random.nextInt(17);  // 0 to 16: GPTQ's stored zero less one reaches 16
         }
         int[] order = null;
         if (actOrder) {

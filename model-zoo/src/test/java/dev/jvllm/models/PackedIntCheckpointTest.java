@@ -158,7 +158,9 @@ class PackedIntCheckpointTest {
         for (String prefix : prefixes) {
             int[] q = new int[out * in], zeros = new int[groups * out];
             for (int i = 0; i < q.length; i++) q[i] = random.nextInt(levels + 1);
-            for (int i = 0; i < zeros.length; i++) zeros[i] = 1 + random.nextInt(levels);
+            // Every zero a format stores: AutoGPTQ's stored zero less one reaches levels + 1 (16 at 4 bits, a
+            // stored 15), GPTQModel's v2 and AWQ reach 0.
+            for (int i = 0; i < zeros.length; i++) zeros[i] = (format == Format.GPTQ ? 1 : 0) + random.nextInt(levels + 1);
             double[] scales = new double[groups * out];
             for (int i = 0; i < scales.length; i++) scales[i] = 0.01 + random.nextDouble() * 0.1;
             pack(writer, prefix, format, bits, q, zeros, out, in, groups);
