@@ -57,7 +57,7 @@ public final class Gpt2LMHeadModel implements ModelArchitecture {
                 scale /= i + 1;
             }
             AttentionParams params = new AttentionParams(heads, heads, headDim, scale, 0, 0f, null);
-            Linear fused = conv1d(h, "attn.c_attn", hidden, 3 * hidden);
+            Linear fused = conv1d(h.forRowBlocks(hidden, hidden, hidden), "attn.c_attn", hidden, 3 * hidden);
             Linear[] qkv = PackedQkv.blocks(hidden, hidden, hidden).split(fused.weight(), fused.bias(), hidden);
             SelfAttention attention = new SelfAttention(qkv[0], qkv[1], qkv[2], conv1d(h, "attn.c_proj", hidden, hidden),
                     null, params, i);
