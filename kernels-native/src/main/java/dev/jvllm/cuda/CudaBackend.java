@@ -1243,11 +1243,7 @@ public final class CudaBackend implements Backend {
         CudaTensor b = bias == null ? null : cuda(bias, "linear", "bias");
         CudaTensor output = cuda(out, "linear", "out");
         requireActivation("linear", "x", input);
-        requireActivation("linear", "out", output);
-        KernelShapes.checkLinear(input, w, b, output);
-        if (input.overlaps(output)) {
-            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
-        }
+        checkProduct("linear", input, w, b, output);
         int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
         if (tokens == 0 || outFeatures == 0) return;
         context.makeCurrent();
@@ -1292,11 +1288,7 @@ public final class CudaBackend implements Backend {
             activation(fn, out, out);
             return;
         }
-        requireActivation("linearActivation", "out", output);
-        KernelShapes.checkLinear(input, w, b, output);
-        if (input.overlaps(output)) {
-            throw new IllegalArgumentException("linearActivation: out " + output + " overlaps its input x");
-        }
+        checkProduct("linearActivation", input, w, b, output);
         int in = w.cols(), outFeatures = w.rows();
         if (outFeatures == 0) return;
         context.makeCurrent();
@@ -1367,11 +1359,7 @@ public final class CudaBackend implements Backend {
             w[i] = cuda(weights[i], "linears", "weight");
             b[i] = biases[i] == null ? null : cuda(biases[i], "linears", "bias");
             o[i] = cuda(outs[i], "linears", "out");
-            requireActivation("linears", "out", o[i]);
-            KernelShapes.checkLinear(input, w[i], b[i], o[i]);
-            if (input.overlaps(o[i])) {
-                throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
-            }
+            checkProduct("linears", input, w[i], b[i], o[i]);
             oneRow &= gemvFits(input, w[i]);
         }
         if (!oneRow) {
@@ -1417,11 +1405,7 @@ public final class CudaBackend implements Backend {
     /** out = input · wᵀ (+ bias). */
     private void int4Linear(CudaTensor input, Int4CudaWeight w, CudaTensor bias, CudaTensor output) {
         requireActivation("linear", "x", input);
-        requireActivation("linear", "out", output);
-        KernelShapes.checkLinear(input, w, bias, output);
-        if (input.overlaps(output)) {
-            throw new IllegalArgumentException("linear: out " + output + " overlaps its input x");
-        }
+        checkProduct("linear", input, w, bias, output);
         int tokens = input.rows(), in = w.cols(), outFeatures = w.rows();
         if (tokens == 0 || outFeatures == 0) return;
         context.makeCurrent();
@@ -1510,9 +1494,7 @@ public final class CudaBackend implements Backend {
         for (int i = 0; i < weights.length; i++) {
             o[i] = cuda(outs[i], "linears", "out");
             widths[i] = weights[i].rows();
-            requireActivation("linears", "out", o[i]);
-            KernelShapes.checkLinear(input, weights[i], biases[i], o[i]);
-            if (input.overlaps(o[i])) throw new IllegalArgumentException("linears: out " + o[i] + " overlaps its input x");
+            checkProduct("linears", input, weights[i], biases[i], o[i]);
         }
         context.makeCurrent();
         if (int4OnTensorCores(tokens)) {
@@ -1557,9 +1539,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         requireActivation("gatedLinear", "x", input);
-        requireActivation("gatedLinear", "out", output);
-        KernelShapes.checkLinear(input, gate, null, output);
-        if (input.overlaps(output)) throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
+        checkProduct("gatedLinear", input, gate, null, output);
         int tokens = input.rows();
         if (tokens == 0) return;
         context.makeCurrent();
@@ -1596,12 +1576,8 @@ public final class CudaBackend implements Backend {
             return;
         }
         requireActivation("gatedLinear", "x", input);
-        requireActivation("gatedLinear", "out", output);
-        KernelShapes.checkLinear(input, g, null, output);
+        checkProduct("gatedLinear", input, g, null, output);
         KernelShapes.checkLinear(input, u, null, output);
-        if (input.overlaps(output)) {
-            throw new IllegalArgumentException("gatedLinear: out " + output + " overlaps its input x");
-        }
         if (stacked != null) {
             int tokens = input.rows();
             CudaTensor product = stackedProduct(input, stacked);
@@ -2654,6 +2630,15 @@ public final class CudaBackend implements Backend {
 
     private void requireActivation(String kernel, String role, CudaTensor t) {
         KernelShapes.requireType(kernel, role, t, activationType());
+    }
+
+    /** A product's output checked: of the activation type, of x · weightᵀ's shape, apart from x. */
+    private void checkProduct(String kernel, CudaTensor input, Tensor weight, Tensor bias, CudaTensor output) {
+        requireActivation(kernel, "out", output);
+        KernelShapes.checkLinear(input, weight, bias, output);
+        if (input.overlaps(output)) {
+            throw new IllegalArgumentException(kernel + ": out " + output + " overlaps its input x");
+        }
     }
 
     private static void requireWeightType(String name, DType type) {
