@@ -70,6 +70,18 @@ __device__ __forceinline__ void int4_write(const Int4Out& o, int token, int row,
     }
 }
 
+// Adds a group's sums, scaled by its rows' scales (C fragment: elements 0, 1 of row g, 2, 3 of row g + 8), into c.
+template <int NT>
+__device__ __forceinline__ void add_scaled_group(float (&c)[NT][4], const float (&sums)[NT][4], const GroupOffsets& group) {
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        c[nt][0] += group.upperScale * sums[nt][0];
+        c[nt][1] += group.upperScale * sums[nt][1];
+        c[nt][2] += group.lowerScale * sums[nt][2];
+        c[nt][3] += group.lowerScale * sums[nt][3];
+    }
+}
+
 // The block's R row tiles (R = 2: a gate tile and its up tile, n0 rows apart) times x ([tokens, k],
 // tokens <= 8 NT). Each of the W warps takes a W-th of the k tiles. Its lanes copy their 16 bytes of
 // the next D tiles of each row tile into a shared-memory ring (cp.async: many tiles in flight without
@@ -145,14 +157,9 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         if (left == 0) {
 #pragma unroll
             for (int r = 0; r < R; r++) {
+                add_scaled_group<NT>(c[r], sums[r], offsets[r]);
 #pragma unroll
-                for (int nt = 0; nt < NT; nt++) {
-                    c[r][nt][0] += offsets[r].upperScale * sums[r][nt][0];
-                    c[r][nt][1] += offsets[r].upperScale * sums[r][nt][1];
-                    c[r][nt][2] += offsets[r].lowerScale * sums[r][nt][2];
-                    c[r][nt][3] += offsets[r].lowerScale * sums[r][nt][3];
-                    sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
-                }
+                for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
                 offsets[r] = group_offsets(rowParams[r][group + 1], rowParams[r][group + 1 + 8 * groups]);
             }
             group++;
@@ -205,15 +212,7 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         copy_async_commit();
     }
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            c[r][nt][0] += offsets[r].upperScale * sums[r][nt][0];
-            c[r][nt][1] += offsets[r].upperScale * sums[r][nt][1];
-            c[r][nt][2] += offsets[r].lowerScale * sums[r][nt][2];
-            c[r][nt][3] += offsets[r].lowerScale * sums[r][nt][3];
-        }
-    }
+    for (int r = 0; r < R; r++) add_scaled_group<NT>(c[r], sums[r], offsets[r]);
 #pragma unroll
     for (int r = 0; r < R; r++) {
 #pragma unroll
