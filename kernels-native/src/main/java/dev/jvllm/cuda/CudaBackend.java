@@ -1335,11 +1335,29 @@ public final class CudaBackend implements Backend {
     /** input · stackedᵀ ([tokens, stacked rows]) by one cuBLAS call, into a kept buffer. */
     private CudaTensor stackedProduct(CudaTensor input, CudaTensor stacked) {
         int tokens = input.rows(), width = stacked.rows();
-        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * width * activationType.byteSize());
-        CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, width, "stacked product");
+        CudaTensor product = stackedProductBuffer(tokens, width);
         context.makeCurrent();
         gemm(input, stacked, product, tokens, input.cols(), width, null);
         return product;
+    }
+
+    /** input · stackedᵀ for a stacked 4-bit weight, into the same kept buffer as {@link #stackedProduct}. */
+    private CudaTensor int4StackedProduct(CudaTensor input, Int4CudaWeight stacked) {
+        CudaTensor product = stackedProductBuffer(input.rows(), stacked.rows());
+        int4Linear(input, stacked, null, product);
+        return product;
+    }
+
+    /** A [tokens, width] product in the kept buffer of stacked products. */
+    private CudaTensor stackedProductBuffer(int tokens, int width) {
+        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * width * activationType.byteSize());
+        return new CudaTensor(buffer, 0, activationType, tokens, width, "stacked product");
+    }
+
+    /** out = fn(gate) × up from a [tokens, 2 × width] product of a stacked [gate; up] (gated_halves). */
+    private void gatedHalves(Activation fn, CudaTensor product, int tokens, int width, CudaTensor output) {
+        kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * width / pieceElements), ELEMENTWISE_THREADS,
+                activationCode(fn), product, (long) tokens, width, output);
     }
 
     /** One gemv_rows3 launch for up to three one-row products of x; otherwise each product on its own. */
@@ -1500,10 +1518,7 @@ public final class CudaBackend implements Backend {
         if (int4OnTensorCores(tokens)) {
             int4Product(input, stacked, -1, o, widths, null);
         } else {
-            DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
-            CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
-            int4Linear(input, stacked, null, product);
-            splitColumns(product, tokens, o, widths);
+            splitColumns(int4StackedProduct(input, stacked), tokens, o, widths);
         }
         for (int i = 0; i < weights.length; i++) addBias(o[i], biases[i] == null ? null : cuda(biases[i], "linears", "bias"));
     }
@@ -1547,11 +1562,7 @@ public final class CudaBackend implements Backend {
             int4Product(input, stacked, activationCode(fn), new CudaTensor[]{output}, new int[]{gate.rows()}, null);
             return;
         }
-        DeviceBuffer buffer = stackedProducts.atLeast((long) tokens * stacked.rows() * activationType.byteSize());
-        CudaTensor product = new CudaTensor(buffer, 0, activationType, tokens, stacked.rows(), "stacked product");
-        int4Linear(input, stacked, null, product);
-        kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * gate.rows() / pieceElements), ELEMENTWISE_THREADS,
-                activationCode(fn), product, (long) tokens, gate.rows(), output);
+        gatedHalves(fn, int4StackedProduct(input, stacked), tokens, gate.rows(), output);
     }
 
     /**
@@ -1579,10 +1590,7 @@ public final class CudaBackend implements Backend {
         checkProduct("gatedLinear", input, g, null, output);
         KernelShapes.checkLinear(input, u, null, output);
         if (stacked != null) {
-            int tokens = input.rows();
-            CudaTensor product = stackedProduct(input, stacked);
-            kernels.launch(Kernel.GATED_HALVES, elementwiseBlocks((long) tokens * g.rows() / pieceElements), ELEMENTWISE_THREADS,
-                    activationCode(fn), product, (long) tokens, g.rows(), output);
+            gatedHalves(fn, stackedProduct(input, stacked), input.rows(), g.rows(), output);
             return;
         }
         context.makeCurrent();
