@@ -131,6 +131,8 @@ public final class CudaBackend implements Backend {
      */
     private static final int INT4_MMA_MAX_TOKENS = Integer.getInteger("jvllm.cuda.int4MmaTokens", 128);
     private static final int INT4_MMA_TOKENS_A_LAUNCH = 32;
+    private static final List<Kernel> INT4_KERNELS = List.of(Kernel.GEMM_INT4_2, Kernel.GEMM_INT4_8, Kernel.GEMM_INT4_16,
+            Kernel.GEMM_INT4_32, Kernel.GEMM_INT4_GATED_2, Kernel.GEMM_INT4_GATED_8, Kernel.GEMM_INT4_GATED_16, Kernel.GEMM_INT4_GATED_32);
     /**
      * Which products cuBLAS runs (all but the gemv kernels' one-row ones) go through cuBLASLt with an
      * algorithm timed per shape ({@link TunedProducts}) instead of cublasGemmEx's default, from
@@ -1435,9 +1437,21 @@ public final class CudaBackend implements Backend {
         if (!gemm(input, dense, output, tokens, in, outFeatures, bias)) addBias(output, bias);
     }
 
-    /** Whether the gemm_int4 kernels take a product of this many rows of x (else the weight is dequantized for cuBLAS). */
+    /**
+     * Whether the gemm_int4 kernels take a product of this many rows of x (else the weight is
+     * dequantized for cuBLAS): 16-bit activations, and a device that gives their blocks the shared
+     * memory they ask for.
+     */
     private boolean int4OnTensorCores(int tokens) {
-        return activationType != DType.F32 && tokens <= INT4_MMA_MAX_TOKENS;
+        return activationType != DType.F32 && tokens <= INT4_MMA_MAX_TOKENS && INT4_KERNELS.stream().allMatch(kernels::supports);
+    }
+
+    /** The gemm_int4 kernel for a launch of {@code count} rows of x (at most 32), gated or not. */
+    private static Kernel int4Kernel(int count, boolean gated) {
+        if (count <= 2) return gated ? Kernel.GEMM_INT4_GATED_2 : Kernel.GEMM_INT4_2;
+        if (count <= 8) return gated ? Kernel.GEMM_INT4_GATED_8 : Kernel.GEMM_INT4_8;
+        if (count <= 16) return gated ? Kernel.GEMM_INT4_GATED_16 : Kernel.GEMM_INT4_16;
+        return gated ? Kernel.GEMM_INT4_GATED_32 : Kernel.GEMM_INT4_32;
     }
 
     /**
@@ -1451,18 +1465,11 @@ public final class CudaBackend implements Backend {
         int tiles = (fn >= 0 ? w.rows() / 2 : w.rows()) / Int4Weight.TILE_ROWS;
         for (int start = 0; start < tokens; start += INT4_MMA_TOKENS_A_LAUNCH) {
             int count = Math.min(INT4_MMA_TOKENS_A_LAUNCH, tokens - start);
-            int size = count <= 8 ? 8 : count <= 16 ? 16 : 32;
-            Kernel kernel = switch (size) {
-                case 8 -> fn >= 0 ? Kernel.GEMM_INT4_GATED_8 : Kernel.GEMM_INT4_8;
-                case 16 -> fn >= 0 ? Kernel.GEMM_INT4_GATED_16 : Kernel.GEMM_INT4_16;
-                default -> fn >= 0 ? Kernel.GEMM_INT4_GATED_32 : Kernel.GEMM_INT4_32;
-            };
+            Kernel kernel = int4Kernel(count, fn >= 0);
             CudaTensor[] o = new CudaTensor[3];
             for (int i = 0; i < outs.length; i++) o[i] = (CudaTensor) outs[i].rows(start, count);
             if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + w.rows() + " K=" + in);
-            // Warps a block, as quantized.cu's GEMM_INT4 lines make each kernel.
-            int warps = kernel == Kernel.GEMM_INT4_8 ? 8 : 4;
-            kernels.launch(kernel, tiles, 32 * warps, w.words(), w.params(), (CudaTensor) x.rows(start, count),
+            kernels.launch(kernel, tiles, kernel.blockThreads, w.words(), w.params(), (CudaTensor) x.rows(start, count),
                     count, in, w.groupSize(), o[0], o[1], o[2], widths[0], widths.length > 1 ? widths[1] : 0,
                     widths.length > 2 ? widths[2] : 0, bias, typeCode(bias), fn);
         }

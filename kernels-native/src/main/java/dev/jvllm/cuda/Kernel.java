@@ -18,12 +18,16 @@ enum Kernel {
     GEMV_ROWS3("linear", "gemv_rows3"),
     GEMV_GATED("linear", "gemv_gated"),
     GEMV_ROWS_ACTIVATED("linear", "gemv_rows_activated"),
-    GEMM_INT4_8("quantized", "gemm_int4_8", true),
-    GEMM_INT4_16("quantized", "gemm_int4_16", true),
-    GEMM_INT4_32("quantized", "gemm_int4_32", true),
-    GEMM_INT4_GATED_8("quantized", "gemm_int4_gated_8", true),
-    GEMM_INT4_GATED_16("quantized", "gemm_int4_gated_16", true),
-    GEMM_INT4_GATED_32("quantized", "gemm_int4_gated_32", true),
+    // The gemm_int4 kernels: (x rows a launch takes in mma tiles of 8, row tiles, x rows held, ring depth)
+    // as quantized.cu's GEMM_INT4 lines make each, and the warps a block this side chooses.
+    GEMM_INT4_2("quantized", "gemm_int4_2", 8, gemmInt4SharedBytes(1, 1, 2, 8, 8)),
+    GEMM_INT4_8("quantized", "gemm_int4_8", 4, gemmInt4SharedBytes(1, 1, 8, 8, 4)),
+    GEMM_INT4_16("quantized", "gemm_int4_16", 4, gemmInt4SharedBytes(2, 1, 16, 4, 4)),
+    GEMM_INT4_32("quantized", "gemm_int4_32", 4, gemmInt4SharedBytes(4, 1, 32, 4, 4)),
+    GEMM_INT4_GATED_2("quantized", "gemm_int4_gated_2", 4, gemmInt4SharedBytes(1, 2, 2, 8, 4)),
+    GEMM_INT4_GATED_8("quantized", "gemm_int4_gated_8", 4, gemmInt4SharedBytes(1, 2, 8, 6, 4)),
+    GEMM_INT4_GATED_16("quantized", "gemm_int4_gated_16", 4, gemmInt4SharedBytes(2, 2, 16, 4, 4)),
+    GEMM_INT4_GATED_32("quantized", "gemm_int4_gated_32", 4, gemmInt4SharedBytes(4, 2, 32, 3, 4)),
     DEQUANTIZE_INT4("quantized", "dequantize_int4"),
     PERMUTE_COLUMNS("quantized", "permute_columns"),
     RMS_NORM("norms", "rms_norm"),
@@ -91,6 +95,8 @@ enum Kernel {
      * the function must be allowed them first ({@link KernelLauncher#supports}).
      */
     final int dynamicSharedBytes;
+    /** Threads a block where the kernel's shared memory is laid out for them, else 0 (the caller's choice). */
+    final int blockThreads;
 
     Kernel(String module, String function) {
         this(module, function, false);
@@ -101,10 +107,31 @@ enum Kernel {
     }
 
     Kernel(String module, String function, boolean sixteenBitOnly, int dynamicSharedBytes) {
+        this(module, function, sixteenBitOnly, dynamicSharedBytes, 0);
+    }
+
+    /** A tensor-core kernel of {@code warps} warps a block. */
+    Kernel(String module, String function, int warps, int dynamicSharedBytes) {
+        this(module, function, true, dynamicSharedBytes, 32 * warps);
+    }
+
+    private Kernel(String module, String function, boolean sixteenBitOnly, int dynamicSharedBytes, int blockThreads) {
         this.module = module;
         this.function = function;
         this.sixteenBitOnly = sixteenBitOnly;
         this.dynamicSharedBytes = dynamicSharedBytes;
+        this.blockThreads = blockThreads;
+    }
+
+    /**
+     * Shared memory of a gemm_int4 kernel (quantized.cu's gemm_int4_shared_bytes): a ring of
+     * {@code ring} slots a warp, each a k tile's words (512 bytes a row tile), its rows' scales and
+     * zeros (128) and x's 64 inputs for {@code xRows} tokens (144 bytes a row); then, in the same
+     * memory, the warps' float sums of 16 rows by 8 tokens a tile plus one.
+     */
+    static int gemmInt4SharedBytes(int tokenTiles, int rowTiles, int xRows, int ring, int warps) {
+        int slot = rowTiles * (512 + 128) + xRows * 144;
+        return Math.max(warps * ring * slot, warps * rowTiles * 16 * (8 * tokenTiles + 1) * 4);
     }
 
     boolean builtFor(DType activationType) {

@@ -82,119 +82,123 @@ __device__ __forceinline__ void add_scaled_group(float (&c)[NT][4], const float 
     }
 }
 
+// 8 bytes from global to shared memory (cp.async through L1: the 16-byte form takes only whole pieces).
+__device__ __forceinline__ void copy_async_8(void* target, const void* source) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(shared_address(target)), "l"(source) : "memory");
+}
+
+// A warp's ring slot: its row tiles' words of one k tile, their 16 rows' (scale, zero) for the tile's
+// group, and x's 64 inputs of that tile for the first XR tokens (rows of 64 + 8 elements, so that each
+// B fragment is one conflict-free shared load).
+template <int R, int XR>
+struct Int4Slot {
+    uint4 words[R][32];
+    float2 params[R][16];
+    act_t x[XR][64 + 8];
+};
+
+// Bytes of dynamic shared memory a block of `warps` warps takes: the ring, and after it is drained the
+// warps' partial sums in the same memory. Kernel.java's gemmInt4SharedBytes computes the same.
+template <int NT, int R, int XR, int D>
+__host__ __device__ constexpr int gemm_int4_shared_bytes(int warps) {
+    return warps * D * (int) sizeof(Int4Slot<R, XR>) > warps * R * 16 * (8 * NT + 1) * 4
+               ? warps * D * (int) sizeof(Int4Slot<R, XR>)
+               : warps * R * 16 * (8 * NT + 1) * 4;
+}
+
 // The block's R row tiles (R = 2: a gate tile and its up tile, n0 rows apart) times x ([tokens, k],
-// tokens <= 8 NT). Each of the W warps takes a W-th of the k tiles. Its lanes copy their 16 bytes of
-// the next D tiles of each row tile into a shared-memory ring (cp.async: many tiles in flight without
-// holding registers); per tile it stages x's 64 inputs of every token in its slab (whole 128-byte rows,
-// so that each B fragment is one conflict-free shared load), turns each word into A fragments, and runs
-// NT mma a k-step and row tile; the block then adds the warps' sums.
-template <int NT, int W, int R, int D>
+// tokens <= XR <= 8 NT). Each warp (blockDim.x / 32 of them) takes its share of the k tiles and streams
+// them through a ring of D slots by cp.async: a tile's words, its group's scales and zeros and x's
+// inputs of the tile all arrive D tiles ahead, so that no load waits inside the loop (the weights and
+// scales are asked for before the wait on the kernel before, x after it). Per tile the warp turns each
+// word into A fragments and runs NT mma a k-step and row tile; the block then adds the warps' sums.
+template <int NT, int R, int XR, int D>
 __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
                                                 int groupSize, const Int4Out& o) {
-    __shared__ __align__(16) uint4 ring[W][D][R][32];
-    __shared__ __align__(16) act_t slabs[W][8 * NT][64 + 8];
-    __shared__ float partials[W][R][16][8 * NT + 1];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    extern __shared__ __align__(16) uint4 int4Shared[];
+    int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    Int4Slot<R, XR>* ring = (Int4Slot<R, XR>*) int4Shared + warp * D;
     int kTiles = k / 64, groups = k / groupSize, tilesPerGroup = groupSize / 64;
-    int first = warp * kTiles / W, last = (warp + 1) * kTiles / W;
-    // Row tile r of the block: blockIdx.x, and for the up half blockIdx.x + n0 / 16.
+    int first = warp * kTiles / warps, last = (warp + 1) * kTiles / warps;
+    // Row tile r of the block: blockIdx.x, and for the up half blockIdx.x + n0 / 16. Lane l < 16 of
+    // row tile l / 16's half copies row l % 16's (scale, zero).
     const uint4* tiles[R];
-    const float2* rowParams[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        i64 rowTile = blockIdx.x + (r == 0 ? 0 : o.n0 / 16);
-        tiles[r] = words + rowTile * kTiles * 32 + lane;
-        rowParams[r] = params + (rowTile * 16 + g) * groups;
-    }
-    // The first D tiles asked for before the wait: weights never change during a pass. A group is
-    // committed for every slot, empty past the warp's last tile, so that the count of groups in flight
-    // is always D - 1 after a wait.
+    for (int r = 0; r < R; r++) tiles[r] = words + (blockIdx.x + (r == 0 ? 0 : o.n0 / 16)) * (i64) kTiles * 32 + lane;
+    int paramTile = lane / 16, paramRow = lane % 16;
+    const float2* rowParams =
+        params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) 16 + paramRow) * groups;
+    auto askWeights = [&](int slot, int kt) {
+#pragma unroll
+        for (int r = 0; r < R; r++) copy_async(&ring[slot].words[r][lane], tiles[r] + (i64) kt * 32, true);
+        if (paramTile < R) copy_async_8(&ring[slot].params[paramTile][paramRow], rowParams + kt / tilesPerGroup);
+    };
+    // x's 16-byte pieces of tile kt: piece i is token i / 8's inputs 8 (i % 8) on; rows of tokens past the
+    // last are filled with zeros, so that their B columns add nothing.
+    auto askInputs = [&](int slot, int kt) {
+#pragma unroll
+        for (int i = lane; i < XR * 8; i += 32) {
+            int token = i / 8;
+            copy_async(&ring[slot].x[token][(i % 8) * 8], x + (i64) min(token, tokens - 1) * k + kt * 64 + (i % 8) * 8,
+                       token < tokens);
+        }
+    };
+    // A group is committed for every slot, empty past the warp's last tile, so that D - 1 groups are
+    // always in flight after the tile's own: the weights of the first D tiles, then their inputs.
 #pragma unroll
     for (int s = 0; s < D; s++) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            if (first + s < last) copy_async(&ring[warp][s][r][lane], tiles[r] + (i64) (first + s) * 32, true);
-        }
+        if (first + s < last) askWeights(s, first + s);
         copy_async_commit();
     }
     JV_DEPENDENT_PROLOGUE();
-    float c[R][NT][4];
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) c[r][nt][0] = c[r][nt][1] = c[r][nt][2] = c[r][nt][3] = 0.0f;
+    for (int s = 0; s < D; s++) {
+        if (first + s < last) askInputs(s, first + s);
+        copy_async_commit();
     }
+    float c[R][NT][4];
     // The sums of the current group, (q - zero) · x exactly as far as float32 goes, added into c times
     // the group's scales when it ends.
     float sums[R][NT][4];
 #pragma unroll
     for (int r = 0; r < R; r++) {
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
+        for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) c[r][nt][e] = sums[r][nt][e] = 0.0f;
+        }
     }
-    int group = first / tilesPerGroup, left = tilesPerGroup - first % tilesPerGroup;
     GroupOffsets offsets[R];
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        offsets[r] = first < last ? group_offsets(rowParams[r][group], rowParams[r][group + 8 * groups]) : GroupOffsets{0, 0, 0.0f, 0.0f};
-    }
-    act_t (*slab)[64 + 8] = slabs[warp];
-    // Rows of tokens past the last are never written: zeros, so that their B columns add nothing.
-    for (int i = lane; i < 8 * NT * (64 + 8) / 8; i += 32) {
-        int token = i / 9, piece = i % 9;
-        if (token >= tokens) *(uint4*) &slab[token][piece * 8] = make_uint4(0, 0, 0, 0);
-    }
-    // x's pieces of the next tile, asked for a tile ahead: a lane takes pieces lane, lane + 32, ...
-    // of the tile's tokens × 8 16-byte pieces.
-    constexpr int X_PIECES = 2 * NT;
-    uint4 xNext[X_PIECES];
-#pragma unroll
-    for (int q = 0; q < X_PIECES; q++) {
-        int i = lane + 32 * q, token = i / 8;
-        if (token < tokens && first < last) xNext[q] = *(const uint4*) (x + (i64) token * k + first * 64 + (i % 8) * 8);
-    }
     for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
-        if (left == 0) {
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                add_scaled_group<NT>(c[r], sums[r], offsets[r]);
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
-                offsets[r] = group_offsets(rowParams[r][group + 1], rowParams[r][group + 1 + 8 * groups]);
-            }
-            group++;
-            left = tilesPerGroup;
-        }
-        left--;
-        __syncwarp();
-#pragma unroll
-        for (int q = 0; q < X_PIECES; q++) {
-            int i = lane + 32 * q, token = i / 8;
-            if (token < tokens) *(uint4*) &slab[token][(i % 8) * 8] = xNext[q];
-        }
-        if (kt + 1 < last) {
-#pragma unroll
-            for (int q = 0; q < X_PIECES; q++) {
-                int i = lane + 32 * q, token = i / 8;
-                if (token < tokens) xNext[q] = *(const uint4*) (x + (i64) token * k + (kt + 1) * 64 + (i % 8) * 8);
-            }
-        }
         copy_async_wait<D - 1>();
         __syncwarp();
-        uint4 tile[R];
+        Int4Slot<R, XR>& tile = ring[slot];
+        if (kt == first || kt % tilesPerGroup == 0) {
 #pragma unroll
-        for (int r = 0; r < R; r++) tile[r] = ring[warp][slot][r][lane];
+            for (int r = 0; r < R; r++) {
+                if (kt != first) {
+                    add_scaled_group<NT>(c[r], sums[r], offsets[r]);
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
+                }
+                offsets[r] = group_offsets(tile.params[r][g], tile.params[r][g + 8]);
+            }
+        }
+        uint4 w[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) w[r] = tile.words[r][lane];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             unsigned int b[NT][2];
 #pragma unroll
             for (int nt = 0; nt < NT; nt++) {
-                b[nt][0] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t];
-                b[nt][1] = *(const unsigned int*) &slab[nt * 8 + g][16 * j + 2 * t + 8];
+                bool held = nt * 8 + g < XR;  // constant false past the rows held: zeros
+                b[nt][0] = held ? *(const unsigned int*) &tile.x[min(nt * 8 + g, XR - 1)][16 * j + 2 * t] : 0u;
+                b[nt][1] = held ? *(const unsigned int*) &tile.x[min(nt * 8 + g, XR - 1)][16 * j + 2 * t + 8] : 0u;
             }
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                unsigned int word = j == 0 ? tile[r].x : j == 1 ? tile[r].y : j == 2 ? tile[r].z : tile[r].w;
+                unsigned int word = j == 0 ? w[r].x : j == 1 ? w[r].y : j == 2 ? w[r].z : w[r].w;
                 unsigned int a[4] = {level_pair(word, 0), level_pair(word, 1), level_pair(word, 2), level_pair(word, 3)};
                 unsigned int zero[4] = {offsets[r].upper, offsets[r].lower, offsets[r].upper, offsets[r].lower};
 #pragma unroll
@@ -204,57 +208,72 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
                 }
             }
         }
-        // The slot's words are in registers and used: refill it with the tile D ahead.
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            if (kt + D < last) copy_async(&ring[warp][slot][r][lane], tiles[r] + (i64) (kt + D) * 32, true);
+        // Every lane has read the slot: refill it with the tile D ahead.
+        __syncwarp();
+        if (kt + D < last) {
+            askWeights(slot, kt + D);
+            askInputs(slot, kt + D);
         }
         copy_async_commit();
     }
+    if (first < last) {
 #pragma unroll
-    for (int r = 0; r < R; r++) add_scaled_group<NT>(c[r], sums[r], offsets[r]);
+        for (int r = 0; r < R; r++) add_scaled_group<NT>(c[r], sums[r], offsets[r]);
+    }
+    // The ring is drained (only empty groups are left in flight) before its memory takes the partial sums.
+    copy_async_wait<0>();
+    __syncthreads();
+    float* partials = (float*) int4Shared;  // [warps][R][16][8 NT + 1]
+    constexpr int STRIDE = 8 * NT + 1;
 #pragma unroll
     for (int r = 0; r < R; r++) {
+        float* mine = partials + (warp * R + r) * 16 * STRIDE;
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-            partials[warp][r][g][nt * 8 + 2 * t] = c[r][nt][0];
-            partials[warp][r][g][nt * 8 + 2 * t + 1] = c[r][nt][1];
-            partials[warp][r][g + 8][nt * 8 + 2 * t] = c[r][nt][2];
-            partials[warp][r][g + 8][nt * 8 + 2 * t + 1] = c[r][nt][3];
+            mine[g * STRIDE + nt * 8 + 2 * t] = c[r][nt][0];
+            mine[g * STRIDE + nt * 8 + 2 * t + 1] = c[r][nt][1];
+            mine[(g + 8) * STRIDE + nt * 8 + 2 * t] = c[r][nt][2];
+            mine[(g + 8) * STRIDE + nt * 8 + 2 * t + 1] = c[r][nt][3];
         }
     }
     __syncthreads();
     for (int i = threadIdx.x; i < 16 * tokens; i += blockDim.x) {
         int row = i % 16, token = i / 16;
-        float sums[R];
+        float total[R];
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            sums[r] = 0.0f;
-#pragma unroll
-            for (int w = 0; w < W; w++) sums[r] += partials[w][r][row][token];
+            total[r] = 0.0f;
+            for (int w = 0; w < warps; w++) total[r] += partials[((w * R + r) * 16 + row) * STRIDE + token];
         }
-        float value = R == 2 ? apply_activation(o.fn, sums[0]) * sums[R - 1] : sums[0];
+        float value = R == 2 ? apply_activation(o.fn, total[0]) * total[R - 1] : total[0];
         int4_write(o, token, blockIdx.x * 16 + row, value);
     }
 }
 
-// A launch of gemm_int4_tiles: NAME over tokens <= 8 NT with W warps a block, R row tiles (R = 2:
-// gated) and a ring of D tiles a warp (the three kept within 48 KB of static shared memory).
-#define GEMM_INT4(NAME, NT, W, R, D)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(32 * W)                                                            \
+// A launch of gemm_int4_tiles: NAME over tokens <= XR (x rows held, at most 8 NT), R row tiles (R = 2:
+// gated) and a ring of D tiles a warp; the warps a block and so the dynamic shared memory
+// (gemm_int4_shared_bytes) are the launch's, Kernel.java's entry of NAME. A launch given less shared
+// memory than its warps need stops on a trap, not on another block's memory.
+#define GEMM_INT4(NAME, NT, R, XR, D)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256)                                                               \
     NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, act_t* out0,  \
          act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias, int biasType, int fn) {               \
         /* JV_DEPENDENT_PROLOGUE in gemm_int4_tiles */                                                             \
+        unsigned int sharedBytes;                                                                                   \
+        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(sharedBytes));                                               \
+        if (sharedBytes < (unsigned int) gemm_int4_shared_bytes<NT, R, XR, D>(blockDim.x >> 5)) __trap();           \
         Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};                                             \
-        gemm_int4_tiles<NT, W, R, D>(words, params, x, tokens, k, groupSize, o);                                      \
+        gemm_int4_tiles<NT, R, XR, D>(words, params, x, tokens, k, groupSize, o);                                     \
     }
 
-GEMM_INT4(gemm_int4_8, 1, 8, 1, 8)
-GEMM_INT4(gemm_int4_16, 2, 4, 1, 8)
-GEMM_INT4(gemm_int4_32, 4, 4, 1, 8)
-GEMM_INT4(gemm_int4_gated_8, 1, 4, 2, 8)
-GEMM_INT4(gemm_int4_gated_16, 2, 4, 2, 6)
-GEMM_INT4(gemm_int4_gated_32, 4, 4, 2, 2)
+GEMM_INT4(gemm_int4_2, 1, 1, 2, 8)
+GEMM_INT4(gemm_int4_8, 1, 1, 8, 8)
+GEMM_INT4(gemm_int4_16, 2, 1, 16, 4)
+GEMM_INT4(gemm_int4_32, 4, 1, 32, 4)
+GEMM_INT4(gemm_int4_gated_2, 1, 2, 2, 8)
+GEMM_INT4(gemm_int4_gated_8, 1, 2, 8, 6)
+GEMM_INT4(gemm_int4_gated_16, 2, 2, 16, 4)
+GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
 #endif
 
 // W as act_t [n, k] in the checkpoint's input order: a thread a lane's 16 bytes of a tile, striding over the grid.

@@ -49,7 +49,8 @@ class CudaInt4Test extends GpuAgainstCpuTest {
     @CsvSource({"BF16, 1, 96, 512, 128, false, false", "BF16, 3, 96, 4096, 128, true, true", "F16, 8, 64, 14336, 128, false, false",
             "BF16, 9, 96, 512, 64, false, true", "F32, 1, 48, 128, 64, true, true", "F32, 20, 48, 128, 128, false, false",
             "BF16, 40, 256, 1024, 64, true, false", "F16, 5, 32, 256, 256, false, true", "BF16, 200, 64, 256, 128, false, true",
-            "F16, 17, 48, 192, 64, true, false", "BF16, 128, 32, 128, 64, false, false"})
+            "F16, 17, 48, 192, 64, true, false", "BF16, 128, 32, 128, 64, false, false", "F16, 2, 64, 14336, 128, false, false",
+            "BF16, 2, 32, 128, 64, true, true", "BF16, 2, 48, 1536, 128, true, false", "BF16, 1, 64, 1024, 1024, false, true"})
     void productsByFourBitWeightsMatchTheCpusByTheirValues(DType type, int tokens, int rows, int cols, int group,
                                                            boolean actOrder, boolean withBias) {
         CudaBackend gpu = gpus.get(type);
@@ -67,7 +68,7 @@ class CudaInt4Test extends GpuAgainstCpuTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"BF16, 1", "BF16, 6", "BF16, 12", "F32, 1", "F16, 17", "BF16, 40", "F16, 130"})
+    @CsvSource({"BF16, 1", "F16, 2", "BF16, 6", "BF16, 12", "F32, 1", "F16, 17", "BF16, 40", "F16, 130"})
     void stackedProjectionsAndAGatedPairMatchTheCpu(DType type, int tokens) {
         CudaBackend gpu = gpus.get(type);
         Random random = new Random(tokens);
