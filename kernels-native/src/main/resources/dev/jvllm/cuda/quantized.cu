@@ -82,9 +82,14 @@ __device__ __forceinline__ void add_scaled_group(float (&c)[NT][4], const float 
     }
 }
 
-// 8 bytes from global to shared memory (cp.async through L1: the 16-byte form takes only whole pieces).
-__device__ __forceinline__ void copy_async_8(void* target, const void* source) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(shared_address(target)), "l"(source) : "memory");
+// cp.async to a shared-memory address: 16 bytes of which `valid` are read (the rest zeros), or 8 (through L1:
+// the 16-byte form takes only whole pieces).
+__device__ __forceinline__ void copy_async_16(unsigned int target, const void* source, int valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(target), "l"(source), "r"(valid) : "memory");
+}
+
+__device__ __forceinline__ void copy_async_8(unsigned int target, const void* source) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(target), "l"(source) : "memory");
 }
 
 // A warp's ring slot: its row tiles' words of one k tile, their 16 rows' (scale, zero) for the tile's
@@ -112,48 +117,72 @@ __host__ __device__ constexpr int gemm_int4_shared_bytes(int warps) {
 // inputs of the tile all arrive D tiles ahead, so that no load waits inside the loop (the weights and
 // scales are asked for before the wait on the kernel before, x after it). Per tile the warp turns each
 // word into A fragments and runs NT mma a k-step and row tile; the block then adds the warps' sums.
+// At one row of x the loop's instructions, not the bytes, bound the kernel: its addresses advance by
+// additions (no division a tile).
 template <int NT, int R, int XR, int D>
 __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
                                                 int groupSize, const Int4Out& o) {
+    using Slot = Int4Slot<R, XR>;
+    constexpr unsigned int PARAMS_AT = R * 512, X_AT = R * 640;
     extern __shared__ __align__(16) uint4 int4Shared[];
     int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    Int4Slot<R, XR>* ring = (Int4Slot<R, XR>*) int4Shared + warp * D;
+    Slot* ring = (Slot*) int4Shared + warp * D;
+    unsigned int ringAddress = shared_address(ring);
     int kTiles = k / 64, groups = k / groupSize, tilesPerGroup = groupSize / 64;
     int first = warp * kTiles / warps, last = (warp + 1) * kTiles / warps;
-    // Row tile r of the block: blockIdx.x, and for the up half blockIdx.x + n0 / 16. Lane l < 16 of
-    // row tile l / 16's half copies row l % 16's (scale, zero).
-    const uint4* tiles[R];
+    // What the warp asks for next, tile after tile: each row tile's words (row tile r: blockIdx.x, and
+    // for the up half blockIdx.x + n0 / 16), one row's (scale, zero) a lane (lane l < 16 R: row l % 16
+    // of row tile l / 16) for the tile's group, and x's 16-byte pieces (piece i: token i / 8's inputs
+    // 8 (i % 8) on; rows of tokens past the last are zeros, so that their B columns add nothing).
+    const uint4* askWords[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) tiles[r] = words + (blockIdx.x + (r == 0 ? 0 : o.n0 / 16)) * (i64) kTiles * 32 + lane;
+    for (int r = 0; r < R; r++) askWords[r] = words + ((blockIdx.x + (r == 0 ? 0 : o.n0 / 16)) * (i64) kTiles + first) * 32 + lane;
     int paramTile = lane / 16, paramRow = lane % 16;
-    const float2* rowParams =
-        params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) 16 + paramRow) * groups;
-    auto askWeights = [&](int slot, int kt) {
+    const float2* askParams =
+        params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) 16 + paramRow) * groups + first / tilesPerGroup;
+    unsigned int paramsTarget = PARAMS_AT + (paramTile * 16 + paramRow) * 8;
+    int askLeft = tilesPerGroup - first % tilesPerGroup;
+    constexpr int X_COPIES = (XR * 8 + 31) / 32;
+    const act_t* askX[X_COPIES];
+    unsigned int xTarget[X_COPIES];
+    int xValid[X_COPIES];
 #pragma unroll
-        for (int r = 0; r < R; r++) copy_async(&ring[slot].words[r][lane], tiles[r] + (i64) kt * 32, true);
-        if (paramTile < R) copy_async_8(&ring[slot].params[paramTile][paramRow], rowParams + kt / tilesPerGroup);
+    for (int q = 0; q < X_COPIES; q++) {
+        int i = lane + 32 * q, token = i / 8;
+        askX[q] = x + (i64) min(token, tokens - 1) * k + first * 64 + (i % 8) * 8;
+        xTarget[q] = X_AT + token * (64 + 8) * (int) sizeof(act_t) + (i % 8) * 16;
+        xValid[q] = token < tokens ? 16 : 0;
+    }
+    auto askWeights = [&](unsigned int slot) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            copy_async_16(slot + r * 512 + lane * 16, askWords[r], 16);
+            askWords[r] += 32;
+        }
+        if (paramTile < R) copy_async_8(slot + paramsTarget, askParams);
+        if (--askLeft == 0) {
+            askParams++;
+            askLeft = tilesPerGroup;
+        }
     };
-    // x's 16-byte pieces of tile kt: piece i is token i / 8's inputs 8 (i % 8) on; rows of tokens past the
-    // last are filled with zeros, so that their B columns add nothing.
-    auto askInputs = [&](int slot, int kt) {
+    auto askInputs = [&](unsigned int slot) {
 #pragma unroll
-        for (int i = lane; i < XR * 8; i += 32) {
-            int token = i / 8;
-            copy_async(&ring[slot].x[token][(i % 8) * 8], x + (i64) min(token, tokens - 1) * k + kt * 64 + (i % 8) * 8,
-                       token < tokens);
+        for (int q = 0; q < X_COPIES; q++) {
+            if (XR * 8 % 32 == 0 || lane + 32 * q < XR * 8) copy_async_16(slot + xTarget[q], askX[q], xValid[q]);
+            askX[q] += 64;
         }
     };
     // A group is committed for every slot, empty past the warp's last tile, so that D - 1 groups are
     // always in flight after the tile's own: the weights of the first D tiles, then their inputs.
 #pragma unroll
     for (int s = 0; s < D; s++) {
-        if (first + s < last) askWeights(s, first + s);
+        if (first + s < last) askWeights(ringAddress + s * sizeof(Slot));
         copy_async_commit();
     }
     JV_DEPENDENT_PROLOGUE();
 #pragma unroll
     for (int s = 0; s < D; s++) {
-        if (first + s < last) askInputs(s, first + s);
+        if (first + s < last) askInputs(ringAddress + s * sizeof(Slot));
         copy_async_commit();
     }
     float c[R][NT][4];
@@ -169,11 +198,12 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         }
     }
     GroupOffsets offsets[R];
+    int left = 0;  // tiles of the current group still to come
     for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
         copy_async_wait<D - 1>();
         __syncwarp();
-        Int4Slot<R, XR>& tile = ring[slot];
-        if (kt == first || kt % tilesPerGroup == 0) {
+        const Slot& tile = ring[slot];
+        if (left == 0) {
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 if (kt != first) {
@@ -183,7 +213,9 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
                 }
                 offsets[r] = group_offsets(tile.params[r][g], tile.params[r][g + 8]);
             }
+            left = kt == first ? tilesPerGroup - first % tilesPerGroup : tilesPerGroup;
         }
+        left--;
         uint4 w[R];
 #pragma unroll
         for (int r = 0; r < R; r++) w[r] = tile.words[r][lane];
@@ -211,8 +243,9 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         // Every lane has read the slot: refill it with the tile D ahead.
         __syncwarp();
         if (kt + D < last) {
-            askWeights(slot, kt + D);
-            askInputs(slot, kt + D);
+            unsigned int target = ringAddress + slot * sizeof(Slot);
+            askWeights(target);
+            askInputs(target);
         }
         copy_async_commit();
     }
