@@ -681,16 +681,20 @@ public final class CudaBackend implements Backend {
         for (Int4Weight part : parts) {
             copyToDevice(part.words(), words.address() + offset, part.words().byteSize(), false);
             offset += part.words().byteSize();
-            for (int i = 0; i < part.scales().length; i++) {
-                params[2 * (row * groups + i)] = part.scales()[i];
-                params[2 * (row * groups + i) + 1] = part.zeros()[i];
+            for (int r = 0; r < part.rows(); r++) {
+                for (int group = 0; group < groups; group++) {
+                    int at = Int4CudaWeight.paramsIndex(row + r, group, groups);
+                    params[at] = part.scales()[r * groups + group];
+                    params[at + 1] = part.zeros()[r * groups + group];
+                }
             }
             row += part.rows();
         }
         CudaTensor order = first.inputOrder() == null ? null
                 : upload(MemorySegment.ofArray(first.inputOrder()), DType.I32, 1, cols, name + " input order", DeviceMemory.Kind.PERSISTENT);
         return new Int4CudaWeight(new CudaTensor(words, 0, DType.I32, rows / Int4Weight.TILE_ROWS, 2 * cols, name),
-                upload(MemorySegment.ofArray(params), DType.F32, rows, 2 * groups, name + " scales", DeviceMemory.Kind.PERSISTENT),
+                upload(MemorySegment.ofArray(params), DType.F32, rows / Int4Weight.TILE_ROWS, 2 * Int4Weight.TILE_ROWS * groups,
+                        name + " scales", DeviceMemory.Kind.PERSISTENT),
                 order, first.groupSize(), activationType, name);
     }
 
@@ -1546,7 +1550,7 @@ public final class CudaBackend implements Backend {
         CudaTensor words = first.words(), params = first.params();
         return new Int4CudaWeight(new CudaTensor(words.buffer(), words.offset(), DType.I32, rows / Int4Weight.TILE_ROWS, words.cols(),
                 first.name()),
-                new CudaTensor(params.buffer(), params.offset(), DType.F32, rows, params.cols(), first.name()),
+                new CudaTensor(params.buffer(), params.offset(), DType.F32, rows / Int4Weight.TILE_ROWS, params.cols(), first.name()),
                 first.order(), first.groupSize(), activationType, first.name());
     }
 

@@ -8,8 +8,9 @@ import dev.jvllm.weights.Int4Weight;
  * A 4-bit weight in device memory as quantized.cu reads it ({@link dev.jvllm.weights.Int4Weight}'s
  * layout): a [rows, cols] matrix of the activation type ({@code dtype}) to the models, stored as
  * {@code words} (I32 [rows / 16, 2 × cols]: a row of it is a row tile's tiles), {@code params} (F32
- * [rows, 2 × groups]: each group's scale and zero) and {@code order} (I32 [1, cols], or null where
- * the inputs are in the checkpoint's order). Row views of whole row tiles share the buffers.
+ * [rows / 16, groups × 16 × 2]: a row tile's (scale, zero) of its 16 rows group after group, so that a
+ * group's are 128 contiguous bytes, {@link #paramsIndex}) and {@code order} (I32 [1, cols], or null
+ * where the inputs are in the checkpoint's order). Row views of whole row tiles share the buffers.
  */
 record Int4CudaWeight(CudaTensor words, CudaTensor params, CudaTensor order, int groupSize, DType dtype, String name)
         implements Tensor {
@@ -31,7 +32,12 @@ record Int4CudaWeight(CudaTensor words, CudaTensor params, CudaTensor order, int
                     + " are not whole tiles of " + Int4Weight.TILE_ROWS + " rows");
         }
         return new Int4CudaWeight((CudaTensor) words.rows(start / Int4Weight.TILE_ROWS, count / Int4Weight.TILE_ROWS),
-                (CudaTensor) params.rows(start, count), order, groupSize, dtype, name);
+                (CudaTensor) params.rows(start / Int4Weight.TILE_ROWS, count / Int4Weight.TILE_ROWS), order, groupSize, dtype, name);
+    }
+
+    /** Where row {@code row}'s scale of group {@code group} is in params (its zero follows). */
+    static int paramsIndex(int row, int group, int groups) {
+        return Math.toIntExact((((long) row / Int4Weight.TILE_ROWS * groups + group) * Int4Weight.TILE_ROWS + row % Int4Weight.TILE_ROWS) * 2);
     }
 
     @Override

@@ -2,7 +2,8 @@
 // in tiles of 16 rows × 64 packed inputs, each lane's 16 bytes of a tile four words, word j holding
 // the lane's mma.sync m16n8k16 A fragment for inputs 16j .. 16j + 15 as four pairs of nibbles (pair p
 // in bits 4p and 4p + 16). Each element is (q - zero) × scale of its row's group (a multiple of 64
-// inputs), params holding (scale, zero) a (row, group) as float32. Where the checkpoint's inputs were
+// inputs), params holding (scale, zero) a (row, group) as float32, a row tile's 16 rows of a group
+// together (128 bytes), group after group. Where the checkpoint's inputs were
 // reordered (GPTQ's act-order) x comes permuted into the packed order (permute_columns).
 //
 // For up to 32 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block
@@ -82,14 +83,9 @@ __device__ __forceinline__ void add_scaled_group(float (&c)[NT][4], const float 
     }
 }
 
-// cp.async to a shared-memory address: 16 bytes of which `valid` are read (the rest zeros), or 8 (through L1:
-// the 16-byte form takes only whole pieces).
+// cp.async to a shared-memory address: 16 bytes of which `valid` are read (the rest zeros).
 __device__ __forceinline__ void copy_async_16(unsigned int target, const void* source, int valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(target), "l"(source), "r"(valid) : "memory");
-}
-
-__device__ __forceinline__ void copy_async_8(unsigned int target, const void* source) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(target), "l"(source) : "memory");
 }
 
 // A warp's ring slot: its row tiles' words of one k tile, their 16 rows' (scale, zero) for the tile's
@@ -137,11 +133,14 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
     const uint4* askWords[R];
 #pragma unroll
     for (int r = 0; r < R; r++) askWords[r] = words + ((blockIdx.x + (r == 0 ? 0 : o.n0 / 16)) * (i64) kTiles + first) * 32 + lane;
-    int paramTile = lane / 16, paramRow = lane % 16;
-    const float2* askParams =
-        params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) 16 + paramRow) * groups + first / tilesPerGroup;
-    unsigned int paramsTarget = PARAMS_AT + (paramTile * 16 + paramRow) * 8;
+    // A group's (scale, zero) of a row tile's 16 rows are 128 bytes: lane l < 8 R copies piece l % 8 of
+    // row tile l / 8's, with the warp's first tile and each tile that begins a group.
+    int paramTile = lane / 8;
+    const uint4* askParams =
+        (const uint4*) (params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) groups + first / tilesPerGroup) * 16) + lane % 8;
+    unsigned int paramsTarget = PARAMS_AT + lane * 16;
     int askLeft = tilesPerGroup - first % tilesPerGroup;
+    bool askGroup = true;
     constexpr int X_COPIES = (XR * 8 + 31) / 32;
     const act_t* askX[X_COPIES];
     unsigned int xTarget[X_COPIES];
@@ -159,9 +158,10 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
             copy_async_16(slot + r * 512 + lane * 16, askWords[r], 16);
             askWords[r] += 32;
         }
-        if (paramTile < R) copy_async_8(slot + paramsTarget, askParams);
-        if (--askLeft == 0) {
-            askParams++;
+        if (askGroup && paramTile < R) copy_async_16(slot + paramsTarget, askParams, 16);
+        askGroup = --askLeft == 0;
+        if (askGroup) {
+            askParams += 8;
             askLeft = tilesPerGroup;
         }
     };
@@ -325,7 +325,7 @@ extern "C" __global__ void dequantize_int4(const uint4* words, const float2* par
 #pragma unroll
         for (int half = 0; half < 2; half++) {
             i64 row = rowTile * 16 + g + 8 * half;
-            float2 group = params[row * groups + kt * 64 / groupSize];
+            float2 group = params[(rowTile * groups + kt * 64 / groupSize) * 16 + g + 8 * half];
             act_t* target = out + row * k;
 #pragma unroll
             for (int j = 0; j < 4; j++) {
