@@ -48,6 +48,7 @@ import static dev.jvllm.benchmarks.JsonLines.emit;
  *          [--async-scheduling (the engine's async scheduling, on by default; -Djvllm.benchmark.asyncScheduling=false
  *          or true sets it, for A/B runs that differ only in JVM options)]
  *          [--device cuda|cpu (cpu: a smoke run of the benchmark itself with a small --shape)]
+ *          [--dtype auto|bfloat16|float16 (the activations' type, as LLM.Builder#dtype; the checkpoint is bfloat16)]
  * </pre>
  */
 public final class GpuBenchmark {
@@ -76,6 +77,7 @@ public final class GpuBenchmark {
         boolean asyncScheduling = asyncProperty == null ? EngineConfig.defaults().asyncScheduling()
                 : Boolean.parseBoolean(asyncProperty);
         String device = "cuda";
+        String dtype = "auto";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--cache" -> cache = Path.of(args[++i]);
@@ -94,6 +96,7 @@ public final class GpuBenchmark {
                 case "--temperature" -> sampling = sampling.toBuilder().temperature(Double.parseDouble(args[++i])).build();
                 case "--top-p" -> sampling = sampling.toBuilder().topP(Double.parseDouble(args[++i])).build();
                 case "--device" -> device = args[++i];
+                case "--dtype" -> dtype = args[++i];
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -103,7 +106,7 @@ public final class GpuBenchmark {
                 "weight_gb", shape.parameters() * 2 / 1e9, "seconds", seconds(start));
 
         start = System.nanoTime();
-        try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype("auto").maxModelLen(maxModelLen)
+        try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype(dtype).maxModelLen(maxModelLen)
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
                 .enablePrefixCaching(false).enforceEager(enforceEager).asyncScheduling(asyncScheduling).build()) {
             emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager,

@@ -12,10 +12,12 @@ import java.util.function.IntBinaryOperator;
  * same for GPTQ and AWQ. Each element is {@code (q - zero) × scale} of its group ({@code groupSize}
  * consecutive packed inputs of a row). The words come in tiles of 16 rows × 64 packed inputs, the
  * tiles of a row tile one after another: 512 bytes a tile, 16 a lane of a warp. Lane L = 4g + t
- * holds in word j (inputs 16j .. 16j + 15 of the tile) four pairs, pair p in bits 4p (the pair's
- * first input) and 4p + 16 (its second): rows g, g + 8, g, g + 8 of the tile for p = 0..3, at inputs
- * 16j + 2t (p = 0, 1) or 16j + 2t + 8 (p = 2, 3) and the input after. That is an mma.sync
- * m16n8k16 A fragment, so a lane turns one word into a k-step's four registers.
+ * holds in word j four pairs, pair p in bits 4p (the pair's first input) and 4p + 16 (its second):
+ * rows g, g + 8, g, g + 8 of the tile for p = 0..3, at inputs 16t + 4j (p = 0, 1) or 16t + 4j + 2
+ * (p = 2, 3) and the input after. That is an mma.sync m16n8k16 A fragment of k-step j, the k-steps
+ * taking the tile's inputs in that order (A and B alike, so the sums are the same): a lane turns one
+ * word into a k-step's four registers, and its B fragments of the tile's four k-steps are 16
+ * consecutive inputs, inputs 16t .. 16t + 15.
  *
  * @param scales     [rows × groups], row-major
  * @param zeros      [rows × groups], each the zero level of its group
@@ -69,15 +71,15 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
 
     /** The index of the word that holds (row, packed input) in a weight of {@code cols} inputs. */
     public static long wordIndex(int cols, int row, int packed) {
-        int inTile = packed % TILE_INPUTS, column = inTile % 16, lane = 4 * (row % 8) + (column % 8) / 2;
+        int inTile = packed % TILE_INPUTS, lane = 4 * (row % 8) + inTile / 16;
         long tile = (long) (row / TILE_ROWS) * (cols / TILE_INPUTS) + packed / TILE_INPUTS;
-        return (tile * 32 + lane) * 4 + inTile / 16;
+        return (tile * 32 + lane) * 4 + inTile % 16 / 4;
     }
 
     /** The lowest bit of (row, packed input)'s nibble in its word. */
     public static int bitOf(int row, int packed) {
-        int column = packed % 16, pair = (row % TILE_ROWS) / 8 + 2 * (column / 8);
-        return 4 * pair + 16 * (column % 2);
+        int ofFour = packed % 4, pair = (row % TILE_ROWS) / 8 + 2 * (ofFour / 2);
+        return 4 * pair + 16 * (ofFour % 2);
     }
 
     /**
@@ -88,10 +90,10 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
         int step = (int) (index % 4), lane = (int) (index / 4 % 32);
         long tile = index / 128;
         int row0 = (int) (tile / (cols / TILE_INPUTS)) * TILE_ROWS + lane / 4;
-        int input0 = (int) (tile % (cols / TILE_INPUTS)) * TILE_INPUTS + 16 * step + 2 * (lane % 4);
+        int input0 = (int) (tile % (cols / TILE_INPUTS)) * TILE_INPUTS + 16 * (lane % 4) + 4 * step;
         int word = 0;
         for (int pair = 0; pair < 4; pair++) {
-            int row = row0 + 8 * (pair % 2), input = input0 + 8 * (pair / 2);
+            int row = row0 + 8 * (pair % 2), input = input0 + 2 * (pair / 2);
             word |= level.applyAsInt(row, input) << (4 * pair) | level.applyAsInt(row, input + 1) << (4 * pair + 16);
         }
         return word;

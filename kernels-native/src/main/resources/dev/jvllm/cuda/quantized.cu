@@ -1,10 +1,12 @@
 // Products with 4-bit weights (GPTQ's and AWQ's, repacked at load as Int4Weight lays them out): W [n, k]
 // in tiles of 16 rows × 64 packed inputs, each lane's 16 bytes of a tile four words, word j holding
-// the lane's mma.sync m16n8k16 A fragment for inputs 16j .. 16j + 15 as four pairs of nibbles (pair p
-// in bits 4p and 4p + 16). Each element is (q - zero) × scale of its row's group (a multiple of 64
-// inputs), params holding (scale, zero) a (row, group) as float32, a row tile's 16 rows of a group
-// together (128 bytes), group after group. Where the checkpoint's inputs were
-// reordered (GPTQ's act-order) x comes permuted into the packed order (permute_columns).
+// the lane's mma.sync m16n8k16 A fragment of k-step j as four pairs of nibbles (pair p in bits 4p and
+// 4p + 16). The k-steps take a tile's inputs in Int4Weight's order, lane 4g + t's pairs at inputs
+// 16t + 4j (+ 2 for p = 2, 3) and the one after, so that its B fragments of a tile are x's 16
+// consecutive inputs from 16t on. Each element is (q - zero) × scale of its row's group (a multiple of
+// 64 inputs), params holding (scale, zero) a (row, group) as float32, a row tile's 16 rows of a group
+// together (128 bytes), group after group. Where the checkpoint's inputs were reordered (GPTQ's
+// act-order) x comes permuted into the packed order (permute_columns).
 //
 // For up to 32 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block
 // takes a row tile (two for the gated form), each warp a share of its k tiles streamed through a
@@ -25,25 +27,40 @@
 #define INT4_MAGIC_VALUE 1024.0f
 #endif
 
-// Pair p of a word as an A fragment register: the two nibbles in the low mantissa bits of the magic
-// number, i.e. magic + q exactly (one and-or).
-__device__ __forceinline__ unsigned int level_pair(unsigned int word, int p) {
-    unsigned int levels;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(levels) : "r"(word >> (4 * p)), "r"(0x000f000fu), "r"(INT4_MAGIC | (INT4_MAGIC << 16)));
-    return levels;
+// Word w's four pairs as an A fragment's registers (rows g, g + 8, g, g + 8): magic + q exactly, one
+// and-or a pair. For float16 the rows g + 8 take their nibbles where they are, 4 bits up (1024 + 16 q:
+// its 10 mantissa bits hold it), so a word needs one shift; their zero and scale are taken 16 times
+// (group_offsets). bfloat16's 7 mantissa bits do not reach, so each pair is shifted down.
+__device__ __forceinline__ void level_pairs(unsigned int word, unsigned int (&a)[4]) {
+    constexpr unsigned int MAGIC = INT4_MAGIC | (INT4_MAGIC << 16);
+#if JV_ACT_TYPE == JV_BF16
+    constexpr unsigned int HIGH_MASK = 0x000f000fu, HIGH_SHIFT = 4;
+#else
+    constexpr unsigned int HIGH_MASK = 0x00f000f0u, HIGH_SHIFT = 0;
+#endif
+    unsigned int upper = word >> 8;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[0]) : "r"(word), "r"(0x000f000fu), "r"(MAGIC));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[1]) : "r"(word >> HIGH_SHIFT), "r"(HIGH_MASK), "r"(MAGIC));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[2]) : "r"(upper), "r"(0x000f000fu), "r"(MAGIC));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[3]) : "r"(upper >> HIGH_SHIFT), "r"(HIGH_MASK), "r"(MAGIC));
 }
 
 // A row tile's group for the lane's two rows (g and g + 8): -(magic + zero) as fragment pairs, so
 // that one more mma a k-step takes the zero and the magic away exactly, and the float scales that the
-// group's sums are multiplied by when it ends.
+// group's sums are multiplied by when it ends (for float16 the rows g + 8 hold 16 q: 16 zero, scale / 16).
 struct GroupOffsets {
     unsigned int upper, lower;  // -(magic + zero) twice, rows g and g + 8
     float upperScale, lowerScale;
 };
 
 __device__ __forceinline__ GroupOffsets group_offsets(float2 upper, float2 lower) {
-    act_t u = float_to_act(-(INT4_MAGIC_VALUE + upper.y)), l = float_to_act(-(INT4_MAGIC_VALUE + lower.y));
-    return {pack_pair(u, u), pack_pair(l, l), upper.x, lower.x};
+#if JV_ACT_TYPE == JV_BF16
+    constexpr float LOWER_STEP = 1.0f;
+#else
+    constexpr float LOWER_STEP = 16.0f;
+#endif
+    act_t u = float_to_act(-(INT4_MAGIC_VALUE + upper.y)), l = float_to_act(-(INT4_MAGIC_VALUE + LOWER_STEP * lower.y));
+    return {pack_pair(u, u), pack_pair(l, l), upper.x, lower.x / LOWER_STEP};
 }
 
 // Where a product's rows go: rows [0, n0) to out0 ([tokens, n0]), [n0, n0 + n1) to out1, the rest to
@@ -89,8 +106,8 @@ __device__ __forceinline__ void copy_async_16(unsigned int target, const void* s
 }
 
 // A warp's ring slot: its row tiles' words of one k tile, their 16 rows' (scale, zero) for the tile's
-// group, and x's 64 inputs of that tile for the first XR tokens (rows of 64 + 8 elements, so that each
-// B fragment is one conflict-free shared load).
+// group, and x's 64 inputs of that tile for the first XR tokens (rows of 64 + 8 elements, so that the
+// lanes' 16-byte loads of their B fragments do not conflict).
 template <int R, int XR>
 struct Int4Slot {
     uint4 words[R][32];
@@ -219,19 +236,30 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         uint4 w[R];
 #pragma unroll
         for (int r = 0; r < R; r++) w[r] = tile.words[r][lane];
+        // The B fragments of the tile's four k-steps: token (nt, g)'s inputs 16t .. 16t + 15, two loads.
+        uint4 inputs[NT][2];
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            bool held = nt * 8 + g < XR;  // constant false past the rows held: zeros
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                inputs[nt][half] = held ? *(const uint4*) &tile.x[min(nt * 8 + g, XR - 1)][16 * t + 8 * half] : make_uint4(0, 0, 0, 0);
+            }
+        }
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             unsigned int b[NT][2];
 #pragma unroll
             for (int nt = 0; nt < NT; nt++) {
-                bool held = nt * 8 + g < XR;  // constant false past the rows held: zeros
-                b[nt][0] = held ? *(const unsigned int*) &tile.x[min(nt * 8 + g, XR - 1)][16 * j + 2 * t] : 0u;
-                b[nt][1] = held ? *(const unsigned int*) &tile.x[min(nt * 8 + g, XR - 1)][16 * j + 2 * t + 8] : 0u;
+                const uint4& two = inputs[nt][j / 2];
+                b[nt][0] = j % 2 == 0 ? two.x : two.z;
+                b[nt][1] = j % 2 == 0 ? two.y : two.w;
             }
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 unsigned int word = j == 0 ? w[r].x : j == 1 ? w[r].y : j == 2 ? w[r].z : w[r].w;
-                unsigned int a[4] = {level_pair(word, 0), level_pair(word, 1), level_pair(word, 2), level_pair(word, 3)};
+                unsigned int a[4];
+                level_pairs(word, a);
                 unsigned int zero[4] = {offsets[r].upper, offsets[r].lower, offsets[r].upper, offsets[r].lower};
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++) {
@@ -331,7 +359,7 @@ extern "C" __global__ void dequantize_int4(const uint4* words, const float2* par
             for (int j = 0; j < 4; j++) {
 #pragma unroll
                 for (int p = half; p < 4; p += 2) {
-                    int input = kt * 64 + 16 * j + 2 * t + 8 * (p / 2);
+                    int input = kt * 64 + 16 * t + 4 * j + 2 * (p / 2);
                     act_t low = float_to_act(((float) ((four[j] >> (4 * p)) & 0xfu) - group.y) * group.x);
                     act_t high = float_to_act(((float) ((four[j] >> (4 * p + 16)) & 0xfu) - group.y) * group.x);
                     if (order != nullptr) {
