@@ -27,40 +27,27 @@
 #define INT4_MAGIC_VALUE 1024.0f
 #endif
 
-// Word w's four pairs as an A fragment's registers (rows g, g + 8, g, g + 8): magic + q exactly, one
-// and-or a pair. For float16 the rows g + 8 take their nibbles where they are, 4 bits up (1024 + 16 q:
-// its 10 mantissa bits hold it), so a word needs one shift; their zero and scale are taken 16 times
-// (group_offsets). bfloat16's 7 mantissa bits do not reach, so each pair is shifted down.
+// Word w's four pairs as an A fragment's registers (rows g, g + 8, g, g + 8): the two nibbles of each
+// in the low mantissa bits of the magic number, i.e. magic + q exactly (a shift and one and-or a pair).
 __device__ __forceinline__ void level_pairs(unsigned int word, unsigned int (&a)[4]) {
     constexpr unsigned int MAGIC = INT4_MAGIC | (INT4_MAGIC << 16);
-#if JV_ACT_TYPE == JV_BF16
-    constexpr unsigned int HIGH_MASK = 0x000f000fu, HIGH_SHIFT = 4;
-#else
-    constexpr unsigned int HIGH_MASK = 0x00f000f0u, HIGH_SHIFT = 0;
-#endif
-    unsigned int upper = word >> 8;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[0]) : "r"(word), "r"(0x000f000fu), "r"(MAGIC));
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[1]) : "r"(word >> HIGH_SHIFT), "r"(HIGH_MASK), "r"(MAGIC));
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[2]) : "r"(upper), "r"(0x000f000fu), "r"(MAGIC));
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[3]) : "r"(upper >> HIGH_SHIFT), "r"(HIGH_MASK), "r"(MAGIC));
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+        asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(a[p]) : "r"(word >> (4 * p)), "r"(0x000f000fu), "r"(MAGIC));
+    }
 }
 
 // A row tile's group for the lane's two rows (g and g + 8): -(magic + zero) as fragment pairs, so
 // that one more mma a k-step takes the zero and the magic away exactly, and the float scales that the
-// group's sums are multiplied by when it ends (for float16 the rows g + 8 hold 16 q: 16 zero, scale / 16).
+// group's sums are multiplied by when it ends.
 struct GroupOffsets {
     unsigned int upper, lower;  // -(magic + zero) twice, rows g and g + 8
     float upperScale, lowerScale;
 };
 
 __device__ __forceinline__ GroupOffsets group_offsets(float2 upper, float2 lower) {
-#if JV_ACT_TYPE == JV_BF16
-    constexpr float LOWER_STEP = 1.0f;
-#else
-    constexpr float LOWER_STEP = 16.0f;
-#endif
-    act_t u = float_to_act(-(INT4_MAGIC_VALUE + upper.y)), l = float_to_act(-(INT4_MAGIC_VALUE + LOWER_STEP * lower.y));
-    return {pack_pair(u, u), pack_pair(l, l), upper.x, lower.x / LOWER_STEP};
+    act_t u = float_to_act(-(INT4_MAGIC_VALUE + upper.y)), l = float_to_act(-(INT4_MAGIC_VALUE + lower.y));
+    return {pack_pair(u, u), pack_pair(l, l), upper.x, lower.x};
 }
 
 // Where a product's rows go: rows [0, n0) to out0 ([tokens, n0]), [n0, n0 + n1) to out1, the rest to
