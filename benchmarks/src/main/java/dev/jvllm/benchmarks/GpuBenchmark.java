@@ -109,7 +109,7 @@ public final class GpuBenchmark {
         try (LLM llm = LLM.builder().model(model.toString()).device(device).dtype(dtype).maxModelLen(maxModelLen)
                 .kvCacheMemoryBytes(kvCacheGib << 30).maxNumSeqs(maxNumSeqs).maxNumBatchedTokens(maxNumBatchedTokens)
                 .enablePrefixCaching(false).enforceEager(enforceEager).asyncScheduling(asyncScheduling).build()) {
-            emit("load", "impl", "jvllm", "seconds", seconds(start), "enforce_eager", enforceEager,
+            emit("load", "impl", "jvllm", "seconds", seconds(start), "dtype", dtype, "enforce_eager", enforceEager,
                     "async_scheduling", asyncScheduling, "temperature", sampling.temperature(), "top_p", sampling.topP());
             Random random = new Random(0);
             // Warm-up: the JIT, the kernel modules, cuBLAS's heuristics for every shape used below.

@@ -279,6 +279,8 @@ public final class CudaBackend implements Backend {
     private final KeptBuffer int4Dense;
     /** x in a 4-bit weight's packed input order (act-order). */
     private final KeptBuffer int4Permuted;
+    /** Whether this device gives every gemm_int4 kernel its shared memory (asked once). */
+    private Boolean int4KernelsSupported;
     /** Persistent dequantized copies of 4-bit weights for kernels that read only 16-bit ones (experts, headwise products). */
     private final Map<Int4CudaWeight, CudaTensor> denseInt4Copies = new WeakHashMap<>();
     /** linearAddRmsNorm's partial products, one slice of K each. */
@@ -1447,7 +1449,9 @@ public final class CudaBackend implements Backend {
      * memory they ask for.
      */
     private boolean int4OnTensorCores(int tokens) {
-        return activationType != DType.F32 && tokens <= INT4_MMA_MAX_TOKENS && INT4_KERNELS.stream().allMatch(kernels::supports);
+        if (activationType == DType.F32 || tokens > INT4_MMA_MAX_TOKENS) return false;
+        if (int4KernelsSupported == null) int4KernelsSupported = INT4_KERNELS.stream().allMatch(kernels::supports);
+        return int4KernelsSupported;
     }
 
     /** The gemm_int4 kernel for a launch of {@code count} rows of x (at most 32), gated or not. */

@@ -36,8 +36,9 @@ __device__ __forceinline__ i64 kv_row_of_slot(i64 slot, int kvHead, int numKvHea
 // still running, and griddep_wait returns once that kernel has finished and its writes are
 // visible. So every kernel begins with JV_DEPENDENT_PROLOGUE: it waits before it reads anything
 // the pass writes, or writes anything, then lets its own successor be launched early. Only what
-// the pass cannot change is read before it: the gemv kernels' first weight pieces (linear.cu) and
-// decode attention's first tile of keys cached in earlier steps (attention.cu). Without such a
+// the pass cannot change is read before it: the gemv kernels' first weight pieces (linear.cu), the
+// gemm_int4 kernels' first ring slots of 4-bit words and scales (quantized.cu) and decode
+// attention's first tile of keys cached in earlier steps (attention.cu). Without such a
 // launch (or before sm_90) both are no-ops. KernelSourcesTest checks every kernel's wait.
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -117,8 +117,8 @@ __host__ __device__ constexpr int gemm_int4_shared_bytes(int warps) {
 // inputs of the tile all arrive D tiles ahead, so that no load waits inside the loop (the weights and
 // scales are asked for before the wait on the kernel before, x after it). Per tile the warp turns each
 // word into A fragments and runs NT mma a k-step and row tile; the block then adds the warps' sums.
-// At one row of x the loop's instructions, not the bytes, bound the kernel: its addresses advance by
-// additions (no division a tile).
+// At one row of x the bytes are not the bound (ncu: DRAM a third busy), the loop's instructions and
+// each warp's chain of dependent mma are: its addresses advance by additions (no division a tile).
 template <int NT, int R, int XR, int D>
 __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
                                                 int groupSize, const Int4Out& o) {
@@ -131,9 +131,9 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
     int kTiles = k / 64, groups = k / groupSize, tilesPerGroup = groupSize / 64;
     int first = warp * kTiles / warps, last = (warp + 1) * kTiles / warps;
     // What the warp asks for next, tile after tile: each row tile's words (row tile r: blockIdx.x, and
-    // for the up half blockIdx.x + n0 / 16), one row's (scale, zero) a lane (lane l < 16 R: row l % 16
-    // of row tile l / 16) for the tile's group, and x's 16-byte pieces (piece i: token i / 8's inputs
-    // 8 (i % 8) on; rows of tokens past the last are zeros, so that their B columns add nothing).
+    // for the up half blockIdx.x + n0 / 16), its group's scales and zeros (below), and x's 16-byte
+    // pieces (piece i: token i / 8's inputs 8 (i % 8) on; rows of tokens past the last are zeros, so
+    // that their B columns add nothing).
     const uint4* askWords[R];
 #pragma unroll
     for (int r = 0; r < R; r++) askWords[r] = words + ((blockIdx.x + (r == 0 ? 0 : o.n0 / 16)) * (i64) kTiles + first) * 32 + lane;
@@ -301,7 +301,8 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
 // A launch of gemm_int4_tiles: NAME over tokens <= XR (x rows held, at most 8 NT), R row tiles (R = 2:
 // gated) and a ring of D tiles a warp; the warps a block and so the dynamic shared memory
 // (gemm_int4_shared_bytes) are the launch's, Kernel.java's entry of NAME. A launch given less shared
-// memory than its warps need stops on a trap, not on another block's memory.
+// memory than its warps need, or more rows of x than it holds, stops on a trap rather than read
+// another block's memory or leave rows out.
 #define GEMM_INT4(NAME, NT, R, XR, D)                                                                                  \
     extern "C" __global__ void __launch_bounds__(256)                                                               \
     NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, act_t* out0,  \
@@ -309,7 +310,7 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         /* JV_DEPENDENT_PROLOGUE in gemm_int4_tiles */                                                             \
         unsigned int sharedBytes;                                                                                   \
         asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(sharedBytes));                                               \
-        if (sharedBytes < (unsigned int) gemm_int4_shared_bytes<NT, R, XR, D>(blockDim.x >> 5)) __trap();           \
+        if (sharedBytes < (unsigned int) gemm_int4_shared_bytes<NT, R, XR, D>(blockDim.x >> 5) || tokens > XR) __trap(); \
         Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};                                             \
         gemm_int4_tiles<NT, R, XR, D>(words, params, x, tokens, k, groupSize, o);                                     \
     }

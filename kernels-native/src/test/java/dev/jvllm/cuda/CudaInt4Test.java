@@ -26,8 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
 /**
  * 4-bit weights kept 4-bit on the GPU (quantized.cu) against the CPU's product by the same weights
- * decoded to float32: the tensor-core gemm_int4 kernels for up to 128 rows of x (8, 16 or 32 a
- * launch; fewer k tiles than warps), the weight dequantized for cuBLAS beyond and for float32
+ * decoded to float32: the tensor-core gemm_int4 kernels for up to 128 rows of x (2, 8, 16 or 32 a
+ * launch; fewer k tiles than warps, more than a warp's ring holds, warps starting within a group),
+ * the weight dequantized for cuBLAS beyond and for float32
  * activations; inputs in the checkpoint's order and reordered (act-order); stacked q/k/v and
  * [gate; up] weights. Skipped where no GPU is found.
  */
@@ -50,7 +51,8 @@ class CudaInt4Test extends GpuAgainstCpuTest {
             "BF16, 9, 96, 512, 64, false, true", "F32, 1, 48, 128, 64, true, true", "F32, 20, 48, 128, 128, false, false",
             "BF16, 40, 256, 1024, 64, true, false", "F16, 5, 32, 256, 256, false, true", "BF16, 200, 64, 256, 128, false, true",
             "F16, 17, 48, 192, 64, true, false", "BF16, 128, 32, 128, 64, false, false", "F16, 2, 64, 14336, 128, false, false",
-            "BF16, 2, 32, 128, 64, true, true", "BF16, 2, 48, 1536, 128, true, false", "BF16, 1, 64, 1024, 1024, false, true"})
+            "BF16, 2, 32, 128, 64, true, true", "BF16, 2, 48, 1536, 128, true, false", "BF16, 1, 64, 1024, 1024, false, true",
+            "BF16, 12, 64, 2560, 256, true, true", "F16, 32, 48, 2560, 256, false, false"})
     void productsByFourBitWeightsMatchTheCpusByTheirValues(DType type, int tokens, int rows, int cols, int group,
                                                            boolean actOrder, boolean withBias) {
         CudaBackend gpu = gpus.get(type);
@@ -68,11 +70,13 @@ class CudaInt4Test extends GpuAgainstCpuTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"BF16, 1", "F16, 2", "BF16, 6", "BF16, 12", "F32, 1", "F16, 17", "BF16, 40", "F16, 130"})
-    void stackedProjectionsAndAGatedPairMatchTheCpu(DType type, int tokens) {
+    @CsvSource({"BF16, 1, 256, 64", "F16, 2, 256, 64", "BF16, 6, 256, 64", "BF16, 12, 256, 64", "F32, 1, 256, 64",
+            "F16, 17, 256, 64", "BF16, 40, 256, 64", "F16, 130, 256, 64",
+            // 40 k tiles: each of four warps refills its ring and starts within a group of 4 tiles
+            "BF16, 1, 2560, 256", "F16, 2, 2560, 256", "BF16, 8, 2560, 256", "F16, 16, 2560, 256", "BF16, 32, 2560, 256"})
+    void stackedProjectionsAndAGatedPairMatchTheCpu(DType type, int tokens, int cols, int group) {
         CudaBackend gpu = gpus.get(type);
         Random random = new Random(tokens);
-        int cols = 256, group = 64;
         int[] widths = {64, 32, 32};
         Int4Weight[] parts = new Int4Weight[3];
         for (int i = 0; i < 3; i++) parts[i] = randomInt4("p" + i, widths[i], cols, group, false, random);
