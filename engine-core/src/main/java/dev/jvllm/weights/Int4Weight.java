@@ -5,7 +5,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
-import java.util.function.IntBinaryOperator;
 
 /**
  * A [rows (outputs), cols (inputs)] weight of 4-bit integers laid out as tensor cores take it, the
@@ -83,20 +82,30 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
     }
 
     /**
-     * Word {@code index} of a weight of {@code cols} inputs, from each (row, packed input)'s level:
-     * the inverse of {@link #wordIndex} and {@link #bitOf}.
+     * The words of whole row tiles of a weight of {@code cols} inputs, from their levels (0..15) in
+     * packed input order, {@code levels[r][packed]} for the block's row r: as many words as the
+     * block's rows × cols / 8, the run that starts at the block's first row's word (the inverse of
+     * {@link #wordIndex} and {@link #bitOf}).
      */
-    public static int packWord(int cols, long index, IntBinaryOperator level) {
-        int step = (int) (index % 4), lane = (int) (index / 4 % 32);
-        long tile = index / 128;
-        int row0 = (int) (tile / (cols / TILE_INPUTS)) * TILE_ROWS + lane / 4;
-        int input0 = (int) (tile % (cols / TILE_INPUTS)) * TILE_INPUTS + 16 * (lane % 4) + 4 * step;
-        int word = 0;
-        for (int pair = 0; pair < 4; pair++) {
-            int row = row0 + 8 * (pair % 2), input = input0 + 2 * (pair / 2);
-            word |= level.applyAsInt(row, input) << (4 * pair) | level.applyAsInt(row, input + 1) << (4 * pair + 16);
+    public static int[] packRows(int cols, byte[][] levels) {
+        if (levels.length % TILE_ROWS != 0 || cols % TILE_INPUTS != 0) {
+            throw new IllegalArgumentException(levels.length + " rows × " + cols + " inputs are not whole tiles");
         }
-        return word;
+        int[] words = new int[levels.length * (cols / 8)];
+        int at = 0;
+        for (int rowTile = 0; rowTile < levels.length; rowTile += TILE_ROWS) {
+            for (int tile = 0; tile < cols; tile += TILE_INPUTS) {
+                for (int lane = 0; lane < 32; lane++) {
+                    byte[] upper = levels[rowTile + lane / 4], lower = levels[rowTile + lane / 4 + 8];
+                    for (int step = 0, i = tile + 16 * (lane % 4); step < 4; step++, i += 4) {
+                        // pairs 0 and 1 at inputs i and i + 1, pairs 2 and 3 at i + 2 and i + 3 (bitOf)
+                        words[at++] = upper[i] | lower[i] << 4 | upper[i + 2] << 8 | lower[i + 2] << 12
+                                | upper[i + 1] << 16 | lower[i + 1] << 20 | upper[i + 3] << 24 | lower[i + 3] << 28;
+                    }
+                }
+            }
+        }
+        return words;
     }
 
     /** Frees the words' memory. */

@@ -194,9 +194,14 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         Arena arena = Arena.ofShared();
         try {
             MemorySegment words = arena.allocate((long) out * in / 2, 16);
-            int[] inputOrder = order;
+            int[] position = null;
+            if (order != null) {
+                position = new int[in];
+                for (int packed = 0; packed < in; packed++) position[order[packed]] = packed;
+            }
+            int[] positions = position;
             IntStream.range(0, (out + ROWS_A_REPACK - 1) / ROWS_A_REPACK).parallel()
-                    .forEach(block -> repack(parts, block * ROWS_A_REPACK, Math.min(ROWS_A_REPACK, out - block * ROWS_A_REPACK), inputOrder, words));
+                    .forEach(block -> repack(parts, block * ROWS_A_REPACK, Math.min(ROWS_A_REPACK, out - block * ROWS_A_REPACK), positions, words));
             return Optional.of(new Int4Weight(name, out, in, group, words, scales, zeros, order, parts.qweight().file(), arena));
         } catch (RuntimeException | Error e) {
             arena.close();
@@ -207,33 +212,31 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
     /** Output rows a task of {@link #repack} takes (whole tiles, and a multiple of AWQ's eight outputs a word). */
     private static final int ROWS_A_REPACK = 64;
 
-    /** Writes rows {@code first .. first + count - 1} of the repacked words. */
-    private void repack(Parts parts, int first, int count, int[] order, MemorySegment target) {
+    /** Writes rows {@code first .. first + count - 1} of the repacked words; {@code position[k]}: checkpoint input k's packed place (null: its own). */
+    private void repack(Parts parts, int first, int count, int[] position, MemorySegment target) {
         int in = parts.in(), out = parts.out();
         MemorySegment source = parts.qweight().data();
+        // Each row's levels in packed input order: checkpoint input k at position[k].
         byte[][] q = new byte[count][in];
         if (format == Format.AWQ) {
             int[] packed = new int[(count + 7) / 8];
             for (int k = 0; k < in; k++) {
                 MemorySegment.copy(source, I32, ((long) k * (out / 8) + first / 8) * 4, packed, 0, packed.length);
-                for (int i = 0; i < count; i++) q[i][k] = (byte) ((packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf);
+                int at = position == null ? k : position[k];
+                for (int i = 0; i < count; i++) q[i][at] = (byte) ((packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf);
             }
         } else {
             int[] packed = new int[count];
             for (int r = 0; r < in / 8; r++) {
                 MemorySegment.copy(source, I32, ((long) r * out + first) * 4, packed, 0, count);
                 for (int i = 0; i < count; i++) {
-                    for (int j = 0; j < 8; j++) q[i][8 * r + j] = (byte) ((packed[i] >>> (4 * j)) & 0xf);
+                    for (int j = 0; j < 8; j++) q[i][position == null ? 8 * r + j : position[8 * r + j]] = (byte) ((packed[i] >>> (4 * j)) & 0xf);
                 }
             }
         }
         // The block's row tiles' words are one run (Int4Weight's layout).
-        int[] words = new int[count * in / 8];
-        long firstWord = (long) first * in / 8;
-        for (int w = 0; w < words.length; w++) {
-            words[w] = Int4Weight.packWord(in, firstWord + w, (row, packed) -> q[row - first][order == null ? packed : order[packed]]);
-        }
-        MemorySegment.copy(words, 0, target, I32, firstWord * 4, words.length);
+        int[] words = Int4Weight.packRows(in, q);
+        MemorySegment.copy(words, 0, target, I32, (long) first * in / 8 * 4, words.length);
     }
 
     /**
