@@ -31,6 +31,7 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -51,6 +52,8 @@ class Int4WeightRoutingTest {
     private final Backend cpu = new CpuBackend(new BackendOptions(1));
     private final List<Int4Weight> received = new ArrayList<>();
     private final List<String> calls = new ArrayList<>();
+    /** Whether the backend stacks 4-bit weights (LoRA's does not). */
+    private boolean stacksInt4 = true;
 
     @AfterEach
     void close() {
@@ -75,7 +78,7 @@ class Int4WeightRoutingTest {
                             @SuppressWarnings("unchecked") List<Int4Weight> parts = (List<Int4Weight>) args[0];
                             calls.add("stacked int4 " + parts.size());
                             received.addAll(parts);
-                            return cpu.constant(values(parts), parts.stream().mapToInt(Int4Weight::rows).sum(), IN);
+                            return stacksInt4 ? cpu.constant(values(parts), parts.stream().mapToInt(Int4Weight::rows).sum(), IN) : null;
                         }
                         case "stackedWeight" -> {
                             @SuppressWarnings("unchecked") List<WeightTensor> parts = (List<WeightTensor>) args[0];
@@ -123,16 +126,30 @@ class Int4WeightRoutingTest {
             assertArrayEquals(WeightValues.floats(checkpoint.get("l.q_proj.weight")), cpu.toFloatArray(q), 1e-6f);
 
             calls.clear();
-            Tensor stacked = layer.stackedWeights(List.of("q_proj", "k_proj", "v_proj"), IN, OUT, OUT, OUT).orElseThrow();
+            Tensor[] siblings = layer.siblingWeights(List.of("q_proj", "k_proj", "v_proj"), IN, OUT, OUT, OUT);
             assertEquals(List.of("stacked int4 3"), calls);
-            float[] all = cpu.toFloatArray(stacked);
             for (int i = 0; i < 3; i++) {
                 String name = "l." + List.of("q_proj", "k_proj", "v_proj").get(i) + ".weight";
-                assertArrayEquals(WeightValues.floats(checkpoint.get(name)), Arrays.copyOfRange(all, i * OUT * IN, (i + 1) * OUT * IN),
-                        1e-6f, name);
+                assertArrayEquals(WeightValues.floats(checkpoint.get(name)), cpu.toFloatArray(siblings[i]), 1e-6f, name);
             }
             assertEquals(4, received.size());
             for (Int4Weight w : received) assertFalse(w.words().scope().isAlive(), w.name() + "'s packed words are freed");
+        }
+    }
+
+    @Test
+    void siblingsABackendDoesNotStackArriveEachFromTheSameRepack() throws Exception {
+        stacksInt4 = false;
+        Path model = packed("unstacked", 64, true);
+        try (PackedIntCheckpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, Format.GPTQ, 4, 64)) {
+            WeightScope layer = WeightScope.root(checkpoint, readingInt4(true)).child("l");
+            Linear[] siblings = Linear.loadSiblings(layer, List.of("q_proj", "k_proj", "v_proj"), IN, false, OUT, OUT, OUT);
+            assertEquals(List.of("stacked int4 3", "int4 l.q_proj.weight", "int4 l.k_proj.weight", "int4 l.v_proj.weight"), calls);
+            for (int i = 0; i < 3; i++) {
+                assertSame(received.get(i), received.get(3 + i), "each part is repacked once");
+                assertArrayEquals(WeightValues.floats(checkpoint.get(received.get(i).name())), cpu.toFloatArray(siblings[i].weight()), 1e-6f);
+                assertFalse(received.get(i).words().scope().isAlive(), received.get(i).name() + "'s packed words are freed");
+            }
         }
     }
 
@@ -143,7 +160,7 @@ class Int4WeightRoutingTest {
             WeightScope layer = WeightScope.root(checkpoint, readingInt4(true)).child("l");
             var wrong = assertThrows(WeightsException.class, () -> layer.child("q_proj").tensor("weight", OUT, IN / 2));
             assertTrue(wrong.getMessage().contains("'l.q_proj.weight'") && wrong.getMessage().contains("[32, 64]"), wrong.getMessage());
-            var wrongPart = assertThrows(WeightsException.class, () -> layer.stackedWeights(List.of("q_proj", "k_proj"), IN, OUT, 16));
+            var wrongPart = assertThrows(WeightsException.class, () -> layer.siblingWeights(List.of("q_proj", "k_proj"), IN, OUT, 16));
             assertTrue(wrongPart.getMessage().contains("'l.k_proj.weight'"), wrongPart.getMessage());
             for (Int4Weight w : received) assertFalse(w.words().scope().isAlive());
         }
@@ -154,9 +171,9 @@ class Int4WeightRoutingTest {
         Path narrow = packed("groups-of-32", 32, false);
         try (PackedIntCheckpoint checkpoint = new PackedIntCheckpoint(Checkpoint.open(narrow), DType.F32, Format.GPTQ, 4, 32)) {
             WeightScope layer = WeightScope.root(checkpoint, readingInt4(true)).child("l");
-            assertTrue(layer.stackedWeights(List.of("q_proj", "k_proj", "v_proj"), IN, OUT, OUT, OUT).isEmpty());
-            layer.child("q_proj").tensor("weight", OUT, IN);
-            assertEquals(List.of("stacked decoded 3", "decoded l.q_proj.weight"), calls, "groups of 32 inputs are decoded and stacked as any weights");
+            layer.siblingWeights(List.of("q_proj", "k_proj", "v_proj"), IN, OUT, OUT, OUT);
+            assertEquals(List.of("stacked decoded 3", "decoded l.q_proj.weight", "decoded l.k_proj.weight", "decoded l.v_proj.weight"), calls,
+                    "groups of 32 inputs are decoded and stacked as any weights (this backend stacks no decoded weights)");
         }
         calls.clear();
         Path model = packed("cpu", 64, false);
@@ -177,8 +194,8 @@ class Int4WeightRoutingTest {
             // A mixture's experts: kernels that read unquantized weights only.
             layer.decoded().child("k_proj").tensor("weight", OUT, IN);
             assertEquals(List.of("decoded l.k_proj.weight"), calls);
-            assertTrue(layer.decoded().stackedWeights(List.of("q_proj", "v_proj"), IN, OUT, OUT).isEmpty());
-            assertEquals(List.of("decoded l.k_proj.weight", "stacked decoded 2"), calls);
+            layer.decoded().siblingWeights(List.of("q_proj", "v_proj"), IN, OUT, OUT);
+            assertEquals(List.of("decoded l.k_proj.weight", "stacked decoded 2", "decoded l.q_proj.weight", "decoded l.v_proj.weight"), calls);
         }
     }
 

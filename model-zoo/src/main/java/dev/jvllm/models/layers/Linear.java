@@ -50,20 +50,17 @@ public record Linear(Tensor weight, Tensor bias, int inFeatures, int outFeatures
     /**
      * The projections {@code <name>.weight} (and {@code .bias} when {@code withBias}) of each name,
      * all reading one input: row blocks of one stacked weight where the backend stacks
-     * ({@link dev.jvllm.spi.Backend#stackedWeight}), else each loaded on its own.
+     * ({@link WeightScope#siblingWeights}), else each loaded on its own.
      */
     public static Linear[] loadSiblings(WeightScope scope, java.util.List<String> names, int in, boolean withBias,
                                         int... outs) {
         long[] rows = Arrays.stream(outs).asLongStream().toArray();
         Tensor[] biases = new Tensor[names.size()];
         for (int i = 0; i < names.size() && withBias; i++) biases[i] = scope.child(names.get(i)).tensor("bias", outs[i]);
-        return scope.stackedWeights(names, in, rows)
-                .map(stacked -> rowBlocks(stacked, biases, in, outs))
-                .orElseGet(() -> {
-                    Linear[] each = new Linear[names.size()];
-                    for (int i = 0; i < each.length; i++) each[i] = load(scope, names.get(i), in, outs[i], withBias);
-                    return each;
-                });
+        Tensor[] weights = scope.siblingWeights(names, in, rows);
+        Linear[] each = new Linear[names.size()];
+        for (int i = 0; i < each.length; i++) each[i] = new Linear(weights[i], biases[i], in, outs[i]);
+        return each;
     }
 
     /** As {@link #loadRowBlocks(WeightScope, String, int, int...)}, with {@code <name>.bias} split the same way when {@code withBias}. */

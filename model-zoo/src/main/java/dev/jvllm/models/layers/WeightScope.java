@@ -74,28 +74,33 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix,
     }
 
     /**
-     * {@code <name>.weight} of each name ({@code rows[i] × cols}) stacked into one weight where the
-     * backend stacks ({@link Backend#stackedWeight}, or {@link Backend#stackedInt4Weight} where every
-     * part has a 4-bit form the backend reads), else empty.
+     * {@code <name>.weight} of each name ({@code rows[i] × cols}): row views of one weight where the
+     * backend stacks them ({@link Backend#stackedWeight}, or {@link Backend#stackedInt4Weight} where
+     * every part has a 4-bit form the backend reads), else each its own weight (a 4-bit part from the
+     * same repack).
      */
-    public Optional<Tensor> stackedWeights(List<String> names, long cols, long... rows) {
+    public Tensor[] siblingWeights(List<String> names, long cols, long... rows) {
         if (takesInt4 && backend.readsInt4Weights()) {
-            Optional<Tensor> packed = stackedInt4Weights(names, cols, rows);
+            Tensor[] packed = int4Siblings(names, cols, rows);
             if (packed != null) return packed;
         }
         List<WeightTensor> parts = new java.util.ArrayList<>();
         for (int i = 0; i < names.size(); i++) {
             parts.add(check(checkpoint.get(prefix + names.get(i) + ".weight"), new long[]{rows[i], cols}));
         }
-        return Optional.ofNullable(backend.stackedWeight(parts));
+        Tensor stacked = backend.stackedWeight(parts);
+        if (stacked != null) return rowViews(stacked, rows);
+        Tensor[] each = new Tensor[names.size()];
+        for (int i = 0; i < each.length; i++) each[i] = tensor(names.get(i) + ".weight", rows[i], cols);
+        return each;
     }
 
     /**
-     * The parts stacked by the backend as 4-bit weights, or empty where it does not stack them (the
-     * model then loads each, still 4-bit); null where some part has no 4-bit form (then they are
-     * decoded and stacked as any weights).
+     * The parts as 4-bit weights, stacked where the backend stacks them, else each uploaded from the
+     * same repack; null where some part has no 4-bit form (then they are decoded and stacked as any
+     * weights).
      */
-    private Optional<Tensor> stackedInt4Weights(List<String> names, long cols, long[] rows) {
+    private Tensor[] int4Siblings(List<String> names, long cols, long[] rows) {
         List<Int4Weight> parts = new java.util.ArrayList<>();
         try {
             for (int i = 0; i < names.size(); i++) {
@@ -104,10 +109,24 @@ public record WeightScope(Checkpoint checkpoint, Backend backend, String prefix,
                 parts.add(part.get());
                 checkInt4(part.get(), new long[]{rows[i], cols});
             }
-            return Optional.ofNullable(backend.stackedInt4Weight(parts));
+            Tensor stacked = backend.stackedInt4Weight(parts);
+            if (stacked != null) return rowViews(stacked, rows);
+            Tensor[] each = new Tensor[parts.size()];
+            for (int i = 0; i < each.length; i++) each[i] = backend.int4Weight(parts.get(i));
+            return each;
         } finally {
             parts.forEach(Int4Weight::close);
         }
+    }
+
+    private static Tensor[] rowViews(Tensor stacked, long[] rows) {
+        Tensor[] views = new Tensor[rows.length];
+        int start = 0;
+        for (int i = 0; i < rows.length; i++) {
+            views[i] = stacked.rows(start, (int) rows[i]);
+            start += (int) rows[i];
+        }
+        return views;
     }
 
     public Optional<Tensor> optional(String name, long... shape) {
