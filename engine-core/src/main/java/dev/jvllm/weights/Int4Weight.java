@@ -91,6 +91,9 @@ public record Int4Weight(String name, int rows, int cols, int groupSize, MemoryS
         if (levels.length % TILE_ROWS != 0 || cols % TILE_INPUTS != 0) {
             throw new IllegalArgumentException(levels.length + " rows × " + cols + " inputs are not whole tiles");
         }
+        for (byte[] row : levels) {
+            if (row.length != cols) throw new IllegalArgumentException("a row of " + row.length + " levels, not " + cols);
+        }
         int[] words = new int[levels.length * (cols / 8)];
         int at = 0;
         for (int rowTile = 0; rowTile < levels.length; rowTile += TILE_ROWS) {

@@ -29,8 +29,9 @@ class Int4WeightTest {
     }
 
     @Test
-    void rowsThatAreNotWholeTilesAreRefused() {
+    void rowsThatAreNotWholeTilesOrNotColsLongAreRefused() {
         assertThrows(IllegalArgumentException.class, () -> Int4Weight.packRows(64, new byte[8][64]));
         assertThrows(IllegalArgumentException.class, () -> Int4Weight.packRows(96, new byte[16][96]));
+        assertThrows(IllegalArgumentException.class, () -> Int4Weight.packRows(64, new byte[16][128]));
     }
 }
