@@ -851,15 +851,7 @@ public final class OpenAiServer implements AutoCloseable {
      */
     private void classify(HttpExchange exchange, JsonNode body) throws IOException {
         if (llm.task() != Task.CLASSIFY) throw notServedFor("classifications need a *ForSequenceClassification model loaded with task classify");
-        List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
-        List<ClassificationOutput> outputs;
-        try {
-            synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
-                outputs = llm.classifyPrompts(inputs);
-            }
-        } catch (dev.jvllm.InvalidRequestException e) {
-            throw e.field().equals("prompt") ? ApiError.invalid("input", e.getMessage()) : e;  // this API's field is 'input'
-        }
+        List<ClassificationOutput> outputs = classifications(OpenAiRequests.prompts(body, "input"));
         ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "classify-" + UUID.randomUUID()).put("object", "list")
                 .put("created", System.currentTimeMillis() / 1000).put("model", OpenAiRequests.text(body, "model", modelName));
         ArrayNode data = answer.putArray("data");
@@ -874,6 +866,17 @@ public final class OpenAiServer implements AutoCloseable {
         }
         answer.set("usage", OpenAiResponses.usage(tokens, 0));
         sendJson(exchange, 200, answer);
+    }
+
+    /** The classification model's answers for {@code input}'s prompts, a prompt refused naming 'input'. */
+    private List<ClassificationOutput> classifications(List<Prompt> inputs) {
+        try {
+            synchronized (embeddingTurn) { // LLM's pooling calls run one at a time
+                return llm.classifyPrompts(inputs);
+            }
+        } catch (dev.jvllm.InvalidRequestException e) {
+            throw e.field().equals("prompt") ? ApiError.invalid("input", e.getMessage()) : e;  // this API's field is 'input'
+        }
     }
 
     /**
@@ -970,11 +973,16 @@ public final class OpenAiServer implements AutoCloseable {
 
     /**
      * vLLM's {@code /pooling}: each input's pooled output as it comes, for {@code task} "embed" (the
-     * embedding) or "token_embed" (every token's state, one row a token); {@code dimensions},
-     * {@code normalize} and {@code truncate_prompt_tokens} as for embeddings.
+     * embedding) or "token_embed" (every token's state, one row a token), with {@code dimensions},
+     * {@code normalize} and {@code truncate_prompt_tokens} as for embeddings; or, for a model loaded
+     * with task classify, "classify" (each label's probability, as /classify gives them).
      */
     private void pooling(HttpExchange exchange, JsonNode body) throws IOException {
-        if (llm.task() != Task.EMBED) throw notServedFor("pooling needs a model loaded with task embed");
+        if (llm.task() == Task.CLASSIFY) {
+            classifyPooling(exchange, body);
+            return;
+        }
+        if (llm.task() != Task.EMBED) throw notServedFor("pooling needs a model loaded with task embed or classify");
         List<Prompt> inputs = OpenAiRequests.prompts(body, "input");
         String task = OpenAiRequests.text(body, "task", "embed");
         if (!task.equals("embed") && !task.equals("token_embed")) throw ApiError.invalid("task", "'task' is embed or token_embed");
@@ -1011,6 +1019,25 @@ public final class OpenAiServer implements AutoCloseable {
                     tokens += outputs.get(i).promptTokenIds().length;
                 }
             }
+        }
+        answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        sendJson(exchange, 200, answer);
+    }
+
+    /** {@code /pooling} for a classification model: {@code task} "classify", each input's probabilities. */
+    private void classifyPooling(HttpExchange exchange, JsonNode body) throws IOException {
+        if (!OpenAiRequests.text(body, "task", "classify").equals("classify")) {
+            throw ApiError.invalid("task", "'" + modelName + "' is served with task classify: 'task' is classify");
+        }
+        List<ClassificationOutput> outputs = classifications(OpenAiRequests.prompts(body, "input"));
+        ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "pool-" + UUID.randomUUID())
+                .put("object", "list").put("created", System.currentTimeMillis() / 1000).put("model", modelName);
+        ArrayNode data = answer.putArray("data");
+        int tokens = 0;
+        for (int i = 0; i < outputs.size(); i++) {
+            ArrayNode probs = data.addObject().put("index", i).put("object", "pooling").putArray("data");
+            for (float p : outputs.get(i).probs()) probs.add(p);
+            tokens += outputs.get(i).promptTokenIds().length;
         }
         answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
         sendJson(exchange, 200, answer);

@@ -58,6 +58,16 @@ class OpenAiClassificationTest {
                 tokens += classified.get(i).promptTokenIds().length;
             }
             assertEquals(tokens, classify.body().path("usage").path("prompt_tokens").asInt());
+            // vLLM's /pooling with task classify: the same probabilities, each input's as its data.
+            var pooled = post(server, "/pooling", "{\"input\": [\"" + String.join("\", \"", documents) + "\"], \"task\": \"classify\"}");
+            assertEquals(200, pooled.status(), String.valueOf(pooled.body()));
+            for (int i = 0; i < documents.size(); i++) {
+                JsonNode item = pooled.body().path("data").get(i);
+                assertEquals("pooling", item.path("object").asText());
+                assertEquals(classified.get(i).probs()[0], item.path("data").get(0).floatValue(), 1e-6f);
+            }
+            assertEquals(tokens, pooled.body().path("usage").path("prompt_tokens").asInt());
+            assertError(post(server, "/pooling", "{\"input\": \"x\", \"task\": \"embed\"}"), 400, "task");
 
             var score = post(server, "/v1/score", "{\"text_1\": \"" + query + "\", \"text_2\": [\"" + String.join("\", \"", documents) + "\"]}");
             assertEquals(200, score.status(), String.valueOf(score.body()));
