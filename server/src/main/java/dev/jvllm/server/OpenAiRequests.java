@@ -425,11 +425,18 @@ final class OpenAiRequests {
         return params.build();
     }
 
+    /** The switches of vLLM's {@code structured_outputs} taken and changing nothing here: no fallback backend exists, and no additional properties are written anyway. */
+    private static final java.util.Set<String> STRUCTURED_NO_OPS = java.util.Set.of("disable_fallback", "disable_additional_properties");
+
     /**
      * What the output must be: OpenAI's {@code response_format} ({@code json_object}, or
      * {@code json_schema} with its {@code schema}), vLLM's {@code structured_outputs}
-     * ({@code json}, {@code regex}, {@code choice}) or its older {@code guided_json},
-     * {@code guided_regex}, {@code guided_choice}; null for free text. At most one may be given.
+     * ({@code json}, {@code json_object}, {@code regex}, {@code choice}, {@code grammar},
+     * {@code structural_tag}) or its older {@code guided_json}, {@code guided_regex},
+     * {@code guided_choice}; null for free text. At most one may be given. What
+     * {@code structured_outputs} holds besides is refused by name, but for switches that change
+     * nothing here; {@code disable_any_whitespace} is taken as false only (JSON is written with at most
+     * one space between tokens, not compact), {@code whitespace_pattern} not at all.
      */
     static StructuredOutputs structuredOutputs(JsonNode body) {
         List<String> given = new ArrayList<>();
@@ -452,6 +459,40 @@ final class OpenAiRequests {
             if (result != null) given.add("response_format");
         }
         JsonNode vllm = body.path("structured_outputs");
+        if (!vllm.isMissingNode() && !vllm.isNull() && !vllm.isObject()) {
+            throw ApiError.invalid("structured_outputs", "'structured_outputs' must be an object");
+        }
+        for (java.util.Iterator<String> keys = vllm.fieldNames(); keys.hasNext(); ) {
+            String key = keys.next();
+            String field = "structured_outputs." + key;
+            switch (key) {
+                case "json", "regex", "choice", "grammar", "structural_tag" -> { }
+                case "json_object" -> {
+                    JsonNode value = vllm.get(key);
+                    if (!value.isNull() && !value.isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
+                    if (value.asBoolean()) {
+                        given.add(field);
+                        result = StructuredOutputs.jsonObject();
+                    }
+                }
+                case "disable_any_whitespace" -> {
+                    if (vllm.get(key).asBoolean()) {
+                        throw ApiError.invalid(field, "compact JSON is not written here: JSON outputs have at most one space between tokens");
+                    }
+                }
+                case "whitespace_pattern" -> {
+                    if (!vllm.get(key).isNull()) {
+                        throw ApiError.invalid(field, "'" + field + "' is not followed: JSON outputs have at most one space between tokens");
+                    }
+                }
+                default -> {
+                    if (!STRUCTURED_NO_OPS.contains(key)) {
+                        throw ApiError.invalid(field, "'" + field + "' is not one of json, json_object, regex, choice, grammar, "
+                                + "structural_tag, disable_fallback, disable_additional_properties, disable_any_whitespace");
+                    }
+                }
+            }
+        }
         for (String key : new String[]{"guided_json", "guided_regex", "guided_choice", "guided_grammar", "json", "regex", "choice", "grammar",
                 "structural_tag"}) {
             boolean nested = !key.startsWith("guided_");

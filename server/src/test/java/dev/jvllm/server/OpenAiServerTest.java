@@ -708,6 +708,22 @@ class OpenAiServerTest {
         }
         assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"structural_tag\": \"{}\"}}"), 400,
                 "structured_outputs.structural_tag");
+        // vLLM's other structured_outputs keys: JSON mode is followed, what is not followed is refused by name.
+        Answer jsonMode = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 40, \"temperature\": 1, "
+                + "\"seed\": 3, \"structured_outputs\": {\"json_object\": true, \"disable_fallback\": true, \"disable_any_whitespace\": false}}");
+        JsonNode jsonChoice = jsonMode.body().path("choices").get(0);
+        if (jsonChoice.path("finish_reason").asText().equals("stop")) {
+            assertTrue(JSON.readTree(jsonChoice.path("text").asText()).isObject(), jsonMode.body().toString());
+        } else {
+            assertTrue(jsonChoice.path("text").asText().strip().startsWith("{"), jsonMode.body().toString());
+        }
+        for (String[] refused : new String[][]{{"disable_any_whitespace", "true"}, {"whitespace_pattern", "\"[\\\\n ]*\""},
+                {"json_obj", "true"}, {"json_object", "\"yes\""}}) {
+            assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"" + refused[0] + "\": " + refused[1] + "}}"), 400,
+                    "structured_outputs." + refused[0]);
+        }
+        assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"json_object\": true, \"regex\": \"a\"}}"), 400,
+                "structured_outputs.regex");
         assertError(post(server, "/v1/completions", ask + "\"prompt_logprobs\": 1, \"stream\": true}"), 400, "prompt_logprobs");
         assertError(post(server, "/v1/completions", ask + "\"echo\": true, \"logprobs\": 1, \"prompt_logprobs\": 2}"), 400, "prompt_logprobs");
         Answer defaults = post(server, "/v1/completions", ask + "\"use_beam_search\": false, \"length_penalty\": 1.0, \"priority\": 0, "
