@@ -59,6 +59,14 @@ public final class StructuredOutputs {
         this.rules = rules;
     }
 
+    /** Where a JSON output may put whitespace. */
+    public enum JsonWhitespace {
+        /** At most one space between tokens and before the document (the default). */
+        ONE_SPACE,
+        /** None: compact JSON, as vLLM's {@code disable_any_whitespace}. */
+        NONE
+    }
+
     /**
      * A JSON document valid against {@code schema} (its properties in the schema's order, at most
      * one space between tokens and before the document). A schema that refers to itself (a tree, a
@@ -68,9 +76,14 @@ public final class StructuredOutputs {
      *                                 lookaround or back-references, bounds no number meets) or not JSON
      */
     public static StructuredOutputs json(String schema) {
+        return json(schema, JsonWhitespace.ONE_SPACE);
+    }
+
+    /** {@link #json(String)} with the whitespace given. */
+    public static StructuredOutputs json(String schema, JsonWhitespace whitespace) {
         Objects.requireNonNull(schema, "schema");
         try {
-            return json(JSON.readTree(schema));
+            return json(JSON.readTree(schema), whitespace);
         } catch (JsonProcessingException e) {
             throw new InvalidRequestException("structuredOutputs", "the JSON schema is not JSON: " + e.getOriginalMessage());
         }
@@ -78,16 +91,23 @@ public final class StructuredOutputs {
 
     /** {@link #json(String)} for a parsed schema. */
     public static StructuredOutputs json(JsonNode schema) {
+        return json(schema, JsonWhitespace.ONE_SPACE);
+    }
+
+    /** {@link #json(String, JsonWhitespace)} for a parsed schema. */
+    public static StructuredOutputs json(JsonNode schema, JsonWhitespace whitespace) {
+        boolean compact = Objects.requireNonNull(whitespace, "whitespace") == JsonWhitespace.NONE;
+        String start = compact ? "" : LEADING_SPACE;
         GrammarRules rules;
         try {
-            rules = JsonSchemaRegex.rules(Objects.requireNonNull(schema, "schema"));
+            rules = JsonSchemaRegex.rules(Objects.requireNonNull(schema, "schema"), compact);
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the JSON schema cannot be used: " + e.getMessage());
         }
-        if (rules.rules().size() == 1) return new StructuredOutputs("JSON schema", LEADING_SPACE + rules.rules().get("root"));
+        if (rules.rules().size() == 1) return new StructuredOutputs("JSON schema", start + rules.rules().get("root"));
         // A recursive schema: a grammar, its root rule opening as a document does.
         Map<String, String> withSpace = new java.util.LinkedHashMap<>(rules.rules());
-        withSpace.put("root", LEADING_SPACE + rules.rules().get("root"));
+        withSpace.put("root", start + rules.rules().get("root"));
         return new StructuredOutputs("JSON schema", new GrammarRules(withSpace),
                 " (a $ref that comes back to itself before any character of the document: an anyOf or allOf that names itself)");
     }
@@ -114,7 +134,13 @@ public final class StructuredOutputs {
 
     /** Any JSON object, nested to any depth (OpenAI's {@code response_format} "json_object"), followed as a grammar. */
     public static StructuredOutputs jsonObject() {
-        return new StructuredOutputs("JSON object", JsonSchemaRegex.anyJsonObjectRules(LEADING_SPACE), "");
+        return jsonObject(JsonWhitespace.ONE_SPACE);
+    }
+
+    /** {@link #jsonObject()} with the whitespace given. */
+    public static StructuredOutputs jsonObject(JsonWhitespace whitespace) {
+        boolean compact = Objects.requireNonNull(whitespace, "whitespace") == JsonWhitespace.NONE;
+        return new StructuredOutputs("JSON object", JsonSchemaRegex.anyJsonObjectRules(compact ? "" : LEADING_SPACE, compact), "");
     }
 
     /** A text the regular expression matches whole (the syntax {@link Regex} reads). */

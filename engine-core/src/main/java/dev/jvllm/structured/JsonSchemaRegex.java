@@ -19,13 +19,14 @@ import java.util.Set;
  * null, {@code enum}, {@code const}, {@code anyOf}/{@code oneOf}, type lists, and {@code $ref} to
  * {@code #/$defs/...}, {@code #/definitions/...} or other local paths. A {@code $ref} met again
  * inside itself (a tree, a linked list) cannot be a regular expression: {@link #rules} then makes it
- * a grammar rule that calls itself. Between tokens at most one space. {@link #anyJson} is any JSON
- * value nested up to a depth, for JSON mode.
+ * a grammar rule that calls itself. Between tokens at most one space, or none ({@code compact}, as
+ * vLLM's {@code disable_any_whitespace}). {@link #anyJson} is any JSON value nested up to a depth.
  */
 public final class JsonSchemaRegex {
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    static final String WS = "[ ]?";
+    /** What may stand between two tokens: at most one space, or (compact) nothing. */
+    private static final String ONE_SPACE = "[ ]?", NO_SPACE = "";
     static final String STRING_CHAR = "(?:[^\"\\\\\\x00-\\x1f]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4})";
     static final String STRING = "\"" + STRING_CHAR + "*\"";
     static final String INTEGER = "-?(?:0|[1-9][0-9]*)";
@@ -43,8 +44,11 @@ public final class JsonSchemaRegex {
     private final Map<String, String> ruleOfRef = new java.util.LinkedHashMap<>();
     private int depth;
 
-    private JsonSchemaRegex(JsonNode root) {
+    private final String ws;
+
+    private JsonSchemaRegex(JsonNode root, boolean compact) {
         this.root = root;
+        this.ws = compact ? NO_SPACE : ONE_SPACE;
     }
 
     /**
@@ -53,7 +57,7 @@ public final class JsonSchemaRegex {
      * @throws IllegalArgumentException naming the part of the schema it cannot express
      */
     public static String of(JsonNode schema) {
-        GrammarRules rules = rules(schema);
+        GrammarRules rules = rules(schema, false);
         if (rules.rules().size() > 1) {
             throw new IllegalArgumentException("the schema is recursive (" + String.join(", ", rules.names().subList(1, rules.names().size()))
                     + "), which a regular expression cannot express");
@@ -64,12 +68,12 @@ public final class JsonSchemaRegex {
     /**
      * The grammar of {@code schema}: one rule, {@code root}, where nothing in it is recursive (its
      * pattern is then a plain regex); otherwise also a rule for each {@code $ref} met inside itself,
-     * which calls itself there.
+     * which calls itself there. {@code compact}: no space between tokens.
      *
      * @throws IllegalArgumentException naming the part of the schema it cannot express
      */
-    public static GrammarRules rules(JsonNode schema) {
-        JsonSchemaRegex builder = new JsonSchemaRegex(schema);
+    public static GrammarRules rules(JsonNode schema, boolean compact) {
+        JsonSchemaRegex builder = new JsonSchemaRegex(schema, compact);
         Map<String, String> rules = new java.util.LinkedHashMap<>();
         builder.refsInUse.add("#");
         rules.put("root", builder.value(schema, "#"));
@@ -87,36 +91,37 @@ public final class JsonSchemaRegex {
 
     /**
      * Any JSON object nested to any depth (JSON mode), as grammar rules: {@code root} an object,
-     * written as the schemas' documents are (at most one space between tokens), opening with
-     * {@code start} (a pattern; empty for none).
+     * written as the schemas' documents are (at most one space between tokens, none where
+     * {@code compact}), opening with {@code start} (a pattern; empty for none).
      */
-    public static GrammarRules anyJsonObjectRules(String start) {
+    public static GrammarRules anyJsonObjectRules(String start, boolean compact) {
+        String ws = compact ? NO_SPACE : ONE_SPACE;
         String value = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + "|" + GrammarRules.call("object") + "|"
                 + GrammarRules.call("array") + ")";
-        String member = STRING + WS + ":" + WS + GrammarRules.call("value");
+        String member = STRING + ws + ":" + ws + GrammarRules.call("value");
         Map<String, String> rules = new java.util.LinkedHashMap<>();
         rules.put("root", start + GrammarRules.call("object"));
-        rules.put("object", "\\{" + WS + "(?:" + member + "(?:" + WS + "," + WS + member + ")*)?" + WS + "\\}");
-        rules.put("array", "\\[" + WS + "(?:" + GrammarRules.call("value") + "(?:" + WS + "," + WS + GrammarRules.call("value") + ")*)?" + WS + "\\]");
+        rules.put("object", "\\{" + ws + "(?:" + member + "(?:" + ws + "," + ws + member + ")*)?" + ws + "\\}");
+        rules.put("array", "\\[" + ws + "(?:" + GrammarRules.call("value") + "(?:" + ws + "," + ws + GrammarRules.call("value") + ")*)?" + ws + "\\]");
         rules.put("value", value);
         return new GrammarRules(rules);
     }
 
     /** Any JSON value nested up to {@code depth} levels of objects and arrays. */
-    public static String anyJson(int depth) {
+    private String anyJson(int depth) {
         String scalar = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + ")";
         if (depth <= 0) return scalar;
         String inner = anyJson(depth - 1);
         return "(?:" + scalar + "|" + object(inner) + "|" + array(inner, 0, -1) + ")";
     }
 
-    private static String object(String value) {
-        String member = STRING + WS + ":" + WS + value;
-        return "\\{" + WS + "(?:" + member + "(?:" + WS + "," + WS + member + ")*)?" + WS + "\\}";
+    private String object(String value) {
+        String member = STRING + ws + ":" + ws + value;
+        return "\\{" + ws + "(?:" + member + "(?:" + ws + "," + ws + member + ")*)?" + ws + "\\}";
     }
 
-    private static String array(String item, int min, int max) {
-        String sep = WS + "," + WS;
+    private String array(String item, int min, int max) {
+        String sep = ws + "," + ws;
         String body;
         if (max == 0) {
             body = "";
@@ -125,7 +130,7 @@ public final class JsonSchemaRegex {
         } else {
             body = item + "(?:" + sep + item + ")" + bounds(min - 1, max < 0 ? -1 : max - 1);
         }
-        return "\\[" + WS + body + WS + "\\]";
+        return "\\[" + ws + body + ws + "\\]";
     }
 
     private static String bounds(int min, int max) {
@@ -433,7 +438,7 @@ public final class JsonSchemaRegex {
      * (null: none may follow), {@code min} to {@code max} items in all (-1: no bound): a tuple, as
      * Pydantic writes {@code tuple[int, str]}.
      */
-    private static String tuple(List<String> prefix, String rest, int min, int max, String where) {
+    private String tuple(List<String> prefix, String rest, int min, int max, String where) {
         int limit = rest == null ? (max < 0 ? prefix.size() : Math.min(max, prefix.size())) : max;
         if (limit >= 0 && min > limit) throw new IllegalArgumentException("no array at " + where + " has minItems " + min + " items");
         if (limit - prefix.size() > 1000) throw new IllegalArgumentException("maxItems at " + where + " is above what is supported");
@@ -449,13 +454,13 @@ public final class JsonSchemaRegex {
         String tail = "";
         if (rest != null && (limit < 0 || limit > prefix.size())) {
             int least = Math.max(0, min - prefix.size()), most = limit < 0 ? -1 : limit - prefix.size();
-            tail = "(?:" + WS + "," + WS + rest + ")" + bounds(least, most);
+            tail = "(?:" + ws + "," + ws + rest + ")" + bounds(least, most);
         }
         for (int i = written - 1; i >= 0; i--) {
-            String item = (i == 0 ? "" : WS + "," + WS) + prefix.get(i) + tail;
+            String item = (i == 0 ? "" : ws + "," + ws) + prefix.get(i) + tail;
             tail = i < min ? item : "(?:" + item + ")?";
         }
-        return "\\[" + WS + tail + WS + "\\]";
+        return "\\[" + ws + tail + ws + "\\]";
     }
 
     /** Tuples longer than this are refused; so are those with more optional items than nested groups may hold. */
@@ -472,7 +477,7 @@ public final class JsonSchemaRegex {
         }
         if (properties == null || properties.isEmpty()) {
             JsonNode additional = schema.get("additionalProperties");
-            if (additional != null && additional.isBoolean() && !additional.asBoolean()) return "\\{" + WS + "\\}";
+            if (additional != null && additional.isBoolean() && !additional.asBoolean()) return "\\{" + ws + "\\}";
             String value = additional != null && additional.isObject() ? value(additional, where + "/additionalProperties") : anyJson(2);
             return object(value);
         }
@@ -482,12 +487,12 @@ public final class JsonSchemaRegex {
         List<Boolean> isRequired = new ArrayList<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = properties.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> p = it.next();
-            members.add(literal(JSON.getNodeFactory().textNode(p.getKey())) + WS + ":" + WS
+            members.add(literal(JSON.getNodeFactory().textNode(p.getKey())) + ws + ":" + ws
                     + value(p.getValue(), where + "/properties/" + p.getKey()));
             isRequired.add(required.contains(p.getKey()));
         }
         int firstRequired = isRequired.indexOf(true);
-        String sep = WS + "," + WS;
+        String sep = ws + "," + ws;
         // The first member present is any of those up to the first required one; after it, each
         // required member follows with a comma, each optional one may.
         List<String> alternatives = new ArrayList<>();
@@ -501,7 +506,7 @@ public final class JsonSchemaRegex {
         }
         String body = "(?:" + String.join("|", alternatives) + ")";
         if (firstRequired < 0) body += "?";
-        return "\\{" + WS + body + WS + "\\}";
+        return "\\{" + ws + body + ws + "\\}";
     }
 
     private String ref(String ref, String where) {

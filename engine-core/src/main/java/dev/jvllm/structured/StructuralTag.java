@@ -55,7 +55,7 @@ public final class StructuralTag {
             String prefix = "s" + k + "-";
             GrammarRules schema;
             try {
-                schema = JsonSchemaRegex.rules(s.schema());
+                schema = JsonSchemaRegex.rules(s.schema(), false);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("structure " + k + "'s schema: " + e.getMessage(), e);
             }

@@ -159,12 +159,32 @@ class RegexTest {
 
     @Test
     void jsonModeAcceptsNestedObjects() throws Exception {
-        Pushdown regex = new Pushdown(JsonSchemaRegex.anyJsonObjectRules(""));
+        Pushdown regex = new Pushdown(JsonSchemaRegex.anyJsonObjectRules("", false));
         for (String ok : new String[]{"{}", "{\"a\": [1, {\"b\": null}], \"c\": \"d\\n\"}", "{\"x\": -0.5e-3}"}) {
             assertTrue(regex.matches(ok), ok);
             JSON.readTree(ok);
         }
         for (String bad : new String[]{"[]", "{\"a\": }", "{a: 1}", "{\"a\": 1,}"}) assertFalse(regex.matches(bad), bad);
+    }
+
+    /** vLLM's disable_any_whitespace: compact documents only, for a schema (also a recursive one) and in JSON mode. */
+    @Test
+    void compactJsonHasNoWhitespaceBetweenTokens() throws Exception {
+        var schema = JSON.readTree("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"array\", \"items\": {\"type\": \"integer\"}}, "
+                + "\"b\": {\"type\": \"string\"}}, \"required\": [\"a\", \"b\"]}");
+        Regex compact = Regex.compile(JsonSchemaRegex.rules(schema, true).rules().get("root"));
+        assertTrue(compact.matches("{\"a\":[1,2],\"b\":\"x y\"}"));
+        for (String spaced : new String[]{"{\"a\": [1,2],\"b\":\"x\"}", "{\"a\":[1, 2],\"b\":\"x\"}", "{ \"a\":[],\"b\":\"x\"}"}) {
+            assertFalse(compact.matches(spaced), spaced);
+        }
+        assertTrue(Regex.compile(JsonSchemaRegex.rules(schema, false).rules().get("root")).matches("{\"a\": [1, 2], \"b\": \"x y\"}"));
+        Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
+                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), true));
+        assertTrue(tree.matches("[1,[2,[],[[3]]],4]"));
+        assertFalse(tree.matches("[1, [2]]"));
+        Pushdown jsonMode = new Pushdown(JsonSchemaRegex.anyJsonObjectRules("", true));
+        assertTrue(jsonMode.matches("{\"a\":[1,{\"b\":null}]}"));
+        assertFalse(jsonMode.matches("{\"a\": 1}"));
     }
 
     @Test
@@ -275,7 +295,7 @@ class RegexTest {
         var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(schema));
         assertEquals("the schema is recursive (ref1), which a regular expression cannot express", e.getMessage());
 
-        GrammarRules rules = JsonSchemaRegex.rules(schema);
+        GrammarRules rules = JsonSchemaRegex.rules(schema, false);
         assertEquals(List.of("root", "ref1"), rules.names());
         Pushdown list = new Pushdown(rules);
         String deep = "{\"v\": 1, \"next\": ".repeat(40) + "{\"v\": 0}" + "}".repeat(40);
@@ -286,7 +306,7 @@ class RegexTest {
 
         // A schema that refers to itself as a whole, "#".
         Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
-                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}")));
+                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), false));
         assertTrue(tree.matches("[1, [2, [], [[3]]], 4]"));
         assertFalse(tree.matches("[1, [2, [], [[3]], 4]"));
     }

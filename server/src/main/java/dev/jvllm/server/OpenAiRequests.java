@@ -435,8 +435,8 @@ final class OpenAiRequests {
      * {@code structural_tag}) or its older {@code guided_json}, {@code guided_regex},
      * {@code guided_choice}; null for free text. At most one may be given. What
      * {@code structured_outputs} holds besides is refused by name, but for switches that change
-     * nothing here; {@code disable_any_whitespace} is taken as false only (JSON is written with at most
-     * one space between tokens, not compact), {@code whitespace_pattern} not at all.
+     * nothing here; {@code disable_any_whitespace} makes its JSON compact (else at most one space
+     * between tokens); {@code whitespace_pattern} is refused.
      */
     static StructuredOutputs structuredOutputs(JsonNode body) {
         List<String> given = new ArrayList<>();
@@ -462,6 +462,8 @@ final class OpenAiRequests {
         if (!vllm.isMissingNode() && !vllm.isNull() && !vllm.isObject()) {
             throw ApiError.invalid("structured_outputs", "'structured_outputs' must be an object");
         }
+        StructuredOutputs.JsonWhitespace whitespace = vllm.path("disable_any_whitespace").asBoolean()
+                ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ONE_SPACE;
         for (java.util.Iterator<String> keys = vllm.fieldNames(); keys.hasNext(); ) {
             String key = keys.next();
             String field = "structured_outputs." + key;
@@ -472,13 +474,11 @@ final class OpenAiRequests {
                     if (!value.isNull() && !value.isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
                     if (value.asBoolean()) {
                         given.add(field);
-                        result = StructuredOutputs.jsonObject();
+                        result = StructuredOutputs.jsonObject(whitespace);
                     }
                 }
                 case "disable_any_whitespace" -> {
-                    if (vllm.get(key).asBoolean()) {
-                        throw ApiError.invalid(field, "compact JSON is not written here: JSON outputs have at most one space between tokens");
-                    }
+                    if (!vllm.get(key).isNull() && !vllm.get(key).isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
                 }
                 case "whitespace_pattern" -> {
                     if (!vllm.get(key).isNull()) {
@@ -501,7 +501,8 @@ final class OpenAiRequests {
             String field = nested ? "structured_outputs." + key : key;
             given.add(field);
             result = switch (key.replace("guided_", "")) {
-                case "json" -> structured(field, () -> value.isTextual() ? StructuredOutputs.json(value.asText()) : StructuredOutputs.json(value));
+                case "json" -> structured(field, () -> value.isTextual() ? StructuredOutputs.json(value.asText(), whitespace)
+                        : StructuredOutputs.json(value, whitespace));
                 case "regex" -> {
                     if (!value.isTextual()) throw ApiError.invalid(field, "'" + field + "' must be a string");
                     yield structured(field, () -> StructuredOutputs.regex(value.asText()));

@@ -717,7 +717,13 @@ class OpenAiServerTest {
         } else {
             assertTrue(jsonChoice.path("text").asText().strip().startsWith("{"), jsonMode.body().toString());
         }
-        for (String[] refused : new String[][]{{"disable_any_whitespace", "true"}, {"whitespace_pattern", "\"[\\\\n ]*\""},
+        Answer compact = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 40, \"temperature\": 1, "
+                + "\"seed\": 3, \"structured_outputs\": {\"json_object\": true, \"disable_any_whitespace\": true}}");
+        String compactText = compact.body().path("choices").get(0).path("text").asText();
+        // Outside its strings (a last one may be cut off by max_tokens) a compact document has no space.
+        String outsideStrings = compactText.replaceAll("\"(?:[^\"\\\\]|\\\\.)*\"", "").replaceAll("\"(?:[^\"\\\\]|\\\\.)*$", "");
+        assertTrue(compactText.startsWith("{") && !outsideStrings.contains(" "), compact.body().toString());
+        for (String[] refused : new String[][]{{"disable_any_whitespace", "\"yes\""}, {"whitespace_pattern", "\"[\\\\n ]*\""},
                 {"json_obj", "true"}, {"json_object", "\"yes\""}}) {
             assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"" + refused[0] + "\": " + refused[1] + "}}"), 400,
                     "structured_outputs." + refused[0]);
