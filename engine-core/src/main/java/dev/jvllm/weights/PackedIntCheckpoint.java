@@ -152,13 +152,28 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
                 }
                 return;
             }
-            int[] packed = new int[count];
+            // A word's values are consecutive inputs of one row: written along the row, its group's
+            // zero and scale read once where the word's inputs share a group (all but act-order).
+            int[] packed = new int[count], at = new int[pack];
             for (int r = 0; r < in / pack; r++) {
                 MemorySegment.copy(words, I32, ((long) r * out + first) * 4, packed, 0, count);
+                boolean oneGroup = true;
                 for (int j = 0; j < pack; j++) {
-                    int k = r * pack + j, shift = bits * j;
-                    int at = group(groupOf, k) * out + first;
-                    for (int i = 0; i < count; i++) rows[i][k] = (((packed[i] >>> shift) & mask) - zeros[at + i]) * scales[at + i];
+                    at[j] = group(groupOf, r * pack + j) * out + first;
+                    oneGroup &= at[j] == at[0];
+                }
+                for (int i = 0; i < count; i++) {
+                    float[] row = rows[i];
+                    int word = packed[i];
+                    if (oneGroup) {
+                        int zero = zeros[at[0] + i];
+                        float scale = scales[at[0] + i];
+                        for (int j = 0, k = r * pack; j < pack; j++, k++) row[k] = (((word >>> (bits * j)) & mask) - zero) * scale;
+                    } else {
+                        for (int j = 0, k = r * pack; j < pack; j++, k++) {
+                            row[k] = (((word >>> (bits * j)) & mask) - zeros[at[j] + i]) * scales[at[j] + i];
+                        }
+                    }
                 }
             }
         }, parts.qweight().file());
