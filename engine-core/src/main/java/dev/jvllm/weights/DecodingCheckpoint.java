@@ -128,6 +128,31 @@ public abstract sealed class DecodingCheckpoint implements Checkpoint permits Bi
         return new WeightTensor(name, target, new long[]{rows, cols}, out, file);
     }
 
+    /** Writes the rows of a [rows, cols] tensor as the target's 16-bit patterns ({@link #half}). */
+    interface HalfRowDecoder {
+        /** Fills {@code out[r - first]} (each {@code cols} long) with rows {@code first .. first + out.length - 1}. */
+        void decode(int first, short[][] out);
+    }
+
+    /** {@link #decodeRows} for a 16-bit target, each row's patterns written by the decoder itself (no float rows between). */
+    final WeightTensor decodeHalfRows(Arena arena, String name, int rows, int cols, HalfRowDecoder rowDecoder, java.nio.file.Path file) {
+        if (target == DType.F32) throw new IllegalStateException("float32 has no 16-bit patterns");
+        MemorySegment out = arena.allocate((long) rows * cols * 2, 16);
+        IntConsumer task = part -> {
+            int first = part * ROWS_A_TASK, count = Math.min(ROWS_A_TASK, rows - first);
+            short[][] values = new short[count][cols];
+            rowDecoder.decode(first, values);
+            for (int r = 0; r < count; r++) MemorySegment.copy(MemorySegment.ofArray(values[r]), 0, out, (long) (first + r) * cols * 2, cols * 2L);
+        };
+        IntStream.range(0, (rows + ROWS_A_TASK - 1) / ROWS_A_TASK).parallel().forEach(task);
+        return new WeightTensor(name, target, new long[]{rows, cols}, out, file);
+    }
+
+    /** {@code v} as the 16-bit target's pattern, rounded as {@link #store} rounds. */
+    final short half(float v) {
+        return target == DType.BF16 ? toBf16(v) : Float.floatToFloat16(v);
+    }
+
     /** Turns one row's bytes into its values. */
     interface ByteRowDecoder {
         void decode(int row, byte[] raw, float[] out);

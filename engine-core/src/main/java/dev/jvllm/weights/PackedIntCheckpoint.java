@@ -138,6 +138,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         boolean awq = format == Format.AWQ;
         int mask = (1 << bits) - 1;
         MemorySegment words = parts.qweight().data();
+        if (!awq && target != DType.F32 && bits <= 4) return decodeGptqHalves(name, arena, parts);
         return decodeRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
             if (awq) {
@@ -157,11 +158,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
             int[] packed = new int[count], at = new int[pack];
             for (int r = 0; r < in / pack; r++) {
                 MemorySegment.copy(words, I32, ((long) r * out + first) * 4, packed, 0, count);
-                boolean oneGroup = true;
-                for (int j = 0; j < pack; j++) {
-                    at[j] = group(groupOf, r * pack + j) * out + first;
-                    oneGroup &= at[j] == at[0];
-                }
+                boolean oneGroup = groupsOfWord(groupOf, r, pack, out, first, at);
                 for (int i = 0; i < count; i++) {
                     float[] row = rows[i];
                     int word = packed[i];
@@ -177,6 +174,74 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
                 }
             }
         }, parts.qweight().file());
+    }
+
+    /**
+     * GPTQ's words of up to 4 bits straight to 16-bit patterns: each row's patterns of its group's
+     * levels made once a group (as {@link #decode} computes and rounds them), then a lookup a value;
+     * act-order words whose inputs span groups look each value's up in its own group's.
+     */
+    private WeightTensor decodeGptqHalves(String name, Arena arena, Parts parts) {
+        int in = parts.in(), out = parts.out(), pack = 32 / bits, levels = 1 << bits, mask = levels - 1;
+        int[] groupOf = parts.groupOf(), zeros = parts.zeros();
+        float[] scales = parts.scales();
+        MemorySegment words = parts.qweight().data();
+        return decodeHalfRows(arena, name, out, in, (first, rows) -> {
+            int count = rows.length;
+            int[] packed = new int[count], at = new int[pack];
+            // byGroup[group][i][level], made when a word spanning groups first needs the group (act-order)
+            short[][][] byGroup = new short[parts.groups()][][];
+            short[][] current = new short[count][];
+            int currentAt = -1;
+            for (int r = 0; r < in / pack; r++) {
+                MemorySegment.copy(words, I32, ((long) r * out + first) * 4, packed, 0, count);
+                if (groupsOfWord(groupOf, r, pack, out, first, at)) {
+                    if (at[0] != currentAt) {
+                        currentAt = at[0];
+                        for (int i = 0; i < count; i++) current[i] = levelPatterns(zeros[currentAt + i], scales[currentAt + i], levels);
+                    }
+                    for (int i = 0; i < count; i++) {
+                        short[] row = rows[i], pattern = current[i];
+                        int word = packed[i];
+                        for (int j = 0, k = r * pack; j < pack; j++, k++) row[k] = pattern[(word >>> (bits * j)) & mask];
+                    }
+                } else {
+                    for (int j = 0; j < pack; j++) {
+                        int group = (at[j] - first) / out;
+                        if (byGroup[group] == null) {
+                            byGroup[group] = new short[count][];
+                            for (int i = 0; i < count; i++) byGroup[group][i] = levelPatterns(zeros[at[j] + i], scales[at[j] + i], levels);
+                        }
+                    }
+                    for (int i = 0; i < count; i++) {
+                        int word = packed[i];
+                        for (int j = 0, k = r * pack; j < pack; j++, k++) {
+                            rows[i][k] = byGroup[(at[j] - first) / out][i][(word >>> (bits * j)) & mask];
+                        }
+                    }
+                }
+            }
+        }, parts.qweight().file());
+    }
+
+    /** Each level's value {@code (level - zero) × scale} as the target's 16-bit pattern. */
+    private short[] levelPatterns(int zero, float scale, int levels) {
+        short[] patterns = new short[levels];
+        for (int level = 0; level < levels; level++) patterns[level] = half((level - zero) * scale);
+        return patterns;
+    }
+
+    /**
+     * Fills {@code at[j]} with the (group × out + first) slot of input j of GPTQ word row {@code r};
+     * whether all of the word's inputs share one group.
+     */
+    private boolean groupsOfWord(int[] groupOf, int r, int pack, int out, int first, int[] at) {
+        boolean oneGroup = true;
+        for (int j = 0; j < pack; j++) {
+            at[j] = group(groupOf, r * pack + j) * out + first;
+            oneGroup &= at[j] == at[0];
+        }
+        return oneGroup;
     }
 
     /**
