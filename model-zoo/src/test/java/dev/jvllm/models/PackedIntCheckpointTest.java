@@ -126,6 +126,34 @@ class PackedIntCheckpointTest {
         }
     }
 
+    /**
+     * Decoded to bfloat16 or float16, each value is the float32 decode rounded to nearest even (the
+     * 4-bit-or-less GPTQ words go by a lookup of each group's rounded levels, the others through float rows).
+     */
+    @ParameterizedTest
+    @CsvSource({"GPTQ, 4, false, BF16", "GPTQ, 4, true, BF16", "GPTQ, 4, true, F16", "GPTQ_V2, 2, true, BF16", "GPTQ, 8, false, F16",
+            "AWQ, 4, false, BF16"})
+    void sixteenBitDecodesAreTheFloat32DecodeRounded(Format format, int bits, boolean actOrder, DType type) throws Exception {
+        int out = 80, in = 384, group = 64;
+        Path model = Files.createDirectories(work.resolve("sixteen"));
+        writePacked(model, format, bits, out, in, group, actOrder, new Random(17));
+        try (Checkpoint wide = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, format, bits, group);
+             Checkpoint narrow = new PackedIntCheckpoint(Checkpoint.open(model), type, format, bits, group)) {
+            float[] exact = WeightValues.floats(wide.get("m.weight"));
+            WeightTensor halves = narrow.get("m.weight");
+            assertEquals(type, halves.dtype());
+            for (int i = 0; i < exact.length; i++) {
+                short expected = type == DType.BF16 ? bf16(exact[i]) : Float.floatToFloat16(exact[i]);
+                assertEquals(expected, halves.data().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i), "element " + i);
+            }
+        }
+    }
+
+    private static short bf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
+    }
+
     /** Several row tiles and k tiles, a partial last block of the parallel repack, act-order and one group over all inputs. */
     @ParameterizedTest
     @CsvSource({"GPTQ, false, 80, 192, 64", "GPTQ, true, 208, 320, 64", "GPTQ_V2, true, 144, 384, 128", "AWQ, false, 80, 192, 64",
