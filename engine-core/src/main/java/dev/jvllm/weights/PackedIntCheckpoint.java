@@ -138,7 +138,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         boolean awq = format == Format.AWQ;
         int mask = (1 << bits) - 1;
         MemorySegment words = parts.qweight().data();
-        if (!awq && target != DType.F32 && bits <= 4) return decodeGptqHalves(name, arena, parts);
+        if (target != DType.F32 && bits <= 4) return decodeHalves(name, arena, parts);
         return decodeRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
             if (awq) {
@@ -177,17 +177,33 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
     }
 
     /**
-     * GPTQ's words of up to 4 bits straight to 16-bit patterns: each row's patterns of its group's
-     * levels made once a group (as {@link #decode} computes and rounds them), then a lookup a value;
+     * Words of up to 4 bits straight to 16-bit patterns: each row's patterns of its group's levels
+     * made once a group (as {@link #decode} computes and rounds them), then a lookup a value; GPTQ's
      * act-order words whose inputs span groups look each value's up in its own group's.
      */
-    private WeightTensor decodeGptqHalves(String name, Arena arena, Parts parts) {
+    private WeightTensor decodeHalves(String name, Arena arena, Parts parts) {
         int in = parts.in(), out = parts.out(), pack = 32 / bits, levels = 1 << bits, mask = levels - 1;
         int[] groupOf = parts.groupOf(), zeros = parts.zeros();
         float[] scales = parts.scales();
         MemorySegment words = parts.qweight().data();
         return decodeHalfRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
+            if (format == Format.AWQ) {
+                // A word holds eight outputs of one input: an input at a time down the rows.
+                int[] packed = new int[count / 8];  // first and count are multiples of 8
+                short[][] current = new short[count][];
+                int currentAt = -1;
+                for (int k = 0; k < in; k++) {
+                    MemorySegment.copy(words, I32, ((long) k * (out / 8) + first / 8) * 4, packed, 0, packed.length);
+                    int at = group(groupOf, k) * out + first;
+                    if (at != currentAt) {
+                        currentAt = at;
+                        for (int i = 0; i < count; i++) current[i] = levelPatterns(zeros[at + i], scales[at + i], levels);
+                    }
+                    for (int i = 0; i < count; i++) rows[i][k] = current[i][(packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf];
+                }
+                return;
+            }
             int[] packed = new int[count], at = new int[pack];
             // byGroup[group][i][level], made when a word spanning groups first needs the group (act-order)
             short[][][] byGroup = new short[parts.groups()][][];
