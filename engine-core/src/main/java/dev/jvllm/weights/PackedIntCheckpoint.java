@@ -132,13 +132,13 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
     @Override
     WeightTensor decode(String name, Arena arena) {
         Parts parts = parts(name);
+        if (target != DType.F32 && bits <= 4) return decodeHalves(name, arena, parts);
         int in = parts.in(), out = parts.out(), pack = 32 / bits;
         int[] groupOf = parts.groupOf(), zeros = parts.zeros();
         float[] scales = parts.scales();
         boolean awq = format == Format.AWQ;
         int mask = (1 << bits) - 1;
         MemorySegment words = parts.qweight().data();
-        if (target != DType.F32 && bits <= 4) return decodeHalves(name, arena, parts);
         return decodeRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
             if (awq) {
@@ -183,61 +183,54 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
      */
     private WeightTensor decodeHalves(String name, Arena arena, Parts parts) {
         int in = parts.in(), out = parts.out(), pack = 32 / bits, levels = 1 << bits, mask = levels - 1;
-        int[] groupOf = parts.groupOf(), zeros = parts.zeros();
-        float[] scales = parts.scales();
+        int[] groupOf = parts.groupOf();
         MemorySegment words = parts.qweight().data();
         return decodeHalfRows(arena, name, out, in, (first, rows) -> {
             int count = rows.length;
+            // byGroup[group][i][level]: row first + i's pattern of each level in the group, made when first needed
+            short[][][] byGroup = new short[parts.groups()][][];
             if (format == Format.AWQ) {
                 // A word holds eight outputs of one input: an input at a time down the rows.
                 int[] packed = new int[count / 8];  // first and count are multiples of 8
-                short[][] current = new short[count][];
-                int currentAt = -1;
                 for (int k = 0; k < in; k++) {
                     MemorySegment.copy(words, I32, ((long) k * (out / 8) + first / 8) * 4, packed, 0, packed.length);
-                    int at = group(groupOf, k) * out + first;
-                    if (at != currentAt) {
-                        currentAt = at;
-                        for (int i = 0; i < count; i++) current[i] = levelPatterns(zeros[at + i], scales[at + i], levels);
-                    }
-                    for (int i = 0; i < count; i++) rows[i][k] = current[i][(packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf];
+                    short[][] patterns = groupPatterns(byGroup, group(groupOf, k), parts, first, count);
+                    for (int i = 0; i < count; i++) rows[i][k] = patterns[i][(packed[i >>> 3] >>> (4 * AWQ_NIBBLE[i & 7])) & 0xf];
                 }
                 return;
             }
+            // A word's values are consecutive inputs of one row, written along it.
             int[] packed = new int[count], at = new int[pack];
-            // byGroup[group][i][level], made when a word spanning groups first needs the group (act-order)
-            short[][][] byGroup = new short[parts.groups()][][];
-            short[][] current = new short[count][];
-            int currentAt = -1;
+            short[][][] ofInput = new short[pack][][];
             for (int r = 0; r < in / pack; r++) {
                 MemorySegment.copy(words, I32, ((long) r * out + first) * 4, packed, 0, count);
                 if (groupsOfWord(groupOf, r, pack, out, first, at)) {
-                    if (at[0] != currentAt) {
-                        currentAt = at[0];
-                        for (int i = 0; i < count; i++) current[i] = levelPatterns(zeros[currentAt + i], scales[currentAt + i], levels);
-                    }
+                    short[][] patterns = groupPatterns(byGroup, (at[0] - first) / out, parts, first, count);
                     for (int i = 0; i < count; i++) {
-                        short[] row = rows[i], pattern = current[i];
+                        short[] row = rows[i], pattern = patterns[i];
                         int word = packed[i];
                         for (int j = 0, k = r * pack; j < pack; j++, k++) row[k] = pattern[(word >>> (bits * j)) & mask];
                     }
                 } else {
-                    for (int j = 0; j < pack; j++) {
-                        int group = (at[j] - first) / out;
-                        if (byGroup[group] == null) {
-                            byGroup[group] = new short[count][];
-                            for (int i = 0; i < count; i++) byGroup[group][i] = levelPatterns(zeros[at[j] + i], scales[at[j] + i], levels);
-                        }
-                    }
+                    for (int j = 0; j < pack; j++) ofInput[j] = groupPatterns(byGroup, (at[j] - first) / out, parts, first, count);
                     for (int i = 0; i < count; i++) {
                         int word = packed[i];
-                        for (int j = 0, k = r * pack; j < pack; j++, k++) {
-                            rows[i][k] = byGroup[(at[j] - first) / out][i][(word >>> (bits * j)) & mask];
-                        }
+                        for (int j = 0, k = r * pack; j < pack; j++, k++) rows[i][k] = ofInput[j][i][(word >>> (bits * j)) & mask];
                     }
                 }
             }
         }, parts.qweight().file());
+    }
+
+    /** Rows first .. first + count - 1's patterns of the group's levels ({@link #levelPatterns}), made once a task. */
+    private short[][] groupPatterns(short[][][] byGroup, int group, Parts parts, int first, int count) {
+        if (byGroup[group] == null) {
+            short[][] patterns = new short[count][];
+            int at = group * parts.out() + first;
+            for (int i = 0; i < count; i++) patterns[i] = levelPatterns(parts.zeros()[at + i], parts.scales()[at + i], 1 << bits);
+            byGroup[group] = patterns;
+        }
+        return byGroup[group];
     }
 
     /** Each level's value {@code (level - zero) × scale} as the target's 16-bit pattern. */

@@ -131,12 +131,12 @@ class PackedIntCheckpointTest {
      * 4-bit-or-less GPTQ words go by a lookup of each group's rounded levels, the others through float rows).
      */
     @ParameterizedTest
-    @CsvSource({"GPTQ, 4, false, BF16", "GPTQ, 4, true, BF16", "GPTQ, 4, true, F16", "GPTQ_V2, 2, true, BF16", "GPTQ, 8, false, F16",
-            "AWQ, 4, false, BF16"})
-    void sixteenBitDecodesAreTheFloat32DecodeRounded(Format format, int bits, boolean actOrder, DType type) throws Exception {
-        int out = 80, in = 384, group = 64;
+    @CsvSource({"GPTQ, 4, false, BF16, 64", "GPTQ, 4, true, BF16, 64", "GPTQ, 4, true, F16, 128", "GPTQ_V2, 2, true, BF16, 64",
+            "GPTQ, 2, false, F16, 64", "GPTQ, 8, false, F16, 64", "AWQ, 4, false, BF16, 64", "AWQ, 4, false, F16, 128", "GPTQ, 4, false, BF16, -1"})
+    void sixteenBitDecodesAreTheFloat32DecodeRounded(Format format, int bits, boolean actOrder, DType type, int group) throws Exception {
+        int out = 80, in = 384;
         Path model = Files.createDirectories(work.resolve("sixteen"));
-        writePacked(model, format, bits, out, in, group, actOrder, new Random(17));
+        writePacked(model, format, bits, out, in, group < 0 ? in : group, actOrder, new Random(17));
         try (Checkpoint wide = new PackedIntCheckpoint(Checkpoint.open(model), DType.F32, format, bits, group);
              Checkpoint narrow = new PackedIntCheckpoint(Checkpoint.open(model), type, format, bits, group)) {
             float[] exact = WeightValues.floats(wide.get("m.weight"));
