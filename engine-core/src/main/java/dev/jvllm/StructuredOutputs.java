@@ -119,6 +119,11 @@ public final class StructuredOutputs {
      * @param parametersByName each function's parameters schema, by its name
      */
     public static StructuredOutputs toolCalls(Map<String, JsonNode> parametersByName) {
+        return toolCalls(parametersByName, JsonWhitespace.ONE_SPACE);
+    }
+
+    /** {@link #toolCalls(Map)} with the whitespace given. */
+    public static StructuredOutputs toolCalls(Map<String, JsonNode> parametersByName, JsonWhitespace whitespace) {
         var anyOf = JSON.createArrayNode();
         parametersByName.forEach((name, parameters) -> {
             var call = anyOf.addObject().put("type", "object");
@@ -129,7 +134,7 @@ public final class StructuredOutputs {
         });
         var schema = JSON.createObjectNode().put("type", "array").put("minItems", 1);
         schema.putObject("items").set("anyOf", anyOf);
-        return json(schema);
+        return json(schema, whitespace);
     }
 
     /** Any JSON object, nested to any depth (OpenAI's {@code response_format} "json_object"), followed as a grammar. */

@@ -68,10 +68,15 @@ public final class JsonSchemaRegex {
     /**
      * The grammar of {@code schema}: one rule, {@code root}, where nothing in it is recursive (its
      * pattern is then a plain regex); otherwise also a rule for each {@code $ref} met inside itself,
-     * which calls itself there. {@code compact}: no space between tokens.
+     * which calls itself there.
      *
      * @throws IllegalArgumentException naming the part of the schema it cannot express
      */
+    public static GrammarRules rules(JsonNode schema) {
+        return rules(schema, false);
+    }
+
+    /** {@link #rules(JsonNode)}; {@code compact}: no space between tokens. */
     public static GrammarRules rules(JsonNode schema, boolean compact) {
         JsonSchemaRegex builder = new JsonSchemaRegex(schema, compact);
         Map<String, String> rules = new java.util.LinkedHashMap<>();
@@ -94,6 +99,11 @@ public final class JsonSchemaRegex {
      * written as the schemas' documents are (at most one space between tokens, none where
      * {@code compact}), opening with {@code start} (a pattern; empty for none).
      */
+    public static GrammarRules anyJsonObjectRules(String start) {
+        return anyJsonObjectRules(start, false);
+    }
+
+    /** {@link #anyJsonObjectRules(String)}; {@code compact}: no space between tokens. */
     public static GrammarRules anyJsonObjectRules(String start, boolean compact) {
         String ws = compact ? NO_SPACE : ONE_SPACE;
         String value = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + "|" + GrammarRules.call("object") + "|"
@@ -107,11 +117,15 @@ public final class JsonSchemaRegex {
         return new GrammarRules(rules);
     }
 
-    /** Any JSON value nested up to {@code depth} levels of objects and arrays. */
-    private String anyJson(int depth) {
+    /** Any JSON value nested up to {@code depth} levels of objects and arrays (at most one space between tokens). */
+    public static String anyJson(int depth) {
+        return new JsonSchemaRegex(null, false).anyValue(depth);
+    }
+
+    private String anyValue(int depth) {
         String scalar = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + ")";
         if (depth <= 0) return scalar;
-        String inner = anyJson(depth - 1);
+        String inner = anyValue(depth - 1);
         return "(?:" + scalar + "|" + object(inner) + "|" + array(inner, 0, -1) + ")";
     }
 
@@ -150,7 +164,7 @@ public final class JsonSchemaRegex {
 
     private String valueAtDepth(JsonNode schema, String where) {
         if (schema.isBoolean()) {
-            if (schema.asBoolean()) return anyJson(3);
+            if (schema.asBoolean()) return anyValue(3);
             throw new IllegalArgumentException("the schema at " + where + " is false: nothing matches it");
         }
         if (!schema.isObject()) throw new IllegalArgumentException("the schema at " + where + " is not an object");
@@ -176,7 +190,7 @@ public final class JsonSchemaRegex {
         if (type == null) {
             if (schema.has("properties")) return object(schema, where);
             if (schema.has("items") || schema.has("prefixItems")) return arrayOf(schema, where);
-            return anyJson(3);
+            return anyValue(3);
         }
         if (type.isArray()) {
             List<String> options = new ArrayList<>();
@@ -421,15 +435,15 @@ public final class JsonSchemaRegex {
             for (JsonNode item : schema.get(prefixKey)) prefix.add(value(item, where + "/" + prefixKey + "/" + i++));
             String restKey = prefixKey.equals("items") ? "additionalItems" : "items";
             JsonNode more = schema.get(restKey);
-            String rest = more == null ? anyJson(2) : more.isBoolean() ? (more.asBoolean() ? anyJson(2) : null) : value(more, where + "/" + restKey);
+            String rest = more == null ? anyValue(2) : more.isBoolean() ? (more.asBoolean() ? anyValue(2) : null) : value(more, where + "/" + restKey);
             return tuple(prefix, rest, min, max, where);
         }
         if (items != null && items.isBoolean()) {
-            if (items.asBoolean()) return array(anyJson(2), min, max);
+            if (items.asBoolean()) return array(anyValue(2), min, max);
             if (min > 0) throw new IllegalArgumentException("no array at " + where + " has minItems " + min + " items: items is false");
             return array("", 0, 0);
         }
-        String item = items != null ? value(items, where + "/items") : anyJson(2);
+        String item = items != null ? value(items, where + "/items") : anyValue(2);
         return array(item, min, max);
     }
 
@@ -478,7 +492,7 @@ public final class JsonSchemaRegex {
         if (properties == null || properties.isEmpty()) {
             JsonNode additional = schema.get("additionalProperties");
             if (additional != null && additional.isBoolean() && !additional.asBoolean()) return "\\{" + ws + "\\}";
-            String value = additional != null && additional.isObject() ? value(additional, where + "/additionalProperties") : anyJson(2);
+            String value = additional != null && additional.isObject() ? value(additional, where + "/additionalProperties") : anyValue(2);
             return object(value);
         }
         Set<String> required = new HashSet<>();

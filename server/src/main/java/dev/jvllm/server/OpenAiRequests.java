@@ -260,9 +260,9 @@ final class OpenAiRequests {
      * "required" or the name of the function it must call; {@code templateTools} is {@code tools} as
      * the chat template sees it (null when none are offered or the choice is "none").
      */
-    record Tools(String choice, Map<String, JsonNode> parametersByName, Object templateTools) {
+    record Tools(String choice, Map<String, JsonNode> parametersByName, Object templateTools, StructuredOutputs.JsonWhitespace whitespace) {
 
-        static final Tools NONE = new Tools("none", Map.of(), null);
+        static final Tools NONE = new Tools("none", Map.of(), null, StructuredOutputs.JsonWhitespace.ONE_SPACE);
 
         /** Whether the answer is constrained to tool calls (a named function or "required"). */
         boolean calls() {
@@ -276,8 +276,8 @@ final class OpenAiRequests {
 
         /** The constraint on the output: the named function's arguments, or a list of calls (vLLM's "required"). */
         StructuredOutputs constraint() {
-            if (!choice.equals("required")) return StructuredOutputs.json(parametersByName.get(choice));
-            return StructuredOutputs.toolCalls(parametersByName);
+            if (!choice.equals("required")) return StructuredOutputs.json(parametersByName.get(choice), whitespace);
+            return StructuredOutputs.toolCalls(parametersByName, whitespace);
         }
     }
 
@@ -328,8 +328,8 @@ final class OpenAiRequests {
                 throw ApiError.invalid("tool_choice", "tool_choice names no function of 'tools'" + (choice == null ? "" : ": '" + choice + "'"));
             }
         }
-        if (choice.equals("none")) return new Tools("none", Map.of(), null);
-        return new Tools(choice, parameters, OpenAiResponses.JSON.convertValue(tools, Object.class));
+        if (choice.equals("none")) return Tools.NONE;
+        return new Tools(choice, parameters, OpenAiResponses.JSON.convertValue(tools, Object.class), jsonWhitespace(body));
     }
 
     /**
@@ -441,16 +441,22 @@ final class OpenAiRequests {
     static StructuredOutputs structuredOutputs(JsonNode body) {
         List<String> given = new ArrayList<>();
         StructuredOutputs result = null;
+        StructuredOutputs.JsonWhitespace whitespace = jsonWhitespace(body);
+        JsonNode guidedWhitespace = body.get("guided_whitespace_pattern");
+        if (guidedWhitespace != null && !guidedWhitespace.isNull()) {
+            throw ApiError.invalid("guided_whitespace_pattern", "'guided_whitespace_pattern' is not followed: JSON outputs have at most one "
+                    + "space between tokens (none with structured_outputs.disable_any_whitespace)");
+        }
         JsonNode format = body.get("response_format");
         if (format != null && !format.isNull()) {
             String type = format.path("type").asText();
             switch (type) {
                 case "text" -> { }
-                case "json_object" -> result = StructuredOutputs.jsonObject();
+                case "json_object" -> result = StructuredOutputs.jsonObject(whitespace);
                 case "json_schema" -> {
                     JsonNode schema = format.path("json_schema").path("schema");
                     if (!schema.isObject()) throw ApiError.invalid("response_format", "response_format json_schema needs json_schema.schema, an object");
-                    result = structured("response_format", () -> StructuredOutputs.json(schema));
+                    result = structured("response_format", () -> StructuredOutputs.json(schema, whitespace));
                 }
                 case "structural_tag" -> result = structured("response_format", () -> StructuredOutputs.structuralTag(format));
                 default -> throw ApiError.invalid("response_format", "response_format type '" + type
@@ -459,11 +465,6 @@ final class OpenAiRequests {
             if (result != null) given.add("response_format");
         }
         JsonNode vllm = body.path("structured_outputs");
-        if (!vllm.isMissingNode() && !vllm.isNull() && !vllm.isObject()) {
-            throw ApiError.invalid("structured_outputs", "'structured_outputs' must be an object");
-        }
-        StructuredOutputs.JsonWhitespace whitespace = vllm.path("disable_any_whitespace").asBoolean()
-                ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ONE_SPACE;
         for (java.util.Iterator<String> keys = vllm.fieldNames(); keys.hasNext(); ) {
             String key = keys.next();
             String field = "structured_outputs." + key;
@@ -477,9 +478,7 @@ final class OpenAiRequests {
                         result = StructuredOutputs.jsonObject(whitespace);
                     }
                 }
-                case "disable_any_whitespace" -> {
-                    if (!vllm.get(key).isNull() && !vllm.get(key).isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
-                }
+                case "disable_any_whitespace" -> { }  // jsonWhitespace
                 case "whitespace_pattern" -> {
                     if (!vllm.get(key).isNull()) {
                         throw ApiError.invalid(field, "'" + field + "' is not followed: JSON outputs have at most one space between tokens");
@@ -490,6 +489,7 @@ final class OpenAiRequests {
                         throw ApiError.invalid(field, "'" + field + "' is not one of json, json_object, regex, choice, grammar, "
                                 + "structural_tag, disable_fallback, disable_additional_properties, disable_any_whitespace");
                     }
+                    if (!vllm.get(key).isNull() && !vllm.get(key).isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
                 }
             }
         }
@@ -533,6 +533,22 @@ final class OpenAiRequests {
         }
         if (given.size() > 1) throw ApiError.invalid(given.get(1), "only one structured output may be asked for, not " + given);
         return result;
+    }
+
+    /**
+     * Where the request's JSON outputs may put whitespace, whichever field asks for them (a schema, JSON
+     * mode, tool calls): none where vLLM's {@code structured_outputs.disable_any_whitespace} is true.
+     */
+    static StructuredOutputs.JsonWhitespace jsonWhitespace(JsonNode body) {
+        JsonNode vllm = body.path("structured_outputs");
+        if (!vllm.isMissingNode() && !vllm.isNull() && !vllm.isObject()) {
+            throw ApiError.invalid("structured_outputs", "'structured_outputs' must be an object");
+        }
+        JsonNode disable = vllm.path("disable_any_whitespace");
+        if (!disable.isMissingNode() && !disable.isNull() && !disable.isBoolean()) {
+            throw ApiError.invalid("structured_outputs.disable_any_whitespace", "'structured_outputs.disable_any_whitespace' must be true or false");
+        }
+        return disable.asBoolean() ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ONE_SPACE;
     }
 
     private static StructuredOutputs structured(String field, java.util.function.Supplier<StructuredOutputs> make) {

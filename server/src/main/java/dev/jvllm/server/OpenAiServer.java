@@ -1020,26 +1020,32 @@ public final class OpenAiServer implements AutoCloseable {
                 }
             }
         }
-        answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        answer.set("usage", OpenAiResponses.usage(tokens, 0));
         sendJson(exchange, 200, answer);
     }
 
-    /** {@code /pooling} for a classification model: {@code task} "classify", each input's probabilities. */
+    /**
+     * {@code /pooling} for a classification model: {@code task} "classify", each input's probabilities
+     * (floats or base64); the embedding fields are refused by name.
+     */
     private void classifyPooling(HttpExchange exchange, JsonNode body) throws IOException {
         if (!OpenAiRequests.text(body, "task", "classify").equals("classify")) {
             throw ApiError.invalid("task", "'" + modelName + "' is served with task classify: 'task' is classify");
         }
+        for (String field : List.of("dimensions", "normalize", "truncate_prompt_tokens")) {
+            if (body.hasNonNull(field)) throw ApiError.invalid(field, "'" + field + "' is not taken for classifications");
+        }
+        String format = encodingFormat(body);
         List<ClassificationOutput> outputs = classifications(OpenAiRequests.prompts(body, "input"));
         ObjectNode answer = OpenAiResponses.JSON.createObjectNode().put("id", "pool-" + UUID.randomUUID())
                 .put("object", "list").put("created", System.currentTimeMillis() / 1000).put("model", modelName);
         ArrayNode data = answer.putArray("data");
         int tokens = 0;
         for (int i = 0; i < outputs.size(); i++) {
-            ArrayNode probs = data.addObject().put("index", i).put("object", "pooling").putArray("data");
-            for (float p : outputs.get(i).probs()) probs.add(p);
+            putVector(data.addObject().put("index", i).put("object", "pooling"), "data", outputs.get(i).probs(), format);
             tokens += outputs.get(i).promptTokenIds().length;
         }
-        answer.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        answer.set("usage", OpenAiResponses.usage(tokens, 0));
         sendJson(exchange, 200, answer);
     }
 

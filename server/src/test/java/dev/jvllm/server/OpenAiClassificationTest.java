@@ -67,7 +67,13 @@ class OpenAiClassificationTest {
                 assertEquals(classified.get(i).probs()[0], item.path("data").get(0).floatValue(), 1e-6f);
             }
             assertEquals(tokens, pooled.body().path("usage").path("prompt_tokens").asInt());
+            assertEquals(0, pooled.body().path("usage").path("completion_tokens").asInt(-1));
+            var base64 = post(server, "/pooling", "{\"input\": \"" + documents.get(1) + "\", \"encoding_format\": \"base64\"}");
+            float fromBase64 = java.nio.ByteBuffer.wrap(java.util.Base64.getDecoder().decode(base64.body().path("data").get(0).path("data").asText()))
+                    .order(java.nio.ByteOrder.LITTLE_ENDIAN).getFloat();
+            assertEquals(classified.get(1).probs()[0], fromBase64, 1e-6f);
             assertError(post(server, "/pooling", "{\"input\": \"x\", \"task\": \"embed\"}"), 400, "task");
+            assertError(post(server, "/pooling", "{\"input\": \"x\", \"dimensions\": 2}"), 400, "dimensions");
 
             var score = post(server, "/v1/score", "{\"text_1\": \"" + query + "\", \"text_2\": [\"" + String.join("\", \"", documents) + "\"]}");
             assertEquals(200, score.status(), String.valueOf(score.body()));

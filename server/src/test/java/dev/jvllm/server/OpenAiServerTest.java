@@ -723,8 +723,17 @@ class OpenAiServerTest {
         // Outside its strings (a last one may be cut off by max_tokens) a compact document has no space.
         String outsideStrings = compactText.replaceAll("\"(?:[^\"\\\\]|\\\\.)*\"", "").replaceAll("\"(?:[^\"\\\\]|\\\\.)*$", "");
         assertTrue(compactText.startsWith("{") && !outsideStrings.contains(" "), compact.body().toString());
+        // disable_any_whitespace holds for JSON asked for by response_format too
+        String place = "{\"type\": \"object\", \"properties\": {\"city\": {\"enum\": [\"Paris\", \"Rome\"]}, "
+                + "\"open\": {\"type\": \"boolean\"}}, \"required\": [\"city\", \"open\"]}";
+        Answer compactSchema = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Where?\"}], "
+                + "\"max_tokens\": 60, \"temperature\": 0.9, \"seed\": 4, \"structured_outputs\": {\"disable_any_whitespace\": true}, "
+                + "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"place\", \"schema\": " + place + "}}}");
+        String compactPlace = compactSchema.body().path("choices").get(0).path("message").path("content").asText();
+        assertTrue(compactPlace.matches("\\{\"city\":\"(Paris|Rome)\",\"open\":(true|false)\\}"), compactSchema.body().toString());
+        assertError(post(server, "/v1/completions", ask + "\"guided_whitespace_pattern\": \" *\"}"), 400, "guided_whitespace_pattern");
         for (String[] refused : new String[][]{{"disable_any_whitespace", "\"yes\""}, {"whitespace_pattern", "\"[\\\\n ]*\""},
-                {"json_obj", "true"}, {"json_object", "\"yes\""}}) {
+                {"json_obj", "true"}, {"json_object", "\"yes\""}, {"disable_fallback", "7"}}) {
             assertError(post(server, "/v1/completions", ask + "\"structured_outputs\": {\"" + refused[0] + "\": " + refused[1] + "}}"), 400,
                     "structured_outputs." + refused[0]);
         }
