@@ -102,18 +102,74 @@ public final class BitsAndBytesCheckpoint extends DecodingCheckpoint {
         float[] blockMax = blockMaxima(w, state, stateTensor, (elements + blockSize - 1) / blockSize);
         MemorySegment data = weight.data();
         int rows = (int) outputs, cols = (int) inputs;
-        return decodeRows(arena, w, rows, cols, (first, out) -> {
-            for (int i = 0; i < out.length; i++) {
-                long base = (long) (first + i) * cols;
-                float[] row = out[i];
-                for (int k = 0; k < cols; k++) {
-                    long e = base + k;
-                    int b = data.get(ValueLayout.JAVA_BYTE, e >>> 1) & 0xff;
-                    int nibble = (e & 1) == 0 ? b >>> 4 : b & 0xf;
-                    row[k] = quantMap[nibble] * blockMax[(int) (e / blockSize)];
+        if (target == DType.F32) {
+            return decodeRows(arena, w, rows, cols, (first, out) -> {
+                FourBitRow source = new FourBitRow(data, cols, blockSize);
+                for (int i = 0; i < out.length; i++) {
+                    float[] row = out[i];
+                    source.read(first + i, (k, end, block) -> {
+                        float max = blockMax[block];
+                        for (; k < end; k++) row[k] = quantMap[source.nibble(k)] * max;
+                    });
                 }
+            }, weight.file());
+        }
+        // To a 16-bit type: each block's 16 values rounded once, then a lookup a value (the same product and rounding).
+        return decodeHalfRows(arena, w, rows, cols, (first, out) -> {
+            FourBitRow source = new FourBitRow(data, cols, blockSize);
+            short[] patterns = new short[16];
+            for (int i = 0; i < out.length; i++) {
+                short[] row = out[i];
+                source.read(first + i, (k, end, block) -> {
+                    float max = blockMax[block];
+                    for (int q = 0; q < 16; q++) patterns[q] = half(quantMap[q] * max);
+                    for (; k < end; k++) row[k] = patterns[source.nibble(k)];
+                });
             }
         }, weight.file());
+    }
+
+    /**
+     * One row of a weight stored two values a byte (the even element high), read a row at a time into
+     * a buffer and walked block by block: {@code blocks.run(from, to, block)} for each run of the
+     * row's elements in one block.
+     */
+    private static final class FourBitRow {
+        private final MemorySegment data;
+        private final int cols, blockSize;
+        private final byte[] bytes;
+        private long base, firstByte;
+
+        FourBitRow(MemorySegment data, int cols, int blockSize) {
+            this.data = data;
+            this.cols = cols;
+            this.blockSize = blockSize;
+            this.bytes = new byte[cols / 2 + 2];
+        }
+
+        interface Blocks {
+            void run(int from, int to, int block);
+        }
+
+        void read(int row, Blocks blocks) {
+            base = (long) row * cols;
+            firstByte = base >>> 1;
+            long lastByte = (base + cols - 1) >>> 1;
+            MemorySegment.copy(data, ValueLayout.JAVA_BYTE, firstByte, bytes, 0, (int) (lastByte - firstByte + 1));
+            for (int k = 0; k < cols; ) {
+                long block = (base + k) / blockSize;
+                int end = (int) Math.min(cols, (block + 1) * blockSize - base);
+                blocks.run(k, end, (int) block);
+                k = end;
+            }
+        }
+
+        /** Element k of the row read last. */
+        int nibble(int k) {
+            long e = base + k;
+            int b = bytes[(int) ((e >>> 1) - firstByte)] & 0xff;
+            return (e & 1) == 0 ? b >>> 4 : b & 0xf;
+        }
     }
 
     /** Each block's maximum, undoing the double quantization where the state names one. */

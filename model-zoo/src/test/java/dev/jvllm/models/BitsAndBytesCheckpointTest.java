@@ -8,11 +8,14 @@ import dev.jvllm.weights.WeightTensor;
 import dev.jvllm.weights.WeightValues;
 import dev.jvllm.weights.WeightsException;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Random;
 import java.util.Locale;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -111,6 +114,46 @@ class BitsAndBytesCheckpointTest {
             assertArrayEquals(new float[]{0.5f, 7.5f, 3.5f, 0f}, WeightValues.floats(weight));
             assertTrue(checkpoint.names().contains("m.weight"));
             assertFalse(checkpoint.names().contains("m.weight.absmax"));
+        }
+    }
+
+    /**
+     * Decoded to bfloat16 or float16, each value is the float32 decode rounded to nearest even: rows
+     * whose blocks start mid-row (40 inputs in blocks of 64) and an odd number of elements.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 40, 64", "F16, 40, 64", "BF16, 128, 64", "F16, 33, 16"})
+    void sixteenBitDecodesAreTheFloat32DecodeRounded(DType type, int cols, int blockSize) throws Exception {
+        int rows = 7;
+        long elements = (long) rows * cols;
+        int blocks = (int) ((elements + blockSize - 1) / blockSize);
+        Random random = new Random(cols);
+        byte[] packed = new byte[(int) ((elements + 1) / 2)];
+        random.nextBytes(packed);
+        float[] absmax = new float[blocks], quantMap = new float[16];
+        for (int b = 0; b < blocks; b++) absmax[b] = 0.01f + random.nextFloat();
+        for (int q = 0; q < 16; q++) quantMap[q] = random.nextFloat() * 2 - 1;
+        byte[] state = ("{\"quant_type\": \"nf4\", \"blocksize\": " + blockSize + ", \"dtype\": \"float32\", \"shape\": [" + rows + ", "
+                + cols + "]}").getBytes(StandardCharsets.UTF_8);
+        Path model = Files.createDirectories(work.resolve("sixteen"));
+        new SafetensorsTestWriter().add("m.weight", DType.U8, new long[]{packed.length, 1}, packed)
+                .add("m.weight.absmax", DType.F32, new long[]{blocks}, QuantizedTwins.f32(absmax))
+                .add("m.weight.quant_map", DType.F32, new long[]{16}, QuantizedTwins.f32(quantMap))
+                .add("m.weight.quant_state.bitsandbytes__nf4", DType.U8, new long[]{state.length}, state)
+                .write(model.resolve("model.safetensors"));
+        try (Checkpoint wide = new BitsAndBytesCheckpoint(Checkpoint.open(model), DType.F32);
+             Checkpoint narrow = new BitsAndBytesCheckpoint(Checkpoint.open(model), type)) {
+            float[] exact = WeightValues.floats(wide.get("m.weight"));
+            for (int e = 0; e < elements; e++) {
+                int b = packed[e / 2] & 0xff;
+                assertEquals(quantMap[e % 2 == 0 ? b >>> 4 : b & 0xf] * absmax[e / blockSize], exact[e], "float32 element " + e);
+            }
+            WeightTensor halves = narrow.get("m.weight");
+            for (int e = 0; e < elements; e++) {
+                int bits = Float.floatToRawIntBits(exact[e]);
+                short expected = type == DType.BF16 ? (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) : Float.floatToFloat16(exact[e]);
+                assertEquals(expected, halves.data().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, e), "element " + e);
+            }
         }
     }
 
