@@ -1,6 +1,7 @@
 package dev.jvllm.weights;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -48,12 +49,50 @@ public final class Fp8Checkpoint extends DecodingCheckpoint {
         int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
         Scales layout = layout(weight, scale, scales.length, rows, cols);
         float[] values = weight.dtype() == DType.F8_E4M3 ? E4M3 : E5M2;
+        if (target != DType.F32) return decodeHalves(weight, arena, layout, scales, values);
         return decodeByteRows(arena, weight, (r, raw, row) -> {
             for (int c = 0; c < cols; c += layout.span()) {
                 float s = scales[layout.index(r, c)];
                 for (int k = c, end = Math.min(cols, c + layout.span()); k < end; k++) row[k] = values[raw[k] & 0xff] * s;
             }
         });
+    }
+
+    /** Scale spans at least this long take the 256 bytes' values times the scale rounded once, then a lookup a byte. */
+    private static final int LOOKUP_SPAN = 1024;
+
+    /**
+     * {@link #decode} to a 16-bit type: each element {@code values[byte] × scale} rounded as
+     * {@link #half} rounds it (as the float rows' store would), by a table of the 256 bytes' patterns
+     * where a scale covers a long span (a tensor's or a row's), else one at a time (DeepSeek-V3's
+     * 128-column blocks).
+     */
+    private WeightTensor decodeHalves(WeightTensor weight, Arena arena, Scales layout, float[] scales, float[] values) {
+        int rows = Math.toIntExact(weight.dim(0)), cols = Math.toIntExact(weight.dim(1));
+        MemorySegment data = weight.data();
+        return decodeHalfRows(arena, weight.name(), rows, cols, (first, out) -> {
+            byte[] raw = new byte[cols];
+            short[] patterns = new short[256];
+            int patternsOf = -1;  // the scale index the patterns are made for
+            for (int i = 0; i < out.length; i++) {
+                int r = first + i;
+                MemorySegment.copy(data, java.lang.foreign.ValueLayout.JAVA_BYTE, (long) r * cols, raw, 0, cols);
+                short[] row = out[i];
+                for (int c = 0; c < cols; c += layout.span()) {
+                    int at = layout.index(r, c), end = Math.min(cols, c + layout.span());
+                    float s = scales[at];
+                    if (layout.span() >= LOOKUP_SPAN) {
+                        if (at != patternsOf) {
+                            for (int b = 0; b < 256; b++) patterns[b] = half(values[b] * s);
+                            patternsOf = at;
+                        }
+                        for (int k = c; k < end; k++) row[k] = patterns[raw[k] & 0xff];
+                    } else {
+                        for (int k = c; k < end; k++) row[k] = half(values[raw[k] & 0xff] * s);
+                    }
+                }
+            }
+        }, weight.file());
     }
 
     /** Where a weight's scale is: {@code index(row, column)} for columns {@code span} at a time. */

@@ -111,6 +111,37 @@ class Fp8CheckpointTest {
         }
     }
 
+    /**
+     * To bfloat16 or float16 every scheme (a tensor's scale and a row's, whose long rows go by a table
+     * of the 256 bytes' rounded values, and blocks, 8 × 16 here, partial at the edges) gives the float32
+     * decode rounded to nearest even.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"0, BF16", "1, BF16", "2, BF16", "0, F16", "1, F16", "2, F16"})
+    void sixteenBitDecodesAreTheFloat32DecodeRounded(int scheme, DType type) throws Exception {
+        int rows = 6, cols = 1100, blockRows = (rows + BLOCK[0] - 1) / BLOCK[0], blockCols = (cols + BLOCK[1] - 1) / BLOCK[1];
+        java.util.Random random = new java.util.Random(scheme);
+        byte[] bytes = new byte[rows * cols];
+        random.nextBytes(bytes);
+        for (int i = 0; i < bytes.length; i++) if ((bytes[i] & 0x7f) == 0x7f) bytes[i] = 0;  // no NaN
+        float[] scales = new float[scheme == 0 ? 1 : scheme == 1 ? rows : blockRows * blockCols];
+        for (int i = 0; i < scales.length; i++) scales[i] = 0.001f + random.nextFloat() / 100;
+        Path model = Files.createDirectories(work.resolve("sixteen"));
+        long[] scaleShape = scheme == 0 ? new long[0] : scheme == 1 ? new long[]{rows, 1} : new long[]{blockRows, blockCols};
+        new SafetensorsTestWriter().add("m.weight", DType.F8_E4M3, new long[]{rows, cols}, bytes)
+                .add(scheme == 2 ? "m.weight_scale_inv" : "m.weight_scale", DType.F32, scaleShape, QuantizedTwins.f32(scales))
+                .write(model.resolve("model.safetensors"));
+        try (Checkpoint wide = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.F32, BLOCK);
+             Checkpoint narrow = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), type, BLOCK)) {
+            float[] exact = WeightValues.floats(wide.get("m.weight"));
+            WeightTensor halves = narrow.get("m.weight");
+            for (int i = 0; i < exact.length; i++) {
+                short expected = type == DType.BF16 ? (short) (Float.floatToRawIntBits(roundToBf16(exact[i])) >>> 16) : Float.floatToFloat16(exact[i]);
+                assertEquals(expected, halves.data().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i), "element " + i);
+            }
+        }
+    }
+
     /** bfloat16 by round-to-nearest-even, computed independently of the loader: the nearer of the two neighbours. */
     private static float roundToBf16(float v) {
         int bits = Float.floatToRawIntBits(v);
