@@ -2,6 +2,7 @@ package dev.jvllm.weights;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
 /**
@@ -58,13 +59,13 @@ public final class Fp8Checkpoint extends DecodingCheckpoint {
         });
     }
 
-    /** Scale spans at least this long take the 256 bytes' values times the scale rounded once, then a lookup a byte. */
-    private static final int LOOKUP_SPAN = 1024;
+    /** Scale spans at least this long (and a tensor's one scale) take the 256 bytes' values times the scale rounded once, then a lookup a byte. */
+    private static final int LOOKUP_SPAN = 256;
 
     /**
      * {@link #decode} to a 16-bit type: each element {@code values[byte] × scale} rounded as
      * {@link #half} rounds it (as the float rows' store would), by a table of the 256 bytes' patterns
-     * where a scale covers a long span (a tensor's or a row's), else one at a time (DeepSeek-V3's
+     * where a scale covers a tensor or a long span (a row), else one at a time (DeepSeek-V3's
      * 128-column blocks).
      */
     private WeightTensor decodeHalves(WeightTensor weight, Arena arena, Scales layout, float[] scales, float[] values) {
@@ -76,12 +77,12 @@ public final class Fp8Checkpoint extends DecodingCheckpoint {
             int patternsOf = -1;  // the scale index the patterns are made for
             for (int i = 0; i < out.length; i++) {
                 int r = first + i;
-                MemorySegment.copy(data, java.lang.foreign.ValueLayout.JAVA_BYTE, (long) r * cols, raw, 0, cols);
+                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, (long) r * cols, raw, 0, cols);
                 short[] row = out[i];
                 for (int c = 0; c < cols; c += layout.span()) {
                     int at = layout.index(r, c), end = Math.min(cols, c + layout.span());
                     float s = scales[at];
-                    if (layout.span() >= LOOKUP_SPAN) {
+                    if (layout.kind() == 0 || layout.span() >= LOOKUP_SPAN) {
                         if (at != patternsOf) {
                             for (int b = 0; b < 256; b++) patterns[b] = half(values[b] * s);
                             patternsOf = at;

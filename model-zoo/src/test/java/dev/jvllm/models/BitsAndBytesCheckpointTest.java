@@ -119,12 +119,12 @@ class BitsAndBytesCheckpointTest {
 
     /**
      * Decoded to bfloat16 or float16, each value is the float32 decode rounded to nearest even: rows
-     * whose blocks start mid-row (40 inputs in blocks of 64) and an odd number of elements.
+     * whose blocks start mid-row (40 inputs in blocks of 64), an odd number of elements, rows over
+     * several tasks of 64.
      */
     @ParameterizedTest
-    @CsvSource({"BF16, 40, 64", "F16, 40, 64", "BF16, 128, 64", "F16, 33, 16"})
-    void sixteenBitDecodesAreTheFloat32DecodeRounded(DType type, int cols, int blockSize) throws Exception {
-        int rows = 7;
+    @CsvSource({"BF16, 7, 40, 64", "F16, 7, 40, 64", "BF16, 130, 128, 64", "F16, 70, 33, 16"})
+    void sixteenBitDecodesAreTheFloat32DecodeRounded(DType type, int rows, int cols, int blockSize) throws Exception {
         long elements = (long) rows * cols;
         int blocks = (int) ((elements + blockSize - 1) / blockSize);
         Random random = new Random(cols);

@@ -112,31 +112,39 @@ class Fp8CheckpointTest {
     }
 
     /**
-     * To bfloat16 or float16 every scheme (a tensor's scale and a row's, whose long rows go by a table
-     * of the 256 bytes' rounded values, and blocks, 8 × 16 here, partial at the edges) gives the float32
-     * decode rounded to nearest even.
+     * To bfloat16 or float16 every scheme (a tensor's scale, a row's, blocks of rows × columns partial
+     * at the edges, short and long) gives the float32 decode rounded to nearest even, for every byte
+     * of e4m3 and e5m2 (NaN and infinities included) and rows over several tasks.
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"0, BF16", "1, BF16", "2, BF16", "0, F16", "1, F16", "2, F16"})
-    void sixteenBitDecodesAreTheFloat32DecodeRounded(int scheme, DType type) throws Exception {
-        int rows = 6, cols = 1100, blockRows = (rows + BLOCK[0] - 1) / BLOCK[0], blockCols = (cols + BLOCK[1] - 1) / BLOCK[1];
-        java.util.Random random = new java.util.Random(scheme);
+    @org.junit.jupiter.params.provider.CsvSource({"0, BF16, F8_E4M3, 6, 1100, 8, 16", "1, BF16, F8_E4M3, 70, 1100, 8, 16",
+            "2, BF16, F8_E4M3, 6, 1100, 8, 16", "0, F16, F8_E5M2, 6, 200, 8, 16", "1, F16, F8_E4M3, 70, 300, 8, 16",
+            "2, F16, F8_E5M2, 70, 2100, 2, 1024", "2, BF16, F8_E4M3, 6, 2100, 3, 1024"})
+    void sixteenBitDecodesAreTheFloat32DecodeRounded(int scheme, DType type, DType fp8, int rows, int cols, int blockRows,
+                                                     int blockColumns) throws Exception {
+        int[] block = {blockRows, blockColumns};
+        int rowBlocks = (rows + blockRows - 1) / blockRows, columnBlocks = (cols + blockColumns - 1) / blockColumns;
+        java.util.Random random = new java.util.Random(scheme * 31L + cols);
         byte[] bytes = new byte[rows * cols];
         random.nextBytes(bytes);
-        for (int i = 0; i < bytes.length; i++) if ((bytes[i] & 0x7f) == 0x7f) bytes[i] = 0;  // no NaN
-        float[] scales = new float[scheme == 0 ? 1 : scheme == 1 ? rows : blockRows * blockCols];
+        float[] scales = new float[scheme == 0 ? 1 : scheme == 1 ? rows : rowBlocks * columnBlocks];
         for (int i = 0; i < scales.length; i++) scales[i] = 0.001f + random.nextFloat() / 100;
         Path model = Files.createDirectories(work.resolve("sixteen"));
-        long[] scaleShape = scheme == 0 ? new long[0] : scheme == 1 ? new long[]{rows, 1} : new long[]{blockRows, blockCols};
-        new SafetensorsTestWriter().add("m.weight", DType.F8_E4M3, new long[]{rows, cols}, bytes)
+        long[] scaleShape = scheme == 0 ? new long[0] : scheme == 1 ? new long[]{rows, 1} : new long[]{rowBlocks, columnBlocks};
+        new SafetensorsTestWriter().add("m.weight", fp8, new long[]{rows, cols}, bytes)
                 .add(scheme == 2 ? "m.weight_scale_inv" : "m.weight_scale", DType.F32, scaleShape, QuantizedTwins.f32(scales))
                 .write(model.resolve("model.safetensors"));
-        try (Checkpoint wide = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.F32, BLOCK);
-             Checkpoint narrow = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), type, BLOCK)) {
+        try (Checkpoint wide = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), DType.F32, block);
+             Checkpoint narrow = new dev.jvllm.weights.Fp8Checkpoint(Checkpoint.open(model), type, block)) {
             float[] exact = WeightValues.floats(wide.get("m.weight"));
             WeightTensor halves = narrow.get("m.weight");
             for (int i = 0; i < exact.length; i++) {
-                short expected = type == DType.BF16 ? (short) (Float.floatToRawIntBits(roundToBf16(exact[i])) >>> 16) : Float.floatToFloat16(exact[i]);
+                float x = exact[i];
+                short expected;
+                if (type == DType.F16) expected = Float.floatToFloat16(x);
+                else if (Float.isNaN(x)) expected = (short) 0x7fc0;
+                else if (Float.isInfinite(x)) expected = (short) (Float.floatToRawIntBits(x) >>> 16);
+                else expected = (short) (Float.floatToRawIntBits(roundToBf16(x)) >>> 16);
                 assertEquals(expected, halves.data().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i), "element " + i);
             }
         }
