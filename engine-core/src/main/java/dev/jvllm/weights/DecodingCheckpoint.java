@@ -7,7 +7,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 /**
@@ -111,21 +110,14 @@ public abstract sealed class DecodingCheckpoint implements Checkpoint permits Bi
         void decode(int first, float[][] out);
     }
 
-    /**
-     * A [rows, cols] tensor named {@code name} of the target type whose rows {@code rows.decode}
-     * gives, run on the common pool (an 8B model has billions of weights to decode).
-     */
+    /** A [rows, cols] tensor named {@code name} of the target type whose rows {@code rowDecoder} gives. */
     final WeightTensor decodeRows(Arena arena, String name, int rows, int cols, RowDecoder rowDecoder, java.nio.file.Path file) {
-        MemorySegment out = arena.allocate((long) rows * cols * target.byteSize(), 16);
-        IntConsumer task = part -> {
-            int first = part * ROWS_A_TASK, count = Math.min(ROWS_A_TASK, rows - first);
+        return inRowTasks(arena, name, rows, cols, file, (first, count, out) -> {
             float[][] values = new float[count][cols];
             rowDecoder.decode(first, values);
             short[] halves = target == DType.F32 ? null : new short[cols];
             for (int r = 0; r < count; r++) store(values[r], out, (long) (first + r) * cols, halves);
-        };
-        IntStream.range(0, (rows + ROWS_A_TASK - 1) / ROWS_A_TASK).parallel().forEach(task);
-        return new WeightTensor(name, target, new long[]{rows, cols}, out, file);
+        });
     }
 
     /** Writes the rows of a [rows, cols] tensor as the target's 16-bit patterns ({@link #half}). */
@@ -137,14 +129,29 @@ public abstract sealed class DecodingCheckpoint implements Checkpoint permits Bi
     /** {@link #decodeRows} for a 16-bit target, each row's patterns written by the decoder itself (no float rows between). */
     final WeightTensor decodeHalfRows(Arena arena, String name, int rows, int cols, HalfRowDecoder rowDecoder, java.nio.file.Path file) {
         if (target == DType.F32) throw new IllegalStateException("float32 has no 16-bit patterns");
-        MemorySegment out = arena.allocate((long) rows * cols * 2, 16);
-        IntConsumer task = part -> {
-            int first = part * ROWS_A_TASK, count = Math.min(ROWS_A_TASK, rows - first);
+        return inRowTasks(arena, name, rows, cols, file, (first, count, out) -> {
             short[][] values = new short[count][cols];
             rowDecoder.decode(first, values);
             for (int r = 0; r < count; r++) MemorySegment.copy(MemorySegment.ofArray(values[r]), 0, out, (long) (first + r) * cols * 2, cols * 2L);
-        };
-        IntStream.range(0, (rows + ROWS_A_TASK - 1) / ROWS_A_TASK).parallel().forEach(task);
+        });
+    }
+
+    /** Writes rows {@code first .. first + count - 1} of a tensor of the target type into {@code out}. */
+    private interface RowTask {
+        void write(int first, int count, MemorySegment out);
+    }
+
+    /**
+     * A [rows, cols] tensor named {@code name} of the target type, its rows written by {@code task} in
+     * parallel tasks of up to {@value #ROWS_A_TASK} rows on the common pool (an 8B model has billions
+     * of weights to decode).
+     */
+    private WeightTensor inRowTasks(Arena arena, String name, int rows, int cols, java.nio.file.Path file, RowTask task) {
+        MemorySegment out = arena.allocate((long) rows * cols * target.byteSize(), 16);
+        IntStream.range(0, (rows + ROWS_A_TASK - 1) / ROWS_A_TASK).parallel().forEach(part -> {
+            int first = part * ROWS_A_TASK;
+            task.write(first, Math.min(ROWS_A_TASK, rows - first), out);
+        });
         return new WeightTensor(name, target, new long[]{rows, cols}, out, file);
     }
 
