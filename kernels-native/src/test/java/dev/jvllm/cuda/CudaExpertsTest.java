@@ -30,10 +30,6 @@ class CudaExpertsTest extends GpuAgainstCpuTest {
         return List.of(DType.F32, DType.BF16, DType.F16);
     }
 
-    private static double tolerance(DType type) {
-        return type == DType.F32 ? 1e-5 : 2e-2;
-    }
-
     @ParameterizedTest
     @CsvSource({"F32, 1, 8, 2, true", "F32, 33, 60, 4, false", "BF16, 5, 8, 2, true", "F16, 17, 128, 8, false",
             "BF16, 3, 256, 8, true", "F32, 4, 3, 3, true"})

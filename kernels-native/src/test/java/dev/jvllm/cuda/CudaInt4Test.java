@@ -42,10 +42,6 @@ class CudaInt4Test extends GpuAgainstCpuTest {
         return List.of(DType.BF16, DType.F16, DType.F32);
     }
 
-    private static double tolerance(DType type) {
-        return type == DType.F32 ? 1e-5 : 2e-2;
-    }
-
     @ParameterizedTest
     @CsvSource({"BF16, 1, 96, 512, 128, false, false", "BF16, 3, 96, 4096, 128, true, true", "F16, 8, 64, 14336, 128, false, false",
             "BF16, 9, 96, 512, 64, false, true", "F32, 1, 48, 128, 64, true, true", "F32, 20, 48, 128, 128, false, false",

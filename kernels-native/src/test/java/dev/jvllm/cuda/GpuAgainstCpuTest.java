@@ -34,6 +34,11 @@ abstract class GpuAgainstCpuTest {
     /** The activation types this class opens a CUDA backend for. */
     abstract List<DType> activationTypes();
 
+    /** What a GPU result may differ from the CPU's by: float32 to its rounding, the 16-bit types to 2e-2. */
+    static double tolerance(DType type) {
+        return type == DType.F32 ? 1e-5 : 2e-2;
+    }
+
     /** This class's CUDA backend computing in {@code type}. */
     CudaBackend open(DType type) {
         return CudaBackend.open(0, type);
