@@ -471,9 +471,7 @@ final class OpenAiRequests {
             switch (key) {
                 case "json", "regex", "choice", "grammar", "structural_tag" -> { }
                 case "json_object" -> {
-                    JsonNode value = vllm.get(key);
-                    if (!value.isNull() && !value.isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
-                    if (value.asBoolean()) {
+                    if (Boolean.TRUE.equals(bool(vllm, key, field))) {
                         given.add(field);
                         result = StructuredOutputs.jsonObject(whitespace);
                     }
@@ -489,7 +487,7 @@ final class OpenAiRequests {
                         throw ApiError.invalid(field, "'" + field + "' is not one of json, json_object, regex, choice, grammar, "
                                 + "structural_tag, disable_fallback, disable_additional_properties, disable_any_whitespace");
                     }
-                    if (!vllm.get(key).isNull() && !vllm.get(key).isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
+                    bool(vllm, key, field);
                 }
             }
         }
@@ -544,11 +542,8 @@ final class OpenAiRequests {
         if (!vllm.isMissingNode() && !vllm.isNull() && !vllm.isObject()) {
             throw ApiError.invalid("structured_outputs", "'structured_outputs' must be an object");
         }
-        JsonNode disable = vllm.path("disable_any_whitespace");
-        if (!disable.isMissingNode() && !disable.isNull() && !disable.isBoolean()) {
-            throw ApiError.invalid("structured_outputs.disable_any_whitespace", "'structured_outputs.disable_any_whitespace' must be true or false");
-        }
-        return disable.asBoolean() ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ONE_SPACE;
+        boolean compact = vllm.isObject() && Boolean.TRUE.equals(bool(vllm, "disable_any_whitespace", "structured_outputs.disable_any_whitespace"));
+        return compact ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ONE_SPACE;
     }
 
     private static StructuredOutputs structured(String field, java.util.function.Supplier<StructuredOutputs> make) {
@@ -664,7 +659,12 @@ final class OpenAiRequests {
     }
 
     static Boolean bool(JsonNode body, String field) {
-        JsonNode node = body.get(field);
+        return bool(body, field, field);
+    }
+
+    /** {@code parent}'s {@code key} as {@link #bool(JsonNode, String)} reads it, refused naming {@code field}. */
+    static Boolean bool(JsonNode parent, String key, String field) {
+        JsonNode node = parent.get(key);
         if (node == null || node.isNull()) return null;
         if (!node.isBoolean()) throw ApiError.invalid(field, "'" + field + "' must be true or false");
         return node.asBoolean();
