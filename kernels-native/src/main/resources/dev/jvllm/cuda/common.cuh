@@ -330,12 +330,15 @@ __device__ __forceinline__ unsigned int shared_address(const void* p) {
     return address;
 }
 
-// 16 bytes from global to shared memory without passing through registers (cp.async, sm_80+);
-// valid false fills the 16 bytes with zeros and reads nothing.
+// 16 bytes from global to a shared-memory address without passing through registers (cp.async,
+// sm_80+), of which `valid` are read and the rest filled with zeros.
+__device__ __forceinline__ void copy_async_16(unsigned int target, const void* source, int valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(target), "l"(source), "r"(valid) : "memory");
+}
+
+// copy_async_16 to a shared-memory pointer; valid false fills the 16 bytes with zeros and reads nothing.
 __device__ __forceinline__ void copy_async(void* target, const void* source, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared_address(target)), "l"(source),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
+    copy_async_16(shared_address(target), source, valid ? 16 : 0);
 }
 
 __device__ __forceinline__ void copy_async_commit() {

@@ -87,11 +87,6 @@ __device__ __forceinline__ void add_scaled_group(float (&c)[NT][4], const float 
     }
 }
 
-// cp.async to a shared-memory address: 16 bytes of which `valid` are read (the rest zeros).
-__device__ __forceinline__ void copy_async_16(unsigned int target, const void* source, int valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(target), "l"(source), "r"(valid) : "memory");
-}
-
 // A warp's ring slot: its row tiles' words of one k tile, their 16 rows' (scale, zero) for the tile's
 // group, and x's 64 inputs of that tile for the first XR tokens (rows of 64 + 8 elements, so that the
 // lanes' 16-byte loads of their B fragments do not conflict).
