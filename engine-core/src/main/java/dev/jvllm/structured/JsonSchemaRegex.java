@@ -105,14 +105,13 @@ public final class JsonSchemaRegex {
 
     /** {@link #anyJsonObjectRules(String)}; {@code compact}: no space between tokens. */
     public static GrammarRules anyJsonObjectRules(String start, boolean compact) {
-        String ws = compact ? NO_SPACE : ONE_SPACE;
+        JsonSchemaRegex builder = new JsonSchemaRegex(null, compact);
         String value = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + "|" + GrammarRules.call("object") + "|"
                 + GrammarRules.call("array") + ")";
-        String member = STRING + ws + ":" + ws + GrammarRules.call("value");
         Map<String, String> rules = new java.util.LinkedHashMap<>();
         rules.put("root", start + GrammarRules.call("object"));
-        rules.put("object", "\\{" + ws + "(?:" + member + "(?:" + ws + "," + ws + member + ")*)?" + ws + "\\}");
-        rules.put("array", "\\[" + ws + "(?:" + GrammarRules.call("value") + "(?:" + ws + "," + ws + GrammarRules.call("value") + ")*)?" + ws + "\\]");
+        rules.put("object", builder.object(GrammarRules.call("value")));
+        rules.put("array", builder.array(GrammarRules.call("value"), 0, -1));
         rules.put("value", value);
         return new GrammarRules(rules);
     }
