@@ -131,8 +131,18 @@ public final class CudaBackend implements Backend {
      */
     private static final int INT4_MMA_MAX_TOKENS = Integer.getInteger("jvllm.cuda.int4MmaTokens", 128);
     private static final int INT4_MMA_TOKENS_A_LAUNCH = 32;
+    /**
+     * From this many rows of x the gemm_int4_wide kernels take a 4-bit product (up to 64 rows a
+     * launch, x shared by a block's 256 rows); fewer go to gemm_int4_N.
+     */
+    private static final int INT4_WIDE_TOKENS = Integer.getInteger("jvllm.cuda.int4WideTokens", 16);
+    private static final int INT4_WIDE_TOKENS_A_LAUNCH = 64;
+    /** Row tiles a gemm_int4_wide block takes: 8 warps of two (gated: of one gate tile and its up tile). */
+    private static final int INT4_WIDE_BLOCK_TILES = 16, INT4_WIDE_GATED_BLOCK_TILES = 8;
     private static final List<Kernel> INT4_KERNELS = List.of(Kernel.GEMM_INT4_2, Kernel.GEMM_INT4_8, Kernel.GEMM_INT4_16,
-            Kernel.GEMM_INT4_32, Kernel.GEMM_INT4_GATED_2, Kernel.GEMM_INT4_GATED_8, Kernel.GEMM_INT4_GATED_16, Kernel.GEMM_INT4_GATED_32);
+            Kernel.GEMM_INT4_32, Kernel.GEMM_INT4_GATED_2, Kernel.GEMM_INT4_GATED_8, Kernel.GEMM_INT4_GATED_16, Kernel.GEMM_INT4_GATED_32,
+            Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64, Kernel.GEMM_INT4_WIDE_GATED_16,
+            Kernel.GEMM_INT4_WIDE_GATED_32, Kernel.GEMM_INT4_WIDE_GATED_64);
     /**
      * Which products cuBLAS runs (all but the gemv kernels' one-row ones) go through cuBLASLt with an
      * algorithm timed per shape ({@link TunedProducts}) instead of cublasGemmEx's default, from
@@ -279,6 +289,7 @@ public final class CudaBackend implements Backend {
     private final KeptBuffer int4Dense;
     /** x in a 4-bit weight's packed input order (act-order). */
     private final KeptBuffer int4Permuted;
+    private final KeptBuffer int4Partials;
     /** Whether this device gives every gemm_int4 kernel its shared memory (asked once). */
     private Boolean int4KernelsSupported;
     /** Persistent dequantized copies of 4-bit weights for kernels that read only 16-bit ones (experts, headwise products). */
@@ -393,6 +404,7 @@ public final class CudaBackend implements Backend {
             this.stackedProducts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.int4Dense = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.int4Permuted = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
+            this.int4Partials = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.splitProductParts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.decodeCounterBuffer = new KeptBuffer(memory, DECODE_COUNTERS_LEAST_BYTES);
         } catch (RuntimeException e) {
@@ -1470,6 +1482,10 @@ public final class CudaBackend implements Backend {
     private void int4Product(CudaTensor input, Int4CudaWeight w, int fn, CudaTensor[] outs, int[] widths, CudaTensor bias) {
         int tokens = input.rows(), in = w.cols();
         CudaTensor x = w.order() == null ? input : permuted(input, w.order());
+        if (tokens >= INT4_WIDE_TOKENS) {
+            int4WideProduct(x, w, fn, outs, widths, bias);
+            return;
+        }
         int tiles = (fn >= 0 ? w.rows() / 2 : w.rows()) / Int4Weight.TILE_ROWS;
         for (int start = 0; start < tokens; start += INT4_MMA_TOKENS_A_LAUNCH) {
             int count = Math.min(INT4_MMA_TOKENS_A_LAUNCH, tokens - start);
@@ -1480,6 +1496,39 @@ public final class CudaBackend implements Backend {
             kernels.launch(kernel, tiles, kernel.blockThreads, w.words(), w.params(), (CudaTensor) x.rows(start, count),
                     count, in, w.groupSize(), o[0], o[1], o[2], widths[0], widths.length > 1 ? widths[1] : 0,
                     widths.length > 2 ? widths[2] : 0, bias, typeCode(bias), fn);
+        }
+    }
+
+    /**
+     * int4Product by the gemm_int4_wide kernels, in launches of up to 64 rows of x. Where the blocks
+     * over the rows would leave multiprocessors idle, k is cut into slices (at least 4 k tiles each)
+     * whose float32 sums gemm_int4_reduce adds into the outputs.
+     */
+    private void int4WideProduct(CudaTensor x, Int4CudaWeight w, int fn, CudaTensor[] outs, int[] widths, CudaTensor bias) {
+        int tokens = x.rows(), in = w.cols(), rows = w.rows();
+        boolean gated = fn >= 0;
+        int tiles = rows / Int4Weight.TILE_ROWS;
+        int rowBlocks = gated ? Math.ceilDiv(tiles / 2, INT4_WIDE_GATED_BLOCK_TILES) : Math.ceilDiv(tiles, INT4_WIDE_BLOCK_TILES);
+        int slices = Math.clamp(Math.round((float) context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
+        for (int start = 0; start < tokens; start += INT4_WIDE_TOKENS_A_LAUNCH) {
+            int count = Math.min(INT4_WIDE_TOKENS_A_LAUNCH, tokens - start);
+            Kernel kernel = count <= 16 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_16 : Kernel.GEMM_INT4_WIDE_16)
+                    : count <= 32 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_32 : Kernel.GEMM_INT4_WIDE_32)
+                    : gated ? Kernel.GEMM_INT4_WIDE_GATED_64 : Kernel.GEMM_INT4_WIDE_64;
+            CudaTensor[] o = new CudaTensor[3];
+            for (int i = 0; i < outs.length; i++) o[i] = (CudaTensor) outs[i].rows(start, count);
+            CudaTensor partials = slices == 1 ? null
+                    : new CudaTensor(int4Partials.atLeast((long) slices * count * rows * Float.BYTES), 0, DType.F32, slices * count, rows,
+                            "4-bit product's partial sums");
+            int n1 = widths.length > 1 ? widths[1] : 0, n2 = widths.length > 2 ? widths[2] : 0;
+            if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + rows + " K=" + in + " S=" + slices);
+            kernels.launchGrid(kernel, rowBlocks, slices, kernel.blockThreads, w.words(), w.params(), (CudaTensor) x.rows(start, count),
+                    count, in, w.groupSize(), partials, o[0], o[1], o[2], widths[0], n1, n2, bias, typeCode(bias), fn);
+            if (partials != null) {
+                int outRows = gated ? widths[0] : widths[0] + n1 + n2;
+                kernels.launch(Kernel.GEMM_INT4_REDUCE, elementwiseBlocks((long) count * outRows), ELEMENTWISE_THREADS,
+                        partials, slices, count, o[0], o[1], o[2], widths[0], n1, n2, bias, typeCode(bias), fn);
+            }
         }
     }
 

@@ -28,6 +28,14 @@ enum Kernel {
     GEMM_INT4_GATED_8("quantized", "gemm_int4_gated_8", 4, gemmInt4SharedBytes(1, 2, 8, 6, 4)),
     GEMM_INT4_GATED_16("quantized", "gemm_int4_gated_16", 4, gemmInt4SharedBytes(2, 2, 16, 4, 4)),
     GEMM_INT4_GATED_32("quantized", "gemm_int4_gated_32", 4, gemmInt4SharedBytes(4, 2, 32, 3, 4)),
+    // The gemm_int4_wide kernels: 8 warps a block, two row tiles a warp, x rows held, a ring of 4 stages.
+    GEMM_INT4_WIDE_16("quantized", "gemm_int4_wide_16", 8, gemmInt4WideSharedBytes(2, 16, 4)),
+    GEMM_INT4_WIDE_32("quantized", "gemm_int4_wide_32", 8, gemmInt4WideSharedBytes(2, 32, 4)),
+    GEMM_INT4_WIDE_64("quantized", "gemm_int4_wide_64", 8, gemmInt4WideSharedBytes(2, 64, 4)),
+    GEMM_INT4_WIDE_GATED_16("quantized", "gemm_int4_wide_gated_16", 8, gemmInt4WideSharedBytes(2, 16, 4)),
+    GEMM_INT4_WIDE_GATED_32("quantized", "gemm_int4_wide_gated_32", 8, gemmInt4WideSharedBytes(2, 32, 4)),
+    GEMM_INT4_WIDE_GATED_64("quantized", "gemm_int4_wide_gated_64", 8, gemmInt4WideSharedBytes(2, 64, 4)),
+    GEMM_INT4_REDUCE("quantized", "gemm_int4_reduce", true),
     DEQUANTIZE_INT4("quantized", "dequantize_int4"),
     PERMUTE_COLUMNS("quantized", "permute_columns"),
     RMS_NORM("norms", "rms_norm"),
@@ -132,6 +140,15 @@ enum Kernel {
     static int gemmInt4SharedBytes(int tokenTiles, int rowTiles, int xRows, int ring, int warps) {
         int slot = rowTiles * (512 + 128) + xRows * 144;
         return Math.max(warps * ring * slot, warps * rowTiles * 16 * (8 * tokenTiles + 1) * 4);
+    }
+
+    /**
+     * Shared memory of a gemm_int4_wide kernel (quantized.cu's gemm_int4_wide_shared_bytes): {@code
+     * ring} stages, each x's 64 inputs of a k tile for {@code xRows} tokens (144 bytes a row) and the
+     * block's 8 warps' {@code rowTiles} row tiles' words (512 bytes each) and scales and zeros (128).
+     */
+    static int gemmInt4WideSharedBytes(int rowTiles, int xRows, int ring) {
+        return ring * (xRows * 144 + 8 * rowTiles * (512 + 128));
     }
 
     boolean builtFor(DType activationType) {

@@ -318,6 +318,255 @@ GEMM_INT4(gemm_int4_gated_2, 1, 2, 2, 8)
 GEMM_INT4(gemm_int4_gated_8, 1, 2, 8, 6)
 GEMM_INT4(gemm_int4_gated_16, 2, 2, 16, 4)
 GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
+
+// ---- 16 to 64 rows of x a launch: a block's x tile shared by its warps, each warp its own rows ----
+//
+// gemm_int4_tiles reads x once a block of 16 rows (32 gated), so at 64 rows of x its blocks read x
+// from L2 many times the 4-bit weight's bytes, and its second mma a k-step for the zero doubles the
+// tensor cores' work. Here a block of WIDE_WARPS warps takes 8 R row tiles (gated: 8 gate tiles and
+// their up tiles) over one slice of k (blockIdx.y of gridDim.y): each k tile's x inputs come once into
+// a stage the warps share, each warp's words and scales beside them, D - 1 stages ahead. A word's
+// levels minus the group's zero become the A fragment in the 16-bit type exactly (q - zero is a small
+// integer), so one mma a k-step and token tile. With one slice the block writes its outputs; with more
+// each slice writes float32 sums into partials ([slice][token][row of the weight]) and
+// gemm_int4_reduce adds them and writes the outputs.
+constexpr int WIDE_WARPS = 8;  // GEMM_INT4_WIDE's launch bounds (256 threads) say the same
+
+template <int R, int XR>
+struct Int4WideStage {
+    act_t x[XR][64 + 8];
+    uint4 words[WIDE_WARPS][R][32];
+    float2 params[WIDE_WARPS][R][16];
+};
+
+// Kernel.java's gemmInt4WideSharedBytes computes the same.
+template <int R, int XR, int D>
+__host__ __device__ constexpr int gemm_int4_wide_shared_bytes() {
+    return D * (int) sizeof(Int4WideStage<R, XR>);
+}
+
+// (magic + q) pairs plus -(magic + zero): q - zero, exact in the 16-bit type.
+__device__ __forceinline__ unsigned int minus_zero(unsigned int levels, unsigned int negativeOffset) {
+    unsigned int d;
+#if JV_ACT_TYPE == JV_BF16
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(levels), "r"(0x3f803f80u), "r"(negativeOffset));
+#else
+    asm("add.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(levels), "r"(negativeOffset));
+#endif
+    return d;
+}
+
+template <int NT, int R, bool GATED, int D>
+__device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
+                                                     int groupSize, float* partials, const Int4Out& o) {
+    constexpr int XR = 8 * NT;
+    using Stage = Int4WideStage<R, XR>;
+    constexpr unsigned int WORDS_AT = XR * (64 + 8) * sizeof(act_t), PARAMS_AT = WORDS_AT + WIDE_WARPS * R * 512;
+    extern __shared__ __align__(16) uint4 int4Shared[];
+    const Stage* ring = (const Stage*) int4Shared;
+    unsigned int ringAddress = shared_address(int4Shared);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int kTiles = k / 64, groups = k / groupSize, tilesPerGroup = groupSize / 64;
+    int first = blockIdx.y * kTiles / gridDim.y, last = (blockIdx.y + 1) * kTiles / gridDim.y;
+    // The warp's row tiles: gated, gate tile `unit` and its up tile rowTiles further on; else R
+    // consecutive tiles from R unit. Tiles past the weight's last are computed on the last one's words
+    // (no branch in the loop) and not written.
+    int rowTiles = (GATED ? o.n0 : o.n0 + o.n1 + o.n2) / 16;
+    int unit = blockIdx.x * WIDE_WARPS + warp;
+    auto ownTile = [&](int r) { return GATED ? unit : unit * R + r; };
+    auto tileOf = [&](int r) {
+        int own = min(ownTile(r), rowTiles - 1);
+        return GATED && r > 0 ? own + rowTiles : own;
+    };
+    const uint4* askWords[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) askWords[r] = words + (tileOf(r) * (i64) kTiles + first) * 32 + lane;
+    // Lane l < 8 R copies 16-byte piece l % 8 of row tile l / 8's (scale, zero) pairs of a group.
+    int paramTile = min(lane / 8, R - 1);
+    const uint4* askParams = (const uint4*) (params + (tileOf(paramTile) * (i64) groups + first / tilesPerGroup) * 16) + lane % 8;
+    unsigned int paramsTarget = PARAMS_AT + (warp * R * 16) * sizeof(float2) + lane * 16;
+    int askLeft = tilesPerGroup - first % tilesPerGroup;
+    bool askGroup = true;
+    constexpr int X_PIECES = XR * 8, X_COPIES = (X_PIECES + WIDE_WARPS * 32 - 1) / (WIDE_WARPS * 32);
+    const act_t* askX[X_COPIES];
+    unsigned int xTarget[X_COPIES];
+    int xValid[X_COPIES];
+#pragma unroll
+    for (int q = 0; q < X_COPIES; q++) {
+        int i = threadIdx.x + WIDE_WARPS * 32 * q, token = i / 8;
+        askX[q] = x + (i64) min(token, tokens - 1) * k + first * 64 + (i % 8) * 8;
+        xTarget[q] = token * (64 + 8) * (int) sizeof(act_t) + (i % 8) * 16;
+        xValid[q] = token < tokens ? 16 : 0;
+    }
+    auto askWeights = [&](unsigned int stage) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            copy_async_16(stage + WORDS_AT + ((warp * R + r) * 32 + lane) * 16, askWords[r], 16);
+            askWords[r] += 32;
+        }
+        if (askGroup && lane < 8 * R) copy_async_16(stage + paramsTarget, askParams, 16);
+        askGroup = --askLeft == 0;
+        if (askGroup) {
+            askParams += 8;
+            askLeft = tilesPerGroup;
+        }
+    };
+    auto askInputs = [&](unsigned int stage) {
+#pragma unroll
+        for (int q = 0; q < X_COPIES; q++) {
+            if (X_PIECES % (WIDE_WARPS * 32) == 0 || threadIdx.x + WIDE_WARPS * 32 * q < X_PIECES) {
+                copy_async_16(stage + xTarget[q], askX[q], xValid[q]);
+            }
+            askX[q] += 64;
+        }
+    };
+    // D - 1 stages ahead: their weights before the wait on the kernel before, then their inputs; one
+    // group committed a stage (empty past the slice's last tile) keeps the count of groups in flight.
+#pragma unroll
+    for (int s = 0; s < D - 1; s++) {
+        if (first + s < last) askWeights(ringAddress + s * sizeof(Stage));
+        copy_async_commit();
+    }
+    JV_DEPENDENT_PROLOGUE();
+#pragma unroll
+    for (int s = 0; s < D - 1; s++) {
+        if (first + s < last) askInputs(ringAddress + s * sizeof(Stage));
+        copy_async_commit();
+    }
+    float c[R][NT][4], sums[R][NT][4];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) c[r][nt][e] = sums[r][nt][e] = 0.0f;
+        }
+    }
+    GroupOffsets offsets[R];
+    int left = 0;
+    for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
+        copy_async_wait<D - 2>();
+        __syncthreads();
+        // Every thread has finished the stage read one tile ago: it takes the tile D - 1 ahead.
+        if (kt + D - 1 < last) {
+            unsigned int refill = ringAddress + (slot == 0 ? D - 1 : slot - 1) * sizeof(Stage);
+            askWeights(refill);
+            askInputs(refill);
+        }
+        copy_async_commit();
+        const Stage& stage = ring[slot];
+        if (left == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                if (kt != first) {
+                    add_scaled_group<NT>(c[r], sums[r], offsets[r]);
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
+                }
+                offsets[r] = group_offsets(stage.params[warp][r][g], stage.params[warp][r][g + 8]);
+            }
+            left = kt == first ? tilesPerGroup - first % tilesPerGroup : tilesPerGroup;
+        }
+        left--;
+        unsigned int a[R][4][4];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            uint4 w = stage.words[warp][r][lane];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                level_pairs(j == 0 ? w.x : j == 1 ? w.y : j == 2 ? w.z : w.w, a[r][j]);
+#pragma unroll
+                for (int p = 0; p < 4; p++) a[r][j][p] = minus_zero(a[r][j][p], p % 2 == 0 ? offsets[r].upper : offsets[r].lower);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            // Token nt·8 + g's inputs 16t .. 16t + 15 of the tile: the B fragments of its four k-steps.
+            uint4 inputs[2];
+#pragma unroll
+            for (int half = 0; half < 2; half++) inputs[half] = *(const uint4*) &stage.x[nt * 8 + g][16 * t + 8 * half];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const uint4& two = inputs[j / 2];
+                unsigned int b0 = j % 2 == 0 ? two.x : two.z, b1 = j % 2 == 0 ? two.y : two.w;
+#pragma unroll
+                for (int r = 0; r < R; r++) mma_16816(sums[r][nt], a[r][j], b0, b1);
+            }
+        }
+    }
+    if (first < last) {
+#pragma unroll
+        for (int r = 0; r < R; r++) add_scaled_group<NT>(c[r], sums[r], offsets[r]);
+    }
+    int rowsAll = 16 * (GATED ? 2 * rowTiles : rowTiles);
+    float* part = partials == nullptr ? nullptr : partials + (i64) blockIdx.y * tokens * rowsAll;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int token = nt * 8 + 2 * t + (e & 1), inTile = g + (e >= 2 ? 8 : 0);
+            if (token >= tokens) continue;
+            if (part == nullptr && GATED) {
+                if (ownTile(0) < rowTiles) int4_write(o, token, tileOf(0) * 16 + inTile, apply_activation(o.fn, c[0][nt][e]) * c[R - 1][nt][e]);
+                continue;
+            }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                if (ownTile(r) >= rowTiles) continue;
+                if (part == nullptr) {
+                    int4_write(o, token, tileOf(r) * 16 + inTile, c[r][nt][e]);
+                } else {
+                    part[(i64) token * rowsAll + tileOf(r) * 16 + inTile] = c[r][nt][e];
+                }
+            }
+        }
+    }
+}
+
+// A launch of gemm_int4_wide_tiles: NAME over tokens <= 8 NT, blocks of WIDE_WARPS warps, each warp
+// R row tiles (gated: a gate tile and its up tile), a ring of D stages; the grid's y the slices of k,
+// partials null where there is one. Too little shared memory, more rows of x than it holds or another
+// block size stop on a trap.
+#define GEMM_INT4_WIDE(NAME, NT, R, GATED, D)                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 1)                                                            \
+    NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, float* partials, \
+         act_t* out0, act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias, int biasType, int fn) {    \
+        /* JV_DEPENDENT_PROLOGUE in gemm_int4_wide_tiles */                                                        \
+        unsigned int sharedBytes;                                                                                   \
+        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(sharedBytes));                                               \
+        if (sharedBytes < (unsigned int) gemm_int4_wide_shared_bytes<R, 8 * NT, D>() || tokens > 8 * NT              \
+            || blockDim.x != WIDE_WARPS * 32 || (gridDim.y > 1 && partials == nullptr)) __trap();                       \
+        Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};                                             \
+        gemm_int4_wide_tiles<NT, R, GATED, D>(words, params, x, tokens, k, groupSize, partials, o);                 \
+    }
+
+GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, 4)
+
+// The outputs of a gemm_int4_wide launch over several slices of k: each (token, row) the sum of its
+// slices' partials (gated, fn(gate) × up from the gate row and its up row n0 further on), written as
+// gemm_int4_tiles writes it.
+extern "C" __global__ void gemm_int4_reduce(const float* partials, int slices, int tokens, act_t* out0, act_t* out1, act_t* out2,
+                                            int n0, int n1, int n2, const void* bias, int biasType, int fn) {
+    JV_DEPENDENT_PROLOGUE();
+    Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};
+    bool gated = fn >= 0;
+    int rows = gated ? n0 : n0 + n1 + n2, rowsAll = gated ? 2 * n0 : rows;
+    GRID_STRIDE_LOOP(i, (i64) tokens * rows) {
+        int token = (int) (i / rows), row = (int) (i % rows);
+        float total = 0.0f, up = 0.0f;
+        for (int s = 0; s < slices; s++) {
+            const float* sums = partials + ((i64) s * tokens + token) * rowsAll;
+            total += sums[row];
+            if (gated) up += sums[n0 + row];
+        }
+        int4_write(o, token, row, gated ? apply_activation(fn, total) * up : total);
+    }
+}
 #endif
 
 // W as act_t [n, k] in the checkpoint's input order: a thread a lane's 16 bytes of a tile, striding over the grid.

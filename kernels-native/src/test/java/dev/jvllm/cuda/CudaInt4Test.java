@@ -23,12 +23,13 @@ import static dev.jvllm.cuda.CudaTestData.random;
 import static dev.jvllm.cuda.CudaTestData.roundTo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * 4-bit weights kept 4-bit on the GPU (quantized.cu) against the CPU's product by the same weights
- * decoded to float32: the tensor-core gemm_int4 kernels for up to 128 rows of x (2, 8, 16 or 32 a
- * launch; fewer k tiles than warps, more than a warp's ring holds, warps starting within a group),
- * the weight dequantized for cuBLAS beyond and for float32
+ * decoded to float32: the tensor-core gemm_int4 kernels for up to 15 rows of x (fewer k tiles than
+ * warps, more than a warp's ring holds, warps starting within a group), gemm_int4_wide from 16 to 128
+ * (64 a launch; over several blocks and slices of k), the weight dequantized for cuBLAS beyond and for float32
  * activations; inputs in the checkpoint's order and reordered (act-order); stacked q/k/v and
  * [gate; up] weights. Skipped where no GPU is found.
  */
@@ -71,16 +72,69 @@ class CudaInt4Test extends GpuAgainstCpuTest {
             // 40 k tiles: each of four warps refills its ring and starts within a group of 4 tiles
             "BF16, 1, 2560, 256", "F16, 2, 2560, 256", "BF16, 8, 2560, 256", "F16, 16, 2560, 256", "BF16, 32, 2560, 256"})
     void stackedProjectionsAndAGatedPairMatchTheCpu(DType type, int tokens, int cols, int group) {
+        checkStackedAndGated(type, tokens, cols, group, 64, 32);
+    }
+
+    /**
+     * The gemm_int4_wide kernels over more rows than a block's (a stacked q/k/v of 28 row tiles, a
+     * gated pair of 9 tiles each: the last block holds fewer) in one slice of k and in several.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 16, 256, 64", "F16, 40, 256, 128", "BF16, 64, 256, 128", "F16, 24, 2944, 128", "BF16, 64, 2944, 128",
+            "BF16, 90, 1024, 256"})
+    void stackedAndGatedProductsOverSeveralWideBlocksMatchTheCpu(DType type, int tokens, int cols, int group) {
+        long wide = gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64);
+        long wideGated = gpuLaunches(type, Kernel.GEMM_INT4_WIDE_GATED_16, Kernel.GEMM_INT4_WIDE_GATED_32, Kernel.GEMM_INT4_WIDE_GATED_64);
+        checkStackedAndGated(type, tokens, cols, group, 160, 144);
+        assertTrue(gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64) > wide,
+                "the stacked products took a gemm_int4_wide kernel");
+        assertTrue(gpuLaunches(type, Kernel.GEMM_INT4_WIDE_GATED_16, Kernel.GEMM_INT4_WIDE_GATED_32, Kernel.GEMM_INT4_WIDE_GATED_64)
+                > wideGated, "the gated pair took a gated gemm_int4_wide kernel");
+    }
+
+    /**
+     * 16 to 128 rows of x by the gemm_int4_wide kernels (64 a launch): one slice of k with rows over
+     * two blocks (17 row tiles: the last warp's second tile lies past the weight), k cut into slices
+     * that start within groups (46 k tiles) whose sums gemm_int4_reduce adds, two launches.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, 64, 272, 256, 128, false, true", "F16, 33, 272, 256, 64, true, false", "BF16, 16, 48, 2944, 128, false, true",
+            "F16, 64, 64, 2944, 128, true, false", "BF16, 48, 96, 2944, 128, true, true", "BF16, 65, 64, 1024, 128, false, false",
+            "F16, 100, 32, 2048, 64, false, true", "BF16, 128, 272, 4096, 128, false, true"})
+    void manyRowsOfXTakeTheWideKernelsAndMatchTheCpu(DType type, int tokens, int rows, int cols, int group, boolean actOrder,
+                                                     boolean withBias) {
+        CudaBackend gpu = gpus.get(type);
+        Random random = new Random(rows * 17L + cols + tokens);
+        try (Int4Weight packed = randomInt4("w", rows, cols, group, actOrder, random)) {
+            float[] x = roundTo(type, random(tokens * cols, 9));
+            float[] bias = withBias ? roundTo(type, random(rows, 10)) : null;
+            float[] expected = product(cpu, cpu.constant(dense(packed), rows, cols), x, tokens, bias, rows);
+            long wide = gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64);
+            assertClose(type + " " + tokens + " x " + rows + " x " + cols, expected, product(gpu, gpu.int4Weight(packed), x, tokens, bias, rows),
+                    tolerance(type));
+            assertEquals(Math.ceilDiv(tokens, 64),
+                    gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64) - wide,
+                    "gemm_int4_wide launches, 64 rows of x each");
+        }
+    }
+
+    private long gpuLaunches(DType type, Kernel... kernels) {
+        long total = 0;
+        for (Kernel kernel : kernels) total += gpus.get(type).launches(kernel);
+        return total;
+    }
+
+    private void checkStackedAndGated(DType type, int tokens, int cols, int group, int firstRows, int pairRows) {
         CudaBackend gpu = gpus.get(type);
         Random random = new Random(tokens);
-        int[] widths = {64, 32, 32};
+        int[] widths = {firstRows, pairRows, pairRows};
         Int4Weight[] parts = new Int4Weight[3];
         for (int i = 0; i < 3; i++) parts[i] = randomInt4("p" + i, widths[i], cols, group, false, random);
         float[] x = roundTo(type, random(tokens * cols, 7));
         try {
             Tensor stacked = gpu.stackedInt4Weight(List.of(parts));
             assertInstanceOf(Int4CudaWeight.class, stacked);
-            Tensor[] views = {stacked.rows(0, 64), stacked.rows(64, 32), stacked.rows(96, 32)};
+            Tensor[] views = {stacked.rows(0, firstRows), stacked.rows(firstRows, pairRows), stacked.rows(firstRows + pairRows, pairRows)};
             Tensor input = activations(gpu, x, tokens, cols);
             Tensor[] outs = new Tensor[3];
             for (int i = 0; i < 3; i++) outs[i] = gpu.allocate(tokens, widths[i]);
@@ -89,20 +143,20 @@ class CudaInt4Test extends GpuAgainstCpuTest {
                 float[] expected = product(cpu, cpu.constant(dense(parts[i]), widths[i], cols), x, tokens, null, widths[i]);
                 assertClose("stacked part " + i, expected, gpu.toFloatArray(outs[i]), tolerance(type));
             }
-            Tensor alone = gpu.allocate(tokens, 32);
+            Tensor alone = gpu.allocate(tokens, pairRows);
             gpu.linear(input, views[2], null, alone);
-            assertClose("a view after the first rows alone", product(cpu, cpu.constant(dense(parts[2]), 32, cols), x, tokens, null, 32),
+            assertClose("a view after the first rows alone", product(cpu, cpu.constant(dense(parts[2]), pairRows, cols), x, tokens, null, pairRows),
                     gpu.toFloatArray(alone), tolerance(type));
             // parts 1 and 2 as gate and up
-            Tensor gated = gpu.allocate(tokens, 32);
-            gpu.gatedLinear(Activation.SILU, input, views[1], views[2], gpu.allocate(tokens, 32), gated);
-            Tensor cpuInput = activations(cpu, x, tokens, cols), cpuGated = cpu.allocate(tokens, 32);
-            cpu.gatedLinear(Activation.SILU, cpuInput, cpu.constant(dense(parts[1]), 32, cols), cpu.constant(dense(parts[2]), 32, cols),
-                    cpu.allocate(tokens, 32), cpuGated);
+            Tensor gated = gpu.allocate(tokens, pairRows);
+            gpu.gatedLinear(Activation.SILU, input, views[1], views[2], gpu.allocate(tokens, pairRows), gated);
+            Tensor cpuInput = activations(cpu, x, tokens, cols), cpuGated = cpu.allocate(tokens, pairRows);
+            cpu.gatedLinear(Activation.SILU, cpuInput, cpu.constant(dense(parts[1]), pairRows, cols), cpu.constant(dense(parts[2]), pairRows, cols),
+                    cpu.allocate(tokens, pairRows), cpuGated);
             assertClose("gated pair", cpu.toFloatArray(cpuGated), gpu.toFloatArray(gated), tolerance(type));
-            Tensor activated = gpu.allocate(tokens, 64), cpuActivated = cpu.allocate(tokens, 64);
+            Tensor activated = gpu.allocate(tokens, firstRows), cpuActivated = cpu.allocate(tokens, firstRows);
             gpu.linearActivation(Activation.GELU_TANH, input, views[0], null, activated);
-            cpu.linearActivation(Activation.GELU_TANH, cpuInput, cpu.constant(dense(parts[0]), 64, cols), null, cpuActivated);
+            cpu.linearActivation(Activation.GELU_TANH, cpuInput, cpu.constant(dense(parts[0]), firstRows, cols), null, cpuActivated);
             assertClose("activated", cpu.toFloatArray(cpuActivated), gpu.toFloatArray(activated), tolerance(type));
         } finally {
             for (Int4Weight part : parts) part.close();

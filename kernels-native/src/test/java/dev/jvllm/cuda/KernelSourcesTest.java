@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class KernelSourcesTest {
 
     private static final Pattern KERNEL =
-            Pattern.compile("__global__\\s+void\\s+(?:__launch_bounds__\\([^)]*\\)\\s*|[A-Z_]+_BOUNDS\\s+)?([\\w#]+)\\s*\\(");
+            Pattern.compile("__global__\\s+void\\s+(?:__launch_bounds__\\([^)]*\\)[\\s\\\\]*|[A-Z_]+_BOUNDS\\s+)?([\\w#]+)\\s*\\(");
     private static final String PROLOGUE = "JV_DEPENDENT_PROLOGUE();";
 
     @Test
@@ -59,12 +59,12 @@ class KernelSourcesTest {
         Matcher kernel = KERNEL.matcher(source);
         while (kernel.find()) {
             int body = source.indexOf('{', kernel.end());
+            int end = bodyEnd(source, body);
             int prologue = source.indexOf(PROLOGUE, body);
-            int nextKernel = source.indexOf("__global__", body);
             String name = module + ".cu: " + kernel.group(1);
             names.add(name);
-            if (prologue < 0 || (nextKernel >= 0 && prologue > nextKernel)) {
-                String delegate = delegatedWait(source, body, nextKernel);
+            if (prologue < 0 || prologue > end) {
+                String delegate = delegatedWait(source, body, end);
                 if (delegate == null) {
                     offenders.add(name + " has no " + PROLOGUE);
                 } else if (!waitsIn(source, delegate)) {
@@ -97,10 +97,23 @@ class KernelSourcesTest {
      * body), or null: paged_decode reads what the pass cannot change (its inputs, uploaded before the
      * pass, and keys cached in earlier steps) before it waits, deep in its shared body.
      */
-    private static String delegatedWait(String source, int body, int nextKernel) {
-        Matcher delegated = Pattern.compile("JV_DEPENDENT_PROLOGUE in (\\w+)")
-                .matcher(source.substring(body, nextKernel < 0 ? source.length() : nextKernel));
+    private static String delegatedWait(String source, int body, int end) {
+        Matcher delegated = Pattern.compile("JV_DEPENDENT_PROLOGUE in (\\w+)").matcher(source.substring(body, end));
         return delegated.find() ? delegated.group(1) : null;
+    }
+
+    /**
+     * Where the body opening at {@code open} closes (its matching brace), so that a kernel's check
+     * stops at its own end: kernels a macro makes are followed by more code before the next kernel.
+     */
+    private static int bodyEnd(String source, int open) {
+        int depth = 0;
+        for (int i = open; i < source.length(); i++) {
+            char c = source.charAt(i);
+            if (c == '{') depth++;
+            if (c == '}' && --depth == 0) return i;
+        }
+        return source.length();
     }
 
     private static boolean waitsIn(String source, String function) {
