@@ -137,6 +137,8 @@ public final class CudaBackend implements Backend {
      */
     private static final int INT4_WIDE_TOKENS = Integer.getInteger("jvllm.cuda.int4WideTokens", 16);
     private static final int INT4_WIDE_TOKENS_A_LAUNCH = 64;
+    /** Blocks a gemm_int4_wide launch aims at, in multiprocessors: k is sliced until the row blocks reach about this many. */
+    private static final float INT4_WIDE_WAVES = Float.parseFloat(System.getProperty("jvllm.cuda.int4WideWaves", "1"));
     /** Row tiles a gemm_int4_wide block takes: 8 warps of two (gated: of one gate tile and its up tile). */
     private static final int INT4_WIDE_BLOCK_TILES = 16, INT4_WIDE_GATED_BLOCK_TILES = 8;
     private static final List<Kernel> INT4_KERNELS = List.of(Kernel.GEMM_INT4_2, Kernel.GEMM_INT4_8, Kernel.GEMM_INT4_16,
@@ -1509,7 +1511,7 @@ public final class CudaBackend implements Backend {
         boolean gated = fn >= 0;
         int tiles = rows / Int4Weight.TILE_ROWS;
         int rowBlocks = gated ? Math.ceilDiv(tiles / 2, INT4_WIDE_GATED_BLOCK_TILES) : Math.ceilDiv(tiles, INT4_WIDE_BLOCK_TILES);
-        int slices = Math.clamp(Math.round((float) context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
+        int slices = Math.clamp(Math.round(INT4_WIDE_WAVES * context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
         for (int start = 0; start < tokens; start += INT4_WIDE_TOKENS_A_LAUNCH) {
             int count = Math.min(INT4_WIDE_TOKENS_A_LAUNCH, tokens - start);
             Kernel kernel = count <= 16 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_16 : Kernel.GEMM_INT4_WIDE_16)

@@ -330,6 +330,12 @@ GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
 // integer), so one mma a k-step and token tile. With one slice the block writes its outputs; with more
 // each slice writes float32 sums into partials ([slice][token][row of the weight]) and
 // gemm_int4_reduce adds them and writes the outputs.
+#ifndef INT4_WIDE_NT_STEP
+#define INT4_WIDE_NT_STEP 1
+#endif
+#ifndef INT4_WIDE_RING
+#define INT4_WIDE_RING 4
+#endif
 constexpr int WIDE_WARPS = 8;  // GEMM_INT4_WIDE's launch bounds (256 threads) say the same
 
 template <int R, int XR>
@@ -479,18 +485,26 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
                 for (int p = 0; p < 4; p++) a[r][j][p] = minus_zero(a[r][j][p], p % 2 == 0 ? offsets[r].upper : offsets[r].lower);
             }
         }
+        // STEP token tiles at a time, so that R STEP chains of sums are in flight between dependent mma.
+        constexpr int STEP = INT4_WIDE_NT_STEP < NT ? INT4_WIDE_NT_STEP : NT;
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
+        for (int nt0 = 0; nt0 < NT; nt0 += STEP) {
             // Token nt·8 + g's inputs 16t .. 16t + 15 of the tile: the B fragments of its four k-steps.
-            uint4 inputs[2];
+            uint4 inputs[STEP][2];
 #pragma unroll
-            for (int half = 0; half < 2; half++) inputs[half] = *(const uint4*) &stage.x[nt * 8 + g][16 * t + 8 * half];
+            for (int s = 0; s < STEP; s++) {
+#pragma unroll
+                for (int half = 0; half < 2; half++) inputs[s][half] = *(const uint4*) &stage.x[(nt0 + s) * 8 + g][16 * t + 8 * half];
+            }
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                const uint4& two = inputs[j / 2];
-                unsigned int b0 = j % 2 == 0 ? two.x : two.z, b1 = j % 2 == 0 ? two.y : two.w;
 #pragma unroll
-                for (int r = 0; r < R; r++) mma_16816(sums[r][nt], a[r][j], b0, b1);
+                for (int s = 0; s < STEP; s++) {
+                    const uint4& two = inputs[s][j / 2];
+                    unsigned int b0 = j % 2 == 0 ? two.x : two.z, b1 = j % 2 == 0 ? two.y : two.w;
+#pragma unroll
+                    for (int r = 0; r < R; r++) mma_16816(sums[r][nt0 + s], a[r][j], b0, b1);
+                }
             }
         }
     }
@@ -540,12 +554,12 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
         gemm_int4_wide_tiles<NT, R, GATED, D>(words, params, x, tokens, k, groupSize, partials, o);                 \
     }
 
-GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, INT4_WIDE_RING)
+GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, INT4_WIDE_RING)
+GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, INT4_WIDE_RING)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, INT4_WIDE_RING)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, INT4_WIDE_RING)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, INT4_WIDE_RING)
 
 // The outputs of a gemm_int4_wide launch over several slices of k: each (token, row) the sum of its
 // slices' partials (gated, fn(gate) × up from the gate row and its up row n0 further on), written as
