@@ -139,10 +139,6 @@ public final class CudaBackend implements Backend {
     private static final int INT4_WIDE_TOKENS_A_LAUNCH = 64;
     /** Blocks a gemm_int4_wide launch aims at, in multiprocessors: k is sliced until the row blocks reach about this many. */
     private static final float INT4_WIDE_WAVES = Float.parseFloat(System.getProperty("jvllm.cuda.int4WideWaves", "1"));
-    /** Warp groups a gemm_int4_wide block: 1, or 2 halves each streaming its own x tile in its own step. */
-    private static final int INT4_WIDE_WARP_GROUPS = Integer.getInteger("jvllm.cuda.int4WideWarpGroups", 1);
-    /** Whether the last slice of a gemm_int4_wide block's rows adds the slices' sums (else gemm_int4_reduce after the launch). */
-    private static final boolean INT4_WIDE_LAST_SLICE_ADDS = !"false".equals(System.getProperty("jvllm.cuda.int4WideLastSliceAdds"));
     /** Row tiles a gemm_int4_wide block takes: 8 warps of two (gated: of one gate tile and its up tile). */
     private static final int INT4_WIDE_BLOCK_TILES = 16, INT4_WIDE_GATED_BLOCK_TILES = 8;
     private static final List<Kernel> INT4_KERNELS = List.of(Kernel.GEMM_INT4_2, Kernel.GEMM_INT4_8, Kernel.GEMM_INT4_16,
@@ -290,16 +286,12 @@ public final class CudaBackend implements Backend {
     private static final long KEPT_BUFFER_LEAST_BYTES = 4L << 20;
     /** paged_decode's counters: 16 384 (token, KV head) pairs. */
     private static final long DECODE_COUNTERS_LEAST_BYTES = 64L << 10;
-    /** gemm_int4_wide's counters: 4 096 blocks of rows. */
-    private static final long INT4_COUNTERS_LEAST_BYTES = 16L << 10;
     private final KeptBuffer stackedProducts;
     /** A 4-bit weight dequantized for a product of many rows (one weight at a time, reused by the next). */
     private final KeptBuffer int4Dense;
     /** x in a 4-bit weight's packed input order (act-order). */
     private final KeptBuffer int4Permuted;
     private final KeptBuffer int4Partials;
-    /** gemm_int4_wide's counters of finished slices, one a block of rows, zero between launches (the last slice resets its own). */
-    private final KeptBuffer int4Counters;
     /** Whether this device gives every gemm_int4 kernel its shared memory (asked once). */
     private Boolean int4KernelsSupported;
     /** Persistent dequantized copies of 4-bit weights for kernels that read only 16-bit ones (experts, headwise products). */
@@ -314,8 +306,8 @@ public final class CudaBackend implements Backend {
     private int splitProductSlices = SPLIT_PRODUCT_SLICES;
     /** The fewest weights of a row a gemv warp takes on this device (GEMV_SHORTEST_PART_SET). */
     private final int gemvShortestPart;
-    /** paged_decode's per-(token, KV head) counters of finished partitions, zero between launches (the last block of each resets its own). */
     private final KeptBuffer decodeCounterBuffer;
+    private DeviceBuffer zeroedDecodeCounters;
     private final CudaGraphs graphs;
     /** The graph being captured or replayed, or null. */
     private GraphRecording recording;
@@ -415,7 +407,6 @@ public final class CudaBackend implements Backend {
             this.int4Dense = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.int4Permuted = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.int4Partials = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
-            this.int4Counters = new KeptBuffer(memory, INT4_COUNTERS_LEAST_BYTES);
             this.splitProductParts = new KeptBuffer(memory, KEPT_BUFFER_LEAST_BYTES);
             this.decodeCounterBuffer = new KeptBuffer(memory, DECODE_COUNTERS_LEAST_BYTES);
         } catch (RuntimeException e) {
@@ -553,10 +544,9 @@ public final class CudaBackend implements Backend {
             // record invalidates it): nothing of the pass ran, so it runs eagerly.
             context.driver.abandonCapture(context.stream);
             graphs.captureFailed(shape, capture, failure);
-            // The capture may have grown the counters, and their zeroing was only recorded; a
-            // capture given up mid-pass (e.g. at a product not yet tuned) must not leave them unzeroed.
-            decodeCounterBuffer.zeroAgain();
-            int4Counters.zeroAgain();
+            // The capture may have grown the decode counters, and their zeroing was only recorded;
+            // a capture given up mid-pass (e.g. at a product not yet tuned) must not leave them unzeroed.
+            zeroedDecodeCounters = null;
             try {
                 return pass.get();
             } finally {
@@ -1532,16 +1522,11 @@ public final class CudaBackend implements Backend {
             CudaTensor partials = slices == 1 ? null
                     : new CudaTensor(int4Partials.atLeast((long) slices * count * rows * Float.BYTES), 0, DType.F32, slices * count, rows,
                             "4-bit product's partial sums");
-            CudaTensor counters = partials != null && INT4_WIDE_LAST_SLICE_ADDS
-                    ? new CudaTensor(int4Counters.zeroedAtLeast((long) rowBlocks * Integer.BYTES, context), 0, DType.I32, 1, rowBlocks,
-                            "4-bit product's slice counters")
-                    : null;
             int n1 = widths.length > 1 ? widths[1] : 0, n2 = widths.length > 2 ? widths[2] : 0;
             if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + rows + " K=" + in + " S=" + slices);
             kernels.launchGrid(kernel, rowBlocks, slices, kernel.blockThreads, w.words(), w.params(), (CudaTensor) x.rows(start, count),
-                    count, in, w.groupSize(), partials, counters, INT4_WIDE_WARP_GROUPS, o[0], o[1], o[2], widths[0], n1, n2, bias,
-                    typeCode(bias), fn);
-            if (partials != null && counters == null) {
+                    count, in, w.groupSize(), partials, o[0], o[1], o[2], widths[0], n1, n2, bias, typeCode(bias), fn);
+            if (partials != null) {
                 int outRows = gated ? widths[0] : widths[0] + n1 + n2;
                 kernels.launch(Kernel.GEMM_INT4_REDUCE, elementwiseBlocks((long) count * outRows), ELEMENTWISE_THREADS,
                         partials, slices, count, o[0], o[1], o[2], widths[0], n1, n2, bias, typeCode(bias), fn);
@@ -2230,8 +2215,7 @@ public final class CudaBackend implements Backend {
         partitions = (partitions + cluster - 1) / cluster * cluster;
         DeviceBuffer partials = partitions == 1 ? null
                 : decodePartials.atLeast((long) singles * params.numHeads() * partitions * (params.headDim() + 2) * Float.BYTES);
-        DeviceBuffer counters = partitions == 1 ? null
-                : decodeCounterBuffer.zeroedAtLeast((long) singles * params.numKvHeads() * Integer.BYTES, context);
+        DeviceBuffer counters = partitions == 1 ? null : decodeCounters((long) singles * params.numKvHeads() * Integer.BYTES);
         boolean columnsOfOneProduct = rotary != null && rotary.rowStride() > 0;
         int qStride = columnsOfOneProduct ? rotary.rowStride() : params.numHeads() * params.headDim();
         int kvStride = columnsOfOneProduct ? rotary.rowStride() : params.numKvHeads() * params.headDim();
@@ -2292,6 +2276,19 @@ public final class CudaBackend implements Backend {
         return (long) tokenHeadPairs * cluster <= context.multiprocessors ? cluster : 1;
     }
 
+    /**
+     * paged_decode's per-(token, KV head) counters of finished partitions, zero between launches
+     * (the last block of each resets its own): zeroed when the kept buffer is made or grown. A
+     * graph captured while it grew holds the zeroing too, which then runs on counters already zero.
+     */
+    private DeviceBuffer decodeCounters(long bytes) {
+        DeviceBuffer counters = decodeCounterBuffer.atLeast(bytes);
+        if (counters != zeroedDecodeCounters) {
+            context.driver.fill(counters.address(), (byte) 0, counters.bytes(), context.stream);
+            zeroedDecodeCounters = counters;
+        }
+        return counters;
+    }
 
     /**
      * The key positions a paged_decode block takes: the longest partition of its form (scalar or

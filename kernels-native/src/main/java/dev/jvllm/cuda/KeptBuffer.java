@@ -14,7 +14,6 @@ final class KeptBuffer {
     private final DeviceMemory memory;
     private final long leastBytes;
     private DeviceBuffer buffer;
-    private DeviceBuffer zeroed;
 
     KeptBuffer(DeviceMemory memory, long leastBytes) {
         this.memory = memory;
@@ -27,24 +26,5 @@ final class KeptBuffer {
             buffer = memory.allocateKept(Math.max(bytes, buffer == null ? leastBytes : 2 * buffer.bytes()));
         }
         return buffer;
-    }
-
-    /**
-     * The buffer of counters its kernels leave zero between launches (the last block of each resets
-     * its own), of at least {@code bytes}: filled with zeros on the context's stream when made or
-     * grown. A graph captured while it grew holds the zeroing too, which then runs on counters already zero.
-     */
-    DeviceBuffer zeroedAtLeast(long bytes, CudaContext context) {
-        DeviceBuffer counters = atLeast(bytes);
-        if (counters != zeroed) {
-            context.driver.fill(counters.address(), (byte) 0, counters.bytes(), context.stream);
-            zeroed = counters;
-        }
-        return counters;
-    }
-
-    /** Makes the next {@link #zeroedAtLeast} zero the buffer again (its zeroing was recorded into a capture given up). */
-    void zeroAgain() {
-        zeroed = null;
     }
 }

@@ -144,12 +144,11 @@ enum Kernel {
 
     /**
      * Shared memory of a gemm_int4_wide kernel (quantized.cu's gemm_int4_wide_shared_bytes): {@code
-     * ring} stages, each x's 64 inputs of a k tile for {@code xRows} tokens (144 bytes a row) for each
-     * of two warp groups and the block's 8 warps' {@code rowTiles} row tiles' words (512 bytes each)
-     * and scales and zeros (128).
+     * ring} stages, each x's 64 inputs of a k tile for {@code xRows} tokens (144 bytes a row) and the
+     * block's 8 warps' {@code rowTiles} row tiles' words (512 bytes each) and scales and zeros (128).
      */
     static int gemmInt4WideSharedBytes(int rowTiles, int xRows, int ring) {
-        return ring * (2 * xRows * 144 + 8 * rowTiles * (512 + 128));
+        return ring * (xRows * 144 + 8 * rowTiles * (512 + 128));
     }
 
     boolean builtFor(DType activationType) {

@@ -328,8 +328,8 @@ GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
 // a stage the warps share, each warp's words and scales beside them, D - 1 stages ahead. A word's
 // levels minus the group's zero become the A fragment in the 16-bit type exactly (q - zero is a small
 // integer), so one mma a k-step and token tile. With one slice the block writes its outputs; with more
-// each slice writes float32 sums into partials ([slice][token][row of the weight]), which the last
-// slice of each block's rows to finish (or gemm_int4_reduce after the launch) adds and writes.
+// each slice writes float32 sums into partials ([slice][token][row of the weight]) and
+// gemm_int4_reduce adds them and writes the outputs.
 #ifndef INT4_WIDE_NT_STEP
 #define INT4_WIDE_NT_STEP 1
 #endif
@@ -338,10 +338,9 @@ GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
 #endif
 constexpr int WIDE_WARPS = 8;  // GEMM_INT4_WIDE's launch bounds (256 threads) say the same
 
-// x's part holds room for two warp groups (each its own x tile: see gemm_int4_wide_tiles).
 template <int R, int XR>
 struct Int4WideStage {
-    act_t x[2][XR][64 + 8];
+    act_t x[XR][64 + 8];
     uint4 words[WIDE_WARPS][R][32];
     float2 params[WIDE_WARPS][R][16];
 };
@@ -365,19 +364,14 @@ __device__ __forceinline__ unsigned int minus_zero(unsigned int levels, unsigned
 
 template <int NT, int R, bool GATED, int D>
 __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const float2* params, const act_t* x, int tokens, int k,
-                                                     int groupSize, float* partials, int* counters, int warpGroups,
-                                                     const Int4Out& o) {
+                                                     int groupSize, float* partials, const Int4Out& o) {
     constexpr int XR = 8 * NT;
     using Stage = Int4WideStage<R, XR>;
-    constexpr unsigned int WORDS_AT = 2 * XR * (64 + 8) * sizeof(act_t), PARAMS_AT = WORDS_AT + WIDE_WARPS * R * 512;
+    constexpr unsigned int WORDS_AT = XR * (64 + 8) * sizeof(act_t), PARAMS_AT = WORDS_AT + WIDE_WARPS * R * 512;
     extern __shared__ __align__(16) uint4 int4Shared[];
     const Stage* ring = (const Stage*) int4Shared;
     unsigned int ringAddress = shared_address(int4Shared);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    // With two warp groups each half of the block streams its own x tile and waits only for its own
-    // warps (a named barrier), so that the halves need not keep in step.
-    int groupThreads = blockDim.x / warpGroups, group = threadIdx.x / groupThreads, inGroup = threadIdx.x % groupThreads;
-    unsigned int groupX = group * XR * (64 + 8) * sizeof(act_t);
     int kTiles = k / 64, groups = k / groupSize, tilesPerGroup = groupSize / 64;
     int first = blockIdx.y * kTiles / gridDim.y, last = (blockIdx.y + 1) * kTiles / gridDim.y;
     // The warp's row tiles: gated, gate tile `unit` and its up tile rowTiles further on; else R
@@ -399,16 +393,16 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
     unsigned int paramsTarget = PARAMS_AT + (warp * R * 16) * sizeof(float2) + lane * 16;
     int askLeft = tilesPerGroup - first % tilesPerGroup;
     bool askGroup = true;
-    constexpr int X_PIECES = XR * 8, X_COPIES = (X_PIECES + WIDE_WARPS * 16 - 1) / (WIDE_WARPS * 16);
+    constexpr int X_PIECES = XR * 8, X_COPIES = (X_PIECES + WIDE_WARPS * 32 - 1) / (WIDE_WARPS * 32);
     const act_t* askX[X_COPIES];
     unsigned int xTarget[X_COPIES];
     int xValid[X_COPIES];
 #pragma unroll
     for (int q = 0; q < X_COPIES; q++) {
-        int i = inGroup + groupThreads * q, token = min(i / 8, XR - 1);
+        int i = threadIdx.x + WIDE_WARPS * 32 * q, token = i / 8;
         askX[q] = x + (i64) min(token, tokens - 1) * k + first * 64 + (i % 8) * 8;
-        xTarget[q] = groupX + token * (64 + 8) * (int) sizeof(act_t) + (i % 8) * 16;
-        xValid[q] = i < X_PIECES && token < tokens ? 16 : 0;
+        xTarget[q] = token * (64 + 8) * (int) sizeof(act_t) + (i % 8) * 16;
+        xValid[q] = token < tokens ? 16 : 0;
     }
     auto askWeights = [&](unsigned int stage) {
 #pragma unroll
@@ -426,7 +420,9 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
     auto askInputs = [&](unsigned int stage) {
 #pragma unroll
         for (int q = 0; q < X_COPIES; q++) {
-            if (inGroup + groupThreads * q < X_PIECES) copy_async_16(stage + xTarget[q], askX[q], xValid[q]);
+            if (X_PIECES % (WIDE_WARPS * 32) == 0 || threadIdx.x + WIDE_WARPS * 32 * q < X_PIECES) {
+                copy_async_16(stage + xTarget[q], askX[q], xValid[q]);
+            }
             askX[q] += 64;
         }
     };
@@ -456,12 +452,8 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
     int left = 0;
     for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
         copy_async_wait<D - 2>();
-        if (warpGroups == 1) {
-            __syncthreads();
-        } else {
-            asm volatile("bar.sync %0, %1;" ::"r"(1 + group), "r"(groupThreads) : "memory");
-        }
-        // Every thread of the group has finished the stage read one tile ago: it takes the tile D - 1 ahead.
+        __syncthreads();
+        // Every thread has finished the stage read one tile ago: it takes the tile D - 1 ahead.
         if (kt + D - 1 < last) {
             unsigned int refill = ringAddress + (slot == 0 ? D - 1 : slot - 1) * sizeof(Stage);
             askWeights(refill);
@@ -502,7 +494,7 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
 #pragma unroll
             for (int s = 0; s < STEP; s++) {
 #pragma unroll
-                for (int half = 0; half < 2; half++) inputs[s][half] = *(const uint4*) &stage.x[group][(nt0 + s) * 8 + g][16 * t + 8 * half];
+                for (int half = 0; half < 2; half++) inputs[s][half] = *(const uint4*) &stage.x[(nt0 + s) * 8 + g][16 * t + 8 * half];
             }
 #pragma unroll
             for (int j = 0; j < 4; j++) {
@@ -543,52 +535,23 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
             }
         }
     }
-    if (part == nullptr || counters == nullptr) return;
-    // The last slice of the block's rows to finish adds all slices' sums and writes the outputs (the
-    // others' writes are visible to it past the fence each made before counting itself), then leaves
-    // the counter zero for the next launch.
-    __shared__ int lastSlice;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) lastSlice = atomicAdd(&counters[blockIdx.x], 1) == (int) gridDim.y - 1;
-    __syncthreads();
-    if (!lastSlice) return;
-    __threadfence();
-    constexpr int BLOCK_ROWS = 16 * WIDE_WARPS * (GATED ? 1 : R);
-    int outRows = GATED ? o.n0 : rowTiles * 16, start = blockIdx.x * BLOCK_ROWS;
-    for (int i = threadIdx.x; i < tokens * BLOCK_ROWS; i += blockDim.x) {
-        int token = i / BLOCK_ROWS, row = start + i % BLOCK_ROWS;
-        if (row >= outRows) continue;
-        float total = 0.0f, up = 0.0f;
-        for (int s = 0; s < (int) gridDim.y; s++) {
-            const float* sums = partials + ((i64) s * tokens + token) * rowsAll;
-            total += __ldcg(sums + row);
-            if (GATED) up += __ldcg(sums + o.n0 + row);
-        }
-        int4_write(o, token, row, GATED ? apply_activation(o.fn, total) * up : total);
-    }
-    if (threadIdx.x == 0) counters[blockIdx.x] = 0;
 }
 
 // A launch of gemm_int4_wide_tiles: NAME over tokens <= 8 NT, blocks of WIDE_WARPS warps, each warp
-// R row tiles (gated: a gate tile and its up tile), a ring of D stages, warpGroups (1 or 2) groups of
-// warps each with its own x tile; the grid's y the slices of k, partials null where there is one.
-// Over slices, with counters (one an x block, zero) the last slice of a block's rows writes its
-// outputs, else gemm_int4_reduce does. Too little shared memory, more rows of x than it holds or
-// another block size stop on a trap.
+// R row tiles (gated: a gate tile and its up tile), a ring of D stages; the grid's y the slices of k,
+// partials null where there is one. Too little shared memory, more rows of x than it holds or another
+// block size stop on a trap.
 #define GEMM_INT4_WIDE(NAME, NT, R, GATED, D)                                                                         \
     extern "C" __global__ void __launch_bounds__(256, 1)                                                            \
     NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, float* partials, \
-         int* counters, int warpGroups, act_t* out0, act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias,  \
-         int biasType, int fn) {                                                                                     \
+         act_t* out0, act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias, int biasType, int fn) {    \
         /* JV_DEPENDENT_PROLOGUE in gemm_int4_wide_tiles */                                                        \
         unsigned int sharedBytes;                                                                                   \
         asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(sharedBytes));                                               \
         if (sharedBytes < (unsigned int) gemm_int4_wide_shared_bytes<R, 8 * NT, D>() || tokens > 8 * NT              \
-            || blockDim.x != WIDE_WARPS * 32 || (gridDim.y > 1 && partials == nullptr)                                  \
-            || (warpGroups != 1 && warpGroups != 2)) __trap();                                                        \
+            || blockDim.x != WIDE_WARPS * 32 || (gridDim.y > 1 && partials == nullptr)) __trap();                       \
         Int4Out o = {out0, out1, out2, n0, n1, n2, bias, biasType, fn};                                             \
-        gemm_int4_wide_tiles<NT, R, GATED, D>(words, params, x, tokens, k, groupSize, partials, counters, warpGroups, o); \
+        gemm_int4_wide_tiles<NT, R, GATED, D>(words, params, x, tokens, k, groupSize, partials, o);                 \
     }
 
 GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, INT4_WIDE_RING)
