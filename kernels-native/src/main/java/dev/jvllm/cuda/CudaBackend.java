@@ -126,23 +126,29 @@ public final class CudaBackend implements Backend {
      */
     private static final boolean INT4_WEIGHTS = !"false".equals(System.getProperty("jvllm.cuda.int4Weights"));
     /**
-     * The most rows of x that the gemm_int4 kernels take, 32 a launch (each launch reading the weight
-     * again); more dequantize the weight into a kept buffer for cuBLAS.
+     * The most rows of x that the gemm_int4 kernels take (each launch of gemm_int4_wide reading the
+     * weight again); more dequantize the weight into a kept buffer for cuBLAS.
      */
     private static final int INT4_MMA_MAX_TOKENS = Integer.getInteger("jvllm.cuda.int4MmaTokens", 128);
-    private static final int INT4_MMA_TOKENS_A_LAUNCH = 32;
     /**
-     * From this many rows of x the gemm_int4_wide kernels take a 4-bit product (up to 64 rows a
-     * launch, x shared by a block's 256 rows); fewer go to gemm_int4_N.
+     * From this many rows of x (at most 16) the gemm_int4_wide kernels take a 4-bit product (up to
+     * 64 rows a launch, x shared by a block's 256 rows); fewer go to gemm_int4_N in one launch. On an
+     * H200, 16 rows by gemm_int4_16 ran batch 16 at 3 163 tok/s, by gemm_int4_wide at 4 089.
      */
-    private static final int INT4_WIDE_TOKENS = Integer.getInteger("jvllm.cuda.int4WideTokens", 16);
+    private static final int INT4_WIDE_TOKENS = Math.min(16, Integer.getInteger("jvllm.cuda.int4WideTokens", 16));
     private static final int INT4_WIDE_TOKENS_A_LAUNCH = 64;
-    /** Blocks a gemm_int4_wide launch aims at, in multiprocessors: k is sliced until the row blocks reach about this many. */
-    private static final float INT4_WIDE_WAVES = Float.parseFloat(System.getProperty("jvllm.cuda.int4WideWaves", "1"));
+    /**
+     * Blocks a gemm_int4_wide launch aims at, in multiprocessors (k is sliced until the row blocks
+     * reach about this many): two for launches of up to 16 rows of x, one beyond. On an H200, aiming
+     * at two took steady batch 16 from 4 107 to 4 581 tok/s and batch 64 from 8 071 down to 7 197.
+     */
+    private static float int4WideWaves(int tokens) {
+        return tokens <= 16 ? 2 : 1;
+    }
     /** Row tiles a gemm_int4_wide block takes: 8 warps of two (gated: of one gate tile and its up tile). */
     private static final int INT4_WIDE_BLOCK_TILES = 16, INT4_WIDE_GATED_BLOCK_TILES = 8;
     private static final List<Kernel> INT4_KERNELS = List.of(Kernel.GEMM_INT4_2, Kernel.GEMM_INT4_8, Kernel.GEMM_INT4_16,
-            Kernel.GEMM_INT4_32, Kernel.GEMM_INT4_GATED_2, Kernel.GEMM_INT4_GATED_8, Kernel.GEMM_INT4_GATED_16, Kernel.GEMM_INT4_GATED_32,
+            Kernel.GEMM_INT4_GATED_2, Kernel.GEMM_INT4_GATED_8, Kernel.GEMM_INT4_GATED_16,
             Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64, Kernel.GEMM_INT4_WIDE_GATED_16,
             Kernel.GEMM_INT4_WIDE_GATED_32, Kernel.GEMM_INT4_WIDE_GATED_64);
     /**
@@ -1468,18 +1474,17 @@ public final class CudaBackend implements Backend {
         return int4KernelsSupported;
     }
 
-    /** The gemm_int4 kernel for a launch of {@code count} rows of x (at most 32), gated or not. */
+    /** The gemm_int4 kernel for a launch of {@code count} rows of x (at most 16), gated or not. */
     private static Kernel int4Kernel(int count, boolean gated) {
         if (count <= 2) return gated ? Kernel.GEMM_INT4_GATED_2 : Kernel.GEMM_INT4_2;
         if (count <= 8) return gated ? Kernel.GEMM_INT4_GATED_8 : Kernel.GEMM_INT4_8;
-        if (count <= 16) return gated ? Kernel.GEMM_INT4_GATED_16 : Kernel.GEMM_INT4_16;
-        return gated ? Kernel.GEMM_INT4_GATED_32 : Kernel.GEMM_INT4_32;
+        return gated ? Kernel.GEMM_INT4_GATED_16 : Kernel.GEMM_INT4_16;
     }
 
     /**
-     * The gemm_int4 kernels over input in launches of up to 32 rows: w's rows into outs (widths[i]
-     * rows each, in order), or with {@code fn >= 0} w as a stacked [gate; up] whose gated product
-     * goes to outs[0]; bias only with one output.
+     * The gemm_int4 kernels over input, one launch of gemm_int4_N below INT4_WIDE_TOKENS rows, else
+     * gemm_int4_wide: w's rows into outs (widths[i] rows each, in order), or with {@code fn >= 0} w as
+     * a stacked [gate; up] whose gated product goes to outs[0]; bias only with one output.
      */
     private void int4Product(CudaTensor input, Int4CudaWeight w, int fn, CudaTensor[] outs, int[] widths, CudaTensor bias) {
         int tokens = input.rows(), in = w.cols();
@@ -1489,16 +1494,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         int tiles = (fn >= 0 ? w.rows() / 2 : w.rows()) / Int4Weight.TILE_ROWS;
-        for (int start = 0; start < tokens; start += INT4_MMA_TOKENS_A_LAUNCH) {
-            int count = Math.min(INT4_MMA_TOKENS_A_LAUNCH, tokens - start);
-            Kernel kernel = int4Kernel(count, fn >= 0);
-            CudaTensor[] o = new CudaTensor[3];
-            for (int i = 0; i < outs.length; i++) o[i] = (CudaTensor) outs[i].rows(start, count);
-            if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + count + " N=" + w.rows() + " K=" + in);
-            kernels.launch(kernel, tiles, kernel.blockThreads, w.words(), w.params(), (CudaTensor) x.rows(start, count),
-                    count, in, w.groupSize(), o[0], o[1], o[2], widths[0], widths.length > 1 ? widths[1] : 0,
-                    widths.length > 2 ? widths[2] : 0, bias, typeCode(bias), fn);
-        }
+        Kernel kernel = int4Kernel(tokens, fn >= 0);
+        CudaTensor[] o = new CudaTensor[3];
+        System.arraycopy(outs, 0, o, 0, outs.length);
+        if (kernels.wantsLabels()) kernels.labelNext(kernel.function + " T=" + tokens + " N=" + w.rows() + " K=" + in);
+        kernels.launch(kernel, tiles, kernel.blockThreads, w.words(), w.params(), x, tokens, in, w.groupSize(), o[0], o[1], o[2],
+                widths[0], widths.length > 1 ? widths[1] : 0, widths.length > 2 ? widths[2] : 0, bias, typeCode(bias), fn);
     }
 
     /**
@@ -1511,9 +1512,9 @@ public final class CudaBackend implements Backend {
         boolean gated = fn >= 0;
         int tiles = rows / Int4Weight.TILE_ROWS;
         int rowBlocks = gated ? Math.ceilDiv(tiles / 2, INT4_WIDE_GATED_BLOCK_TILES) : Math.ceilDiv(tiles, INT4_WIDE_BLOCK_TILES);
-        int slices = Math.clamp(Math.round(INT4_WIDE_WAVES * context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
         for (int start = 0; start < tokens; start += INT4_WIDE_TOKENS_A_LAUNCH) {
             int count = Math.min(INT4_WIDE_TOKENS_A_LAUNCH, tokens - start);
+            int slices = Math.clamp(Math.round(int4WideWaves(count) * context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
             Kernel kernel = count <= 16 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_16 : Kernel.GEMM_INT4_WIDE_16)
                     : count <= 32 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_32 : Kernel.GEMM_INT4_WIDE_32)
                     : gated ? Kernel.GEMM_INT4_WIDE_GATED_64 : Kernel.GEMM_INT4_WIDE_64;

@@ -23,11 +23,9 @@ enum Kernel {
     GEMM_INT4_2("quantized", "gemm_int4_2", 8, gemmInt4SharedBytes(1, 1, 2, 8, 8)),
     GEMM_INT4_8("quantized", "gemm_int4_8", 4, gemmInt4SharedBytes(1, 1, 8, 8, 4)),
     GEMM_INT4_16("quantized", "gemm_int4_16", 4, gemmInt4SharedBytes(2, 1, 16, 4, 4)),
-    GEMM_INT4_32("quantized", "gemm_int4_32", 4, gemmInt4SharedBytes(4, 1, 32, 4, 4)),
     GEMM_INT4_GATED_2("quantized", "gemm_int4_gated_2", 4, gemmInt4SharedBytes(1, 2, 2, 8, 4)),
     GEMM_INT4_GATED_8("quantized", "gemm_int4_gated_8", 4, gemmInt4SharedBytes(1, 2, 8, 6, 4)),
     GEMM_INT4_GATED_16("quantized", "gemm_int4_gated_16", 4, gemmInt4SharedBytes(2, 2, 16, 4, 4)),
-    GEMM_INT4_GATED_32("quantized", "gemm_int4_gated_32", 4, gemmInt4SharedBytes(4, 2, 32, 3, 4)),
     // The gemm_int4_wide kernels: 8 warps a block, two row tiles a warp, x rows held, a ring of 4 stages.
     GEMM_INT4_WIDE_16("quantized", "gemm_int4_wide_16", 8, gemmInt4WideSharedBytes(2, 16, 4)),
     GEMM_INT4_WIDE_32("quantized", "gemm_int4_wide_32", 8, gemmInt4WideSharedBytes(2, 32, 4)),

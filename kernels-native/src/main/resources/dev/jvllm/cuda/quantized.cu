@@ -8,13 +8,14 @@
 // together (128 bytes), group after group. Where the checkpoint's inputs were reordered (GPTQ's
 // act-order) x comes permuted into the packed order (permute_columns).
 //
-// For up to 32 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block
+// For up to 15 rows of x, gemm_int4_N reads W once at a quarter of a 16-bit weight's bytes: a block
 // takes a row tile (two for the gated form), each warp a share of its k tiles streamed through a
 // cp.async ring. A word becomes A fragments with one and-or a pair (the nibbles in the mantissa of 128
 // or 1024: magic + q exactly); a second mma a k-step with -(magic + zero) as A takes magic and zero
 // away exactly, and each group's float32 sums are multiplied by its scale when it ends. So the ALU
-// work a weight is an and-or and a shift, and the tensor cores do the rest. More rows of x take the
-// weight dequantized for cuBLAS (dequantize_int4).
+// work a weight is an and-or and a shift, and the tensor cores do the rest. From 16 to 128 rows
+// gemm_int4_wide (below) shares x among a block's 256 rows; more take the weight dequantized for
+// cuBLAS (dequantize_int4).
 #include "common.cuh"
 
 #if JV_ACT_TYPE != JV_F32
@@ -313,11 +314,9 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
 GEMM_INT4(gemm_int4_2, 1, 1, 2, 8)
 GEMM_INT4(gemm_int4_8, 1, 1, 8, 8)
 GEMM_INT4(gemm_int4_16, 2, 1, 16, 4)
-GEMM_INT4(gemm_int4_32, 4, 1, 32, 4)
 GEMM_INT4(gemm_int4_gated_2, 1, 2, 2, 8)
 GEMM_INT4(gemm_int4_gated_8, 1, 2, 8, 6)
 GEMM_INT4(gemm_int4_gated_16, 2, 2, 16, 4)
-GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
 
 // ---- 16 to 64 rows of x a launch: a block's x tile shared by its warps, each warp its own rows ----
 //
@@ -330,12 +329,6 @@ GEMM_INT4(gemm_int4_gated_32, 4, 2, 32, 3)
 // integer), so one mma a k-step and token tile. With one slice the block writes its outputs; with more
 // each slice writes float32 sums into partials ([slice][token][row of the weight]) and
 // gemm_int4_reduce adds them and writes the outputs.
-#ifndef INT4_WIDE_NT_STEP
-#define INT4_WIDE_NT_STEP 1
-#endif
-#ifndef INT4_WIDE_RING
-#define INT4_WIDE_RING 4
-#endif
 constexpr int WIDE_WARPS = 8;  // GEMM_INT4_WIDE's launch bounds (256 threads) say the same
 
 template <int R, int XR>
@@ -485,26 +478,18 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
                 for (int p = 0; p < 4; p++) a[r][j][p] = minus_zero(a[r][j][p], p % 2 == 0 ? offsets[r].upper : offsets[r].lower);
             }
         }
-        // STEP token tiles at a time, so that R STEP chains of sums are in flight between dependent mma.
-        constexpr int STEP = INT4_WIDE_NT_STEP < NT ? INT4_WIDE_NT_STEP : NT;
 #pragma unroll
-        for (int nt0 = 0; nt0 < NT; nt0 += STEP) {
+        for (int nt = 0; nt < NT; nt++) {
             // Token nt·8 + g's inputs 16t .. 16t + 15 of the tile: the B fragments of its four k-steps.
-            uint4 inputs[STEP][2];
+            uint4 inputs[2];
 #pragma unroll
-            for (int s = 0; s < STEP; s++) {
-#pragma unroll
-                for (int half = 0; half < 2; half++) inputs[s][half] = *(const uint4*) &stage.x[(nt0 + s) * 8 + g][16 * t + 8 * half];
-            }
+            for (int half = 0; half < 2; half++) inputs[half] = *(const uint4*) &stage.x[nt * 8 + g][16 * t + 8 * half];
 #pragma unroll
             for (int j = 0; j < 4; j++) {
+                const uint4& two = inputs[j / 2];
+                unsigned int b0 = j % 2 == 0 ? two.x : two.z, b1 = j % 2 == 0 ? two.y : two.w;
 #pragma unroll
-                for (int s = 0; s < STEP; s++) {
-                    const uint4& two = inputs[s][j / 2];
-                    unsigned int b0 = j % 2 == 0 ? two.x : two.z, b1 = j % 2 == 0 ? two.y : two.w;
-#pragma unroll
-                    for (int r = 0; r < R; r++) mma_16816(sums[r][nt0 + s], a[r][j], b0, b1);
-                }
+                for (int r = 0; r < R; r++) mma_16816(sums[r][nt], a[r][j], b0, b1);
             }
         }
     }
@@ -554,12 +539,12 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
         gemm_int4_wide_tiles<NT, R, GATED, D>(words, params, x, tokens, k, groupSize, partials, o);                 \
     }
 
-GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, INT4_WIDE_RING)
-GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, INT4_WIDE_RING)
-GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, INT4_WIDE_RING)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, INT4_WIDE_RING)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, INT4_WIDE_RING)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, INT4_WIDE_RING)
+GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, 4)
 
 // The outputs of a gemm_int4_wide launch over several slices of k: each (token, row) the sum of its
 // slices' partials (gated, fn(gate) × up from the gate row and its up row n0 further on), written as
