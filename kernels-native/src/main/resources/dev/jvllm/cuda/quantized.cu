@@ -88,6 +88,44 @@ __device__ __forceinline__ void add_scaled_group(float (&c)[NT][4], const float 
     }
 }
 
+// Where a warp's ring asks for a row tile's group (scale, zero) pairs: at its first k tile and at each
+// that begins a group, a lane's 16-byte piece of the 128 bytes (next) if it copies one.
+struct GroupParamsAsk {
+    const uint4* next;
+    int left, tilesPerGroup;
+    bool due;
+
+    __device__ __forceinline__ GroupParamsAsk(const uint4* first, int firstTile, int tilesPerGroup)
+        : next(first), left(tilesPerGroup - firstTile % tilesPerGroup), tilesPerGroup(tilesPerGroup), due(true) {}
+
+    // The ask (if due and the lane copies) for the next k tile, into target.
+    __device__ __forceinline__ void ask(unsigned int target, bool copies) {
+        if (due && copies) copy_async_16(target, next, 16);
+        due = --left == 0;
+        if (due) {
+            next += 8;
+            left = tilesPerGroup;
+        }
+    }
+};
+
+// At a tile that begins a group (or a warp's first): the group before (if any) added into c times its
+// scales and its sums zeroed; the new group's offsets from the slot's (scale, zero) pairs of the
+// lane's rows g and g + 8.
+template <int R, int NT>
+__device__ __forceinline__ void begin_group(float (&c)[R][NT][4], float (&sums)[R][NT][4], GroupOffsets (&offsets)[R],
+                                            const float2 (&params)[R][16], bool after, int g) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        if (after) {
+            add_scaled_group<NT>(c[r], sums[r], offsets[r]);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
+        }
+        offsets[r] = group_offsets(params[r][g], params[r][g + 8]);
+    }
+}
+
 // A warp's ring slot: its row tiles' words of one k tile, their 16 rows' (scale, zero) for the tile's
 // group, and x's 64 inputs of that tile for the first XR tokens (rows of 64 + 8 elements, so that the
 // lanes' 16-byte loads of their B fragments do not conflict).
@@ -136,11 +174,10 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
     // A group's (scale, zero) of a row tile's 16 rows are 128 bytes: lane l < 8 R copies piece l % 8 of
     // row tile l / 8's, with the warp's first tile and each tile that begins a group.
     int paramTile = lane / 8;
-    const uint4* askParams =
-        (const uint4*) (params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) groups + first / tilesPerGroup) * 16) + lane % 8;
+    GroupParamsAsk askParams(
+        (const uint4*) (params + ((blockIdx.x + (paramTile == 0 ? 0 : o.n0 / 16)) * (i64) groups + first / tilesPerGroup) * 16) + lane % 8,
+        first, tilesPerGroup);
     unsigned int paramsTarget = PARAMS_AT + lane * 16;
-    int askLeft = tilesPerGroup - first % tilesPerGroup;
-    bool askGroup = true;
     constexpr int X_COPIES = (XR * 8 + 31) / 32;
     const act_t* askX[X_COPIES];
     unsigned int xTarget[X_COPIES];
@@ -158,12 +195,7 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
             copy_async_16(slot + r * 512 + lane * 16, askWords[r], 16);
             askWords[r] += 32;
         }
-        if (askGroup && paramTile < R) copy_async_16(slot + paramsTarget, askParams, 16);
-        askGroup = --askLeft == 0;
-        if (askGroup) {
-            askParams += 8;
-            askLeft = tilesPerGroup;
-        }
+        askParams.ask(slot + paramsTarget, paramTile < R);
     };
     auto askInputs = [&](unsigned int slot) {
 #pragma unroll
@@ -204,15 +236,7 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
         __syncwarp();
         const Slot& tile = ring[slot];
         if (left == 0) {
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                if (kt != first) {
-                    add_scaled_group<NT>(c[r], sums[r], offsets[r]);
-#pragma unroll
-                    for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
-                }
-                offsets[r] = group_offsets(tile.params[r][g], tile.params[r][g + 8]);
-            }
+            begin_group<R, NT>(c, sums, offsets, tile.params, kt != first, g);
             left = kt == first ? tilesPerGroup - first % tilesPerGroup : tilesPerGroup;
         }
         left--;
@@ -382,10 +406,9 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
     for (int r = 0; r < R; r++) askWords[r] = words + (tileOf(r) * (i64) kTiles + first) * 32 + lane;
     // Lane l < 8 R copies 16-byte piece l % 8 of row tile l / 8's (scale, zero) pairs of a group.
     int paramTile = min(lane / 8, R - 1);
-    const uint4* askParams = (const uint4*) (params + (tileOf(paramTile) * (i64) groups + first / tilesPerGroup) * 16) + lane % 8;
+    GroupParamsAsk askParams((const uint4*) (params + (tileOf(paramTile) * (i64) groups + first / tilesPerGroup) * 16) + lane % 8,
+                             first, tilesPerGroup);
     unsigned int paramsTarget = PARAMS_AT + (warp * R * 16) * sizeof(float2) + lane * 16;
-    int askLeft = tilesPerGroup - first % tilesPerGroup;
-    bool askGroup = true;
     constexpr int X_PIECES = XR * 8, X_COPIES = (X_PIECES + WIDE_WARPS * 32 - 1) / (WIDE_WARPS * 32);
     const act_t* askX[X_COPIES];
     unsigned int xTarget[X_COPIES];
@@ -403,12 +426,7 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
             copy_async_16(stage + WORDS_AT + ((warp * R + r) * 32 + lane) * 16, askWords[r], 16);
             askWords[r] += 32;
         }
-        if (askGroup && lane < 8 * R) copy_async_16(stage + paramsTarget, askParams, 16);
-        askGroup = --askLeft == 0;
-        if (askGroup) {
-            askParams += 8;
-            askLeft = tilesPerGroup;
-        }
+        askParams.ask(stage + paramsTarget, lane < 8 * R);
     };
     auto askInputs = [&](unsigned int stage) {
 #pragma unroll
@@ -455,15 +473,7 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
         copy_async_commit();
         const Stage& stage = ring[slot];
         if (left == 0) {
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                if (kt != first) {
-                    add_scaled_group<NT>(c[r], sums[r], offsets[r]);
-#pragma unroll
-                    for (int nt = 0; nt < NT; nt++) sums[r][nt][0] = sums[r][nt][1] = sums[r][nt][2] = sums[r][nt][3] = 0.0f;
-                }
-                offsets[r] = group_offsets(stage.params[warp][r][g], stage.params[warp][r][g + 8]);
-            }
+            begin_group<R, NT>(c, sums, offsets, stage.params[warp], kt != first, g);
             left = kt == first ? tilesPerGroup - first % tilesPerGroup : tilesPerGroup;
         }
         left--;
