@@ -64,7 +64,28 @@ public final class StructuredOutputs {
         /** At most one space between tokens and before the document (the default). */
         ONE_SPACE,
         /** None: compact JSON, as vLLM's {@code disable_any_whitespace}. */
-        NONE
+        NONE,
+        /**
+         * Any run of JSON's whitespace (space, tab, line feed, carriage return) between tokens and
+         * before the document, as vLLM allows by default: a model may lay the document out over
+         * lines and indent it. A model that keeps writing whitespace then runs on until its token
+         * limit, which the other two rule out.
+         */
+        ANY;
+
+        /** The pattern between two tokens. */
+        String betweenTokens() {
+            return switch (this) {
+                case ONE_SPACE -> JsonSchemaRegex.ONE_SPACE;
+                case NONE -> JsonSchemaRegex.NO_SPACE;
+                case ANY -> JsonSchemaRegex.ANY_WHITESPACE;
+            };
+        }
+
+        /** The pattern before the document (one space for ONE_SPACE: see LEADING_SPACE). */
+        String beforeDocument() {
+            return this == ONE_SPACE ? LEADING_SPACE : betweenTokens();
+        }
     }
 
     /**
@@ -96,11 +117,10 @@ public final class StructuredOutputs {
 
     /** {@link #json(String, JsonWhitespace)} for a parsed schema. */
     public static StructuredOutputs json(JsonNode schema, JsonWhitespace whitespace) {
-        boolean compact = Objects.requireNonNull(whitespace, "whitespace") == JsonWhitespace.NONE;
-        String start = compact ? "" : LEADING_SPACE;
+        String start = Objects.requireNonNull(whitespace, "whitespace").beforeDocument();
         GrammarRules rules;
         try {
-            rules = JsonSchemaRegex.rules(Objects.requireNonNull(schema, "schema"), compact);
+            rules = JsonSchemaRegex.rules(Objects.requireNonNull(schema, "schema"), whitespace.betweenTokens());
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("structuredOutputs", "the JSON schema cannot be used: " + e.getMessage());
         }
@@ -144,8 +164,8 @@ public final class StructuredOutputs {
 
     /** {@link #jsonObject()} with the whitespace given. */
     public static StructuredOutputs jsonObject(JsonWhitespace whitespace) {
-        boolean compact = Objects.requireNonNull(whitespace, "whitespace") == JsonWhitespace.NONE;
-        return new StructuredOutputs("JSON object", JsonSchemaRegex.anyJsonObjectRules(compact ? "" : LEADING_SPACE, compact), "");
+        Objects.requireNonNull(whitespace, "whitespace");
+        return new StructuredOutputs("JSON object", JsonSchemaRegex.anyJsonObjectRules(whitespace.beforeDocument(), whitespace.betweenTokens()), "");
     }
 
     /** A text the regular expression matches whole (the syntax {@link Regex} reads). */

@@ -19,14 +19,19 @@ import java.util.Set;
  * null, {@code enum}, {@code const}, {@code anyOf}/{@code oneOf}, type lists, and {@code $ref} to
  * {@code #/$defs/...}, {@code #/definitions/...} or other local paths. A {@code $ref} met again
  * inside itself (a tree, a linked list) cannot be a regular expression: {@link #rules} then makes it
- * a grammar rule that calls itself. Between tokens at most one space, or none ({@code compact}, as
- * vLLM's {@code disable_any_whitespace}). {@link #anyJson} is any JSON value nested up to a depth.
+ * a grammar rule that calls itself. Between tokens the whitespace a pattern allows: {@link
+ * #ANY_WHITESPACE} (vLLM's default), {@link #ONE_SPACE} or {@link #NO_SPACE} (vLLM's {@code
+ * disable_any_whitespace}). {@link #anyJson} is any JSON value nested up to a depth.
  */
 public final class JsonSchemaRegex {
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    /** What may stand between two tokens: at most one space, or (compact) nothing. */
-    private static final String ONE_SPACE = "[ ]?", NO_SPACE = "";
+    /** Between two tokens: at most one space. */
+    public static final String ONE_SPACE = "[ ]?";
+    /** Between two tokens: nothing (compact JSON). */
+    public static final String NO_SPACE = "";
+    /** Between two tokens: any run of JSON's whitespace (RFC 8259: space, tab, line feed, carriage return). */
+    public static final String ANY_WHITESPACE = "[ \\t\\n\\r]*";
     static final String STRING_CHAR = "(?:[^\"\\\\\\x00-\\x1f]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4})";
     static final String STRING = "\"" + STRING_CHAR + "*\"";
     static final String INTEGER = "-?(?:0|[1-9][0-9]*)";
@@ -46,9 +51,9 @@ public final class JsonSchemaRegex {
 
     private final String ws;
 
-    private JsonSchemaRegex(JsonNode root, boolean compact) {
+    private JsonSchemaRegex(JsonNode root, String betweenTokens) {
         this.root = root;
-        this.ws = compact ? NO_SPACE : ONE_SPACE;
+        this.ws = betweenTokens;
     }
 
     /**
@@ -57,7 +62,7 @@ public final class JsonSchemaRegex {
      * @throws IllegalArgumentException naming the part of the schema it cannot express
      */
     public static String of(JsonNode schema) {
-        GrammarRules rules = rules(schema, false);
+        GrammarRules rules = rules(schema, ONE_SPACE);
         if (rules.rules().size() > 1) {
             throw new IllegalArgumentException("the schema is recursive (" + String.join(", ", rules.names().subList(1, rules.names().size()))
                     + "), which a regular expression cannot express");
@@ -73,12 +78,12 @@ public final class JsonSchemaRegex {
      * @throws IllegalArgumentException naming the part of the schema it cannot express
      */
     public static GrammarRules rules(JsonNode schema) {
-        return rules(schema, false);
+        return rules(schema, ONE_SPACE);
     }
 
-    /** {@link #rules(JsonNode)}; {@code compact}: no space between tokens. */
-    public static GrammarRules rules(JsonNode schema, boolean compact) {
-        JsonSchemaRegex builder = new JsonSchemaRegex(schema, compact);
+    /** {@link #rules(JsonNode)} with {@code betweenTokens} (a pattern, such as {@link #NO_SPACE}) between tokens. */
+    public static GrammarRules rules(JsonNode schema, String betweenTokens) {
+        JsonSchemaRegex builder = new JsonSchemaRegex(schema, betweenTokens);
         Map<String, String> rules = new java.util.LinkedHashMap<>();
         builder.refsInUse.add("#");
         rules.put("root", builder.value(schema, "#"));
@@ -96,16 +101,16 @@ public final class JsonSchemaRegex {
 
     /**
      * Any JSON object nested to any depth (JSON mode), as grammar rules: {@code root} an object,
-     * written as the schemas' documents are (at most one space between tokens, none where
-     * {@code compact}), opening with {@code start} (a pattern; empty for none).
+     * written as the schemas' documents are (at most one space between tokens), opening with {@code
+     * start} (a pattern; empty for none).
      */
     public static GrammarRules anyJsonObjectRules(String start) {
-        return anyJsonObjectRules(start, false);
+        return anyJsonObjectRules(start, ONE_SPACE);
     }
 
-    /** {@link #anyJsonObjectRules(String)}; {@code compact}: no space between tokens. */
-    public static GrammarRules anyJsonObjectRules(String start, boolean compact) {
-        JsonSchemaRegex builder = new JsonSchemaRegex(null, compact);
+    /** {@link #anyJsonObjectRules(String)} with {@code betweenTokens} (a pattern) between tokens. */
+    public static GrammarRules anyJsonObjectRules(String start, String betweenTokens) {
+        JsonSchemaRegex builder = new JsonSchemaRegex(null, betweenTokens);
         String value = "(?:" + STRING + "|" + NUMBER + "|" + BOOLEAN + "|" + NULL + "|" + GrammarRules.call("object") + "|"
                 + GrammarRules.call("array") + ")";
         Map<String, String> rules = new java.util.LinkedHashMap<>();
@@ -118,7 +123,7 @@ public final class JsonSchemaRegex {
 
     /** Any JSON value nested up to {@code depth} levels of objects and arrays (at most one space between tokens). */
     public static String anyJson(int depth) {
-        return new JsonSchemaRegex(null, false).anyValue(depth);
+        return new JsonSchemaRegex(null, ONE_SPACE).anyValue(depth);
     }
 
     private String anyValue(int depth) {

@@ -55,7 +55,7 @@ public final class StructuralTag {
             String prefix = "s" + k + "-";
             GrammarRules schema;
             try {
-                schema = JsonSchemaRegex.rules(s.schema(), false);
+                schema = JsonSchemaRegex.rules(s.schema(), JsonSchemaRegex.ONE_SPACE);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("structure " + k + "'s schema: " + e.getMessage(), e);
             }

@@ -159,7 +159,7 @@ class RegexTest {
 
     @Test
     void jsonModeAcceptsNestedObjects() throws Exception {
-        Pushdown regex = new Pushdown(JsonSchemaRegex.anyJsonObjectRules("", false));
+        Pushdown regex = new Pushdown(JsonSchemaRegex.anyJsonObjectRules("", JsonSchemaRegex.ONE_SPACE));
         for (String ok : new String[]{"{}", "{\"a\": [1, {\"b\": null}], \"c\": \"d\\n\"}", "{\"x\": -0.5e-3}"}) {
             assertTrue(regex.matches(ok), ok);
             JSON.readTree(ok);
@@ -167,22 +167,48 @@ class RegexTest {
         for (String bad : new String[]{"[]", "{\"a\": }", "{a: 1}", "{\"a\": 1,}"}) assertFalse(regex.matches(bad), bad);
     }
 
+    /**
+     * vLLM's default whitespace: documents laid out over lines, indented by spaces or tabs, with
+     * CRLF line ends, for a schema (also a recursive one) and in JSON mode; never inside a token.
+     */
+    @Test
+    void anyWhitespaceTakesPrettyPrintedDocumentsButNotSpacesInsideTokens() throws Exception {
+        var schema = JSON.readTree("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"array\", \"items\": {\"type\": \"number\"}}, "
+                + "\"b\": {\"type\": \"boolean\"}}, \"required\": [\"a\", \"b\"]}");
+        Regex any = Regex.compile(JsonSchemaRegex.rules(schema, JsonSchemaRegex.ANY_WHITESPACE).rules().get("root"));
+        for (String laidOut : new String[]{"{\n  \"a\": [\n    1.5,\n    2\n  ],\n  \"b\": true\n}", "{\r\n\t\"a\" :[ ] ,\"b\":false}",
+                "{\"a\":[1,2],\"b\":true}", "{ \"a\" : [ 1 , 2 ] , \"b\" : true }"}) {
+            assertTrue(any.matches(laidOut), laidOut);
+        }
+        for (String split : new String[]{"{\"a\": [1 2], \"b\": true}", "{\"a\": [1. 5], \"b\": true}", "{\"a\": [], \"b\": tr ue}",
+                "{\"a\": [], \"b\": true}\n", "{\"a\": [], \"b\": true,\n}", "{\"a\": [],\f\"b\": true}"}) {
+            assertFalse(any.matches(split), split);
+        }
+        Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
+                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), JsonSchemaRegex.ANY_WHITESPACE));
+        assertTrue(tree.matches("[\n  1,\n  [\n    2,\n    []\n  ]\n]"));
+        assertFalse(tree.matches("[1, [2 3]]"));
+        Pushdown jsonMode = new Pushdown(JsonSchemaRegex.anyJsonObjectRules(JsonSchemaRegex.ANY_WHITESPACE, JsonSchemaRegex.ANY_WHITESPACE));
+        assertTrue(jsonMode.matches("\n\n{\n\t\"a\": [\n\t\t1,\n\t\t{ \"b\" : null }\n\t]\n}"));
+        assertFalse(jsonMode.matches("{\"a\": nu ll}"));
+    }
+
     /** vLLM's disable_any_whitespace: compact documents only, for a schema (also a recursive one) and in JSON mode. */
     @Test
     void compactJsonHasNoWhitespaceBetweenTokens() throws Exception {
         var schema = JSON.readTree("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"array\", \"items\": {\"type\": \"integer\"}}, "
                 + "\"b\": {\"type\": \"string\"}}, \"required\": [\"a\", \"b\"]}");
-        Regex compact = Regex.compile(JsonSchemaRegex.rules(schema, true).rules().get("root"));
+        Regex compact = Regex.compile(JsonSchemaRegex.rules(schema, JsonSchemaRegex.NO_SPACE).rules().get("root"));
         assertTrue(compact.matches("{\"a\":[1,2],\"b\":\"x y\"}"));
         for (String spaced : new String[]{"{\"a\": [1,2],\"b\":\"x\"}", "{\"a\":[1, 2],\"b\":\"x\"}", "{ \"a\":[],\"b\":\"x\"}"}) {
             assertFalse(compact.matches(spaced), spaced);
         }
-        assertTrue(Regex.compile(JsonSchemaRegex.rules(schema, false).rules().get("root")).matches("{\"a\": [1, 2], \"b\": \"x y\"}"));
+        assertTrue(Regex.compile(JsonSchemaRegex.rules(schema, JsonSchemaRegex.ONE_SPACE).rules().get("root")).matches("{\"a\": [1, 2], \"b\": \"x y\"}"));
         Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
-                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), true));
+                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), JsonSchemaRegex.NO_SPACE));
         assertTrue(tree.matches("[1,[2,[],[[3]]],4]"));
         assertFalse(tree.matches("[1, [2]]"));
-        Pushdown jsonMode = new Pushdown(JsonSchemaRegex.anyJsonObjectRules("", true));
+        Pushdown jsonMode = new Pushdown(JsonSchemaRegex.anyJsonObjectRules("", JsonSchemaRegex.NO_SPACE));
         assertTrue(jsonMode.matches("{\"a\":[1,{\"b\":null}]}"));
         assertFalse(jsonMode.matches("{\"a\": 1}"));
     }
@@ -295,7 +321,7 @@ class RegexTest {
         var e = assertThrows(IllegalArgumentException.class, () -> JsonSchemaRegex.of(schema));
         assertEquals("the schema is recursive (ref1), which a regular expression cannot express", e.getMessage());
 
-        GrammarRules rules = JsonSchemaRegex.rules(schema, false);
+        GrammarRules rules = JsonSchemaRegex.rules(schema, JsonSchemaRegex.ONE_SPACE);
         assertEquals(List.of("root", "ref1"), rules.names());
         Pushdown list = new Pushdown(rules);
         String deep = "{\"v\": 1, \"next\": ".repeat(40) + "{\"v\": 0}" + "}".repeat(40);
@@ -306,7 +332,7 @@ class RegexTest {
 
         // A schema that refers to itself as a whole, "#".
         Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
-                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), false));
+                + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), JsonSchemaRegex.ONE_SPACE));
         assertTrue(tree.matches("[1, [2, [], [[3]]], 4]"));
         assertFalse(tree.matches("[1, [2, [], [[3]], 4]"));
     }

@@ -435,8 +435,9 @@ final class OpenAiRequests {
      * {@code structural_tag}) or its older {@code guided_json}, {@code guided_regex},
      * {@code guided_choice}; null for free text. At most one may be given. What
      * {@code structured_outputs} holds besides is refused by name, but for switches that change
-     * nothing here; {@code disable_any_whitespace} makes its JSON compact (else at most one space
-     * between tokens); {@code whitespace_pattern} is refused.
+     * nothing here; {@code disable_any_whitespace} true makes its JSON compact, false lets it lay the
+     * JSON out with any whitespace (vLLM's default); left out, at most one space between tokens;
+     * {@code whitespace_pattern} is refused.
      */
     static StructuredOutputs structuredOutputs(JsonNode body) {
         List<String> given = new ArrayList<>();
@@ -445,7 +446,7 @@ final class OpenAiRequests {
         JsonNode guidedWhitespace = body.get("guided_whitespace_pattern");
         if (guidedWhitespace != null && !guidedWhitespace.isNull()) {
             throw ApiError.invalid("guided_whitespace_pattern", "'guided_whitespace_pattern' is not followed: JSON outputs have at most one "
-                    + "space between tokens (none with structured_outputs.disable_any_whitespace)");
+                    + "space between tokens (none with structured_outputs.disable_any_whitespace true, any whitespace with it false)");
         }
         JsonNode format = body.get("response_format");
         if (format != null && !format.isNull()) {
@@ -535,15 +536,19 @@ final class OpenAiRequests {
 
     /**
      * Where the request's JSON outputs may put whitespace, whichever field asks for them (a schema, JSON
-     * mode, tool calls): none where vLLM's {@code structured_outputs.disable_any_whitespace} is true.
+     * mode, tool calls): none where vLLM's {@code structured_outputs.disable_any_whitespace} is true,
+     * any run of whitespace where it is false (vLLM's default: a model may lay the JSON out over lines,
+     * and one that keeps writing whitespace runs to max_tokens), at most one space between tokens
+     * where it is left out, which keeps small models from that.
      */
     static StructuredOutputs.JsonWhitespace jsonWhitespace(JsonNode body) {
         JsonNode vllm = body.path("structured_outputs");
         if (!vllm.isMissingNode() && !vllm.isNull() && !vllm.isObject()) {
             throw ApiError.invalid("structured_outputs", "'structured_outputs' must be an object");
         }
-        boolean compact = vllm.isObject() && Boolean.TRUE.equals(bool(vllm, "disable_any_whitespace", "structured_outputs.disable_any_whitespace"));
-        return compact ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ONE_SPACE;
+        Boolean disableAny = vllm.isObject() ? bool(vllm, "disable_any_whitespace", "structured_outputs.disable_any_whitespace") : null;
+        if (disableAny == null) return StructuredOutputs.JsonWhitespace.ONE_SPACE;
+        return disableAny ? StructuredOutputs.JsonWhitespace.NONE : StructuredOutputs.JsonWhitespace.ANY;
     }
 
     private static StructuredOutputs structured(String field, java.util.function.Supplier<StructuredOutputs> make) {
