@@ -139,8 +139,9 @@ public final class CudaBackend implements Backend {
     private static final int INT4_WIDE_TOKENS_A_LAUNCH = 64;
     /**
      * Blocks a gemm_int4_wide launch aims at, in multiprocessors (k is sliced until the row blocks
-     * reach about this many): two for launches of up to 16 rows of x, one beyond. On an H200, aiming
-     * at two took steady batch 16 from 4 107 to 4 581 tok/s and batch 64 from 8 071 down to 7 197.
+     * reach at most this many): two for launches of up to 16 rows of x (whose kernels fit two blocks
+     * an SM), one beyond. On an H200, aiming at two (then rounded to the nearest slice count, not
+     * down) took steady batch 16 from 4 107 to 4 581 tok/s and batch 64 from 8 071 down to 7 197.
      */
     private static float int4WideWaves(int tokens) {
         return tokens <= 16 ? 2 : 1;
@@ -1504,8 +1505,9 @@ public final class CudaBackend implements Backend {
 
     /**
      * int4Product by the gemm_int4_wide kernels, in launches of up to 64 rows of x. Where the blocks
-     * over the rows would leave multiprocessors idle, k is cut into slices (at least 4 k tiles each)
-     * whose float32 sums gemm_int4_reduce adds into the outputs.
+     * over the rows would leave multiprocessors idle, k is cut into slices (at least 4 k tiles each,
+     * as many as keep the blocks within the waves aimed at) whose float32 sums gemm_int4_reduce adds
+     * into the outputs.
      */
     private void int4WideProduct(CudaTensor x, Int4CudaWeight w, int fn, CudaTensor[] outs, int[] widths, CudaTensor bias) {
         int tokens = x.rows(), in = w.cols(), rows = w.rows();
@@ -1514,7 +1516,8 @@ public final class CudaBackend implements Backend {
         int rowBlocks = gated ? Math.ceilDiv(tiles / 2, INT4_WIDE_GATED_BLOCK_TILES) : Math.ceilDiv(tiles, INT4_WIDE_BLOCK_TILES);
         for (int start = 0; start < tokens; start += INT4_WIDE_TOKENS_A_LAUNCH) {
             int count = Math.min(INT4_WIDE_TOKENS_A_LAUNCH, tokens - start);
-            int slices = Math.clamp(Math.round(int4WideWaves(count) * context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
+            // Rounded down: a slice more than the blocks that run at once would leave a second wave.
+            int slices = Math.clamp((long) (int4WideWaves(count) * context.multiprocessors / rowBlocks), 1, Math.max(1, in / 64 / 4));
             Kernel kernel = count <= 16 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_16 : Kernel.GEMM_INT4_WIDE_16)
                     : count <= 32 ? (gated ? Kernel.GEMM_INT4_WIDE_GATED_32 : Kernel.GEMM_INT4_WIDE_32)
                     : gated ? Kernel.GEMM_INT4_WIDE_GATED_64 : Kernel.GEMM_INT4_WIDE_64;

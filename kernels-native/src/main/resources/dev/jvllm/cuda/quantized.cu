@@ -342,7 +342,7 @@ GEMM_INT4(gemm_int4_gated_2, 1, 2, 2, 8)
 GEMM_INT4(gemm_int4_gated_8, 1, 2, 8, 6)
 GEMM_INT4(gemm_int4_gated_16, 2, 2, 16, 4)
 
-// ---- 16 to 64 rows of x a launch: a block's x tile shared by its warps, each warp its own rows ----
+// ---- Up to 64 rows of x a launch (16 to 128 a product): a block's x tile shared by its warps ----
 //
 // gemm_int4_tiles reads x once a block of 16 rows (32 gated), so at 64 rows of x its blocks read x
 // from L2 many times the 4-bit weight's bytes, and its second mma a k-step for the zero doubles the
@@ -533,11 +533,12 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
 }
 
 // A launch of gemm_int4_wide_tiles: NAME over tokens <= 8 NT, blocks of WIDE_WARPS warps, each warp
-// R row tiles (gated: a gate tile and its up tile), a ring of D stages; the grid's y the slices of k,
-// partials null where there is one. Too little shared memory, more rows of x than it holds or another
+// R row tiles (gated: a gate tile and its up tile), a ring of D stages, at least BLOCKS blocks an SM
+// (CudaBackend's int4WideWaves aims at two for 16 rows); the grid's y the slices of k, partials null
+// where there is one. Too little shared memory, more rows of x than it holds or another
 // block size stop on a trap.
-#define GEMM_INT4_WIDE(NAME, NT, R, GATED, D)                                                                         \
-    extern "C" __global__ void __launch_bounds__(256, 1)                                                            \
+#define GEMM_INT4_WIDE(NAME, NT, R, GATED, D, BLOCKS)                                                                 \
+    extern "C" __global__ void __launch_bounds__(256, BLOCKS)                                                       \
     NAME(const uint4* words, const float2* params, const act_t* x, int tokens, int k, int groupSize, float* partials, \
          act_t* out0, act_t* out1, act_t* out2, int n0, int n1, int n2, const void* bias, int biasType, int fn) {    \
         /* JV_DEPENDENT_PROLOGUE in gemm_int4_wide_tiles */                                                        \
@@ -549,12 +550,12 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
         gemm_int4_wide_tiles<NT, R, GATED, D>(words, params, x, tokens, k, groupSize, partials, o);                 \
     }
 
-GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, 4)
-GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, 4)
+GEMM_INT4_WIDE(gemm_int4_wide_16, 2, 2, false, 4, 2)
+GEMM_INT4_WIDE(gemm_int4_wide_32, 4, 2, false, 4, 1)
+GEMM_INT4_WIDE(gemm_int4_wide_64, 8, 2, false, 4, 1)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_16, 2, 2, true, 4, 2)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_32, 4, 2, true, 4, 1)
+GEMM_INT4_WIDE(gemm_int4_wide_gated_64, 8, 2, true, 4, 1)
 
 // The outputs of a gemm_int4_wide launch over several slices of k: each (token, row) the sum of its
 // slices' partials (gated, fn(gate) × up from the gate row and its up row n0 further on), written as

@@ -49,7 +49,7 @@ class CudaInt4Test extends GpuAgainstCpuTest {
             "BF16, 40, 256, 1024, 64, true, false", "F16, 5, 32, 256, 256, false, true", "BF16, 200, 64, 256, 128, false, true",
             "F16, 17, 48, 192, 64, true, false", "BF16, 128, 32, 128, 64, false, false", "F16, 2, 64, 14336, 128, false, false",
             "BF16, 2, 32, 128, 64, true, true", "BF16, 2, 48, 1536, 128, true, false", "BF16, 1, 64, 1024, 1024, false, true",
-            "BF16, 12, 64, 2560, 256, true, true", "F16, 32, 48, 2560, 256, false, false"})
+            "BF16, 12, 64, 2560, 256, true, true", "F16, 32, 48, 2560, 256, false, false", "F16, 15, 64, 2560, 256, true, true"})
     void productsByFourBitWeightsMatchTheCpusByTheirValues(DType type, int tokens, int rows, int cols, int group,
                                                            boolean actOrder, boolean withBias) {
         CudaBackend gpu = gpus.get(type);
@@ -81,7 +81,7 @@ class CudaInt4Test extends GpuAgainstCpuTest {
      */
     @ParameterizedTest
     @CsvSource({"BF16, 16, 256, 64", "F16, 40, 256, 128", "BF16, 64, 256, 128", "F16, 24, 2944, 128", "BF16, 64, 2944, 128",
-            "BF16, 90, 1024, 256"})
+            "BF16, 90, 1024, 256", "BF16, 16, 2944, 128"})
     void stackedAndGatedProductsOverSeveralWideBlocksMatchTheCpu(DType type, int tokens, int cols, int group) {
         long wide = gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64);
         long wideGated = gpuLaunches(type, Kernel.GEMM_INT4_WIDE_GATED_16, Kernel.GEMM_INT4_WIDE_GATED_32, Kernel.GEMM_INT4_WIDE_GATED_64);
@@ -95,12 +95,16 @@ class CudaInt4Test extends GpuAgainstCpuTest {
     /**
      * 16 to 128 rows of x by the gemm_int4_wide kernels (64 a launch): one slice of k with rows over
      * two blocks (17 row tiles: the last warp's second tile lies past the weight), k cut into slices
-     * that start within groups (46 k tiles) whose sums gemm_int4_reduce adds, two launches.
+     * that start within groups (46 k tiles; one group of 64 tiles, many slices of it) whose sums
+     * gemm_int4_reduce adds (asserted where the rows are one block: every device slices those), two
+     * launches (the second of one or two rows).
      */
     @ParameterizedTest
     @CsvSource({"BF16, 64, 272, 256, 128, false, true", "F16, 33, 272, 256, 64, true, false", "BF16, 16, 48, 2944, 128, false, true",
             "F16, 64, 64, 2944, 128, true, false", "BF16, 48, 96, 2944, 128, true, true", "BF16, 65, 64, 1024, 128, false, false",
-            "F16, 100, 32, 2048, 64, false, true", "BF16, 128, 272, 4096, 128, false, true"})
+            "F16, 100, 32, 2048, 64, false, true", "BF16, 128, 272, 4096, 128, false, true", "F16, 16, 272, 2944, 128, true, true",
+            "BF16, 16, 48, 4096, 4096, false, true", "F16, 40, 48, 4096, 1024, true, true", "BF16, 16, 32, 14336, 128, false, true",
+            "F16, 66, 272, 2944, 64, true, true"})
     void manyRowsOfXTakeTheWideKernelsAndMatchTheCpu(DType type, int tokens, int rows, int cols, int group, boolean actOrder,
                                                      boolean withBias) {
         CudaBackend gpu = gpus.get(type);
@@ -110,11 +114,15 @@ class CudaInt4Test extends GpuAgainstCpuTest {
             float[] bias = withBias ? roundTo(type, random(rows, 10)) : null;
             float[] expected = product(cpu, cpu.constant(dense(packed), rows, cols), x, tokens, bias, rows);
             long wide = gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64);
+            long reduced = gpuLaunches(type, Kernel.GEMM_INT4_REDUCE);
             assertClose(type + " " + tokens + " x " + rows + " x " + cols, expected, product(gpu, gpu.int4Weight(packed), x, tokens, bias, rows),
                     tolerance(type));
             assertEquals(Math.ceilDiv(tokens, 64),
                     gpuLaunches(type, Kernel.GEMM_INT4_WIDE_16, Kernel.GEMM_INT4_WIDE_32, Kernel.GEMM_INT4_WIDE_64) - wide,
                     "gemm_int4_wide launches, 64 rows of x each");
+            if (rows <= 256 && cols / 64 / 4 >= 2) {
+                assertEquals(Math.ceilDiv(tokens, 64), gpuLaunches(type, Kernel.GEMM_INT4_REDUCE) - reduced, "slices added by gemm_int4_reduce");
+            }
         }
     }
 
@@ -148,12 +156,14 @@ class CudaInt4Test extends GpuAgainstCpuTest {
             assertClose("a view after the first rows alone", product(cpu, cpu.constant(dense(parts[2]), pairRows, cols), x, tokens, null, pairRows),
                     gpu.toFloatArray(alone), tolerance(type));
             // parts 1 and 2 as gate and up
-            Tensor gated = gpu.allocate(tokens, pairRows);
-            gpu.gatedLinear(Activation.SILU, input, views[1], views[2], gpu.allocate(tokens, pairRows), gated);
-            Tensor cpuInput = activations(cpu, x, tokens, cols), cpuGated = cpu.allocate(tokens, pairRows);
-            cpu.gatedLinear(Activation.SILU, cpuInput, cpu.constant(dense(parts[1]), pairRows, cols), cpu.constant(dense(parts[2]), pairRows, cols),
-                    cpu.allocate(tokens, pairRows), cpuGated);
-            assertClose("gated pair", cpu.toFloatArray(cpuGated), gpu.toFloatArray(gated), tolerance(type));
+            Tensor cpuInput = activations(cpu, x, tokens, cols);
+            for (Activation fn : List.of(Activation.SILU, Activation.GELU_TANH)) {
+                Tensor gated = gpu.allocate(tokens, pairRows), cpuGated = cpu.allocate(tokens, pairRows);
+                gpu.gatedLinear(fn, input, views[1], views[2], gpu.allocate(tokens, pairRows), gated);
+                cpu.gatedLinear(fn, cpuInput, cpu.constant(dense(parts[1]), pairRows, cols), cpu.constant(dense(parts[2]), pairRows, cols),
+                        cpu.allocate(tokens, pairRows), cpuGated);
+                assertClose("gated pair, " + fn, cpu.toFloatArray(cpuGated), gpu.toFloatArray(gated), tolerance(type));
+            }
             Tensor activated = gpu.allocate(tokens, firstRows), cpuActivated = cpu.allocate(tokens, firstRows);
             gpu.linearActivation(Activation.GELU_TANH, input, views[0], null, activated);
             cpu.linearActivation(Activation.GELU_TANH, cpuInput, cpu.constant(dense(parts[0]), firstRows, cols), null, cpuActivated);
