@@ -746,7 +746,9 @@ __device__ __forceinline__ void paged_decode_block(
     __shared__ float blockOutputRows[OUTPUT_OVER_QUERIES ? 1 : GROUP][D];
     float (&blockOutput)[GROUP][D] = *reinterpret_cast<float (*)[GROUP][D]>(OUTPUT_OVER_QUERIES ? &queries[0][0] : &blockOutputRows[0][0]);
 
-    // The grid is (tokens, KV heads, partitions).
+    // The grid is (tokens, KV heads, partitions). What the pass cannot change is read before the wait:
+    // the pass's inputs, uploaded before it, and keys cached in earlier steps.
+    // Before its wait it reads: tokenList, positions, tokenSequences
     int tokenIndex = blockIdx.x;
     int t = tokenList[tokenIndex];
     int kvHead = blockIdx.y;

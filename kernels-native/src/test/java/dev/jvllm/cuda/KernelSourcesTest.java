@@ -23,7 +23,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * declarations at most). Checked on the sources, without a GPU. The one exception is weights, which
  * no kernel writes: the gemv kernels ask for their first pieces (linear.cu's first_weight_pieces)
  * before they wait, so that those loads overlap the end of the kernel ahead. A kernel may instead
- * name the device function it waits in ("JV_DEPENDENT_PROLOGUE in NAME"); that function must wait.
+ * name the device function it waits in ("JV_DEPENDENT_PROLOGUE in NAME"); that function must wait,
+ * and before it subscript or dereference only the pointer parameters it names ("before its wait it
+ * reads: ...").
  */
 class KernelSourcesTest {
 
@@ -52,6 +54,14 @@ class KernelSourcesTest {
         assertEquals(List.of(), offenders("test", waits + kernel, new ArrayList<>()));
         assertEquals(List.of("test.cu: k says it waits in body, which has no " + PROLOGUE),
                 offenders("test", skips + kernel, new ArrayList<>()));
+        // before its wait the function may take addresses, and read only what it names
+        String kernel2 = "extern \"C\" __global__ void k(const int* w, const int* x, int* y) { /* JV_DEPENDENT_PROLOGUE in body */ body(w, x, y); }";
+        String early = "__device__ void body(const int* w, const int* x, int* y) { int v = x[0]; " + PROLOGUE + " y[0] = v; }\n";
+        assertEquals(List.of("test.cu: k waits in body, which reads or writes [x] before its " + PROLOGUE),
+                offenders("test", early + kernel2, new ArrayList<>()));
+        String named = "__device__ void body(const int* w, const int* x, int* y) { // before its wait it reads: w\n"
+                + " const int* at = x + 4; int v = w[0] + *(w + 1); " + PROLOGUE + " y[0] = v + at[0]; }\n";
+        assertEquals(List.of(), offenders("test", named + kernel2, new ArrayList<>()));
     }
 
     private static List<String> offenders(String module, String source, List<String> names) {
@@ -69,6 +79,9 @@ class KernelSourcesTest {
                     offenders.add(name + " has no " + PROLOGUE);
                 } else if (!waitsIn(source, delegate)) {
                     offenders.add(name + " says it waits in " + delegate + ", which has no " + PROLOGUE);
+                } else {
+                    String early = readsBeforeItsWait(source, delegate);
+                    if (early != null) offenders.add(name + " waits in " + delegate + ", which " + early);
                 }
                 continue;
             }
@@ -114,6 +127,34 @@ class KernelSourcesTest {
             if (c == '}' && --depth == 0) return i;
         }
         return source.length();
+    }
+
+    /**
+     * Null where the device function touches, before its wait, only pointer parameters it names in
+     * a "before its wait it reads: a, b" comment (what the pass cannot change: weights, inputs
+     * uploaded before the pass, keys cached in earlier steps); else which others it subscripts or
+     * dereferences there. Address arithmetic on the others (p + i) is allowed: it reads nothing.
+     */
+    private static String readsBeforeItsWait(String source, String function) {
+        Matcher definition = Pattern.compile("__device__[\\w\\s]*\\s" + function + "\\s*\\(").matcher(source);
+        if (!definition.find()) return "is not found";
+        int body = source.indexOf('{', definition.end());
+        String signature = source.substring(definition.end(), body);
+        String before = source.substring(body + 1, source.indexOf(PROLOGUE, body));
+        Matcher allowed = Pattern.compile("[Bb]efore its wait it reads: ([\\w, ]+)").matcher(before);
+        List<String> named = allowed.find() ? List.of(allowed.group(1).split(",\\s*")) : List.of();
+        String code = before.replaceAll("(?s)/\\*.*?\\*/", "").replaceAll("//[^\\n]*", "");
+        List<String> touched = new ArrayList<>();
+        Matcher pointer = Pattern.compile("\\*\\s*(\\w+)\\s*(?:[,)=]|$)").matcher(signature);
+        while (pointer.find()) {
+            String parameter = pointer.group(1);
+            if (named.contains(parameter)) continue;
+            String word = Pattern.quote(parameter);
+            if (Pattern.compile("\\b" + word + "\\s*\\[|\\*\\s*\\(?\\s*" + word + "\\b|\\b" + word + "\\s*->").matcher(code).find()) {
+                touched.add(parameter);
+            }
+        }
+        return touched.isEmpty() ? null : "reads or writes " + touched + " before its " + PROLOGUE;
     }
 
     private static boolean waitsIn(String source, String function) {
