@@ -66,10 +66,11 @@ public final class StructuredOutputs {
         /** None: compact JSON, as vLLM's {@code disable_any_whitespace}. */
         NONE,
         /**
-         * Any run of JSON's whitespace (space, tab, line feed, carriage return) between tokens and
-         * before the document, as vLLM allows by default: a model may lay the document out over
-         * lines and indent it. A model that keeps writing whitespace then runs on until its token
-         * limit, which the other two rule out.
+         * Any run of JSON's whitespace (space, tab, line feed, carriage return) between tokens, as
+         * vLLM (xgrammar's any_whitespace) allows by default: a model may lay the document out over
+         * lines and indent it; before the document at most one space, as ONE_SPACE. A model that
+         * keeps writing whitespace inside the document then runs on until its token limit, which the
+         * other two rule out.
          */
         ANY;
 
@@ -82,9 +83,9 @@ public final class StructuredOutputs {
             };
         }
 
-        /** The pattern before the document (one space for ONE_SPACE: see LEADING_SPACE). */
+        /** The pattern before the document: one space (see LEADING_SPACE), none for NONE. */
         String beforeDocument() {
-            return this == ONE_SPACE ? LEADING_SPACE : betweenTokens();
+            return this == NONE ? "" : LEADING_SPACE;
         }
     }
 

@@ -152,12 +152,14 @@ public enum ToolCallParser {
     /**
      * The calls of an answer held to {@link StructuredOutputs#toolCalls} (vLLM's tool choice
      * "required"): a JSON list of {@code {"name": ..., "parameters": {...}}}; null where the list did
-     * not close (the answer ran out of tokens).
+     * not close or begin (the answer ran out of tokens, perhaps on whitespace before it).
      */
     public static List<Call> listed(String text) {
         try {
+            JsonNode list = JSON.readTree(text);
+            if (list == null || !list.isArray()) return null;
             List<Call> calls = new ArrayList<>();
-            for (JsonNode call : JSON.readTree(text)) calls.add(new Call(call.path("name").asText(), JSON.writeValueAsString(call.path("parameters"))));
+            for (JsonNode call : list) calls.add(new Call(call.path("name").asText(), JSON.writeValueAsString(call.path("parameters"))));
             return calls;
         } catch (JsonProcessingException incomplete) {
             return null;

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -23,6 +24,15 @@ class ToolCallParserTest {
         assertTrue(broken.calls().isEmpty());
         assertEquals("x <tool_call>{\"name\": \"f\", \"arguments\": {</tool_call>", broken.content());
         assertTrue(ToolCallParser.HERMES.parse("Just text.").calls().isEmpty());
+    }
+
+    /** The calls of a required choice's list; none (null) where the list did not begin or close. */
+    @Test
+    void aListedAnswerIsItsCallsOrNoneWhereTheListIsIncomplete() {
+        assertEquals(List.of(new ToolCallParser.Call("f", "{\"a\":1}")), ToolCallParser.listed(" [{\"name\": \"f\", \"parameters\": {\"a\": 1}}]"));
+        for (String incomplete : new String[]{"", " ", " \n\t", "[{\"name\": \"f\"", "{\"name\": \"f\"}"}) {
+            assertNull(ToolCallParser.listed(incomplete), "'" + incomplete + "'");
+        }
     }
 
     @Test

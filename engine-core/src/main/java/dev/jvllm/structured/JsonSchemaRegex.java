@@ -53,7 +53,8 @@ public final class JsonSchemaRegex {
 
     private JsonSchemaRegex(JsonNode root, String betweenTokens) {
         this.root = root;
-        this.ws = betweenTokens;
+        // grouped, so that an alternation in the pattern stays between its two tokens
+        this.ws = betweenTokens.isEmpty() ? "" : "(?:" + betweenTokens + ")";
     }
 
     /**

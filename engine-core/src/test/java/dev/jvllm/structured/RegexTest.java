@@ -184,6 +184,16 @@ class RegexTest {
                 "{\"a\": [], \"b\": true}\n", "{\"a\": [], \"b\": true,\n}", "{\"a\": [],\f\"b\": true}"}) {
             assertFalse(any.matches(split), split);
         }
+        // tuples, empty objects and arrays, const (a const's own value stays as the schema writes it, compact)
+        Regex tuple = Regex.compile(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"object\"}, "
+                + "{\"const\": {\"k\": [1, 2]}}], \"items\": false}"), JsonSchemaRegex.ANY_WHITESPACE).rules().get("root"));
+        assertTrue(tuple.matches("[\n  {\n  },\n  {\"k\":[1,2]}\n]"), "laid out around a compact const");
+        assertFalse(tuple.matches("[{}, {\"k\": [1, 2]}]"), "inside the const's own value");
+        // an alternation given as the pattern stays between its two tokens
+        Regex alternation = Regex.compile(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}}"),
+                "\n| ?").rules().get("root"));
+        assertTrue(alternation.matches("[\n1, 2 ]"));
+        assertFalse(alternation.matches("[ "));
         Pushdown tree = new Pushdown(JsonSchemaRegex.rules(JSON.readTree("{\"type\": \"array\", \"items\": {\"anyOf\": "
                 + "[{\"type\": \"integer\"}, {\"$ref\": \"#\"}]}}"), JsonSchemaRegex.ANY_WHITESPACE));
         assertTrue(tree.matches("[\n  1,\n  [\n    2,\n    []\n  ]\n]"));

@@ -480,7 +480,8 @@ final class OpenAiRequests {
                 case "disable_any_whitespace" -> { }  // jsonWhitespace
                 case "whitespace_pattern" -> {
                     if (!vllm.get(key).isNull()) {
-                        throw ApiError.invalid(field, "'" + field + "' is not followed: JSON outputs have at most one space between tokens");
+                        throw ApiError.invalid(field, "'" + field + "' is not followed: JSON outputs have at most one space between tokens "
+                                + "(none with disable_any_whitespace true, any whitespace with it false)");
                     }
                 }
                 default -> {

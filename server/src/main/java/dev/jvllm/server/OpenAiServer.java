@@ -810,13 +810,14 @@ public final class OpenAiServer implements AutoCloseable {
     /**
      * The tool calls an output holds: the named function's arguments, or the list of
      * {@code {name, parameters}} of a required choice; null where the output is not complete JSON
-     * (it ran out of tokens), which then answers as text.
+     * (it ran out of tokens, also before the document began: whitespace alone), which then answers
+     * as text.
      */
     private static List<ToolCallParser.Call> toolCalls(OpenAiRequests.Tools tools, String text) {
         if (tools.choice().equals("required")) return ToolCallParser.listed(text);
         try {
-            OpenAiResponses.JSON.readTree(text);
-            return List.of(new ToolCallParser.Call(tools.choice(), text));
+            JsonNode arguments = OpenAiResponses.JSON.readTree(text);
+            return arguments == null || arguments.isMissingNode() ? null : List.of(new ToolCallParser.Call(tools.choice(), text));
         } catch (JsonProcessingException e) {
             return null;
         }

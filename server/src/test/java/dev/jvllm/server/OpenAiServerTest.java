@@ -427,6 +427,17 @@ class OpenAiServerTest {
             assertEquals(calls.get(i).path("function"), streamedCalls.get(i).path("function"), "the same seed streams the same calls");
         }
 
+        // Out of tokens before its JSON began (the one space a document may open with), a call is no
+        // call: the answer stays text, for a named choice and a required one.
+        int space = reference.tokenizer().idOf("\u0120").orElseThrow();
+        for (String choice : List.of("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}", "\"required\"")) {
+            Answer unbegun = post(server, "/v1/chat/completions", "{" + ask + ", \"max_tokens\": 1, \"temperature\": 0, \"tool_choice\": "
+                    + choice + ", \"logit_bias\": {\"" + space + "\": 100}, \"structured_outputs\": {\"disable_any_whitespace\": false}}");
+            JsonNode message = unbegun.body().path("choices").get(0).path("message");
+            assertTrue(message.path("tool_calls").isMissingNode() || message.path("tool_calls").isEmpty(), unbegun.body().toString());
+            assertEquals(" ", message.path("content").asText(), unbegun.body().toString());
+        }
+
         // A conversation holding a call and its result renders; "auto" without a parser is refused by name.
         Answer history = post(server, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Weather?\"}, "
                 + "{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [" + call + "]}, {\"role\": \"tool\", \"tool_call_id\": \""
@@ -717,12 +728,17 @@ class OpenAiServerTest {
         } else {
             assertTrue(jsonChoice.path("text").asText().strip().startsWith("{"), jsonMode.body().toString());
         }
-        // disable_any_whitespace false: any whitespace between tokens, as vLLM's default (this random
-        // model spends its tokens on runs of it, which at most one space would not have allowed)
-        Answer anyWhitespace = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 40, \"temperature\": 1, "
-                + "\"seed\": 3, \"structured_outputs\": {\"json_object\": true, \"disable_any_whitespace\": false}}");
+        // disable_any_whitespace false: any whitespace between tokens, as vLLM's default. A bias on the
+        // line feed makes this model write runs of them inside the object, which at most one space
+        // (the same request without the switch) does not allow.
+        int lineFeed = reference.tokenizer().idOf("\u010a").orElseThrow();
+        String biased = "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 12, \"temperature\": 0, \"logit_bias\": {\"" + lineFeed
+                + "\": 50}, \"structured_outputs\": {\"json_object\": true";
+        Answer anyWhitespace = post(server, "/v1/completions", biased + ", \"disable_any_whitespace\": false}}");
         String anyText = anyWhitespace.body().path("choices").get(0).path("text").asText();
-        assertTrue(anyText.matches("(?s)[ \t\r\n]*(\\{.*)?") && anyText.matches("(?s).*[\t\r\n ]{2}.*"), anyWhitespace.body().toString());
+        assertTrue(anyText.matches("(?s) ?\\{\n\n.*"), anyWhitespace.body().toString());
+        String oneSpaceText = post(server, "/v1/completions", biased + "}}").body().path("choices").get(0).path("text").asText();
+        assertTrue(oneSpaceText.matches("(?s) ?\\{.*") && !oneSpaceText.contains("\n"), oneSpaceText);
         Answer compact = post(server, "/v1/completions", "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 40, \"temperature\": 1, "
                 + "\"seed\": 3, \"structured_outputs\": {\"json_object\": true, \"disable_any_whitespace\": true}}");
         String compactText = compact.body().path("choices").get(0).path("text").asText();
