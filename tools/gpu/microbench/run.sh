@@ -31,7 +31,11 @@
 #   o-staged the o projection at batch 1 after paged_decode, as gemv_rows and as gemv_rows_staged (its
 #         rows copied into shared memory and registers before it waits on attention), once for each -D
 #         set in STAGED_VARIANTS (';'-separated, '' the defaults), e.g. STAGED_VARIANTS=';-DSTAGED_WARPS=12'.
-# Usage: bash tools/gpu/microbench/run.sh o-staged|mlp|mlp-pdl|mlp-fused|cublaslt-sweep|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
+#   int4  the 4-bit products alone (gemm_int4_N below 16 rows, gemm_int4_wide and its reduce from 16) on a
+#         Llama-3-8B layer's shapes at INT4_ROWS rows of x (default 1,2,8,16,32,64), L2 evicted before each
+#         run; once for each -D set in INT4_VARIANTS (';'-separated, '' the defaults), e.g.
+#         INT4_VARIANTS=';-DINT4_ZERO_BY_MMA=1' (int4_bench.cu's header).
+# Usage: bash tools/gpu/microbench/run.sh int4|o-staged|mlp|mlp-pdl|mlp-fused|cublaslt-sweep|decode|decode-sweep|decode-long|decode-rules|cublas-splitk|cublas-pdl ...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -49,6 +53,16 @@ for what in "$@"; do
     mlp)
       build tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
       for kb in 0 64 256; do /tmp/mlp_chain "$kb" 8 20; done ;;
+    int4)
+      IFS=';' read -r -a int4 <<< "${INT4_VARIANTS:-}"; [[ ${#int4[@]} -eq 0 ]] && int4=("")
+      builds=()
+      for i in "${!int4[@]}"; do
+        # shellcheck disable=SC2086
+        build ${int4[$i]} tools/gpu/microbench/int4_bench.cu -o "/tmp/int4_bench_$i" &
+        builds+=($!)
+      done
+      for pid in "${builds[@]}"; do wait "$pid"; done
+      for i in "${!int4[@]}"; do "/tmp/int4_bench_$i" 30 "${INT4_ROWS:-1,2,8,16,32,64}" | tag defines "${int4[$i]}"; done ;;
     o-staged)
       IFS=';' read -r -a staged <<< "${STAGED_VARIANTS:-}"; [[ ${#staged[@]} -eq 0 ]] && staged=("")
       builds=()
