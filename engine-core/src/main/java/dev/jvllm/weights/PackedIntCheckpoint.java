@@ -282,7 +282,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         }
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment words = arena.allocate((long) out * in / 2, 16);
+            MemorySegment words = UnzeroedMemory.allocate(arena, (long) out * in / 2);  // every block of rows written by repack
             int[] position = null;
             if (order != null) {
                 position = new int[in];
