@@ -1,5 +1,7 @@
 package dev.jvllm.weights;
 
+import dev.jvllm.spi.NativeMemory;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -147,8 +149,8 @@ public abstract sealed class DecodingCheckpoint implements Checkpoint permits Bi
      * of weights to decode).
      */
     private WeightTensor inRowTasks(Arena arena, String name, int rows, int cols, java.nio.file.Path file, RowTask task) {
-        // every row is written by its task: no zeroing first (UnzeroedMemory)
-        MemorySegment out = UnzeroedMemory.allocate(arena, (long) rows * cols * target.byteSize());
+        // every row is written by its task: no zeroing first
+        MemorySegment out = NativeMemory.unzeroed((long) rows * cols * target.byteSize(), 16, arena);
         IntStream.range(0, (rows + ROWS_A_TASK - 1) / ROWS_A_TASK).parallel().forEach(part -> {
             int first = part * ROWS_A_TASK;
             task.write(first, Math.min(ROWS_A_TASK, rows - first), out);

@@ -1,5 +1,7 @@
 package dev.jvllm.weights;
 
+import dev.jvllm.spi.NativeMemory;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -282,7 +284,7 @@ public final class PackedIntCheckpoint extends DecodingCheckpoint {
         }
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment words = UnzeroedMemory.allocate(arena, (long) out * in / 2);  // every block of rows written by repack
+            MemorySegment words = NativeMemory.unzeroed((long) out * in / 2, 16, arena);  // every block of rows written by repack
             int[] position = null;
             if (order != null) {
                 position = new int[in];

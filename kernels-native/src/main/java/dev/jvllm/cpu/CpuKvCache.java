@@ -2,6 +2,7 @@ package dev.jvllm.cpu;
 
 import dev.jvllm.JvllmException;
 import dev.jvllm.spi.KvCache;
+import dev.jvllm.spi.NativeMemory;
 import dev.jvllm.spi.KvCacheSpec;
 
 import java.lang.foreign.Arena;
@@ -57,7 +58,7 @@ final class CpuKvCache implements KvCache {
         try {
             // One block for all pools, zeroed lazily: its pages cost memory only once a KV block is used.
             long stride = (poolBytes + 63) & -64L;
-            MemorySegment all = ZeroedNativeMemory.allocate(stride * spec.poolsPerLayer() * spec.layers(), 64, arena);
+            MemorySegment all = NativeMemory.zeroed(stride * spec.poolsPerLayer() * spec.layers(), 64, arena);
             MemorySegment[] keys = new MemorySegment[spec.layers()];
             MemorySegment[] values = new MemorySegment[spec.layers()];
             long offset = 0;
