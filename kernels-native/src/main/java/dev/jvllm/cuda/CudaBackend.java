@@ -298,6 +298,7 @@ public final class CudaBackend implements Backend {
     private final KeptBuffer int4Dense;
     /** x in a 4-bit weight's packed input order (act-order). */
     private final KeptBuffer int4Permuted;
+    /** gemm_int4_wide's float32 sums of each slice of k, [slices × rows of x, rows of the weight]. */
     private final KeptBuffer int4Partials;
     /** Whether this device gives every gemm_int4 kernel its shared memory (asked once). */
     private Boolean int4KernelsSupported;
