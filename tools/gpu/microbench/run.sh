@@ -47,32 +47,33 @@ tag() { python3 -c 'import json,sys
 value = int(sys.argv[2]) if sys.argv[3:] == ["int"] else sys.argv[2]
 for l in sys.stdin: d=json.loads(l); d[sys.argv[1]]=value; print(json.dumps(d))' "$@"; }
 # The -D sets of DECODE_VARIANTS (';'-separated, '' the defaults) into the array variants.
-decode_variants() { IFS=';' read -r -a variants <<< "${DECODE_VARIANTS:-}"; [[ ${#variants[@]} -eq 0 ]] && variants=(""); return 0; }
+decode_variants() { sets_of "${DECODE_VARIANTS:-}"; }
+# The -D sets of $1 (';'-separated, '' the defaults) into the array variants.
+sets_of() { IFS=';' read -r -a variants <<< "$1"; [[ ${#variants[@]} -eq 0 ]] && variants=(""); return 0; }
+# Builds SOURCE once for each -D set of SETS into BINARY_0, BINARY_1, ... side by side (nvcc takes
+# longer than a variant's runs), the sets left in the array variants; a failed build stops the run.
+# Usage: build_variants SETS SOURCE BINARY
+build_variants() {
+  sets_of "$1"
+  local builds=() i pid
+  for i in "${!variants[@]}"; do
+    # shellcheck disable=SC2086
+    build ${variants[$i]} "$2" -o "$3_$i" &
+    builds+=($!)
+  done
+  for pid in "${builds[@]}"; do wait "$pid"; done
+}
 for what in "$@"; do
   case $what in
     mlp)
       build tools/gpu/microbench/mlp_chain.cu -o /tmp/mlp_chain
       for kb in 0 64 256; do /tmp/mlp_chain "$kb" 8 20; done ;;
     int4)
-      IFS=';' read -r -a int4 <<< "${INT4_VARIANTS:-}"; [[ ${#int4[@]} -eq 0 ]] && int4=("")
-      builds=()
-      for i in "${!int4[@]}"; do
-        # shellcheck disable=SC2086
-        build ${int4[$i]} tools/gpu/microbench/int4_bench.cu -o "/tmp/int4_bench_$i" &
-        builds+=($!)
-      done
-      for pid in "${builds[@]}"; do wait "$pid"; done
-      for i in "${!int4[@]}"; do "/tmp/int4_bench_$i" 30 "${INT4_ROWS:-1,2,8,16,32,64}" | tag defines "${int4[$i]}"; done ;;
+      build_variants "${INT4_VARIANTS:-}" tools/gpu/microbench/int4_bench.cu /tmp/int4_bench
+      for i in "${!variants[@]}"; do "/tmp/int4_bench_$i" 30 "${INT4_ROWS:-1,2,8,16,32,64}" | tag defines "${variants[$i]}"; done ;;
     o-staged)
-      IFS=';' read -r -a staged <<< "${STAGED_VARIANTS:-}"; [[ ${#staged[@]} -eq 0 ]] && staged=("")
-      builds=()
-      for i in "${!staged[@]}"; do
-        # shellcheck disable=SC2086
-        build ${staged[$i]} tools/gpu/microbench/o_staged.cu -o "/tmp/o_staged_$i" &
-        builds+=($!)
-      done
-      for pid in "${builds[@]}"; do wait "$pid"; done
-      for i in "${!staged[@]}"; do "/tmp/o_staged_$i" 16 30 577 "24,20,16,8" | tag defines "${staged[$i]}"; done ;;
+      build_variants "${STAGED_VARIANTS:-}" tools/gpu/microbench/o_staged.cu /tmp/o_staged
+      for i in "${!variants[@]}"; do "/tmp/o_staged_$i" 16 30 577 "24,20,16,8" | tag defines "${variants[$i]}"; done ;;
     mlp-pdl)
       # In-graph cost of each launch alone, and the five as programmatic dependent launches, with the
       # gemv kernels' first weight loads before their wait (GEMV_PRELOAD=1) and after it (0).
@@ -81,15 +82,7 @@ for what in "$@"; do
         /tmp/mlp_chain 0 8 20 pdl | tag gemv_preload "$preload" int
       done ;;
     decode)
-      # The variants build side by side (nvcc takes longer than a variant's runs), then run one by one.
-      decode_variants
-      builds=()
-      for i in "${!variants[@]}"; do
-        # shellcheck disable=SC2086
-        build ${variants[$i]} tools/gpu/microbench/decode_bench.cu -o "/tmp/decode_bench_$i" &
-        builds+=($!)
-      done
-      for pid in "${builds[@]}"; do wait "$pid"; done
+      build_variants "${DECODE_VARIANTS:-}" tools/gpu/microbench/decode_bench.cu /tmp/decode_bench
       for i in "${!variants[@]}"; do
         for batch in 1 64 256; do
           "/tmp/decode_bench_$i" "$batch" 577 50 1 | tag defines "${variants[$i]}"
@@ -132,14 +125,8 @@ for what in "$@"; do
         done
       done ;;
     mlp-fused)
-      IFS=';' read -r -a fused <<< "${FUSED_VARIANTS:-}"
-      [[ ${#fused[@]} -eq 0 ]] && fused=("")
-      for i in "${!fused[@]}"; do
-        # shellcheck disable=SC2086
-        build ${fused[$i]} tools/gpu/microbench/mlp_fused.cu -o "/tmp/mlp_fused_$i" &
-      done
-      wait
-      for i in "${!fused[@]}"; do "/tmp/mlp_fused_$i" 16 20 | tag defines "${fused[$i]}"; done ;;
+      build_variants "${FUSED_VARIANTS:-}" tools/gpu/microbench/mlp_fused.cu /tmp/mlp_fused
+      for i in "${!variants[@]}"; do "/tmp/mlp_fused_$i" 16 20 | tag defines "${variants[$i]}"; done ;;
     cublaslt-sweep)
       build tools/gpu/microbench/cublaslt_sweep.cu -lcublasLt -lcublas -o /tmp/cublaslt_sweep
       /tmp/cublaslt_sweep "${SWEEP_ROWS:-64,256}" 8 "${SWEEP_MAX:-4000}" "${SWEEP_PER_ID:-600}" ;;
