@@ -109,6 +109,19 @@ struct GroupParamsAsk {
     }
 };
 
+// c and the current group's sums at zero, before a warp's first tile.
+template <int R, int NT>
+__device__ __forceinline__ void zero_sums(float (&c)[R][NT][4], float (&sums)[R][NT][4]) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) c[r][nt][e] = sums[r][nt][e] = 0.0f;
+        }
+    }
+}
+
 // At a tile that begins a group (or a warp's first): the group before (if any) added into c times its
 // scales and its sums zeroed; the new group's offsets from the slot's (scale, zero) pairs of the
 // lane's rows g and g + 8.
@@ -221,14 +234,7 @@ __device__ __forceinline__ void gemm_int4_tiles(const uint4* words, const float2
     // The sums of the current group, (q - zero) · x exactly as far as float32 goes, added into c times
     // the group's scales when it ends.
     float sums[R][NT][4];
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) c[r][nt][e] = sums[r][nt][e] = 0.0f;
-        }
-    }
+    zero_sums<R, NT>(c, sums);
     GroupOffsets offsets[R];
     int left = 0;  // tiles of the current group still to come
     for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
@@ -451,14 +457,7 @@ __device__ __forceinline__ void gemm_int4_wide_tiles(const uint4* words, const f
         copy_async_commit();
     }
     float c[R][NT][4], sums[R][NT][4];
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) c[r][nt][e] = sums[r][nt][e] = 0.0f;
-        }
-    }
+    zero_sums<R, NT>(c, sums);
     GroupOffsets offsets[R];
     int left = 0;
     for (int kt = first, slot = 0; kt < last; kt++, slot = slot == D - 1 ? 0 : slot + 1) {
