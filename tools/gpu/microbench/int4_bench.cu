@@ -31,14 +31,11 @@ struct Shape {
     bool gated;
 };
 
-// Int4Slot's and the partial sums' bytes (Kernel.gemmInt4SharedBytes).
-int small_shared_bytes(int nt, int r, int xr, int ring, int warps) {
-    int slot = r * (512 + 128) + xr * 144;
-    return std::max(warps * ring * slot, warps * r * 16 * (8 * nt + 1) * 4);
+// The wide kernels' shared memory (two row tiles a warp, a ring of 4, as quantized.cu's GEMM_INT4_WIDE lines make them).
+int wide_shared_bytes(int xr) {
+    return xr <= 16 ? gemm_int4_wide_shared_bytes<2, 16, 4>() : xr <= 32 ? gemm_int4_wide_shared_bytes<2, 32, 4>()
+                                                                     : gemm_int4_wide_shared_bytes<2, 64, 4>();
 }
-
-// Kernel.gemmInt4WideSharedBytes.
-int wide_shared_bytes(int xr) { return 4 * (xr * 144 + 8 * 2 * (512 + 128)); }
 
 using SmallKernel = void (*)(const uint4*, const float2*, const act_t*, int, int, int, act_t*, act_t*, act_t*, int, int, int,
                              const void*, int, int);
@@ -52,9 +49,13 @@ struct Small {
 
 // CudaBackend.int4Kernel and Kernel's entries: (tokens tiles, row tiles, x rows, ring) and warps.
 Small small_for(int tokens, bool gated) {
-    if (tokens <= 2) return gated ? Small{gemm_int4_gated_2, 4, small_shared_bytes(1, 2, 2, 8, 4)} : Small{gemm_int4_2, 8, small_shared_bytes(1, 1, 2, 8, 8)};
-    if (tokens <= 8) return gated ? Small{gemm_int4_gated_8, 4, small_shared_bytes(1, 2, 8, 6, 4)} : Small{gemm_int4_8, 4, small_shared_bytes(1, 1, 8, 8, 4)};
-    return gated ? Small{gemm_int4_gated_16, 4, small_shared_bytes(2, 2, 16, 4, 4)} : Small{gemm_int4_16, 4, small_shared_bytes(2, 1, 16, 4, 4)};
+    if (tokens <= 2) {
+        return gated ? Small{gemm_int4_gated_2, 4, gemm_int4_shared_bytes<1, 2, 2, 8>(4)} : Small{gemm_int4_2, 8, gemm_int4_shared_bytes<1, 1, 2, 8>(8)};
+    }
+    if (tokens <= 8) {
+        return gated ? Small{gemm_int4_gated_8, 4, gemm_int4_shared_bytes<1, 2, 8, 6>(4)} : Small{gemm_int4_8, 4, gemm_int4_shared_bytes<1, 1, 8, 8>(4)};
+    }
+    return gated ? Small{gemm_int4_gated_16, 4, gemm_int4_shared_bytes<2, 2, 16, 4>(4)} : Small{gemm_int4_16, 4, gemm_int4_shared_bytes<2, 1, 16, 4>(4)};
 }
 
 WideKernel wide_for(int count, bool gated) {
