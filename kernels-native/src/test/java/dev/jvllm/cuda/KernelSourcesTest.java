@@ -136,10 +136,10 @@ class KernelSourcesTest {
      * dereferences there. Address arithmetic on the others (p + i) is allowed: it reads nothing.
      */
     private static String readsBeforeItsWait(String source, String function) {
-        Matcher definition = Pattern.compile("__device__[\\w\\s]*\\s" + function + "\\s*\\(").matcher(source);
-        if (!definition.find()) return "is not found";
-        int body = source.indexOf('{', definition.end());
-        String signature = source.substring(definition.end(), body);
+        int[] at = definition(source, function);
+        if (at == null) return "is not found";
+        int body = at[1];
+        String signature = source.substring(at[0], body);
         String before = source.substring(body + 1, source.indexOf(PROLOGUE, body));
         Matcher allowed = Pattern.compile("[Bb]efore its wait it reads: ([\\w, ]+)").matcher(before);
         List<String> named = allowed.find() ? List.of(allowed.group(1).split(",\\s*")) : List.of();
@@ -158,14 +158,16 @@ class KernelSourcesTest {
     }
 
     private static boolean waitsIn(String source, String function) {
+        int[] at = definition(source, function);
+        if (at == null) return false;
+        int prologue = source.indexOf(PROLOGUE, at[1]);
+        return prologue >= 0 && prologue < bodyEnd(source, at[1]);
+    }
+
+    /** Where device function {@code function} is defined: its parameters' start and its body's opening brace; null where it is not. */
+    private static int[] definition(String source, String function) {
         Matcher definition = Pattern.compile("__device__[\\w\\s]*\\s" + function + "\\s*\\(").matcher(source);
-        if (!definition.find()) return false;
-        int body = source.indexOf('{', definition.end());
-        int prologue = source.indexOf(PROLOGUE, body);
-        int nextFunction = source.indexOf("__device__", body);
-        int nextKernel = source.indexOf("__global__", body);
-        int end = Math.min(nextFunction < 0 ? source.length() : nextFunction, nextKernel < 0 ? source.length() : nextKernel);
-        return prologue >= 0 && prologue < end;
+        return definition.find() ? new int[]{definition.end(), source.indexOf('{', definition.end())} : null;
     }
 
     private static String source(String module) throws IOException {
